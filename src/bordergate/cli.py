@@ -1,0 +1,37 @@
+"""The ``bordergate`` command: one Typer app, one sub-command group per room.
+
+Each room keeps its commands in its own module (``<room>/commands.py``) and
+this file only wires them together, so the command tree reads in one place.
+This module must never hold domain logic: commands call the rooms' APIs.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from bordergate import __version__
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="bordergate",
+    help="Jurisdiction-bound personal data behind a logged policy gate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Jurisdiction-bound personal data behind a logged policy gate."""
+
+
+@app.command()
+def version() -> None:
+    """Print the installed bordergate version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
