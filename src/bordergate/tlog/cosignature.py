@@ -1,0 +1,213 @@
+"""C2SP tlog-cosignature ``cosignature/v1``: timestamped Ed25519 witness signatures.
+
+A cosignature is a signed-note signature of type ``0x04`` over a checkpoint:
+the signature bytes are ``u64 timestamp (big-endian) || Ed25519 signature``,
+and the signed message is ``"cosignature/v1\\n" + "time <timestamp>\\n" +
+<checkpoint note text>`` (c2sp.org/tlog-cosignature).  A witness uses
+:class:`CosignatureSigner`; logs and auditors check cosignatures with
+:class:`CosignatureVerifier`, which plugs into :func:`bordergate.tlog.note.open_note`
+like any other verifier (promise 5: append-only and witnessed).
+
+Pure: time is a parameter (a clock callable given to the signer), never read
+here.  This module must never do I/O, and must never let ``ValueError`` escape
+on untrusted input.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import struct
+from collections.abc import Callable
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from bordergate.errors import VerificationError
+from bordergate.tlog.note import (
+    NoteSignature,
+    Verifier,
+    _parse_signer_key,
+    _vkey_string,
+    is_valid_key_name,
+    key_id_for,
+    parse_verifier_key,
+)
+
+__all__ = [
+    "COSIGNATURE_TYPE",
+    "MAX_TIMESTAMP",
+    "CosignatureSigner",
+    "CosignatureVerifier",
+    "cosignature_message",
+    "cosignature_timestamp",
+]
+
+COSIGNATURE_TYPE = 0x04
+MAX_TIMESTAMP = (1 << 63) - 1
+
+
+def cosignature_message(text: str, timestamp: int) -> bytes:
+    """The bytes a cosignature/v1 signs for a checkpoint note text at ``timestamp``.
+
+    Raises:
+        ValueError: ``timestamp`` outside 0..2^63-1 (programmer misuse).
+    """
+    if not 0 <= timestamp <= MAX_TIMESTAMP:
+        raise ValueError("cosignature timestamp out of range")
+    return f"cosignature/v1\ntime {timestamp}\n".encode() + text.encode("utf-8")
+
+
+def cosignature_timestamp(signature: NoteSignature) -> int:
+    """The timestamp of a cosignature/v1 signature line (bytes after the key id).
+
+    Raises:
+        VerificationError: code ``malformed_cosignature`` if the signature is not
+            72 bytes or the timestamp exceeds 2^63-1.
+    """
+    blob = signature.signature
+    if len(blob) != 72:
+        raise VerificationError(
+            "a cosignature/v1 signature is 8 + 64 bytes", code="malformed_cosignature"
+        )
+    (timestamp,) = struct.unpack(">Q", blob[:8])
+    if timestamp > MAX_TIMESTAMP:
+        raise VerificationError(
+            "cosignature timestamp exceeds 2^63-1", code="malformed_cosignature"
+        )
+    return int(timestamp)
+
+
+class CosignatureVerifier(Verifier):
+    """Checks cosignature/v1 (type 0x04) signatures of one witness key."""
+
+    key_type = COSIGNATURE_TYPE
+
+    def __init__(self, name: str, public_key: bytes) -> None:
+        """Build from a witness key name and its 32-byte Ed25519 public key.
+
+        Raises:
+            VerificationError: code ``malformed_verifier_key`` for a bad name or key.
+        """
+        if not is_valid_key_name(name):
+            raise VerificationError("invalid key name", code="malformed_verifier_key")
+        if len(public_key) != 32:
+            raise VerificationError(
+                "an Ed25519 public key is 32 bytes", code="malformed_verifier_key"
+            )
+        try:
+            self._public_key = Ed25519PublicKey.from_public_bytes(public_key)
+        except ValueError as exc:
+            raise VerificationError(
+                "not an Ed25519 public key", code="malformed_verifier_key"
+            ) from exc
+        self.public_key = public_key
+        self.name = name
+        self.key_id = key_id_for(name, self.key_type, public_key)
+
+    @classmethod
+    def from_key_string(cls, vkey: str) -> CosignatureVerifier:
+        """Parse a cosignature/v1 (type 0x04) verifier key string.
+
+        Raises:
+            VerificationError: code ``malformed_verifier_key`` on any defect or
+                another key type.
+        """
+        name, _key_id, key_type, material = parse_verifier_key(vkey)
+        if key_type != cls.key_type:
+            raise VerificationError(
+                f"expected key type 0x{cls.key_type:02x}, got 0x{key_type:02x}",
+                code="malformed_verifier_key",
+            )
+        return cls(name, material)
+
+    @property
+    def key_string(self) -> str:
+        """The verifier key string ``name+hexid+base64(0x04||pub)``."""
+        return _vkey_string(self.name, self.key_id, self.key_type, self.public_key)
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` (timestamp || sig) is a valid cosignature of the text."""
+        if len(signature) != 72:
+            return False
+        (timestamp,) = struct.unpack(">Q", signature[:8])
+        if timestamp > MAX_TIMESTAMP:
+            return False
+        signed = f"cosignature/v1\ntime {timestamp}\n".encode() + message
+        try:
+            self._public_key.verify(signature[8:], signed)
+        except InvalidSignature:
+            return False
+        return True
+
+
+class CosignatureSigner:
+    """A witness key that produces cosignature/v1 signatures at the clock's time."""
+
+    key_type = COSIGNATURE_TYPE
+
+    def __init__(self, name: str, seed: bytes, clock: Callable[[], int]) -> None:
+        """Build from a key name, a 32-byte seed and a clock giving POSIX seconds.
+
+        Raises:
+            ValueError: an invalid name or seed length (programmer misuse).
+        """
+        if not is_valid_key_name(name):
+            raise ValueError(f"invalid key name {name!r}")
+        if len(seed) != 32:
+            raise ValueError("an Ed25519 seed is 32 bytes")
+        self._seed = bytes(seed)
+        self._private_key = Ed25519PrivateKey.from_private_bytes(self._seed)
+        self.public_key = self._private_key.public_key().public_bytes(
+            Encoding.Raw, PublicFormat.Raw
+        )
+        self.name = name
+        self.key_id = key_id_for(name, self.key_type, self.public_key)
+        self.clock = clock
+
+    @classmethod
+    def generate(cls, name: str, clock: Callable[[], int]) -> CosignatureSigner:
+        """A new witness key with a fresh random seed."""
+        return cls(name, secrets.token_bytes(32), clock)
+
+    @classmethod
+    def from_key_string(cls, key: str, clock: Callable[[], int]) -> CosignatureSigner:
+        """Parse ``PRIVATE+KEY+name+hexid+base64(0x04||seed)``.
+
+        Raises:
+            VerificationError: code ``malformed_signer_key`` on any defect.
+        """
+        name, seed = _parse_signer_key(key, cls.key_type)
+        return cls(name, seed, clock)
+
+    @property
+    def key_string(self) -> str:
+        """The private key string; keep it secret."""
+        encoded = base64.b64encode(bytes([self.key_type]) + self._seed).decode("ascii")
+        return f"PRIVATE+KEY+{self.name}+{self.key_id:08x}+{encoded}"
+
+    def verifier(self) -> CosignatureVerifier:
+        """The matching cosignature/v1 verifier."""
+        return CosignatureVerifier(self.name, self.public_key)
+
+    def sign(self, message: bytes) -> bytes:
+        """Cosign a checkpoint note text now: ``u64 timestamp || Ed25519 signature``."""
+        return self.sign_at(message, self.clock())
+
+    def sign_at(self, message: bytes, timestamp: int) -> bytes:
+        """Cosign a checkpoint note text with an explicit timestamp.
+
+        Raises:
+            ValueError: ``timestamp`` outside 0..2^63-1 (programmer misuse).
+        """
+        if not 0 <= timestamp <= MAX_TIMESTAMP:
+            raise ValueError("cosignature timestamp out of range")
+        signed = f"cosignature/v1\ntime {timestamp}\n".encode() + message
+        return struct.pack(">Q", timestamp) + self._private_key.sign(signed)
+
+    def __repr__(self) -> str:
+        return f"CosignatureSigner(name={self.name!r}, key_id={self.key_id:08x})"
