@@ -10,6 +10,8 @@ from __future__ import annotations
 import typer
 
 from bordergate import __version__
+from bordergate.audit import commands as audit_commands
+from bordergate.tlog import witness_commands
 
 __all__ = ["app", "main"]
 
@@ -19,6 +21,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+app.add_typer(witness_commands.app, name="witness")
+app.add_typer(audit_commands.app, name="audit")
 
 
 @app.callback()

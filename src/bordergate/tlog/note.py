@@ -65,6 +65,7 @@ __all__ = [
     "key_id_for",
     "note_signatures",
     "open_note",
+    "parse_signature_lines",
     "parse_verifier_key",
     "sign_note",
 ]
@@ -476,6 +477,34 @@ def note_signatures(
     if len(lines) > MAX_SIGNATURES:
         raise VerificationError(f"note has more than {MAX_SIGNATURES} signatures", code=code)
     return text, [_parse_signature_line(line) for line in lines]
+
+
+def parse_signature_lines(data: bytes) -> list[NoteSignature]:
+    """Parse a bare block of signature lines (e.g. a witness's add-checkpoint answer).
+
+    Args:
+        data: one or more ``— name base64`` lines, each ending with a newline.
+
+    Returns:
+        The signatures in order; nothing is verified.
+
+    Raises:
+        VerificationError: code ``malformed_note`` for any malformed line, an
+            empty block, or more than the signature limit.
+    """
+    code = "malformed_note"
+    if len(data) > MAX_NOTE_SIZE:
+        raise VerificationError("signature block is too large", code="note_too_large")
+    try:
+        block = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise VerificationError("signature block is not valid UTF-8", code=code) from exc
+    if not block.endswith("\n") or any(ord(ch) < 0x20 and ch != "\n" for ch in block):
+        raise VerificationError("signature lines must be newline-terminated text", code=code)
+    lines = block[:-1].split("\n")
+    if len(lines) > MAX_SIGNATURES:
+        raise VerificationError(f"more than {MAX_SIGNATURES} signatures", code=code)
+    return [_parse_signature_line(line) for line in lines]
 
 
 def _parse_signature_line(line: str) -> NoteSignature:
