@@ -1,0 +1,182 @@
+"""The PKCS#11 key backend: KEKs that never leave a hardware security module.
+
+Each KEK version is an AES-256 secret-key object on the token, created with
+``CKA_TOKEN``, ``CKA_SENSITIVE`` and not ``CKA_EXTRACTABLE``, labelled
+``bordergate-kek/<jurisdiction>/<version>``.  Data keys are wrapped with
+``CKM_AES_GCM`` inside the token, in the format of
+:mod:`bordergate.keys.envelope` (the caller's associated data goes into the
+GCM parameters), so wrapped keys from this backend and the file backend look
+alike.  Destroying a version calls ``C_DestroyObject``.
+
+Tested against SoftHSM2 (Debian ``softhsm2``) through ``python-pkcs11``.  One
+session per backend, used under a lock.  Token or session failures surface
+as :class:`Unavailable` (code ``key_backend_unavailable``).
+
+This module must never ask the token for key bytes, and never log the PIN.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from typing import Any
+
+import pkcs11
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+
+from bordergate.errors import NotFound, Unavailable, VerificationError
+from bordergate.keys.envelope import FORMAT_V1, NONCE_BYTES, split_sealed
+from bordergate.residency.subjects import parse_jurisdiction
+
+__all__ = ["Pkcs11Backend"]
+
+_LABEL = "bordergate-kek/{jurisdiction}/"
+_UNAVAILABLE = (
+    pkcs11.DeviceError, pkcs11.DeviceMemory, pkcs11.DeviceRemoved, pkcs11.TokenNotPresent,
+    pkcs11.TokenNotRecognised, pkcs11.SessionClosed, pkcs11.SessionHandleInvalid,
+    pkcs11.SessionCount, pkcs11.UserNotLoggedIn, pkcs11.PinIncorrect, pkcs11.PinLocked,
+    pkcs11.NoSuchToken, pkcs11.HostMemory,
+)
+
+
+class Pkcs11Backend:
+    """KEK versions of one jurisdiction as non-extractable AES keys on a PKCS#11 token."""
+
+    kind = "pkcs11"
+
+    def __init__(self, *, library: str, token_label: str, pin: str, jurisdiction: str) -> None:
+        """Open a read-write user session on the token labelled ``token_label``.
+
+        Raises:
+            Unavailable: ``key_backend_unavailable`` if the library, token or
+                login fails.
+        """
+        self._jurisdiction = parse_jurisdiction(jurisdiction)
+        self._prefix = _LABEL.format(jurisdiction=self._jurisdiction)
+        self._lock = threading.Lock()
+        self._handles: dict[int, Any] = {}
+        try:
+            lib = pkcs11.lib(library)
+            token = lib.get_token(token_label=token_label)
+            self._session = token.open(user_pin=pin, rw=True)
+        except (RuntimeError, OSError) as exc:  # PKCS11Error is a RuntimeError
+            raise Unavailable(f"cannot open PKCS#11 token {token_label!r}: "
+                              f"{type(exc).__name__}", code="key_backend_unavailable") from exc
+
+    def __repr__(self) -> str:
+        return f"Pkcs11Backend(jurisdiction={self._jurisdiction!r})"
+
+    @property
+    def jurisdiction(self) -> str:
+        """The jurisdiction whose KEKs these are."""
+        return self._jurisdiction
+
+    def versions(self) -> tuple[int, ...]:
+        """The KEK versions on the token, ascending."""
+        with self._lock:
+            return tuple(sorted(self._scan()))
+
+    def create_version(self) -> int:
+        """Generate the next KEK version inside the token and return it."""
+        with self._lock:
+            version = max(self._scan(), default=0) + 1
+            label = f"{self._prefix}{version}"
+            try:
+                key = self._session.generate_key(
+                    KeyType.AES, 256, label=label, id=label.encode("ascii"), store=True,
+                    template={Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False,
+                              Attribute.ENCRYPT: True, Attribute.DECRYPT: True,
+                              Attribute.WRAP: False, Attribute.UNWRAP: False},
+                )
+            except pkcs11.PKCS11Error as exc:
+                raise Unavailable(f"token refused to create a KEK: {type(exc).__name__}",
+                                  code="key_backend_unavailable") from exc
+            self._handles[version] = key
+            return version
+
+    def wrap(self, data_key: bytes, aad: bytes, version: int) -> bytes:
+        """Seal a data key under KEK ``version`` with CKM_AES_GCM on the token.
+
+        Raises:
+            NotFound: ``kek_version_not_found``.
+            Unavailable: ``key_backend_unavailable``.
+        """
+        nonce = os.urandom(NONCE_BYTES)
+        with self._lock:
+            key = self._key(version)
+            try:
+                body = key.encrypt(data_key, mechanism=Mechanism.AES_GCM,
+                                   mechanism_param=pkcs11.GCMParams(nonce, aad, 128))
+            except pkcs11.PKCS11Error as exc:
+                raise Unavailable(f"token failed to wrap: {type(exc).__name__}",
+                                  code="key_backend_unavailable") from exc
+        return bytes((FORMAT_V1,)) + nonce + bytes(body)
+
+    def unwrap(self, wrapped: bytes, aad: bytes, version: int) -> bytes:
+        """Open a wrapped data key on the token.
+
+        Raises:
+            NotFound: ``kek_version_not_found``.
+            VerificationError: ``sealed_format`` or ``decryption_failed``.
+            Unavailable: ``key_backend_unavailable``.
+        """
+        nonce, body = split_sealed(wrapped)
+        with self._lock:
+            key = self._key(version)
+            try:
+                plain = key.decrypt(body, mechanism=Mechanism.AES_GCM,
+                                    mechanism_param=pkcs11.GCMParams(nonce, aad, 128))
+            except _UNAVAILABLE as exc:
+                raise Unavailable(f"token failed to unwrap: {type(exc).__name__}",
+                                  code="key_backend_unavailable") from exc
+            except pkcs11.PKCS11Error as exc:  # SoftHSM reports a bad tag as GeneralError
+                raise VerificationError("wrapped key does not open under this KEK and context",
+                                        code="decryption_failed") from exc
+        return bytes(plain)
+
+    def destroy_version(self, version: int) -> None:
+        """Destroy KEK ``version`` on the token (C_DestroyObject).
+
+        Raises:
+            NotFound: ``kek_version_not_found``.
+            Unavailable: ``key_backend_unavailable``.
+        """
+        with self._lock:
+            key = self._key(version)
+            try:
+                key.destroy()
+            except pkcs11.PKCS11Error as exc:
+                raise Unavailable(f"token failed to destroy a KEK: {type(exc).__name__}",
+                                  code="key_backend_unavailable") from exc
+            self._handles.pop(version, None)
+
+    def close(self) -> None:
+        """Close the session."""
+        with self._lock:
+            self._handles.clear()
+            with contextlib.suppress(pkcs11.PKCS11Error):
+                self._session.close()
+
+    def _key(self, version: int) -> Any:
+        key = self._handles.get(version)
+        if key is None:
+            key = self._scan().get(version)
+        if key is None:
+            raise NotFound(f"KEK version {version} of {self._jurisdiction} does not exist",
+                           code="kek_version_not_found")
+        self._handles[version] = key
+        return key
+
+    def _scan(self) -> dict[int, Any]:
+        found: dict[int, Any] = {}
+        try:
+            for obj in self._session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY}):
+                label = str(obj[Attribute.LABEL] or "")
+                if label.startswith(self._prefix) and label[len(self._prefix):].isdigit():
+                    found[int(label[len(self._prefix):])] = obj
+        except pkcs11.PKCS11Error as exc:
+            raise Unavailable(f"cannot list token objects: {type(exc).__name__}",
+                              code="key_backend_unavailable") from exc
+        self._handles = dict(found)
+        return found

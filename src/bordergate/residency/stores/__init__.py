@@ -1,0 +1,245 @@
+"""The record-store seam: where one jurisdiction's records and wrapped data keys live.
+
+A :class:`RecordStore` is bound to exactly one jurisdiction and refuses any
+subject homed elsewhere with :class:`~bordergate.errors.WrongJurisdiction`
+(code ``wrong_jurisdiction``, ``home`` naming the subject's home), which the
+gateway answers with 421 and the right gateway (promise 1).  It stores field
+values as opaque bytes: the :class:`~bordergate.residency.vault.Vault` above
+it seals ``protected``/``restricted`` values first, so a store only ever sees
+ciphertext for them.  It also keeps the subject's wrapped data key (it is the
+:class:`~bordergate.keys.keyring.DataKeyStore` of its jurisdiction), so that
+erasing a subject destroys its key and its rows in one transaction
+(promise 8).
+
+Backends, one module each, chosen by URL (:func:`open_record_store`):
+``sqlite:///path/us.db`` (embedded default, one file per jurisdiction),
+``postgresql://.../bordergate_us`` (one database per jurisdiction), and
+``memory:`` (the in-memory twin for tests).  Infrastructure failures surface
+as :class:`~bordergate.errors.Unavailable` (code ``store_unavailable``),
+never as driver exceptions.
+
+This package must never see a protected value in clear or log any value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from bordergate.errors import ConfigError
+from bordergate.keys.keyring import WrappedDataKey
+from bordergate.residency.subjects import SubjectId
+
+__all__ = [
+    "FieldValue",
+    "GroupCount",
+    "RawRecord",
+    "RecordRef",
+    "RecordStore",
+    "StoreErasure",
+    "open_record_store",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A record as stored: its owner and the selected fields' stored bytes."""
+
+    subject: SubjectId
+    fields: dict[str, bytes]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RecordRef:
+    """Where a record lives: collection and record id."""
+
+    collection: str
+    record_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FieldValue:
+    """One record's stored value of one field (``None`` if the record lacks it)."""
+
+    subject: SubjectId
+    record_id: str
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupCount:
+    """One group of an aggregate: stored value (``None``: field absent) and counts."""
+
+    value: bytes | None
+    records: int
+    subjects: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreErasure:
+    """What erasing a subject removed from a store.
+
+    Attributes:
+        records: rows of records deleted.
+        data_key: the wrapped data key destroyed (``None`` if there was none);
+            its ``kek_version`` is the KEK that still opens any copy of it
+            left in storage residue until that version is destroyed.
+        residue: ``"none"`` if nothing of the subject remains in the store's
+            files; ``"wal"`` if a SQLite WAL could not be truncated yet;
+            ``"until_kek_destroyed"`` if old row versions may remain (PostgreSQL
+            before VACUUM, its WAL, backups) and the key copies in them stay
+            openable until ``data_key.kek_version`` is rotated away and destroyed.
+    """
+
+    records: int
+    data_key: WrappedDataKey | None
+    residue: str
+
+
+class RecordStore(Protocol):
+    """Records and wrapped data keys of one jurisdiction; values are opaque bytes."""
+
+    @property
+    def jurisdiction(self) -> str:
+        """The jurisdiction this store is bound to."""
+        ...
+
+    @property
+    def kind(self) -> str:
+        """``sqlite``, ``postgres`` or ``memory``."""
+        ...
+
+    def put_record(self, collection: str, record_id: str, subject: SubjectId,
+                   fields: Mapping[str, bytes]) -> None:
+        """Create or wholly replace a record.
+
+        Raises:
+            WrongJurisdiction: the subject is homed elsewhere.
+            Conflict: ``record_owner_mismatch`` if the record belongs to another subject.
+            Unavailable: ``store_unavailable``.
+        """
+        ...
+
+    def get_record(self, collection: str, record_id: str, fields: Sequence[str]) -> RawRecord:
+        """The owner and the stored bytes of the selected fields that are present.
+
+        Raises:
+            NotFound: ``record_not_found``.
+            Unavailable: ``store_unavailable``.
+        """
+        ...
+
+    def owner(self, collection: str, record_id: str) -> SubjectId:
+        """The subject a record belongs to.
+
+        Raises:
+            NotFound: ``record_not_found``.
+            Unavailable: ``store_unavailable``.
+        """
+        ...
+
+    def delete_record(self, collection: str, record_id: str) -> None:
+        """Delete one record.
+
+        Raises:
+            NotFound: ``record_not_found``.
+            Unavailable: ``store_unavailable``.
+        """
+        ...
+
+    def subject_records(self, subject: SubjectId) -> list[RecordRef]:
+        """Every record of a subject, ordered by collection then record id.
+
+        Raises:
+            WrongJurisdiction: the subject is homed elsewhere.
+            Unavailable: ``store_unavailable``.
+        """
+        ...
+
+    def erase_subject(self, subject: SubjectId) -> StoreErasure:
+        """Destroy the subject's data key (overwrite, then delete) and all its rows.
+
+        Raises:
+            WrongJurisdiction: the subject is homed elsewhere.
+            Unavailable: ``store_unavailable``.
+        """
+        ...
+
+    def group_count(self, collection: str, field: str | None) -> list[GroupCount]:
+        """Records and distinct subjects per stored value of ``field`` (one group if None).
+
+        Raises:
+            Unavailable: ``store_unavailable``.
+        """
+        ...
+
+    def field_values(self, collection: str, field: str) -> list[FieldValue]:
+        """Every record's stored value of ``field`` (for grouping by decrypted values).
+
+        Raises:
+            Unavailable: ``store_unavailable``.
+        """
+        ...
+
+    def get_data_key(self, subject: SubjectId) -> WrappedDataKey | None:
+        """The subject's wrapped data key, or ``None``."""
+        ...
+
+    def add_data_key(self, key: WrappedDataKey) -> WrappedDataKey:
+        """Store ``key`` unless the subject already has one; return the stored one.
+
+        Raises:
+            WrongJurisdiction: the subject is homed elsewhere.
+        """
+        ...
+
+    def rewrap_data_key(self, old: WrappedDataKey, new: WrappedDataKey) -> bool:
+        """Replace ``old`` by ``new`` if ``old`` is still stored."""
+        ...
+
+    def data_keys_not_under(self, kek_version: int, after: str,
+                            limit: int) -> list[WrappedDataKey]:
+        """Up to ``limit`` keys not under ``kek_version`` with subject id > ``after``."""
+        ...
+
+    def data_key_counts(self) -> dict[int, int]:
+        """How many data keys are wrapped under each KEK version."""
+        ...
+
+    def close(self) -> None:
+        """Close connections."""
+        ...
+
+
+def open_record_store(url: str, *, jurisdiction: str, base_dir: Path | None = None,
+                      pool_size: int = 8) -> RecordStore:
+    """Open the store a deployment names for ``jurisdiction``.
+
+    ``sqlite:///abs/path.db``, ``sqlite:rel/path.db`` (relative to ``base_dir``),
+    a bare path ending in ``.db``, ``postgresql://...``/``postgres://...``, or
+    ``memory:``.
+
+    Raises:
+        ConfigError: ``store_url`` for an unknown scheme, or as the backend raises.
+        Unavailable: ``store_unavailable``.
+    """
+    if url.startswith(("postgresql://", "postgres://")):
+        from bordergate.residency.stores.postgres import PostgresRecordStore
+
+        return PostgresRecordStore(url, jurisdiction=jurisdiction, pool_size=pool_size)
+    if url == "memory:":
+        from bordergate.residency.stores.memory import MemoryRecordStore
+
+        return MemoryRecordStore(jurisdiction)
+    if url.startswith("sqlite:") or url.endswith(".db"):
+        raw = url.removeprefix("sqlite://").removeprefix("sqlite:")
+        path = Path(raw)
+        if base_dir is not None and not path.is_absolute():
+            path = base_dir / path
+        from bordergate.residency.stores.sqlite import SqliteRecordStore
+
+        return SqliteRecordStore(path, jurisdiction=jurisdiction)
+    raise ConfigError(f"store URL {url!r}: use sqlite:, postgresql:// or memory:",
+                      code="store_url")

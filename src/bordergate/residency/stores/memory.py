@@ -1,0 +1,148 @@
+"""The in-memory record store: the test twin of the SQLite and PostgreSQL stores.
+
+Same contract as :class:`~bordergate.residency.stores.RecordStore`, held in
+dicts under one lock.  It must never be used for real data: it forgets
+everything when the process ends.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+from bordergate.errors import Conflict, NotFound
+from bordergate.keys.keyring import WrappedDataKey
+from bordergate.residency.stores import (
+    FieldValue,
+    GroupCount,
+    RawRecord,
+    RecordRef,
+    StoreErasure,
+)
+from bordergate.residency.subjects import SubjectId, parse_jurisdiction, require_home
+
+__all__ = ["MemoryRecordStore"]
+
+
+class MemoryRecordStore:
+    """Records and wrapped data keys of one jurisdiction, in memory."""
+
+    kind = "memory"
+
+    def __init__(self, jurisdiction: str) -> None:
+        self._jurisdiction = parse_jurisdiction(jurisdiction)
+        self._records: dict[tuple[str, str], tuple[SubjectId, dict[str, bytes]]] = {}
+        self._keys: dict[str, WrappedDataKey] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def jurisdiction(self) -> str:
+        """The jurisdiction this store is bound to."""
+        return self._jurisdiction
+
+    def put_record(self, collection: str, record_id: str, subject: SubjectId,
+                   fields: Mapping[str, bytes]) -> None:
+        """Create or replace a record (see :class:`RecordStore`)."""
+        require_home(subject, self._jurisdiction)
+        with self._lock:
+            existing = self._records.get((collection, record_id))
+            if existing is not None and existing[0] != subject:
+                raise Conflict("the record belongs to another subject",
+                               code="record_owner_mismatch")
+            self._records[(collection, record_id)] = (subject, dict(fields))
+
+    def _find(self, collection: str, record_id: str) -> tuple[SubjectId, dict[str, bytes]]:
+        found = self._records.get((collection, record_id))
+        if found is None:
+            raise NotFound("no such record", code="record_not_found")
+        return found
+
+    def get_record(self, collection: str, record_id: str, fields: Sequence[str]) -> RawRecord:
+        """Owner and selected stored fields (see :class:`RecordStore`)."""
+        with self._lock:
+            subject, values = self._find(collection, record_id)
+            return RawRecord(subject, {f: values[f] for f in fields if f in values})
+
+    def owner(self, collection: str, record_id: str) -> SubjectId:
+        """The owning subject (see :class:`RecordStore`)."""
+        with self._lock:
+            return self._find(collection, record_id)[0]
+
+    def delete_record(self, collection: str, record_id: str) -> None:
+        """Delete one record (see :class:`RecordStore`)."""
+        with self._lock:
+            self._find(collection, record_id)
+            del self._records[(collection, record_id)]
+
+    def subject_records(self, subject: SubjectId) -> list[RecordRef]:
+        """A subject's records (see :class:`RecordStore`)."""
+        require_home(subject, self._jurisdiction)
+        with self._lock:
+            return sorted(RecordRef(c, r) for (c, r), (s, _) in self._records.items()
+                          if s == subject)
+
+    def erase_subject(self, subject: SubjectId) -> StoreErasure:
+        """Destroy the data key and the rows (see :class:`RecordStore`)."""
+        require_home(subject, self._jurisdiction)
+        with self._lock:
+            key = self._keys.pop(str(subject), None)
+            doomed = [k for k, (s, _) in self._records.items() if s == subject]
+            for k in doomed:
+                del self._records[k]
+        return StoreErasure(records=len(doomed), data_key=key, residue="none")
+
+    def group_count(self, collection: str, field: str | None) -> list[GroupCount]:
+        """Records and distinct subjects per stored value (see :class:`RecordStore`)."""
+        records: Counter[bytes | None] = Counter()
+        subjects: dict[bytes | None, set[SubjectId]] = {}
+        with self._lock:
+            for (c, _), (s, values) in self._records.items():
+                if c != collection:
+                    continue
+                value = None if field is None else values.get(field)
+                records[value] += 1
+                subjects.setdefault(value, set()).add(s)
+        return [GroupCount(v, n, len(subjects[v])) for v, n in records.items()]
+
+    def field_values(self, collection: str, field: str) -> list[FieldValue]:
+        """Every record's stored value of ``field`` (see :class:`RecordStore`)."""
+        with self._lock:
+            return [FieldValue(s, r, values.get(field))
+                    for (c, r), (s, values) in self._records.items() if c == collection]
+
+    def get_data_key(self, subject: SubjectId) -> WrappedDataKey | None:
+        """The subject's wrapped data key, or ``None``."""
+        with self._lock:
+            return self._keys.get(str(subject))
+
+    def add_data_key(self, key: WrappedDataKey) -> WrappedDataKey:
+        """Store ``key`` unless one exists; return the stored one."""
+        require_home(key.subject, self._jurisdiction)
+        with self._lock:
+            return self._keys.setdefault(str(key.subject), key)
+
+    def rewrap_data_key(self, old: WrappedDataKey, new: WrappedDataKey) -> bool:
+        """Compare-and-swap one wrapped key."""
+        with self._lock:
+            if self._keys.get(str(old.subject)) != old:
+                return False
+            self._keys[str(old.subject)] = new
+            return True
+
+    def data_keys_not_under(self, kek_version: int, after: str,
+                            limit: int) -> list[WrappedDataKey]:
+        """Keys to re-wrap, ordered by subject id."""
+        with self._lock:
+            keys = sorted((k for s, k in self._keys.items()
+                           if k.kek_version != kek_version and s > after),
+                          key=lambda k: str(k.subject))
+        return keys[:limit]
+
+    def data_key_counts(self) -> dict[int, int]:
+        """Data keys per KEK version."""
+        with self._lock:
+            return dict(Counter(k.kek_version for k in self._keys.values()))
+
+    def close(self) -> None:
+        """Nothing to close."""

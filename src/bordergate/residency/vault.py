@@ -1,0 +1,303 @@
+"""The vault: a jurisdiction's records, validated, sealed and crypto-shreddable.
+
+This is the API the gateway calls (promises 1 and 8).  A :class:`Vault`
+joins the classified :class:`~bordergate.residency.schema.Schema`, a
+:class:`~bordergate.residency.stores.RecordStore` and a
+:class:`~bordergate.keys.keyring.KeyRing`, all of one jurisdiction:
+
+* ``put`` checks the subject's home, the record id and every value against
+  the schema *before* anything is written, then seals every ``protected`` and
+  ``restricted`` value with the subject's data key (AAD binds jurisdiction,
+  subject, collection, record id and field) and stores the record; ``public``
+  values are stored in clear.  The raw store never sees a protected value.
+* ``get`` reads only the fields asked for and opens only those.
+* ``erase`` destroys the subject's data key and rows (crypto-shredding) and
+  evicts the cached key.
+* ``aggregate`` counts records and distinct subjects per group for
+  k-anonymous exports: grouping by a ``public`` field (or none) runs in the
+  store; grouping by a ``protected``/``restricted`` field opens each value in
+  this process and groups in memory, never writing the clear values anywhere.
+  Groups with fewer than ``min_subjects`` subjects are dropped and counted.
+
+Whether a principal may do any of this is the policy's business, not the
+vault's.  This module must never log values or return values of fields that
+were not asked for.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from bordergate.errors import Conflict, NotFound, VerificationError
+from bordergate.keys.envelope import field_aad_prefix, field_aad_suffix
+from bordergate.keys.events import KeyEvent
+from bordergate.keys.keyring import KeyRing, SubjectCipher
+from bordergate.residency.schema import FieldSpec, Schema
+from bordergate.residency.stores import RecordRef, RecordStore
+from bordergate.residency.subjects import SubjectId, parse_record_id, require_home
+
+__all__ = [
+    "Aggregate",
+    "AggregateGroup",
+    "ErasureReport",
+    "ResidentRecord",
+    "Vault",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ResidentRecord:
+    """A record read back: its owner and the values of the fields asked for that it has."""
+
+    subject: SubjectId
+    values: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureReport:
+    """What erasing a subject did (promise 8); the gateway logs it as an ``erase`` entry.
+
+    Attributes:
+        subject: the erased subject (to be pseudonymised by the logger).
+        records: records deleted.
+        data_key_destroyed: whether a data key existed and was destroyed.
+        residue: ``none``, ``wal`` or ``until_kek_destroyed`` (see
+            :class:`~bordergate.residency.stores.StoreErasure`).
+        residue_kek_version: the KEK version to rotate away and destroy to
+            close ``until_kek_destroyed`` residue (``None`` otherwise).
+        events: the ``subject-shredded`` key event, if a key was destroyed.
+    """
+
+    subject: SubjectId
+    records: int
+    data_key_destroyed: bool
+    residue: str
+    residue_kek_version: int | None
+    events: tuple[KeyEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateGroup:
+    """One group: its value (``None`` if the field is absent or no grouping) and counts."""
+
+    value: object | None
+    records: int
+    subjects: int
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """Groups with at least ``min_subjects`` subjects, and how many were suppressed."""
+
+    collection: str
+    group_by: str | None
+    groups: tuple[AggregateGroup, ...]
+    suppressed: int
+
+
+def _subject(subject: SubjectId | str) -> SubjectId:
+    return subject if isinstance(subject, SubjectId) else SubjectId.parse(subject)
+
+
+class Vault:
+    """Validated, sealed, erasable records of one jurisdiction."""
+
+    def __init__(self, schema: Schema, store: RecordStore, keyring: KeyRing) -> None:
+        """Bind a schema, a store and a key ring.
+
+        Raises:
+            ValueError: if the store and key ring belong to different
+                jurisdictions (the key ring's constructor already refuses this).
+        """
+        if store.jurisdiction != keyring.jurisdiction:
+            raise ValueError("store and key ring of different jurisdictions")
+        self.schema = schema
+        self.store = store
+        self.keyring = keyring
+        self.jurisdiction = store.jurisdiction
+
+    def mint_subject(self) -> SubjectId:
+        """A new subject id homed here."""
+        return SubjectId.mint(self.jurisdiction)
+
+    def put(self, collection: str, record_id: str, subject: SubjectId | str,
+            values: Mapping[str, object]) -> list[KeyEvent]:
+        """Create or wholly replace a record; returns key events (a new data key).
+
+        Everything is checked before anything is written.
+
+        Raises:
+            InvalidInput: ``malformed_subject_id``, ``malformed_record_id``,
+                ``unknown_collection``, ``unknown_field``, ``wrong_type``,
+                ``value_too_large``, ``missing_field``.
+            WrongJurisdiction: the subject is homed elsewhere.
+            Conflict: ``record_owner_mismatch``.
+            Unavailable: store or key backend down.
+        """
+        owner = require_home(_subject(subject), self.jurisdiction)
+        parse_record_id(record_id)
+        coll = self.schema.collection(collection)
+        clean = coll.validate(values)
+        try:
+            if self.store.owner(collection, record_id) != owner:
+                raise Conflict("the record belongs to another subject",
+                               code="record_owner_mismatch")
+        except NotFound:
+            pass
+        sealed_needed = any(coll.fields[n].field_class.encrypted for n in clean)
+        events: list[KeyEvent] = []
+        stored: dict[str, bytes] = {}
+        cipher: SubjectCipher | None = None
+        if sealed_needed:
+            cipher, event = self.keyring.cipher_for(owner, create=True)
+            if event is not None:
+                events.append(event)
+        prefix = field_aad_prefix(self.jurisdiction, str(owner), collection, record_id)
+        for name, value in clean.items():
+            spec = coll.fields[name]
+            raw = spec.encode(value)
+            if spec.field_class.encrypted:
+                assert cipher is not None
+                raw = cipher.seal(raw, prefix + field_aad_suffix(name))
+            stored[name] = raw
+        self.store.put_record(collection, record_id, owner, stored)
+        return events
+
+    def get(self, collection: str, record_id: str,
+            fields: Sequence[str] | None = None) -> ResidentRecord:
+        """Read the fields asked for (all if ``None``) of one record.
+
+        Raises:
+            InvalidInput: ``malformed_record_id``, ``unknown_collection``, ``unknown_field``.
+            NotFound: ``record_not_found``.
+            VerificationError: a stored value does not open (tampered or moved).
+            Unavailable: store or key backend down.
+        """
+        parse_record_id(record_id)
+        specs = self.schema.fields(collection, fields)
+        raw = self.store.get_record(collection, record_id, [s.name for s in specs])
+        subject = raw.subject
+        prefix = field_aad_prefix(self.jurisdiction, str(subject), collection, record_id)
+        values: dict[str, object] = {}
+        cipher: SubjectCipher | None = None
+        for spec in specs:
+            data = raw.fields.get(spec.name)
+            if data is None:
+                continue
+            if spec.field_class.encrypted:
+                if cipher is None:
+                    cipher, _ = self.keyring.cipher_for(subject)
+                data, cipher = self._open(cipher, data, prefix + field_aad_suffix(spec.name))
+            values[spec.name] = spec.decode(data)
+        return ResidentRecord(subject, values)
+
+    def _open(self, cipher: SubjectCipher, data: bytes,
+              aad: bytes) -> tuple[bytes, SubjectCipher]:
+        try:
+            return cipher.open(data, aad), cipher
+        except VerificationError:
+            # The cached key may be stale (erased and re-created elsewhere): retry once.
+            fresh = self.keyring.refresh(cipher.subject)
+            if fresh.key_id == cipher.key_id:
+                raise
+            return fresh.open(data, aad), fresh
+
+    def owner(self, collection: str, record_id: str) -> SubjectId:
+        """The subject a record belongs to.
+
+        Raises:
+            InvalidInput: ``malformed_record_id``, ``unknown_collection``.
+            NotFound: ``record_not_found``.
+            Unavailable: store down.
+        """
+        parse_record_id(record_id)
+        self.schema.collection(collection)
+        return self.store.owner(collection, record_id)
+
+    def delete(self, collection: str, record_id: str) -> None:
+        """Delete one record.
+
+        Raises:
+            InvalidInput: ``malformed_record_id``, ``unknown_collection``.
+            NotFound: ``record_not_found``.
+            Unavailable: store down.
+        """
+        parse_record_id(record_id)
+        self.schema.collection(collection)
+        self.store.delete_record(collection, record_id)
+
+    def records_of(self, subject: SubjectId | str) -> list[RecordRef]:
+        """Every record of a subject (for access requests and erasure previews).
+
+        Raises:
+            InvalidInput: ``malformed_subject_id``.
+            WrongJurisdiction: the subject is homed elsewhere.
+            Unavailable: store down.
+        """
+        return self.store.subject_records(require_home(_subject(subject), self.jurisdiction))
+
+    def erase(self, subject: SubjectId | str) -> ErasureReport:
+        """Crypto-shred a subject: destroy its data key, delete its rows (promise 8).
+
+        Raises:
+            InvalidInput: ``malformed_subject_id``.
+            WrongJurisdiction: the subject is homed elsewhere.
+            Unavailable: store down.
+        """
+        owner = require_home(_subject(subject), self.jurisdiction)
+        done = self.store.erase_subject(owner)
+        events: tuple[KeyEvent, ...] = ()
+        version = None
+        if done.data_key is not None:
+            version = done.data_key.kek_version
+            events = (self.keyring.shredded(owner, version),)
+        else:
+            self.keyring.cache.evict(str(owner))
+        return ErasureReport(
+            subject=owner, records=done.records, data_key_destroyed=done.data_key is not None,
+            residue=done.residue,
+            residue_kek_version=version if done.residue == "until_kek_destroyed" else None,
+            events=events)
+
+    def aggregate(self, collection: str, group_by: str | None = None, *,
+                  min_subjects: int = 1) -> Aggregate:
+        """Count records and distinct subjects, optionally grouped by one field.
+
+        Raises:
+            InvalidInput: ``unknown_collection``, ``unknown_field``.
+            VerificationError: a stored value does not open.
+            Unavailable: store or key backend down.
+        """
+        coll = self.schema.collection(collection)
+        spec = None if group_by is None else coll.field(group_by)
+        if spec is None or not spec.field_class.encrypted:
+            groups = [AggregateGroup(_decoded(spec, g.value), g.records, g.subjects)
+                      for g in self.store.group_count(collection, group_by)]
+        else:
+            groups = self._grouped_in_process(collection, spec)
+        kept = tuple(sorted((g for g in groups if g.subjects >= min_subjects),
+                            key=lambda g: (g.value is None, repr(g.value))))
+        return Aggregate(collection=collection, group_by=group_by, groups=kept,
+                         suppressed=len(groups) - len(kept))
+
+    def _grouped_in_process(self, collection: str, spec: FieldSpec) -> list[AggregateGroup]:
+        records: Counter[object] = Counter()
+        subjects: dict[object, set[SubjectId]] = {}
+        for item in self.store.field_values(collection, spec.name):
+            value: object | None = None
+            if item.value is not None:
+                cipher, _ = self.keyring.cipher_for(item.subject)
+                aad = (field_aad_prefix(self.jurisdiction, str(item.subject), collection,
+                                        item.record_id) + field_aad_suffix(spec.name))
+                value = spec.decode(self._open(cipher, item.value, aad)[0])
+            records[value] += 1
+            subjects.setdefault(value, set()).add(item.subject)
+        return [AggregateGroup(v, n, len(subjects[v])) for v, n in records.items()]
+
+
+def _decoded(spec: FieldSpec | None, value: bytes | None) -> object | None:
+    if spec is None or value is None:
+        return None
+    return spec.decode(value)
