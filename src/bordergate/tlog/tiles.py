@@ -341,10 +341,18 @@ class TileFrontier:
 
     def partials(self) -> list[tuple[TileRef, bytes]]:
         """The partial tiles and partial bundle of the current size."""
+        return self.partial_bundle() + self.partial_tiles()
+
+    def partial_bundle(self) -> list[tuple[TileRef, bytes]]:
+        """The partial entry bundle of the current size (none when aligned)."""
+        if not self.bundle:
+            return []
+        return [(TileRef(ENTRIES, self.size // TILE_WIDTH, len(self.bundle)),
+                 b"".join(self.bundle))]
+
+    def partial_tiles(self) -> list[tuple[TileRef, bytes]]:
+        """The partial hash tiles of the current size."""
         out: list[tuple[TileRef, bytes]] = []
-        if self.bundle:
-            out.append((TileRef(ENTRIES, self.size // TILE_WIDTH, len(self.bundle)),
-                        b"".join(self.bundle)))
         for level, pending in enumerate(self.levels):
             if pending:
                 count = self.size >> (TILE_HEIGHT * level)

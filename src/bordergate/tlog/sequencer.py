@@ -1,0 +1,441 @@
+"""The single, durable, batching writer of one log.
+
+Callers submit entries and get their indexes once the entries are durable.
+The entry bundles are the log's own write-ahead record: a writer thread takes
+a batch from the queue, integrates it into the tree edge, writes the full
+bundles and tiles it completes plus the new partial bundle, syncs storage once
+(group commit) and only then acknowledges the batch.  A publisher thread, at
+least every ``checkpoint_interval`` seconds, writes the partial hash tiles,
+syncs, signs a checkpoint, gathers witness cosignatures (when configured) and
+publishes it.  Recovery after a crash restores the tree edge from the last
+published checkpoint's tiles, checks it reproduces that root, then re-reads
+every durable bundle after it, so every acknowledged entry survives and the
+log stays consistent with every checkpoint it ever published.
+
+Faults fail closed: once storage refuses a write, the sequencer acknowledges
+nothing more (``Unavailable``) until it is restarted and recovers.  A full
+queue answers :class:`~bordergate.errors.PushBack`; nothing is ever dropped.
+This module must never interpret entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Protocol
+
+from bordergate.errors import InvalidInput, PushBack, Unavailable, VerificationError
+from bordergate.tlog import merkle
+from bordergate.tlog.checkpoint import (
+    Checkpoint,
+    SignedCheckpoint,
+    open_checkpoint,
+    sign_checkpoint,
+)
+from bordergate.tlog.note import Signer
+from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage
+from bordergate.tlog.tiles import (
+    ENTRIES,
+    ENTRY_MAX,
+    TILE_WIDTH,
+    TileFrontier,
+    TileHashes,
+    TileRef,
+    decode_bundle,
+    decode_tile,
+    encode_entry,
+    tile_node_reader,
+)
+
+__all__ = ["CheckpointWitnessing", "Sequencer", "SequencerConfig", "create_log"]
+
+log = logging.getLogger(__name__)
+_sha256 = hashlib.sha256
+
+
+@dataclass(frozen=True)
+class SequencerConfig:
+    """Batching, queueing and publication limits of one sequencer."""
+
+    max_batch: int = 65_536
+    max_pending: int = 1_000_000
+    checkpoint_interval: float = 1.0
+    retry_after: float = 1.0
+
+
+class CheckpointWitnessing(Protocol):
+    """Turns a log-signed checkpoint into a witnessed one (see tlog.witness)."""
+
+    def cosign(self, note: bytes, checkpoint: Checkpoint,
+               prove: Callable[[int], list[bytes]]) -> bytes:
+        """Return ``note`` with enough cosignatures merged in.
+
+        ``prove(old_size)`` gives the consistency proof from ``old_size``.
+
+        Raises:
+            Unavailable: the quorum could not be reached (publication waits).
+        """
+
+
+def create_log(storage: LogStorage, signer: Signer) -> bytes:
+    """Publish the empty checkpoint of a new log; returns it.
+
+    Raises:
+        Conflict: the storage already holds a checkpoint or has a writer.
+    """
+    from bordergate.errors import Conflict
+    storage.acquire_writer()
+    try:
+        if storage.read(CHECKPOINT_PATH) is not None:
+            raise Conflict("a log already exists there", code="log_exists")
+        note = sign_checkpoint(Checkpoint(signer.name, 0, merkle.EMPTY_ROOT), signer)
+        storage.publish_checkpoint(note)
+        return note
+    finally:
+        storage.release_writer()
+
+
+class _Submission:
+    __slots__ = ("entries", "future")
+
+    def __init__(self, entries: list[bytes], future: Future[int]) -> None:
+        self.entries = entries
+        self.future = future
+
+
+class Sequencer:
+    """The single writer of one log (see the module docstring).
+
+    Use as a context manager or call :meth:`start` and :meth:`close`.
+    """
+
+    def __init__(self, storage: LogStorage, signer: Signer, *,
+                 config: SequencerConfig | None = None,
+                 witnessing: CheckpointWitnessing | None = None) -> None:
+        self.storage = storage
+        self.signer = signer
+        self.origin = signer.name
+        self.config = config or SequencerConfig()
+        self.witnessing = witnessing
+        self._queue: deque[_Submission] = deque()
+        self._pending = 0
+        self._cond = threading.Condition()
+        self._state_lock = threading.Lock()
+        self._io_lock = threading.Lock()
+        self._publish_cond = threading.Condition()
+        self._frontier = TileFrontier()
+        self._next = 0
+        self._published: SignedCheckpoint | None = None
+        self._failure: Exception | None = None
+        self._stopping = False
+        self._publish_wanted = False
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -----------------------------------------------------------
+    def __enter__(self) -> Sequencer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Become the writer, recover, publish what recovery found, start threads.
+
+        Raises:
+            Conflict: another writer holds the log.
+            VerificationError: storage does not reproduce its own checkpoint.
+            Unavailable: storage cannot be read or written.
+        """
+        self.storage.acquire_writer()
+        try:
+            self._recover()
+        except BaseException:
+            self.storage.release_writer()
+            raise
+        for name, target in (("writer", self._write_loop), ("publisher", self._publish_loop)):
+            t = threading.Thread(target=target, name=f"tlog-{name}:{self.origin}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Drain the queue, publish a final checkpoint, stop and release the log."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        with self._publish_cond:
+            self._publish_cond.notify_all()
+        for t in self._threads:
+            t.join(timeout)
+        self._threads.clear()
+        if self._failure is None and self._frontier.size != self.published_size:
+            try:
+                self._publish_once()
+            except Exception as e:  # recovery on the next start replays the WAL
+                log.warning("final checkpoint of %s not published: %s", self.origin, e)
+        self.storage.release_writer()
+
+    def _recover(self) -> None:
+        note = self.storage.read(CHECKPOINT_PATH)
+        if note is None:
+            raise Unavailable(f"log {self.origin} has no checkpoint: create it first",
+                              code="log_missing")
+        signed = open_checkpoint(note, self.signer.verifier())
+        cp = signed.checkpoint
+
+        def read(ref: TileRef) -> bytes:
+            data = self.storage.read(ref.path)
+            if data is None:
+                raise VerificationError(f"log storage lacks {ref.path} of size {cp.size}",
+                                        code="log_storage_damaged")
+            return data
+
+        frontier = TileFrontier.restore(cp.size, read)
+        if frontier.root() != cp.root:
+            raise VerificationError(
+                f"log storage does not reproduce the published root of size {cp.size}",
+                code="log_storage_damaged")
+        self._frontier, self._published = frontier, signed
+        self._replay_bundles()
+        self._next = frontier.size
+        if frontier.size != cp.size:
+            self._publish_once()
+
+    def _replay_bundles(self) -> None:
+        """Integrate the durable entries found in bundles after the checkpoint."""
+        frontier = self._frontier
+        while True:
+            index, have = divmod(frontier.size, TILE_WIDTH)
+            candidates = [TILE_WIDTH, *sorted(
+                (w for w in self.storage.partial_widths(TileRef(ENTRIES, index)) if w > have),
+                reverse=True)]
+            for width in candidates:
+                ref = TileRef(ENTRIES, index, width)
+                data = self.storage.read(ref.path)
+                if data is None:
+                    continue
+                try:
+                    entries = decode_bundle(data, width)
+                except VerificationError:
+                    continue  # torn by the crash: never acknowledged
+                if [encode_entry(e) for e in entries[:have]] != frontier.bundle:
+                    raise VerificationError(f"bundle {ref.path} disagrees with the log",
+                                            code="log_storage_damaged")
+                self._integrate(entries[have:])
+                break
+            else:
+                return
+            if width != TILE_WIDTH:
+                return
+
+    # -- submitting ----------------------------------------------------------
+    @property
+    def size(self) -> int:
+        """Entries sequenced (acknowledged or about to be)."""
+        return self._next
+
+    @property
+    def published_size(self) -> int:
+        return self._published.checkpoint.size if self._published else 0
+
+    @property
+    def checkpoint(self) -> SignedCheckpoint | None:
+        """The latest published checkpoint."""
+        return self._published
+
+    def submit(self, entries: Sequence[bytes]) -> Future[int]:
+        """Queue entries to be sequenced contiguously; the future gives the first index.
+
+        Raises:
+            InvalidInput: an entry is longer than 65535 bytes (``entry_too_large``).
+            PushBack: the queue is full; nothing was queued.
+            Unavailable: the log cannot be written (fail closed).
+        """
+        batch = list(entries)
+        for e in batch:
+            if len(e) > ENTRY_MAX:
+                raise InvalidInput(f"log entry of {len(e)} bytes exceeds 65535",
+                                   code="entry_too_large")
+        fut: Future[int] = Future()
+        with self._cond:
+            if self._failure is not None:
+                raise Unavailable(f"log {self.origin} is not writable: {self._failure}",
+                                  code="log_unwritable")
+            if self._stopping:
+                raise Unavailable(f"log {self.origin} is shutting down", code="log_unavailable")
+            if self._pending + len(batch) > self.config.max_pending:
+                raise PushBack(f"log {self.origin} queue is full",
+                               retry_after=self.config.retry_after)
+            self._queue.append(_Submission(batch, fut))
+            self._pending += len(batch)
+            self._cond.notify()
+        return fut
+
+    def append_many(self, entries: Sequence[bytes], timeout: float | None = 60.0) -> int:
+        """Sequence entries durably; returns the index of the first."""
+        return self.submit(entries).result(timeout)
+
+    async def append(self, entry: bytes) -> int:
+        """Sequence one entry durably; returns its index."""
+        return await asyncio.wrap_future(self.submit([entry]))
+
+    def publish(self, timeout: float = 30.0) -> SignedCheckpoint:
+        """Wait until a checkpoint covering every entry submitted so far is published.
+
+        Raises:
+            Unavailable: not published in time, or the log failed.
+        """
+        target = self._wait_sequenced(timeout)
+        deadline = time.monotonic() + timeout
+        with self._publish_cond:
+            self._publish_wanted = True
+            self._publish_cond.notify_all()
+            while self.published_size < target:
+                if self._failure is not None:
+                    raise Unavailable(f"log failed: {self._failure}", code="log_unwritable")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Unavailable("checkpoint not published in time",
+                                      code="checkpoint_timeout")
+                self._publish_cond.wait(min(left, 0.1))
+        assert self._published is not None
+        return self._published
+
+    def _wait_sequenced(self, timeout: float) -> int:
+        with self._cond:
+            queued = [s.future for s in self._queue]
+        for f in queued:
+            f.result(timeout)
+        return self._next
+
+    # -- writer thread ---------------------------------------------------------
+    def _take_batch(self) -> list[_Submission] | None:
+        with self._cond:
+            while not self._queue and not self._stopping:
+                self._cond.wait()
+            if not self._queue:
+                return None
+            taken: list[_Submission] = []
+            count = 0
+            while self._queue and (not taken or count + len(self._queue[0].entries)
+                                   <= self.config.max_batch):
+                sub = self._queue.popleft()
+                taken.append(sub)
+                count += len(sub.entries)
+            self._pending -= count
+            return taken
+
+    def _write_loop(self) -> None:
+        while (taken := self._take_batch()) is not None:
+            if self._failure is not None:
+                self._fail(taken, self._failure)
+                continue
+            entries = [e for sub in taken for e in sub.entries]
+            first = self._next
+            try:
+                self._integrate(entries)
+            except Exception as e:
+                self._set_failure(e)
+                self._fail(taken, e)
+                continue
+            self._next = first + len(entries)
+            index = first
+            for sub in taken:
+                sub.future.set_result(index)
+                index += len(sub.entries)
+
+    def _integrate(self, entries: Sequence[bytes]) -> None:
+        """Add entries to the tree edge and make their bundles durable."""
+        sha = _sha256
+        encoded = [len(e).to_bytes(2, "big") + e for e in entries]
+        hashes = [sha(b"\x00" + e).digest() for e in entries]
+        with self._state_lock:
+            done = self._frontier.append(encoded, hashes)
+            done += self._frontier.partial_bundle()
+            with self._io_lock:
+                self.storage.put([(ref.path, data) for ref, data in done])
+                self.storage.sync()
+
+    def _set_failure(self, e: Exception) -> None:
+        log.error("log %s stops acknowledging entries: %s", self.origin, e)
+        with self._cond:
+            if self._failure is None:
+                self._failure = e
+            queued = list(self._queue)
+            self._queue.clear()
+            self._pending = 0
+        self._fail(queued, e)
+        with self._publish_cond:
+            self._publish_cond.notify_all()
+
+    @staticmethod
+    def _fail(subs: Sequence[_Submission], e: Exception) -> None:
+        err = e if isinstance(e, Unavailable) else Unavailable(f"log write failed: {e}",
+                                                               code="log_unwritable")
+        for sub in subs:
+            if not sub.future.done():
+                sub.future.set_exception(err)
+
+    # -- publisher thread --------------------------------------------------------
+    def _publish_loop(self) -> None:
+        interval = self.config.checkpoint_interval
+        while True:
+            with self._publish_cond:
+                if not self._publish_wanted and not self._stopping:
+                    self._publish_cond.wait(interval)
+                self._publish_wanted = False
+            if self._stopping or self._failure is not None:
+                return
+            if self._frontier.size == self.published_size:
+                continue
+            try:
+                self._publish_once()
+            except Unavailable as e:
+                log.warning("checkpoint of %s not published yet: %s", self.origin, e)
+            except Exception as e:
+                self._set_failure(e)
+                return
+
+    def _publish_once(self) -> None:
+        with self._state_lock:
+            size, root = self._frontier.size, self._frontier.root()
+            partials = self._frontier.partial_tiles()
+        with self._io_lock:
+            self.storage.put([(ref.path, data) for ref, data in partials])
+            self.storage.sync()
+        cp = Checkpoint(self.origin, size, root)
+        note = sign_checkpoint(cp, self.signer)
+        if self.witnessing is not None:
+            note = self.witnessing.cosign(note, cp, self._prover(size))
+        with self._io_lock:
+            self.storage.publish_checkpoint(note)
+        signed = open_checkpoint(note, self.signer.verifier())  # also a self-check
+        with self._publish_cond:
+            self._published = signed
+            self._publish_cond.notify_all()
+
+    def _prover(self, size: int) -> Callable[[int], list[bytes]]:
+        cache: dict[TileRef, TileHashes] = {}
+
+        def tile(ref: TileRef) -> TileHashes:
+            if ref not in cache:
+                with self._io_lock:
+                    data = self.storage.read(ref.path)
+                if data is None:
+                    raise Unavailable(f"tile {ref.path} missing", code="log_unavailable")
+                cache[ref] = TileHashes(decode_tile(data, ref.width))
+            return cache[ref]
+
+        def prove(old_size: int) -> list[bytes]:
+            if old_size in (0, size):
+                return []
+            return merkle.consistency_proof(old_size, size, tile_node_reader(size, tile))
+        return prove
+

@@ -1,0 +1,76 @@
+"""Where a log's tiles, bundles, checkpoint and write-ahead batches live.
+
+One small interface, :class:`LogStorage`, with three implementations chosen by
+configuration: ``memory`` (the test twin), ``fs`` (the embedded default: a
+directory any static web server can serve as-is) and ``postgres``.
+
+The sequencer's durability contract rests on three operations:
+
+* ``put`` may be lazy, ``sync`` makes every earlier ``put`` durable (the
+  entry bundles are the log's own write-ahead record: a batch is acknowledged
+  once its bundles are synced);
+* ``publish_checkpoint`` atomically and durably replaces the checkpoint;
+* ``partial_widths`` lists the partial versions of a tile or bundle present,
+  so that recovery can find the last durable entries.
+
+This package must never interpret entries, sign anything or talk HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from bordergate.errors import ConfigError
+from bordergate.tlog.tiles import TileRef
+
+__all__ = ["CHECKPOINT_PATH", "LogStorage", "open_storage"]
+
+CHECKPOINT_PATH = "checkpoint"
+
+
+class LogStorage(Protocol):
+    """The storage seam of one log (see the module docstring for durability)."""
+
+    def acquire_writer(self) -> None:
+        """Become the single writer of this log.
+
+        Raises:
+            Conflict: another writer holds the log.
+        """
+
+    def release_writer(self) -> None:
+        """Give up the writer role (idempotent)."""
+
+    def put(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Store tiles or bundles by path; durable only after :meth:`sync`."""
+
+    def sync(self) -> None:
+        """Make every earlier :meth:`put` durable."""
+
+    def publish_checkpoint(self, note: bytes) -> None:
+        """Atomically and durably replace the signed checkpoint."""
+
+    def read(self, path: str) -> bytes | None:
+        """Return the object at ``path`` (``checkpoint`` or a tile path), or None."""
+
+    def partial_widths(self, ref: TileRef) -> list[int]:
+        """Widths of the partial versions of ``ref``'s tile or bundle that exist."""
+
+    def close(self) -> None:
+        """Release every resource (the writer role included)."""
+
+
+def open_storage(location: str) -> LogStorage:
+    """Open the storage named by ``location``: a directory or a ``postgresql://`` URL.
+
+    Raises:
+        ConfigError: the location names no usable backend.
+    """
+    if location.startswith(("postgresql://", "postgres://")):
+        from bordergate.tlog.storage.postgres import PostgresStorage
+        return PostgresStorage(location)
+    if "://" in location:
+        raise ConfigError(f"unsupported log storage location {location!r}")
+    from bordergate.tlog.storage.fs import FileStorage
+    return FileStorage(location)

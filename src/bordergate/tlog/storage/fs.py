@@ -1,0 +1,191 @@
+"""File-system log storage: the embedded default.
+
+Layout of a log directory ``DIR``::
+
+    DIR/checkpoint                 the signed checkpoint (atomically replaced)
+    DIR/tile/<L>/<N>[.p/<W>]       hash tiles
+    DIR/tile/entries/<N>[.p/<W>]   entry bundles
+    DIR/.sequencer/lock            the single-writer lock (flock)
+
+``checkpoint`` and ``tile/`` are exactly the C2SP tlog-tiles layout, so the
+directory can be served by any static web server.  The signing key never
+lives here.
+
+Durability: files are written without an fsync each; ``sync`` makes all of
+them durable with one ``syncfs(2)`` of the directory's file system (or, where
+that call is missing, an fsync of each file and directory written).
+This module must never serve files or interpret entries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from bordergate.errors import Conflict, Unavailable
+from bordergate.tlog.storage import CHECKPOINT_PATH
+from bordergate.tlog.tiles import TileRef, parse_path
+
+__all__ = ["FileStorage"]
+
+def _load_syncfs() -> object | None:
+    # Python has no os.syncfs; one syncfs(2) per checkpoint is far cheaper than
+    # an fsync for each of the thousands of tile files written per second.
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        fn = ctypes.CDLL(name, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_SYNCFS = _load_syncfs()
+
+
+class FileStorage:
+    """A log in a directory (see the module docstring for the layout)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self._state = self.root / ".sequencer"
+        self._lock_fd: int | None = None
+        self._made_dirs: set[Path] = set()
+        self._unsynced: list[Path] = []
+
+    # -- writer role -------------------------------------------------------
+    def acquire_writer(self) -> None:
+        """Take the directory's flock; a second writer gets :class:`Conflict`."""
+        if self._lock_fd is not None:
+            return
+        self._state.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._state / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise Conflict(f"log {self.root} already has a writer (lock held)",
+                               code="log_writer_busy") from None
+            raise Unavailable(f"cannot lock log {self.root}: {e}", code="log_unavailable") from e
+        self._lock_fd = fd
+
+    def release_writer(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
+
+    # -- tiles and checkpoint ----------------------------------------------
+    def put(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Write tiles/bundles (no fsync; see :meth:`sync`).
+
+        Raises:
+            Unavailable: the disk refused the write.
+        """
+        try:
+            for rel, data in items:
+                path = self.root / rel
+                parent = path.parent
+                if parent not in self._made_dirs:
+                    parent.mkdir(parents=True, exist_ok=True)
+                    self._made_dirs.add(parent)
+                with open(path, "wb") as f:
+                    f.write(data)
+                if _SYNCFS is None:
+                    self._unsynced.append(path)
+        except OSError as e:
+            raise Unavailable(f"log tile write failed: {e}", code="log_unwritable") from e
+
+    def sync(self) -> None:
+        """Make every earlier put durable (one syncfs, or an fsync per file)."""
+        try:
+            if _SYNCFS is not None:
+                fd = os.open(self.root, os.O_RDONLY)
+                try:
+                    if _SYNCFS(fd) != 0:  # type: ignore[operator]
+                        err = ctypes.get_errno()
+                        raise OSError(err, os.strerror(err))
+                finally:
+                    os.close(fd)
+                return
+            for path in self._unsynced:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            for d in {p.parent for p in self._unsynced}:
+                self._fsync_dir(d)
+            self._unsynced.clear()
+        except OSError as e:
+            raise Unavailable(f"log sync failed: {e}", code="log_unwritable") from e
+
+    def publish_checkpoint(self, note: bytes) -> None:
+        """Write ``checkpoint`` atomically (temp file, fsync, rename, fsync dir).
+
+        Raises:
+            Unavailable: the disk refused the write.
+        """
+        tmp = self.root / ".checkpoint.tmp"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(note)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.root / CHECKPOINT_PATH)
+            self._fsync_dir(self.root)
+        except OSError as e:
+            raise Unavailable(f"checkpoint publication failed: {e}", code="log_unwritable") from e
+
+    def read(self, path: str) -> bytes | None:
+        """Read ``checkpoint`` or a tile path; None if absent.
+
+        Raises:
+            VerificationError: ``path`` is neither (never touches other files).
+        """
+        if path != CHECKPOINT_PATH:
+            parse_path(path)
+        try:
+            return (self.root / path).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise Unavailable(f"log read failed: {e}", code="log_unavailable") from e
+
+    def partial_widths(self, ref: TileRef) -> list[int]:
+        """Widths of the ``.p/<W>`` versions of ``ref`` present on disk."""
+        full = self.root / TileRef(ref.level, ref.index).path
+        folder = full.parent / (full.name + ".p")
+        try:
+            names = [p.name for p in folder.iterdir()]
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            raise Unavailable(f"log read failed: {e}", code="log_unavailable") from e
+        return sorted(int(n) for n in names if n.isdigit() and 0 < int(n) < 256
+                      and str(int(n)) == n)
+
+    def close(self) -> None:
+        self.release_writer()
+
+    @staticmethod
+    def _fsync_dir(path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.release_writer()

@@ -1,0 +1,60 @@
+"""In-memory log storage: the test twin of the file and PostgreSQL backends.
+
+Everything is "durable" the moment it is stored; ``fail_writes`` lets a test
+make the storage refuse writes, as a full or broken disk would.  Never used in
+production (nothing survives the process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bordergate.errors import Conflict, Unavailable
+from bordergate.tlog.storage import CHECKPOINT_PATH
+from bordergate.tlog.tiles import TileRef, parse_path
+
+__all__ = ["MemoryStorage"]
+
+
+class MemoryStorage:
+    """A log held in dictionaries."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.writer = False
+        self.fail_writes = False
+
+    def _check(self) -> None:
+        if self.fail_writes:
+            raise Unavailable("storage refuses writes (test)", code="log_unwritable")
+
+    def acquire_writer(self) -> None:
+        if self.writer:
+            raise Conflict("log already has a writer", code="log_writer_busy")
+        self.writer = True
+
+    def release_writer(self) -> None:
+        self.writer = False
+
+    def put(self, items: Sequence[tuple[str, bytes]]) -> None:
+        self._check()
+        self.objects.update(items)
+
+    def sync(self) -> None:
+        self._check()
+
+    def publish_checkpoint(self, note: bytes) -> None:
+        self._check()
+        self.objects[CHECKPOINT_PATH] = note
+
+    def read(self, path: str) -> bytes | None:
+        if path != CHECKPOINT_PATH:
+            parse_path(path)
+        return self.objects.get(path)
+
+    def partial_widths(self, ref: TileRef) -> list[int]:
+        prefix = TileRef(ref.level, ref.index).path + ".p/"
+        return sorted(int(p[len(prefix):]) for p in self.objects if p.startswith(prefix))
+
+    def close(self) -> None:
+        self.release_writer()

@@ -1,0 +1,141 @@
+"""PostgreSQL log storage: tiles, bundles, checkpoint and WAL batches as rows.
+
+Several logs may share one database; every row is keyed by the log's name.
+The single-writer role is a session-level advisory lock held on a dedicated
+connection for as long as the writer lives.  ``put`` buffers; ``sync`` writes
+the buffer in one committed transaction; the checkpoint is an upsert.  Any
+database failure surfaces as :class:`~bordergate.errors.Unavailable` (fail
+closed), never a raw driver error.
+
+This module must never interpret entries or sign anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from bordergate.errors import Conflict, Unavailable
+from bordergate.tlog.storage import CHECKPOINT_PATH
+from bordergate.tlog.tiles import TileRef, parse_path
+
+__all__ = ["PostgresStorage"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tlog_object (
+    log text NOT NULL, path text NOT NULL, data bytea NOT NULL,
+    PRIMARY KEY (log, path));
+"""
+
+
+class PostgresStorage:
+    """A log kept in PostgreSQL tables (see the module docstring)."""
+
+    def __init__(self, url: str, *, log: str = "default") -> None:
+        self.url = url
+        self.log = log
+        self._lock_conn: psycopg.Connection[Any] | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self._pending: dict[str, bytes] = {}
+        self._lock_key = int.from_bytes(
+            hashlib.sha256(f"bordergate.tlog:{log}".encode()).digest()[:8], "big", signed=True)
+
+    def _db(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+                self._conn.execute(_SCHEMA)
+            except psycopg.Error as e:
+                self._conn = None
+                raise Unavailable(f"log database unreachable: {e}", code="log_unavailable") from e
+        return self._conn
+
+    def acquire_writer(self) -> None:
+        """Take the log's advisory lock; a second writer gets :class:`Conflict`."""
+        if self._lock_conn is not None:
+            return
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self._lock_key,)).fetchone()
+        except psycopg.Error as e:
+            raise Unavailable(f"log database unreachable: {e}", code="log_unavailable") from e
+        if not row or not row[0]:
+            conn.close()
+            raise Conflict(f"log {self.log!r} already has a writer (advisory lock held)",
+                           code="log_writer_busy")
+        self._lock_conn = conn
+
+    def release_writer(self) -> None:
+        if self._lock_conn is not None:
+            self._lock_conn.close()  # ends the session and its advisory lock
+            self._lock_conn = None
+
+    def _check_writer(self) -> None:
+        # a lost lock connection means another writer may now exist: stop writing
+        if self._lock_conn is None or self._lock_conn.closed:
+            raise Unavailable("log writer lock lost", code="log_unwritable")
+
+    def put(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Buffer tiles; they are written by :meth:`sync`."""
+        for path, data in items:
+            self._pending[path] = data
+
+    def sync(self) -> None:
+        """Write every buffered tile in one committed transaction.
+
+        Raises:
+            Unavailable: the database refused it.
+        """
+        if not self._pending:
+            return
+        self._check_writer()
+        rows = [(self.log, p, d) for p, d in self._pending.items()]
+        try:
+            conn = self._db()
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO tlog_object (log, path, data) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (log, path) DO UPDATE SET data = EXCLUDED.data", rows)
+        except psycopg.Error as e:
+            raise Unavailable(f"log tile write failed: {e}", code="log_unwritable") from e
+        self._pending.clear()
+
+    def publish_checkpoint(self, note: bytes) -> None:
+        self._check_writer()
+        self.put([(CHECKPOINT_PATH, note)])
+        self.sync()
+
+    def read(self, path: str) -> bytes | None:
+        """Read ``checkpoint`` or a tile path; None if absent.
+
+        Raises:
+            VerificationError: ``path`` is neither.
+            Unavailable: the database is unreachable.
+        """
+        if path != CHECKPOINT_PATH:
+            parse_path(path)
+        try:
+            row = self._db().execute("SELECT data FROM tlog_object WHERE log = %s AND path = %s",
+                                     (self.log, path)).fetchone()
+        except psycopg.Error as e:
+            raise Unavailable(f"log database unreachable: {e}", code="log_unavailable") from e
+        return bytes(row[0]) if row else None
+
+    def partial_widths(self, ref: TileRef) -> list[int]:
+        prefix = TileRef(ref.level, ref.index).path + ".p/"
+        try:
+            rows = self._db().execute(
+                "SELECT substr(path, %s) FROM tlog_object WHERE log = %s AND path LIKE %s",
+                (len(prefix) + 1, self.log, prefix + "%")).fetchall()
+        except psycopg.Error as e:
+            raise Unavailable(f"log database unreachable: {e}", code="log_unavailable") from e
+        return sorted(int(r[0]) for r in rows if str(r[0]).isdigit())
+
+    def close(self) -> None:
+        self.release_writer()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
