@@ -11,6 +11,8 @@ import typer
 
 from bordergate import __version__
 from bordergate.audit import commands as audit_commands
+from bordergate.keys import commands as keys_commands
+from bordergate.residency import commands as schema_commands
 from bordergate.tlog import witness_commands
 
 __all__ = ["app", "main"]
@@ -25,6 +27,8 @@ app = typer.Typer(
 
 app.add_typer(witness_commands.app, name="witness")
 app.add_typer(audit_commands.app, name="audit")
+app.add_typer(keys_commands.app, name="keys")
+app.add_typer(schema_commands.app, name="schema")
 
 
 @app.callback()

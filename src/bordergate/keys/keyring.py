@@ -46,11 +46,26 @@ __all__ = [
     "KeyRingStatus",
     "SubjectCipher",
     "WrappedDataKey",
+    "initialise",
 ]
 
 #: Default bound of the per-process unwrapped-data-key cache.
 DEFAULT_CACHE_ENTRIES = 10_000
 _REWRAP_BATCH = 500
+
+
+def initialise(backend: KeyBackend, *, clock: Callable[[], float] = time.time) -> KeyEvent:
+    """Create KEK version 1 of a jurisdiction (``bordergate keys init``).
+
+    Raises:
+        Conflict: ``keys_already_initialised`` if a KEK exists.
+        Unavailable: the backend cannot be reached.
+    """
+    if backend.versions():
+        raise Conflict(f"{backend.jurisdiction} already has a KEK",
+                       code="keys_already_initialised")
+    return KeyEvent(kind=KeyEventKind.KEK_CREATED, jurisdiction=backend.jurisdiction,
+                    kek_version=backend.create_version(), time=clock())
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,10 +249,7 @@ class KeyRing:
         Raises:
             Conflict: ``keys_already_initialised`` if a KEK exists.
         """
-        if self._backend.versions():
-            raise Conflict(f"{self.jurisdiction} already has a KEK",
-                           code="keys_already_initialised")
-        return self._event(KeyEventKind.KEK_CREATED, self._backend.create_version())
+        return initialise(self._backend, clock=self._clock)
 
     def cipher_for(self, subject: SubjectId, *,
                    create: bool = False) -> tuple[SubjectCipher, KeyEvent | None]:

@@ -26,6 +26,7 @@ never log or keep values.
 from __future__ import annotations
 
 import enum
+import importlib.resources
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -43,6 +44,7 @@ __all__ = [
     "FieldSpec",
     "FieldType",
     "Schema",
+    "demo_schema_path",
     "load_schema",
     "parse_schema",
 ]
@@ -226,6 +228,11 @@ class Schema:
         if names is None:
             return list(coll.fields.values())
         return [coll.field(name) for name in names]
+
+
+def demo_schema_path() -> Path:
+    """Where the shipped demo schema (a short-video platform) lives."""
+    return Path(str(importlib.resources.files("bordergate.residency") / "demo_schema.toml"))
 
 
 def load_schema(path: str | Path) -> Schema:

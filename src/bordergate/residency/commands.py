@@ -1,0 +1,48 @@
+"""``bordergate schema ...``: check a classified schema file before deploying it.
+
+Exit 0 when the schema is valid, 1 when it is not (the message names file,
+collection and field, with a stable code), 2 when it cannot be read.  This
+module must never hold validation logic: it calls :mod:`bordergate.residency.schema`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bordergate.errors import ConfigError
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Check classified schema files.", no_args_is_help=True)
+
+
+@app.command()
+def check(
+    file: Annotated[Path, typer.Argument(help="A schema TOML file.")],
+) -> None:
+    """Validate a schema file: every field classified, typed and well-formed (promise 1)."""
+    from bordergate.residency.schema import load_schema
+
+    try:
+        schema = load_schema(file)
+    except ConfigError as exc:
+        typer.echo(f"INVALID ({exc.code}): {exc}", err=True)
+        raise typer.Exit(2 if exc.code == "schema_unreadable" else 1) from exc
+    for name, coll in schema.collections.items():
+        classes = Counter(spec.field_class.value for spec in coll.fields.values())
+        summary = ", ".join(f"{n} {c}" for c, n in sorted(classes.items()))
+        typer.echo(f"{name}: {len(coll.fields)} fields ({summary})")
+    typer.echo(f"OK: {file} declares {len(schema.collections)} collections, every field "
+               "classified")
+
+
+@app.command("demo-path")
+def demo_path() -> None:
+    """Print where the shipped demo schema (a short-video platform) lives."""
+    from bordergate.residency.schema import demo_schema_path
+
+    typer.echo(str(demo_schema_path()))
