@@ -8,6 +8,7 @@ codes never change once published.  The message is for people and may change.
     +-- VerificationError           untrusted input (a note, checkpoint, proof, tile,
     |                               token, log entry) is malformed or does not verify
     +-- InvalidInput                a caller's request is malformed (maps to 4xx)
+    |   +-- Unauthenticated         no, or a bad, bearer token (401)
     |   +-- NotFound                the thing asked for does not exist (404)
     |   +-- WrongJurisdiction       the subject is homed elsewhere (421)
     +-- PolicyDenied                policy said no (403)
@@ -34,6 +35,7 @@ __all__ = [
     "NotFound",
     "PolicyDenied",
     "PushBack",
+    "Unauthenticated",
     "Unavailable",
     "VerificationError",
     "WrongJurisdiction",
@@ -67,6 +69,13 @@ class InvalidInput(BordergateError):
 
     default_code = "invalid_input"
     http_status = 400
+
+
+class Unauthenticated(InvalidInput):
+    """The bearer token is missing, malformed, expired or not from a trusted issuer."""
+
+    default_code = "unauthenticated"
+    http_status = 401
 
 
 class NotFound(InvalidInput):
