@@ -300,6 +300,11 @@ class Witness:
                     f"the witness cosigned another root for size {stored.size}",
                     code="conflicting_root",
                 )
+            if request.proof:
+                raise VerificationError(
+                    "a consistency proof between equal sizes must be empty",
+                    code="consistency_failed",
+                )
             return None
         if stored.size == 0:
             return new  # every tree extends the empty tree
