@@ -14,6 +14,7 @@ from bordergate.audit import commands as audit_commands
 from bordergate.gateway import principal_commands
 from bordergate.keys import commands as keys_commands
 from bordergate.residency import commands as schema_commands
+from bordergate.tlog import commands as log_commands
 from bordergate.tlog import witness_commands
 
 __all__ = ["app", "main"]
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 
 
+app.add_typer(log_commands.app, name="log")
 app.add_typer(witness_commands.app, name="witness")
 app.add_typer(audit_commands.app, name="audit")
 app.add_typer(principal_commands.app, name="principal")

@@ -1,0 +1,331 @@
+"""The read side of a log: fetch and verify checkpoints, tiles and entries.
+
+A :class:`LogSource` fetches raw objects (``checkpoint`` or tile paths) from a
+directory or an HTTP base URL; :class:`LogClient` verifies everything it hands
+out: the checkpoint's signature (and witness quorum, when asked), tile and
+bundle shapes, proofs, and, in :meth:`LogClient.rebuild`, that the published
+tiles are exactly what the entries produce.  Sizes are capped before parsing.
+
+This module must never trust a byte it has not checked, and never write to a
+log.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+
+from bordergate.errors import NotFound, Unavailable, VerificationError
+from bordergate.tlog import merkle
+from bordergate.tlog.checkpoint import SignedCheckpoint, open_checkpoint
+from bordergate.tlog.cosignature import CosignatureVerifier
+from bordergate.tlog.note import Verifier
+from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage
+from bordergate.tlog.tiles import (
+    ENTRIES,
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    TileFrontier,
+    TileHashes,
+    TileRef,
+    decode_bundle,
+    decode_tile,
+    encode_entry,
+    tile_node_reader,
+)
+
+__all__ = [
+    "DirectorySource",
+    "HttpSource",
+    "LogClient",
+    "LogSource",
+    "ReadLimits",
+    "RebuildResult",
+    "StorageSource",
+    "open_source",
+]
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Byte caps applied before parsing anything a log serves."""
+
+    checkpoint: int = 1 << 20
+    tile: int = TILE_WIDTH * merkle.HASH_SIZE
+    bundle: int = TILE_WIDTH * (2 + 0xFFFF)
+
+
+class LogSource(Protocol):
+    """Fetches one raw object of a log; None when it does not exist."""
+
+    def fetch(self, path: str, limit: int) -> bytes | None:
+        """Return the bytes at ``path`` (at most ``limit``), or None if absent.
+
+        Raises:
+            VerificationError: the object is larger than ``limit``.
+            Unavailable: the source cannot be reached.
+        """
+
+
+class StorageSource:
+    """A log read straight from its storage (only ``checkpoint`` and tiles)."""
+
+    def __init__(self, storage: LogStorage) -> None:
+        self._storage = storage
+
+    def fetch(self, path: str, limit: int) -> bytes | None:
+        data = self._storage.read(path)
+        if data is not None and len(data) > limit:
+            raise VerificationError(f"{path} is larger than {limit} bytes", code="object_too_large")
+        return data
+
+
+class DirectorySource(StorageSource):
+    """A log directory on disk."""
+
+    def __init__(self, root: str | Path) -> None:
+        from bordergate.tlog.storage.fs import FileStorage
+        super().__init__(FileStorage(root))
+
+
+class HttpSource:
+    """A log served over HTTP(S) at ``base_url``."""
+
+    def __init__(self, base_url: str, client: httpx.Client | None = None) -> None:
+        self.base_url = base_url.rstrip("/") + "/"
+        self._client = client or httpx.Client(timeout=30.0)
+
+    def fetch(self, path: str, limit: int) -> bytes | None:
+        url = self.base_url + path
+        try:
+            with self._client.stream("GET", url) as r:
+                if r.status_code == 404:
+                    return None
+                if r.status_code != 200:
+                    raise Unavailable(f"GET {url} answered {r.status_code}", code="log_unavailable")
+                chunks, total = [], 0
+                for chunk in r.iter_bytes():
+                    total += len(chunk)
+                    if total > limit:
+                        raise VerificationError(f"{path} is larger than {limit} bytes",
+                                                code="object_too_large")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx.HTTPError as e:
+            raise Unavailable(f"GET {url} failed: {e}", code="log_unavailable") from e
+
+
+def open_source(location: str) -> LogSource:
+    """A source for a directory path or an ``http(s)://`` base URL."""
+    if location.startswith(("http://", "https://")):
+        return HttpSource(location)
+    return DirectorySource(location)
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    """What :meth:`LogClient.rebuild` proved: the tree edge at ``size`` and its root."""
+
+    size: int
+    root: bytes
+    frontier: TileFrontier
+
+
+class LogClient:
+    """Verifying reader of one log."""
+
+    def __init__(self, source: LogSource, verifier: Verifier, *,
+                 cosigners: Sequence[CosignatureVerifier] = (), quorum: int = 0,
+                 limits: ReadLimits | None = None, cache_tiles: int = 4096) -> None:
+        self.source = source
+        self.verifier = verifier
+        self.cosigners = tuple(cosigners)
+        self.quorum = quorum
+        self.limits = limits or ReadLimits()
+        self._cache: OrderedDict[TileRef, TileHashes] = OrderedDict()
+        self._cache_size = cache_tiles
+
+    # -- checkpoint --------------------------------------------------------
+    def checkpoint(self) -> SignedCheckpoint:
+        """Fetch and verify the current checkpoint (signature and witness quorum).
+
+        Raises:
+            VerificationError: malformed, badly signed, or short of the quorum.
+            NotFound: the log has no checkpoint.
+        """
+        data = self.source.fetch(CHECKPOINT_PATH, self.limits.checkpoint)
+        if data is None:
+            raise NotFound("the log has no checkpoint", code="checkpoint_missing")
+        return self.open(data)
+
+    def open(self, data: bytes) -> SignedCheckpoint:
+        """Verify a signed checkpoint given as bytes (see :meth:`checkpoint`)."""
+        signed = open_checkpoint(data, self.verifier, cosigners=self.cosigners)
+        names = {c.name for c in signed.cosignatures}
+        if len(names) < self.quorum:
+            raise VerificationError(
+                f"checkpoint of size {signed.checkpoint.size} has {len(names)} valid witness "
+                f"cosignatures, {self.quorum} required", code="witness_quorum_not_met")
+        return signed
+
+    # -- tiles and entries -------------------------------------------------
+    def _fetch(self, ref: TileRef) -> bytes:
+        limit = self.limits.bundle if ref.is_bundle else self.limits.tile
+        data = self.source.fetch(ref.path, limit)
+        if data is None:
+            raise VerificationError(f"{ref.path} is missing", code="tile_missing")
+        return data
+
+    def tile(self, ref: TileRef) -> TileHashes:
+        """The decoded tile ``ref`` with its interior nodes (cached, bounded)."""
+        hit = self._cache.get(ref)
+        if hit is not None:
+            self._cache.move_to_end(ref)
+            return hit
+        try:
+            tile = TileHashes(decode_tile(self._fetch(ref), ref.width))
+        except VerificationError as e:
+            raise VerificationError(f"{ref.path}: {e}", code=e.code) from None
+        self._cache[ref] = tile
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return tile
+
+    def bundle(self, index: int, width: int = TILE_WIDTH) -> list[bytes]:
+        """The entries of one bundle."""
+        ref = TileRef(ENTRIES, index, width)
+        try:
+            return decode_bundle(self._fetch(ref), width)
+        except VerificationError as e:
+            raise VerificationError(f"{ref.path}: {e}", code=e.code) from None
+
+    def entry(self, index: int, size: int) -> bytes:
+        """The entry at ``index`` of the tree of ``size`` (not proven: see proofs)."""
+        if not 0 <= index < size:
+            raise NotFound(f"index {index} is outside the log of size {size}",
+                           code="index_out_of_range")
+        b, pos = divmod(index, TILE_WIDTH)
+        width = TILE_WIDTH if (b + 1) * TILE_WIDTH <= size else size % TILE_WIDTH
+        return self.bundle(b, width)[pos]
+
+    # -- proofs -------------------------------------------------------------
+    def node_reader(self, tree_size: int) -> merkle.NodeReader:
+        """Perfect-subtree hashes from the tiles of the published tree of ``tree_size``."""
+        return tile_node_reader(tree_size, self.tile)
+
+    def root(self, size: int, tree_size: int | None = None) -> bytes:
+        """The root of the first ``size`` leaves, from the tiles of ``tree_size``."""
+        if size == 0:
+            return merkle.EMPTY_ROOT
+        return merkle.range_hash(0, size, self.node_reader(tree_size or size))
+
+    def inclusion_proof(self, index: int, size: int, tree_size: int | None = None
+                        ) -> list[bytes]:
+        """The inclusion proof of ``index`` in the tree of ``size``.
+
+        Hashes come from the tiles of the published tree of ``tree_size``
+        (default ``size``), which may be larger: older trees' partial tiles
+        need not exist.
+        """
+        if not 0 <= index < size:
+            raise NotFound(f"index {index} is outside the log of size {size}",
+                           code="index_out_of_range")
+        return merkle.inclusion_proof(index, size, self.node_reader(tree_size or size))
+
+    def consistency_proof(self, old_size: int, size: int, tree_size: int | None = None
+                          ) -> list[bytes]:
+        """The consistency proof from ``old_size`` to ``size`` (see inclusion_proof)."""
+        if not 0 < old_size <= size:
+            raise NotFound(f"no consistency proof from {old_size} to {size}",
+                           code="index_out_of_range")
+        return merkle.consistency_proof(old_size, size, self.node_reader(tree_size or size))
+
+    def prove_entry(self, index: int, signed: SignedCheckpoint) -> bytes:
+        """Fetch the entry at ``index`` and prove it is in ``signed``'s tree.
+
+        Raises:
+            VerificationError: the entry or proof does not verify.
+        """
+        size, root = signed.checkpoint.size, signed.checkpoint.root
+        entry = self.entry(index, size)
+        merkle.verify_inclusion(merkle.leaf_hash(entry), index, size,
+                                self.inclusion_proof(index, size), root)
+        return entry
+
+    # -- full verification ------------------------------------------------------
+    def rebuild(self, signed: SignedCheckpoint, *, start: TileFrontier | None = None,
+                on_entries: Callable[[int, list[bytes]], None] | None = None,
+                progress: Callable[[int], None] | None = None) -> RebuildResult:
+        """Rebuild the tree of ``signed`` from its entry bundles and compare.
+
+        Every hash tile the entries produce must equal the published one, and
+        the root must equal the checkpoint's.  ``start`` continues from an
+        edge proven earlier (an auditor's saved state) so only new bundles are
+        read; ``on_entries(first_index, entries)`` sees every new entry.
+
+        Raises:
+            VerificationError: naming the first tile, bundle or index that differs.
+        """
+        size = signed.checkpoint.size
+        frontier = _copy(start) if start is not None else TileFrontier()
+        if frontier.size > size:
+            raise VerificationError(f"log shrank from {frontier.size} to {size}",
+                                    code="log_shrank")
+        for first, entries in self._bundles_after(frontier, size):
+            if on_entries is not None:
+                on_entries(first, entries)
+            encoded = [encode_entry(e) for e in entries]
+            hashes = [merkle.leaf_hash(e) for e in entries]
+            for ref, data in frontier.append(encoded, hashes):
+                if not ref.is_bundle:
+                    self._compare(ref, data)
+            if progress is not None:
+                progress(frontier.size)
+        for ref, data in frontier.partial_tiles():
+            self._compare(ref, data)
+        root = frontier.root()
+        if root != signed.checkpoint.root:
+            raise VerificationError(
+                f"entries 0..{size - 1} do not reproduce the checkpoint root of size {size}",
+                code="root_mismatch")
+        return RebuildResult(size, root, frontier)
+
+    def _bundles_after(self, frontier: TileFrontier, size: int
+                       ) -> Iterator[tuple[int, list[bytes]]]:
+        index, have = divmod(frontier.size, TILE_WIDTH)
+        while index * TILE_WIDTH < size:
+            width = min(TILE_WIDTH, size - index * TILE_WIDTH)
+            entries = self.bundle(index, width)
+            if have:
+                known = [merkle.leaf_hash(e) for e in entries[:have]]
+                if known != frontier.levels[0][:have]:
+                    raise VerificationError(
+                        f"{TileRef(ENTRIES, index, width).path} rewrote entries verified "
+                        f"before (indexes {index * TILE_WIDTH}..{index * TILE_WIDTH + have - 1})",
+                        code="entries_rewritten")
+            yield index * TILE_WIDTH + have, entries[have:]
+            index, have = index + 1, 0
+
+    def _compare(self, ref: TileRef, data: bytes) -> None:
+        published = self._fetch(ref)
+        if published != data:
+            first_bad = next((i for i in range(0, min(len(published), len(data)),
+                                                merkle.HASH_SIZE)
+                              if published[i:i + 32] != data[i:i + 32]), None)
+            where = "" if first_bad is None else \
+                f" (first differing hash covers index {_covered(ref, first_bad // 32)})"
+            raise VerificationError(f"{ref.path} does not match the entries{where}",
+                                    code="tile_mismatch")
+
+
+def _covered(ref: TileRef, pos: int) -> int:
+    return (ref.index * TILE_WIDTH + pos) << (TILE_HEIGHT * ref.level)
+
+
+def _copy(frontier: TileFrontier) -> TileFrontier:
+    return TileFrontier(frontier.size, [list(x) for x in frontier.levels], list(frontier.bundle))

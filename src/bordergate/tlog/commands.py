@@ -1,0 +1,211 @@
+"""``bordergate log ...``: create, append to, inspect, prove, verify and serve a log.
+
+This is a stable public contract that other tools drive: the verifier key is
+the last line of ``log init``; ``log append`` reads one entry per line of
+standard input (the newline is not part of the entry) and prints the new size;
+``log prove`` prints JSON with base64 hashes; ``log verify`` exits 0 only if
+everything verified, 1 if something did not, 2 for usage or I/O errors.
+This module must never hold log logic itself: it calls the tlog API.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bordergate.errors import BordergateError, VerificationError
+from bordergate.tlog import merkle
+from bordergate.tlog.checkpoint import Checkpoint
+from bordergate.tlog.client import HttpSource, LogClient, LogSource, StorageSource
+from bordergate.tlog.cosignature import CosignatureVerifier
+from bordergate.tlog.logdir import (
+    default_key_file,
+    open_log_storage,
+    read_signer,
+    record_postgres,
+    write_key,
+)
+from bordergate.tlog.note import Ed25519Verifier, Signer
+from bordergate.tlog.sequencer import Sequencer, create_log
+from bordergate.tlog.storage import CHECKPOINT_PATH
+
+__all__ = ["app"]
+
+app = typer.Typer(help="The verifiable log: RFC 9162 trees as C2SP tlog-tiles.",
+                  no_args_is_help=True)
+
+KeyFile = Annotated[Path | None, typer.Option("--key-file", help="signing key (default DIR.key)")]
+_APPEND_CHUNK = 65_536
+
+
+def _fail(e: BordergateError, exit_code: int = 2) -> typer.Exit:
+    typer.echo(f"error [{e.code}]: {e}", err=True)
+    return typer.Exit(exit_code)
+
+
+@app.command()
+def init(directory: Path, origin: Annotated[str, typer.Option(help="the log's origin line")],
+         key_file: KeyFile = None,
+         postgres: Annotated[str | None, typer.Option(help="PostgreSQL URL for the log")] = None,
+         ) -> None:
+    """Create a log and print its verifier key (last line)."""
+    key_path = key_file or default_key_file(directory)
+    try:
+        signer = Signer.generate(origin)
+    except ValueError as e:
+        typer.echo(f"error [invalid_origin]: {e}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if postgres:
+            record_postgres(directory, postgres)
+        storage = open_log_storage(directory)
+        if storage.read(CHECKPOINT_PATH) is not None:
+            typer.echo(f"error [log_exists]: a log already exists in {directory}", err=True)
+            raise typer.Exit(2)
+        write_key(key_path, signer.key_string)
+        create_log(storage, signer)
+        storage.close()
+    except BordergateError as e:
+        raise _fail(e) from None
+    typer.echo(f"log created: {directory} (signing key: {key_path})")
+    typer.echo(signer.verifier().key_string)
+
+
+@app.command()
+def append(directory: Path, key_file: KeyFile = None) -> None:
+    """Append stdin lines as entries (one per line), publish, print the new size."""
+    try:
+        signer = read_signer(key_file or default_key_file(directory))
+        storage = open_log_storage(directory)
+        with Sequencer(storage, signer) as seq:
+            chunk: list[bytes] = []
+            for line in sys.stdin.buffer:
+                chunk.append(line[:-1] if line.endswith(b"\n") else line)
+                if len(chunk) >= _APPEND_CHUNK:
+                    seq.append_many(chunk)
+                    chunk = []
+            if chunk:
+                seq.append_many(chunk)
+            size = seq.publish().checkpoint.size
+    except BordergateError as e:
+        raise _fail(e) from None
+    typer.echo(size)
+
+
+@app.command()
+def checkpoint(directory: Path) -> None:
+    """Print the current signed checkpoint."""
+    try:
+        data = open_log_storage(directory).read(CHECKPOINT_PATH)
+    except BordergateError as e:
+        raise _fail(e) from None
+    if data is None:
+        typer.echo(f"error [checkpoint_missing]: no log in {directory}", err=True)
+        raise typer.Exit(2)
+    sys.stdout.write(data.decode("utf-8", "replace"))
+
+
+def _b64(h: bytes) -> str:
+    return base64.b64encode(h).decode()
+
+
+def _published(source: LogSource) -> Checkpoint:
+    """The checkpoint body, unverified: the prover is not the verifier."""
+    data = source.fetch(CHECKPOINT_PATH, 1 << 20)
+    if data is None:
+        raise VerificationError("the log has no checkpoint", code="checkpoint_missing")
+    text = data.decode("utf-8", "replace")
+    return Checkpoint.parse(text[: text.find("\n\n") + 1])
+
+
+@app.command()
+def prove(directory: Path,
+          index: Annotated[int | None, typer.Option(help="prove inclusion of this index")] = None,
+          old: Annotated[int | None, typer.Option(help="prove consistency from this size")] = None,
+          size: Annotated[int | None, typer.Option(help="tree size (default: current)")] = None,
+          ) -> None:
+    """Print an inclusion (--index) or consistency (--old) proof as JSON."""
+    if (index is None) == (old is None):
+        typer.echo("error [usage]: give exactly one of --index or --old", err=True)
+        raise typer.Exit(2)
+    try:
+        source = StorageSource(open_log_storage(directory))
+        cp = _published(source)
+        n = cp.size if size is None else size
+        if n > cp.size:
+            typer.echo(f"error [index_out_of_range]: size {n} > published {cp.size}", err=True)
+            raise typer.Exit(2)
+        client = LogClient(source, Ed25519Verifier(cp.origin, bytes(32)))
+        root = client.root(n, cp.size)
+        if index is not None:
+            proof = client.inclusion_proof(index, n, cp.size)
+            leaf = merkle.leaf_hash(client.entry(index, cp.size))
+            out = {"index": index, "size": n, "root": _b64(root), "leaf_hash": _b64(leaf),
+                   "proof": [_b64(p) for p in proof]}
+        else:
+            assert old is not None
+            if old > n:
+                typer.echo(f"error [index_out_of_range]: --old {old} > size {n}", err=True)
+                raise typer.Exit(2)
+            proof = client.consistency_proof(old, n, cp.size) if old else []
+            out = {"old_size": old, "size": n, "old_root": _b64(client.root(old, cp.size)),
+                   "root": _b64(root), "proof": [_b64(p) for p in proof]}
+    except BordergateError as e:
+        raise _fail(e) from None
+    typer.echo(json.dumps(out, indent=2))
+
+
+@app.command()
+def verify(location: str,
+           vkey: Annotated[str, typer.Option(help="the log's verifier key")],
+           old: Annotated[Path | None, typer.Option(help="an older signed checkpoint")] = None,
+           witness: Annotated[list[str] | None, typer.Option(help="witness verifier key")] = None,
+           quorum: Annotated[int, typer.Option(help="witness cosignatures required")] = 0,
+           ) -> None:
+    """Verify signature, tiles and bundles against the root, and consistency with --old."""
+    try:
+        source: LogSource = HttpSource(location) if location.startswith(("http://", "https://")) \
+            else StorageSource(open_log_storage(Path(location)))
+        verifier = Ed25519Verifier.from_key_string(vkey)
+        cosigners = [CosignatureVerifier.from_key_string(w) for w in witness or []]
+        client = LogClient(source, verifier, cosigners=cosigners, quorum=quorum)
+        signed = client.checkpoint()
+        old_cp = client.open(old.read_bytes()).checkpoint if old else None
+    except OSError as e:
+        typer.echo(f"error [io]: {e}", err=True)
+        raise typer.Exit(2) from None
+    except BordergateError as e:
+        raise _fail(e, 1 if isinstance(e, VerificationError) else 2) from None
+    try:
+        if old_cp is not None and old_cp.size > signed.checkpoint.size:
+            raise VerificationError(f"older checkpoint has size {old_cp.size} > current "
+                                    f"{signed.checkpoint.size}", code="log_shrank")
+        result = client.rebuild(signed)
+        if old_cp is not None and old_cp.size:
+            proof = client.consistency_proof(old_cp.size, signed.checkpoint.size)
+            merkle.verify_consistency(old_cp.size, signed.checkpoint.size, old_cp.root,
+                                      result.root, proof)
+    except BordergateError as e:
+        raise _fail(e, 1 if isinstance(e, VerificationError) else 2) from None
+    typer.echo(f"verified: {signed.checkpoint.origin} size {signed.checkpoint.size} "
+               f"root {_b64(result.root)}"
+               + (f", consistent with size {old_cp.size}" if old_cp is not None else "")
+               + (f", {len(signed.cosignatures)} witness cosignatures" if cosigners else ""))
+
+
+@app.command()
+def serve(directory: Path, port: Annotated[int, typer.Option(help="TCP port")] = 8080,
+          host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1") -> None:
+    """Serve the log read-only over HTTP (checkpoint, tiles and bundles only)."""
+    import uvicorn
+
+    from bordergate.tlog.server import make_log_app
+    storage = open_log_storage(directory)
+    typer.echo(f"serving {directory} at http://{host}:{port}/checkpoint")
+    uvicorn.run(make_log_app(storage), host=host, port=port, log_level="warning")

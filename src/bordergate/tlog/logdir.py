@@ -1,0 +1,86 @@
+"""Opening a log named on the command line: its storage, key file and settings.
+
+A log is named by a directory ``DIR``.  With the files backend the tiles live
+in ``DIR`` itself; with PostgreSQL, ``DIR/.sequencer/storage.json`` records the
+database URL and log name, and ``DIR`` holds nothing else.  The signing key
+lives beside the served directory (``DIR.key``, mode 0600) or where
+``--key-file`` says, never inside ``DIR``.
+
+This module must never sign, serve or interpret entries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from bordergate.errors import ConfigError
+from bordergate.tlog.note import Signer
+from bordergate.tlog.storage import LogStorage
+from bordergate.tlog.storage.fs import FileStorage
+
+__all__ = ["default_key_file", "open_log_storage", "read_signer", "record_postgres", "write_key"]
+
+_POINTER = Path(".sequencer") / "storage.json"
+
+
+def default_key_file(log_dir: Path) -> Path:
+    """``DIR.key`` beside the log directory."""
+    resolved = log_dir.resolve()
+    return resolved.with_name(resolved.name + ".key")
+
+
+def write_key(path: Path, secret: str) -> None:
+    """Create a key file readable only by its owner; refuse to overwrite.
+
+    Raises:
+        ConfigError: the file already exists.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"key file {path} already exists; refusing to overwrite it",
+                          code="key_file_exists") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+
+
+def read_signer(path: Path) -> Signer:
+    """Load a log signing key file.
+
+    Raises:
+        ConfigError: missing, unreadable, or not a signer key.
+    """
+    try:
+        text = path.read_text().strip()
+    except OSError as e:
+        raise ConfigError(f"cannot read key file {path}: {e.strerror}",
+                          code="key_file_unreadable") from None
+    from bordergate.errors import VerificationError
+    try:
+        return Signer.from_key_string(text)
+    except VerificationError as e:
+        raise ConfigError(f"{path} is not a log signing key: {e}",
+                          code="key_file_invalid") from None
+
+
+def record_postgres(log_dir: Path, url: str) -> None:
+    """Remember that the log named by ``log_dir`` lives in PostgreSQL."""
+    pointer = log_dir / _POINTER
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    pointer.write_text(json.dumps({"postgres": url, "log": log_dir.resolve().name}))
+
+
+def open_log_storage(log_dir: Path) -> LogStorage:
+    """The storage of the log named by ``log_dir`` (files unless recorded otherwise)."""
+    pointer = log_dir / _POINTER
+    if pointer.exists():
+        try:
+            info = json.loads(pointer.read_text())
+            url, name = str(info["postgres"]), str(info["log"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"{pointer} is damaged: {e}", code="log_config_invalid") from None
+        from bordergate.tlog.storage.postgres import PostgresStorage
+        return PostgresStorage(url, log=name)
+    return FileStorage(log_dir)
