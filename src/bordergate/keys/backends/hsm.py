@@ -59,7 +59,12 @@ class Pkcs11Backend:
         try:
             lib = pkcs11.lib(library)
             token = lib.get_token(token_label=token_label)
-            self._session = token.open(user_pin=pin, rw=True)
+            try:
+                self._session = token.open(user_pin=pin, rw=True)
+            except pkcs11.UserAlreadyLoggedIn:
+                # PKCS#11 login is per process and token: a second backend in this
+                # process shares the first one's login.
+                self._session = token.open(rw=True)
         except (RuntimeError, OSError) as exc:  # PKCS11Error is a RuntimeError
             raise Unavailable(f"cannot open PKCS#11 token {token_label!r}: "
                               f"{type(exc).__name__}", code="key_backend_unavailable") from exc

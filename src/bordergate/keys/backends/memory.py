@@ -51,7 +51,8 @@ class MemoryKeyBackend:
             if self._seed is None:
                 material = os.urandom(32)
             else:  # test-only determinism
-                material = hashlib.sha256(self._seed + version.to_bytes(4, "big")).digest()
+                material = hashlib.sha256(self._seed + self._jurisdiction.encode()
+                                          + version.to_bytes(4, "big")).digest()
             self._keks[version] = AESGCM(material)
             return version
 
