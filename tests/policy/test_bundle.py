@@ -195,6 +195,17 @@ BROKEN = [
         "policy-duplicate-id",
         {"zz.cedar": b'@id("restricted-never-leaves") forbid (principal, action, resource);'},
     ),
+    broken(
+        "policy-names-entity",
+        {"zz.cedar": b'@id("vip") permit (principal == Principal::"e0", action, resource);'},
+    ),
+    broken(
+        "policy-names-entity-in-condition",
+        {
+            "zz.cedar": b'@id("vip") permit (principal, action, resource) '
+            b'when { resource == Field::"x" };'
+        },
+    ),
     broken("policy-not-utf8", {"policies.cedar": b"\xff\xfe"}),
     broken("policy-missing", {"policies.cedar": None}),
     broken("schema-missing", {"schema.cedarschema": None}),

@@ -408,3 +408,53 @@ def test_property_replay_of_any_input_matches(
     live = PolicyEngine(default_bundle(), entity_cache_size=0).decide(item)
     assert replay(default_bundle(), recorded) == live
     assert not live.errors
+
+
+def test_request_validation_mode_gives_identical_decisions() -> None:
+    """Promise 4: evaluating with per-request schema validation changes no decision."""
+    inputs = [access_input(*case) for case in ACCESS_CASES]
+    fast = PolicyEngine(default_bundle()).decide_many(inputs)
+    strict = PolicyEngine(default_bundle(), validate_requests=True).decide_many(inputs)
+    assert fast == strict
+
+
+def test_policy_error_fails_closed() -> None:
+    """Promise 2: a forbid that errors at run time (overflow) denies instead of being skipped."""
+    bundle = with_extra_policy(
+        '@id("permit-everything")\npermit (principal, action, resource);\n'
+        '@id("overflowing-forbid")\nforbid (principal, action, resource)\n'
+        "when { context.now + 9223372036854775807 > 0 };\n"
+    )
+    item = access_input("read", "parent", False, "public", "operations", "none")
+    decision = PolicyEngine(bundle).decide(item)
+    assert not decision.allowed
+    assert decision.errors
+
+
+def test_identical_inputs_in_a_batch_share_one_decision(engine: PolicyEngine) -> None:
+    """Behaviour: repeated inputs in one batch get equal decisions, in order."""
+    a = access_input("read", "local", True, "public", "operations", "none")
+    b = access_input("read", "parent", False, "restricted", "operations", "none")
+    got = engine.decide_many([a, b, a, b, a])
+    assert [d.allowed for d in got] == [True, False, True, False, True]
+
+
+def test_field_name_policies_are_evaluated_per_field() -> None:
+    """Promise 4: fields share one evaluation only when no policy reads the field name."""
+    assert not default_bundle().reads_field_name
+    bundle = with_extra_policy(
+        '@id("no-emails")\nforbid (principal, action, resource is Field)\n'
+        'when { resource.name == "email" };\n'
+    )
+    assert bundle.reads_field_name
+    ctx = RequestContext(purpose="operations", now=NOW, gateway=HOME, k_min=K_MIN)
+    who = principal("local", True)
+    email = DecisionInput(who, "read", Field("users", "email", "protected", HOME), ctx)
+    phone = DecisionInput(who, "read", Field("users", "phone", "protected", HOME), ctx)
+    got = PolicyEngine(bundle).decide_many([email, phone])
+    assert got == [
+        Decision(False, ("no-emails",), ()),
+        Decision(True, ("local-staff-at-home",), ()),
+    ]
+    shared = PolicyEngine(default_bundle()).decide_many([email, phone])
+    assert shared[0] == shared[1] == replay(default_bundle(), phone.to_json())

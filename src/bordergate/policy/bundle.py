@@ -11,7 +11,8 @@ A bundle is a directory::
 
 Loading validates everything, each failure a ``ConfigError`` naming the file:
 every policy parses, validates against the schema (cedarpy's validator), carries
-a unique, non-empty ``@id("...")`` annotation and is not a template; the
+a unique, non-empty ``@id("...")`` annotation, is not a template and names no
+entity other than actions (decisions depend only on recorded attributes); the
 schema parses; at least one purpose is declared, each with a description and
 at least one reason code.  Other files (a README) are allowed and digested.
 
@@ -42,6 +43,7 @@ from types import MappingProxyType
 from typing import Any
 
 import cedarpy
+from cedarpy import pst
 
 from bordergate.errors import ConfigError, InvalidInput
 from bordergate.releases.digest import digest_files, read_tree
@@ -125,6 +127,17 @@ def _parse_purposes(source: str, data: bytes) -> dict[str, Purpose]:
     return out
 
 
+def _reads_attribute(node: object, attribute: str) -> bool:
+    """True if a Cedar JSON (EST) expression reads or tests ``attribute`` anywhere."""
+    if isinstance(node, dict):
+        if node.get("attr") == attribute:
+            return True
+        return any(_reads_attribute(value, attribute) for value in node.values())
+    if isinstance(node, list):
+        return any(_reads_attribute(value, attribute) for value in node)
+    return False
+
+
 def _parse_schema(source: str, files: Mapping[str, bytes]) -> tuple[str, str, cedarpy.Schema]:
     present = [name for name in (SCHEMA_FILE, SCHEMA_JSON_FILE) if name in files]
     if len(present) != 1:
@@ -164,6 +177,18 @@ def _check_policy_file(source: str, name: str, text: str, schema: cedarpy.Schema
         ids.append(ident)
     if not ids:
         raise ConfigError(f"{where}: holds no policy", code="policy_invalid")
+    try:
+        named = pst.entity_uids(cedarpy.policies_to_pst(text))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: {exc}", code="policy_parse_error") from exc
+    foreign = sorted(str(u) for u in named if u.type.namespace or u.type.basename != "Action")
+    if foreign:
+        # Entity uids are synthetic per evaluation; decisions must depend only on
+        # the recorded attributes, or replay would differ (promise 4).
+        raise ConfigError(
+            f"{where}: policies may name only actions, not {', '.join(foreign)}",
+            code="policy_names_entity",
+        )
     result = cedarpy.validate_policies(text, schema)
     if not result.validation_passed:
         problems = "; ".join(str(e) for e in result.errors) or "validation failed"
@@ -187,6 +212,8 @@ class PolicyBundle:
         policy_set: the parsed ``cedarpy.PolicySet`` handle.
         schema: the parsed ``cedarpy.Schema`` handle.
         annotations: Cedar's positional policy id (``policy0``...) -> ``@id``.
+        reads_field_name: some policy reads an attribute called ``name``; if
+            none does, fields of one collection and class get one evaluation.
     """
 
     def __init__(self, files: Iterable[tuple[str, bytes]], *, source: str = "<memory>") -> None:
@@ -234,6 +261,7 @@ class PolicyBundle:
         self.annotations: Mapping[str, str] = MappingProxyType(
             {pid: p["annotations"]["id"] for pid, p in est["staticPolicies"].items()}
         )
+        self.reads_field_name = _reads_attribute(est, "name")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PolicyBundle:

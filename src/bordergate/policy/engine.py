@@ -10,8 +10,12 @@ forbid, none when nothing permitted).  ``replay`` re-evaluates a recorded
 decision input, for the audit (DESIGN.md promise 4).
 
 Cedar requests are built only from the decision input, so the input is the
-whole truth of the decision.  A request Cedar cannot evaluate (it does not fit
-the schema) is denied, never allowed: fail closed.
+whole truth of the decision.  Speed comes from parsing once: the policy set
+and schema when the bundle loads, and the entity set (principal, resources,
+approval; validated against the schema) once per distinct combination, kept in
+an LRU; the small context is the only per-request parse.  Identical inputs in
+one batch are evaluated once.  Fail closed: a request Cedar cannot evaluate,
+or any policy evaluation error, is a deny, never an allow.
 
 This module must never read files, clocks or keys; time is ``context.now``.
 """
@@ -30,6 +34,8 @@ import cedarpy
 from bordergate.errors import ConfigError, VerificationError
 from bordergate.policy.bundle import PolicyBundle
 from bordergate.policy.entities import (
+    Action,
+    Approval,
     ApprovalRequest,
     DecisionInput,
     Field,
@@ -49,7 +55,7 @@ class Decision:
     """The outcome of one decision.
 
     Attributes:
-        allowed: True only if Cedar answered Allow.
+        allowed: True only if Cedar answered Allow without any error.
         policy_ids: ``@id`` of the determining policies, sorted.
         errors: Cedar's evaluation or request errors, if any (a decision with
             errors is still a decision; a request that could not be built is a
@@ -73,26 +79,27 @@ def _entity(uid: str, kind: str, attrs: dict[str, Any]) -> dict[str, Any]:
     return {"uid": {"type": kind, "id": uid}, "attrs": attrs, "parents": []}
 
 
-def _principal_entity(uid: str, principal: Principal) -> dict[str, Any]:
-    return _entity(uid, "Principal", principal.to_json())
-
-
-def _resource_entity(uid: str, resource: Resource) -> dict[str, Any]:
-    return _entity(uid, resource.cedar_type, resource.attributes())
-
-
 class PolicyEngine:
     """Decides batches of ``DecisionInput``s with one bundle's parsed handles."""
 
     def __init__(
-        self, bundle: PolicyBundle, *, entity_cache_size: int = _ENTITY_CACHE_SIZE
+        self,
+        bundle: PolicyBundle,
+        *,
+        entity_cache_size: int = _ENTITY_CACHE_SIZE,
+        validate_requests: bool = False,
     ) -> None:
         """Wrap ``bundle`` and check that its schema accepts bordergate's requests.
 
         Args:
             bundle: a loaded bundle.
             entity_cache_size: how many parsed entity sets to keep (an LRU keyed
-                by the exact principal and resources, so reuse is exact).
+                by the exact principal, resources and approvals, so reuse is exact).
+            validate_requests: also validate every request's context against
+                the schema at evaluation (slower).  Off by default: entities are
+                always validated against the schema when parsed, the context
+                shape is fixed by ``RequestContext`` and checked against the
+                schema once here, and any evaluation error denies.
 
         Raises:
             ConfigError: the bundle's schema cannot type one of bordergate's
@@ -102,6 +109,7 @@ class PolicyEngine:
         self._cache: OrderedDict[tuple[object, ...], cedarpy.Entities] = OrderedDict()
         self._cache_size = entity_cache_size
         self._lock = threading.Lock()
+        self._validate_requests = validate_requests
         self._self_check()
 
     @property
@@ -111,20 +119,27 @@ class PolicyEngine:
 
     def _self_check(self) -> None:
         principal = Principal("self-check", "self-check", "local", "zz", frozenset({"r"}))
-        context = RequestContext(purpose="self_check", now=0, gateway="zz", k_min=1, k=1)
-        samples = [
-            DecisionInput(principal, "read", Field("c", "f", "public", "zz"), context),
-            DecisionInput(principal, "write", Field("c", "f", "protected", "zz"), context),
-            DecisionInput(principal, "export", Field("c", "f", "restricted", "zz"), context),
-            DecisionInput(principal, "erase", Subject("zz"), context),
-            DecisionInput(
-                principal,
-                "approve",
-                ApprovalRequest("x", "self_check", frozenset({"c"}), frozenset({"public"}), "zz"),
-                context,
-            ),
+        approval = Approval(
+            "a", "self-check", "self_check", frozenset({"c"}), frozenset({"public"}), True, 1
+        )
+        bare = RequestContext(purpose="self_check", now=0, gateway="zz", k_min=1)
+        full = RequestContext(
+            purpose="self_check", now=0, gateway="zz", k_min=1, k=1, approval=approval
+        )
+        request = ApprovalRequest("x", "self_check", frozenset({"c"}), frozenset({"public"}), "zz")
+        resources: list[tuple[Action, Resource]] = [
+            ("read", Field("c", "f", "public", "zz")),
+            ("write", Field("c", "f", "protected", "zz")),
+            ("export", Field("c", "f", "restricted", "zz")),
+            ("erase", Subject("zz")),
+            ("approve", request),
         ]
-        for sample, decision in zip(samples, self._evaluate(samples), strict=True):
+        samples = [
+            DecisionInput(principal, action, resource, context)
+            for action, resource in resources
+            for context in (bare, full)
+        ]
+        for sample, decision in zip(samples, self._evaluate(samples, validate=True), strict=True):
             if decision.errors:
                 raise ConfigError(
                     f"{self.bundle.source}: schema rejects a {sample.action!r} request: "
@@ -147,28 +162,40 @@ class PolicyEngine:
                 self._cache.popitem(last=False)
         return handle
 
-    def _evaluate(self, inputs: Sequence[DecisionInput]) -> list[Decision]:
+    def _evaluate(self, inputs: Sequence[DecisionInput], *, validate: bool) -> list[Decision]:
         uids: dict[object, str] = {}
         entities: list[dict[str, Any]] = []
         contexts: dict[RequestContext, str] = {}
         requests: list[dict[str, Any]] = []
+
+        def uid(kind: str, value: Principal | Resource | Approval) -> str:
+            key = (kind, value)
+            found = uids.get(key)
+            if found is None:
+                found = uids[key] = f"e{len(uids)}"
+                if isinstance(value, Principal):
+                    entities.append(_entity(found, "Principal", value.to_json()))
+                elif isinstance(value, Approval):
+                    entities.append(_entity(found, "Approval", value.to_json()))
+                else:
+                    entities.append(_entity(found, value.cedar_type, value.attributes()))
+            return found
+
         for item in inputs:
-            pkey = ("P", item.principal)
-            if pkey not in uids:
-                uids[pkey] = f"p{len(uids)}"
-                entities.append(_principal_entity(uids[pkey], item.principal))
-            rkey = ("R", item.resource)
-            if rkey not in uids:
-                uids[rkey] = f"r{len(uids)}"
-                entities.append(_resource_entity(uids[rkey], item.resource))
+            principal = uid("Principal", item.principal)
+            resource = uid(item.resource.cedar_type, item.resource)
             context = contexts.get(item.context)
             if context is None:
-                context = contexts[item.context] = json.dumps(item.context.to_json())
+                cedar_context = item.context.to_json()
+                if item.context.approval is not None:
+                    ref = {"type": "Approval", "id": uid("Approval", item.context.approval)}
+                    cedar_context["approval"] = {"__entity": ref}
+                context = contexts[item.context] = json.dumps(cedar_context)
             requests.append(
                 {
-                    "principal": {"type": "Principal", "id": uids[pkey]},
+                    "principal": {"type": "Principal", "id": principal},
                     "action": {"type": "Action", "id": item.action},
-                    "resource": {"type": item.resource.cedar_type, "id": uids[rkey]},
+                    "resource": {"type": item.resource.cedar_type, "id": resource},
                     "context": context,
                 }
             )
@@ -176,9 +203,8 @@ class PolicyEngine:
             handle = self._entities(tuple(uids), entities)
         except ValueError as exc:
             return [Decision(False, (), (f"entities rejected: {exc}",)) for _ in inputs]
-        results = cedarpy.is_authorized_batch(
-            requests, self.bundle.policy_set, handle, self.bundle.schema
-        )
+        schema = self.bundle.schema if validate or self._validate_requests else None
+        results = cedarpy.is_authorized_batch(requests, self.bundle.policy_set, handle, schema)
         return [self._decision(result) for result in results]
 
     def _decision(self, result: cedarpy.AuthzResult) -> Decision:
@@ -187,7 +213,10 @@ class PolicyEngine:
         errors = tuple(
             e if isinstance(e, str) else json.dumps(e, sort_keys=True) for e in diagnostics.errors
         )
-        return Decision(result.decision == cedarpy.Decision.Allow, ids, errors)
+        # Fail closed: a policy that errored is skipped by Cedar, which could let a
+        # permit win over a forbid that failed to evaluate; any error denies.
+        allowed = result.decision == cedarpy.Decision.Allow and not errors
+        return Decision(allowed, ids, errors)
 
     def decide_many(self, inputs: Sequence[DecisionInput]) -> list[Decision]:
         """Decide a batch (e.g. every field of one HTTP request) in one Cedar call.
@@ -206,7 +235,25 @@ class PolicyEngine:
             self.bundle.purpose(item.context.purpose)
         if not inputs:
             return []
-        return self._evaluate(inputs)
+        keys = [self._evaluation_key(item) for item in inputs]
+        unique = dict(zip(keys, inputs, strict=True))
+        decided = dict(
+            zip(unique, self._evaluate(list(unique.values()), validate=False), strict=True)
+        )
+        return [decided[key] for key in keys]
+
+    def _evaluation_key(self, item: DecisionInput) -> object:
+        """Inputs with equal keys provably get equal decisions, so evaluate one.
+
+        Equal inputs are equal keys; and when no policy reads a field's name,
+        fields differing only in name are too (the gateway's one evaluation per
+        data class, DESIGN.md "The data path of one read").
+        """
+        resource = item.resource
+        if isinstance(resource, Field) and not self.bundle.reads_field_name:
+            short = (resource.collection, resource.field_class, resource.home)
+            return (item.principal, item.action, short, item.context)
+        return item
 
     def decide(self, item: DecisionInput) -> Decision:
         """Decide one input (``decide_many`` with one element).

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal, cast
 
 from bordergate.errors import VerificationError
@@ -68,6 +68,20 @@ def _texts(name: str, value: object) -> frozenset[str]:
     return frozenset(_text(name, item) for item in value)
 
 
+def _hash_once(self: Any) -> int:
+    """Hash a frozen value once: the engine keys its caches by these values."""
+    cached: int | None = self.__dict__.get("_hash")
+    if cached is None:
+        cached = hash(tuple(getattr(self, f.name) for f in fields(self)))
+        object.__setattr__(self, "_hash", cached)
+    return cached
+
+
+def _state_without_hash(self: Any) -> dict[str, Any]:
+    """Pickle without the cached hash: string hashes differ between processes."""
+    return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
+
 @dataclass(frozen=True)
 class Principal:
     """An authenticated principal, as the issuer of the gateway's jurisdiction vouches.
@@ -86,6 +100,9 @@ class Principal:
     org_kind: str
     location: str
     roles: frozenset[str] = frozenset()
+
+    __hash__ = _hash_once
+    __getstate__ = _state_without_hash
 
     def __post_init__(self) -> None:
         _text("principal id", self.id)
@@ -113,6 +130,9 @@ class Field:
     name: str
     field_class: FieldClass
     home: str
+
+    __hash__ = _hash_once
+    __getstate__ = _state_without_hash
 
     def __post_init__(self) -> None:
         _text("collection", self.collection)
@@ -142,6 +162,9 @@ class Subject:
 
     home: str
 
+    __hash__ = _hash_once
+    __getstate__ = _state_without_hash
+
     def __post_init__(self) -> None:
         _code("home", self.home)
 
@@ -164,6 +187,9 @@ class ApprovalRequest:
     collections: frozenset[str]
     classes: frozenset[str]
     home: str
+
+    __hash__ = _hash_once
+    __getstate__ = _state_without_hash
 
     def __post_init__(self) -> None:
         _text("requester", self.requester)
@@ -225,6 +251,9 @@ class Approval:
     valid: bool
     expires: int
 
+    __hash__ = _hash_once
+    __getstate__ = _state_without_hash
+
     def __post_init__(self) -> None:
         _text("approval id", self.id)
         _text("requester", self.requester)
@@ -268,6 +297,9 @@ class RequestContext:
     k: int | None = None
     approval: Approval | None = None
 
+    __hash__ = _hash_once
+    __getstate__ = _state_without_hash
+
     def __post_init__(self) -> None:
         _text("purpose", self.purpose)
         _long("now", self.now)
@@ -301,6 +333,9 @@ class DecisionInput:
     action: Action
     resource: Resource
     context: RequestContext
+
+    __hash__ = _hash_once
+    __getstate__ = _state_without_hash
 
     def __post_init__(self) -> None:
         expected = _ACTION_RESOURCE.get(self.action)
