@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -12,13 +14,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bordergate.errors import BordergateError, Conflict, InvalidInput, NotFound, VerificationError
+from bordergate.errors import (
+    BordergateError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+    VerificationError,
+)
 from bordergate.tlog.evidence import verify_evidence
 from bordergate.tlog.note import note_signatures, parse_signature_lines
 from bordergate.tlog.witness import (
+    GroupCommitWitness,
     LogState,
     MemoryWitnessState,
     SizeMismatch,
+    StateChange,
     Witness,
     WitnessState,
     format_add_checkpoint,
@@ -297,3 +308,72 @@ def test_any_growth_sequence_cosigned(steps: list[int]) -> None:
         old = size
     stored = witness.state.get(ORIGIN)
     assert stored is None or stored.size == len(log.hashes)
+
+
+class CountingState(MemoryWitnessState):
+    """The in-memory state, counting commits and failing them on demand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commits = 0
+        self.fail = False
+
+    def compare_and_set(self, changes: Sequence[StateChange]) -> bool:
+        if self.fail:
+            raise Unavailable("disk on fire (test)")
+        self.commits += 1
+        return super().compare_and_set(changes)
+
+
+def test_group_commit_batches_and_orders() -> None:
+    """Promise 5: concurrent requests share commits; each log's chain is stored in order."""
+    logs = [MemoryLog(fixed_log_signer(f"log.test/{i}")).append_n(20) for i in range(4)]
+    state = CountingState()
+    witness = Witness(
+        fixed_witness_signer(), {log.signer.name: [log.signer.verifier()] for log in logs}, state
+    )
+    front = GroupCommitWitness(witness)
+    sizes = [3, 7, 12, 20]
+
+    def body(log: MemoryLog, old: int, size: int) -> bytes:
+        return format_add_checkpoint(old, log.proof(old, size), log.checkpoint(size))
+
+    async def run() -> list[bytes]:
+        requests = [
+            front.add_checkpoint(body(log, old, size))
+            for log in logs
+            for old, size in zip([0, *sizes[:-1]], sizes, strict=True)
+        ]
+        requests.append(front.add_checkpoint(body(logs[0], 20, 20)))  # re-cosign while pending
+        return await asyncio.gather(*requests)
+
+    answers = asyncio.run(run())
+    assert len(answers) == 17
+    assert state.commits < 16  # batched: fewer commits than stored changes
+    for log in logs:
+        assert state.get(log.signer.name) == LogState(20, log.root(20), log.checkpoint(20))
+
+
+def test_group_commit_failure_cosigns_nothing() -> None:
+    """Promise 5: if the durable write fails, no request of that batch is cosigned."""
+    log = MemoryLog(fixed_log_signer()).append_n(9)
+    state = CountingState()
+    front = GroupCommitWitness(
+        Witness(fixed_witness_signer(), {ORIGIN: [log.signer.verifier()]}, state)
+    )
+
+    async def run(old: int, size: int) -> bytes:
+        return await front.add_checkpoint(
+            format_add_checkpoint(old, log.proof(old, size), log.checkpoint(size))
+        )
+
+    async def both() -> list[bytes | BaseException]:
+        return await asyncio.gather(run(0, 4), run(4, 9), return_exceptions=True)
+
+    state.fail = True
+    results = asyncio.run(both())
+    assert all(isinstance(r, Unavailable) for r in results)
+    assert state.get(ORIGIN) is None
+    state.fail = False
+    assert asyncio.run(run(0, 9)).startswith("\u2014 witness.test/w1 ".encode())
+    assert state.get(ORIGIN) == LogState(9, log.root(9), log.checkpoint(9))

@@ -17,6 +17,7 @@ and must never let ``ValueError``/``IndexError`` escape on untrusted input.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 MAX_TREE_SIZE = (1 << 63) - 1
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")  # ASCII controls except newline
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class Checkpoint:
             raise VerificationError("checkpoint needs origin, size and root lines", code=code)
         if any(line == "" for line in lines):
             raise VerificationError("checkpoint lines must be non-empty", code=code)
-        if any(ord(ch) < 0x20 for line in lines for ch in line):
+        if _CONTROL.search(text):
             raise VerificationError("checkpoint contains a control character", code=code)
         origin, size_line, root_line = lines[:3]
         size = _parse_size(size_line)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import secrets
 import struct
 from abc import ABC, abstractmethod
@@ -77,6 +78,8 @@ MAX_SIGNATURES = 100
 _SIG_PREFIX = "\u2014 "
 _PRIVATE_PREFIX = "PRIVATE+KEY+"
 _COSIGNATURE_TYPE = 0x04  # c2sp.org/tlog-cosignature Ed25519, see cosignature.py
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")  # ASCII controls except newline
+_BAD_NAME_CHAR = re.compile(r"[\s+\x00-\x1f\x7f]")  # Unicode spaces, plus, controls
 
 
 def key_id_for(name: str, key_type: int, public_key: bytes) -> int:
@@ -99,11 +102,7 @@ def is_valid_key_name(name: str) -> bool:
 
     Control characters are refused too, since a note may not contain them.
     """
-    return (
-        name != ""
-        and "+" not in name
-        and not any(ch.isspace() or ord(ch) < 0x20 or ch == "\x7f" for ch in name)
-    )
+    return name != "" and "+" not in name and _BAD_NAME_CHAR.search(name) is None
 
 
 def decode_base64(text: str, *, code: str, what: str) -> bytes:
@@ -416,7 +415,7 @@ class OpenedNote:
 def _check_text(text: str) -> None:
     if not text.endswith("\n"):
         raise ValueError("note text must end with a newline")
-    if any(ord(ch) < 0x20 and ch != "\n" for ch in text):
+    if _CONTROL.search(text):
         raise ValueError("note text must not contain control characters other than newline")
 
 
@@ -465,7 +464,7 @@ def note_signatures(
         whole = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise VerificationError("note is not valid UTF-8", code=code) from exc
-    if any(ord(ch) < 0x20 and ch != "\n" for ch in whole):
+    if _CONTROL.search(whole):
         raise VerificationError("note contains a control character", code=code)
     split = whole.rfind("\n\n")
     if split < 0:
@@ -499,7 +498,7 @@ def parse_signature_lines(data: bytes) -> list[NoteSignature]:
         block = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise VerificationError("signature block is not valid UTF-8", code=code) from exc
-    if not block.endswith("\n") or any(ord(ch) < 0x20 and ch != "\n" for ch in block):
+    if not block.endswith("\n") or _CONTROL.search(block):
         raise VerificationError("signature lines must be newline-terminated text", code=code)
     lines = block[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:

@@ -8,7 +8,8 @@ shown different histories (promise 5: a split view is detected).
 This module holds the wire format (request body ``old <size>``, proof lines,
 blank line, signed checkpoint) and :class:`Witness`, whose only I/O seam is the
 small :class:`WitnessState` interface (an in-memory twin is here, SQLite is in
-:mod:`bordergate.tlog.witness_sqlite`).  HTTP lives in
+:mod:`bordergate.tlog.witness_sqlite`).  :class:`GroupCommitWitness` lets
+concurrent requests share one durable commit (asyncio, no HTTP).  HTTP is in
 :mod:`bordergate.tlog.witness_server`, the log-side client in
 :mod:`bordergate.tlog.witness_client`.
 
@@ -21,6 +22,7 @@ the clock, the environment or the network.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from bordergate.errors import (
     Conflict,
     InvalidInput,
     NotFound,
+    Unavailable,
     VerificationError,
 )
 from bordergate.tlog.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint
@@ -49,9 +52,11 @@ __all__ = [
     "MAX_REQUEST_SIZE",
     "STATUS_BY_CODE",
     "AddCheckpoint",
+    "GroupCommitWitness",
     "LogState",
     "MemoryWitnessState",
     "SizeMismatch",
+    "StateChange",
     "Witness",
     "WitnessState",
     "format_add_checkpoint",
@@ -169,14 +174,27 @@ class LogState:
     note: bytes
 
 
+@dataclass(frozen=True)
+class StateChange:
+    """Replace the state of ``origin`` by ``new`` if it is still ``expected``."""
+
+    origin: str
+    expected: LogState | None
+    new: LogState
+
+
 class WitnessState(Protocol):
     """Where a witness keeps its per-log state; every write is durable on return."""
 
     def get(self, origin: str) -> LogState | None:
         """The latest cosigned checkpoint of ``origin``, or None if never cosigned."""
 
-    def compare_and_set(self, origin: str, expected: LogState | None, new: LogState) -> bool:
-        """Atomically replace ``expected`` by ``new``; False if the state moved meanwhile."""
+    def compare_and_set(self, changes: Sequence[StateChange]) -> bool:
+        """Apply all changes in order, atomically and durably, or none of them.
+
+        Returns False (and changes nothing) if any change's ``expected`` is not
+        the state at that point (earlier changes of the batch included).
+        """
 
 
 class MemoryWitnessState:
@@ -190,11 +208,14 @@ class MemoryWitnessState:
         """The stored state of ``origin``."""
         return self._logs.get(origin)
 
-    def compare_and_set(self, origin: str, expected: LogState | None, new: LogState) -> bool:
-        """Replace the state if it is still ``expected``."""
-        if self._logs.get(origin) != expected:
-            return False
-        self._logs[origin] = new
+    def compare_and_set(self, changes: Sequence[StateChange]) -> bool:
+        """Apply the changes if each one's expected state holds."""
+        logs = dict(self._logs)
+        for change in changes:
+            if logs.get(change.origin) != change.expected:
+                return False
+            logs[change.origin] = change.new
+        self._logs = logs
         return True
 
 
@@ -239,24 +260,35 @@ class Witness:
             VerificationError: ``bad_log_signature`` (403), ``consistency_failed`` (422).
             SizeMismatch: the old size is not the witness's size (409, ``.size``).
             Conflict: ``conflicting_root``: same size as stored, another root (409).
+            Unavailable: the state could not be written (nothing was cosigned).
+        """
+        request, signed = self.prepare(body)
+        checkpoint = signed.checkpoint
+        for _attempt in range(8):
+            stored = self.state.get(checkpoint.origin)
+            new = self.decide(request, signed, stored)
+            if new is not None:
+                self.stage("before_store")
+                if not self.state.compare_and_set([StateChange(checkpoint.origin, stored, new)]):
+                    continue
+                self.stage("after_store")
+            return self.cosign(checkpoint)
+        raise Conflict("witness state kept changing; retry", code="busy")
+
+    def prepare(self, body: bytes) -> tuple[AddCheckpoint, SignedCheckpoint]:
+        """Parse a request and verify the log's signature (no state is read).
+
+        Raises:
+            InvalidInput, NotFound, VerificationError: as :meth:`add_checkpoint`.
         """
         request = parse_add_checkpoint(body)
         signed = self._open(request.checkpoint_note)
-        checkpoint = signed.checkpoint
-        if request.old_size > checkpoint.size:
+        if request.old_size > signed.checkpoint.size:
             raise _malformed("old size is larger than the checkpoint size")
-        for _attempt in range(8):
-            stored = self.state.get(checkpoint.origin)
-            new = self._check(request, signed, stored)
-            if new is not None:
-                self._stage("before_store")
-                if not self.state.compare_and_set(checkpoint.origin, stored, new):
-                    continue
-                self._stage("after_store")
-            return self._cosign(checkpoint)
-        raise Conflict("witness state kept changing; retry", code="busy")
+        return request, signed
 
-    def _stage(self, name: str) -> None:
+    def stage(self, name: str) -> None:
+        """Call the test hook (``before_store``/``after_store``), if any."""
         if self._on_stage is not None:
             self._on_stage(name)
 
@@ -279,10 +311,15 @@ class Witness:
             "no valid signature by a log key: " + "; ".join(failures), code="bad_log_signature"
         )
 
-    def _check(
+    def decide(
         self, request: AddCheckpoint, signed: SignedCheckpoint, stored: LogState | None
     ) -> LogState | None:
-        """The new state to store, or None when the checkpoint is the stored one."""
+        """The cosigning rule: the new state to store, or None to re-cosign the stored one.
+
+        Raises:
+            SizeMismatch, Conflict, VerificationError: as :meth:`add_checkpoint`
+                (and hands any self-evident split view to ``on_evidence``).
+        """
         checkpoint = signed.checkpoint
         stored_size = stored.size if stored is not None else 0
         if request.old_size != stored_size:
@@ -345,7 +382,96 @@ class Witness:
             self._on_evidence(checkpoint.origin, evidence)
             return
 
-    def _cosign(self, checkpoint: Checkpoint) -> bytes:
+    def cosign(self, checkpoint: Checkpoint) -> bytes:
+        """The cosignature line for a checkpoint whose new state is durable."""
         text = checkpoint.to_text().encode("utf-8")
         signature = NoteSignature(self.signer.name, self.signer.key_id, self.signer.sign(text))
         return signature.to_line().encode("utf-8")
+
+
+class GroupCommitWitness:
+    """The async front of a :class:`Witness`: concurrent requests share one durable commit.
+
+    Every check runs on the event loop thread, one request at a time, against
+    the latest *accepted* state of the log (durable, or accepted and waiting
+    for the next commit).  Accepted changes are written in order, in one
+    transaction per batch, by a worker thread while the loop keeps checking
+    new requests; each request is answered only after the commit holding its
+    change (or the change it re-cosigns) is durable.  A failed commit fails
+    every request that depended on it (503) and nothing of it is cosigned.
+    This object must only be used from one event loop.
+    """
+
+    def __init__(self, witness: Witness, *, max_batch: int = 512) -> None:
+        """Wrap ``witness``; at most ``max_batch`` changes go into one commit."""
+        self.witness = witness
+        self.max_batch = max_batch
+        self._durable: dict[str, LogState | None] = {}
+        self._pending: dict[str, tuple[LogState, asyncio.Future[None]]] = {}
+        self._queue: list[tuple[StateChange, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    def _view(self, origin: str) -> tuple[LogState | None, asyncio.Future[None] | None]:
+        if origin in self._pending:
+            state, done = self._pending[origin]
+            return state, done
+        if origin not in self._durable:
+            self._durable[origin] = self.witness.state.get(origin)
+        return self._durable[origin], None
+
+    async def add_checkpoint(self, body: bytes) -> bytes:
+        """Handle one add-checkpoint request body; errors as :meth:`Witness.add_checkpoint`."""
+        request, signed = self.witness.prepare(body)
+        checkpoint = signed.checkpoint
+        stored, pending = self._view(checkpoint.origin)
+        new = self.witness.decide(request, signed, stored)
+        if new is None:
+            if pending is not None:
+                await asyncio.shield(pending)
+            return self.witness.cosign(checkpoint)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_retrieve)
+        self._pending[checkpoint.origin] = (new, done)
+        self._queue.append((StateChange(checkpoint.origin, stored, new), done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+        await asyncio.shield(done)
+        return self.witness.cosign(checkpoint)
+
+    async def _write(self) -> None:
+        while self._queue:
+            batch = self._queue[: self.max_batch]
+            del self._queue[: self.max_batch]
+            changes = [change for change, _ in batch]
+            try:
+                self.witness.stage("before_store")
+                ok = await asyncio.to_thread(self.witness.state.compare_and_set, changes)
+                if not ok:
+                    raise Unavailable("witness state changed underneath", code="state_moved")
+                self.witness.stage("after_store")
+            except Exception as exc:
+                self._fail(batch, exc)
+                continue
+            for change, done in batch:
+                self._durable[change.origin] = change.new
+                if self._pending.get(change.origin, (None,))[0] is change.new:
+                    del self._pending[change.origin]
+                done.set_result(None)
+
+    def _fail(self, batch: list[tuple[StateChange, asyncio.Future[None]]], exc: Exception) -> None:
+        """Fail a batch and every queued change built on it; forget cached state."""
+        failed = {change.origin for change, _ in batch}
+        dependent = [item for item in self._queue if item[0].origin in failed]
+        self._queue = [item for item in self._queue if item[0].origin not in failed]
+        error = exc if isinstance(exc, Unavailable) else Unavailable(f"state write failed: {exc}")
+        for change, done in batch + dependent:
+            self._pending.pop(change.origin, None)
+            self._durable.pop(change.origin, None)
+            if not done.done():
+                done.set_exception(error)
+
+
+def _retrieve(done: asyncio.Future[None]) -> None:
+    """Mark a commit future's exception as seen even if its request went away."""
+    if not done.cancelled():
+        done.exception()

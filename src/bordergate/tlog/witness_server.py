@@ -5,9 +5,11 @@ it caps the body before reading it all (413), maps the witness's errors to the
 spec's status codes (400, 403, 404, 409 with a ``text/x.tlog.size`` body, 422),
 and writes split-view evidence files.  It must never decide what to cosign.
 
-The witness logic runs on the event loop thread, one request at a time, so the
-check of the stored size and the durable write happen without interleaving
-(the SQLite compare-and-set also guards against other processes).
+Requests go through :class:`~bordergate.tlog.witness.GroupCommitWitness`:
+checks run on the event loop thread one at a time against the latest accepted
+state, concurrent requests share one durable commit, and each is answered only
+after its state is durable (the SQLite compare-and-set also guards against
+other processes writing the same file).
 
 Test-only crash hook: if the environment variable
 ``BORDERGATE_WITNESS_CRASH_AT`` is ``before_store`` or ``after_store``,
@@ -31,7 +33,13 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bordergate.errors import BordergateError, InvalidInput
-from bordergate.tlog.witness import MAX_REQUEST_SIZE, SizeMismatch, Witness, status_for
+from bordergate.tlog.witness import (
+    MAX_REQUEST_SIZE,
+    GroupCommitWitness,
+    SizeMismatch,
+    Witness,
+    status_for,
+)
 
 __all__ = [
     "CRASH_ENV",
@@ -64,11 +72,12 @@ async def _read_capped(request: Request, cap: int) -> bytes:
 
 def witness_routes(witness: Witness, *, max_body: int = MAX_REQUEST_SIZE) -> list[Route]:
     """The witness's HTTP routes (``POST /add-checkpoint``), to mount in an app."""
+    front = GroupCommitWitness(witness)
 
     async def add_checkpoint(request: Request) -> Response:
         try:
             body = await _read_capped(request, max_body)
-            lines = witness.add_checkpoint(body)
+            lines = await front.add_checkpoint(body)
         except SizeMismatch as exc:
             return Response(f"{exc.size}\n", status_code=409, media_type="text/x.tlog.size")
         except BordergateError as exc:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from bordergate.errors import Unavailable
-from bordergate.tlog.witness import LogState
+from bordergate.tlog.witness import LogState, StateChange
 
 __all__ = ["SqliteWitnessState"]
 
@@ -61,38 +62,41 @@ class SqliteWitnessState:
             return None
         return LogState(int(row[0]), bytes(row[1]), bytes(row[2]))
 
-    def compare_and_set(self, origin: str, expected: LogState | None, new: LogState) -> bool:
-        """Replace the state of ``origin`` if it is still ``expected``; durable on return.
+    def compare_and_set(self, changes: Sequence[StateChange]) -> bool:
+        """Apply all changes in one transaction if each expected state holds; durable.
 
         Raises:
-            Unavailable: the write or the commit failed (nothing was cosigned).
+            Unavailable: the write or the commit failed (nothing was changed).
         """
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    row = self._db.execute(
-                        "SELECT size, root, note FROM witness_log WHERE origin = ?", (origin,)
-                    ).fetchone()
-                    current = (
-                        None if row is None else LogState(int(row[0]), bytes(row[1]), bytes(row[2]))
-                    )
-                    if current != expected:
-                        self._db.execute("ROLLBACK")
-                        return False
-                    self._db.execute(
-                        "INSERT INTO witness_log (origin, size, root, note) VALUES (?, ?, ?, ?)"
-                        " ON CONFLICT(origin) DO UPDATE SET"
-                        " size = excluded.size, root = excluded.root, note = excluded.note",
-                        (origin, new.size, new.root, new.note),
-                    )
-                    self._db.execute("COMMIT")
+                    applied = self._apply(changes)
+                    self._db.execute("COMMIT" if applied else "ROLLBACK")
                 except BaseException:
                     if self._db.in_transaction:
                         self._db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
                 raise Unavailable(f"witness state write failed: {exc}") from exc
+        return applied
+
+    def _apply(self, changes: Sequence[StateChange]) -> bool:
+        for change in changes:
+            row = self._db.execute(
+                "SELECT size, root, note FROM witness_log WHERE origin = ?", (change.origin,)
+            ).fetchone()
+            current = None if row is None else LogState(int(row[0]), bytes(row[1]), bytes(row[2]))
+            if current != change.expected:
+                return False
+            new = change.new
+            self._db.execute(
+                "INSERT INTO witness_log (origin, size, root, note) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(origin) DO UPDATE SET"
+                " size = excluded.size, root = excluded.root, note = excluded.note",
+                (change.origin, new.size, new.root, new.note),
+            )
         return True
 
     def close(self) -> None:
