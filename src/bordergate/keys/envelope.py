@@ -31,6 +31,7 @@ log, store or return key bytes anywhere but to its caller.
 
 from __future__ import annotations
 
+import functools
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -82,6 +83,7 @@ def field_aad(jurisdiction: str, subject: str, collection: str, record_id: str,
     return field_aad_prefix(jurisdiction, subject, collection, record_id) + _lp(field)
 
 
+@functools.lru_cache(maxsize=4096)
 def field_aad_suffix(field: str) -> bytes:
     """The per-field tail of a field AAD (see :func:`field_aad_prefix`)."""
     return _lp(field)

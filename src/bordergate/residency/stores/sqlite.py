@@ -65,6 +65,20 @@ _PRAGMAS = (
 )
 
 
+_GET_SQL: dict[int, str] = {}
+
+
+def _get_sql(count: int) -> str:
+    # Only "?" placeholders are interpolated: the field names travel as parameters.
+    marks = ",".join("?" * count) if count else "NULL"
+    sql = ("SELECT r.subject_id, f.field, f.value FROM records r LEFT JOIN record_fields f"  # noqa: S608
+           " ON f.collection = r.collection AND f.record_id = r.record_id"
+           f" AND f.field IN ({marks}) WHERE r.collection = ? AND r.record_id = ?")
+    if count <= 64:
+        _GET_SQL[count] = sql
+    return sql
+
+
 class SqliteRecordStore:
     """Records and wrapped data keys of one jurisdiction in one SQLite file."""
 
@@ -171,16 +185,16 @@ class SqliteRecordStore:
 
     def get_record(self, collection: str, record_id: str, fields: Sequence[str]) -> RawRecord:
         """Owner and selected stored fields (see :class:`RecordStore`)."""
-        marks = ",".join("?" * len(fields)) if fields else "NULL"
-        # Only "?" placeholders are interpolated: the field names travel as parameters.
-        sql = ("SELECT r.subject_id, f.field, f.value FROM records r LEFT JOIN record_fields f"  # noqa: S608
-               " ON f.collection = r.collection AND f.record_id = r.record_id"
-               f" AND f.field IN ({marks}) WHERE r.collection = ? AND r.record_id = ?")
-        with self._guard():
+        # The hot read path: no context manager, statement text cached per field count.
+        sql = _GET_SQL.get(len(fields)) or _get_sql(len(fields))
+        try:
             rows = self._conn().execute(sql, (*fields, collection, record_id)).fetchall()
+        except sqlite3.Error as exc:
+            raise Unavailable(f"store {self._path.name} failed: {type(exc).__name__}",
+                              code="store_unavailable") from exc
         if not rows:
             raise NotFound("no such record", code="record_not_found")
-        values = {name: bytes(value) for _, name, value in rows if name is not None}
+        values = {name: value for _, name, value in rows if name is not None}
         return RawRecord(SubjectId.parse(rows[0][0]), values)
 
     def owner(self, collection: str, record_id: str) -> SubjectId:
