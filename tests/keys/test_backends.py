@@ -127,3 +127,20 @@ def test_repr_holds_no_key_material(backend_factory: BackendFactory,
     text = repr(backend)
     assert jurisdiction in text
     assert len(text) < 160
+
+
+def test_destroy_through_one_handle_is_seen_by_another(backend_factory: BackendFactory,
+                                                       jurisdiction: str) -> None:
+    """Promise 8: a KEK version destroyed by the custodian's CLI stops working in every
+    process that still had it open (another handle on the same key store)."""
+    worker = backend_factory(jurisdiction)
+    v1 = worker.create_version()
+    worker.create_version()
+    aad = data_key_aad(jurisdiction, "alice", v1)
+    wrapped = worker.wrap(DATA_KEY, aad, v1)
+    assert worker.unwrap(wrapped, aad, v1) == DATA_KEY  # v1 now held/cached by the worker
+    custodian = backend_factory(jurisdiction)
+    custodian.destroy_version(v1)
+    with pytest.raises(NotFound):
+        worker.unwrap(wrapped, aad, v1)
+    assert worker.versions() == (2,)

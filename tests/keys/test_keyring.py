@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -167,3 +168,26 @@ def test_event_entry_pseudonymises_the_subject() -> None:
     assert entry == {"event": "subject-shredded", "jurisdiction": "us", "kek_version": 3,
                      "at": "2023-11-14T22:13:20Z", "subject": "p:29"}
     assert str(alice) not in repr(entry)
+
+
+def test_vault_on_sqlite_with_each_backend(backend_factory: BackendFactory, jurisdiction: str,
+                                           tmp_path: Path) -> None:
+    """Promises 1 and 8: the whole vault life cycle runs the same on every key backend."""
+    from bordergate.residency.stores.sqlite import SqliteRecordStore
+
+    store = SqliteRecordStore(tmp_path / "j.db", jurisdiction=jurisdiction)
+    ring = KeyRing(backend_factory(jurisdiction), store)
+    ring.init()
+    vault = Vault(load_schema(demo_schema_path()), store, ring)
+    alice = vault.mint_subject()
+    values = {"amount_minor": 499, "currency": "USD", "paid_at": "2024-02-29T23:59:59Z",
+              "tax_id": "123-45-6789"}
+    vault.put("payments", "p1", alice, values)
+    ring.rotate()
+    ring.destroy_version(1)
+    ring.cache.evict(str(alice))
+    assert vault.get("payments", "p1").values == values
+    report = vault.erase(alice)
+    assert report.data_key_destroyed and report.residue == "none"
+    assert b"123-45-6789" not in (tmp_path / "j.db").read_bytes()
+    store.close()

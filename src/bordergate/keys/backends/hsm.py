@@ -32,6 +32,11 @@ from bordergate.residency.subjects import parse_jurisdiction
 __all__ = ["Pkcs11Backend"]
 
 _LABEL = "bordergate-kek/{jurisdiction}/"
+# One lock for every session of this process: PKCS#11 modules differ in how
+# thread-safe they are across sessions (SoftHSM2 is not, for object searches),
+# and KEK operations are rare behind the key ring's data-key cache.
+_TOKEN_LOCK = threading.RLock()
+_STALE_HANDLE = (pkcs11.ObjectHandleInvalid, pkcs11.KeyHandleInvalid)
 _UNAVAILABLE = (
     pkcs11.DeviceError, pkcs11.DeviceMemory, pkcs11.DeviceRemoved, pkcs11.TokenNotPresent,
     pkcs11.TokenNotRecognised, pkcs11.SessionClosed, pkcs11.SessionHandleInvalid,
@@ -54,17 +59,18 @@ class Pkcs11Backend:
         """
         self._jurisdiction = parse_jurisdiction(jurisdiction)
         self._prefix = _LABEL.format(jurisdiction=self._jurisdiction)
-        self._lock = threading.Lock()
+        self._lock = _TOKEN_LOCK
         self._handles: dict[int, Any] = {}
         try:
-            lib = pkcs11.lib(library)
-            token = lib.get_token(token_label=token_label)
-            try:
-                self._session = token.open(user_pin=pin, rw=True)
-            except pkcs11.UserAlreadyLoggedIn:
-                # PKCS#11 login is per process and token: a second backend in this
-                # process shares the first one's login.
-                self._session = token.open(rw=True)
+            with self._lock:
+                lib = pkcs11.lib(library)
+                token = lib.get_token(token_label=token_label)
+                try:
+                    self._session = token.open(user_pin=pin, rw=True)
+                except pkcs11.UserAlreadyLoggedIn:
+                    # PKCS#11 login is per process and token: a second backend in
+                    # this process shares the first one's login.
+                    self._session = token.open(rw=True)
         except (RuntimeError, OSError) as exc:  # PKCS11Error is a RuntimeError
             raise Unavailable(f"cannot open PKCS#11 token {token_label!r}: "
                               f"{type(exc).__name__}", code="key_backend_unavailable") from exc
@@ -109,10 +115,14 @@ class Pkcs11Backend:
         """
         nonce = os.urandom(NONCE_BYTES)
         with self._lock:
-            key = self._key(version)
             try:
-                body = key.encrypt(data_key, mechanism=Mechanism.AES_GCM,
-                                   mechanism_param=pkcs11.GCMParams(nonce, aad, 128))
+                body = self._key(version).encrypt(
+                    data_key, mechanism=Mechanism.AES_GCM,
+                    mechanism_param=pkcs11.GCMParams(nonce, aad, 128))
+            except _STALE_HANDLE:
+                body = self._key(version, rescan=True).encrypt(
+                    data_key, mechanism=Mechanism.AES_GCM,
+                    mechanism_param=pkcs11.GCMParams(nonce, aad, 128))
             except pkcs11.PKCS11Error as exc:
                 raise Unavailable(f"token failed to wrap: {type(exc).__name__}",
                                   code="key_backend_unavailable") from exc
@@ -127,11 +137,15 @@ class Pkcs11Backend:
             Unavailable: ``key_backend_unavailable``.
         """
         nonce, body = split_sealed(wrapped)
+        params = pkcs11.GCMParams(nonce, aad, 128)
         with self._lock:
-            key = self._key(version)
             try:
-                plain = key.decrypt(body, mechanism=Mechanism.AES_GCM,
-                                    mechanism_param=pkcs11.GCMParams(nonce, aad, 128))
+                try:
+                    plain = self._key(version).decrypt(
+                        body, mechanism=Mechanism.AES_GCM, mechanism_param=params)
+                except _STALE_HANDLE:  # destroyed through another session: look again
+                    plain = self._key(version, rescan=True).decrypt(
+                        body, mechanism=Mechanism.AES_GCM, mechanism_param=params)
             except _UNAVAILABLE as exc:
                 raise Unavailable(f"token failed to unwrap: {type(exc).__name__}",
                                   code="key_backend_unavailable") from exc
@@ -148,7 +162,7 @@ class Pkcs11Backend:
             Unavailable: ``key_backend_unavailable``.
         """
         with self._lock:
-            key = self._key(version)
+            key = self._key(version, rescan=True)
             try:
                 key.destroy()
             except pkcs11.PKCS11Error as exc:
@@ -163,8 +177,8 @@ class Pkcs11Backend:
             with contextlib.suppress(pkcs11.PKCS11Error):
                 self._session.close()
 
-    def _key(self, version: int) -> Any:
-        key = self._handles.get(version)
+    def _key(self, version: int, *, rescan: bool = False) -> Any:
+        key = None if rescan else self._handles.get(version)
         if key is None:
             key = self._scan().get(version)
         if key is None:

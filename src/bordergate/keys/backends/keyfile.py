@@ -10,8 +10,8 @@ by group or others is refused.  Every change is written to a fresh 0600
 temporary file in the same directory, fsynced and renamed over the old one
 (so a crash never leaves a half-written key file), under an exclusive lock on
 ``<file>.lock`` so two processes cannot lose each other's versions.  Other
-processes pick up new versions by re-reading the file when asked for a
-version they do not know.
+processes notice a changed file (inode, mtime, size) on their next wrap or
+unwrap and re-read it, so a destroyed version stops working everywhere.
 
 Destroying a version removes it from the file.  Blocks the file system freed
 may still hold the old bytes: a deployment that needs guaranteed physical
@@ -68,6 +68,7 @@ class LocalKeyFile:
             with self._locked():
                 if not self._path.exists():
                     self._write({})
+        self._seen: tuple[int, int, int] | None = None
         self._keks: dict[int, AESGCM] = self._read()
 
     def __repr__(self) -> str:
@@ -141,13 +142,14 @@ class LocalKeyFile:
             self._keks = {}
 
     def _kek(self, version: int) -> AESGCM:
-        with self._mutex:
-            kek = self._keks.get(version)
-        if kek is None:  # maybe another process created it: re-read once
+        # Another process may have created or destroyed a version: one stat per
+        # call (unwraps are rare behind the key ring's cache) keeps us coherent.
+        if self._signature() != self._seen:
             keks = self._read()
             with self._mutex:
                 self._keks = keks
-            kek = keks.get(version)
+        with self._mutex:
+            kek = self._keks.get(version)
         if kek is None:
             raise NotFound(f"KEK version {version} of {self._jurisdiction} does not exist",
                            code="kek_version_not_found")
@@ -166,8 +168,18 @@ class LocalKeyFile:
         finally:
             os.close(fd)
 
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self._path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
     def _read(self) -> dict[int, AESGCM]:
-        return {v: AESGCM(k) for v, k in self._read_raw().items()}
+        seen = self._signature()
+        keks = {v: AESGCM(k) for v, k in self._read_raw().items()}
+        self._seen = seen
+        return keks
 
     def _read_raw(self) -> dict[int, bytes]:
         try:

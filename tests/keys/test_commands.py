@@ -1,0 +1,84 @@
+"""``bordergate keys init|rotate|status`` on the file backend and on SoftHSM2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bordergate.cli import app
+from bordergate.keys.backends.keyfile import LocalKeyFile
+from bordergate.keys.keyring import KeyRing
+from bordergate.residency.schema import demo_schema_path, load_schema
+from bordergate.residency.stores.sqlite import SqliteRecordStore
+from bordergate.residency.vault import Vault
+from tests.keys.conftest import SOFTHSM_LIBRARY, TOKEN_LABEL, TOKEN_PIN, SoftHsm
+
+runner = CliRunner()
+
+
+def _events(output: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def test_init_rotate_status_with_a_key_file(tmp_path: Path) -> None:
+    """Promise 8: the custodian rotates from the CLI; data stays readable; v1 destroyed."""
+    kek, db = tmp_path / "us.kek", tmp_path / "us.db"
+    result = runner.invoke(app, ["keys", "init", "-j", "us", "--key-file", str(kek)])
+    assert result.exit_code == 0, result.output
+    assert _events(result.output)[0]["event"] == "kek-created"
+    again = runner.invoke(app, ["keys", "init", "-j", "us", "--key-file", str(kek)])
+    assert again.exit_code == 1 and "keys_already_initialised" in again.output
+
+    store = SqliteRecordStore(db, jurisdiction="us")
+    vault = Vault(load_schema(demo_schema_path()), store,
+                  KeyRing(LocalKeyFile(kek, jurisdiction="us"), store))
+    alice = vault.mint_subject()
+    vault.put("messages", "m1", alice, {"recipient": "bob", "body": "hi",
+                                        "sent_at": "2024-01-01T00:00:00Z"})
+    result = runner.invoke(app, ["keys", "rotate", "-j", "us", "--key-file", str(kek),
+                                 "--store", f"sqlite:{db}", "--destroy-old"])
+    assert result.exit_code == 0, result.output
+    events = _events(result.output)
+    assert [e["event"] for e in events] == ["kek-created", "kek-rotated", "kek-destroyed"]
+    assert events[1]["count"] == 1 and events[2]["kek_version"] == 1
+    assert not any("subject" in e for e in events)
+
+    vault.keyring.cache.evict(str(alice))
+    assert vault.get("messages", "m1", ["body"]).values == {"body": "hi"}
+    status = runner.invoke(app, ["keys", "status", "-j", "us", "--key-file", str(kek),
+                                 "--store", f"sqlite:{db}", "--json"])
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.output) == {"jurisdiction": "us", "backend": "file",
+                                         "versions": [2], "current": 2,
+                                         "data_keys": {"2": 1}}
+    store.close()
+
+
+def test_errors_have_codes_and_exit_status(tmp_path: Path) -> None:
+    """Behaviour: config errors exit 2 with their code; rotation needs the store."""
+    missing = runner.invoke(app, ["keys", "status", "-j", "us", "--key-file",
+                                  str(tmp_path / "none.kek")])
+    assert missing.exit_code == 2 and "key_file_missing" in missing.output
+    runner.invoke(app, ["keys", "init", "-j", "us", "--key-file", str(tmp_path / "us.kek")])
+    no_store = runner.invoke(app, ["keys", "rotate", "-j", "us", "--key-file",
+                                   str(tmp_path / "us.kek")])
+    assert no_store.exit_code == 2 and "store_url" in no_store.output
+    bad = runner.invoke(app, ["keys", "init", "-j", "US!", "--key-file",
+                              str(tmp_path / "x.kek")])
+    assert bad.exit_code == 2 and "malformed_jurisdiction" in bad.output
+
+
+def test_pkcs11_backend_from_the_cli(softhsm: SoftHsm, jurisdiction: str,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Promise 1: the same commands drive KEKs on a real PKCS#11 token (SoftHSM2)."""
+    monkeypatch.setenv("TEST_TOKEN_PIN", TOKEN_PIN)
+    hsm = ["-j", jurisdiction, "--backend", "pkcs11", "--pkcs11-library", SOFTHSM_LIBRARY,
+           "--token", TOKEN_LABEL, "--pin-env", "TEST_TOKEN_PIN"]
+    assert runner.invoke(app, ["keys", "init", *hsm]).exit_code == 0
+    status = runner.invoke(app, ["keys", "status", *hsm, "--json"])
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.output)["versions"] == [1]
+    assert TOKEN_PIN not in status.output
