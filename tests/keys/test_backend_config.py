@@ -1,0 +1,55 @@
+"""Key backends are chosen by configuration; an unreachable backend is Unavailable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bordergate.errors import ConfigError, Unavailable
+from bordergate.keys.backend import open_key_backend
+from tests.keys.conftest import SOFTHSM_LIBRARY, TOKEN_LABEL, TOKEN_PIN, SoftHsm
+
+
+def test_file_backend_from_config(tmp_path: Path) -> None:
+    """Behaviour: {backend="file", path=...} opens a key file relative to the config dir."""
+    backend = open_key_backend({"backend": "file", "path": "keys.kek"}, jurisdiction="us",
+                               base_dir=tmp_path, create=True)
+    assert backend.kind == "file" and (tmp_path / "keys.kek").exists()
+
+
+def test_pkcs11_backend_from_config(softhsm: SoftHsm, jurisdiction: str,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behaviour: {backend="pkcs11", ...} opens the token; the PIN comes from the environment."""
+    spec = {"backend": "pkcs11", "library": SOFTHSM_LIBRARY, "token": TOKEN_LABEL,
+            "pin_env": "TEST_PIN_VAR"}
+    with pytest.raises(ConfigError) as info:
+        open_key_backend(spec, jurisdiction=jurisdiction)
+    assert info.value.code == "key_backend_config" and "TEST_PIN_VAR" in str(info.value)
+    monkeypatch.setenv("TEST_PIN_VAR", TOKEN_PIN)
+    backend = open_key_backend(spec, jurisdiction=jurisdiction)
+    assert backend.kind == "pkcs11"
+    backend.close()
+
+
+@pytest.mark.parametrize("spec", [{"backend": "vault"}, {"backend": "file"},
+                                  {"backend": "pkcs11", "library": "x"}],
+                         ids=["unknown", "file-without-path", "pkcs11-incomplete"])
+def test_bad_backend_config(spec: dict[str, object]) -> None:
+    """Behaviour: an unknown or incomplete key-backend table is a ConfigError."""
+    with pytest.raises(ConfigError) as info:
+        open_key_backend(spec, jurisdiction="us")
+    assert info.value.code == "key_backend_config"
+
+
+def test_unreachable_token_is_unavailable(softhsm: SoftHsm, tmp_path: Path) -> None:
+    """Behaviour: a missing PKCS#11 module or token is Unavailable (503), not a crash."""
+    from bordergate.keys.backends.hsm import Pkcs11Backend
+
+    with pytest.raises(Unavailable) as info:
+        Pkcs11Backend(library=SOFTHSM_LIBRARY, token_label="no-such-token", pin=TOKEN_PIN,
+                      jurisdiction="us")
+    assert info.value.code == "key_backend_unavailable"
+    with pytest.raises(Unavailable):
+        Pkcs11Backend(library=str(tmp_path / "missing.so"), token_label=TOKEN_LABEL,
+                      pin=TOKEN_PIN, jurisdiction="us")
