@@ -137,6 +137,7 @@ class Sequencer:
         self._stopping = False
         self._publish_wanted = False
         self._threads: list[threading.Thread] = []
+        self._written_partials: set[TileRef] = set()
 
     # -- lifecycle -----------------------------------------------------------
     def __enter__(self) -> Sequencer:
@@ -406,10 +407,15 @@ class Sequencer:
     def _publish_once(self) -> None:
         with self._state_lock:
             size, root = self._frontier.size, self._frontier.root()
-            partials = self._frontier.partial_tiles()
+            # a path names its content: an upper level's partial tile that was
+            # already written for an earlier checkpoint need not be written again
+            partials = [(r, d) for r, d in self._frontier.partial_tiles()
+                        if r not in self._written_partials]
         with self._io_lock:
             self.storage.put([(ref.path, data) for ref, data in partials])
             self.storage.sync()
+        self._written_partials = {r for r, _ in partials} | {
+            r for r in self._written_partials if r.level > 0}
         cp = Checkpoint(self.origin, size, root)
         note = sign_checkpoint(cp, self.signer)
         if self.witnessing is not None:

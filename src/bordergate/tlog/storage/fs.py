@@ -86,7 +86,11 @@ class FileStorage:
 
     # -- tiles and checkpoint ----------------------------------------------
     def put(self, items: Sequence[tuple[str, bytes]]) -> None:
-        """Write tiles/bundles (no fsync; see :meth:`sync`).
+        """Write tiles/bundles, each atomically (temp file, rename); no fsync.
+
+        A path may be written again with the same bytes (recovery, a partial
+        tile of an upper level); the rename means a reader or a crash sees the
+        old or the new file whole, never a truncated one.
 
         Raises:
             Unavailable: the disk refused the write.
@@ -98,8 +102,10 @@ class FileStorage:
                 if parent not in self._made_dirs:
                     parent.mkdir(parents=True, exist_ok=True)
                     self._made_dirs.add(parent)
-                with open(path, "wb") as f:
+                tmp = parent / f".{path.name}.tmp"
+                with open(tmp, "wb") as f:
                     f.write(data)
+                os.replace(tmp, path)
                 if _SYNCFS is None:
                     self._unsynced.append(path)
         except OSError as e:
