@@ -20,7 +20,9 @@ from bordergate import errors
     ],
     ids=lambda v: getattr(v, "__name__", str(v)),
 )
-def test_default_codes_are_stable(cls: type[errors.BordergateError], code: str, status: int) -> None:
+def test_default_codes_are_stable(
+    cls: type[errors.BordergateError], code: str, status: int
+) -> None:
     """Behaviour: every error carries a stable machine code and HTTP status."""
     err = cls("something went wrong")
     assert err.code == code

@@ -1,0 +1,206 @@
+"""The vocabulary of log entries: canonical JSON, entry types, pseudonyms.
+
+Every entry any bordergate component writes to a jurisdiction's log is a
+canonical JSON object (UTF-8, sorted keys, no insignificant whitespace, no
+floats) with at least ``"v"`` (format version, 1), ``"type"`` (one of
+:data:`ENTRY_TYPES`) and ``"time"`` (RFC 3339 UTC with milliseconds).  The
+gateway, the releases tooling and the key custody write entries through
+:func:`encode_entry`; the auditor reads them with :func:`parse_entry`.
+
+Promise 7: entries carry field names, classes and keyed pseudonyms of subject
+and record ids, never values or raw ids.  :class:`Pseudonymizer` computes
+``HMAC-SHA256(per-log secret, kind || 0x00 || raw id)``, so the custodian (who
+holds the secret) can later prove which pseudonym is whose to an investigator,
+and nobody else can link them.
+
+This module must never do I/O or read a clock: times are passed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bordergate.errors import VerificationError
+
+__all__ = [
+    "ENTRY_TYPES",
+    "ENTRY_VERSION",
+    "Entry",
+    "Pseudonymizer",
+    "canonical_json",
+    "encode_entry",
+    "format_time",
+    "parse_entry",
+    "parse_time",
+]
+
+ENTRY_VERSION = 1
+
+# The keys each entry type must carry besides v/type/time (checked on parse).
+ENTRY_TYPES: Mapping[str, frozenset[str]] = {
+    "access": frozenset({"principal", "collection", "subject", "record", "purpose",
+                         "bundle", "decisions"}),
+    "write": frozenset({"principal", "collection", "subject", "record", "purpose",
+                        "bundle", "decisions"}),
+    "export": frozenset({"principal", "collection", "purpose", "bundle", "decisions", "k"}),
+    "erase": frozenset({"principal", "subject", "purpose", "bundle", "decisions"}),
+    "approval-request": frozenset({"approval", "requester", "purpose", "scope", "expires"}),
+    "approval-grant": frozenset({"approval", "approver"}),
+    "approval-deny": frozenset({"approval", "approver"}),
+    "approval-revoke": frozenset({"approval", "by"}),
+    "release": frozenset({"release"}),
+    "release-review": frozenset({"release", "reviewer", "verdict", "signature"}),
+    "key-event": frozenset({"kind", "kek_version"}),
+    "migration": frozenset({"batch"}),
+    "gateway-start": frozenset({"gateway", "release", "reviewed"}),
+}
+
+MAX_ENTRY = 0xFFFF
+
+
+def _reject_float(value: str) -> Any:
+    raise ValueError("floats are not allowed in log entries")
+
+
+def canonical_json(value: Any) -> bytes:
+    """Canonical JSON bytes: UTF-8, sorted keys, no whitespace, no floats.
+
+    Raises:
+        ValueError: the value holds floats, NaN, or non-JSON types (programmer misuse).
+    """
+    def check(v: Any) -> None:
+        if isinstance(v, float):
+            raise ValueError("floats are not allowed in canonical JSON")
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if not isinstance(k, str):
+                    raise ValueError("object keys must be strings")
+                check(x)
+        elif isinstance(v, list | tuple):
+            for x in v:
+                check(x)
+    check(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def format_time(epoch_seconds: float) -> str:
+    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-28T00:19:58.123Z``."""
+    dt = datetime.fromtimestamp(epoch_seconds, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: str) -> float:
+    """Parse a :func:`format_time` string back to epoch seconds.
+
+    Raises:
+        VerificationError: not in that exact format.
+    """
+    try:
+        if len(text) != 24 or not text.endswith("Z"):
+            raise ValueError(text)
+        dt = datetime.strptime(text[:-1], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)
+    except (ValueError, TypeError):
+        raise VerificationError(f"malformed entry time {str(text)[:40]!r}",
+                                code="malformed_entry") from None
+    return dt.timestamp()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A parsed log entry: its type, time (epoch seconds) and whole body."""
+
+    type: str
+    time: float
+    body: Mapping[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.body[key]
+
+
+def encode_entry(entry_type: str, time: float, body: Mapping[str, Any]) -> bytes:
+    """Build the canonical bytes of one entry.
+
+    Raises:
+        ValueError: unknown type, missing keys, reserved keys in ``body``, or an
+            entry over 65535 bytes (programmer misuse: the caller builds bodies).
+    """
+    required = ENTRY_TYPES.get(entry_type)
+    if required is None:
+        raise ValueError(f"unknown entry type {entry_type!r}")
+    missing = required - body.keys()
+    if missing:
+        raise ValueError(f"{entry_type} entry lacks {sorted(missing)}")
+    if {"v", "type", "time"} & body.keys():
+        raise ValueError("v, type and time are set by encode_entry")
+    data = canonical_json({**body, "v": ENTRY_VERSION, "type": entry_type,
+                           "time": format_time(time)})
+    if len(data) > MAX_ENTRY:
+        raise ValueError(f"{entry_type} entry of {len(data)} bytes exceeds the log's limit")
+    return data
+
+
+def parse_entry(data: bytes) -> Entry:
+    """Parse and check one entry read from a log.
+
+    Raises:
+        VerificationError: code ``malformed_entry`` for bad JSON, a non-canonical
+            encoding, an unknown type or version, or missing keys.
+    """
+    try:
+        body = json.loads(data.decode("utf-8"), parse_float=_reject_float)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise VerificationError("entry is not UTF-8 JSON without floats",
+                                code="malformed_entry") from None
+    if not isinstance(body, dict):
+        raise VerificationError("entry is not a JSON object", code="malformed_entry")
+    if body.get("v") != ENTRY_VERSION:
+        raise VerificationError(f"unknown entry version {body.get('v')!r}",
+                                code="malformed_entry")
+    entry_type = body.get("type")
+    required = ENTRY_TYPES.get(entry_type) if isinstance(entry_type, str) else None
+    if required is None:
+        raise VerificationError(f"unknown entry type {str(entry_type)[:40]!r}",
+                                code="malformed_entry")
+    missing = required - body.keys()
+    if missing:
+        raise VerificationError(f"{entry_type} entry lacks {sorted(missing)}",
+                                code="malformed_entry")
+    time = parse_time(body.get("time"))  # type: ignore[arg-type]
+    try:
+        canonical = canonical_json(body)
+    except ValueError:
+        canonical = b""
+    if canonical != data:
+        raise VerificationError("entry is not in canonical JSON form", code="malformed_entry")
+    return Entry(entry_type, time, body)  # type: ignore[arg-type]
+
+
+class Pseudonymizer:
+    """Keyed pseudonyms of raw ids under one log's secret (promise 7)."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 32:
+            raise ValueError("a pseudonym secret is at least 32 bytes")
+        self._secret = bytes(secret)
+
+    def pseudonym(self, kind: str, raw_id: str) -> str:
+        """``<kind>:<hex HMAC-SHA256>`` of ``raw_id`` (kinds: subject, record, ...)."""
+        mac = hmac.new(self._secret, kind.encode() + b"\x00" + raw_id.encode(), hashlib.sha256)
+        return f"{kind}:{mac.hexdigest()}"
+
+    def subject(self, subject_id: str) -> str:
+        return self.pseudonym("subject", subject_id)
+
+    def record(self, collection: str, record_id: str) -> str:
+        return self.pseudonym("record", f"{collection}/{record_id}")
+
+    def matches(self, pseudonym: str, kind: str, raw_id: str) -> bool:
+        """Whether ``pseudonym`` is ``raw_id``'s (for the custodian's proofs)."""
+        return hmac.compare_digest(pseudonym, self.pseudonym(kind, raw_id))
