@@ -11,6 +11,7 @@ import typer
 
 from bordergate import __version__
 from bordergate.audit import commands as audit_commands
+from bordergate.gateway import commands as gateway_commands
 from bordergate.gateway import principal_commands
 from bordergate.keys import commands as keys_commands
 from bordergate.residency import commands as schema_commands
@@ -31,6 +32,7 @@ app.add_typer(log_commands.app, name="log")
 app.add_typer(witness_commands.app, name="witness")
 app.add_typer(audit_commands.app, name="audit")
 app.add_typer(principal_commands.app, name="principal")
+app.add_typer(gateway_commands.app, name="gateway")
 app.add_typer(keys_commands.app, name="keys")
 app.add_typer(schema_commands.app, name="schema")
 

@@ -1,0 +1,411 @@
+"""The deployment file: one TOML file describing every jurisdiction of a deployment.
+
+A deployment names its jurisdictions (code, custodian, gateway address, store,
+key backend, log, witnesses, token issuer, release reviewers), the classified
+schema, the policy bundle, the ``k`` of exports and the request limits.  Paths
+are relative to the file's directory.  See docs/config.md for an annotated
+example; ``demo_config.toml`` beside this module is the shipped example.
+
+Everything is checked at load: a wrong file raises :class:`ConfigError` whose
+message names the offending key (``jurisdictions.us.log.origin: ...``), and
+unknown keys are refused so that a typo never silently falls back to a default.
+
+This module only reads and checks the file: it must never open stores, keys or
+logs, start servers or read the secrets the file points to.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+from bordergate.errors import ConfigError
+from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
+from bordergate.residency.subjects import JURISDICTION_PATTERN
+
+__all__ = [
+    "DEFAULT_CONFIG_NAME",
+    "Deployment",
+    "IssuerSettings",
+    "Jurisdiction",
+    "Limits",
+    "LogSettings",
+    "Reviewer",
+    "Witness",
+    "demo_config_path",
+    "load_config",
+    "parse_config",
+]
+
+DEFAULT_CONFIG_NAME = "bordergate.toml"
+_MAX_CONFIG_BYTES = 1 << 20
+
+
+def demo_config_path() -> Path:
+    """Where the shipped example deployment (us, eu, cn on loopback) lives."""
+    return Path(__file__).parent / "demo_config.toml"
+
+
+@dataclass(frozen=True)
+class Witness:
+    """A witness that cosigns this jurisdiction's checkpoints."""
+
+    url: str
+    vkey: str
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """Where a jurisdiction's log lives and who signs and witnesses it.
+
+    Attributes:
+        storage: a directory (absolute) or a ``postgresql://`` URL.
+        origin: the log's origin line (its name in checkpoints).
+        key_file: the custodian's log signing key file.
+        pseudonym_secret_file: the per-log secret of the keyed pseudonyms.
+        sequencer_url: a separate sequencer process, if any (else in-process).
+        witnesses: witnesses asked to cosign checkpoints.
+        quorum: how many witness cosignatures a checkpoint needs.
+    """
+
+    storage: str
+    origin: str
+    key_file: Path
+    pseudonym_secret_file: Path
+    sequencer_url: str | None = None
+    witnesses: tuple[Witness, ...] = ()
+    quorum: int = 0
+
+
+@dataclass(frozen=True)
+class IssuerSettings:
+    """The token issuer a jurisdiction's gateway trusts.
+
+    Attributes:
+        issuer: the expected ``iss`` claim.
+        audience: the expected ``aud`` claim (default: the jurisdiction code).
+        public_key_files: trusted issuer public keys (PEM or JWK files).
+        private_key_file: development and demo only: where ``gateway init``
+            creates the issuer's private key (a real issuer keeps it elsewhere).
+    """
+
+    issuer: str
+    audience: str
+    public_key_files: tuple[Path, ...]
+    private_key_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    """A custodian reviewer of releases: a name and an Ed25519 public key."""
+
+    name: str
+    public_key: str
+
+
+@dataclass(frozen=True)
+class Jurisdiction:
+    """One jurisdiction: its custodian, gateway, store, keys, log and issuer."""
+
+    code: str
+    custodian: str
+    listen_host: str
+    listen_port: int
+    public_url: str
+    store: str
+    keys: Mapping[str, object]
+    log: LogSettings
+    issuer: IssuerSettings
+    reviewers: tuple[Reviewer, ...] = ()
+    required_approvals: int = 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps applied before parsing anything a caller sends."""
+
+    max_body_bytes: int = 64 * 1024
+    max_fields: int = 64
+    max_approval_seconds: int = 7 * 24 * 3600
+    max_export_groups: int = 10_000
+    token_leeway: int = 30
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A whole deployment, checked.
+
+    Attributes:
+        path: the file it was read from.
+        base_dir: the directory relative paths were resolved against.
+        name: a label for people.
+        schema_path: the classified schema file.
+        policy_bundle_path: the Cedar policy bundle directory.
+        k_min: the minimum number of subjects an export aggregates over.
+        limits: request limits.
+        jurisdictions: by code.
+    """
+
+    path: Path
+    base_dir: Path
+    name: str
+    schema_path: Path
+    policy_bundle_path: Path
+    k_min: int
+    limits: Limits
+    jurisdictions: Mapping[str, Jurisdiction] = field(default_factory=dict)
+
+    def jurisdiction(self, code: str) -> Jurisdiction:
+        """The jurisdiction called ``code``.
+
+        Raises:
+            ConfigError: ``unknown_jurisdiction`` if the deployment has none.
+        """
+        found = self.jurisdictions.get(code)
+        if found is None:
+            known = ", ".join(sorted(self.jurisdictions))
+            raise ConfigError(f"{self.path}: no jurisdiction {code!r} (known: {known})",
+                              code="unknown_jurisdiction")
+        return found
+
+    def gateway_urls(self) -> dict[str, str]:
+        """Public gateway URL of every jurisdiction, by code (for 421 answers)."""
+        return {code: j.public_url for code, j in self.jurisdictions.items()}
+
+
+def load_config(path: str | Path) -> Deployment:
+    """Read and check a deployment file.
+
+    Raises:
+        ConfigError: ``config_unreadable`` if the file cannot be read, else as
+            :func:`parse_config`.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(_MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the deployment file: {exc.strerror}",
+                          code="config_unreadable") from exc
+    if len(data) > _MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than 1 MiB", code="config_too_large")
+    return parse_config(data, base_dir=path.resolve().parent, path=path)
+
+
+def parse_config(data: bytes | str, *, base_dir: Path, path: Path | None = None) -> Deployment:
+    """Check deployment TOML text; relative paths resolve against ``base_dir``.
+
+    Raises:
+        ConfigError: naming the key: ``config_syntax`` (not TOML),
+            ``config_missing_key``, ``config_unknown_key``, ``config_invalid``.
+    """
+    source = path or Path("<config>")
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        doc = tomllib.loads(text)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{source}: not UTF-8 TOML: {exc}", code="config_syntax") from exc
+    return _Reader(source, base_dir.resolve()).deployment(doc)
+
+
+class _Reader:
+    """Walks the TOML document, naming keys in every error."""
+
+    def __init__(self, source: Path, base_dir: Path) -> None:
+        self.source = source
+        self.base = base_dir
+
+    def fail(self, key: str, why: str, code: str = "config_invalid") -> ConfigError:
+        return ConfigError(f"{self.source}: {key}: {why}", code=code)
+
+    def table(self, doc: Mapping[str, Any], key: str, name: str, allowed: set[str],
+              *, required: bool = True) -> dict[str, Any]:
+        value = doc.get(name)
+        if value is None:
+            if required:
+                raise self.fail(key, "missing table", "config_missing_key")
+            value = {}
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a table")
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise self.fail(f"{key}.{unknown[0]}", "unknown key", "config_unknown_key")
+        return value
+
+    def text(self, doc: Mapping[str, Any], key: str, name: str, default: str | None = None
+             ) -> str:
+        value = doc.get(name, default)
+        if value is None:
+            raise self.fail(f"{key}.{name}", "missing", "config_missing_key")
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(f"{key}.{name}", "must be a non-empty string")
+        return value
+
+    def integer(self, doc: Mapping[str, Any], key: str, name: str, default: int,
+                *, low: int, high: int) -> int:
+        value = doc.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.fail(f"{key}.{name}", f"must be an integer from {low} to {high}")
+        return value
+
+    def path(self, doc: Mapping[str, Any], key: str, name: str,
+             default: str | None = None) -> Path:
+        raw = Path(self.text(doc, key, name, default))
+        return raw if raw.is_absolute() else self.base / raw
+
+    def deployment(self, doc: dict[str, Any]) -> Deployment:
+        unknown = sorted(set(doc) - {"deployment", "limits", "jurisdictions"})
+        if unknown:
+            raise self.fail(unknown[0], "unknown key", "config_unknown_key")
+        top = self.table(doc, "deployment", "deployment",
+                         {"name", "schema", "policy_bundle", "k_min"})
+        schema = self.path(top, "deployment", "schema") if "schema" in top else None
+        if schema is None:
+            from bordergate.residency.schema import demo_schema_path
+
+            schema = demo_schema_path()
+        bundle = (self.path(top, "deployment", "policy_bundle") if "policy_bundle" in top
+                  else DEFAULT_BUNDLE_PATH)
+        lim = self.table(doc, "limits", "limits", {f for f in Limits.__dataclass_fields__},
+                         required=False)
+        limits = Limits(
+            max_body_bytes=self.integer(lim, "limits", "max_body_bytes", 64 * 1024,
+                                        low=1024, high=1 << 26),
+            max_fields=self.integer(lim, "limits", "max_fields", 64, low=1, high=1024),
+            max_approval_seconds=self.integer(lim, "limits", "max_approval_seconds",
+                                              7 * 24 * 3600, low=60, high=366 * 24 * 3600),
+            max_export_groups=self.integer(lim, "limits", "max_export_groups", 10_000,
+                                           low=1, high=1_000_000),
+            token_leeway=self.integer(lim, "limits", "token_leeway", 30, low=0, high=600),
+        )
+        juris = doc.get("jurisdictions")
+        if not isinstance(juris, dict) or not juris:
+            raise self.fail("jurisdictions", "at least one [jurisdictions.<code>] table needed",
+                            "config_missing_key")
+        parsed = {code: self.jurisdiction(code, body) for code, body in juris.items()}
+        self.check_unique(parsed)
+        return Deployment(
+            path=self.source, base_dir=self.base,
+            name=self.text(top, "deployment", "name", "bordergate"),
+            schema_path=schema, policy_bundle_path=bundle,
+            k_min=self.integer(top, "deployment", "k_min", 50, low=1, high=1_000_000),
+            limits=limits, jurisdictions=MappingProxyType(parsed))
+
+    def jurisdiction(self, code: str, body: object) -> Jurisdiction:
+        key = f"jurisdictions.{code}"
+        if JURISDICTION_PATTERN.fullmatch(code) is None:
+            raise self.fail(key, "a jurisdiction code is 2-8 lowercase letters")
+        doc = self.table({code: body}, key, code, {
+            "custodian", "listen", "public_url", "store", "keys", "log", "issuer",
+            "reviewers", "required_approvals"})
+        host, port = self.listen(doc, key)
+        public_url = self.text(doc, key, "public_url", f"http://{host}:{port}").rstrip("/")
+        if urlsplit(public_url).scheme not in ("http", "https"):
+            raise self.fail(f"{key}.public_url", "must be an http(s) URL")
+        keys = self.table(doc, f"{key}.keys", "keys",
+                          {"backend", "path", "library", "token", "pin_env"})
+        keys = dict(keys)
+        if keys.get("backend", "file") == "file":
+            keys["path"] = str(self.path(keys, f"{key}.keys", "path"))
+        reviewers = doc.get("reviewers", [])
+        if not isinstance(reviewers, list):
+            raise self.fail(f"{key}.reviewers", "must be an array of {name, public_key}")
+        parsed_reviewers = tuple(self.reviewer(f"{key}.reviewers[{i}]", r)
+                                 for i, r in enumerate(reviewers))
+        required = self.integer(doc, key, "required_approvals",
+                                min(2, len(reviewers)) or 1, low=1, high=64)
+        if parsed_reviewers and required > len(parsed_reviewers):
+            raise self.fail(f"{key}.required_approvals", "exceeds the number of reviewers")
+        return Jurisdiction(
+            code=code,
+            custodian=self.text(doc, key, "custodian"),
+            listen_host=host, listen_port=port, public_url=public_url,
+            store=self.store(doc, key),
+            keys=MappingProxyType(keys),
+            log=self.log(doc, key),
+            issuer=self.issuer(doc, key, code),
+            reviewers=parsed_reviewers,
+            required_approvals=required,
+        )
+
+    def listen(self, doc: Mapping[str, Any], key: str) -> tuple[str, int]:
+        value = self.text(doc, key, "listen")
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise self.fail(f"{key}.listen", "must be host:port, e.g. 127.0.0.1:8401")
+        return host.strip("[]"), int(port)
+
+    def store(self, doc: Mapping[str, Any], key: str) -> str:
+        url = self.text(doc, key, "store")
+        if url.startswith(("postgresql://", "postgres://")) or url == "memory:":
+            return url
+        if url.startswith("sqlite:") or url.endswith(".db"):
+            raw = Path(url.removeprefix("sqlite://").removeprefix("sqlite:"))
+            return "sqlite:" + str(raw if raw.is_absolute() else self.base / raw)
+        raise self.fail(f"{key}.store", "use sqlite:PATH, postgresql://... or memory:")
+
+    def log(self, doc: Mapping[str, Any], key: str) -> LogSettings:
+        k = f"{key}.log"
+        log = self.table(doc, k, "log", {"storage", "origin", "key_file",
+                                         "pseudonym_secret_file", "sequencer_url",
+                                         "witnesses", "quorum"})
+        storage = self.text(log, k, "storage")
+        if not storage.startswith(("postgresql://", "postgres://")):
+            if "://" in storage:
+                raise self.fail(f"{k}.storage", "a directory or a postgresql:// URL")
+            storage = str(self.path(log, k, "storage"))
+        witnesses = log.get("witnesses", [])
+        if not isinstance(witnesses, list):
+            raise self.fail(f"{k}.witnesses", "must be an array of {url, vkey}")
+        parsed = []
+        for i, item in enumerate(witnesses):
+            wk = f"{k}.witnesses[{i}]"
+            w = self.table({"w": item}, wk, "w", {"url", "vkey"})
+            parsed.append(Witness(self.text(w, wk, "url"), self.text(w, wk, "vkey")))
+        quorum = self.integer(log, k, "quorum", 0, low=0, high=64)
+        if quorum > len(parsed):
+            raise self.fail(f"{k}.quorum", "exceeds the number of witnesses")
+        sequencer = log.get("sequencer_url")
+        if sequencer is not None:
+            sequencer = self.text(log, k, "sequencer_url")
+        return LogSettings(
+            storage=storage, origin=self.text(log, k, "origin"),
+            key_file=self.path(log, k, "key_file"),
+            pseudonym_secret_file=self.path(log, k, "pseudonym_secret_file"),
+            sequencer_url=sequencer, witnesses=tuple(parsed), quorum=quorum)
+
+    def issuer(self, doc: Mapping[str, Any], key: str, code: str) -> IssuerSettings:
+        k = f"{key}.issuer"
+        iss = self.table(doc, k, "issuer", {"issuer", "audience", "public_keys",
+                                            "private_key_file"})
+        keys = iss.get("public_keys")
+        if not isinstance(keys, list) or not keys or not all(isinstance(x, str) for x in keys):
+            raise self.fail(f"{k}.public_keys", "must be a non-empty array of key file paths")
+        files = tuple(p if p.is_absolute() else self.base / p for p in map(Path, keys))
+        private = self.path(iss, k, "private_key_file") if "private_key_file" in iss else None
+        return IssuerSettings(issuer=self.text(iss, k, "issuer"),
+                              audience=self.text(iss, k, "audience", code),
+                              public_key_files=files, private_key_file=private)
+
+    def reviewer(self, key: str, body: object) -> Reviewer:
+        doc = self.table({"r": body}, key, "r", {"name", "public_key"})
+        return Reviewer(self.text(doc, key, "name"), self.text(doc, key, "public_key"))
+
+    def check_unique(self, parsed: Mapping[str, Jurisdiction]) -> None:
+        seen: dict[tuple[str, int], str] = {}
+        origins: dict[str, str] = {}
+        for code, j in parsed.items():
+            where = (j.listen_host, j.listen_port)
+            if where in seen:
+                raise self.fail(f"jurisdictions.{code}.listen",
+                                f"same address as jurisdictions.{seen[where]}")
+            seen[where] = code
+            if j.log.origin in origins:
+                raise self.fail(f"jurisdictions.{code}.log.origin",
+                                f"same origin as jurisdictions.{origins[j.log.origin]}")
+            origins[j.log.origin] = code

@@ -1,0 +1,348 @@
+"""The gateway's HTTP API (Starlette on uvicorn): parse, call ``Gateway``, render.
+
+Routes (documented in ``gateway.openapi``, served at ``/openapi.json``)::
+
+    POST   /v1/subjects                           mint a subject homed here
+    PUT    /v1/{collection}/{record_id}?purpose=  write a record {subject, values}
+    GET    /v1/{collection}/{record_id}?fields=&purpose=[&approval=&subject=]
+    DELETE /v1/subjects/{subject_id}?purpose=     erase (crypto-shred) a subject
+    POST   /v1/exports                            k-anonymous aggregate
+    POST   /v1/approvals                          request an approval
+    POST   /v1/approvals/{id}/grant|deny|revoke   change its state
+    GET    /v1/approvals/{id}, /v1/approvals?state=
+    GET    /v1/log/checkpoint, /v1/log/tile/..., /v1/log/proof/{index}
+    GET    /healthz, /metrics, /openapi.json
+
+Errors are RFC 9457 ``application/problem+json`` bodies with a stable ``code``
+(from the error tree's ``.code``/``.http_status``): 421 names the home gateway
+(``gateway`` member, ``Location`` and ``Bordergate-Home-Gateway`` headers),
+``PushBack`` adds ``Retry-After``.  Bodies larger than the configured limit are
+refused (413) before they are parsed, by ``Content-Length`` and by counting
+the stream.  Reads and writes answer with ``Bordergate-Log-Origin`` and
+``Bordergate-Log-Index`` headers naming the entry that recorded the decision.
+
+This module must never answer with a stack trace, never send data before the
+``Gateway`` call returned (the log append is inside it), and never proxy a
+request to another jurisdiction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bordergate.errors import (
+    BordergateError,
+    InvalidInput,
+    PushBack,
+    Unavailable,
+    WrongJurisdiction,
+)
+from bordergate.gateway.openapi import openapi_document
+from bordergate.gateway.service import DeniedAfterLogging, Gateway, Outcome
+from bordergate.tlog.server import log_routes
+
+__all__ = ["APPROVAL_HEADER", "GatewayMetrics", "create_app", "problem_response",
+           "refusing_app"]
+
+log = logging.getLogger(__name__)
+
+APPROVAL_HEADER = "bordergate-approval"
+PROBLEM_TYPE = "urn:bordergate:problem:"
+_PROBLEM = "application/problem+json"
+
+
+class _ProblemBody(JSONResponse):
+    media_type = _PROBLEM
+
+
+def problem_response(status: int, code: str, detail: str,
+                     members: dict[str, Any] | None = None,
+                     headers: dict[str, str] | None = None) -> Response:
+    """An RFC 9457 problem response with bordergate's stable ``code`` member."""
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    body = {"type": PROBLEM_TYPE + code, "title": title, "status": status,
+            "detail": detail, "code": code, **(members or {})}
+    return _ProblemBody(body, status_code=status, headers=headers)
+
+
+def _error_response(exc: BordergateError) -> Response:
+    members: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    if isinstance(exc, WrongJurisdiction):
+        members = {"home": exc.home, "gateway": exc.location}
+        if exc.location:
+            headers = {"Location": exc.location, "Bordergate-Home-Gateway": exc.location}
+    elif isinstance(exc, PushBack):
+        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        members["retry_after"] = exc.retry_after
+    elif isinstance(exc, DeniedAfterLogging):
+        members = exc.members
+        headers = {"Bordergate-Log-Index": str(exc.log_index)}
+        origin = exc.members.get("log", {}).get("origin")
+        if origin:
+            headers["Bordergate-Log-Origin"] = origin
+    status = exc.http_status if exc.http_status >= 400 else 500
+    if isinstance(exc, Unavailable) and "Retry-After" not in headers:
+        headers["Retry-After"] = "1"
+    return problem_response(status, exc.code, exc.message, members, headers)
+
+
+class GatewayMetrics:
+    """Prometheus metrics of one gateway, in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("bordergate_requests", "HTTP requests answered",
+                                ["route", "status"], registry=self.registry)
+        self.latency = Histogram("bordergate_request_seconds", "Time to answer",
+                                 ["route"], registry=self.registry,
+                                 buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 2.0))
+        self.fields = Counter("bordergate_fields", "Fields decided on reads",
+                              ["outcome"], registry=self.registry)
+        self._children: dict[tuple[str, int], Any] = {}
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        key = (route, status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.requests.labels(route, str(status))
+        child.inc()
+        self.latency.labels(route).observe(seconds)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (header and stream).
+
+    Raises:
+        InvalidInput: ``body_too_large`` (413) or ``malformed_body``.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidInput("Content-Length is not a number", code="malformed_body")
+        if int(declared) > limit:
+            raise _too_large(limit)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> InvalidInput:
+    exc = InvalidInput(f"the request body exceeds {limit} bytes", code="body_too_large")
+    exc.http_status = 413
+    return exc
+
+
+async def read_json(request: Request, limit: int) -> object:
+    """The body parsed as JSON (size-checked first).
+
+    Raises:
+        InvalidInput: ``body_too_large`` (413) or ``malformed_json`` (400).
+    """
+    data = await read_body(request, limit)
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InvalidInput("the body is not valid JSON", code="malformed_json") from None
+
+
+Handler = Callable[[Request, Gateway], Awaitable[Outcome]]
+
+
+def _endpoint(route: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
+        state = request.app.state
+        gateway: Gateway | None = getattr(state, "gateway", None)
+        metrics: GatewayMetrics = state.metrics
+        try:
+            if gateway is None:
+                raise Unavailable("the gateway is not serving", code="gateway_not_started")
+            outcome = await handler(request, gateway)
+            response: Response = JSONResponse(outcome.body, status_code=outcome.status,
+                                              headers=outcome.headers)
+        except BordergateError as exc:
+            response = _error_response(exc)
+        except Exception:  # never a stack trace to the caller; the log keeps it
+            log.exception("unhandled error on %s", route)
+            response = problem_response(500, "internal_error",
+                                        "the gateway failed; nothing was released")
+        metrics.observe(route, response.status_code, time.perf_counter() - started)
+        return response
+
+    return endpoint
+
+
+def _auth(request: Request) -> str | None:
+    return request.headers.get("authorization")
+
+
+async def _mint(request: Request, gw: Gateway) -> Outcome:
+    await read_body(request, gw.limits.max_body_bytes)
+    return await gw.mint_subject(_auth(request))
+
+
+async def _read(request: Request, gw: Gateway) -> Outcome:
+    q = request.query_params
+    outcome = await gw.read(
+        _auth(request), request.path_params["collection"], request.path_params["record_id"],
+        fields=q.get("fields"), purpose=q.get("purpose"),
+        approval=request.headers.get(APPROVAL_HEADER) or q.get("approval"),
+        subject=q.get("subject"))
+    metrics: GatewayMetrics = request.app.state.metrics
+    metrics.fields.labels("released").inc(len(outcome.body["fields"]))
+    metrics.fields.labels("withheld").inc(len(outcome.body["withheld"]))
+    return outcome
+
+
+async def _write(request: Request, gw: Gateway) -> Outcome:
+    gw.authenticate(_auth(request))  # 401 before reading a body
+    payload = await read_json(request, gw.limits.max_body_bytes)
+    return await gw.write(_auth(request), request.path_params["collection"],
+                          request.path_params["record_id"], payload,
+                          purpose=request.query_params.get("purpose"))
+
+
+async def _erase(request: Request, gw: Gateway) -> Outcome:
+    return await gw.erase(_auth(request), request.path_params["subject_id"],
+                          purpose=request.query_params.get("purpose"))
+
+
+async def _export(request: Request, gw: Gateway) -> Outcome:
+    gw.authenticate(_auth(request))
+    return await gw.export(_auth(request), await read_json(request, gw.limits.max_body_bytes))
+
+
+async def _approval_request(request: Request, gw: Gateway) -> Outcome:
+    gw.authenticate(_auth(request))
+    payload = await read_json(request, gw.limits.max_body_bytes)
+    return await gw.request_approval(_auth(request), payload)
+
+
+def _approval_change(verdict: str) -> Handler:
+    async def change(request: Request, gw: Gateway) -> Outcome:
+        await read_body(request, gw.limits.max_body_bytes)
+        return await gw.decide_approval(_auth(request), request.path_params["approval_id"],
+                                        verdict)
+    return change
+
+
+async def _approval_get(request: Request, gw: Gateway) -> Outcome:
+    return await gw.get_approval(_auth(request), request.path_params["approval_id"])
+
+
+async def _approval_list(request: Request, gw: Gateway) -> Outcome:
+    return await gw.list_approvals(_auth(request), request.query_params.get("state"))
+
+
+async def _proof(request: Request, gw: Gateway) -> Outcome:
+    raw = request.path_params["index"]
+    if not raw.isdigit() or len(raw) > 19:
+        raise InvalidInput("the index must be a non-negative integer", code="malformed_index")
+    return await gw.inclusion_proof(int(raw))
+
+
+async def _healthz(request: Request) -> Response:
+    gateway: Gateway | None = getattr(request.app.state, "gateway", None)
+    refusal = getattr(request.app.state, "refusal", None)
+    if gateway is None:
+        return problem_response(503, refusal[0] if refusal else "gateway_not_started",
+                                refusal[1] if refusal else "the gateway is not serving")
+    return JSONResponse({"status": "ok", "jurisdiction": gateway.jurisdiction,
+                         "origin": gateway.origin, "bundle": gateway.bundle_digest})
+
+
+async def _metrics(request: Request) -> Response:
+    metrics: GatewayMetrics = request.app.state.metrics
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _openapi(request: Request) -> Response:
+    return JSONResponse(request.app.state.openapi)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    code = {404: "route_not_found", 405: "method_not_allowed"}.get(status, "http_error")
+    detail = exc.detail if isinstance(exc, HTTPException) else "error"
+    return problem_response(status, code, str(detail))
+
+
+def _routes(gateway: Gateway) -> list[Route]:
+    def r(path: str, name: str, handler: Handler, methods: list[str]) -> Route:
+        return Route(path, _endpoint(name, handler), methods=methods)
+
+    routes = [
+        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/metrics", _metrics, methods=["GET"]),
+        Route("/openapi.json", _openapi, methods=["GET"]),
+        r("/v1/subjects", "mint_subject", _mint, ["POST"]),
+        r("/v1/subjects/{subject_id}", "erase", _erase, ["DELETE"]),
+        r("/v1/exports", "export", _export, ["POST"]),
+        r("/v1/approvals", "approval_request", _approval_request, ["POST"]),
+        r("/v1/approvals", "approval_list", _approval_list, ["GET"]),
+        r("/v1/approvals/{approval_id}", "approval_get", _approval_get, ["GET"]),
+        r("/v1/approvals/{approval_id}/grant", "approval_grant", _approval_change("grant"),
+          ["POST"]),
+        r("/v1/approvals/{approval_id}/deny", "approval_deny", _approval_change("deny"),
+          ["POST"]),
+        r("/v1/approvals/{approval_id}/revoke", "approval_revoke", _approval_change("revoke"),
+          ["POST"]),
+        r("/v1/log/proof/{index}", "log_proof", _proof, ["GET"]),
+    ]
+    routes += log_routes(gateway.log_storage, prefix="/v1/log")
+    routes += [
+        r("/v1/{collection}/{record_id}", "read", _read, ["GET"]),
+        r("/v1/{collection}/{record_id}", "write", _write, ["PUT"]),
+    ]
+    return routes
+
+
+def create_app(gateway: Gateway) -> Starlette:
+    """The Starlette app serving an already started ``gateway``.
+
+    The caller owns the gateway (``gateway.startup.start_gateway``) and closes it.
+    """
+    app = Starlette(routes=_routes(gateway),
+                    exception_handlers={HTTPException: _http_error})
+    app.state.gateway = gateway
+    app.state.metrics = GatewayMetrics()
+    app.state.openapi = openapi_document(gateway.jurisdiction)
+    return app
+
+
+def refusing_app(code: str, detail: str) -> Starlette:
+    """An app that answers every request with 503 ``code`` (fail closed at startup).
+
+    Used when the gateway must not serve: policy bundle unreadable, no approved
+    release, key backend or log unavailable at start.
+    """
+    async def refuse(request: Request) -> Response:
+        return problem_response(503, code, detail, headers={"Retry-After": "30"})
+
+    app = Starlette(routes=[Route("/{path:path}", refuse,
+                                  methods=["GET", "POST", "PUT", "DELETE", "HEAD"])])
+    app.state.gateway = None
+    app.state.refusal = (code, detail)
+    return app

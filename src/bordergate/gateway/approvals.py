@@ -1,0 +1,521 @@
+"""Lockbox-style access approvals: request, two custodian grants, expiry, revocation.
+
+A principal who needs ``protected`` data from abroad asks for an approval:
+a purpose and one of its reason codes, a scope (collections and field
+classes), a maximum duration and (from the token) where they work.  The
+approval becomes valid only when two *distinct* custodian approvers, neither
+of them the requester, granted it (whether a principal may approve at all is
+the policy's ``approve`` decision, taken by the gateway).  It expires by
+itself (``expires`` is fixed at request time), a single denial closes it, and
+the requester or an approver can revoke it at any time.  A valid approval is
+what the policy sees as ``context.approval`` (:meth:`ApprovalRecord.policy_view`).
+
+Every state change is a log entry, sequenced before the gateway answers; the
+store here is only a cache of the log, rebuildable with :func:`rebuild_approvals`.
+The state lives beside the jurisdiction's records (a small table in the same
+SQLite file or PostgreSQL database) and never holds subject data.
+
+The transitions are pure (values and a time in, a new value out); the stores
+are one small interface with an in-memory twin.  This module must never decide
+policy itself beyond the two-distinct-approvers rule, and never log.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from bordergate.entries import Entry
+from bordergate.errors import ConfigError, Conflict, InvalidInput, NotFound, Unavailable
+from bordergate.policy.entities import FIELD_CLASSES, Approval, ApprovalRequest, Principal
+
+__all__ = [
+    "APPROVALS_NEEDED",
+    "ApprovalRecord",
+    "ApprovalState",
+    "ApprovalStore",
+    "MemoryApprovalStore",
+    "PostgresApprovalStore",
+    "SqliteApprovalStore",
+    "deny",
+    "grant",
+    "mint_approval_id",
+    "new_request",
+    "open_approval_store",
+    "parse_approval_id",
+    "rebuild_approvals",
+    "revoke",
+]
+
+ApprovalState = Literal["pending", "granted", "denied", "revoked"]
+STATES: tuple[str, ...] = ("pending", "granted", "denied", "revoked", "expired")
+APPROVALS_NEEDED = 2
+_ID_PREFIX = "apr-"
+_ID_LENGTH = len(_ID_PREFIX) + 26
+
+
+def mint_approval_id() -> str:
+    """A fresh approval id: ``apr-`` and 128 random bits in lowercase base32."""
+    raw = base64.b32encode(secrets.token_bytes(16)).rstrip(b"=").decode("ascii").lower()
+    return _ID_PREFIX + raw
+
+
+def parse_approval_id(text: str) -> str:
+    """Check an approval id's shape and return it.
+
+    Raises:
+        InvalidInput: ``malformed_approval_id``.
+    """
+    ok = (isinstance(text, str) and len(text) == _ID_LENGTH and text.startswith(_ID_PREFIX)
+          and all(c in "abcdefghijklmnopqrstuvwxyz234567" for c in text[len(_ID_PREFIX):]))
+    if not ok:
+        raise InvalidInput("malformed approval id", code="malformed_approval_id")
+    return text
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """One approval and its state (never any subject data).
+
+    Attributes:
+        id: ``apr-...``.
+        requester: the requesting principal's id.
+        requester_org: their organisation.
+        requester_location: where they work (from their token).
+        purpose: the one purpose covered.
+        reason: the reason code (one of the purpose's).
+        collections: collections covered.
+        classes: field classes covered.
+        home: the jurisdiction whose gateway holds the approval.
+        requested_at: Unix seconds.
+        expires: Unix seconds; no approval is valid at or after it.
+        state: pending, granted, denied or revoked.
+        approvers: ids of the distinct approvers who granted, in order.
+        closed_by: who denied or revoked it.
+        version: bumped on every change (compare-and-set in stores).
+    """
+
+    id: str
+    requester: str
+    requester_org: str
+    requester_location: str
+    purpose: str
+    reason: str
+    collections: tuple[str, ...]
+    classes: tuple[str, ...]
+    home: str
+    requested_at: int
+    expires: int
+    state: ApprovalState = "pending"
+    approvers: tuple[str, ...] = ()
+    closed_by: str | None = None
+    version: int = 1
+
+    def status(self, now: float) -> str:
+        """The state as seen at ``now``: ``expired`` once pending/granted ones expire."""
+        if self.state in ("pending", "granted") and now >= self.expires:
+            return "expired"
+        return self.state
+
+    def valid(self, now: float) -> bool:
+        """Granted by two distinct approvers, not closed, not expired."""
+        return (self.state == "granted" and len(set(self.approvers)) >= APPROVALS_NEEDED
+                and now < self.expires)
+
+    def policy_view(self, now: float) -> Approval:
+        """What the policy sees as ``context.approval`` (it checks expiry itself too)."""
+        return Approval(
+            id=self.id, requester=self.requester, purpose=self.purpose,
+            collections=frozenset(self.collections), classes=frozenset(self.classes),
+            valid=self.valid(now), expires=self.expires)
+
+    def as_resource(self) -> ApprovalRequest:
+        """The resource of the ``approve`` decision."""
+        return ApprovalRequest(self.requester, self.purpose, frozenset(self.collections),
+                               frozenset(self.classes), self.home)
+
+    def to_json(self, now: float | None = None) -> dict[str, Any]:
+        """The JSON form served by the API and stored (``status`` only when ``now``)."""
+        out: dict[str, Any] = {
+            "id": self.id, "requester": self.requester, "requester_org": self.requester_org,
+            "requester_location": self.requester_location, "purpose": self.purpose,
+            "reason": self.reason, "collections": list(self.collections),
+            "classes": list(self.classes), "home": self.home,
+            "requested_at": self.requested_at, "expires": self.expires, "state": self.state,
+            "approvers": list(self.approvers), "closed_by": self.closed_by,
+            "version": self.version,
+        }
+        if now is not None:
+            out["status"] = self.status(now)
+            out["valid"] = self.valid(now)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ApprovalRecord:
+        """Rebuild from :meth:`to_json` output (trusted: our own store).
+
+        Raises:
+            Unavailable: ``approval_store_damaged`` if the stored form is broken.
+        """
+        try:
+            return cls(
+                id=data["id"], requester=data["requester"], requester_org=data["requester_org"],
+                requester_location=data["requester_location"], purpose=data["purpose"],
+                reason=data["reason"], collections=tuple(data["collections"]),
+                classes=tuple(data["classes"]), home=data["home"],
+                requested_at=int(data["requested_at"]), expires=int(data["expires"]),
+                state=data["state"], approvers=tuple(data["approvers"]),
+                closed_by=data["closed_by"], version=int(data["version"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise Unavailable(f"stored approval is damaged: {exc}",
+                              code="approval_store_damaged") from exc
+
+
+def new_request(requester: Principal, *, purpose: str, reason: str,
+                collections: Iterable[str], classes: Iterable[str], home: str,
+                now: int, duration: int, approval_id: str | None = None) -> ApprovalRecord:
+    """A pending approval request (purpose, reason and collections checked by the caller).
+
+    Raises:
+        InvalidInput: ``invalid_scope`` for an empty scope or an unknown class,
+            ``invalid_duration`` for a non-positive duration.
+    """
+    colls = tuple(sorted(set(collections)))
+    cls_ = tuple(sorted(set(classes)))
+    if not colls or not cls_:
+        raise InvalidInput("an approval needs at least one collection and one class",
+                           code="invalid_scope")
+    bad = [c for c in cls_ if c not in FIELD_CLASSES]
+    if bad:
+        raise InvalidInput(f"unknown field class {bad[0][:32]!r}", code="invalid_scope")
+    if duration <= 0:
+        raise InvalidInput("the duration must be positive", code="invalid_duration")
+    return ApprovalRecord(
+        id=approval_id or mint_approval_id(), requester=requester.id,
+        requester_org=requester.org, requester_location=requester.location,
+        purpose=purpose, reason=reason, collections=colls, classes=cls_, home=home,
+        requested_at=now, expires=now + duration)
+
+
+def _open_check(record: ApprovalRecord, now: float) -> None:
+    status = record.status(now)
+    if status == "expired":
+        raise Conflict("the approval has expired", code="approval_expired")
+    if status != "pending":
+        raise Conflict(f"the approval is {status}, not pending", code="approval_not_pending")
+
+
+def grant(record: ApprovalRecord, approver: str, now: float) -> ApprovalRecord:
+    """Add one approver's grant; the second distinct approver makes it ``granted``.
+
+    Raises:
+        Conflict: ``approval_expired``, ``approval_not_pending``,
+            ``self_approval`` (the requester), ``already_granted_by_you``.
+    """
+    _open_check(record, now)
+    if approver == record.requester:
+        raise Conflict("the requester cannot approve their own request", code="self_approval")
+    if approver in record.approvers:
+        raise Conflict("you already granted this approval", code="already_granted_by_you")
+    approvers = (*record.approvers, approver)
+    state: ApprovalState = "granted" if len(approvers) >= APPROVALS_NEEDED else "pending"
+    return replace(record, approvers=approvers, state=state, version=record.version + 1)
+
+
+def deny(record: ApprovalRecord, approver: str, now: float) -> ApprovalRecord:
+    """Close a pending request as denied.
+
+    Raises:
+        Conflict: ``approval_expired``, ``approval_not_pending``, ``self_approval``.
+    """
+    _open_check(record, now)
+    if approver == record.requester:
+        raise Conflict("the requester cannot decide their own request", code="self_approval")
+    return replace(record, state="denied", closed_by=approver, version=record.version + 1)
+
+
+def revoke(record: ApprovalRecord, by: str) -> ApprovalRecord:
+    """Revoke a pending or granted approval (expired ones may be revoked too).
+
+    Raises:
+        Conflict: ``approval_not_pending`` if it is already denied or revoked.
+    """
+    if record.state not in ("pending", "granted"):
+        raise Conflict(f"the approval is already {record.state}", code="approval_not_pending")
+    return replace(record, state="revoked", closed_by=by, version=record.version + 1)
+
+
+def rebuild_approvals(entries: Iterable[Entry]) -> dict[str, ApprovalRecord]:
+    """Replay ``approval-*`` entries of one log into the approvals they describe.
+
+    Other entry types are skipped.  Entries are trusted to be in log order.
+
+    Raises:
+        VerificationError: never; a grant for an unknown approval is skipped.
+    """
+    book: dict[str, ApprovalRecord] = {}
+    for entry in entries:
+        body = entry.body
+        if entry.type == "approval-request":
+            scope = body["scope"]
+            requester = body["requester"]
+            book[body["approval"]] = ApprovalRecord(
+                id=body["approval"], requester=requester["id"], requester_org=requester["org"],
+                requester_location=requester["location"], purpose=body["purpose"],
+                reason=body["reason"], collections=tuple(scope["collections"]),
+                classes=tuple(scope["classes"]), home=body["gateway"],
+                requested_at=body["requested_at"], expires=body["expires"])
+            continue
+        record = book.get(body.get("approval", "")) if entry.type.startswith("approval-") else None
+        if record is None:
+            continue
+        if entry.type == "approval-grant":
+            approvers = (*record.approvers, body["approver"]["id"])
+            book[record.id] = replace(record, approvers=approvers, state=body["state"],
+                                      version=record.version + 1)
+        elif entry.type == "approval-deny":
+            book[record.id] = replace(record, state="denied", closed_by=body["approver"]["id"],
+                                      version=record.version + 1)
+        elif entry.type == "approval-revoke":
+            book[record.id] = replace(record, state="revoked", closed_by=body["by"]["id"],
+                                      version=record.version + 1)
+    return book
+
+
+class ApprovalStore(Protocol):
+    """Where a jurisdiction's approvals are kept (a cache of its log)."""
+
+    def get(self, approval_id: str) -> ApprovalRecord:
+        """The approval.
+
+        Raises:
+            NotFound: ``approval_not_found``.
+            Unavailable: ``store_unavailable``.
+        """
+        ...
+
+    def put(self, record: ApprovalRecord) -> None:
+        """Insert (version 1) or replace the record whose version is one lower.
+
+        Raises:
+            Conflict: ``approval_changed`` if another writer changed it first.
+            Unavailable: ``store_unavailable``.
+        """
+        ...
+
+    def list(self, state: str | None = None, *, now: float, limit: int = 500
+             ) -> list[ApprovalRecord]:
+        """Approvals (newest first) whose status at ``now`` is ``state`` (all if None)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+def _not_found() -> NotFound:
+    return NotFound("no such approval", code="approval_not_found")
+
+
+def _changed() -> Conflict:
+    return Conflict("the approval changed meanwhile; retry", code="approval_changed")
+
+
+class MemoryApprovalStore:
+    """The in-memory twin."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, ApprovalRecord] = {}
+        self._lock = threading.Lock()
+
+    def get(self, approval_id: str) -> ApprovalRecord:
+        found = self._items.get(approval_id)
+        if found is None:
+            raise _not_found()
+        return found
+
+    def put(self, record: ApprovalRecord) -> None:
+        with self._lock:
+            old = self._items.get(record.id)
+            if (old.version if old else 0) != record.version - 1:
+                raise _changed()
+            self._items[record.id] = record
+
+    def list(self, state: str | None = None, *, now: float, limit: int = 500
+             ) -> list[ApprovalRecord]:
+        items = sorted(self._items.values(), key=lambda r: (-r.requested_at, r.id))
+        return [r for r in items if state is None or r.status(now) == state][:limit]
+
+    def close(self) -> None:
+        pass
+
+
+_TABLE = """CREATE TABLE IF NOT EXISTS gateway_approvals (
+    id TEXT PRIMARY KEY, requested_at BIGINT NOT NULL, version INTEGER NOT NULL,
+    body TEXT NOT NULL)"""
+
+
+class SqliteApprovalStore:
+    """Approvals in a table of the jurisdiction's SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        """Open the table (created if missing).
+
+        Raises:
+            Unavailable: ``store_unavailable``.
+        """
+        self._path = Path(path)
+        self._local = threading.local()
+        with self._guard() as conn:
+            conn.execute(_TABLE)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, timeout=5.0, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 5000")
+            self._local.conn = conn
+        return conn
+
+    def _guard(self) -> _SqliteGuard:
+        return _SqliteGuard(self)
+
+    def get(self, approval_id: str) -> ApprovalRecord:
+        with self._guard() as conn:
+            row = conn.execute("SELECT body FROM gateway_approvals WHERE id = ?",
+                               (approval_id,)).fetchone()
+        if row is None:
+            raise _not_found()
+        return ApprovalRecord.from_json(json.loads(row[0]))
+
+    def put(self, record: ApprovalRecord) -> None:
+        body = json.dumps(record.to_json(), sort_keys=True)
+        with self._guard() as conn:
+            if record.version == 1:
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO gateway_approvals VALUES (?, ?, ?, ?)",
+                    (record.id, record.requested_at, 1, body))
+            else:
+                cur = conn.execute(
+                    "UPDATE gateway_approvals SET version = ?, body = ? "
+                    "WHERE id = ? AND version = ?",
+                    (record.version, body, record.id, record.version - 1))
+            if cur.rowcount != 1:
+                raise _changed()
+
+    def list(self, state: str | None = None, *, now: float, limit: int = 500
+             ) -> list[ApprovalRecord]:
+        with self._guard() as conn:
+            rows = conn.execute("SELECT body FROM gateway_approvals "
+                                "ORDER BY requested_at DESC, id LIMIT 5000").fetchall()
+        items = [ApprovalRecord.from_json(json.loads(r[0])) for r in rows]
+        return [r for r in items if state is None or r.status(now) == state][:limit]
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+class _SqliteGuard:
+    def __init__(self, store: SqliteApprovalStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            return self.store._conn()
+        except sqlite3.Error as exc:
+            raise Unavailable(f"approvals store failed: {type(exc).__name__}",
+                              code="store_unavailable") from exc
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        if isinstance(exc, sqlite3.Error):
+            raise Unavailable(f"approvals store failed: {type(exc).__name__}",
+                              code="store_unavailable") from exc
+
+
+class PostgresApprovalStore:
+    """Approvals in a table of the jurisdiction's PostgreSQL database."""
+
+    def __init__(self, url: str) -> None:
+        """Connect and create the table if missing.
+
+        Raises:
+            Unavailable: ``store_unavailable``.
+        """
+        import psycopg
+
+        self._url = url
+        self._lock = threading.Lock()
+        try:
+            self._conn = psycopg.connect(url, autocommit=True)
+            self._conn.execute(_TABLE)
+        except psycopg.Error as exc:
+            raise Unavailable(f"approvals store unreachable: {type(exc).__name__}",
+                              code="store_unavailable") from exc
+
+    def _run(self, sql: str, args: tuple[object, ...]) -> tuple[int, list[tuple[Any, ...]]]:
+        import psycopg
+
+        try:
+            with self._lock:
+                cur = self._conn.execute(sql, args)
+                rows = cur.fetchall() if cur.description else []
+                return cur.rowcount, rows
+        except psycopg.Error as exc:
+            raise Unavailable(f"approvals store failed: {type(exc).__name__}",
+                              code="store_unavailable") from exc
+
+    def get(self, approval_id: str) -> ApprovalRecord:
+        _, rows = self._run("SELECT body FROM gateway_approvals WHERE id = %s", (approval_id,))
+        if not rows:
+            raise _not_found()
+        return ApprovalRecord.from_json(json.loads(rows[0][0]))
+
+    def put(self, record: ApprovalRecord) -> None:
+        body = json.dumps(record.to_json(), sort_keys=True)
+        if record.version == 1:
+            count, _ = self._run("INSERT INTO gateway_approvals VALUES (%s, %s, 1, %s) "
+                                 "ON CONFLICT DO NOTHING", (record.id, record.requested_at, body))
+        else:
+            count, _ = self._run("UPDATE gateway_approvals SET version = %s, body = %s "
+                                 "WHERE id = %s AND version = %s",
+                                 (record.version, body, record.id, record.version - 1))
+        if count != 1:
+            raise _changed()
+
+    def list(self, state: str | None = None, *, now: float, limit: int = 500
+             ) -> list[ApprovalRecord]:
+        _, rows = self._run("SELECT body FROM gateway_approvals "
+                            "ORDER BY requested_at DESC, id LIMIT 5000", ())
+        items = [ApprovalRecord.from_json(json.loads(r[0])) for r in rows]
+        return [r for r in items if state is None or r.status(now) == state][:limit]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def open_approval_store(store_url: str) -> ApprovalStore:
+    """The approvals table beside the records a store URL names.
+
+    Raises:
+        ConfigError: ``store_url`` for an unknown scheme.
+        Unavailable: ``store_unavailable``.
+    """
+    if store_url.startswith(("postgresql://", "postgres://")):
+        return PostgresApprovalStore(store_url)
+    if store_url == "memory:":
+        return MemoryApprovalStore()
+    if store_url.startswith("sqlite:") or store_url.endswith(".db"):
+        return SqliteApprovalStore(store_url.removeprefix("sqlite://").removeprefix("sqlite:"))
+    raise ConfigError(f"store URL {store_url!r}: use sqlite:, postgresql:// or memory:",
+                      code="store_url")

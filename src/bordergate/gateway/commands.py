@@ -1,0 +1,73 @@
+"""``bordergate gateway``: provision a deployment and serve one jurisdiction's gateway.
+
+``init --config F`` creates the keys, logs, stores and (development) issuer
+keys every jurisdiction of the deployment names and lacks; ``serve --config F
+--jurisdiction us`` runs that jurisdiction's gateway on its configured
+address; ``openapi`` prints the API document.  This module must never hold
+gateway logic: it parses options and calls ``gateway.startup``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bordergate.config import load_config
+from bordergate.errors import BordergateError
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Provision a deployment and serve a jurisdiction's gateway.",
+                  no_args_is_help=True)
+
+ConfigOption = Annotated[Path, typer.Option("--config", help="the deployment TOML file")]
+
+
+def _fail(exc: BordergateError) -> typer.Exit:
+    typer.echo(f"error [{exc.code}]: {exc}", err=True)
+    return typer.Exit(2)
+
+
+@app.command()
+def init(config: ConfigOption) -> None:
+    """Create the keys, logs and stores of every jurisdiction (idempotent)."""
+    from bordergate.gateway.startup import provision
+
+    try:
+        done = provision(load_config(config))
+    except BordergateError as exc:
+        raise _fail(exc) from None
+    for line in done:
+        typer.echo(line)
+    typer.echo(f"ready: {len(done)} item(s) created")
+
+
+@app.command()
+def serve(
+    config: ConfigOption,
+    jurisdiction: Annotated[str, typer.Option(help="the jurisdiction code to serve")],
+    unreviewed: Annotated[bool, typer.Option(
+        "--unreviewed", help="serve without an approved release (development; logged)")] = False,
+    http: Annotated[str, typer.Option(help="uvicorn HTTP implementation")] = "auto",
+) -> None:
+    """Serve one jurisdiction's gateway until interrupted."""
+    from bordergate.gateway.startup import serve_gateway
+
+    try:
+        deployment = load_config(config)
+        deployment.jurisdiction(jurisdiction)
+    except BordergateError as exc:
+        raise _fail(exc) from None
+    asyncio.run(serve_gateway(deployment, jurisdiction, unreviewed=unreviewed, http=http))
+
+
+@app.command()
+def openapi() -> None:
+    """Print the gateway's OpenAPI 3.1 document."""
+    from bordergate.gateway.openapi import openapi_document
+
+    typer.echo(json.dumps(openapi_document(), indent=2, sort_keys=True))

@@ -1,0 +1,122 @@
+"""Decision inputs, withheld-field reasons and the bodies of the gateway's log entries.
+
+The gateway asks the policy one question per field of a request; this module
+builds those ``DecisionInput``s, explains each denial to the caller (the
+``withheld`` list of a read) and builds the canonical log entries that record
+the decisions (DESIGN.md promises 4 and 7, docs/log-entries.md):
+
+* every decision carries its complete ``DecisionInput`` JSON (principal, action,
+  resource attributes, context), so an auditor can replay it with the bundle
+  named by its digest;
+* subject and record ids appear only as keyed pseudonyms; values never appear
+  (the inputs hold collection, field name, class and home, never an id or a
+  value: :func:`decision_records` relies on that).
+
+Pure: values in, bytes out.  This module must never read clocks, keys or
+stores, and never put a raw subject id, record id or field value in an entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bordergate.entries import encode_entry
+from bordergate.keys.events import KeyEvent
+from bordergate.policy.engine import Decision
+from bordergate.policy.entities import (
+    Action,
+    Approval,
+    DecisionInput,
+    Field,
+    FieldClass,
+    Principal,
+    RequestContext,
+)
+from bordergate.residency.schema import FieldSpec
+
+__all__ = [
+    "access_outcome",
+    "decision_records",
+    "field_inputs",
+    "key_event_entry",
+    "withheld_reason",
+]
+
+
+def field_inputs(principal: Principal, action: Action, collection: str,
+                 specs: Sequence[FieldSpec], *, home: str,
+                 context: RequestContext) -> list[DecisionInput]:
+    """One decision input per field (the engine evaluates each class once)."""
+    return [
+        DecisionInput(principal, action,
+                      Field(collection, spec.name, _field_class(spec), home), context)
+        for spec in specs
+    ]
+
+
+def _field_class(spec: FieldSpec) -> FieldClass:
+    value = spec.field_class.value
+    assert value in ("public", "protected", "restricted")
+    return value  # type: ignore[return-value]
+
+
+def withheld_reason(field_class: str, decision: Decision,
+                    approval: Approval | None) -> dict[str, Any]:
+    """Why a denied field was withheld, for the caller.
+
+    ``policy_denied`` names the forbids that decided it; otherwise no policy
+    permitted it: ``no_approval`` for a protected field read without an
+    approval, ``approval_not_valid`` when the approval presented does not
+    cover it (or is not valid now), ``policy_error`` when evaluation failed,
+    and ``not_permitted`` for everything else.
+    """
+    if decision.errors:
+        reason = "policy_error"
+    elif decision.policy_ids:
+        reason = "policy_denied"
+    elif field_class == "protected" and approval is None:
+        reason = "no_approval"
+    elif field_class == "protected":
+        reason = "approval_not_valid"
+    else:
+        reason = "not_permitted"
+    return {"reason": reason, "policy_ids": list(decision.policy_ids)}
+
+
+def decision_records(inputs: Sequence[DecisionInput], decisions: Sequence[Decision],
+                     ) -> list[dict[str, Any]]:
+    """The ``decisions`` array of an entry: per field its class, outcome and full input."""
+    out: list[dict[str, Any]] = []
+    for item, decision in zip(inputs, decisions, strict=True):
+        resource = item.resource
+        record: dict[str, Any] = {
+            "allowed": decision.allowed,
+            "policy_ids": list(decision.policy_ids),
+            "input": item.to_json(),
+        }
+        if isinstance(resource, Field):
+            record["field"] = resource.name
+            record["class"] = resource.field_class
+        if decision.errors:
+            record["errors"] = list(decision.errors)
+        out.append(record)
+    return out
+
+
+def access_outcome(decisions: Sequence[Decision]) -> str:
+    """``allow`` (every field), ``partial`` or ``deny`` (none)."""
+    allowed = sum(1 for d in decisions if d.allowed)
+    if allowed == len(decisions) and allowed:
+        return "allow"
+    return "partial" if allowed else "deny"
+
+
+def key_event_entry(event: KeyEvent, pseudonym: Any, time: float,
+                    extra: Mapping[str, Any] | None = None) -> bytes:
+    """A ``key-event`` entry: the event with its subject pseudonymised."""
+    body = dict(event.to_entry(pseudonym))
+    body["kind"] = body.pop("event")
+    if extra:
+        body.update(extra)
+    return encode_entry("key-event", time, body)

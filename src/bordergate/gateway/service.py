@@ -1,0 +1,767 @@
+"""The gateway of one jurisdiction: authenticate, resolve, decide, fetch, log, answer.
+
+:class:`Gateway` is the data path of DESIGN.md ("The data path of one read"),
+independent of HTTP: the Starlette layer (``gateway.app``) parses requests and
+renders answers, this class does the work in the order the promises demand:
+
+1. authenticate the bearer token (``TokenVerifier``; verified tokens are cached
+   by their exact text, expiry re-checked on every use);
+2. resolve the record or subject to its home; elsewhere -> ``WrongJurisdiction``
+   (421 with the home gateway's URL), never proxied;
+3. decide: one ``DecisionInput`` per field, all in one ``decide_many`` call;
+4. fetch and decrypt only the allowed fields;
+5. log the decision entry and wait until it is durably sequenced;
+6. only then return what may be released, with the entry's index.
+
+Writes, erasures and approval changes are logged *before* they are carried
+out (a logged change that then failed is visible; an unlogged change is
+impossible); their key events are logged right after.  If the log cannot
+be written, the key backend or the store is down: ``Unavailable`` (503) and
+nothing is released.
+
+This module must never return or log a value, or log a raw subject or record
+id; and never answer before the entry that justifies the answer is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bordergate import __version__
+from bordergate.config import Limits
+from bordergate.entries import Pseudonymizer, encode_entry
+from bordergate.errors import (
+    BordergateError,
+    InvalidInput,
+    NotFound,
+    PolicyDenied,
+    Unauthenticated,
+    Unavailable,
+    VerificationError,
+    WrongJurisdiction,
+)
+from bordergate.gateway import approvals as appr
+from bordergate.gateway.auth import TokenVerifier
+from bordergate.gateway.decisions import (
+    access_outcome,
+    decision_records,
+    field_inputs,
+    key_event_entry,
+    withheld_reason,
+)
+from bordergate.keys.events import KeyEvent
+from bordergate.policy.engine import Decision, PolicyEngine
+from bordergate.policy.entities import DecisionInput, Principal, RequestContext, Subject
+from bordergate.residency.schema import FieldSpec, Schema
+from bordergate.residency.subjects import SubjectId, parse_record_id
+from bordergate.residency.vault import Vault
+from bordergate.tlog.checkpoint import SignedCheckpoint
+from bordergate.tlog.client import LogClient, StorageSource
+from bordergate.tlog.sequencer import Sequencer
+from bordergate.tlog.storage import LogStorage
+
+__all__ = [
+    "DeniedAfterLogging",
+    "Gateway",
+    "LogAppender",
+    "Outcome",
+    "PrincipalCache",
+    "SequencerLog",
+]
+
+_MAX_FIELDS_PARAM = 8192
+
+
+class LogAppender(Protocol):
+    """Where the gateway's entries go: an in-process sequencer or a sequencer service."""
+
+    @property
+    def origin(self) -> str:
+        """The log's origin line."""
+        ...
+
+    async def append_many(self, entries: Sequence[bytes]) -> int:
+        """Sequence entries contiguously and durably; the index of the first.
+
+        Raises:
+            Unavailable: the log cannot be written (``log_unwritable``).
+            PushBack: the queue is full.
+        """
+        ...
+
+    def checkpoint(self) -> SignedCheckpoint | None:
+        """The latest published checkpoint."""
+        ...
+
+    async def publish(self, timeout: float) -> SignedCheckpoint:
+        """Wait for a checkpoint covering everything appended so far."""
+        ...
+
+    def close(self) -> None:
+        """Drain and stop."""
+        ...
+
+
+class SequencerLog:
+    """A :class:`LogAppender` over a ``Sequencer`` running in this process."""
+
+    def __init__(self, sequencer: Sequencer) -> None:
+        self.sequencer = sequencer
+
+    @property
+    def origin(self) -> str:
+        return self.sequencer.origin
+
+    async def append_many(self, entries: Sequence[bytes]) -> int:
+        future: Future[int] = self.sequencer.submit(entries)
+        return await asyncio.wrap_future(future)
+
+    def checkpoint(self) -> SignedCheckpoint | None:
+        return self.sequencer.checkpoint
+
+    async def publish(self, timeout: float) -> SignedCheckpoint:
+        return await asyncio.to_thread(self.sequencer.publish, timeout)
+
+    def close(self) -> None:
+        self.sequencer.close()
+
+
+class PrincipalCache:
+    """Verified tokens by their exact header text; expiry re-checked on each use.
+
+    A token is verified once (signature, issuer, audience, lifetime); later
+    uses of the same bytes only re-check ``exp`` and ``nbf`` against ``now``.
+    """
+
+    def __init__(self, verifier: TokenVerifier, max_entries: int = 10_000) -> None:
+        self.verifier = verifier
+        self._cache: OrderedDict[str, tuple[Principal, float, float]] = OrderedDict()
+        self._max = max_entries
+
+    def authenticate(self, authorization: str | None, now: float) -> Principal:
+        """The principal the header's token speaks for.
+
+        Raises:
+            Unauthenticated: as ``TokenVerifier.authenticate``.
+        """
+        if authorization is not None:
+            hit = self._cache.get(authorization)
+            if hit is not None:
+                principal, not_before, expires = hit
+                leeway = self.verifier.leeway
+                if now >= expires + leeway:
+                    del self._cache[authorization]
+                    raise Unauthenticated("the token has expired", code="token_expired")
+                if now + leeway < not_before:
+                    raise Unauthenticated("the token is not valid yet",
+                                          code="token_not_yet_valid")
+                return principal
+        principal = self.verifier.authenticate(authorization, now=now)
+        assert authorization is not None
+        window = _lifetime(authorization)
+        if window is not None:
+            self._cache[authorization] = (principal, *window)
+            if len(self._cache) > self._max:
+                self._cache.popitem(last=False)
+        return principal
+
+
+def _lifetime(authorization: str) -> tuple[float, float] | None:
+    """(not before, expires) of a token whose signature was just verified."""
+    try:
+        payload = authorization.strip().split(" ")[-1].split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims.get("nbf", claims["iat"])), float(claims["exp"])
+    except (IndexError, KeyError, ValueError, TypeError, binascii.Error):
+        return None
+
+
+@dataclass
+class Outcome:
+    """What an operation returns: the JSON body, the log index, the HTTP status."""
+
+    body: dict[str, Any]
+    index: int | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class DeniedAfterLogging(PolicyDenied):
+    """Policy denied everything asked; the denial is in the log at ``log_index``."""
+
+    def __init__(self, message: str, *, log_index: int, members: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.log_index = log_index
+        self.members = members
+
+
+def _require_purpose(purpose: str | None) -> str:
+    if purpose is None or purpose == "":
+        raise InvalidInput("a purpose is required (purpose=...)", code="missing_purpose")
+    return purpose
+
+
+def _requested_fields(raw: str | None) -> list[str] | None:
+    if raw is None or raw.strip() == "":
+        return None
+    if len(raw) > _MAX_FIELDS_PARAM:
+        raise InvalidInput("the fields parameter is too long", code="too_many_fields")
+    names = list(dict.fromkeys(part.strip() for part in raw.split(",")))
+    if "" in names:
+        raise InvalidInput("empty field name in fields=", code="unknown_field")
+    return names
+
+
+class Gateway:
+    """One jurisdiction's gateway (see the module docstring for the order of work)."""
+
+    def __init__(
+        self,
+        *,
+        jurisdiction: str,
+        schema: Schema,
+        engine: PolicyEngine,
+        verifier: TokenVerifier,
+        vault: Vault,
+        log: LogAppender,
+        log_storage: LogStorage,
+        log_verifier: Any,
+        pseudonyms: Pseudonymizer,
+        approvals: appr.ApprovalStore,
+        peers: Mapping[str, str],
+        k_min: int,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.time,
+        release: str | None = None,
+    ) -> None:
+        self.jurisdiction = jurisdiction
+        self.schema = schema
+        self.engine = engine
+        self.principals = PrincipalCache(verifier)
+        self.vault = vault
+        self.log = log
+        self.log_storage = log_storage
+        self.log_reader = LogClient(StorageSource(log_storage), log_verifier)
+        self.pseudonyms = pseudonyms
+        self.approvals = approvals
+        self.peers = dict(peers)
+        self.k_min = k_min
+        self.limits = limits or Limits()
+        self.clock = clock
+        self.release = release
+        self.bundle_digest = engine.digest
+        self._inline_io = vault.store.kind in ("sqlite", "memory")
+        self._approval_lock = asyncio.Lock()
+
+    # -- plumbing ----------------------------------------------------------
+    @property
+    def origin(self) -> str:
+        """The origin of this jurisdiction's log."""
+        return self.log.origin
+
+    async def _io(self, fn: Callable[..., Any], *args: Any) -> Any:
+        # SQLite reads take microseconds: a thread hop would cost more than it saves.
+        if self._inline_io:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The request's principal.
+
+        Raises:
+            Unauthenticated: 401 with the verifier's code.
+        """
+        return self.principals.authenticate(authorization, self.clock())
+
+    def _wrong_home(self, home: str, what: str) -> BordergateError:
+        url = self.peers.get(home)
+        if url is None:
+            return NotFound(f"{what} belongs to jurisdiction {home!r}, which this deployment "
+                            "does not know", code="unknown_jurisdiction")
+        return WrongJurisdiction(f"{what} is homed in {home!r}; ask its gateway",
+                                 home=home, location=url)
+
+    def _subject(self, text: str) -> SubjectId:
+        subject = SubjectId.parse(text)
+        if subject.home != self.jurisdiction:
+            raise self._wrong_home(subject.home, "the subject")
+        return subject
+
+    def _record_hint(self, record_id: str) -> str | None:
+        prefix, sep, _ = record_id.partition("-")
+        return prefix if sep and prefix in self.peers else None
+
+    async def _owner(self, collection: str, record_id: str,
+                     subject_hint: str | None) -> SubjectId:
+        hinted = self._subject(subject_hint) if subject_hint is not None else None
+        try:
+            owner: SubjectId = await self._io(self.vault.owner, collection, record_id)
+        except NotFound:
+            home = self._record_hint(record_id)
+            if hinted is None and home is not None and home != self.jurisdiction:
+                raise self._wrong_home(home, "the record") from None
+            raise
+        if hinted is not None and hinted != owner:
+            raise NotFound("no such record of that subject", code="record_not_found")
+        return owner
+
+    def _context(self, purpose: str, now: int, approval: appr.ApprovalRecord | None = None,
+                 k: int | None = None) -> RequestContext:
+        return RequestContext(purpose=purpose, now=now, gateway=self.jurisdiction,
+                              k_min=self.k_min, k=k,
+                              approval=approval.policy_view(now) if approval else None)
+
+    async def _presented_approval(self, approval_id: str | None) -> appr.ApprovalRecord | None:
+        if approval_id is None or approval_id == "":
+            return None
+        appr.parse_approval_id(approval_id)
+        record: appr.ApprovalRecord = await self._io(self.approvals.get, approval_id)
+        return record
+
+    def _entry(self, kind: str, now: float, body: dict[str, Any]) -> bytes:
+        body.setdefault("gateway", self.jurisdiction)
+        body.setdefault("release", self.release)
+        return encode_entry(kind, now, body)
+
+    def _key_entries(self, events: Sequence[KeyEvent], now: float) -> list[bytes]:
+        return [key_event_entry(e, self.pseudonyms.subject, now,
+                                {"gateway": self.jurisdiction}) for e in events]
+
+    def _log_headers(self, index: int) -> dict[str, str]:
+        return {"Bordergate-Log-Origin": self.origin, "Bordergate-Log-Index": str(index)}
+
+    def _decide(self, inputs: list[DecisionInput]) -> list[Decision]:
+        return self.engine.decide_many(inputs)
+
+    # -- lifecycle ---------------------------------------------------------
+    async def announce_start(self, *, unreviewed: bool, release: str | None) -> int:
+        """Log the ``gateway-start`` entry; returns its index.
+
+        Raises:
+            Unavailable: the log cannot be written.
+        """
+        self.release = release
+        body = {
+            "gateway": self.jurisdiction, "release": release,
+            "reviewed": release is not None and not unreviewed,
+            "unreviewed": unreviewed, "bundle": self.bundle_digest,
+            "version": __version__, "origin": self.origin,
+        }
+        return await self.log.append_many([encode_entry("gateway-start", self.clock(), body)])
+
+    def close(self) -> None:
+        """Stop the log writer (draining it) and close the stores."""
+        self.log.close()
+        self.approvals.close()
+        self.vault.store.close()
+
+    # -- subjects and records ------------------------------------------------
+    async def mint_subject(self, authorization: str | None) -> Outcome:
+        """Mint a new subject id homed here (no data, so nothing to log).
+
+        Raises:
+            Unauthenticated: bad token.
+        """
+        self.authenticate(authorization)
+        subject = self.vault.mint_subject()
+        return Outcome({"subject": str(subject), "home": self.jurisdiction}, status=201)
+
+    def _specs(self, collection: str, names: list[str] | None) -> list[FieldSpec]:
+        specs = self.schema.fields(collection, names)
+        if len(specs) > self.limits.max_fields:
+            raise InvalidInput(f"at most {self.limits.max_fields} fields per request",
+                               code="too_many_fields")
+        return specs
+
+    async def read(self, authorization: str | None, collection: str, record_id: str, *,
+                   fields: str | None, purpose: str | None, approval: str | None = None,
+                   subject: str | None = None) -> Outcome:
+        """Read a record's fields as policy allows; logged before anything returns.
+
+        Raises:
+            Unauthenticated, InvalidInput, NotFound, WrongJurisdiction: bad requests.
+            DeniedAfterLogging: every field denied (logged).
+            Unavailable: log, store or key backend down (nothing released).
+        """
+        principal = self.authenticate(authorization)
+        purpose = _require_purpose(purpose)
+        self.engine.bundle.purpose(purpose)
+        specs = self._specs(collection, _requested_fields(fields))
+        parse_record_id(record_id)
+        owner = await self._owner(collection, record_id, subject)
+        presented = await self._presented_approval(approval)
+        now = self.clock()
+        context = self._context(purpose, int(now), presented)
+        inputs = field_inputs(principal, "read", collection, specs,
+                              home=self.jurisdiction, context=context)
+        decisions = self._decide(inputs)
+        allowed = [s.name for s, d in zip(specs, decisions, strict=True) if d.allowed]
+        values: dict[str, object] = {}
+        if allowed:
+            try:
+                record = await self._io(self.vault.get, collection, record_id, allowed)
+            except VerificationError as exc:
+                raise Unavailable("a stored value does not open; nothing released",
+                                  code="record_unreadable") from exc
+            values = record.values
+        withheld = [
+            {"field": s.name, "class": s.field_class.value,
+             **withheld_reason(s.field_class.value, d, context.approval)}
+            for s, d in zip(specs, decisions, strict=True) if not d.allowed
+        ]
+        outcome = access_outcome(decisions)
+        entry = self._entry("access", now, {
+            "principal": principal.to_json(), "collection": collection,
+            "subject": self.pseudonyms.subject(str(owner)),
+            "record": self.pseudonyms.record(collection, record_id),
+            "purpose": purpose, "bundle": self.bundle_digest,
+            "approval": presented.id if presented else None,
+            "outcome": outcome, "decisions": decision_records(inputs, decisions),
+            "released": sorted(values),
+        })
+        index = await self.log.append_many([entry])  # promise 3: durable before release
+        body = {"collection": collection, "record": record_id, "purpose": purpose,
+                "fields": {name: values.get(name) for name in allowed},
+                "withheld": withheld, "outcome": outcome,
+                "log": {"origin": self.origin, "index": index}}
+        if outcome == "deny":
+            raise DeniedAfterLogging("policy denied every field asked for",
+                                     log_index=index, members=body)
+        return Outcome(body, index, headers=self._log_headers(index))
+
+    async def write(self, authorization: str | None, collection: str, record_id: str,
+                    payload: object, *, purpose: str | None) -> Outcome:
+        """Create or replace a record if policy allows every field; logged first.
+
+        Raises:
+            Unauthenticated, InvalidInput, WrongJurisdiction: bad requests.
+            DeniedAfterLogging: a field was denied (logged, nothing written).
+            Conflict: ``record_owner_mismatch``.
+            Unavailable: log, store or key backend down.
+        """
+        principal = self.authenticate(authorization)
+        purpose = _require_purpose(purpose)
+        self.engine.bundle.purpose(purpose)
+        if not isinstance(payload, dict):
+            raise InvalidInput("the body must be a JSON object", code="malformed_body")
+        unknown = sorted(set(payload) - {"subject", "values"})
+        if unknown:
+            raise InvalidInput(f"unknown body member {unknown[0][:40]!r}",
+                               code="malformed_body")
+        raw_subject, values = payload.get("subject"), payload.get("values")
+        if not isinstance(raw_subject, str):
+            raise InvalidInput("body.subject must be a subject id", code="malformed_subject_id")
+        if not isinstance(values, dict) or not values:
+            raise InvalidInput("body.values must be a non-empty object", code="malformed_body")
+        parse_record_id(record_id)
+        subject = self._subject(raw_subject)
+        home = self._record_hint(record_id)
+        if home is not None and home != subject.home:
+            raise InvalidInput("the record id names another home than its subject",
+                               code="record_home_mismatch")
+        coll = self.schema.collection(collection)
+        clean = coll.validate(values)
+        specs = self._specs(collection, list(values))
+        try:
+            owner = await self._io(self.vault.owner, collection, record_id)
+        except NotFound:
+            owner = subject
+        if owner != subject:
+            from bordergate.errors import Conflict
+
+            raise Conflict("the record belongs to another subject", code="record_owner_mismatch")
+        now = self.clock()
+        context = self._context(purpose, int(now))
+        inputs = field_inputs(principal, "write", collection, specs,
+                              home=self.jurisdiction, context=context)
+        decisions = self._decide(inputs)
+        outcome = access_outcome(decisions)
+        entry = self._entry("write", now, {
+            "principal": principal.to_json(), "collection": collection,
+            "subject": self.pseudonyms.subject(str(subject)),
+            "record": self.pseudonyms.record(collection, record_id),
+            "purpose": purpose, "bundle": self.bundle_digest, "outcome": outcome,
+            "decisions": decision_records(inputs, decisions),
+            "fields": sorted(s.name for s in specs),
+        })
+        index = await self.log.append_many([entry])
+        if outcome != "allow":
+            refused = [{"field": s.name, "class": s.field_class.value,
+                        **withheld_reason(s.field_class.value, d, None)}
+                       for s, d in zip(specs, decisions, strict=True) if not d.allowed]
+            raise DeniedAfterLogging("policy denied writing some fields; nothing was written",
+                                     log_index=index,
+                                     members={"refused": refused,
+                                              "log": {"origin": self.origin, "index": index}})
+        events = await self._io(self.vault.put, collection, record_id, subject, clean)
+        if events:
+            await self.log.append_many(self._key_entries(events, self.clock()))
+        body = {"collection": collection, "record": record_id,
+                "written": sorted(s.name for s in specs),
+                "log": {"origin": self.origin, "index": index}}
+        return Outcome(body, index, headers=self._log_headers(index))
+
+    async def erase(self, authorization: str | None, subject_id: str, *,
+                    purpose: str | None) -> Outcome:
+        """Crypto-shred a subject if policy allows; logged before it is done.
+
+        Raises:
+            Unauthenticated, InvalidInput, WrongJurisdiction: bad requests.
+            DeniedAfterLogging: denied (logged).
+            Unavailable: log, store or key backend down.
+        """
+        principal = self.authenticate(authorization)
+        purpose = _require_purpose(purpose)
+        self.engine.bundle.purpose(purpose)
+        subject = self._subject(subject_id)
+        now = self.clock()
+        item = DecisionInput(principal, "erase", Subject(self.jurisdiction),
+                             self._context(purpose, int(now)))
+        decisions = self._decide([item])
+        allowed = decisions[0].allowed
+        records = len(await self._io(self.vault.records_of, subject)) if allowed else 0
+        entry = self._entry("erase", now, {
+            "principal": principal.to_json(),
+            "subject": self.pseudonyms.subject(str(subject)),
+            "purpose": purpose, "bundle": self.bundle_digest,
+            "outcome": "allow" if allowed else "deny",
+            "decisions": decision_records([item], decisions), "records": records,
+        })
+        index = await self.log.append_many([entry])
+        if not allowed:
+            raise DeniedAfterLogging(
+                "policy denied the erasure", log_index=index,
+                members={"policy_ids": list(decisions[0].policy_ids),
+                         "log": {"origin": self.origin, "index": index}})
+        report = await self._io(self.vault.erase, subject)
+        if report.events:
+            await self.log.append_many(self._key_entries(report.events, self.clock()))
+        body = {"subject": subject_id, "records": report.records,
+                "data_key_destroyed": report.data_key_destroyed, "residue": report.residue,
+                "log": {"origin": self.origin, "index": index}}
+        return Outcome(body, index, headers=self._log_headers(index))
+
+    async def export(self, authorization: str | None, payload: object) -> Outcome:
+        """An aggregate over a collection, grouped by one field, k-anonymous.
+
+        Raises:
+            Unauthenticated, InvalidInput: bad requests.
+            DeniedAfterLogging: denied (logged).
+            Unavailable: log, store or key backend down.
+        """
+        principal = self.authenticate(authorization)
+        if not isinstance(payload, dict):
+            raise InvalidInput("the body must be a JSON object", code="malformed_body")
+        unknown = sorted(set(payload) - {"collection", "group_by", "purpose", "min_subjects"})
+        if unknown:
+            raise InvalidInput(f"unknown body member {unknown[0][:40]!r}",
+                               code="malformed_body")
+        purpose = payload.get("purpose")
+        if not isinstance(purpose, str) or not purpose:
+            raise InvalidInput("body.purpose is required", code="missing_purpose")
+        self.engine.bundle.purpose(purpose)
+        collection, group_by = payload.get("collection"), payload.get("group_by")
+        if not isinstance(collection, str):
+            raise InvalidInput("body.collection is required", code="unknown_collection")
+        if not isinstance(group_by, str):
+            raise InvalidInput("body.group_by must name a field", code="unknown_field")
+        k = payload.get("min_subjects", self.k_min)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 2**31:
+            raise InvalidInput("min_subjects must be a positive integer", code="invalid_k")
+        specs = self.schema.fields(collection, [group_by])
+        now = self.clock()
+        context = self._context(purpose, int(now), k=k)
+        inputs = field_inputs(principal, "export", collection, specs,
+                              home=self.jurisdiction, context=context)
+        decisions = self._decide(inputs)
+        allowed = decisions[0].allowed
+        aggregate = (await self._io(lambda: self.vault.aggregate(
+            collection, group_by, min_subjects=k)) if allowed else None)
+        groups = list(aggregate.groups) if aggregate else []
+        truncated = len(groups) > self.limits.max_export_groups
+        groups = groups[: self.limits.max_export_groups]
+        entry = self._entry("export", now, {
+            "principal": principal.to_json(), "collection": collection, "group_by": group_by,
+            "purpose": purpose, "bundle": self.bundle_digest, "k": k,
+            "outcome": "allow" if allowed else "deny",
+            "decisions": decision_records(inputs, decisions),
+            "groups": len(groups), "suppressed": aggregate.suppressed if aggregate else 0,
+        })
+        index = await self.log.append_many([entry])
+        if aggregate is None:
+            raise DeniedAfterLogging(
+                "policy denied the export", log_index=index,
+                members={"policy_ids": list(decisions[0].policy_ids),
+                         "log": {"origin": self.origin, "index": index}})
+        body = {"collection": collection, "group_by": group_by, "k": k,
+                "groups": [{"value": g.value, "records": g.records, "subjects": g.subjects}
+                           for g in groups],
+                "suppressed": aggregate.suppressed, "truncated": truncated,
+                "log": {"origin": self.origin, "index": index}}
+        return Outcome(body, index, headers=self._log_headers(index))
+
+    # -- approvals ---------------------------------------------------------
+    async def request_approval(self, authorization: str | None, payload: object) -> Outcome:
+        """Open a Lockbox-style approval request for the authenticated principal.
+
+        Raises:
+            Unauthenticated, InvalidInput: bad requests.
+            Unavailable: log or store down.
+        """
+        principal = self.authenticate(authorization)
+        if not isinstance(payload, dict):
+            raise InvalidInput("the body must be a JSON object", code="malformed_body")
+        allowed_keys = {"purpose", "reason", "collections", "classes", "max_duration_s"}
+        unknown = sorted(set(payload) - allowed_keys)
+        if unknown:
+            raise InvalidInput(f"unknown body member {unknown[0][:40]!r}",
+                               code="malformed_body")
+        purpose, reason = payload.get("purpose"), payload.get("reason")
+        if not isinstance(purpose, str) or not purpose:
+            raise InvalidInput("body.purpose is required", code="missing_purpose")
+        if not isinstance(reason, str) or not reason:
+            raise InvalidInput("body.reason (a reason code) is required",
+                               code="unknown_reason_code")
+        self.engine.bundle.check_reason(purpose, reason)
+        collections, classes = payload.get("collections"), payload.get("classes")
+        for name, value in (("collections", collections), ("classes", classes)):
+            if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+                raise InvalidInput(f"body.{name} must be an array of names",
+                                   code="invalid_scope")
+        assert isinstance(collections, list) and isinstance(classes, list)
+        for c in collections:
+            self.schema.collection(c)
+        duration = payload.get("max_duration_s", 3600)
+        if isinstance(duration, bool) or not isinstance(duration, int) or duration <= 0:
+            raise InvalidInput("max_duration_s must be a positive integer",
+                               code="invalid_duration")
+        if duration > self.limits.max_approval_seconds:
+            raise InvalidInput(f"max_duration_s exceeds {self.limits.max_approval_seconds}",
+                               code="invalid_duration")
+        now = self.clock()
+        record = appr.new_request(principal, purpose=purpose, reason=reason,
+                                  collections=collections, classes=classes,
+                                  home=self.jurisdiction, now=int(now), duration=duration)
+        entry = self._entry("approval-request", now, {
+            "approval": record.id, "requester": principal.to_json(), "purpose": purpose,
+            "reason": reason,
+            "scope": {"collections": list(record.collections), "classes": list(record.classes)},
+            "requested_at": record.requested_at, "expires": record.expires,
+        })
+        async with self._approval_lock:
+            index = await self.log.append_many([entry])
+            await self._io(self.approvals.put, record)
+        body = {**record.to_json(now), "log": {"origin": self.origin, "index": index}}
+        return Outcome(body, index, status=201, headers=self._log_headers(index))
+
+    def _approve_decision(self, principal: Principal, record: appr.ApprovalRecord,
+                          now: int) -> tuple[DecisionInput, Decision]:
+        item = DecisionInput(principal, "approve", record.as_resource(),
+                             self._context(record.purpose, now))
+        return item, self._decide([item])[0]
+
+    async def decide_approval(self, authorization: str | None, approval_id: str,
+                              verdict: str) -> Outcome:
+        """``grant``, ``deny`` or ``revoke`` an approval; the change is logged first.
+
+        Raises:
+            Unauthenticated, InvalidInput, NotFound: bad requests.
+            PolicyDenied: the principal may not approve (or revoke) it.
+            Conflict: the approval is not in a state that allows it.
+            Unavailable: log or store down.
+        """
+        principal = self.authenticate(authorization)
+        appr.parse_approval_id(approval_id)
+        async with self._approval_lock:
+            record: appr.ApprovalRecord = await self._io(self.approvals.get, approval_id)
+            now = self.clock()
+            item, decision = self._approve_decision(principal, record, int(now))
+            is_requester = principal.id == record.requester
+            if not decision.allowed and not (verdict == "revoke" and is_requester):
+                raise PolicyDenied("policy does not let you decide this approval",
+                                   code="policy_denied")
+            decided = decision_records([item], [decision])[0]
+            if verdict == "grant":
+                updated = appr.grant(record, principal.id, now)
+                kind, body = "approval-grant", {"approver": principal.to_json(),
+                                                "approvals": len(updated.approvers)}
+            elif verdict == "deny":
+                updated = appr.deny(record, principal.id, now)
+                kind, body = "approval-deny", {"approver": principal.to_json()}
+            else:
+                updated = appr.revoke(record, principal.id)
+                kind, body = "approval-revoke", {"by": principal.to_json()}
+            entry = self._entry(kind, now, {
+                "approval": record.id, "state": updated.state, "bundle": self.bundle_digest,
+                "decision": decided, **body})
+            index = await self.log.append_many([entry])
+            await self._io(self.approvals.put, updated)
+        out = {**updated.to_json(now), "log": {"origin": self.origin, "index": index}}
+        return Outcome(out, index, headers=self._log_headers(index))
+
+    async def get_approval(self, authorization: str | None, approval_id: str) -> Outcome:
+        """One approval and its status now (no subject data; not logged).
+
+        Raises:
+            Unauthenticated, InvalidInput, NotFound: bad requests.
+        """
+        self.authenticate(authorization)
+        appr.parse_approval_id(approval_id)
+        record = await self._io(self.approvals.get, approval_id)
+        return Outcome(record.to_json(self.clock()))
+
+    async def list_approvals(self, authorization: str | None, state: str | None) -> Outcome:
+        """Approvals whose status is ``state`` (all when None), newest first.
+
+        Raises:
+            Unauthenticated, InvalidInput: bad requests.
+        """
+        self.authenticate(authorization)
+        if state is not None and state not in appr.STATES:
+            raise InvalidInput(f"state must be one of {', '.join(appr.STATES)}",
+                               code="invalid_state")
+        now = self.clock()
+        items = await self._io(lambda: self.approvals.list(state, now=now))
+        return Outcome({"approvals": [r.to_json(now) for r in items]})
+
+    # -- log proofs ----------------------------------------------------------
+    async def inclusion_proof(self, index: int) -> Outcome:
+        """An inclusion proof of entry ``index`` against the current checkpoint.
+
+        Waits (briefly) for a checkpoint covering the entry if it is newer.
+
+        Raises:
+            NotFound: ``index_out_of_range``.
+            Unavailable: no checkpoint could be published.
+        """
+        signed = self.log.checkpoint()
+        if signed is None or index >= signed.checkpoint.size:
+            signed = await self.log.publish(5.0)
+        size = signed.checkpoint.size
+        if not 0 <= index < size:
+            raise NotFound(f"index {index} is outside the log of size {size}",
+                           code="index_out_of_range")
+
+        def prove() -> tuple[bytes, list[bytes]]:
+            from bordergate.tlog import merkle
+
+            entry = self.log_reader.entry(index, size)
+            return merkle.leaf_hash(entry), self.log_reader.inclusion_proof(index, size)
+
+        leaf, proof = await asyncio.to_thread(prove)
+        b64 = base64.b64encode
+        return Outcome({
+            "origin": self.origin, "index": index, "size": size,
+            "root": b64(signed.checkpoint.root).decode(), "leaf_hash": b64(leaf).decode(),
+            "proof": [b64(p).decode() for p in proof],
+            "checkpoint": signed.note.decode("utf-8"),
+        })

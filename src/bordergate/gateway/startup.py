@@ -1,0 +1,304 @@
+"""Opening, starting and serving one jurisdiction's gateway from the deployment file.
+
+``open_gateway`` opens everything the gateway of a jurisdiction needs (schema,
+policy bundle and engine, token verifier, store, key ring, vault, approvals,
+pseudonym secret, log storage and the in-process sequencer) and fails with a
+clear error if anything is missing.  ``start_gateway`` also logs the
+``gateway-start`` entry (with the release, when the releases room found an
+approved one) and is the one place startup checks hook into.  ``serve_gateway``
+runs it on uvicorn, or, if it cannot start, serves a refusing app that answers
+503 with the reason (fail closed).  ``provision`` creates the keys, logs and
+stores of every jurisdiction of a deployment (``bordergate gateway init``).
+
+Test-only fault hook: if the environment variable
+``BORDERGATE_TEST_LOG_FAULT_FILE`` names a path, the log storage refuses every
+write while a file exists at that path (a dead disk, for log-before-release
+tests against real processes).  It is never set in production.
+
+This module must never serve a request itself, and never start a gateway
+whose log it cannot write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from bordergate.config import Deployment, Jurisdiction
+from bordergate.entries import Pseudonymizer
+from bordergate.errors import BordergateError, ConfigError, Unavailable
+from bordergate.gateway.approvals import open_approval_store
+from bordergate.gateway.auth import TokenVerifier, parse_public_key
+from bordergate.gateway.service import Gateway, SequencerLog
+from bordergate.keys.backend import open_key_backend
+from bordergate.keys.keyring import KeyRing, initialise
+from bordergate.policy.bundle import PolicyBundle
+from bordergate.policy.engine import PolicyEngine
+from bordergate.residency.schema import load_schema
+from bordergate.residency.stores import open_record_store
+from bordergate.residency.vault import Vault
+from bordergate.tlog.logdir import read_signer, write_key
+from bordergate.tlog.note import Signer
+from bordergate.tlog.sequencer import Sequencer, create_log
+from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage, open_storage
+from bordergate.tlog.tiles import TileRef
+
+__all__ = [
+    "LOG_FAULT_ENV",
+    "open_gateway",
+    "provision",
+    "read_pseudonym_secret",
+    "serve_gateway",
+    "start_gateway",
+]
+
+log = logging.getLogger(__name__)
+
+LOG_FAULT_ENV = "BORDERGATE_TEST_LOG_FAULT_FILE"
+
+
+class _FaultInjectedStorage:
+    """TEST-ONLY: refuses writes while the fault file exists (see module docstring)."""
+
+    def __init__(self, inner: LogStorage, fault_file: Path) -> None:
+        self._inner = inner
+        self._fault = fault_file
+
+    def _check(self) -> None:
+        if self._fault.exists():
+            raise Unavailable("log storage refuses writes (test fault hook)",
+                              code="log_unwritable")
+
+    def acquire_writer(self) -> None:
+        self._inner.acquire_writer()
+
+    def release_writer(self) -> None:
+        self._inner.release_writer()
+
+    def put(self, items: Sequence[tuple[str, bytes]]) -> None:
+        self._check()
+        self._inner.put(items)
+
+    def sync(self) -> None:
+        self._check()
+        self._inner.sync()
+
+    def publish_checkpoint(self, note: bytes) -> None:
+        self._check()
+        self._inner.publish_checkpoint(note)
+
+    def read(self, path: str) -> bytes | None:
+        return self._inner.read(path)
+
+    def partial_widths(self, ref: TileRef) -> list[int]:
+        return self._inner.partial_widths(ref)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def read_object(self, path: str) -> bytes | None:
+        reader = getattr(self._inner, "read_object", None)
+        return reader(path) if reader is not None else None
+
+
+def read_pseudonym_secret(path: Path) -> bytes:
+    """The per-log pseudonym secret (hex text, at least 32 bytes).
+
+    Raises:
+        ConfigError: ``pseudonym_secret_unreadable`` or ``pseudonym_secret_invalid``.
+    """
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read pseudonym secret {path}: {exc.strerror}",
+                          code="pseudonym_secret_unreadable") from exc
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        secret = b""
+    if len(secret) < 32:
+        raise ConfigError(f"{path}: a pseudonym secret is at least 32 bytes of hex",
+                          code="pseudonym_secret_invalid")
+    return secret
+
+
+def _verifier(j: Jurisdiction, leeway: int) -> TokenVerifier:
+    keys = []
+    for path in j.issuer.public_key_files:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read issuer key {path}: {exc.strerror}",
+                              code="issuer_key_unreadable") from exc
+        keys.append(parse_public_key(text))
+    return TokenVerifier.for_keys(issuer=j.issuer.issuer, audience=j.issuer.audience,
+                                  keys=keys, leeway=float(leeway))
+
+
+def _log_storage(j: Jurisdiction) -> LogStorage:
+    storage = open_storage(j.log.storage)
+    fault = os.environ.get(LOG_FAULT_ENV)
+    if fault:
+        log.warning("TEST-ONLY log fault hook active (%s)", fault)
+        return _FaultInjectedStorage(storage, Path(fault))
+    return storage
+
+
+def open_gateway(deployment: Deployment, code: str, *,
+                 bundle: PolicyBundle | None = None) -> Gateway:
+    """Open everything a jurisdiction's gateway needs and start its sequencer.
+
+    Raises:
+        ConfigError: a file or key is missing or wrong (the message says which).
+        Unavailable: the store, key backend or log cannot be reached.
+        Conflict: another process already writes this jurisdiction's log.
+    """
+    j = deployment.jurisdiction(code)
+    if j.log.sequencer_url is not None:
+        raise ConfigError(f"jurisdictions.{code}.log.sequencer_url: a separate sequencer "
+                          "process is not supported by this gateway build yet",
+                          code="sequencer_url_unsupported")
+    schema = load_schema(deployment.schema_path)
+    engine = PolicyEngine(bundle or PolicyBundle.load(deployment.policy_bundle_path))
+    verifier = _verifier(j, deployment.limits.token_leeway)
+    pseudonyms = Pseudonymizer(read_pseudonym_secret(j.log.pseudonym_secret_file))
+    signer = read_signer(j.log.key_file)
+    if signer.name != j.log.origin:
+        raise ConfigError(f"{j.log.key_file} signs for {signer.name!r}, not the configured "
+                          f"origin {j.log.origin!r}", code="log_origin_mismatch")
+    store = open_record_store(j.store, jurisdiction=code)
+    backend = open_key_backend(j.keys, jurisdiction=code)
+    vault = Vault(schema, store, KeyRing(backend, store))
+    approvals = open_approval_store(j.store)
+    storage = _log_storage(j)
+    sequencer = Sequencer(storage, signer)
+    sequencer.start()
+    return Gateway(
+        jurisdiction=code, schema=schema, engine=engine, verifier=verifier, vault=vault,
+        log=SequencerLog(sequencer), log_storage=storage, log_verifier=signer.verifier(),
+        pseudonyms=pseudonyms, approvals=approvals, peers=deployment.gateway_urls(),
+        k_min=deployment.k_min, limits=deployment.limits)
+
+
+async def start_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
+                        release: str | None = None) -> Gateway:
+    """Open the gateway and log its ``gateway-start`` entry.
+
+    Args:
+        deployment: the deployment.
+        code: the jurisdiction to serve.
+        unreviewed: started with ``--unreviewed`` (development; logged, flagged by audits).
+        release: the approved release id found by the releases self-check, if any.
+
+    Returns:
+        The started gateway; the caller closes it.
+
+    Raises:
+        ConfigError, Unavailable, Conflict: as :func:`open_gateway`, or the
+            ``gateway-start`` entry could not be logged.
+    """
+    gateway = await asyncio.to_thread(open_gateway, deployment, code)
+    try:
+        await gateway.announce_start(unreviewed=unreviewed, release=release)
+    except BaseException:
+        gateway.close()
+        raise
+    return gateway
+
+
+async def serve_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
+                        release: str | None = None, http: str = "auto") -> None:
+    """Serve one jurisdiction's gateway on its configured address until stopped.
+
+    If it cannot start (bundle unreadable, store, keys or log unavailable), it
+    serves a refusing app answering 503 with the reason instead (fail closed).
+    """
+    import uvicorn
+
+    from bordergate.gateway.app import create_app, refusing_app
+
+    j = deployment.jurisdiction(code)
+    gateway: Gateway | None = None
+    app: Any
+    try:
+        gateway = await start_gateway(deployment, code, unreviewed=unreviewed, release=release)
+        app = create_app(gateway)
+    except BordergateError as exc:
+        log.error("gateway %s refuses to serve: [%s] %s", code, exc.code, exc)
+        app = refusing_app(exc.code, f"the gateway of {code} cannot serve: {exc}")
+    config = uvicorn.Config(app, host=j.listen_host, port=j.listen_port, http=http,
+                            log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    try:
+        await server.serve()
+    finally:
+        if gateway is not None:
+            await asyncio.to_thread(gateway.close)
+
+
+def provision(deployment: Deployment) -> list[str]:
+    """Create what every jurisdiction needs and is missing: keys, logs, stores.
+
+    Idempotent: existing files and logs are kept.  Returns one line per action.
+
+    Raises:
+        ConfigError, Unavailable: as the backends raise.
+    """
+    done: list[str] = []
+    for code, j in deployment.jurisdictions.items():
+        done += _provision_one(code, j)
+    return done
+
+
+def _provision_one(code: str, j: Jurisdiction) -> list[str]:
+    done: list[str] = []
+    for path in (j.log.key_file, j.log.pseudonym_secret_file,
+                 *j.issuer.public_key_files, j.issuer.private_key_file):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    if not j.log.pseudonym_secret_file.exists():
+        write_key(j.log.pseudonym_secret_file, secrets.token_hex(32))
+        done.append(f"{code}: pseudonym secret {j.log.pseudonym_secret_file}")
+    if not j.log.key_file.exists():
+        write_key(j.log.key_file, Signer.generate(j.log.origin).key_string)
+        done.append(f"{code}: log signing key {j.log.key_file}")
+    if not j.log.storage.startswith(("postgresql://", "postgres://")):
+        Path(j.log.storage).mkdir(parents=True, exist_ok=True)
+    storage = open_storage(j.log.storage)
+    try:
+        if storage.read(CHECKPOINT_PATH) is None:
+            create_log(storage, read_signer(j.log.key_file))
+            done.append(f"{code}: log {j.log.origin} at {j.log.storage}")
+    finally:
+        storage.close()
+    if j.keys.get("backend", "file") == "file":
+        Path(str(j.keys["path"])).parent.mkdir(parents=True, exist_ok=True)
+    backend = open_key_backend(j.keys, jurisdiction=code, create=True)
+    try:
+        if not backend.versions():
+            initialise(backend)
+            done.append(f"{code}: KEK version 1 ({backend.kind})")
+    finally:
+        backend.close()
+    store = open_record_store(j.store, jurisdiction=code)
+    store.close()
+    open_approval_store(j.store).close()
+    private = j.issuer.private_key_file
+    if private is not None and not private.exists():
+        key = ed25519.Ed25519PrivateKey.generate()
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        write_key(private, pem.decode("ascii").strip())
+        public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+        j.issuer.public_key_files[0].write_bytes(public)
+        done.append(f"{code}: issuer key {private} (development only)")
+    return done
