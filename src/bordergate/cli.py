@@ -14,6 +14,7 @@ from bordergate.audit import commands as audit_commands
 from bordergate.gateway import commands as gateway_commands
 from bordergate.gateway import principal_commands
 from bordergate.keys import commands as keys_commands
+from bordergate.releases import commands as release_commands
 from bordergate.residency import commands as schema_commands
 from bordergate.tlog import commands as log_commands
 from bordergate.tlog import witness_commands
@@ -35,6 +36,7 @@ app.add_typer(principal_commands.app, name="principal")
 app.add_typer(gateway_commands.app, name="gateway")
 app.add_typer(keys_commands.app, name="keys")
 app.add_typer(schema_commands.app, name="schema")
+app.add_typer(release_commands.app, name="release")
 
 
 @app.callback()

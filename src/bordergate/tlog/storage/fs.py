@@ -5,6 +5,7 @@ Layout of a log directory ``DIR``::
     DIR/checkpoint                 the signed checkpoint (atomically replaced)
     DIR/tile/<L>/<N>[.p/<W>]       hash tiles
     DIR/tile/entries/<N>[.p/<W>]   entry bundles
+    DIR/bundles/sha256-<hex>.tar   content-addressed objects (released policy bundles)
     DIR/.sequencer/lock            the single-writer lock (flock)
 
 ``checkpoint`` and ``tile/`` are exactly the C2SP tlog-tiles layout, so the
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bordergate.errors import Conflict, Unavailable
-from bordergate.tlog.storage import CHECKPOINT_PATH
+from bordergate.tlog.storage import CHECKPOINT_PATH, check_object_path
 from bordergate.tlog.tiles import TileRef, parse_path
 
 __all__ = ["FileStorage"]
@@ -167,6 +168,41 @@ class FileStorage:
             return None
         except OSError as e:
             raise Unavailable(f"log read failed: {e}", code="log_unavailable") from e
+
+    def write_object(self, path: str, data: bytes) -> None:
+        """Durably store a content-addressed object (``bundles/sha256-<hex>.tar``).
+
+        Raises:
+            VerificationError: any other path.
+            Unavailable: the disk refused the write.
+        """
+        check_object_path(path)
+        target = self.root / path
+        tmp = target.parent / f".{target.name}.tmp"
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+            self._fsync_dir(target.parent)
+        except OSError as e:
+            raise Unavailable(f"object write failed: {e}", code="log_unwritable") from e
+
+    def read_object(self, path: str) -> bytes | None:
+        """Read a content-addressed object; None if absent.
+
+        Raises:
+            VerificationError: any path but ``bundles/sha256-<hex>.tar``.
+        """
+        check_object_path(path)
+        try:
+            return (self.root / path).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise Unavailable(f"object read failed: {e}", code="log_unavailable") from e
 
     def partial_widths(self, ref: TileRef) -> list[int]:
         """Widths of the ``.p/<W>`` versions of ``ref`` present on disk."""

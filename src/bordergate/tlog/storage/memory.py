@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bordergate.errors import Conflict, Unavailable
-from bordergate.tlog.storage import CHECKPOINT_PATH
+from bordergate.tlog.storage import CHECKPOINT_PATH, check_object_path
 from bordergate.tlog.tiles import TileRef, parse_path
 
 __all__ = ["MemoryStorage"]
@@ -50,6 +50,15 @@ class MemoryStorage:
     def read(self, path: str) -> bytes | None:
         if path != CHECKPOINT_PATH:
             parse_path(path)
+        return self.objects.get(path)
+
+    def write_object(self, path: str, data: bytes) -> None:
+        check_object_path(path)
+        self._check()
+        self.objects[path] = data
+
+    def read_object(self, path: str) -> bytes | None:
+        check_object_path(path)
         return self.objects.get(path)
 
     def partial_widths(self, ref: TileRef) -> list[int]:

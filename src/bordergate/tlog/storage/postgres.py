@@ -19,13 +19,16 @@ from typing import Any
 import psycopg
 
 from bordergate.errors import Conflict, Unavailable
-from bordergate.tlog.storage import CHECKPOINT_PATH
+from bordergate.tlog.storage import CHECKPOINT_PATH, check_object_path
 from bordergate.tlog.tiles import TileRef, parse_path
 
 __all__ = ["PostgresStorage"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tlog_object (
+    log text NOT NULL, path text NOT NULL, data bytea NOT NULL,
+    PRIMARY KEY (log, path));
+CREATE TABLE IF NOT EXISTS tlog_content (
     log text NOT NULL, path text NOT NULL, data bytea NOT NULL,
     PRIMARY KEY (log, path));
 """
@@ -119,6 +122,37 @@ class PostgresStorage:
             parse_path(path)
         try:
             row = self._db().execute("SELECT data FROM tlog_object WHERE log = %s AND path = %s",
+                                     (self.log, path)).fetchone()
+        except psycopg.Error as e:
+            raise Unavailable(f"log database unreachable: {e}", code="log_unavailable") from e
+        return bytes(row[0]) if row else None
+
+    def write_object(self, path: str, data: bytes) -> None:
+        """Store a content-addressed object (``bundles/sha256-<hex>.tar``) in its own table.
+
+        Raises:
+            VerificationError: any other path.
+            Unavailable: the database refused it.
+        """
+        check_object_path(path)
+        try:
+            self._db().execute(
+                "INSERT INTO tlog_content (log, path, data) VALUES (%s, %s, %s) "
+                "ON CONFLICT (log, path) DO UPDATE SET data = EXCLUDED.data",
+                (self.log, path, data))
+        except psycopg.Error as e:
+            raise Unavailable(f"object write failed: {e}", code="log_unwritable") from e
+
+    def read_object(self, path: str) -> bytes | None:
+        """Read a content-addressed object; None if absent.
+
+        Raises:
+            VerificationError: any path but ``bundles/sha256-<hex>.tar``.
+            Unavailable: the database is unreachable.
+        """
+        check_object_path(path)
+        try:
+            row = self._db().execute("SELECT data FROM tlog_content WHERE log = %s AND path = %s",
                                      (self.log, path)).fetchone()
         except psycopg.Error as e:
             raise Unavailable(f"log database unreachable: {e}", code="log_unavailable") from e

@@ -1,0 +1,287 @@
+"""``bordergate release ...``: propose, review, list and compare releases (promise 6).
+
+``propose`` appends a ``release`` entry (the manifest of the installed package
+and the policy bundle) to a jurisdiction's log and publishes the bundle as
+``bundles/sha256-<hex>.tar`` beside the tiles; ``review`` appends a signed
+``release-review``; ``status`` shows each release's state, what does not count
+and the review throughput; ``diff`` lists the files and dependencies reviewers
+must read; ``keygen`` makes a reviewer key.  Exit codes: 0 done, 1 a release is
+not in the state asked for (``status --require-approved``), 2 usage, config or
+I/O errors.
+
+The commands write to the log directly (they become its single writer for a
+moment): while a gateway or a sequencer holds the log they fail with
+``log_writer_busy``.  This module must never hold release logic itself: it
+calls ``releases.manifest``, ``review``, ``ledger``, ``index`` and ``publication``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bordergate.errors import BordergateError, ConfigError, Conflict
+from bordergate.tlog.note import Signer
+from bordergate.tlog.storage import LogStorage
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Reviewed code and policy only: release manifests, reviews, status.",
+                  no_args_is_help=True)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", help="the deployment file (TOML)")]
+JurisdictionOpt = Annotated[str | None, typer.Option(
+    "--jurisdiction", help="which jurisdiction's log (default: the only one)")]
+
+
+def _fail(e: BordergateError) -> typer.Exit:
+    typer.echo(f"error [{e.code}]: {e}", err=True)
+    return typer.Exit(2)
+
+
+@dataclass
+class _Log:
+    code: str
+    origin: str
+    storage: LogStorage
+    signer: Signer
+    config_path: Path
+    jurisdiction: Any
+    deployment: Any
+
+
+@contextmanager
+def _open(config: Path, jurisdiction: str | None) -> Iterator[_Log]:
+    from bordergate.config import load_config
+    from bordergate.tlog.logdir import open_log_storage, read_signer
+    from bordergate.tlog.storage import open_storage
+    deployment = load_config(config)
+    if jurisdiction is None:
+        if len(deployment.jurisdictions) != 1:
+            raise ConfigError(f"{config} has several jurisdictions "
+                              f"({', '.join(sorted(deployment.jurisdictions))}): "
+                              "pass --jurisdiction", code="jurisdiction_required")
+        jurisdiction = next(iter(deployment.jurisdictions))
+    j = deployment.jurisdiction(jurisdiction)
+    signer = read_signer(j.log.key_file)
+    location = j.log.storage
+    storage = open_storage(location) if "://" in location else open_log_storage(Path(location))
+    try:
+        yield _Log(j.code, j.log.origin, storage, signer, config, j, deployment)
+    finally:
+        storage.close()
+
+
+def _ledger(log: _Log) -> Any:
+    from bordergate.releases.index import ReleaseIndex
+    from bordergate.releases.ledger import ReleaseLedger
+    from bordergate.releases.selfcheck import review_policy
+    from bordergate.tlog.client import LogClient, StorageSource
+    index = ReleaseIndex(log.origin)
+    index.update(LogClient(StorageSource(log.storage), log.signer.verifier()))
+    ledger = ReleaseLedger(review_policy(log.jurisdiction), log=log.origin)
+    ledger.add_all(index.parsed())
+    return ledger
+
+
+def _append(log: _Log, entry: bytes) -> int:
+    from bordergate.tlog.sequencer import Sequencer
+    if log.jurisdiction.log.sequencer_url:
+        typer.echo(f"note: {log.code} names a sequencer service "
+                   f"({log.jurisdiction.log.sequencer_url}); no client for it exists yet, "
+                   "writing to the log storage directly", err=True)
+    try:
+        with Sequencer(log.storage, log.signer) as seq:
+            index = seq.append_many([entry])
+            seq.publish()
+    except Conflict as e:
+        raise Conflict(f"the log of {log.code} is busy: a gateway or sequencer is its writer "
+                       f"({e}); stop it, run the command, start it again",
+                       code="log_writer_busy") from None
+    return index
+
+
+def _short(release_id: str) -> str:
+    return release_id.removeprefix("sha256:")[:16]
+
+
+@app.command()
+def keygen(key_file: Annotated[Path, typer.Option("--key-file", help="where to write the key")],
+           name: Annotated[str, typer.Option("--name", help="the reviewer's name")]) -> None:
+    """Make a reviewer key (mode 0600) and print its public key for the deployment file."""
+    from bordergate.tlog.logdir import write_key
+    try:
+        signer = Signer.generate(name)
+    except ValueError as e:
+        typer.echo(f"error [invalid_name]: {e}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        write_key(key_file, signer.key_string)
+    except BordergateError as e:
+        raise _fail(e) from None
+    typer.echo(f"reviewer key written to {key_file}; add to the deployment file:")
+    typer.echo(f'{{ name = "{name}", public_key = "{signer.verifier().key_string}" }}')
+    typer.echo(signer.verifier().key_string)
+
+
+@app.command()
+def propose(config: ConfigOpt, jurisdiction: JurisdictionOpt = None,
+            policy: Annotated[Path | None, typer.Option(
+                "--policy", help="policy bundle directory (default: the deployment's)")] = None,
+            package_dir: Annotated[Path | None, typer.Option(
+                "--package-dir", hidden=True, help="digest another package directory")] = None,
+            ) -> None:
+    """Append a release entry for the installed package and policy bundle."""
+    from bordergate.entries import encode_entry
+    from bordergate.errors import InvalidInput
+    from bordergate.releases.digest import digest_files, read_tree
+    from bordergate.releases.manifest import build_manifest
+    from bordergate.releases.publication import publish_bundle
+    try:
+        with _open(config, jurisdiction) as log:
+            policy_dir = policy or log.deployment.policy_bundle_path
+            from bordergate.policy.bundle import PolicyBundle
+            files = read_tree(policy_dir)
+            PolicyBundle(files, source=str(policy_dir))  # never propose a broken bundle
+            now = time.time()
+            manifest = build_manifest(policy_dir, now=now, package_dir=package_dir)
+            if manifest.policy_digest != digest_files(files).digest:
+                raise ConfigError(f"{policy_dir} changed while being proposed",
+                                  code="policy_changed")
+            body = {"release": manifest.id, "manifest": manifest.to_json()}
+            try:
+                entry = encode_entry("release", now, body)
+            except ValueError as e:
+                raise InvalidInput(f"release manifest too large for one log entry: {e}",
+                                   code="release_manifest_too_large") from None
+            published = publish_bundle(log.storage, files)  # type: ignore[arg-type]
+            index = _append(log, entry)
+    except BordergateError as e:
+        raise _fail(e) from None
+    typer.echo(f"release {manifest.id} proposed at entry {index} of {log.origin}")
+    typer.echo(f"  package {manifest.package_digest} ({len(manifest.package_files)} files)")
+    typer.echo(f"  policy  {manifest.policy_digest} published as {published}")
+    typer.echo(f"  version {manifest.version}, revision {manifest.revision}")
+    need = log.jurisdiction.required_approvals
+    typer.echo(f"needs {need} approval(s): bordergate release review {index} --config {config} "
+               f"--jurisdiction {log.code} --key-file <reviewer key> --verdict approve "
+               "--note '...'")
+
+
+@app.command()
+def review(release: Annotated[str, typer.Argument(help="entry index or release id (prefix)")],
+           *, config: ConfigOpt,
+           key_file: Annotated[Path, typer.Option("--key-file", help="the reviewer's key")],
+           verdict: Annotated[str, typer.Option("--verdict", help="approve or reject")],
+           note: Annotated[str, typer.Option("--note", help="what was reviewed, why")],
+           jurisdiction: JurisdictionOpt = None) -> None:
+    """Append a release-review entry signed with the reviewer's key."""
+    from bordergate.entries import encode_entry
+    from bordergate.releases.review import MAX_NOTE, VERDICTS, review_body
+    from bordergate.releases.selfcheck import review_policy
+    from bordergate.tlog.logdir import read_signer
+    if verdict not in VERDICTS or len(note) > MAX_NOTE:
+        typer.echo(f"error [usage]: --verdict is approve or reject; --note at most {MAX_NOTE} "
+                   "characters", err=True)
+        raise typer.Exit(2)
+    try:
+        reviewer = read_signer(key_file)
+        with _open(config, jurisdiction) as log:
+            configured = review_policy(log.jurisdiction).by_key(reviewer.verifier().key_string)
+            if configured is None or configured.name != reviewer.name:
+                raise ConfigError(f"the key in {key_file} ({reviewer.name}) is not a reviewer "
+                                  f"of {log.code} in {config}", code="reviewer_not_configured")
+            record = _ledger(log).find(release)
+            if record is None:
+                raise ConfigError(f"no release {release!r} (or the prefix is ambiguous) in "
+                                  f"{log.origin}", code="release_not_found")
+            now = time.time()
+            body = review_body(reviewer, log=log.origin, release=record.id, verdict=verdict,
+                               note=note, now=now)
+            index = _append(log, encode_entry("release-review", now, body))
+    except BordergateError as e:
+        raise _fail(e) from None
+    typer.echo(f"{verdict} of release {record.id} by {reviewer.name} recorded at entry {index}")
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds / 86400:.1f} d" if seconds >= 86400 else f"{seconds / 3600:.1f} h"
+
+
+@app.command()
+def status(config: ConfigOpt, jurisdiction: JurisdictionOpt = None,
+           as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+           period_days: Annotated[int, typer.Option(help="throughput period, days")] = 7,
+           ) -> None:
+    """List releases and their state, what did not count, and the review throughput."""
+    try:
+        with _open(config, jurisdiction) as log:
+            ledger = _ledger(log)
+    except BordergateError as e:
+        raise _fail(e) from None
+    from bordergate.entries import format_time
+    through = ledger.throughput(time.time(), period=period_days * 86400)
+    rows = [{"id": r.id, "index": r.index, "time": format_time(r.time), "state": r.state,
+             "version": r.manifest.version, "revision": r.manifest.revision,
+             "package": r.manifest.package_digest, "policy": r.manifest.policy_digest,
+             "approvals": sorted(r.approvals), "rejections": sorted(r.rejections),
+             "required": r.required} for r in ledger.releases.values()]
+    findings = [{"index": f.index, "code": f.code, "message": f.message}
+                for f in ledger.findings]
+    if as_json:
+        typer.echo(json.dumps({"log": log.origin, "releases": rows, "findings": findings,
+                               "throughput": through.to_json()}, indent=2))
+        return
+    typer.echo(f"releases of {log.origin}:")
+    for r in rows:
+        typer.echo(f"  #{r['index']:<6} {_short(r['id'])}  {r['time']}  {r['state']:<8} "
+                   f"{len(r['approvals'])}/{r['required']} approvals"
+                   + (f", rejected by {', '.join(r['rejections'])}" if r["rejections"] else "")
+                   + f"  v{r['version']} {r['revision'] or ''}")
+    if not rows:
+        typer.echo("  (none)")
+    if findings:
+        typer.echo("not counted / flagged:")
+        for f in findings:
+            typer.echo(f"  #{f['index']:<6} {f['code']}: {f['message']}")
+    typer.echo(f"review throughput: {through.proposed} proposed, {through.decided} decided, "
+               f"{through.pending} pending; oldest pending {_age(through.oldest_pending_age)}; "
+               f"median review latency {_age(through.median_latency)}")
+    for start, proposed, decided in through.periods:
+        flag = "  <- changes outrun reviews" if proposed > decided else ""
+        typer.echo(f"  period from {start[:10]}: proposed {proposed}, decided {decided}{flag}")
+
+
+@app.command()
+def diff(old: Annotated[str, typer.Argument(help="entry index or release id (prefix)")],
+         new: Annotated[str, typer.Argument(help="entry index or release id (prefix)")],
+         config: ConfigOpt, jurisdiction: JurisdictionOpt = None) -> None:
+    """Show which files and dependencies changed between two releases."""
+    from bordergate.releases.manifest import diff_manifests
+    try:
+        with _open(config, jurisdiction) as log:
+            ledger = _ledger(log)
+        a, b = ledger.find(old), ledger.find(new)
+        missing = [ref for ref, r in ((old, a), (new, b)) if r is None]
+        if missing or a is None or b is None:
+            raise ConfigError(f"no release {missing[0]!r} (or the prefix is ambiguous)",
+                              code="release_not_found")
+    except BordergateError as e:
+        raise _fail(e) from None
+    changes = diff_manifests(a.manifest, b.manifest)
+    typer.echo(f"{_short(a.id)} (#{a.index}) -> {_short(b.id)} (#{b.index})")
+    for kind, name in changes.files:
+        typer.echo(f"  {kind:<8} {name}")
+    for kind, name in changes.dependencies:
+        typer.echo(f"  {kind:<8} dependency {name}")
+    if changes.empty:
+        typer.echo("  no file or dependency changed")

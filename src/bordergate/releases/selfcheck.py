@@ -1,0 +1,225 @@
+"""The gateway's start-up self-check: run only reviewed code and policy (promise 6).
+
+At start a gateway calls :func:`check_release`.  It digests the package
+directory the process actually imported bordergate from (and checks that every
+loaded ``bordergate`` module comes from there) and the policy bundle directory
+it will load, reads the release entries of its log (incrementally, see
+``releases.index``) and looks for an approved release naming both digests.
+Found: it returns a :class:`StartCheck` holding that release **and the exact
+policy bytes it digested**; the gateway builds its one ``PolicyBundle`` from
+those bytes (:meth:`StartCheck.policy_bundle`) and never reads the directory
+again, so a change on disk while running is ignored until a restart, which
+checks again (no hot-loading of unreviewed policy).  Not found: it raises
+``ConfigError(code="release_not_approved")`` saying which digest no approved
+release names, and the command that proposes it.  ``unreviewed=True`` (the
+``--unreviewed`` development flag) returns a check with ``reviewed=False``
+instead; the gateway's ``gateway-start`` entry (:meth:`StartCheck.start_body`)
+then records ``reviewed: false`` and every audit flags it.
+
+This module must never write to the log itself: the gateway appends the
+``gateway-start`` entry through its own sequencer before serving.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bordergate.errors import ConfigError
+from bordergate.releases.digest import FileListDigest, digest_files, read_tree
+from bordergate.releases.index import ReleaseIndex
+from bordergate.releases.ledger import ReleaseLedger, ReleaseRecord
+from bordergate.releases.manifest import installed_package_dir
+from bordergate.releases.review import Reviewer, ReviewPolicy
+from bordergate.tlog.client import LogClient
+
+if TYPE_CHECKING:
+    from bordergate.config import Deployment, Jurisdiction
+    from bordergate.policy.bundle import PolicyBundle
+    from bordergate.tlog.storage import LogStorage
+
+__all__ = ["StartCheck", "check_release", "gateway_self_check", "loaded_outside",
+           "review_policy"]
+
+
+@dataclass(frozen=True)
+class StartCheck:
+    """What the self-check established.
+
+    Attributes:
+        reviewed: an approved release names both digests.
+        release: that release (None when unreviewed).
+        package_dir: the package directory digested.
+        package_digest: its digest.
+        policy_dir: the policy bundle directory digested.
+        policy_digest: its digest.
+        policy_files: the policy bundle's exact bytes that were digested.
+        log_size: the log size the check covered.
+    """
+
+    reviewed: bool
+    release: ReleaseRecord | None
+    package_dir: Path
+    package_digest: str
+    policy_dir: Path
+    policy_digest: str
+    policy_files: tuple[tuple[str, bytes], ...]
+    log_size: int
+
+    def policy_bundle(self) -> PolicyBundle:
+        """The policy bundle built from the checked bytes (load it once, never again).
+
+        Raises:
+            ConfigError: the bundle does not validate.
+        """
+        from bordergate.policy.bundle import PolicyBundle
+        return PolicyBundle(self.policy_files, source=str(self.policy_dir))
+
+    def start_body(self, gateway: str) -> dict[str, Any]:
+        """The body of this start's ``gateway-start`` entry."""
+        return {"gateway": gateway, "release": self.release.id if self.release else None,
+                "reviewed": self.reviewed, "package": self.package_digest,
+                "policy": self.policy_digest}
+
+
+def loaded_outside(package_dir: Path, modules: Mapping[str, Any] | None = None) -> list[str]:
+    """Names of loaded ``bordergate`` modules whose file is not under ``package_dir``."""
+    root = str(package_dir.resolve()) + os.sep
+    out = []
+    for name, module in list((modules if modules is not None else sys.modules).items()):
+        if name != "bordergate" and not name.startswith("bordergate."):
+            continue
+        file = getattr(module, "__file__", None)
+        if file is not None and not str(Path(file).resolve()).startswith(root):
+            out.append(name)
+    return sorted(out)
+
+
+def _refusal(package: FileListDigest, policy: FileListDigest, package_dir: Path,
+             policy_dir: Path, ledger: ReleaseLedger, *, config_hint: str) -> ConfigError:
+    both = ledger.naming(package.digest, policy.digest)
+    lines = [f"no approved release in log {ledger.log} names this gateway's code and policy:"]
+    pkg_ok = any(r.state == "approved" for r in ledger.naming(package.digest))
+    pol_ok = any(r.state == "approved" for r in ledger.naming(policy_digest=policy.digest))
+    lines.append(f"  package digest {package.digest} ({package_dir}): "
+                 + ("in an approved release" if pkg_ok else "MISSING from every approved release"))
+    lines.append(f"  policy digest  {policy.digest} ({policy_dir}): "
+                 + ("in an approved release" if pol_ok else "MISSING from every approved release"))
+    for r in both:
+        lines.append(f"  release {r.id} (entry {r.index}) names both but is {r.state}: "
+                     f"{len(r.approvals)}/{r.required} approvals"
+                     + (f", rejected by {', '.join(sorted(r.rejections))}" if r.rejections
+                        else ""))
+    if not both:
+        lines.append(f"propose it: bordergate release propose {config_hint} --policy {policy_dir}")
+    lines.append("then the reviewers run: bordergate release review <release id> "
+                 f"{config_hint} --key-file <their key> --verdict approve --note '...'")
+    missing = "package" if not pkg_ok else "policy" if not pol_ok else "approval"
+    return ConfigError("\n".join(lines), code="release_not_approved" if missing == "approval"
+                       else f"release_{missing}_not_approved")
+
+
+def check_release(client: LogClient, policy: ReviewPolicy, policy_dir: str | os.PathLike[str],
+                  *, package_dir: str | os.PathLike[str] | None = None,
+                  unreviewed: bool = False, index_file: Path | None = None,
+                  config_hint: str = "--config <deployment.toml>") -> StartCheck:
+    """Check that an approved release names the installed code and the policy bundle.
+
+    Args:
+        client: a verifying reader of the gateway's own log.
+        policy: the jurisdiction's reviewers and required approvals.
+        policy_dir: the policy bundle directory the gateway will load.
+        package_dir: the bordergate package directory (default: the one this
+            process imported, after checking every loaded bordergate module
+            comes from it).
+        unreviewed: start anyway when no approved release matches (development).
+        index_file: where to keep the release index between starts (None: full scan).
+        config_hint: the ``--config ... --jurisdiction ...`` words for the message.
+
+    Returns:
+        The check, with the policy bytes to load.
+
+    Raises:
+        ConfigError: ``release_package_not_approved`` / ``release_policy_not_approved``
+            / ``release_not_approved`` (no approved release names both digests;
+            the message says which is missing and how to propose it);
+            ``package_not_loaded_from_checked_dir``; a directory unreadable.
+        VerificationError: the log does not verify.
+        Unavailable: the log cannot be read.
+    """
+    if package_dir is None:
+        pkg_dir = installed_package_dir()
+        strays = loaded_outside(pkg_dir)
+        if strays:
+            raise ConfigError(f"modules {', '.join(strays[:5])} were not loaded from {pkg_dir}, "
+                              "the package directory being checked",
+                              code="package_not_loaded_from_checked_dir")
+    else:
+        pkg_dir = Path(package_dir)
+    pol_dir = Path(policy_dir)
+    package = digest_files(read_tree(pkg_dir))
+    policy_files = tuple(read_tree(pol_dir))
+    bundle = digest_files(policy_files)
+    origin = client.verifier.name
+    index = ReleaseIndex.load(index_file, origin)
+    signed = index.update(client)
+    if index_file is not None:
+        index.save(index_file)
+    ledger = ReleaseLedger(policy, log=signed.checkpoint.origin)
+    ledger.add_all(index.parsed())
+    release = ledger.approved_for(package.digest, bundle.digest)
+    if release is None and not unreviewed:
+        raise _refusal(package, bundle, pkg_dir, pol_dir, ledger, config_hint=config_hint)
+    return StartCheck(reviewed=release is not None, release=release, package_dir=pkg_dir,
+                      package_digest=package.digest, policy_dir=pol_dir,
+                      policy_digest=bundle.digest, policy_files=policy_files,
+                      log_size=index.size)
+
+
+def review_policy(jurisdiction: Jurisdiction) -> ReviewPolicy:
+    """The reviewers and required approvals the deployment file gives ``jurisdiction``.
+
+    Raises:
+        ConfigError: a reviewer key does not parse (``reviewer_key_invalid``).
+    """
+    return ReviewPolicy(tuple(Reviewer.from_key_string(r.name, r.public_key)
+                              for r in jurisdiction.reviewers),
+                        jurisdiction.required_approvals)
+
+
+def gateway_self_check(deployment: Deployment, code: str, storage: LogStorage, *,
+                       unreviewed: bool = False, index_file: Path | None = None,
+                       package_dir: str | os.PathLike[str] | None = None) -> StartCheck:
+    """:func:`check_release` for jurisdiction ``code`` of a deployment (the gateway's call).
+
+    Args:
+        deployment: the loaded deployment file.
+        code: the jurisdiction the gateway serves.
+        storage: that jurisdiction's log storage (read only here).
+        unreviewed: the ``--unreviewed`` development flag.
+        index_file: where to keep the release index between starts.
+        package_dir: for tests: a package directory other than the imported one.
+
+    Returns:
+        The check; build the policy bundle with :meth:`StartCheck.policy_bundle`
+        and append ``encode_entry("gateway-start", now, check.start_body(code))``
+        before serving.
+
+    Raises:
+        ConfigError: as :func:`check_release`, or the log key file is unreadable.
+        VerificationError: the log does not verify.
+        Unavailable: the log cannot be read.
+    """
+    from bordergate.tlog.client import StorageSource
+    from bordergate.tlog.logdir import read_signer
+    j = deployment.jurisdiction(code)
+    verifier = read_signer(j.log.key_file).verifier()
+    client = LogClient(StorageSource(storage), verifier)
+    return check_release(client, review_policy(j), deployment.policy_bundle_path,
+                         package_dir=package_dir, unreviewed=unreviewed,
+                         index_file=index_file,
+                         config_hint=f"--config {deployment.path} --jurisdiction {code}")
