@@ -85,8 +85,7 @@ def _reference_tiles(entries: list[bytes]) -> dict[str, bytes]:
 
 
 def _grow(frontier: TileFrontier, entries: list[bytes], store: dict[str, bytes]) -> None:
-    encoded = [tiles.encode_entry(e) for e in entries]
-    for ref, data in frontier.append(encoded, [merkle.leaf_hash(e) for e in entries]):
+    for ref, data in frontier.append(entries, [merkle.leaf_hash(e) for e in entries]):
         store[ref.path] = data
     for ref, data in frontier.partials():
         store[ref.path] = data

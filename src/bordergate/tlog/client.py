@@ -35,7 +35,6 @@ from bordergate.tlog.tiles import (
     TileRef,
     decode_bundle,
     decode_tile,
-    encode_entry,
     tile_node_reader,
 )
 
@@ -279,9 +278,8 @@ class LogClient:
         for first, entries in self._bundles_after(frontier, size):
             if on_entries is not None:
                 on_entries(first, entries)
-            encoded = [encode_entry(e) for e in entries]
             hashes = [merkle.leaf_hash(e) for e in entries]
-            for ref, data in frontier.append(encoded, hashes):
+            for ref, data in frontier.append(entries, hashes):
                 if not ref.is_bundle:
                     self._compare(ref, data)
             if progress is not None:

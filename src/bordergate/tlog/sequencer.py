@@ -50,7 +50,6 @@ from bordergate.tlog.tiles import (
     TileRef,
     decode_bundle,
     decode_tile,
-    encode_entry,
     tile_node_reader,
 )
 
@@ -207,7 +206,10 @@ class Sequencer:
         self._replay_bundles()
         self._next = frontier.size
         if frontier.size != cp.size:
-            self._publish_once()
+            try:
+                self._publish_once()
+            except Unavailable as e:  # e.g. no witness quorum yet: the publisher retries
+                log.warning("checkpoint of %s not published yet: %s", self.origin, e)
 
     def _replay_bundles(self) -> None:
         """Integrate the durable entries found in bundles after the checkpoint."""
@@ -226,7 +228,7 @@ class Sequencer:
                     entries = decode_bundle(data, width)
                 except VerificationError:
                     continue  # torn by the crash: never acknowledged
-                if [encode_entry(e) for e in entries[:have]] != frontier.bundle:
+                if entries[:have] != frontier.bundle:
                     raise VerificationError(f"bundle {ref.path} disagrees with the log",
                                             code="log_storage_damaged")
                 self._integrate(entries[have:])
@@ -355,10 +357,9 @@ class Sequencer:
     def _integrate(self, entries: Sequence[bytes]) -> None:
         """Add entries to the tree edge and make their bundles durable."""
         sha = _sha256
-        encoded = [len(e).to_bytes(2, "big") + e for e in entries]
         hashes = [sha(b"\x00" + e).digest() for e in entries]
         with self._state_lock:
-            done = self._frontier.append(encoded, hashes)
+            done = self._frontier.append(entries, hashes)
             done += self._frontier.partial_bundle()
             with self._io_lock:
                 self.storage.put([(ref.path, data) for ref, data in done])

@@ -145,8 +145,20 @@ def encode_entry(entry: bytes) -> bytes:
     return len(entry).to_bytes(2, "big") + entry
 
 
+_LENGTHS = [n.to_bytes(2, "big") for n in range(ENTRY_MAX + 1)]
+
+
+def _join_bundle(entries: Sequence[bytes]) -> bytes:
+    lengths = _LENGTHS
+    return b"".join([part for e in entries for part in (lengths[len(e)], e)])
+
+
 def encode_bundle(entries: Iterable[bytes]) -> bytes:
-    """Encode entries as one C2SP entry bundle."""
+    """Encode entries as one C2SP entry bundle.
+
+    Raises:
+        ValueError: an entry is longer than 65535 bytes.
+    """
     return b"".join(encode_entry(e) for e in entries)
 
 
@@ -243,10 +255,14 @@ def tile_node_reader(size: int, tile: Callable[[TileRef], TileHashes]) -> NodeRe
     return node
 
 
-def _perfect_root(hashes: Sequence[bytes]) -> bytes:
-    """Root of a power-of-two run of hashes."""
-    level = list(hashes)
+def _perfect_root(hashes: Sequence[bytes], joined: bytes | None = None) -> bytes:
+    """Root of a power-of-two run of hashes (``joined``: their concatenation)."""
+    if len(hashes) == 1:
+        return hashes[0]
     sha = _sha256
+    view = memoryview(joined if joined is not None else b"".join(hashes))
+    step = 2 * HASH_SIZE
+    level = [sha(b"\x01" + view[i:i + step]).digest() for i in range(0, len(view), step)]
     while len(level) > 1:
         it = iter(level)
         level = [sha(b"\x01" + a + b).digest() for a, b in zip(it, it, strict=True)]
@@ -257,7 +273,7 @@ class TileFrontier:
     """The right edge of a growing tree: the partial tile at each level.
 
     ``levels[L]`` holds the hashes at height ``8 * L`` that do not yet fill a
-    tile; ``bundle`` holds the encoded entries of the partial entry bundle.
+    tile; ``bundle`` holds the entries of the partial entry bundle.
     """
 
     def __init__(self, size: int = 0, levels: list[list[bytes]] | None = None,
@@ -286,33 +302,33 @@ class TileFrontier:
         width = size % TILE_WIDTH
         entries = decode_bundle(read(TileRef(ENTRIES, size // TILE_WIDTH, width)), width) \
             if width else []
-        return cls(size, levels, [encode_entry(e) for e in entries])
+        return cls(size, levels, entries)
 
-    def append(self, encoded: Sequence[bytes], leaf_hashes: Sequence[bytes]
+    def append(self, entries: Sequence[bytes], leaf_hashes: Sequence[bytes]
                ) -> list[tuple[TileRef, bytes]]:
-        """Add entries (already encoded as bundle items) with their leaf hashes.
+        """Add entries (at most 65535 bytes each) with their leaf hashes.
 
         Returns the full tiles and full bundles that these entries complete, as
         ``(ref, bytes)``; the partial ones stay in memory (see :meth:`partials`).
         """
         done: list[tuple[TileRef, bytes]] = []
         first = self.size
-        self._fill_bundle(first, encoded, done)
+        self._fill_bundle(first, entries, done)
         self._fill_level(0, list(leaf_hashes), done)
         self.size += len(leaf_hashes)
         return done
 
-    def _fill_bundle(self, first: int, encoded: Sequence[bytes],
+    def _fill_bundle(self, first: int, entries: Sequence[bytes],
                      done: list[tuple[TileRef, bytes]]) -> None:
         pending = self.bundle
         pos = 0
         index = first // TILE_WIDTH
-        while pos < len(encoded):
+        while pos < len(entries):
             take = TILE_WIDTH - len(pending)
-            pending.extend(encoded[pos:pos + take])
+            pending.extend(entries[pos:pos + take])
             pos += take
             if len(pending) == TILE_WIDTH:
-                done.append((TileRef(ENTRIES, index), b"".join(pending)))
+                done.append((TileRef(ENTRIES, index), _join_bundle(pending)))
                 pending.clear()
                 index += 1
 
@@ -331,8 +347,9 @@ class TileFrontier:
                 pos += take
                 count += take
                 if len(pending) == TILE_WIDTH:
-                    parents.append(_perfect_root(pending))
-                    done.append((TileRef(level, count // TILE_WIDTH - 1), b"".join(pending)))
+                    joined = b"".join(pending)
+                    parents.append(_perfect_root(pending, joined))
+                    done.append((TileRef(level, count // TILE_WIDTH - 1), joined))
                     pending.clear()
             if not parents:
                 return
@@ -348,7 +365,7 @@ class TileFrontier:
         if not self.bundle:
             return []
         return [(TileRef(ENTRIES, self.size // TILE_WIDTH, len(self.bundle)),
-                 b"".join(self.bundle))]
+                 _join_bundle(self.bundle))]
 
     def partial_tiles(self) -> list[tuple[TileRef, bytes]]:
         """The partial hash tiles of the current size."""

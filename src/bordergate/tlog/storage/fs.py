@@ -53,6 +53,12 @@ def _load_syncfs() -> object | None:
 _SYNCFS = _load_syncfs()
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 class FileStorage:
     """A log in a directory (see the module docstring for the layout)."""
 
@@ -103,14 +109,33 @@ class FileStorage:
                 if parent not in self._made_dirs:
                     parent.mkdir(parents=True, exist_ok=True)
                     self._made_dirs.add(parent)
-                tmp = parent / f".{path.name}.tmp"
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, path)
+                self._write_new(path, data)
                 if _SYNCFS is None:
                     self._unsynced.append(path)
         except OSError as e:
             raise Unavailable(f"log tile write failed: {e}", code="log_unwritable") from e
+
+    @staticmethod
+    def _write_new(path: Path, data: bytes) -> None:
+        # A new path is created exclusively and written in place: if a crash
+        # tears it, it belonged to a batch that was never acknowledged, and
+        # recovery writes it again.  An existing path is replaced atomically,
+        # so a file a checkpoint may name is never seen truncated.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            tmp = path.with_name(f".{path.name}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            return
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
 
     def sync(self) -> None:
         """Make every earlier put durable (one syncfs, or an fsync per file)."""
