@@ -205,7 +205,17 @@ async def start_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
         ConfigError, Unavailable, Conflict: as :func:`open_gateway`, or the
             ``gateway-start`` entry could not be logged.
     """
-    gateway = await asyncio.to_thread(open_gateway, deployment, code)
+    # -- releases self-check (issue 6, promise 6; see bordergate/releases/selfcheck.py) --
+    # Refuses (ConfigError release_*_not_approved) unless an approved release in this
+    # log names the installed package digest and the policy bundle digest; the engine
+    # is built once from the exact bytes checked (no hot reload); --unreviewed starts
+    # anyway and the gateway-start entry records reviewed=false.
+    from bordergate.releases.selfcheck import start_check
+    check = await asyncio.to_thread(start_check, deployment, code, unreviewed=unreviewed)
+    release, unreviewed = check.release_id, not check.reviewed
+    gateway = await asyncio.to_thread(open_gateway, deployment, code,
+                                      bundle=check.policy_bundle())
+    # -- end of the releases self-check --
     try:
         await gateway.announce_start(unreviewed=unreviewed, release=release)
     except BaseException:

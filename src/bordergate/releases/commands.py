@@ -60,7 +60,7 @@ class _Log:
 @contextmanager
 def _open(config: Path, jurisdiction: str | None) -> Iterator[_Log]:
     from bordergate.config import load_config
-    from bordergate.tlog.logdir import open_log_storage, read_signer
+    from bordergate.tlog.logdir import read_signer
     from bordergate.tlog.storage import open_storage
     deployment = load_config(config)
     if jurisdiction is None:
@@ -71,8 +71,7 @@ def _open(config: Path, jurisdiction: str | None) -> Iterator[_Log]:
         jurisdiction = next(iter(deployment.jurisdictions))
     j = deployment.jurisdiction(jurisdiction)
     signer = read_signer(j.log.key_file)
-    location = j.log.storage
-    storage = open_storage(location) if "://" in location else open_log_storage(Path(location))
+    storage = open_storage(j.log.storage)  # as the gateway opens it
     try:
         yield _Log(j.code, j.log.origin, storage, signer, config, j, deployment)
     finally:

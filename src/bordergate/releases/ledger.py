@@ -234,7 +234,8 @@ class ReleaseLedger:
                        f"{str(release)[:80]!r}, which is {state} at entry {index}")
             return
         for key, digest in (("package", record.manifest.package_digest),
-                            ("policy", record.manifest.policy_digest)):
+                            ("policy", record.manifest.policy_digest),
+                            ("bundle", record.manifest.policy_digest)):
             if body.get(key) is not None and body.get(key) != digest:
                 self._flag(index, "start_digest_mismatch",
                            f"gateway {start.gateway!r} ran {key} {str(body.get(key))[:80]} "

@@ -22,6 +22,7 @@ This module must never write to the log itself: the gateway appends the
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -42,8 +43,8 @@ if TYPE_CHECKING:
     from bordergate.policy.bundle import PolicyBundle
     from bordergate.tlog.storage import LogStorage
 
-__all__ = ["StartCheck", "check_release", "gateway_self_check", "loaded_outside",
-           "review_policy"]
+__all__ = ["StartCheck", "check_release", "default_index_file", "gateway_self_check",
+           "loaded_outside", "review_policy", "start_check"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,11 @@ class StartCheck:
         """
         from bordergate.policy.bundle import PolicyBundle
         return PolicyBundle(self.policy_files, source=str(self.policy_dir))
+
+    @property
+    def release_id(self) -> str | None:
+        """The approved release's id, or None for an unreviewed start."""
+        return self.release.id if self.release is not None else None
 
     def start_body(self, gateway: str) -> dict[str, Any]:
         """The body of this start's ``gateway-start`` entry."""
@@ -168,7 +174,11 @@ def check_release(client: LogClient, policy: ReviewPolicy, policy_dir: str | os.
     index = ReleaseIndex.load(index_file, origin)
     signed = index.update(client)
     if index_file is not None:
-        index.save(index_file)
+        try:
+            index.save(index_file)
+        except OSError as e:  # the index is only a cache: the next start rescans
+            logging.getLogger(__name__).warning("release index %s not saved: %s",
+                                                index_file, e)
     ledger = ReleaseLedger(policy, log=signed.checkpoint.origin)
     ledger.add_all(index.parsed())
     release = ledger.approved_for(package.digest, bundle.digest)
@@ -223,3 +233,34 @@ def gateway_self_check(deployment: Deployment, code: str, storage: LogStorage, *
                          package_dir=package_dir, unreviewed=unreviewed,
                          index_file=index_file,
                          config_hint=f"--config {deployment.path} --jurisdiction {code}")
+
+
+def default_index_file(jurisdiction: Jurisdiction) -> Path:
+    """Where a gateway keeps its release index: beside its log key (never served)."""
+    key = jurisdiction.log.key_file
+    return key.with_name(key.name + ".release-index.json")
+
+
+def start_check(deployment: Deployment, code: str, *, unreviewed: bool) -> StartCheck:
+    """The gateway's start-up call: :func:`gateway_self_check` on its own read handle.
+
+    Opens the jurisdiction's log storage read-only (the sequencer need not run
+    yet), keeps the release index beside the log key
+    (:func:`default_index_file`) and closes the storage again.  The gateway then
+    builds its engine from :meth:`StartCheck.policy_bundle` and logs
+    ``gateway-start`` with :attr:`StartCheck.release_id` and
+    ``reviewed = StartCheck.reviewed``.
+
+    Raises:
+        ConfigError: ``release_*_not_approved`` and the rest, as :func:`check_release`.
+        VerificationError: the log does not verify.
+        Unavailable: the log cannot be read.
+    """
+    from bordergate.tlog.storage import open_storage
+    j = deployment.jurisdiction(code)
+    storage = open_storage(j.log.storage)
+    try:
+        return gateway_self_check(deployment, code, storage, unreviewed=unreviewed,
+                                  index_file=default_index_file(j))
+    finally:
+        storage.close()

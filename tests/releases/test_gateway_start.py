@@ -1,0 +1,163 @@
+"""The real gateway start-up and the ``bordergate release`` commands together (promise 6).
+
+A TEST-ONLY deployment (tests/gateway/deployment.py) with two of three
+reviewers required in ``us`` and the policy bundle in a temporary copy: the
+gateway refuses to start until ``release propose`` and two ``release review``
+approvals, starts after them, refuses again after one changed policy byte, and an
+``--unreviewed`` start is logged and flagged.  The package is the installed one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bordergate.cli import app
+from bordergate.config import Deployment, load_config
+from bordergate.errors import ConfigError
+from bordergate.gateway.startup import start_gateway
+from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
+from bordergate.releases.index import ReleaseIndex
+from bordergate.releases.ledger import ReleaseLedger
+from bordergate.releases.selfcheck import default_index_file, review_policy
+from bordergate.tlog.client import LogClient, StorageSource
+from bordergate.tlog.logdir import read_signer
+from bordergate.tlog.storage import open_storage
+from tests.gateway.deployment import write_deployment
+from tests.releases.keys import reviewer_signer
+
+REVIEWERS = ("alice", "bob", "carol")
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Path:
+    """A provisioned TEST-ONLY deployment; us has 3 reviewers, 2 required."""
+    path = write_deployment(tmp_path)
+    shutil.copytree(DEFAULT_BUNDLE_PATH, tmp_path / "policy")
+    keys = {n: reviewer_signer(n).verifier().key_string for n in REVIEWERS}
+    listed = ", ".join(f'{{ name = "{n}", public_key = "{k}" }}' for n, k in keys.items())
+    text = path.read_text().replace("[deployment]\n", '[deployment]\npolicy_bundle = "policy"\n')
+    text = text.replace("[jurisdictions.us]\n", f"[jurisdictions.us]\nreviewers = [{listed}]\n"
+                        "required_approvals = 2\n")
+    path.write_text(text)
+    for n in (*REVIEWERS, "mallory"):
+        (tmp_path / f"{n}.key").write_text(reviewer_signer(n).key_string + "\n")
+    return path
+
+
+def cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def start(config: Path, *, unreviewed: bool = False) -> str | None:
+    """Start and stop the us gateway exactly as ``gateway serve`` does; its release id."""
+    async def run() -> str | None:
+        gateway = await start_gateway(load_config(config), "us", unreviewed=unreviewed)
+        gateway.close()
+        return gateway.release
+    return asyncio.run(run())
+
+
+def ledger(dep: Deployment) -> ReleaseLedger:
+    j = dep.jurisdiction("us")
+    storage = open_storage(j.log.storage)
+    try:
+        index = ReleaseIndex(j.log.origin)
+        index.update(LogClient(StorageSource(storage), read_signer(j.log.key_file).verifier()))
+    finally:
+        storage.close()
+    out = ReleaseLedger(review_policy(j), log=j.log.origin)
+    out.add_all(index.parsed())
+    return out
+
+
+def test_gateway_starts_only_after_propose_and_reviews(deployment: Path) -> None:
+    """Promise 6: refuse, propose, two reviews, start; one policy byte changed: refuse."""
+    root = deployment.parent
+    with pytest.raises(ConfigError) as info:
+        start(deployment)
+    assert info.value.code == "release_package_not_approved"
+    assert f"bordergate release propose --config {deployment} --jurisdiction us" \
+        in str(info.value)
+
+    code, out = cli("release", "propose", "--config", deployment, "--jurisdiction", "us")
+    assert code == 0, out
+    first_index = out.split("proposed at entry ")[1].split()[0]
+    code, out = cli("release", "review", first_index, "--config", deployment, "--jurisdiction",
+                    "us", "--key-file", root / "alice.key", "--verdict", "approve",
+                    "--note", "read it all")
+    assert code == 0, out
+    with pytest.raises(ConfigError):
+        start(deployment)  # one of two approvals
+    code, out = cli("release", "review", first_index, "--config", deployment, "--jurisdiction",
+                    "us", "--key-file", root / "mallory.key", "--verdict", "approve",
+                    "--note", "trust me")
+    assert code == 2 and "reviewer_not_configured" in out
+    code, out = cli("release", "review", first_index, "--config", deployment, "--jurisdiction",
+                    "us", "--key-file", root / "bob.key", "--verdict", "approve", "--note", "ok")
+    assert code == 0, out
+
+    dep = load_config(deployment)
+    approved = ledger(dep).find(first_index)
+    assert approved is not None and approved.state == "approved"
+    assert start(deployment) == approved.id
+    assert default_index_file(dep.jurisdiction("us")).exists()
+
+    cedar = root / "policy" / "policies.cedar"
+    cedar.write_bytes(cedar.read_bytes().replace(b"permit", b"permit ", 1))
+    with pytest.raises(ConfigError) as info:
+        start(deployment)
+    assert info.value.code == "release_policy_not_approved"
+
+    assert start(deployment, unreviewed=True) is None
+    state = ledger(dep)
+    assert [s.reviewed for s in state.starts] == [True, False]
+    assert [f.code for f in state.findings] == ["unreviewed_start"]
+
+    code, out = cli("release", "propose", "--config", deployment, "--jurisdiction", "us")
+    assert code == 0, out
+    second_index = out.split("proposed at entry ")[1].split()[0]
+    code, out = cli("release", "diff", first_index, second_index, "--config", deployment,
+                    "--jurisdiction", "us")
+    assert code == 0, out
+    assert "changed  policy/policies.cedar" in out and "package/" not in out
+
+    code, out = cli("release", "status", "--config", deployment, "--jurisdiction", "us")
+    assert code == 0, out
+    assert "approved" in out and "pending" in out and "unreviewed_start" in out
+    assert "review throughput: 2 proposed, 1 decided, 1 pending" in out
+    code, out = cli("release", "status", "--config", deployment, "--jurisdiction", "us",
+                    "--json")
+    status = json.loads(out)
+    assert [r["state"] for r in status["releases"]] == ["approved", "pending"]
+    assert status["throughput"]["pending"] == 1
+
+
+def test_propose_while_the_gateway_runs_is_refused_clearly(deployment: Path) -> None:
+    """Promise 6 (operations): the log has one writer; propose says the log is busy."""
+    async def run() -> tuple[int, str]:
+        gateway = await start_gateway(load_config(deployment), "us", unreviewed=True)
+        try:
+            return await asyncio.to_thread(cli, "release", "propose", "--config", deployment,
+                                           "--jurisdiction", "us")
+        finally:
+            gateway.close()
+    code, out = asyncio.run(run())
+    assert code == 2 and "log_writer_busy" in out and "is busy" in out
+
+
+def test_keygen_writes_a_private_key_and_prints_the_public_one(tmp_path: Path) -> None:
+    """Promise 6: a reviewer key is created 0600 and its public key goes into the config."""
+    key = tmp_path / "dora.key"
+    code, out = cli("release", "keygen", "--key-file", key, "--name", "dora")
+    assert code == 0, out
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert read_signer(key).verifier().key_string == out.strip().splitlines()[-1]
+    code, out = cli("release", "keygen", "--key-file", key, "--name", "dora")
+    assert code == 2 and "key_file_exists" in out
