@@ -1,0 +1,97 @@
+"""TEST-ONLY deployments of three jurisdictions (us, eu, cn) with fixed-seed keys.
+
+Every key here (issuer keys, log signing keys, pseudonym secrets) is derived
+from a fixed seed and is for the test suite only; never use them anywhere else.
+Key-encryption keys are created by ``provision`` in the temporary directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from bordergate.config import Deployment, load_config
+from bordergate.gateway.auth import TokenIssuer
+from bordergate.gateway.startup import provision
+from bordergate.policy.entities import Principal
+from bordergate.tlog.note import Signer
+
+CODES = ("us", "eu", "cn")
+
+
+def _seed(label: str) -> bytes:
+    return hashlib.sha256(b"bordergate TEST-ONLY seed " + label.encode()).digest()
+
+
+def issuer_key(code: str) -> ed25519.Ed25519PrivateKey:
+    """TEST-ONLY issuer key of ``code``."""
+    return ed25519.Ed25519PrivateKey.from_private_bytes(_seed(f"issuer {code}"))
+
+
+def issuer_name(code: str) -> str:
+    return f"https://issuer.{code}.test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_deployment(root: Path, *, k_min: int = 3, max_body: int = 4096) -> Path:
+    """Write and provision a deployment under ``root``; returns the config path."""
+    parts = [f'[deployment]\nname = "test"\nk_min = {k_min}\n',
+             f"[limits]\nmax_body_bytes = {max_body}\nmax_approval_seconds = 86400\n"]
+    for code in CODES:
+        d = root / code
+        d.mkdir(parents=True, exist_ok=True)
+        origin = f"{code}.bordergate.test/log"
+        (d / "log.key").write_text(Signer.from_seed(origin, _seed(f"log {code}")).key_string)
+        (d / "pseudonym.secret").write_text(_seed(f"pseudonym {code}").hex())
+        public = issuer_key(code).public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        (d / "issuer.pub").write_bytes(public)
+        port = free_port()
+        parts.append(f"""
+[jurisdictions.{code}]
+custodian = "custodian of {code}"
+listen = "127.0.0.1:{port}"
+store = "sqlite:{code}/records.db"
+keys = {{ backend = "file", path = "{code}/kek.json" }}
+[jurisdictions.{code}.log]
+storage = "{code}/log"
+origin = "{origin}"
+key_file = "{code}/log.key"
+pseudonym_secret_file = "{code}/pseudonym.secret"
+[jurisdictions.{code}.issuer]
+issuer = "{issuer_name(code)}"
+public_keys = ["{code}/issuer.pub"]
+""")
+    path = root / "bordergate.toml"
+    path.write_text("\n".join(parts))
+    provision(load_config(path))
+    return path
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Mints TEST-ONLY bearer tokens for any principal and gateway."""
+
+    def token(self, principal: Principal, gateway: str, *, ttl: float = 3600,
+              now: float | None = None) -> str:
+        issuer = TokenIssuer(issuer_key(gateway), issuer_name(gateway))
+        return issuer.issue(principal, audience=gateway,
+                            now=time.time() if now is None else now, ttl=ttl)
+
+    def header(self, principal: Principal, gateway: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(principal, gateway)}"}
+
+
+def load(path: Path) -> Deployment:
+    return load_config(path)
