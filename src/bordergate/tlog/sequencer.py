@@ -137,6 +137,9 @@ class Sequencer:
         self._publish_wanted = False
         self._threads: list[threading.Thread] = []
         self._written_partials: set[TileRef] = set()
+        self._ack_cond = threading.Condition()
+        self._to_ack: deque[tuple[list[_Submission], int]] = deque()
+        self._writer_done = False
 
     # -- lifecycle -----------------------------------------------------------
     def __enter__(self) -> Sequencer:
@@ -160,7 +163,9 @@ class Sequencer:
         except BaseException:
             self.storage.release_writer()
             raise
-        for name, target in (("writer", self._write_loop), ("publisher", self._publish_loop)):
+        self._writer_done = False
+        for name, target in (("writer", self._write_loop), ("acknowledger", self._ack_loop),
+                             ("publisher", self._publish_loop)):
             t = threading.Thread(target=target, name=f"tlog-{name}:{self.origin}", daemon=True)
             t.start()
             self._threads.append(t)
@@ -336,39 +341,73 @@ class Sequencer:
             return taken
 
     def _write_loop(self) -> None:
-        while (taken := self._take_batch()) is not None:
-            if self._failure is not None:
-                self._fail(taken, self._failure)
-                continue
-            entries = [e for sub in taken for e in sub.entries]
-            first = self._next
+        # Integrates and writes each batch, then hands it to the acknowledger,
+        # which syncs storage and acknowledges; hashing the next batch overlaps
+        # the previous batch's sync (the sync releases the GIL while it waits).
+        try:
+            while (taken := self._take_batch()) is not None:
+                if self._failure is not None:
+                    self._fail(taken, self._failure)
+                    continue
+                entries = [e for sub in taken for e in sub.entries]
+                first = self._next
+                try:
+                    self._integrate(entries, sync=False)
+                except Exception as e:
+                    self._set_failure(e)
+                    self._fail(taken, e)
+                    continue
+                self._next = first + len(entries)
+                with self._ack_cond:
+                    self._to_ack.append((taken, first))
+                    self._ack_cond.notify()
+        finally:
+            with self._ack_cond:
+                self._writer_done = True
+                self._ack_cond.notify()
+
+    def _ack_loop(self) -> None:
+        while True:
+            with self._ack_cond:
+                while not self._to_ack and not self._writer_done:
+                    self._ack_cond.wait()
+                if not self._to_ack:
+                    return
+                groups = list(self._to_ack)
+                self._to_ack.clear()
             try:
-                self._integrate(entries)
+                self.storage.sync()
             except Exception as e:
                 self._set_failure(e)
-                self._fail(taken, e)
+                for taken, _ in groups:
+                    self._fail(taken, e)
                 continue
-            self._next = first + len(entries)
-            index = first
-            for sub in taken:
-                sub.future.set_result(index)
-                index += len(sub.entries)
+            for taken, first in groups:
+                index = first
+                for sub in taken:
+                    sub.future.set_result(index)
+                    index += len(sub.entries)
 
-    def _integrate(self, entries: Sequence[bytes]) -> None:
-        """Add entries to the tree edge and make their bundles durable."""
+    def _integrate(self, entries: Sequence[bytes], *, sync: bool = True) -> None:
+        """Add entries to the tree edge and write their bundles (and sync)."""
         sha = _sha256
         hashes = [sha(b"\x00" + e).digest() for e in entries]
         with self._state_lock:
             done = self._frontier.append(entries, hashes)
             done += self._frontier.partial_bundle()
-            with self._io_lock:
+            try:
                 self.storage.put([(ref.path, data) for ref, data in done])
-                self.storage.sync()
+                if sync:
+                    self.storage.sync()
+            except Exception as e:
+                # under the state lock, so no checkpoint can cover the lost batch
+                self._set_failure(e)
+                raise
 
     def _set_failure(self, e: Exception) -> None:
-        log.error("log %s stops acknowledging entries: %s", self.origin, e)
         with self._cond:
             if self._failure is None:
+                log.error("log %s stops acknowledging entries: %s", self.origin, e)
                 self._failure = e
             queued = list(self._queue)
             self._queue.clear()
@@ -407,6 +446,8 @@ class Sequencer:
 
     def _publish_once(self) -> None:
         with self._state_lock:
+            if self._failure is not None:
+                raise Unavailable(f"log failed: {self._failure}", code="log_unwritable")
             size, root = self._frontier.size, self._frontier.root()
             # a path names its content: an upper level's partial tile that was
             # already written for an earlier checkpoint need not be written again

@@ -92,10 +92,11 @@ class PostgresStorage:
         Raises:
             Unavailable: the database refused it.
         """
-        if not self._pending:
+        pending, self._pending = self._pending, {}  # puts may continue meanwhile
+        if not pending:
             return
         self._check_writer()
-        rows = [(self.log, p, d) for p, d in self._pending.items()]
+        rows = [(self.log, p, d) for p, d in pending.items()]
         try:
             conn = self._db()
             with conn.transaction(), conn.cursor() as cur:
@@ -104,7 +105,6 @@ class PostgresStorage:
                     "ON CONFLICT (log, path) DO UPDATE SET data = EXCLUDED.data", rows)
         except psycopg.Error as e:
             raise Unavailable(f"log tile write failed: {e}", code="log_unwritable") from e
-        self._pending.clear()
 
     def publish_checkpoint(self, note: bytes) -> None:
         self._check_writer()
