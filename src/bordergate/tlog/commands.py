@@ -33,6 +33,7 @@ from bordergate.tlog.logdir import (
 from bordergate.tlog.note import Ed25519Verifier, Signer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage import CHECKPOINT_PATH
+from bordergate.tlog.witnessing import WitnessQuorum, parse_witness_option
 
 __all__ = ["app"]
 
@@ -78,12 +79,21 @@ def init(directory: Path, origin: Annotated[str, typer.Option(help="the log's or
 
 
 @app.command()
-def append(directory: Path, key_file: KeyFile = None) -> None:
+def append(directory: Path, key_file: KeyFile = None,
+           witness: Annotated[list[str] | None, typer.Option(
+               help="a witness to cosign checkpoints, URL=VKEY (repeatable)")] = None,
+           quorum: Annotated[int | None, typer.Option(
+               help="cosignatures required before publishing (default: every witness)")] = None,
+           publish_timeout: Annotated[float, typer.Option(
+               help="seconds to wait for the checkpoint")] = 30.0,
+           ) -> None:
     """Append stdin lines as entries (one per line), publish, print the new size."""
+    witnessing = None
     try:
         signer = read_signer(key_file or default_key_file(directory))
+        witnessing = _witnessing(witness or [], quorum)
         storage = open_log_storage(directory)
-        with Sequencer(storage, signer) as seq:
+        with Sequencer(storage, signer, witnessing=witnessing) as seq:
             chunk: list[bytes] = []
             for line in sys.stdin.buffer:
                 chunk.append(line[:-1] if line.endswith(b"\n") else line)
@@ -92,10 +102,21 @@ def append(directory: Path, key_file: KeyFile = None) -> None:
                     chunk = []
             if chunk:
                 seq.append_many(chunk)
-            size = seq.publish().checkpoint.size
+            size = seq.publish(publish_timeout).checkpoint.size
     except BordergateError as e:
         raise _fail(e) from None
+    finally:
+        if witnessing is not None:
+            witnessing.close()
     typer.echo(size)
+
+
+def _witnessing(witnesses: list[str], quorum: int | None) -> WitnessQuorum | None:
+    """The witness quorum asked for on the command line (None: no witnessing)."""
+    if not witnesses and quorum is None:
+        return None
+    endpoints = [parse_witness_option(w) for w in witnesses]
+    return WitnessQuorum(endpoints, len(endpoints) if quorum is None else quorum)
 
 
 @app.command()

@@ -1,0 +1,216 @@
+"""The log side of witnessing: gather a quorum of cosignatures before publishing.
+
+:class:`WitnessQuorum` is the sequencer's :class:`~bordergate.tlog.sequencer.
+CheckpointWitnessing`: for each new log-signed checkpoint it asks every
+configured C2SP tlog-witness at once (one thread per witness, httpx with
+timeouts), each with a consistency proof from the size that witness last
+cosigned (0 and an empty proof at first).  A witness answering 409 with its
+own size gets the checkpoint again with a proof from that size.  The
+cosignatures are merged into the note, and the note is returned only once the
+configured quorum cosigned; otherwise :class:`~bordergate.errors.Unavailable`
+is raised and the sequencer publishes nothing (promise 5: a checkpoint is
+witnessed before anyone sees it).  A quorum of 0 is for development only: the
+checkpoint is published with whatever cosignatures arrived (maybe none), and a
+warning is logged; audits flag such checkpoints.
+
+This module must never sign checkpoints or decide what the log contains; it
+only carries checkpoints to witnesses and their cosignatures back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+import httpx
+
+from bordergate.errors import BordergateError, ConfigError, Unavailable, VerificationError
+from bordergate.tlog.checkpoint import Checkpoint
+from bordergate.tlog.cosignature import CosignatureVerifier
+from bordergate.tlog.note import NoteSignature, add_signatures
+from bordergate.tlog.witness_client import (
+    Cosigned,
+    StaleSize,
+    add_checkpoint_url,
+    request_cosignature_sync,
+)
+
+__all__ = ["WitnessEndpoint", "WitnessQuorum", "parse_witness_option"]
+
+log = logging.getLogger(__name__)
+
+_MAX_RESENDS = 3
+
+
+@dataclass(frozen=True)
+class WitnessEndpoint:
+    """One witness: its add-checkpoint URL and its cosignature/v1 key."""
+
+    url: str
+    verifier: CosignatureVerifier
+
+    @property
+    def name(self) -> str:
+        return self.verifier.name
+
+
+def parse_witness_option(value: str) -> WitnessEndpoint:
+    """Parse ``URL=VKEY`` (``URL`` is the witness's prefix or its add-checkpoint URL).
+
+    The split is at the first ``=`` whose right side is a cosignature/v1 key,
+    so URLs with query strings still work.
+
+    Raises:
+        ConfigError: no ``=``, not an http(s) URL, or no valid witness key.
+    """
+    problem = "no '=' between URL and VKEY"
+    for pos, char in enumerate(value):
+        if char != "=":
+            continue
+        url, vkey = value[:pos], value[pos + 1:]
+        try:
+            verifier = CosignatureVerifier.from_key_string(vkey)
+        except VerificationError as exc:
+            problem = str(exc)
+            continue
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"--witness {value!r}: the URL must be http(s)",
+                              code="invalid_witness")
+        if not url.rstrip("/").endswith("/add-checkpoint"):
+            url = add_checkpoint_url(url)
+        return WitnessEndpoint(url, verifier)
+    raise ConfigError(f"--witness must be URL=VKEY, got {value!r}: {problem}",
+                      code="invalid_witness")
+
+
+class WitnessQuorum:
+    """Collects witness cosignatures for the sequencer (see the module docstring)."""
+
+    def __init__(self, witnesses: Sequence[WitnessEndpoint], quorum: int, *,
+                 timeout: float = 10.0, grace: float = 0.5,
+                 client: httpx.Client | None = None) -> None:
+        """Configure the witnesses and how many must cosign.
+
+        Args:
+            witnesses: the witnesses to ask (distinct keys).
+            quorum: cosignatures required before publication (0: development).
+            timeout: the longest wait for the witnesses of one checkpoint.
+            grace: once the quorum is met, how long to wait for the others.
+            client: the HTTP client to share (default: one with ``timeout``).
+
+        Raises:
+            ConfigError: a quorum outside ``0..len(witnesses)`` or repeated keys.
+        """
+        if not 0 <= quorum <= len(witnesses):
+            raise ConfigError(f"quorum {quorum} needs 0..{len(witnesses)} witnesses",
+                              code="invalid_quorum")
+        keys = {(w.verifier.name, w.verifier.key_id) for w in witnesses}
+        if len(keys) != len(witnesses):
+            raise ConfigError("a witness key is configured twice", code="invalid_witness")
+        self.witnesses = tuple(witnesses)
+        self.quorum = quorum
+        self.timeout = timeout
+        self.grace = grace
+        self._client = client or httpx.Client(timeout=timeout)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(witnesses)),
+                                        thread_name_prefix="tlog-witness")
+        self._sizes: dict[str, int] = {}  # witness URL -> size it last cosigned
+        self._prove_lock = threading.Lock()
+        self._warned = False
+        self.last_failures: dict[str, str] = {}
+
+    def close(self) -> None:
+        """Stop the worker threads and the HTTP client."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._client.close()
+
+    def cosigned_size(self, witness: WitnessEndpoint) -> int:
+        """The size ``witness`` last cosigned, as far as this log knows (0 if unknown)."""
+        return self._sizes.get(witness.url, 0)
+
+    def cosign(self, note: bytes, checkpoint: Checkpoint,
+               prove: Callable[[int], list[bytes]]) -> bytes:
+        """Return ``note`` with the witnesses' cosignatures merged in.
+
+        Raises:
+            Unavailable: ``witness_quorum_unavailable``: fewer than the quorum
+                cosigned in time (the reasons per witness are in the message).
+        """
+        if self.quorum == 0 and not self._warned:
+            log.warning("log %s publishes checkpoints without a witness quorum "
+                        "(quorum 0: development only)", checkpoint.origin)
+            self._warned = True
+        if not self.witnesses:
+            return note
+
+        def locked_prove(old_size: int) -> list[bytes]:
+            with self._prove_lock:
+                return prove(old_size)
+
+        futures: dict[Future[tuple[NoteSignature, ...]], WitnessEndpoint] = {
+            self._pool.submit(self._ask, w, note, checkpoint, locked_prove): w
+            for w in self.witnesses}
+        cosigned, failures = self._gather(futures)
+        self.last_failures = failures
+        if len(cosigned) < self.quorum:
+            detail = "; ".join(f"{name}: {why}" for name, why in failures.items()) or "timeout"
+            raise Unavailable(
+                f"checkpoint {checkpoint.size} of {checkpoint.origin}: {len(cosigned)} of "
+                f"{self.quorum} required witness cosignatures ({detail})",
+                code="witness_quorum_unavailable")
+        for name, why in failures.items():
+            log.warning("witness %s did not cosign size %d: %s", name, checkpoint.size, why)
+        ordered = [sig for w in self.witnesses for sig in cosigned.get(w.url, ())]
+        return add_signatures(note, ordered)
+
+    def _gather(self, futures: dict[Future[tuple[NoteSignature, ...]], WitnessEndpoint]
+                ) -> tuple[dict[str, tuple[NoteSignature, ...]], dict[str, str]]:
+        cosigned: dict[str, tuple[NoteSignature, ...]] = {}
+        failures: dict[str, str] = {}
+        deadline = time.monotonic() + self.timeout
+        pending = set(futures)
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            done, pending = wait(pending, timeout=left, return_when=FIRST_COMPLETED)
+            for fut in done:
+                witness = futures[fut]
+                try:
+                    cosigned[witness.url] = fut.result()
+                except BordergateError as exc:
+                    failures[witness.name] = f"[{exc.code}] {exc}"
+                except Exception as exc:  # a witness must never take the log down
+                    failures[witness.name] = f"[{type(exc).__name__}] {exc}"
+            if len(cosigned) >= self.quorum:
+                deadline = min(deadline, time.monotonic() + self.grace)
+        for fut in pending:
+            failures[futures[fut].name] = "no answer in time"
+        return cosigned, failures
+
+    def _ask(self, witness: WitnessEndpoint, note: bytes, checkpoint: Checkpoint,
+             prove: Callable[[int], list[bytes]]) -> tuple[NoteSignature, ...]:
+        """Ask one witness, re-sending after 409 with its size."""
+        old = self._sizes.get(witness.url, 0)
+        if old > checkpoint.size:
+            old = 0  # our memory is from another log run; let the witness say
+        for _attempt in range(_MAX_RESENDS):
+            result = request_cosignature_sync(self._client, witness.url, note, old,
+                                              prove(old), verifier=witness.verifier)
+            if isinstance(result, Cosigned):
+                self._sizes[witness.url] = max(checkpoint.size, self._sizes.get(witness.url, 0))
+                return result.signatures
+            assert isinstance(result, StaleSize)
+            if result.size > checkpoint.size:
+                raise VerificationError(
+                    f"witness {witness.name} cosigned size {result.size} of this log, larger "
+                    f"than {checkpoint.size}: it saw another history", code="witness_ahead")
+            if result.size == old:
+                break
+            old = result.size
+        raise Unavailable(f"witness {witness.name} kept changing its size",
+                          code="witness_unavailable")
