@@ -83,7 +83,7 @@ def error_from_problem(status: int, body: Mapping[str, Any]) -> BordergateError:
         error = VerificationError(detail, code=code)
     else:
         error = InvalidInput(detail, code=code)
-    error.problem = dict(body)  # type: ignore[attr-defined]
+    setattr(error, "problem", dict(body))  # noqa: B010 (an extra attribute on any error)
     return error
 
 

@@ -328,7 +328,9 @@ def create_app(gateway: Gateway) -> Starlette:
                     exception_handlers={HTTPException: _http_error})
     app.state.gateway = gateway
     app.state.metrics = GatewayMetrics()
-    app.state.openapi = openapi_document(gateway.jurisdiction)
+    app.state.openapi = openapi_document(
+        gateway.jurisdiction, purposes=sorted(gateway.engine.bundle.purposes),
+        collections=sorted(gateway.schema.collections))
     return app
 
 

@@ -62,9 +62,6 @@ _NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}
 _RECORD = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"}
 _SUBJECT = {"type": "string", "pattern": "^[a-z]{2,8}-[a-z2-7]{25}[aeimquy4]$"}
 _APPROVAL = {"type": "string", "pattern": "^apr-[a-z2-7]{26}$"}
-_PURPOSE_Q = _param("purpose", "query", {"type": "string", "minLength": 1},
-                    "declared purpose of the access (one of the policy bundle's)",
-                    required=True)
 _COMMON = (400, 401, 503)
 
 
@@ -197,8 +194,14 @@ def _body(schema: str) -> dict[str, Any]:
             "content": {_JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
 
 
-def _paths() -> dict[str, Any]:
-    collection = _param("collection", "path", _NAME, "collection name (from the schema)")
+def _paths(purposes: list[str] | None, collections: list[str] | None) -> dict[str, Any]:
+    purpose_schema: dict[str, Any] = ({"enum": purposes} if purposes
+                                      else {"type": "string", "minLength": 1})
+    _PURPOSE_Q = _param("purpose", "query", purpose_schema,  # noqa: N806
+                        "declared purpose of the access (one of the policy bundle's)",
+                        required=True)
+    collection = _param("collection", "path", {"enum": collections} if collections else _NAME,
+                        "collection name (from the schema)")
     record = _param("record_id", "path", _RECORD, "record id")
     approval_id = _param("approval_id", "path", _APPROVAL, "approval id")
     change = {
@@ -308,15 +311,21 @@ def _paths() -> dict[str, Any]:
     }
 
 
-def openapi_document(jurisdiction: str | None = None) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of a gateway (of ``jurisdiction`` if given)."""
+def openapi_document(jurisdiction: str | None = None, *,
+                     purposes: list[str] | None = None,
+                     collections: list[str] | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of a gateway (of ``jurisdiction`` if given).
+
+    With ``purposes`` and ``collections`` (the bundle's and the schema's) the
+    document lists them as enums, so generated requests reach policy decisions.
+    """
     title = "bordergate gateway" + (f" ({jurisdiction})" if jurisdiction else "")
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1",
                  "description": "Field-level, policy-governed, logged-before-release access "
                                 "to the subject data of one jurisdiction."},
-        "paths": _paths(),
+        "paths": _paths(purposes, collections),
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",

@@ -153,8 +153,12 @@ def _log_storage(j: Jurisdiction) -> LogStorage:
 
 
 def open_gateway(deployment: Deployment, code: str, *,
-                 bundle: PolicyBundle | None = None) -> Gateway:
+                 bundle: PolicyBundle | None = None,
+                 log_storage: LogStorage | None = None) -> Gateway:
     """Open everything a jurisdiction's gateway needs and start its sequencer.
+
+    ``bundle`` and ``log_storage`` replace the configured ones (embedding and
+    fault-injection tests); an empty ``log_storage`` gets a new log.
 
     Raises:
         ConfigError: a file or key is missing or wrong (the message says which).
@@ -178,7 +182,9 @@ def open_gateway(deployment: Deployment, code: str, *,
     backend = open_key_backend(j.keys, jurisdiction=code)
     vault = Vault(schema, store, KeyRing(backend, store))
     approvals = open_approval_store(j.store)
-    storage = _log_storage(j)
+    storage = _log_storage(j) if log_storage is None else log_storage
+    if log_storage is not None and log_storage.read(CHECKPOINT_PATH) is None:
+        create_log(log_storage, signer)
     sequencer = Sequencer(storage, signer)
     sequencer.start()
     return Gateway(

@@ -1,0 +1,318 @@
+"""In-process gateway on in-memory log storage: fail closed, bad input, approvals.
+
+The gateway is the real one (SQLite store, key file, Cedar, the sequencer),
+only its log storage is the in-memory twin so that a test can make it refuse
+writes (a dead disk).  Keys are TEST-ONLY (tests/gateway/deployment.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bordergate.config import load_config
+from bordergate.entries import parse_entry
+from bordergate.gateway.app import create_app
+from bordergate.gateway.service import Gateway, SequencerLog
+from bordergate.gateway.startup import open_gateway
+from bordergate.policy.entities import Principal
+from bordergate.tlog.storage.memory import MemoryStorage
+from bordergate.tlog.tiles import TILE_WIDTH, TileRef, decode_bundle
+from tests.gateway.deployment import Tokens, write_deployment
+
+LOCAL = Principal("alice", "ttus", "local", "us", frozenset({"engineer"}))
+PARENT = Principal("bob", "bytedance", "parent", "cn", frozenset({"engineer"}))
+APPROVER = Principal("carol", "oracle", "custodian", "us", frozenset({"approver"}))
+APPROVER2 = Principal("dave", "oracle", "custodian", "us", frozenset({"approver"}))
+SECRET_EMAIL = "very-secret@example.test"
+SECRET_GOV = "GOV-INPROC-99"
+
+
+class Harness:
+    """A started in-process gateway, its storage and an async HTTP client."""
+
+    def __init__(self, root: Path) -> None:
+        self.deployment = load_config(write_deployment(root))
+        self.storage = MemoryStorage()
+        self.gateway: Gateway = open_gateway(self.deployment, "us", log_storage=self.storage)
+        self.app = create_app(self.gateway)
+        self.tokens = Tokens()
+        self.subject = ""
+
+    def run(self, fn: Callable[[httpx.AsyncClient], Awaitable[Any]]) -> Any:
+        async def main() -> Any:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+                return await fn(client)
+        return asyncio.run(main())
+
+    def size(self) -> int:
+        log = self.gateway.log
+        assert isinstance(log, SequencerLog)
+        return log.sequencer.size
+
+    def entries(self) -> list[bytes]:
+        out: list[bytes] = []
+        for index in range(self.size() // TILE_WIDTH + 1):
+            width = min(TILE_WIDTH, self.size() - index * TILE_WIDTH)
+            if width <= 0:
+                break
+            data = self.storage.objects.get(TileRef(-1, index, width).path)
+            if data is not None:
+                out += decode_bundle(data, width)
+        return out
+
+    def auth(self, who: Principal, **extra: str) -> dict[str, str]:
+        return {**self.tokens.header(who, "us"), **extra}
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    h = Harness(tmp_path)
+
+    async def seed(c: httpx.AsyncClient) -> str:
+        await h.gateway.announce_start(unreviewed=True, release=None)
+        r = await c.post("/v1/subjects", headers=h.auth(LOCAL))
+        subject = str(r.json()["subject"])
+        r = await c.put(f"/v1/users/{subject}", params={"purpose": "operations"},
+                        headers=h.auth(LOCAL), json={"subject": subject, "values": {
+                            "handle": "inproc", "email": SECRET_EMAIL,
+                            "created_at": "2024-01-01T00:00:00Z", "government_id": SECRET_GOV}})
+        assert r.status_code == 200, r.text
+        return subject
+
+    h.subject = h.run(seed)
+    try:
+        yield h
+    finally:
+        h.gateway.close()
+
+
+def test_entries_bundle_path_is_the_entries_tile(harness: Harness) -> None:
+    """Test plumbing: the harness reads the sequencer's bundles (gateway-start first)."""
+    assert harness.entries() and parse_entry(harness.entries()[0]).type == "gateway-start"
+
+
+def test_dead_log_disk_means_503_and_nothing_released(harness: Harness) -> None:
+    """Promise 3: once the log's storage refuses writes, reads fail with 503 and
+    release nothing, and writes are not carried out."""
+    subject = harness.subject
+
+    async def go(c: httpx.AsyncClient) -> None:
+        ok = await c.get(f"/v1/users/{subject}", params={"purpose": "operations"},
+                         headers=harness.auth(LOCAL))
+        assert ok.status_code == 200 and SECRET_EMAIL in ok.text
+        harness.storage.fail_writes = True
+        for _ in range(3):
+            r = await c.get(f"/v1/users/{subject}", params={"purpose": "operations"},
+                            headers=harness.auth(LOCAL))
+            assert r.status_code == 503, r.text
+            assert r.headers["content-type"] == "application/problem+json"
+            assert r.json()["code"] == "log_unwritable"
+            assert SECRET_EMAIL not in r.text and SECRET_GOV not in r.text
+            assert "Bordergate-Log-Index" not in r.headers
+        other = (await c.post("/v1/subjects", headers=harness.auth(LOCAL))).json()["subject"]
+        w = await c.put(f"/v1/users/{other}", params={"purpose": "operations"},
+                        headers=harness.auth(LOCAL), json={"subject": other, "values": {
+                            "handle": "x", "email": "new@example.test",
+                            "created_at": "2024-01-01T00:00:00Z"}})
+        assert w.status_code == 503
+        with pytest.raises(Exception, match="record"):
+            harness.gateway.vault.get("users", other)
+
+    harness.run(go)
+
+
+def test_released_fields_match_the_entry_at_the_answered_index(harness: Harness) -> None:
+    """Promise 3: the index in the answer names a durable access entry that allowed
+    exactly the released fields; it holds pseudonyms, never the ids or values."""
+    subject = harness.subject
+
+    async def go(c: httpx.AsyncClient) -> httpx.Response:
+        return await c.get(f"/v1/users/{subject}", params={"purpose": "interoperability"},
+                           headers=harness.auth(PARENT))
+
+    r = harness.run(go)
+    index = int(r.headers["Bordergate-Log-Index"])
+    raw = harness.entries()[index]
+    entry = parse_entry(raw)
+    assert entry.type == "access" and entry.body["outcome"] == "partial"
+    allowed = {d["field"] for d in entry.body["decisions"] if d["allowed"]}
+    assert allowed == set(r.json()["fields"]) == {"handle", "country", "created_at"}
+    assert entry.body["subject"] == harness.gateway.pseudonyms.subject(subject)
+    for secret in (subject, SECRET_EMAIL, SECRET_GOV, "inproc"):
+        assert secret.encode() not in raw
+
+
+BAD_INPUT = [
+    # (name, method, path, params, who, headers, body, status, code, reaches decision)
+    ("unknown collection", "GET", "/v1/nope/{s}", {"purpose": "operations"}, LOCAL, {}, None,
+     400, "unknown_collection", False),
+    ("unknown field", "GET", "/v1/users/{s}", {"purpose": "operations", "fields": "nope"},
+     LOCAL, {}, None, 400, "unknown_field", False),
+    ("unknown purpose", "GET", "/v1/users/{s}", {"purpose": "spying"}, LOCAL, {}, None,
+     400, "unknown_purpose", False),
+    ("missing purpose", "GET", "/v1/users/{s}", {}, LOCAL, {}, None,
+     400, "missing_purpose", False),
+    ("malformed record id", "GET", "/v1/users/bad.id", {"purpose": "operations"}, LOCAL, {},
+     None, 400, "malformed_record_id", False),
+    ("unknown record", "GET", "/v1/users/us-nothing", {"purpose": "operations"}, LOCAL, {},
+     None, 404, "record_not_found", False),
+    ("malformed subject id", "DELETE", "/v1/subjects/us-NOT", {"purpose": "erasure"}, LOCAL,
+     {}, None, 400, "malformed_subject_id", False),
+    ("no token", "GET", "/v1/users/{s}", {"purpose": "operations"}, None, {}, None,
+     401, "token_missing", False),
+    ("garbage token", "GET", "/v1/users/{s}", {"purpose": "operations"}, None,
+     {"Authorization": "Bearer abc.def.ghi"}, None, 401, "token_malformed", False),
+    ("bad json", "PUT", "/v1/users/{s}", {"purpose": "operations"}, LOCAL,
+     {"Content-Type": "application/json"}, b'{"subject": ', 400, "malformed_json", False),
+    ("oversize body", "PUT", "/v1/users/{s}", {"purpose": "operations"}, LOCAL, {},
+     b"x" * 5000, 413, "body_too_large", False),
+    ("wrong type", "PUT", "/v1/users/{s}", {"purpose": "operations"}, LOCAL, {},
+     b'{"subject": "{s}", "values": {"handle": 5, "email": "a", "created_at": "x"}}',
+     400, "wrong_type", False),
+    ("unknown field write", "PUT", "/v1/users/{s}", {"purpose": "operations"}, LOCAL, {},
+     b'{"subject": "{s}", "values": {"nope": 1}}', 400, "unknown_field", False),
+    ("denied read", "GET", "/v1/users/{s}", {"purpose": "operations"}, PARENT, {}, None,
+     403, "policy_denied", True),
+    ("denied write", "PUT", "/v1/users/{s}", {"purpose": "operations"}, PARENT, {},
+     b'{"subject": "{s}", "values": {"handle": "h", "email": "e@x.test", '
+     b'"created_at": "2024-01-01T00:00:00Z"}}', 403, "policy_denied", True),
+    ("denied erasure", "DELETE", "/v1/subjects/{s}", {"purpose": "erasure"}, PARENT, {}, None,
+     403, "policy_denied", True),
+    ("denied export", "POST", "/v1/exports", {}, PARENT, {},
+     b'{"collection": "users", "group_by": "email", "purpose": "analytics_aggregate", '
+     b'"min_subjects": 1}', 403, "policy_denied", True),
+    ("unknown approval", "GET", "/v1/users/{s}", {"purpose": "operations",
+     "approval": "apr-" + "a" * 26}, PARENT, {}, None, 404, "approval_not_found", False),
+    ("malformed approval", "GET", "/v1/approvals/xyz", {}, PARENT, {}, None,
+     400, "malformed_approval_id", False),
+    ("unknown route", "GET", "/nothing/here", {}, LOCAL, {}, None, 404, "route_not_found",
+     False),
+]
+
+
+@pytest.mark.parametrize("case", BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_gets_a_stable_4xx_and_releases_nothing(harness: Harness,
+                                                          case: tuple[Any, ...]) -> None:
+    """Failure behaviour: bad tokens, ids, collections, fields, purposes, JSON and
+    oversize bodies get the right 4xx problem with a stable code and release nothing;
+    the attempt is logged exactly when it reached a decision."""
+    _, method, path, params, who, headers, body, status, code, decided = case
+    s = harness.subject
+    sent = {**(harness.auth(who) if who else {}), **headers}
+    before = harness.size()
+
+    async def go(c: httpx.AsyncClient) -> httpx.Response:
+        content = body.replace(b"{s}", s.encode()) if body else None
+        return await c.request(method, path.replace("{s}", s), params=params, headers=sent,
+                               content=content)
+
+    r = harness.run(go)
+    assert (r.status_code, r.json()["code"]) == (status, code), r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert {"type", "title", "status", "detail", "code"} <= set(r.json())
+    assert SECRET_EMAIL not in r.text and SECRET_GOV not in r.text
+    assert harness.size() == before + (1 if decided else 0)
+
+
+def test_oversize_streamed_body_is_refused_without_content_length(harness: Harness) -> None:
+    """Size limits before parsing: a chunked body is counted as it streams (413)."""
+    async def chunks() -> Any:
+        for _ in range(10):
+            yield b"x" * 1000
+
+    async def go(c: httpx.AsyncClient) -> httpx.Response:
+        return await c.put(f"/v1/users/{harness.subject}", params={"purpose": "operations"},
+                           headers=harness.auth(LOCAL), content=chunks())
+
+    r = harness.run(go)
+    assert r.status_code == 413 and r.json()["code"] == "body_too_large"
+
+
+def test_expired_token_is_401_even_when_cached(harness: Harness) -> None:
+    """Promise 2: an expired token is refused (token_expired), also after a cached use."""
+    expired = harness.tokens.token(LOCAL, "us", now=time.time() - 7200, ttl=3600)
+    short = harness.tokens.token(LOCAL, "us", now=time.time() - 3590 - 30, ttl=3600)
+
+    async def go(c: httpx.AsyncClient) -> list[httpx.Response]:
+        url = f"/v1/users/{harness.subject}"
+        out = [await c.get(url, params={"purpose": "operations"},
+                           headers={"Authorization": f"Bearer {expired}"})]
+        out.append(await c.get(url, params={"purpose": "operations"},
+                               headers={"Authorization": f"Bearer {short}"}))
+        harness.gateway.clock = lambda: time.time() + 60
+        out.append(await c.get(url, params={"purpose": "operations"},
+                               headers={"Authorization": f"Bearer {short}"}))
+        return out
+
+    first, cached_ok, later = harness.run(go)
+    assert (first.status_code, first.json()["code"]) == (401, "token_expired")
+    assert cached_ok.status_code == 200
+    assert (later.status_code, later.json()["code"]) == (401, "token_expired")
+
+
+def test_approval_lifecycle_two_distinct_custodians_logged(harness: Harness) -> None:
+    """Approvals: granted only by two distinct custodian approvers (never the requester,
+    never twice by one), enters the policy context, revocable; every change logged."""
+    s = harness.subject
+
+    async def go(c: httpx.AsyncClient) -> None:
+        read = {"purpose": "customer_support", "fields": "email"}
+        r = await c.post("/v1/approvals", headers=harness.auth(PARENT), json={
+            "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
+            "classes": ["protected"], "max_duration_s": 600})
+        assert r.status_code == 201, r.text
+        approval = r.json()["id"]
+        with_approval = harness.auth(PARENT, **{"Bordergate-Approval": approval})
+        assert (await c.get(f"/v1/users/{s}", params=read, headers=with_approval)
+                ).status_code == 403
+        r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(PARENT))
+        assert r.status_code == 403  # the requester (and not a custodian)
+        r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(LOCAL))
+        assert r.status_code == 403  # not a custodian approver
+        r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(APPROVER))
+        assert r.status_code == 200 and r.json()["state"] == "pending"
+        r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(APPROVER))
+        assert (r.status_code, r.json()["code"]) == (409, "already_granted_by_you")
+        pending = await c.get("/v1/approvals", params={"state": "pending"},
+                              headers=harness.auth(APPROVER2))
+        assert [a["id"] for a in pending.json()["approvals"]] == [approval]
+        r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(APPROVER2))
+        assert r.status_code == 200 and r.json()["state"] == "granted" and r.json()["valid"]
+        r = await c.get(f"/v1/users/{s}", params=read, headers=with_approval)
+        assert r.status_code == 200 and r.json()["fields"]["email"] == SECRET_EMAIL
+        r = await c.post(f"/v1/approvals/{approval}/revoke", headers=harness.auth(PARENT))
+        assert r.status_code == 200 and r.json()["state"] == "revoked"
+        r = await c.get(f"/v1/users/{s}", params=read, headers=with_approval)
+        assert r.status_code == 403 and SECRET_EMAIL not in r.text
+        assert r.json()["withheld"][0]["reason"] == "approval_not_valid"
+
+    harness.run(go)
+    kinds = [parse_entry(e).type for e in harness.entries()]
+    assert kinds.count("approval-request") == 1
+    assert kinds.count("approval-grant") == 2 and kinds.count("approval-revoke") == 1
+    from bordergate.gateway.approvals import rebuild_approvals
+
+    rebuilt = rebuild_approvals(parse_entry(e) for e in harness.entries())
+    (record,) = rebuilt.values()
+    stored = harness.gateway.approvals.get(record.id)
+    assert record == stored
+
+
+def test_openapi_and_health_and_metrics(harness: Harness) -> None:
+    """Operations: /openapi.json is OpenAPI 3.1, /healthz names the log, /metrics counts."""
+    async def go(c: httpx.AsyncClient) -> list[httpx.Response]:
+        return [await c.get("/openapi.json"), await c.get("/healthz"), await c.get("/metrics")]
+
+    doc, health, metrics = harness.run(go)
+    assert doc.json()["openapi"] == "3.1.0" and "/v1/{collection}/{record_id}" in doc.json()[
+        "paths"]
+    assert health.json()["origin"] == "us.bordergate.test/log"
+    assert "bordergate_requests_total" in metrics.text
