@@ -8,12 +8,19 @@ it calls the checking functions of the rooms.
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bordergate.errors import VerificationError
+from bordergate.errors import BordergateError, VerificationError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichProgress
+
+    from bordergate.audit.logcheck import AuditResult
 
 __all__ = ["app"]
 
@@ -42,3 +49,99 @@ def evidence(
         typer.echo(f"NOT EVIDENCE ({exc.code}): {exc}")
         raise typer.Exit(1) from exc
     typer.echo(f"SPLIT VIEW PROVEN: {view.describe()}")
+
+
+@app.command("log")
+def log_(
+    location: Annotated[str, typer.Argument(help="The log: a directory or an http(s) URL.")],
+    *,
+    vkey: Annotated[str, typer.Option("--vkey", help="The log's verifier key.")],
+    state: Annotated[Path, typer.Option("--state", help="The auditor's state directory.")],
+    witness: Annotated[
+        list[str] | None, typer.Option("--witness", help="A trusted witness key (repeatable).")
+    ] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option("--quorum", help="Cosignatures required (default: every --witness)."),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON result.")] = False,
+    progress: Annotated[
+        bool, typer.Option("--progress", help="Show a progress bar even without a terminal.")
+    ] = False,
+) -> None:
+    """Verify a log against the last verified state and save the new state (promise 5).
+
+    Exit 0 if the log verified (the state now holds its checkpoint), 1 if it
+    failed verification (reason, index and tile path printed; split-view
+    evidence written into --state), 2 for a usage or I/O error.
+    """
+    from bordergate.audit.logcheck import audit_log
+    from bordergate.audit.logstate_dir import DirectoryStateStore
+    from bordergate.tlog.client import LogClient, open_source
+    from bordergate.tlog.cosignature import CosignatureVerifier
+    from bordergate.tlog.note import Ed25519Verifier
+
+    try:
+        verifier = Ed25519Verifier.from_key_string(vkey)
+        cosigners = [CosignatureVerifier.from_key_string(w) for w in witness or []]
+        required = len(cosigners) if quorum is None else quorum
+        if not 0 <= required <= len(cosigners):
+            raise typer.BadParameter(f"--quorum {required} needs 0..{len(cosigners)} --witness")
+        client = LogClient(open_source(location), verifier, cosigners=cosigners,
+                           quorum=required)
+        store = DirectoryStateStore(state)
+    except (BordergateError, typer.BadParameter) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    bar = _progress_bar(progress or sys.stderr.isatty())
+    try:
+        if bar is None:
+            result = audit_log(client, store)
+        else:
+            with bar:
+                task = bar.add_task("verifying entries", total=None)
+                result = audit_log(client, store, progress=lambda done, total: bar.update(
+                    task, completed=done, total=total))
+    except BordergateError as exc:
+        _print_error(exc, json_output)
+        raise typer.Exit(2) from exc
+    _print_result(result, json_output)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _progress_bar(wanted: bool) -> RichProgress | None:
+    if not wanted:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    return Progress("[progress.description]{task.description}", BarColumn(),
+                    MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=Console(stderr=True), transient=True)
+
+
+def _print_error(exc: BordergateError, json_output: bool) -> None:
+    typer.echo(f"error [{exc.code}]: {exc}", err=True)
+    if json_output:
+        typer.echo(json.dumps({"ok": False, "error": exc.code, "reason": str(exc)}))
+
+
+def _print_result(result: AuditResult, json_output: bool) -> None:
+    if json_output:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+        return
+    if result.ok:
+        since = "" if result.old_size is None else f" (consistent with size {result.old_size})"
+        root = result.root.hex() if result.root is not None else "?"
+        typer.echo(f"VERIFIED: {result.origin} size {result.size}{since}, root {root}, "
+                   f"{len(result.cosignatures)} witness cosignature(s)")
+        for warning in result.warnings:
+            typer.echo(f"warning: {warning}")
+        return
+    where = ", ".join(part for part in (
+        f"index {result.index}" if result.index is not None else "",
+        f"path {result.path}" if result.path else "") if part)
+    typer.echo(f"FAILED [{result.code}]: {result.reason}" + (f" ({where})" if where else ""))
+    if result.evidence_file:
+        typer.echo(f"evidence written: {result.evidence_file}")

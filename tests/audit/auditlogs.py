@@ -1,0 +1,54 @@
+"""TEST-ONLY helpers for the auditor's tests: grow real logs in directories.
+
+Logs are written by the real :class:`Sequencer` into :class:`FileStorage`;
+"cosigned" logs get cosignature/v1 signatures from fixed-seed test witness
+keys (real Ed25519, no witness server: the auditor is under test here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bordergate.tlog.checkpoint import Checkpoint
+from bordergate.tlog.cosignature import CosignatureSigner
+from bordergate.tlog.note import NoteSignature, add_signatures
+from bordergate.tlog.sequencer import Sequencer, SequencerConfig
+from bordergate.tlog.storage.fs import FileStorage
+from tests.tlog.witnessed import log_signer
+
+ENTRY_LENGTH = 40
+
+
+def entry(tag: bytes, index: int) -> bytes:
+    """A fixed-length test entry (ENTRY_LENGTH bytes)."""
+    return (tag + b"-%08d-" % index).ljust(ENTRY_LENGTH, b".")
+
+
+class FixedCosigners:
+    """Cosigns every checkpoint with fixed test witness keys (a CheckpointWitnessing)."""
+
+    def __init__(self, signers: Sequence[CosignatureSigner]) -> None:
+        self.signers = list(signers)
+
+    def cosign(self, note: bytes, checkpoint: Checkpoint,
+               prove: Callable[[int], list[bytes]]) -> bytes:
+        text = checkpoint.to_text().encode()
+        return add_signatures(note, [NoteSignature(s.name, s.key_id, s.sign(text))
+                                     for s in self.signers])
+
+
+def grow(log: Path, count: int, tag: bytes = b"e",
+         cosigners: Sequence[CosignatureSigner] = ()) -> bytes:
+    """Append ``count`` entries to the log in ``log`` and publish; returns the checkpoint."""
+    storage = FileStorage(log)
+    try:
+        witnessing = FixedCosigners(cosigners) if cosigners else None
+        with Sequencer(storage, log_signer(), config=SequencerConfig(checkpoint_interval=0.05),
+                       witnessing=witnessing) as seq:
+            start = seq.size
+            if count:
+                seq.append_many([entry(tag, i) for i in range(start, start + count)])
+            return seq.publish(timeout=30).note
+    finally:
+        storage.close()
