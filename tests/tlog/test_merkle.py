@@ -155,3 +155,24 @@ def test_perfect_subtrees_cover_the_range() -> None:
                 lo = index << level
                 covered.extend(range(lo, lo + (1 << level)))
             assert covered == list(range(begin, end))
+
+
+def _rfc_path(m: int, leaves: list[bytes]) -> list[bytes]:
+    """RFC 9162 2.1.3.1 PATH(m, D[n]), written recursively as the RFC states it."""
+    n = len(leaves)
+    if n == 1:
+        return []
+    k = 1 << ((n - 1).bit_length() - 1)
+    if m < k:
+        return [*_rfc_path(m, leaves[:k]), _reference_mth(leaves[k:])]
+    return [*_rfc_path(m - k, leaves[k:]), _reference_mth(leaves[:k])]
+
+
+@given(st.integers(min_value=1, max_value=200), st.data())
+@settings(max_examples=150)
+def test_inclusion_path_equals_rfc_definition(size: int, data: st.DataObject) -> None:
+    """Promise 5: the fast audit path is exactly the RFC's recursive PATH."""
+    leaves = [i.to_bytes(2, "big") for i in range(size)]
+    index = data.draw(st.integers(min_value=0, max_value=size - 1))
+    hashes = [merkle.leaf_hash(x) for x in leaves]
+    assert merkle.inclusion_proof(index, size, _memory_reader(hashes)) == _rfc_path(index, leaves)

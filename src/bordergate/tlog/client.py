@@ -148,6 +148,9 @@ class LogClient:
         self.limits = limits or ReadLimits()
         self._cache: OrderedDict[TileRef, TileHashes] = OrderedDict()
         self._cache_size = cache_tiles
+        self._nodes: dict[tuple[int, int], bytes] = {}
+        self._edges: dict[tuple[int, int], bytes] = {}
+        self._node_cache_size = cache_tiles * 64
 
     # -- checkpoint --------------------------------------------------------
     def checkpoint(self) -> SignedCheckpoint:
@@ -214,8 +217,24 @@ class LogClient:
 
     # -- proofs -------------------------------------------------------------
     def node_reader(self, tree_size: int) -> merkle.NodeReader:
-        """Perfect-subtree hashes from the tiles of the published tree of ``tree_size``."""
-        return tile_node_reader(tree_size, self.tile)
+        """Perfect-subtree hashes from the tiles of the published tree of ``tree_size``.
+
+        A complete subtree's hash never changes as the tree grows, so node
+        hashes are cached by ``(level, index)`` across tree sizes.
+        """
+        from_tiles = tile_node_reader(tree_size, self.tile)
+        nodes = self._nodes
+
+        def node(level: int, index: int) -> bytes:
+            key = (level, index)
+            found = nodes.get(key)
+            if found is None:
+                found = from_tiles(level, index)
+                if len(nodes) >= self._node_cache_size:
+                    nodes.clear()
+                nodes[key] = found
+            return found
+        return node
 
     def root(self, size: int, tree_size: int | None = None) -> bytes:
         """The root of the first ``size`` leaves, from the tiles of ``tree_size``."""
@@ -234,7 +253,17 @@ class LogClient:
         if not 0 <= index < size:
             raise NotFound(f"index {index} is outside the log of size {size}",
                            code="index_out_of_range")
-        return merkle.inclusion_proof(index, size, self.node_reader(tree_size or size))
+        node = self.node_reader(tree_size or size)
+        edges = self._edges
+
+        def edge(begin: int, end: int) -> bytes:
+            found = edges.get((begin, end))
+            if found is None:
+                if len(edges) > 4096:
+                    edges.clear()
+                found = edges[begin, end] = merkle.range_hash(begin, end, node)
+            return found
+        return merkle.inclusion_proof(index, size, node, edge)
 
     def consistency_proof(self, old_size: int, size: int, tree_size: int | None = None
                           ) -> list[bytes]:

@@ -112,25 +112,38 @@ def _split(size: int) -> int:
     return 1 << ((size - 1).bit_length() - 1)
 
 
-def inclusion_proof(index: int, size: int, node: NodeReader) -> list[bytes]:
+def inclusion_proof(index: int, size: int, node: NodeReader,
+                    edge: Callable[[int, int], bytes] | None = None) -> list[bytes]:
     """Return the RFC 9162 PATH(index, D[size]) audit path, deepest hash first.
+
+    Below level ``inner`` (the highest bit where ``index`` and ``size - 1``
+    differ) the path holds the siblings on the way up, of which only the
+    right-edge one may be an incomplete subtree (hashed by ``edge(begin, size)``,
+    default :func:`range_hash`, which a caller may memoise); above it, the left
+    siblings wherever ``index`` has a one bit.
 
     Raises:
         ValueError: ``index`` is not below ``size``.
     """
     if not 0 <= index < size:
         raise ValueError(f"index {index} outside tree of size {size}")
+    inner = (index ^ (size - 1)).bit_length()
     path: list[bytes] = []
-    lo, hi = 0, size
-    while hi - lo > 1:
-        k = _split(hi - lo)
-        if index < lo + k:
-            path.append(range_hash(lo + k, hi, node))
-            hi = lo + k
+    for level in range(inner):
+        sibling = (index >> level) ^ 1
+        begin = sibling << level
+        if begin + (1 << level) <= size:
+            path.append(node(level, sibling))
+        elif edge is not None:
+            path.append(edge(begin, size))
         else:
-            path.append(range_hash(lo, lo + k, node))
-            lo += k
-    path.reverse()
+            path.append(range_hash(begin, size, node))
+    rest, level = index >> inner, inner
+    while rest:
+        if rest & 1:
+            path.append(node(level, rest ^ 1))
+        rest >>= 1
+        level += 1
     return path
 
 
