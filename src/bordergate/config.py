@@ -69,6 +69,7 @@ class LogSettings:
         key_file: the custodian's log signing key file.
         pseudonym_secret_file: the per-log secret of the keyed pseudonyms.
         sequencer_url: a separate sequencer process, if any (else in-process).
+        sequencer_token_file: the bearer token shared with that process.
         witnesses: witnesses asked to cosign checkpoints.
         quorum: how many witness cosignatures a checkpoint needs.
     """
@@ -78,6 +79,7 @@ class LogSettings:
     key_file: Path
     pseudonym_secret_file: Path
     sequencer_url: str | None = None
+    sequencer_token_file: Path | None = None
     witnesses: tuple[Witness, ...] = ()
     quorum: int = 0
 
@@ -353,7 +355,7 @@ class _Reader:
         k = f"{key}.log"
         log = self.table(doc, k, "log", {"storage", "origin", "key_file",
                                          "pseudonym_secret_file", "sequencer_url",
-                                         "witnesses", "quorum"})
+                                         "sequencer_token_file", "witnesses", "quorum"})
         storage = self.text(log, k, "storage")
         if not storage.startswith(("postgresql://", "postgres://")):
             if "://" in storage:
@@ -371,13 +373,18 @@ class _Reader:
         if quorum > len(parsed):
             raise self.fail(f"{k}.quorum", "exceeds the number of witnesses")
         sequencer = log.get("sequencer_url")
+        token_file = None
         if sequencer is not None:
             sequencer = self.text(log, k, "sequencer_url")
+            if "sequencer_token_file" not in log:
+                raise self.fail(f"{k}.sequencer_token_file", "required with sequencer_url")
+            token_file = self.path(log, k, "sequencer_token_file")
         return LogSettings(
             storage=storage, origin=self.text(log, k, "origin"),
             key_file=self.path(log, k, "key_file"),
             pseudonym_secret_file=self.path(log, k, "pseudonym_secret_file"),
-            sequencer_url=sequencer, witnesses=tuple(parsed), quorum=quorum)
+            sequencer_url=sequencer, sequencer_token_file=token_file,
+            witnesses=tuple(parsed), quorum=quorum)
 
     def issuer(self, doc: Mapping[str, Any], key: str, code: str) -> IssuerSettings:
         k = f"{key}.issuer"

@@ -37,7 +37,7 @@ from bordergate.entries import Pseudonymizer
 from bordergate.errors import BordergateError, ConfigError, Unavailable
 from bordergate.gateway.approvals import open_approval_store
 from bordergate.gateway.auth import TokenVerifier, parse_public_key
-from bordergate.gateway.service import Gateway, SequencerLog
+from bordergate.gateway.service import Gateway, LogAppender, SequencerLog
 from bordergate.keys.backend import open_key_backend
 from bordergate.keys.keyring import KeyRing, initialise
 from bordergate.policy.bundle import PolicyBundle
@@ -152,6 +152,27 @@ def _log_storage(j: Jurisdiction) -> LogStorage:
     return storage
 
 
+def _log_appender(j: Jurisdiction, storage: LogStorage, signer: Signer) -> LogAppender:
+    """The in-process sequencer, or the client of the log's sequencer service.
+
+    With ``sequencer_url`` several gateway workers share one log: each sends
+    its entries to the one sequencer process (docs/scale-out.md); the workers
+    then only read the log's storage (checkpoint, tiles) to serve it.
+    """
+    if j.log.sequencer_url is not None:
+        from bordergate.tlog.remote import RemoteSequencer
+        assert j.log.sequencer_token_file is not None
+        try:
+            token = j.log.sequencer_token_file.read_text().strip()
+        except OSError as e:
+            raise ConfigError(f"cannot read {j.log.sequencer_token_file}: {e.strerror}",
+                              code="sequencer_token_unreadable") from None
+        return RemoteSequencer(j.log.sequencer_url, token, signer.verifier())
+    sequencer = Sequencer(storage, signer)
+    sequencer.start()
+    return SequencerLog(sequencer)
+
+
 def open_gateway(deployment: Deployment, code: str, *,
                  bundle: PolicyBundle | None = None,
                  log_storage: LogStorage | None = None) -> Gateway:
@@ -166,10 +187,6 @@ def open_gateway(deployment: Deployment, code: str, *,
         Conflict: another process already writes this jurisdiction's log.
     """
     j = deployment.jurisdiction(code)
-    if j.log.sequencer_url is not None:
-        raise ConfigError(f"jurisdictions.{code}.log.sequencer_url: a separate sequencer "
-                          "process is not supported by this gateway build yet",
-                          code="sequencer_url_unsupported")
     schema = load_schema(deployment.schema_path)
     engine = PolicyEngine(bundle or PolicyBundle.load(deployment.policy_bundle_path))
     verifier = _verifier(j, deployment.limits.token_leeway)
@@ -185,11 +202,10 @@ def open_gateway(deployment: Deployment, code: str, *,
     storage = _log_storage(j) if log_storage is None else log_storage
     if log_storage is not None and log_storage.read(CHECKPOINT_PATH) is None:
         create_log(log_storage, signer)
-    sequencer = Sequencer(storage, signer)
-    sequencer.start()
+    appender = _log_appender(j, storage, signer)
     return Gateway(
         jurisdiction=code, schema=schema, engine=engine, verifier=verifier, vault=vault,
-        log=SequencerLog(sequencer), log_storage=storage, log_verifier=signer.verifier(),
+        log=appender, log_storage=storage, log_verifier=signer.verifier(),
         pseudonyms=pseudonyms, approvals=approvals, peers=deployment.gateway_urls(),
         k_min=deployment.k_min, limits=deployment.limits)
 

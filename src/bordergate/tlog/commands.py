@@ -230,3 +230,39 @@ def serve(directory: Path, port: Annotated[int, typer.Option(help="TCP port")] =
     storage = open_log_storage(directory)
     typer.echo(f"serving {directory} at http://{host}:{port}/checkpoint")
     uvicorn.run(make_log_app(storage), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def sequencer(directory: Path, *,
+              token_file: Annotated[Path, typer.Option(
+                  help="bearer token shared with the writers (created 0600 if missing)")],
+              port: Annotated[int, typer.Option(help="TCP port")] = 8090,
+              host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+              key_file: KeyFile = None,
+              interval: Annotated[float, typer.Option(help="checkpoint interval, s")] = 1.0,
+              ) -> None:
+    """Run the log's single writer as a service for several gateway workers."""
+    import secrets
+
+    import uvicorn
+
+    from bordergate.tlog.sequencer import SequencerConfig
+    from bordergate.tlog.sequencer_service import make_sequencer_app
+    try:
+        if not token_file.exists():
+            write_key(token_file, secrets.token_urlsafe(32))
+        token = token_file.read_text().strip()
+        signer = read_signer(key_file or default_key_file(directory))
+        seq = Sequencer(open_log_storage(directory), signer,
+                        config=SequencerConfig(checkpoint_interval=interval))
+        seq.start()
+    except OSError as e:
+        typer.echo(f"error [io]: {e}", err=True)
+        raise typer.Exit(2) from None
+    except BordergateError as e:
+        raise _fail(e) from None
+    typer.echo(f"sequencer for {signer.name} at http://{host}:{port}/append")
+    try:
+        uvicorn.run(make_sequencer_app(seq, token), host=host, port=port, log_level="warning")
+    finally:
+        seq.close()

@@ -1,0 +1,147 @@
+"""A client of a sequencer service that batches concurrent appends.
+
+Gateway workers that share one log send their entries to the log's
+sequencer process (see :mod:`bordergate.tlog.sequencer_service`).  Within one
+worker, appends that arrive while a request is in flight are coalesced into
+the next request (client-side group commit), so the HTTP cost is paid per
+batch, not per entry.  Any failure (unreachable service, 5xx, timeout) fails
+every append in the batch with :class:`~bordergate.errors.Unavailable`: the
+caller must then release nothing (an entry may or may not have been
+sequenced; a logged decision whose data was never sent is harmless, the
+reverse never happens).
+
+This module must never interpret entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import httpx
+
+from bordergate.errors import InvalidInput, PushBack, Unavailable
+from bordergate.tlog.checkpoint import SignedCheckpoint, open_checkpoint
+from bordergate.tlog.note import Verifier
+from bordergate.tlog.sequencer_service import encode_entries
+from bordergate.tlog.tiles import ENTRY_MAX
+
+__all__ = ["RemoteSequencer"]
+
+_MAX_REQUEST_ENTRIES = 8192
+
+
+class RemoteSequencer:
+    """Append to a log through its sequencer service (a gateway ``LogAppender``)."""
+
+    def __init__(self, url: str, token: str, verifier: Verifier, *,
+                 timeout: float = 10.0, client: httpx.AsyncClient | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.verifier = verifier
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._pending: list[tuple[list[bytes], asyncio.Future[int]]] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._checkpoint: SignedCheckpoint | None = None
+
+    @property
+    def origin(self) -> str:
+        return self.verifier.name
+
+    async def append_many(self, entries: Sequence[bytes]) -> int:
+        """Sequence entries durably through the service; the index of the first.
+
+        Raises:
+            InvalidInput: an entry is longer than 65535 bytes.
+            PushBack: the service's queue is full.
+            Unavailable: the service cannot be reached or cannot write.
+        """
+        batch = list(entries)
+        if any(len(e) > ENTRY_MAX for e in batch):
+            raise InvalidInput("log entry exceeds 65535 bytes", code="entry_too_large")
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append((batch, future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_loop())
+        return await future
+
+    async def append(self, entry: bytes) -> int:
+        """Sequence one entry; its index."""
+        return await self.append_many([entry])
+
+    async def _send_loop(self) -> None:
+        while self._pending:
+            take, count = 0, 0
+            while take < len(self._pending) and (take == 0 or count + len(
+                    self._pending[take][0]) <= _MAX_REQUEST_ENTRIES):
+                count += len(self._pending[take][0])
+                take += 1
+            group, self._pending = self._pending[:take], self._pending[take:]
+            body = encode_entries([e for batch, _ in group for e in batch])
+            try:
+                first = await self._post_append(body)
+            except Exception as e:  # every waiter of this batch gets the same failure
+                err = e if isinstance(e, Unavailable | InvalidInput) else \
+                    Unavailable(f"sequencer service failed: {e}", code="log_unavailable")
+                for _, fut in group:
+                    if not fut.done():
+                        fut.set_exception(err)
+                continue
+            for batch, fut in group:
+                if not fut.done():
+                    fut.set_result(first)
+                first += len(batch)
+
+    async def _post_append(self, body: bytes) -> int:
+        try:
+            r = await self._client.post(f"{self.url}/append", content=body,
+                                        headers=self._headers)
+        except httpx.HTTPError as e:
+            raise Unavailable(f"sequencer service unreachable: {e}",
+                              code="log_unavailable") from e
+        if r.status_code == 503 and "retry-after" in r.headers:
+            raise PushBack("sequencer service pushes back",
+                           retry_after=float(r.headers["retry-after"]))
+        if r.status_code != 200:
+            raise Unavailable(f"sequencer service answered {r.status_code}: {r.text[:200]}",
+                              code="log_unwritable")
+        try:
+            return int(r.json()["first"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise Unavailable("sequencer service answered garbage", code="log_unavailable") \
+                from e
+
+    def checkpoint(self) -> SignedCheckpoint | None:
+        """The latest checkpoint this client saw (see :meth:`publish`)."""
+        return self._checkpoint
+
+    async def publish(self, timeout: float = 30.0) -> SignedCheckpoint:
+        """Ask the service for a checkpoint covering everything sequenced so far.
+
+        Raises:
+            Unavailable: not published in time, or the service failed.
+            VerificationError: the service returned a badly signed checkpoint.
+        """
+        try:
+            r = await self._client.post(f"{self.url}/publish", headers=self._headers,
+                                        timeout=timeout + 5)
+        except httpx.HTTPError as e:
+            raise Unavailable(f"sequencer service unreachable: {e}",
+                              code="log_unavailable") from e
+        if r.status_code != 200:
+            raise Unavailable(f"sequencer service answered {r.status_code}",
+                              code="checkpoint_timeout")
+        signed = open_checkpoint(r.content, self.verifier)
+        self._checkpoint = signed
+        return signed
+
+    def close(self) -> None:
+        """Forget pending work (the service keeps what it acknowledged)."""
+        for _, fut in self._pending:
+            if not fut.done():
+                fut.set_exception(Unavailable("log client closed", code="log_unavailable"))
+        self._pending.clear()
+
+    async def aclose(self) -> None:
+        self.close()
+        await self._client.aclose()

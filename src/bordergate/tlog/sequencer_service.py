@@ -1,0 +1,125 @@
+"""The sequencer as its own process: one writer per log, many gateway workers.
+
+``bordergate log sequencer DIR`` owns a log (it holds the single-writer lock)
+and offers, on loopback or a private network, next to the read-only log paths:
+
+* ``POST /append``: body = entries in entry-bundle encoding (big-endian uint16
+  length, then bytes, repeated), at most ``max_body`` bytes; answers
+  ``{"first": N, "count": C}`` once the entries are durable, 503 with
+  ``Retry-After`` on push back, 503 when the log cannot be written;
+* ``POST /publish``: waits for a checkpoint covering every entry so far and
+  returns it (``text/plain``);
+* ``GET /checkpoint`` and ``/tile/...``: as ``bordergate log serve``.
+
+Writers authenticate with a bearer token read from a file that only the
+jurisdiction's processes can read (compared in constant time).  This module
+must never interpret entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bordergate.errors import BordergateError, PushBack, VerificationError
+from bordergate.tlog.sequencer import Sequencer
+from bordergate.tlog.server import log_routes
+from bordergate.tlog.tiles import ENTRY_MAX
+
+__all__ = ["decode_entries", "encode_entries", "make_sequencer_app"]
+
+DEFAULT_MAX_BODY = 16 << 20
+
+
+def decode_entries(data: bytes) -> list[bytes]:
+    """Split entry-bundle-encoded bytes into entries (any count).
+
+    Raises:
+        VerificationError: truncated input (``malformed_entries``).
+    """
+    entries: list[bytes] = []
+    pos, end = 0, len(data)
+    while pos < end:
+        if pos + 2 > end:
+            raise VerificationError("entries truncated in a length", code="malformed_entries")
+        n = int.from_bytes(data[pos:pos + 2], "big")
+        if pos + 2 + n > end:
+            raise VerificationError("entries truncated in an entry", code="malformed_entries")
+        entries.append(data[pos + 2:pos + 2 + n])
+        pos += 2 + n
+    return entries
+
+
+def encode_entries(entries: list[bytes]) -> bytes:
+    """The request body for ``POST /append``."""
+    if any(len(e) > ENTRY_MAX for e in entries):
+        raise ValueError("entry longer than 65535 bytes")
+    return b"".join(len(e).to_bytes(2, "big") + e for e in entries)
+
+
+def _problem(e: BordergateError) -> Response:
+    headers = {"Retry-After": str(max(1, round(e.retry_after)))} \
+        if isinstance(e, PushBack) else {}
+    return JSONResponse({"code": e.code, "detail": str(e)}, status_code=e.http_status,
+                        headers=headers, media_type="application/problem+json")
+
+
+def make_sequencer_app(sequencer: Sequencer, token: str, *,
+                       max_body: int = DEFAULT_MAX_BODY) -> Starlette:
+    """The sequencer service app over a started ``sequencer``."""
+    expected = f"Bearer {token}".encode()
+
+    def authorized(request: Request) -> bool:
+        return hmac.compare_digest(request.headers.get("authorization", "").encode(), expected)
+
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > max_body):
+            raise VerificationError("request body too large", code="body_too_large")
+        chunks, total = [], 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > max_body:
+                raise VerificationError("request body too large", code="body_too_large")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def append(request: Request) -> Response:
+        if not authorized(request):
+            return JSONResponse({"code": "unauthenticated", "detail": "bad or missing token"},
+                                status_code=401, media_type="application/problem+json")
+        try:
+            body = await read_body(request)
+            entries = decode_entries(body)
+            if not entries:
+                raise VerificationError("no entries in the request", code="no_entries")
+            first = await asyncio.wrap_future(sequencer.submit(entries))
+        except VerificationError as e:
+            status = 413 if e.code == "body_too_large" else 400
+            return JSONResponse({"code": e.code, "detail": str(e)}, status_code=status,
+                                media_type="application/problem+json")
+        except BordergateError as e:
+            return _problem(e)
+        return Response(json.dumps({"first": first, "count": len(entries)}),
+                        media_type="application/json")
+
+    async def publish(request: Request) -> Response:
+        if not authorized(request):
+            return JSONResponse({"code": "unauthenticated", "detail": "bad or missing token"},
+                                status_code=401, media_type="application/problem+json")
+        try:
+            signed = await asyncio.to_thread(sequencer.publish, 30.0)
+        except BordergateError as e:
+            return _problem(e)
+        return PlainTextResponse(signed.note.decode(), headers={"Cache-Control": "no-store"})
+
+    routes = [Route("/append", append, methods=["POST"]),
+              Route("/publish", publish, methods=["POST"]),
+              *log_routes(sequencer.storage)]
+    return Starlette(routes=routes)
