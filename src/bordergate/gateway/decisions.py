@@ -18,10 +18,12 @@ stores, and never put a raw subject id, record id or field value in an entry.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from bordergate.entries import encode_entry
+from bordergate.entries import canonical_json, encode_entry
 from bordergate.keys.events import KeyEvent
 from bordergate.policy.engine import Decision
 from bordergate.policy.entities import (
@@ -36,8 +38,10 @@ from bordergate.policy.entities import (
 from bordergate.residency.schema import FieldSpec
 
 __all__ = [
+    "DecisionCache",
     "access_outcome",
     "decision_records",
+    "encode_with_decisions",
     "field_inputs",
     "key_event_entry",
     "withheld_reason",
@@ -120,3 +124,56 @@ def key_event_entry(event: KeyEvent, pseudonym: Any, time: float,
     if extra:
         body.update(extra)
     return encode_entry("key-event", time, body)
+
+
+class DecisionCache:
+    """Decisions (and their recorded JSON) by their complete inputs, bounded LRU.
+
+    A decision is a pure function of its ``DecisionInput`` and the bundle, so
+    equal input lists get equal decisions; caching them is exact.  Inputs carry
+    ``context.now`` in seconds, so entries turn over at least every second.
+    """
+
+    def __init__(self, decide: Callable[[list[DecisionInput]], list[Decision]],
+                 max_entries: int = 4096) -> None:
+        self._decide = decide
+        self._cache: OrderedDict[tuple[DecisionInput, ...],
+                                 tuple[list[Decision], bytes]] = OrderedDict()
+        self._max = max_entries
+
+    def decide(self, inputs: list[DecisionInput]) -> tuple[list[Decision], bytes]:
+        """Decisions for ``inputs`` and the canonical JSON of their ``decisions`` array."""
+        key = tuple(inputs)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        decisions = self._decide(inputs)
+        found = (decisions, canonical_json(decision_records(inputs, decisions)))
+        self._cache[key] = found
+        if len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+        return found
+
+
+_SPLICE = "\x00decisions\x00"
+_SPLICE_JSON = json.dumps(_SPLICE).encode()
+
+
+def encode_with_decisions(entry_type: str, time: float, body: Mapping[str, Any],
+                          decisions_json: bytes) -> bytes:
+    """``encode_entry(type, time, {**body, "decisions": <decisions>})`` with the
+    decisions array given as its canonical JSON (computed once per distinct input).
+
+    The result is byte-for-byte what :func:`~bordergate.entries.encode_entry`
+    gives: the body is canonicalised with a placeholder in the ``decisions``
+    slot (key order does not depend on values), which is then replaced.
+
+    Raises:
+        ValueError: as ``encode_entry``.
+    """
+    data = encode_entry(entry_type, time, {**body, "decisions": _SPLICE})
+    head, sep, tail = data.partition(_SPLICE_JSON)
+    if not sep or _SPLICE_JSON in tail:
+        raise ValueError("decisions placeholder not found exactly once")
+    return head + decisions_json + tail
+

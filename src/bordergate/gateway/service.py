@@ -52,8 +52,10 @@ from bordergate.errors import (
 from bordergate.gateway import approvals as appr
 from bordergate.gateway.auth import TokenVerifier
 from bordergate.gateway.decisions import (
+    DecisionCache,
     access_outcome,
     decision_records,
+    encode_with_decisions,
     field_inputs,
     key_event_entry,
     withheld_reason,
@@ -261,6 +263,7 @@ class Gateway:
         self.bundle_digest = engine.digest
         self._inline_io = vault.store.kind in ("sqlite", "memory")
         self._approval_lock = asyncio.Lock()
+        self._decisions = DecisionCache(engine.decide_many)
 
     # -- plumbing ----------------------------------------------------------
     @property
@@ -300,20 +303,6 @@ class Gateway:
         prefix, sep, _ = record_id.partition("-")
         return prefix if sep and prefix in self.peers else None
 
-    async def _owner(self, collection: str, record_id: str,
-                     subject_hint: str | None) -> SubjectId:
-        hinted = self._subject(subject_hint) if subject_hint is not None else None
-        try:
-            owner: SubjectId = await self._io(self.vault.owner, collection, record_id)
-        except NotFound:
-            home = self._record_hint(record_id)
-            if hinted is None and home is not None and home != self.jurisdiction:
-                raise self._wrong_home(home, "the record") from None
-            raise
-        if hinted is not None and hinted != owner:
-            raise NotFound("no such record of that subject", code="record_not_found")
-        return owner
-
     def _context(self, purpose: str, now: int, approval: appr.ApprovalRecord | None = None,
                  k: int | None = None) -> RequestContext:
         return RequestContext(purpose=purpose, now=now, gateway=self.jurisdiction,
@@ -339,8 +328,14 @@ class Gateway:
     def _log_headers(self, index: int) -> dict[str, str]:
         return {"Bordergate-Log-Origin": self.origin, "Bordergate-Log-Index": str(index)}
 
-    def _decide(self, inputs: list[DecisionInput]) -> list[Decision]:
-        return self.engine.decide_many(inputs)
+    def _decide(self, inputs: list[DecisionInput]) -> tuple[list[Decision], bytes]:
+        return self._decisions.decide(inputs)
+
+    def _decision_entry(self, kind: str, now: float, body: dict[str, Any],
+                        decisions_json: bytes) -> bytes:
+        body.setdefault("gateway", self.jurisdiction)
+        body.setdefault("release", self.release)
+        return encode_with_decisions(kind, now, body, decisions_json)
 
     # -- lifecycle ---------------------------------------------------------
     async def announce_start(self, *, unreviewed: bool, release: str | None) -> int:
@@ -397,37 +392,47 @@ class Gateway:
         self.engine.bundle.purpose(purpose)
         specs = self._specs(collection, _requested_fields(fields))
         parse_record_id(record_id)
-        owner = await self._owner(collection, record_id, subject)
+        hinted = self._subject(subject) if subject is not None else None
         presented = await self._presented_approval(approval)
         now = self.clock()
         context = self._context(purpose, int(now), presented)
         inputs = field_inputs(principal, "read", collection, specs,
                               home=self.jurisdiction, context=context)
-        decisions = self._decide(inputs)
+        decisions, recorded = self._decide(inputs)
         allowed = [s.name for s, d in zip(specs, decisions, strict=True) if d.allowed]
-        values: dict[str, object] = {}
-        if allowed:
-            try:
+        # Resolve: the record's owner (every record here is homed here; a record
+        # that is not here may be homed elsewhere -> 421).  One store query: the
+        # fetch of the allowed fields also names the owner.
+        try:
+            if allowed:
                 record = await self._io(self.vault.get, collection, record_id, allowed)
-            except VerificationError as exc:
-                raise Unavailable("a stored value does not open; nothing released",
-                                  code="record_unreadable") from exc
-            values = record.values
+                owner, values = record.subject, record.values
+            else:
+                owner, values = await self._io(self.vault.owner, collection, record_id), {}
+        except NotFound:
+            home = self._record_hint(record_id)
+            if hinted is None and home is not None and home != self.jurisdiction:
+                raise self._wrong_home(home, "the record") from None
+            raise
+        except VerificationError as exc:
+            raise Unavailable("a stored value does not open; nothing released",
+                              code="record_unreadable") from exc
+        if hinted is not None and hinted != owner:
+            raise NotFound("no such record of that subject", code="record_not_found")
         withheld = [
             {"field": s.name, "class": s.field_class.value,
              **withheld_reason(s.field_class.value, d, context.approval)}
             for s, d in zip(specs, decisions, strict=True) if not d.allowed
         ]
         outcome = access_outcome(decisions)
-        entry = self._entry("access", now, {
+        entry = self._decision_entry("access", now, {
             "principal": principal.to_json(), "collection": collection,
             "subject": self.pseudonyms.subject(str(owner)),
             "record": self.pseudonyms.record(collection, record_id),
             "purpose": purpose, "bundle": self.bundle_digest,
             "approval": presented.id if presented else None,
-            "outcome": outcome, "decisions": decision_records(inputs, decisions),
-            "released": sorted(values),
-        })
+            "outcome": outcome, "released": sorted(values),
+        }, recorded)
         index = await self.log.append_many([entry])  # promise 3: durable before release
         body = {"collection": collection, "record": record_id, "purpose": purpose,
                 "fields": {name: values.get(name) for name in allowed},
@@ -483,16 +488,15 @@ class Gateway:
         context = self._context(purpose, int(now))
         inputs = field_inputs(principal, "write", collection, specs,
                               home=self.jurisdiction, context=context)
-        decisions = self._decide(inputs)
+        decisions, recorded = self._decide(inputs)
         outcome = access_outcome(decisions)
-        entry = self._entry("write", now, {
+        entry = self._decision_entry("write", now, {
             "principal": principal.to_json(), "collection": collection,
             "subject": self.pseudonyms.subject(str(subject)),
             "record": self.pseudonyms.record(collection, record_id),
             "purpose": purpose, "bundle": self.bundle_digest, "outcome": outcome,
-            "decisions": decision_records(inputs, decisions),
             "fields": sorted(s.name for s in specs),
-        })
+        }, recorded)
         index = await self.log.append_many([entry])
         if outcome != "allow":
             refused = [{"field": s.name, "class": s.field_class.value,
@@ -526,16 +530,15 @@ class Gateway:
         now = self.clock()
         item = DecisionInput(principal, "erase", Subject(self.jurisdiction),
                              self._context(purpose, int(now)))
-        decisions = self._decide([item])
+        decisions, recorded = self._decide([item])
         allowed = decisions[0].allowed
         records = len(await self._io(self.vault.records_of, subject)) if allowed else 0
-        entry = self._entry("erase", now, {
+        entry = self._decision_entry("erase", now, {
             "principal": principal.to_json(),
             "subject": self.pseudonyms.subject(str(subject)),
             "purpose": purpose, "bundle": self.bundle_digest,
-            "outcome": "allow" if allowed else "deny",
-            "decisions": decision_records([item], decisions), "records": records,
-        })
+            "outcome": "allow" if allowed else "deny", "records": records,
+        }, recorded)
         index = await self.log.append_many([entry])
         if not allowed:
             raise DeniedAfterLogging(
@@ -582,20 +585,19 @@ class Gateway:
         context = self._context(purpose, int(now), k=k)
         inputs = field_inputs(principal, "export", collection, specs,
                               home=self.jurisdiction, context=context)
-        decisions = self._decide(inputs)
+        decisions, recorded = self._decide(inputs)
         allowed = decisions[0].allowed
         aggregate = (await self._io(lambda: self.vault.aggregate(
             collection, group_by, min_subjects=k)) if allowed else None)
         groups = list(aggregate.groups) if aggregate else []
         truncated = len(groups) > self.limits.max_export_groups
         groups = groups[: self.limits.max_export_groups]
-        entry = self._entry("export", now, {
+        entry = self._decision_entry("export", now, {
             "principal": principal.to_json(), "collection": collection, "group_by": group_by,
             "purpose": purpose, "bundle": self.bundle_digest, "k": k,
             "outcome": "allow" if allowed else "deny",
-            "decisions": decision_records(inputs, decisions),
             "groups": len(groups), "suppressed": aggregate.suppressed if aggregate else 0,
-        })
+        }, recorded)
         index = await self.log.append_many([entry])
         if aggregate is None:
             raise DeniedAfterLogging(
@@ -667,7 +669,7 @@ class Gateway:
                           now: int) -> tuple[DecisionInput, Decision]:
         item = DecisionInput(principal, "approve", record.as_resource(),
                              self._context(record.purpose, now))
-        return item, self._decide([item])[0]
+        return item, self.engine.decide(item)
 
     async def decide_approval(self, authorization: str | None, approval_id: str,
                               verdict: str) -> Outcome:
