@@ -7,6 +7,9 @@ This module must never hold domain logic: commands call the rooms' APIs.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from bordergate import __version__
@@ -48,6 +51,23 @@ def _root() -> None:
 def version() -> None:
     """Print the installed bordergate version."""
     typer.echo(__version__)
+
+
+@app.command()
+def demo(
+    data: Annotated[Path, typer.Option(help="demo directory (wiped and rebuilt)")] = Path(
+        "demo-data"),
+    subjects: Annotated[int, typer.Option(help="subjects to seed, across the 3 homes")] = 1200,
+    serve: Annotated[bool, typer.Option(help="keep the gateways running until Ctrl-C")] = True,
+    base_port: Annotated[int, typer.Option(help="first of 3 loopback ports")] = 8401,
+) -> None:
+    """Run the trusted-partner demo (us, eu, cn) on embedded defaults."""
+    from bordergate.demo import run_demo
+    try:
+        run_demo(data, subjects=subjects, serve=serve, base_port=base_port)
+    except (RuntimeError, OSError) as e:
+        typer.echo(f"error [demo_failed]: {e}", err=True)
+        raise typer.Exit(1) from None
 
 
 def main() -> None:
