@@ -169,18 +169,18 @@ def decode_bundle(data: bytes, width: int) -> list[bytes]:
         VerificationError: truncated, trailing bytes, or a different count.
     """
     entries: list[bytes] = []
+    append = entries.append  # the auditor's hot loop: one slice per entry, nothing more
     pos, end = 0, len(data)
     while pos < end:
-        if pos + 2 > end:
+        start = pos + 2
+        if start > end:
             raise VerificationError(f"entry bundle truncated in the length of entry {len(entries)}",
                                     code="malformed_bundle")
-        n = int.from_bytes(data[pos:pos + 2], "big")
-        pos += 2
-        if pos + n > end:
+        pos = start + ((data[pos] << 8) | data[start - 1])
+        if pos > end:
             raise VerificationError(f"entry bundle truncated inside entry {len(entries)}",
                                     code="malformed_bundle")
-        entries.append(data[pos:pos + n])
-        pos += n
+        append(data[start:pos])
     if len(entries) != width:
         raise VerificationError(f"entry bundle holds {len(entries)} entries, expected {width}",
                                 code="malformed_bundle")
