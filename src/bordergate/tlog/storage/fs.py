@@ -51,6 +51,7 @@ def _load_syncfs() -> object | None:
 
 
 _SYNCFS = _load_syncfs()
+_FSYNC_EACH_UP_TO = 8
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -110,8 +111,7 @@ class FileStorage:
                     parent.mkdir(parents=True, exist_ok=True)
                     self._made_dirs.add(parent)
                 self._write_new(path, data)
-                if _SYNCFS is None:
-                    self._unsynced.append(path)
+                self._unsynced.append(path)
         except OSError as e:
             raise Unavailable(f"log tile write failed: {e}", code="log_unwritable") from e
 
@@ -138,9 +138,18 @@ class FileStorage:
             os.close(fd)
 
     def sync(self) -> None:
-        """Make every earlier put durable (one syncfs, or an fsync per file)."""
+        """Make every earlier put durable.
+
+        A few files (a gateway's small batches) are fsynced one by one with
+        their directories, so latency does not depend on what other processes
+        have left dirty on the file system; many files (bulk appends) take one
+        ``syncfs`` of the directory's file system instead.
+        """
+        paths, self._unsynced = self._unsynced, []
+        if not paths:
+            return
         try:
-            if _SYNCFS is not None:
+            if _SYNCFS is not None and len(paths) > _FSYNC_EACH_UP_TO:
                 fd = os.open(self.root, os.O_RDONLY)
                 try:
                     if _SYNCFS(fd) != 0:  # type: ignore[operator]
@@ -149,15 +158,14 @@ class FileStorage:
                 finally:
                     os.close(fd)
                 return
-            for path in self._unsynced:
+            for path in paths:
                 fd = os.open(path, os.O_RDONLY)
                 try:
-                    os.fsync(fd)
+                    os.fdatasync(fd)
                 finally:
                     os.close(fd)
-            for d in {p.parent for p in self._unsynced}:
+            for d in {p.parent for p in paths}:
                 self._fsync_dir(d)
-            self._unsynced.clear()
         except OSError as e:
             raise Unavailable(f"log sync failed: {e}", code="log_unwritable") from e
 
