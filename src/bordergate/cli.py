@@ -14,6 +14,7 @@ import typer
 
 from bordergate import __version__
 from bordergate.audit import commands as audit_commands
+from bordergate.audit import run_command as audit_run_command
 from bordergate.gateway import commands as gateway_commands
 from bordergate.gateway import principal_commands
 from bordergate.keys import commands as keys_commands
@@ -35,6 +36,7 @@ app = typer.Typer(
 app.add_typer(log_commands.app, name="log")
 app.add_typer(witness_commands.app, name="witness")
 app.add_typer(audit_commands.app, name="audit")
+audit_commands.app.command("run")(audit_run_command.run)
 app.add_typer(principal_commands.app, name="principal")
 app.add_typer(gateway_commands.app, name="gateway")
 app.add_typer(keys_commands.app, name="keys")

@@ -1,0 +1,178 @@
+"""What an audit finds: the stable finding kinds, their severity, and one finding.
+
+Every finding names its **kind** (a stable snake_case code, listed in
+:data:`FINDING_KINDS` with its severity, category and title), the jurisdiction
+and log origin, the entry index that proves it, and an explanation for people.
+The run attaches an inclusion proof of that entry against the checkpoint it
+audited, so a finding can be shown to anyone who holds just that checkpoint.
+
+Categories say what a finding means:
+
+* ``violation``: a rule or promise was broken (data released that should not
+  have been, a decision that does not replay, an invalid approval used);
+* ``denied_attempt``: the controls worked, but someone the controls exist for
+  (a covered person: the parent organisation abroad) tried; nothing released;
+* ``integrity``: the log or an entry is not what it must be (malformed, out of
+  order, holding personal data, a bundle that cannot be checked);
+* ``process``: code or policy release and review discipline (unreviewed starts).
+
+Pure values; this module must never do I/O, and an explanation must never
+quote an entry's string values (they are untrusted and could hold personal data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["CATEGORIES", "FINDING_KINDS", "SEVERITIES", "Finding", "FindingKind", "kind_of"]
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+CATEGORIES = ("violation", "denied_attempt", "integrity", "process")
+
+
+@dataclass(frozen=True)
+class FindingKind:
+    """A kind of finding: its code, severity, category and a one-line title."""
+
+    code: str
+    severity: str
+    category: str
+    title: str
+
+
+def _kinds(*rows: tuple[str, str, str, str]) -> Mapping[str, FindingKind]:
+    return {code: FindingKind(code, sev, cat, title) for code, sev, cat, title in rows}
+
+
+FINDING_KINDS: Mapping[str, FindingKind] = _kinds(
+    # the log itself
+    ("log_verification_failed", "critical", "integrity",
+     "The log failed verification (tampering, rollback, split view or damage)"),
+    # entries
+    ("entry_malformed", "high", "integrity", "An entry is not a well-formed log entry"),
+    ("entry_time_regression", "medium", "integrity",
+     "An entry is older than an earlier entry by more than the tolerance"),
+    ("personal_data_in_entry", "high", "integrity",
+     "An entry appears to carry a field value or a raw subject id (promise 7)"),
+    # decision replay (promise 4)
+    ("decision_mismatch", "critical", "violation",
+     "A recorded decision differs from the decision its policy bundle gives"),
+    ("decision_unreplayable", "high", "integrity",
+     "A recorded decision input cannot be replayed (malformed or unknown purpose)"),
+    ("decision_input_inconsistent", "critical", "violation",
+     "A recorded decision input does not describe the request of its entry"),
+    ("decision_release_mismatch", "high", "violation",
+     "A decision names a release that is not approved or uses another policy bundle"),
+    ("bundle_unavailable", "high", "integrity",
+     "The policy bundle an entry names is not published, so its decisions cannot be replayed"),
+    ("bundle_digest_mismatch", "critical", "integrity",
+     "A published policy bundle does not have the digest it is published under"),
+    ("released_without_permit", "critical", "violation",
+     "An entry released (or carried out) more than its recorded decisions allowed"),
+    # data-flow rules (promises 1, 2)
+    ("restricted_released_abroad", "critical", "violation",
+     "A restricted field was released to a principal outside its home jurisdiction"),
+    ("restricted_released_to_parent", "critical", "violation",
+     "A restricted field was released to the parent organisation"),
+    ("restricted_exported", "critical", "violation",
+     "A restricted field was released in an export"),
+    ("protected_released_abroad_without_approval", "critical", "violation",
+     "A protected field was released to a principal abroad without an approval"),
+    ("export_below_k", "critical", "violation",
+     "An export was released over fewer subjects than the minimum k"),
+    ("covered_person_denied", "low", "denied_attempt",
+     "A parent-organisation principal abroad asked for protected or restricted data "
+     "and was denied (nothing released)"),
+    # approvals
+    ("approval_unknown", "critical", "violation",
+     "An approval that was never requested in this log was granted or used"),
+    ("approval_single_approver", "critical", "violation",
+     "An approval counted as granted with fewer than two distinct custodian approvers"),
+    ("approval_not_granted", "critical", "violation",
+     "An approval was used before it was granted"),
+    ("approval_self_granted", "critical", "violation",
+     "The requester of an approval granted it"),
+    ("approval_by_non_approver", "critical", "violation",
+     "An approval was granted by a principal who is not a custodian approver"),
+    ("approval_expired", "critical", "violation", "An approval was used after it expired"),
+    ("approval_revoked", "critical", "violation",
+     "An approval was used after it was revoked or denied"),
+    ("approval_scope_exceeded", "critical", "violation",
+     "An approval was used beyond its scope (requester, purpose, collection or class)"),
+    ("approval_invalid_transition", "medium", "integrity",
+     "An approval changed state in a way the approval rules forbid"),
+    # releases (promise 6): codes of bordergate.releases.ledger
+    ("unreviewed_start", "high", "process",
+     "A gateway started without an approved release (--unreviewed)"),
+    ("start_unapproved_release", "critical", "process",
+     "A gateway started claiming a release that was not approved"),
+    ("start_digest_mismatch", "critical", "process",
+     "A gateway ran code or policy other than its release names"),
+    ("release_malformed", "medium", "process", "A release entry is malformed"),
+    ("release_id_mismatch", "medium", "process", "A release entry's id is not its manifest's"),
+    ("release_duplicate", "low", "process", "A release was proposed twice"),
+    ("review_unknown_release", "medium", "process", "A review names no earlier release"),
+    ("review_duplicate", "low", "process", "A reviewer reviewed the same release twice"),
+    ("review_invalid", "high", "process",
+     "A release review does not count (unknown reviewer or bad signature)"),
+)
+
+
+def kind_of(code: str) -> FindingKind:
+    """The kind for ``code``; unknown review-check codes map to ``review_invalid``."""
+    found = FINDING_KINDS.get(code)
+    return found if found is not None else FINDING_KINDS["review_invalid"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding, proven by the entry at ``index`` of the log of ``jurisdiction``.
+
+    Attributes:
+        kind: a code of :data:`FINDING_KINDS`.
+        jurisdiction: the audited log's jurisdiction code.
+        origin: the audited log's origin line.
+        index: the entry that proves it (None for a log that failed before any entry).
+        explanation: for people; never quotes entry string values.
+        time: the entry's time (epoch seconds), when known.
+        detail: small machine-readable facts (codes, counts, field names of the schema).
+    """
+
+    kind: str
+    jurisdiction: str
+    origin: str
+    index: int | None
+    explanation: str
+    time: float | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def severity(self) -> str:
+        return kind_of(self.kind).severity
+
+    @property
+    def category(self) -> str:
+        return kind_of(self.kind).category
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form (without proof; the run adds it)."""
+        k = kind_of(self.kind)
+        return {"kind": self.kind, "title": k.title, "severity": k.severity,
+                "category": k.category, "jurisdiction": self.jurisdiction,
+                "origin": self.origin, "index": self.index, "time": self.time,
+                "explanation": self.explanation, "detail": dict(self.detail)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Finding:
+        """Rebuild from :meth:`to_json` (the auditor's own saved state).
+
+        Raises:
+            KeyError, TypeError: the state file is damaged (the caller wraps it).
+        """
+        return cls(str(data["kind"]), str(data["jurisdiction"]), str(data["origin"]),
+                   None if data["index"] is None else int(data["index"]),
+                   str(data["explanation"]),
+                   None if data.get("time") is None else float(data["time"]),
+                   dict(data.get("detail") or {}))

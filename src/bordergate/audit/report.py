@@ -1,0 +1,287 @@
+"""The audit report: one JSON document built from a run, and where it is written.
+
+:func:`build_report` turns an :class:`~bordergate.audit.run.AuditRun` into the
+``report.json`` document (``bordergate/audit-report/v1``): a summary; per log
+the checkpoint audited (with its signed note, so every proof can be checked
+against it by anyone); flows by source and destination jurisdiction (the
+principal's location and the data's home), class and purpose; decisions over
+time; denials by reason; approvals (who asked, who granted, how long, how
+often used); releases and review latency; the findings, each with its
+inclusion proof; and the control table (:mod:`bordergate.audit.controls`).
+:func:`write_report` writes ``report.json`` and the self-contained
+``report.html`` (:mod:`bordergate.audit.report_html`) atomically.
+
+Building is pure; only :func:`write_report` touches files.  This module must
+never copy an entry's string values into the report beyond the codes and names
+the entries are made of (classes, purposes, principal ids, approval ids), and
+the HTML renderer escapes even those.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from bordergate.audit.controls import control_table
+from bordergate.audit.findings import CATEGORIES, SEVERITIES
+from bordergate.audit.run import AuditRun, LogRun
+from bordergate.entries import format_time
+from bordergate.releases.ledger import APPROVED, REJECTED
+
+__all__ = ["REPORT_FORMAT", "build_report", "write_report"]
+
+REPORT_FORMAT = "bordergate/audit-report/v1"
+_MAX_BUCKETS = 120
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else format_time(t)
+
+
+def build_report(run: AuditRun) -> dict[str, Any]:
+    """The report document of ``run`` (see the module docstring)."""
+    logs = [_log(r) for r in run.logs]
+    tallies = [r.inspector.tally for r in run.logs if r.inspector is not None]
+    findings = _findings(run.logs)
+    replay: Counter[str] = Counter()
+    for t in tallies:
+        replay.update(t.replay)
+    denials: Counter[str] = Counter()
+    for t in tallies:
+        denials.update(t.denials)
+    flows = _flow_rows(run.logs, "flows")
+    report: dict[str, Any] = {
+        "format": REPORT_FORMAT,
+        "title": run.config.title,
+        "auditor": run.config.name,
+        "generated": format_time(run.time),
+        "summary": _summary(run, logs, findings, replay, sum(denials.values())),
+        "logs": logs,
+        "flows": flows,
+        "withheld": _flow_rows(run.logs, "withheld"),
+        "timeline": _timeline(tallies),
+        "denials": [{"reason": k, "count": v} for k, v in denials.most_common()],
+        "principals": _merged(r.inspector.tally.principals for r in run.logs
+                              if r.inspector is not None),
+        "key_events": _merged(r.inspector.tally.key_events for r in run.logs
+                              if r.inspector is not None),
+        "exports": {"allowed": sum(t.exports["allowed"] for t in tallies),
+                    "denied": sum(t.exports["denied"] for t in tallies),
+                    "min_k_released": min((t.min_export_k for t in tallies
+                                           if t.min_export_k is not None), default=None)},
+        "approvals": _approvals(run.logs),
+        "releases": _releases(run.logs),
+        "review_throughput": {r.audit.jurisdiction: r.ledger.throughput(run.time).to_json()
+                              for r in run.logs if r.ledger is not None},
+        "gateway_starts": _starts(run.logs),
+        "findings": findings,
+    }
+    report["controls"] = control_table(report)
+    return report
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.html`` into ``out_dir`` (each atomically).
+
+    Returns:
+        The two paths.
+
+    Raises:
+        OSError: the directory cannot be written.
+    """
+    from bordergate.audit.report_html import render_report_html
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = (out_dir / "report.json", out_dir / "report.html")
+    texts = (json.dumps(report, indent=1, sort_keys=True) + "\n", render_report_html(report))
+    for path, text in zip(paths, texts, strict=True):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    return paths
+
+
+def _summary(run: AuditRun, logs: list[dict[str, Any]], findings: list[dict[str, Any]],
+             replay: Counter[str], denied: int) -> dict[str, Any]:
+    by_sev = Counter(f["severity"] for f in findings)
+    by_cat = Counter(f["category"] for f in findings)
+    failed = [log["jurisdiction"] for log in logs if not log["verified"]]
+    verdict = ("log verification failed" if failed else
+               "violations found" if by_cat["violation"] else
+               "findings to review" if findings else "clean: no findings")
+    return {
+        "verdict": verdict,
+        "logs": len(logs), "logs_verified": len(logs) - len(failed), "logs_failed": failed,
+        "entries": sum(log["entries_inspected"] for log in logs),
+        "new_entries": sum(log["new_entries"] for log in logs),
+        "decisions_replayed": replay["decisions"], "replay_mismatches": replay["mismatches"],
+        "decisions_not_replayed": replay["unreplayed"],
+        "denied_field_decisions": denied,
+        "findings": len(findings),
+        "by_severity": {s: by_sev[s] for s in SEVERITIES},
+        "by_category": {c: by_cat[c] for c in CATEGORIES},
+        "by_kind": dict(sorted(Counter(f["kind"] for f in findings).items())),
+    }
+
+
+def _log(r: LogRun) -> dict[str, Any]:
+    check = r.check
+    verified = r.error is None and check is not None and check.ok
+    tally = r.inspector.tally if r.inspector is not None else None
+    return {
+        "jurisdiction": r.audit.jurisdiction,
+        "origin": check.origin if check is not None else None,
+        "location": r.audit.location,
+        "verified": verified,
+        "error": r.error,
+        "code": check.code if check is not None else None,
+        "reason": check.reason if check is not None else None,
+        "failed_index": check.index if check is not None else None,
+        "previous_size": check.old_size if check is not None else None,
+        "size": check.size if check is not None else None,
+        "root": check.root.hex() if check is not None and check.root is not None else None,
+        "checkpoint": r.checkpoint,
+        "cosignatures": list(check.cosignatures) if check is not None else [],
+        "quorum": r.audit.quorum,
+        "warnings": list(check.warnings) if check is not None else [],
+        "new_entries": r.new_entries,
+        "entries_inspected": r.inspector.state.size if r.inspector is not None else 0,
+        "entry_types": dict(tally.entries) if tally is not None else {},
+        "first_entry": _iso(tally.first_time) if tally is not None else None,
+        "last_entry": _iso(tally.last_time) if tally is not None else None,
+        "pii_scan_hits": tally.pii_hits if tally is not None else 0,
+    }
+
+
+def _findings(logs: list[LogRun]) -> list[dict[str, Any]]:
+    out = []
+    for r in logs:
+        repeats = r.inspector.state.flagged if r.inspector is not None else {}
+        for f in r.findings:
+            doc = f.to_json()
+            key = doc["detail"].pop("repeat_key", None)
+            if key is not None:
+                doc["repeats"] = repeats.get(key, 0)
+            doc["time"] = _iso(f.time)
+            doc["proof"] = r.proofs.get(f.index) if f.index is not None else None
+            out.append(doc)
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    out.sort(key=lambda d: (order.get(d["severity"], 9), d["jurisdiction"],
+                            d["index"] if d["index"] is not None else -1))
+    return out
+
+
+def _flow_rows(logs: list[LogRun], which: str) -> list[dict[str, Any]]:
+    merged: Counter[str] = Counter()
+    for r in logs:
+        if r.inspector is not None:
+            merged.update(getattr(r.inspector.tally, which))
+    rows = []
+    for key, count in merged.most_common():
+        parts = key.split(">")
+        if len(parts) == 4:
+            rows.append({"source": parts[0], "destination": parts[1], "class": parts[2],
+                         "purpose": parts[3], "count": count})
+    return rows
+
+
+def _merged(counters: Iterable[Counter[str]]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for c in counters:
+        total.update(c)
+    return dict(total.most_common())
+
+
+def _timeline(tallies: list[Any]) -> dict[str, Any]:
+    minutes: dict[int, list[int]] = {}
+    for t in tallies:
+        for key, row in t.minutes.items():
+            cell = minutes.setdefault(int(key), [0, 0, 0])
+            for i in range(3):
+                cell[i] += row[i]
+    if not minutes:
+        return {"bucket_seconds": 60, "series": []}
+    first, last = min(minutes), max(minutes)
+    width = max(1, math.ceil((last - first + 1) / _MAX_BUCKETS))
+    buckets: dict[int, list[int]] = {}
+    for minute, row in minutes.items():
+        b = first + (minute - first) // width * width
+        cell = buckets.setdefault(b, [0, 0, 0])
+        for i in range(3):
+            cell[i] += row[i]
+    series = [{"start": format_time(b * 60), "allowed": buckets.get(b, [0, 0, 0])[0],
+               "partial": buckets.get(b, [0, 0, 0])[1], "denied": buckets.get(b, [0, 0, 0])[2]}
+              for b in range(first, last + 1, width)]
+    return {"bucket_seconds": width * 60, "series": series}
+
+
+def _approvals(logs: list[LogRun]) -> list[dict[str, Any]]:
+    out = []
+    for r in logs:
+        if r.inspector is None:
+            continue
+        for a in r.inspector.state.approvals.values():
+            granted_time = a.granted[1] if a.granted else None
+            out.append({
+                "jurisdiction": r.audit.jurisdiction, "id": a.id, "index": a.index,
+                "requester": {k: a.requester.get(k) for k in ("id", "org", "org_kind",
+                                                               "location")},
+                "purpose": a.purpose, "reason": a.reason,
+                "scope": {"collections": a.collections, "classes": a.classes},
+                "requested_at": _iso(a.requested_at), "expires": _iso(a.expires),
+                "duration_s": a.expires - a.requested_at,
+                "state": a.state,
+                "approvers": sorted(a.valid_approvers()),
+                "grants": [{"approver": g[0], "index": g[1], "time": _iso(g[2]),
+                            "counted": g[3]} for g in a.grants],
+                "granted_at": _iso(granted_time),
+                "time_to_grant_s": None if granted_time is None
+                else round(granted_time - a.requested_at),
+                "closed": None if a.closed is None else {"index": a.closed[0],
+                                                          "time": _iso(a.closed[1]),
+                                                          "by": a.closed[2]},
+                "uses": a.uses, "released_fields": a.released,
+            })
+    out.sort(key=lambda d: (d["jurisdiction"], d["index"]))
+    return out
+
+
+def _releases(logs: list[LogRun]) -> list[dict[str, Any]]:
+    out = []
+    for r in logs:
+        if r.ledger is None:
+            continue
+        for rec in r.ledger.releases.values():
+            decided = rec.decided
+            out.append({
+                "jurisdiction": r.audit.jurisdiction, "id": rec.id, "index": rec.index,
+                "proposed": _iso(rec.time), "state": rec.state,
+                "version": rec.manifest.version, "revision": rec.manifest.revision,
+                "package_digest": rec.manifest.package_digest,
+                "policy_digest": rec.manifest.policy_digest,
+                "approvals": sorted(rec.approvals), "rejections": sorted(rec.rejections),
+                "required": rec.required,
+                "decided": _iso(decided[1]) if decided else None,
+                "decided_index": decided[0] if decided else None,
+                "review_latency_s": round(decided[1] - rec.time) if decided else None,
+                "approved": rec.state == APPROVED, "rejected": rec.state == REJECTED,
+            })
+    out.sort(key=lambda d: (d["jurisdiction"], d["index"]))
+    return out
+
+
+def _starts(logs: list[LogRun]) -> list[dict[str, Any]]:
+    out = []
+    for r in logs:
+        if r.ledger is None:
+            continue
+        for s in r.ledger.starts:
+            out.append({"jurisdiction": r.audit.jurisdiction, "index": s.index,
+                        "time": _iso(s.time), "gateway": s.gateway, "release": s.release,
+                        "reviewed": s.reviewed})
+    return out

@@ -1,0 +1,338 @@
+"""One audit run over every configured log: log check, inspection, proofs, state.
+
+For each log of the auditor's configuration, :func:`run_audit`:
+
+1. runs the log-level check (:func:`bordergate.audit.logcheck.audit_log`):
+   signature, witness quorum, consistency with the last verified checkpoint,
+   and the full rebuild of every new tile from the new entry bundles.  The
+   entry bundles the check reads are kept aside (spooled to a temporary file)
+   as it reads them; nothing is inspected before the whole check passed, so
+   tampering is caught there, before any replay;
+2. feeds the new entries, in index order, to a
+   :class:`~bordergate.audit.inspection.LogInspector` continuing from the saved
+   inspection state (incremental);
+3. attaches to every finding an RFC 9162 inclusion proof of its entry against
+   the checkpoint just audited, verified before it is written;
+4. saves the inspection state, and only then the log check's new state, so a
+   crash never leaves entries verified but not inspected.
+
+The reports (JSON and HTML) are written by :mod:`bordergate.audit.report`.
+State layout under ``--state DIR``: ``logs/`` (the log check's state, see
+:mod:`bordergate.audit.logstate_dir`) and ``inspection/<origin>.json``.
+
+This module does the I/O of an audit; it must never write to a log, and never
+save state for entries it did not verify.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import tempfile
+import time as wallclock
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from bordergate.audit.auditor_config import AuditorConfig, LogAudit
+from bordergate.audit.bundlestore import BundleStore
+from bordergate.audit.findings import Finding
+from bordergate.audit.inspection import InspectionState, LogInspector
+from bordergate.audit.logcheck import AuditResult, audit_log
+from bordergate.audit.logstate import AuditStateStore, decode_state
+from bordergate.audit.logstate_dir import DirectoryStateStore, state_file_name
+from bordergate.errors import BordergateError, ConfigError, VerificationError
+from bordergate.releases.ledger import ReleaseLedger
+from bordergate.releases.review import reviewers_from
+from bordergate.tlog import merkle
+from bordergate.tlog.client import LogClient, LogSource, open_source
+from bordergate.tlog.cosignature import CosignatureVerifier
+from bordergate.tlog.note import Ed25519Verifier
+from bordergate.tlog.tiles import TILE_WIDTH, decode_bundle, parse_path
+
+__all__ = ["MAX_PROOFS", "AuditRun", "LogRun", "run_audit"]
+
+MAX_PROOFS = 5000
+"""Findings per log that get an inclusion proof in the report (the rest: ``log prove``)."""
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class LogRun:
+    """The audit of one log in one run.
+
+    Attributes:
+        audit: what the auditor trusts about it.
+        check: the log-level result (None if the log could not be reached).
+        error: why it could not be audited (infrastructure), if so.
+        inspector: the inspection (with the release ledger), when the log verified.
+        new_entries: entries inspected in this run.
+        proofs: inclusion proof per finding index.
+        checkpoint: the audited checkpoint note.
+    """
+
+    audit: LogAudit
+    check: AuditResult | None = None
+    error: str | None = None
+    inspector: LogInspector | None = None
+    new_entries: int = 0
+    proofs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    checkpoint: str | None = None
+    log_findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[Finding]:
+        own = self.inspector.findings if self.inspector is not None else []
+        return [*self.log_findings, *own]
+
+    @property
+    def ledger(self) -> ReleaseLedger | None:
+        return self.inspector.ledger if self.inspector is not None else None
+
+
+@dataclass
+class AuditRun:
+    """Every log's audit in one run."""
+
+    config: AuditorConfig
+    time: float
+    logs: list[LogRun]
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for log in self.logs for f in log.findings]
+
+    @property
+    def ok(self) -> bool:
+        """Every log verified and nothing was found."""
+        return all(r.error is None and r.check is not None and r.check.ok for r in self.logs) \
+            and not self.findings
+
+
+def run_audit(config: AuditorConfig, state_dir: Path, *, now: float | None = None,
+              progress: Progress | None = None) -> AuditRun:
+    """Audit every configured log once (see the module docstring).
+
+    Args:
+        config: the auditor configuration.
+        state_dir: the auditor's state directory (created if missing).
+        now: the audit's reference time (default: the wall clock).
+        progress: called with ``(jurisdiction, done, total)`` during the log check.
+
+    Returns:
+        The run; a log that failed verification carries a ``log_verification_failed``
+        finding, and one that could not be reached an ``error``.
+
+    Raises:
+        ConfigError: the saved state is damaged or inconsistent.
+    """
+    run = AuditRun(config, wallclock.time() if now is None else now, [])
+    for code in sorted(config.logs):
+        run.logs.append(_audit_one(config, config.logs[code], state_dir, progress))
+    return run
+
+
+class _SpoolingSource:
+    """A log source that keeps aside every entry bundle it serves (for after the check)."""
+
+    def __init__(self, inner: LogSource, spool: IO[bytes]) -> None:
+        self.inner = inner
+        self.spool = spool
+        self.recording = True
+        self.bundles: dict[int, tuple[int, int, int]] = {}  # bundle -> (offset, length, width)
+
+    def fetch(self, path: str, limit: int) -> bytes | None:
+        data = self.inner.fetch(path, limit)
+        if data is not None and self.recording and path.startswith("tile/entries/"):
+            ref = parse_path(path)
+            offset = self.spool.seek(0, 2)
+            self.spool.write(data)
+            self.bundles[ref.index] = (offset, len(data), ref.width)
+        return data
+
+    def entries(self, start: int, end: int) -> Any:
+        """Yield ``(index, entry)`` for ``start <= index < end`` from the spooled bundles.
+
+        Raises:
+            VerificationError: a needed bundle was not read by the check.
+        """
+        for bundle in range(start // TILE_WIDTH, (end + TILE_WIDTH - 1) // TILE_WIDTH):
+            found = self.bundles.get(bundle)
+            if found is None:
+                raise VerificationError(f"entry bundle {bundle} was not verified",
+                                        code="bundle_not_verified")
+            offset, length, width = found
+            self.spool.seek(offset)
+            for i, data in enumerate(decode_bundle(self.spool.read(length), width)):
+                index = bundle * TILE_WIDTH + i
+                if start <= index < end:
+                    yield index, data
+
+
+class _HeldStateStore:
+    """Holds the log check's new state until the inspection state is saved."""
+
+    def __init__(self, inner: AuditStateStore) -> None:
+        self.inner = inner
+        self.held: tuple[str, bytes] | None = None
+
+    def read(self, origin: str) -> bytes | None:
+        return self.inner.read(origin)
+
+    def write(self, origin: str, data: bytes) -> None:
+        self.held = (origin, bytes(data))
+
+    def write_evidence(self, name: str, data: bytes) -> str:
+        return self.inner.write_evidence(name, data)
+
+    def commit(self) -> None:
+        if self.held is not None:
+            self.inner.write(*self.held)
+            self.held = None
+
+
+def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
+               progress: Progress | None) -> LogRun:
+    run = LogRun(audit)
+    verifier = Ed25519Verifier.from_key_string(audit.vkey)
+    origin = verifier.name
+    cosigners = [CosignatureVerifier.from_key_string(w) for w in audit.witnesses]
+    inspection_store = DirectoryStateStore(state_dir / "inspection")
+    state = _load_inspection(inspection_store, origin)
+    with tempfile.TemporaryFile(prefix="bordergate-audit-") as spool:
+        try:
+            source = _SpoolingSource(open_source(audit.location), spool)
+            client = LogClient(source, verifier, cosigners=cosigners, quorum=audit.quorum)
+            log_store = _HeldStateStore(DirectoryStateStore(state_dir / "logs"))
+            old_size = _saved_size(log_store, verifier)
+            if old_size is not None and state is not None and state.size < old_size:
+                raise ConfigError(
+                    f"{state_dir}: the inspection state of {origin} ({state.size} entries) is "
+                    f"behind its log state ({old_size}); remove both to audit from scratch",
+                    code="audit_state_inconsistent")
+            report = None if progress is None else (
+                lambda done, total: progress(audit.jurisdiction, done, total))
+            result = audit_log(client, log_store, progress=report)
+        except BordergateError as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            run.error = f"[{exc.code}] {exc}"
+            return run
+        run.check = result
+        if not result.ok or result.size is None or result.root is None:
+            run.log_findings.append(Finding(
+                "log_verification_failed", audit.jurisdiction, origin, result.index,
+                f"the log failed verification [{result.code}]: {result.reason}; no entry of "
+                "this run was inspected", detail={"code": result.code, "path": result.path,
+                                                  "evidence_file": result.evidence_file}))
+            return run
+        source.recording = False
+        run.checkpoint = _audited_note(log_store, origin)
+        bundles = BundleStore(open_source(audit.bundle_store), local_dirs=audit.bundle_dirs)
+        inspector = LogInspector(
+            jurisdiction=audit.jurisdiction, origin=origin, bundles=bundles.lookup,
+            reviewers=reviewers_from(audit.reviewers, audit.required_approvals)
+            if audit.reviewers else _no_reviewers(), approvers=audit.approvers,
+            k_min=audit.k_min, tolerance=config.time_tolerance, state=state)
+        start = inspector.state.size
+        try:
+            if start > (result.old_size or 0):
+                _check_inspected_prefix(client, state_dir, origin, start, result)
+            for index, data in source.entries(start, result.size):
+                inspector.feed(index, data)
+            inspector.finish()
+        except VerificationError as exc:
+            run.error = f"[{exc.code}] {exc}"
+            return run
+    run.inspector = inspector
+    run.new_entries = result.size - start
+    try:
+        run.proofs = _proofs(client, run.findings, result.size, result.root)
+    except VerificationError as exc:
+        run.error = f"inclusion proofs failed [{exc.code}]: {exc}"
+        return run
+    _save_inspection(inspection_store, origin, inspector.state, result)
+    log_store.commit()
+    return run
+
+
+def _audited_note(store: _HeldStateStore, origin: str) -> str | None:
+    """The checkpoint note the log check just verified (held, or unchanged since last run)."""
+    data = store.held[1] if store.held is not None else store.inner.read(origin)
+    if data is None:
+        return None
+    note = json.loads(data.decode("utf-8")).get("checkpoint")
+    return note if isinstance(note, str) else None
+
+
+def _no_reviewers() -> Any:
+    from bordergate.releases.review import ReviewPolicy
+
+    return ReviewPolicy((), 1)
+
+
+def _saved_size(store: AuditStateStore, verifier: Ed25519Verifier) -> int | None:
+    data = store.read(verifier.name)
+    if data is None:
+        return None
+    try:
+        return decode_state(data, verifier).size
+    except VerificationError as exc:
+        raise ConfigError(str(exc), code=exc.code) from exc
+
+
+def _load_inspection(store: DirectoryStateStore, origin: str) -> InspectionState | None:
+    data = store.read(origin)
+    if data is None:
+        return None
+    try:
+        doc = json.loads(data.decode("utf-8"))
+        return InspectionState.from_json(doc["inspection"])
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{store.path(origin)}: damaged inspection state ({exc}); remove "
+                          "it and the log state to audit from scratch",
+                          code="audit_state_invalid") from exc
+
+
+def _save_inspection(store: DirectoryStateStore, origin: str, state: InspectionState,
+                     result: AuditResult) -> None:
+    doc = {"type": "bordergate/audit-inspection-state/v1", "origin": origin,
+           "size": result.size, "root": result.root.hex() if result.root else None,
+           "inspection": state.to_json()}
+    store.write(origin, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
+
+
+def _check_inspected_prefix(client: LogClient, state_dir: Path, origin: str, size: int,
+                            result: AuditResult) -> None:
+    """Entries inspected beyond the log state (a crash between the two saves) must still
+    be the log's: the saved inspection root must be consistent with the new checkpoint."""
+    path = state_dir / "inspection" / state_file_name(origin)
+    root = bytes.fromhex(json.loads(path.read_text())["root"])
+    assert result.size is not None and result.root is not None
+    proof = client.consistency_proof(size, result.size)
+    merkle.verify_consistency(size, result.size, root, result.root, proof)
+
+
+def _proofs(client: LogClient, findings: list[Finding], size: int, root: bytes
+            ) -> dict[int, dict[str, Any]]:
+    """Verified inclusion proofs of the findings' entries against the audited checkpoint."""
+    out: dict[int, dict[str, Any]] = {}
+    b64 = base64.b64encode
+    private = {f.index for f in findings if f.kind == "personal_data_in_entry"}
+    for f in findings:
+        index = f.index
+        if index is None or index in out or not 0 <= index < size:
+            continue
+        if len(out) >= MAX_PROOFS:
+            break
+        entry = client.entry(index, size)
+        proof = client.inclusion_proof(index, size)
+        leaf = merkle.leaf_hash(entry)
+        merkle.verify_inclusion(leaf, index, size, proof, root)
+        out[index] = {"index": index, "tree_size": size, "root": b64(root).decode(),
+                      "leaf_hash": b64(leaf).decode(),
+                      "hashes": [b64(h).decode() for h in proof],
+                      "entry": None if index in private else b64(entry).decode()}
+    return out

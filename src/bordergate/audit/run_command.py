@@ -1,0 +1,81 @@
+"""``bordergate audit run``: audit every log of an auditor configuration, write the report.
+
+Exit 0 when every log verified and nothing was found, 1 when a log failed
+verification or there are findings (``--exit-zero`` keeps 0 for findings, for
+scripts that only want the report), 2 for a usage, configuration or I/O error.
+This module must never hold checking logic: it calls :mod:`bordergate.audit.run`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bordergate.errors import BordergateError
+
+__all__ = ["run"]
+
+
+def run(
+    *,
+    config: Annotated[Path, typer.Option("--config", help="The auditor's TOML file.")],
+    state: Annotated[Path, typer.Option("--state", help="The auditor's state directory.")],
+    report: Annotated[Path, typer.Option("--report", help="Where report.json and report.html go.")],
+    exit_zero: Annotated[bool, typer.Option(
+        "--exit-zero", help="Exit 0 when logs verified, even with findings.")] = False,
+    progress: Annotated[bool, typer.Option(
+        "--progress", help="Show a progress bar even without a terminal.")] = False,
+) -> None:
+    """Verify each log, replay and check every new entry, write the report.
+
+    For each logs.<jurisdiction> table of --config: the log-level check first (signature,
+    witness quorum, consistency with the saved state, every tile rebuilt), then every
+    new entry: decisions replayed with their policy bundles, approvals, releases,
+    data-flow rules, entry hygiene.  Writes report.json and report.html into --report.
+    """
+    from bordergate.audit.auditor_config import load_auditor_config
+    from bordergate.audit.report import build_report, write_report
+    from bordergate.audit.run import run_audit
+
+    try:
+        cfg = load_auditor_config(config)
+        bar = None
+        if progress or sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress
+
+            bar = Progress("[progress.description]{task.description}", BarColumn(),
+                           MofNCompleteColumn(), console=Console(stderr=True), transient=True)
+        if bar is None:
+            result = run_audit(cfg, state)
+        else:
+            tasks: dict[str, object] = {}
+            with bar:
+                def show(code: str, done: int, total: int) -> None:
+                    if code not in tasks:
+                        tasks[code] = bar.add_task(f"verifying {code}", total=total)
+                    bar.update(tasks[code], completed=done, total=total)  # type: ignore[arg-type]
+                result = run_audit(cfg, state, progress=show)
+        doc = build_report(result)
+        json_path, html_path = write_report(doc, report)
+    except (BordergateError, OSError) as exc:
+        code = exc.code if isinstance(exc, BordergateError) else "io_error"
+        typer.echo(f"error [{code}]: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    s = doc["summary"]
+    for log in doc["logs"]:
+        state_text = "verified" if log["verified"] else \
+            f"FAILED [{log['code'] or 'unreachable'}] {log['reason'] or log['error']}"
+        typer.echo(f"{log['jurisdiction']}: {state_text}; size {log['size']}, "
+                   f"{log['new_entries']} new entries")
+    typer.echo(f"{s['entries']} entries audited, {s['decisions_replayed']} decisions replayed, "
+               f"{s['findings']} finding(s): {s['verdict']}")
+    for kind, count in s["by_kind"].items():
+        typer.echo(f"  {kind}: {count}")
+    typer.echo(f"report: {html_path}")
+    typer.echo(f"report: {json_path}")
+    if s["logs_failed"] or (s["findings"] and not exit_zero):
+        raise typer.Exit(1)

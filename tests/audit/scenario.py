@@ -1,0 +1,301 @@
+"""TEST-ONLY audit scenarios: hand-built decision entries, and real gateway logs.
+
+:class:`EntryFactory` builds entries exactly as the gateway does (real
+``DecisionInput``s, decisions from a real engine, ``decision_records`` and
+``encode_entry``), with knobs to forge what a compromised gateway would write.
+:class:`GatewayScenario` runs the real gateway's service layer in process on a
+file-system log (TEST-ONLY keys of tests/gateway/deployment.py and
+tests/releases/keys.py) and writes the auditor's configuration for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bordergate.audit.bundlestore import BundleLookup
+from bordergate.config import Deployment, load_config
+from bordergate.entries import encode_entry
+from bordergate.gateway.decisions import access_outcome, decision_records
+from bordergate.gateway.service import DeniedAfterLogging, Gateway
+from bordergate.gateway.startup import open_gateway
+from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH, PolicyBundle, default_bundle
+from bordergate.policy.engine import Decision, PolicyEngine
+from bordergate.policy.entities import (
+    Approval,
+    DecisionInput,
+    Field,
+    Principal,
+    RequestContext,
+    Subject,
+)
+from bordergate.releases.digest import read_tree
+from bordergate.releases.manifest import build_manifest
+from bordergate.releases.publication import publish_bundle
+from bordergate.releases.review import review_body
+from bordergate.tlog.logdir import read_signer
+from bordergate.tlog.sequencer import Sequencer, create_log
+from bordergate.tlog.storage.fs import FileStorage
+from tests.gateway.deployment import Tokens, write_deployment
+from tests.releases.keys import reviewer_signer
+
+LOCAL = Principal("alice", "ttus", "local", "us", frozenset({"engineer"}))
+PARENT = Principal("bob", "bytedance", "parent", "cn", frozenset({"engineer"}))
+APPROVER1 = Principal("carol", "oracle", "custodian", "us", frozenset({"approver"}))
+APPROVER2 = Principal("dave", "oracle", "custodian", "us", frozenset({"approver"}))
+T0 = 1_800_000_000.0
+PSEUDONYM = "subject:" + "ab" * 32
+RECORD = "record:" + "cd" * 32
+REVIEWERS = ("alice-reviewer", "bob-reviewer")
+
+USERS = {"handle": "public", "email": "protected", "created_at": "public",
+         "government_id": "restricted", "phone": "protected", "country": "public"}
+
+
+def permissive_bundle() -> PolicyBundle:
+    """A bundle that permits everything (a bad policy, to test the auditor's own rules)."""
+    files = dict(read_tree(DEFAULT_BUNDLE_PATH))
+    files["policies.cedar"] = b'@id("allow-everything")\npermit (principal, action, resource);\n'
+    return PolicyBundle(files.items(), source="<permissive>")
+
+
+@dataclass
+class EntryFactory:
+    """Builds decision and approval entries as the gateway writes them (TEST-ONLY)."""
+
+    bundle: PolicyBundle = field(default_factory=default_bundle)
+    home: str = "us"
+    k_min: int = 3
+
+    def __post_init__(self) -> None:
+        self.engine = PolicyEngine(self.bundle)
+
+    def lookup(self, digest: str) -> BundleLookup:
+        """A bundle lookup knowing this factory's bundle and the default one."""
+        for b in (self.bundle, default_bundle()):
+            if b.digest == digest:
+                return BundleLookup(digest, PolicyEngine(b), source="test")
+        return BundleLookup(digest, None, "bundle_unavailable", "not in the test store")
+
+    def _decide(self, inputs: list[DecisionInput], forged: Sequence[bool] | None
+                ) -> list[Decision]:
+        decisions = self.engine.decide_many(inputs)
+        if forged is not None:
+            decisions = [Decision(a, d.policy_ids if a == d.allowed else ())
+                         for a, d in zip(forged, decisions, strict=True)]
+        return decisions
+
+    def access(self, principal: Principal, fields: Sequence[str], *, t: float = T0,
+               purpose: str = "operations", approval: Approval | None = None,
+               forged: Sequence[bool] | None = None, released: Sequence[str] | None = None,
+               release: str | None = None, bundle: str | None = None,
+               now: int | None = None, extra: dict[str, Any] | None = None) -> bytes:
+        context = RequestContext(purpose, int(t) if now is None else now, self.home,
+                                 self.k_min, approval=approval)
+        inputs = [DecisionInput(principal, "read", Field("users", f, USERS[f], self.home),  # type: ignore[arg-type]
+                                context) for f in fields]
+        decisions = self._decide(inputs, forged)
+        allowed = [f for f, d in zip(fields, decisions, strict=True) if d.allowed]
+        body: dict[str, Any] = {
+            "principal": principal.to_json(), "collection": "users", "subject": PSEUDONYM,
+            "record": RECORD, "purpose": purpose,
+            "bundle": bundle or self.bundle.digest,
+            "approval": approval.id if approval else None,
+            "outcome": access_outcome(decisions),
+            "decisions": decision_records(inputs, decisions),
+            "released": sorted(allowed if released is None else released),
+            "gateway": self.home, "release": release, **(extra or {})}
+        return encode_entry("access", t, body)
+
+    def export(self, principal: Principal, group_by: str, k: int, *, t: float = T0,
+               forged: Sequence[bool] | None = None, k_min: int | None = None) -> bytes:
+        context = RequestContext("analytics_aggregate", int(t), self.home,
+                                 self.k_min if k_min is None else k_min, k=k)
+        inputs = [DecisionInput(principal, "export",
+                                Field("users", group_by, USERS[group_by], self.home),  # type: ignore[arg-type]
+                                context)]
+        decisions = self._decide(inputs, forged)
+        return encode_entry("export", t, {
+            "principal": principal.to_json(), "collection": "users", "group_by": group_by,
+            "purpose": "analytics_aggregate", "bundle": self.bundle.digest, "k": k,
+            "outcome": "allow" if decisions[0].allowed else "deny",
+            "decisions": decision_records(inputs, decisions), "groups": 2, "suppressed": 0,
+            "gateway": self.home, "release": None})
+
+    def erase(self, principal: Principal, *, t: float = T0, purpose: str = "erasure",
+              forged: Sequence[bool] | None = None) -> bytes:
+        item = DecisionInput(principal, "erase", Subject(self.home),
+                             RequestContext(purpose, int(t), self.home, self.k_min))
+        decisions = self._decide([item], forged)
+        return encode_entry("erase", t, {
+            "principal": principal.to_json(), "subject": PSEUDONYM, "purpose": purpose,
+            "bundle": self.bundle.digest, "outcome": "allow" if decisions[0].allowed else "deny",
+            "decisions": decision_records([item], decisions), "records": 1,
+            "gateway": self.home, "release": None})
+
+    def approval_request(self, approval_id: str, requester: Principal, *, t: float = T0,
+                         expires: float | None = None, classes: Sequence[str] = ("protected",),
+                         purpose: str = "customer_support") -> bytes:
+        return encode_entry("approval-request", t, {
+            "approval": approval_id, "requester": requester.to_json(), "purpose": purpose,
+            "reason": "ticket", "scope": {"collections": ["users"], "classes": list(classes)},
+            "requested_at": int(t), "expires": int(expires if expires else t + 3600),
+            "gateway": self.home, "release": None})
+
+    def approval_change(self, kind: str, approval_id: str, who: Principal, *, t: float = T0,
+                        state: str = "pending") -> bytes:
+        key = "by" if kind == "approval-revoke" else "approver"
+        body: dict[str, Any] = {"approval": approval_id, "state": state, key: who.to_json(),
+                                "bundle": self.bundle.digest, "gateway": self.home,
+                                "release": None}
+        if kind == "approval-grant":
+            body["approvals"] = 1
+        return encode_entry(kind, t, body)
+
+
+def approval_view(approval_id: str, requester: Principal, *, valid: bool = True,
+                  expires: float = T0 + 3600, classes: Sequence[str] = ("protected",),
+                  purpose: str = "customer_support") -> Approval:
+    """What the gateway shows the policy for a presented approval."""
+    return Approval(approval_id, requester.id, purpose, frozenset({"users"}),
+                    frozenset(classes), valid, int(expires))
+
+
+def apr(n: int) -> str:
+    """A well-formed approval id (TEST-ONLY, deterministic)."""
+    return "apr-" + format(n, "026d").translate(str.maketrans("0123456789", "abcdefghij"))
+
+
+class GatewayScenario:
+    """The real gateway (service layer, in process) writing a file-system log (TEST-ONLY)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.deployment: Deployment = load_config(write_deployment(root))
+        self.j = self.deployment.jurisdiction("us")
+        self.log_dir = root / "audited-us-log"
+        self.signer = read_signer(self.j.log.key_file)
+        self.tokens = Tokens()
+        storage = FileStorage(self.log_dir)
+        create_log(storage, self.signer)
+        publish_bundle(storage, read_tree(DEFAULT_BUNDLE_PATH))
+        storage.close()
+        manifest = build_manifest(DEFAULT_BUNDLE_PATH, now=time.time(), revision=None,
+                                  dependencies=())
+        self.release = manifest.id
+        now = time.time()
+        reviews = [encode_entry("release-review", now, review_body(
+            reviewer_signer(name), log=self.signer.name, release=manifest.id,
+            verdict="approve", note="read every changed file", now=now)) for name in REVIEWERS]
+        self.append([encode_entry("release", now, {"release": manifest.id,
+                                                   "manifest": manifest.to_json()}), *reviews])
+        self.gateway: Gateway | None = None
+
+    def append(self, entries: list[bytes]) -> int:
+        """Append entries directly (the gateway must be closed)."""
+        storage = FileStorage(self.log_dir)
+        try:
+            with Sequencer(storage, self.signer) as seq:
+                first = seq.append_many(entries)
+                seq.publish(timeout=30)
+                return first
+        finally:
+            storage.close()
+
+    def start(self, *, unreviewed: bool = False) -> Gateway:
+        self.gateway = open_gateway(self.deployment, "us", log_storage=FileStorage(self.log_dir))
+        asyncio.run(self.gateway.announce_start(
+            unreviewed=unreviewed, release=None if unreviewed else self.release))
+        return self.gateway
+
+    def stop(self) -> None:
+        if self.gateway is not None:
+            gw = self.gateway
+            asyncio.run(gw.log.publish(30))
+            gw.close()
+            self.gateway = None
+
+    def auth(self, who: Principal) -> str:
+        return "Bearer " + self.tokens.token(who, "us")
+
+    def auditor_config(self, path: Path, *, approvers: Sequence[str] = ()) -> Path:
+        reviewers = ", ".join(
+            f'{{ name = "{n}", public_key = "{reviewer_signer(n).verifier().key_string}" }}'
+            for n in REVIEWERS)
+        path.write_text(f"""[auditor]
+name = "TEST auditor"
+k_min = {self.deployment.k_min}
+time_tolerance_s = 5
+
+[logs.us]
+location = "{self.log_dir}"
+vkey = "{self.signer.verifier().key_string}"
+reviewers = [{reviewers}]
+required_approvals = 2
+approvers = {list(approvers)!r}
+""".replace("'", '"'))
+        return path
+
+    # -- traffic ------------------------------------------------------------------
+    async def clean_traffic(self) -> dict[str, Any]:
+        """Ordinary, rule-abiding use: writes, reads at home, public reads from abroad,
+        an approved protected read from abroad, an export over k, an erasure."""
+        gw = self.gateway
+        assert gw is not None
+        subjects = []
+        for i in range(4):
+            s = (await gw.mint_subject(self.auth(LOCAL))).body["subject"]
+            await gw.write(self.auth(LOCAL), "users", f"us-rec{i}", purpose="operations",
+                           payload={"subject": s, "values": {
+                               "handle": f"user{i}", "email": f"user{i}@example.test",
+                               "created_at": "2024-01-01T00:00:00Z", "country": "US",
+                               "government_id": f"GOV-{i:04d}"}})
+            subjects.append(s)
+        await gw.read(self.auth(LOCAL), "users", "us-rec0", fields=None, purpose="operations")
+        await gw.read(self.auth(PARENT), "users", "us-rec1", fields="handle,created_at",
+                      purpose="interoperability")
+        req = await gw.request_approval(self.auth(PARENT), {
+            "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
+            "classes": ["protected"], "max_duration_s": 3600})
+        approval = req.body["id"]
+        await gw.decide_approval(self.auth(APPROVER1), approval, "grant")
+        await gw.decide_approval(self.auth(APPROVER2), approval, "grant")
+        await gw.read(self.auth(PARENT), "users", "us-rec1", fields="email",
+                      purpose="customer_support", approval=approval)
+        await gw.export(self.auth(PARENT), {"collection": "users", "group_by": "country",
+                                            "purpose": "analytics_aggregate",
+                                            "min_subjects": 3})
+        await gw.erase(self.auth(LOCAL), subjects[3], purpose="erasure")
+        return {"approval": approval, "subjects": subjects}
+
+    async def covered_person_attempt(self) -> int:
+        """The bad actor: a parent-company principal abroad reads protected and restricted
+        fields without an approval (denied; logged)."""
+        gw = self.gateway
+        assert gw is not None
+        try:
+            await gw.read(self.auth(PARENT), "users", "us-rec0", fields="email,government_id",
+                          purpose="customer_support")
+        except DeniedAfterLogging as exc:
+            return exc.log_index
+        raise AssertionError("the gateway released data to a covered person")
+
+    async def request_for_single_grant(self) -> str:
+        gw = self.gateway
+        assert gw is not None
+        req = await gw.request_approval(self.auth(PARENT), {
+            "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
+            "classes": ["protected"], "max_duration_s": 3600})
+        return str(req.body["id"])
+
+    def forged_single_grant(self, approval_id: str) -> int:
+        """An approval-grant entry declaring the approval granted after ONE approver
+        (what a buggy or compromised gateway would write)."""
+        body = {"approval": approval_id, "state": "granted", "approver": APPROVER1.to_json(),
+                "approvals": 1, "bundle": default_bundle().digest, "gateway": "us",
+                "release": self.release}
+        return self.append([encode_entry("approval-grant", time.time(), body)])
