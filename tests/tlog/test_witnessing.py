@@ -11,6 +11,7 @@ reader; and a forked log refused by a witness that saw the other branch.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,12 @@ from bordergate.tlog.evidence import verify_evidence
 from bordergate.tlog.sequencer import Sequencer, SequencerConfig
 from bordergate.tlog.storage.fs import FileStorage
 from bordergate.tlog.witness import MemoryWitnessState, SizeMismatch, Witness, status_for
-from bordergate.tlog.witnessing import WitnessEndpoint, WitnessQuorum, parse_witness_option
+from bordergate.tlog.witnessing import (
+    WitnessEndpoint,
+    WitnessQuorum,
+    parse_witness_option,
+    witness_endpoint,
+)
 from tests.independent import c2sp
 from tests.tlog.witnessed import (
     WitnessServer,
@@ -266,3 +272,47 @@ def test_witness_that_saw_one_branch_refuses_the_fork(tmp_path: Path,
                                                     log_signer().verifier()).checkpoint
     proc = bordergate("audit", "evidence", str(files[0]))
     assert proc.returncode == 0 and b"SPLIT VIEW PROVEN" in proc.stdout
+
+
+def test_quorum_zero_does_not_wait_for_a_hanging_witness(storage: FileStorage) -> None:
+    """Promise 5 (development setting): with quorum 0 a witness that never answers does not
+    hold publication back (the quorum timeout here is far beyond the publish timeout)."""
+    release = threading.Event()
+
+    def hang(request: httpx.Request) -> httpx.Response:
+        release.wait(60)
+        return httpx.Response(503)
+
+    endpoint = WitnessTwin(0).endpoint
+    quorum = WitnessQuorum([endpoint], 0, timeout=60,
+                           client=httpx.Client(transport=httpx.MockTransport(hang)))
+    try:
+        notes = run_log(storage, quorum, [2])
+    finally:
+        release.set()
+        quorum.close()
+    assert open_checkpoint(notes[0], log_signer().verifier()).checkpoint.size == 2
+    assert quorum.last_failures == {"witness.test/w0": "no answer in time"}
+
+
+def test_deployment_witnesses_reach_the_gateway_sequencer(tmp_path: Path) -> None:
+    """Promise 5: witnesses and quorum from the deployment file become the gateway's
+    WitnessQuorum; none configured means no witnessing."""
+    from bordergate.config import parse_config
+    from bordergate.gateway.startup import _witnessing
+    from tests.test_config import GOOD
+
+    assert _witnessing(parse_config(GOOD, base_dir=tmp_path).jurisdiction("us")) is None
+    vkeys = [witness_signer(n).verifier().key_string for n in (0, 1)]
+    text = GOOD + "quorum = 1\nwitnesses = [" + ", ".join(
+        f'{{url = "http://127.0.0.1:{9100 + n}", vkey = "{v}"}}'
+        for n, v in enumerate(vkeys)) + "]\n"
+    quorum = _witnessing(parse_config(text, base_dir=tmp_path).jurisdiction("us"))
+    assert quorum is not None and quorum.quorum == 1
+    assert [w.url for w in quorum.witnesses] == ["http://127.0.0.1:9100/add-checkpoint",
+                                                 "http://127.0.0.1:9101/add-checkpoint"]
+    quorum.close()
+    endpoint = witness_endpoint("https://w.example/prefix/", vkeys[0])
+    assert endpoint.url == "https://w.example/prefix/add-checkpoint"
+    with pytest.raises(ConfigError):
+        witness_endpoint("w.example", vkeys[0])

@@ -50,6 +50,7 @@ from bordergate.tlog.note import Signer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage, open_storage
 from bordergate.tlog.tiles import TileRef
+from bordergate.tlog.witnessing import WitnessQuorum, witness_endpoint
 
 __all__ = [
     "LOG_FAULT_ENV",
@@ -168,9 +169,17 @@ def _log_appender(j: Jurisdiction, storage: LogStorage, signer: Signer) -> LogAp
             raise ConfigError(f"cannot read {j.log.sequencer_token_file}: {e.strerror}",
                               code="sequencer_token_unreadable") from None
         return RemoteSequencer(j.log.sequencer_url, token, signer.verifier())
-    sequencer = Sequencer(storage, signer)
+    sequencer = Sequencer(storage, signer, witnessing=_witnessing(j))
     sequencer.start()
     return SequencerLog(sequencer)
+
+
+def _witnessing(j: Jurisdiction) -> WitnessQuorum | None:
+    """The configured witnesses and quorum (promise 5), or None if there are none."""
+    if not j.log.witnesses:
+        return None
+    return WitnessQuorum([witness_endpoint(w.url, w.vkey) for w in j.log.witnesses],
+                         j.log.quorum)
 
 
 def open_gateway(deployment: Deployment, code: str, *,

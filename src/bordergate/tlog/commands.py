@@ -240,6 +240,11 @@ def sequencer(directory: Path, *,
               host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
               key_file: KeyFile = None,
               interval: Annotated[float, typer.Option(help="checkpoint interval, s")] = 1.0,
+              witness: Annotated[list[str] | None, typer.Option(
+                  help="a witness to cosign checkpoints, URL=VKEY (repeatable)")] = None,
+              quorum: Annotated[int | None, typer.Option(
+                  help="cosignatures required before publishing (default: every witness)")
+              ] = None,
               ) -> None:
     """Run the log's single writer as a service for several gateway workers."""
     import secrets
@@ -254,7 +259,8 @@ def sequencer(directory: Path, *,
         token = token_file.read_text().strip()
         signer = read_signer(key_file or default_key_file(directory))
         seq = Sequencer(open_log_storage(directory), signer,
-                        config=SequencerConfig(checkpoint_interval=interval))
+                        config=SequencerConfig(checkpoint_interval=interval),
+                        witnessing=_witnessing(witness or [], quorum))
         seq.start()
     except OSError as e:
         typer.echo(f"error [io]: {e}", err=True)

@@ -39,7 +39,7 @@ from bordergate.tlog.witness_client import (
     request_cosignature_sync,
 )
 
-__all__ = ["WitnessEndpoint", "WitnessQuorum", "parse_witness_option"]
+__all__ = ["WitnessEndpoint", "WitnessQuorum", "parse_witness_option", "witness_endpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,23 @@ class WitnessEndpoint:
         return self.verifier.name
 
 
+def witness_endpoint(url: str, vkey: str) -> WitnessEndpoint:
+    """A witness from its URL (prefix or add-checkpoint URL) and verifier key.
+
+    Raises:
+        ConfigError: not an http(s) URL, or not a cosignature/v1 key.
+    """
+    try:
+        verifier = CosignatureVerifier.from_key_string(vkey)
+    except VerificationError as exc:
+        raise ConfigError(f"witness {url}: {exc}", code="invalid_witness") from exc
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"witness {url!r}: the URL must be http(s)", code="invalid_witness")
+    if not url.rstrip("/").endswith("/add-checkpoint"):
+        url = add_checkpoint_url(url)
+    return WitnessEndpoint(url, verifier)
+
+
 def parse_witness_option(value: str) -> WitnessEndpoint:
     """Parse ``URL=VKEY`` (``URL`` is the witness's prefix or its add-checkpoint URL).
 
@@ -73,16 +90,11 @@ def parse_witness_option(value: str) -> WitnessEndpoint:
             continue
         url, vkey = value[:pos], value[pos + 1:]
         try:
-            verifier = CosignatureVerifier.from_key_string(vkey)
+            CosignatureVerifier.from_key_string(vkey)
         except VerificationError as exc:
             problem = str(exc)
             continue
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"--witness {value!r}: the URL must be http(s)",
-                              code="invalid_witness")
-        if not url.rstrip("/").endswith("/add-checkpoint"):
-            url = add_checkpoint_url(url)
-        return WitnessEndpoint(url, verifier)
+        return witness_endpoint(url, vkey)
     raise ConfigError(f"--witness must be URL=VKEY, got {value!r}: {problem}",
                       code="invalid_witness")
 
@@ -171,7 +183,9 @@ class WitnessQuorum:
                 ) -> tuple[dict[str, tuple[NoteSignature, ...]], dict[str, str]]:
         cosigned: dict[str, tuple[NoteSignature, ...]] = {}
         failures: dict[str, str] = {}
-        deadline = time.monotonic() + self.timeout
+        now = time.monotonic()
+        # quorum 0 is met at once: reachable witnesses get the grace period, no more
+        deadline = now + (self.timeout if self.quorum else min(self.timeout, self.grace))
         pending = set(futures)
         while pending:
             left = deadline - time.monotonic()
