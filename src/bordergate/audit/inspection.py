@@ -187,7 +187,7 @@ class LogInspector:
             self.ledger.add(index, parse_entry(text.encode("utf-8")))
         self._ledger_seen = len(self.ledger.findings)
         self._groups: dict[tuple[str, bytes], _Group] = {}
-        self._chunk: list[tuple[int, bytes, Entry, _Group | None]] = []
+        self._chunk: list[tuple[int, bytes, Entry | VerificationError, _Group | None]] = []
         self._new_groups: list[_Group] = []
         self._release_ok: dict[tuple[str, str], bool] = {}
 
@@ -213,12 +213,9 @@ class LogInspector:
         try:
             entry, group = self._parse(data)
         except VerificationError as exc:
-            self.state.tally.entries["malformed"] += 1
-            self._flag("entry_malformed", index, None,
-                       f"entry {index} is not a well-formed log entry ({exc.code}): "
-                       f"{_describe(exc)}", {"code": exc.code})
-            return
-        self._chunk.append((index, data, entry, group))
+            self._chunk.append((index, data, exc, None))
+        else:
+            self._chunk.append((index, data, entry, group))
         if len(self._chunk) >= _CHUNK:
             self.flush()
 
@@ -233,7 +230,13 @@ class LogInspector:
         self._new_groups = []
         chunk, self._chunk = self._chunk, []
         for index, data, entry, group in chunk:
-            self._check(index, data, entry, group)
+            if isinstance(entry, VerificationError):
+                self.state.tally.entries["malformed"] += 1
+                self._flag("entry_malformed", index, None,
+                           f"entry {index} is not a well-formed log entry ({entry.code}): "
+                           f"{_describe(entry)}", {"code": entry.code})
+            else:
+                self._check(index, data, entry, group)
         if len(self._groups) > _GROUP_CACHE:
             self._groups.clear()
 

@@ -50,6 +50,7 @@ from bordergate.errors import (
     Unavailable,
     WrongJurisdiction,
 )
+from bordergate.gateway.dashboard import dashboard_app
 from bordergate.gateway.openapi import openapi_document
 from bordergate.gateway.service import DeniedAfterLogging, Gateway, Outcome
 from bordergate.tlog.server import log_routes
@@ -327,6 +328,7 @@ def create_app(gateway: Gateway) -> Starlette:
     app = Starlette(routes=_routes(gateway),
                     exception_handlers={HTTPException: _http_error})
     app.state.gateway = gateway
+    app.mount("/dashboard", dashboard_app(gateway))  # read-only dashboard (gateway.dashboard)
     app.state.metrics = GatewayMetrics()
     app.state.openapi = openapi_document(
         gateway.jurisdiction, purposes=sorted(gateway.engine.bundle.purposes),

@@ -1,0 +1,103 @@
+// bordergate gateway dashboard: polls data.json and draws it.  No third-party code.
+// Everything shown goes through textContent or SVG text nodes: entries are untrusted.
+"use strict";
+(function () {
+  var SVG = "http://www.w3.org/2000/svg";
+  var COLOURS = ["#2b6cb0", "#c05621", "#2f855a", "#805ad5", "#b83280", "#2c7a7b", "#975a16"];
+
+  function el(tag, text, cls) {
+    var e = document.createElement(tag);
+    if (text !== undefined && text !== null) { e.textContent = String(text); }
+    if (cls) { e.className = cls; }
+    return e;
+  }
+  function svgEl(tag, attrs, text) {
+    var e = document.createElementNS(SVG, tag);
+    Object.keys(attrs).forEach(function (k) { e.setAttribute(k, String(attrs[k])); });
+    if (text !== undefined) { e.textContent = String(text); }
+    return e;
+  }
+  function fill(id, node) {
+    var box = document.getElementById(id);
+    while (box.firstChild) { box.removeChild(box.firstChild); }
+    box.appendChild(node);
+  }
+  function table(headers, rows) {
+    if (!rows.length) { return el("p", "None.", "muted"); }
+    var t = el("table"), head = el("tr");
+    headers.forEach(function (h) { head.appendChild(el("th", h)); });
+    t.appendChild(head);
+    rows.forEach(function (r) {
+      var tr = el("tr");
+      r.forEach(function (c) { tr.appendChild(el("td", c)); });
+      t.appendChild(tr);
+    });
+    return t;
+  }
+  function bars(items, unit) {
+    var svg = svgEl("svg", {"class": "chart", width: 900, height: Math.max(30, items.length * 22 + 8),
+                            viewBox: "0 0 900 " + Math.max(30, items.length * 22 + 8), role: "img"});
+    if (!items.length) {
+      svg.appendChild(svgEl("text", {x: 6, y: 20, fill: "#666", "font-size": 12}, "no decisions in the last minute"));
+      return svg;
+    }
+    var peak = Math.max.apply(null, items.map(function (i) { return i[1]; })) || 1;
+    items.forEach(function (item, n) {
+      var y = 4 + n * 22, w = Math.max(1, item[1] / peak * 560);
+      svg.appendChild(svgEl("text", {x: 250, y: y + 14, "text-anchor": "end", "font-size": 12}, item[0]));
+      svg.appendChild(svgEl("rect", {x: 256, y: y + 2, width: w, height: 16, fill: COLOURS[n % COLOURS.length], "class": "bar"}));
+      svg.appendChild(svgEl("text", {x: 262 + w, y: y + 14, "font-size": 12}, item[1] + unit));
+    });
+    return svg;
+  }
+  function when(t) { return t ? new Date(t * 1000).toISOString().replace(".000", "") : "-"; }
+
+  function render(d) {
+    var cards = el("div", null, "cards"), log = d.log, r = d.rates;
+    [["log size", log.size], ["checkpoint age", log.checkpoint_age_s === null ? "-" : log.checkpoint_age_s + " s"],
+     ["cosignatures", log.cosignatures.length], ["decisions/s (allowed fields)", r.total_per_s],
+     ["pending approvals", d.approvals.length],
+     ["last audit findings", d.audit && !d.audit.error ? d.audit.findings_total : "-"]].forEach(function (c) {
+      var card = el("div", null, "card");
+      card.appendChild(el("div", c[1], "v"));
+      card.appendChild(el("div", c[0], "k"));
+      cards.appendChild(card);
+    });
+    fill("cards", cards);
+    var pairs = Object.keys(r.by_class_and_destination).map(function (k) { return [k, r.by_class_and_destination[k]]; });
+    fill("rates", bars(pairs, "/s"));
+    fill("witnesses", table(["witness", "cosigned at"], log.cosignatures.map(function (c) { return [c.witness, when(c.time)]; })));
+    fill("types", table(["type", "entries"], Object.keys(d.entry_types).map(function (k) { return [k, d.entry_types[k]]; })));
+    fill("approvals", table(["approval", "requester", "org", "located in", "purpose", "reason", "scope", "grants", "age s"],
+      d.approvals.map(function (a) {
+        return [a.id, a.requester, a.org, a.location, a.purpose, a.reason, a.collections.join(",") + ": " + a.classes.join(","), a.grants + "/2", a.age_s];
+      })));
+    fill("releases", table(["entry", "release", "version", "approvals", "rejections", "proposed"],
+      d.releases.map(function (x) { return [x.index, x.id.slice(0, 23), x.version, x.approvals, x.rejections, when(x.time)]; })));
+    fill("starts", table(["entry", "time", "release", "reviewed"],
+      d.starts.map(function (s) { return [s.index, when(s.time), s.release.slice(0, 23), s.reviewed ? "yes" : "NO (unreviewed)"]; })));
+    var audit = d.audit;
+    if (!audit) { fill("audit", el("p", "No audit report configured (BORDERGATE_AUDIT_REPORT).", "muted")); }
+    else if (audit.error) { fill("audit", el("p", audit.error, "bad")); }
+    else {
+      var box = el("div");
+      box.appendChild(el("p", "Generated " + audit.generated + ": " + audit.verdict + " (" + audit.findings_total + " finding(s) in all logs)",
+                         audit.findings_total ? "bad" : "ok"));
+      box.appendChild(table(["severity", "kind", "entry", "explanation"],
+        audit.findings.map(function (f) { return [f.severity, f.kind, f.index, f.explanation]; })));
+      fill("audit", box);
+    }
+    document.getElementById("updated").textContent = "Updated " + when(d.now) + ".";
+  }
+
+  function poll() {
+    fetch("data.json", {cache: "no-store"}).then(function (resp) {
+      if (!resp.ok) { throw new Error("HTTP " + resp.status); }
+      return resp.json();
+    }).then(render).catch(function (err) {
+      document.getElementById("updated").textContent = "Update failed: " + err.message;
+    });
+  }
+  render(JSON.parse(document.getElementById("initial").textContent));
+  setInterval(poll, 2000);
+})();

@@ -1,0 +1,300 @@
+"""The entry-by-entry inspection: each violation kind, injected on purpose, is found
+at the right index, and honest entries give no finding (DESIGN.md Audit; promises 4, 6, 7)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bordergate.audit.findings import FINDING_KINDS
+from bordergate.audit.inspection import InspectionState, LogInspector
+from bordergate.entries import encode_entry
+from bordergate.releases.review import ReviewPolicy
+from tests.audit.scenario import (
+    APPROVER1,
+    APPROVER2,
+    LOCAL,
+    PARENT,
+    T0,
+    EntryFactory,
+    approval_view,
+    apr,
+    permissive_bundle,
+)
+
+
+def inspect(entries: list[bytes], factory: EntryFactory | None = None, *,
+            k_min: int = 3, approvers: tuple[str, ...] = ()) -> LogInspector:
+    factory = factory or EntryFactory()
+    inspector = LogInspector(jurisdiction="us", origin="us.test/log", bundles=factory.lookup,
+                             reviewers=ReviewPolicy((), 1), approvers=approvers, k_min=k_min,
+                             tolerance=5)
+    inspector.feed_all(0, entries)
+    inspector.finish()
+    return inspector
+
+
+def kinds(inspector: LogInspector) -> list[tuple[str, int | None]]:
+    return [(f.kind, f.index) for f in inspector.findings]
+
+
+def approved(f: EntryFactory, approval: str, t: float = T0) -> list[bytes]:
+    return [f.approval_request(approval, PARENT, t=t),
+            f.approval_change("approval-grant", approval, APPROVER1, t=t + 1),
+            f.approval_change("approval-grant", approval, APPROVER2, t=t + 2, state="granted")]
+
+
+def honest_log(f: EntryFactory) -> list[bytes]:
+    a = apr(1)
+    return [
+        f.access(LOCAL, ["handle", "email", "government_id"]),
+        f.access(PARENT, ["handle", "created_at"], purpose="interoperability", t=T0 + 1),
+        *approved(f, a, T0 + 2),
+        f.access(PARENT, ["email"], purpose="customer_support", t=T0 + 10,
+                 approval=approval_view(a, PARENT)),
+        f.export(PARENT, "country", 3, t=T0 + 11),
+        f.erase(LOCAL, t=T0 + 12),
+        f.access(LOCAL, ["email"], t=T0 + 12),  # identical decisions: replayed once
+        encode_entry("key-event", T0 + 13, {"kind": "data_key_destroyed", "kek_version": 1,
+                                            "subject": "subject:" + "ef" * 32}),
+    ]
+
+
+def test_honest_entries_give_no_finding() -> None:
+    """Promise 4: honest decisions replay to themselves; a clean log has zero findings."""
+    inspector = inspect(honest_log(EntryFactory()))
+    assert inspector.findings == []
+    tally = inspector.tally
+    assert tally.replay["decisions"] == 9 and tally.replay["mismatches"] == 0
+    assert tally.flows["cn>us>protected>customer_support"] == 1
+    assert inspector.state.approvals[apr(1)].state == "granted"
+    assert inspector.state.approvals[apr(1)].uses == 1
+
+
+def test_state_round_trips_and_continues() -> None:
+    """Audit: the inspection continues from its saved state (incremental runs)."""
+    f = EntryFactory()
+    log = [*honest_log(f), f.access(PARENT, ["email", "government_id"],
+                                    purpose="customer_support", t=T0 + 20)]
+    first = inspect(log[:5], f)
+    saved = json.loads(json.dumps(first.finish().to_json()))
+    second = LogInspector(jurisdiction="us", origin="us.test/log", bundles=f.lookup,
+                          reviewers=ReviewPolicy((), 1), k_min=3,
+                          state=InspectionState.from_json(saved))
+    second.feed_all(5, log[5:])
+    second.finish()
+    assert kinds(second) == [("covered_person_denied", len(log) - 1)]
+    assert second.state.approvals[apr(1)].uses == 1
+
+
+def test_forged_allow_is_a_decision_mismatch() -> None:
+    """Promise 4: a decision recorded as allowed that the bundle denies is found."""
+    f = EntryFactory()
+    log = [f.access(LOCAL, ["handle"]),
+           f.access(PARENT, ["government_id"], forged=[True], t=T0 + 1)]
+    assert kinds(inspect(log, f)) == [("decision_mismatch", 1)]
+
+
+def test_recorded_input_must_describe_the_entry() -> None:
+    """Promise 4: a decision input naming another principal than its entry is found."""
+    f = EntryFactory()
+    honest = json.loads(f.access(PARENT, ["government_id"], t=T0))
+    honest["principal"] = LOCAL.to_json()  # the entry claims a local principal
+    body = {k: v for k, v in honest.items() if k not in ("v", "type", "time")}
+    log = [f.access(LOCAL, ["handle"]), encode_entry("access", T0, body)]
+    assert kinds(inspect(log, f)) == [("decision_input_inconsistent", 1)]
+
+
+def test_released_more_than_allowed() -> None:
+    """Promise 2: an entry releasing a field its decisions denied is found."""
+    f = EntryFactory()
+    abroad = LOCAL.__class__("erin", "ttus", "local", "eu", frozenset())
+    log = [f.access(abroad, ["handle", "email"], purpose="interoperability",
+                    released=["email", "handle"])]
+    assert kinds(inspect(log, f)) == [("released_without_permit", 0)]
+
+
+@pytest.mark.parametrize(("principal", "field", "kind"), [
+    (PARENT, "government_id", "restricted_released_abroad"),
+    (PARENT, "email", "protected_released_abroad_without_approval"),
+], ids=["restricted-abroad", "protected-abroad"])
+def test_data_flow_rules_hold_even_under_a_permissive_policy(principal: object, field: str,
+                                                             kind: str) -> None:
+    """Promises 1, 2: whatever the policy says, the auditor's own rules find restricted
+    data released abroad and protected data released abroad without an approval."""
+    f = EntryFactory(permissive_bundle())
+    log = [f.access(LOCAL, ["handle"]), f.access(principal, [field], t=T0 + 1)]  # type: ignore[arg-type]
+    assert kinds(inspect(log, f)) == [(kind, 1)]
+
+
+def test_restricted_to_parent_at_home() -> None:
+    """DESIGN.md data model: restricted data is never readable by the parent organisation."""
+    f = EntryFactory(permissive_bundle())
+    at_home = PARENT.__class__("pat", "bytedance", "parent", "us", frozenset())
+    assert kinds(inspect([f.access(at_home, ["government_id"])], f)) == [
+        ("restricted_released_to_parent", 0)]
+
+
+def test_exports_respect_k_and_never_restricted() -> None:
+    """DESIGN.md data model: exports only over at least k subjects, never restricted."""
+    f = EntryFactory(permissive_bundle())
+    log = [f.export(LOCAL, "country", 5), f.export(LOCAL, "country", 2, t=T0 + 1),
+           f.export(LOCAL, "government_id", 5, t=T0 + 2)]
+    assert kinds(inspect(log, f, k_min=3)) == [("export_below_k", 1), ("restricted_exported", 2)]
+
+
+def test_export_k_min_recorded_lower_than_the_auditors() -> None:
+    """An export allowed because the gateway used a smaller k_min than the auditor's is found."""
+    f = EntryFactory()
+    log = [f.export(LOCAL, "country", 3, k_min=2)]
+    assert kinds(inspect(log, f, k_min=50)) == [("export_below_k", 0)]
+
+
+def test_denied_covered_person_is_a_denied_attempt_not_a_violation() -> None:
+    """Denied attempts by the parent organisation abroad are reported as denials."""
+    f = EntryFactory()
+    log = [f.access(PARENT, ["email", "government_id"], purpose="customer_support")]
+    inspector = inspect(log, f)
+    assert kinds(inspector) == [("covered_person_denied", 0)]
+    assert inspector.findings[0].category == "denied_attempt"
+    assert inspector.tally.denials["restricted-never-leaves + restricted-never-to-parent"] == 1
+
+
+def use(f: EntryFactory, approval: str, t: float, **kw: object) -> bytes:
+    return f.access(PARENT, ["email"], purpose="customer_support", t=t,
+                    approval=approval_view(approval, PARENT, **kw))  # type: ignore[arg-type]
+
+
+def test_single_approver_grant_claim_and_use() -> None:
+    """Approvals need two distinct custodian approvers: a grant declaring 'granted' after
+    one, and a read under it, are both found as approval_single_approver."""
+    f = EntryFactory()
+    a = apr(2)
+    log = [f.approval_request(a, PARENT),
+           f.approval_change("approval-grant", a, APPROVER1, t=T0 + 1, state="granted"),
+           use(f, a, T0 + 2)]
+    assert kinds(inspect(log, f)) == [("approval_single_approver", 1),
+                                      ("approval_single_approver", 2)]
+
+
+def test_self_grant_and_non_approver() -> None:
+    """Approvals are never granted by the requester or by a non-approver."""
+    f = EntryFactory()
+    a = apr(3)
+    log = [f.approval_request(a, PARENT),
+           f.approval_change("approval-grant", a, PARENT, t=T0 + 1),
+           f.approval_change("approval-grant", a, LOCAL, t=T0 + 2, state="granted"),
+           use(f, a, T0 + 3)]
+    assert kinds(inspect(log, f)) == [("approval_self_granted", 1),
+                                      ("approval_by_non_approver", 2),
+                                      ("approval_self_granted", 3)]
+
+
+def test_configured_approvers_only() -> None:
+    """With an approver list, a custodian approver outside it does not count."""
+    f = EntryFactory()
+    a = apr(4)
+    log = [*approved(f, a), use(f, a, T0 + 10)]
+    found = kinds(inspect(log, f, approvers=("carol",)))
+    assert found == [("approval_by_non_approver", 2), ("approval_single_approver", 3)]
+
+
+def test_expired_revoked_unknown_and_out_of_scope_approvals() -> None:
+    """An approval used after expiry, after revocation, never requested, or beyond its
+    scope is found at the entry that used it."""
+    f = EntryFactory()
+    a, b, c, d = apr(5), apr(6), apr(7), apr(8)
+    log = [*approved(f, a), *approved(f, b),
+           f.approval_change("approval-revoke", b, PARENT, t=T0 + 3, state="revoked"),
+           use(f, b, T0 + 10),                                                  # 7 revoked
+           use(f, c, T0 + 11),                                                  # 8 unknown
+           *approved(f, d, T0 + 12),
+           f.access(PARENT, ["email"], purpose="trust_and_safety", t=T0 + 20,
+                    approval=approval_view(d, PARENT, purpose="trust_and_safety")),  # 12
+           use(f, a, T0 + 4000, expires=T0 + 5000)]                             # 13 expired
+    assert kinds(inspect(log, f)) == [("approval_revoked", 7), ("approval_unknown", 8),
+                                      ("approval_scope_exceeded", 12), ("approval_expired", 13)]
+
+
+def test_unknown_bundle_is_flagged_once_per_digest() -> None:
+    """Promise 4: decisions naming a bundle nobody published cannot be replayed; flagged
+    once, the later entries counted."""
+    f = EntryFactory()
+    other = "sha256:" + "0" * 64
+    log = [f.access(LOCAL, ["handle"], bundle=other),
+           f.access(LOCAL, ["email"], bundle=other, t=T0 + 1)]
+    inspector = inspect(log, f)
+    assert kinds(inspector) == [("bundle_unavailable", 0)]
+    assert inspector.tally.replay["unreplayed"] == 2
+
+
+def test_unknown_purpose_is_unreplayable() -> None:
+    """Promise 4: a decision with a purpose the bundle does not declare is found."""
+    f = EntryFactory(permissive_bundle())
+    good = json.loads(f.access(LOCAL, ["handle"]))
+    good["purpose"] = "gossip"
+    good["decisions"][0]["input"]["context"]["purpose"] = "gossip"
+    body = {k: v for k, v in good.items() if k not in ("v", "type", "time")}
+    assert kinds(inspect([encode_entry("access", T0, body)], f)) == [
+        ("decision_unreplayable", 0)]
+
+
+def test_release_named_by_a_decision_must_be_approved() -> None:
+    """Promise 6: a decision naming a release the log never approved is found (once)."""
+    f = EntryFactory()
+    rid = "sha256:" + "1" * 64
+    log = [f.access(LOCAL, ["handle"], release=rid),
+           f.access(LOCAL, ["handle"], release=rid, t=T0 + 1)]
+    assert kinds(inspect(log, f)) == [("decision_release_mismatch", 0)]
+
+
+def test_unreviewed_start() -> None:
+    """Promise 6: a gateway started --unreviewed is flagged by the audit."""
+    start = encode_entry("gateway-start", T0, {"gateway": "us", "release": None,
+                                               "reviewed": False, "unreviewed": True})
+    assert kinds(inspect([start])) == [("unreviewed_start", 0)]
+
+
+def test_malformed_and_out_of_order_entries() -> None:
+    """Entries are well-formed and time-ordered within the tolerance."""
+    f = EntryFactory()
+    log = [f.access(LOCAL, ["handle"], t=T0 + 100), b'{"not": "an entry"}',
+           f.access(LOCAL, ["handle"], t=T0 + 50), b"\xff\xfe",
+           f.access(LOCAL, ["handle"], t=T0 + 97)]
+    assert kinds(inspect(log, f)) == [("entry_malformed", 1), ("entry_time_regression", 2),
+                                      ("entry_malformed", 3)]
+
+
+def test_decision_time_must_match_entry_time() -> None:
+    """Promise 4: a decision recorded at another time than its entry is inconsistent."""
+    f = EntryFactory()
+    log = [f.access(LOCAL, ["handle"], now=int(T0) - 3600)]
+    assert kinds(inspect(log, f)) == [("decision_input_inconsistent", 0)]
+
+
+@pytest.mark.parametrize(("value", "what"), [
+    ("jane.doe@example.com", "email address"),
+    ("+1 415 555 0100", "phone number"),
+    ("4111111111111111", "long digit run"),
+    ("us-" + "a" * 25 + "q", "raw subject id"),
+    ("203.0.113.7", "IPv4 address"),
+], ids=["email", "phone", "digits", "subject", "ip"])
+def test_personal_data_in_an_entry_is_found_without_quoting_it(value: str, what: str) -> None:
+    """Promise 7: entries carry no field values or raw ids; the finding names the kind and
+    the JSON path, never the value."""
+    f = EntryFactory()
+    log = [f.access(LOCAL, ["handle"]), f.access(LOCAL, ["handle"], t=T0 + 1,
+                                                 extra={"note": value})]
+    inspector = inspect(log, f)
+    assert kinds(inspector) == [("personal_data_in_entry", 1)]
+    finding = inspector.findings[0]
+    assert what in finding.explanation and "$.note" in finding.explanation
+    assert value not in json.dumps(finding.to_json())
+
+
+def test_every_kind_has_a_severity_and_category() -> None:
+    """Findings name stable kinds with a severity and a category."""
+    for kind in FINDING_KINDS.values():
+        assert kind.severity in ("critical", "high", "medium", "low", "info")
+        assert kind.category in ("violation", "denied_attempt", "integrity", "process")
