@@ -158,6 +158,8 @@ class _SpoolingSource:
         Raises:
             VerificationError: a needed bundle was not read by the check.
         """
+        if start >= end:
+            return
         for bundle in range(start // TILE_WIDTH, (end + TILE_WIDTH - 1) // TILE_WIDTH):
             found = self.bundles.get(bundle)
             if found is None:
