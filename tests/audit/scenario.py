@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bordergate.audit.bundlestore import BundleLookup
 from bordergate.config import Deployment, load_config
@@ -42,6 +43,8 @@ from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage.fs import FileStorage
 from tests.gateway.deployment import Tokens, write_deployment
 from tests.releases.keys import reviewer_signer
+
+T = TypeVar("T")
 
 LOCAL = Principal("alice", "ttus", "local", "us", frozenset({"engineer"}))
 PARENT = Principal("bob", "bytedance", "parent", "cn", frozenset({"engineer"}))
@@ -208,14 +211,21 @@ class GatewayScenario:
 
     def start(self, *, unreviewed: bool = False) -> Gateway:
         self.gateway = open_gateway(self.deployment, "us", log_storage=FileStorage(self.log_dir))
-        asyncio.run(self.gateway.announce_start(
+        self.run(self.gateway.announce_start(
             unreviewed=unreviewed, release=None if unreviewed else self.release))
         return self.gateway
+
+    @staticmethod
+    def run(coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine to completion in a fresh event loop on its own thread
+        (works even where a loop is running, e.g. beside Playwright's sync API)."""
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, coro).result()
 
     def stop(self) -> None:
         if self.gateway is not None:
             gw = self.gateway
-            asyncio.run(gw.log.publish(30))
+            self.run(gw.log.publish(30))
             gw.close()
             self.gateway = None
 
