@@ -50,6 +50,7 @@ from bordergate.tlog.tiles import (
     TileRef,
     decode_bundle,
     decode_tile,
+    join_bundle,
     tile_node_reader,
 )
 
@@ -209,12 +210,24 @@ class Sequencer:
                 code="log_storage_damaged")
         self._frontier, self._published = frontier, signed
         self._replay_bundles()
+        self._replay_wal()
         self._next = frontier.size
         if frontier.size != cp.size:
             try:
                 self._publish_once()
             except Unavailable as e:  # e.g. no witness quorum yet: the publisher retries
                 log.warning("checkpoint of %s not published yet: %s", self.origin, e)
+
+    def _replay_wal(self) -> None:
+        """Integrate the durable write-ahead records after what the bundles held."""
+        for first, entries in self.storage.wal_replay(self._frontier.size):
+            skip = self._frontier.size - first
+            if skip < 0:
+                raise VerificationError(
+                    f"write-ahead log has a gap at index {self._frontier.size}",
+                    code="log_storage_damaged")
+            if skip < len(entries):
+                self._integrate(entries[skip:], recovering=True)
 
     def _replay_bundles(self) -> None:
         """Integrate the durable entries found in bundles after the checkpoint."""
@@ -236,7 +249,7 @@ class Sequencer:
                 if entries[:have] != frontier.bundle:
                     raise VerificationError(f"bundle {ref.path} disagrees with the log",
                                             code="log_storage_damaged")
-                self._integrate(entries[have:])
+                self._integrate(entries[have:], recovering=True)
                 break
             else:
                 return
@@ -388,15 +401,27 @@ class Sequencer:
                     sub.future.set_result(index)
                     index += len(sub.entries)
 
-    def _integrate(self, entries: Sequence[bytes], *, sync: bool = True) -> None:
-        """Add entries to the tree edge and write their bundles (and sync)."""
+    def _integrate(self, entries: Sequence[bytes], *, sync: bool = True,
+                   recovering: bool = False) -> None:
+        """Add entries to the tree edge and write them down (and sync).
+
+        A batch smaller than the partial bundle it would rewrite goes to the
+        write-ahead log as one record (the partial bundle is written at the next
+        checkpoint); a larger one writes its bundles directly.  Either way the
+        full bundles and tiles it completes are written.
+        """
         sha = _sha256
         hashes = [sha(b"\x00" + e).digest() for e in entries]
         with self._state_lock:
+            first, pending = self._frontier.size, len(self._frontier.bundle)
             done = self._frontier.append(entries, hashes)
-            done += self._frontier.partial_bundle()
+            small = len(entries) < pending and not recovering
+            if not small:
+                done += self._frontier.partial_bundle()
             try:
                 self.storage.put([(ref.path, data) for ref, data in done])
+                if small:
+                    self.storage.wal_append(first, len(entries), join_bundle(entries))
                 if sync:
                     self.storage.sync()
             except Exception as e:
@@ -453,8 +478,9 @@ class Sequencer:
             # already written for an earlier checkpoint need not be written again
             partials = [(r, d) for r, d in self._frontier.partial_tiles()
                         if r not in self._written_partials]
+            bundle = self._frontier.partial_bundle()
         with self._io_lock:
-            self.storage.put([(ref.path, data) for ref, data in partials])
+            self.storage.put([(ref.path, data) for ref, data in bundle + partials])
             self.storage.sync()
         self._written_partials = {r for r, _ in partials} | {
             r for r in self._written_partials if r.level > 0}
@@ -464,6 +490,7 @@ class Sequencer:
             note = self.witnessing.cosign(note, cp, self._prover(size))
         with self._io_lock:
             self.storage.publish_checkpoint(note)
+            self.storage.wal_trim(size)
         signed = open_checkpoint(note, self.signer.verifier())  # also a self-check
         with self._publish_cond:
             self._published = signed

@@ -38,6 +38,7 @@ __all__ = [
     "encode_bundle",
     "encode_entry",
     "index_path",
+    "join_bundle",
     "parse_path",
     "tile_node_reader",
     "tiles_for_growth",
@@ -148,7 +149,8 @@ def encode_entry(entry: bytes) -> bytes:
 _LENGTHS = [n.to_bytes(2, "big") for n in range(ENTRY_MAX + 1)]
 
 
-def _join_bundle(entries: Sequence[bytes]) -> bytes:
+def join_bundle(entries: Sequence[bytes]) -> bytes:
+    """Entries in entry-bundle encoding (each at most 65535 bytes; unchecked)."""
     lengths = _LENGTHS
     return b"".join([part for e in entries for part in (lengths[len(e)], e)])
 
@@ -328,7 +330,7 @@ class TileFrontier:
             pending.extend(entries[pos:pos + take])
             pos += take
             if len(pending) == TILE_WIDTH:
-                done.append((TileRef(ENTRIES, index), _join_bundle(pending)))
+                done.append((TileRef(ENTRIES, index), join_bundle(pending)))
                 pending.clear()
                 index += 1
 
@@ -365,7 +367,7 @@ class TileFrontier:
         if not self.bundle:
             return []
         return [(TileRef(ENTRIES, self.size // TILE_WIDTH, len(self.bundle)),
-                 _join_bundle(self.bundle))]
+                 join_bundle(self.bundle))]
 
     def partial_tiles(self) -> list[tuple[TileRef, bytes]]:
         """The partial hash tiles of the current size."""

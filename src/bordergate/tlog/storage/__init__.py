@@ -4,11 +4,15 @@ One small interface, :class:`LogStorage`, with three implementations chosen by
 configuration: ``memory`` (the test twin), ``fs`` (the embedded default: a
 directory any static web server can serve as-is) and ``postgres``.
 
-The sequencer's durability contract rests on three operations:
+The sequencer's durability contract rests on these operations:
 
-* ``put`` may be lazy, ``sync`` makes every earlier ``put`` durable (the
-  entry bundles are the log's own write-ahead record: a batch is acknowledged
-  once its bundles are synced);
+* ``put`` and ``wal_append`` may be lazy; ``sync`` makes every earlier
+  ``put`` and ``wal_append`` durable.  A large batch is made durable by its
+  entry bundles (full ones and the new partial one); a small batch, which
+  would otherwise rewrite a partial bundle many times its size, by one
+  write-ahead record.  A batch is acknowledged once a later ``sync`` returned;
+* ``wal_replay`` yields the records holding entries at or after an index,
+  ``wal_trim`` forgets those wholly below a published size;
 * ``publish_checkpoint`` atomically and durably replaces the checkpoint;
 * ``partial_widths`` lists the partial versions of a tile or bundle present,
   so that recovery can find the last durable entries.
@@ -19,10 +23,11 @@ This package must never interpret entries, sign anything or talk HTTP.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from bordergate.errors import ConfigError, VerificationError
+from bordergate.tlog.storage.wal import WalBatch
 from bordergate.tlog.tiles import TileRef
 
 __all__ = ["CHECKPOINT_PATH", "OBJECT_PATH", "LogStorage", "check_object_path", "open_storage"]
@@ -56,6 +61,15 @@ class LogStorage(Protocol):
 
     def release_writer(self) -> None:
         """Give up the writer role (idempotent)."""
+
+    def wal_append(self, first: int, count: int, encoded: bytes) -> None:
+        """Record a small batch (``encoded``: bundle encoding); durable after sync."""
+
+    def wal_replay(self, start: int) -> Iterator[WalBatch]:
+        """Yield intact records, in order, that hold entries at ``start`` or later."""
+
+    def wal_trim(self, below: int) -> None:
+        """Forget (some or all) records whose entries are all below ``below``."""
 
     def put(self, items: Sequence[tuple[str, bytes]]) -> None:
         """Store tiles or bundles by path; durable only after :meth:`sync`."""

@@ -7,14 +7,16 @@ Layout of a log directory ``DIR``::
     DIR/tile/entries/<N>[.p/<W>]   entry bundles
     DIR/bundles/sha256-<hex>.tar   content-addressed objects (released policy bundles)
     DIR/.sequencer/lock            the single-writer lock (flock)
+    DIR/.sequencer/wal/<first>     write-ahead segments of small batches
 
 ``checkpoint`` and ``tile/`` are exactly the C2SP tlog-tiles layout, so the
 directory can be served by any static web server.  The signing key never
 lives here.
 
-Durability: files are written without an fsync each; ``sync`` makes all of
-them durable with one ``syncfs(2)`` of the directory's file system (or, where
-that call is missing, an fsync of each file and directory written).
+Durability: files and write-ahead records are written without an fsync
+each; ``sync`` makes all of them durable: an fdatasync of the write-ahead
+segment, then an fsync of each file written (and its directory) when they are
+few, or one ``syncfs(2)`` of the directory's file system when they are many.
 This module must never serve files or interpret entries.
 """
 
@@ -26,11 +28,13 @@ import ctypes.util
 import errno
 import fcntl
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bordergate.errors import Conflict, Unavailable
 from bordergate.tlog.storage import CHECKPOINT_PATH, check_object_path
+from bordergate.tlog.storage.wal import WalBatch, decode_records, encode_record
 from bordergate.tlog.tiles import TileRef, parse_path
 
 __all__ = ["FileStorage"]
@@ -52,6 +56,7 @@ def _load_syncfs() -> object | None:
 
 _SYNCFS = _load_syncfs()
 _FSYNC_EACH_UP_TO = 8
+_SEGMENT_DIGITS = 20
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -68,6 +73,11 @@ class FileStorage:
         self._state = self.root / ".sequencer"
         self._lock_fd: int | None = None
         self._made_dirs: set[Path] = set()
+        self._wal_dir = self._state / "wal"
+        self._wal_lock = threading.Lock()
+        self._wal_fd: int | None = None
+        self._wal_dirty = False
+        self._wal_new_segment = False
         self._unsynced: list[Path] = []
 
     # -- writer role -------------------------------------------------------
@@ -88,9 +98,94 @@ class FileStorage:
         self._lock_fd = fd
 
     def release_writer(self) -> None:
+        with self._wal_lock:
+            self._close_segment()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing drops the flock
             self._lock_fd = None
+
+    # -- write-ahead records of small batches ------------------------------------
+    def _segments(self) -> list[tuple[int, Path]]:
+        try:
+            names = [p for p in self._wal_dir.iterdir()
+                     if p.name.isdigit() and len(p.name) == _SEGMENT_DIGITS]
+        except FileNotFoundError:
+            return []
+        return sorted((int(p.name), p) for p in names)
+
+    def _close_segment(self) -> None:
+        if self._wal_fd is not None:
+            try:
+                os.fdatasync(self._wal_fd)
+            finally:
+                os.close(self._wal_fd)
+                self._wal_fd = None
+                self._wal_dirty = False
+
+    def wal_append(self, first: int, count: int, encoded: bytes) -> None:
+        """Append one record to the current segment (durable after :meth:`sync`).
+
+        Raises:
+            Unavailable: the disk refused the write.
+        """
+        record = encode_record(first, count, encoded)
+        with self._wal_lock:
+            try:
+                if self._wal_fd is None:
+                    self._wal_dir.mkdir(parents=True, exist_ok=True)
+                    path = self._wal_dir / str(first).zfill(_SEGMENT_DIGITS)
+                    self._wal_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                    self._wal_new_segment = True
+                _write_all(self._wal_fd, record)
+            except OSError as e:
+                raise Unavailable(f"log write-ahead append failed: {e}",
+                                  code="log_unwritable") from e
+            self._wal_dirty = True
+
+    def wal_replay(self, start: int) -> Iterator[WalBatch]:
+        """Yield intact records holding entries at ``start`` or later; cut torn tails."""
+        segments = self._segments()
+        for i, (_first, path) in enumerate(segments):
+            following = segments[i + 1][0] if i + 1 < len(segments) else None
+            if following is not None and following <= start:
+                continue
+            data = path.read_bytes()
+            good = 0
+            for end, first, entries in decode_records(data):
+                good = end
+                if first + len(entries) > start:
+                    yield first, entries
+            if good != len(data) and self._lock_fd is not None:
+                with open(path, "r+b") as f:  # the torn tail was never acknowledged
+                    f.truncate(good)
+                    os.fsync(f.fileno())
+
+    def wal_trim(self, below: int) -> None:
+        """Close the current segment; delete segments whose entries are all below ``below``."""
+        with self._wal_lock:
+            try:
+                self._close_segment()
+                segments = self._segments()
+                for i, (_first, path) in enumerate(segments):
+                    if i + 1 < len(segments):
+                        end = segments[i + 1][0]
+                    else:
+                        end = max((f + len(e) for _, f, e in decode_records(path.read_bytes())),
+                                  default=0)
+                    if end <= below:
+                        path.unlink()
+            except OSError as e:
+                raise Unavailable(f"log write-ahead trim failed: {e}",
+                                  code="log_unwritable") from e
+
+    def _sync_wal(self) -> None:
+        with self._wal_lock:
+            if self._wal_fd is not None and self._wal_dirty:
+                os.fdatasync(self._wal_fd)
+                self._wal_dirty = False
+            if self._wal_new_segment:
+                self._fsync_dir(self._wal_dir)
+                self._wal_new_segment = False
 
     # -- tiles and checkpoint ----------------------------------------------
     def put(self, items: Sequence[tuple[str, bytes]]) -> None:
@@ -146,9 +241,10 @@ class FileStorage:
         ``syncfs`` of the directory's file system instead.
         """
         paths, self._unsynced = self._unsynced, []
-        if not paths:
-            return
         try:
+            self._sync_wal()
+            if not paths:
+                return
             if _SYNCFS is not None and len(paths) > _FSYNC_EACH_UP_TO:
                 fd = os.open(self.root, os.O_RDONLY)
                 try:

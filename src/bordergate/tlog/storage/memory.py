@@ -7,11 +7,12 @@ production (nothing survives the process).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from bordergate.errors import Conflict, Unavailable
 from bordergate.tlog.storage import CHECKPOINT_PATH, check_object_path
-from bordergate.tlog.tiles import TileRef, parse_path
+from bordergate.tlog.storage.wal import WalBatch
+from bordergate.tlog.tiles import TileRef, decode_bundle, parse_path
 
 __all__ = ["MemoryStorage"]
 
@@ -21,6 +22,7 @@ class MemoryStorage:
 
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
+        self.wal: list[WalBatch] = []
         self.writer = False
         self.fail_writes = False
 
@@ -35,6 +37,18 @@ class MemoryStorage:
 
     def release_writer(self) -> None:
         self.writer = False
+
+    def wal_append(self, first: int, count: int, encoded: bytes) -> None:
+        self._check()
+        self.wal.append((first, decode_bundle(encoded, count)))
+
+    def wal_replay(self, start: int) -> Iterator[WalBatch]:
+        for first, entries in list(self.wal):
+            if first + len(entries) > start:
+                yield first, list(entries)
+
+    def wal_trim(self, below: int) -> None:
+        self.wal = [(f, e) for f, e in self.wal if f + len(e) > below]
 
     def put(self, items: Sequence[tuple[str, bytes]]) -> None:
         self._check()

@@ -13,14 +13,15 @@ This module must never interpret entries or sign anything.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
 
 from bordergate.errors import Conflict, Unavailable
 from bordergate.tlog.storage import CHECKPOINT_PATH, check_object_path
-from bordergate.tlog.tiles import TileRef, parse_path
+from bordergate.tlog.storage.wal import WalBatch
+from bordergate.tlog.tiles import TileRef, decode_bundle, parse_path
 
 __all__ = ["PostgresStorage"]
 
@@ -28,6 +29,9 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tlog_object (
     log text NOT NULL, path text NOT NULL, data bytea NOT NULL,
     PRIMARY KEY (log, path));
+CREATE TABLE IF NOT EXISTS tlog_wal (
+    log text NOT NULL, first bigint NOT NULL, count integer NOT NULL, data bytea NOT NULL,
+    PRIMARY KEY (log, first));
 CREATE TABLE IF NOT EXISTS tlog_content (
     log text NOT NULL, path text NOT NULL, data bytea NOT NULL,
     PRIMARY KEY (log, path));
@@ -43,6 +47,7 @@ class PostgresStorage:
         self._lock_conn: psycopg.Connection[Any] | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._pending: dict[str, bytes] = {}
+        self._pending_wal: list[tuple[int, int, bytes]] = []
         self._lock_key = int.from_bytes(
             hashlib.sha256(f"bordergate.tlog:{log}".encode()).digest()[:8], "big", signed=True)
 
@@ -81,6 +86,27 @@ class PostgresStorage:
         if self._lock_conn is None or self._lock_conn.closed:
             raise Unavailable("log writer lock lost", code="log_unwritable")
 
+    def wal_append(self, first: int, count: int, encoded: bytes) -> None:
+        """Buffer a small batch; it is written by :meth:`sync`."""
+        self._pending_wal.append((first, count, encoded))
+
+    def wal_replay(self, start: int) -> Iterator[WalBatch]:
+        try:
+            rows = self._db().execute(
+                "SELECT first, count, data FROM tlog_wal WHERE log = %s AND first + count > %s "
+                "ORDER BY first", (self.log, start)).fetchall()
+        except psycopg.Error as e:
+            raise Unavailable(f"log database unreachable: {e}", code="log_unavailable") from e
+        for first, count, data in rows:
+            yield int(first), decode_bundle(bytes(data), int(count))
+
+    def wal_trim(self, below: int) -> None:
+        try:
+            self._db().execute("DELETE FROM tlog_wal WHERE log = %s AND first + count <= %s",
+                               (self.log, below))
+        except psycopg.Error as e:
+            raise Unavailable(f"log write-ahead trim failed: {e}", code="log_unwritable") from e
+
     def put(self, items: Sequence[tuple[str, bytes]]) -> None:
         """Buffer tiles; they are written by :meth:`sync`."""
         for path, data in items:
@@ -93,16 +119,23 @@ class PostgresStorage:
             Unavailable: the database refused it.
         """
         pending, self._pending = self._pending, {}  # puts may continue meanwhile
-        if not pending:
+        wal, self._pending_wal = self._pending_wal, []
+        if not pending and not wal:
             return
         self._check_writer()
         rows = [(self.log, p, d) for p, d in pending.items()]
         try:
             conn = self._db()
             with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO tlog_object (log, path, data) VALUES (%s, %s, %s) "
-                    "ON CONFLICT (log, path) DO UPDATE SET data = EXCLUDED.data", rows)
+                if rows:
+                    cur.executemany(
+                        "INSERT INTO tlog_object (log, path, data) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (log, path) DO UPDATE SET data = EXCLUDED.data", rows)
+                if wal:
+                    cur.executemany(
+                        "INSERT INTO tlog_wal (log, first, count, data) VALUES (%s, %s, %s, %s)"
+                        " ON CONFLICT (log, first) DO UPDATE SET count = EXCLUDED.count, "
+                        "data = EXCLUDED.data", [(self.log, f, c, d) for f, c, d in wal])
         except psycopg.Error as e:
             raise Unavailable(f"log tile write failed: {e}", code="log_unwritable") from e
 
