@@ -79,3 +79,12 @@ def test_pseudonyms_are_keyed_and_provable() -> None:
     assert a.matches(p, "subject", "us-abc") and not a.matches(p, "subject", "us-abd")
     with pytest.raises(ValueError):
         Pseudonymizer(b"short")
+
+
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False))
+def test_fast_time_format_matches_datetime(epoch: float) -> None:
+    """Promise 4: the fast formatter writes exactly what datetime would."""
+    from datetime import UTC, datetime
+    dt = datetime.fromtimestamp(epoch, tz=UTC)
+    expected = dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    assert format_time(epoch) == expected

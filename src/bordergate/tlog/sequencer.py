@@ -294,9 +294,10 @@ class Sequencer:
             if self._pending + len(batch) > self.config.max_pending:
                 raise PushBack(f"log {self.origin} queue is full",
                                retry_after=self.config.retry_after)
+            if not self._queue:  # else the writer was woken already and will take it
+                self._cond.notify()
             self._queue.append(_Submission(batch, fut))
             self._pending += len(batch)
-            self._cond.notify()
         return fut
 
     def append_many(self, entries: Sequence[bytes], timeout: float | None = 60.0) -> int:
