@@ -12,8 +12,9 @@ way its users would: the CLI for provisioning and releases, HTTP for data.
 4. seed a short-video dataset (Faker, fixed seed) through each home gateway;
 5. play the scenario: local staff at work, the parent's engineer abroad asking
    for public, protected and restricted data, a Lockbox-style approval granted
-   by two custodian approvers, an approval granted by only one (a finding), a
-   k-anonymous export, an erasure;
+   by two custodian approvers, a k-anonymous export, an erasure; then inject a
+   bad actor: a compromised ``us`` gateway that logs an approval as granted
+   after only one approver (the real gateway never does: a finding);
 6. audit every log and write the report;
 7. print a tour: what to run as each principal and what each will see.
 
@@ -343,7 +344,44 @@ class Demo:
         with self.client("elena", "eu") as c:
             self.facts["erased"] = (victim, c.erase(victim, purpose="erasure"))
         self.say("[bold]5.[/] scenario played: local reads, the parent's engineer abroad, "
-                 "approvals (two approvers, and one with a single approver), export, erasure")
+                 "an approval by two custodian approvers, export, erasure")
+
+    def forge_single_grant(self) -> None:
+        """The injected bad actor: a compromised us gateway logs a one-approver grant.
+
+        The us gateway is stopped, the forged ``approval-grant`` entry (state
+        granted, approvals 1) is appended with ``bordergate log append`` using
+        the custodian's log key, as a compromised gateway could, and the gateway
+        is started again.  The audit must find it.
+        """
+        from bordergate.entries import encode_entry
+        from bordergate.policy import default_bundle
+        approval = self.facts["lone_approval"][0]
+        carol = self.principals["carol"]
+        body = {"approval": approval, "state": "granted", "approvals": 1,
+                "approver": {"id": carol.id, "org": carol.org, "org_kind": "custodian",
+                             "location": carol.location, "roles": list(carol.roles)},
+                "bundle": default_bundle().digest, "gateway": "us", "release": None}
+        entry = encode_entry("approval-grant", time.time(), body)
+        gateway = self.procs.pop("us")
+        gateway.terminate()
+        gateway.wait(30)
+        proc = subprocess.run([*_bordergate(), "log", "append", str(self.data / "data/us/log"),
+                               "--key-file", str(self.data / "data/us/log.key")],
+                              input=entry + b"\n", capture_output=True, timeout=120,
+                              check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"forging failed: {proc.stderr.decode()}")
+        self.facts["forged_index"] = int(proc.stdout.decode().strip()) - 1
+        logs = self.data / "gateway-logs"
+        out = open(logs / "us.restart.log", "wb")  # noqa: SIM115 (lives with the process)
+        self.procs["us"] = subprocess.Popen(
+            [*_bordergate(), "gateway", "serve", "--config", str(self.config),
+             "--jurisdiction", "us"], stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        self._wait_healthy("us", logs / "us.restart.log")
+        self.say(f"    injected: a forged one-approver grant at us log index "
+                 f"{self.facts['forged_index']}")
 
     def _approvals(self, us_watch: tuple[str, str, str]) -> None:
         with self.client("wei", "us") as wei:
@@ -356,12 +394,11 @@ class Demo:
             r = wei.read("watch_history", us_watch[1], purpose="customer_support",
                          approval=good["id"])
             self.facts["approved_read"] = (sorted(r.fields), r.log_index)
-            # injected: an approval that only one approver granted, then used
+            # an approval no custodian granted yet: using it is refused; the bad
+            # actor injected later claims it was granted by one approver
             lone = wei.request_approval(purpose="customer_support", reason="ticket",
                                         collections=["users"], classes=["protected"],
                                         max_duration_s=3600)
-            with self.client("carol", "us") as a:
-                a.grant(lone["id"])
             try:
                 wei.read("users", self.facts["us_user"][1], purpose="customer_support",
                          fields=["email"], approval=lone["id"])
@@ -390,7 +427,8 @@ class Demo:
 
     def _auditor_config(self, path: Path) -> None:
         from bordergate.tlog.logdir import read_signer
-        lines = ["# auditor configuration for the demo's three logs", ""]
+        lines = ["# auditor configuration for the demo's three logs", "[auditor]",
+                 'name = "demo monitor"', "k_min = 25", ""]
         for code in CODES:
             d = self.data / "data" / code
             vkey = read_signer(d / "log.key").verifier().key_string
@@ -421,7 +459,7 @@ class Demo:
         t.add_row("wei with approval by 2 custodians", "watch_history (protected)",
                   ", ".join(f["approved_read"][0]))
         if "lone_approval" in f:
-            t.add_row("wei with a 1-approver approval", "users.email",
+            t.add_row("wei with an approval nobody granted", "users.email",
                       f"[red]{f['lone_approval'][1]}[/]")
         self.console.print(t)
         tok = {who: p.files for who, p in self.principals.items()}
@@ -488,6 +526,7 @@ def run_demo(data: Path, *, subjects: int = 1200, serve: bool = True,
         demo.issue_tokens()
         demo.seed()
         demo.scenario()
+        demo.forge_single_grant()
         report = demo.audit()
         demo.tour(report)
         (demo.data / "facts.json").write_text(json.dumps(

@@ -1,0 +1,69 @@
+"""`bordergate demo`, the trusted-partner scenario, end to end with real processes.
+
+Promises 1-3 and 6 as the demo shows them: the parent's engineer abroad gets
+only public fields without an approval, is denied protected and restricted
+ones, reads protected data once two custodian approvers granted it, and the
+unreviewed gateway and the one-approver approval are what the audit reports.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent / "bordergate"
+
+
+def _free_base_port() -> int:
+    for base in range(18400, 19400, 10):
+        ok = True
+        for port in range(base, base + 3):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+        if ok:
+            return base
+    raise AssertionError("no free ports")
+
+
+@pytest.mark.slow
+def test_demo_runs_and_shows_the_arrangement(tmp_path: Path) -> None:
+    """Promises 1, 2, 3, 6: the demo's principals see exactly what the policy allows."""
+    data = tmp_path / "demo"
+    proc = subprocess.run(
+        [str(BIN), "demo", "--data", str(data), "--subjects", "30", "--no-serve",
+         "--base-port", str(_free_base_port())],
+        capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    facts = json.loads((data / "facts.json").read_text())
+    alice_fields = set(facts["alice"][0])
+    assert {"email", "government_id", "handle"} <= alice_fields
+    public_fields, withheld = facts["wei_public"]
+    assert set(public_fields) == {"handle", "country", "created_at"}
+    assert {"email", "government_id"} <= set(withheld)
+    assert [code for _, code in facts["wei_denied"]] == ["policy_denied", "policy_denied"]
+    assert set(facts["approved_read"][0]) == {"video_id", "watched_at", "watch_seconds",
+                                              "device_id"}
+    assert facts["lone_approval"][1] == "policy_denied"
+    assert facts["redirect"].endswith(str(_port_of(data, "us")))
+    assert "Try it" in proc.stdout and "tokens" in proc.stdout
+    report = json.loads((data / "report" / "report.json").read_text())
+    kinds = {f["kind"] for f in report["findings"]}
+    # issue 7: the injected bad actor and exactly those findings
+    assert kinds == {"covered_person_denied", "approval_single_approver", "unreviewed_start"}
+    forged = [f for f in report["findings"] if f["kind"] == "approval_single_approver"]
+    assert [f["index"] for f in forged] == [facts["forged_index"]]
+    assert (data / "report" / "report.html").stat().st_size > 10_000
+
+
+def _port_of(data: Path, code: str) -> int:
+    text = (data / "deployment.toml").read_text()
+    return int(text.split(f"[jurisdictions.{code}]")[1].split("listen = \"127.0.0.1:")[1][:5]
+               .rstrip('"\n'))
