@@ -1,0 +1,230 @@
+"""Benchmark of `bordergate audit run` (issue 7): a fresh audit of a 1,000,000-entry log.
+
+Builds a log of realistic ``access`` entries (a reviewed release and gateway start,
+then reads by 24 principals at home and abroad, Zipf-weighted, four field sets,
+four purposes, about 2,000 requests per second of log time, with and without a
+valid approval) in a temporary directory with the real sequencer.  Decision lists
+are made by the real engine and entry builder (``decision_records``,
+``encode_with_decisions``): one entry per distinct request and second, whose
+fixed-width subject, record and millisecond fields are then varied per entry
+(checked byte for byte against ``encode_entry`` on a sample).
+
+Then, in the same run:
+
+* the log-level check alone (:func:`audit_log`: signature, full rebuild of every
+  tile from the entries, root compared), fresh state;
+* the whole audit, end to end (:func:`run_audit` + report): the same log check,
+  then every entry parsed, every decision replayed with its bundle (batched
+  cedarpy calls, one per distinct decision list), approvals, releases, data-flow
+  rules, the personal-data scan, state and report written.
+
+Prints both rates in entries/s and their ratio (target: >= 50,000 entries/s end
+to end).  Usage: python bench/bench_audit.py [--entries N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from bordergate.audit.auditor_config import parse_auditor_config
+from bordergate.audit.logcheck import audit_log
+from bordergate.audit.logstate import MemoryStateStore
+from bordergate.audit.report import build_report, write_report
+from bordergate.audit.run import run_audit
+from bordergate.entries import canonical_json, encode_entry, format_time
+from bordergate.gateway.decisions import access_outcome, decision_records, encode_with_decisions
+from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH, default_bundle
+from bordergate.policy.engine import PolicyEngine
+from bordergate.policy.entities import Approval, DecisionInput, Field, Principal, RequestContext
+from bordergate.releases.manifest import build_manifest
+from bordergate.releases.review import review_body
+from bordergate.tlog.client import DirectorySource, LogClient
+from bordergate.tlog.note import Signer
+from bordergate.tlog.sequencer import Sequencer, SequencerConfig, create_log
+from bordergate.tlog.storage.fs import FileStorage
+
+CHUNK = 65_536
+PER_SECOND = 2000
+T0 = 1_800_000_000
+CLASSES = {"handle": "public", "created_at": "public", "country": "public",
+           "email": "protected", "phone": "protected", "birth_date": "protected",
+           "government_id": "restricted"}
+FIELD_SETS = [("handle", "created_at"), ("handle", "email", "country"), ("email", "phone"),
+              tuple(CLASSES)]
+SUBJECT = "subject:" + "0" * 64
+RECORD = "record:" + "1" * 64
+STAMP = format_time(T0)
+
+
+def signer() -> Signer:
+    return Signer.from_seed("bench.bordergate.example/us", bytes(32))  # bench-only key
+
+
+def reviewer(name: str) -> Signer:
+    return Signer.from_seed(name, name.encode().ljust(32, b"."))  # bench-only keys
+
+
+def principals() -> list[tuple[Principal, str, bool]]:
+    """(principal, purpose, with approval) by traffic weight."""
+    out = []
+    for i in range(16):
+        out.append((Principal(f"svc-{i}", "ttus", "local", "us", frozenset({"service"})),
+                    "operations", False))
+    for i in range(4):
+        out.append((Principal(f"eng-{i}", "bytedance", "parent", "cn",
+                              frozenset({"engineer"})), "interoperability", False))
+    for i in range(4):
+        out.append((Principal(f"sup-{i}", "bytedance", "parent", "cn",
+                              frozenset({"support"})), "customer_support", True))
+    return out
+
+
+class Traffic:
+    """Entries as the gateway writes them, one template per distinct request and second."""
+
+    def __init__(self, release: str, approvals: dict[str, str]) -> None:
+        self.engine = PolicyEngine(default_bundle())
+        self.release = release
+        self.approvals = approvals
+        self.who = principals()
+        self.weights = [1 / (i + 1) for i in range(len(self.who))]
+        self.rnd = random.Random(7)
+        self._templates: dict[tuple[int, int, int], bytes] = {}
+
+    def template(self, second: int, who: int, fields: int) -> bytes:
+        key = (second, who, fields)
+        found = self._templates.get(key)
+        if found is not None:
+            return found
+        principal, purpose, approved = self.who[who]
+        names = {"interoperability": ("handle", "created_at"),
+                 "customer_support": ("email", "phone")}.get(purpose, FIELD_SETS[fields])
+        approval_id = self.approvals.get(principal.id) if approved else None
+        view = Approval(approval_id, principal.id, purpose, frozenset({"users"}),
+                        frozenset({"protected"}), True, T0 + 86400) if approval_id else None
+        context = RequestContext(purpose, T0 + second, "us", 50, approval=view)
+        inputs = [DecisionInput(principal, "read", Field("users", n, CLASSES[n], "us"),  # type: ignore[arg-type]
+                                context) for n in names]
+        decisions = self.engine.decide_many(inputs)
+        decisions_json = canonical_json(decision_records(inputs, decisions))
+        body = {"principal": principal.to_json(), "collection": "users", "subject": SUBJECT,
+                "record": RECORD, "purpose": purpose, "bundle": self.engine.digest,
+                "approval": approval_id, "outcome": access_outcome(decisions),
+                "released": sorted(n for n, d in zip(names, decisions, strict=True)
+                                   if d.allowed),
+                "gateway": "us", "release": self.release}
+        data = encode_with_decisions("access", T0 + second, body, decisions_json)
+        if second == 0 and who == 0 and fields == 1:  # the shortcut is byte-exact
+            assert data == encode_entry("access", T0 + second, {
+                **body, "decisions": decision_records(inputs, decisions)})
+        if len(self._templates) > 4096:
+            self._templates.clear()
+        self._templates[key] = data
+        return data
+
+    def entry(self, n: int) -> bytes:
+        second, ms = divmod(n, PER_SECOND)
+        who = self.rnd.choices(range(len(self.who)), self.weights)[0]
+        data = self.template(second, who, self.rnd.randrange(len(FIELD_SETS)))
+        stamp = format_time(T0 + second).encode()
+        varied = stamp[:-4] + b"%03dZ" % (ms * 1000 // PER_SECOND)
+        tag = b"%064x" % n
+        return (data.replace(stamp, varied, 1)
+                .replace(SUBJECT.encode(), b"subject:" + tag, 1)
+                .replace(RECORD.encode(), b"record:" + tag[::-1], 1))
+
+
+def build(folder: Path, n: int) -> tuple[float, str]:
+    storage = FileStorage(folder)
+    create_log(storage, signer())
+    manifest = build_manifest(DEFAULT_BUNDLE_PATH, now=T0 - 100, revision=None,
+                              dependencies=())
+    head = [encode_entry("release", T0 - 100, {"release": manifest.id,
+                                               "manifest": manifest.to_json()})]
+    for name in ("rev-a", "rev-b"):
+        head.append(encode_entry("release-review", T0 - 90, review_body(
+            reviewer(name), log=signer().name, release=manifest.id, verdict="approve",
+            note="read it", now=T0 - 90)))
+    head.append(encode_entry("gateway-start", T0 - 80, {
+        "gateway": "us", "release": manifest.id, "reviewed": True, "unreviewed": False,
+        "bundle": default_bundle().digest, "origin": signer().name}))
+    custodians = [Principal(c, "oracle", "custodian", "us", frozenset({"approver"}))
+                  for c in ("carol", "dave")]
+    approvals: dict[str, str] = {}
+    for i, (principal, purpose, approved) in enumerate(principals()):
+        if not approved:
+            continue
+        aid = "apr-" + format(i, "026d").translate(str.maketrans("0123456789", "abcdefghij"))
+        approvals[principal.id] = aid
+        head.append(encode_entry("approval-request", T0 - 70, {
+            "approval": aid, "requester": principal.to_json(), "purpose": purpose,
+            "reason": "ticket", "scope": {"collections": ["users"], "classes": ["protected"]},
+            "requested_at": T0 - 70, "expires": T0 + 86400, "gateway": "us", "release": None}))
+        for j, c in enumerate(custodians):
+            head.append(encode_entry("approval-grant", T0 - 69 + j, {
+                "approval": aid, "approver": c.to_json(), "approvals": j + 1,
+                "state": "granted" if j else "pending", "gateway": "us", "release": None}))
+    traffic = Traffic(manifest.id, approvals)
+    t = time.perf_counter()
+    with Sequencer(storage, signer(), config=SequencerConfig(checkpoint_interval=5.0)) as seq:
+        seq.append_many(head)
+        done = len(head)
+        futures = []
+        while done < n:
+            batch = [traffic.entry(i) for i in range(done, min(n, done + CHUNK))]
+            futures.append(seq.submit(batch))
+            done += len(batch)
+        for f in futures:
+            f.result()
+        seq.publish(timeout=300)
+    storage.close()
+    return time.perf_counter() - t, manifest.id
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
+        root = Path(tmp)
+        log = root / "log"
+        built, _ = build(log, args.entries)
+        print(f"built a log of {args.entries:,} entries in {built:.1f} s")
+
+        t = time.perf_counter()
+        check = audit_log(LogClient(DirectorySource(log), signer().verifier()),
+                          MemoryStateStore())
+        baseline = time.perf_counter() - t
+        assert check.ok and check.size == args.entries, check
+
+        config = parse_auditor_config(f"""
+[auditor]
+k_min = 50
+[logs.us]
+location = "{log}"
+vkey = "{signer().verifier().key_string}"
+reviewers = [{{ name = "rev-a", public_key = "{reviewer('rev-a').verifier().key_string}" }},
+             {{ name = "rev-b", public_key = "{reviewer('rev-b').verifier().key_string}" }}]
+approvers = ["carol", "dave"]
+""".encode(), base_dir=root)
+        t = time.perf_counter()
+        run = run_audit(config, root / "state", now=T0 + 3600)
+        report = build_report(run)
+        write_report(report, root / "report")
+        full = time.perf_counter() - t
+        s = report["summary"]
+        assert s["entries"] == args.entries and s["logs_verified"] == 1, s
+        assert s["findings"] == 0, s["by_kind"]
+        print(f"log-level check alone: {args.entries / baseline:,.0f} entries/s "
+              f"({baseline:.2f} s)")
+        print(f"audit run end to end:  {args.entries / full:,.0f} entries/s ({full:.2f} s; "
+              f"{s['decisions_replayed']:,} decisions replayed, 0 findings)")
+        print(f"ratio end-to-end / log check alone: {baseline / full:.2f}")
+
+
+if __name__ == "__main__":
+    main()
