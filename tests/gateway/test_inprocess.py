@@ -58,6 +58,12 @@ class Harness:
         return log.sequencer.size
 
     def entries(self) -> list[bytes]:
+        """Every entry so far, read from the published bundles (publishes first:
+        small batches stay in the write-ahead log until the next checkpoint)."""
+        log = self.gateway.log
+        assert isinstance(log, SequencerLog)
+        if log.sequencer.size:
+            log.sequencer.publish()
         out: list[bytes] = []
         for index in range(self.size() // TILE_WIDTH + 1):
             width = min(TILE_WIDTH, self.size() - index * TILE_WIDTH)

@@ -293,7 +293,10 @@ def _paths(purposes: list[str] | None, collections: list[str] | None) -> dict[st
             "operationId": "logTile",
             "parameters": [_param("path", "path", {"type": "string"}, "tile path")],
             "responses": {"200": {"description": "tile bytes", "content": binary},
-                          "404": {"description": "no such tile", "content": text}}}},
+                          # a path the tile route cannot even match (a newline in it)
+                          # falls through to the app's problem+json 404
+                          "404": {"description": "no such tile", "content": {
+                              **text, _PROBLEM: {"schema": _PROBLEM_REF}}}}}},
         "/v1/log/proof/{index}": {"get": {
             "summary": "Inclusion proof of an entry against the current checkpoint",
             "operationId": "logProof",

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from bordergate.tlog.logdir import read_signer, write_key
 from bordergate.tlog.note import Signer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage, open_storage
+from bordergate.tlog.storage.wal import WalBatch
 from bordergate.tlog.tiles import TileRef
 from bordergate.tlog.witnessing import WitnessQuorum, witness_endpoint
 
@@ -91,6 +92,17 @@ class _FaultInjectedStorage:
     def sync(self) -> None:
         self._check()
         self._inner.sync()
+
+    def wal_append(self, first: int, count: int, encoded: bytes) -> None:
+        self._check()
+        self._inner.wal_append(first, count, encoded)
+
+    def wal_replay(self, start: int) -> Iterator[WalBatch]:
+        return self._inner.wal_replay(start)
+
+    def wal_trim(self, below: int) -> None:
+        self._check()
+        self._inner.wal_trim(below)
 
     def publish_checkpoint(self, note: bytes) -> None:
         self._check()
