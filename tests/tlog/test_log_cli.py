@@ -133,3 +133,12 @@ def test_serve_exposes_only_log_paths_with_cache_headers(served: tuple[str, Path
     assert httpx.post(base + "/checkpoint").status_code == 405
     ok = run("log", "verify", base, "--vkey", vkey)
     assert b"size 700" in ok.stdout
+
+
+def test_append_finds_a_key_file_given_at_init(tmp_path: Path) -> None:
+    """Behaviour: `log append DIR` needs no --key-file when `log init` was given one."""
+    d, key = tmp_path / "log", tmp_path / "keys" / "signing.key"
+    key.parent.mkdir()
+    run("log", "init", str(d), "--origin", "cli.test/keyed", "--key-file", str(key))
+    assert run("log", "append", str(d), stdin=b"one\ntwo\n").stdout.strip() == b"2"
+    assert key.read_bytes() not in b"".join(p.read_bytes() for p in d.rglob("*") if p.is_file())

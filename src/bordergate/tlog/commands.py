@@ -27,6 +27,7 @@ from bordergate.tlog.logdir import (
     default_key_file,
     open_log_storage,
     read_signer,
+    record_key_file,
     record_postgres,
     write_key,
 )
@@ -70,6 +71,8 @@ def init(directory: Path, origin: Annotated[str, typer.Option(help="the log's or
             typer.echo(f"error [log_exists]: a log already exists in {directory}", err=True)
             raise typer.Exit(2)
         write_key(key_path, signer.key_string)
+        if key_file is not None:
+            record_key_file(directory, key_file)
         create_log(storage, signer)
         storage.close()
     except BordergateError as e:

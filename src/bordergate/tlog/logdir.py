@@ -20,15 +20,33 @@ from bordergate.tlog.note import Signer
 from bordergate.tlog.storage import LogStorage
 from bordergate.tlog.storage.fs import FileStorage
 
-__all__ = ["default_key_file", "open_log_storage", "read_signer", "record_postgres", "write_key"]
+__all__ = [
+    "default_key_file",
+    "open_log_storage",
+    "read_signer",
+    "record_key_file",
+    "record_postgres",
+    "write_key",
+]
 
 _POINTER = Path(".sequencer") / "storage.json"
+_KEY_POINTER = Path(".sequencer") / "key-path"
 
 
 def default_key_file(log_dir: Path) -> Path:
-    """``DIR.key`` beside the log directory."""
+    """The log's signing key file: where ``log init`` recorded it, else ``DIR.key``."""
+    pointer = log_dir / _KEY_POINTER
+    if pointer.is_file():
+        return Path(pointer.read_text().strip())
     resolved = log_dir.resolve()
     return resolved.with_name(resolved.name + ".key")
+
+
+def record_key_file(log_dir: Path, key_file: Path) -> None:
+    """Remember where the signing key lives (its path only: the key stays outside)."""
+    pointer = log_dir / _KEY_POINTER
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    pointer.write_text(str(key_file.resolve()) + "\n")
 
 
 def write_key(path: Path, secret: str) -> None:
