@@ -94,6 +94,7 @@ class Traffic:
         self.weights = [1 / (i + 1) for i in range(len(self.who))]
         self.rnd = random.Random(7)
         self._templates: dict[tuple[int, int, int], bytes] = {}
+        self._parts: dict[bytes, tuple[bytes, bytes, bytes, bytes]] = {}
 
     def template(self, second: int, who: int, fields: int) -> bytes:
         key = (second, who, fields)
@@ -126,16 +127,30 @@ class Traffic:
         self._templates[key] = data
         return data
 
-    def entry(self, n: int) -> bytes:
-        second, ms = divmod(n, PER_SECOND)
-        who = self.rnd.choices(range(len(self.who)), self.weights)[0]
-        data = self.template(second, who, self.rnd.randrange(len(FIELD_SETS)))
-        stamp = format_time(T0 + second).encode()
-        varied = stamp[:-4] + b"%03dZ" % (ms * 1000 // PER_SECOND)
-        tag = b"%064x" % n
-        return (data.replace(stamp, varied, 1)
-                .replace(SUBJECT.encode(), b"subject:" + tag, 1)
-                .replace(RECORD.encode(), b"record:" + tag[::-1], 1))
+    def entries(self, first: int, count: int) -> list[bytes]:
+        """``count`` entries from number ``first``: a template per request kind and second,
+        with its fixed-width subject, record and millisecond fields varied."""
+        kinds = self.rnd.choices(range(len(self.who)), self.weights, k=count)
+        sets = [self.rnd.randrange(len(FIELD_SETS)) for _ in range(count)]
+        out = []
+        subject, record = SUBJECT.encode(), RECORD.encode()
+        for i in range(count):
+            n = first + i
+            second, ms = divmod(n, PER_SECOND)
+            data = self.template(second, kinds[i], sets[i])
+            parts = self._parts.get(data)
+            if parts is None:
+                a = data.index(record) + 7
+                b = data.index(subject) + 8
+                c = data.index(b'"time":"') + 8 + 20
+                parts = self._parts[data] = (data[:a], data[a + 64:b], data[b + 64:c],
+                                             data[c + 3:])
+            tag = b"%064x" % n
+            out.append(b"".join((parts[0], tag[::-1], parts[1], tag, parts[2],
+                                 b"%03d" % (ms * 1000 // PER_SECOND), parts[3])))
+            if len(self._parts) > 8192:
+                self._parts.clear()
+        return out
 
 
 def build(folder: Path, n: int) -> tuple[float, str]:
@@ -175,7 +190,7 @@ def build(folder: Path, n: int) -> tuple[float, str]:
         done = len(head)
         futures = []
         while done < n:
-            batch = [traffic.entry(i) for i in range(done, min(n, done + CHUNK))]
+            batch = traffic.entries(done, min(n, done + CHUNK) - done)
             futures.append(seq.submit(batch))
             done += len(batch)
         for f in futures:
