@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bordergate.audit.findings import FINDING_KINDS
-from bordergate.audit.inspection import InspectionState, LogInspector
-from bordergate.entries import encode_entry
+from bordergate.audit.inspection import InspectionState, LogInspector, fast_parse_entry
+from bordergate.entries import encode_entry, parse_entry
+from bordergate.errors import VerificationError
 from bordergate.releases.review import ReviewPolicy
 from tests.audit.scenario import (
     APPROVER1,
@@ -298,3 +301,41 @@ def test_every_kind_has_a_severity_and_category() -> None:
     for kind in FINDING_KINDS.values():
         assert kind.severity in ("critical", "high", "medium", "low", "info")
         assert kind.category in ("violation", "denied_attempt", "integrity", "process")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2000), st.integers(0, 255), st.sampled_from([0, 1, 2]))
+def test_fast_parser_accepts_only_what_parse_entry_accepts(at: int, byte: int,
+                                                          which: int) -> None:
+    """Entries are well-formed per entries.parse_entry: the auditor's faster parser
+    returns an equal entry or declines (then parse_entry decides), for any single-byte
+    change of real entries."""
+    f = EntryFactory()
+    data = bytearray([f.access(LOCAL, ["handle", "email"]), f.export(LOCAL, "country", 5),
+                      f.approval_request(apr(9), PARENT)][which])
+    data[at % len(data)] = byte
+    fast = fast_parse_entry(bytes(data))
+    try:
+        slow = parse_entry(bytes(data))
+    except VerificationError:
+        assert fast is None
+        return
+    assert fast is None or (fast.type, fast.time, fast.body) == (slow.type, slow.time,
+                                                                 slow.body)
+
+
+def test_entries_of_one_shape_parse_like_the_first() -> None:
+    """Entries differing only in pseudonyms and time reuse one parse, exactly: each
+    gets its own record, subject and time."""
+    f = EntryFactory()
+    log = [f.access(LOCAL, ["handle"], t=T0 + i * 0.001) for i in range(3)]
+    log = [e.replace(b"ab" * 32, (b"%064x" % i)) for i, e in enumerate(log)]
+    inspector = LogInspector(jurisdiction="us", origin="us.test/log", bundles=f.lookup,
+                             reviewers=ReviewPolicy((), 1), k_min=3)
+    parsed = [inspector._parse(e)[0] for e in log]
+
+    def rest(body: object) -> dict[str, object]:
+        return {k: v for k, v in dict(body).items() if k != "decisions"}  # type: ignore[call-overload]
+    assert [rest(p.body) for p in parsed] == [rest(parse_entry(e).body) for e in log]
+    assert len({p.body["record"] for p in parsed}) == 3
+    assert [p.time for p in parsed] == [parse_entry(e).time for e in log]
