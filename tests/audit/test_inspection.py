@@ -337,5 +337,5 @@ def test_entries_of_one_shape_parse_like_the_first() -> None:
     def rest(body: object) -> dict[str, object]:
         return {k: v for k, v in dict(body).items() if k != "decisions"}  # type: ignore[call-overload]
     assert [rest(p.body) for p in parsed] == [rest(parse_entry(e).body) for e in log]
-    assert len({p.body["record"] for p in parsed}) == 3
+    assert len({p.body["subject"] for p in parsed}) == 3
     assert [p.time for p in parsed] == [parse_entry(e).time for e in log]
