@@ -19,11 +19,20 @@ stores, and never put a raw subject id, record id or field value in an entry.
 from __future__ import annotations
 
 import json
+import math
+import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from bordergate.entries import canonical_json, encode_entry
+from bordergate.entries import (
+    ENTRY_TYPES,
+    ENTRY_VERSION,
+    MAX_ENTRY,
+    canonical_json,
+    encode_entry,
+    format_time,
+)
 from bordergate.keys.events import KeyEvent
 from bordergate.policy.engine import Decision
 from bordergate.policy.entities import (
@@ -39,6 +48,8 @@ from bordergate.residency.schema import FieldSpec
 
 __all__ = [
     "DecisionCache",
+    "EntryTemplate",
+    "EntryTime",
     "access_outcome",
     "decision_records",
     "encode_with_decisions",
@@ -173,7 +184,92 @@ def encode_with_decisions(entry_type: str, time: float, body: Mapping[str, Any],
     """
     data = encode_entry(entry_type, time, {**body, "decisions": _SPLICE})
     head, sep, tail = data.partition(_SPLICE_JSON)
-    if not sep or _SPLICE_JSON in tail:
-        raise ValueError("decisions placeholder not found exactly once")
+    if not sep or _SPLICE_JSON in tail:  # a body value holds the placeholder's text
+        return encode_entry(entry_type, time, {**body, "decisions": json.loads(decisions_json)})
     return head + decisions_json + tail
 
+
+
+class EntryTemplate:
+    """The canonical bytes of entries of one shape, with slots for what varies.
+
+    Built once from a body whose slot members are left out; :meth:`fill`
+    then joins the fixed fragments with each slot's canonical JSON and the
+    entry time.  Because canonical JSON orders members by key only, the
+    result is byte-for-byte ``encode_entry(type, time, {**body, **slots})``
+    (property-tested), at the cost of one join instead of a full encoding.
+
+    Raises:
+        ValueError: as ``encode_entry`` (unknown type, missing or reserved keys).
+    """
+
+    def __init__(self, entry_type: str, body: Mapping[str, Any], slots: Sequence[str]) -> None:
+        required = ENTRY_TYPES.get(entry_type)
+        if required is None:
+            raise ValueError(f"unknown entry type {entry_type!r}")
+        missing = required - body.keys() - set(slots)
+        if missing:
+            raise ValueError(f"{entry_type} entry lacks {sorted(missing)}")
+        names = [*slots, "time"]
+        if {"v", "type", "time"} & (body.keys() | set(slots)) or set(slots) & body.keys():
+            raise ValueError("v, type and time are set by the template; slots are not in body")
+        nonce = secrets.token_hex(16)  # unguessable: no body text can hold a marker
+        markers = {name: f"\x00{nonce}:{i}\x00" for i, name in enumerate(names)}
+        data = canonical_json({**body, **markers, "v": ENTRY_VERSION, "type": entry_type})
+        order: list[tuple[int, str]] = []
+        for name, marker in markers.items():
+            encoded = json.dumps(marker).encode()
+            at = data.find(encoded)
+            if at < 0 or data.find(encoded, at + 1) >= 0:  # pragma: no cover (2**-128)
+                raise ValueError(f"slot {name!r} not found exactly once")
+            order.append((at, name))
+        order.sort()
+        self.slots = tuple(name for _, name in order)
+        self._fragments: list[bytes] = []
+        rest = data
+        for _, name in order:
+            head, _, rest = rest.partition(json.dumps(markers[name]).encode())
+            self._fragments.append(head)
+        self._fragments.append(rest)
+        self._take = tuple(names.index(name) for name in self.slots)
+
+    def fill(self, values: Sequence[bytes], time: bytes) -> bytes:
+        """The entry with ``values`` (canonical JSON, in the order of the
+        constructor's ``slots``) and ``time`` (from :class:`EntryTime`) filled in.
+
+        Raises:
+            ValueError: the entry exceeds the log's limit.
+        """
+        given = (*values, time)
+        fragments = self._fragments
+        parts = [fragments[0]]
+        for i, take in enumerate(self._take, 1):
+            parts.append(given[take])
+            parts.append(fragments[i])
+        data = b"".join(parts)
+        if len(data) > MAX_ENTRY:
+            raise ValueError(f"entry of {len(data)} bytes exceeds the log's limit")
+        return data
+
+
+class EntryTime:
+    """``format_time`` as the canonical JSON string of an entry's ``time``,
+    with the text up to the second cached (the milliseconds are computed)."""
+
+    def __init__(self) -> None:
+        self._cached = (-1, b"")  # (second, JSON text up to it): one attribute, one swap
+
+    def __call__(self, epoch_seconds: float) -> bytes:
+        """The JSON text (with quotes) of ``format_time(epoch_seconds)``."""
+        frac, whole = math.modf(epoch_seconds)
+        micro = round(frac * 1e6)
+        seconds = int(whole)
+        if micro >= 1_000_000:
+            seconds, micro = seconds + 1, micro - 1_000_000
+        elif micro < 0:
+            seconds, micro = seconds - 1, micro + 1_000_000
+        second, prefix = self._cached
+        if seconds != second:
+            prefix = b'"' + format_time(float(seconds))[:-4].encode()
+            self._cached = (seconds, prefix)
+        return prefix + b'%03dZ"' % (micro // 1000)

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 from bordergate import __version__
 from bordergate.config import Limits
-from bordergate.entries import Pseudonymizer, encode_entry
+from bordergate.entries import Pseudonymizer, canonical_json, encode_entry
 from bordergate.errors import (
     BordergateError,
     InvalidInput,
@@ -53,6 +53,8 @@ from bordergate.gateway import approvals as appr
 from bordergate.gateway.auth import TokenVerifier
 from bordergate.gateway.decisions import (
     DecisionCache,
+    EntryTemplate,
+    EntryTime,
     access_outcome,
     decision_records,
     encode_with_decisions,
@@ -81,6 +83,28 @@ __all__ = [
 ]
 
 _MAX_FIELDS_PARAM = 8192
+_MAX_SHAPES = 1024
+_MAX_PLANS = 4096
+_MAX_PSEUDONYMS = 65_536
+
+
+def _bounded_put(cache: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
+    """Insert, evicting the oldest entries past ``limit`` (insertion order)."""
+    cache[key] = value
+    while len(cache) > limit:
+        del cache[next(iter(cache))]
+
+
+@dataclass(frozen=True)
+class _ReadPlan:
+    """What a read decides before it touches the store (see ``Gateway._read_plan``)."""
+
+    allowed: list[str]
+    withheld: tuple[dict[str, Any], ...]
+    outcome: str
+    entry: EntryTemplate
+    decisions_json: bytes
+    released: bytes
 
 
 class LogAppender(Protocol):
@@ -264,6 +288,11 @@ class Gateway:
         self._inline_io = vault.store.kind in ("sqlite", "memory")
         self._approval_lock = asyncio.Lock()
         self._decisions = DecisionCache(engine.decide_many)
+        self._shapes: dict[tuple[str, str | None, str | None], tuple[str, list[FieldSpec]]] = {}
+        self._plans: dict[tuple[Any, ...], _ReadPlan] = {}
+        self._subject_pseudonyms: dict[str, bytes] = {}
+        self._record_pseudonyms: dict[tuple[str, str], bytes] = {}
+        self._entry_time = EntryTime()
 
     # -- plumbing ----------------------------------------------------------
     @property
@@ -345,6 +374,7 @@ class Gateway:
             Unavailable: the log cannot be written.
         """
         self.release = release
+        self._plans.clear()  # their entry templates name the release
         body = {
             "gateway": self.jurisdiction, "release": release,
             "reviewed": release is not None and not unreviewed,
@@ -388,18 +418,14 @@ class Gateway:
             Unavailable: log, store or key backend down (nothing released).
         """
         principal = self.authenticate(authorization)
-        purpose = _require_purpose(purpose)
-        self.engine.bundle.purpose(purpose)
-        specs = self._specs(collection, _requested_fields(fields))
+        purpose, specs = self._read_shape(collection, fields, purpose)
         parse_record_id(record_id)
         hinted = self._subject(subject) if subject is not None else None
         presented = await self._presented_approval(approval)
         now = self.clock()
-        context = self._context(purpose, int(now), presented)
-        inputs = field_inputs(principal, "read", collection, specs,
-                              home=self.jurisdiction, context=context)
-        decisions, recorded = self._decide(inputs)
-        allowed = [s.name for s, d in zip(specs, decisions, strict=True) if d.allowed]
+        plan = self._read_plan(principal, collection, purpose, specs, now=int(now),
+                               presented=presented)
+        allowed = plan.allowed
         # Resolve: the record's owner (every record here is homed here; a record
         # that is not here may be homed elsewhere -> 421).  One store query: the
         # fetch of the allowed fields also names the owner.
@@ -419,29 +445,86 @@ class Gateway:
                               code="record_unreadable") from exc
         if hinted is not None and hinted != owner:
             raise NotFound("no such record of that subject", code="record_not_found")
-        withheld = [
-            {"field": s.name, "class": s.field_class.value,
-             **withheld_reason(s.field_class.value, d, context.approval)}
-            for s, d in zip(specs, decisions, strict=True) if not d.allowed
-        ]
-        outcome = access_outcome(decisions)
-        entry = self._decision_entry("access", now, {
-            "principal": principal.to_json(), "collection": collection,
-            "subject": self.pseudonyms.subject(str(owner)),
-            "record": self.pseudonyms.record(collection, record_id),
-            "purpose": purpose, "bundle": self.bundle_digest,
-            "approval": presented.id if presented else None,
-            "outcome": outcome, "released": sorted(values),
-        }, recorded)
+        released = (plan.released if len(values) == len(allowed)
+                    else canonical_json(sorted(values)))
+        entry = plan.entry.fill(
+            (self._pseudonym_of_subject(owner), self._pseudonym_of_record(collection, record_id),
+             released, plan.decisions_json), self._entry_time(now))
         index = await self.log.append_many([entry])  # promise 3: durable before release
         body = {"collection": collection, "record": record_id, "purpose": purpose,
                 "fields": {name: values.get(name) for name in allowed},
-                "withheld": withheld, "outcome": outcome,
+                "withheld": [dict(w) for w in plan.withheld], "outcome": plan.outcome,
                 "log": {"origin": self.origin, "index": index}}
-        if outcome == "deny":
+        if plan.outcome == "deny":
             raise DeniedAfterLogging("policy denied every field asked for",
                                      log_index=index, members=body)
         return Outcome(body, index, headers=self._log_headers(index))
+
+    def _read_shape(self, collection: str, fields: str | None,
+                    purpose: str | None) -> tuple[str, list[FieldSpec]]:
+        """The purpose and field specs of a read, checked (cached by the raw text).
+
+        Raises:
+            InvalidInput: missing or unknown purpose, unknown collection or field.
+        """
+        key = (collection, fields, purpose)
+        hit = self._shapes.get(key)
+        if hit is not None:
+            return hit
+        checked = _require_purpose(purpose)
+        self.engine.bundle.purpose(checked)
+        shape = (checked, self._specs(collection, _requested_fields(fields)))
+        _bounded_put(self._shapes, key, shape, _MAX_SHAPES)
+        return shape
+
+    def _read_plan(self, principal: Principal, collection: str, purpose: str,
+                   specs: list[FieldSpec], *, now: int,
+                   presented: appr.ApprovalRecord | None) -> _ReadPlan:
+        """The decisions of a read and its entry template (cached: a pure function
+        of the principal, the request's shape, the second and the approval's view)."""
+        view = presented.policy_view(now) if presented else None
+        key = (principal, collection, purpose, tuple(s.name for s in specs), now, view)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        context = self._context(purpose, now, presented)
+        inputs = field_inputs(principal, "read", collection, specs,
+                              home=self.jurisdiction, context=context)
+        decisions, recorded = self._decide(inputs)
+        allowed = [s.name for s, d in zip(specs, decisions, strict=True) if d.allowed]
+        withheld = tuple(
+            {"field": s.name, "class": s.field_class.value,
+             **withheld_reason(s.field_class.value, d, context.approval)}
+            for s, d in zip(specs, decisions, strict=True) if not d.allowed)
+        outcome = access_outcome(decisions)
+        template = EntryTemplate("access", {
+            "principal": principal.to_json(), "collection": collection,
+            "purpose": purpose, "bundle": self.bundle_digest,
+            "approval": presented.id if presented else None,
+            "outcome": outcome, "gateway": self.jurisdiction, "release": self.release,
+        }, ("subject", "record", "released", "decisions"))
+        plan = _ReadPlan(allowed, withheld, outcome, template, recorded,
+                         canonical_json(sorted(allowed)))
+        _bounded_put(self._plans, key, plan, _MAX_PLANS)
+        return plan
+
+    def _pseudonym_of_subject(self, subject: SubjectId) -> bytes:
+        """The subject's pseudonym as canonical JSON (bounded cache)."""
+        key = str(subject)
+        hit = self._subject_pseudonyms.get(key)
+        if hit is None:
+            hit = canonical_json(self.pseudonyms.subject(key))
+            _bounded_put(self._subject_pseudonyms, key, hit, _MAX_PSEUDONYMS)
+        return hit
+
+    def _pseudonym_of_record(self, collection: str, record_id: str) -> bytes:
+        """The record's pseudonym as canonical JSON (bounded cache)."""
+        key = (collection, record_id)
+        hit = self._record_pseudonyms.get(key)
+        if hit is None:
+            hit = canonical_json(self.pseudonyms.record(collection, record_id))
+            _bounded_put(self._record_pseudonyms, key, hit, _MAX_PSEUDONYMS)
+        return hit
 
     async def write(self, authorization: str | None, collection: str, record_id: str,
                     payload: object, *, purpose: str | None) -> Outcome:
