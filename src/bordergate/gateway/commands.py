@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -53,6 +54,8 @@ def serve(
     unreviewed: Annotated[bool, typer.Option(
         "--unreviewed", help="serve without an approved release (development; logged)")] = False,
     http: Annotated[str, typer.Option(help="uvicorn HTTP implementation")] = "auto",
+    loop: Annotated[str, typer.Option(
+        help="event loop: auto (uvloop when installed), asyncio or uvloop")] = "auto",
 ) -> None:
     """Serve one jurisdiction's gateway until interrupted."""
     from bordergate.gateway.startup import serve_gateway
@@ -62,7 +65,24 @@ def serve(
         deployment.jurisdiction(jurisdiction)
     except BordergateError as exc:
         raise _fail(exc) from None
-    asyncio.run(serve_gateway(deployment, jurisdiction, unreviewed=unreviewed, http=http))
+    if loop not in ("auto", "asyncio", "uvloop"):
+        raise typer.BadParameter("--loop must be auto, asyncio or uvloop")
+    with asyncio.Runner(loop_factory=_loop_factory(loop)) as runner:
+        runner.run(serve_gateway(deployment, jurisdiction, unreviewed=unreviewed, http=http))
+
+
+def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop factory when chosen (or ``auto`` and installed), as uvicorn does."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise typer.BadParameter("uvloop is not installed") from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 @app.command()
