@@ -322,3 +322,52 @@ def test_openapi_and_health_and_metrics(harness: Harness) -> None:
         "paths"]
     assert health.json()["origin"] == "us.bordergate.test/log"
     assert "bordergate_requests_total" in metrics.text
+
+
+def test_direct_read_path_answers_as_the_starlette_route(harness: Harness) -> None:
+    """Promises 2 and 3: the gateway app's direct path for GET /v1/{collection}/{id}
+    gives the same status, problem code, body and headers (up to the log index) as
+    the same Starlette route, for allowed, partial, denied and malformed reads."""
+    from starlette.applications import Starlette
+
+    from bordergate.gateway.app import GatewayApp
+
+    assert isinstance(harness.app, GatewayApp)
+    plain = Starlette(routes=harness.app.routes, exception_handlers={
+        k: v for k, v in harness.app.exception_handlers.items() if k is not Exception})
+    plain.state.gateway = harness.gateway
+    plain.state.metrics = harness.app.state.metrics
+    s = harness.subject
+    cases = [
+        (f"/v1/users/{s}?fields=handle,email&purpose=operations", harness.auth(LOCAL)),
+        (f"/v1/users/{s}?fields=handle,email,government_id&purpose=interoperability",
+         harness.auth(PARENT)),
+        (f"/v1/users/{s}?fields=email&purpose=operations", harness.auth(PARENT)),
+        (f"/v1/users/{s}?fields=email&purpose=operations&purpose=nope", harness.auth(LOCAL)),
+        (f"/v1/users/{s}?fields=nope&purpose=operations", harness.auth(LOCAL)),
+        (f"/v1/users/{s}?fields=email", harness.auth(LOCAL)),
+        (f"/v1/users/{s}?fields=email&purpose=operations", {"Authorization": "Bearer x"}),
+        (f"/v1/users/{s}?fields=email&purpose=operations", {}),
+        ("/v1/users/no-such-record?fields=email&purpose=operations", harness.auth(LOCAL)),
+        ("/v1/users/eu-AAAAAAAAAAAAAAAAAAAAAAAAAA?purpose=operations", harness.auth(LOCAL)),
+        ("/v1/users/bad%20id?purpose=operations", harness.auth(LOCAL)),
+        (f"/v1/users/{s}?fields=email&purpose=operations&approval=bogus", harness.auth(LOCAL)),
+    ]
+
+    async def ask(app: Any) -> list[tuple[int, Any, dict[str, str]]]:
+        transport = httpx.ASGITransport(app=app)
+        out = []
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            for path, headers in cases:
+                r = await client.get(path, headers=headers)
+                body = r.json()
+                if isinstance(body.get("log"), dict):
+                    body["log"].pop("index")
+                kept = {k: v for k, v in r.headers.items() if k != "bordergate-log-index"}
+                out.append((r.status_code, body, kept))
+        return out
+
+    direct = asyncio.run(ask(harness.app))
+    routed = asyncio.run(ask(plain))
+    assert [c[0] for c in direct] == [200, 200, 403, 400, 400, 400, 401, 401, 404, 421, 400, 400]
+    assert direct == routed
