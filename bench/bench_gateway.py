@@ -7,7 +7,11 @@ Measures, on loopback, against real uvicorn processes:
   gateway serve``;
 * the throughput of a bare Starlette endpoint on uvicorn reading the same
   record from the same SQLite file with no auth, policy, decryption or log
-  (the baseline, measured in the same run);
+  (the baseline, measured in the same run).  Both servers run the same uvicorn
+  configuration (``auto``: httptools and uvloop when installed, as they are
+  with bordergate's dependencies; printed as ``server``).  The gateway answers
+  this route on its direct ASGI path (``gateway.app.GatewayApp``), not through
+  Starlette's route table, while the baseline is a plain Starlette route;
 * the p99 latency of the gateway read at a fixed 500 reads/s (open loop,
   latency measured from each request's scheduled time).
 
@@ -23,6 +27,7 @@ docs/scale-out.md, instead of inside the gateway.)
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import re
@@ -112,7 +117,8 @@ async def read(request):
                               request.path_params["record_id"])).fetchall()
     return JSONResponse({"fields": {f: v.hex() for _, f, v in rows if f}})
 app = Starlette(routes=[Route("/v1/{collection}/{record_id}", read)])
-uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+            http="auto", loop="auto")
 '''
 
 
@@ -260,9 +266,11 @@ def main() -> None:
             proc.wait(20)
         shutil.rmtree(root, ignore_errors=True)
     generator = f"wrk -t1 -c{CONNECTIONS}" if shutil.which("wrk") else "httpx"
+    server = "uvicorn " + ("+".join(
+        name for name in ("httptools", "uvloop") if importlib.util.find_spec(name)) or "h11")
     print(json.dumps({
         "sequencer": "separate process" if separate else "in-process",
-        "load_generator": generator, "cpus": os.cpu_count(), "records": entries,
+        "load_generator": generator, "server": server, "cpus": os.cpu_count(), "records": entries,
         "gateway_reads_per_s": round(gateway_rate), "bare_reads_per_s": round(bare_rate),
         "ratio": round(gateway_rate / bare_rate, 3),
         "p50_ms_at_500_per_s": round(p50, 2), "p99_ms_at_500_per_s": round(p99, 2),
