@@ -185,11 +185,15 @@ class Demo:
             self.procs[code] = subprocess.Popen(
                 [*_bordergate(), "gateway", "serve", "--config", str(self.config),
                  "--jurisdiction", code, *for_cn], stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                start_new_session=True, env=self._gateway_env())
         for code in CODES:
             self._wait_healthy(code, logs / f"{code}.log")
         self.say("[bold]3.[/] gateways up: " + ", ".join(
             f"{c} {self.urls[c]}" for c in CODES))
+
+    def _gateway_env(self) -> dict[str, str]:
+        # the dashboards show the last audit's findings (written at step 6)
+        return {**os.environ, "BORDERGATE_AUDIT_REPORT": str(self.data / "report")}
 
     def _wait_healthy(self, code: str, logfile: Path) -> None:
         deadline = time.monotonic() + 60
@@ -378,7 +382,7 @@ class Demo:
         self.procs["us"] = subprocess.Popen(
             [*_bordergate(), "gateway", "serve", "--config", str(self.config),
              "--jurisdiction", "us"], stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, env=self._gateway_env())
         self._wait_healthy("us", logs / "us.restart.log")
         self.say(f"    injected: a forged one-approver grant at us log index "
                  f"{self.facts['forged_index']}")
