@@ -59,7 +59,7 @@ def version() -> None:
 def demo(
     data: Annotated[Path, typer.Option(help="demo directory (wiped and rebuilt)")] = Path(
         "demo-data"),
-    subjects: Annotated[int, typer.Option(help="subjects to seed, across the 3 homes")] = 1200,
+    subjects: Annotated[int, typer.Option(help="subjects to seed, across the 3 homes")] = 3000,
     serve: Annotated[bool, typer.Option(help="keep the gateways running until Ctrl-C")] = True,
     base_port: Annotated[int, typer.Option(help="first of 3 loopback ports")] = 8401,
 ) -> None:

@@ -32,6 +32,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -84,7 +85,7 @@ class Principal:
 class Demo:
     """One run of the demo in ``data`` (see the module docstring)."""
 
-    def __init__(self, data: Path, *, subjects: int = 1200, base_port: int = 8401,
+    def __init__(self, data: Path, *, subjects: int = 3000, base_port: int = 8401,
                  console: Console | None = None) -> None:
         self.data = data.resolve()
         self.subjects = subjects
@@ -264,11 +265,24 @@ class Demo:
         staff = {"us": "alice", "eu": "elena", "cn": "wei"}
         per = max(1, self.subjects // len(CODES))
         started = time.monotonic()
-        for code in CODES:
-            plans = [self._subject_plan(fake, rnd, code, i) for i in range(per)]
-            with concurrent.futures.ThreadPoolExecutor(8) as pool:
-                list(pool.map(lambda plan, c=code: self._write_subject(staff[c], c, plan),
-                              plans))
+        plans = [(code, self._subject_plan(fake, rnd, code, i))
+                 for i in range(per) for code in CODES]
+        local = threading.local()
+        opened: list[GatewayClient] = []
+
+        def write(item: tuple[str, list[tuple[str, dict[str, Any]]]]) -> None:
+            code, plan = item
+            clients: dict[str, GatewayClient] = local.__dict__.setdefault("clients", {})
+            if code not in clients:
+                clients[code] = self.client(staff[code], code)
+                opened.append(clients[code])
+            self._write_subject(clients[code], code, plan)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(12) as pool:
+                list(pool.map(write, plans))
+        finally:
+            for c in opened:
+                c.close()
         writes = sum(len(v) for v in self.records.values())
         self.say(f"[bold]4.[/] seeded {per * len(CODES):,} subjects and {writes:,} records "
                  f"through their home gateways in {time.monotonic() - started:.0f} s "
@@ -309,14 +323,13 @@ class Demo:
                                       "read": rnd.random() < 0.5}))
         return plan
 
-    def _write_subject(self, who: str, code: str,
+    def _write_subject(self, c: GatewayClient, code: str,
                        plan: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        with self.client(who, code) as c:
-            subject = c.mint_subject()
-            for n, (collection, values) in enumerate(plan):
-                record = f"{collection[:1]}{n}-{subject.split('-', 1)[1][:12]}"
-                c.write(collection, record, subject, values, purpose="operations")
-                self.records[code].append((collection, record, subject))
+        subject = c.mint_subject()
+        for n, (collection, values) in enumerate(plan):
+            record = f"{collection[:1]}{n}-{subject.split('-', 1)[1][:12]}"
+            c.write(collection, record, subject, values, purpose="operations")
+            self.records[code].append((collection, record, subject))
 
     # -- 5. the scenario ---------------------------------------------------------------------
     def scenario(self) -> None:
@@ -518,7 +531,7 @@ def _running(demo: Demo) -> Iterator[Demo]:
         demo.stop()
 
 
-def run_demo(data: Path, *, subjects: int = 1200, serve: bool = True,
+def run_demo(data: Path, *, subjects: int = 3000, serve: bool = True,
              base_port: int = 8401, wait: Callable[[], None] | None = None) -> Demo:
     """Run every step; keep serving until interrupted when ``serve``."""
     demo = Demo(data, subjects=subjects, base_port=base_port)
