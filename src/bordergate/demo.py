@@ -480,6 +480,9 @@ class Demo:
                       f"[red]{f['lone_approval'][1]}[/]")
         self.console.print(t)
         tok = {who: p.files for who, p in self.principals.items()}
+        script = _bordergate()[0]
+        bg = os.path.relpath(script) if script.startswith(os.getcwd() + os.sep) else \
+            " ".join(_bordergate())
         self.say(f"""
 [bold]Where to look[/]
   gateways     {self.urls['us']}  {self.urls['eu']}  {self.urls['cn']}
@@ -499,9 +502,11 @@ class Demo:
   curl -si -H "Authorization: Bearer $(cat {tok['wei']['eu']})" \\
     '{self.urls['eu']}/v1/users/{user[1]}?purpose=interoperability&subject={user[2]}' | head -1
   # verify the US log and prove an entry, as an auditor would
-  bordergate log verify {self.data}/data/us/log --vkey "$(cat {self.data}/log-vkeys/us)"
-  bordergate log prove {self.data}/data/us/log --index {f['alice'][1]}
-  bordergate release status --config {self.config} --jurisdiction us
+  {bg} log verify {self.data}/data/us/log --vkey "$(cat {self.data}/log-vkeys/us)"
+  {bg} log prove {self.data}/data/us/log --index {f['alice'][1]}
+  {bg} release status --config {self.config} --jurisdiction us
+  {bg} audit run --config {self.data}/auditor.toml --state {self.data}/audit-state \\
+    --report {self.data}/report
 """)
 
     def write_vkeys(self) -> None:
