@@ -116,6 +116,24 @@ class _Group:
 
 _INDEX = "\x00index\x00"
 _ShapeKey = tuple[bytes, bytes, bytes]
+_Scan = list[tuple[str, str]]
+
+
+@dataclass(slots=True)
+class _Shape:
+    """What every entry of one shape shares (see :meth:`LogInspector._parse`).
+
+    ``entry`` is the first entry of the shape: its record, subject and time are its
+    own, everything else is every entry's of the shape.
+    """
+
+    key: _ShapeKey
+    entry: Entry
+    group: _Group
+    rest_hits: _Scan                    # the personal-data scan but for the decision list
+    hits: _Scan | None = None           # the whole scan (set at the first check)
+    plan: _Plan | None = None           # set at the first check, after replay
+    counts: list[tuple[Any, str, int]] = field(default_factory=list)  # with the entry count
 
 
 @dataclass
@@ -129,6 +147,7 @@ class _Plan:
     replay_issue: str | None = None
     approval: tuple[str, list[str]] | None = None
     principal: dict[str, Any] = field(default_factory=dict)
+    release: tuple[str, str] | None = None  # (release, bundle) when the entry names one
 
 
 @dataclass
@@ -212,15 +231,18 @@ class LogInspector:
             self.ledger.add(index, parse_entry(text.encode("utf-8")))
         self._ledger_seen = len(self.ledger.findings)
         self._groups: dict[tuple[str, bytes], _Group] = {}
-        self._chunk: list[tuple[int, bytes | list[tuple[str, str]], Entry | VerificationError,
-                                _Group | None, _ShapeKey | None]] = []
+        self._chunk: list[tuple[int, bytes | _Scan, Entry | VerificationError,
+                                _Group | None, _ShapeKey | None] | tuple[int, float, _Shape]
+                          ] = []
         self._plans: dict[_ShapeKey, _Plan] = {}
         self._now_templates: dict[tuple[str, bytes], _Group] = {}
         self._new_groups: list[_Group] = []
         self._release_ok: dict[tuple[str, str], bool] = {}
         self._scans: dict[bytes, list[tuple[str, str]]] = {}
-        self._shapes: dict[tuple[bytes, bytes, bytes],
-                           tuple[Entry, _Group, list[tuple[str, str]]]] = {}
+        self._shapes: dict[_ShapeKey, _Shape] = {}
+        self._rest_shapes: dict[_ShapeKey, Entry] = {}
+        self._minute: int | None = None     # the last minute counted, and its row
+        self._minute_row: list[int] = []
 
     @property
     def findings(self) -> list[Finding]:
@@ -238,29 +260,55 @@ class LogInspector:
         Raises:
             ValueError: ``index`` is not the next one (programmer misuse).
         """
-        if index != self.state.size:
-            raise ValueError(f"entry {index} fed, expected {self.state.size}")
-        self.state.size = index + 1
-        try:
-            entry, group, scanned, shape = self._parse(data)
-        except VerificationError as exc:
-            self._chunk.append((index, data, exc, None, None))
-        else:
-            self._chunk.append((index, scanned, entry, group, shape))
-        if len(self._chunk) >= _CHUNK:
-            self.flush()
+        self.feed_all(index, (data,))
 
     def feed_all(self, first: int, entries: Iterable[bytes]) -> None:
-        """Feed consecutive entries starting at ``first``."""
-        for offset, data in enumerate(entries):
-            self.feed(first + offset, data)
+        """Feed consecutive entries starting at ``first`` (:meth:`feed` each, faster).
+
+        Raises:
+            ValueError: ``first`` is not the next index (programmer misuse).
+        """
+        st = self.state
+        if first != st.size:
+            raise ValueError(f"entry {first} fed, expected {st.size}")
+        match = _SHAPE.match
+        shapes = self._shapes
+        window_time = _window_time
+        index = first
+        for data in entries:
+            st.size = index + 1
+            chunk = self._chunk
+            m = match(data)
+            if m is not None:
+                hit = shapes.get((m[1], m[3], m[6]))
+                if hit is not None:
+                    t = window_time(m[5])
+                    if t is not None:  # an entry of a known shape: parsed already
+                        chunk.append((index, t, hit))
+                        if len(chunk) >= _CHUNK:
+                            self.flush()
+                        index += 1
+                        continue
+            try:
+                entry, group, scanned, shape = self._parse_new(data, m)
+            except VerificationError as exc:
+                chunk.append((index, data, exc, None, None))
+            else:
+                chunk.append((index, scanned, entry, group, shape))
+            if len(chunk) >= _CHUNK:
+                self.flush()
+            index += 1
 
     def flush(self) -> None:
         """Replay the pending chunk's new decision lists and check its entries."""
         self._replay(self._new_groups)
         self._new_groups = []
         chunk, self._chunk = self._chunk, []
-        for index, data, entry, group, shape in chunk:
+        for item in chunk:
+            if len(item) == 3:
+                self._check_shaped(*item)
+                continue
+            index, data, entry, group, shape = item
             if isinstance(entry, VerificationError):
                 self.state.tally.entries["malformed"] += 1
                 self._flag("entry_malformed", index, None,
@@ -277,33 +325,91 @@ class LogInspector:
         return self.state
 
     # -- parsing ------------------------------------------------------------------
-    def _parse(self, data: bytes) -> tuple[Entry, _Group | None,
-                                           bytes | list[tuple[str, str]], _ShapeKey | None]:
+    def _parse(self, data: bytes) -> tuple[Entry, _Group | None, bytes | _Scan,
+                                           _ShapeKey | None]:
         """The entry, its decision list, and either the bytes the personal-data scan must
         read (without the decision list, scanned once per list) or that scan's result.
 
         Entries of one *shape* (byte-identical but for their record and subject
         pseudonyms and their time) parse alike: the first is parsed in full and
         checked to differ from a sentinel copy only in those three members; the
-        others reuse its parse (see :func:`_shape`).
+        others reuse its parse (see :func:`_shape`).  :meth:`feed` does the same
+        without building the others' entries (their checks read only the time).
         """
-        shape = _shape(data)
+        m = _SHAPE.match(data)
+        shape = _shape(m)
         if shape is not None:
             key, windows = shape
             hit = self._shapes.get(key)
             if hit is not None:
-                entry = _reshaped(hit[0], windows)
+                entry = _reshaped(hit.entry, windows)
                 if entry is not None:
-                    return entry, hit[1], hit[2], key
+                    return entry, hit.group, hit.rest_hits, key
+        return self._parse_new(data, m)
+
+    def _parse_new(self, data: bytes, m: re.Match[bytes] | None
+                   ) -> tuple[Entry, _Group | None, bytes | _Scan, _ShapeKey | None]:
+        """:meth:`_parse` of an entry of no known shape (``m``: its match of :data:`_SHAPE`).
+
+        Entries of one shape but for their decision list (most often its decision
+        time) share the rest: that rest, with a placeholder for the list, is parsed
+        once, checked like a shape against a sentinel copy, and reused (the list is
+        parsed on its own, see :meth:`_group_from_bytes`).
+        """
+        shape = _shape(m)
+        layout = _layout(data, m)
+        if shape is not None and layout is not None:
+            rest, decisions, rest_key = layout
+            template = self._rest_shapes.get(rest_key)
+            entry_or_none = None if template is None else _reshaped(template, shape[1])
+            if entry_or_none is not None:
+                digest = entry_or_none.body.get("bundle")
+                key = (digest if isinstance(digest, str) else "", decisions)
+                found = self._groups.get(key) or self._group_from_bytes(key)
+                if found is not None:
+                    return self._new_shape(shape[0], entry_or_none, found, rest)
         entry, group, scanned = self._parse_full(data)
+        if shape is not None and layout is not None and group is not None and \
+                scanned == layout[0] and entry.body.get("decisions") == _PLACEHOLDER and \
+                self._same_rest_shape(layout[2], shape[1], entry):
+            if len(self._rest_shapes) > _GROUP_CACHE:
+                self._rest_shapes.clear()
+            self._rest_shapes[layout[2]] = entry
+            return self._new_shape(shape[0], entry, group, scanned)
         if shape is not None and group is not None and isinstance(scanned, bytes) and \
                 self._same_shape(shape, entry, group):
             hits = self._rest_scan(scanned, entry, group)
             if len(self._shapes) > _GROUP_CACHE:
                 self._shapes.clear()
-            self._shapes[shape[0]] = (entry, group, hits)
+            self._shapes[shape[0]] = _Shape(shape[0], entry, group, hits)
             return entry, group, hits, shape[0]
         return entry, group, scanned, None
+
+    def _new_shape(self, key: _ShapeKey, entry: Entry, group: _Group, rest: bytes
+                   ) -> tuple[Entry, _Group, _Scan, _ShapeKey]:
+        hits = self._rest_scan(rest, entry, group)
+        if len(self._shapes) > _GROUP_CACHE:
+            self._shapes.clear()
+        self._shapes[key] = _Shape(key, entry, group, hits)
+        return entry, group, hits, key
+
+    def _same_rest_shape(self, rest_key: _ShapeKey, windows: tuple[bytes, bytes, bytes],
+                         entry: Entry) -> bool:
+        """:meth:`_same_shape` of an entry's rest (its decision list a placeholder)."""
+        (head, middle, suffix), (record, subject, when) = rest_key, windows
+        s_record = b"0" * 64 if record != b"0" * 64 else b"1" * 64
+        s_subject = b"0" * 64 if subject != b"0" * 64 else b"1" * 64
+        s_when = b"2001-01-01T00:00:00.000Z" if when != b"2001-01-01T00:00:00.000Z" \
+            else b"2002-02-02T00:00:00.000Z"
+        sentinel = b"".join((head, s_record, middle, s_subject, _TAIL_TIME, s_when, suffix))
+        try:
+            other = fast_parse_entry(sentinel) or parse_entry(sentinel)
+        except VerificationError:
+            return False
+        expected = {**entry.body, "record": "record:" + s_record.decode(),
+                    "subject": "subject:" + s_subject.decode(), "time": s_when.decode()}
+        return other.type == entry.type and other.body == expected and \
+            sentinel.count(_PLACEHOLDER_JSON) == 1
 
     def _same_shape(self, shape: tuple[_ShapeKey, tuple[bytes, bytes, bytes]],
                     entry: Entry, group: _Group) -> bool:
@@ -314,8 +420,7 @@ class LogInspector:
         s_subject = b"0" * 64 if subject != b"0" * 64 else b"1" * 64
         s_when = b"2001-01-01T00:00:00.000Z" if when != b"2001-01-01T00:00:00.000Z" \
             else b"2002-02-02T00:00:00.000Z"
-        sentinel = b"".join((head, s_record, middle, _TAIL_SUBJECT, s_subject, _TAIL_TIME,
-                             s_when, suffix))
+        sentinel = b"".join((head, s_record, middle, s_subject, _TAIL_TIME, s_when, suffix))
         try:
             other, other_group, _ = self._parse_full(sentinel)
         except VerificationError:
@@ -452,6 +557,63 @@ class LogInspector:
         elif kind == "key-event":
             tally.key_events[str(entry.body.get("kind"))[:40]] += 1
 
+    def _check_shaped(self, index: int, t: float, shape: _Shape) -> None:  # noqa: PLR0912
+        """:meth:`_check` of an entry of a known shape, at time ``t`` (the same checks,
+        in the same order, with what follows from the shape computed once)."""
+        st = self.state
+        tally = st.tally
+        mt = st.max_time
+        if tally.first_time is None or t < tally.first_time:
+            tally.first_time = t
+        if tally.last_time is None or t > tally.last_time:
+            tally.last_time = t
+        if mt is not None and t < mt - self.tolerance:
+            self._flag("entry_time_regression", index, t,
+                       f"entry {index} is {mt - t:.3f} s older than an earlier entry "
+                       f"(tolerance {self.tolerance:g} s)", {"behind_s": round(mt - t, 3)})
+        if mt is None or t > mt:
+            st.max_time = t
+        plan = shape.plan
+        if plan is None:
+            shape.hits = self._scan(shape.rest_hits, shape.entry, shape.group)
+            plan = shape.plan = self._shape_plan(shape.entry, shape.group, shape.key)
+            shape.counts = [(tally.entries, shape.entry.type, 1), *plan.counts]
+        for counter, key, n in shape.counts:
+            counter[key] += n
+        hits = shape.hits
+        if hits:
+            tally.pii_hits += 1
+            kinds = sorted({k for k, _ in hits})
+            self._flag("personal_data_in_entry", index, t,
+                       f"entry {index} holds what looks like {', '.join(kinds)} at "
+                       f"{', '.join(p for _, p in hits[:5])}",
+                       {"kinds": kinds, "paths": [p for _, p in hits[:20]]})
+        group = shape.group
+        if plan.replay_issue is not None:
+            self._replay_issue(index, t, shape.entry, group, plan.replay_issue)
+        for kind, text, detail in plan.flags:
+            self._flag(kind, index, t, text.replace(_INDEX, str(index)), detail)
+        slot = plan.slot
+        if slot is not None:
+            minute = int(t // 60)
+            if minute == self._minute:
+                self._minute_row[slot] += 1
+            else:
+                tally.minute(t, slot)
+                self._minute, self._minute_row = minute, tally.minutes[str(minute)]
+        if not plan.trusted:
+            return
+        if abs(group.now - t) > self.tolerance + 1:
+            self._flag("decision_input_inconsistent", index, t,
+                       f"{shape.entry.type} entry {index}: the recorded decision input was "
+                       f"decided {abs(group.now - t):.0f} s away from the entry's time")
+        if plan.release is not None and self._release_ok.get(plan.release) is not True:
+            self._release_check(index, t, shape.entry)
+        if plan.approval is not None:
+            approval_id, used = plan.approval
+            self._approval_use(index, t, group, principal=plan.principal,
+                               approval_id=approval_id, used=used)
+
     def _scan(self, scanned: bytes | list[tuple[str, str]], entry: Entry,
               group: _Group | None) -> list[tuple[str, str]]:
         """The personal-data scan of one entry (promise 7), cached where that is exact.
@@ -510,7 +672,11 @@ class LogInspector:
     # data-flow rules, counts), computed once per shape; and what depends on its time
     # and on the log before it (time of decision, release state, approval state).
     def _decision_entry(self, index: int, entry: Entry, group: _Group,
-                        shape: tuple[bytes, bytes, bytes] | None) -> None:
+                        shape: _ShapeKey | None) -> None:
+        plan = self._shape_plan(entry, group, shape)
+        self._planned(index, entry.time, entry, group, plan)
+
+    def _shape_plan(self, entry: Entry, group: _Group, shape: _ShapeKey | None) -> _Plan:
         plan = self._plans.get(shape) if shape is not None else None
         if plan is None:
             plan = self._plan(entry, group)
@@ -518,12 +684,15 @@ class LogInspector:
                 if len(self._plans) > _GROUP_CACHE:
                     self._plans.clear()
                 self._plans[shape] = plan
+        return plan
+
+    def _planned(self, index: int, t: float, entry: Entry, group: _Group, plan: _Plan) -> None:
+        """The checks of a decision entry at time ``t`` (``entry``: one of its shape)."""
         tally = self.state.tally
-        t = entry.time
         for counter, key, n in plan.counts:
             counter[key] += n
         if plan.replay_issue is not None:
-            self._replay_issue(index, entry, group, plan.replay_issue)
+            self._replay_issue(index, t, entry, group, plan.replay_issue)
         for kind, text, detail in plan.flags:
             self._flag(kind, index, t, text.replace(_INDEX, str(index)), detail)
         if plan.slot is not None:
@@ -534,10 +703,10 @@ class LogInspector:
             self._flag("decision_input_inconsistent", index, t,
                        f"{entry.type} entry {index}: the recorded decision input was decided "
                        f"{abs(group.now - t):.0f} s away from the entry's time")
-        self._release_check(index, entry)
+        self._release_check(index, t, entry)
         if plan.approval is not None:
             approval_id, used = plan.approval
-            self._approval_use(index, entry, group, principal=plan.principal,
+            self._approval_use(index, t, group, principal=plan.principal,
                                approval_id=approval_id, used=used)
 
     def _plan(self, entry: Entry, group: _Group) -> _Plan:
@@ -545,6 +714,9 @@ class LogInspector:
         body = entry.body
         tally = self.state.tally
         plan = _Plan()
+        release = body.get("release")
+        if isinstance(release, str):
+            plan.release = (release, str(body.get("bundle")))
         outcome = body.get("outcome")
         principal = body.get("principal")
         if not isinstance(principal, dict):
@@ -593,17 +765,18 @@ class LogInspector:
                             (tally.withheld, f"{location}>{self.home}>{cls}>{purpose}", 1)]
         return plan
 
-    def _replay_issue(self, index: int, entry: Entry, group: _Group, code: str) -> None:
+    def _replay_issue(self, index: int, t: float, entry: Entry, group: _Group, code: str
+                      ) -> None:
         if code in ("bundle_unavailable", "bundle_digest_mismatch"):
             if self._repeat(f"{code}:{group.digest}"):
                 return
             lookup = self.bundles(group.digest)
-            self._flag_once(code, f"{code}:{group.digest}", index, entry.time,
+            self._flag_once(code, f"{code}:{group.digest}", index, t,
                             explanation=f"{entry.type} entry {index} names policy bundle "
                             f"{_short(group.digest)}: {_clean(lookup.reason)}",
                             detail={"bundle": _short(group.digest)})
         else:
-            self._flag("decision_unreplayable", index, entry.time,
+            self._flag("decision_unreplayable", index, t,
                        f"{entry.type} entry {index}: its recorded decision input cannot be "
                        f"replayed ({code})", {"code": code})
 
@@ -627,7 +800,7 @@ class LogInspector:
             return "presents another approval than the entry"
         return None
 
-    def _release_check(self, index: int, entry: Entry) -> None:
+    def _release_check(self, index: int, t: float, entry: Entry) -> None:
         release = entry.body.get("release")
         digest = entry.body.get("bundle")
         if not isinstance(release, str):
@@ -641,7 +814,7 @@ class LogInspector:
             self._release_ok[key] = ok
         if not ok and not self._repeat(f"release:{release}:{digest}"):
             self._flag_once("decision_release_mismatch", f"release:{release}:{digest}", index,
-                            entry.time,
+                            t,
                             explanation=f"{entry.type} entry {index} names release "
                             f"{_short(release)}, which is not an approved release of policy "
                             f"bundle {_short(str(digest))} at that point of the log")
@@ -763,7 +936,7 @@ class LogInspector:
                 self._flag("decision_input_inconsistent", index, t,
                            f"{entry.type} entry {index}: {group.problem}")
             elif group.unreplayable is not None:
-                self._replay_issue(index, entry, group, group.unreplayable)
+                self._replay_issue(index, t, entry, group, group.unreplayable)
             elif group.mismatch is not None:
                 self.state.tally.replay["mismatches"] += 1
                 self._flag("decision_mismatch", index, t,
@@ -825,7 +998,7 @@ class LogInspector:
                     "the same approver granted twice (it counts once)")
         return None
 
-    def _approval_use(self, index: int, entry: Entry, group: _Group, *,
+    def _approval_use(self, index: int, t: float, group: _Group, *,
                       principal: Mapping[str, Any], approval_id: str, used: list[str]) -> None:
         track = self.state.approvals.get(approval_id)
         if track is not None:
@@ -833,7 +1006,6 @@ class LogInspector:
             track.released += len(used)
         if not used:
             return  # presented but not needed for anything released
-        t = entry.time
         problem = self._use_problem(track, group, principal, used, t)
         if problem is not None:
             kind, why = problem
@@ -953,41 +1125,32 @@ def _fast_time(text: object) -> float | None:
 
 
 # -- shapes --------------------------------------------------------------------------------
-_TAIL_SUBJECT = b',"subject":"subject:'
 _TAIL_TIME = b'","time":"'
 _RECORD_KEY = b',"record":"record:'
-_SUFFIXES = tuple(f'","type":"{t}","v":1}}'.encode() for t in ("access", "write", "erase"))
-_HEX64 = re.compile(rb"[0-9a-f]{64}")
+# An entry's shape: everything but the hex of its record and subject pseudonyms (the
+# last such members before the end) and its time, which must end the entry but for its
+# type and version.  The windows hold no quote, backslash, control or non-ASCII byte.
+_SHAPE = re.compile(
+    rb'(.*,"record":"record:)([0-9a-f]{64})(".*,"subject":"subject:)([0-9a-f]{64})'
+    rb'","time":"([^"\\\x00-\x1f\x7f-\xff]{24})'
+    rb'(","type":"(?:access|write|erase)","v":1\})\Z', re.DOTALL)
+_WINDOW_MICROS: dict[bytes, int] = {}  # b"2026-01-02T03:04:05" -> its epoch microseconds
+_FRACTION_MICROS = {b".%03dZ" % ms: ms * 1000 for ms in range(1000)}
 
 
-def _shape(data: bytes) -> tuple[_ShapeKey, tuple[bytes, bytes, bytes]] | None:
-    """Split an entry into its shape (the bytes but for three windows) and the windows:
-    the record pseudonym's hex, the subject pseudonym's hex and the time.
+def _shape(m: re.Match[bytes] | None) -> tuple[_ShapeKey, tuple[bytes, bytes, bytes]] | None:
+    """An entry's shape (its bytes but for three windows) and the windows: the record
+    pseudonym's hex, the subject pseudonym's hex and the time, from a match of
+    :data:`_SHAPE`.
 
     Only a cache key: the caller checks, once per shape, that the windows are exactly
     those members (a sentinel copy parses the same but for them).  Windows hold no
-    quote or backslash, so the string boundaries of every entry of a shape are the same.
+    quote, backslash or control byte, so the string boundaries of every entry of a
+    shape are the same, and each window's bytes are its JSON string's text.
     """
-    suffix = next((x for x in _SUFFIXES if data.endswith(x)), None)
-    if suffix is None:
+    if m is None:
         return None
-    end = len(data) - len(suffix)
-    when = data[end - 24:end]
-    t0 = end - 24 - len(_TAIL_TIME)
-    subject = data[t0 - 64:t0]
-    s0 = t0 - 64 - len(_TAIL_SUBJECT)
-    if data[t0:end - 24] != _TAIL_TIME or data[s0:t0 - 64] != _TAIL_SUBJECT or \
-            not _HEX64.fullmatch(subject) or not when.isascii() or b'"' in when \
-            or b"\\" in when:
-        return None
-    r = data.rfind(_RECORD_KEY, 0, s0)
-    if r < 0:
-        return None
-    r0 = r + len(_RECORD_KEY)
-    record = data[r0:r0 + 64]
-    if not _HEX64.fullmatch(record) or data[r0 + 64:r0 + 65] != b'"':
-        return None
-    return (data[:r0], data[r0 + 64:s0], suffix), (record, subject, when)
+    return (m[1], m[3], m[6]), (m[2], m[4], m[5])
 
 
 def _reshaped(template: Entry, windows: tuple[bytes, bytes, bytes]) -> Entry | None:
@@ -1001,6 +1164,43 @@ def _reshaped(template: Entry, windows: tuple[bytes, bytes, bytes]) -> Entry | N
     body["subject"] = "subject:" + subject.decode()
     body["time"] = text
     return Entry(template.type, t, body)
+
+
+def _layout(data: bytes, m: re.Match[bytes] | None
+            ) -> tuple[bytes, bytes, _ShapeKey] | None:
+    """An entry of a shape (``m``) whose decision list comes before its windows: the
+    entry with a placeholder for the list (as :func:`_split_decisions`), the list, and
+    the shape of the former (its bytes but for the same three windows)."""
+    if m is None:
+        return None
+    i = data.find(_DECISIONS_KEY)
+    if i < 0:
+        return None
+    start = i + len(_DECISIONS_KEY) - 1
+    j = data.find(_AFTER_DECISIONS, start)
+    r = m.start(2)
+    if j < 0 or j + 1 > r - len(_RECORD_KEY):
+        return None
+    rest = data[:start] + _PLACEHOLDER_JSON + data[j + 1:]
+    off = len(data) - len(rest)
+    return rest, data[start:j + 1], (rest[:r - off], rest[m.end(2) - off:m.start(4) - off],
+                                     m[6])
+
+
+def _window_time(when: bytes) -> float | None:
+    """:func:`_fast_time` of a time window's bytes; None when unsure."""
+    base = _WINDOW_MICROS.get(when[:19])
+    frac = _FRACTION_MICROS.get(when[19:])
+    if base is None or frac is None:
+        text = when.decode("ascii")
+        t = _fast_time(text)
+        if t is not None:
+            if len(_WINDOW_MICROS) > 100_000:
+                _WINDOW_MICROS.clear()
+            _WINDOW_MICROS[when[:19]] = _SECONDS[text[:19]] * 10**6
+        return t
+    # the same arithmetic as datetime.timestamp() (timedelta.total_seconds)
+    return (base + frac) / 10**6
 
 
 # -- decision lists ---------------------------------------------------------------------
