@@ -40,6 +40,7 @@ __all__ = [
     "format_time",
     "parse_entry",
     "parse_time",
+    "time_parts",
 ]
 
 ENTRY_VERSION = 1
@@ -92,19 +93,25 @@ def canonical_json(value: Any) -> bytes:
                       allow_nan=False).encode("utf-8")
 
 
+def time_parts(epoch_seconds: float) -> tuple[int, int]:
+    """``(whole seconds, microseconds)``, rounded as ``datetime.fromtimestamp`` does."""
+    frac, whole = math.modf(epoch_seconds)
+    micro = round(frac * 1e6)
+    seconds = int(whole)
+    if micro >= 1_000_000:
+        return seconds + 1, micro - 1_000_000
+    if micro < 0:
+        return seconds - 1, micro + 1_000_000
+    return seconds, micro
+
+
 def format_time(epoch_seconds: float) -> str:
     """RFC 3339 UTC with milliseconds, e.g. ``2026-11-28T00:19:58.123Z``.
 
     Rounds to the microsecond as ``datetime.fromtimestamp`` does, then truncates
     to the millisecond (about 5x faster than going through ``datetime``).
     """
-    frac, whole = math.modf(epoch_seconds)
-    micro = round(frac * 1e6)
-    seconds = int(whole)
-    if micro >= 1_000_000:
-        seconds, micro = seconds + 1, micro - 1_000_000
-    elif micro < 0:
-        seconds, micro = seconds - 1, micro + 1_000_000
+    seconds, micro = time_parts(epoch_seconds)
     t = time.gmtime(seconds)
     return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
             f"{t.tm_sec:02d}.{micro // 1000:03d}Z")

@@ -19,7 +19,6 @@ stores, and never put a raw subject id, record id or field value in an entry.
 from __future__ import annotations
 
 import json
-import math
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +31,7 @@ from bordergate.entries import (
     canonical_json,
     encode_entry,
     format_time,
+    time_parts,
 )
 from bordergate.keys.events import KeyEvent
 from bordergate.policy.engine import Decision
@@ -261,13 +261,7 @@ class EntryTime:
 
     def __call__(self, epoch_seconds: float) -> bytes:
         """The JSON text (with quotes) of ``format_time(epoch_seconds)``."""
-        frac, whole = math.modf(epoch_seconds)
-        micro = round(frac * 1e6)
-        seconds = int(whole)
-        if micro >= 1_000_000:
-            seconds, micro = seconds + 1, micro - 1_000_000
-        elif micro < 0:
-            seconds, micro = seconds - 1, micro + 1_000_000
+        seconds, micro = time_parts(epoch_seconds)
         second, prefix = self._cached
         if seconds != second:
             prefix = b'"' + format_time(float(seconds))[:-4].encode()

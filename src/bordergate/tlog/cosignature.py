@@ -23,19 +23,16 @@ from collections.abc import Callable
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
-    Ed25519PublicKey,
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from bordergate.errors import VerificationError
 from bordergate.tlog.note import (
+    Ed25519Verifier,
     NoteSignature,
-    Verifier,
     _parse_signer_key,
-    _vkey_string,
     is_valid_key_name,
     key_id_for,
-    parse_verifier_key,
 )
 
 __all__ = [
@@ -82,53 +79,14 @@ def cosignature_timestamp(signature: NoteSignature) -> int:
     return int(timestamp)
 
 
-class CosignatureVerifier(Verifier):
-    """Checks cosignature/v1 (type 0x04) signatures of one witness key."""
+class CosignatureVerifier(Ed25519Verifier):
+    """Checks cosignature/v1 (type 0x04) signatures of one witness key.
+
+    The key, its name, id and key string work as for a log key (only the type
+    byte differs); what is signed differs, see :meth:`verify`.
+    """
 
     key_type = COSIGNATURE_TYPE
-
-    def __init__(self, name: str, public_key: bytes) -> None:
-        """Build from a witness key name and its 32-byte Ed25519 public key.
-
-        Raises:
-            VerificationError: code ``malformed_verifier_key`` for a bad name or key.
-        """
-        if not is_valid_key_name(name):
-            raise VerificationError("invalid key name", code="malformed_verifier_key")
-        if len(public_key) != 32:
-            raise VerificationError(
-                "an Ed25519 public key is 32 bytes", code="malformed_verifier_key"
-            )
-        try:
-            self._public_key = Ed25519PublicKey.from_public_bytes(public_key)
-        except ValueError as exc:
-            raise VerificationError(
-                "not an Ed25519 public key", code="malformed_verifier_key"
-            ) from exc
-        self.public_key = public_key
-        self.name = name
-        self.key_id = key_id_for(name, self.key_type, public_key)
-
-    @classmethod
-    def from_key_string(cls, vkey: str) -> CosignatureVerifier:
-        """Parse a cosignature/v1 (type 0x04) verifier key string.
-
-        Raises:
-            VerificationError: code ``malformed_verifier_key`` on any defect or
-                another key type.
-        """
-        name, _key_id, key_type, material = parse_verifier_key(vkey)
-        if key_type != cls.key_type:
-            raise VerificationError(
-                f"expected key type 0x{cls.key_type:02x}, got 0x{key_type:02x}",
-                code="malformed_verifier_key",
-            )
-        return cls(name, material)
-
-    @property
-    def key_string(self) -> str:
-        """The verifier key string ``name+hexid+base64(0x04||pub)``."""
-        return _vkey_string(self.name, self.key_id, self.key_type, self.public_key)
 
     def verify(self, message: bytes, signature: bytes) -> bool:
         """Whether ``signature`` (timestamp || sig) is a valid cosignature of the text."""

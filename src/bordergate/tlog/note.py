@@ -39,7 +39,7 @@ import struct
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -261,8 +261,8 @@ class Ed25519Verifier(Verifier):
         self.key_id = key_id_for(name, self.key_type, public_key)
 
     @classmethod
-    def from_key_string(cls, vkey: str) -> Ed25519Verifier:
-        """Parse an Ed25519 (type 0x01) verifier key string.
+    def from_key_string(cls, vkey: str) -> Self:
+        """Parse a verifier key string of this class's type (0x01 for a log key).
 
         Raises:
             VerificationError: code ``malformed_verifier_key`` on any defect or
