@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from bordergate.errors import VerificationError
 from bordergate.tlog.checkpoint import SignedCheckpoint, open_checkpoint
-from bordergate.tlog.merkle import HASH_SIZE, _fold_consistency, verify_consistency
+from bordergate.tlog.merkle import HASH_SIZE, consistency_roots, verify_consistency
 from bordergate.tlog.note import Ed25519Verifier, Verifier, decode_base64
 
 __all__ = [
@@ -228,7 +228,7 @@ def prefix_root_from_proof(
     if not proof or any(len(h) != HASH_SIZE for h in proof):
         return None
     try:
-        old_root, root = _fold_consistency(list(proof), old_size - 1, new_size - 1)
+        old_root, root = consistency_roots(list(proof), old_size, new_size)
     except VerificationError:
         return None
     return old_root if root == new_root else None

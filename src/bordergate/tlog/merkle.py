@@ -23,6 +23,7 @@ __all__ = [
     "HASH_SIZE",
     "NodeReader",
     "consistency_proof",
+    "consistency_roots",
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
@@ -215,8 +216,16 @@ def verify_inclusion(
         )
 
 
-def _fold_consistency(path: list[bytes], fn: int, sn: int) -> tuple[bytes, bytes]:
-    """RFC 9162 2.1.4.2 steps 4-6: fold a proof into (old root, new root)."""
+def consistency_roots(path: list[bytes], old_size: int, new_size: int) -> tuple[bytes, bytes]:
+    """The (old root, new root) a consistency proof implies (RFC 9162 2.1.4.2 4-6).
+
+    ``path`` starts with the old root itself when ``old_size`` is a power of
+    two (the RFC's step 2). Evidence of a split view uses the implied old root.
+
+    Raises:
+        VerificationError: the proof has the wrong length for the sizes.
+    """
+    fn, sn = old_size - 1, new_size - 1
     while fn & 1:
         fn >>= 1
         sn >>= 1
@@ -272,7 +281,7 @@ def verify_consistency(
     path = list(proof)
     if old_size & (old_size - 1) == 0:
         path.insert(0, bytes(old_root))
-    fr, sr = _fold_consistency(path, old_size - 1, new_size - 1)
+    fr, sr = consistency_roots(path, old_size, new_size)
     if fr != old_root:
         raise VerificationError(f"consistency proof does not reproduce the root of size {old_size}",
                                 code="consistency_failed")
