@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -274,6 +274,7 @@ class LogInspector:
         match = _SHAPE.match
         shapes = self._shapes
         window_time = _window_time
+        micros, fractions = _WINDOW_MICROS, _FRACTION_MICROS
         index = first
         for data in entries:
             st.size = index + 1
@@ -282,7 +283,10 @@ class LogInspector:
             if m is not None:
                 hit = shapes.get((m[1], m[3], m[6]))
                 if hit is not None:
-                    t = window_time(m[5])
+                    when = m[5]
+                    base, frac = micros.get(when[:19]), fractions.get(when[19:])
+                    t = (base + frac) / 10**6 if base is not None and frac is not None \
+                        else window_time(when)  # as _window_time, inline
                     if t is not None:  # an entry of a known shape: parsed already
                         chunk.append((index, t, hit))
                         if len(chunk) >= _CHUNK:
@@ -1293,7 +1297,8 @@ def _parse_group(digest: str, value: list[Any]) -> _Group:  # noqa: PLR0911 (one
 
 def _with_now(template: _Group, now: int, raw: bytes) -> _Group:
     """A copy of a parsed group whose decisions were taken at ``now`` (not replayed)."""
-    context = replace(template.records[0].input.context, now=now)
+    c = template.records[0].input.context
+    context = RequestContext(c.purpose, now, c.gateway, c.k_min, c.k, c.approval)
     records = [_Record(r.field, r.field_class, r.allowed, r.policy_ids, r.errors,
                        DecisionInput(r.input.principal, r.input.action, r.input.resource,
                                      context)) for r in template.records]

@@ -154,8 +154,9 @@ class _SpoolingSource:
             self.bundles[ref.index] = (offset, len(data), ref.width)
         return data
 
-    def entries(self, start: int, end: int) -> Any:
-        """Yield ``(index, entry)`` for ``start <= index < end`` from the spooled bundles.
+    def entries(self, start: int, end: int) -> Iterator[list[bytes]]:
+        """Yield the entries ``start <= index < end`` from the spooled bundles, in order,
+        a list per bundle.
 
         Raises:
             VerificationError: a needed bundle was not read by the check.
@@ -169,10 +170,11 @@ class _SpoolingSource:
                                         code="bundle_not_verified")
             offset, length, width = found
             self.spool.seek(offset)
-            for i, data in enumerate(decode_bundle(self.spool.read(length), width)):
-                index = bundle * TILE_WIDTH + i
-                if start <= index < end:
-                    yield index, data
+            entries = decode_bundle(self.spool.read(length), width)
+            first = bundle * TILE_WIDTH
+            if first < start or first + len(entries) > end:
+                entries = entries[max(0, start - first):max(0, end - first)]
+            yield entries
 
 
 class _HeldStateStore:
@@ -245,8 +247,10 @@ def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
             if start > (result.old_size or 0):
                 _check_inspected_prefix(client, state_dir, origin, start, result)
             with _no_cyclic_gc():
-                for index, data in source.entries(start, result.size):
-                    inspector.feed(index, data)
+                index = start
+                for entries in source.entries(start, result.size):
+                    inspector.feed_all(index, entries)
+                    index += len(entries)
                 inspector.finish()
         except VerificationError as exc:
             run.error = f"[{exc.code}] {exc}"
