@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -242,6 +242,9 @@ class LogInspector:
         self._shapes: dict[_ShapeKey, _Shape] = {}
         self._rest_shapes: dict[_ShapeKey, Entry] = {}
         self._minute: int | None = None     # the last minute counted, and its row
+        self._ahead: list[tuple[list[Any], list[Any]]] | None = None  # see parse_ahead
+        self._sent: list[_Shape] = []
+        self._received: list[_Shape] = []
         self._minute_row: list[int] = []
 
     @property
@@ -303,11 +306,78 @@ class LogInspector:
                 self.flush()
             index += 1
 
+    def parse_ahead(self, first: int, batches: Iterable[list[bytes]]
+                    ) -> Iterator[tuple[list[Any], list[Any]]]:
+        """Parse and replay entries for another inspector, checking nothing.
+
+        For an auditor using a second CPU: this inspector (fresh, in another
+        process) parses the entries from ``first`` and replays their decision
+        lists; the inspector holding the state gets each yielded part, in order,
+        through :meth:`feed_parsed` and checks it exactly as if it had been fed
+        the entries.  Parsing and replay depend on nothing but the entries and the
+        bundles, so where they run does not change any finding.
+
+        Yields:
+            ``(new shapes, items)`` per chunk (picklable).
+        """
+        self.state.size = first
+        ready: list[tuple[list[Any], list[Any]]] = []
+        self._ahead = ready
+        sent: dict[int, int] = {}
+        for entries in batches:
+            self.feed_all(first, entries)
+            first += len(entries)
+            while ready:
+                yield self._numbered(ready.pop(0), sent)
+        self.flush()
+        while ready:
+            yield self._numbered(ready.pop(0), sent)
+
+    def _numbered(self, part: tuple[list[Any], list[Any]], sent: dict[int, int]
+                  ) -> tuple[list[Any], list[Any]]:
+        """A chunk whose shapes are sent once, then named by number."""
+        new: list[_Shape] = []
+        items: list[Any] = []
+        for item in part[1]:
+            if len(item) == 3:
+                number = sent.get(id(item[2]))
+                if number is None:
+                    number = sent[id(item[2])] = len(self._sent)
+                    self._sent.append(item[2])  # kept: ids stay unique
+                    new.append(item[2])
+                items.append((item[0], item[1], number))
+            else:
+                items.append(item)
+        return new, items
+
+    def feed_parsed(self, part: tuple[list[Any], list[Any]]) -> None:
+        """Check a part that :meth:`parse_ahead` yielded (its entries come next).
+
+        Raises:
+            ValueError: the part does not start at the next index (programmer misuse).
+        """
+        new, items = part
+        self._received.extend(new)
+        self.flush()
+        if not items:
+            return
+        if items[0][0] != self.state.size:
+            raise ValueError(f"entry {items[0][0]} fed, expected {self.state.size}")
+        shapes = self._received
+        self._chunk = [(i[0], i[1], shapes[i[2]]) if len(i) == 3 else i for i in items]
+        self.state.size = items[-1][0] + 1
+        self.flush()
+
     def flush(self) -> None:
         """Replay the pending chunk's new decision lists and check its entries."""
         self._replay(self._new_groups)
         self._new_groups = []
         chunk, self._chunk = self._chunk, []
+        if len(self._groups) > _GROUP_CACHE:
+            self._groups.clear()
+        if self._ahead is not None:
+            self._ahead.append(([], chunk))
+            return
         for item in chunk:
             if len(item) == 3:
                 self._check_shaped(*item)
@@ -320,8 +390,6 @@ class LogInspector:
                            f"{_describe(entry)}", {"code": entry.code})
             else:
                 self._check(index, data, entry, group, shape)
-        if len(self._groups) > _GROUP_CACHE:
-            self._groups.clear()
 
     def finish(self) -> InspectionState:
         """Flush and return the state to save."""

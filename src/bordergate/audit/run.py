@@ -10,7 +10,9 @@ For each log of the auditor's configuration, :func:`run_audit`:
    tampering is caught there, before any replay;
 2. feeds the new entries, in index order, to a
    :class:`~bordergate.audit.inspection.LogInspector` continuing from the saved
-   inspection state (incremental);
+   inspection state (incremental); from :data:`PARALLEL_MIN` new entries, a
+   forked helper parses and replays the second half meanwhile, and the inspector
+   checks it from the helper's parts, in order (same findings, same state);
 3. attaches to every finding an RFC 9162 inclusion proof of its entry against
    the checkpoint just audited, verified before it is written;
 4. saves the inspection state, and only then the log check's new state, so a
@@ -29,11 +31,14 @@ from __future__ import annotations
 import base64
 import gc
 import json
+import multiprocessing
+import os
 import tempfile
 import time as wallclock
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,10 +58,13 @@ from bordergate.tlog.cosignature import CosignatureVerifier
 from bordergate.tlog.note import Ed25519Verifier
 from bordergate.tlog.tiles import TILE_WIDTH, decode_bundle, parse_path
 
-__all__ = ["MAX_PROOFS", "AuditRun", "LogRun", "run_audit"]
+__all__ = ["MAX_PROOFS", "PARALLEL_MIN", "AuditRun", "LogRun", "run_audit"]
 
 MAX_PROOFS = 5000
 """Findings per log that get an inclusion proof in the report (the rest: ``log prove``)."""
+
+PARALLEL_MIN = 100_000
+"""New entries from which a second process parses and replays half of them."""
 
 Progress = Callable[[str, int, int], None]
 
@@ -169,8 +177,8 @@ class _SpoolingSource:
                 raise VerificationError(f"entry bundle {bundle} was not verified",
                                         code="bundle_not_verified")
             offset, length, width = found
-            self.spool.seek(offset)
-            entries = decode_bundle(self.spool.read(length), width)
+            # pread: no shared file offset (a second process reads the same spool)
+            entries = decode_bundle(os.pread(self.spool.fileno(), length, offset), width)
             first = bundle * TILE_WIDTH
             if first < start or first + len(entries) > end:
                 entries = entries[max(0, start - first):max(0, end - first)]
@@ -235,22 +243,16 @@ def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
                                                   "evidence_file": result.evidence_file}))
             return run
         source.recording = False
+        spool.flush()
         run.checkpoint = _audited_note(log_store, origin)
-        bundles = BundleStore(open_source(audit.bundle_store), local_dirs=audit.bundle_dirs)
-        inspector = LogInspector(
-            jurisdiction=audit.jurisdiction, origin=origin, bundles=bundles.lookup,
-            reviewers=reviewers_from(audit.reviewers, audit.required_approvals)
-            if audit.reviewers else _no_reviewers(), approvers=audit.approvers,
-            k_min=audit.k_min, tolerance=config.time_tolerance, state=state)
+        inspector = _inspector(config, audit, origin, state)
         start = inspector.state.size
         try:
             if start > (result.old_size or 0):
                 _check_inspected_prefix(client, state_dir, origin, start, result)
             with _no_cyclic_gc():
-                index = start
-                for entries in source.entries(start, result.size):
-                    inspector.feed_all(index, entries)
-                    index += len(entries)
+                _inspect(inspector, source, start, result.size,
+                         lambda: _inspector(config, audit, origin, None))
                 inspector.finish()
         except VerificationError as exc:
             run.error = f"[{exc.code}] {exc}"
@@ -265,6 +267,94 @@ def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
     _save_inspection(inspection_store, origin, inspector.state, result)
     log_store.commit()
     return run
+
+
+def _inspector(config: AuditorConfig, audit: LogAudit, origin: str,
+               state: InspectionState | None) -> LogInspector:
+    bundles = BundleStore(open_source(audit.bundle_store), local_dirs=audit.bundle_dirs)
+    return LogInspector(
+        jurisdiction=audit.jurisdiction, origin=origin, bundles=bundles.lookup,
+        reviewers=reviewers_from(audit.reviewers, audit.required_approvals)
+        if audit.reviewers else _no_reviewers(), approvers=audit.approvers,
+        k_min=audit.k_min, tolerance=config.time_tolerance, state=state)
+
+
+def _inspect(inspector: LogInspector, source: _SpoolingSource, start: int, end: int,
+             helper: Callable[[], LogInspector]) -> None:
+    """Feed the entries ``start <= index < end`` to ``inspector``, in order.
+
+    With two CPUs and at least :data:`PARALLEL_MIN` entries, a forked process
+    parses and replays the second half (:meth:`LogInspector.parse_ahead`, with
+    its own inspector from ``helper``) while this one inspects the first; this
+    one then checks the second half from those parts, in order, with its state
+    (:meth:`LogInspector.feed_parsed`): the same checks, findings and state as
+    feeding every entry here.  If the helper fails, the rest is fed here.
+    """
+    mid = (start + (end - start) // 2) // TILE_WIDTH * TILE_WIDTH
+    if end - start < PARALLEL_MIN or (os.cpu_count() or 1) < 2 or not start < mid < end or \
+            "fork" not in multiprocessing.get_all_start_methods():
+        mid = end
+    helping = _start_helper(helper, source, mid, end) if mid < end else None
+    try:
+        index = start
+        for entries in source.entries(start, mid):
+            inspector.feed_all(index, entries)
+            index += len(entries)
+        if helping is not None:
+            _receive(inspector, *helping)
+    finally:
+        if helping is not None:
+            _stop_helper(*helping)
+    index = inspector.state.size
+    for entries in source.entries(index, end):
+        inspector.feed_all(index, entries)
+        index += len(entries)
+
+
+def _start_helper(helper: Callable[[], LogInspector], source: _SpoolingSource, start: int,
+                  end: int) -> tuple[Connection, Any]:
+    context = multiprocessing.get_context("fork")
+    ahead, sink = context.Pipe(duplex=False)
+    worker = context.Process(target=_parse_ahead, args=(sink, helper, source, start, end),
+                             daemon=True)
+    worker.start()
+    sink.close()
+    return ahead, worker
+
+
+def _receive(inspector: LogInspector, ahead: Connection, worker: Any) -> None:
+    """Check the helper's parts as they come; stop quietly if it died."""
+    try:
+        while True:
+            while not ahead.poll(1.0):
+                if not worker.is_alive() and not ahead.poll(0):
+                    return
+            part = ahead.recv()
+            if part is None:
+                return
+            inspector.feed_parsed(part)
+    except (EOFError, OSError):
+        return  # the helper died: what it did not send is fed by the caller
+
+
+def _stop_helper(ahead: Connection, worker: Any) -> None:
+    ahead.close()
+    worker.join(timeout=5)
+    if worker.is_alive():
+        worker.kill()
+        worker.join()
+
+
+def _parse_ahead(sink: Connection, helper: Callable[[], LogInspector],
+                 source: _SpoolingSource, start: int, end: int) -> None:
+    """The forked helper of :func:`_inspect`: parts to the pipe, then None."""
+    gc.disable()
+    try:
+        for part in helper().parse_ahead(start, source.entries(start, end)):
+            sink.send(part)
+        sink.send(None)
+    finally:
+        sink.close()
 
 
 @contextmanager
