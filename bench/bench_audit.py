@@ -99,39 +99,54 @@ class Traffic:
     def template(self, second: int, who: int, fields: int) -> bytes:
         key = (second, who, fields)
         found = self._templates.get(key)
-        if found is not None:
-            return found
-        principal, purpose, approved = self.who[who]
-        names = {"interoperability": ("handle", "created_at"),
-                 "customer_support": ("email", "phone")}.get(purpose, FIELD_SETS[fields])
-        approval_id = self.approvals.get(principal.id) if approved else None
-        view = Approval(approval_id, principal.id, purpose, frozenset({"users"}),
-                        frozenset({"protected"}), True, T0 + 86400) if approval_id else None
-        context = RequestContext(purpose, T0 + second, "us", 50, approval=view)
-        inputs = [DecisionInput(principal, "read", Field("users", n, CLASSES[n], "us"),  # type: ignore[arg-type]
-                                context) for n in names]
-        decisions = self.engine.decide_many(inputs)
-        decisions_json = canonical_json(decision_records(inputs, decisions))
-        body = {"principal": principal.to_json(), "collection": "users", "subject": SUBJECT,
-                "record": RECORD, "purpose": purpose, "bundle": self.engine.digest,
-                "approval": approval_id, "outcome": access_outcome(decisions),
-                "released": sorted(n for n, d in zip(names, decisions, strict=True)
-                                   if d.allowed),
-                "gateway": "us", "release": self.release}
-        data = encode_with_decisions("access", T0 + second, body, decisions_json)
-        if second == 0 and who == 0 and fields == 1:  # the shortcut is byte-exact
-            assert data == encode_entry("access", T0 + second, {
-                **body, "decisions": decision_records(inputs, decisions)})
-        if len(self._templates) > 4096:
-            self._templates.clear()
-        self._templates[key] = data
-        return data
+        if found is None:
+            self.make_templates([key])
+            found = self._templates[key]
+        return found
+
+    def make_templates(self, keys: list[tuple[int, int, int]]) -> None:
+        """The entries of these (second, principal, field set) requests, decided in one
+        batch by the real engine (as decide_many decides each request alone)."""
+        requests = []
+        for second, who, fields in keys:
+            principal, purpose, approved = self.who[who]
+            names = {"interoperability": ("handle", "created_at"),
+                     "customer_support": ("email", "phone")}.get(purpose, FIELD_SETS[fields])
+            approval_id = self.approvals.get(principal.id) if approved else None
+            view = Approval(approval_id, principal.id, purpose, frozenset({"users"}),
+                            frozenset({"protected"}), True, T0 + 86400) if approval_id else None
+            context = RequestContext(purpose, T0 + second, "us", 50, approval=view)
+            inputs = [DecisionInput(principal, "read", Field("users", n, CLASSES[n], "us"),  # type: ignore[arg-type]
+                                    context) for n in names]
+            requests.append((second, who, fields, principal, purpose, names, approval_id,
+                             inputs))
+        decided = iter(self.engine.decide_many([i for r in requests for i in r[-1]]))
+        for second, who, fields, principal, purpose, names, approval_id, inputs in requests:
+            decisions = [next(decided) for _ in inputs]
+            decisions_json = canonical_json(decision_records(inputs, decisions))
+            body = {"principal": principal.to_json(), "collection": "users",
+                    "subject": SUBJECT, "record": RECORD, "purpose": purpose,
+                    "bundle": self.engine.digest, "approval": approval_id,
+                    "outcome": access_outcome(decisions),
+                    "released": sorted(n for n, d in zip(names, decisions, strict=True)
+                                       if d.allowed),
+                    "gateway": "us", "release": self.release}
+            data = encode_with_decisions("access", T0 + second, body, decisions_json)
+            if second == 0 and who == 0 and fields == 1:  # the shortcut is byte-exact
+                assert data == encode_entry("access", T0 + second, {
+                    **body, "decisions": decision_records(inputs, decisions)})
+                assert decisions == self.engine.decide_many(inputs)  # batching is exact
+            self._templates[(second, who, fields)] = data
 
     def entries(self, first: int, count: int) -> list[bytes]:
         """``count`` entries from number ``first``: a template per request kind and second,
         with its fixed-width subject, record and millisecond fields varied."""
         kinds = self.rnd.choices(range(len(self.who)), self.weights, k=count)
         sets = [self.rnd.randrange(len(FIELD_SETS)) for _ in range(count)]
+        if len(self._templates) > 8192:
+            self._templates.clear()
+        needed = {((first + i) // PER_SECOND, kinds[i], sets[i]) for i in range(count)}
+        self.make_templates(sorted(needed - self._templates.keys()))
         out = []
         subject, record = SUBJECT.encode(), RECORD.encode()
         for i in range(count):
