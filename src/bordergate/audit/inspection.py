@@ -460,6 +460,7 @@ class LogInspector:
     def _new_shape(self, key: _ShapeKey, entry: Entry, group: _Group, rest: bytes
                    ) -> tuple[Entry, _Group, _Scan, _ShapeKey]:
         hits = self._rest_scan(rest, entry, group)
+        _list_scan(group)  # here: a helper of parse_ahead does it for its half
         if len(self._shapes) > _GROUP_CACHE:
             self._shapes.clear()
         self._shapes[key] = _Shape(key, entry, group, hits)
@@ -696,11 +697,7 @@ class LogInspector:
         """
         hits: list[tuple[str, str]] = []
         if group is not None and entry.body.get("decisions") == _PLACEHOLDER:
-            if group.pii is None:
-                records = {"decisions": [{"field": r.field, "class": r.field_class,
-                                          "input": r.input.to_json()} for r in group.records]}
-                group.pii = scan_entry(group.raw, records)
-            hits.extend(group.pii)
+            hits.extend(_list_scan(group))
         hits.extend(scanned if isinstance(scanned, list)
                     else self._rest_scan(scanned, entry, group))
         return hits
@@ -1361,6 +1358,15 @@ def _parse_group(digest: str, value: list[Any]) -> _Group:  # noqa: PLR0911 (one
     group.classes = {r.field: r.field_class for r in records
                      if r.field is not None and r.field_class is not None}
     return group
+
+
+def _list_scan(group: _Group) -> list[tuple[str, str]]:
+    """The personal-data scan of a decision list (its bytes), once per list."""
+    if group.pii is None:
+        records = {"decisions": [{"field": r.field, "class": r.field_class,
+                                  "input": r.input.to_json()} for r in group.records]}
+        group.pii = scan_entry(group.raw, records)
+    return group.pii
 
 
 def _with_now(template: _Group, now: int, raw: bytes) -> _Group:

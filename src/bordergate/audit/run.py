@@ -11,7 +11,7 @@ For each log of the auditor's configuration, :func:`run_audit`:
 2. feeds the new entries, in index order, to a
    :class:`~bordergate.audit.inspection.LogInspector` continuing from the saved
    inspection state (incremental); from :data:`PARALLEL_MIN` new entries, a
-   forked helper parses and replays the second half meanwhile, and the inspector
+   forked helper parses and replays the last 60% meanwhile, and the inspector
    checks it from the helper's parts, in order (same findings, same state);
 3. attaches to every finding an RFC 9162 inclusion proof of its entry against
    the checkpoint just audited, verified before it is written;
@@ -33,7 +33,10 @@ import gc
 import json
 import multiprocessing
 import os
+import pickle
+import queue
 import tempfile
+import threading
 import time as wallclock
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -284,13 +287,14 @@ def _inspect(inspector: LogInspector, source: _SpoolingSource, start: int, end: 
     """Feed the entries ``start <= index < end`` to ``inspector``, in order.
 
     With two CPUs and at least :data:`PARALLEL_MIN` entries, a forked process
-    parses and replays the second half (:meth:`LogInspector.parse_ahead`, with
+    parses and replays the last 60% (:meth:`LogInspector.parse_ahead`, with
     its own inspector from ``helper``) while this one inspects the first; this
-    one then checks the second half from those parts, in order, with its state
+    one then checks the rest from those parts, in order, with its state
     (:meth:`LogInspector.feed_parsed`): the same checks, findings and state as
     feeding every entry here.  If the helper fails, the rest is fed here.
     """
-    mid = (start + (end - start) // 2) // TILE_WIDTH * TILE_WIDTH
+    # the helper's part costs this process about a third of inspecting it: 40/60
+    mid = (start + (end - start) * 2 // 5) // TILE_WIDTH * TILE_WIDTH
     if end - start < PARALLEL_MIN or (os.cpu_count() or 1) < 2 or not start < mid < end or \
             "fork" not in multiprocessing.get_all_start_methods():
         mid = end
@@ -329,7 +333,7 @@ def _receive(inspector: LogInspector, ahead: Connection, worker: Any) -> None:
             while not ahead.poll(1.0):
                 if not worker.is_alive() and not ahead.poll(0):
                     return
-            part = ahead.recv()
+            part = pickle.loads(ahead.recv_bytes())  # noqa: S301 (our own helper's parts)
             if part is None:
                 return
             inspector.feed_parsed(part)
@@ -347,13 +351,27 @@ def _stop_helper(ahead: Connection, worker: Any) -> None:
 
 def _parse_ahead(sink: Connection, helper: Callable[[], LogInspector],
                  source: _SpoolingSource, start: int, end: int) -> None:
-    """The forked helper of :func:`_inspect`: parts to the pipe, then None."""
+    """The forked helper of :func:`_inspect`: parts to the pipe, then None.
+
+    A thread writes the pipe, so that parsing never waits for the inspector (busy
+    with the first half until it reads).
+    """
     gc.disable()
+    parts: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    def send() -> None:
+        while (data := parts.get()) is not None:
+            sink.send_bytes(data)
+        sink.send_bytes(pickle.dumps(None))
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
     try:
         for part in helper().parse_ahead(start, source.entries(start, end)):
-            sink.send(part)
-        sink.send(None)
+            parts.put(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
     finally:
+        parts.put(None)
+        sender.join()
         sink.close()
 
 
