@@ -286,7 +286,8 @@ def _inspect(inspector: LogInspector, source: _SpoolingSource, start: int, end: 
              helper: Callable[[], LogInspector]) -> None:
     """Feed the entries ``start <= index < end`` to ``inspector``, in order.
 
-    With two CPUs and at least :data:`PARALLEL_MIN` entries, a forked process
+    With two CPUs, at least :data:`PARALLEL_MIN` entries and no other thread
+    running (an interactive progress bar has one), a forked process
     parses and replays the last 60% (:meth:`LogInspector.parse_ahead`, with
     its own inspector from ``helper``) while this one inspects the first; this
     one then checks the rest from those parts, in order, with its state
@@ -296,7 +297,8 @@ def _inspect(inspector: LogInspector, source: _SpoolingSource, start: int, end: 
     # the helper's part costs this process about a third of inspecting it: 40/60
     mid = (start + (end - start) * 2 // 5) // TILE_WIDTH * TILE_WIDTH
     if end - start < PARALLEL_MIN or (os.cpu_count() or 1) < 2 or not start < mid < end or \
-            "fork" not in multiprocessing.get_all_start_methods():
+            "fork" not in multiprocessing.get_all_start_methods() or \
+            threading.active_count() > 1:  # forking a threaded process is unsafe
         mid = end
     helping = _start_helper(helper, source, mid, end) if mid < end else None
     try:

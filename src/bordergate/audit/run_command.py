@@ -9,6 +9,7 @@ This module must never hold checking logic: it calls :mod:`bordergate.audit.run`
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -47,17 +48,25 @@ def run(
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress
 
+            # no refresh thread: the audit forks a helper only when single-threaded
             bar = Progress("[progress.description]{task.description}", BarColumn(),
-                           MofNCompleteColumn(), console=Console(stderr=True), transient=True)
+                           MofNCompleteColumn(), console=Console(stderr=True), transient=True,
+                           auto_refresh=False)
         if bar is None:
             result = run_audit(cfg, state)
         else:
             tasks: dict[str, object] = {}
+            shown = [0.0]
             with bar:
                 def show(code: str, done: int, total: int) -> None:
                     if code not in tasks:
                         tasks[code] = bar.add_task(f"verifying {code}", total=total)
-                    bar.update(tasks[code], completed=done, total=total)  # type: ignore[arg-type]
+                    now = time.monotonic()
+                    refresh = done >= total or now - shown[0] >= 0.1
+                    if refresh:
+                        shown[0] = now
+                    bar.update(tasks[code], completed=done, total=total,  # type: ignore[arg-type]
+                               refresh=refresh)
                 result = run_audit(cfg, state, progress=show)
         doc = build_report(result)
         json_path, html_path = write_report(doc, report)
