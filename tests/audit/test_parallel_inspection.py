@@ -9,6 +9,9 @@ takes that path; the report must equal the sequential one (promises 4, 6, 7).
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +34,25 @@ def _comparable(report: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_forked_helper_finds_exactly_what_one_process_finds(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Promise 4: replay split across two processes changes no finding, index or tally."""
+def test_forked_helper_finds_exactly_what_one_process_finds(tmp_path: Path) -> None:
+    """Promise 4: replay split across two processes changes no finding, index or tally.
+
+    Runs in a fresh interpreter: the audit forks only a single-threaded process,
+    and threads other tests leave behind would make it (rightly) stay sequential.
+    """
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from tests.audit.test_parallel_inspection "
+         "import compare_paths; compare_paths(__import__('pathlib').Path(sys.argv[1]))",
+         str(tmp_path)], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "same findings" in proc.stdout
+
+
+def compare_paths(tmp_path: Path) -> None:
+    """Audit one log sequentially and with the forked helper; assert equal reports."""
+    monkeypatch = pytest.MonkeyPatch()
     sc = GatewayScenario(tmp_path / "log")
     gw = sc.start()
 
@@ -66,3 +85,5 @@ def test_forked_helper_finds_exactly_what_one_process_finds(
     assert _comparable(parallel) == _comparable(sequential)
     kinds = {f["kind"] for f in parallel["findings"]}
     assert {"covered_person_denied", "approval_single_approver"} <= kinds
+    monkeypatch.undo()
+    print("same findings:", len(parallel["findings"]))

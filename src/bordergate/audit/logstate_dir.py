@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
+from bordergate.durable import replace_file
 from bordergate.errors import Unavailable
 
 __all__ = ["DirectoryStateStore", "state_file_name"]
@@ -77,23 +78,8 @@ class DirectoryStateStore:
         return str(path)
 
     def _replace(self, path: Path, data: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-            dir_fd = os.open(self.root, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            replace_file(path, data)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise Unavailable(f"cannot write {path}: {exc}",
                               code="audit_state_unavailable") from exc

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 from bordergate.audit.controls import control_table
 from bordergate.audit.findings import CATEGORIES, SEVERITIES
 from bordergate.audit.run import AuditRun, LogRun
+from bordergate.durable import replace_file
 from bordergate.entries import format_time
 from bordergate.releases.ledger import APPROVED, REJECTED
 
@@ -100,9 +100,7 @@ def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     paths = (out_dir / "report.json", out_dir / "report.html")
     texts = (json.dumps(report, indent=1, sort_keys=True) + "\n", render_report_html(report))
     for path, text in zip(paths, texts, strict=True):
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        replace_file(path, text.encode("utf-8"))
     return paths
 
 

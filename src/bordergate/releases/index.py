@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bordergate.durable import replace_file
 from bordergate.entries import Entry, parse_entry
 from bordergate.errors import VerificationError
 from bordergate.tlog.checkpoint import SignedCheckpoint
@@ -116,11 +116,7 @@ class ReleaseIndex:
             "entries": [[i, _b64(d)] for i, d in self.entries],
             "malformed": self.malformed,
         }
-        tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(state, out)
-        os.replace(tmp, path)
+        replace_file(path, json.dumps(state).encode(), mode=0o600)
 
     @classmethod
     def load(cls, path: Path | None, origin: str) -> ReleaseIndex:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from bordergate.durable import replace_file
 from bordergate.errors import BordergateError, InvalidInput
 from bordergate.tlog.witness import (
     MAX_REQUEST_SIZE,
@@ -126,13 +126,4 @@ class EvidenceDirectory:
         target = self.path / name
         if target.exists():
             return
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".evidence-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(evidence)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_file(target, evidence)

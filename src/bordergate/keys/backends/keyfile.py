@@ -36,6 +36,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from bordergate.durable import replace_file
 from bordergate.errors import ConfigError, NotFound, Unavailable
 from bordergate.keys.envelope import open_sealed, seal
 from bordergate.residency.subjects import parse_jurisdiction
@@ -230,21 +231,8 @@ class LocalKeyFile:
                          for v, k in sorted(raw.items())},
         }
         data = json.dumps(doc, indent=1).encode("utf-8") + b"\n"
-        tmp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self._path)
-            dir_fd = os.open(self._path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            replace_file(self._path, data, mode=0o600)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise Unavailable(f"cannot write key file {self._path}: {exc.strerror}",
                               code="key_backend_unavailable") from exc

@@ -32,6 +32,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from bordergate.durable import replace_file
 from bordergate.errors import Conflict, Unavailable
 from bordergate.tlog.storage import CHECKPOINT_PATH, check_object_path
 from bordergate.tlog.storage.wal import WalBatch, decode_records, encode_record
@@ -271,15 +272,9 @@ class FileStorage:
         Raises:
             Unavailable: the disk refused the write.
         """
-        tmp = self.root / ".checkpoint.tmp"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(note)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.root / CHECKPOINT_PATH)
-            self._fsync_dir(self.root)
+            replace_file(self.root / CHECKPOINT_PATH, note)
         except OSError as e:
             raise Unavailable(f"checkpoint publication failed: {e}", code="log_unwritable") from e
 
@@ -307,15 +302,9 @@ class FileStorage:
         """
         check_object_path(path)
         target = self.root / path
-        tmp = target.parent / f".{target.name}.tmp"
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-            self._fsync_dir(target.parent)
+            replace_file(target, data)
         except OSError as e:
             raise Unavailable(f"object write failed: {e}", code="log_unwritable") from e
 
