@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from bordergate.tlog.storage import LogStorage
+from bordergate.tlog.storage.fs import FileStorage
+from bordergate.tlog.storage.memory import MemoryStorage
+from bordergate.tlog.storage.postgres import PostgresStorage
 from tests.postgres_server import PostgresServer
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -27,3 +31,30 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """A fresh, empty database on the session's PostgreSQL server."""
     return postgres_server.database()
+
+
+@pytest.fixture(params=["memory", "fs", pytest.param("postgres", marks=pytest.mark.postgres)])
+def storage_factory(request: pytest.FixtureRequest, tmp_path: Path
+                    ) -> Iterator[Callable[[], LogStorage]]:
+    """Opens new handles on one shared log location, for each LogStorage backend."""
+    opened: list[LogStorage] = []
+    if request.param == "memory":
+        shared = MemoryStorage()
+
+        def factory() -> LogStorage:
+            return shared
+    elif request.param == "fs":
+        def factory() -> LogStorage:
+            s = FileStorage(tmp_path / "log")
+            opened.append(s)
+            return s
+    else:
+        url = request.getfixturevalue("postgres_url")
+
+        def factory() -> LogStorage:
+            s = PostgresStorage(url, log="testlog")
+            opened.append(s)
+            return s
+    yield factory
+    for s in opened:
+        s.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -22,36 +22,8 @@ from bordergate.releases.publication import bundle_path, open_published_bundle, 
 from bordergate.tlog.server import make_log_app
 from bordergate.tlog.storage import LogStorage
 from bordergate.tlog.storage.fs import FileStorage
-from bordergate.tlog.storage.memory import MemoryStorage
-from bordergate.tlog.storage.postgres import PostgresStorage
 
 Factory = Callable[[], LogStorage]
-
-
-@pytest.fixture(params=["memory", "fs", pytest.param("postgres", marks=pytest.mark.postgres)])
-def storage_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
-    """Opens a new handle on one shared log location for the chosen backend."""
-    opened: list[LogStorage] = []
-    if request.param == "memory":
-        shared = MemoryStorage()
-
-        def factory() -> LogStorage:
-            return shared
-    elif request.param == "fs":
-        def factory() -> LogStorage:
-            s = FileStorage(tmp_path / "log")
-            opened.append(s)
-            return s
-    else:
-        url = request.getfixturevalue("postgres_url")
-
-        def factory() -> LogStorage:
-            s = PostgresStorage(url, log="testlog")
-            opened.append(s)
-            return s
-    yield factory
-    for s in opened:
-        s.close()
 
 
 NAME = "bundles/sha256-" + "ab" * 32 + ".tar"

@@ -8,8 +8,7 @@ against the real server the suite starts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -17,39 +16,11 @@ from bordergate.errors import Conflict, VerificationError
 from bordergate.tlog.client import LogClient, StorageSource
 from bordergate.tlog.sequencer import Sequencer, SequencerConfig, create_log
 from bordergate.tlog.storage import LogStorage
-from bordergate.tlog.storage.fs import FileStorage
 from bordergate.tlog.storage.memory import MemoryStorage
-from bordergate.tlog.storage.postgres import PostgresStorage
 from bordergate.tlog.tiles import TileRef
 from tests.tlog.logkeys import log_signer
 
 Factory = Callable[[], LogStorage]
-
-
-@pytest.fixture(params=["memory", "fs", pytest.param("postgres", marks=pytest.mark.postgres)])
-def storage_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
-    """Opens a new handle on one shared log location for the chosen backend."""
-    opened: list[LogStorage] = []
-    if request.param == "memory":
-        shared = MemoryStorage()
-
-        def factory() -> LogStorage:
-            return shared
-    elif request.param == "fs":
-        def factory() -> LogStorage:
-            s = FileStorage(tmp_path / "log")
-            opened.append(s)
-            return s
-    else:
-        url = request.getfixturevalue("postgres_url")
-
-        def factory() -> LogStorage:
-            s = PostgresStorage(url, log="testlog")
-            opened.append(s)
-            return s
-    yield factory
-    for s in opened:
-        s.close()
 
 
 def test_put_sync_read_and_partials(storage_factory: Factory) -> None:
