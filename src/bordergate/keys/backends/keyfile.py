@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bordergate.durable import replace_file
 from bordergate.errors import ConfigError, NotFound, Unavailable
-from bordergate.keys.envelope import open_sealed, seal
+from bordergate.keys.backends.software import SoftwareKeks
 from bordergate.residency.subjects import parse_jurisdiction
 
 __all__ = ["FILE_FORMAT", "LocalKeyFile"]
@@ -47,7 +47,7 @@ FILE_FORMAT = "bordergate-kek-file/1"
 _MAX_FILE_BYTES = 1 << 20
 
 
-class LocalKeyFile:
+class LocalKeyFile(SoftwareKeks):
     """KEK versions of one jurisdiction kept in a local, owner-only file."""
 
     kind = "file"
@@ -103,23 +103,6 @@ class LocalKeyFile:
         with self._mutex:
             self._keks = keks
         return version
-
-    def wrap(self, data_key: bytes, aad: bytes, version: int) -> bytes:
-        """Seal a data key under KEK ``version``.
-
-        Raises:
-            NotFound: ``kek_version_not_found``.
-        """
-        return seal(self._kek(version), data_key, aad)
-
-    def unwrap(self, wrapped: bytes, aad: bytes, version: int) -> bytes:
-        """Open a wrapped data key.
-
-        Raises:
-            NotFound: ``kek_version_not_found``.
-            VerificationError: ``sealed_format`` or ``decryption_failed``.
-        """
-        return open_sealed(self._kek(version), wrapped, aad)
 
     def destroy_version(self, version: int) -> None:
         """Remove KEK ``version`` from the file.

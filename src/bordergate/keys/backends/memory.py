@@ -14,13 +14,13 @@ import threading
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bordergate.errors import NotFound
-from bordergate.keys.envelope import open_sealed, seal
+from bordergate.keys.backends.software import SoftwareKeks
 from bordergate.residency.subjects import parse_jurisdiction
 
 __all__ = ["MemoryKeyBackend"]
 
 
-class MemoryKeyBackend:
+class MemoryKeyBackend(SoftwareKeks):
     """Versioned KEKs held in a dict; same contract as every :class:`KeyBackend`."""
 
     kind = "memory"
@@ -63,23 +63,6 @@ class MemoryKeyBackend:
             raise NotFound(f"KEK version {version} of {self._jurisdiction} does not exist",
                            code="kek_version_not_found")
         return kek
-
-    def wrap(self, data_key: bytes, aad: bytes, version: int) -> bytes:
-        """Seal a data key under KEK ``version``.
-
-        Raises:
-            NotFound: ``kek_version_not_found``.
-        """
-        return seal(self._kek(version), data_key, aad)
-
-    def unwrap(self, wrapped: bytes, aad: bytes, version: int) -> bytes:
-        """Open a wrapped data key.
-
-        Raises:
-            NotFound: ``kek_version_not_found``.
-            VerificationError: ``sealed_format`` or ``decryption_failed``.
-        """
-        return open_sealed(self._kek(version), wrapped, aad)
 
     def destroy_version(self, version: int) -> None:
         """Forget KEK ``version``.
