@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -604,14 +604,7 @@ class LogInspector:
                        {"behind_s": round(st.max_time - t, 3)})
         if st.max_time is None or t > st.max_time:
             st.max_time = t
-        hits = self._scan(data, entry, group)
-        if hits:
-            tally.pii_hits += 1
-            kinds = sorted({k for k, _ in hits})
-            self._flag("personal_data_in_entry", index, t,
-                       f"entry {index} holds what looks like {', '.join(kinds)} at "
-                       f"{', '.join(p for _, p in hits[:5])}",
-                       {"kinds": kinds, "paths": [p for _, p in hits[:20]]})
+        self._personal_data(index, t, self._scan(data, entry, group))
         kind = entry.type
         if kind in DECISION_TYPES:
             assert group is not None
@@ -653,14 +646,7 @@ class LogInspector:
             shape.counts = [(tally.entries, shape.entry.type, 1), *plan.counts]
         for counter, key, n in shape.counts:
             counter[key] += n
-        hits = shape.hits
-        if hits:
-            tally.pii_hits += 1
-            kinds = sorted({k for k, _ in hits})
-            self._flag("personal_data_in_entry", index, t,
-                       f"entry {index} holds what looks like {', '.join(kinds)} at "
-                       f"{', '.join(p for _, p in hits[:5])}",
-                       {"kinds": kinds, "paths": [p for _, p in hits[:20]]})
+        self._personal_data(index, t, shape.hits)
         group = shape.group
         if plan.replay_issue is not None:
             self._replay_issue(index, t, shape.entry, group, plan.replay_issue)
@@ -1114,6 +1100,18 @@ class LogInspector:
         return "approval_not_granted", f"(requested at entry {track.index}) was not granted"
 
     # flags ------------------------------------------------------------------------------
+    def _personal_data(self, index: int, t: float,
+                       hits: Sequence[tuple[str, str]] | None) -> None:
+        """Flag an entry whose text looks like personal data (kinds and JSON paths only)."""
+        if not hits:
+            return
+        self.state.tally.pii_hits += 1
+        kinds = sorted({k for k, _ in hits})
+        self._flag("personal_data_in_entry", index, t,
+                   f"entry {index} holds what looks like {', '.join(kinds)} at "
+                   f"{', '.join(p for _, p in hits[:5])}",
+                   {"kinds": kinds, "paths": [p for _, p in hits[:20]]})
+
     def _flag(self, kind: str, index: int | None, time: float | None, explanation: str,
               detail: Mapping[str, Any] | None = None) -> None:
         self.state.findings.append(Finding(kind, self.home, self.origin, index, explanation,
