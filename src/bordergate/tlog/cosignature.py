@@ -21,18 +21,13 @@ import struct
 from collections.abc import Callable
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-)
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from bordergate.errors import VerificationError
 from bordergate.tlog.note import (
     Ed25519Verifier,
     NoteSignature,
     _parse_signer_key,
-    is_valid_key_name,
-    key_id_for,
+    ed25519_key,
 )
 
 __all__ = [
@@ -114,17 +109,9 @@ class CosignatureSigner:
         Raises:
             ValueError: an invalid name or seed length (programmer misuse).
         """
-        if not is_valid_key_name(name):
-            raise ValueError(f"invalid key name {name!r}")
-        if len(seed) != 32:
-            raise ValueError("an Ed25519 seed is 32 bytes")
-        self._seed = bytes(seed)
-        self._private_key = Ed25519PrivateKey.from_private_bytes(self._seed)
-        self.public_key = self._private_key.public_key().public_bytes(
-            Encoding.Raw, PublicFormat.Raw
-        )
+        self._seed, self._private_key, self.public_key, self.key_id = ed25519_key(
+            name, seed, self.key_type)
         self.name = name
-        self.key_id = key_id_for(name, self.key_type, self.public_key)
         self.clock = clock
 
     @classmethod

@@ -62,6 +62,7 @@ __all__ = [
     "Verifier",
     "add_signatures",
     "decode_base64",
+    "ed25519_key",
     "is_valid_key_name",
     "key_id_for",
     "note_signatures",
@@ -292,6 +293,22 @@ class Ed25519Verifier(Verifier):
         return True
 
 
+def ed25519_key(name: str, seed: bytes, key_type: int
+                ) -> tuple[bytes, Ed25519PrivateKey, bytes, int]:
+    """``(seed, private key, raw public key, key id)`` of a named signing key.
+
+    Raises:
+        ValueError: an invalid key name or a seed that is not 32 bytes (misuse).
+    """
+    if not is_valid_key_name(name):
+        raise ValueError(f"invalid key name {name!r}")
+    if len(seed) != 32:
+        raise ValueError("an Ed25519 seed is 32 bytes")
+    private_key = Ed25519PrivateKey.from_private_bytes(bytes(seed))
+    public_key = private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return bytes(seed), private_key, public_key, key_id_for(name, key_type, public_key)
+
+
 class Signer:
     """An Ed25519 (type 0x01) signed-note signer: a key name and a 32-byte seed."""
 
@@ -305,17 +322,9 @@ class Signer:
                 (programmer misuse; key strings are checked by
                 :meth:`from_key_string`).
         """
-        if not is_valid_key_name(name):
-            raise ValueError(f"invalid key name {name!r}")
-        if len(seed) != 32:
-            raise ValueError("an Ed25519 seed is 32 bytes")
-        self._seed = bytes(seed)
-        self._private_key = Ed25519PrivateKey.from_private_bytes(self._seed)
-        self.public_key = self._private_key.public_key().public_bytes(
-            Encoding.Raw, PublicFormat.Raw
-        )
+        self._seed, self._private_key, self.public_key, self.key_id = ed25519_key(
+            name, seed, self.key_type)
         self.name = name
-        self.key_id = key_id_for(name, self.key_type, self.public_key)
 
     @classmethod
     def generate(cls, name: str) -> Signer:
