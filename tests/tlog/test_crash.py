@@ -54,6 +54,15 @@ def _check_entries(client: LogClient, signed: SignedCheckpoint) -> int:
     return count
 
 
+def _wait_for_progress(ack_file: Path, before: int, child: subprocess.Popen[bytes]) -> None:
+    """Wait (at most 60 s) until the child acknowledged something past ``before``."""
+    limit = time.monotonic() + 60
+    while _acked(ack_file) <= before:
+        assert child.poll() is None, "the crash writer exited by itself"
+        assert time.monotonic() < limit, "the crash writer made no progress in 60 s"
+        time.sleep(0.01)
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_points_loses_nothing_acknowledged(tmp_path: Path) -> None:
     """Promise 5: no acknowledged entry is lost and no published checkpoint is
@@ -68,7 +77,11 @@ def test_sigkill_at_random_points_loses_nothing_acknowledged(tmp_path: Path) -> 
     for round_no in range(KILLS):
         child = subprocess.Popen([sys.executable, "-m", "tests.tlog.crash_writer",
                                   str(log_dir), str(ack_file), str(SEED)], cwd=ROOT, env=env)
-        deadline = time.monotonic() + rng.uniform(0.15, 0.8)
+        # The kill lands at a random moment of the writing, not of the child's
+        # start-up: on a loaded machine an interpreter start alone can outlast
+        # any fixed delay, and a kill before the first append tests nothing.
+        _wait_for_progress(ack_file, _acked(ack_file), child)
+        deadline = time.monotonic() + rng.uniform(0.0, 0.6)
         while time.monotonic() < deadline:
             note = (log_dir / "checkpoint").read_bytes()
             seen_checkpoints.setdefault(note, b"")
