@@ -10,10 +10,9 @@ runs it on uvicorn, or, if it cannot start, serves a refusing app that answers
 503 with the reason (fail closed).  ``provision`` creates the keys, logs and
 stores of every jurisdiction of a deployment (``bordergate gateway init``).
 
-Test-only fault hook: if the environment variable
-``BORDERGATE_TEST_LOG_FAULT_FILE`` names a path, the log storage refuses every
-write while a file exists at that path (a dead disk, for log-before-release
-tests against real processes).  It is never set in production.
+Callers may hand in an already opened log storage (embedding; the test
+suite wraps the real one to inject faults from outside, as
+``tests/gateway/dead_disk_gateway.py`` does): nothing here exists for tests only.
 
 This module must never serve a request itself, and never start a gateway
 whose log it cannot write.
@@ -23,9 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bordergate.config import Deployment, Jurisdiction
 from bordergate.entries import Pseudonymizer
-from bordergate.errors import BordergateError, ConfigError, Unavailable
+from bordergate.errors import BordergateError, ConfigError
 from bordergate.gateway.approvals import open_approval_store
 from bordergate.gateway.auth import TokenVerifier, parse_public_key
 from bordergate.gateway.service import Gateway, LogAppender, SequencerLog
@@ -49,12 +46,9 @@ from bordergate.tlog.logdir import read_signer, write_key
 from bordergate.tlog.note import Signer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage, open_storage
-from bordergate.tlog.storage.wal import WalBatch
-from bordergate.tlog.tiles import TileRef
 from bordergate.tlog.witnessing import WitnessQuorum, witness_endpoint
 
 __all__ = [
-    "LOG_FAULT_ENV",
     "open_gateway",
     "provision",
     "read_pseudonym_secret",
@@ -63,64 +57,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-LOG_FAULT_ENV = "BORDERGATE_TEST_LOG_FAULT_FILE"
-
-
-class _FaultInjectedStorage:
-    """TEST-ONLY: refuses writes while the fault file exists (see module docstring)."""
-
-    def __init__(self, inner: LogStorage, fault_file: Path) -> None:
-        self._inner = inner
-        self._fault = fault_file
-
-    def _check(self) -> None:
-        if self._fault.exists():
-            raise Unavailable("log storage refuses writes (test fault hook)",
-                              code="log_unwritable")
-
-    def acquire_writer(self) -> None:
-        self._inner.acquire_writer()
-
-    def release_writer(self) -> None:
-        self._inner.release_writer()
-
-    def put(self, items: Sequence[tuple[str, bytes]]) -> None:
-        self._check()
-        self._inner.put(items)
-
-    def sync(self) -> None:
-        self._check()
-        self._inner.sync()
-
-    def wal_append(self, first: int, count: int, encoded: bytes) -> None:
-        self._check()
-        self._inner.wal_append(first, count, encoded)
-
-    def wal_replay(self, start: int) -> Iterator[WalBatch]:
-        return self._inner.wal_replay(start)
-
-    def wal_trim(self, below: int) -> None:
-        self._check()
-        self._inner.wal_trim(below)
-
-    def publish_checkpoint(self, note: bytes) -> None:
-        self._check()
-        self._inner.publish_checkpoint(note)
-
-    def read(self, path: str) -> bytes | None:
-        return self._inner.read(path)
-
-    def partial_widths(self, ref: TileRef) -> list[int]:
-        return self._inner.partial_widths(ref)
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def read_object(self, path: str) -> bytes | None:
-        reader = getattr(self._inner, "read_object", None)
-        return reader(path) if reader is not None else None
-
 
 def read_pseudonym_secret(path: Path) -> bytes:
     """The per-log pseudonym secret (hex text, at least 32 bytes).
@@ -154,15 +90,6 @@ def _verifier(j: Jurisdiction, leeway: int) -> TokenVerifier:
         keys.append(parse_public_key(text))
     return TokenVerifier.for_keys(issuer=j.issuer.issuer, audience=j.issuer.audience,
                                   keys=keys, leeway=float(leeway))
-
-
-def _log_storage(j: Jurisdiction) -> LogStorage:
-    storage = open_storage(j.log.storage)
-    fault = os.environ.get(LOG_FAULT_ENV)
-    if fault:
-        log.warning("TEST-ONLY log fault hook active (%s)", fault)
-        return _FaultInjectedStorage(storage, Path(fault))
-    return storage
 
 
 def _log_appender(j: Jurisdiction, storage: LogStorage, signer: Signer) -> LogAppender:
@@ -199,8 +126,9 @@ def open_gateway(deployment: Deployment, code: str, *,
                  log_storage: LogStorage | None = None) -> Gateway:
     """Open everything a jurisdiction's gateway needs and start its sequencer.
 
-    ``bundle`` and ``log_storage`` replace the configured ones (embedding and
-    fault-injection tests); an empty ``log_storage`` gets a new log.
+    ``bundle`` and ``log_storage`` replace the configured ones (embedding, and
+    tests that wrap the real storage to inject faults); an empty
+    ``log_storage`` gets a new log.
 
     Raises:
         ConfigError: a file or key is missing or wrong (the message says which).
@@ -220,7 +148,7 @@ def open_gateway(deployment: Deployment, code: str, *,
     backend = open_key_backend(j.keys, jurisdiction=code)
     vault = Vault(schema, store, KeyRing(backend, store))
     approvals = open_approval_store(j.store)
-    storage = _log_storage(j) if log_storage is None else log_storage
+    storage = open_storage(j.log.storage) if log_storage is None else log_storage
     if log_storage is not None and log_storage.read(CHECKPOINT_PATH) is None:
         create_log(log_storage, signer)
     appender = _log_appender(j, storage, signer)
@@ -232,14 +160,15 @@ def open_gateway(deployment: Deployment, code: str, *,
 
 
 async def start_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
-                        release: str | None = None) -> Gateway:
+                        log_storage: LogStorage | None = None) -> Gateway:
     """Open the gateway and log its ``gateway-start`` entry.
 
     Args:
         deployment: the deployment.
         code: the jurisdiction to serve.
         unreviewed: started with ``--unreviewed`` (development; logged, flagged by audits).
-        release: the approved release id found by the releases self-check, if any.
+        log_storage: an opened log storage to use instead of the configured one
+            (as :func:`open_gateway`).
 
     Returns:
         The started gateway; the caller closes it.
@@ -257,7 +186,7 @@ async def start_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
     check = await asyncio.to_thread(start_check, deployment, code, unreviewed=unreviewed)
     release, unreviewed = check.release_id, not check.reviewed
     gateway = await asyncio.to_thread(open_gateway, deployment, code,
-                                      bundle=check.policy_bundle())
+                                      bundle=check.policy_bundle(), log_storage=log_storage)
     # -- end of the releases self-check --
     try:
         await gateway.announce_start(unreviewed=unreviewed, release=release)
@@ -268,11 +197,12 @@ async def start_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
 
 
 async def serve_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
-                        release: str | None = None, http: str = "auto") -> None:
+                        http: str = "auto", log_storage: LogStorage | None = None) -> None:
     """Serve one jurisdiction's gateway on its configured address until stopped.
 
     If it cannot start (bundle unreadable, store, keys or log unavailable), it
     serves a refusing app answering 503 with the reason instead (fail closed).
+    ``log_storage`` replaces the configured log storage (as :func:`open_gateway`).
     """
     import uvicorn
 
@@ -282,7 +212,8 @@ async def serve_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
     gateway: Gateway | None = None
     app: Any
     try:
-        gateway = await start_gateway(deployment, code, unreviewed=unreviewed, release=release)
+        gateway = await start_gateway(deployment, code, unreviewed=unreviewed,
+                                      log_storage=log_storage)
         app = create_app(gateway)
     except BordergateError as exc:
         log.error("gateway %s refuses to serve: [%s] %s", code, exc.code, exc)
