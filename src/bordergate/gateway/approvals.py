@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from bordergate.entries import Entry
-from bordergate.errors import ConfigError, Conflict, InvalidInput, NotFound, Unavailable
+from bordergate.errors import Conflict, InvalidInput, NotFound, Unavailable
+from bordergate.locations import parse_store_location
 from bordergate.policy.entities import FIELD_CLASSES, Approval, ApprovalRequest, Principal
 
 __all__ = [
@@ -511,11 +512,9 @@ def open_approval_store(store_url: str) -> ApprovalStore:
         ConfigError: ``store_url`` for an unknown scheme.
         Unavailable: ``store_unavailable``.
     """
-    if store_url.startswith(("postgresql://", "postgres://")):
-        return PostgresApprovalStore(store_url)
-    if store_url == "memory:":
+    location = parse_store_location(store_url)
+    if location.kind == "postgresql":
+        return PostgresApprovalStore(location.target)
+    if location.kind == "memory":
         return MemoryApprovalStore()
-    if store_url.startswith("sqlite:") or store_url.endswith(".db"):
-        return SqliteApprovalStore(store_url.removeprefix("sqlite://").removeprefix("sqlite:"))
-    raise ConfigError(f"store URL {store_url!r}: use sqlite:, postgresql:// or memory:",
-                      code="store_url")
+    return SqliteApprovalStore(location.target)

@@ -35,10 +35,12 @@ from bordergate.errors import BordergateError, ConfigError
 from bordergate.gateway.approvals import open_approval_store
 from bordergate.gateway.auth import TokenVerifier, parse_public_key
 from bordergate.gateway.service import Gateway, LogAppender, SequencerLog
-from bordergate.keys.backend import open_key_backend
+from bordergate.keys.backend import KeyFileSettings, open_key_backend
 from bordergate.keys.keyring import KeyRing, initialise
+from bordergate.locations import parse_log_location
 from bordergate.policy.bundle import PolicyBundle
 from bordergate.policy.engine import PolicyEngine
+from bordergate.profile import refuse_unreviewed
 from bordergate.residency.schema import load_schema
 from bordergate.residency.stores import open_record_store
 from bordergate.residency.vault import Vault
@@ -174,9 +176,13 @@ async def start_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
         The started gateway; the caller closes it.
 
     Raises:
-        ConfigError, Unavailable, Conflict: as :func:`open_gateway`, or the
+        ConfigError: ``unreviewed_refused`` for ``unreviewed`` under the
+            production profile, and as :func:`open_gateway`.
+        Unavailable, Conflict: as :func:`open_gateway`, or the
             ``gateway-start`` entry could not be logged.
     """
+    if unreviewed:
+        refuse_unreviewed(deployment.profile)
     # -- releases self-check (issue 6, promise 6; see bordergate/releases/selfcheck.py) --
     # Refuses (ConfigError release_*_not_approved) unless an approved release in this
     # log names the installed package digest and the policy bundle digest; the engine
@@ -254,8 +260,9 @@ def _provision_one(code: str, j: Jurisdiction) -> list[str]:
     if not j.log.key_file.exists():
         write_key(j.log.key_file, Signer.generate(j.log.origin).key_string)
         done.append(f"{code}: log signing key {j.log.key_file}")
-    if not j.log.storage.startswith(("postgresql://", "postgres://")):
-        Path(j.log.storage).mkdir(parents=True, exist_ok=True)
+    location = parse_log_location(j.log.storage)
+    if location.kind == "directory":
+        Path(location.target).mkdir(parents=True, exist_ok=True)
     storage = open_storage(j.log.storage)
     try:
         if storage.read(CHECKPOINT_PATH) is None:
@@ -263,8 +270,8 @@ def _provision_one(code: str, j: Jurisdiction) -> list[str]:
             done.append(f"{code}: log {j.log.origin} at {j.log.storage}")
     finally:
         storage.close()
-    if j.keys.get("backend", "file") == "file":
-        Path(str(j.keys["path"])).parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(j.keys, KeyFileSettings):
+        j.keys.path.parent.mkdir(parents=True, exist_ok=True)
     backend = open_key_backend(j.keys, jurisdiction=code, create=True)
     try:
         if not backend.versions():

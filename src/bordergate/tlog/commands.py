@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 
 from bordergate.errors import BordergateError, VerificationError
+from bordergate.locations import parse_log_source
 from bordergate.tlog import merkle
 from bordergate.tlog.checkpoint import Checkpoint
 from bordergate.tlog.client import HttpSource, LogClient, LogSource, StorageSource
@@ -194,8 +195,9 @@ def verify(location: str,
            ) -> None:
     """Verify signature, tiles and bundles against the root, and consistency with --old."""
     try:
-        source: LogSource = HttpSource(location) if location.startswith(("http://", "https://")) \
-            else StorageSource(open_log_storage(Path(location)))
+        where = parse_log_source(location)
+        source: LogSource = HttpSource(where.target) if where.kind == "http" \
+            else StorageSource(open_log_storage(Path(where.target)))
         verifier = Ed25519Verifier.from_key_string(vkey)
         cosigners = [CosignatureVerifier.from_key_string(w) for w in witness or []]
         client = LogClient(source, verifier, cosigners=cosigners, quorum=quorum)
