@@ -52,6 +52,7 @@ __all__ = [
     "open_approval_store",
     "parse_approval_id",
     "rebuild_approvals",
+    "reconcile_approvals",
     "revoke",
 ]
 
@@ -288,6 +289,33 @@ def rebuild_approvals(entries: Iterable[Entry]) -> dict[str, ApprovalRecord]:
             book[record.id] = replace(record, state="revoked", closed_by=body["by"]["id"],
                                       version=record.version + 1)
     return book
+
+
+def reconcile_approvals(store: ApprovalStore, book: Mapping[str, ApprovalRecord]
+                        ) -> list[str]:
+    """Bring the approvals table up to the log (``book`` from :func:`rebuild_approvals`).
+
+    Every state change is logged before the table is written, so after a crash
+    the table can only lag behind the log (a revoke logged but not stored must
+    not leave the approval usable).  Each record the table lacks or holds at a
+    lower version is stored as the log has it.  Returns the ids repaired.
+
+    Raises:
+        Conflict: ``approval_changed`` if another writer changes a record meanwhile.
+        Unavailable: ``store_unavailable``.
+    """
+    repaired = []
+    for record in book.values():
+        try:
+            stored = store.get(record.id).version
+        except NotFound:
+            stored = 0
+        if stored >= record.version:
+            continue
+        for version in range(stored + 1, record.version + 1):  # put moves one version on
+            store.put(replace(record, version=version))
+        repaired.append(record.id)
+    return repaired
 
 
 class ApprovalStore(Protocol):

@@ -3,7 +3,9 @@
 ``open_gateway`` opens everything the gateway of a jurisdiction needs (schema,
 policy bundle and engine, token verifier, store, key ring, vault, approvals,
 pseudonym secret, log storage and the in-process sequencer) and fails with a
-clear error if anything is missing.  ``start_gateway`` also logs the
+clear error if anything is missing.  It then reconciles the approvals table
+with the log: a crash between an ``approval-*`` entry and the table update
+must not leave, say, a revoked approval usable.  ``start_gateway`` also logs the
 ``gateway-start`` entry (with the release, when the releases room found an
 approved one) and is the one place startup checks hook into.  ``serve_gateway``
 runs it on uvicorn, or, if it cannot start, serves a refusing app that answers
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +33,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bordergate.config import Deployment, Jurisdiction
-from bordergate.entries import Pseudonymizer
+from bordergate.entries import Entry, Pseudonymizer, parse_entry
 from bordergate.errors import BordergateError, ConfigError
-from bordergate.gateway.approvals import open_approval_store
+from bordergate.gateway.approvals import (
+    ApprovalStore,
+    open_approval_store,
+    rebuild_approvals,
+    reconcile_approvals,
+)
 from bordergate.gateway.auth import TokenVerifier, parse_public_key
 from bordergate.gateway.service import Gateway, LogAppender, SequencerLog
 from bordergate.keys.backend import KeyFileSettings, open_key_backend
@@ -44,10 +52,12 @@ from bordergate.profile import refuse_unreviewed
 from bordergate.residency.schema import load_schema
 from bordergate.residency.stores import open_record_store
 from bordergate.residency.vault import Vault
+from bordergate.tlog.client import LogClient, StorageSource
 from bordergate.tlog.logdir import read_signer, write_key
 from bordergate.tlog.note import Signer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage, open_storage
+from bordergate.tlog.tiles import TILE_WIDTH
 from bordergate.tlog.witnessing import WitnessQuorum, witness_endpoint
 
 __all__ = [
@@ -123,6 +133,35 @@ def _witnessing(j: Jurisdiction) -> WitnessQuorum | None:
                          j.log.quorum)
 
 
+def _reconcile_approvals(storage: LogStorage, signer: Signer, approvals: ApprovalStore
+                         ) -> None:
+    """Replay the published log's ``approval-*`` entries into the approvals table.
+
+    The sequencer has published what its recovery found, so the checkpoint
+    covers every entry written before a crash.  Only entries whose canonical
+    encoding names an ``approval-`` type are parsed.
+    """
+    client = LogClient(StorageSource(storage), signer.verifier())
+    size = client.checkpoint().checkpoint.size
+
+    def approval_entries() -> Iterator[Entry]:
+        for index in range(-(-size // TILE_WIDTH)):
+            width = min(TILE_WIDTH, size - index * TILE_WIDTH)
+            for raw in client.bundle(index, width):
+                if _APPROVAL_MARK in raw:
+                    entry = parse_entry(raw)
+                    if entry.type.startswith("approval-"):
+                        yield entry
+
+    repaired = reconcile_approvals(approvals, rebuild_approvals(approval_entries()))
+    if repaired:
+        log.warning("approvals table behind the log (an earlier crash?): repaired %s",
+                    ", ".join(repaired))
+
+
+_APPROVAL_MARK = b'"type":"approval-'
+
+
 def open_gateway(deployment: Deployment, code: str, *,
                  bundle: PolicyBundle | None = None,
                  log_storage: LogStorage | None = None) -> Gateway:
@@ -154,6 +193,11 @@ def open_gateway(deployment: Deployment, code: str, *,
     if log_storage is not None and log_storage.read(CHECKPOINT_PATH) is None:
         create_log(log_storage, signer)
     appender = _log_appender(j, storage, signer)
+    try:
+        _reconcile_approvals(storage, signer, approvals)
+    except BaseException:
+        appender.close()
+        raise
     return Gateway(
         jurisdiction=code, schema=schema, engine=engine, verifier=verifier, vault=vault,
         log=appender, log_storage=storage, log_verifier=signer.verifier(),
