@@ -18,8 +18,8 @@ from typing import Annotated
 
 import typer
 
-from bordergate.errors import BordergateError, VerificationError
-from bordergate.locations import parse_log_source
+from bordergate.errors import BordergateError, ConfigError, VerificationError
+from bordergate.locations import parse_log_location, parse_log_source
 from bordergate.tlog import merkle
 from bordergate.tlog.checkpoint import Checkpoint
 from bordergate.tlog.client import HttpSource, LogClient, LogSource, StorageSource
@@ -64,6 +64,9 @@ def init(directory: Path, origin: Annotated[str, typer.Option(help="the log's or
         typer.echo(f"error [invalid_origin]: {e}", err=True)
         raise typer.Exit(2) from None
     try:
+        if postgres and parse_log_location(postgres).kind != "postgresql":
+            raise ConfigError(f"--postgres {postgres!r}: a postgresql:// URL",
+                              code="log_location")
         directory.mkdir(parents=True, exist_ok=True)
         if postgres:
             record_postgres(directory, postgres)
