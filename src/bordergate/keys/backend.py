@@ -43,7 +43,6 @@ class KeyFileSettings:
     """The ``file`` backend: one 0600 KEK file."""
 
     path: Path
-    kind = "file"
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,6 @@ class Pkcs11Settings:
     library: str
     token: str
     pin_env: str
-    kind = "pkcs11"
 
 
 KeyBackendSettings = KeyFileSettings | Pkcs11Settings
