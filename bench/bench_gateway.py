@@ -70,6 +70,7 @@ def write_config(root: Path, sequencer_port: int | None = None) -> Path:
     (root / "bordergate.toml").write_text(f"""
 [deployment]
 name = "bench"
+profile = "development"
 [jurisdictions.us]
 custodian = "bench custodian"
 listen = "127.0.0.1:{port}"

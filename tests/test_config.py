@@ -1,4 +1,5 @@
-"""The deployment file: the shipped example loads; every mistake names its key."""
+"""The deployment file: the shipped example loads; every mistake names its key;
+the profile decides what may be left out (docs/config.md)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from bordergate.config import demo_config_path, load_config, parse_config
+from bordergate.audit.auditor_config import parse_auditor_config
+from bordergate.config import Profile, demo_config_path, load_config, parse_config
 from bordergate.errors import ConfigError
+from bordergate.keys.backend import KeyFileSettings
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
+from bordergate.residency.schema import demo_schema_path
+from tests.releases.keys import reviewer_signer
 
 GOOD = """
 [deployment]
+profile = "development"
 k_min = 10
 [jurisdictions.us]
 custodian = "c"
@@ -31,6 +37,7 @@ def test_demo_config_loads_with_three_jurisdictions() -> None:
     """Deployment: the shipped example is valid and names us, eu and cn."""
     deployment = load_config(demo_config_path())
     assert sorted(deployment.jurisdictions) == ["cn", "eu", "us"]
+    assert deployment.profile is Profile.DEMO
     assert deployment.policy_bundle_path == DEFAULT_BUNDLE_PATH
     assert deployment.jurisdiction("eu").issuer.audience == "eu"
 
@@ -41,7 +48,7 @@ def test_paths_are_relative_to_the_file(tmp_path: Path) -> None:
     us = d.jurisdiction("us")
     assert us.store == f"sqlite:{tmp_path}/us/records.db"
     assert us.log.key_file == tmp_path / "us/log.key"
-    assert us.keys["path"] == str(tmp_path / "us/kek.json")
+    assert us.keys == KeyFileSettings(tmp_path / "us/kek.json")
     assert us.public_url == "http://127.0.0.1:9001" and d.k_min == 10
 
 
@@ -63,7 +70,21 @@ BAD = [
      "config_invalid", "jurisdictions.us.log.quorum"),
     ("no issuer keys", GOOD.replace('["us/issuer.pub"]', "[]"), "config_invalid",
      "jurisdictions.us.issuer.public_keys"),
-    ("no jurisdictions", "[deployment]\n", "config_missing_key", "jurisdictions"),
+    ("no jurisdictions", '[deployment]\nprofile = "demo"\n', "config_missing_key",
+     "jurisdictions"),
+    ("unknown profile", GOOD.replace('"development"', '"staging"'), "config_invalid",
+     "deployment.profile"),
+    ("padded string", GOOD.replace('origin = "us.example/log"', 'origin = "us.example/log "'),
+     "config_invalid", "jurisdictions.us.log.origin"),
+    ("bad reviewer key", GOOD.replace('custodian = "c"', 'custodian = "c"\n'
+                                      'reviewers = [{ name = "a", public_key = "a+b+c" }]'),
+     "config_invalid", "jurisdictions.us.reviewers[0].public_key"),
+    ("unknown key backend", GOOD.replace('backend = "file"', 'backend = "vault"'),
+     "key_backend_config", "jurisdictions.us.keys.backend"),
+    ("key file without path", GOOD.replace(', path = "us/kek.json"', ""),
+     "key_backend_config", "jurisdictions.us.keys.path"),
+    ("log storage URL", GOOD.replace('storage = "us/log"', 'storage = "s3://bucket"'),
+     "config_invalid", "jurisdictions.us.log.storage"),
 ]
 
 
@@ -84,3 +105,69 @@ def test_unknown_jurisdiction_and_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path / "missing.toml")
     assert err.value.code == "config_unreadable"
+
+
+PRODUCTION = GOOD.replace(
+    'profile = "development"\n', 'schema = "schema.toml"\npolicy_bundle = "policy"\n'
+) + 'witnesses = [{ url = "http://127.0.0.1:9101", vkey = "w+1+x" }]\nquorum = 1\n'
+
+
+def test_production_is_the_default_and_names_its_files(tmp_path: Path) -> None:
+    """Profiles: without a profile key the deployment is production, and a complete
+    production file (its own schema and bundle, a witness quorum) loads as written."""
+    d = parse_config(PRODUCTION, base_dir=tmp_path)
+    assert d.profile is Profile.PRODUCTION
+    assert d.schema_path == tmp_path / "schema.toml"
+    assert d.policy_bundle_path == tmp_path / "policy"
+    assert d.jurisdiction("us").log.quorum == 1
+
+
+@pytest.mark.parametrize("key", ["schema", "policy_bundle"])
+def test_production_without_schema_or_bundle_is_refused(tmp_path: Path, key: str) -> None:
+    """Profiles: no silent demo fallback: a production deployment that leaves out
+    `schema` or `policy_bundle` is a ConfigError naming that key."""
+    text = PRODUCTION.replace(f"{key} = ", f"# {key} = ")
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, base_dir=tmp_path)
+    assert err.value.code == "config_missing_key"
+    assert f"deployment.{key}" in str(err.value) and "production" in str(err.value)
+
+
+def test_production_refuses_witness_quorum_zero(tmp_path: Path) -> None:
+    """Profiles: a production log must need at least one witness cosignature (promise 5);
+    quorum 0 is a development setting."""
+    with pytest.raises(ConfigError) as err:
+        parse_config(PRODUCTION.replace("quorum = 1", "quorum = 0"), base_dir=tmp_path)
+    assert err.value.code == "config_invalid"
+    assert "jurisdictions.us.log.quorum" in str(err.value)
+
+
+@pytest.mark.parametrize("profile", ["demo", "development"])
+def test_demo_and_development_fall_back_to_packaged_files(tmp_path: Path, profile: str
+                                                          ) -> None:
+    """Profiles: only demo and development use the packaged demo schema and
+    trusted-partner bundle when the file names none, and allow quorum 0."""
+    d = parse_config(GOOD.replace('"development"', f'"{profile}"'), base_dir=tmp_path)
+    assert d.profile is Profile(profile)
+    assert d.schema_path == demo_schema_path()
+    assert d.policy_bundle_path == DEFAULT_BUNDLE_PATH
+    assert d.jurisdiction("us").log.quorum == 0
+
+
+def test_both_configuration_files_share_one_reader(tmp_path: Path) -> None:
+    """Configuration: the deployment file and the auditor file follow the same rules
+    (surrounding whitespace refused, reviewer keys checked), naming the key."""
+    vkey = reviewer_signer("alice").verifier().key_string
+    auditor = (f"[logs.us]\nlocation = 'x'\nvkey = '{vkey}'\n"
+               "reviewers = [{ name = 'a', public_key = 'a+b+c' }]\n").encode()
+    with pytest.raises(ConfigError) as err:
+        parse_auditor_config(auditor, base_dir=tmp_path)
+    assert "logs.us.reviewers[0].public_key" in str(err.value)
+    padded = f"[logs.us]\nlocation = 'x'\nvkey = ' {vkey}'\n".encode()
+    with pytest.raises(ConfigError) as err:
+        parse_auditor_config(padded, base_dir=tmp_path)
+    assert err.value.code == "config_invalid" and "logs.us.vkey" in str(err.value)
+    listed = f'reviewers = [{{ name = "alice", public_key = "{vkey}" }}]'
+    d = parse_config(GOOD.replace('custodian = "c"', f'custodian = "c"\n{listed}'),
+                     base_dir=tmp_path)
+    assert d.jurisdiction("us").reviewers[0].public_key == vkey

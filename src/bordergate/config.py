@@ -6,9 +6,17 @@ schema, the policy bundle, the ``k`` of exports and the request limits.  Paths
 are relative to the file's directory.  See docs/config.md for an annotated
 example; ``demo_config.toml`` beside this module is the shipped example.
 
-Everything is checked at load: a wrong file raises :class:`ConfigError` whose
-message names the offending key (``jurisdictions.us.log.origin: ...``), and
-unknown keys are refused so that a typo never silently falls back to a default.
+Everything is checked at load by the one checked TOML reader
+(:mod:`bordergate.config_reader`, shared with the auditor's file): a wrong file
+raises :class:`ConfigError` whose message names the offending key
+(``jurisdictions.us.log.origin: ...``), and unknown keys are refused so that a
+typo never silently falls back to a default.
+
+The ``profile`` (:mod:`bordergate.profile`: ``production``, the default,
+``development`` or ``demo``) decides what may be left out: under production a
+missing ``schema`` or ``policy_bundle`` and a log with witness quorum 0 are
+refused; the other profiles fall back to the packaged demo schema and
+trusted-partner bundle.  docs/config.md has the full table.
 
 This module only reads and checks the file: it must never open stores, keys or
 logs, start servers or read the secrets the file points to.
@@ -16,7 +24,6 @@ logs, start servers or read the secrets the file points to.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +31,11 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from bordergate.config_reader import ConfigReader, parse_toml, read_config_file
 from bordergate.errors import ConfigError
+from bordergate.keys.backend import KeyBackendSettings, parse_key_backend
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
+from bordergate.profile import Profile
 from bordergate.residency.subjects import JURISDICTION_PATTERN
 
 __all__ = [
@@ -35,6 +45,7 @@ __all__ = [
     "Jurisdiction",
     "Limits",
     "LogSettings",
+    "Profile",
     "Reviewer",
     "Witness",
     "demo_config_path",
@@ -43,7 +54,6 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_NAME = "bordergate.toml"
-_MAX_CONFIG_BYTES = 1 << 20
 
 
 def demo_config_path() -> Path:
@@ -64,7 +74,8 @@ class LogSettings:
     """Where a jurisdiction's log lives and who signs and witnesses it.
 
     Attributes:
-        storage: a directory (absolute) or a ``postgresql://`` URL.
+        storage: a directory (absolute) or a ``postgresql://`` URL
+            (:func:`bordergate.locations.parse_log_location`).
         origin: the log's origin line (its name in checkpoints).
         key_file: the custodian's log signing key file.
         pseudonym_secret_file: the per-log secret of the keyed pseudonyms.
@@ -120,7 +131,7 @@ class Jurisdiction:
     listen_port: int
     public_url: str
     store: str
-    keys: Mapping[str, object]
+    keys: KeyBackendSettings
     log: LogSettings
     issuer: IssuerSettings
     reviewers: tuple[Reviewer, ...] = ()
@@ -146,6 +157,7 @@ class Deployment:
         path: the file it was read from.
         base_dir: the directory relative paths were resolved against.
         name: a label for people.
+        profile: what the deployment may relax (:class:`~bordergate.profile.Profile`).
         schema_path: the classified schema file.
         policy_bundle_path: the Cedar policy bundle directory.
         k_min: the minimum number of subjects an export aggregates over.
@@ -161,6 +173,7 @@ class Deployment:
     k_min: int
     limits: Limits
     jurisdictions: Mapping[str, Jurisdiction] = field(default_factory=dict)
+    profile: Profile = Profile.PRODUCTION
 
     def jurisdiction(self, code: str) -> Jurisdiction:
         """The jurisdiction called ``code``.
@@ -188,14 +201,7 @@ def load_config(path: str | Path) -> Deployment:
             :func:`parse_config`.
     """
     path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the deployment file: {exc.strerror}",
-                          code="config_unreadable") from exc
-    if len(data) > _MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: larger than 1 MiB", code="config_too_large")
+    data = read_config_file(path, "deployment file")
     return parse_config(data, base_dir=path.resolve().parent, path=path)
 
 
@@ -204,76 +210,33 @@ def parse_config(data: bytes | str, *, base_dir: Path, path: Path | None = None)
 
     Raises:
         ConfigError: naming the key: ``config_syntax`` (not TOML),
-            ``config_missing_key``, ``config_unknown_key``, ``config_invalid``.
+            ``config_missing_key`` (also ``schema``/``policy_bundle`` left out
+            under the production profile), ``config_unknown_key``,
+            ``config_invalid``, ``config_too_large``, ``key_backend_config``.
     """
     source = path or Path("<config>")
-    try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-        doc = tomllib.loads(text)
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{source}: not UTF-8 TOML: {exc}", code="config_syntax") from exc
+    doc = parse_toml(data, str(source))
     return _Reader(source, base_dir.resolve()).deployment(doc)
 
 
-class _Reader:
-    """Walks the TOML document, naming keys in every error."""
+_PROFILES = {p.value: p for p in Profile}
+
+
+class _Reader(ConfigReader):
+    """Walks the deployment document with the checked reader's rules."""
 
     def __init__(self, source: Path, base_dir: Path) -> None:
-        self.source = source
-        self.base = base_dir
-
-    def fail(self, key: str, why: str, code: str = "config_invalid") -> ConfigError:
-        return ConfigError(f"{self.source}: {key}: {why}", code=code)
-
-    def table(self, doc: Mapping[str, Any], key: str, name: str, allowed: set[str],
-              *, required: bool = True) -> dict[str, Any]:
-        value = doc.get(name)
-        if value is None:
-            if required:
-                raise self.fail(key, "missing table", "config_missing_key")
-            value = {}
-        if not isinstance(value, dict):
-            raise self.fail(key, "must be a table")
-        unknown = sorted(set(value) - allowed)
-        if unknown:
-            raise self.fail(f"{key}.{unknown[0]}", "unknown key", "config_unknown_key")
-        return value
-
-    def text(self, doc: Mapping[str, Any], key: str, name: str, default: str | None = None
-             ) -> str:
-        value = doc.get(name, default)
-        if value is None:
-            raise self.fail(f"{key}.{name}", "missing", "config_missing_key")
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(f"{key}.{name}", "must be a non-empty string")
-        return value
-
-    def integer(self, doc: Mapping[str, Any], key: str, name: str, default: int,
-                *, low: int, high: int) -> int:
-        value = doc.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.fail(f"{key}.{name}", f"must be an integer from {low} to {high}")
-        return value
-
-    def path(self, doc: Mapping[str, Any], key: str, name: str,
-             default: str | None = None) -> Path:
-        raw = Path(self.text(doc, key, name, default))
-        return raw if raw.is_absolute() else self.base / raw
+        super().__init__(str(source), base_dir)
+        self.path_of_file = source
 
     def deployment(self, doc: dict[str, Any]) -> Deployment:
-        unknown = sorted(set(doc) - {"deployment", "limits", "jurisdictions"})
-        if unknown:
-            raise self.fail(unknown[0], "unknown key", "config_unknown_key")
-        top = self.table(doc, "deployment", "deployment",
-                         {"name", "schema", "policy_bundle", "k_min"})
-        schema = self.path(top, "deployment", "schema") if "schema" in top else None
-        if schema is None:
-            from bordergate.residency.schema import demo_schema_path
-
-            schema = demo_schema_path()
-        bundle = (self.path(top, "deployment", "policy_bundle") if "policy_bundle" in top
-                  else DEFAULT_BUNDLE_PATH)
-        lim = self.table(doc, "limits", "limits", {f for f in Limits.__dataclass_fields__},
+        top_doc = self.table(doc, "", {"deployment", "limits", "jurisdictions"})
+        top = self.table(top_doc.get("deployment"), "deployment",
+                         {"name", "profile", "schema", "policy_bundle", "k_min"})
+        profile = self.profile(top)
+        schema = self.fallback(top, profile, "schema")
+        bundle = self.fallback(top, profile, "policy_bundle")
+        lim = self.table(top_doc.get("limits"), "limits", set(Limits.__dataclass_fields__),
                          required=False)
         limits = Limits(
             max_body_bytes=self.integer(lim, "limits", "max_body_bytes", 64 * 1024,
@@ -285,53 +248,68 @@ class _Reader:
                                            low=1, high=1_000_000),
             token_leeway=self.integer(lim, "limits", "token_leeway", 30, low=0, high=600),
         )
-        juris = doc.get("jurisdictions")
+        juris = top_doc.get("jurisdictions")
         if not isinstance(juris, dict) or not juris:
             raise self.fail("jurisdictions", "at least one [jurisdictions.<code>] table needed",
                             "config_missing_key")
-        parsed = {code: self.jurisdiction(code, body) for code, body in juris.items()}
+        parsed = {code: self.jurisdiction(code, body, profile) for code, body in juris.items()}
         self.check_unique(parsed)
         return Deployment(
-            path=self.source, base_dir=self.base,
+            path=self.path_of_file, base_dir=self.base,
             name=self.text(top, "deployment", "name", "bordergate"),
             schema_path=schema, policy_bundle_path=bundle,
             k_min=self.integer(top, "deployment", "k_min", 50, low=1, high=1_000_000),
-            limits=limits, jurisdictions=MappingProxyType(parsed))
+            limits=limits, jurisdictions=MappingProxyType(parsed), profile=profile)
 
-    def jurisdiction(self, code: str, body: object) -> Jurisdiction:
+    def profile(self, top: Mapping[str, Any]) -> Profile:
+        name = self.text(top, "deployment", "profile", Profile.PRODUCTION.value)
+        if name not in _PROFILES:
+            raise self.fail("deployment.profile", "must be demo, development or production")
+        return _PROFILES[name]
+
+    def fallback(self, top: Mapping[str, Any], profile: Profile, name: str) -> Path:
+        """``schema`` or ``policy_bundle``: configured, or packaged outside production."""
+        if name in top:
+            return self.path(top, "deployment", name)
+        if not profile.packaged_fallbacks:
+            raise self.fail(f"deployment.{name}", "missing: the production profile has no "
+                            "packaged demo fallback (name the file, or set profile = "
+                            '"development")', "config_missing_key")
+        if name == "schema":
+            from bordergate.residency.schema import demo_schema_path
+
+            return demo_schema_path()
+        return DEFAULT_BUNDLE_PATH
+
+    def jurisdiction(self, code: str, body: object, profile: Profile) -> Jurisdiction:
         key = f"jurisdictions.{code}"
         if JURISDICTION_PATTERN.fullmatch(code) is None:
             raise self.fail(key, "a jurisdiction code is 2-8 lowercase letters")
-        doc = self.table({code: body}, key, code, {
+        doc = self.table(body, key, {
             "custodian", "listen", "public_url", "store", "keys", "log", "issuer",
             "reviewers", "required_approvals"})
         host, port = self.listen(doc, key)
         public_url = self.text(doc, key, "public_url", f"http://{host}:{port}").rstrip("/")
         if urlsplit(public_url).scheme not in ("http", "https"):
             raise self.fail(f"{key}.public_url", "must be an http(s) URL")
-        keys = self.table(doc, f"{key}.keys", "keys",
+        keys = self.table(doc.get("keys"), f"{key}.keys",
                           {"backend", "path", "library", "token", "pin_env"})
-        keys = dict(keys)
-        if keys.get("backend", "file") == "file":
-            keys["path"] = str(self.path(keys, f"{key}.keys", "path"))
-        reviewers = doc.get("reviewers", [])
-        if not isinstance(reviewers, list):
-            raise self.fail(f"{key}.reviewers", "must be an array of {name, public_key}")
-        parsed_reviewers = tuple(self.reviewer(f"{key}.reviewers[{i}]", r)
-                                 for i, r in enumerate(reviewers))
+        reviewers = tuple(Reviewer(name, public)
+                          for name, public in self.reviewers(doc, key, "reviewers"))
         required = self.integer(doc, key, "required_approvals",
                                 min(2, len(reviewers)) or 1, low=1, high=64)
-        if parsed_reviewers and required > len(parsed_reviewers):
+        if reviewers and required > len(reviewers):
             raise self.fail(f"{key}.required_approvals", "exceeds the number of reviewers")
         return Jurisdiction(
             code=code,
             custodian=self.text(doc, key, "custodian"),
             listen_host=host, listen_port=port, public_url=public_url,
-            store=self.store(doc, key),
-            keys=MappingProxyType(keys),
-            log=self.log(doc, key),
+            store=self.store(doc, key, "store").url,
+            keys=parse_key_backend(keys, where=f"{self.source}: {key}.keys",
+                                   base_dir=self.base),
+            log=self.log(doc, key, profile),
             issuer=self.issuer(doc, key, code),
-            reviewers=parsed_reviewers,
+            reviewers=reviewers,
             required_approvals=required,
         )
 
@@ -342,36 +320,26 @@ class _Reader:
             raise self.fail(f"{key}.listen", "must be host:port, e.g. 127.0.0.1:8401")
         return host.strip("[]"), int(port)
 
-    def store(self, doc: Mapping[str, Any], key: str) -> str:
-        url = self.text(doc, key, "store")
-        if url.startswith(("postgresql://", "postgres://")) or url == "memory:":
-            return url
-        if url.startswith("sqlite:") or url.endswith(".db"):
-            raw = Path(url.removeprefix("sqlite://").removeprefix("sqlite:"))
-            return "sqlite:" + str(raw if raw.is_absolute() else self.base / raw)
-        raise self.fail(f"{key}.store", "use sqlite:PATH, postgresql://... or memory:")
-
-    def log(self, doc: Mapping[str, Any], key: str) -> LogSettings:
+    def log(self, doc: Mapping[str, Any], key: str, profile: Profile) -> LogSettings:
         k = f"{key}.log"
-        log = self.table(doc, k, "log", {"storage", "origin", "key_file",
-                                         "pseudonym_secret_file", "sequencer_url",
-                                         "sequencer_token_file", "witnesses", "quorum"})
-        storage = self.text(log, k, "storage")
-        if not storage.startswith(("postgresql://", "postgres://")):
-            if "://" in storage:
-                raise self.fail(f"{k}.storage", "a directory or a postgresql:// URL")
-            storage = str(self.path(log, k, "storage"))
+        log = self.table(doc.get("log"), k, {"storage", "origin", "key_file",
+                                             "pseudonym_secret_file", "sequencer_url",
+                                             "sequencer_token_file", "witnesses", "quorum"})
+        storage = self.log_storage(log, k, "storage").target
         witnesses = log.get("witnesses", [])
         if not isinstance(witnesses, list):
             raise self.fail(f"{k}.witnesses", "must be an array of {url, vkey}")
         parsed = []
         for i, item in enumerate(witnesses):
             wk = f"{k}.witnesses[{i}]"
-            w = self.table({"w": item}, wk, "w", {"url", "vkey"})
+            w = self.table(item, wk, {"url", "vkey"})
             parsed.append(Witness(self.text(w, wk, "url"), self.text(w, wk, "vkey")))
         quorum = self.integer(log, k, "quorum", 0, low=0, high=64)
         if quorum > len(parsed):
             raise self.fail(f"{k}.quorum", "exceeds the number of witnesses")
+        if quorum == 0 and not profile.allows_unwitnessed_log:
+            raise self.fail(f"{k}.quorum", "the production profile needs at least one witness "
+                            "cosignature (quorum >= 1)")
         sequencer = log.get("sequencer_url")
         token_file = None
         if sequencer is not None:
@@ -388,20 +356,16 @@ class _Reader:
 
     def issuer(self, doc: Mapping[str, Any], key: str, code: str) -> IssuerSettings:
         k = f"{key}.issuer"
-        iss = self.table(doc, k, "issuer", {"issuer", "audience", "public_keys",
-                                            "private_key_file"})
-        keys = iss.get("public_keys")
-        if not isinstance(keys, list) or not keys or not all(isinstance(x, str) for x in keys):
+        iss = self.table(doc.get("issuer"), k, {"issuer", "audience", "public_keys",
+                                                "private_key_file"})
+        if not iss.get("public_keys"):
             raise self.fail(f"{k}.public_keys", "must be a non-empty array of key file paths")
-        files = tuple(p if p.is_absolute() else self.base / p for p in map(Path, keys))
+        files = tuple(p if p.is_absolute() else self.base / p
+                      for p in map(Path, self.texts(iss, k, "public_keys")))
         private = self.path(iss, k, "private_key_file") if "private_key_file" in iss else None
         return IssuerSettings(issuer=self.text(iss, k, "issuer"),
                               audience=self.text(iss, k, "audience", code),
                               public_key_files=files, private_key_file=private)
-
-    def reviewer(self, key: str, body: object) -> Reviewer:
-        doc = self.table({"r": body}, key, "r", {"name", "public_key"})
-        return Reviewer(self.text(doc, key, "name"), self.text(doc, key, "public_key"))
 
     def check_unique(self, parsed: Mapping[str, Jurisdiction]) -> None:
         seen: dict[tuple[str, int], str] = {}

@@ -138,7 +138,7 @@ class Demo:
     def _deployment(self, reviewers: dict[str, list[tuple[str, str]]]) -> str:
         lines = ['# bordergate demo deployment (generated; every key is demo-only)',
                  "[deployment]", 'name = "bordergate demo: the trusted-partner arrangement"',
-                 "k_min = 25", ""]
+                 'profile = "demo"', "k_min = 25", ""]
         for code in CODES:
             d = f"data/{code}"
             revs = ", ".join(f'{{ name = "{code}-{n}", public_key = "{pk}" }}'

@@ -46,7 +46,7 @@ def free_port() -> int:
 
 def write_deployment(root: Path, *, k_min: int = 3, max_body: int = 4096) -> Path:
     """Write and provision a deployment under ``root``; returns the config path."""
-    parts = [f'[deployment]\nname = "test"\nk_min = {k_min}\n',
+    parts = [f'[deployment]\nname = "test"\nprofile = "development"\nk_min = {k_min}\n',
              f"[limits]\nmax_body_bytes = {max_body}\nmax_approval_seconds = 86400\n"]
     for code in CODES:
         d = root / code

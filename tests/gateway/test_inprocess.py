@@ -19,6 +19,7 @@ import pytest
 from bordergate.config import load_config
 from bordergate.entries import parse_entry
 from bordergate.gateway.app import create_app
+from bordergate.gateway.approvals import ApprovalRecord, ApprovalStore
 from bordergate.gateway.service import Gateway, SequencerLog
 from bordergate.gateway.startup import open_gateway
 from bordergate.policy.entities import Principal
@@ -310,6 +311,70 @@ def test_approval_lifecycle_two_distinct_custodians_logged(harness: Harness) -> 
     (record,) = rebuilt.values()
     stored = harness.gateway.approvals.get(record.id)
     assert record == stored
+
+
+class CrashBeforeRevokeStored:
+    """TEST-ONLY approvals table: the process "dies" after the revoke entry is logged
+    and before the table records it (every other write goes through)."""
+
+    def __init__(self, inner: ApprovalStore) -> None:
+        self.inner = inner
+
+    def get(self, approval_id: str) -> ApprovalRecord:
+        return self.inner.get(approval_id)
+
+    def put(self, record: ApprovalRecord) -> None:
+        if record.state == "revoked":
+            raise RuntimeError("simulated crash between the log entry and the table update")
+        self.inner.put(record)
+
+    def list(self, state: str | None = None, *, now: float, limit: int = 500
+             ) -> list[ApprovalRecord]:
+        return self.inner.list(state, now=now, limit=limit)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_revoke_logged_but_not_stored_is_not_usable_after_restart(harness: Harness) -> None:
+    """Approvals (promise 3, log first): a crash between the approval-revoke entry and
+    the approvals table update leaves the table saying "granted"; the restarted
+    gateway reconciles the table with its log, so the revoked approval reads nothing."""
+    s = harness.subject
+    read = {"purpose": "customer_support", "fields": "email"}
+
+    async def grant_then_crash_on_revoke(c: httpx.AsyncClient) -> str:
+        r = await c.post("/v1/approvals", headers=harness.auth(PARENT), json={
+            "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
+            "classes": ["protected"], "max_duration_s": 600})
+        approval = str(r.json()["id"])
+        for approver in (APPROVER, APPROVER2):
+            r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(approver))
+            assert r.status_code == 200
+        with_approval = harness.auth(PARENT, **{"Bordergate-Approval": approval})
+        r = await c.get(f"/v1/users/{s}", params=read, headers=with_approval)
+        assert r.status_code == 200 and r.json()["fields"]["email"] == SECRET_EMAIL
+        harness.gateway.approvals = CrashBeforeRevokeStored(harness.gateway.approvals)
+        r = await c.post(f"/v1/approvals/{approval}/revoke", headers=harness.auth(PARENT))
+        assert r.status_code == 500  # the "crash": logged, never stored
+        return approval
+
+    approval = harness.run(grant_then_crash_on_revoke)
+    assert [parse_entry(e).type for e in harness.entries()][-1] == "approval-revoke"
+    assert harness.gateway.approvals.get(approval).state == "granted"  # the stale table
+    harness.gateway.close()
+
+    harness.gateway = open_gateway(harness.deployment, "us", log_storage=harness.storage)
+    harness.app = create_app(harness.gateway)
+    assert harness.gateway.approvals.get(approval).state == "revoked"
+
+    async def read_with_revoked(c: httpx.AsyncClient) -> httpx.Response:
+        return await c.get(f"/v1/users/{s}", params=read,
+                           headers=harness.auth(PARENT, **{"Bordergate-Approval": approval}))
+
+    r = harness.run(read_with_revoked)
+    assert r.status_code == 403 and SECRET_EMAIL not in r.text
+    assert r.json()["withheld"][0]["reason"] == "approval_not_valid"
 
 
 def test_openapi_and_health_and_metrics(harness: Harness) -> None:

@@ -6,6 +6,9 @@ so that fault injection cannot disturb the shared end-to-end deployment.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,22 +19,26 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from bordergate.config import load_config
-from bordergate.gateway.startup import LOG_FAULT_ENV
 from bordergate.policy.entities import Principal
 from tests.gateway.conftest import start_process, stop_process, wait_healthy
 from tests.gateway.deployment import Tokens, write_deployment
 
 LOCAL = Principal("alice", "ttus", "local", "us", frozenset({"engineer"}))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_real_gateway_with_dead_log_disk_answers_503_and_releases_nothing(
         tmp_path: Path) -> None:
     """Promise 3 (real process): when the log's storage stops accepting writes
-    (test-only fault hook), reads fail with 503 and release no value."""
+    (injected from outside by tests/gateway/dead_disk_gateway.py), reads fail
+    with 503 and release no value."""
     config = write_deployment(tmp_path / "d")
     fault = tmp_path / "log-disk-dead"
     url = load_config(config).jurisdiction("us").public_url
-    process = start_process(config, "us", env={LOG_FAULT_ENV: str(fault)})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.gateway.dead_disk_gateway", str(config), "us", str(fault)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     tokens = Tokens()
     try:
         wait_healthy(url, process)

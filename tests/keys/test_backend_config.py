@@ -7,22 +7,22 @@ from pathlib import Path
 import pytest
 
 from bordergate.errors import ConfigError, Unavailable
-from bordergate.keys.backend import open_key_backend
+from bordergate.keys.backend import open_key_backend, parse_key_backend
 from tests.keys.conftest import SOFTHSM_LIBRARY, TOKEN_LABEL, TOKEN_PIN, SoftHsm
 
 
 def test_file_backend_from_config(tmp_path: Path) -> None:
     """Behaviour: {backend="file", path=...} opens a key file relative to the config dir."""
-    backend = open_key_backend({"backend": "file", "path": "keys.kek"}, jurisdiction="us",
-                               base_dir=tmp_path, create=True)
+    settings = parse_key_backend({"backend": "file", "path": "keys.kek"}, base_dir=tmp_path)
+    backend = open_key_backend(settings, jurisdiction="us", create=True)
     assert backend.kind == "file" and (tmp_path / "keys.kek").exists()
 
 
 def test_pkcs11_backend_from_config(softhsm: SoftHsm, jurisdiction: str,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Behaviour: {backend="pkcs11", ...} opens the token; the PIN comes from the environment."""
-    spec = {"backend": "pkcs11", "library": SOFTHSM_LIBRARY, "token": TOKEN_LABEL,
-            "pin_env": "TEST_PIN_VAR"}
+    spec = parse_key_backend({"backend": "pkcs11", "library": SOFTHSM_LIBRARY,
+                              "token": TOKEN_LABEL, "pin_env": "TEST_PIN_VAR"})
     with pytest.raises(ConfigError) as info:
         open_key_backend(spec, jurisdiction=jurisdiction)
     assert info.value.code == "key_backend_config" and "TEST_PIN_VAR" in str(info.value)
@@ -32,14 +32,17 @@ def test_pkcs11_backend_from_config(softhsm: SoftHsm, jurisdiction: str,
     backend.close()
 
 
-@pytest.mark.parametrize("spec", [{"backend": "vault"}, {"backend": "file"},
-                                  {"backend": "pkcs11", "library": "x"}],
-                         ids=["unknown", "file-without-path", "pkcs11-incomplete"])
-def test_bad_backend_config(spec: dict[str, object]) -> None:
-    """Behaviour: an unknown or incomplete key-backend table is a ConfigError."""
+@pytest.mark.parametrize(("spec", "key"), [
+    ({"backend": "vault"}, "keys.backend"), ({"backend": "file"}, "keys.path"),
+    ({"backend": "pkcs11", "library": "x"}, "keys.pin_env"),
+    ({"path": "k.kek", "token": "t"}, "keys.token")],
+    ids=["unknown", "file-without-path", "pkcs11-incomplete", "pkcs11-key-on-file"])
+def test_bad_backend_config(spec: dict[str, object], key: str) -> None:
+    """Behaviour: an unknown or incomplete key-backend table is a ConfigError naming the
+    key, found when the settings are parsed (at load), before any backend is opened."""
     with pytest.raises(ConfigError) as info:
-        open_key_backend(spec, jurisdiction="us")
-    assert info.value.code == "key_backend_config"
+        parse_key_backend(spec)
+    assert info.value.code == "key_backend_config" and str(info.value).startswith(key)
 
 
 def test_unreachable_token_is_unavailable(softhsm: SoftHsm, tmp_path: Path) -> None:

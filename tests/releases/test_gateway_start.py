@@ -161,3 +161,39 @@ def test_keygen_writes_a_private_key_and_prints_the_public_one(tmp_path: Path) -
     assert read_signer(key).verifier().key_string == out.strip().splitlines()[-1]
     code, out = cli("release", "keygen", "--key-file", key, "--name", "dora")
     assert code == 2 and "key_file_exists" in out
+
+
+def test_production_profile_refuses_an_unreviewed_start(deployment: Path) -> None:
+    """Profiles (promise 6): under the production profile `--unreviewed` is refused
+    before anything is opened or logged, by start_gateway and by `gateway serve`
+    (exit 2); only demo and development deployments may start unreviewed."""
+    from bordergate.residency.schema import demo_schema_path
+
+    text = deployment.read_text().replace(
+        'profile = "development"\n', f'schema = "{demo_schema_path()}"\n')
+    for code in ("us", "eu", "cn"):
+        text = text.replace(f'pseudonym_secret_file = "{code}/pseudonym.secret"\n',
+                            f'pseudonym_secret_file = "{code}/pseudonym.secret"\n'
+                            'witnesses = [{ url = "http://127.0.0.1:9", vkey = "w+1+x" }]\n'
+                            "quorum = 1\n")
+    deployment.write_text(text)
+    production = load_config(deployment)
+    assert production.profile.value == "production"
+    size_before = _log_size(production)
+    with pytest.raises(ConfigError) as info:
+        asyncio.run(start_gateway(production, "us", unreviewed=True))
+    assert info.value.code == "unreviewed_refused"
+    result = CliRunner().invoke(app, ["gateway", "serve", "--config", str(deployment),
+                                      "--jurisdiction", "us", "--unreviewed"])
+    assert result.exit_code == 2 and "unreviewed_refused" in result.output
+    assert _log_size(production) == size_before
+
+
+def _log_size(deployment: Deployment) -> int:
+    j = deployment.jurisdiction("us")
+    storage = open_storage(j.log.storage)
+    try:
+        return LogClient(StorageSource(storage), read_signer(j.log.key_file).verifier()
+                         ).checkpoint().checkpoint.size
+    finally:
+        storage.close()

@@ -46,6 +46,7 @@ from tests.tlog.memory_log import (
 )
 
 BORDERGATE = str(Path(sys.executable).parent / "bordergate")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:
@@ -74,17 +75,19 @@ class WitnessProcess:
         return add_checkpoint_url(f"http://127.0.0.1:{self.port}")
 
     def start(self, crash_at: str | None = None) -> None:
-        env = {k: v for k, v in os.environ.items() if k != "BORDERGATE_WITNESS_CRASH_AT"}
-        if crash_at:
-            env["BORDERGATE_WITNESS_CRASH_AT"] = crash_at
+        """Start the witness; with ``crash_at``, through the TEST-ONLY crashing launcher."""
         self.port = _free_port()
         vkey = fixed_log_signer().verifier().key_string
+        options = ["--key-file", str(self.key_file), "--state", str(self.state),
+                   "--log", f"{ORIGIN}={vkey}", "--port", str(self.port),
+                   "--evidence-dir", str(self.evidence)]
+        command = [BORDERGATE, "witness", "serve"]
+        if crash_at:
+            command = [sys.executable, "-m", "tests.tlog.crashing_witness", crash_at]
         err_file = (self.tmp / "witness.err").open("ab")
         self.proc = subprocess.Popen(
-            [BORDERGATE, "witness", "serve", "--key-file", str(self.key_file),
-             "--state", str(self.state), "--log", f"{ORIGIN}={vkey}",
-             "--port", str(self.port), "--evidence-dir", str(self.evidence)],
-            env=env, stdout=subprocess.DEVNULL, stderr=err_file,
+            [*command, *options], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL, stderr=err_file,
         )  # fmt: skip
         err_file.close()  # the child keeps its own descriptor
         deadline = time.monotonic() + 30

@@ -6,7 +6,6 @@ Every server binds 127.0.0.1 on a free port and is stopped by its fixture.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -124,9 +123,7 @@ class WitnessServer:
             args += ["--log", log]
         err = self.dir / "stderr"
         with err.open("ab") as handle:
-            env = {k: v for k, v in os.environ.items() if k != "BORDERGATE_WITNESS_CRASH_AT"}
-            self.proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
-                                         stderr=handle)
+            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=handle)
         wait_listening(self.proc, self.port, err)
         return self
 

@@ -23,7 +23,10 @@ which keys it trusts.  One ``[logs.<jurisdiction>]`` table per log::
 
 Relative paths resolve against the file's directory.  When ``approvers`` is
 empty, any principal of a ``custodian`` organisation holding the ``approver``
-role counts.  Unknown keys are refused so that a typo never weakens an audit.
+role counts.  The file is read by the same checked TOML reader as the
+deployment file (:mod:`bordergate.config_reader`): unknown keys are refused so
+that a typo never weakens an audit, strings may not begin or end with
+whitespace, reviewer keys must be Ed25519 verifier keys.
 
 Parsing is pure (:func:`parse_auditor_config` takes bytes); this module must
 never open a log or read the keys' owners' files.
@@ -31,21 +34,18 @@ never open a log or read the keys' owners' files.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bordergate.errors import ConfigError, VerificationError
+from bordergate.config_reader import ConfigReader, parse_toml, read_config_file
+from bordergate.errors import VerificationError
 from bordergate.residency.subjects import JURISDICTION_PATTERN
 from bordergate.tlog.cosignature import CosignatureVerifier
 from bordergate.tlog.note import Ed25519Verifier
 
 __all__ = ["AuditorConfig", "LogAudit", "load_auditor_config", "parse_auditor_config"]
-
-_MAX_BYTES = 1 << 20
-
 
 @dataclass(frozen=True)
 class LogAudit:
@@ -96,11 +96,7 @@ def load_auditor_config(path: str | Path) -> AuditorConfig:
         ConfigError: ``config_unreadable``, or as :func:`parse_auditor_config`.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the auditor configuration: {exc.strerror}",
-                          code="config_unreadable") from exc
+    data = read_config_file(path, "auditor configuration")
     return parse_auditor_config(data, base_dir=path.resolve().parent, source=str(path))
 
 
@@ -109,69 +105,21 @@ def parse_auditor_config(data: bytes, *, base_dir: Path, source: str = "<auditor
     """Check auditor TOML; relative locations resolve against ``base_dir``.
 
     Raises:
-        ConfigError: naming the key: ``config_syntax``, ``config_missing_key``,
-            ``config_unknown_key`` or ``config_invalid`` (bad keys included).
+        ConfigError: naming the key: ``config_syntax``, ``config_too_large``,
+            ``config_missing_key``, ``config_unknown_key`` or ``config_invalid``
+            (bad keys included).
     """
-    if len(data) > _MAX_BYTES:
-        raise ConfigError(f"{source}: larger than 1 MiB", code="config_too_large")
-    try:
-        doc = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{source}: not UTF-8 TOML: {exc}", code="config_syntax") from exc
-    return _Reader(source, base_dir).config(doc)
+    return _Reader(source, base_dir).config(parse_toml(data, source))
 
 
-class _Reader:
-    def __init__(self, source: str, base: Path) -> None:
-        self.source = source
-        self.base = base
-
-    def fail(self, key: str, why: str, code: str = "config_invalid") -> ConfigError:
-        return ConfigError(f"{self.source}: {key}: {why}", code=code)
-
-    def table(self, value: object, key: str, allowed: set[str]) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(key, "must be a table")
-        unknown = sorted(set(value) - allowed)
-        if unknown:
-            raise self.fail(f"{key}.{unknown[0]}", "unknown key", "config_unknown_key")
-        return value
-
-    def text(self, doc: Mapping[str, Any], key: str, name: str, default: str | None = None
-             ) -> str:
-        value = doc.get(name, default)
-        if value is None:
-            raise self.fail(f"{key}.{name}", "missing", "config_missing_key")
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(f"{key}.{name}", "must be a non-empty string")
-        return value.strip()
-
-    def texts(self, doc: Mapping[str, Any], key: str, name: str) -> tuple[str, ...]:
-        value = doc.get(name, [])
-        if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
-            raise self.fail(f"{key}.{name}", "must be an array of strings")
-        return tuple(value)
-
-    def integer(self, doc: Mapping[str, Any], key: str, name: str, default: int, *,
-                low: int, high: int) -> int:
-        value = doc.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.fail(f"{key}.{name}", f"must be an integer from {low} to {high}")
-        return value
-
-    def location(self, raw: str) -> str:
-        if raw.startswith(("http://", "https://")):
-            return raw.rstrip("/")
-        if "://" in raw:
-            raise ConfigError(f"{self.source}: {raw!r}: a directory or an http(s) URL",
-                              code="config_invalid")
-        path = Path(raw)
-        return str(path if path.is_absolute() else self.base / path)
+class _Reader(ConfigReader):
+    """Walks the auditor document with the checked reader's rules."""
 
     def config(self, doc: dict[str, Any]) -> AuditorConfig:
-        top = self.table(doc, "<top>", {"auditor", "logs"})
-        auditor = self.table(top.get("auditor", {}), "auditor",
-                             {"name", "k_min", "time_tolerance_s", "report_title"})
+        top = self.table(doc, "", {"auditor", "logs"})
+        auditor = self.table(top.get("auditor"), "auditor",
+                             {"name", "k_min", "time_tolerance_s", "report_title"},
+                             required=False)
         k_min = self.integer(auditor, "auditor", "k_min", 50, low=1, high=1_000_000)
         tolerance = self.integer(auditor, "auditor", "time_tolerance_s", 5, low=0, high=86400)
         logs = top.get("logs")
@@ -203,10 +151,11 @@ class _Reader:
             except VerificationError as exc:
                 raise self.fail(f"{key}.witnesses[{i}]", f"not a witness key: {exc}") from None
         quorum = self.integer(doc, key, "quorum", len(witnesses), low=0, high=len(witnesses))
-        location = self.location(self.text(doc, key, "location"))
-        store = self.location(self.text(doc, key, "bundle_store", location))
-        dirs = tuple(self.location(d) for d in self.texts(doc, key, "bundle_dirs"))
-        reviewers = self.reviewers(doc.get("reviewers", []), f"{key}.reviewers")
+        location = self.source_of(doc, key, "location")
+        store = self.source_of(doc, key, "bundle_store", location)
+        dirs = tuple(self.log_source(d, f"{key}.bundle_dirs[{i}]").target
+                     for i, d in enumerate(self.texts(doc, key, "bundle_dirs")))
+        reviewers = self.reviewers(doc, key, "reviewers")
         required = self.integer(doc, key, "required_approvals", min(2, len(reviewers)) or 1,
                                 low=1, high=64)
         if reviewers and required > len(reviewers):
@@ -217,17 +166,7 @@ class _Reader:
             required_approvals=required, approvers=self.texts(doc, key, "approvers"),
             k_min=self.integer(doc, key, "k_min", k_min, low=1, high=1_000_000))
 
-    def reviewers(self, value: object, key: str) -> tuple[tuple[str, str], ...]:
-        if not isinstance(value, list):
-            raise self.fail(key, "must be an array of {name, public_key}")
-        out = []
-        for i, item in enumerate(value):
-            doc = self.table(item, f"{key}[{i}]", {"name", "public_key"})
-            name = self.text(doc, f"{key}[{i}]", "name")
-            public = self.text(doc, f"{key}[{i}]", "public_key")
-            try:
-                Ed25519Verifier.from_key_string(public)
-            except VerificationError as exc:
-                raise self.fail(f"{key}[{i}].public_key", f"not a reviewer key: {exc}") from None
-            out.append((name, public))
-        return tuple(out)
+    def source_of(self, doc: Mapping[str, Any], key: str, name: str,
+                  default: str | None = None) -> str:
+        """A log source location (directory or http(s) URL) as its resolved text."""
+        return self.log_source(self.text(doc, key, name, default), f"{key}.{name}").target

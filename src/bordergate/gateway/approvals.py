@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from bordergate.entries import Entry
-from bordergate.errors import ConfigError, Conflict, InvalidInput, NotFound, Unavailable
+from bordergate.errors import Conflict, InvalidInput, NotFound, Unavailable
+from bordergate.locations import parse_store_location
 from bordergate.policy.entities import FIELD_CLASSES, Approval, ApprovalRequest, Principal
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "open_approval_store",
     "parse_approval_id",
     "rebuild_approvals",
+    "reconcile_approvals",
     "revoke",
 ]
 
@@ -289,6 +291,33 @@ def rebuild_approvals(entries: Iterable[Entry]) -> dict[str, ApprovalRecord]:
     return book
 
 
+def reconcile_approvals(store: ApprovalStore, book: Mapping[str, ApprovalRecord]
+                        ) -> list[str]:
+    """Bring the approvals table up to the log (``book`` from :func:`rebuild_approvals`).
+
+    Every state change is logged before the table is written, so after a crash
+    the table can only lag behind the log (a revoke logged but not stored must
+    not leave the approval usable).  Each record the table lacks or holds at a
+    lower version is stored as the log has it.  Returns the ids repaired.
+
+    Raises:
+        Conflict: ``approval_changed`` if another writer changes a record meanwhile.
+        Unavailable: ``store_unavailable``.
+    """
+    repaired = []
+    for record in book.values():
+        try:
+            stored = store.get(record.id).version
+        except NotFound:
+            stored = 0
+        if stored >= record.version:
+            continue
+        for version in range(stored + 1, record.version + 1):  # put moves one version on
+            store.put(replace(record, version=version))
+        repaired.append(record.id)
+    return repaired
+
+
 class ApprovalStore(Protocol):
     """Where a jurisdiction's approvals are kept (a cache of its log)."""
 
@@ -511,11 +540,9 @@ def open_approval_store(store_url: str) -> ApprovalStore:
         ConfigError: ``store_url`` for an unknown scheme.
         Unavailable: ``store_unavailable``.
     """
-    if store_url.startswith(("postgresql://", "postgres://")):
-        return PostgresApprovalStore(store_url)
-    if store_url == "memory:":
+    location = parse_store_location(store_url)
+    if location.kind == "postgresql":
+        return PostgresApprovalStore(location.target)
+    if location.kind == "memory":
         return MemoryApprovalStore()
-    if store_url.startswith("sqlite:") or store_url.endswith(".db"):
-        return SqliteApprovalStore(store_url.removeprefix("sqlite://").removeprefix("sqlite:"))
-    raise ConfigError(f"store URL {store_url!r}: use sqlite:, postgresql:// or memory:",
-                      code="store_url")
+    return SqliteApprovalStore(location.target)

@@ -52,17 +52,21 @@ def serve(
     config: ConfigOption,
     jurisdiction: Annotated[str, typer.Option(help="the jurisdiction code to serve")],
     unreviewed: Annotated[bool, typer.Option(
-        "--unreviewed", help="serve without an approved release (development; logged)")] = False,
+        "--unreviewed", help="serve without an approved release (demo and development "
+        "profiles only; logged)")] = False,
     http: Annotated[str, typer.Option(help="uvicorn HTTP implementation")] = "auto",
     loop: Annotated[str, typer.Option(
         help="event loop: auto (uvloop when installed), asyncio or uvloop")] = "auto",
 ) -> None:
     """Serve one jurisdiction's gateway until interrupted."""
     from bordergate.gateway.startup import serve_gateway
+    from bordergate.profile import refuse_unreviewed
 
     try:
         deployment = load_config(config)
         deployment.jurisdiction(jurisdiction)
+        if unreviewed:
+            refuse_unreviewed(deployment.profile)
     except BordergateError as exc:
         raise _fail(exc) from None
     if loop not in ("auto", "asyncio", "uvloop"):

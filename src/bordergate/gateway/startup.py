@@ -3,17 +3,18 @@
 ``open_gateway`` opens everything the gateway of a jurisdiction needs (schema,
 policy bundle and engine, token verifier, store, key ring, vault, approvals,
 pseudonym secret, log storage and the in-process sequencer) and fails with a
-clear error if anything is missing.  ``start_gateway`` also logs the
+clear error if anything is missing.  It then reconciles the approvals table
+with the log: a crash between an ``approval-*`` entry and the table update
+must not leave, say, a revoked approval usable.  ``start_gateway`` also logs the
 ``gateway-start`` entry (with the release, when the releases room found an
 approved one) and is the one place startup checks hook into.  ``serve_gateway``
 runs it on uvicorn, or, if it cannot start, serves a refusing app that answers
 503 with the reason (fail closed).  ``provision`` creates the keys, logs and
 stores of every jurisdiction of a deployment (``bordergate gateway init``).
 
-Test-only fault hook: if the environment variable
-``BORDERGATE_TEST_LOG_FAULT_FILE`` names a path, the log storage refuses every
-write while a file exists at that path (a dead disk, for log-before-release
-tests against real processes).  It is never set in production.
+Callers may hand in an already opened log storage (embedding; the test
+suite wraps the real one to inject faults from outside, as
+``tests/gateway/dead_disk_gateway.py`` does): nothing here exists for tests only.
 
 This module must never serve a request itself, and never start a gateway
 whose log it cannot write.
@@ -23,9 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,28 +33,34 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bordergate.config import Deployment, Jurisdiction
-from bordergate.entries import Pseudonymizer
-from bordergate.errors import BordergateError, ConfigError, Unavailable
-from bordergate.gateway.approvals import open_approval_store
+from bordergate.entries import Entry, Pseudonymizer, parse_entry
+from bordergate.errors import BordergateError, ConfigError
+from bordergate.gateway.approvals import (
+    ApprovalStore,
+    open_approval_store,
+    rebuild_approvals,
+    reconcile_approvals,
+)
 from bordergate.gateway.auth import TokenVerifier, parse_public_key
 from bordergate.gateway.service import Gateway, LogAppender, SequencerLog
-from bordergate.keys.backend import open_key_backend
+from bordergate.keys.backend import KeyFileSettings, open_key_backend
 from bordergate.keys.keyring import KeyRing, initialise
+from bordergate.locations import parse_log_location
 from bordergate.policy.bundle import PolicyBundle
 from bordergate.policy.engine import PolicyEngine
+from bordergate.profile import refuse_unreviewed
 from bordergate.residency.schema import load_schema
 from bordergate.residency.stores import open_record_store
 from bordergate.residency.vault import Vault
+from bordergate.tlog.client import LogClient, StorageSource
 from bordergate.tlog.logdir import read_signer, write_key
 from bordergate.tlog.note import Signer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage, open_storage
-from bordergate.tlog.storage.wal import WalBatch
-from bordergate.tlog.tiles import TileRef
+from bordergate.tlog.tiles import TILE_WIDTH
 from bordergate.tlog.witnessing import WitnessQuorum, witness_endpoint
 
 __all__ = [
-    "LOG_FAULT_ENV",
     "open_gateway",
     "provision",
     "read_pseudonym_secret",
@@ -63,64 +69,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-LOG_FAULT_ENV = "BORDERGATE_TEST_LOG_FAULT_FILE"
-
-
-class _FaultInjectedStorage:
-    """TEST-ONLY: refuses writes while the fault file exists (see module docstring)."""
-
-    def __init__(self, inner: LogStorage, fault_file: Path) -> None:
-        self._inner = inner
-        self._fault = fault_file
-
-    def _check(self) -> None:
-        if self._fault.exists():
-            raise Unavailable("log storage refuses writes (test fault hook)",
-                              code="log_unwritable")
-
-    def acquire_writer(self) -> None:
-        self._inner.acquire_writer()
-
-    def release_writer(self) -> None:
-        self._inner.release_writer()
-
-    def put(self, items: Sequence[tuple[str, bytes]]) -> None:
-        self._check()
-        self._inner.put(items)
-
-    def sync(self) -> None:
-        self._check()
-        self._inner.sync()
-
-    def wal_append(self, first: int, count: int, encoded: bytes) -> None:
-        self._check()
-        self._inner.wal_append(first, count, encoded)
-
-    def wal_replay(self, start: int) -> Iterator[WalBatch]:
-        return self._inner.wal_replay(start)
-
-    def wal_trim(self, below: int) -> None:
-        self._check()
-        self._inner.wal_trim(below)
-
-    def publish_checkpoint(self, note: bytes) -> None:
-        self._check()
-        self._inner.publish_checkpoint(note)
-
-    def read(self, path: str) -> bytes | None:
-        return self._inner.read(path)
-
-    def partial_widths(self, ref: TileRef) -> list[int]:
-        return self._inner.partial_widths(ref)
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def read_object(self, path: str) -> bytes | None:
-        reader = getattr(self._inner, "read_object", None)
-        return reader(path) if reader is not None else None
-
 
 def read_pseudonym_secret(path: Path) -> bytes:
     """The per-log pseudonym secret (hex text, at least 32 bytes).
@@ -156,15 +104,6 @@ def _verifier(j: Jurisdiction, leeway: int) -> TokenVerifier:
                                   keys=keys, leeway=float(leeway))
 
 
-def _log_storage(j: Jurisdiction) -> LogStorage:
-    storage = open_storage(j.log.storage)
-    fault = os.environ.get(LOG_FAULT_ENV)
-    if fault:
-        log.warning("TEST-ONLY log fault hook active (%s)", fault)
-        return _FaultInjectedStorage(storage, Path(fault))
-    return storage
-
-
 def _log_appender(j: Jurisdiction, storage: LogStorage, signer: Signer) -> LogAppender:
     """The in-process sequencer, or the client of the log's sequencer service.
 
@@ -194,13 +133,43 @@ def _witnessing(j: Jurisdiction) -> WitnessQuorum | None:
                          j.log.quorum)
 
 
+def _reconcile_approvals(storage: LogStorage, signer: Signer, approvals: ApprovalStore
+                         ) -> None:
+    """Replay the published log's ``approval-*`` entries into the approvals table.
+
+    The sequencer has published what its recovery found, so the checkpoint
+    covers every entry written before a crash.  Only entries whose canonical
+    encoding names an ``approval-`` type are parsed.
+    """
+    client = LogClient(StorageSource(storage), signer.verifier())
+    size = client.checkpoint().checkpoint.size
+
+    def approval_entries() -> Iterator[Entry]:
+        for index in range(-(-size // TILE_WIDTH)):
+            width = min(TILE_WIDTH, size - index * TILE_WIDTH)
+            for raw in client.bundle(index, width):
+                if _APPROVAL_MARK in raw:
+                    entry = parse_entry(raw)
+                    if entry.type.startswith("approval-"):
+                        yield entry
+
+    repaired = reconcile_approvals(approvals, rebuild_approvals(approval_entries()))
+    if repaired:
+        log.warning("approvals table behind the log (an earlier crash?): repaired %s",
+                    ", ".join(repaired))
+
+
+_APPROVAL_MARK = b'"type":"approval-'
+
+
 def open_gateway(deployment: Deployment, code: str, *,
                  bundle: PolicyBundle | None = None,
                  log_storage: LogStorage | None = None) -> Gateway:
     """Open everything a jurisdiction's gateway needs and start its sequencer.
 
-    ``bundle`` and ``log_storage`` replace the configured ones (embedding and
-    fault-injection tests); an empty ``log_storage`` gets a new log.
+    ``bundle`` and ``log_storage`` replace the configured ones (embedding, and
+    tests that wrap the real storage to inject faults); an empty
+    ``log_storage`` gets a new log.
 
     Raises:
         ConfigError: a file or key is missing or wrong (the message says which).
@@ -220,10 +189,15 @@ def open_gateway(deployment: Deployment, code: str, *,
     backend = open_key_backend(j.keys, jurisdiction=code)
     vault = Vault(schema, store, KeyRing(backend, store))
     approvals = open_approval_store(j.store)
-    storage = _log_storage(j) if log_storage is None else log_storage
+    storage = open_storage(j.log.storage) if log_storage is None else log_storage
     if log_storage is not None and log_storage.read(CHECKPOINT_PATH) is None:
         create_log(log_storage, signer)
     appender = _log_appender(j, storage, signer)
+    try:
+        _reconcile_approvals(storage, signer, approvals)
+    except BaseException:
+        appender.close()
+        raise
     return Gateway(
         jurisdiction=code, schema=schema, engine=engine, verifier=verifier, vault=vault,
         log=appender, log_storage=storage, log_verifier=signer.verifier(),
@@ -232,22 +206,27 @@ def open_gateway(deployment: Deployment, code: str, *,
 
 
 async def start_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
-                        release: str | None = None) -> Gateway:
+                        log_storage: LogStorage | None = None) -> Gateway:
     """Open the gateway and log its ``gateway-start`` entry.
 
     Args:
         deployment: the deployment.
         code: the jurisdiction to serve.
         unreviewed: started with ``--unreviewed`` (development; logged, flagged by audits).
-        release: the approved release id found by the releases self-check, if any.
+        log_storage: an opened log storage to use instead of the configured one
+            (as :func:`open_gateway`).
 
     Returns:
         The started gateway; the caller closes it.
 
     Raises:
-        ConfigError, Unavailable, Conflict: as :func:`open_gateway`, or the
+        ConfigError: ``unreviewed_refused`` for ``unreviewed`` under the
+            production profile, and as :func:`open_gateway`.
+        Unavailable, Conflict: as :func:`open_gateway`, or the
             ``gateway-start`` entry could not be logged.
     """
+    if unreviewed:
+        refuse_unreviewed(deployment.profile)
     # -- releases self-check (issue 6, promise 6; see bordergate/releases/selfcheck.py) --
     # Refuses (ConfigError release_*_not_approved) unless an approved release in this
     # log names the installed package digest and the policy bundle digest; the engine
@@ -257,7 +236,7 @@ async def start_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
     check = await asyncio.to_thread(start_check, deployment, code, unreviewed=unreviewed)
     release, unreviewed = check.release_id, not check.reviewed
     gateway = await asyncio.to_thread(open_gateway, deployment, code,
-                                      bundle=check.policy_bundle())
+                                      bundle=check.policy_bundle(), log_storage=log_storage)
     # -- end of the releases self-check --
     try:
         await gateway.announce_start(unreviewed=unreviewed, release=release)
@@ -268,11 +247,12 @@ async def start_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
 
 
 async def serve_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
-                        release: str | None = None, http: str = "auto") -> None:
+                        http: str = "auto", log_storage: LogStorage | None = None) -> None:
     """Serve one jurisdiction's gateway on its configured address until stopped.
 
     If it cannot start (bundle unreadable, store, keys or log unavailable), it
     serves a refusing app answering 503 with the reason instead (fail closed).
+    ``log_storage`` replaces the configured log storage (as :func:`open_gateway`).
     """
     import uvicorn
 
@@ -282,7 +262,8 @@ async def serve_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
     gateway: Gateway | None = None
     app: Any
     try:
-        gateway = await start_gateway(deployment, code, unreviewed=unreviewed, release=release)
+        gateway = await start_gateway(deployment, code, unreviewed=unreviewed,
+                                      log_storage=log_storage)
         app = create_app(gateway)
     except BordergateError as exc:
         log.error("gateway %s refuses to serve: [%s] %s", code, exc.code, exc)
@@ -323,8 +304,9 @@ def _provision_one(code: str, j: Jurisdiction) -> list[str]:
     if not j.log.key_file.exists():
         write_key(j.log.key_file, Signer.generate(j.log.origin).key_string)
         done.append(f"{code}: log signing key {j.log.key_file}")
-    if not j.log.storage.startswith(("postgresql://", "postgres://")):
-        Path(j.log.storage).mkdir(parents=True, exist_ok=True)
+    location = parse_log_location(j.log.storage)
+    if location.kind == "directory":
+        Path(location.target).mkdir(parents=True, exist_ok=True)
     storage = open_storage(j.log.storage)
     try:
         if storage.read(CHECKPOINT_PATH) is None:
@@ -332,8 +314,8 @@ def _provision_one(code: str, j: Jurisdiction) -> list[str]:
             done.append(f"{code}: log {j.log.origin} at {j.log.storage}")
     finally:
         storage.close()
-    if j.keys.get("backend", "file") == "file":
-        Path(str(j.keys["path"])).parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(j.keys, KeyFileSettings):
+        j.keys.path.parent.mkdir(parents=True, exist_ok=True)
     backend = open_key_backend(j.keys, jurisdiction=code, create=True)
     try:
         if not backend.versions():

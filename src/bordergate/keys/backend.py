@@ -22,12 +22,39 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from bordergate.errors import ConfigError
 
-__all__ = ["KeyBackend", "open_key_backend"]
+__all__ = [
+    "KeyBackend",
+    "KeyBackendSettings",
+    "KeyFileSettings",
+    "Pkcs11Settings",
+    "open_key_backend",
+    "parse_key_backend",
+]
+
+
+@dataclass(frozen=True)
+class KeyFileSettings:
+    """The ``file`` backend: one 0600 KEK file."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class Pkcs11Settings:
+    """The ``pkcs11`` backend: a token of a PKCS#11 module; the PIN is in ``pin_env``."""
+
+    library: str
+    token: str
+    pin_env: str
+
+
+KeyBackendSettings = KeyFileSettings | Pkcs11Settings
 
 
 @runtime_checkable
@@ -88,44 +115,65 @@ class KeyBackend(Protocol):
         ...
 
 
-def open_key_backend(spec: Mapping[str, object], *, jurisdiction: str,
-                     base_dir: Path | None = None, create: bool = False) -> KeyBackend:
-    """Open the backend a deployment's ``[jurisdictions.<j>.keys]`` table names.
+def parse_key_backend(spec: Mapping[str, object], *, where: str = "keys",
+                      base_dir: Path | None = None) -> KeyBackendSettings:
+    """The typed settings of a ``[jurisdictions.<j>.keys]`` table (checked once, at load).
 
-    ``{backend = "file", path = "keys/us.kek"}`` (path relative to ``base_dir``),
-    or ``{backend = "pkcs11", library = "/usr/lib/softhsm/libsofthsm2.so",
-    token = "bordergate-us", pin_env = "BORDERGATE_US_PIN"}`` (the PIN is read
-    from that environment variable, never from the file).  ``create`` lets the
-    file backend create a missing key file (``bordergate keys init``).
+    ``{backend = "file", path = "keys/us.kek"}`` (path relative to ``base_dir``;
+    ``file`` is the default backend), or ``{backend = "pkcs11", library =
+    "/usr/lib/softhsm/libsofthsm2.so", token = "bordergate-us", pin_env =
+    "BORDERGATE_US_PIN"}`` (the PIN is read from that environment variable when
+    the backend is opened, never from the file).  ``where`` prefixes messages.
 
     Raises:
-        ConfigError: ``key_backend_config`` for an unknown backend or missing
-            setting, and as the chosen backend raises when opening.
-        Unavailable: if the backend cannot be reached.
+        ConfigError: ``key_backend_config`` for an unknown backend, an unknown
+            key or a missing setting (the message names the key).
     """
     kind = spec.get("backend", "file")
-    if kind == "file":
-        path = spec.get("path")
-        if not isinstance(path, str) or not path:
-            raise ConfigError("keys: the file backend needs path = \"...\"",
+    allowed = {"file": {"backend", "path"},
+               "pkcs11": {"backend", "library", "token", "pin_env"}}.get(str(kind))
+    if allowed is None:
+        raise ConfigError(f"{where}.backend: unknown backend {kind!r} (file or pkcs11)",
+                          code="key_backend_config")
+    unknown = sorted(set(spec) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: not a setting of the {kind} backend",
+                          code="key_backend_config")
+    values = {}
+    for name in sorted(allowed - {"backend"}):
+        value = spec.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{where}.{name}: the {kind} backend needs {name} = \"...\"",
                               code="key_backend_config")
-        full = Path(path) if base_dir is None else base_dir / path
+        values[name] = value
+    if kind == "file":
+        path = Path(values["path"])
+        return KeyFileSettings(path if base_dir is None or path.is_absolute()
+                               else base_dir / path)
+    return Pkcs11Settings(library=values["library"], token=values["token"],
+                          pin_env=values["pin_env"])
+
+
+def open_key_backend(settings: KeyBackendSettings, *, jurisdiction: str,
+                     create: bool = False) -> KeyBackend:
+    """Open the backend ``settings`` name (see :func:`parse_key_backend`).
+
+    ``create`` lets the file backend create a missing key file (``bordergate keys init``).
+
+    Raises:
+        ConfigError: ``key_backend_config`` if the PIN variable is not set, and
+            as the chosen backend raises when opening.
+        Unavailable: if the backend cannot be reached.
+    """
+    if isinstance(settings, KeyFileSettings):
         from bordergate.keys.backends.keyfile import LocalKeyFile
 
-        return LocalKeyFile(full, jurisdiction=jurisdiction, create=create)
-    if kind == "pkcs11":
-        library, token, pin_env = spec.get("library"), spec.get("token"), spec.get("pin_env")
-        if not all(isinstance(x, str) and x for x in (library, token, pin_env)):
-            raise ConfigError("keys: the pkcs11 backend needs library, token and pin_env",
-                              code="key_backend_config")
-        assert isinstance(library, str) and isinstance(token, str) and isinstance(pin_env, str)
-        pin = os.environ.get(pin_env)
-        if not pin:
-            raise ConfigError(f"keys: environment variable {pin_env} (the token PIN) is not set",
-                              code="key_backend_config")
-        from bordergate.keys.backends.hsm import Pkcs11Backend
+        return LocalKeyFile(settings.path, jurisdiction=jurisdiction, create=create)
+    pin = os.environ.get(settings.pin_env)
+    if not pin:
+        raise ConfigError(f"keys: environment variable {settings.pin_env} (the token PIN) "
+                          "is not set", code="key_backend_config")
+    from bordergate.keys.backends.hsm import Pkcs11Backend
 
-        return Pkcs11Backend(library=library, token_label=token, pin=pin,
-                             jurisdiction=jurisdiction)
-    raise ConfigError(f"keys: unknown backend {kind!r} (file or pkcs11)",
-                      code="key_backend_config")
+    return Pkcs11Backend(library=settings.library, token_label=settings.token, pin=pin,
+                         jurisdiction=jurisdiction)

@@ -24,7 +24,12 @@ from typing import Annotated
 import typer
 
 from bordergate.errors import BordergateError, ConfigError, Conflict, Unavailable
-from bordergate.keys.backend import KeyBackend, open_key_backend
+from bordergate.keys.backend import (
+    KeyBackend,
+    KeyFileSettings,
+    Pkcs11Settings,
+    open_key_backend,
+)
 from bordergate.keys.events import KeyEvent
 
 __all__ = ["app"]
@@ -55,12 +60,14 @@ def _backend(jurisdiction: str, backend: str, *, key_file: Path | None, library:
              token: str | None, pin_env: str, create: bool = False) -> KeyBackend:
     if backend == "file":
         path = key_file or Path(f"{jurisdiction}.kek")
-        return open_key_backend({"backend": "file", "path": str(path)},
-                                jurisdiction=jurisdiction, create=create)
+        return open_key_backend(KeyFileSettings(path), jurisdiction=jurisdiction,
+                                create=create)
+    if backend != "pkcs11":
+        raise ConfigError(f"--backend {backend!r}: file or pkcs11", code="key_backend_config")
     if token is None:
         raise ConfigError("--token is required with --backend pkcs11", code="key_backend_config")
-    return open_key_backend({"backend": backend, "library": library, "token": token,
-                             "pin_env": pin_env}, jurisdiction=jurisdiction)
+    return open_key_backend(Pkcs11Settings(library=library, token=token, pin_env=pin_env),
+                            jurisdiction=jurisdiction)
 
 
 def _print(event: KeyEvent) -> None:

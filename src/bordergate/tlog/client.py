@@ -21,6 +21,7 @@ from typing import Protocol
 import httpx
 
 from bordergate.errors import NotFound, Unavailable, VerificationError
+from bordergate.locations import parse_log_source
 from bordergate.tlog import merkle
 from bordergate.tlog.checkpoint import SignedCheckpoint, open_checkpoint
 from bordergate.tlog.cosignature import CosignatureVerifier
@@ -120,10 +121,16 @@ class HttpSource:
 
 
 def open_source(location: str) -> LogSource:
-    """A source for a directory path or an ``http(s)://`` base URL."""
-    if location.startswith(("http://", "https://")):
-        return HttpSource(location)
-    return DirectorySource(location)
+    """A source for a directory path or an ``http(s)://`` base URL.
+
+    Raises:
+        ConfigError: ``log_location`` for another URL scheme
+            (:func:`bordergate.locations.parse_log_source`).
+    """
+    where = parse_log_source(location)
+    if where.kind == "http":
+        return HttpSource(where.target)
+    return DirectorySource(where.target)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from typing import Annotated
 
 import typer
 
-from bordergate.errors import BordergateError, VerificationError
+from bordergate.errors import BordergateError, ConfigError, VerificationError
+from bordergate.locations import parse_log_location, parse_log_source
 from bordergate.tlog import merkle
 from bordergate.tlog.checkpoint import Checkpoint
 from bordergate.tlog.client import HttpSource, LogClient, LogSource, StorageSource
@@ -63,6 +64,9 @@ def init(directory: Path, origin: Annotated[str, typer.Option(help="the log's or
         typer.echo(f"error [invalid_origin]: {e}", err=True)
         raise typer.Exit(2) from None
     try:
+        if postgres and parse_log_location(postgres).kind != "postgresql":
+            raise ConfigError(f"--postgres {postgres!r}: a postgresql:// URL",
+                              code="log_location")
         directory.mkdir(parents=True, exist_ok=True)
         if postgres:
             record_postgres(directory, postgres)
@@ -194,8 +198,9 @@ def verify(location: str,
            ) -> None:
     """Verify signature, tiles and bundles against the root, and consistency with --old."""
     try:
-        source: LogSource = HttpSource(location) if location.startswith(("http://", "https://")) \
-            else StorageSource(open_log_storage(Path(location)))
+        where = parse_log_source(location)
+        source: LogSource = HttpSource(where.target) if where.kind == "http" \
+            else StorageSource(open_log_storage(Path(where.target)))
         verifier = Ed25519Verifier.from_key_string(vkey)
         cosigners = [CosignatureVerifier.from_key_string(w) for w in witness or []]
         client = LogClient(source, verifier, cosigners=cosigners, quorum=quorum)

@@ -219,9 +219,6 @@ class MemoryWitnessState:
         return True
 
 
-Stage = Callable[[str], None]
-
-
 class Witness:
     """Cosigns checkpoints of the configured logs that extend what it cosigned before."""
 
@@ -232,7 +229,6 @@ class Witness:
         state: WitnessState,
         *,
         on_evidence: Callable[[str, bytes], None] | None = None,
-        on_stage: Stage | None = None,
     ) -> None:
         """Build a witness.
 
@@ -242,14 +238,11 @@ class Witness:
             state: the durable per-log state.
             on_evidence: called with ``(origin, evidence file bytes)`` when a log
                 is caught signing two inconsistent checkpoints.
-            on_stage: test hook called with ``"before_store"`` and
-                ``"after_store"`` around each state write.
         """
         self.signer = signer
         self.logs = {origin: list(keys) for origin, keys in logs.items()}
         self.state = state
         self._on_evidence = on_evidence
-        self._on_stage = on_stage
 
     def add_checkpoint(self, body: bytes) -> bytes:
         """Handle one add-checkpoint request body; return the cosignature line(s).
@@ -267,11 +260,9 @@ class Witness:
         for _attempt in range(8):
             stored = self.state.get(checkpoint.origin)
             new = self.decide(request, signed, stored)
-            if new is not None:
-                self.stage("before_store")
-                if not self.state.compare_and_set([StateChange(checkpoint.origin, stored, new)]):
-                    continue
-                self.stage("after_store")
+            if new is not None and not self.state.compare_and_set(
+                    [StateChange(checkpoint.origin, stored, new)]):
+                continue
             return self.cosign(checkpoint)
         raise Conflict("witness state kept changing; retry", code="busy")
 
@@ -286,11 +277,6 @@ class Witness:
         if request.old_size > signed.checkpoint.size:
             raise _malformed("old size is larger than the checkpoint size")
         return request, signed
-
-    def stage(self, name: str) -> None:
-        """Call the test hook (``before_store``/``after_store``), if any."""
-        if self._on_stage is not None:
-            self._on_stage(name)
 
     def _open(self, note: bytes) -> SignedCheckpoint:
         try:
@@ -444,11 +430,9 @@ class GroupCommitWitness:
             del self._queue[: self.max_batch]
             changes = [change for change, _ in batch]
             try:
-                self.witness.stage("before_store")
                 ok = await asyncio.to_thread(self.witness.state.compare_and_set, changes)
                 if not ok:
                     raise Unavailable("witness state changed underneath", code="state_moved")
-                self.witness.stage("after_store")
             except Exception as exc:
                 self._fail(batch, exc)
                 continue

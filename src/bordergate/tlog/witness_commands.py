@@ -115,11 +115,7 @@ def serve(
     import uvicorn
 
     from bordergate.tlog.witness import Witness
-    from bordergate.tlog.witness_server import (
-        EvidenceDirectory,
-        crash_hook_from_env,
-        create_app,
-    )
+    from bordergate.tlog.witness_server import EvidenceDirectory, create_app
     from bordergate.tlog.witness_sqlite import SqliteWitnessState
 
     try:
@@ -132,7 +128,7 @@ def serve(
     except BordergateError as exc:
         raise _fail(exc) from exc
     evidence = EvidenceDirectory(evidence_dir or state.with_name(state.name + ".evidence"))
-    witness = Witness(signer, logs, store, on_evidence=evidence, on_stage=crash_hook_from_env())
+    witness = Witness(signer, logs, store, on_evidence=evidence)
     typer.echo(f"witness {signer.name} serving {len(logs)} log(s) on http://{host}:{port}")
     typer.echo(signer.verifier().key_string)
     uvicorn.run(create_app(witness), host=host, port=port, log_level="warning", access_log=False)

@@ -11,19 +11,14 @@ state, concurrent requests share one durable commit, and each is answered only
 after its state is durable (the SQLite compare-and-set also guards against
 other processes writing the same file).
 
-Test-only crash hook: if the environment variable
-``BORDERGATE_WITNESS_CRASH_AT`` is ``before_store`` or ``after_store``,
-:func:`crash_hook_from_env` returns a hook that ends the process with
-``os._exit(137)`` at that point of the first state write, without answering.
-It exists for the crash tests of the suite; never set it in a deployment.
+Crash tests wrap the witness's state store from the outside
+(``tests/tlog/crashing_witness.py``); nothing here exists for tests only.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -42,16 +37,10 @@ from bordergate.tlog.witness import (
 )
 
 __all__ = [
-    "CRASH_ENV",
     "EvidenceDirectory",
-    "crash_hook_from_env",
     "create_app",
     "witness_routes",
 ]
-
-CRASH_ENV = "BORDERGATE_WITNESS_CRASH_AT"
-_CRASH_STAGES = ("before_store", "after_store")
-
 
 async def _read_capped(request: Request, cap: int) -> bytes:
     length = request.headers.get("content-length")
@@ -90,25 +79,6 @@ def witness_routes(witness: Witness, *, max_body: int = MAX_REQUEST_SIZE) -> lis
 def create_app(witness: Witness, *, max_body: int = MAX_REQUEST_SIZE) -> Starlette:
     """A Starlette app serving one witness."""
     return Starlette(routes=witness_routes(witness, max_body=max_body))
-
-
-def crash_hook_from_env() -> Callable[[str], None] | None:
-    """The test-only crash hook named by ``BORDERGATE_WITNESS_CRASH_AT``, if set.
-
-    Raises:
-        ValueError: the variable holds an unknown stage (a broken test setup).
-    """
-    stage = os.environ.get(CRASH_ENV)
-    if not stage:
-        return None
-    if stage not in _CRASH_STAGES:
-        raise ValueError(f"{CRASH_ENV} must be one of {_CRASH_STAGES}")
-
-    def hook(name: str) -> None:
-        if name == stage:
-            os._exit(137)
-
-    return hook
 
 
 class EvidenceDirectory:

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bordergate.errors import ConfigError
 from bordergate.keys.keyring import WrappedDataKey
+from bordergate.locations import parse_store_location
 from bordergate.residency.subjects import SubjectId
 
 __all__ = [
@@ -219,27 +219,22 @@ def open_record_store(url: str, *, jurisdiction: str, base_dir: Path | None = No
 
     ``sqlite:///abs/path.db``, ``sqlite:rel/path.db`` (relative to ``base_dir``),
     a bare path ending in ``.db``, ``postgresql://...``/``postgres://...``, or
-    ``memory:``.
+    ``memory:`` (:func:`bordergate.locations.parse_store_location`).
 
     Raises:
         ConfigError: ``store_url`` for an unknown scheme, or as the backend raises.
         Unavailable: ``store_unavailable``.
     """
-    if url.startswith(("postgresql://", "postgres://")):
+    location = parse_store_location(url, base_dir=base_dir)
+    if location.kind == "postgresql":
         from bordergate.residency.stores.postgres import PostgresRecordStore
 
-        return PostgresRecordStore(url, jurisdiction=jurisdiction, pool_size=pool_size)
-    if url == "memory:":
+        return PostgresRecordStore(location.target, jurisdiction=jurisdiction,
+                                   pool_size=pool_size)
+    if location.kind == "memory":
         from bordergate.residency.stores.memory import MemoryRecordStore
 
         return MemoryRecordStore(jurisdiction)
-    if url.startswith("sqlite:") or url.endswith(".db"):
-        raw = url.removeprefix("sqlite://").removeprefix("sqlite:")
-        path = Path(raw)
-        if base_dir is not None and not path.is_absolute():
-            path = base_dir / path
-        from bordergate.residency.stores.sqlite import SqliteRecordStore
+    from bordergate.residency.stores.sqlite import SqliteRecordStore
 
-        return SqliteRecordStore(path, jurisdiction=jurisdiction)
-    raise ConfigError(f"store URL {url!r}: use sqlite:, postgresql:// or memory:",
-                      code="store_url")
+    return SqliteRecordStore(Path(location.target), jurisdiction=jurisdiction)

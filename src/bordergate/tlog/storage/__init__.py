@@ -26,7 +26,8 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-from bordergate.errors import ConfigError, VerificationError
+from bordergate.errors import VerificationError
+from bordergate.locations import parse_log_location
 from bordergate.tlog.storage.wal import WalBatch
 from bordergate.tlog.tiles import TileRef
 
@@ -94,12 +95,12 @@ def open_storage(location: str) -> LogStorage:
     """Open the storage named by ``location``: a directory or a ``postgresql://`` URL.
 
     Raises:
-        ConfigError: the location names no usable backend.
+        ConfigError: ``log_location``: the location names no usable backend
+            (:func:`bordergate.locations.parse_log_location`).
     """
-    if location.startswith(("postgresql://", "postgres://")):
+    parsed = parse_log_location(location)
+    if parsed.kind == "postgresql":
         from bordergate.tlog.storage.postgres import PostgresStorage
-        return PostgresStorage(location)
-    if "://" in location:
-        raise ConfigError(f"unsupported log storage location {location!r}")
+        return PostgresStorage(parsed.target)
     from bordergate.tlog.storage.fs import FileStorage
-    return FileStorage(location)
+    return FileStorage(parsed.target)
