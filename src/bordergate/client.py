@@ -240,7 +240,7 @@ class GatewayClient:
             except httpx.HTTPError as exc:
                 raise Unavailable(f"gateway {base} unreachable: {exc}",
                                   code="gateway_unreachable") from exc
-            if response.is_redirect:
+            if 300 <= response.status_code < 400:
                 raise UntrustedRedirect(
                     f"gateway {base} answered {response.status_code}; gateways do not "
                     "redirect, so it is not followed", home=jurisdiction,
