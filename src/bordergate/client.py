@@ -1,15 +1,21 @@
 """The Python client of bordergate gateways.
 
 :class:`GatewayClient` talks to one jurisdiction's gateway with a bearer
-token.  When a gateway answers 421 (the record or subject is homed elsewhere)
-the client follows the ``gateway`` URL named in the problem body to the home
-jurisdiction's gateway, openly (``ReadResult.gateway`` says who answered),
-using the token given for that jurisdiction.  Problem responses become the
-errors of :mod:`bordergate.errors` with the server's stable ``code``; the
-whole problem body is kept as ``error.problem``.
+token.  Which gateways serve which jurisdiction is the client's own
+configuration, a :class:`GatewayMap` (jurisdiction code -> one or more gateway
+URLs, several workers each), never something a server tells it.  When a
+gateway answers 421 (the record or subject is homed elsewhere) the client
+follows it openly (``ReadResult.gateway`` says who answered) only if the URL
+the 421 names is a configured gateway of the jurisdiction it names, and only
+with the token held for that jurisdiction; any other 421 is
+``untrusted_redirect`` and nothing is sent.  A client given one token never
+leaves that token's jurisdiction.  Problem responses become the errors of
+:mod:`bordergate.errors` with the server's stable ``code``; the whole problem
+body is kept as ``error.problem``.
 
 This module must never retry a request that the gateway refused for policy,
-and never send a token meant for one jurisdiction to another.
+never follow an HTTP redirect, never learn a gateway's jurisdiction from an
+answer, and never send a token meant for one jurisdiction to another.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import httpx
 
 from bordergate.errors import (
     BordergateError,
+    ConfigError,
     Conflict,
     InvalidInput,
     NotFound,
@@ -29,13 +36,98 @@ from bordergate.errors import (
     PushBack,
     Unauthenticated,
     Unavailable,
+    UntrustedRedirect,
     VerificationError,
     WrongJurisdiction,
 )
 
-__all__ = ["GatewayClient", "ReadResult", "error_from_problem"]
+__all__ = ["GatewayClient", "GatewayMap", "ReadResult", "error_from_problem"]
 
 _MAX_HOPS = 2
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# scheme, host, port, path: what two spellings of one gateway URL share
+_Address = tuple[str, str, int, str]
+
+
+def _address(url: str) -> _Address:
+    """The comparable address of a gateway base URL.
+
+    Raises:
+        VerificationError: not an absolute http(s) URL, or one with credentials,
+            a query or a fragment (none of which a gateway base URL has).
+    """
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise VerificationError(f"not a gateway URL: {url!r}") from exc
+    if (parsed.scheme not in _DEFAULT_PORTS or not parsed.host or parsed.userinfo
+            or parsed.query or parsed.fragment):
+        raise VerificationError(f"not a gateway URL: {url!r}")
+    port = parsed.port or _DEFAULT_PORTS[parsed.scheme]
+    return parsed.scheme, parsed.host, port, parsed.path.rstrip("/")
+
+
+class GatewayMap:
+    """The gateways of each jurisdiction, as the client's deployment configures them.
+
+    This is the only source of where a jurisdiction's token may go.  URLs are
+    compared by scheme, host, port and path (case of scheme and host, a
+    default port and a trailing slash do not matter).
+    """
+
+    def __init__(self, gateways: Mapping[str, str | Sequence[str]]) -> None:
+        """Index ``gateways``: jurisdiction code -> one gateway URL or several.
+
+        Raises:
+            ConfigError: a jurisdiction without a URL, a malformed URL, or one URL
+                configured for two jurisdictions.
+        """
+        self._by_address: dict[_Address, tuple[str, str]] = {}
+        for code, urls in gateways.items():
+            listed = [urls] if isinstance(urls, str) else list(urls)
+            if not listed:
+                raise ConfigError(f"gateway map: jurisdiction {code!r} has no gateway URL")
+            for url in listed:
+                self._add(code, url)
+
+    def _add(self, code: str, url: str) -> None:
+        try:
+            address = _address(url)
+        except VerificationError as exc:
+            raise ConfigError(f"gateway map: {exc}") from exc
+        known = self._by_address.get(address)
+        if known is not None and known[0] != code:
+            raise ConfigError(f"gateway map: {url} is configured for both {known[0]!r} "
+                              f"and {code!r}")
+        self._by_address.setdefault(address, (code, url.rstrip("/")))
+
+    def jurisdiction_of(self, url: str) -> str | None:
+        """The jurisdiction whose configured gateway ``url`` is, or None."""
+        try:
+            known = self._by_address.get(_address(url))
+        except VerificationError:
+            return None
+        return known[0] if known else None
+
+    def gateway(self, home: str, url: object) -> str:
+        """The configured base URL that ``url`` (named by an answer) spells, if it is
+        a configured gateway of ``home``.
+
+        Raises:
+            UntrustedRedirect: ``url`` is not a configured gateway of ``home``.
+        """
+        location = url if isinstance(url, str) else None
+        try:
+            known = self._by_address.get(_address(url)) if isinstance(url, str) else None
+        except VerificationError:
+            known = None
+        if known is None or known[0] != home:
+            raise UntrustedRedirect(
+                f"a gateway redirected to {location!r} for jurisdiction {home!r}, which "
+                "is not a gateway of that jurisdiction in this client's map; nothing sent",
+                home=home, location=location)
+        return known[1]
 
 
 @dataclass(frozen=True)
@@ -65,8 +157,9 @@ def error_from_problem(status: int, body: Mapping[str, Any]) -> BordergateError:
     detail = str(body.get("detail") or body.get("title") or f"HTTP {status}")
     error: BordergateError
     if status == 421:
+        location = body.get("gateway")
         error = WrongJurisdiction(detail, home=str(body.get("home", "")),
-                                  location=body.get("gateway"))
+                                  location=location if isinstance(location, str) else None)
     elif status == 401:
         error = Unauthenticated(detail, code=code)
     elif status == 404:
@@ -88,26 +181,35 @@ def error_from_problem(status: int, body: Mapping[str, Any]) -> BordergateError:
 
 
 class GatewayClient:
-    """A client of one gateway that follows 421s to the home gateway."""
+    """A client of one gateway that follows 421s to configured home gateways only."""
 
     def __init__(self, base_url: str, token: str | Mapping[str, str], *,
-                 timeout: float = 10.0, transport: httpx.BaseTransport | None = None,
-                 jurisdictions: Mapping[str, str] | None = None) -> None:
-        """Bind a gateway and the token(s) to present.
+                 gateways: GatewayMap | Mapping[str, str | Sequence[str]],
+                 timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
+        """Bind a gateway, the gateways of every jurisdiction and the token(s) to present.
 
         Args:
-            base_url: the gateway asked first.
-            token: one bearer token, or tokens by jurisdiction code (needed to
-                follow a 421 to another jurisdiction's gateway).
+            base_url: the gateway asked first; one of ``gateways``.
+            token: one bearer token (for ``base_url``'s jurisdiction only: such a
+                client never follows a 421 to another jurisdiction), or tokens by
+                jurisdiction code.
+            gateways: jurisdiction code -> its gateway URL(s), from the client's own
+                configuration; a 421 is followed only to a URL listed here for the
+                jurisdiction it names.
             timeout: per-request timeout, seconds.
             transport: an httpx transport (tests).
-            jurisdictions: gateway base URL -> jurisdiction code, to pick the
-                token when ``token`` is a mapping (learnt from 421s otherwise).
+
+        Raises:
+            ConfigError: ``gateways`` is malformed or does not list ``base_url``.
         """
-        self.base_url = base_url.rstrip("/")
-        self._tokens = token
-        self._homes = {k.rstrip("/"): v for k, v in (jurisdictions or {}).items()}
-        self._http = httpx.Client(timeout=timeout, transport=transport)
+        self.gateways = gateways if isinstance(gateways, GatewayMap) else GatewayMap(gateways)
+        jurisdiction = self.gateways.jurisdiction_of(base_url)
+        if jurisdiction is None:
+            raise ConfigError(f"{base_url} is not a gateway in the client's gateway map")
+        self.jurisdiction = jurisdiction
+        self.base_url = self.gateways.gateway(jurisdiction, base_url)
+        self._tokens = {jurisdiction: token} if isinstance(token, str) else dict(token)
+        self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
 
     def close(self) -> None:
         """Close connections."""
@@ -119,36 +221,43 @@ class GatewayClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _token(self, base: str) -> str:
-        if isinstance(self._tokens, str):
-            return self._tokens
-        home = self._homes.get(base)
-        if home is None or home not in self._tokens:
-            raise Unauthenticated(f"no token for the gateway at {base}", code="token_missing")
-        return self._tokens[home]
+    def _token(self, jurisdiction: str) -> str:
+        token = self._tokens.get(jurisdiction)
+        if token is None:
+            raise Unauthenticated(f"no token for jurisdiction {jurisdiction}",
+                                  code="token_missing")
+        return token
 
     def _call(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
               json: object = None, headers: Mapping[str, str] | None = None
               ) -> tuple[str, httpx.Response]:
-        base = self.base_url
+        base, jurisdiction = self.base_url, self.jurisdiction
         for _ in range(_MAX_HOPS + 1):
-            sent = {"Authorization": f"Bearer {self._token(base)}", **(headers or {})}
+            sent = {"Authorization": f"Bearer {self._token(jurisdiction)}", **(headers or {})}
             try:
                 response = self._http.request(method, base + path, params=params, json=json,
                                               headers=sent)
             except httpx.HTTPError as exc:
                 raise Unavailable(f"gateway {base} unreachable: {exc}",
                                   code="gateway_unreachable") from exc
+            if 300 <= response.status_code < 400:
+                raise UntrustedRedirect(
+                    f"gateway {base} answered {response.status_code}; gateways do not "
+                    "redirect, so it is not followed", home=jurisdiction,
+                    location=response.headers.get("Location"))
             if response.status_code < 400:
                 return base, response
-            body = _problem(response)
-            error = error_from_problem(response.status_code, body)
-            if isinstance(error, WrongJurisdiction) and error.location:
-                home_url = str(error.location).rstrip("/")
-                self._homes.setdefault(home_url, error.home)
-                base = home_url
-                continue
-            raise error
+            error = error_from_problem(response.status_code, _problem(response))
+            if not isinstance(error, WrongJurisdiction) or not error.location:
+                raise error
+            try:  # checked against the client's own map before anything is sent there
+                base = self.gateways.gateway(error.home, error.location)
+            except UntrustedRedirect as untrusted:
+                setattr(untrusted, "problem", getattr(error, "problem", {}))  # noqa: B010
+                raise
+            if error.home not in self._tokens:
+                raise error  # a one-token client never leaves its jurisdiction
+            jurisdiction = error.home
         raise WrongJurisdiction("too many 421 redirections", home="")
 
     # -- data ------------------------------------------------------------------

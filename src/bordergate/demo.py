@@ -252,8 +252,7 @@ class Demo:
 
     def client(self, who: str, code: str) -> GatewayClient:
         p = self.principals[who]
-        return GatewayClient(self.urls[code], p.tokens,
-                             jurisdictions={u: c for c, u in self.urls.items()})
+        return GatewayClient(self.urls[code], p.tokens, gateways=self.urls)
 
     # -- 4. seeding ---------------------------------------------------------------------
     def seed(self) -> None:

@@ -6,7 +6,9 @@ codes never change once published.  The message is for people and may change.
 
     BordergateError                 base; never raised itself
     +-- VerificationError           untrusted input (a note, checkpoint, proof, tile,
-    |                               token, log entry) is malformed or does not verify
+    |   |                           token, log entry) is malformed or does not verify
+    |   +-- UntrustedRedirect       a gateway sent the client to an address its own map
+    |                               does not list for that jurisdiction; nothing sent
     +-- InvalidInput                a caller's request is malformed (maps to 4xx)
     |   +-- Unauthenticated         no, or a bad, bearer token (401)
     |   +-- NotFound                the thing asked for does not exist (404)
@@ -37,6 +39,7 @@ __all__ = [
     "PushBack",
     "Unauthenticated",
     "Unavailable",
+    "UntrustedRedirect",
     "VerificationError",
     "WrongJurisdiction",
 ]
@@ -62,6 +65,21 @@ class VerificationError(BordergateError):
 
     default_code = "verification_failed"
     http_status = 422
+
+
+class UntrustedRedirect(VerificationError):
+    """A gateway named, in a 421 or an HTTP redirect, an address that the client's own
+    gateway map does not list for the jurisdiction named; nothing was sent there.
+
+    ``home`` is the jurisdiction the answer named and ``location`` the address.
+    """
+
+    default_code = "untrusted_redirect"
+
+    def __init__(self, message: str, *, home: str, location: str | None) -> None:
+        super().__init__(message)
+        self.home = home
+        self.location = location
 
 
 class InvalidInput(BordergateError):

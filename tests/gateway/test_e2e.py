@@ -216,8 +216,7 @@ def test_foreign_subject_is_421_to_its_home_and_the_client_follows(
                     params={"purpose": "erasure"}, headers=tokens.header(local_eu, "us"))
     assert r.status_code == 421 and r.json()["gateway"] == running.urls["eu"]
     tokens_by_home = {code: tokens.token(local_eu, code) for code in running.urls}
-    with GatewayClient(running.urls["us"], tokens_by_home,
-                       jurisdictions={v: k for k, v in running.urls.items()}) as client:
+    with GatewayClient(running.urls["us"], tokens_by_home, gateways=running.urls) as client:
         result = client.read("users", subject, purpose="operations")
     assert result.gateway == running.urls["eu"]
     assert result.fields["email"] == values["email"]
@@ -231,7 +230,7 @@ def test_client_round_trip_write_read_export_erase(
     k-anonymous aggregate and erases; a denied read raises PolicyDenied with the log index."""
     url = running.urls["cn"]
     local = Principal("local-cn", "ttcn", "local", "cn", frozenset({"engineer"}))
-    with GatewayClient(url, tokens.token(local, "cn")) as client:
+    with GatewayClient(url, tokens.token(local, "cn"), gateways=running.urls) as client:
         subjects = []
         for i in range(4):
             subject = client.mint_subject()
@@ -248,7 +247,7 @@ def test_client_round_trip_write_read_export_erase(
         erased = client.erase(subjects[0])
         assert erased["records"] == 1 and erased["data_key_destroyed"]
     parent = Principal("parent-abroad", "bytedance", "parent", "us", frozenset())
-    with GatewayClient(url, tokens.token(parent, "cn")) as client:
+    with GatewayClient(url, tokens.token(parent, "cn"), gateways=running.urls) as client:
         with pytest.raises(PolicyDenied) as denied:
             client.read("profiles", subjects[1], purpose="operations", fields=["gender"])
         assert denied.value.problem["log"]["index"] > 0  # type: ignore[attr-defined]
