@@ -158,7 +158,7 @@ def test_nothing_points_at_a_design_file_outside_the_repository() -> None:
      ("tests/test_entries.py::test_pseudonyms_are_keyed_and_provable", True),
      ("src/bordergate/no_such_module.py", False), ("src/bordergate/nowhere/", False),
      ("tests/test_entries.py::test_that_was_renamed", False), ("../outside.py", False)],
-    ids=lambda v: str(v),
+    ids=str,
 )
 def test_the_reference_check_tells_present_from_gone(reference: str, resolves: bool) -> None:
     """Behaviour: the table check itself accepts what exists and names what does not
