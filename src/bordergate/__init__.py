@@ -1,6 +1,6 @@
 """bordergate: jurisdiction-bound personal data behind a logged policy gate.
 
-The package is split into one room per concern (see docs/ and DESIGN.md):
+The package is split into one room per concern (see docs/design.md):
 ``tlog`` (the verifiable log), ``residency`` (where data lives), ``keys`` (key
 custody), ``policy`` (Cedar decisions), ``gateway`` (the HTTP API),
 ``releases`` (reviewed code and policy), ``audit`` (the auditor's checks).

@@ -2,7 +2,7 @@
 process): a clean run has zero findings, the demo's bad actor gives exactly its three
 finding kinds, tampering is caught by the log check before any replay, runs are
 incremental, and every finding carries an inclusion proof that verifies against the
-audited checkpoint alone (DESIGN.md Audit; promises 4, 5, 6, 7)."""
+audited checkpoint alone (docs/design.md, the auditor; promises 4, 5, 6, 7)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The audit report and the gateway dashboard in real headless Chromium (Playwright,
 /usr/bin/chromium): they load with no console errors and no network, their charts
-render as non-empty SVG, and screenshots are saved under test-artifacts/ (DESIGN.md
-Audit: a report people can read; the dashboard for custodians and monitors)."""
+render as non-empty SVG, and screenshots are saved under test-artifacts/ (docs/design.md,
+the auditor: a report people can read; the dashboard for custodians and monitors)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The entry-by-entry inspection: each violation kind, injected on purpose, is found
-at the right index, and honest entries give no finding (DESIGN.md Audit; promises 4, 6, 7)."""
+at the right index, and honest entries give no finding (docs/design.md, the auditor;
+promises 4, 6, 7)."""
 
 from __future__ import annotations
 
@@ -132,7 +133,7 @@ def test_data_flow_rules_hold_even_under_a_permissive_policy(principal: object, 
 
 
 def test_restricted_to_parent_at_home() -> None:
-    """DESIGN.md data model: restricted data is never readable by the parent organisation."""
+    """docs/design.md, data model: restricted data is never readable by the parent organisation."""
     f = EntryFactory(permissive_bundle())
     at_home = PARENT.__class__("pat", "bytedance", "parent", "us", frozenset())
     assert kinds(inspect([f.access(at_home, ["government_id"])], f)) == [
@@ -140,7 +141,7 @@ def test_restricted_to_parent_at_home() -> None:
 
 
 def test_exports_respect_k_and_never_restricted() -> None:
-    """DESIGN.md data model: exports only over at least k subjects, never restricted."""
+    """docs/design.md, data model: exports only over at least k subjects, never restricted."""
     f = EntryFactory(permissive_bundle())
     log = [f.export(LOCAL, "country", 5), f.export(LOCAL, "country", 2, t=T0 + 1),
            f.export(LOCAL, "government_id", 5, t=T0 + 2)]

@@ -1,4 +1,4 @@
-"""The default policy bundle decides exactly what DESIGN.md and issue 5 state.
+"""The default policy bundle decides exactly what docs/design.md and issue 5 state.
 
 The expectation functions below restate the trusted-partner rules in plain
 Python, independently of the Cedar text, and every combination is checked.

@@ -2,7 +2,7 @@
 
 A :class:`LogInspector` is fed the entries of one jurisdiction's log in index
 order, after the log-level check (:mod:`bordergate.audit.logcheck`) verified
-them, and finds what DESIGN.md's Audit section asks for:
+them, and finds what docs/design.md ("The auditor") asks for:
 
 * **replay** (promise 4): every ``access``, ``write``, ``export`` and ``erase``
   decision, and the ``approve`` decision of approval changes, is re-evaluated

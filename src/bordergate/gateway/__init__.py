@@ -3,7 +3,7 @@
 For every request it authenticates the principal (``auth``), resolves the
 subject's home (421 if elsewhere), asks the policy for one decision per field,
 fetches and decrypts only the allowed fields, logs the decision and waits until
-it is durably sequenced, and only then responds (DESIGN.md promises 2 and 3).
+it is durably sequenced, and only then responds (docs/design.md, promises 2 and 3).
 It must never release a byte of subject data whose decision is not in the log.
 """
 

@@ -3,7 +3,7 @@
 The gateway asks the policy one question per field of a request; this module
 builds those ``DecisionInput``s, explains each denial to the caller (the
 ``withheld`` list of a read) and builds the canonical log entries that record
-the decisions (DESIGN.md promises 4 and 7, docs/log-entries.md):
+the decisions (docs/design.md, promises 4 and 7; docs/log-entries.md):
 
 * every decision carries its complete ``DecisionInput`` JSON (principal, action,
   resource attributes, context), so an auditor can replay it with the bundle

@@ -1,6 +1,6 @@
 """The gateway of one jurisdiction: authenticate, resolve, decide, fetch, log, answer.
 
-:class:`Gateway` is the data path of DESIGN.md ("The data path of one read"),
+:class:`Gateway` is the data path of docs/design.md ("Data path"),
 independent of HTTP: the Starlette layer (``gateway.app``) parses requests and
 renders answers, this class does the work in the order the promises demand:
 

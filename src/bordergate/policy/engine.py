@@ -7,7 +7,7 @@ asks one decision per field (or field class) of an HTTP request, in one batch.
 Each ``Decision`` names the ``@id`` annotations of the policies that determined
 it (the satisfied permits when allowed, the satisfied forbids when denied by a
 forbid, none when nothing permitted).  ``replay`` re-evaluates a recorded
-decision input, for the audit (DESIGN.md promise 4).
+decision input, for the audit (docs/design.md, promise 4).
 
 Cedar requests are built only from the decision input, so the input is the
 whole truth of the decision.  Speed comes from parsing once: the policy set
@@ -247,7 +247,7 @@ class PolicyEngine:
 
         Equal inputs are equal keys; and when no policy reads a field's name,
         fields differing only in name are too (the gateway's one evaluation per
-        data class, DESIGN.md "The data path of one read").
+        data class, docs/design.md "A read").
         """
         resource = item.resource
         if isinstance(resource, Field) and not self.bundle.reads_field_name:

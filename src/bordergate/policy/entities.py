@@ -3,7 +3,7 @@
 A ``DecisionInput`` is the complete input of one Cedar decision.  Every
 attribute the policy can read is a field here and nothing else is, so the
 JSON form (``to_json``) stored in the access entry lets an auditor rebuild the
-exact request and replay it (DESIGN.md promise 4).  ``from_json`` parses such a
+exact request and replay it (docs/design.md, promise 4).  ``from_json`` parses such a
 recorded form back; it treats the bytes as untrusted.
 
 Values here are plain data: this module must never read files, clocks or

@@ -1,7 +1,7 @@
 """Code and policy transparency: manifests, reviews and the start-up self-check.
 
 A gateway serves only code and policy whose digests appear in an approved
-``release`` entry of its log (DESIGN.md promise 6).  This package computes those
+``release`` entry of its log (docs/design.md, promise 6).  This package computes those
 digests (``releases.digest``) and, later, records and checks releases.  It must
 never serve or decide anything itself.
 """

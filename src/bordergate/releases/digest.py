@@ -1,7 +1,7 @@
 """The canonical-file-list digest of a directory (policy bundles, packages).
 
 One scheme, used for the policy bundle digest in every decision entry and for
-the package digest in release entries (DESIGN.md promises 4 and 6), chosen so
+the package digest in release entries (docs/design.md, promises 4 and 6), chosen so
 that anyone can recompute it with standard tools:
 
 1. Take every regular file under the directory, at any depth, skipping every

@@ -1,6 +1,6 @@
 """Release manifests: what exactly a release is, as canonical JSON.
 
-A manifest names the code and the policy a gateway may run (DESIGN.md
+A manifest names the code and the policy a gateway may run (docs/design.md,
 promise 6)::
 
     {"format": "bordergate-release/1",

@@ -60,7 +60,7 @@ _FIELD_KEYS = frozenset({"class", "type", "required", "max_length", "description
 
 
 class FieldClass(enum.StrEnum):
-    """How sensitive a field is (DESIGN.md, data model)."""
+    """How sensitive a field is (docs/design.md, data model)."""
 
     PUBLIC = "public"
     PROTECTED = "protected"
