@@ -29,6 +29,7 @@ class MemoryRecordStore:
     """Records and wrapped data keys of one jurisdiction, in memory."""
 
     kind = "memory"
+    inline_point_reads = True  # a dict lookup under a lock held only briefly
 
     def __init__(self, jurisdiction: str) -> None:
         self._jurisdiction = parse_jurisdiction(jurisdiction)
