@@ -19,8 +19,14 @@ impossible); their key events are logged right after.  If the log cannot
 be written, the key backend or the store is down: ``Unavailable`` (503) and
 nothing is released.
 
+Every store, key-backend and file call runs on a worker thread
+(``_off_loop``), except the bounded point reads of one record that the vault
+declares cheap enough for the event loop (``_point_read``, see
+``Vault.inline_point_reads``): a long export never stalls other requests.
+
 This module must never return or log a value, or log a raw subject or record
-id; and never answer before the entry that justifies the answer is durable.
+id; never answer before the entry that justifies the answer is durable; and
+never call a store or key backend on the event loop except through those two.
 """
 
 from __future__ import annotations
