@@ -23,6 +23,7 @@ import asyncio
 import os
 import random
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -146,3 +147,75 @@ def test_reads_stay_fast_while_exports_over_100k_subjects_run(tmp_path: Path) ->
     assert _p99(latencies) < 0.050, (
         f"p99 {_p99(latencies) * 1000:.1f} ms over {len(latencies)} reads during "
         f"{len(answers)} exports")
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["store-declares-inline", "store-does-not"])
+def test_point_reads_run_inline_only_when_the_store_declares_them_cheap(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inline: bool) -> None:
+    """Issue 10 item 3: a read's record fetch runs on the event loop's thread only when
+    the store declares its point reads cheap (``inline_point_reads``, not its kind);
+    writes and exports run on a worker thread whatever the store declares."""
+    monkeypatch.setattr(SqliteRecordStore, "inline_point_reads", inline)
+    deployment = load_config(write_deployment(tmp_path))
+    gateway = open_gateway(deployment, "us", log_storage=MemoryStorage())
+    threads: dict[str, set[int]] = {}
+    vault = gateway.vault
+    for name in ("get", "put", "aggregate"):
+        def spy(*args: object, _name: str = name, _call: object = getattr(vault, name),
+                **kwargs: object) -> object:
+            threads.setdefault(_name, set()).add(threading.get_ident())
+            assert callable(_call)
+            return _call(*args, **kwargs)
+        monkeypatch.setattr(vault, name, spy)
+    auth = Tokens().header(LOCAL, "us")
+
+    async def main() -> int:
+        await gateway.announce_start(unreviewed=True, release=None)
+        transport = httpx.ASGITransport(app=create_app(gateway))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            subject = (await client.post("/v1/subjects", headers=auth)).json()["subject"]
+            r = await client.put(f"/v1/profiles/{subject}", headers=auth,
+                                 params={"purpose": "operations"},
+                                 json={"subject": subject, "values": {
+                                     "language": "de", "private_account": False}})
+            assert r.status_code == 200, r.text
+            r = await client.get(f"/v1/profiles/{subject}", headers=auth,
+                                 params={"fields": "language", "purpose": "operations"})
+            assert r.status_code == 200, r.text
+            r = await client.post("/v1/exports", headers=auth, json={
+                "collection": "profiles", "group_by": "language",
+                "purpose": "analytics_aggregate", "min_subjects": 1})
+            assert r.status_code == 200, r.text
+        return threading.get_ident()
+
+    try:
+        loop_thread = asyncio.run(main())
+    finally:
+        gateway.close()
+    assert gateway.vault.inline_point_reads is inline
+    assert (threads["get"] == {loop_thread}) is inline
+    assert loop_thread not in threads["put"] | threads["aggregate"]
+
+
+def test_stores_and_key_backends_declare_what_may_run_on_the_loop() -> None:
+    """Issue 10 item 3: the embedded stores declare cheap point reads, PostgreSQL (a
+    network round trip) does not; in-memory KEKs unwrap inline, a PKCS#11 token does
+    not; a vault reads inline only when both its store and its key backend allow it."""
+    from bordergate.keys.backends.hsm import Pkcs11Backend
+    from bordergate.keys.backends.keyfile import LocalKeyFile
+    from bordergate.keys.backends.memory import MemoryKeyBackend
+    from bordergate.keys.keyring import KeyRing
+    from bordergate.residency.schema import demo_schema_path, load_schema
+    from bordergate.residency.stores.memory import MemoryRecordStore
+    from bordergate.residency.stores.postgres import PostgresRecordStore
+
+    assert SqliteRecordStore.inline_point_reads and MemoryRecordStore.inline_point_reads
+    assert not PostgresRecordStore.inline_point_reads
+    assert LocalKeyFile.inline_unwraps and MemoryKeyBackend.inline_unwraps
+    assert not Pkcs11Backend.inline_unwraps
+    schema = load_schema(demo_schema_path())
+    store = MemoryRecordStore("us")
+    backend = MemoryKeyBackend("us", seed=b"bordergate gateway test-only KEK seed")
+    assert Vault(schema, store, KeyRing(backend, store)).inline_point_reads
+    backend.inline_unwraps = False  # as a token-backed backend declares
+    assert not Vault(schema, store, KeyRing(backend, store)).inline_point_reads
