@@ -5,7 +5,7 @@ then reads by 24 principals at home and abroad, Zipf-weighted, four field sets,
 four purposes, about 2,000 requests per second of log time, with and without a
 valid approval) in a temporary directory with the real sequencer.  Decision lists
 are made by the real engine and entry builder (``decision_records``,
-``encode_with_decisions``): one entry per distinct request and second, whose
+``entries.encode_entry_with``): one entry per distinct request and second, whose
 fixed-width subject, record and millisecond fields are then varied per entry
 (checked byte for byte against ``encode_entry`` on a sample).
 
@@ -36,8 +36,8 @@ from bordergate.audit.logcheck import audit_log
 from bordergate.audit.logstate import MemoryStateStore
 from bordergate.audit.report import build_report, write_report
 from bordergate.audit.run import run_audit
-from bordergate.entries import canonical_json, encode_entry, format_time
-from bordergate.gateway.decisions import access_outcome, decision_records, encode_with_decisions
+from bordergate.entries import canonical_json, encode_entry, encode_entry_with, format_time
+from bordergate.gateway.decisions import access_outcome, decision_records
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH, default_bundle
 from bordergate.policy.engine import PolicyEngine
 from bordergate.policy.entities import Approval, DecisionInput, Field, Principal, RequestContext
@@ -132,7 +132,7 @@ class Traffic:
                     "released": sorted(n for n, d in zip(names, decisions, strict=True)
                                        if d.allowed),
                     "gateway": "us", "release": self.release}
-            data = encode_with_decisions("access", T0 + second, body, decisions_json)
+            data = encode_entry_with("access", T0 + second, body, {"decisions": decisions_json})
             if second == 0 and who == 0 and fields == 1:  # the shortcut is byte-exact
                 assert data == encode_entry("access", T0 + second, {
                     **body, "decisions": decision_records(inputs, decisions)})

@@ -436,3 +436,43 @@ def test_direct_read_path_answers_as_the_starlette_route(harness: Harness) -> No
     routed = asyncio.run(ask(plain))
     assert [c[0] for c in direct] == [200, 200, 403, 400, 400, 400, 401, 401, 404, 421, 400, 400]
     assert direct == routed
+
+
+def test_middleware_added_to_the_app_must_be_applied_by_the_direct_read_route(
+        harness: Harness) -> None:
+    """Promises 2 and 3: the direct read route bypasses Starlette's middleware stack, so a
+    middleware added to the gateway app without being declared (and applied) by the
+    direct route makes the app refuse to serve, on the direct route and every other;
+    declaring it lets the app build."""
+    from starlette.middleware.gzip import GZipMiddleware
+
+    from bordergate.errors import ConfigError
+    from bordergate.gateway.app import GatewayApp
+
+    assert GatewayApp.DIRECT_ROUTE_MIDDLEWARE == ()
+    assert [m.cls for m in harness.app.user_middleware] == []
+    url = f"/v1/users/{harness.subject}?fields=handle&purpose=operations"
+
+    for path in (url, "/healthz"):
+        app = create_app(harness.gateway)
+        app.add_middleware(GZipMiddleware)
+
+        async def ask(client: httpx.AsyncClient, path: str = path) -> httpx.Response:
+            return await client.get(path, headers=harness.auth(LOCAL))
+
+        transport = httpx.ASGITransport(app=app)
+
+        async def main(ask: Any = ask, transport: Any = transport) -> None:
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+                await ask(client)
+
+        with pytest.raises(ConfigError) as info:
+            asyncio.run(main())
+        assert info.value.code == "direct_route_middleware_mismatch"
+
+    class Declared(GatewayApp):
+        DIRECT_ROUTE_MIDDLEWARE = (GZipMiddleware,)
+
+    declared = Declared(harness.gateway, harness.app.state.metrics)
+    declared.add_middleware(GZipMiddleware)
+    assert declared.build_middleware_stack() is not None

@@ -43,15 +43,18 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from bordergate.errors import (
     BordergateError,
+    ConfigError,
     InvalidInput,
     PushBack,
     Unavailable,
     WrongJurisdiction,
 )
 from bordergate.gateway.dashboard import dashboard_app
+from bordergate.gateway.fifo_cache import BoundedFifoCache
 from bordergate.gateway.openapi import openapi_document
 from bordergate.gateway.service import DeniedAfterLogging, Gateway, Outcome
 from bordergate.tlog.server import log_routes
@@ -339,18 +342,62 @@ class GatewayApp(Starlette):
     ``GET /v1/{collection}/{record_id}`` of a schema collection.
 
     The direct path does what the Starlette route does (same ``Gateway.read``
-    call, same answers, problem bodies, headers and metrics) without building
-    a ``Request`` and ``Response`` and without walking the route table; every
-    other request goes through Starlette.
+    call, same answers, problem bodies, headers and metrics; the differential
+    test ``test_direct_read_path_answers_as_the_starlette_route`` holds both
+    to that) without building a ``Request`` and ``Response`` and without
+    walking the route table: that is most of a read's cost in Python, and the
+    bench's ratio to a bare endpoint (issue 5) depends on it.  Every other
+    request goes through Starlette.  What the direct path skips, and why
+    nothing is lost:
+
+    * the route table: the path is matched by hand, and only for schema
+      collections (the reserved first segments ``subjects``, ``exports``,
+      ``approvals`` and ``log`` and any ``root_path`` mount go to Starlette);
+    * ``Request``/``JSONResponse``: headers and the query string are read as
+      Starlette reads them (first header wins, last query value wins, blanks
+      kept) and the body is rendered with ``JSONResponse``'s encoder;
+    * ``ServerErrorMiddleware`` and ``ExceptionMiddleware``: the direct path
+      catches every exception itself, as the routed ``_endpoint`` does
+      (problem bodies, never a stack trace);
+    * the app's user middleware: the direct path applies exactly
+      :attr:`DIRECT_ROUTE_MIDDLEWARE` (none), and :meth:`build_middleware_stack`
+      refuses to build an app whose middleware list differs, so a middleware
+      added later cannot be skipped silently on this route.
     """
+
+    #: The user middleware (``Starlette.user_middleware`` classes, in order) that
+    #: the direct read route applies itself.  Add a middleware to the app and
+    #: it must be added here *and* applied in :meth:`_read`, or the app refuses
+    #: to start.
+    DIRECT_ROUTE_MIDDLEWARE: tuple[type, ...] = ()
 
     def __init__(self, gateway: Gateway, metrics: GatewayMetrics, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._metrics = metrics
         self._collections = frozenset(gateway.schema.collections) - _RESERVED
-        self._queries: dict[bytes, dict[str, str]] = {}
+        self._queries: BoundedFifoCache[bytes, dict[str, str]] = BoundedFifoCache(_MAX_QUERIES)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """Starlette's stack, refused when its user middleware is not what the
+        direct route applies (built at start-up by the lifespan request, or
+        before the first request of either path).
+
+        Raises:
+            ConfigError: ``direct_route_middleware_mismatch``.
+        """
+        added: tuple[object, ...] = tuple(m.cls for m in self.user_middleware)
+        if added != self.DIRECT_ROUTE_MIDDLEWARE:
+            names = [getattr(cls, "__name__", repr(cls)) for cls in added]
+            raise ConfigError(
+                f"the app's middleware {names} differs from what the direct read route "
+                f"applies ({[c.__name__ for c in self.DIRECT_ROUTE_MIDDLEWARE]}): apply it "
+                "in GatewayApp._read and declare it in DIRECT_ROUTE_MIDDLEWARE",
+                code="direct_route_middleware_mismatch")
+        return super().build_middleware_stack()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.middleware_stack is None:  # checks the middleware before any direct read
+            self.middleware_stack = self.build_middleware_stack()
         if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("root_path"):
             parts = scope["path"].split("/")
             if (len(parts) == 4 and parts[1] == "v1" and parts[2] in self._collections
@@ -364,9 +411,7 @@ class GatewayApp(Starlette):
         query = self._queries.get(raw)
         if query is None:
             query = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
-            self._queries[raw] = query
-            while len(self._queries) > _MAX_QUERIES:
-                del self._queries[next(iter(self._queries))]
+            self._queries.put(raw, query)
         return query
 
     async def _read(self, scope: Any, receive: Any, send: Any, collection: str,

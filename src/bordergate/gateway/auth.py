@@ -32,6 +32,10 @@ Verification is pure: keys, issuer, audience and the time ``now`` are
 parameters.  This module must never read the wall clock, files or the network,
 and never accept a token whose signature it did not check.  ``TokenIssuer``
 signs tokens for development and the demo.
+
+``VerifiedTokenCache`` keeps verified tokens by their header text so the
+gateway checks a signature once per token; it re-applies the verifier's own
+lifetime rule (``TokenVerifier.check_lifetime``) on every use.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from bordergate.errors import ConfigError, Unauthenticated
+from bordergate.gateway.fifo_cache import BoundedFifoCache
 from bordergate.policy.entities import Principal
 
 __all__ = [
@@ -61,6 +66,8 @@ __all__ = [
     "Principal",
     "TokenIssuer",
     "TokenVerifier",
+    "VerifiedToken",
+    "VerifiedTokenCache",
     "key_id",
     "load_private_key",
     "parse_public_key",
@@ -174,6 +181,21 @@ def _number(claims: Mapping[str, Any], name: str) -> float:
     return float(value)
 
 
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """A token whose signature and claims verified: who it speaks for and when.
+
+    Attributes:
+        principal: the principal of its claims.
+        valid_from: ``max(iat, nbf)``, Unix seconds.
+        expires: ``exp``, Unix seconds.
+    """
+
+    principal: Principal
+    valid_from: float
+    expires: float
+
+
 @dataclass(frozen=True)
 class TokenVerifier:
     """Verifies bearer tokens of one jurisdiction's issuer (pure).
@@ -218,6 +240,14 @@ class TokenVerifier:
         Raises:
             Unauthenticated: see the module docstring for the codes.
         """
+        return self.authenticate_header(authorization, now=now).principal
+
+    def authenticate_header(self, authorization: str | None, *, now: float) -> VerifiedToken:
+        """As :meth:`authenticate`, returning the token's principal and lifetime.
+
+        Raises:
+            Unauthenticated: see the module docstring for the codes.
+        """
         if authorization is None or not authorization.strip():
             raise _fail("token_missing", "a bearer token is required")
         if len(authorization) > self.max_token_bytes + 32:
@@ -225,7 +255,7 @@ class TokenVerifier:
         match = _BEARER.fullmatch(authorization)
         if match is None:
             raise _fail("token_missing", "the Authorization header must be 'Bearer <token>'")
-        return self.verify(match.group(1), now=now)
+        return self.verify_token(match.group(1), now=now)
 
     def verify(self, token: str | bytes, *, now: float) -> Principal:
         """Verify a compact JWS token and return its principal.
@@ -236,6 +266,14 @@ class TokenVerifier:
 
         Returns:
             The authenticated principal.
+
+        Raises:
+            Unauthenticated: see the module docstring for the codes.
+        """
+        return self.verify_token(token, now=now).principal
+
+    def verify_token(self, token: str | bytes, *, now: float) -> VerifiedToken:
+        """As :meth:`verify`, returning the token's principal and lifetime.
 
         Raises:
             Unauthenticated: see the module docstring for the codes.
@@ -270,7 +308,7 @@ class TokenVerifier:
             raise _fail("token_signature_invalid", "the token signature does not verify") from exc
         except jwt.PyJWTError as exc:
             raise _fail("token_malformed", f"the token is malformed: {exc}") from exc
-        return self._principal(claims, now)
+        return self._verified(claims, now)
 
     def _key_for(self, raw: bytes) -> tuple[IssuerPublicKey, str]:
         try:
@@ -288,7 +326,22 @@ class TokenVerifier:
             raise _fail("token_algorithm_rejected", "the algorithm does not fit the issuer key")
         return key, algorithm
 
-    def _principal(self, claims: Mapping[str, Any], now: float) -> Principal:
+    def check_lifetime(self, token: VerifiedToken, now: float) -> None:
+        """Whether ``now`` lies in the token's lifetime, with the leeway: the one
+        definition of the time rules, for fresh tokens and cached ones alike.
+
+        Raises:
+            Unauthenticated: ``token_expired`` or ``token_not_yet_valid``.
+        """
+        self._check_window(token.valid_from, token.expires, now)
+
+    def _check_window(self, valid_from: float, expires: float, now: float) -> None:
+        if now >= expires + self.leeway:
+            raise _fail("token_expired", "the token has expired")
+        if now + self.leeway < valid_from:
+            raise _fail("token_not_yet_valid", "the token is not valid yet")
+
+    def _verified(self, claims: Mapping[str, Any], now: float) -> VerifiedToken:
         missing = [name for name in _REQUIRED if name not in claims]
         if missing:
             raise _fail("token_claims_invalid", f"missing claims: {', '.join(missing)}")
@@ -302,23 +355,66 @@ class TokenVerifier:
         not_before = _number(claims, "nbf") if "nbf" in claims else issued
         if expires - issued > self.max_lifetime or expires <= issued:
             raise _fail("token_claims_invalid", "the token lifetime is not acceptable")
-        if now >= expires + self.leeway:
-            raise _fail("token_expired", "the token has expired")
-        if now + self.leeway < max(issued, not_before):
-            raise _fail("token_not_yet_valid", "the token is not valid yet")
-        roles = claims["roles"]
-        if not isinstance(roles, list) or len(roles) > _MAX_ROLES:
-            raise _fail("token_claims_invalid", "claim 'roles' must be a list of names")
-        try:
-            return Principal(
-                id=claims["sub"],
-                org=claims["org"],
-                org_kind=claims["org_kind"],
-                location=claims["loc"],
-                roles=frozenset(roles),
-            )
-        except (ValueError, TypeError) as exc:
-            raise _fail("token_claims_invalid", f"bad principal claims: {exc}") from exc
+        valid_from = max(issued, not_before)
+        self._check_window(valid_from, expires, now)
+        return VerifiedToken(_principal(claims), valid_from, expires)
+
+
+def _principal(claims: Mapping[str, Any]) -> Principal:
+    roles = claims["roles"]
+    if not isinstance(roles, list) or len(roles) > _MAX_ROLES:
+        raise _fail("token_claims_invalid", "claim 'roles' must be a list of names")
+    try:
+        return Principal(
+            id=claims["sub"],
+            org=claims["org"],
+            org_kind=claims["org_kind"],
+            location=claims["loc"],
+            roles=frozenset(roles),
+        )
+    except (ValueError, TypeError) as exc:
+        raise _fail("token_claims_invalid", f"bad principal claims: {exc}") from exc
+
+
+class VerifiedTokenCache:
+    """Verified tokens by their exact ``Authorization`` header text (bounded FIFO).
+
+    A header is verified once (signature, issuer, audience, claims); a later
+    use of the same text skips the signature check but not the clock: the
+    cached lifetime goes through :meth:`TokenVerifier.check_lifetime`, the
+    same rule a fresh verification applies, so a cached token is never
+    accepted past its expiry or before its ``nbf``/``iat``.  Only tokens that
+    verified are cached; an expired one is dropped when it is next presented.
+    Pure like the verifier: ``now`` is a parameter.
+    """
+
+    def __init__(self, verifier: TokenVerifier, max_entries: int = 10_000) -> None:
+        self.verifier = verifier
+        self._tokens: BoundedFifoCache[str, VerifiedToken] = BoundedFifoCache(max_entries)
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def authenticate(self, authorization: str | None, now: float) -> Principal:
+        """The principal the header's token speaks for, at ``now``.
+
+        Raises:
+            Unauthenticated: as :meth:`TokenVerifier.authenticate`.
+        """
+        if authorization is not None:
+            cached = self._tokens.get(authorization)
+            if cached is not None:
+                try:
+                    self.verifier.check_lifetime(cached, now)
+                except Unauthenticated as exc:
+                    if exc.code == "token_expired":  # never valid again
+                        self._tokens.discard(authorization)
+                    raise
+                return cached.principal
+        token = self.verifier.authenticate_header(authorization, now=now)
+        assert authorization is not None  # a missing header does not verify
+        self._tokens.put(authorization, token)
+        return token.principal
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@
 independent of HTTP: the Starlette layer (``gateway.app``) parses requests and
 renders answers, this class does the work in the order the promises demand:
 
-1. authenticate the bearer token (``TokenVerifier``; verified tokens are cached
-   by their exact text, expiry re-checked on every use);
+1. authenticate the bearer token (``gateway.auth.VerifiedTokenCache``: verified
+   tokens are cached by their exact text, their lifetime re-checked on every use);
 2. resolve the record or subject to its home; elsewhere -> ``WrongJurisdiction``
    (421 with the home gateway's URL), never proxied;
 3. decide: one ``DecisionInput`` per field, all in one ``decide_many`` call;
@@ -19,19 +19,22 @@ impossible); their key events are logged right after.  If the log cannot
 be written, the key backend or the store is down: ``Unavailable`` (503) and
 nothing is released.
 
+Every store, key-backend and file call runs on a worker thread
+(``_off_loop``), except the bounded point reads of one record that the vault
+declares cheap enough for the event loop (``_point_read``, see
+``Vault.inline_point_reads``): a long export never stalls other requests.
+
 This module must never return or log a value, or log a raw subject or record
-id; and never answer before the entry that justifies the answer is durable.
+id; never answer before the entry that justifies the answer is durable; and
+never call a store or key backend on the event loop except through those two.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
-import json
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -39,30 +42,34 @@ from typing import Any, Protocol
 
 from bordergate import __version__
 from bordergate.config import Limits
-from bordergate.entries import Pseudonymizer, canonical_json, encode_entry
+from bordergate.entries import (
+    EntryTemplate,
+    EntryTime,
+    Pseudonymizer,
+    canonical_json,
+    encode_entry,
+    encode_entry_with,
+)
 from bordergate.errors import (
     BordergateError,
     InvalidInput,
     NotFound,
     PolicyDenied,
-    Unauthenticated,
     Unavailable,
     VerificationError,
     WrongJurisdiction,
 )
 from bordergate.gateway import approvals as appr
-from bordergate.gateway.auth import TokenVerifier
+from bordergate.gateway.auth import TokenVerifier, VerifiedTokenCache
 from bordergate.gateway.decisions import (
     DecisionCache,
-    EntryTemplate,
-    EntryTime,
     access_outcome,
     decision_records,
-    encode_with_decisions,
     field_inputs,
     key_event_entry,
     withheld_reason,
 )
+from bordergate.gateway.fifo_cache import BoundedFifoCache
 from bordergate.keys.events import KeyEvent
 from bordergate.policy.engine import Decision, PolicyEngine
 from bordergate.policy.entities import DecisionInput, Principal, RequestContext, Subject
@@ -80,7 +87,6 @@ __all__ = [
     "Gateway",
     "LogAppender",
     "Outcome",
-    "PrincipalCache",
     "SequencerLog",
 ]
 
@@ -88,13 +94,6 @@ _MAX_FIELDS_PARAM = 8192
 _MAX_SHAPES = 1024
 _MAX_PLANS = 4096
 _MAX_PSEUDONYMS = 65_536
-
-
-def _bounded_put(cache: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
-    """Insert, evicting the oldest entries past ``limit`` (insertion order)."""
-    cache[key] = value
-    while len(cache) > limit:
-        del cache[next(iter(cache))]
 
 
 @dataclass(frozen=True)
@@ -209,56 +208,6 @@ def _settle(turn: list[tuple[list[bytes], asyncio.Future[int]]], first: int | No
         index += len(batch)
 
 
-class PrincipalCache:
-    """Verified tokens by their exact header text; expiry re-checked on each use.
-
-    A token is verified once (signature, issuer, audience, lifetime); later
-    uses of the same bytes only re-check ``exp`` and ``nbf`` against ``now``.
-    """
-
-    def __init__(self, verifier: TokenVerifier, max_entries: int = 10_000) -> None:
-        self.verifier = verifier
-        self._cache: OrderedDict[str, tuple[Principal, float, float]] = OrderedDict()
-        self._max = max_entries
-
-    def authenticate(self, authorization: str | None, now: float) -> Principal:
-        """The principal the header's token speaks for.
-
-        Raises:
-            Unauthenticated: as ``TokenVerifier.authenticate``.
-        """
-        if authorization is not None:
-            hit = self._cache.get(authorization)
-            if hit is not None:
-                principal, not_before, expires = hit
-                leeway = self.verifier.leeway
-                if now >= expires + leeway:
-                    del self._cache[authorization]
-                    raise Unauthenticated("the token has expired", code="token_expired")
-                if now + leeway < not_before:
-                    raise Unauthenticated("the token is not valid yet",
-                                          code="token_not_yet_valid")
-                return principal
-        principal = self.verifier.authenticate(authorization, now=now)
-        assert authorization is not None
-        window = _lifetime(authorization)
-        if window is not None:
-            self._cache[authorization] = (principal, *window)
-            if len(self._cache) > self._max:
-                self._cache.popitem(last=False)
-        return principal
-
-
-def _lifetime(authorization: str) -> tuple[float, float] | None:
-    """(not before, expires) of a token whose signature was just verified."""
-    try:
-        payload = authorization.strip().split(" ")[-1].split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return float(claims.get("nbf", claims["iat"])), float(claims["exp"])
-    except (IndexError, KeyError, ValueError, TypeError, binascii.Error):
-        return None
-
-
 @dataclass
 class Outcome:
     """What an operation returns: the JSON body, the log index, the HTTP status."""
@@ -320,7 +269,7 @@ class Gateway:
         self.jurisdiction = jurisdiction
         self.schema = schema
         self.engine = engine
-        self.principals = PrincipalCache(verifier)
+        self.principals = VerifiedTokenCache(verifier)
         self.vault = vault
         self.log = log
         self.log_storage = log_storage
@@ -333,13 +282,16 @@ class Gateway:
         self.clock = clock
         self.release = release
         self.bundle_digest = engine.digest
-        self._inline_io = vault.store.kind in ("sqlite", "memory")
+        self._inline_point_reads = vault.inline_point_reads
         self._approval_lock = asyncio.Lock()
         self._decisions = DecisionCache(engine.decide_many)
-        self._shapes: dict[tuple[str, str | None, str | None], tuple[str, list[FieldSpec]]] = {}
-        self._plans: dict[tuple[Any, ...], _ReadPlan] = {}
-        self._subject_pseudonyms: dict[str, bytes] = {}
-        self._record_pseudonyms: dict[tuple[str, str], bytes] = {}
+        self._shapes: BoundedFifoCache[tuple[str, str | None, str | None],
+                                       tuple[str, list[FieldSpec]]] = BoundedFifoCache(_MAX_SHAPES)
+        self._plans: BoundedFifoCache[tuple[Any, ...], _ReadPlan] = BoundedFifoCache(_MAX_PLANS)
+        self._subject_pseudonyms: BoundedFifoCache[str, bytes] = BoundedFifoCache(
+            _MAX_PSEUDONYMS)
+        self._record_pseudonyms: BoundedFifoCache[tuple[str, str], bytes] = BoundedFifoCache(
+            _MAX_PSEUDONYMS)
         self._entry_time = EntryTime()
 
     # -- plumbing ----------------------------------------------------------
@@ -348,10 +300,18 @@ class Gateway:
         """The origin of this jurisdiction's log."""
         return self.log.origin
 
-    async def _io(self, fn: Callable[..., Any], *args: Any) -> Any:
-        # SQLite reads take microseconds: a thread hop would cost more than it saves.
-        if self._inline_io:
+    async def _point_read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A bounded read of one record of the vault: inline when the vault says
+        such reads are cheap (``Vault.inline_point_reads``: an embedded store and
+        a key backend that unwraps in memory, where a thread hop costs more than
+        the read), else on a worker thread like every other store call."""
+        if self._inline_point_reads:
             return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    async def _off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Store, key-backend and file work that may block: on a worker thread,
+        so the event loop keeps answering other requests meanwhile."""
         return await asyncio.to_thread(fn, *args)
 
     def authenticate(self, authorization: str | None) -> Principal:
@@ -390,7 +350,7 @@ class Gateway:
         if approval_id is None or approval_id == "":
             return None
         appr.parse_approval_id(approval_id)
-        record: appr.ApprovalRecord = await self._io(self.approvals.get, approval_id)
+        record: appr.ApprovalRecord = await self._off_loop(self.approvals.get, approval_id)
         return record
 
     def _entry(self, kind: str, now: float, body: dict[str, Any]) -> bytes:
@@ -412,7 +372,7 @@ class Gateway:
                         decisions_json: bytes) -> bytes:
         body.setdefault("gateway", self.jurisdiction)
         body.setdefault("release", self.release)
-        return encode_with_decisions(kind, now, body, decisions_json)
+        return encode_entry_with(kind, now, body, {"decisions": decisions_json})
 
     # -- lifecycle ---------------------------------------------------------
     async def announce_start(self, *, unreviewed: bool, release: str | None) -> int:
@@ -479,10 +439,11 @@ class Gateway:
         # fetch of the allowed fields also names the owner.
         try:
             if allowed:
-                record = await self._io(self.vault.get, collection, record_id, allowed)
+                record = await self._point_read(self.vault.get, collection, record_id, allowed)
                 owner, values = record.subject, record.values
             else:
-                owner, values = await self._io(self.vault.owner, collection, record_id), {}
+                owner, values = await self._point_read(self.vault.owner, collection,
+                                                       record_id), {}
         except NotFound:
             home = self._record_hint(record_id)
             if hinted is None and home is not None and home != self.jurisdiction:
@@ -522,7 +483,7 @@ class Gateway:
         checked = _require_purpose(purpose)
         self.engine.bundle.purpose(checked)
         shape = (checked, self._specs(collection, _requested_fields(fields)))
-        _bounded_put(self._shapes, key, shape, _MAX_SHAPES)
+        self._shapes.put(key, shape)
         return shape
 
     def _read_plan(self, principal: Principal, collection: str, purpose: str,
@@ -553,7 +514,7 @@ class Gateway:
         }, ("subject", "record", "released", "decisions"))
         plan = _ReadPlan(allowed, withheld, outcome, template, recorded,
                          canonical_json(sorted(allowed)))
-        _bounded_put(self._plans, key, plan, _MAX_PLANS)
+        self._plans.put(key, plan)
         return plan
 
     def _pseudonym_of_subject(self, subject: SubjectId) -> bytes:
@@ -562,7 +523,7 @@ class Gateway:
         hit = self._subject_pseudonyms.get(key)
         if hit is None:
             hit = canonical_json(self.pseudonyms.subject(key))
-            _bounded_put(self._subject_pseudonyms, key, hit, _MAX_PSEUDONYMS)
+            self._subject_pseudonyms.put(key, hit)
         return hit
 
     def _pseudonym_of_record(self, collection: str, record_id: str) -> bytes:
@@ -571,7 +532,7 @@ class Gateway:
         hit = self._record_pseudonyms.get(key)
         if hit is None:
             hit = canonical_json(self.pseudonyms.record(collection, record_id))
-            _bounded_put(self._record_pseudonyms, key, hit, _MAX_PSEUDONYMS)
+            self._record_pseudonyms.put(key, hit)
         return hit
 
     async def write(self, authorization: str | None, collection: str, record_id: str,
@@ -608,7 +569,7 @@ class Gateway:
         clean = coll.validate(values)
         specs = self._specs(collection, list(values))
         try:
-            owner = await self._io(self.vault.owner, collection, record_id)
+            owner = await self._point_read(self.vault.owner, collection, record_id)
         except NotFound:
             owner = subject
         if owner != subject:
@@ -637,7 +598,7 @@ class Gateway:
                                      log_index=index,
                                      members={"refused": refused,
                                               "log": {"origin": self.origin, "index": index}})
-        events = await self._io(self.vault.put, collection, record_id, subject, clean)
+        events = await self._off_loop(self.vault.put, collection, record_id, subject, clean)
         if events:
             await self.log.append_many(self._key_entries(events, self.clock()))
         body = {"collection": collection, "record": record_id,
@@ -663,7 +624,7 @@ class Gateway:
                              self._context(purpose, int(now)))
         decisions, recorded = self._decide([item])
         allowed = decisions[0].allowed
-        records = len(await self._io(self.vault.records_of, subject)) if allowed else 0
+        records = len(await self._off_loop(self.vault.records_of, subject)) if allowed else 0
         entry = self._decision_entry("erase", now, {
             "principal": principal.to_json(),
             "subject": self.pseudonyms.subject(str(subject)),
@@ -676,7 +637,7 @@ class Gateway:
                 "policy denied the erasure", log_index=index,
                 members={"policy_ids": list(decisions[0].policy_ids),
                          "log": {"origin": self.origin, "index": index}})
-        report = await self._io(self.vault.erase, subject)
+        report = await self._off_loop(self.vault.erase, subject)
         if report.events:
             await self.log.append_many(self._key_entries(report.events, self.clock()))
         body = {"subject": subject_id, "records": report.records,
@@ -718,7 +679,7 @@ class Gateway:
                               home=self.jurisdiction, context=context)
         decisions, recorded = self._decide(inputs)
         allowed = decisions[0].allowed
-        aggregate = (await self._io(lambda: self.vault.aggregate(
+        aggregate = (await self._off_loop(lambda: self.vault.aggregate(
             collection, group_by, min_subjects=k)) if allowed else None)
         groups = list(aggregate.groups) if aggregate else []
         truncated = len(groups) > self.limits.max_export_groups
@@ -792,7 +753,7 @@ class Gateway:
         })
         async with self._approval_lock:
             index = await self.log.append_many([entry])
-            await self._io(self.approvals.put, record)
+            await self._off_loop(self.approvals.put, record)
         body = {**record.to_json(now), "log": {"origin": self.origin, "index": index}}
         return Outcome(body, index, status=201, headers=self._log_headers(index))
 
@@ -815,7 +776,7 @@ class Gateway:
         principal = self.authenticate(authorization)
         appr.parse_approval_id(approval_id)
         async with self._approval_lock:
-            record: appr.ApprovalRecord = await self._io(self.approvals.get, approval_id)
+            record: appr.ApprovalRecord = await self._off_loop(self.approvals.get, approval_id)
             now = self.clock()
             item, decision = self._approve_decision(principal, record, int(now))
             is_requester = principal.id == record.requester
@@ -837,7 +798,7 @@ class Gateway:
                 "approval": record.id, "state": updated.state, "bundle": self.bundle_digest,
                 "decision": decided, **body})
             index = await self.log.append_many([entry])
-            await self._io(self.approvals.put, updated)
+            await self._off_loop(self.approvals.put, updated)
         out = {**updated.to_json(now), "log": {"origin": self.origin, "index": index}}
         return Outcome(out, index, headers=self._log_headers(index))
 
@@ -849,7 +810,7 @@ class Gateway:
         """
         self.authenticate(authorization)
         appr.parse_approval_id(approval_id)
-        record = await self._io(self.approvals.get, approval_id)
+        record = await self._off_loop(self.approvals.get, approval_id)
         return Outcome(record.to_json(self.clock()))
 
     async def list_approvals(self, authorization: str | None, state: str | None) -> Outcome:
@@ -863,7 +824,7 @@ class Gateway:
             raise InvalidInput(f"state must be one of {', '.join(appr.STATES)}",
                                code="invalid_state")
         now = self.clock()
-        items = await self._io(lambda: self.approvals.list(state, now=now))
+        items = await self._off_loop(lambda: self.approvals.list(state, now=now))
         return Outcome({"approvals": [r.to_json(now) for r in items]})
 
     # -- log proofs ----------------------------------------------------------

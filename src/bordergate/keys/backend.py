@@ -76,6 +76,11 @@ class KeyBackend(Protocol):
         """The backend kind as named in configuration (``file``, ``pkcs11``, ``memory``)."""
         ...
 
+    #: Whether ``unwrap`` is cheap enough to call on an event loop: a KEK held
+    #: in this process's memory (one AES-GCM open) is; a call into a token or
+    #: a remote service is not.
+    inline_unwraps: bool
+
     def versions(self) -> tuple[int, ...]:
         """The KEK versions that exist, ascending (empty before ``keys init``)."""
         ...

@@ -238,6 +238,11 @@ class KeyRing:
         return self._backend.jurisdiction
 
     @property
+    def inline_unwraps(self) -> bool:
+        """Whether the backend's ``unwrap`` may run on an event loop (see ``KeyBackend``)."""
+        return self._backend.inline_unwraps
+
+    @property
     def cache(self) -> DataKeyCache:
         """The per-process unwrapped-key cache (exposed for tests and status)."""
         return self._cache

@@ -118,6 +118,13 @@ class Vault:
         self.keyring = keyring
         self.jurisdiction = store.jurisdiction
 
+    @property
+    def inline_point_reads(self) -> bool:
+        """Whether ``get`` and ``owner`` of one record may run on an event loop:
+        the store declares its point reads cheap and the key backend unwraps in
+        memory (every other vault call blocks and belongs on a worker thread)."""
+        return self.store.inline_point_reads and self.keyring.inline_unwraps
+
     def mint_subject(self) -> SubjectId:
         """A new subject id homed here."""
         return SubjectId.mint(self.jurisdiction)

@@ -7,11 +7,12 @@ invisible: no listing, no traversal.  Full tiles, bundles and content-addressed
 objects are immutable; partial tiles are long-cacheable; the checkpoint is
 ``no-cache``.
 
-This module must never write to the log.
+This module must never write to the log, nor read storage on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from starlette.applications import Starlette
@@ -38,14 +39,15 @@ def _not_found() -> Response:
 def log_routes(storage: LogStorage, prefix: str = "") -> list[Route]:
     """Starlette routes serving ``storage`` under ``prefix`` (e.g. ``/v1/log``)."""
 
-    def read(path: str) -> bytes | None:
+    async def read(path: str) -> bytes | None:
+        # File or PostgreSQL reads: on a worker thread, never on the event loop.
         try:
-            return storage.read(path)
+            return await asyncio.to_thread(storage.read, path)
         except Unavailable:
             return None
 
     async def checkpoint(request: Request) -> Response:
-        data = read(CHECKPOINT_PATH)
+        data = await read(CHECKPOINT_PATH)
         if data is None:
             return _not_found()
         return Response(data, media_type="text/plain; charset=utf-8",
@@ -57,7 +59,7 @@ def log_routes(storage: LogStorage, prefix: str = "") -> list[Route]:
             ref = parse_path(path)
         except VerificationError:
             return _not_found()
-        data = read(ref.path)
+        data = await read(ref.path)
         if data is None:
             return _not_found()
         return Response(data, media_type="application/octet-stream",
@@ -68,7 +70,7 @@ def log_routes(storage: LogStorage, prefix: str = "") -> list[Route]:
         reader = getattr(storage, "read_object", None)
         if not _CONTENT.fullmatch(name) or reader is None:
             return _not_found()
-        data = reader(f"bundles/{name}")
+        data = await asyncio.to_thread(reader, f"bundles/{name}")
         if data is None:
             return _not_found()
         return Response(data, media_type="application/x-tar",

@@ -49,6 +49,7 @@ class Pkcs11Backend:
     """KEK versions of one jurisdiction as non-extractable AES keys on a PKCS#11 token."""
 
     kind = "pkcs11"
+    inline_unwraps = False  # a call into the token's library: may wait on the device
 
     def __init__(self, *, library: str, token_label: str, pin: str, jurisdiction: str) -> None:
         """Open a read-write user session on the token labelled ``token_label``.

@@ -51,6 +51,7 @@ class LocalKeyFile(SoftwareKeks):
     """KEK versions of one jurisdiction kept in a local, owner-only file."""
 
     kind = "file"
+    inline_unwraps = True  # one stat and one AES-GCM open; the file is re-read only if it changed
 
     def __init__(self, path: str | Path, *, jurisdiction: str, create: bool = False) -> None:
         """Open (or with ``create``, create empty) the key file at ``path``.

@@ -24,6 +24,7 @@ class MemoryKeyBackend(SoftwareKeks):
     """Versioned KEKs held in a dict; same contract as every :class:`KeyBackend`."""
 
     kind = "memory"
+    inline_unwraps = True  # one AES-GCM open in memory
 
     def __init__(self, jurisdiction: str, *, seed: bytes | None = None) -> None:
         self._jurisdiction = parse_jurisdiction(jurisdiction)

@@ -111,6 +111,12 @@ class RecordStore(Protocol):
         """``sqlite``, ``postgres`` or ``memory``."""
         ...
 
+    #: Whether ``get_record``, ``owner`` and ``get_data_key`` (bounded reads of
+    #: one record or key) are cheap enough to call on an event loop: an
+    #: embedded store answers them in microseconds, less than a thread hop;
+    #: a networked one (a round trip, a pool that may wait) is not.
+    inline_point_reads: bool
+
     def put_record(self, collection: str, record_id: str, subject: SubjectId,
                    fields: Mapping[str, bytes]) -> None:
         """Create or wholly replace a record.

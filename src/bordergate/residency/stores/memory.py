@@ -29,6 +29,7 @@ class MemoryRecordStore:
     """Records and wrapped data keys of one jurisdiction, in memory."""
 
     kind = "memory"
+    inline_point_reads = True  # a dict lookup under a lock held only briefly
 
     def __init__(self, jurisdiction: str) -> None:
         self._jurisdiction = parse_jurisdiction(jurisdiction)
@@ -58,6 +59,13 @@ class MemoryRecordStore:
             raise NotFound("no such record", code="record_not_found")
         return found
 
+    def _snapshot(self) -> list[tuple[tuple[str, str], tuple[SubjectId, dict[str, bytes]]]]:
+        # Scans work on a copy taken under the lock (one C-level copy), so the lock
+        # is held only briefly and point reads may run on an event loop
+        # (``inline_point_reads``); a record's field dict is replaced, never mutated.
+        with self._lock:
+            return list(self._records.items())
+
     def get_record(self, collection: str, record_id: str, fields: Sequence[str]) -> RawRecord:
         """Owner and selected stored fields (see :class:`RecordStore`)."""
         with self._lock:
@@ -78,9 +86,7 @@ class MemoryRecordStore:
     def subject_records(self, subject: SubjectId) -> list[RecordRef]:
         """A subject's records (see :class:`RecordStore`)."""
         require_home(subject, self._jurisdiction)
-        with self._lock:
-            return sorted(RecordRef(c, r) for (c, r), (s, _) in self._records.items()
-                          if s == subject)
+        return sorted(RecordRef(c, r) for (c, r), (s, _) in self._snapshot() if s == subject)
 
     def erase_subject(self, subject: SubjectId) -> StoreErasure:
         """Destroy the data key and the rows (see :class:`RecordStore`)."""
@@ -96,20 +102,18 @@ class MemoryRecordStore:
         """Records and distinct subjects per stored value (see :class:`RecordStore`)."""
         records: Counter[bytes | None] = Counter()
         subjects: dict[bytes | None, set[SubjectId]] = {}
-        with self._lock:
-            for (c, _), (s, values) in self._records.items():
-                if c != collection:
-                    continue
-                value = None if field is None else values.get(field)
-                records[value] += 1
-                subjects.setdefault(value, set()).add(s)
+        for (c, _), (s, values) in self._snapshot():
+            if c != collection:
+                continue
+            value = None if field is None else values.get(field)
+            records[value] += 1
+            subjects.setdefault(value, set()).add(s)
         return [GroupCount(v, n, len(subjects[v])) for v, n in records.items()]
 
     def field_values(self, collection: str, field: str) -> list[FieldValue]:
         """Every record's stored value of ``field`` (see :class:`RecordStore`)."""
-        with self._lock:
-            return [FieldValue(s, r, values.get(field))
-                    for (c, r), (s, values) in self._records.items() if c == collection]
+        return [FieldValue(s, r, values.get(field))
+                for (c, r), (s, values) in self._snapshot() if c == collection]
 
     def get_data_key(self, subject: SubjectId) -> WrappedDataKey | None:
         """The subject's wrapped data key, or ``None``."""

@@ -58,6 +58,7 @@ class PostgresRecordStore:
     """Records and wrapped data keys of one jurisdiction in one PostgreSQL database."""
 
     kind = "postgres"
+    inline_point_reads = False  # a network round trip, and the pool may wait
 
     def __init__(self, url: str, *, jurisdiction: str, pool_size: int = 8,
                  timeout: float = 5.0) -> None:

@@ -83,6 +83,7 @@ class SqliteRecordStore:
     """Records and wrapped data keys of one jurisdiction in one SQLite file."""
 
     kind = "sqlite"
+    inline_point_reads = True  # one indexed lookup in a local file: microseconds
 
     def __init__(self, path: str | Path, *, jurisdiction: str) -> None:
         """Open (creating if needed, mode 0600) the jurisdiction's database file.
