@@ -37,10 +37,10 @@ from dataclasses import dataclass
 __all__ = [
     "BOUND_ACTIONS",
     "PURPOSE_ACTION_POLICY",
+    "PURPOSE_NOT_ALLOWED",
     "PURPOSE_POLICIES",
     "PURPOSE_ROLE_POLICY",
     "PurposeBinding",
-    "PURPOSE_NOT_ALLOWED",
     "binding_policies",
     "denial_code",
     "parse_binding",
