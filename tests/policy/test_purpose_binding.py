@@ -95,7 +95,8 @@ def test_principal_without_a_bound_role_is_refused(engine: PolicyEngine) -> None
         assert not decision.allowed
         assert decision.policy_ids == (PURPOSE_ROLE_POLICY,)
     analyst = Principal("ana", "ttus", "local", HOME, frozenset({"analyst"}))
-    assert engine.decide(field_input(analyst, "export", "public", "analytics_aggregate", 10)).allowed
+    export = field_input(analyst, "export", "public", "analytics_aggregate", 10)
+    assert engine.decide(export).allowed
     assert not engine.decide(field_input(analyst, "read", "public", "operations")).allowed
 
 
@@ -143,7 +144,8 @@ def test_changing_a_binding_changes_the_digest() -> None:
     assert changed != text
     other = bundle_with_purposes(changed)
     assert other.digest != default_bundle().digest
-    assert PolicyEngine(other).decide(field_input(LOCAL, "read", "public", "analytics_aggregate")).allowed
+    read = field_input(LOCAL, "read", "public", "analytics_aggregate")
+    assert PolicyEngine(other).decide(read).allowed
 
 
 BASE = b'[purposes.a]\ndescription = "d"\nreason_codes = { r = "x" }\n'
