@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 __all__ = [
     "BOUND_ACTIONS",
@@ -89,8 +90,7 @@ def parse_binding(entry: Mapping[str, object]) -> PurposeBinding | None:
         raise ValueError(f"actions must be a non-empty list drawn from {list(BOUND_ACTIONS)}")
     if not _names(roles, lambda r: _ROLE.fullmatch(r) is not None):
         raise ValueError("roles must be a non-empty list of role names")
-    assert isinstance(actions, list) and isinstance(roles, list)
-    return PurposeBinding(frozenset(actions), frozenset(roles))
+    return PurposeBinding(frozenset(cast(list[str], actions)), frozenset(cast(list[str], roles)))
 
 
 def _names(value: object, ok: Callable[[str], bool]) -> bool:
