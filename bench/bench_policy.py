@@ -55,7 +55,7 @@ def workload() -> list[list[DecisionInput]]:
     kinds = itertools.cycle(["local", "parent", "custodian", "parent"])
     for n in range(64):
         kind = next(kinds)
-        who = Principal(f"p{n}", kind, kind, "us" if n % 3 == 0 else "cn", frozenset({"eng"}))
+        who = Principal(f"p{n}", kind, kind, "us" if n % 3 == 0 else "cn", frozenset({"engineer"}))
         purpose = PURPOSES[n % len(PURPOSES)]
         approval = None
         if n % 2:

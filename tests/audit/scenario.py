@@ -11,6 +11,7 @@ tests/releases/keys.py) and writes the auditor's configuration for it.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -63,6 +64,8 @@ def permissive_bundle() -> PolicyBundle:
     """A bundle that permits everything (a bad policy, to test the auditor's own rules)."""
     files = dict(read_tree(DEFAULT_BUNDLE_PATH))
     files["policies.cedar"] = b'@id("allow-everything")\npermit (principal, action, resource);\n'
+    # No purpose bindings either: they would add generated forbids (purpose_binding).
+    files["purposes.toml"] = re.sub(rb"(?m)^(actions|roles) = .*\n", b"", files["purposes.toml"])
     return PolicyBundle(files.items(), source="<permissive>")
 
 

@@ -36,7 +36,7 @@ def write_bundle(root: Path, files: dict[str, bytes]) -> Path:
 def test_default_bundle_loads_with_ids_and_purposes() -> None:
     """Promise 4: the shipped bundle validates; every policy has an @id; purposes declared."""
     bundle = default_bundle()
-    assert len(bundle.policy_ids) == len(set(bundle.policy_ids)) == len(bundle.annotations) == 12
+    assert len(bundle.policy_ids) == len(set(bundle.policy_ids)) == len(bundle.annotations) == 14
     assert "restricted-never-leaves" in bundle.policy_ids
     assert {"interoperability", "analytics_aggregate", "erasure"} <= set(bundle.purposes)
     assert bundle.digest == digest_directory(DEFAULT_BUNDLE_PATH).digest

@@ -40,6 +40,17 @@ ORG_KINDS = ("local", "parent", "custodian")
 ORG_NAMES = {"local": "ttus", "parent": "bytedance", "custodian": "oracle"}
 CLASSES = ("public", "protected", "restricted")
 PURPOSES = tuple(default_bundle().purposes)
+# The purpose bindings of purposes.toml, restated: the data actions each purpose
+# permits (the roles of every purpose include "engineer", the tests' default role).
+PURPOSE_ACTIONS = {
+    "interoperability": {"read"},
+    "customer_support": {"read"},
+    "trust_and_safety": {"read"},
+    "legal_request": {"read", "erase"},
+    "analytics_aggregate": {"export"},
+    "erasure": {"erase"},
+    "operations": {"read", "write"},
+}
 APPROVAL_STATES = (
     "none",
     "covering",
@@ -86,6 +97,8 @@ def expected_access(
     action: str, org_kind: str, at_home: bool, cls: str, purpose: str, state: str
 ) -> bool:
     """The rules of issue 5 for read and write, restated independently."""
+    if action not in PURPOSE_ACTIONS[purpose]:
+        return False  # a purpose permits only its declared actions (issue 11, item 7)
     if cls == "restricted" and (not at_home or org_kind == "parent"):
         return False  # restricted never leaves and never reaches the parent
     if org_kind == "local" and at_home:

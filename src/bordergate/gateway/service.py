@@ -73,6 +73,7 @@ from bordergate.gateway.fifo_cache import BoundedFifoCache
 from bordergate.keys.events import KeyEvent
 from bordergate.policy.engine import Decision, PolicyEngine
 from bordergate.policy.entities import DecisionInput, Principal, RequestContext, Subject
+from bordergate.policy.purpose_binding import denial_code
 from bordergate.residency.schema import FieldSpec, Schema
 from bordergate.residency.subjects import SubjectId, parse_record_id
 from bordergate.residency.vault import Vault
@@ -221,8 +222,9 @@ class Outcome:
 class DeniedAfterLogging(PolicyDenied):
     """Policy denied everything asked; the denial is in the log at ``log_index``."""
 
-    def __init__(self, message: str, *, log_index: int, members: dict[str, Any]) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, log_index: int, members: dict[str, Any],
+                 code: str | None = None) -> None:
+        super().__init__(message, code=code)
         self.log_index = log_index
         self.members = members
 
@@ -466,7 +468,8 @@ class Gateway:
                 "log": {"origin": self.origin, "index": index}}
         if plan.outcome == "deny":
             raise DeniedAfterLogging("policy denied every field asked for",
-                                     log_index=index, members=body)
+                                     log_index=index, members=body,
+                                     code=denial_code(w["policy_ids"] for w in plan.withheld))
         return Outcome(body, index, headers=self._log_headers(index))
 
     def _read_shape(self, collection: str, fields: str | None,
@@ -595,7 +598,8 @@ class Gateway:
                         **withheld_reason(s.field_class.value, d, None)}
                        for s, d in zip(specs, decisions, strict=True) if not d.allowed]
             raise DeniedAfterLogging("policy denied writing some fields; nothing was written",
-                                     log_index=index,
+                                     log_index=index, code=denial_code(
+                                         d.policy_ids for d in decisions if not d.allowed),
                                      members={"refused": refused,
                                               "log": {"origin": self.origin, "index": index}})
         events = await self._off_loop(self.vault.put, collection, record_id, subject, clean)
@@ -635,6 +639,7 @@ class Gateway:
         if not allowed:
             raise DeniedAfterLogging(
                 "policy denied the erasure", log_index=index,
+                code=denial_code([decisions[0].policy_ids]),
                 members={"policy_ids": list(decisions[0].policy_ids),
                          "log": {"origin": self.origin, "index": index}})
         report = await self._off_loop(self.vault.erase, subject)
@@ -694,6 +699,7 @@ class Gateway:
         if aggregate is None:
             raise DeniedAfterLogging(
                 "policy denied the export", log_index=index,
+                code=denial_code([decisions[0].policy_ids]),
                 members={"policy_ids": list(decisions[0].policy_ids),
                          "log": {"origin": self.origin, "index": index}})
         body = {"collection": collection, "group_by": group_by, "k": k,

@@ -2,7 +2,8 @@
 
 ``bundle`` loads and digests a bundle directory, ``entities`` holds the values a
 decision sees (``DecisionInput``), ``engine`` decides batches with parsed
-cedarpy handles and replays recorded inputs.  ``default_bundle/`` is the shipped
+cedarpy handles and replays recorded inputs, ``purpose_binding`` turns the
+purposes' bound actions and roles into generated forbids.  ``default_bundle/`` is the shipped
 trusted-partner policy.  The room is pure: it never reads clocks, keys or the
 network, and it never releases or logs data itself (the gateway does).
 """

@@ -7,14 +7,18 @@ A bundle is a directory::
     schema.cedarschema      the Cedar schema, human format
                             (or ``schema.cedarschema.json``, JSON format; one of the two)
     purposes.toml           [purposes.<name>] description = "...",
-                            reason_codes = { <code> = "<description>", ... }
+                            reason_codes = { <code> = "<description>", ... },
+                            actions = [...], roles = [...]  (see purpose_binding)
 
 Loading validates everything, each failure a ``ConfigError`` naming the file:
 every policy parses, validates against the schema (cedarpy's validator), carries
 a unique, non-empty ``@id("...")`` annotation, is not a template and names no
 entity other than actions (decisions depend only on recorded attributes); the
 schema parses; at least one purpose is declared, each with a description and
-at least one reason code.  Other files (a README) are allowed and digested.
+at least one reason code, and either every purpose or none declares its
+``actions`` and ``roles``.  Declared bindings become two generated Cedar
+forbids (``purpose_binding``) that join the policy set after the files'
+policies (``policies_text`` holds them too).  Other files (a README) are allowed and digested.
 
 The bundle digest is ``releases.digest``'s canonical-file-list digest of the
 directory (hidden entries and ``__pycache__`` skipped, symlinks rejected; see
@@ -46,6 +50,7 @@ import cedarpy
 from cedarpy import pst
 
 from bordergate.errors import ConfigError, InvalidInput
+from bordergate.policy.purpose_binding import PurposeBinding, binding_policies, parse_binding
 from bordergate.releases.digest import digest_files, read_tree
 
 __all__ = [
@@ -77,11 +82,14 @@ class Purpose:
         name: e.g. ``customer_support``.
         description: what the purpose is, for people.
         reason_codes: reason code -> description; an approval request names one.
+        binding: the actions it permits and the roles that may invoke it
+            (None only in bundles that predate purpose binding).
     """
 
     name: str
     description: str
     reason_codes: Mapping[str, str]
+    binding: PurposeBinding | None = None
 
 
 def _decode(source: str, name: str, data: bytes) -> str:
@@ -108,8 +116,12 @@ def _parse_purposes(source: str, data: bytes) -> dict[str, Purpose]:
             raise ConfigError(f"{where}: bad purpose {name!r}", code="purposes_invalid")
         description = entry.get("description")
         codes = entry.get("reason_codes")
+        try:
+            binding = parse_binding(entry)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: purpose {name!r}: {exc}", code="purposes_invalid") from exc
         if (
-            set(entry) != {"description", "reason_codes"}
+            set(entry) - {"actions", "roles"} != {"description", "reason_codes"}
             or not isinstance(description, str)
             or not description.strip()
             or not isinstance(codes, dict)
@@ -120,10 +132,16 @@ def _parse_purposes(source: str, data: bytes) -> dict[str, Purpose]:
         ):
             raise ConfigError(
                 f"{where}: purpose {name!r} needs exactly a non-empty description and "
-                "a non-empty reason_codes table of code = description",
+                "a non-empty reason_codes table of code = description "
+                "(and, optionally, actions and roles)",
                 code="purposes_invalid",
             )
-        out[name] = Purpose(name, description, MappingProxyType(dict(codes)))
+        out[name] = Purpose(name, description, MappingProxyType(dict(codes)), binding)
+    if len({p.binding is None for p in out.values()}) > 1:
+        raise ConfigError(
+            f"{where}: either every purpose declares actions and roles or none does",
+            code="purposes_invalid",
+        )
     return out
 
 
@@ -254,6 +272,18 @@ class PolicyBundle:
                     )
                 ids.append(ident)
             texts.append(text)
+        generated = binding_policies(
+            {n: p.binding for n, p in self.purposes.items() if p.binding is not None}
+        )
+        if generated:
+            for ident in _check_policy_file(source, PURPOSES_FILE, generated, self.schema):
+                if ident in ids:
+                    raise ConfigError(
+                        f"{source}: @id {ident!r} is reserved for purpose binding",
+                        code="policy_duplicate_id",
+                    )
+                ids.append(ident)
+            texts.append(generated)
         self.policies_text = "\n".join(texts)
         self.policy_ids = tuple(ids)
         self.policy_set = cedarpy.PolicySet.from_str(self.policies_text)
