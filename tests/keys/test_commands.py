@@ -24,7 +24,8 @@ def _events(output: str) -> list[dict[str, object]]:
 
 
 def test_init_rotate_status_with_a_key_file(tmp_path: Path) -> None:
-    """Promise 8: the custodian rotates from the CLI; data stays readable; v1 destroyed."""
+    """Promise 8: the custodian rotates from the CLI; data stays readable; an unlogged
+    --destroy-old is refused (destruction is logged: tests/gateway/test_erasure.py)."""
     kek, db = tmp_path / "us.kek", tmp_path / "us.db"
     result = runner.invoke(app, ["keys", "init", "-j", "us", "--key-file", str(kek)])
     assert result.exit_code == 0, result.output
@@ -38,13 +39,16 @@ def test_init_rotate_status_with_a_key_file(tmp_path: Path) -> None:
     alice = vault.mint_subject()
     vault.put("messages", "m1", alice, {"recipient": "bob", "body": "hi",
                                         "sent_at": "2024-01-01T00:00:00Z"})
+    unlogged = runner.invoke(app, ["keys", "rotate", "-j", "us", "--key-file", str(kek),
+                                   "--store", f"sqlite:{db}", "--destroy-old"])
+    assert unlogged.exit_code == 2 and "destroy_needs_log" in unlogged.output
     result = runner.invoke(app, ["keys", "rotate", "-j", "us", "--key-file", str(kek),
-                                 "--store", f"sqlite:{db}", "--destroy-old"])
+                                 "--store", f"sqlite:{db}"])
     assert result.exit_code == 0, result.output
     events = _events(result.output)
-    assert [e["event"] for e in events] == ["kek-created", "kek-rotated", "kek-destroyed"]
-    assert events[1]["count"] == 1 and events[2]["kek_version"] == 1
-    assert not any("subject" in e for e in events)
+    assert [e["event"] for e in events] == ["kek-created", "kek-rotated"]
+    assert events[1]["count"] == 1 and events[1]["kek_version"] == 2
+    assert not any("subject" in e or "log" in e for e in events)
 
     vault.keyring.cache.evict(str(alice))
     assert vault.get("messages", "m1", ["body"]).values == {"body": "hi"}
@@ -52,7 +56,7 @@ def test_init_rotate_status_with_a_key_file(tmp_path: Path) -> None:
                                  "--store", f"sqlite:{db}", "--json"])
     assert status.exit_code == 0, status.output
     assert json.loads(status.output) == {"jurisdiction": "us", "backend": "file",
-                                         "versions": [2], "current": 2,
+                                         "versions": [1, 2], "current": 2,
                                          "data_keys": {"2": 1}}
     store.close()
 
