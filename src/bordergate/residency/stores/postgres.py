@@ -11,7 +11,7 @@ Erasure overwrites, then deletes the subject's wrapped data key and deletes
 its rows in one transaction.  PostgreSQL keeps old row versions until VACUUM
 and in its WAL, so copies of the wrapped key may stay on disk for a while:
 they stay openable only until the KEK version that wrapped them is rotated
-away and destroyed (as do backups: the vault answers ``until_kek_destroyed``).  The
+away and destroyed (so do backups; the vault answers ``until_kek_destroyed``).  The
 field ciphertexts themselves can never be opened once the data key is gone
 from every live row.
 
