@@ -1,4 +1,4 @@
-"""``bordergate keys init|rotate|status`` on the file backend and on SoftHSM2."""
+"""``bordergate keys init|rotate|destroy|status`` on the file backend and on SoftHSM2."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def _events(output: str) -> list[dict[str, object]]:
 
 
 def test_init_rotate_status_with_a_key_file(tmp_path: Path) -> None:
-    """Promise 8: the custodian rotates from the CLI; data stays readable; v1 destroyed."""
+    """Promise 8: the custodian rotates from the CLI; data stays readable; an unlogged
+    --destroy-old is refused (destruction is logged: tests/gateway/test_erasure.py)."""
     kek, db = tmp_path / "us.kek", tmp_path / "us.db"
     result = runner.invoke(app, ["keys", "init", "-j", "us", "--key-file", str(kek)])
     assert result.exit_code == 0, result.output
@@ -38,13 +39,16 @@ def test_init_rotate_status_with_a_key_file(tmp_path: Path) -> None:
     alice = vault.mint_subject()
     vault.put("messages", "m1", alice, {"recipient": "bob", "body": "hi",
                                         "sent_at": "2024-01-01T00:00:00Z"})
+    unlogged = runner.invoke(app, ["keys", "rotate", "-j", "us", "--key-file", str(kek),
+                                   "--store", f"sqlite:{db}", "--destroy-old"])
+    assert unlogged.exit_code == 2 and "destroy_needs_log" in unlogged.output
     result = runner.invoke(app, ["keys", "rotate", "-j", "us", "--key-file", str(kek),
-                                 "--store", f"sqlite:{db}", "--destroy-old"])
+                                 "--store", f"sqlite:{db}"])
     assert result.exit_code == 0, result.output
     events = _events(result.output)
-    assert [e["event"] for e in events] == ["kek-created", "kek-rotated", "kek-destroyed"]
-    assert events[1]["count"] == 1 and events[2]["kek_version"] == 1
-    assert not any("subject" in e for e in events)
+    assert [e["event"] for e in events] == ["kek-created", "kek-rotated"]
+    assert events[1]["count"] == 1 and events[1]["kek_version"] == 2
+    assert not any("subject" in e or "log" in e for e in events)
 
     vault.keyring.cache.evict(str(alice))
     assert vault.get("messages", "m1", ["body"]).values == {"body": "hi"}
@@ -52,7 +56,7 @@ def test_init_rotate_status_with_a_key_file(tmp_path: Path) -> None:
                                  "--store", f"sqlite:{db}", "--json"])
     assert status.exit_code == 0, status.output
     assert json.loads(status.output) == {"jurisdiction": "us", "backend": "file",
-                                         "versions": [2], "current": 2,
+                                         "versions": [1, 2], "current": 2,
                                          "data_keys": {"2": 1}}
     store.close()
 
@@ -82,3 +86,59 @@ def test_pkcs11_backend_from_the_cli(softhsm: SoftHsm, jurisdiction: str,
     assert status.exit_code == 0, status.output
     assert json.loads(status.output)["versions"] == [1]
     assert TOKEN_PIN not in status.output
+
+
+def _key_events(log_dir: Path, key_file: Path) -> list[dict[str, object]]:
+    from bordergate.entries import parse_entry
+    from bordergate.tlog.client import DirectorySource, LogClient
+    from bordergate.tlog.logdir import read_signer
+
+    client = LogClient(DirectorySource(log_dir), read_signer(key_file).verifier())
+    found: list[dict[str, object]] = []
+
+    def collect(first: int, batch: list[bytes]) -> None:
+        found.extend(dict(e.body) for e in map(parse_entry, batch) if e.type == "key-event")
+
+    client.rebuild(client.checkpoint(), on_entries=collect)
+    return found
+
+
+def test_destroy_is_logged_and_refused_while_a_data_key_uses_the_version(
+        tmp_path: Path) -> None:
+    """Promise 8 (issue 11 item 6): `keys destroy --config` refuses a version that still
+    wraps a live data key, and the current one, logging nothing; once the keys are
+    re-wrapped it destroys the version and the log holds the kek-destroyed entry."""
+    from bordergate.config import load_config
+    from tests.gateway.deployment import write_deployment
+
+    config = write_deployment(tmp_path)
+    j = load_config(config).jurisdiction("us")
+    kek = Path(str(j.keys["path"]))
+    store = SqliteRecordStore(Path(j.store.removeprefix("sqlite:")), jurisdiction="us")
+    vault = Vault(load_schema(demo_schema_path()), store,
+                  KeyRing(LocalKeyFile(kek, jurisdiction="us"), store))
+    vault.put("payments", "p1", vault.mint_subject(), {
+        "amount_minor": 1, "currency": "USD", "paid_at": "2024-01-01T00:00:00Z"})
+    LocalKeyFile(kek, jurisdiction="us").create_version()  # v2, nothing re-wrapped yet
+    destroy = ["keys", "destroy", "-j", "us", "--config", str(config), "--version"]
+    in_use = runner.invoke(app, [*destroy, "1"])
+    assert in_use.exit_code == 1 and "kek_version_in_use" in in_use.output
+    current = runner.invoke(app, [*destroy, "2"])
+    assert current.exit_code == 1 and "kek_version_current" in current.output
+    assert _key_events(Path(j.log.storage), j.log.key_file) == []
+    mixed = runner.invoke(app, ["keys", "rotate", "-j", "us", "--config", str(config),
+                                "--store", f"sqlite:{store.path}"])
+    assert mixed.exit_code == 2 and "keys_options_conflict" in mixed.output
+
+    rotated = runner.invoke(app, ["keys", "rotate", "-j", "us", "--config", str(config)])
+    assert rotated.exit_code == 0, rotated.output
+    done = runner.invoke(app, [*destroy, "1"])
+    assert done.exit_code == 0, done.output
+    (line,) = _events(done.output)
+    logged = _key_events(Path(j.log.storage), j.log.key_file)
+    assert [(e["kind"], e["kek_version"]) for e in logged] == [
+        ("kek-created", 3), ("kek-rotated", 3), ("kek-destroyed", 1)]
+    assert all(e["by"] == "custodian" and "subject" not in e for e in logged)
+    assert line["log"] == {"origin": j.log.origin, "index": 2}  # after 2 rotation entries
+    assert LocalKeyFile(kek, jurisdiction="us").versions() == (2, 3)
+    store.close()

@@ -188,6 +188,7 @@ def test_vault_on_sqlite_with_each_backend(backend_factory: BackendFactory, juri
     ring.cache.evict(str(alice))
     assert vault.get("payments", "p1").values == values
     report = vault.erase(alice)
-    assert report.data_key_destroyed and report.residue == "none"
+    assert report.data_key_destroyed and report.residue == "until_kek_destroyed"
+    assert report.residue_kek_version == 2  # wrapped under v2 since the rotation
     assert b"123-45-6789" not in (tmp_path / "j.db").read_bytes()
     store.close()

@@ -48,6 +48,26 @@ def test_public_only_record_needs_no_data_key(vault: Vault) -> None:
     assert vault.store.data_key_counts() == {}
 
 
+def test_erasure_never_claims_more_than_it_did(vault: Vault) -> None:
+    """Promise 8 (issue 11 item 6): on every store an erasure that destroyed a data key
+    answers ``until_kek_destroyed`` with the KEK version that wrapped it (copies taken
+    before stay openable until then); a subject without a key has nothing sealed left."""
+    alice, bob = vault.mint_subject(), vault.mint_subject()
+    vault.put("users", "u1", alice, USER)
+    vault.put("profiles", "p1", bob, {"display_name": "Bob", "private_account": False})
+    report = vault.erase(alice)
+    assert (report.records, report.data_key_destroyed) == (1, True)
+    assert (report.residue, report.residue_kek_version) == ("until_kek_destroyed", 1)
+    vault.keyring.rotate()
+    carol = vault.mint_subject()
+    vault.put("users", "u2", carol, USER)
+    later = vault.erase(carol)
+    assert (later.residue, later.residue_kek_version) == ("until_kek_destroyed", 2)
+    public_only = vault.erase(bob)
+    assert (public_only.records, public_only.data_key_destroyed) == (1, False)
+    assert (public_only.residue, public_only.residue_kek_version) == ("none", None)
+
+
 BAD_PUTS = {
     "malformed-subject": ("users", "u1", "us-nope", USER, "malformed_subject_id"),
     "malformed-record-id": ("users", "u/1", None, USER, "malformed_record_id"),

@@ -119,10 +119,17 @@ def _schemas() -> dict[str, Any]:
         },
         "ErasureResult": {
             "type": "object",
-            "required": ["subject", "records", "data_key_destroyed", "residue", "log"],
+            "required": ["subject", "records", "data_key_destroyed", "residue",
+                         "residue_kek_version", "log"],
             "properties": {"subject": {"type": "string"}, "records": {"type": "integer"},
                            "data_key_destroyed": {"type": "boolean"},
-                           "residue": {"type": "string"}, "log": log_ref},
+                           "residue": {"enum": ["none", "until_kek_destroyed"],
+                                       "description": "until_kek_destroyed: copies of the "
+                                       "store taken before the erasure stay readable until "
+                                       "residue_kek_version (and every older version) is "
+                                       "destroyed"},
+                           "residue_kek_version": {"type": ["integer", "null"]},
+                           "log": log_ref},
         },
         "ExportRequest": {
             "type": "object", "required": ["collection", "group_by", "purpose"],

@@ -647,6 +647,7 @@ class Gateway:
             await self.log.append_many(self._key_entries(report.events, self.clock()))
         body = {"subject": subject_id, "records": report.records,
                 "data_key_destroyed": report.data_key_destroyed, "residue": report.residue,
+                "residue_kek_version": report.residue_kek_version,
                 "log": {"origin": self.origin, "index": index}}
         return Outcome(body, index, headers=self._log_headers(index))
 

@@ -2,24 +2,34 @@
 
 ``init`` creates a jurisdiction's first KEK; ``rotate`` creates a new KEK
 version, re-wraps every data key in the jurisdiction's store under it and,
-with ``--destroy-old``, destroys the older versions; ``status`` shows the
-versions and how many data keys each wraps.  Every key event is printed as
-one JSON line (the gateway logs the same events as ``key-event`` entries).
+with ``--destroy-old``, destroys the older versions; ``destroy --version N``
+destroys one old version; ``status`` shows the versions and how many data
+keys each wraps.  Every key event is printed as one JSON line.
+
+Destroying a KEK version is what makes erasures final (every copy of a data
+key wrapped under it, in backups too, stops opening), so it is refused while
+the version still wraps a live data key, and it is only done with
+``--config``: the deployment names the store, the key backend and the log,
+and every KEK event of the command is appended to the jurisdiction's log
+through its single writer (:mod:`bordergate.keys.custody_log`), which is
+reached before any key changes.  ``rotate`` logs its events too when given
+``--config``.
 
 Exit 0 on success, 1 when the key ring's state forbids the operation
-(``Conflict``), 2 for configuration errors, 3 when the backend or store is
-unavailable.  The PKCS#11 PIN is read from the environment variable named
-by ``--pin-env``, never from the command line.  This module must never
-print key bytes: it only calls :mod:`bordergate.keys`.
+(``Conflict``, including ``log_writer_busy``), 2 for configuration errors, 3
+when the backend, store or log is unavailable.  The PKCS#11 PIN is read from
+the environment variable named by ``--pin-env``, never from the command
+line.  This module must never print key bytes: it only calls
+:mod:`bordergate.keys`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -32,9 +42,14 @@ from bordergate.keys.backend import (
 )
 from bordergate.keys.events import KeyEvent
 
+if TYPE_CHECKING:
+    from bordergate.keys.custody_log import CustodyLog
+    from bordergate.keys.keyring import KeyRing
+
 __all__ = ["app"]
 
-app = typer.Typer(help="Key custody: KEK init, rotation, status.", no_args_is_help=True)
+app = typer.Typer(help="Key custody: KEK init, rotation, destruction, status.",
+                  no_args_is_help=True)
 
 Jurisdiction = Annotated[str, typer.Option("--jurisdiction", "-j", help="e.g. us, eu.")]
 Backend = Annotated[str, typer.Option(help="file (default) or pkcs11.")]
@@ -44,6 +59,8 @@ Token = Annotated[str | None, typer.Option(help="PKCS#11 token label.")]
 PinEnv = Annotated[str, typer.Option(help="Environment variable holding the token PIN.")]
 StoreUrl = Annotated[str | None, typer.Option("--store",
                                               help="sqlite:PATH or postgresql://... URL.")]
+_CONFIG_HELP = "The deployment file: store, key backend and log (key events are logged)."
+Config = Annotated[Path | None, typer.Option("--config", help=_CONFIG_HELP)]
 
 
 @contextmanager
@@ -70,11 +87,77 @@ def _backend(jurisdiction: str, backend: str, *, key_file: Path | None, library:
                             jurisdiction=jurisdiction)
 
 
-def _print(event: KeyEvent) -> None:
+def _print(event: KeyEvent, logged: dict[str, object] | None = None) -> None:
     def no_subject(raw: str) -> str:  # KEK events carry no subject
         raise AssertionError("unexpected subject in a KEK event")
 
-    typer.echo(json.dumps(event.to_entry(no_subject), sort_keys=True))
+    line = event.to_entry(no_subject)
+    if logged is not None:
+        line["log"] = logged
+    typer.echo(json.dumps(line, sort_keys=True))
+
+
+@contextmanager
+def _custody(jurisdiction: str, config: Path | None, *, store: str | None = None,
+             backend: str = "file", key_file: Path | None = None, library: str = "",
+             token: str | None = None, pin_env: str = "",
+             ) -> Iterator[tuple[KeyRing, CustodyLog | None]]:
+    """The key ring over the store, and the custody log when the deployment is given.
+
+    With ``config`` the store, key backend and log come from the deployment (the
+    command-line ones must not be given too), and the log's writer is reached first.
+    """
+    from bordergate.keys.keyring import KeyRing
+    from bordergate.residency.stores import open_record_store
+
+    if config is None:
+        if store is None:
+            raise ConfigError("--store is required: rotation re-wraps the stored data keys",
+                              code="store_url")
+        keys = _backend(jurisdiction, backend, key_file=key_file, library=library,
+                        token=token, pin_env=pin_env)
+        log_cm: AbstractContextManager[CustodyLog | None] = nullcontext()
+    else:
+        if store is not None or key_file is not None or backend != "file":
+            raise ConfigError("--config names the store and key backend: drop --store, "
+                              "--key-file and --backend", code="keys_options_conflict")
+        from bordergate.config import load_config
+        from bordergate.keys.backend import open_key_backend
+        from bordergate.keys.custody_log import open_custody_log
+
+        j = load_config(config).jurisdiction(jurisdiction)
+        store = j.store
+        log_cm = open_custody_log(j)
+        keys = open_key_backend(j.keys, jurisdiction=jurisdiction)
+    try:
+        with log_cm as log:
+            records = open_record_store(store, jurisdiction=jurisdiction, pool_size=1)
+            try:
+                yield KeyRing(keys, records), log
+            finally:
+                records.close()
+    finally:
+        keys.close()
+
+
+def _emit(log: CustodyLog | None, events: list[KeyEvent]) -> None:
+    """Log the events (when there is a log), then print them."""
+    first = None if log is None else log.record(events)
+    for offset, event in enumerate(events):
+        _print(event, None if log is None or first is None else
+               {"origin": log.origin, "index": first + offset})
+
+
+def _destroy(ring: KeyRing, log: CustodyLog | None, version: int) -> None:
+    """Destroy ``version`` (the key ring refuses one still in use), then log it."""
+    assert log is not None  # destruction is only offered with --config
+    event = ring.destroy_version(version)
+    try:
+        _emit(log, [event])
+    except BordergateError as e:
+        raise Unavailable(f"KEK version {version} of {ring.jurisdiction} was destroyed but "
+                          f"its kek-destroyed entry could not be logged: {e}",
+                          code="kek_destroyed_unlogged") from e
 
 
 @app.command()
@@ -103,9 +186,10 @@ def init(
 def rotate(
     *,
     jurisdiction: Jurisdiction,
+    config: Config = None,
     store: StoreUrl = None,
     destroy_old: Annotated[bool, typer.Option(
-        help="Destroy older KEK versions after re-wrapping.")] = False,
+        help="Destroy older KEK versions after re-wrapping (needs --config: logged).")] = False,
     backend: Backend = "file",
     key_file: KeyFile = None,
     pkcs11_library: Library = "/usr/lib/softhsm/libsofthsm2.so",
@@ -113,28 +197,30 @@ def rotate(
     pin_env: PinEnv = "BORDERGATE_PKCS11_PIN",
 ) -> None:
     """Create a new KEK version and re-wrap every data key of the store under it."""
-    from bordergate.keys.keyring import KeyRing
-    from bordergate.residency.stores import open_record_store
-
     with _failures():
-        if store is None:
-            raise ConfigError("--store is required: rotation re-wraps the stored data keys",
-                              code="store_url")
-        keys = _backend(jurisdiction, backend, key_file=key_file, library=pkcs11_library,
-                        token=token, pin_env=pin_env)
-        records = open_record_store(store, jurisdiction=jurisdiction, pool_size=1)
-        try:
-            ring = KeyRing(keys, records)
-            for event in ring.rotate():
-                _print(event)
+        if destroy_old and config is None:
+            raise ConfigError("--destroy-old needs --config: a KEK destruction is logged in "
+                              "the jurisdiction's log", code="destroy_needs_log")
+        with _custody(jurisdiction, config, store=store, backend=backend, key_file=key_file,
+                      library=pkcs11_library, token=token, pin_env=pin_env) as (ring, log):
+            _emit(log, ring.rotate())
             if destroy_old:
                 current = ring.current_version()
-                for version in keys.versions():
+                for version in ring.status().versions:
                     if version != current:
-                        _print(ring.destroy_version(version))
-        finally:
-            records.close()
-            keys.close()
+                        _destroy(ring, log, version)
+
+
+@app.command()
+def destroy(
+    *,
+    jurisdiction: Jurisdiction,
+    config: Annotated[Path, typer.Option("--config", help=_CONFIG_HELP)],
+    version: Annotated[int, typer.Option("--version", help="The KEK version to destroy.")],
+) -> None:
+    """Destroy one old KEK version, refused while it wraps a data key; logged."""
+    with _failures(), _custody(jurisdiction, config) as (ring, log):
+        _destroy(ring, log, version)
 
 
 @app.command()

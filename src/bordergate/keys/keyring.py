@@ -11,7 +11,9 @@ that seal and open field values (promise 1).
 * ``rotate()`` creates a new KEK version and re-wraps every data key under it;
   old data stays readable because the data keys themselves do not change.
   ``destroy_version(v)`` then destroys the old KEK, refusing while any data
-  key is still wrapped under it.
+  key is still wrapped under it.  That is what makes erasures final: every
+  copy of a data key wrapped under ``v`` (backups, old copies of the store)
+  stops opening.  ``bordergate keys`` logs it (:mod:`bordergate.keys.custody_log`).
 * ``shredded(subject)`` evicts a subject whose data key the store destroyed
   (crypto-shredding, promise 8) and yields the ``subject-shredded`` event.
 

@@ -12,7 +12,9 @@ joins the classified :class:`~bordergate.residency.schema.Schema`, a
   values are stored in clear.  The raw store never sees a protected value.
 * ``get`` reads only the fields asked for and opens only those.
 * ``erase`` destroys the subject's data key and rows (crypto-shredding) and
-  evicts the cached key.
+  evicts the cached key.  It answers ``until_kek_destroyed`` with the KEK
+  version: copies of the store taken before stay openable until that version
+  is destroyed (docs/gateway.md, "When an erasure is final").
 * ``aggregate`` counts records and distinct subjects per group for
   k-anonymous exports: grouping by a ``public`` field (or none) runs in the
   store; grouping by a ``protected``/``restricted`` field opens each value in
@@ -63,10 +65,19 @@ class ErasureReport:
         subject: the erased subject (to be pseudonymised by the logger).
         records: records deleted.
         data_key_destroyed: whether a data key existed and was destroyed.
-        residue: ``none``, ``wal`` or ``until_kek_destroyed`` (see
-            :class:`~bordergate.residency.stores.StoreErasure`).
-        residue_kek_version: the KEK version to rotate away and destroy to
-            close ``until_kek_destroyed`` residue (``None`` otherwise).
+        residue: ``until_kek_destroyed`` whenever a data key was destroyed:
+            a copy of the store taken before the erasure (a backup, a replica,
+            a copied SQLite file, PostgreSQL's dead row versions or WAL) still
+            holds the wrapped data key, and it opens under its KEK version
+            until that version is rotated away and destroyed; only then is the
+            erasure final.  ``none`` if the subject had no data key (nothing
+            sealed; ``public`` values are not protected in copies, whatever
+            the answer).
+        residue_kek_version: the KEK version that wrapped the destroyed data
+            key (``None`` with residue ``none``).  Copies taken before an
+            earlier rotation hold it wrapped under an older version: every
+            version up to this one must be gone (``bordergate keys rotate
+            --destroy-old`` does that).
         events: the ``subject-shredded`` key event, if a key was destroyed.
     """
 
@@ -248,6 +259,10 @@ class Vault:
     def erase(self, subject: SubjectId | str) -> ErasureReport:
         """Crypto-shred a subject: destroy its data key, delete its rows (promise 8).
 
+        Returns:
+            What was erased and what remains: ``until_kek_destroyed`` and the
+            KEK version whenever a data key was destroyed (see :class:`ErasureReport`).
+
         Raises:
             InvalidInput: ``malformed_subject_id``.
             WrongJurisdiction: the subject is homed elsewhere.
@@ -255,18 +270,17 @@ class Vault:
         """
         owner = require_home(_subject(subject), self.jurisdiction)
         done = self.store.erase_subject(owner)
-        events: tuple[KeyEvent, ...] = ()
-        version = None
-        if done.data_key is not None:
-            version = done.data_key.kek_version
-            events = (self.keyring.shredded(owner, version),)
-        else:
+        if done.data_key is None:
             self.keyring.cache.evict(str(owner))
+            return ErasureReport(subject=owner, records=done.records, data_key_destroyed=False,
+                                 residue="none", residue_kek_version=None, events=())
+        # No store can vouch for copies of itself taken before now (promise 8 is
+        # final only once the KEK version that wrapped the key is destroyed).
+        version = done.data_key.kek_version
         return ErasureReport(
-            subject=owner, records=done.records, data_key_destroyed=done.data_key is not None,
-            residue=done.residue,
-            residue_kek_version=version if done.residue == "until_kek_destroyed" else None,
-            events=events)
+            subject=owner, records=done.records, data_key_destroyed=True,
+            residue="until_kek_destroyed", residue_kek_version=version,
+            events=(self.keyring.shredded(owner, version),))
 
     def aggregate(self, collection: str, group_by: str | None = None, *,
                   min_subjects: int = 1) -> Aggregate:

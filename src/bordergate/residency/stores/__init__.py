@@ -81,21 +81,20 @@ class GroupCount:
 class StoreErasure:
     """What erasing a subject removed from a store.
 
+    A store cannot know what copies of it exist (backups, replicas, file
+    copies, PostgreSQL's dead row versions and WAL): what remains of the
+    subject elsewhere is the vault's answer
+    (:attr:`~bordergate.residency.vault.ErasureReport.residue`), not the store's.
+
     Attributes:
         records: rows of records deleted.
         data_key: the wrapped data key destroyed (``None`` if there was none);
             its ``kek_version`` is the KEK that still opens any copy of it
-            left in storage residue until that version is destroyed.
-        residue: ``"none"`` if nothing of the subject remains in the store's
-            files; ``"wal"`` if a SQLite WAL could not be truncated yet;
-            ``"until_kek_destroyed"`` if old row versions may remain (PostgreSQL
-            before VACUUM, its WAL, backups) and the key copies in them stay
-            openable until ``data_key.kek_version`` is rotated away and destroyed.
+            taken before the erasure, until that version is destroyed.
     """
 
     records: int
     data_key: WrappedDataKey | None
-    residue: str
 
 
 class RecordStore(Protocol):

@@ -96,7 +96,7 @@ class MemoryRecordStore:
             doomed = [k for k, (s, _) in self._records.items() if s == subject]
             for k in doomed:
                 del self._records[k]
-        return StoreErasure(records=len(doomed), data_key=key, residue="none")
+        return StoreErasure(records=len(doomed), data_key=key)
 
     def group_count(self, collection: str, field: str | None) -> list[GroupCount]:
         """Records and distinct subjects per stored value (see :class:`RecordStore`)."""

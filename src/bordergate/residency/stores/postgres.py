@@ -11,7 +11,7 @@ Erasure overwrites, then deletes the subject's wrapped data key and deletes
 its rows in one transaction.  PostgreSQL keeps old row versions until VACUUM
 and in its WAL, so copies of the wrapped key may stay on disk for a while:
 they stay openable only until the KEK version that wrapped them is rotated
-away and destroyed (``StoreErasure.residue == "until_kek_destroyed"``).  The
+away and destroyed (so do backups; the vault answers ``until_kek_destroyed``).  The
 field ciphertexts themselves can never be opened once the data key is gone
 from every live row.
 
@@ -185,8 +185,7 @@ class PostgresRecordStore:
                         " AND r.subject_id = %s", (sid,))
             cur.execute("DELETE FROM records WHERE subject_id = %s", (sid,))
             count = cur.rowcount
-        residue = "until_kek_destroyed" if key is not None else "none"
-        return StoreErasure(records=count, data_key=key, residue=residue)
+        return StoreErasure(records=count, data_key=key)
 
     def group_count(self, collection: str, field: str | None) -> list[GroupCount]:
         """Records and distinct subjects per stored value (see :class:`RecordStore`)."""

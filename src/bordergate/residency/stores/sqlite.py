@@ -12,6 +12,8 @@ power loss), ``secure_delete=ON`` (deleted content is zeroed in the file, so
 an erased subject leaves no bytes in free pages), ``temp_store=MEMORY`` (no
 temporary files), ``busy_timeout`` 5 s.  After an erasure the WAL is
 checkpointed and truncated so old page images do not linger there either.
+None of this reaches a copy of the file taken before the erasure (a backup):
+the wrapped data key in it opens until its KEK version is destroyed.
 The file is created with mode 0600 (SQLite gives its ``-wal``/``-shm`` files
 the same mode).
 
@@ -241,8 +243,10 @@ class SqliteRecordStore:
                 " (SELECT collection, record_id FROM records WHERE subject_id = ?)", (sid,))
             count = conn.execute("DELETE FROM records WHERE subject_id = ?", (sid,)).rowcount
         with self._guard():
-            busy, _, _ = self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        return StoreErasure(records=count, data_key=key, residue="wal" if busy else "none")
+            # Best effort (a reader may hold the WAL): this file's hygiene only; copies
+            # of the file taken before stay openable until the KEK version is destroyed.
+            self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return StoreErasure(records=count, data_key=key)
 
     def group_count(self, collection: str, field: str | None) -> list[GroupCount]:
         """Records and distinct subjects per stored value (see :class:`RecordStore`)."""
