@@ -45,6 +45,15 @@ from tests.gateway.conftest import BORDERGATE, start_process, stop_process, wait
 from tests.gateway.deployment import Tokens, free_port, write_deployment
 from tests.postgres_server import PostgresServer
 
+
+def _kek_path(j: object) -> Path:
+    """The KEK file of a jurisdiction configured with the ``file`` key backend."""
+    from bordergate.keys.backend import KeyFileSettings
+
+    settings = j.keys
+    assert isinstance(settings, KeyFileSettings)
+    return settings.path
+
 LOCAL = Principal("local-us", "ttus", "local", "us", frozenset({"engineer"}))
 SECRET = {"email": "erased-one@example.test", "government_id": "GOV-ERASED-4471"}
 
@@ -73,7 +82,7 @@ def _erase(http: httpx.Client, url: str, tokens: Tokens, subject: str) -> dict[s
 
 def _read_back(store: RecordStore, j: Jurisdiction) -> dict[str, object]:
     """Open a copy of the store as an attacker holding the jurisdiction's KEK file would."""
-    keys = LocalKeyFile(Path(str(j.keys["path"])), jurisdiction="us")
+    keys = LocalKeyFile(_kek_path(j), jurisdiction="us")
     try:
         vault = Vault(load_schema(demo_schema_path()), store, KeyRing(keys, store))
         return vault.get("users", "alice", ["email", "government_id"]).values
@@ -150,7 +159,7 @@ def test_sqlite_copy_readable_until_the_kek_version_is_destroyed(
 
             busy = _keys_rotate(config)  # the gateway is the log's writer
             assert busy.returncode == 1 and "log_writer_busy" in busy.stderr
-            assert LocalKeyFile(Path(str(j.keys["path"])), jurisdiction="us").versions() == (1,)
+            assert LocalKeyFile(_kek_path(j), jurisdiction="us").versions() == (1,)
     finally:
         stop_process(process)
     printed = _logged_events(_keys_rotate(config))

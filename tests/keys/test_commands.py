@@ -16,6 +16,15 @@ from bordergate.residency.stores.sqlite import SqliteRecordStore
 from bordergate.residency.vault import Vault
 from tests.keys.conftest import SOFTHSM_LIBRARY, TOKEN_LABEL, TOKEN_PIN, SoftHsm
 
+
+def _kek_path(j: object) -> Path:
+    """The KEK file of a jurisdiction configured with the ``file`` key backend."""
+    from bordergate.keys.backend import KeyFileSettings
+
+    settings = j.keys
+    assert isinstance(settings, KeyFileSettings)
+    return settings.path
+
 runner = CliRunner()
 
 
@@ -113,7 +122,7 @@ def test_destroy_is_logged_and_refused_while_a_data_key_uses_the_version(
 
     config = write_deployment(tmp_path)
     j = load_config(config).jurisdiction("us")
-    kek = Path(str(j.keys["path"]))
+    kek = _kek_path(j)
     store = SqliteRecordStore(Path(j.store.removeprefix("sqlite:")), jurisdiction="us")
     vault = Vault(load_schema(demo_schema_path()), store,
                   KeyRing(LocalKeyFile(kek, jurisdiction="us"), store))
