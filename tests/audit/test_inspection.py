@@ -29,7 +29,6 @@ from tests.audit.scenario import (
     permissive_bundle,
 )
 
-
 _PATH = {"reference": False}
 
 

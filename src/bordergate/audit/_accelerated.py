@@ -527,6 +527,8 @@ class AcceleratedInspector(ReferenceInspector):
 # -- parsing -------------------------------------------------------------------------
 _SECONDS: dict[str, int] = {}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# strptime alone also takes one-digit months, days and hours: the canonical form has two
+_CANONICAL_SECONDS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
 
 
 def fast_parse_entry(data: bytes) -> Entry | None:  # noqa: PLR0911 (one per check)
@@ -561,7 +563,10 @@ def fast_parse_entry(data: bytes) -> Entry | None:  # noqa: PLR0911 (one per che
 
 
 def _fast_time(text: object) -> float | None:
-    """``entries.parse_time`` for its exact format, the seconds cached; None when unsure."""
+    """``entries.parse_time`` of the canonical form ``entries.format_time`` writes
+    (``YYYY-MM-DDTHH:MM:SS.mmmZ``, ASCII digits), the seconds cached; None for
+    anything else (then ``parse_entry`` decides).  Accepts exactly the strings that
+    round-trip through ``format_time``."""
     if not isinstance(text, str) or len(text) != 24 or text[19] != "." or text[23] != "Z":
         return None
     ms = text[20:23]
@@ -570,6 +575,8 @@ def _fast_time(text: object) -> float | None:
     head = text[:19]
     base = _SECONDS.get(head)
     if base is None:
+        if _CANONICAL_SECONDS.fullmatch(head) is None:
+            return None
         try:
             dt = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
         except ValueError:
