@@ -107,8 +107,6 @@ class _Shape:
     counts: list[tuple[Any, str, int]] = field(default_factory=list)  # with the entry count
 
 
-
-
 class AcceleratedInspector(ReferenceInspector):
     """The reference inspector, with its hot entry shapes checked from caches
     (see the module docstring)."""
