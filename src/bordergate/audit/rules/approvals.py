@@ -44,15 +44,16 @@ def approval_request(ctx: RuleContext, index: int, entry: Entry) -> None:
             expires=whole_seconds(body["expires"]))
     except (KeyError, TypeError, ValueError):
         ctx.flag("entry_malformed", index, entry.time,
-                   f"approval-request entry {index} lacks a well-formed approval, requester "
-                   "or scope", {"code": "malformed_approval"})
+                 f"approval-request entry {index} lacks a well-formed approval, requester "
+                 "or scope", {"code": "malformed_approval"})
         return
     if approval in ctx.state.approvals:
         ctx.flag("approval_invalid_transition", index, entry.time,
-                   f"approval-request entry {index} reuses the id of the approval requested "
-                   f"at entry {ctx.state.approvals[approval].index}")
+                 f"approval-request entry {index} reuses the id of the approval requested "
+                 f"at entry {ctx.state.approvals[approval].index}")
         return
     ctx.state.approvals[approval] = track
+
 
 def approval_change(ctx: RuleContext, index: int, entry: Entry) -> None:
     """An ``approval-grant``, ``-deny`` or ``-revoke`` entry: its transition must be
@@ -64,8 +65,8 @@ def approval_change(ctx: RuleContext, index: int, entry: Entry) -> None:
     track = ctx.state.approvals.get(str(body.get("approval")))
     if track is None:
         ctx.flag("approval_unknown", index, t,
-                   f"{entry.type} entry {index} names an approval never requested in "
-                   "this log")
+                 f"{entry.type} entry {index} names an approval never requested in "
+                 "this log")
         return
     who = body.get("approver") if entry.type != "approval-revoke" else body.get("by")
     actor = dict(who) if isinstance(who, dict) else {}
@@ -73,8 +74,8 @@ def approval_change(ctx: RuleContext, index: int, entry: Entry) -> None:
     closed = track.state in ("denied", "revoked")
     if closed or (t >= track.expires and entry.type != "approval-revoke"):
         ctx.flag("approval_invalid_transition", index, t,
-                   f"{entry.type} entry {index} changes the approval requested at entry "
-                   f"{track.index}, which was already {track.state if closed else 'expired'}")
+                 f"{entry.type} entry {index} changes the approval requested at entry "
+                 f"{track.index}, which was already {track.state if closed else 'expired'}")
         return
     if entry.type == "approval-revoke":
         track.state, track.closed = "revoked", [index, t, actor_id[:80]]
@@ -88,18 +89,20 @@ def approval_change(ctx: RuleContext, index: int, entry: Entry) -> None:
         kind, why = problem
         track.flagged = track.flagged or kind
         ctx.flag(kind, index, t, f"approval-grant entry {index} (approval requested at "
-                                   f"entry {track.index}): {why}")
+                                 f"entry {track.index}): {why}")
     if len(track.valid_approvers()) >= 2 and track.state == "pending":
         track.state, track.granted = "granted", [index, t]
     elif body.get("state") == "granted" and track.state != "granted" and problem is None:
         track.flagged = track.flagged or "approval_single_approver"
         ctx.flag("approval_single_approver", index, t,
-                   f"approval-grant entry {index} declares the approval requested at entry "
-                   f"{track.index} granted with {len(track.valid_approvers())} valid "
-                   "custodian approver(s); two distinct ones are required")
+                 f"approval-grant entry {index} declares the approval requested at entry "
+                 f"{track.index} granted with {len(track.valid_approvers())} valid "
+                 "custodian approver(s); two distinct ones are required")
+
 
 def grant_problem(ctx: RuleContext, track: ApprovalTrack, actor: Mapping[str, Any]
-                   ) -> tuple[str, str] | None:
+                  ) -> tuple[str, str] | None:
+    """Why ``actor`` may not grant ``track``: ``(finding kind, explanation)``, or None."""
     actor_id = actor.get("id")
     if actor_id == track.requester.get("id"):
         return "approval_self_granted", "the requester granted their own request"
@@ -116,8 +119,11 @@ def grant_problem(ctx: RuleContext, track: ApprovalTrack, actor: Mapping[str, An
                 "the same approver granted twice (it counts once)")
     return None
 
+
 def approval_use(ctx: RuleContext, index: int, t: float, group: DecisionList, *,
-                  principal: Mapping[str, Any], approval_id: str, used: list[str]) -> None:
+                 principal: Mapping[str, Any], approval_id: str, used: list[str]) -> None:
+    """An access entry that presented an approval; ``used``: the fields it released
+    that needed it.  Counts the use, and flags a use the approval does not allow."""
     track = ctx.state.approvals.get(approval_id)
     if track is not None:
         track.uses += 1
@@ -128,12 +134,16 @@ def approval_use(ctx: RuleContext, index: int, t: float, group: DecisionList, *,
     if problem is not None:
         kind, why = problem
         ctx.flag(kind, index, t, f"access entry {index} released {len(used)} field(s) "
-                                   f"under an approval that {why}",
-                   {"fields": [name(n) for n in used[:20]]})
+                                 f"under an approval that {why}",
+                 {"fields": [name(n) for n in used[:20]]})
+
 
 def use_problem(track: ApprovalTrack | None,  # noqa: PLR0911 (one rule each)
-                 group: DecisionList, principal: Mapping[str, Any], used: list[str], t: float
-                 ) -> tuple[str, str] | None:
+                group: DecisionList, principal: Mapping[str, Any], used: list[str], t: float
+                ) -> tuple[str, str] | None:
+    """Why a use of ``track`` at time ``t`` is not allowed (``(finding kind,
+    explanation)``): unknown, out of scope, revoked or denied, expired, or not granted
+    by two valid custodian approvers.  None when it is allowed."""
     if track is None:
         return "approval_unknown", "was never requested in this log"
     classes = {group.classes.get(n) for n in used}
