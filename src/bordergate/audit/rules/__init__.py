@@ -13,3 +13,5 @@ one (:mod:`bordergate.audit._accelerated`) calls the same functions, caching wha
 follows from an entry's shape.  A rule reports through the
 :class:`~.context.RuleContext` it is given and never reads a log or a clock.
 """
+
+__all__ = ["approvals", "context", "dataflows", "decisions", "releases", "wellformed"]
