@@ -61,6 +61,23 @@ def test_demo_runs_and_shows_the_arrangement(tmp_path: Path) -> None:
     forged = [f for f in report["findings"] if f["kind"] == "approval_single_approver"]
     assert [f["index"] for f in forged] == [facts["forged_index"]]
     assert (data / "report" / "report.html").stat().st_size > 10_000
+    _reference_report_is_the_same(data, tmp_path)
+
+
+def _reference_report_is_the_same(data: Path, tmp_path: Path) -> None:
+    """Issue 10: `audit run --reference` and the default path write byte-identical
+    report.json on the demo's logs, but for the generation time."""
+    reports = []
+    for name, flags in (("default", []), ("reference", ["--reference"])):
+        proc = subprocess.run(
+            [str(BIN), "audit", "run", "--config", str(data / "auditor.toml"), "--state",
+             str(tmp_path / f"state-{name}"), "--report", str(tmp_path / name), "--exit-zero",
+             *flags], capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        text = (tmp_path / name / "report.json").read_bytes()
+        generated = json.dumps({"generated": json.loads(text)["generated"]})[1:-1].encode()
+        reports.append(text.replace(generated, b'"generated": "-"'))
+    assert reports[0] == reports[1]
 
 
 def _port_of(data: Path, code: str) -> int:

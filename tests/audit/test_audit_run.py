@@ -222,3 +222,45 @@ def test_report_escapes_untrusted_strings(tmp_path: Path) -> None:
     html = html_path.read_text()
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;" in html
+
+
+def _report_bytes(report_dir: Path) -> bytes:
+    """report.json with its generation time (the one wall-clock member) blanked."""
+    text = (report_dir / "report.json").read_bytes()
+    generated = json.dumps({"generated": json.loads(text)["generated"]})[1:-1].encode()
+    assert text.count(generated) == 1
+    return text.replace(generated, b'"generated": "-"')
+
+
+def test_reference_and_default_paths_write_the_same_report(tmp_path: Path) -> None:
+    """Issue 10 item 1: `audit run --reference` (the plain inspector) and the default
+    (accelerated) path write byte-identical report.json, but for the generation time,
+    on a demo-like log: clean traffic, repeated reads, a covered person denied, an
+    approval granted by one approver, an unreviewed start."""
+    sc = GatewayScenario(tmp_path / "demo-like")
+    gw = sc.start()
+
+    async def traffic() -> None:
+        await sc.clean_traffic()
+        for _ in range(300):
+            await gw.read(sc.auth(LOCAL), "users", "us-rec0", fields=None,
+                          purpose="operations")
+    asyncio.run(traffic())
+    asyncio.run(sc.covered_person_attempt())
+    approval = asyncio.run(sc.request_for_single_grant())
+    sc.stop()
+    sc.forged_single_grant(approval)
+    sc.start(unreviewed=True)
+    sc.stop()
+    config = sc.auditor_config(sc.root / "auditor.toml")
+    reports = []
+    for name, flags in (("default", []), ("reference", ["--reference"])):
+        out = tmp_path / name
+        result = CliRunner().invoke(app, ["audit", "run", "--config", str(config), "--state",
+                                          str(tmp_path / f"state-{name}"), "--report",
+                                          str(out), "--exit-zero", *flags])
+        assert result.exit_code == 0, result.output
+        reports.append(_report_bytes(out))
+    assert reports[0] == reports[1]
+    kinds = {f["kind"] for f in json.loads(reports[0])["findings"]}
+    assert kinds == {"covered_person_denied", "approval_single_approver", "unreviewed_start"}

@@ -8,9 +8,11 @@ For each log of the auditor's configuration, :func:`run_audit`:
    entry bundles the check reads are kept aside (spooled to a temporary file)
    as it reads them; nothing is inspected before the whole check passed, so
    tampering is caught there, before any replay;
-2. feeds the new entries, in index order, to a
-   :class:`~bordergate.audit.inspection.LogInspector` continuing from the saved
-   inspection state (incremental); from :data:`PARALLEL_MIN` new entries, a
+2. feeds the new entries, in index order, to an inspector continuing from the
+   saved inspection state (incremental): by default the accelerated one
+   (:mod:`bordergate.audit._accelerated`), with ``reference=True`` the plain
+   :class:`~bordergate.audit.inspection.ReferenceInspector` (same findings, same
+   state).  With the accelerated one, from :data:`PARALLEL_MIN` new entries, a
    forked helper parses and replays the last 60% meanwhile, and the inspector
    checks it from the helper's parts, in order (same findings, same state);
 3. attaches to every finding an RFC 9162 inclusion proof of its entry against
@@ -45,10 +47,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
 
+from bordergate.audit._accelerated import AcceleratedInspector
 from bordergate.audit.auditor_config import AuditorConfig, LogAudit
 from bordergate.audit.bundlestore import BundleStore
 from bordergate.audit.findings import Finding
-from bordergate.audit.inspection import InspectionState, LogInspector
+from bordergate.audit.inspection import InspectionState, ReferenceInspector, open_inspector
 from bordergate.audit.logcheck import AuditResult, audit_log
 from bordergate.audit.logstate import AuditStateStore, decode_state
 from bordergate.audit.logstate_dir import DirectoryStateStore, state_file_name
@@ -89,7 +92,7 @@ class LogRun:
     audit: LogAudit
     check: AuditResult | None = None
     error: str | None = None
-    inspector: LogInspector | None = None
+    inspector: ReferenceInspector | None = None
     new_entries: int = 0
     proofs: dict[int, dict[str, Any]] = field(default_factory=dict)
     checkpoint: str | None = None
@@ -125,7 +128,7 @@ class AuditRun:
 
 
 def run_audit(config: AuditorConfig, state_dir: Path, *, now: float | None = None,
-              progress: Progress | None = None) -> AuditRun:
+              progress: Progress | None = None, reference: bool = False) -> AuditRun:
     """Audit every configured log once (see the module docstring).
 
     Args:
@@ -133,6 +136,8 @@ def run_audit(config: AuditorConfig, state_dir: Path, *, now: float | None = Non
         state_dir: the auditor's state directory (created if missing).
         now: the audit's reference time (default: the wall clock).
         progress: called with ``(jurisdiction, done, total)`` during the log check.
+        reference: inspect with the plain reference inspector (one process, no
+            caches) instead of the accelerated one; the findings are the same.
 
     Returns:
         The run; a log that failed verification carries a ``log_verification_failed``
@@ -143,7 +148,8 @@ def run_audit(config: AuditorConfig, state_dir: Path, *, now: float | None = Non
     """
     run = AuditRun(config, wallclock.time() if now is None else now, [])
     for code in sorted(config.logs):
-        run.logs.append(_audit_one(config, config.logs[code], state_dir, progress))
+        run.logs.append(_audit_one(config, config.logs[code], state_dir, progress,
+                                   reference=reference))
     return run
 
 
@@ -211,7 +217,7 @@ class _HeldStateStore:
 
 
 def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
-               progress: Progress | None) -> LogRun:
+               progress: Progress | None, *, reference: bool) -> LogRun:
     run = LogRun(audit)
     verifier = Ed25519Verifier.from_key_string(audit.vkey)
     origin = verifier.name
@@ -248,14 +254,14 @@ def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
         source.recording = False
         spool.flush()
         run.checkpoint = _audited_note(log_store, origin)
-        inspector = _inspector(config, audit, origin, state)
+        inspector = _inspector(config, audit, origin, state, reference=reference)
         start = inspector.state.size
         try:
             if start > (result.old_size or 0):
                 _check_inspected_prefix(client, state_dir, origin, start, result)
             with _no_cyclic_gc():
                 _inspect(inspector, source, start, result.size,
-                         lambda: _inspector(config, audit, origin, None))
+                         lambda: _helper_inspector(config, audit, origin))
                 inspector.finish()
         except VerificationError as exc:
             run.error = f"[{exc.code}] {exc}"
@@ -273,32 +279,42 @@ def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
 
 
 def _inspector(config: AuditorConfig, audit: LogAudit, origin: str,
-               state: InspectionState | None) -> LogInspector:
+               state: InspectionState | None, *, reference: bool) -> ReferenceInspector:
     bundles = BundleStore(open_source(audit.bundle_store), local_dirs=audit.bundle_dirs)
-    return LogInspector(
+    return open_inspector(
+        reference=reference,
         jurisdiction=audit.jurisdiction, origin=origin, bundles=bundles.lookup,
         reviewers=reviewers_from(audit.reviewers, audit.required_approvals)
         if audit.reviewers else _no_reviewers(), approvers=audit.approvers,
         k_min=audit.k_min, tolerance=config.time_tolerance, state=state)
 
 
-def _inspect(inspector: LogInspector, source: _SpoolingSource, start: int, end: int,
-             helper: Callable[[], LogInspector]) -> None:
+def _helper_inspector(config: AuditorConfig, audit: LogAudit, origin: str
+                      ) -> AcceleratedInspector:
+    inspector = _inspector(config, audit, origin, None, reference=False)
+    assert isinstance(inspector, AcceleratedInspector)
+    return inspector
+
+
+def _inspect(inspector: ReferenceInspector, source: _SpoolingSource, start: int, end: int,
+             helper: Callable[[], AcceleratedInspector]) -> None:
     """Feed the entries ``start <= index < end`` to ``inspector``, in order.
 
     With two CPUs, at least :data:`PARALLEL_MIN` entries and no other thread
     running (an interactive progress bar has one), a forked process
-    parses and replays the last 60% (:meth:`LogInspector.parse_ahead`, with
+    parses and replays the last 60% (:meth:`AcceleratedInspector.parse_ahead`, with
     its own inspector from ``helper``) while this one inspects the first; this
     one then checks the rest from those parts, in order, with its state
-    (:meth:`LogInspector.feed_parsed`): the same checks, findings and state as
-    feeding every entry here.  If the helper fails, the rest is fed here.
+    (:meth:`AcceleratedInspector.feed_parsed`): the same checks, findings and state
+    as feeding every entry here.  If the helper fails, the rest is fed here.  The
+    reference inspector is always fed here, in one process.
     """
     # the helper's part costs this process about a third of inspecting it: 40/60
     mid = (start + (end - start) * 2 // 5) // TILE_WIDTH * TILE_WIDTH
     if end - start < PARALLEL_MIN or (os.cpu_count() or 1) < 2 or not start < mid < end or \
             "fork" not in multiprocessing.get_all_start_methods() or \
-            threading.active_count() > 1:  # forking a threaded process is unsafe
+            threading.active_count() > 1 or \
+            not isinstance(inspector, AcceleratedInspector):  # forking with threads is unsafe
         mid = end
     helping = _start_helper(helper, source, mid, end) if mid < end else None
     try:
@@ -307,6 +323,7 @@ def _inspect(inspector: LogInspector, source: _SpoolingSource, start: int, end: 
             inspector.feed_all(index, entries)
             index += len(entries)
         if helping is not None:
+            assert isinstance(inspector, AcceleratedInspector)
             _receive(inspector, *helping)
     finally:
         if helping is not None:
@@ -317,7 +334,7 @@ def _inspect(inspector: LogInspector, source: _SpoolingSource, start: int, end: 
         index += len(entries)
 
 
-def _start_helper(helper: Callable[[], LogInspector], source: _SpoolingSource, start: int,
+def _start_helper(helper: Callable[[], AcceleratedInspector], source: _SpoolingSource, start: int,
                   end: int) -> tuple[Connection, Any]:
     context = multiprocessing.get_context("fork")
     ahead, sink = context.Pipe(duplex=False)
@@ -328,7 +345,7 @@ def _start_helper(helper: Callable[[], LogInspector], source: _SpoolingSource, s
     return ahead, worker
 
 
-def _receive(inspector: LogInspector, ahead: Connection, worker: Any) -> None:
+def _receive(inspector: AcceleratedInspector, ahead: Connection, worker: Any) -> None:
     """Check the helper's parts as they come; stop quietly if it died."""
     try:
         while True:
@@ -351,7 +368,7 @@ def _stop_helper(ahead: Connection, worker: Any) -> None:
         worker.join()
 
 
-def _parse_ahead(sink: Connection, helper: Callable[[], LogInspector],
+def _parse_ahead(sink: Connection, helper: Callable[[], AcceleratedInspector],
                  source: _SpoolingSource, start: int, end: int) -> None:
     """The forked helper of :func:`_inspect`: parts to the pipe, then None.
 

@@ -29,6 +29,9 @@ def run(
         "--exit-zero", help="Exit 0 when logs verified, even with findings.")] = False,
     progress: Annotated[bool, typer.Option(
         "--progress", help="Show a progress bar even without a terminal.")] = False,
+    reference: Annotated[bool, typer.Option(
+        "--reference", help="Inspect entries with the plain reference inspector (slower, "
+        "one process, no caches); the findings are the same.")] = False,
 ) -> None:
     """Verify each log, replay and check every new entry, write the report.
 
@@ -36,6 +39,8 @@ def run(
     witness quorum, consistency with the saved state, every tile rebuilt), then every
     new entry: decisions replayed with their policy bundles, approvals, releases,
     data-flow rules, entry hygiene.  Writes report.json and report.html into --report.
+    By default entries are inspected by the accelerated inspector; --reference selects
+    the plain one (docs/audit.md), which must find exactly the same.
     """
     from bordergate.audit.auditor_config import load_auditor_config
     from bordergate.audit.report import build_report, write_report
@@ -53,7 +58,7 @@ def run(
                            MofNCompleteColumn(), console=Console(stderr=True), transient=True,
                            auto_refresh=False)
         if bar is None:
-            result = run_audit(cfg, state)
+            result = run_audit(cfg, state, reference=reference)
         else:
             tasks: dict[str, object] = {}
             shown = [0.0]
@@ -67,7 +72,7 @@ def run(
                         shown[0] = now
                     bar.update(tasks[code], completed=done, total=total,  # type: ignore[arg-type]
                                refresh=refresh)
-                result = run_audit(cfg, state, progress=show)
+                result = run_audit(cfg, state, progress=show, reference=reference)
         doc = build_report(result)
         json_path, html_path = write_report(doc, report)
     except (BordergateError, OSError) as exc:

@@ -1,0 +1,63 @@
+"""What an inspection carries from one audit run to the next (the auditor's saved state).
+
+Plain data with its JSON form; this module must never check an entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bordergate.audit.findings import Finding
+from bordergate.audit.tally import ApprovalTrack, Tally
+
+__all__ = ["InspectionState"]
+
+
+@dataclass
+class InspectionState:
+    """What an inspector carries from one run to the next (JSON in the auditor's state).
+
+    Attributes:
+        size: entries inspected so far (the next index expected).
+        max_time: the latest entry time seen.
+        tally: the counts.
+        approvals: the approvals by id.
+        findings: every finding so far.
+        release_entries: ``(index, entry text)`` of release-related entries (the
+            ledger is rebuilt from them each run).
+        flagged: dedupe keys of findings reported once per cause, with repeat counts.
+    """
+
+    size: int = 0
+    max_time: float | None = None
+    tally: Tally = field(default_factory=Tally)
+    approvals: dict[str, ApprovalTrack] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    release_entries: list[tuple[int, str]] = field(default_factory=list)
+    flagged: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"size": self.size, "max_time": self.max_time, "tally": self.tally.to_json(),
+                "approvals": {k: v.to_json() for k, v in self.approvals.items()},
+                "findings": [f.to_json() for f in self.findings],
+                "release_entries": [[i, t] for i, t in self.release_entries],
+                "flagged": self.flagged}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> InspectionState:
+        """Rebuild from :meth:`to_json`.
+
+        Raises:
+            KeyError, TypeError, ValueError: a damaged state (the caller wraps it).
+        """
+        return cls(
+            size=int(data["size"]),
+            max_time=None if data["max_time"] is None else float(data["max_time"]),
+            tally=Tally.from_json(data["tally"]),
+            approvals={str(k): ApprovalTrack.from_json(v)
+                       for k, v in dict(data["approvals"]).items()},
+            findings=[Finding.from_json(f) for f in data["findings"]],
+            release_entries=[(int(i), str(t)) for i, t in data["release_entries"]],
+            flagged={str(k): int(v) for k, v in dict(data["flagged"]).items()})

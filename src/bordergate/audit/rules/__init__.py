@@ -1,0 +1,17 @@
+"""The auditor's rules, one function per finding kind, one module per family.
+
+* :mod:`.wellformed`: the entries themselves (malformed, time order, personal data);
+* :mod:`.decisions`: replay and the recorded input (promise 4);
+* :mod:`.dataflows`: what crossed a border, reached the parent, left in an export
+  (promises 1, 2);
+* :mod:`.approvals`: the approval life cycle and every use of an approval;
+* :mod:`.releases`: reviewed releases and the release each decision names (promise 6).
+
+Every rule is written once, here: the reference inspector
+(:mod:`bordergate.audit.inspection`) calls them entry by entry, the accelerated
+one (:mod:`bordergate.audit._accelerated`) calls the same functions, caching what
+follows from an entry's shape.  A rule reports through the
+:class:`~.context.RuleContext` it is given and never reads a log or a clock.
+"""
+
+__all__ = ["approvals", "context", "dataflows", "decisions", "releases", "wellformed"]

@@ -1,0 +1,173 @@
+"""Rules about approvals: their life cycle in the log, and every use of one.
+
+The auditor rebuilds each approval from ``approval-*`` entries
+(:class:`~bordergate.audit.tally.ApprovalTrack`) and checks every use: requested,
+granted by two distinct custodian approvers (never the requester), not expired,
+not revoked, its scope covering the access.
+
+This module must never read a log or a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bordergate.audit.decision_lists import DecisionList
+from bordergate.audit.quoting import name, whole_seconds
+from bordergate.audit.rules.context import RuleContext
+from bordergate.audit.tally import ApprovalTrack
+from bordergate.entries import Entry
+
+__all__ = ["APPROVAL_CHANGES", "approval_change", "approval_request", "approval_use",
+           "grant_problem", "use_problem"]
+
+APPROVAL_CHANGES = ("approval-grant", "approval-deny", "approval-revoke")
+
+
+def approval_request(ctx: RuleContext, index: int, entry: Entry) -> None:
+    """An ``approval-request`` entry: well-formed, and an id never used before."""
+    body = entry.body
+    approval = body.get("approval")
+    requester, scope = body.get("requester"), body.get("scope")
+    try:
+        if not isinstance(approval, str) or not isinstance(requester, dict) or \
+                not isinstance(scope, dict):
+            raise TypeError("approval-request fields")
+        track = ApprovalTrack(
+            id=approval, index=index, requester=dict(requester),
+            purpose=str(body["purpose"]), reason=str(body.get("reason")),
+            collections=[str(c) for c in scope["collections"]],
+            classes=[str(c) for c in scope["classes"]],
+            home=str(body.get("gateway", ctx.home)),
+            requested_at=whole_seconds(body.get("requested_at", int(entry.time))),
+            expires=whole_seconds(body["expires"]))
+    except (KeyError, TypeError, ValueError):
+        ctx.flag("entry_malformed", index, entry.time,
+                 f"approval-request entry {index} lacks a well-formed approval, requester "
+                 "or scope", {"code": "malformed_approval"})
+        return
+    if approval in ctx.state.approvals:
+        ctx.flag("approval_invalid_transition", index, entry.time,
+                 f"approval-request entry {index} reuses the id of the approval requested "
+                 f"at entry {ctx.state.approvals[approval].index}")
+        return
+    ctx.state.approvals[approval] = track
+
+
+def approval_change(ctx: RuleContext, index: int, entry: Entry) -> None:
+    """An ``approval-grant``, ``-deny`` or ``-revoke`` entry: its transition must be
+    allowed, and a grant must come from a custodian approver other than the requester
+    (its recorded ``approve`` decision is checked by
+    :func:`~.decisions.approval_decision`)."""
+    body = entry.body
+    t = entry.time
+    track = ctx.state.approvals.get(str(body.get("approval")))
+    if track is None:
+        ctx.flag("approval_unknown", index, t,
+                 f"{entry.type} entry {index} names an approval never requested in "
+                 "this log")
+        return
+    who = body.get("approver") if entry.type != "approval-revoke" else body.get("by")
+    actor = dict(who) if isinstance(who, dict) else {}
+    actor_id = str(actor.get("id"))
+    closed = track.state in ("denied", "revoked")
+    if closed or (t >= track.expires and entry.type != "approval-revoke"):
+        ctx.flag("approval_invalid_transition", index, t,
+                 f"{entry.type} entry {index} changes the approval requested at entry "
+                 f"{track.index}, which was already {track.state if closed else 'expired'}")
+        return
+    if entry.type == "approval-revoke":
+        track.state, track.closed = "revoked", [index, t, actor_id[:80]]
+        return
+    if entry.type == "approval-deny":
+        track.state, track.closed = "denied", [index, t, actor_id[:80]]
+        return
+    problem = grant_problem(ctx, track, actor)
+    track.grants.append([actor_id[:80], index, t, problem is None])
+    if problem is not None:
+        kind, why = problem
+        track.flagged = track.flagged or kind
+        ctx.flag(kind, index, t, f"approval-grant entry {index} (approval requested at "
+                                 f"entry {track.index}): {why}")
+    if len(track.valid_approvers()) >= 2 and track.state == "pending":
+        track.state, track.granted = "granted", [index, t]
+    elif body.get("state") == "granted" and track.state != "granted" and problem is None:
+        track.flagged = track.flagged or "approval_single_approver"
+        ctx.flag("approval_single_approver", index, t,
+                 f"approval-grant entry {index} declares the approval requested at entry "
+                 f"{track.index} granted with {len(track.valid_approvers())} valid "
+                 "custodian approver(s); two distinct ones are required")
+
+
+def grant_problem(ctx: RuleContext, track: ApprovalTrack, actor: Mapping[str, Any]
+                  ) -> tuple[str, str] | None:
+    """Why ``actor`` may not grant ``track``: ``(finding kind, explanation)``, or None."""
+    actor_id = actor.get("id")
+    if actor_id == track.requester.get("id"):
+        return "approval_self_granted", "the requester granted their own request"
+    roles = actor.get("roles")
+    is_approver = (actor.get("org_kind") == "custodian" and isinstance(roles, list)
+                   and "approver" in roles and actor.get("location") == track.home)
+    if ctx.approvers:
+        is_approver = is_approver and actor_id in ctx.approvers
+    if not is_approver:
+        return ("approval_by_non_approver",
+                "the grantor is not a custodian approver of this jurisdiction")
+    if any(g[0] == actor_id for g in track.grants):
+        return ("approval_invalid_transition",
+                "the same approver granted twice (it counts once)")
+    return None
+
+
+def approval_use(ctx: RuleContext, index: int, t: float, group: DecisionList, *,
+                 principal: Mapping[str, Any], approval_id: str, used: list[str]) -> None:
+    """An access entry that presented an approval; ``used``: the fields it released
+    that needed it.  Counts the use, and flags a use the approval does not allow."""
+    track = ctx.state.approvals.get(approval_id)
+    if track is not None:
+        track.uses += 1
+        track.released += len(used)
+    if not used:
+        return  # presented but not needed for anything released
+    problem = use_problem(track, group, principal, used, t)
+    if problem is not None:
+        kind, why = problem
+        ctx.flag(kind, index, t, f"access entry {index} released {len(used)} field(s) "
+                                 f"under an approval that {why}",
+                 {"fields": [name(n) for n in used[:20]]})
+
+
+def use_problem(track: ApprovalTrack | None,  # noqa: PLR0911 (one rule each)
+                group: DecisionList, principal: Mapping[str, Any], used: list[str], t: float
+                ) -> tuple[str, str] | None:
+    """Why a use of ``track`` at time ``t`` is not allowed (``(finding kind,
+    explanation)``): unknown, out of scope, revoked or denied, expired, or not granted
+    by two valid custodian approvers.  None when it is allowed."""
+    if track is None:
+        return "approval_unknown", "was never requested in this log"
+    classes = {group.classes.get(n) for n in used}
+    if principal.get("id") != track.requester.get("id") or \
+            group.purpose != track.purpose or group.collection not in track.collections \
+            or not classes <= set(track.classes):
+        return ("approval_scope_exceeded",
+                f"(requested at entry {track.index}) does not cover this principal, "
+                "purpose, collection or class")
+    if track.state in ("revoked", "denied"):
+        assert track.closed is not None
+        return ("approval_revoked",
+                f"(requested at entry {track.index}) was {track.state} at entry "
+                f"{track.closed[0]}")
+    if t >= track.expires or group.now >= track.expires:
+        return "approval_expired", f"(requested at entry {track.index}) had expired"
+    valid = track.valid_approvers()
+    if len(valid) >= 2:
+        return None
+    if len(valid) == 1:
+        return ("approval_single_approver",
+                f"(requested at entry {track.index}) had one valid custodian approver, "
+                "not two")
+    if track.flagged in ("approval_self_granted", "approval_by_non_approver"):
+        return (track.flagged, f"(requested at entry {track.index}) was granted only by "
+                               "principals who may not grant it")
+    return "approval_not_granted", f"(requested at entry {track.index}) was not granted"

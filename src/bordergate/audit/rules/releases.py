@@ -1,0 +1,57 @@
+"""Rules about releases (promise 6): reviewed releases, and the release each decision names.
+
+``release``, ``release-review`` and ``gateway-start`` entries go through the
+:class:`~bordergate.releases.ledger.ReleaseLedger`; its findings become the
+audit's.  This module must never read a log or a clock.
+"""
+
+from __future__ import annotations
+
+from bordergate.audit.findings import FINDING_KINDS
+from bordergate.audit.quoting import clean, short
+from bordergate.audit.rules.context import RuleContext
+from bordergate.entries import Entry
+from bordergate.releases.ledger import APPROVED
+
+__all__ = ["RELEASE_TYPES", "decision_release_mismatch", "release_entry", "release_is_approved"]
+
+RELEASE_TYPES = ("release", "release-review", "gateway-start")
+
+
+def release_entry(ctx: RuleContext, index: int, text: str, entry: Entry) -> None:
+    """Add a release-related entry to the ledger (and the state); report its findings."""
+    ctx.state.release_entries.append((index, text))
+    ctx.ledger.add(index, entry)
+    new = ctx.ledger.findings[ctx.ledger_seen:]
+    ctx.ledger_seen = len(ctx.ledger.findings)
+    for f in new:
+        kind = f.code if f.code in FINDING_KINDS else "review_invalid"
+        ctx.flag(kind, f.index, entry.time, clean(f.message), {"code": f.code})
+
+
+def release_is_approved(ctx: RuleContext, release: str, digest: str) -> bool:
+    """Whether ``release`` is an approved release of bundle ``digest`` at this point."""
+    record = ctx.ledger.releases.get(release)
+    return record is not None and record.state == APPROVED and \
+        record.manifest.policy_digest == digest
+
+
+def decision_release_mismatch(ctx: RuleContext, index: int, t: float, entry: Entry) -> bool:
+    """A decision entry naming a release that is not an approved release of its bundle.
+
+    Reported once per (release, bundle).  Returns whether the release was approved
+    (an entry naming no release passes: its gateway's unreviewed start is flagged).
+    """
+    release = entry.body.get("release")
+    digest = str(entry.body.get("bundle"))
+    if not isinstance(release, str):
+        return True
+    if release_is_approved(ctx, release, digest):
+        return True
+    key = f"release:{release}:{digest}"
+    if not ctx.repeat(key):
+        ctx.flag_once("decision_release_mismatch", key, index, t,
+                      explanation=f"{entry.type} entry {index} names release "
+                      f"{short(release)}, which is not an approved release of policy "
+                      f"bundle {short(digest)} at that point of the log")
+    return False

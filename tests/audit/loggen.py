@@ -1,0 +1,402 @@
+"""TEST-ONLY seeded generator of audit logs for the differential test (issue 10, item 1).
+
+:class:`LogGenerator` makes, from an integer seed, the entries of one log: honest
+traffic and every way the auditor's rules can be broken, mixed at random.  It
+covers every finding kind the inspection reports (every kind of
+:data:`~bordergate.audit.findings.FINDING_KINDS` but ``log_verification_failed``,
+which the log-level check reports), every entry type of
+:data:`~bordergate.entries.ENTRY_TYPES`, malformed entries, and bursts of
+decision entries that differ only in their pseudonyms and time (and decision
+time), which are the accelerated inspector's hot shapes.
+
+Each later issue that adds a rule (or an entry type) extends this generator with a
+move that breaks the rule, and tests/audit/test_differential.py checks that the
+new kind is produced and that both inspectors agree on it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from typing import Any
+
+from bordergate.audit.bundlestore import BundleLookup
+from bordergate.entries import canonical_json, encode_entry, format_time
+from bordergate.gateway.decisions import access_outcome, decision_records
+from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH, default_bundle
+from bordergate.policy.engine import PolicyEngine
+from bordergate.policy.entities import (
+    ApprovalRequest,
+    DecisionInput,
+    Field,
+    Principal,
+    RequestContext,
+)
+from bordergate.releases.manifest import build_manifest
+from bordergate.releases.review import review_body
+from tests.audit.scenario import (
+    APPROVER1,
+    APPROVER2,
+    LOCAL,
+    PARENT,
+    RECORD,
+    T0,
+    USERS,
+    EntryFactory,
+    approval_view,
+    apr,
+    permissive_bundle,
+)
+from tests.releases.keys import reviewer_signer
+
+ORIGIN = "us.test/log"
+REVIEWERS = ("alice", "bob")
+ABROAD = Principal("erin", "ttus", "local", "de", frozenset({"engineer"}))
+PARENT_HOME = Principal("pat", "bytedance", "parent", "us", frozenset({"engineer"}))
+OUTSIDER = Principal("mallory", "acme", "vendor", "us", frozenset({"approver"}))
+UNKNOWN_BUNDLE = "sha256:" + "0" * 64
+TAMPERED_BUNDLE = "sha256:" + "d" * 64
+FIELDS = tuple(USERS)
+PURPOSES = ("operations", "customer_support", "interoperability", "analytics_aggregate")
+Move = Callable[[random.Random], list[bytes]]
+
+
+class LogGenerator:
+    """Makes generated logs; holds the factories and the bundle lookup they share."""
+
+    def __init__(self) -> None:
+        self.strict = EntryFactory()
+        self.permissive = EntryFactory(permissive_bundle())
+        self.engines = {default_bundle().digest: PolicyEngine(default_bundle()),
+                        self.permissive.bundle.digest: self.permissive.engine}
+        self.manifest = build_manifest(DEFAULT_BUNDLE_PATH, now=T0 - 100, revision=None,
+                                       dependencies=())
+        self.t = T0
+        self.approvals = 0
+        self.moves: list[Move] = [
+            self.honest_access, self.burst, self.burst, self.write, self.export, self.erase,
+            self.forged, self.released_extra, self.permissive_access, self.permissive_export,
+            self.low_k_export, self.covered_person, self.unknown_bundle,
+            self.tampered_bundle, self.unknown_purpose, self.inconsistent_input,
+            self.not_one_request, self.decided_elsewhen, self.personal_data,
+            self.approval_story, self.approval_story, self.release_story, self.unreviewed,
+            self.key_event, self.migration, self.malformed, self.approval_change_forged]
+
+    def lookup(self, digest: str) -> BundleLookup:
+        """The bundle store of generated logs: two bundles, one tampered, one missing."""
+        engine = self.engines.get(digest)
+        if engine is not None:
+            return BundleLookup(digest, engine, source="test")
+        if digest == TAMPERED_BUNDLE:
+            return BundleLookup(digest, None, "bundle_digest_mismatch",
+                                "the stored bundle does not hash to its digest")
+        return BundleLookup(digest, None, "bundle_unavailable", "not in the test store")
+
+    def log(self, seed: int) -> list[bytes]:
+        """The entries of generated log number ``seed`` (the same for the same seed)."""
+        rng = random.Random(seed)
+        self.t = T0 + rng.randrange(0, 10**6)
+        entries: list[bytes] = []
+        for _ in range(rng.randint(2, 9)):
+            entries.extend(rng.choice(self.moves)(rng))
+        if rng.random() < 0.15 and len(entries) > 2:  # clock disorder
+            i = rng.randrange(1, len(entries))
+            entries.insert(i, self.at(entries.pop(i), self.t - rng.choice([3, 30, 3000])))
+        return entries
+
+    # -- time -----------------------------------------------------------------------------
+    def tick(self, rng: random.Random) -> float:
+        self.t += rng.choice([0.001, 0.013, 0.5, 1.0, 2.0, 59.0])
+        return round(self.t, 3)
+
+    @staticmethod
+    def at(entry: bytes, t: float) -> bytes:
+        """The entry with its time (only) moved to ``t``."""
+        try:
+            body = json.loads(entry)
+        except ValueError:
+            return entry  # a malformed entry stays as it is
+        if not isinstance(body, dict) or not isinstance(body.get("time"), str):
+            return entry
+        old = json.dumps(body["time"]).encode()
+        return entry.replace(b'"time":' + old, b'"time":"' + format_time(t).encode() + b'"')
+
+    # -- decision entries ---------------------------------------------------------------
+    def honest_access(self, rng: random.Random) -> list[bytes]:
+        who = rng.choice([LOCAL, PARENT, ABROAD])
+        fields = rng.sample(FIELDS, rng.randint(1, 4))
+        return [self.strict.access(who, fields, t=self.tick(rng),
+                                   purpose=rng.choice(PURPOSES[:3]))]
+
+    def burst(self, rng: random.Random) -> list[bytes]:
+        """Entries alike but for pseudonyms and time (some also for decision time)."""
+        factory = rng.choice([self.strict, self.permissive])
+        who = rng.choice([LOCAL, PARENT, ABROAD])
+        fields = rng.sample(FIELDS, rng.randint(1, 3))
+        out = []
+        for _ in range(rng.randint(2, 12)):
+            t = self.tick(rng)
+            entry = factory.access(who, fields, t=t, purpose="operations")
+            out.append(self.pseudonyms(rng, entry))
+        return out
+
+    @staticmethod
+    def pseudonyms(rng: random.Random, entry: bytes) -> bytes:
+        hex_subject = b"%064x" % rng.getrandbits(256)
+        hex_record = b"%064x" % rng.getrandbits(256)
+        return entry.replace(b"ab" * 32, hex_subject).replace(RECORD[7:].encode(), hex_record)
+
+    def write(self, rng: random.Random) -> list[bytes]:
+        factory = rng.choice([self.strict, self.permissive])
+        who = rng.choice([LOCAL, PARENT])
+        fields = rng.sample(FIELDS, rng.randint(1, 3))
+        t = self.tick(rng)
+        context = RequestContext("operations", int(t), "us", factory.k_min)
+        inputs = [DecisionInput(who, "write", Field("users", f, USERS[f], "us"),  # type: ignore[arg-type]
+                                context) for f in fields]
+        decisions = factory.engine.decide_many(inputs)
+        outcome = access_outcome(decisions)
+        if rng.random() < 0.2:
+            outcome = "allow"  # released_without_permit when something was denied
+        return [self.pseudonyms(rng, encode_entry("write", t, {
+            "principal": who.to_json(), "collection": "users", "subject": "subject:" + "ab" * 32,
+            "record": RECORD, "purpose": "operations", "bundle": factory.bundle.digest,
+            "outcome": outcome, "fields": sorted(fields),
+            "decisions": decision_records(inputs, decisions), "gateway": "us",
+            "release": None}))]
+
+    def export(self, rng: random.Random) -> list[bytes]:
+        return [self.strict.export(rng.choice([LOCAL, PARENT]), rng.choice(["country", "handle"]),
+                                   rng.choice([3, 60]), t=self.tick(rng))]
+
+    def erase(self, rng: random.Random) -> list[bytes]:
+        return [self.strict.erase(LOCAL, t=self.tick(rng),
+                                  forged=[rng.random() < 0.5] if rng.random() < 0.3 else None)]
+
+    def forged(self, rng: random.Random) -> list[bytes]:
+        fields = rng.sample(FIELDS, 2)
+        return [self.strict.access(PARENT, fields, t=self.tick(rng), purpose="interoperability",
+                                   forged=[True, True])]
+
+    def released_extra(self, rng: random.Random) -> list[bytes]:
+        return [self.strict.access(LOCAL, ["handle", "email"], t=self.tick(rng),
+                                   released=rng.choice([["handle", "email", "phone"],
+                                                        ["government_id"]]))]
+
+    def permissive_access(self, rng: random.Random) -> list[bytes]:
+        who = rng.choice([PARENT, ABROAD, LOCAL, PARENT_HOME])
+        fields = rng.sample(FIELDS, rng.randint(1, 4))
+        return [self.permissive.access(who, fields, t=self.tick(rng), purpose="operations")]
+
+    def permissive_export(self, rng: random.Random) -> list[bytes]:
+        return [self.permissive.export(LOCAL, rng.choice(["government_id", "email"]),
+                                       rng.choice([1, 3, 80]), t=self.tick(rng))]
+
+    def low_k_export(self, rng: random.Random) -> list[bytes]:
+        return [self.strict.export(LOCAL, "country", 2, t=self.tick(rng), k_min=1)]
+
+    def covered_person(self, rng: random.Random) -> list[bytes]:
+        return [self.strict.access(PARENT, ["email", "government_id", "handle"],
+                                   t=self.tick(rng), purpose="customer_support")]
+
+    def unknown_bundle(self, rng: random.Random) -> list[bytes]:
+        return [self.strict.access(LOCAL, ["handle"], t=self.tick(rng), bundle=UNKNOWN_BUNDLE)
+                for _ in range(rng.randint(1, 3))]
+
+    def tampered_bundle(self, rng: random.Random) -> list[bytes]:
+        return [self.strict.access(LOCAL, ["email"], t=self.tick(rng), bundle=TAMPERED_BUNDLE)]
+
+    def unknown_purpose(self, rng: random.Random) -> list[bytes]:
+        good = json.loads(self.permissive.access(LOCAL, ["handle"], t=self.tick(rng)))
+        good["purpose"] = "gossip"
+        good["decisions"][0]["input"]["context"]["purpose"] = "gossip"
+        return [self.rebuilt(good)]
+
+    def inconsistent_input(self, rng: random.Random) -> list[bytes]:
+        """The recorded input describes another request than the entry."""
+        body = json.loads(self.strict.access(LOCAL, ["handle"], t=self.tick(rng)))
+        change = rng.choice(["purpose", "collection", "gateway", "principal", "approval",
+                             "action"])
+        if change == "principal":
+            body["principal"] = PARENT.to_json()
+        elif change == "approval":
+            body["decisions"][0]["input"]["context"]["approval"] = \
+                approval_view(apr(99), LOCAL).to_json()
+        elif change == "action":
+            body["decisions"][0]["input"]["action"] = "export"
+        else:
+            body[change] = {"purpose": "analytics_aggregate", "collection": "orders",
+                            "gateway": "de"}[change]
+        return [self.rebuilt(body)]
+
+    def not_one_request(self, rng: random.Random) -> list[bytes]:
+        """A decision list that does not describe one request (or no decision at all)."""
+        body = json.loads(self.strict.access(LOCAL, ["handle", "email"], t=self.tick(rng)))
+        how = rng.choice(["empty", "mixed", "junk", "field"])
+        if how == "empty":
+            body["decisions"] = []
+        elif how == "mixed":
+            body["decisions"][1]["input"]["context"]["purpose"] = "customer_support"
+        elif how == "junk":
+            body["decisions"][0] = {"allowed": "yes"}
+        else:
+            body["decisions"][0]["field"] = "email"
+        return [self.rebuilt(body)]
+
+    def decided_elsewhen(self, rng: random.Random) -> list[bytes]:
+        t = self.tick(rng)
+        return [self.strict.access(LOCAL, ["handle"], t=t, now=int(t) - 600)]
+
+    def personal_data(self, rng: random.Random) -> list[bytes]:
+        body = json.loads(self.strict.access(LOCAL, ["handle"], t=self.tick(rng)))
+        where = rng.choice(["note", "decision", "both"])
+        if where in ("note", "both"):
+            body["note"] = rng.choice(["mail alice@example.com", "call +1 415 555 0100"])
+        if where in ("decision", "both"):
+            body["decisions"][0]["comment"] = "bob@example.org"
+        return [self.rebuilt(body)]
+
+    # -- approvals ------------------------------------------------------------------------
+    def approval_story(self, rng: random.Random) -> list[bytes]:
+        """An approval's life: requested, granted (well or badly), used, closed."""
+        self.approvals += 1
+        a = apr(self.approvals + rng.randrange(10**6) * 1000)
+        f = self.strict
+        t0 = self.tick(rng)
+        expires = t0 + rng.choice([5, 3600])
+        out = [f.approval_request(a, PARENT, t=t0, expires=expires,
+                                  classes=rng.choice([("protected",)] * 4 + [("public",)]))]
+        if rng.random() < 0.1:
+            out.append(out[0])  # the same id again
+        grantors = rng.choice([[APPROVER1, APPROVER2], [APPROVER1], [PARENT], [OUTSIDER],
+                               [APPROVER1, APPROVER1], [APPROVER1, APPROVER2, APPROVER2], [],
+                               []])
+        for i, g in enumerate(grantors):
+            out.append(f.approval_change("approval-grant", a, g, t=self.tick(rng),
+                                         state="granted" if i == len(grantors) - 1 else
+                                         "pending"))
+        if rng.random() < 0.3:
+            out.append(f.approval_change(rng.choice(["approval-revoke", "approval-deny"]), a,
+                                         APPROVER1, t=self.tick(rng)))
+        if rng.random() < 0.15:
+            out.append(f.approval_change("approval-grant", a, APPROVER2, t=self.tick(rng)))
+        if rng.random() < 0.2:
+            self.t = max(self.t, expires + 1)
+        valid = rng.random() < 0.8
+        t = self.tick(rng)
+        who, purpose = rng.choice([(PARENT, "customer_support")] * 3 +
+                                  [(LOCAL, "customer_support"), (PARENT, "interoperability")])
+        # the gateway's view of the approval may disagree with the log (a lying gateway)
+        shown = expires if rng.random() < 0.5 else t + 3600
+        fields = rng.choice([["email"], ["email", "phone"], ["handle"]])
+        view = approval_view(a, who, valid=valid, expires=shown, purpose=purpose)
+        for i in range(rng.choice([1, 1, 3])):  # uses alike but for pseudonyms and time
+            out.append(self.pseudonyms(rng, f.access(who, fields, t=t + i * 0.001, now=int(t),
+                                                     purpose=purpose, approval=view)))
+        if rng.random() < 0.2:  # a change of an approval never requested
+            out.append(f.approval_change("approval-revoke", apr(7), APPROVER1, t=self.tick(rng)))
+        if rng.random() < 0.2:  # a use of an approval never requested
+            out.append(f.access(PARENT, ["email"], t=self.tick(rng), purpose="customer_support",
+                                approval=approval_view(apr(8), PARENT)))
+        return out
+
+    def approval_change_forged(self, rng: random.Random) -> list[bytes]:
+        """Approval changes carrying a recorded ``approve`` decision, some forged."""
+        self.approvals += 1
+        a = apr(500_000 + self.approvals)
+        f = rng.choice([self.strict, self.permissive])
+        t0 = self.tick(rng)
+        out = [f.approval_request(a, PARENT, t=t0)]
+        for g in (APPROVER1, APPROVER2):
+            body = json.loads(f.approval_change("approval-grant", a, g, t=self.tick(rng)))
+            item = DecisionInput(g, "approve", ApprovalRequest(
+                PARENT.id, "customer_support", frozenset({"users"}), frozenset({"protected"}),
+                "us"), RequestContext("customer_support", int(t0), "us", 3))
+            decision = f.engine.decide_many([item])[0]
+            record = decision_records([item], [decision])[0]
+            how = rng.choice(["honest", "forged", "junk", "bundle"])
+            if how == "forged":
+                record["allowed"] = not record["allowed"]
+            elif how == "junk":
+                record = {"input": "nothing"}
+            elif how == "bundle":
+                body["bundle"] = rng.choice([UNKNOWN_BUNDLE, TAMPERED_BUNDLE])
+            body["decision"] = record
+            out.append(self.rebuilt(body))
+        return out
+
+    # -- releases -------------------------------------------------------------------------
+    def release_story(self, rng: random.Random) -> list[bytes]:
+        """A release, its reviews (some bad), a gateway start, decisions naming it."""
+        m = self.manifest
+        t = self.tick(rng)
+        rid = m.id if rng.random() < 0.85 else "sha256:" + "9" * 64
+        out = [encode_entry("release", t, {"release": rid, "manifest": m.to_json()})]
+        if rng.random() < 0.1:
+            out.append(out[0])  # proposed again
+        if rng.random() < 0.1:
+            out.append(encode_entry("release", t, {"release": rid, "manifest": {"x": 1}}))
+        reviewers = rng.choice([REVIEWERS, REVIEWERS[:1], (), ("alice", "alice", "bob")])
+        for name in reviewers:
+            rt = self.tick(rng)
+            body = review_body(reviewer_signer(name), log=ORIGIN, release=m.id,
+                               verdict="approve", note="read it", now=rt)
+            if rng.random() < 0.1:
+                body["note"] = "changed after signing"
+            out.append(encode_entry("release-review", rt, body))
+        if rng.random() < 0.1:
+            rt = self.tick(rng)
+            out.append(encode_entry("release-review", rt, review_body(
+                reviewer_signer("alice"), log=ORIGIN, release="sha256:" + "8" * 64,
+                verdict="approve", note="which one", now=rt)))
+        start = {"gateway": "us", "release": m.id, "reviewed": True, "unreviewed": False,
+                 "bundle": rng.choice([default_bundle().digest] * 3 + [UNKNOWN_BUNDLE]),
+                 "origin": ORIGIN}
+        out.append(encode_entry("gateway-start", self.tick(rng), start))
+        for _ in range(rng.randint(1, 3)):
+            out.append(self.pseudonyms(rng, self.strict.access(
+                LOCAL, ["handle"], t=self.tick(rng),
+                release=rng.choice([m.id, m.id, "sha256:" + "1" * 64]),
+                bundle=rng.choice([None, None, self.permissive.bundle.digest]))))
+        return out
+
+    def unreviewed(self, rng: random.Random) -> list[bytes]:
+        return [encode_entry("gateway-start", self.tick(rng), {
+            "gateway": "us", "release": None, "reviewed": False, "unreviewed": True})]
+
+    # -- other entries --------------------------------------------------------------------
+    def key_event(self, rng: random.Random) -> list[bytes]:
+        return [encode_entry("key-event", self.tick(rng), {
+            "kind": rng.choice(["data_key_destroyed", "kek_rotated"]), "kek_version": 1,
+            "subject": "subject:" + "ef" * 32})]
+
+    def migration(self, rng: random.Random) -> list[bytes]:
+        return [encode_entry("migration", self.tick(rng), {"batch": rng.randrange(100)})]
+
+    def malformed(self, rng: random.Random) -> list[bytes]:
+        """An entry the entry parser refuses (or whose decisions are not a list)."""
+        entry = bytearray(self.strict.access(LOCAL, ["handle"], t=self.tick(rng)))
+        how = rng.choice(["byte", "cut", "space", "decisions", "time", "type"])
+        if how == "byte":
+            entry[rng.randrange(len(entry))] = rng.randrange(256)
+        elif how == "cut":
+            del entry[rng.randrange(1, len(entry)):]
+        elif how == "space":
+            entry = bytearray(entry.replace(b",", b", ", 1))
+        elif how == "decisions":
+            body = json.loads(entry)
+            body["decisions"] = "none"
+            return [self.rebuilt(body)]
+        elif how == "time":  # a one-digit month, four decimals: not the canonical form
+            text = json.loads(entry)["time"]
+            entry = bytearray(bytes(entry).replace(text.encode(),
+                                                   (text[:5] + text[6:-1] + "0Z").encode()))
+        else:
+            entry = bytearray(bytes(entry).replace(b'"type":"access"', b'"type":"peek"'))
+        return [bytes(entry)]
+
+    @staticmethod
+    def rebuilt(body: dict[str, Any]) -> bytes:
+        """An entry from a decoded one (keeps its type and time, canonical encoding)."""
+        return canonical_json(body)
