@@ -1,5 +1,6 @@
 """The entry-by-entry inspection: each violation kind, injected on purpose, is found
-at the right index, and honest entries give no finding (docs/design.md, the auditor; promises 4, 6, 7).
+at the right index, and honest entries give no finding (docs/design.md, the
+auditor; promises 4, 6, 7).
 
 Every test runs against both inspectors, the plain reference one and the
 accelerated one (the ``inspector_path`` fixture), as CPython runs one suite against
