@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from bordergate.errors import ConfigError
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
-from bordergate.residency.subjects import JURISDICTION_PATTERN
+from bordergate.subjects import JURISDICTION_PATTERN
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",

@@ -19,7 +19,7 @@ from bordergate.policy.bundle import (
     bundle_archive,
     default_bundle,
 )
-from bordergate.releases.digest import digest_directory, digest_files, read_tree
+from bordergate.tree_digest import digest_directory, digest_files, read_tree
 
 
 def default_files() -> dict[str, bytes]:

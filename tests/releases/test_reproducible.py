@@ -21,7 +21,7 @@ PIPELINE = (
     " | LC_ALL=C sort | xargs -r -d '\\n' sha256sum | sha256sum"
 )
 DIGEST = ("import bordergate, pathlib\n"
-          "from bordergate.releases.digest import digest_directory\n"
+          "from bordergate.tree_digest import digest_directory\n"
           "d = pathlib.Path(bordergate.__file__).parent\n"
           "print(d)\nprint(digest_directory(d).digest)\n")
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bordergate.errors import ConfigError, VerificationError
-from bordergate.residency.subjects import JURISDICTION_PATTERN
+from bordergate.subjects import JURISDICTION_PATTERN
 from bordergate.tlog.cosignature import CosignatureVerifier
 from bordergate.tlog.note import Ed25519Verifier
 

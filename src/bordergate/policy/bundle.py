@@ -16,7 +16,7 @@ entity other than actions (decisions depend only on recorded attributes); the
 schema parses; at least one purpose is declared, each with a description and
 at least one reason code.  Other files (a README) are allowed and digested.
 
-The bundle digest is ``releases.digest``'s canonical-file-list digest of the
+The bundle digest is ``bordergate.tree_digest``'s canonical-file-list digest of the
 directory (hidden entries and ``__pycache__`` skipped, symlinks rejected; see
 that module and docs/policy-bundle.md for the exact scheme and a shell
 pipeline that reproduces it).  The files are read once and the digest and the
@@ -46,7 +46,7 @@ import cedarpy
 from cedarpy import pst
 
 from bordergate.errors import ConfigError, InvalidInput
-from bordergate.releases.digest import digest_files, read_tree
+from bordergate.tree_digest import digest_files, read_tree
 
 __all__ = [
     "DEFAULT_BUNDLE_PATH",

@@ -30,7 +30,7 @@ from typing import Protocol
 
 from bordergate.errors import ConfigError
 from bordergate.keys.keyring import WrappedDataKey
-from bordergate.residency.subjects import SubjectId
+from bordergate.subjects import SubjectId
 
 __all__ = [
     "FieldValue",

@@ -10,7 +10,9 @@ Record ids are opaque, URL-safe strings chosen by the operator or minted here;
 a record belongs to exactly one subject, which the store keeps beside it.
 
 This module is pure: no I/O, no clock.  It must never accept an id it cannot
-print back byte for byte, and never let ``ValueError`` escape a parser.
+print back byte for byte, and never let ``ValueError`` escape a parser.  It is
+a leaf shared by ``keys`` (data keys are per subject) and ``residency``: it must
+never import either.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bordergate.errors import InvalidInput, WrongJurisdiction
-from bordergate.residency.subjects import (
+from bordergate.subjects import (
     SubjectId,
     mint_record_id,
     parse_jurisdiction,

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bordergate.errors import ConfigError
-from bordergate.releases.digest import digest_directory, digest_files, read_tree
+from bordergate.tree_digest import digest_directory, digest_files, read_tree
 
 PIPELINE = (
     "find . -mindepth 1 \\( -name '.*' -o -name __pycache__ \\) -prune -o -type f -printf '%P\\n'"

@@ -28,7 +28,9 @@ over in-memory ``(path, bytes)`` pairs, for archives and tests.
 
 This module is pure apart from ``read_tree``/``digest_directory``, which only
 read files; it must never write, follow symbolic links or skip a file silently
-other than by the two rules of step 1.
+other than by the two rules of step 1.  It is a leaf shared by ``policy``
+(the bundle digest) and ``releases`` (the package digest): it must never
+import either.
 """
 
 from __future__ import annotations
