@@ -27,7 +27,6 @@ from typing import Any
 from bordergate.entries import (
     ENTRY_TYPES,
     ENTRY_VERSION,
-    MAX_ENTRY,
     canonical_json,
     encode_entry,
     format_time,
@@ -45,6 +44,7 @@ from bordergate.policy.entities import (
     RequestContext,
 )
 from bordergate.residency.schema import FieldSpec
+from bordergate.tlog.tiles import ENTRY_MAX as MAX_ENTRY
 
 __all__ = [
     "DecisionCache",
