@@ -6,7 +6,7 @@ without a global directory.  The random part is 128 bits from the OS CSPRNG,
 written as 26 lowercase base32 characters without padding; parsing is strict
 and canonical (one string per id), so ids can be compared as strings.
 
-Record ids are opaque, URL-safe strings chosen by the operator or minted here;
+Record ids are opaque, URL-safe strings chosen by the operator;
 a record belongs to exactly one subject, which the store keeps beside it.
 
 This module is pure: no I/O, no clock.  It must never accept an id it cannot
@@ -28,7 +28,6 @@ __all__ = [
     "JURISDICTION_PATTERN",
     "RECORD_ID_PATTERN",
     "SubjectId",
-    "mint_record_id",
     "parse_jurisdiction",
     "parse_record_id",
     "require_home",
@@ -72,11 +71,6 @@ def parse_record_id(record_id: str) -> str:
             code="malformed_record_id",
         )
     return record_id
-
-
-def mint_record_id() -> str:
-    """A fresh random record id (128 bits, URL-safe base64 without padding)."""
-    return base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
