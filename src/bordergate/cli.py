@@ -13,11 +13,11 @@ from typing import Annotated
 import typer
 
 from bordergate import __version__
+from bordergate import custody_commands as keys_commands
 from bordergate.audit import commands as audit_commands
 from bordergate.audit import run_command as audit_run_command
 from bordergate.gateway import commands as gateway_commands
 from bordergate.gateway import principal_commands
-from bordergate.keys import commands as keys_commands
 from bordergate.releases import commands as release_commands
 from bordergate.residency import commands as schema_commands
 from bordergate.tlog import commands as log_commands

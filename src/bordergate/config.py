@@ -36,7 +36,7 @@ from bordergate.errors import ConfigError
 from bordergate.keys.backend import KeyBackendSettings, parse_key_backend
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
 from bordergate.profile import Profile
-from bordergate.residency.subjects import JURISDICTION_PATTERN
+from bordergate.subjects import JURISDICTION_PATTERN
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",

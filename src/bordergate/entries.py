@@ -3,12 +3,17 @@
 Every entry any bordergate component writes to a jurisdiction's log is a
 canonical JSON object (UTF-8, sorted keys, no insignificant whitespace, no
 floats) with at least ``"v"`` (format version, 1), ``"type"`` (one of
-:data:`ENTRY_TYPES`) and ``"time"`` (RFC 3339 UTC with milliseconds).  The
-gateway, the releases tooling and the key custody write entries through one
-encoder family: :func:`encode_entry` (the reference), and for the gateway's
-hot path :func:`encode_entry_with` (members given already encoded) and
-:class:`EntryTemplate` (a precompiled shape); both give exactly the reference's
-bytes.  The auditor reads entries with :func:`parse_entry`.
+:data:`ENTRY_TYPES`) and ``"time"`` (RFC 3339 UTC with milliseconds, exactly as
+:func:`format_time` writes it), at most :data:`~bordergate.tlog.tiles.ENTRY_MAX`
+bytes long (the log's entry-bundle format).  The gateway, the releases tooling
+and the key custody write entries through one encoder family: :func:`encode_entry`
+(the reference), and for the gateway's hot path :func:`encode_entry_with`
+(members given already encoded) and :class:`EntryTemplate` (a precompiled
+shape); both give exactly the reference's bytes.  The auditor reads entries
+with :func:`parse_entry`.  This module is the one definition of a valid entry:
+the entry types, their families (:data:`DECISION_ACTIONS`,
+:data:`APPROVAL_CHANGE_TYPES`, :data:`RELEASE_ENTRY_TYPES`) and the time format
+are defined here and imported everywhere else.
 
 Promise 7: entries carry field names, classes and keyed pseudonyms of subject
 and record ids, never values or raw ids.  :class:`Pseudonymizer` computes
@@ -25,19 +30,24 @@ import hashlib
 import hmac
 import json
 import math
+import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from bordergate.errors import VerificationError
+from bordergate.tlog.tiles import ENTRY_MAX
 
 __all__ = [
+    "APPROVAL_CHANGE_TYPES",
+    "DECISION_ACTIONS",
     "ENTRY_TYPES",
     "ENTRY_VERSION",
-    "MAX_ENTRY",
+    "RELEASE_ENTRY_TYPES",
     "Entry",
     "EntryTemplate",
     "EntryTime",
@@ -54,7 +64,7 @@ __all__ = [
 ENTRY_VERSION = 1
 
 # The keys each entry type must carry besides v/type/time (checked on parse).
-ENTRY_TYPES: Mapping[str, frozenset[str]] = {
+ENTRY_TYPES: Mapping[str, frozenset[str]] = MappingProxyType({
     "access": frozenset({"principal", "collection", "subject", "record", "purpose",
                          "bundle", "decisions"}),
     "write": frozenset({"principal", "collection", "subject", "record", "purpose",
@@ -70,9 +80,19 @@ ENTRY_TYPES: Mapping[str, frozenset[str]] = {
     "key-event": frozenset({"kind", "kek_version"}),
     "migration": frozenset({"batch"}),
     "gateway-start": frozenset({"gateway", "release", "reviewed"}),
-}
+})
 
-MAX_ENTRY = 0xFFFF
+#: Decision entries (promise 4), each with the Cedar action it records.
+DECISION_ACTIONS: Mapping[str, str] = MappingProxyType(
+    {"access": "read", "write": "write", "export": "export", "erase": "erase"})
+#: Entries that change an open approval request (grant, deny, revoke).
+APPROVAL_CHANGE_TYPES: tuple[str, ...] = ("approval-grant", "approval-deny", "approval-revoke")
+#: Entries of the release ledger (promise 6), in the order a release goes through them.
+RELEASE_ENTRY_TYPES: tuple[str, ...] = ("release", "release-review", "gateway-start")
+
+# The one canonical time form, digits ASCII only (``\d`` would take any Unicode digit).
+_TIME_FORM = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{3})Z")
 
 
 def _reject_float(value: str) -> Any:
@@ -128,17 +148,30 @@ def format_time(epoch_seconds: float) -> str:
 def parse_time(text: str) -> float:
     """Parse a :func:`format_time` string back to epoch seconds.
 
+    Only the exact form :func:`format_time` writes is accepted
+    (``YYYY-MM-DDTHH:MM:SS.mmmZ``, every field zero-padded to its width, a real
+    calendar date, no leap second), and only when the value prints back as the
+    same string: ``format_time(parse_time(s)) == s`` for every ``s`` accepted.
+    Up to 2106 (2^32 seconds) every such string is accepted; beyond, a float
+    epoch no longer holds every millisecond and some are refused.
+
     Raises:
-        VerificationError: not in that exact format.
+        VerificationError: code ``malformed_entry`` for any other string or a
+            value that is not a string.
     """
+    match = _TIME_FORM.fullmatch(text) if isinstance(text, str) else None
     try:
-        if len(text) != 24 or not text.endswith("Z"):
+        if match is None:
             raise ValueError(text)
-        dt = datetime.strptime(text[:-1], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)
-    except (ValueError, TypeError):
+        year, month, day, hour, minute, second, milli = map(int, match.groups())
+        moment = datetime(year, month, day, hour, minute, second, milli * 1000, tzinfo=UTC)
+        epoch = moment.timestamp()
+        if format_time(epoch) != text:
+            raise ValueError(text)
+    except ValueError:
         raise VerificationError(f"malformed entry time {str(text)[:40]!r}",
                                 code="malformed_entry") from None
-    return dt.timestamp()
+    return epoch
 
 
 @dataclass(frozen=True)
@@ -170,7 +203,7 @@ def _check_members(entry_type: str, keys: set[str] | frozenset[str]) -> None:
 
 
 def _check_size(entry_type: str, data: bytes) -> bytes:
-    if len(data) > MAX_ENTRY:
+    if len(data) > ENTRY_MAX:
         raise ValueError(f"{entry_type} entry of {len(data)} bytes exceeds the log's limit")
     return data
 

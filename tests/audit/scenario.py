@@ -35,13 +35,13 @@ from bordergate.policy.entities import (
     RequestContext,
     Subject,
 )
-from bordergate.releases.digest import read_tree
 from bordergate.releases.manifest import build_manifest
 from bordergate.releases.publication import publish_bundle
 from bordergate.releases.review import review_body
 from bordergate.tlog.logdir import read_signer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage.fs import FileStorage
+from bordergate.tree_digest import read_tree
 from tests.gateway.deployment import Tokens, write_deployment
 from tests.releases.keys import reviewer_signer
 

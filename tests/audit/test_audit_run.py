@@ -158,7 +158,7 @@ def test_published_bundle_with_the_wrong_content_is_refused() -> None:
     used; the genuine archive is accepted and cached per digest."""
     from bordergate.audit.bundlestore import BundleStore
     from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH, archive_files, default_bundle
-    from bordergate.releases.digest import read_tree
+    from bordergate.tree_digest import read_tree
     from tests.audit.scenario import permissive_bundle
 
     digest = default_bundle().digest

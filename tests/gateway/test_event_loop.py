@@ -37,8 +37,8 @@ from bordergate.keys.envelope import data_key_aad, field_aad_prefix, field_aad_s
 from bordergate.keys.keyring import SubjectCipher
 from bordergate.policy.entities import Principal
 from bordergate.residency.stores.sqlite import SqliteRecordStore
-from bordergate.residency.subjects import SubjectId
 from bordergate.residency.vault import Vault
+from bordergate.subjects import SubjectId
 from bordergate.tlog.storage.memory import MemoryStorage
 from tests.gateway.deployment import Tokens, write_deployment
 

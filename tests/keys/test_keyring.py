@@ -12,8 +12,8 @@ from bordergate.keys.events import KeyEvent, KeyEventKind
 from bordergate.keys.keyring import DataKeyCache, KeyRing, SubjectCipher
 from bordergate.residency.schema import demo_schema_path, load_schema
 from bordergate.residency.stores.memory import MemoryRecordStore
-from bordergate.residency.subjects import SubjectId
 from bordergate.residency.vault import Vault
+from bordergate.subjects import SubjectId
 from tests.keys.conftest import BackendFactory
 
 

@@ -19,7 +19,7 @@ from bordergate.policy.bundle import (
     bundle_archive,
     default_bundle,
 )
-from bordergate.releases.digest import digest_directory, digest_files, read_tree
+from bordergate.tree_digest import digest_directory, digest_files, read_tree
 
 
 def default_files() -> dict[str, bytes]:
@@ -47,7 +47,7 @@ def test_digest_matches_shell_pipeline_on_default_bundle() -> None:
     """Promise 4: an auditor recomputes the bundle digest with standard tools."""
     pipeline = (
         "find . -mindepth 1 \\( -name '.*' -o -name __pycache__ \\) -prune -o -type f "
-        "-printf '%P\\n' | LC_ALL=C sort | xargs -r -d '\\n' sha256sum | sha256sum"
+        "-printf '%P\\n' | LC_ALL=C sort | xargs -r -d '\\n' sha256sum -- | sha256sum"
     )
     out = subprocess.run(
         ["sh", "-c", pipeline],

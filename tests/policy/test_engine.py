@@ -30,7 +30,7 @@ from bordergate.policy import (
     replay,
 )
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
-from bordergate.releases.digest import read_tree
+from bordergate.tree_digest import read_tree
 
 HOME = "us"
 ABROAD = "cn"

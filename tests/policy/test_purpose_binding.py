@@ -30,7 +30,7 @@ from bordergate.policy.purpose_binding import (
     PURPOSE_ROLE_POLICY,
     denial_code,
 )
-from bordergate.releases.digest import read_tree
+from bordergate.tree_digest import read_tree
 
 HOME = "us"
 NOW = 1_700_000_000

@@ -12,7 +12,6 @@ import pytest
 
 from bordergate.entries import canonical_json
 from bordergate.errors import VerificationError
-from bordergate.releases.digest import digest_directory
 from bordergate.releases.manifest import (
     Dependency,
     build_manifest,
@@ -22,6 +21,7 @@ from bordergate.releases.manifest import (
     release_id,
     source_revision,
 )
+from bordergate.tree_digest import digest_directory
 from tests.releases.conftest import T0
 
 

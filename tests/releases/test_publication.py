@@ -17,11 +17,11 @@ import pytest
 
 from bordergate.errors import VerificationError
 from bordergate.policy.bundle import archive_files
-from bordergate.releases.digest import digest_directory, read_tree
 from bordergate.releases.publication import bundle_path, open_published_bundle, publish_bundle
 from bordergate.tlog.server import make_log_app
 from bordergate.tlog.storage import LogStorage
 from bordergate.tlog.storage.fs import FileStorage
+from bordergate.tree_digest import digest_directory, read_tree
 
 Factory = Callable[[], LogStorage]
 

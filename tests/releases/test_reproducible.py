@@ -18,10 +18,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = (
     "find . -mindepth 1 \\( -name '.*' -o -name __pycache__ \\) -prune -o -type f -printf '%P\\n'"
-    " | LC_ALL=C sort | xargs -r -d '\\n' sha256sum | sha256sum"
+    " | LC_ALL=C sort | xargs -r -d '\\n' sha256sum -- | sha256sum"
 )
 DIGEST = ("import bordergate, pathlib\n"
-          "from bordergate.releases.digest import digest_directory\n"
+          "from bordergate.tree_digest import digest_directory\n"
           "d = pathlib.Path(bordergate.__file__).parent\n"
           "print(d)\nprint(digest_directory(d).digest)\n")
 

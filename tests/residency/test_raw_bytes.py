@@ -19,8 +19,8 @@ from bordergate.keys.envelope import data_key_aad, field_aad, open_sealed
 from bordergate.keys.keyring import KeyRing
 from bordergate.residency.schema import Schema
 from bordergate.residency.stores.sqlite import SqliteRecordStore
-from bordergate.residency.subjects import SubjectId
 from bordergate.residency.vault import Vault
+from bordergate.subjects import SubjectId
 from tests.postgres_server import PostgresServer
 from tests.residency.conftest import TEST_SEED
 

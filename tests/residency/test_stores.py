@@ -10,7 +10,7 @@ from bordergate.errors import ConfigError, Conflict, NotFound, Unavailable, Wron
 from bordergate.keys.keyring import WrappedDataKey
 from bordergate.residency.stores import RecordRef, open_record_store
 from bordergate.residency.stores.sqlite import SqliteRecordStore
-from bordergate.residency.subjects import SubjectId
+from bordergate.subjects import SubjectId
 from tests.residency.conftest import StoreFactory
 
 

@@ -7,8 +7,8 @@ import pytest
 from bordergate.errors import Conflict, InvalidInput, NotFound, VerificationError, WrongJurisdiction
 from bordergate.keys.events import KeyEventKind
 from bordergate.residency.schema import Schema
-from bordergate.residency.subjects import SubjectId
 from bordergate.residency.vault import Vault
+from bordergate.subjects import SubjectId
 from tests.residency.conftest import StoreFactory, make_vault
 
 USER = {"handle": "alice", "email": "alice@example.com", "phone": "+15550100",

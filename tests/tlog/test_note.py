@@ -17,7 +17,6 @@ from bordergate.tlog.note import (
     Ed25519Verifier,
     NoteSignature,
     Signer,
-    Verifier,
     add_signatures,
     key_id_for,
     note_signatures,
@@ -49,7 +48,7 @@ def signer_b() -> Signer:
 @pytest.mark.parametrize("case", VECTORS["verify"], ids=lambda c: c["vkey"].split("+")[0])
 def test_verify_vectors(case: dict[str, str]) -> None:
     """Promise 5: a published signed note verifies with its published verifier key."""
-    verifier = Verifier.from_key_string(case["vkey"])
+    verifier = Ed25519Verifier.from_key_string(case["vkey"])
     assert verifier.key_string == case["vkey"]
     opened = open_note(case["note"].encode(), [verifier])
     assert opened.text == case["text"]
@@ -64,7 +63,7 @@ def test_sign_vectors(case: dict[str, str]) -> None:
     assert signer.key_string == case["private_key"]
     assert signer.verifier().key_string == case["vkey"]
     assert sign_note(case["text"], [signer]) == case["note"].encode()
-    opened = open_note(case["note"].encode(), [Verifier.from_key_string(case["vkey"])])
+    opened = open_note(case["note"].encode(), [Ed25519Verifier.from_key_string(case["vkey"])])
     assert opened.text == case["text"]
 
 
@@ -72,7 +71,7 @@ def test_sign_vectors(case: dict[str, str]) -> None:
 def test_bad_vkeys(vkey: str) -> None:
     """Bad input: every published bad verifier key is a VerificationError."""
     with pytest.raises(VerificationError) as err:
-        Verifier.from_key_string(vkey)
+        Ed25519Verifier.from_key_string(vkey)
     assert err.value.code == "malformed_verifier_key"
 
 
@@ -112,16 +111,17 @@ GOOD_VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
 )
 def test_malformed_vkeys(vkey: str) -> None:
     """Bad input: each malformed verifier key form is a malformed_verifier_key error."""
-    assert Verifier.from_key_string(GOOD_VKEY).name == "PeterNeumann"
+    assert Ed25519Verifier.from_key_string(GOOD_VKEY).name == "PeterNeumann"
     with pytest.raises(VerificationError) as err:
-        Verifier.from_key_string(vkey)
+        Ed25519Verifier.from_key_string(vkey)
     assert err.value.code == "malformed_verifier_key"
 
 
-def test_cosignature_vkey_dispatch() -> None:
-    """Promise 5: a type-0x04 verifier key parses as a cosignature/v1 verifier."""
+def test_cosignature_vkey_types() -> None:
+    """Promise 5: a type-0x04 verifier key parses as a cosignature/v1 verifier, and
+    each verifier type refuses the other's key strings."""
     cosigner = CosignatureSigner("witness.test/w", TEST_ONLY_SEED_A, lambda: 1)
-    parsed = Verifier.from_key_string(cosigner.verifier().key_string)
+    parsed = CosignatureVerifier.from_key_string(cosigner.verifier().key_string)
     assert isinstance(parsed, CosignatureVerifier)
     assert parsed.key_id == key_id_for("witness.test/w", 0x04, cosigner.public_key)
     with pytest.raises(VerificationError):

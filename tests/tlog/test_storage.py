@@ -89,17 +89,17 @@ def test_sequencer_round_trip_on_backend(storage_factory: Factory) -> None:
 def test_write_ahead_records_replay_and_trim(storage_factory: Factory) -> None:
     """Promise 3: small batches are durable as write-ahead records after sync,
     replay from any index, and are forgotten only below a published size."""
-    from bordergate.tlog.tiles import encode_bundle
+    from bordergate.tlog.tiles import join_bundle
     s = storage_factory()
     s.acquire_writer()
-    s.wal_append(10, 2, encode_bundle([b"a", b"b"]))
-    s.wal_append(12, 3, encode_bundle([b"c", b"", b"e"]))
+    s.wal_append(10, 2, join_bundle([b"a", b"b"]))
+    s.wal_append(12, 3, join_bundle([b"c", b"", b"e"]))
     s.sync()
     assert list(s.wal_replay(0)) == [(10, [b"a", b"b"]), (12, [b"c", b"", b"e"])]
     assert list(s.wal_replay(12)) == [(12, [b"c", b"", b"e"])]
     s.wal_trim(12)  # may keep more (whole segments), never less
     assert [first for first, _ in s.wal_replay(12)] == [12]
-    s.wal_append(15, 1, encode_bundle([b"f"]))
+    s.wal_append(15, 1, join_bundle([b"f"]))
     s.sync()
     s.wal_trim(16)
     assert list(s.wal_replay(0)) == []

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from bordergate.errors import VerificationError
 from bordergate.tlog import merkle, tiles
 from bordergate.tlog.tiles import TileFrontier, TileRef
+from tests.independent import c2sp
 
 
 @pytest.mark.parametrize(("index", "path"), [
@@ -48,15 +49,15 @@ def test_malformed_paths_are_refused(bad: str) -> None:
 
 def test_bundle_codec_and_malformed_bundles() -> None:
     """Promise 5: entry bundles are uint16-length-prefixed; damage is detected."""
-    entries = [b"", b"a", b"x" * 300]
-    data = tiles.encode_bundle(entries)
-    assert data == b"\x00\x00" + b"\x00\x01a" + b"\x01\x2c" + b"x" * 300
-    assert tiles.decode_bundle(data, 3) == entries
-    for bad, width in [(data[:-1], 3), (data + b"\x00", 3), (data, 2), (data[:1], 1)]:
+    entries = [b"", b"a", b"x" * 300, b"y" * tiles.ENTRY_MAX]
+    data = tiles.join_bundle(entries)
+    assert data == (b"\x00\x00" + b"\x00\x01a" + b"\x01\x2c" + b"x" * 300
+                    + b"\xff\xff" + b"y" * tiles.ENTRY_MAX)
+    assert data == c2sp.encode_bundle(entries)
+    assert tiles.decode_bundle(data, 4) == entries
+    for bad, width in [(data[:-1], 4), (data + b"\x00", 4), (data, 3), (data[:1], 1)]:
         with pytest.raises(VerificationError):
             tiles.decode_bundle(bad, width)
-    with pytest.raises(ValueError, match="65535"):
-        tiles.encode_entry(b"x" * 65536)
 
 
 def test_tile_codec_refuses_wrong_length() -> None:
@@ -72,7 +73,7 @@ def _reference_tiles(entries: list[bytes]) -> dict[str, bytes]:
     hashes = [merkle.leaf_hash(e) for e in entries]
     for start in range(0, size, 256):
         chunk = entries[start:start + 256]
-        out[TileRef(-1, start // 256, len(chunk)).path] = tiles.encode_bundle(chunk)
+        out[TileRef(-1, start // 256, len(chunk)).path] = c2sp.encode_bundle(chunk)
     level = 0
     while hashes:
         for start in range(0, len(hashes), 256):
@@ -113,16 +114,6 @@ def test_frontier_writes_exactly_the_spec_tiles(batches: list[int]) -> None:
     # every tile of the final tree is present and exact
     for path, data in reference.items():
         assert store[path] == data, path
-
-
-def test_tiles_for_growth_names_what_changes() -> None:
-    """Promise 5: growing a tree names the new full tiles and the new partials."""
-    refs = tiles.tiles_for_growth(250, 260)
-    assert TileRef(-1, 0) in refs and TileRef(-1, 1, 4) in refs
-    assert TileRef(0, 0) in refs and TileRef(0, 1, 4) in refs and TileRef(1, 0, 1) in refs
-    assert tiles.tiles_for_growth(5, 5) == []
-    assert {r.path for r in tiles.tiles_for_growth(0, 70000)} <= set(
-        _reference_tiles([b""] * 70000))
 
 
 @given(st.integers(min_value=1, max_value=70000), st.data())

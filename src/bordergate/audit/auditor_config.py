@@ -41,7 +41,7 @@ from typing import Any
 
 from bordergate.config_reader import ConfigReader, parse_toml, read_config_file
 from bordergate.errors import VerificationError
-from bordergate.residency.subjects import JURISDICTION_PATTERN
+from bordergate.subjects import JURISDICTION_PATTERN
 from bordergate.tlog.cosignature import CosignatureVerifier
 from bordergate.tlog.note import Ed25519Verifier
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from bordergate.errors import BordergateError, ConfigError, VerificationError
 from bordergate.policy.bundle import PolicyBundle, default_bundle
 from bordergate.policy.engine import PolicyEngine
-from bordergate.releases.digest import digest_directory
 from bordergate.releases.publication import MAX_BUNDLE_BYTES, bundle_path, open_published_bundle
 from bordergate.tlog.client import LogSource
+from bordergate.tree_digest import digest_directory
 
 __all__ = ["BundleLookup", "BundleStore"]
 

@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from bordergate.entries import parse_entry
+from bordergate.entries import DECISION_ACTIONS, parse_entry
 from bordergate.errors import BordergateError
 from bordergate.tlog.cosignature import cosignature_timestamp
 from bordergate.tlog.note import parse_signature_lines
@@ -54,7 +54,6 @@ _WINDOW = 60.0        # seconds of decisions in the rate
 _MAX_REPORT = 32 << 20
 _CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
         "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-_DECISION_TYPES = ("access", "write", "export", "erase")
 
 
 @cache
@@ -134,7 +133,7 @@ class DashboardFeed:
             return
         self.types[entry.type] += 1
         body = entry.body
-        if entry.type in _DECISION_TYPES:
+        if entry.type in DECISION_ACTIONS:
             principal = body.get("principal")
             where = principal.get("location") if isinstance(principal, dict) else None
             per_class: Counter[str] = Counter()

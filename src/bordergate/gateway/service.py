@@ -75,8 +75,8 @@ from bordergate.policy.engine import Decision, PolicyEngine
 from bordergate.policy.entities import DecisionInput, Principal, RequestContext, Subject
 from bordergate.policy.purpose_binding import denial_code
 from bordergate.residency.schema import FieldSpec, Schema
-from bordergate.residency.subjects import SubjectId, parse_record_id
 from bordergate.residency.vault import Vault
+from bordergate.subjects import SubjectId, parse_record_id
 from bordergate.tlog.checkpoint import SignedCheckpoint
 from bordergate.tlog.client import LogClient, StorageSource
 from bordergate.tlog.sequencer import Sequencer

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bordergate.residency.subjects import SubjectId
+from bordergate.subjects import SubjectId
 
 __all__ = ["KeyEvent", "KeyEventKind"]
 

@@ -47,7 +47,7 @@ from bordergate.keys.envelope import (
     seal,
 )
 from bordergate.keys.events import KeyEvent, KeyEventKind
-from bordergate.residency.subjects import SubjectId
+from bordergate.subjects import SubjectId
 
 __all__ = [
     "DEFAULT_CACHE_ENTRIES",

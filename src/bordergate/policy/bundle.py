@@ -20,7 +20,7 @@ at least one reason code, and either every purpose or none declares its
 forbids (``purpose_binding``) that join the policy set after the files'
 policies (``policies_text`` holds them too).  Other files (a README) are allowed and digested.
 
-The bundle digest is ``releases.digest``'s canonical-file-list digest of the
+The bundle digest is ``bordergate.tree_digest``'s canonical-file-list digest of the
 directory (hidden entries and ``__pycache__`` skipped, symlinks rejected; see
 that module and docs/policy-bundle.md for the exact scheme and a shell
 pipeline that reproduces it).  The files are read once and the digest and the
@@ -51,7 +51,7 @@ from cedarpy import pst
 
 from bordergate.errors import ConfigError, InvalidInput
 from bordergate.policy.purpose_binding import PurposeBinding, binding_policies, parse_binding
-from bordergate.releases.digest import digest_files, read_tree
+from bordergate.tree_digest import digest_files, read_tree
 
 __all__ = [
     "DEFAULT_BUNDLE_PATH",

@@ -140,9 +140,9 @@ def propose(config: ConfigOpt, jurisdiction: JurisdictionOpt = None,
     """Append a release entry for the installed package and policy bundle."""
     from bordergate.entries import encode_entry
     from bordergate.errors import InvalidInput
-    from bordergate.releases.digest import digest_files, read_tree
     from bordergate.releases.manifest import build_manifest
     from bordergate.releases.publication import publish_bundle
+    from bordergate.tree_digest import digest_files, read_tree
     try:
         with _open(config, jurisdiction) as log:
             policy_dir = policy or log.deployment.policy_bundle_path

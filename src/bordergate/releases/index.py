@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bordergate.durable import replace_file
-from bordergate.entries import Entry, parse_entry
+from bordergate.entries import RELEASE_ENTRY_TYPES, Entry, parse_entry
 from bordergate.errors import VerificationError
 from bordergate.tlog.checkpoint import SignedCheckpoint
 from bordergate.tlog.client import LogClient
@@ -35,7 +35,7 @@ from bordergate.tlog.tiles import TileFrontier
 
 __all__ = ["ReleaseIndex"]
 
-_MARKERS = (b'"type":"release"', b'"type":"release-review"', b'"type":"gateway-start"')
+_MARKERS = tuple(f'"type":"{kind}"'.encode() for kind in RELEASE_ENTRY_TYPES)
 _STATE_VERSION = 1
 
 
@@ -99,7 +99,7 @@ class ReleaseIndex:
         out = []
         for index, data in self.entries:
             entry = parse_entry(data)
-            if entry.type in ("release", "release-review", "gateway-start"):
+            if entry.type in RELEASE_ENTRY_TYPES:
                 out.append((index, entry))
         return out
 

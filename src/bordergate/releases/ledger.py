@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 APPROVED, REJECTED, PENDING = "approved", "rejected", "pending"
-RELEASE_TYPES = frozenset({"release", "release-review", "gateway-start"})
 
 
 @dataclass(frozen=True)

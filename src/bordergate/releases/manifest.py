@@ -13,7 +13,7 @@ promise 6)::
                        "record": "sha256:<hex of its RECORD file>"}, ...],
      "time": "2026-11-28T00:19:58.123Z"}
 
-The package digest is the canonical-file-list digest (``releases.digest``) of
+The package digest is the canonical-file-list digest (``bordergate.tree_digest``) of
 the installed ``bordergate`` package directory: every regular file under it
 (``*.py``, the shipped policy bundle, templates, ``py.typed``...), skipping
 hidden entries and ``__pycache__`` directories (byte-code caches of the ``.py``
@@ -46,7 +46,7 @@ from typing import Any
 
 from bordergate.entries import canonical_json, format_time, parse_time
 from bordergate.errors import VerificationError
-from bordergate.releases.digest import DIGEST_PREFIX, FileListDigest, digest_directory
+from bordergate.tree_digest import DIGEST_PREFIX, FileListDigest, digest_directory
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -251,7 +251,7 @@ def build_manifest(policy_dir: str | os.PathLike[str], *, now: float,
 
     Raises:
         ConfigError: a directory cannot be read or holds a symlink or a badly
-            named file (see ``releases.digest.read_tree``).
+            named file (see ``tree_digest.read_tree``).
     """
     from bordergate import __version__
     pkg = Path(package_dir) if package_dir is not None else installed_package_dir()

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from bordergate.errors import ConfigError, VerificationError
-from bordergate.releases.digest import DIGEST_PREFIX, digest_files
+from bordergate.tree_digest import DIGEST_PREFIX, digest_files
 
 __all__ = ["MAX_BUNDLE_BYTES", "ObjectStore", "bundle_path", "open_published_bundle",
            "publish_bundle"]

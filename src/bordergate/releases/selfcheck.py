@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bordergate.errors import ConfigError
-from bordergate.releases.digest import FileListDigest, digest_files, read_tree
 from bordergate.releases.index import ReleaseIndex
 from bordergate.releases.ledger import ReleaseLedger, ReleaseRecord
 from bordergate.releases.manifest import installed_package_dir
 from bordergate.releases.review import Reviewer, ReviewPolicy
 from bordergate.tlog.client import LogClient
+from bordergate.tree_digest import FileListDigest, digest_files, read_tree
 
 if TYPE_CHECKING:
     from bordergate.config import Deployment, Jurisdiction

@@ -38,7 +38,7 @@ from bordergate.keys.events import KeyEvent
 from bordergate.keys.keyring import KeyRing, SubjectCipher
 from bordergate.residency.schema import FieldSpec, Schema
 from bordergate.residency.stores import RecordRef, RecordStore
-from bordergate.residency.subjects import SubjectId, parse_record_id, require_home
+from bordergate.subjects import SubjectId, parse_record_id, require_home
 
 __all__ = [
     "Aggregate",

@@ -29,6 +29,7 @@ from bordergate.tlog.note import Verifier
 from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage
 from bordergate.tlog.tiles import (
     ENTRIES,
+    ENTRY_MAX,
     TILE_HEIGHT,
     TILE_WIDTH,
     TileFrontier,
@@ -57,7 +58,7 @@ class ReadLimits:
 
     checkpoint: int = 1 << 20
     tile: int = TILE_WIDTH * merkle.HASH_SIZE
-    bundle: int = TILE_WIDTH * (2 + 0xFFFF)
+    bundle: int = TILE_WIDTH * (2 + ENTRY_MAX)
 
 
 class LogSource(Protocol):

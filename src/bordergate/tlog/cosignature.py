@@ -43,7 +43,7 @@ COSIGNATURE_TYPE = 0x04
 MAX_TIMESTAMP = (1 << 63) - 1
 
 
-def cosignature_message(text: str, timestamp: int) -> bytes:
+def cosignature_message(text: str | bytes, timestamp: int) -> bytes:
     """The bytes a cosignature/v1 signs for a checkpoint note text at ``timestamp``.
 
     Raises:
@@ -51,7 +51,8 @@ def cosignature_message(text: str, timestamp: int) -> bytes:
     """
     if not 0 <= timestamp <= MAX_TIMESTAMP:
         raise ValueError("cosignature timestamp out of range")
-    return f"cosignature/v1\ntime {timestamp}\n".encode() + text.encode("utf-8")
+    body = text.encode("utf-8") if isinstance(text, str) else text
+    return f"cosignature/v1\ntime {timestamp}\n".encode() + body
 
 
 def cosignature_timestamp(signature: NoteSignature) -> int:
@@ -90,7 +91,7 @@ class CosignatureVerifier(Ed25519Verifier):
         (timestamp,) = struct.unpack(">Q", signature[:8])
         if timestamp > MAX_TIMESTAMP:
             return False
-        signed = f"cosignature/v1\ntime {timestamp}\n".encode() + message
+        signed = cosignature_message(message, timestamp)
         try:
             self._public_key.verify(signature[8:], signed)
         except InvalidSignature:
@@ -149,9 +150,7 @@ class CosignatureSigner:
         Raises:
             ValueError: ``timestamp`` outside 0..2^63-1 (programmer misuse).
         """
-        if not 0 <= timestamp <= MAX_TIMESTAMP:
-            raise ValueError("cosignature timestamp out of range")
-        signed = f"cosignature/v1\ntime {timestamp}\n".encode() + message
+        signed = cosignature_message(message, timestamp)
         return struct.pack(">Q", timestamp) + self._private_key.sign(signed)
 
     def __repr__(self) -> str:

@@ -78,7 +78,6 @@ MAX_SIGNATURES = 100
 
 _SIG_PREFIX = "\u2014 "
 _PRIVATE_PREFIX = "PRIVATE+KEY+"
-_COSIGNATURE_TYPE = 0x04  # c2sp.org/tlog-cosignature Ed25519, see cosignature.py
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")  # ASCII controls except newline
 _BAD_NAME_CHAR = re.compile(r"[\s+\x00-\x1f\x7f]")  # Unicode spaces, plus, controls
 
@@ -191,6 +190,8 @@ class Verifier(ABC):
 
     Subclasses define the signature type: :class:`Ed25519Verifier` (0x01) here,
     the cosignature/v1 verifier (0x04) in :mod:`bordergate.tlog.cosignature`.
+    A key string is parsed by the subclass of its type (``from_key_string``),
+    so this base never needs to know its subclasses.
     """
 
     name: str
@@ -204,31 +205,6 @@ class Verifier(ABC):
     @abstractmethod
     def verify(self, message: bytes, signature: bytes) -> bool:
         """Whether ``signature`` (without the key id) is valid over the note text."""
-
-    @staticmethod
-    def from_key_string(vkey: str) -> Verifier:
-        """Parse a verifier key string of any supported type (0x01 or 0x04).
-
-        Args:
-            vkey: the verifier key string.
-
-        Returns:
-            An :class:`Ed25519Verifier` or a cosignature/v1 verifier.
-
-        Raises:
-            VerificationError: code ``malformed_verifier_key`` for a malformed key,
-                a wrong key id, an unsupported type or a wrong key length.
-        """
-        name, _key_id, key_type, material = parse_verifier_key(vkey)
-        if key_type == ED25519_TYPE:
-            return Ed25519Verifier(name, material)
-        if key_type == _COSIGNATURE_TYPE:
-            from bordergate.tlog.cosignature import CosignatureVerifier
-
-            return CosignatureVerifier(name, material)
-        raise VerificationError(
-            f"unsupported verifier key type 0x{key_type:02x}", code="malformed_verifier_key"
-        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.key_string!r})"

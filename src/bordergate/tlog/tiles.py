@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bordergate.errors import VerificationError
@@ -35,17 +35,16 @@ __all__ = [
     "TileRef",
     "decode_bundle",
     "decode_tile",
-    "encode_bundle",
-    "encode_entry",
     "index_path",
     "join_bundle",
     "parse_path",
     "tile_node_reader",
-    "tiles_for_growth",
 ]
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 256
+# The longest entry a bundle can hold (its length is a uint16): the one entry size
+# limit of bordergate, which bordergate.entries and the log's writers import.
 ENTRY_MAX = 0xFFFF
 ENTRIES = -1
 """The ``level`` of a :class:`TileRef` that names an entry bundle."""
@@ -115,13 +114,6 @@ def parse_path(path: str) -> TileRef:
     return TileRef(level, index, width)
 
 
-def encode_tile(hashes: Sequence[bytes]) -> bytes:
-    """Concatenate up to 256 hashes into tile bytes."""
-    if not 0 < len(hashes) <= TILE_WIDTH:
-        raise ValueError("a tile holds 1 to 256 hashes")
-    return b"".join(hashes)
-
-
 def decode_tile(data: bytes, width: int) -> list[bytes]:
     """Split tile bytes into ``width`` hashes.
 
@@ -135,17 +127,6 @@ def decode_tile(data: bytes, width: int) -> list[bytes]:
     return [data[i:i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
 
 
-def encode_entry(entry: bytes) -> bytes:
-    """One bundle item: big-endian uint16 length, then the entry.
-
-    Raises:
-        ValueError: the entry is longer than 65535 bytes (callers check first).
-    """
-    if len(entry) > ENTRY_MAX:
-        raise ValueError("entry longer than 65535 bytes")
-    return len(entry).to_bytes(2, "big") + entry
-
-
 _LENGTHS = [n.to_bytes(2, "big") for n in range(ENTRY_MAX + 1)]
 
 
@@ -153,15 +134,6 @@ def join_bundle(entries: Sequence[bytes]) -> bytes:
     """Entries in entry-bundle encoding (each at most 65535 bytes; unchecked)."""
     lengths = _LENGTHS
     return b"".join([part for e in entries for part in (lengths[len(e)], e)])
-
-
-def encode_bundle(entries: Iterable[bytes]) -> bytes:
-    """Encode entries as one C2SP entry bundle.
-
-    Raises:
-        ValueError: an entry is longer than 65535 bytes.
-    """
-    return b"".join(encode_entry(e) for e in entries)
 
 
 def decode_bundle(data: bytes, width: int) -> list[bytes]:
@@ -187,30 +159,6 @@ def decode_bundle(data: bytes, width: int) -> list[bytes]:
         raise VerificationError(f"entry bundle holds {len(entries)} entries, expected {width}",
                                 code="malformed_bundle")
     return entries
-
-
-def tiles_for_growth(old_size: int, new_size: int) -> list[TileRef]:
-    """Every hash tile and entry bundle that must be written when the tree grows.
-
-    Returns the new full tiles and the new partial tile at each level (entry
-    bundles first), for a tree growing from ``old_size`` to ``new_size``.
-    """
-    if not 0 <= old_size <= new_size:
-        raise ValueError("a tree never shrinks")
-    refs: list[TileRef] = []
-    level = ENTRIES
-    while True:
-        shift = TILE_HEIGHT * max(level, 0)
-        old_n, new_n = old_size >> shift, new_size >> shift
-        if new_n == 0:
-            break
-        if new_n > old_n:
-            for index in range(old_n // TILE_WIDTH, new_n // TILE_WIDTH):
-                refs.append(TileRef(level, index))
-            if new_n % TILE_WIDTH:
-                refs.append(TileRef(level, new_n // TILE_WIDTH, new_n % TILE_WIDTH))
-        level += 1
-    return refs
 
 
 def _interior_levels(hashes: list[bytes]) -> list[list[bytes]]:

@@ -27,7 +27,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 
 from bordergate.errors import NotFound, Unavailable, VerificationError
 from bordergate.keys.envelope import FORMAT_V1, NONCE_BYTES, split_sealed
-from bordergate.residency.subjects import parse_jurisdiction
+from bordergate.subjects import parse_jurisdiction
 
 __all__ = ["Pkcs11Backend"]
 

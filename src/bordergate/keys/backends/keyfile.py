@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from bordergate.durable import replace_file
 from bordergate.errors import ConfigError, NotFound, Unavailable
 from bordergate.keys.backends.software import SoftwareKeks
-from bordergate.residency.subjects import parse_jurisdiction
+from bordergate.subjects import parse_jurisdiction
 
 __all__ = ["FILE_FORMAT", "LocalKeyFile"]
 

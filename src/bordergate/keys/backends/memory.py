@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bordergate.errors import NotFound
 from bordergate.keys.backends.software import SoftwareKeks
-from bordergate.residency.subjects import parse_jurisdiction
+from bordergate.subjects import parse_jurisdiction
 
 __all__ = ["MemoryKeyBackend"]
 

@@ -30,7 +30,7 @@ from typing import Protocol
 
 from bordergate.keys.keyring import WrappedDataKey
 from bordergate.locations import parse_store_location
-from bordergate.residency.subjects import SubjectId
+from bordergate.subjects import SubjectId
 
 __all__ = [
     "FieldValue",

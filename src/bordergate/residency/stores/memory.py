@@ -20,7 +20,7 @@ from bordergate.residency.stores import (
     RecordRef,
     StoreErasure,
 )
-from bordergate.residency.subjects import SubjectId, parse_jurisdiction, require_home
+from bordergate.subjects import SubjectId, parse_jurisdiction, require_home
 
 __all__ = ["MemoryRecordStore"]
 

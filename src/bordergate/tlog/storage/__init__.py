@@ -22,33 +22,15 @@ This package must never interpret entries, sign anything or talk HTTP.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-from bordergate.errors import VerificationError
 from bordergate.locations import parse_log_location
+from bordergate.tlog.storage.layout import CHECKPOINT_PATH, OBJECT_PATH, check_object_path
 from bordergate.tlog.storage.wal import WalBatch
 from bordergate.tlog.tiles import TileRef
 
 __all__ = ["CHECKPOINT_PATH", "OBJECT_PATH", "LogStorage", "check_object_path", "open_storage"]
-
-CHECKPOINT_PATH = "checkpoint"
-# Content-addressed objects published beside the tiles (released policy bundles,
-# promise 6): ``write_object``/``read_object`` accept these paths only.
-OBJECT_PATH = re.compile(r"bundles/sha256-[0-9a-f]{64}\.tar")
-
-
-def check_object_path(path: str) -> None:
-    """Refuse any object path but ``bundles/sha256-<hex>.tar``.
-
-    Raises:
-        VerificationError: code ``bad_object_path``.
-    """
-    if not OBJECT_PATH.fullmatch(path):
-        raise VerificationError(f"not a content-addressed object path: {path[:80]!r}",
-                                code="bad_object_path")
-
 
 class LogStorage(Protocol):
     """The storage seam of one log (see the module docstring for durability)."""

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from bordergate.durable import replace_file
 from bordergate.errors import Conflict, Unavailable
-from bordergate.tlog.storage import CHECKPOINT_PATH, check_object_path
+from bordergate.tlog.storage.layout import CHECKPOINT_PATH, check_object_path
 from bordergate.tlog.storage.wal import WalBatch, decode_records, encode_record
 from bordergate.tlog.tiles import TileRef, parse_path
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from bordergate.errors import Conflict, Unavailable
-from bordergate.tlog.storage import CHECKPOINT_PATH, check_object_path
+from bordergate.tlog.storage.layout import CHECKPOINT_PATH, check_object_path
 from bordergate.tlog.storage.wal import WalBatch
 from bordergate.tlog.tiles import TileRef, decode_bundle, parse_path
 

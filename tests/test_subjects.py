@@ -9,9 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bordergate.errors import InvalidInput, WrongJurisdiction
-from bordergate.residency.subjects import (
+from bordergate.subjects import (
     SubjectId,
-    mint_record_id,
     parse_jurisdiction,
     parse_record_id,
     require_home,
@@ -109,9 +108,3 @@ def test_malformed_record_ids(record_id: str) -> None:
         parse_record_id(record_id)
     assert info.value.code == "malformed_record_id"
 
-
-def test_minted_record_ids_are_valid_and_distinct() -> None:
-    """Behaviour: minted record ids are URL-safe and unique."""
-    ids = {mint_record_id() for _ in range(500)}
-    assert len(ids) == 500
-    assert all(parse_record_id(r) == r for r in ids)

@@ -20,7 +20,10 @@ Exit 0 on success, 1 when the key ring's state forbids the operation
 when the backend, store or log is unavailable.  The PKCS#11 PIN is read from
 the environment variable named by ``--pin-env``, never from the command
 line.  This module must never print key bytes: it only calls
-:mod:`bordergate.keys`.
+:mod:`bordergate.keys`, handing it the jurisdiction's record store
+(:mod:`bordergate.residency.stores`) for the data keys.  It lives outside both
+rooms because it joins them: ``residency`` builds on ``keys``, so ``keys`` must
+never import ``residency``.
 """
 
 from __future__ import annotations

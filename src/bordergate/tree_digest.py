@@ -21,14 +21,16 @@ that anyone can recompute it with standard tools:
 The same digest from a shell, run inside the directory::
 
     find . -mindepth 1 \\( -name '.*' -o -name __pycache__ \\) -prune -o -type f -printf '%P\\n' \\
-      | LC_ALL=C sort | xargs -r -d '\\n' sha256sum | sha256sum
+      | LC_ALL=C sort | xargs -r -d '\\n' sha256sum -- | sha256sum
 
 (the result is the hex after ``sha256:``).  ``digest_files`` computes the same
 over in-memory ``(path, bytes)`` pairs, for archives and tests.
 
 This module is pure apart from ``read_tree``/``digest_directory``, which only
 read files; it must never write, follow symbolic links or skip a file silently
-other than by the two rules of step 1.
+other than by the two rules of step 1.  It is a leaf shared by ``policy``
+(the bundle digest) and ``releases`` (the package digest): it must never
+import either.
 """
 
 from __future__ import annotations

@@ -6,11 +6,13 @@ without a global directory.  The random part is 128 bits from the OS CSPRNG,
 written as 26 lowercase base32 characters without padding; parsing is strict
 and canonical (one string per id), so ids can be compared as strings.
 
-Record ids are opaque, URL-safe strings chosen by the operator or minted here;
+Record ids are opaque, URL-safe strings chosen by the operator;
 a record belongs to exactly one subject, which the store keeps beside it.
 
 This module is pure: no I/O, no clock.  It must never accept an id it cannot
-print back byte for byte, and never let ``ValueError`` escape a parser.
+print back byte for byte, and never let ``ValueError`` escape a parser.  It is
+a leaf shared by ``keys`` (data keys are per subject) and ``residency``: it must
+never import either.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ __all__ = [
     "JURISDICTION_PATTERN",
     "RECORD_ID_PATTERN",
     "SubjectId",
-    "mint_record_id",
     "parse_jurisdiction",
     "parse_record_id",
     "require_home",
@@ -70,11 +71,6 @@ def parse_record_id(record_id: str) -> str:
             code="malformed_record_id",
         )
     return record_id
-
-
-def mint_record_id() -> str:
-    """A fresh random record id (128 bits, URL-safe base64 without padding)."""
-    return base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
