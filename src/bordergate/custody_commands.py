@@ -11,7 +11,7 @@ key wrapped under it, in backups too, stops opening), so it is refused while
 the version still wraps a live data key, and it is only done with
 ``--config``: the deployment names the store, the key backend and the log,
 and every KEK event of the command is appended to the jurisdiction's log
-through its single writer (:mod:`bordergate.keys.custody_log`), which is
+through its single writer (:mod:`bordergate.custody_log`), which is
 reached before any key changes.  ``rotate`` logs its events too when given
 ``--config``.
 
@@ -46,7 +46,7 @@ from bordergate.keys.backend import (
 from bordergate.keys.events import KeyEvent
 
 if TYPE_CHECKING:
-    from bordergate.keys.custody_log import CustodyLog
+    from bordergate.custody_log import CustodyLog
     from bordergate.keys.keyring import KeyRing
 
 __all__ = ["app"]
@@ -126,7 +126,7 @@ def _custody(jurisdiction: str, config: Path | None, *, store: str | None = None
                               "--key-file and --backend", code="keys_options_conflict")
         from bordergate.config import load_config
         from bordergate.keys.backend import open_key_backend
-        from bordergate.keys.custody_log import open_custody_log
+        from bordergate.custody_log import open_custody_log
 
         j = load_config(config).jurisdiction(jurisdiction)
         store = j.store

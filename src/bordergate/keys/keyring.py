@@ -13,7 +13,7 @@ that seal and open field values (promise 1).
   ``destroy_version(v)`` then destroys the old KEK, refusing while any data
   key is still wrapped under it.  That is what makes erasures final: every
   copy of a data key wrapped under ``v`` (backups, old copies of the store)
-  stops opening.  ``bordergate keys`` logs it (:mod:`bordergate.keys.custody_log`).
+  stops opening.  ``bordergate keys`` logs it (:mod:`bordergate.custody_log`).
 * ``shredded(subject)`` evicts a subject whose data key the store destroyed
   (crypto-shredding, promise 8) and yields the ``subject-shredded`` event.
 
