@@ -125,8 +125,8 @@ def _custody(jurisdiction: str, config: Path | None, *, store: str | None = None
             raise ConfigError("--config names the store and key backend: drop --store, "
                               "--key-file and --backend", code="keys_options_conflict")
         from bordergate.config import load_config
-        from bordergate.keys.backend import open_key_backend
         from bordergate.custody_log import open_custody_log
+        from bordergate.keys.backend import open_key_backend
 
         j = load_config(config).jurisdiction(jurisdiction)
         store = j.store
