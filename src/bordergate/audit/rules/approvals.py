@@ -17,12 +17,12 @@ from bordergate.audit.decision_lists import DecisionList
 from bordergate.audit.quoting import name, whole_seconds
 from bordergate.audit.rules.context import RuleContext
 from bordergate.audit.tally import ApprovalTrack
-from bordergate.entries import Entry
+from bordergate.entries import APPROVAL_CHANGE_TYPES, Entry
 
 __all__ = ["APPROVAL_CHANGES", "approval_change", "approval_request", "approval_use",
            "grant_problem", "use_problem"]
 
-APPROVAL_CHANGES = ("approval-grant", "approval-deny", "approval-revoke")
+APPROVAL_CHANGES = APPROVAL_CHANGE_TYPES
 
 
 def approval_request(ctx: RuleContext, index: int, entry: Entry) -> None:

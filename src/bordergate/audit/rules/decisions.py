@@ -24,7 +24,7 @@ from bordergate.audit.decision_lists import DecisionList
 from bordergate.audit.quoting import clean, short
 from bordergate.audit.rules import approvals, dataflows, releases
 from bordergate.audit.rules.context import ENTRY_INDEX, RuleContext
-from bordergate.entries import Entry
+from bordergate.entries import DECISION_ACTIONS, Entry
 
 __all__ = [
     "DECISION_TYPES",
@@ -39,7 +39,7 @@ __all__ = [
     "recorded_input_problem",
 ]
 
-DECISION_TYPES = {"access": "read", "write": "write", "export": "export", "erase": "erase"}
+DECISION_TYPES = DECISION_ACTIONS
 
 
 @dataclass

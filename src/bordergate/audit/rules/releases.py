@@ -10,12 +10,12 @@ from __future__ import annotations
 from bordergate.audit.findings import FINDING_KINDS
 from bordergate.audit.quoting import clean, short
 from bordergate.audit.rules.context import RuleContext
-from bordergate.entries import Entry
+from bordergate.entries import RELEASE_ENTRY_TYPES, Entry
 from bordergate.releases.ledger import APPROVED
 
 __all__ = ["RELEASE_TYPES", "decision_release_mismatch", "release_entry", "release_is_approved"]
 
-RELEASE_TYPES = ("release", "release-review", "gateway-start")
+RELEASE_TYPES = RELEASE_ENTRY_TYPES
 
 
 def release_entry(ctx: RuleContext, index: int, text: str, entry: Entry) -> None:
