@@ -312,3 +312,20 @@ approvers = {list(approvers)!r}
                 "approvals": 1, "bundle": default_bundle().digest, "gateway": "us",
                 "release": self.release}
         return self.append([encode_entry("approval-grant", time.time(), body)])
+
+    def demo_like_log(self, *, reads: int) -> None:
+        """The demo's story on this scenario's log: clean traffic, ``reads`` repeated
+        reads by local staff, a covered person denied, an approval forged as granted
+        by one approver (a stopped gateway, then the forged entry)."""
+        gw = self.start()
+
+        async def traffic() -> None:
+            await self.clean_traffic()
+            for _ in range(reads):
+                await gw.read(self.auth(LOCAL), "users", "us-rec0", fields=None,
+                              purpose="operations")
+        asyncio.run(traffic())
+        asyncio.run(self.covered_person_attempt())
+        approval = asyncio.run(self.request_for_single_grant())
+        self.stop()
+        self.forged_single_grant(approval)

@@ -238,18 +238,7 @@ def test_reference_and_default_paths_write_the_same_report(tmp_path: Path) -> No
     on a demo-like log: clean traffic, repeated reads, a covered person denied, an
     approval granted by one approver, an unreviewed start."""
     sc = GatewayScenario(tmp_path / "demo-like")
-    gw = sc.start()
-
-    async def traffic() -> None:
-        await sc.clean_traffic()
-        for _ in range(300):
-            await gw.read(sc.auth(LOCAL), "users", "us-rec0", fields=None,
-                          purpose="operations")
-    asyncio.run(traffic())
-    asyncio.run(sc.covered_person_attempt())
-    approval = asyncio.run(sc.request_for_single_grant())
-    sc.stop()
-    sc.forged_single_grant(approval)
+    sc.demo_like_log(reads=300)
     sc.start(unreviewed=True)
     sc.stop()
     config = sc.auditor_config(sc.root / "auditor.toml")

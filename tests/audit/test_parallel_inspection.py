@@ -8,7 +8,6 @@ takes that path; the report must equal the sequential one (promises 4, 6, 7).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import pytest
 from bordergate.audit import run as audit_run
 from bordergate.audit.auditor_config import load_auditor_config
 from bordergate.audit.report import build_report
-from tests.audit.scenario import LOCAL, GatewayScenario
+from tests.audit.scenario import GatewayScenario
 
 
 def _report(sc: GatewayScenario, state: Path) -> dict[str, Any]:
@@ -54,18 +53,7 @@ def compare_paths(tmp_path: Path) -> None:
     """Audit one log sequentially and with the forked helper; assert equal reports."""
     monkeypatch = pytest.MonkeyPatch()
     sc = GatewayScenario(tmp_path / "log")
-    gw = sc.start()
-
-    async def traffic() -> None:
-        await sc.clean_traffic()
-        for _ in range(1200):
-            await gw.read(sc.auth(LOCAL), "users", "us-rec0", fields=None,
-                          purpose="operations")
-    asyncio.run(traffic())
-    asyncio.run(sc.covered_person_attempt())
-    approval = asyncio.run(sc.request_for_single_grant())
-    sc.stop()
-    sc.forged_single_grant(approval)
+    sc.demo_like_log(reads=1200)
 
     monkeypatch.setattr(audit_run, "PARALLEL_MIN", 10**9)
     sequential = _report(sc, tmp_path / "state-one")
