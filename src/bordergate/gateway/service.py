@@ -188,6 +188,28 @@ class SequencerLog:
     def checkpoint(self) -> SignedCheckpoint | None:
         return self.sequencer.checkpoint
 
+    def failure(self) -> str | None:
+        """Why the log fails closed now (its sequencer refused a write), or None."""
+        failure = self.sequencer.failure
+        return None if failure is None else str(failure)
+
+    def backlog(self) -> int:
+        """Entries sequenced durably but not yet covered by a published checkpoint."""
+        return self.sequencer.size - self.sequencer.published_size
+
+    async def recover(self) -> None:
+        """Replace a failed sequencer by one recovered from storage (fail closed
+        until then: appends meanwhile go to the failed one and get ``Unavailable``).
+
+        Raises:
+            Unavailable, VerificationError, Conflict: as ``Sequencer.reopen``;
+                the failed sequencer stays in place.
+        """
+        failed = self.sequencer
+        if failed.failure is None:
+            return
+        self.sequencer = await asyncio.to_thread(failed.reopen)
+
     async def publish(self, timeout: float) -> SignedCheckpoint:
         return await asyncio.to_thread(self.sequencer.publish, timeout)
 
