@@ -48,9 +48,11 @@ __all__ = [
     "Profile",
     "Reviewer",
     "Witness",
+    "default_admin_listen",
     "demo_config_path",
     "load_config",
     "parse_config",
+    "parse_listen",
 ]
 
 DEFAULT_CONFIG_NAME = "bordergate.toml"
@@ -136,6 +138,8 @@ class Jurisdiction:
     issuer: IssuerSettings
     reviewers: tuple[Reviewer, ...] = ()
     required_approvals: int = 1
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 0
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,7 @@ class Limits:
     max_approval_seconds: int = 7 * 24 * 3600
     max_export_groups: int = 10_000
     token_leeway: int = 30
+    readiness_max_backlog: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -222,6 +227,20 @@ def parse_config(data: bytes | str, *, base_dir: Path, path: Path | None = None)
 _PROFILES = {p.value: p for p in Profile}
 
 
+def parse_listen(value: str) -> tuple[str, int] | None:
+    """``host:port`` (IPv6 hosts in brackets) as (host, port), or None if malformed."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host.strip("[]"), int(port)
+
+
+def default_admin_listen(port: int) -> str:
+    """The admin listener's default address: loopback, the public port + 1000
+    (- 1000 when that is past 65535)."""
+    return f"127.0.0.1:{port + 1000 if port + 1000 < 65536 else port - 1000}"
+
+
 class _Reader(ConfigReader):
     """Walks the deployment document with the checked reader's rules."""
 
@@ -247,6 +266,8 @@ class _Reader(ConfigReader):
             max_export_groups=self.integer(lim, "limits", "max_export_groups", 10_000,
                                            low=1, high=1_000_000),
             token_leeway=self.integer(lim, "limits", "token_leeway", 30, low=0, high=600),
+            readiness_max_backlog=self.integer(lim, "limits", "readiness_max_backlog",
+                                               100_000, low=1, high=1 << 40),
         )
         juris = top_doc.get("jurisdictions")
         if not isinstance(juris, dict) or not juris:
@@ -287,8 +308,10 @@ class _Reader(ConfigReader):
             raise self.fail(key, "a jurisdiction code is 2-8 lowercase letters")
         doc = self.table(body, key, {
             "custodian", "listen", "public_url", "store", "keys", "log", "issuer",
-            "reviewers", "required_approvals"})
+            "reviewers", "required_approvals", "admin_listen"})
         host, port = self.listen(doc, key)
+        admin_host, admin_port = self.listen(doc, key, "admin_listen",
+                                             default_admin_listen(port))
         public_url = self.text(doc, key, "public_url", f"http://{host}:{port}").rstrip("/")
         if urlsplit(public_url).scheme not in ("http", "https"):
             raise self.fail(f"{key}.public_url", "must be an http(s) URL")
@@ -311,14 +334,15 @@ class _Reader(ConfigReader):
             issuer=self.issuer(doc, key, code),
             reviewers=reviewers,
             required_approvals=required,
+            admin_host=admin_host, admin_port=admin_port,
         )
 
-    def listen(self, doc: Mapping[str, Any], key: str) -> tuple[str, int]:
-        value = self.text(doc, key, "listen")
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise self.fail(f"{key}.listen", "must be host:port, e.g. 127.0.0.1:8401")
-        return host.strip("[]"), int(port)
+    def listen(self, doc: Mapping[str, Any], key: str, name: str = "listen",
+               default: str | None = None) -> tuple[str, int]:
+        address = parse_listen(self.text(doc, key, name, default))
+        if address is None:
+            raise self.fail(f"{key}.{name}", "must be host:port, e.g. 127.0.0.1:8401")
+        return address
 
     def log(self, doc: Mapping[str, Any], key: str, profile: Profile) -> LogSettings:
         k = f"{key}.log"
@@ -371,11 +395,12 @@ class _Reader(ConfigReader):
         seen: dict[tuple[str, int], str] = {}
         origins: dict[str, str] = {}
         for code, j in parsed.items():
-            where = (j.listen_host, j.listen_port)
-            if where in seen:
-                raise self.fail(f"jurisdictions.{code}.listen",
-                                f"same address as jurisdictions.{seen[where]}")
-            seen[where] = code
+            for name, where in (("listen", (j.listen_host, j.listen_port)),
+                                ("admin_listen", (j.admin_host, j.admin_port))):
+                if where in seen:
+                    raise self.fail(f"jurisdictions.{code}.{name}",
+                                    f"same address as jurisdictions.{seen[where]}")
+                seen[where] = f"{code}.{name}"
             if j.log.origin in origins:
                 raise self.fail(f"jurisdictions.{code}.log.origin",
                                 f"same origin as jurisdictions.{origins[j.log.origin]}")

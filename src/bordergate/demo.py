@@ -91,6 +91,8 @@ class Demo:
         self.subjects = subjects
         self.ports = {c: base_port + i for i, c in enumerate(CODES)}
         self.urls = {c: f"http://127.0.0.1:{p}" for c, p in self.ports.items()}
+        # the admin listeners (dashboard, /metrics): loopback, custodians and monitors only
+        self.admin_urls = {c: f"http://127.0.0.1:{p + 1000}" for c, p in self.ports.items()}
         self.config = self.data / "deployment.toml"
         self.console = console or Console()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -149,6 +151,7 @@ class Demo:
                 f'custodian = "{CUSTODIANS[code]}"',
                 f'listen = "127.0.0.1:{self.ports[code]}"',
                 f'public_url = "{self.urls[code]}"',
+                f'admin_listen = "{self.admin_urls[code].removeprefix("http://")}"',
                 f'store = "sqlite:{d}/records.db"',
                 f'keys = {{ backend = "file", path = "{d}/kek.json" }}',
                 f'log = {{ storage = "{d}/log", origin = "{code}.bordergate.example/log", '
@@ -485,7 +488,9 @@ class Demo:
         self.say(f"""
 [bold]Where to look[/]
   gateways     {self.urls['us']}  {self.urls['eu']}  {self.urls['cn']}
-  dashboards   {self.urls['us']}/dashboard  (one per gateway)
+  dashboards   {self.admin_urls['us']}/dashboard/  (admin listener, one per gateway:
+               sign in at {self.admin_urls['us']}/login with a custodian's token,
+               e.g. {tok['carol']['us']}; /metrics there too)
   logs         {self.data}/data/<us|eu|cn>/log   (C2SP tlog-tiles; checkpoint at /v1/log/checkpoint)
   report       {report / 'report.html' if report else '(no audit in this build)'}
   tokens       {self.data}/tokens/<who>.<jurisdiction>.jwt (demo-only, valid 24 h)

@@ -18,9 +18,10 @@ import pytest
 from bordergate.audit.auditor_config import load_auditor_config
 from bordergate.audit.report import build_report, write_report
 from bordergate.audit.run import run_audit
+from bordergate.gateway.admin import ADMIN_COOKIE, create_admin_app
 from bordergate.gateway.app import create_app
 from bordergate.gateway.dashboard import REPORT_ENV
-from tests.audit.scenario import LOCAL, GatewayScenario
+from tests.audit.scenario import APPROVER1, LOCAL, GatewayScenario
 from tests.gateway.deployment import free_port
 
 pytestmark = pytest.mark.browser
@@ -124,20 +125,32 @@ class Server:
 def test_dashboard_is_live_and_self_contained(browser: Any,
                                               audited: tuple[GatewayScenario, Path],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """/dashboard on a running gateway: loads with no console errors and no third-party
-    requests, draws decisions per second as SVG, shows the pending approval, releases,
-    gateway starts and the last audit's findings, and updates as the log grows."""
+    """/dashboard on a running gateway's admin listener, after signing in with a
+    custodian's token at /login (an HttpOnly, SameSite=Strict session cookie): loads
+    with no console errors and no third-party requests, draws decisions per second as
+    SVG, shows the pending approval, releases, gateway starts and the last audit's
+    findings, and updates as the log grows."""
     sc, report = audited
     monkeypatch.setenv(REPORT_ENV, str(report))
     gw = sc.start()
+    # the audited approval is granted now (the forged grant is in the log, and start-up
+    # brings the approvals table up to the log): the dashboard shows a pending one
+    sc.run(sc.request_for_single_grant())
     try:
-        with Server(create_app(gw)) as url:
+        public = create_app(gw)
+        with Server(public) as url, Server(create_admin_app(gw, public)) as admin:
             page = browser.new_page()
             problems = watch(page)
             requests: list[str] = []
             page.on("request", lambda r: requests.append(r.url))
-            page.goto(url + "/dashboard")
+            page.goto(admin + "/dashboard/")
+            assert page.url == admin + "/login"  # not signed in yet
+            page.fill("#token", sc.auth(APPROVER1).removeprefix("Bearer "))
+            page.click("button[type=submit]")
             page.wait_for_selector("#rates svg rect.bar")
+            assert page.url == admin + "/dashboard/"
+            cookie = next(c for c in page.context.cookies() if c["name"] == ADMIN_COOKIE)
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
             assert page.locator("#approvals tbody tr, #approvals tr").count() >= 2
             assert "approval_single_approver" in page.locator("#audit").inner_text()
             assert "NO (unreviewed)" not in page.locator("#starts").inner_text()
@@ -148,13 +161,15 @@ def test_dashboard_is_live_and_self_contained(browser: Any,
             page.wait_for_function(
                 "n => Number(document.querySelector('#cards .card .v').textContent) > n",
                 arg=size, timeout=15000)
-            data = httpx.get(url + "/dashboard/data.json").json()
+            assert httpx.get(admin + "/dashboard/data.json").status_code == 401
+            data = httpx.get(admin + "/dashboard/data.json",
+                             headers={"Authorization": sc.auth(APPROVER1)}).json()
             assert data["log"]["size"] > size and data["rates"]["total_per_s"] > 0
             assert data["approvals"][0]["grants"] == 0
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "gateway-dashboard.png"), full_page=True)
             assert problems == []
-            assert all(u.startswith(url) for u in requests)
+            assert all(u.startswith(admin) for u in requests)
             page.close()
     finally:
         sc.stop()

@@ -57,11 +57,12 @@ def write_deployment(root: Path, *, k_min: int = 3, max_body: int = 4096) -> Pat
         public = issuer_key(code).public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         (d / "issuer.pub").write_bytes(public)
-        port = free_port()
+        port, admin_port = free_port(), free_port()
         parts.append(f"""
 [jurisdictions.{code}]
 custodian = "custodian of {code}"
 listen = "127.0.0.1:{port}"
+admin_listen = "127.0.0.1:{admin_port}"
 store = "sqlite:{code}/records.db"
 keys = {{ backend = "file", path = "{code}/kek.json" }}
 [jurisdictions.{code}.log]

@@ -18,6 +18,7 @@ import pytest
 
 from bordergate.config import load_config
 from bordergate.entries import parse_entry
+from bordergate.gateway.admin import create_admin_app
 from bordergate.gateway.app import create_app
 from bordergate.gateway.approvals import ApprovalRecord, ApprovalStore
 from bordergate.gateway.service import Gateway, SequencerLog
@@ -378,15 +379,26 @@ def test_revoke_logged_but_not_stored_is_not_usable_after_restart(harness: Harne
 
 
 def test_openapi_and_health_and_metrics(harness: Harness) -> None:
-    """Operations: /openapi.json is OpenAPI 3.1, /healthz names the log, /metrics counts."""
+    """Operations: /openapi.json is OpenAPI 3.1, /healthz names the log, /readyz is
+    ready; /metrics is on the admin listener (a custodian's token) and counts."""
     async def go(c: httpx.AsyncClient) -> list[httpx.Response]:
-        return [await c.get("/openapi.json"), await c.get("/healthz"), await c.get("/metrics")]
+        return [await c.get("/openapi.json"), await c.get("/healthz"), await c.get("/readyz"),
+                await c.get("/metrics")]
 
-    doc, health, metrics = harness.run(go)
+    doc, health, ready, public_metrics = harness.run(go)
     assert doc.json()["openapi"] == "3.1.0" and "/v1/{collection}/{record_id}" in doc.json()[
         "paths"]
     assert health.json()["origin"] == "us.bordergate.test/log"
-    assert "bordergate_requests_total" in metrics.text
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert set(ready.json()["checks"]) == {"log", "sequencer", "store", "keys"}
+    assert public_metrics.status_code == 404
+
+    async def admin() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_admin_app(harness.gateway, harness.app))
+        async with httpx.AsyncClient(transport=transport, base_url="http://admin") as c:
+            return await c.get("/metrics", headers=harness.auth(APPROVER))
+
+    assert "bordergate_requests_total" in asyncio.run(admin()).text
 
 
 def test_direct_read_path_answers_as_the_starlette_route(harness: Harness) -> None:

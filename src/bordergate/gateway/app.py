@@ -11,7 +11,10 @@ Routes (documented in ``gateway.openapi``, served at ``/openapi.json``)::
     POST   /v1/approvals/{id}/grant|deny|revoke   change its state
     GET    /v1/approvals/{id}, /v1/approvals?state=
     GET    /v1/log/checkpoint, /v1/log/tile/..., /v1/log/proof/{index}
-    GET    /healthz, /metrics, /openapi.json
+    GET    /healthz (liveness), /readyz (readiness, ``gateway.readiness``), /openapi.json
+
+The dashboard and ``/metrics`` are not here: they are served on the admin
+listener (``gateway.admin``), to custodians and monitors only.
 
 Errors are RFC 9457 ``application/problem+json`` bodies with a stable ``code``
 (from the error tree's ``.code``/``.http_status``): 421 names the home gateway
@@ -53,14 +56,14 @@ from bordergate.errors import (
     Unavailable,
     WrongJurisdiction,
 )
-from bordergate.gateway.dashboard import dashboard_app
 from bordergate.gateway.fifo_cache import BoundedFifoCache
 from bordergate.gateway.openapi import openapi_document
+from bordergate.gateway.readiness import Readiness
 from bordergate.gateway.service import DeniedAfterLogging, Gateway, Outcome
 from bordergate.tlog.server import log_routes
 
 __all__ = ["APPROVAL_HEADER", "GatewayApp", "GatewayMetrics", "create_app",
-           "problem_response", "refusing_app"]
+           "health_routes", "metrics_endpoint", "problem_response", "refusing_app"]
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +112,12 @@ def _error_response(exc: BordergateError) -> Response:
 
 
 class GatewayMetrics:
-    """Prometheus metrics of one gateway, in their own registry."""
+    """Prometheus metrics of one gateway, in their own registry.
+
+    Labels carry route names, HTTP statuses and field outcomes only: never a
+    principal, requester, subject, record or approval id, nor a path (served
+    on the admin listener, ``gateway.admin``).
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -276,6 +284,8 @@ async def _proof(request: Request, gw: Gateway) -> Outcome:
 
 
 async def _healthz(request: Request) -> Response:
+    """Liveness: the gateway started and serves HTTP (200 even while it fails closed;
+    ``/readyz`` says whether it would answer a read)."""
     gateway: Gateway | None = getattr(request.app.state, "gateway", None)
     refusal = getattr(request.app.state, "refusal", None)
     if gateway is None:
@@ -285,7 +295,26 @@ async def _healthz(request: Request) -> Response:
                          "origin": gateway.origin, "bundle": gateway.bundle_digest})
 
 
-async def _metrics(request: Request) -> Response:
+async def _readyz(request: Request) -> Response:
+    """Readiness (``gateway.readiness``): 200 ready or degraded, 503 failing with the
+    first failing check's code and reason."""
+    readiness: Readiness = request.app.state.readiness
+    ready, body = await readiness.check()
+    if ready:
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+    members = {k: v for k, v in body.items() if k not in ("code", "reason")}
+    return problem_response(503, body["code"], body["reason"], members,
+                            headers={"Retry-After": "1", "Cache-Control": "no-store"})
+
+
+def health_routes() -> list[Route]:
+    """``/healthz`` and ``/readyz`` (public and admin listeners)."""
+    return [Route("/healthz", _healthz, methods=["GET"]),
+            Route("/readyz", _readyz, methods=["GET"])]
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """``/metrics`` in the Prometheus text format (admin listener only)."""
     metrics: GatewayMetrics = request.app.state.metrics
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -306,8 +335,7 @@ def _routes(gateway: Gateway) -> list[Route]:
         return Route(path, _endpoint(name, handler), methods=methods)
 
     routes = [
-        Route("/healthz", _healthz, methods=["GET"]),
-        Route("/metrics", _metrics, methods=["GET"]),
+        *health_routes(),
         Route("/openapi.json", _openapi, methods=["GET"]),
         r("/v1/subjects", "mint_subject", _mint, ["POST"]),
         r("/v1/subjects/{subject_id}", "erase", _erase, ["DELETE"]),
@@ -466,8 +494,8 @@ def create_app(gateway: Gateway) -> Starlette:
     app = GatewayApp(gateway, metrics, routes=_routes(gateway),
                      exception_handlers={HTTPException: _http_error})
     app.state.gateway = gateway
-    app.mount("/dashboard", dashboard_app(gateway))  # read-only dashboard (gateway.dashboard)
     app.state.metrics = metrics
+    app.state.readiness = Readiness(gateway, max_backlog=gateway.limits.readiness_max_backlog)
     app.state.openapi = openapi_document(
         gateway.jurisdiction, purposes=sorted(gateway.engine.bundle.purposes),
         collections=sorted(gateway.schema.collections))

@@ -3,8 +3,10 @@
 ``init --config F`` creates the keys, logs, stores and (development) issuer
 keys every jurisdiction of the deployment names and lacks; ``serve --config F
 --jurisdiction us`` runs that jurisdiction's gateway on its configured
-address; ``openapi`` prints the API document.  This module must never hold
-gateway logic: it parses options and calls ``gateway.startup``.
+addresses (the public listener, and the admin listener of the dashboard and
+``/metrics``, loopback by default, ``--admin-listen HOST:PORT``); ``openapi``
+prints the API document.  This module must never hold gateway logic: it
+parses options and calls ``gateway.startup``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from bordergate.config import load_config
+from bordergate.config import load_config, parse_listen
 from bordergate.errors import BordergateError
 
 __all__ = ["app"]
@@ -48,7 +50,7 @@ def init(config: ConfigOption) -> None:
 
 
 @app.command()
-def serve(
+def serve(  # noqa: PLR0917 (typer maps each parameter to an option)
     config: ConfigOption,
     jurisdiction: Annotated[str, typer.Option(help="the jurisdiction code to serve")],
     unreviewed: Annotated[bool, typer.Option(
@@ -57,6 +59,9 @@ def serve(
     http: Annotated[str, typer.Option(help="uvicorn HTTP implementation")] = "auto",
     loop: Annotated[str, typer.Option(
         help="event loop: auto (uvloop when installed), asyncio or uvloop")] = "auto",
+    admin_listen: Annotated[str | None, typer.Option(
+        "--admin-listen", help="HOST:PORT of the admin listener (dashboard, /metrics); "
+        "default: the deployment's admin_listen, else 127.0.0.1 and the port + 1000")] = None,
 ) -> None:
     """Serve one jurisdiction's gateway until interrupted."""
     from bordergate.gateway.startup import serve_gateway
@@ -71,8 +76,12 @@ def serve(
         raise _fail(exc) from None
     if loop not in ("auto", "asyncio", "uvloop"):
         raise typer.BadParameter("--loop must be auto, asyncio or uvloop")
+    admin = parse_listen(admin_listen) if admin_listen is not None else None
+    if admin_listen is not None and admin is None:
+        raise typer.BadParameter("--admin-listen must be HOST:PORT, e.g. 127.0.0.1:9401")
     with asyncio.Runner(loop_factory=_loop_factory(loop)) as runner:
-        runner.run(serve_gateway(deployment, jurisdiction, unreviewed=unreviewed, http=http))
+        runner.run(serve_gateway(deployment, jurisdiction, unreviewed=unreviewed, http=http,
+                                 admin_listen=admin))
 
 
 def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -314,10 +314,13 @@ def _paths(purposes: list[str] | None, collections: list[str] | None) -> dict[st
         "/healthz": {"get": {
             "summary": "Liveness", "operationId": "health",
             "responses": {**_ok(200, "Health", "serving"), **_problems(503)}}},
-        "/metrics": {"get": {
-            "summary": "Prometheus metrics", "operationId": "metrics",
-            "responses": {"200": {"description": "text exposition format",
-                                  "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/readyz": {"get": {
+            "summary": "Readiness: log, sequencer, store and keys (docs/gateway.md)",
+            "operationId": "ready",
+            "responses": {"200": {"description": "ready or degraded",
+                                  "content": {"application/json": {
+                                      "schema": {"type": "object"}}}},
+                          **_problems(503)}}},
     }
 
 

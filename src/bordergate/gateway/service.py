@@ -95,6 +95,8 @@ _MAX_FIELDS_PARAM = 8192
 _MAX_SHAPES = 1024
 _MAX_PLANS = 4096
 _MAX_PSEUDONYMS = 65_536
+_MAX_LISTED = 5000   # approvals read to filter by who may see them (the stores' cap)
+_LIST_LIMIT = 500    # approvals answered
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,28 @@ class SequencerLog:
 
     def checkpoint(self) -> SignedCheckpoint | None:
         return self.sequencer.checkpoint
+
+    def failure(self) -> str | None:
+        """Why the log fails closed now (its sequencer refused a write), or None."""
+        failure = self.sequencer.failure
+        return None if failure is None else str(failure)
+
+    def backlog(self) -> int:
+        """Entries sequenced durably but not yet covered by a published checkpoint."""
+        return self.sequencer.size - self.sequencer.published_size
+
+    async def recover(self) -> None:
+        """Replace a failed sequencer by one recovered from storage (fail closed
+        until then: appends meanwhile go to the failed one and get ``Unavailable``).
+
+        Raises:
+            Unavailable, VerificationError, Conflict: as ``Sequencer.reopen``;
+                the failed sequencer stays in place.
+        """
+        failed = self.sequencer
+        if failed.failure is None:
+            return
+        self.sequencer = await asyncio.to_thread(failed.reopen)
 
     async def publish(self, timeout: float) -> SignedCheckpoint:
         return await asyncio.to_thread(self.sequencer.publish, timeout)
@@ -809,30 +833,49 @@ class Gateway:
         out = {**updated.to_json(now), "log": {"origin": self.origin, "index": index}}
         return Outcome(out, index, headers=self._log_headers(index))
 
+    def _visible_approvals(self, principal: Principal, records: Sequence[appr.ApprovalRecord],
+                           now: int) -> list[appr.ApprovalRecord]:
+        """The records ``principal`` may see: its own requests, and those the policy
+        lets it decide (``approve``: the custodian approvers of this home)."""
+        others = [r for r in records if r.requester != principal.id]
+        inputs = [DecisionInput(principal, "approve", r.as_resource(),
+                                self._context(r.purpose, now)) for r in others]
+        decisions, _ = self._decide(inputs) if inputs else ([], b"")
+        decidable = {r.id for r, d in zip(others, decisions, strict=True) if d.allowed}
+        return [r for r in records if r.requester == principal.id or r.id in decidable]
+
     async def get_approval(self, authorization: str | None, approval_id: str) -> Outcome:
-        """One approval and its status now (no subject data; not logged).
+        """One approval and its status now (no subject data; not logged), to its
+        requester and to the principals the policy lets decide it.
 
         Raises:
-            Unauthenticated, InvalidInput, NotFound: bad requests.
+            Unauthenticated, InvalidInput: bad requests.
+            NotFound: no such approval, or not one the principal may see.
         """
-        self.authenticate(authorization)
+        principal = self.authenticate(authorization)
         appr.parse_approval_id(approval_id)
         record = await self._off_loop(self.approvals.get, approval_id)
+        if not self._visible_approvals(principal, [record], int(self.clock())):
+            raise NotFound("no such approval", code="approval_not_found")
         return Outcome(record.to_json(self.clock()))
 
     async def list_approvals(self, authorization: str | None, state: str | None) -> Outcome:
-        """Approvals whose status is ``state`` (all when None), newest first.
+        """Approvals whose status is ``state`` (all when None), newest first: a
+        requester sees its own, an approver those the policy lets it decide (its
+        home's); anyone else an empty list.
 
         Raises:
             Unauthenticated, InvalidInput: bad requests.
         """
-        self.authenticate(authorization)
+        principal = self.authenticate(authorization)
         if state is not None and state not in appr.STATES:
             raise InvalidInput(f"state must be one of {', '.join(appr.STATES)}",
                                code="invalid_state")
         now = self.clock()
-        items = await self._off_loop(lambda: self.approvals.list(state, now=now))
-        return Outcome({"approvals": [r.to_json(now) for r in items]})
+        items = await self._off_loop(lambda: self.approvals.list(state, now=now,
+                                                                 limit=_MAX_LISTED))
+        visible = self._visible_approvals(principal, items, int(now))[:_LIST_LIMIT]
+        return Outcome({"approvals": [r.to_json(now) for r in visible]})
 
     # -- log proofs ----------------------------------------------------------
     async def inclusion_proof(self, index: int) -> Outcome:

@@ -247,35 +247,70 @@ async def start_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
 
 
 async def serve_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
-                        http: str = "auto", log_storage: LogStorage | None = None) -> None:
-    """Serve one jurisdiction's gateway on its configured address until stopped.
+                        http: str = "auto", log_storage: LogStorage | None = None,
+                        admin_listen: tuple[str, int] | None = None) -> None:
+    """Serve one jurisdiction's gateway on its configured addresses until stopped.
+
+    Two listeners: the public one (``listen``) and the admin one
+    (``admin_listen``, loopback by default; ``admin_listen`` here overrides the
+    deployment file) with the dashboard and ``/metrics`` (``gateway.admin``).
+    While serving, a log that failed closed is recovered as soon as it takes
+    durable writes again (``gateway.readiness.recover_while_serving``).
 
     If it cannot start (bundle unreadable, store, keys or log unavailable), it
-    serves a refusing app answering 503 with the reason instead (fail closed).
-    ``log_storage`` replaces the configured log storage (as :func:`open_gateway`).
+    serves a refusing app answering 503 with the reason instead (fail closed),
+    and no admin listener.  ``log_storage`` replaces the configured log storage
+    (as :func:`open_gateway`).
     """
-    import uvicorn
-
+    from bordergate.gateway.admin import create_admin_app
     from bordergate.gateway.app import create_app, refusing_app
+    from bordergate.gateway.readiness import recover_while_serving
 
     j = deployment.jurisdiction(code)
     gateway: Gateway | None = None
     app: Any
+    admin: Any = None
     try:
         gateway = await start_gateway(deployment, code, unreviewed=unreviewed,
                                       log_storage=log_storage)
         app = create_app(gateway)
+        admin = create_admin_app(gateway, app)
     except BordergateError as exc:
         log.error("gateway %s refuses to serve: [%s] %s", code, exc.code, exc)
         app = refusing_app(exc.code, f"the gateway of {code} cannot serve: {exc}")
-    config = uvicorn.Config(app, host=j.listen_host, port=j.listen_port, http=http,
-                            log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
+    servers = [_server(app, j.listen_host, j.listen_port, http)]
+    if admin is not None:
+        host, port = admin_listen or (j.admin_host, j.admin_port)
+        servers.append(_server(admin, host, port, http))
+    recovery = (asyncio.create_task(recover_while_serving(gateway))
+                if gateway is not None else None)
     try:
-        await server.serve()
+        await _serve_together(servers)
     finally:
+        if recovery is not None:
+            recovery.cancel()
         if gateway is not None:
             await asyncio.to_thread(gateway.close)
+
+
+def _server(app: Any, host: str, port: int, http: str) -> Any:
+    import uvicorn
+
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, http=http,
+                                         log_level="warning", access_log=False,
+                                         lifespan="off"))
+
+
+async def _serve_together(servers: list[Any]) -> None:
+    """Run uvicorn servers until one stops (a signal, or a port it could not bind);
+    then stop the others."""
+    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for s in servers:
+            s.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def provision(deployment: Deployment) -> list[str]:

@@ -13,7 +13,12 @@ every durable bundle after it, so every acknowledged entry survives and the
 log stays consistent with every checkpoint it ever published.
 
 Faults fail closed: once storage refuses a write, the sequencer acknowledges
-nothing more (``Unavailable``) until it is restarted and recovers.  A full
+nothing more (``Unavailable``) until it is restarted and recovers.  A
+sequencer never clears its own failure: :meth:`Sequencer.reopen` closes the
+failed one and starts a new one over the same storage, whose start runs the
+crash recovery (the durable re-check of the log's state) and
+:meth:`Sequencer.check_durable` (a durable write), so in-memory state that a
+failed write may have left behind is never trusted.  A full
 queue answers :class:`~bordergate.errors.PushBack`; nothing is ever dropped.
 This module must never interpret entries.
 """
@@ -256,7 +261,62 @@ class Sequencer:
             if width != TILE_WIDTH:
                 return
 
+    def reopen(self) -> Sequencer:
+        """A new, started sequencer over this one's storage, after closing this one.
+
+        The new one recovers from storage alone (the published checkpoint is
+        re-verified against its tiles, durable bundles and write-ahead records
+        replayed, as after a crash) and then proves storage takes a durable
+        write (:meth:`check_durable`).  Used to recover from a failure without
+        restarting the process.
+
+        Raises:
+            Conflict: another writer took the log meanwhile.
+            VerificationError: storage does not reproduce its own checkpoint.
+            Unavailable: storage still refuses reads or writes.
+        """
+        if not self._stopping:  # a failed earlier attempt closed it already
+            self.close()
+        fresh = Sequencer(self.storage, self.signer, config=self.config,
+                          witnessing=self.witnessing)
+        fresh.start()
+        try:
+            fresh.check_durable()
+        except BaseException:
+            fresh.close()
+            raise
+        return fresh
+
+    def check_durable(self) -> None:
+        """Prove storage takes durable writes: rewrite the current partial entry
+        bundle (its path names its content, so rewriting it changes nothing),
+        sync, and publish the current checkpoint again (unchanged note).
+
+        Raises:
+            Unavailable: storage refused the write, or the sequencer has failed.
+        """
+        with self._state_lock:
+            if self._failure is not None:
+                raise Unavailable(f"log failed: {self._failure}", code="log_unwritable")
+            bundle = self._frontier.partial_bundle()
+            published = self._published
+        with self._io_lock:
+            try:
+                self.storage.put([(ref.path, data) for ref, data in bundle])
+                self.storage.sync()
+                if published is not None:
+                    self.storage.publish_checkpoint(published.note)
+            except Exception as e:
+                self._set_failure(e)
+                raise Unavailable(f"log storage refuses durable writes: {e}",
+                                  code="log_unwritable") from e
+
     # -- submitting ----------------------------------------------------------
+    @property
+    def failure(self) -> Exception | None:
+        """Why this sequencer stopped acknowledging entries (fail closed), or None."""
+        return self._failure
+
     @property
     def size(self) -> int:
         """Entries sequenced (acknowledged or about to be)."""
