@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from bordergate.audit.decision_lists import DecisionList
 from bordergate.audit.quoting import code, integer, name
 from bordergate.audit.rules.context import ENTRY_INDEX as _INDEX
+from bordergate.audit.rules import privacy
 from bordergate.audit.rules.context import RuleContext
 from bordergate.entries import Entry
 
@@ -136,6 +137,10 @@ def export_checks(ctx: RuleContext, checks: DecisionChecks, entry: Entry, group:
                              f"export entry {_INDEX} released an aggregate over k={integer(k)} "
                              f"subjects; the minimum is {ctx.k_min}",
                              {"k": integer(k), "k_min": ctx.k_min}))
+    claim = privacy.budget_claim(entry, checks.principal)
+    if claim is None:
+        privacy.export_not_private(checks.flags)
+    checks.budget = claim
     if "restricted" in group.classes.values():
         checks.flags.append(("restricted_exported",
                              f"export entry {_INDEX} released an aggregate of a restricted "
