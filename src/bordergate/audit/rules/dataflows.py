@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from bordergate.audit.decision_lists import DecisionList
 from bordergate.audit.quoting import code, integer, name
-from bordergate.audit.rules.context import ENTRY_INDEX as _INDEX
 from bordergate.audit.rules import privacy
+from bordergate.audit.rules.context import ENTRY_INDEX as _INDEX
 from bordergate.audit.rules.context import RuleContext
 from bordergate.entries import Entry
 

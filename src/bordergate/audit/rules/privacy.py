@@ -93,12 +93,15 @@ def budget_spent(ctx: RuleContext, index: int, t: float, claim: BudgetClaim) -> 
         total = spent.get(key, 0) + claim.epsilon_micro
         spent[key] = total
         if max(total, recorded) > limit:
-            privacy_budget_overspent(ctx, index, t, scope, total, recorded, limit)
+            privacy_budget_overspent(ctx, index, t, scope, spent=(total, recorded),
+                                     limit=limit)
 
 
-def privacy_budget_overspent(ctx: RuleContext, index: int, t: float, scope: str,
-                             total: int, recorded: int, limit: int) -> None:
-    """More epsilon spent in a period than the budget the entry records."""
+def privacy_budget_overspent(ctx: RuleContext, index: int, t: float, scope: str, *,
+                             spent: tuple[int, int], limit: int) -> None:
+    """More epsilon spent in a period than the budget the entry records (``spent``: what
+    the log shows, what the entry records)."""
+    total, recorded = spent
     ctx.flag("privacy_budget_overspent", index, t,
              f"export entry {index}: the log shows {integer(total)} millionths of epsilon "
              f"spent on the {scope}'s budget of this period (the entry records "
