@@ -161,7 +161,6 @@ class Deployment:
         profile: what the deployment may relax (:class:`~bordergate.profile.Profile`).
         schema_path: the classified schema file.
         policy_bundle_path: the Cedar policy bundle directory.
-        k_min: the minimum number of subjects an export aggregates over.
         limits: request limits.
         jurisdictions: by code.
         privacy: epsilon per export and budgets per principal and dataset per
@@ -173,7 +172,6 @@ class Deployment:
     name: str
     schema_path: Path
     policy_bundle_path: Path
-    k_min: int
     limits: Limits
     jurisdictions: Mapping[str, Jurisdiction] = field(default_factory=dict)
     profile: Profile = Profile.PRODUCTION
@@ -237,6 +235,10 @@ class _Reader(ConfigReader):
         top_doc = self.table(doc, "", {"deployment", "limits", "jurisdictions", "privacy"})
         top = self.table(top_doc.get("deployment"), "deployment",
                          {"name", "profile", "schema", "policy_bundle", "k_min"})
+        if "k_min" in top:
+            raise self.fail("deployment.k_min", "moved to the policy bundle (exports.toml), "
+                            "where the gateway and the auditor both read it",
+                            "config_unknown_key")
         profile = self.profile(top)
         schema = self.fallback(top, profile, "schema")
         bundle = self.fallback(top, profile, "policy_bundle")
@@ -262,7 +264,6 @@ class _Reader(ConfigReader):
             path=self.path_of_file, base_dir=self.base,
             name=self.text(top, "deployment", "name", "bordergate"),
             schema_path=schema, policy_bundle_path=bundle,
-            k_min=self.integer(top, "deployment", "k_min", 50, low=1, high=1_000_000),
             limits=limits, jurisdictions=MappingProxyType(parsed), profile=profile,
             privacy=self.privacy(top_doc.get("privacy")))
 

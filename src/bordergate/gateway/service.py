@@ -265,7 +265,6 @@ class Gateway:
         pseudonyms: Pseudonymizer,
         approvals: appr.ApprovalStore,
         peers: Mapping[str, str],
-        k_min: int,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
         release: str | None = None,
@@ -284,7 +283,7 @@ class Gateway:
         self.pseudonyms = pseudonyms
         self.approvals = approvals
         self.peers = dict(peers)
-        self.k_min = k_min
+        self.k_min = engine.bundle.k_min  # the bundle's, which the auditor checks too
         self.limits = limits or Limits()
         self.clock = clock
         self.release = release

@@ -204,7 +204,7 @@ def open_gateway(deployment: Deployment, code: str, *,
         jurisdiction=code, schema=schema, engine=engine, verifier=verifier, vault=vault,
         log=appender, log_storage=storage, log_verifier=signer.verifier(),
         pseudonyms=pseudonyms, approvals=approvals, peers=deployment.gateway_urls(),
-        k_min=deployment.k_min, limits=deployment.limits, privacy=deployment.privacy,
+        limits=deployment.limits, privacy=deployment.privacy,
         budgets=budgets)
 
 

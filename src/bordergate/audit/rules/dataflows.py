@@ -132,11 +132,13 @@ def export_checks(ctx: RuleContext, checks: DecisionChecks, entry: Entry, group:
     for cls in {group.classes.get(n) for n in group.allowed}:
         checks.counts.append((tally.flows,
                               f"{location}>{ctx.home}>{cls} (aggregate)>{group.purpose}", 1))
-    if not isinstance(k, int) or isinstance(k, bool) or k < ctx.k_min:
+    engine = ctx.bundles(group.digest).engine  # replayed, so the bundle is there
+    k_min = engine.bundle.k_min if engine is not None else None
+    if not isinstance(k, int) or isinstance(k, bool) or k_min is None or k < k_min:
         checks.flags.append(("export_below_k",
                              f"export entry {_INDEX} released an aggregate over k={integer(k)} "
-                             f"subjects; the minimum is {ctx.k_min}",
-                             {"k": integer(k), "k_min": ctx.k_min}))
+                             f"subjects; its policy bundle's minimum is {k_min}",
+                             {"k": integer(k), "k_min": k_min}))
     claim = privacy.budget_claim(entry, checks.principal)
     if claim is None:
         privacy.export_not_private(checks.flags)
