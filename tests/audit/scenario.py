@@ -119,7 +119,7 @@ class EntryFactory:
             "gateway": self.home, "release": release, **(extra or {})}
         return encode_entry("access", t, body)
 
-    def export(self, principal: Principal, group_by: str, k: int, *, t: float = T0,  # noqa: PLR0913
+    def export(self, principal: Principal, group_by: str, k: int, *, t: float = T0,
                forged: Sequence[bool] | None = None, k_min: int | None = None,
                epsilon: int = 1_000_000, spent: tuple[int, int] | None = None,
                limits: tuple[int, int] = (10_000_000, 50_000_000), private: bool = True,
