@@ -197,7 +197,7 @@ class GatewayScenario:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.deployment: Deployment = load_config(write_deployment(root, k_min=None))
+        self.deployment: Deployment = load_config(write_deployment(root))
         self.j = self.deployment.jurisdiction("us")
         self.log_dir = root / "audited-us-log"
         self.signer = read_signer(self.j.log.key_file)

@@ -56,7 +56,7 @@ def write_bundle(target: Path, *, k_min: int) -> Path:
     return target
 
 
-def write_deployment(root: Path, *, k_min: int | None = 3, max_body: int = 4096,
+def write_deployment(root: Path, *, k_min: int | None = None, max_body: int = 4096,
                      privacy: str = PRIVACY) -> Path:
     """Write and provision a deployment under ``root``; returns the config path.
 

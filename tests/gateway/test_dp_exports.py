@@ -100,7 +100,7 @@ def _start_sequencer(config: Path, port: int) -> subprocess.Popen[bytes]:
 @pytest.fixture(scope="module")
 def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
     root = tmp_path_factory.mktemp("dp")
-    config = write_deployment(root, privacy=PRIVACY)
+    config = write_deployment(root, k_min=3, privacy=PRIVACY)
     sequencer = _start_sequencer(config, free_port())
     second = _second_worker(config, free_port())
     processes = [start_process(config, HOME), start_process(second, HOME)]

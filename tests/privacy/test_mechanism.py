@@ -8,7 +8,6 @@ mechanism.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 

@@ -37,7 +37,7 @@ REVIEWERS = ("alice", "bob", "carol")
 @pytest.fixture
 def deployment(tmp_path: Path) -> Path:
     """A provisioned TEST-ONLY deployment; us has 3 reviewers, 2 required."""
-    path = write_deployment(tmp_path, k_min=None)
+    path = write_deployment(tmp_path)
     shutil.copytree(DEFAULT_BUNDLE_PATH, tmp_path / "policy")
     keys = {n: reviewer_signer(n).verifier().key_string for n in REVIEWERS}
     listed = ", ".join(f'{{ name = "{n}", public_key = "{k}" }}' for n, k in keys.items())
