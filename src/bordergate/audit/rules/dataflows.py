@@ -2,8 +2,9 @@
 
 No restricted field released across a border, to the parent organisation or in
 an export; no protected field released abroad without an approval; exports over
-at least k subjects; denied attempts by covered persons (the parent organisation
-abroad) reported as denied attempts.  Each rule adds to a
+at least the k_min of the policy bundle the entry names (never an auditor setting),
+with their noise and budget recorded (:mod:`.privacy`); denied attempts by covered
+persons (the parent organisation abroad) reported as denied attempts.  Each rule adds to a
 :class:`~.decisions.DecisionChecks` (they follow from an entry's shape).
 
 This module must never read a log or a clock.
