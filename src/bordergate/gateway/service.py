@@ -290,6 +290,9 @@ class Gateway:
         self.privacy = privacy or PrivacySettings()
         self.budgets = budgets or MemoryBudgetStore()
         self.mechanism = mechanism or OpenDPMechanism()
+        # Settings that give no valid plan refuse the start, not each export.
+        self.mechanism.plan(self.privacy.epsilon_micro, self.privacy.delta_exponent,
+                            engine.bundle.k_min)
         self.bundle_digest = engine.digest
         self._inline_point_reads = vault.inline_point_reads
         self._approval_lock = asyncio.Lock()

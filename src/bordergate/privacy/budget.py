@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from bordergate.errors import PolicyDenied, Unavailable
 from bordergate.locations import parse_store_location
@@ -38,6 +39,8 @@ __all__ = [
     "open_budget_store",
     "period_start",
 ]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,7 @@ class SqliteBudgetStore:
         """
         self._path = Path(path)
         self._local = threading.local()
-        self._run(lambda conn: conn.execute(_TABLE))
+        self._run(lambda conn: conn.execute(_TABLE).close())
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -173,7 +176,7 @@ class SqliteBudgetStore:
             self._local.conn = conn
         return conn
 
-    def _run(self, work: Any) -> Any:
+    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         try:
             return work(self._conn())
         except sqlite3.Error as exc:
@@ -199,8 +202,7 @@ class SqliteBudgetStore:
             conn.execute("COMMIT")
             return state
 
-        result: BudgetState = self._run(transaction)
-        return result
+        return self._run(transaction)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
