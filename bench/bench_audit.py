@@ -235,7 +235,6 @@ def main() -> None:
 
         config = parse_auditor_config(f"""
 [auditor]
-k_min = 50
 [logs.us]
 location = "{log}"
 vkey = "{signer().verifier().key_string}"

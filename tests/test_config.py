@@ -12,13 +12,13 @@ from bordergate.config import Profile, demo_config_path, load_config, parse_conf
 from bordergate.errors import ConfigError
 from bordergate.keys.backend import KeyFileSettings
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
+from bordergate.privacy.budget import PrivacySettings
 from bordergate.residency.schema import demo_schema_path
 from tests.releases.keys import reviewer_signer
 
 GOOD = """
 [deployment]
 profile = "development"
-k_min = 10
 [jurisdictions.us]
 custodian = "c"
 listen = "127.0.0.1:9001"
@@ -49,7 +49,8 @@ def test_paths_are_relative_to_the_file(tmp_path: Path) -> None:
     assert us.store == f"sqlite:{tmp_path}/us/records.db"
     assert us.log.key_file == tmp_path / "us/log.key"
     assert us.keys == KeyFileSettings(tmp_path / "us/kek.json")
-    assert us.public_url == "http://127.0.0.1:9001" and d.k_min == 10
+    assert us.public_url == "http://127.0.0.1:9001"
+    assert d.privacy == PrivacySettings()
 
 
 BAD = [
@@ -63,7 +64,14 @@ BAD = [
      "jurisdictions.us.listen"),
     ("bad store", GOOD.replace("sqlite:us/records.db", "mysql://x"), "config_invalid",
      "jurisdictions.us.store"),
-    ("bad k", GOOD.replace("k_min = 10", "k_min = 0"), "config_invalid", "deployment.k_min"),
+    ("k moved to the bundle", GOOD.replace('profile = "development"\n',
+                                          'profile = "development"\nk_min = 10\n'),
+     "config_unknown_key", "deployment.k_min"),
+    ("zero epsilon", GOOD + "[privacy]\nepsilon_per_export = 0\n", "config_invalid",
+     "privacy.epsilon_per_export"),
+    ("epsilon over a budget", GOOD + "[privacy]\nepsilon_per_export = 5\nprincipal_budget = 4\n",
+     "config_invalid", "privacy.epsilon_per_export"),
+    ("privacy typo", GOOD + "[privacy]\nepsilon = 1\n", "config_unknown_key", "privacy.epsilon"),
     ("bad code", GOOD.replace("jurisdictions.us", "jurisdictions.US1"), "config_invalid",
      "jurisdictions.US1"),
     ("quorum above witnesses", GOOD + "quorum = 1\n",

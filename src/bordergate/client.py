@@ -304,7 +304,8 @@ class GatewayClient:
 
     def export(self, collection: str, group_by: str, *, purpose: str = "analytics_aggregate",
                min_subjects: int | None = None) -> dict[str, Any]:
-        """A k-anonymous aggregate of this gateway's jurisdiction."""
+        """A differentially private aggregate of this gateway's jurisdiction (docs/exports.md):
+        noisy counts, groups kept by a noisy threshold of at least k subjects."""
         payload: dict[str, Any] = {"collection": collection, "group_by": group_by,
                                    "purpose": purpose}
         if min_subjects is not None:

@@ -35,6 +35,7 @@ from bordergate.config_reader import ConfigReader, parse_toml, read_config_file
 from bordergate.errors import ConfigError
 from bordergate.keys.backend import KeyBackendSettings, parse_key_backend
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
+from bordergate.privacy.budget import PrivacySettings
 from bordergate.profile import Profile
 from bordergate.subjects import JURISDICTION_PATTERN
 
@@ -165,9 +166,10 @@ class Deployment:
         profile: what the deployment may relax (:class:`~bordergate.profile.Profile`).
         schema_path: the classified schema file.
         policy_bundle_path: the Cedar policy bundle directory.
-        k_min: the minimum number of subjects an export aggregates over.
         limits: request limits.
         jurisdictions: by code.
+        privacy: epsilon per export and budgets per principal and dataset per
+            period (``[privacy]``; docs/exports.md).
     """
 
     path: Path
@@ -175,10 +177,10 @@ class Deployment:
     name: str
     schema_path: Path
     policy_bundle_path: Path
-    k_min: int
     limits: Limits
     jurisdictions: Mapping[str, Jurisdiction] = field(default_factory=dict)
     profile: Profile = Profile.PRODUCTION
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     def jurisdiction(self, code: str) -> Jurisdiction:
         """The jurisdiction called ``code``.
@@ -249,9 +251,13 @@ class _Reader(ConfigReader):
         self.path_of_file = source
 
     def deployment(self, doc: dict[str, Any]) -> Deployment:
-        top_doc = self.table(doc, "", {"deployment", "limits", "jurisdictions"})
+        top_doc = self.table(doc, "", {"deployment", "limits", "jurisdictions", "privacy"})
         top = self.table(top_doc.get("deployment"), "deployment",
                          {"name", "profile", "schema", "policy_bundle", "k_min"})
+        if "k_min" in top:
+            raise self.fail("deployment.k_min", "moved to the policy bundle (exports.toml), "
+                            "where the gateway and the auditor both read it",
+                            "config_unknown_key")
         profile = self.profile(top)
         schema = self.fallback(top, profile, "schema")
         bundle = self.fallback(top, profile, "policy_bundle")
@@ -279,8 +285,41 @@ class _Reader(ConfigReader):
             path=self.path_of_file, base_dir=self.base,
             name=self.text(top, "deployment", "name", "bordergate"),
             schema_path=schema, policy_bundle_path=bundle,
-            k_min=self.integer(top, "deployment", "k_min", 50, low=1, high=1_000_000),
-            limits=limits, jurisdictions=MappingProxyType(parsed), profile=profile)
+            limits=limits, jurisdictions=MappingProxyType(parsed), profile=profile,
+            privacy=self.privacy(top_doc.get("privacy")))
+
+    def privacy(self, body: object) -> PrivacySettings:
+        """``[privacy]``: epsilon per export, budgets per period (defaults: PrivacySettings)."""
+        doc = self.table(body, "privacy", {"epsilon_per_export", "delta_exponent",
+                                           "principal_budget", "dataset_budget", "period_s"},
+                         required=False)
+        base = PrivacySettings()
+        settings = PrivacySettings(
+            epsilon_micro=self.epsilon(doc, "epsilon_per_export", base.epsilon_micro),
+            delta_exponent=self.integer(doc, "privacy", "delta_exponent", base.delta_exponent,
+                                        low=1, high=30),
+            principal_budget_micro=self.epsilon(doc, "principal_budget",
+                                                base.principal_budget_micro),
+            dataset_budget_micro=self.epsilon(doc, "dataset_budget", base.dataset_budget_micro),
+            period_s=self.integer(doc, "privacy", "period_s", base.period_s,
+                                  low=60, high=366 * 86_400))
+        if settings.epsilon_micro > min(settings.principal_budget_micro,
+                                        settings.dataset_budget_micro):
+            raise self.fail("privacy.epsilon_per_export", "exceeds a budget: no export could run")
+        return settings
+
+    def epsilon(self, doc: Mapping[str, Any], name: str, default_micro: int) -> int:
+        """An epsilon (a number in (0, 100] per export, 1e6 per budget) in millionths."""
+        value = doc.get(name)
+        if value is None:
+            return default_micro
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(f"privacy.{name}", "must be a number")
+        micro = round(value * 1_000_000)
+        high = 100_000_000 if name == "epsilon_per_export" else 10**12
+        if not 1 <= micro <= high:
+            raise self.fail(f"privacy.{name}", f"must be in (0, {high // 1_000_000}]")
+        return micro
 
     def profile(self, top: Mapping[str, Any]) -> Profile:
         name = self.text(top, "deployment", "profile", Profile.PRODUCTION.value)

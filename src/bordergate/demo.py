@@ -140,7 +140,7 @@ class Demo:
     def _deployment(self, reviewers: dict[str, list[tuple[str, str]]]) -> str:
         lines = ['# bordergate demo deployment (generated; every key is demo-only)',
                  "[deployment]", 'name = "bordergate demo: the trusted-partner arrangement"',
-                 'profile = "demo"', "k_min = 25", ""]
+                 'profile = "demo"', ""]
         for code in CODES:
             d = f"data/{code}"
             revs = ", ".join(f'{{ name = "{code}-{n}", public_key = "{pk}" }}'
@@ -447,7 +447,7 @@ class Demo:
     def _auditor_config(self, path: Path) -> None:
         from bordergate.tlog.logdir import read_signer
         lines = ["# auditor configuration for the demo's three logs", "[auditor]",
-                 'name = "demo monitor"', "k_min = 25", ""]
+                 'name = "demo monitor"', ""]
         for code in CODES:
             d = self.data / "data" / code
             vkey = read_signer(d / "log.key").verifier().key_string

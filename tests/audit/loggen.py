@@ -77,7 +77,8 @@ class LogGenerator:
         self.moves: list[Move] = [
             self.honest_access, self.burst, self.burst, self.write, self.export, self.erase,
             self.forged, self.released_extra, self.permissive_access, self.permissive_export,
-            self.low_k_export, self.covered_person, self.unknown_bundle,
+            self.low_k_export, self.budget_run, self.unprivate_export, self.covered_person,
+            self.unknown_bundle,
             self.tampered_bundle, self.unknown_purpose, self.inconsistent_input,
             self.not_one_request, self.decided_elsewhen, self.personal_data,
             self.approval_story, self.approval_story, self.release_story, self.unreviewed,
@@ -195,6 +196,32 @@ class LogGenerator:
 
     def low_k_export(self, rng: random.Random) -> list[bytes]:
         return [self.strict.export(LOCAL, "country", 2, t=self.tick(rng), k_min=1)]
+
+    def budget_run(self, rng: random.Random) -> list[bytes]:
+        """Exports of one principal charged to small budgets: some overspend (the log's
+        sum passes the recorded limit, or the recorded spent does), some charge a period
+        that does not hold their time."""
+        who = rng.choice([LOCAL, PARENT])
+        epsilon = rng.choice([500_000, 1_000_000])
+        limits = (rng.choice([1_000_000, 2_000_000, 3_000_000]), rng.choice([2_000_000, 4_000_000]))
+        out = []
+        for i in range(rng.randint(1, 4)):
+            recorded = (epsilon * (i + 1), epsilon * (i + 1) + rng.choice([0, 0, 1_000_000]))
+            out.append(self.strict.export(
+                who, rng.choice(["country", "handle"]), 30, t=self.tick(rng), epsilon=epsilon,
+                spent=recorded, limits=limits,
+                period=0 if rng.random() < 0.1 else None))
+        return out
+
+    def unprivate_export(self, rng: random.Random) -> list[bytes]:
+        """An allowed export with no noise record, or with a damaged one."""
+        entry = self.strict.export(LOCAL, "country", 40, t=self.tick(rng),
+                                   private=rng.random() < 0.5)
+        if b'"dp":' not in entry:
+            return [entry]
+        body = json.loads(entry)
+        body["dp"]["epsilon_micro"] = rng.choice([0, -1, "1", None])
+        return [canonical_json(body)]
 
     def covered_person(self, rng: random.Random) -> list[bytes]:
         return [self.strict.access(PARENT, ["email", "government_id", "handle"],

@@ -35,6 +35,8 @@ from bordergate.policy.entities import (
     RequestContext,
     Subject,
 )
+from bordergate.privacy.budget import BudgetState, period_start
+from bordergate.privacy.mechanism import MECHANISM
 from bordergate.releases.manifest import build_manifest
 from bordergate.releases.publication import publish_bundle
 from bordergate.releases.review import review_body
@@ -75,7 +77,7 @@ class EntryFactory:
 
     bundle: PolicyBundle = field(default_factory=default_bundle)
     home: str = "us"
-    k_min: int = 3
+    k_min: int = 25  # the recorded context.k_min: the default bundle's exports.toml
 
     def __post_init__(self) -> None:
         self.engine = PolicyEngine(self.bundle)
@@ -118,19 +120,33 @@ class EntryFactory:
         return encode_entry("access", t, body)
 
     def export(self, principal: Principal, group_by: str, k: int, *, t: float = T0,
-               forged: Sequence[bool] | None = None, k_min: int | None = None) -> bytes:
+               forged: Sequence[bool] | None = None, k_min: int | None = None,
+               epsilon: int = 1_000_000, spent: tuple[int, int] | None = None,
+               limits: tuple[int, int] = (10_000_000, 50_000_000), private: bool = True,
+               period: int | None = None) -> bytes:
+        """An export entry; an allowed one records its noise and budget (``private``),
+        ``spent`` defaulting to ``epsilon`` on both budgets (the period's first export)."""
         context = RequestContext("analytics_aggregate", int(t), self.home,
                                  self.k_min if k_min is None else k_min, k=k)
         inputs = [DecisionInput(principal, "export",
                                 Field("users", group_by, USERS[group_by], self.home),  # type: ignore[arg-type]
                                 context)]
         decisions = self._decide(inputs, forged)
-        return encode_entry("export", t, {
+        body: dict[str, Any] = {
             "principal": principal.to_json(), "collection": "users", "group_by": group_by,
             "purpose": "analytics_aggregate", "bundle": self.bundle.digest, "k": k,
             "outcome": "allow" if decisions[0].allowed else "deny",
             "decisions": decision_records(inputs, decisions), "groups": 2, "suppressed": 0,
-            "gateway": self.home, "release": None})
+            "gateway": self.home, "release": None}
+        if private and decisions[0].allowed:
+            own, dataset = spent or (epsilon, epsilon)
+            body["dp"] = {"mechanism": MECHANISM, "epsilon_micro": epsilon,
+                          "delta_exponent": 9, "threshold": max(k, 61),
+                          "scale_micro": 3_000_000}
+            body["budget"] = BudgetState(
+                period_start(t, 86_400) if period is None else period, 86_400, own, limits[0],
+                dataset, limits[1]).to_json()
+        return encode_entry("export", t, body)
 
     def erase(self, principal: Principal, *, t: float = T0, purpose: str = "erasure",
               forged: Sequence[bool] | None = None) -> bytes:
@@ -241,7 +257,6 @@ class GatewayScenario:
             for n in REVIEWERS)
         path.write_text(f"""[auditor]
 name = "TEST auditor"
-k_min = {self.deployment.k_min}
 time_tolerance_s = 5
 
 [logs.us]
@@ -280,8 +295,7 @@ approvers = {list(approvers)!r}
         await gw.read(self.auth(PARENT), "users", "us-rec1", fields="email",
                       purpose="customer_support", approval=approval)
         await gw.export(self.auth(PARENT), {"collection": "users", "group_by": "country",
-                                            "purpose": "analytics_aggregate",
-                                            "min_subjects": 3})
+                                            "purpose": "analytics_aggregate"})
         await gw.erase(self.auth(LOCAL), subjects[3], purpose="erasure")
         return {"approval": approval, "subjects": subjects}
 

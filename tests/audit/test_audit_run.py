@@ -199,7 +199,7 @@ def test_auditor_config_errors_name_the_key(tmp_path: Path) -> None:
         b"[logs.us]\nlocation = 'x'\n": "logs.us.vkey",
         b"[logs.us]\nlocation = 'x'\nvkey = 'nope'\n": "logs.us.vkey",
         b"[logs.us]\nlocation = 'x'\nvkey = 'a+b+c'\ntypo = 1\n": "logs.us.typo",
-        b"[auditor]\nk_min = 0\n[logs.us]\n": "auditor.k_min",
+        b"[auditor]\nk_min = 50\n[logs.us]\n": "auditor.k_min",  # the bundle's, not here
         b"": "logs",
     }
     for text, key in cases.items():

@@ -49,9 +49,9 @@ def new_inspector(factory: EntryFactory, **settings: Any) -> ReferenceInspector:
 
 
 def inspect(entries: list[bytes], factory: EntryFactory | None = None, *,
-            k_min: int = 3, approvers: tuple[str, ...] = ()) -> ReferenceInspector:
+            approvers: tuple[str, ...] = ()) -> ReferenceInspector:
     factory = factory or EntryFactory()
-    inspector = new_inspector(factory, approvers=approvers, k_min=k_min, tolerance=5)
+    inspector = new_inspector(factory, approvers=approvers, tolerance=5)
     inspector.feed_all(0, entries)
     inspector.finish()
     return inspector
@@ -101,7 +101,7 @@ def test_state_round_trips_and_continues() -> None:
                                     purpose="customer_support", t=T0 + 20)]
     first = inspect(log[:5], f)
     saved = json.loads(json.dumps(first.finish().to_json()))
-    second = new_inspector(f, k_min=3, state=InspectionState.from_json(saved))
+    second = new_inspector(f, state=InspectionState.from_json(saved))
     second.feed_all(5, log[5:])
     second.finish()
     assert kinds(second) == [("covered_person_denied", len(log) - 1)]
@@ -157,18 +157,69 @@ def test_restricted_to_parent_at_home() -> None:
 
 
 def test_exports_respect_k_and_never_restricted() -> None:
-    """docs/design.md, data model: exports only over at least k subjects, never restricted."""
+    """docs/design.md, data model: exports only over at least the bundle's k subjects,
+    never restricted (the permissive bundle's exports.toml says k_min = 25)."""
     f = EntryFactory(permissive_bundle())
-    log = [f.export(LOCAL, "country", 5), f.export(LOCAL, "country", 2, t=T0 + 1),
-           f.export(LOCAL, "government_id", 5, t=T0 + 2)]
-    assert kinds(inspect(log, f, k_min=3)) == [("export_below_k", 1), ("restricted_exported", 2)]
+    log = [f.export(LOCAL, "country", 30), f.export(LOCAL, "country", 2, t=T0 + 1),
+           f.export(LOCAL, "government_id", 30, t=T0 + 2)]
+    assert kinds(inspect(log, f)) == [("export_below_k", 1), ("restricted_exported", 2)]
 
 
-def test_export_k_min_recorded_lower_than_the_auditors() -> None:
-    """An export allowed because the gateway used a smaller k_min than the auditor's is found."""
+def test_export_k_min_recorded_lower_than_the_bundles() -> None:
+    """Issue 11 item 3: an export allowed because the gateway recorded a smaller k_min
+    than its bundle's is found: the auditor reads k from the bundle the entry names."""
     f = EntryFactory()
     log = [f.export(LOCAL, "country", 3, k_min=2)]
-    assert kinds(inspect(log, f, k_min=50)) == [("export_below_k", 0)]
+    assert kinds(inspect(log, f)) == [("export_below_k", 0)]
+
+
+def test_gate_and_auditor_agree_on_k_for_a_public_field() -> None:
+    """Issue 11 item 3: a group_by on a public field below the bundle's k is denied by
+    the gate (nothing released, no finding), and at k it passes both."""
+    f = EntryFactory()
+    below, at_k = f.export(LOCAL, "country", 1), f.export(LOCAL, "country", 25, t=T0 + 1)
+    assert json.loads(below)["outcome"] == "deny"
+    assert json.loads(at_k)["outcome"] == "allow"
+    assert kinds(inspect([below, at_k], f)) == []
+
+
+def test_export_without_noise_record_is_not_private() -> None:
+    """Issue 11 item 3: an allowed export whose entry records no noise and budget is a
+    critical finding (its numbers may be exact)."""
+    f = EntryFactory()
+    assert kinds(inspect([f.export(LOCAL, "country", 30, private=False)], f)) == [
+        ("export_not_private", 0)]
+
+
+def test_budgets_are_recomputed_from_the_log() -> None:
+    """Issue 11 item 3: the auditor adds each export's epsilon per principal, dataset and
+    period from the entries alone; past the recorded limit it reports overspending, and a
+    new period starts from zero.  Each entry records only its own epsilon here, so the
+    recorded spent never shows the overspending: only the recomputation does."""
+    f = EntryFactory()
+    eps, limits = 1_000_000, (2_000_000, 50_000_000)
+    day = 86_400
+    log = [f.export(LOCAL, "country", 30, t=T0 + i, epsilon=eps, limits=limits)
+           for i in range(3)]
+    log.append(f.export(LOCAL, "country", 30, t=T0 + day, epsilon=eps, limits=limits))
+    inspector = inspect(log, f)
+    assert kinds(inspector) == [("privacy_budget_overspent", 2)]
+    assert inspector.findings[0].detail["spent_micro"] == 3_000_000
+    assert inspector.findings[0].detail["scope"] == "principal"
+
+
+def test_budget_state_continues_across_runs() -> None:
+    """Issue 11 item 3: spent budgets are part of the saved state, so an incremental
+    audit run still sees the overspending of a period split between two runs."""
+    f = EntryFactory()
+    log = [f.export(LOCAL, "country", 30, t=T0 + i, limits=(1_000_000, 50_000_000))
+           for i in range(2)]
+    first = inspect(log[:1], f)
+    saved = json.loads(json.dumps(first.finish().to_json()))
+    second = new_inspector(f, state=InspectionState.from_json(saved))
+    second.feed_all(1, log[1:])
+    second.finish()
+    assert kinds(second) == [("privacy_budget_overspent", 1)]
 
 
 def test_denied_covered_person_is_a_denied_attempt_not_a_violation() -> None:

@@ -8,6 +8,7 @@ Key-encryption keys are created by ``provision`` in the temporary directory.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import socket
 import time
 from dataclasses import dataclass
@@ -19,10 +20,14 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from bordergate.config import Deployment, load_config
 from bordergate.gateway.auth import TokenIssuer
 from bordergate.gateway.startup import provision
+from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
 from bordergate.policy.entities import Principal
 from bordergate.tlog.note import Signer
 
 CODES = ("us", "eu", "cn")
+# Budgets large enough that no test but the privacy tests runs out of them.
+PRIVACY = ("epsilon_per_export = 1.0\ndelta_exponent = 6\nprincipal_budget = 1000.0\n"
+           "dataset_budget = 1000.0\n")
 
 
 def _seed(label: str) -> bytes:
@@ -44,10 +49,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_deployment(root: Path, *, k_min: int = 3, max_body: int = 4096) -> Path:
-    """Write and provision a deployment under ``root``; returns the config path."""
-    parts = [f'[deployment]\nname = "test"\nprofile = "development"\nk_min = {k_min}\n',
-             f"[limits]\nmax_body_bytes = {max_body}\nmax_approval_seconds = 86400\n"]
+def write_bundle(target: Path, *, k_min: int) -> Path:
+    """A copy of the packaged policy bundle whose exports.toml says ``k_min`` (TEST-ONLY)."""
+    shutil.copytree(DEFAULT_BUNDLE_PATH, target, ignore=shutil.ignore_patterns("__pycache__"))
+    (target / "exports.toml").write_text(f"k_min = {k_min}\n")
+    return target
+
+
+def write_deployment(root: Path, *, k_min: int | None = None, max_body: int = 4096,
+                     privacy: str = PRIVACY) -> Path:
+    """Write and provision a deployment under ``root``; returns the config path.
+
+    ``k_min`` is that of a copied policy bundle (None: the packaged bundle itself);
+    ``privacy`` is the deployment's ``[privacy]`` table.
+    """
+    bundle = "" if k_min is None else \
+        f'policy_bundle = "{write_bundle(root / "policy", k_min=k_min).name}"\n'
+    parts = [f'[deployment]\nname = "test"\nprofile = "development"\n{bundle}',
+             f"[limits]\nmax_body_bytes = {max_body}\nmax_approval_seconds = 86400\n",
+             f"[privacy]\n{privacy}"]
     for code in CODES:
         d = root / code
         d.mkdir(parents=True, exist_ok=True)

@@ -227,7 +227,8 @@ def test_foreign_subject_is_421_to_its_home_and_the_client_follows(
 def test_client_round_trip_write_read_export_erase(
         running: RunningDeployment, tokens: Tokens, seeded: Seeded) -> None:
     """Promises 2, 3, 8: the client writes, reads (log index shown), exports a
-    k-anonymous aggregate and erases; a denied read raises PolicyDenied with the log index."""
+    differentially private aggregate and erases; a denied read raises PolicyDenied with
+    the log index."""
     url = running.urls["cn"]
     local = Principal("local-cn", "ttcn", "local", "cn", frozenset({"engineer"}))
     with GatewayClient(url, tokens.token(local, "cn"), gateways=running.urls) as client:
@@ -242,8 +243,10 @@ def test_client_round_trip_write_read_export_erase(
         result = client.read("profiles", subjects[0], purpose="operations")
         assert result.fields["display_name"] == "name-0-cn" and result.log_index > 0
         seeded.released[("cn", result.log_index)] = set(result.fields)
-        export = client.export("profiles", "language", min_subjects=3)
-        assert export["groups"] == [{"value": "zh", "records": 4, "subjects": 4}]
+        export = client.export("profiles", "language")  # k: the bundle's k_min
+        # issue 11 item 3: a noised release, groups kept by a noisy threshold >= k
+        assert export["noise"]["epsilon_micro"] == 1_000_000
+        assert export["noise"]["threshold"] >= 25 and isinstance(export["groups"], list)
         erased = client.erase(subjects[0])
         assert erased["records"] == 1 and erased["data_key_destroyed"]
     parent = Principal("parent-abroad", "bytedance", "parent", "us", frozenset())

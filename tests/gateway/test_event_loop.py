@@ -97,7 +97,8 @@ def _p99(samples: list[float]) -> float:
 def test_reads_stay_fast_while_exports_over_100k_subjects_run(tmp_path: Path) -> None:
     """Issue 10 item 3 (no blocking work on the event loop): while exports over
     100,000 subjects run, concurrent single-record reads on the same gateway keep
-    a p99 latency under 50 ms, and every export counts all the subjects."""
+    a p99 latency under 50 ms, and every export counts all the subjects (up to its
+    differential-privacy noise)."""
     deployment = load_config(write_deployment(tmp_path))
     gateway = open_gateway(deployment, "us", log_storage=MemoryStorage())
     try:
@@ -125,7 +126,7 @@ def test_reads_stay_fast_while_exports_over_100k_subjects_run(tmp_path: Path) ->
                 while len(latencies) < SAMPLES and len(answers) < MAX_EXPORTS:
                     export = asyncio.create_task(client.post("/v1/exports", headers=auth, json={
                         "collection": "profiles", "group_by": "language",
-                        "purpose": "analytics_aggregate", "min_subjects": 3}))
+                        "purpose": "analytics_aggregate"}))
                     await asyncio.sleep(0)  # the export is under way before reads start
                     while not export.done():
                         latencies.append(await read(client))
@@ -140,7 +141,8 @@ def test_reads_stay_fast_while_exports_over_100k_subjects_run(tmp_path: Path) ->
         assert answer.status_code == 200, answer.text
         groups = answer.json()["groups"]
         assert [g["value"] for g in groups] == LANGUAGES
-        assert sum(g["subjects"] for g in groups) == SUBJECTS
+        # issue 11 item 3: noised at scale 3; |noise| > 60 has probability e^-20 per group
+        assert abs(sum(g["subjects"] for g in groups) - SUBJECTS) < 60 * len(LANGUAGES)
     assert len(latencies) >= SAMPLES, (
         f"only {len(latencies)} reads completed during {len(answers)} exports: "
         "the exports hold the event loop")
@@ -184,7 +186,7 @@ def test_point_reads_run_inline_only_when_the_store_declares_them_cheap(
             assert r.status_code == 200, r.text
             r = await client.post("/v1/exports", headers=auth, json={
                 "collection": "profiles", "group_by": "language",
-                "purpose": "analytics_aggregate", "min_subjects": 1})
+                "purpose": "analytics_aggregate"})
             assert r.status_code == 200, r.text
         return threading.get_ident()
 

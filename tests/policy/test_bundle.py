@@ -227,6 +227,10 @@ BROKEN = [
         "purposes-no-description",
         {"purposes.toml": b'[purposes.a]\nreason_codes = { r = "x" }\n'},
     ),
+    broken("exports-missing", {"exports.toml": None}),  # issue 11 item 3: k is the bundle's
+    broken("exports-k-zero", {"exports.toml": b"k_min = 0\n"}),
+    broken("exports-k-not-integer", {"exports.toml": b'k_min = "25"\n'}),
+    broken("exports-extra-key", {"exports.toml": b"k_min = 25\nk_max = 3\n"}),
 ]
 
 

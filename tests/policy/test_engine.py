@@ -163,10 +163,11 @@ def test_allowed_decision_names_its_permit(engine: PolicyEngine) -> None:
 
 
 def expected_export(org_kind: str, at_home: bool, cls: str, purpose: str, k: int | None) -> bool:
-    """Exports: aggregates only, of public or protected data, protected over >= k_min subjects."""
+    """Exports: aggregates only, of public or protected data, over >= k_min subjects
+    whatever the class (issue 11 item 3: public group_by included)."""
     if cls == "restricted" or purpose != "analytics_aggregate":
         return False
-    return cls == "public" or (k is not None and k >= K_MIN)
+    return k is not None and k >= K_MIN
 
 
 EXPORT_CASES = list(
@@ -181,7 +182,8 @@ EXPORT_CASES = list(
 
 
 def test_export_matrix(engine: PolicyEngine) -> None:
-    """Promise 2/issue 5: protected data leaves only as aggregates over at least k subjects."""
+    """Promise 2/issue 5: data leaves only as aggregates over at least k subjects (issue 11
+    item 3: public fields too, the rule the auditor applies)."""
     inputs = [
         DecisionInput(
             principal(kind, home),

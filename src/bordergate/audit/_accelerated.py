@@ -52,7 +52,7 @@ from bordergate.audit.decision_lists import (
 from bordergate.audit.inspection import DECISION_TYPES, ReferenceInspector
 from bordergate.audit.inspection_state import InspectionState
 from bordergate.audit.personal_data import scan_entry
-from bordergate.audit.rules import approvals, decisions, releases, wellformed
+from bordergate.audit.rules import approvals, decisions, privacy, releases, wellformed
 from bordergate.audit.rules.decisions import ENTRY_INDEX, DecisionChecks
 from bordergate.entries import (
     ENTRY_TYPES,
@@ -472,6 +472,8 @@ class AcceleratedInspector(ReferenceInspector):
             approval_id, used = plan.approval
             approvals.approval_use(self, index, t, group, principal=plan.principal,
                                    approval_id=approval_id, used=used)
+        if plan.budget is not None:
+            privacy.budget_spent(self, index, t, plan.budget)
 
     def _shape_plan(self, entry: Entry, group: DecisionList, shape: _ShapeKey) -> DecisionChecks:
         plan = self._plans.get(shape)

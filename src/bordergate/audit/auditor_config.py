@@ -5,7 +5,6 @@ which keys it trusts.  One ``[logs.<jurisdiction>]`` table per log::
 
     [auditor]
     name = "Independent monitor"      # shown in the report
-    k_min = 50                        # minimum subjects of an export (default 50)
     time_tolerance_s = 5              # allowed clock disorder between entries
     report_title = "bordergate audit" # optional
 
@@ -19,14 +18,16 @@ which keys it trusts.  One ``[logs.<jurisdiction>]`` table per log::
     reviewers = [{ name = "alice", public_key = "alice+..." }]
     required_approvals = 2            # release approvals needed (default min(2, reviewers))
     approvers = ["carol", "dave"]     # custodian principals who may grant approvals
-    k_min = 50                        # per-log override
 
 Relative paths resolve against the file's directory.  When ``approvers`` is
 empty, any principal of a ``custodian`` organisation holding the ``approver``
 role counts.  The file is read by the same checked TOML reader as the
 deployment file (:mod:`bordergate.config_reader`): unknown keys are refused so
 that a typo never weakens an audit, strings may not begin or end with
-whitespace, reviewer keys must be Ed25519 verifier keys.
+whitespace, reviewer keys must be Ed25519 verifier keys.  There is no
+``k_min`` here: the minimum subjects of an export is read from the policy
+bundle each export entry names (its ``exports.toml``), the number the gateway
+enforced, so gate and audit cannot disagree; a ``k_min`` key is refused.
 
 Parsing is pure (:func:`parse_auditor_config` takes bytes); this module must
 never open a log or read the keys' owners' files.
@@ -63,7 +64,6 @@ class LogAudit:
         required_approvals: release approvals needed.
         approvers: principal ids allowed to grant access approvals (empty: any
             custodian principal with the ``approver`` role).
-        k_min: minimum subjects of an export.
     """
 
     jurisdiction: str
@@ -76,7 +76,6 @@ class LogAudit:
     reviewers: tuple[tuple[str, str], ...] = ()
     required_approvals: int = 1
     approvers: tuple[str, ...] = ()
-    k_min: int = 50
 
 
 @dataclass(frozen=True)
@@ -120,25 +119,33 @@ class _Reader(ConfigReader):
         auditor = self.table(top.get("auditor"), "auditor",
                              {"name", "k_min", "time_tolerance_s", "report_title"},
                              required=False)
-        k_min = self.integer(auditor, "auditor", "k_min", 50, low=1, high=1_000_000)
+        self.no_k_min(auditor, "auditor")
         tolerance = self.integer(auditor, "auditor", "time_tolerance_s", 5, low=0, high=86400)
         logs = top.get("logs")
         if not isinstance(logs, dict) or not logs:
             raise self.fail("logs", "at least one [logs.<jurisdiction>] table needed",
                             "config_missing_key")
-        parsed = {code: self.log(code, body, k_min) for code, body in logs.items()}
+        parsed = {code: self.log(code, body) for code, body in logs.items()}
         return AuditorConfig(
             name=self.text(auditor, "auditor", "name", "bordergate auditor"),
             title=self.text(auditor, "auditor", "report_title", "bordergate audit report"),
             time_tolerance=float(tolerance), logs=parsed)
 
-    def log(self, code: str, body: object, k_min: int) -> LogAudit:
+    def no_k_min(self, doc: Mapping[str, Any], key: str) -> None:
+        """Refuse ``k_min``: it is the policy bundle's (exports.toml)."""
+        if "k_min" in doc:
+            raise self.fail(f"{key}.k_min", "the minimum subjects of an export is read from "
+                            "the policy bundle each export names (exports.toml)",
+                            "config_unknown_key")
+
+    def log(self, code: str, body: object) -> LogAudit:
         key = f"logs.{code}"
         if JURISDICTION_PATTERN.fullmatch(code) is None:
             raise self.fail(key, "a jurisdiction code is 2-8 lowercase letters")
         doc = self.table(body, key, {"location", "vkey", "witnesses", "quorum", "bundle_store",
                                      "bundle_dirs", "reviewers", "required_approvals",
                                      "approvers", "k_min"})
+        self.no_k_min(doc, key)
         vkey = self.text(doc, key, "vkey")
         try:
             Ed25519Verifier.from_key_string(vkey)
@@ -163,8 +170,7 @@ class _Reader(ConfigReader):
         return LogAudit(
             jurisdiction=code, location=location, vkey=vkey, witnesses=witnesses,
             quorum=quorum, bundle_store=store, bundle_dirs=dirs, reviewers=reviewers,
-            required_approvals=required, approvers=self.texts(doc, key, "approvers"),
-            k_min=self.integer(doc, key, "k_min", k_min, low=1, high=1_000_000))
+            required_approvals=required, approvers=self.texts(doc, key, "approvers"))
 
     def source_of(self, doc: Mapping[str, Any], key: str, name: str,
                   default: str | None = None) -> str:

@@ -57,7 +57,7 @@ CONTROLS: tuple[Control, ...] = (
          "and data masking",
          "28 CFR 202.401"),
         ("export_below_k", "restricted_exported", "released_without_permit",
-         "personal_data_in_entry"),
+         "personal_data_in_entry", "export_not_private", "privacy_budget_overspent"),
         ("Which data the operator collects in the first place is outside the log.",
          "Masking inside a released value (e.g. partial numbers) is not recorded; the log "
          "shows which fields were released, not their content.")),

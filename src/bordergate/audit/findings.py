@@ -82,6 +82,10 @@ FINDING_KINDS: Mapping[str, FindingKind] = _kinds(
      "A protected field was released to a principal abroad without an approval"),
     ("export_below_k", "critical", "violation",
      "An export was released over fewer subjects than the minimum k"),
+    ("export_not_private", "critical", "violation",
+     "An export was released without a record of its differential-privacy noise and budget"),
+    ("privacy_budget_overspent", "critical", "violation",
+     "More privacy budget (epsilon) was spent in a period than the limit recorded for it"),
     ("covered_person_denied", "low", "denied_attempt",
      "A parent-organisation principal abroad asked for protected or restricted data "
      "and was denied (nothing released)"),

@@ -153,7 +153,7 @@ def open_inspector(*, reference: bool = False, jurisdiction: str, origin: str,
     """An inspector for one log: the reference one, or (default) the accelerated one.
 
     ``settings`` are :class:`~bordergate.audit.rules.context.RuleContext`'s
-    (``approvers``, ``k_min``, ``tolerance``, ``state``).  Both find the same.
+    (``approvers``, ``tolerance``, ``state``).  Both find the same.
     """
     if reference:
         return ReferenceInspector(jurisdiction=jurisdiction, origin=origin, bundles=bundles,

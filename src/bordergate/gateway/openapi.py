@@ -139,11 +139,14 @@ def _schemas() -> dict[str, Any]:
         },
         "ExportResult": {
             "type": "object",
-            "required": ["collection", "group_by", "k", "groups", "suppressed", "log"],
+            "required": ["collection", "group_by", "k", "groups", "suppressed", "noise", "log"],
             "properties": {
                 "collection": {"type": "string"}, "group_by": {"type": "string"},
                 "k": {"type": "integer"}, "suppressed": {"type": "integer"},
                 "truncated": {"type": "boolean"}, "log": log_ref,
+                "noise": {"type": "object", "description": "the OpenDP mechanism, epsilon "
+                          "(millionths), delta exponent, threshold, scale and the budget "
+                          "state after this export (docs/exports.md)"},
                 "groups": {"type": "array", "items": {
                     "type": "object", "required": ["value", "records", "subjects"],
                     "properties": {"value": {}, "records": {"type": "integer"},

@@ -74,6 +74,8 @@ from bordergate.keys.events import KeyEvent
 from bordergate.policy.engine import Decision, PolicyEngine
 from bordergate.policy.entities import DecisionInput, Principal, RequestContext, Subject
 from bordergate.policy.purpose_binding import denial_code
+from bordergate.privacy.budget import BudgetStore, MemoryBudgetStore, PrivacySettings
+from bordergate.privacy.mechanism import ExportMechanism, OpenDPMechanism, TrueGroup
 from bordergate.residency.schema import FieldSpec, Schema
 from bordergate.residency.vault import Vault
 from bordergate.subjects import SubjectId, parse_record_id
@@ -287,10 +289,12 @@ class Gateway:
         pseudonyms: Pseudonymizer,
         approvals: appr.ApprovalStore,
         peers: Mapping[str, str],
-        k_min: int,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
         release: str | None = None,
+        privacy: PrivacySettings | None = None,
+        budgets: BudgetStore | None = None,
+        mechanism: ExportMechanism | None = None,
     ) -> None:
         self.jurisdiction = jurisdiction
         self.schema = schema
@@ -303,10 +307,16 @@ class Gateway:
         self.pseudonyms = pseudonyms
         self.approvals = approvals
         self.peers = dict(peers)
-        self.k_min = k_min
+        self.k_min = engine.bundle.k_min  # the bundle's, which the auditor checks too
         self.limits = limits or Limits()
         self.clock = clock
         self.release = release
+        self.privacy = privacy or PrivacySettings()
+        self.budgets = budgets or MemoryBudgetStore()
+        self.mechanism = mechanism or OpenDPMechanism()
+        # Settings that give no valid plan refuse the start, not each export.
+        self.mechanism.plan(self.privacy.epsilon_micro, self.privacy.delta_exponent,
+                            engine.bundle.k_min)
         self.bundle_digest = engine.digest
         self._inline_point_reads = vault.inline_point_reads
         self._approval_lock = asyncio.Lock()
@@ -421,6 +431,7 @@ class Gateway:
         """Stop the log writer (draining it) and close the stores."""
         self.log.close()
         self.approvals.close()
+        self.budgets.close()
         self.vault.store.close()
 
     # -- subjects and records ------------------------------------------------
@@ -676,14 +687,64 @@ class Gateway:
         return Outcome(body, index, headers=self._log_headers(index))
 
     async def export(self, authorization: str | None, payload: object) -> Outcome:
-        """An aggregate over a collection, grouped by one field, k-anonymous.
+        """An aggregate over a collection, grouped by one field, differentially private.
+
+        Every released number is an OpenDP draw and groups are kept by a noisy
+        threshold of at least k subjects (``bordergate.privacy.mechanism``); the
+        export's epsilon is debited from the principal's and the collection's
+        budgets of the period, atomically across workers, before anything is
+        computed or released (docs/exports.md).
 
         Raises:
             Unauthenticated, InvalidInput: bad requests.
             DeniedAfterLogging: denied (logged).
+            PolicyDenied: ``privacy_budget_exhausted`` (nothing released).
             Unavailable: log, store or key backend down.
         """
         principal = self.authenticate(authorization)
+        collection, group_by, purpose, k = self._export_request(payload)
+        specs = self.schema.fields(collection, [group_by])
+        now = self.clock()
+        context = self._context(purpose, int(now), k=k)
+        inputs = field_inputs(principal, "export", collection, specs,
+                              home=self.jurisdiction, context=context)
+        decisions, recorded = self._decide(inputs)
+        body: dict[str, Any] = {
+            "principal": principal.to_json(), "collection": collection, "group_by": group_by,
+            "purpose": purpose, "bundle": self.bundle_digest, "k": k}
+        if not decisions[0].allowed:
+            index = await self.log.append_many([self._decision_entry("export", now, {
+                **body, "outcome": "deny", "groups": 0, "suppressed": 0}, recorded)])
+            raise DeniedAfterLogging(
+                "policy denied the export", log_index=index,
+                code=denial_code([decisions[0].policy_ids]),
+                members={"policy_ids": list(decisions[0].policy_ids),
+                         "log": {"origin": self.origin, "index": index}})
+        plan = self.mechanism.plan(self.privacy.epsilon_micro, self.privacy.delta_exponent, k)
+        budget = await self._off_loop(self.budgets.spend, principal.id, collection, now,
+                                      plan.epsilon_micro, self.privacy)
+        aggregate = await self._off_loop(lambda: self.vault.aggregate(collection, group_by))
+        noisy = await self._off_loop(self.mechanism.release, plan, [
+            TrueGroup(g.value, g.records, g.subjects) for g in aggregate.groups])
+        groups = noisy.groups[: self.limits.max_export_groups]
+        truncated = len(noisy.groups) > len(groups)
+        index = await self.log.append_many([self._decision_entry("export", now, {
+            **body, "outcome": "allow", "groups": len(groups), "suppressed": noisy.suppressed,
+            "dp": plan.to_json(), "budget": budget.to_json()}, recorded)])
+        answer = {"collection": collection, "group_by": group_by, "k": k,
+                  "groups": [{"value": g.value, "records": g.records, "subjects": g.subjects}
+                             for g in groups],
+                  "suppressed": noisy.suppressed, "truncated": truncated,
+                  "noise": {**plan.to_json(), "budget": budget.to_json()},
+                  "log": {"origin": self.origin, "index": index}}
+        return Outcome(answer, index, headers=self._log_headers(index))
+
+    def _export_request(self, payload: object) -> tuple[str, str, str, int]:
+        """Collection, grouping field, purpose and k of an export body.
+
+        Raises:
+            InvalidInput: a malformed body, unknown purpose, k below nothing.
+        """
         if not isinstance(payload, dict):
             raise InvalidInput("the body must be a JSON object", code="malformed_body")
         unknown = sorted(set(payload) - {"collection", "group_by", "purpose", "min_subjects"})
@@ -700,39 +761,9 @@ class Gateway:
         if not isinstance(group_by, str):
             raise InvalidInput("body.group_by must name a field", code="unknown_field")
         k = payload.get("min_subjects", self.k_min)
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 2**31:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 2**31 - 1:
             raise InvalidInput("min_subjects must be a positive integer", code="invalid_k")
-        specs = self.schema.fields(collection, [group_by])
-        now = self.clock()
-        context = self._context(purpose, int(now), k=k)
-        inputs = field_inputs(principal, "export", collection, specs,
-                              home=self.jurisdiction, context=context)
-        decisions, recorded = self._decide(inputs)
-        allowed = decisions[0].allowed
-        aggregate = (await self._off_loop(lambda: self.vault.aggregate(
-            collection, group_by, min_subjects=k)) if allowed else None)
-        groups = list(aggregate.groups) if aggregate else []
-        truncated = len(groups) > self.limits.max_export_groups
-        groups = groups[: self.limits.max_export_groups]
-        entry = self._decision_entry("export", now, {
-            "principal": principal.to_json(), "collection": collection, "group_by": group_by,
-            "purpose": purpose, "bundle": self.bundle_digest, "k": k,
-            "outcome": "allow" if allowed else "deny",
-            "groups": len(groups), "suppressed": aggregate.suppressed if aggregate else 0,
-        }, recorded)
-        index = await self.log.append_many([entry])
-        if aggregate is None:
-            raise DeniedAfterLogging(
-                "policy denied the export", log_index=index,
-                code=denial_code([decisions[0].policy_ids]),
-                members={"policy_ids": list(decisions[0].policy_ids),
-                         "log": {"origin": self.origin, "index": index}})
-        body = {"collection": collection, "group_by": group_by, "k": k,
-                "groups": [{"value": g.value, "records": g.records, "subjects": g.subjects}
-                           for g in groups],
-                "suppressed": aggregate.suppressed, "truncated": truncated,
-                "log": {"origin": self.origin, "index": index}}
-        return Outcome(body, index, headers=self._log_headers(index))
+        return collection, group_by, purpose, k
 
     # -- approvals ---------------------------------------------------------
     async def request_approval(self, authorization: str | None, payload: object) -> Outcome:

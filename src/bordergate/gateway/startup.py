@@ -48,6 +48,7 @@ from bordergate.keys.keyring import KeyRing, initialise
 from bordergate.locations import parse_log_location
 from bordergate.policy.bundle import PolicyBundle
 from bordergate.policy.engine import PolicyEngine
+from bordergate.privacy.budget import open_budget_store
 from bordergate.profile import refuse_unreviewed
 from bordergate.residency.schema import load_schema
 from bordergate.residency.stores import open_record_store
@@ -189,6 +190,7 @@ def open_gateway(deployment: Deployment, code: str, *,
     backend = open_key_backend(j.keys, jurisdiction=code)
     vault = Vault(schema, store, KeyRing(backend, store))
     approvals = open_approval_store(j.store)
+    budgets = open_budget_store(j.store)
     storage = open_storage(j.log.storage) if log_storage is None else log_storage
     if log_storage is not None and log_storage.read(CHECKPOINT_PATH) is None:
         create_log(log_storage, signer)
@@ -202,7 +204,8 @@ def open_gateway(deployment: Deployment, code: str, *,
         jurisdiction=code, schema=schema, engine=engine, verifier=verifier, vault=vault,
         log=appender, log_storage=storage, log_verifier=signer.verifier(),
         pseudonyms=pseudonyms, approvals=approvals, peers=deployment.gateway_urls(),
-        k_min=deployment.k_min, limits=deployment.limits)
+        limits=deployment.limits, privacy=deployment.privacy,
+        budgets=budgets)
 
 
 async def start_gateway(deployment: Deployment, code: str, *, unreviewed: bool,

@@ -9,6 +9,8 @@ A bundle is a directory::
     purposes.toml           [purposes.<name>] description = "...",
                             reason_codes = { <code> = "<description>", ... },
                             actions = [...], roles = [...]  (see purpose_binding)
+    exports.toml            k_min = <n>: the minimum subjects of every export,
+                            read by the gateway and by the auditor alike
 
 Loading validates everything, each failure a ``ConfigError`` naming the file:
 every policy parses, validates against the schema (cedarpy's validator), carries
@@ -55,6 +57,7 @@ from bordergate.tree_digest import digest_files, read_tree
 
 __all__ = [
     "DEFAULT_BUNDLE_PATH",
+    "EXPORTS_FILE",
     "POLICIES_SUFFIX",
     "PURPOSES_FILE",
     "SCHEMA_FILE",
@@ -71,6 +74,7 @@ POLICIES_SUFFIX = ".cedar"
 SCHEMA_FILE = "schema.cedarschema"
 SCHEMA_JSON_FILE = "schema.cedarschema.json"
 PURPOSES_FILE = "purposes.toml"
+EXPORTS_FILE = "exports.toml"
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
@@ -143,6 +147,24 @@ def _parse_purposes(source: str, data: bytes) -> dict[str, Purpose]:
             code="purposes_invalid",
         )
     return out
+
+
+def _parse_exports(source: str, data: bytes | None) -> int:
+    """``k_min`` of ``exports.toml``: the minimum subjects of every export."""
+    where = f"{source}/{EXPORTS_FILE}"
+    if data is None:
+        raise ConfigError(f"{where} is missing (it sets k_min, the minimum subjects of "
+                          "every export)", code="exports_invalid")
+    try:
+        doc = tomllib.loads(_decode(source, EXPORTS_FILE, data))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: {exc}", code="exports_invalid") from exc
+    k_min = doc.get("k_min")
+    if set(doc) != {"k_min"} or isinstance(k_min, bool) or not isinstance(k_min, int) \
+            or not 1 <= k_min <= 1_000_000:
+        raise ConfigError(f"{where}: needs exactly k_min = <an integer from 1 to 1000000>",
+                          code="exports_invalid")
+    return k_min
 
 
 def _reads_attribute(node: object, attribute: str) -> bool:
@@ -226,6 +248,7 @@ class PolicyBundle:
         policies_text: all policy files concatenated in canonical order.
         schema_text: the schema file's text.
         purposes: declared purposes by name.
+        k_min: the minimum subjects of every export (``exports.toml``).
         policy_ids: every policy's ``@id``, in order.
         policy_set: the parsed ``cedarpy.PolicySet`` handle.
         schema: the parsed ``cedarpy.Schema`` handle.
@@ -255,6 +278,7 @@ class PolicyBundle:
         self.purposes: Mapping[str, Purpose] = MappingProxyType(
             _parse_purposes(source, contents[PURPOSES_FILE])
         )
+        self.k_min = _parse_exports(source, contents.get(EXPORTS_FILE))
         policy_files = sorted(
             (p for p in contents if "/" not in p and p.endswith(POLICIES_SUFFIX)),
             key=lambda p: p.encode("utf-8"),

@@ -4,6 +4,7 @@
 * :mod:`.decisions`: replay and the recorded input (promise 4);
 * :mod:`.dataflows`: what crossed a border, reached the parent, left in an export
   (promises 1, 2);
+* :mod:`.privacy`: differentially private exports, budgets recomputed from the log;
 * :mod:`.approvals`: the approval life cycle and every use of an approval;
 * :mod:`.releases`: reviewed releases and the release each decision names (promise 6).
 
@@ -14,4 +15,5 @@ follows from an entry's shape.  A rule reports through the
 :class:`~.context.RuleContext` it is given and never reads a log or a clock.
 """
 
-__all__ = ["approvals", "context", "dataflows", "decisions", "releases", "wellformed"]
+__all__ = ["approvals", "context", "dataflows", "decisions", "privacy", "releases",
+           "wellformed"]

@@ -28,7 +28,7 @@ class RuleContext:
 
     def __init__(self, *, jurisdiction: str, origin: str,
                  bundles: Callable[[str], BundleLookup], reviewers: ReviewPolicy,
-                 approvers: Iterable[str] = (), k_min: int = 50, tolerance: float = 5.0,
+                 approvers: Iterable[str] = (), tolerance: float = 5.0,
                  state: InspectionState | None = None) -> None:
         """Start (or continue from ``state``) the inspection of one log.
 
@@ -39,7 +39,6 @@ class RuleContext:
             reviewers: the release reviewers and approvals required.
             approvers: principal ids allowed to grant approvals (empty: any
                 custodian principal with the ``approver`` role at home).
-            k_min: the minimum subjects of an export.
             tolerance: seconds of clock disorder allowed between entries.
             state: the state saved by the last run, if any.
         """
@@ -47,7 +46,6 @@ class RuleContext:
         self.origin = origin
         self.bundles = bundles
         self.approvers = frozenset(approvers)
-        self.k_min = k_min
         self.tolerance = tolerance
         self.state = state or InspectionState()
         self.ledger = ReleaseLedger(reviewers, log=origin)

@@ -2,8 +2,9 @@
 
 No restricted field released across a border, to the parent organisation or in
 an export; no protected field released abroad without an approval; exports over
-at least k subjects; denied attempts by covered persons (the parent organisation
-abroad) reported as denied attempts.  Each rule adds to a
+at least the k_min of the policy bundle the entry names (never an auditor setting),
+with their noise and budget recorded (:mod:`.privacy`); denied attempts by covered
+persons (the parent organisation abroad) reported as denied attempts.  Each rule adds to a
 :class:`~.decisions.DecisionChecks` (they follow from an entry's shape).
 
 This module must never read a log or a clock.
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from bordergate.audit.decision_lists import DecisionList
 from bordergate.audit.quoting import code, integer, name
+from bordergate.audit.rules import privacy
 from bordergate.audit.rules.context import ENTRY_INDEX as _INDEX
 from bordergate.audit.rules.context import RuleContext
 from bordergate.entries import Entry
@@ -131,11 +133,17 @@ def export_checks(ctx: RuleContext, checks: DecisionChecks, entry: Entry, group:
     for cls in {group.classes.get(n) for n in group.allowed}:
         checks.counts.append((tally.flows,
                               f"{location}>{ctx.home}>{cls} (aggregate)>{group.purpose}", 1))
-    if not isinstance(k, int) or isinstance(k, bool) or k < ctx.k_min:
+    engine = ctx.bundles(group.digest).engine  # replayed, so the bundle is there
+    k_min = engine.bundle.k_min if engine is not None else None
+    if not isinstance(k, int) or isinstance(k, bool) or k_min is None or k < k_min:
         checks.flags.append(("export_below_k",
                              f"export entry {_INDEX} released an aggregate over k={integer(k)} "
-                             f"subjects; the minimum is {ctx.k_min}",
-                             {"k": integer(k), "k_min": ctx.k_min}))
+                             f"subjects; its policy bundle's minimum is {k_min}",
+                             {"k": integer(k), "k_min": k_min}))
+    claim = privacy.budget_claim(entry, checks.principal)
+    if claim is None:
+        privacy.export_not_private(checks.flags)
+    checks.budget = claim
     if "restricted" in group.classes.values():
         checks.flags.append(("restricted_exported",
                              f"export entry {_INDEX} released an aggregate of a restricted "

@@ -22,7 +22,7 @@ from typing import Any
 
 from bordergate.audit.decision_lists import DecisionList
 from bordergate.audit.quoting import clean, short
-from bordergate.audit.rules import approvals, dataflows, releases
+from bordergate.audit.rules import approvals, dataflows, privacy, releases
 from bordergate.audit.rules.context import ENTRY_INDEX, RuleContext
 from bordergate.entries import DECISION_ACTIONS, Entry
 
@@ -55,6 +55,7 @@ class DecisionChecks:
         replay_issue: why the list could not be replayed (a code).
         approval: ``(approval id, fields released under it)`` when one was presented.
         principal: the entry's principal (JSON).
+        budget: what an allowed export says it spent (:mod:`.privacy`).
     """
 
     counts: list[tuple[Any, str, int]] = field(default_factory=list)
@@ -65,6 +66,7 @@ class DecisionChecks:
     approval: tuple[str, list[str]] | None = None
     principal: dict[str, Any] = field(default_factory=dict)
     release: tuple[str, str] | None = None  # (release, bundle) when the entry names one
+    budget: privacy.BudgetClaim | None = None
 
 
 def decision_checks(ctx: RuleContext, entry: Entry, group: DecisionList) -> DecisionChecks:
@@ -172,6 +174,8 @@ def apply_decision_checks(ctx: RuleContext, index: int, entry: Entry, *,
         approval_id, used = checks.approval
         approvals.approval_use(ctx, index, t, group, principal=checks.principal,
                                approval_id=approval_id, used=used)
+    if checks.budget is not None:
+        privacy.budget_spent(ctx, index, t, checks.budget)
 
 
 def decided_away_from_entry_time(ctx: RuleContext, index: int, t: float, entry_type: str,
