@@ -1,0 +1,48 @@
+"""Which log entries change which state: the keys the log's sequencer versions.
+
+A state that reads decide under (today: one approval) has a *key*; the entries
+that change it (an approval's request, grants, denial, revocation) name it.
+The sequencer keeps, per key, the index of the last entry that changed it (its
+*version*) and refuses a guarded submission decided under an older version
+(``tlog.sequencer``, docs/log-durability.md "State versions").  This module is
+the one definition of those keys: the gateway passes :func:`state_keys` to the
+sequencer it runs, ``bordergate log sequencer`` to the service, and the gateway
+guards its reads with :func:`approval_key`.  A later state (a token revocation,
+a privacy budget) adds its entry types and key here.
+
+Pure: bytes in, keys out.  This module must never do I/O.
+"""
+
+from __future__ import annotations
+
+from bordergate.entries import parse_entry
+from bordergate.errors import VerificationError
+
+__all__ = ["APPROVAL_CHANGE_TYPES", "approval_key", "state_keys"]
+
+APPROVAL_CHANGE_TYPES = frozenset(
+    {"approval-request", "approval-grant", "approval-deny", "approval-revoke"})
+_MARK = b'"type":"approval-'
+
+
+def approval_key(approval_id: str) -> str:
+    """The state key of one approval."""
+    return "approval/" + approval_id
+
+
+def state_keys(entry: bytes) -> tuple[str, ...]:
+    """The state keys ``entry`` changes (most entries: none).
+
+    Costs one substring search for an entry that changes nothing; an entry
+    that does not parse changes nothing.
+    """
+    if _MARK not in entry:
+        return ()
+    try:
+        parsed = parse_entry(entry)
+    except VerificationError:
+        return ()
+    approval = parsed.body.get("approval")
+    if parsed.type in APPROVAL_CHANGE_TYPES and isinstance(approval, str):
+        return (approval_key(approval),)
+    return ()
