@@ -130,7 +130,8 @@ class LogGenerator:
                 last = seen[-1] if seen else 0
                 body["approval_version"] = last if marker == CURRENT_VERSION else \
                     (seen[-2] if len(seen) > 1 else last + 1)
-                entry = canonical_json(body)
+                out.append(canonical_json(body))
+                continue
             out.append(entry)
         return out
 
