@@ -16,11 +16,13 @@ from collections.abc import Iterable
 import httpx
 import pytest
 
+from bordergate.entry_state import approval_key, state_keys
 from bordergate.errors import StaleState, Unavailable
 from bordergate.tlog.remote import RemoteSequencer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.sequencer_service import make_sequencer_app
 from bordergate.tlog.storage.memory import MemoryStorage
+from tests.audit.scenario import APPROVER1, PARENT, EntryFactory, approval_view
 from tests.tlog.logkeys import log_signer
 
 
@@ -128,3 +130,18 @@ def test_service_answers_stale_state_and_the_client_raises_it() -> None:
                 await remote.aclose()
 
         asyncio.run(go())
+
+
+def test_gateway_state_keys_name_each_approval_change() -> None:
+    """Issue 11 item 2: every approval-* entry changes its approval's key; an access
+    entry presenting an approval changes nothing; junk changes nothing."""
+    a = "apr-" + "a" * 26
+    f = EntryFactory()
+    changes = [f.approval_request(a, PARENT),
+               *(f.approval_change(k, a, APPROVER1) for k in ("approval-grant",
+                                                                "approval-deny",
+                                                                "approval-revoke"))]
+    assert [state_keys(e) for e in changes] == [(approval_key(a),)] * 4
+    assert state_keys(f.access(PARENT, ["email"], approval=approval_view(a, PARENT))) == ()
+    deep = b'{"type":"approval-grant",' + b"[" * 100_000
+    assert state_keys(deep) == () and state_keys(b'"type":"approval-\xff') == ()
