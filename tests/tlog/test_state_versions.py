@@ -57,6 +57,9 @@ def test_stale_guard_is_refused_and_nothing_sequenced() -> None:
             seq.submit([b"read"], expect={"a": 4, "b": 0}).result(10)
         assert seq.size == size
         assert seq.submit([b"read"], expect={"a": 4, "b": -1}).result(10) == size
+        refused = seq.submit([b"late"], expect={"a": 1})
+        assert seq.publish(10).checkpoint.size == size + 1  # a refusal does not stop it
+        assert isinstance(refused.exception(10), StaleState)
 
 
 def test_one_batch_checks_guards_in_sequence_order() -> None:

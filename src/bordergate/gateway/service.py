@@ -670,8 +670,6 @@ class Gateway:
         except NotFound:
             owner = subject
         if owner != subject:
-            from bordergate.errors import Conflict
-
             raise Conflict("the record belongs to another subject", code="record_owner_mismatch")
         now = self.clock()
         context = self._context(purpose, int(now))

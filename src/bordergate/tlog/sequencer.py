@@ -41,6 +41,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -403,8 +404,9 @@ class Sequencer:
     def _wait_sequenced(self, timeout: float) -> int:
         with self._cond:
             queued = [s.future for s in self._queue]
-        for f in queued:
-            f.result(timeout)
+        # a refused guarded submission is settled too (its StaleState is its caller's)
+        if futures_wait(queued, timeout).not_done:
+            raise Unavailable("entries not sequenced in time", code="checkpoint_timeout")
         return self._next
 
     # -- writer thread ---------------------------------------------------------
