@@ -26,7 +26,7 @@ from bordergate.audit.auditor_config import load_auditor_config
 from bordergate.audit.run import run_audit
 from bordergate.config import load_config
 from bordergate.entries import Entry, parse_entry
-from bordergate.gateway.service import DeniedAfterLogging
+from bordergate.gateway.service import DeniedAfterLogging, SequencerLog
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
 from bordergate.releases.publication import publish_bundle
 from bordergate.tlog.client import LogClient, StorageSource
@@ -37,6 +37,7 @@ from bordergate.tree_digest import read_tree
 from tests.audit.scenario import APPROVER1, APPROVER2, LOCAL, PARENT, GatewayScenario
 from tests.gateway.conftest import BORDERGATE, start_process, stop_process, wait_healthy
 from tests.gateway.deployment import Tokens, free_port, write_deployment
+from tests.gateway.test_inprocess import Harness
 
 READERS = 40  # concurrent readers
 READS_BEFORE = 120  # reads completed before the revoke is sent
@@ -262,3 +263,51 @@ async def _race_workers(urls: list[str], tokens: Tokens) -> tuple[str, dict[str,
             assert r.status_code == 200, r.text
 
         return approval, await race(read, revoke)
+
+
+def test_nothing_released_under_an_approval_that_expired_before_its_entry_was_durable(
+        tmp_path: Path) -> None:
+    """Issue 11 item 2 (expiry needs no entry): a read decided while its approval was
+    valid, whose entry became durable only after the approval expired, releases nothing;
+    the gateway decides it again, now denied, and logs that too."""
+    harness = Harness(tmp_path)
+    gw = harness.gateway
+    log = gw.log
+    assert isinstance(log, SequencerLog)
+    base = time.time()
+    clock = {"now": base}
+    gw.clock = lambda: clock["now"]
+    guarded = log.append_guarded
+
+    async def slow_append(entries: Any, expect: Any) -> int:  # TEST-ONLY: the clock
+        index = await guarded(entries, expect)                # passes expiry meanwhile
+        clock["now"] = base + 700
+        return index
+
+    async def go(c: httpx.AsyncClient) -> tuple[httpx.Response, str]:
+        await gw.announce_start(unreviewed=True, release=None)
+        s = (await c.post("/v1/subjects", headers=harness.auth(LOCAL))).json()["subject"]
+        r = await c.put("/v1/users/us-late", params={"purpose": "operations"},
+                        headers=harness.auth(LOCAL), json={"subject": s, "values": {
+                            "handle": "late", "email": EMAIL,
+                            "created_at": "2024-01-01T00:00:00Z"}})
+        assert r.status_code == 200, r.text
+        r = await c.post("/v1/approvals", headers=harness.auth(PARENT), json={
+            "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
+            "classes": ["protected"], "max_duration_s": 600})
+        approval = r.json()["id"]
+        for approver in (APPROVER1, APPROVER2):
+            r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(approver))
+        assert r.json()["valid"]
+        log.append_guarded = slow_append  # type: ignore[method-assign]
+        return await c.get("/v1/users/us-late", params=READ, headers=harness.auth(
+            PARENT, **{"Bordergate-Approval": approval})), approval
+
+    try:
+        r, approval = harness.run(go)
+        entries = [parse_entry(e) for e in harness.entries()]
+    finally:
+        gw.close()
+    assert r.status_code == 403 and EMAIL not in r.text
+    reads = [e.body for e in entries if e.type == "access" and e.body["approval"] == approval]
+    assert [b["released"] for b in reads] == [["email"], []]  # decided, then not sent
