@@ -18,7 +18,9 @@ codes never change once published.  The message is for people and may change.
     |   |                           key backend; the caller may retry later
     |   +-- PushBack                a queue is full; retry after ``retry_after`` seconds
     +-- Conflict                    the state forbids it (a second log writer, an
-    |                               inconsistent checkpoint, a stale size) (409)
+    |   |                           inconsistent checkpoint, a stale size) (409)
+    |   +-- StaleState              a guarded log submission expected a state version
+    |                               that has changed since; decide again and resubmit
     +-- ConfigError                 the deployment, schema or policy files are wrong
 
 Plain ``ValueError``/``TypeError`` are reserved for programmer misuse (calling a
@@ -37,6 +39,7 @@ __all__ = [
     "NotFound",
     "PolicyDenied",
     "PushBack",
+    "StaleState",
     "Unauthenticated",
     "Unavailable",
     "UntrustedRedirect",
@@ -144,6 +147,21 @@ class Conflict(BordergateError):
 
     default_code = "conflict"
     http_status = 409
+
+
+class StaleState(Conflict):
+    """A guarded log submission expected state versions that are no longer current.
+
+    ``current`` maps each stale state key to its current version (the index of
+    the last entry that changed it, -1 if none did).  Nothing was sequenced; the
+    caller decides again under the current state and resubmits.
+    """
+
+    default_code = "stale_state"
+
+    def __init__(self, message: str, *, current: dict[str, int]) -> None:
+        super().__init__(message)
+        self.current = dict(current)
 
 
 class ConfigError(BordergateError):

@@ -56,6 +56,8 @@ ABROAD = Principal("erin", "ttus", "local", "de", frozenset({"engineer"}))
 PARENT_HOME = Principal("pat", "bytedance", "parent", "us", frozenset({"engineer"}))
 OUTSIDER = Principal("mallory", "acme", "vendor", "us", frozenset({"approver"}))
 UNKNOWN_BUNDLE = "sha256:" + "0" * 64
+# approval_version placeholders of generated access entries, set by LogGenerator.versions
+CURRENT_VERSION, STALE_VERSION = -1000, -1001
 TAMPERED_BUNDLE = "sha256:" + "d" * 64
 FIELDS = tuple(USERS)
 PURPOSES = ("operations", "customer_support", "interoperability", "analytics_aggregate")
@@ -104,7 +106,35 @@ class LogGenerator:
         if rng.random() < 0.15 and len(entries) > 2:  # clock disorder
             i = rng.randrange(1, len(entries))
             entries.insert(i, self.at(entries.pop(i), self.t - rng.choice([3, 30, 3000])))
-        return entries
+        return self.versions(entries)
+
+    @staticmethod
+    def versions(entries: list[bytes]) -> list[bytes]:
+        """Set the ``approval_version`` placeholders of access entries, now that every
+        entry has its index: the index of the approval's last change before the entry
+        (what the sequencer lets through), or one before that (a stale one)."""
+        changes: dict[str, list[int]] = {}
+        out = []
+        for index, entry in enumerate(entries):
+            try:
+                body = json.loads(entry)
+            except ValueError:
+                body = None
+            if not isinstance(body, dict) or not isinstance(body.get("approval"), str):
+                out.append(entry)
+                continue
+            if str(body.get("type")).startswith("approval-"):
+                changes.setdefault(body["approval"], []).append(index)
+            marker = body.get("approval_version")
+            if body.get("type") == "access" and marker in (CURRENT_VERSION, STALE_VERSION):
+                seen = changes.get(body["approval"], [])
+                last = seen[-1] if seen else 0
+                body["approval_version"] = last if marker == CURRENT_VERSION else \
+                    (seen[-2] if len(seen) > 1 else last + 1)
+                out.append(canonical_json(body))
+                continue
+            out.append(entry)
+        return out
 
     # -- time -----------------------------------------------------------------------------
     def tick(self, rng: random.Random) -> float:
@@ -318,9 +348,15 @@ class LogGenerator:
         shown = expires if rng.random() < 0.5 else t + 3600
         fields = rng.choice([["email"], ["email", "phone"], ["handle"]])
         view = approval_view(a, who, valid=valid, expires=shown, purpose=purpose)
+        # decided under the approval's current state (or not recorded: an older gateway),
+        # or under a stale one (a gateway that bypassed the sequencer's check)
+        version = rng.choice([{}, {"approval_version": CURRENT_VERSION}] * 3 +
+                             [{"approval_version": STALE_VERSION},
+                              {"approval_version": "junk"}])
         for i in range(rng.choice([1, 1, 3])):  # uses alike but for pseudonyms and time
             out.append(self.pseudonyms(rng, f.access(who, fields, t=t + i * 0.001, now=int(t),
-                                                     purpose=purpose, approval=view)))
+                                                     purpose=purpose, approval=view,
+                                                     extra=dict(version))))
         if rng.random() < 0.2:  # a change of an approval never requested
             out.append(f.approval_change("approval-revoke", apr(7), APPROVER1, t=self.tick(rng)))
         if rng.random() < 0.2:  # a use of an approval never requested

@@ -288,6 +288,27 @@ def test_expired_revoked_unknown_and_out_of_scope_approvals() -> None:
                                       ("approval_scope_exceeded", 12), ("approval_expired", 13)]
 
 
+def test_access_decided_under_a_stale_approval_version() -> None:
+    """Issue 11 item 2: an access entry's approval_version must be the index of the
+    approval's last change before it; an older one (decided before a grant or
+    revocation that was sequenced first) or a malformed one is approval_state_stale,
+    an entry without the member (an older gateway) is not checked."""
+    f = EntryFactory()
+    a = apr(9)
+
+    def read(version: object, t: float) -> bytes:
+        return f.access(PARENT, ["email"], purpose="customer_support", t=t,
+                        approval=approval_view(a, PARENT),
+                        extra={"approval_version": version})
+
+    log = [*approved(f, a),                                                    # 0, 1, 2
+           read(2, T0 + 3), read(1, T0 + 4),                                    # 3, 4 stale
+           f.access(PARENT, ["email"], purpose="customer_support", t=T0 + 5,
+                    approval=approval_view(a, PARENT)),                        # 5 unrecorded
+           read("2", T0 + 6)]                                                   # 6 malformed
+    assert kinds(inspect(log, f)) == [("approval_state_stale", 4), ("approval_state_stale", 6)]
+
+
 def test_unknown_bundle_is_flagged_once_per_digest() -> None:
     """Promise 4: decisions naming a bundle nobody published cannot be replayed; flagged
     once, the later entries counted."""

@@ -469,9 +469,9 @@ class AcceleratedInspector(ReferenceInspector):
             self._release_ok[plan.release] = releases.decision_release_mismatch(
                 self, index, t, shape.entry)
         if plan.approval is not None:
-            approval_id, used = plan.approval
+            approval_id, used, version = plan.approval
             approvals.approval_use(self, index, t, group, principal=plan.principal,
-                                   approval_id=approval_id, used=used)
+                                   approval_id=approval_id, used=used, version=version)
         if plan.budget is not None:
             privacy.budget_spent(self, index, t, plan.budget)
 

@@ -105,6 +105,9 @@ FINDING_KINDS: Mapping[str, FindingKind] = _kinds(
      "An approval was used after it was revoked or denied"),
     ("approval_scope_exceeded", "critical", "violation",
      "An approval was used beyond its scope (requester, purpose, collection or class)"),
+    ("approval_state_stale", "high", "integrity",
+     "An access entry was decided under an older state of its approval than the log's "
+     "last change of it (a read not sequenced atomically with a grant or revocation)"),
     ("approval_invalid_transition", "medium", "integrity",
      "An approval changed state in a way the approval rules forbid"),
     # releases (promise 6): codes of bordergate.releases.ledger

@@ -38,6 +38,9 @@ class ApprovalTrack:
         uses: access entries that presented it.
         released: protected fields released under it.
         flagged: the finding kind of its first invalid grant, if any.
+        changed_at: the index of the last entry that changed it (its request, a
+            grant, its denial or revocation): the version of its state an access
+            entry must record (``approval_version``).
     """
 
     id: str
@@ -57,6 +60,7 @@ class ApprovalTrack:
     uses: int = 0
     released: int = 0
     flagged: str | None = None
+    changed_at: int | None = None
 
     def valid_approvers(self) -> set[str]:
         """Distinct approvers whose grant counted."""

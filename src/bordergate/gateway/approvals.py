@@ -102,6 +102,10 @@ class ApprovalRecord:
         approvers: ids of the distinct approvers who granted, in order.
         closed_by: who denied or revoked it.
         version: bumped on every change (compare-and-set in stores).
+        changed_at: the log index of the entry of its last change (its request,
+            a grant, its denial or revocation): the version of its state that
+            the log's sequencer checks reads against (``entry_state``); None in
+            a table written before it was recorded, until reconciled.
     """
 
     id: str
@@ -119,6 +123,7 @@ class ApprovalRecord:
     approvers: tuple[str, ...] = ()
     closed_by: str | None = None
     version: int = 1
+    changed_at: int | None = None
 
     def status(self, now: float) -> str:
         """The state as seen at ``now``: ``expired`` once pending/granted ones expire."""
@@ -152,7 +157,7 @@ class ApprovalRecord:
             "classes": list(self.classes), "home": self.home,
             "requested_at": self.requested_at, "expires": self.expires, "state": self.state,
             "approvers": list(self.approvers), "closed_by": self.closed_by,
-            "version": self.version,
+            "version": self.version, "changed_at": self.changed_at,
         }
         if now is not None:
             out["status"] = self.status(now)
@@ -174,7 +179,8 @@ class ApprovalRecord:
                 classes=tuple(data["classes"]), home=data["home"],
                 requested_at=int(data["requested_at"]), expires=int(data["expires"]),
                 state=data["state"], approvers=tuple(data["approvers"]),
-                closed_by=data["closed_by"], version=int(data["version"]))
+                closed_by=data["closed_by"], version=int(data["version"]),
+                changed_at=None if data.get("changed_at") is None else int(data["changed_at"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise Unavailable(f"stored approval is damaged: {exc}",
                               code="approval_store_damaged") from exc
@@ -254,16 +260,20 @@ def revoke(record: ApprovalRecord, by: str) -> ApprovalRecord:
     return replace(record, state="revoked", closed_by=by, version=record.version + 1)
 
 
-def rebuild_approvals(entries: Iterable[Entry]) -> dict[str, ApprovalRecord]:
+def rebuild_approvals(entries: Iterable[Entry | tuple[int, Entry]]
+                      ) -> dict[str, ApprovalRecord]:
     """Replay ``approval-*`` entries of one log into the approvals they describe.
 
-    Other entry types are skipped.  Entries are trusted to be in log order.
+    ``entries`` are ``(index, entry)`` pairs in log order, or the log's entries
+    from index 0 (their positions are their indexes); each record's
+    ``changed_at`` is the index of its last change.  Other entry types are skipped.
 
     Raises:
         VerificationError: never; a grant for an unknown approval is skipped.
     """
     book: dict[str, ApprovalRecord] = {}
-    for entry in entries:
+    for position, item in enumerate(entries):
+        index, entry = item if isinstance(item, tuple) else (position, item)
         body = entry.body
         if entry.type == "approval-request":
             scope = body["scope"]
@@ -273,7 +283,8 @@ def rebuild_approvals(entries: Iterable[Entry]) -> dict[str, ApprovalRecord]:
                 requester_location=requester["location"], purpose=body["purpose"],
                 reason=body["reason"], collections=tuple(scope["collections"]),
                 classes=tuple(scope["classes"]), home=body["gateway"],
-                requested_at=body["requested_at"], expires=body["expires"])
+                requested_at=body["requested_at"], expires=body["expires"],
+                changed_at=index)
             continue
         record = book.get(body.get("approval", "")) if entry.type.startswith("approval-") else None
         if record is None:
@@ -281,13 +292,13 @@ def rebuild_approvals(entries: Iterable[Entry]) -> dict[str, ApprovalRecord]:
         if entry.type == "approval-grant":
             approvers = (*record.approvers, body["approver"]["id"])
             book[record.id] = replace(record, approvers=approvers, state=body["state"],
-                                      version=record.version + 1)
+                                      version=record.version + 1, changed_at=index)
         elif entry.type == "approval-deny":
             book[record.id] = replace(record, state="denied", closed_by=body["approver"]["id"],
-                                      version=record.version + 1)
+                                      version=record.version + 1, changed_at=index)
         elif entry.type == "approval-revoke":
             book[record.id] = replace(record, state="revoked", closed_by=body["by"]["id"],
-                                      version=record.version + 1)
+                                      version=record.version + 1, changed_at=index)
     return book
 
 
@@ -298,7 +309,8 @@ def reconcile_approvals(store: ApprovalStore, book: Mapping[str, ApprovalRecord]
     Every state change is logged before the table is written, so after a crash
     the table can only lag behind the log (a revoke logged but not stored must
     not leave the approval usable).  Each record the table lacks or holds at a
-    lower version is stored as the log has it.  Returns the ids repaired.
+    lower version, or holds without ``changed_at`` (a table written before it
+    was recorded), is stored as the log has it.  Returns the ids repaired.
 
     Raises:
         Conflict: ``approval_changed`` if another writer changes a record meanwhile.
@@ -307,12 +319,13 @@ def reconcile_approvals(store: ApprovalStore, book: Mapping[str, ApprovalRecord]
     repaired = []
     for record in book.values():
         try:
-            stored = store.get(record.id).version
+            found = store.get(record.id)
+            stored, known = found.version, found.changed_at is not None
         except NotFound:
-            stored = 0
-        if stored >= record.version:
+            stored, known = 0, False
+        if stored > record.version or (stored == record.version and known):
             continue
-        for version in range(stored + 1, record.version + 1):  # put moves one version on
+        for version in range(stored + 1, max(record.version, stored + 1) + 1):  # put: one on
             store.put(replace(record, version=version))
         repaired.append(record.id)
     return repaired

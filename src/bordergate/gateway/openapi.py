@@ -178,6 +178,8 @@ def _schemas() -> dict[str, Any]:
                 "status": {"enum": ["pending", "granted", "denied", "revoked", "expired"]},
                 "valid": {"type": "boolean"}, "approvers": str_list,
                 "closed_by": {"type": ["string", "null"]}, "version": {"type": "integer"},
+                "changed_at": {"type": ["integer", "null"],
+                               "description": "log index of its last change entry"},
                 "log": log_ref,
             },
         },

@@ -13,6 +13,14 @@ renders answers, this class does the work in the order the promises demand:
 5. log the decision entry and wait until it is durably sequenced;
 6. only then return what may be released, with the entry's index.
 
+A read that presents an approval is *guarded*: its entry records the version
+of the approval's state it was decided under (``approval_version``: the index
+of the approval's last change entry) and the log's sequencer sequences it only
+if that version is still current; else (a grant, denial or revocation got an
+index first) the read is decided again under the new state
+(``_read_guarded``).  Nothing is released under an approval that expired
+before the entry was durable.
+
 Writes, erasures and approval changes are logged *before* they are carried
 out (a logged change that then failed is visible; an unlogged change is
 impossible); their key events are logged right after.  If the log cannot
@@ -37,7 +45,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from bordergate import __version__
@@ -50,11 +58,14 @@ from bordergate.entries import (
     encode_entry,
     encode_entry_with,
 )
+from bordergate.entry_state import approval_key
 from bordergate.errors import (
     BordergateError,
+    Conflict,
     InvalidInput,
     NotFound,
     PolicyDenied,
+    StaleState,
     Unavailable,
     VerificationError,
     WrongJurisdiction,
@@ -99,6 +110,8 @@ _MAX_PLANS = 4096
 _MAX_PSEUDONYMS = 65_536
 _MAX_LISTED = 5000   # approvals read to filter by who may see them (the stores' cap)
 _LIST_LIMIT = 500    # approvals answered
+_STATE_ATTEMPTS = 12  # decisions of one guarded read before it answers 503
+_UNKNOWN_VERSION = -2  # never current: a record without changed_at is refused
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,18 @@ class _ReadPlan:
     entry: EntryTemplate
     decisions_json: bytes
     released: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _ReadRequest:
+    """A read, checked, before it is decided."""
+
+    principal: Principal
+    collection: str
+    record_id: str
+    purpose: str
+    specs: list[FieldSpec]
+    hinted: SubjectId | None
 
 
 class LogAppender(Protocol):
@@ -127,6 +152,17 @@ class LogAppender(Protocol):
         Raises:
             Unavailable: the log cannot be written (``log_unwritable``).
             PushBack: the queue is full.
+        """
+        ...
+
+    async def append_guarded(self, entries: Sequence[bytes],
+                             expect: Mapping[str, int]) -> int:
+        """As :meth:`append_many`, only if each state key's version is still the
+        one expected when the entries get their indexes.
+
+        Raises:
+            StaleState: a version changed; nothing was sequenced.
+            Unavailable, PushBack: as :meth:`append_many`.
         """
         ...
 
@@ -188,6 +224,13 @@ class SequencerLog:
                 loop.call_soon_threadsafe(_settle, turn, None if exc else done.result(), exc)
 
         future.add_done_callback(durable)
+
+    async def append_guarded(self, entries: Sequence[bytes],
+                             expect: Mapping[str, int]) -> int:
+        batch = list(entries)
+        if any(len(e) > ENTRY_MAX for e in batch):
+            raise InvalidInput("log entry exceeds 65535 bytes", code="entry_too_large")
+        return await asyncio.wrap_future(self.sequencer.submit(batch, expect=expect))
 
     def checkpoint(self) -> SignedCheckpoint | None:
         return self.sequencer.checkpoint
@@ -467,9 +510,64 @@ class Gateway:
         parse_record_id(record_id)
         hinted = self._subject(subject) if subject is not None else None
         presented = await self._presented_approval(approval)
-        now = self.clock()
-        plan = self._read_plan(principal, collection, purpose, specs, now=int(now),
-                               presented=presented)
+        request = _ReadRequest(principal, collection, record_id, purpose, specs, hinted)
+        if presented is None:
+            plan, values, entry = await self._decide_and_fetch(request, None, self.clock())
+            index = await self.log.append_many([entry])  # promise 3: durable before release
+        else:
+            plan, values, index = await self._read_guarded(request, presented)
+        allowed = plan.allowed
+        body = {"collection": collection, "record": record_id, "purpose": purpose,
+                "fields": {name: values.get(name) for name in allowed},
+                "withheld": [dict(w) for w in plan.withheld], "outcome": plan.outcome,
+                "log": {"origin": self.origin, "index": index}}
+        if plan.outcome == "deny":
+            raise DeniedAfterLogging("policy denied every field asked for",
+                                     log_index=index, members=body,
+                                     code=denial_code(w["policy_ids"] for w in plan.withheld))
+        return Outcome(body, index, headers=self._log_headers(index))
+
+    async def _read_guarded(self, request: _ReadRequest, presented: appr.ApprovalRecord
+                            ) -> tuple[_ReadPlan, dict[str, Any], int]:
+        """Decide, fetch and log a read under an approval, atomically with the
+        approval's changes: the entry is sequenced only if the approval's version
+        it was decided under is still current; else decide again under the new
+        state (re-reading the approvals table until it has caught up with the log).
+        Values decided under an approval that expired before the entry was
+        durable are dropped and the read decided again.
+
+        Raises:
+            Unavailable: ``approval_state_unsettled`` after ``_STATE_ATTEMPTS``
+                tries (the table lags the log, or the approval keeps changing).
+        """
+        key = approval_key(presented.id)
+        floor = _UNKNOWN_VERSION
+        for attempt in range(_STATE_ATTEMPTS):
+            version = presented.changed_at
+            if version is not None and version >= floor:
+                now = self.clock()
+                plan, values, entry = await self._decide_and_fetch(request, presented, now)
+                try:
+                    index = await self.log.append_guarded([entry], {key: version})
+                except StaleState as exc:
+                    floor = exc.current.get(key, floor)
+                else:
+                    if presented.valid(self.clock()) or not presented.valid(int(now)):
+                        return plan, values, index
+                    floor = version  # expired meanwhile: release nothing, decide again
+            else:  # the approvals table lags the log (its writer is between the two)
+                await asyncio.sleep(min(0.002 * 2 ** attempt, 0.1))
+            presented = await self._off_loop(self.approvals.get, presented.id)
+        raise Unavailable("the approval kept changing while the read was decided; retry",
+                          code="approval_state_unsettled")
+
+    async def _decide_and_fetch(self, request: _ReadRequest,
+                                presented: appr.ApprovalRecord | None, now: float
+                                ) -> tuple[_ReadPlan, dict[str, Any], bytes]:
+        """Decide a read at ``now``, fetch the allowed fields, build its entry."""
+        collection, record_id, hinted = request.collection, request.record_id, request.hinted
+        plan = self._read_plan(request.principal, collection, request.purpose, request.specs,
+                               now=int(now), presented=presented)
         allowed = plan.allowed
         # Resolve: the record's owner (every record here is homed here; a record
         # that is not here may be homed elsewhere -> 421).  One store query: the
@@ -496,16 +594,7 @@ class Gateway:
         entry = plan.entry.fill(
             (self._pseudonym_of_subject(owner), self._pseudonym_of_record(collection, record_id),
              released, plan.decisions_json), self._entry_time(now))
-        index = await self.log.append_many([entry])  # promise 3: durable before release
-        body = {"collection": collection, "record": record_id, "purpose": purpose,
-                "fields": {name: values.get(name) for name in allowed},
-                "withheld": [dict(w) for w in plan.withheld], "outcome": plan.outcome,
-                "log": {"origin": self.origin, "index": index}}
-        if plan.outcome == "deny":
-            raise DeniedAfterLogging("policy denied every field asked for",
-                                     log_index=index, members=body,
-                                     code=denial_code(w["policy_ids"] for w in plan.withheld))
-        return Outcome(body, index, headers=self._log_headers(index))
+        return plan, values, entry
 
     def _read_shape(self, collection: str, fields: str | None,
                     purpose: str | None) -> tuple[str, list[FieldSpec]]:
@@ -528,9 +617,12 @@ class Gateway:
                    specs: list[FieldSpec], *, now: int,
                    presented: appr.ApprovalRecord | None) -> _ReadPlan:
         """The decisions of a read and its entry template (cached: a pure function
-        of the principal, the request's shape, the second and the approval's view)."""
+        of the principal, the request's shape, the second and the approval's view
+        and version)."""
         view = presented.policy_view(now) if presented else None
-        key = (principal, collection, purpose, tuple(s.name for s in specs), now, view)
+        version = presented.changed_at if presented else None
+        key = (principal, collection, purpose, tuple(s.name for s in specs), now, view,
+               version)
         plan = self._plans.get(key)
         if plan is not None:
             return plan
@@ -544,11 +636,13 @@ class Gateway:
              **withheld_reason(s.field_class.value, d, context.approval)}
             for s, d in zip(specs, decisions, strict=True) if not d.allowed)
         outcome = access_outcome(decisions)
+        guarded = {"approval_version": version} if presented else {}
         template = EntryTemplate("access", {
             "principal": principal.to_json(), "collection": collection,
             "purpose": purpose, "bundle": self.bundle_digest,
             "approval": presented.id if presented else None,
             "outcome": outcome, "gateway": self.jurisdiction, "release": self.release,
+            **guarded,
         }, ("subject", "record", "released", "decisions"))
         plan = _ReadPlan(allowed, withheld, outcome, template, recorded,
                          canonical_json(sorted(allowed)))
@@ -611,8 +705,6 @@ class Gateway:
         except NotFound:
             owner = subject
         if owner != subject:
-            from bordergate.errors import Conflict
-
             raise Conflict("the record belongs to another subject", code="record_owner_mismatch")
         now = self.clock()
         context = self._context(purpose, int(now))
@@ -815,6 +907,7 @@ class Gateway:
         })
         async with self._approval_lock:
             index = await self.log.append_many([entry])
+            record = replace(record, changed_at=index)
             await self._off_loop(self.approvals.put, record)
         body = {**record.to_json(now), "log": {"origin": self.origin, "index": index}}
         return Outcome(body, index, status=201, headers=self._log_headers(index))
@@ -859,7 +952,14 @@ class Gateway:
             entry = self._entry(kind, now, {
                 "approval": record.id, "state": updated.state, "bundle": self.bundle_digest,
                 "decision": decided, **body})
-            index = await self.log.append_many([entry])
+            version = _UNKNOWN_VERSION if record.changed_at is None else record.changed_at
+            try:  # another worker may have changed it since it was read
+                index = await self.log.append_guarded(
+                    [entry], {approval_key(record.id): version})
+            except StaleState:
+                raise Conflict("the approval changed meanwhile; retry",
+                               code="approval_changed") from None
+            updated = replace(updated, changed_at=index)
             await self._off_loop(self.approvals.put, updated)
         out = {**updated.to_json(now), "log": {"origin": self.origin, "index": index}}
         return Outcome(out, index, headers=self._log_headers(index))

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bordergate.config import Deployment, Jurisdiction
 from bordergate.entries import Entry, Pseudonymizer, parse_entry
+from bordergate.entry_state import state_keys
 from bordergate.errors import BordergateError, ConfigError
 from bordergate.gateway.approvals import (
     ApprovalStore,
@@ -121,7 +122,7 @@ def _log_appender(j: Jurisdiction, storage: LogStorage, signer: Signer) -> LogAp
             raise ConfigError(f"cannot read {j.log.sequencer_token_file}: {e.strerror}",
                               code="sequencer_token_unreadable") from None
         return RemoteSequencer(j.log.sequencer_url, token, signer.verifier())
-    sequencer = Sequencer(storage, signer, witnessing=_witnessing(j))
+    sequencer = Sequencer(storage, signer, witnessing=_witnessing(j), state_keys=state_keys)
     sequencer.start()
     return SequencerLog(sequencer)
 
@@ -145,14 +146,14 @@ def _reconcile_approvals(storage: LogStorage, signer: Signer, approvals: Approva
     client = LogClient(StorageSource(storage), signer.verifier())
     size = client.checkpoint().checkpoint.size
 
-    def approval_entries() -> Iterator[Entry]:
-        for index in range(-(-size // TILE_WIDTH)):
-            width = min(TILE_WIDTH, size - index * TILE_WIDTH)
-            for raw in client.bundle(index, width):
+    def approval_entries() -> Iterator[tuple[int, Entry]]:
+        for n in range(-(-size // TILE_WIDTH)):
+            width = min(TILE_WIDTH, size - n * TILE_WIDTH)
+            for index, raw in enumerate(client.bundle(n, width), n * TILE_WIDTH):
                 if _APPROVAL_MARK in raw:
                     entry = parse_entry(raw)
                     if entry.type.startswith("approval-"):
-                        yield entry
+                        yield index, entry
 
     repaired = reconcile_approvals(approvals, rebuild_approvals(approval_entries()))
     if repaired:

@@ -259,6 +259,7 @@ def sequencer(directory: Path, *,
 
     import uvicorn
 
+    from bordergate.entry_state import state_keys
     from bordergate.tlog.sequencer import SequencerConfig
     from bordergate.tlog.sequencer_service import make_sequencer_app
     try:
@@ -268,7 +269,8 @@ def sequencer(directory: Path, *,
         signer = read_signer(key_file or default_key_file(directory))
         seq = Sequencer(open_log_storage(directory), signer,
                         config=SequencerConfig(checkpoint_interval=interval),
-                        witnessing=_witnessing(witness or [], quorum))
+                        witnessing=_witnessing(witness or [], quorum),
+                        state_keys=state_keys)
         seq.start()
     except OSError as e:
         typer.echo(f"error [io]: {e}", err=True)

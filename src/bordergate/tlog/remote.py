@@ -10,20 +10,24 @@ caller must then release nothing (an entry may or may not have been
 sequenced; a logged decision whose data was never sent is harmless, the
 reverse never happens).
 
+A guarded submission (:meth:`RemoteSequencer.append_guarded`) goes alone in
+its own ``POST /append-guarded`` (it may be refused on its own); a refusal
+comes back as :class:`~bordergate.errors.StaleState`.
+
 This module must never interpret entries.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import httpx
 
-from bordergate.errors import InvalidInput, PushBack, Unavailable
+from bordergate.errors import InvalidInput, PushBack, StaleState, Unavailable
 from bordergate.tlog.checkpoint import SignedCheckpoint, open_checkpoint
 from bordergate.tlog.note import Verifier
-from bordergate.tlog.sequencer_service import encode_entries
+from bordergate.tlog.sequencer_service import encode_entries, encode_guarded
 from bordergate.tlog.tiles import ENTRY_MAX
 
 __all__ = ["RemoteSequencer"]
@@ -69,6 +73,33 @@ class RemoteSequencer:
         """Sequence one entry; its index."""
         return await self.append_many([entry])
 
+    async def append_guarded(self, entries: Sequence[bytes],
+                             expect: Mapping[str, int]) -> int:
+        """Sequence entries only if each state key still has the version expected.
+
+        Raises:
+            StaleState: a version changed; nothing was sequenced.
+            InvalidInput, PushBack, Unavailable: as :meth:`append_many`.
+        """
+        batch = list(entries)
+        if any(len(e) > ENTRY_MAX for e in batch):
+            raise InvalidInput("log entry exceeds 65535 bytes", code="entry_too_large")
+        body = encode_guarded(batch, dict(expect))
+        try:
+            r = await self._client.post(f"{self.url}/append-guarded", content=body,
+                                        headers=self._headers)
+        except httpx.HTTPError as e:
+            raise Unavailable(f"sequencer service unreachable: {e}",
+                              code="log_unavailable") from e
+        if r.status_code == 409:
+            try:
+                current = {str(k): int(v) for k, v in r.json()["current"].items()}
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise Unavailable("sequencer service answered garbage",
+                                  code="log_unavailable") from e
+            raise StaleState("state changed since the decision", current=current)
+        return self._first_of(r)
+
     async def _send_loop(self) -> None:
         while self._pending:
             take, count = 0, 0
@@ -99,6 +130,10 @@ class RemoteSequencer:
         except httpx.HTTPError as e:
             raise Unavailable(f"sequencer service unreachable: {e}",
                               code="log_unavailable") from e
+        return self._first_of(r)
+
+    @staticmethod
+    def _first_of(r: httpx.Response) -> int:
         if r.status_code == 503 and "retry-after" in r.headers:
             raise PushBack("sequencer service pushes back",
                            retry_after=float(r.headers["retry-after"]))

@@ -12,6 +12,19 @@ published checkpoint's tiles, checks it reproduces that root, then re-reads
 every durable bundle after it, so every acknowledged entry survives and the
 log stays consistent with every checkpoint it ever published.
 
+Guarded submissions (docs/log-durability.md, "State versions"): when the
+sequencer is given a ``state_keys`` function (which state keys an entry
+changes; supplied by whoever runs the log, so this module still never
+interprets entries), it keeps, for every key, the index of the last entry that
+changed it (its *version*; -1 when none did).  A submission may carry
+``expect``, a map of keys to the versions its caller decided under; the writer
+thread checks it when it assigns indexes, atomically with every other
+submission, and refuses a stale one with :class:`~bordergate.errors.StaleState`
+(nothing sequenced).  So once an entry that changes a key has an index, no
+guarded entry at a higher index was decided under the key's older state.  The
+versions are rebuilt from the log itself on start (the log is their only
+record), before anything is accepted.
+
 Faults fail closed: once storage refuses a write, the sequencer acknowledges
 nothing more (``Unavailable``) until it is restarted and recovers.  A
 sequencer never clears its own failure: :meth:`Sequencer.reopen` closes the
@@ -31,12 +44,19 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from typing import Protocol
 
-from bordergate.errors import InvalidInput, PushBack, Unavailable, VerificationError
+from bordergate.errors import (
+    InvalidInput,
+    PushBack,
+    StaleState,
+    Unavailable,
+    VerificationError,
+)
 from bordergate.tlog import merkle
 from bordergate.tlog.checkpoint import (
     Checkpoint,
@@ -59,7 +79,10 @@ from bordergate.tlog.tiles import (
     tile_node_reader,
 )
 
-__all__ = ["CheckpointWitnessing", "Sequencer", "SequencerConfig", "create_log"]
+__all__ = ["CheckpointWitnessing", "Sequencer", "SequencerConfig", "StateKeys", "create_log"]
+
+StateKeys = Callable[[bytes], Iterable[str]]
+"""Which state keys one entry changes (empty for most entries); must be pure and fast."""
 
 log = logging.getLogger(__name__)
 _sha256 = hashlib.sha256
@@ -108,11 +131,13 @@ def create_log(storage: LogStorage, signer: Signer) -> bytes:
 
 
 class _Submission:
-    __slots__ = ("entries", "future")
+    __slots__ = ("entries", "expect", "future")
 
-    def __init__(self, entries: list[bytes], future: Future[int]) -> None:
+    def __init__(self, entries: list[bytes], future: Future[int],
+                 expect: dict[str, int] | None = None) -> None:
         self.entries = entries
         self.future = future
+        self.expect = expect
 
 
 class Sequencer:
@@ -123,7 +148,8 @@ class Sequencer:
 
     def __init__(self, storage: LogStorage, signer: Signer, *,
                  config: SequencerConfig | None = None,
-                 witnessing: CheckpointWitnessing | None = None) -> None:
+                 witnessing: CheckpointWitnessing | None = None,
+                 state_keys: StateKeys | None = None) -> None:
         self.storage = storage
         self.signer = signer
         self.origin = signer.name
@@ -146,6 +172,8 @@ class Sequencer:
         self._ack_cond = threading.Condition()
         self._to_ack: deque[tuple[list[_Submission], int]] = deque()
         self._writer_done = False
+        self._state_keys = state_keys
+        self._versions: dict[str, int] = {}
 
     # -- lifecycle -----------------------------------------------------------
     def __enter__(self) -> Sequencer:
@@ -217,11 +245,44 @@ class Sequencer:
         self._replay_bundles()
         self._replay_wal()
         self._next = frontier.size
+        self._rebuild_versions()
         if frontier.size != cp.size:
             try:
                 self._publish_once()
             except Unavailable as e:  # e.g. no witness quorum yet: the publisher retries
                 log.warning("checkpoint of %s not published yet: %s", self.origin, e)
+
+    def _rebuild_versions(self) -> None:
+        """Recompute every state key's version from the entries of the log.
+
+        Raises:
+            VerificationError: a full entry bundle is missing or damaged.
+        """
+        self._versions = {}
+        if self._state_keys is None:
+            return
+        full = self._frontier.size // TILE_WIDTH
+        for n in range(full):
+            ref = TileRef(ENTRIES, n)
+            data = self.storage.read(ref.path)
+            if data is None:
+                raise VerificationError(f"log storage lacks {ref.path}",
+                                        code="log_storage_damaged")
+            self._note_versions(n * TILE_WIDTH, decode_bundle(data, TILE_WIDTH))
+        self._note_versions(full * TILE_WIDTH, self._frontier.bundle)
+
+    def _note_versions(self, first: int, entries: Sequence[bytes]) -> None:
+        keys_of = self._state_keys
+        if keys_of is None:
+            return
+        versions = self._versions
+        for index, entry in enumerate(entries, first):
+            for key in keys_of(entry):
+                versions[key] = index
+
+    def version(self, key: str) -> int:
+        """The index of the last entry sequenced that changed ``key`` (-1: none)."""
+        return self._versions.get(key, -1)
 
     def _replay_wal(self) -> None:
         """Integrate the durable write-ahead records after what the bundles held."""
@@ -331,14 +392,24 @@ class Sequencer:
         """The latest published checkpoint."""
         return self._published
 
-    def submit(self, entries: Sequence[bytes]) -> Future[int]:
+    def submit(self, entries: Sequence[bytes], *,
+               expect: Mapping[str, int] | None = None) -> Future[int]:
         """Queue entries to be sequenced contiguously; the future gives the first index.
+
+        With ``expect`` (state key -> version the caller decided under) the
+        entries are sequenced only if every version is still current when they
+        get their indexes; else the future fails with ``StaleState``.
 
         Raises:
             InvalidInput: an entry is longer than 65535 bytes (``entry_too_large``).
             PushBack: the queue is full; nothing was queued.
-            Unavailable: the log cannot be written (fail closed).
+            Unavailable: the log cannot be written (fail closed), or ``expect``
+                was given to a sequencer that keeps no state versions
+                (``state_untracked``).
         """
+        if expect and self._state_keys is None:
+            raise Unavailable(f"log {self.origin} keeps no state versions; a guarded "
+                              "submission cannot be checked", code="state_untracked")
         batch = list(entries)
         for e in batch:
             if len(e) > ENTRY_MAX:
@@ -356,7 +427,7 @@ class Sequencer:
                                retry_after=self.config.retry_after)
             if not self._queue:  # else the writer was woken already and will take it
                 self._cond.notify()
-            self._queue.append(_Submission(batch, fut))
+            self._queue.append(_Submission(batch, fut, dict(expect) if expect else None))
             self._pending += len(batch)
         return fut
 
@@ -393,8 +464,9 @@ class Sequencer:
     def _wait_sequenced(self, timeout: float) -> int:
         with self._cond:
             queued = [s.future for s in self._queue]
-        for f in queued:
-            f.result(timeout)
+        # a refused guarded submission is settled too (its StaleState is its caller's)
+        if futures_wait(queued, timeout).not_done:
+            raise Unavailable("entries not sequenced in time", code="checkpoint_timeout")
         return self._next
 
     # -- writer thread ---------------------------------------------------------
@@ -423,8 +495,12 @@ class Sequencer:
                 if self._failure is not None:
                     self._fail(taken, self._failure)
                     continue
-                entries = [e for sub in taken for e in sub.entries]
                 first = self._next
+                if self._state_keys is not None:
+                    taken = self._admit(taken, first)
+                    if not taken:
+                        continue
+                entries = [e for sub in taken for e in sub.entries]
                 try:
                     self._integrate(entries, sync=False)
                 except Exception as e:
@@ -439,6 +515,26 @@ class Sequencer:
             with self._ack_cond:
                 self._writer_done = True
                 self._ack_cond.notify()
+
+    def _admit(self, taken: list[_Submission], first: int) -> list[_Submission]:
+        """Refuse the stale guarded submissions of a batch, note the versions the
+        others set (on the writer thread, as their indexes are assigned)."""
+        admitted: list[_Submission] = []
+        index = first
+        versions = self._versions
+        for sub in taken:
+            if sub.expect:
+                stale = {k: versions.get(k, -1) for k, v in sub.expect.items()
+                         if versions.get(k, -1) != v}
+                if stale:
+                    sub.future.set_exception(StaleState(
+                        f"state changed since the decision: {', '.join(sorted(stale))}",
+                        current=stale))
+                    continue
+            self._note_versions(index, sub.entries)
+            index += len(sub.entries)
+            admitted.append(sub)
+        return admitted
 
     def _ack_loop(self) -> None:
         while True:

@@ -7,6 +7,10 @@ and offers, on loopback or a private network, next to the read-only log paths:
   length, then bytes, repeated), at most ``max_body`` bytes; answers
   ``{"first": N, "count": C}`` once the entries are durable, 503 with
   ``Retry-After`` on push back, 503 when the log cannot be written;
+* ``POST /append-guarded``: one guarded submission (docs/log-durability.md,
+  "State versions"), body = JSON ``{"entries": [base64 ...], "expect": {key:
+  version}}``; answers as ``/append``, or 409 ``{"code": "stale_state",
+  "current": {key: version}}`` when a version changed (nothing sequenced);
 * ``POST /publish``: waits for a checkpoint covering every entry so far and
   returns it (``text/plain``);
 * ``GET /checkpoint`` and ``/tile/...``: as ``bordergate log serve``.
@@ -19,20 +23,24 @@ must never interpret entries.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hmac
 import json
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bordergate.errors import BordergateError, PushBack, VerificationError
+from bordergate.errors import BordergateError, PushBack, StaleState, VerificationError
 from bordergate.tlog.sequencer import Sequencer
 from bordergate.tlog.server import log_routes
 from bordergate.tlog.tiles import ENTRY_MAX
 
-__all__ = ["decode_entries", "encode_entries", "make_sequencer_app"]
+__all__ = ["decode_entries", "decode_guarded", "encode_entries", "encode_guarded",
+           "make_sequencer_app"]
 
 DEFAULT_MAX_BODY = 16 << 20
 
@@ -61,6 +69,34 @@ def encode_entries(entries: list[bytes]) -> bytes:
     if any(len(e) > ENTRY_MAX for e in entries):
         raise ValueError("entry longer than 65535 bytes")
     return b"".join(len(e).to_bytes(2, "big") + e for e in entries)
+
+
+def encode_guarded(entries: list[bytes], expect: dict[str, int]) -> bytes:
+    """The request body for ``POST /append-guarded``."""
+    if any(len(e) > ENTRY_MAX for e in entries):
+        raise ValueError("entry longer than 65535 bytes")
+    return json.dumps({"entries": [base64.b64encode(e).decode("ascii") for e in entries],
+                       "expect": expect}).encode()
+
+
+def decode_guarded(data: bytes) -> tuple[list[bytes], dict[str, int]]:
+    """The entries and expected versions of a ``POST /append-guarded`` body.
+
+    Raises:
+        VerificationError: not that shape (``malformed_entries``).
+    """
+    try:
+        body: Any = json.loads(data)
+        entries = [base64.b64decode(e, validate=True) for e in body["entries"]]
+        expect = body["expect"]
+        ok = isinstance(expect, dict) and expect and all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+            for k, v in expect.items())
+    except (ValueError, KeyError, TypeError, binascii.Error) as e:
+        raise VerificationError("malformed guarded submission", code="malformed_entries") from e
+    if not ok or not entries or any(len(e) > ENTRY_MAX for e in entries):
+        raise VerificationError("malformed guarded submission", code="malformed_entries")
+    return entries, dict(expect)
 
 
 def _problem(e: BordergateError) -> Response:
@@ -109,6 +145,25 @@ def make_sequencer_app(sequencer: Sequencer, token: str, *,
         return Response(json.dumps({"first": first, "count": len(entries)}),
                         media_type="application/json")
 
+    async def append_guarded(request: Request) -> Response:
+        if not authorized(request):
+            return JSONResponse({"code": "unauthenticated", "detail": "bad or missing token"},
+                                status_code=401, media_type="application/problem+json")
+        try:
+            entries, expect = decode_guarded(await read_body(request))
+            first = await asyncio.wrap_future(sequencer.submit(entries, expect=expect))
+        except VerificationError as e:
+            status = 413 if e.code == "body_too_large" else 400
+            return JSONResponse({"code": e.code, "detail": str(e)}, status_code=status,
+                                media_type="application/problem+json")
+        except StaleState as e:
+            return JSONResponse({"code": e.code, "detail": str(e), "current": e.current},
+                                status_code=409, media_type="application/problem+json")
+        except BordergateError as e:
+            return _problem(e)
+        return Response(json.dumps({"first": first, "count": len(entries)}),
+                        media_type="application/json")
+
     async def publish(request: Request) -> Response:
         if not authorized(request):
             return JSONResponse({"code": "unauthenticated", "detail": "bad or missing token"},
@@ -120,6 +175,7 @@ def make_sequencer_app(sequencer: Sequencer, token: str, *,
         return PlainTextResponse(signed.note.decode(), headers={"Cache-Control": "no-store"})
 
     routes = [Route("/append", append, methods=["POST"]),
+              Route("/append-guarded", append_guarded, methods=["POST"]),
               Route("/publish", publish, methods=["POST"]),
               *log_routes(sequencer.storage)]
     return Starlette(routes=routes)

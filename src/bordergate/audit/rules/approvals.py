@@ -3,7 +3,9 @@
 The auditor rebuilds each approval from ``approval-*`` entries
 (:class:`~bordergate.audit.tally.ApprovalTrack`) and checks every use: requested,
 granted by two distinct custodian approvers (never the requester), not expired,
-not revoked, its scope covering the access.
+not revoked, its scope covering the access, and decided under the approval's
+current state (the ``approval_version`` an access entry records is the index of
+the approval's last change before it: :func:`approval_state_stale`).
 
 This module must never read a log or a clock.
 """
@@ -19,8 +21,8 @@ from bordergate.audit.rules.context import RuleContext
 from bordergate.audit.tally import ApprovalTrack
 from bordergate.entries import APPROVAL_CHANGE_TYPES, Entry
 
-__all__ = ["APPROVAL_CHANGES", "approval_change", "approval_request", "approval_use",
-           "grant_problem", "use_problem"]
+__all__ = ["APPROVAL_CHANGES", "approval_change", "approval_request", "approval_state_stale",
+           "approval_use", "grant_problem", "use_problem"]
 
 APPROVAL_CHANGES = APPROVAL_CHANGE_TYPES
 
@@ -41,13 +43,14 @@ def approval_request(ctx: RuleContext, index: int, entry: Entry) -> None:
             classes=[str(c) for c in scope["classes"]],
             home=str(body.get("gateway", ctx.home)),
             requested_at=whole_seconds(body.get("requested_at", int(entry.time))),
-            expires=whole_seconds(body["expires"]))
+            expires=whole_seconds(body["expires"]), changed_at=index)
     except (KeyError, TypeError, ValueError):
         ctx.flag("entry_malformed", index, entry.time,
                  f"approval-request entry {index} lacks a well-formed approval, requester "
                  "or scope", {"code": "malformed_approval"})
         return
     if approval in ctx.state.approvals:
+        ctx.state.approvals[approval].changed_at = index  # the log's sequencer counts it
         ctx.flag("approval_invalid_transition", index, entry.time,
                  f"approval-request entry {index} reuses the id of the approval requested "
                  f"at entry {ctx.state.approvals[approval].index}")
@@ -68,6 +71,7 @@ def approval_change(ctx: RuleContext, index: int, entry: Entry) -> None:
                  f"{entry.type} entry {index} names an approval never requested in "
                  "this log")
         return
+    track.changed_at = index  # every change entry is a new version, valid or not
     who = body.get("approver") if entry.type != "approval-revoke" else body.get("by")
     actor = dict(who) if isinstance(who, dict) else {}
     actor_id = str(actor.get("id"))
@@ -121,13 +125,18 @@ def grant_problem(ctx: RuleContext, track: ApprovalTrack, actor: Mapping[str, An
 
 
 def approval_use(ctx: RuleContext, index: int, t: float, group: DecisionList, *,
-                 principal: Mapping[str, Any], approval_id: str, used: list[str]) -> None:
+                 principal: Mapping[str, Any], approval_id: str, used: list[str],
+                 version: object = None) -> None:
     """An access entry that presented an approval; ``used``: the fields it released
-    that needed it.  Counts the use, and flags a use the approval does not allow."""
+    that needed it; ``version``: its ``approval_version`` member (None when absent,
+    as in entries written before it was recorded).  Counts the use, and flags a use
+    the approval does not allow."""
     track = ctx.state.approvals.get(approval_id)
     if track is not None:
         track.uses += 1
         track.released += len(used)
+        if version is not None and version != track.changed_at:
+            approval_state_stale(ctx, index, t, track, version)
     if not used:
         return  # presented but not needed for anything released
     problem = use_problem(track, group, principal, used, t)
@@ -136,6 +145,19 @@ def approval_use(ctx: RuleContext, index: int, t: float, group: DecisionList, *,
         ctx.flag(kind, index, t, f"access entry {index} released {len(used)} field(s) "
                                  f"under an approval that {why}",
                  {"fields": [name(n) for n in used[:20]]})
+
+
+def approval_state_stale(ctx: RuleContext, index: int, t: float, track: ApprovalTrack,
+                         version: object) -> None:
+    """approval_state_stale: an access entry decided under another state of the
+    approval than the log's last change of it before the entry (the sequencer
+    refuses such an entry; a gateway that logs one bypassed that check)."""
+    shown = version if isinstance(version, int) and not isinstance(version, bool) \
+        else "a malformed version"
+    ctx.flag("approval_state_stale", index, t,
+             f"access entry {index} was decided under the state of entry {shown} of the "
+             f"approval requested at entry {track.index}, whose last change before it is "
+             f"entry {track.changed_at}")
 
 
 def use_problem(track: ApprovalTrack | None,  # noqa: PLR0911 (one rule each)

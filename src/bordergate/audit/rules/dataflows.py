@@ -53,7 +53,8 @@ def access_checks(ctx: RuleContext, checks: DecisionChecks, entry: Entry,
         restricted_released_to_parent(checks)
     approval_id = body.get("approval")
     if isinstance(approval_id, str):
-        checks.approval = (approval_id, [n for n in names if n in group.needs_approval])
+        checks.approval = (approval_id, [n for n in names if n in group.needs_approval],
+                           body.get("approval_version"))
     if "protected" in classes and abroad:
         protected_released_abroad_without_approval(ctx, checks, group, names, location)
     if org_kind == "parent" and abroad:

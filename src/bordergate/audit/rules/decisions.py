@@ -53,7 +53,8 @@ class DecisionChecks:
         slot: the entry's column in the per-minute chart (None: not counted).
         trusted: replay agreed, so the time, release and approval rules apply.
         replay_issue: why the list could not be replayed (a code).
-        approval: ``(approval id, fields released under it)`` when one was presented.
+        approval: ``(approval id, fields released under it, its recorded
+            approval_version or None)`` when one was presented.
         principal: the entry's principal (JSON).
         budget: what an allowed export says it spent (:mod:`.privacy`).
     """
@@ -63,7 +64,7 @@ class DecisionChecks:
     slot: int | None = None
     trusted: bool = False
     replay_issue: str | None = None
-    approval: tuple[str, list[str]] | None = None
+    approval: tuple[str, list[str], object] | None = None
     principal: dict[str, Any] = field(default_factory=dict)
     release: tuple[str, str] | None = None  # (release, bundle) when the entry names one
     budget: privacy.BudgetClaim | None = None
@@ -171,9 +172,9 @@ def apply_decision_checks(ctx: RuleContext, index: int, entry: Entry, *,
         decided_away_from_entry_time(ctx, index, t, entry.type, group)
     releases.decision_release_mismatch(ctx, index, t, entry)
     if checks.approval is not None:
-        approval_id, used = checks.approval
+        approval_id, used, version = checks.approval
         approvals.approval_use(ctx, index, t, group, principal=checks.principal,
-                               approval_id=approval_id, used=used)
+                               approval_id=approval_id, used=used, version=version)
     if checks.budget is not None:
         privacy.budget_spent(ctx, index, t, checks.budget)
 

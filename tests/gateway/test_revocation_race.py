@@ -1,0 +1,313 @@
+"""Reads racing a revocation (issue 11, item 2): once an approval's revoke entry has an
+index, no access entry at a higher index used the approval's old state, and nothing was
+released under it; the audit of the log finds no ``approval_revoked``.
+
+Two set-ups: the real gateway's service layer in one process (hundreds of concurrent
+reads on one event loop, the revoke in the middle), and two real ``bordergate gateway
+serve`` workers sharing one SQLite approvals database and one ``bordergate log
+sequencer`` process (docs/scale-out.md), the reads spread over both workers and the
+revoke sent to one of them.  Keys are TEST-ONLY (tests/gateway/deployment.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bordergate.audit.auditor_config import load_auditor_config
+from bordergate.audit.run import run_audit
+from bordergate.config import load_config
+from bordergate.entries import Entry, parse_entry
+from bordergate.gateway.service import DeniedAfterLogging, SequencerLog
+from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
+from bordergate.releases.publication import publish_bundle
+from bordergate.tlog.client import LogClient, StorageSource
+from bordergate.tlog.logdir import read_signer
+from bordergate.tlog.storage.fs import FileStorage
+from bordergate.tlog.tiles import TILE_WIDTH
+from bordergate.tree_digest import read_tree
+from tests.audit.scenario import APPROVER1, APPROVER2, LOCAL, PARENT, GatewayScenario
+from tests.gateway.conftest import BORDERGATE, start_process, stop_process, wait_healthy
+from tests.gateway.deployment import Tokens, free_port, write_deployment
+from tests.gateway.test_inprocess import Harness
+
+READERS = 40  # concurrent readers
+READS_BEFORE = 120  # reads completed before the revoke is sent
+READS_AFTER = 120  # reads started after the revoke answered
+EMAIL = "race@example.test"
+READ = {"purpose": "customer_support", "fields": "email"}
+
+
+async def race(read: Callable[[], Awaitable[bool]],
+               revoke: Callable[[], Awaitable[None]]) -> dict[str, int]:
+    """Run ``READERS`` concurrent read loops; revoke once ``READS_BEFORE`` reads are done,
+    stop ``READS_AFTER`` reads after the revoke answered.  Counts released reads."""
+    counts = {"reads": 0, "released": 0}
+    revoked = asyncio.Event()
+    after = 0
+
+    async def reader() -> None:
+        nonlocal after
+        while after < READS_AFTER:
+            started_after = revoked.is_set()
+            released = await read()
+            counts["reads"] += 1
+            counts["released"] += released
+            after += started_after
+
+    async def revoker() -> None:
+        while counts["reads"] < READS_BEFORE:
+            await asyncio.sleep(0)
+        await revoke()
+        revoked.set()
+
+    await asyncio.gather(revoker(), *(reader() for _ in range(READERS)))
+    return counts
+
+
+def log_entries(log_dir: Path, key_file: Path) -> list[Entry]:
+    """Every entry of the published log in ``log_dir``."""
+    storage = FileStorage(log_dir)
+    try:
+        client = LogClient(StorageSource(storage), read_signer(key_file).verifier())
+        size = client.checkpoint().checkpoint.size
+        out: list[Entry] = []
+        for n in range(-(-size // TILE_WIDTH)):
+            out += [parse_entry(e) for e in client.bundle(n, min(TILE_WIDTH,
+                                                                 size - n * TILE_WIDTH))]
+        return out
+    finally:
+        storage.close()
+
+
+def released_after_revoke(entries: list[Entry], approval: str) -> list[int]:
+    """Indexes of access entries after the approval's revoke entry that released a
+    field while presenting it."""
+    (revoked_at,) = [i for i, e in enumerate(entries) if e.type == "approval-revoke"
+                     and e.body["approval"] == approval]
+    return [i for i, e in enumerate(entries) if i > revoked_at and e.type == "access"
+            and e.body.get("approval") == approval and e.body["released"]]
+
+
+def audit_findings(auditor_toml: Path, state: Path) -> list[str]:
+    run = run_audit(load_auditor_config(auditor_toml), state, reference=True)
+    assert all(r.error is None and r.check is not None and r.check.ok for r in run.logs)
+    return [f.kind for f in run.findings]
+
+
+def test_reads_racing_a_revoke_in_one_process(tmp_path: Path) -> None:
+    """Issue 11 item 2 (promises 2, 3): hundreds of concurrent reads under an approval
+    race its revocation inside one gateway; no access entry after the revoke entry
+    released anything under it, and the audit finds no approval_revoked."""
+    sc = GatewayScenario(tmp_path)
+    gw = sc.start()
+    parent = sc.auth(PARENT)
+
+    async def go() -> tuple[str, dict[str, int]]:
+        s = (await gw.mint_subject(sc.auth(LOCAL))).body["subject"]
+        await gw.write(sc.auth(LOCAL), "users", "us-race", purpose="operations",
+                       payload={"subject": s, "values": {"handle": "racer", "email": EMAIL,
+                               "created_at": "2024-01-01T00:00:00Z"}})
+        approval = (await gw.request_approval(parent, {
+            "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
+            "classes": ["protected"], "max_duration_s": 3600})).body["id"]
+        for approver in (APPROVER1, APPROVER2):
+            await gw.decide_approval(sc.auth(approver), approval, "grant")
+
+        async def read() -> bool:
+            try:
+                out = await gw.read(parent, "users", "us-race", fields="email",
+                                    purpose="customer_support", approval=approval)
+            except DeniedAfterLogging:
+                return False
+            return out.body["fields"].get("email") == EMAIL
+
+        async def revoke() -> None:
+            await gw.decide_approval(sc.auth(APPROVER1), approval, "revoke")
+
+        return approval, await race(read, revoke)
+
+    approval, counts = sc.run(go())
+    sc.stop()
+    assert counts["released"] >= READS_BEFORE and counts["reads"] > counts["released"]
+    entries = log_entries(sc.log_dir, sc.j.log.key_file)
+    assert released_after_revoke(entries, approval) == []
+    kinds = audit_findings(sc.auditor_config(tmp_path / "auditor.toml"), tmp_path / "state")
+    assert [k for k in kinds if k.startswith("approval_")] == []
+    assert set(kinds) <= {"covered_person_denied"}  # the parent's reads after the revoke
+
+
+def _two_workers(root: Path) -> tuple[Path, Path, int]:
+    """A deployment whose us jurisdiction has a sequencer service and two worker
+    configurations (the same but for the listening port); the second config's path,
+    the first's, and the sequencer's port."""
+    config = write_deployment(root)
+    port = free_port()
+    text = config.read_text().replace(
+        'key_file = "us/log.key"\n',
+        'key_file = "us/log.key"\n'
+        f'sequencer_url = "http://127.0.0.1:{port}"\n'
+        'sequencer_token_file = "us/sequencer.token"\n')
+    config.write_text(text)
+    listen = re.search(r'\[jurisdictions\.us\]\ncustodian = "[^"]*"\nlisten = "([^"]+)"',
+                       text)
+    assert listen is not None
+    second = root / "bordergate-worker2.toml"
+    second.write_text(text.replace(listen.group(1), f"127.0.0.1:{free_port()}", 1))
+    return config, second, port
+
+
+def _start_sequencer(log_dir: Path, key_file: Path, token_file: Path, port: int
+                     ) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [BORDERGATE, "log", "sequencer", str(log_dir), "--token-file", str(token_file),
+         "--key-file", str(key_file), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("sequencer exited")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/checkpoint", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    stop_process(process)
+    raise RuntimeError("sequencer did not start")
+
+
+def test_reads_racing_a_revoke_across_two_workers(tmp_path: Path) -> None:
+    """Issue 11 item 2 (promises 2, 3; docs/scale-out.md): hundreds of concurrent reads
+    spread over two gateway workers that share one approvals database and one sequencer
+    process race a revoke sent to one worker; nothing is released after the revoke
+    entry under the approval, and the audit finds no approval_revoked."""
+    config, second, port = _two_workers(tmp_path)
+    j = load_config(config).jurisdiction("us")
+    log_dir = Path(j.log.storage)
+    storage = FileStorage(log_dir)
+    publish_bundle(storage, read_tree(DEFAULT_BUNDLE_PATH))  # for the audit's replay
+    storage.close()
+    assert j.log.sequencer_token_file is not None
+    sequencer = _start_sequencer(log_dir, j.log.key_file, j.log.sequencer_token_file, port)
+    workers = [start_process(config, "us"), start_process(second, "us")]
+    urls = [j.public_url, load_config(second).jurisdiction("us").public_url]
+    tokens = Tokens()
+    try:
+        for url, worker in zip(urls, workers, strict=True):
+            wait_healthy(url, worker)
+        approval, counts = asyncio.run(_race_workers(urls, tokens))
+    finally:
+        for worker in workers:
+            stop_process(worker)
+        stop_process(sequencer)
+    assert counts["released"] >= READS_BEFORE and counts["reads"] > counts["released"]
+    entries = log_entries(log_dir, j.log.key_file)
+    assert released_after_revoke(entries, approval) == []
+    auditor = tmp_path / "auditor.toml"
+    auditor.write_text(f"""[auditor]
+name = "TEST auditor"
+k_min = 3
+time_tolerance_s = 5
+
+[logs.us]
+location = "{log_dir}"
+vkey = "{read_signer(j.log.key_file).verifier().key_string}"
+""")
+    kinds = audit_findings(auditor, tmp_path / "state")
+    assert [k for k in kinds if k.startswith("approval_")] == []
+    # the workers run --unreviewed; the parent's reads after the revoke are denied
+    assert set(kinds) <= {"unreviewed_start", "covered_person_denied"}
+
+
+async def _race_workers(urls: list[str], tokens: Tokens) -> tuple[str, dict[str, Any]]:
+    def auth(who: Any, **extra: str) -> dict[str, str]:
+        return {**tokens.header(who, "us"), **extra}
+
+    limits = httpx.Limits(max_connections=2 * READERS)
+    async with httpx.AsyncClient(timeout=60.0, limits=limits) as http:
+        first, other = urls
+        s = (await http.post(f"{first}/v1/subjects", headers=auth(LOCAL))).json()["subject"]
+        r = await http.put(f"{first}/v1/users/us-race", params={"purpose": "operations"},
+                           headers=auth(LOCAL), json={"subject": s, "values": {
+                               "handle": "racer", "email": EMAIL,
+                               "created_at": "2024-01-01T00:00:00Z"}})
+        assert r.status_code == 200, r.text
+        r = await http.post(f"{first}/v1/approvals", headers=auth(PARENT), json={
+            "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
+            "classes": ["protected"], "max_duration_s": 3600})
+        assert r.status_code == 201, r.text
+        approval = r.json()["id"]
+        for approver, url in ((APPROVER1, first), (APPROVER2, other)):
+            r = await http.post(f"{url}/v1/approvals/{approval}/grant", headers=auth(approver))
+            assert r.status_code == 200, r.text
+        headers = auth(PARENT, **{"Bordergate-Approval": approval})
+        turn = itertools.cycle(urls)
+
+        async def read() -> bool:
+            r = await http.get(f"{next(turn)}/v1/users/us-race", params=READ, headers=headers)
+            assert r.status_code in (200, 403), r.text
+            return r.status_code == 200 and r.json()["fields"].get("email") == EMAIL
+
+        async def revoke() -> None:
+            r = await http.post(f"{other}/v1/approvals/{approval}/revoke",
+                                headers=auth(APPROVER1))
+            assert r.status_code == 200, r.text
+
+        return approval, await race(read, revoke)
+
+
+def test_nothing_released_under_an_approval_that_expired_before_its_entry_was_durable(
+        tmp_path: Path) -> None:
+    """Issue 11 item 2 (expiry needs no entry): a read decided while its approval was
+    valid, whose entry became durable only after the approval expired, releases nothing;
+    the gateway decides it again, now denied, and logs that too."""
+    harness = Harness(tmp_path)
+    gw = harness.gateway
+    log = gw.log
+    assert isinstance(log, SequencerLog)
+    base = time.time()
+    clock = {"now": base}
+    gw.clock = lambda: clock["now"]
+    guarded = log.append_guarded
+
+    async def slow_append(entries: Any, expect: Any) -> int:  # TEST-ONLY: the clock
+        index = await guarded(entries, expect)                # passes expiry meanwhile
+        clock["now"] = base + 700
+        return index
+
+    async def go(c: httpx.AsyncClient) -> tuple[httpx.Response, str]:
+        await gw.announce_start(unreviewed=True, release=None)
+        s = (await c.post("/v1/subjects", headers=harness.auth(LOCAL))).json()["subject"]
+        r = await c.put("/v1/users/us-late", params={"purpose": "operations"},
+                        headers=harness.auth(LOCAL), json={"subject": s, "values": {
+                            "handle": "late", "email": EMAIL,
+                            "created_at": "2024-01-01T00:00:00Z"}})
+        assert r.status_code == 200, r.text
+        r = await c.post("/v1/approvals", headers=harness.auth(PARENT), json={
+            "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
+            "classes": ["protected"], "max_duration_s": 600})
+        approval = r.json()["id"]
+        for approver in (APPROVER1, APPROVER2):
+            r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(approver))
+        assert r.json()["valid"]
+        log.append_guarded = slow_append  # type: ignore[method-assign]
+        return await c.get("/v1/users/us-late", params=READ, headers=harness.auth(
+            PARENT, **{"Bordergate-Approval": approval})), approval
+
+    try:
+        r, approval = harness.run(go)
+        entries = [parse_entry(e) for e in harness.entries()]
+    finally:
+        gw.close()
+    assert r.status_code == 403 and EMAIL not in r.text
+    reads = [e.body for e in entries if e.type == "access" and e.body["approval"] == approval]
+    assert [b["released"] for b in reads] == [["email"], []]  # decided, then not sent
