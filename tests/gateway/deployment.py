@@ -8,6 +8,7 @@ Key-encryption keys are created by ``provision`` in the temporary directory.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import socket
 import time
@@ -116,3 +117,16 @@ class Tokens:
 
 def load(path: Path) -> Deployment:
     return load_config(path)
+
+
+def second_worker(config: Path, code: str, *, name: str) -> Path:
+    """A copy of the deployment file ``config`` beside it, as ``name``, in which
+    jurisdiction ``code`` listens (public and admin) on fresh ports: a second worker of
+    the same store and log (docs/scale-out.md)."""
+    head, block = config.read_text().split(f"[jurisdictions.{code}]\n", 1)
+    for key in ("listen", "admin_listen"):
+        block = re.sub(rf'^{key} = "[^"]*"$', f'{key} = "127.0.0.1:{free_port()}"', block,
+                       count=1, flags=re.MULTILINE)
+    second = config.with_name(name)
+    second.write_text(f"{head}[jurisdictions.{code}]\n{block}")
+    return second

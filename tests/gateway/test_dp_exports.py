@@ -37,7 +37,7 @@ from bordergate.policy.entities import Principal
 from bordergate.tlog.client import DirectorySource, LogClient
 from bordergate.tlog.logdir import read_signer
 from tests.gateway.conftest import BORDERGATE, start_process, stop_process, wait_healthy
-from tests.gateway.deployment import Tokens, free_port, write_deployment
+from tests.gateway.deployment import Tokens, free_port, second_worker, write_deployment
 
 HOME = "us"
 STAFF = Principal("dp-staff", "ttus", "local", HOME, frozenset({"engineer"}))
@@ -58,16 +58,6 @@ class Workers:
 
     urls: tuple[str, str]
     config: Path
-
-
-def _second_worker(config: Path, port: int) -> Path:
-    """A copy of the deployment file in which us listens on ``port`` (same store, same log)."""
-    head, block = config.read_text().split(f"[jurisdictions.{HOME}]\n", 1)
-    listen = block.split('listen = "', 1)[1].split('"', 1)[0]
-    second = config.with_name("worker-b.toml")
-    second.write_text(f"{head}[jurisdictions.{HOME}]\n" + block.replace(
-        f'listen = "{listen}"', f'listen = "127.0.0.1:{port}"', 1))
-    return second
 
 
 def _start_sequencer(config: Path, port: int) -> subprocess.Popen[bytes]:
@@ -102,7 +92,7 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
     root = tmp_path_factory.mktemp("dp")
     config = write_deployment(root, k_min=3, privacy=PRIVACY)
     sequencer = _start_sequencer(config, free_port())
-    second = _second_worker(config, free_port())
+    second = second_worker(config, HOME, name="worker-b.toml")
     processes = [start_process(config, HOME), start_process(second, HOME)]
     urls = (load_config(config).jurisdiction(HOME).public_url,
             load_config(second).jurisdiction(HOME).public_url)

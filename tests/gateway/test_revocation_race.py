@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import re
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
@@ -36,7 +35,7 @@ from bordergate.tlog.tiles import TILE_WIDTH
 from bordergate.tree_digest import read_tree
 from tests.audit.scenario import APPROVER1, APPROVER2, LOCAL, PARENT, GatewayScenario
 from tests.gateway.conftest import BORDERGATE, start_process, stop_process, wait_healthy
-from tests.gateway.deployment import Tokens, free_port, write_deployment
+from tests.gateway.deployment import Tokens, free_port, second_worker, write_deployment
 from tests.gateway.test_inprocess import Harness
 
 READERS = 40  # concurrent readers
@@ -157,11 +156,7 @@ def _two_workers(root: Path) -> tuple[Path, Path, int]:
         f'sequencer_url = "http://127.0.0.1:{port}"\n'
         'sequencer_token_file = "us/sequencer.token"\n')
     config.write_text(text)
-    listen = re.search(r'\[jurisdictions\.us\]\ncustodian = "[^"]*"\nlisten = "([^"]+)"',
-                       text)
-    assert listen is not None
-    second = root / "bordergate-worker2.toml"
-    second.write_text(text.replace(listen.group(1), f"127.0.0.1:{free_port()}", 1))
+    second = second_worker(config, "us", name="bordergate-worker2.toml")
     return config, second, port
 
 
@@ -215,7 +210,6 @@ def test_reads_racing_a_revoke_across_two_workers(tmp_path: Path) -> None:
     auditor = tmp_path / "auditor.toml"
     auditor.write_text(f"""[auditor]
 name = "TEST auditor"
-k_min = 3
 time_tolerance_s = 5
 
 [logs.us]
