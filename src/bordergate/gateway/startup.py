@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from bordergate.config import Deployment, Jurisdiction
 from bordergate.entries import Entry, Pseudonymizer, parse_entry
 from bordergate.errors import BordergateError, ConfigError
+from bordergate.gateway.approval_scope import open_subject_ledger
 from bordergate.gateway.approvals import (
     ApprovalStore,
     open_approval_store,
@@ -202,6 +203,7 @@ def open_gateway(deployment: Deployment, code: str, *,
         jurisdiction=code, schema=schema, engine=engine, verifier=verifier, vault=vault,
         log=appender, log_storage=storage, log_verifier=signer.verifier(),
         pseudonyms=pseudonyms, approvals=approvals, peers=deployment.gateway_urls(),
+        subject_ledger=open_subject_ledger(j.store),
         k_min=deployment.k_min, limits=deployment.limits)
 
 
