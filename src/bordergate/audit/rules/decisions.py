@@ -171,7 +171,9 @@ def apply_decision_checks(ctx: RuleContext, index: int, entry: Entry, *,
     if checks.approval is not None:
         approval_id, used = checks.approval
         approvals.approval_use(ctx, index, t, group, principal=checks.principal,
-                               approval_id=approval_id, used=used)
+                               approval_id=approval_id, used=used,
+                               subject=entry.body.get("subject"),
+                               record=entry.body.get("record"))
 
 
 def decided_away_from_entry_time(ctx: RuleContext, index: int, t: float, entry_type: str,
