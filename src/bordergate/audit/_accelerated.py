@@ -470,10 +470,8 @@ class AcceleratedInspector(ReferenceInspector):
         if plan.release is not None and self._release_ok.get(plan.release) is not True:
             self._release_ok[plan.release] = releases.decision_release_mismatch(
                 self, index, t, shape.entry)
-        if plan.approval is not None:
-            approval_id, used = plan.approval
-            approvals.approval_use(self, index, t, group, principal=plan.principal,
-                                   approval_id=approval_id, used=used)
+        # no shaped entry presents an approval (see _parse_new): the reference
+        # rules check every use of one, with its subject and record
 
     def _shape_plan(self, entry: Entry, group: DecisionList, shape: _ShapeKey) -> DecisionChecks:
         plan = self._plans.get(shape)
