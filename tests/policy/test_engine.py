@@ -60,6 +60,8 @@ APPROVAL_STATES = (
     "other_requester",
     "expired",
     "not_valid",
+    "out_of_scope",  # outside its subjects or records, or past its cap (issue 11 item 4)
+    "no_scope_claim",  # a view that does not say it is in scope (recorded before scopes)
 )
 
 
@@ -90,6 +92,7 @@ def approval(state: str, who: Principal, cls: str, purpose: str) -> Approval | N
         classes=frozenset({"public" if state == "wrong_class" else cls}),
         valid=state != "not_valid",
         expires=NOW - 1 if state == "expired" else NOW + 3600,
+        in_scope=None if state == "no_scope_claim" else state != "out_of_scope",
     )
 
 
