@@ -15,7 +15,7 @@ from bordergate.gateway.approval_scope import (
     MAX_SCOPE_ITEMS,
     ApprovalScope,
     MemorySubjectLedger,
-    SqliteSubjectLedger,
+    open_subject_ledger,
     parse_scope,
 )
 from bordergate.policy.approval_limits import parse_approval_limits
@@ -54,11 +54,18 @@ def test_bad_scopes_are_refused(payload: dict[str, object]) -> None:
     assert info.value.code == "invalid_scope"
 
 
-def test_sqlite_ledger_caps_distinct_subjects_across_connections(tmp_path: Path) -> None:
-    """Two ledgers on one file (two workers) racing to claim 40 subjects under a cap of
-    5 admit exactly 5 distinct subjects; a subject already claimed stays admitted."""
-    path = tmp_path / "records.db"
-    ledgers = [SqliteSubjectLedger(path), SqliteSubjectLedger(path)]
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store URL of one jurisdiction, SQLite or PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'records.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def test_ledger_caps_distinct_subjects_across_connections(store_url: str) -> None:
+    """Two ledgers on one database (two workers) racing to claim 40 subjects under a cap
+    of 5 admit exactly 5 distinct subjects; a subject already claimed stays admitted."""
+    ledgers = [open_subject_ledger(store_url), open_subject_ledger(store_url)]
     admitted: list[str] = []
     lock = threading.Lock()
 
