@@ -156,6 +156,24 @@ class MemorySubjectLedger:
         pass
 
 
+class _Claimed:
+    """Claims this process has seen succeed: a claim is never taken back, so a repeated
+    read of one subject under one approval needs no database round trip (bounded)."""
+
+    _MAX = 100_000
+
+    def __init__(self) -> None:
+        self._pairs: set[tuple[str, str]] = set()
+
+    def __contains__(self, pair: tuple[str, str]) -> bool:
+        return pair in self._pairs
+
+    def add(self, pair: tuple[str, str]) -> None:
+        if len(self._pairs) >= self._MAX:
+            self._pairs.clear()
+        self._pairs.add(pair)
+
+
 _TABLE = """CREATE TABLE IF NOT EXISTS gateway_approval_subjects (
     approval TEXT NOT NULL, subject TEXT NOT NULL, PRIMARY KEY (approval, subject))"""
 _HAS = "SELECT 1 FROM gateway_approval_subjects WHERE approval = {0} AND subject = {0}"
@@ -174,6 +192,7 @@ class SqliteSubjectLedger:
         """
         self._path = Path(path)
         self._local = threading.local()
+        self._claimed = _Claimed()
         self._run(lambda conn: conn.execute(_TABLE))
 
     def _conn(self) -> sqlite3.Connection:
@@ -193,6 +212,9 @@ class SqliteSubjectLedger:
                               code="store_unavailable") from exc
 
     def claim(self, approval_id: str, subject: str, limit: int) -> bool:
+        if (approval_id, subject) in self._claimed:
+            return True
+
         def work(conn: sqlite3.Connection) -> bool:
             conn.execute("BEGIN IMMEDIATE")  # the count and the insert as one
             try:
@@ -202,7 +224,10 @@ class SqliteSubjectLedger:
                 raise
             conn.execute("COMMIT")
             return ok
-        return bool(self._run(work))
+        ok = bool(self._run(work))
+        if ok:
+            self._claimed.add((approval_id, subject))
+        return ok
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -235,6 +260,7 @@ class PostgresSubjectLedger:
         import psycopg
 
         self._lock = threading.Lock()
+        self._claimed = _Claimed()
         try:
             self._conn = psycopg.connect(url, autocommit=True)
             self._conn.execute(_TABLE)
@@ -245,15 +271,20 @@ class PostgresSubjectLedger:
     def claim(self, approval_id: str, subject: str, limit: int) -> bool:
         import psycopg
 
+        if (approval_id, subject) in self._claimed:
+            return True
         try:
             with self._lock, self._conn.transaction():
                 # one claim per approval at a time, across every worker
                 self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
                                    (approval_id,))
-                return _claim_in(self._conn.execute, "%s", approval_id, subject, limit)
+                ok = _claim_in(self._conn.execute, "%s", approval_id, subject, limit)
         except psycopg.Error as exc:
             raise Unavailable(f"approval subject ledger failed: {type(exc).__name__}",
                               code="store_unavailable") from exc
+        if ok:
+            self._claimed.add((approval_id, subject))
+        return ok
 
     def close(self) -> None:
         self._conn.close()

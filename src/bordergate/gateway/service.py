@@ -438,7 +438,8 @@ class Gateway:
         hinted = self._subject(subject) if subject is not None else None
         presented = await self._presented_approval(approval)
         now = self.clock()
-        in_scope = presented is None or await self._within_reach(
+        in_scope = presented is None or not any(
+            s.field_class.value == "protected" for s in specs) or await self._within_reach(
             presented, collection, record_id, now)
         plan = self._read_plan(principal, collection, purpose, specs, now=int(now),
                                presented=presented, in_scope=in_scope)
@@ -531,7 +532,8 @@ class Gateway:
                             record_id: str, now: float) -> bool:
         """Whether reading the record stays inside the approval's subject and record
         scope and its cap of distinct subjects (claiming the record's subject in the
-        shared ledger; only for a valid approval, so refused reads spend no slot)."""
+        shared ledger; only for a valid approval and a read that asks for protected
+        fields, the only ones an approval permits, so other reads spend no slot)."""
         limited = presented.scope.subjects or presented.scope.records or \
             presented.max_subjects is not None
         if not limited or not presented.valid(now):
