@@ -115,7 +115,8 @@ class Traffic:
                      "customer_support": ("email", "phone")}.get(purpose, FIELD_SETS[fields])
             approval_id = self.approvals.get(principal.id) if approved else None
             view = Approval(approval_id, principal.id, purpose, frozenset({"users"}),
-                            frozenset({"protected"}), True, T0 + 86400) if approval_id else None
+                            frozenset({"protected"}), True, T0 + 86400,
+                            in_scope=True) if approval_id else None
             context = RequestContext(purpose, T0 + second, "us", 50, approval=view)
             inputs = [DecisionInput(principal, "read", Field("users", n, CLASSES[n], "us"),  # type: ignore[arg-type]
                                     context) for n in names]

@@ -315,11 +315,24 @@ class GatewayClient:
 
     # -- approvals ---------------------------------------------------------------
     def request_approval(self, *, purpose: str, reason: str, collections: Sequence[str],
-                         classes: Sequence[str], max_duration_s: int = 3600) -> dict[str, Any]:
-        """Ask this gateway's custodian for an approval; returns it (pending)."""
-        _, r = self._call("POST", "/v1/approvals", json={
+                         classes: Sequence[str], max_duration_s: int = 3600,
+                         subjects: Sequence[str] = (), records: Sequence[str] = (),
+                         ticket: str | None = None) -> dict[str, Any]:
+        """Ask this gateway's custodian for an approval; returns it (pending).
+
+        ``subjects`` (subject ids) and ``records`` (``<collection>/<record id>``)
+        narrow it; ``ticket`` names the case it serves (docs/gateway.md).
+        """
+        body: dict[str, Any] = {
             "purpose": purpose, "reason": reason, "collections": list(collections),
-            "classes": list(classes), "max_duration_s": max_duration_s})
+            "classes": list(classes), "max_duration_s": max_duration_s}
+        if subjects:
+            body["subjects"] = list(subjects)
+        if records:
+            body["records"] = list(records)
+        if ticket is not None:
+            body["ticket"] = ticket
+        _, r = self._call("POST", "/v1/approvals", json=body)
         return dict(r.json())
 
     def grant(self, approval_id: str) -> dict[str, Any]:

@@ -149,7 +149,7 @@ class Limits:
 
     max_body_bytes: int = 64 * 1024
     max_fields: int = 64
-    max_approval_seconds: int = 7 * 24 * 3600
+    max_approval_seconds: int = 8 * 3600
     max_export_groups: int = 10_000
     token_leeway: int = 30
     readiness_max_backlog: int = 100_000
@@ -268,7 +268,7 @@ class _Reader(ConfigReader):
                                         low=1024, high=1 << 26),
             max_fields=self.integer(lim, "limits", "max_fields", 64, low=1, high=1024),
             max_approval_seconds=self.integer(lim, "limits", "max_approval_seconds",
-                                              7 * 24 * 3600, low=60, high=366 * 24 * 3600),
+                                              8 * 3600, low=60, high=366 * 24 * 3600),
             max_export_groups=self.integer(lim, "limits", "max_export_groups", 10_000,
                                            low=1, high=1_000_000),
             token_leeway=self.integer(lim, "limits", "token_leeway", 30, low=0, high=600),

@@ -75,6 +75,7 @@ ENTRY_TYPES: Mapping[str, frozenset[str]] = MappingProxyType({
     "approval-grant": frozenset({"approval", "approver"}),
     "approval-deny": frozenset({"approval", "approver"}),
     "approval-revoke": frozenset({"approval", "by"}),
+    "approval-refused": frozenset({"approval", "actor", "action", "code"}),
     "release": frozenset({"release", "manifest"}),
     "release-review": frozenset({"release", "reviewer", "verdict", "note", "key", "signature"}),
     "key-event": frozenset({"kind", "kek_version"}),

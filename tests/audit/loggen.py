@@ -84,7 +84,8 @@ class LogGenerator:
             self.tampered_bundle, self.unknown_purpose, self.inconsistent_input,
             self.not_one_request, self.decided_elsewhen, self.personal_data,
             self.approval_story, self.approval_story, self.release_story, self.unreviewed,
-            self.key_event, self.migration, self.malformed, self.approval_change_forged]
+            self.key_event, self.migration, self.malformed, self.approval_change_forged,
+            self.approval_reach_story, self.approval_refused]
 
     def lookup(self, digest: str) -> BundleLookup:
         """The bundle store of generated logs: two bundles, one tampered, one missing."""
@@ -388,6 +389,50 @@ class LogGenerator:
             body["decision"] = record
             out.append(self.rebuilt(body))
         return out
+
+    def approval_reach_story(self, rng: random.Random) -> list[bytes]:
+        """An approval narrowed to subjects or records and capped in subjects (issue 11
+        item 4), requested within or beyond its bundle's limits, then used on subjects
+        inside and outside its scope, past its cap, and on one subject twice."""
+        self.approvals += 1
+        a = apr(700_000 + self.approvals)
+        f = self.strict
+        t0 = self.tick(rng)
+        subjects = [f"subject:{rng.getrandbits(256):064x}" for _ in range(3)]
+        narrowed = rng.choice(["subjects", "records", "none"])
+        body = json.loads(f.approval_request(a, PARENT, t=t0))
+        body["scope"].update(subjects=subjects[:2] if narrowed == "subjects" else [],
+                             records=[RECORD] if narrowed == "records" else [],
+                             ticket=rng.choice([None, "T-1234"]))
+        body["bundle"] = rng.choice([f.bundle.digest] * 4 + [None, UNKNOWN_BUNDLE])
+        body["max_subjects"] = rng.choice([2, 2, 2, None, 1000])
+        if rng.random() < 0.3:  # longer than the bundle allows
+            body["expires"] = int(t0) + 30 * 3600
+        out = [self.rebuilt(body)]
+        for g in (APPROVER1, APPROVER2):
+            out.append(f.approval_change("approval-grant", a, g, t=self.tick(rng),
+                                         state="granted" if g is APPROVER2 else "pending"))
+        view = approval_view(a, PARENT, expires=t0 + 3600)
+        for subject in (subjects[0], subjects[0], subjects[1], subjects[2]):
+            t = self.tick(rng)
+            use = f.access(PARENT, ["email"], t=t, now=int(t), purpose="customer_support",
+                           approval=view)
+            out.append(use.replace(b"ab" * 32, subject[8:].encode()))
+        return out
+
+    def approval_refused(self, rng: random.Random) -> list[bytes]:
+        """Refused approval actions (issue 11 item 5), some malformed."""
+        f = self.strict
+        a = apr(rng.choice([1, 7, 700_001]))
+        body = {"approval": a, "actor": rng.choice([PARENT, OUTSIDER, APPROVER1]).to_json(),
+                "action": rng.choice(["grant", "deny", "revoke"]),
+                "code": rng.choice(["policy_denied", "approval_not_pending",
+                                    "already_granted_by_you"]),
+                "requester": rng.random() < 0.5, "bundle": f.bundle.digest,
+                "gateway": f.home, "release": None}
+        if rng.random() < 0.2:
+            body[rng.choice(["action", "code", "actor"])] = rng.choice(["", 3, "steal"])
+        return [encode_entry("approval-refused", self.tick(rng), body)]
 
     # -- releases -------------------------------------------------------------------------
     def release_story(self, rng: random.Random) -> list[bytes]:

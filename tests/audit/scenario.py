@@ -181,10 +181,11 @@ class EntryFactory:
 
 def approval_view(approval_id: str, requester: Principal, *, valid: bool = True,
                   expires: float = T0 + 3600, classes: Sequence[str] = ("protected",),
-                  purpose: str = "customer_support") -> Approval:
-    """What the gateway shows the policy for a presented approval."""
+                  purpose: str = "customer_support", in_scope: bool = True) -> Approval:
+    """What the gateway shows the policy for a presented approval (``in_scope``: the
+    access stays inside its subjects, records and cap of subjects)."""
     return Approval(approval_id, requester.id, purpose, frozenset({"users"}),
-                    frozenset(classes), valid, int(expires))
+                    frozenset(classes), valid, int(expires), in_scope)
 
 
 def apr(n: int) -> str:

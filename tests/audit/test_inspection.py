@@ -390,3 +390,70 @@ def test_every_kind_has_a_severity_and_category() -> None:
     for kind in FINDING_KINDS.values():
         assert kind.severity in ("critical", "high", "medium", "low", "info")
         assert kind.category in ("violation", "denied_attempt", "integrity", "process")
+
+
+def _narrowed_request(f: EntryFactory, approval: str, *, t: float = T0,
+                      **changes: Any) -> bytes:
+    """An approval-request naming the default bundle, with scope members changed."""
+    body = json.loads(f.approval_request(approval, PARENT, t=t))
+    body.update(bundle=f.bundle.digest, max_subjects=2)
+    body["scope"].update(subjects=[], records=[], ticket="T-1")
+    for key, value in changes.items():
+        (body["scope"] if key in ("subjects", "records") else body)[key] = value
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _use_on(f: EntryFactory, approval: str, t: float, subject: str) -> bytes:
+    return use(f, approval, t).replace(b"ab" * 32, subject.encode())
+
+
+def test_approval_reach_subjects_and_cap() -> None:
+    """Issue 11 item 4: a use on a subject outside the approval's subjects is
+    approval_scope_exceeded; a third distinct subject under a cap of two is
+    approval_subject_cap_exceeded; a subject read before stays readable."""
+    f = EntryFactory()
+    a, b = apr(40), apr(41)
+    s1, s2, s3 = ("1" * 64), ("2" * 64), ("3" * 64)
+    log = [_narrowed_request(f, a, subjects=[f"subject:{s1}"]),
+           f.approval_change("approval-grant", a, APPROVER1, t=T0 + 1),
+           f.approval_change("approval-grant", a, APPROVER2, t=T0 + 2, state="granted"),
+           _use_on(f, a, T0 + 3, s1), _use_on(f, a, T0 + 4, s2),          # 3 ok, 4 outside
+           _narrowed_request(f, b, t=T0 + 5),
+           f.approval_change("approval-grant", b, APPROVER1, t=T0 + 6),
+           f.approval_change("approval-grant", b, APPROVER2, t=T0 + 7, state="granted"),
+           _use_on(f, b, T0 + 8, s1), _use_on(f, b, T0 + 9, s2),
+           _use_on(f, b, T0 + 10, s1), _use_on(f, b, T0 + 11, s3)]       # 11: third subject
+    assert kinds(inspect(log, f)) == [("approval_scope_exceeded", 4),
+                                      ("approval_subject_cap_exceeded", 11)]
+
+
+def test_approval_beyond_the_limits_of_its_bundle() -> None:
+    """Issue 11 item 4: a request longer than its bundle's max_duration_s, or declaring
+    no cap (or a higher one) than its max_subjects, is approval_beyond_limits; a request
+    naming no bundle predates the limits."""
+    f = EntryFactory()
+    too_long = _narrowed_request(f, apr(42), expires=int(T0) + 9 * 3600)
+    no_cap = _narrowed_request(f, apr(43), max_subjects=None)
+    legacy = f.approval_request(apr(44), PARENT, expires=T0 + 9 * 3600)
+    assert kinds(inspect([too_long, no_cap, legacy], f)) == [
+        ("approval_beyond_limits", 0), ("approval_beyond_limits", 1)]
+
+
+def test_refused_approval_actions_are_counted() -> None:
+    """Issue 11 item 5: approval-refused entries are counted by action/code, and one
+    without a known action is malformed."""
+    f = EntryFactory()
+
+    def refused(action: str, code: str, t: float) -> bytes:
+        return encode_entry("approval-refused", t, {
+            "approval": apr(45), "actor": PARENT.to_json(), "action": action, "code": code,
+            "requester": True, "bundle": f.bundle.digest, "gateway": "us", "release": None})
+
+    log = [f.approval_request(apr(45), PARENT), refused("grant", "policy_denied", T0 + 1),
+           refused("grant", "policy_denied", T0 + 2),
+           refused("revoke", "approval_not_pending", T0 + 3), refused("steal", "x", T0 + 4)]
+    inspector = inspect(log, f)
+    assert dict(inspector.state.tally.refused) == {"grant/policy_denied": 2,
+                                                   "revoke/approval_not_pending": 1}
+    assert inspector.state.approvals[apr(45)].refused == 3
+    assert kinds(inspector) == [("entry_malformed", 4)]

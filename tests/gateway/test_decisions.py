@@ -35,6 +35,10 @@ def test_withheld_reasons() -> None:
     assert withheld_reason("protected", Decision(False), approval)["reason"] == (
         "approval_not_valid")
     assert withheld_reason("public", Decision(False), None)["reason"] == "not_permitted"
+    narrowed = Approval("a", "p", "x", frozenset({"c"}), frozenset({"protected"}), True, 9,
+                        in_scope=False)
+    assert withheld_reason("protected", Decision(False), narrowed)["reason"] == (
+        "approval_out_of_scope")
     assert withheld_reason("public", Decision(False, (), ("boom",)), None)["reason"] == (
         "policy_error")
 

@@ -24,6 +24,7 @@ from bordergate.entries import parse_entry
 from bordergate.errors import PolicyDenied
 from bordergate.policy import DecisionInput, default_bundle, replay
 from bordergate.policy.entities import Principal
+from bordergate.subjects import SubjectId
 from bordergate.tlog.client import DirectorySource, LogClient
 from bordergate.tlog.logdir import read_signer
 from tests.gateway.conftest import RunningDeployment
@@ -84,11 +85,11 @@ def write_user(http: httpx.Client, running: RunningDeployment, tokens: Tokens,
 
 def request_approval(http: httpx.Client, url: str, tokens: Tokens, who: Principal,
                      purpose: str, collections: list[str], classes: list[str],
-                     duration: int = 3600) -> str:
+                     duration: int = 3600, subjects: list[str] | None = None) -> str:
     reason = next(iter(default_bundle().purpose(purpose).reason_codes))
     r = http.post(f"{url}/v1/approvals", headers=tokens.header(who, HOME), json={
         "purpose": purpose, "reason": reason, "collections": collections,
-        "classes": classes, "max_duration_s": duration})
+        "classes": classes, "max_duration_s": duration, "subjects": subjects or []})
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
 
@@ -122,6 +123,9 @@ def make_approval(http: httpx.Client, url: str, tokens: Tokens, who: Principal,
     elif state == "expired":
         approval = request_approval(http, url, tokens, who, purpose, ["users"], covered,
                                     duration=2)
+    elif state == "out_of_scope":  # narrowed to another subject
+        approval = request_approval(http, url, tokens, who, purpose, ["users"], covered,
+                                    subjects=[str(SubjectId.mint(HOME))])
     else:
         assert state == "not_valid"
         approval = request_approval(http, url, tokens, who, purpose, ["users"], covered)

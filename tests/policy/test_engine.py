@@ -60,6 +60,7 @@ APPROVAL_STATES = (
     "other_requester",
     "expired",
     "not_valid",
+    "out_of_scope",  # outside its subjects or records, or past its cap (issue 11 item 4)
 )
 
 
@@ -90,6 +91,7 @@ def approval(state: str, who: Principal, cls: str, purpose: str) -> Approval | N
         classes=frozenset({"public" if state == "wrong_class" else cls}),
         valid=state != "not_valid",
         expires=NOW - 1 if state == "expired" else NOW + 3600,
+        in_scope=state != "out_of_scope",
     )
 
 
@@ -108,6 +110,18 @@ def expected_access(
     if cls == "public" and purpose == "interoperability":
         return True
     return cls == "protected" and state == "covering"
+
+
+def test_approval_view_without_scope_claim_permits_nothing(engine: PolicyEngine) -> None:
+    """Issue 11 item 4: an approval the gateway does not say is in scope (a view
+    without ``in_scope``, as recorded before scopes) permits no protected read."""
+    who = principal("parent", False)
+    view = Approval("appr-1", who.id, "customer_support", frozenset({"users"}),
+                    frozenset({"protected"}), True, NOW + 3600)
+    context = RequestContext(purpose="customer_support", now=NOW, gateway=HOME, k_min=K_MIN,
+                             approval=view)
+    item = DecisionInput(who, "read", Field("users", "email", "protected", HOME), context)
+    assert not engine.decide(item).allowed
 
 
 ACCESS_CASES = list(

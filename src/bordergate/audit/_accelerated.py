@@ -270,7 +270,9 @@ class AcceleratedInspector(ReferenceInspector):
         once, checked like a shape against a sentinel copy, and reused (the list is
         parsed on its own, see :meth:`_group_from_bytes`).
         """
-        shape = _shape(m)
+        # an entry presenting an approval is checked by the reference rules: its
+        # subject and record (which a shape leaves out) decide the approval's reach
+        shape = None if _PRESENTS_APPROVAL in data else _shape(m)
         layout = _layout(data, m)
         if shape is not None and layout is not None:
             rest, decisions, rest_key = layout
@@ -468,10 +470,8 @@ class AcceleratedInspector(ReferenceInspector):
         if plan.release is not None and self._release_ok.get(plan.release) is not True:
             self._release_ok[plan.release] = releases.decision_release_mismatch(
                 self, index, t, shape.entry)
-        if plan.approval is not None:
-            approval_id, used, version = plan.approval
-            approvals.approval_use(self, index, t, group, principal=plan.principal,
-                                   approval_id=approval_id, used=used, version=version)
+        # no shaped entry presents an approval (see _parse_new): the reference
+        # rules check every use of one, with its subject and record
         if plan.budget is not None:
             privacy.budget_spent(self, index, t, plan.budget)
 
@@ -592,6 +592,7 @@ def _fast_time(text: object) -> float | None:
 
 # -- shapes --------------------------------------------------------------------------------
 _TAIL_TIME = b'","time":"'
+_PRESENTS_APPROVAL = b'"approval":"'
 _RECORD_KEY = b',"record":"record:'
 # An entry's shape: everything but the hex of its record and subject pseudonyms (the
 # last such members before the end) and its time, which must end the entry but for its

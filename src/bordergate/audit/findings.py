@@ -104,10 +104,17 @@ FINDING_KINDS: Mapping[str, FindingKind] = _kinds(
     ("approval_revoked", "critical", "violation",
      "An approval was used after it was revoked or denied"),
     ("approval_scope_exceeded", "critical", "violation",
-     "An approval was used beyond its scope (requester, purpose, collection or class)"),
+     "An approval was used beyond its scope (requester, purpose, collection, class, "
+     "subjects or records)"),
     ("approval_state_stale", "high", "integrity",
      "An access entry was decided under an older state of its approval than the log's "
      "last change of it (a read not sequenced atomically with a grant or revocation)"),
+    ("approval_beyond_limits", "high", "violation",
+     "An approval was requested for longer, or for more subjects, than its policy bundle "
+     "allows"),
+    ("approval_subject_cap_exceeded", "critical", "violation",
+     "Protected fields of more distinct subjects were released under an approval than its "
+     "cap allows"),
     ("approval_invalid_transition", "medium", "integrity",
      "An approval changed state in a way the approval rules forbid"),
     # releases (promise 6): codes of bordergate.releases.ledger

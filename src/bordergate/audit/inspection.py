@@ -134,6 +134,8 @@ class ReferenceInspector(RuleContext):
         elif kind in approvals.APPROVAL_CHANGES:
             decisions.approval_decision(self, index, entry, group)
             approvals.approval_change(self, index, entry)
+        elif kind == approvals.APPROVAL_REFUSED:
+            approvals.approval_refused(self, index, entry)
         elif kind in releases.RELEASE_TYPES:
             # a parsed entry is canonical: its canonical JSON is its bytes
             releases.release_entry(self, index, canonical_json(entry.body).decode("utf-8"),

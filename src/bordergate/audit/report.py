@@ -75,6 +75,8 @@ def build_report(run: AuditRun) -> dict[str, Any]:
                     "min_k_released": min((t.min_export_k for t in tallies
                                            if t.min_export_k is not None), default=None)},
         "approvals": _approvals(run.logs),
+        "approval_refusals": [{"attempt": k, "count": v} for k, v in _merged(
+            r.inspector.tally.refused for r in run.logs if r.inspector is not None).items()],
         "releases": _releases(run.logs),
         "review_throughput": {r.audit.jurisdiction: r.ledger.throughput(run.time).to_json()
                               for r in run.logs if r.ledger is not None},
@@ -230,7 +232,11 @@ def _approvals(logs: list[LogRun]) -> list[dict[str, Any]]:
                 "requester": {k: a.requester.get(k) for k in ("id", "org", "org_kind",
                                                                "location")},
                 "purpose": a.purpose, "reason": a.reason,
-                "scope": {"collections": a.collections, "classes": a.classes},
+                "scope": {"collections": a.collections, "classes": a.classes,
+                          "subjects": len(a.subjects), "records": len(a.records),
+                          "ticket": a.ticket},
+                "max_subjects": a.max_subjects, "subjects_read": len(a.read_subjects),
+                "refused": a.refused,
                 "requested_at": _iso(a.requested_at), "expires": _iso(a.expires),
                 "duration_s": a.expires - a.requested_at,
                 "state": a.state,

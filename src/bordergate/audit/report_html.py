@@ -188,10 +188,13 @@ def _approvals(report: dict[str, Any]) -> str:
             _e(a["released_fields"])])
     chart = hbar_svg([(a["id"], a["uses"]) for a in report["approvals"][:30]], unit=" uses",
                      empty="no approvals")
+    refused = [[_e(r["attempt"]), _e(r["count"])] for r in report.get("approval_refusals", [])]
     return ('<section id="approvals"><h2>Approvals</h2>' + _table(
         ["jurisdiction", "approval", "asked by", "purpose / reason", "scope", "granted by",
          "state", "s to grant", "valid for s", "uses", "fields released"], rows)
-        + "<h3>How often used</h3>" + chart + "</section>")
+        + "<h3>How often used</h3>" + chart
+        + "<h3>Refused attempts (action/code)</h3>" + _table(["attempt", "count"], refused)
+        + "</section>")
 
 
 def _releases(report: dict[str, Any]) -> str:

@@ -41,6 +41,13 @@ class ApprovalTrack:
         changed_at: the index of the last entry that changed it (its request, a
             grant, its denial or revocation): the version of its state an access
             entry must record (``approval_version``).
+        subjects, records: the subject and record pseudonyms it is narrowed to
+            (empty: any).
+        ticket: the ticket it serves, if named.
+        max_subjects: the cap of distinct subjects its request declared.
+        bundle: the digest of the bundle its request entry names.
+        read_subjects: distinct subject pseudonyms it released protected fields of.
+        refused: refused grant/deny/revoke attempts on it.
     """
 
     id: str
@@ -61,6 +68,13 @@ class ApprovalTrack:
     released: int = 0
     flagged: str | None = None
     changed_at: int | None = None
+    subjects: list[str] = field(default_factory=list)
+    records: list[str] = field(default_factory=list)
+    ticket: str | None = None
+    max_subjects: int | None = None
+    bundle: str | None = None
+    read_subjects: list[str] = field(default_factory=list)
+    refused: int = 0
 
     def valid_approvers(self) -> set[str]:
         """Distinct approvers whose grant counted."""
@@ -96,6 +110,8 @@ class Tally:
         exports: ``allowed``, ``denied``, ``min_k`` (smallest k released).
         replay: ``decisions`` replayed, ``mismatches``, ``unreplayed``, ``groups``.
         bundles: decisions by policy bundle digest.
+        refused: refused approval actions (``approval-refused`` entries) by
+            ``action/code`` (e.g. ``grant/policy_denied``, ``revoke/approval_not_pending``).
         pii_hits: entries the personal-data scan flagged.
         first_time, last_time: the time span of the entries.
     """
@@ -111,6 +127,7 @@ class Tally:
     exports: Counter[str] = field(default_factory=Counter)
     replay: Counter[str] = field(default_factory=Counter)
     bundles: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)
     pii_hits: int = 0
     first_time: float | None = None
     last_time: float | None = None
@@ -131,7 +148,7 @@ class Tally:
             "minutes": self.minutes, "denials": dict(self.denials),
             "principals": dict(self.principals), "key_events": dict(self.key_events),
             "exports": dict(self.exports), "replay": dict(self.replay),
-            "bundles": dict(self.bundles), "pii_hits": self.pii_hits,
+            "bundles": dict(self.bundles), "refused": dict(self.refused), "pii_hits": self.pii_hits,
             "first_time": self.first_time, "last_time": self.last_time,
             "min_export_k": self.min_export_k,
         }
@@ -150,6 +167,7 @@ class Tally:
             denials=_counter(data["denials"]), principals=_counter(data["principals"]),
             key_events=_counter(data["key_events"]), exports=_counter(data["exports"]),
             replay=_counter(data["replay"]), bundles=_counter(data["bundles"]),
+            refused=_counter(data.get("refused")),
             pii_hits=int(data["pii_hits"]),
             first_time=None if data["first_time"] is None else float(data["first_time"]),
             last_time=None if data["last_time"] is None else float(data["last_time"]),

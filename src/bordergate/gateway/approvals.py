@@ -34,6 +34,7 @@ from typing import Any, Literal, Protocol
 
 from bordergate.entries import Entry
 from bordergate.errors import Conflict, InvalidInput, NotFound, Unavailable
+from bordergate.gateway.approval_scope import ApprovalScope
 from bordergate.locations import parse_store_location
 from bordergate.policy.entities import FIELD_CLASSES, Approval, ApprovalRequest, Principal
 
@@ -61,6 +62,7 @@ STATES: tuple[str, ...] = ("pending", "granted", "denied", "revoked", "expired")
 APPROVALS_NEEDED = 2
 _ID_PREFIX = "apr-"
 _ID_LENGTH = len(_ID_PREFIX) + 26
+_UNSCOPED = ApprovalScope()
 
 
 def mint_approval_id() -> str:
@@ -106,6 +108,8 @@ class ApprovalRecord:
             a grant, its denial or revocation): the version of its state that
             the log's sequencer checks reads against (``entry_state``); None in
             a table written before it was recorded, until reconciled.
+        scope: the subjects, records (pseudonyms) and ticket it is narrowed to.
+        max_subjects: distinct subjects readable under it (None: no cap).
     """
 
     id: str
@@ -124,6 +128,8 @@ class ApprovalRecord:
     closed_by: str | None = None
     version: int = 1
     changed_at: int | None = None
+    scope: ApprovalScope = _UNSCOPED
+    max_subjects: int | None = None
 
     def status(self, now: float) -> str:
         """The state as seen at ``now``: ``expired`` once pending/granted ones expire."""
@@ -136,12 +142,13 @@ class ApprovalRecord:
         return (self.state == "granted" and len(set(self.approvers)) >= APPROVALS_NEEDED
                 and now < self.expires)
 
-    def policy_view(self, now: float) -> Approval:
-        """What the policy sees as ``context.approval`` (it checks expiry itself too)."""
+    def policy_view(self, now: float, in_scope: bool = True) -> Approval:
+        """What the policy sees as ``context.approval`` (it checks expiry itself too);
+        ``in_scope``: the access is inside the approval's reach (``approval_scope``)."""
         return Approval(
             id=self.id, requester=self.requester, purpose=self.purpose,
             collections=frozenset(self.collections), classes=frozenset(self.classes),
-            valid=self.valid(now), expires=self.expires)
+            valid=self.valid(now), expires=self.expires, in_scope=in_scope)
 
     def as_resource(self) -> ApprovalRequest:
         """The resource of the ``approve`` decision."""
@@ -158,6 +165,9 @@ class ApprovalRecord:
             "requested_at": self.requested_at, "expires": self.expires, "state": self.state,
             "approvers": list(self.approvers), "closed_by": self.closed_by,
             "version": self.version, "changed_at": self.changed_at,
+            "subjects": list(self.scope.subjects),
+            "records": list(self.scope.records), "ticket": self.scope.ticket,
+            "max_subjects": self.max_subjects,
         }
         if now is not None:
             out["status"] = self.status(now)
@@ -180,7 +190,10 @@ class ApprovalRecord:
                 requested_at=int(data["requested_at"]), expires=int(data["expires"]),
                 state=data["state"], approvers=tuple(data["approvers"]),
                 closed_by=data["closed_by"], version=int(data["version"]),
-                changed_at=None if data.get("changed_at") is None else int(data["changed_at"]))
+                changed_at=None if data.get("changed_at") is None else int(data["changed_at"]),
+                scope=ApprovalScope(tuple(data.get("subjects", ())),
+                                    tuple(data.get("records", ())), data.get("ticket")),
+                max_subjects=data.get("max_subjects"))
         except (KeyError, TypeError, ValueError) as exc:
             raise Unavailable(f"stored approval is damaged: {exc}",
                               code="approval_store_damaged") from exc
@@ -188,7 +201,9 @@ class ApprovalRecord:
 
 def new_request(requester: Principal, *, purpose: str, reason: str,
                 collections: Iterable[str], classes: Iterable[str], home: str,
-                now: int, duration: int, approval_id: str | None = None) -> ApprovalRecord:
+                now: int, duration: int, approval_id: str | None = None,
+                scope: ApprovalScope = _UNSCOPED, max_subjects: int | None = None
+                ) -> ApprovalRecord:
     """A pending approval request (purpose, reason and collections checked by the caller).
 
     Raises:
@@ -209,7 +224,7 @@ def new_request(requester: Principal, *, purpose: str, reason: str,
         id=approval_id or mint_approval_id(), requester=requester.id,
         requester_org=requester.org, requester_location=requester.location,
         purpose=purpose, reason=reason, collections=colls, classes=cls_, home=home,
-        requested_at=now, expires=now + duration)
+        requested_at=now, expires=now + duration, scope=scope, max_subjects=max_subjects)
 
 
 def _open_check(record: ApprovalRecord, now: float) -> None:
@@ -284,7 +299,10 @@ def rebuild_approvals(entries: Iterable[Entry | tuple[int, Entry]]
                 reason=body["reason"], collections=tuple(scope["collections"]),
                 classes=tuple(scope["classes"]), home=body["gateway"],
                 requested_at=body["requested_at"], expires=body["expires"],
-                changed_at=index)
+                changed_at=index,
+                scope=ApprovalScope(tuple(scope.get("subjects", ())),
+                                    tuple(scope.get("records", ())), scope.get("ticket")),
+                max_subjects=body.get("max_subjects"))
             continue
         record = book.get(body.get("approval", "")) if entry.type.startswith("approval-") else None
         if record is None:

@@ -80,6 +80,8 @@ def withheld_reason(field_class: str, decision: Decision,
         reason = "policy_denied"
     elif field_class == "protected" and approval is None:
         reason = "no_approval"
+    elif field_class == "protected" and approval is not None and approval.in_scope is False:
+        reason = "approval_out_of_scope"
     elif field_class == "protected":
         reason = "approval_not_valid"
     else:

@@ -71,6 +71,7 @@ from bordergate.errors import (
     WrongJurisdiction,
 )
 from bordergate.gateway import approvals as appr
+from bordergate.gateway.approval_scope import MemorySubjectLedger, SubjectLedger, parse_scope
 from bordergate.gateway.auth import TokenVerifier, VerifiedTokenCache
 from bordergate.gateway.decisions import (
     DecisionCache,
@@ -338,6 +339,7 @@ class Gateway:
         privacy: PrivacySettings | None = None,
         budgets: BudgetStore | None = None,
         mechanism: ExportMechanism | None = None,
+        subject_ledger: SubjectLedger | None = None,
     ) -> None:
         self.jurisdiction = jurisdiction
         self.schema = schema
@@ -349,6 +351,7 @@ class Gateway:
         self.log_reader = LogClient(StorageSource(log_storage), log_verifier)
         self.pseudonyms = pseudonyms
         self.approvals = approvals
+        self.subject_ledger = subject_ledger or MemorySubjectLedger()
         self.peers = dict(peers)
         self.k_min = engine.bundle.k_min  # the bundle's, which the auditor checks too
         self.limits = limits or Limits()
@@ -420,10 +423,10 @@ class Gateway:
         return prefix if sep and prefix in self.peers else None
 
     def _context(self, purpose: str, now: int, approval: appr.ApprovalRecord | None = None,
-                 k: int | None = None) -> RequestContext:
+                 k: int | None = None, in_scope: bool = True) -> RequestContext:
         return RequestContext(purpose=purpose, now=now, gateway=self.jurisdiction,
                               k_min=self.k_min, k=k,
-                              approval=approval.policy_view(now) if approval else None)
+                              approval=approval.policy_view(now, in_scope) if approval else None)
 
     async def _presented_approval(self, approval_id: str | None) -> appr.ApprovalRecord | None:
         if approval_id is None or approval_id == "":
@@ -475,6 +478,7 @@ class Gateway:
         self.log.close()
         self.approvals.close()
         self.budgets.close()
+        self.subject_ledger.close()
         self.vault.store.close()
 
     # -- subjects and records ------------------------------------------------
@@ -566,8 +570,11 @@ class Gateway:
                                 ) -> tuple[_ReadPlan, dict[str, Any], bytes]:
         """Decide a read at ``now``, fetch the allowed fields, build its entry."""
         collection, record_id, hinted = request.collection, request.record_id, request.hinted
+        in_scope = presented is None or not any(
+            s.field_class.value == "protected" for s in request.specs) or \
+            await self._within_reach(presented, collection, record_id, now)
         plan = self._read_plan(request.principal, collection, request.purpose, request.specs,
-                               now=int(now), presented=presented)
+                               now=int(now), presented=presented, in_scope=in_scope)
         allowed = plan.allowed
         # Resolve: the record's owner (every record here is homed here; a record
         # that is not here may be homed elsewhere -> 421).  One store query: the
@@ -615,18 +622,18 @@ class Gateway:
 
     def _read_plan(self, principal: Principal, collection: str, purpose: str,
                    specs: list[FieldSpec], *, now: int,
-                   presented: appr.ApprovalRecord | None) -> _ReadPlan:
+                   presented: appr.ApprovalRecord | None, in_scope: bool = True) -> _ReadPlan:
         """The decisions of a read and its entry template (cached: a pure function
         of the principal, the request's shape, the second and the approval's view
         and version)."""
-        view = presented.policy_view(now) if presented else None
+        view = presented.policy_view(now, in_scope) if presented else None
         version = presented.changed_at if presented else None
         key = (principal, collection, purpose, tuple(s.name for s in specs), now, view,
                version)
         plan = self._plans.get(key)
         if plan is not None:
             return plan
-        context = self._context(purpose, now, presented)
+        context = self._context(purpose, now, presented, in_scope=in_scope)
         inputs = field_inputs(principal, "read", collection, specs,
                               home=self.jurisdiction, context=context)
         decisions, recorded = self._decide(inputs)
@@ -648,6 +655,28 @@ class Gateway:
                          canonical_json(sorted(allowed)))
         self._plans.put(key, plan)
         return plan
+
+    async def _within_reach(self, presented: appr.ApprovalRecord, collection: str,
+                            record_id: str, now: float) -> bool:
+        """Whether reading the record stays inside the approval's subject and record
+        scope and its cap of distinct subjects (claiming the record's subject in the
+        shared ledger; only for a valid approval and a read that asks for protected
+        fields, the only ones an approval permits, so other reads spend no slot)."""
+        limited = presented.scope.subjects or presented.scope.records or \
+            presented.max_subjects is not None
+        if not limited or not presented.valid(now):
+            return True
+        try:
+            owner = await self._point_read(self.vault.owner, collection, record_id)
+        except NotFound:
+            return True  # the fetch that follows answers it (404 or 421)
+        subject = self.pseudonyms.subject(str(owner))
+        if not presented.scope.covers(subject, self.pseudonyms.record(collection, record_id)):
+            return False
+        if presented.max_subjects is None:
+            return True
+        return bool(await self._off_loop(self.subject_ledger.claim, presented.id, subject,
+                                         presented.max_subjects))
 
     def _pseudonym_of_subject(self, subject: SubjectId) -> bytes:
         """The subject's pseudonym as canonical JSON (bounded cache)."""
@@ -868,7 +897,8 @@ class Gateway:
         principal = self.authenticate(authorization)
         if not isinstance(payload, dict):
             raise InvalidInput("the body must be a JSON object", code="malformed_body")
-        allowed_keys = {"purpose", "reason", "collections", "classes", "max_duration_s"}
+        allowed_keys = {"purpose", "reason", "collections", "classes", "max_duration_s",
+                        "subjects", "records", "ticket"}
         unknown = sorted(set(payload) - allowed_keys)
         if unknown:
             raise InvalidInput(f"unknown body member {unknown[0][:40]!r}",
@@ -892,18 +922,26 @@ class Gateway:
         if isinstance(duration, bool) or not isinstance(duration, int) or duration <= 0:
             raise InvalidInput("max_duration_s must be a positive integer",
                                code="invalid_duration")
-        if duration > self.limits.max_approval_seconds:
-            raise InvalidInput(f"max_duration_s exceeds {self.limits.max_approval_seconds}",
-                               code="invalid_duration")
+        reach = self.engine.bundle.approval_limits
+        longest = min(self.limits.max_approval_seconds, reach.max_duration_s)
+        if duration > longest:
+            raise InvalidInput(f"max_duration_s exceeds {longest}", code="invalid_duration")
+        scope = parse_scope(payload, home=self.jurisdiction, collections=collections,
+                            subject_pseudonym=self.pseudonyms.subject,
+                            record_pseudonym=self.pseudonyms.record)
         now = self.clock()
         record = appr.new_request(principal, purpose=purpose, reason=reason,
                                   collections=collections, classes=classes,
-                                  home=self.jurisdiction, now=int(now), duration=duration)
+                                  home=self.jurisdiction, now=int(now), duration=duration,
+                                  scope=scope, max_subjects=reach.max_subjects)
         entry = self._entry("approval-request", now, {
             "approval": record.id, "requester": principal.to_json(), "purpose": purpose,
-            "reason": reason,
-            "scope": {"collections": list(record.collections), "classes": list(record.classes)},
+            "reason": reason, "bundle": self.bundle_digest,
+            "scope": {"collections": list(record.collections), "classes": list(record.classes),
+                      "subjects": list(scope.subjects), "records": list(scope.records),
+                      "ticket": scope.ticket},
             "requested_at": record.requested_at, "expires": record.expires,
+            "max_subjects": record.max_subjects,
         })
         async with self._approval_lock:
             index = await self.log.append_many([entry])
@@ -933,22 +971,12 @@ class Gateway:
         async with self._approval_lock:
             record: appr.ApprovalRecord = await self._off_loop(self.approvals.get, approval_id)
             now = self.clock()
-            item, decision = self._approve_decision(principal, record, int(now))
-            is_requester = principal.id == record.requester
-            if not decision.allowed and not (verdict == "revoke" and is_requester):
-                raise PolicyDenied("policy does not let you decide this approval",
-                                   code="policy_denied")
-            decided = decision_records([item], [decision])[0]
-            if verdict == "grant":
-                updated = appr.grant(record, principal.id, now)
-                kind, body = "approval-grant", {"approver": principal.to_json(),
-                                                "approvals": len(updated.approvers)}
-            elif verdict == "deny":
-                updated = appr.deny(record, principal.id, now)
-                kind, body = "approval-deny", {"approver": principal.to_json()}
-            else:
-                updated = appr.revoke(record, principal.id)
-                kind, body = "approval-revoke", {"by": principal.to_json()}
+            try:
+                updated, kind, body, decided = self._approval_change(
+                    principal, record, verdict, now)
+            except (PolicyDenied, Conflict) as exc:
+                await self._log_refused(principal, record, verdict, exc.code, now)
+                raise
             entry = self._entry(kind, now, {
                 "approval": record.id, "state": updated.state, "bundle": self.bundle_digest,
                 "decision": decided, **body})
@@ -974,6 +1002,49 @@ class Gateway:
         decisions, _ = self._decide(inputs) if inputs else ([], b"")
         decidable = {r.id for r, d in zip(others, decisions, strict=True) if d.allowed}
         return [r for r in records if r.requester == principal.id or r.id in decidable]
+    def _approval_change(self, principal: Principal, record: appr.ApprovalRecord,
+                         verdict: str, now: float
+                         ) -> tuple[appr.ApprovalRecord, str, dict[str, Any], dict[str, Any]]:
+        """The approval after ``verdict``, its entry type and body, and the recorded
+        ``approve`` decision.
+
+        Raises:
+            PolicyDenied: the principal may not approve (or revoke) it.
+            Conflict: the approval is not in a state that allows it.
+        """
+        item, decision = self._approve_decision(principal, record, int(now))
+        is_requester = principal.id == record.requester
+        if not decision.allowed and not (verdict == "revoke" and is_requester):
+            raise PolicyDenied("policy does not let you decide this approval",
+                               code="policy_denied")
+        decided = decision_records([item], [decision])[0]
+        body: dict[str, Any]
+        if verdict == "grant":
+            updated = appr.grant(record, principal.id, now)
+            kind, body = "approval-grant", {"approver": principal.to_json(),
+                                            "approvals": len(updated.approvers)}
+        elif verdict == "deny":
+            updated = appr.deny(record, principal.id, now)
+            kind, body = "approval-deny", {"approver": principal.to_json()}
+        else:
+            updated = appr.revoke(record, principal.id)
+            kind, body = "approval-revoke", {"by": principal.to_json()}
+        return updated, kind, body, decided
+
+    async def _log_refused(self, principal: Principal, record: appr.ApprovalRecord,
+                           verdict: str, code: str, now: float) -> None:
+        """Log a refused grant, deny or revoke before the refusal is answered
+        (promise 3); the entry names the actor, the action and the answer's code,
+        never subject data.
+
+        Raises:
+            Unavailable: the log cannot be written (then the refusal is a 503).
+        """
+        entry = self._entry("approval-refused", now, {
+            "approval": record.id, "actor": principal.to_json(), "action": verdict,
+            "code": code, "requester": principal.id == record.requester,
+            "bundle": self.bundle_digest})
+        await self.log.append_many([entry])
 
     async def get_approval(self, authorization: str | None, approval_id: str) -> Outcome:
         """One approval and its status now (no subject data; not logged), to its

@@ -36,6 +36,7 @@ from bordergate.config import Deployment, Jurisdiction
 from bordergate.entries import Entry, Pseudonymizer, parse_entry
 from bordergate.entry_state import state_keys
 from bordergate.errors import BordergateError, ConfigError
+from bordergate.gateway.approval_scope import open_subject_ledger
 from bordergate.gateway.approvals import (
     ApprovalStore,
     open_approval_store,
@@ -205,6 +206,7 @@ def open_gateway(deployment: Deployment, code: str, *,
         jurisdiction=code, schema=schema, engine=engine, verifier=verifier, vault=vault,
         log=appender, log_storage=storage, log_verifier=signer.verifier(),
         pseudonyms=pseudonyms, approvals=approvals, peers=deployment.gateway_urls(),
+        subject_ledger=open_subject_ledger(j.store),
         limits=deployment.limits, privacy=deployment.privacy,
         budgets=budgets)
 

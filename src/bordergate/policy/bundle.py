@@ -11,6 +11,8 @@ A bundle is a directory::
                             actions = [...], roles = [...]  (see purpose_binding)
     exports.toml            k_min = <n>: the minimum subjects of every export,
                             read by the gateway and by the auditor alike
+    approvals.toml          optional: [approvals] max_duration_s, max_subjects
+                            (see approval_limits; without it, the legacy limits)
 
 Loading validates everything, each failure a ``ConfigError`` naming the file:
 every policy parses, validates against the schema (cedarpy's validator), carries
@@ -52,6 +54,12 @@ import cedarpy
 from cedarpy import pst
 
 from bordergate.errors import ConfigError, InvalidInput
+from bordergate.policy.approval_limits import (
+    APPROVALS_FILE,
+    LEGACY_LIMITS,
+    ApprovalLimits,
+    parse_approval_limits,
+)
 from bordergate.policy.purpose_binding import PurposeBinding, binding_policies, parse_binding
 from bordergate.tree_digest import digest_files, read_tree
 
@@ -249,6 +257,7 @@ class PolicyBundle:
         schema_text: the schema file's text.
         purposes: declared purposes by name.
         k_min: the minimum subjects of every export (``exports.toml``).
+        approval_limits: how far one approval may reach (``approvals.toml``).
         policy_ids: every policy's ``@id``, in order.
         policy_set: the parsed ``cedarpy.PolicySet`` handle.
         schema: the parsed ``cedarpy.Schema`` handle.
@@ -279,6 +288,9 @@ class PolicyBundle:
             _parse_purposes(source, contents[PURPOSES_FILE])
         )
         self.k_min = _parse_exports(source, contents.get(EXPORTS_FILE))
+        self.approval_limits: ApprovalLimits = (
+            parse_approval_limits(source, contents[APPROVALS_FILE])
+            if APPROVALS_FILE in contents else LEGACY_LIMITS)
         policy_files = sorted(
             (p for p in contents if "/" not in p and p.endswith(POLICIES_SUFFIX)),
             key=lambda p: p.encode("utf-8"),

@@ -241,6 +241,9 @@ class Approval:
         classes: field classes it covers.
         valid: granted by two distinct custodian approvers and not revoked.
         expires: Unix seconds; the policy compares it with ``context.now``.
+        in_scope: the access falls inside the approval's subject and record scope
+            and under its cap of distinct subjects, as the gateway counted it
+            (None in decision inputs recorded before scopes existed).
     """
 
     id: str
@@ -250,6 +253,7 @@ class Approval:
     classes: frozenset[str]
     valid: bool
     expires: int
+    in_scope: bool | None = None
 
     __hash__ = _hash_once
     __getstate__ = _state_without_hash
@@ -262,11 +266,13 @@ class Approval:
         object.__setattr__(self, "classes", _texts("classes", self.classes))
         if not isinstance(self.valid, bool):
             raise ValueError("valid must be a boolean")
+        if self.in_scope is not None and not isinstance(self.in_scope, bool):
+            raise ValueError("in_scope must be a boolean")
         _long("expires", self.expires)
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON (and Cedar record) form, sets sorted."""
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "requester": self.requester,
             "purpose": self.purpose,
@@ -275,6 +281,9 @@ class Approval:
             "valid": self.valid,
             "expires": self.expires,
         }
+        if self.in_scope is not None:
+            out["in_scope"] = self.in_scope
+        return out
 
 
 @dataclass(frozen=True)
@@ -427,6 +436,7 @@ def _parse(data: object) -> DecisionInput:
         a = _record(
             c["approval"],
             {"id", "requester", "purpose", "collections", "classes", "valid", "expires"},
+            frozenset({"in_scope"}),
         )
         approval = Approval(
             a["id"],
@@ -436,6 +446,7 @@ def _parse(data: object) -> DecisionInput:
             _strings(a["classes"]),
             a["valid"],
             a["expires"],
+            a.get("in_scope"),
         )
     context = RequestContext(
         c["purpose"], c["now"], c["gateway"], c["k_min"], c.get("k"), approval

@@ -3,9 +3,13 @@
 The auditor rebuilds each approval from ``approval-*`` entries
 (:class:`~bordergate.audit.tally.ApprovalTrack`) and checks every use: requested,
 granted by two distinct custodian approvers (never the requester), not expired,
-not revoked, its scope covering the access, and decided under the approval's
-current state (the ``approval_version`` an access entry records is the index of
-the approval's last change before it: :func:`approval_state_stale`).
+not revoked, its scope covering the access (subjects and records too, as
+pseudonyms), no more distinct subjects read under it than its cap, and decided
+under the approval's current state (the ``approval_version`` an access entry
+records is the index of the approval's last change before it:
+:func:`approval_state_stale`).  Each request is checked against the approval
+limits of the bundle it names (:func:`request_limits`), and refused attempts
+(``approval-refused``) are counted (:func:`approval_refused`).
 
 This module must never read a log or a clock.
 """
@@ -21,10 +25,13 @@ from bordergate.audit.rules.context import RuleContext
 from bordergate.audit.tally import ApprovalTrack
 from bordergate.entries import APPROVAL_CHANGE_TYPES, Entry
 
-__all__ = ["APPROVAL_CHANGES", "approval_change", "approval_request", "approval_state_stale",
-           "approval_use", "grant_problem", "use_problem"]
+__all__ = ["APPROVAL_CHANGES", "APPROVAL_REFUSED", "approval_change", "approval_refused",
+           "approval_request", "approval_state_stale", "approval_use", "grant_problem",
+           "request_limits", "scope_of_request", "use_problem"]
 
 APPROVAL_CHANGES = APPROVAL_CHANGE_TYPES
+APPROVAL_REFUSED = "approval-refused"
+_ACTIONS = ("grant", "deny", "revoke")
 
 
 def approval_request(ctx: RuleContext, index: int, entry: Entry) -> None:
@@ -44,6 +51,7 @@ def approval_request(ctx: RuleContext, index: int, entry: Entry) -> None:
             home=str(body.get("gateway", ctx.home)),
             requested_at=whole_seconds(body.get("requested_at", int(entry.time))),
             expires=whole_seconds(body["expires"]), changed_at=index)
+        scope_of_request(track, body)
     except (KeyError, TypeError, ValueError):
         ctx.flag("entry_malformed", index, entry.time,
                  f"approval-request entry {index} lacks a well-formed approval, requester "
@@ -56,6 +64,71 @@ def approval_request(ctx: RuleContext, index: int, entry: Entry) -> None:
                  f"at entry {ctx.state.approvals[approval].index}")
         return
     ctx.state.approvals[approval] = track
+    request_limits(ctx, index, entry.time, track)
+
+
+def scope_of_request(track: ApprovalTrack, body: Mapping[str, Any]) -> None:
+    """Copy a request's narrowing (subject and record pseudonyms, ticket), its cap of
+    subjects and its bundle into ``track``.
+
+    Raises:
+        TypeError, ValueError: a malformed scope or cap.
+    """
+    scope = body["scope"]
+    for key in ("subjects", "records"):
+        names = scope.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise TypeError(f"scope.{key}")
+        setattr(track, key, [str(n) for n in names])
+    ticket, cap, bundle = scope.get("ticket"), body.get("max_subjects"), body.get("bundle")
+    if ticket is not None and not isinstance(ticket, str):
+        raise TypeError("scope.ticket")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise ValueError("max_subjects")
+    if bundle is not None and not isinstance(bundle, str):
+        raise TypeError("bundle")
+    track.ticket, track.max_subjects, track.bundle = ticket, cap, bundle
+
+
+def request_limits(ctx: RuleContext, index: int, t: float, track: ApprovalTrack) -> None:
+    """approval_beyond_limits: a request longer, or with a higher (or no) cap of
+    subjects, than the approval limits of the bundle its entry names.  Requests that
+    name no bundle predate the limits; an unavailable bundle is reported where
+    decisions are replayed."""
+    if track.bundle is None:
+        return
+    engine = ctx.bundles(track.bundle).engine
+    if engine is None:
+        return
+    limits = engine.bundle.approval_limits
+    problems = []
+    if track.expires - track.requested_at > limits.max_duration_s:
+        problems.append(f"{track.expires - track.requested_at} s asked, at most "
+                        f"{limits.max_duration_s} s allowed")
+    if limits.max_subjects is not None and \
+            (track.max_subjects is None or track.max_subjects > limits.max_subjects):
+        problems.append(f"a cap of {track.max_subjects} subjects declared, at most "
+                        f"{limits.max_subjects} allowed")
+    if problems:
+        ctx.flag("approval_beyond_limits", index, t,
+                 f"approval-request entry {index}: {'; '.join(problems)} by its bundle")
+
+
+def approval_refused(ctx: RuleContext, index: int, entry: Entry) -> None:
+    """An ``approval-refused`` entry (a grant, deny or revoke the gateway refused):
+    well-formed, and counted by ``action/code`` in the tally and on its approval."""
+    body = entry.body
+    actor, action, code = body.get("actor"), body.get("action"), body.get("code")
+    if not isinstance(body.get("approval"), str) or not isinstance(actor, dict) or \
+            action not in _ACTIONS or not isinstance(code, str) or not code:
+        ctx.flag("entry_malformed", index, entry.time,
+                 f"approval-refused entry {index} lacks a well-formed approval, actor, "
+                 "action or code", {"code": "malformed_approval"})
+        return
+    ctx.state.tally.refused[f"{action}/{code[:40]}"] += 1
+    track = ctx.state.approvals.get(body["approval"])
+    if track is not None:
+        track.refused += 1
 
 
 def approval_change(ctx: RuleContext, index: int, entry: Entry) -> None:
@@ -126,11 +199,12 @@ def grant_problem(ctx: RuleContext, track: ApprovalTrack, actor: Mapping[str, An
 
 def approval_use(ctx: RuleContext, index: int, t: float, group: DecisionList, *,
                  principal: Mapping[str, Any], approval_id: str, used: list[str],
-                 version: object = None) -> None:
+                 version: object = None, subject: object = None, record: object = None
+                 ) -> None:
     """An access entry that presented an approval; ``used``: the fields it released
     that needed it; ``version``: its ``approval_version`` member (None when absent,
-    as in entries written before it was recorded).  Counts the use, and flags a use
-    the approval does not allow."""
+    as in entries written before it was recorded); ``subject``, ``record``: the
+    entry's pseudonyms.  Counts the use, and flags a use the approval does not allow."""
     track = ctx.state.approvals.get(approval_id)
     if track is not None:
         track.uses += 1
@@ -139,7 +213,8 @@ def approval_use(ctx: RuleContext, index: int, t: float, group: DecisionList, *,
             approval_state_stale(ctx, index, t, track, version)
     if not used:
         return  # presented but not needed for anything released
-    problem = use_problem(track, group, principal, used, t)
+    problem = use_problem(track, group, principal, used, t) or \
+        reach_problem(track, subject, record)
     if problem is not None:
         kind, why = problem
         ctx.flag(kind, index, t, f"access entry {index} released {len(used)} field(s) "
@@ -158,6 +233,27 @@ def approval_state_stale(ctx: RuleContext, index: int, t: float, track: Approval
              f"access entry {index} was decided under the state of entry {shown} of the "
              f"approval requested at entry {track.index}, whose last change before it is "
              f"entry {track.changed_at}")
+
+
+def reach_problem(track: ApprovalTrack | None, subject: object, record: object
+                  ) -> tuple[str, str] | None:
+    """Why a use of ``track`` (otherwise allowed) on ``subject``'s ``record`` goes beyond
+    its reach: outside its subjects or records, or one distinct subject past its cap.
+    Counts the subject as read under it when not."""
+    if track is None:
+        return None
+    if (track.subjects and subject not in track.subjects) or \
+            (track.records and record not in track.records):
+        return ("approval_scope_exceeded",
+                f"(requested at entry {track.index}) is limited to other subjects or records")
+    if track.max_subjects is None or subject in track.read_subjects:
+        return None
+    if len(track.read_subjects) >= track.max_subjects:
+        return ("approval_subject_cap_exceeded",
+                f"(requested at entry {track.index}) had already released protected "
+                f"fields of {track.max_subjects} distinct subjects, its cap")
+    track.read_subjects.append(str(subject)[:80])
+    return None
 
 
 def use_problem(track: ApprovalTrack | None,  # noqa: PLR0911 (one rule each)

@@ -174,7 +174,9 @@ def apply_decision_checks(ctx: RuleContext, index: int, entry: Entry, *,
     if checks.approval is not None:
         approval_id, used, version = checks.approval
         approvals.approval_use(ctx, index, t, group, principal=checks.principal,
-                               approval_id=approval_id, used=used, version=version)
+                               approval_id=approval_id, used=used, version=version,
+                               subject=entry.body.get("subject"),
+                               record=entry.body.get("record"))
     if checks.budget is not None:
         privacy.budget_spent(ctx, index, t, checks.budget)
 

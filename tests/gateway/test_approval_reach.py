@@ -1,0 +1,222 @@
+"""Issue 11 items 4 and 5 against a real ``bordergate gateway serve`` process.
+
+Item 4 (approvals too broad): an approval narrowed to one subject reads no other
+subject; the cap of distinct subjects of the bundle's ``approvals.toml`` refuses
+the (N+1)th subject; a duration beyond the bundle's maximum is refused; the log
+holds the scope as pseudonyms only (promise 7).  Item 5 (refused approval actions
+leave no trace): a self-grant, a grant by a non-approver and a conflicting (409)
+grant each leave an ``approval-refused`` entry, logged before the answer
+(promise 3), with no personal data, and the audit report counts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bordergate.audit.auditor_config import load_auditor_config
+from bordergate.audit.report import build_report
+from bordergate.audit.run import run_audit
+from bordergate.config import Deployment, load_config
+from bordergate.entries import parse_entry
+from bordergate.policy import default_bundle
+from bordergate.policy.entities import Principal
+from bordergate.tlog.client import DirectorySource, LogClient
+from bordergate.tlog.logdir import read_signer
+from tests.gateway.conftest import start_process, stop_process, wait_healthy
+from tests.gateway.deployment import Tokens, write_deployment
+
+HOME = "us"
+APPROVERS = (
+    Principal("approver-1", "oracle", "custodian", HOME, frozenset({"approver"})),
+    Principal("approver-2", "oracle", "custodian", HOME, frozenset({"approver"})),
+)
+WRITER = Principal("local-us", "ttus", "local", HOME, frozenset({"engineer"}))
+PARENT = Principal("parent-abroad", "bytedance", "parent", "cn", frozenset({"engineer"}))
+NOT_APPROVER = Principal("local-engineer", "ttus", "local", HOME, frozenset({"engineer"}))
+LIMITS = default_bundle().approval_limits
+
+
+@dataclass
+class UsGateway:
+    """One real us gateway process of a fresh deployment."""
+
+    root: Path
+    deployment: Deployment
+    url: str
+    http: httpx.Client
+    tokens: Tokens
+
+    def subject(self, tag: str) -> str:
+        """A new subject with a users record (its record id is the subject id)."""
+        headers = self.tokens.header(WRITER, HOME)
+        subject = str(self.http.post(f"{self.url}/v1/subjects", headers=headers)
+                      .json()["subject"])
+        r = self.http.put(f"{self.url}/v1/users/{subject}", params={"purpose": "operations"},
+                          headers=headers, json={"subject": subject, "values": {
+                              "handle": f"h-{tag}", "email": f"{tag}@example.test",
+                              "created_at": "2024-05-01T12:00:00Z"}})
+        assert r.status_code == 200, r.text
+        return subject
+
+    def request(self, who: Principal = PARENT, **extra: Any) -> httpx.Response:
+        return self.http.post(f"{self.url}/v1/approvals", headers=self.tokens.header(who, HOME),
+                              json={"purpose": "customer_support", "reason": "ticket",
+                                    "collections": ["users"], "classes": ["protected"],
+                                    **extra})
+
+    def act(self, approval: str, verdict: str, who: Principal) -> httpx.Response:
+        return self.http.post(f"{self.url}/v1/approvals/{approval}/{verdict}",
+                              headers=self.tokens.header(who, HOME))
+
+    def granted(self, **extra: Any) -> str:
+        r = self.request(**extra)
+        assert r.status_code == 201, r.text
+        approval = str(r.json()["id"])
+        for approver in APPROVERS:
+            assert self.act(approval, "grant", approver).status_code == 200
+        return approval
+
+    def read_email(self, subject: str, approval: str) -> httpx.Response:
+        headers = {**self.tokens.header(PARENT, HOME), "Bordergate-Approval": approval}
+        return self.http.get(f"{self.url}/v1/users/{subject}", headers=headers,
+                             params={"purpose": "customer_support", "fields": "email"})
+
+    def entries(self) -> list[bytes]:
+        """Every entry of the us log under its current checkpoint."""
+        j = self.deployment.jurisdiction(HOME)
+        client = LogClient(DirectorySource(Path(j.log.storage)),
+                           read_signer(j.log.key_file).verifier())
+        signed = client.checkpoint()
+        out: dict[int, bytes] = {}
+
+        def collect(first: int, batch: list[bytes]) -> None:
+            out.update({first + n: e for n, e in enumerate(batch)})
+
+        client.rebuild(signed, on_entries=collect)
+        return [out[i] for i in range(len(out))]
+
+    def wait_logged(self, index: int) -> None:
+        """Wait until a checkpoint covers entry ``index`` (the proof endpoint waits)."""
+        r = self.http.get(f"{self.url}/v1/log/proof/{index}")
+        assert r.status_code == 200, r.text
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UsGateway]:
+    root = tmp_path_factory.mktemp("approval-reach")
+    path = write_deployment(root)
+    deployment = load_config(path)
+    process = start_process(path, HOME)
+    url = deployment.jurisdiction(HOME).public_url
+    try:
+        wait_healthy(url, process)
+        with httpx.Client(timeout=30.0) as http:
+            yield UsGateway(root, deployment, url, http, Tokens())
+    finally:
+        stop_process(process)
+
+
+def test_approval_scoped_to_one_subject_reads_no_other(gw: UsGateway) -> None:
+    """Issue 11 item 4, promises 2, 3, 7: an approval narrowed to subject A releases A's
+    protected fields and refuses B's (logged, ``approval_out_of_scope``); the log holds
+    the scope and the ticket, but A only as a pseudonym."""
+    a, b = gw.subject("scope-a"), gw.subject("scope-b")
+    approval = gw.granted(subjects=[a], ticket="T-4711")
+    ok = gw.read_email(a, approval)
+    assert ok.status_code == 200 and ok.json()["fields"] == {"email": "scope-a@example.test"}
+    refused = gw.read_email(b, approval)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["withheld"][0]["reason"] == "approval_out_of_scope"
+    assert "scope-b@example.test" not in refused.text
+    index = int(refused.json()["log"]["index"])
+    gw.wait_logged(index)
+    entries = gw.entries()
+    denied = parse_entry(entries[index])
+    assert denied.type == "access" and denied.body["outcome"] == "deny"
+    request = next(parse_entry(e) for e in entries
+                   if parse_entry(e).body.get("approval") == approval
+                   and parse_entry(e).type == "approval-request")
+    assert request.body["scope"]["ticket"] == "T-4711"
+    assert request.body["scope"]["subjects"][0].startswith("subject:")
+    assert request.body["max_subjects"] == LIMITS.max_subjects
+    assert all(a.encode() not in e and b.encode() not in e for e in entries)
+
+
+def test_subject_cap_refuses_the_next_subject(gw: UsGateway) -> None:
+    """Issue 11 item 4: under one approval, protected fields of at most the bundle's
+    ``max_subjects`` distinct subjects are released; the next subject is refused
+    (logged), while a subject already read stays readable."""
+    assert LIMITS.max_subjects is not None
+    subjects = [gw.subject(f"cap-{i}") for i in range(LIMITS.max_subjects + 1)]
+    approval = gw.granted()
+    for subject in subjects[:-1]:
+        r = gw.read_email(subject, approval)
+        assert r.status_code == 200 and "email" in r.json()["fields"], r.text
+    over = gw.read_email(subjects[-1], approval)
+    assert over.status_code == 403, over.text
+    assert over.json()["withheld"][0]["reason"] == "approval_out_of_scope"
+    assert gw.read_email(subjects[0], approval).status_code == 200
+
+
+def test_duration_beyond_the_bundle_maximum_is_refused(gw: UsGateway) -> None:
+    """Issue 11 item 4: the longest approval is the bundle's ``max_duration_s`` (hours,
+    not days); one second more is refused with ``invalid_duration``."""
+    assert LIMITS.max_duration_s <= 12 * 3600
+    too_long = gw.request(max_duration_s=LIMITS.max_duration_s + 1)
+    assert too_long.status_code == 400 and too_long.json()["code"] == "invalid_duration"
+    assert gw.request(max_duration_s=LIMITS.max_duration_s).status_code == 201
+
+
+def _audit(gw: UsGateway) -> dict[str, Any]:
+    j = gw.deployment.jurisdiction(HOME)
+    config = gw.root / "auditor.toml"
+    config.write_text(f"""[auditor]
+name = "TEST auditor"
+k_min = {gw.deployment.k_min}
+[logs.us]
+location = "{Path(j.log.storage)}"
+vkey = "{read_signer(j.log.key_file).verifier().key_string}"
+""")
+    return build_report(run_audit(load_auditor_config(config), gw.root / "audit-state"))
+
+
+def test_refused_approval_actions_are_logged_and_counted(gw: UsGateway) -> None:
+    """Issue 11 item 5, promise 3: a self-grant, a grant by a non-approver and a grant of
+    an approval no longer pending (409) are each refused *and* logged as an
+    ``approval-refused`` entry (actor, action, code; no personal data) before the
+    answer; the audit report counts them by action and code."""
+    r = gw.request()
+    assert r.status_code == 201
+    approval = str(r.json()["id"])
+    answers = [gw.act(approval, "grant", PARENT), gw.act(approval, "grant", NOT_APPROVER)]
+    assert [a.status_code for a in answers] == [403, 403]
+    for approver in APPROVERS:
+        assert gw.act(approval, "grant", approver).status_code == 200
+    conflict = gw.act(approval, "grant", APPROVERS[0])
+    assert conflict.status_code == 409 and conflict.json()["code"] == "approval_not_pending"
+    last = int(gw.act(approval, "revoke", PARENT).json()["log"]["index"])
+    gw.wait_logged(last)
+    refused = [parse_entry(e) for e in gw.entries()]
+    refused = [e for e in refused if e.type == "approval-refused"
+               and e.body["approval"] == approval]
+    assert [(e.body["actor"]["id"], e.body["action"], e.body["code"]) for e in refused] == [
+        (PARENT.id, "grant", "policy_denied"), (NOT_APPROVER.id, "grant", "policy_denied"),
+        (APPROVERS[0].id, "grant", "approval_not_pending")]
+    assert refused[0].body["requester"] is True and refused[1].body["requester"] is False
+    assert {k for e in refused for k in e.body} <= {
+        "v", "type", "time", "approval", "actor", "action", "code", "requester", "bundle",
+        "gateway", "release"}
+    report = _audit(gw)
+    counts = {r["attempt"]: r["count"] for r in report["approval_refusals"]}
+    assert counts == {"grant/policy_denied": 2, "grant/approval_not_pending": 1}
+    row = next(a for a in report["approvals"] if a["id"] == approval)
+    assert row["refused"] == 3
+    kinds = {f["kind"] for f in report["findings"]}
+    assert not kinds & {"approval_scope_exceeded", "approval_subject_cap_exceeded",
+                        "approval_beyond_limits", "entry_malformed"}, report["findings"]
