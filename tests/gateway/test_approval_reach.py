@@ -178,7 +178,6 @@ def _audit(gw: UsGateway) -> dict[str, Any]:
     config = gw.root / "auditor.toml"
     config.write_text(f"""[auditor]
 name = "TEST auditor"
-k_min = {gw.deployment.k_min}
 [logs.us]
 location = "{Path(j.log.storage)}"
 vkey = "{read_signer(j.log.key_file).verifier().key_string}"
