@@ -147,6 +147,7 @@ class Limits:
     max_approval_seconds: int = 7 * 24 * 3600
     max_export_groups: int = 10_000
     token_leeway: int = 30
+    max_token_lifetime: int = 3600
 
 
 @dataclass(frozen=True)
@@ -247,6 +248,8 @@ class _Reader(ConfigReader):
             max_export_groups=self.integer(lim, "limits", "max_export_groups", 10_000,
                                            low=1, high=1_000_000),
             token_leeway=self.integer(lim, "limits", "token_leeway", 30, low=0, high=600),
+            max_token_lifetime=self.integer(lim, "limits", "max_token_lifetime", 3600,
+                                            low=60, high=24 * 3600),
         )
         juris = top_doc.get("jurisdictions")
         if not isinstance(juris, dict) or not juris:

@@ -45,6 +45,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bordergate.client import GatewayClient
+from bordergate.durable import replace_file
 from bordergate.errors import BordergateError
 
 __all__ = ["Demo", "run_demo"]
@@ -58,6 +59,9 @@ CUSTODIANS = {
 }
 LOCAL_ORG = {"us": "ttus", "eu": "tteu", "cn": "parentco"}
 COUNTRIES = {"us": "US", "eu": "DE", "cn": "CN"}
+#: Lifetime of the demo's tokens (seconds): short, like every issued token; the demo
+#: mints fresh ones when half of it has passed (Demo.client).
+DEMO_TOKEN_TTL = 900
 
 
 def _bordergate() -> list[str]:
@@ -76,6 +80,7 @@ class Principal:
     roles: tuple[str, ...] = ()
     tokens: dict[str, str] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    minted: float = field(default_factory=time.time)
 
     def kind_in(self, code: str) -> str:
         """The org kind as ``code``'s issuer sees it: the parent is local at home."""
@@ -235,23 +240,32 @@ class Demo:
             Principal("dave@custodian-us", "usdsp", "custodian", "us", ("approver",)),
         ]
         tokens = self.data / "tokens"
-        tokens.mkdir(exist_ok=True)
+        tokens.mkdir(mode=0o700, exist_ok=True)
         for p in people:
             for code in CODES:
-                token = self.cli(
-                    "principal", "issue", "--key-file", str(self.data / f"data/{code}/issuer.pem"),
-                    "--issuer", f"https://issuer.{code}.bordergate.example", "--audience", code,
-                    "--id", p.id, "--org", p.org, "--org-kind", p.kind_in(code),
-                    "--location", p.location, *[a for r in p.roles for a in ("--role", r)],
-                    "--ttl", "86400").strip().splitlines()[-1]
+                token = self._mint(p, code)
                 p.tokens[code] = token
                 path = tokens / f"{p.id.split('@')[0]}.{code}.jwt"
-                path.write_text(token + "\n")
+                replace_file(path, (token + "\n").encode(), mode=0o600)
                 p.files[code] = path
             self.principals[p.id.split("@")[0]] = p
 
+    def _mint(self, p: Principal, code: str) -> str:
+        """A fresh token of ``code``'s issuer for ``p`` (short-lived: DEMO_TOKEN_TTL)."""
+        return self.cli(
+            "principal", "issue", "--key-file", str(self.data / f"data/{code}/issuer.pem"),
+            "--issuer", f"https://issuer.{code}.bordergate.example", "--audience", code,
+            "--id", p.id, "--org", p.org, "--org-kind", p.kind_in(code),
+            "--location", p.location, *[a for r in p.roles for a in ("--role", r)],
+            "--ttl", str(DEMO_TOKEN_TTL)).strip().splitlines()[-1]
+
     def client(self, who: str, code: str) -> GatewayClient:
         p = self.principals[who]
+        if time.time() - p.minted > DEMO_TOKEN_TTL / 2:  # short-lived: mint fresh ones
+            p.tokens = {c: self._mint(p, c) for c in CODES}
+            for c, path in p.files.items():
+                replace_file(path, (p.tokens[c] + "\n").encode(), mode=0o600)
+            p.minted = time.time()
         return GatewayClient(self.urls[code], p.tokens, gateways=self.urls)
 
     # -- 4. seeding ---------------------------------------------------------------------
@@ -488,7 +502,8 @@ class Demo:
   dashboards   {self.urls['us']}/dashboard  (one per gateway)
   logs         {self.data}/data/<us|eu|cn>/log   (C2SP tlog-tiles; checkpoint at /v1/log/checkpoint)
   report       {report / 'report.html' if report else '(no audit in this build)'}
-  tokens       {self.data}/tokens/<who>.<jurisdiction>.jwt (demo-only, valid 24 h)
+  tokens       {self.data}/tokens/<who>.<jurisdiction>.jwt (demo-only, mode 0600, valid 15 min;
+               mint fresh ones with `bordergate principal issue`)
 
 [bold]Try it[/]  (every answer names the log entry that recorded the decision)
   # US local staff reads a US user's account:

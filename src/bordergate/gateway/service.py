@@ -70,6 +70,7 @@ from bordergate.gateway.decisions import (
     withheld_reason,
 )
 from bordergate.gateway.fifo_cache import BoundedFifoCache
+from bordergate.gateway.revocations import RevocationFollower, TokenRevocations
 from bordergate.keys.events import KeyEvent
 from bordergate.policy.engine import Decision, PolicyEngine
 from bordergate.policy.entities import DecisionInput, Principal, RequestContext, Subject
@@ -267,11 +268,15 @@ class Gateway:
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
         release: str | None = None,
+        revocations: TokenRevocations | None = None,
     ) -> None:
         self.jurisdiction = jurisdiction
         self.schema = schema
         self.engine = engine
-        self.principals = VerifiedTokenCache(verifier)
+        # token revocations of this log (gateway.revocations): checked on every request
+        self.revocations = revocations if revocations is not None else TokenRevocations()
+        self.revocation_follower: RevocationFollower | None = None  # set by gateway.startup
+        self.principals = VerifiedTokenCache(verifier, revoked=self.revocations)
         self.vault = vault
         self.log = log
         self.log_storage = log_storage
@@ -395,6 +400,8 @@ class Gateway:
 
     def close(self) -> None:
         """Stop the log writer (draining it) and close the stores."""
+        if self.revocation_follower is not None:
+            self.revocation_follower.close()
         self.log.close()
         self.approvals.close()
         self.vault.store.close()
@@ -427,7 +434,8 @@ class Gateway:
             DeniedAfterLogging: every field denied (logged).
             Unavailable: log, store or key backend down (nothing released).
         """
-        principal = self.authenticate(authorization)
+        token = self.principals.authenticate_token(authorization, self.clock())
+        principal = token.principal
         purpose, specs = self._read_shape(collection, fields, purpose)
         parse_record_id(record_id)
         hinted = self._subject(subject) if subject is not None else None
@@ -460,7 +468,8 @@ class Gateway:
                     else canonical_json(sorted(values)))
         entry = plan.entry.fill(
             (self._pseudonym_of_subject(owner), self._pseudonym_of_record(collection, record_id),
-             released, plan.decisions_json), self._entry_time(now))
+             released, plan.decisions_json, canonical_json(token.jti)),
+            self._entry_time(now))
         index = await self.log.append_many([entry])  # promise 3: durable before release
         body = {"collection": collection, "record": record_id, "purpose": purpose,
                 "fields": {name: values.get(name) for name in allowed},
@@ -514,7 +523,7 @@ class Gateway:
             "purpose": purpose, "bundle": self.bundle_digest,
             "approval": presented.id if presented else None,
             "outcome": outcome, "gateway": self.jurisdiction, "release": self.release,
-        }, ("subject", "record", "released", "decisions"))
+        }, ("subject", "record", "released", "decisions", "token"))
         plan = _ReadPlan(allowed, withheld, outcome, template, recorded,
                          canonical_json(sorted(allowed)))
         self._plans.put(key, plan)
