@@ -28,6 +28,7 @@ class InspectionState:
         release_entries: ``(index, entry text)`` of release-related entries (the
             ledger is rebuilt from them each run).
         flagged: dedupe keys of findings reported once per cause, with repeat counts.
+        revoked_tokens: the index of the ``token-revoke`` entry of each revoked ``jti``.
     """
 
     size: int = 0
@@ -37,13 +38,14 @@ class InspectionState:
     findings: list[Finding] = field(default_factory=list)
     release_entries: list[tuple[int, str]] = field(default_factory=list)
     flagged: dict[str, int] = field(default_factory=dict)
+    revoked_tokens: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"size": self.size, "max_time": self.max_time, "tally": self.tally.to_json(),
                 "approvals": {k: v.to_json() for k, v in self.approvals.items()},
                 "findings": [f.to_json() for f in self.findings],
                 "release_entries": [[i, t] for i, t in self.release_entries],
-                "flagged": self.flagged}
+                "flagged": self.flagged, "revoked_tokens": self.revoked_tokens}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> InspectionState:
@@ -60,4 +62,6 @@ class InspectionState:
                        for k, v in dict(data["approvals"]).items()},
             findings=[Finding.from_json(f) for f in data["findings"]],
             release_entries=[(int(i), str(t)) for i, t in data["release_entries"]],
-            flagged={str(k): int(v) for k, v in dict(data["flagged"]).items()})
+            flagged={str(k): int(v) for k, v in dict(data["flagged"]).items()},
+            revoked_tokens={str(k): int(v)
+                            for k, v in dict(data.get("revoked_tokens", {})).items()})

@@ -523,7 +523,7 @@ class Gateway:
             "purpose": purpose, "bundle": self.bundle_digest,
             "approval": presented.id if presented else None,
             "outcome": outcome, "gateway": self.jurisdiction, "release": self.release,
-        }, ("subject", "record", "released", "decisions", "token"))
+        }, ("subject", "record", "released", "decisions", "jti"))
         plan = _ReadPlan(allowed, withheld, outcome, template, recorded,
                          canonical_json(sorted(allowed)))
         self._plans.put(key, plan)

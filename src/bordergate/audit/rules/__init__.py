@@ -5,7 +5,8 @@
 * :mod:`.dataflows`: what crossed a border, reached the parent, left in an export
   (promises 1, 2);
 * :mod:`.approvals`: the approval life cycle and every use of an approval;
-* :mod:`.releases`: reviewed releases and the release each decision names (promise 6).
+* :mod:`.releases`: reviewed releases and the release each decision names (promise 6);
+* :mod:`.tokens`: no read decided for a bearer token after its ``token-revoke`` entry.
 
 Every rule is written once, here: the reference inspector
 (:mod:`bordergate.audit.inspection`) calls them entry by entry, the accelerated
@@ -14,4 +15,4 @@ follows from an entry's shape.  A rule reports through the
 :class:`~.context.RuleContext` it is given and never reads a log or a clock.
 """
 
-__all__ = ["approvals", "context", "dataflows", "decisions", "releases", "wellformed"]
+__all__ = ["approvals", "context", "dataflows", "decisions", "releases", "tokens", "wellformed"]
