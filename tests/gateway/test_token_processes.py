@@ -227,3 +227,41 @@ def test_principal_issue_default_lifetime_is_short(tmp_path: Path) -> None:
                  "--location", "us").strip()
     claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
     assert claims["exp"] - claims["iat"] == 900 and len(claims["jti"]) >= 16
+
+
+CUSTODIAN = Principal("carol", "usdsp", "custodian", "us", frozenset({"approver"}))
+
+
+def test_custodian_revokes_through_the_gateway_at_once(running: RunningDeployment,
+                                                       tokens: Tokens) -> None:
+    """Issue 11 item 10: with the embedded sequencer (the demo's single worker) a
+    custodian principal of us revokes a token through POST /v1/tokens/revoke; the
+    very next request with it is refused (token_revoked) by that worker, with no
+    wait, and the revocation is a token-revoke entry of the log.  A local engineer
+    may not revoke (403 token_revoke_forbidden)."""
+    url = running.urls["us"]
+    issuer = TokenIssuer(issuer_key("us"), issuer_name("us"))
+    victim = issuer.issue(LOCAL, audience="us", now=time.time(), jti="revoke-over-http-01")
+    with httpx.Client(timeout=30.0) as http:
+        assert http.post(f"{url}/v1/subjects",
+                         headers={"Authorization": f"Bearer {victim}"}).status_code == 201
+        r = http.post(f"{url}/v1/tokens/revoke", headers=tokens.header(LOCAL, "us"),
+                      json={"jti": "revoke-over-http-01"})
+        assert r.status_code == 403 and "token_revoke_forbidden" in r.text
+        r = http.post(f"{url}/v1/tokens/revoke", headers=tokens.header(CUSTODIAN, "us"),
+                      json={"jti": "revoke-over-http-01", "reason": "laptop lost"})
+        assert r.status_code == 200, r.text
+        index = r.json()["log"]["index"]
+        r = http.post(f"{url}/v1/subjects", headers={"Authorization": f"Bearer {victim}"})
+        assert r.status_code == 401 and "token_revoked" in r.text
+        raw = http.get(f"{url}/v1/log/proof/{index}").json()
+    assert raw["index"] == index
+    storage = open_storage(running.deployment.jurisdiction("us").log.storage)
+    try:
+        j = running.deployment.jurisdiction("us")
+        client = LogClient(StorageSource(storage), read_signer(j.log.key_file).verifier())
+        entry = parse_entry(client.entry(index, client.checkpoint().checkpoint.size))
+    finally:
+        storage.close()
+    assert entry.type == "token-revoke" and entry["jti"] == "revoke-over-http-01"
+    assert entry["by"]["id"] == "carol"

@@ -1,14 +1,17 @@
 """Token revocation: ``token-revoke`` log entries, and the set every worker applies.
 
 A bearer token is revoked by appending a ``token-revoke`` entry that names its
-``jti`` to the jurisdiction's log, through the log's single writer
-(``bordergate gateway revoke-token``, through ``custody_log``).  The
-entry is in the signed, witnessed log, so the revocation is public, ordered
-and auditable; it is not a release.  Who may revoke: whoever may append to the
-log as the custodian, that is the holder of the log's signing key or of the
-sequencer service's token (the jurisdiction's custodian, who is also its
-token issuer); the entry records ``"by": "custodian"``.  No separate signature:
-the log's checkpoint signature (and the witnesses' cosignatures) cover it.
+``jti`` to the jurisdiction's log, through the log's single writer.  The entry
+is in the signed, witnessed log, so the revocation is public, ordered and
+auditable; it is not a release.  No separate signature: the log's checkpoint
+signature (and the witnesses' cosignatures) cover it.  Who may revoke:
+
+* the custodian operator, with ``bordergate gateway revoke-token`` (through
+  ``custody_log``: the sequencer service, or the log storage when no gateway
+  holds it); the entry says ``"by": "custodian"``;
+* a custodian principal of the jurisdiction, through a running gateway
+  (``POST /v1/tokens/revoke``, :func:`revocation_request`); the entry names
+  the principal in ``by``, and that worker applies it before it answers.
 
 Every gateway worker keeps a :class:`TokenRevocations`, the revoked ``jti``
 values of its log with the index of their entry.  It is built by reading the
@@ -40,7 +43,8 @@ import threading
 from collections.abc import Iterable
 
 from bordergate.entries import encode_entry, parse_entry
-from bordergate.errors import BordergateError, InvalidInput
+from bordergate.errors import BordergateError, InvalidInput, PolicyDenied
+from bordergate.policy.entities import Principal
 from bordergate.tlog.client import LogClient
 from bordergate.tlog.tiles import TILE_WIDTH
 
@@ -50,6 +54,7 @@ __all__ = [
     "TokenRevocations",
     "follow_log",
     "parse_jti",
+    "revocation_request",
     "token_revoke_entry",
 ]
 
@@ -74,18 +79,40 @@ def parse_jti(text: str) -> str:
     return text
 
 
-def token_revoke_entry(jti: str, now: float, *, by: str = "custodian",
+def token_revoke_entry(jti: str, now: float, *, by: object = "custodian",
                        reason: str = "") -> bytes:
     """The canonical ``token-revoke`` entry naming ``jti``.
 
     Raises:
         InvalidInput: ``invalid_jti``, or ``invalid_reason`` (over 200 characters).
     """
-    if len(reason) > _MAX_REASON:
+    if not isinstance(reason, str) or len(reason) > _MAX_REASON:
         raise InvalidInput(f"a reason is at most {_MAX_REASON} characters",
                            code="invalid_reason")
     return encode_entry("token-revoke", now, {"jti": parse_jti(jti), "by": by,
                                               "reason": reason})
+
+
+def revocation_request(principal: Principal, jurisdiction: str, payload: object
+                       ) -> tuple[str, str]:
+    """The ``jti`` and ``reason`` of a ``POST /v1/tokens/revoke`` body, if the
+    principal may revoke here: a custodian principal of this jurisdiction (the
+    jurisdiction's issuer's side), never anyone else.
+
+    Raises:
+        PolicyDenied: ``token_revoke_forbidden``.
+        InvalidInput: ``malformed_body``, ``invalid_jti``, ``invalid_reason``.
+    """
+    if principal.org_kind != "custodian" or principal.location != jurisdiction:
+        raise PolicyDenied("only a custodian principal of this jurisdiction may revoke "
+                           "tokens", code="token_revoke_forbidden")
+    if not isinstance(payload, dict) or set(payload) - {"jti", "reason"}:
+        raise InvalidInput("the body is {\"jti\": ..., \"reason\": ...}", code="malformed_body")
+    reason = payload.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > _MAX_REASON:
+        raise InvalidInput(f"a reason is a string of at most {_MAX_REASON} characters",
+                           code="invalid_reason")
+    return parse_jti(payload.get("jti")), reason  # type: ignore[arg-type]
 
 
 class TokenRevocations:
@@ -112,6 +139,13 @@ class TokenRevocations:
         """The index of the entry that revoked ``jti``, or None."""
         return self._revoked.get(jti)
 
+    def add(self, jti: str, index: int) -> None:
+        """Apply a revocation this worker appended itself, at once (the follower
+        still reads the log up to it: ``next_index`` does not move)."""
+        if jti not in self._revoked:
+            self._revoked[jti] = index
+            self.version = max(self.version, index)
+
     def apply(self, first_index: int, entries: Iterable[bytes]) -> list[str]:
         """Apply the ``token-revoke`` entries among ``entries`` (the log's, from
         ``first_index`` on, contiguous); returns the ids newly revoked.
@@ -128,7 +162,7 @@ class TokenRevocations:
             jti = entry["jti"]
             if entry.type == "token-revoke" and isinstance(jti, str) and jti not in self._revoked:
                 self._revoked[jti] = index
-                self.version = index
+                self.version = max(self.version, index)
                 added.append(jti)
         self.next_index = max(self.next_index, index + 1)
         return added

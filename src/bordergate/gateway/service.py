@@ -70,7 +70,12 @@ from bordergate.gateway.decisions import (
     withheld_reason,
 )
 from bordergate.gateway.fifo_cache import BoundedFifoCache
-from bordergate.gateway.revocations import RevocationFollower, TokenRevocations
+from bordergate.gateway.revocations import (
+    RevocationFollower,
+    TokenRevocations,
+    revocation_request,
+    token_revoke_entry,
+)
 from bordergate.keys.events import KeyEvent
 from bordergate.policy.engine import Decision, PolicyEngine
 from bordergate.policy.entities import DecisionInput, Principal, RequestContext, Subject
@@ -816,6 +821,24 @@ class Gateway:
             index = await self.log.append_many([entry])
             await self._off_loop(self.approvals.put, updated)
         out = {**updated.to_json(now), "log": {"origin": self.origin, "index": index}}
+        return Outcome(out, index, headers=self._log_headers(index))
+
+    async def revoke_token(self, authorization: str | None, payload: object) -> Outcome:
+        """Revoke a bearer token (``gateway.revocations``): the ``token-revoke``
+        entry is logged first, then applied here before the answer; the other
+        workers apply it from the log.
+
+        Raises:
+            Unauthenticated, InvalidInput: bad requests.
+            PolicyDenied: ``token_revoke_forbidden`` (not a custodian principal here).
+            Unavailable: the log cannot be written.
+        """
+        principal = self.authenticate(authorization)
+        jti, reason = revocation_request(principal, self.jurisdiction, payload)
+        entry = token_revoke_entry(jti, self.clock(), by=principal.to_json(), reason=reason)
+        index = await self.log.append_many([entry])
+        self.revocations.add(jti, index)
+        out = {"revoked": jti, "log": {"origin": self.origin, "index": index}}
         return Outcome(out, index, headers=self._log_headers(index))
 
     async def get_approval(self, authorization: str | None, approval_id: str) -> Outcome:
