@@ -24,6 +24,7 @@ This module must never be imported by the product: it only drives it.
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import json
 import os
@@ -493,6 +494,7 @@ class Demo:
                       f"[red]{f['lone_approval'][1]}[/]")
         self.console.print(t)
         tok = {who: p.files for who, p in self.principals.items()}
+        alice_jti = _jti(self.principals["alice"].tokens["us"])
         script = _bordergate()[0]
         bg = os.path.relpath(script) if script.startswith(os.getcwd() + os.sep) else \
             " ".join(_bordergate())
@@ -515,6 +517,11 @@ class Demo:
   # ...through the wrong gateway: 421 with the home gateway's address
   curl -si -H "Authorization: Bearer $(cat {tok['wei']['eu']})" \\
     '{self.urls['eu']}/v1/users/{user[1]}?purpose=interoperability&subject={user[2]}' | head -1
+  # carol (a US custodian) revokes alice's US token: a token-revoke log entry; alice's
+  # next request gets 401 token_revoked (mint her a fresh one with `principal issue`)
+  curl -s -X POST -H "Authorization: Bearer $(cat {tok['carol']['us']})" \\
+    -H 'content-type: application/json' -d '{{"jti": "{alice_jti}"}}' \\
+    '{self.urls['us']}/v1/tokens/revoke'
   # verify the US log and prove an entry, as an auditor would
   {bg} log verify {self.data}/data/us/log --vkey "$(cat {self.data}/log-vkeys/us)"
   {bg} log prove {self.data}/data/us/log --index {f['alice'][1]}
@@ -530,6 +537,13 @@ class Demo:
         for code in CODES:
             key = read_signer(self.data / "data" / code / "log.key").verifier().key_string
             (out / code).write_text(key + "\n")
+
+
+def _jti(token: str) -> str:
+    """The ``jti`` claim of a token this demo minted (read, not verified)."""
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return str(claims["jti"])
 
 
 def _has_audit_run() -> bool:
