@@ -439,6 +439,8 @@ class Gateway:
             DeniedAfterLogging: every field denied (logged).
             Unavailable: log, store or key backend down (nothing released).
         """
+        # the token's jti goes into the entry (the auditor's token_revoked_use); it is
+        # URL-safe ASCII (checked by the verifier), so its JSON is itself in quotes
         token = self.principals.authenticate_token(authorization, self.clock())
         principal = token.principal
         purpose, specs = self._read_shape(collection, fields, purpose)
@@ -473,7 +475,7 @@ class Gateway:
                     else canonical_json(sorted(values)))
         entry = plan.entry.fill(
             (self._pseudonym_of_subject(owner), self._pseudonym_of_record(collection, record_id),
-             released, plan.decisions_json, canonical_json(token.jti)),
+             released, plan.decisions_json, b'"%s"' % token.jti.encode()),
             self._entry_time(now))
         index = await self.log.append_many([entry])  # promise 3: durable before release
         body = {"collection": collection, "record": record_id, "purpose": purpose,
