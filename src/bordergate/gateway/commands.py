@@ -3,10 +3,9 @@
 ``init --config F`` creates the keys, logs, stores and (development) issuer
 keys every jurisdiction of the deployment names and lacks; ``serve --config F
 --jurisdiction us`` runs that jurisdiction's gateway on its configured
-address; ``revoke-token --config F -j us --jti ID`` appends a ``token-revoke``
-entry to the jurisdiction's log through its single writer (the custodian's
-act; every worker then refuses the token, ``gateway.revocations``);
-``openapi`` prints the API document.  This module must never hold
+address; ``openapi`` prints the API document (``revoke-token`` is wired in
+by ``bordergate.cli`` from ``bordergate.token_commands``, which joins this
+room and the custodian's log writer).  This module must never hold
 gateway logic: it parses options and calls ``gateway.startup``.
 """
 
@@ -90,30 +89,6 @@ def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None
         return None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
-
-
-@app.command("revoke-token")
-def revoke_token(
-    config: ConfigOption,
-    jurisdiction: Annotated[str, typer.Option("--jurisdiction", "-j",
-                                              help="the jurisdiction whose issuer issued it")],
-    jti: Annotated[str, typer.Option(help="the token's id (its jti claim)")],
-    reason: Annotated[str, typer.Option(help="why (no personal data; 200 characters)")] = "",
-) -> None:
-    """Revoke a bearer token: a token-revoke entry in the log, applied by every worker."""
-    import time
-
-    from bordergate.custody_log import open_custody_log
-    from bordergate.gateway.revocations import token_revoke_entry
-
-    try:
-        j = load_config(config).jurisdiction(jurisdiction)
-        entry = token_revoke_entry(jti, time.time(), reason=reason)
-        with open_custody_log(j) as custody:
-            index = custody.append([entry])
-    except BordergateError as exc:
-        raise _fail(exc) from None
-    typer.echo(json.dumps({"revoked": jti, "log": {"origin": j.log.origin, "index": index}}))
 
 
 @app.command()

@@ -6,9 +6,10 @@ is in the signed, witnessed log, so the revocation is public, ordered and
 auditable; it is not a release.  No separate signature: the log's checkpoint
 signature (and the witnesses' cosignatures) cover it.  Who may revoke:
 
-* the custodian operator, with ``bordergate gateway revoke-token`` (through
-  ``custody_log``: the sequencer service, or the log storage when no gateway
-  holds it); the entry says ``"by": "custodian"``;
+* the custodian operator, with ``bordergate gateway revoke-token``
+  (``bordergate.token_commands``, through ``custody_log``: the sequencer
+  service, or the log storage when no gateway holds it); the entry says
+  ``"by": "custodian"``;
 * a custodian principal of the jurisdiction, through a running gateway
   (``POST /v1/tokens/revoke``, :func:`revocation_request`); the entry names
   the principal in ``by``, and that worker applies it before it answers.
