@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from bordergate import __version__
+from bordergate import __version__, token_commands
 from bordergate import custody_commands as keys_commands
 from bordergate.audit import commands as audit_commands
 from bordergate.audit import run_command as audit_run_command
@@ -39,6 +39,7 @@ app.add_typer(audit_commands.app, name="audit")
 audit_commands.app.command("run")(audit_run_command.run)
 app.add_typer(principal_commands.app, name="principal")
 app.add_typer(gateway_commands.app, name="gateway")
+gateway_commands.app.command("revoke-token")(token_commands.revoke_token)
 app.add_typer(keys_commands.app, name="keys")
 app.add_typer(schema_commands.app, name="schema")
 app.add_typer(release_commands.app, name="release")

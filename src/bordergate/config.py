@@ -153,6 +153,7 @@ class Limits:
     max_export_groups: int = 10_000
     token_leeway: int = 30
     readiness_max_backlog: int = 100_000
+    max_token_lifetime: int = 3600
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,8 @@ class _Reader(ConfigReader):
             token_leeway=self.integer(lim, "limits", "token_leeway", 30, low=0, high=600),
             readiness_max_backlog=self.integer(lim, "limits", "readiness_max_backlog",
                                                100_000, low=1, high=1 << 40),
+            max_token_lifetime=self.integer(lim, "limits", "max_token_lifetime", 3600,
+                                            low=60, high=24 * 3600),
         )
         juris = top_doc.get("jurisdictions")
         if not isinstance(juris, dict) or not juris:

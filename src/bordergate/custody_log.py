@@ -1,4 +1,5 @@
-"""The key custodian's record in the jurisdiction's log: KEK events as ``key-event`` entries.
+"""The key custodian's record in the jurisdiction's log: KEK events as ``key-event`` entries
+(and the custodian's ``token-revoke`` entries, ``gateway.revocations``).
 
 Destroying a KEK version is what makes erasures final (promise 8): every copy
 of every data key wrapped under it, in backups and old copies of the store,
@@ -70,6 +71,14 @@ class CustodyLog:
             raise ValueError("the custodian logs KEK events only")
         return self._append([key_event_entry(e, _no_subject, e.time, {"by": "custodian"})
                              for e in events])
+
+    def append(self, entries: list[bytes]) -> int:
+        """Append other custodian entries (``token-revoke``); the index of the first.
+
+        Raises:
+            Unavailable: the log could not be written or not published in time.
+        """
+        return self._append(entries)
 
 
 @contextmanager

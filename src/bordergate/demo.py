@@ -24,6 +24,7 @@ This module must never be imported by the product: it only drives it.
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import json
 import os
@@ -45,6 +46,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bordergate.client import GatewayClient
+from bordergate.durable import replace_file
 from bordergate.errors import BordergateError
 
 __all__ = ["Demo", "run_demo"]
@@ -58,6 +60,9 @@ CUSTODIANS = {
 }
 LOCAL_ORG = {"us": "ttus", "eu": "tteu", "cn": "parentco"}
 COUNTRIES = {"us": "US", "eu": "DE", "cn": "CN"}
+#: Lifetime of the demo's tokens (seconds): short, like every issued token; the demo
+#: mints fresh ones when half of it has passed (Demo.client).
+DEMO_TOKEN_TTL = 900
 
 
 def _bordergate() -> list[str]:
@@ -76,6 +81,7 @@ class Principal:
     roles: tuple[str, ...] = ()
     tokens: dict[str, str] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    minted: float = field(default_factory=time.time)
 
     def kind_in(self, code: str) -> str:
         """The org kind as ``code``'s issuer sees it: the parent is local at home."""
@@ -238,23 +244,32 @@ class Demo:
             Principal("dave@custodian-us", "usdsp", "custodian", "us", ("approver",)),
         ]
         tokens = self.data / "tokens"
-        tokens.mkdir(exist_ok=True)
+        tokens.mkdir(mode=0o700, exist_ok=True)
         for p in people:
             for code in CODES:
-                token = self.cli(
-                    "principal", "issue", "--key-file", str(self.data / f"data/{code}/issuer.pem"),
-                    "--issuer", f"https://issuer.{code}.bordergate.example", "--audience", code,
-                    "--id", p.id, "--org", p.org, "--org-kind", p.kind_in(code),
-                    "--location", p.location, *[a for r in p.roles for a in ("--role", r)],
-                    "--ttl", "86400").strip().splitlines()[-1]
+                token = self._mint(p, code)
                 p.tokens[code] = token
                 path = tokens / f"{p.id.split('@')[0]}.{code}.jwt"
-                path.write_text(token + "\n")
+                replace_file(path, (token + "\n").encode(), mode=0o600)
                 p.files[code] = path
             self.principals[p.id.split("@")[0]] = p
 
+    def _mint(self, p: Principal, code: str) -> str:
+        """A fresh token of ``code``'s issuer for ``p`` (short-lived: DEMO_TOKEN_TTL)."""
+        return self.cli(
+            "principal", "issue", "--key-file", str(self.data / f"data/{code}/issuer.pem"),
+            "--issuer", f"https://issuer.{code}.bordergate.example", "--audience", code,
+            "--id", p.id, "--org", p.org, "--org-kind", p.kind_in(code),
+            "--location", p.location, *[a for r in p.roles for a in ("--role", r)],
+            "--ttl", str(DEMO_TOKEN_TTL)).strip().splitlines()[-1]
+
     def client(self, who: str, code: str) -> GatewayClient:
         p = self.principals[who]
+        if time.time() - p.minted > DEMO_TOKEN_TTL / 2:  # short-lived: mint fresh ones
+            p.tokens = {c: self._mint(p, c) for c in CODES}
+            for c, path in p.files.items():
+                replace_file(path, (p.tokens[c] + "\n").encode(), mode=0o600)
+            p.minted = time.time()
         return GatewayClient(self.urls[code], p.tokens, gateways=self.urls)
 
     # -- 4. seeding ---------------------------------------------------------------------
@@ -482,6 +497,7 @@ class Demo:
                       f"[red]{f['lone_approval'][1]}[/]")
         self.console.print(t)
         tok = {who: p.files for who, p in self.principals.items()}
+        alice_jti = _jti(self.principals["alice"].tokens["us"])
         script = _bordergate()[0]
         bg = os.path.relpath(script) if script.startswith(os.getcwd() + os.sep) else \
             " ".join(_bordergate())
@@ -493,7 +509,8 @@ class Demo:
                e.g. {tok['carol']['us']}; /metrics there too)
   logs         {self.data}/data/<us|eu|cn>/log   (C2SP tlog-tiles; checkpoint at /v1/log/checkpoint)
   report       {report / 'report.html' if report else '(no audit in this build)'}
-  tokens       {self.data}/tokens/<who>.<jurisdiction>.jwt (demo-only, valid 24 h)
+  tokens       {self.data}/tokens/<who>.<jurisdiction>.jwt (demo-only, mode 0600, valid 15 min;
+               mint fresh ones with `bordergate principal issue`)
 
 [bold]Try it[/]  (every answer names the log entry that recorded the decision)
   # US local staff reads a US user's account:
@@ -505,6 +522,11 @@ class Demo:
   # ...through the wrong gateway: 421 with the home gateway's address
   curl -si -H "Authorization: Bearer $(cat {tok['wei']['eu']})" \\
     '{self.urls['eu']}/v1/users/{user[1]}?purpose=interoperability&subject={user[2]}' | head -1
+  # carol (a US custodian) revokes alice's US token: a token-revoke log entry; alice's
+  # next request gets 401 token_revoked (mint her a fresh one with `principal issue`)
+  curl -s -X POST -H "Authorization: Bearer $(cat {tok['carol']['us']})" \\
+    -H 'content-type: application/json' -d '{{"jti": "{alice_jti}"}}' \\
+    '{self.urls['us']}/v1/tokens/revoke'
   # verify the US log and prove an entry, as an auditor would
   {bg} log verify {self.data}/data/us/log --vkey "$(cat {self.data}/log-vkeys/us)"
   {bg} log prove {self.data}/data/us/log --index {f['alice'][1]}
@@ -520,6 +542,13 @@ class Demo:
         for code in CODES:
             key = read_signer(self.data / "data" / code / "log.key").verifier().key_string
             (out / code).write_text(key + "\n")
+
+
+def _jti(token: str) -> str:
+    """The ``jti`` claim of a token this demo minted (read, not verified)."""
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return str(claims["jti"])
 
 
 def _has_audit_run() -> bool:

@@ -81,6 +81,7 @@ ENTRY_TYPES: Mapping[str, frozenset[str]] = MappingProxyType({
     "key-event": frozenset({"kind", "kek_version"}),
     "migration": frozenset({"batch"}),
     "gateway-start": frozenset({"gateway", "release", "reviewed"}),
+    "token-revoke": frozenset({"jti", "by"}),
 })
 
 #: Decision entries (promise 4), each with the Cedar action it records.

@@ -85,7 +85,8 @@ class LogGenerator:
             self.not_one_request, self.decided_elsewhen, self.personal_data,
             self.approval_story, self.approval_story, self.release_story, self.unreviewed,
             self.key_event, self.migration, self.malformed, self.approval_change_forged,
-            self.approval_reach_story, self.approval_refused]
+            self.approval_reach_story, self.approval_refused,
+            self.token_story]
 
     def lookup(self, digest: str) -> BundleLookup:
         """The bundle store of generated logs: two bundles, one tampered, one missing."""
@@ -474,6 +475,25 @@ class LogGenerator:
             "gateway": "us", "release": None, "reviewed": False, "unreviewed": True})]
 
     # -- other entries --------------------------------------------------------------------
+    def token_story(self, rng: random.Random) -> list[bytes]:
+        """Reads with bearer tokens (``jti``), a ``token-revoke`` of one of them, and
+        (sometimes) reads with it after the revocation: ``token_revoked_use``, in
+        bursts so the accelerated inspector's hot shapes carry a ``jti`` too."""
+        revoked, kept = (f"tok-{rng.getrandbits(64):016x}" for _ in range(2))
+        who = rng.choice([LOCAL, ABROAD])
+        factory = rng.choice([self.strict, self.permissive])
+
+        def reads(jti: str, n: int) -> list[bytes]:
+            return [self.pseudonyms(rng, factory.access(
+                who, ["email"], t=self.tick(rng), extra={"jti": jti})) for _ in range(n)]
+
+        out = reads(revoked, rng.randint(1, 4)) + reads(kept, rng.randint(0, 2))
+        out.append(encode_entry("token-revoke", self.tick(rng), {
+            "jti": revoked, "by": "custodian", "reason": rng.choice(["", "lost"])}))
+        if rng.random() < 0.7:
+            out += reads(revoked, rng.randint(1, 5))
+        return out + reads(kept, rng.randint(0, 3))
+
     def key_event(self, rng: random.Random) -> list[bytes]:
         return [encode_entry("key-event", self.tick(rng), {
             "kind": rng.choice(["data_key_destroyed", "kek_rotated"]), "kek_version": 1,

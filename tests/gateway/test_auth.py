@@ -79,6 +79,7 @@ def claims(**changes: Any) -> dict[str, Any]:
         "iat": int(NOW),
         "nbf": int(NOW),
         "exp": int(NOW) + 600,
+        "jti": "test-token-id-0001",
     }
     for name, value in changes.items():
         if value is ...:

@@ -36,7 +36,7 @@ def _header(*, iat: int, exp: int, nbf: int | None = None) -> str:
     claims: dict[str, object] = {
         "iss": ISSUER, "aud": "us", "sub": ALICE.id, "org": ALICE.org,
         "org_kind": ALICE.org_kind, "loc": ALICE.location, "roles": sorted(ALICE.roles),
-        "iat": iat, "exp": exp}
+        "iat": iat, "exp": exp, "jti": f"cache-test-{iat}-{exp}-{nbf}"}
     if nbf is not None:
         claims["nbf"] = nbf
     token = jwt.encode(claims, KEY, algorithm="EdDSA", headers={"kid": key_id(KEY.public_key())})

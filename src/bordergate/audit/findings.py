@@ -117,6 +117,9 @@ FINDING_KINDS: Mapping[str, FindingKind] = _kinds(
      "cap allows"),
     ("approval_invalid_transition", "medium", "integrity",
      "An approval changed state in a way the approval rules forbid"),
+    # bearer tokens
+    ("token_revoked_use", "critical", "violation",
+     "A read was decided for a bearer token after its token-revoke entry"),
     # releases (promise 6): codes of bordergate.releases.ledger
     ("unreviewed_start", "high", "process",
      "A gateway started without an approved release (--unreviewed)"),

@@ -14,7 +14,8 @@ is parsed and replayed with the bundle it names
 * :mod:`~bordergate.audit.rules.decisions`: replay and the recorded input (promise 4);
 * :mod:`~bordergate.audit.rules.dataflows`: borders, parent, exports (promises 1, 2);
 * :mod:`~bordergate.audit.rules.approvals`: approval life cycle and uses;
-* :mod:`~bordergate.audit.rules.releases`: reviewed releases (promise 6).
+* :mod:`~bordergate.audit.rules.releases`: reviewed releases (promise 6);
+* :mod:`~bordergate.audit.rules.tokens`: no read for a revoked bearer token.
 
 :func:`open_inspector` picks this inspector (``audit run --reference``) or the
 accelerated one of :mod:`bordergate.audit._accelerated` (the default), which
@@ -34,7 +35,7 @@ from bordergate.audit.bundlestore import BundleLookup
 from bordergate.audit.decision_lists import DecisionList, parse_decision_list, replay
 from bordergate.audit.inspection_state import InspectionState
 from bordergate.audit.personal_data import scan_entry
-from bordergate.audit.rules import approvals, decisions, releases, wellformed
+from bordergate.audit.rules import approvals, decisions, releases, tokens, wellformed
 from bordergate.audit.rules.context import RuleContext
 from bordergate.audit.tally import Tally
 from bordergate.entries import Entry, canonical_json, parse_entry
@@ -128,6 +129,7 @@ class ReferenceInspector(RuleContext):
         kind = entry.type
         if kind in DECISION_TYPES:
             assert group is not None
+            tokens.revoked_token_use(self, index, t, entry)
             self.decision_entry(index, entry, group)
         elif kind == "approval-request":
             approvals.approval_request(self, index, entry)
@@ -142,6 +144,8 @@ class ReferenceInspector(RuleContext):
                                    entry)
         elif kind == "key-event":
             tally.key_events[str(entry.body.get("kind"))[:40]] += 1
+        elif kind == "token-revoke":
+            tokens.token_revoke(self, index, entry)
 
     def decision_entry(self, index: int, entry: Entry, group: DecisionList) -> None:
         """The rules of an ``access``, ``write``, ``export`` or ``erase`` entry."""

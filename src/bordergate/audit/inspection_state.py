@@ -30,6 +30,7 @@ class InspectionState:
         flagged: dedupe keys of findings reported once per cause, with repeat counts.
         budgets: epsilon (millionths) the log shows spent, by scope, name, period
             and period length (``audit.rules.privacy``).
+        revoked_tokens: the index of the ``token-revoke`` entry of each revoked ``jti``.
     """
 
     size: int = 0
@@ -40,13 +41,15 @@ class InspectionState:
     release_entries: list[tuple[int, str]] = field(default_factory=list)
     flagged: dict[str, int] = field(default_factory=dict)
     budgets: dict[str, int] = field(default_factory=dict)
+    revoked_tokens: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"size": self.size, "max_time": self.max_time, "tally": self.tally.to_json(),
                 "approvals": {k: v.to_json() for k, v in self.approvals.items()},
                 "findings": [f.to_json() for f in self.findings],
                 "release_entries": [[i, t] for i, t in self.release_entries],
-                "flagged": self.flagged, "budgets": self.budgets}
+                "flagged": self.flagged, "budgets": self.budgets,
+                "revoked_tokens": self.revoked_tokens}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> InspectionState:
@@ -64,4 +67,6 @@ class InspectionState:
             findings=[Finding.from_json(f) for f in data["findings"]],
             release_entries=[(int(i), str(t)) for i, t in data["release_entries"]],
             flagged={str(k): int(v) for k, v in dict(data["flagged"]).items()},
-            budgets={str(k): int(v) for k, v in dict(data.get("budgets", {})).items()})
+            budgets={str(k): int(v) for k, v in dict(data.get("budgets", {})).items()},
+            revoked_tokens={str(k): int(v)
+                            for k, v in dict(data.get("revoked_tokens", {})).items()})

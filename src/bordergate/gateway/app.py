@@ -268,6 +268,12 @@ def _approval_change(verdict: str) -> Handler:
     return change
 
 
+async def _revoke_token(request: Request, gw: Gateway) -> Outcome:
+    gw.authenticate(_auth(request))
+    return await gw.revoke_token(_auth(request), await read_json(request,
+                                                                gw.limits.max_body_bytes))
+
+
 async def _approval_get(request: Request, gw: Gateway) -> Outcome:
     return await gw.get_approval(_auth(request), request.path_params["approval_id"])
 
@@ -350,6 +356,7 @@ def _routes(gateway: Gateway) -> list[Route]:
         r("/v1/approvals/{approval_id}/revoke", "approval_revoke", _approval_change("revoke"),
           ["POST"]),
         r("/v1/log/proof/{index}", "log_proof", _proof, ["GET"]),
+        r("/v1/tokens/revoke", "token_revoke", _revoke_token, ["POST"]),
     ]
     routes += log_routes(gateway.log_storage, prefix="/v1/log")
     routes += [

@@ -9,6 +9,8 @@ carries the claims::
     sub       principal id            org       organisation name
     org_kind  local | parent | custodian | ...   loc       jurisdiction where they work
     roles     list of role names      iat, exp  (nbf)       Unix seconds
+    jti       the token's id (random, 16 to 64 URL-safe characters): what a
+              ``token-revoke`` log entry names (``gateway.revocations``)
 
 and the header ``kid`` names a trusted issuer key (its RFC 7638 JWK thumbprint).
 ``TokenVerifier.verify`` checks, in order, and fails with an ``Unauthenticated``
@@ -17,6 +19,9 @@ error (HTTP 401) whose stable ``code`` says what was wrong:
     token_missing             no bearer token at all
     token_oversize            more than ``max_token_bytes`` (8 KiB), refused unparsed
     token_malformed           not a compact JWS with JSON header and claims
+    token_duplicate_claim     the header or the claims name a member twice
+                              (JSON parsers disagree on which one wins: refused,
+                              never last-wins)
     token_algorithm_rejected  ``alg`` is not EdDSA/ES256 (``none``, HS*, RS*...) or
                               does not fit the key
     token_unknown_key         no ``kid``, or not a trusted issuer key
@@ -27,6 +32,8 @@ error (HTTP 401) whose stable ``code`` says what was wrong:
     token_audience_invalid    ``aud`` does not name this gateway
     token_expired             ``exp`` passed (beyond the leeway)
     token_not_yet_valid       ``nbf`` or ``iat`` in the future (beyond the leeway)
+    token_revoked             (``VerifiedTokenCache`` only) a ``token-revoke``
+                              log entry names the token's ``jti``
 
 Verification is pure: keys, issuer, audience and the time ``now`` are
 parameters.  This module must never read the wall clock, files or the network,
@@ -35,7 +42,14 @@ signs tokens for development and the demo.
 
 ``VerifiedTokenCache`` keeps verified tokens by their header text so the
 gateway checks a signature once per token; it re-applies the verifier's own
-lifetime rule (``TokenVerifier.check_lifetime``) on every use.
+lifetime rule (``TokenVerifier.check_lifetime``) on every use, and refuses
+(and drops) a token whose ``jti`` is in its ``revoked`` set, the gateway's
+``gateway.revocations.TokenRevocations``, on every use too.
+
+Lifetimes are short: ``TokenIssuer`` issues for :data:`DEFAULT_TTL` (15 minutes)
+unless told otherwise, and the verifier refuses any token whose ``exp - iat``
+exceeds ``max_lifetime`` (:data:`DEFAULT_MAX_LIFETIME`, 1 hour, set by
+``limits.max_token_lifetime``).
 """
 
 from __future__ import annotations
@@ -44,7 +58,8 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+import secrets
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +75,7 @@ __all__ = [
     "ALGORITHMS",
     "DEFAULT_LEEWAY",
     "DEFAULT_MAX_LIFETIME",
+    "DEFAULT_TTL",
     "MAX_TOKEN_BYTES",
     "IssuerPrivateKey",
     "IssuerPublicKey",
@@ -79,10 +95,14 @@ IssuerPrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 ALGORITHMS = ("EdDSA", "ES256")
 MAX_TOKEN_BYTES = 8192
 DEFAULT_LEEWAY = 30.0
-DEFAULT_MAX_LIFETIME = 24 * 3600.0
+#: Longest ``exp - iat`` a verifier accepts unless configured (seconds).
+DEFAULT_MAX_LIFETIME = 3600.0
+#: Lifetime of an issued token unless told otherwise (seconds).
+DEFAULT_TTL = 900.0
 _MAX_ROLES = 32
 _BEARER = re.compile(r"Bearer +([A-Za-z0-9_.=-]+) *", re.IGNORECASE)
-_REQUIRED = ("iss", "aud", "sub", "org", "org_kind", "loc", "roles", "iat", "exp")
+_REQUIRED = ("iss", "aud", "sub", "org", "org_kind", "loc", "roles", "iat", "exp", "jti")
+_JTI = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 def _b64(data: bytes) -> str:
@@ -189,11 +209,13 @@ class VerifiedToken:
         principal: the principal of its claims.
         valid_from: ``max(iat, nbf)``, Unix seconds.
         expires: ``exp``, Unix seconds.
+        jti: the token's id (what a revocation names).
     """
 
     principal: Principal
     valid_from: float
     expires: float
+    jti: str
 
 
 @dataclass(frozen=True)
@@ -287,6 +309,7 @@ class TokenVerifier:
         except UnicodeEncodeError as exc:
             raise _fail("token_malformed", "the token is not ASCII") from exc
         key, algorithm = self._key_for(raw)
+        _refuse_duplicate_claims(raw)
         try:
             claims = jwt.decode(
                 raw,
@@ -357,7 +380,42 @@ class TokenVerifier:
             raise _fail("token_claims_invalid", "the token lifetime is not acceptable")
         valid_from = max(issued, not_before)
         self._check_window(valid_from, expires, now)
-        return VerifiedToken(_principal(claims), valid_from, expires)
+        jti = claims["jti"]
+        if not isinstance(jti, str) or _JTI.fullmatch(jti) is None:
+            raise _fail("token_claims_invalid", "claim 'jti' must be 16 to 64 URL-safe characters")
+        return VerifiedToken(_principal(claims), valid_from, expires, jti)
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in seen:
+            raise _fail("token_duplicate_claim", f"the token names {name[:40]!r} twice")
+        seen[name] = value
+    return seen
+
+
+def _refuse_duplicate_claims(raw: bytes) -> None:
+    """Refuse a header or claims object that names a member twice, at any depth.
+
+    PyJWT's JSON parsing keeps the last of two equal names, and another
+    verifier could keep the first: a token must mean one thing to everyone.
+
+    Raises:
+        Unauthenticated: ``token_duplicate_claim``, or ``token_malformed`` when
+            a part is not base64url JSON.
+    """
+    parts = raw.split(b".")
+    if len(parts) != 3:
+        raise _fail("token_malformed", "the token is not a compact JWS")
+    for part in parts[:2]:
+        try:
+            text = base64.urlsafe_b64decode(part + b"=" * (-len(part) % 4)).decode("utf-8")
+            json.loads(text, object_pairs_hook=_unique_members)
+        except Unauthenticated:
+            raise
+        except (ValueError, RecursionError) as exc:
+            raise _fail("token_malformed", "a token part is not base64url JSON") from exc
 
 
 def _principal(claims: Mapping[str, Any]) -> Principal:
@@ -383,13 +441,16 @@ class VerifiedTokenCache:
     use of the same text skips the signature check but not the clock: the
     cached lifetime goes through :meth:`TokenVerifier.check_lifetime`, the
     same rule a fresh verification applies, so a cached token is never
-    accepted past its expiry or before its ``nbf``/``iat``.  Only tokens that
+    accepted past its expiry or before its ``nbf``/``iat``; nor after its
+    ``jti`` entered ``revoked`` (``token_revoked``).  Only tokens that
     verified are cached; an expired one is dropped when it is next presented.
     Pure like the verifier: ``now`` is a parameter.
     """
 
-    def __init__(self, verifier: TokenVerifier, max_entries: int = 10_000) -> None:
+    def __init__(self, verifier: TokenVerifier, max_entries: int = 10_000,
+                 revoked: Container[str] = frozenset()) -> None:
         self.verifier = verifier
+        self.revoked = revoked
         self._tokens: BoundedFifoCache[str, VerifiedToken] = BoundedFifoCache(max_entries)
 
     def __len__(self) -> int:
@@ -401,20 +462,34 @@ class VerifiedTokenCache:
         Raises:
             Unauthenticated: as :meth:`TokenVerifier.authenticate`.
         """
+        return self.authenticate_token(authorization, now).principal
+
+    def authenticate_token(self, authorization: str | None, now: float) -> VerifiedToken:
+        """As :meth:`authenticate`, returning the verified token (its ``jti`` too).
+
+        Raises:
+            Unauthenticated: as :meth:`TokenVerifier.authenticate`.
+        """
         if authorization is not None:
             cached = self._tokens.get(authorization)
             if cached is not None:
                 try:
                     self.verifier.check_lifetime(cached, now)
+                    self._check_revoked(cached)
                 except Unauthenticated as exc:
-                    if exc.code == "token_expired":  # never valid again
+                    if exc.code in ("token_expired", "token_revoked"):  # never valid again
                         self._tokens.discard(authorization)
                     raise
-                return cached.principal
+                return cached
         token = self.verifier.authenticate_header(authorization, now=now)
+        self._check_revoked(token)
         assert authorization is not None  # a missing header does not verify
         self._tokens.put(authorization, token)
-        return token.principal
+        return token
+
+    def _check_revoked(self, token: VerifiedToken) -> None:
+        if token.jti in self.revoked:
+            raise _fail("token_revoked", "the token has been revoked")
 
 
 @dataclass(frozen=True)
@@ -435,7 +510,8 @@ class TokenIssuer:
         return self.private_key.public_key()
 
     def issue(
-        self, principal: Principal, *, audience: str, now: float, ttl: float = 3600.0
+        self, principal: Principal, *, audience: str, now: float, ttl: float = DEFAULT_TTL,
+        jti: str | None = None,
     ) -> str:
         """Sign a token for ``principal``, valid from ``now`` for ``ttl`` seconds.
 
@@ -443,7 +519,8 @@ class TokenIssuer:
             principal: who the token speaks for.
             audience: the gateway / jurisdiction it is for.
             now: issue time, Unix seconds.
-            ttl: lifetime in seconds (positive).
+            ttl: lifetime in seconds (positive; 15 minutes unless told).
+            jti: the token's id; a fresh random one when None.
 
         Returns:
             The compact JWS token.
@@ -466,6 +543,7 @@ class TokenIssuer:
             "iat": issued,
             "nbf": issued,
             "exp": issued + int(ttl),
+            "jti": jti if jti is not None else secrets.token_urlsafe(16),
         }
         algorithm = _algorithm(self.private_key)
         headers = {"kid": key_id(self.public_key)}

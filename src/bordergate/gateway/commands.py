@@ -5,8 +5,10 @@ keys every jurisdiction of the deployment names and lacks; ``serve --config F
 --jurisdiction us`` runs that jurisdiction's gateway on its configured
 addresses (the public listener, and the admin listener of the dashboard and
 ``/metrics``, loopback by default, ``--admin-listen HOST:PORT``); ``openapi``
-prints the API document.  This module must never hold gateway logic: it
-parses options and calls ``gateway.startup``.
+prints the API document (``revoke-token`` is wired in by ``bordergate.cli``
+from ``bordergate.token_commands``, which joins this room and the custodian's
+log writer).  This module must never hold gateway logic: it parses options and
+calls ``gateway.startup``.
 """
 
 from __future__ import annotations

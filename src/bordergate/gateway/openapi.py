@@ -203,6 +203,8 @@ def _schemas() -> dict[str, Any]:
                            "leaf_hash": {"type": "string"}, "proof": str_list,
                            "checkpoint": {"type": "string"}},
         },
+        "TokenRevocation": {"type": "object", "required": ["revoked", "log"],
+                            "properties": {"revoked": {"type": "string"}, "log": log_ref}},
         "Health": {"type": "object", "required": ["status"],
                    "properties": {"status": {"type": "string"},
                                   "jurisdiction": {"type": "string"},
@@ -304,6 +306,16 @@ def _paths(purposes: list[str] | None, collections: list[str] | None) -> dict[st
             **change, "summary": "Deny a pending approval", "operationId": "denyApproval"}},
         "/v1/approvals/{approval_id}/revoke": {"post": {
             **change, "summary": "Revoke an approval", "operationId": "revokeApproval"}},
+        "/v1/tokens/revoke": {"post": {
+            "summary": "Revoke a bearer token (custodian principals of this jurisdiction)",
+            "operationId": "revokeToken", "security": [{"bearer": []}],
+            "requestBody": {"required": True, "content": {_JSON: {"schema": {
+                "type": "object", "required": ["jti"], "additionalProperties": False,
+                "properties": {"jti": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
+                               "reason": {"type": "string", "maxLength": 200}}}}}},
+            "responses": {**_ok(200, "TokenRevocation", "the revocation's log entry",
+                                logged=True),
+                          **_problems(*_COMMON, 403, 413)}}},
         "/v1/log/checkpoint": {"get": {
             "summary": "The log's current signed checkpoint (C2SP tlog-checkpoint)",
             "operationId": "logCheckpoint",

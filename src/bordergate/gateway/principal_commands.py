@@ -78,7 +78,7 @@ def issue(
     org_kind: Annotated[str, typer.Option(help="local, parent or custodian.")],
     location: Annotated[str, typer.Option(help="Jurisdiction where the principal works.")],
     role: Annotated[list[str] | None, typer.Option(help="A role; repeat for more.")] = None,
-    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 3600,
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds (short by default).")] = 900,
 ) -> None:
     """Print a signed bearer token for a principal."""
     try:

@@ -82,6 +82,12 @@ from bordergate.gateway.decisions import (
     withheld_reason,
 )
 from bordergate.gateway.fifo_cache import BoundedFifoCache
+from bordergate.gateway.revocations import (
+    RevocationFollower,
+    TokenRevocations,
+    revocation_request,
+    token_revoke_entry,
+)
 from bordergate.keys.events import KeyEvent
 from bordergate.policy.engine import Decision, PolicyEngine
 from bordergate.policy.entities import DecisionInput, Principal, RequestContext, Subject
@@ -137,6 +143,7 @@ class _ReadRequest:
     purpose: str
     specs: list[FieldSpec]
     hinted: SubjectId | None
+    jti: str  # the bearer token's id, recorded in the entry (token_revoked_use)
 
 
 class LogAppender(Protocol):
@@ -340,11 +347,15 @@ class Gateway:
         budgets: BudgetStore | None = None,
         mechanism: ExportMechanism | None = None,
         subject_ledger: SubjectLedger | None = None,
+        revocations: TokenRevocations | None = None,
     ) -> None:
         self.jurisdiction = jurisdiction
         self.schema = schema
         self.engine = engine
-        self.principals = VerifiedTokenCache(verifier)
+        # token revocations of this log (gateway.revocations): checked on every request
+        self.revocations = revocations if revocations is not None else TokenRevocations()
+        self.revocation_follower: RevocationFollower | None = None  # set by gateway.startup
+        self.principals = VerifiedTokenCache(verifier, revoked=self.revocations)
         self.vault = vault
         self.log = log
         self.log_storage = log_storage
@@ -475,6 +486,8 @@ class Gateway:
 
     def close(self) -> None:
         """Stop the log writer (draining it) and close the stores."""
+        if self.revocation_follower is not None:
+            self.revocation_follower.close()
         self.log.close()
         self.approvals.close()
         self.budgets.close()
@@ -509,12 +522,16 @@ class Gateway:
             DeniedAfterLogging: every field denied (logged).
             Unavailable: log, store or key backend down (nothing released).
         """
-        principal = self.authenticate(authorization)
+        # the token's jti goes into the entry (the auditor's token_revoked_use); it is
+        # URL-safe ASCII (checked by the verifier), so its JSON is itself in quotes
+        token = self.principals.authenticate_token(authorization, self.clock())
+        principal = token.principal
         purpose, specs = self._read_shape(collection, fields, purpose)
         parse_record_id(record_id)
         hinted = self._subject(subject) if subject is not None else None
         presented = await self._presented_approval(approval)
-        request = _ReadRequest(principal, collection, record_id, purpose, specs, hinted)
+        request = _ReadRequest(principal, collection, record_id, purpose, specs, hinted,
+                               token.jti)
         if presented is None:
             plan, values, entry = await self._decide_and_fetch(request, None, self.clock())
             index = await self.log.append_many([entry])  # promise 3: durable before release
@@ -600,7 +617,8 @@ class Gateway:
                     else canonical_json(sorted(values)))
         entry = plan.entry.fill(
             (self._pseudonym_of_subject(owner), self._pseudonym_of_record(collection, record_id),
-             released, plan.decisions_json), self._entry_time(now))
+             released, plan.decisions_json, b'"%s"' % request.jti.encode()),
+            self._entry_time(now))
         return plan, values, entry
 
     def _read_shape(self, collection: str, fields: str | None,
@@ -650,7 +668,7 @@ class Gateway:
             "approval": presented.id if presented else None,
             "outcome": outcome, "gateway": self.jurisdiction, "release": self.release,
             **guarded,
-        }, ("subject", "record", "released", "decisions"))
+        }, ("subject", "record", "released", "decisions", "jti"))
         plan = _ReadPlan(allowed, withheld, outcome, template, recorded,
                          canonical_json(sorted(allowed)))
         self._plans.put(key, plan)
@@ -1002,6 +1020,25 @@ class Gateway:
         decisions, _ = self._decide(inputs) if inputs else ([], b"")
         decidable = {r.id for r, d in zip(others, decisions, strict=True) if d.allowed}
         return [r for r in records if r.requester == principal.id or r.id in decidable]
+
+    async def revoke_token(self, authorization: str | None, payload: object) -> Outcome:
+        """Revoke a bearer token (``gateway.revocations``): the ``token-revoke``
+        entry is logged first, then applied here before the answer; the other
+        workers apply it from the log.
+
+        Raises:
+            Unauthenticated, InvalidInput: bad requests.
+            PolicyDenied: ``token_revoke_forbidden`` (not a custodian principal here).
+            Unavailable: the log cannot be written.
+        """
+        principal = self.authenticate(authorization)
+        jti, reason = revocation_request(principal, self.jurisdiction, payload)
+        entry = token_revoke_entry(jti, self.clock(), by=principal.to_json(), reason=reason)
+        index = await self.log.append_many([entry])
+        self.revocations.add(jti, index)
+        out = {"revoked": jti, "log": {"origin": self.origin, "index": index}}
+        return Outcome(out, index, headers=self._log_headers(index))
+
     def _approval_change(self, principal: Principal, record: appr.ApprovalRecord,
                          verdict: str, now: float
                          ) -> tuple[appr.ApprovalRecord, str, dict[str, Any], dict[str, Any]]:

@@ -32,7 +32,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from bordergate.config import Deployment, Jurisdiction
+from bordergate.config import Deployment, Jurisdiction, Limits
 from bordergate.entries import Entry, Pseudonymizer, parse_entry
 from bordergate.entry_state import state_keys
 from bordergate.errors import BordergateError, ConfigError
@@ -44,6 +44,7 @@ from bordergate.gateway.approvals import (
     reconcile_approvals,
 )
 from bordergate.gateway.auth import TokenVerifier, parse_public_key
+from bordergate.gateway.revocations import RevocationFollower, TokenRevocations, follow_log
 from bordergate.gateway.service import Gateway, LogAppender, SequencerLog
 from bordergate.keys.backend import KeyFileSettings, open_key_backend
 from bordergate.keys.keyring import KeyRing, initialise
@@ -94,7 +95,7 @@ def read_pseudonym_secret(path: Path) -> bytes:
     return secret
 
 
-def _verifier(j: Jurisdiction, leeway: int) -> TokenVerifier:
+def _verifier(j: Jurisdiction, limits: Limits) -> TokenVerifier:
     keys = []
     for path in j.issuer.public_key_files:
         try:
@@ -104,7 +105,8 @@ def _verifier(j: Jurisdiction, leeway: int) -> TokenVerifier:
                               code="issuer_key_unreadable") from exc
         keys.append(parse_public_key(text))
     return TokenVerifier.for_keys(issuer=j.issuer.issuer, audience=j.issuer.audience,
-                                  keys=keys, leeway=float(leeway))
+                                  keys=keys, leeway=float(limits.token_leeway),
+                                  max_lifetime=float(limits.max_token_lifetime))
 
 
 def _log_appender(j: Jurisdiction, storage: LogStorage, signer: Signer) -> LogAppender:
@@ -182,7 +184,7 @@ def open_gateway(deployment: Deployment, code: str, *,
     j = deployment.jurisdiction(code)
     schema = load_schema(deployment.schema_path)
     engine = PolicyEngine(bundle or PolicyBundle.load(deployment.policy_bundle_path))
-    verifier = _verifier(j, deployment.limits.token_leeway)
+    verifier = _verifier(j, deployment.limits)
     pseudonyms = Pseudonymizer(read_pseudonym_secret(j.log.pseudonym_secret_file))
     signer = read_signer(j.log.key_file)
     if signer.name != j.log.origin:
@@ -199,16 +201,23 @@ def open_gateway(deployment: Deployment, code: str, *,
     appender = _log_appender(j, storage, signer)
     try:
         _reconcile_approvals(storage, signer, approvals)
+        revocations = TokenRevocations()
+        reader = LogClient(StorageSource(storage), signer.verifier())
+        follow_log(revocations, reader)
     except BaseException:
         appender.close()
         raise
-    return Gateway(
+    gateway = Gateway(
         jurisdiction=code, schema=schema, engine=engine, verifier=verifier, vault=vault,
         log=appender, log_storage=storage, log_verifier=signer.verifier(),
         pseudonyms=pseudonyms, approvals=approvals, peers=deployment.gateway_urls(),
         subject_ledger=open_subject_ledger(j.store),
         limits=deployment.limits, privacy=deployment.privacy,
-        budgets=budgets)
+        budgets=budgets, revocations=revocations)
+    # every worker applies the log's token-revoke entries (gateway.revocations)
+    gateway.revocation_follower = RevocationFollower(revocations, reader)
+    gateway.revocation_follower.start()
+    return gateway
 
 
 async def start_gateway(deployment: Deployment, code: str, *, unreviewed: bool,

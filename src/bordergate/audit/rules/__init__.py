@@ -6,7 +6,8 @@
   (promises 1, 2);
 * :mod:`.privacy`: differentially private exports, budgets recomputed from the log;
 * :mod:`.approvals`: the approval life cycle and every use of an approval;
-* :mod:`.releases`: reviewed releases and the release each decision names (promise 6).
+* :mod:`.releases`: reviewed releases and the release each decision names (promise 6);
+* :mod:`.tokens`: no read decided for a bearer token after its ``token-revoke`` entry.
 
 Every rule is written once, here: the reference inspector
 (:mod:`bordergate.audit.inspection`) calls them entry by entry, the accelerated
@@ -15,5 +16,5 @@ follows from an entry's shape.  A rule reports through the
 :class:`~.context.RuleContext` it is given and never reads a log or a clock.
 """
 
-__all__ = ["approvals", "context", "dataflows", "decisions", "privacy", "releases",
+__all__ = ["approvals", "context", "dataflows", "decisions", "privacy", "releases", "tokens",
            "wellformed"]
