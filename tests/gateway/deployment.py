@@ -130,3 +130,18 @@ def second_worker(config: Path, code: str, *, name: str) -> Path:
     second = config.with_name(name)
     second.write_text(f"{head}[jurisdictions.{code}]\n{block}")
     return second
+
+
+def two_workers_with_sequencer(root: Path) -> tuple[Path, Path, int]:
+    """A deployment whose us jurisdiction appends through a sequencer service, and a
+    second worker configuration of us (docs/scale-out.md): the first config's path,
+    the second's, and the port the sequencer service must listen on."""
+    config = write_deployment(root)
+    port = free_port()
+    text = config.read_text().replace(
+        'key_file = "us/log.key"\n',
+        'key_file = "us/log.key"\n'
+        f'sequencer_url = "http://127.0.0.1:{port}"\n'
+        'sequencer_token_file = "us/sequencer.token"\n')
+    config.write_text(text)
+    return config, second_worker(config, "us", name="worker2.toml"), port

@@ -35,7 +35,10 @@ from bordergate.tlog.tiles import TILE_WIDTH
 from bordergate.tree_digest import read_tree
 from tests.audit.scenario import APPROVER1, APPROVER2, LOCAL, PARENT, GatewayScenario
 from tests.gateway.conftest import BORDERGATE, start_process, stop_process, wait_healthy
-from tests.gateway.deployment import Tokens, free_port, second_worker, write_deployment
+from tests.gateway.deployment import (
+    Tokens,
+    two_workers_with_sequencer,
+)
 from tests.gateway.test_inprocess import Harness
 
 READERS = 40  # concurrent readers
@@ -144,22 +147,6 @@ def test_reads_racing_a_revoke_in_one_process(tmp_path: Path) -> None:
     assert set(kinds) <= {"covered_person_denied"}  # the parent's reads after the revoke
 
 
-def _two_workers(root: Path) -> tuple[Path, Path, int]:
-    """A deployment whose us jurisdiction has a sequencer service and two worker
-    configurations (the same but for the listening port); the second config's path,
-    the first's, and the sequencer's port."""
-    config = write_deployment(root)
-    port = free_port()
-    text = config.read_text().replace(
-        'key_file = "us/log.key"\n',
-        'key_file = "us/log.key"\n'
-        f'sequencer_url = "http://127.0.0.1:{port}"\n'
-        'sequencer_token_file = "us/sequencer.token"\n')
-    config.write_text(text)
-    second = second_worker(config, "us", name="bordergate-worker2.toml")
-    return config, second, port
-
-
 def _start_sequencer(log_dir: Path, key_file: Path, token_file: Path, port: int
                      ) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
@@ -185,7 +172,7 @@ def test_reads_racing_a_revoke_across_two_workers(tmp_path: Path) -> None:
     spread over two gateway workers that share one approvals database and one sequencer
     process race a revoke sent to one worker; nothing is released after the revoke
     entry under the approval, and the audit finds no approval_revoked."""
-    config, second, port = _two_workers(tmp_path)
+    config, second, port = two_workers_with_sequencer(tmp_path)
     j = load_config(config).jurisdiction("us")
     log_dir = Path(j.log.storage)
     storage = FileStorage(log_dir)

@@ -29,7 +29,13 @@ from tests.gateway.conftest import (
     stop_process,
     wait_healthy,
 )
-from tests.gateway.deployment import Tokens, free_port, issuer_key, issuer_name, write_deployment
+from tests.gateway.deployment import (
+    Tokens,
+    issuer_key,
+    issuer_name,
+    two_workers_with_sequencer,
+    write_deployment,
+)
 
 LOCAL = Principal("local-us", "ttus", "local", "us", frozenset({"engineer"}))
 #: Files a deployment may leave readable by others: public keys, the public log,
@@ -106,22 +112,6 @@ def test_duplicate_claim_is_refused_by_a_running_gateway(running: RunningDeploym
     assert r.status_code == 401 and "token_duplicate_claim" in r.text
 
 
-def _two_workers(root: Path) -> tuple[Path, Path, int]:
-    """The us jurisdiction with a sequencer service and two worker configs (two ports)."""
-    config = write_deployment(root)
-    port = free_port()
-    text = config.read_text().replace(
-        'key_file = "us/log.key"\n',
-        'key_file = "us/log.key"\n'
-        f'sequencer_url = "http://127.0.0.1:{port}"\n'
-        'sequencer_token_file = "us/sequencer.token"\n')
-    config.write_text(text)
-    listen = load_config(config).jurisdiction("us").listen_port
-    second = root / "worker2.toml"
-    second.write_text(text.replace(f"127.0.0.1:{listen}", f"127.0.0.1:{free_port()}"))
-    return config, second, port
-
-
 def _start_sequencer(config: Path, port: int) -> subprocess.Popen[bytes]:
     j = load_config(config).jurisdiction("us")
     assert j.log.sequencer_token_file is not None
@@ -166,7 +156,7 @@ def test_revoked_token_is_refused_by_every_worker(tmp_path: Path, tokens: Tokens
     appends a token-revoke entry through the sequencer; both workers then refuse the
     token (401 token_revoked, also for the cached token) while another token of the
     same principal still reads, and the revocation is an entry of the signed log."""
-    config, second, port = _two_workers(tmp_path)
+    config, second, port = two_workers_with_sequencer(tmp_path)
     j = load_config(config).jurisdiction("us")
     sequencer = _start_sequencer(config, port)
     workers = [start_process(config, "us"), start_process(second, "us")]
