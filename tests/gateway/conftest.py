@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bordergate.config import Deployment, load_config
+from bordergate.config import Deployment, Jurisdiction, load_config
 from tests.gateway.deployment import CODES, Tokens, write_deployment
 
 BORDERGATE = str(Path(sys.executable).with_name("bordergate"))
@@ -69,6 +69,28 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
             process.wait(5)
     if process.stderr:
         process.stderr.close()
+
+
+def start_sequencer_service(j: Jurisdiction, port: int) -> subprocess.Popen[bytes]:
+    """`bordergate log sequencer` for jurisdiction ``j``'s log on ``port``
+    (docs/scale-out.md), returned once it answers; the caller stops it."""
+    assert j.log.sequencer_token_file is not None
+    process = subprocess.Popen(
+        [BORDERGATE, "log", "sequencer", j.log.storage, "--token-file",
+         str(j.log.sequencer_token_file), "--key-file", str(j.log.key_file),
+         "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("sequencer exited")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/checkpoint", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    stop_process(process)
+    raise RuntimeError("sequencer did not start")
 
 
 @pytest.fixture(scope="session")

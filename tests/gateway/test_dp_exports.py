@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,7 +35,12 @@ from bordergate.entries import parse_entry
 from bordergate.policy.entities import Principal
 from bordergate.tlog.client import DirectorySource, LogClient
 from bordergate.tlog.logdir import read_signer
-from tests.gateway.conftest import BORDERGATE, start_process, stop_process, wait_healthy
+from tests.gateway.conftest import (
+    start_process,
+    start_sequencer_service,
+    stop_process,
+    wait_healthy,
+)
 from tests.gateway.deployment import Tokens, free_port, second_worker, write_deployment
 
 HOME = "us"
@@ -67,24 +71,7 @@ def _start_sequencer(config: Path, port: int) -> subprocess.Popen[bytes]:
         'sequencer_token_file = "us/sequencer.token"\n')
     config.write_text(text)
     (config.parent / "us" / "sequencer.token").write_text(os.urandom(16).hex())
-    j = load_config(config).jurisdiction(HOME)
-    assert j.log.sequencer_token_file is not None
-    process = subprocess.Popen(
-        [BORDERGATE, "log", "sequencer", j.log.storage, "--token-file",
-         str(j.log.sequencer_token_file), "--key-file", str(j.log.key_file),
-         "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("sequencer exited")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/checkpoint", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    stop_process(process)
-    raise RuntimeError("sequencer did not start")
+    return start_sequencer_service(load_config(config).jurisdiction(HOME), port)
 
 
 @pytest.fixture(scope="module")

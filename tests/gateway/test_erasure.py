@@ -21,7 +21,6 @@ import json
 import shutil
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,13 @@ from bordergate.residency.stores.sqlite import SqliteRecordStore
 from bordergate.residency.vault import Vault
 from bordergate.tlog.client import DirectorySource, LogClient
 from bordergate.tlog.logdir import read_signer
-from tests.gateway.conftest import BORDERGATE, start_process, stop_process, wait_healthy
+from tests.gateway.conftest import (
+    BORDERGATE,
+    start_process,
+    start_sequencer_service,
+    stop_process,
+    wait_healthy,
+)
 from tests.gateway.deployment import Tokens, free_port, write_deployment
 from tests.postgres_server import PostgresServer
 
@@ -190,26 +195,6 @@ def _with_sequencer_service(config: Path, url: str, port: int) -> None:
     config.write_text(text)
 
 
-def _start_sequencer(j: Jurisdiction, port: int) -> subprocess.Popen[bytes]:
-    assert j.log.sequencer_token_file is not None
-    process = subprocess.Popen(
-        [BORDERGATE, "log", "sequencer", j.log.storage, "--token-file",
-         str(j.log.sequencer_token_file), "--key-file", str(j.log.key_file),
-         "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("sequencer exited")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/checkpoint", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    stop_process(process)
-    raise RuntimeError("sequencer did not start")
-
-
 def _pg_dump(server: PostgresServer, url: str, into: Path) -> str:
     """Back the database up with pg_dump and restore it into a new one; its URL."""
     tools = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
@@ -232,7 +217,7 @@ def test_postgres_backup_readable_until_the_kek_version_is_destroyed(
     config = write_deployment(tmp_path)
     _with_sequencer_service(config, postgres_server.database(prefix="us"), port)
     j = load_config(config).jurisdiction("us")
-    sequencer = _start_sequencer(j, port)
+    sequencer = start_sequencer_service(j, port)
     process = start_process(config, "us")
     try:
         with httpx.Client(timeout=30.0) as http:

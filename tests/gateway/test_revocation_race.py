@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -34,7 +33,12 @@ from bordergate.tlog.storage.fs import FileStorage
 from bordergate.tlog.tiles import TILE_WIDTH
 from bordergate.tree_digest import read_tree
 from tests.audit.scenario import APPROVER1, APPROVER2, LOCAL, PARENT, GatewayScenario
-from tests.gateway.conftest import BORDERGATE, start_process, stop_process, wait_healthy
+from tests.gateway.conftest import (
+    start_process,
+    start_sequencer_service,
+    stop_process,
+    wait_healthy,
+)
 from tests.gateway.deployment import (
     Tokens,
     two_workers_with_sequencer,
@@ -147,26 +151,6 @@ def test_reads_racing_a_revoke_in_one_process(tmp_path: Path) -> None:
     assert set(kinds) <= {"covered_person_denied"}  # the parent's reads after the revoke
 
 
-def _start_sequencer(log_dir: Path, key_file: Path, token_file: Path, port: int
-                     ) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [BORDERGATE, "log", "sequencer", str(log_dir), "--token-file", str(token_file),
-         "--key-file", str(key_file), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("sequencer exited")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/checkpoint", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    stop_process(process)
-    raise RuntimeError("sequencer did not start")
-
-
 def test_reads_racing_a_revoke_across_two_workers(tmp_path: Path) -> None:
     """Issue 11 item 2 (promises 2, 3; docs/scale-out.md): hundreds of concurrent reads
     spread over two gateway workers that share one approvals database and one sequencer
@@ -179,7 +163,7 @@ def test_reads_racing_a_revoke_across_two_workers(tmp_path: Path) -> None:
     publish_bundle(storage, read_tree(DEFAULT_BUNDLE_PATH))  # for the audit's replay
     storage.close()
     assert j.log.sequencer_token_file is not None
-    sequencer = _start_sequencer(log_dir, j.log.key_file, j.log.sequencer_token_file, port)
+    sequencer = start_sequencer_service(j, port)
     workers = [start_process(config, "us"), start_process(second, "us")]
     urls = [j.public_url, load_config(second).jurisdiction("us").public_url]
     tokens = Tokens()

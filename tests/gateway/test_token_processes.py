@@ -26,6 +26,7 @@ from tests.gateway.conftest import (
     BORDERGATE,
     RunningDeployment,
     start_process,
+    start_sequencer_service,
     stop_process,
     wait_healthy,
 )
@@ -112,27 +113,6 @@ def test_duplicate_claim_is_refused_by_a_running_gateway(running: RunningDeploym
     assert r.status_code == 401 and "token_duplicate_claim" in r.text
 
 
-def _start_sequencer(config: Path, port: int) -> subprocess.Popen[bytes]:
-    j = load_config(config).jurisdiction("us")
-    assert j.log.sequencer_token_file is not None
-    process = subprocess.Popen(
-        [BORDERGATE, "log", "sequencer", j.log.storage, "--token-file",
-         str(j.log.sequencer_token_file), "--key-file", str(j.log.key_file),
-         "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("sequencer exited")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/checkpoint", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    stop_process(process)
-    raise RuntimeError("sequencer did not start")
-
-
 def _read(http: httpx.Client, url: str, token: str) -> httpx.Response:
     return http.get(f"{url}/v1/users/rev", params={"purpose": "operations", "fields": "email"},
                     headers={"Authorization": f"Bearer {token}"})
@@ -158,7 +138,7 @@ def test_revoked_token_is_refused_by_every_worker(tmp_path: Path, tokens: Tokens
     same principal still reads, and the revocation is an entry of the signed log."""
     config, second, port = two_workers_with_sequencer(tmp_path)
     j = load_config(config).jurisdiction("us")
-    sequencer = _start_sequencer(config, port)
+    sequencer = start_sequencer_service(load_config(config).jurisdiction("us"), port)
     workers = [start_process(config, "us"), start_process(second, "us")]
     urls = [j.public_url, load_config(second).jurisdiction("us").public_url]
     issuer = TokenIssuer(issuer_key("us"), issuer_name("us"))
