@@ -29,6 +29,7 @@ from typing import Protocol
 
 from bordergate.errors import InvalidInput, Unavailable
 from bordergate.locations import parse_store_location
+from bordergate.sqlite_connections import ThreadConnections
 from bordergate.subjects import SubjectId, parse_record_id
 
 __all__ = [
@@ -190,26 +191,9 @@ class SqliteSubjectLedger:
         Raises:
             Unavailable: ``store_unavailable``.
         """
-        self._path = Path(path)
-        self._local = threading.local()
+        self._conns = ThreadConnections(path, what="approval subject ledger")
         self._claimed = _Claimed()
-        self._run(lambda conn: conn.execute(_TABLE))
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self._path, timeout=5.0, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 5000")
-            self._local.conn = conn
-        return conn
-
-    def _run(self, work: Callable[[sqlite3.Connection], object]) -> object:
-        try:
-            return work(self._conn())
-        except sqlite3.Error as exc:
-            raise Unavailable(f"approval subject ledger failed: {type(exc).__name__}",
-                              code="store_unavailable") from exc
+        self._conns.run(lambda conn: conn.execute(_TABLE))
 
     def claim(self, approval_id: str, subject: str, limit: int) -> bool:
         if (approval_id, subject) in self._claimed:
@@ -224,16 +208,13 @@ class SqliteSubjectLedger:
                 raise
             conn.execute("COMMIT")
             return ok
-        ok = bool(self._run(work))
+        ok = self._conns.run(work)
         if ok:
             self._claimed.add((approval_id, subject))
         return ok
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._conns.close()
 
 
 def _claim_in(execute: Callable[..., object], mark: str, approval_id: str, subject: str,

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from bordergate.errors import PolicyDenied, Unavailable
 from bordergate.locations import parse_store_location
+from bordergate.sqlite_connections import ThreadConnections
 
 __all__ = [
     "BudgetState",
@@ -163,25 +163,8 @@ class SqliteBudgetStore:
         Raises:
             Unavailable: ``store_unavailable``.
         """
-        self._path = Path(path)
-        self._local = threading.local()
-        self._run(lambda conn: conn.execute(_TABLE).close())
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self._path, timeout=10.0, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 10000")
-            self._local.conn = conn
-        return conn
-
-    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        try:
-            return work(self._conn())
-        except sqlite3.Error as exc:
-            raise Unavailable(f"privacy budget store failed: {type(exc).__name__}",
-                              code="store_unavailable") from exc
+        self._conns = ThreadConnections(path, what="privacy budget store", timeout_s=10.0)
+        self._conns.run(lambda conn: conn.execute(_TABLE).close())
 
     def spend(self, principal: str, dataset: str, now: float, epsilon_micro: int,
               settings: PrivacySettings) -> BudgetState:
@@ -202,13 +185,10 @@ class SqliteBudgetStore:
             conn.execute("COMMIT")
             return state
 
-        return self._run(transaction)
+        return self._conns.run(transaction)
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._conns.close()
 
 
 class PostgresBudgetStore:
