@@ -21,7 +21,7 @@ that anyone can recompute it with standard tools:
 The same digest from a shell, run inside the directory::
 
     find . -mindepth 1 \\( -name '.*' -o -name __pycache__ \\) -prune -o -type f -printf '%P\\n' \\
-      | LC_ALL=C sort | xargs -r -d '\\n' sha256sum -- | sha256sum
+      | LC_ALL=C sort | sed 's|^|./|' | xargs -r -d '\\n' sha256sum | sed 's|  \\./|  |' | sha256sum
 
 (the result is the hex after ``sha256:``).  ``digest_files`` computes the same
 over in-memory ``(path, bytes)`` pairs, for archives and tests.

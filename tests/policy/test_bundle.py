@@ -47,7 +47,8 @@ def test_digest_matches_shell_pipeline_on_default_bundle() -> None:
     """Promise 4: an auditor recomputes the bundle digest with standard tools."""
     pipeline = (
         "find . -mindepth 1 \\( -name '.*' -o -name __pycache__ \\) -prune -o -type f "
-        "-printf '%P\\n' | LC_ALL=C sort | xargs -r -d '\\n' sha256sum -- | sha256sum"
+        "-printf '%P\\n' | LC_ALL=C sort | sed 's|^|./|'"
+        " | xargs -r -d '\\n' sha256sum | sed 's|  \\./|  |' | sha256sum"
     )
     out = subprocess.run(
         ["sh", "-c", pipeline],

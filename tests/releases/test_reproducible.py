@@ -18,7 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = (
     "find . -mindepth 1 \\( -name '.*' -o -name __pycache__ \\) -prune -o -type f -printf '%P\\n'"
-    " | LC_ALL=C sort | xargs -r -d '\\n' sha256sum -- | sha256sum"
+    " | LC_ALL=C sort | sed 's|^|./|'"
+    " | xargs -r -d '\\n' sha256sum | sed 's|  \\./|  |' | sha256sum"
 )
 DIGEST = ("import bordergate, pathlib\n"
           "from bordergate.tree_digest import digest_directory\n"
