@@ -12,10 +12,11 @@ from pathlib import Path
 
 from bordergate.tlog.checkpoint import Checkpoint
 from bordergate.tlog.cosignature import CosignatureSigner
-from bordergate.tlog.note import NoteSignature, add_signatures
+from bordergate.tlog.note import NoteSignature, add_signatures, note_signatures
 from bordergate.tlog.sequencer import Sequencer, SequencerConfig
+from bordergate.tlog.storage import CHECKPOINT_PATH
 from bordergate.tlog.storage.fs import FileStorage
-from tests.tlog.witnessed import log_signer
+from tests.tlog.witnessed import log_signer, witness_signer
 
 ENTRY_LENGTH = 40
 
@@ -36,6 +37,32 @@ class FixedCosigners:
         text = checkpoint.to_text().encode()
         return add_signatures(note, [NoteSignature(s.name, s.key_id, s.sign(text))
                                      for s in self.signers])
+
+
+def scenario_witnesses() -> list[CosignatureSigner]:
+    """The two fixed-seed witnesses the audit scenarios' auditors trust (TEST-ONLY)."""
+    return [witness_signer(0), witness_signer(1)]
+
+
+def auditor_witness_lines(quorum: int = 2) -> str:
+    """The ``witnesses``/``quorum`` lines of an auditor's ``[logs.X]`` trusting them."""
+    keys = ", ".join(f'"{w.verifier().key_string}"' for w in scenario_witnesses())
+    return f"witnesses = [{keys}]\nquorum = {quorum}\n"
+
+
+def witness_current(log: Path, cosigners: Sequence[CosignatureSigner] | None = None) -> None:
+    """Have the test witnesses cosign the log's current checkpoint now, as live witnesses
+    that saw it grow would (the writer must be closed)."""
+    storage = FileStorage(log)
+    try:
+        note = storage.read(CHECKPOINT_PATH)
+        assert note is not None
+        text, _ = note_signatures(note)
+        cosigned = FixedCosigners(scenario_witnesses() if cosigners is None else cosigners
+                                  ).cosign(note, Checkpoint.parse(text), lambda _: [])
+        storage.publish_checkpoint(cosigned)
+    finally:
+        storage.close()
 
 
 def grow(log: Path, count: int, tag: bytes = b"e",

@@ -44,6 +44,12 @@ from bordergate.tlog.logdir import read_signer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage.fs import FileStorage
 from bordergate.tree_digest import read_tree
+from tests.audit.auditlogs import (
+    FixedCosigners,
+    auditor_witness_lines,
+    scenario_witnesses,
+    witness_current,
+)
 from tests.gateway.deployment import Tokens, write_deployment
 from tests.releases.keys import reviewer_signer
 
@@ -222,7 +228,8 @@ class GatewayScenario:
         """Append entries directly (the gateway must be closed)."""
         storage = FileStorage(self.log_dir)
         try:
-            with Sequencer(storage, self.signer) as seq:
+            with Sequencer(storage, self.signer,
+                           witnessing=FixedCosigners(scenario_witnesses())) as seq:
                 first = seq.append_many(entries)
                 seq.publish(timeout=30)
                 return first
@@ -248,6 +255,7 @@ class GatewayScenario:
             self.run(gw.log.publish(30))
             gw.close()
             self.gateway = None
+            witness_current(self.log_dir)  # the auditor's witnesses saw it grow
 
     def auth(self, who: Principal) -> str:
         return "Bearer " + self.tokens.token(who, "us")
@@ -266,7 +274,7 @@ vkey = "{self.signer.verifier().key_string}"
 reviewers = [{reviewers}]
 required_approvals = 2
 approvers = {list(approvers)!r}
-""".replace("'", '"'))
+{auditor_witness_lines()}""".replace("'", '"'))
         return path
 
     # -- traffic ------------------------------------------------------------------

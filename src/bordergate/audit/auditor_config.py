@@ -6,6 +6,7 @@ which keys it trusts.  One ``[logs.<jurisdiction>]`` table per log::
     [auditor]
     name = "Independent monitor"      # shown in the report
     time_tolerance_s = 5              # allowed clock disorder between entries
+    max_checkpoint_age_s = 3600       # witness cosignatures older than this: checkpoint_stale
     report_title = "bordergate audit" # optional
 
     [logs.us]
@@ -19,7 +20,11 @@ which keys it trusts.  One ``[logs.<jurisdiction>]`` table per log::
     required_approvals = 2            # release approvals needed (default min(2, reviewers))
     approvers = ["carol", "dave"]     # custodian principals who may grant approvals
 
-Relative paths resolve against the file's directory.  When ``approvers`` is
+A checkpoint counts as the log's current state only when ``quorum`` of the
+listed witnesses cosigned it within ``max_checkpoint_age_s`` seconds before the
+audit (:mod:`bordergate.audit.witness_check`); ``quorum = 0`` (or no
+witnesses) is accepted here but gives a ``checkpoint_unwitnessed`` finding on
+every run.  Relative paths resolve against the file's directory.  When ``approvers`` is
 empty, any principal of a ``custodian`` organisation holding the ``approver``
 role counts.  The file is read by the same checked TOML reader as the
 deployment file (:mod:`bordergate.config_reader`): unknown keys are refused so
@@ -40,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bordergate.audit.witness_check import DEFAULT_MAX_AGE
 from bordergate.config_reader import ConfigReader, parse_toml, read_config_file
 from bordergate.errors import VerificationError
 from bordergate.subjects import JURISDICTION_PATTERN
@@ -86,6 +92,7 @@ class AuditorConfig:
     title: str
     time_tolerance: float
     logs: Mapping[str, LogAudit]
+    max_checkpoint_age: int = DEFAULT_MAX_AGE
 
 
 def load_auditor_config(path: str | Path) -> AuditorConfig:
@@ -117,10 +124,13 @@ class _Reader(ConfigReader):
     def config(self, doc: dict[str, Any]) -> AuditorConfig:
         top = self.table(doc, "", {"auditor", "logs"})
         auditor = self.table(top.get("auditor"), "auditor",
-                             {"name", "k_min", "time_tolerance_s", "report_title"},
+                             {"name", "k_min", "time_tolerance_s", "report_title",
+                              "max_checkpoint_age_s"},
                              required=False)
         self.no_k_min(auditor, "auditor")
         tolerance = self.integer(auditor, "auditor", "time_tolerance_s", 5, low=0, high=86400)
+        max_age = self.integer(auditor, "auditor", "max_checkpoint_age_s", DEFAULT_MAX_AGE,
+                               low=10, high=31 * 86400)
         logs = top.get("logs")
         if not isinstance(logs, dict) or not logs:
             raise self.fail("logs", "at least one [logs.<jurisdiction>] table needed",
@@ -129,7 +139,7 @@ class _Reader(ConfigReader):
         return AuditorConfig(
             name=self.text(auditor, "auditor", "name", "bordergate auditor"),
             title=self.text(auditor, "auditor", "report_title", "bordergate audit report"),
-            time_tolerance=float(tolerance), logs=parsed)
+            time_tolerance=float(tolerance), logs=parsed, max_checkpoint_age=max_age)
 
     def no_k_min(self, doc: Mapping[str, Any], key: str) -> None:
         """Refuse ``k_min``: it is the policy bundle's (exports.toml)."""

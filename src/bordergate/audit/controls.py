@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bordergate.audit.witness_check import witness_summary
+
 __all__ = ["CONTROLS", "Control", "control_table"]
 
 
@@ -194,8 +196,7 @@ def _logging(report: Mapping[str, Any]) -> list[str]:
         if log["verified"]:
             out.append(
                 f"{log['jurisdiction']}: log verified at size {log['size']} (root "
-                f"{str(log['root'])[:16]}...), {len(log['cosignatures'])} witness "
-                f"cosignature(s), quorum {log['quorum']}.")
+                f"{str(log['root'])[:16]}...); witnesses: {witness_summary(log)}.")
         else:
             out.append(f"{log['jurisdiction']}: the log did NOT verify.")
     s = report["summary"]

@@ -50,6 +50,12 @@ FINDING_KINDS: Mapping[str, FindingKind] = _kinds(
     # the log itself
     ("log_verification_failed", "critical", "integrity",
      "The log failed verification (tampering, rollback, split view or damage)"),
+    ("checkpoint_unwitnessed", "high", "integrity",
+     "The audited checkpoint lacks the auditor's quorum of cosignatures by witnesses it "
+     "trusts, so it may be a truncated or rewritten history"),
+    ("checkpoint_stale", "high", "integrity",
+     "The audited checkpoint's witness cosignatures are older than the freshness window, "
+     "so it may not be the log's current state"),
     # entries
     ("entry_malformed", "high", "integrity", "An entry is not a well-formed log entry"),
     ("entry_time_regression", "medium", "integrity",

@@ -59,6 +59,7 @@ class AuditResult:
     path: str | None = None
     evidence_file: str | None = None
     warnings: tuple[str, ...] = field(default=())
+    note: bytes | None = None  # the signed checkpoint fetched (judged by audit.witness_check)
 
     def to_json(self) -> dict[str, object]:
         """The machine-readable form (``root`` in hex)."""
@@ -123,11 +124,11 @@ def audit_log(client: LogClient, store: AuditStateStore, *,
         return AuditResult(
             False, origin, old_size, cp.size if cp else None, cp.root if cp else None,
             _cosigners(signed), exc.code, reason, index, path,
-            getattr(exc, "evidence_file", None))
+            getattr(exc, "evidence_file", None), note=signed.note if signed else None)
     if new_state is not saved:
         store.write(origin, encode_state(new_state))
     return AuditResult(True, origin, old_size, signed.checkpoint.size, signed.checkpoint.root,
-                       _cosigners(signed), warnings=_warnings(client, signed))
+                       _cosigners(signed), warnings=_warnings(client, signed), note=signed.note)
 
 
 def _load(client: LogClient, store: AuditStateStore) -> AuditState | None:

@@ -111,12 +111,17 @@ def _summary(run: AuditRun, logs: list[dict[str, Any]], findings: list[dict[str,
     by_sev = Counter(f["severity"] for f in findings)
     by_cat = Counter(f["category"] for f in findings)
     failed = [log["jurisdiction"] for log in logs if not log["verified"]]
+    unwitnessed = [log["jurisdiction"] for log in logs
+                   if log["verified"] and log["witnesses"]["status"] != "witnessed"]
     verdict = ("log verification failed" if failed else
                "violations found" if by_cat["violation"] else
+               "current state not established: checkpoint without a fresh witness quorum"
+               if unwitnessed else
                "findings to review" if findings else "clean: no findings")
     return {
         "verdict": verdict,
         "logs": len(logs), "logs_verified": len(logs) - len(failed), "logs_failed": failed,
+        "logs_unwitnessed": unwitnessed,
         "entries": sum(log["entries_inspected"] for log in logs),
         "new_entries": sum(log["new_entries"] for log in logs),
         "decisions_replayed": replay["decisions"], "replay_mismatches": replay["mismatches"],
@@ -148,6 +153,7 @@ def _log(r: LogRun) -> dict[str, Any]:
         "checkpoint": r.checkpoint,
         "cosignatures": list(check.cosignatures) if check is not None else [],
         "quorum": r.audit.quorum,
+        "witnesses": r.witnesses.to_json() if r.witnesses is not None else _not_judged(r),
         "warnings": list(check.warnings) if check is not None else [],
         "new_entries": r.new_entries,
         "entries_inspected": r.inspector.state.size if r.inspector is not None else 0,
@@ -156,6 +162,13 @@ def _log(r: LogRun) -> dict[str, Any]:
         "last_entry": _iso(tally.last_time) if tally is not None else None,
         "pii_scan_hits": tally.pii_hits if tally is not None else 0,
     }
+
+
+def _not_judged(r: LogRun) -> dict[str, Any]:
+    """The witness section of a log whose checkpoint was never judged (it did not verify)."""
+    return {"status": "not checked", "required": r.audit.quorum, "trusted": [],
+            "cosigned_by": [], "explanation": "the log did not verify; its witnesses were "
+            "not checked"}
 
 
 def _findings(logs: list[LogRun]) -> list[dict[str, Any]]:

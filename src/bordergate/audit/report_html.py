@@ -21,6 +21,7 @@ from typing import Any
 
 from bordergate.audit.charts import hbar_svg, sankey_svg, stacked_bars_svg
 from bordergate.audit.findings import FINDING_KINDS
+from bordergate.audit.witness_check import witness_summary
 
 __all__ = ["render_report_html"]
 
@@ -70,7 +71,8 @@ def render_report_html(report: dict[str, Any]) -> str:
 
 
 def _summary(report: dict[str, Any], s: dict[str, Any]) -> str:
-    verdict_cls = "ok" if s["findings"] == 0 and not s["logs_failed"] else "bad"
+    verdict_cls = "ok" if s["findings"] == 0 and not s["logs_failed"] \
+        and not s.get("logs_unwitnessed") else "bad"
     cards = [
         ("Logs verified", f"{s['logs_verified']} / {s['logs']}"),
         ("Entries audited", f"{s['entries']:,}"),
@@ -101,7 +103,7 @@ def _logs(report: dict[str, Any]) -> str:
                        f'{_e(log["reason"] or log["error"] or "")}')
         rows.append([_e(log["jurisdiction"]), f"<code>{_e(log['origin'])}</code>", status,
                      _e(log["size"]), _e(log["previous_size"]), _e(log["new_entries"]),
-                     f"{_e(len(log['cosignatures']))} (quorum {_e(log['quorum'])})",
+                     _e(witness_summary(log)),
                      f"<code>{_e((log['root'] or '')[:16])}</code>",
                      _e(log["first_entry"]) + " \u2013 " + _e(log["last_entry"])])
     notes = "".join(f'<li>{_e(log["jurisdiction"])}: {_e(w)}</li>'

@@ -17,7 +17,12 @@ For each log of the auditor's configuration, :func:`run_audit`:
    checks it from the helper's parts, in order (same findings, same state);
 3. attaches to every finding an RFC 9162 inclusion proof of its entry against
    the checkpoint just audited, verified before it is written;
-4. saves the inspection state, and only then the log check's new state, so a
+4. judges the audited checkpoint's witnesses (:mod:`bordergate.audit.witness_check`):
+   without the auditor's quorum of fresh cosignatures by witnesses it trusts,
+   the run reports ``checkpoint_unwitnessed`` or ``checkpoint_stale`` (high),
+   still inspects what the log holds, and saves no state: an unwitnessed
+   checkpoint never becomes the history later audits compare against;
+5. saves the inspection state, and only then the log check's new state, so a
    crash never leaves entries verified but not inspected.
 
 The reports (JSON and HTML) are written by :mod:`bordergate.audit.report`.
@@ -31,6 +36,7 @@ save state for entries it did not verify.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gc
 import json
 import multiprocessing
@@ -55,10 +61,12 @@ from bordergate.audit.inspection import InspectionState, ReferenceInspector, ope
 from bordergate.audit.logcheck import AuditResult, audit_log
 from bordergate.audit.logstate import AuditStateStore, decode_state
 from bordergate.audit.logstate_dir import DirectoryStateStore, state_file_name
+from bordergate.audit.witness_check import WitnessCheck, check_witnesses
 from bordergate.errors import BordergateError, ConfigError, VerificationError
 from bordergate.releases.ledger import ReleaseLedger
 from bordergate.releases.review import reviewers_from
 from bordergate.tlog import merkle
+from bordergate.tlog.checkpoint import open_checkpoint
 from bordergate.tlog.client import LogClient, LogSource, open_source
 from bordergate.tlog.cosignature import CosignatureVerifier
 from bordergate.tlog.note import Ed25519Verifier
@@ -87,6 +95,7 @@ class LogRun:
         new_entries: entries inspected in this run.
         proofs: inclusion proof per finding index.
         checkpoint: the audited checkpoint note.
+        witnesses: what its witnesses showed (None if the log did not verify).
     """
 
     audit: LogAudit
@@ -97,6 +106,7 @@ class LogRun:
     proofs: dict[int, dict[str, Any]] = field(default_factory=dict)
     checkpoint: str | None = None
     log_findings: list[Finding] = field(default_factory=list)
+    witnesses: WitnessCheck | None = None
 
     @property
     def findings(self) -> list[Finding]:
@@ -149,7 +159,7 @@ def run_audit(config: AuditorConfig, state_dir: Path, *, now: float | None = Non
     run = AuditRun(config, wallclock.time() if now is None else now, [])
     for code in sorted(config.logs):
         run.logs.append(_audit_one(config, config.logs[code], state_dir, progress,
-                                   reference=reference))
+                                   reference=reference, now=run.time))
     return run
 
 
@@ -217,7 +227,7 @@ class _HeldStateStore:
 
 
 def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
-               progress: Progress | None, *, reference: bool) -> LogRun:
+               progress: Progress | None, *, reference: bool, now: float) -> LogRun:
     run = LogRun(audit)
     verifier = Ed25519Verifier.from_key_string(audit.vkey)
     origin = verifier.name
@@ -227,7 +237,8 @@ def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
     with tempfile.TemporaryFile(prefix="bordergate-audit-") as spool:
         try:
             source = _SpoolingSource(open_source(audit.location), spool)
-            client = LogClient(source, verifier, cosigners=cosigners, quorum=audit.quorum)
+            # the witness quorum is judged after the log check (step 4), as a finding
+            client = LogClient(source, verifier, cosigners=cosigners, quorum=0)
             log_store = _HeldStateStore(DirectoryStateStore(state_dir / "logs"))
             old_size = _saved_size(log_store, verifier)
             if old_size is not None and state is not None and state.size < old_size:
@@ -243,7 +254,7 @@ def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
                 raise
             run.error = f"[{exc.code}] {exc}"
             return run
-        run.check = result
+        run.check = dataclasses.replace(result, warnings=())  # step 4 says it all
         if not result.ok or result.size is None or result.root is None:
             run.log_findings.append(Finding(
                 "log_verification_failed", audit.jurisdiction, origin, result.index,
@@ -253,7 +264,9 @@ def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
             return run
         source.recording = False
         spool.flush()
-        run.checkpoint = _audited_note(log_store, origin)
+        run.checkpoint = result.note.decode("utf-8") if result.note is not None else \
+            _audited_note(log_store, origin)
+        run.witnesses = _judge_witnesses(config, audit, run, cosigners, now)
         inspector = _inspector(config, audit, origin, state, reference=reference)
         start = inspector.state.size
         try:
@@ -273,9 +286,24 @@ def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
     except VerificationError as exc:
         run.error = f"inclusion proofs failed [{exc.code}]: {exc}"
         return run
-    _save_inspection(inspection_store, origin, inspector.state, result)
-    log_store.commit()
+    if run.witnesses is not None and run.witnesses.finding is None:
+        _save_inspection(inspection_store, origin, inspector.state, result)
+        log_store.commit()
     return run
+
+
+def _judge_witnesses(config: AuditorConfig, audit: LogAudit, run: LogRun,
+                     cosigners: list[CosignatureVerifier], now: float) -> WitnessCheck:
+    """Step 4 of the module docstring; adds the finding to ``run`` if there is one."""
+    assert run.checkpoint is not None and run.check is not None
+    verifier = Ed25519Verifier.from_key_string(audit.vkey)
+    signed = open_checkpoint(run.checkpoint.encode("utf-8"), verifier, cosigners=cosigners)
+    check = check_witnesses(signed, trusted=cosigners, quorum=audit.quorum, now=now,
+                            max_age=config.max_checkpoint_age)
+    if check.finding is not None:
+        run.log_findings.append(Finding(check.finding, audit.jurisdiction, verifier.name,
+                                        None, check.explanation, detail=check.to_json()))
+    return check
 
 
 def _inspector(config: AuditorConfig, audit: LogAudit, origin: str,

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from bordergate.audit.witness_check import witness_summary
 from bordergate.errors import BordergateError
 
 __all__ = ["run"]
@@ -84,7 +85,7 @@ def run(
         state_text = "verified" if log["verified"] else \
             f"FAILED [{log['code'] or 'unreachable'}] {log['reason'] or log['error']}"
         typer.echo(f"{log['jurisdiction']}: {state_text}; size {log['size']}, "
-                   f"{log['new_entries']} new entries")
+                   f"{log['new_entries']} new entries; witnesses: {witness_summary(log)}")
     typer.echo(f"{s['entries']} entries audited, {s['decisions_replayed']} decisions replayed, "
                f"{s['findings']} finding(s): {s['verdict']}")
     for kind, count in s["by_kind"].items():
