@@ -400,7 +400,8 @@ class _Reader(ConfigReader):
             wk = f"{k}.witnesses[{i}]"
             w = self.table(item, wk, {"url", "vkey"})
             parsed.append(Witness(self.text(w, wk, "url"), self.text(w, wk, "vkey")))
-        quorum = self.integer(log, k, "quorum", 0, low=0, high=64)
+        # witnesses on by default: listed witnesses all cosign unless a quorum says less
+        quorum = self.integer(log, k, "quorum", len(parsed), low=0, high=64)
         if quorum > len(parsed):
             raise self.fail(f"{k}.quorum", "exceeds the number of witnesses")
         if quorum == 0 and not profile.allows_unwitnessed_log:

@@ -37,8 +37,8 @@ from contextlib import contextmanager
 from bordergate.config import Jurisdiction
 from bordergate.errors import ConfigError, Conflict
 from bordergate.keys.events import KeyEvent
+from bordergate.log_witnessing import log_witnessing
 from bordergate.tlog.note import Verifier
-from bordergate.tlog.witnessing import WitnessQuorum, witness_endpoint
 
 __all__ = ["CustodyLog", "open_custody_log"]
 
@@ -105,7 +105,7 @@ def open_custody_log(jurisdiction: Jurisdiction) -> Iterator[CustodyLog]:
     from bordergate.tlog.storage import open_storage
 
     storage = open_storage(log.storage)
-    sequencer = Sequencer(storage, signer, witnessing=_witnessing(jurisdiction))
+    sequencer = Sequencer(storage, signer, witnessing=log_witnessing(log))
     try:
         sequencer.start()
     except Conflict as e:
@@ -153,10 +153,3 @@ def _through_service(jurisdiction: Jurisdiction, verifier: Verifier) -> CustodyL
     asyncio.run(send([]))  # reach the writer (and check its token) before any key changes
     return CustodyLog(log.origin, lambda entries: asyncio.run(send(entries)))
 
-
-def _witnessing(jurisdiction: Jurisdiction) -> WitnessQuorum | None:
-    """The configured witness quorum, as the gateway's in-process sequencer uses it."""
-    log = jurisdiction.log
-    if not log.witnesses:
-        return None
-    return WitnessQuorum([witness_endpoint(w.url, w.vkey) for w in log.witnesses], log.quorum)

@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -297,10 +298,14 @@ def test_quorum_zero_does_not_wait_for_a_hanging_witness(storage: FileStorage) -
 
 def test_deployment_witnesses_reach_the_gateway_sequencer(tmp_path: Path) -> None:
     """Promise 5: witnesses and quorum from the deployment file become the gateway's
-    WitnessQuorum; none configured means no witnessing."""
+    WitnessQuorum (the one every writer uses); none configured means no witnessing;
+    witnesses without a quorum need every one of them."""
     from bordergate.config import parse_config
-    from bordergate.gateway.startup import _witnessing
+    from bordergate.log_witnessing import log_witnessing
     from tests.test_config import GOOD
+
+    def _witnessing(j: Any) -> WitnessQuorum | None:
+        return log_witnessing(j.log)
 
     assert _witnessing(parse_config(GOOD, base_dir=tmp_path).jurisdiction("us")) is None
     vkeys = [witness_signer(n).verifier().key_string for n in (0, 1)]
@@ -312,7 +317,49 @@ def test_deployment_witnesses_reach_the_gateway_sequencer(tmp_path: Path) -> Non
     assert [w.url for w in quorum.witnesses] == ["http://127.0.0.1:9100/add-checkpoint",
                                                  "http://127.0.0.1:9101/add-checkpoint"]
     quorum.close()
+    every = _witnessing(parse_config(text.replace("quorum = 1\n", ""), base_dir=tmp_path)
+                        .jurisdiction("us"))
+    assert every is not None and every.quorum == 2
+    every.close()
     endpoint = witness_endpoint("https://w.example/prefix/", vkeys[0])
     assert endpoint.url == "https://w.example/prefix/add-checkpoint"
     with pytest.raises(ConfigError):
         witness_endpoint("w.example", vkeys[0])
+
+
+def test_idle_checkpoint_is_cosigned_again(storage: FileStorage) -> None:
+    """Promise 5: an idle log's unchanged checkpoint is sent to its witnesses again after
+    ``refresh_interval`` (old size = size, empty proof), so its cosignatures stay fresh
+    for first audits; the republished note keeps the same tree."""
+    a = WitnessTwin(0)
+    ticks = iter(range(FIXED_TIME, FIXED_TIME + 10_000))
+    a.signer.clock = lambda: next(ticks)
+    config = SequencerConfig(checkpoint_interval=0.05, refresh_interval=0.1)
+    with Sequencer(storage, log_signer(), config=config,
+                   witnessing=WitnessQuorum([a.endpoint], 1, client=transport(a))) as seq:
+        seq.append_many([b"one", b"two"])
+        first = seq.publish(timeout=10)
+        for _ in range(400):  # up to 20 s
+            if a.old_sizes.count(2) >= 2:
+                break
+            threading.Event().wait(0.05)
+        latest = open_checkpoint(storage.read("checkpoint") or b"", log_signer().verifier(),
+                                 cosigners=[a.endpoint.verifier])
+    assert a.old_sizes[:2] == [0, 2]  # sent again from its own size: nothing new
+    assert latest.checkpoint == first.checkpoint
+    assert latest.cosignatures[0].timestamp > FIXED_TIME
+
+
+def test_publish_names_the_missing_witness_quorum(storage: FileStorage) -> None:
+    """Promise 5: a writer waiting for a checkpoint that no witness quorum cosigns is told
+    why (``witness_quorum_unavailable``), and nothing uncosigned is published."""
+    down = WitnessTwin(0, up=False)
+    quorum = WitnessQuorum([down.endpoint], 1, client=transport(down), timeout=0.2)
+    with Sequencer(storage, log_signer(), config=SequencerConfig(checkpoint_interval=0.05),
+                   witnessing=quorum) as seq:
+        seq.append_many([b"one"])
+        with pytest.raises(Unavailable) as refused:
+            seq.publish(timeout=3)
+    assert refused.value.code == "witness_quorum_unavailable"
+    assert open_checkpoint(storage.read("checkpoint") or b"",
+                           log_signer().verifier()).checkpoint.size == 0

@@ -49,6 +49,7 @@ from bordergate.gateway.service import Gateway, LogAppender, SequencerLog
 from bordergate.keys.backend import KeyFileSettings, open_key_backend
 from bordergate.keys.keyring import KeyRing, initialise
 from bordergate.locations import parse_log_location
+from bordergate.log_witnessing import log_witnessing
 from bordergate.policy.bundle import PolicyBundle
 from bordergate.policy.engine import PolicyEngine
 from bordergate.privacy.budget import open_budget_store
@@ -62,7 +63,6 @@ from bordergate.tlog.note import Signer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage, open_storage
 from bordergate.tlog.tiles import TILE_WIDTH
-from bordergate.tlog.witnessing import WitnessQuorum, witness_endpoint
 
 __all__ = [
     "open_gateway",
@@ -125,17 +125,10 @@ def _log_appender(j: Jurisdiction, storage: LogStorage, signer: Signer) -> LogAp
             raise ConfigError(f"cannot read {j.log.sequencer_token_file}: {e.strerror}",
                               code="sequencer_token_unreadable") from None
         return RemoteSequencer(j.log.sequencer_url, token, signer.verifier())
-    sequencer = Sequencer(storage, signer, witnessing=_witnessing(j), state_keys=state_keys)
+    sequencer = Sequencer(storage, signer, witnessing=log_witnessing(j.log),
+                          state_keys=state_keys)
     sequencer.start()
     return SequencerLog(sequencer)
-
-
-def _witnessing(j: Jurisdiction) -> WitnessQuorum | None:
-    """The configured witnesses and quorum (promise 5), or None if there are none."""
-    if not j.log.witnesses:
-        return None
-    return WitnessQuorum([witness_endpoint(w.url, w.vkey) for w in j.log.witnesses],
-                         j.log.quorum)
 
 
 def _reconcile_approvals(storage: LogStorage, signer: Signer, approvals: ApprovalStore

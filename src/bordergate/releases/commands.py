@@ -91,19 +91,35 @@ def _ledger(log: _Log) -> Any:
 
 
 def _append(log: _Log, entry: bytes) -> int:
+    """Append ``entry`` and publish a checkpoint covering it, cosigned by the log's
+    witness quorum like every other writer's (promise 5; bordergate.log_witnessing).
+
+    Raises:
+        Conflict: ``log_writer_busy``: a gateway or sequencer holds the log.
+        Unavailable: ``witness_quorum_unavailable`` (via ``checkpoint_timeout``): the
+            entry is durable but no checkpoint covering it could be published.
+    """
+    from bordergate.log_witnessing import log_witnessing, unwitnessed_notice
     from bordergate.tlog.sequencer import Sequencer
+    notice = unwitnessed_notice(log.jurisdiction.log)
+    if notice:
+        typer.echo(f"warning: {notice}", err=True)
     if log.jurisdiction.log.sequencer_url:
         typer.echo(f"note: {log.code} names a sequencer service "
                    f"({log.jurisdiction.log.sequencer_url}); no client for it exists yet, "
                    "writing to the log storage directly", err=True)
+    witnessing = log_witnessing(log.jurisdiction.log)
     try:
-        with Sequencer(log.storage, log.signer) as seq:
+        with Sequencer(log.storage, log.signer, witnessing=witnessing) as seq:
             index = seq.append_many([entry])
             seq.publish()
     except Conflict as e:
         raise Conflict(f"the log of {log.code} is busy: a gateway or sequencer is its writer "
                        f"({e}); stop it, run the command, start it again",
                        code="log_writer_busy") from None
+    finally:
+        if witnessing is not None:
+            witnessing.close()
     return index
 
 

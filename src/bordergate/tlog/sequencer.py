@@ -96,6 +96,9 @@ class SequencerConfig:
     max_pending: int = 1_000_000
     checkpoint_interval: float = 1.0
     retry_after: float = 1.0
+    refresh_interval: float = 600.0
+    """With witnesses, an unchanged checkpoint is cosigned again after this many seconds,
+    so an idle log's checkpoint stays fresh for auditors (their window: 3600 s)."""
 
 
 class CheckpointWitnessing(Protocol):
@@ -174,6 +177,8 @@ class Sequencer:
         self._writer_done = False
         self._state_keys = state_keys
         self._versions: dict[str, int] = {}
+        self._publish_error: Unavailable | None = None
+        self._published_at = time.monotonic()
 
     # -- lifecycle -----------------------------------------------------------
     def __enter__(self) -> Sequencer:
@@ -455,11 +460,18 @@ class Sequencer:
                     raise Unavailable(f"log failed: {self._failure}", code="log_unwritable")
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise Unavailable("checkpoint not published in time",
-                                      code="checkpoint_timeout")
+                    raise self._publish_timeout()
                 self._publish_cond.wait(min(left, 0.1))
         assert self._published is not None
         return self._published
+
+    def _publish_timeout(self) -> Unavailable:
+        """Why :meth:`publish` gave up: the last publication failure (a witness quorum
+        not reached keeps its code) or a plain timeout."""
+        why = self._publish_error
+        if why is None:
+            return Unavailable("checkpoint not published in time", code="checkpoint_timeout")
+        return Unavailable(f"checkpoint not published in time: {why}", code=why.code)
 
     def _wait_sequenced(self, timeout: float) -> int:
         with self._cond:
@@ -616,15 +628,21 @@ class Sequencer:
                 self._publish_wanted = False
             if self._stopping or self._failure is not None:
                 return
-            if self._frontier.size == self.published_size:
+            if self._frontier.size == self.published_size and not self._refresh_due():
                 continue
             try:
                 self._publish_once()
             except Unavailable as e:
+                self._publish_error = e
                 log.warning("checkpoint of %s not published yet: %s", self.origin, e)
             except Exception as e:
                 self._set_failure(e)
                 return
+
+    def _refresh_due(self) -> bool:
+        """Whether an unchanged checkpoint should be cosigned again (witnesses only)."""
+        return self.witnessing is not None and self._published is not None and \
+            time.monotonic() - self._published_at >= self.config.refresh_interval
 
     def _publish_once(self) -> None:
         with self._state_lock:
@@ -651,6 +669,8 @@ class Sequencer:
         signed = open_checkpoint(note, self.signer.verifier())  # also a self-check
         with self._publish_cond:
             self._published = signed
+            self._published_at = time.monotonic()
+            self._publish_error = None
             self._publish_cond.notify_all()
 
     def _prover(self, size: int) -> Callable[[int], list[bytes]]:
