@@ -227,7 +227,7 @@ def main() -> None:
             sequencer = subprocess.Popen(
                 [str(BIN / "bordergate"), "log", "sequencer", us.log.storage, "--token-file",
                  str(root / "us/sequencer.token"), "--key-file", str(us.log.key_file),
-                 "--port", str(sequencer_port)], stdout=subprocess.DEVNULL)
+                 "--port", str(sequencer_port), "--unwitnessed"], stdout=subprocess.DEVNULL)
             procs.append(sequencer)
             wait_up(f"http://127.0.0.1:{sequencer_port}/", sequencer)
         gateway = subprocess.Popen([str(BIN / "bordergate"), "gateway", "serve", "--config",

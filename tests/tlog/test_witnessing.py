@@ -363,3 +363,20 @@ def test_publish_names_the_missing_witness_quorum(storage: FileStorage) -> None:
     assert refused.value.code == "witness_quorum_unavailable"
     assert open_checkpoint(storage.read("checkpoint") or b"",
                            log_signer().verifier()).checkpoint.size == 0
+
+
+def test_sequencer_service_refuses_to_publish_unwitnessed(tmp_path: Path) -> None:
+    """Promise 5: `bordergate log sequencer` without a witness quorum does not start (it
+    would publish uncosigned checkpoints) unless --unwitnessed says so; the stand-alone
+    `log append` quick start publishes uncosigned with a warning."""
+    log = tmp_path / "log"
+    make_log(log)
+    proc = bordergate("log", "sequencer", str(log), "--token-file", str(tmp_path / "token"),
+                      "--port", str(free_port()), timeout=60)
+    assert proc.returncode == 2 and b"witness_quorum_required" in proc.stderr
+    proc = bordergate("log", "sequencer", str(log), "--token-file", str(tmp_path / "token"),
+                      "--witness", f"http://127.0.0.1:9={witness_signer(0).verifier().key_string}",
+                      "--quorum", "0", "--port", str(free_port()), timeout=60)
+    assert proc.returncode == 2 and b"witness_quorum_required" in proc.stderr
+    code, out = append(log, [b"x"])
+    assert code == 0 and "without witness cosignatures" in out, out

@@ -94,11 +94,18 @@ def append(directory: Path, key_file: KeyFile = None,
            publish_timeout: Annotated[float, typer.Option(
                help="seconds to wait for the checkpoint")] = 30.0,
            ) -> None:
-    """Append stdin lines as entries (one per line), publish, print the new size."""
+    """Append stdin lines as entries (one per line), publish, print the new size.
+
+    The quick start: without --witness the checkpoint is published uncosigned, with a
+    warning (audits report it as checkpoint_unwitnessed).
+    """
     witnessing = None
     try:
         signer = read_signer(key_file or default_key_file(directory))
         witnessing = _witnessing(witness or [], quorum)
+        if witnessing is None:
+            typer.echo("warning: no --witness: the checkpoint is published without witness "
+                       "cosignatures (audits report it as checkpoint_unwitnessed)", err=True)
         storage = open_log_storage(directory)
         with Sequencer(storage, signer, witnessing=witnessing) as seq:
             chunk: list[bytes] = []
@@ -253,8 +260,16 @@ def sequencer(directory: Path, *,
               quorum: Annotated[int | None, typer.Option(
                   help="cosignatures required before publishing (default: every witness)")
               ] = None,
+              unwitnessed: Annotated[bool, typer.Option(
+                  "--unwitnessed", help="development only: publish checkpoints without a "
+                  "witness quorum (every audit reports them)")] = False,
               ) -> None:
-    """Run the log's single writer as a service for several gateway workers."""
+    """Run the log's single writer as a service for several gateway workers.
+
+    It publishes a checkpoint only once ``--quorum`` of the ``--witness`` es cosigned it
+    (promise 5); without a quorum it refuses to start (``witness_quorum_required``)
+    unless ``--unwitnessed`` says that is intended.
+    """
     import secrets
 
     import uvicorn
@@ -263,14 +278,22 @@ def sequencer(directory: Path, *,
     from bordergate.tlog.sequencer import SequencerConfig
     from bordergate.tlog.sequencer_service import make_sequencer_app
     try:
+        witnessing = _witnessing(witness or [], quorum)
+        if witnessing is None or witnessing.quorum == 0:
+            if not unwitnessed:
+                raise ConfigError("the sequencer service publishes only witnessed checkpoints: "
+                                  "give --witness URL=VKEY (and --quorum), or --unwitnessed "
+                                  "for development", code="witness_quorum_required")
+            typer.echo("warning: publishing checkpoints without a witness quorum "
+                       "(--unwitnessed, development only): every audit reports them as "
+                       "checkpoint_unwitnessed", err=True)
         if not token_file.exists():
             write_key(token_file, secrets.token_urlsafe(32))
         token = token_file.read_text().strip()
         signer = read_signer(key_file or default_key_file(directory))
         seq = Sequencer(open_log_storage(directory), signer,
                         config=SequencerConfig(checkpoint_interval=interval),
-                        witnessing=_witnessing(witness or [], quorum),
-                        state_keys=state_keys)
+                        witnessing=witnessing, state_keys=state_keys)
         seq.start()
     except OSError as e:
         typer.echo(f"error [io]: {e}", err=True)
