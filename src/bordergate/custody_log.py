@@ -105,16 +105,21 @@ def open_custody_log(jurisdiction: Jurisdiction) -> Iterator[CustodyLog]:
     from bordergate.tlog.storage import open_storage
 
     storage = open_storage(log.storage)
-    sequencer = Sequencer(storage, signer, witnessing=log_witnessing(log))
+    witnessing = log_witnessing(log)
+    sequencer = Sequencer(storage, signer, witnessing=witnessing)
     try:
         sequencer.start()
     except Conflict as e:
         storage.close()
+        if witnessing is not None:
+            witnessing.close()
         raise Conflict(f"the log of {jurisdiction.code} has another writer ({e}): stop its "
                        "gateway, or name its sequencer service in the deployment",
                        code="log_writer_busy") from None
     except BaseException:
         storage.close()
+        if witnessing is not None:
+            witnessing.close()
         raise
 
     def append(entries: list[bytes]) -> int:
@@ -127,6 +132,8 @@ def open_custody_log(jurisdiction: Jurisdiction) -> Iterator[CustodyLog]:
     finally:
         sequencer.close()
         storage.close()
+        if witnessing is not None:
+            witnessing.close()
 
 
 def _through_service(jurisdiction: Jurisdiction, verifier: Verifier) -> CustodyLog:

@@ -114,8 +114,10 @@ class WitnessServer:
         """The ``--witness URL=VKEY`` value for this witness."""
         return f"{self.url}={self.verifier.key_string}"
 
-    def start(self) -> WitnessServer:
-        self.port = free_port()
+    def start(self, *, same_port: bool = False) -> WitnessServer:
+        """Start the process (again on its last port with ``same_port``)."""
+        if not (same_port and self.port):
+            self.port = free_port()
         args = [BORDERGATE, "witness", "serve", "--key-file", str(self.key_file),
                 "--state", str(self.state), "--port", str(self.port),
                 "--evidence-dir", str(self.evidence)]
