@@ -22,7 +22,7 @@ BIN = Path(sys.executable).parent / "bordergate"
 def _free_base_port() -> int:
     for base in range(18400, 19400, 10):
         ok = True
-        for port in range(base, base + 3):
+        for port in (*range(base, base + 3), base + 20, base + 21):  # gateways, witnesses
             with socket.socket() as s:
                 try:
                     s.bind(("127.0.0.1", port))
@@ -35,7 +35,8 @@ def _free_base_port() -> int:
 
 @pytest.mark.slow
 def test_demo_runs_and_shows_the_arrangement(tmp_path: Path) -> None:
-    """Promises 1, 2, 3, 6: the demo's principals see exactly what the policy allows."""
+    """Promises 1, 2, 3, 5, 6: the demo's principals see exactly what the policy allows;
+    its audit checks each log's checkpoint against both witness processes and says so."""
     data = tmp_path / "demo"
     proc = subprocess.run(
         [str(BIN), "demo", "--data", str(data), "--subjects", "30", "--no-serve",
@@ -61,6 +62,11 @@ def test_demo_runs_and_shows_the_arrangement(tmp_path: Path) -> None:
     forged = [f for f in report["findings"] if f["kind"] == "approval_single_approver"]
     assert [f["index"] for f in forged] == [facts["forged_index"]]
     assert (data / "report" / "report.html").stat().st_size > 10_000
+    for log in report["logs"]:  # issue 12: both witnesses, by name, key id and time
+        assert log["witnesses"]["status"] == "witnessed"
+        assert [c["witness"] for c in log["witnesses"]["cosigned_by"]] == [
+            "auditor-witness", "monitor-witness"]
+        assert all(c["key_id"] and c["time"] for c in log["witnesses"]["cosigned_by"])
     _reference_report_is_the_same(data, tmp_path)
 
 

@@ -6,6 +6,10 @@ embedded defaults (SQLite stores, file logs, loopback gateways) for ``us``,
 way its users would: the CLI for provisioning and releases, HTTP for data.
 
 1. provision keys, logs and stores; make two release reviewers per custodian;
+   start two witnesses, each its own process with its own key and state, run
+   by independent parties (the auditor's and a monitor's): every log publishes
+   a checkpoint only once both cosigned it (quorum 2), and the auditor trusts
+   exactly these two;
 2. propose the installed release in each log and have both reviewers approve
    it (``cn`` is deliberately started ``--unreviewed``: a finding);
 3. start one gateway process per jurisdiction;
@@ -60,6 +64,11 @@ CUSTODIANS = {
 }
 LOCAL_ORG = {"us": "ttus", "eu": "tteu", "cn": "parentco"}
 COUNTRIES = {"us": "US", "eu": "DE", "cn": "CN"}
+#: The witnesses, each run by a party independent of the custodians: the auditor's own
+#: and a monitor's.  Quorum 2: neither the auditor nor the monitor has to trust the
+#: other, and a log cannot publish past either one (availability traded for that).
+WITNESSES = ("auditor-witness", "monitor-witness")
+WITNESS_QUORUM = 2
 #: Lifetime of the demo's tokens (seconds): short, like every issued token; the demo
 #: mints fresh ones when half of it has passed (Demo.client).
 DEMO_TOKEN_TTL = 900
@@ -102,6 +111,9 @@ class Demo:
         self.config = self.data / "deployment.toml"
         self.console = console or Console()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.witness_procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.witness_ports = {w: base_port + 20 + i for i, w in enumerate(WITNESSES)}
+        self.witness_vkeys: dict[str, str] = {}
         self.principals: dict[str, Principal] = {}
         self.records: dict[str, list[tuple[str, str, str]]] = {c: [] for c in CODES}
         self.facts: dict[str, Any] = {}
@@ -138,6 +150,7 @@ class Demo:
                                "--name", f"{code}-{name}")
                 reviewers[code].append((str(key), out.strip().splitlines()[-1]))
         self.reviewer_keys = {c: [k for k, _ in r] for c, r in reviewers.items()}
+        self._witness_keys()
         self.config.write_text(self._deployment(reviewers))
         self.cli("gateway", "init", "--config", str(self.config))
         self.say(f"[bold]1.[/] deployment written to {self.config} and provisioned "
@@ -161,7 +174,8 @@ class Demo:
                 f'store = "sqlite:{d}/records.db"',
                 f'keys = {{ backend = "file", path = "{d}/kek.json" }}',
                 f'log = {{ storage = "{d}/log", origin = "{code}.bordergate.example/log", '
-                f'key_file = "{d}/log.key", pseudonym_secret_file = "{d}/pseudonym.secret" }}',
+                f'key_file = "{d}/log.key", pseudonym_secret_file = "{d}/pseudonym.secret"'
+                f"{self._witness_members()} }}",
                 f'issuer = {{ issuer = "https://issuer.{code}.bordergate.example", '
                 f'public_keys = ["{d}/issuer.pub"], private_key_file = "{d}/issuer.pem" }}',
                 f"reviewers = [{revs}]",
@@ -169,6 +183,55 @@ class Demo:
                 "",
             ]
         return "\n".join(lines)
+
+    # -- 1b. witnesses -----------------------------------------------------------------
+    def _witness_keys(self) -> None:
+        """Each witness party makes its own key (``bordergate witness init``)."""
+        for name in WITNESSES:
+            key = self.data / "witnesses" / f"{name}.key"
+            key.parent.mkdir(exist_ok=True)
+            out = self.cli("witness", "init", "--key-file", str(key), "--name", name)
+            self.witness_vkeys[name] = out.strip().splitlines()[-1]
+
+    def _witness_members(self) -> str:
+        """The witness members of a log's table in the deployment file."""
+        listed = ", ".join(f'{{ url = "http://127.0.0.1:{self.witness_ports[w]}", '
+                           f'vkey = "{self.witness_vkeys[w]}" }}' for w in WITNESSES)
+        return f", witnesses = [{listed}], quorum = {WITNESS_QUORUM}"
+
+    def _witness_options(self) -> list[str]:
+        """``--witness URL=VKEY ... --quorum N`` for ``bordergate log`` commands."""
+        out = [a for w in WITNESSES for a in (
+            "--witness", f"http://127.0.0.1:{self.witness_ports[w]}={self.witness_vkeys[w]}")]
+        return [*out, "--quorum", str(WITNESS_QUORUM)]
+
+    def start_witnesses(self) -> None:
+        """One ``bordergate witness serve`` process per witness, trusting the three logs."""
+        from bordergate.tlog.logdir import read_signer
+        logs = self.data / "gateway-logs"
+        logs.mkdir(exist_ok=True)
+        trusted = [a for code in CODES for a in (
+            "--log", f"{code}.bordergate.example/log="
+            + read_signer(self.data / "data" / code / "log.key").verifier().key_string)]
+        for name in WITNESSES:
+            out = open(logs / f"{name}.log", "wb")  # noqa: SIM115 (lives with the process)
+            self.witness_procs[name] = subprocess.Popen(
+                [*_bordergate(), "witness", "serve", "--key-file",
+                 str(self.data / "witnesses" / f"{name}.key"), "--state",
+                 str(self.data / "witnesses" / f"{name}.db"), "--port",
+                 str(self.witness_ports[name]), *trusted],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        for name in WITNESSES:
+            _wait_listening(self.witness_procs[name], self.witness_ports[name],
+                            logs / f"{name}.log")
+        self.say("[bold]1.[/] witnesses up, each its own process and key: " + ", ".join(
+            f"{w} :{self.witness_ports[w]}" for w in WITNESSES)
+            + f"; every log publishes only with {WITNESS_QUORUM} cosignatures")
+
+    def _stop_witnesses(self) -> None:
+        """After the gateways (their last checkpoints need the witnesses)."""
+        _stop_group(list(self.witness_procs.values()))
+        self.witness_procs.clear()
 
     # -- 2. releases ---------------------------------------------------------------
     def release(self) -> None:
@@ -223,15 +286,9 @@ class Demo:
         raise RuntimeError(f"the {code} gateway did not become healthy: see {logfile}")
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        _stop_group(list(self.procs.values()))
         self.procs.clear()
+        self._stop_witnesses()
 
     # -- principals --------------------------------------------------------------------
     def issue_tokens(self) -> None:
@@ -400,8 +457,10 @@ class Demo:
         gateway = self.procs.pop("us")
         gateway.terminate()
         gateway.wait(30)
+        # the witnesses cosign it: they vouch that the log only grew, not for what it holds
         proc = subprocess.run([*_bordergate(), "log", "append", str(self.data / "data/us/log"),
-                               "--key-file", str(self.data / "data/us/log.key")],
+                               "--key-file", str(self.data / "data/us/log.key"),
+                               *self._witness_options()],
                               input=entry + b"\n", capture_output=True, timeout=120,
                               check=False)
         if proc.returncode != 0:
@@ -469,7 +528,9 @@ class Demo:
             text = (self.config.read_text().split(f"[jurisdictions.{code}]")[1]
                     .split("[jurisdictions.")[0])
             reviewers = text.split("reviewers = ")[1].splitlines()[0]
+            witnesses = ", ".join(f'"{self.witness_vkeys[w]}"' for w in WITNESSES)
             lines += [f"[logs.{code}]", f'location = "{d / "log"}"', f'vkey = "{vkey}"',
+                      f"witnesses = [{witnesses}]", f"quorum = {WITNESS_QUORUM}",
                       f"reviewers = {reviewers}", "required_approvals = 2",
                       f'approvers = ["carol@custodian-{code}", "dave@custodian-{code}"]', ""]
         path.write_text("\n".join(lines))
@@ -508,6 +569,8 @@ class Demo:
                sign in at {self.admin_urls['us']}/login with a custodian's token,
                e.g. {tok['carol']['us']}; /metrics there too)
   logs         {self.data}/data/<us|eu|cn>/log   (C2SP tlog-tiles; checkpoint at /v1/log/checkpoint)
+  witnesses    {", ".join(f"{w} :{p}" for w, p in self.witness_ports.items())}  (own processes
+               and keys; each checkpoint carries both cosignatures, the audit names them)
   report       {report / 'report.html' if report else '(no audit in this build)'}
   tokens       {self.data}/tokens/<who>.<jurisdiction>.jwt (demo-only, mode 0600, valid 15 min;
                mint fresh ones with `bordergate principal issue`)
@@ -561,12 +624,45 @@ def _has_audit_run() -> bool:
                for c in commands.app.registered_commands)
 
 
+def _stop_group(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each process group this demo started, then SIGKILL what is left."""
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], port: int, logfile: Path) -> None:
+    """Wait until ``proc`` accepts connections on ``port``."""
+    import socket
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"a demo process exited:\n{logfile.read_text()[-3000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"a demo process did not listen on {port}: see {logfile}")
+
+
 @contextmanager
 def _running(demo: Demo) -> Iterator[Demo]:
+    """Stop every process the demo started on leaving, on Ctrl-C and on SIGTERM/SIGHUP."""
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+    previous = {s: signal.signal(s, leave) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield demo
     finally:
         demo.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def run_demo(data: Path, *, subjects: int = 3000, serve: bool = True,
@@ -575,8 +671,9 @@ def run_demo(data: Path, *, subjects: int = 3000, serve: bool = True,
     demo = Demo(data, subjects=subjects, base_port=base_port)
     demo.prepare()
     demo.write_vkeys()
-    demo.release()
     with _running(demo):
+        demo.start_witnesses()
+        demo.release()
         demo.start()
         demo.issue_tokens()
         demo.seed()
