@@ -148,6 +148,16 @@ def test_production_refuses_witness_quorum_zero(tmp_path: Path) -> None:
         parse_config(PRODUCTION.replace("quorum = 1", "quorum = 0"), base_dir=tmp_path)
     assert err.value.code == "config_invalid"
     assert "jurisdictions.us.log.quorum" in str(err.value)
+    # no witnesses at all (and so no quorum) is refused the same way
+    unwitnessed = PRODUCTION.replace(
+        'witnesses = [{ url = "http://127.0.0.1:9101", vkey = "w+1+x" }]\nquorum = 1\n', "")
+    assert "witnesses" not in unwitnessed
+    with pytest.raises(ConfigError) as err:
+        parse_config(unwitnessed, base_dir=tmp_path)
+    assert "jurisdictions.us.log.quorum" in str(err.value)
+    # witnesses on by default: listed witnesses without a quorum all have to cosign
+    every = parse_config(PRODUCTION.replace("quorum = 1\n", ""), base_dir=tmp_path)
+    assert every.jurisdiction("us").log.quorum == 1
 
 
 @pytest.mark.parametrize("profile", ["demo", "development"])
