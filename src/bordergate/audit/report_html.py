@@ -243,7 +243,8 @@ def _how_to_verify() -> str:
     return ('<section id="verify"><h2>Checking a finding yourself</h2><p>Each proof holds '
             "the entry (base64), its leaf hash SHA-256(0x00 || entry), and the RFC 9162 "
             "audit path to the root of the checkpoint audited (shown under Logs, signed by "
-            "the custodian and cosigned by witnesses). Recompute the leaf hash, fold the path "
+            "the custodian; the Logs table says which witnesses cosigned it and when, if "
+            "any did). Recompute the leaf hash, fold the path "
             "with SHA-256(0x01 || left || right) by the bits of the index, and compare with "
             "the checkpoint's root; <code>bordergate log prove</code> does the same against "
             "a live log.</p></section>")
