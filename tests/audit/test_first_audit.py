@@ -113,6 +113,10 @@ def test_truncated_before_the_violation_fails_a_first_audit(
     assert report["logs"][0]["witnesses"]["status"] == "unwitnessed"
     assert "cosigned by" not in witness_summary(report["logs"][0])
     assert "no trusted witness cosigned" in (tmp_path / "report" / "report.html").read_text()
+    exit_zero = subprocess.run([BORDERGATE, "audit", "run", "--config", str(config), "--state",
+                                str(tmp_path / "state"), "--report", str(tmp_path / "report"),
+                                "--exit-zero"], capture_output=True, timeout=300, check=False)
+    assert exit_zero.returncode == 1  # not a finding to wave through: no verified state
     assert not (tmp_path / "state" / "logs").exists() or \
         not any((tmp_path / "state" / "logs").iterdir())  # never a baseline
 

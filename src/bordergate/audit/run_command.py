@@ -1,8 +1,9 @@
 """``bordergate audit run``: audit every log of an auditor configuration, write the report.
 
 Exit 0 when every log verified and nothing was found, 1 when a log failed
-verification or there are findings (``--exit-zero`` keeps 0 for findings, for
-scripts that only want the report), 2 for a usage, configuration or I/O error.
+verification, its checkpoint lacks a fresh witness quorum, or there are findings
+(``--exit-zero`` keeps 0 for other findings, for scripts that only want the
+report), 2 for a usage, configuration or I/O error.
 This module must never hold checking logic: it calls :mod:`bordergate.audit.run`.
 """
 
@@ -27,7 +28,8 @@ def run(
     state: Annotated[Path, typer.Option("--state", help="The auditor's state directory.")],
     report: Annotated[Path, typer.Option("--report", help="Where report.json and report.html go.")],
     exit_zero: Annotated[bool, typer.Option(
-        "--exit-zero", help="Exit 0 when logs verified, even with findings.")] = False,
+        "--exit-zero", help="Exit 0 when logs verified and freshly witnessed, even with "
+        "other findings.")] = False,
     progress: Annotated[bool, typer.Option(
         "--progress", help="Show a progress bar even without a terminal.")] = False,
     reference: Annotated[bool, typer.Option(
@@ -92,5 +94,6 @@ def run(
         typer.echo(f"  {kind}: {count}")
     typer.echo(f"report: {html_path}")
     typer.echo(f"report: {json_path}")
-    if s["logs_failed"] or (s["findings"] and not exit_zero):
+    # a checkpoint without a fresh witness quorum is not a verified current state
+    if s["logs_failed"] or s["logs_unwitnessed"] or (s["findings"] and not exit_zero):
         raise typer.Exit(1)
