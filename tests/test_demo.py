@@ -90,3 +90,26 @@ def _port_of(data: Path, code: str) -> int:
     text = (data / "deployment.toml").read_text()
     return int(text.split(f"[jurisdictions.{code}]")[1].split("listen = \"127.0.0.1:")[1][:5]
                .rstrip('"\n'))
+
+
+def test_demo_stops_what_it_started_on_sigterm() -> None:
+    """The demo's processes (gateways, witnesses) are stopped on SIGTERM (and SIGHUP)
+    as on Ctrl-C: the signal leaves the run through its `finally`, which stops them."""
+    import os
+    import signal
+    import time
+
+    from bordergate.demo import _running
+
+    class Stoppable:
+        stopped = False
+
+        def stop(self) -> None:
+            self.stopped = True
+
+    demo = Stoppable()
+    with pytest.raises(SystemExit), _running(demo):  # type: ignore[arg-type]
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # the handler raises SystemExit before this ends
+    assert demo.stopped
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
