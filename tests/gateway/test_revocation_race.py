@@ -189,8 +189,10 @@ vkey = "{read_signer(j.log.key_file).verifier().key_string}"
 """)
     kinds = audit_findings(auditor, tmp_path / "state")
     assert [k for k in kinds if k.startswith("approval_")] == []
-    # the workers run --unreviewed; the parent's reads after the revoke are denied
-    assert set(kinds) <= {"unreviewed_start", "covered_person_denied"}
+    # the workers run --unreviewed; the parent's reads after the revoke are denied; the
+    # sequencer runs --unwitnessed and the auditor trusts no witness (issue 12)
+    assert "checkpoint_unwitnessed" in kinds
+    assert set(kinds) <= {"unreviewed_start", "covered_person_denied", "checkpoint_unwitnessed"}
 
 
 async def _race_workers(urls: list[str], tokens: Tokens) -> tuple[str, dict[str, Any]]:
