@@ -207,7 +207,8 @@ def open_gateway(deployment: Deployment, code: str, *,
         reader = LogClient(StorageSource(storage), signer.verifier())
         follow_log(revocations, reader)
         authority = authority_for(j)
-        rosters = None if authority is None else RosterInForce(authority, storage)
+        rosters = None if authority is None else RosterInForce(
+            authority, storage)  # type: ignore[arg-type]  # every backend has read_object
         if rosters is not None:
             follow_rosters(rosters, reader)
     except BaseException:
