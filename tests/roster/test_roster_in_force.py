@@ -71,18 +71,21 @@ def test_vouch_takes_the_rosters_attributes() -> None:
     assert caught.value.code == "principal_not_in_roster"
 
 
-@pytest.mark.parametrize("bad", ["foreign-key", "unpublished", "serial-back"])
+@pytest.mark.parametrize("bad", ["foreign-key", "unpublished", "serial-back", "malformed"])
 def test_a_version_that_does_not_verify_fails_closed(bad: str) -> None:
-    """A logged version signed by another key, not published, or with a serial not above
-    the one in force stops service (roster_unavailable) until a good version."""
+    """A logged version signed by another key, not published, with a serial not above
+    the one in force, or a malformed roster entry stops service (roster_unavailable)
+    until a good version."""
     state, objects = rosters()
     state.apply(0, [published(objects, version(2, [ALICE]))])
     if bad == "foreign-key":
         entry = published(objects, version(3, [ALICE, WEI]), signer_name="cn-identity")
     elif bad == "unpublished":
         entry = roster_entry(sign_roster(version(3, [WEI]), authority_signer()), 1.0)
-    else:
+    elif bad == "serial-back":
         entry = published(objects, version(1, [ALICE, WEI]))
+    else:
+        entry = b'{"type":"roster","v":1}'
     state.apply(1, [entry])
     with pytest.raises(Unavailable) as err:
         state.vouch(ALICE)
