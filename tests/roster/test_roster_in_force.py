@@ -61,6 +61,7 @@ def test_vouch_takes_the_rosters_attributes() -> None:
     state.apply(0, [encode_entry("key-event", 0.0, {"kind": "x", "kek_version": 1}),
                     published(objects, first)])
     assert state.version == 1 and state.next_index == 2
+    assert state.approver_keys("alice") == ()
     principal, member = state.vouch(ALICE)
     assert principal == ALICE and member == {"roster": first.digest}
     with pytest.raises(Unauthenticated) as caught:

@@ -88,6 +88,13 @@ class RosterInForce:
         """The version in force, or None when none verifies."""
         return self._state[0]
 
+    def approver_keys(self, principal_id: str) -> tuple[bytes, ...]:
+        """Raw Ed25519 keys of approver ``principal_id`` in the version in force
+        (``()`` when none is in force, or the principal is not a listed approver)."""
+        roster = self._state[0]
+        return () if roster is None or self._state[2] is not None \
+            else roster.approver_keys(principal_id)
+
     def vouch(self, claimed: Principal) -> tuple[Principal, Mapping[str, str]]:
         """The roster's principal for a token's, and the entry member naming the version.
 

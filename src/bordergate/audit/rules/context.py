@@ -19,7 +19,7 @@ from bordergate.entries import parse_entry
 from bordergate.errors import VerificationError
 from bordergate.releases.ledger import ReleaseLedger
 from bordergate.releases.review import ReviewPolicy
-from bordergate.roster import RosterSignature
+from bordergate.roster import Roster, RosterSignature
 
 __all__ = ["ENTRY_INDEX", "RuleContext"]
 
@@ -68,6 +68,21 @@ class RuleContext:
                                 "the auditor names no roster authority for this log")
         return self.rosters(signature)
 
+    def roster_named(self, digest: str) -> Roster | None:
+        """The verified roster version ``digest`` that a ``roster`` entry of this log
+        logged (before the entry being checked), or None: not logged, or it did not
+        verify (its entry has ``roster_invalid``).  For rules that need a principal's
+        roster attributes or approver keys (``Roster.approver_keys``)."""
+        logged = self.state.roster_entries.get(digest)
+        if logged is None:
+            return None
+        try:
+            signature = RosterSignature.from_entry_body(
+                parse_entry(logged[1].encode("utf-8")).body)
+        except VerificationError:
+            return None
+        return self.roster_lookup(signature).roster
+
     def roster_verdict(self, digest: str, recorded: Mapping[str, Any]
                        ) -> tuple[str, tuple[str, ...]] | None:
         """Whether ``recorded`` principal attributes are the roster version's
@@ -84,18 +99,11 @@ class RuleContext:
         if key in self._roster_verdicts:
             return self._roster_verdicts[key]
         verdict = None
-        logged = self.state.roster_entries.get(digest)
-        if logged is not None:
-            try:
-                signature = RosterSignature.from_entry_body(
-                    parse_entry(logged[1].encode("utf-8")).body)
-            except VerificationError:
-                signature = None
-            roster = self.roster_lookup(signature).roster if signature else None
-            if roster is not None:
-                listed = roster.principal(recorded.get("id"))  # type: ignore[arg-type]
-                verdict = principal_problem(
-                    None if listed is None else listed.attributes(), recorded)
+        roster = self.roster_named(digest)
+        if roster is not None:
+            listed = roster.principal(recorded.get("id"))  # type: ignore[arg-type]
+            verdict = principal_problem(None if listed is None else listed.attributes(),
+                                        recorded)
         if len(self._roster_verdicts) > 65_536:
             self._roster_verdicts.clear()
         self._roster_verdicts[key] = verdict
