@@ -53,7 +53,7 @@ def logs(generator: LogGenerator) -> list[list[bytes]]:
 def inspector(generator: LogGenerator, *, reference: bool) -> ReferenceInspector:
     return open_inspector(reference=reference, jurisdiction="us", origin=ORIGIN,
                           bundles=generator.lookup, reviewers=review_policy(REVIEWERS, 2),
-                          tolerance=5.0)
+                          tolerance=5.0, rosters=generator.roster_lookup)
 
 
 def reference_run(generator: LogGenerator, entries: list[bytes]) -> ReferenceInspector:

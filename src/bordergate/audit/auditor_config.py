@@ -19,6 +19,7 @@ which keys it trusts.  One ``[logs.<jurisdiction>]`` table per log::
     reviewers = [{ name = "alice", public_key = "alice+..." }]
     required_approvals = 2            # release approvals needed (default min(2, reviewers))
     approvers = ["carol", "dave"]     # custodian principals who may grant approvals
+    roster_authority = ["us-identity-authority+..."]  # the identity authority's keys
 
 A checkpoint counts as the log's current state only when ``quorum`` of the
 listed witnesses cosigned it within ``max_checkpoint_age_s`` seconds before the
@@ -70,6 +71,9 @@ class LogAudit:
         required_approvals: release approvals needed.
         approvers: principal ids allowed to grant access approvals (empty: any
             custodian principal with the ``approver`` role).
+        roster_authority: the jurisdiction's identity authority's Ed25519 verifier
+            keys: roster versions must be signed by one (empty: every ``roster``
+            entry is ``roster_invalid``, decisions are not checked against it).
     """
 
     jurisdiction: str
@@ -82,6 +86,7 @@ class LogAudit:
     reviewers: tuple[tuple[str, str], ...] = ()
     required_approvals: int = 1
     approvers: tuple[str, ...] = ()
+    roster_authority: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,7 @@ class _Reader(ConfigReader):
             raise self.fail(key, "a jurisdiction code is 2-8 lowercase letters")
         doc = self.table(body, key, {"location", "vkey", "witnesses", "quorum", "bundle_store",
                                      "bundle_dirs", "reviewers", "required_approvals",
-                                     "approvers", "k_min"})
+                                     "approvers", "k_min", "roster_authority"})
         self.no_k_min(doc, key)
         vkey = self.text(doc, key, "vkey")
         try:
@@ -177,10 +182,18 @@ class _Reader(ConfigReader):
                                 low=1, high=64)
         if reviewers and required > len(reviewers):
             raise self.fail(f"{key}.required_approvals", "exceeds the number of reviewers")
+        authority = self.texts(doc, key, "roster_authority")
+        for i, k in enumerate(authority):
+            try:
+                Ed25519Verifier.from_key_string(k)
+            except VerificationError as exc:
+                raise self.fail(f"{key}.roster_authority[{i}]",
+                                f"not an Ed25519 verifier key: {exc}") from None
         return LogAudit(
             jurisdiction=code, location=location, vkey=vkey, witnesses=witnesses,
             quorum=quorum, bundle_store=store, bundle_dirs=dirs, reviewers=reviewers,
-            required_approvals=required, approvers=self.texts(doc, key, "approvers"))
+            required_approvals=required, approvers=self.texts(doc, key, "approvers"),
+            roster_authority=authority)
 
     def source_of(self, doc: Mapping[str, Any], key: str, name: str,
                   default: str | None = None) -> str:
