@@ -189,9 +189,23 @@ def _schemas() -> dict[str, Any]:
                 "subjects": str_list, "records": str_list,
                 "ticket": {"type": ["string", "null"]},
                 "max_subjects": {"type": ["integer", "null"]},
+                "request_entry": {"type": ["string", "null"],
+                                  "description": "its approval-request entry (canonical)"},
+                "request_digest": {"type": ["string", "null"],
+                                   "description": "sha256: leaf hash an approver signs"},
+                "log_origin": {"type": "string",
+                               "description": "the log an approver's statement names"},
                 "log": log_ref,
             },
         },
+        "ApprovalChange": {
+            "type": "object", "required": ["statement"],
+            "description": "the approver's Ed25519 signature of the change (absent only "
+                           "when a requester withdraws their own request)",
+            "properties": {"statement": {
+                "type": "object", "required": ["request", "key", "signature"],
+                "properties": {"request": {"type": "string"}, "key": {"type": "string"},
+                               "signature": {"type": "string"}}}}},
         "ApprovalList": {"type": "object", "required": ["approvals"],
                          "properties": {"approvals": {
                              "type": "array", "items": {"$ref": "#/components/schemas/Approval"}}}},
@@ -230,8 +244,10 @@ def _paths(purposes: list[str] | None, collections: list[str] | None) -> dict[st
     change = {
         "security": [{"bearer": []}],
         "parameters": [approval_id],
+        "requestBody": {"required": False, "content": {_JSON: {"schema": {
+            "$ref": "#/components/schemas/ApprovalChange"}}}},
         "responses": {**_ok(200, "Approval", "the approval after the change", logged=True),
-                      **_problems(*_COMMON, 403, 404, 409, 413)},
+                      **_problems(*_COMMON, 403, 404, 409, 413, 422)},
     }
     text = {"text/plain": {"schema": {"type": "string"}}}
     binary = {"application/octet-stream": {"schema": {"type": "string",
