@@ -47,6 +47,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
 
+from bordergate.approval_statement import MappingApproverKeys
 from bordergate.audit._accelerated import AcceleratedInspector
 from bordergate.audit.auditor_config import AuditorConfig, LogAudit
 from bordergate.audit.bundlestore import BundleStore
@@ -286,6 +287,7 @@ def _inspector(config: AuditorConfig, audit: LogAudit, origin: str,
         jurisdiction=audit.jurisdiction, origin=origin, bundles=bundles.lookup,
         reviewers=reviewers_from(audit.reviewers, audit.required_approvals)
         if audit.reviewers else _no_reviewers(), approvers=audit.approvers,
+        approver_keys=MappingApproverKeys(dict(audit.approver_keys)),
         tolerance=config.time_tolerance, state=state)
 
 

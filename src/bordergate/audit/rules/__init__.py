@@ -6,6 +6,7 @@
   (promises 1, 2);
 * :mod:`.privacy`: differentially private exports, budgets recomputed from the log;
 * :mod:`.approvals`: the approval life cycle and every use of an approval;
+* :mod:`.statements`: the approver's own signature on every approval change;
 * :mod:`.releases`: reviewed releases and the release each decision names (promise 6);
 * :mod:`.tokens`: no read decided for a bearer token after its ``token-revoke`` entry.
 
@@ -16,5 +17,5 @@ follows from an entry's shape.  A rule reports through the
 :class:`~.context.RuleContext` it is given and never reads a log or a clock.
 """
 
-__all__ = ["approvals", "context", "dataflows", "decisions", "privacy", "releases", "tokens",
-           "wellformed"]
+__all__ = ["approvals", "context", "dataflows", "decisions", "privacy", "releases",
+           "statements", "tokens", "wellformed"]

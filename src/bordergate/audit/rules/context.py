@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from bordergate.approval_statement import ApproverKeys, MappingApproverKeys
 from bordergate.audit.bundlestore import BundleLookup
 from bordergate.audit.findings import Finding
 from bordergate.audit.inspection_state import InspectionState
@@ -28,8 +29,8 @@ class RuleContext:
 
     def __init__(self, *, jurisdiction: str, origin: str,
                  bundles: Callable[[str], BundleLookup], reviewers: ReviewPolicy,
-                 approvers: Iterable[str] = (), tolerance: float = 5.0,
-                 state: InspectionState | None = None) -> None:
+                 approvers: Iterable[str] = (), approver_keys: ApproverKeys | None = None,
+                 tolerance: float = 5.0, state: InspectionState | None = None) -> None:
         """Start (or continue from ``state``) the inspection of one log.
 
         Args:
@@ -39,6 +40,8 @@ class RuleContext:
             reviewers: the release reviewers and approvals required.
             approvers: principal ids allowed to grant approvals (empty: any
                 custodian principal with the ``approver`` role at home).
+            approver_keys: each approver's Ed25519 keys (the roster); none: no
+                approval change's signature verifies (fail closed).
             tolerance: seconds of clock disorder allowed between entries.
             state: the state saved by the last run, if any.
         """
@@ -46,6 +49,7 @@ class RuleContext:
         self.origin = origin
         self.bundles = bundles
         self.approvers = frozenset(approvers)
+        self.approver_keys: ApproverKeys = approver_keys or MappingApproverKeys({})
         self.tolerance = tolerance
         self.state = state or InspectionState()
         self.ledger = ReleaseLedger(reviewers, log=origin)
