@@ -189,7 +189,7 @@ class _Reader(ConfigReader):
         if not isinstance(value, dict):
             raise self.fail(where, "must be a table of principal id -> [public keys]")
         out = []
-        for who, texts in value.items():
+        for who in value:
             keys = []
             for i, text in enumerate(self.texts(value, where, who)):
                 try:
