@@ -82,6 +82,7 @@ ENTRY_TYPES: Mapping[str, frozenset[str]] = MappingProxyType({
     "migration": frozenset({"batch"}),
     "gateway-start": frozenset({"gateway", "release", "reviewed"}),
     "token-revoke": frozenset({"jti", "by"}),
+    "roster": frozenset({"roster", "serial", "key", "signature"}),
 })
 
 #: Decision entries (promise 4), each with the Cedar action it records.
