@@ -26,6 +26,9 @@ _STATUS_TEXT = {
     405: "Method not allowed",
     409: "The state forbids it (approval not pending, record owned by another subject)",
     413: "The request body exceeds the configured limit",
+    422: "The approver's signed statement is missing or does not verify (stable `code`: "
+         "approval_signature_missing, approval_signature_invalid, approver_key_unknown, "
+         "approval_request_mismatch, malformed_approval_signature); the refusal is logged",
     421: "Homed in another jurisdiction: ask the gateway named in `gateway`",
     500: "Internal error (never a stack trace; nothing released)",
     503: "Log, store or key backend unavailable: nothing released (Retry-After)",
