@@ -53,8 +53,8 @@ def keygen(
     typer.echo(key_text(public))
 
 
-def _change(verdict: str, approval: str, key: Path | None, gateway: str, jurisdiction: str,
-            token_file: Path) -> None:
+def _change(verdict: str, approval: str, key: Path | None, *, gateway: str,
+            jurisdiction: str, token_file: Path) -> None:
     try:
         signer = load_signing_key(key) if key is not None else None
         token = token_file.read_text().strip()
@@ -84,7 +84,8 @@ def grant(approval: Annotated[str, typer.Argument(help="the approval id (apr-...
           gateway: _Gateway, jurisdiction: _Jurisdiction, token_file: _TokenFile,
           key: _Key = None) -> None:
     """Grant an approval, signed with the approver's own key."""
-    _change("grant", approval, key, gateway, jurisdiction, token_file)
+    _change("grant", approval, key, gateway=gateway, jurisdiction=jurisdiction,
+            token_file=token_file)
 
 
 @app.command()
@@ -92,7 +93,8 @@ def deny(approval: Annotated[str, typer.Argument(help="the approval id (apr-...)
          gateway: _Gateway, jurisdiction: _Jurisdiction, token_file: _TokenFile,
          key: _Key = None) -> None:
     """Deny a pending approval, signed with the approver's own key."""
-    _change("deny", approval, key, gateway, jurisdiction, token_file)
+    _change("deny", approval, key, gateway=gateway, jurisdiction=jurisdiction,
+            token_file=token_file)
 
 
 @app.command()
@@ -101,4 +103,5 @@ def revoke(approval: Annotated[str, typer.Argument(help="the approval id (apr-..
            key: _Key = None) -> None:
     """Revoke an approval: an approver signs with --key; the requester withdrawing
     their own request signs nothing."""
-    _change("revoke", approval, key, gateway, jurisdiction, token_file)
+    _change("revoke", approval, key, gateway=gateway, jurisdiction=jurisdiction,
+            token_file=token_file)
