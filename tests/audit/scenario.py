@@ -11,6 +11,7 @@ tests/releases/keys.py) and writes the auditor's configuration for it.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import Coroutine, Sequence
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bordergate.approval_statement import ApprovalStatement, request_digest, sign_statement
 from bordergate.audit.bundlestore import BundleLookup
 from bordergate.config import Deployment, load_config
 from bordergate.entries import encode_entry
@@ -44,6 +46,7 @@ from bordergate.tlog.logdir import read_signer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage.fs import FileStorage
 from bordergate.tree_digest import read_tree
+from tests.approvers import approver_key
 from tests.gateway.deployment import Tokens, write_deployment
 from tests.releases.keys import reviewer_signer
 
@@ -78,6 +81,10 @@ class EntryFactory:
     bundle: PolicyBundle = field(default_factory=default_bundle)
     home: str = "us"
     k_min: int = 25  # the recorded context.k_min: the default bundle's exports.toml
+    origin: str = "us.test/log"  # the log approvers' statements name
+    # the request digest of each approval requested through this factory
+    requests: dict[str, str] = field(default_factory=dict)
+    requesters: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.engine = PolicyEngine(self.bundle)
@@ -162,20 +169,39 @@ class EntryFactory:
     def approval_request(self, approval_id: str, requester: Principal, *, t: float = T0,
                          expires: float | None = None, classes: Sequence[str] = ("protected",),
                          purpose: str = "customer_support") -> bytes:
-        return encode_entry("approval-request", t, {
+        return self.requested(encode_entry("approval-request", t, {
             "approval": approval_id, "requester": requester.to_json(), "purpose": purpose,
             "reason": "ticket", "scope": {"collections": ["users"], "classes": list(classes)},
             "requested_at": int(t), "expires": int(expires if expires else t + 3600),
-            "gateway": self.home, "release": None})
+            "gateway": self.home, "release": None}))
+
+    def requested(self, entry: bytes) -> bytes:
+        """Remember an ``approval-request`` entry's digest (for the statements of its
+        changes) and return it."""
+        body = json.loads(entry)
+        self.requests[body["approval"]] = request_digest(entry)
+        self.requesters[body["approval"]] = body["requester"]["id"]
+        return entry
 
     def approval_change(self, kind: str, approval_id: str, who: Principal, *, t: float = T0,
-                        state: str = "pending") -> bytes:
+                        state: str = "pending", sign: str | None = "own") -> bytes:
+        """A grant, deny or revoke by ``who``, with the statement ``sign`` made: the
+        actor's own TEST-ONLY key (``own``), another principal's key (a name), or
+        none (None; a revoke by the requester never carries one, as at the gateway)."""
         key = "by" if kind == "approval-revoke" else "approver"
         body: dict[str, Any] = {"approval": approval_id, "state": state, key: who.to_json(),
                                 "bundle": self.bundle.digest, "gateway": self.home,
                                 "release": None}
         if kind == "approval-grant":
             body["approvals"] = 1
+        digest = self.requests.get(approval_id, "sha256:" + "e" * 64)
+        requester = kind == "approval-revoke" and self.requesters.get(approval_id) == who.id
+        if sign is not None and not requester:
+            statement = ApprovalStatement(
+                origin=self.origin, approval=approval_id, request=digest,
+                verdict=kind.removeprefix("approval-"), approver=who.id)
+            signer = approver_key(who.id if sign == "own" else sign)
+            body["statement"] = sign_statement(statement, signer).to_json()
         return encode_entry(kind, t, body)
 
 
