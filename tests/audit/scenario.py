@@ -46,7 +46,7 @@ from bordergate.tlog.logdir import read_signer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage.fs import FileStorage
 from bordergate.tree_digest import read_tree
-from tests.approvers import approver_key
+from tests.approvers import approver_key, keys_for, public_text, signed_body
 from tests.gateway.deployment import Tokens, write_deployment
 from tests.releases.keys import reviewer_signer
 
@@ -56,6 +56,7 @@ LOCAL = Principal("alice", "ttus", "local", "us", frozenset({"engineer"}))
 PARENT = Principal("bob", "bytedance", "parent", "cn", frozenset({"engineer"}))
 APPROVER1 = Principal("carol", "oracle", "custodian", "us", frozenset({"approver"}))
 APPROVER2 = Principal("dave", "oracle", "custodian", "us", frozenset({"approver"}))
+APPROVER_IDS = ("carol", "dave")
 T0 = 1_800_000_000.0
 PSEUDONYM = "subject:" + "ab" * 32
 RECORD = "record:" + "cd" * 32
@@ -243,6 +244,7 @@ class GatewayScenario:
         self.append([encode_entry("release", now, {"release": manifest.id,
                                                    "manifest": manifest.to_json()}), *reviews])
         self.gateway: Gateway | None = None
+        self.requested: dict[str, dict[str, Any]] = {}  # approvals asked, as answered
 
     def append(self, entries: list[bytes]) -> int:
         """Append entries directly (the gateway must be closed)."""
@@ -257,6 +259,7 @@ class GatewayScenario:
 
     def start(self, *, unreviewed: bool = False) -> Gateway:
         self.gateway = open_gateway(self.deployment, "us", log_storage=FileStorage(self.log_dir))
+        self.gateway.approver_keys = keys_for(APPROVER_IDS)  # the roster's (TEST-ONLY)
         self.run(self.gateway.announce_start(
             unreviewed=unreviewed, release=None if unreviewed else self.release))
         return self.gateway
@@ -282,6 +285,7 @@ class GatewayScenario:
         reviewers = ", ".join(
             f'{{ name = "{n}", public_key = "{reviewer_signer(n).verifier().key_string}" }}'
             for n in REVIEWERS)
+        keys = ", ".join(f'{n} = ["{public_text(n)}"]' for n in APPROVER_IDS)
         path.write_text(f"""[auditor]
 name = "TEST auditor"
 time_tolerance_s = 5
@@ -292,6 +296,7 @@ vkey = "{self.signer.verifier().key_string}"
 reviewers = [{reviewers}]
 required_approvals = 2
 approvers = {list(approvers)!r}
+approver_keys = {{ {keys} }}
 """.replace("'", '"'))
         return path
 
@@ -317,8 +322,9 @@ approvers = {list(approvers)!r}
             "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
             "classes": ["protected"], "max_duration_s": 3600})
         approval = req.body["id"]
-        await gw.decide_approval(self.auth(APPROVER1), approval, "grant")
-        await gw.decide_approval(self.auth(APPROVER2), approval, "grant")
+        for approver in (APPROVER1, APPROVER2):
+            await gw.decide_approval(self.auth(approver), approval, "grant",
+                                     signed_body(req.body, "grant", approver.id, gw.origin))
         await gw.read(self.auth(PARENT), "users", "us-rec1", fields="email",
                       purpose="customer_support", approval=approval)
         await gw.export(self.auth(PARENT), {"collection": "users", "group_by": "country",
@@ -344,14 +350,18 @@ approvers = {list(approvers)!r}
         req = await gw.request_approval(self.auth(PARENT), {
             "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
             "classes": ["protected"], "max_duration_s": 3600})
+        self.requested[str(req.body["id"])] = dict(req.body)
         return str(req.body["id"])
 
     def forged_single_grant(self, approval_id: str) -> int:
         """An approval-grant entry declaring the approval granted after ONE approver
-        (what a buggy or compromised gateway would write)."""
+        (what a buggy or compromised gateway would write), carrying that approver's
+        real signed statement (the one grant they did make)."""
         body = {"approval": approval_id, "state": "granted", "approver": APPROVER1.to_json(),
                 "approvals": 1, "bundle": default_bundle().digest, "gateway": "us",
-                "release": self.release}
+                "release": self.release,
+                **signed_body(self.requested[approval_id], "grant", APPROVER1.id,
+                              self.signer.name)}
         return self.append([encode_entry("approval-grant", time.time(), body)])
 
     def demo_like_log(self, *, reads: int) -> None:
