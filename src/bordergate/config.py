@@ -48,6 +48,7 @@ __all__ = [
     "LogSettings",
     "Profile",
     "Reviewer",
+    "RosterSettings",
     "Witness",
     "default_admin_listen",
     "demo_config_path",
@@ -117,6 +118,22 @@ class IssuerSettings:
 
 
 @dataclass(frozen=True)
+class RosterSettings:
+    """The identity authority whose signed roster gives principals' attributes
+    (``bordergate.roster``; without it, attributes are the token's claims).
+
+    Attributes:
+        authority_keys: the authority's Ed25519 verifier key strings.
+        authority_key_file: development and demo only (TEST-ONLY key, refused by
+            the production profile): where ``gateway init`` creates the
+            authority's signing key, whose public half is then trusted too.
+    """
+
+    authority_keys: tuple[str, ...] = ()
+    authority_key_file: Path | None = None
+
+
+@dataclass(frozen=True)
 class Reviewer:
     """A custodian reviewer of releases: a name and an Ed25519 public key."""
 
@@ -141,6 +158,7 @@ class Jurisdiction:
     required_approvals: int = 1
     admin_host: str = "127.0.0.1"
     admin_port: int = 0
+    roster: RosterSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -350,7 +368,7 @@ class _Reader(ConfigReader):
             raise self.fail(key, "a jurisdiction code is 2-8 lowercase letters")
         doc = self.table(body, key, {
             "custodian", "listen", "public_url", "store", "keys", "log", "issuer",
-            "reviewers", "required_approvals", "admin_listen"})
+            "reviewers", "required_approvals", "admin_listen", "roster"})
         host, port = self.listen(doc, key)
         admin_host, admin_port = self.listen(doc, key, "admin_listen",
                                              default_admin_listen(port))
@@ -377,7 +395,27 @@ class _Reader(ConfigReader):
             reviewers=reviewers,
             required_approvals=required,
             admin_host=admin_host, admin_port=admin_port,
+            roster=self.roster(doc, key, profile),
         )
+
+    def roster(self, doc: Mapping[str, Any], key: str, profile: Profile
+               ) -> RosterSettings | None:
+        if "roster" not in doc:
+            return None
+        k = f"{key}.roster"
+        table = self.table(doc.get("roster"), k, {"authority_keys", "authority_key_file"})
+        keys = self.texts(table, k, "authority_keys")
+        key_file = None
+        if "authority_key_file" in table:
+            if not profile.packaged_fallbacks:
+                raise self.fail(f"{k}.authority_key_file", "a local roster authority key is for "
+                                "the development and demo profiles only; name the "
+                                "authority's public keys in authority_keys")
+            key_file = self.path(table, k, "authority_key_file")
+        if not keys and key_file is None:
+            raise self.fail(f"{k}.authority_keys", "must name the identity authority's "
+                            "verifier keys", "config_missing_key")
+        return RosterSettings(keys, key_file)
 
     def listen(self, doc: Mapping[str, Any], key: str, name: str = "listen",
                default: str | None = None) -> tuple[str, int]:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bordergate.audit.bundlestore import BundleLookup
+from bordergate.audit.rosterstore import RosterLookup, RosterStore
 from bordergate.entries import canonical_json, encode_entry, format_time
 from bordergate.gateway.decisions import access_outcome, decision_records
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH, default_bundle
@@ -35,6 +36,15 @@ from bordergate.policy.entities import (
 )
 from bordergate.releases.manifest import build_manifest
 from bordergate.releases.review import review_body
+from bordergate.roster import (
+    Roster,
+    RosterAuthority,
+    RosterPrincipal,
+    RosterSignature,
+    roster_path,
+    sign_roster,
+)
+from bordergate.tlog.note import Signer
 from tests.audit.scenario import (
     APPROVER1,
     APPROVER2,
@@ -86,7 +96,26 @@ class LogGenerator:
             self.approval_story, self.approval_story, self.release_story, self.unreviewed,
             self.key_event, self.migration, self.malformed, self.approval_change_forged,
             self.approval_reach_story, self.approval_refused, self.approval_signature_story,
-            self.token_story]
+            self.token_story, self.roster_story]
+        # the identity authority of "us" (TEST-ONLY key) and its published versions
+        self.authority_signer = Signer.from_seed("us-identity", b"\x07" * 32)
+        self.rosters: list[tuple[Roster, RosterSignature]] = []
+        self.published: dict[str, bytes] = {}
+        for serial in (1, 2, 3):
+            roster = _roster(serial)
+            self.rosters.append((roster, sign_roster(roster, self.authority_signer)))
+            if serial != 3:  # version 3 is signed but never published
+                self.published[roster_path(roster.digest)] = roster.document
+        self.roster_store = RosterStore(self, RosterAuthority.from_key_strings(
+            "us", [self.authority_signer.verifier().key_string]))
+
+    def fetch(self, path: str, limit: int) -> bytes | None:
+        """The bundle store's published roster documents (a ``LogSource``)."""
+        return self.published.get(path)
+
+    def roster_lookup(self, signature: RosterSignature) -> RosterLookup:
+        """The roster store of generated logs: versions 1 and 2 published."""
+        return self.roster_store.lookup(signature)
 
     def lookup(self, digest: str) -> BundleLookup:
         """The bundle store of generated logs: two bundles, one tampered, one missing."""
@@ -528,6 +557,45 @@ class LogGenerator:
             out += reads(revoked, rng.randint(1, 5))
         return out + reads(kept, rng.randint(0, 3))
 
+    def roster_story(self, rng: random.Random) -> list[bytes]:
+        """A ``roster`` entry (sometimes badly signed, unpublished, or a serial that goes
+        back), then reads naming it, in bursts: honest ones, a parent-company principal
+        abroad relabelled as local staff (decisions made consistent), a principal the
+        roster does not list, a read naming an unlogged version, one naming none, and
+        reads under the version a later roster entry superseded."""
+        roster, signature = rng.choice(self.rosters)
+        how = rng.choice(["good", "good", "good", "bad-signature", "malformed"])
+        body = signature.entry_body()
+        if how == "bad-signature":
+            other = sign_roster(self.rosters[0][0], self.authority_signer)
+            body["signature"] = other.entry_body()["signature"]
+        elif how == "malformed":
+            body["serial"] = "one"
+        out = [encode_entry("roster", self.tick(rng), body)]
+        member = {"roster": roster.digest}
+        factory = rng.choice([self.strict, self.permissive])
+
+        def reads(who: Principal, n: int, extra: dict[str, Any]) -> list[bytes]:
+            return [self.pseudonyms(rng, factory.access(
+                who, ["email"], t=self.tick(rng), extra=extra)) for _ in range(n)]
+
+        out += reads(rng.choice([LOCAL, PARENT, ABROAD]), rng.randint(1, 4), member)
+        relabelled = Principal(PARENT.id, "ttus", "local", "us", PARENT.roles)
+        choice = rng.choice(["relabel", "unlisted", "unknown", "none", "superseded", "none2"])
+        if choice == "relabel":
+            out += reads(relabelled, rng.randint(1, 3), member)
+        elif choice == "unlisted":
+            out += reads(OUTSIDER, 1, member)
+        elif choice == "unknown":
+            out += reads(LOCAL, rng.randint(1, 2), {"roster": "sha256:" + "9" * 64})
+        elif choice == "none":
+            out += reads(LOCAL, rng.randint(1, 2), {})
+        elif choice == "superseded":
+            _, newer = self.rosters[1 if roster.serial == 1 else 0]
+            out.append(encode_entry("roster", self.tick(rng), newer.entry_body()))
+            out += reads(LOCAL, rng.randint(1, 3), member)
+        return out
+
     def key_event(self, rng: random.Random) -> list[bytes]:
         return [encode_entry("key-event", self.tick(rng), {
             "kind": rng.choice(["data_key_destroyed", "kek_rotated"]), "kek_version": 1,
@@ -562,3 +630,18 @@ class LogGenerator:
     def rebuilt(body: dict[str, Any]) -> bytes:
         """An entry from a decoded one (keeps its type and time, canonical encoding)."""
         return canonical_json(body)
+
+
+def _roster(serial: int) -> Roster:
+    """TEST-ONLY roster version ``serial`` of "us": the scenario's principals as they
+    are (the parent's engineer abroad a covered person), approvers with test keys."""
+    listed = [RosterPrincipal(p.id, p.org, p.org_kind, p.location, p.roles)
+              for p in (LOCAL, ABROAD, PARENT_HOME)]
+    listed.append(RosterPrincipal(PARENT.id, PARENT.org, PARENT.org_kind, PARENT.location,
+                                  PARENT.roles, covered_person=True,
+                                  covered_person_basis="202.211(a)(4): test"))
+    listed += [RosterPrincipal(p.id, p.org, p.org_kind, p.location, p.roles,
+                               approver_keys=(bytes([i]) * 32,))
+               for i, p in enumerate((APPROVER1, APPROVER2), 1)]
+    return Roster.build(jurisdiction="us", serial=serial,
+                        issued=format_time(T0 - 1000 + serial), principals=listed)

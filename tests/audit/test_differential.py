@@ -54,7 +54,8 @@ def logs(generator: LogGenerator) -> list[list[bytes]]:
 def inspector(generator: LogGenerator, *, reference: bool) -> ReferenceInspector:
     return open_inspector(reference=reference, jurisdiction="us", origin=ORIGIN,
                           bundles=generator.lookup, reviewers=review_policy(REVIEWERS, 2),
-                          approver_keys=keys_for(["carol", "dave"]), tolerance=5.0)
+                          approver_keys=keys_for(["carol", "dave"]), tolerance=5.0,
+                          rosters=generator.roster_lookup)
 
 
 def reference_run(generator: LogGenerator, entries: list[bytes]) -> ReferenceInspector:

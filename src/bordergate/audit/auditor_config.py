@@ -19,6 +19,7 @@ which keys it trusts.  One ``[logs.<jurisdiction>]`` table per log::
     required_approvals = 2            # release approvals needed (default min(2, reviewers))
     approvers = ["carol", "dave"]     # custodian principals who may grant approvals
     approver_keys = { carol = ["<base64 raw Ed25519 public key>"], dave = ["..."] }
+    roster_authority = ["us-identity-authority+..."]  # the identity authority's keys
 
 Relative paths resolve against the file's directory.  When ``approvers`` is
 empty, any principal of a ``custodian`` organisation holding the ``approver``
@@ -71,6 +72,9 @@ class LogAudit:
         approvers: principal ids allowed to grant access approvals (empty: any
             custodian principal with the ``approver`` role).
         approver_keys: ``(principal id, raw Ed25519 public keys)`` of the approvers.
+        roster_authority: the jurisdiction's identity authority's Ed25519 verifier
+            keys: roster versions must be signed by one (empty: every ``roster``
+            entry is ``roster_invalid``, decisions are not checked against it).
     """
 
     jurisdiction: str
@@ -84,6 +88,7 @@ class LogAudit:
     required_approvals: int = 1
     approvers: tuple[str, ...] = ()
     approver_keys: tuple[tuple[str, tuple[bytes, ...]], ...] = ()
+    roster_authority: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,7 +157,8 @@ class _Reader(ConfigReader):
             raise self.fail(key, "a jurisdiction code is 2-8 lowercase letters")
         doc = self.table(body, key, {"location", "vkey", "witnesses", "quorum", "bundle_store",
                                      "bundle_dirs", "reviewers", "required_approvals",
-                                     "approvers", "approver_keys", "k_min"})
+                                     "approvers", "approver_keys", "k_min",
+                                     "roster_authority"})
         self.no_k_min(doc, key)
         vkey = self.text(doc, key, "vkey")
         try:
@@ -175,11 +181,18 @@ class _Reader(ConfigReader):
                                 low=1, high=64)
         if reviewers and required > len(reviewers):
             raise self.fail(f"{key}.required_approvals", "exceeds the number of reviewers")
+        authority = self.texts(doc, key, "roster_authority")
+        for i, k in enumerate(authority):
+            try:
+                Ed25519Verifier.from_key_string(k)
+            except VerificationError as exc:
+                raise self.fail(f"{key}.roster_authority[{i}]",
+                                f"not an Ed25519 verifier key: {exc}") from None
         return LogAudit(
             jurisdiction=code, location=location, vkey=vkey, witnesses=witnesses,
             quorum=quorum, bundle_store=store, bundle_dirs=dirs, reviewers=reviewers,
             required_approvals=required, approvers=self.texts(doc, key, "approvers"),
-            approver_keys=self.approver_keys(doc, key))
+            approver_keys=self.approver_keys(doc, key), roster_authority=authority)
 
     def approver_keys(self, doc: Mapping[str, Any], key: str
                       ) -> tuple[tuple[str, tuple[bytes, ...]], ...]:

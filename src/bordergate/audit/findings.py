@@ -126,6 +126,21 @@ FINDING_KINDS: Mapping[str, FindingKind] = _kinds(
     # bearer tokens
     ("token_revoked_use", "critical", "violation",
      "A read was decided for a bearer token after its token-revoke entry"),
+    # the identity authority's roster (bordergate.roster)
+    ("roster_invalid", "high", "integrity",
+     "A roster entry does not verify against the roster authority the auditor trusts "
+     "(signature, published document, serial), so decisions under it cannot be checked"),
+    ("roster_principal_mismatch", "critical", "violation",
+     "A decision records principal attributes other than the roster version it names "
+     "vouches for (a relabelled principal)"),
+    ("roster_principal_unlisted", "critical", "violation",
+     "A decision records a principal that the roster version it names does not list"),
+    ("roster_unknown", "critical", "integrity",
+     "A decision names a roster version that no earlier roster entry of the log logged"),
+    ("roster_superseded", "high", "integrity",
+     "A decision names a roster version other than the one in force at its index"),
+    ("roster_missing", "high", "integrity",
+     "A decision logged after a roster entry names no roster version"),
     # releases (promise 6): codes of bordergate.releases.ledger
     ("unreviewed_start", "high", "process",
      "A gateway started without an approved release (--unreviewed)"),

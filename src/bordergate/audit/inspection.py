@@ -15,7 +15,9 @@ is parsed and replayed with the bundle it names
 * :mod:`~bordergate.audit.rules.dataflows`: borders, parent, exports (promises 1, 2);
 * :mod:`~bordergate.audit.rules.approvals`: approval life cycle and uses;
 * :mod:`~bordergate.audit.rules.releases`: reviewed releases (promise 6);
-* :mod:`~bordergate.audit.rules.tokens`: no read for a revoked bearer token.
+* :mod:`~bordergate.audit.rules.tokens`: no read for a revoked bearer token;
+* :mod:`~bordergate.audit.rules.rosters`: principals as the identity authority's
+  roster version vouches for them.
 
 :func:`open_inspector` picks this inspector (``audit run --reference``) or the
 accelerated one of :mod:`bordergate.audit._accelerated` (the default), which
@@ -35,7 +37,7 @@ from bordergate.audit.bundlestore import BundleLookup
 from bordergate.audit.decision_lists import DecisionList, parse_decision_list, replay
 from bordergate.audit.inspection_state import InspectionState
 from bordergate.audit.personal_data import scan_entry
-from bordergate.audit.rules import approvals, decisions, releases, tokens, wellformed
+from bordergate.audit.rules import approvals, decisions, releases, rosters, tokens, wellformed
 from bordergate.audit.rules.context import RuleContext
 from bordergate.audit.tally import Tally
 from bordergate.entries import Entry, canonical_json, parse_entry
@@ -112,21 +114,12 @@ class ReferenceInspector(RuleContext):
               pii: list[tuple[str, str]]) -> None:
         """Every rule, for one parsed entry (its decision list replayed, ``pii`` its
         personal-data scan)."""
-        st = self.state
-        tally = st.tally
+        self.entry_order(index, entry, pii)
         t = entry.time
-        tally.entries[entry.type] += 1
-        if tally.first_time is None or t < tally.first_time:
-            tally.first_time = t
-        if tally.last_time is None or t > tally.last_time:
-            tally.last_time = t
-        if st.max_time is not None and t < st.max_time - self.tolerance:
-            wellformed.entry_time_regression(self, index, t, st.max_time)
-        if st.max_time is None or t > st.max_time:
-            st.max_time = t
-        if pii:
-            wellformed.personal_data_in_entry(self, index, t, pii)
+        tally = self.state.tally
         kind = entry.type
+        if kind in rosters.RECORDING_TYPES:
+            rosters.decision_roster(self, index, t, entry)
         if kind in DECISION_TYPES:
             assert group is not None
             tokens.revoked_token_use(self, index, t, entry)
@@ -146,6 +139,25 @@ class ReferenceInspector(RuleContext):
             tally.key_events[str(entry.body.get("kind"))[:40]] += 1
         elif kind == "token-revoke":
             tokens.token_revoke(self, index, entry)
+        elif kind == "roster":
+            rosters.roster_entry(self, index, entry)
+
+    def entry_order(self, index: int, entry: Entry, pii: list[tuple[str, str]]) -> None:
+        """The rules every entry meets: counted, in time order, no personal data."""
+        st = self.state
+        tally = st.tally
+        t = entry.time
+        tally.entries[entry.type] += 1
+        if tally.first_time is None or t < tally.first_time:
+            tally.first_time = t
+        if tally.last_time is None or t > tally.last_time:
+            tally.last_time = t
+        if st.max_time is not None and t < st.max_time - self.tolerance:
+            wellformed.entry_time_regression(self, index, t, st.max_time)
+        if st.max_time is None or t > st.max_time:
+            st.max_time = t
+        if pii:
+            wellformed.personal_data_in_entry(self, index, t, pii)
 
     def decision_entry(self, index: int, entry: Entry, group: DecisionList) -> None:
         """The rules of an ``access``, ``write``, ``export`` or ``erase`` entry."""

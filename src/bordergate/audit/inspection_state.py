@@ -31,6 +31,10 @@ class InspectionState:
         budgets: epsilon (millionths) the log shows spent, by scope, name, period
             and period length (``audit.rules.privacy``).
         revoked_tokens: the index of the ``token-revoke`` entry of each revoked ``jti``.
+        roster_entries: ``(index, entry text)`` of each ``roster`` entry, by the
+            digest it names (``audit.rules.rosters``).
+        roster_in_force: the digest of the last ``roster`` entry, or None.
+        roster_serial: the highest verified roster serial, or None.
     """
 
     size: int = 0
@@ -42,6 +46,9 @@ class InspectionState:
     flagged: dict[str, int] = field(default_factory=dict)
     budgets: dict[str, int] = field(default_factory=dict)
     revoked_tokens: dict[str, int] = field(default_factory=dict)
+    roster_entries: dict[str, tuple[int, str]] = field(default_factory=dict)
+    roster_in_force: str | None = None
+    roster_serial: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"size": self.size, "max_time": self.max_time, "tally": self.tally.to_json(),
@@ -49,7 +56,9 @@ class InspectionState:
                 "findings": [f.to_json() for f in self.findings],
                 "release_entries": [[i, t] for i, t in self.release_entries],
                 "flagged": self.flagged, "budgets": self.budgets,
-                "revoked_tokens": self.revoked_tokens}
+                "revoked_tokens": self.revoked_tokens,
+                "roster_entries": {k: [i, t] for k, (i, t) in self.roster_entries.items()},
+                "roster_in_force": self.roster_in_force, "roster_serial": self.roster_serial}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> InspectionState:
@@ -69,4 +78,10 @@ class InspectionState:
             flagged={str(k): int(v) for k, v in dict(data["flagged"]).items()},
             budgets={str(k): int(v) for k, v in dict(data.get("budgets", {})).items()},
             revoked_tokens={str(k): int(v)
-                            for k, v in dict(data.get("revoked_tokens", {})).items()})
+                            for k, v in dict(data.get("revoked_tokens", {})).items()},
+            roster_entries={str(k): (int(i), str(t))
+                            for k, (i, t) in dict(data.get("roster_entries", {})).items()},
+            roster_in_force=None if data.get("roster_in_force") is None
+            else str(data["roster_in_force"]),
+            roster_serial=None if data.get("roster_serial") is None
+            else int(data["roster_serial"]))

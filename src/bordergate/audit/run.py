@@ -56,9 +56,11 @@ from bordergate.audit.inspection import InspectionState, ReferenceInspector, ope
 from bordergate.audit.logcheck import AuditResult, audit_log
 from bordergate.audit.logstate import AuditStateStore, decode_state
 from bordergate.audit.logstate_dir import DirectoryStateStore, state_file_name
+from bordergate.audit.rosterstore import RosterStore
 from bordergate.errors import BordergateError, ConfigError, VerificationError
 from bordergate.releases.ledger import ReleaseLedger
 from bordergate.releases.review import reviewers_from
+from bordergate.roster import RosterAuthority
 from bordergate.tlog import merkle
 from bordergate.tlog.client import LogClient, LogSource, open_source
 from bordergate.tlog.cosignature import CosignatureVerifier
@@ -282,13 +284,16 @@ def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
 def _inspector(config: AuditorConfig, audit: LogAudit, origin: str,
                state: InspectionState | None, *, reference: bool) -> ReferenceInspector:
     bundles = BundleStore(open_source(audit.bundle_store), local_dirs=audit.bundle_dirs)
+    authority = RosterAuthority.from_key_strings(audit.jurisdiction, audit.roster_authority) \
+        if audit.roster_authority else None
+    rosters = RosterStore(open_source(audit.bundle_store), authority)
     return open_inspector(
         reference=reference,
         jurisdiction=audit.jurisdiction, origin=origin, bundles=bundles.lookup,
         reviewers=reviewers_from(audit.reviewers, audit.required_approvals)
         if audit.reviewers else _no_reviewers(), approvers=audit.approvers,
         approver_keys=MappingApproverKeys(dict(audit.approver_keys)),
-        tolerance=config.time_tolerance, state=state)
+        tolerance=config.time_tolerance, state=state, rosters=rosters.lookup)
 
 
 def _helper_inspector(config: AuditorConfig, audit: LogAudit, origin: str

@@ -46,6 +46,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from bordergate import __version__
@@ -95,6 +96,7 @@ from bordergate.gateway.revocations import (
     revocation_request,
     token_revoke_entry,
 )
+from bordergate.gateway.roster_in_force import RosterFollower, RosterInForce
 from bordergate.keys.events import KeyEvent
 from bordergate.policy.engine import Decision, PolicyEngine
 from bordergate.policy.entities import DecisionInput, Principal, RequestContext, Subject
@@ -124,6 +126,7 @@ _MAX_PLANS = 4096
 _MAX_PSEUDONYMS = 65_536
 _MAX_LISTED = 5000   # approvals read to filter by who may see them (the stores' cap)
 _LIST_LIMIT = 500    # approvals answered
+_NO_ROSTER: Mapping[str, str] = MappingProxyType({})  # no roster configured: no member
 _STATE_ATTEMPTS = 12  # decisions of one guarded read before it answers 503
 _UNKNOWN_VERSION = -2  # never current: a record without changed_at is refused
 
@@ -151,6 +154,7 @@ class _ReadRequest:
     specs: list[FieldSpec]
     hinted: SubjectId | None
     jti: str  # the bearer token's id, recorded in the entry (token_revoked_use)
+    vouched: Mapping[str, str]  # {"roster": digest} of the version that vouched, or {}
 
 
 class LogAppender(Protocol):
@@ -356,6 +360,7 @@ class Gateway:
         subject_ledger: SubjectLedger | None = None,
         revocations: TokenRevocations | None = None,
         approver_keys: ApproverKeys | None = None,
+        roster: RosterInForce | None = None,
     ) -> None:
         self.jurisdiction = jurisdiction
         self.schema = schema
@@ -364,6 +369,10 @@ class Gateway:
         self.revocations = revocations if revocations is not None else TokenRevocations()
         self.revocation_follower: RevocationFollower | None = None  # set by gateway.startup
         self.principals = VerifiedTokenCache(verifier, revoked=self.revocations)
+        # the identity authority's roster (gateway.roster_in_force): when set, a
+        # principal's attributes are the roster's, never the token's
+        self.roster = roster
+        self.roster_follower: RosterFollower | None = None  # set by gateway.startup
         self.vault = vault
         self.log = log
         self.log_storage = log_storage
@@ -419,12 +428,30 @@ class Gateway:
         return await asyncio.to_thread(fn, *args)
 
     def authenticate(self, authorization: str | None) -> Principal:
-        """The request's principal.
+        """The request's principal (with the roster's attributes when one is configured).
 
         Raises:
-            Unauthenticated: 401 with the verifier's code.
+            Unauthenticated: 401 with the verifier's code, or the roster's
+                (``principal_not_in_roster``, ``roster_claims_mismatch``).
+            Unavailable: ``roster_unavailable``.
         """
-        return self.principals.authenticate(authorization, self.clock())
+        return self.authenticate_vouched(authorization)[0]
+
+    def authenticate_vouched(self, authorization: str | None
+                             ) -> tuple[Principal, Mapping[str, str]]:
+        """The request's principal and the members naming the roster version that
+        vouched for it (``{"roster": digest}``; empty without a roster), which every
+        entry recording the principal carries.
+
+        Raises:
+            as :meth:`authenticate`.
+        """
+        return self._vouched(self.principals.authenticate(authorization, self.clock()))
+
+    def _vouched(self, claimed: Principal) -> tuple[Principal, Mapping[str, str]]:
+        if self.roster is None:
+            return claimed, _NO_ROSTER
+        return self.roster.vouch(claimed)
 
     def _wrong_home(self, home: str, what: str) -> BordergateError:
         url = self.peers.get(home)
@@ -499,6 +526,8 @@ class Gateway:
         """Stop the log writer (draining it) and close the stores."""
         if self.revocation_follower is not None:
             self.revocation_follower.close()
+        if self.roster_follower is not None:
+            self.roster_follower.close()
         self.log.close()
         self.approvals.close()
         self.budgets.close()
@@ -536,13 +565,13 @@ class Gateway:
         # the token's jti goes into the entry (the auditor's token_revoked_use); it is
         # URL-safe ASCII (checked by the verifier), so its JSON is itself in quotes
         token = self.principals.authenticate_token(authorization, self.clock())
-        principal = token.principal
+        principal, vouched = self._vouched(token.principal)
         purpose, specs = self._read_shape(collection, fields, purpose)
         parse_record_id(record_id)
         hinted = self._subject(subject) if subject is not None else None
         presented = await self._presented_approval(approval)
         request = _ReadRequest(principal, collection, record_id, purpose, specs, hinted,
-                               token.jti)
+                               token.jti, vouched)
         if presented is None:
             plan, values, entry = await self._decide_and_fetch(request, None, self.clock())
             index = await self.log.append_many([entry])  # promise 3: durable before release
@@ -602,7 +631,8 @@ class Gateway:
             s.field_class.value == "protected" for s in request.specs) or \
             await self._within_reach(presented, collection, record_id, now)
         plan = self._read_plan(request.principal, collection, request.purpose, request.specs,
-                               now=int(now), presented=presented, in_scope=in_scope)
+                               now=int(now), presented=presented, in_scope=in_scope,
+                               vouched=request.vouched)
         allowed = plan.allowed
         # Resolve: the record's owner (every record here is homed here; a record
         # that is not here may be homed elsewhere -> 421).  One store query: the
@@ -651,14 +681,15 @@ class Gateway:
 
     def _read_plan(self, principal: Principal, collection: str, purpose: str,
                    specs: list[FieldSpec], *, now: int,
-                   presented: appr.ApprovalRecord | None, in_scope: bool = True) -> _ReadPlan:
+                   presented: appr.ApprovalRecord | None, in_scope: bool = True,
+                   vouched: Mapping[str, str] = _NO_ROSTER) -> _ReadPlan:
         """The decisions of a read and its entry template (cached: a pure function
         of the principal, the request's shape, the second and the approval's view
         and version)."""
         view = presented.policy_view(now, in_scope) if presented else None
         version = presented.changed_at if presented else None
         key = (principal, collection, purpose, tuple(s.name for s in specs), now, view,
-               version)
+               version, vouched.get("roster"))
         plan = self._plans.get(key)
         if plan is not None:
             return plan
@@ -678,7 +709,7 @@ class Gateway:
             "purpose": purpose, "bundle": self.bundle_digest,
             "approval": presented.id if presented else None,
             "outcome": outcome, "gateway": self.jurisdiction, "release": self.release,
-            **guarded,
+            **guarded, **vouched,
         }, ("subject", "record", "released", "decisions", "jti"))
         plan = _ReadPlan(allowed, withheld, outcome, template, recorded,
                          canonical_json(sorted(allowed)))
@@ -735,7 +766,7 @@ class Gateway:
             Conflict: ``record_owner_mismatch``.
             Unavailable: log, store or key backend down.
         """
-        principal = self.authenticate(authorization)
+        principal, vouched = self.authenticate_vouched(authorization)
         purpose = _require_purpose(purpose)
         self.engine.bundle.purpose(purpose)
         if not isinstance(payload, dict):
@@ -775,7 +806,7 @@ class Gateway:
             "subject": self.pseudonyms.subject(str(subject)),
             "record": self.pseudonyms.record(collection, record_id),
             "purpose": purpose, "bundle": self.bundle_digest, "outcome": outcome,
-            "fields": sorted(s.name for s in specs),
+            "fields": sorted(s.name for s in specs), **vouched,
         }, recorded)
         index = await self.log.append_many([entry])
         if outcome != "allow":
@@ -804,7 +835,7 @@ class Gateway:
             DeniedAfterLogging: denied (logged).
             Unavailable: log, store or key backend down.
         """
-        principal = self.authenticate(authorization)
+        principal, vouched = self.authenticate_vouched(authorization)
         purpose = _require_purpose(purpose)
         self.engine.bundle.purpose(purpose)
         subject = self._subject(subject_id)
@@ -818,7 +849,7 @@ class Gateway:
             "principal": principal.to_json(),
             "subject": self.pseudonyms.subject(str(subject)),
             "purpose": purpose, "bundle": self.bundle_digest,
-            "outcome": "allow" if allowed else "deny", "records": records,
+            "outcome": "allow" if allowed else "deny", "records": records, **vouched,
         }, recorded)
         index = await self.log.append_many([entry])
         if not allowed:
@@ -851,7 +882,7 @@ class Gateway:
             PolicyDenied: ``privacy_budget_exhausted`` (nothing released).
             Unavailable: log, store or key backend down.
         """
-        principal = self.authenticate(authorization)
+        principal, vouched = self.authenticate_vouched(authorization)
         collection, group_by, purpose, k = self._export_request(payload)
         specs = self.schema.fields(collection, [group_by])
         now = self.clock()
@@ -861,7 +892,7 @@ class Gateway:
         decisions, recorded = self._decide(inputs)
         body: dict[str, Any] = {
             "principal": principal.to_json(), "collection": collection, "group_by": group_by,
-            "purpose": purpose, "bundle": self.bundle_digest, "k": k}
+            "purpose": purpose, "bundle": self.bundle_digest, "k": k, **vouched}
         if not decisions[0].allowed:
             index = await self.log.append_many([self._decision_entry("export", now, {
                 **body, "outcome": "deny", "groups": 0, "suppressed": 0}, recorded)])
@@ -923,7 +954,7 @@ class Gateway:
             Unauthenticated, InvalidInput: bad requests.
             Unavailable: log or store down.
         """
-        principal = self.authenticate(authorization)
+        principal, vouched = self.authenticate_vouched(authorization)
         if not isinstance(payload, dict):
             raise InvalidInput("the body must be a JSON object", code="malformed_body")
         allowed_keys = {"purpose", "reason", "collections", "classes", "max_duration_s",
@@ -970,7 +1001,7 @@ class Gateway:
                       "subjects": list(scope.subjects), "records": list(scope.records),
                       "ticket": scope.ticket},
             "requested_at": record.requested_at, "expires": record.expires,
-            "max_subjects": record.max_subjects,
+            "max_subjects": record.max_subjects, **vouched,
         })
         async with self._approval_lock:
             index = await self.log.append_many([entry])
@@ -1002,7 +1033,7 @@ class Gateway:
                 (``approval_statement.verify_statement``'s codes).
             Unavailable: log or store down.
         """
-        principal = self.authenticate(authorization)
+        principal, vouched = self.authenticate_vouched(authorization)
         appr.parse_approval_id(approval_id)
         signed = appr.change_signature(payload)
         async with self._approval_lock:
@@ -1015,11 +1046,12 @@ class Gateway:
                     body["statement"] = self._checked_statement(
                         principal, record, verdict, signed)
             except (PolicyDenied, Conflict, VerificationError) as exc:
-                await self._log_refused(principal, record, verdict, exc.code, now)
+                await self._log_refused(principal, record, verdict, exc.code, now,
+                                        vouched=vouched)
                 raise
             entry = self._entry(kind, now, {
                 "approval": record.id, "state": updated.state, "bundle": self.bundle_digest,
-                "decision": decided, **body})
+                "decision": decided, **body, **vouched})
             version = _UNKNOWN_VERSION if record.changed_at is None else record.changed_at
             try:  # another worker may have changed it since it was read
                 index = await self.log.append_guarded(
@@ -1111,7 +1143,8 @@ class Gateway:
         return updated, kind, body, decided
 
     async def _log_refused(self, principal: Principal, record: appr.ApprovalRecord,
-                           verdict: str, code: str, now: float) -> None:
+                           verdict: str, code: str, now: float, *,
+                           vouched: Mapping[str, str] = _NO_ROSTER) -> None:
         """Log a refused grant, deny or revoke before the refusal is answered
         (promise 3); the entry names the actor, the action and the answer's code,
         never subject data.
@@ -1122,7 +1155,7 @@ class Gateway:
         entry = self._entry("approval-refused", now, {
             "approval": record.id, "actor": principal.to_json(), "action": verdict,
             "code": code, "requester": principal.id == record.requester,
-            "bundle": self.bundle_digest})
+            "bundle": self.bundle_digest, **vouched})
         await self.log.append_many([entry])
 
     async def get_approval(self, authorization: str | None, approval_id: str) -> Outcome:

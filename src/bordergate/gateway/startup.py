@@ -45,6 +45,7 @@ from bordergate.gateway.approvals import (
 )
 from bordergate.gateway.auth import TokenVerifier, parse_public_key
 from bordergate.gateway.revocations import RevocationFollower, TokenRevocations, follow_log
+from bordergate.gateway.roster_in_force import RosterFollower, RosterInForce, follow_rosters
 from bordergate.gateway.service import Gateway, LogAppender, SequencerLog
 from bordergate.keys.backend import KeyFileSettings, open_key_backend
 from bordergate.keys.keyring import KeyRing, initialise
@@ -56,6 +57,7 @@ from bordergate.profile import refuse_unreviewed
 from bordergate.residency.schema import load_schema
 from bordergate.residency.stores import open_record_store
 from bordergate.residency.vault import Vault
+from bordergate.roster.publication import authority_for, create_development_authority_key
 from bordergate.tlog.client import LogClient, StorageSource
 from bordergate.tlog.logdir import read_signer, write_key
 from bordergate.tlog.note import Signer
@@ -204,6 +206,11 @@ def open_gateway(deployment: Deployment, code: str, *,
         revocations = TokenRevocations()
         reader = LogClient(StorageSource(storage), signer.verifier())
         follow_log(revocations, reader)
+        authority = authority_for(j)
+        rosters = None if authority is None else RosterInForce(
+            authority, storage)  # type: ignore[arg-type]  # every backend has read_object
+        if rosters is not None:
+            follow_rosters(rosters, reader)
     except BaseException:
         appender.close()
         raise
@@ -213,10 +220,13 @@ def open_gateway(deployment: Deployment, code: str, *,
         pseudonyms=pseudonyms, approvals=approvals, peers=deployment.gateway_urls(),
         subject_ledger=open_subject_ledger(j.store),
         limits=deployment.limits, privacy=deployment.privacy,
-        budgets=budgets, revocations=revocations)
+        budgets=budgets, revocations=revocations, roster=rosters)
     # every worker applies the log's token-revoke entries (gateway.revocations)
     gateway.revocation_follower = RevocationFollower(revocations, reader)
     gateway.revocation_follower.start()
+    if rosters is not None:  # and its roster versions (gateway.roster_in_force)
+        gateway.roster_follower = RosterFollower(rosters, reader)
+        gateway.roster_follower.start()
     return gateway
 
 
@@ -386,4 +396,9 @@ def _provision_one(code: str, j: Jurisdiction) -> list[str]:
                                                serialization.PublicFormat.SubjectPublicKeyInfo)
         j.issuer.public_key_files[0].write_bytes(public)
         done.append(f"{code}: issuer key {private} (development only)")
+    authority_key = j.roster.authority_key_file if j.roster is not None else None
+    if authority_key is not None and not authority_key.exists():
+        create_development_authority_key(authority_key, code)
+        done.append(f"{code}: roster authority key {authority_key} (TEST-ONLY: development "
+                    "and demo; a real identity authority keeps its key)")
     return done

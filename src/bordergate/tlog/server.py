@@ -1,7 +1,8 @@
 """Serve a log read-only over HTTP: the checkpoint, tiles, entry bundles.
 
 Only ``/checkpoint``, ``/tile/...`` paths that parse as C2SP tile paths, and
-content-addressed ``/bundles/sha256-<hex>.tar`` objects are answered; anything
+content-addressed ``/bundles/sha256-<hex>.tar`` and ``/rosters/sha256-<hex>.json``
+objects are answered; anything
 else that may sit in the directory (the sequencer's lock, temp files) is
 invisible: no listing, no traversal.  Full tiles, bundles and content-addressed
 objects are immutable; partial tiles are long-cacheable; the checkpoint is
@@ -29,6 +30,7 @@ __all__ = ["log_routes", "make_log_app"]
 IMMUTABLE = "public, max-age=31536000, immutable"
 PARTIAL = "public, max-age=86400"
 _CONTENT = re.compile(r"sha256-[0-9a-f]{64}\.tar")
+_ROSTER = re.compile(r"sha256-[0-9a-f]{64}\.json")
 
 
 def _not_found() -> Response:
@@ -76,8 +78,20 @@ def log_routes(storage: LogStorage, prefix: str = "") -> list[Route]:
         return Response(data, media_type="application/x-tar",
                         headers={"Cache-Control": IMMUTABLE})
 
+    async def roster_object(request: Request) -> Response:
+        name = request.path_params["name"]
+        reader = getattr(storage, "read_object", None)
+        if not _ROSTER.fullmatch(name) or reader is None:
+            return _not_found()
+        data = await asyncio.to_thread(reader, f"rosters/{name}")
+        if data is None:
+            return _not_found()
+        return Response(data, media_type="application/json",
+                        headers={"Cache-Control": IMMUTABLE})
+
     return [
         Route(f"{prefix}/checkpoint", checkpoint, methods=["GET", "HEAD"]),
+        Route(f"{prefix}/rosters/{{name}}", roster_object, methods=["GET", "HEAD"]),
         Route(f"{prefix}/tile/{{rest:path}}", tile, methods=["GET", "HEAD"]),
         Route(f"{prefix}/bundles/{{name}}", bundle_object, methods=["GET", "HEAD"]),
     ]

@@ -8,7 +8,8 @@
 * :mod:`.approvals`: the approval life cycle and every use of an approval;
 * :mod:`.statements`: the approver's own signature on every approval change;
 * :mod:`.releases`: reviewed releases and the release each decision names (promise 6);
-* :mod:`.tokens`: no read decided for a bearer token after its ``token-revoke`` entry.
+* :mod:`.tokens`: no read decided for a bearer token after its ``token-revoke`` entry;
+* :mod:`.rosters`: every recorded principal as the roster version it names vouches.
 
 Every rule is written once, here: the reference inspector
 (:mod:`bordergate.audit.inspection`) calls them entry by entry, the accelerated
@@ -17,5 +18,5 @@ follows from an entry's shape.  A rule reports through the
 :class:`~.context.RuleContext` it is given and never reads a log or a clock.
 """
 
-__all__ = ["approvals", "context", "dataflows", "decisions", "privacy", "releases",
+__all__ = ["approvals", "context", "dataflows", "decisions", "privacy", "releases", "rosters",
            "statements", "tokens", "wellformed"]

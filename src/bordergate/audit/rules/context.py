@@ -15,9 +15,12 @@ from bordergate.approval_statement import ApproverKeys, MappingApproverKeys
 from bordergate.audit.bundlestore import BundleLookup
 from bordergate.audit.findings import Finding
 from bordergate.audit.inspection_state import InspectionState
+from bordergate.audit.rosterstore import RosterLookup
 from bordergate.entries import parse_entry
+from bordergate.errors import VerificationError
 from bordergate.releases.ledger import ReleaseLedger
 from bordergate.releases.review import ReviewPolicy
+from bordergate.roster import RosterSignature
 
 __all__ = ["ENTRY_INDEX", "RuleContext"]
 
@@ -30,7 +33,8 @@ class RuleContext:
     def __init__(self, *, jurisdiction: str, origin: str,
                  bundles: Callable[[str], BundleLookup], reviewers: ReviewPolicy,
                  approvers: Iterable[str] = (), approver_keys: ApproverKeys | None = None,
-                 tolerance: float = 5.0, state: InspectionState | None = None) -> None:
+                 tolerance: float = 5.0, state: InspectionState | None = None,
+                 rosters: Callable[[RosterSignature], RosterLookup] | None = None) -> None:
         """Start (or continue from ``state``) the inspection of one log.
 
         Args:
@@ -44,6 +48,8 @@ class RuleContext:
                 approval change's signature verifies (fail closed).
             tolerance: seconds of clock disorder allowed between entries.
             state: the state saved by the last run, if any.
+            rosters: looks a signed roster version up (None: no roster
+                authority configured; every roster entry is then unverifiable).
         """
         self.home = jurisdiction
         self.origin = origin
@@ -56,6 +62,48 @@ class RuleContext:
         for index, text in self.state.release_entries:
             self.ledger.add(index, parse_entry(text.encode("utf-8")))
         self.ledger_seen = len(self.ledger.findings)
+        self.rosters = rosters
+        self._roster_verdicts: dict[tuple[Any, ...], tuple[str, tuple[str, ...]] | None] = {}
+
+    def roster_lookup(self, signature: RosterSignature) -> RosterLookup:
+        """The verified roster version ``signature`` signs, or why there is none."""
+        if self.rosters is None:
+            return RosterLookup(signature.roster[:80], None, "roster_authority_not_configured",
+                                "the auditor names no roster authority for this log")
+        return self.rosters(signature)
+
+    def roster_verdict(self, digest: str, recorded: Mapping[str, Any]
+                       ) -> tuple[str, tuple[str, ...]] | None:
+        """Whether ``recorded`` principal attributes are the roster version's
+        ``digest`` (logged earlier) vouches for: None when they are, or when that
+        version did not verify; else the finding kind and the differing attribute
+        names (cached: entries of one shape ask the same)."""
+        from bordergate.audit.rules.rosters import principal_problem
+
+        roles = recorded.get("roles")
+        key = (digest, *(recorded.get(a) if isinstance(recorded.get(a), str) else None
+                         for a in ("id", "org", "org_kind", "location")),
+               tuple(roles) if isinstance(roles, list) and
+               all(isinstance(r, str) for r in roles) else repr(roles)[:200], len(recorded))
+        if key in self._roster_verdicts:
+            return self._roster_verdicts[key]
+        verdict = None
+        logged = self.state.roster_entries.get(digest)
+        if logged is not None:
+            try:
+                signature = RosterSignature.from_entry_body(
+                    parse_entry(logged[1].encode("utf-8")).body)
+            except VerificationError:
+                signature = None
+            roster = self.roster_lookup(signature).roster if signature else None
+            if roster is not None:
+                listed = roster.principal(recorded.get("id"))  # type: ignore[arg-type]
+                verdict = principal_problem(
+                    None if listed is None else listed.attributes(), recorded)
+        if len(self._roster_verdicts) > 65_536:
+            self._roster_verdicts.clear()
+        self._roster_verdicts[key] = verdict
+        return verdict
 
     @property
     def findings(self) -> list[Finding]:

@@ -16,12 +16,14 @@ __all__ = ["CHECKPOINT_PATH", "OBJECT_PATH", "check_object_path"]
 
 CHECKPOINT_PATH = "checkpoint"
 # Content-addressed objects published beside the tiles (released policy bundles,
-# promise 6): ``write_object``/``read_object`` accept these paths only.
-OBJECT_PATH = re.compile(r"bundles/sha256-[0-9a-f]{64}\.tar")
+# promise 6; signed roster versions, bordergate.roster): ``write_object`` and
+# ``read_object`` accept these paths only.
+OBJECT_PATH = re.compile(r"bundles/sha256-[0-9a-f]{64}\.tar|rosters/sha256-[0-9a-f]{64}\.json")
 
 
 def check_object_path(path: str) -> None:
-    """Refuse any object path but ``bundles/sha256-<hex>.tar``.
+    """Refuse any object path but ``bundles/sha256-<hex>.tar`` and
+    ``rosters/sha256-<hex>.json``.
 
     Raises:
         VerificationError: code ``bad_object_path``.

@@ -1,0 +1,127 @@
+"""Rules about the identity authority's roster: every principal as the authority vouches.
+
+A ``roster`` entry logs a roster version (digest, serial, the authority's
+signature); the document is published beside the bundles.  The auditor
+verifies each with the authority key *it* trusts (``roster_invalid`` when the
+signature, the published document or the serial order fails), and from that
+entry on the version is in force.  Every decision entry and approval entry
+names the version its gateway used (``roster``); the recorded principal
+attributes (``principal``, ``requester``, ``approver``, ``by``, ``actor``) must
+be exactly that version's for the principal's id:
+
+* ``roster_principal_mismatch``: org, org kind, location or roles differ (the
+  relabelling attack: a parent-company principal abroad recorded as local staff,
+  with inputs, decisions and released list made consistent, replays clean but
+  is named here);
+* ``roster_principal_unlisted``: the version does not list the id;
+* ``roster_unknown``: no earlier ``roster`` entry logged the version named;
+* ``roster_superseded``: the version named is not the one in force at the
+  entry's index (reported once per version, with a repeat count);
+* ``roster_missing``: an entry after the first ``roster`` entry names none.
+
+A log without ``roster`` entries (no roster configured, or written before
+issue 12) is not judged.  A decision under a version that did not verify is
+not judged further: its ``roster`` entry already has ``roster_invalid``.
+Explanations name attribute names, never their values (entry strings are
+untrusted).  This module must never read a log or a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bordergate.audit.rules.context import RuleContext
+from bordergate.entries import Entry, canonical_json
+from bordergate.errors import VerificationError
+from bordergate.roster import RosterSignature
+
+__all__ = ["PRINCIPAL_MEMBERS", "RECORDING_TYPES", "decision_roster", "principal_problem",
+           "roster_entry"]
+
+#: The entry types that record a principal (decisions and approvals).
+RECORDING_TYPES = frozenset({"access", "write", "export", "erase", "approval-request",
+                             "approval-grant", "approval-deny", "approval-revoke",
+                             "approval-refused"})
+#: The members of decision and approval entries that record a principal.
+PRINCIPAL_MEMBERS = ("principal", "requester", "approver", "by", "actor")
+_ATTRIBUTES = ("org", "org_kind", "location", "roles")
+
+
+def roster_entry(ctx: RuleContext, index: int, entry: Entry) -> None:
+    """Verify a ``roster`` entry's version; from here on it is in force."""
+    body = entry.body
+    digest = body.get("roster")
+    key = digest if isinstance(digest, str) else f"invalid@{index}"
+    ctx.state.roster_entries[key] = (index, canonical_json(dict(body)).decode("utf-8"))
+    ctx.state.roster_in_force = key
+    try:
+        signature = RosterSignature.from_entry_body(body)
+    except VerificationError as exc:
+        _invalid(ctx, index, entry, exc.code, str(exc))
+        return
+    found = ctx.roster_lookup(signature)
+    if found.roster is None:
+        _invalid(ctx, index, entry, found.code or "roster_invalid", found.reason)
+        return
+    previous = ctx.state.roster_serial
+    if previous is not None and found.roster.serial <= previous:
+        _invalid(ctx, index, entry, "roster_serial_not_increasing",
+                 f"serial {found.roster.serial} is not above the earlier {previous}")
+    ctx.state.roster_serial = max(found.roster.serial, previous or 0)
+
+
+def _invalid(ctx: RuleContext, index: int, entry: Entry, code: str, reason: str) -> None:
+    ctx.flag("roster_invalid", index, entry.time,
+             f"roster entry {index} does not verify [{code}]: {reason[:200]}",
+             {"code": code})
+
+
+def decision_roster(ctx: RuleContext, index: int, t: float, entry: Entry) -> None:
+    """Check the principal attributes an entry records against the version it names."""
+    in_force = ctx.state.roster_in_force
+    digest = entry.body.get("roster")
+    if digest is None:
+        if in_force is not None and not ctx.repeat("roster:missing"):
+            ctx.flag_once("roster_missing", "roster:missing", index, t,
+                          explanation=f"{entry.type} entry {index} names no roster version "
+                          "though a roster is logged")
+        return
+    if not isinstance(digest, str) or digest not in ctx.state.roster_entries:
+        key = f"roster:unknown:{str(digest)[:80]}"
+        if not ctx.repeat(key):
+            ctx.flag_once("roster_unknown", key, index, t,
+                          explanation=f"{entry.type} entry {index} names a roster version no "
+                          "earlier roster entry logged")
+        return
+    if digest != in_force:
+        key = f"roster:superseded:{digest}"
+        if not ctx.repeat(key):
+            ctx.flag_once("roster_superseded", key, index, t,
+                          explanation=f"{entry.type} entry {index} was decided under a roster "
+                          f"version other than the one in force (logged at entry "
+                          f"{ctx.state.roster_entries[in_force or ''][0]})")
+    for member in PRINCIPAL_MEMBERS:
+        recorded = entry.body.get(member)
+        if isinstance(recorded, dict):
+            problem = ctx.roster_verdict(digest, recorded)
+            if problem is not None:
+                kind, differing = problem
+                what = f"attributes ({', '.join(differing)}) differ from" if differing \
+                    else "principal is not listed in"
+                ctx.flag(kind, index, t,
+                         f"{entry.type} entry {index}: the recorded {member}'s {what} the "
+                         f"roster version it names ({digest[:19]}...)",
+                         {"member": member, "attributes": list(differing),
+                          "roster": digest})
+
+
+def principal_problem(roster_attributes: Mapping[str, Any] | None,
+                      recorded: Mapping[str, Any]) -> tuple[str, tuple[str, ...]] | None:
+    """The finding kind and differing attribute names, or None when they agree."""
+    if roster_attributes is None:
+        return "roster_principal_unlisted", ()
+    differing = tuple(a for a in _ATTRIBUTES if recorded.get(a) != roster_attributes[a])
+    if set(recorded) - {"id", *_ATTRIBUTES}:
+        differing = (*differing, "other members")
+    return ("roster_principal_mismatch", differing) if differing else None

@@ -1,0 +1,211 @@
+"""The roster version in force at a gateway: principals' attributes from the authority.
+
+A token says who is calling (its ``sub``, signed by the jurisdiction's issuer);
+the jurisdiction's identity authority says *what* they are (org, org kind,
+location, roles) in a signed roster version (:mod:`bordergate.roster`).  A
+gateway whose deployment names a roster authority decides with the roster's
+attributes, never the token's: :meth:`RosterInForce.vouch` looks the token's
+subject up in the version in force (one dict access) and refuses
+
+    principal_not_in_roster   (401) the subject is not listed
+    roster_claims_mismatch    (401) the token's org, org kind, location or roles
+                              differ from the roster's (a relabelled principal)
+    roster_unavailable        (503) no verified roster version yet, or the
+                              latest logged one does not verify (fail closed:
+                              a version that may remove someone is never skipped)
+
+and gives the decision entry's ``roster`` member (the version's digest, one
+constant mapping per version, so entries of one shape stay one shape).
+
+Versions come from the log: a ``roster`` entry names a version's digest, serial
+and the authority's signature; the document is read from the log storage's
+content-addressed ``rosters/sha256-<hex>.json``, checked against the digest and
+the authority key the deployment names.  :func:`follow_rosters` reads the log
+at start-up; a :class:`RosterFollower` thread polls it like the token
+revocations (``gateway.revocations``), so a newly logged version is in force on
+every worker within about 2 seconds.  ``RosterInForce.version`` is the log index
+of the version in force; the auditor reports a decision that names a version
+other than the one in force at its own index (``roster_superseded``).
+
+This module must never take an attribute from a token when a roster is
+configured, and never use a roster document whose digest and signature it did
+not check.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Protocol
+
+from bordergate.entries import parse_entry
+from bordergate.errors import BordergateError, Unauthenticated, Unavailable, VerificationError
+from bordergate.policy.entities import Principal
+from bordergate.roster import Roster, RosterAuthority, RosterSignature, roster_path
+from bordergate.tlog.client import LogClient
+from bordergate.tlog.tiles import TILE_WIDTH
+
+__all__ = ["POLL_INTERVAL", "ObjectReader", "RosterFollower", "RosterInForce",
+           "follow_rosters"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two polls of the log by a running worker.
+POLL_INTERVAL = 0.5
+_MARK = b'"type":"roster"'
+
+
+class ObjectReader(Protocol):
+    """Where published roster documents are read (the log storage)."""
+
+    def read_object(self, path: str) -> bytes | None:
+        """The object at ``path`` (``rosters/sha256-<hex>.json``), or None."""
+        ...
+
+
+class RosterInForce:
+    """The verified roster version a gateway decides under (see the module docstring).
+
+    Attributes:
+        authority: the jurisdiction's identity authority (its verifier keys).
+        next_index: the first log index not read yet.
+        version: the log index of the ``roster`` entry in force, or -1.
+    """
+
+    def __init__(self, authority: RosterAuthority, objects: ObjectReader) -> None:
+        self.authority = authority
+        self.objects = objects
+        self.next_index = 0
+        self.version = -1
+        # one attribute, swapped whole: (roster, its entry member, why unusable)
+        self._state: tuple[Roster | None, Mapping[str, str], str | None] = (
+            None, MappingProxyType({}), "no roster version is logged yet")
+
+    @property
+    def roster(self) -> Roster | None:
+        """The version in force, or None when none verifies."""
+        return self._state[0]
+
+    def vouch(self, claimed: Principal) -> tuple[Principal, Mapping[str, str]]:
+        """The roster's principal for a token's, and the entry member naming the version.
+
+        Returns:
+            ``(principal, {"roster": "sha256:<hex>"})``: the principal to decide
+            and record with, and the member every entry recording it carries.
+
+        Raises:
+            Unauthenticated: ``principal_not_in_roster``, ``roster_claims_mismatch``.
+            Unavailable: ``roster_unavailable``.
+        """
+        roster, member, failure = self._state
+        if roster is None or failure is not None:
+            raise Unavailable(f"no roster version in force: {failure}", code="roster_unavailable")
+        listed = roster.principals.get(claimed.id)
+        if listed is None:
+            raise Unauthenticated(f"principal {claimed.id[:80]!r} is not in the roster of "
+                                  f"{roster.jurisdiction}", code="principal_not_in_roster")
+        if listed.principal != claimed:
+            raise Unauthenticated(f"the token's attributes of {claimed.id[:80]!r} differ from "
+                                  "the roster's", code="roster_claims_mismatch")
+        return listed.principal, member
+
+    def apply(self, first_index: int, entries: Iterable[bytes]) -> int:
+        """Apply the ``roster`` entries among ``entries`` (the log's, from
+        ``first_index`` on, contiguous); returns how many versions were applied.
+
+        A version that does not verify (bad signature, document missing or not
+        the signed one) puts the gateway in the fail-closed state until a later
+        version verifies; one whose serial is not above the version in force
+        is refused the same way (a rollback to an older list).
+
+        Raises:
+            VerificationError: a ``roster`` entry is not a well-formed entry.
+        """
+        applied = 0
+        index = first_index - 1
+        for index, raw in enumerate(entries, first_index):
+            if _MARK not in raw:
+                continue
+            entry = parse_entry(raw)
+            if entry.type != "roster":
+                continue
+            self._state = self._verified(entry.body)
+            self.version = index
+            applied += 1
+        self.next_index = max(self.next_index, index + 1)
+        return applied
+
+    def _verified(self, body: Mapping[str, object]
+                  ) -> tuple[Roster | None, Mapping[str, str], str | None]:
+        current = self._state[0]
+        try:
+            signature = RosterSignature.from_entry_body(body)
+            self.authority.check_signature(signature)
+            document = self.objects.read_object(roster_path(signature.roster))
+            if document is None:
+                raise VerificationError(f"{roster_path(signature.roster)} is not published",
+                                        code="roster_unpublished")
+            roster = self.authority.verify(document, signature)
+            if current is not None and roster.serial <= current.serial:
+                raise VerificationError(f"roster serial {roster.serial} is not above "
+                                        f"{current.serial}", code="roster_serial_not_increasing")
+        except (BordergateError, ValueError) as exc:
+            code = getattr(exc, "code", "roster_malformed")
+            log.error("roster version refused, failing closed: [%s] %s", code, exc)
+            return current, self._state[1], f"[{code}] {exc}"
+        log.info("roster %s serial %d in force (%d principals)", roster.digest,
+                 roster.serial, len(roster.principals))
+        return roster, MappingProxyType({"roster": roster.digest}), None
+
+
+def follow_rosters(rosters: RosterInForce, client: LogClient) -> int:
+    """Read the log's entries from ``rosters.next_index`` up to its current
+    checkpoint and apply them; returns how many versions were applied.
+
+    Raises:
+        VerificationError, NotFound: the log's checkpoint or bundles do not read.
+    """
+    size = client.checkpoint().checkpoint.size
+    applied = 0
+    start = rosters.next_index
+    while start < size:
+        bundle, offset = divmod(start, TILE_WIDTH)
+        width = min(TILE_WIDTH, size - bundle * TILE_WIDTH)
+        applied += rosters.apply(start, client.bundle(bundle, width)[offset:width])
+        start = bundle * TILE_WIDTH + width
+    return applied
+
+
+class RosterFollower:
+    """A thread that applies newly logged roster versions every ``interval`` seconds.
+
+    A failed poll (log storage briefly unreadable) is logged and retried at
+    the next interval.
+    """
+
+    def __init__(self, rosters: RosterInForce, client: LogClient,
+                 interval: float = POLL_INTERVAL) -> None:
+        self.rosters = rosters
+        self.client = client
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="roster", daemon=True)
+
+    def start(self) -> None:
+        """Start polling."""
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop polling (waits for the thread)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5.0)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                follow_rosters(self.rosters, self.client)
+            except (BordergateError, OSError) as exc:
+                log.warning("roster: cannot read the log: %s", exc)
