@@ -8,7 +8,8 @@ Never use these keys outside tests.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -20,6 +21,11 @@ from bordergate.approval_statement import (
     key_text,
     sign_statement,
 )
+from bordergate.config import load_config
+from bordergate.policy.entities import Principal
+from bordergate.roster import Roster, RosterPrincipal, sign_roster
+from bordergate.roster_commands import publish_signed_roster
+from bordergate.tlog.note import Signer
 
 
 def approver_key(name: str) -> ed25519.Ed25519PrivateKey:
@@ -56,3 +62,32 @@ def signed_body(approval: Mapping[str, Any], verdict: str, approver: str, log_or
         verdict=changes.get("verdict", verdict), approver=changes.get("approver", approver))
     signed = sign_statement(statement, key or approver_key(approver))
     return {"statement": signed.to_json()}
+
+
+#: TEST-ONLY identity authority of every test jurisdiction (fixed seed).
+AUTHORITY = Signer.from_seed("test-identity-authority",
+                             hashlib.sha256(b"bordergate TEST-ONLY roster authority").digest())
+ISSUED = "2026-11-29T00:00:00.000Z"
+
+
+def roster_of(code: str, principals: Iterable[Principal], serial: int = 1) -> Roster:
+    """A roster version of ``code`` listing ``principals`` as they are; approvers
+    with their one TEST-ONLY key (:func:`public_key`)."""
+    return Roster.build(jurisdiction=code, serial=serial, issued=ISSUED, principals=[
+        RosterPrincipal(p.id, p.org, p.org_kind, p.location, frozenset(p.roles),
+                        approver_keys=(public_key(p.id),) if "approver" in p.roles else ())
+        for p in principals])
+
+
+def with_roster(configs: Sequence[Path], code: str, principals: Iterable[Principal]) -> None:
+    """Name the TEST-ONLY authority in ``code``'s roster table of each deployment
+    file in ``configs`` (workers of one jurisdiction), then sign a version listing
+    ``principals`` and publish it beside the log with its ``roster`` entry (the
+    gateways must not be running yet)."""
+    for config in configs:
+        with config.open("a") as out:
+            out.write(f'\n[jurisdictions.{code}.roster]\n'
+                      f'authority_keys = ["{AUTHORITY.verifier().key_string}"]\n')
+    roster = roster_of(code, principals)
+    publish_signed_roster(load_config(configs[0]).jurisdiction(code), roster.document,
+                          sign_roster(roster, AUTHORITY).entry_body())

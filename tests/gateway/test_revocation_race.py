@@ -32,6 +32,7 @@ from bordergate.tlog.logdir import read_signer
 from bordergate.tlog.storage.fs import FileStorage
 from bordergate.tlog.tiles import TILE_WIDTH
 from bordergate.tree_digest import read_tree
+from tests.approvers import signed_body
 from tests.audit.scenario import APPROVER1, APPROVER2, LOCAL, PARENT, GatewayScenario
 from tests.gateway.conftest import (
     start_process,
@@ -122,11 +123,13 @@ def test_reads_racing_a_revoke_in_one_process(tmp_path: Path) -> None:
         await gw.write(sc.auth(LOCAL), "users", "us-race", purpose="operations",
                        payload={"subject": s, "values": {"handle": "racer", "email": EMAIL,
                                "created_at": "2024-01-01T00:00:00Z"}})
-        approval = (await gw.request_approval(parent, {
+        asked = (await gw.request_approval(parent, {
             "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
-            "classes": ["protected"], "max_duration_s": 3600})).body["id"]
+            "classes": ["protected"], "max_duration_s": 3600})).body
+        approval = asked["id"]
         for approver in (APPROVER1, APPROVER2):
-            await gw.decide_approval(sc.auth(approver), approval, "grant")
+            await gw.decide_approval(sc.auth(approver), approval, "grant",
+                                     signed_body(asked, "grant", approver.id, gw.origin))
 
         async def read() -> bool:
             try:
@@ -137,7 +140,8 @@ def test_reads_racing_a_revoke_in_one_process(tmp_path: Path) -> None:
             return out.body["fields"].get("email") == EMAIL
 
         async def revoke() -> None:
-            await gw.decide_approval(sc.auth(APPROVER1), approval, "revoke")
+            await gw.decide_approval(sc.auth(APPROVER1), approval, "revoke",
+                                     signed_body(asked, "revoke", APPROVER1.id, gw.origin))
 
         return approval, await race(read, revoke)
 

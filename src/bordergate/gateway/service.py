@@ -53,6 +53,7 @@ from bordergate import __version__
 from bordergate.approval_statement import (
     ApprovalStatement,
     ApproverKeys,
+    KeysInForce,
     MappingApproverKeys,
     SignedStatement,
     verify_statement,
@@ -379,9 +380,10 @@ class Gateway:
         self.log_reader = LogClient(StorageSource(log_storage), log_verifier)
         self.pseudonyms = pseudonyms
         self.approvals = approvals
-        # whose signatures a grant, deny or revoke must carry (the roster in force);
-        # none configured: every approver's change is refused (fail closed)
-        self.approver_keys: ApproverKeys = approver_keys or MappingApproverKeys({})
+        # whose signatures a grant, deny or revoke must carry: the roster version in
+        # force; without a roster, every approver's change is refused (fail closed)
+        self.approver_keys: ApproverKeys = approver_keys or (
+            KeysInForce(roster) if roster is not None else MappingApproverKeys({}))
         self.subject_ledger = subject_ledger or MemorySubjectLedger()
         self.peers = dict(peers)
         self.k_min = engine.bundle.k_min  # the bundle's, which the auditor checks too

@@ -20,7 +20,7 @@ from bordergate.entries import parse_entry
 from bordergate.errors import VerificationError
 from bordergate.releases.ledger import ReleaseLedger
 from bordergate.releases.review import ReviewPolicy
-from bordergate.roster import RosterSignature
+from bordergate.roster import Roster, RosterSignature
 
 __all__ = ["ENTRY_INDEX", "RuleContext"]
 
@@ -44,8 +44,10 @@ class RuleContext:
             reviewers: the release reviewers and approvals required.
             approvers: principal ids allowed to grant approvals (empty: any
                 custodian principal with the ``approver`` role at home).
-            approver_keys: each approver's Ed25519 keys (the roster); none: no
-                approval change's signature verifies (fail closed).
+            approver_keys: each approver's Ed25519 keys for entries that name no
+                roster version (a log without a roster); none: no such entry's
+                approver signature verifies (fail closed).  An entry that names
+                a version is checked against that version's keys.
             tolerance: seconds of clock disorder allowed between entries.
             state: the state saved by the last run, if any.
             rosters: looks a signed roster version up (None: no roster
@@ -71,6 +73,19 @@ class RuleContext:
             return RosterLookup(signature.roster[:80], None, "roster_authority_not_configured",
                                 "the auditor names no roster authority for this log")
         return self.rosters(signature)
+
+    def verified_roster(self, digest: str) -> Roster | None:
+        """The roster version ``digest`` if a ``roster`` entry logged it earlier and it
+        verifies with the auditor's authority key; else None."""
+        logged = self.state.roster_entries.get(digest)
+        if logged is None:
+            return None
+        try:
+            signature = RosterSignature.from_entry_body(
+                parse_entry(logged[1].encode("utf-8")).body)
+        except VerificationError:
+            return None
+        return self.roster_lookup(signature).roster
 
     def roster_verdict(self, digest: str, recorded: Mapping[str, Any]
                        ) -> tuple[str, tuple[str, ...]] | None:

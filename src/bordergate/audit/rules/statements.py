@@ -11,8 +11,9 @@ cannot add a grant the approver never made:
 * ``approval_unsigned``: the change carries no statement (only a requester
   withdrawing their own request signs nothing);
 * ``approval_signature_invalid``: it carries one that is malformed, names
-  another request, is made with a key not listed for the approver, or does not
-  verify for this log, approval, verdict and approver.
+  another request, is made with a key not listed for the approver (in the roster
+  version the entry names: :func:`approver_keys_of`), or does not verify for
+  this log, approval, verdict and approver.
 
 A grant with either finding never counts towards the two approvers
 (:func:`~.approvals.approval_change`); a denial or revocation with one is still
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 from bordergate.approval_statement import (
     ApprovalStatement,
+    ApproverKeys,
+    MappingApproverKeys,
     SignedStatement,
     verify_statement,
 )
@@ -33,7 +36,9 @@ from bordergate.audit.tally import ApprovalTrack
 from bordergate.entries import Entry
 from bordergate.errors import VerificationError
 
-__all__ = ["signature_required", "statement_problem"]
+__all__ = ["approver_keys_of", "signature_required", "statement_problem"]
+
+_NO_KEYS = MappingApproverKeys({})
 
 
 def signature_required(entry: Entry, track: ApprovalTrack, actor_id: str) -> bool:
@@ -42,6 +47,18 @@ def signature_required(entry: Entry, track: ApprovalTrack, actor_id: str) -> boo
     the integrator: entries of a version older than signed approvals would
     answer False here and be reported as not checkable.)"""
     return not (entry.type == "approval-revoke" and actor_id == track.requester.get("id"))
+
+
+def approver_keys_of(ctx: RuleContext, entry: Entry) -> ApproverKeys:
+    """Whose keys may sign ``entry``'s statement: those of the roster version the
+    entry names (none when that version is unknown or does not verify: the roster
+    rules report it), or for an entry naming no version (a log without a roster)
+    the auditor's configured ``approver_keys``."""
+    digest = entry.body.get("roster")
+    if digest is None:
+        return ctx.approver_keys
+    roster = ctx.verified_roster(digest) if isinstance(digest, str) else None
+    return roster if roster is not None else _NO_KEYS
 
 
 def statement_problem(ctx: RuleContext, track: ApprovalTrack, entry: Entry, actor_id: str
@@ -66,7 +83,7 @@ def statement_problem(ctx: RuleContext, track: ApprovalTrack, entry: Entry, acto
         except ValueError:
             raise VerificationError("its approver id cannot be signed for",
                                     code="malformed_approval_signature") from None
-        verify_statement(statement, signed, ctx.approver_keys)
+        verify_statement(statement, signed, approver_keys_of(ctx, entry))
     except VerificationError as exc:
         return "approval_signature_invalid", f"its statement fails [{exc.code}]: {exc}"
     return None
