@@ -166,6 +166,7 @@ class Demo:
                 f'public_keys = ["{d}/issuer.pub"], private_key_file = "{d}/issuer.pem" }}',
                 f"reviewers = [{revs}]",
                 "required_approvals = 2",
+                f'roster = {{ authority_key_file = "{d}/roster-authority.key" }}',
                 "",
             ]
         return "\n".join(lines)
@@ -183,6 +184,40 @@ class Demo:
                          "--note", "read the diff of every changed file and dependency")
         self.say("[bold]2.[/] release proposed and approved by 2 reviewers in us and eu; "
                  "cn will start [red]--unreviewed[/] (a finding the audit must show)")
+
+    def publish_rosters(self) -> None:
+        """Each jurisdiction's identity authority signs its roster (everyone who may
+        read its data, as it vouches: the parent's engineer abroad is a covered person
+        in us, 28 CFR 202.211) and its custodian publishes it before the gateways serve."""
+        from bordergate.tlog.logdir import write_key
+        from bordergate.tlog.note import Signer
+        keys = {}
+        (self.data / "approvers").mkdir(exist_ok=True)
+        for who in ("carol", "dave"):  # approver keys (demo-only), listed in the us roster
+            signer = Signer.generate(f"{who}@custodian-us")
+            write_key(self.data / "approvers" / f"{who}.key", signer.key_string)
+            keys[f"{who}@custodian-us"] = base64.b64encode(signer.public_key).decode()
+        basis = {"us": "202.211(a)(4): primarily resident in a country of concern (cn), and "
+                       "(a)(3): employed by parentco, an entity of a country of concern"}
+        for code in CODES:
+            principals = {p.id: {"org": p.org, "org_kind": p.kind_in(code),
+                                 "location": p.location, "roles": list(p.roles),
+                                 "approver_keys": [keys[p.id]] if p.id in keys else [],
+                                 "covered_person": p.org == "parentco" and code in basis,
+                                 "covered_person_basis": basis.get(code)
+                                 if p.org == "parentco" else None} for p in self._people()}
+            source = self.data / "rosters" / f"{code}.json"
+            source.parent.mkdir(exist_ok=True)
+            source.write_text(json.dumps({"jurisdiction": code, "serial": 1,
+                                          "principals": principals}, indent=1))
+            signed = source.with_suffix(".signed.json")
+            self.cli("roster", "sign", str(source), "--key",
+                     str(self.data / f"data/{code}/roster-authority.key"), "--out", str(signed))
+            done = json.loads(self.cli("roster", "publish", str(signed), "--config",
+                                       str(self.config), "--jurisdiction", code))
+            self.facts.setdefault("rosters", {})[code] = done["roster"]
+        self.say("[bold]2b.[/] each identity authority signed its roster of principals; "
+                 "published beside each log, logged as a roster entry")
 
     # -- 3. gateways -----------------------------------------------------------------
     def start(self) -> None:
@@ -234,15 +269,19 @@ class Demo:
         self.procs.clear()
 
     # -- principals --------------------------------------------------------------------
-    def issue_tokens(self) -> None:
-        """Principals of the local entities, the parent abroad and the custodians."""
-        people = [
+    @staticmethod
+    def _people() -> list[Principal]:
+        return [
             Principal("alice@ttus", "ttus", "local", "us", ("engineer",)),
             Principal("elena@tteu", "tteu", "local", "eu", ("engineer",)),
             Principal("wei@parentco", "parentco", "parent", "cn", ("engineer",)),
             Principal("carol@custodian-us", "usdsp", "custodian", "us", ("approver",)),
             Principal("dave@custodian-us", "usdsp", "custodian", "us", ("approver",)),
         ]
+
+    def issue_tokens(self) -> None:
+        """Principals of the local entities, the parent abroad and the custodians."""
+        people = self._people()
         tokens = self.data / "tokens"
         tokens.mkdir(mode=0o700, exist_ok=True)
         for p in people:
@@ -395,7 +434,8 @@ class Demo:
         body = {"approval": approval, "state": "granted", "approvals": 1,
                 "approver": {"id": carol.id, "org": carol.org, "org_kind": "custodian",
                              "location": carol.location, "roles": list(carol.roles)},
-                "bundle": default_bundle().digest, "gateway": "us", "release": None}
+                "bundle": default_bundle().digest, "gateway": "us", "release": None,
+                "roster": self.facts["rosters"]["us"]}
         entry = encode_entry("approval-grant", time.time(), body)
         gateway = self.procs.pop("us")
         gateway.terminate()
@@ -469,7 +509,9 @@ class Demo:
             text = (self.config.read_text().split(f"[jurisdictions.{code}]")[1]
                     .split("[jurisdictions.")[0])
             reviewers = text.split("reviewers = ")[1].splitlines()[0]
+            authority = read_signer(d / "roster-authority.key").verifier().key_string
             lines += [f"[logs.{code}]", f'location = "{d / "log"}"', f'vkey = "{vkey}"',
+                      f'roster_authority = ["{authority}"]',
                       f"reviewers = {reviewers}", "required_approvals = 2",
                       f'approvers = ["carol@custodian-{code}", "dave@custodian-{code}"]', ""]
         path.write_text("\n".join(lines))
@@ -576,6 +618,7 @@ def run_demo(data: Path, *, subjects: int = 3000, serve: bool = True,
     demo.prepare()
     demo.write_vkeys()
     demo.release()
+    demo.publish_rosters()
     with _running(demo):
         demo.start()
         demo.issue_tokens()

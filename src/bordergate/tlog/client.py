@@ -26,7 +26,7 @@ from bordergate.tlog import merkle
 from bordergate.tlog.checkpoint import SignedCheckpoint, open_checkpoint
 from bordergate.tlog.cosignature import CosignatureVerifier
 from bordergate.tlog.note import Verifier
-from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage
+from bordergate.tlog.storage import CHECKPOINT_PATH, OBJECT_PATH, LogStorage
 from bordergate.tlog.tiles import (
     ENTRIES,
     ENTRY_MAX,
@@ -74,13 +74,17 @@ class LogSource(Protocol):
 
 
 class StorageSource:
-    """A log read straight from its storage (only ``checkpoint`` and tiles)."""
+    """A log read straight from its storage (``checkpoint``, tiles and content-addressed
+    objects)."""
 
     def __init__(self, storage: LogStorage) -> None:
         self._storage = storage
 
     def fetch(self, path: str, limit: int) -> bytes | None:
-        data = self._storage.read(path)
+        # content-addressed objects (bundles/, rosters/) are read as objects, not tiles
+        reader = getattr(self._storage, "read_object", None)
+        data = reader(path) if reader is not None and OBJECT_PATH.fullmatch(path) \
+            else self._storage.read(path)
         if data is not None and len(data) > limit:
             raise VerificationError(f"{path} is larger than {limit} bytes", code="object_too_large")
         return data
