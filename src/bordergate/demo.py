@@ -425,8 +425,9 @@ class Demo:
 
         The us gateway is stopped, the forged ``approval-grant`` entry (state
         granted, approvals 1, carrying carol's one real signed statement) is
-        appended with ``bordergate log append`` using the custodian's log key, as a compromised gateway could, and the gateway
-        is started again.  The audit must find it.
+        appended with ``bordergate log append`` using the custodian's log key, as
+        a compromised gateway could, and the gateway is started again.  The audit
+        must find it.
         """
         from bordergate.entries import encode_entry
         from bordergate.policy import default_bundle
