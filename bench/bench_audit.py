@@ -19,16 +19,23 @@ Then, in the same run:
   rules, the personal-data scan, state and report written.
 
 Prints both rates in entries/s and their ratio (target: >= 50,000 entries/s end
-to end).  Usage: python bench/bench_audit.py [--entries N]
+to end).  With ``--roster`` (issue 12 item 3) the log holds two signed roster
+versions of the identity authority (the second logged half-way) and every entry
+that records a principal names the version in force, as a gateway with a roster
+writes them: the roster member is one constant per version, so the audit's
+caching by entry shape still holds.  Usage:
+python bench/bench_audit.py [--entries N] [--roster]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bordergate.audit.auditor_config import parse_auditor_config
@@ -89,6 +96,7 @@ class Traffic:
 
     def __init__(self, release: str, approvals: dict[str, str]) -> None:
         self.engine = PolicyEngine(default_bundle())
+        self.roster: dict[str, str] = {}  # {"roster": digest} of the version in force
         self.release = release
         self.approvals = approvals
         self.who = principals()
@@ -132,7 +140,7 @@ class Traffic:
                     "outcome": access_outcome(decisions),
                     "released": sorted(n for n, d in zip(names, decisions, strict=True)
                                        if d.allowed),
-                    "gateway": "us", "release": self.release}
+                    "gateway": "us", "release": self.release, **self.roster}
             data = encode_entry_with("access", T0 + second, body, {"decisions": decisions_json})
             if second == 0 and who == 0 and fields == 1:  # the shortcut is byte-exact
                 assert data == encode_entry("access", T0 + second, {
@@ -170,9 +178,39 @@ class Traffic:
         return out
 
 
-def build(folder: Path, n: int) -> tuple[float, str]:
+def authority() -> Signer:
+    return Signer.from_seed("us-identity-authority", b"roster".ljust(32, b"."))  # bench-only
+
+
+def bench_rosters(storage: FileStorage) -> list[Callable[[float], bytes]]:
+    """Two roster versions of every principal of the traffic, published beside the log;
+    their ``roster`` entries at a given time."""
+    from bordergate.roster import Roster, RosterPrincipal, sign_roster
+    from bordergate.roster.publication import publish_roster, roster_entry
+    from bordergate.roster.signing import RosterSignature
+    people = [RosterPrincipal(p.id, p.org, p.org_kind, p.location, p.roles)
+              for p, _, _ in principals()]
+    people += [RosterPrincipal(c, "oracle", "custodian", "us", frozenset({"approver"}),
+                               approver_keys=(bytes([i + 1]) * 32,))
+               for i, c in enumerate(("carol", "dave"))]
+    out = []
+
+    def entry_of(signature: RosterSignature) -> Callable[[float], bytes]:
+        return lambda t: roster_entry(signature, t)
+
+    for serial in (1, 2):
+        roster = Roster.build(jurisdiction="us", serial=serial, issued=format_time(T0 - 200),
+                              principals=people)
+        publish_roster(storage, roster)
+        out.append(entry_of(sign_roster(roster, authority())))
+    return out
+
+
+def build(folder: Path, n: int, *, with_roster: bool = False) -> tuple[float, str]:
     storage = FileStorage(folder)
     create_log(storage, signer())
+    rosters = bench_rosters(storage) if with_roster else []
+    member = {"roster": json.loads(rosters[0](0))["roster"]} if rosters else {}
     manifest = build_manifest(DEFAULT_BUNDLE_PATH, now=T0 - 100, revision=None,
                               dependencies=())
     head = [encode_entry("release", T0 - 100, {"release": manifest.id,
@@ -184,6 +222,7 @@ def build(folder: Path, n: int) -> tuple[float, str]:
     head.append(encode_entry("gateway-start", T0 - 80, {
         "gateway": "us", "release": manifest.id, "reviewed": True, "unreviewed": False,
         "bundle": default_bundle().digest, "origin": signer().name}))
+    head += [r(T0 - 75) for r in rosters[:1]]
     custodians = [Principal(c, "oracle", "custodian", "us", frozenset({"approver"}))
                   for c in ("carol", "dave")]
     approvals: dict[str, str] = {}
@@ -195,18 +234,27 @@ def build(folder: Path, n: int) -> tuple[float, str]:
         head.append(encode_entry("approval-request", T0 - 70, {
             "approval": aid, "requester": principal.to_json(), "purpose": purpose,
             "reason": "ticket", "scope": {"collections": ["users"], "classes": ["protected"]},
-            "requested_at": T0 - 70, "expires": T0 + 86400, "gateway": "us", "release": None}))
+            "requested_at": T0 - 70, "expires": T0 + 86400, "gateway": "us", "release": None,
+            **member}))
         for j, c in enumerate(custodians):
             head.append(encode_entry("approval-grant", T0 - 69 + j, {
                 "approval": aid, "approver": c.to_json(), "approvals": j + 1,
-                "state": "granted" if j else "pending", "gateway": "us", "release": None}))
+                "state": "granted" if j else "pending", "gateway": "us", "release": None,
+                **member}))
     traffic = Traffic(manifest.id, approvals)
+    traffic.roster = member
     t = time.perf_counter()
     with Sequencer(storage, signer(), config=SequencerConfig(checkpoint_interval=5.0)) as seq:
         seq.append_many(head)
         done = len(head)
         futures = []
         while done < n:
+            if rosters[1:] and done >= n // 2:  # the authority's second version takes effect
+                entry = rosters.pop()(T0 + done // PER_SECOND)
+                seq.submit([entry]).result()
+                traffic.roster = {"roster": json.loads(entry)["roster"]}
+                traffic._templates.clear()
+                done += 1
             batch = traffic.entries(done, min(n, done + CHUNK) - done)
             futures.append(seq.submit(batch))
             done += len(batch)
@@ -220,11 +268,12 @@ def build(folder: Path, n: int) -> tuple[float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--roster", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
         root = Path(tmp)
         log = root / "log"
-        built, _ = build(log, args.entries)
+        built, _ = build(log, args.entries, with_roster=args.roster)
         print(f"built a log of {args.entries:,} entries in {built:.1f} s")
         os.sync()  # the build's writeback must not land in either measurement
 
@@ -242,6 +291,7 @@ vkey = "{signer().verifier().key_string}"
 reviewers = [{{ name = "rev-a", public_key = "{reviewer('rev-a').verifier().key_string}" }},
              {{ name = "rev-b", public_key = "{reviewer('rev-b').verifier().key_string}" }}]
 approvers = ["carol", "dave"]
+roster_authority = ["{authority().verifier().key_string}"]
 """.encode(), base_dir=root)
         t = time.perf_counter()
         run = run_audit(config, root / "state", now=T0 + 3600)
@@ -255,7 +305,8 @@ approvers = ["carol", "dave"]
               f"({baseline:.2f} s)")
         print(f"audit run end to end:  {args.entries / full:,.0f} entries/s ({full:.2f} s; "
               f"{s['decisions_replayed']:,} decisions replayed, 0 findings)")
-        print(f"ratio end-to-end / log check alone: {baseline / full:.2f}")
+        print(f"ratio end-to-end / log check alone: {baseline / full:.2f}"
+              f"{' (2 roster versions, every entry naming one)' if args.roster else ''}")
 
 
 if __name__ == "__main__":

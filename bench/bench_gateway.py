@@ -19,9 +19,11 @@ The load generator is ``wrk`` (Debian package) when installed, else a
 multi-connection httpx generator in a separate process.  Bounded: about 40 s.
 Targets (issue 5): ratio >= 0.5, >= 2,000 reads/s, p99 at 500/s < 20 ms.
 
-Usage: .venv/bin/python bench/bench_gateway.py [--sequencer-process]
+Usage: .venv/bin/python bench/bench_gateway.py [--sequencer-process] [--roster]
 (``--sequencer-process``: the log's sequencer runs as its own process, as in
-docs/scale-out.md, instead of inside the gateway.)
+docs/scale-out.md, instead of inside the gateway; ``--roster``: the deployment
+names an identity authority and a signed roster of 1,000 principals is in force,
+so every read looks its principal up in the roster, issue 12 item 3.)
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -63,7 +66,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(root: Path, sequencer_port: int | None = None) -> Path:
+def write_config(root: Path, sequencer_port: int | None = None, *, roster: bool = False
+                 ) -> Path:
     port = free_port()
     remote = (f'sequencer_url = "http://127.0.0.1:{sequencer_port}"\n'
               'sequencer_token_file = "us/sequencer.token"\n') if sequencer_port else ""
@@ -85,7 +89,8 @@ storage = "us/log"
 origin = "us.bench/log"
 key_file = "us/log.key"
 pseudonym_secret_file = "us/pseudonym.secret"
-{remote}""")
+{remote}""" + ('[jurisdictions.us.roster]\nauthority_key_file = "us/roster-authority.key"\n'
+               if roster else ""))
     return root / "bordergate.toml"
 
 
@@ -202,6 +207,23 @@ async def _fixed_rate(url: str, headers: dict[str, str]) -> list[float]:
     return latencies
 
 
+def publish_bench_roster(us: Any, reader: Principal) -> None:
+    """Sign (with the development authority key) and publish a roster of 1,000
+    principals, the bench reader among them, before the gateway starts."""
+    from bordergate.entries import format_time
+    from bordergate.roster import Roster, RosterPrincipal, sign_roster
+    from bordergate.roster_commands import publish_signed_roster
+    from bordergate.tlog.logdir import read_signer
+    people = [RosterPrincipal(reader.id, reader.org, reader.org_kind, reader.location,
+                              reader.roles)]
+    people += [RosterPrincipal(f"staff-{i:04d}", "ttus", "local", "us", frozenset({"engineer"}))
+               for i in range(999)]
+    roster = Roster.build(jurisdiction="us", serial=1, issued=format_time(time.time()),
+                          principals=people)
+    signature = sign_roster(roster, read_signer(us.roster.authority_key_file))
+    publish_signed_roster(us, roster.document, signature.entry_body())
+
+
 def throughput(url: str, token: str | None) -> float:
     measure = run_wrk if shutil.which("wrk") else run_httpx
     measure(url, token, WARMUP)
@@ -210,9 +232,10 @@ def throughput(url: str, token: str | None) -> float:
 
 def main() -> None:
     separate = "--sequencer-process" in sys.argv
+    with_roster = "--roster" in sys.argv
     root = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     sequencer_port = free_port() if separate else None
-    config = write_config(root, sequencer_port)
+    config = write_config(root, sequencer_port, roster=with_roster)
     deployment = load_config(config)
     provision(deployment)
     us = deployment.jurisdiction("us")
@@ -221,6 +244,8 @@ def main() -> None:
                          us.issuer.issuer)
     local = Principal("bench-reader", "ttus", "local", "us", frozenset({"engineer"}))
     token = issuer.issue(local, audience="us", now=time.time(), ttl=3600)
+    if with_roster:
+        publish_bench_roster(us, local)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         if sequencer_port is not None:
@@ -271,6 +296,7 @@ def main() -> None:
         name for name in ("httptools", "uvloop") if importlib.util.find_spec(name)) or "h11")
     print(json.dumps({
         "sequencer": "separate process" if separate else "in-process",
+        "roster": "1,000 principals" if with_roster else "none (token attributes)",
         "load_generator": generator, "server": server, "cpus": os.cpu_count(), "records": entries,
         "gateway_reads_per_s": round(gateway_rate), "bare_reads_per_s": round(bare_rate),
         "ratio": round(gateway_rate / bare_rate, 3),

@@ -58,6 +58,9 @@ def test_demo_runs_and_shows_the_arrangement(tmp_path: Path) -> None:
     kinds = {f["kind"] for f in report["findings"]}
     # issue 7: the injected bad actor and exactly those findings
     assert kinds == {"covered_person_denied", "approval_single_approver", "unreviewed_start"}
+    # issue 12 item 3: every jurisdiction decided under its identity authority's roster,
+    # and the audit checked every decision against it (no roster_* finding above)
+    assert set(facts["rosters"]) == {"us", "eu", "cn"}
     forged = [f for f in report["findings"] if f["kind"] == "approval_single_approver"]
     assert [f["index"] for f in forged] == [facts["forged_index"]]
     assert (data / "report" / "report.html").stat().st_size > 10_000

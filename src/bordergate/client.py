@@ -13,9 +13,16 @@ leaves that token's jurisdiction.  Problem responses become the errors of
 :mod:`bordergate.errors` with the server's stable ``code``; the whole problem
 body is kept as ``error.problem``.
 
-This module must never retry a request that the gateway refused for policy,
-never follow an HTTP redirect, never learn a gateway's jurisdiction from an
-answer, and never send a token meant for one jurisdiction to another.
+Approval grants, denials and revocations are signed here, on the approver's
+side (issue 12, item 4): :meth:`GatewayClient.statement_for` fetches the
+approval, checks its request entry against the digest the gateway names, and
+builds the statement that :meth:`GatewayClient.grant` signs with the approver's
+own key; only the signature is sent.
+
+This module must never send a private key, never retry a request that the
+gateway refused for policy, never follow an HTTP redirect, never learn a
+gateway's jurisdiction from an answer, and never send a token meant for one
+jurisdiction to another.
 """
 
 from __future__ import annotations

@@ -134,3 +134,32 @@ def test_roster_signed_by_another_key_is_invalid(tmp_path: Path) -> None:
     report = audit(tmp_path, log_dir)
     found = [f for f in report["findings"] if f["kind"] == "roster_invalid"]  # type: ignore[attr-defined]
     assert [f["detail"]["code"] for f in found] == ["roster_unknown_key"]
+
+
+def test_published_roster_is_served_beside_the_bundles(tmp_path: Path) -> None:
+    """The log server answers rosters/sha256-<hex>.json (immutable) and nothing else
+    under rosters/, so auditors can fetch a version by URL."""
+    import asyncio
+
+    import httpx
+
+    from bordergate.tlog.server import make_log_app
+
+    storage = FileStorage(tmp_path / "log")
+    create_log(storage, log_signer())
+    roster = us_roster(time.time())
+    path = publish_roster(storage, roster)
+
+    async def fetch(*paths: str) -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=make_log_app(storage))
+        async with httpx.AsyncClient(transport=transport, base_url="http://log") as http:
+            return [await http.get(p) for p in paths]
+
+    try:
+        found, missing, other = asyncio.run(fetch(
+            "/" + path, "/rosters/sha256-" + "0" * 64 + ".json", "/rosters/key-path"))
+    finally:
+        storage.close()
+    assert found.status_code == 200 and found.content == roster.document
+    assert "immutable" in found.headers["cache-control"]
+    assert missing.status_code == 404 and other.status_code == 404

@@ -88,6 +88,13 @@ class RosterInForce:
         """The version in force, or None when none verifies."""
         return self._state[0]
 
+    def approver_keys(self, principal_id: str) -> tuple[bytes, ...]:
+        """Raw Ed25519 keys of approver ``principal_id`` in the version in force
+        (``()`` when none is in force, or the principal is not a listed approver)."""
+        roster = self._state[0]
+        return () if roster is None or self._state[2] is not None \
+            else roster.approver_keys(principal_id)
+
     def vouch(self, claimed: Principal) -> tuple[Principal, Mapping[str, str]]:
         """The roster's principal for a token's, and the entry member naming the version.
 
@@ -118,17 +125,22 @@ class RosterInForce:
         A version that does not verify (bad signature, document missing or not
         the signed one) puts the gateway in the fail-closed state until a later
         version verifies; one whose serial is not above the version in force
-        is refused the same way (a rollback to an older list).
-
-        Raises:
-            VerificationError: a ``roster`` entry is not a well-formed entry.
+        is refused the same way (a rollback to an older list), and so is a
+        ``roster`` entry that is not a well-formed entry.
         """
         applied = 0
         index = first_index - 1
         for index, raw in enumerate(entries, first_index):
             if _MARK not in raw:
                 continue
-            entry = parse_entry(raw)
+            try:
+                entry = parse_entry(raw)
+            except VerificationError as exc:  # the mark's bytes occur in no string
+                log.error("roster entry %d is malformed, failing closed: %s", index, exc)
+                self._state = (self._state[0], self._state[1], f"[{exc.code}] {exc}")
+                self.version = index
+                applied += 1
+                continue
             if entry.type != "roster":
                 continue
             self._state = self._verified(entry.body)

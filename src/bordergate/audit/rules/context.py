@@ -74,9 +74,11 @@ class RuleContext:
                                 "the auditor names no roster authority for this log")
         return self.rosters(signature)
 
-    def verified_roster(self, digest: str) -> Roster | None:
-        """The roster version ``digest`` if a ``roster`` entry logged it earlier and it
-        verifies with the auditor's authority key; else None."""
+    def roster_named(self, digest: str) -> Roster | None:
+        """The verified roster version ``digest`` that a ``roster`` entry of this log
+        logged (before the entry being checked), or None: not logged, or it did not
+        verify (its entry has ``roster_invalid``).  For rules that need a principal's
+        roster attributes or approver keys (``Roster.approver_keys``)."""
         logged = self.state.roster_entries.get(digest)
         if logged is None:
             return None
@@ -103,18 +105,11 @@ class RuleContext:
         if key in self._roster_verdicts:
             return self._roster_verdicts[key]
         verdict = None
-        logged = self.state.roster_entries.get(digest)
-        if logged is not None:
-            try:
-                signature = RosterSignature.from_entry_body(
-                    parse_entry(logged[1].encode("utf-8")).body)
-            except VerificationError:
-                signature = None
-            roster = self.roster_lookup(signature).roster if signature else None
-            if roster is not None:
-                listed = roster.principal(recorded.get("id"))  # type: ignore[arg-type]
-                verdict = principal_problem(
-                    None if listed is None else listed.attributes(), recorded)
+        roster = self.roster_named(digest)
+        if roster is not None:
+            listed = roster.principal(recorded.get("id"))  # type: ignore[arg-type]
+            verdict = principal_problem(None if listed is None else listed.attributes(),
+                                        recorded)
         if len(self._roster_verdicts) > 65_536:
             self._roster_verdicts.clear()
         self._roster_verdicts[key] = verdict

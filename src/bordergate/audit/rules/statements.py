@@ -57,7 +57,7 @@ def approver_keys_of(ctx: RuleContext, entry: Entry) -> ApproverKeys:
     digest = entry.body.get("roster")
     if digest is None:
         return ctx.approver_keys
-    roster = ctx.verified_roster(digest) if isinstance(digest, str) else None
+    roster = ctx.roster_named(digest) if isinstance(digest, str) else None
     return roster if roster is not None else _NO_KEYS
 
 
