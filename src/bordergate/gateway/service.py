@@ -5,7 +5,10 @@ independent of HTTP: the Starlette layer (``gateway.app``) parses requests and
 renders answers, this class does the work in the order the promises demand:
 
 1. authenticate the bearer token (``gateway.auth.VerifiedTokenCache``: verified
-   tokens are cached by their exact text, their lifetime re-checked on every use);
+   tokens are cached by their exact text, their lifetime re-checked on every use)
+   and, when a roster is configured, take the principal's attributes from the
+   identity authority's roster version in force (``gateway.roster_in_force``);
+   every entry recording the principal names that version (``roster``);
 2. resolve the record or subject to its home; elsewhere -> ``WrongJurisdiction``
    (421 with the home gateway's URL), never proxied;
 3. decide: one ``DecisionInput`` per field, all in one ``decide_many`` call;
