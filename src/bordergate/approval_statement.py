@@ -62,7 +62,6 @@ __all__ = [
     "VERDICTS",
     "ApprovalStatement",
     "ApproverKeys",
-    "KeysInForce",
     "MappingApproverKeys",
     "SignedStatement",
     "key_text",
@@ -99,25 +98,6 @@ class MappingApproverKeys:
 
     def approver_keys(self, principal_id: str) -> tuple[bytes, ...]:
         return self._keys.get(principal_id, ())
-
-
-class _VersionInForce(Protocol):
-    @property
-    def roster(self) -> ApproverKeys | None:
-        """The version in force (None when none verifies)."""
-        ...
-
-
-class KeysInForce:
-    """The approver keys of whichever roster version is in force when asked (a
-    gateway's ``RosterInForce``); none while no version verifies (fail closed)."""
-
-    def __init__(self, versions: _VersionInForce) -> None:
-        self._versions = versions
-
-    def approver_keys(self, principal_id: str) -> tuple[bytes, ...]:
-        roster = self._versions.roster
-        return () if roster is None else roster.approver_keys(principal_id)
 
 
 def request_digest(request_entry: bytes) -> str:

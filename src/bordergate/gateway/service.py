@@ -56,7 +56,6 @@ from bordergate import __version__
 from bordergate.approval_statement import (
     ApprovalStatement,
     ApproverKeys,
-    KeysInForce,
     MappingApproverKeys,
     SignedStatement,
     verify_statement,
@@ -386,7 +385,7 @@ class Gateway:
         # whose signatures a grant, deny or revoke must carry: the roster version in
         # force; without a roster, every approver's change is refused (fail closed)
         self.approver_keys: ApproverKeys = approver_keys or (
-            KeysInForce(roster) if roster is not None else MappingApproverKeys({}))
+            roster if roster is not None else MappingApproverKeys({}))
         self.subject_ledger = subject_ledger or MemorySubjectLedger()
         self.peers = dict(peers)
         self.k_min = engine.bundle.k_min  # the bundle's, which the auditor checks too
