@@ -13,19 +13,32 @@ leaves that token's jurisdiction.  Problem responses become the errors of
 :mod:`bordergate.errors` with the server's stable ``code``; the whole problem
 body is kept as ``error.problem``.
 
-This module must never retry a request that the gateway refused for policy,
-never follow an HTTP redirect, never learn a gateway's jurisdiction from an
-answer, and never send a token meant for one jurisdiction to another.
+Approval grants, denials and revocations are signed here, on the approver's
+side (issue 12, item 4): :meth:`GatewayClient.statement_for` fetches the
+approval, checks its request entry against the digest the gateway names, and
+builds the statement that :meth:`GatewayClient.grant` signs with the approver's
+own key; only the signature is sent.
+
+This module must never send a private key, never retry a request that the
+gateway refused for policy, never follow an HTTP redirect, never learn a
+gateway's jurisdiction from an answer, and never send a token meant for one
+jurisdiction to another.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from bordergate.approval_statement import ApprovalStatement, request_digest, sign_statement
+from bordergate.entries import parse_entry
 from bordergate.errors import (
     BordergateError,
     ConfigError,
@@ -335,20 +348,57 @@ class GatewayClient:
         _, r = self._call("POST", "/v1/approvals", json=body)
         return dict(r.json())
 
-    def grant(self, approval_id: str) -> dict[str, Any]:
-        """Grant an approval (custodian approvers)."""
-        return self._change(approval_id, "grant")
+    def grant(self, approval_id: str, key: ed25519.Ed25519PrivateKey) -> dict[str, Any]:
+        """Grant an approval (custodian approvers), signed here with the approver's
+        own ``key`` (:meth:`statement_for`)."""
+        return self._change(approval_id, "grant", key)
 
-    def deny(self, approval_id: str) -> dict[str, Any]:
-        """Deny a pending approval (custodian approvers)."""
-        return self._change(approval_id, "deny")
+    def deny(self, approval_id: str, key: ed25519.Ed25519PrivateKey) -> dict[str, Any]:
+        """Deny a pending approval (custodian approvers), signed with ``key``."""
+        return self._change(approval_id, "deny", key)
 
-    def revoke(self, approval_id: str) -> dict[str, Any]:
-        """Revoke an approval (its requester or an approver)."""
-        return self._change(approval_id, "revoke")
+    def revoke(self, approval_id: str, key: ed25519.Ed25519PrivateKey | None = None
+               ) -> dict[str, Any]:
+        """Revoke an approval: an approver signs with ``key``; its requester
+        withdrawing their own request signs nothing (``key`` None)."""
+        return self._change(approval_id, "revoke", key)
 
-    def _change(self, approval_id: str, verdict: str) -> dict[str, Any]:
-        _, r = self._call("POST", f"/v1/approvals/{approval_id}/{verdict}")
+    def statement_for(self, approval_id: str, verdict: str) -> ApprovalStatement:
+        """What an approver signs to ``verdict`` an approval, built from what this
+        client checks itself: the approval's request entry as the gateway serves it
+        (its digest recomputed here, its approval id checked), the log origin the
+        gateway names, and the approver id of this client's own token.
+
+        Raises:
+            VerificationError: ``approval_request_mismatch`` (the entry served is
+                not this approval's request, or its served digest differs) or
+                ``malformed_entry``.
+            BordergateError: as the GET of the approval.
+        """
+        base, r = self._call("GET", f"/v1/approvals/{approval_id}")
+        body = r.json()
+        text = body.get("request_entry")
+        if not isinstance(text, str):
+            raise VerificationError("the gateway serves no request entry for this approval",
+                                    code="approval_request_mismatch")
+        entry = parse_entry(text.encode("utf-8"))
+        digest = request_digest(text.encode("utf-8"))
+        if entry.type != "approval-request" or entry.body.get("approval") != approval_id or \
+                body.get("request_digest") != digest:
+            raise VerificationError("the request entry served is not this approval's",
+                                    code="approval_request_mismatch")
+        home = self.gateways.jurisdiction_of(base) or self.jurisdiction
+        return ApprovalStatement(origin=str(body.get("log_origin")), approval=approval_id,
+                                 request=digest, verdict=verdict,
+                                 approver=_token_subject(self._token(home)))
+
+    def _change(self, approval_id: str, verdict: str,
+                key: ed25519.Ed25519PrivateKey | None) -> dict[str, Any]:
+        payload = None
+        if key is not None:
+            signed = sign_statement(self.statement_for(approval_id, verdict), key)
+            payload = {"statement": signed.to_json()}
+        _, r = self._call("POST", f"/v1/approvals/{approval_id}/{verdict}", json=payload)
         return dict(r.json())
 
     def approval(self, approval_id: str) -> dict[str, Any]:
@@ -360,6 +410,24 @@ class GatewayClient:
         """Approvals, newest first, optionally by status (``pending``, ...)."""
         _, r = self._call("GET", "/v1/approvals", params={"state": state} if state else None)
         return list(r.json()["approvals"])
+
+
+def _token_subject(token: str) -> str:
+    """The ``sub`` claim of this client's own bearer token (read, not verified:
+    the client states who it is; the gateway verifies the token).
+
+    Raises:
+        VerificationError: ``malformed_token`` (not a JWT with a string ``sub``).
+    """
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        subject = claims["sub"]
+    except (IndexError, ValueError, KeyError, TypeError, binascii.Error):
+        subject = None
+    if not isinstance(subject, str) or not subject:
+        raise VerificationError("the client's token has no subject", code="malformed_token")
+    return subject
 
 
 def _problem(response: httpx.Response) -> dict[str, Any]:

@@ -16,7 +16,8 @@ way its users would: the CLI for provisioning and releases, HTTP for data.
 4. seed a short-video dataset (Faker, fixed seed) through each home gateway;
 5. play the scenario: local staff at work, the parent's engineer abroad asking
    for public, protected and restricted data, a Lockbox-style approval granted
-   by two custodian approvers, a k-anonymous export, an erasure; then inject a
+   by two custodian approvers (each signing with their own key, made at first
+   run, demo-only), a k-anonymous export, an erasure; then inject a
    bad actor: a compromised ``us`` gateway that logs an approval as granted
    after only one approver (the real gateway never does: a finding);
 6. audit every log and write the report;
@@ -46,9 +47,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.table import Table
 
+from bordergate.approval_statement import load_signing_key, sign_statement
 from bordergate.client import GatewayClient
 from bordergate.durable import replace_file
 from bordergate.errors import BordergateError
@@ -252,14 +255,12 @@ class Demo:
         """Each jurisdiction's identity authority signs its roster (everyone who may
         read its data, as it vouches: the parent's engineer abroad is a covered person
         in us, 28 CFR 202.211) and its custodian publishes it before the gateways serve."""
-        from bordergate.tlog.logdir import write_key
-        from bordergate.tlog.note import Signer
         keys = {}
         (self.data / "approvers").mkdir(exist_ok=True)
         for who in ("carol", "dave"):  # approver keys (demo-only), listed in the us roster
-            signer = Signer.generate(f"{who}@custodian-us")
-            write_key(self.data / "approvers" / f"{who}.key", signer.key_string)
-            keys[f"{who}@custodian-us"] = base64.b64encode(signer.public_key).decode()
+            out = self.cli("approval", "keygen", "--key-file",
+                           str(self.data / "approvers" / f"{who}.key"))
+            keys[f"{who}@custodian-us"] = out.strip().splitlines()[-1]
         basis = {"us": "202.211(a)(4): primarily resident in a country of concern (cn), and "
                        "(a)(3): employed by parentco, an entity of a country of concern"}
         for code in CODES:
@@ -480,9 +481,10 @@ class Demo:
         """The injected bad actor: a compromised us gateway logs a one-approver grant.
 
         The us gateway is stopped, the forged ``approval-grant`` entry (state
-        granted, approvals 1) is appended with ``bordergate log append`` using
-        the custodian's log key, as a compromised gateway could, and the gateway
-        is started again.  The audit must find it.
+        granted, approvals 1, carrying carol's one real signed statement) is
+        appended with ``bordergate log append`` using the custodian's log key, as
+        a compromised gateway could, and the gateway is started again.  The audit
+        must find it.
         """
         from bordergate.entries import encode_entry
         from bordergate.policy import default_bundle
@@ -492,7 +494,8 @@ class Demo:
                 "approver": {"id": carol.id, "org": carol.org, "org_kind": "custodian",
                              "location": carol.location, "roles": list(carol.roles)},
                 "bundle": default_bundle().digest, "gateway": "us", "release": None,
-                "roster": self.facts["rosters"]["us"]}
+                "roster": self.facts["rosters"]["us"],
+                "statement": self.facts["lone_statement"]}
         entry = encode_entry("approval-grant", time.time(), body)
         gateway = self.procs.pop("us")
         gateway.terminate()
@@ -516,14 +519,18 @@ class Demo:
         self.say(f"    injected: a forged one-approver grant at us log index "
                  f"{self.facts['forged_index']}")
 
+    def approver_key(self, who: str) -> Ed25519PrivateKey:
+        """An approver's own signing key (demo-only, made at step 2b)."""
+        return load_signing_key(self.data / "approvers" / f"{who}.key")
+
     def _approvals(self, us_watch: tuple[str, str, str]) -> None:
         with self.client("wei", "us") as wei:
             good = wei.request_approval(purpose="customer_support", reason="ticket",
                                         collections=["watch_history"], classes=["protected"],
                                         max_duration_s=3600)
-            for approver in ("carol", "dave"):
+            for approver in ("carol", "dave"):  # each signs with their own key
                 with self.client(approver, "us") as a:
-                    a.grant(good["id"])
+                    a.grant(good["id"], self.approver_key(approver))
             r = wei.read("watch_history", us_watch[1], purpose="customer_support",
                          approval=good["id"])
             self.facts["approved_read"] = (sorted(r.fields), r.log_index)
@@ -532,6 +539,9 @@ class Demo:
             lone = wei.request_approval(purpose="customer_support", reason="ticket",
                                         collections=["users"], classes=["protected"],
                                         max_duration_s=3600)
+            with self.client("carol", "us") as carol:  # carol's one signed grant of it
+                self.facts["lone_statement"] = sign_statement(carol.statement_for(
+                    lone["id"], "grant"), self.approver_key("carol")).to_json()
             try:
                 wei.read("users", self.facts["us_user"][1], purpose="customer_support",
                          fields=["email"], approval=lone["id"])

@@ -95,7 +95,7 @@ class LogGenerator:
             self.not_one_request, self.decided_elsewhen, self.personal_data,
             self.approval_story, self.approval_story, self.release_story, self.unreviewed,
             self.key_event, self.migration, self.malformed, self.approval_change_forged,
-            self.approval_reach_story, self.approval_refused,
+            self.approval_reach_story, self.approval_refused, self.approval_signature_story,
             self.token_story, self.roster_story]
         # the identity authority of "us" (TEST-ONLY key) and its published versions
         self.authority_signer = Signer.from_seed("us-identity", b"\x07" * 32)
@@ -438,7 +438,7 @@ class LogGenerator:
         body["max_subjects"] = rng.choice([2, 2, 2, None, 1000])
         if rng.random() < 0.3:  # longer than the bundle allows
             body["expires"] = int(t0) + 30 * 3600
-        out = [self.rebuilt(body)]
+        out = [f.requested(self.rebuilt(body))]
         for g in (APPROVER1, APPROVER2):
             out.append(f.approval_change("approval-grant", a, g, t=self.tick(rng),
                                          state="granted" if g is APPROVER2 else "pending"))
@@ -448,6 +448,40 @@ class LogGenerator:
             use = f.access(PARENT, ["email"], t=t, now=int(t), purpose="customer_support",
                            approval=view)
             out.append(use.replace(b"ab" * 32, subject[8:].encode()))
+        return out
+
+    def approval_signature_story(self, rng: random.Random) -> list[bytes]:
+        """Approval changes whose approver statement (issue 12 item 4) is missing,
+        made with another approver's or an unlisted key, signed for another log or
+        request, or malformed; then a read under the approval."""
+        self.approvals += 1
+        a = apr(800_000 + self.approvals)
+        f = self.strict
+        t0 = self.tick(rng)
+        out = [f.approval_request(a, PARENT, t=t0)]
+        for g in (APPROVER1, APPROVER2):
+            how = rng.choice(["own", "own", None, "dave", "mallory", "origin", "request",
+                              "junk"])
+            sign = g.id if how in ("origin", "request", "junk") else how
+            body = json.loads(f.approval_change("approval-grant", a, g, t=self.tick(rng),
+                                                sign=sign, state="granted"))
+            if how == "origin":
+                body["statement"] = json.loads(EntryFactory(origin="eu.test/log", requests={
+                    a: f.requests[a]}).approval_change("approval-grant", a, g))["statement"]
+            elif how == "request":
+                body["statement"] = json.loads(f.approval_change(
+                    "approval-grant", apr(1), g))["statement"]
+                body["statement"]["request"] = "sha256:" + "f" * 64
+            elif how == "junk":
+                body["statement"] = rng.choice([{"key": 1}, "signed", None])
+            out.append(self.rebuilt(body))
+        if rng.random() < 0.3:
+            out.append(f.approval_change(rng.choice(["approval-revoke", "approval-deny"]), a,
+                                         APPROVER1, t=self.tick(rng),
+                                         sign=rng.choice(["own", None, "mallory"])))
+        t = self.tick(rng)
+        out.append(f.access(PARENT, ["email"], t=t, now=int(t), purpose="customer_support",
+                            approval=approval_view(a, PARENT, expires=t0 + 3600)))
         return out
 
     def approval_refused(self, rng: random.Random) -> list[bytes]:

@@ -11,6 +11,7 @@ tests/releases/keys.py) and writes the auditor's configuration for it.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import Coroutine, Sequence
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bordergate.approval_statement import ApprovalStatement, request_digest, sign_statement
 from bordergate.audit.bundlestore import BundleLookup
 from bordergate.config import Deployment, load_config
 from bordergate.entries import encode_entry
@@ -44,6 +46,7 @@ from bordergate.tlog.logdir import read_signer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage.fs import FileStorage
 from bordergate.tree_digest import read_tree
+from tests.approvers import approver_key, keys_for, public_text, signed_body
 from tests.audit.auditlogs import (
     FixedCosigners,
     auditor_witness_lines,
@@ -59,6 +62,7 @@ LOCAL = Principal("alice", "ttus", "local", "us", frozenset({"engineer"}))
 PARENT = Principal("bob", "bytedance", "parent", "cn", frozenset({"engineer"}))
 APPROVER1 = Principal("carol", "oracle", "custodian", "us", frozenset({"approver"}))
 APPROVER2 = Principal("dave", "oracle", "custodian", "us", frozenset({"approver"}))
+APPROVER_IDS = ("carol", "dave")
 T0 = 1_800_000_000.0
 PSEUDONYM = "subject:" + "ab" * 32
 RECORD = "record:" + "cd" * 32
@@ -84,6 +88,10 @@ class EntryFactory:
     bundle: PolicyBundle = field(default_factory=default_bundle)
     home: str = "us"
     k_min: int = 25  # the recorded context.k_min: the default bundle's exports.toml
+    origin: str = "us.test/log"  # the log approvers' statements name
+    # the request digest of each approval requested through this factory
+    requests: dict[str, str] = field(default_factory=dict)
+    requesters: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.engine = PolicyEngine(self.bundle)
@@ -168,20 +176,39 @@ class EntryFactory:
     def approval_request(self, approval_id: str, requester: Principal, *, t: float = T0,
                          expires: float | None = None, classes: Sequence[str] = ("protected",),
                          purpose: str = "customer_support") -> bytes:
-        return encode_entry("approval-request", t, {
+        return self.requested(encode_entry("approval-request", t, {
             "approval": approval_id, "requester": requester.to_json(), "purpose": purpose,
             "reason": "ticket", "scope": {"collections": ["users"], "classes": list(classes)},
             "requested_at": int(t), "expires": int(expires if expires else t + 3600),
-            "gateway": self.home, "release": None})
+            "gateway": self.home, "release": None}))
+
+    def requested(self, entry: bytes) -> bytes:
+        """Remember an ``approval-request`` entry's digest (for the statements of its
+        changes) and return it."""
+        body = json.loads(entry)
+        self.requests[body["approval"]] = request_digest(entry)
+        self.requesters[body["approval"]] = body["requester"]["id"]
+        return entry
 
     def approval_change(self, kind: str, approval_id: str, who: Principal, *, t: float = T0,
-                        state: str = "pending") -> bytes:
+                        state: str = "pending", sign: str | None = "own") -> bytes:
+        """A grant, deny or revoke by ``who``, with the statement ``sign`` made: the
+        actor's own TEST-ONLY key (``own``), another principal's key (a name), or
+        none (None; a revoke by the requester never carries one, as at the gateway)."""
         key = "by" if kind == "approval-revoke" else "approver"
         body: dict[str, Any] = {"approval": approval_id, "state": state, key: who.to_json(),
                                 "bundle": self.bundle.digest, "gateway": self.home,
                                 "release": None}
         if kind == "approval-grant":
             body["approvals"] = 1
+        digest = self.requests.get(approval_id, "sha256:" + "e" * 64)
+        requester = kind == "approval-revoke" and self.requesters.get(approval_id) == who.id
+        if sign is not None and not requester:
+            statement = ApprovalStatement(
+                origin=self.origin, approval=approval_id, request=digest,
+                verdict=kind.removeprefix("approval-"), approver=who.id)
+            signer = approver_key(who.id if sign == "own" else sign)
+            body["statement"] = sign_statement(statement, signer).to_json()
         return encode_entry(kind, t, body)
 
 
@@ -223,6 +250,7 @@ class GatewayScenario:
         self.append([encode_entry("release", now, {"release": manifest.id,
                                                    "manifest": manifest.to_json()}), *reviews])
         self.gateway: Gateway | None = None
+        self.requested: dict[str, dict[str, Any]] = {}  # approvals asked, as answered
 
     def append(self, entries: list[bytes]) -> int:
         """Append entries directly (the gateway must be closed)."""
@@ -238,6 +266,7 @@ class GatewayScenario:
 
     def start(self, *, unreviewed: bool = False) -> Gateway:
         self.gateway = open_gateway(self.deployment, "us", log_storage=FileStorage(self.log_dir))
+        self.gateway.approver_keys = keys_for(APPROVER_IDS)  # the roster's (TEST-ONLY)
         self.run(self.gateway.announce_start(
             unreviewed=unreviewed, release=None if unreviewed else self.release))
         return self.gateway
@@ -264,6 +293,7 @@ class GatewayScenario:
         reviewers = ", ".join(
             f'{{ name = "{n}", public_key = "{reviewer_signer(n).verifier().key_string}" }}'
             for n in REVIEWERS)
+        keys = ", ".join(f'{n} = ["{public_text(n)}"]' for n in APPROVER_IDS)
         path.write_text(f"""[auditor]
 name = "TEST auditor"
 time_tolerance_s = 5
@@ -274,6 +304,7 @@ vkey = "{self.signer.verifier().key_string}"
 reviewers = [{reviewers}]
 required_approvals = 2
 approvers = {list(approvers)!r}
+approver_keys = {{ {keys} }}
 {auditor_witness_lines()}""".replace("'", '"'))
         return path
 
@@ -299,8 +330,9 @@ approvers = {list(approvers)!r}
             "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
             "classes": ["protected"], "max_duration_s": 3600})
         approval = req.body["id"]
-        await gw.decide_approval(self.auth(APPROVER1), approval, "grant")
-        await gw.decide_approval(self.auth(APPROVER2), approval, "grant")
+        for approver in (APPROVER1, APPROVER2):
+            await gw.decide_approval(self.auth(approver), approval, "grant",
+                                     signed_body(req.body, "grant", approver.id, gw.origin))
         await gw.read(self.auth(PARENT), "users", "us-rec1", fields="email",
                       purpose="customer_support", approval=approval)
         await gw.export(self.auth(PARENT), {"collection": "users", "group_by": "country",
@@ -326,14 +358,18 @@ approvers = {list(approvers)!r}
         req = await gw.request_approval(self.auth(PARENT), {
             "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
             "classes": ["protected"], "max_duration_s": 3600})
+        self.requested[str(req.body["id"])] = dict(req.body)
         return str(req.body["id"])
 
     def forged_single_grant(self, approval_id: str) -> int:
         """An approval-grant entry declaring the approval granted after ONE approver
-        (what a buggy or compromised gateway would write)."""
+        (what a buggy or compromised gateway would write), carrying that approver's
+        real signed statement (the one grant they did make)."""
         body = {"approval": approval_id, "state": "granted", "approver": APPROVER1.to_json(),
                 "approvals": 1, "bundle": default_bundle().digest, "gateway": "us",
-                "release": self.release}
+                "release": self.release,
+                **signed_body(self.requested[approval_id], "grant", APPROVER1.id,
+                              self.signer.name)}
         return self.append([encode_entry("approval-grant", time.time(), body)])
 
     def demo_like_log(self, *, reads: int) -> None:

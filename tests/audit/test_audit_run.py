@@ -24,6 +24,7 @@ from bordergate.errors import ConfigError
 from bordergate.releases.publication import bundle_path
 from bordergate.tlog import merkle
 from bordergate.tlog.checkpoint import Checkpoint
+from tests.approvers import public_key
 from tests.audit.scenario import LOCAL, GatewayScenario
 
 
@@ -206,6 +207,20 @@ def test_auditor_config_errors_name_the_key(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as info:
             parse_auditor_config(text, base_dir=tmp_path)
         assert key in str(info.value)
+
+
+def test_auditor_approver_keys_are_checked(tmp_path: Path,
+                                            scenario: GatewayScenario) -> None:
+    """Issue 12 item 4, configuration: ``approver_keys`` lists base64 raw Ed25519
+    keys per approver; anything else names the key."""
+    good = load_auditor_config(scenario.auditor_config(tmp_path / "auditor.toml"))
+    assert dict(good.logs["us"].approver_keys)["carol"] == (public_key("carol"),)
+    vkey = scenario.signer.verifier().key_string
+    for bad in ("['AAAA']", "'AAAA'", "[1]"):
+        text = f"[logs.us]\nlocation = 'x'\nvkey = '{vkey}'\napprover_keys = {{ carol = {bad} }}\n"
+        with pytest.raises(ConfigError) as info:
+            parse_auditor_config(text.encode(), base_dir=tmp_path)
+        assert "logs.us.approver_keys.carol" in str(info.value)
 
 
 def test_report_escapes_untrusted_strings(tmp_path: Path) -> None:

@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
+from bordergate.approval_statement import MappingApproverKeys
 from bordergate.audit.findings import FINDING_KINDS
 from bordergate.audit.inspection import InspectionState, ReferenceInspector, open_inspector
 from bordergate.entries import encode_entry
 from bordergate.releases.review import ReviewPolicy
+from tests.approvers import keys_for
 from tests.audit.scenario import (
     APPROVER1,
     APPROVER2,
@@ -31,6 +33,7 @@ from tests.audit.scenario import (
 )
 
 _PATH = {"reference": False}
+APPROVER_KEYS = keys_for(["carol", "dave"])  # the roster's approver keys (TEST-ONLY)
 
 
 @pytest.fixture(autouse=True, params=[False, True], ids=["accelerated", "reference"])
@@ -43,6 +46,7 @@ def inspector_path(request: pytest.FixtureRequest) -> Iterator[None]:
 
 def new_inspector(factory: EntryFactory, **settings: Any) -> ReferenceInspector:
     """An inspector of the path under test for a log of jurisdiction us."""
+    settings.setdefault("approver_keys", APPROVER_KEYS)
     return open_inspector(reference=_PATH["reference"], jurisdiction="us",
                           origin="us.test/log", bundles=factory.lookup,
                           reviewers=ReviewPolicy((), 1), **settings)
@@ -400,7 +404,7 @@ def _narrowed_request(f: EntryFactory, approval: str, *, t: float = T0,
     body["scope"].update(subjects=[], records=[], ticket="T-1")
     for key, value in changes.items():
         (body["scope"] if key in ("subjects", "records") else body)[key] = value
-    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    return f.requested(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
 
 
 def _use_on(f: EntryFactory, approval: str, t: float, subject: str) -> bytes:
@@ -457,3 +461,71 @@ def test_refused_approval_actions_are_counted() -> None:
                                                    "revoke/approval_not_pending": 1}
     assert inspector.state.approvals[apr(45)].refused == 3
     assert kinds(inspector) == [("entry_malformed", 4)]
+
+
+@pytest.mark.parametrize(("sign", "expected"), [
+    (None, [("approval_unsigned", 1), ("approval_unsigned", 2), ("approval_not_granted", 3)]),
+    ("mallory", [("approval_signature_invalid", 1), ("approval_signature_invalid", 2),
+                 ("approval_not_granted", 3)]),
+    # carol's grant signed with dave's key: only dave's own grant counts
+    ("dave", [("approval_signature_invalid", 1), ("approval_single_approver", 2),
+              ("approval_single_approver", 3)]),
+], ids=["unsigned", "unlisted key", "another approver's key"])
+def test_grant_without_the_approvers_own_signature_never_counts(
+        sign: str | None, expected: list[tuple[str, int]]) -> None:
+    """Issue 12 item 4: a grant whose statement is missing or not signed by that
+    approver's roster key never counts towards the two approvers; the grant is a
+    finding naming its entry, and the read under the approval is not granted."""
+    f = EntryFactory()
+    a = apr(30)
+    log = [f.approval_request(a, PARENT),
+           f.approval_change("approval-grant", a, APPROVER1, t=T0 + 1, sign=sign),
+           f.approval_change("approval-grant", a, APPROVER2, t=T0 + 2, state="granted",
+                             sign=sign),
+           use(f, a, T0 + 3)]
+    assert kinds(inspect(log, f)) == expected
+
+
+def test_statement_bound_to_origin_and_request() -> None:
+    """Issue 12 item 4: a statement signed by the right key for another log, or for
+    another request digest, does not count for this one."""
+    f = EntryFactory()
+    a = apr(31)
+    elsewhere = EntryFactory(origin="eu.test/log")
+    log = [f.approval_request(a, PARENT)]
+    elsewhere.requests[a] = f.requests[a]
+    log.append(elsewhere.approval_change("approval-grant", a, APPROVER1, t=T0 + 1))
+    f.requests[a] = "sha256:" + "1" * 64
+    log.append(f.approval_change("approval-grant", a, APPROVER2, t=T0 + 2, state="granted"))
+    log.append(use(f, a, T0 + 3))
+    assert kinds(inspect(log, f)) == [("approval_signature_invalid", 1),
+                                      ("approval_signature_invalid", 2),
+                                      ("approval_not_granted", 3)]
+
+
+def test_requester_withdraws_unsigned_but_approver_revocation_is_signed() -> None:
+    """Issue 12 item 4: the requester revokes their own request without a signature
+    (it only reduces access); an approver's unsigned revocation still closes the
+    approval (fail safe) but is a finding."""
+    f = EntryFactory()
+    a, b = apr(32), apr(33)
+    log = [*approved(f, a),
+           f.approval_change("approval-revoke", a, PARENT, t=T0 + 3, state="revoked"),
+           *approved(f, b, T0 + 4),
+           f.approval_change("approval-revoke", b, APPROVER1, t=T0 + 7, state="revoked",
+                             sign=None),
+           use(f, b, T0 + 8)]
+    assert kinds(inspect(log, f)) == [("approval_unsigned", 7), ("approval_revoked", 8)]
+
+
+def test_no_approver_keys_means_no_grant_counts() -> None:
+    """Issue 12 item 4, fail closed: an auditor that knows no approver keys counts
+    no grant, however it is signed."""
+    f = EntryFactory()
+    a = apr(34)
+    inspector = new_inspector(f, approver_keys=MappingApproverKeys({}), tolerance=5)
+    inspector.feed_all(0, [*approved(f, a), use(f, a, T0 + 10)])
+    inspector.finish()
+    assert kinds(inspector) == [("approval_signature_invalid", 1),
+                                ("approval_signature_invalid", 2),
+                                ("approval_not_granted", 3)]

@@ -11,6 +11,7 @@ grant each leave an ``approval-refused`` entry, logged before the answer
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,16 +19,21 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from typer.testing import CliRunner
 
 from bordergate.audit.auditor_config import load_auditor_config
 from bordergate.audit.report import build_report
 from bordergate.audit.run import run_audit
+from bordergate.cli import app
+from bordergate.client import GatewayClient
 from bordergate.config import Deployment, load_config
 from bordergate.entries import parse_entry
 from bordergate.policy import default_bundle
 from bordergate.policy.entities import Principal
 from bordergate.tlog.client import DirectorySource, LogClient
 from bordergate.tlog.logdir import read_signer
+from tests.approvers import AUTHORITY, approver_key, signed_body, with_roster
 from tests.gateway.conftest import start_process, stop_process, wait_healthy
 from tests.gateway.deployment import Tokens, write_deployment
 
@@ -70,9 +76,19 @@ class UsGateway:
                                     "collections": ["users"], "classes": ["protected"],
                                     **extra})
 
-    def act(self, approval: str, verdict: str, who: Principal) -> httpx.Response:
+    def act(self, approval: str, verdict: str, who: Principal, /, **changes: Any
+            ) -> httpx.Response:
+        """POST a grant/deny/revoke by ``who``: an approver signs it with its own
+        TEST-ONLY key (``changes``: forged statement members); others send no body."""
+        headers = self.tokens.header(who, HOME)
+        body = None
+        if who in APPROVERS or changes:
+            shown = self.http.get(f"{self.url}/v1/approvals/{approval}", headers=headers)
+            assert shown.status_code == 200, shown.text
+            body = signed_body(shown.json(), verdict, who.id, shown.json()["log_origin"],
+                               **changes)
         return self.http.post(f"{self.url}/v1/approvals/{approval}/{verdict}",
-                              headers=self.tokens.header(who, HOME))
+                              headers=headers, json=body)
 
     def granted(self, **extra: Any) -> str:
         r = self.request(**extra)
@@ -111,6 +127,7 @@ class UsGateway:
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UsGateway]:
     root = tmp_path_factory.mktemp("approval-reach")
     path = write_deployment(root)
+    with_roster([path], HOME, [*APPROVERS, WRITER, PARENT, NOT_APPROVER])
     deployment = load_config(path)
     process = start_process(path, HOME)
     url = deployment.jurisdiction(HOME).public_url
@@ -181,6 +198,7 @@ name = "TEST auditor"
 [logs.us]
 location = "{Path(j.log.storage)}"
 vkey = "{read_signer(j.log.key_file).verifier().key_string}"
+roster_authority = ["{AUTHORITY.verifier().key_string}"]
 """)
     return build_report(run_audit(load_auditor_config(config), gw.root / "audit-state"))
 
@@ -210,7 +228,7 @@ def test_refused_approval_actions_are_logged_and_counted(gw: UsGateway) -> None:
     assert refused[0].body["requester"] is True and refused[1].body["requester"] is False
     assert {k for e in refused for k in e.body} <= {
         "v", "type", "time", "approval", "actor", "action", "code", "requester", "bundle",
-        "gateway", "release"}
+        "gateway", "release", "roster"}
     report = _audit(gw)
     counts = {r["attempt"]: r["count"] for r in report["approval_refusals"]}
     assert counts == {"grant/policy_denied": 2, "grant/approval_not_pending": 1}
@@ -219,3 +237,78 @@ def test_refused_approval_actions_are_logged_and_counted(gw: UsGateway) -> None:
     kinds = {f["kind"] for f in report["findings"]}
     assert not kinds & {"approval_scope_exceeded", "approval_subject_cap_exceeded",
                         "approval_beyond_limits", "entry_malformed"}, report["findings"]
+
+
+@pytest.mark.parametrize(("changes", "code"), [
+    ({"origin": "eu.bordergate.test/log"}, "approval_signature_invalid"),
+    ({"approval": "apr-" + "b" * 26}, "approval_signature_invalid"),
+    ({"request": "sha256:" + "c" * 64}, "approval_request_mismatch"),
+    ({"key": approver_key("mallory")}, "approver_key_unknown"),
+    ({"key": approver_key("approver-2")}, "approver_key_unknown"),
+], ids=["another origin", "another approval", "another request", "key not in roster",
+        "another approver's key"])
+def test_real_gateway_refuses_a_badly_signed_grant(gw: UsGateway, changes: dict[str, Any],
+                                                    code: str) -> None:
+    """Issue 12 item 4: a real gateway refuses a grant whose statement is signed for
+    another origin, approval or request digest, or with a key the roster does not
+    list for the approver (422, stable code), logs the refusal, and the approval
+    stays pending."""
+    approval = str(gw.request().json()["id"])
+    r = gw.act(approval, "grant", APPROVERS[0], **changes)
+    assert (r.status_code, r.json()["code"]) == (422, code)
+    shown = gw.http.get(f"{gw.url}/v1/approvals/{approval}",
+                        headers=gw.tokens.header(APPROVERS[0], HOME)).json()
+    assert shown["state"] == "pending" and shown["approvers"] == []
+
+
+def test_real_gateway_refuses_an_unsigned_grant(gw: UsGateway) -> None:
+    """Issue 12 item 4: a custodian approver's grant without a statement is refused
+    (``approval_signature_missing``) and logged as approval-refused."""
+    approval = str(gw.request().json()["id"])
+    r = gw.http.post(f"{gw.url}/v1/approvals/{approval}/grant",
+                     headers=gw.tokens.header(APPROVERS[0], HOME))
+    assert (r.status_code, r.json()["code"]) == (422, "approval_signature_missing")
+    gw.wait_logged(int(gw.request().json()["log"]["index"]))  # logged after the refusal
+    entries = [parse_entry(e) for e in gw.entries()]
+    assert [e.body["code"] for e in entries if e.type == "approval-refused"
+            and e.body["approval"] == approval] == ["approval_signature_missing"]
+
+
+def test_signed_grants_through_the_cli_and_client_end_to_end(gw: UsGateway,
+                                                             tmp_path: Path) -> None:
+    """Issue 12 item 4: approvers grant on their own side, one with `bordergate
+    approval grant --key`, one with GatewayClient.grant(key); the approval is valid
+    and releases the protected field; the requester withdraws it with `approval
+    revoke` and no key; the audit finds no signature problem."""
+    subject = gw.subject("signed-e2e")
+    approval = str(gw.request().json()["id"])
+    key_file, token_file = tmp_path / "approver-1.pem", tmp_path / "approver-1.jwt"
+    key_file.write_bytes(approver_key("approver-1").private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    token_file.write_text(gw.tokens.token(APPROVERS[0], HOME))
+    where = ["--gateway", gw.url, "-j", HOME]
+    cli = CliRunner().invoke(app, ["approval", "grant", approval, *where, "--token-file",
+                                   str(token_file), "--key", str(key_file)])
+    assert cli.exit_code == 0, cli.output
+    assert json.loads(cli.stdout)["approvers"] == ["approver-1"]
+    with GatewayClient(gw.url, gw.tokens.token(APPROVERS[1], HOME),
+                       gateways={HOME: gw.url}) as client:
+        granted = client.grant(approval, approver_key("approver-2"))
+    assert granted["state"] == "granted" and granted["valid"]
+    assert gw.read_email(subject, approval).status_code == 200
+    token_file.write_text(gw.tokens.token(PARENT, HOME))
+    cli = CliRunner().invoke(app, ["approval", "revoke", approval, *where, "--token-file",
+                                   str(token_file)])
+    assert cli.exit_code == 0, cli.output
+    assert json.loads(cli.stdout)["state"] == "revoked"
+    last = gw.read_email(subject, approval)
+    assert last.status_code == 403
+    gw.wait_logged(int(last.json()["log"]["index"]))
+    entries = [parse_entry(e) for e in gw.entries()]
+    changes = [e for e in entries if e.body.get("approval") == approval
+               and e.type in ("approval-grant", "approval-revoke")]
+    assert [("statement" in e.body) for e in changes] == [True, True, False]
+    findings = _audit(gw)["findings"]
+    kinds = {f["kind"] for f in findings}
+    assert not kinds & {"approval_unsigned", "approval_signature_invalid"}, findings

@@ -20,6 +20,7 @@ import pytest
 from bordergate.client import GatewayClient, GatewayMap
 from bordergate.errors import ConfigError, UntrustedRedirect, WrongJurisdiction
 from bordergate.policy.entities import Principal
+from tests.approvers import approver_key
 from tests.gateway.conftest import RunningDeployment
 from tests.gateway.deployment import Tokens
 
@@ -103,7 +104,7 @@ OPERATIONS: dict[str, Callable[[GatewayClient], object]] = {
     "mint_subject": lambda c: c.mint_subject(),
     "request_approval": lambda c: c.request_approval(
         purpose="customer_support", reason="r", collections=["users"], classes=["protected"]),
-    "grant": lambda c: c.grant("a-1"),
+    "grant": lambda c: c.grant("a-1", approver_key("carol")),  # fetches what it signs
     "approvals": lambda c: c.approvals(),
 }
 

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from bordergate.client import GatewayClient
+from bordergate.config import load_config
 from bordergate.entries import parse_entry
 from bordergate.errors import PolicyDenied
 from bordergate.policy import DecisionInput, default_bundle, replay
@@ -27,8 +28,9 @@ from bordergate.policy.entities import Principal
 from bordergate.subjects import SubjectId
 from bordergate.tlog.client import DirectorySource, LogClient
 from bordergate.tlog.logdir import read_signer
-from tests.gateway.conftest import RunningDeployment
-from tests.gateway.deployment import Tokens
+from tests.approvers import signed_body, with_roster
+from tests.gateway.conftest import RunningDeployment, start_process, stop_process, wait_healthy
+from tests.gateway.deployment import CODES, Tokens, write_deployment
 from tests.policy.test_engine import (
     APPROVAL_STATES,
     ORG_KINDS,
@@ -58,6 +60,35 @@ class Seeded:
 @pytest.fixture(scope="module")
 def seeded() -> Seeded:
     return Seeded()
+
+
+def us_principals() -> list[Principal]:
+    """Everyone these tests present to the us gateway, as its roster lists them."""
+    listed = [principal(k, h) for k in ORG_KINDS for h in (True, False)]
+    listed += [*APPROVERS, SOMEONE_ELSE, LOCAL,
+               Principal(f"local-{HOME}", f"tt{HOME}", "local", HOME, frozenset({"engineer"})),
+               Principal("local-eu", "tteu", "local", "eu", frozenset({"engineer"}))]
+    return list({p.id: p for p in listed}.values())
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDeployment]:
+    """us, eu and cn gateways as real processes, us with a signed roster whose
+    approvers have their own TEST-ONLY keys (issue 12 items 3, 4: approvals are
+    granted with approver-signed statements)."""
+    root = tmp_path_factory.mktemp("e2e-deployment")
+    path = write_deployment(root)
+    with_roster([path], HOME, us_principals())
+    deployment = load_config(path)
+    processes = {code: start_process(path, code) for code in CODES}
+    urls = {code: deployment.jurisdiction(code).public_url for code in CODES}
+    try:
+        for code in CODES:
+            wait_healthy(urls[code], processes[code])
+        yield RunningDeployment(path, deployment, urls, processes)
+    finally:
+        for process in processes.values():
+            stop_process(process)
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +126,11 @@ def request_approval(http: httpx.Client, url: str, tokens: Tokens, who: Principa
 
 
 def grant_twice(http: httpx.Client, url: str, tokens: Tokens, approval: str) -> None:
-    for approver in APPROVERS:
-        r = http.post(f"{url}/v1/approvals/{approval}/grant",
-                      headers=tokens.header(approver, HOME))
+    for approver in APPROVERS:  # each signs the grant with its own key
+        headers = tokens.header(approver, HOME)
+        shown = http.get(f"{url}/v1/approvals/{approval}", headers=headers).json()
+        r = http.post(f"{url}/v1/approvals/{approval}/grant", headers=headers,
+                      json=signed_body(shown, "grant", approver.id, shown["log_origin"]))
         assert r.status_code == 200, r.text
     assert http.get(f"{url}/v1/approvals/{approval}",
                     headers=tokens.header(APPROVERS[0], HOME)).json()["state"] == "granted"
@@ -291,7 +324,8 @@ def test_every_log_entry_parses_replays_and_holds_no_value_or_raw_id(
                 replayed = replay(bundle, DecisionInput.from_json(decision["input"]),
                                   recorded_digest=entry.body["bundle"])
                 assert replayed.allowed == decision["allowed"]
-        assert parse_entry(entries[0]).type == "gateway-start"
+        kinds = [parse_entry(entries[i]).type for i in range(len(entries))]
+        assert next(k for k in kinds if k != "roster") == "gateway-start"
         for (c, index), released in seeded.released.items():
             if c != code:
                 continue

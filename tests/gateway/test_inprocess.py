@@ -26,12 +26,14 @@ from bordergate.gateway.startup import open_gateway
 from bordergate.policy.entities import Principal
 from bordergate.tlog.storage.memory import MemoryStorage
 from bordergate.tlog.tiles import TILE_WIDTH, TileRef, decode_bundle
+from tests.approvers import approver_key, keys_for, public_text, signed_body
 from tests.gateway.deployment import Tokens, write_deployment
 
 LOCAL = Principal("alice", "ttus", "local", "us", frozenset({"engineer"}))
 PARENT = Principal("bob", "bytedance", "parent", "cn", frozenset({"engineer"}))
 APPROVER = Principal("carol", "oracle", "custodian", "us", frozenset({"approver"}))
 APPROVER2 = Principal("dave", "oracle", "custodian", "us", frozenset({"approver"}))
+APPROVER_KEYS = keys_for(["carol", "dave"])  # the roster's approver keys (TEST-ONLY)
 SECRET_EMAIL = "very-secret@example.test"
 SECRET_GOV = "GOV-INPROC-99"
 
@@ -43,6 +45,7 @@ class Harness:
         self.deployment = load_config(write_deployment(root))
         self.storage = MemoryStorage()
         self.gateway: Gateway = open_gateway(self.deployment, "us", log_storage=self.storage)
+        self.gateway.approver_keys = APPROVER_KEYS
         self.app = create_app(self.gateway)
         self.tokens = Tokens()
         self.subject = ""
@@ -78,6 +81,11 @@ class Harness:
 
     def auth(self, who: Principal, **extra: str) -> dict[str, str]:
         return {**self.tokens.header(who, "us"), **extra}
+
+    def signed(self, approval: dict[str, Any], verdict: str, who: Principal, /,
+               **changes: Any) -> dict[str, Any]:
+        """A grant/deny/revoke body signed by ``who``'s own TEST-ONLY key."""
+        return signed_body(approval, verdict, who.id, self.gateway.origin, **changes)
 
 
 @pytest.fixture
@@ -277,7 +285,8 @@ def test_approval_lifecycle_two_distinct_custodians_logged(harness: Harness) -> 
             "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
             "classes": ["protected"], "max_duration_s": 600})
         assert r.status_code == 201, r.text
-        approval = r.json()["id"]
+        asked = r.json()
+        approval = asked["id"]
         with_approval = harness.auth(PARENT, **{"Bordergate-Approval": approval})
         assert (await c.get(f"/v1/users/{s}", params=read, headers=with_approval)
                 ).status_code == 403
@@ -285,14 +294,17 @@ def test_approval_lifecycle_two_distinct_custodians_logged(harness: Harness) -> 
         assert r.status_code == 403  # the requester (and not a custodian)
         r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(LOCAL))
         assert r.status_code == 403  # not a custodian approver
-        r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(APPROVER))
+        r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(APPROVER),
+                         json=harness.signed(asked, "grant", APPROVER))
         assert r.status_code == 200 and r.json()["state"] == "pending"
-        r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(APPROVER))
+        r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(APPROVER),
+                         json=harness.signed(asked, "grant", APPROVER))
         assert (r.status_code, r.json()["code"]) == (409, "already_granted_by_you")
         pending = await c.get("/v1/approvals", params={"state": "pending"},
                               headers=harness.auth(APPROVER2))
         assert [a["id"] for a in pending.json()["approvals"]] == [approval]
-        r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(APPROVER2))
+        r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(APPROVER2),
+                         json=harness.signed(asked, "grant", APPROVER2))
         assert r.status_code == 200 and r.json()["state"] == "granted" and r.json()["valid"]
         r = await c.get(f"/v1/users/{s}", params=read, headers=with_approval)
         assert r.status_code == 200 and r.json()["fields"]["email"] == SECRET_EMAIL
@@ -348,9 +360,11 @@ def test_revoke_logged_but_not_stored_is_not_usable_after_restart(harness: Harne
         r = await c.post("/v1/approvals", headers=harness.auth(PARENT), json={
             "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
             "classes": ["protected"], "max_duration_s": 600})
-        approval = str(r.json()["id"])
+        asked = r.json()
+        approval = str(asked["id"])
         for approver in (APPROVER, APPROVER2):
-            r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(approver))
+            r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(approver),
+                             json=harness.signed(asked, "grant", approver))
             assert r.status_code == 200
         with_approval = harness.auth(PARENT, **{"Bordergate-Approval": approval})
         r = await c.get(f"/v1/users/{s}", params=read, headers=with_approval)
@@ -366,6 +380,7 @@ def test_revoke_logged_but_not_stored_is_not_usable_after_restart(harness: Harne
     harness.gateway.close()
 
     harness.gateway = open_gateway(harness.deployment, "us", log_storage=harness.storage)
+    harness.gateway.approver_keys = APPROVER_KEYS
     harness.app = create_app(harness.gateway)
     assert harness.gateway.approvals.get(approval).state == "revoked"
 
@@ -488,3 +503,68 @@ def test_middleware_added_to_the_app_must_be_applied_by_the_direct_read_route(
     declared = Declared(harness.gateway, harness.app.state.metrics)
     declared.add_middleware(GZipMiddleware)
     assert declared.build_middleware_stack() is not None
+
+
+FORGED_GRANTS = {  # what the approver's statement gets wrong -> the gateway's code
+    "unsigned": "approval_signature_missing",
+    "another origin": "approval_signature_invalid",
+    "another approval id": "approval_signature_invalid",
+    "another request digest": "approval_request_mismatch",
+    "a deny replayed as a grant": "approval_signature_invalid",
+    "another approver's key": "approver_key_unknown",
+    "a key not in the roster": "approver_key_unknown",
+}
+
+
+def _forged(harness: Harness, asked: dict[str, Any], how: str) -> dict[str, Any] | None:
+    other = "apr-" + "a" * 26
+    bodies: dict[str, dict[str, Any] | None] = {
+        "unsigned": None,
+        "another origin": harness.signed(asked, "grant", APPROVER, origin="other.example/log"),
+        "another approval id": harness.signed(asked, "grant", APPROVER, approval=other),
+        "another request digest": harness.signed(asked, "grant", APPROVER,
+                                                 request="sha256:" + "0" * 64),
+        "a deny replayed as a grant": harness.signed(asked, "grant", APPROVER, verdict="deny"),
+        "another approver's key": harness.signed(asked, "grant", APPROVER,
+                                                 key=approver_key("dave")),
+        "a key not in the roster": harness.signed(asked, "grant", APPROVER,
+                                                  key=approver_key("mallory")),
+    }
+    return bodies[how]
+
+
+def test_approver_signature_is_checked_before_logging(harness: Harness) -> None:
+    """Issue 12 item 4 (approver-signed approvals): a grant must carry a statement
+    signed by the approver's own roster key for this log, approval, request digest
+    and verdict.  Each forgery is refused with a stable code, logged as
+    approval-refused, and the approval stays pending; a properly signed grant works,
+    and the requester withdraws their own request without signing anything."""
+
+    async def go(c: httpx.AsyncClient) -> list[tuple[int, str]]:
+        r = await c.post("/v1/approvals", headers=harness.auth(PARENT), json={
+            "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
+            "classes": ["protected"], "max_duration_s": 600})
+        asked = r.json()
+        answers = []
+        for how in FORGED_GRANTS:
+            r = await c.post(f"/v1/approvals/{asked['id']}/grant",
+                             headers=harness.auth(APPROVER), json=_forged(harness, asked, how))
+            answers.append((r.status_code, r.json()["code"]))
+        got = await c.get(f"/v1/approvals/{asked['id']}", headers=harness.auth(APPROVER))
+        assert got.json()["state"] == "pending" and got.json()["approvers"] == []
+        r = await c.post(f"/v1/approvals/{asked['id']}/grant", headers=harness.auth(APPROVER),
+                         json=harness.signed(got.json(), "grant", APPROVER))
+        assert r.status_code == 200 and r.json()["approvers"] == ["carol"]
+        r = await c.post(f"/v1/approvals/{asked['id']}/revoke", headers=harness.auth(PARENT))
+        assert r.status_code == 200 and r.json()["state"] == "revoked"
+        return answers
+
+    answers = harness.run(go)
+    assert answers == [(422, code) for code in FORGED_GRANTS.values()]
+    entries = [parse_entry(e) for e in harness.entries()]
+    refused = [e.body["code"] for e in entries if e.type == "approval-refused"]
+    assert refused == list(FORGED_GRANTS.values())
+    (grant,) = [e for e in entries if e.type == "approval-grant"]
+    assert grant.body["statement"]["key"] == public_text("carol")
+    (revoke,) = [e for e in entries if e.type == "approval-revoke"]
+    assert "statement" not in revoke.body

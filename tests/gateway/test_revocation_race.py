@@ -32,6 +32,7 @@ from bordergate.tlog.logdir import read_signer
 from bordergate.tlog.storage.fs import FileStorage
 from bordergate.tlog.tiles import TILE_WIDTH
 from bordergate.tree_digest import read_tree
+from tests.approvers import AUTHORITY, signed_body, with_roster
 from tests.audit.scenario import APPROVER1, APPROVER2, LOCAL, PARENT, GatewayScenario
 from tests.gateway.conftest import (
     start_process,
@@ -122,11 +123,13 @@ def test_reads_racing_a_revoke_in_one_process(tmp_path: Path) -> None:
         await gw.write(sc.auth(LOCAL), "users", "us-race", purpose="operations",
                        payload={"subject": s, "values": {"handle": "racer", "email": EMAIL,
                                "created_at": "2024-01-01T00:00:00Z"}})
-        approval = (await gw.request_approval(parent, {
+        asked = (await gw.request_approval(parent, {
             "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
-            "classes": ["protected"], "max_duration_s": 3600})).body["id"]
+            "classes": ["protected"], "max_duration_s": 3600})).body
+        approval = asked["id"]
         for approver in (APPROVER1, APPROVER2):
-            await gw.decide_approval(sc.auth(approver), approval, "grant")
+            await gw.decide_approval(sc.auth(approver), approval, "grant",
+                                     signed_body(asked, "grant", approver.id, gw.origin))
 
         async def read() -> bool:
             try:
@@ -137,7 +140,8 @@ def test_reads_racing_a_revoke_in_one_process(tmp_path: Path) -> None:
             return out.body["fields"].get("email") == EMAIL
 
         async def revoke() -> None:
-            await gw.decide_approval(sc.auth(APPROVER1), approval, "revoke")
+            await gw.decide_approval(sc.auth(APPROVER1), approval, "revoke",
+                                     signed_body(asked, "revoke", APPROVER1.id, gw.origin))
 
         return approval, await race(read, revoke)
 
@@ -164,6 +168,8 @@ def test_reads_racing_a_revoke_across_two_workers(tmp_path: Path) -> None:
     storage.close()
     assert j.log.sequencer_token_file is not None
     sequencer = start_sequencer_service(j, port)
+    # the roster whose approvers sign their grants and revocations (issue 12 items 3, 4)
+    with_roster([config, second], "us", [LOCAL, PARENT, APPROVER1, APPROVER2])
     workers = [start_process(config, "us"), start_process(second, "us")]
     urls = [j.public_url, load_config(second).jurisdiction("us").public_url]
     tokens = Tokens()
@@ -186,6 +192,7 @@ time_tolerance_s = 5
 [logs.us]
 location = "{log_dir}"
 vkey = "{read_signer(j.log.key_file).verifier().key_string}"
+roster_authority = ["{AUTHORITY.verifier().key_string}"]
 """)
     kinds = audit_findings(auditor, tmp_path / "state")
     assert [k for k in kinds if k.startswith("approval_")] == []
@@ -212,9 +219,12 @@ async def _race_workers(urls: list[str], tokens: Tokens) -> tuple[str, dict[str,
             "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
             "classes": ["protected"], "max_duration_s": 3600})
         assert r.status_code == 201, r.text
-        approval = r.json()["id"]
+        asked = r.json()
+        approval = asked["id"]
+        origin = asked["log"]["origin"]
         for approver, url in ((APPROVER1, first), (APPROVER2, other)):
-            r = await http.post(f"{url}/v1/approvals/{approval}/grant", headers=auth(approver))
+            r = await http.post(f"{url}/v1/approvals/{approval}/grant", headers=auth(approver),
+                                json=signed_body(asked, "grant", approver.id, origin))
             assert r.status_code == 200, r.text
         headers = auth(PARENT, **{"Bordergate-Approval": approval})
         turn = itertools.cycle(urls)
@@ -226,7 +236,8 @@ async def _race_workers(urls: list[str], tokens: Tokens) -> tuple[str, dict[str,
 
         async def revoke() -> None:
             r = await http.post(f"{other}/v1/approvals/{approval}/revoke",
-                                headers=auth(APPROVER1))
+                                headers=auth(APPROVER1),
+                                json=signed_body(asked, "revoke", APPROVER1.id, origin))
             assert r.status_code == 200, r.text
 
         return approval, await race(read, revoke)
@@ -262,9 +273,11 @@ def test_nothing_released_under_an_approval_that_expired_before_its_entry_was_du
         r = await c.post("/v1/approvals", headers=harness.auth(PARENT), json={
             "purpose": "customer_support", "reason": "ticket", "collections": ["users"],
             "classes": ["protected"], "max_duration_s": 600})
-        approval = r.json()["id"]
+        asked = r.json()
+        approval = asked["id"]
         for approver in (APPROVER1, APPROVER2):
-            r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(approver))
+            r = await c.post(f"/v1/approvals/{approval}/grant", headers=harness.auth(approver),
+                             json=harness.signed(asked, "grant", approver))
         assert r.json()["valid"]
         log.append_guarded = slow_append  # type: ignore[method-assign]
         return await c.get("/v1/users/us-late", params=READ, headers=harness.auth(

@@ -19,6 +19,7 @@ which keys it trusts.  One ``[logs.<jurisdiction>]`` table per log::
     reviewers = [{ name = "alice", public_key = "alice+..." }]
     required_approvals = 2            # release approvals needed (default min(2, reviewers))
     approvers = ["carol", "dave"]     # custodian principals who may grant approvals
+    approver_keys = { carol = ["<base64 raw Ed25519 public key>"], dave = ["..."] }
     roster_authority = ["us-identity-authority+..."]  # the identity authority's keys
 
 A checkpoint counts as the log's current state only when ``quorum`` of the
@@ -27,7 +28,10 @@ audit (:mod:`bordergate.audit.witness_check`); ``quorum = 0`` (or no
 witnesses) is accepted here but gives a ``checkpoint_unwitnessed`` finding on
 every run.  Relative paths resolve against the file's directory.  When ``approvers`` is
 empty, any principal of a ``custodian`` organisation holding the ``approver``
-role counts.  The file is read by the same checked TOML reader as the
+role counts.  ``approver_keys`` lists each approver's own Ed25519 public keys
+(``bordergate approval keygen`` prints one): every grant, denial and revocation
+must carry a statement signed by one of them (:mod:`bordergate.approval_statement`),
+and with no keys listed no grant counts.  The file is read by the same checked TOML reader as the
 deployment file (:mod:`bordergate.config_reader`): unknown keys are refused so
 that a typo never weakens an audit, strings may not begin or end with
 whitespace, reviewer keys must be Ed25519 verifier keys.  There is no
@@ -41,6 +45,8 @@ never open a log or read the keys' owners' files.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +77,7 @@ class LogAudit:
         required_approvals: release approvals needed.
         approvers: principal ids allowed to grant access approvals (empty: any
             custodian principal with the ``approver`` role).
+        approver_keys: ``(principal id, raw Ed25519 public keys)`` of the approvers.
         roster_authority: the jurisdiction's identity authority's Ed25519 verifier
             keys: roster versions must be signed by one (empty: every ``roster``
             entry is ``roster_invalid``, decisions are not checked against it).
@@ -86,6 +93,7 @@ class LogAudit:
     reviewers: tuple[tuple[str, str], ...] = ()
     required_approvals: int = 1
     approvers: tuple[str, ...] = ()
+    approver_keys: tuple[tuple[str, tuple[bytes, ...]], ...] = ()
     roster_authority: tuple[str, ...] = ()
 
 
@@ -159,7 +167,8 @@ class _Reader(ConfigReader):
             raise self.fail(key, "a jurisdiction code is 2-8 lowercase letters")
         doc = self.table(body, key, {"location", "vkey", "witnesses", "quorum", "bundle_store",
                                      "bundle_dirs", "reviewers", "required_approvals",
-                                     "approvers", "k_min", "roster_authority"})
+                                     "approvers", "approver_keys", "k_min",
+                                     "roster_authority"})
         self.no_k_min(doc, key)
         vkey = self.text(doc, key, "vkey")
         try:
@@ -193,7 +202,28 @@ class _Reader(ConfigReader):
             jurisdiction=code, location=location, vkey=vkey, witnesses=witnesses,
             quorum=quorum, bundle_store=store, bundle_dirs=dirs, reviewers=reviewers,
             required_approvals=required, approvers=self.texts(doc, key, "approvers"),
-            roster_authority=authority)
+            approver_keys=self.approver_keys(doc, key), roster_authority=authority)
+
+    def approver_keys(self, doc: Mapping[str, Any], key: str
+                      ) -> tuple[tuple[str, tuple[bytes, ...]], ...]:
+        """``approver_keys``: principal id -> base64 raw Ed25519 public keys."""
+        value = doc.get("approver_keys", {})
+        where = f"{key}.approver_keys"
+        if not isinstance(value, dict):
+            raise self.fail(where, "must be a table of principal id -> [public keys]")
+        out = []
+        for who in value:
+            keys = []
+            for i, text in enumerate(self.texts(value, where, who)):
+                try:
+                    raw = base64.b64decode(text, validate=True)
+                except (binascii.Error, ValueError):
+                    raw = b""
+                if len(raw) != 32:
+                    raise self.fail(f"{where}.{who}[{i}]", "not a base64 raw Ed25519 key")
+                keys.append(raw)
+            out.append((who, tuple(keys)))
+        return tuple(out)
 
     def source_of(self, doc: Mapping[str, Any], key: str, name: str,
                   default: str | None = None) -> str:

@@ -96,7 +96,7 @@ CONTROLS: tuple[Control, ...] = (
          "approval_self_granted", "approval_by_non_approver", "approval_expired",
          "approval_revoked", "approval_scope_exceeded", "approval_invalid_transition",
          "approval_state_stale", "approval_beyond_limits",
-         "approval_subject_cap_exceeded"),
+         "approval_subject_cap_exceeded", "approval_unsigned", "approval_signature_invalid"),
         ("Multi-factor authentication and the revocation of credentials happen at the token "
          "issuer and are not in the log.",
          "Tokens and their issuance are not logged; the log records the principal each "

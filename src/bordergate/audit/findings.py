@@ -106,6 +106,12 @@ FINDING_KINDS: Mapping[str, FindingKind] = _kinds(
      "The requester of an approval granted it"),
     ("approval_by_non_approver", "critical", "violation",
      "An approval was granted by a principal who is not a custodian approver"),
+    ("approval_unsigned", "critical", "integrity",
+     "An approval was granted, denied or revoked without the approver's own signed "
+     "statement (a grant without one never counts)"),
+    ("approval_signature_invalid", "critical", "integrity",
+     "An approval change's statement is not signed by the approver's roster key for this "
+     "log, approval, request and verdict (a grant with it never counts)"),
     ("approval_expired", "critical", "violation", "An approval was used after it expired"),
     ("approval_revoked", "critical", "violation",
      "An approval was used after it was revoked or denied"),

@@ -53,6 +53,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
 
+from bordergate.approval_statement import MappingApproverKeys
 from bordergate.audit._accelerated import AcceleratedInspector
 from bordergate.audit.auditor_config import AuditorConfig, LogAudit
 from bordergate.audit.bundlestore import BundleStore
@@ -319,6 +320,7 @@ def _inspector(config: AuditorConfig, audit: LogAudit, origin: str,
         jurisdiction=audit.jurisdiction, origin=origin, bundles=bundles.lookup,
         reviewers=reviewers_from(audit.reviewers, audit.required_approvals)
         if audit.reviewers else _no_reviewers(), approvers=audit.approvers,
+        approver_keys=MappingApproverKeys(dict(audit.approver_keys)),
         tolerance=config.time_tolerance, state=state, rosters=rosters.lookup)
 
 

@@ -48,6 +48,8 @@ class ApprovalTrack:
         bundle: the digest of the bundle its request entry names.
         read_subjects: distinct subject pseudonyms it released protected fields of.
         refused: refused grant/deny/revoke attempts on it.
+        request: the digest of its request entry that approvers sign
+            (``approval_statement.request_digest``).
     """
 
     id: str
@@ -75,6 +77,7 @@ class ApprovalTrack:
     bundle: str | None = None
     read_subjects: list[str] = field(default_factory=list)
     refused: int = 0
+    request: str | None = None
 
     def valid_approvers(self) -> set[str]:
         """Distinct approvers whose grant counted."""

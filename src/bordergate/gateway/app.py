@@ -8,7 +8,8 @@ Routes (documented in ``gateway.openapi``, served at ``/openapi.json``)::
     DELETE /v1/subjects/{subject_id}?purpose=     erase (crypto-shred) a subject
     POST   /v1/exports                            k-anonymous aggregate
     POST   /v1/approvals                          request an approval
-    POST   /v1/approvals/{id}/grant|deny|revoke   change its state
+    POST   /v1/approvals/{id}/grant|deny|revoke   change its state (body: the
+                                                  approver's signed statement)
     GET    /v1/approvals/{id}, /v1/approvals?state=
     GET    /v1/log/checkpoint, /v1/log/tile/..., /v1/log/proof/{index}
     GET    /healthz (liveness), /readyz (readiness, ``gateway.readiness``), /openapi.json
@@ -262,9 +263,13 @@ async def _approval_request(request: Request, gw: Gateway) -> Outcome:
 
 def _approval_change(verdict: str) -> Handler:
     async def change(request: Request, gw: Gateway) -> Outcome:
-        await read_body(request, gw.limits.max_body_bytes)
+        data = await read_body(request, gw.limits.max_body_bytes)
+        try:  # an empty body: a requester withdrawing their own request signs nothing
+            payload = json.loads(data) if data.strip() else None
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise InvalidInput("the body is not valid JSON", code="malformed_json") from None
         return await gw.decide_approval(_auth(request), request.path_params["approval_id"],
-                                        verdict)
+                                        verdict, payload)
     return change
 
 

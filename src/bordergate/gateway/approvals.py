@@ -32,7 +32,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from bordergate.entries import Entry
+from bordergate.approval_statement import SignedStatement, request_digest
+from bordergate.entries import Entry, canonical_json
 from bordergate.errors import Conflict, InvalidInput, NotFound, Unavailable
 from bordergate.gateway.approval_scope import ApprovalScope
 from bordergate.locations import parse_store_location
@@ -46,6 +47,7 @@ __all__ = [
     "MemoryApprovalStore",
     "PostgresApprovalStore",
     "SqliteApprovalStore",
+    "change_signature",
     "deny",
     "grant",
     "mint_approval_id",
@@ -110,6 +112,9 @@ class ApprovalRecord:
             a table written before it was recorded, until reconciled.
         scope: the subjects, records (pseudonyms) and ticket it is narrowed to.
         max_subjects: distinct subjects readable under it (None: no cap).
+        request_entry: the canonical text of its ``approval-request`` entry, whose
+            digest approvers sign (``approval_statement``); None in a table
+            written before it was kept, until reconciled.
     """
 
     id: str
@@ -130,6 +135,15 @@ class ApprovalRecord:
     changed_at: int | None = None
     scope: ApprovalScope = _UNSCOPED
     max_subjects: int | None = None
+    request_entry: str | None = None
+
+    @property
+    def request_digest(self) -> str | None:
+        """The digest approvers sign (:func:`~bordergate.approval_statement.request_digest`
+        of the request entry), None while the entry is unknown."""
+        if self.request_entry is None:
+            return None
+        return request_digest(self.request_entry.encode("utf-8"))
 
     def status(self, now: float) -> str:
         """The state as seen at ``now``: ``expired`` once pending/granted ones expire."""
@@ -167,7 +181,8 @@ class ApprovalRecord:
             "version": self.version, "changed_at": self.changed_at,
             "subjects": list(self.scope.subjects),
             "records": list(self.scope.records), "ticket": self.scope.ticket,
-            "max_subjects": self.max_subjects,
+            "max_subjects": self.max_subjects, "request_entry": self.request_entry,
+            "request_digest": self.request_digest,
         }
         if now is not None:
             out["status"] = self.status(now)
@@ -193,7 +208,8 @@ class ApprovalRecord:
                 changed_at=None if data.get("changed_at") is None else int(data["changed_at"]),
                 scope=ApprovalScope(tuple(data.get("subjects", ())),
                                     tuple(data.get("records", ())), data.get("ticket")),
-                max_subjects=data.get("max_subjects"))
+                max_subjects=data.get("max_subjects"),
+                request_entry=data.get("request_entry"))
         except (KeyError, TypeError, ValueError) as exc:
             raise Unavailable(f"stored approval is damaged: {exc}",
                               code="approval_store_damaged") from exc
@@ -275,6 +291,23 @@ def revoke(record: ApprovalRecord, by: str) -> ApprovalRecord:
     return replace(record, state="revoked", closed_by=by, version=record.version + 1)
 
 
+def change_signature(payload: object) -> SignedStatement | None:
+    """The approver's signature in the body of a grant, deny or revoke request:
+    ``{"statement": {"request", "key", "signature"}}``, or None for an empty body
+    (a requester withdrawing their own request signs nothing).
+
+    Raises:
+        InvalidInput: ``malformed_body`` for other members or a non-object.
+        VerificationError: ``malformed_approval_signature``.
+    """
+    if payload is None or payload == {}:
+        return None
+    if not isinstance(payload, dict) or set(payload) != {"statement"}:
+        raise InvalidInput("the body must be empty or {\"statement\": {...}}",
+                           code="malformed_body")
+    return SignedStatement.from_json(payload["statement"])
+
+
 def rebuild_approvals(entries: Iterable[Entry | tuple[int, Entry]]
                       ) -> dict[str, ApprovalRecord]:
     """Replay ``approval-*`` entries of one log into the approvals they describe.
@@ -302,7 +335,8 @@ def rebuild_approvals(entries: Iterable[Entry | tuple[int, Entry]]
                 changed_at=index,
                 scope=ApprovalScope(tuple(scope.get("subjects", ())),
                                     tuple(scope.get("records", ())), scope.get("ticket")),
-                max_subjects=body.get("max_subjects"))
+                max_subjects=body.get("max_subjects"),
+                request_entry=canonical_json(dict(body)).decode("utf-8"))
             continue
         record = book.get(body.get("approval", "")) if entry.type.startswith("approval-") else None
         if record is None:
@@ -327,8 +361,8 @@ def reconcile_approvals(store: ApprovalStore, book: Mapping[str, ApprovalRecord]
     Every state change is logged before the table is written, so after a crash
     the table can only lag behind the log (a revoke logged but not stored must
     not leave the approval usable).  Each record the table lacks or holds at a
-    lower version, or holds without ``changed_at`` (a table written before it
-    was recorded), is stored as the log has it.  Returns the ids repaired.
+    lower version, or holds without ``changed_at`` or ``request_entry`` (a table
+    written before they were recorded), is stored as the log has it.  Returns the ids repaired.
 
     Raises:
         Conflict: ``approval_changed`` if another writer changes a record meanwhile.
@@ -338,7 +372,8 @@ def reconcile_approvals(store: ApprovalStore, book: Mapping[str, ApprovalRecord]
     for record in book.values():
         try:
             found = store.get(record.id)
-            stored, known = found.version, found.changed_at is not None
+            stored = found.version
+            known = found.changed_at is not None and found.request_entry is not None
         except NotFound:
             stored, known = 0, False
         if stored > record.version or (stored == record.version and known):

@@ -26,6 +26,9 @@ _STATUS_TEXT = {
     405: "Method not allowed",
     409: "The state forbids it (approval not pending, record owned by another subject)",
     413: "The request body exceeds the configured limit",
+    422: "The approver's signed statement is missing or does not verify (stable `code`: "
+         "approval_signature_missing, approval_signature_invalid, approver_key_unknown, "
+         "approval_request_mismatch, malformed_approval_signature); the refusal is logged",
     421: "Homed in another jurisdiction: ask the gateway named in `gateway`",
     500: "Internal error (never a stack trace; nothing released)",
     503: "Log, store or key backend unavailable: nothing released (Retry-After)",
@@ -189,9 +192,23 @@ def _schemas() -> dict[str, Any]:
                 "subjects": str_list, "records": str_list,
                 "ticket": {"type": ["string", "null"]},
                 "max_subjects": {"type": ["integer", "null"]},
+                "request_entry": {"type": ["string", "null"],
+                                  "description": "its approval-request entry (canonical)"},
+                "request_digest": {"type": ["string", "null"],
+                                   "description": "sha256: leaf hash an approver signs"},
+                "log_origin": {"type": "string",
+                               "description": "the log an approver's statement names"},
                 "log": log_ref,
             },
         },
+        "ApprovalChange": {
+            "type": "object", "required": ["statement"],
+            "description": "the approver's Ed25519 signature of the change (absent only "
+                           "when a requester withdraws their own request)",
+            "properties": {"statement": {
+                "type": "object", "required": ["request", "key", "signature"],
+                "properties": {"request": {"type": "string"}, "key": {"type": "string"},
+                               "signature": {"type": "string"}}}}},
         "ApprovalList": {"type": "object", "required": ["approvals"],
                          "properties": {"approvals": {
                              "type": "array", "items": {"$ref": "#/components/schemas/Approval"}}}},
@@ -230,8 +247,10 @@ def _paths(purposes: list[str] | None, collections: list[str] | None) -> dict[st
     change = {
         "security": [{"bearer": []}],
         "parameters": [approval_id],
+        "requestBody": {"required": False, "content": {_JSON: {"schema": {
+            "$ref": "#/components/schemas/ApprovalChange"}}}},
         "responses": {**_ok(200, "Approval", "the approval after the change", logged=True),
-                      **_problems(*_COMMON, 403, 404, 409, 413)},
+                      **_problems(*_COMMON, 403, 404, 409, 413, 422)},
     }
     text = {"text/plain": {"schema": {"type": "string"}}}
     binary = {"application/octet-stream": {"schema": {"type": "string",

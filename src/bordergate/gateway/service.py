@@ -53,6 +53,13 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from bordergate import __version__
+from bordergate.approval_statement import (
+    ApprovalStatement,
+    ApproverKeys,
+    MappingApproverKeys,
+    SignedStatement,
+    verify_statement,
+)
 from bordergate.config import Limits
 from bordergate.entries import (
     EntryTemplate,
@@ -355,6 +362,7 @@ class Gateway:
         mechanism: ExportMechanism | None = None,
         subject_ledger: SubjectLedger | None = None,
         revocations: TokenRevocations | None = None,
+        approver_keys: ApproverKeys | None = None,
         roster: RosterInForce | None = None,
     ) -> None:
         self.jurisdiction = jurisdiction
@@ -374,6 +382,10 @@ class Gateway:
         self.log_reader = LogClient(StorageSource(log_storage), log_verifier)
         self.pseudonyms = pseudonyms
         self.approvals = approvals
+        # whose signatures a grant, deny or revoke must carry: the roster version in
+        # force; without a roster, every approver's change is refused (fail closed)
+        self.approver_keys: ApproverKeys = approver_keys or (
+            roster if roster is not None else MappingApproverKeys({}))
         self.subject_ledger = subject_ledger or MemorySubjectLedger()
         self.peers = dict(peers)
         self.k_min = engine.bundle.k_min  # the bundle's, which the auditor checks too
@@ -997,7 +1009,7 @@ class Gateway:
         })
         async with self._approval_lock:
             index = await self.log.append_many([entry])
-            record = replace(record, changed_at=index)
+            record = replace(record, changed_at=index, request_entry=entry.decode("utf-8"))
             await self._off_loop(self.approvals.put, record)
         body = {**record.to_json(now), "log": {"origin": self.origin, "index": index}}
         return Outcome(body, index, status=201, headers=self._log_headers(index))
@@ -1009,24 +1021,35 @@ class Gateway:
         return item, self.engine.decide(item)
 
     async def decide_approval(self, authorization: str | None, approval_id: str,
-                              verdict: str) -> Outcome:
+                              verdict: str, payload: object = None) -> Outcome:
         """``grant``, ``deny`` or ``revoke`` an approval; the change is logged first.
+
+        ``payload`` is the request body: ``{"statement": {...}}``, the approver's
+        signature of the change (``approval_statement``), required from everyone
+        but a requester revoking their own request.  It is verified against the
+        approver's keys in the roster before anything is logged.
 
         Raises:
             Unauthenticated, InvalidInput, NotFound: bad requests.
             PolicyDenied: the principal may not approve (or revoke) it.
             Conflict: the approval is not in a state that allows it.
+            VerificationError: the signature is missing or does not verify
+                (``approval_statement.verify_statement``'s codes).
             Unavailable: log or store down.
         """
         principal, vouched = self.authenticate_vouched(authorization)
         appr.parse_approval_id(approval_id)
+        signed = appr.change_signature(payload)
         async with self._approval_lock:
             record: appr.ApprovalRecord = await self._off_loop(self.approvals.get, approval_id)
             now = self.clock()
             try:
                 updated, kind, body, decided = self._approval_change(
                     principal, record, verdict, now)
-            except (PolicyDenied, Conflict) as exc:
+                if signed is not None or principal.id != record.requester:
+                    body["statement"] = self._checked_statement(
+                        principal, record, verdict, signed)
+            except (PolicyDenied, Conflict, VerificationError) as exc:
                 await self._log_refused(principal, record, verdict, exc.code, now,
                                         vouched=vouched)
                 raise
@@ -1044,6 +1067,26 @@ class Gateway:
             await self._off_loop(self.approvals.put, updated)
         out = {**updated.to_json(now), "log": {"origin": self.origin, "index": index}}
         return Outcome(out, index, headers=self._log_headers(index))
+
+    def _checked_statement(self, principal: Principal, record: appr.ApprovalRecord,
+                           verdict: str, signed: SignedStatement | None) -> dict[str, str]:
+        """The entry's ``statement`` member, once ``signed`` is checked: this log,
+        this approval, its request digest, ``verdict``, ``principal``'s own key.
+
+        Raises:
+            VerificationError: as ``verify_statement``; ``approval_request_unknown``
+                when the approval's request entry is not known here yet.
+        """
+        digest = record.request_digest
+        if digest is None:
+            raise VerificationError("this approval's request entry is not known here yet; "
+                                    "retry after the gateway reconciled its approvals",
+                                    code="approval_request_unknown")
+        statement = ApprovalStatement(origin=self.origin, approval=record.id, request=digest,
+                                      verdict=verdict, approver=principal.id)
+        verify_statement(statement, signed, self.approver_keys)
+        assert signed is not None
+        return signed.to_json()
 
     def _visible_approvals(self, principal: Principal, records: Sequence[appr.ApprovalRecord],
                            now: int) -> list[appr.ApprovalRecord]:
@@ -1132,7 +1175,8 @@ class Gateway:
         record = await self._off_loop(self.approvals.get, approval_id)
         if not self._visible_approvals(principal, [record], int(self.clock())):
             raise NotFound("no such approval", code="approval_not_found")
-        return Outcome(record.to_json(self.clock()))
+        out = {**record.to_json(self.clock()), "log_origin": self.origin}
+        return Outcome(out)
 
     async def list_approvals(self, authorization: str | None, state: str | None) -> Outcome:
         """Approvals whose status is ``state`` (all when None), newest first: a

@@ -6,6 +6,7 @@
   (promises 1, 2);
 * :mod:`.privacy`: differentially private exports, budgets recomputed from the log;
 * :mod:`.approvals`: the approval life cycle and every use of an approval;
+* :mod:`.statements`: the approver's own signature on every approval change;
 * :mod:`.releases`: reviewed releases and the release each decision names (promise 6);
 * :mod:`.tokens`: no read decided for a bearer token after its ``token-revoke`` entry;
 * :mod:`.rosters`: every recorded principal as the roster version it names vouches.
@@ -18,4 +19,4 @@ follows from an entry's shape.  A rule reports through the
 """
 
 __all__ = ["approvals", "context", "dataflows", "decisions", "privacy", "releases", "rosters",
-           "tokens", "wellformed"]
+           "statements", "tokens", "wellformed"]

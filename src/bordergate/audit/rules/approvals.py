@@ -19,11 +19,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bordergate.approval_statement import request_digest
 from bordergate.audit.decision_lists import DecisionList
 from bordergate.audit.quoting import name, whole_seconds
 from bordergate.audit.rules.context import RuleContext
+from bordergate.audit.rules.statements import statement_problem
 from bordergate.audit.tally import ApprovalTrack
-from bordergate.entries import APPROVAL_CHANGE_TYPES, Entry
+from bordergate.entries import APPROVAL_CHANGE_TYPES, Entry, canonical_json
 
 __all__ = ["APPROVAL_CHANGES", "APPROVAL_REFUSED", "approval_change", "approval_refused",
            "approval_request", "approval_state_stale", "approval_use", "grant_problem",
@@ -50,7 +52,8 @@ def approval_request(ctx: RuleContext, index: int, entry: Entry) -> None:
             classes=[str(c) for c in scope["classes"]],
             home=str(body.get("gateway", ctx.home)),
             requested_at=whole_seconds(body.get("requested_at", int(entry.time))),
-            expires=whole_seconds(body["expires"]), changed_at=index)
+            expires=whole_seconds(body["expires"]), changed_at=index,
+            request=request_digest(canonical_json(dict(body))))
         scope_of_request(track, body)
     except (KeyError, TypeError, ValueError):
         ctx.flag("entry_malformed", index, entry.time,
@@ -133,9 +136,11 @@ def approval_refused(ctx: RuleContext, index: int, entry: Entry) -> None:
 
 def approval_change(ctx: RuleContext, index: int, entry: Entry) -> None:
     """An ``approval-grant``, ``-deny`` or ``-revoke`` entry: its transition must be
-    allowed, and a grant must come from a custodian approver other than the requester
+    allowed, a grant must come from a custodian approver other than the requester
     (its recorded ``approve`` decision is checked by
-    :func:`~.decisions.approval_decision`)."""
+    :func:`~.decisions.approval_decision`), and the change must carry the
+    approver's own signed statement (:func:`~.statements.statement_problem`); a
+    grant without a valid one never counts."""
     body = entry.body
     t = entry.time
     track = ctx.state.approvals.get(str(body.get("approval")))
@@ -154,13 +159,15 @@ def approval_change(ctx: RuleContext, index: int, entry: Entry) -> None:
                  f"{entry.type} entry {index} changes the approval requested at entry "
                  f"{track.index}, which was already {track.state if closed else 'expired'}")
         return
-    if entry.type == "approval-revoke":
-        track.state, track.closed = "revoked", [index, t, actor_id[:80]]
+    signature = statement_problem(ctx, track, entry, actor_id)
+    if entry.type in ("approval-revoke", "approval-deny"):
+        if signature is not None:  # applied all the same: it only reduces access
+            ctx.flag(signature[0], index, t, f"{entry.type} entry {index} (approval "
+                                             f"requested at entry {track.index}): {signature[1]}")
+        track.state = "revoked" if entry.type == "approval-revoke" else "denied"
+        track.closed = [index, t, actor_id[:80]]
         return
-    if entry.type == "approval-deny":
-        track.state, track.closed = "denied", [index, t, actor_id[:80]]
-        return
-    problem = grant_problem(ctx, track, actor)
+    problem = grant_problem(ctx, track, actor) or signature
     track.grants.append([actor_id[:80], index, t, problem is None])
     if problem is not None:
         kind, why = problem

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from bordergate.approval_statement import ApproverKeys, MappingApproverKeys
 from bordergate.audit.bundlestore import BundleLookup
 from bordergate.audit.findings import Finding
 from bordergate.audit.inspection_state import InspectionState
@@ -31,8 +32,8 @@ class RuleContext:
 
     def __init__(self, *, jurisdiction: str, origin: str,
                  bundles: Callable[[str], BundleLookup], reviewers: ReviewPolicy,
-                 approvers: Iterable[str] = (), tolerance: float = 5.0,
-                 state: InspectionState | None = None,
+                 approvers: Iterable[str] = (), approver_keys: ApproverKeys | None = None,
+                 tolerance: float = 5.0, state: InspectionState | None = None,
                  rosters: Callable[[RosterSignature], RosterLookup] | None = None) -> None:
         """Start (or continue from ``state``) the inspection of one log.
 
@@ -43,6 +44,10 @@ class RuleContext:
             reviewers: the release reviewers and approvals required.
             approvers: principal ids allowed to grant approvals (empty: any
                 custodian principal with the ``approver`` role at home).
+            approver_keys: each approver's Ed25519 keys for entries that name no
+                roster version (a log without a roster); none: no such entry's
+                approver signature verifies (fail closed).  An entry that names
+                a version is checked against that version's keys.
             tolerance: seconds of clock disorder allowed between entries.
             state: the state saved by the last run, if any.
             rosters: looks a signed roster version up (None: no roster
@@ -52,6 +57,7 @@ class RuleContext:
         self.origin = origin
         self.bundles = bundles
         self.approvers = frozenset(approvers)
+        self.approver_keys: ApproverKeys = approver_keys or MappingApproverKeys({})
         self.tolerance = tolerance
         self.state = state or InspectionState()
         self.ledger = ReleaseLedger(reviewers, log=origin)
