@@ -14,6 +14,12 @@ A guarded submission (:meth:`RemoteSequencer.append_guarded`) goes alone in
 its own ``POST /append-guarded`` (it may be refused on its own); a refusal
 comes back as :class:`~bordergate.errors.StaleState`.
 
+The client authenticates with its append credential (``ID.SECRET``,
+:mod:`bordergate.tlog.credentials`).  :meth:`RemoteSequencer.append_promised`
+sends entries alone and returns the log operator's signed promise of
+inclusion of each (:mod:`bordergate.tlog.promise`), checked against the log's
+key and the entries sent.
+
 This module must never interpret entries.
 """
 
@@ -24,9 +30,10 @@ from collections.abc import Mapping, Sequence
 
 import httpx
 
-from bordergate.errors import InvalidInput, PushBack, StaleState, Unavailable
+from bordergate.errors import InvalidInput, PushBack, StaleState, Unavailable, VerificationError
 from bordergate.tlog.checkpoint import SignedCheckpoint, open_checkpoint
 from bordergate.tlog.note import Verifier
+from bordergate.tlog.promise import InclusionPromise, open_promise
 from bordergate.tlog.sequencer_service import encode_entries, encode_guarded
 from bordergate.tlog.tiles import ENTRY_MAX
 
@@ -35,14 +42,24 @@ __all__ = ["RemoteSequencer"]
 _MAX_REQUEST_ENTRIES = 8192
 
 
+def _problem_code(r: httpx.Response, default: str) -> str:
+    try:
+        code = r.json()["code"]
+    except (ValueError, KeyError, TypeError):
+        return default
+    return code if isinstance(code, str) and code.isidentifier() else default
+
+
 class RemoteSequencer:
     """Append to a log through its sequencer service (a gateway ``LogAppender``)."""
 
-    def __init__(self, url: str, token: str, verifier: Verifier, *,
+    def __init__(self, url: str, credential: str, verifier: Verifier, *,
                  timeout: float = 10.0, client: httpx.AsyncClient | None = None) -> None:
+        """Bind the service's ``url``, this appender's ``credential`` (``ID.SECRET``)
+        and the log's ``verifier`` key (checkpoints and promises)."""
         self.url = url.rstrip("/")
         self.verifier = verifier
-        self._headers = {"Authorization": f"Bearer {token}"}
+        self._headers = {"Authorization": f"Bearer {credential}"}
         self._client = client or httpx.AsyncClient(timeout=timeout)
         self._pending: list[tuple[list[bytes], asyncio.Future[int]]] = []
         self._sender: asyncio.Task[None] | None = None
@@ -100,6 +117,40 @@ class RemoteSequencer:
             raise StaleState("state changed since the decision", current=current)
         return self._first_of(r)
 
+    async def append_promised(self, entries: Sequence[bytes]
+                              ) -> tuple[int, list[InclusionPromise]]:
+        """Sequence entries (alone in one request) and return the index of the
+        first with the log operator's signed promise of inclusion of each.
+
+        Raises:
+            VerificationError: a promise is missing, badly signed, or not about
+                the entry sent at its index (``promise_mismatch``).
+            InvalidInput, PushBack, Unavailable: as :meth:`append_many`.
+        """
+        batch = list(entries)
+        if not batch or any(len(e) > ENTRY_MAX for e in batch):
+            raise InvalidInput("between 1 entry and entries of 65535 bytes",
+                               code="entry_too_large")
+        try:
+            r = await self._client.post(f"{self.url}/append?promise=1",
+                                        content=encode_entries(batch), headers=self._headers)
+        except httpx.HTTPError as e:
+            raise Unavailable(f"sequencer service unreachable: {e}",
+                              code="log_unavailable") from e
+        first = self._first_of(r)
+        try:
+            texts = r.json()["promises"]
+            promises = [open_promise(t.encode(), self.verifier) for t in texts]
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise VerificationError("sequencer answered without promises",
+                                    code="promise_missing") from e
+        if len(promises) != len(batch) or any(
+                p.index != first + i or not p.covers(e)
+                for i, (p, e) in enumerate(zip(promises, batch, strict=True))):
+            raise VerificationError("a promise is not about the entry sent at its index",
+                                    code="promise_mismatch")
+        return first, promises
+
     async def _send_loop(self) -> None:
         while self._pending:
             take, count = 0, 0
@@ -137,6 +188,11 @@ class RemoteSequencer:
         if r.status_code == 503 and "retry-after" in r.headers:
             raise PushBack("sequencer service pushes back",
                            retry_after=float(r.headers["retry-after"]))
+        if r.status_code in (401, 403):  # this appender's credential or entries refused
+            code = "sequencer_credential_refused" if r.status_code == 401 else \
+                _problem_code(r, "appender_refused")
+            raise Unavailable(f"the log's sequencer refused the append: {r.text[:200]}",
+                              code=code)
         if r.status_code != 200:
             raise Unavailable(f"sequencer service answered {r.status_code}: {r.text[:200]}",
                               code="log_unwritable")
@@ -163,6 +219,9 @@ class RemoteSequencer:
         except httpx.HTTPError as e:
             raise Unavailable(f"sequencer service unreachable: {e}",
                               code="log_unavailable") from e
+        if r.status_code == 401:
+            raise Unavailable("the log's sequencer refused this append credential",
+                              code="sequencer_credential_refused")
         if r.status_code != 200:
             raise Unavailable(f"sequencer service answered {r.status_code}",
                               code="checkpoint_timeout")
