@@ -47,7 +47,7 @@ from tests.gateway.conftest import (
     stop_process,
     wait_healthy,
 )
-from tests.gateway.deployment import Tokens, free_port, write_deployment
+from tests.gateway.deployment import Tokens, free_port, use_sequencer_service, write_deployment
 from tests.postgres_server import PostgresServer
 
 
@@ -188,11 +188,8 @@ def _with_sequencer_service(config: Path, url: str, port: int) -> None:
     """Point us at PostgreSQL and at a sequencer service on ``port``."""
     text = config.read_text()
     text = text.replace('store = "sqlite:us/records.db"', f'store = "{url}"')
-    text = text.replace('key_file = "us/log.key"\n',
-                        'key_file = "us/log.key"\n'
-                        f'sequencer_url = "http://127.0.0.1:{port}"\n'
-                        'sequencer_token_file = "us/sequencer.token"\n')
     config.write_text(text)
+    use_sequencer_service(config, port)
 
 
 def _pg_dump(server: PostgresServer, url: str, into: Path) -> str:

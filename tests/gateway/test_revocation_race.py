@@ -162,7 +162,7 @@ def test_reads_racing_a_revoke_across_two_workers(tmp_path: Path) -> None:
     storage = FileStorage(log_dir)
     publish_bundle(storage, read_tree(DEFAULT_BUNDLE_PATH))  # for the audit's replay
     storage.close()
-    assert j.log.sequencer_token_file is not None
+    assert j.sequencer is not None
     sequencer = start_sequencer_service(j, port)
     workers = [start_process(config, "us"), start_process(second, "us")]
     urls = [j.public_url, load_config(second).jurisdiction("us").public_url]

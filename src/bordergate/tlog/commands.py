@@ -260,6 +260,9 @@ def sequencer(directory: Annotated[Path | None, typer.Argument(
               quorum: Annotated[int | None, typer.Option(
                   help="cosignatures required before publishing (default: every witness)")
               ] = None,
+              any_entries: Annotated[bool, typer.Option(
+                  help="stand-alone logs of other entries: do not require each entry to "
+                  "name its appender (refused with --config)")] = False,
               ) -> None:
     """Run the log's single writer, the one holder of the log key, as a service
     for its appenders (gateway workers, release and key tooling), each with its
@@ -274,6 +277,9 @@ def sequencer(directory: Annotated[Path | None, typer.Argument(
     try:
         where = _sequencer_settings(directory, config, jurisdiction, credentials=credentials,
                                     key_file=key_file, witnesses=witness or [], quorum=quorum)
+        if any_entries and config is not None:
+            raise ConfigError("--any-entries is for stand-alone logs, not a deployment's",
+                              code="usage")
         allowed = read_credential_list(where.credentials)
         signer = read_signer(where.key_file)
         seq = Sequencer(where.open_storage(), signer,
@@ -289,7 +295,8 @@ def sequencer(directory: Annotated[Path | None, typer.Argument(
     typer.echo(f"sequencer for {signer.name} at http://{bind_host}:{bind_port}/append "
                f"({len(allowed.ids)} append credentials)")
     try:
-        uvicorn.run(make_sequencer_app(seq, allowed, check_entry=require_appender),
+        check = None if any_entries else require_appender
+        uvicorn.run(make_sequencer_app(seq, allowed, check_entry=check),
                     host=bind_host, port=bind_port, log_level="warning")
     finally:
         seq.close()
