@@ -21,6 +21,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from bordergate.appender import stamp
 from bordergate.audit.bundlestore import BundleLookup
 from bordergate.entries import canonical_json, encode_entry, format_time
 from bordergate.gateway.decisions import access_outcome, decision_records
@@ -62,6 +63,8 @@ TAMPERED_BUNDLE = "sha256:" + "d" * 64
 FIELDS = tuple(USERS)
 PURPOSES = ("operations", "customer_support", "interoperability", "analytics_aggregate")
 Move = Callable[[random.Random], list[bytes]]
+#: The append credentials the differential test's auditor expects (issue 12 item 2).
+APPENDERS = {"us-gw-1": "gateway", "us-release": "release", "us-custodian": "custodian"}
 
 
 class LogGenerator:
@@ -86,7 +89,7 @@ class LogGenerator:
             self.approval_story, self.approval_story, self.release_story, self.unreviewed,
             self.key_event, self.migration, self.malformed, self.approval_change_forged,
             self.approval_reach_story, self.approval_refused,
-            self.token_story]
+            self.token_story, self.appender_story]
 
     def lookup(self, digest: str) -> BundleLookup:
         """The bundle store of generated logs: two bundles, one tampered, one missing."""
@@ -493,6 +496,20 @@ class LogGenerator:
         if rng.random() < 0.7:
             out += reads(revoked, rng.randint(1, 5))
         return out + reads(kept, rng.randint(0, 3))
+
+    def appender_story(self, rng: random.Random) -> list[bytes]:
+        """Entries naming their append credential (issue 12 item 2, with
+        :data:`APPENDERS` expected): a burst through the gateway's (hot shapes), a
+        key event through the custodian's, and at random a credential the auditor
+        does not know or one whose role may not write the entry's type."""
+        out = [stamp(e, "us-gw-1") for e in self.burst(rng)]
+        out += [stamp(e, "us-custodian") for e in self.key_event(rng)]
+        how = rng.choice(["unknown", "not_allowed", "honest"])
+        if how == "unknown":
+            out += [stamp(e, "intruder") for e in self.honest_access(rng)]
+        elif how == "not_allowed":
+            out += [stamp(e, "us-release") for e in self.honest_access(rng)]
+        return out
 
     def key_event(self, rng: random.Random) -> list[bytes]:
         return [encode_entry("key-event", self.tick(rng), {

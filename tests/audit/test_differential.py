@@ -32,7 +32,7 @@ from bordergate.audit._accelerated import AcceleratedInspector
 from bordergate.audit.findings import FINDING_KINDS
 from bordergate.audit.inspection import ReferenceInspector, open_inspector
 from bordergate.entries import ENTRY_TYPES
-from tests.audit.loggen import ORIGIN, REVIEWERS, LogGenerator
+from tests.audit.loggen import APPENDERS, ORIGIN, REVIEWERS, LogGenerator
 from tests.releases.keys import review_policy
 
 LOGS = 1000
@@ -53,7 +53,7 @@ def logs(generator: LogGenerator) -> list[list[bytes]]:
 def inspector(generator: LogGenerator, *, reference: bool) -> ReferenceInspector:
     return open_inspector(reference=reference, jurisdiction="us", origin=ORIGIN,
                           bundles=generator.lookup, reviewers=review_policy(REVIEWERS, 2),
-                          tolerance=5.0)
+                          tolerance=5.0, appenders=APPENDERS)
 
 
 def reference_run(generator: LogGenerator, entries: list[bytes]) -> ReferenceInspector:

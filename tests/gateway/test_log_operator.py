@@ -214,8 +214,8 @@ def test_releases_keys_and_revocations_go_through_the_running_sequencer(
         remote = remote_appender(us, us.log.sequencer.credential_file
                                  if us.log.sequencer else Path())
         try:
-            entry = stamp(encode_entry("token-revoke", time.time(),
-                                       {"jti": "jti-2123456789abcdef", "by": "custodian"}), "us-gw-1")
+            body = {"jti": "jti-2123456789abcdef", "by": "custodian"}
+            entry = stamp(encode_entry("token-revoke", time.time(), body), "us-gw-1")
             first, promises = await remote.inner.append_promised([entry])
             assert promises[0].index == first and promises[0].covers(entry)
         finally:

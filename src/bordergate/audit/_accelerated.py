@@ -52,7 +52,15 @@ from bordergate.audit.decision_lists import (
 from bordergate.audit.inspection import DECISION_TYPES, ReferenceInspector
 from bordergate.audit.inspection_state import InspectionState
 from bordergate.audit.personal_data import scan_entry
-from bordergate.audit.rules import approvals, decisions, privacy, releases, tokens, wellformed
+from bordergate.audit.rules import (
+    appenders,
+    approvals,
+    decisions,
+    privacy,
+    releases,
+    tokens,
+    wellformed,
+)
 from bordergate.audit.rules.decisions import ENTRY_INDEX, DecisionChecks
 from bordergate.entries import (
     ENTRY_TYPES,
@@ -449,6 +457,7 @@ class AcceleratedInspector(ReferenceInspector):
             counter[key] += n
         if shape.hits:
             wellformed.personal_data_in_entry(self, index, t, shape.hits)
+        appenders.appender_attribution(self, index, t, shape.entry)  # part of the shape
         tokens.revoked_token_use(self, index, t, shape.entry)  # jti is part of the shape
         group = shape.group
         if plan.replay_issue is not None:

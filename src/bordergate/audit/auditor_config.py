@@ -18,6 +18,8 @@ which keys it trusts.  One ``[logs.<jurisdiction>]`` table per log::
     reviewers = [{ name = "alice", public_key = "alice+..." }]
     required_approvals = 2            # release approvals needed (default min(2, reviewers))
     approvers = ["carol", "dave"]     # custodian principals who may grant approvals
+    appenders = { "us-gw-1" = "gateway", "us-release" = "release", "us-custodian" = "custodian" }
+                                      # append credentials the log operator accepts, by role
 
 Relative paths resolve against the file's directory.  When ``approvers`` is
 empty, any principal of a ``custodian`` organisation holding the ``approver``
@@ -36,7 +38,7 @@ never open a log or read the keys' owners' files.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,8 @@ class LogAudit:
         required_approvals: release approvals needed.
         approvers: principal ids allowed to grant access approvals (empty: any
             custodian principal with the ``approver`` role).
+        appenders: append credential id -> role (``gateway``, ``release``,
+            ``custodian``) the entries must name (empty: not judged).
     """
 
     jurisdiction: str
@@ -76,6 +80,7 @@ class LogAudit:
     reviewers: tuple[tuple[str, str], ...] = ()
     required_approvals: int = 1
     approvers: tuple[str, ...] = ()
+    appenders: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,7 @@ class _Reader(ConfigReader):
             raise self.fail(key, "a jurisdiction code is 2-8 lowercase letters")
         doc = self.table(body, key, {"location", "vkey", "witnesses", "quorum", "bundle_store",
                                      "bundle_dirs", "reviewers", "required_approvals",
-                                     "approvers", "k_min"})
+                                     "approvers", "k_min", "appenders"})
         self.no_k_min(doc, key)
         vkey = self.text(doc, key, "vkey")
         try:
@@ -170,7 +175,21 @@ class _Reader(ConfigReader):
         return LogAudit(
             jurisdiction=code, location=location, vkey=vkey, witnesses=witnesses,
             quorum=quorum, bundle_store=store, bundle_dirs=dirs, reviewers=reviewers,
-            required_approvals=required, approvers=self.texts(doc, key, "approvers"))
+            required_approvals=required, approvers=self.texts(doc, key, "approvers"),
+            appenders=self.appenders(doc, key))
+
+    def appenders(self, doc: Mapping[str, Any], key: str) -> dict[str, str]:
+        """``appenders``: credential id -> a role of ``ROLE_TYPES``."""
+        from bordergate.audit.rules.appenders import ROLE_TYPES
+        table = self.table(doc.get("appenders"), f"{key}.appenders",
+                           set(doc.get("appenders") or {}), required=False)
+        out = {}
+        for name, role in table.items():
+            if role not in ROLE_TYPES:
+                raise self.fail(f"{key}.appenders.{name}",
+                                f"a role is one of {', '.join(sorted(ROLE_TYPES))}")
+            out[name] = role
+        return out
 
     def source_of(self, doc: Mapping[str, Any], key: str, name: str,
                   default: str | None = None) -> str:

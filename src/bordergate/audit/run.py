@@ -286,7 +286,7 @@ def _inspector(config: AuditorConfig, audit: LogAudit, origin: str,
         jurisdiction=audit.jurisdiction, origin=origin, bundles=bundles.lookup,
         reviewers=reviewers_from(audit.reviewers, audit.required_approvals)
         if audit.reviewers else _no_reviewers(), approvers=audit.approvers,
-        tolerance=config.time_tolerance, state=state)
+        tolerance=config.time_tolerance, state=state, appenders=audit.appenders)
 
 
 def _helper_inspector(config: AuditorConfig, audit: LogAudit, origin: str

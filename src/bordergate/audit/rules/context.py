@@ -29,7 +29,8 @@ class RuleContext:
     def __init__(self, *, jurisdiction: str, origin: str,
                  bundles: Callable[[str], BundleLookup], reviewers: ReviewPolicy,
                  approvers: Iterable[str] = (), tolerance: float = 5.0,
-                 state: InspectionState | None = None) -> None:
+                 state: InspectionState | None = None,
+                 appenders: Mapping[str, str] | None = None) -> None:
         """Start (or continue from ``state``) the inspection of one log.
 
         Args:
@@ -41,11 +42,14 @@ class RuleContext:
                 custodian principal with the ``approver`` role at home).
             tolerance: seconds of clock disorder allowed between entries.
             state: the state saved by the last run, if any.
+            appenders: append credential id -> role the auditor expects
+                (:mod:`~bordergate.audit.rules.appenders`; empty: not judged).
         """
         self.home = jurisdiction
         self.origin = origin
         self.bundles = bundles
         self.approvers = frozenset(approvers)
+        self.appenders = dict(appenders or {})
         self.tolerance = tolerance
         self.state = state or InspectionState()
         self.ledger = ReleaseLedger(reviewers, log=origin)
