@@ -522,7 +522,9 @@ class Demo:
             reviewers = text.split("reviewers = ")[1].splitlines()[0]
             lines += [f"[logs.{code}]", f'location = "{d / "log"}"', f'vkey = "{vkey}"',
                       f"reviewers = {reviewers}", "required_approvals = 2",
-                      f'approvers = ["carol@custodian-{code}", "dave@custodian-{code}"]', ""]
+                      f'approvers = ["carol@custodian-{code}", "dave@custodian-{code}"]',
+                      f'appenders = {{ "{code}-gw-1" = "gateway", "{code}-release" = "release", '
+                      f'"{code}-custodian" = "custodian" }}', ""]
         path.write_text("\n".join(lines))
 
     # -- 7. the tour ---------------------------------------------------------------------------
