@@ -2,9 +2,10 @@
 
 Gateway workers that share one log send their entries to the log's
 sequencer process (see :mod:`bordergate.tlog.sequencer_service`).  Within one
-worker, appends that arrive while a request is in flight are coalesced into
-the next request (client-side group commit), so the HTTP cost is paid per
-batch, not per entry.  Any failure (unreachable service, 5xx, timeout) fails
+worker, appends that arrive while requests are in flight are coalesced into
+the next request (client-side group commit, at most three requests in flight,
+each batch given contiguous indexes), so the HTTP cost is paid per batch, not
+per entry.  Any failure (unreachable service, 5xx, timeout) fails
 every append in the batch with :class:`~bordergate.errors.Unavailable`: the
 caller must then release nothing (an entry may or may not have been
 sequenced; a logged decision whose data was never sent is harmless, the
@@ -40,6 +41,7 @@ from bordergate.tlog.tiles import ENTRY_MAX
 __all__ = ["RemoteSequencer"]
 
 _MAX_REQUEST_ENTRIES = 8192
+_MAX_IN_FLIGHT = 3
 
 
 def _problem_code(r: httpx.Response, default: str) -> str:
@@ -62,7 +64,7 @@ class RemoteSequencer:
         self._headers = {"Authorization": f"Bearer {credential}"}
         self._client = client or httpx.AsyncClient(timeout=timeout)
         self._pending: list[tuple[list[bytes], asyncio.Future[int]]] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._senders: set[asyncio.Task[None]] = set()
         self._checkpoint: SignedCheckpoint | None = None
 
     @property
@@ -82,8 +84,12 @@ class RemoteSequencer:
             raise InvalidInput("log entry exceeds 65535 bytes", code="entry_too_large")
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((batch, future))
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(self._send_loop())
+        if len(self._senders) < _MAX_IN_FLIGHT:
+            # up to _MAX_IN_FLIGHT batches in flight: an entry arriving while one is
+            # on the wire need not wait a whole round trip before it is sent
+            sender = asyncio.create_task(self._send_loop())
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
         return await future
 
     async def append(self, entry: bytes) -> int:
