@@ -6,7 +6,9 @@ Every entry sent to a log's sequencer service carries a top-level member
 (:func:`stamp`, :class:`AttributedLog`); the sequencer service, which alone
 holds the log key, refuses an entry whose member is missing or names another
 credential than the one that authenticated the request
-(:func:`require_appender`: ``appender_missing``, ``appender_mismatch``).  So an
+(:func:`~bordergate.tlog.credentials.require_appender`, re-exported here:
+``appender_missing``, ``appender_mismatch``; it reads that one member and no
+other part of an entry, so it lives beside the credentials in the tlog room).  So an
 entry in a log written through the service states which credential the log
 operator accepted it from, and a gateway cannot write as the release tool or
 the key custodian.  The auditor checks the member against the appenders it
@@ -25,14 +27,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bordergate.entries import canonical_json
-from bordergate.errors import VerificationError
 from bordergate.tlog.checkpoint import SignedCheckpoint
+from bordergate.tlog.credentials import APPENDER, claimed_appender, require_appender
 
 __all__ = ["APPENDER", "AttributedLog", "claimed_appender", "require_appender", "stamp"]
 
-#: The entry member naming the append credential.
-APPENDER = "appender"
-_KEY = b'"appender"'
 
 
 def stamp(entry: bytes, appender_id: str) -> bytes:
@@ -51,53 +50,6 @@ def stamp(entry: bytes, appender_id: str) -> bytes:
         raise ValueError("not an entry without an appender")
     stamped = canonical_json({**body, APPENDER: appender_id})
     return stamped
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ValueError("duplicate key")
-    return dict(pairs)
-
-
-def claimed_appender(entry: bytes) -> str | None:
-    """The top-level ``appender`` of an entry, None if it names none.
-
-    Raises:
-        VerificationError: ``appender_malformed``: not a JSON object with
-            unique keys, or the member is not a string.
-    """
-    try:
-        body = json.loads(entry, object_pairs_hook=_no_duplicates)
-    except (ValueError, RecursionError):
-        raise VerificationError("entry is not a JSON object with unique keys",
-                                code="appender_malformed") from None
-    if not isinstance(body, dict):
-        raise VerificationError("entry is not a JSON object", code="appender_malformed")
-    claimed = body.get(APPENDER)
-    if claimed is not None and not isinstance(claimed, str):
-        raise VerificationError("the appender member is not a string",
-                                code="appender_malformed")
-    return claimed
-
-
-def require_appender(credential_id: str, entry: bytes) -> None:
-    """The sequencer service's check: ``entry`` names exactly ``credential_id``.
-
-    Raises:
-        VerificationError: ``appender_missing``, ``appender_mismatch`` or
-            ``appender_malformed``.
-    """
-    prefix = b'{"appender":' + json.dumps(credential_id).encode() + b","
-    if entry.startswith(prefix) and entry.count(_KEY) == 1:
-        return
-    claimed = claimed_appender(entry)
-    if claimed is None:
-        raise VerificationError(f"entry names no appender (credential {credential_id})",
-                                code="appender_missing")
-    if claimed != credential_id:
-        raise VerificationError(f"entry claims appender {claimed[:64]!r} but was sent with "
-                                f"credential {credential_id!r}", code="appender_mismatch")
 
 
 class AttributedLog:

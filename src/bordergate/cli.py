@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from bordergate import __version__, token_commands
+from bordergate import __version__, log_operator, token_commands
 from bordergate import custody_commands as keys_commands
 from bordergate.audit import commands as audit_commands
 from bordergate.audit import run_command as audit_run_command
@@ -34,6 +34,7 @@ app = typer.Typer(
 
 
 app.add_typer(log_commands.app, name="log")
+log_commands.app.command("sequencer")(log_operator.sequencer)
 app.add_typer(witness_commands.app, name="witness")
 app.add_typer(audit_commands.app, name="audit")
 audit_commands.app.command("run")(audit_run_command.run)

@@ -5,6 +5,9 @@ the last line of ``log init``; ``log append`` reads one entry per line of
 standard input (the newline is not part of the entry) and prints the new size;
 ``log prove`` prints JSON with base64 hashes; ``log verify`` exits 0 only if
 everything verified, 1 if something did not, 2 for usage or I/O errors.
+``log sequencer`` (the log operator's service) lives in
+:mod:`bordergate.log_operator`, which reads deployment files (wired in by
+``bordergate.cli``).
 This module must never hold log logic itself: it calls the tlog API.
 """
 
@@ -34,8 +37,8 @@ from bordergate.tlog.logdir import (
 )
 from bordergate.tlog.note import Ed25519Verifier, Signer
 from bordergate.tlog.sequencer import Sequencer, create_log
-from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage
-from bordergate.tlog.witnessing import WitnessQuorum, parse_witness_option, witness_endpoint
+from bordergate.tlog.storage import CHECKPOINT_PATH
+from bordergate.tlog.witnessing import WitnessQuorum, parse_witness_option
 
 __all__ = ["app"]
 
@@ -238,113 +241,3 @@ def serve(directory: Path, port: Annotated[int, typer.Option(help="TCP port")] =
     storage = open_log_storage(directory)
     typer.echo(f"serving {directory} at http://{host}:{port}/checkpoint")
     uvicorn.run(make_log_app(storage), host=host, port=port, log_level="warning")
-
-
-@app.command()
-def sequencer(directory: Annotated[Path | None, typer.Argument(
-                  help="the log directory (or use --config and --jurisdiction)")] = None, *,
-              config: Annotated[Path | None, typer.Option(
-                  help="a deployment file: run [jurisdictions.X.sequencer] of --jurisdiction")
-              ] = None,
-              jurisdiction: Annotated[str | None, typer.Option(
-                  "--jurisdiction", "-j", help="the jurisdiction whose log (with --config)")
-              ] = None,
-              credentials: Annotated[Path | None, typer.Option(
-                  help="the credential list: one 'ID sha256:HEX' line per appender")] = None,
-              port: Annotated[int | None, typer.Option(help="TCP port")] = None,
-              host: Annotated[str | None, typer.Option(help="address to bind")] = None,
-              key_file: KeyFile = None,
-              interval: Annotated[float, typer.Option(help="checkpoint interval, s")] = 1.0,
-              witness: Annotated[list[str] | None, typer.Option(
-                  help="a witness to cosign checkpoints, URL=VKEY (repeatable)")] = None,
-              quorum: Annotated[int | None, typer.Option(
-                  help="cosignatures required before publishing (default: every witness)")
-              ] = None,
-              any_entries: Annotated[bool, typer.Option(
-                  help="stand-alone logs of other entries: do not require each entry to "
-                  "name its appender (refused with --config)")] = False,
-              ) -> None:
-    """Run the log's single writer, the one holder of the log key, as a service
-    for its appenders (gateway workers, release and key tooling), each with its
-    own append credential; every entry must name the credential that sends it."""
-    import uvicorn
-
-    from bordergate.appender import require_appender
-    from bordergate.entry_state import state_keys
-    from bordergate.tlog.credentials import read_credential_list
-    from bordergate.tlog.sequencer import SequencerConfig
-    from bordergate.tlog.sequencer_service import make_sequencer_app
-    try:
-        where = _sequencer_settings(directory, config, jurisdiction, credentials=credentials,
-                                    key_file=key_file, witnesses=witness or [], quorum=quorum)
-        if any_entries and config is not None:
-            raise ConfigError("--any-entries is for stand-alone logs, not a deployment's",
-                              code="usage")
-        allowed = read_credential_list(where.credentials)
-        signer = read_signer(where.key_file)
-        seq = Sequencer(where.open_storage(), signer,
-                        config=SequencerConfig(checkpoint_interval=interval),
-                        witnessing=where.witnessing, state_keys=state_keys)
-        seq.start()
-    except OSError as e:
-        typer.echo(f"error [io]: {e}", err=True)
-        raise typer.Exit(2) from None
-    except BordergateError as e:
-        raise _fail(e) from None
-    bind_host, bind_port = host or where.host, port or where.port
-    typer.echo(f"sequencer for {signer.name} at http://{bind_host}:{bind_port}/append "
-               f"({len(allowed.ids)} append credentials)")
-    try:
-        check = None if any_entries else require_appender
-        uvicorn.run(make_sequencer_app(seq, allowed, check_entry=check),
-                    host=bind_host, port=bind_port, log_level="warning")
-    finally:
-        seq.close()
-
-
-class _SequencerPlace:
-    """Where ``log sequencer`` finds its log, key, credential list and witnesses."""
-
-    def __init__(self, storage: str | Path, key_file: Path, credentials: Path, *,
-                 host: str, port: int, witnessing: WitnessQuorum | None) -> None:
-        self.storage, self.key_file, self.credentials = storage, key_file, credentials
-        self.host, self.port, self.witnessing = host, port, witnessing
-
-    def open_storage(self) -> LogStorage:
-        from bordergate.tlog.storage import open_storage
-        if isinstance(self.storage, Path):
-            return open_log_storage(self.storage)
-        return open_storage(self.storage)
-
-
-def _sequencer_settings(directory: Path | None, config: Path | None,
-                        jurisdiction: str | None, *, credentials: Path | None,
-                        key_file: Path | None, witnesses: list[str],
-                        quorum: int | None) -> _SequencerPlace:
-    """The stand-alone form (DIR, --credentials, --key-file) or the deployment's
-    ``[jurisdictions.X.sequencer]`` (its witnesses and quorum are the log's).
-
-    Raises:
-        ConfigError: ``usage`` when neither or both forms are given, or the
-            jurisdiction names no ``sequencer`` table.
-    """
-    if config is None:
-        if directory is None or credentials is None:
-            raise ConfigError("give DIR and --credentials, or --config and --jurisdiction",
-                              code="usage")
-        return _SequencerPlace(directory, key_file or default_key_file(directory), credentials,
-                               host="127.0.0.1", port=8090,
-                               witnessing=_witnessing(witnesses, quorum))
-    if directory is not None or jurisdiction is None:
-        raise ConfigError("with --config give --jurisdiction and no DIR", code="usage")
-    from bordergate.config import load_config
-    j = load_config(config).jurisdiction(jurisdiction)
-    if j.sequencer is None:
-        raise ConfigError(f"{config}: jurisdictions.{jurisdiction} has no [sequencer] table",
-                          code="sequencer_not_configured")
-    quorum_set = WitnessQuorum([witness_endpoint(w.url, w.vkey) for w in j.log.witnesses],
-                               j.log.quorum) if j.log.witnesses else None
-    return _SequencerPlace(j.log.storage, key_file or j.sequencer.key_file,
-                           credentials or j.sequencer.credentials_file,
-                           host=j.sequencer.listen_host, port=j.sequencer.listen_port,
-                           witnessing=quorum_set)

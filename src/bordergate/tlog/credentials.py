@@ -9,6 +9,12 @@ The sequencer keeps only the *credential list*: one line per appender,
 ``ID sha256:HEX`` (the SHA-256 of the secret), so the list reveals no secret
 and a leaked list appends nothing.
 
+Every entry sent with a credential must name it in a top-level member
+``"appender": ID`` (:func:`require_appender`, the sequencer service's check:
+it reads that member and nothing else of an entry, so the log operator attests
+who appended without interpreting entries; :mod:`bordergate.appender` adds the
+member on the appender's side).
+
 This module is pure (bytes and strings in, values out) apart from
 :func:`read_credential` and :func:`read_credential_list`, which read one file.
 It must never log a secret.
@@ -18,16 +24,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bordergate.errors import ConfigError, VerificationError
 
-__all__ = ["AppendCredential", "CredentialList", "parse_credential", "parse_credential_list",
-           "read_credential", "read_credential_list"]
+__all__ = ["APPENDER", "AppendCredential", "CredentialList", "claimed_appender",
+           "parse_credential", "parse_credential_list", "read_credential",
+           "read_credential_list", "require_appender"]
+
+#: The entry member naming the append credential.
+APPENDER = "appender"
+_KEY = b'"appender"'
 
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}\Z")
 _SECRET = re.compile(r"[A-Za-z0-9_-]{32,128}\Z")
@@ -176,3 +189,50 @@ def read_credential_list(path: Path) -> CredentialList:
         return parse_credential_list(text)
     except VerificationError as e:
         raise ConfigError(f"{path}: {e}", code=e.code) from None
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("duplicate key")
+    return dict(pairs)
+
+
+def claimed_appender(entry: bytes) -> str | None:
+    """The top-level ``appender`` of an entry, None if it names none.
+
+    Raises:
+        VerificationError: ``appender_malformed``: not a JSON object with
+            unique keys, or the member is not a string.
+    """
+    try:
+        body = json.loads(entry, object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError):
+        raise VerificationError("entry is not a JSON object with unique keys",
+                                code="appender_malformed") from None
+    if not isinstance(body, dict):
+        raise VerificationError("entry is not a JSON object", code="appender_malformed")
+    claimed = body.get(APPENDER)
+    if claimed is not None and not isinstance(claimed, str):
+        raise VerificationError("the appender member is not a string",
+                                code="appender_malformed")
+    return claimed
+
+
+def require_appender(credential_id: str, entry: bytes) -> None:
+    """The sequencer service's check: ``entry`` names exactly ``credential_id``.
+
+    Raises:
+        VerificationError: ``appender_missing``, ``appender_mismatch`` or
+            ``appender_malformed``.
+    """
+    prefix = b'{"appender":' + json.dumps(credential_id).encode() + b","
+    if entry.startswith(prefix) and entry.count(_KEY) == 1:
+        return
+    claimed = claimed_appender(entry)
+    if claimed is None:
+        raise VerificationError(f"entry names no appender (credential {credential_id})",
+                                code="appender_missing")
+    if claimed != credential_id:
+        raise VerificationError(f"entry claims appender {claimed[:64]!r} but was sent with "
+                                f"credential {credential_id!r}", code="appender_mismatch")

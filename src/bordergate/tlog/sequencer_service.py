@@ -21,7 +21,7 @@ checked against the sequencer's credential list in constant time); a request
 without a listed credential gets 401 ``unauthenticated``.  The service hands
 every entry of an authenticated request, with the credential's id, to an
 optional ``check_entry`` given by its caller (``bordergate log sequencer``
-passes :func:`bordergate.appender.require_appender`: each entry must name the
+passes :func:`bordergate.tlog.credentials.require_appender`: each entry must name the
 credential that sends it, so the log operator, not the appender, attests who
 appended it); a refused entry refuses the whole request with 403 and the
 check's code, nothing sequenced.  Answers name the credential
