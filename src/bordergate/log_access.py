@@ -26,6 +26,7 @@ development profile read one.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from bordergate.appender import AttributedLog
@@ -163,7 +164,9 @@ def provision_sequencer(j: Jurisdiction) -> list[str]:
             text += credential.list_line + "\n"
             known |= {credential.id}
     listed.parent.mkdir(parents=True, exist_ok=True)
-    listed.write_text(text)
+    fd = os.open(listed, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the operator's own
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
     return done
 
 

@@ -31,9 +31,9 @@ import pytest
 
 from bordergate.config import load_config
 from bordergate.entries import parse_entry
+from bordergate.log_access import log_verifier
 from bordergate.policy.entities import Principal
 from bordergate.tlog.client import DirectorySource, LogClient
-from bordergate.tlog.logdir import read_signer
 from tests.gateway.conftest import (
     start_process,
     start_sequencer_service,
@@ -114,8 +114,7 @@ def _numbers(body: dict[str, object]) -> list[tuple[object, int, int]]:
 
 def _logged(config: Path, indices: list[int]) -> dict[int, bytes]:
     j = load_config(config).jurisdiction(HOME)
-    client = LogClient(DirectorySource(Path(j.log.storage)), read_signer(j.log.key_file)
-                       .verifier())
+    client = LogClient(DirectorySource(Path(j.log.storage)), log_verifier(j))
     found: dict[int, bytes] = {}
 
     def collect(first: int, batch: list[bytes]) -> None:

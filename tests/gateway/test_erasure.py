@@ -32,6 +32,7 @@ from bordergate.entries import parse_entry
 from bordergate.errors import NotFound
 from bordergate.keys.backends.keyfile import LocalKeyFile
 from bordergate.keys.keyring import KeyRing
+from bordergate.log_access import log_verifier
 from bordergate.policy.entities import Principal
 from bordergate.residency.schema import demo_schema_path, load_schema
 from bordergate.residency.stores import RecordStore
@@ -39,7 +40,6 @@ from bordergate.residency.stores.postgres import PostgresRecordStore
 from bordergate.residency.stores.sqlite import SqliteRecordStore
 from bordergate.residency.vault import Vault
 from bordergate.tlog.client import DirectorySource, LogClient
-from bordergate.tlog.logdir import read_signer
 from tests.gateway.conftest import (
     BORDERGATE,
     start_process,
@@ -110,7 +110,7 @@ def _logged_events(result: subprocess.CompletedProcess[str]) -> list[dict[str, A
 def _key_events(j: Jurisdiction) -> dict[int, dict[str, Any]]:
     """Every ``key-event`` entry of the verified log, by index."""
     client = LogClient(DirectorySource(Path(j.log.storage)),
-                       read_signer(j.log.key_file).verifier())
+                       log_verifier(j))
     signed = client.checkpoint()
     found: dict[int, dict[str, Any]] = {}
 
