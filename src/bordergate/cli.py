@@ -12,7 +12,13 @@ from typing import Annotated
 
 import typer
 
-from bordergate import __version__, approval_commands, roster_commands, token_commands
+from bordergate import (
+    __version__,
+    approval_commands,
+    log_operator,
+    roster_commands,
+    token_commands,
+)
 from bordergate import custody_commands as keys_commands
 from bordergate.audit import commands as audit_commands
 from bordergate.audit import run_command as audit_run_command
@@ -34,6 +40,7 @@ app = typer.Typer(
 
 
 app.add_typer(log_commands.app, name="log")
+log_commands.app.command("sequencer")(log_operator.sequencer)
 app.add_typer(witness_commands.app, name="witness")
 app.add_typer(audit_commands.app, name="audit")
 audit_commands.app.command("run")(audit_run_command.run)

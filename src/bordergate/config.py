@@ -49,6 +49,8 @@ __all__ = [
     "Profile",
     "Reviewer",
     "RosterSettings",
+    "SequencerClient",
+    "SequencerSettings",
     "Witness",
     "default_admin_listen",
     "demo_config_path",
@@ -74,6 +76,46 @@ class Witness:
 
 
 @dataclass(frozen=True)
+class SequencerClient:
+    """How appenders reach the log operator's sequencer process (``log.sequencer``).
+
+    Attributes:
+        url: the sequencer service.
+        credential_file: the gateway worker's append credential (``ID.SECRET``).
+        release_credential_file: the release tooling's (``bordergate release``).
+        custodian_credential_file: the key custodian's (``bordergate keys``,
+            ``gateway revoke-token``).
+    """
+
+    url: str
+    credential_file: Path
+    release_credential_file: Path | None = None
+    custodian_credential_file: Path | None = None
+
+    def credential_files(self) -> tuple[Path, ...]:
+        """Every credential file named (``gateway init`` provisions them)."""
+        return tuple(p for p in (self.credential_file, self.release_credential_file,
+                                 self.custodian_credential_file) if p is not None)
+
+
+@dataclass(frozen=True)
+class SequencerSettings:
+    """The log operator's own process (``[jurisdictions.X.sequencer]``), read only by
+    ``bordergate log sequencer --config F --jurisdiction X`` and ``gateway init``.
+
+    Attributes:
+        listen_host, listen_port: where the service listens.
+        key_file: the log key (only this process reads it).
+        credentials_file: the credential list (``ID sha256:HEX`` lines) it accepts.
+    """
+
+    listen_host: str
+    listen_port: int
+    key_file: Path
+    credentials_file: Path
+
+
+@dataclass(frozen=True)
 class LogSettings:
     """Where a jurisdiction's log lives and who signs and witnesses it.
 
@@ -81,22 +123,28 @@ class LogSettings:
         storage: a directory (absolute) or a ``postgresql://`` URL
             (:func:`bordergate.locations.parse_log_location`).
         origin: the log's origin line (its name in checkpoints).
-        key_file: the custodian's log signing key file.
+        key_file: the log key, for a gateway that runs the sequencer in
+            process (development profile only; None when not named).
+        vkey_file: the log's verifier key (what readers check checkpoints with).
         pseudonym_secret_file: the per-log secret of the keyed pseudonyms.
-        sequencer_url: a separate sequencer process, if any (else in-process).
-        sequencer_token_file: the bearer token shared with that process.
+        sequencer: the log operator's sequencer process, if any (else in-process).
         witnesses: witnesses asked to cosign checkpoints.
         quorum: how many witness cosignatures a checkpoint needs.
     """
 
     storage: str
     origin: str
-    key_file: Path
+    key_file: Path | None
     pseudonym_secret_file: Path
-    sequencer_url: str | None = None
-    sequencer_token_file: Path | None = None
+    vkey_file: Path | None = None
+    sequencer: SequencerClient | None = None
     witnesses: tuple[Witness, ...] = ()
     quorum: int = 0
+
+    @property
+    def sequencer_url(self) -> str | None:
+        """The sequencer service's URL, None for an in-process sequencer."""
+        return None if self.sequencer is None else self.sequencer.url
 
 
 @dataclass(frozen=True)
@@ -159,6 +207,7 @@ class Jurisdiction:
     admin_host: str = "127.0.0.1"
     admin_port: int = 0
     roster: RosterSettings | None = None
+    sequencer: SequencerSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -368,7 +417,7 @@ class _Reader(ConfigReader):
             raise self.fail(key, "a jurisdiction code is 2-8 lowercase letters")
         doc = self.table(body, key, {
             "custodian", "listen", "public_url", "store", "keys", "log", "issuer",
-            "reviewers", "required_approvals", "admin_listen", "roster"})
+            "reviewers", "required_approvals", "admin_listen", "roster", "sequencer"})
         host, port = self.listen(doc, key)
         admin_host, admin_port = self.listen(doc, key, "admin_listen",
                                              default_admin_listen(port))
@@ -396,6 +445,7 @@ class _Reader(ConfigReader):
             required_approvals=required,
             admin_host=admin_host, admin_port=admin_port,
             roster=self.roster(doc, key, profile),
+            sequencer=self.sequencer(doc, key),
         )
 
     def roster(self, doc: Mapping[str, Any], key: str, profile: Profile
@@ -417,6 +467,15 @@ class _Reader(ConfigReader):
                             "verifier keys", "config_missing_key")
         return RosterSettings(keys, key_file)
 
+    def sequencer(self, doc: Mapping[str, Any], key: str) -> SequencerSettings | None:
+        if "sequencer" not in doc:
+            return None
+        k = f"{key}.sequencer"
+        seq = self.table(doc["sequencer"], k, {"listen", "key_file", "credentials_file"})
+        host, port = self.listen(seq, k)
+        return SequencerSettings(host, port, self.path(seq, k, "key_file"),
+                                 self.path(seq, k, "credentials_file"))
+
     def listen(self, doc: Mapping[str, Any], key: str, name: str = "listen",
                default: str | None = None) -> tuple[str, int]:
         address = parse_listen(self.text(doc, key, name, default))
@@ -426,9 +485,9 @@ class _Reader(ConfigReader):
 
     def log(self, doc: Mapping[str, Any], key: str, profile: Profile) -> LogSettings:
         k = f"{key}.log"
-        log = self.table(doc.get("log"), k, {"storage", "origin", "key_file",
-                                             "pseudonym_secret_file", "sequencer_url",
-                                             "sequencer_token_file", "witnesses", "quorum"})
+        log = self.table(doc.get("log"), k, {"storage", "origin", "key_file", "vkey_file",
+                                             "pseudonym_secret_file", "sequencer",
+                                             "witnesses", "quorum"})
         storage = self.log_storage(log, k, "storage").target
         witnesses = log.get("witnesses", [])
         if not isinstance(witnesses, list):
@@ -445,19 +504,34 @@ class _Reader(ConfigReader):
         if quorum == 0 and not profile.allows_unwitnessed_log:
             raise self.fail(f"{k}.quorum", "the production profile needs at least one witness "
                             "cosignature (quorum >= 1)")
-        sequencer = log.get("sequencer_url")
-        token_file = None
-        if sequencer is not None:
-            sequencer = self.text(log, k, "sequencer_url")
-            if "sequencer_token_file" not in log:
-                raise self.fail(f"{k}.sequencer_token_file", "required with sequencer_url")
-            token_file = self.path(log, k, "sequencer_token_file")
+        sequencer = self.sequencer_client(log, k)
+        key_file = self.path(log, k, "key_file") if "key_file" in log else None
+        vkey_file = self.path(log, k, "vkey_file") if "vkey_file" in log else None
+        if key_file is None and vkey_file is None:
+            raise self.fail(f"{k}.vkey_file", "name the log's verifier key (or, development "
+                            "only, its key_file)", "config_missing_key")
         return LogSettings(
             storage=storage, origin=self.text(log, k, "origin"),
-            key_file=self.path(log, k, "key_file"),
+            key_file=key_file, vkey_file=vkey_file,
             pseudonym_secret_file=self.path(log, k, "pseudonym_secret_file"),
-            sequencer_url=sequencer, sequencer_token_file=token_file,
-            witnesses=tuple(parsed), quorum=quorum)
+            sequencer=sequencer, witnesses=tuple(parsed), quorum=quorum)
+
+    def sequencer_client(self, log: Mapping[str, Any], k: str) -> SequencerClient | None:
+        if "sequencer" not in log:
+            return None
+        sk = f"{k}.sequencer"
+        seq = self.table(log["sequencer"], sk, {"url", "credential_file",
+                                                "release_credential_file",
+                                                "custodian_credential_file"})
+        url = self.text(seq, sk, "url")
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise self.fail(f"{sk}.url", "must be an http(s) URL")
+
+        def optional(name: str) -> Path | None:
+            return self.path(seq, sk, name) if name in seq else None
+        return SequencerClient(url, self.path(seq, sk, "credential_file"),
+                               optional("release_credential_file"),
+                               optional("custodian_credential_file"))
 
     def issuer(self, doc: Mapping[str, Any], key: str, code: str) -> IssuerSettings:
         k = f"{key}.issuer"

@@ -12,8 +12,9 @@ gateway's (:func:`bordergate.gateway.decisions.key_event_entry`), with
 They go through the log's single writer, as the gateway's entries do:
 
 * the log's sequencer service when the deployment names one
-  (``log.sequencer_url``: the one the gateway workers send to), so the gateway
-  keeps serving;
+  (``log.sequencer``: the one the gateway workers send to), so the gateway
+  keeps serving; the custodian appends with its own credential
+  (``log.sequencer.custodian_credential_file``), and each entry names it;
 * otherwise the log storage itself: the command becomes the writer for a
   moment and is refused with ``log_writer_busy`` while a gateway (or a
   sequencer) holds the log.
@@ -33,12 +34,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from bordergate.config import Jurisdiction
 from bordergate.errors import ConfigError, Conflict
 from bordergate.keys.events import KeyEvent
 from bordergate.log_witnessing import log_witnessing
-from bordergate.tlog.note import Verifier
 
 __all__ = ["CustodyLog", "open_custody_log"]
 
@@ -82,28 +83,36 @@ class CustodyLog:
 
 
 @contextmanager
-def open_custody_log(jurisdiction: Jurisdiction) -> Iterator[CustodyLog]:
+def open_custody_log(jurisdiction: Jurisdiction, credential_file: Path | None = None
+                     ) -> Iterator[CustodyLog]:
     """Reach the log's single writer of ``jurisdiction`` (see the module docstring).
 
+    Through a sequencer service the custodian appends with its own credential:
+    ``credential_file``, default ``log.sequencer.custodian_credential_file``.
+
     Raises:
-        ConfigError: the log key or sequencer token is unreadable, or the key
-            signs for another origin.
+        ConfigError: the log key, verifier key or credential is unreadable or
+            not named (``custodian_credential_missing``), or the key signs for
+            another origin.
         Conflict: ``log_writer_busy``: a gateway or sequencer holds the log.
-        Unavailable: the log storage or the sequencer service cannot be reached.
+        Unavailable: the log storage or the sequencer service cannot be reached,
+            or the service refuses the credential.
     """
-    from bordergate.tlog.logdir import read_signer
+    from bordergate.log_access import log_signer
 
     log = jurisdiction.log
-    signer = read_signer(log.key_file)
-    if signer.name != log.origin:
-        raise ConfigError(f"{log.key_file} signs for {signer.name!r}, not the configured "
-                          f"origin {log.origin!r}", code="log_origin_mismatch")
-    if log.sequencer_url is not None:
-        yield _through_service(jurisdiction, signer.verifier())
+    if log.sequencer is not None:
+        path = credential_file or log.sequencer.custodian_credential_file
+        if path is None:
+            raise ConfigError(f"jurisdictions.{jurisdiction.code}.log.sequencer names no "
+                              "custodian_credential_file (or pass --credential-file)",
+                              code="custodian_credential_missing")
+        yield _through_service(jurisdiction, path)
         return
     from bordergate.tlog.sequencer import Sequencer
     from bordergate.tlog.storage import open_storage
 
+    signer = log_signer(jurisdiction)
     storage = open_storage(log.storage)
     witnessing = log_witnessing(log)
     sequencer = Sequencer(storage, signer, witnessing=witnessing)
@@ -136,20 +145,13 @@ def open_custody_log(jurisdiction: Jurisdiction) -> Iterator[CustodyLog]:
             witnessing.close()
 
 
-def _through_service(jurisdiction: Jurisdiction, verifier: Verifier) -> CustodyLog:
-    from bordergate.tlog.remote import RemoteSequencer
+def _through_service(jurisdiction: Jurisdiction, credential_file: Path) -> CustodyLog:
+    from bordergate.log_access import remote_appender
 
-    log = jurisdiction.log
-    assert log.sequencer_url is not None and log.sequencer_token_file is not None
-    try:
-        token = log.sequencer_token_file.read_text().strip()
-    except OSError as e:
-        raise ConfigError(f"cannot read {log.sequencer_token_file}: {e.strerror}",
-                          code="sequencer_token_unreadable") from None
-    url = log.sequencer_url
+    remote_appender(jurisdiction, credential_file)  # read the files before any key changes
 
     async def send(entries: list[bytes]) -> int:
-        service = RemoteSequencer(url, token, verifier)
+        service = remote_appender(jurisdiction, credential_file)
         try:
             first = await service.append_many(entries) if entries else -1
             await service.publish(PUBLISH_TIMEOUT)
@@ -157,6 +159,6 @@ def _through_service(jurisdiction: Jurisdiction, verifier: Verifier) -> CustodyL
         finally:
             await service.aclose()
 
-    asyncio.run(send([]))  # reach the writer (and check its token) before any key changes
-    return CustodyLog(log.origin, lambda entries: asyncio.run(send(entries)))
+    asyncio.run(send([]))  # reach the writer (and check the credential) before any key changes
+    return CustodyLog(jurisdiction.log.origin, lambda entries: asyncio.run(send(entries)))
 

@@ -55,6 +55,7 @@ from bordergate.approval_statement import load_signing_key, sign_statement
 from bordergate.client import GatewayClient
 from bordergate.durable import replace_file
 from bordergate.errors import BordergateError
+from bordergate.tlog.logdir import read_signer
 
 __all__ = ["Demo", "run_demo"]
 
@@ -117,6 +118,8 @@ class Demo:
         self.witness_procs: dict[str, subprocess.Popen[bytes]] = {}
         self.witness_ports = {w: base_port + 20 + i for i, w in enumerate(WITNESSES)}
         self.witness_vkeys: dict[str, str] = {}
+        self.sequencers: dict[str, subprocess.Popen[bytes]] = {}
+        self.sequencer_ports = {c: base_port + 10 + i for i, c in enumerate(CODES)}
         self.principals: dict[str, Principal] = {}
         self.records: dict[str, list[tuple[str, str, str]]] = {c: [] for c in CODES}
         self.facts: dict[str, Any] = {}
@@ -176,9 +179,7 @@ class Demo:
                 f'admin_listen = "{self.admin_urls[code].removeprefix("http://")}"',
                 f'store = "sqlite:{d}/records.db"',
                 f'keys = {{ backend = "file", path = "{d}/kek.json" }}',
-                f'log = {{ storage = "{d}/log", origin = "{code}.bordergate.example/log", '
-                f'key_file = "{d}/log.key", pseudonym_secret_file = "{d}/pseudonym.secret"'
-                f"{self._witness_members()} }}",
+                *self._log_operator_lines(code, d),
                 f'issuer = {{ issuer = "https://issuer.{code}.bordergate.example", '
                 f'public_keys = ["{d}/issuer.pub"], private_key_file = "{d}/issuer.pem" }}',
                 f"reviewers = [{revs}]",
@@ -211,12 +212,11 @@ class Demo:
 
     def start_witnesses(self) -> None:
         """One ``bordergate witness serve`` process per witness, trusting the three logs."""
-        from bordergate.tlog.logdir import read_signer
         logs = self.data / "gateway-logs"
         logs.mkdir(exist_ok=True)
         trusted = [a for code in CODES for a in (
             "--log", f"{code}.bordergate.example/log="
-            + read_signer(self.data / "data" / code / "log.key").verifier().key_string)]
+            + (self.data / "data" / code / "log.vkey").read_text().strip())]
         for name in WITNESSES:
             out = open(logs / f"{name}.log", "wb")  # noqa: SIM115 (lives with the process)
             self.witness_procs[name] = subprocess.Popen(
@@ -237,6 +237,54 @@ class Demo:
         _stop_group(list(self.witness_procs.values()))
         self.witness_procs.clear()
 
+    def _log_operator_lines(self, code: str, d: str) -> list[str]:
+        """The log table of ``code`` and its sequencer process: the sequencer alone
+        holds the log key; the gateway, the release tooling and the custodian each
+        hold an append credential (issue 12 item 2; docs/scale-out.md)."""
+        url = f"http://127.0.0.1:{self.sequencer_ports[code]}"
+        return [
+            f'log = {{ storage = "{d}/log", origin = "{code}.bordergate.example/log", '
+            f'vkey_file = "{d}/log.vkey", pseudonym_secret_file = "{d}/pseudonym.secret", '
+            f'sequencer = {{ url = "{url}", credential_file = "{d}/{code}-gw-1.cred", '
+            f'release_credential_file = "{d}/{code}-release.cred", '
+            f'custodian_credential_file = "{d}/{code}-custodian.cred" }}'
+            f"{self._witness_members()} }}",
+            f'sequencer = {{ listen = "{url.removeprefix("http://")}", '
+            f'key_file = "{d}/log-operator/log.key", '
+            f'credentials_file = "{d}/log-operator/appenders.txt" }}',
+        ]
+
+    def start_sequencers(self) -> None:
+        """One log operator process per jurisdiction, holding its log key."""
+        logs = self.data / "gateway-logs"
+        logs.mkdir(exist_ok=True)
+        for code in CODES:
+            out = open(logs / f"{code}-sequencer.log", "wb")  # noqa: SIM115 (lives with it)
+            self.sequencers[code] = subprocess.Popen(
+                [*_bordergate(), "log", "sequencer", "--config", str(self.config),
+                 "--jurisdiction", code], stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        for code in CODES:
+            self._wait_sequencer(code, logs / f"{code}-sequencer.log")
+        self.say("[bold]2.[/] log operators up (one sequencer process per log, the only "
+                 "holder of its key): " + ", ".join(
+                     f"{c} :{self.sequencer_ports[c]}" for c in CODES))
+
+    def _wait_sequencer(self, code: str, logfile: Path) -> None:
+        deadline = time.monotonic() + 60
+        url = f"http://127.0.0.1:{self.sequencer_ports[code]}/checkpoint"
+        while time.monotonic() < deadline:
+            if self.sequencers[code].poll() is not None:
+                raise RuntimeError(f"the {code} sequencer exited:\n"
+                                   f"{logfile.read_text()[-3000:]}")
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the {code} sequencer did not start: see {logfile}")
+
     # -- 2. releases ---------------------------------------------------------------
     def release(self) -> None:
         """Propose the installed release in us and eu and have both reviewers approve."""
@@ -248,8 +296,9 @@ class Demo:
                 self.cli("release", "review", index, "--config", str(self.config),
                          "--jurisdiction", code, "--key-file", key, "--verdict", "approve",
                          "--note", "read the diff of every changed file and dependency")
-        self.say("[bold]2.[/] release proposed and approved by 2 reviewers in us and eu; "
-                 "cn will start [red]--unreviewed[/] (a finding the audit must show)")
+        self.say("[bold]2.[/] release proposed and approved by 2 reviewers in us and eu "
+                 "through the running sequencers; cn will start [red]--unreviewed[/] (a "
+                 "finding the audit must show)")
 
     def publish_rosters(self) -> None:
         """Each jurisdiction's identity authority signs its roster (everyone who may
@@ -322,8 +371,11 @@ class Demo:
         raise RuntimeError(f"the {code} gateway did not become healthy: see {logfile}")
 
     def stop(self) -> None:
-        _stop_group(list(self.procs.values()))
-        self.procs.clear()
+        """Stop the gateways, then the sequencers they append through, then the
+        witnesses (the sequencers' last checkpoints need them)."""
+        for procs in (self.procs, self.sequencers):
+            _stop_group(list(procs.values()))
+            procs.clear()
         self._stop_witnesses()
 
     # -- principals --------------------------------------------------------------------
@@ -480,11 +532,12 @@ class Demo:
     def forge_single_grant(self) -> None:
         """The injected bad actor: a compromised us gateway logs a one-approver grant.
 
-        The us gateway is stopped, the forged ``approval-grant`` entry (state
-        granted, approvals 1, carrying carol's one real signed statement) is
-        appended with ``bordergate log append`` using the custodian's log key, as
-        a compromised gateway could, and the gateway is started again.  The audit
-        must find it.
+        The forged ``approval-grant`` entry (state granted, approvals 1, carrying
+        carol's one real signed statement) is appended through the log's
+        sequencer with the us gateway's own append credential, as a compromised
+        gateway could (it never held the log key); the witnesses cosign it, since
+        they vouch that the log only grew, not for what it holds.  The audit must
+        find it.
         """
         from bordergate.entries import encode_entry
         from bordergate.policy import default_bundle
@@ -497,27 +550,26 @@ class Demo:
                 "roster": self.facts["rosters"]["us"],
                 "statement": self.facts["lone_statement"]}
         entry = encode_entry("approval-grant", time.time(), body)
-        gateway = self.procs.pop("us")
-        gateway.terminate()
-        gateway.wait(30)
-        # the witnesses cosign it: they vouch that the log only grew, not for what it holds
-        proc = subprocess.run([*_bordergate(), "log", "append", str(self.data / "data/us/log"),
-                               "--key-file", str(self.data / "data/us/log.key"),
-                               *self._witness_options()],
-                              input=entry + b"\n", capture_output=True, timeout=120,
-                              check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"forging failed: {proc.stderr.decode()}")
-        self.facts["forged_index"] = int(proc.stdout.decode().strip()) - 1
-        logs = self.data / "gateway-logs"
-        out = open(logs / "us.restart.log", "wb")  # noqa: SIM115 (lives with the process)
-        self.procs["us"] = subprocess.Popen(
-            [*_bordergate(), "gateway", "serve", "--config", str(self.config),
-             "--jurisdiction", "us"], stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, env=self._gateway_env())
-        self._wait_healthy("us", logs / "us.restart.log")
+        self.facts["forged_index"] = self._append_as_gateway("us", entry)
         self.say(f"    injected: a forged one-approver grant at us log index "
                  f"{self.facts['forged_index']}")
+
+    def _append_as_gateway(self, code: str, entry: bytes) -> int:
+        """Append ``entry`` with ``code``'s gateway credential; its index."""
+        import asyncio
+
+        from bordergate.config import load_config
+        from bordergate.log_access import remote_appender
+        j = load_config(self.config).jurisdiction(code)
+        assert j.log.sequencer is not None
+
+        async def send() -> int:
+            log = remote_appender(j, j.log.sequencer.credential_file)  # type: ignore[union-attr]
+            try:
+                return await log.append_many([entry])
+            finally:
+                await log.aclose()
+        return asyncio.run(send())
 
     def approver_key(self, who: str) -> Ed25519PrivateKey:
         """An approver's own signing key (demo-only, made at step 2b)."""
@@ -569,12 +621,11 @@ class Demo:
         return report
 
     def _auditor_config(self, path: Path) -> None:
-        from bordergate.tlog.logdir import read_signer
         lines = ["# auditor configuration for the demo's three logs", "[auditor]",
                  'name = "demo monitor"', ""]
         for code in CODES:
             d = self.data / "data" / code
-            vkey = read_signer(d / "log.key").verifier().key_string
+            vkey = (d / "log.vkey").read_text().strip()
             text = (self.config.read_text().split(f"[jurisdictions.{code}]")[1]
                     .split("[jurisdictions.")[0])
             reviewers = text.split("reviewers = ")[1].splitlines()[0]
@@ -584,7 +635,9 @@ class Demo:
                       f"witnesses = [{witnesses}]", f"quorum = {WITNESS_QUORUM}",
                       f'roster_authority = ["{authority}"]',
                       f"reviewers = {reviewers}", "required_approvals = 2",
-                      f'approvers = ["carol@custodian-{code}", "dave@custodian-{code}"]', ""]
+                      f'approvers = ["carol@custodian-{code}", "dave@custodian-{code}"]',
+                      f'appenders = {{ "{code}-gw-1" = "gateway", "{code}-release" = "release", '
+                      f'"{code}-custodian" = "custodian" }}', ""]
         path.write_text("\n".join(lines))
 
     # -- 7. the tour ---------------------------------------------------------------------------
@@ -651,11 +704,10 @@ class Demo:
 """)
 
     def write_vkeys(self) -> None:
-        from bordergate.tlog.logdir import read_signer
         out = self.data / "log-vkeys"
         out.mkdir(exist_ok=True)
         for code in CODES:
-            key = read_signer(self.data / "data" / code / "log.key").verifier().key_string
+            key = (self.data / "data" / code / "log.vkey").read_text().strip()
             (out / code).write_text(key + "\n")
 
 
@@ -725,6 +777,7 @@ def run_demo(data: Path, *, subjects: int = 3000, serve: bool = True,
     demo.write_vkeys()
     with _running(demo):
         demo.start_witnesses()
+        demo.start_sequencers()
         demo.release()
         demo.publish_rosters()
         demo.start()

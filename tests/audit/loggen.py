@@ -21,6 +21,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from bordergate.appender import stamp
 from bordergate.audit.bundlestore import BundleLookup
 from bordergate.audit.rosterstore import RosterLookup, RosterStore
 from bordergate.entries import canonical_json, encode_entry, format_time
@@ -72,6 +73,8 @@ TAMPERED_BUNDLE = "sha256:" + "d" * 64
 FIELDS = tuple(USERS)
 PURPOSES = ("operations", "customer_support", "interoperability", "analytics_aggregate")
 Move = Callable[[random.Random], list[bytes]]
+#: The append credentials the differential test's auditor expects (issue 12 item 2).
+APPENDERS = {"us-gw-1": "gateway", "us-release": "release", "us-custodian": "custodian"}
 
 
 class LogGenerator:
@@ -96,7 +99,7 @@ class LogGenerator:
             self.approval_story, self.approval_story, self.release_story, self.unreviewed,
             self.key_event, self.migration, self.malformed, self.approval_change_forged,
             self.approval_reach_story, self.approval_refused, self.approval_signature_story,
-            self.token_story, self.roster_story]
+            self.token_story, self.roster_story, self.appender_story]
         # the identity authority of "us" (TEST-ONLY key) and its published versions
         self.authority_signer = Signer.from_seed("us-identity", b"\x07" * 32)
         self.rosters: list[tuple[Roster, RosterSignature]] = []
@@ -594,6 +597,20 @@ class LogGenerator:
             _, newer = self.rosters[1 if roster.serial == 1 else 0]
             out.append(encode_entry("roster", self.tick(rng), newer.entry_body()))
             out += reads(LOCAL, rng.randint(1, 3), member)
+        return out
+
+    def appender_story(self, rng: random.Random) -> list[bytes]:
+        """Entries naming their append credential (issue 12 item 2, with
+        :data:`APPENDERS` expected): a burst through the gateway's (hot shapes), a
+        key event through the custodian's, and at random a credential the auditor
+        does not know or one whose role may not write the entry's type."""
+        out = [stamp(e, "us-gw-1") for e in self.burst(rng)]
+        out += [stamp(e, "us-custodian") for e in self.key_event(rng)]
+        how = rng.choice(["unknown", "not_allowed", "honest"])
+        if how == "unknown":
+            out += [stamp(e, "intruder") for e in self.honest_access(rng)]
+        elif how == "not_allowed":
+            out += [stamp(e, "us-release") for e in self.honest_access(rng)]
         return out
 
     def key_event(self, rng: random.Random) -> list[bytes]:

@@ -33,7 +33,7 @@ from bordergate.audit.findings import FINDING_KINDS
 from bordergate.audit.inspection import ReferenceInspector, open_inspector
 from bordergate.entries import ENTRY_TYPES
 from tests.approvers import keys_for
-from tests.audit.loggen import ORIGIN, REVIEWERS, LogGenerator
+from tests.audit.loggen import APPENDERS, ORIGIN, REVIEWERS, LogGenerator
 from tests.releases.keys import review_policy
 
 LOGS = 1000
@@ -55,7 +55,7 @@ def inspector(generator: LogGenerator, *, reference: bool) -> ReferenceInspector
     return open_inspector(reference=reference, jurisdiction="us", origin=ORIGIN,
                           bundles=generator.lookup, reviewers=review_policy(REVIEWERS, 2),
                           approver_keys=keys_for(["carol", "dave"]), tolerance=5.0,
-                          rosters=generator.roster_lookup)
+                          rosters=generator.roster_lookup, appenders=APPENDERS)
 
 
 def reference_run(generator: LogGenerator, entries: list[bytes]) -> ReferenceInspector:

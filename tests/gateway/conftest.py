@@ -74,10 +74,10 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 def start_sequencer_service(j: Jurisdiction, port: int) -> subprocess.Popen[bytes]:
     """`bordergate log sequencer` for jurisdiction ``j``'s log on ``port``
     (docs/scale-out.md), returned once it answers; the caller stops it."""
-    assert j.log.sequencer_token_file is not None
+    assert j.sequencer is not None
     process = subprocess.Popen(
-        [BORDERGATE, "log", "sequencer", j.log.storage, "--token-file",
-         str(j.log.sequencer_token_file), "--key-file", str(j.log.key_file),
+        [BORDERGATE, "log", "sequencer", j.log.storage, "--credentials",
+         str(j.sequencer.credentials_file), "--key-file", str(j.sequencer.key_file),
          "--port", str(port), "--unwitnessed"], stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30

@@ -134,14 +134,38 @@ def second_worker(config: Path, code: str, *, name: str) -> Path:
 
 def two_workers_with_sequencer(root: Path) -> tuple[Path, Path, int]:
     """A deployment whose us jurisdiction appends through a sequencer service, and a
-    second worker configuration of us (docs/scale-out.md): the first config's path,
-    the second's, and the port the sequencer service must listen on."""
+    second worker configuration of us (docs/scale-out.md), each worker with its own
+    append credential (us-gw-1, us-gw-2): the first config's path, the second's,
+    and the port the sequencer service must listen on."""
     config = write_deployment(root)
     port = free_port()
-    text = config.read_text().replace(
-        'key_file = "us/log.key"\n',
-        'key_file = "us/log.key"\n'
-        f'sequencer_url = "http://127.0.0.1:{port}"\n'
-        'sequencer_token_file = "us/sequencer.token"\n')
+    use_sequencer_service(config, port)
+    second = second_worker(config, "us", name="worker2.toml")
+    second.write_text(second.read_text().replace("us/us-gw-1.cred", "us/us-gw-2.cred"))
+    provision(load_config(second))
+    return config, second, port
+
+
+def use_sequencer_service(config: Path, port: int, code: str = "us") -> None:
+    """Make the log operator's sequencer process (on ``port``) the only holder of
+    ``code``'s log key: the gateway's log table names the verifier key and its
+    credential (``CODE-gw-1``), the release and custodian credentials, and a
+    ``[jurisdictions.CODE.sequencer]`` table holds the key and the credential
+    list; then provision them (``gateway init``)."""
+    text = config.read_text()
+    text = text.replace(
+        f'key_file = "{code}/log.key"\n',
+        f'vkey_file = "{code}/log.vkey"\n'
+        f'sequencer = {{ url = "http://127.0.0.1:{port}", '
+        f'credential_file = "{code}/{code}-gw-1.cred", '
+        f'release_credential_file = "{code}/{code}-release.cred", '
+        f'custodian_credential_file = "{code}/{code}-custodian.cred" }}\n', 1)
+    text = text.replace(
+        f"[jurisdictions.{code}.issuer]\n",
+        f"[jurisdictions.{code}.sequencer]\nlisten = \"127.0.0.1:{port}\"\n"
+        f'key_file = "{code}/log.key"\ncredentials_file = "{code}/appenders.txt"\n'
+        f"[jurisdictions.{code}.issuer]\n", 1)
     config.write_text(text)
-    return config, second_worker(config, "us", name="worker2.toml"), port
+    provision(load_config(config))
+
+

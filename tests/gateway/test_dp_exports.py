@@ -20,7 +20,6 @@ export.  The assertions that rest on draws fail with probability below 1e-6.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,16 +31,22 @@ import pytest
 
 from bordergate.config import load_config
 from bordergate.entries import parse_entry
+from bordergate.log_access import log_verifier
 from bordergate.policy.entities import Principal
 from bordergate.tlog.client import DirectorySource, LogClient
-from bordergate.tlog.logdir import read_signer
 from tests.gateway.conftest import (
     start_process,
     start_sequencer_service,
     stop_process,
     wait_healthy,
 )
-from tests.gateway.deployment import Tokens, free_port, second_worker, write_deployment
+from tests.gateway.deployment import (
+    Tokens,
+    free_port,
+    second_worker,
+    use_sequencer_service,
+    write_deployment,
+)
 
 HOME = "us"
 STAFF = Principal("dp-staff", "ttus", "local", HOME, frozenset({"engineer"}))
@@ -65,12 +70,7 @@ class Workers:
 
 
 def _start_sequencer(config: Path, port: int) -> subprocess.Popen[bytes]:
-    text = config.read_text().replace(
-        'key_file = "us/log.key"\n',
-        f'key_file = "us/log.key"\nsequencer_url = "http://127.0.0.1:{port}"\n'
-        'sequencer_token_file = "us/sequencer.token"\n')
-    config.write_text(text)
-    (config.parent / "us" / "sequencer.token").write_text(os.urandom(16).hex())
+    use_sequencer_service(config, port)
     return start_sequencer_service(load_config(config).jurisdiction(HOME), port)
 
 
@@ -114,8 +114,7 @@ def _numbers(body: dict[str, object]) -> list[tuple[object, int, int]]:
 
 def _logged(config: Path, indices: list[int]) -> dict[int, bytes]:
     j = load_config(config).jurisdiction(HOME)
-    client = LogClient(DirectorySource(Path(j.log.storage)), read_signer(j.log.key_file)
-                       .verifier())
+    client = LogClient(DirectorySource(Path(j.log.storage)), log_verifier(j))
     found: dict[int, bytes] = {}
 
     def collect(first: int, batch: list[bytes]) -> None:

@@ -32,6 +32,7 @@ from bordergate.entries import parse_entry
 from bordergate.errors import NotFound
 from bordergate.keys.backends.keyfile import LocalKeyFile
 from bordergate.keys.keyring import KeyRing
+from bordergate.log_access import log_verifier
 from bordergate.policy.entities import Principal
 from bordergate.residency.schema import demo_schema_path, load_schema
 from bordergate.residency.stores import RecordStore
@@ -39,7 +40,6 @@ from bordergate.residency.stores.postgres import PostgresRecordStore
 from bordergate.residency.stores.sqlite import SqliteRecordStore
 from bordergate.residency.vault import Vault
 from bordergate.tlog.client import DirectorySource, LogClient
-from bordergate.tlog.logdir import read_signer
 from tests.gateway.conftest import (
     BORDERGATE,
     start_process,
@@ -47,7 +47,7 @@ from tests.gateway.conftest import (
     stop_process,
     wait_healthy,
 )
-from tests.gateway.deployment import Tokens, free_port, write_deployment
+from tests.gateway.deployment import Tokens, free_port, use_sequencer_service, write_deployment
 from tests.postgres_server import PostgresServer
 
 
@@ -110,7 +110,7 @@ def _logged_events(result: subprocess.CompletedProcess[str]) -> list[dict[str, A
 def _key_events(j: Jurisdiction) -> dict[int, dict[str, Any]]:
     """Every ``key-event`` entry of the verified log, by index."""
     client = LogClient(DirectorySource(Path(j.log.storage)),
-                       read_signer(j.log.key_file).verifier())
+                       log_verifier(j))
     signed = client.checkpoint()
     found: dict[int, dict[str, Any]] = {}
 
@@ -188,11 +188,8 @@ def _with_sequencer_service(config: Path, url: str, port: int) -> None:
     """Point us at PostgreSQL and at a sequencer service on ``port``."""
     text = config.read_text()
     text = text.replace('store = "sqlite:us/records.db"', f'store = "{url}"')
-    text = text.replace('key_file = "us/log.key"\n',
-                        'key_file = "us/log.key"\n'
-                        f'sequencer_url = "http://127.0.0.1:{port}"\n'
-                        'sequencer_token_file = "us/sequencer.token"\n')
     config.write_text(text)
+    use_sequencer_service(config, port)
 
 
 def _pg_dump(server: PostgresServer, url: str, into: Path) -> str:

@@ -22,13 +22,13 @@ import httpx
 
 from bordergate.audit.auditor_config import load_auditor_config
 from bordergate.audit.run import run_audit
-from bordergate.config import load_config
+from bordergate.config import Jurisdiction, load_config
 from bordergate.entries import Entry, parse_entry
 from bordergate.gateway.service import DeniedAfterLogging, SequencerLog
+from bordergate.log_access import log_verifier
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
 from bordergate.releases.publication import publish_bundle
 from bordergate.tlog.client import LogClient, StorageSource
-from bordergate.tlog.logdir import read_signer
 from bordergate.tlog.storage.fs import FileStorage
 from bordergate.tlog.tiles import TILE_WIDTH
 from bordergate.tree_digest import read_tree
@@ -80,11 +80,11 @@ async def race(read: Callable[[], Awaitable[bool]],
     return counts
 
 
-def log_entries(log_dir: Path, key_file: Path) -> list[Entry]:
-    """Every entry of the published log in ``log_dir``."""
+def log_entries(log_dir: Path, j: Jurisdiction) -> list[Entry]:
+    """Every entry of the published log in ``log_dir`` (of jurisdiction ``j``)."""
     storage = FileStorage(log_dir)
     try:
-        client = LogClient(StorageSource(storage), read_signer(key_file).verifier())
+        client = LogClient(StorageSource(storage), log_verifier(j))
         size = client.checkpoint().checkpoint.size
         out: list[Entry] = []
         for n in range(-(-size // TILE_WIDTH)):
@@ -148,7 +148,7 @@ def test_reads_racing_a_revoke_in_one_process(tmp_path: Path) -> None:
     approval, counts = sc.run(go())
     sc.stop()
     assert counts["released"] >= READS_BEFORE and counts["reads"] > counts["released"]
-    entries = log_entries(sc.log_dir, sc.j.log.key_file)
+    entries = log_entries(sc.log_dir, sc.j)
     assert released_after_revoke(entries, approval) == []
     kinds = audit_findings(sc.auditor_config(tmp_path / "auditor.toml"), tmp_path / "state")
     assert [k for k in kinds if k.startswith("approval_")] == []
@@ -166,7 +166,7 @@ def test_reads_racing_a_revoke_across_two_workers(tmp_path: Path) -> None:
     storage = FileStorage(log_dir)
     publish_bundle(storage, read_tree(DEFAULT_BUNDLE_PATH))  # for the audit's replay
     storage.close()
-    assert j.log.sequencer_token_file is not None
+    assert j.sequencer is not None
     sequencer = start_sequencer_service(j, port)
     # the roster whose approvers sign their grants and revocations (issue 12 items 3, 4)
     with_roster([config, second], "us", [LOCAL, PARENT, APPROVER1, APPROVER2])
@@ -182,7 +182,7 @@ def test_reads_racing_a_revoke_across_two_workers(tmp_path: Path) -> None:
             stop_process(worker)
         stop_process(sequencer)
     assert counts["released"] >= READS_BEFORE and counts["reads"] > counts["released"]
-    entries = log_entries(log_dir, j.log.key_file)
+    entries = log_entries(log_dir, j)
     assert released_after_revoke(entries, approval) == []
     auditor = tmp_path / "auditor.toml"
     auditor.write_text(f"""[auditor]
@@ -191,7 +191,7 @@ time_tolerance_s = 5
 
 [logs.us]
 location = "{log_dir}"
-vkey = "{read_signer(j.log.key_file).verifier().key_string}"
+vkey = "{log_verifier(j).key_string}"
 roster_authority = ["{AUTHORITY.verifier().key_string}"]
 """)
     kinds = audit_findings(auditor, tmp_path / "state")

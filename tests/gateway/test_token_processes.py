@@ -18,9 +18,9 @@ import httpx
 from bordergate.config import load_config
 from bordergate.entries import parse_entry
 from bordergate.gateway.auth import TokenIssuer, key_id
+from bordergate.log_access import log_verifier
 from bordergate.policy.entities import Principal
 from bordergate.tlog.client import LogClient, StorageSource
-from bordergate.tlog.logdir import read_signer
 from bordergate.tlog.storage import open_storage
 from tests.gateway.conftest import (
     BORDERGATE,
@@ -43,7 +43,8 @@ LOCAL = Principal("local-us", "ttus", "local", "us", frozenset({"engineer"}))
 #: the deployment file and the demo's marker.  Everything else is a secret or
 #: personal data and must be 0600.
 PUBLIC = (  # key-path: where the log key lives, not the key
-    "issuer.pub", "checkpoint", "deployment.toml", ".bordergate-demo", "key-path")
+    "issuer.pub", "checkpoint", "deployment.toml", ".bordergate-demo", "key-path",
+    "log.vkey")  # the log's verifier key (issue 12 item 2)
 #: Upper bound on how long a worker takes to apply a revocation (docs/design.md
 #: says 2 s: POLL_INTERVAL plus the sequencer's checkpoint interval); generous
 #: here because the test machine is shared.
@@ -171,7 +172,7 @@ def test_revoked_token_is_refused_by_every_worker(tmp_path: Path, tokens: Tokens
         stop_process(sequencer)
     storage = open_storage(j.log.storage)
     try:
-        client = LogClient(StorageSource(storage), read_signer(j.log.key_file).verifier())
+        client = LogClient(StorageSource(storage), log_verifier(j))
         size = client.checkpoint().checkpoint.size
         entry = parse_entry(client.entry(out["log"]["index"], size))
     finally:
@@ -229,7 +230,7 @@ def test_custodian_revokes_through_the_gateway_at_once(running: RunningDeploymen
     storage = open_storage(running.deployment.jurisdiction("us").log.storage)
     try:
         j = running.deployment.jurisdiction("us")
-        client = LogClient(StorageSource(storage), read_signer(j.log.key_file).verifier())
+        client = LogClient(StorageSource(storage), log_verifier(j))
         entry = parse_entry(client.entry(index, client.checkpoint().checkpoint.size))
     finally:
         storage.close()

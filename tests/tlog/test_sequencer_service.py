@@ -20,6 +20,7 @@ import pytest
 
 from bordergate.errors import Unavailable
 from bordergate.tlog.client import DirectorySource, LogClient
+from bordergate.tlog.credentials import AppendCredential, CredentialList
 from bordergate.tlog.logdir import write_key
 from bordergate.tlog.remote import RemoteSequencer
 from bordergate.tlog.sequencer import create_log
@@ -37,10 +38,13 @@ def _port() -> int:
 
 
 class Service:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, any_entries: bool = True) -> None:
         self.dir = tmp / "log"
         self.key = tmp / "log.key"
-        self.token_file = tmp / "token"
+        self.credentials = {name: AppendCredential.issue(name) for name in ("worker-a", "worker-b")}
+        self.list_file = tmp / "appenders.txt"
+        self.list_file.write_text(CredentialList.of(self.credentials.values()).to_text())
+        self.any_entries = any_entries
         create_log(FileStorage(self.dir), log_signer())
         write_key(self.key, log_signer().key_string)
         self.port = _port()
@@ -49,9 +53,9 @@ class Service:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [str(BIN), "log", "sequencer", str(self.dir), "--token-file", str(self.token_file),
+            [str(BIN), "log", "sequencer", str(self.dir), "--credentials", str(self.list_file),
              "--key-file", str(self.key), "--port", str(self.port), "--interval", "0.05",
-             "--unwitnessed"],
+             "--unwitnessed", *(["--any-entries"] if self.any_entries else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(200):
             try:
@@ -69,7 +73,7 @@ class Service:
 
     @property
     def token(self) -> str:
-        return self.token_file.read_text().strip()
+        return self.credentials["worker-a"].token
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import pytest
 
 from bordergate.entry_state import approval_key, state_keys
 from bordergate.errors import StaleState, Unavailable
+from bordergate.tlog.credentials import AppendCredential, CredentialList
 from bordergate.tlog.remote import RemoteSequencer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.sequencer_service import make_sequencer_app
@@ -112,12 +113,13 @@ def test_service_answers_stale_state_and_the_client_raises_it() -> None:
     answers 409 stale_state for a stale one, and RemoteSequencer raises StaleState."""
     _, seq = _sequencer()
     with seq:
-        app = make_sequencer_app(seq, "t0ken")
+        credential = AppendCredential.issue("worker")
+        app = make_sequencer_app(seq, CredentialList.of([credential]))
 
         async def go() -> None:
             client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                        base_url="http://seq")
-            remote = RemoteSequencer("http://seq", "t0ken", log_signer().verifier(),
+            remote = RemoteSequencer("http://seq", credential.token, log_signer().verifier(),
                                      client=client)
             try:
                 changed = await remote.append_guarded([b"set:x"], {"x": -1})
@@ -127,7 +129,7 @@ def test_service_answers_stale_state_and_the_client_raises_it() -> None:
                     await remote.append_guarded([b"read"], {"x": changed})
                 assert stale.value.current == {"x": changed + 2}
                 r = await client.post("/append-guarded", content=b'{"entries": []}',
-                                      headers={"Authorization": "Bearer t0ken"})
+                                      headers={"Authorization": f"Bearer {credential.token}"})
                 assert (r.status_code, r.json()["code"]) == (400, "malformed_entries")
             finally:
                 await remote.aclose()

@@ -53,6 +53,7 @@ from bordergate.audit.inspection import DECISION_TYPES, ReferenceInspector
 from bordergate.audit.inspection_state import InspectionState
 from bordergate.audit.personal_data import scan_entry
 from bordergate.audit.rules import (
+    appenders,
     approvals,
     decisions,
     privacy,
@@ -457,6 +458,7 @@ class AcceleratedInspector(ReferenceInspector):
             counter[key] += n
         if shape.hits:
             wellformed.personal_data_in_entry(self, index, t, shape.hits)
+        appenders.appender_attribution(self, index, t, shape.entry)  # part of the shape
         rosters.decision_roster(self, index, t, shape.entry)  # the roster is part of the shape
         tokens.revoked_token_use(self, index, t, shape.entry)  # so is the jti
         group = shape.group

@@ -21,6 +21,8 @@ which keys it trusts.  One ``[logs.<jurisdiction>]`` table per log::
     approvers = ["carol", "dave"]     # custodian principals who may grant approvals
     approver_keys = { carol = ["<base64 raw Ed25519 public key>"], dave = ["..."] }
     roster_authority = ["us-identity-authority+..."]  # the identity authority's keys
+    appenders = { "us-gw-1" = "gateway", "us-release" = "release", "us-custodian" = "custodian" }
+                                      # append credentials the log operator accepts, by role
 
 A checkpoint counts as the log's current state only when ``quorum`` of the
 listed witnesses cosigned it within ``max_checkpoint_age_s`` seconds before the
@@ -48,7 +50,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,8 @@ class LogAudit:
         roster_authority: the jurisdiction's identity authority's Ed25519 verifier
             keys: roster versions must be signed by one (empty: every ``roster``
             entry is ``roster_invalid``, decisions are not checked against it).
+        appenders: append credential id -> role (``gateway``, ``release``,
+            ``custodian``) the entries must name (empty: not judged).
     """
 
     jurisdiction: str
@@ -95,6 +99,7 @@ class LogAudit:
     approvers: tuple[str, ...] = ()
     approver_keys: tuple[tuple[str, tuple[bytes, ...]], ...] = ()
     roster_authority: tuple[str, ...] = ()
+    appenders: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,7 @@ class _Reader(ConfigReader):
         doc = self.table(body, key, {"location", "vkey", "witnesses", "quorum", "bundle_store",
                                      "bundle_dirs", "reviewers", "required_approvals",
                                      "approvers", "approver_keys", "k_min",
-                                     "roster_authority"})
+                                     "roster_authority", "appenders"})
         self.no_k_min(doc, key)
         vkey = self.text(doc, key, "vkey")
         try:
@@ -202,7 +207,8 @@ class _Reader(ConfigReader):
             jurisdiction=code, location=location, vkey=vkey, witnesses=witnesses,
             quorum=quorum, bundle_store=store, bundle_dirs=dirs, reviewers=reviewers,
             required_approvals=required, approvers=self.texts(doc, key, "approvers"),
-            approver_keys=self.approver_keys(doc, key), roster_authority=authority)
+            approver_keys=self.approver_keys(doc, key), roster_authority=authority,
+            appenders=self.appenders(doc, key))
 
     def approver_keys(self, doc: Mapping[str, Any], key: str
                       ) -> tuple[tuple[str, tuple[bytes, ...]], ...]:
@@ -224,6 +230,19 @@ class _Reader(ConfigReader):
                 keys.append(raw)
             out.append((who, tuple(keys)))
         return tuple(out)
+
+    def appenders(self, doc: Mapping[str, Any], key: str) -> dict[str, str]:
+        """``appenders``: credential id -> a role of ``ROLE_TYPES``."""
+        from bordergate.audit.rules.appenders import ROLE_TYPES
+        table = self.table(doc.get("appenders"), f"{key}.appenders",
+                           set(doc.get("appenders") or {}), required=False)
+        out = {}
+        for name, role in table.items():
+            if role not in ROLE_TYPES:
+                raise self.fail(f"{key}.appenders.{name}",
+                                f"a role is one of {', '.join(sorted(ROLE_TYPES))}")
+            out[name] = role
+        return out
 
     def source_of(self, doc: Mapping[str, Any], key: str, name: str,
                   default: str | None = None) -> str:

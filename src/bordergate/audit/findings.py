@@ -95,6 +95,15 @@ FINDING_KINDS: Mapping[str, FindingKind] = _kinds(
     ("covered_person_denied", "low", "denied_attempt",
      "A parent-organisation principal abroad asked for protected or restricted data "
      "and was denied (nothing released)"),
+    # who appended (issue 12 item 2)
+    ("appender_missing", "high", "integrity",
+     "An entry names no append credential although the auditor expects every entry to "
+     "come through the log operator's sequencer with one"),
+    ("appender_unknown", "high", "integrity",
+     "An entry was appended with a credential the auditor does not know"),
+    ("appender_not_allowed", "high", "integrity",
+     "An entry was appended with a credential whose role may not write its type "
+     "(a gateway writing a release review, the release tool a decision)"),
     # approvals
     ("approval_unknown", "critical", "violation",
      "An approval that was never requested in this log was granted or used"),

@@ -17,7 +17,11 @@ is parsed and replayed with the bundle it names
 * :mod:`~bordergate.audit.rules.releases`: reviewed releases (promise 6);
 * :mod:`~bordergate.audit.rules.tokens`: no read for a revoked bearer token;
 * :mod:`~bordergate.audit.rules.rosters`: principals as the identity authority's
-  roster version vouches for them.
+  roster version vouches for them;
+* :mod:`~bordergate.audit.rules.appenders`: each entry names an append
+  credential the auditor expects, allowed its type.
+* :mod:`~bordergate.audit.rules.appenders`: each entry names an append
+  credential the auditor expects, allowed its type.
 
 :func:`open_inspector` picks this inspector (``audit run --reference``) or the
 accelerated one of :mod:`bordergate.audit._accelerated` (the default), which
@@ -37,7 +41,15 @@ from bordergate.audit.bundlestore import BundleLookup
 from bordergate.audit.decision_lists import DecisionList, parse_decision_list, replay
 from bordergate.audit.inspection_state import InspectionState
 from bordergate.audit.personal_data import scan_entry
-from bordergate.audit.rules import approvals, decisions, releases, rosters, tokens, wellformed
+from bordergate.audit.rules import (
+    appenders,
+    approvals,
+    decisions,
+    releases,
+    rosters,
+    tokens,
+    wellformed,
+)
 from bordergate.audit.rules.context import RuleContext
 from bordergate.audit.tally import Tally
 from bordergate.entries import Entry, canonical_json, parse_entry
@@ -117,6 +129,7 @@ class ReferenceInspector(RuleContext):
         self.entry_order(index, entry, pii)
         t = entry.time
         tally = self.state.tally
+        appenders.appender_attribution(self, index, t, entry)
         kind = entry.type
         if kind in rosters.RECORDING_TYPES:
             rosters.decision_roster(self, index, t, entry)
@@ -171,7 +184,7 @@ def open_inspector(*, reference: bool = False, jurisdiction: str, origin: str,
     """An inspector for one log: the reference one, or (default) the accelerated one.
 
     ``settings`` are :class:`~bordergate.audit.rules.context.RuleContext`'s
-    (``approvers``, ``tolerance``, ``state``).  Both find the same.
+    (``approvers``, ``tolerance``, ``state``, ``appenders``).  Both find the same.
     """
     if reference:
         return ReferenceInspector(jurisdiction=jurisdiction, origin=origin, bundles=bundles,

@@ -321,7 +321,8 @@ def _inspector(config: AuditorConfig, audit: LogAudit, origin: str,
         reviewers=reviewers_from(audit.reviewers, audit.required_approvals)
         if audit.reviewers else _no_reviewers(), approvers=audit.approvers,
         approver_keys=MappingApproverKeys(dict(audit.approver_keys)),
-        tolerance=config.time_tolerance, state=state, rosters=rosters.lookup)
+        tolerance=config.time_tolerance, state=state, rosters=rosters.lookup,
+        appenders=audit.appenders)
 
 
 def _helper_inspector(config: AuditorConfig, audit: LogAudit, origin: str

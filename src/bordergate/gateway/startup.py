@@ -2,8 +2,11 @@
 
 ``open_gateway`` opens everything the gateway of a jurisdiction needs (schema,
 policy bundle and engine, token verifier, store, key ring, vault, approvals,
-pseudonym secret, log storage and the in-process sequencer) and fails with a
-clear error if anything is missing.  It then reconciles the approvals table
+pseudonym secret, log storage, and the client of the log operator's sequencer
+process, or in development the in-process sequencer) and fails with a clear
+error if anything is missing.  Outside the development profile a gateway
+never reads the log key: its configuration names only the log's verifier key
+and its append credential (:mod:`bordergate.log_access`).  It then reconciles the approvals table
 with the log: a crash between an ``approval-*`` entry and the table update
 must not leave, say, a revoked approval usable.  ``start_gateway`` also logs the
 ``gateway-start`` entry (with the release, when the releases room found an
@@ -50,6 +53,12 @@ from bordergate.gateway.service import Gateway, LogAppender, SequencerLog
 from bordergate.keys.backend import KeyFileSettings, open_key_backend
 from bordergate.keys.keyring import KeyRing, initialise
 from bordergate.locations import parse_log_location
+from bordergate.log_access import (
+    log_signer,
+    log_verifier,
+    provision_sequencer,
+    refuse_gateway_log_key,
+)
 from bordergate.log_witnessing import log_witnessing
 from bordergate.policy.bundle import PolicyBundle
 from bordergate.policy.engine import PolicyEngine
@@ -60,8 +69,8 @@ from bordergate.residency.stores import open_record_store
 from bordergate.residency.vault import Vault
 from bordergate.roster.publication import authority_for, create_development_authority_key
 from bordergate.tlog.client import LogClient, StorageSource
-from bordergate.tlog.logdir import read_signer, write_key
-from bordergate.tlog.note import Signer
+from bordergate.tlog.logdir import write_key
+from bordergate.tlog.note import Verifier
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage, open_storage
 from bordergate.tlog.tiles import TILE_WIDTH
@@ -111,29 +120,25 @@ def _verifier(j: Jurisdiction, limits: Limits) -> TokenVerifier:
                                   max_lifetime=float(limits.max_token_lifetime))
 
 
-def _log_appender(j: Jurisdiction, storage: LogStorage, signer: Signer) -> LogAppender:
-    """The in-process sequencer, or the client of the log's sequencer service.
+def _log_appender(j: Jurisdiction, storage: LogStorage) -> LogAppender:
+    """The client of the log operator's sequencer service, or (development) the
+    in-process sequencer.
 
-    With ``sequencer_url`` several gateway workers share one log: each sends
-    its entries to the one sequencer process (docs/scale-out.md); the workers
-    then only read the log's storage (checkpoint, tiles) to serve it.
+    With ``log.sequencer`` the gateway holds only its append credential
+    (``log.sequencer.credential_file``) and every entry names it
+    (:mod:`bordergate.appender`); several workers share one log, each with its
+    own credential (docs/scale-out.md), and only read the log's storage.
     """
-    if j.log.sequencer_url is not None:
-        from bordergate.tlog.remote import RemoteSequencer
-        assert j.log.sequencer_token_file is not None
-        try:
-            token = j.log.sequencer_token_file.read_text().strip()
-        except OSError as e:
-            raise ConfigError(f"cannot read {j.log.sequencer_token_file}: {e.strerror}",
-                              code="sequencer_token_unreadable") from None
-        return RemoteSequencer(j.log.sequencer_url, token, signer.verifier())
-    sequencer = Sequencer(storage, signer, witnessing=log_witnessing(j.log),
+    if j.log.sequencer is not None:
+        from bordergate.log_access import remote_appender
+        return remote_appender(j, j.log.sequencer.credential_file)
+    sequencer = Sequencer(storage, log_signer(j), witnessing=log_witnessing(j.log),
                           state_keys=state_keys)
     sequencer.start()
     return SequencerLog(sequencer)
 
 
-def _reconcile_approvals(storage: LogStorage, signer: Signer, approvals: ApprovalStore
+def _reconcile_approvals(storage: LogStorage, verifier: Verifier, approvals: ApprovalStore
                          ) -> None:
     """Replay the published log's ``approval-*`` entries into the approvals table.
 
@@ -141,7 +146,7 @@ def _reconcile_approvals(storage: LogStorage, signer: Signer, approvals: Approva
     covers every entry written before a crash.  Only entries whose canonical
     encoding names an ``approval-`` type are parsed.
     """
-    client = LogClient(StorageSource(storage), signer.verifier())
+    client = LogClient(StorageSource(storage), verifier)
     size = client.checkpoint().checkpoint.size
 
     def approval_entries() -> Iterator[tuple[int, Entry]]:
@@ -181,10 +186,8 @@ def open_gateway(deployment: Deployment, code: str, *,
     engine = PolicyEngine(bundle or PolicyBundle.load(deployment.policy_bundle_path))
     verifier = _verifier(j, deployment.limits)
     pseudonyms = Pseudonymizer(read_pseudonym_secret(j.log.pseudonym_secret_file))
-    signer = read_signer(j.log.key_file)
-    if signer.name != j.log.origin:
-        raise ConfigError(f"{j.log.key_file} signs for {signer.name!r}, not the configured "
-                          f"origin {j.log.origin!r}", code="log_origin_mismatch")
+    refuse_gateway_log_key(deployment.profile, j)
+    log_vkey = log_verifier(j)
     store = open_record_store(j.store, jurisdiction=code)
     backend = open_key_backend(j.keys, jurisdiction=code)
     vault = Vault(schema, store, KeyRing(backend, store))
@@ -192,12 +195,12 @@ def open_gateway(deployment: Deployment, code: str, *,
     budgets = open_budget_store(j.store)
     storage = open_storage(j.log.storage) if log_storage is None else log_storage
     if log_storage is not None and log_storage.read(CHECKPOINT_PATH) is None:
-        create_log(log_storage, signer)
-    appender = _log_appender(j, storage, signer)
+        create_log(log_storage, log_signer(j))
+    appender = _log_appender(j, storage)
     try:
-        _reconcile_approvals(storage, signer, approvals)
+        _reconcile_approvals(storage, log_vkey, approvals)
         revocations = TokenRevocations()
-        reader = LogClient(StorageSource(storage), signer.verifier())
+        reader = LogClient(StorageSource(storage), log_vkey)
         follow_log(revocations, reader)
         authority = authority_for(j)
         rosters = None if authority is None else RosterInForce(
@@ -209,7 +212,7 @@ def open_gateway(deployment: Deployment, code: str, *,
         raise
     gateway = Gateway(
         jurisdiction=code, schema=schema, engine=engine, verifier=verifier, vault=vault,
-        log=appender, log_storage=storage, log_verifier=signer.verifier(),
+        log=appender, log_storage=storage, log_verifier=log_vkey,
         pseudonyms=pseudonyms, approvals=approvals, peers=deployment.gateway_urls(),
         subject_ledger=open_subject_ledger(j.store),
         limits=deployment.limits, privacy=deployment.privacy,
@@ -239,12 +242,14 @@ async def start_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
 
     Raises:
         ConfigError: ``unreviewed_refused`` for ``unreviewed`` under the
-            production profile, and as :func:`open_gateway`.
+            production profile; ``gateway_holds_log_key`` for a log key named
+            outside the development profile; and as :func:`open_gateway`.
         Unavailable, Conflict: as :func:`open_gateway`, or the
             ``gateway-start`` entry could not be logged.
     """
     if unreviewed:
         refuse_unreviewed(deployment.profile)
+    refuse_gateway_log_key(deployment.profile, deployment.jurisdiction(code))
     # -- releases self-check (issue 6, promise 6; see bordergate/releases/selfcheck.py) --
     # Refuses (ConfigError release_*_not_approved) unless an approved release in this
     # log names the installed package digest and the policy bundle digest; the engine
@@ -347,23 +352,22 @@ def provision(deployment: Deployment) -> list[str]:
 
 def _provision_one(code: str, j: Jurisdiction) -> list[str]:
     done: list[str] = []
-    for path in (j.log.key_file, j.log.pseudonym_secret_file,
+    for path in (j.log.pseudonym_secret_file,
                  *j.issuer.public_key_files, j.issuer.private_key_file):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
     if not j.log.pseudonym_secret_file.exists():
         write_key(j.log.pseudonym_secret_file, secrets.token_hex(32))
         done.append(f"{code}: pseudonym secret {j.log.pseudonym_secret_file}")
-    if not j.log.key_file.exists():
-        write_key(j.log.key_file, Signer.generate(j.log.origin).key_string)
-        done.append(f"{code}: log signing key {j.log.key_file}")
+    done += provision_sequencer(j)
     location = parse_log_location(j.log.storage)
     if location.kind == "directory":
         Path(location.target).mkdir(parents=True, exist_ok=True)
     storage = open_storage(j.log.storage)
     try:
         if storage.read(CHECKPOINT_PATH) is None:
-            create_log(storage, read_signer(j.log.key_file))
+            key_file = j.sequencer.key_file if j.sequencer is not None else None
+            create_log(storage, log_signer(j, key_file))
             done.append(f"{code}: log {j.log.origin} at {j.log.storage}")
     finally:
         storage.close()

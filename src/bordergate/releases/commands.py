@@ -9,9 +9,13 @@ must read; ``keygen`` makes a reviewer key.  Exit codes: 0 done, 1 a release is
 not in the state asked for (``status --require-approved``), 2 usage, config or
 I/O errors.
 
-The commands write to the log directly (they become its single writer for a
-moment): while a gateway or a sequencer holds the log they fail with
-``log_writer_busy``.  This module must never hold release logic itself: it
+When the deployment names the log's sequencer service (``log.sequencer``),
+``propose`` and ``review`` append through it with the release tooling's own
+credential (``log.sequencer.release_credential_file``, or
+``--credential-file``), so gateways keep serving; each entry names that
+credential.  Otherwise they write to the log directly (they become its single
+writer for a moment, with the log key) and fail with ``log_writer_busy``
+while a gateway holds the log.  This module must never hold release logic itself: it
 calls ``releases.manifest``, ``review``, ``ledger``, ``index`` and ``publication``.
 """
 
@@ -28,7 +32,7 @@ from typing import Annotated, Any
 import typer
 
 from bordergate.errors import BordergateError, ConfigError, Conflict
-from bordergate.tlog.note import Signer
+from bordergate.tlog.note import Verifier
 from bordergate.tlog.storage import LogStorage
 
 __all__ = ["app"]
@@ -39,6 +43,9 @@ app = typer.Typer(help="Reviewed code and policy only: release manifests, review
 ConfigOpt = Annotated[Path, typer.Option("--config", help="the deployment file (TOML)")]
 JurisdictionOpt = Annotated[str | None, typer.Option(
     "--jurisdiction", help="which jurisdiction's log (default: the only one)")]
+CredentialOpt = Annotated[Path | None, typer.Option(
+    "--credential-file", help="append credential for the log's sequencer service "
+    "(default: log.sequencer.release_credential_file)")]
 
 
 def _fail(e: BordergateError) -> typer.Exit:
@@ -51,7 +58,7 @@ class _Log:
     code: str
     origin: str
     storage: LogStorage
-    signer: Signer
+    verifier: Verifier
     config_path: Path
     jurisdiction: Any
     deployment: Any
@@ -60,7 +67,7 @@ class _Log:
 @contextmanager
 def _open(config: Path, jurisdiction: str | None) -> Iterator[_Log]:
     from bordergate.config import load_config
-    from bordergate.tlog.logdir import read_signer
+    from bordergate.log_access import log_verifier
     from bordergate.tlog.storage import open_storage
     deployment = load_config(config)
     if jurisdiction is None:
@@ -70,10 +77,10 @@ def _open(config: Path, jurisdiction: str | None) -> Iterator[_Log]:
                               "pass --jurisdiction", code="jurisdiction_required")
         jurisdiction = next(iter(deployment.jurisdictions))
     j = deployment.jurisdiction(jurisdiction)
-    signer = read_signer(j.log.key_file)
+    verifier = log_verifier(j)
     storage = open_storage(j.log.storage)  # as the gateway opens it
     try:
-        yield _Log(j.code, j.log.origin, storage, signer, config, j, deployment)
+        yield _Log(j.code, j.log.origin, storage, verifier, config, j, deployment)
     finally:
         storage.close()
 
@@ -84,33 +91,28 @@ def _ledger(log: _Log) -> Any:
     from bordergate.releases.selfcheck import review_policy
     from bordergate.tlog.client import LogClient, StorageSource
     index = ReleaseIndex(log.origin)
-    index.update(LogClient(StorageSource(log.storage), log.signer.verifier()))
+    index.update(LogClient(StorageSource(log.storage), log.verifier))
     ledger = ReleaseLedger(review_policy(log.jurisdiction), log=log.origin)
     ledger.add_all(index.parsed())
     return ledger
 
 
-def _append(log: _Log, entry: bytes) -> int:
-    """Append ``entry`` and publish a checkpoint covering it, cosigned by the log's
-    witness quorum like every other writer's (promise 5; bordergate.log_witnessing).
-
-    Raises:
-        Conflict: ``log_writer_busy``: a gateway or sequencer holds the log.
-        Unavailable: ``witness_quorum_unavailable`` (via ``checkpoint_timeout``): the
-            entry is durable but no checkpoint covering it could be published.
-    """
+def _append(log: _Log, entry: bytes, credential_file: Path | None) -> int:
+    """Append ``entry`` through the log's sequencer service with the release
+    credential, or (no service named) as the log's writer for a moment."""
+    sequencer = log.jurisdiction.log.sequencer
+    if sequencer is not None:
+        return _append_through_service(log, entry,
+                                       credential_file or sequencer.release_credential_file)
+    from bordergate.log_access import log_signer
     from bordergate.log_witnessing import log_witnessing, unwitnessed_notice
     from bordergate.tlog.sequencer import Sequencer
     notice = unwitnessed_notice(log.jurisdiction.log)
     if notice:
         typer.echo(f"warning: {notice}", err=True)
-    if log.jurisdiction.log.sequencer_url:
-        typer.echo(f"note: {log.code} names a sequencer service "
-                   f"({log.jurisdiction.log.sequencer_url}); no client for it exists yet, "
-                   "writing to the log storage directly", err=True)
     witnessing = log_witnessing(log.jurisdiction.log)
     try:
-        with Sequencer(log.storage, log.signer, witnessing=witnessing) as seq:
+        with Sequencer(log.storage, log_signer(log.jurisdiction), witnessing=witnessing) as seq:
             index = seq.append_many([entry])
             seq.publish()
     except Conflict as e:
@@ -123,6 +125,26 @@ def _append(log: _Log, entry: bytes) -> int:
     return index
 
 
+def _append_through_service(log: _Log, entry: bytes, credential_file: Path | None) -> int:
+    import asyncio
+
+    from bordergate.log_access import remote_appender
+    if credential_file is None:
+        raise ConfigError(f"jurisdictions.{log.code}.log.sequencer names no "
+                          "release_credential_file (or pass --credential-file)",
+                          code="release_credential_missing")
+
+    async def send() -> int:
+        service = remote_appender(log.jurisdiction, credential_file)
+        try:
+            index = await service.append_many([entry])
+            await service.publish(30.0)
+            return index
+        finally:
+            await service.aclose()
+    return asyncio.run(send())
+
+
 def _short(release_id: str) -> str:
     return release_id.removeprefix("sha256:")[:16]
 
@@ -132,6 +154,7 @@ def keygen(key_file: Annotated[Path, typer.Option("--key-file", help="where to w
            name: Annotated[str, typer.Option("--name", help="the reviewer's name")]) -> None:
     """Make a reviewer key (mode 0600) and print its public key for the deployment file."""
     from bordergate.tlog.logdir import write_key
+    from bordergate.tlog.note import Signer
     try:
         signer = Signer.generate(name)
     except ValueError as e:
@@ -152,6 +175,7 @@ def propose(config: ConfigOpt, jurisdiction: JurisdictionOpt = None,
                 "--policy", help="policy bundle directory (default: the deployment's)")] = None,
             package_dir: Annotated[Path | None, typer.Option(
                 "--package-dir", hidden=True, help="digest another package directory")] = None,
+            credential_file: CredentialOpt = None,
             ) -> None:
     """Append a release entry for the installed package and policy bundle."""
     from bordergate.entries import encode_entry
@@ -177,7 +201,7 @@ def propose(config: ConfigOpt, jurisdiction: JurisdictionOpt = None,
                 raise InvalidInput(f"release manifest too large for one log entry: {e}",
                                    code="release_manifest_too_large") from None
             published = publish_bundle(log.storage, files)  # type: ignore[arg-type]
-            index = _append(log, entry)
+            index = _append(log, entry, credential_file)
     except BordergateError as e:
         raise _fail(e) from None
     typer.echo(f"release {manifest.id} proposed at entry {index} of {log.origin}")
@@ -196,7 +220,7 @@ def review(release: Annotated[str, typer.Argument(help="entry index or release i
            key_file: Annotated[Path, typer.Option("--key-file", help="the reviewer's key")],
            verdict: Annotated[str, typer.Option("--verdict", help="approve or reject")],
            note: Annotated[str, typer.Option("--note", help="what was reviewed, why")],
-           jurisdiction: JurisdictionOpt = None) -> None:
+           jurisdiction: JurisdictionOpt = None, credential_file: CredentialOpt = None) -> None:
     """Append a release-review entry signed with the reviewer's key."""
     from bordergate.entries import encode_entry
     from bordergate.releases.review import MAX_NOTE, VERDICTS, review_body
@@ -220,7 +244,7 @@ def review(release: Annotated[str, typer.Argument(help="entry index or release i
             now = time.time()
             body = review_body(reviewer, log=log.origin, release=record.id, verdict=verdict,
                                note=note, now=now)
-            index = _append(log, encode_entry("release-review", now, body))
+            index = _append(log, encode_entry("release-review", now, body), credential_file)
     except BordergateError as e:
         raise _fail(e) from None
     typer.echo(f"{verdict} of release {record.id} by {reviewer.name} recorded at entry {index}")

@@ -220,14 +220,14 @@ def gateway_self_check(deployment: Deployment, code: str, storage: LogStorage, *
         before serving.
 
     Raises:
-        ConfigError: as :func:`check_release`, or the log key file is unreadable.
+        ConfigError: as :func:`check_release`, or the log's verifier key is unreadable.
         VerificationError: the log does not verify.
         Unavailable: the log cannot be read.
     """
+    from bordergate.log_access import log_verifier
     from bordergate.tlog.client import StorageSource
-    from bordergate.tlog.logdir import read_signer
     j = deployment.jurisdiction(code)
-    verifier = read_signer(j.log.key_file).verifier()
+    verifier = log_verifier(j)
     client = LogClient(StorageSource(storage), verifier)
     return check_release(client, review_policy(j), deployment.policy_bundle_path,
                          package_dir=package_dir, unreviewed=unreviewed,
@@ -236,8 +236,10 @@ def gateway_self_check(deployment: Deployment, code: str, storage: LogStorage, *
 
 
 def default_index_file(jurisdiction: Jurisdiction) -> Path:
-    """Where a gateway keeps its release index: beside its log key (never served)."""
-    key = jurisdiction.log.key_file
+    """Where a gateway keeps its release index: beside its log key, or the log's
+    verifier key when it holds no log key (never served)."""
+    log = jurisdiction.log
+    key = log.key_file or log.vkey_file or log.pseudonym_secret_file
     return key.with_name(key.name + ".release-index.json")
 
 

@@ -5,6 +5,9 @@ the last line of ``log init``; ``log append`` reads one entry per line of
 standard input (the newline is not part of the entry) and prints the new size;
 ``log prove`` prints JSON with base64 hashes; ``log verify`` exits 0 only if
 everything verified, 1 if something did not, 2 for usage or I/O errors.
+``log sequencer`` (the log operator's service) lives in
+:mod:`bordergate.log_operator`, which reads deployment files (wired in by
+``bordergate.cli``).
 This module must never hold log logic itself: it calls the tlog API.
 """
 
@@ -245,63 +248,3 @@ def serve(directory: Path, port: Annotated[int, typer.Option(help="TCP port")] =
     storage = open_log_storage(directory)
     typer.echo(f"serving {directory} at http://{host}:{port}/checkpoint")
     uvicorn.run(make_log_app(storage), host=host, port=port, log_level="warning")
-
-
-@app.command()
-def sequencer(directory: Path, *,
-              token_file: Annotated[Path, typer.Option(
-                  help="bearer token shared with the writers (created 0600 if missing)")],
-              port: Annotated[int, typer.Option(help="TCP port")] = 8090,
-              host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
-              key_file: KeyFile = None,
-              interval: Annotated[float, typer.Option(help="checkpoint interval, s")] = 1.0,
-              witness: Annotated[list[str] | None, typer.Option(
-                  help="a witness to cosign checkpoints, URL=VKEY (repeatable)")] = None,
-              quorum: Annotated[int | None, typer.Option(
-                  help="cosignatures required before publishing (default: every witness)")
-              ] = None,
-              unwitnessed: Annotated[bool, typer.Option(
-                  "--unwitnessed", help="development only: publish checkpoints without a "
-                  "witness quorum (every audit reports them)")] = False,
-              ) -> None:
-    """Run the log's single writer as a service for several gateway workers.
-
-    It publishes a checkpoint only once ``--quorum`` of the ``--witness`` es cosigned it
-    (promise 5); without a quorum it refuses to start (``witness_quorum_required``)
-    unless ``--unwitnessed`` says that is intended.
-    """
-    import secrets
-
-    import uvicorn
-
-    from bordergate.entry_state import state_keys
-    from bordergate.tlog.sequencer import SequencerConfig
-    from bordergate.tlog.sequencer_service import make_sequencer_app
-    try:
-        witnessing = _witnessing(witness or [], quorum)
-        if witnessing is None or witnessing.quorum == 0:
-            if not unwitnessed:
-                raise ConfigError("the sequencer service publishes only witnessed checkpoints: "
-                                  "give --witness URL=VKEY (and --quorum), or --unwitnessed "
-                                  "for development", code="witness_quorum_required")
-            typer.echo("warning: publishing checkpoints without a witness quorum "
-                       "(--unwitnessed, development only): every audit reports them as "
-                       "checkpoint_unwitnessed", err=True)
-        if not token_file.exists():
-            write_key(token_file, secrets.token_urlsafe(32))
-        token = token_file.read_text().strip()
-        signer = read_signer(key_file or default_key_file(directory))
-        seq = Sequencer(open_log_storage(directory), signer,
-                        config=SequencerConfig(checkpoint_interval=interval),
-                        witnessing=witnessing, state_keys=state_keys)
-        seq.start()
-    except OSError as e:
-        typer.echo(f"error [io]: {e}", err=True)
-        raise typer.Exit(2) from None
-    except BordergateError as e:
-        raise _fail(e) from None
-    typer.echo(f"sequencer for {signer.name} at http://{host}:{port}/append")
-    try:
-        uvicorn.run(make_sequencer_app(seq, token), host=host, port=port, log_level="warning")
-    finally:
-        seq.close()

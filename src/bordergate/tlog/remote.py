@@ -2,9 +2,10 @@
 
 Gateway workers that share one log send their entries to the log's
 sequencer process (see :mod:`bordergate.tlog.sequencer_service`).  Within one
-worker, appends that arrive while a request is in flight are coalesced into
-the next request (client-side group commit), so the HTTP cost is paid per
-batch, not per entry.  Any failure (unreachable service, 5xx, timeout) fails
+worker, appends that arrive while requests are in flight are coalesced into
+the next request (client-side group commit, at most three requests in flight,
+each batch given contiguous indexes), so the HTTP cost is paid per batch, not
+per entry.  Any failure (unreachable service, 5xx, timeout) fails
 every append in the batch with :class:`~bordergate.errors.Unavailable`: the
 caller must then release nothing (an entry may or may not have been
 sequenced; a logged decision whose data was never sent is harmless, the
@@ -14,38 +15,65 @@ A guarded submission (:meth:`RemoteSequencer.append_guarded`) goes alone in
 its own ``POST /append-guarded`` (it may be refused on its own); a refusal
 comes back as :class:`~bordergate.errors.StaleState`.
 
+The client authenticates with its append credential (``ID.SECRET``,
+:mod:`bordergate.tlog.credentials`).  :meth:`RemoteSequencer.append_promised`
+sends entries alone and returns the log operator's signed promise of
+inclusion of each (:mod:`bordergate.tlog.promise`), checked against the log's
+key and the entries sent.
+
 This module must never interpret entries.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
 
 import httpx
 
-from bordergate.errors import InvalidInput, PushBack, StaleState, Unavailable
+from bordergate.errors import InvalidInput, PushBack, StaleState, Unavailable, VerificationError
 from bordergate.tlog.checkpoint import SignedCheckpoint, open_checkpoint
 from bordergate.tlog.note import Verifier
+from bordergate.tlog.promise import InclusionPromise, open_promise
 from bordergate.tlog.sequencer_service import encode_entries, encode_guarded
 from bordergate.tlog.tiles import ENTRY_MAX
 
 __all__ = ["RemoteSequencer"]
 
 _MAX_REQUEST_ENTRIES = 8192
+_MAX_IN_FLIGHT = 3
+_IDLE_REUSE = 2.0  # seconds; uvicorn closes idle keep-alive connections after 5
+
+
+def _problem_code(r: httpx.Response, default: str) -> str:
+    try:
+        code = r.json()["code"]
+    except (ValueError, KeyError, TypeError):
+        return default
+    return code if isinstance(code, str) and code.isidentifier() else default
 
 
 class RemoteSequencer:
     """Append to a log through its sequencer service (a gateway ``LogAppender``)."""
 
-    def __init__(self, url: str, token: str, verifier: Verifier, *,
+    def __init__(self, url: str, credential: str, verifier: Verifier, *,
                  timeout: float = 10.0, client: httpx.AsyncClient | None = None) -> None:
+        """Bind the service's ``url``, this appender's ``credential`` (``ID.SECRET``)
+        and the log's ``verifier`` key (checkpoints and promises).  Batches go over
+        plain keep-alive HTTP/1.1 connections (a fraction of httpx's cost per
+        request) unless ``client`` is given or the URL is https."""
         self.url = url.rstrip("/")
         self.verifier = verifier
-        self._headers = {"Authorization": f"Bearer {token}"}
+        self._headers = {"Authorization": f"Bearer {credential}"}
+        parts = urlsplit(self.url)
+        self._raw = _KeepAlive(parts.hostname or "", parts.port or 80, parts.path,
+                               self._headers, timeout) \
+            if client is None and parts.scheme == "http" else None
         self._client = client or httpx.AsyncClient(timeout=timeout)
         self._pending: list[tuple[list[bytes], asyncio.Future[int]]] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._senders: set[asyncio.Task[None]] = set()
         self._checkpoint: SignedCheckpoint | None = None
 
     @property
@@ -65,8 +93,12 @@ class RemoteSequencer:
             raise InvalidInput("log entry exceeds 65535 bytes", code="entry_too_large")
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((batch, future))
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(self._send_loop())
+        if len(self._senders) < _MAX_IN_FLIGHT:
+            # up to _MAX_IN_FLIGHT batches in flight: an entry arriving while one is
+            # on the wire need not wait a whole round trip before it is sent
+            sender = asyncio.create_task(self._send_loop())
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
         return await future
 
     async def append(self, entry: bytes) -> int:
@@ -100,6 +132,40 @@ class RemoteSequencer:
             raise StaleState("state changed since the decision", current=current)
         return self._first_of(r)
 
+    async def append_promised(self, entries: Sequence[bytes]
+                              ) -> tuple[int, list[InclusionPromise]]:
+        """Sequence entries (alone in one request) and return the index of the
+        first with the log operator's signed promise of inclusion of each.
+
+        Raises:
+            VerificationError: a promise is missing, badly signed, or not about
+                the entry sent at its index (``promise_mismatch``).
+            InvalidInput, PushBack, Unavailable: as :meth:`append_many`.
+        """
+        batch = list(entries)
+        if not batch or any(len(e) > ENTRY_MAX for e in batch):
+            raise InvalidInput("between 1 entry and entries of 65535 bytes",
+                               code="entry_too_large")
+        try:
+            r = await self._client.post(f"{self.url}/append?promise=1",
+                                        content=encode_entries(batch), headers=self._headers)
+        except httpx.HTTPError as e:
+            raise Unavailable(f"sequencer service unreachable: {e}",
+                              code="log_unavailable") from e
+        first = self._first_of(r)
+        try:
+            texts = r.json()["promises"]
+            promises = [open_promise(t.encode(), self.verifier) for t in texts]
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise VerificationError("sequencer answered without promises",
+                                    code="promise_missing") from e
+        if len(promises) != len(batch) or any(
+                p.index != first + i or not p.covers(e)
+                for i, (p, e) in enumerate(zip(promises, batch, strict=True))):
+            raise VerificationError("a promise is not about the entry sent at its index",
+                                    code="promise_mismatch")
+        return first, promises
+
     async def _send_loop(self) -> None:
         while self._pending:
             take, count = 0, 0
@@ -125,6 +191,8 @@ class RemoteSequencer:
 
     async def _post_append(self, body: bytes) -> int:
         try:
+            if self._raw is not None:
+                return self._first_of(await self._raw.post("/append", body))
             r = await self._client.post(f"{self.url}/append", content=body,
                                         headers=self._headers)
         except httpx.HTTPError as e:
@@ -137,6 +205,11 @@ class RemoteSequencer:
         if r.status_code == 503 and "retry-after" in r.headers:
             raise PushBack("sequencer service pushes back",
                            retry_after=float(r.headers["retry-after"]))
+        if r.status_code in (401, 403):  # this appender's credential or entries refused
+            code = "sequencer_credential_refused" if r.status_code == 401 else \
+                _problem_code(r, "appender_refused")
+            raise Unavailable(f"the log's sequencer refused the append: {r.text[:200]}",
+                              code=code)
         if r.status_code != 200:
             raise Unavailable(f"sequencer service answered {r.status_code}: {r.text[:200]}",
                               code="log_unwritable")
@@ -163,6 +236,9 @@ class RemoteSequencer:
         except httpx.HTTPError as e:
             raise Unavailable(f"sequencer service unreachable: {e}",
                               code="log_unavailable") from e
+        if r.status_code == 401:
+            raise Unavailable("the log's sequencer refused this append credential",
+                              code="sequencer_credential_refused")
         if r.status_code != 200:
             raise Unavailable(f"sequencer service answered {r.status_code}",
                               code="checkpoint_timeout")
@@ -179,4 +255,72 @@ class RemoteSequencer:
 
     async def aclose(self) -> None:
         self.close()
+        if self._raw is not None:
+            self._raw.close()
         await self._client.aclose()
+
+
+class _KeepAlive:
+    """``POST`` over plain keep-alive HTTP/1.1 connections to one service (the
+    batched append path).  A connection idle longer than :data:`_IDLE_REUSE`
+    seconds is not reused (the server may have closed it); any failure closes
+    the connection and raises :class:`~bordergate.errors.Unavailable` (never
+    retried: the batch may have been sequenced)."""
+
+    def __init__(self, host: str, port: int, base: str, headers: Mapping[str, str],
+                 timeout: float) -> None:
+        self.host, self.port, self.base, self.timeout = host, port, base.rstrip("/"), timeout
+        self._head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self._idle: list[tuple[float, asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def post(self, path: str, body: bytes) -> httpx.Response:
+        """The service's answer (status, headers, body) to ``POST path``.
+
+        Raises:
+            Unavailable: connecting, sending or reading failed or timed out.
+        """
+        now = time.monotonic()
+        while self._idle and now - self._idle[-1][0] > _IDLE_REUSE:
+            self._idle.pop()[2].close()
+        try:
+            async with asyncio.timeout(self.timeout):
+                if self._idle:
+                    _, reader, writer = self._idle.pop()
+                else:
+                    reader, writer = await asyncio.open_connection(self.host, self.port)
+                try:
+                    response = await self._exchange(reader, writer, path, body)
+                except BaseException:
+                    writer.close()
+                    raise
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+            raise Unavailable(f"sequencer service unreachable: {e!r}",
+                              code="log_unavailable") from e
+        if response.headers.get("connection", "").lower() == "close":
+            writer.close()
+        else:
+            self._idle.append((time.monotonic(), reader, writer))
+        return response
+
+    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        path: str, body: bytes) -> httpx.Response:
+        writer.write((f"POST {self.base}{path} HTTP/1.1\r\nHost: {self.host}\r\n"
+                      f"{self._head}Content-Type: application/octet-stream\r\n"
+                      f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+        await writer.drain()
+        status = (await reader.readline()).split(b" ", 2)
+        if len(status) < 2 or not status[0].startswith(b"HTTP/1."):
+            raise ValueError("not an HTTP/1.x answer")
+        headers: dict[str, str] = {}
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if "content-length" not in headers:
+            raise ValueError("an answer without Content-Length")
+        content = await reader.readexactly(int(headers["content-length"]))
+        return httpx.Response(int(status[1]), headers=headers, content=content)
+
+    def close(self) -> None:
+        for _, _, writer in self._idle:
+            writer.close()
+        self._idle.clear()

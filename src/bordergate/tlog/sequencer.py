@@ -444,6 +444,18 @@ class Sequencer:
         """Sequence one entry durably; returns its index."""
         return await asyncio.wrap_future(self.submit([entry]))
 
+    def promises(self, first: int, entries: Sequence[bytes]) -> list[bytes]:
+        """The log key's signed promises of inclusion (:mod:`bordergate.tlog.promise`)
+        for ``entries``, acknowledged as entries ``first``, ``first + 1``, ...
+
+        Call it only with an index this sequencer acknowledged for exactly these
+        entries: the promise is the log operator's word.
+        """
+        from bordergate.tlog.promise import promise_for
+
+        now_ms = int(time.time() * 1000)
+        return [promise_for(self.signer, first + i, e, now_ms) for i, e in enumerate(entries)]
+
     def publish(self, timeout: float = 30.0) -> SignedCheckpoint:
         """Wait until a checkpoint covering every entry submitted so far is published.
 

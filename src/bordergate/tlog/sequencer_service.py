@@ -15,9 +15,21 @@ and offers, on loopback or a private network, next to the read-only log paths:
   returns it (``text/plain``);
 * ``GET /checkpoint`` and ``/tile/...``: as ``bordergate log serve``.
 
-Writers authenticate with a bearer token read from a file that only the
-jurisdiction's processes can read (compared in constant time).  This module
-must never interpret entries.
+Each writer authenticates with its own append credential
+(:mod:`bordergate.tlog.credentials`: ``Authorization: Bearer ID.SECRET``,
+checked against the sequencer's credential list in constant time); a request
+without a listed credential gets 401 ``unauthenticated``.  The service hands
+every entry of an authenticated request, with the credential's id, to an
+optional ``check_entry`` given by its caller (``bordergate log sequencer``
+passes :func:`bordergate.tlog.credentials.require_appender`: each entry must name the
+credential that sends it, so the log operator, not the appender, attests who
+appended it); a refused entry refuses the whole request with 403 and the
+check's code, nothing sequenced.  Answers name the credential
+(``"appender": ID``).  With ``?promise=1`` an ``/append`` answer also carries
+``"promises"``: the log key's signed promise of inclusion of each entry
+(:mod:`bordergate.tlog.promise`).
+
+This module must never interpret entries itself.
 """
 
 from __future__ import annotations
@@ -25,8 +37,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hmac
 import json
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -35,12 +47,16 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bordergate.errors import BordergateError, PushBack, StaleState, VerificationError
+from bordergate.tlog.credentials import CredentialList
 from bordergate.tlog.sequencer import Sequencer
 from bordergate.tlog.server import log_routes
 from bordergate.tlog.tiles import ENTRY_MAX
 
-__all__ = ["decode_entries", "decode_guarded", "encode_entries", "encode_guarded",
+__all__ = ["EntryCheck", "decode_entries", "decode_guarded", "encode_entries", "encode_guarded",
            "make_sequencer_app"]
+
+#: ``check(credential_id, entry)``: raises VerificationError to refuse the entry.
+EntryCheck = Callable[[str, bytes], None]
 
 DEFAULT_MAX_BODY = 16 << 20
 
@@ -106,68 +122,98 @@ def _problem(e: BordergateError) -> Response:
                         headers=headers, media_type="application/problem+json")
 
 
-def make_sequencer_app(sequencer: Sequencer, token: str, *,
-                       max_body: int = DEFAULT_MAX_BODY) -> Starlette:
-    """The sequencer service app over a started ``sequencer``."""
-    expected = f"Bearer {token}".encode()
+async def _read_body(request: Request, max_body: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > max_body):
+        raise VerificationError("request body too large", code="body_too_large")
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > max_body:
+            raise VerificationError("request body too large", code="body_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
-    def authorized(request: Request) -> bool:
-        return hmac.compare_digest(request.headers.get("authorization", "").encode(), expected)
+
+def _refused(code: str, detail: str, status: int) -> Response:
+    return JSONResponse({"code": code, "detail": detail}, status_code=status,
+                        media_type="application/problem+json")
+
+
+def make_sequencer_app(sequencer: Sequencer, credentials: CredentialList, *,
+                       check_entry: EntryCheck | None = None,
+                       max_body: int = DEFAULT_MAX_BODY) -> Starlette:
+    """The sequencer service app over a started ``sequencer``, accepting appends
+    from ``credentials`` and checking each entry with ``check_entry``."""
+
+    def authenticated(request: Request) -> str | None:
+        return credentials.authenticate(request.headers.get("authorization", ""))
 
     async def read_body(request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > max_body):
-            raise VerificationError("request body too large", code="body_too_large")
-        chunks, total = [], 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > max_body:
-                raise VerificationError("request body too large", code="body_too_large")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await _read_body(request, max_body)
+
+    def checked(appender: str, entries: list[bytes]) -> Response | None:
+        if check_entry is None:
+            return None
+        try:
+            for entry in entries:
+                check_entry(appender, entry)
+        except VerificationError as e:
+            return _refused(e.code, str(e), 403)
+        return None
+
+    def acknowledged(appender: str, first: int, entries: list[bytes],
+                     promise: bool) -> Response:
+        answer: dict[str, Any] = {"first": first, "count": len(entries), "appender": appender}
+        if promise:
+            answer["promises"] = [p.decode() for p in sequencer.promises(first, entries)]
+        return Response(json.dumps(answer), media_type="application/json")
 
     async def append(request: Request) -> Response:
-        if not authorized(request):
-            return JSONResponse({"code": "unauthenticated", "detail": "bad or missing token"},
-                                status_code=401, media_type="application/problem+json")
+        appender = authenticated(request)
+        if appender is None:
+            return _refused("unauthenticated", "bad or missing append credential", 401)
         try:
             body = await read_body(request)
             entries = decode_entries(body)
             if not entries:
                 raise VerificationError("no entries in the request", code="no_entries")
+            refusal = checked(appender, entries)
+            if refusal is not None:
+                return refusal
             first = await asyncio.wrap_future(sequencer.submit(entries))
         except VerificationError as e:
             status = 413 if e.code == "body_too_large" else 400
-            return JSONResponse({"code": e.code, "detail": str(e)}, status_code=status,
-                                media_type="application/problem+json")
+            return _refused(e.code, str(e), status)
         except BordergateError as e:
             return _problem(e)
-        return Response(json.dumps({"first": first, "count": len(entries)}),
-                        media_type="application/json")
+        return acknowledged(appender, first, entries,
+                            request.query_params.get("promise") == "1")
 
     async def append_guarded(request: Request) -> Response:
-        if not authorized(request):
-            return JSONResponse({"code": "unauthenticated", "detail": "bad or missing token"},
-                                status_code=401, media_type="application/problem+json")
+        appender = authenticated(request)
+        if appender is None:
+            return _refused("unauthenticated", "bad or missing append credential", 401)
         try:
             entries, expect = decode_guarded(await read_body(request))
+            refusal = checked(appender, entries)
+            if refusal is not None:
+                return refusal
             first = await asyncio.wrap_future(sequencer.submit(entries, expect=expect))
         except VerificationError as e:
             status = 413 if e.code == "body_too_large" else 400
-            return JSONResponse({"code": e.code, "detail": str(e)}, status_code=status,
-                                media_type="application/problem+json")
+            return _refused(e.code, str(e), status)
         except StaleState as e:
             return JSONResponse({"code": e.code, "detail": str(e), "current": e.current},
                                 status_code=409, media_type="application/problem+json")
         except BordergateError as e:
             return _problem(e)
-        return Response(json.dumps({"first": first, "count": len(entries)}),
-                        media_type="application/json")
+        return acknowledged(appender, first, entries,
+                            request.query_params.get("promise") == "1")
 
     async def publish(request: Request) -> Response:
-        if not authorized(request):
-            return JSONResponse({"code": "unauthenticated", "detail": "bad or missing token"},
-                                status_code=401, media_type="application/problem+json")
+        if authenticated(request) is None:
+            return _refused("unauthenticated", "bad or missing append credential", 401)
         try:
             signed = await asyncio.to_thread(sequencer.publish, 30.0)
         except BordergateError as e:

@@ -18,5 +18,5 @@ follows from an entry's shape.  A rule reports through the
 :class:`~.context.RuleContext` it is given and never reads a log or a clock.
 """
 
-__all__ = ["approvals", "context", "dataflows", "decisions", "privacy", "releases", "rosters",
-           "statements", "tokens", "wellformed"]
+__all__ = ["appenders", "approvals", "context", "dataflows", "decisions", "privacy", "releases",
+           "rosters", "statements", "tokens", "wellformed"]

@@ -34,7 +34,8 @@ class RuleContext:
                  bundles: Callable[[str], BundleLookup], reviewers: ReviewPolicy,
                  approvers: Iterable[str] = (), approver_keys: ApproverKeys | None = None,
                  tolerance: float = 5.0, state: InspectionState | None = None,
-                 rosters: Callable[[RosterSignature], RosterLookup] | None = None) -> None:
+                 rosters: Callable[[RosterSignature], RosterLookup] | None = None,
+                 appenders: Mapping[str, str] | None = None) -> None:
         """Start (or continue from ``state``) the inspection of one log.
 
         Args:
@@ -52,12 +53,15 @@ class RuleContext:
             state: the state saved by the last run, if any.
             rosters: looks a signed roster version up (None: no roster
                 authority configured; every roster entry is then unverifiable).
+            appenders: append credential id -> role the auditor expects
+                (:mod:`~bordergate.audit.rules.appenders`; empty: not judged).
         """
         self.home = jurisdiction
         self.origin = origin
         self.bundles = bundles
         self.approvers = frozenset(approvers)
         self.approver_keys: ApproverKeys = approver_keys or MappingApproverKeys({})
+        self.appenders = dict(appenders or {})
         self.tolerance = tolerance
         self.state = state or InspectionState()
         self.ledger = ReleaseLedger(reviewers, log=origin)

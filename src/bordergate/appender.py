@@ -1,0 +1,92 @@
+"""Who appended an entry, attested by the log operator (issue 12, item 2).
+
+Every entry sent to a log's sequencer service carries a top-level member
+``"appender": ID`` naming the append credential that sends it
+(:mod:`bordergate.tlog.credentials`).  The appender writes the member
+(:func:`stamp`, :class:`AttributedLog`); the sequencer service, which alone
+holds the log key, refuses an entry whose member is missing or names another
+credential than the one that authenticated the request
+(:func:`~bordergate.tlog.credentials.require_appender`, re-exported here:
+``appender_missing``, ``appender_mismatch``; it reads that one member and no
+other part of an entry, so it lives beside the credentials in the tlog room).  So an
+entry in a log written through the service states which credential the log
+operator accepted it from, and a gateway cannot write as the release tool or
+the key custodian.  The auditor checks the member against the appenders it
+expects (``bordergate.audit.rules.appenders``).
+
+The member is outside the entry vocabulary of :mod:`bordergate.entries`
+(every type may carry it; the version ``v`` is unchanged), so this module adds
+it to encoded entries without knowing their types.  This module must never do
+I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bordergate.entries import canonical_json
+from bordergate.tlog.checkpoint import SignedCheckpoint
+from bordergate.tlog.credentials import APPENDER, claimed_appender, require_appender
+
+__all__ = ["APPENDER", "AttributedLog", "claimed_appender", "require_appender", "stamp"]
+
+
+
+def stamp(entry: bytes, appender_id: str) -> bytes:
+    """The canonical entry ``entry`` with ``"appender": appender_id`` added.
+
+    Raises:
+        ValueError: ``entry`` is not a canonical JSON object or names an
+            appender already (programmer misuse: the caller encoded it).
+    """
+    # canonical keys are sorted: when the first key starts after "a", so does
+    # every key, and the member goes first without a parse
+    if entry[:2] == b'{"' and entry[2] > 0x61:
+        return b'{"appender":' + json.dumps(appender_id).encode() + b"," + entry[1:]
+    body = json.loads(entry)
+    if not isinstance(body, dict) or APPENDER in body:
+        raise ValueError("not an entry without an appender")
+    stamped = canonical_json({**body, APPENDER: appender_id})
+    return stamped
+
+
+class AttributedLog:
+    """A gateway ``LogAppender`` that stamps every entry with its credential's id
+    before handing it to ``inner`` (a :class:`~bordergate.tlog.remote.RemoteSequencer`)."""
+
+    def __init__(self, inner: Any, appender_id: str) -> None:
+        self.inner = inner
+        self.appender_id = appender_id
+
+    @property
+    def origin(self) -> str:
+        return str(self.inner.origin)
+
+    async def append_many(self, entries: Sequence[bytes]) -> int:
+        """As the inner log's, with each entry stamped."""
+        return int(await self.inner.append_many([stamp(e, self.appender_id) for e in entries]))
+
+    async def append(self, entry: bytes) -> int:
+        return await self.append_many([entry])
+
+    async def append_guarded(self, entries: Sequence[bytes],
+                             expect: Mapping[str, int]) -> int:
+        """As the inner log's, with each entry stamped."""
+        return int(await self.inner.append_guarded(
+            [stamp(e, self.appender_id) for e in entries], expect))
+
+    def checkpoint(self) -> SignedCheckpoint | None:
+        result: SignedCheckpoint | None = self.inner.checkpoint()
+        return result
+
+    async def publish(self, timeout: float = 30.0) -> SignedCheckpoint:
+        result: SignedCheckpoint = await self.inner.publish(timeout)
+        return result
+
+    def close(self) -> None:
+        self.inner.close()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -1,0 +1,180 @@
+"""What each party of a jurisdiction may hold of its log (issue 12, item 2).
+
+The log operator's sequencer process alone holds the log key
+(``[jurisdictions.X.sequencer].key_file``).  Everyone else holds the log's
+verifier key (``log.vkey_file``) to read it, and appenders (gateway workers,
+the release tooling, the key custodian) hold only their own append
+credential (``log.sequencer.*credential_file``).  This module is the one place
+that reads those files for a jurisdiction:
+
+* :func:`log_verifier`: the log's verifier key (from ``vkey_file``, else
+  derived from ``key_file``), checked against the configured origin;
+* :func:`log_signer`: the log key, for a writer running the sequencer in
+  process (only when no sequencer service is named);
+* :func:`refuse_gateway_log_key`: outside the development profile a gateway
+  whose configuration names a log key refuses to start
+  (``gateway_holds_log_key``);
+* :func:`remote_appender`: a :class:`~bordergate.tlog.remote.RemoteSequencer`
+  with one credential, stamping each entry with its id
+  (:class:`~bordergate.appender.AttributedLog`);
+* :func:`provision_sequencer`: ``gateway init``'s part: the log key and
+  verifier key, each named credential file, and the sequencer's credential list.
+
+This module must never send a log key anywhere, nor let a gateway outside the
+development profile read one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bordergate.appender import AttributedLog
+from bordergate.config import Jurisdiction
+from bordergate.errors import ConfigError
+from bordergate.profile import Profile
+from bordergate.tlog.credentials import (
+    AppendCredential,
+    parse_credential_list,
+    read_credential,
+)
+from bordergate.tlog.logdir import read_signer, write_key
+from bordergate.tlog.note import Ed25519Verifier, Signer
+
+__all__ = ["log_signer", "log_verifier", "provision_sequencer", "refuse_gateway_log_key",
+           "remote_appender"]
+
+
+def log_verifier(j: Jurisdiction) -> Ed25519Verifier:
+    """The log's verifier key, for the configured origin.
+
+    Raises:
+        ConfigError: ``log_vkey_unreadable``, ``log_vkey_invalid`` or
+            ``log_origin_mismatch``.
+    """
+    log = j.log
+    if log.vkey_file is None:
+        return log_signer(j).verifier()
+    try:
+        text = log.vkey_file.read_text().strip()
+    except OSError as e:
+        raise ConfigError(f"cannot read the log's verifier key {log.vkey_file}: {e.strerror}",
+                          code="log_vkey_unreadable") from None
+    try:
+        verifier = Ed25519Verifier.from_key_string(text)
+    except Exception as e:  # VerificationError or ValueError: the file is not a key
+        raise ConfigError(f"{log.vkey_file} is not a log verifier key: {e}",
+                          code="log_vkey_invalid") from None
+    if verifier.name != log.origin:
+        raise ConfigError(f"{log.vkey_file} verifies {verifier.name!r}, not the configured "
+                          f"origin {log.origin!r}", code="log_origin_mismatch")
+    return verifier
+
+
+def log_signer(j: Jurisdiction, key_file: Path | None = None) -> Signer:
+    """The log key (``key_file``, default ``log.key_file``), for the configured origin.
+
+    Raises:
+        ConfigError: no key file named (``log_key_missing``), unreadable, or
+            signing for another origin (``log_origin_mismatch``).
+    """
+    path = key_file or j.log.key_file
+    if path is None:
+        raise ConfigError(f"jurisdictions.{j.code}: no log key is named here (the log's "
+                          "sequencer process holds it): name its sequencer service in "
+                          "log.sequencer", code="log_key_missing")
+    signer = read_signer(path)
+    if signer.name != j.log.origin:
+        raise ConfigError(f"{path} signs for {signer.name!r}, not the configured "
+                          f"origin {j.log.origin!r}", code="log_origin_mismatch")
+    return signer
+
+
+def refuse_gateway_log_key(profile: Profile, j: Jurisdiction) -> None:
+    """A gateway holds an append credential, never the log key (outside development).
+
+    Raises:
+        ConfigError: ``gateway_holds_log_key``: ``log.key_file`` is named and the
+            profile is not development; or ``sequencer_required``: no sequencer
+            service is named outside development.
+    """
+    if profile is Profile.DEVELOPMENT:
+        return
+    if j.log.key_file is not None:
+        raise ConfigError(
+            f"jurisdictions.{j.code}.log.key_file: a gateway never holds the log key under "
+            f"the {profile.value} profile; the log's sequencer process holds it "
+            f"([jurisdictions.{j.code}.sequencer].key_file) and the gateway appends with its "
+            "credential (log.sequencer.credential_file)", code="gateway_holds_log_key")
+    if j.log.sequencer is None:
+        raise ConfigError(f"jurisdictions.{j.code}.log.sequencer: the {profile.value} profile "
+                          "needs the log's sequencer service", code="sequencer_required")
+
+
+def remote_appender(j: Jurisdiction, credential_file: Path) -> AttributedLog:
+    """The client of ``j``'s sequencer service with the credential in ``credential_file``.
+
+    Raises:
+        ConfigError: no sequencer service named, or the credential or
+            verifier key is unreadable.
+    """
+    from bordergate.tlog.remote import RemoteSequencer
+
+    if j.log.sequencer is None:
+        raise ConfigError(f"jurisdictions.{j.code}.log.sequencer is not set",
+                          code="sequencer_required")
+    credential = read_credential(credential_file)
+    remote = RemoteSequencer(j.log.sequencer.url, credential.token, log_verifier(j))
+    return AttributedLog(remote, credential.id)
+
+
+def provision_sequencer(j: Jurisdiction) -> list[str]:
+    """Create the log key, verifier key, credentials and credential list ``j`` names
+    and lacks (idempotent); one line per action.
+
+    The log key goes to ``[sequencer].key_file`` (else ``log.key_file``); each
+    credential's id is its file name without the extension (``us-gw-1.cred``
+    gives ``us-gw-1``) and is added to the sequencer's credential list.
+
+    Raises:
+        ConfigError: a credential file name is not a valid id, or the list is malformed.
+    """
+    done: list[str] = []
+    key_file = j.sequencer.key_file if j.sequencer is not None else j.log.key_file
+    if key_file is not None and not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        write_key(key_file, Signer.generate(j.log.origin).key_string)
+        done.append(f"{j.code}: log signing key {key_file}")
+    if j.log.vkey_file is not None and not j.log.vkey_file.exists() and key_file is not None:
+        j.log.vkey_file.parent.mkdir(parents=True, exist_ok=True)
+        j.log.vkey_file.write_text(log_signer(j, key_file).verifier().key_string + "\n")
+        done.append(f"{j.code}: log verifier key {j.log.vkey_file}")
+    if j.log.sequencer is None or j.sequencer is None:
+        return done
+    listed = j.sequencer.credentials_file
+    text = listed.read_text() if listed.exists() else ""
+    known = parse_credential_list(text).ids
+    for path in j.log.sequencer.credential_files():
+        credential = read_credential(path) if path.exists() else _issue(path)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_key(path, credential.token)
+            done.append(f"{j.code}: append credential {credential.id} ({path})")
+        if credential.id not in known:
+            text += credential.list_line + "\n"
+            known |= {credential.id}
+    listed.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(listed, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the operator's own
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return done
+
+
+def _issue(path: Path) -> AppendCredential:
+    try:
+        return AppendCredential.issue(path.stem)
+    except ValueError:
+        raise ConfigError(f"{path}: an append credential file is named after its id "
+                          "([a-z0-9][a-z0-9_-]*, e.g. us-gw-1.cred)",
+                          code="credential_name_invalid") from None
+
