@@ -11,7 +11,14 @@ promise 6)::
      "policy":  {"digest": "sha256:<hex>", "files": {...}},
      "dependencies": [{"name": "cryptography", "version": "43.0.1",
                        "record": "sha256:<hex of its RECORD file>"}, ...],
-     "time": "2026-11-28T00:19:58.123Z"}
+     "time": "2026-11-28T00:19:58.123Z",
+     "runtime": {...} | null,                  format /2 only: releases.runtime.RuntimeSlice
+     "deployment": {...} | null}               format /2 only: releases.deployment_slice
+
+Format ``bordergate-release/2`` adds ``runtime`` (the hash-locked environment
+the gateway runs from, or null when proposed from a development environment)
+and ``deployment`` (the jurisdiction's decision-relevant settings).  A
+manifest built without either is written in format /1, which still parses.
 
 The package digest is the canonical-file-list digest (``bordergate.tree_digest``) of
 the installed ``bordergate`` package directory: every regular file under it
@@ -46,10 +53,13 @@ from typing import Any
 
 from bordergate.entries import canonical_json, format_time, parse_time
 from bordergate.errors import VerificationError
+from bordergate.releases.deployment_slice import DeploymentSlice, parse_deployment_slice
+from bordergate.releases.runtime import RuntimeSlice, parse_slice
 from bordergate.tree_digest import DIGEST_PREFIX, FileListDigest, digest_directory
 
 __all__ = [
     "MANIFEST_FORMAT",
+    "MANIFEST_FORMAT_2",
     "Dependency",
     "Manifest",
     "ReleaseDiff",
@@ -63,6 +73,7 @@ __all__ = [
 ]
 
 MANIFEST_FORMAT = "bordergate-release/1"
+MANIFEST_FORMAT_2 = "bordergate-release/2"
 REVISION_FILE = "REVISION"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -101,9 +112,20 @@ class Manifest:
     policy_files: Mapping[str, str]
     dependencies: tuple[Dependency, ...]
     time: str
+    runtime: RuntimeSlice | None = None
+    deployment: DeploymentSlice | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as a JSON-ready object."""
+        out = self._json_v1()
+        if self.runtime is not None or self.deployment is not None:
+            out["format"] = MANIFEST_FORMAT_2
+            out["runtime"] = self.runtime.to_json() if self.runtime is not None else None
+            out["deployment"] = (self.deployment.to_json() if self.deployment is not None
+                                 else None)
+        return out
+
+    def _json_v1(self) -> dict[str, Any]:
         return {
             "format": MANIFEST_FORMAT,
             "version": self.version,
@@ -234,7 +256,9 @@ def _python() -> str:
 def build_manifest(policy_dir: str | os.PathLike[str], *, now: float,
                    package_dir: str | os.PathLike[str] | None = None,
                    version: str | None = None, revision: str | bool | None = True,
-                   dependencies: tuple[Dependency, ...] | None = None) -> Manifest:
+                   dependencies: tuple[Dependency, ...] | None = None,
+                   runtime: RuntimeSlice | None = None,
+                   deployment: DeploymentSlice | None = None) -> Manifest:
     """Build the manifest of the installed package and a policy bundle directory.
 
     Args:
@@ -245,6 +269,8 @@ def build_manifest(policy_dir: str | os.PathLike[str], *, now: float,
         revision: a fixed revision, None for none, or True to detect it
             (:func:`source_revision`).
         dependencies: defaults to :func:`dependency_records`.
+        runtime: the runtime slice to record (format /2), if any.
+        deployment: the jurisdiction's deployment slice to record (format /2), if any.
 
     Returns:
         The manifest.
@@ -266,7 +292,7 @@ def build_manifest(policy_dir: str | os.PathLike[str], *, now: float,
         policy_digest=policy.digest,
         policy_files=dict(policy.files),
         dependencies=dependencies if dependencies is not None else dependency_records(),
-        time=format_time(now),
+        time=format_time(now), runtime=runtime, deployment=deployment,
     )
 
 
@@ -340,10 +366,15 @@ def parse_manifest(obj: Any) -> Manifest:
         raise _bad("not a JSON object")
     keys = {"format", "version", "revision", "python", "package", "policy", "dependencies",
             "time"}
+    if obj.get("format") == MANIFEST_FORMAT_2:
+        keys |= {"runtime", "deployment"}
+    elif obj.get("format") != MANIFEST_FORMAT:
+        raise _bad(f"unknown format {str(obj.get('format'))[:40]!r}")
     if set(obj) != keys:
         raise _bad(f"keys are {sorted(obj)}, expected {sorted(keys)}")
-    if obj["format"] != MANIFEST_FORMAT:
-        raise _bad(f"unknown format {str(obj['format'])[:40]!r}")
+    runtime = parse_slice(obj["runtime"]) if obj.get("runtime") is not None else None
+    deployment = (parse_deployment_slice(obj["deployment"])
+                  if obj.get("deployment") is not None else None)
     package_digest, package_files = _file_list(obj["package"], "package")
     policy_digest, policy_files = _file_list(obj["policy"], "policy")
     version, time = _string(obj, "version"), _string(obj, "time")
@@ -356,7 +387,8 @@ def parse_manifest(obj: Any) -> Manifest:
     return Manifest(version=version, revision=_string(obj, "revision", optional=True),
                     python=python, package_digest=package_digest, package_files=package_files,
                     policy_digest=policy_digest, policy_files=policy_files,
-                    dependencies=_dependencies(obj["dependencies"]), time=time)
+                    dependencies=_dependencies(obj["dependencies"]), time=time,
+                    runtime=runtime, deployment=deployment)
 
 
 # -- what changed between two releases ------------------------------------------------
