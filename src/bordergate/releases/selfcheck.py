@@ -175,6 +175,23 @@ def _mismatch(near: ReleaseRecord, deployment: DeploymentSlice | None,
     return ConfigError("\n".join(lines), code=code)
 
 
+def _with_setting_changes(refusal: ConfigError, ledger: ReleaseLedger,
+                          deployment: DeploymentSlice | None) -> ConfigError:
+    """``refusal``, naming the settings that differ from the latest approved release."""
+    approved = [r for r in ledger.releases.values()
+                if r.state == "approved" and r.manifest.deployment is not None]
+    if deployment is None or not approved:
+        return refusal
+    latest = max(approved, key=lambda r: r.index)
+    assert latest.manifest.deployment is not None
+    changes = diff_settings(latest.manifest.deployment, deployment)
+    if not changes:
+        return refusal
+    lines = [f"settings that differ from the latest approved release {latest.id} "
+             f"(entry {latest.index}):", *(f"  setting {c}" for c in changes)]
+    return ConfigError(f"{refusal}\n" + "\n".join(lines), code=refusal.code)
+
+
 def check_release(client: LogClient, policy: ReviewPolicy, policy_dir: str | os.PathLike[str],
                   *, package_dir: str | os.PathLike[str] | None = None,
                   unreviewed: bool = False, index_file: Path | None = None,
@@ -249,7 +266,8 @@ def check_release(client: LogClient, policy: ReviewPolicy, policy_dir: str | os.
     if release is None and not unreviewed:
         if near is not None:
             raise _mismatch(near, deployment, runtime, config_hint)
-        raise _refusal(package, bundle, pkg_dir, pol_dir, ledger, config_hint=config_hint)
+        refusal = _refusal(package, bundle, pkg_dir, pol_dir, ledger, config_hint=config_hint)
+        raise _with_setting_changes(refusal, ledger, deployment)
     return StartCheck(reviewed=release is not None, release=release, package_dir=pkg_dir,
                       package_digest=package.digest, policy_dir=pol_dir,
                       policy_digest=bundle.digest, policy_files=policy_files,
