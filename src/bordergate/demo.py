@@ -94,6 +94,7 @@ class Demo:
     def __init__(self, data: Path, *, subjects: int = 3000, base_port: int = 8401,
                  console: Console | None = None) -> None:
         self.data = data.resolve()
+        self.runtime: Path | None = None  # the built gateway runtime (build_runtime)
         self.subjects = subjects
         self.ports = {c: base_port + i for i, c in enumerate(CODES)}
         self.urls = {c: f"http://127.0.0.1:{p}" for c, p in self.ports.items()}
@@ -171,11 +172,31 @@ class Demo:
         return "\n".join(lines)
 
     # -- 2. releases ---------------------------------------------------------------
+    def build_runtime(self) -> None:
+        """Build (or reuse) the gateways' hash-locked runtime (promise 6, issue 13)."""
+        from bordergate.errors import BordergateError
+        from bordergate.releases.runtime_build import cached_runtime
+        started = time.monotonic()
+        try:
+            self.runtime = cached_runtime(self.data / "runtime-cache").out
+        except BordergateError as e:
+            self.runtime = None
+            self.say(f"[red]runtime not built ({e.code}): gateways run unattested[/]")
+            return
+        self.say(f"[bold]1b.[/] gateway runtime ready in {self.runtime}/env "
+                 f"({time.monotonic() - started:.0f} s; cached by its inputs)")
+
+    def _serve_command(self) -> list[str]:
+        if self.runtime is None:
+            return _bordergate()
+        return [str(self.runtime / "env" / "bin" / "bordergate")]  # re-executes itself isolated
+
     def release(self) -> None:
         """Propose the installed release in us and eu and have both reviewers approve."""
+        with_runtime = ["--runtime", str(self.runtime)] if self.runtime is not None else []
         for code in ("us", "eu"):
             out = self.cli("release", "propose", "--config", str(self.config),
-                           "--jurisdiction", code)
+                           "--jurisdiction", code, *with_runtime)
             index = out.split(" proposed at entry ")[1].split()[0]
             for key in self.reviewer_keys[code]:
                 self.cli("release", "review", index, "--config", str(self.config),
@@ -193,7 +214,7 @@ class Demo:
             for_cn = ["--unreviewed"] if code == "cn" else []
             out = open(logs / f"{code}.log", "wb")  # noqa: SIM115 (lives with the process)
             self.procs[code] = subprocess.Popen(
-                [*_bordergate(), "gateway", "serve", "--config", str(self.config),
+                [*self._serve_command(), "gateway", "serve", "--config", str(self.config),
                  "--jurisdiction", code, *for_cn], stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, env=self._gateway_env())
         for code in CODES:
@@ -410,7 +431,7 @@ class Demo:
         logs = self.data / "gateway-logs"
         out = open(logs / "us.restart.log", "wb")  # noqa: SIM115 (lives with the process)
         self.procs["us"] = subprocess.Popen(
-            [*_bordergate(), "gateway", "serve", "--config", str(self.config),
+            [*self._serve_command(), "gateway", "serve", "--config", str(self.config),
              "--jurisdiction", "us"], stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, env=self._gateway_env())
         self._wait_healthy("us", logs / "us.restart.log")
@@ -575,6 +596,7 @@ def run_demo(data: Path, *, subjects: int = 3000, serve: bool = True,
     demo = Demo(data, subjects=subjects, base_port=base_port)
     demo.prepare()
     demo.write_vkeys()
+    demo.build_runtime()
     demo.release()
     with _running(demo):
         demo.start()

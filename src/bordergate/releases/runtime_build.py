@@ -33,7 +33,8 @@ from bordergate.errors import ConfigError, Unavailable
 from bordergate.releases.manifest import dependency_records, installed_package_dir
 from bordergate.releases.runtime import write_lock
 
-__all__ = ["BuiltRuntime", "build_runtime", "lock_digest", "requirements_lock", "source_tree"]
+__all__ = ["BuiltRuntime", "build_runtime", "cached_runtime", "lock_digest", "requirements_lock",
+           "runtime_key", "source_tree"]
 
 PINNED_TOOLS = ("pip", "setuptools")
 _WHEEL_NAME = re.compile(r"([^-]+)-([^-]+)-.*\.whl")
@@ -130,3 +131,39 @@ def build_runtime(out: Path, *, source: Path | None = None) -> BuiltRuntime:
     _pip("--python", str(env / "bin" / "python"), "install", "--require-hashes", "--no-deps",
          "--no-index", "--quiet", "--find-links", str(wheelhouse), "-r", str(requirements))
     return BuiltRuntime(out, env, requirements, write_lock(env))
+
+
+def runtime_key(package_dir: Path | None = None) -> str:
+    """sha256 hex of what determines the runtime's lock: the package, the pins, the Python.
+
+    (The requirements lock itself needs the wheel built first; these are its inputs.)
+    """
+    from bordergate.tree_digest import digest_directory
+    pkg = digest_directory(package_dir or installed_package_dir()).digest
+    text = "\n".join([pkg, sys.version, *(f"{n}=={v}" for n, v in pins())])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cached_runtime(cache_dir: Path) -> BuiltRuntime:
+    """The runtime of the installed source tree, built once under ``cache_dir``.
+
+    Reused when ``cache_dir/runtime-<key>`` (:func:`runtime_key`) holds one that
+    still verifies against its lock; built otherwise (minutes: see
+    docs/runtime-attestation.md).
+
+    Raises:
+        ConfigError, Unavailable: as :func:`build_runtime`.
+    """
+    import json
+
+    from bordergate.releases.runtime import check_runtime, lock_path
+    out = cache_dir / f"runtime-{runtime_key()[:24]}"
+    env = out / "env"
+    if lock_path(env).is_file():
+        try:
+            check_runtime(env)
+            lock = json.loads(lock_path(env).read_text("utf-8"))
+            return BuiltRuntime(out, env, out / "requirements.lock", lock)
+        except (ConfigError, ValueError):
+            pass  # damaged or changed: build it again
+    return build_runtime(out)
