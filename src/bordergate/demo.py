@@ -126,8 +126,12 @@ class Demo:
             if not (self.data / MARKER).exists() and any(self.data.iterdir()):
                 raise RuntimeError(f"{self.data} is not empty and not a bordergate demo "
                                    "directory; refusing to overwrite it")
+            kept = self._keep_runtime_cache()
             shutil.rmtree(self.data)
-        self.data.mkdir(parents=True)
+            self.data.mkdir(parents=True)
+            if kept is not None:
+                shutil.move(kept, self.data / "runtime-cache")
+        self.data.mkdir(parents=True, exist_ok=True)
         (self.data / MARKER).write_text("demo data: every key here is for the demo only\n")
         reviewers: dict[str, list[tuple[str, str]]] = {}
         for code in CODES:
@@ -178,13 +182,23 @@ class Demo:
         from bordergate.releases.runtime_build import cached_runtime
         started = time.monotonic()
         try:
-            self.runtime = cached_runtime(self.data / "runtime-cache").out
+            self.runtime = cached_runtime(self.data / "runtime-cache").out  # kept by prepare()
         except BordergateError as e:
             self.runtime = None
             self.say(f"[red]runtime not built ({e.code}): gateways run unattested[/]")
             return
         self.say(f"[bold]1b.[/] gateway runtime ready in {self.runtime}/env "
                  f"({time.monotonic() - started:.0f} s; cached by its inputs)")
+
+    def _keep_runtime_cache(self) -> Path | None:
+        """Move the built runtime out of the way of the wipe (it takes minutes to build)."""
+        cache = self.data / "runtime-cache"
+        if not cache.is_dir():
+            return None
+        kept = self.data.with_name(self.data.name + ".runtime-cache")
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.move(cache, kept)
+        return kept
 
     def _serve_command(self) -> list[str]:
         if self.runtime is None:
