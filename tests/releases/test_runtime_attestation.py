@@ -260,3 +260,12 @@ def test_another_jurisdictions_reviewers_force_no_release_here(approved: Approve
     outcome = start(approved)
     assert not outcome.healthy and outcome.code == "release_deployment_not_approved"
     assert "setting reviewers" in outcome.message
+
+
+def test_two_runtime_builds_give_one_digest(built_runtime: BuiltRuntime,
+                                            tmp_path: Path) -> None:
+    """Promise 6 (reproducible releases): a second build of the same tree and pins gives
+    the same runtime digest, so anyone can rebuild what reviewers approved."""
+    again = build_runtime(tmp_path / "again")
+    assert again.lock["digest"] == built_runtime.lock["digest"]
+    assert again.requirements.read_text() == built_runtime.requirements.read_text()
