@@ -31,7 +31,12 @@ from bordergate.releases.deployment_slice import (
     diff_settings,
     parse_deployment_slice,
 )
-from bordergate.releases.manifest import MANIFEST_FORMAT_2, build_manifest, parse_manifest
+from bordergate.releases.manifest import (
+    MANIFEST_FORMAT_2,
+    build_manifest,
+    diff_manifests,
+    parse_manifest,
+)
 from bordergate.releases.runtime import RuntimeSlice, diff_slices, parse_slice
 from bordergate.releases.selfcheck import check_release
 from bordergate.runtime_boot import RuntimeRefused, _pth_paths, compare
@@ -110,6 +115,11 @@ def test_settings_and_runtime_differences_are_named(tmp_path: Path) -> None:
     after = deployment_slice(load_config(config), "us")
     lines = diff_settings(before, after)
     assert "k_min: 5 -> 1" in lines and any(x.startswith("policy_bundle:") for x in lines)
+    old = build_manifest(tmp_path / "policy", now=T0, revision=None, dependencies=(),
+                         deployment=before)
+    new = build_manifest(tmp_path / "policy", now=T0, revision=None, dependencies=(),
+                         deployment=after)
+    assert "k_min: 5 -> 1" in diff_manifests(old, new).settings  # what `release diff` shows
     a = RuntimeSlice("cpython-3.11.7", {"python": "sha256:" + "a" * 64},
                      "sha256:" + "b" * 64, {"cedarpy": "4.1 sha256:" + "c" * 64})
     b = RuntimeSlice("cpython-3.11.7", {"python": "sha256:" + "a" * 64},

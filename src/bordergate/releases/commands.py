@@ -327,8 +327,12 @@ def diff(old: Annotated[str, typer.Argument(help="entry index or release id (pre
         typer.echo(f"  {kind:<8} {name}")
     for kind, name in changes.dependencies:
         typer.echo(f"  {kind:<8} dependency {name}")
+    for line in changes.settings:
+        typer.echo(f"  setting  {line}")
+    for line in changes.runtime:
+        typer.echo(f"  runtime  {line}")
     if changes.empty:
-        typer.echo("  no file or dependency changed")
+        typer.echo("  no file, dependency, setting or runtime changed")
 
 
 @app.command("build-runtime")

@@ -53,8 +53,12 @@ from typing import Any
 
 from bordergate.entries import canonical_json, format_time, parse_time
 from bordergate.errors import VerificationError
-from bordergate.releases.deployment_slice import DeploymentSlice, parse_deployment_slice
-from bordergate.releases.runtime import RuntimeSlice, parse_slice
+from bordergate.releases.deployment_slice import (
+    DeploymentSlice,
+    diff_settings,
+    parse_deployment_slice,
+)
+from bordergate.releases.runtime import RuntimeSlice, diff_slices, parse_slice
 from bordergate.tree_digest import DIGEST_PREFIX, FileListDigest, digest_directory
 
 __all__ = [
@@ -404,10 +408,12 @@ class ReleaseDiff:
 
     files: tuple[tuple[str, str], ...]
     dependencies: tuple[tuple[str, str], ...]
+    settings: tuple[str, ...] = ()
+    runtime: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not self.files and not self.dependencies
+        return not (self.files or self.dependencies or self.settings or self.runtime)
 
 
 def _diff_files(prefix: str, old: Mapping[str, str], new: Mapping[str, str]
@@ -437,4 +443,14 @@ def diff_manifests(old: Manifest, new: Manifest) -> ReleaseDiff:
             deps.append(("added", f"{name} {b[name].version}"))
         elif (a[name].version, a[name].record) != (b[name].version, b[name].record):
             deps.append(("changed", f"{name} {a[name].version} -> {b[name].version}"))
-    return ReleaseDiff(tuple(files), tuple(deps))
+    settings: list[str] = []
+    if old.deployment is not None and new.deployment is not None:
+        settings = diff_settings(old.deployment, new.deployment)
+    elif (old.deployment is None) != (new.deployment is None):
+        settings = ["deployment settings " + ("added" if old.deployment is None else "removed")]
+    runtime: list[str] = []
+    if old.runtime is not None and new.runtime is not None:
+        runtime = diff_slices(old.runtime, new.runtime)
+    elif (old.runtime is None) != (new.runtime is None):
+        runtime = ["runtime " + ("added" if old.runtime is None else "removed")]
+    return ReleaseDiff(tuple(files), tuple(deps), tuple(settings), tuple(runtime))
