@@ -94,6 +94,10 @@ ATTESTED: dict[str, Any] | None = None
 class RuntimeRefused(Exception):
     """The runtime differs from its lock, or the start is not isolated.
 
+    Outside ``bordergate.errors`` on purpose: it is raised before anything but
+    the standard library may be imported.  Its codes are as stable as the
+    tree's; ``releases.runtime`` reports them as ``ConfigError`` with the same code.
+
     Attributes:
         code: a stable error code (``runtime_*``).
     """
@@ -244,15 +248,26 @@ def read_lock(lock_path: str) -> dict[str, Any]:
     """
     try:
         with open(lock_path, encoding="utf-8") as f:
-            lock = json.load(f)
+            lock: dict[str, Any] = json.load(f)
     except (OSError, ValueError) as e:
         raise RuntimeRefused(f"cannot read the runtime lock {lock_path}: {e}",
                              code="runtime_lock_unreadable") from None
-    if not isinstance(lock, dict) or lock.get("format") != LOCK_FORMAT or \
-            not isinstance(lock.get("files"), dict):
+    if not _well_formed(lock):
         raise RuntimeRefused(f"{lock_path} is not a {LOCK_FORMAT} lock",
                              code="runtime_lock_unreadable")
     return lock
+
+
+def _well_formed(lock: Any) -> bool:
+    """A lock object: format, python version, and ``{root: {path: hex}}`` for the three roots."""
+    if not isinstance(lock, dict) or lock.get("format") != LOCK_FORMAT:
+        return False
+    files, python = lock.get("files"), lock.get("python")
+    if not isinstance(python, list) or not all(isinstance(n, int) for n in python):
+        return False
+    return isinstance(files, dict) and set(files) == {"interpreter", "stdlib", "site"} and all(
+        isinstance(m, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                    for k, v in m.items()) for m in files.values())
 
 
 def _check_isolated(env: str) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bordergate.config import load_config
@@ -39,7 +39,7 @@ from bordergate.releases.manifest import (
 )
 from bordergate.releases.runtime import RuntimeSlice, diff_slices, parse_slice
 from bordergate.releases.selfcheck import check_release
-from bordergate.runtime_boot import RuntimeRefused, _pth_paths, compare
+from bordergate.runtime_boot import RuntimeRefused, _pth_paths, compare, read_lock
 from tests.gateway.deployment import write_deployment
 from tests.releases.conftest import T0, ReleaseLog
 from tests.releases.keys import review_policy, reviewer_signer
@@ -194,3 +194,19 @@ def test_byte_code_caches_are_not_read_under_the_boot_prefix(tmp_path: Path) -> 
                              f"pycache_prefix={tmp_path / 'absent'}", "-c", code],
                             capture_output=True, text=True, check=True)
     assert booted.stdout.strip() == "source"
+
+
+@given(st.recursive(st.one_of(st.none(), st.integers(), st.text(max_size=5)),
+                    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                            st.dictionaries(st.text(max_size=8), inner,
+                                                            max_size=3)), max_leaves=12))
+def test_a_malformed_lock_is_refused_with_its_code(tmp_path_factory: pytest.TempPathFactory,
+                                                   junk: Any) -> None:
+    """Item 1: any JSON that is not a lock is refused as runtime_lock_unreadable, never a crash."""
+    assume(not (isinstance(junk, dict) and set(junk) == {"interpreter", "stdlib", "site"}))
+    path = tmp_path_factory.mktemp("lock") / "bordergate-runtime.json"
+    path.write_text(json.dumps({"format": "bordergate-runtime/1", "python": [3, 11, 7],
+                                "files": junk}))
+    with pytest.raises(RuntimeRefused) as info:
+        read_lock(str(path))
+    assert info.value.code == "runtime_lock_unreadable"
