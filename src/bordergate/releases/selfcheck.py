@@ -317,12 +317,18 @@ def gateway_self_check(deployment: Deployment, code: str, storage: LogStorage, *
     j = deployment.jurisdiction(code)
     verifier = read_signer(j.log.key_file).verifier()
     client = LogClient(StorageSource(storage), verifier)
+    runtime = current_runtime()
+    if runtime is None and not deployment.profile.requires_attested_runtime:
+        logging.getLogger(__name__).warning(
+            "gateway %s: runtime attestation OFF (not started from a built runtime; allowed "
+            "by the %s profile): gateway-start records runtime: null", code,
+            deployment.profile.value)
     return check_release(client, review_policy(j), deployment.policy_bundle_path,
                          package_dir=package_dir, unreviewed=unreviewed,
                          index_file=index_file,
                          config_hint=f"--config {deployment.path} --jurisdiction {code}",
                          deployment=deployment_slice(deployment, code),
-                         runtime=current_runtime(),
+                         runtime=runtime,
                          require_runtime=deployment.profile.requires_attested_runtime)
 
 
