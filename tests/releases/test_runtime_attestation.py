@@ -1,8 +1,9 @@
 """Whole-runtime attestation and deployment settings, against real gateway processes
 (promise 6; issue 13 items 1 and 2; docs/runtime-attestation.md).
 
-One runtime is built per test session (``built_runtime``: the worktree's wheel
-and its hash-locked dependencies in a fresh environment, slow).  A TEST-ONLY
+One runtime is built per test session at most (``built_runtime``: the worktree's
+wheel and its hash-locked dependencies in a fresh environment, minutes; reused
+across sessions while its inputs are unchanged).  A TEST-ONLY
 deployment's ``us`` release is proposed with that runtime and approved; then a
 real ``bordergate gateway serve`` started from the runtime's console script
 (which re-executes itself isolated) must start when nothing changed, and refuse,
@@ -18,6 +19,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ from bordergate import runtime_boot
 from bordergate.cli import app
 from bordergate.config import load_config
 from bordergate.releases.launcher import isolated_command
-from bordergate.releases.runtime_build import BuiltRuntime, build_runtime
+from bordergate.releases.runtime_build import BuiltRuntime, build_runtime, cached_runtime
 from tests.gateway.deployment import write_deployment
 from tests.releases.keys import reviewer_signer
 
@@ -41,9 +43,11 @@ SITE = "lib/python3.11/site-packages"
 
 
 @pytest.fixture(scope="session")
-def built_runtime(tmp_path_factory: pytest.TempPathFactory) -> BuiltRuntime:
-    """The worktree's runtime, built once per session (network: the package index)."""
-    return build_runtime(tmp_path_factory.mktemp("runtime"))
+def built_runtime() -> BuiltRuntime:
+    """The worktree's runtime, built at most once per session (network: the package
+    index), and reused by later sessions while its inputs are unchanged and it still
+    verifies (a test that left an attack behind makes the next session rebuild it)."""
+    return cached_runtime(Path(tempfile.gettempdir()) / "bordergate-test-runtimes")
 
 
 @dataclass

@@ -19,8 +19,9 @@ except byte-code caches; an editable install is refused.
 
 A release manifest carries the compact **runtime slice** (:class:`RuntimeSlice`):
 the interpreter files' digests, the standard library's tree digest and each
-distribution's version and tree digest (byte-code caches left out: they are
-neutralised at start, and not reproducible).  Its ``digest`` identifies the
+distribution's version and tree digest (byte-code caches and RECORD files left
+out: caches are neutralised at start, and neither is reproducible across
+installs; the local lock still lists both, so a change to either is refused).  Its ``digest`` identifies the
 runtime; two builds of one lock file give one digest (tests/releases).
 
 This module reads files and runs the environment's interpreter (for what *it*
@@ -101,6 +102,15 @@ def _cached(path: str) -> bool:
     return "__pycache__" in path.split("/")
 
 
+def _install_specific(path: str) -> bool:
+    """Files a second install of the same wheels writes differently: byte-code caches
+    (source mtimes) and RECORD files (they hash the console scripts, whose first line
+    names the environment's interpreter).  Every file a RECORD lists is hashed itself."""
+    parts = path.split("/")
+    return _cached(path) or (len(parts) == 2 and parts[0].endswith(".dist-info")
+                             and parts[1] == "RECORD")
+
+
 def slice_of(lock: Mapping[str, Any]) -> RuntimeSlice:
     """The runtime slice of a lock object.
 
@@ -112,7 +122,7 @@ def slice_of(lock: Mapping[str, Any]) -> RuntimeSlice:
         site = files["site"]
         dists = {}
         for name, dist in lock["distributions"].items():
-            listed = {p: site[p] for p in dist["files"] if not _cached(p)}
+            listed = {p: site[p] for p in dist["files"] if not _install_specific(p)}
             dists[name] = f"{dist['version']} {_tree(listed)}"
         return RuntimeSlice(
             python=f"{lock['implementation']}-{'.'.join(str(n) for n in lock['python'])}",
