@@ -21,8 +21,9 @@ A release manifest carries the compact **runtime slice** (:class:`RuntimeSlice`)
 the interpreter files' digests, the standard library's tree digest and each
 distribution's version and tree digest (byte-code caches and RECORD files left
 out: caches are neutralised at start, and neither is reproducible across
-installs; the local lock still lists both, so a change to either is refused).  Its ``digest`` identifies the
-runtime; two builds of one lock file give one digest (tests/releases).
+installs; the local lock still lists both, so a change to either is refused).
+Its ``digest`` identifies the runtime; two builds of one source tree with one
+set of pins give one digest (tests/releases).
 
 This module reads files and runs the environment's interpreter (for what *it*
 would import); it must never write to a log or decide about releases.
