@@ -107,6 +107,7 @@ class Demo:
     def __init__(self, data: Path, *, subjects: int = 3000, base_port: int = 8401,
                  console: Console | None = None) -> None:
         self.data = data.resolve()
+        self.runtime: Path | None = None  # the built gateway runtime (build_runtime)
         self.subjects = subjects
         self.ports = {c: base_port + i for i, c in enumerate(CODES)}
         self.urls = {c: f"http://127.0.0.1:{p}" for c, p in self.ports.items()}
@@ -143,8 +144,12 @@ class Demo:
             if not (self.data / MARKER).exists() and any(self.data.iterdir()):
                 raise RuntimeError(f"{self.data} is not empty and not a bordergate demo "
                                    "directory; refusing to overwrite it")
+            kept = self._keep_runtime_cache()
             shutil.rmtree(self.data)
-        self.data.mkdir(parents=True)
+            self.data.mkdir(parents=True)
+            if kept is not None:
+                shutil.move(kept, self.data / "runtime-cache")
+        self.data.mkdir(parents=True, exist_ok=True)
         (self.data / MARKER).write_text("demo data: every key here is for the demo only\n")
         reviewers: dict[str, list[tuple[str, str]]] = {}
         for code in CODES:
@@ -286,11 +291,41 @@ class Demo:
         raise RuntimeError(f"the {code} sequencer did not start: see {logfile}")
 
     # -- 2. releases ---------------------------------------------------------------
+    def build_runtime(self) -> None:
+        """Build (or reuse) the gateways' hash-locked runtime (promise 6, issue 13)."""
+        from bordergate.errors import BordergateError
+        from bordergate.releases.runtime_build import cached_runtime
+        started = time.monotonic()
+        try:
+            self.runtime = cached_runtime(self.data / "runtime-cache").out  # kept by prepare()
+        except BordergateError as e:
+            self.runtime = None
+            self.say(f"[red]runtime not built ({e.code}): gateways run unattested[/]")
+            return
+        self.say(f"[bold]1b.[/] gateway runtime ready in {self.runtime}/env "
+                 f"({time.monotonic() - started:.0f} s; cached by its inputs)")
+
+    def _keep_runtime_cache(self) -> Path | None:
+        """Move the built runtime out of the way of the wipe (it takes minutes to build)."""
+        cache = self.data / "runtime-cache"
+        if not cache.is_dir():
+            return None
+        kept = self.data.with_name(self.data.name + ".runtime-cache")
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.move(cache, kept)
+        return kept
+
+    def _serve_command(self) -> list[str]:
+        if self.runtime is None:
+            return _bordergate()
+        return [str(self.runtime / "env" / "bin" / "bordergate")]  # re-executes itself isolated
+
     def release(self) -> None:
         """Propose the installed release in us and eu and have both reviewers approve."""
+        with_runtime = ["--runtime", str(self.runtime)] if self.runtime is not None else []
         for code in ("us", "eu"):
             out = self.cli("release", "propose", "--config", str(self.config),
-                           "--jurisdiction", code)
+                           "--jurisdiction", code, *with_runtime)
             index = out.split(" proposed at entry ")[1].split()[0]
             for key in self.reviewer_keys[code]:
                 self.cli("release", "review", index, "--config", str(self.config),
@@ -341,7 +376,7 @@ class Demo:
             for_cn = ["--unreviewed"] if code == "cn" else []
             out = open(logs / f"{code}.log", "wb")  # noqa: SIM115 (lives with the process)
             self.procs[code] = subprocess.Popen(
-                [*_bordergate(), "gateway", "serve", "--config", str(self.config),
+                [*self._serve_command(), "gateway", "serve", "--config", str(self.config),
                  "--jurisdiction", code, *for_cn], stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, env=self._gateway_env())
         for code in CODES:
@@ -775,6 +810,7 @@ def run_demo(data: Path, *, subjects: int = 3000, serve: bool = True,
     demo = Demo(data, subjects=subjects, base_port=base_port)
     demo.prepare()
     demo.write_vkeys()
+    demo.build_runtime()
     with _running(demo):
         demo.start_witnesses()
         demo.start_sequencers()

@@ -34,6 +34,11 @@ class Profile(enum.Enum):
         return self is not Profile.PRODUCTION
 
     @property
+    def requires_attested_runtime(self) -> bool:
+        """Whether a gateway must run from its attested runtime (``runtime_boot``)."""
+        return self is Profile.PRODUCTION
+
+    @property
     def allows_unreviewed(self) -> bool:
         """Whether a gateway may start ``--unreviewed`` (logged; flagged by every audit)."""
         return self is not Profile.PRODUCTION

@@ -69,7 +69,8 @@ def test_pending_release_refuses_then_reviews_let_it_start(release_log: ReleaseL
     assert check.package_digest == manifest.package_digest
     assert check.start_body("us") == {"gateway": "us", "release": manifest.id,
                                       "reviewed": True, "package": manifest.package_digest,
-                                      "policy": manifest.policy_digest}
+                                      "policy": manifest.policy_digest,
+                                      "runtime": None, "deployment": None}
 
 
 def _package_files(package: Path) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -68,6 +69,9 @@ def serve(  # noqa: PLR0917 (typer maps each parameter to an option)
     """Serve one jurisdiction's gateway until interrupted."""
     from bordergate.gateway.startup import serve_gateway
     from bordergate.profile import refuse_unreviewed
+    from bordergate.releases.launcher import reexec_isolated
+
+    reexec_isolated(sys.argv[1:])  # from a built runtime: verify it first (promise 6)
 
     try:
         deployment = load_config(config)

@@ -510,8 +510,13 @@ class Gateway:
         return encode_entry_with(kind, now, body, {"decisions": decisions_json})
 
     # -- lifecycle ---------------------------------------------------------
-    async def announce_start(self, *, unreviewed: bool, release: str | None) -> int:
+    async def announce_start(self, *, unreviewed: bool, release: str | None,
+                             runtime: str | None = None, deployment: str | None = None
+                             ) -> int:
         """Log the ``gateway-start`` entry; returns its index.
+
+        ``runtime`` is the attested runtime's digest (None: not attested) and
+        ``deployment`` the deployment slice's digest (promise 6).
 
         Raises:
             Unavailable: the log cannot be written.
@@ -523,6 +528,7 @@ class Gateway:
             "reviewed": release is not None and not unreviewed,
             "unreviewed": unreviewed, "bundle": self.bundle_digest,
             "version": __version__, "origin": self.origin,
+            "runtime": runtime, "deployment": deployment,
         }
         return await self.log.append_many([encode_entry("gateway-start", self.clock(), body)])
 

@@ -254,7 +254,9 @@ async def start_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
     # Refuses (ConfigError release_*_not_approved) unless an approved release in this
     # log names the installed package digest and the policy bundle digest; the engine
     # is built once from the exact bytes checked (no hot reload); --unreviewed starts
-    # anyway and the gateway-start entry records reviewed=false.
+    # anyway and the gateway-start entry records reviewed=false.  The release must also
+    # record this jurisdiction's deployment settings and, when started through
+    # runtime_boot, the attested runtime (issue 13; production requires it).
     from bordergate.releases.selfcheck import start_check
     check = await asyncio.to_thread(start_check, deployment, code, unreviewed=unreviewed)
     release, unreviewed = check.release_id, not check.reviewed
@@ -262,7 +264,9 @@ async def start_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
                                       bundle=check.policy_bundle(), log_storage=log_storage)
     # -- end of the releases self-check --
     try:
-        await gateway.announce_start(unreviewed=unreviewed, release=release)
+        await gateway.announce_start(unreviewed=unreviewed, release=release,
+                                     runtime=check.runtime_digest,
+                                     deployment=check.deployment_digest)
     except BaseException:
         gateway.close()
         raise

@@ -176,8 +176,12 @@ def propose(config: ConfigOpt, jurisdiction: JurisdictionOpt = None,
             package_dir: Annotated[Path | None, typer.Option(
                 "--package-dir", hidden=True, help="digest another package directory")] = None,
             credential_file: CredentialOpt = None,
+            runtime: Annotated[Path | None, typer.Option(
+                "--runtime", help="a runtime built by build-runtime (its --out directory): "
+                "record it and its package (default: the runtime this runs from, if any)")]
+            = None,
             ) -> None:
-    """Append a release entry for the installed package and policy bundle."""
+    """Append a release entry for the package, policy bundle, runtime and deployment settings."""
     from bordergate.entries import encode_entry
     from bordergate.errors import InvalidInput
     from bordergate.releases.manifest import build_manifest
@@ -190,7 +194,13 @@ def propose(config: ConfigOpt, jurisdiction: JurisdictionOpt = None,
             files = read_tree(policy_dir)
             PolicyBundle(files, source=str(policy_dir))  # never propose a broken bundle
             now = time.time()
-            manifest = build_manifest(policy_dir, now=now, package_dir=package_dir)
+            from bordergate.releases.deployment_slice import deployment_slice
+            runtime_slice, runtime_pkg = _runtime_to_record(runtime)
+            manifest = build_manifest(policy_dir, now=now,
+                                      package_dir=package_dir or runtime_pkg,
+                                      runtime=runtime_slice,
+                                      deployment=deployment_slice(log.deployment, log.code,
+                                                                  tuple(files)))
             if manifest.policy_digest != digest_files(files).digest:
                 raise ConfigError(f"{policy_dir} changed while being proposed",
                                   code="policy_changed")
@@ -208,10 +218,45 @@ def propose(config: ConfigOpt, jurisdiction: JurisdictionOpt = None,
     typer.echo(f"  package {manifest.package_digest} ({len(manifest.package_files)} files)")
     typer.echo(f"  policy  {manifest.policy_digest} published as {published}")
     typer.echo(f"  version {manifest.version}, revision {manifest.revision}")
+    if manifest.runtime is not None:
+        typer.echo(f"  runtime {manifest.runtime.digest} "
+                   f"({len(manifest.runtime.distributions)} distributions)")
+    else:
+        typer.echo("  runtime: none recorded (not run from a built runtime; the production "
+                   "profile refuses to start from this release)")
+    if manifest.deployment is not None:
+        typer.echo(f"  deployment settings of {manifest.deployment.jurisdiction} "
+                   f"{manifest.deployment.digest}")
     need = log.jurisdiction.required_approvals
     typer.echo(f"needs {need} approval(s): bordergate release review {index} --config {config} "
                f"--jurisdiction {log.code} --key-file <reviewer key> --verdict approve "
                "--note '...'")
+
+
+def _runtime_to_record(runtime: Path | None) -> tuple[Any, Path | None]:
+    """The runtime slice ``propose`` records and the package directory inside it.
+
+    ``--runtime DIR`` is verified with its own interpreter; without it, the
+    runtime this process was attested against, or the built runtime it runs
+    from; else none (development).
+    """
+    from bordergate import runtime_boot
+    from bordergate.releases.launcher import runtime_env
+    from bordergate.releases.runtime import check_runtime, current_runtime
+    env: Path | None
+    if runtime is not None:
+        env = runtime / "env" if (runtime / "env" / runtime_boot.LOCK_NAME).is_file() \
+            else runtime
+    else:
+        attested = current_runtime()
+        if attested is not None:
+            return attested, None
+        env = runtime_env()
+        if env is None:
+            return None, None
+    found = check_runtime(env)
+    sites = sorted(env.glob("lib/python*/site-packages/bordergate"))
+    return found, sites[0] if sites else None
 
 
 @app.command()
@@ -322,5 +367,29 @@ def diff(old: Annotated[str, typer.Argument(help="entry index or release id (pre
         typer.echo(f"  {kind:<8} {name}")
     for kind, name in changes.dependencies:
         typer.echo(f"  {kind:<8} dependency {name}")
+    for line in changes.settings:
+        typer.echo(f"  setting  {line}")
+    for line in changes.runtime:
+        typer.echo(f"  runtime  {line}")
     if changes.empty:
-        typer.echo("  no file or dependency changed")
+        typer.echo("  no file, dependency, setting or runtime changed")
+
+
+@app.command("build-runtime")
+def build_runtime_command(
+        out: Annotated[Path, typer.Option("--out", help="directory for the wheelhouse, "
+                                          "requirements.lock and env/")],
+        source: Annotated[Path | None, typer.Option(
+            "--source", help="the source tree (default: the one this package comes from)")]
+        = None) -> None:
+    """Build the release's wheel and its hash-locked runtime environment (OUT/env)."""
+    from bordergate.releases.runtime_build import build_runtime
+    started = time.monotonic()
+    try:
+        built = build_runtime(out, source=source)
+    except BordergateError as e:
+        raise _fail(e) from None
+    typer.echo(f"runtime {built.lock['digest']} built in {built.env} "
+               f"({time.monotonic() - started:.0f} s): {len(built.lock['distributions'])} "
+               f"distributions, locked by {built.requirements}")
+    typer.echo(f"start a gateway from it: {built.env}/bin/bordergate gateway serve ...")

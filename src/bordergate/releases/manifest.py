@@ -11,7 +11,14 @@ promise 6)::
      "policy":  {"digest": "sha256:<hex>", "files": {...}},
      "dependencies": [{"name": "cryptography", "version": "43.0.1",
                        "record": "sha256:<hex of its RECORD file>"}, ...],
-     "time": "2026-11-28T00:19:58.123Z"}
+     "time": "2026-11-28T00:19:58.123Z",
+     "runtime": {...} | null,                  format /2 only: releases.runtime.RuntimeSlice
+     "deployment": {...} | null}               format /2 only: releases.deployment_slice
+
+Format ``bordergate-release/2`` adds ``runtime`` (the hash-locked environment
+the gateway runs from, or null when proposed from a development environment)
+and ``deployment`` (the jurisdiction's decision-relevant settings).  A
+manifest built without either is written in format /1, which still parses.
 
 The package digest is the canonical-file-list digest (``bordergate.tree_digest``) of
 the installed ``bordergate`` package directory: every regular file under it
@@ -46,10 +53,17 @@ from typing import Any
 
 from bordergate.entries import canonical_json, format_time, parse_time
 from bordergate.errors import VerificationError
+from bordergate.releases.deployment_slice import (
+    DeploymentSlice,
+    diff_settings,
+    parse_deployment_slice,
+)
+from bordergate.releases.runtime import RuntimeSlice, diff_slices, parse_slice
 from bordergate.tree_digest import DIGEST_PREFIX, FileListDigest, digest_directory
 
 __all__ = [
     "MANIFEST_FORMAT",
+    "MANIFEST_FORMAT_2",
     "Dependency",
     "Manifest",
     "ReleaseDiff",
@@ -63,6 +77,7 @@ __all__ = [
 ]
 
 MANIFEST_FORMAT = "bordergate-release/1"
+MANIFEST_FORMAT_2 = "bordergate-release/2"
 REVISION_FILE = "REVISION"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -101,9 +116,20 @@ class Manifest:
     policy_files: Mapping[str, str]
     dependencies: tuple[Dependency, ...]
     time: str
+    runtime: RuntimeSlice | None = None
+    deployment: DeploymentSlice | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as a JSON-ready object."""
+        out = self._json_v1()
+        if self.runtime is not None or self.deployment is not None:
+            out["format"] = MANIFEST_FORMAT_2
+            out["runtime"] = self.runtime.to_json() if self.runtime is not None else None
+            out["deployment"] = (self.deployment.to_json() if self.deployment is not None
+                                 else None)
+        return out
+
+    def _json_v1(self) -> dict[str, Any]:
         return {
             "format": MANIFEST_FORMAT,
             "version": self.version,
@@ -234,7 +260,9 @@ def _python() -> str:
 def build_manifest(policy_dir: str | os.PathLike[str], *, now: float,
                    package_dir: str | os.PathLike[str] | None = None,
                    version: str | None = None, revision: str | bool | None = True,
-                   dependencies: tuple[Dependency, ...] | None = None) -> Manifest:
+                   dependencies: tuple[Dependency, ...] | None = None,
+                   runtime: RuntimeSlice | None = None,
+                   deployment: DeploymentSlice | None = None) -> Manifest:
     """Build the manifest of the installed package and a policy bundle directory.
 
     Args:
@@ -245,6 +273,8 @@ def build_manifest(policy_dir: str | os.PathLike[str], *, now: float,
         revision: a fixed revision, None for none, or True to detect it
             (:func:`source_revision`).
         dependencies: defaults to :func:`dependency_records`.
+        runtime: the runtime slice to record (format /2), if any.
+        deployment: the jurisdiction's deployment slice to record (format /2), if any.
 
     Returns:
         The manifest.
@@ -266,7 +296,7 @@ def build_manifest(policy_dir: str | os.PathLike[str], *, now: float,
         policy_digest=policy.digest,
         policy_files=dict(policy.files),
         dependencies=dependencies if dependencies is not None else dependency_records(),
-        time=format_time(now),
+        time=format_time(now), runtime=runtime, deployment=deployment,
     )
 
 
@@ -340,10 +370,15 @@ def parse_manifest(obj: Any) -> Manifest:
         raise _bad("not a JSON object")
     keys = {"format", "version", "revision", "python", "package", "policy", "dependencies",
             "time"}
+    if obj.get("format") == MANIFEST_FORMAT_2:
+        keys |= {"runtime", "deployment"}
+    elif obj.get("format") != MANIFEST_FORMAT:
+        raise _bad(f"unknown format {str(obj.get('format'))[:40]!r}")
     if set(obj) != keys:
         raise _bad(f"keys are {sorted(obj)}, expected {sorted(keys)}")
-    if obj["format"] != MANIFEST_FORMAT:
-        raise _bad(f"unknown format {str(obj['format'])[:40]!r}")
+    runtime = parse_slice(obj["runtime"]) if obj.get("runtime") is not None else None
+    deployment = (parse_deployment_slice(obj["deployment"])
+                  if obj.get("deployment") is not None else None)
     package_digest, package_files = _file_list(obj["package"], "package")
     policy_digest, policy_files = _file_list(obj["policy"], "policy")
     version, time = _string(obj, "version"), _string(obj, "time")
@@ -356,7 +391,8 @@ def parse_manifest(obj: Any) -> Manifest:
     return Manifest(version=version, revision=_string(obj, "revision", optional=True),
                     python=python, package_digest=package_digest, package_files=package_files,
                     policy_digest=policy_digest, policy_files=policy_files,
-                    dependencies=_dependencies(obj["dependencies"]), time=time)
+                    dependencies=_dependencies(obj["dependencies"]), time=time,
+                    runtime=runtime, deployment=deployment)
 
 
 # -- what changed between two releases ------------------------------------------------
@@ -372,10 +408,12 @@ class ReleaseDiff:
 
     files: tuple[tuple[str, str], ...]
     dependencies: tuple[tuple[str, str], ...]
+    settings: tuple[str, ...] = ()
+    runtime: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not self.files and not self.dependencies
+        return not (self.files or self.dependencies or self.settings or self.runtime)
 
 
 def _diff_files(prefix: str, old: Mapping[str, str], new: Mapping[str, str]
@@ -405,4 +443,14 @@ def diff_manifests(old: Manifest, new: Manifest) -> ReleaseDiff:
             deps.append(("added", f"{name} {b[name].version}"))
         elif (a[name].version, a[name].record) != (b[name].version, b[name].record):
             deps.append(("changed", f"{name} {a[name].version} -> {b[name].version}"))
-    return ReleaseDiff(tuple(files), tuple(deps))
+    settings: list[str] = []
+    if old.deployment is not None and new.deployment is not None:
+        settings = diff_settings(old.deployment, new.deployment)
+    elif (old.deployment is None) != (new.deployment is None):
+        settings = ["deployment settings " + ("added" if old.deployment is None else "removed")]
+    runtime: list[str] = []
+    if old.runtime is not None and new.runtime is not None:
+        runtime = diff_slices(old.runtime, new.runtime)
+    elif (old.runtime is None) != (new.runtime is None):
+        runtime = ["runtime " + ("added" if old.runtime is None else "removed")]
+    return ReleaseDiff(tuple(files), tuple(deps), tuple(settings), tuple(runtime))

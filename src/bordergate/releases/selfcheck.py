@@ -31,10 +31,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bordergate.errors import ConfigError
+from bordergate.releases.deployment_slice import DeploymentSlice, deployment_slice, diff_settings
 from bordergate.releases.index import ReleaseIndex
 from bordergate.releases.ledger import ReleaseLedger, ReleaseRecord
 from bordergate.releases.manifest import installed_package_dir
 from bordergate.releases.review import Reviewer, ReviewPolicy
+from bordergate.releases.runtime import RuntimeSlice, current_runtime, diff_slices
 from bordergate.tlog.client import LogClient
 from bordergate.tree_digest import FileListDigest, digest_files, read_tree
 
@@ -60,6 +62,9 @@ class StartCheck:
         policy_digest: its digest.
         policy_files: the policy bundle's exact bytes that were digested.
         log_size: the log size the check covered.
+        runtime_digest: the attested runtime's digest, None when the process
+            was not started through ``runtime_boot`` (development).
+        deployment_digest: the deployment slice's digest, when checked.
     """
 
     reviewed: bool
@@ -70,6 +75,8 @@ class StartCheck:
     policy_digest: str
     policy_files: tuple[tuple[str, bytes], ...]
     log_size: int
+    runtime_digest: str | None = None
+    deployment_digest: str | None = None
 
     def policy_bundle(self) -> PolicyBundle:
         """The policy bundle built from the checked bytes (load it once, never again).
@@ -89,7 +96,8 @@ class StartCheck:
         """The body of this start's ``gateway-start`` entry."""
         return {"gateway": gateway, "release": self.release.id if self.release else None,
                 "reviewed": self.reviewed, "package": self.package_digest,
-                "policy": self.policy_digest}
+                "policy": self.policy_digest, "runtime": self.runtime_digest,
+                "deployment": self.deployment_digest}
 
 
 def loaded_outside(package_dir: Path, modules: Mapping[str, Any] | None = None) -> list[str]:
@@ -129,10 +137,68 @@ def _refusal(package: FileListDigest, policy: FileListDigest, package_dir: Path,
                        else f"release_{missing}_not_approved")
 
 
+def _matching(ledger: ReleaseLedger, package: str, policy: str,
+              deployment: DeploymentSlice | None, runtime: RuntimeSlice | None
+              ) -> tuple[ReleaseRecord | None, ReleaseRecord | None]:
+    """(the latest approved release matching everything, the latest naming the code and policy)."""
+    named = [r for r in ledger.naming(package, policy) if r.state == "approved"]
+    fits = [r for r in named
+            if (deployment is None or (r.manifest.deployment is not None
+                                       and r.manifest.deployment.digest == deployment.digest))
+            and (runtime is None or (r.manifest.runtime is not None
+                                     and r.manifest.runtime.digest == runtime.digest))]
+    latest = max(named, key=lambda r: r.index) if named else None
+    return (max(fits, key=lambda r: r.index) if fits else None), latest
+
+
+def _mismatch(near: ReleaseRecord, deployment: DeploymentSlice | None,
+              runtime: RuntimeSlice | None, config_hint: str) -> ConfigError:
+    """Name the settings or runtime parts that differ from the nearest approved release."""
+    lines = [f"the approved release {near.id} (entry {near.index}) names this code and policy "
+             "but not this deployment or runtime:"]
+    approved_dep, approved_rt = near.manifest.deployment, near.manifest.runtime
+    code = "release_runtime_not_approved"
+    if deployment is not None and (approved_dep is None
+                                   or approved_dep.digest != deployment.digest):
+        code = "release_deployment_not_approved"
+        if approved_dep is None:
+            lines.append("  the release records no deployment settings")
+        else:
+            lines += [f"  setting {d}" for d in diff_settings(approved_dep, deployment)]
+    if runtime is not None and (approved_rt is None or approved_rt.digest != runtime.digest):
+        if approved_rt is None:
+            lines.append("  the release records no runtime (proposed from a development "
+                         "environment?)")
+        else:
+            lines += [f"  runtime {d}" for d in diff_slices(approved_rt, runtime)]
+    lines.append(f"propose a release for them: bordergate release propose {config_hint}")
+    return ConfigError("\n".join(lines), code=code)
+
+
+def _with_setting_changes(refusal: ConfigError, ledger: ReleaseLedger,
+                          deployment: DeploymentSlice | None) -> ConfigError:
+    """``refusal``, naming the settings that differ from the latest approved release."""
+    approved = [r for r in ledger.releases.values()
+                if r.state == "approved" and r.manifest.deployment is not None]
+    if deployment is None or not approved:
+        return refusal
+    latest = max(approved, key=lambda r: r.index)
+    assert latest.manifest.deployment is not None
+    changes = diff_settings(latest.manifest.deployment, deployment)
+    if not changes:
+        return refusal
+    lines = [f"settings that differ from the latest approved release {latest.id} "
+             f"(entry {latest.index}):", *(f"  setting {c}" for c in changes)]
+    return ConfigError(f"{refusal}\n" + "\n".join(lines), code=refusal.code)
+
+
 def check_release(client: LogClient, policy: ReviewPolicy, policy_dir: str | os.PathLike[str],
                   *, package_dir: str | os.PathLike[str] | None = None,
                   unreviewed: bool = False, index_file: Path | None = None,
-                  config_hint: str = "--config <deployment.toml>") -> StartCheck:
+                  config_hint: str = "--config <deployment.toml>",
+                  deployment: DeploymentSlice | None = None,
+                  runtime: RuntimeSlice | None = None,
+                  require_runtime: bool = False) -> StartCheck:
     """Check that an approved release names the installed code and the policy bundle.
 
     Args:
@@ -145,6 +211,11 @@ def check_release(client: LogClient, policy: ReviewPolicy, policy_dir: str | os.
         unreviewed: start anyway when no approved release matches (development).
         index_file: where to keep the release index between starts (None: full scan).
         config_hint: the ``--config ... --jurisdiction ...`` words for the message.
+        deployment: the jurisdiction's deployment slice; the release must record
+            exactly it (None: not checked).
+        runtime: the attested runtime; the release must record exactly it
+            (None: the process was not attested).
+        require_runtime: refuse an unattested process (the production profile).
 
     Returns:
         The check, with the policy bytes to load.
@@ -153,6 +224,10 @@ def check_release(client: LogClient, policy: ReviewPolicy, policy_dir: str | os.
         ConfigError: ``release_package_not_approved`` / ``release_policy_not_approved``
             / ``release_not_approved`` (no approved release names both digests;
             the message says which is missing and how to propose it);
+            ``release_deployment_not_approved`` / ``release_runtime_not_approved``
+            (one does, but with other settings or another runtime: the message
+            names each setting and runtime part that differs);
+            ``runtime_not_attested`` (``require_runtime`` without a runtime);
             ``package_not_loaded_from_checked_dir``; a directory unreadable.
         VerificationError: the log does not verify.
         Unavailable: the log cannot be read.
@@ -167,6 +242,10 @@ def check_release(client: LogClient, policy: ReviewPolicy, policy_dir: str | os.
     else:
         pkg_dir = Path(package_dir)
     pol_dir = Path(policy_dir)
+    if require_runtime and runtime is None:
+        raise ConfigError("this gateway was not started through its attested runtime "
+                          "(production needs it): run it from an environment built by "
+                          "`bordergate release build-runtime`", code="runtime_not_attested")
     package = digest_files(read_tree(pkg_dir))
     policy_files = tuple(read_tree(pol_dir))
     bundle = digest_files(policy_files)
@@ -181,13 +260,20 @@ def check_release(client: LogClient, policy: ReviewPolicy, policy_dir: str | os.
                                                 index_file, e)
     ledger = ReleaseLedger(policy, log=signed.checkpoint.origin)
     ledger.add_all(index.parsed())
-    release = ledger.approved_for(package.digest, bundle.digest)
+    if deployment is not None and deployment.settings.get("policy_bundle") != bundle.digest:
+        raise ConfigError(f"{pol_dir} changed while being checked", code="policy_changed")
+    release, near = _matching(ledger, package.digest, bundle.digest, deployment, runtime)
     if release is None and not unreviewed:
-        raise _refusal(package, bundle, pkg_dir, pol_dir, ledger, config_hint=config_hint)
+        if near is not None:
+            raise _mismatch(near, deployment, runtime, config_hint)
+        refusal = _refusal(package, bundle, pkg_dir, pol_dir, ledger, config_hint=config_hint)
+        raise _with_setting_changes(refusal, ledger, deployment)
     return StartCheck(reviewed=release is not None, release=release, package_dir=pkg_dir,
                       package_digest=package.digest, policy_dir=pol_dir,
                       policy_digest=bundle.digest, policy_files=policy_files,
-                      log_size=index.size)
+                      log_size=index.size,
+                      runtime_digest=runtime.digest if runtime is not None else None,
+                      deployment_digest=deployment.digest if deployment is not None else None)
 
 
 def review_policy(jurisdiction: Jurisdiction) -> ReviewPolicy:
@@ -220,7 +306,9 @@ def gateway_self_check(deployment: Deployment, code: str, storage: LogStorage, *
         before serving.
 
     Raises:
-        ConfigError: as :func:`check_release`, or the log's verifier key is unreadable.
+        ConfigError: as :func:`check_release` (with this jurisdiction's
+            deployment slice, the attested runtime, and, under the production
+            profile, an attested runtime required), or the log's verifier key is unreadable.
         VerificationError: the log does not verify.
         Unavailable: the log cannot be read.
     """
@@ -229,10 +317,19 @@ def gateway_self_check(deployment: Deployment, code: str, storage: LogStorage, *
     j = deployment.jurisdiction(code)
     verifier = log_verifier(j)
     client = LogClient(StorageSource(storage), verifier)
+    runtime = current_runtime()
+    if runtime is None and not deployment.profile.requires_attested_runtime:
+        logging.getLogger(__name__).warning(
+            "gateway %s: runtime attestation OFF (not started from a built runtime; allowed "
+            "by the %s profile): gateway-start records runtime: null", code,
+            deployment.profile.value)
     return check_release(client, review_policy(j), deployment.policy_bundle_path,
                          package_dir=package_dir, unreviewed=unreviewed,
                          index_file=index_file,
-                         config_hint=f"--config {deployment.path} --jurisdiction {code}")
+                         config_hint=f"--config {deployment.path} --jurisdiction {code}",
+                         deployment=deployment_slice(deployment, code),
+                         runtime=runtime,
+                         require_runtime=deployment.profile.requires_attested_runtime)
 
 
 def default_index_file(jurisdiction: Jurisdiction) -> Path:

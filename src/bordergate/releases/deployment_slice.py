@@ -1,0 +1,179 @@
+"""The deployment settings a release covers: one slice per jurisdiction (promise 6).
+
+Every setting that changes a decision, or what evidence means, is part of the
+reviewed release; a gateway whose deployment file gives another value refuses
+to start naming the setting.  The slice of jurisdiction ``code``::
+
+    {"jurisdiction": "us", "digest": "sha256:<hex of the canonical settings>",
+     "settings": {
+       "profile": "production",                  what is relaxed
+       "schema": "sha256:<hex of the schema file>",
+       "policy_bundle": "sha256:<tree digest>",
+       "k_min": 5,                               from the bundle's exports.toml
+       "purposes": ["care", ...],                the bundle's declared purposes
+       "privacy": {"epsilon_micro": ..., "delta_exponent": ..., "principal_budget_micro": ...,
+                   "dataset_budget_micro": ..., "period_s": ...},
+       "limits": {"max_body_bytes": ..., "max_fields": ..., "max_approval_seconds": ...,
+                  "max_export_groups": ..., "token_leeway": ..., "max_token_lifetime": ...},
+       "issuer": {"issuer": ..., "audience": ..., "keys": ["sha256:<hex of a key file>", ...]},
+       "log": {"origin": ..., "witnesses": [{"url": ..., "vkey": ...}], "quorum": n},
+       "reviewers": [{"name": ..., "public_key": ...}], "required_approvals": n,
+       "gateway_urls": {"eu": "https://...", ...},   the map clients trust
+       "roster_authority_keys": ["us-identity-authority+..."] or null (no roster)}}
+
+Only the jurisdiction's own settings and the deployment-wide ones (schema,
+policy, privacy, limits, URL map) are in its slice: changing another
+jurisdiction's reviewers changes no slice here.  Settings that change no
+decision (listen and admin addresses, store, key backend and log locations,
+the sequencer URL, file paths themselves) are outside (docs/config.md).
+Facts that must change at once (roster versions, token revocations, budget
+spending) are not settings: they are live, signed entries of the log.
+
+:func:`deployment_slice` reads the files the settings name (schema, issuer
+keys, policy bundle); the rest is pure.  It must never write anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bordergate.entries import canonical_json
+from bordergate.errors import ConfigError, VerificationError
+from bordergate.tree_digest import DIGEST_PREFIX, digest_files
+
+if TYPE_CHECKING:
+    from bordergate.config import Deployment
+
+__all__ = ["DeploymentSlice", "deployment_slice", "diff_settings", "parse_deployment_slice"]
+
+#: the identity authority's roster keys (null: the jurisdiction names no roster)
+ROSTER_AUTHORITY_KEYS = "roster_authority_keys"
+MAX_SETTINGS_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True)
+class DeploymentSlice:
+    """The decision-relevant settings of one jurisdiction (module docstring)."""
+
+    jurisdiction: str
+    settings: Mapping[str, Any]
+
+    @property
+    def digest(self) -> str:
+        """``sha256:<hex>`` of the canonical settings."""
+        return DIGEST_PREFIX + hashlib.sha256(canonical_json(dict(self.settings))).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"jurisdiction": self.jurisdiction, "digest": self.digest,
+                "settings": dict(self.settings)}
+
+
+def _file_digest(path: Any, what: str) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror}",
+                          code="deployment_file_unreadable") from None
+    return DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
+
+
+def deployment_slice(deployment: Deployment, code: str,
+                     policy_files: tuple[tuple[str, bytes], ...] | None = None) -> DeploymentSlice:
+    """The slice of jurisdiction ``code`` of ``deployment``.
+
+    Args:
+        deployment: the loaded deployment file.
+        code: the jurisdiction.
+        policy_files: the policy bundle bytes already read (default: read the directory).
+
+    Raises:
+        ConfigError: a file the settings name cannot be read, or the bundle is invalid.
+    """
+    from bordergate.policy.bundle import PolicyBundle
+    from bordergate.tree_digest import read_tree
+    j = deployment.jurisdiction(code)
+    files = policy_files if policy_files is not None else \
+        tuple(read_tree(deployment.policy_bundle_path))
+    bundle = PolicyBundle(files, source=str(deployment.policy_bundle_path))
+    p, lim = deployment.privacy, deployment.limits
+    settings: dict[str, Any] = {
+        "profile": deployment.profile.value,
+        "schema": _file_digest(deployment.schema_path, "schema"),
+        "policy_bundle": digest_files(files).digest,
+        "k_min": bundle.k_min,
+        "purposes": sorted(bundle.purposes),
+        "privacy": {"epsilon_micro": p.epsilon_micro, "delta_exponent": p.delta_exponent,
+                    "principal_budget_micro": p.principal_budget_micro,
+                    "dataset_budget_micro": p.dataset_budget_micro, "period_s": p.period_s},
+        "limits": {"max_body_bytes": lim.max_body_bytes, "max_fields": lim.max_fields,
+                   "max_approval_seconds": lim.max_approval_seconds,
+                   "max_export_groups": lim.max_export_groups,
+                   "token_leeway": lim.token_leeway,
+                   "max_token_lifetime": lim.max_token_lifetime},
+        "issuer": {"issuer": j.issuer.issuer, "audience": j.issuer.audience,
+                   "keys": sorted(_file_digest(k, "issuer key")
+                                  for k in j.issuer.public_key_files)},
+        "log": {"origin": j.log.origin, "quorum": j.log.quorum,
+                "witnesses": sorted(({"url": w.url, "vkey": w.vkey} for w in j.log.witnesses),
+                                    key=lambda w: (w["url"], w["vkey"]))},
+        "reviewers": sorted(({"name": r.name, "public_key": r.public_key}
+                             for r in j.reviewers), key=lambda r: r["name"]),
+        "required_approvals": j.required_approvals,
+        "gateway_urls": dict(sorted(deployment.gateway_urls().items())),
+        ROSTER_AUTHORITY_KEYS: _roster_authority_keys(j),
+    }
+    return DeploymentSlice(code, settings)
+
+
+def _roster_authority_keys(j: Any) -> list[str] | None:
+    """The identity authority's verifier keys the gateway trusts for rosters
+    (sorted), or None when the jurisdiction names no roster authority."""
+    if j.roster is None:
+        return None
+    from bordergate.tlog.logdir import read_signer
+    keys = set(j.roster.authority_keys)
+    key_file = j.roster.authority_key_file
+    if key_file is not None and key_file.exists():
+        keys.add(read_signer(key_file).verifier().key_string)
+    return sorted(keys)
+
+
+def parse_deployment_slice(obj: Any) -> DeploymentSlice:
+    """Check a manifest's ``deployment`` member read from a log.
+
+    Raises:
+        VerificationError: ``malformed_manifest``.
+    """
+    def bad(what: str) -> VerificationError:
+        return VerificationError(f"release manifest deployment: {what}",
+                                 code="malformed_manifest")
+    if not isinstance(obj, dict) or set(obj) != {"jurisdiction", "digest", "settings"}:
+        raise bad("not {jurisdiction, digest, settings}")
+    if not isinstance(obj["jurisdiction"], str) or not isinstance(obj["settings"], dict):
+        raise bad("jurisdiction is not a string or settings not an object")
+    if len(canonical_json(obj["settings"])) > MAX_SETTINGS_BYTES:
+        raise bad(f"settings over {MAX_SETTINGS_BYTES} bytes")
+    found = DeploymentSlice(obj["jurisdiction"], obj["settings"])
+    if found.digest != obj["digest"]:
+        raise bad("digest does not match the settings")
+    return found
+
+
+def diff_settings(approved: DeploymentSlice, running: DeploymentSlice) -> list[str]:
+    """The settings whose values differ, one ``name: approved -> running`` line each."""
+    out = []
+    if approved.jurisdiction != running.jurisdiction:
+        out.append(f"jurisdiction: {approved.jurisdiction} -> {running.jurisdiction}")
+    a, b = approved.settings, running.settings
+    for name in sorted(a.keys() | b.keys()):
+        if a.get(name) != b.get(name):
+            out.append(f"{name}: {_short(a.get(name))} -> {_short(b.get(name))}")
+    return out
+
+
+def _short(value: Any) -> str:
+    text = canonical_json(value).decode() if value is not None else "absent"
+    return text if len(text) <= 120 else text[:117] + "..."
