@@ -170,7 +170,7 @@ def keygen(key_file: Annotated[Path, typer.Option("--key-file", help="where to w
 
 
 @app.command()
-def propose(config: ConfigOpt, jurisdiction: JurisdictionOpt = None,
+def propose(config: ConfigOpt, jurisdiction: JurisdictionOpt = None, *,
             policy: Annotated[Path | None, typer.Option(
                 "--policy", help="policy bundle directory (default: the deployment's)")] = None,
             package_dir: Annotated[Path | None, typer.Option(
