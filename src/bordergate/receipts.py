@@ -68,10 +68,10 @@ __all__ = [
     "SALT_BYTES",
     "SIGNED_CONTEXT",
     "Receipt",
+    "ReceiptSigner",
     "canonical_released",
     "check_answer",
     "entry_discrepancies",
-    "ReceiptSigner",
     "jcs",
     "parse_receipt",
     "released_digest",
@@ -174,7 +174,7 @@ def _plain_scalar(value: Any) -> bool | None:
     if kind is str:
         return value.isascii() or _NOT_PLAIN.search(value) is None
     if kind is int:
-        return -_SAFE_INT <= value <= _SAFE_INT
+        return bool(-_SAFE_INT <= value <= _SAFE_INT)
     if value is None or kind is bool:
         return True
     if kind is dict or kind is list:
