@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from bordergate import __version__, token_commands
+from bordergate import __version__, receipt_commands, token_commands
 from bordergate import custody_commands as keys_commands
 from bordergate.audit import commands as audit_commands
 from bordergate.audit import run_command as audit_run_command
@@ -43,6 +43,7 @@ gateway_commands.app.command("revoke-token")(token_commands.revoke_token)
 app.add_typer(keys_commands.app, name="keys")
 app.add_typer(schema_commands.app, name="schema")
 app.add_typer(release_commands.app, name="release")
+app.add_typer(receipt_commands.app, name="receipt")
 
 
 @app.callback()

@@ -81,6 +81,7 @@ def write_deployment(root: Path, *, k_min: int | None = None, max_body: int = 40
         (d / "log.key").write_text(Signer.from_seed(origin, _seed(f"log {code}")).key_string)
         (d / "pseudonym.secret").write_text(_seed(f"pseudonym {code}").hex())
         (d / "receipt.key").write_text(receipt_signer(code).key_string)
+        receipt_vkey = receipt_signer(code).verifier().key_string
         public = issuer_key(code).public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         (d / "issuer.pub").write_bytes(public)
@@ -92,7 +93,7 @@ listen = "127.0.0.1:{port}"
 admin_listen = "127.0.0.1:{admin_port}"
 store = "sqlite:{code}/records.db"
 keys = {{ backend = "file", path = "{code}/kek.json" }}
-receipts = {{ key_file = "{code}/receipt.key", public_keys = ["{receipt_signer(code).verifier().key_string}"] }}
+receipts = {{ key_file = "{code}/receipt.key", public_keys = ["{receipt_vkey}"] }}
 [jurisdictions.{code}.log]
 storage = "{code}/log"
 origin = "{origin}"
