@@ -19,7 +19,16 @@ The load generator is ``wrk`` (Debian package) when installed, else a
 multi-connection httpx generator in a separate process.  Bounded: about 40 s.
 Targets (issue 5): ratio >= 0.5, >= 2,000 reads/s, p99 at 500/s < 20 ms.
 
-Usage: .venv/bin/python bench/bench_gateway.py [--sequencer-process]
+Every gateway answer carries a signed receipt (issue 12, item 5: one Ed25519
+signature per read); the bench checks it and prints, measured in this run, how
+many receipts one core signs per second (``receipt_issues_per_s``, the whole
+``ReceiptSigner.issue``: canonical encoding, salted digest, signature) and bare
+Ed25519 signatures per second, and the share of the gateway's time that
+receipts take at the measured read rate.  ``--compare-receipts`` also measures
+the same gateway with receipts switched off from the outside
+(``bench/gateway_without_receipts.py``) and prints the ratio.
+
+Usage: .venv/bin/python bench/bench_gateway.py [--sequencer-process] [--compare-receipts]
 (``--sequencer-process``: the log's sequencer runs as its own process, as in
 docs/scale-out.md, instead of inside the gateway.)
 """
@@ -208,8 +217,45 @@ def throughput(url: str, token: str | None) -> float:
     return measure(url, token, DURATION)
 
 
+def receipt_rates(values: dict[str, str]) -> tuple[float, float]:
+    """Receipts issued and bare Ed25519 signatures per second on one core, now."""
+    from bordergate.receipts import ReceiptSigner
+    from bordergate.tlog.note import Signer
+
+    signer = Signer.generate("us.bench-receipts")
+    receipts = ReceiptSigner(signer, "us")
+    entry = b"x" * 1500  # about an access entry of five fields
+    rates = []
+    for issue in (lambda i: receipts.issue(
+            origin="us.bench/log", index=i, entry=entry, action="read", collection="users",
+            fields=list(values), values={"fields": values}),
+                  lambda i: signer.sign(entry)):
+        n, started = 0, time.perf_counter()
+        while time.perf_counter() - started < 1.0:
+            issue(n)
+            n += 1
+        rates.append(n / (time.perf_counter() - started))
+    return rates[0], rates[1]
+
+
+def start_gateway(config: Path, url: str, *, receipts: bool) -> subprocess.Popen[bytes]:
+    command = [str(BIN / "bordergate")] if receipts else [
+        sys.executable, str(Path(__file__).with_name("gateway_without_receipts.py"))]
+    gateway = subprocess.Popen([*command, "gateway", "serve", "--config", str(config),
+                                "--jurisdiction", "us", "--unreviewed"],
+                               stdout=subprocess.DEVNULL)
+    wait_up(url + "/healthz", gateway)
+    return gateway
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(20)
+
+
 def main() -> None:
     separate = "--sequencer-process" in sys.argv
+    compare = "--compare-receipts" in sys.argv
     root = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     sequencer_port = free_port() if separate else None
     config = write_config(root, sequencer_port)
@@ -230,11 +276,8 @@ def main() -> None:
                  "--port", str(sequencer_port)], stdout=subprocess.DEVNULL)
             procs.append(sequencer)
             wait_up(f"http://127.0.0.1:{sequencer_port}/", sequencer)
-        gateway = subprocess.Popen([str(BIN / "bordergate"), "gateway", "serve", "--config",
-                                    str(config), "--jurisdiction", "us", "--unreviewed"],
-                                   stdout=subprocess.DEVNULL)
+        gateway = start_gateway(config, us.public_url, receipts=True)
         procs.append(gateway)
-        wait_up(us.public_url + "/healthz", gateway)
         auth = {"Authorization": f"Bearer {token}"}
         subject = httpx.post(us.public_url + "/v1/subjects", headers=auth).json()["subject"]
         values = {"handle": "benchy", "email": "bench@example.test", "phone": "+15550100",
@@ -245,6 +288,7 @@ def main() -> None:
         path = f"/v1/users/{subject}?fields={FIELDS}&purpose=operations"
         check = httpx.get(us.public_url + path, headers=auth).json()
         assert check["fields"] == values and check["outcome"] == "allow", check
+        assert check["receipt"]["fields"] == sorted(values), check  # one receipt per read
 
         db = us.store.removeprefix("sqlite:")
         port = free_port()
@@ -260,11 +304,19 @@ def main() -> None:
         latencies = sorted(asyncio.run(_fixed_rate(us.public_url + path, auth)))
         p50 = latencies[len(latencies) // 2] * 1000
         p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+        issues_per_s, signs_per_s = receipt_rates(values)
+        without_rate = None
+        if compare:
+            stop(gateway)
+            procs.remove(gateway)
+            plain = start_gateway(config, us.public_url, receipts=False)
+            procs.append(plain)
+            assert "receipt" not in httpx.get(us.public_url + path, headers=auth).json()
+            without_rate = throughput(us.public_url + path, token)
         entries = sqlite3.connect(db).execute("SELECT count(*) FROM records").fetchone()[0]
     finally:
         for proc in procs:
-            proc.terminate()
-            proc.wait(20)
+            stop(proc)
         shutil.rmtree(root, ignore_errors=True)
     generator = f"wrk -t1 -c{CONNECTIONS}" if shutil.which("wrk") else "httpx"
     server = "uvicorn " + ("+".join(
@@ -275,10 +327,20 @@ def main() -> None:
         "gateway_reads_per_s": round(gateway_rate), "bare_reads_per_s": round(bare_rate),
         "ratio": round(gateway_rate / bare_rate, 3),
         "p50_ms_at_500_per_s": round(p50, 2), "p99_ms_at_500_per_s": round(p99, 2),
+        "receipt_issues_per_s": round(issues_per_s),
+        "ed25519_signs_per_s": round(signs_per_s),
+        "receipt_share_of_gateway_time": round(gateway_rate / issues_per_s, 3),
+        **({"gateway_reads_per_s_without_receipts": round(without_rate),
+            "with_over_without_receipts": round(gateway_rate / without_rate, 3)}
+           if without_rate else {}),
     }, indent=2))
     print(f"authorized+logged read: {gateway_rate:,.0f}/s vs bare {bare_rate:,.0f}/s "
           f"-> ratio {gateway_rate / bare_rate:.2f} (target >= 0.5, >= 2,000/s); "
-          f"p99 at {FIXED_RATE}/s: {p99:.1f} ms (target < 20 ms)")
+          f"p99 at {FIXED_RATE}/s: {p99:.1f} ms (target < 20 ms); receipts: "
+          f"{issues_per_s:,.0f} issued/s ({signs_per_s:,.0f} Ed25519 signs/s), "
+          f"{gateway_rate / issues_per_s:.1%} of the gateway's time at its read rate"
+          + (f"; with/without receipts {gateway_rate / without_rate:.2f}" if without_rate
+             else ""))
 
 
 if __name__ == "__main__":
