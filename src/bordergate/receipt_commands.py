@@ -141,7 +141,7 @@ def verify(  # noqa: PLR0917 (typer maps each parameter to an option)
         typer.echo("signature verified; entry not checked (no --log)")
         return
     try:
-        verdict = verify_in_log(receipt, client)
+        verdict = verify_in_log(receipt, client, key_trusted=bool(trusted))
     except VerificationError as exc:
         raise _stop(exc, EXIT_INCONSISTENT, "NOT VERIFIED") from None
     except (Unavailable, NotFound) as exc:

@@ -61,12 +61,21 @@ class ReceiptVerdict:
         return not self.discrepancies
 
 
-def verify_in_log(receipt: Receipt, client: LogClient) -> ReceiptVerdict:
+def verify_in_log(receipt: Receipt, client: LogClient, *,
+                  key_trusted: bool = False) -> ReceiptVerdict:
     """Prove the receipt's entry in the log and compare it with the receipt.
 
+    ``key_trusted``: the receipt's key is one the caller already holds as the
+    gateway's (the deployment file's ``receipts.public_keys``).  Then a log that
+    does not register it is one more discrepancy; otherwise the registration in
+    the log is what ties the key to the gateway, and without it nothing is proved.
+
     Raises:
-        VerificationError: the log does not verify (signature, witness quorum,
-            inclusion proof), or the receipt names another log.
+        VerificationError: ``receipt_key_unregistered`` (an untrusted key that no
+            ``gateway-start`` of the gateway registered before the entry: the
+            receipt may not be the gateway's at all);
+            the log does not verify (signature, witness quorum, inclusion proof),
+            or the receipt names another log.
         Unavailable: the log cannot be read, or its checkpoint does not cover
             the receipt's entry yet (``receipt_entry_not_published``).
         NotFound: the log has no checkpoint.
@@ -93,6 +102,12 @@ def verify_in_log(receipt: Receipt, client: LogClient) -> ReceiptVerdict:
         verdict.discrepancies.append(f"entry {receipt.index} does not parse: {exc}")
         return verdict
     verdict.registered_at = _registration(client, receipt, signed)
+    if verdict.registered_at is None and not key_trusted:
+        raise VerificationError(
+            f"no gateway-start entry of gateway {receipt.gateway!r} before entry "
+            f"{receipt.index} registers the receipt key {receipt.key}: nothing ties the "
+            "receipt to the gateway (give its registered key with --gateway-key)",
+            code="receipt_key_unregistered")
     if verdict.registered_at is None:
         verdict.discrepancies.append(
             f"no gateway-start entry of gateway {receipt.gateway!r} before entry "
