@@ -43,6 +43,7 @@ field_maps = st.dictionaries(names, values, max_size=8)
 json_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1),
               st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20),
+              st.text(st.characters(codec=None, categories=["Cs", "Lu"]), max_size=3),
               int64),
     lambda inner: st.one_of(st.lists(inner, max_size=4),
                             st.dictionaries(st.text(max_size=8), inner, max_size=4)),
@@ -183,11 +184,14 @@ def test_a_lying_denial_contradicts_the_receipt() -> None:
                      "not name (an under-reported release)"]
 
 
+_LONE = json.dumps({**_read({"email": "a"}, _entry({"email": "x"}))[0], "origin": "\ud800"})
+
+
 @pytest.mark.parametrize("text", [
     b"", b"[]", b"{", b'{"format": "bordergate-receipt/v1"}', "\udcff".encode(
-        "utf-8", "surrogatepass"), b'{"format": 1}', b"x" * 70_000,
+        "utf-8", "surrogatepass"), b'{"format": 1}', b"x" * 70_000, _LONE.encode(),
 ], ids=["empty", "array", "truncated", "members-missing", "not-utf8", "format-not-text",
-        "too-large"])
+        "too-large", "lone-surrogate-escape"])
 def test_malformed_receipts_are_verification_errors(text: bytes) -> None:
     """Parsers of untrusted bytes raise VerificationError with a receipt code, nothing else."""
     with pytest.raises(VerificationError) as caught:

@@ -94,6 +94,7 @@ _MEMBERS = frozenset({"format", "key", "gateway", "origin", "index", "leaf_hash"
                       "collection", "fields", "groups", "suppressed", "digest", "signature"})
 _MAX_FIELDS = 1024
 _NOT_PLAIN = re.compile("[\ud800-\udfff\U00010000-\U0010ffff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON escapes can make them; UTF-8 cannot
 
 
 def _b64(data: bytes) -> str:
@@ -303,7 +304,8 @@ def _fail(detail: str) -> VerificationError:
 
 def _text(doc: Mapping[str, Any], name: str) -> str:
     value = doc[name]
-    if not isinstance(value, str) or not value or len(value) > 1024:
+    if (not isinstance(value, str) or not value or len(value) > 1024
+            or _SURROGATE.search(value)):
         raise _fail(f"{name} must be a non-empty string")
     return value
 
@@ -368,7 +370,8 @@ def parse_receipt(data: bytes | Mapping[str, Any]) -> Receipt:
         raise _fail(f"unknown action {action[:40]!r}")
     fields = doc["fields"]
     if (not isinstance(fields, list) or len(fields) > _MAX_FIELDS
-            or not all(isinstance(f, str) and 0 < len(f) <= 256 for f in fields)
+            or not all(isinstance(f, str) and 0 < len(f) <= 256 and not _SURROGATE.search(f)
+                       for f in fields)
             or fields != sorted(set(fields))):
         raise _fail("fields must be a sorted list of distinct field names")
     export = action == "export"
