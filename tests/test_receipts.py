@@ -221,3 +221,27 @@ def test_unknown_version_is_named() -> None:
         parse_receipt({**receipt_json, "format": "bordergate-receipt/v2"})
     assert caught.value.code == "receipt_unknown_format"
     assert FORMAT == "bordergate-receipt/v1"
+
+
+def test_export_receipt_round_trip_and_under_reported_groups() -> None:
+    """Issue 12, item 5 (exports): an export's receipt covers its groups and the number
+    suppressed; the client checks them against the answer, and an export entry that
+    records fewer groups than the receipt says were released contradicts it."""
+    body = {"collection": "users", "group_by": "country", "suppressed": 2,
+            "groups": [{"value": "US", "records": 40, "subjects": 38},
+                       {"value": None, "records": 2**60, "subjects": 11}]}
+    entry = {"type": "export", "gateway": "us", "collection": "users", "group_by": "country",
+             "outcome": "allow", "groups": 2, "suppressed": 2,
+             "decisions": [{"field": "country", "allowed": True}]}
+    receipt_json, salt = SIGNER.issue(
+        origin="us.test/log", index=3, entry=canonical_json(entry), action="export",
+        collection="users", fields=["country"], values=released_values("export", body),
+        groups=2, suppressed=2)
+    receipt = parse_receipt(json.dumps(receipt_json).encode())
+    check_answer(receipt, salt, json.loads(json.dumps(body)))
+    assert entry_discrepancies(receipt, entry) == []
+    with pytest.raises(VerificationError) as caught:
+        check_answer(receipt, salt, {**body, "groups": body["groups"][:1]})
+    assert caught.value.code == "receipt_mismatch"
+    assert entry_discrepancies(receipt, {**entry, "groups": 1}) == [
+        "released 2 groups, the entry records 1"]
