@@ -169,38 +169,35 @@ def _jcs_safe(value: Any) -> Any:
     return value  # refused by rfc8785 below
 
 
-def _plain_scalar(value: Any) -> bool | None:
-    """True/False for a scalar (see :func:`_plain`), None for a container."""
-    kind = type(value)
-    if kind is str:
-        return value.isascii() or _NOT_PLAIN.search(value) is None
-    if kind is int:
-        return bool(-_SAFE_INT <= value <= _SAFE_INT)
-    if value is None or kind is bool:
-        return True
-    if kind is dict or kind is list:
-        return None
-    return False  # floats and anything else: the reference decides
-
-
 def _plain(value: Any) -> bool:
     """Whether ``json.dumps`` with sorted keys gives exactly RFC 8785's bytes for
-    ``value``: no floats (JCS formats them as ECMAScript does), integers within
-    the I-JSON range, and strings without surrogates or characters past the
-    BMP (JCS sorts keys by UTF-16 code units, Python by code points: they
-    differ only there).  Strings are escaped alike (short forms for
-    ``\\b\\f\\n\\r\\t``, ``\\u00xx`` for other controls, nothing else)."""
-    scalar = _plain_scalar(value)
-    if scalar is not None:
-        return scalar
-    if type(value) is list:
-        return all(_plain(v) for v in value)
-    for k, v in value.items():
-        if type(k) is not str or not _plain_scalar(k):
-            return False
-        scalar = _plain_scalar(v)
-        if scalar is False or (scalar is None and not _plain(v)):
-            return False
+    ``value``, if its UTF-8 encoding succeeds (a lone surrogate fails it): no
+    floats (JCS formats them as ECMAScript does), integers within the I-JSON
+    range, and object keys without characters past the BMP (JCS sorts keys by
+    UTF-16 code units, Python by code points: they differ only there).  String
+    values need no check: both escape ``"``, ``\\`` and controls alike (short
+    forms for ``\\b\\f\\n\\r\\t``, ``\\u00xx`` otherwise) and write
+    everything else as UTF-8.  One loop, no recursion: the gateway runs it on
+    every answer."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or item is None or kind is bool:
+            continue
+        if kind is int:
+            if not -_SAFE_INT <= item <= _SAFE_INT:
+                return False
+        elif kind is dict:
+            for key, member in item.items():
+                if type(key) is not str or (not key.isascii() and _NOT_PLAIN.search(key)):
+                    return False
+                if type(member) is not str:
+                    stack.append(member)
+        elif kind is list:
+            stack.extend(item)
+        else:
+            return False  # floats and anything else: the reference decides
     return True
 
 
@@ -217,7 +214,10 @@ def jcs(value: Any) -> bytes:
         rfc8785.CanonicalizationError: what the reference refuses.
     """
     if _plain(value):
-        return _DUMPS(value).encode("utf-8")
+        try:
+            return _DUMPS(value).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the reference refuses it with its own error
     return rfc8785.dumps(value)
 
 
@@ -229,7 +229,10 @@ def canonical_released(values: Mapping[str, Any]) -> bytes:
             encode (NaN, non-string keys, lone surrogates, other types).
     """
     if _plain(values):
-        return _DUMPS(values).encode("utf-8")
+        try:
+            return _DUMPS(values).encode("utf-8")
+        except UnicodeEncodeError:
+            pass
     try:
         return rfc8785.dumps(_jcs_safe(values))
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
@@ -292,7 +295,13 @@ class ReceiptSigner:
             "index": index, "leaf_hash": _b64(merkle.leaf_hash(entry)), "action": action,
             "collection": collection, "fields": sorted(fields), "groups": groups,
             "suppressed": suppressed, "digest": _b64(released_digest(salt, values))}
-        signature = self.signer.sign(SIGNED_CONTEXT + jcs(statement))
+        counts = (index, groups or 0, suppressed or 0)
+        try:  # keys fixed and ASCII, values strings and these integers: no walk needed
+            encoded = (_DUMPS(statement).encode("utf-8") if max(counts) <= _SAFE_INT
+                       else jcs(statement))
+        except UnicodeEncodeError:
+            encoded = jcs(statement)
+        signature = self.signer.sign(SIGNED_CONTEXT + encoded)
         statement["signature"] = _b64(signature)
         return statement, salt
 
