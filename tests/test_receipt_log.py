@@ -97,3 +97,16 @@ def test_unregistered_key_proves_nothing(log: tuple[LogClient, list[bytes]]) -> 
     assert caught.value.code == "receipt_key_unregistered"
     verdict = verify_in_log(forged, client, key_trusted=True)
     assert any("registers the receipt key" in d for d in verdict.discrepancies)
+
+
+def test_a_registered_receipt_key_is_not_taken_for_personal_data() -> None:
+    """Promise 7 scan (issue 12, item 5): the ``receipt_key`` of a ``gateway-start``
+    entry is key material, not a value; a key id of digits must not read as a phone
+    number (it did in the demo before the scan skipped the member)."""
+    from bordergate.audit.personal_data import scan_entry
+    from bordergate.entries import parse_entry
+
+    raw = encode_entry("gateway-start", T, {
+        "gateway": "us", "release": None, "reviewed": False,
+        "receipt_key": "us.gateway-receipts+12345678+AWhk0nOb2XV5K3vk0tHLOKMCkOJRL0pXtiMhvlEjlbYx"})
+    assert scan_entry(raw, parse_entry(raw).body) == []

@@ -463,7 +463,8 @@ class LogGenerator:
                  "bundle": rng.choice([default_bundle().digest] * 3 + [UNKNOWN_BUNDLE]),
                  "origin": ORIGIN}
         if rng.random() < 0.5:  # the gateway's registered receipt key (issue 12, item 5)
-            start["receipt_key"] = ("us.gateway-receipts-TEST-ONLY+0a1b2c3d+"
+            # a key id of digits reads like a phone number: the scan must skip keys
+            start["receipt_key"] = ("us.gateway-receipts-TEST-ONLY+12345678+"
                                     "AWhk0nOb2XV5K3vk0tHLOKMCkOJRL0pXtiMhvlEjlbYx")
         out.append(encode_entry("gateway-start", self.tick(rng), start))
         for _ in range(rng.randint(1, 3)):
