@@ -896,8 +896,10 @@ class Gateway:
                   "suppressed": noisy.suppressed, "truncated": truncated,
                   "noise": {**plan.to_json(), "budget": budget.to_json()},
                   "log": {"origin": self.origin, "index": index}}
-        self._attach_receipt(answer, "export", index, entry, fields=[group_by],
-                             groups=len(groups), suppressed=noisy.suppressed)
+        # up to max_export_groups groups to encode: off the event loop, like the export
+        await self._off_loop(lambda: self._attach_receipt(
+            answer, "export", index, entry, fields=[group_by], groups=len(groups),
+            suppressed=noisy.suppressed))
         return Outcome(answer, index, headers=self._log_headers(index))
 
     def _export_request(self, payload: object) -> tuple[str, str, str, int]:
