@@ -11,7 +11,9 @@ renders answers, this class does the work in the order the promises demand:
 3. decide: one ``DecisionInput`` per field, all in one ``decide_many`` call;
 4. fetch and decrypt only the allowed fields;
 5. log the decision entry and wait until it is durably sequenced;
-6. only then return what may be released, with the entry's index.
+6. only then return what may be released, with the entry's index and the
+   gateway's signed receipt of exactly what it released under that entry
+   (``bordergate.receipts``: reads and exports, one Ed25519 signature each).
 
 A read that presents an approval is *guarded*: its entry records the version
 of the approval's state it was decided under (``approval_version``: the index
