@@ -4,6 +4,7 @@ the profile decides what may be left out (docs/config.md)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from bordergate.keys.backend import KeyFileSettings
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
 from bordergate.privacy.budget import PrivacySettings
 from bordergate.residency.schema import demo_schema_path
+from bordergate.tlog.note import Signer
 from tests.releases.keys import reviewer_signer
 
 GOOD = """
@@ -115,9 +117,13 @@ def test_unknown_jurisdiction_and_unreadable_file(tmp_path: Path) -> None:
     assert err.value.code == "config_unreadable"
 
 
+# TEST-ONLY receipt verifier key (fixed seed)
+RECEIPT_VKEY = Signer.from_seed("us.gateway-receipts", bytes([7] * 32)).verifier().key_string
 PRODUCTION = GOOD.replace(
     'profile = "development"\n', 'schema = "schema.toml"\npolicy_bundle = "policy"\n'
-) + 'witnesses = [{ url = "http://127.0.0.1:9101", vkey = "w+1+x" }]\nquorum = 1\n'
+).replace("[jurisdictions.us.log]\n", 'receipts = { key_file = "us/receipt.key", public_keys = '
+          f'["{RECEIPT_VKEY}"] }}\n[jurisdictions.us.log]\n'
+          ) + 'witnesses = [{ url = "http://127.0.0.1:9101", vkey = "w+1+x" }]\nquorum = 1\n'
 
 
 def test_production_is_the_default_and_names_its_files(tmp_path: Path) -> None:
@@ -139,6 +145,39 @@ def test_production_without_schema_or_bundle_is_refused(tmp_path: Path, key: str
         parse_config(text, base_dir=tmp_path)
     assert err.value.code == "config_missing_key"
     assert f"deployment.{key}" in str(err.value) and "production" in str(err.value)
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    (lambda t: t.replace("receipts = {", "# receipts = {"), "jurisdictions.us.receipts"),
+    (lambda t: t.replace(f'["{RECEIPT_VKEY}"]', "[]"), "jurisdictions.us.receipts.public_keys"),
+], ids=["no-receipts-table", "no-registered-key"])
+def test_production_needs_a_registered_receipt_key(tmp_path: Path, change: Any,
+                                                    key: str) -> None:
+    """Issue 12, item 5 (registered receipt key): a production deployment names its
+    gateways' receipt key file and registers their public keys; leaving either out is
+    a ConfigError naming the key."""
+    with pytest.raises(ConfigError) as err:
+        parse_config(change(PRODUCTION), base_dir=tmp_path)
+    assert err.value.code == "config_missing_key"
+    assert key in str(err.value)
+    us = parse_config(PRODUCTION, base_dir=tmp_path).jurisdiction("us")
+    assert us.receipts is not None and us.receipts.public_keys == (RECEIPT_VKEY,)
+    assert us.receipt_key_file() == tmp_path / "us/receipt.key"
+
+
+def test_a_malformed_receipt_key_is_refused(tmp_path: Path) -> None:
+    """Issue 12, item 5: a registered receipt key that is not an Ed25519 verifier key is
+    refused at load, naming it."""
+    with pytest.raises(ConfigError) as err:
+        parse_config(PRODUCTION.replace(RECEIPT_VKEY, "us+1+x"), base_dir=tmp_path)
+    assert "jurisdictions.us.receipts.public_keys[0]" in str(err.value)
+
+
+def test_development_receipt_key_defaults_beside_the_pseudonym_secret(tmp_path: Path) -> None:
+    """Profiles: development and demo may leave ``receipts`` out; the key file is then
+    ``receipt.key`` beside the pseudonym secret and no key is registered."""
+    us = parse_config(GOOD, base_dir=tmp_path).jurisdiction("us")
+    assert us.receipts is None and us.receipt_key_file() == tmp_path / "us/receipt.key"
 
 
 def test_production_refuses_witness_quorum_zero(tmp_path: Path) -> None:

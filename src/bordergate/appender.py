@@ -30,7 +30,8 @@ from bordergate.entries import canonical_json
 from bordergate.tlog.checkpoint import SignedCheckpoint
 from bordergate.tlog.credentials import APPENDER, claimed_appender, require_appender
 
-__all__ = ["APPENDER", "AttributedLog", "claimed_appender", "require_appender", "stamp"]
+__all__ = ["APPENDER", "AttributedLog", "claimed_appender", "logged_form", "require_appender",
+           "stamp"]
 
 
 
@@ -71,6 +72,11 @@ class AttributedLog:
     async def append(self, entry: bytes) -> int:
         return await self.append_many([entry])
 
+    def logged(self, entry: bytes) -> bytes:
+        """The bytes the log holds for ``entry`` once appended here (stamped): what
+        a receipt's leaf hash must be computed over."""
+        return stamp(entry, self.appender_id)
+
     async def append_guarded(self, entries: Sequence[bytes],
                              expect: Mapping[str, int]) -> int:
         """As the inner log's, with each entry stamped."""
@@ -90,3 +96,9 @@ class AttributedLog:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def logged_form(log: object, entry: bytes) -> bytes:
+    """The bytes ``log`` sequences for ``entry``: stamped with the credential's id
+    when ``log`` is an :class:`AttributedLog`, else ``entry`` itself."""
+    return log.logged(entry) if isinstance(log, AttributedLog) else entry

@@ -16,6 +16,7 @@ from bordergate import (
     __version__,
     approval_commands,
     log_operator,
+    receipt_commands,
     roster_commands,
     token_commands,
 )
@@ -52,6 +53,7 @@ app.add_typer(schema_commands.app, name="schema")
 app.add_typer(release_commands.app, name="release")
 app.add_typer(approval_commands.app, name="approval")
 app.add_typer(roster_commands.app, name="roster")
+app.add_typer(receipt_commands.app, name="receipt")
 
 
 @app.callback()

@@ -19,6 +19,15 @@ approval, checks its request entry against the digest the gateway names, and
 builds the statement that :meth:`GatewayClient.grant` signs with the approver's
 own key; only the signature is sent.
 
+Every answer that releases data (a read, an export) must carry the gateway's
+signed receipt (:mod:`bordergate.receipts`): the client checks its signature
+(against the jurisdiction's registered receipt keys when it is given them),
+that it names the answer's log entry, and that its salted digest is that of
+exactly the values received; an answer that fails is refused
+(``receipt_*`` codes) and nothing of it is returned.  Checked receipts are
+kept in :attr:`GatewayClient.receipts` (and written to ``receipt_dir`` when
+given), for ``bordergate receipt verify`` to hold against the log.
+
 This module must never send a private key, never retry a request that the
 gateway refused for policy, never follow an HTTP redirect, never learn a
 gateway's jurisdiction from an answer, and never send a token meant for one
@@ -30,8 +39,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -53,8 +64,15 @@ from bordergate.errors import (
     VerificationError,
     WrongJurisdiction,
 )
+from bordergate.receipts import (
+    SALT_BYTES,
+    Receipt,
+    check_answer,
+    parse_receipt,
+    verify_receipt_signature,
+)
 
-__all__ = ["GatewayClient", "GatewayMap", "ReadResult", "error_from_problem"]
+__all__ = ["GatewayClient", "GatewayMap", "KeptReceipt", "ReadResult", "error_from_problem"]
 
 _MAX_HOPS = 2
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -154,6 +172,7 @@ class ReadResult:
         log_index: index of that entry.
         gateway: base URL of the gateway that answered (the home one).
         outcome: ``allow`` or ``partial``.
+        receipt: the gateway's checked receipt of this answer.
     """
 
     fields: dict[str, Any]
@@ -162,6 +181,17 @@ class ReadResult:
     log_index: int
     gateway: str
     outcome: str
+    receipt: Receipt | None = None
+
+
+@dataclass(frozen=True)
+class KeptReceipt:
+    """A checked receipt and its salt (the requester's; never hand the salt to
+    someone who should not learn the values), with the gateway that answered."""
+
+    receipt: Receipt
+    salt: bytes
+    gateway: str
 
 
 def error_from_problem(status: int, body: Mapping[str, Any]) -> BordergateError:
@@ -198,7 +228,9 @@ class GatewayClient:
 
     def __init__(self, base_url: str, token: str | Mapping[str, str], *,
                  gateways: GatewayMap | Mapping[str, str | Sequence[str]],
-                 timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
+                 timeout: float = 10.0, transport: httpx.BaseTransport | None = None,
+                 receipt_keys: Mapping[str, str | Sequence[str]] | None = None,
+                 receipt_dir: Path | None = None) -> None:
         """Bind a gateway, the gateways of every jurisdiction and the token(s) to present.
 
         Args:
@@ -211,6 +243,14 @@ class GatewayClient:
                 jurisdiction it names.
             timeout: per-request timeout, seconds.
             transport: an httpx transport (tests).
+            receipt_keys: jurisdiction code -> its gateways' registered receipt
+                verifier keys (the deployment file's ``receipts.public_keys``); a
+                receipt from a jurisdiction listed here must be signed by one of
+                them.  Unlisted jurisdictions: the receipt's own key is checked
+                and ``bordergate receipt verify`` checks its registration in the log.
+            receipt_dir: where to write each checked receipt
+                (``ORIGIN-INDEX.receipt.json``, shareable) and its salt
+                (``ORIGIN-INDEX.salt``, the requester's own).
 
         Raises:
             ConfigError: ``gateways`` is malformed or does not list ``base_url``.
@@ -223,6 +263,10 @@ class GatewayClient:
         self.base_url = self.gateways.gateway(jurisdiction, base_url)
         self._tokens = {jurisdiction: token} if isinstance(token, str) else dict(token)
         self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
+        self._receipt_keys = {code: [keys] if isinstance(keys, str) else list(keys)
+                              for code, keys in (receipt_keys or {}).items()}
+        self.receipt_dir = receipt_dir
+        self.receipts: list[KeptReceipt] = []
 
     def close(self) -> None:
         """Close connections."""
@@ -273,6 +317,48 @@ class GatewayClient:
             jurisdiction = error.home
         raise WrongJurisdiction("too many 421 redirections", home="")
 
+    # -- receipts ----------------------------------------------------------------
+    def _check_receipt(self, base: str, body: Mapping[str, Any],
+                       response: httpx.Response) -> Receipt:
+        """Check and keep the receipt of an answer that released data.
+
+        Raises:
+            VerificationError: ``receipt_missing``, ``receipt_malformed``,
+                ``receipt_key_untrusted``, ``receipt_signature_invalid``,
+                ``receipt_mismatch``, ``receipt_digest_mismatch``.
+        """
+        raw, salt_text = body.get("receipt"), body.get("receipt_salt")
+        if raw is None or salt_text is None:
+            raise VerificationError(f"gateway {base} released data without a receipt",
+                                    code="receipt_missing")
+        receipt = parse_receipt(raw)
+        try:
+            salt = base64.b64decode(str(salt_text), validate=True)
+        except (binascii.Error, ValueError):
+            salt = b""
+        if len(salt) != SALT_BYTES:
+            raise VerificationError("the receipt's salt is not 32 bytes of base64",
+                                    code="receipt_malformed")
+        jurisdiction = self.gateways.jurisdiction_of(base)
+        verify_receipt_signature(receipt, self._receipt_keys.get(jurisdiction or ""))
+        if receipt.gateway != jurisdiction:
+            raise VerificationError(f"a receipt of gateway {receipt.gateway!r} from the "
+                                    f"gateway of {jurisdiction!r}", code="receipt_mismatch")
+        index = response.headers.get("Bordergate-Log-Index", "")
+        check_answer(receipt, salt, body, origin=response.headers.get("Bordergate-Log-Origin"),
+                     index=int(index) if index.isdigit() else -1)
+        self.receipts.append(KeptReceipt(receipt, salt, base))
+        if self.receipt_dir is not None:
+            self._store(receipt, salt)
+        return receipt
+
+    def _store(self, receipt: Receipt, salt: bytes) -> None:
+        assert self.receipt_dir is not None
+        self.receipt_dir.mkdir(parents=True, exist_ok=True)
+        stem = f"{re.sub(r'[^A-Za-z0-9._-]', '_', receipt.origin)}-{receipt.index}"
+        (self.receipt_dir / f"{stem}.receipt.json").write_bytes(receipt.to_bytes() + b"\n")
+        (self.receipt_dir / f"{stem}.salt").write_text(base64.b64encode(salt).decode() + "\n")
+
     # -- data ------------------------------------------------------------------
     def mint_subject(self) -> str:
         """A new subject id homed at this gateway."""
@@ -298,10 +384,11 @@ class GatewayClient:
         base, r = self._call("GET", f"/v1/{collection}/{record_id}", params=params,
                              headers=headers)
         body = r.json()
+        receipt = self._check_receipt(base, body, r)
         return ReadResult(fields=body["fields"], withheld=body["withheld"],
                           log_origin=r.headers["Bordergate-Log-Origin"],
                           log_index=int(r.headers["Bordergate-Log-Index"]), gateway=base,
-                          outcome=body["outcome"])
+                          outcome=body["outcome"], receipt=receipt)
 
     def write(self, collection: str, record_id: str, subject: str,
               values: Mapping[str, object], *, purpose: str) -> dict[str, Any]:
@@ -323,8 +410,10 @@ class GatewayClient:
                                    "purpose": purpose}
         if min_subjects is not None:
             payload["min_subjects"] = min_subjects
-        _, r = self._call("POST", "/v1/exports", json=payload)
-        return dict(r.json())
+        base, r = self._call("POST", "/v1/exports", json=payload)
+        body = dict(r.json())
+        self._check_receipt(base, body, r)
+        return body
 
     # -- approvals ---------------------------------------------------------------
     def request_approval(self, *, purpose: str, reason: str, collections: Sequence[str],

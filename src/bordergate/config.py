@@ -32,12 +32,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bordergate.config_reader import ConfigReader, parse_toml, read_config_file
-from bordergate.errors import ConfigError
+from bordergate.errors import ConfigError, VerificationError
 from bordergate.keys.backend import KeyBackendSettings, parse_key_backend
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
 from bordergate.privacy.budget import PrivacySettings
 from bordergate.profile import Profile
 from bordergate.subjects import JURISDICTION_PATTERN
+from bordergate.tlog.note import Ed25519Verifier
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
@@ -47,6 +48,7 @@ __all__ = [
     "Limits",
     "LogSettings",
     "Profile",
+    "ReceiptSettings",
     "Reviewer",
     "RosterSettings",
     "SequencerClient",
@@ -190,6 +192,22 @@ class Reviewer:
 
 
 @dataclass(frozen=True)
+class ReceiptSettings:
+    """The gateway's receipt key (docs/gateway.md, "Receipts").
+
+    Attributes:
+        key_file: this gateway's Ed25519 receipt signing key (``gateway init``
+            creates it); each worker may have its own.
+        public_keys: the registered receipt verifier keys of this jurisdiction's
+            gateways; a gateway whose key is not listed refuses to start
+            (required, non-empty, under the production profile).
+    """
+
+    key_file: Path
+    public_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Jurisdiction:
     """One jurisdiction: its custodian, gateway, store, keys, log and issuer."""
 
@@ -208,6 +226,15 @@ class Jurisdiction:
     admin_port: int = 0
     roster: RosterSettings | None = None
     sequencer: SequencerSettings | None = None
+    receipts: ReceiptSettings | None = None
+
+    def receipt_key_file(self) -> Path:
+        """The receipt key file: configured, or (development and demo, where the
+        ``receipts`` table may be left out) ``receipt.key`` beside the pseudonym
+        secret."""
+        if self.receipts is not None:
+            return self.receipts.key_file
+        return self.log.pseudonym_secret_file.with_name("receipt.key")
 
 
 @dataclass(frozen=True)
@@ -417,7 +444,8 @@ class _Reader(ConfigReader):
             raise self.fail(key, "a jurisdiction code is 2-8 lowercase letters")
         doc = self.table(body, key, {
             "custodian", "listen", "public_url", "store", "keys", "log", "issuer",
-            "reviewers", "required_approvals", "admin_listen", "roster", "sequencer"})
+            "reviewers", "required_approvals", "admin_listen", "roster", "sequencer",
+            "receipts"})
         host, port = self.listen(doc, key)
         admin_host, admin_port = self.listen(doc, key, "admin_listen",
                                              default_admin_listen(port))
@@ -446,6 +474,7 @@ class _Reader(ConfigReader):
             admin_host=admin_host, admin_port=admin_port,
             roster=self.roster(doc, key, profile),
             sequencer=self.sequencer(doc, key),
+            receipts=self.receipts(doc, key, profile),
         )
 
     def roster(self, doc: Mapping[str, Any], key: str, profile: Profile
@@ -475,6 +504,31 @@ class _Reader(ConfigReader):
         host, port = self.listen(seq, k)
         return SequencerSettings(host, port, self.path(seq, k, "key_file"),
                                  self.path(seq, k, "credentials_file"))
+
+    def receipts(self, doc: Mapping[str, Any], key: str, profile: Profile
+                 ) -> ReceiptSettings | None:
+        """``receipts = {key_file, public_keys}``: required with registered keys under
+        production; left out elsewhere, the key file defaults to ``receipt.key``
+        beside the pseudonym secret and no key is registered here."""
+        k = f"{key}.receipts"
+        if "receipts" not in doc:
+            if not profile.allows_unregistered_receipt_key:
+                raise self.fail(k, "missing: the production profile needs the gateway's "
+                                "receipt key_file and its registered public_keys",
+                                "config_missing_key")
+            return None
+        body = self.table(doc.get("receipts"), k, {"key_file", "public_keys"})
+        keys = tuple(self.texts(body, k, "public_keys")) if "public_keys" in body else ()
+        for i, vkey in enumerate(keys):
+            try:
+                Ed25519Verifier.from_key_string(vkey)
+            except VerificationError as exc:
+                raise self.fail(f"{k}.public_keys[{i}]", f"not an Ed25519 verifier key: {exc}"
+                                ) from None
+        if not keys and not profile.allows_unregistered_receipt_key:
+            raise self.fail(f"{k}.public_keys", "the production profile needs the registered "
+                            "receipt keys of this jurisdiction's gateways", "config_missing_key")
+        return ReceiptSettings(self.path(body, k, "key_file"), keys)
 
     def listen(self, doc: Mapping[str, Any], key: str, name: str = "listen",
                default: str | None = None) -> tuple[str, int]:

@@ -39,6 +39,12 @@ class Profile(enum.Enum):
         return self is Profile.PRODUCTION
 
     @property
+    def allows_unregistered_receipt_key(self) -> bool:
+        """Whether a gateway may sign receipts with a key the deployment file does not
+        list (``receipts.public_keys``); its ``gateway-start`` entry still names it."""
+        return self is not Profile.PRODUCTION
+
+    @property
     def allows_unreviewed(self) -> bool:
         """Whether a gateway may start ``--unreviewed`` (logged; flagged by every audit)."""
         return self is not Profile.PRODUCTION

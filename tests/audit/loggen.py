@@ -528,6 +528,10 @@ class LogGenerator:
         start = {"gateway": "us", "release": m.id, "reviewed": True, "unreviewed": False,
                  "bundle": rng.choice([default_bundle().digest] * 3 + [UNKNOWN_BUNDLE]),
                  "origin": ORIGIN}
+        if rng.random() < 0.5:  # the gateway's registered receipt key (issue 12, item 5)
+            # a key id of digits reads like a phone number: the scan must skip keys
+            start["receipt_key"] = ("us.gateway-receipts-TEST-ONLY+12345678+"
+                                    "AWhk0nOb2XV5K3vk0tHLOKMCkOJRL0pXtiMhvlEjlbYx")
         out.append(encode_entry("gateway-start", self.tick(rng), start))
         for _ in range(rng.randint(1, 3)):
             out.append(self.pseudonyms(rng, self.strict.access(

@@ -1,6 +1,6 @@
 """TEST-ONLY deployments of three jurisdictions (us, eu, cn) with fixed-seed keys.
 
-Every key here (issuer keys, log signing keys, pseudonym secrets) is derived
+Every key here (issuer keys, log signing keys, receipt keys, pseudonym secrets) is derived
 from a fixed seed and is for the test suite only; never use them anywhere else.
 Key-encryption keys are created by ``provision`` in the temporary directory.
 """
@@ -40,6 +40,11 @@ def issuer_key(code: str) -> ed25519.Ed25519PrivateKey:
     return ed25519.Ed25519PrivateKey.from_private_bytes(_seed(f"issuer {code}"))
 
 
+def receipt_signer(code: str) -> Signer:
+    """TEST-ONLY receipt key of ``code``'s gateway (registered in the deployment file)."""
+    return Signer.from_seed(f"{code}.gateway-receipts-TEST-ONLY", _seed(f"receipts {code}"))
+
+
 def issuer_name(code: str) -> str:
     return f"https://issuer.{code}.test"
 
@@ -75,6 +80,8 @@ def write_deployment(root: Path, *, k_min: int | None = None, max_body: int = 40
         origin = f"{code}.bordergate.test/log"
         (d / "log.key").write_text(Signer.from_seed(origin, _seed(f"log {code}")).key_string)
         (d / "pseudonym.secret").write_text(_seed(f"pseudonym {code}").hex())
+        (d / "receipt.key").write_text(receipt_signer(code).key_string)
+        receipt_vkey = receipt_signer(code).verifier().key_string
         public = issuer_key(code).public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         (d / "issuer.pub").write_bytes(public)
@@ -86,6 +93,7 @@ listen = "127.0.0.1:{port}"
 admin_listen = "127.0.0.1:{admin_port}"
 store = "sqlite:{code}/records.db"
 keys = {{ backend = "file", path = "{code}/kek.json" }}
+receipts = {{ key_file = "{code}/receipt.key", public_keys = ["{receipt_vkey}"] }}
 [jurisdictions.{code}.log]
 storage = "{code}/log"
 origin = "{origin}"

@@ -9,6 +9,7 @@ is shown against the real gateway processes of the shared test deployment.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -20,12 +21,19 @@ import pytest
 from bordergate.client import GatewayClient, GatewayMap
 from bordergate.errors import ConfigError, UntrustedRedirect, WrongJurisdiction
 from bordergate.policy.entities import Principal
+from bordergate.receipts import ReceiptSigner
 from tests.approvers import approver_key
 from tests.gateway.conftest import RunningDeployment
-from tests.gateway.deployment import Tokens
+from tests.gateway.deployment import Tokens, receipt_signer
 
 LOCAL_EU = Principal("local-eu-client", "tteu", "local", "eu", frozenset({"engineer"}))
-READ_OK = {"fields": {"handle": "h"}, "withheld": [], "outcome": "allow"}
+# a read answer of the eu gateway, with its receipt (TEST-ONLY key; the client checks it)
+_RECEIPT, _SALT = ReceiptSigner(receipt_signer("eu"), "eu").issue(
+    origin="eu.bordergate.test/log", index=7, entry=b"an entry", action="read",
+    collection="users", fields=["handle"], values={"fields": {"handle": "h"}})
+READ_OK = {"collection": "users", "fields": {"handle": "h"}, "withheld": [],
+           "outcome": "allow", "receipt": _RECEIPT,
+           "receipt_salt": base64.b64encode(_SALT).decode()}
 READ_HEADERS = {"Bordergate-Log-Origin": "eu.bordergate.test/log", "Bordergate-Log-Index": "7"}
 
 

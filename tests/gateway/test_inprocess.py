@@ -8,6 +8,7 @@ writes (a dead disk).  Keys are TEST-ONLY (tests/gateway/deployment.py).
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -24,10 +25,11 @@ from bordergate.gateway.approvals import ApprovalRecord, ApprovalStore
 from bordergate.gateway.service import Gateway, SequencerLog
 from bordergate.gateway.startup import open_gateway
 from bordergate.policy.entities import Principal
+from bordergate.receipts import check_answer, parse_receipt, verify_receipt_signature
 from bordergate.tlog.storage.memory import MemoryStorage
 from bordergate.tlog.tiles import TILE_WIDTH, TileRef, decode_bundle
 from tests.approvers import approver_key, keys_for, public_text, signed_body
-from tests.gateway.deployment import Tokens, write_deployment
+from tests.gateway.deployment import Tokens, receipt_signer, write_deployment
 
 LOCAL = Principal("alice", "ttus", "local", "us", frozenset({"engineer"}))
 PARENT = Principal("bob", "bytedance", "parent", "cn", frozenset({"engineer"}))
@@ -419,7 +421,9 @@ def test_openapi_and_health_and_metrics(harness: Harness) -> None:
 def test_direct_read_path_answers_as_the_starlette_route(harness: Harness) -> None:
     """Promises 2 and 3: the gateway app's direct path for GET /v1/{collection}/{id}
     gives the same status, problem code, body and headers (up to the log index) as
-    the same Starlette route, for allowed, partial, denied and malformed reads."""
+    the same Starlette route, for allowed, partial, denied and malformed reads; both
+    carry a receipt of the answer (issue 12, item 5) that verifies with the gateway's
+    registered key (its entry, salt and signature differ per answer)."""
     from starlette.applications import Starlette
 
     from bordergate.gateway.app import GatewayApp
@@ -455,13 +459,22 @@ def test_direct_read_path_answers_as_the_starlette_route(harness: Harness) -> No
                 body = r.json()
                 if isinstance(body.get("log"), dict):
                     body["log"].pop("index")
-                kept = {k: v for k, v in r.headers.items() if k != "bordergate-log-index"}
+                if "receipt" in body:  # checked, then compared up to what varies
+                    receipt = parse_receipt(body["receipt"])
+                    verify_receipt_signature(receipt, [receipt_signer("us").verifier().key_string])
+                    check_answer(receipt, base64.b64decode(body.pop("receipt_salt")), body,
+                                 index=int(r.headers["bordergate-log-index"]))
+                    body["receipt"] = {k: v for k, v in body["receipt"].items() if k not in (
+                        "index", "leaf_hash", "digest", "signature")}
+                kept = {k: v for k, v in r.headers.items()
+                        if k not in ("bordergate-log-index", "content-length")}
                 out.append((r.status_code, body, kept))
         return out
 
     direct = asyncio.run(ask(harness.app))
     routed = asyncio.run(ask(plain))
     assert [c[0] for c in direct] == [200, 200, 403, 400, 400, 400, 401, 401, 404, 421, 400, 400]
+    assert [("receipt" in c[1]) for c in direct] == [True, True] + [False] * 10
     assert direct == routed
 
 

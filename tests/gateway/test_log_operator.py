@@ -221,3 +221,39 @@ def test_releases_keys_and_revocations_go_through_the_running_sequencer(
         finally:
             await remote.aclose()
     asyncio.run(promised())
+
+
+def test_receipt_of_a_gateway_on_the_log_operator_names_the_logged_bytes(
+        operated: Operated, tmp_path: Path) -> None:
+    """Issue 12.2 with 12.5: the sequencer logs the entry stamped with the gateway's
+    credential, so a receipt's leaf hash must be that of the stamped bytes; an
+    honest read's receipt, from a gateway appending through the sequencer process,
+    verifies end to end with `bordergate receipt verify` against the published log."""
+    from bordergate.client import GatewayClient
+    from bordergate.tlog.merkle import leaf_hash
+    from tests.gateway.deployment import Tokens, receipt_signer
+    from tests.gateway.test_receipts_processes import LOCAL, VALUES, _receipt_file, _verify
+
+    us = operated.deployment.jurisdiction("us")
+    gateway = start_process(operated.config, "us")
+    try:
+        wait_healthy(us.public_url, gateway)
+        with GatewayClient(us.public_url, Tokens().token(LOCAL, "us"),
+                           gateways={"us": us.public_url},
+                           receipt_keys={"us": receipt_signer("us").verifier().key_string},
+                           receipt_dir=tmp_path / "receipts") as client:
+            subject = client.mint_subject()
+            client.write("users", subject, subject, VALUES, purpose="operations")
+            got = client.read("users", subject, purpose="operations", fields=["handle"])
+        receipt = _receipt_file(tmp_path / "receipts", got.log_index)
+        done = _verify(receipt, us.public_url + "/v1/log", log_verifier(us).key_string)
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        stop_process(gateway)
+    j = operated.deployment.jurisdiction("us")
+    client_log = LogClient(DirectorySource(Path(j.log.storage)), log_verifier(j))
+    size = client_log.checkpoint().checkpoint.size
+    logged = client_log.entry(got.log_index, size)
+    assert b'"appender":"us-gw-1"' in logged
+    assert got.receipt is not None
+    assert got.receipt.leaf_hash == leaf_hash(logged)

@@ -55,8 +55,9 @@ _SAFE = re.compile(
     r"|apr-[a-z2-7]{26}"                               # approval ids
     r"|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z"           # entry times
 )
-# Keys whose values are cryptographic material or digest maps (release manifests).
-_SKIP_KEYS = frozenset({"signature", "key", "manifest"})
+# Keys whose values are cryptographic material or digest maps (release manifests);
+# ``receipt_key``: the gateway's receipt verifier key in ``gateway-start`` (issue 12).
+_SKIP_KEYS = frozenset({"signature", "key", "manifest", "receipt_key"})
 
 
 def scan_entry(data: bytes, body: Mapping[str, Any] | Callable[[], Mapping[str, Any]]

@@ -82,6 +82,21 @@ def _schemas() -> dict[str, Any]:
                 "retry_after": {"type": "number"},
             },
         },
+        "Receipt": {
+            "type": "object", "description": "the gateway's signed statement of what it "
+            "released under the entry (bordergate-receipt/v1, docs/gateway.md 'Receipts')",
+            "required": ["format", "key", "gateway", "origin", "index", "leaf_hash", "action",
+                         "collection", "fields", "groups", "suppressed", "digest", "signature"],
+            "properties": {
+                "format": {"const": "bordergate-receipt/v1"}, "key": {"type": "string"},
+                "gateway": {"type": "string"}, "origin": {"type": "string"},
+                "index": {"type": "integer", "minimum": 0}, "leaf_hash": {"type": "string"},
+                "action": {"enum": ["read", "export"]}, "collection": {"type": "string"},
+                "fields": str_list, "groups": {"type": ["integer", "null"]},
+                "suppressed": {"type": ["integer", "null"]}, "digest": {"type": "string"},
+                "signature": {"type": "string"},
+            },
+        },
         "LogRef": {"type": "object", "required": ["origin", "index"],
                    "properties": {"origin": {"type": "string"},
                                   "index": {"type": "integer", "minimum": 0}}},
@@ -108,6 +123,9 @@ def _schemas() -> dict[str, Any]:
                 "withheld": {"type": "array",
                              "items": {"$ref": "#/components/schemas/Withheld"}},
                 "outcome": {"enum": ["allow", "partial", "deny"]}, "log": log_ref,
+                "receipt": {"$ref": "#/components/schemas/Receipt"},
+                "receipt_salt": {"type": "string", "description": "32 random bytes (base64) "
+                                 "of the receipt's digest, for the requester only"},
             },
         },
         "WriteRequest": {
@@ -147,6 +165,9 @@ def _schemas() -> dict[str, Any]:
                 "collection": {"type": "string"}, "group_by": {"type": "string"},
                 "k": {"type": "integer"}, "suppressed": {"type": "integer"},
                 "truncated": {"type": "boolean"}, "log": log_ref,
+                "receipt": {"$ref": "#/components/schemas/Receipt"},
+                "receipt_salt": {"type": "string", "description": "32 random bytes (base64) "
+                                 "of the receipt's digest, for the requester only"},
                 "noise": {"type": "object", "description": "the OpenDP mechanism, epsilon "
                           "(millionths), delta exponent, threshold, scale and the budget "
                           "state after this export (docs/exports.md)"},

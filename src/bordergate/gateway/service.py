@@ -14,7 +14,9 @@ renders answers, this class does the work in the order the promises demand:
 3. decide: one ``DecisionInput`` per field, all in one ``decide_many`` call;
 4. fetch and decrypt only the allowed fields;
 5. log the decision entry and wait until it is durably sequenced;
-6. only then return what may be released, with the entry's index.
+6. only then return what may be released, with the entry's index and the
+   gateway's signed receipt of exactly what it released under that entry
+   (``bordergate.receipts``: reads and exports, one Ed25519 signature each).
 
 A read that presents an approval is *guarded*: its entry records the version
 of the approval's state it was decided under (``approval_version``: the index
@@ -53,6 +55,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from bordergate import __version__
+from bordergate.appender import logged_form
 from bordergate.approval_statement import (
     ApprovalStatement,
     ApproverKeys,
@@ -106,6 +109,7 @@ from bordergate.policy.entities import DecisionInput, Principal, RequestContext,
 from bordergate.policy.purpose_binding import denial_code
 from bordergate.privacy.budget import BudgetStore, MemoryBudgetStore, PrivacySettings
 from bordergate.privacy.mechanism import ExportMechanism, OpenDPMechanism, TrueGroup
+from bordergate.receipts import ReceiptSigner, released_values
 from bordergate.residency.schema import FieldSpec, Schema
 from bordergate.residency.vault import Vault
 from bordergate.subjects import SubjectId, parse_record_id
@@ -354,6 +358,7 @@ class Gateway:
         pseudonyms: Pseudonymizer,
         approvals: appr.ApprovalStore,
         peers: Mapping[str, str],
+        receipts: ReceiptSigner,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
         release: str | None = None,
@@ -386,6 +391,7 @@ class Gateway:
         # force; without a roster, every approver's change is refused (fail closed)
         self.approver_keys: ApproverKeys = approver_keys or (
             roster if roster is not None else MappingApproverKeys({}))
+        self.receipts = receipts  # signs what each answer released (bordergate.receipts)
         self.subject_ledger = subject_ledger or MemorySubjectLedger()
         self.peers = dict(peers)
         self.k_min = engine.bundle.k_min  # the bundle's, which the auditor checks too
@@ -497,6 +503,18 @@ class Gateway:
         return [key_event_entry(e, self.pseudonyms.subject, now,
                                 {"gateway": self.jurisdiction}) for e in events]
 
+    def _attach_receipt(self, body: dict[str, Any], action: str, index: int, entry: bytes, *,
+                        fields: list[str], groups: int | None = None,
+                        suppressed: int | None = None) -> None:
+        """Add the signed receipt of an answer that releases data, and its salt (for
+        the requester only: it is in no log), to ``body`` (one Ed25519 signature)."""
+        receipt, salt = self.receipts.issue(
+            origin=self.origin, index=index, entry=logged_form(self.log, entry), action=action,
+            collection=body["collection"], fields=fields,
+            values=released_values(action, body), groups=groups, suppressed=suppressed)
+        body["receipt"] = receipt
+        body["receipt_salt"] = base64.b64encode(salt).decode("ascii")
+
     def _log_headers(self, index: int) -> dict[str, str]:
         return {"Bordergate-Log-Origin": self.origin, "Bordergate-Log-Index": str(index)}
 
@@ -529,6 +547,8 @@ class Gateway:
             "unreviewed": unreviewed, "bundle": self.bundle_digest,
             "version": __version__, "origin": self.origin,
             "runtime": runtime, "deployment": deployment,
+            # registers the key this gateway signs receipts with (bordergate.receipts)
+            "receipt_key": self.receipts.key,
         }
         return await self.log.append_many([encode_entry("gateway-start", self.clock(), body)])
 
@@ -586,7 +606,7 @@ class Gateway:
             plan, values, entry = await self._decide_and_fetch(request, None, self.clock())
             index = await self.log.append_many([entry])  # promise 3: durable before release
         else:
-            plan, values, index = await self._read_guarded(request, presented)
+            plan, values, index, entry = await self._read_guarded(request, presented)
         allowed = plan.allowed
         body = {"collection": collection, "record": record_id, "purpose": purpose,
                 "fields": {name: values.get(name) for name in allowed},
@@ -596,10 +616,12 @@ class Gateway:
             raise DeniedAfterLogging("policy denied every field asked for",
                                      log_index=index, members=body,
                                      code=denial_code(w["policy_ids"] for w in plan.withheld))
+        self._attach_receipt(body, "read", index, entry,
+                             fields=[name for name in allowed if values.get(name) is not None])
         return Outcome(body, index, headers=self._log_headers(index))
 
     async def _read_guarded(self, request: _ReadRequest, presented: appr.ApprovalRecord
-                            ) -> tuple[_ReadPlan, dict[str, Any], int]:
+                            ) -> tuple[_ReadPlan, dict[str, Any], int, bytes]:
         """Decide, fetch and log a read under an approval, atomically with the
         approval's changes: the entry is sequenced only if the approval's version
         it was decided under is still current; else decide again under the new
@@ -624,7 +646,7 @@ class Gateway:
                     floor = exc.current.get(key, floor)
                 else:
                     if presented.valid(self.clock()) or not presented.valid(int(now)):
-                        return plan, values, index
+                        return plan, values, index, entry
                     floor = version  # expired meanwhile: release nothing, decide again
             else:  # the approvals table lags the log (its writer is between the two)
                 await asyncio.sleep(min(0.002 * 2 ** attempt, 0.1))
@@ -919,15 +941,20 @@ class Gateway:
             TrueGroup(g.value, g.records, g.subjects) for g in aggregate.groups])
         groups = noisy.groups[: self.limits.max_export_groups]
         truncated = len(noisy.groups) > len(groups)
-        index = await self.log.append_many([self._decision_entry("export", now, {
+        entry = self._decision_entry("export", now, {
             **body, "outcome": "allow", "groups": len(groups), "suppressed": noisy.suppressed,
-            "dp": plan.to_json(), "budget": budget.to_json()}, recorded)])
+            "dp": plan.to_json(), "budget": budget.to_json()}, recorded)
+        index = await self.log.append_many([entry])
         answer = {"collection": collection, "group_by": group_by, "k": k,
                   "groups": [{"value": g.value, "records": g.records, "subjects": g.subjects}
                              for g in groups],
                   "suppressed": noisy.suppressed, "truncated": truncated,
                   "noise": {**plan.to_json(), "budget": budget.to_json()},
                   "log": {"origin": self.origin, "index": index}}
+        # up to max_export_groups groups to encode: off the event loop, like the export
+        await self._off_loop(lambda: self._attach_receipt(
+            answer, "export", index, entry, fields=[group_by], groups=len(groups),
+            suppressed=noisy.suppressed))
         return Outcome(answer, index, headers=self._log_headers(index))
 
     def _export_request(self, payload: object) -> tuple[str, str, str, int]:

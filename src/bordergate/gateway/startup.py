@@ -63,14 +63,15 @@ from bordergate.log_witnessing import log_witnessing
 from bordergate.policy.bundle import PolicyBundle
 from bordergate.policy.engine import PolicyEngine
 from bordergate.privacy.budget import open_budget_store
-from bordergate.profile import refuse_unreviewed
+from bordergate.profile import Profile, refuse_unreviewed
+from bordergate.receipts import ReceiptSigner
 from bordergate.residency.schema import load_schema
 from bordergate.residency.stores import open_record_store
 from bordergate.residency.vault import Vault
 from bordergate.roster.publication import authority_for, create_development_authority_key
 from bordergate.tlog.client import LogClient, StorageSource
-from bordergate.tlog.logdir import write_key
-from bordergate.tlog.note import Verifier
+from bordergate.tlog.logdir import read_signer, write_key
+from bordergate.tlog.note import Signer, Verifier
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage, open_storage
 from bordergate.tlog.tiles import TILE_WIDTH
@@ -79,6 +80,7 @@ __all__ = [
     "open_gateway",
     "provision",
     "read_pseudonym_secret",
+    "receipt_signer",
     "serve_gateway",
     "start_gateway",
 ]
@@ -136,6 +138,37 @@ def _log_appender(j: Jurisdiction, storage: LogStorage) -> LogAppender:
                           state_keys=state_keys)
     sequencer.start()
     return SequencerLog(sequencer)
+
+
+def receipt_signer(deployment: Deployment, code: str) -> ReceiptSigner:
+    """The gateway's receipt signer (docs/gateway.md, "Receipts"), checked against the
+    keys the deployment file registers for the jurisdiction.
+
+    Raises:
+        ConfigError: ``receipt_key_unreadable``, ``receipt_key_invalid``, or
+            ``receipt_key_unregistered`` (the key is not one of
+            ``receipts.public_keys``; under the production profile that list is
+            required).
+    """
+    j = deployment.jurisdiction(code)
+    path = j.receipt_key_file()
+    try:
+        signer = read_signer(path)
+    except ConfigError as exc:
+        kind = "unreadable" if exc.code == "key_file_unreadable" else "invalid"
+        raise ConfigError(f"receipt key of {code}: {exc} (`bordergate gateway init` creates "
+                          "it)", code=f"receipt_key_{kind}") from None
+    registered = j.receipts.public_keys if j.receipts is not None else ()
+    vkey = signer.verifier().key_string
+    if registered and vkey not in registered:
+        raise ConfigError(f"the receipt key in {path} ({vkey}) is not one of "
+                          f"jurisdictions.{code}.receipts.public_keys",
+                          code="receipt_key_unregistered")
+    if not registered:
+        log.warning("gateway %s signs receipts with %s, which the deployment file does not "
+                    "register (receipts.public_keys; %s profile)", code, vkey,
+                    deployment.profile.value)
+    return ReceiptSigner(signer, code)
 
 
 def _reconcile_approvals(storage: LogStorage, verifier: Verifier, approvals: ApprovalStore
@@ -210,8 +243,10 @@ def open_gateway(deployment: Deployment, code: str, *,
     except BaseException:
         appender.close()
         raise
+    receipts = receipt_signer(deployment, code)
     gateway = Gateway(
         jurisdiction=code, schema=schema, engine=engine, verifier=verifier, vault=vault,
+        receipts=receipts,
         log=appender, log_storage=storage, log_verifier=log_vkey,
         pseudonyms=pseudonyms, approvals=approvals, peers=deployment.gateway_urls(),
         subject_ledger=open_subject_ledger(j.store),
@@ -350,12 +385,27 @@ def provision(deployment: Deployment) -> list[str]:
     """
     done: list[str] = []
     for code, j in deployment.jurisdictions.items():
-        done += _provision_one(code, j)
+        done += _provision_one(code, j, deployment.profile)
     return done
 
 
-def _provision_one(code: str, j: Jurisdiction) -> list[str]:
+def _receipt_key_name(code: str, profile: Profile) -> str:
+    """The receipt key's name: says when it is a demo or development key, so nobody
+    takes such a receipt for a production gateway's."""
+    suffix = "" if profile is Profile.PRODUCTION else f"-{profile.value}-only"
+    return f"{code}.gateway-receipts{suffix}"
+
+
+def _provision_one(code: str, j: Jurisdiction, profile: Profile) -> list[str]:
     done: list[str] = []
+    receipt_key = j.receipt_key_file()
+    receipt_key.parent.mkdir(parents=True, exist_ok=True)
+    if not receipt_key.exists():
+        signer = Signer.generate(_receipt_key_name(code, profile))
+        write_key(receipt_key, signer.key_string)
+        done.append(f"{code}: receipt key {receipt_key}; register it in the deployment "
+                    f"file: jurisdictions.{code}.receipts.public_keys = "
+                    f"[\"{signer.verifier().key_string}\"]")
     for path in (j.log.pseudonym_secret_file,
                  *j.issuer.public_key_files, j.issuer.private_key_file):
         if path is not None:

@@ -1,0 +1,149 @@
+"""``bordergate receipt verify``: hold a gateway's receipt against the published log.
+
+``receipt verify RECEIPT --vkey LOG_VKEY --log URL|DIR [--gateway-key VKEY ...]
+[--witness VKEY ...] [--quorum N]`` checks the receipt's signature (by one of
+the ``--gateway-key`` registered keys when given, the deployment file's
+``receipts.public_keys``), then fetches the log, verifies its checkpoint (log
+key, witness cosignatures: ``--quorum`` defaults to every ``--witness``),
+proves the receipt's entry included, checks that a ``gateway-start`` of the
+gateway registered the key, and shows whether the entry allowed the fields the
+receipt says were released (:mod:`bordergate.receipt_log`).  Without ``--log``
+only the signature is checked.
+
+Exit codes: 0 consistent; 1 the receipt or the log fails verification, or the
+entry does not allow what the receipt says was released (a proof that the
+gateway lied, each discrepancy printed); 2 usage (bad option, unreadable
+file); 3 unavailable (the log cannot be read, or does not cover the entry yet).
+
+This module must never hold receipt or log logic: it parses options, calls
+``bordergate.receipts`` and ``bordergate.receipt_log`` and prints.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from bordergate.errors import BordergateError, NotFound, Unavailable, VerificationError
+
+if TYPE_CHECKING:
+    from bordergate.receipt_log import ReceiptVerdict
+    from bordergate.tlog.client import LogClient
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Receipts: what a gateway signed that it released.",
+                  no_args_is_help=True)
+
+EXIT_INCONSISTENT, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
+
+
+def _stop(exc: BordergateError, code: int, what: str) -> typer.Exit:
+    typer.echo(f"{what} [{exc.code}]: {exc}", err=True)
+    return typer.Exit(code)
+
+
+def _log_client(log: str | None, vkey: str | None, witness: list[str] | None,
+                quorum: int | None) -> LogClient | None:
+    """The verifying reader of ``--log`` (None without it).
+
+    Raises:
+        typer.BadParameter: options that do not fit together.
+        BordergateError: a malformed key or log location.
+    """
+    from bordergate.tlog.client import LogClient, open_source
+    from bordergate.tlog.cosignature import CosignatureVerifier
+    from bordergate.tlog.note import Ed25519Verifier
+
+    if log is None:
+        return None
+    if vkey is None:
+        raise typer.BadParameter("--log needs the log's --vkey")
+    cosigners = [CosignatureVerifier.from_key_string(w) for w in witness or []]
+    required = len(cosigners) if quorum is None else quorum
+    if not 0 <= required <= len(cosigners):
+        raise typer.BadParameter(f"--quorum {required} needs 0..{len(cosigners)} --witness")
+    return LogClient(open_source(log), Ed25519Verifier.from_key_string(vkey),
+                     cosigners=cosigners, quorum=required)
+
+
+def _show(verdict: ReceiptVerdict) -> None:
+    receipt, signed = verdict.receipt, verdict.checkpoint
+    root = base64.b64encode(signed.checkpoint.root).decode()
+    typer.echo(f"log: checkpoint of size {signed.checkpoint.size}, root {root}, "
+               f"{len(signed.cosignatures)} witness cosignature(s)"
+               + "".join(f"\n  cosigned by {c.name} at {c.timestamp}"
+                         for c in signed.cosignatures))
+    typer.echo(f"entry {receipt.index}: included (inclusion proof verified)")
+    if verdict.entry is not None:
+        body = verdict.entry.body
+        typer.echo(f"entry {receipt.index}: {verdict.entry.type}, outcome "
+                   f"{body.get('outcome')!r}, released {body.get('released', '-')}"
+                   + (f", groups {body.get('groups')}" if verdict.entry.type == "export"
+                      else ""))
+    if verdict.registered_at is not None:
+        typer.echo(f"key: registered by the gateway-start entry {verdict.registered_at}")
+    if not verdict.consistent:
+        typer.echo(f"INCONSISTENT: gateway {receipt.gateway} signed a receipt that its log "
+                   f"entry {receipt.index} contradicts:")
+        for line in verdict.discrepancies:
+            typer.echo(f"  - {line}")
+        raise typer.Exit(EXIT_INCONSISTENT)
+    typer.echo("CONSISTENT: the entry allows what the receipt says was released")
+
+
+@app.command()
+def verify(  # noqa: PLR0917 (typer maps each parameter to an option)
+    receipt_file: Annotated[Path, typer.Argument(metavar="RECEIPT",
+                                                 help="the receipt (JSON file)")],
+    vkey: Annotated[str | None, typer.Option(help="the log's verifier key")] = None,
+    log: Annotated[str | None, typer.Option(
+        help="the published log: a directory or an http(s) base URL (e.g. "
+        "https://gateway/v1/log)")] = None,
+    gateway_key: Annotated[list[str] | None, typer.Option(
+        "--gateway-key", help="a registered receipt key of the gateway (repeatable; "
+        "default: the key the receipt names, checked against the log's gateway-start)")
+    ] = None,
+    witness: Annotated[list[str] | None, typer.Option(
+        help="a trusted witness's verifier key NAME+ID+KEY (repeatable)")] = None,
+    quorum: Annotated[int | None, typer.Option(
+        help="witness cosignatures required (default: every --witness)")] = None,
+) -> None:
+    """Check a receipt's signature and prove its entry against the (witnessed) log."""
+    from bordergate.receipt_log import verify_in_log
+    from bordergate.receipts import parse_receipt, verify_receipt_signature
+    from bordergate.tlog.note import Ed25519Verifier
+
+    try:
+        data = receipt_file.read_bytes()
+    except OSError as exc:
+        typer.echo(f"error [receipt_unreadable]: cannot read {receipt_file}: {exc.strerror}",
+                   err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    try:
+        client = _log_client(log, vkey, witness, quorum)
+        trusted = [Ed25519Verifier.from_key_string(k).key_string for k in gateway_key or []]
+    except (BordergateError, typer.BadParameter) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    try:
+        receipt = parse_receipt(data)
+        signer = verify_receipt_signature(receipt, trusted or None)
+    except VerificationError as exc:
+        raise _stop(exc, EXIT_INCONSISTENT, "NOT VERIFIED") from None
+    typer.echo(f"receipt: gateway {receipt.gateway} signed with {signer.name}+"
+               f"{signer.key_id:08x}: {receipt.action} of {receipt.collection} "
+               f"{list(receipt.fields)} under {receipt.origin} entry {receipt.index}")
+    if client is None:
+        typer.echo("signature verified; entry not checked (no --log)")
+        return
+    try:
+        verdict = verify_in_log(receipt, client, key_trusted=bool(trusted))
+    except VerificationError as exc:
+        raise _stop(exc, EXIT_INCONSISTENT, "NOT VERIFIED") from None
+    except (Unavailable, NotFound) as exc:
+        raise _stop(exc, EXIT_UNAVAILABLE, "unavailable") from None
+    _show(verdict)

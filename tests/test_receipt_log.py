@@ -1,0 +1,112 @@
+"""Holding receipts against a log (``bordergate.receipt_log``), on an in-memory log.
+
+Issue 12, item 5: what ties a receipt to the gateway is its key registered by a
+``gateway-start`` entry (or held from the deployment file); a receipt for an
+entry the log does not hold, or under an unregistered key, proves nothing about
+the gateway.  Keys are TEST-ONLY (fixed seeds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+
+from bordergate.entries import encode_entry
+from bordergate.errors import VerificationError
+from bordergate.receipt_log import verify_in_log
+from bordergate.receipts import Receipt, ReceiptSigner, parse_receipt
+from bordergate.tlog.client import LogClient, StorageSource
+from bordergate.tlog.note import Signer
+from bordergate.tlog.sequencer import Sequencer, create_log
+from bordergate.tlog.storage.memory import MemoryStorage
+
+LOG = Signer.from_seed("us.receipts.test/log", hashlib.sha256(b"TEST-ONLY log").digest())
+GATEWAY = ReceiptSigner(Signer.from_seed(
+    "us.gateway-receipts-TEST-ONLY", hashlib.sha256(b"TEST-ONLY gateway").digest()), "us")
+FORGER = ReceiptSigner(Signer.from_seed(
+    "us.gateway-receipts-TEST-ONLY", hashlib.sha256(b"TEST-ONLY forger").digest()), "us")
+T = 1_790_000_000.0
+
+
+def _access(released: list[str], outcome: str = "allow") -> bytes:
+    return encode_entry("access", T, {
+        "principal": {}, "collection": "users", "subject": "subject:00", "record": "record:00",
+        "purpose": "operations", "bundle": "sha256:00", "outcome": outcome, "gateway": "us",
+        "released": released,
+        "decisions": [{"field": f, "allowed": outcome != "deny"} for f in ("email", "handle")]})
+
+
+@pytest.fixture
+def log() -> Iterator[tuple[LogClient, list[bytes]]]:
+    """A log: the gateway's start (registering GATEWAY's key), then two reads."""
+    storage = MemoryStorage()
+    create_log(storage, LOG)
+    entries = [encode_entry("gateway-start", T, {
+        "gateway": "us", "release": None, "reviewed": False, "unreviewed": True,
+        "receipt_key": GATEWAY.key}), _access(["email", "handle"]), _access([], "deny")]
+    with Sequencer(storage, LOG) as sequencer:
+        sequencer.submit(entries).result()
+        sequencer.publish()
+    yield LogClient(StorageSource(storage), LOG.verifier()), entries
+
+
+def _receipt(signer: ReceiptSigner, index: int, entry: bytes) -> Receipt:
+    values = {"fields": {"email": "a@example.test", "handle": "a"}}
+    receipt, _ = signer.issue(origin=LOG.name, index=index, entry=entry, action="read",
+                              collection="users", fields=["email", "handle"], values=values)
+    return parse_receipt(receipt)
+
+
+def test_honest_receipt_is_consistent(log: tuple[LogClient, list[bytes]]) -> None:
+    """Issue 12, item 5: a receipt of a logged release is proved consistent, its key
+    registered by the gateway-start entry."""
+    client, entries = log
+    verdict = verify_in_log(_receipt(GATEWAY, 1, entries[1]), client)
+    assert verdict.consistent and verdict.registered_at == 0
+
+
+def test_denial_with_a_receipt_is_a_discrepancy(log: tuple[LogClient, list[bytes]]) -> None:
+    """Issue 12, item 5: a receipt signed over a logged denial is proof of a lie."""
+    client, entries = log
+    verdict = verify_in_log(_receipt(GATEWAY, 2, entries[2]), client)
+    assert not verdict.consistent
+    assert any("a denial" in d for d in verdict.discrepancies)
+
+
+def test_receipt_for_another_entry_is_a_discrepancy(log: tuple[LogClient, list[bytes]]
+                                                    ) -> None:
+    """Issue 12, item 5: a receipt whose leaf hash is not the entry's at its index
+    names an entry the log does not hold there."""
+    client, entries = log
+    verdict = verify_in_log(_receipt(GATEWAY, 2, entries[1]), client)
+    assert verdict.discrepancies == [
+        "the receipt's leaf hash is not that of entry 2 of the log: the gateway signed a "
+        "receipt for an entry the log does not hold"]
+
+
+def test_unregistered_key_proves_nothing(log: tuple[LogClient, list[bytes]]) -> None:
+    """Issue 12, item 5: a receipt under a key no gateway-start registered is not the
+    gateway's word (``receipt_key_unregistered``), unless the caller holds the key as
+    the gateway's, when the missing registration is itself a discrepancy."""
+    client, entries = log
+    forged = _receipt(FORGER, 2, entries[2])
+    with pytest.raises(VerificationError) as caught:
+        verify_in_log(forged, client)
+    assert caught.value.code == "receipt_key_unregistered"
+    verdict = verify_in_log(forged, client, key_trusted=True)
+    assert any("registers the receipt key" in d for d in verdict.discrepancies)
+
+
+def test_a_registered_receipt_key_is_not_taken_for_personal_data() -> None:
+    """Promise 7 scan (issue 12, item 5): the ``receipt_key`` of a ``gateway-start``
+    entry is key material, not a value; a key id of digits must not read as a phone
+    number (it did in the demo before the scan skipped the member)."""
+    from bordergate.audit.personal_data import scan_entry
+    from bordergate.entries import parse_entry
+
+    raw = encode_entry("gateway-start", T, {
+        "gateway": "us", "release": None, "reviewed": False,
+        "receipt_key": "us.gateway-receipts+12345678+AWhk0nOb2XV5K3vk0tHLOKMCkOJRL0pXtiMhvlEjlbYx"})
+    assert scan_entry(raw, parse_entry(raw).body) == []

@@ -1,0 +1,247 @@
+"""Receipts (issue 12, item 5): format round trips, tampering, canonical encoding.
+
+The keys here are derived from fixed seeds and are TEST-ONLY.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bordergate.entries import canonical_json
+from bordergate.errors import VerificationError
+from bordergate.receipts import (
+    FORMAT,
+    ReceiptSigner,
+    canonical_released,
+    check_answer,
+    entry_discrepancies,
+    jcs,
+    parse_receipt,
+    released_values,
+    verify_receipt_signature,
+)
+from bordergate.tlog import merkle
+from bordergate.tlog.note import Signer
+
+SIGNER = ReceiptSigner(Signer.from_seed(
+    "us.receipts-TEST-ONLY", hashlib.sha256(b"bordergate TEST-ONLY receipt key").digest()), "us")
+OTHER = ReceiptSigner(Signer.from_seed(
+    "us.receipts-TEST-ONLY", hashlib.sha256(b"bordergate TEST-ONLY other key").digest()), "us")
+
+names = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True)
+int64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+values = st.one_of(st.none(), st.booleans(), int64, st.text(max_size=40))
+field_maps = st.dictionaries(names, values, max_size=8)
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1),
+              st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20),
+              st.text(st.characters(codec=None, categories=["Cs", "Lu"]), max_size=3),
+              int64),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=20)
+
+
+def _entry(fields: dict[str, Any], *, outcome: str = "allow",
+           released: list[str] | None = None) -> bytes:
+    present = sorted(n for n, v in fields.items() if v is not None)
+    return canonical_json({
+        "v": 1, "type": "access", "time": "2026-11-29T00:00:00.000Z", "gateway": "us",
+        "collection": "profiles", "outcome": outcome,
+        "released": present if released is None else released,
+        "decisions": [{"field": n, "allowed": outcome != "deny"} for n in fields]})
+
+
+def _read(fields: dict[str, Any], entry: bytes, index: int = 7) -> tuple[dict[str, Any], bytes,
+                                                                          dict[str, Any]]:
+    body = {"collection": "profiles", "fields": fields}
+    receipt, salt = SIGNER.issue(
+        origin="us.test/log", index=index, entry=entry, action="read", collection="profiles",
+        fields=[n for n, v in fields.items() if v is not None],
+        values=released_values("read", body))
+    return receipt, salt, body
+
+
+@given(json_values)
+def test_fast_canonical_encoding_is_rfc8785(value: Any) -> None:
+    """Receipt format: the hot path's JSON encoder gives exactly RFC 8785's bytes
+    (the ``rfc8785`` package is the reference) for every value it accepts."""
+    try:
+        expected = rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError:
+        return
+    assert jcs(value) == expected
+
+
+@given(field_maps)
+def test_64_bit_integers_are_encoded_as_strings(fields: dict[str, Any]) -> None:
+    """Receipt format: every value the schema allows (64-bit integers included) has a
+    canonical encoding; integers past 2^53 - 1 are strings, as RFC 8785 section 6
+    advises."""
+    encoded = canonical_released({"fields": fields})
+    decoded = json.loads(encoded)["fields"]
+    for name, value in fields.items():
+        big = isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53 - 1
+        assert decoded[name] == (str(value) if big else value)
+
+
+@settings(max_examples=60)
+@given(field_maps)
+def test_round_trip(fields: dict[str, Any]) -> None:
+    """Receipt format: an issued receipt parses back, its signature verifies with the
+    registered key, its digest matches the answer, and the honest entry allows it."""
+    entry = _entry(fields)
+    receipt_json, salt, body = _read(fields, entry)
+    wire = json.loads(json.dumps(receipt_json))  # as a client parses it
+    receipt = parse_receipt(json.dumps(wire).encode())
+    assert receipt.to_json() == receipt_json
+    assert receipt.leaf_hash == merkle.leaf_hash(entry)
+    verify_receipt_signature(receipt, [SIGNER.key])
+    check_answer(receipt, salt, json.loads(json.dumps(body)), origin="us.test/log", index=7)
+    assert entry_discrepancies(receipt, json.loads(entry)) == []
+    assert parse_receipt(receipt.to_bytes()) == receipt
+
+
+@settings(max_examples=60)
+@given(field_maps, st.data())
+def test_any_changed_member_fails_the_signature(fields: dict[str, Any],
+                                                data: st.DataObject) -> None:
+    """Receipt format: changing any signed member (a different entry, index, field
+    list, digest, ...) makes the signature fail or the receipt unparseable."""
+    receipt_json, _, _ = _read(fields, _entry(fields))
+    member = data.draw(st.sampled_from(sorted(set(receipt_json) - {"format", "signature"})))
+    original = receipt_json[member]
+    if isinstance(original, int) and not isinstance(original, bool):
+        changed: Any = original + 1
+    elif member in ("leaf_hash", "digest"):
+        raw = bytearray(base64.b64decode(original))
+        raw[data.draw(st.integers(0, len(raw) - 1))] ^= 1
+        changed = base64.b64encode(bytes(raw)).decode()
+    elif member == "key":
+        changed = OTHER.key
+    elif member == "fields":
+        changed = sorted({*original, "zz_extra"})
+    elif original is None:
+        changed = 1
+    else:
+        changed = original + "x"
+    tampered = {**receipt_json, member: changed}
+    with pytest.raises(VerificationError):
+        verify_receipt_signature(parse_receipt(json.dumps(tampered).encode()))
+
+
+@settings(max_examples=60)
+@given(field_maps.filter(bool), st.data())
+def test_a_changed_value_fails_the_digest(fields: dict[str, Any], data: st.DataObject) -> None:
+    """Client check: a body whose released values differ from what the receipt signed
+    (one value changed) fails with ``receipt_digest_mismatch`` or ``receipt_mismatch``."""
+    receipt_json, salt, body = _read(fields, _entry(fields))
+    name = data.draw(st.sampled_from(sorted(fields)))
+    new = data.draw(values.filter(lambda v: v != fields[name] or type(v) is not type(
+        fields[name])))
+    tampered = {**body, "fields": {**fields, name: new}}
+    with pytest.raises(VerificationError) as caught:
+        check_answer(parse_receipt(receipt_json), salt, tampered)
+    assert caught.value.code in ("receipt_digest_mismatch", "receipt_mismatch")
+
+
+def test_wrong_salt_fails_the_digest() -> None:
+    """Client check: the digest is bound to the salt sent with the answer."""
+    receipt_json, _salt, body = _read({"email": "a@example.com"}, _entry({"email": "x"}))
+    with pytest.raises(VerificationError) as caught:
+        check_answer(parse_receipt(receipt_json), bytes(32), body)
+    assert caught.value.code == "receipt_digest_mismatch"
+
+
+def test_untrusted_key_is_refused() -> None:
+    """Registered key: a receipt signed by a key that is not the gateway's is refused."""
+    receipt_json, _, _ = _read({"email": "a@example.com"}, _entry({"email": "x"}))
+    with pytest.raises(VerificationError) as caught:
+        verify_receipt_signature(parse_receipt(receipt_json), [OTHER.key])
+    assert caught.value.code == "receipt_key_untrusted"
+
+
+def test_a_lying_denial_contradicts_the_receipt() -> None:
+    """Issue 12 acceptance (lying denial, pure part): an entry that records a denial,
+    or a released list that leaves fields out, contradicts the gateway's receipt."""
+    fields = {"email": "a@example.com", "name": "A"}
+    denied = _entry(fields, outcome="deny", released=[])
+    receipt_json, _, _ = _read(fields, denied)
+    found = entry_discrepancies(parse_receipt(receipt_json), json.loads(denied))
+    assert any("denial" in f for f in found) and any("under-reported" in f for f in found)
+    under = _entry(fields, released=["name"])
+    receipt_json, _, _ = _read(fields, under)
+    found = entry_discrepancies(parse_receipt(receipt_json), json.loads(under))
+    assert found == ["released ['email'] which the entry's released list ['name'] does "
+                     "not name (an under-reported release)"]
+
+
+_LONE = json.dumps({**_read({"email": "a"}, _entry({"email": "x"}))[0], "origin": "\ud800"})
+
+
+@pytest.mark.parametrize("text", [
+    b"", b"[]", b"{", b'{"format": "bordergate-receipt/v1"}', "\udcff".encode(
+        "utf-8", "surrogatepass"), b'{"format": 1}', b"x" * 70_000, _LONE.encode(),
+], ids=["empty", "array", "truncated", "members-missing", "not-utf8", "format-not-text",
+        "too-large", "lone-surrogate-escape"])
+def test_malformed_receipts_are_verification_errors(text: bytes) -> None:
+    """Parsers of untrusted bytes raise VerificationError with a receipt code, nothing else."""
+    with pytest.raises(VerificationError) as caught:
+        parse_receipt(text)
+    assert caught.value.code in ("receipt_malformed", "receipt_unknown_format")
+
+
+@given(st.data())
+def test_mangled_receipts_never_leak_other_errors(data: st.DataObject) -> None:
+    """Parsers of untrusted bytes: any member replaced by any JSON value gives a
+    receipt or a VerificationError, never ValueError/KeyError/TypeError."""
+    receipt_json, _, _ = _read({"email": "a@example.com"}, _entry({"email": "x"}))
+    member = data.draw(st.sampled_from(sorted(receipt_json)))
+    mangled = {**receipt_json, member: data.draw(json_values)}
+    try:
+        verify_receipt_signature(parse_receipt(json.dumps(mangled).encode()))
+    except VerificationError as exc:
+        assert exc.code.startswith("receipt_") or exc.code == "malformed_verifier_key"
+    else:
+        assert mangled == receipt_json  # only the receipt as signed verifies
+
+
+def test_unknown_version_is_named() -> None:
+    """Receipt format: a receipt of another version is refused as such."""
+    receipt_json, _, _ = _read({"email": "a@example.com"}, _entry({"email": "x"}))
+    with pytest.raises(VerificationError) as caught:
+        parse_receipt({**receipt_json, "format": "bordergate-receipt/v2"})
+    assert caught.value.code == "receipt_unknown_format"
+    assert FORMAT == "bordergate-receipt/v1"
+
+
+def test_export_receipt_round_trip_and_under_reported_groups() -> None:
+    """Issue 12, item 5 (exports): an export's receipt covers its groups and the number
+    suppressed; the client checks them against the answer, and an export entry that
+    records fewer groups than the receipt says were released contradicts it."""
+    body = {"collection": "users", "group_by": "country", "suppressed": 2,
+            "groups": [{"value": "US", "records": 40, "subjects": 38},
+                       {"value": None, "records": 2**60, "subjects": 11}]}
+    entry = {"type": "export", "gateway": "us", "collection": "users", "group_by": "country",
+             "outcome": "allow", "groups": 2, "suppressed": 2,
+             "decisions": [{"field": "country", "allowed": True}]}
+    receipt_json, salt = SIGNER.issue(
+        origin="us.test/log", index=3, entry=canonical_json(entry), action="export",
+        collection="users", fields=["country"], values=released_values("export", body),
+        groups=2, suppressed=2)
+    receipt = parse_receipt(json.dumps(receipt_json).encode())
+    check_answer(receipt, salt, json.loads(json.dumps(body)))
+    assert entry_discrepancies(receipt, entry) == []
+    with pytest.raises(VerificationError) as caught:
+        check_answer(receipt, salt, {**body, "groups": body["groups"][:1]})
+    assert caught.value.code == "receipt_mismatch"
+    assert entry_discrepancies(receipt, {**entry, "groups": 1}) == [
+        "released 2 groups, the entry records 1"]
