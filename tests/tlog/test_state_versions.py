@@ -97,6 +97,21 @@ def test_versions_are_rebuilt_from_the_log_on_restart() -> None:
         again.submit([b"read"], expect=versions).result(10)
 
 
+def test_reopened_sequencer_keeps_its_state_versions() -> None:
+    """Issue 11 item 2 after a recovery (found by issue 12's review): the sequencer
+    that :meth:`Sequencer.reopen` returns still tracks state versions, so a guarded
+    read is checked (stale refused, current accepted) instead of refused as untracked."""
+    _, seq = _sequencer()
+    seq.start()
+    seq.submit([b"set:a"]).result(10)
+    fresh = seq.reopen()
+    with fresh:
+        assert fresh.version("a") == 0
+        with pytest.raises(StaleState):
+            fresh.submit([b"read"], expect={"a": -1}).result(10)
+        assert fresh.submit([b"read"], expect={"a": 0}).result(10) == 1
+
+
 def test_sequencer_without_state_keys_refuses_guards() -> None:
     """Fail closed: a sequencer that keeps no state versions cannot check a guard, so it
     refuses it (state_untracked) instead of sequencing it unchecked."""

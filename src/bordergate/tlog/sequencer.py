@@ -344,7 +344,7 @@ class Sequencer:
         if not self._stopping:  # a failed earlier attempt closed it already
             self.close()
         fresh = Sequencer(self.storage, self.signer, config=self.config,
-                          witnessing=self.witnessing)
+                          witnessing=self.witnessing, state_keys=self._state_keys)
         fresh.start()
         try:
             fresh.check_durable()
