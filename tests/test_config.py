@@ -122,7 +122,8 @@ RECEIPT_VKEY = Signer.from_seed("us.gateway-receipts", bytes([7] * 32)).verifier
 PRODUCTION = GOOD.replace(
     'profile = "development"\n', 'schema = "schema.toml"\npolicy_bundle = "policy"\n'
 ).replace("[jurisdictions.us.log]\n", 'receipts = { key_file = "us/receipt.key", public_keys = '
-          f'["{RECEIPT_VKEY}"] }}\n[jurisdictions.us.log]\n'
+          f'["{RECEIPT_VKEY}"] }}\nroster = {{ authority_keys = ["{RECEIPT_VKEY}"] }}\n'
+          '[jurisdictions.us.log]\n'
           ) + 'witnesses = [{ url = "http://127.0.0.1:9101", vkey = "w+1+x" }]\nquorum = 1\n'
 
 
@@ -145,6 +146,16 @@ def test_production_without_schema_or_bundle_is_refused(tmp_path: Path, key: str
         parse_config(text, base_dir=tmp_path)
     assert err.value.code == "config_missing_key"
     assert f"deployment.{key}" in str(err.value) and "production" in str(err.value)
+
+
+def test_production_needs_a_roster_authority(tmp_path: Path) -> None:
+    """Issue 12, item 3: a production gateway takes principals' attributes from the
+    identity authority's signed roster, never from token claims: a production
+    jurisdiction without a roster table is a ConfigError naming it."""
+    with pytest.raises(ConfigError) as err:
+        parse_config(PRODUCTION.replace("roster = {", "# roster = {"), base_dir=tmp_path)
+    assert err.value.code == "config_missing_key"
+    assert "jurisdictions.us.roster" in str(err.value)
 
 
 @pytest.mark.parametrize(("change", "key"), [

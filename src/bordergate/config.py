@@ -479,9 +479,14 @@ class _Reader(ConfigReader):
 
     def roster(self, doc: Mapping[str, Any], key: str, profile: Profile
                ) -> RosterSettings | None:
-        if "roster" not in doc:
-            return None
         k = f"{key}.roster"
+        if "roster" not in doc:
+            if not profile.packaged_fallbacks:
+                raise self.fail(k, "missing: the production profile takes principals' "
+                                "attributes from the identity authority's signed roster, "
+                                "never from token claims; name its authority_keys",
+                                "config_missing_key")
+            return None
         table = self.table(doc.get("roster"), k, {"authority_keys", "authority_key_file"})
         keys = self.texts(table, k, "authority_keys")
         key_file = None
