@@ -29,10 +29,10 @@ from bordergate.cli import app
 from bordergate.client import GatewayClient
 from bordergate.config import Deployment, load_config
 from bordergate.entries import parse_entry
+from bordergate.log_access import log_verifier
 from bordergate.policy import default_bundle
 from bordergate.policy.entities import Principal
 from bordergate.tlog.client import DirectorySource, LogClient
-from bordergate.tlog.logdir import read_signer
 from tests.approvers import AUTHORITY, approver_key, signed_body, with_roster
 from tests.gateway.conftest import start_process, stop_process, wait_healthy
 from tests.gateway.deployment import Tokens, write_deployment
@@ -107,7 +107,7 @@ class UsGateway:
         """Every entry of the us log under its current checkpoint."""
         j = self.deployment.jurisdiction(HOME)
         client = LogClient(DirectorySource(Path(j.log.storage)),
-                           read_signer(j.log.key_file).verifier())
+                           log_verifier(j))
         signed = client.checkpoint()
         out: dict[int, bytes] = {}
 
@@ -197,7 +197,7 @@ def _audit(gw: UsGateway) -> dict[str, Any]:
 name = "TEST auditor"
 [logs.us]
 location = "{Path(j.log.storage)}"
-vkey = "{read_signer(j.log.key_file).verifier().key_string}"
+vkey = "{log_verifier(j).key_string}"
 roster_authority = ["{AUTHORITY.verifier().key_string}"]
 """)
     return build_report(run_audit(load_auditor_config(config), gw.root / "audit-state"))

@@ -23,11 +23,11 @@ from bordergate.client import GatewayClient
 from bordergate.config import load_config
 from bordergate.entries import parse_entry
 from bordergate.errors import PolicyDenied
+from bordergate.log_access import log_verifier
 from bordergate.policy import DecisionInput, default_bundle, replay
 from bordergate.policy.entities import Principal
 from bordergate.subjects import SubjectId
 from bordergate.tlog.client import DirectorySource, LogClient
-from bordergate.tlog.logdir import read_signer
 from tests.approvers import signed_body, with_roster
 from tests.gateway.conftest import RunningDeployment, start_process, stop_process, wait_healthy
 from tests.gateway.deployment import CODES, Tokens, write_deployment
@@ -306,7 +306,7 @@ def test_every_log_entry_parses_replays_and_holds_no_value_or_raw_id(
         assert r.status_code == 200, r.text
         j = running.deployment.jurisdiction(code)
         client = LogClient(DirectorySource(running.log_dir(code)),
-                           read_signer(j.log.key_file).verifier())
+                           log_verifier(j))
         signed = client.checkpoint()
         entries: dict[int, bytes] = {}
 

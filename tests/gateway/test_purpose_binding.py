@@ -16,11 +16,11 @@ import httpx
 import pytest
 
 from bordergate.entries import parse_entry
+from bordergate.log_access import log_verifier
 from bordergate.policy import DecisionInput, default_bundle, replay
 from bordergate.policy.entities import Principal
 from bordergate.policy.purpose_binding import PURPOSE_ACTION_POLICY, PURPOSE_ROLE_POLICY
 from bordergate.tlog.client import DirectorySource, LogClient
-from bordergate.tlog.logdir import read_signer
 from tests.gateway.conftest import RunningDeployment
 from tests.gateway.deployment import Tokens
 
@@ -59,7 +59,7 @@ def logged_entry(http: httpx.Client, running: RunningDeployment, index: int) -> 
     assert r.status_code == 200, r.text
     j = running.deployment.jurisdiction(HOME)
     client = LogClient(DirectorySource(running.log_dir(HOME)),
-                       read_signer(j.log.key_file).verifier())
+                       log_verifier(j))
     found: dict[int, bytes] = {}
 
     def collect(first: int, batch: list[bytes]) -> None:

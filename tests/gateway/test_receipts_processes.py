@@ -30,9 +30,9 @@ import pytest
 from bordergate.client import GatewayClient
 from bordergate.config import load_config
 from bordergate.errors import VerificationError
+from bordergate.log_access import log_verifier
 from bordergate.policy.entities import Principal
 from bordergate.tlog.cosignature import CosignatureSigner
-from bordergate.tlog.logdir import read_signer
 from tests.gateway.conftest import BORDERGATE, RunningDeployment, stop_process, wait_healthy
 from tests.gateway.deployment import Tokens, free_port, receipt_signer, write_deployment
 
@@ -51,7 +51,7 @@ def _witness_signer() -> CosignatureSigner:
 
 
 def _log_vkey(config: Path, code: str) -> str:
-    return read_signer(load_config(config).jurisdiction(code).log.key_file).verifier().key_string
+    return log_verifier(load_config(config).jurisdiction(code)).key_string
 
 
 def _verify(receipt: Path, log_url: str, vkey: str, *options: str

@@ -21,6 +21,7 @@ from bordergate.cli import app
 from bordergate.config import Deployment, load_config
 from bordergate.errors import ConfigError
 from bordergate.gateway.startup import start_gateway
+from bordergate.log_access import log_verifier
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
 from bordergate.releases.index import ReleaseIndex
 from bordergate.releases.ledger import ReleaseLedger
@@ -69,7 +70,7 @@ def ledger(dep: Deployment) -> ReleaseLedger:
     storage = open_storage(j.log.storage)
     try:
         index = ReleaseIndex(j.log.origin)
-        index.update(LogClient(StorageSource(storage), read_signer(j.log.key_file).verifier()))
+        index.update(LogClient(StorageSource(storage), log_verifier(j)))
     finally:
         storage.close()
     out = ReleaseLedger(review_policy(j), log=j.log.origin)
@@ -193,7 +194,7 @@ def _log_size(deployment: Deployment) -> int:
     j = deployment.jurisdiction("us")
     storage = open_storage(j.log.storage)
     try:
-        return LogClient(StorageSource(storage), read_signer(j.log.key_file).verifier()
+        return LogClient(StorageSource(storage), log_verifier(j)
                          ).checkpoint().checkpoint.size
     finally:
         storage.close()

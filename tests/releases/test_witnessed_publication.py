@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from bordergate.cli import app
 from bordergate.config import load_config
+from bordergate.log_access import log_verifier
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
 from bordergate.tlog.checkpoint import SignedCheckpoint, open_checkpoint
 from bordergate.tlog.logdir import read_signer
@@ -70,7 +71,7 @@ def published(config: Path, servers: list[WitnessServer]) -> SignedCheckpoint:
     finally:
         storage.close()
     assert note is not None
-    return open_checkpoint(note, read_signer(j.log.key_file).verifier(),
+    return open_checkpoint(note, log_verifier(j),
                            cosigners=[w.verifier for w in servers])
 
 

@@ -21,9 +21,10 @@ import httpx
 from bordergate.config import load_config
 from bordergate.entries import parse_entry
 from bordergate.gateway.auth import TokenIssuer
+from bordergate.log_access import log_verifier
 from bordergate.policy.entities import Principal
 from bordergate.tlog.client import LogClient, StorageSource
-from bordergate.tlog.logdir import read_signer, write_key
+from bordergate.tlog.logdir import write_key
 from bordergate.tlog.storage import open_storage
 from tests.gateway.conftest import (
     BORDERGATE,
@@ -141,7 +142,7 @@ def test_roster_in_force_decides_attributes_on_every_worker(tmp_path: Path) -> N
         stop_process(sequencer)
     storage = open_storage(j.log.storage)
     try:
-        client = LogClient(StorageSource(storage), read_signer(j.log.key_file).verifier())
+        client = LogClient(StorageSource(storage), log_verifier(j))
         size = client.checkpoint().checkpoint.size
         write_entry = parse_entry(client.entry(written, size))
         read_entry = parse_entry(client.entry(read_index, size))

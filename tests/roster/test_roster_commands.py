@@ -19,6 +19,7 @@ from bordergate.config import load_config, parse_config
 from bordergate.entries import parse_entry
 from bordergate.errors import ConfigError
 from bordergate.gateway.startup import provision
+from bordergate.log_access import log_verifier
 from bordergate.roster import parse_roster, roster_path
 from bordergate.roster.publication import authority_for
 from bordergate.tlog.client import LogClient, StorageSource
@@ -102,7 +103,7 @@ def test_publish_appends_the_entry_and_publishes_the_document(signed: tuple[Path
     storage = open_storage(j.log.storage)
     try:
         published = storage.read_object(roster_path(done["roster"]))  # type: ignore[attr-defined]
-        client = LogClient(StorageSource(storage), read_signer(j.log.key_file).verifier())
+        client = LogClient(StorageSource(storage), log_verifier(j))
         entry = parse_entry(client.entry(done["log"]["index"], client.checkpoint().checkpoint.size))
     finally:
         storage.close()
