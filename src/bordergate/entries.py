@@ -79,7 +79,8 @@ ENTRY_TYPES: Mapping[str, frozenset[str]] = MappingProxyType({
     "release": frozenset({"release", "manifest"}),
     "release-review": frozenset({"release", "reviewer", "verdict", "note", "key", "signature"}),
     "key-event": frozenset({"kind", "kek_version"}),
-    "migration": frozenset({"batch"}),
+    "migration": frozenset({"batch"}),  # + members of docs/migration.md, checked when present
+    "legacy-deletion": frozenset({"batch", "gateway", "source", "rows", "tables"}),
     "gateway-start": frozenset({"gateway", "release", "reviewed"}),
     "token-revoke": frozenset({"jti", "by"}),
 })

@@ -186,6 +186,33 @@ class SqliteRecordStore:
             conn.executemany("INSERT INTO record_fields VALUES (?, ?, ?, ?)",
                              [(collection, record_id, f, v) for f, v in fields.items()])
 
+    def put_batch(self, keys: Sequence[WrappedDataKey],
+                  records: Sequence[tuple[str, str, SubjectId, Mapping[str, bytes]]]) -> None:
+        """Keys and records in one transaction (see :class:`RecordStore`)."""
+        for key in keys:
+            require_home(key.subject, self._jurisdiction)
+        for record in records:
+            require_home(record[2], self._jurisdiction)
+        with self._write() as conn:
+            try:
+                conn.executemany("INSERT INTO data_keys VALUES (?, ?, ?, ?)",
+                                 [(str(k.subject), k.key_id, k.kek_version, k.wrapped)
+                                  for k in keys])
+            except sqlite3.IntegrityError:
+                raise Conflict("a subject already has a data key",
+                               code="data_key_exists") from None
+            rows = [(c, r, str(s)) for c, r, s, _ in records]
+            conn.executemany("INSERT OR IGNORE INTO records VALUES (?, ?, ?)", rows)
+            check = "SELECT 1 FROM records WHERE collection = ? AND record_id = ? AND subject_id != ?"
+            if any(conn.execute(check, row).fetchone() is not None for row in rows):
+                raise Conflict("a record belongs to another subject",
+                               code="record_owner_mismatch")
+            conn.executemany("DELETE FROM record_fields WHERE collection = ? AND record_id = ?",
+                             [(c, r) for c, r, _, _ in records])
+            conn.executemany("INSERT INTO record_fields VALUES (?, ?, ?, ?)",
+                             [(c, r, f, v) for c, r, _, fields in records
+                              for f, v in fields.items()])
+
     def get_record(self, collection: str, record_id: str, fields: Sequence[str]) -> RawRecord:
         """Owner and selected stored fields (see :class:`RecordStore`)."""
         # The hot read path: no context manager, statement text cached per field count.
