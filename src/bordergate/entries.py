@@ -374,8 +374,8 @@ class Pseudonymizer:
 
     def pseudonym(self, kind: str, raw_id: str) -> str:
         """``<kind>:<hex HMAC-SHA256>`` of ``raw_id`` (kinds: subject, record, ...)."""
-        mac = hmac.new(self._secret, kind.encode() + b"\x00" + raw_id.encode(), hashlib.sha256)
-        return f"{kind}:{mac.hexdigest()}"
+        mac = hmac.digest(self._secret, kind.encode() + b"\x00" + raw_id.encode(), "sha256")
+        return f"{kind}:{mac.hex()}"
 
     def subject(self, subject_id: str) -> str:
         return self.pseudonym("subject", subject_id)

@@ -333,7 +333,7 @@ class KeyRing:
         self._cache.put(cipher)
         return cipher, self._event(KeyEventKind.DATA_KEY_CREATED, version, subject)
 
-    def new_data_key(self, subject: SubjectId
+    def new_data_key(self, subject: SubjectId, kek_version: int | None = None
                      ) -> tuple[SubjectCipher, WrappedDataKey, KeyEvent]:
         """A new data key for ``subject``, wrapped but not stored: the caller
         stores it with the records sealed under it in one transaction (a bulk

@@ -81,6 +81,7 @@ class Home:
                                    roles=frozenset({"service"}))
         self._decisions = DecisionCache(engine.decide_many)
         self._ciphers: dict[str, SubjectCipher] = {}
+        self._kek_version: int | None = None  # asked of the backend once per batch
 
     # -- ids ----------------------------------------------------------------
     def legacy_lookup_id(self, legacy_id: str) -> str:
@@ -131,7 +132,9 @@ class Home:
         if stored is not None:
             cipher, _ = self.keyring.cipher_for(subject)
         else:
-            cipher, wrapped, event = self.keyring.new_data_key(subject)
+            if self._kek_version is None:
+                self._kek_version = self.keyring.current_version()
+            cipher, wrapped, event = self.keyring.new_data_key(subject, self._kek_version)
             batch.keys.append(wrapped)
             batch.key_entries.append(_key_entry(event, self))
         self._ciphers[str(subject)] = cipher
@@ -175,6 +178,7 @@ class Home:
         self.sequencer.append_many(batch.entries + batch.key_entries)
         self.store.put_batch(batch.keys, batch.records)
         self._ciphers.clear()
+        self._kek_version = None
 
     def append(self, entries: Sequence[bytes]) -> None:
         """Log entries durably (``legacy-deletion``)."""

@@ -201,14 +201,21 @@ class SqliteRecordStore:
             except sqlite3.IntegrityError:
                 raise Conflict("a subject already has a data key",
                                code="data_key_exists") from None
-            rows = [(c, r, str(s)) for c, r, s, _ in records]
-            conn.executemany("INSERT OR IGNORE INTO records VALUES (?, ?, ?)", rows)
-            check = "SELECT 1 FROM records WHERE collection = ? AND record_id = ? AND subject_id != ?"
-            if any(conn.execute(check, row).fetchone() is not None for row in rows):
-                raise Conflict("a record belongs to another subject",
-                               code="record_owner_mismatch")
+            fresh: list[tuple[str, str, str]] = []
+            replaced: list[tuple[str, str]] = []
+            owner_sql = "SELECT subject_id FROM records WHERE collection = ? AND record_id = ?"
+            for collection, record_id, subject, _ in records:
+                row = conn.execute(owner_sql, (collection, record_id)).fetchone()
+                if row is None:
+                    fresh.append((collection, record_id, str(subject)))
+                elif row[0] != str(subject):
+                    raise Conflict("a record belongs to another subject",
+                                   code="record_owner_mismatch")
+                else:
+                    replaced.append((collection, record_id))
+            conn.executemany("INSERT INTO records VALUES (?, ?, ?)", fresh)
             conn.executemany("DELETE FROM record_fields WHERE collection = ? AND record_id = ?",
-                             [(c, r) for c, r, _, _ in records])
+                             replaced)
             conn.executemany("INSERT INTO record_fields VALUES (?, ?, ?, ?)",
                              [(c, r, f, v) for c, r, _, fields in records
                               for f, v in fields.items()])
