@@ -18,6 +18,7 @@ from bordergate.audit import commands as audit_commands
 from bordergate.audit import run_command as audit_run_command
 from bordergate.gateway import commands as gateway_commands
 from bordergate.gateway import principal_commands
+from bordergate.migration import commands as migrate_commands
 from bordergate.releases import commands as release_commands
 from bordergate.residency import commands as schema_commands
 from bordergate.tlog import commands as log_commands
@@ -43,6 +44,7 @@ gateway_commands.app.command("revoke-token")(token_commands.revoke_token)
 app.add_typer(keys_commands.app, name="keys")
 app.add_typer(schema_commands.app, name="schema")
 app.add_typer(release_commands.app, name="release")
+app.add_typer(migrate_commands.app, name="migrate")
 
 
 @app.callback()

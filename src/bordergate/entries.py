@@ -26,7 +26,6 @@ This module must never do I/O or read a clock: times are passed in.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import math

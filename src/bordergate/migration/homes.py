@@ -21,6 +21,8 @@ opening the sequencer fails with ``Conflict`` if one does).
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +31,12 @@ from bordergate.config import Deployment
 from bordergate.entries import Pseudonymizer
 from bordergate.entry_state import state_keys
 from bordergate.errors import ConfigError, NotFound
-from bordergate.gateway.decisions import DecisionCache, access_outcome, field_inputs
+from bordergate.gateway.decisions import (
+    DecisionCache,
+    access_outcome,
+    field_inputs,
+    key_event_entry,
+)
 from bordergate.gateway.startup import read_pseudonym_secret
 from bordergate.keys.backend import open_key_backend
 from bordergate.keys.envelope import field_aad_prefix, field_aad_suffix
@@ -66,7 +73,7 @@ class HomeBatch:
 class Home:
     """One jurisdiction's store, key ring, policy and log, for a migration."""
 
-    def __init__(self, code: str, schema: Schema, engine: PolicyEngine,
+    def __init__(self, code: str, *, schema: Schema, engine: PolicyEngine,
                  pseudonyms: Pseudonymizer, store: RecordStore, keyring: KeyRing,
                  sequencer: Sequencer | None) -> None:
         self.code = code
@@ -112,8 +119,6 @@ class Home:
                ) -> tuple[str, list[dict[str, Any]]]:
         """The write decision of every field of a collection (one per field, as a
         gateway write records them); returns the outcome and the ``decisions`` array."""
-        import json
-
         specs = self.schema.fields(collection, list(fields))
         context = RequestContext(purpose=_PURPOSE, now=int(now), gateway=self.code,
                                  k_min=self.engine.bundle.k_min)
@@ -193,10 +198,6 @@ class Home:
 
 
 def _key_entry(event: Any, home: Home) -> bytes:
-    from bordergate.gateway.decisions import key_event_entry
-
-    import time
-
     return key_event_entry(event, home.pseudonyms.subject, time.time(),
                            {"gateway": home.code, "reason": "migration"})
 
@@ -229,4 +230,5 @@ def open_home(deployment: Deployment, code: str, *, write: bool = True) -> Home:
         except BaseException:
             store.close()
             raise
-    return Home(code, schema, engine, pseudonyms, store, keyring, sequencer)
+    return Home(code, schema=schema, engine=engine, pseudonyms=pseudonyms, store=store,
+                keyring=keyring, sequencer=sequencer)

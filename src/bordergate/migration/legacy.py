@@ -100,7 +100,7 @@ def _stamp(rng: random.Random, year_from: int = 2019) -> str:
             f"{rng.randint(0, 59):02d}Z")
 
 
-def _user_rows(n: int, country: str | None, rng: random.Random, pools: _Pools,
+def _user_rows(n: int, country: str | None, rng: random.Random, pools: _Pools, *,
                users: int, ids: dict[str, int], bool_: type) -> dict[str, list[tuple[object, ...]]]:
     name = rng.choice(pools.names)
     rows: dict[str, list[tuple[object, ...]]] = {t: [] for t in _INSERT}
@@ -145,7 +145,7 @@ def generate_legacy(source: LegacySource, *, users: int, seed: int = 15,
     Raises:
         Unavailable: ``source_unavailable`` (e.g. the tables already exist).
     """
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 (test data, reproducible by design)
     pools = _Pools(seed)
     dirty = max(2, users // 2000) if dirty is None else dirty
     ids = {"watch_history": 0, "payments": 0, "messages": 0}
@@ -163,8 +163,8 @@ def generate_legacy(source: LegacySource, *, users: int, seed: int = 15,
                 dirty_ids.append(f"lgcy-user-{n:07d}")
             else:
                 country = rng.choice(_COUNTRIES)
-            for table, rows in _user_rows(n, country, rng, pools, total_users, ids,
-                                          bool_).items():
+            for table, rows in _user_rows(n, country, rng, pools, users=total_users, ids=ids,
+                                          bool_=bool_).items():
                 chunk[table].extend(rows)
             if n % 2000 == 0 or n == total_users:
                 _flush(source, cur, chunk, counts)

@@ -163,7 +163,8 @@ def parse_mapping(data: bytes, schema: Schema) -> MigrationMapping:
         raise _bad(f"subjects.table {subject_table!r} is not one of [tables]")
     # The subjects' table first: every other row needs its owner's home.
     parsed.sort(key=lambda t: t.table != subject_table)
-    return MigrationMapping(subject_table=subject_table, subject_key=_text(subjects, "key", "subjects"),
+    return MigrationMapping(subject_table=subject_table,
+                            subject_key=_text(subjects, "key", "subjects"),
                     legacy_id=_text(subjects, "legacy_id", "subjects"),
                     home=HomeRule(tuple(columns), values), tables=tuple(parsed))
 

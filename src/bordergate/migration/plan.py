@@ -196,7 +196,7 @@ def make_plan(source: LegacySource, mapping: MigrationMapping, schema: Schema, *
     homes: dict[str, HomePlan] = {}
     dirty_subjects = [(legacy, "no_home") for _, (legacy, home) in sorted(subjects.items())
                       if home is None]
-    for legacy, home in subjects.values():
+    for _, home in subjects.values():
         if home is not None:
             homes.setdefault(home, HomePlan()).subjects += 1
     dirty_rows: list[tuple[str, str]] = []

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,41 +166,28 @@ class _Migration:
                 owners.add(owner)
                 manifest.append((code, t.table, record,
                                  home.pseudonyms.subject(str(subjects[owner]))))
-            batch.entries.append(self._entry(home, t, batch_no, attempt, table_rows,
-                                             pseudonyms, len(owners),
-                                             new_subjects if t.table == self.mapping.subject_table
-                                             else 0, now))
+            facts = MigrationFacts(
+                batch=batch_no, attempt=attempt, table=t.table, collection=t.collection,
+                source=self.source.kind,
+                legacy_keys=legacy_keys_digest(t.table, (k for k, _, _ in table_rows)),
+                records=len(table_rows), subjects=len(owners),
+                new_subjects=new_subjects if t.table == self.mapping.subject_table else 0,
+                records_root=records_root(pseudonyms), fields=tuple(sorted(t.fields)),
+                dropped=dict(t.drop))
+            batch.entries.append(self._entry(home, t, facts, now))
         home.commit(batch)
         return manifest
 
-    def _entry(self, home: Home, t: TableMapping, batch_no: int, attempt: int,
-               table_rows: Sequence[tuple[Any, int, dict[str, Any]]], pseudonyms: list[str],
-               subjects: int, new_subjects: int, now: float) -> bytes:
-        fields = sorted(t.fields)
-        outcome, decisions = home.decide(t.collection, fields, now)
+    def _entry(self, home: Home, t: TableMapping, facts: MigrationFacts, now: float) -> bytes:
+        outcome, decisions = home.decide(t.collection, sorted(t.fields), now)
+        entry = migration_entry(facts, home=home.code, time=now,
+                                principal=home.principal.to_json(),
+                                bundle=home.engine.digest, outcome=outcome, decisions=decisions)
         if outcome != "allow":
-            # Logged like a gateway's refused write, then nothing is written.
-            home.append([self._facts_entry(home, t, batch_no, attempt, table_rows, pseudonyms,
-                                           subjects, new_subjects, now, outcome, decisions)])
+            home.append([entry])  # logged like a gateway's refused write; nothing written
             raise Conflict(f"policy of {home.code} refuses the migration's write to "
                            f"{t.collection}", code="migration_denied")
-        return self._facts_entry(home, t, batch_no, attempt, table_rows, pseudonyms, subjects,
-                                 new_subjects, now, outcome, decisions)
-
-    def _facts_entry(self, home: Home, t: TableMapping, batch_no: int, attempt: int,
-                     table_rows: Sequence[tuple[Any, int, dict[str, Any]]],
-                     pseudonyms: list[str], subjects: int, new_subjects: int, now: float,
-                     outcome: str, decisions: list[dict[str, Any]]) -> bytes:
-        facts = MigrationFacts(
-            batch=batch_no, attempt=attempt, table=t.table, collection=t.collection,
-            source=self.source.kind,
-            legacy_keys=legacy_keys_digest(t.table, (k for k, _, _ in table_rows)),
-            records=len(table_rows), subjects=subjects, new_subjects=new_subjects,
-            records_root=records_root(pseudonyms), fields=tuple(sorted(t.fields)),
-            dropped=dict(t.drop))
-        return migration_entry(facts, home=home.code, time=now,
-                               principal=home.principal.to_json(),
-                               bundle=home.engine.digest, outcome=outcome, decisions=decisions)
+        return entry
 
     def delete_batch(self, row: JournalRow) -> None:
         rows = read_batch(self.source, self.mapping, row.lo, row.hi, self.specs)

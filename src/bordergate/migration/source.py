@@ -237,15 +237,14 @@ def open_source(url: str, *, base_dir: Path | None = None) -> LegacySource:
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA secure_delete = ON")
-        conn.execute("PRAGMA foreign_keys = ON")
+        lite = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        for pragma in ("journal_mode = WAL", "synchronous = FULL", "secure_delete = ON",
+                       "foreign_keys = ON"):
+            lite.execute(f"PRAGMA {pragma}")
     except sqlite3.Error as exc:
         raise Unavailable(f"cannot open the legacy source {path}: {exc}",
                           code="source_unavailable") from exc
-    return LegacySource("sqlite", _SqliteAutocommit(conn), path)
+    return LegacySource("sqlite", _SqliteAutocommit(lite), path)
 
 
 class _SqliteAutocommit:

@@ -136,17 +136,14 @@ def verify_migration(source: LegacySource, mapping: MigrationMapping,
         if row.state != "done":
             report.failures.append(f"batch {number}: not finished (state {row.state}); "
                                    "run `bordergate migrate run` again")
-    for code, home in sorted(homes.items()):
-        _verify_home(report, code, home, deployment, mapping, manifest)
-    _verify_source(report, source, mapping, home_schema(homes))
+    for code in sorted(homes):
+        _verify_home(report, code, homes[code], deployment=deployment, mapping=mapping,
+                     manifest=manifest)
+    _verify_source(report, source, mapping, next(iter(homes.values())).schema)
     return report
 
 
-def home_schema(homes: Mapping[str, Home]) -> Any:
-    return next(iter(homes.values())).schema
-
-
-def _verify_home(report: VerifyReport, code: str, home: Home, deployment: Deployment,
+def _verify_home(report: VerifyReport, code: str, home: Home, *, deployment: Deployment,
                  mapping: MigrationMapping,
                  manifest: Mapping[tuple[int, str, str], Mapping[str, str]]) -> None:
     migrations, deletions, erased = _logged(log_entries(deployment, code))
