@@ -7,14 +7,17 @@ only the parameter marks, the type of booleans and the compaction differ.
 The batch journal (``bordergate_migration``) lives in the source itself, so
 that deleting a batch's rows and recording that they were deleted is one
 transaction: a crash leaves either both or neither.  It holds batch numbers,
-states, counts and digests, never a legacy id.
+subject-key ranges, states, counts and digests; its manifest
+(``bordergate_migration_manifest``) holds the record and subject pseudonyms
+each batch wrote (as public as the log's), for ``verify``.
 
 Compaction after deletion: SQLite runs with ``secure_delete`` on (deleted
 content is zeroed in its pages), then a ``wal_checkpoint(TRUNCATE)`` and a
 ``VACUUM`` rewrite the file without free pages.  PostgreSQL gets a
-``VACUUM`` of each table, which marks dead row versions reusable; it does
-not remove them from the WAL, from replicas or from backups, which no tool
-here can reach (docs/migration.md).
+``VACUUM FULL`` of each table, which rewrites it into new files without the
+dead row versions and unlinks the old ones (their blocks may linger on the
+disk); the WAL, replicas and backups still hold the deleted rows, and no tool
+here can reach them (docs/migration.md).
 
 Driver failures surface as :class:`~bordergate.errors.Unavailable` (code
 ``source_unavailable``).  This module must never log a row's values.
@@ -200,7 +203,7 @@ class LegacySource:
             self._conn.autocommit = True
             try:
                 for table in tables:
-                    self._conn.execute(f"VACUUM {ident(table)}")
+                    self._conn.execute(f"VACUUM FULL {ident(table)}")
             finally:
                 self._conn.autocommit = False
 
