@@ -15,7 +15,8 @@ is parsed and replayed with the bundle it names
 * :mod:`~bordergate.audit.rules.dataflows`: borders, parent, exports (promises 1, 2);
 * :mod:`~bordergate.audit.rules.approvals`: approval life cycle and uses;
 * :mod:`~bordergate.audit.rules.releases`: reviewed releases (promise 6);
-* :mod:`~bordergate.audit.rules.tokens`: no read for a revoked bearer token.
+* :mod:`~bordergate.audit.rules.tokens`: no read for a revoked bearer token;
+* :mod:`~bordergate.audit.rules.migration`: a migration's entries agree with each other.
 
 :func:`open_inspector` picks this inspector (``audit run --reference``) or the
 accelerated one of :mod:`bordergate.audit._accelerated` (the default), which
@@ -35,7 +36,7 @@ from bordergate.audit.bundlestore import BundleLookup
 from bordergate.audit.decision_lists import DecisionList, parse_decision_list, replay
 from bordergate.audit.inspection_state import InspectionState
 from bordergate.audit.personal_data import scan_entry
-from bordergate.audit.rules import approvals, decisions, releases, tokens, wellformed
+from bordergate.audit.rules import approvals, decisions, migration, releases, tokens, wellformed
 from bordergate.audit.rules.context import RuleContext
 from bordergate.audit.tally import Tally
 from bordergate.entries import Entry, canonical_json, parse_entry
@@ -45,6 +46,10 @@ from bordergate.releases.review import ReviewPolicy
 __all__ = ["DECISION_TYPES", "InspectionState", "ReferenceInspector", "open_inspector"]
 
 DECISION_TYPES = decisions.DECISION_TYPES
+# Types checked by one rule each, with no decision list.
+_ENTRY_RULES: dict[str, Callable[[RuleContext, int, Entry], None]] = {
+    "token-revoke": tokens.token_revoke, "migration": migration.migration,
+    "legacy-deletion": migration.legacy_deletion}
 
 
 class ReferenceInspector(RuleContext):
@@ -144,8 +149,8 @@ class ReferenceInspector(RuleContext):
                                    entry)
         elif kind == "key-event":
             tally.key_events[str(entry.body.get("kind"))[:40]] += 1
-        elif kind == "token-revoke":
-            tokens.token_revoke(self, index, entry)
+        elif kind in _ENTRY_RULES:
+            _ENTRY_RULES[kind](self, index, entry)
 
     def decision_entry(self, index: int, entry: Entry, group: DecisionList) -> None:
         """The rules of an ``access``, ``write``, ``export`` or ``erase`` entry."""
