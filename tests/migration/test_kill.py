@@ -59,7 +59,7 @@ def test_sigkill_at_twenty_random_points_equals_an_uninterrupted_run(tmp_path: P
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     for directory in (killed, clean):
         directory.mkdir()
-        deployment = make_deployment(directory / "deploy")
+        make_deployment(directory / "deploy")
         source = open_source(f"sqlite:{directory / 'legacy.db'}")
         generate_legacy(source, users=USERS, seed=SEED)
         source.close()

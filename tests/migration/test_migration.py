@@ -86,7 +86,7 @@ def test_dirty_rows_are_reported_and_left_in_place(tmp_path: Path,
     url = f"sqlite:{tmp_path / 'legacy.db'}"
     source = open_source(url)
     made = generate_legacy(source, users=60, seed=3, dirty=3)
-    before = {t: source.query(f"SELECT * FROM {t} ORDER BY id")  # noqa: S608
+    before = {t: source.query(f"SELECT * FROM {t} ORDER BY id")
               for t in ("accounts", "watch_history")}
     plan = plan_for(source, deployment)
     assert sorted(i for i, _ in plan.dirty_subjects) == sorted(made.dirty_accounts)
