@@ -7,6 +7,7 @@ which keys it trusts.  One ``[logs.<jurisdiction>]`` table per log::
     name = "Independent monitor"      # shown in the report
     time_tolerance_s = 5              # allowed clock disorder between entries
     report_title = "bordergate audit" # optional
+    separation = "verify.json"        # optional: `bordergate migrate verify --json` results
 
     [logs.us]
     location = "demo-data/us/log"     # a log directory or an http(s) base URL
@@ -86,6 +87,7 @@ class AuditorConfig:
     title: str
     time_tolerance: float
     logs: Mapping[str, LogAudit]
+    separation: Path | None = None  # migrate verify results for the report (issue 15)
 
 
 def load_auditor_config(path: str | Path) -> AuditorConfig:
@@ -117,7 +119,8 @@ class _Reader(ConfigReader):
     def config(self, doc: dict[str, Any]) -> AuditorConfig:
         top = self.table(doc, "", {"auditor", "logs"})
         auditor = self.table(top.get("auditor"), "auditor",
-                             {"name", "k_min", "time_tolerance_s", "report_title"},
+                             {"name", "k_min", "time_tolerance_s", "report_title",
+                              "separation"},
                              required=False)
         self.no_k_min(auditor, "auditor")
         tolerance = self.integer(auditor, "auditor", "time_tolerance_s", 5, low=0, high=86400)
@@ -129,7 +132,9 @@ class _Reader(ConfigReader):
         return AuditorConfig(
             name=self.text(auditor, "auditor", "name", "bordergate auditor"),
             title=self.text(auditor, "auditor", "report_title", "bordergate audit report"),
-            time_tolerance=float(tolerance), logs=parsed)
+            time_tolerance=float(tolerance), logs=parsed,
+            separation=self.path(auditor, "auditor", "separation")
+            if "separation" in auditor else None)
 
     def no_k_min(self, doc: Mapping[str, Any], key: str) -> None:
         """Refuse ``k_min``: it is the policy bundle's (exports.toml)."""
