@@ -61,6 +61,13 @@ def test_demo_runs_and_shows_the_arrangement(tmp_path: Path) -> None:
     forged = [f for f in report["findings"] if f["kind"] == "approval_single_approver"]
     assert [f["index"] for f in forged] == [facts["forged_index"]]
     assert (data / "report" / "report.html").stat().st_size > 10_000
+    # issue 15: the legacy database was migrated before the scenario, with evidence
+    assert facts["migration"]["verify"][-1] == "migration verify: OK"
+    separation = report["separation"]
+    assert set(separation["homes"]) == {"us", "eu", "cn"}
+    assert sum(h["records_migrated"] for h in separation["homes"].values()) == 1500
+    assert separation["verify"]["ok"] is True
+    assert "Separation of the legacy business" in (data / "report" / "report.html").read_text()
     _reference_report_is_the_same(data, tmp_path)
 
 

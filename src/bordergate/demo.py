@@ -8,6 +8,8 @@ way its users would: the CLI for provisioning and releases, HTTP for data.
 1. provision keys, logs and stores; make two release reviewers per custodian;
 2. propose the installed release in each log and have both reviewers approve
    it (``cn`` is deliberately started ``--unreviewed``: a finding);
+   then migrate a small legacy global database into the three homes
+   (``bordergate migrate``: generate, plan, run, verify; docs/migration.md);
 3. start one gateway process per jurisdiction;
 4. seed a short-video dataset (Faker, fixed seed) through each home gateway;
 5. play the scenario: local staff at work, the parent's engineer abroad asking
@@ -183,6 +185,23 @@ class Demo:
                          "--note", "read the diff of every changed file and dependency")
         self.say("[bold]2.[/] release proposed and approved by 2 reviewers in us and eu; "
                  "cn will start [red]--unreviewed[/] (a finding the audit must show)")
+
+    # -- 2b. separating the legacy business (docs/migration.md) -----------------------
+    def migrate_legacy(self, users: int = 150) -> None:
+        """Before any gateway runs: migrate a small legacy global database into the
+        three homes, delete it from the source, and verify (the audit shows it)."""
+        source = f"sqlite:{self.data / 'legacy-global.db'}"
+        self.cli("migrate", "generate", "--source", source, "--users", str(users))
+        cfg = ("--source", source, "--config", str(self.config))
+        self.cli("migrate", "plan", *cfg, "--json", str(self.data / "migration-plan.json"),
+                 check=False)  # exit 1 would mean unmapped columns: run refuses then
+        self.cli("migrate", "run", *cfg, "--batch-subjects", "50", "--no-progress")
+        out = self.cli("migrate", "verify", *cfg, "--json",
+                       str(self.data / "migration-verify.json"))
+        self.facts["migration"] = {"legacy_source": source, "verify": out.strip().splitlines()}
+        self.say(f"[bold]2b.[/] legacy global database ({users * 10:,} records) migrated into "
+                 "us, eu and cn, deleted from the source and verified; dirty rows left in "
+                 f"place and listed ({self.data / 'migration-plan.json'})")
 
     # -- 3. gateways -----------------------------------------------------------------
     def start(self) -> None:
@@ -462,7 +481,8 @@ class Demo:
     def _auditor_config(self, path: Path) -> None:
         from bordergate.tlog.logdir import read_signer
         lines = ["# auditor configuration for the demo's three logs", "[auditor]",
-                 'name = "demo monitor"', ""]
+                 'name = "demo monitor"',
+                 f'separation = "{self.data / "migration-verify.json"}"', ""]
         for code in CODES:
             d = self.data / "data" / code
             vkey = read_signer(d / "log.key").verifier().key_string
@@ -576,6 +596,7 @@ def run_demo(data: Path, *, subjects: int = 3000, serve: bool = True,
     demo.prepare()
     demo.write_vkeys()
     demo.release()
+    demo.migrate_legacy()
     with _running(demo):
         demo.start()
         demo.issue_tokens()
