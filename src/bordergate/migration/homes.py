@@ -46,6 +46,7 @@ from bordergate.policy.engine import PolicyEngine
 from bordergate.policy.entities import Principal, RequestContext
 from bordergate.residency.schema import Schema, load_schema
 from bordergate.residency.stores import RecordStore, open_record_store
+from bordergate.residency.vault import Vault
 from bordergate.subjects import SubjectId
 from bordergate.tlog.logdir import read_signer
 from bordergate.tlog.sequencer import Sequencer
@@ -86,6 +87,7 @@ class Home:
         self.principal = Principal(id="bordergate-migration", org=f"{code}-custodian",
                                    org_kind="local", location=code,
                                    roles=frozenset({"service"}))
+        self.vault = Vault(schema, store, keyring)
         self._decisions = DecisionCache(engine.decide_many)
         self._ciphers: dict[str, SubjectCipher] = {}
         self._kek_version: int | None = None  # asked of the backend once per batch
@@ -148,18 +150,9 @@ class Home:
     def seal(self, collection: str, record_id: str, subject: SubjectId,
              values: Mapping[str, object], batch: HomeBatch) -> None:
         """Validate ``values`` against the schema, seal the encrypted classes, queue."""
-        coll = self.schema.collection(collection)
-        clean = coll.validate(values)
-        prefix = field_aad_prefix(self.code, str(subject), collection, record_id)
-        cipher: SubjectCipher | None = None
-        stored: dict[str, bytes] = {}
-        for name, value in clean.items():
-            spec = coll.fields[name]
-            raw = spec.encode(value)
-            if spec.field_class.encrypted:
-                cipher = cipher or self.cipher(subject, batch)
-                raw = cipher.seal(raw, prefix + field_aad_suffix(name))
-            stored[name] = raw
+        clean = self.schema.collection(collection).validate(values)
+        stored = self.vault.seal_values(collection, record_id, subject, clean,
+                                        lambda: self.cipher(subject, batch))
         batch.records.append((collection, record_id, subject, stored))
 
     def seal_legacy_id(self, legacy_id: str, subject: SubjectId, batch: HomeBatch) -> None:
