@@ -75,37 +75,45 @@ class RunReport:
     seconds: float
 
 
-def _convert(spec: FieldSpec, value: Any) -> Any:
-    """A source value as the schema field's type expects it (SQLite has no booleans)."""
-    if value is None:
-        return None
-    if spec.type is FieldType.BOOLEAN and isinstance(value, int):
-        return bool(value)
-    if spec.type is FieldType.STRING and not isinstance(value, str):
-        return str(value)
-    return value
+def _as_bool(value: Any) -> Any:
+    return bool(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _as_str(value: Any) -> Any:
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+def _converter(spec: FieldSpec) -> Callable[[Any], Any] | None:
+    """How a source value becomes what the schema field's type expects (SQLite has no
+    booleans; an integer column may feed a string field), or None: as it is."""
+    if spec.type is FieldType.BOOLEAN:
+        return _as_bool
+    return _as_str if spec.type is FieldType.STRING else None
 
 
 def read_batch(source: LegacySource, mapping: MigrationMapping, lo: int, hi: int,
-               specs: Mapping[str, Mapping[str, FieldSpec]]) -> BatchRows:
-    """Read the rows of the subjects with keys in [lo, hi] whose home is decided."""
+               specs: Mapping[str, Mapping[str, FieldSpec]], *,
+               values: bool = True) -> BatchRows:
+    """Read the rows of the subjects with keys in [lo, hi] whose home is decided
+    (without their values when ``values`` is false: to delete them)."""
     found = subject_homes(source, mapping, f"WHERE {ident(mapping.subject_key)} BETWEEN ? AND ?",
                           (lo, hi))
     subjects = {k: (legacy, home) for k, (legacy, home) in found.items() if home is not None}
     tables: dict[str, dict[str, list[tuple[Any, int, dict[str, Any]]]]] = {}
     for t in mapping.tables:
-        names = list(t.fields)
-        cols = ", ".join(ident(t.fields[n]) for n in names)
-        sql = (f"SELECT {ident(t.key)}, {ident(t.owner)}, {cols} FROM {ident(t.table)} "  # noqa: S608
+        names = list(t.fields) if values else []
+        cols = "".join(", " + ident(t.fields[n]) for n in names)
+        sql = (f"SELECT {ident(t.key)}, {ident(t.owner)}{cols} FROM {ident(t.table)} "  # noqa: S608
                f"WHERE {ident(t.owner)} BETWEEN ? AND ? ORDER BY {ident(t.key)}")
         per_home: dict[str, list[tuple[Any, int, dict[str, Any]]]] = {}
-        table_specs = specs[t.table]
-        for key, owner, *values in source.query(sql, (lo, hi)):
+        convert = [(n, _converter(specs[t.table][n])) for n in names]
+        for key, owner, *row in source.query(sql, (lo, hi)):
             subject = subjects.get(int(owner))
             if subject is None:
                 continue  # dirty: its owner has no home; left in place
             per_home.setdefault(subject[1], []).append((key, int(owner), {
-                n: _convert(table_specs[n], v) for n, v in zip(names, values, strict=True)}))
+                n: (c(v) if c is not None else v)
+                for (n, c), v in zip(convert, row, strict=True)}))
         tables[t.table] = per_home
     return BatchRows(subjects, tables)
 
@@ -142,6 +150,7 @@ class _Migration:
             return []
         batch = HomeBatch()
         subjects: dict[int, SubjectId] = {}
+        pseudonymous: dict[int, str] = {}
         new_subjects = 0
         for key, legacy in mine.items():
             subject = home.subject_of(legacy)
@@ -150,6 +159,7 @@ class _Migration:
                 home.seal_legacy_id(legacy, subject, batch)
                 new_subjects += 1
             subjects[key] = subject
+            pseudonymous[key] = home.pseudonyms.subject(str(subject))
         manifest: list[tuple[str, str, str, str]] = []
         now = self.clock()
         for t in self.mapping.tables:
@@ -164,8 +174,7 @@ class _Migration:
                 record = home.pseudonyms.record(t.collection, record_id)
                 pseudonyms.append(record)
                 owners.add(owner)
-                manifest.append((code, t.table, record,
-                                 home.pseudonyms.subject(str(subjects[owner]))))
+                manifest.append((code, t.table, record, pseudonymous[owner]))
             facts = MigrationFacts(
                 batch=batch_no, attempt=attempt, table=t.table, collection=t.collection,
                 source=self.source.kind,
@@ -190,7 +199,7 @@ class _Migration:
         return entry
 
     def delete_batch(self, row: JournalRow) -> None:
-        rows = read_batch(self.source, self.mapping, row.lo, row.hi, self.specs)
+        rows = read_batch(self.source, self.mapping, row.lo, row.hi, self.specs, values=False)
         facts: dict[str, dict[str, tuple[int, str]]] = {}
         for t in self.mapping.tables:
             for code, table_rows in rows.tables[t.table].items():
