@@ -111,7 +111,7 @@ def main() -> None:
         wall, cpu = time.perf_counter(), time.process_time()
         plan = make_plan(source, mapping, schema, batch_subjects=2_000)
         homes = {code: open_home(deployment, code) for code in plan.homes}
-        report = run_migration(source, mapping, plan, homes)
+        report = run_migration(source, mapping, plan, homes, schema=schema)
         for home in homes.values():
             home.close()
         mig_wall, mig_cpu = time.perf_counter() - wall, time.process_time() - cpu

@@ -19,7 +19,7 @@ from bordergate.gateway.startup import provision
 from bordergate.migration.homes import LEGACY_COLLECTION, Home, open_home
 from bordergate.migration.mapping import MigrationMapping, demo_mapping_path, load_mapping
 from bordergate.migration.plan import Plan, make_plan
-from bordergate.migration.run import RunReport, run_migration
+from bordergate.migration.run import RunReport, homes_needed, run_migration
 from bordergate.migration.source import LegacySource
 from bordergate.residency.schema import load_schema
 from bordergate.residency.vault import Vault
@@ -54,9 +54,10 @@ def migrate(source: LegacySource, deployment: Deployment, batch_subjects: int = 
             ) -> RunReport:
     """One complete run, in process."""
     plan = plan_for(source, deployment, batch_subjects)
-    homes = {code: open_home(deployment, code) for code in plan.homes}
+    homes = {code: open_home(deployment, code) for code in homes_needed(source, plan)}
     try:
-        return run_migration(source, demo_mapping(deployment), plan, homes)
+        return run_migration(source, demo_mapping(deployment), plan, homes,
+                             schema=load_schema(deployment.schema_path))
     finally:
         for home in homes.values():
             home.close()

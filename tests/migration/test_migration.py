@@ -93,6 +93,8 @@ def test_dirty_rows_are_reported_and_left_in_place(tmp_path: Path,
     assert [r for r, _ in plan.dirty_rows] == [
         f"watch_history/{k}" for k in range(60 * 5 + 6 * 5 + 1, 60 * 5 + 6 * 5 + 4)]
     migrate(source, deployment)
+    again = migrate(source, deployment)  # run again after the end: nothing left, no home
+    assert (again.records, again.batches_done_before) == (0, again.batches)
     dirty_keys = {int(i.rsplit("-", 1)[1]) for i in made.dirty_accounts}
     assert source.query("SELECT * FROM accounts ORDER BY id") == [
         r for r in before["accounts"] if r[0] in dirty_keys]
@@ -118,7 +120,7 @@ def test_unmapped_column_refuses_the_run(tmp_path: Path, deployment: Deployment)
     homes = {code: open_home(deployment, code) for code in plan.homes}
     try:
         with pytest.raises(ConfigError) as refused:
-            run_migration(source, mapping, plan, homes)
+            run_migration(source, mapping, plan, homes, schema=schema)
     finally:
         for home in homes.values():
             home.close()

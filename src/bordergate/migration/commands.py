@@ -117,7 +117,7 @@ def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
 
     from bordergate.migration.homes import open_home
     from bordergate.migration.plan import make_plan
-    from bordergate.migration.run import run_migration
+    from bordergate.migration.run import homes_needed, run_migration
     from bordergate.migration.source import open_source
 
     with _errors():
@@ -127,7 +127,7 @@ def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
         try:
             made = make_plan(src, parsed, schema, batch_subjects=batch_subjects)
             made.require_runnable()
-            for code in sorted(made.homes):
+            for code in sorted(homes_needed(src, made)):
                 homes[code] = open_home(deployment, code)
             bar = Progress(TextColumn("migrating"), BarColumn(), MofNCompleteColumn(),
                            TaskProgressColumn(), TextColumn("{task.fields[rate]} records/s"),
@@ -140,7 +140,7 @@ def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
                     bar.update(task, completed=records,
                                rate=f"{speed:,.0f}" if speed else "-")
 
-                report = run_migration(src, parsed, made, homes,
+                report = run_migration(src, parsed, made, homes, schema=schema,
                                        progress=advance)
         finally:
             for h in homes.values():

@@ -43,10 +43,10 @@ from bordergate.migration.homes import Home, HomeBatch
 from bordergate.migration.mapping import MigrationMapping, TableMapping
 from bordergate.migration.plan import Plan, subject_homes
 from bordergate.migration.source import JournalRow, LegacySource, ident
-from bordergate.residency.schema import FieldSpec, FieldType
+from bordergate.residency.schema import FieldSpec, FieldType, Schema
 from bordergate.subjects import SubjectId
 
-__all__ = ["BatchRows", "RunReport", "read_batch", "run_migration"]
+__all__ = ["BatchRows", "RunReport", "homes_needed", "read_batch", "run_migration"]
 
 Progress = Callable[[int, int], None]  # (records done in this call, batch number)
 
@@ -118,16 +118,23 @@ def read_batch(source: LegacySource, mapping: MigrationMapping, lo: int, hi: int
     return BatchRows(subjects, tables)
 
 
+def homes_needed(source: LegacySource, plan: Plan) -> set[str]:
+    """The homes a run must open: those with rows left in the source, and those whose
+    ``legacy-deletion`` entries an interrupted run still owes."""
+    needed = set(plan.homes)
+    for row in source.journal().values():
+        if row.state == "deleted":
+            needed.update(json.loads(row.deletion or "{}"))
+    return needed
+
+
 class _Migration:
-    def __init__(self, source: LegacySource, mapping: MigrationMapping,
-                 homes: Mapping[str, Home], progress: Progress | None,
-                 clock: Callable[[], float]) -> None:
+    def __init__(self, source: LegacySource, mapping: MigrationMapping, schema: Schema,
+                 homes: Mapping[str, Home], clock: Callable[[], float]) -> None:
         self.source = source
         self.mapping = mapping
         self.homes = homes
-        self.progress = progress
         self.clock = clock
-        schema = next(iter(homes.values())).schema
         self.specs = {t.table: schema.collection(t.collection).fields for t in mapping.tables}
 
     def import_batch(self, row: JournalRow) -> int:
@@ -230,12 +237,13 @@ class _Migration:
 
 
 def run_migration(source: LegacySource, mapping: MigrationMapping, plan: Plan,
-                  homes: Mapping[str, Home], *, progress: Progress | None = None,
+                  homes: Mapping[str, Home], *, schema: Schema,
+                  progress: Progress | None = None,
                   clock: Callable[[], float] = time.time) -> RunReport:
     """Migrate every batch not done yet, then compact the source.
 
-    ``homes`` must hold every home the plan names (each opened with its own
-    custodian's files).
+    ``homes`` must hold every home of :func:`homes_needed` (each opened with its
+    own custodian's files); with nothing left to migrate it may be empty.
 
     Raises:
         ConfigError: ``migration_unmapped_columns`` (nothing done), or a home
@@ -246,13 +254,13 @@ def run_migration(source: LegacySource, mapping: MigrationMapping, plan: Plan,
     from bordergate.errors import ConfigError
 
     plan.require_runnable()
-    missing = sorted(set(plan.homes) - set(homes))
+    missing = sorted(homes_needed(source, plan) - set(homes))
     if missing:
         raise ConfigError(f"home {missing[0]} of the plan is not open",
                           code="migration_home_missing")
     started = clock()
     journal = source.start_journal(plan.batches)
-    work = _Migration(source, mapping, homes, progress, clock)
+    work = _Migration(source, mapping, schema, homes, clock)
     done_before = sum(1 for r in journal.values() if r.state == "done")
     retried = records = 0
     for number in sorted(journal):
