@@ -1,10 +1,13 @@
 """Issue 15: `migrate run` killed with SIGKILL at 20 random points and run again each time
 ends exactly where an uninterrupted run ends.
 
-The kill loop uses a smaller legacy database (200 users, 2,000 records, in
-batches of 5 subjects: 41 batches) so that 20 kills and re-runs of a real
+The kill loop uses a smaller legacy database (300 users, 3,000 records, in
+batches of 5 subjects: 61 batches) so that 20 kills and re-runs of a real
 `bordergate migrate run` process take about two minutes on a loaded machine;
-the 100,000-record migration is its own test (test_migration.py).
+the 100,000-record migration is its own test (test_migration.py).  Each kill
+lands a random 0-1 s after the run's first step is durable in the source's
+journal (so that slow start-ups on a loaded machine do not make every kill
+land before the work), anywhere in batches, deletion, logging or compaction.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -31,7 +35,7 @@ from tests.migration.conftest import (
 )
 from tests.migration.test_migration import _source_legacy_ids, _verify
 
-USERS, SEED, BATCH = 200, 21, 5
+USERS, SEED, BATCH = 300, 21, 5
 KILLS = 20
 
 
@@ -40,6 +44,31 @@ def _run_command(directory: Path) -> list[str]:
             "--source", f"sqlite:{directory / 'legacy.db'}",
             "--config", str(directory / "deploy" / "bordergate.toml"),
             "--batch-subjects", str(BATCH), "--no-progress"]
+
+
+def _journal_now(directory: Path) -> list[tuple[int, str, int]]:
+    """The journal's (batch, state, attempts), read-only ([] before it exists)."""
+    path = directory / "legacy.db"
+    if not path.exists():
+        return []
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT batch, state, attempts FROM bordergate_migration").fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        db.close()
+
+
+def _kill_inside(process: subprocess.Popen[bytes], directory: Path, rng: random.Random
+                 ) -> None:
+    before = _journal_now(directory)
+    deadline = time.monotonic() + 120
+    while (process.poll() is None and _journal_now(directory) == before
+           and time.monotonic() < deadline):
+        time.sleep(0.05)
+    time.sleep(rng.uniform(0.0, 1.0))
+    process.send_signal(signal.SIGKILL)
 
 
 def _states(directory: Path) -> Counter[str]:
@@ -74,8 +103,7 @@ def test_sigkill_at_twenty_random_points_equals_an_uninterrupted_run(tmp_path: P
     for _ in range(KILLS):
         process = subprocess.Popen(_run_command(killed), env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(1.0, 5.0))
-        process.send_signal(signal.SIGKILL)
+        _kill_inside(process, killed, rng)
         _, err = process.communicate(timeout=60)
         assert process.returncode in (0, -signal.SIGKILL), err.decode()
         states = _states(killed) if (killed / "legacy.db").exists() else Counter()
@@ -84,6 +112,7 @@ def test_sigkill_at_twenty_random_points_equals_an_uninterrupted_run(tmp_path: P
     finished = subprocess.run(_run_command(killed), env=env, capture_output=True, timeout=600,
                               check=False)
     assert finished.returncode == 0, finished.stderr.decode()
+    print(f"{interrupted} of {KILLS} kills interrupted a run with batches left")
     assert interrupted >= 1, "no kill landed inside a run: the test tested nothing"
 
     killed_deployment = make_deployment(killed / "deploy")
