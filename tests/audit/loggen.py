@@ -510,10 +510,15 @@ class LogGenerator:
         out: list[bytes] = []
         tables: dict[str, dict[str, Any]] = {}
         attempt = rng.choice([1, 1, 2])
-        for table, collection in rng.sample([("accounts", "users"), ("payments", "payments"),
-                                             ("messages", "messages")], rng.randint(1, 2)):
+        for table in rng.sample(["accounts", "profiles", "payments"], rng.randint(1, 2)):
+            collection, t = "users", self.tick(rng)
             records = rng.randint(1, 50)
-            fields = sorted(rng.sample(FIELDS, 2)) if collection == "users" else ["body"]
+            fields = sorted(rng.sample(FIELDS, 2))
+            context = RequestContext("operations", int(t), "us", self.strict.k_min)
+            inputs = [DecisionInput(LOCAL, "write", Field(collection, f, USERS[f], "us"),  # type: ignore[arg-type]
+                                    context) for f in fields]
+            forged = [rng.random() < 0.9 for _ in fields] if rng.random() < 0.1 else None
+            decisions = self.strict._decide(inputs, forged)
             body: dict[str, object] = {
                 "batch": batch, "attempt": attempt, "retry": attempt > 1, "table": table,
                 "collection": collection, "source": "sqlite", "gateway": "us",
@@ -522,8 +527,9 @@ class LogGenerator:
                 "new_subjects": 0, "counts": {collection: records},
                 "records_root": f"{rng.getrandbits(256):064x}", "fields": fields,
                 "dropped": {}, "principal": LOCAL.to_json(), "purpose": "operations",
-                "reason": "migration", "bundle": self.strict.bundle.digest, "outcome": "allow",
-                "decisions": [{"field": f, "allowed": True, "policy_ids": []} for f in fields]}
+                "reason": "migration", "bundle": self.strict.bundle.digest,
+                "outcome": access_outcome(decisions),
+                "decisions": decision_records(inputs, decisions)}
             flaw = rng.random()
             if flaw < 0.1:
                 body["retry"] = not body["retry"]
@@ -531,7 +537,7 @@ class LogGenerator:
                 body["counts"] = {collection: records + 1}
             elif flaw < 0.25:
                 body["outcome"] = "deny"
-            out.append(encode_entry("migration", self.tick(rng), body))
+            out.append(encode_entry("migration", t, body))
             tables[table] = {"rows": records, "legacy_keys": body["legacy_keys"]}
         if rng.random() < 0.8:
             if rng.random() < 0.2:

@@ -2,7 +2,10 @@
 
 A ``migration`` entry (one per batch, source table and home) must agree with
 itself: its counts, its retry flag and attempt number, its decisions (every
-field written allowed, or nothing was written) and the form of its digests.
+field written allowed, or nothing was written) and the form of its digests;
+its decisions are replayed with the bundle it names, like a ``write``'s
+(``decision_mismatch``, ``decision_unreplayable``,
+``decision_input_inconsistent``).
 A ``legacy-deletion`` entry must be accounted for: every table it names was
 migrated by an earlier ``migration`` entry of the same batch in this log,
 with the same number of rows and the same digest of legacy keys, and its
@@ -18,7 +21,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bordergate.audit.decision_lists import parse_decision_list, replay
 from bordergate.audit.rules.context import RuleContext
+from bordergate.audit.rules.decisions import approval_decision
 from bordergate.entries import Entry
 
 __all__ = ["legacy_deletion", "migration"]
@@ -57,12 +62,30 @@ def _migration_problems(body: Any) -> list[str]:
     return problems
 
 
+def _replayed(ctx: RuleContext, index: int, entry: Entry, problems: list[str]) -> None:
+    """Replay the entry's write decisions with the bundle it names (promise 4), as an
+    approval change's recorded decision is replayed; its input must be this write's."""
+    body = entry.body
+    decisions, digest = body.get("decisions"), body.get("bundle")
+    if not isinstance(decisions, list) or not decisions or not isinstance(digest, str):
+        return
+    group = parse_decision_list(digest, decisions)
+    if group.problem is None and (
+            group.action != "write" or group.collection != body.get("collection")
+            or group.gateway != body.get("gateway") or group.purpose != body.get("purpose")
+            or group.principal != body.get("principal")):
+        problems.append("the recorded decision input is not this migration's write")
+    replay([group], ctx.bundles)
+    approval_decision(ctx, index, entry, group)  # the one report of a replayed list
+
+
 def migration(ctx: RuleContext, index: int, entry: Entry) -> None:
     """Check one ``migration`` entry and remember what it migrated."""
     body = entry.body
     if "table" not in body:
         return
     problems = _migration_problems(body)
+    _replayed(ctx, index, entry, problems)
     if problems:
         ctx.flag("migration_inconsistent", index, entry.time,
                  f"migration entry {index}: " + "; ".join(problems),
