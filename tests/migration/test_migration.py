@@ -18,7 +18,7 @@ from bordergate.migration.homes import open_home
 from bordergate.migration.legacy import MARKER, generate_legacy
 from bordergate.migration.mapping import demo_mapping_path, parse_mapping
 from bordergate.migration.plan import make_plan
-from bordergate.migration.run import run_migration
+from bordergate.migration.run import homes_needed, run_migration
 from bordergate.migration.source import open_source
 from bordergate.migration.verify import log_entries, verify_migration
 from bordergate.residency.schema import load_schema
@@ -181,3 +181,30 @@ def test_every_entry_is_evidence_without_personal_data(tmp_path: Path,
                 assert entry.body["retry"] is False
                 assert {d["field"] for d in entry.body["decisions"]} == set(
                     entry.body["fields"])
+
+
+def test_each_custodian_runs_its_own_part(tmp_path: Path, deployment: Deployment) -> None:
+    """Issue 15: the plan is split per home: a run for one home opens only that home's
+    store, keys and log, migrates and deletes only its subjects' rows, and logs only in
+    its log; the other custodians' runs finish the separation, and verify passes."""
+    url = f"sqlite:{tmp_path / 'legacy.db'}"
+    source = open_source(url)
+    generate_legacy(source, users=90, seed=10)
+    schema = load_schema(deployment.schema_path)
+    mapping = demo_mapping(deployment)
+    plan = plan_for(source, deployment, batch_subjects=30)
+    assert homes_needed(source, plan, "us") == {"us"}
+    for step, code in enumerate(("us", "eu", "cn")):
+        home = open_home(deployment, code)
+        try:
+            run_migration(source, mapping, plan_for(source, deployment, 30), {code: home},
+                          schema=schema, only=code)
+        finally:
+            home.close()
+        left = plan_for(source, deployment, 30)
+        assert set(left.homes) == set(("us", "eu", "cn")[step + 1:])
+        for other in ("us", "eu", "cn")[step + 1:]:
+            assert not list(log_entries(deployment, other))
+    source.close()
+    result = _verify(url, deployment)
+    assert result["ok"], result["failures"]

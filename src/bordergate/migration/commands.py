@@ -104,7 +104,10 @@ def plan(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
 def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
         batch_subjects: Annotated[int, typer.Option(help="subjects per batch (first run)")]
         = 500,
-        progress: Annotated[bool, typer.Option(help="show a progress bar")] = True) -> None:
+        progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+        home: Annotated[str | None, typer.Option(
+            help="run only this home's part (its custodian's run: only its files are "
+                 "opened)")] = None) -> None:
     """Migrate in resumable batches; safe to interrupt and run again."""
     from rich.progress import (
         BarColumn,
@@ -127,27 +130,29 @@ def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
         try:
             made = make_plan(src, parsed, schema, batch_subjects=batch_subjects)
             made.require_runnable()
-            for code in sorted(homes_needed(src, made)):
+            for code in sorted(homes_needed(src, made, home)):
                 homes[code] = open_home(deployment, code)
             bar = Progress(TextColumn("migrating"), BarColumn(), MofNCompleteColumn(),
                            TaskProgressColumn(), TextColumn("{task.fields[rate]} records/s"),
                            TimeRemainingColumn(), disable=not progress)
             with bar:
-                task = bar.add_task("records", total=made.records, rate="-")
+                total = made.homes[home].records if home in made.homes else made.records
+                task = bar.add_task("records", total=total if home else made.records,
+                                    rate="-")
 
                 def advance(records: int, batch: int) -> None:
                     speed = bar.tasks[0].speed
                     bar.update(task, completed=records,
                                rate=f"{speed:,.0f}" if speed else "-")
 
-                report = run_migration(src, parsed, made, homes, schema=schema,
+                report = run_migration(src, parsed, made, homes, schema=schema, only=home,
                                        progress=advance)
         finally:
             for h in homes.values():
                 h.close()
             src.close()
     rate = report.records / report.seconds if report.seconds else 0.0
-    typer.echo(f"migrated {report.records} records in {report.batches} batches "
+    typer.echo(f"migrated {report.records} records in {report.batches} batch parts "
                f"({report.batches_done_before} done before, {report.retried} retried) "
                f"in {report.seconds:.1f} s ({rate:,.0f} records/s); source compacted")
 

@@ -97,6 +97,7 @@ class Plan:
     dirty_rows: list[tuple[str, str]]      # ("table/key", reason)
     dirty_counts: Counter[str]             # table -> rows left in place
     batches: list[tuple[int, int]]
+    units: list[tuple[int, str, int, int]]  # (batch, home, lo, hi): one custodian's part
 
     @property
     def unmapped(self) -> list[ColumnRole]:
@@ -223,10 +224,15 @@ def make_plan(source: LegacySource, mapping: MigrationMapping, schema: Schema, *
     keys = sorted(subjects)
     batches = [(keys[i], keys[min(i + batch_subjects, len(keys)) - 1])
                for i in range(0, len(keys), batch_subjects)]
+    units: list[tuple[int, str, int, int]] = []
+    for number, (lo, hi) in enumerate(batches):
+        chunk = keys[number * batch_subjects:(number + 1) * batch_subjects]
+        homes_of = {subjects[k][1] for k in chunk}
+        units.extend((number, home, lo, hi) for home in sorted(h for h in homes_of if h))
     return Plan(source=source.kind, columns=columns, homes=homes,
                 dirty_subjects=dirty_subjects[:_LISTED_DIRTY],
                 dirty_rows=dirty_rows[:_LISTED_DIRTY], dirty_counts=dirty_counts,
-                batches=batches)
+                batches=batches, units=units)
 
 
 def _orphans(source: LegacySource, mapping: MigrationMapping, table: str, key: str,

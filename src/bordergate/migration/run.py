@@ -1,7 +1,9 @@
 """``bordergate migrate run``: the resumable batch loop.
 
 Each batch (a range of subject keys fixed by the first run, kept in the
-source's journal) goes through four states, each reached durably:
+source's journal) has one part per home whose subjects it holds; each part
+(run by that home's custodian: ``only``) goes through four states, each
+reached durably:
 
 1. ``started``: the attempt is counted (a later attempt is a retry, and its
    entries say so);
@@ -118,14 +120,15 @@ def read_batch(source: LegacySource, mapping: MigrationMapping, lo: int, hi: int
     return BatchRows(subjects, tables)
 
 
-def homes_needed(source: LegacySource, plan: Plan) -> set[str]:
-    """The homes a run must open: those with rows left in the source, and those whose
-    ``legacy-deletion`` entries an interrupted run still owes."""
-    needed = set(plan.homes)
-    for row in source.journal().values():
-        if row.state == "deleted":
-            needed.update(json.loads(row.deletion or "{}"))
-    return needed
+def homes_needed(source: LegacySource, plan: Plan, only: str | None = None) -> set[str]:
+    """The homes a run must open: those with parts not done (all parts of the plan
+    before the first run), or only ``only``'s."""
+    journal = source.journal()
+    if journal:
+        needed = {home for (_, home), row in journal.items() if row.state != "done"}
+    else:
+        needed = {home for _, home, _, _ in plan.units}
+    return needed & {only} if only is not None else needed
 
 
 class _Migration:
@@ -137,18 +140,16 @@ class _Migration:
         self.clock = clock
         self.specs = {t.table: schema.collection(t.collection).fields for t in mapping.tables}
 
-    def import_batch(self, row: JournalRow) -> int:
+    def import_part(self, row: JournalRow) -> int:
         attempt = row.attempts + 1
         with self.source.transaction() as cur:
-            self.source.set_state(cur, row.batch, "started", attempts=attempt)
+            self.source.set_state(cur, row, "started", attempts=attempt)
         rows = read_batch(self.source, self.mapping, row.lo, row.hi, self.specs)
-        manifest: list[tuple[str, str, str, str]] = []
-        for code, home in sorted(self.homes.items()):
-            manifest.extend(self._import_home(row.batch, attempt, rows, code, home))
+        manifest = self._import_home(row.batch, attempt, rows, row.home, self.homes[row.home])
         with self.source.transaction() as cur:
-            self.source.set_manifest(cur, row.batch, manifest)
-            self.source.set_state(cur, row.batch, "stored", attempts=attempt)
-        return rows.records
+            self.source.set_manifest(cur, row.batch, row.home, manifest)
+            self.source.set_state(cur, row, "stored", attempts=attempt)
+        return len(manifest)
 
     def _import_home(self, batch_no: int, attempt: int, rows: BatchRows, code: str,
                      home: Home) -> list[tuple[str, str, str, str]]:
@@ -205,42 +206,43 @@ class _Migration:
                            f"{t.collection}", code="migration_denied")
         return entry
 
-    def delete_batch(self, row: JournalRow) -> None:
+    def delete_part(self, row: JournalRow) -> None:
         rows = read_batch(self.source, self.mapping, row.lo, row.hi, self.specs, values=False)
-        facts: dict[str, dict[str, tuple[int, str]]] = {}
+        facts: dict[str, tuple[int, str]] = {}
         for t in self.mapping.tables:
-            for code, table_rows in rows.tables[t.table].items():
-                facts.setdefault(code, {})[t.table] = (
-                    len(table_rows), legacy_keys_digest(t.table, (k for k, _, _ in table_rows)))
+            table_rows = rows.tables[t.table].get(row.home, [])
+            if table_rows:
+                facts[t.table] = (len(table_rows),
+                                  legacy_keys_digest(t.table, (k for k, _, _ in table_rows)))
         with self.source.transaction() as cur:
             # children first: their owners' rows go last (foreign keys)
             for t in reversed(self.mapping.tables):
-                keys = [k for per_home in rows.tables[t.table].values() for k, _, _ in per_home]
+                keys = [k for k, _, _ in rows.tables[t.table].get(row.home, [])]
                 for i in range(0, len(keys), 500):
                     chunk = keys[i:i + 500]
                     cur.execute(self.source.sql(
                         f"DELETE FROM {ident(t.table)} WHERE {ident(t.key)} "  # noqa: S608
                         f"IN ({','.join('?' * len(chunk))})"), chunk)
-            self.source.set_state(cur, row.batch, "deleted", attempts=row.attempts,
+            self.source.set_state(cur, row, "deleted", attempts=row.attempts,
                                   deletion=json.dumps(facts, sort_keys=True))
 
     def log_deletion(self, row: JournalRow) -> None:
-        facts: dict[str, dict[str, list[Any]]] = json.loads(row.deletion or "{}")
-        now = self.clock()
-        for code, tables in sorted(facts.items()):
-            self.homes[code].append([deletion_entry(DeletionFacts(
+        tables: dict[str, list[Any]] = json.loads(row.deletion or "{}")
+        if tables:
+            self.homes[row.home].append([deletion_entry(DeletionFacts(
                 batch=row.batch, attempt=row.attempts, source=self.source.kind,
                 tables={t: (int(n), str(d)) for t, (n, d) in sorted(tables.items())}),
-                home=code, time=now)])
+                home=row.home, time=self.clock())])
         with self.source.transaction() as cur:
-            self.source.set_state(cur, row.batch, "done", attempts=row.attempts)
+            self.source.set_state(cur, row, "done", attempts=row.attempts)
 
 
 def run_migration(source: LegacySource, mapping: MigrationMapping, plan: Plan,
-                  homes: Mapping[str, Home], *, schema: Schema,
+                  homes: Mapping[str, Home], *, schema: Schema, only: str | None = None,
                   progress: Progress | None = None,
                   clock: Callable[[], float] = time.time) -> RunReport:
-    """Migrate every batch not done yet, then compact the source.
+    """Migrate every batch part not done yet (``only`` one home's: that custodian's
+    run), then compact the source.
 
     ``homes`` must hold every home of :func:`homes_needed` (each opened with its
     own custodian's files); with nothing left to migrate it may be empty.
@@ -254,29 +256,29 @@ def run_migration(source: LegacySource, mapping: MigrationMapping, plan: Plan,
     from bordergate.errors import ConfigError
 
     plan.require_runnable()
-    missing = sorted(homes_needed(source, plan) - set(homes))
+    missing = sorted(homes_needed(source, plan, only) - set(homes))
     if missing:
         raise ConfigError(f"home {missing[0]} of the plan is not open",
                           code="migration_home_missing")
     started = clock()
-    journal = source.start_journal(plan.batches)
+    journal = {key: row for key, row in source.start_journal(plan.units).items()
+               if only is None or key[1] == only}
     work = _Migration(source, mapping, schema, homes, clock)
     done_before = sum(1 for r in journal.values() if r.state == "done")
     retried = records = 0
-    for number in sorted(journal):
-        row = journal[number]
+    for key in sorted(journal):
+        row = journal[key]
         if row.state in ("planned", "started"):
             retried += row.state == "started"
-            count = work.import_batch(row)
-            records += count
-            row = source.journal()[number]
+            records += work.import_part(row)
+            row = source.journal()[key]
         if row.state == "stored":
-            work.delete_batch(row)
-            row = source.journal()[number]
+            work.delete_part(row)
+            row = source.journal()[key]
         if row.state == "deleted":
             work.log_deletion(row)
         if progress is not None:
-            progress(records, number)
+            progress(records, key[0])
     source.compact([t.table for t in mapping.tables])
     return RunReport(batches=len(journal), batches_done_before=done_before, retried=retried,
                      records=records, seconds=clock() - started)

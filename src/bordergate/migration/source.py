@@ -38,9 +38,9 @@ from bordergate.errors import ConfigError, Unavailable
 __all__ = ["JournalRow", "LegacySource", "open_source"]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_JOURNAL = ("CREATE TABLE IF NOT EXISTS bordergate_migration (batch INTEGER PRIMARY KEY, "
-            "lo BIGINT NOT NULL, hi BIGINT NOT NULL, state TEXT NOT NULL, "
-            "attempts INTEGER NOT NULL, deletion TEXT)")
+_JOURNAL = ("CREATE TABLE IF NOT EXISTS bordergate_migration (batch INTEGER NOT NULL, "
+            "home TEXT NOT NULL, lo BIGINT NOT NULL, hi BIGINT NOT NULL, state TEXT NOT NULL, "
+            "attempts INTEGER NOT NULL, deletion TEXT, PRIMARY KEY (batch, home))")
 _MANIFEST = ("CREATE TABLE IF NOT EXISTS bordergate_migration_manifest (batch INTEGER NOT NULL, "
              "home TEXT NOT NULL, source_table TEXT NOT NULL, record TEXT NOT NULL, "
              "subject TEXT NOT NULL)")
@@ -60,10 +60,12 @@ def ident(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class JournalRow:
-    """One batch: its subject-key range and progress (``planned``, ``started``,
-    ``stored``, ``deleted``, ``done``), attempts, and the deletion's facts (JSON)."""
+    """One batch's part for one home: the batch's subject-key range and the part's
+    progress (``planned``, ``started``, ``stored``, ``deleted``, ``done``), attempts,
+    and the deletion's facts (JSON)."""
 
     batch: int
+    home: str
     lo: int
     hi: int
     state: str
@@ -140,9 +142,10 @@ class LegacySource:
             "current_schema() AND table_name = ? ORDER BY ordinal_position", (table,))]
 
     # -- the batch journal ------------------------------------------------
-    def start_journal(self, ranges: Sequence[tuple[int, int]]) -> dict[int, JournalRow]:
-        """The journal, created with ``ranges`` as its batches if no run started yet
-        (a resumed run keeps the first run's batches, whatever was deleted since)."""
+    def start_journal(self, units: Sequence[tuple[int, str, int, int]]
+                      ) -> dict[tuple[int, str], JournalRow]:
+        """The journal, created with ``units`` (batch, home, lo, hi) if no run started
+        yet (a resumed run keeps the first run's batches, whatever was deleted since)."""
         found = self.journal()
         if found:
             return found
@@ -150,25 +153,26 @@ class LegacySource:
             cur.execute(_JOURNAL)
             cur.execute(_MANIFEST)
             cur.executemany(self.sql(
-                "INSERT INTO bordergate_migration VALUES (?, ?, ?, 'planned', 0, NULL)"),
-                [(b, lo, hi) for b, (lo, hi) in enumerate(ranges)])
+                "INSERT INTO bordergate_migration VALUES (?, ?, ?, ?, 'planned', 0, NULL)"),
+                list(units))
         return self.journal()
 
-    def journal(self) -> dict[int, JournalRow]:
-        """Every batch's journal row (empty if no run has started)."""
+    def journal(self) -> dict[tuple[int, str], JournalRow]:
+        """Every (batch, home) part's journal row (empty if no run has started)."""
         if "batch" not in self.columns("bordergate_migration"):
             return {}
-        return {int(r[0]): JournalRow(int(r[0]), int(r[1]), int(r[2]), str(r[3]), int(r[4]),
-                                      r[5]) for r in self.query(
-            "SELECT batch, lo, hi, state, attempts, deletion FROM bordergate_migration "
-            "ORDER BY batch")}
+        return {(int(r[0]), str(r[1])): JournalRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]),
+                                                   str(r[4]), int(r[5]), r[6])
+                for r in self.query(
+            "SELECT batch, home, lo, hi, state, attempts, deletion FROM bordergate_migration "
+            "ORDER BY batch, home")}
 
-    def set_state(self, cur: Any, batch: int, state: str, *, attempts: int,
+    def set_state(self, cur: Any, row: JournalRow, state: str, *, attempts: int,
                   deletion: str | None = None) -> None:
-        """Move one batch to ``state`` (inside the caller's transaction)."""
+        """Move one part to ``state`` (inside the caller's transaction)."""
         cur.execute(self.sql("UPDATE bordergate_migration SET state = ?, attempts = ?, "
-                             "deletion = COALESCE(?, deletion) WHERE batch = ?"),
-                    (state, attempts, deletion, batch))
+                             "deletion = COALESCE(?, deletion) WHERE batch = ? AND home = ?"),
+                    (state, attempts, deletion, row.batch, row.home))
 
     def manifest(self) -> list[tuple[int, str, str, str, str]]:
         """(batch, home, table, record pseudonym, subject pseudonym) of every stored batch."""
@@ -178,11 +182,11 @@ class LegacySource:
             "SELECT batch, home, source_table, record, subject "
             "FROM bordergate_migration_manifest")]
 
-    def set_manifest(self, cur: Any, batch: int,
+    def set_manifest(self, cur: Any, batch: int, home: str,
                      rows: Sequence[tuple[str, str, str, str]]) -> None:
-        """Replace one batch's manifest (pseudonyms only) inside the caller's transaction."""
-        cur.execute(self.sql("DELETE FROM bordergate_migration_manifest WHERE batch = ?"),
-                    (batch,))
+        """Replace one part's manifest (pseudonyms only) inside the caller's transaction."""
+        cur.execute(self.sql("DELETE FROM bordergate_migration_manifest WHERE batch = ? "
+                             "AND home = ?"), (batch, home))
         cur.executemany(self.sql("INSERT INTO bordergate_migration_manifest "
                                  "VALUES (?, ?, ?, ?, ?)"), [(batch, *r) for r in rows])
 

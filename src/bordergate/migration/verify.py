@@ -132,10 +132,10 @@ def verify_migration(source: LegacySource, mapping: MigrationMapping,
     manifest: dict[tuple[int, str, str], dict[str, str]] = defaultdict(dict)
     for batch, home, table, record, subject in source.manifest():
         manifest[(batch, home, table)][record] = subject
-    for number, row in sorted(journal.items()):
+    for (number, home), row in sorted(journal.items()):
         if row.state != "done":
-            report.failures.append(f"batch {number}: not finished (state {row.state}); "
-                                   "run `bordergate migrate run` again")
+            report.failures.append(f"batch {number} ({home}): not finished (state "
+                                   f"{row.state}); run `bordergate migrate run` again")
     for code in sorted(homes):
         _verify_home(report, code, homes[code], deployment=deployment, mapping=mapping,
                      manifest=manifest)
