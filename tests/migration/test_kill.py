@@ -130,7 +130,7 @@ def test_sigkill_at_twenty_random_points_equals_an_uninterrupted_run(tmp_path: P
                     entry["attempt"])
         for (batch, _), seen in attempts.items():
             assert seen == sorted(set(seen))  # each attempt logged once, in order
-            assert seen[-1] <= journal[batch].attempts
+            assert seen[-1] <= journal[(batch, code)].attempts
     for path in store_and_log_files(killed_deployment):
         assert MARKER not in path.read_bytes(), f"a legacy value in clear in {path}"
     assert _source_legacy_ids(killed / "legacy.db") == set(range(USERS + 1, USERS + 5))
