@@ -70,6 +70,13 @@ def test_demo_runs_and_shows_the_arrangement(tmp_path: Path) -> None:
         assert [c["witness"] for c in log["witnesses"]["cosigned_by"]] == [
             "auditor-witness", "monitor-witness"]
         assert all(c["key_id"] and c["time"] for c in log["witnesses"]["cosigned_by"])
+    # issue 15: the legacy database was migrated before the scenario, with evidence
+    assert facts["migration"]["verify"][-1] == "migration verify: OK"
+    separation = report["separation"]
+    assert set(separation["homes"]) == {"us", "eu", "cn"}
+    assert sum(h["records_migrated"] for h in separation["homes"].values()) == 1500
+    assert separation["verify"]["ok"] is True
+    assert "Separation of the legacy business" in (data / "report" / "report.html").read_text()
     _reference_report_is_the_same(data, tmp_path)
 
 

@@ -25,6 +25,7 @@ from bordergate.audit import commands as audit_commands
 from bordergate.audit import run_command as audit_run_command
 from bordergate.gateway import commands as gateway_commands
 from bordergate.gateway import principal_commands
+from bordergate.migration import commands as migrate_commands
 from bordergate.releases import commands as release_commands
 from bordergate.residency import commands as schema_commands
 from bordergate.tlog import commands as log_commands
@@ -54,6 +55,7 @@ app.add_typer(release_commands.app, name="release")
 app.add_typer(approval_commands.app, name="approval")
 app.add_typer(roster_commands.app, name="roster")
 app.add_typer(receipt_commands.app, name="receipt")
+app.add_typer(migrate_commands.app, name="migrate")
 
 
 @app.callback()

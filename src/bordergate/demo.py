@@ -12,6 +12,8 @@ way its users would: the CLI for provisioning and releases, HTTP for data.
    exactly these two;
 2. propose the installed release in each log and have both reviewers approve
    it (``cn`` is deliberately started ``--unreviewed``: a finding);
+   then migrate a small legacy global database into the three homes
+   (``bordergate migrate``: generate, plan, run, verify; docs/migration.md);
 3. start one gateway process per jurisdiction;
 4. seed a short-video dataset (Faker, fixed seed) through each home gateway;
 5. play the scenario: local staff at work, the parent's engineer abroad asking
@@ -367,6 +369,23 @@ class Demo:
         self.say("[bold]2b.[/] each identity authority signed its roster of principals; "
                  "published beside each log, logged as a roster entry")
 
+    # -- 2b. separating the legacy business (docs/migration.md) -----------------------
+    def migrate_legacy(self, users: int = 150) -> None:
+        """Before any gateway runs: migrate a small legacy global database into the
+        three homes, delete it from the source, and verify (the audit shows it)."""
+        source = f"sqlite:{self.data / 'legacy-global.db'}"
+        self.cli("migrate", "generate", "--source", source, "--users", str(users))
+        cfg = ("--source", source, "--config", str(self.config))
+        self.cli("migrate", "plan", *cfg, "--json", str(self.data / "migration-plan.json"),
+                 check=False)  # exit 1 would mean unmapped columns: run refuses then
+        self.cli("migrate", "run", *cfg, "--batch-subjects", "50", "--no-progress")
+        out = self.cli("migrate", "verify", *cfg, "--json",
+                       str(self.data / "migration-verify.json"))
+        self.facts["migration"] = {"legacy_source": source, "verify": out.strip().splitlines()}
+        self.say(f"[bold]2b.[/] legacy global database ({users * 10:,} records) migrated into "
+                 "us, eu and cn, deleted from the source and verified; dirty rows left in "
+                 f"place and listed ({self.data / 'migration-plan.json'})")
+
     # -- 3. gateways -----------------------------------------------------------------
     def start(self) -> None:
         """One gateway process per jurisdiction; wait until each is healthy."""
@@ -657,7 +676,8 @@ class Demo:
 
     def _auditor_config(self, path: Path) -> None:
         lines = ["# auditor configuration for the demo's three logs", "[auditor]",
-                 'name = "demo monitor"', ""]
+                 'name = "demo monitor"',
+                 f'separation = "{self.data / "migration-verify.json"}"', ""]
         for code in CODES:
             d = self.data / "data" / code
             vkey = (d / "log.vkey").read_text().strip()
@@ -816,6 +836,7 @@ def run_demo(data: Path, *, subjects: int = 3000, serve: bool = True,
         demo.start_sequencers()
         demo.release()
         demo.publish_rosters()
+        demo.migrate_legacy()
         demo.start()
         demo.issue_tokens()
         demo.seed()

@@ -26,7 +26,6 @@ This module must never do I/O or read a clock: times are passed in.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import math
@@ -79,7 +78,8 @@ ENTRY_TYPES: Mapping[str, frozenset[str]] = MappingProxyType({
     "release": frozenset({"release", "manifest"}),
     "release-review": frozenset({"release", "reviewer", "verdict", "note", "key", "signature"}),
     "key-event": frozenset({"kind", "kek_version"}),
-    "migration": frozenset({"batch"}),
+    "migration": frozenset({"batch"}),  # + members of docs/migration.md, checked when present
+    "legacy-deletion": frozenset({"batch", "gateway", "source", "rows", "tables"}),
     "gateway-start": frozenset({"gateway", "release", "reviewed"}),
     "token-revoke": frozenset({"jti", "by"}),
     "roster": frozenset({"roster", "serial", "key", "signature"}),
@@ -374,8 +374,8 @@ class Pseudonymizer:
 
     def pseudonym(self, kind: str, raw_id: str) -> str:
         """``<kind>:<hex HMAC-SHA256>`` of ``raw_id`` (kinds: subject, record, ...)."""
-        mac = hmac.new(self._secret, kind.encode() + b"\x00" + raw_id.encode(), hashlib.sha256)
-        return f"{kind}:{mac.hexdigest()}"
+        mac = hmac.digest(self._secret, kind.encode() + b"\x00" + raw_id.encode(), "sha256")
+        return f"{kind}:{mac.hex()}"
 
     def subject(self, subject_id: str) -> str:
         return self.pseudonym("subject", subject_id)

@@ -623,7 +623,55 @@ class LogGenerator:
             "subject": "subject:" + "ef" * 32})]
 
     def migration(self, rng: random.Random) -> list[bytes]:
-        return [encode_entry("migration", self.tick(rng), {"batch": rng.randrange(100)})]
+        """A migration batch (issue 15): its ``migration`` entries, then (usually) its
+        ``legacy-deletion``; sometimes inconsistent (``migration_inconsistent``) or a
+        deletion no migration accounts for (``legacy_deletion_unmatched``); sometimes
+        the older ``batch``-only shape."""
+        batch = rng.randrange(100)
+        if rng.random() < 0.2:
+            return [encode_entry("migration", self.tick(rng), {"batch": batch})]
+        out: list[bytes] = []
+        tables: dict[str, dict[str, Any]] = {}
+        attempt = rng.choice([1, 1, 2])
+        for table in rng.sample(["accounts", "profiles", "payments"], rng.randint(1, 2)):
+            collection, t = "users", self.tick(rng)
+            records = rng.randint(1, 50)
+            fields = sorted(rng.sample(FIELDS, 2))
+            context = RequestContext("operations", int(t), "us", self.strict.k_min)
+            inputs = [DecisionInput(LOCAL, "write", Field(collection, f, USERS[f], "us"),  # type: ignore[arg-type]
+                                    context) for f in fields]
+            forged = [rng.random() < 0.9 for _ in fields] if rng.random() < 0.1 else None
+            decisions = self.strict._decide(inputs, forged)
+            body: dict[str, object] = {
+                "batch": batch, "attempt": attempt, "retry": attempt > 1, "table": table,
+                "collection": collection, "source": "sqlite", "gateway": "us",
+                "legacy_keys": "sha256:" + f"{rng.getrandbits(256):064x}",
+                "records": records, "subjects": rng.randint(0, records),
+                "new_subjects": 0, "counts": {collection: records},
+                "records_root": f"{rng.getrandbits(256):064x}", "fields": fields,
+                "dropped": {}, "principal": LOCAL.to_json(), "purpose": "operations",
+                "reason": "migration", "bundle": self.strict.bundle.digest,
+                "outcome": access_outcome(decisions),
+                "decisions": decision_records(inputs, decisions)}
+            flaw = rng.random()
+            if flaw < 0.1:
+                body["retry"] = not body["retry"]
+            elif flaw < 0.2:
+                body["counts"] = {collection: records + 1}
+            elif flaw < 0.25:
+                body["outcome"] = "deny"
+            out.append(encode_entry("migration", t, body))
+            tables[table] = {"rows": records, "legacy_keys": body["legacy_keys"]}
+        if rng.random() < 0.8:
+            if rng.random() < 0.2:
+                name = rng.choice(sorted(tables))
+                tables[name] = {**tables[name], "rows": int(tables[name]["rows"]) + 1}
+            out.append(encode_entry("legacy-deletion", self.tick(rng), {
+                "batch": batch if rng.random() < 0.9 else batch + 1000, "attempt": attempt,
+                "retry": attempt > 1, "gateway": "us", "source": "sqlite",
+                "rows": sum(int(t["rows"]) for t in tables.values()),
+                "tables": tables, "secure_delete": True, "residue": ["backups"]}))
+        return out
 
     def malformed(self, rng: random.Random) -> list[bytes]:
         """An entry the entry parser refuses (or whose decisions are not a list)."""

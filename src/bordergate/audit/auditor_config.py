@@ -8,6 +8,7 @@ which keys it trusts.  One ``[logs.<jurisdiction>]`` table per log::
     time_tolerance_s = 5              # allowed clock disorder between entries
     max_checkpoint_age_s = 3600       # witness cosignatures older than this: checkpoint_stale
     report_title = "bordergate audit" # optional
+    separation = "verify.json"        # optional: `bordergate migrate verify --json` results
 
     [logs.us]
     location = "demo-data/us/log"     # a log directory or an http(s) base URL
@@ -111,6 +112,7 @@ class AuditorConfig:
     time_tolerance: float
     logs: Mapping[str, LogAudit]
     max_checkpoint_age: int = DEFAULT_MAX_AGE
+    separation: Path | None = None  # migrate verify results for the report (issue 15)
 
 
 def load_auditor_config(path: str | Path) -> AuditorConfig:
@@ -143,7 +145,7 @@ class _Reader(ConfigReader):
         top = self.table(doc, "", {"auditor", "logs"})
         auditor = self.table(top.get("auditor"), "auditor",
                              {"name", "k_min", "time_tolerance_s", "report_title",
-                              "max_checkpoint_age_s"},
+                              "max_checkpoint_age_s", "separation"},
                              required=False)
         self.no_k_min(auditor, "auditor")
         tolerance = self.integer(auditor, "auditor", "time_tolerance_s", 5, low=0, high=86400)
@@ -157,7 +159,9 @@ class _Reader(ConfigReader):
         return AuditorConfig(
             name=self.text(auditor, "auditor", "name", "bordergate auditor"),
             title=self.text(auditor, "auditor", "report_title", "bordergate audit report"),
-            time_tolerance=float(tolerance), logs=parsed, max_checkpoint_age=max_age)
+            time_tolerance=float(tolerance), logs=parsed, max_checkpoint_age=max_age,
+            separation=self.path(auditor, "auditor", "separation")
+            if "separation" in auditor else None)
 
     def no_k_min(self, doc: Mapping[str, Any], key: str) -> None:
         """Refuse ``k_min``: it is the policy bundle's (exports.toml)."""

@@ -138,6 +138,12 @@ FINDING_KINDS: Mapping[str, FindingKind] = _kinds(
      "cap allows"),
     ("approval_invalid_transition", "medium", "integrity",
      "An approval changed state in a way the approval rules forbid"),
+    # legacy migration (issue 15)
+    ("migration_inconsistent", "high", "integrity",
+     "A migration entry's counts, retry flag, decisions or digests disagree with each other"),
+    ("legacy_deletion_unmatched", "high", "integrity",
+     "Legacy source rows were deleted that no earlier migration entry of the batch accounts "
+     "for"),
     # bearer tokens
     ("token_revoked_use", "critical", "violation",
      "A read was decided for a bearer token after its token-revoke entry"),

@@ -19,9 +19,8 @@ is parsed and replayed with the bundle it names
 * :mod:`~bordergate.audit.rules.rosters`: principals as the identity authority's
   roster version vouches for them;
 * :mod:`~bordergate.audit.rules.appenders`: each entry names an append
-  credential the auditor expects, allowed its type.
-* :mod:`~bordergate.audit.rules.appenders`: each entry names an append
-  credential the auditor expects, allowed its type.
+  credential the auditor expects, allowed its type;
+* :mod:`~bordergate.audit.rules.migration`: a migration's entries agree with each other.
 
 :func:`open_inspector` picks this inspector (``audit run --reference``) or the
 accelerated one of :mod:`bordergate.audit._accelerated` (the default), which
@@ -45,6 +44,7 @@ from bordergate.audit.rules import (
     appenders,
     approvals,
     decisions,
+    migration,
     releases,
     rosters,
     tokens,
@@ -59,6 +59,10 @@ from bordergate.releases.review import ReviewPolicy
 __all__ = ["DECISION_TYPES", "InspectionState", "ReferenceInspector", "open_inspector"]
 
 DECISION_TYPES = decisions.DECISION_TYPES
+# Types checked by one rule each, with no decision list.
+_ENTRY_RULES: dict[str, Callable[[RuleContext, int, Entry], None]] = {
+    "token-revoke": tokens.token_revoke, "migration": migration.migration,
+    "legacy-deletion": migration.legacy_deletion, "roster": rosters.roster_entry}
 
 
 class ReferenceInspector(RuleContext):
@@ -150,10 +154,8 @@ class ReferenceInspector(RuleContext):
                                    entry)
         elif kind == "key-event":
             tally.key_events[str(entry.body.get("kind"))[:40]] += 1
-        elif kind == "token-revoke":
-            tokens.token_revoke(self, index, entry)
-        elif kind == "roster":
-            rosters.roster_entry(self, index, entry)
+        elif kind in _ENTRY_RULES:
+            _ENTRY_RULES[kind](self, index, entry)
 
     def entry_order(self, index: int, entry: Entry, pii: list[tuple[str, str]]) -> None:
         """The rules every entry meets: counted, in time order, no personal data."""

@@ -35,6 +35,8 @@ class InspectionState:
             digest it names (``audit.rules.rosters``).
         roster_in_force: the digest of the last ``roster`` entry, or None.
         roster_serial: the highest verified roster serial, or None.
+        migrated: ``[records, legacy_keys]`` of the last allowed ``migration`` entry of
+            each ``batch/table`` (``audit.rules.migration``).
     """
 
     size: int = 0
@@ -49,6 +51,7 @@ class InspectionState:
     roster_entries: dict[str, tuple[int, str]] = field(default_factory=dict)
     roster_in_force: str | None = None
     roster_serial: int | None = None
+    migrated: dict[str, list[Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"size": self.size, "max_time": self.max_time, "tally": self.tally.to_json(),
@@ -58,7 +61,8 @@ class InspectionState:
                 "flagged": self.flagged, "budgets": self.budgets,
                 "revoked_tokens": self.revoked_tokens,
                 "roster_entries": {k: [i, t] for k, (i, t) in self.roster_entries.items()},
-                "roster_in_force": self.roster_in_force, "roster_serial": self.roster_serial}
+                "roster_in_force": self.roster_in_force, "roster_serial": self.roster_serial,
+                "migrated": self.migrated}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> InspectionState:
@@ -84,4 +88,5 @@ class InspectionState:
             roster_in_force=None if data.get("roster_in_force") is None
             else str(data["roster_in_force"]),
             roster_serial=None if data.get("roster_serial") is None
-            else int(data["roster_serial"]))
+            else int(data["roster_serial"]),
+            migrated={str(k): list(v) for k, v in dict(data.get("migrated", {})).items()})

@@ -29,6 +29,7 @@ from typing import Any
 from bordergate.audit.controls import control_table
 from bordergate.audit.findings import CATEGORIES, SEVERITIES
 from bordergate.audit.run import AuditRun, LogRun
+from bordergate.audit.separation import separation_section
 from bordergate.durable import replace_file
 from bordergate.entries import format_time
 from bordergate.releases.ledger import APPROVED, REJECTED
@@ -82,6 +83,7 @@ def build_report(run: AuditRun) -> dict[str, Any]:
                               for r in run.logs if r.ledger is not None},
         "gateway_starts": _starts(run.logs),
         "findings": findings,
+        "separation": separation_section(run),
     }
     report["controls"] = control_table(report)
     return report

@@ -54,12 +54,13 @@ def render_report_html(report: dict[str, Any]) -> str:
     sections = [
         _summary(report, s), _logs(report), _findings(report), _flows(report),
         _timeline(report), _denials(report), _approvals(report), _releases(report),
-        _controls(report), _how_to_verify(),
+        _separation(report), _controls(report), _how_to_verify(),
     ]
     nav = "".join(f'<a href="#{i}">{_e(t)}</a>' for i, t in (
         ("summary", "Summary"), ("logs", "Logs"), ("findings", "Findings"), ("flows", "Flows"),
         ("time", "Over time"), ("denials", "Denials"), ("approvals", "Approvals"),
-        ("releases", "Releases"), ("controls", "Controls"), ("verify", "Verify")))
+        ("releases", "Releases"), ("separation", "Separation"), ("controls", "Controls"),
+        ("verify", "Verify")))
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
@@ -217,6 +218,28 @@ def _releases(report: dict[str, Any]) -> str:
         + "<h3>Gateway starts</h3>" + _table(
             ["jurisdiction", "entry", "time", "gateway", "release", "reviewed"], starts)
         + "</section>")
+
+
+def _separation(report: dict[str, Any]) -> str:
+    sep = report.get("separation") or {"homes": {}, "verify": None}
+    rows = [[_e(h), *(_e(v[k]) for k in ("batches", "records_migrated", "migration_entries",
+                                          "legacy_deletion_entries", "findings"))]
+            for h, v in sorted(sep["homes"].items())]
+    verify = sep.get("verify")
+    if verify is None:
+        stated = "<p>No <code>migrate verify</code> results were given to this audit.</p>"
+    elif "error" in verify:
+        stated = f"<p>The verify results could not be read ({_e(verify['error'])}).</p>"
+    else:
+        items = "".join(f"<li>{_e(f)}</li>" for f in verify["failures"])
+        gaps = "".join(f"<li>{_e(u)}</li>" for u in verify["unverifiable"])
+        stated = (f"<p>Custodians' <code>migrate verify</code>: "
+                  f"<b>{'all matched' if verify['ok'] else 'FAILED'}</b></p>"
+                  f"<ul>{items}</ul><p>Not verifiable by any tool here:</p><ul>{gaps}</ul>")
+    return ('<section id="separation"><h2>Separation of the legacy business</h2><p>What '
+            'each log shows migrated and deleted from the legacy source (issue 15).</p>'
+            + _table(["home", "batches", "records", "migration entries",
+                      "legacy deletions", "findings"], rows) + stated + "</section>")
 
 
 def _controls(report: dict[str, Any]) -> str:

@@ -333,6 +333,23 @@ class KeyRing:
         self._cache.put(cipher)
         return cipher, self._event(KeyEventKind.DATA_KEY_CREATED, version, subject)
 
+    def new_data_key(self, subject: SubjectId, kek_version: int | None = None
+                     ) -> tuple[SubjectCipher, WrappedDataKey, KeyEvent]:
+        """A new data key for ``subject``, wrapped but not stored: the caller
+        stores it with the records sealed under it in one transaction (a bulk
+        import, ``RecordStore.put_batch``), and logs the event.
+
+        Raises:
+            ConfigError: ``keys_not_initialised``.
+        """
+        version = self.current_version()
+        data_key = os.urandom(DATA_KEY_BYTES)
+        aad = data_key_aad(self.jurisdiction, str(subject), version)
+        wrapped = WrappedDataKey(subject, os.urandom(16), version,
+                                 self._backend.wrap(data_key, aad, version))
+        cipher = SubjectCipher(subject, wrapped.key_id, version, data_key)
+        return cipher, wrapped, self._event(KeyEventKind.DATA_KEY_CREATED, version, subject)
+
     def rewrap(self) -> KeyEvent:
         """Re-wrap every data key not under the current KEK version.
 

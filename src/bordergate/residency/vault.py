@@ -29,7 +29,7 @@ were not asked for.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bordergate.errors import Conflict, NotFound, VerificationError
@@ -166,22 +166,35 @@ class Vault:
             pass
         sealed_needed = any(coll.fields[n].field_class.encrypted for n in clean)
         events: list[KeyEvent] = []
-        stored: dict[str, bytes] = {}
         cipher: SubjectCipher | None = None
         if sealed_needed:
             cipher, event = self.keyring.cipher_for(owner, create=True)
             if event is not None:
                 events.append(event)
+        stored = self.seal_values(collection, record_id, owner, clean,
+                                  lambda: _require(cipher))
+        self.store.put_record(collection, record_id, owner, stored)
+        return events
+
+    def seal_values(self, collection: str, record_id: str, owner: SubjectId,
+                    clean: Mapping[str, object],
+                    cipher: Callable[[], SubjectCipher]) -> dict[str, bytes]:
+        """The stored bytes of validated values: ``public`` ones encoded, the others
+        sealed with ``cipher()`` (asked for only if a value needs it) under AAD binding
+        jurisdiction, subject, collection, record id and field (promise 1).  Also
+        used by bulk imports (``bordergate.migration``), which store in batches."""
+        coll = self.schema.collection(collection)
         prefix = field_aad_prefix(self.jurisdiction, str(owner), collection, record_id)
+        stored: dict[str, bytes] = {}
+        opened: SubjectCipher | None = None
         for name, value in clean.items():
             spec = coll.fields[name]
             raw = spec.encode(value)
             if spec.field_class.encrypted:
-                assert cipher is not None
-                raw = cipher.seal(raw, prefix + field_aad_suffix(name))
+                opened = opened or cipher()
+                raw = opened.seal(raw, prefix + field_aad_suffix(name))
             stored[name] = raw
-        self.store.put_record(collection, record_id, owner, stored)
-        return events
+        return stored
 
     def get(self, collection: str, record_id: str,
             fields: Sequence[str] | None = None) -> ResidentRecord:
@@ -316,6 +329,11 @@ class Vault:
             records[value] += 1
             subjects.setdefault(value, set()).add(item.subject)
         return [AggregateGroup(v, n, len(subjects[v])) for v, n in records.items()]
+
+
+def _require(cipher: SubjectCipher | None) -> SubjectCipher:
+    assert cipher is not None  # put asked for one whenever a value is sealed
+    return cipher
 
 
 def _decoded(spec: FieldSpec | None, value: bytes | None) -> object | None:

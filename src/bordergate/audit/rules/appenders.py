@@ -34,7 +34,8 @@ ROLE_TYPES: Mapping[str, frozenset[str]] = MappingProxyType({
     "gateway": frozenset({*DECISION_ACTIONS, *APPROVAL_CHANGE_TYPES, "approval-request",
                           "approval-refused", "gateway-start", "key-event"}),
     "release": frozenset({"release", "release-review"}),
-    "custodian": frozenset({"key-event", "token-revoke", "migration"}),
+    "custodian": frozenset({"key-event", "token-revoke", "roster", "migration",
+                            "legacy-deletion"}),
 })
 
 

@@ -127,6 +127,19 @@ class RecordStore(Protocol):
         """
         ...
 
+    def put_batch(self, keys: Sequence[WrappedDataKey],
+                  records: Sequence[tuple[str, str, SubjectId, Mapping[str, bytes]]]) -> None:
+        """Add new data keys and create or replace records, in one durable
+        transaction (a bulk import: bordergate.migration).
+
+        Raises:
+            WrongJurisdiction: a subject is homed elsewhere (nothing written).
+            Conflict: ``data_key_exists`` if a subject of ``keys`` has a key, or
+                ``record_owner_mismatch`` (nothing written).
+            Unavailable: ``store_unavailable``.
+        """
+        ...
+
     def get_record(self, collection: str, record_id: str, fields: Sequence[str]) -> RawRecord:
         """The owner and the stored bytes of the selected fields that are present.
 

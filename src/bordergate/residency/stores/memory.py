@@ -53,6 +53,25 @@ class MemoryRecordStore:
                                code="record_owner_mismatch")
             self._records[(collection, record_id)] = (subject, dict(fields))
 
+    def put_batch(self, keys: Sequence[WrappedDataKey],
+                  records: Sequence[tuple[str, str, SubjectId, Mapping[str, bytes]]]) -> None:
+        """Keys and records at once (see :class:`RecordStore`)."""
+        for key in keys:
+            require_home(key.subject, self._jurisdiction)
+        for record in records:
+            require_home(record[2], self._jurisdiction)
+        with self._lock:
+            if any(str(k.subject) in self._keys for k in keys):
+                raise Conflict("a subject already has a data key", code="data_key_exists")
+            for collection, record_id, subject, _ in records:
+                existing = self._records.get((collection, record_id))
+                if existing is not None and existing[0] != subject:
+                    raise Conflict("a record belongs to another subject",
+                                   code="record_owner_mismatch")
+            self._keys.update((str(k.subject), k) for k in keys)
+            for collection, record_id, subject, fields in records:
+                self._records[(collection, record_id)] = (subject, dict(fields))
+
     def _find(self, collection: str, record_id: str) -> tuple[SubjectId, dict[str, bytes]]:
         found = self._records.get((collection, record_id))
         if found is None:

@@ -127,6 +127,36 @@ class PostgresRecordStore:
             cur.executemany("INSERT INTO record_fields VALUES (%s, %s, %s, %s)",
                             [(collection, record_id, f, v) for f, v in fields.items()])
 
+    def put_batch(self, keys: Sequence[WrappedDataKey],
+                  records: Sequence[tuple[str, str, SubjectId, Mapping[str, bytes]]]) -> None:
+        """Keys and records in one transaction (see :class:`RecordStore`)."""
+        for key in keys:
+            require_home(key.subject, self._jurisdiction)
+        for record in records:
+            require_home(record[2], self._jurisdiction)
+        with self._tx() as cur:
+            try:
+                cur.executemany("INSERT INTO data_keys VALUES (%s, %s, %s, %s)",
+                                [(str(k.subject), k.key_id, k.kek_version, k.wrapped)
+                                 for k in keys])
+            except psycopg.errors.UniqueViolation:
+                raise Conflict("a subject already has a data key",
+                               code="data_key_exists") from None
+            rows = [(c, r, str(s)) for c, r, s, _ in records]
+            cur.executemany("INSERT INTO records VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                            rows)
+            for row in rows:
+                cur.execute("SELECT 1 FROM records WHERE collection = %s AND record_id = %s"
+                            " AND subject_id != %s", row)
+                if cur.fetchone() is not None:
+                    raise Conflict("a record belongs to another subject",
+                                   code="record_owner_mismatch")
+            cur.executemany("DELETE FROM record_fields WHERE collection = %s AND record_id = %s",
+                            [(c, r) for c, r, _, _ in records])
+            cur.executemany("INSERT INTO record_fields VALUES (%s, %s, %s, %s)",
+                            [(c, r, f, v) for c, r, _, fields in records
+                             for f, v in fields.items()])
+
     def get_record(self, collection: str, record_id: str, fields: Sequence[str]) -> RawRecord:
         """Owner and selected stored fields (see :class:`RecordStore`)."""
         with self._tx() as cur:

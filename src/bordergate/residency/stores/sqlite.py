@@ -186,6 +186,40 @@ class SqliteRecordStore:
             conn.executemany("INSERT INTO record_fields VALUES (?, ?, ?, ?)",
                              [(collection, record_id, f, v) for f, v in fields.items()])
 
+    def put_batch(self, keys: Sequence[WrappedDataKey],
+                  records: Sequence[tuple[str, str, SubjectId, Mapping[str, bytes]]]) -> None:
+        """Keys and records in one transaction (see :class:`RecordStore`)."""
+        for key in keys:
+            require_home(key.subject, self._jurisdiction)
+        for record in records:
+            require_home(record[2], self._jurisdiction)
+        with self._write() as conn:
+            try:
+                conn.executemany("INSERT INTO data_keys VALUES (?, ?, ?, ?)",
+                                 [(str(k.subject), k.key_id, k.kek_version, k.wrapped)
+                                  for k in keys])
+            except sqlite3.IntegrityError:
+                raise Conflict("a subject already has a data key",
+                               code="data_key_exists") from None
+            fresh: list[tuple[str, str, str]] = []
+            replaced: list[tuple[str, str]] = []
+            owner_sql = "SELECT subject_id FROM records WHERE collection = ? AND record_id = ?"
+            for collection, record_id, subject, _ in records:
+                row = conn.execute(owner_sql, (collection, record_id)).fetchone()
+                if row is None:
+                    fresh.append((collection, record_id, str(subject)))
+                elif row[0] != str(subject):
+                    raise Conflict("a record belongs to another subject",
+                                   code="record_owner_mismatch")
+                else:
+                    replaced.append((collection, record_id))
+            conn.executemany("INSERT INTO records VALUES (?, ?, ?)", fresh)
+            conn.executemany("DELETE FROM record_fields WHERE collection = ? AND record_id = ?",
+                             replaced)
+            conn.executemany("INSERT INTO record_fields VALUES (?, ?, ?, ?)",
+                             [(c, r, f, v) for c, r, _, fields in records
+                              for f, v in fields.items()])
+
     def get_record(self, collection: str, record_id: str, fields: Sequence[str]) -> RawRecord:
         """Owner and selected stored fields (see :class:`RecordStore`)."""
         # The hot read path: no context manager, statement text cached per field count.

@@ -1,0 +1,131 @@
+"""Benchmark: a legacy SQLite database migrated end to end into three SQLite homes.
+
+End to end means everything `bordergate migrate run` does: read the batch,
+find or mint subjects, decide every field, seal protected and restricted
+values under per-subject data keys, log the `migration` and `key-event`
+entries durably, write each home store in one transaction, write the
+journal and manifest, delete the source rows, log `legacy-deletion`, and
+compact the source (checkpoint + VACUUM).
+
+Baseline, in the same run, between the same kind of databases: a plain copy
+of the same rows from a copy of the same legacy file into a table of each
+home's store file (SELECT, INSERT, one transaction per table and home), then
+the same DELETE of the copied rows from the source and the same compaction.
+
+Target (issue 15): >= 20,000 records/s end to end.  Rates are printed per
+wall-clock second and per CPU-second of this process (a busy shared machine
+stretches the first, not the second).
+
+Run: .venv/bin/python bench/bench_migration.py [users]   (default 3,000 users = 30,000 records)
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bordergate.config import demo_config_path, load_config
+from bordergate.gateway.startup import provision
+from bordergate.migration.homes import open_home
+from bordergate.migration.legacy import HOME_COUNTRIES, generate_legacy
+from bordergate.migration.mapping import demo_mapping_path, load_mapping
+from bordergate.migration.plan import make_plan
+from bordergate.migration.run import run_migration
+from bordergate.migration.source import open_source
+from bordergate.residency.schema import load_schema
+
+TABLES = {"accounts": "id", "profiles": "account_id", "watch_history": "account_id",
+          "payments": "account_id", "messages": "sender_id"}
+
+
+def deployment_in(root: Path):  # type: ignore[no-untyped-def]
+    root.mkdir(parents=True)
+    shutil.copy(demo_config_path(), root / "bordergate.toml")
+    deployment = load_config(root / "bordergate.toml")
+    provision(deployment)
+    return deployment
+
+
+def plain_copy(source_path: Path, stores: dict[str, Path]) -> int:
+    """Copy the rows of homed subjects into each home's store file, delete them, vacuum."""
+    src = sqlite3.connect(source_path, isolation_level=None)
+    src.execute("PRAGMA secure_delete = ON")
+    homes = {k: HOME_COUNTRIES.get(c) for k, c in src.execute("SELECT id, country FROM accounts")}
+    copied = 0
+    for code, path in stores.items():
+        dst = sqlite3.connect(path, isolation_level=None)
+        dst.execute("PRAGMA synchronous = FULL")
+        for table, owner in TABLES.items():
+            cols = [c[1] for c in src.execute(f"PRAGMA table_info({table})")]
+            at = cols.index(owner)
+            rows = [r for r in src.execute(f"SELECT * FROM {table}")
+                    if homes.get(r[at]) == code]
+            if not rows:
+                continue
+            dst.execute("BEGIN")
+            dst.execute(f"CREATE TABLE IF NOT EXISTS plain_{table} AS SELECT * FROM "
+                        f"(SELECT {', '.join('NULL' for _ in rows[0])}) WHERE 0")
+            dst.executemany(f"INSERT INTO plain_{table} VALUES "
+                            f"({','.join('?' * len(rows[0]))})", rows)
+            dst.execute("COMMIT")
+            copied += len(rows)
+        dst.close()
+    src.execute("BEGIN")
+    for table, owner in reversed(TABLES.items()):
+        src.execute(f"DELETE FROM {table} WHERE {owner} IN (SELECT id FROM accounts "
+                    f"WHERE country IN ({','.join('?' * len(HOME_COUNTRIES))}))",
+                    list(HOME_COUNTRIES))
+    src.execute("COMMIT")
+    src.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    src.execute("VACUUM")
+    src.close()
+    return copied
+
+
+def main() -> None:
+    users = int(sys.argv[1]) if len(sys.argv) > 1 else 3_000
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        legacy = root / "legacy.db"
+        source = open_source(f"sqlite:{legacy}")
+        generate_legacy(source, users=users, seed=15)
+        source.close()
+        shutil.copy(legacy, root / "plain.db")
+
+        base = deployment_in(root / "plain")
+        stores = {c: Path(base.jurisdiction(c).store.removeprefix("sqlite:")) for c in
+                  ("us", "eu", "cn")}
+        stores = {c: p if p.is_absolute() else root / "plain" / p for c, p in stores.items()}
+        wall, cpu = time.perf_counter(), time.process_time()
+        copied = plain_copy(root / "plain.db", stores)
+        plain_wall, plain_cpu = time.perf_counter() - wall, time.process_time() - cpu
+
+        deployment = deployment_in(root / "migrate")
+        schema = load_schema(deployment.schema_path)
+        mapping = load_mapping(demo_mapping_path(), schema)
+        source = open_source(f"sqlite:{legacy}")
+        wall, cpu = time.perf_counter(), time.process_time()
+        plan = make_plan(source, mapping, schema, batch_subjects=2_000)
+        homes = {code: open_home(deployment, code) for code in plan.homes}
+        report = run_migration(source, mapping, plan, homes, schema=schema)
+        for home in homes.values():
+            home.close()
+        mig_wall, mig_cpu = time.perf_counter() - wall, time.process_time() - cpu
+        source.close()
+    assert copied == report.records, (copied, report.records)
+    n = report.records
+    print(f"records: {n} ({users} users) into 3 homes")
+    print(f"plain copy : {n / plain_wall:>10,.0f} records/s wall, "
+          f"{n / plain_cpu:>10,.0f} records/CPU-s")
+    print(f"migration  : {n / mig_wall:>10,.0f} records/s wall, "
+          f"{n / mig_cpu:>10,.0f} records/CPU-s  (target >= 20,000 records/s)")
+    print(f"ratio migration/plain: {plain_wall / mig_wall:.3f} wall, "
+          f"{plain_cpu / mig_cpu:.3f} CPU")
+
+
+if __name__ == "__main__":
+    main()

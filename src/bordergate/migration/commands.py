@@ -1,0 +1,193 @@
+"""``bordergate migrate ...``: generate a legacy dataset, plan, run and verify a migration.
+
+Exit codes: 0 done (``verify``: everything matched), 1 refused or a check
+failed (the message has a stable code), 2 a file or service could not be
+reached.  This module holds no migration logic: it parses options, opens
+what the deployment names, and prints.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from bordergate.errors import BordergateError, Unavailable
+
+if TYPE_CHECKING:
+    from bordergate.config import Deployment
+    from bordergate.migration.mapping import MigrationMapping
+    from bordergate.residency.schema import Schema
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Move a legacy global database into its home jurisdictions.",
+                  no_args_is_help=True)
+
+SourceOpt = Annotated[str, typer.Option("--source", help="sqlite:PATH or postgresql://…")]
+MappingOpt = Annotated[Path | None, typer.Option(
+    "--mapping", help="mapping TOML (default: the packaged demo mapping)")]
+ConfigOpt = Annotated[Path, typer.Option("--config", help="the deployment file")]
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except BordergateError as exc:
+        typer.echo(f"error [{exc.code}]: {exc}", err=True)
+        raise typer.Exit(2 if isinstance(exc, Unavailable) else 1) from None
+
+
+def _load(config: Path, mapping: Path | None
+          ) -> tuple[Deployment, Schema, MigrationMapping]:
+    from bordergate.config import load_config
+    from bordergate.migration.mapping import demo_mapping_path, load_mapping
+    from bordergate.residency.schema import load_schema
+
+    deployment = load_config(config)
+    schema = load_schema(deployment.schema_path)
+    return deployment, schema, load_mapping(mapping or demo_mapping_path(), schema)
+
+
+@app.command()
+def generate(source: SourceOpt,
+             users: Annotated[int, typer.Option(help="clean users (10 records each)")] = 1000,
+             seed: Annotated[int, typer.Option(help="Faker and random seed")] = 15) -> None:
+    """Create a legacy "global platform" database (test and demo data)."""
+    from bordergate.migration.legacy import generate_legacy
+    from bordergate.migration.source import open_source
+
+    with _errors():
+        src = open_source(source)
+        try:
+            made = generate_legacy(src, users=users, seed=seed)
+        finally:
+            src.close()
+    typer.echo(f"{made.total} records ({made.users} clean users, "
+               f"{len(made.dirty_accounts)} dirty accounts, {made.ownerless_rows} ownerless rows)")
+
+
+@app.command()
+def plan(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
+         json_out: Annotated[Path | None, typer.Option("--json", help="write the plan here")]
+         = None,
+         home: Annotated[str | None, typer.Option(help="print only this home's part")] = None,
+         batch_subjects: Annotated[int, typer.Option(help="subjects per batch")] = 500) -> None:
+    """Classify every source column and row, and count what each home receives."""
+    from bordergate.migration.plan import make_plan, plan_text
+    from bordergate.migration.source import open_source
+
+    with _errors():
+        _, schema, parsed = _load(config, mapping)
+        src = open_source(source, base_dir=config.parent)
+        try:
+            made = make_plan(src, parsed, schema, batch_subjects=batch_subjects)
+        finally:
+            src.close()
+    if home is not None:
+        typer.echo(json.dumps(made.for_home(home), indent=2, sort_keys=True))
+    else:
+        for line in plan_text(made):
+            typer.echo(line)
+    if json_out is not None:
+        json_out.write_text(json.dumps(made.to_json(), indent=2, sort_keys=True) + "\n")
+    if made.unmapped:
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
+        batch_subjects: Annotated[int, typer.Option(help="subjects per batch (first run)")]
+        = 500,
+        progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+        home: Annotated[str | None, typer.Option(
+            help="run only this home's part (its custodian's run: only its files are "
+                 "opened)")] = None) -> None:
+    """Migrate in resumable batches; safe to interrupt and run again."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from bordergate.migration.homes import open_home
+    from bordergate.migration.plan import make_plan
+    from bordergate.migration.run import homes_needed, run_migration
+    from bordergate.migration.source import open_source
+
+    with _errors():
+        deployment, schema, parsed = _load(config, mapping)
+        src = open_source(source, base_dir=config.parent)
+        homes = {}
+        try:
+            made = make_plan(src, parsed, schema, batch_subjects=batch_subjects)
+            made.require_runnable()
+            for code in sorted(homes_needed(src, made, home)):
+                homes[code] = open_home(deployment, code)
+            bar = Progress(TextColumn("migrating"), BarColumn(), MofNCompleteColumn(),
+                           TaskProgressColumn(), TextColumn("{task.fields[rate]} records/s"),
+                           TimeRemainingColumn(), disable=not progress)
+            with bar:
+                total = made.homes[home].records if home in made.homes else made.records
+                task = bar.add_task("records", total=total if home else made.records,
+                                    rate="-")
+
+                def advance(records: int, batch: int) -> None:
+                    speed = bar.tasks[0].speed
+                    bar.update(task, completed=records,
+                               rate=f"{speed:,.0f}" if speed else "-")
+
+                report = run_migration(src, parsed, made, homes, schema=schema, only=home,
+                                       progress=advance)
+        finally:
+            for h in homes.values():
+                h.close()
+            src.close()
+    rate = report.records / report.seconds if report.seconds else 0.0
+    typer.echo(f"migrated {report.records} records in {report.batches} batch parts "
+               f"({report.batches_done_before} done before, {report.retried} retried) "
+               f"in {report.seconds:.1f} s ({rate:,.0f} records/s); source compacted")
+
+
+@app.command()
+def verify(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
+           json_out: Annotated[Path | None, typer.Option("--json", help="write results here")]
+           = None) -> None:
+    """Recount the source and recompute every home's evidence; exit 0 only if all match."""
+    from bordergate.migration.homes import open_home
+    from bordergate.migration.source import open_source
+    from bordergate.migration.verify import verify_migration
+
+    with _errors():
+        deployment, _, parsed = _load(config, mapping)
+        src = open_source(source, base_dir=config.parent)
+        homes = {}
+        try:
+            codes = sorted(deployment.jurisdictions)
+            for code in codes:
+                homes[code] = open_home(deployment, code, write=False)
+            result = verify_migration(src, parsed, deployment, homes)
+        finally:
+            for h in homes.values():
+                h.close()
+            src.close()
+    for failure in result.failures:
+        typer.echo(f"FAIL {failure}")
+    for what in result.unverifiable:
+        typer.echo(f"not verifiable here: {what}")
+    dirty = result.dirty_in_source
+    typer.echo(f"dirty rows left in the source: {dirty.get('rows_left_in_place', 0)}")
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+    if not result.ok:
+        typer.echo("migration verify: FAILED")
+        raise typer.Exit(1)
+    typer.echo("migration verify: OK")

@@ -1,0 +1,271 @@
+"""One home jurisdiction opened in this process for a migration: store, keys, log, policy.
+
+A :class:`Home` holds exactly what that jurisdiction's custodian holds (its
+record store, key backend, log key and pseudonym secret, from the deployment
+file) and nothing of any other home, so each home's import runs with that
+custodian's credentials only.  It writes in batches, in process (not over
+HTTP), keeping the gateway's order (docs/log-entries.md, promise 3): decide
+every field written, log the ``migration`` entry and the ``key-event`` of
+every data key the batch creates, wait until they are durable, then write the
+store in one transaction.
+
+The legacy-id -> subject-id map lives only in the home's store, as one record
+per subject in the reserved collection ``_legacy`` (owned by the subject, so
+erasing the subject erases it too): its record id is a keyed hash of the
+legacy id (:meth:`Home.legacy_lookup_id`) and its one value, the legacy id,
+is sealed under the subject's data key like any protected value.
+
+A home's gateway must not run during the migration (one writer per log:
+opening the sequencer fails with ``Conflict`` if one does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from bordergate.config import Deployment, Jurisdiction
+from bordergate.entries import Pseudonymizer
+from bordergate.entry_state import state_keys
+from bordergate.errors import ConfigError, NotFound
+from bordergate.gateway.decisions import (
+    DecisionCache,
+    access_outcome,
+    field_inputs,
+    key_event_entry,
+)
+from bordergate.gateway.startup import read_pseudonym_secret
+from bordergate.keys.backend import open_key_backend
+from bordergate.keys.envelope import field_aad_prefix, field_aad_suffix
+from bordergate.keys.keyring import KeyRing, SubjectCipher, WrappedDataKey
+from bordergate.policy.bundle import PolicyBundle
+from bordergate.policy.engine import PolicyEngine
+from bordergate.policy.entities import Principal, RequestContext
+from bordergate.residency.schema import Schema, load_schema
+from bordergate.residency.stores import RecordStore, open_record_store
+from bordergate.residency.vault import Vault
+from bordergate.subjects import SubjectId
+from bordergate.tlog.sequencer import Sequencer
+from bordergate.tlog.storage import open_storage
+
+__all__ = ["LEGACY_COLLECTION", "Home", "HomeBatch", "open_home"]
+
+#: The reserved collection of the legacy-id map (schema names start with a letter).
+LEGACY_COLLECTION = "_legacy"
+_LEGACY_FIELD = "legacy_id"
+_PURPOSE = "operations"
+
+
+@dataclass
+class HomeBatch:
+    """What one batch writes into one home: sealed records, new keys, their events."""
+
+    records: list[tuple[str, str, SubjectId, Mapping[str, bytes]]] = field(default_factory=list)
+    keys: list[WrappedDataKey] = field(default_factory=list)
+    key_entries: list[bytes] = field(default_factory=list)
+    entries: list[bytes] = field(default_factory=list)
+
+
+class Home:
+    """One jurisdiction's store, key ring, policy and log, for a migration."""
+
+    def __init__(self, code: str, *, schema: Schema, engine: PolicyEngine,
+                 pseudonyms: Pseudonymizer, store: RecordStore, keyring: KeyRing,
+                 sequencer: HomeLog | None) -> None:
+        self.code = code
+        self.schema = schema
+        self.engine = engine
+        self.pseudonyms = pseudonyms
+        self.store = store
+        self.keyring = keyring
+        self.sequencer = sequencer
+        self.principal = Principal(id="bordergate-migration", org=f"{code}-custodian",
+                                   org_kind="local", location=code,
+                                   roles=frozenset({"service"}))
+        self.vault = Vault(schema, store, keyring)
+        self._decisions = DecisionCache(engine.decide_many)
+        self._ciphers: dict[str, SubjectCipher] = {}
+        self._kek_version: int | None = None  # asked of the backend once per batch
+
+    # -- ids ----------------------------------------------------------------
+    def legacy_lookup_id(self, legacy_id: str) -> str:
+        """The record id of a legacy id's map row: a keyed hash (no legacy id in clear)."""
+        return "s-" + self.pseudonyms.pseudonym("legacy-subject", legacy_id)[-48:]
+
+    def record_id(self, batch: int, table: str, key: object) -> str:
+        """The home record id of a source row: batch number and a keyed hash of the row."""
+        return f"m{batch}-" + self.pseudonyms.pseudonym("legacy-record", f"{table}/{key}")[-40:]
+
+    def subject_of(self, legacy_id: str) -> SubjectId | None:
+        """The subject a legacy id was migrated to, looked up in this home's store."""
+        try:
+            return self.store.owner(LEGACY_COLLECTION, self.legacy_lookup_id(legacy_id))
+        except NotFound:
+            return None
+
+    def legacy_id_of(self, subject: SubjectId, lookup_id: str) -> str:
+        """Open a map row (for checks by the custodian: verify, tests)."""
+        raw = self.store.get_record(LEGACY_COLLECTION, lookup_id, [_LEGACY_FIELD])
+        cipher, _ = self.keyring.cipher_for(subject)
+        aad = (field_aad_prefix(self.code, str(subject), LEGACY_COLLECTION, lookup_id)
+               + field_aad_suffix(_LEGACY_FIELD))
+        return cipher.open(raw.fields[_LEGACY_FIELD], aad).decode()
+
+    # -- decisions ------------------------------------------------------------
+    def decide(self, collection: str, fields: Sequence[str], now: float
+               ) -> tuple[str, list[dict[str, Any]]]:
+        """The write decision of every field of a collection (one per field, as a
+        gateway write records them); returns the outcome and the ``decisions`` array."""
+        specs = self.schema.fields(collection, list(fields))
+        context = RequestContext(purpose=_PURPOSE, now=int(now), gateway=self.code,
+                                 k_min=self.engine.bundle.k_min)
+        inputs = field_inputs(self.principal, "write", collection, specs, home=self.code,
+                              context=context)
+        decisions, recorded = self._decisions.decide(inputs)
+        return access_outcome(decisions), json.loads(recorded)
+
+    # -- sealing ------------------------------------------------------------
+    def cipher(self, subject: SubjectId, batch: HomeBatch) -> SubjectCipher:
+        """The subject's cipher: its stored key, or a new one added to ``batch``."""
+        found = self._ciphers.get(str(subject))
+        if found is not None:
+            return found
+        stored = self.store.get_data_key(subject)
+        if stored is not None:
+            cipher, _ = self.keyring.cipher_for(subject)
+        else:
+            if self._kek_version is None:
+                self._kek_version = self.keyring.current_version()
+            cipher, wrapped, event = self.keyring.new_data_key(subject, self._kek_version)
+            batch.keys.append(wrapped)
+            batch.key_entries.append(_key_entry(event, self))
+        self._ciphers[str(subject)] = cipher
+        return cipher
+
+    def seal(self, collection: str, record_id: str, subject: SubjectId,
+             values: Mapping[str, object], batch: HomeBatch) -> None:
+        """Validate ``values`` against the schema, seal the encrypted classes, queue."""
+        clean = self.schema.collection(collection).validate(values)
+        stored = self.vault.seal_values(collection, record_id, subject, clean,
+                                        lambda: self.cipher(subject, batch))
+        batch.records.append((collection, record_id, subject, stored))
+
+    def seal_legacy_id(self, legacy_id: str, subject: SubjectId, batch: HomeBatch) -> None:
+        """Queue the map row of a new subject (sealed; keyed-hash record id)."""
+        lookup = self.legacy_lookup_id(legacy_id)
+        aad = (field_aad_prefix(self.code, str(subject), LEGACY_COLLECTION, lookup)
+               + field_aad_suffix(_LEGACY_FIELD))
+        sealed = self.cipher(subject, batch).seal(legacy_id.encode(), aad)
+        batch.records.append((LEGACY_COLLECTION, lookup, subject, {_LEGACY_FIELD: sealed}))
+
+    # -- writing --------------------------------------------------------------
+    def commit(self, batch: HomeBatch) -> None:
+        """Log the batch's entries and key events (durable), then write the store.
+
+        Raises:
+            Unavailable: the log or the store cannot be written (nothing half-done
+                in the store: one transaction).
+        """
+        if self.sequencer is None:
+            raise ConfigError(f"home {self.code} was opened read-only", code="home_read_only")
+        self.sequencer.append_many(batch.entries + batch.key_entries)
+        self.store.put_batch(batch.keys, batch.records)
+        self._ciphers.clear()
+        self._kek_version = None
+
+    def append(self, entries: Sequence[bytes]) -> None:
+        """Log entries durably (``legacy-deletion``)."""
+        if self.sequencer is None:
+            raise ConfigError(f"home {self.code} was opened read-only", code="home_read_only")
+        self.sequencer.append_many(list(entries))
+
+    def close(self) -> None:
+        if self.sequencer is not None:
+            self.sequencer.close()
+        self.store.close()
+
+
+class HomeLog(Protocol):
+    """Where a home's migration entries go: durable before ``append_many`` returns."""
+
+    def append_many(self, entries: list[bytes]) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class ServiceLog:
+    """The log operator's sequencer service, reached with the custodian's append
+    credential (every entry stamped with it): the migration is a custodian
+    operation and never holds the log key (docs/scale-out.md)."""
+
+    def __init__(self, j: Jurisdiction, credential_file: Path) -> None:
+        from bordergate.log_access import remote_appender
+        self._loop = asyncio.new_event_loop()
+
+        async def make() -> Any:
+            return remote_appender(j, credential_file)
+        self._remote = self._loop.run_until_complete(make())
+
+    def append_many(self, entries: list[bytes]) -> int:
+        """Sequence ``entries``; returns once the service says they are durable."""
+        return int(self._loop.run_until_complete(self._remote.append_many(entries)))
+
+    def close(self) -> None:
+        try:
+            self._loop.run_until_complete(self._remote.aclose())
+        finally:
+            self._loop.close()
+
+
+def _home_log(j: Jurisdiction) -> HomeLog:
+    """The log operator's service when the deployment names one (with the custodian's
+    credential), else the log storage itself with an in-process sequencer that
+    publishes with the log's witness quorum (development: the command is the log's
+    writer for the run, refused with ``log_writer_busy`` while a gateway holds it)."""
+    if j.log.sequencer is not None:
+        path = j.log.sequencer.custodian_credential_file
+        if path is None:
+            raise ConfigError(f"jurisdictions.{j.code}.log.sequencer names no "
+                              "custodian_credential_file", code="custodian_credential_missing")
+        return ServiceLog(j, path)
+    from bordergate.log_access import log_signer
+    from bordergate.log_witnessing import log_witnessing
+    sequencer = Sequencer(open_storage(j.log.storage), log_signer(j),
+                          witnessing=log_witnessing(j.log), state_keys=state_keys)
+    sequencer.start()
+    return sequencer
+
+
+def _key_entry(event: Any, home: Home) -> bytes:
+    return key_event_entry(event, home.pseudonyms.subject, time.time(),
+                           {"gateway": home.code, "reason": "migration"})
+
+
+def open_home(deployment: Deployment, code: str, *, write: bool = True) -> Home:
+    """Open one home's store, keys, policy and (to write) its log's sequencer.
+
+    Raises:
+        ConfigError: a file or key of the deployment is missing or wrong.
+        Unavailable: the store, key backend or log cannot be reached.
+        Conflict: another process (a running gateway) writes the log.
+    """
+    j = deployment.jurisdiction(code)
+    schema = load_schema(deployment.schema_path)
+    engine = PolicyEngine(PolicyBundle.load(deployment.policy_bundle_path))
+    pseudonyms = Pseudonymizer(read_pseudonym_secret(j.log.pseudonym_secret_file))
+    store = open_record_store(j.store, jurisdiction=code)
+    keyring = KeyRing(open_key_backend(j.keys, jurisdiction=code), store)
+    sequencer: HomeLog | None = None
+    if write:
+        try:
+            sequencer = _home_log(j)
+        except BaseException:
+            store.close()
+            raise
+    return Home(code, schema=schema, engine=engine, pseudonyms=pseudonyms, store=store,
+                keyring=keyring, sequencer=sequencer)

@@ -1,0 +1,267 @@
+"""The migration plan: every source column classified, every row given a home or listed.
+
+``make_plan`` reads the source (never writes it) and answers, through the
+mapping and the schema:
+
+* for every column of every mapped table its role: ``key``, ``owner``,
+  ``legacy_id``, ``home`` (a column of the home rule), ``field`` (with the
+  schema field, its class and its data category), ``dropped`` (with the
+  mapping's reason) or ``unmapped``.  ``run`` refuses while any column is
+  unmapped: deleting the migrated rows would silently delete it too;
+* for every home: subjects, records, records per collection, values per
+  field class and per data category;
+* the dirty rows, never guessed: subjects whose home the rule cannot decide
+  (listed by legacy id), rows without an owner or whose owner is not a
+  subject (listed as ``table/key``), and the rows owned by a dirty subject
+  (counted per table: they stay with their owner);
+* the batches: consecutive ranges of subject keys (integers), each holding
+  ``batch_subjects`` subjects of the first run.
+
+Data categories (the DSP categories of 28 CFR 202) are not in the schema
+yet: :func:`field_category` is the one place that reads a field's category,
+and answers ``uncategorised`` until the schema gives fields one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from bordergate.errors import ConfigError
+from bordergate.migration.mapping import MigrationMapping
+from bordergate.migration.source import LegacySource, ident
+from bordergate.residency.schema import FieldSpec, Schema
+
+__all__ = ["ColumnRole", "HomePlan", "Plan", "field_category", "make_plan", "plan_text",
+           "subject_homes"]
+
+_LISTED_DIRTY = 1000  # dirty rows listed by id; beyond that only counted
+
+
+def field_category(spec: FieldSpec) -> str:
+    """The data category of a schema field.
+
+    PLACEHOLDER for the compliance issue's DSP categories: the schema has no
+    per-field category yet, so this answers the field's ``category`` when a
+    later schema gives it one, and ``uncategorised`` until then.
+    """
+    category = getattr(spec, "category", None)
+    return category if isinstance(category, str) and category else "uncategorised"
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnRole:
+    """How one source column is treated."""
+
+    table: str
+    column: str
+    role: str
+    field: str | None = None
+    field_class: str | None = None
+    category: str | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in (("table", self.table), ("column", self.column),
+                                  ("role", self.role), ("field", self.field),
+                                  ("class", self.field_class), ("category", self.category),
+                                  ("reason", self.reason)) if v is not None}
+
+
+@dataclass
+class HomePlan:
+    """What one home receives."""
+
+    subjects: int = 0
+    records: int = 0
+    collections: Counter[str] = field(default_factory=Counter)
+    field_classes: Counter[str] = field(default_factory=Counter)
+    categories: Counter[str] = field(default_factory=Counter)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"subjects": self.subjects, "records": self.records,
+                "collections": dict(sorted(self.collections.items())),
+                "field_classes": dict(sorted(self.field_classes.items())),
+                "categories": dict(sorted(self.categories.items()))}
+
+
+@dataclass
+class Plan:
+    """The plan of a migration (see the module docstring)."""
+
+    source: str
+    columns: list[ColumnRole]
+    homes: dict[str, HomePlan]
+    dirty_subjects: list[tuple[str, str]]  # (legacy id, reason)
+    dirty_rows: list[tuple[str, str]]      # ("table/key", reason)
+    dirty_counts: Counter[str]             # table -> rows left in place
+    batches: list[tuple[int, int]]
+    units: list[tuple[int, str, int, int]]  # (batch, home, lo, hi): one custodian's part
+
+    @property
+    def unmapped(self) -> list[ColumnRole]:
+        return [c for c in self.columns if c.role == "unmapped"]
+
+    @property
+    def records(self) -> int:
+        return sum(h.records for h in self.homes.values())
+
+    def require_runnable(self) -> None:
+        """Raises ConfigError ``migration_unmapped_columns`` naming them, if any."""
+        if self.unmapped:
+            names = ", ".join(f"{c.table}.{c.column}" for c in self.unmapped)
+            raise ConfigError(f"unmapped source columns: {names}; map them or mark them "
+                              "drop = \"reason\" in the mapping", code="migration_unmapped_columns")
+
+    def for_home(self, home: str) -> dict[str, Any]:
+        """The part of the plan one home's custodian runs (its counts, no other home's)."""
+        return {"home": home, **self.homes.get(home, HomePlan()).to_json()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "records": self.records,
+            "homes": {h: p.to_json() for h, p in sorted(self.homes.items())},
+            "columns": [c.to_json() for c in self.columns],
+            "unmapped": [f"{c.table}.{c.column}" for c in self.unmapped],
+            "dropped": {f"{c.table}.{c.column}": c.reason for c in self.columns
+                        if c.role == "dropped"},
+            "dirty": {
+                "rows_left_in_place": sum(self.dirty_counts.values()),
+                "per_table": dict(sorted(self.dirty_counts.items())),
+                "subjects": [{"legacy_id": i, "reason": r} for i, r in self.dirty_subjects],
+                "rows": [{"row": i, "reason": r} for i, r in self.dirty_rows],
+            },
+            "batches": len(self.batches),
+        }
+
+
+def _classify(source: LegacySource, mapping: MigrationMapping, schema: Schema
+              ) -> list[ColumnRole]:
+    roles: list[ColumnRole] = []
+    for t in mapping.tables:
+        columns = source.columns(t.table)
+        if not columns:
+            raise ConfigError(f"the source has no table {t.table!r}", code="mapping_invalid")
+        by_column = {c: f for f, c in t.fields.items()}
+        coll = schema.collection(t.collection)
+        for column in columns:
+            if column in by_column:
+                spec = coll.fields[by_column[column]]
+                roles.append(ColumnRole(t.table, column, "field", spec.name,
+                                        spec.field_class.value, field_category(spec)))
+            elif column in t.drop:
+                roles.append(ColumnRole(t.table, column, "dropped", reason=t.drop[column]))
+            elif column == t.key:
+                roles.append(ColumnRole(t.table, column, "key"))
+            elif column == t.owner:
+                roles.append(ColumnRole(t.table, column, "owner"))
+            elif t.table == mapping.subject_table and column == mapping.legacy_id:
+                roles.append(ColumnRole(t.table, column, "legacy_id"))
+            elif t.table == mapping.subject_table and column in mapping.home.columns:
+                roles.append(ColumnRole(t.table, column, "home"))
+            else:
+                roles.append(ColumnRole(t.table, column, "unmapped"))
+        missing = (set(t.fields.values()) | {t.key, t.owner}) - set(columns)
+        if missing:
+            raise ConfigError(f"table {t.table!r} has no column {sorted(missing)[0]!r}",
+                              code="mapping_invalid")
+    return roles
+
+
+def subject_homes(source: LegacySource, mapping: MigrationMapping,
+                  where: str = "", params: tuple[Any, ...] = ()
+                  ) -> dict[int, tuple[str, str | None]]:
+    """Subject key -> (legacy id, home or None) for the subjects selected by ``where``."""
+    cols = [mapping.subject_key, mapping.legacy_id, *mapping.home.columns]
+    sql = (f"SELECT {', '.join(ident(c) for c in cols)} "  # noqa: S608
+           f"FROM {ident(mapping.subject_table)} {where}")
+    out: dict[int, tuple[str, str | None]] = {}
+    for row in source.query(sql, params):
+        values = dict(zip(mapping.home.columns, row[2:], strict=True))
+        out[int(row[0])] = (str(row[1]), mapping.home.home(values))
+    return out
+
+
+def make_plan(source: LegacySource, mapping: MigrationMapping, schema: Schema, *,
+              batch_subjects: int = 500) -> Plan:
+    """Classify and count everything (reads the source only).
+
+    Raises:
+        ConfigError: the mapping names a table or column the source lacks.
+        Unavailable: ``source_unavailable``.
+    """
+    columns = _classify(source, mapping, schema)
+    subjects = subject_homes(source, mapping)
+    homes: dict[str, HomePlan] = {}
+    dirty_subjects = [(legacy, "no_home") for _, (legacy, home) in sorted(subjects.items())
+                      if home is None]
+    for _, home in subjects.values():
+        if home is not None:
+            homes.setdefault(home, HomePlan()).subjects += 1
+    dirty_rows: list[tuple[str, str]] = []
+    dirty_counts: Counter[str] = Counter()
+    for t in mapping.tables:
+        fields = list(t.fields.items())
+        specs = schema.collection(t.collection).fields
+        counts = ", ".join(f"COUNT({ident(c)})" for _, c in fields)
+        sql = (f"SELECT {ident(t.owner)}, COUNT(*), {counts} FROM {ident(t.table)} "  # noqa: S608
+               f"GROUP BY {ident(t.owner)}")
+        for owner, rows, *present in source.query(sql):
+            found = subjects.get(int(owner)) if owner is not None else None
+            if found is None or found[1] is None:
+                dirty_counts[t.table] += int(rows)
+                continue
+            plan = homes[found[1]]
+            plan.records += int(rows)
+            plan.collections[t.collection] += int(rows)
+            for (name, _), n in zip(fields, present, strict=True):
+                plan.field_classes[specs[name].field_class.value] += int(n)
+                plan.categories[field_category(specs[name])] += int(n)
+        if t.table != mapping.subject_table:
+            dirty_rows.extend(_orphans(source, mapping, t.table, t.key, t.owner))
+    keys = sorted(subjects)
+    batches = [(keys[i], keys[min(i + batch_subjects, len(keys)) - 1])
+               for i in range(0, len(keys), batch_subjects)]
+    units: list[tuple[int, str, int, int]] = []
+    for number, (lo, hi) in enumerate(batches):
+        chunk = keys[number * batch_subjects:(number + 1) * batch_subjects]
+        homes_of = {subjects[k][1] for k in chunk}
+        units.extend((number, home, lo, hi) for home in sorted(h for h in homes_of if h))
+    return Plan(source=source.kind, columns=columns, homes=homes,
+                dirty_subjects=dirty_subjects[:_LISTED_DIRTY],
+                dirty_rows=dirty_rows[:_LISTED_DIRTY], dirty_counts=dirty_counts,
+                batches=batches, units=units)
+
+
+def _orphans(source: LegacySource, mapping: MigrationMapping, table: str, key: str,
+             owner: str) -> list[tuple[str, str]]:
+    sql = (f"SELECT t.{ident(key)}, t.{ident(owner)} FROM {ident(table)} t "  # noqa: S608
+           f"LEFT JOIN {ident(mapping.subject_table)} s ON s.{ident(mapping.subject_key)} = "
+           f"t.{ident(owner)} WHERE s.{ident(mapping.subject_key)} IS NULL "
+           f"ORDER BY t.{ident(key)} LIMIT {_LISTED_DIRTY}")
+    return [(f"{table}/{k}", "no_owner" if o is None else "owner_not_a_subject")
+            for k, o in source.query(sql)]
+
+
+def plan_text(plan: Plan) -> list[str]:
+    """Lines for the terminal."""
+    lines = [f"source: {plan.source}; {plan.records} records to migrate in "
+             f"{len(plan.batches)} batches"]
+    for home, p in sorted(plan.homes.items()):
+        lines.append(f"  {home}: {p.subjects} subjects, {p.records} records; "
+                     + ", ".join(f"{c} {n}" for c, n in sorted(p.collections.items())))
+        lines.append("      field classes: " + ", ".join(
+            f"{c} {n}" for c, n in sorted(p.field_classes.items()))
+            + "; categories: " + ", ".join(f"{c} {n}" for c, n in sorted(p.categories.items())))
+    for c in plan.columns:
+        if c.role == "dropped":
+            lines.append(f"  dropped {c.table}.{c.column}: {c.reason}")
+    for c in plan.unmapped:
+        lines.append(f"  UNMAPPED {c.table}.{c.column} (run refuses until mapped or dropped)")
+    lines.append(f"  dirty: {sum(plan.dirty_counts.values())} rows left in place; subjects "
+                 "without a home: " + (", ".join(i for i, _ in plan.dirty_subjects) or "none"))
+    for row, reason in plan.dirty_rows:
+        lines.append(f"    {row}: {reason}")
+    return lines

@@ -1,0 +1,284 @@
+"""``bordergate migrate run``: the resumable batch loop.
+
+Each batch (a range of subject keys fixed by the first run, kept in the
+source's journal) has one part per home whose subjects it holds; each part
+(run by that home's custodian: ``only``) goes through four states, each
+reached durably:
+
+1. ``started``: the attempt is counted (a later attempt is a retry, and its
+   entries say so);
+2. per home: ``migration`` entries and the ``key-event`` of each new data key
+   are durable in the home's log, *then* the records, the new data keys and
+   the legacy-id map rows are written to the home's store in one
+   transaction; then ``stored``, with the batch's manifest (record and subject
+   pseudonyms, for ``verify``), in one source transaction;
+3. ``deleted``: the batch's migrated rows are deleted from the source in the
+   same transaction that records the deletion's counts and key digests;
+4. ``done``: each home's ``legacy-deletion`` entry is durable.
+
+A kill at any point leaves a state from which a new run finishes the job:
+a batch interrupted before ``stored`` is imported again under the same
+subject ids (found through each home's map) and the same record ids; one
+interrupted after is not imported again.  Nothing is deleted from the source
+before every home's copy is durable and logged.  After the last batch the
+source is compacted (``LegacySource.compact``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bordergate.errors import Conflict
+from bordergate.migration.evidence import (
+    DeletionFacts,
+    MigrationFacts,
+    deletion_entry,
+    legacy_keys_digest,
+    migration_entry,
+    records_root,
+)
+from bordergate.migration.homes import Home, HomeBatch
+from bordergate.migration.mapping import MigrationMapping, TableMapping
+from bordergate.migration.plan import Plan, subject_homes
+from bordergate.migration.source import JournalRow, LegacySource, ident
+from bordergate.residency.schema import FieldSpec, FieldType, Schema
+from bordergate.subjects import SubjectId
+
+__all__ = ["BatchRows", "RunReport", "homes_needed", "read_batch", "run_migration"]
+
+Progress = Callable[[int, int], None]  # (records done in this call, batch number)
+
+
+@dataclass
+class BatchRows:
+    """One batch's rows that have a home: per table, (key, owner, values) per home."""
+
+    subjects: dict[int, tuple[str, str]]  # key -> (legacy id, home)
+    tables: dict[str, dict[str, list[tuple[Any, int, dict[str, Any]]]]]
+
+    @property
+    def records(self) -> int:
+        return sum(len(rows) for per_home in self.tables.values()
+                   for rows in per_home.values())
+
+
+@dataclass
+class RunReport:
+    """What a run did."""
+
+    batches: int
+    batches_done_before: int
+    retried: int
+    records: int
+    seconds: float
+
+
+def _as_bool(value: Any) -> Any:
+    return bool(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _as_str(value: Any) -> Any:
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+def _converter(spec: FieldSpec) -> Callable[[Any], Any] | None:
+    """How a source value becomes what the schema field's type expects (SQLite has no
+    booleans; an integer column may feed a string field), or None: as it is."""
+    if spec.type is FieldType.BOOLEAN:
+        return _as_bool
+    return _as_str if spec.type is FieldType.STRING else None
+
+
+def read_batch(source: LegacySource, mapping: MigrationMapping, lo: int, hi: int,
+               specs: Mapping[str, Mapping[str, FieldSpec]], *,
+               values: bool = True) -> BatchRows:
+    """Read the rows of the subjects with keys in [lo, hi] whose home is decided
+    (without their values when ``values`` is false: to delete them)."""
+    found = subject_homes(source, mapping, f"WHERE {ident(mapping.subject_key)} BETWEEN ? AND ?",
+                          (lo, hi))
+    subjects = {k: (legacy, home) for k, (legacy, home) in found.items() if home is not None}
+    tables: dict[str, dict[str, list[tuple[Any, int, dict[str, Any]]]]] = {}
+    for t in mapping.tables:
+        names = list(t.fields) if values else []
+        cols = "".join(", " + ident(t.fields[n]) for n in names)
+        sql = (f"SELECT {ident(t.key)}, {ident(t.owner)}{cols} FROM {ident(t.table)} "  # noqa: S608
+               f"WHERE {ident(t.owner)} BETWEEN ? AND ? ORDER BY {ident(t.key)}")
+        per_home: dict[str, list[tuple[Any, int, dict[str, Any]]]] = {}
+        convert = [(n, _converter(specs[t.table][n])) for n in names]
+        for key, owner, *row in source.query(sql, (lo, hi)):
+            subject = subjects.get(int(owner))
+            if subject is None:
+                continue  # dirty: its owner has no home; left in place
+            per_home.setdefault(subject[1], []).append((key, int(owner), {
+                n: (c(v) if c is not None else v)
+                for (n, c), v in zip(convert, row, strict=True)}))
+        tables[t.table] = per_home
+    return BatchRows(subjects, tables)
+
+
+def homes_needed(source: LegacySource, plan: Plan, only: str | None = None) -> set[str]:
+    """The homes a run must open: those with parts not done (all parts of the plan
+    before the first run), or only ``only``'s."""
+    journal = source.journal()
+    if journal:
+        needed = {home for (_, home), row in journal.items() if row.state != "done"}
+    else:
+        needed = {home for _, home, _, _ in plan.units}
+    return needed & {only} if only is not None else needed
+
+
+class _Migration:
+    def __init__(self, source: LegacySource, mapping: MigrationMapping, schema: Schema,
+                 homes: Mapping[str, Home], clock: Callable[[], float]) -> None:
+        self.source = source
+        self.mapping = mapping
+        self.homes = homes
+        self.clock = clock
+        self.specs = {t.table: schema.collection(t.collection).fields for t in mapping.tables}
+
+    def import_part(self, row: JournalRow) -> int:
+        attempt = row.attempts + 1
+        with self.source.transaction() as cur:
+            self.source.set_state(cur, row, "started", attempts=attempt)
+        rows = read_batch(self.source, self.mapping, row.lo, row.hi, self.specs)
+        manifest = self._import_home(row.batch, attempt, rows, row.home, self.homes[row.home])
+        with self.source.transaction() as cur:
+            self.source.set_manifest(cur, row.batch, row.home, manifest)
+            self.source.set_state(cur, row, "stored", attempts=attempt)
+        return len(manifest)
+
+    def _import_home(self, batch_no: int, attempt: int, rows: BatchRows, code: str,
+                     home: Home) -> list[tuple[str, str, str, str]]:
+        mine = {k: legacy for k, (legacy, h) in rows.subjects.items() if h == code}
+        if not mine:
+            return []
+        batch = HomeBatch()
+        subjects: dict[int, SubjectId] = {}
+        pseudonymous: dict[int, str] = {}
+        new_subjects = 0
+        for key, legacy in mine.items():
+            subject = home.subject_of(legacy)
+            if subject is None:
+                subject = SubjectId.mint(code)
+                home.seal_legacy_id(legacy, subject, batch)
+                new_subjects += 1
+            subjects[key] = subject
+            pseudonymous[key] = home.pseudonyms.subject(str(subject))
+        manifest: list[tuple[str, str, str, str]] = []
+        now = self.clock()
+        for t in self.mapping.tables:
+            table_rows = rows.tables[t.table].get(code, [])
+            if not table_rows:
+                continue
+            pseudonyms: list[str] = []
+            owners: set[int] = set()
+            for key, owner, values in table_rows:
+                record_id = home.record_id(batch_no, t.table, key)
+                home.seal(t.collection, record_id, subjects[owner], values, batch)
+                record = home.pseudonyms.record(t.collection, record_id)
+                pseudonyms.append(record)
+                owners.add(owner)
+                manifest.append((code, t.table, record, pseudonymous[owner]))
+            facts = MigrationFacts(
+                batch=batch_no, attempt=attempt, table=t.table, collection=t.collection,
+                source=self.source.kind,
+                legacy_keys=legacy_keys_digest(t.table, (k for k, _, _ in table_rows)),
+                records=len(table_rows), subjects=len(owners),
+                new_subjects=new_subjects if t.table == self.mapping.subject_table else 0,
+                records_root=records_root(pseudonyms), fields=tuple(sorted(t.fields)),
+                dropped=dict(t.drop))
+            batch.entries.append(self._entry(home, t, facts, now))
+        home.commit(batch)
+        return manifest
+
+    def _entry(self, home: Home, t: TableMapping, facts: MigrationFacts, now: float) -> bytes:
+        outcome, decisions = home.decide(t.collection, sorted(t.fields), now)
+        entry = migration_entry(facts, home=home.code, time=now,
+                                principal=home.principal.to_json(),
+                                bundle=home.engine.digest, outcome=outcome, decisions=decisions)
+        if outcome != "allow":
+            home.append([entry])  # logged like a gateway's refused write; nothing written
+            raise Conflict(f"policy of {home.code} refuses the migration's write to "
+                           f"{t.collection}", code="migration_denied")
+        return entry
+
+    def delete_part(self, row: JournalRow) -> None:
+        rows = read_batch(self.source, self.mapping, row.lo, row.hi, self.specs, values=False)
+        facts: dict[str, tuple[int, str]] = {}
+        for t in self.mapping.tables:
+            table_rows = rows.tables[t.table].get(row.home, [])
+            if table_rows:
+                facts[t.table] = (len(table_rows),
+                                  legacy_keys_digest(t.table, (k for k, _, _ in table_rows)))
+        with self.source.transaction() as cur:
+            # children first: their owners' rows go last (foreign keys)
+            for t in reversed(self.mapping.tables):
+                keys = [k for k, _, _ in rows.tables[t.table].get(row.home, [])]
+                for i in range(0, len(keys), 500):
+                    chunk = keys[i:i + 500]
+                    cur.execute(self.source.sql(
+                        f"DELETE FROM {ident(t.table)} WHERE {ident(t.key)} "  # noqa: S608
+                        f"IN ({','.join('?' * len(chunk))})"), chunk)
+            self.source.set_state(cur, row, "deleted", attempts=row.attempts,
+                                  deletion=json.dumps(facts, sort_keys=True))
+
+    def log_deletion(self, row: JournalRow) -> None:
+        tables: dict[str, list[Any]] = json.loads(row.deletion or "{}")
+        if tables:
+            self.homes[row.home].append([deletion_entry(DeletionFacts(
+                batch=row.batch, attempt=row.attempts, source=self.source.kind,
+                tables={t: (int(n), str(d)) for t, (n, d) in sorted(tables.items())}),
+                home=row.home, time=self.clock())])
+        with self.source.transaction() as cur:
+            self.source.set_state(cur, row, "done", attempts=row.attempts)
+
+
+def run_migration(source: LegacySource, mapping: MigrationMapping, plan: Plan,
+                  homes: Mapping[str, Home], *, schema: Schema, only: str | None = None,
+                  progress: Progress | None = None,
+                  clock: Callable[[], float] = time.time) -> RunReport:
+    """Migrate every batch part not done yet (``only`` one home's: that custodian's
+    run), then compact the source.
+
+    ``homes`` must hold every home of :func:`homes_needed` (each opened with its
+    own custodian's files); with nothing left to migrate it may be empty.
+
+    Raises:
+        ConfigError: ``migration_unmapped_columns`` (nothing done), or a home
+            of the plan is not open (``migration_home_missing``).
+        Conflict: ``migration_denied`` (a home's policy refused; logged).
+        Unavailable: source, store, keys or log failed (run again to resume).
+    """
+    from bordergate.errors import ConfigError
+
+    plan.require_runnable()
+    missing = sorted(homes_needed(source, plan, only) - set(homes))
+    if missing:
+        raise ConfigError(f"home {missing[0]} of the plan is not open",
+                          code="migration_home_missing")
+    started = clock()
+    journal = {key: row for key, row in source.start_journal(plan.units).items()
+               if only is None or key[1] == only}
+    work = _Migration(source, mapping, schema, homes, clock)
+    done_before = sum(1 for r in journal.values() if r.state == "done")
+    retried = records = 0
+    for key in sorted(journal):
+        row = journal[key]
+        if row.state in ("planned", "started"):
+            retried += row.state == "started"
+            records += work.import_part(row)
+            row = source.journal()[key]
+        if row.state == "stored":
+            work.delete_part(row)
+            row = source.journal()[key]
+        if row.state == "deleted":
+            work.log_deletion(row)
+        if progress is not None:
+            progress(records, key[0])
+    source.compact([t.table for t in mapping.tables])
+    return RunReport(batches=len(journal), batches_done_before=done_before, retried=retried,
+                     records=records, seconds=clock() - started)
