@@ -450,6 +450,7 @@ class AcceleratedInspector(ReferenceInspector):
         if shape.hits:
             wellformed.personal_data_in_entry(self, index, t, shape.hits)
         tokens.revoked_token_use(self, index, t, shape.entry)  # jti is part of the shape
+        releases.decision_without_start(self, index, t, shape.entry)  # so are both named
         group = shape.group
         if plan.replay_issue is not None:
             decisions.decision_unreplayable(self, index, t, shape.entry.type, group=group,
@@ -464,6 +465,8 @@ class AcceleratedInspector(ReferenceInspector):
             else:
                 tally.minute(t, slot)
                 self._minute, self._minute_row = minute, tally.minutes[str(minute)]
+        if plan.budget is not None:
+            privacy.budget_spent(self, index, t, plan.budget)
         if not plan.trusted:
             return
         if abs(group.now - t) > self.tolerance + 1:
@@ -473,8 +476,6 @@ class AcceleratedInspector(ReferenceInspector):
                 self, index, t, shape.entry)
         # no shaped entry presents an approval (see _parse_new): the reference
         # rules check every use of one, with its subject and record
-        if plan.budget is not None:
-            privacy.budget_spent(self, index, t, plan.budget)
 
     def _shape_plan(self, entry: Entry, group: DecisionList, shape: _ShapeKey) -> DecisionChecks:
         plan = self._plans.get(shape)

@@ -63,6 +63,9 @@ FINDING_KINDS: Mapping[str, FindingKind] = _kinds(
      "A recorded decision input cannot be replayed (malformed or unknown purpose)"),
     ("decision_input_inconsistent", "critical", "violation",
      "A recorded decision input does not describe the request of its entry"),
+    ("decision_without_start", "high", "integrity",
+     "A gateway logged decisions with no earlier gateway-start entry naming it and its "
+     "release (a start taken out of the log, or a gateway that skipped its self-check)"),
     ("decision_release_mismatch", "high", "violation",
      "A decision names a release that is not approved or uses another policy bundle"),
     ("bundle_unavailable", "high", "integrity",

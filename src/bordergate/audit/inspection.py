@@ -130,6 +130,7 @@ class ReferenceInspector(RuleContext):
         if kind in DECISION_TYPES:
             assert group is not None
             tokens.revoked_token_use(self, index, t, entry)
+            releases.decision_without_start(self, index, t, entry)
             self.decision_entry(index, entry, group)
         elif kind == "approval-request":
             approvals.approval_request(self, index, entry)

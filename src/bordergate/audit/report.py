@@ -4,7 +4,8 @@
 ``report.json`` document (``bordergate/audit-report/v1``): a summary; per log
 the checkpoint audited (with its signed note, so every proof can be checked
 against it by anyone); flows by source and destination jurisdiction (the
-principal's location and the data's home), class and purpose; decisions over
+data's home, where a flow starts, and the principal's location, where it
+ends), class and purpose; decisions over
 time; denials by reason; approvals (who asked, who granted, how long, how
 often used); releases and review latency; the findings, each with its
 inclusion proof; and the control table (:mod:`bordergate.audit.controls`).
@@ -183,9 +184,9 @@ def _flow_rows(logs: list[LogRun], which: str) -> list[dict[str, Any]]:
             merged.update(getattr(r.inspector.tally, which))
     rows = []
     for key, count in merged.most_common():
-        parts = key.split(">")
-        if len(parts) == 4:
-            rows.append({"source": parts[0], "destination": parts[1], "class": parts[2],
+        parts = key.split(">")  # the tally's order: principal location > data home > ...
+        if len(parts) == 4:  # data flows from its home (source) to the principal
+            rows.append({"source": parts[1], "destination": parts[0], "class": parts[2],
                          "purpose": parts[3], "count": count})
     return rows
 

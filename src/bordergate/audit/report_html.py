@@ -140,17 +140,18 @@ def _findings(report: dict[str, Any]) -> str:
 
 
 def _flows(report: dict[str, Any]) -> str:
-    flows = [{**f, "source": f"from {f['source']}", "destination": f"{f['destination']} data"}
+    flows = [{**f, "source": f"{f['source']} data", "destination": f"to {f['destination']}"}
              for f in report["flows"]]
     chart = sankey_svg(flows, ["source", "destination", "class", "purpose"],
-                       titles=["principal located in", "data home", "class", "purpose"])
+                       titles=["data home", "principal located in", "class", "purpose"])
     rows = [[_e(f["source"]), _e(f["destination"]), _e(f["class"]), _e(f["purpose"]),
              _e(f["count"])] for f in report["flows"][:200]]
     withheld = [[_e(f["source"]), _e(f["destination"]), _e(f["class"]), _e(f["purpose"]),
                  _e(f["count"])] for f in report["withheld"][:200]]
-    headers = ["principal located in", "data home", "class", "purpose", "fields"]
+    headers = ["data home (source)", "principal located in (destination)", "class",
+               "purpose", "fields"]
     return ('<section id="flows"><h2>Flows of released fields</h2><p>Fields released, '
-            "by where the principal works, where the data lives, its class and the purpose "
+            "from where the data lives to where the principal works, by class and purpose "
             "(aggregates are exports).</p>" + chart
             + "<details><summary>Released (table)</summary>" + _table(headers, rows)
             + "</details><details><summary>Withheld (denied field decisions)</summary>"

@@ -99,9 +99,10 @@ class Tally:
     Attributes:
         entries: entries inspected, by type.
         outcomes: decision entries by ``type/outcome``.
-        flows: released fields by ``source>destination>class>purpose`` (principal
-            location, data home, field class, purpose).
-        withheld: denied field decisions by ``source>destination>class>purpose``.
+        flows: released fields by ``location>home>class>purpose`` (the principal's
+            location, the data's home, field class, purpose; the report names the
+            home the source and the location the destination).
+        withheld: denied field decisions by ``location>home>class>purpose``.
         minutes: per minute (epoch // 60): ``[allowed, partial, denied]`` entries.
         denials: denied field decisions by reason (a forbid's ``@id`` or
             ``no_approval``, ``approval_not_valid``, ``not_permitted``, ``policy_error``).

@@ -27,6 +27,7 @@ from bordergate.tlog.checkpoint import SignedCheckpoint, open_checkpoint
 from bordergate.tlog.cosignature import CosignatureVerifier
 from bordergate.tlog.note import Verifier
 from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage
+from bordergate.tlog.storage.layout import OBJECT_PATH
 from bordergate.tlog.tiles import (
     ENTRIES,
     ENTRY_MAX,
@@ -74,13 +75,19 @@ class LogSource(Protocol):
 
 
 class StorageSource:
-    """A log read straight from its storage (only ``checkpoint`` and tiles)."""
+    """A log read straight from its storage: ``checkpoint``, tiles, and the
+    content-addressed objects published beside them (``bundles/sha256-<hex>.tar``,
+    when the storage holds objects)."""
 
     def __init__(self, storage: LogStorage) -> None:
         self._storage = storage
 
     def fetch(self, path: str, limit: int) -> bytes | None:
-        data = self._storage.read(path)
+        read_object = getattr(self._storage, "read_object", None)
+        if read_object is not None and OBJECT_PATH.fullmatch(path):
+            data: bytes | None = read_object(path)
+        else:
+            data = self._storage.read(path)
         if data is not None and len(data) > limit:
             raise VerificationError(f"{path} is larger than {limit} bytes", code="object_too_large")
         return data

@@ -52,6 +52,9 @@ class RuleContext:
         for index, text in self.state.release_entries:
             self.ledger.add(index, parse_entry(text.encode("utf-8")))
         self.ledger_seen = len(self.ledger.findings)
+        # (gateway, release) of every gateway-start so far (audit.rules.releases)
+        self.started: set[tuple[str, str | None]] = {
+            (s.gateway, s.release) for s in self.ledger.starts}
 
     @property
     def findings(self) -> list[Finding]:
