@@ -158,6 +158,8 @@ class Finding:
         explanation: for people; never quotes entry string values.
         time: the entry's time (epoch seconds), when known.
         detail: small machine-readable facts (codes, counts, field names of the schema).
+        unverified: found in an entry of a log that failed verification (what that
+            log says, not evidence: no proof attaches to it).
     """
 
     kind: str
@@ -167,6 +169,7 @@ class Finding:
     explanation: str
     time: float | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
+    unverified: bool = False
 
     @property
     def severity(self) -> str:
@@ -182,7 +185,8 @@ class Finding:
         return {"kind": self.kind, "title": k.title, "severity": k.severity,
                 "category": k.category, "jurisdiction": self.jurisdiction,
                 "origin": self.origin, "index": self.index, "time": self.time,
-                "explanation": self.explanation, "detail": dict(self.detail)}
+                "explanation": self.explanation, "detail": dict(self.detail),
+                "unverified": self.unverified}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Finding:
@@ -195,4 +199,4 @@ class Finding:
                    None if data["index"] is None else int(data["index"]),
                    str(data["explanation"]),
                    None if data.get("time") is None else float(data["time"]),
-                   dict(data.get("detail") or {}))
+                   dict(data.get("detail") or {}), bool(data.get("unverified", False)))

@@ -139,6 +139,7 @@ def _log(r: LogRun) -> dict[str, Any]:
         "origin": check.origin if check is not None else None,
         "location": r.audit.location,
         "verified": verified,
+        "inspected_unverified": r.unverified,
         "error": r.error,
         "code": check.code if check is not None else None,
         "reason": check.reason if check is not None else None,

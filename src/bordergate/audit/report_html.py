@@ -127,10 +127,12 @@ def _findings(report: dict[str, Any]) -> str:
                           + _e(json.dumps(proof, indent=1)) + "</pre></details>")
         repeats = (f" <span class=\"muted\">(and {_e(f['repeats'])} later entries of the "
                    "same cause)</span>" if f.get("repeats") else "")
+        unverified = (' <span class="cat">from an UNVERIFIED log (what it says, not '
+                      "evidence)</span>" if f.get("unverified") else "")
         items.append(
             f'<li class="finding {_e(f["severity"])}"><div><span class="sev '
             f'{_e(f["severity"])}">{_e(f["severity"])}</span> <span class="cat">'
-            f'{_e(f["category"])}</span> <code>{_e(f["kind"])}</code> \u2014 '
+            f'{_e(f["category"])}</span>{unverified} <code>{_e(f["kind"])}</code> \u2014 '
             f'{_e(f["jurisdiction"])} entry <b>{_e(f["index"])}</b> {_e(f["time"] or "")}'
             f'</div><div class="title">{_e(f["title"])}</div><div>{_e(f["explanation"])}'
             f"{repeats}</div>{proof_html}</li>")
