@@ -270,7 +270,7 @@ def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
                 "unverified log; nothing was saved", detail={
                     "code": result.code, "path": result.path,
                     "evidence_file": result.evidence_file}))
-            _inspect_unverified(run, config, audit, origin, state, source,
+            _inspect_unverified(run, config, audit, origin, state=state, source=source,
                                 reference=reference)
             return run
         source.recording = False
@@ -301,7 +301,7 @@ def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
 
 
 def _inspect_unverified(run: LogRun, config: AuditorConfig, audit: LogAudit, origin: str,
-                        state: InspectionState | None, source: _SpoolingSource, *,
+                        *, state: InspectionState | None, source: _SpoolingSource,
                         reference: bool) -> None:
     """Inspect the entries a failed log check read, from the saved state on, and mark
     the findings of this run as from an unverified log (no proofs, nothing saved).

@@ -62,7 +62,7 @@ def access_checks(ctx: RuleContext, checks: DecisionChecks, entry: Entry,
         else:  # not replayed: which permits needed the approval is unknown
             covered = frozenset(names) if isinstance(approval_id, str) else frozenset()
         protected_released_abroad_without_approval(ctx, checks, group, names, location,
-                                                   covered)
+                                                   covered=covered)
     if org_kind == "parent" and abroad:
         covered_person_denied(ctx, checks, group, location)
 
@@ -95,7 +95,7 @@ def restricted_released_to_parent(checks: DecisionChecks) -> None:
 
 def protected_released_abroad_without_approval(ctx: RuleContext, checks: DecisionChecks,
                                                group: DecisionList, names: list[str],
-                                               location: str, covered: frozenset[str]
+                                               location: str, *, covered: frozenset[str]
                                                ) -> None:
     """Protected fields released abroad whose permit did not need an approval
     (``covered``: the fields whose permit needed the approval presented)."""
