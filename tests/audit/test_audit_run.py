@@ -288,3 +288,15 @@ def test_reference_and_default_paths_write_the_same_report(tmp_path: Path) -> No
     assert reports[0] == reports[1]
     kinds = {f["kind"] for f in json.loads(reports[0])["findings"]}
     assert kinds == {"covered_person_denied", "approval_single_approver", "unreviewed_start"}
+
+
+def test_report_flows_run_from_the_data_home_to_the_principal(scenario: GatewayScenario,
+                                                               tmp_path: Path) -> None:
+    """Issue 12 item 6: report.json names a flow's source as the data's home (us) and its
+    destination as where the principal is (the parent's engineer in cn), not the
+    other way round; report.html labels its columns the same way."""
+    report = audit(scenario, tmp_path / "state")
+    abroad = [f for f in report["flows"] if f["source"] != f["destination"]]
+    assert abroad and {(f["source"], f["destination"]) for f in abroad} == {("us", "cn")}
+    _, html = write_report(report, tmp_path / "out")
+    assert "data home (source)" in html.read_text()
