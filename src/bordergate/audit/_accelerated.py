@@ -52,13 +52,21 @@ from bordergate.audit.decision_lists import (
 from bordergate.audit.inspection import DECISION_TYPES, ReferenceInspector
 from bordergate.audit.inspection_state import InspectionState
 from bordergate.audit.personal_data import scan_entry
-from bordergate.audit.rules import approvals, decisions, privacy, releases, tokens, wellformed
+from bordergate.audit.rules import (
+    approvals,
+    decisions,
+    privacy,
+    releases,
+    tokens,
+    versions,
+    wellformed,
+)
 from bordergate.audit.rules.decisions import ENTRY_INDEX, DecisionChecks
 from bordergate.entries import (
     ENTRY_TYPES,
-    ENTRY_VERSION,
     Entry,
     canonical_json,
+    is_entry_version,
     parse_entry,
 )
 from bordergate.errors import VerificationError
@@ -440,6 +448,7 @@ class AcceleratedInspector(ReferenceInspector):
             wellformed.entry_time_regression(self, index, t, mt)
         if mt is None or t > mt:
             st.max_time = t
+        version = versions.entry_version(self, index, t, shape.entry)  # part of the shape
         plan = shape.plan
         if plan is None:
             shape.hits = self._scan(shape.rest_hits, shape.entry, shape.group)
@@ -467,13 +476,14 @@ class AcceleratedInspector(ReferenceInspector):
                 self._minute, self._minute_row = minute, tally.minutes[str(minute)]
         if plan.budget is not None:
             privacy.budget_spent(self, index, t, plan.budget)
-        if not plan.trusted:
-            return
-        if abs(group.now - t) > self.tolerance + 1:
-            decisions.decided_away_from_entry_time(self, index, t, shape.entry.type, group)
-        if plan.release is not None and self._release_ok.get(plan.release) is not True:
-            self._release_ok[plan.release] = releases.decision_release_mismatch(
-                self, index, t, shape.entry)
+        if plan.trusted:
+            if abs(group.now - t) > self.tolerance + 1:
+                decisions.decided_away_from_entry_time(self, index, t, shape.entry.type,
+                                                       group)
+            if plan.release is not None and self._release_ok.get(plan.release) is not True:
+                self._release_ok[plan.release] = releases.decision_release_mismatch(
+                    self, index, t, shape.entry)
+        versions.apply_versioned_checks(self, index, shape.entry, version)
         # no shaped entry presents an approval (see _parse_new): the reference
         # rules check every use of one, with its subject and record
 
@@ -544,7 +554,7 @@ def fast_parse_entry(data: bytes) -> Entry | None:  # noqa: PLR0911 (one per che
         body = json.loads(data, parse_float=_reject_float)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
-    if not isinstance(body, dict) or body.get("v") != ENTRY_VERSION:
+    if not isinstance(body, dict) or not is_entry_version(body.get("v")):
         return None
     kind = body.get("type")
     required = ENTRY_TYPES.get(kind) if isinstance(kind, str) else None
@@ -598,11 +608,12 @@ _PRESENTS_APPROVAL = b'"approval":"'
 _RECORD_KEY = b',"record":"record:'
 # An entry's shape: everything but the hex of its record and subject pseudonyms (the
 # last such members before the end) and its time, which must end the entry but for its
-# type and version.  The windows hold no quote, backslash, control or non-ASCII byte.
+# type and version (each version its own shape: the version table applies per shape).
+# The windows hold no quote, backslash, control or non-ASCII byte.
 _SHAPE = re.compile(
     rb'(.*,"record":"record:)([0-9a-f]{64})(".*,"subject":"subject:)([0-9a-f]{64})'
     rb'","time":"([^"\\\x00-\x1f\x7f-\xff]{24})'
-    rb'(","type":"(?:access|write|erase)","v":1\})\Z', re.DOTALL)
+    rb'(","type":"(?:access|write|erase)","v":[12]\})\Z', re.DOTALL)
 _WINDOW_MICROS: dict[bytes, int] = {}  # b"2026-01-02T03:04:05" -> its epoch microseconds
 _FRACTION_MICROS = {b".%03dZ" % ms: ms * 1000 for ms in range(1000)}
 

@@ -54,6 +54,8 @@ FINDING_KINDS: Mapping[str, FindingKind] = _kinds(
     ("entry_malformed", "high", "integrity", "An entry is not a well-formed log entry"),
     ("entry_time_regression", "medium", "integrity",
      "An entry is older than an earlier entry by more than the tolerance"),
+    ("entry_version_downgrade", "high", "integrity",
+     "An entry is of an older format version than an entry before it in the same log"),
     ("personal_data_in_entry", "high", "integrity",
      "An entry appears to carry a field value or a raw subject id (promise 7)"),
     # decision replay (promise 4)

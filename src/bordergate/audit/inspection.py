@@ -15,7 +15,9 @@ is parsed and replayed with the bundle it names
 * :mod:`~bordergate.audit.rules.dataflows`: borders, parent, exports (promises 1, 2);
 * :mod:`~bordergate.audit.rules.approvals`: approval life cycle and uses;
 * :mod:`~bordergate.audit.rules.releases`: reviewed releases (promise 6);
-* :mod:`~bordergate.audit.rules.tokens`: no read for a revoked bearer token.
+* :mod:`~bordergate.audit.rules.tokens`: no read for a revoked bearer token;
+* :mod:`~bordergate.audit.rules.versions`: which checks apply to the entry's format
+  version (and a version that goes back).
 
 :func:`open_inspector` picks this inspector (``audit run --reference``) or the
 accelerated one of :mod:`bordergate.audit._accelerated` (the default), which
@@ -35,7 +37,7 @@ from bordergate.audit.bundlestore import BundleLookup
 from bordergate.audit.decision_lists import DecisionList, parse_decision_list, replay
 from bordergate.audit.inspection_state import InspectionState
 from bordergate.audit.personal_data import scan_entry
-from bordergate.audit.rules import approvals, decisions, releases, tokens, wellformed
+from bordergate.audit.rules import approvals, decisions, releases, tokens, versions, wellformed
 from bordergate.audit.rules.context import RuleContext
 from bordergate.audit.tally import Tally
 from bordergate.entries import Entry, canonical_json, parse_entry
@@ -124,6 +126,7 @@ class ReferenceInspector(RuleContext):
             wellformed.entry_time_regression(self, index, t, st.max_time)
         if st.max_time is None or t > st.max_time:
             st.max_time = t
+        version = versions.entry_version(self, index, t, entry)
         if pii:
             wellformed.personal_data_in_entry(self, index, t, pii)
         kind = entry.type
@@ -147,6 +150,7 @@ class ReferenceInspector(RuleContext):
             tally.key_events[str(entry.body.get("kind"))[:40]] += 1
         elif kind == "token-revoke":
             tokens.token_revoke(self, index, entry)
+        versions.apply_versioned_checks(self, index, entry, version)
 
     def decision_entry(self, index: int, entry: Entry, group: DecisionList) -> None:
         """The rules of an ``access``, ``write``, ``export`` or ``erase`` entry."""

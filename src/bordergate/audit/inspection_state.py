@@ -31,6 +31,7 @@ class InspectionState:
         budgets: epsilon (millionths) the log shows spent, by scope, name, period
             and period length (``audit.rules.privacy``).
         revoked_tokens: the index of the ``token-revoke`` entry of each revoked ``jti``.
+        max_version: the highest entry version seen (``audit.rules.versions``).
     """
 
     size: int = 0
@@ -42,6 +43,7 @@ class InspectionState:
     flagged: dict[str, int] = field(default_factory=dict)
     budgets: dict[str, int] = field(default_factory=dict)
     revoked_tokens: dict[str, int] = field(default_factory=dict)
+    max_version: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"size": self.size, "max_time": self.max_time, "tally": self.tally.to_json(),
@@ -49,7 +51,7 @@ class InspectionState:
                 "findings": [f.to_json() for f in self.findings],
                 "release_entries": [[i, t] for i, t in self.release_entries],
                 "flagged": self.flagged, "budgets": self.budgets,
-                "revoked_tokens": self.revoked_tokens}
+                "revoked_tokens": self.revoked_tokens, "max_version": self.max_version}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> InspectionState:
@@ -69,4 +71,5 @@ class InspectionState:
             flagged={str(k): int(v) for k, v in dict(data["flagged"]).items()},
             budgets={str(k): int(v) for k, v in dict(data.get("budgets", {})).items()},
             revoked_tokens={str(k): int(v)
-                            for k, v in dict(data.get("revoked_tokens", {})).items()})
+                            for k, v in dict(data.get("revoked_tokens", {})).items()},
+            max_version=int(data.get("max_version", 0)))

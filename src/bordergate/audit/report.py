@@ -7,7 +7,8 @@ against it by anyone); flows by source and destination jurisdiction (the
 data's home, where a flow starts, and the principal's location, where it
 ends), class and purpose; decisions over
 time; denials by reason; approvals (who asked, who granted, how long, how
-often used); releases and review latency; the findings, each with its
+often used); releases and review latency; entries by format version and the
+checks older entries could not get, with counts; the findings, each with its
 inclusion proof; and the control table (:mod:`bordergate.audit.controls`).
 :func:`write_report` writes ``report.json`` and the self-contained
 ``report.html`` (:mod:`bordergate.audit.report_html`) atomically.
@@ -29,6 +30,7 @@ from typing import Any
 
 from bordergate.audit.controls import control_table
 from bordergate.audit.findings import CATEGORIES, SEVERITIES
+from bordergate.audit.rules.versions import version_limitations
 from bordergate.audit.run import AuditRun, LogRun
 from bordergate.durable import replace_file
 from bordergate.entries import format_time
@@ -82,6 +84,7 @@ def build_report(run: AuditRun) -> dict[str, Any]:
         "review_throughput": {r.audit.jurisdiction: r.ledger.throughput(run.time).to_json()
                               for r in run.logs if r.ledger is not None},
         "gateway_starts": _starts(run.logs),
+        "entry_versions": _versions(tallies),
         "findings": findings,
     }
     report["controls"] = control_table(report)
@@ -291,3 +294,21 @@ def _starts(logs: list[LogRun]) -> list[dict[str, Any]]:
                         "time": _iso(s.time), "gateway": s.gateway, "release": s.release,
                         "reviewed": s.reviewed})
     return out
+
+
+def _versions(tallies: list[Any]) -> dict[str, Any]:
+    """Entries by format version, and per older version the checks its entries could not
+    get (:mod:`bordergate.audit.rules.versions`), as rows and one sentence each."""
+    by_version: Counter[str] = Counter()
+    unchecked: Counter[str] = Counter()
+    for t in tallies:
+        by_version.update(t.versions)
+        unchecked.update(t.unchecked)
+    rows = version_limitations(dict(unchecked))
+    statements = []
+    for version in sorted({int(r["version"]) for r in rows}):  # type: ignore[call-overload]
+        missing = [str(r["missing"]).split(" (")[0] for r in rows if r["version"] == version]
+        statements.append(f"{by_version[str(version)]} v{version} entries: "
+                          f"{', '.join(missing)}")
+    return {"entries": dict(sorted(by_version.items())), "not_checked": rows,
+            "statements": statements}

@@ -51,12 +51,14 @@ def render_report_html(report: dict[str, Any]) -> str:
     """The HTML page of ``report`` (a :func:`bordergate.audit.report.build_report` document)."""
     s = report["summary"]
     sections = [
-        _summary(report, s), _logs(report), _findings(report), _flows(report),
+        _summary(report, s), _logs(report), _versions(report), _findings(report),
+        _flows(report),
         _timeline(report), _denials(report), _approvals(report), _releases(report),
         _controls(report), _how_to_verify(),
     ]
     nav = "".join(f'<a href="#{i}">{_e(t)}</a>' for i, t in (
-        ("summary", "Summary"), ("logs", "Logs"), ("findings", "Findings"), ("flows", "Flows"),
+        ("summary", "Summary"), ("logs", "Logs"), ("versions", "Entry versions"),
+        ("findings", "Findings"), ("flows", "Flows"),
         ("time", "Over time"), ("denials", "Denials"), ("approvals", "Approvals"),
         ("releases", "Releases"), ("controls", "Controls"), ("verify", "Verify")))
     return (
@@ -114,6 +116,19 @@ def _logs(report: dict[str, Any]) -> str:
         ["jurisdiction", "origin", "log check", "size", "previous", "new", "witnesses",
          "root", "entries from \u2013 to"], rows)
         + (f"<ul class=\"warn\">{notes}</ul>" if notes else "") + checkpoints + "</section>")
+
+
+def _versions(report: dict[str, Any]) -> str:
+    doc = report.get("entry_versions") or {}
+    counts = ", ".join(f"{_e(n)} of version {_e(v)}" for v, n in doc.get("entries", {}).items())
+    said = "".join(f"<li>{_e(line)}</li>" for line in doc.get("statements", []))
+    rows = [[_e(r["version"]), _e(r["check"]), _e(r["since"]), _e(r["entries"]),
+             _e(r["missing"])] for r in doc.get("not_checked", [])]
+    body = (f"<p>Entries: {counts or 'none'}.</p>"
+            + (f'<ul class="warn">{said}</ul>' + _table(
+                ["entry version", "check", "from version", "entries", "what they miss"], rows)
+               if rows else "<p>Every entry could get every check.</p>"))
+    return f'<section id="versions"><h2>Entry versions</h2>{body}</section>'
 
 
 def _findings(report: dict[str, Any]) -> str:

@@ -113,6 +113,9 @@ class Tally:
         bundles: decisions by policy bundle digest.
         refused: refused approval actions (``approval-refused`` entries) by
             ``action/code`` (e.g. ``grant/policy_denied``, ``revoke/approval_not_pending``).
+        versions: entries by format version (``"1"``, ``"2"``).
+        unchecked: entries that could not get a versioned check, by
+            ``version>check`` (:mod:`bordergate.audit.rules.versions`).
         pii_hits: entries the personal-data scan flagged.
         first_time, last_time: the time span of the entries.
     """
@@ -129,6 +132,8 @@ class Tally:
     replay: Counter[str] = field(default_factory=Counter)
     bundles: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
+    versions: Counter[str] = field(default_factory=Counter)
+    unchecked: Counter[str] = field(default_factory=Counter)
     pii_hits: int = 0
     first_time: float | None = None
     last_time: float | None = None
@@ -149,7 +154,9 @@ class Tally:
             "minutes": self.minutes, "denials": dict(self.denials),
             "principals": dict(self.principals), "key_events": dict(self.key_events),
             "exports": dict(self.exports), "replay": dict(self.replay),
-            "bundles": dict(self.bundles), "refused": dict(self.refused), "pii_hits": self.pii_hits,
+            "bundles": dict(self.bundles), "refused": dict(self.refused),
+            "versions": dict(self.versions), "unchecked": dict(self.unchecked),
+            "pii_hits": self.pii_hits,
             "first_time": self.first_time, "last_time": self.last_time,
             "min_export_k": self.min_export_k,
         }
@@ -169,6 +176,7 @@ class Tally:
             key_events=_counter(data["key_events"]), exports=_counter(data["exports"]),
             replay=_counter(data["replay"]), bundles=_counter(data["bundles"]),
             refused=_counter(data.get("refused")),
+            versions=_counter(data.get("versions")), unchecked=_counter(data.get("unchecked")),
             pii_hits=int(data["pii_hits"]),
             first_time=None if data["first_time"] is None else float(data["first_time"]),
             last_time=None if data["last_time"] is None else float(data["last_time"]),

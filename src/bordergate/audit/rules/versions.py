@@ -1,0 +1,140 @@
+"""Which checks apply to an entry of which format version, and what older entries miss.
+
+Entry format 2 (issue 12, :data:`bordergate.entries.ENTRY_VERSION`) lets parties
+other than the gateway attest the facts of an entry.  Entries of version 1
+(written by every release before it) cannot get the checks those facts make
+possible; the audit still checks everything else in them, and the report states,
+with counts, which checks they could not get.  :data:`VERSIONED_CHECKS` is the one
+table of those checks: its name, the first version that carries what it needs,
+the entry types it applies to, what an older entry misses (for the report), and
+the rule that checks it (``hook``: a function of :mod:`bordergate.audit.rules`
+called for every entry of that type and version; ``None`` until the rule lands,
+see below).
+
+A version never goes back: an entry of a lower version than one before it in the
+same log is ``entry_version_downgrade`` (a writer that dropped what the newer
+format attests, or an operator who rewrote entries to escape a check), and is
+checked as the highest version seen so far (its hooks then find what it lacks).
+
+Adding a check is one row.  The rows named here wait for their rules, which
+arrive with the members they check (the integrator sets ``hook`` at merge):
+
+* ``roster``: the principal roster version a decision entry names, and the
+  principal's attributes in it (wip-roster);
+* ``approver signatures``: approval grants, denials and revocations signed by
+  the approver's own key (wip-approvers);
+* ``appender``: the append credential the sequencer recorded for the entry
+  (wip-operator);
+* ``receipts``: the receipt key a ``gateway-start`` registers (wip-receipts).
+
+The table is read once per entry type and version (cached), so it costs the
+accelerated inspector nothing per entry of a known shape (the version is part of
+an entry's shape).  This module must never read a log or a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+from bordergate.audit.rules.context import RuleContext
+from bordergate.entries import APPROVAL_CHANGE_TYPES, DECISION_ACTIONS, ENTRY_TYPES, Entry
+
+__all__ = ["VERSIONED_CHECKS", "RuleHook", "VersionedCheck", "apply_versioned_checks",
+           "checks_for", "entry_version", "missing_for", "version_limitations"]
+
+RuleHook = Callable[[RuleContext, int, Entry], None]
+"""A versioned rule: ``hook(ctx, index, entry)`` reports through ``ctx.flag``."""
+
+_ALL_TYPES = frozenset(ENTRY_TYPES)
+
+
+@dataclass(frozen=True)
+class VersionedCheck:
+    """One check that applies from an entry version on.
+
+    Attributes:
+        name: the check's name in the report (``roster``).
+        since: the first entry version that carries what it needs.
+        types: the entry types it applies to.
+        missing: what an older entry misses, for the report ("no roster check").
+        hook: the rule (None until it lands: the entry is then counted as neither
+            checked nor missing it).
+    """
+
+    name: str
+    since: int
+    types: frozenset[str]
+    missing: str
+    hook: RuleHook | None = None
+
+
+VERSIONED_CHECKS: tuple[VersionedCheck, ...] = (
+    VersionedCheck("roster", 2, frozenset(DECISION_ACTIONS),
+                   "no roster check (the principal's attributes are the gateway's claim)"),
+    VersionedCheck("approver signatures", 2, frozenset(APPROVAL_CHANGE_TYPES),
+                   "grants unsigned (the approver is the gateway's claim)"),
+    VersionedCheck("appender", 2, _ALL_TYPES,
+                   "no appender credential (who appended it is unknown)"),
+    VersionedCheck("receipts", 2, frozenset({"gateway-start"}),
+                   "no receipt key (the gateway's receipts cannot be checked)"),
+)
+
+
+@cache
+def checks_for(entry_type: str, version: int) -> tuple[RuleHook, ...]:
+    """The hooks of the checks that apply to an entry of this type and version."""
+    return tuple(c.hook for c in VERSIONED_CHECKS
+                 if entry_type in c.types and version >= c.since and c.hook is not None)
+
+
+@cache
+def missing_for(entry_type: str, version: int) -> tuple[str, ...]:
+    """The names of the checks an entry of this type and version cannot get."""
+    return tuple(c.name for c in VERSIONED_CHECKS
+                 if entry_type in c.types and version < c.since)
+
+
+def entry_version(ctx: RuleContext, index: int, t: float, entry: Entry) -> int:
+    """Count the entry's version, flag a downgrade, and return the version to check it
+    by (its own, or the highest seen before it when it is lower)."""
+    st = ctx.state
+    version = entry.version
+    st.tally.versions[str(version)] += 1
+    highest = st.max_version
+    if version >= highest:
+        st.max_version = version
+        return version
+    ctx.flag("entry_version_downgrade", index, t,
+             f"{entry.type} entry {index} is of entry version {version} after entries of "
+             f"version {highest}; it is checked as version {highest}",
+             {"version": version, "after": highest})
+    return highest
+
+
+def apply_versioned_checks(ctx: RuleContext, index: int, entry: Entry, version: int) -> None:
+    """Run the versioned checks that apply to the entry; count those it cannot get."""
+    for hook in checks_for(entry.type, version):
+        hook(ctx, index, entry)
+    missing = missing_for(entry.type, version)
+    if missing:
+        unchecked = ctx.state.tally.unchecked
+        for name in missing:
+            unchecked[f"{version}>{name}"] += 1
+
+
+def version_limitations(unchecked: dict[str, int]) -> list[dict[str, object]]:
+    """The report's rows: per entry version, the checks its entries could not get and
+    how many entries of the types each check applies to (from the tally's
+    ``unchecked`` counts, keyed ``version>check``)."""
+    described = {c.name: c for c in VERSIONED_CHECKS}
+    rows: list[dict[str, object]] = []
+    for key in sorted(unchecked):
+        version, _, name = key.partition(">")
+        check = described.get(name)
+        if check is None or not version.isdigit():
+            continue
+        rows.append({"version": int(version), "check": name, "since": check.since,
+                     "entries": unchecked[key], "missing": check.missing})
+    return rows
