@@ -7,7 +7,9 @@ covers every finding kind the inspection reports (every kind of
 which the log-level check reports), every entry type of
 :data:`~bordergate.entries.ENTRY_TYPES`, malformed entries, and bursts of
 decision entries that differ only in their pseudonyms and time (and decision
-time), which are the accelerated inspector's hot shapes.
+time), which are the accelerated inspector's hot shapes, and both entry
+versions: logs written by an earlier release (v1) then upgraded, and v1 entries
+amid v2 ones (a downgrade).
 
 Each later issue that adds a rule (or an entry type) extends this generator with a
 move that breaks the rule, and tests/audit/test_differential.py checks that the
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bordergate.audit.bundlestore import BundleLookup
-from bordergate.entries import canonical_json, encode_entry, format_time
+from bordergate.entries import ENTRY_VERSION, canonical_json, encode_entry, format_time
 from bordergate.gateway.decisions import access_outcome, decision_records
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH, default_bundle
 from bordergate.policy.engine import PolicyEngine
@@ -86,7 +88,7 @@ class LogGenerator:
             self.approval_story, self.approval_story, self.release_story, self.unreviewed,
             self.key_event, self.migration, self.malformed, self.approval_change_forged,
             self.approval_reach_story, self.approval_refused,
-            self.token_story]
+            self.token_story, self.downgraded]
 
     def lookup(self, digest: str) -> BundleLookup:
         """The bundle store of generated logs: two bundles, one tampered, one missing."""
@@ -108,7 +110,29 @@ class LogGenerator:
         if rng.random() < 0.15 and len(entries) > 2:  # clock disorder
             i = rng.randrange(1, len(entries))
             entries.insert(i, self.at(entries.pop(i), self.t - rng.choice([3, 30, 3000])))
+        if rng.random() < 0.3:  # written by an earlier release (v1), then upgraded (v2)
+            cut = rng.randrange(len(entries) + 1)
+            entries[:cut] = [self.older(e) for e in entries[:cut]]
         return self.versions(entries)
+
+    @staticmethod
+    def older(entry: bytes) -> bytes:
+        """The entry as an earlier release wrote it: entry version 1 (issue 12 item 7); a
+        malformed entry stays as it is."""
+        try:
+            body = json.loads(entry)
+            if not isinstance(body, dict) or body.get("v") != ENTRY_VERSION:
+                return entry
+            again = canonical_json({**body, "v": 1})
+        except (ValueError, RecursionError):
+            return entry
+        return again if canonical_json(body) == entry else entry
+
+    def downgraded(self, rng: random.Random) -> list[bytes]:
+        """Entries of version 1 amid version 2 ones (``entry_version_downgrade`` when a
+        v2 entry came before), some in bursts of one shape."""
+        return [self.older(e) for e in rng.choice([self.honest_access, self.burst,
+                                                   self.unreviewed])(rng)]
 
     @staticmethod
     def versions(entries: list[bytes]) -> list[bytes]:

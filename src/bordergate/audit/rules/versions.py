@@ -127,14 +127,15 @@ def apply_versioned_checks(ctx: RuleContext, index: int, entry: Entry, version: 
 def version_limitations(unchecked: dict[str, int]) -> list[dict[str, object]]:
     """The report's rows: per entry version, the checks its entries could not get and
     how many entries of the types each check applies to (from the tally's
-    ``unchecked`` counts, keyed ``version>check``)."""
-    described = {c.name: c for c in VERSIONED_CHECKS}
-    rows: list[dict[str, object]] = []
-    for key in sorted(unchecked):
+    ``unchecked`` counts, keyed ``version>check``), in the table's order."""
+    order = {c.name: i for i, c in enumerate(VERSIONED_CHECKS)}
+    rows: list[tuple[int, int, dict[str, object]]] = []
+    for key, count in unchecked.items():
         version, _, name = key.partition(">")
-        check = described.get(name)
-        if check is None or not version.isdigit():
+        if name not in order or not version.isdigit():
             continue
-        rows.append({"version": int(version), "check": name, "since": check.since,
-                     "entries": unchecked[key], "missing": check.missing})
-    return rows
+        check = VERSIONED_CHECKS[order[name]]
+        rows.append((int(version), order[name], {
+            "version": int(version), "check": name, "since": check.since, "entries": count,
+            "missing": check.missing}))
+    return [row for _, _, row in sorted(rows, key=lambda r: r[:2])]
