@@ -26,7 +26,12 @@ from typing import Any
 from bordergate.audit.bundlestore import BundleLookup
 from bordergate.entries import ENTRY_VERSION, canonical_json, encode_entry, format_time
 from bordergate.gateway.decisions import access_outcome, decision_records
-from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH, default_bundle
+from bordergate.policy.bundle import (
+    DEFAULT_BUNDLE_PATH,
+    EXPORTS_FILE,
+    PolicyBundle,
+    default_bundle,
+)
 from bordergate.policy.engine import PolicyEngine
 from bordergate.policy.entities import (
     ApprovalRequest,
@@ -37,6 +42,7 @@ from bordergate.policy.entities import (
 )
 from bordergate.releases.manifest import build_manifest
 from bordergate.releases.review import review_body
+from bordergate.tree_digest import read_tree
 from tests.audit.scenario import (
     APPROVER1,
     APPROVER2,
@@ -72,8 +78,13 @@ class LogGenerator:
     def __init__(self) -> None:
         self.strict = EntryFactory()
         self.permissive = EntryFactory(permissive_bundle())
+        # the shipped bundle as released before exports.toml (issue 11): v1 rules only
+        legacy = PolicyBundle([(p, b) for p, b in read_tree(DEFAULT_BUNDLE_PATH)
+                               if p != EXPORTS_FILE], legacy_k_min=50)
+        self.legacy = EntryFactory(legacy)
         self.engines = {default_bundle().digest: PolicyEngine(default_bundle()),
-                        self.permissive.bundle.digest: self.permissive.engine}
+                        self.permissive.bundle.digest: self.permissive.engine,
+                        legacy.digest: self.legacy.engine}
         self.manifest = build_manifest(DEFAULT_BUNDLE_PATH, now=T0 - 100, revision=None,
                                        dependencies=())
         self.t = T0
@@ -88,13 +99,14 @@ class LogGenerator:
             self.approval_story, self.approval_story, self.release_story, self.unreviewed,
             self.key_event, self.migration, self.malformed, self.approval_change_forged,
             self.approval_reach_story, self.approval_refused,
-            self.token_story, self.downgraded]
+            self.token_story, self.downgraded, self.pre_exports_bundle]
 
     def lookup(self, digest: str) -> BundleLookup:
         """The bundle store of generated logs: two bundles, one tampered, one missing."""
         engine = self.engines.get(digest)
         if engine is not None:
-            return BundleLookup(digest, engine, source="test")
+            return BundleLookup(digest, engine, source="test",
+                                legacy=not engine.bundle.k_min_declared)
         if digest == TAMPERED_BUNDLE:
             return BundleLookup(digest, None, "bundle_digest_mismatch",
                                 "the stored bundle does not hash to its digest")
@@ -127,6 +139,15 @@ class LogGenerator:
         except (ValueError, RecursionError):
             return entry
         return again if canonical_json(body) == entry else entry
+
+    def pre_exports_bundle(self, rng: random.Random) -> list[bytes]:
+        """Reads and exports under a bundle released before exports.toml: v1 entries
+        (replayed with k_min 50, the deployment's then) and v2 ones (which a v2 gateway
+        could not have written)."""
+        f = self.legacy
+        out = [f.export(LOCAL, "country", rng.choice([30, 60]), t=self.tick(rng)),
+               f.access(rng.choice([LOCAL, PARENT]), ["handle", "email"], t=self.tick(rng))]
+        return [self.older(e) if rng.random() < 0.7 else e for e in out]
 
     def downgraded(self, rng: random.Random) -> list[bytes]:
         """Entries of version 1 amid version 2 ones (``entry_version_downgrade`` when a

@@ -128,3 +128,44 @@ def test_parent_reads_stay_judged_in_v1_logs(reference: bool) -> None:
     log = [older(f.access(PARENT, ["government_id"], forged=[True]))]
     kinds = [x.kind for x in inspect(log, reference=reference).findings]
     assert "restricted_released_abroad" in kinds
+
+
+def _pre_exports_bundle() -> list[tuple[str, bytes]]:
+    """The shipped bundle as released before issue 11: no exports.toml (k_min was the
+    deployment's)."""
+    from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH, EXPORTS_FILE
+    from bordergate.tree_digest import read_tree
+
+    return [(p, b) for p, b in read_tree(DEFAULT_BUNDLE_PATH) if p != EXPORTS_FILE]
+
+
+def test_bundle_released_before_exports_toml_replays_v1_entries(reference: bool) -> None:
+    """Item 7 (the known gap of issue 11): a published bundle without exports.toml loads
+    again for version 1 entries, with k_min the deployment's as it was (the auditor's
+    ``v1_k_min``): its v1 exports replay, one below that k_min is found; a version 2
+    entry naming it is reported (a v2 gateway cannot load it)."""
+    from bordergate.audit.bundlestore import BundleStore
+    from bordergate.policy.bundle import PolicyBundle, archive_files
+    from bordergate.releases.publication import bundle_path
+    from tests.audit.test_audit_run import DictSource
+
+    files = _pre_exports_bundle()
+    old = PolicyBundle(files, legacy_k_min=50)
+    store = BundleStore(DictSource({bundle_path(old.digest): archive_files(files)}),
+                        use_shipped=False, v1_k_min=50)
+    found = store.lookup(old.digest)
+    assert found.engine is not None and found.legacy and found.engine.bundle.k_min == 50
+    f = EntryFactory(old)
+    log = [older(f.export(LOCAL, "country", 60, t=T0)),
+           older(f.export(LOCAL, "country", 30, t=T0 + 1)),
+           f.export(LOCAL, "country", 60, t=T0 + 2)]
+    inspector = open_inspector(reference=reference, jurisdiction="us", origin="us.test/log",
+                               bundles=store.lookup, reviewers=ReviewPolicy((), 1),
+                               tolerance=5)
+    inspector.feed_all(0, log)
+    inspector.finish()
+    found_kinds = [(x.kind, x.index, x.detail.get("code")) for x in inspector.findings
+                   if x.kind != "decision_without_start"]
+    assert found_kinds == [("export_below_k", 1, None),
+                           ("decision_unreplayable", 2, "bundle_needs_v1_rules")]
+    assert inspector.tally.replay["decisions"] == 3 and not inspector.tally.replay["unreplayed"]

@@ -18,6 +18,8 @@ which keys it trusts.  One ``[logs.<jurisdiction>]`` table per log::
     reviewers = [{ name = "alice", public_key = "alice+..." }]
     required_approvals = 2            # release approvals needed (default min(2, reviewers))
     approvers = ["carol", "dave"]     # custodian principals who may grant approvals
+    v1_k_min = 50                     # k_min of bundles without exports.toml (the
+                                      # deployment's before issue 11; default 50)
 
 Relative paths resolve against the file's directory.  When ``approvers`` is
 empty, any principal of a ``custodian`` organisation holding the ``approver``
@@ -40,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bordergate.audit.bundlestore import V1_K_MIN
 from bordergate.config_reader import ConfigReader, parse_toml, read_config_file
 from bordergate.errors import VerificationError
 from bordergate.subjects import JURISDICTION_PATTERN
@@ -64,6 +67,8 @@ class LogAudit:
         required_approvals: release approvals needed.
         approvers: principal ids allowed to grant access approvals (empty: any
             custodian principal with the ``approver`` role).
+        v1_k_min: the deployment's ``k_min`` when its bundles had no ``exports.toml``
+            (releases before issue 11; entry version 1 bundle reading rules).
     """
 
     jurisdiction: str
@@ -76,6 +81,7 @@ class LogAudit:
     reviewers: tuple[tuple[str, str], ...] = ()
     required_approvals: int = 1
     approvers: tuple[str, ...] = ()
+    v1_k_min: int = V1_K_MIN
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,7 @@ class _Reader(ConfigReader):
             raise self.fail(key, "a jurisdiction code is 2-8 lowercase letters")
         doc = self.table(body, key, {"location", "vkey", "witnesses", "quorum", "bundle_store",
                                      "bundle_dirs", "reviewers", "required_approvals",
-                                     "approvers", "k_min"})
+                                     "approvers", "k_min", "v1_k_min"})
         self.no_k_min(doc, key)
         vkey = self.text(doc, key, "vkey")
         try:
@@ -170,7 +176,8 @@ class _Reader(ConfigReader):
         return LogAudit(
             jurisdiction=code, location=location, vkey=vkey, witnesses=witnesses,
             quorum=quorum, bundle_store=store, bundle_dirs=dirs, reviewers=reviewers,
-            required_approvals=required, approvers=self.texts(doc, key, "approvers"))
+            required_approvals=required, approvers=self.texts(doc, key, "approvers"),
+            v1_k_min=self.integer(doc, key, "v1_k_min", V1_K_MIN, low=1, high=1_000_000))
 
     def source_of(self, doc: Mapping[str, Any], key: str, name: str,
                   default: str | None = None) -> str:

@@ -329,7 +329,8 @@ def _inspect_unverified(run: LogRun, config: AuditorConfig, audit: LogAudit, ori
 
 def _inspector(config: AuditorConfig, audit: LogAudit, origin: str,
                state: InspectionState | None, *, reference: bool) -> ReferenceInspector:
-    bundles = BundleStore(open_source(audit.bundle_store), local_dirs=audit.bundle_dirs)
+    bundles = BundleStore(open_source(audit.bundle_store), local_dirs=audit.bundle_dirs,
+                          v1_k_min=audit.v1_k_min)
     return open_inspector(
         reference=reference,
         jurisdiction=audit.jurisdiction, origin=origin, bundles=bundles.lookup,

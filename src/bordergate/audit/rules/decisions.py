@@ -109,6 +109,12 @@ def decision_checks(ctx: RuleContext, entry: Entry, group: DecisionList) -> Deci
         if problem is not None:
             checks.flags.append(("decision_input_inconsistent",
                                  f"{what}: the recorded decision input {problem}", {}))
+    if entry.version >= 2 and ctx.bundles(group.digest).legacy:
+        checks.flags.append((
+            "decision_unreplayable",
+            f"{what} is of entry version {entry.version} but names a policy bundle "
+            "without exports.toml, which a version 2 gateway cannot load (only version 1 "
+            "entries are replayed with it)", {"code": "bundle_needs_v1_rules"}))
     # The data-flow rules judge what the entry itself says was released, to whom,
     # whatever the replay outcome: a decision that does not replay never hides a flow.
     if entry.type == "access":
