@@ -32,6 +32,7 @@ __all__ = [
     "DecisionChecks",
     "apply_decision_checks",
     "approval_decision",
+    "bundle_needs_v1_rules",
     "decided_away_from_entry_time",
     "decision_checks",
     "decision_input_inconsistent",
@@ -109,12 +110,7 @@ def decision_checks(ctx: RuleContext, entry: Entry, group: DecisionList) -> Deci
         if problem is not None:
             checks.flags.append(("decision_input_inconsistent",
                                  f"{what}: the recorded decision input {problem}", {}))
-    if entry.version >= 2 and ctx.bundles(group.digest).legacy:
-        checks.flags.append((
-            "decision_unreplayable",
-            f"{what} is of entry version {entry.version} but names a policy bundle "
-            "without exports.toml, which a version 2 gateway cannot load (only version 1 "
-            "entries are replayed with it)", {"code": "bundle_needs_v1_rules"}))
+    bundle_needs_v1_rules(ctx, checks, entry, group)
     # The data-flow rules judge what the entry itself says was released, to whom,
     # whatever the replay outcome: a decision that does not replay never hides a flow.
     if entry.type == "access":
@@ -132,6 +128,19 @@ def decision_checks(ctx: RuleContext, entry: Entry, group: DecisionList) -> Deci
         checks.counts += [(tally.denials, reason, 1),
                           (tally.withheld, f"{location}>{ctx.home}>{cls}>{group.purpose}", 1)]
     return checks
+
+
+def bundle_needs_v1_rules(ctx: RuleContext, checks: DecisionChecks, entry: Entry,
+                          group: DecisionList) -> None:
+    """decision_unreplayable: a version 2 entry naming a bundle released before
+    exports.toml (which only version 1 entries are replayed with: a version 2
+    gateway cannot load it)."""
+    if entry.version >= 2 and ctx.bundles(group.digest).legacy:
+        checks.flags.append((
+            "decision_unreplayable",
+            f"{entry.type} entry {ENTRY_INDEX} is of entry version {entry.version} but names "
+            "a policy bundle without exports.toml, which a version 2 gateway cannot load",
+            {"code": "bundle_needs_v1_rules"}))
 
 
 def recorded_input_problem(ctx: RuleContext,  # noqa: PLR0911 (one rule each)
