@@ -30,7 +30,7 @@ from typing import Any
 
 from bordergate.audit.controls import control_table
 from bordergate.audit.findings import CATEGORIES, SEVERITIES
-from bordergate.audit.rules.versions import version_limitations
+from bordergate.audit.rules.versions import check_table, version_limitations
 from bordergate.audit.run import AuditRun, LogRun
 from bordergate.durable import replace_file
 from bordergate.entries import format_time
@@ -310,5 +310,10 @@ def _versions(tallies: list[Any]) -> dict[str, Any]:
         missing = [str(r["missing"]).split(" (")[0] for r in rows if r["version"] == version]
         statements.append(f"{by_version[str(version)]} v{version} entries: "
                           f"{', '.join(missing)}")
+    table = check_table()
+    idle = [str(c["check"]) for c in table if not c["in_force"]]
+    if idle:
+        statements.append(f"not run by this auditor on any entry (no rule plugged in): "
+                          f"{', '.join(idle)}")
     return {"entries": dict(sorted(by_version.items())), "not_checked": rows,
-            "statements": statements}
+            "checks": table, "statements": statements}

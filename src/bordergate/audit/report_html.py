@@ -125,9 +125,10 @@ def _versions(report: dict[str, Any]) -> str:
     rows = [[_e(r["version"]), _e(r["check"]), _e(r["since"]), _e(r["entries"]),
              _e(r["missing"])] for r in doc.get("not_checked", [])]
     body = (f"<p>Entries: {counts or 'none'}.</p>"
-            + (f'<ul class="warn">{said}</ul>' + _table(
-                ["entry version", "check", "from version", "entries", "what they miss"], rows)
-               if rows else "<p>Every entry could get every check.</p>"))
+            + (f'<ul class="warn">{said}</ul>' if said else "")
+            + (_table(["entry version", "check", "from version", "entries",
+                       "what they miss"], rows)
+               if rows else "<p>No entry is of a version older than a check needs.</p>"))
     return f'<section id="versions"><h2>Entry versions</h2>{body}</section>'
 
 

@@ -42,7 +42,7 @@ from bordergate.audit.rules.context import RuleContext
 from bordergate.entries import APPROVAL_CHANGE_TYPES, DECISION_ACTIONS, ENTRY_TYPES, Entry
 
 __all__ = ["VERSIONED_CHECKS", "RuleHook", "VersionedCheck", "apply_versioned_checks",
-           "checks_for", "entry_version", "missing_for", "version_limitations"]
+           "check_table", "checks_for", "entry_version", "missing_for", "version_limitations"]
 
 RuleHook = Callable[[RuleContext, int, Entry], None]
 """A versioned rule: ``hook(ctx, index, entry)`` reports through ``ctx.flag``."""
@@ -139,3 +139,11 @@ def version_limitations(unchecked: dict[str, int]) -> list[dict[str, object]]:
             "version": int(version), "check": name, "since": check.since, "entries": count,
             "missing": check.missing}))
     return [row for _, _, row in sorted(rows, key=lambda r: r[:2])]
+
+
+def check_table() -> list[dict[str, object]]:
+    """The version table for the report: each check, the version it applies from, and
+    whether this auditor runs it (``in_force``: its rule is plugged in)."""
+    return [{"check": c.name, "since": c.since, "types": sorted(c.types),
+             "in_force": c.hook is not None, "missing": c.missing}
+            for c in VERSIONED_CHECKS]
