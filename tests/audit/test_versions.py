@@ -86,13 +86,14 @@ def test_a_versioned_check_runs_on_the_versions_it_applies_to(
 
     row = versions.VersionedCheck("roster", 2, frozenset({"access"}), "no roster check", hook)
     monkeypatch.setattr(versions, "VERSIONED_CHECKS", (row,))
-    versions.checks_for.cache_clear()
-    versions.missing_for.cache_clear()
+    caches = (versions.checks_for, versions.missing_for, versions.unchecked_keys)
+    for cached in caches:
+        cached.cache_clear()
     try:
         inspector = inspect([*burst(3, version=1), *burst(5, T0 + 1)], reference=reference)
     finally:
-        versions.checks_for.cache_clear()
-        versions.missing_for.cache_clear()
+        for cached in caches:
+            cached.cache_clear()
     assert seen == [3, 4, 5, 6, 7]
     assert inspector.tally.unchecked == {"1>roster": 3}
 

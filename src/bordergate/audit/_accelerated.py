@@ -113,6 +113,9 @@ class _Shape:
     hits: _Scan | None = None           # the whole scan (set at the first check)
     plan: DecisionChecks | None = None  # set at the first check, after replay
     counts: list[tuple[Any, str, int]] = field(default_factory=list)  # with the entry count
+    version: int = 0                    # the entry version (part of the shape)
+    hooks: tuple[Any, ...] = ()         # its versioned checks (audit.rules.versions)
+    unchecked: list[tuple[Any, str, int]] = field(default_factory=list)  # what it misses
 
 
 class AcceleratedInspector(ReferenceInspector):
@@ -448,14 +451,14 @@ class AcceleratedInspector(ReferenceInspector):
             wellformed.entry_time_regression(self, index, t, mt)
         if mt is None or t > mt:
             st.max_time = t
-        version = versions.entry_version(self, index, t, shape.entry)  # part of the shape
-        plan = shape.plan
-        if plan is None:
-            shape.hits = self._scan(shape.rest_hits, shape.entry, shape.group)
-            plan = shape.plan = self._shape_plan(shape.entry, shape.group, shape.key)
-            shape.counts = [(tally.entries, shape.entry.type, 1), *plan.counts]
+        plan = shape.plan or self._first_of_shape(shape)
         for counter, key, n in shape.counts:
             counter[key] += n
+        version = shape.version
+        if version < st.max_version:  # a downgrade: flagged, checked as the higher version
+            version = versions.settle_version(self, index, t, shape.entry, version)
+        else:
+            st.max_version = version
         if shape.hits:
             wellformed.personal_data_in_entry(self, index, t, shape.hits)
         tokens.revoked_token_use(self, index, t, shape.entry)  # jti is part of the shape
@@ -483,9 +486,29 @@ class AcceleratedInspector(ReferenceInspector):
             if plan.release is not None and self._release_ok.get(plan.release) is not True:
                 self._release_ok[plan.release] = releases.decision_release_mismatch(
                     self, index, t, shape.entry)
-        versions.apply_versioned_checks(self, index, shape.entry, version)
+        if version == shape.version:
+            for hook in shape.hooks:
+                hook(self, index, shape.entry)
+            for counter, key, n in shape.unchecked:
+                counter[key] += n
+        else:
+            versions.apply_versioned_checks(self, index, shape.entry, version)
         # no shaped entry presents an approval (see _parse_new): the reference
         # rules check every use of one, with its subject and record
+
+    def _first_of_shape(self, shape: _Shape) -> DecisionChecks:
+        """Compute, at the first check of a shape, what every entry of it shares."""
+        tally = self.state.tally
+        entry = shape.entry
+        shape.hits = self._scan(shape.rest_hits, entry, shape.group)
+        plan = shape.plan = self._shape_plan(entry, shape.group, shape.key)
+        v = shape.version = entry.version  # the version is part of the shape
+        shape.counts = [(tally.entries, entry.type, 1), (tally.versions, str(v), 1),
+                        *plan.counts]
+        shape.hooks = versions.checks_for(entry.type, v)
+        shape.unchecked = [(tally.unchecked, key, 1)
+                           for key in versions.unchecked_keys(entry.type, v)]
+        return plan
 
     def _shape_plan(self, entry: Entry, group: DecisionList, shape: _ShapeKey) -> DecisionChecks:
         plan = self._plans.get(shape)

@@ -42,7 +42,8 @@ from bordergate.audit.rules.context import RuleContext
 from bordergate.entries import APPROVAL_CHANGE_TYPES, DECISION_ACTIONS, ENTRY_TYPES, Entry
 
 __all__ = ["VERSIONED_CHECKS", "RuleHook", "VersionedCheck", "apply_versioned_checks",
-           "check_table", "checks_for", "entry_version", "missing_for", "version_limitations"]
+           "check_table", "checks_for", "entry_version", "missing_for", "settle_version",
+           "unchecked_keys", "version_limitations"]
 
 RuleHook = Callable[[RuleContext, int, Entry], None]
 """A versioned rule: ``hook(ctx, index, entry)`` reports through ``ctx.flag``."""
@@ -99,9 +100,16 @@ def missing_for(entry_type: str, version: int) -> tuple[str, ...]:
 def entry_version(ctx: RuleContext, index: int, t: float, entry: Entry) -> int:
     """Count the entry's version, flag a downgrade, and return the version to check it
     by (its own, or the highest seen before it when it is lower)."""
-    st = ctx.state
     version = entry.version
-    st.tally.versions[str(version)] += 1
+    ctx.state.tally.versions[str(version)] += 1
+    return settle_version(ctx, index, t, entry, version)
+
+
+def settle_version(ctx: RuleContext, index: int, t: float, entry: Entry,
+                   version: int) -> int:
+    """:func:`entry_version` but for the count (an inspector that counts versions by
+    entry shape calls this)."""
+    st = ctx.state
     highest = st.max_version
     if version >= highest:
         st.max_version = version
@@ -117,11 +125,15 @@ def apply_versioned_checks(ctx: RuleContext, index: int, entry: Entry, version: 
     """Run the versioned checks that apply to the entry; count those it cannot get."""
     for hook in checks_for(entry.type, version):
         hook(ctx, index, entry)
-    missing = missing_for(entry.type, version)
-    if missing:
-        unchecked = ctx.state.tally.unchecked
-        for name in missing:
-            unchecked[f"{version}>{name}"] += 1
+    unchecked = ctx.state.tally.unchecked
+    for key in unchecked_keys(entry.type, version):
+        unchecked[key] += 1
+
+
+@cache
+def unchecked_keys(entry_type: str, version: int) -> tuple[str, ...]:
+    """The tally keys (``version>check``) an entry of this type and version counts."""
+    return tuple(f"{version}>{name}" for name in missing_for(entry_type, version))
 
 
 def version_limitations(unchecked: dict[str, int]) -> list[dict[str, object]]:
