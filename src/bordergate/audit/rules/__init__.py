@@ -7,7 +7,9 @@
 * :mod:`.privacy`: differentially private exports, budgets recomputed from the log;
 * :mod:`.approvals`: the approval life cycle and every use of an approval;
 * :mod:`.releases`: reviewed releases and the release each decision names (promise 6);
-* :mod:`.tokens`: no read decided for a bearer token after its ``token-revoke`` entry.
+* :mod:`.tokens`: no read decided for a bearer token after its ``token-revoke`` entry;
+* :mod:`.versions`: which checks apply to which entry format version (the one table,
+  with the hooks later rules plug into), and a version that goes back.
 
 Every rule is written once, here: the reference inspector
 (:mod:`bordergate.audit.inspection`) calls them entry by entry, the accelerated
@@ -17,4 +19,4 @@ follows from an entry's shape.  A rule reports through the
 """
 
 __all__ = ["approvals", "context", "dataflows", "decisions", "privacy", "releases", "tokens",
-           "wellformed"]
+           "versions", "wellformed"]
