@@ -80,9 +80,9 @@ def test_a_versioned_check_runs_on_the_versions_it_applies_to(
     entries included); v1 entries are counted as not getting it."""
     seen: list[int] = []
 
-    def hook(ctx: RuleContext, index: int, entry: Entry) -> None:
+    def hook(ctx: RuleContext, index: int, t: float, entry: Entry) -> None:
         seen.append(index)
-        ctx.flag("decision_input_inconsistent", index, entry.time, f"hooked {index}")
+        ctx.flag("decision_input_inconsistent", index, t, f"hooked {index} at {t}")
 
     row = versions.VersionedCheck("roster", 2, frozenset({"access"}), "no roster check", hook)
     monkeypatch.setattr(versions, "VERSIONED_CHECKS", (row,))
@@ -95,6 +95,8 @@ def test_a_versioned_check_runs_on_the_versions_it_applies_to(
         for cached in caches:
             cached.cache_clear()
     assert seen == [3, 4, 5, 6, 7]
+    hooked = [(x.index, x.time) for x in inspector.findings if x.explanation.startswith("hooked")]
+    assert hooked == [(i, T0 + 1 + (i - 3) * 0.001) for i in range(3, 8)]
     assert inspector.tally.unchecked == {"1>roster": 3}
 
 

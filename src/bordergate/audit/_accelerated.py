@@ -488,11 +488,11 @@ class AcceleratedInspector(ReferenceInspector):
                     self, index, t, shape.entry)
         if version == shape.version:
             for hook in shape.hooks:
-                hook(self, index, shape.entry)
+                hook(self, index, t, shape.entry)
             for counter, key, n in shape.unchecked:
                 counter[key] += n
         else:
-            versions.apply_versioned_checks(self, index, shape.entry, version)
+            versions.apply_versioned_checks(self, index, t, shape.entry, version)
         # no shaped entry presents an approval (see _parse_new): the reference
         # rules check every use of one, with its subject and record
 

@@ -150,7 +150,7 @@ class ReferenceInspector(RuleContext):
             tally.key_events[str(entry.body.get("kind"))[:40]] += 1
         elif kind == "token-revoke":
             tokens.token_revoke(self, index, entry)
-        versions.apply_versioned_checks(self, index, entry, version)
+        versions.apply_versioned_checks(self, index, t, entry, version)
 
     def decision_entry(self, index: int, entry: Entry, group: DecisionList) -> None:
         """The rules of an ``access``, ``write``, ``export`` or ``erase`` entry."""

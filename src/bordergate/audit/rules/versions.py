@@ -45,8 +45,13 @@ __all__ = ["VERSIONED_CHECKS", "RuleHook", "VersionedCheck", "apply_versioned_ch
            "check_table", "checks_for", "entry_version", "missing_for", "settle_version",
            "unchecked_keys", "version_limitations"]
 
-RuleHook = Callable[[RuleContext, int, Entry], None]
-"""A versioned rule: ``hook(ctx, index, entry)`` reports through ``ctx.flag``."""
+RuleHook = Callable[[RuleContext, int, float, Entry], None]
+"""A versioned rule: ``hook(ctx, index, t, entry)`` reports through ``ctx.flag``.
+
+``t`` is the entry's time.  On the accelerated path ``entry`` may be the first
+entry of the shape (byte-identical but for its record and subject pseudonyms and
+its time): a hook reads neither those members nor ``entry.time``, or it must be
+run on every entry by the reference rules (as approvals are)."""
 
 _ALL_TYPES = frozenset(ENTRY_TYPES)
 
@@ -121,10 +126,11 @@ def settle_version(ctx: RuleContext, index: int, t: float, entry: Entry,
     return highest
 
 
-def apply_versioned_checks(ctx: RuleContext, index: int, entry: Entry, version: int) -> None:
+def apply_versioned_checks(ctx: RuleContext, index: int, t: float, entry: Entry,
+                           version: int) -> None:
     """Run the versioned checks that apply to the entry; count those it cannot get."""
     for hook in checks_for(entry.type, version):
-        hook(ctx, index, entry)
+        hook(ctx, index, t, entry)
     unchecked = ctx.state.tally.unchecked
     for key in unchecked_keys(entry.type, version):
         unchecked[key] += 1
