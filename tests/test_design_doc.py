@@ -127,6 +127,35 @@ def test_every_path_in_the_promise_table_exists() -> None:
     assert not missing, "docs/design.md names what is gone:\n" + "\n".join(missing)
 
 
+THREAT_MODEL = REPO / "docs" / "threat-model.md"
+
+
+def named_paths(text: str) -> list[str]:
+    """Every code span of a Markdown text that names a path under ``tests/`` or
+    ``src/`` (a file, a directory, or ``path::name``)."""
+    return [span for span in _CODE_SPAN.findall(_FENCE.sub("", text))
+            if span.startswith(("tests/", "src/")) and " " not in span]
+
+
+def test_every_test_the_threat_model_names_exists() -> None:
+    """Behaviour (issue 12 item 8): every test (``path::name``) and path that
+    docs/threat-model.md names as the check that catches an attack still exists, the
+    model is linked from docs/design.md and README.md, and the rows still waiting for
+    their test are exactly those its pending list names."""
+    text = THREAT_MODEL.read_text(encoding="utf-8")
+    references = named_paths(text)
+    assert sum("::" in r for r in references) >= 30, "the threat model names its tests"
+    missing = [why for why in map(missing_reference, references) if why]
+    assert not missing, "docs/threat-model.md names what is gone:\n" + "\n".join(missing)
+    for document in ("docs/design.md", "README.md"):
+        assert "threat-model.md" in (REPO / document).read_text(encoding="utf-8"), document
+    pending = set(re.findall(r"pending: [a-z-]+ \((R[0-9]+)\)", text))
+    section = text.split("## Rows that depend on work still landing", 1)
+    listed = set(re.findall(r"^\| (R[0-9]+) \|", section[1].split("\n## ")[0],
+                            re.MULTILINE)) if len(section) == 2 else set()
+    assert pending == listed, f"pending rows {sorted(pending)} vs listed {sorted(listed)}"
+
+
 def test_relative_links_in_docs_and_readme_resolve() -> None:
     """Behaviour (the design lives in the repository): every relative link in README.md
     and docs/*.md points at a file inside the repository."""

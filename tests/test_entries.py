@@ -6,6 +6,8 @@ everyone; promise 7 needs pseudonyms nobody but the custodian can link.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,6 +16,8 @@ from bordergate.entries import (
     APPROVAL_CHANGE_TYPES,
     DECISION_ACTIONS,
     ENTRY_TYPES,
+    ENTRY_VERSION,
+    ENTRY_VERSIONS,
     RELEASE_ENTRY_TYPES,
     Pseudonymizer,
     canonical_json,
@@ -35,15 +39,37 @@ json_values = st.recursive(
 
 
 @given(st.dictionaries(st.text(max_size=8).filter(lambda k: k not in {"v", "type", "time"}),
-                       json_values, max_size=5))
-def test_canonical_entries_round_trip(extra: dict[str, object]) -> None:
-    """Promise 4: any entry encodes canonically and parses back to the same body."""
+                       json_values, max_size=5), st.sampled_from(sorted(ENTRY_VERSIONS)))
+def test_canonical_entries_round_trip(extra: dict[str, object], version: int) -> None:
+    """Promise 4: any entry, of every entry version the parser reads (issue 12 item 7:
+    logs of earlier releases still audit), encodes canonically and parses back to the
+    same body and version."""
     body = {"kind": "create", "kek_version": 1, **extra}
-    data = encode_entry("key-event", 1_764_288_000.123, body)
+    written = encode_entry("key-event", 1_764_288_000.123, body)
+    assert json.loads(written)["v"] == ENTRY_VERSION
+    data = canonical_json({**json.loads(written), "v": version})
     entry = parse_entry(data)
-    assert entry.type == "key-event"
+    assert entry.type == "key-event" and entry.version == version
     assert {k: v for k, v in entry.body.items() if k not in {"v", "type", "time"}} == body
     assert canonical_json(dict(entry.body)) == data
+
+
+@given(st.one_of(st.integers(-5, 10), st.booleans(), st.none(), st.text(max_size=3)))
+def test_only_known_versions_parse(version: object) -> None:
+    """Bad input: an entry of a version the parser does not know (or ``true``, which JSON
+    compares equal to 1) is ``malformed_entry``; the sequencer's state keys read the same
+    versions (entry_state)."""
+    from bordergate.entry_state import _ENTRY_VERSIONS
+
+    assert _ENTRY_VERSIONS == ENTRY_VERSIONS
+    data = canonical_json({"kind": "x", "kek_version": 1, "type": "key-event", "v": version,
+                           "time": "1970-01-01T00:00:00.000Z"})
+    if type(version) is int and version in ENTRY_VERSIONS:
+        assert parse_entry(data).version == version
+        return
+    with pytest.raises(VerificationError) as e:
+        parse_entry(data)
+    assert e.value.code == "malformed_entry"
 
 
 def test_time_format_is_rfc3339_milliseconds() -> None:
@@ -53,7 +79,7 @@ def test_time_format_is_rfc3339_milliseconds() -> None:
 
 
 @pytest.mark.parametrize("bad", [
-    b"not json", b"[1]", b'{"v":2,"type":"key-event","time":"1970-01-01T00:00:00.000Z"}',
+    b"not json", b"[1]", b'{"v":3,"type":"key-event","time":"1970-01-01T00:00:00.000Z"}',
     b'{"v":1,"type":"nope","time":"1970-01-01T00:00:00.000Z"}',
     b'{"v":1,"type":"key-event","time":"1970-01-01T00:00:00.000Z"}',
     b'{"kek_version":1,"kind":"x","time":"yesterday","type":"key-event","v":1}',

@@ -2,7 +2,8 @@
 
 Every entry any bordergate component writes to a jurisdiction's log is a
 canonical JSON object (UTF-8, sorted keys, no insignificant whitespace, no
-floats) with at least ``"v"`` (format version, 1), ``"type"`` (one of
+floats) with at least ``"v"`` (format version: :data:`ENTRY_VERSION` when
+written, any of :data:`ENTRY_VERSIONS` when read), ``"type"`` (one of
 :data:`ENTRY_TYPES`) and ``"time"`` (RFC 3339 UTC with milliseconds, exactly as
 :func:`format_time` writes it), at most :data:`~bordergate.tlog.tiles.ENTRY_MAX`
 bytes long (the log's entry-bundle format).  The gateway, the releases tooling
@@ -46,6 +47,7 @@ __all__ = [
     "DECISION_ACTIONS",
     "ENTRY_TYPES",
     "ENTRY_VERSION",
+    "ENTRY_VERSIONS",
     "RELEASE_ENTRY_TYPES",
     "Entry",
     "EntryTemplate",
@@ -55,12 +57,21 @@ __all__ = [
     "encode_entry",
     "encode_entry_with",
     "format_time",
+    "is_entry_version",
     "parse_entry",
     "parse_time",
     "time_parts",
 ]
 
-ENTRY_VERSION = 1
+ENTRY_VERSION = 2
+"""The version every entry is written with.  2 (issue 12): entries may carry the
+members that let other parties attest their facts (the roster version of a
+decision, approvers' signatures on approval changes, the appender credential,
+the gateway's receipt key); the auditor applies each check by version
+(:mod:`bordergate.audit.rules.versions`).  1: every release before issue 12."""
+
+ENTRY_VERSIONS: frozenset[int] = frozenset({1, 2})
+"""Every version the entry parser accepts (logs written by earlier releases still audit)."""
 
 # The keys each entry type must carry besides v/type/time (checked on parse).
 ENTRY_TYPES: Mapping[str, frozenset[str]] = MappingProxyType({
@@ -187,6 +198,11 @@ class Entry:
 
     def __getitem__(self, key: str) -> Any:
         return self.body[key]
+
+    @property
+    def version(self) -> int:
+        """The entry's format version (one of :data:`ENTRY_VERSIONS`, checked on parse)."""
+        return int(self.body["v"])
 
 
 def _check_members(entry_type: str, keys: set[str] | frozenset[str]) -> None:
@@ -328,6 +344,11 @@ class EntryTime:
         return prefix + b'%03dZ"' % (micro // 1000)
 
 
+def is_entry_version(value: object) -> bool:
+    """Whether ``value`` is a version the parser accepts (an int, never ``true``)."""
+    return type(value) is int and value in ENTRY_VERSIONS
+
+
 def parse_entry(data: bytes) -> Entry:
     """Parse and check one entry read from a log.
 
@@ -342,8 +363,8 @@ def parse_entry(data: bytes) -> Entry:
                                 code="malformed_entry") from None
     if not isinstance(body, dict):
         raise VerificationError("entry is not a JSON object", code="malformed_entry")
-    if body.get("v") != ENTRY_VERSION:
-        raise VerificationError(f"unknown entry version {body.get('v')!r}",
+    if not is_entry_version(body.get("v")):
+        raise VerificationError(f"unknown entry version {str(body.get('v'))[:20]!r}",
                                 code="malformed_entry")
     entry_type = body.get("type")
     required = ENTRY_TYPES.get(entry_type) if isinstance(entry_type, str) else None

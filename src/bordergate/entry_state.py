@@ -21,6 +21,7 @@ from typing import Any
 
 __all__ = ["APPROVAL_CHANGE_TYPES", "approval_key", "state_keys"]
 
+_ENTRY_VERSIONS = frozenset({1, 2})
 APPROVAL_CHANGE_TYPES = frozenset(
     {"approval-request", "approval-grant", "approval-deny", "approval-revoke"})
 _MARK = b'"type":"approval-'
@@ -35,7 +36,7 @@ def state_keys(entry: bytes) -> tuple[str, ...]:
     """The state keys ``entry`` changes (most entries: none).
 
     Costs one substring search for an entry that changes nothing; an entry
-    that is not a JSON object of entry format 1 changes nothing.
+    that is not a JSON object of a known entry format changes nothing.
     """
     if _MARK not in entry:
         return ()
@@ -43,7 +44,9 @@ def state_keys(entry: bytes) -> tuple[str, ...]:
         body: Any = json.loads(entry)
     except (ValueError, RecursionError):  # the writer thread must never die of an entry
         return ()
-    if not isinstance(body, dict) or body.get("v") != 1:
+    version = body.get("v") if isinstance(body, dict) else None
+    # entries.ENTRY_VERSIONS (not imported: the sequencer must not import the vocabulary)
+    if type(version) is not int or version not in _ENTRY_VERSIONS:
         return ()
     approval = body.get("approval")
     if body.get("type") in APPROVAL_CHANGE_TYPES and isinstance(approval, str):

@@ -7,7 +7,9 @@ covers every finding kind the inspection reports (every kind of
 which the log-level check reports), every entry type of
 :data:`~bordergate.entries.ENTRY_TYPES`, malformed entries, and bursts of
 decision entries that differ only in their pseudonyms and time (and decision
-time), which are the accelerated inspector's hot shapes.
+time), which are the accelerated inspector's hot shapes, and both entry
+versions: logs written by an earlier release (v1) then upgraded, and v1 entries
+amid v2 ones (a downgrade).
 
 Each later issue that adds a rule (or an entry type) extends this generator with a
 move that breaks the rule, and tests/audit/test_differential.py checks that the
@@ -24,9 +26,14 @@ from typing import Any
 from bordergate.appender import stamp
 from bordergate.audit.bundlestore import BundleLookup
 from bordergate.audit.rosterstore import RosterLookup, RosterStore
-from bordergate.entries import canonical_json, encode_entry, format_time
+from bordergate.entries import ENTRY_VERSION, canonical_json, encode_entry, format_time
 from bordergate.gateway.decisions import access_outcome, decision_records
-from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH, default_bundle
+from bordergate.policy.bundle import (
+    DEFAULT_BUNDLE_PATH,
+    EXPORTS_FILE,
+    PolicyBundle,
+    default_bundle,
+)
 from bordergate.policy.engine import PolicyEngine
 from bordergate.policy.entities import (
     ApprovalRequest,
@@ -46,6 +53,7 @@ from bordergate.roster import (
     sign_roster,
 )
 from bordergate.tlog.note import Signer
+from bordergate.tree_digest import read_tree
 from tests.audit.scenario import (
     APPROVER1,
     APPROVER2,
@@ -83,8 +91,13 @@ class LogGenerator:
     def __init__(self) -> None:
         self.strict = EntryFactory()
         self.permissive = EntryFactory(permissive_bundle())
+        # the shipped bundle as released before exports.toml (issue 11): v1 rules only
+        legacy = PolicyBundle([(p, b) for p, b in read_tree(DEFAULT_BUNDLE_PATH)
+                               if p != EXPORTS_FILE], legacy_k_min=50)
+        self.legacy = EntryFactory(legacy)
         self.engines = {default_bundle().digest: PolicyEngine(default_bundle()),
-                        self.permissive.bundle.digest: self.permissive.engine}
+                        self.permissive.bundle.digest: self.permissive.engine,
+                        legacy.digest: self.legacy.engine}
         self.manifest = build_manifest(DEFAULT_BUNDLE_PATH, now=T0 - 100, revision=None,
                                        dependencies=())
         self.t = T0
@@ -99,7 +112,8 @@ class LogGenerator:
             self.approval_story, self.approval_story, self.release_story, self.unreviewed,
             self.key_event, self.migration, self.malformed, self.approval_change_forged,
             self.approval_reach_story, self.approval_refused, self.approval_signature_story,
-            self.token_story, self.roster_story, self.appender_story]
+            self.token_story, self.roster_story, self.appender_story, self.downgraded,
+            self.pre_exports_bundle]
         # the identity authority of "us" (TEST-ONLY key) and its published versions
         self.authority_signer = Signer.from_seed("us-identity", b"\x07" * 32)
         self.rosters: list[tuple[Roster, RosterSignature]] = []
@@ -124,7 +138,8 @@ class LogGenerator:
         """The bundle store of generated logs: two bundles, one tampered, one missing."""
         engine = self.engines.get(digest)
         if engine is not None:
-            return BundleLookup(digest, engine, source="test")
+            return BundleLookup(digest, engine, source="test",
+                                legacy=not engine.bundle.k_min_declared)
         if digest == TAMPERED_BUNDLE:
             return BundleLookup(digest, None, "bundle_digest_mismatch",
                                 "the stored bundle does not hash to its digest")
@@ -140,7 +155,38 @@ class LogGenerator:
         if rng.random() < 0.15 and len(entries) > 2:  # clock disorder
             i = rng.randrange(1, len(entries))
             entries.insert(i, self.at(entries.pop(i), self.t - rng.choice([3, 30, 3000])))
+        if rng.random() < 0.3:  # written by an earlier release (v1), then upgraded (v2)
+            cut = rng.randrange(len(entries) + 1)
+            entries[:cut] = [self.older(e) for e in entries[:cut]]
         return self.versions(entries)
+
+    @staticmethod
+    def older(entry: bytes) -> bytes:
+        """The entry as an earlier release wrote it: entry version 1 (issue 12 item 7); a
+        malformed entry stays as it is."""
+        try:
+            body = json.loads(entry)
+            if not isinstance(body, dict) or body.get("v") != ENTRY_VERSION:
+                return entry
+            again = canonical_json({**body, "v": 1})
+        except (ValueError, RecursionError):
+            return entry
+        return again if canonical_json(body) == entry else entry
+
+    def pre_exports_bundle(self, rng: random.Random) -> list[bytes]:
+        """Reads and exports under a bundle released before exports.toml: v1 entries
+        (replayed with k_min 50, the deployment's then) and v2 ones (which a v2 gateway
+        could not have written)."""
+        f = self.legacy
+        out = [f.export(LOCAL, "country", rng.choice([30, 60]), t=self.tick(rng)),
+               f.access(rng.choice([LOCAL, PARENT]), ["handle", "email"], t=self.tick(rng))]
+        return [self.older(e) if rng.random() < 0.7 else e for e in out]
+
+    def downgraded(self, rng: random.Random) -> list[bytes]:
+        """Entries of version 1 amid version 2 ones (``entry_version_downgrade`` when a
+        v2 entry came before), some in bursts of one shape."""
+        return [self.older(e) for e in rng.choice([self.honest_access, self.burst,
+                                                   self.unreviewed])(rng)]
 
     @staticmethod
     def versions(entries: list[bytes]) -> list[bytes]:

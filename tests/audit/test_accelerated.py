@@ -14,7 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bordergate.audit._accelerated import _fast_time, _window_time, fast_parse_entry
-from bordergate.entries import format_time, parse_entry, parse_time
+from bordergate.entries import ENTRY_VERSION, ENTRY_VERSIONS, format_time, parse_entry, parse_time
 from bordergate.errors import VerificationError
 from tests.audit.scenario import LOCAL, PARENT, EntryFactory, apr
 
@@ -68,15 +68,17 @@ def test_one_digit_month_is_refused() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(0, 2000), st.integers(0, 255), st.sampled_from([0, 1, 2]))
+@given(st.integers(0, 2000), st.integers(0, 255), st.sampled_from([0, 1, 2]),
+       st.sampled_from(sorted(ENTRY_VERSIONS)))
 def test_fast_parser_accepts_only_what_parse_entry_accepts(at: int, byte: int,
-                                                          which: int) -> None:
+                                                          which: int, version: int) -> None:
     """Entries are well-formed per entries.parse_entry: the auditor's faster parser
     returns an equal entry or declines (then parse_entry decides), for any single-byte
-    change of real entries."""
+    change of real entries of every entry version (issue 12 item 7)."""
     f = EntryFactory()
-    data = bytearray([f.access(LOCAL, ["handle", "email"]), f.export(LOCAL, "country", 5),
-                      f.approval_request(apr(9), PARENT)][which])
+    entry = [f.access(LOCAL, ["handle", "email"]), f.export(LOCAL, "country", 5),
+             f.approval_request(apr(9), PARENT)][which]
+    data = bytearray(entry.replace(b'"v":%d}' % ENTRY_VERSION, b'"v":%d}' % version))
     data[at % len(data)] = byte
     fast = fast_parse_entry(bytes(data))
     try:

@@ -97,8 +97,9 @@ def test_every_finding_proof_verifies_against_the_checkpoint(tmp_path: Path) -> 
 
 
 def test_tampered_entry_is_caught_by_the_log_check_before_replay(tmp_path: Path) -> None:
-    """Promise 5: one changed byte in an entry bundle fails the log check; nothing is
-    replayed or inspected, and no state is saved."""
+    """Promise 5: one changed byte in an entry bundle fails the log check; what the check
+    read is inspected only as an unverified log (every finding marked), and no state is
+    saved."""
     sc = GatewayScenario(tmp_path / "tamper")
     sc.start()
     asyncio.run(sc.clean_traffic())
@@ -115,10 +116,44 @@ def test_tampered_entry_is_caught_by_the_log_check_before_replay(tmp_path: Path)
     run = run_audit(cfg, state)
     (log,) = run.logs
     assert log.check is not None and not log.check.ok
-    assert log.inspector is None  # nothing replayed or inspected
-    assert [f.kind for f in run.findings] == ["log_verification_failed"]
+    assert log.unverified and not log.proofs
+    first, *rest = run.findings
+    assert first.kind == "log_verification_failed" and not first.unverified
+    assert all(f.unverified for f in rest)
     assert not (state / "inspection").exists() or not any((state / "inspection").iterdir())
     assert not any((state / "logs").glob("*.json"))
+
+
+def test_failed_log_check_still_reports_what_the_log_says(tmp_path: Path) -> None:
+    """Issue 12 item 6: an entry rewritten in place (a read by local staff made to say the
+    principal was in China) fails the log check, and the audit still reports the
+    restricted data the rewritten log says went abroad, marked as from an unverified
+    log, without a proof, in report.json and report.html; nothing is saved."""
+    from bordergate.tlog.tiles import decode_bundle, join_bundle
+
+    sc = GatewayScenario(tmp_path / "rewritten")
+    sc.start()
+    asyncio.run(sc.clean_traffic())
+    sc.stop()
+    for path in (p for p in (sc.log_dir / "tile" / "entries").rglob("*") if p.is_file()):
+        width = int(path.name) if path.parent.name.endswith(".p") else 256
+        entries = decode_bundle(path.read_bytes(), width)
+        hit = [i for i, e in enumerate(entries) if b'"government_id"' in e and
+               b'"type":"access"' in e and b'"released":[' in e]
+        for i in hit:
+            entries[i] = entries[i].replace(b'"location":"us"', b'"location":"cn"')
+        if hit:
+            path.write_bytes(join_bundle(entries))
+    run = run_audit(load_auditor_config(sc.auditor_config(tmp_path / "a.toml")),
+                    tmp_path / "state")
+    report = build_report(run)
+    abroad = [f for f in report["findings"] if f["kind"] == "restricted_released_abroad"]
+    assert abroad and all(f["unverified"] and f["proof"] is None for f in abroad)
+    assert report["summary"]["verdict"] == "log verification failed"
+    assert report["logs"][0]["inspected_unverified"]
+    _, html = write_report(report, tmp_path / "out")
+    assert "UNVERIFIED log" in html.read_text()
+    assert not any((tmp_path / "state" / "logs").glob("*.json"))
 
 
 def test_runs_are_incremental(tmp_path: Path) -> None:
@@ -268,3 +303,15 @@ def test_reference_and_default_paths_write_the_same_report(tmp_path: Path) -> No
     assert reports[0] == reports[1]
     kinds = {f["kind"] for f in json.loads(reports[0])["findings"]}
     assert kinds == {"covered_person_denied", "approval_single_approver", "unreviewed_start"}
+
+
+def test_report_flows_run_from_the_data_home_to_the_principal(scenario: GatewayScenario,
+                                                               tmp_path: Path) -> None:
+    """Issue 12 item 6: report.json names a flow's source as the data's home (us) and its
+    destination as where the principal is (the parent's engineer in cn), not the
+    other way round; report.html labels its columns the same way."""
+    report = audit(scenario, tmp_path / "state")
+    abroad = [f for f in report["flows"] if f["source"] != f["destination"]]
+    assert abroad and {(f["source"], f["destination"]) for f in abroad} == {("us", "cn")}
+    _, html = write_report(report, tmp_path / "out")
+    assert "data home (source)" in html.read_text()

@@ -53,11 +53,17 @@ def new_inspector(factory: EntryFactory, **settings: Any) -> ReferenceInspector:
 
 
 def inspect(entries: list[bytes], factory: EntryFactory | None = None, *,
-            approvers: tuple[str, ...] = ()) -> ReferenceInspector:
+            approvers: tuple[str, ...] = (), starts: bool = False) -> ReferenceInspector:
+    """Inspect ``entries``.  Hand-built logs have no ``gateway-start`` entry: their
+    ``decision_without_start`` findings are left out unless ``starts`` (that rule has
+    its own tests)."""
     factory = factory or EntryFactory()
     inspector = new_inspector(factory, approvers=approvers, tolerance=5)
     inspector.feed_all(0, entries)
     inspector.finish()
+    if not starts:
+        inspector.state.findings[:] = [f for f in inspector.findings
+                                       if f.kind != "decision_without_start"]
     return inspector
 
 
@@ -117,7 +123,9 @@ def test_forged_allow_is_a_decision_mismatch() -> None:
     f = EntryFactory()
     log = [f.access(LOCAL, ["handle"]),
            f.access(PARENT, ["government_id"], forged=[True], t=T0 + 1)]
-    assert kinds(inspect(log, f)) == [("decision_mismatch", 1)]
+    # the data-flow rules judge the release whatever the replay outcome
+    assert kinds(inspect(log, f)) == [("decision_mismatch", 1),
+                                      ("restricted_released_abroad", 1)]
 
 
 def test_recorded_input_must_describe_the_entry() -> None:
@@ -136,7 +144,9 @@ def test_released_more_than_allowed() -> None:
     abroad = LOCAL.__class__("erin", "ttus", "local", "eu", frozenset())
     log = [f.access(abroad, ["handle", "email"], purpose="interoperability",
                     released=["email", "handle"])]
-    assert kinds(inspect(log, f)) == [("released_without_permit", 0)]
+    # the denied protected field it released went abroad with no approval too
+    assert kinds(inspect(log, f)) == [("released_without_permit", 0),
+                                      ("protected_released_abroad_without_approval", 0)]
 
 
 @pytest.mark.parametrize(("principal", "field", "kind"), [
@@ -313,16 +323,39 @@ def test_access_decided_under_a_stale_approval_version() -> None:
     assert kinds(inspect(log, f)) == [("approval_state_stale", 4), ("approval_state_stale", 6)]
 
 
-def test_unknown_bundle_is_flagged_once_per_digest() -> None:
-    """Promise 4: decisions naming a bundle nobody published cannot be replayed; flagged
-    once, the later entries counted."""
+def test_unknown_bundle_is_flagged_for_every_entry() -> None:
+    """Promise 4 (issue 12 item 6): decisions naming a bundle nobody published cannot be
+    replayed; every entry naming it is its own finding (not one per digest)."""
     f = EntryFactory()
     other = "sha256:" + "0" * 64
     log = [f.access(LOCAL, ["handle"], bundle=other),
-           f.access(LOCAL, ["email"], bundle=other, t=T0 + 1)]
+           f.access(LOCAL, ["email"], bundle=other, t=T0 + 1),
+           f.access(LOCAL, ["handle"], bundle=other, t=T0 + 2)]
     inspector = inspect(log, f)
-    assert kinds(inspector) == [("bundle_unavailable", 0)]
-    assert inspector.tally.replay["unreplayed"] == 2
+    assert kinds(inspector) == [("bundle_unavailable", 0), ("bundle_unavailable", 1),
+                                ("bundle_unavailable", 2)]
+    assert inspector.tally.replay["unreplayed"] == 3
+
+
+def test_data_flow_rules_apply_when_replay_fails() -> None:
+    """Promises 1, 2 (issue 12 item 6): an entry whose bundle is unavailable still has its
+    released list judged: restricted data abroad, a covered person's denial and an export
+    below the recorded k are found, and the flows (so the report's count of restricted
+    fields across a border) include it."""
+    f = EntryFactory()
+    other = "sha256:" + "0" * 64
+    log = [f.access(PARENT, ["government_id"], forged=[True], bundle=other),
+           f.access(PARENT, ["email", "handle"], purpose="customer_support", t=T0 + 1,
+                    bundle=other),
+           f.export(LOCAL, "country", 3, t=T0 + 2, forged=[True]).replace(
+               f.bundle.digest.encode(), other.encode())]
+    inspector = inspect(log, f)
+    found = kinds(inspector)
+    assert ("restricted_released_abroad", 0) in found
+    assert ("covered_person_denied", 1) in found
+    assert ("export_below_k", 2) in found
+    assert [k for k, _ in found].count("bundle_unavailable") == 3
+    assert inspector.tally.flows["cn>us>restricted>operations"] == 1
 
 
 def test_unknown_purpose_is_unreplayable() -> None:

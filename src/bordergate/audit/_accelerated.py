@@ -53,21 +53,20 @@ from bordergate.audit.inspection import DECISION_TYPES, ReferenceInspector
 from bordergate.audit.inspection_state import InspectionState
 from bordergate.audit.personal_data import scan_entry
 from bordergate.audit.rules import (
-    appenders,
     approvals,
     decisions,
     privacy,
     releases,
-    rosters,
     tokens,
+    versions,
     wellformed,
 )
 from bordergate.audit.rules.decisions import ENTRY_INDEX, DecisionChecks
 from bordergate.entries import (
     ENTRY_TYPES,
-    ENTRY_VERSION,
     Entry,
     canonical_json,
+    is_entry_version,
     parse_entry,
 )
 from bordergate.errors import VerificationError
@@ -114,6 +113,9 @@ class _Shape:
     hits: _Scan | None = None           # the whole scan (set at the first check)
     plan: DecisionChecks | None = None  # set at the first check, after replay
     counts: list[tuple[Any, str, int]] = field(default_factory=list)  # with the entry count
+    version: int = 0                    # the entry version (part of the shape)
+    hooks: tuple[Any, ...] = ()         # its versioned checks (audit.rules.versions)
+    unchecked: list[tuple[Any, str, int]] = field(default_factory=list)  # what it misses
 
 
 class AcceleratedInspector(ReferenceInspector):
@@ -449,18 +451,18 @@ class AcceleratedInspector(ReferenceInspector):
             wellformed.entry_time_regression(self, index, t, mt)
         if mt is None or t > mt:
             st.max_time = t
-        plan = shape.plan
-        if plan is None:
-            shape.hits = self._scan(shape.rest_hits, shape.entry, shape.group)
-            plan = shape.plan = self._shape_plan(shape.entry, shape.group, shape.key)
-            shape.counts = [(tally.entries, shape.entry.type, 1), *plan.counts]
+        plan = shape.plan or self._first_of_shape(shape)
         for counter, key, n in shape.counts:
             counter[key] += n
+        version = shape.version
+        if version < st.max_version:  # a downgrade: flagged, checked as the higher version
+            version = versions.settle_version(self, index, t, shape.entry, version)
+        else:
+            st.max_version = version
         if shape.hits:
             wellformed.personal_data_in_entry(self, index, t, shape.hits)
-        appenders.appender_attribution(self, index, t, shape.entry)  # part of the shape
-        rosters.decision_roster(self, index, t, shape.entry)  # the roster is part of the shape
-        tokens.revoked_token_use(self, index, t, shape.entry)  # so is the jti
+        tokens.revoked_token_use(self, index, t, shape.entry)  # jti is part of the shape
+        releases.decision_without_start(self, index, t, shape.entry)  # so are both named
         group = shape.group
         if plan.replay_issue is not None:
             decisions.decision_unreplayable(self, index, t, shape.entry.type, group=group,
@@ -475,17 +477,38 @@ class AcceleratedInspector(ReferenceInspector):
             else:
                 tally.minute(t, slot)
                 self._minute, self._minute_row = minute, tally.minutes[str(minute)]
-        if not plan.trusted:
-            return
-        if abs(group.now - t) > self.tolerance + 1:
-            decisions.decided_away_from_entry_time(self, index, t, shape.entry.type, group)
-        if plan.release is not None and self._release_ok.get(plan.release) is not True:
-            self._release_ok[plan.release] = releases.decision_release_mismatch(
-                self, index, t, shape.entry)
-        # no shaped entry presents an approval (see _parse_new): the reference
-        # rules check every use of one, with its subject and record
         if plan.budget is not None:
             privacy.budget_spent(self, index, t, plan.budget)
+        if plan.trusted:
+            if abs(group.now - t) > self.tolerance + 1:
+                decisions.decided_away_from_entry_time(self, index, t, shape.entry.type,
+                                                       group)
+            if plan.release is not None and self._release_ok.get(plan.release) is not True:
+                self._release_ok[plan.release] = releases.decision_release_mismatch(
+                    self, index, t, shape.entry)
+        if version == shape.version:
+            for hook in shape.hooks:
+                hook(self, index, t, shape.entry)
+            for counter, key, n in shape.unchecked:
+                counter[key] += n
+        else:
+            versions.apply_versioned_checks(self, index, t, shape.entry, version)
+        # no shaped entry presents an approval (see _parse_new): the reference
+        # rules check every use of one, with its subject and record
+
+    def _first_of_shape(self, shape: _Shape) -> DecisionChecks:
+        """Compute, at the first check of a shape, what every entry of it shares."""
+        tally = self.state.tally
+        entry = shape.entry
+        shape.hits = self._scan(shape.rest_hits, entry, shape.group)
+        plan = shape.plan = self._shape_plan(entry, shape.group, shape.key)
+        v = shape.version = entry.version  # the version is part of the shape
+        shape.counts = [(tally.entries, entry.type, 1), (tally.versions, str(v), 1),
+                        *plan.counts]
+        shape.hooks = versions.checks_for(entry.type, v)
+        shape.unchecked = [(tally.unchecked, key, 1)
+                           for key in versions.unchecked_keys(entry.type, v)]
+        return plan
 
     def _shape_plan(self, entry: Entry, group: DecisionList, shape: _ShapeKey) -> DecisionChecks:
         plan = self._plans.get(shape)
@@ -554,7 +577,7 @@ def fast_parse_entry(data: bytes) -> Entry | None:  # noqa: PLR0911 (one per che
         body = json.loads(data, parse_float=_reject_float)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
-    if not isinstance(body, dict) or body.get("v") != ENTRY_VERSION:
+    if not isinstance(body, dict) or not is_entry_version(body.get("v")):
         return None
     kind = body.get("type")
     required = ENTRY_TYPES.get(kind) if isinstance(kind, str) else None
@@ -608,11 +631,12 @@ _PRESENTS_APPROVAL = b'"approval":"'
 _RECORD_KEY = b',"record":"record:'
 # An entry's shape: everything but the hex of its record and subject pseudonyms (the
 # last such members before the end) and its time, which must end the entry but for its
-# type and version.  The windows hold no quote, backslash, control or non-ASCII byte.
+# type and version (each version its own shape: the version table applies per shape).
+# The windows hold no quote, backslash, control or non-ASCII byte.
 _SHAPE = re.compile(
     rb'(.*,"record":"record:)([0-9a-f]{64})(".*,"subject":"subject:)([0-9a-f]{64})'
     rb'","time":"([^"\\\x00-\x1f\x7f-\xff]{24})'
-    rb'(","type":"(?:access|write|erase)","v":1\})\Z', re.DOTALL)
+    rb'(","type":"(?:access|write|erase)","v":[12]\})\Z', re.DOTALL)
 _WINDOW_MICROS: dict[bytes, int] = {}  # b"2026-01-02T03:04:05" -> its epoch microseconds
 _FRACTION_MICROS = {b".%03dZ" % ms: ms * 1000 for ms in range(1000)}
 

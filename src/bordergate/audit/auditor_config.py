@@ -24,6 +24,8 @@ which keys it trusts.  One ``[logs.<jurisdiction>]`` table per log::
     roster_authority = ["us-identity-authority+..."]  # the identity authority's keys
     appenders = { "us-gw-1" = "gateway", "us-release" = "release", "us-custodian" = "custodian" }
                                       # append credentials the log operator accepts, by role
+    v1_k_min = 50                     # k_min of bundles without exports.toml (the
+                                      # deployment's before issue 11; default 50)
 
 A checkpoint counts as the log's current state only when ``quorum`` of the
 listed witnesses cosigned it within ``max_checkpoint_age_s`` seconds before the
@@ -55,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bordergate.audit.bundlestore import V1_K_MIN
 from bordergate.audit.witness_check import DEFAULT_MAX_AGE
 from bordergate.config_reader import ConfigReader, parse_toml, read_config_file
 from bordergate.errors import VerificationError
@@ -86,6 +89,8 @@ class LogAudit:
             entry is ``roster_invalid``, decisions are not checked against it).
         appenders: append credential id -> role (``gateway``, ``release``,
             ``custodian``) the entries must name (empty: not judged).
+        v1_k_min: the deployment's ``k_min`` when its bundles had no ``exports.toml``
+            (releases before issue 11; entry version 1 bundle reading rules).
     """
 
     jurisdiction: str
@@ -101,6 +106,7 @@ class LogAudit:
     approver_keys: tuple[tuple[str, tuple[bytes, ...]], ...] = ()
     roster_authority: tuple[str, ...] = ()
     appenders: Mapping[str, str] = field(default_factory=dict)
+    v1_k_min: int = V1_K_MIN
 
 
 @dataclass(frozen=True)
@@ -177,7 +183,7 @@ class _Reader(ConfigReader):
         doc = self.table(body, key, {"location", "vkey", "witnesses", "quorum", "bundle_store",
                                      "bundle_dirs", "reviewers", "required_approvals",
                                      "approvers", "approver_keys", "k_min",
-                                     "roster_authority", "appenders"})
+                                     "roster_authority", "appenders", "v1_k_min"})
         self.no_k_min(doc, key)
         vkey = self.text(doc, key, "vkey")
         try:
@@ -212,7 +218,8 @@ class _Reader(ConfigReader):
             quorum=quorum, bundle_store=store, bundle_dirs=dirs, reviewers=reviewers,
             required_approvals=required, approvers=self.texts(doc, key, "approvers"),
             approver_keys=self.approver_keys(doc, key), roster_authority=authority,
-            appenders=self.appenders(doc, key))
+            appenders=self.appenders(doc, key),
+            v1_k_min=self.integer(doc, key, "v1_k_min", V1_K_MIN, low=1, high=1_000_000))
 
     def approver_keys(self, doc: Mapping[str, Any], key: str
                       ) -> tuple[tuple[str, tuple[bytes, ...]], ...]:

@@ -11,6 +11,12 @@ bundle directories the auditor names, and the bundle shipped with bordergate,
 are used only when their own digest is the one asked for, so they are as
 trustworthy as the published archive.
 
+A bundle released before ``exports.toml`` existed (issue 11) is read with the
+reading rules of entry version 1: its ``k_min`` is the deployment's as it was
+(``v1_k_min`` of the auditor's configuration, default :data:`V1_K_MIN`), and the
+lookup says ``legacy`` so that a version 2 entry naming it is reported (a version
+2 gateway cannot load it).
+
 This module must never use a bundle whose recomputed digest differs from the
 digest an entry names.
 """
@@ -21,13 +27,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bordergate.errors import BordergateError, ConfigError, VerificationError
-from bordergate.policy.bundle import PolicyBundle, default_bundle
+from bordergate.policy.bundle import EXPORTS_FILE, PolicyBundle, default_bundle
 from bordergate.policy.engine import PolicyEngine
 from bordergate.releases.publication import MAX_BUNDLE_BYTES, bundle_path, open_published_bundle
 from bordergate.tlog.client import LogSource
-from bordergate.tree_digest import digest_directory
+from bordergate.tree_digest import digest_directory, read_tree
 
-__all__ = ["BundleLookup", "BundleStore"]
+__all__ = ["V1_K_MIN", "BundleLookup", "BundleStore"]
+
+V1_K_MIN = 50
+"""``k_min`` of bundles released before ``exports.toml`` existed (issue 11): the
+deployment's ``k_min`` then, whose default was 50; an auditor that knows the old
+deployment's value sets ``v1_k_min``."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,9 @@ class BundleLookup:
         code: ``bundle_unavailable`` or ``bundle_digest_mismatch`` when None.
         reason: for people.
         source: where the bundle came from.
+        legacy: read with the reading rules of entry version 1 (a bundle released
+            before ``exports.toml``: its ``k_min`` is the deployment's, as the
+            auditor states it), which a version 2 gateway cannot load.
     """
 
     digest: str
@@ -47,21 +61,25 @@ class BundleLookup:
     code: str | None = None
     reason: str = ""
     source: str = ""
+    legacy: bool = False
 
 
 class BundleStore:
     """Checked policy bundles by digest (see the module docstring)."""
 
     def __init__(self, source: LogSource | None, *, local_dirs: Sequence[str] = (),
-                 use_shipped: bool = True) -> None:
+                 use_shipped: bool = True, v1_k_min: int = V1_K_MIN) -> None:
         """Look bundles up in ``source`` (published archives), then local directories.
 
         Args:
             source: the bundle store (None: published archives are not used).
             local_dirs: bundle directories the auditor holds.
             use_shipped: also consider the bundle shipped with bordergate.
+            v1_k_min: the ``k_min`` of bundles released before ``exports.toml``
+                (the deployment's ``k_min`` then; see :data:`V1_K_MIN`).
         """
         self.source = source
+        self.v1_k_min = v1_k_min
         self.local_dirs = tuple(local_dirs)
         self.use_shipped = use_shipped
         self._found: dict[str, BundleLookup] = {}
@@ -94,16 +112,15 @@ class BundleStore:
             if data is not None:
                 try:
                     files = open_published_bundle(data, digest)
-                    return BundleLookup(digest, _engine(files, path), source=path)
+                    return self._checked(digest, files, path)
                 except (VerificationError, ConfigError) as exc:
                     mismatch = BundleLookup(digest, None, "bundle_digest_mismatch",
                                             f"published {path} refused: {exc}", path)
         local = self._local_dir(digest)
         if local is not None:
             try:
-                return BundleLookup(digest, PolicyEngine(PolicyBundle.load(local)),
-                                    source=local)
-            except ConfigError:
+                return self._checked(digest, read_tree(local), local)
+            except (BordergateError, OSError):
                 pass
         if mismatch is not None:
             return mismatch
@@ -127,5 +144,16 @@ class BundleStore:
         return self._local.get(digest)
 
 
-def _engine(files: list[tuple[str, bytes]], source: str) -> PolicyEngine:
-    return PolicyEngine(PolicyBundle(files, source=source))
+    def _checked(self, digest: str, files: list[tuple[str, bytes]], source: str
+                 ) -> BundleLookup:
+        """The lookup of a bundle whose files hash to ``digest``: read with today's rules,
+        or (a bundle without ``exports.toml``) with those of entry version 1.
+
+        Raises:
+            ConfigError: the bundle does not load with either.
+        """
+        if EXPORTS_FILE not in dict(files):
+            bundle = PolicyBundle(files, source=source, legacy_k_min=self.v1_k_min)
+            return BundleLookup(digest, PolicyEngine(bundle), source=source, legacy=True)
+        return BundleLookup(digest, PolicyEngine(PolicyBundle(files, source=source)),
+                            source=source)

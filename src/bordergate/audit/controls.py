@@ -106,7 +106,8 @@ CONTROLS: tuple[Control, ...] = (
         ("28 CFR 202.1002 (audits of restricted transactions)",
          "bordergate promise 6: reviewed code and policy only"),
         ("unreviewed_start", "start_unapproved_release", "start_digest_mismatch",
-         "decision_release_mismatch", "release_malformed", "release_id_mismatch",
+         "decision_release_mismatch", "decision_without_start", "release_malformed",
+         "release_id_mismatch",
          "release_duplicate", "review_unknown_release", "review_duplicate", "review_invalid"),
         ("The audit covers what the logs hold; vendor agreements, asset inventories, "
          "vulnerability remediation and risk assessments are outside them.",

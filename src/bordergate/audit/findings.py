@@ -60,6 +60,8 @@ FINDING_KINDS: Mapping[str, FindingKind] = _kinds(
     ("entry_malformed", "high", "integrity", "An entry is not a well-formed log entry"),
     ("entry_time_regression", "medium", "integrity",
      "An entry is older than an earlier entry by more than the tolerance"),
+    ("entry_version_downgrade", "high", "integrity",
+     "An entry is of an older format version than an entry before it in the same log"),
     ("personal_data_in_entry", "high", "integrity",
      "An entry appears to carry a field value or a raw subject id (promise 7)"),
     # decision replay (promise 4)
@@ -69,6 +71,12 @@ FINDING_KINDS: Mapping[str, FindingKind] = _kinds(
      "A recorded decision input cannot be replayed (malformed or unknown purpose)"),
     ("decision_input_inconsistent", "critical", "violation",
      "A recorded decision input does not describe the request of its entry"),
+    ("decision_without_start", "high", "integrity",
+     "A gateway logged decisions with no earlier gateway-start entry naming it and its "
+     "release (a start taken out of the log, or a gateway that skipped its self-check)"),
+    ("receipt_key_missing", "high", "integrity",
+     "A gateway-start entry of format 2 registers no valid receipt key, so receipts that "
+     "gateway signs cannot be tied to it (issue 12, item 5)"),
     ("decision_release_mismatch", "high", "violation",
      "A decision names a release that is not approved or uses another policy bundle"),
     ("bundle_unavailable", "high", "integrity",
@@ -197,6 +205,8 @@ class Finding:
         explanation: for people; never quotes entry string values.
         time: the entry's time (epoch seconds), when known.
         detail: small machine-readable facts (codes, counts, field names of the schema).
+        unverified: found in an entry of a log that failed verification (what that
+            log says, not evidence: no proof attaches to it).
     """
 
     kind: str
@@ -206,6 +216,7 @@ class Finding:
     explanation: str
     time: float | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
+    unverified: bool = False
 
     @property
     def severity(self) -> str:
@@ -221,7 +232,8 @@ class Finding:
         return {"kind": self.kind, "title": k.title, "severity": k.severity,
                 "category": k.category, "jurisdiction": self.jurisdiction,
                 "origin": self.origin, "index": self.index, "time": self.time,
-                "explanation": self.explanation, "detail": dict(self.detail)}
+                "explanation": self.explanation, "detail": dict(self.detail),
+                "unverified": self.unverified}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Finding:
@@ -234,4 +246,4 @@ class Finding:
                    None if data["index"] is None else int(data["index"]),
                    str(data["explanation"]),
                    None if data.get("time") is None else float(data["time"]),
-                   dict(data.get("detail") or {}))
+                   dict(data.get("detail") or {}), bool(data.get("unverified", False)))

@@ -20,7 +20,10 @@ is parsed and replayed with the bundle it names
   roster version vouches for them;
 * :mod:`~bordergate.audit.rules.appenders`: each entry names an append
   credential the auditor expects, allowed its type;
-* :mod:`~bordergate.audit.rules.migration`: a migration's entries agree with each other.
+* :mod:`~bordergate.audit.rules.migration`: a migration's entries agree with each other;
+* :mod:`~bordergate.audit.rules.versions`: which checks apply to the entry's format
+  version (roster, approver signatures, appender, receipt key), and a version that
+  goes back.
 
 :func:`open_inspector` picks this inspector (``audit run --reference``) or the
 accelerated one of :mod:`bordergate.audit._accelerated` (the default), which
@@ -41,13 +44,13 @@ from bordergate.audit.decision_lists import DecisionList, parse_decision_list, r
 from bordergate.audit.inspection_state import InspectionState
 from bordergate.audit.personal_data import scan_entry
 from bordergate.audit.rules import (
-    appenders,
     approvals,
     decisions,
     migration,
     releases,
     rosters,
     tokens,
+    versions,
     wellformed,
 )
 from bordergate.audit.rules.context import RuleContext
@@ -130,16 +133,14 @@ class ReferenceInspector(RuleContext):
               pii: list[tuple[str, str]]) -> None:
         """Every rule, for one parsed entry (its decision list replayed, ``pii`` its
         personal-data scan)."""
-        self.entry_order(index, entry, pii)
+        version = self.entry_order(index, entry, pii)
         t = entry.time
         tally = self.state.tally
-        appenders.appender_attribution(self, index, t, entry)
         kind = entry.type
-        if kind in rosters.RECORDING_TYPES:
-            rosters.decision_roster(self, index, t, entry)
         if kind in DECISION_TYPES:
             assert group is not None
             tokens.revoked_token_use(self, index, t, entry)
+            releases.decision_without_start(self, index, t, entry)
             self.decision_entry(index, entry, group)
         elif kind == "approval-request":
             approvals.approval_request(self, index, entry)
@@ -156,9 +157,12 @@ class ReferenceInspector(RuleContext):
             tally.key_events[str(entry.body.get("kind"))[:40]] += 1
         elif kind in _ENTRY_RULES:
             _ENTRY_RULES[kind](self, index, entry)
+        # the checks that depend on the entry's version: roster, appender, receipt key
+        versions.apply_versioned_checks(self, index, t, entry, version)
 
-    def entry_order(self, index: int, entry: Entry, pii: list[tuple[str, str]]) -> None:
-        """The rules every entry meets: counted, in time order, no personal data."""
+    def entry_order(self, index: int, entry: Entry, pii: list[tuple[str, str]]) -> int:
+        """The rules every entry meets: counted, in time order, of a version that does
+        not go back, no personal data.  Returns the version to check the entry by."""
         st = self.state
         tally = st.tally
         t = entry.time
@@ -171,8 +175,10 @@ class ReferenceInspector(RuleContext):
             wellformed.entry_time_regression(self, index, t, st.max_time)
         if st.max_time is None or t > st.max_time:
             st.max_time = t
+        version = versions.entry_version(self, index, t, entry)
         if pii:
             wellformed.personal_data_in_entry(self, index, t, pii)
+        return version
 
     def decision_entry(self, index: int, entry: Entry, group: DecisionList) -> None:
         """The rules of an ``access``, ``write``, ``export`` or ``erase`` entry."""

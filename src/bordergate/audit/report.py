@@ -4,9 +4,11 @@
 ``report.json`` document (``bordergate/audit-report/v1``): a summary; per log
 the checkpoint audited (with its signed note, so every proof can be checked
 against it by anyone); flows by source and destination jurisdiction (the
-principal's location and the data's home), class and purpose; decisions over
+data's home, where a flow starts, and the principal's location, where it
+ends), class and purpose; decisions over
 time; denials by reason; approvals (who asked, who granted, how long, how
-often used); releases and review latency; the findings, each with its
+often used); releases and review latency; entries by format version and the
+checks older entries could not get, with counts; the findings, each with its
 inclusion proof; and the control table (:mod:`bordergate.audit.controls`).
 :func:`write_report` writes ``report.json`` and the self-contained
 ``report.html`` (:mod:`bordergate.audit.report_html`) atomically.
@@ -28,6 +30,7 @@ from typing import Any
 
 from bordergate.audit.controls import control_table
 from bordergate.audit.findings import CATEGORIES, SEVERITIES
+from bordergate.audit.rules.versions import check_table, version_limitations
 from bordergate.audit.run import AuditRun, LogRun
 from bordergate.audit.separation import separation_section
 from bordergate.durable import replace_file
@@ -82,6 +85,7 @@ def build_report(run: AuditRun) -> dict[str, Any]:
         "review_throughput": {r.audit.jurisdiction: r.ledger.throughput(run.time).to_json()
                               for r in run.logs if r.ledger is not None},
         "gateway_starts": _starts(run.logs),
+        "entry_versions": _versions(tallies),
         "findings": findings,
         "separation": separation_section(run),
     }
@@ -145,6 +149,7 @@ def _log(r: LogRun) -> dict[str, Any]:
         "origin": check.origin if check is not None else None,
         "location": r.audit.location,
         "verified": verified,
+        "inspected_unverified": r.unverified,
         "error": r.error,
         "code": check.code if check is not None else None,
         "reason": check.reason if check is not None else None,
@@ -198,9 +203,9 @@ def _flow_rows(logs: list[LogRun], which: str) -> list[dict[str, Any]]:
             merged.update(getattr(r.inspector.tally, which))
     rows = []
     for key, count in merged.most_common():
-        parts = key.split(">")
-        if len(parts) == 4:
-            rows.append({"source": parts[0], "destination": parts[1], "class": parts[2],
+        parts = key.split(">")  # the tally's order: principal location > data home > ...
+        if len(parts) == 4:  # data flows from its home (source) to the principal
+            rows.append({"source": parts[1], "destination": parts[0], "class": parts[2],
                          "purpose": parts[3], "count": count})
     return rows
 
@@ -304,3 +309,26 @@ def _starts(logs: list[LogRun]) -> list[dict[str, Any]]:
                         "time": _iso(s.time), "gateway": s.gateway, "release": s.release,
                         "reviewed": s.reviewed})
     return out
+
+
+def _versions(tallies: list[Any]) -> dict[str, Any]:
+    """Entries by format version, and per older version the checks its entries could not
+    get (:mod:`bordergate.audit.rules.versions`), as rows and one sentence each."""
+    by_version: Counter[str] = Counter()
+    unchecked: Counter[str] = Counter()
+    for t in tallies:
+        by_version.update(t.versions)
+        unchecked.update(t.unchecked)
+    rows = version_limitations(dict(unchecked))
+    statements = []
+    for version in sorted({int(r["version"]) for r in rows}):  # type: ignore[call-overload]
+        missing = [str(r["missing"]).split(" (")[0] for r in rows if r["version"] == version]
+        statements.append(f"{by_version[str(version)]} v{version} entries: "
+                          f"{', '.join(missing)}")
+    table = check_table()
+    idle = [str(c["check"]) for c in table if not c["in_force"]]
+    if idle:
+        statements.append(f"not run by this auditor on any entry (no rule plugged in): "
+                          f"{', '.join(idle)}")
+    return {"entries": dict(sorted(by_version.items())), "not_checked": rows,
+            "checks": table, "statements": statements}

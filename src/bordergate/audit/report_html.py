@@ -52,12 +52,14 @@ def render_report_html(report: dict[str, Any]) -> str:
     """The HTML page of ``report`` (a :func:`bordergate.audit.report.build_report` document)."""
     s = report["summary"]
     sections = [
-        _summary(report, s), _logs(report), _findings(report), _flows(report),
+        _summary(report, s), _logs(report), _versions(report), _findings(report),
+        _flows(report),
         _timeline(report), _denials(report), _approvals(report), _releases(report),
         _separation(report), _controls(report), _how_to_verify(),
     ]
     nav = "".join(f'<a href="#{i}">{_e(t)}</a>' for i, t in (
-        ("summary", "Summary"), ("logs", "Logs"), ("findings", "Findings"), ("flows", "Flows"),
+        ("summary", "Summary"), ("logs", "Logs"), ("versions", "Entry versions"),
+        ("findings", "Findings"), ("flows", "Flows"),
         ("time", "Over time"), ("denials", "Denials"), ("approvals", "Approvals"),
         ("releases", "Releases"), ("separation", "Separation"), ("controls", "Controls"),
         ("verify", "Verify")))
@@ -119,6 +121,20 @@ def _logs(report: dict[str, Any]) -> str:
         + (f"<ul class=\"warn\">{notes}</ul>" if notes else "") + checkpoints + "</section>")
 
 
+def _versions(report: dict[str, Any]) -> str:
+    doc = report.get("entry_versions") or {}
+    counts = ", ".join(f"{_e(n)} of version {_e(v)}" for v, n in doc.get("entries", {}).items())
+    said = "".join(f"<li>{_e(line)}</li>" for line in doc.get("statements", []))
+    rows = [[_e(r["version"]), _e(r["check"]), _e(r["since"]), _e(r["entries"]),
+             _e(r["missing"])] for r in doc.get("not_checked", [])]
+    body = (f"<p>Entries: {counts or 'none'}.</p>"
+            + (f'<ul class="warn">{said}</ul>' if said else "")
+            + (_table(["entry version", "check", "from version", "entries",
+                       "what they miss"], rows)
+               if rows else "<p>No entry is of a version older than a check needs.</p>"))
+    return f'<section id="versions"><h2>Entry versions</h2>{body}</section>'
+
+
 def _findings(report: dict[str, Any]) -> str:
     items = []
     for f in report["findings"]:
@@ -130,10 +146,12 @@ def _findings(report: dict[str, Any]) -> str:
                           + _e(json.dumps(proof, indent=1)) + "</pre></details>")
         repeats = (f" <span class=\"muted\">(and {_e(f['repeats'])} later entries of the "
                    "same cause)</span>" if f.get("repeats") else "")
+        unverified = (' <span class="cat">from an UNVERIFIED log (what it says, not '
+                      "evidence)</span>" if f.get("unverified") else "")
         items.append(
             f'<li class="finding {_e(f["severity"])}"><div><span class="sev '
             f'{_e(f["severity"])}">{_e(f["severity"])}</span> <span class="cat">'
-            f'{_e(f["category"])}</span> <code>{_e(f["kind"])}</code> \u2014 '
+            f'{_e(f["category"])}</span>{unverified} <code>{_e(f["kind"])}</code> \u2014 '
             f'{_e(f["jurisdiction"])} entry <b>{_e(f["index"])}</b> {_e(f["time"] or "")}'
             f'</div><div class="title">{_e(f["title"])}</div><div>{_e(f["explanation"])}'
             f"{repeats}</div>{proof_html}</li>")
@@ -143,17 +161,18 @@ def _findings(report: dict[str, Any]) -> str:
 
 
 def _flows(report: dict[str, Any]) -> str:
-    flows = [{**f, "source": f"from {f['source']}", "destination": f"{f['destination']} data"}
+    flows = [{**f, "source": f"{f['source']} data", "destination": f"to {f['destination']}"}
              for f in report["flows"]]
     chart = sankey_svg(flows, ["source", "destination", "class", "purpose"],
-                       titles=["principal located in", "data home", "class", "purpose"])
+                       titles=["data home", "principal located in", "class", "purpose"])
     rows = [[_e(f["source"]), _e(f["destination"]), _e(f["class"]), _e(f["purpose"]),
              _e(f["count"])] for f in report["flows"][:200]]
     withheld = [[_e(f["source"]), _e(f["destination"]), _e(f["class"]), _e(f["purpose"]),
                  _e(f["count"])] for f in report["withheld"][:200]]
-    headers = ["principal located in", "data home", "class", "purpose", "fields"]
+    headers = ["data home (source)", "principal located in (destination)", "class",
+               "purpose", "fields"]
     return ('<section id="flows"><h2>Flows of released fields</h2><p>Fields released, '
-            "by where the principal works, where the data lives, its class and the purpose "
+            "from where the data lives to where the principal works, by class and purpose "
             "(aggregates are exports).</p>" + chart
             + "<details><summary>Released (table)</summary>" + _table(headers, rows)
             + "</details><details><summary>Withheld (denied field decisions)</summary>"

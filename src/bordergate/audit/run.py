@@ -94,11 +94,15 @@ class LogRun:
         audit: what the auditor trusts about it.
         check: the log-level result (None if the log could not be reached).
         error: why it could not be audited (infrastructure), if so.
-        inspector: the inspection (with the release ledger), when the log verified.
+        inspector: the inspection (with the release ledger): of the log when it
+            verified, else of what the failed check read (``unverified``).
         new_entries: entries inspected in this run.
         proofs: inclusion proof per finding index.
         checkpoint: the audited checkpoint note.
         witnesses: what its witnesses showed (None if the log did not verify).
+        log_findings: the log check's own findings.
+        unverified: the log failed its check; the inspection's findings of this run
+            are marked as from an unverified log, and nothing was saved.
     """
 
     audit: LogAudit
@@ -110,6 +114,7 @@ class LogRun:
     checkpoint: str | None = None
     log_findings: list[Finding] = field(default_factory=list)
     witnesses: WitnessCheck | None = None
+    unverified: bool = False
 
     @property
     def findings(self) -> list[Finding]:
@@ -183,6 +188,18 @@ class _SpoolingSource:
             self.spool.write(data)
             self.bundles[ref.index] = (offset, len(data), ref.width)
         return data
+
+    def readable_end(self, start: int) -> int:
+        """The end of the run of entries from ``start`` that the bundles read so far hold
+        (for a log that failed its check: what can still be inspected)."""
+        end = start
+        bundle = start // TILE_WIDTH
+        while (found := self.bundles.get(bundle)) is not None:
+            end = max(end, bundle * TILE_WIDTH + found[2])
+            if found[2] < TILE_WIDTH:
+                break
+            bundle += 1
+        return end
 
     def entries(self, start: int, end: int) -> Iterator[list[bytes]]:
         """Yield the entries ``start <= index < end`` from the spooled bundles, in order,
@@ -261,9 +278,13 @@ def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
         if not result.ok or result.size is None or result.root is None:
             run.log_findings.append(Finding(
                 "log_verification_failed", audit.jurisdiction, origin, result.index,
-                f"the log failed verification [{result.code}]: {result.reason}; no entry of "
-                "this run was inspected", detail={"code": result.code, "path": result.path,
-                                                  "evidence_file": result.evidence_file}))
+                f"the log failed verification [{result.code}]: {result.reason}; the "
+                "entries read were inspected and their findings are marked as from an "
+                "unverified log; nothing was saved", detail={
+                    "code": result.code, "path": result.path,
+                    "evidence_file": result.evidence_file}))
+            _inspect_unverified(run, config, audit, origin, state=state, source=source,
+                                reference=reference)
             return run
         source.recording = False
         spool.flush()
@@ -307,11 +328,37 @@ def _judge_witnesses(config: AuditorConfig, audit: LogAudit, run: LogRun,
         run.log_findings.append(Finding(check.finding, audit.jurisdiction, verifier.name,
                                         None, check.explanation, detail=check.to_json()))
     return check
+def _inspect_unverified(run: LogRun, config: AuditorConfig, audit: LogAudit, origin: str,
+                        *, state: InspectionState | None, source: _SpoolingSource,
+                        reference: bool) -> None:
+    """Inspect the entries a failed log check read, from the saved state on, and mark
+    the findings of this run as from an unverified log (no proofs, nothing saved).
+
+    What a log that does not verify says is not evidence, but hiding it would let a
+    damaged or rewritten log silence the audit: its findings are reported, marked.
+    """
+    inspector = _inspector(config, audit, origin, state, reference=reference)
+    start = inspector.state.size
+    before = len(inspector.findings)
+    end = source.readable_end(start)
+    try:
+        with _no_cyclic_gc():
+            _inspect(inspector, source, start, end,
+                     lambda: _helper_inspector(config, audit, origin))
+            inspector.finish()
+    except VerificationError as exc:
+        run.error = f"[{exc.code}] {exc}"
+    findings = inspector.state.findings
+    findings[before:] = [dataclasses.replace(f, unverified=True) for f in findings[before:]]
+    run.inspector = inspector
+    run.new_entries = inspector.state.size - start
+    run.unverified = True
 
 
 def _inspector(config: AuditorConfig, audit: LogAudit, origin: str,
                state: InspectionState | None, *, reference: bool) -> ReferenceInspector:
-    bundles = BundleStore(open_source(audit.bundle_store), local_dirs=audit.bundle_dirs)
+    bundles = BundleStore(open_source(audit.bundle_store), local_dirs=audit.bundle_dirs,
+                          v1_k_min=audit.v1_k_min)
     authority = RosterAuthority.from_key_strings(audit.jurisdiction, audit.roster_authority) \
         if audit.roster_authority else None
     rosters = RosterStore(open_source(audit.bundle_store), authority)

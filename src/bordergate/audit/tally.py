@@ -102,9 +102,10 @@ class Tally:
     Attributes:
         entries: entries inspected, by type.
         outcomes: decision entries by ``type/outcome``.
-        flows: released fields by ``source>destination>class>purpose`` (principal
-            location, data home, field class, purpose).
-        withheld: denied field decisions by ``source>destination>class>purpose``.
+        flows: released fields by ``location>home>class>purpose`` (the principal's
+            location, the data's home, field class, purpose; the report names the
+            home the source and the location the destination).
+        withheld: denied field decisions by ``location>home>class>purpose``.
         minutes: per minute (epoch // 60): ``[allowed, partial, denied]`` entries.
         denials: denied field decisions by reason (a forbid's ``@id`` or
             ``no_approval``, ``approval_not_valid``, ``not_permitted``, ``policy_error``).
@@ -115,6 +116,9 @@ class Tally:
         bundles: decisions by policy bundle digest.
         refused: refused approval actions (``approval-refused`` entries) by
             ``action/code`` (e.g. ``grant/policy_denied``, ``revoke/approval_not_pending``).
+        versions: entries by format version (``"1"``, ``"2"``).
+        unchecked: entries that could not get a versioned check, by
+            ``version>check`` (:mod:`bordergate.audit.rules.versions`).
         pii_hits: entries the personal-data scan flagged.
         first_time, last_time: the time span of the entries.
     """
@@ -131,6 +135,8 @@ class Tally:
     replay: Counter[str] = field(default_factory=Counter)
     bundles: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
+    versions: Counter[str] = field(default_factory=Counter)
+    unchecked: Counter[str] = field(default_factory=Counter)
     pii_hits: int = 0
     first_time: float | None = None
     last_time: float | None = None
@@ -151,7 +157,9 @@ class Tally:
             "minutes": self.minutes, "denials": dict(self.denials),
             "principals": dict(self.principals), "key_events": dict(self.key_events),
             "exports": dict(self.exports), "replay": dict(self.replay),
-            "bundles": dict(self.bundles), "refused": dict(self.refused), "pii_hits": self.pii_hits,
+            "bundles": dict(self.bundles), "refused": dict(self.refused),
+            "versions": dict(self.versions), "unchecked": dict(self.unchecked),
+            "pii_hits": self.pii_hits,
             "first_time": self.first_time, "last_time": self.last_time,
             "min_export_k": self.min_export_k,
         }
@@ -171,6 +179,7 @@ class Tally:
             key_events=_counter(data["key_events"]), exports=_counter(data["exports"]),
             replay=_counter(data["replay"]), bundles=_counter(data["bundles"]),
             refused=_counter(data.get("refused")),
+            versions=_counter(data.get("versions")), unchecked=_counter(data.get("unchecked")),
             pii_hits=int(data["pii_hits"]),
             first_time=None if data["first_time"] is None else float(data["first_time"]),
             last_time=None if data["last_time"] is None else float(data["last_time"]),

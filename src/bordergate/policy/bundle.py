@@ -257,6 +257,8 @@ class PolicyBundle:
         schema_text: the schema file's text.
         purposes: declared purposes by name.
         k_min: the minimum subjects of every export (``exports.toml``).
+        k_min_declared: ``k_min`` is the bundle's own (False only for a bundle read
+            with ``legacy_k_min``, which has no ``exports.toml``).
         approval_limits: how far one approval may reach (``approvals.toml``).
         policy_ids: every policy's ``@id``, in order.
         policy_set: the parsed ``cedarpy.PolicySet`` handle.
@@ -266,12 +268,17 @@ class PolicyBundle:
             none does, fields of one collection and class get one evaluation.
     """
 
-    def __init__(self, files: Iterable[tuple[str, bytes]], *, source: str = "<memory>") -> None:
+    def __init__(self, files: Iterable[tuple[str, bytes]], *, source: str = "<memory>",
+                 legacy_k_min: int | None = None) -> None:
         """Validate a bundle given as in-memory files (see ``load`` for a directory).
 
         Args:
             files: ``(relative POSIX path, content)`` pairs.
             source: a name for messages, e.g. the directory.
+            legacy_k_min: the reading rules of bundles released before ``exports.toml``
+                existed (entry version 1, for the auditor only): a bundle without
+                that file takes this ``k_min`` (the deployment's, as it was) instead
+                of being refused.  ``k_min_declared`` then says False.
 
         Raises:
             ConfigError: a file is missing or wrong; the message names it.
@@ -287,7 +294,9 @@ class PolicyBundle:
         self.purposes: Mapping[str, Purpose] = MappingProxyType(
             _parse_purposes(source, contents[PURPOSES_FILE])
         )
-        self.k_min = _parse_exports(source, contents.get(EXPORTS_FILE))
+        self.k_min_declared = EXPORTS_FILE in contents or legacy_k_min is None
+        self.k_min: int = legacy_k_min if legacy_k_min is not None and \
+            not self.k_min_declared else _parse_exports(source, contents.get(EXPORTS_FILE))
         self.approval_limits: ApprovalLimits = (
             parse_approval_limits(source, contents[APPROVALS_FILE])
             if APPROVALS_FILE in contents else LEGACY_LIMITS)

@@ -74,8 +74,9 @@ class LogSource(Protocol):
 
 
 class StorageSource:
-    """A log read straight from its storage (``checkpoint``, tiles and content-addressed
-    objects)."""
+    """A log read straight from its storage: ``checkpoint``, tiles, and the
+    content-addressed objects published beside them (``bundles/sha256-<hex>.tar``,
+    ``rosters/sha256-<hex>.json``, when the storage holds objects)."""
 
     def __init__(self, storage: LogStorage) -> None:
         self._storage = storage

@@ -9,7 +9,11 @@
 * :mod:`.statements`: the approver's own signature on every approval change;
 * :mod:`.releases`: reviewed releases and the release each decision names (promise 6);
 * :mod:`.tokens`: no read decided for a bearer token after its ``token-revoke`` entry;
-* :mod:`.rosters`: every recorded principal as the roster version it names vouches.
+* :mod:`.rosters`: every recorded principal as the roster version it names vouches;
+* :mod:`.appenders`: the append credential each entry names, allowed its type;
+* :mod:`.migration`: a legacy migration's entries agree with each other;
+* :mod:`.versions`: which checks apply to which entry format version (the one table,
+  with the hooks later rules plug into), and a version that goes back.
 
 Every rule is written once, here: the reference inspector
 (:mod:`bordergate.audit.inspection`) calls them entry by entry, the accelerated
@@ -18,5 +22,5 @@ follows from an entry's shape.  A rule reports through the
 :class:`~.context.RuleContext` it is given and never reads a log or a clock.
 """
 
-__all__ = ["appenders", "approvals", "context", "dataflows", "decisions", "privacy", "releases",
-           "rosters", "statements", "tokens", "wellformed"]
+__all__ = ["appenders", "approvals", "context", "dataflows", "decisions", "migration",
+           "privacy", "releases", "rosters", "statements", "tokens", "versions", "wellformed"]

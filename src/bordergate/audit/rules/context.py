@@ -70,6 +70,9 @@ class RuleContext:
         self.ledger_seen = len(self.ledger.findings)
         self.rosters = rosters
         self._roster_verdicts: dict[tuple[Any, ...], tuple[str, tuple[str, ...]] | None] = {}
+        # (gateway, release) of every gateway-start so far (audit.rules.releases)
+        self.started: set[tuple[str, str | None]] = {
+            (s.gateway, s.release) for s in self.ledger.starts}
 
     def roster_lookup(self, signature: RosterSignature) -> RosterLookup:
         """The verified roster version ``signature`` signs, or why there is none."""

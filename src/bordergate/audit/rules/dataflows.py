@@ -30,7 +30,8 @@ __all__ = ["access_checks", "export_checks"]
 
 def access_checks(ctx: RuleContext, checks: DecisionChecks, entry: Entry,
                   group: DecisionList, *, location: str, org_kind: str) -> None:
-    """The data-flow rules of an ``access`` entry whose decisions replayed."""
+    """The data-flow rules of an ``access`` entry, whatever its replay outcome: the
+    classes are those its decisions record for the fields it says it released."""
     body = entry.body
     tally = ctx.state.tally
     released = body.get("released")
@@ -39,7 +40,7 @@ def access_checks(ctx: RuleContext, checks: DecisionChecks, entry: Entry,
     names = [r for r in released if isinstance(r, str)]
     outcome = body.get("outcome")
     abroad = location != ctx.home
-    classes = {group.classes.get(n) for n in names if n in group.allowed}
+    classes = {group.classes.get(n) for n in names}
     checks.slot = 0 if outcome == "allow" else 1 if names else 2
     for n in names:
         cls = group.classes.get(n)
@@ -56,7 +57,12 @@ def access_checks(ctx: RuleContext, checks: DecisionChecks, entry: Entry,
         checks.approval = (approval_id, [n for n in names if n in group.needs_approval],
                            body.get("approval_version"))
     if "protected" in classes and abroad:
-        protected_released_abroad_without_approval(ctx, checks, group, names, location)
+        if group.unreplayable is None:
+            covered = group.needs_approval
+        else:  # not replayed: which permits needed the approval is unknown
+            covered = frozenset(names) if isinstance(approval_id, str) else frozenset()
+        protected_released_abroad_without_approval(ctx, checks, group, names, location,
+                                                   covered=covered)
     if org_kind == "parent" and abroad:
         covered_person_denied(ctx, checks, group, location)
 
@@ -89,10 +95,12 @@ def restricted_released_to_parent(checks: DecisionChecks) -> None:
 
 def protected_released_abroad_without_approval(ctx: RuleContext, checks: DecisionChecks,
                                                group: DecisionList, names: list[str],
-                                               location: str) -> None:
-    """Protected fields released abroad whose permit did not need an approval."""
+                                               location: str, *, covered: frozenset[str]
+                                               ) -> None:
+    """Protected fields released abroad whose permit did not need an approval
+    (``covered``: the fields whose permit needed the approval presented)."""
     unapproved = [n for n in names if group.classes.get(n) == "protected"
-                  and n not in group.needs_approval]
+                  and n not in covered]
     if unapproved:
         checks.flags.append((
             "protected_released_abroad_without_approval",
@@ -103,8 +111,10 @@ def protected_released_abroad_without_approval(ctx: RuleContext, checks: Decisio
 
 def covered_person_denied(ctx: RuleContext, checks: DecisionChecks, group: DecisionList,
                           location: str) -> None:
-    """A parent-organisation principal abroad denied protected or restricted data."""
-    denied = sorted({c for c, _ in group.denials if c in ("protected", "restricted")})
+    """A parent-organisation principal abroad denied protected or restricted data (as
+    its decisions record it)."""
+    denied = sorted({r.field_class for r in group.records if not r.allowed
+                     and r.field_class in ("protected", "restricted")})
     if denied:
         checks.flags.append((
             "covered_person_denied",
@@ -115,7 +125,7 @@ def covered_person_denied(ctx: RuleContext, checks: DecisionChecks, group: Decis
 
 def export_checks(ctx: RuleContext, checks: DecisionChecks, entry: Entry, group: DecisionList,
                   location: str) -> None:
-    """The data-flow rules of an ``export`` entry whose decision replayed."""
+    """The data-flow rules of an ``export`` entry, whatever its replay outcome."""
     body = entry.body
     tally = ctx.state.tally
     allowed = body.get("outcome") == "allow"
@@ -134,12 +144,16 @@ def export_checks(ctx: RuleContext, checks: DecisionChecks, entry: Entry, group:
     for cls in {group.classes.get(n) for n in group.allowed}:
         checks.counts.append((tally.flows,
                               f"{location}>{ctx.home}>{cls} (aggregate)>{group.purpose}", 1))
-    engine = ctx.bundles(group.digest).engine  # replayed, so the bundle is there
-    k_min = engine.bundle.k_min if engine is not None else None
-    if not isinstance(k, int) or isinstance(k, bool) or k_min is None or k < k_min:
+    engine = ctx.bundles(group.digest).engine
+    if engine is not None:
+        k_min, whose = engine.bundle.k_min, "its policy bundle's"
+    else:  # the bundle cannot be read: the minimum its decision recorded
+        k_min, whose = group.records[0].input.context.k_min, \
+            "the recorded (its policy bundle is unavailable)"
+    if not isinstance(k, int) or isinstance(k, bool) or k < k_min:
         checks.flags.append(("export_below_k",
                              f"export entry {_INDEX} released an aggregate over k={integer(k)} "
-                             f"subjects; its policy bundle's minimum is {k_min}",
+                             f"subjects; {whose} minimum is {k_min}",
                              {"k": integer(k), "k_min": k_min}))
     claim = privacy.budget_claim(entry, checks.principal)
     if claim is None:

@@ -32,6 +32,7 @@ __all__ = [
     "DecisionChecks",
     "apply_decision_checks",
     "approval_decision",
+    "bundle_needs_v1_rules",
     "decided_away_from_entry_time",
     "decision_checks",
     "decision_input_inconsistent",
@@ -51,7 +52,8 @@ class DecisionChecks:
         flags: ``(kind, explanation, detail)`` findings (explanations hold
             :data:`ENTRY_INDEX`).
         slot: the entry's column in the per-minute chart (None: not counted).
-        trusted: replay agreed, so the time, release and approval rules apply.
+        trusted: replay agreed, so the time, release and approval rules apply (the
+            data-flow rules apply whatever the replay outcome).
         replay_issue: why the list could not be replayed (a code).
         approval: ``(approval id, fields released under it, its recorded
             approval_version or None)`` when one was presented.
@@ -99,18 +101,18 @@ def decision_checks(ctx: RuleContext, entry: Entry, group: DecisionList) -> Deci
     if group.unreplayable is not None:
         checks.counts.append((tally.replay, "unreplayed", n))
         checks.replay_issue = group.unreplayable
-        checks.slot = 2
-        return checks
-    if group.mismatch is not None:
+    elif group.mismatch is not None:
         checks.counts.append((tally.replay, "mismatches", 1))
         checks.flags.append(("decision_mismatch", f"{what}: {group.mismatch}", {}))
-        checks.slot = 2
-        return checks
-    checks.trusted = True
-    problem = recorded_input_problem(ctx, entry, group, principal)
-    if problem is not None:
-        checks.flags.append(("decision_input_inconsistent",
-                             f"{what}: the recorded decision input {problem}", {}))
+    else:
+        checks.trusted = True
+        problem = recorded_input_problem(ctx, entry, group, principal)
+        if problem is not None:
+            checks.flags.append(("decision_input_inconsistent",
+                                 f"{what}: the recorded decision input {problem}", {}))
+    bundle_needs_v1_rules(ctx, checks, entry, group)
+    # The data-flow rules judge what the entry itself says was released, to whom,
+    # whatever the replay outcome: a decision that does not replay never hides a flow.
     if entry.type == "access":
         dataflows.access_checks(ctx, checks, entry, group, location=location,
                                 org_kind=org_kind)
@@ -126,6 +128,19 @@ def decision_checks(ctx: RuleContext, entry: Entry, group: DecisionList) -> Deci
         checks.counts += [(tally.denials, reason, 1),
                           (tally.withheld, f"{location}>{ctx.home}>{cls}>{group.purpose}", 1)]
     return checks
+
+
+def bundle_needs_v1_rules(ctx: RuleContext, checks: DecisionChecks, entry: Entry,
+                          group: DecisionList) -> None:
+    """decision_unreplayable: a version 2 entry naming a bundle released before
+    exports.toml (which only version 1 entries are replayed with: a version 2
+    gateway cannot load it)."""
+    if entry.version >= 2 and ctx.bundles(group.digest).legacy:
+        checks.flags.append((
+            "decision_unreplayable",
+            f"{entry.type} entry {ENTRY_INDEX} is of entry version {entry.version} but names "
+            "a policy bundle without exports.toml, which a version 2 gateway cannot load",
+            {"code": "bundle_needs_v1_rules"}))
 
 
 def recorded_input_problem(ctx: RuleContext,  # noqa: PLR0911 (one rule each)
@@ -166,6 +181,8 @@ def apply_decision_checks(ctx: RuleContext, index: int, entry: Entry, *,
         ctx.flag(kind, index, t, text.replace(ENTRY_INDEX, str(index)), detail)
     if checks.slot is not None:
         tally.minute(t, checks.slot)
+    if checks.budget is not None:  # what the entry says it spent, replayed or not
+        privacy.budget_spent(ctx, index, t, checks.budget)
     if not checks.trusted:
         return
     if abs(group.now - t) > ctx.tolerance + 1:
@@ -177,8 +194,6 @@ def apply_decision_checks(ctx: RuleContext, index: int, entry: Entry, *,
                                approval_id=approval_id, used=used, version=version,
                                subject=entry.body.get("subject"),
                                record=entry.body.get("record"))
-    if checks.budget is not None:
-        privacy.budget_spent(ctx, index, t, checks.budget)
 
 
 def decided_away_from_entry_time(ctx: RuleContext, index: int, t: float, entry_type: str,
@@ -216,16 +231,13 @@ def approval_decision(ctx: RuleContext, index: int, entry: Entry,
 def decision_unreplayable(ctx: RuleContext, index: int, t: float, entry_type: str, *,
                           group: DecisionList, code: str) -> None:
     """A decision list that cannot be replayed: its bundle is missing or does not match
-    its digest (reported once per bundle), or it names what the bundle lacks."""
+    its digest, or it names what the bundle lacks.  Every such entry is its own finding
+    (each is a decision nobody can check)."""
     if code in ("bundle_unavailable", "bundle_digest_mismatch"):
-        key = f"{code}:{group.digest}"
-        if ctx.repeat(key):
-            return
         lookup = ctx.bundles(group.digest)
-        ctx.flag_once(code, key, index, t,
-                      explanation=f"{entry_type} entry {index} names policy bundle "
-                      f"{short(group.digest)}: {clean(lookup.reason)}",
-                      detail={"bundle": short(group.digest)})
+        ctx.flag(code, index, t, f"{entry_type} entry {index} names policy bundle "
+                 f"{short(group.digest)}: {clean(lookup.reason)}",
+                 {"bundle": short(group.digest)})
     else:
         ctx.flag("decision_unreplayable", index, t,
                  f"{entry_type} entry {index}: its recorded decision input cannot be "

@@ -39,13 +39,19 @@ from bordergate.errors import VerificationError
 __all__ = ["approver_keys_of", "signature_required", "statement_problem"]
 
 _NO_KEYS = MappingApproverKeys({})
+#: The entry format version from which approval changes carry the approver's statement.
+SIGNED_SINCE = 2
 
 
-def signature_required(entry: Entry, track: ApprovalTrack, actor_id: str) -> bool:
-    """Whether ``entry`` must carry an approver's statement: every change but a
-    revocation by the approval's own requester.  (Entry versions are wired by
-    the integrator: entries of a version older than signed approvals would
-    answer False here and be reported as not checkable.)"""
+def signature_required(entry: Entry, track: ApprovalTrack, actor_id: str,
+                       version: int = SIGNED_SINCE) -> bool:
+    """Whether ``entry`` must carry an approver's statement: every change of entry
+    format ``version`` 2 or later (the version it is checked by: a downgraded
+    entry is checked as the highest version before it) but a revocation by the
+    approval's own requester.  Older entries cannot have one; the report counts
+    them as not checkable (``audit.rules.versions``)."""
+    if version < SIGNED_SINCE:
+        return False
     return not (entry.type == "approval-revoke" and actor_id == track.requester.get("id"))
 
 
@@ -66,7 +72,8 @@ def statement_problem(ctx: RuleContext, track: ApprovalTrack, entry: Entry, acto
     """Why ``entry``'s statement does not show that ``actor_id`` made this change
     (``(finding kind, explanation)``), or None when it does (or none is needed)."""
     raw = entry.body.get("statement")
-    if raw is None and not signature_required(entry, track, actor_id):
+    version = max(entry.version, ctx.state.max_version)
+    if raw is None and not signature_required(entry, track, actor_id, version):
         return None
     if raw is None:
         return ("approval_unsigned",

@@ -1,0 +1,68 @@
+"""Logs rebuilt from edited entries and re-signed with the log key, as a malicious log
+operator would, against a first audit (no saved state): what the auditor still finds
+(issue 12, acceptance: "decisions without a start are found"; promise 6)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from bordergate.audit.auditor_config import load_auditor_config
+from bordergate.audit.report import build_report
+from bordergate.audit.run import run_audit
+from tests.audit.rebuilt_log import rebuild_log
+from tests.audit.scenario import LOCAL, GatewayScenario
+
+
+def _type(entry: bytes) -> str:
+    return str(json.loads(entry)["type"])
+
+
+def test_decisions_without_a_start_are_found_on_a_first_audit(tmp_path: Path) -> None:
+    """Promise 6 (issue 12 item 6): an operator removes an unreviewed gateway's
+    ``gateway-start`` from the log (to hide the unreviewed start) and re-signs the
+    rebuilt log with the log key; the log verifies on a first audit, but the reads that
+    gateway logged name a gateway and release no earlier start names:
+    ``decision_without_start`` at the first of them, the rest counted."""
+    sc = GatewayScenario(tmp_path / "nostart")
+    sc.start()
+    asyncio.run(sc.clean_traffic())
+    sc.stop()
+    gw = sc.start(unreviewed=True)
+    for _ in range(3):
+        sc.run(gw.read(sc.auth(LOCAL), "users", "us-rec0", fields="handle",
+                       purpose="operations"))
+    sc.stop()
+
+    def drop_unreviewed_start(entries: list[bytes]) -> list[bytes]:
+        return [e for e in entries if not (_type(e) == "gateway-start" and
+                                           json.loads(e)["reviewed"] is False)]
+
+    entries = rebuild_log(sc.log_dir, sc.signer, drop_unreviewed_start)
+    config = load_auditor_config(sc.auditor_config(tmp_path / "auditor.toml"))
+    report = build_report(run_audit(config, tmp_path / "state"))
+    assert report["summary"]["logs_verified"] == 1
+    found = [f for f in report["findings"] if f["kind"] == "decision_without_start"]
+    first_unstarted = next(i for i, e in enumerate(entries) if _type(e) == "access" and
+                           json.loads(e)["release"] is None)
+    assert [(f["index"], f["repeats"]) for f in found] == [(first_unstarted, 2)]
+    assert found[0]["proof"] is not None
+    assert "unreviewed_start" not in report["summary"]["by_kind"]
+
+
+def test_decisions_after_their_start_are_not_flagged(tmp_path: Path) -> None:
+    """Promise 6: the same log, not edited (its starts in place), gives no
+    ``decision_without_start``: a reviewed and an unreviewed start each cover the
+    decisions naming their release."""
+    sc = GatewayScenario(tmp_path / "started")
+    sc.start()
+    asyncio.run(sc.clean_traffic())
+    sc.stop()
+    gw = sc.start(unreviewed=True)
+    sc.run(gw.read(sc.auth(LOCAL), "users", "us-rec0", fields="handle", purpose="operations"))
+    sc.stop()
+    rebuild_log(sc.log_dir, sc.signer, lambda entries: entries)
+    config = load_auditor_config(sc.auditor_config(tmp_path / "auditor.toml"))
+    report = build_report(run_audit(config, tmp_path / "state"))
+    assert set(report["summary"]["by_kind"]) == {"unreviewed_start"}
