@@ -119,10 +119,12 @@ def test_unknown_jurisdiction_and_unreadable_file(tmp_path: Path) -> None:
 
 # TEST-ONLY receipt verifier key (fixed seed)
 RECEIPT_VKEY = Signer.from_seed("us.gateway-receipts", bytes([7] * 32)).verifier().key_string
+# TEST-ONLY identity authority verifier key (fixed seed)
+AUTHORITY_VKEY = Signer.from_seed("us-identity", bytes([8] * 32)).verifier().key_string
 PRODUCTION = GOOD.replace(
     'profile = "development"\n', 'schema = "schema.toml"\npolicy_bundle = "policy"\n'
 ).replace("[jurisdictions.us.log]\n", 'receipts = { key_file = "us/receipt.key", public_keys = '
-          f'["{RECEIPT_VKEY}"] }}\nroster = {{ authority_keys = ["{RECEIPT_VKEY}"] }}\n'
+          f'["{RECEIPT_VKEY}"] }}\nroster = {{ authority_keys = ["{AUTHORITY_VKEY}"] }}\n'
           '[jurisdictions.us.log]\n'
           ) + 'witnesses = [{ url = "http://127.0.0.1:9101", vkey = "w+1+x" }]\nquorum = 1\n'
 

@@ -172,7 +172,10 @@ def test_production_profile_refuses_an_unreviewed_start(deployment: Path) -> Non
 
     text = deployment.read_text().replace(
         'profile = "development"\n', f'schema = "{demo_schema_path()}"\n')
+    authority = reviewer_signer("roster-authority").verifier().key_string  # TEST-ONLY
     for code in ("us", "eu", "cn"):
+        text = text.replace(f"[jurisdictions.{code}]\n", f"[jurisdictions.{code}]\n"
+                            f'roster = {{ authority_keys = ["{authority}"] }}\n')
         text = text.replace(f'pseudonym_secret_file = "{code}/pseudonym.secret"\n',
                             f'pseudonym_secret_file = "{code}/pseudonym.secret"\n'
                             'witnesses = [{ url = "http://127.0.0.1:9", vkey = "w+1+x" }]\n'
