@@ -32,10 +32,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bordergate.config_reader import ConfigReader, parse_toml, read_config_file
+from bordergate.dsp.countries import DEFAULT_COUNTRIES_OF_CONCERN, parse_countries
 from bordergate.errors import ConfigError, VerificationError
 from bordergate.keys.backend import KeyBackendSettings, parse_key_backend
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
-from bordergate.dsp.countries import DEFAULT_COUNTRIES_OF_CONCERN, parse_countries
 from bordergate.privacy.budget import PrivacySettings
 from bordergate.profile import Profile
 from bordergate.subjects import JURISDICTION_PATTERN
