@@ -80,3 +80,17 @@ def test_outside_rows_say_what_the_organisation_must_show() -> None:
                                           "dsp-1002-independence", "dsp-1104-rejected"}
     assert all(r["organisation_must_show"] for r in rows)
     assert all(r["evidence"] == [] for r in outside)
+
+
+def test_reviewed_countries_of_concern_evidence_the_covered_person_row() -> None:
+    """Item 2: the countries of concern an approved release's slice names are evidence
+    signed by the reviewers; a rejected release's list is not."""
+    releases = [{"approved": True, "countries_of_concern": ["CN", "RU"]},
+                {"approved": False, "countries_of_concern": ["RU"]}]
+    rows = {r["id"]: r for r in control_table(_report(releases=releases))}
+    row = rows["dsp-covered-persons"]
+    assert row["attested_by"] == ["reviewer"]
+    assert [e["text"] for e in row["evidence"]] == [
+        "Countries of concern in the approved releases' deployment slices: CN, RU "
+        "(a reviewed setting, 28 CFR 202.601)."]
+    assert row["status"] == "partially evidenced"  # the facts behind the roster are not logged

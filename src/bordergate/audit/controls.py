@@ -192,6 +192,16 @@ def _parties(report: Report) -> list[Evidence]:
     return out
 
 
+def _countries(report: Report) -> list[Evidence]:
+    named = {tuple(r["countries_of_concern"]) for r in report.get("releases", [])
+             if r.get("approved") and r.get("countries_of_concern") is not None}
+    if not named:
+        return []
+    lists = "; ".join(", ".join(c) for c in sorted(named))
+    return [Evidence(f"Countries of concern in the approved releases' deployment slices: "
+                     f"{lists} (a reviewed setting, 28 CFR 202.601).", ("reviewer",))]
+
+
 def _covered_denied(report: Report) -> list[Evidence]:
     withheld = report.get("withheld", [])
     kinds = report.get("summary", {}).get("by_kind", {})
@@ -313,7 +323,7 @@ CONTROLS: tuple[Control, ...] = (
     _dsp("dsp-covered-persons", "28 CFR 202.211(a)",
          "Know which counterparties are covered persons, and on what basis.",
          "primarily a resident in the territorial jurisdiction of a country of concern",
-         _parties,
+         _concat(_parties, _countries),
          "The facts behind each covered-person determination (ownership, employment, "
          "residence) the identity authority relied on.",
          gaps=("The roster states status and basis; the facts behind them (ownership of "
