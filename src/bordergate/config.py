@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bordergate.config_reader import ConfigReader, parse_toml, read_config_file
+from bordergate.dsp.countries import DEFAULT_COUNTRIES_OF_CONCERN, parse_countries
 from bordergate.errors import ConfigError, VerificationError
 from bordergate.keys.backend import KeyBackendSettings, parse_key_backend
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
@@ -265,6 +266,8 @@ class Deployment:
         jurisdictions: by code.
         privacy: epsilon per export and budgets per principal and dataset per
             period (``[privacy]``; docs/exports.md).
+        countries_of_concern: ISO 3166-1 alpha-2 codes (``[dsp]``; a reviewed
+            setting in every deployment slice; docs/compliance.md).
     """
 
     path: Path
@@ -276,6 +279,7 @@ class Deployment:
     jurisdictions: Mapping[str, Jurisdiction] = field(default_factory=dict)
     profile: Profile = Profile.PRODUCTION
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    countries_of_concern: tuple[str, ...] = DEFAULT_COUNTRIES_OF_CONCERN
 
     def jurisdiction(self, code: str) -> Jurisdiction:
         """The jurisdiction called ``code``.
@@ -346,7 +350,8 @@ class _Reader(ConfigReader):
         self.path_of_file = source
 
     def deployment(self, doc: dict[str, Any]) -> Deployment:
-        top_doc = self.table(doc, "", {"deployment", "limits", "jurisdictions", "privacy"})
+        top_doc = self.table(doc, "", {"deployment", "limits", "jurisdictions", "privacy",
+                                       "dsp"})
         top = self.table(top_doc.get("deployment"), "deployment",
                          {"name", "profile", "schema", "policy_bundle", "k_min"})
         if "k_min" in top:
@@ -383,7 +388,18 @@ class _Reader(ConfigReader):
             name=self.text(top, "deployment", "name", "bordergate"),
             schema_path=schema, policy_bundle_path=bundle,
             limits=limits, jurisdictions=MappingProxyType(parsed), profile=profile,
-            privacy=self.privacy(top_doc.get("privacy")))
+            privacy=self.privacy(top_doc.get("privacy")),
+            countries_of_concern=self.countries_of_concern(top_doc.get("dsp")))
+
+    def countries_of_concern(self, body: object) -> tuple[str, ...]:
+        """``[dsp] countries_of_concern`` (default: the list of 28 CFR 202.601)."""
+        doc = self.table(body, "dsp", {"countries_of_concern"}, required=False)
+        if "countries_of_concern" not in doc:
+            return DEFAULT_COUNTRIES_OF_CONCERN
+        try:
+            return parse_countries(doc["countries_of_concern"])
+        except ValueError as exc:
+            raise self.fail("dsp.countries_of_concern", str(exc)) from None
 
     def privacy(self, body: object) -> PrivacySettings:
         """``[privacy]``: epsilon per export, budgets per period (defaults: PrivacySettings)."""

@@ -53,7 +53,11 @@ def test_clean_run_has_zero_findings(scenario: GatewayScenario, tmp_path: Path) 
     assert report["approvals"][0]["approvers"] == ["carol", "dave"]
     assert report["approvals"][0]["uses"] == 1
     assert report["releases"][0]["approved"] and report["gateway_starts"][0]["reviewed"]
-    assert {c["status"] for c in report["controls"]} <= {"evidenced", "partial"}
+    statuses = {c["id"]: c["status"] for c in report["controls"]}
+    # only the bulk row, whose counters are not built yet (issue 14 item 3), lacks evidence
+    assert [k for k, v in statuses.items() if v == "not evidenced"] == ["dsp-bulk"]
+    assert statuses["cisa-org-change"] == "partially evidenced"  # reviewer-signed, with gaps
+    assert statuses["dsp-1002-method"] in {"evidenced", "partially evidenced"}
 
 
 def test_bad_actor_gives_exactly_three_finding_kinds(tmp_path: Path) -> None:

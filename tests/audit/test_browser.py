@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from bordergate.audit.auditor_config import load_auditor_config
+from bordergate.audit.controls import CONTROLS
 from bordergate.audit.report import build_report, write_report
 from bordergate.audit.run import run_audit
 from bordergate.gateway.admin import ADMIN_COOKIE, create_admin_app
@@ -84,7 +85,7 @@ def test_report_renders_offline_with_charts(browser: Any,
     assert page.locator("svg.bars rect.bar").count() > 0
     assert page.locator("svg.hbars rect.bar").count() > 0
     assert page.locator("ol.findings li").count() == 2
-    assert page.locator("table.controls tbody tr").count() == 6
+    assert page.locator("table.controls tbody tr").count() == len(CONTROLS)
     box = page.locator("svg.sankey").bounding_box()
     assert box is not None and box["width"] > 100 and box["height"] > 100
     ARTIFACTS.mkdir(exist_ok=True)

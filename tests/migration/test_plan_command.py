@@ -17,7 +17,8 @@ from bordergate.migration.source import open_source
 def test_plan_is_split_per_home_and_counts_categories(tmp_path: Path,
                                                       deployment: Deployment) -> None:
     """Issue 15: the plan's JSON gives subjects and records per home, per collection, per
-    field class and per data category (`uncategorised` until the schema has categories),
+    field class and per DSP data category (the schema's `dsp_category`; `uncategorised`
+    for fields without one),
     lists the dropped column with its reason and the dirty subjects by legacy id; `--home`
     prints one home's part only; the plan changes nothing in the source."""
     url = f"sqlite:{tmp_path / 'legacy.db'}"
@@ -33,8 +34,10 @@ def test_plan_is_split_per_home_and_counts_categories(tmp_path: Path,
     assert plan["records"] == 300 and set(plan["homes"]) <= {"us", "eu", "cn"}
     for home in plan["homes"].values():
         assert home["records"] == sum(home["collections"].values())
-        assert set(home["categories"]) == {"uncategorised"}
-        assert sum(home["field_classes"].values()) == home["categories"]["uncategorised"]
+        assert set(home["categories"]) >= {"covered_personal_identifiers", "uncategorised"}
+        assert set(home["categories"]) <= {"covered_personal_identifiers", "uncategorised",
+                                           "precise_geolocation", "personal_financial"}
+        assert sum(home["field_classes"].values()) == sum(home["categories"].values())
     assert plan["unmapped"] == [] and list(plan["dropped"]) == ["accounts.ad_segment"]
     assert [s["legacy_id"] for s in plan["dirty"]["subjects"]] == list(made.dirty_accounts)
     one = runner.invoke(app, ["migrate", "plan", "--source", url, "--config", config,

@@ -35,6 +35,7 @@ from bordergate.audit.run import AuditRun, LogRun
 from bordergate.audit.separation import separation_section
 from bordergate.durable import replace_file
 from bordergate.entries import format_time
+from bordergate.releases.deployment_slice import COUNTRIES_OF_CONCERN, DeploymentSlice
 from bordergate.releases.ledger import APPROVED, REJECTED
 
 __all__ = ["REPORT_FORMAT", "build_report", "write_report"]
@@ -294,9 +295,18 @@ def _releases(logs: list[LogRun]) -> list[dict[str, Any]]:
                 "decided_index": decided[0] if decided else None,
                 "review_latency_s": round(decided[1] - rec.time) if decided else None,
                 "approved": rec.state == APPROVED, "rejected": rec.state == REJECTED,
+                "countries_of_concern": _countries(rec.manifest.deployment),
             })
     out.sort(key=lambda d: (d["jurisdiction"], d["index"]))
     return out
+
+
+def _countries(deployment: DeploymentSlice | None) -> list[str] | None:
+    """The reviewed countries of concern a release's deployment slice names, if any."""
+    if deployment is None:
+        return None
+    found = deployment.settings.get(COUNTRIES_OF_CONCERN)
+    return [str(c) for c in found] if isinstance(found, list) else None
 
 
 def _starts(logs: list[LogRun]) -> list[dict[str, Any]]:

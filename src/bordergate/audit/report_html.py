@@ -264,20 +264,29 @@ def _separation(report: dict[str, Any]) -> str:
 def _controls(report: dict[str, Any]) -> str:
     rows = []
     for c in report["controls"]:
-        evidence = "".join(f"<li>{_e(x)}</li>" for x in c["evidence"]) or \
-            "<li>No evidence in the audited logs.</li>"
+        evidence = "".join(
+            f"<li>{_e(x['text'])} <i>(attested by: "
+            f"{_e(', '.join(x['attested_by']) or 'nobody')})</i></li>"
+            for x in c["evidence"]) or "<li>None in the audited logs.</li>"
         gaps = "".join(f"<li>{_e(x)}</li>" for x in c["gaps"])
-        refs = "".join(f"<li>{_e(x)}</li>" for x in c["references"])
         status = c["status"]
         found = (f"<br>{_e(c['findings'])} finding(s): "
                  + _e(", ".join(c["finding_kinds"]))) if c["findings"] else ""
-        rows.append([f"<b>{_e(c['control'])}</b><ul class=\"refs\">{refs}</ul>",
+        wording = "" if c["text_committed"] else \
+            " <i>(our wording; the requirement's text is not yet committed)</i>"
+        rows.append([f"<b>{_e(c['citation'])}</b><br>{_e(c['requirement'])}{wording}"
+                     f"<br><q>{_e(c['quote'])}</q>",
                      f'<span class="status {_e(status.replace(" ", "-"))}">{_e(status)}</span>'
-                     + found, f"<ul>{evidence}</ul>", f"<ul>{gaps}</ul>"])
-    return ('<section id="controls"><h2>Controls: DOJ Data Security Program and CISA '
-            "restricted-transaction requirements</h2><p>bordergate's mapping; check the "
-            "references against the current texts.</p>"
-            + _table(["requirement", "status", "evidence in the logs", "gaps"], rows,
+                     + found, f"<ul>{evidence}</ul>",
+                     f"<ul>{gaps}</ul><p>The organisation must show: "
+                     f"{_e(c['organisation_must_show'])}</p>"])
+    return ('<section id="controls"><h2>Controls: DOJ Data Security Program (28 CFR 202) and '
+            "CISA restricted-transaction requirements</h2><p>One row per requirement; each "
+            "quote is checked against the committed text (docs/compliance.md says where the "
+            "mapping is our interpretation). Nothing is <i>evidenced</i> on the gateway's own "
+            "entries alone.</p>"
+            + _table(["requirement", "status", "evidence (and who attests it)",
+                      "gaps, and what the organisation must show"], rows,
                      "controls") + "</section>")
 
 

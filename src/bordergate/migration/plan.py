@@ -17,9 +17,9 @@ mapping and the schema:
 * the batches: consecutive ranges of subject keys (integers), each holding
   ``batch_subjects`` subjects of the first run.
 
-Data categories (the DSP categories of 28 CFR 202) are not in the schema
-yet: :func:`field_category` is the one place that reads a field's category,
-and answers ``uncategorised`` until the schema gives fields one.
+Data categories are the schema's DSP categories (28 CFR 202.249, the field's
+``dsp_category``): :func:`field_category` is the one place that reads them, and
+answers ``uncategorised`` for a field that carries none.
 """
 
 from __future__ import annotations
@@ -40,14 +40,8 @@ _LISTED_DIRTY = 1000  # dirty rows listed by id; beyond that only counted
 
 
 def field_category(spec: FieldSpec) -> str:
-    """The data category of a schema field.
-
-    PLACEHOLDER for the compliance issue's DSP categories: the schema has no
-    per-field category yet, so this answers the field's ``category`` when a
-    later schema gives it one, and ``uncategorised`` until then.
-    """
-    category = getattr(spec, "category", None)
-    return category if isinstance(category, str) and category else "uncategorised"
+    """The DSP category of a schema field (its ``dsp_category``), or ``uncategorised``."""
+    return spec.dsp_category.value if spec.dsp_category is not None else "uncategorised"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,8 @@ to start naming the setting.  The slice of jurisdiction ``code``::
        "log": {"origin": ..., "witnesses": [{"url": ..., "vkey": ...}], "quorum": n},
        "reviewers": [{"name": ..., "public_key": ...}], "required_approvals": n,
        "gateway_urls": {"eu": "https://...", ...},   the map clients trust
-       "roster_authority_keys": ["us-identity-authority+..."] or null (no roster)}}
+       "roster_authority_keys": ["us-identity-authority+..."] or null (no roster),
+       "countries_of_concern": ["CN", "CU", ...]}}   28 CFR 202.601, reviewed
 
 Only the jurisdiction's own settings and the deployment-wide ones (schema,
 policy, privacy, limits, URL map) are in its slice: changing another
@@ -51,6 +52,8 @@ __all__ = ["DeploymentSlice", "deployment_slice", "diff_settings", "parse_deploy
 
 #: the identity authority's roster keys (null: the jurisdiction names no roster)
 ROSTER_AUTHORITY_KEYS = "roster_authority_keys"
+#: the countries of concern (28 CFR 202.601) as ISO codes: a reviewed setting
+COUNTRIES_OF_CONCERN = "countries_of_concern"
 MAX_SETTINGS_BYTES = 16 * 1024
 
 
@@ -124,6 +127,7 @@ def deployment_slice(deployment: Deployment, code: str,
         "required_approvals": j.required_approvals,
         "gateway_urls": dict(sorted(deployment.gateway_urls().items())),
         ROSTER_AUTHORITY_KEYS: _roster_authority_keys(j),
+        COUNTRIES_OF_CONCERN: list(deployment.countries_of_concern),
     }
     return DeploymentSlice(code, settings)
 

@@ -24,7 +24,8 @@ app = typer.Typer(help="Check classified schema files.", no_args_is_help=True)
 def check(
     file: Annotated[Path, typer.Argument(help="A schema TOML file.")],
 ) -> None:
-    """Validate a schema file: every field classified, typed and well-formed (promise 1)."""
+    """Validate a schema file: every field classified, typed and well-formed (promise 1),
+    DSP categories and government-related flags known (docs/compliance.md)."""
     from bordergate.residency.schema import load_schema
 
     try:
@@ -36,6 +37,13 @@ def check(
         classes = Counter(spec.field_class.value for spec in coll.fields.values())
         summary = ", ".join(f"{n} {c}" for c, n in sorted(classes.items()))
         typer.echo(f"{name}: {len(coll.fields)} fields ({summary})")
+    categories = Counter(spec.dsp_category.value for coll in schema.collections.values()
+                         for spec in coll.fields.values() if spec.dsp_category is not None)
+    government = sum(spec.government_related for coll in schema.collections.values()
+                     for spec in coll.fields.values())
+    cats = ", ".join(f"{n} {c}" for c, n in sorted(categories.items())) or "none"
+    typer.echo(f"DSP categories (28 CFR 202.249): {cats}; government-related fields: "
+               f"{government}")
     typer.echo(f"OK: {file} declares {len(schema.collections)} collections, every field "
                "classified")
 

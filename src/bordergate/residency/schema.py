@@ -7,6 +7,16 @@ A schema is a TOML file::
     type = "string"            # string | integer | boolean | timestamp
     required = true            # default false
     max_length = 254           # strings only, in characters; default 4096
+    dsp_category = "covered_personal_identifiers"   # optional, see below
+    government_related = false # optional, default false
+
+``dsp_category`` names the 28 CFR 202 sensitive personal data category of the
+field (:class:`~bordergate.dsp.categories.DspCategory`: ``covered_personal_identifiers``,
+``precise_geolocation``, ``biometric_identifiers``, ``human_genomic``,
+``human_omic``, ``personal_health``, ``personal_financial``); a field without
+one is not sensitive personal data in the DSP's sense.  ``government_related``
+marks government-related data (§202.222), which has no bulk threshold.
+docs/compliance.md says how the categories were read from the text.
 
 Promise 1 (residency) rests on this: no field may exist without a class, and
 ``protected``/``restricted`` fields are the ones the vault encrypts.  The
@@ -34,6 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bordergate.dsp.categories import DspCategory, parse_category
 from bordergate.errors import ConfigError, InvalidInput, VerificationError
 
 __all__ = [
@@ -56,7 +67,8 @@ MAX_VALUE_BYTES = 65536
 _MAX_SCHEMA_BYTES = 1 << 20
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _INT64 = (-(1 << 63), (1 << 63) - 1)
-_FIELD_KEYS = frozenset({"class", "type", "required", "max_length", "description"})
+_FIELD_KEYS = frozenset({"class", "type", "required", "max_length", "description",
+                         "dsp_category", "government_related"})
 
 
 class FieldClass(enum.StrEnum):
@@ -90,6 +102,8 @@ class FieldSpec:
     type: FieldType
     required: bool = False
     max_length: int = DEFAULT_MAX_LENGTH
+    dsp_category: DspCategory | None = None
+    government_related: bool = False
 
     def normalize(self, value: object) -> object:
         """Check an untrusted value against this field and return its canonical form.
@@ -258,8 +272,9 @@ def parse_schema(data: bytes | str, *, source: str = "<schema>") -> Schema:
     Raises:
         ConfigError: with code ``schema_syntax`` (not TOML), ``schema_too_large``,
             ``unclassified_field`` (no ``class``), ``unknown_class``,
-            ``unknown_type`` or ``schema_invalid`` (anything else); the message
-            names the file, collection and field.
+            ``unknown_type``, ``unknown_dsp_category``, ``invalid_government_related``
+            or ``schema_invalid`` (anything else); the message names the file,
+            collection and field.
     """
     if isinstance(data, bytes):
         if len(data) > _MAX_SCHEMA_BYTES:
@@ -328,8 +343,26 @@ def _field(source: str, coll: str, name: str, body: object) -> FieldSpec:
         1 <= max_length <= MAX_VALUE_BYTES // 4
     ):
         raise _invalid(source, coll, name, f"max_length must be 1..{MAX_VALUE_BYTES // 4}")
+    category, government = _dsp(source, coll, name, body)
     return FieldSpec(name=name, field_class=field_class, type=field_type,
-                     required=required, max_length=max_length)
+                     required=required, max_length=max_length, dsp_category=category,
+                     government_related=government)
+
+
+def _dsp(source: str, coll: str, name: str,
+         body: Mapping[str, object]) -> tuple[DspCategory | None, bool]:
+    """The field's DSP category and government-related flag (module docstring)."""
+    category = None
+    if "dsp_category" in body:
+        try:
+            category = parse_category(body["dsp_category"])
+        except ValueError as exc:
+            raise _invalid(source, coll, name, str(exc), code="unknown_dsp_category") from None
+    government = body.get("government_related", False)
+    if not isinstance(government, bool):
+        raise _invalid(source, coll, name, "government_related must be true or false",
+                       code="invalid_government_related")
+    return category, government
 
 
 def _invalid(source: str, coll: str | None, field: str | None, why: str,
