@@ -21,6 +21,7 @@ Run: .venv/bin/python bench/bench_migration.py [users]   (default 3,000 users = 
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 import sys
@@ -42,9 +43,20 @@ TABLES = {"accounts": "id", "profiles": "account_id", "watch_history": "account_
           "payments": "account_id", "messages": "sender_id"}
 
 
+def in_process_logs(config: str) -> str:
+    """The demo deployment file with each home's log written by the migration's own
+    in-process sequencer (``log.key_file``) instead of a log operator's service
+    (as tests/migration/conftest.py does): no fixed ports, one process measured."""
+    config = re.sub(r", sequencer = \{ url = [^}]*\} \}", " }", config)
+    config = re.sub(r'pseudonym_secret_file = "data/(\w+)/pseudonym.secret"',
+                    r'pseudonym_secret_file = "data/\1/pseudonym.secret", '
+                    r'key_file = "data/\1/log.key"', config)
+    return re.sub(r"(?m)^sequencer = \{ listen.*\n", "", config)
+
+
 def deployment_in(root: Path):  # type: ignore[no-untyped-def]
     root.mkdir(parents=True)
-    shutil.copy(demo_config_path(), root / "bordergate.toml")
+    (root / "bordergate.toml").write_text(in_process_logs(demo_config_path().read_text()))
     deployment = load_config(root / "bordergate.toml")
     provision(deployment)
     return deployment

@@ -164,7 +164,7 @@ class _Migration:
             subject = home.subject_of(legacy)
             if subject is None:
                 subject = SubjectId.mint(code)
-                home.seal_legacy_id(legacy, subject, batch)
+                home.seal_legacy_id(legacy, subject, batch, minted=True)
                 new_subjects += 1
             subjects[key] = subject
             pseudonymous[key] = home.pseudonyms.subject(str(subject))
