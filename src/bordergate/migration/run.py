@@ -240,9 +240,10 @@ class _Migration:
 def run_migration(source: LegacySource, mapping: MigrationMapping, plan: Plan,
                   homes: Mapping[str, Home], *, schema: Schema, only: str | None = None,
                   progress: Progress | None = None,
-                  clock: Callable[[], float] = time.time) -> RunReport:
+                  clock: Callable[[], float] = time.time, compact: bool = True) -> RunReport:
     """Migrate every batch part not done yet (``only`` one home's: that custodian's
-    run), then compact the source.
+    run), then compact the source (unless ``compact`` is false: a worker of
+    :func:`~bordergate.migration.parallel.run_parallel`, whose parent compacts).
 
     ``homes`` must hold every home of :func:`homes_needed` (each opened with its
     own custodian's files); with nothing left to migrate it may be empty.
@@ -279,6 +280,7 @@ def run_migration(source: LegacySource, mapping: MigrationMapping, plan: Plan,
             work.log_deletion(row)
         if progress is not None:
             progress(records, key[0])
-    source.compact([t.table for t in mapping.tables])
+    if compact:
+        source.compact([t.table for t in mapping.tables])
     return RunReport(batches=len(journal), batches_done_before=done_before, retried=retried,
                      records=records, seconds=clock() - started)
