@@ -12,9 +12,15 @@ of the same rows from a copy of the same legacy file into a table of each
 home's store file (SELECT, INSERT, one transaction per table and home), then
 the same DELETE of the copied rows from the source and the same compaction.
 
+The migration runs twice, each time on its own copy of the legacy file and
+its own deployment: in one process (``run_migration``, ``migrate run
+--no-parallel``) and with one worker process per home (``run_parallel``, the
+default of ``migrate run``).  The homes' logs are written by in-process
+sequencers (``in_process_logs``), as in tests/migration.
+
 Target (issue 15): >= 20,000 records/s end to end.  Rates are printed per
-wall-clock second and per CPU-second of this process (a busy shared machine
-stretches the first, not the second).
+wall-clock second and per CPU-second of this process and its workers (a busy
+shared machine stretches the first, not the second), with the load average.
 
 Run: .venv/bin/python bench/bench_migration.py [users]   (default 3,000 users = 30,000 records)
 """
