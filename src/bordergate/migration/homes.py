@@ -222,11 +222,22 @@ class Home:
         self._ciphers.clear()
         self._kek_version = None
 
-    def append(self, entries: Sequence[bytes]) -> None:
-        """Log entries durably (``legacy-deletion``)."""
+    def append(self, entries: Sequence[bytes], *, publish: bool = False) -> None:
+        """Log entries durably (``legacy-deletion``); with ``publish``, also wait until
+        a checkpoint covering every entry this run appended is published.
+
+        A part is marked ``done`` only after that: a later run opens only the homes
+        with parts not done, so an entry that is durable but not yet in a published
+        checkpoint when the run is killed would otherwise stay out of every
+        checkpoint (and out of ``verify``'s reading of the log) until some later
+        writer of that log recovers it.
+        """
         if self.sequencer is None:
             raise ConfigError(f"home {self.code} was opened read-only", code="home_read_only")
-        self.sequencer.append_many(list(entries))
+        if entries:
+            self.sequencer.append_many(list(entries))
+        if publish:
+            self.sequencer.publish()
 
     def close(self) -> None:
         if self.sequencer is not None:
@@ -238,6 +249,9 @@ class HomeLog(Protocol):
     """Where a home's migration entries go: durable before ``append_many`` returns."""
 
     def append_many(self, entries: list[bytes]) -> int: ...
+
+    def publish(self, timeout: float = 30.0) -> object:
+        """Return once a checkpoint covering every entry appended so far is published."""
 
     def close(self) -> None: ...
 
@@ -258,6 +272,11 @@ class ServiceLog:
     def append_many(self, entries: list[bytes]) -> int:
         """Sequence ``entries``; returns once the service says they are durable."""
         return int(self._loop.run_until_complete(self._remote.append_many(entries)))
+
+    def publish(self, timeout: float = 30.0) -> None:
+        """Nothing to wait for here: the log operator's service publishes what it
+        acknowledged, and recovers and publishes it after its own crash; it is not
+        killed with the migration."""
 
     def close(self) -> None:
         try:

@@ -231,11 +231,10 @@ class _Migration:
 
     def log_deletion(self, row: JournalRow) -> None:
         tables: dict[str, list[Any]] = json.loads(row.deletion or "{}")
-        if tables:
-            self.homes[row.home].append([deletion_entry(DeletionFacts(
-                batch=row.batch, attempt=row.attempts, source=self.source.kind,
-                tables={t: (int(n), str(d)) for t, (n, d) in sorted(tables.items())}),
-                home=row.home, time=self.clock())])
+        self.homes[row.home].append([deletion_entry(DeletionFacts(
+            batch=row.batch, attempt=row.attempts, source=self.source.kind,
+            tables={t: (int(n), str(d)) for t, (n, d) in sorted(tables.items())}),
+            home=row.home, time=self.clock())] if tables else [], publish=True)
         with self.source.transaction() as cur:
             self.source.set_state(cur, row, "done", attempts=row.attempts)
 
