@@ -7,7 +7,7 @@ temporary directory (keys generated there: test-only).
 from __future__ import annotations
 
 import json
-import shutil
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,10 +27,23 @@ from bordergate.residency.vault import Vault
 HOMES = ("cn", "eu", "us")
 
 
+def in_process_logs(config: str) -> str:
+    """The demo deployment file with each home's log written by the migration's own
+    in-process sequencer (``log.key_file``), not by a log operator's service: these
+    tests exercise the migration, not the sequencer service, and need no fixed ports
+    (the development path of ``migration.homes._home_log``)."""
+    config = re.sub(r", sequencer = \{ url = [^}]*\} \}", " }", config)
+    config = re.sub(r'pseudonym_secret_file = "data/(\w+)/pseudonym.secret"',
+                    r'pseudonym_secret_file = "data/\1/pseudonym.secret", '
+                    r'key_file = "data/\1/log.key"', config)
+    return re.sub(r"(?m)^sequencer = \{ listen.*\n", "", config)
+
+
 def make_deployment(directory: Path) -> Deployment:
-    """The demo deployment (us, eu, cn), provisioned in ``directory``."""
+    """The demo deployment (us, eu, cn), provisioned in ``directory``, its logs
+    written in process (:func:`in_process_logs`)."""
     directory.mkdir(parents=True, exist_ok=True)
-    shutil.copy(demo_config_path(), directory / "bordergate.toml")
+    (directory / "bordergate.toml").write_text(in_process_logs(demo_config_path().read_text()))
     deployment = load_config(directory / "bordergate.toml")
     provision(deployment)
     return deployment

@@ -337,12 +337,14 @@ class KeyRing:
                      ) -> tuple[SubjectCipher, WrappedDataKey, KeyEvent]:
         """A new data key for ``subject``, wrapped but not stored: the caller
         stores it with the records sealed under it in one transaction (a bulk
-        import, ``RecordStore.put_batch``), and logs the event.
+        import, ``RecordStore.put_batch``), and logs the event.  ``kek_version``:
+        the current version as the caller just read it (a bulk import reads it
+        once per batch), else read from the backend now.
 
         Raises:
             ConfigError: ``keys_not_initialised``.
         """
-        version = self.current_version()
+        version = self.current_version() if kek_version is None else kek_version
         data_key = os.urandom(DATA_KEY_BYTES)
         aad = data_key_aad(self.jurisdiction, str(subject), version)
         wrapped = WrappedDataKey(subject, os.urandom(16), version,

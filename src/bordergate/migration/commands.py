@@ -107,7 +107,10 @@ def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
         progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
         home: Annotated[str | None, typer.Option(
             help="run only this home's part (its custodian's run: only its files are "
-                 "opened)")] = None) -> None:
+                 "opened)")] = None,
+        parallel: Annotated[bool, typer.Option(
+            help="one worker process per home, each with only its home's files "
+                 "(Linux; without --home)")] = True) -> None:
     """Migrate in resumable batches; safe to interrupt and run again."""
     from rich.progress import (
         BarColumn,
@@ -119,6 +122,7 @@ def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
     )
 
     from bordergate.migration.homes import open_home
+    from bordergate.migration.parallel import parallel_available, run_parallel
     from bordergate.migration.plan import make_plan
     from bordergate.migration.run import homes_needed, run_migration
     from bordergate.migration.source import open_source
@@ -130,7 +134,9 @@ def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
         try:
             made = make_plan(src, parsed, schema, batch_subjects=batch_subjects)
             made.require_runnable()
-            for code in sorted(homes_needed(src, made, home)):
+            needed = sorted(homes_needed(src, made, home))
+            workers = parallel and home is None and len(needed) > 1 and parallel_available()
+            for code in [] if workers else needed:
                 homes[code] = open_home(deployment, code)
             bar = Progress(TextColumn("migrating"), BarColumn(), MofNCompleteColumn(),
                            TaskProgressColumn(), TextColumn("{task.fields[rate]} records/s"),
@@ -145,8 +151,12 @@ def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
                     bar.update(task, completed=records,
                                rate=f"{speed:,.0f}" if speed else "-")
 
-                report = run_migration(src, parsed, made, homes, schema=schema, only=home,
-                                       progress=advance)
+                if workers:
+                    report = run_parallel(source, deployment, parsed, made, schema=schema,
+                                          base_dir=config.parent, progress=advance)
+                else:
+                    report = run_migration(src, parsed, made, homes, schema=schema,
+                                           only=home, progress=advance)
         finally:
             for h in homes.values():
                 h.close()

@@ -95,9 +95,10 @@ def _converter(spec: FieldSpec) -> Callable[[Any], Any] | None:
 
 def read_batch(source: LegacySource, mapping: MigrationMapping, lo: int, hi: int,
                specs: Mapping[str, Mapping[str, FieldSpec]], *,
-               values: bool = True) -> BatchRows:
+               values: bool = True, home: str | None = None) -> BatchRows:
     """Read the rows of the subjects with keys in [lo, hi] whose home is decided
-    (without their values when ``values`` is false: to delete them)."""
+    (without their values when ``values`` is false: to delete them); with
+    ``home``, only the rows of that home's subjects (one part of the batch)."""
     found = subject_homes(source, mapping, f"WHERE {ident(mapping.subject_key)} BETWEEN ? AND ?",
                           (lo, hi))
     subjects = {k: (legacy, home) for k, (legacy, home) in found.items() if home is not None}
@@ -108,14 +109,15 @@ def read_batch(source: LegacySource, mapping: MigrationMapping, lo: int, hi: int
         sql = (f"SELECT {ident(t.key)}, {ident(t.owner)}{cols} FROM {ident(t.table)} "  # noqa: S608
                f"WHERE {ident(t.owner)} BETWEEN ? AND ? ORDER BY {ident(t.key)}")
         per_home: dict[str, list[tuple[Any, int, dict[str, Any]]]] = {}
-        convert = [(n, _converter(specs[t.table][n])) for n in names]
+        converters = {n: c for n in names if (c := _converter(specs[t.table][n])) is not None}
         for key, owner, *row in source.query(sql, (lo, hi)):
             subject = subjects.get(int(owner))
-            if subject is None:
-                continue  # dirty: its owner has no home; left in place
-            per_home.setdefault(subject[1], []).append((key, int(owner), {
-                n: (c(v) if c is not None else v)
-                for (n, c), v in zip(convert, row, strict=True)}))
+            if subject is None or (home is not None and subject[1] != home):
+                continue  # dirty (its owner has no home; left in place), or another part's
+            record = dict(zip(names, row, strict=True))
+            for n, c in converters.items():
+                record[n] = c(record[n])
+            per_home.setdefault(subject[1], []).append((key, int(owner), record))
         tables[t.table] = per_home
     return BatchRows(subjects, tables)
 
@@ -144,7 +146,7 @@ class _Migration:
         attempt = row.attempts + 1
         with self.source.transaction() as cur:
             self.source.set_state(cur, row, "started", attempts=attempt)
-        rows = read_batch(self.source, self.mapping, row.lo, row.hi, self.specs)
+        rows = read_batch(self.source, self.mapping, row.lo, row.hi, self.specs, home=row.home)
         manifest = self._import_home(row.batch, attempt, rows, row.home, self.homes[row.home])
         with self.source.transaction() as cur:
             self.source.set_manifest(cur, row.batch, row.home, manifest)
@@ -164,7 +166,7 @@ class _Migration:
             subject = home.subject_of(legacy)
             if subject is None:
                 subject = SubjectId.mint(code)
-                home.seal_legacy_id(legacy, subject, batch)
+                home.seal_legacy_id(legacy, subject, batch, minted=True)
                 new_subjects += 1
             subjects[key] = subject
             pseudonymous[key] = home.pseudonyms.subject(str(subject))
@@ -207,7 +209,8 @@ class _Migration:
         return entry
 
     def delete_part(self, row: JournalRow) -> None:
-        rows = read_batch(self.source, self.mapping, row.lo, row.hi, self.specs, values=False)
+        rows = read_batch(self.source, self.mapping, row.lo, row.hi, self.specs, values=False,
+                          home=row.home)
         facts: dict[str, tuple[int, str]] = {}
         for t in self.mapping.tables:
             table_rows = rows.tables[t.table].get(row.home, [])
@@ -228,11 +231,10 @@ class _Migration:
 
     def log_deletion(self, row: JournalRow) -> None:
         tables: dict[str, list[Any]] = json.loads(row.deletion or "{}")
-        if tables:
-            self.homes[row.home].append([deletion_entry(DeletionFacts(
-                batch=row.batch, attempt=row.attempts, source=self.source.kind,
-                tables={t: (int(n), str(d)) for t, (n, d) in sorted(tables.items())}),
-                home=row.home, time=self.clock())])
+        self.homes[row.home].append([deletion_entry(DeletionFacts(
+            batch=row.batch, attempt=row.attempts, source=self.source.kind,
+            tables={t: (int(n), str(d)) for t, (n, d) in sorted(tables.items())}),
+            home=row.home, time=self.clock())] if tables else [], publish=True)
         with self.source.transaction() as cur:
             self.source.set_state(cur, row, "done", attempts=row.attempts)
 
@@ -240,9 +242,10 @@ class _Migration:
 def run_migration(source: LegacySource, mapping: MigrationMapping, plan: Plan,
                   homes: Mapping[str, Home], *, schema: Schema, only: str | None = None,
                   progress: Progress | None = None,
-                  clock: Callable[[], float] = time.time) -> RunReport:
+                  clock: Callable[[], float] = time.time, compact: bool = True) -> RunReport:
     """Migrate every batch part not done yet (``only`` one home's: that custodian's
-    run), then compact the source.
+    run), then compact the source (unless ``compact`` is false: a worker of
+    :func:`~bordergate.migration.parallel.run_parallel`, whose parent compacts).
 
     ``homes`` must hold every home of :func:`homes_needed` (each opened with its
     own custodian's files); with nothing left to migrate it may be empty.
@@ -279,6 +282,7 @@ def run_migration(source: LegacySource, mapping: MigrationMapping, plan: Plan,
             work.log_deletion(row)
         if progress is not None:
             progress(records, key[0])
-    source.compact([t.table for t in mapping.tables])
+    if compact:
+        source.compact([t.table for t in mapping.tables])
     return RunReport(batches=len(journal), batches_done_before=done_before, retried=retried,
                      records=records, seconds=clock() - started)

@@ -244,7 +244,9 @@ def open_source(url: str, *, base_dir: Path | None = None) -> LegacySource:
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     try:
-        lite = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # timeout: the homes' workers (migration.parallel) take turns writing
+        lite = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                               timeout=120)
         for pragma in ("journal_mode = WAL", "synchronous = FULL", "secure_delete = ON",
                        "foreign_keys = ON"):
             lite.execute(f"PRAGMA {pragma}")
