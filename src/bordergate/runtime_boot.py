@@ -394,9 +394,11 @@ def main(argv: list[str]) -> int:
     # the module as imported from the verified site-packages (this file ran as __main__)
     import bordergate.runtime_boot as recorded  # noqa: PLW0406
     recorded.ATTESTED = result
-    from bordergate.cli import main as cli_main
+    # run the package's entry point as `python -m bordergate` would: the boot does not
+    # depend on the CLI's modules (which depend on the releases room, which uses this)
+    import runpy
     sys.argv = ["bordergate", *rest]
-    cli_main()
+    runpy.run_module("bordergate", run_name="__main__", alter_sys=True)
     return 0
 
 

@@ -9,6 +9,7 @@ and publishes the others beside the log with a ``roster`` entry.  Keys are TEST-
 from __future__ import annotations
 
 import json
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -40,12 +41,13 @@ def test_production_refuses_a_local_authority_key(tmp_path: Path) -> None:
     """Profiles: `roster.authority_key_file` (a TEST-ONLY key made by gateway init) is
     refused by the production profile, naming the key; `authority_keys` loads."""
     vkey = authority_signer().verifier().key_string
+    production = re.sub(r"^roster = .*\n", "", PRODUCTION, flags=re.MULTILINE)
     with pytest.raises(ConfigError) as err:
-        parse_config(PRODUCTION + '[jurisdictions.us.roster]\nauthority_key_file = "a.key"\n',
+        parse_config(production + '[jurisdictions.us.roster]\nauthority_key_file = "a.key"\n',
                      base_dir=tmp_path)
     assert err.value.code == "config_invalid"
     assert "jurisdictions.us.roster.authority_key_file" in str(err.value)
-    d = parse_config(PRODUCTION + f'[jurisdictions.us.roster]\nauthority_keys = ["{vkey}"]\n',
+    d = parse_config(production + f'[jurisdictions.us.roster]\nauthority_keys = ["{vkey}"]\n',
                      base_dir=tmp_path)
     authority = authority_for(d.jurisdiction("us"))
     assert authority is not None and authority.verifiers[0].key_string == vkey

@@ -104,12 +104,14 @@ def test_reopened_sequencer_keeps_its_state_versions() -> None:
     _, seq = _sequencer()
     seq.start()
     seq.submit([b"set:a"]).result(10)
-    fresh = seq.reopen()
-    with fresh:
+    fresh = seq.reopen()  # started
+    try:
         assert fresh.version("a") == 0
         with pytest.raises(StaleState):
             fresh.submit([b"read"], expect={"a": -1}).result(10)
         assert fresh.submit([b"read"], expect={"a": 0}).result(10) == 1
+    finally:
+        fresh.close()
 
 
 def test_sequencer_without_state_keys_refuses_guards() -> None:

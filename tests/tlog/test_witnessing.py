@@ -371,10 +371,11 @@ def test_sequencer_service_refuses_to_publish_unwitnessed(tmp_path: Path) -> Non
     `log append` quick start publishes uncosigned with a warning."""
     log = tmp_path / "log"
     make_log(log)
-    proc = bordergate("log", "sequencer", str(log), "--token-file", str(tmp_path / "token"),
+    appenders = str(tmp_path / "appenders.txt")
+    proc = bordergate("log", "sequencer", str(log), "--credentials", appenders,
                       "--port", str(free_port()), timeout=60)
     assert proc.returncode == 2 and b"witness_quorum_required" in proc.stderr
-    proc = bordergate("log", "sequencer", str(log), "--token-file", str(tmp_path / "token"),
+    proc = bordergate("log", "sequencer", str(log), "--credentials", appenders,
                       "--witness", f"http://127.0.0.1:9={witness_signer(0).verifier().key_string}",
                       "--quorum", "0", "--port", str(free_port()), timeout=60)
     assert proc.returncode == 2 and b"witness_quorum_required" in proc.stderr
