@@ -142,20 +142,44 @@ class RemoteSequencer:
                 the entry sent at its index (``promise_mismatch``).
             InvalidInput, PushBack, Unavailable: as :meth:`append_many`.
         """
+        first, texts = await self.append_attested(entries)
+        return first, [open_promise(t, self.verifier) for t in texts]
+
+    async def append_attested(self, entries: Sequence[bytes],
+                              expect: Mapping[str, int] | None = None
+                              ) -> tuple[int, list[bytes]]:
+        """As :meth:`append_promised` (guarded by ``expect`` as :meth:`append_guarded`
+        when given), returning each promise's signed bytes, checked, to forward
+        (a gateway sends them to the key service).
+
+        Raises:
+            StaleState: with ``expect``, a version changed; nothing was sequenced.
+            VerificationError, InvalidInput, PushBack, Unavailable: as
+                :meth:`append_promised`.
+        """
         batch = list(entries)
         if not batch or any(len(e) > ENTRY_MAX for e in batch):
             raise InvalidInput("between 1 entry and entries of 65535 bytes",
                                code="entry_too_large")
+        path, body = ("/append-guarded?promise=1", encode_guarded(batch, dict(expect))) \
+            if expect is not None else ("/append?promise=1", encode_entries(batch))
         try:
-            r = await self._client.post(f"{self.url}/append?promise=1",
-                                        content=encode_entries(batch), headers=self._headers)
+            r = await self._client.post(f"{self.url}{path}", content=body,
+                                        headers=self._headers)
         except httpx.HTTPError as e:
             raise Unavailable(f"sequencer service unreachable: {e}",
                               code="log_unavailable") from e
+        if r.status_code == 409 and expect is not None:
+            try:
+                current = {str(k): int(v) for k, v in r.json()["current"].items()}
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise Unavailable("sequencer service answered garbage",
+                                  code="log_unavailable") from e
+            raise StaleState("state changed since the decision", current=current)
         first = self._first_of(r)
         try:
-            texts = r.json()["promises"]
-            promises = [open_promise(t.encode(), self.verifier) for t in texts]
+            texts = [t.encode() for t in r.json()["promises"]]
+            promises = [open_promise(t, self.verifier) for t in texts]
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise VerificationError("sequencer answered without promises",
                                     code="promise_missing") from e
@@ -164,7 +188,7 @@ class RemoteSequencer:
                 for i, (p, e) in enumerate(zip(promises, batch, strict=True))):
             raise VerificationError("a promise is not about the entry sent at its index",
                                     code="promise_mismatch")
-        return first, promises
+        return first, texts
 
     async def _send_loop(self) -> None:
         while self._pending:
