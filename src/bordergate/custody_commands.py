@@ -267,3 +267,19 @@ def status(
     if counts is not None:
         for version, n in sorted(counts.items()):
             typer.echo(f"data keys under v{version}: {n}")
+
+
+@app.command()
+def serve(
+    *,
+    jurisdiction: Jurisdiction,
+    config: Annotated[Path, typer.Option("--config", help="The deployment file.")],
+    host: Annotated[str | None, typer.Option(help="Override key_service.listen.")] = None,
+    port: Annotated[int | None, typer.Option(help="Override key_service.listen.")] = None,
+) -> None:
+    """Run the jurisdiction's key service: hold its KEKs and release a data key only
+    against a logged, allowed, fresh decision (issue 13; docs/design.md)."""
+    from bordergate.key_service_process import serve_keys
+
+    with _failures():
+        serve_keys(config, jurisdiction, host=host, port=port)

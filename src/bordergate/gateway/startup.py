@@ -50,6 +50,7 @@ from bordergate.gateway.auth import TokenVerifier, parse_public_key
 from bordergate.gateway.revocations import RevocationFollower, TokenRevocations, follow_log
 from bordergate.gateway.roster_in_force import RosterFollower, RosterInForce, follow_rosters
 from bordergate.gateway.service import Gateway, LogAppender, SequencerLog
+from bordergate.key_service_process import provision_key_service
 from bordergate.keys.backend import KeyFileSettings, open_key_backend
 from bordergate.keys.keyring import KeyRing, initialise
 from bordergate.keys.service_client import KeksHeldElsewhere, KeyServiceClient
@@ -58,6 +59,7 @@ from bordergate.log_access import (
     log_signer,
     log_verifier,
     provision_sequencer,
+    read_pseudonym_secret,
     refuse_gateway_log_key,
 )
 from bordergate.log_witnessing import log_witnessing
@@ -89,25 +91,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-def read_pseudonym_secret(path: Path) -> bytes:
-    """The per-log pseudonym secret (hex text, at least 32 bytes).
-
-    Raises:
-        ConfigError: ``pseudonym_secret_unreadable`` or ``pseudonym_secret_invalid``.
-    """
-    try:
-        text = path.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read pseudonym secret {path}: {exc.strerror}",
-                          code="pseudonym_secret_unreadable") from exc
-    try:
-        secret = bytes.fromhex(text)
-    except ValueError:
-        secret = b""
-    if len(secret) < 32:
-        raise ConfigError(f"{path}: a pseudonym secret is at least 32 bytes of hex",
-                          code="pseudonym_secret_invalid")
-    return secret
 
 
 def _verifier(j: Jurisdiction, limits: Limits) -> TokenVerifier:
@@ -447,7 +430,7 @@ def _provision_one(code: str, j: Jurisdiction, profile: Profile) -> list[str]:
     if not j.log.pseudonym_secret_file.exists():
         write_key(j.log.pseudonym_secret_file, secrets.token_hex(32))
         done.append(f"{code}: pseudonym secret {j.log.pseudonym_secret_file}")
-    done += provision_sequencer(j)
+    done += provision_sequencer(j) + provision_key_service(j)
     location = parse_log_location(j.log.storage)
     if location.kind == "directory":
         Path(location.target).mkdir(parents=True, exist_ok=True)
