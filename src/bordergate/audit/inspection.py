@@ -44,6 +44,7 @@ from bordergate.audit.rules import (
     appenders,
     approvals,
     decisions,
+    keyaccess,
     migration,
     releases,
     rosters,
@@ -62,7 +63,8 @@ DECISION_TYPES = decisions.DECISION_TYPES
 # Types checked by one rule each, with no decision list.
 _ENTRY_RULES: dict[str, Callable[[RuleContext, int, Entry], None]] = {
     "token-revoke": tokens.token_revoke, "migration": migration.migration,
-    "legacy-deletion": migration.legacy_deletion, "roster": rosters.roster_entry}
+    "legacy-deletion": migration.legacy_deletion, "roster": rosters.roster_entry,
+    "key-access": keyaccess.key_access}
 
 
 class ReferenceInspector(RuleContext):

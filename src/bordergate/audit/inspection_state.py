@@ -37,6 +37,9 @@ class InspectionState:
         roster_serial: the highest verified roster serial, or None.
         migrated: ``[records, legacy_keys]`` of the last allowed ``migration`` entry of
             each ``batch/table`` (``audit.rules.migration``).
+        key_claims: ``[index, justified, leaf, operation, subject]`` of each
+            ``key-access`` entry not yet matched to its justification
+            (``audit.rules.keyaccess``).
     """
 
     size: int = 0
@@ -52,6 +55,7 @@ class InspectionState:
     roster_in_force: str | None = None
     roster_serial: int | None = None
     migrated: dict[str, list[Any]] = field(default_factory=dict)
+    key_claims: list[list[Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"size": self.size, "max_time": self.max_time, "tally": self.tally.to_json(),
@@ -62,7 +66,7 @@ class InspectionState:
                 "revoked_tokens": self.revoked_tokens,
                 "roster_entries": {k: [i, t] for k, (i, t) in self.roster_entries.items()},
                 "roster_in_force": self.roster_in_force, "roster_serial": self.roster_serial,
-                "migrated": self.migrated}
+                "migrated": self.migrated, "key_claims": self.key_claims}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> InspectionState:
@@ -89,4 +93,5 @@ class InspectionState:
             else str(data["roster_in_force"]),
             roster_serial=None if data.get("roster_serial") is None
             else int(data["roster_serial"]),
-            migrated={str(k): list(v) for k, v in dict(data.get("migrated", {})).items()})
+            migrated={str(k): list(v) for k, v in dict(data.get("migrated", {})).items()},
+            key_claims=[list(c) for c in data.get("key_claims", [])])

@@ -9,7 +9,8 @@
 * :mod:`.statements`: the approver's own signature on every approval change;
 * :mod:`.releases`: reviewed releases and the release each decision names (promise 6);
 * :mod:`.tokens`: no read decided for a bearer token after its ``token-revoke`` entry;
-* :mod:`.rosters`: every recorded principal as the roster version it names vouches.
+* :mod:`.rosters`: every recorded principal as the roster version it names vouches;
+* :mod:`.keyaccess`: every data key the key service released, matched to its decision.
 
 Every rule is written once, here: the reference inspector
 (:mod:`bordergate.audit.inspection`) calls them entry by entry, the accelerated
@@ -18,5 +19,5 @@ follows from an entry's shape.  A rule reports through the
 :class:`~.context.RuleContext` it is given and never reads a log or a clock.
 """
 
-__all__ = ["appenders", "approvals", "context", "dataflows", "decisions", "privacy", "releases",
-           "rosters", "statements", "tokens", "wellformed"]
+__all__ = ["appenders", "approvals", "context", "dataflows", "decisions", "keyaccess",
+           "privacy", "releases", "rosters", "statements", "tokens", "wellformed"]
