@@ -55,6 +55,7 @@ class KeyedDeployment:
     us: Jurisdiction
     subject: str  # written through the gateway: it has a data key
     other: str    # written too
+    key_service: subprocess.Popen[bytes]
 
     @property
     def key_url(self) -> str:
@@ -154,7 +155,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyedDeployment]
         with httpx.Client(base_url=us.public_url, headers=Tokens().header(LOCAL, "us"),
                           timeout=30) as http:
             subject, other = _write(http, EMAIL), _write(http, "other@example.test")
-        yield KeyedDeployment(config, us, subject, other)
+        yield KeyedDeployment(config, us, subject, other, processes[1])
     finally:
         for process in reversed(processes):
             stop_process(process)
@@ -291,3 +292,20 @@ def test_audit_matches_every_key_access_entry_to_its_decision(keyed: KeyedDeploy
     assert counted == sum(b'"type":"key-access"' in e for e in entries) > 0
     kinds = {f.kind for f in inspector.findings}
     assert not kinds & {"key_promise_broken", "key_access_unjustified", "key_access_malformed"}
+
+
+def test_without_the_key_service_reads_are_503_and_release_nothing(
+        keyed: KeyedDeployment) -> None:
+    """Promise 3 with a key service (run last: it stops the module's key service): a
+    read whose key cannot be released answers 503 key_service_unavailable with no
+    value, although its access entry is logged; public fields need no key."""
+    stop_process(keyed.key_service)
+    with httpx.Client(base_url=keyed.us.public_url, headers=Tokens().header(LOCAL, "us"),
+                      timeout=30) as http:
+        r = http.get(f"/v1/users/{keyed.other}",
+                     params={"purpose": "operations", "fields": "email"})
+        assert (r.status_code, r.json()["code"]) == (503, "key_service_unavailable")
+        assert "other@example.test" not in r.text
+        r = http.get(f"/v1/users/{keyed.other}",
+                     params={"purpose": "operations", "fields": "handle"})
+        assert r.status_code == 200 and r.json()["fields"]["handle"] == "keys"
