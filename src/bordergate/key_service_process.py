@@ -24,6 +24,7 @@ from bordergate.errors import ConfigError
 from bordergate.keys.backend import open_key_backend
 from bordergate.keys.service import KeyService, make_key_service_app
 from bordergate.log_access import log_verifier, read_pseudonym_secret, remote_appender
+from bordergate.residency.schema import load_schema
 from bordergate.tlog.credentials import (
     AppendCredential,
     parse_credential_list,
@@ -57,8 +58,13 @@ def serve_keys(config: Path, jurisdiction: str, *, host: str | None = None,
     """
     import uvicorn
 
-    j = load_config(config).jurisdiction(jurisdiction)
+    deployment = load_config(config)
+    j = deployment.jurisdiction(jurisdiction)
     ks = _key_service(j)
+    schema = load_schema(deployment.schema_path)
+    sealed = {name: frozenset(f for f, spec in coll.fields.items()
+                              if spec.field_class.encrypted)
+              for name, coll in schema.collections.items()}
     credentials = read_credential_list(ks.credentials_file)
     pseudonyms = Pseudonymizer(read_pseudonym_secret(j.log.pseudonym_secret_file))
     verifier = log_verifier(j)
@@ -68,7 +74,7 @@ def serve_keys(config: Path, jurisdiction: str, *, host: str | None = None,
         service = KeyService(jurisdiction=jurisdiction, backend=backend, pseudonyms=pseudonyms,
                              log_verifier=verifier, record=appender.append_many,
                              window=float(ks.window_seconds),
-                             cache_seconds=float(ks.cache_seconds))
+                             cache_seconds=float(ks.cache_seconds), sealed=sealed)
         print(f"key service of {jurisdiction} ({backend.kind} backend) at "
               f"http://{host or ks.listen_host}:{port or ks.listen_port}/v1/data-key "
               f"({len(credentials.ids)} gateway credentials)", flush=True)

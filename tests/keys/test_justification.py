@@ -21,18 +21,22 @@ NOW = 1_800_000_000.0
 SUBJECT = "subject:" + "ab" * 32
 
 
+SEALED = {"users": frozenset({"email", "government_id"})}
+
+
 def _entry(kind: str = "access", *, subject: str = SUBJECT, outcome: str = "allow",
-           t: float = NOW) -> bytes:
+           t: float = NOW, fields: tuple[str, ...] = ("email", "handle")) -> bytes:
     return encode_entry(kind, t, {
         "principal": {"id": "p"}, "collection": "users", "subject": subject,
         "record": "record:x", "purpose": "operations", "bundle": "b", "decisions": [],
-        "outcome": outcome})
+        "outcome": outcome, "released": list(fields), "fields": list(fields)})
 
 
 def _judge(entry: bytes | None, promise: bytes | None, *, operation: str = "read") -> str:
     try:
         check_justification(operation=operation, subject_pseudonym=SUBJECT, entry=entry,
-                            promise=promise, verifier=LOG.verifier(), now=NOW, window=30)
+                            promise=promise, verifier=LOG.verifier(), now=NOW, window=30,
+                            sealed=SEALED)
     except JustificationRefused as exc:
         return exc.code
     return "released"
@@ -55,6 +59,8 @@ CASES = {
         _promised(_entry(subject="subject:" + "cd" * 32)), "read"),
     "key_justification_denied": lambda: (_entry(outcome="deny"),
                                          _promised(_entry(outcome="deny")), "read"),
+    "key_justification_no_sealed_field": lambda: (
+        _entry(fields=("handle",)), _promised(_entry(fields=("handle",))), "read"),
     "key_justification_stale": lambda: (_entry(t=NOW - 31), _promised(_entry(t=NOW - 31)),
                                         "read"),
 }

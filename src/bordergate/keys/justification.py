@@ -19,7 +19,11 @@ service's whole judgement of that pair: the data key is released only if
    pseudonym secret (``key_justification_subject_mismatch``);
 5. it records an allowed decision: ``allow`` (or, for a read, ``partial``:
    some fields were allowed) (``key_justification_denied``);
-6. it is fresh: the entry's time and the promise's time are within
+6. it released (a read's ``released``) or wrote (a write's ``fields``) at
+   least one sealed field of its collection, when the service is given the
+   schema's sealed fields (``key_justification_no_sealed_field``): an entry
+   that allowed only ``public`` fields justifies no key;
+7. it is fresh: the entry's time and the promise's time are within
    ``window`` seconds of ``now`` (``key_justification_stale``), so a gateway
    that stops logging can decrypt for at most that window (plus the data-key
    cache lifetime).
@@ -36,6 +40,7 @@ material.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -57,7 +62,7 @@ _ALLOWED = MappingProxyType({"read": frozenset({"allow", "partial"}),
 REFUSAL_CODES = ("key_justification_missing", "key_justification_unproven",
                  "key_justification_malformed", "key_justification_wrong_operation",
                  "key_justification_subject_mismatch", "key_justification_denied",
-                 "key_justification_stale")
+                 "key_justification_no_sealed_field", "key_justification_stale")
 
 
 class JustificationRefused(PolicyDenied):
@@ -75,7 +80,9 @@ class JustifiedAccess:
 
 def check_justification(*, operation: str, subject_pseudonym: str, entry: bytes | None,
                         promise: bytes | None, verifier: Verifier, now: float,
-                        window: float) -> JustifiedAccess:
+                        window: float,
+                        sealed: Mapping[str, frozenset[str]] | None = None
+                        ) -> JustifiedAccess:
     """Judge one request's justification (see the module docstring for the rules).
 
     Args:
@@ -87,6 +94,8 @@ def check_justification(*, operation: str, subject_pseudonym: str, entry: bytes 
         verifier: the log's verifier key (the promise's signer).
         now: the key service's clock (seconds since the epoch).
         window: how old (or how far ahead) the entry and promise may be, seconds.
+        sealed: the sealed (protected and restricted) field names of each
+            collection; None skips rule 6.
 
     Raises:
         JustificationRefused: with one of :data:`REFUSAL_CODES`.
@@ -122,6 +131,12 @@ def check_justification(*, operation: str, subject_pseudonym: str, entry: bytes 
     if parsed.body.get("outcome") not in _ALLOWED[operation]:
         raise JustificationRefused("the justifying entry records a denied decision",
                                    code="key_justification_denied")
+    if sealed is not None:
+        named = parsed.body.get("released" if operation == "read" else "fields")
+        fields = set(named) if isinstance(named, list) else set()
+        if not fields & sealed.get(str(parsed.body.get("collection")), frozenset()):
+            raise JustificationRefused("the justifying entry released no sealed field",
+                                       code="key_justification_no_sealed_field")
     if abs(now - parsed.time) > window or abs(now - promised.time_ms / 1000) > window:
         raise JustificationRefused(f"the justifying entry is older than {window:g} s",
                                    code="key_justification_stale")

@@ -47,7 +47,7 @@ import binascii
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -78,9 +78,12 @@ class KeyService:
     def __init__(self, *, jurisdiction: str, backend: KeyBackend, pseudonyms: Pseudonymizer,
                  log_verifier: Verifier, record: Callable[[list[bytes]], Awaitable[int]],
                  window: float = 30.0, cache_seconds: float = 10.0,
+                 sealed: Mapping[str, frozenset[str]] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         """Bind the backend, the log's pseudonym secret and verifier key, and
-        ``record``, which appends ``key-access`` entries durably (index of the first).
+        ``record``, which appends ``key-access`` entries durably (index of the first);
+        ``sealed`` names each collection's sealed fields (an entry that released
+        none justifies no key).
 
         Raises:
             ValueError: the backend belongs to another jurisdiction.
@@ -94,6 +97,7 @@ class KeyService:
         self.record = record
         self.window = window
         self.cache_seconds = cache_seconds
+        self.sealed = sealed
         self.clock = clock
 
     async def release(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +113,7 @@ class KeyService:
         justified = check_justification(
             operation=operation, subject_pseudonym=self.pseudonyms.subject(str(subject)),
             entry=entry, promise=promise, verifier=self.log_verifier, now=self.clock(),
-            window=self.window)
+            window=self.window, sealed=self.sealed)
         if wrapped is None and operation == "read":
             raise InvalidInput("a read sends the subject's wrapped data key",
                                code="malformed_key_request")
