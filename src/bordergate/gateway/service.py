@@ -1202,7 +1202,10 @@ class Gateway:
         })
         async with self._approval_lock:
             index = await self.log.append_many([entry])
-            record = replace(record, changed_at=index, request_entry=entry.decode("utf-8"))
+            # approvers sign the digest of the bytes the log holds (stamped with the
+            # append credential when appended through the log operator)
+            record = replace(record, changed_at=index,
+                             request_entry=logged_form(self.log, entry).decode("utf-8"))
             await self._off_loop(self.approvals.put, record)
         body = {**record.to_json(now), "log": {"origin": self.origin, "index": index}}
         return Outcome(body, index, status=201, headers=self._log_headers(index))
