@@ -309,3 +309,18 @@ def test_without_the_key_service_reads_are_503_and_release_nothing(
         r = http.get(f"/v1/users/{keyed.other}",
                      params={"purpose": "operations", "fields": "handle"})
         assert r.status_code == 200 and r.json()["fields"]["handle"] == "keys"
+
+
+def test_production_needs_a_key_service(tmp_path: Path) -> None:
+    """Issue 13.3: under the production profile a gateway whose jurisdiction names no
+    key service refuses to start (key_service_required): gateways hold no KEK there;
+    development still may."""
+    from bordergate.errors import ConfigError
+    from bordergate.gateway.startup import refuse_local_keks
+    from bordergate.profile import Profile
+
+    us = load_config(write_deployment(tmp_path)).jurisdiction("us")
+    with pytest.raises(ConfigError) as refused:
+        refuse_local_keks(Profile.PRODUCTION, us)
+    assert refused.value.code == "key_service_required"
+    refuse_local_keks(Profile.DEVELOPMENT, us)
