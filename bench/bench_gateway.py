@@ -351,7 +351,7 @@ def main() -> None:
         operated = operated_config(config, sequencer_port)
         sequencer = subprocess.Popen(
             [str(BIN / "bordergate"), "log", "sequencer", "--config", str(operated),
-             "--jurisdiction", "us"], stdout=subprocess.DEVNULL)
+             "--jurisdiction", "us", "--unwitnessed"], stdout=subprocess.DEVNULL)
         procs.append(sequencer)
         wait_up(f"http://127.0.0.1:{sequencer_port}/checkpoint", sequencer)
         gateway = start_gateway(operated, us.public_url)
