@@ -349,6 +349,9 @@ def main() -> None:
         procs.remove(gateway)
         sequencer_port = free_port()
         operated = operated_config(config, sequencer_port)
+        # before the sequencer starts: it reads the key service's append credential once
+        keyed_configs = {cache: (port, keyed_config(operated, port, cache))
+                         for cache, port in ((KEY_CACHE_SECONDS, free_port()), (0, free_port()))}
         sequencer = subprocess.Popen(
             [str(BIN / "bordergate"), "log", "sequencer", "--config", str(operated),
              "--jurisdiction", "us", "--unwitnessed"], stdout=subprocess.DEVNULL)
@@ -361,8 +364,7 @@ def main() -> None:
         for cache in (KEY_CACHE_SECONDS, 0):  # issue 13: the key service holds the KEKs
             stop(gateway)
             procs.remove(gateway)
-            ks_port = free_port()
-            keyed = keyed_config(operated, ks_port, cache)
+            ks_port, keyed = keyed_configs[cache]
             keys = subprocess.Popen([str(BIN / "bordergate"), "keys", "serve", "--config",
                                      str(keyed), "--jurisdiction", "us"],
                                     stdout=subprocess.DEVNULL)
