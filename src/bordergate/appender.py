@@ -83,6 +83,16 @@ class AttributedLog:
         return int(await self.inner.append_guarded(
             [stamp(e, self.appender_id) for e in entries], expect))
 
+    async def append_promised(self, entries: Sequence[bytes],
+                              expect: Mapping[str, int] | None = None
+                              ) -> tuple[int, list[bytes]]:
+        """As the inner log's ``append_attested``, with each entry stamped: the index
+        of the first and the log operator's signed promise of each (what a key
+        service accepts as proof that the entry is logged)."""
+        first, promises = await self.inner.append_attested(
+            [stamp(e, self.appender_id) for e in entries], expect)
+        return int(first), list(promises)
+
     def checkpoint(self) -> SignedCheckpoint | None:
         result: SignedCheckpoint | None = self.inner.checkpoint()
         return result

@@ -46,6 +46,7 @@ __all__ = [
     "Deployment",
     "IssuerSettings",
     "Jurisdiction",
+    "KeyServiceSettings",
     "Limits",
     "LogSettings",
     "Profile",
@@ -209,6 +210,34 @@ class ReceiptSettings:
 
 
 @dataclass(frozen=True)
+class KeyServiceSettings:
+    """The jurisdiction's key service (``[jurisdictions.X.key_service]``; issue 13):
+    the process that holds the KEKs (``bordergate keys serve``) and releases a data
+    key only against a logged decision (:mod:`bordergate.keys.service`).
+
+    Attributes:
+        url: where gateways reach it.
+        listen_host, listen_port: where ``keys serve`` listens (loopback by default).
+        credential_file: the gateway's credential to the key service (``ID.SECRET``).
+        credentials_file: the credential list (``ID sha256:HEX`` lines) the key
+            service accepts (read only by ``keys serve``).
+        append_credential_file: the key service's append credential to the log's
+            sequencer service (its ``key-access`` entries; role ``key-service``).
+        window_seconds: how old a justifying entry may be.
+        cache_seconds: how long a gateway may keep a released data key (0: never).
+    """
+
+    url: str
+    listen_host: str
+    listen_port: int
+    credential_file: Path
+    credentials_file: Path
+    append_credential_file: Path
+    window_seconds: int = 30
+    cache_seconds: int = 10
+
+
+@dataclass(frozen=True)
 class Jurisdiction:
     """One jurisdiction: its custodian, gateway, store, keys, log and issuer."""
 
@@ -228,6 +257,7 @@ class Jurisdiction:
     roster: RosterSettings | None = None
     sequencer: SequencerSettings | None = None
     receipts: ReceiptSettings | None = None
+    key_service: KeyServiceSettings | None = None
 
     def receipt_key_file(self) -> Path:
         """The receipt key file: configured, or (development and demo, where the
@@ -461,7 +491,7 @@ class _Reader(ConfigReader):
         doc = self.table(body, key, {
             "custodian", "listen", "public_url", "store", "keys", "log", "issuer",
             "reviewers", "required_approvals", "admin_listen", "roster", "sequencer",
-            "receipts"})
+            "receipts", "key_service"})
         host, port = self.listen(doc, key)
         admin_host, admin_port = self.listen(doc, key, "admin_listen",
                                              default_admin_listen(port))
@@ -491,7 +521,29 @@ class _Reader(ConfigReader):
             roster=self.roster(doc, key, profile),
             sequencer=self.sequencer(doc, key),
             receipts=self.receipts(doc, key, profile),
+            key_service=self.key_service(doc, key),
         )
+
+    def key_service(self, doc: Mapping[str, Any], key: str) -> KeyServiceSettings | None:
+        """``[jurisdictions.X.key_service]``: absent, or url, listen, the three
+        credential files and the two lifetimes."""
+        if "key_service" not in doc:
+            return None
+        k = f"{key}.key_service"
+        ks = self.table(doc["key_service"], k, {
+            "url", "listen", "credential_file", "credentials_file", "append_credential_file",
+            "window_seconds", "cache_seconds"})
+        url = self.text(ks, k, "url").rstrip("/")
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise self.fail(f"{k}.url", "must be an http(s) URL")
+        host, port = self.listen(ks, k, "listen", urlsplit(url).netloc or "127.0.0.1:8431")
+        return KeyServiceSettings(
+            url=url, listen_host=host, listen_port=port,
+            credential_file=self.path(ks, k, "credential_file"),
+            credentials_file=self.path(ks, k, "credentials_file"),
+            append_credential_file=self.path(ks, k, "append_credential_file"),
+            window_seconds=self.integer(ks, k, "window_seconds", 30, low=1, high=600),
+            cache_seconds=self.integer(ks, k, "cache_seconds", 10, low=0, high=300))
 
     def roster(self, doc: Mapping[str, Any], key: str, profile: Profile
                ) -> RosterSettings | None:

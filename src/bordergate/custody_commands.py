@@ -167,20 +167,42 @@ def _destroy(ring: KeyRing, log: CustodyLog | None, version: int) -> None:
 def init(
     *,
     jurisdiction: Jurisdiction,
+    config: Config = None,
     backend: Backend = "file",
     key_file: KeyFile = None,
     pkcs11_library: Library = "/usr/lib/softhsm/libsofthsm2.so",
     token: Token = None,
     pin_env: PinEnv = "BORDERGATE_PKCS11_PIN",
 ) -> None:
-    """Create the jurisdiction's first key-encryption key (KEK version 1)."""
+    """Create the jurisdiction's first key-encryption key (KEK version 1); with
+    --config the backend is the deployment's and the kek-created event is logged
+    through the log's single writer (reached before the key is created)."""
     from bordergate.keys.keyring import initialise
 
     with _failures():
+        if config is not None:
+            _init_logged(jurisdiction, config)
+            return
         keys = _backend(jurisdiction, backend, key_file=key_file, library=pkcs11_library,
                         token=token, pin_env=pin_env, create=True)
         try:
             _print(initialise(keys))
+        finally:
+            keys.close()
+
+
+def _init_logged(jurisdiction: str, config: Path) -> None:
+    """``keys init --config``: the custody log first, then KEK version 1, then its entry."""
+    from bordergate.config import load_config
+    from bordergate.custody_log import open_custody_log
+    from bordergate.keys.backend import open_key_backend
+    from bordergate.keys.keyring import initialise
+
+    j = load_config(config).jurisdiction(jurisdiction)
+    with open_custody_log(j) as log:
+        keys = open_key_backend(j.keys, jurisdiction=jurisdiction, create=True)
+        try:
+            _emit(log, [initialise(keys)])
         finally:
             keys.close()
 
@@ -267,3 +289,19 @@ def status(
     if counts is not None:
         for version, n in sorted(counts.items()):
             typer.echo(f"data keys under v{version}: {n}")
+
+
+@app.command()
+def serve(
+    *,
+    jurisdiction: Jurisdiction,
+    config: Annotated[Path, typer.Option("--config", help="The deployment file.")],
+    host: Annotated[str | None, typer.Option(help="Override key_service.listen.")] = None,
+    port: Annotated[int | None, typer.Option(help="Override key_service.listen.")] = None,
+) -> None:
+    """Run the jurisdiction's key service: hold its KEKs and release a data key only
+    against a logged, allowed, fresh decision (issue 13; docs/design.md)."""
+    from bordergate.key_service_process import serve_keys
+
+    with _failures():
+        serve_keys(config, jurisdiction, host=host, port=port)

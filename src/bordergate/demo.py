@@ -123,6 +123,9 @@ class Demo:
         self.witness_vkeys: dict[str, str] = {}
         self.sequencers: dict[str, subprocess.Popen[bytes]] = {}
         self.sequencer_ports = {c: base_port + 10 + i for i, c in enumerate(CODES)}
+        # one key service per jurisdiction, the only holder of its KEKs (issue 13)
+        self.key_services: dict[str, subprocess.Popen[bytes]] = {}
+        self.key_service_ports = {c: base_port + 30 + i for i, c in enumerate(CODES)}
         self.principals: dict[str, Principal] = {}
         self.records: dict[str, list[tuple[str, str, str]]] = {c: [] for c in CODES}
         self.facts: dict[str, Any] = {}
@@ -259,6 +262,10 @@ class Demo:
             f'sequencer = {{ listen = "{url.removeprefix("http://")}", '
             f'key_file = "{d}/log-operator/log.key", '
             f'credentials_file = "{d}/log-operator/appenders.txt" }}',
+            f'key_service = {{ url = "http://127.0.0.1:{self.key_service_ports[code]}", '
+            f'credential_file = "{d}/{code}-gw-1-keys.cred", '
+            f'credentials_file = "{d}/key-service/gateways.txt", '
+            f'append_credential_file = "{d}/{code}-keys.cred" }}',
         ]
 
     def start_sequencers(self) -> None:
@@ -276,6 +283,24 @@ class Demo:
         self.say("[bold]2.[/] log operators up (one sequencer process per log, the only "
                  "holder of its key): " + ", ".join(
                      f"{c} :{self.sequencer_ports[c]}" for c in CODES))
+
+    def start_key_services(self) -> None:
+        """One key service process per jurisdiction (``bordergate keys serve``): it alone
+        opens the KEKs, and releases a data key only against a logged decision."""
+        logs = self.data / "gateway-logs"
+        for code in CODES:
+            logfile = logs / f"{code}-keys.log"
+            out = open(logfile, "wb")  # noqa: SIM115 (lives with the process)
+            self.key_services[code] = subprocess.Popen(
+                [*_bordergate(), "keys", "serve", "--config", str(self.config),
+                 "--jurisdiction", code], stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        for code in CODES:
+            _wait_listening(self.key_services[code], self.key_service_ports[code],
+                            logs / f"{code}-keys.log")
+        self.say("[bold]2b.[/] key services up (the only holders of the KEKs; a data key "
+                 "only for a logged decision): " + ", ".join(
+                     f"{c} :{self.key_service_ports[c]}" for c in CODES))
 
     def _wait_sequencer(self, code: str, logfile: Path) -> None:
         deadline = time.monotonic() + 60
@@ -425,9 +450,9 @@ class Demo:
         raise RuntimeError(f"the {code} gateway did not become healthy: see {logfile}")
 
     def stop(self) -> None:
-        """Stop the gateways, then the sequencers they append through, then the
-        witnesses (the sequencers' last checkpoints need them)."""
-        for procs in (self.procs, self.sequencers):
+        """Stop the gateways, the key services, then the sequencers they append
+        through, then the witnesses (the sequencers' last checkpoints need them)."""
+        for procs in (self.procs, self.key_services, self.sequencers):
             _stop_group(list(procs.values()))
             procs.clear()
         self._stop_witnesses()
@@ -692,7 +717,8 @@ class Demo:
                       f"reviewers = {reviewers}", "required_approvals = 2",
                       f'approvers = ["carol@custodian-{code}", "dave@custodian-{code}"]',
                       f'appenders = {{ "{code}-gw-1" = "gateway", "{code}-release" = "release", '
-                      f'"{code}-custodian" = "custodian" }}', ""]
+                      f'"{code}-custodian" = "custodian", "{code}-keys" = "key-service" }}',
+                      ""]
         path.write_text("\n".join(lines))
 
     # -- 7. the tour ---------------------------------------------------------------------------
@@ -834,6 +860,7 @@ def run_demo(data: Path, *, subjects: int = 3000, serve: bool = True,
     with _running(demo):
         demo.start_witnesses()
         demo.start_sequencers()
+        demo.start_key_services()
         demo.release()
         demo.publish_rosters()
         demo.migrate_legacy()

@@ -89,6 +89,8 @@ ENTRY_TYPES: Mapping[str, frozenset[str]] = MappingProxyType({
     "release": frozenset({"release", "manifest"}),
     "release-review": frozenset({"release", "reviewer", "verdict", "note", "key", "signature"}),
     "key-event": frozenset({"kind", "kek_version"}),
+    # a data key released by the key service against a logged decision (keys.justification)
+    "key-access": frozenset({"jurisdiction", "operation", "subject", "justified", "leaf"}),
     "migration": frozenset({"batch"}),  # + members of docs/migration.md, checked when present
     "legacy-deletion": frozenset({"batch", "gateway", "source", "rows", "tables"}),
     "gateway-start": frozenset({"gateway", "release", "reviewed"}),

@@ -41,8 +41,29 @@ from bordergate.tlog.credentials import (
 from bordergate.tlog.logdir import read_signer, write_key
 from bordergate.tlog.note import Ed25519Verifier, Signer
 
-__all__ = ["log_signer", "log_verifier", "provision_sequencer", "refuse_gateway_log_key",
-           "remote_appender"]
+__all__ = ["log_signer", "log_verifier", "provision_sequencer", "read_pseudonym_secret",
+           "refuse_gateway_log_key", "remote_appender"]
+
+
+def read_pseudonym_secret(path: Path) -> bytes:
+    """The per-log pseudonym secret (hex text, at least 32 bytes).
+
+    Raises:
+        ConfigError: ``pseudonym_secret_unreadable`` or ``pseudonym_secret_invalid``.
+    """
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read pseudonym secret {path}: {exc.strerror}",
+                          code="pseudonym_secret_unreadable") from exc
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        secret = b""
+    if len(secret) < 32:
+        raise ConfigError(f"{path}: a pseudonym secret is at least 32 bytes of hex",
+                          code="pseudonym_secret_invalid")
+    return secret
 
 
 def log_verifier(j: Jurisdiction) -> Ed25519Verifier:
@@ -154,7 +175,9 @@ def provision_sequencer(j: Jurisdiction) -> list[str]:
     listed = j.sequencer.credentials_file
     text = listed.read_text() if listed.exists() else ""
     known = parse_credential_list(text).ids
-    for path in j.log.sequencer.credential_files():
+    # the key service appends its key-access entries with its own credential
+    service = () if j.key_service is None else (j.key_service.append_credential_file,)
+    for path in (*j.log.sequencer.credential_files(), *service):
         credential = read_credential(path) if path.exists() else _issue(path)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)

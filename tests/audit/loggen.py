@@ -18,6 +18,7 @@ new kind is produced and that both inspectors agree on it.
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 from collections.abc import Callable
@@ -52,6 +53,7 @@ from bordergate.roster import (
     roster_path,
     sign_roster,
 )
+from bordergate.tlog import merkle
 from bordergate.tlog.note import Signer
 from bordergate.tree_digest import read_tree
 from tests.audit.scenario import (
@@ -77,6 +79,9 @@ OUTSIDER = Principal("mallory", "acme", "vendor", "us", frozenset({"approver"}))
 UNKNOWN_BUNDLE = "sha256:" + "0" * 64
 # approval_version placeholders of generated access entries, set by LogGenerator.versions
 CURRENT_VERSION, STALE_VERSION = -1000, -1001
+# a key-access entry's "justified" placeholder: the entry just before it (set by versions()),
+# with its true leaf hash or (BROKEN_PROMISE) another one
+JUSTIFY_PREVIOUS, BROKEN_PROMISE = -2000, -2001
 TAMPERED_BUNDLE = "sha256:" + "d" * 64
 FIELDS = tuple(USERS)
 PURPOSES = ("operations", "customer_support", "interoperability", "analytics_aggregate")
@@ -113,7 +118,7 @@ class LogGenerator:
             self.key_event, self.migration, self.malformed, self.approval_change_forged,
             self.approval_reach_story, self.approval_refused, self.approval_signature_story,
             self.token_story, self.roster_story, self.appender_story, self.downgraded,
-            self.pre_exports_bundle]
+            self.pre_exports_bundle, self.key_access_story, self.key_access_story]
         # the identity authority of "us" (TEST-ONLY key) and its published versions
         self.authority_signer = Signer.from_seed("us-identity", b"\x07" * 32)
         self.rosters: list[tuple[Roster, RosterSignature]] = []
@@ -200,6 +205,14 @@ class LogGenerator:
                 body = json.loads(entry)
             except ValueError:
                 body = None
+            if isinstance(body, dict) and body.get("type") == "key-access" and \
+                    body.get("justified") in (JUSTIFY_PREVIOUS, BROKEN_PROMISE) and out:
+                broken = body["justified"] == BROKEN_PROMISE
+                body["justified"] = index - 1
+                body["leaf"] = base64.b64encode(
+                    b"\x00" * 32 if broken else merkle.leaf_hash(out[-1])).decode()
+                out.append(canonical_json(body))
+                continue
             if not isinstance(body, dict) or not isinstance(body.get("approval"), str):
                 out.append(entry)
                 continue
@@ -662,6 +675,24 @@ class LogGenerator:
         elif how == "not_allowed":
             out += [stamp(e, "us-release") for e in self.honest_access(rng)]
         return out
+
+    def key_access_story(self, rng: random.Random) -> list[bytes]:
+        """A data key released by the key service (issue 13): a read decision, then the
+        key service's ``key-access`` entry naming it; at random honest, a broken
+        promise (``key_promise_broken``), a release for another subject, operation or
+        a denied read (``key_access_unjustified``), or a malformed claim."""
+        who = rng.choice([LOCAL, PARENT, ABROAD])
+        decision = self.strict.access(who, rng.sample(FIELDS, rng.randint(1, 3)),
+                                      t=self.tick(rng))
+        how = rng.choice(["honest", "honest", "broken", "other_subject", "write",
+                          "malformed"])
+        subject = "subject:" + ("cd" * 32 if how == "other_subject" else "ab" * 32)
+        justified: object = {"broken": BROKEN_PROMISE, "malformed": "x"}.get(
+            how, JUSTIFY_PREVIOUS)
+        access = encode_entry("key-access", self.tick(rng), {
+            "jurisdiction": "us", "operation": "write" if how == "write" else "read",
+            "subject": subject, "justified": justified, "leaf": "", "by": "key-service"})
+        return [decision, access]
 
     def key_event(self, rng: random.Random) -> list[bytes]:
         return [encode_entry("key-event", self.tick(rng), {

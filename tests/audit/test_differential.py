@@ -31,6 +31,7 @@ from bordergate.audit import _accelerated
 from bordergate.audit._accelerated import AcceleratedInspector
 from bordergate.audit.findings import FINDING_KINDS
 from bordergate.audit.inspection import ReferenceInspector, open_inspector
+from bordergate.audit.rules import keyaccess
 from bordergate.entries import ENTRY_TYPES
 from tests.approvers import keys_for
 from tests.audit.loggen import APPENDERS, ORIGIN, REVIEWERS, LogGenerator
@@ -63,6 +64,7 @@ def reference_run(generator: LogGenerator, entries: list[bytes]) -> ReferenceIns
     for index, data in enumerate(entries):
         ref.feed(index, data)
     ref.finish()
+    keyaccess.settle_key_claims(ref, entries.__getitem__)
     return ref
 
 
@@ -90,6 +92,7 @@ def accelerated_run(generator: LogGenerator, entries: list[bytes], how: int
         for part in helper.parse_ahead(mid, batches):
             fast.feed_parsed(pickle.loads(pickle.dumps(part)))
     fast.finish()
+    keyaccess.settle_key_claims(fast, entries.__getitem__)
     return fast
 
 

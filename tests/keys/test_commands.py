@@ -151,3 +151,25 @@ def test_destroy_is_logged_and_refused_while_a_data_key_uses_the_version(
     assert line["log"] == {"origin": j.log.origin, "index": 2}  # after 2 rotation entries
     assert LocalKeyFile(kek, jurisdiction="us").versions() == (2, 3)
     store.close()
+
+
+def test_init_with_config_logs_kek_created(tmp_path: Path) -> None:
+    """Issue 13 item 4: `keys init --config` creates KEK version 1 of the deployment's
+    backend and logs its kek-created entry through the log's single writer; a second
+    init is refused (keys_already_initialised) and logs nothing more."""
+    from bordergate.config import load_config
+    from tests.gateway.deployment import write_deployment
+
+    config = write_deployment(tmp_path)
+    j = load_config(config).jurisdiction("us")
+    _kek_path(j).unlink()  # gateway init made KEK version 1 unlogged: start again
+    done = runner.invoke(app, ["keys", "init", "-j", "us", "--config", str(config)])
+    assert done.exit_code == 0, done.output
+    (line,) = _events(done.output)
+    assert line["log"] == {"origin": j.log.origin, "index": 0}
+    logged = _key_events(Path(j.log.storage), j.log.key_file)
+    assert [(e["kind"], e["kek_version"], e["by"]) for e in logged] == [
+        ("kek-created", 1, "custodian")]
+    again = runner.invoke(app, ["keys", "init", "-j", "us", "--config", str(config)])
+    assert again.exit_code == 1 and "keys_already_initialised" in again.output
+    assert len(_key_events(Path(j.log.storage), j.log.key_file)) == 1

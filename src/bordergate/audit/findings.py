@@ -152,6 +152,15 @@ FINDING_KINDS: Mapping[str, FindingKind] = _kinds(
     ("legacy_deletion_unmatched", "high", "integrity",
      "Legacy source rows were deleted that no earlier migration entry of the batch accounts "
      "for"),
+    # the key service (issue 13): key-access entries against the decisions that justified them
+    ("key_promise_broken", "critical", "integrity",
+     "The log operator promised an entry at an index, a key was released on that promise, "
+     "and the log holds another entry there"),
+    ("key_access_unjustified", "critical", "violation",
+     "A data key was released for an entry that is not an allowed decision of that "
+     "operation about that subject"),
+    ("key_access_malformed", "high", "integrity",
+     "A key-access entry does not name a justifying index before it and a leaf hash"),
     # bearer tokens
     ("token_revoked_use", "critical", "violation",
      "A read was decided for a bearer token after its token-revoke entry"),

@@ -46,6 +46,7 @@ from bordergate.audit.personal_data import scan_entry
 from bordergate.audit.rules import (
     approvals,
     decisions,
+    keyaccess,
     migration,
     releases,
     rosters,
@@ -65,7 +66,8 @@ DECISION_TYPES = decisions.DECISION_TYPES
 # Types checked by one rule each, with no decision list.
 _ENTRY_RULES: dict[str, Callable[[RuleContext, int, Entry], None]] = {
     "token-revoke": tokens.token_revoke, "migration": migration.migration,
-    "legacy-deletion": migration.legacy_deletion, "roster": rosters.roster_entry}
+    "legacy-deletion": migration.legacy_deletion, "roster": rosters.roster_entry,
+    "key-access": keyaccess.key_access}
 
 
 class ReferenceInspector(RuleContext):

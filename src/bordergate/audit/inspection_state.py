@@ -38,6 +38,9 @@ class InspectionState:
         migrated: ``[records, legacy_keys]`` of the last allowed ``migration`` entry of
             each ``batch/table`` (``audit.rules.migration``).
         max_version: the highest entry version seen (``audit.rules.versions``).
+        key_claims: ``[index, justified, leaf, operation, subject]`` of each
+            ``key-access`` entry not yet matched to its justification
+            (``audit.rules.keyaccess``).
     """
 
     size: int = 0
@@ -54,6 +57,7 @@ class InspectionState:
     roster_serial: int | None = None
     migrated: dict[str, list[Any]] = field(default_factory=dict)
     max_version: int = 0
+    key_claims: list[list[Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"size": self.size, "max_time": self.max_time, "tally": self.tally.to_json(),
@@ -64,7 +68,8 @@ class InspectionState:
                 "revoked_tokens": self.revoked_tokens,
                 "roster_entries": {k: [i, t] for k, (i, t) in self.roster_entries.items()},
                 "roster_in_force": self.roster_in_force, "roster_serial": self.roster_serial,
-                "migrated": self.migrated, "max_version": self.max_version}
+                "migrated": self.migrated, "max_version": self.max_version,
+                "key_claims": self.key_claims}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> InspectionState:
@@ -92,4 +97,5 @@ class InspectionState:
             roster_serial=None if data.get("roster_serial") is None
             else int(data["roster_serial"]),
             migrated={str(k): list(v) for k, v in dict(data.get("migrated", {})).items()},
-            max_version=int(data.get("max_version", 0)))
+            max_version=int(data.get("max_version", 0)),
+            key_claims=[list(c) for c in data.get("key_claims", [])])

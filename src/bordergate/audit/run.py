@@ -63,6 +63,7 @@ from bordergate.audit.logcheck import AuditResult, audit_log
 from bordergate.audit.logstate import AuditStateStore, decode_state
 from bordergate.audit.logstate_dir import DirectoryStateStore, state_file_name
 from bordergate.audit.rosterstore import RosterStore
+from bordergate.audit.rules import keyaccess
 from bordergate.audit.witness_check import WitnessCheck, check_witnesses
 from bordergate.errors import BordergateError, ConfigError, VerificationError
 from bordergate.releases.ledger import ReleaseLedger
@@ -300,6 +301,8 @@ def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
                 _inspect(inspector, source, start, result.size,
                          lambda: _helper_inspector(config, audit, origin))
                 inspector.finish()
+                size = result.size  # key-access claims, once every entry is inspected
+                keyaccess.settle_key_claims(inspector, lambda i: client.entry(i, size))
         except VerificationError as exc:
             run.error = f"[{exc.code}] {exc}"
             return run

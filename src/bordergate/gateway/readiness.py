@@ -139,6 +139,13 @@ class Readiness:
         return _ok("the record store answers")
 
     async def _keys(self) -> Check:
+        service = self.gateway.key_service
+        if service is not None:  # the KEKs are the key service's (issue 13)
+            try:
+                version = await service.health()
+            except BordergateError as exc:
+                return Check("failing", exc.code, f"the key service fails: {exc}")
+            return _ok("the key service answers", kek_version=version)
         try:
             version = await asyncio.to_thread(self.gateway.vault.keyring.current_version)
         except BordergateError as exc:

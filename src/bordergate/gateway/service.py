@@ -103,7 +103,9 @@ from bordergate.gateway.revocations import (
     token_revoke_entry,
 )
 from bordergate.gateway.roster_in_force import RosterFollower, RosterInForce
-from bordergate.keys.events import KeyEvent
+from bordergate.keys.events import KeyEvent, KeyEventKind
+from bordergate.keys.keyring import SubjectCipher
+from bordergate.keys.service_client import KeyServiceClient
 from bordergate.policy.engine import Decision, PolicyEngine
 from bordergate.policy.entities import DecisionInput, Principal, RequestContext, Subject
 from bordergate.policy.purpose_binding import denial_code
@@ -111,7 +113,7 @@ from bordergate.privacy.budget import BudgetStore, MemoryBudgetStore, PrivacySet
 from bordergate.privacy.mechanism import ExportMechanism, OpenDPMechanism, TrueGroup
 from bordergate.receipts import ReceiptSigner, released_values
 from bordergate.residency.schema import FieldSpec, Schema
-from bordergate.residency.vault import Vault
+from bordergate.residency.vault import SealedRecord, Vault
 from bordergate.subjects import SubjectId, parse_record_id
 from bordergate.tlog.checkpoint import SignedCheckpoint
 from bordergate.tlog.client import LogClient, StorageSource
@@ -192,6 +194,18 @@ class LogAppender(Protocol):
         """
         ...
 
+    async def append_promised(self, entries: Sequence[bytes],
+                              expect: Mapping[str, int] | None = None
+                              ) -> tuple[int, list[bytes]]:
+        """As :meth:`append_many` (or :meth:`append_guarded` with ``expect``), also
+        returning the log operator's signed promise of inclusion of each entry
+        (``bordergate.tlog.promise``: what the key service accepts as proof).
+
+        Raises:
+            as :meth:`append_guarded`.
+        """
+        ...
+
     def checkpoint(self) -> SignedCheckpoint | None:
         """The latest published checkpoint."""
         ...
@@ -257,6 +271,17 @@ class SequencerLog:
         if any(len(e) > ENTRY_MAX for e in batch):
             raise InvalidInput("log entry exceeds 65535 bytes", code="entry_too_large")
         return await asyncio.wrap_future(self.sequencer.submit(batch, expect=expect))
+
+    async def append_promised(self, entries: Sequence[bytes],
+                              expect: Mapping[str, int] | None = None
+                              ) -> tuple[int, list[bytes]]:
+        """Sequence durably (guarded by ``expect`` when given); the index of the
+        first and the sequencer's signed promise of inclusion of each entry."""
+        batch = list(entries)
+        if any(len(e) > ENTRY_MAX for e in batch):
+            raise InvalidInput("log entry exceeds 65535 bytes", code="entry_too_large")
+        first = await asyncio.wrap_future(self.sequencer.submit(batch, expect=expect))
+        return first, self.sequencer.promises(first, batch)
 
     def checkpoint(self) -> SignedCheckpoint | None:
         return self.sequencer.checkpoint
@@ -369,8 +394,12 @@ class Gateway:
         revocations: TokenRevocations | None = None,
         approver_keys: ApproverKeys | None = None,
         roster: RosterInForce | None = None,
+        key_service: KeyServiceClient | None = None,
     ) -> None:
         self.jurisdiction = jurisdiction
+        # the jurisdiction's key service (issue 13): when set, this gateway holds no KEK
+        # and opens sealed values only with a key released against the logged entry
+        self.key_service = key_service
         self.schema = schema
         self.engine = engine
         # token revocations of this log (gateway.revocations): checked on every request
@@ -603,8 +632,13 @@ class Gateway:
         request = _ReadRequest(principal, collection, record_id, purpose, specs, hinted,
                                token.jti, vouched)
         if presented is None:
-            plan, values, entry = await self._decide_and_fetch(request, None, self.clock())
-            index = await self.log.append_many([entry])  # promise 3: durable before release
+            plan, fetched, entry = await self._decide_and_fetch(request, None, self.clock())
+            if self.key_service is None:
+                index = await self.log.append_many([entry])  # promise 3: durable before release
+                values = fetched
+            else:
+                index, promises = await self.log.append_promised([entry])
+                values = await self._open_justified(fetched, entry, promises[0])
         else:
             plan, values, index, entry = await self._read_guarded(request, presented)
         allowed = plan.allowed
@@ -640,12 +674,20 @@ class Gateway:
             if version is not None and version >= floor:
                 now = self.clock()
                 plan, values, entry = await self._decide_and_fetch(request, presented, now)
+                promise = b""
                 try:
-                    index = await self.log.append_guarded([entry], {key: version})
+                    if self.key_service is None:
+                        index = await self.log.append_guarded([entry], {key: version})
+                    else:
+                        index, promises = await self.log.append_promised(
+                            [entry], {key: version})
+                        promise = promises[0]
                 except StaleState as exc:
                     floor = exc.current.get(key, floor)
                 else:
                     if presented.valid(self.clock()) or not presented.valid(int(now)):
+                        if self.key_service is not None:
+                            values = await self._open_justified(values, entry, promise)
                         return plan, values, index, entry
                     floor = version  # expired meanwhile: release nothing, decide again
             else:  # the approvals table lags the log (its writer is between the two)
@@ -656,8 +698,11 @@ class Gateway:
 
     async def _decide_and_fetch(self, request: _ReadRequest,
                                 presented: appr.ApprovalRecord | None, now: float
-                                ) -> tuple[_ReadPlan, dict[str, Any], bytes]:
-        """Decide a read at ``now``, fetch the allowed fields, build its entry."""
+                                ) -> tuple[_ReadPlan, Any, bytes]:
+        """Decide a read at ``now``, fetch the allowed fields, build its entry.
+
+        The fetched fields are the opened values (a dict), or, with a key service,
+        the :class:`SealedRecord` that opens only once the entry is durable."""
         collection, record_id, hinted = request.collection, request.record_id, request.hinted
         in_scope = presented is None or not any(
             s.field_class.value == "protected" for s in request.specs) or \
@@ -669,13 +714,22 @@ class Gateway:
         # Resolve: the record's owner (every record here is homed here; a record
         # that is not here may be homed elsewhere -> 421).  One store query: the
         # fetch of the allowed fields also names the owner.
+        fetched: Any
         try:
-            if allowed:
+            if allowed and self.key_service is not None:
+                # nothing opens before the entry is durable and the key released for it
+                fetched = await self._point_read(self.vault.get_sealed, collection, record_id,
+                                                 allowed)
+                owner, values = fetched.subject, fetched.raw
+            elif allowed:
                 record = await self._point_read(self.vault.get, collection, record_id, allowed)
                 owner, values = record.subject, record.values
+                fetched = values
             else:
                 owner, values = await self._point_read(self.vault.owner, collection,
                                                        record_id), {}
+                fetched = SealedRecord(collection, record_id, owner, {}, frozenset()) \
+                    if self.key_service is not None else values
         except NotFound:
             home = self._record_hint(record_id)
             if hinted is None and home is not None and home != self.jurisdiction:
@@ -692,7 +746,110 @@ class Gateway:
             (self._pseudonym_of_subject(owner), self._pseudonym_of_record(collection, record_id),
              released, plan.decisions_json, b'"%s"' % request.jti.encode()),
             self._entry_time(now))
-        return plan, values, entry
+        return plan, fetched, entry
+
+    async def _open_justified(self, record: SealedRecord, entry: bytes,
+                              promise: bytes) -> dict[str, Any]:
+        """Open a record fetched sealed, with its subject's data key released by the
+        key service against ``entry`` (durable: ``promise`` is the log's word).
+
+        Raises:
+            Unavailable: ``key_release_refused``, ``key_service_unavailable`` or
+                ``record_unreadable`` (nothing released; the entry stays logged).
+        """
+        if not record.needs_key:
+            return dict(self.vault.open_sealed(record, None).values)
+        subject = record.subject
+        cipher = self.key_service.cached(subject) if self.key_service else None
+        for _ in range(2):  # a cached key may be stale (erased and re-created elsewhere)
+            if cipher is None:
+                cipher = await self._release("read", subject, entry, promise)
+            try:
+                return dict(self.vault.open_sealed(record, cipher).values)
+            except VerificationError:
+                assert self.key_service is not None
+                self.key_service.evict(subject)
+                cipher = None
+        raise Unavailable("a stored value does not open; nothing released",
+                          code="record_unreadable")
+
+    async def _release(self, operation: str, subject: SubjectId, entry: bytes,
+                       promise: bytes) -> SubjectCipher:
+        """The subject's stored data key, released for ``entry`` by the key service.
+
+        Raises:
+            Unavailable: as :meth:`KeyServiceClient.release`; ``record_unreadable``
+                if the subject has no data key.
+        """
+        assert self.key_service is not None
+        stored = await self._off_loop(self.vault.store.get_data_key, subject)
+        if stored is None:
+            raise Unavailable("the subject has no data key; nothing released",
+                              code="record_unreadable")
+        cipher, _ = await self.key_service.release(
+            operation, subject, entry=logged_form(self.log, entry), promise=promise,
+            wrapped=stored)
+        return cipher
+
+    async def _log_decision(self, entry: bytes) -> tuple[int, bytes]:
+        """Log a decision entry durably; its index and, with a key service, the log
+        operator's promise of inclusion (else empty).
+
+        Raises:
+            Unavailable, PushBack: the log cannot be written.
+        """
+        if self.key_service is None:
+            return await self.log.append_many([entry]), b""
+        index, promises = await self.log.append_promised([entry])
+        return index, promises[0]
+
+    async def _store_write(self, collection: str, record_id: str, subject: SubjectId,
+                           clean: Mapping[str, object], *, entry: bytes,
+                           promise: bytes) -> list[KeyEvent]:
+        """Write a record whose allowed write ``entry`` is durable; its key events.
+
+        Raises:
+            Conflict, Unavailable: as ``Vault.put``; with a key service, as
+                :meth:`_write_cipher`.
+        """
+        if self.key_service is None:
+            events: list[KeyEvent] = await self._off_loop(self.vault.put, collection,
+                                                          record_id, subject, clean)
+            return events
+        cipher, events = await self._write_cipher(subject, entry, promise) \
+            if self.vault.needs_key(collection, clean) else (None, [])
+        await self._off_loop(self.vault.put_sealed_with, collection, record_id, subject,
+                             clean, cipher)
+        return events
+
+    async def _write_cipher(self, subject: SubjectId, entry: bytes, promise: bytes
+                            ) -> tuple[SubjectCipher, list[KeyEvent]]:
+        """The data key a write seals under, released (or created) by the key service
+        for the logged write ``entry``; a created key is stored here, wrapped.
+
+        Raises:
+            Unavailable: as :meth:`KeyServiceClient.release`.
+        """
+        assert self.key_service is not None
+        logged = logged_form(self.log, entry)
+        stored = await self._off_loop(self.vault.store.get_data_key, subject)
+        if stored is None:
+            cipher, created = await self.key_service.release(
+                "write", subject, entry=logged, promise=promise, wrapped=None)
+            assert created is not None
+            kept = await self._off_loop(self.vault.store.add_data_key, created)
+            if kept.key_id == created.key_id:
+                return cipher, [KeyEvent(kind=KeyEventKind.DATA_KEY_CREATED,
+                                         jurisdiction=self.jurisdiction,
+                                         kek_version=created.kek_version, time=self.clock(),
+                                         subject=subject)]
+            stored = kept  # another writer stored one first: use theirs
+        cached = self.key_service.cached(subject)
+        if cached is not None and cached.key_id == stored.key_id:
+            return cached, []
+        cipher, _ = await self.key_service.release("write", subject, entry=logged,
+                                                   promise=promise, wrapped=stored)
+        return cipher, []
 
     def _read_shape(self, collection: str, fields: str | None,
                     purpose: str | None) -> tuple[str, list[FieldSpec]]:
@@ -840,7 +997,7 @@ class Gateway:
             "purpose": purpose, "bundle": self.bundle_digest, "outcome": outcome,
             "fields": sorted(s.name for s in specs), **vouched,
         }, recorded)
-        index = await self.log.append_many([entry])
+        index, promise = await self._log_decision(entry)
         if outcome != "allow":
             refused = [{"field": s.name, "class": s.field_class.value,
                         **withheld_reason(s.field_class.value, d, None)}
@@ -850,7 +1007,8 @@ class Gateway:
                                          d.policy_ids for d in decisions if not d.allowed),
                                      members={"refused": refused,
                                               "log": {"origin": self.origin, "index": index}})
-        events = await self._off_loop(self.vault.put, collection, record_id, subject, clean)
+        events = await self._store_write(collection, record_id, subject, clean, entry=entry,
+                                         promise=promise)
         if events:
             await self.log.append_many(self._key_entries(events, self.clock()))
         body = {"collection": collection, "record": record_id,
@@ -891,6 +1049,8 @@ class Gateway:
                 members={"policy_ids": list(decisions[0].policy_ids),
                          "log": {"origin": self.origin, "index": index}})
         report = await self._off_loop(self.vault.erase, subject)
+        if self.key_service is not None:
+            self.key_service.evict(subject)
         if report.events:
             await self.log.append_many(self._key_entries(report.events, self.clock()))
         body = {"subject": subject_id, "records": report.records,

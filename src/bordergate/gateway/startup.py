@@ -50,13 +50,16 @@ from bordergate.gateway.auth import TokenVerifier, parse_public_key
 from bordergate.gateway.revocations import RevocationFollower, TokenRevocations, follow_log
 from bordergate.gateway.roster_in_force import RosterFollower, RosterInForce, follow_rosters
 from bordergate.gateway.service import Gateway, LogAppender, SequencerLog
+from bordergate.key_service_process import provision_key_service
 from bordergate.keys.backend import KeyFileSettings, open_key_backend
 from bordergate.keys.keyring import KeyRing, initialise
+from bordergate.keys.service_client import KeksHeldElsewhere, KeyServiceClient
 from bordergate.locations import parse_log_location
 from bordergate.log_access import (
     log_signer,
     log_verifier,
     provision_sequencer,
+    read_pseudonym_secret,
     refuse_gateway_log_key,
 )
 from bordergate.log_witnessing import log_witnessing
@@ -70,6 +73,7 @@ from bordergate.residency.stores import open_record_store
 from bordergate.residency.vault import Vault
 from bordergate.roster.publication import authority_for, create_development_authority_key
 from bordergate.tlog.client import LogClient, StorageSource
+from bordergate.tlog.credentials import read_credential
 from bordergate.tlog.logdir import read_signer, write_key
 from bordergate.tlog.note import Signer, Verifier
 from bordergate.tlog.sequencer import Sequencer, create_log
@@ -87,25 +91,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-def read_pseudonym_secret(path: Path) -> bytes:
-    """The per-log pseudonym secret (hex text, at least 32 bytes).
-
-    Raises:
-        ConfigError: ``pseudonym_secret_unreadable`` or ``pseudonym_secret_invalid``.
-    """
-    try:
-        text = path.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read pseudonym secret {path}: {exc.strerror}",
-                          code="pseudonym_secret_unreadable") from exc
-    try:
-        secret = bytes.fromhex(text)
-    except ValueError:
-        secret = b""
-    if len(secret) < 32:
-        raise ConfigError(f"{path}: a pseudonym secret is at least 32 bytes of hex",
-                          code="pseudonym_secret_invalid")
-    return secret
 
 
 def _verifier(j: Jurisdiction, limits: Limits) -> TokenVerifier:
@@ -120,6 +105,33 @@ def _verifier(j: Jurisdiction, limits: Limits) -> TokenVerifier:
     return TokenVerifier.for_keys(issuer=j.issuer.issuer, audience=j.issuer.audience,
                                   keys=keys, leeway=float(limits.token_leeway),
                                   max_lifetime=float(limits.max_token_lifetime))
+
+
+def _key_service_client(j: Jurisdiction) -> KeyServiceClient | None:
+    """The client of ``j``'s key service, with the gateway's credential to it, or None.
+
+    Raises:
+        ConfigError: the credential file is unreadable or malformed.
+    """
+    ks = j.key_service
+    if ks is None:
+        return None
+    credential = read_credential(ks.credential_file)
+    return KeyServiceClient(ks.url, credential.token, cache_seconds=float(ks.cache_seconds))
+
+
+def refuse_local_keks(profile: Profile, j: Jurisdiction) -> None:
+    """Outside development and the demo, a gateway holds no KEK: the jurisdiction
+    names its key service (issue 13).
+
+    Raises:
+        ConfigError: ``key_service_required`` under the production profile.
+    """
+    if profile is Profile.PRODUCTION and j.key_service is None:
+        raise ConfigError(
+            f"jurisdictions.{j.code}.key_service: under the production profile the KEKs "
+            "are held by the jurisdiction's key service (bordergate keys serve), never by "
+            "a gateway", code="key_service_required")
 
 
 def _log_appender(j: Jurisdiction, storage: LogStorage) -> LogAppender:
@@ -222,7 +234,11 @@ def open_gateway(deployment: Deployment, code: str, *,
     refuse_gateway_log_key(deployment.profile, j)
     log_vkey = log_verifier(j)
     store = open_record_store(j.store, jurisdiction=code)
-    backend = open_key_backend(j.keys, jurisdiction=code)
+    key_service = _key_service_client(j)
+    # with a key service the gateway never opens the KEK backend (issue 13): every
+    # local KEK operation fails closed, and keys come only against logged entries
+    backend = KeksHeldElsewhere(code) if key_service is not None \
+        else open_key_backend(j.keys, jurisdiction=code)
     vault = Vault(schema, store, KeyRing(backend, store))
     approvals = open_approval_store(j.store)
     budgets = open_budget_store(j.store)
@@ -251,7 +267,7 @@ def open_gateway(deployment: Deployment, code: str, *,
         pseudonyms=pseudonyms, approvals=approvals, peers=deployment.gateway_urls(),
         subject_ledger=open_subject_ledger(j.store),
         limits=deployment.limits, privacy=deployment.privacy,
-        budgets=budgets, revocations=revocations, roster=rosters)
+        budgets=budgets, revocations=revocations, roster=rosters, key_service=key_service)
     # every worker applies the log's token-revoke entries (gateway.revocations)
     gateway.revocation_follower = RevocationFollower(revocations, reader)
     gateway.revocation_follower.start()
@@ -285,6 +301,7 @@ async def start_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
     if unreviewed:
         refuse_unreviewed(deployment.profile)
     refuse_gateway_log_key(deployment.profile, deployment.jurisdiction(code))
+    refuse_local_keks(deployment.profile, deployment.jurisdiction(code))
     # -- releases self-check (issue 6, promise 6; see bordergate/releases/selfcheck.py) --
     # Refuses (ConfigError release_*_not_approved) unless an approved release in this
     # log names the installed package digest and the policy bundle digest; the engine
@@ -413,7 +430,7 @@ def _provision_one(code: str, j: Jurisdiction, profile: Profile) -> list[str]:
     if not j.log.pseudonym_secret_file.exists():
         write_key(j.log.pseudonym_secret_file, secrets.token_hex(32))
         done.append(f"{code}: pseudonym secret {j.log.pseudonym_secret_file}")
-    done += provision_sequencer(j)
+    done += provision_sequencer(j) + provision_key_service(j)
     location = parse_log_location(j.log.storage)
     if location.kind == "directory":
         Path(location.target).mkdir(parents=True, exist_ok=True)

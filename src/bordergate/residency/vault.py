@@ -45,6 +45,7 @@ __all__ = [
     "AggregateGroup",
     "ErasureReport",
     "ResidentRecord",
+    "SealedRecord",
     "Vault",
 ]
 
@@ -55,6 +56,29 @@ class ResidentRecord:
 
     subject: SubjectId
     values: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class SealedRecord:
+    """A record read from the store but not opened (the key-service read path:
+    the entry is logged and the data key released before anything opens).
+
+    Attributes:
+        collection, record_id: the record.
+        subject: its owner.
+        raw: the stored bytes of the fields asked for that it has.
+    """
+
+    collection: str
+    record_id: str
+    subject: SubjectId
+    raw: dict[str, bytes]
+    sealed: frozenset[str]  # the names in ``raw`` whose values are sealed
+
+    @property
+    def needs_key(self) -> bool:
+        """Whether opening needs the subject's data key."""
+        return bool(self.sealed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +247,75 @@ class Vault:
                 data, cipher = self._open(cipher, data, prefix + field_aad_suffix(spec.name))
             values[spec.name] = spec.decode(data)
         return ResidentRecord(subject, values)
+
+    def get_sealed(self, collection: str, record_id: str,
+                   fields: Sequence[str] | None = None) -> SealedRecord:
+        """Read the fields asked for of one record without opening them.
+
+        Raises:
+            InvalidInput, NotFound, Unavailable: as :meth:`get`.
+        """
+        parse_record_id(record_id)
+        specs = self.schema.fields(collection, fields)
+        raw = self.store.get_record(collection, record_id, [s.name for s in specs])
+        present = {s.name: raw.fields[s.name] for s in specs if raw.fields.get(s.name) is not None}
+        sealed = frozenset(s.name for s in specs
+                           if s.name in present and s.field_class.encrypted)
+        return SealedRecord(collection, record_id, raw.subject, present, sealed)
+
+    def open_sealed(self, record: SealedRecord,
+                    cipher: SubjectCipher | None) -> ResidentRecord:
+        """Open a :class:`SealedRecord` with the subject's ``cipher`` (needed only if
+        :attr:`SealedRecord.needs_key`).
+
+        Raises:
+            VerificationError: a value does not open under ``cipher``
+                (``decryption_failed``), or no cipher was given for a sealed value.
+        """
+        coll = self.schema.collection(record.collection)
+        prefix = field_aad_prefix(self.jurisdiction, str(record.subject), record.collection,
+                                  record.record_id)
+        values: dict[str, object] = {}
+        for name, data in record.raw.items():
+            spec = coll.fields[name]
+            if name in record.sealed:
+                if cipher is None or cipher.subject != record.subject:
+                    raise VerificationError("no data key of the record's subject",
+                                            code="decryption_failed")
+                values[name] = spec.decode(cipher.open(data, prefix + field_aad_suffix(name)))
+            else:
+                values[name] = spec.decode(data)
+        return ResidentRecord(record.subject, values)
+
+    def needs_key(self, collection: str, values: Mapping[str, object]) -> bool:
+        """Whether writing ``values`` seals any of them (needs the data key)."""
+        coll = self.schema.collection(collection)
+        return any(coll.fields[n].field_class.encrypted for n in values if n in coll.fields)
+
+    def put_sealed_with(self, collection: str, record_id: str, subject: SubjectId | str,
+                        values: Mapping[str, object], cipher: SubjectCipher | None) -> None:
+        """:meth:`put` with the subject's data key given (the key-service write path:
+        the gateway obtained it against the logged write decision).
+
+        Raises:
+            as :meth:`put`; ValueError: a sealed value and no ``cipher``.
+        """
+        owner = require_home(_subject(subject), self.jurisdiction)
+        parse_record_id(record_id)
+        clean = self.schema.collection(collection).validate(values)
+        try:
+            if self.store.owner(collection, record_id) != owner:
+                raise Conflict("the record belongs to another subject",
+                               code="record_owner_mismatch")
+        except NotFound:
+            pass
+
+        def given() -> SubjectCipher:
+            if cipher is None or cipher.subject != owner:
+                raise ValueError("a sealed value needs the subject's data key")
+            return cipher
+        stored = self.seal_values(collection, record_id, owner, clean, given)
+        self.store.put_record(collection, record_id, owner, stored)
 
     def _open(self, cipher: SubjectCipher, data: bytes,
               aad: bytes) -> tuple[bytes, SubjectCipher]:

@@ -74,6 +74,9 @@ class RemoteSequencer:
         self._client = client or httpx.AsyncClient(timeout=timeout)
         self._pending: list[tuple[list[bytes], asyncio.Future[int]]] = []
         self._senders: set[asyncio.Task[None]] = set()
+        # promised appends (append_attested without a guard), batched the same way
+        self._promised: list[tuple[list[bytes], asyncio.Future[tuple[int, list[bytes]]]]] = []
+        self._promise_senders: set[asyncio.Task[None]] = set()
         self._checkpoint: SignedCheckpoint | None = None
 
     @property
@@ -142,20 +145,62 @@ class RemoteSequencer:
                 the entry sent at its index (``promise_mismatch``).
             InvalidInput, PushBack, Unavailable: as :meth:`append_many`.
         """
+        first, texts = await self.append_attested(entries)
+        return first, [open_promise(t, self.verifier) for t in texts]
+
+    async def append_attested(self, entries: Sequence[bytes],
+                              expect: Mapping[str, int] | None = None
+                              ) -> tuple[int, list[bytes]]:
+        """As :meth:`append_promised` (guarded by ``expect`` as :meth:`append_guarded`
+        when given), returning each promise's signed bytes, checked, to forward
+        (a gateway sends them to the key service).
+
+        Raises:
+            StaleState: with ``expect``, a version changed; nothing was sequenced.
+            VerificationError, InvalidInput, PushBack, Unavailable: as
+                :meth:`append_promised`.
+        """
         batch = list(entries)
         if not batch or any(len(e) > ENTRY_MAX for e in batch):
             raise InvalidInput("between 1 entry and entries of 65535 bytes",
                                code="entry_too_large")
+        if expect is None:  # concurrent callers share one request, as append_many's do
+            future: asyncio.Future[tuple[int, list[bytes]]] = \
+                asyncio.get_running_loop().create_future()
+            self._promised.append((batch, future))
+            if len(self._promise_senders) < _MAX_IN_FLIGHT:
+                sender = asyncio.create_task(self._send_promised())
+                self._promise_senders.add(sender)
+                sender.add_done_callback(self._promise_senders.discard)
+            return await future
+        path, body = "/append-guarded?promise=1", encode_guarded(batch, dict(expect))
         try:
-            r = await self._client.post(f"{self.url}/append?promise=1",
-                                        content=encode_entries(batch), headers=self._headers)
+            r = await self._client.post(f"{self.url}{path}", content=body,
+                                        headers=self._headers)
         except httpx.HTTPError as e:
             raise Unavailable(f"sequencer service unreachable: {e}",
                               code="log_unavailable") from e
+        if r.status_code == 409:
+            try:
+                current = {str(k): int(v) for k, v in r.json()["current"].items()}
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise Unavailable("sequencer service answered garbage",
+                                  code="log_unavailable") from e
+            raise StaleState("state changed since the decision", current=current)
+        return self._promised_answer(r, batch)
+
+    def _promised_answer(self, r: httpx.Response, batch: list[bytes]
+                         ) -> tuple[int, list[bytes]]:
+        """The first index and each entry's checked promise from an ``?promise=1`` answer.
+
+        Raises:
+            VerificationError: ``promise_missing`` or ``promise_mismatch``.
+            PushBack, Unavailable: as :meth:`_first_of`.
+        """
         first = self._first_of(r)
         try:
-            texts = r.json()["promises"]
-            promises = [open_promise(t.encode(), self.verifier) for t in texts]
+            texts = [t.encode() for t in r.json()["promises"]]
+            promises = [open_promise(t, self.verifier) for t in texts]
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise VerificationError("sequencer answered without promises",
                                     code="promise_missing") from e
@@ -164,7 +209,37 @@ class RemoteSequencer:
                 for i, (p, e) in enumerate(zip(promises, batch, strict=True))):
             raise VerificationError("a promise is not about the entry sent at its index",
                                     code="promise_mismatch")
-        return first, promises
+        return first, texts
+
+    async def _send_promised(self) -> None:
+        while self._promised:
+            take, count = 0, 0
+            while take < len(self._promised) and (take == 0 or count + len(
+                    self._promised[take][0]) <= _MAX_REQUEST_ENTRIES):
+                count += len(self._promised[take][0])
+                take += 1
+            group, self._promised = self._promised[:take], self._promised[take:]
+            entries = [e for batch, _ in group for e in batch]
+            body = encode_entries(entries)
+            try:
+                if self._raw is not None:
+                    r = await self._raw.post("/append?promise=1", body)
+                else:
+                    r = await self._client.post(f"{self.url}/append?promise=1", content=body,
+                                                headers=self._headers)
+                first, texts = self._promised_answer(r, entries)
+            except Exception as e:  # every waiter of this request gets the same failure
+                err = e if isinstance(e, Unavailable | InvalidInput | VerificationError) \
+                    else Unavailable(f"sequencer service failed: {e}", code="log_unavailable")
+                for _, fut in group:
+                    if not fut.done():
+                        fut.set_exception(err)
+                continue
+            offset = 0
+            for batch, fut in group:
+                if not fut.done():
+                    fut.set_result((first + offset, texts[offset:offset + len(batch)]))
+                offset += len(batch)
 
     async def _send_loop(self) -> None:
         while self._pending:
@@ -252,6 +327,10 @@ class RemoteSequencer:
             if not fut.done():
                 fut.set_exception(Unavailable("log client closed", code="log_unavailable"))
         self._pending.clear()
+        for _, waiter in self._promised:
+            if not waiter.done():
+                waiter.set_exception(Unavailable("log client closed", code="log_unavailable"))
+        self._promised.clear()
 
     async def aclose(self) -> None:
         self.close()

@@ -13,7 +13,8 @@
 * :mod:`.appenders`: the append credential each entry names, allowed its type;
 * :mod:`.migration`: a legacy migration's entries agree with each other;
 * :mod:`.versions`: which checks apply to which entry format version (the one table,
-  with the hooks later rules plug into), and a version that goes back.
+  with the hooks later rules plug into), and a version that goes back;
+* :mod:`.keyaccess`: every data key the key service released, matched to its decision.
 
 Every rule is written once, here: the reference inspector
 (:mod:`bordergate.audit.inspection`) calls them entry by entry, the accelerated
@@ -22,5 +23,6 @@ follows from an entry's shape.  A rule reports through the
 :class:`~.context.RuleContext` it is given and never reads a log or a clock.
 """
 
-__all__ = ["appenders", "approvals", "context", "dataflows", "decisions", "migration",
-           "privacy", "releases", "rosters", "statements", "tokens", "versions", "wellformed"]
+__all__ = ["appenders", "approvals", "context", "dataflows", "decisions", "keyaccess",
+           "migration", "privacy", "releases", "rosters", "statements", "tokens", "versions",
+           "wellformed"]

@@ -36,6 +36,8 @@ ROLE_TYPES: Mapping[str, frozenset[str]] = MappingProxyType({
     "release": frozenset({"release", "release-review"}),
     "custodian": frozenset({"key-event", "token-revoke", "roster", "migration",
                             "legacy-deletion"}),
+    # the key service (``bordergate keys serve``): each data key it released
+    "key-service": frozenset({"key-access"}),
 })
 
 

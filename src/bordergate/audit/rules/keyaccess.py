@@ -1,0 +1,88 @@
+"""Every data key the key service released, matched to the decision that justified it.
+
+The key service (:mod:`bordergate.keys.service`) logs one ``key-access`` entry per
+released key: the index of the justifying entry (``justified``), the leaf hash
+the log operator promised for it (``leaf``), the subject's pseudonym and the
+operation (``read``, ``write``, ``create``).  The key service released the key on
+the strength of the promise, before any checkpoint covered the entry; so the
+auditor checks, for every ``key-access`` entry, that
+
+* the log holds, at ``justified``, exactly the entry promised: its leaf hash is
+  ``leaf`` (else ``key_promise_broken``, critical: the log operator broke its
+  word, or a key was released on a forged promise);
+* that entry is an allowed decision of the operation's type about the same
+  subject (``access`` for a read, ``write`` for a write or a create; outcome
+  ``allow``, or ``partial`` for a read) (else ``key_access_unjustified``);
+* the entry names an earlier index and a 32-byte leaf hash (else
+  ``key_access_malformed``).
+
+:func:`key_access` records each claim as its entry is inspected (both inspectors
+call it); :func:`settle_key_claims` judges them once the run has read the log,
+given a function that returns the verified entry at an index.  Each
+``key-access`` entry is counted in the tally's key events as ``key-access:OP``.
+This module must never read a log or a clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+
+from bordergate.audit.rules.context import RuleContext
+from bordergate.entries import Entry, parse_entry
+from bordergate.errors import VerificationError
+from bordergate.tlog import merkle
+
+__all__ = ["key_access", "settle_key_claims"]
+
+_JUSTIFYING = {"read": ("access", frozenset({"allow", "partial"})),
+               "write": ("write", frozenset({"allow"})),
+               "create": ("write", frozenset({"allow"}))}
+
+
+def key_access(ctx: RuleContext, index: int, entry: Entry) -> None:
+    """Count a ``key-access`` entry and keep its claim for :func:`settle_key_claims`."""
+    body = entry.body
+    operation = str(body.get("operation"))[:16]
+    ctx.state.tally.key_events[f"key-access:{operation}"] += 1
+    justified, leaf = body.get("justified"), body.get("leaf")
+    try:
+        leaf_ok = isinstance(leaf, str) and len(base64.b64decode(leaf, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        leaf_ok = False
+    if type(justified) is not int or not 0 <= justified < index or not leaf_ok \
+            or operation not in _JUSTIFYING:
+        ctx.flag("key_access_malformed", index, entry.time,
+                 f"key-access entry {index} does not name an earlier justifying index, a "
+                 "leaf hash and a known operation", {})
+        return
+    ctx.state.key_claims.append([index, justified, leaf, operation, body.get("subject")])
+
+
+def settle_key_claims(ctx: RuleContext, entry_at: Callable[[int], bytes]) -> None:
+    """Judge every claim recorded so far against the entry the log holds at its index.
+
+    Args:
+        entry_at: the verified entry at an index (below the audited size).
+    """
+    for index, justified, leaf, operation, subject in ctx.state.key_claims:
+        data = entry_at(justified)
+        if base64.b64encode(merkle.leaf_hash(data)).decode() != leaf:
+            ctx.flag("key_promise_broken", index, None,
+                     f"key-access entry {index} released a key on a promise that entry "
+                     f"{justified} has another leaf hash than the log's",
+                     {"justified": justified})
+            continue
+        kind, outcomes = _JUSTIFYING[operation]
+        try:
+            justifying = parse_entry(data)
+        except VerificationError:
+            justifying = None
+        if justifying is None or justifying.type != kind or \
+                justifying.body.get("subject") != subject or \
+                justifying.body.get("outcome") not in outcomes:
+            ctx.flag("key_access_unjustified", index, None,
+                     f"key-access entry {index} ({operation}) is not justified by entry "
+                     f"{justified}", {"justified": justified, "operation": operation})
+    ctx.state.key_claims.clear()

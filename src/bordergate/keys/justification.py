@@ -1,0 +1,144 @@
+"""Key access justifications: the logged decision a key service releases a data key for.
+
+A jurisdiction's key service (``bordergate keys serve``, :mod:`bordergate.keys.service`)
+holds the KEKs; a gateway that wants a subject's data key sends, with the
+request, the log entry that records the decision it acts on and the log
+operator's signed promise that the entry is in the log
+(:mod:`bordergate.tlog.promise`).  :func:`check_justification` is the key
+service's whole judgement of that pair: the data key is released only if
+
+1. both are present (``key_justification_missing``);
+2. the promise is signed by the log's key and is about exactly these entry
+   bytes (``key_justification_unproven``: no valid promise, so nothing shows
+   the log holds the entry);
+3. the entry is a well-formed entry (``key_justification_malformed``) of the
+   type the operation needs (``key_justification_wrong_operation``): a
+   ``read`` needs an ``access`` entry, a ``write`` a ``write`` entry;
+4. its subject is the subject whose key is asked for: the key service
+   recomputes the pseudonym from the subject id it is given, under the log's
+   pseudonym secret (``key_justification_subject_mismatch``);
+5. it records an allowed decision: ``allow`` (or, for a read, ``partial``:
+   some fields were allowed) (``key_justification_denied``);
+6. it released (a read's ``released``) or wrote (a write's ``fields``) at
+   least one sealed field of its collection, when the service is given the
+   schema's sealed fields (``key_justification_no_sealed_field``): an entry
+   that allowed only ``public`` fields justifies no key;
+7. it is fresh: the entry's time and the promise's time are within
+   ``window`` seconds of ``now`` (``key_justification_stale``), so a gateway
+   that stops logging can decrypt for at most that window (plus the data-key
+   cache lifetime).
+
+Erasures need no data key (the store destroys the wrapped key) and exports
+are not served through the key service (docs/design.md, "Known gaps").  An
+inclusion proof to a witnessed checkpoint would also prove the entry is
+logged; only promises are accepted so far (a read need not wait for a
+checkpoint).
+
+This module is pure: bytes and the time in, a verdict out.  It never sees key
+material.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from bordergate.entries import parse_entry
+from bordergate.errors import PolicyDenied, VerificationError
+from bordergate.tlog.note import Verifier
+from bordergate.tlog.promise import InclusionPromise, open_promise
+
+__all__ = ["OPERATION_ENTRY_TYPES", "REFUSAL_CODES", "JustificationRefused",
+           "JustifiedAccess", "check_justification"]
+
+#: The entry type that justifies each key operation.
+OPERATION_ENTRY_TYPES = MappingProxyType({"read": "access", "write": "write"})
+#: The outcomes that justify each key operation.
+_ALLOWED = MappingProxyType({"read": frozenset({"allow", "partial"}),
+                             "write": frozenset({"allow"})})
+
+#: Every refusal code of :func:`check_justification`.
+REFUSAL_CODES = ("key_justification_missing", "key_justification_unproven",
+                 "key_justification_malformed", "key_justification_wrong_operation",
+                 "key_justification_subject_mismatch", "key_justification_denied",
+                 "key_justification_no_sealed_field", "key_justification_stale")
+
+
+class JustificationRefused(PolicyDenied):
+    """The request's justification does not allow releasing the data key (403)."""
+
+
+@dataclass(frozen=True)
+class JustifiedAccess:
+    """A checked justification: what the key service logs in its ``key-access`` entry."""
+
+    operation: str
+    subject: str  # the subject's pseudonym
+    promise: InclusionPromise
+
+
+def check_justification(*, operation: str, subject_pseudonym: str, entry: bytes | None,
+                        promise: bytes | None, verifier: Verifier, now: float,
+                        window: float,
+                        sealed: Mapping[str, frozenset[str]] | None = None
+                        ) -> JustifiedAccess:
+    """Judge one request's justification (see the module docstring for the rules).
+
+    Args:
+        operation: ``read`` or ``write``.
+        subject_pseudonym: the pseudonym of the subject whose key is asked for,
+            computed by the key service from the subject id.
+        entry: the entry's bytes exactly as the log holds them.
+        promise: the log operator's signed promise of inclusion of ``entry``.
+        verifier: the log's verifier key (the promise's signer).
+        now: the key service's clock (seconds since the epoch).
+        window: how old (or how far ahead) the entry and promise may be, seconds.
+        sealed: the sealed (protected and restricted) field names of each
+            collection; None skips rule 6.
+
+    Raises:
+        JustificationRefused: with one of :data:`REFUSAL_CODES`.
+        ValueError: an unknown operation (programmer misuse: the service checks it).
+    """
+    expected = OPERATION_ENTRY_TYPES.get(operation)
+    if expected is None:
+        raise ValueError(f"unknown key operation {operation!r}")
+    if not entry or not promise:
+        raise JustificationRefused("a data key is released only against a logged decision: "
+                                   "send its entry and the log's promise of inclusion",
+                                   code="key_justification_missing")
+    try:
+        promised = open_promise(promise, verifier)
+    except VerificationError as exc:
+        raise JustificationRefused(f"the promise of inclusion does not verify ({exc.code})",
+                                   code="key_justification_unproven") from None
+    if not promised.covers(entry):
+        raise JustificationRefused("the promise of inclusion is about another entry",
+                                   code="key_justification_unproven")
+    try:
+        parsed = parse_entry(entry)
+    except VerificationError:
+        raise JustificationRefused("the justifying entry is not a well-formed entry",
+                                   code="key_justification_malformed") from None
+    if parsed.type != expected:
+        raise JustificationRefused(f"a {operation} needs an {expected!r} entry, not a "
+                                   f"{parsed.type!r} entry",
+                                   code="key_justification_wrong_operation")
+    if parsed.body.get("subject") != subject_pseudonym:
+        raise JustificationRefused("the justifying entry is about another subject",
+                                   code="key_justification_subject_mismatch")
+    if parsed.body.get("outcome") not in _ALLOWED[operation]:
+        raise JustificationRefused("the justifying entry records a denied decision",
+                                   code="key_justification_denied")
+    if sealed is not None:
+        named = parsed.body.get("released" if operation == "read" else "fields")
+        fields = set(named) if isinstance(named, list) else set()
+        if not fields & sealed.get(str(parsed.body.get("collection")), frozenset()):
+            raise JustificationRefused("the justifying entry released no sealed field",
+                                       code="key_justification_no_sealed_field")
+    if abs(now - parsed.time) > window or abs(now - promised.time_ms / 1000) > window:
+        raise JustificationRefused(f"the justifying entry is older than {window:g} s",
+                                   code="key_justification_stale")
+    return JustifiedAccess(operation, subject_pseudonym, promised)
+

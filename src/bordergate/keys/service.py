@@ -1,0 +1,250 @@
+"""A jurisdiction's key service: the only process that holds its KEKs (issue 13, item 3).
+
+``bordergate keys serve --config F -j X`` runs it (:mod:`bordergate.keys.serve_command`),
+on loopback, over the jurisdiction's file or PKCS#11 backend
+(:func:`bordergate.keys.backend.open_key_backend`).  Gateways configured with
+``[jurisdictions.X.key_service]`` never open the backend: they keep the wrapped data
+keys in their record store as before, and ask this service to unwrap one (or to
+create a new subject's) with ``POST /v1/data-key``::
+
+    {"operation": "read" | "write", "subject": SUBJECT-ID,
+     "entry": base64(the justifying entry, as the log holds it),
+     "promise": the log operator's signed promise of inclusion of that entry,
+     "wrapped": {"key_id": hex, "kek_version": N, "wrapped": base64} | null}
+
+authenticated with the gateway's credential to this service (``Authorization:
+Bearer ID.SECRET``, checked against a credential list as the sequencer service
+checks append credentials).  The justification is judged by
+:func:`bordergate.keys.justification.check_justification`; the wrapped key is
+opened under AAD binding the jurisdiction, the subject and the KEK version, so a
+justification for one subject never opens another's key.  ``write`` without
+``wrapped`` creates the subject's data key under the current KEK version and
+returns it wrapped too (the gateway stores it).
+
+Before answering, the service appends one ``key-access`` entry per released key
+to the jurisdiction's log, through the log operator, with its own append
+credential (role ``key-service``): the index and leaf hash of the entry that
+justified it, the subject's pseudonym and the operation.  Concurrent releases go
+to the sequencer together (the log client batches them), and no key is answered
+before its ``key-access`` entry is durable.  The auditor matches every
+``key-access`` entry to its decision and checks the log kept the promise
+(:mod:`bordergate.audit.rules.keyaccess`).
+
+Refusals are problem documents with stable codes: ``unauthenticated`` (401),
+``malformed_key_request`` (400), the ``key_justification_*`` codes (403),
+``kek_version_not_found`` (404), ``decryption_failed`` (422),
+``log_unavailable``/``key_backend_unavailable`` (503).
+
+This module must never log or return key bytes except the one data key answered
+to an authenticated, justified request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bordergate.entries import Pseudonymizer, encode_entry
+from bordergate.errors import BordergateError, InvalidInput, VerificationError
+from bordergate.keys.backend import KeyBackend
+from bordergate.keys.envelope import DATA_KEY_BYTES, data_key_aad
+from bordergate.keys.justification import JustifiedAccess, check_justification
+from bordergate.subjects import SubjectId, require_home
+from bordergate.tlog.credentials import CredentialList
+from bordergate.tlog.note import Verifier
+
+__all__ = ["MAX_KEY_REQUEST", "KeyService", "make_key_service_app"]
+
+#: Bytes of a ``/v1/data-key`` request body (an entry is at most 64 KiB, base64 more).
+MAX_KEY_REQUEST = 128 * 1024
+_STATUS = {"unauthenticated": 401, "malformed_key_request": 400,
+           "kek_version_not_found": 404, "decryption_failed": 422}
+
+
+class KeyService:
+    """Unwraps and creates data keys of one jurisdiction against logged decisions."""
+
+    def __init__(self, *, jurisdiction: str, backend: KeyBackend, pseudonyms: Pseudonymizer,
+                 log_verifier: Verifier, record: Callable[[list[bytes]], Awaitable[int]],
+                 window: float = 30.0, cache_seconds: float = 10.0,
+                 sealed: Mapping[str, frozenset[str]] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        """Bind the backend, the log's pseudonym secret and verifier key, and
+        ``record``, which appends ``key-access`` entries durably (index of the first);
+        ``sealed`` names each collection's sealed fields (an entry that released
+        none justifies no key).
+
+        Raises:
+            ValueError: the backend belongs to another jurisdiction.
+        """
+        if backend.jurisdiction != jurisdiction:
+            raise ValueError("key backend of another jurisdiction")
+        self.jurisdiction = jurisdiction
+        self.backend = backend
+        self.pseudonyms = pseudonyms
+        self.log_verifier = log_verifier
+        self.record = record
+        self.window = window
+        self.cache_seconds = cache_seconds
+        self.sealed = sealed
+        self.clock = clock
+
+    async def release(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Judge one parsed request and answer the data key (see the module docstring).
+
+        Raises:
+            InvalidInput: ``malformed_key_request``.
+            JustificationRefused: a ``key_justification_*`` code.
+            NotFound, VerificationError: the wrapped key does not open.
+            Unavailable: the backend or the log cannot be reached.
+        """
+        operation, subject, entry, promise, wrapped = _parse_request(request, self.jurisdiction)
+        justified = check_justification(
+            operation=operation, subject_pseudonym=self.pseudonyms.subject(str(subject)),
+            entry=entry, promise=promise, verifier=self.log_verifier, now=self.clock(),
+            window=self.window, sealed=self.sealed)
+        if wrapped is None and operation == "read":
+            raise InvalidInput("a read sends the subject's wrapped data key",
+                               code="malformed_key_request")
+        answer = await asyncio.to_thread(self._open_or_create, subject, wrapped)
+        index = await self.record([self._key_access(justified, "create" if wrapped is None
+                                                    else operation)])
+        answer.update({"key_access": index, "lifetime": self.cache_seconds})
+        return answer
+
+    def _open_or_create(self, subject: SubjectId,
+                        wrapped: tuple[bytes, int, bytes] | None) -> dict[str, Any]:
+        if wrapped is None:
+            version = self.backend.versions()[-1] if self.backend.versions() else None
+            if version is None:
+                raise InvalidInput(f"no KEK for {self.jurisdiction} (run keys init)",
+                                   code="keys_not_initialised")
+            data_key, key_id = os.urandom(DATA_KEY_BYTES), os.urandom(16)
+            sealed = self.backend.wrap(
+                data_key, data_key_aad(self.jurisdiction, str(subject), version), version)
+            return {"data_key": _b64(data_key), "key_id": key_id.hex(), "kek_version": version,
+                    "wrapped": _b64(sealed)}
+        key_id, version, sealed = wrapped
+        data_key = self.backend.unwrap(
+            sealed, data_key_aad(self.jurisdiction, str(subject), version), version)
+        if len(data_key) != DATA_KEY_BYTES:
+            raise VerificationError("unwrapped data key has the wrong size",
+                                    code="decryption_failed")
+        return {"data_key": _b64(data_key), "key_id": key_id.hex(), "kek_version": version}
+
+    def _key_access(self, justified: JustifiedAccess, operation: str) -> bytes:
+        return encode_entry("key-access", self.clock(), {
+            "jurisdiction": self.jurisdiction, "operation": operation,
+            "subject": justified.subject, "justified": justified.promise.index,
+            "leaf": _b64(justified.promise.leaf_hash), "by": "key-service"})
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be base64 text", code="malformed_key_request")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput(f"{what} is not base64", code="malformed_key_request") from None
+
+
+def _parse_request(body: dict[str, Any], jurisdiction: str
+                   ) -> tuple[str, SubjectId, bytes | None, bytes | None,
+                              tuple[bytes, int, bytes] | None]:
+    """The members of a ``/v1/data-key`` request, checked.
+
+    Raises:
+        InvalidInput: ``malformed_key_request``; ``WrongJurisdiction`` for a subject
+            homed elsewhere.
+    """
+    unknown = set(body) - {"operation", "subject", "entry", "promise", "wrapped"}
+    operation = body.get("operation")
+    if unknown or operation not in ("read", "write") or not isinstance(body.get("subject"),
+                                                                        str):
+        raise InvalidInput("members: operation (read|write), subject, entry, promise, wrapped",
+                           code="malformed_key_request")
+    try:
+        subject = require_home(SubjectId.parse(body["subject"]), jurisdiction)
+    except InvalidInput:
+        raise InvalidInput("subject is not a subject id", code="malformed_key_request") from None
+    entry = None if body.get("entry") is None else _unb64(body["entry"], "entry")
+    promise = body.get("promise")
+    if promise is not None and not isinstance(promise, str):
+        raise InvalidInput("promise must be text", code="malformed_key_request")
+    raw = body.get("wrapped")
+    wrapped = None
+    if raw is not None:
+        if not isinstance(raw, dict) or set(raw) != {"key_id", "kek_version", "wrapped"} or \
+                type(raw["kek_version"]) is not int or not isinstance(raw["key_id"], str):
+            raise InvalidInput("wrapped: {key_id, kek_version, wrapped}",
+                               code="malformed_key_request")
+        try:
+            key_id = bytes.fromhex(raw["key_id"])
+        except ValueError:
+            raise InvalidInput("wrapped.key_id is not hex",
+                               code="malformed_key_request") from None
+        wrapped = (key_id, raw["kek_version"], _unb64(raw["wrapped"], "wrapped.wrapped"))
+    return (str(operation), subject, entry,
+            None if promise is None else promise.encode("utf-8"), wrapped)
+
+
+def _problem(code: str, detail: str, status: int) -> Response:
+    return JSONResponse({"code": code, "detail": detail}, status_code=status,
+                        media_type="application/problem+json")
+
+
+def _status(exc: BordergateError) -> int:
+    from bordergate.errors import PolicyDenied, Unavailable
+    if isinstance(exc, PolicyDenied):
+        return 403
+    if isinstance(exc, Unavailable):
+        return 503
+    return _STATUS.get(exc.code, 400)
+
+
+def make_key_service_app(service: KeyService, credentials: CredentialList) -> Starlette:
+    """The key service's HTTP app: ``POST /v1/data-key`` and ``GET /healthz``."""
+
+    async def data_key(request: Request) -> Response:
+        if credentials.authenticate(request.headers.get("authorization", "")) is None:
+            return _problem("unauthenticated", "bad or missing key service credential", 401)
+        body = await request.body()
+        if len(body) > MAX_KEY_REQUEST:
+            return _problem("malformed_key_request", "request body too large", 413)
+        try:
+            parsed = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return _problem("malformed_key_request", "the body is not JSON", 400)
+        if not isinstance(parsed, dict):
+            return _problem("malformed_key_request", "the body is not a JSON object", 400)
+        try:
+            answer = await service.release(parsed)
+        except BordergateError as exc:
+            return _problem(exc.code, str(exc), _status(exc))
+        return JSONResponse(answer, headers={"Cache-Control": "no-store"})
+
+    async def healthz(request: Request) -> Response:
+        try:
+            versions = await asyncio.to_thread(service.backend.versions)
+        except BordergateError as exc:
+            return _problem(exc.code, str(exc), 503)
+        return JSONResponse({"jurisdiction": service.jurisdiction,
+                             "kek_version": versions[-1] if versions else None})
+
+    return Starlette(routes=[Route("/v1/data-key", data_key, methods=["POST"]),
+                             Route("/healthz", healthz, methods=["GET"])])

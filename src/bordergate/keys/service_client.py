@@ -1,0 +1,186 @@
+"""A gateway's client of its jurisdiction's key service (:mod:`bordergate.keys.service`).
+
+A gateway configured with a key service holds no KEK: for each subject whose
+sealed values it must open or seal it sends the justifying log entry and the log
+operator's promise of inclusion, and gets back that one subject's data key as a
+:class:`~bordergate.keys.keyring.SubjectCipher`.  Released keys are cached here
+for at most ``cache_seconds`` (0: never), bounded to ``max_entries`` subjects, in
+memory only: within that lifetime a read of the same subject needs no new
+release (its own entry is still logged first; the cache bounds what a gateway
+that stops logging can still open).
+
+The service's refusals become :class:`~bordergate.errors.Unavailable` with code
+``key_release_refused`` and the service's code in the message (nothing is
+released, 503), its faults ``key_service_unavailable``.  This module must never
+log key bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from bordergate.errors import Unavailable
+from bordergate.keys.keyring import SubjectCipher, WrappedDataKey
+from bordergate.subjects import SubjectId
+
+__all__ = ["KeksHeldElsewhere", "KeyServiceClient"]
+
+
+class KeyServiceClient:
+    """Asks one key service for data keys, with a short-lived per-subject cache."""
+
+    def __init__(self, url: str, credential: str, *, cache_seconds: float = 10.0,
+                 max_entries: int = 10_000, timeout: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 client: httpx.AsyncClient | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.cache_seconds = cache_seconds
+        self._headers = {"Authorization": f"Bearer {credential}"}
+        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._clock = clock
+        self._max = max_entries
+        self._cache: OrderedDict[str, tuple[float, SubjectCipher]] = OrderedDict()
+
+    def cached(self, subject: SubjectId) -> SubjectCipher | None:
+        """The subject's released key if it was released less than ``cache_seconds`` ago."""
+        hit = self._cache.get(str(subject))
+        if hit is None:
+            return None
+        if hit[0] <= self._clock():
+            del self._cache[str(subject)]
+            return None
+        return hit[1]
+
+    def evict(self, subject: SubjectId) -> None:
+        """Forget one subject's key (erased, or it did not open a value)."""
+        self._cache.pop(str(subject), None)
+
+    async def release(self, operation: str, subject: SubjectId, *, entry: bytes,
+                      promise: bytes, wrapped: WrappedDataKey | None
+                      ) -> tuple[SubjectCipher, WrappedDataKey | None]:
+        """The subject's data key for ``operation`` (``read``/``write``) justified by
+        ``entry`` (as the log holds it) and ``promise``; with ``wrapped`` None (a
+        write of a subject without a key) a new key, returned wrapped too.
+
+        Raises:
+            Unavailable: ``key_release_refused`` (the service refused: its code is in
+                the message) or ``key_service_unavailable``.
+        """
+        body: dict[str, Any] = {
+            "operation": operation, "subject": str(subject),
+            "entry": base64.b64encode(entry).decode("ascii"),
+            "promise": promise.decode("utf-8"),
+            "wrapped": None if wrapped is None else {
+                "key_id": wrapped.key_id.hex(), "kek_version": wrapped.kek_version,
+                "wrapped": base64.b64encode(wrapped.wrapped).decode("ascii")}}
+        answer = await self._post(body)
+        try:
+            cipher = SubjectCipher(subject, bytes.fromhex(answer["key_id"]),
+                                   int(answer["kek_version"]),
+                                   base64.b64decode(answer["data_key"], validate=True))
+            created = None if wrapped is not None else WrappedDataKey(
+                subject, cipher.key_id, cipher.kek_version,
+                base64.b64decode(answer["wrapped"], validate=True))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise Unavailable("the key service answered garbage",
+                              code="key_service_unavailable") from exc
+        if self.cache_seconds > 0:
+            self._cache[str(subject)] = (self._clock() + self.cache_seconds, cipher)
+            self._cache.move_to_end(str(subject))
+            while len(self._cache) > self._max:
+                self._cache.popitem(last=False)
+        return cipher, created
+
+    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            r = await self._client.post(f"{self.url}/v1/data-key", json=body,
+                                        headers=self._headers)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"key service unreachable: {exc}",
+                              code="key_service_unavailable") from exc
+        if r.status_code != 200:
+            try:
+                code = str(r.json().get("code"))[:64]
+            except ValueError:
+                code = f"http_{r.status_code}"
+            if r.status_code >= 500:
+                raise Unavailable(f"the key service failed ({code})",
+                                  code="key_service_unavailable")
+            raise Unavailable(f"the key service refused the key ({code})",
+                              code="key_release_refused")
+        try:
+            answer = r.json()
+        except ValueError as exc:
+            raise Unavailable("the key service answered garbage",
+                              code="key_service_unavailable") from exc
+        if not isinstance(answer, dict):
+            raise Unavailable("the key service answered garbage",
+                              code="key_service_unavailable")
+        return answer
+
+    async def health(self) -> int | None:
+        """The key service's current KEK version.
+
+        Raises:
+            Unavailable: ``key_service_unavailable``.
+        """
+        try:
+            r = await self._client.get(f"{self.url}/healthz")
+            version = r.json().get("kek_version") if r.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            raise Unavailable(f"key service unreachable: {exc}",
+                              code="key_service_unavailable") from exc
+        if r.status_code != 200 or (version is not None and type(version) is not int):
+            raise Unavailable(f"the key service answered {r.status_code}",
+                              code="key_service_unavailable")
+        return version
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self._client.aclose()
+
+
+class KeksHeldElsewhere:
+    """The :class:`~bordergate.keys.backend.KeyBackend` of a gateway whose KEKs its key
+    service holds: every KEK operation fails closed (``kek_held_by_key_service``,
+    503), so a code path that would unwrap locally (an export grouped by a sealed
+    field, a data-key rotation) is refused instead of silently needing the KEK."""
+
+    kind = "key-service"
+    inline_unwraps = True  # it fails at once, without I/O
+
+    def __init__(self, jurisdiction: str) -> None:
+        self._jurisdiction = jurisdiction
+
+    @property
+    def jurisdiction(self) -> str:
+        return self._jurisdiction
+
+    def _refuse(self) -> Unavailable:
+        return Unavailable(f"the KEKs of {self._jurisdiction} are held by its key service; "
+                           "this operation is not served through it",
+                           code="kek_held_by_key_service")
+
+    def versions(self) -> tuple[int, ...]:
+        raise self._refuse()
+
+    def create_version(self) -> int:
+        raise self._refuse()
+
+    def wrap(self, data_key: bytes, aad: bytes, version: int) -> bytes:
+        raise self._refuse()
+
+    def unwrap(self, wrapped: bytes, aad: bytes, version: int) -> bytes:
+        raise self._refuse()
+
+    def destroy_version(self, version: int) -> None:
+        raise self._refuse()
+
+    def close(self) -> None:
+        """Nothing to release."""

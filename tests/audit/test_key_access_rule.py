@@ -1,0 +1,68 @@
+"""The audit's key-access rule (issue 13, item 3): a promise the log did not keep is
+critical; a key released for an entry that is not an allowed decision of the
+operation about the subject is unjustified; honest releases raise nothing."""
+
+from __future__ import annotations
+
+import base64
+
+from bordergate.audit.findings import FINDING_KINDS
+from bordergate.audit.inspection import ReferenceInspector, open_inspector
+from bordergate.audit.rules import keyaccess
+from bordergate.entries import encode_entry
+from bordergate.tlog import merkle
+from tests.audit.scenario import LOCAL, PSEUDONYM, T0, EntryFactory
+from tests.releases.keys import review_policy
+
+FACTORY = EntryFactory()
+
+
+def _audit(entries: list[bytes]) -> ReferenceInspector:
+    inspector = open_inspector(reference=True, jurisdiction="us", origin="us.test/log",
+                               bundles=FACTORY.lookup, reviewers=review_policy())
+    for index, data in enumerate(entries):
+        inspector.feed(index, data)
+    inspector.finish()
+    keyaccess.settle_key_claims(inspector, entries.__getitem__)
+    return inspector
+
+
+def _key_access(justified: int, promised: bytes, *, subject: str = PSEUDONYM,
+                operation: str = "read") -> bytes:
+    return encode_entry("key-access", T0 + 1, {
+        "jurisdiction": "us", "operation": operation, "subject": subject,
+        "justified": justified, "by": "key-service",
+        "leaf": base64.b64encode(merkle.leaf_hash(promised)).decode()})
+
+
+def _kinds(inspector: ReferenceInspector) -> set[str]:
+    return {f.kind for f in inspector.findings if f.kind.startswith("key_")}
+
+
+def test_honest_key_access_is_matched_to_its_decision() -> None:
+    """A key-access entry naming an allowed access entry about its subject, with
+    that entry's leaf hash, raises nothing and is counted."""
+    access = FACTORY.access(LOCAL, ["email"], t=T0)
+    inspector = _audit([access, _key_access(0, access)])
+    assert _kinds(inspector) == set()
+    assert inspector.tally.key_events["key-access:read"] == 1
+
+
+def test_a_promise_the_log_did_not_keep_is_critical() -> None:
+    """The log operator promised entry 0 was X, the key service released a key on
+    that promise, and the log holds Y at 0: key_promise_broken, critical."""
+    promised = FACTORY.access(LOCAL, ["email"], t=T0)
+    held = FACTORY.access(LOCAL, ["phone"], t=T0)
+    inspector = _audit([held, _key_access(0, promised)])
+    assert _kinds(inspector) == {"key_promise_broken"}
+    assert FINDING_KINDS["key_promise_broken"].severity == "critical"
+
+
+def test_keys_released_for_another_subject_or_operation_are_unjustified() -> None:
+    """A key-access entry about another subject than its entry, or a write key
+    justified by a read, is key_access_unjustified."""
+    access = FACTORY.access(LOCAL, ["email"], t=T0)
+    other = _key_access(0, access, subject="subject:" + "cd" * 32)
+    assert _kinds(_audit([access, other])) == {"key_access_unjustified"}
+    write = _key_access(0, access, operation="write")
+    assert _kinds(_audit([access, write])) == {"key_access_unjustified"}

@@ -1,0 +1,81 @@
+"""The gateway's client of the key service (issue 13, item 3): a released data key is
+cached for at most ``cache_seconds`` and never with ``cache_seconds = 0``; refusals
+become 503s with stable codes.  The key service is httpx's in-memory transport twin
+(``httpx.MockTransport``), answering as ``bordergate.keys.service`` does."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import httpx
+import pytest
+
+from bordergate.errors import Unavailable
+from bordergate.keys.keyring import WrappedDataKey
+from bordergate.keys.service_client import KeyServiceClient
+from bordergate.subjects import SubjectId
+
+SUBJECT = SubjectId.mint("us")
+WRAPPED = WrappedDataKey(SUBJECT, b"\x01" * 16, 1, b"\x02" * 60)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _service(calls: list[dict[str, object]], status: int = 200) -> httpx.MockTransport:
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(json.loads(request.content))
+        if status != 200:
+            return httpx.Response(status, json={"code": "key_justification_stale"})
+        return httpx.Response(200, json={
+            "data_key": base64.b64encode(b"\x03" * 32).decode(), "key_id": "01" * 16,
+            "kek_version": 1, "key_access": 9, "lifetime": 10})
+    return httpx.MockTransport(answer)
+
+
+async def _release(client: KeyServiceClient) -> None:
+    await client.release("read", SUBJECT, entry=b"{}", promise=b"p", wrapped=WRAPPED)
+
+
+@pytest.mark.parametrize("seconds", [10.0, 0.0], ids=["cache-10s", "no-cache"])
+def test_released_keys_are_cached_for_at_most_the_lifetime(seconds: float) -> None:
+    """A key released at t is served from the cache until t + cache_seconds, not after;
+    with cache_seconds 0 it is never cached."""
+    calls: list[dict[str, object]] = []
+    clock = Clock()
+
+    async def run() -> None:
+        client = KeyServiceClient("http://keys.test", "id.secret", cache_seconds=seconds,
+                                  clock=clock,
+                                  client=httpx.AsyncClient(transport=_service(calls)))
+        await _release(client)
+        assert (client.cached(SUBJECT) is not None) == (seconds > 0)
+        clock.now += seconds
+        assert client.cached(SUBJECT) is None
+        await client.aclose()
+    asyncio.run(run())
+    assert len(calls) == 1 and calls[0]["operation"] == "read"
+
+
+def test_a_refusal_is_a_503_naming_the_service_code() -> None:
+    """The key service's 403 becomes Unavailable key_release_refused (the gateway
+    answers 503, nothing released), its code in the message; nothing is cached."""
+    calls: list[dict[str, object]] = []
+
+    async def run() -> None:
+        client = KeyServiceClient("http://keys.test", "id.secret",
+                                  client=httpx.AsyncClient(transport=_service(calls, 403)))
+        with pytest.raises(Unavailable) as refused:
+            await _release(client)
+        assert refused.value.code == "key_release_refused"
+        assert "key_justification_stale" in str(refused.value)
+        assert client.cached(SUBJECT) is None
+        await client.aclose()
+    asyncio.run(run())
