@@ -380,9 +380,16 @@ def test_release_named_by_a_decision_must_be_approved() -> None:
 
 def test_unreviewed_start() -> None:
     """Promise 6: a gateway started --unreviewed is flagged by the audit."""
+    from bordergate.tlog.note import Signer
+    receipt_key = Signer.from_seed("us.gateway-receipts", bytes([7] * 32)).verifier()  # TEST-ONLY
     start = encode_entry("gateway-start", T0, {"gateway": "us", "release": None,
-                                               "reviewed": False, "unreviewed": True})
+                                               "reviewed": False, "unreviewed": True,
+                                               "receipt_key": receipt_key.key_string})
     assert kinds(inspect([start])) == [("unreviewed_start", 0)]
+    # issue 12.5: a format-2 start that registers no receipt key is a finding too
+    bare = encode_entry("gateway-start", T0, {"gateway": "us", "release": None,
+                                              "reviewed": False, "unreviewed": True})
+    assert kinds(inspect([bare])) == [("unreviewed_start", 0), ("receipt_key_missing", 0)]
 
 
 def test_malformed_and_out_of_order_entries() -> None:
@@ -561,4 +568,5 @@ def test_no_approver_keys_means_no_grant_counts() -> None:
     inspector.finish()
     assert kinds(inspector) == [("approval_signature_invalid", 1),
                                 ("approval_signature_invalid", 2),
+                                ("decision_without_start", 3),  # this log has no start
                                 ("approval_not_granted", 3)]

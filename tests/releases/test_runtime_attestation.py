@@ -158,8 +158,11 @@ def test_an_unchanged_runtime_starts_attested(approved: Approved) -> None:
     """Promise 6: the approved runtime and settings start; gateway-start names the runtime."""
     assert start(approved).healthy
     log = Path(load_config(approved.config).jurisdiction("us").log.storage)
-    starts = [json.loads(line) for line in _entries(log) if b'"gateway-start"' in line]
-    assert starts[-1]["reviewed"] is True and starts[-1]["release"] == approved.release
+    deadline = time.monotonic() + 30  # the start is durable; its checkpoint follows within 1 s
+    while not (starts := [json.loads(line) for line in _entries(log)
+                          if b'"gateway-start"' in line]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert starts and starts[-1]["reviewed"] is True and starts[-1]["release"] == approved.release
     assert starts[-1]["runtime"] is not None and starts[-1]["deployment"] is not None
 
 

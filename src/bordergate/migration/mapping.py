@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bordergate.errors import ConfigError
+from bordergate.errors import ConfigError, InvalidInput
 from bordergate.migration.source import ident
 from bordergate.residency.schema import Schema
 from bordergate.subjects import parse_jurisdiction
@@ -156,7 +156,10 @@ def parse_mapping(data: bytes, schema: Schema) -> MigrationMapping:
         ident(c)
     values = _strings(home.get("values"), "home.values")
     for code in values.values():
-        parse_jurisdiction(code)
+        try:
+            parse_jurisdiction(code)
+        except InvalidInput as exc:
+            raise _bad(f"home.values: {exc}") from None
     parsed = [_table(name, body, schema) for name, body in tables.items()]
     subject_table = _text(subjects, "table", "subjects")
     if subject_table not in {t.table for t in parsed}:

@@ -73,6 +73,8 @@ def statement_problem(ctx: RuleContext, track: ApprovalTrack, entry: Entry, acto
     (``(finding kind, explanation)``), or None when it does (or none is needed)."""
     raw = entry.body.get("statement")
     version = max(entry.version, ctx.state.max_version)
+    if version < SIGNED_SINCE:  # not available before format 2: counted as not checked
+        return None
     if raw is None and not signature_required(entry, track, actor_id, version):
         return None
     if raw is None:
