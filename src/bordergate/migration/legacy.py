@@ -19,9 +19,10 @@ come the dirty rows: accounts without a country and with an unknown one
 (``ZZ``), each with its own rows, and watch-history rows without an owner.
 ``ad_segment`` is a column no schema field maps.
 
-Every protected or restricted text value carries the marker ``lgcy`` (and
-every legacy id is ``lgcy-user-NNNNNNN``), so a raw scan of a file finds any
-value in clear with one search.  Public values never carry it.
+Every protected or restricted text value carries the marker ``lgcy-`` (and every
+legacy id is ``lgcy-user-NNNNNNN``), so a raw scan of a file finds any value in
+clear with one search; the dash keeps the marker out of base32 subject ids and
+hex pseudonyms, which a scan for ``lgcy`` alone matched by chance.  Public values never carry it.
 
 This module writes only the legacy database it is given (test and demo data).
 """
@@ -38,7 +39,7 @@ from bordergate.migration.source import LegacySource
 __all__ = ["HOME_COUNTRIES", "MARKER", "LegacyDataset", "generate_legacy"]
 
 #: The text every protected or restricted value of the dataset carries.
-MARKER = b"lgcy"
+MARKER = b"lgcy-"
 #: Which home each generated country belongs to (the demo mapping's rule).
 HOME_COUNTRIES = {"US": "us", "CA": "us", "DE": "eu", "FR": "eu", "IE": "eu", "ES": "eu",
                   "CN": "cn"}
