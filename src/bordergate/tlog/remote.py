@@ -119,9 +119,20 @@ class RemoteSequencer:
         batch = list(entries)
         if any(len(e) > ENTRY_MAX for e in batch):
             raise InvalidInput("log entry exceeds 65535 bytes", code="entry_too_large")
-        body = encode_guarded(batch, dict(expect))
+        return self._first_of(await self._post_guarded("/append-guarded", batch, expect))
+
+    async def _post_guarded(self, path: str, batch: list[bytes],
+                            expect: Mapping[str, int]) -> httpx.Response:
+        """POST a guarded submission to ``path``; the answer, unless the service
+        refused it as stale.
+
+        Raises:
+            StaleState: a version changed; nothing was sequenced.
+            Unavailable: the service is unreachable or answered garbage.
+        """
         try:
-            r = await self._client.post(f"{self.url}/append-guarded", content=body,
+            r = await self._client.post(f"{self.url}{path}",
+                                        content=encode_guarded(batch, dict(expect)),
                                         headers=self._headers)
         except httpx.HTTPError as e:
             raise Unavailable(f"sequencer service unreachable: {e}",
@@ -133,7 +144,7 @@ class RemoteSequencer:
                 raise Unavailable("sequencer service answered garbage",
                                   code="log_unavailable") from e
             raise StaleState("state changed since the decision", current=current)
-        return self._first_of(r)
+        return r
 
     async def append_promised(self, entries: Sequence[bytes]
                               ) -> tuple[int, list[InclusionPromise]]:
@@ -173,20 +184,7 @@ class RemoteSequencer:
                 self._promise_senders.add(sender)
                 sender.add_done_callback(self._promise_senders.discard)
             return await future
-        path, body = "/append-guarded?promise=1", encode_guarded(batch, dict(expect))
-        try:
-            r = await self._client.post(f"{self.url}{path}", content=body,
-                                        headers=self._headers)
-        except httpx.HTTPError as e:
-            raise Unavailable(f"sequencer service unreachable: {e}",
-                              code="log_unavailable") from e
-        if r.status_code == 409:
-            try:
-                current = {str(k): int(v) for k, v in r.json()["current"].items()}
-            except (ValueError, KeyError, TypeError, AttributeError) as e:
-                raise Unavailable("sequencer service answered garbage",
-                                  code="log_unavailable") from e
-            raise StaleState("state changed since the decision", current=current)
+        r = await self._post_guarded("/append-guarded?promise=1", batch, expect)
         return self._promised_answer(r, batch)
 
     def _promised_answer(self, r: httpx.Response, batch: list[bytes]
