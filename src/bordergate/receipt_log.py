@@ -83,7 +83,7 @@ def verify_in_log(receipt: Receipt, client: LogClient, *,
     if receipt.origin != client.verifier.name:
         raise VerificationError(f"the receipt names log {receipt.origin!r}, not "
                                 f"{client.verifier.name!r}", code="receipt_wrong_log")
-    signed = client.checkpoint()
+    signed = client.checkpoint(covering=receipt.index + 1)
     size = signed.checkpoint.size
     if receipt.index >= size:
         raise Unavailable(f"the log's checkpoint (size {size}) does not cover entry "

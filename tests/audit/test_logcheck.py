@@ -157,3 +157,19 @@ def test_vanished_checkpoint_fails(log: Path) -> None:
     (log / "checkpoint").unlink()
     result = audit_log(client_for(log), store)
     assert not result.ok and result.code == "checkpoint_missing"
+
+
+def test_an_unwitnessed_checkpoint_short_of_the_entry_is_not_published_yet(log: Path) -> None:
+    """Promise 5 (CI flake of a monitor): a checkpoint short of the quorum that does not
+    cover the size a monitor needs is "not published yet" (retry), never a verdict and never
+    returned; one that covers it is still a verification failure."""
+    from bordergate.errors import Unavailable, VerificationError
+
+    grow(log, 5)
+    client = client_for(log, witnesses=1, quorum=1)
+    with pytest.raises(Unavailable) as waiting:
+        client.checkpoint(covering=6)
+    assert waiting.value.code == "checkpoint_not_witnessed_yet"
+    with pytest.raises(VerificationError) as failed:
+        client.checkpoint(covering=5)
+    assert failed.value.code == "witness_quorum_not_met"

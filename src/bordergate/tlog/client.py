@@ -166,22 +166,34 @@ class LogClient:
         self._node_cache_size = cache_tiles * 64
 
     # -- checkpoint --------------------------------------------------------
-    def checkpoint(self) -> SignedCheckpoint:
+    def checkpoint(self, *, covering: int = 0) -> SignedCheckpoint:
         """Fetch and verify the current checkpoint (signature and witness quorum).
+
+        ``covering``: the size the caller needs.  A checkpoint short of the
+        quorum that is also smaller than that is "not published yet" (the
+        witnessed one is still on its way), not a verification failure: it
+        raises :class:`Unavailable` so a monitor retries instead of reporting
+        a broken log.  Nothing is ever returned without the quorum.
 
         Raises:
             VerificationError: malformed, badly signed, or short of the quorum.
+            Unavailable: ``checkpoint_not_witnessed_yet`` (see ``covering``).
             NotFound: the log has no checkpoint.
         """
         data = self.source.fetch(CHECKPOINT_PATH, self.limits.checkpoint)
         if data is None:
             raise NotFound("the log has no checkpoint", code="checkpoint_missing")
-        return self.open(data)
+        return self.open(data, covering=covering)
 
-    def open(self, data: bytes) -> SignedCheckpoint:
+    def open(self, data: bytes, *, covering: int = 0) -> SignedCheckpoint:
         """Verify a signed checkpoint given as bytes (see :meth:`checkpoint`)."""
         signed = open_checkpoint(data, self.verifier, cosigners=self.cosigners)
         names = {c.name for c in signed.cosignatures}
+        if len(names) < self.quorum and signed.checkpoint.size < covering:
+            raise Unavailable(
+                f"the log's checkpoint of size {signed.checkpoint.size} is not witnessed and "
+                f"does not cover size {covering} yet; retry once it is published",
+                code="checkpoint_not_witnessed_yet")
         if len(names) < self.quorum:
             raise VerificationError(
                 f"checkpoint of size {signed.checkpoint.size} has {len(names)} valid witness "
