@@ -4,7 +4,8 @@ No JavaScript and no network: each function takes plain numbers and labels
 and returns one ``<svg>`` element as text, with every label escaped (labels
 come from log entries, which are untrusted).  :func:`sankey_svg` lays out a
 flow diagram in columns (source jurisdiction, destination, class, purpose),
-:func:`stacked_bars_svg` draws counts over time, :func:`hbar_svg` ranked bars.
+:func:`stacked_bars_svg` draws counts over time (:func:`split_timeline_svg`: in two
+panels, each on its own scale), :func:`hbar_svg` ranked bars.
 
 Pure: this module must never do I/O or emit unescaped text.
 """
@@ -16,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-__all__ = ["PALETTE", "hbar_svg", "sankey_svg", "stacked_bars_svg"]
+__all__ = ["PALETTE", "hbar_svg", "sankey_svg", "split_timeline_svg", "stacked_bars_svg"]
 
 PALETTE = ("#2b6cb0", "#c05621", "#2f855a", "#805ad5", "#b83280", "#2c7a7b", "#975a16",
            "#4a5568", "#9b2c2c", "#276749")
@@ -180,3 +181,17 @@ def hbar_svg(items: Sequence[tuple[str, float]], *, width: int = 960, unit: str 
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart hbars" role="img" '
             f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
             + "".join(parts) + "</svg>")
+
+
+def split_timeline_svg(series: Sequence[Mapping[str, Any]], *, width: int = 960) -> str:
+    """Decisions over time in two panels, each on its own scale: allowed, then partial and
+    denied, so that 4 denials stay visible next to 10,000 allowed decisions."""
+    allowed = stacked_bars_svg(series, ["allowed"], ["#2f855a"], width=width, height=200)
+    refused = stacked_bars_svg(series, ["partial", "denied"], ["#d69e2e", "#c53030"],
+                               width=width, height=160) \
+        if any(int(s["partial"]) or int(s["denied"]) for s in series) \
+        else _empty(width, "no partial or denied decisions")
+    return (f'<figure class="panel"><figcaption>allowed (scale: 0 to the busiest '
+            f"bucket)</figcaption>{allowed}</figure>"
+            f'<figure class="panel"><figcaption>partial and denied (own scale)</figcaption>'
+            f"{refused}</figure>")

@@ -145,3 +145,14 @@ def _print_result(result: AuditResult, json_output: bool) -> None:
     typer.echo(f"FAILED [{result.code}]: {result.reason}" + (f" ({where})" if where else ""))
     if result.evidence_file:
         typer.echo(f"evidence written: {result.evidence_file}")
+
+
+def _register_report_commands() -> None:
+    """``keygen`` and ``verify-report`` (the signed report) live in their own module."""
+    from bordergate.audit import report_commands
+
+    app.command("keygen")(report_commands.keygen)
+    app.command("verify-report")(report_commands.verify_report_command)
+
+
+_register_report_commands()

@@ -29,14 +29,18 @@ from pathlib import Path
 from typing import Any
 
 from bordergate.audit.controls import control_table
+from bordergate.audit.evidence_package import EVIDENCE_DIR, EvidencePackage
+from bordergate.audit.finding_context import attach_bulk_counters, finding_context
 from bordergate.audit.findings import CATEGORIES, SEVERITIES
 from bordergate.audit.rules.versions import check_table, version_limitations
 from bordergate.audit.run import AuditRun, LogRun
+from bordergate.audit.scope import audit_scope
 from bordergate.audit.separation import separation_section
 from bordergate.durable import replace_file
 from bordergate.entries import format_time
 from bordergate.releases.deployment_slice import COUNTRIES_OF_CONCERN, DeploymentSlice
 from bordergate.releases.ledger import APPROVED, REJECTED
+from bordergate.tlog.note import NoteSigner
 
 __all__ = ["REPORT_FORMAT", "build_report", "write_report"]
 
@@ -91,11 +95,17 @@ def build_report(run: AuditRun) -> dict[str, Any]:
         "separation": separation_section(run),
     }
     report["controls"] = control_table(report)
+    report["scope"] = audit_scope(run, report)
+    attach_bulk_counters(report)  # the hook the bulk counting fills (finding_context)
     return report
 
 
-def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
-    """Write ``report.json`` and ``report.html`` into ``out_dir`` (each atomically).
+def write_report(report: dict[str, Any], out_dir: Path, *,
+                 evidence: EvidencePackage | None = None,
+                 signer: NoteSigner | None = None) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.html`` into ``out_dir`` (each atomically),
+    with the evidence package's files (replacing any earlier package) and, given the
+    auditor's key, ``report.sig`` (:mod:`bordergate.audit.signed_report`).
 
     Returns:
         The two paths.
@@ -104,13 +114,36 @@ def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
         OSError: the directory cannot be written.
     """
     from bordergate.audit.report_html import render_report_html
+    from bordergate.audit.signed_report import SIGNATURE_FILE, sign_report
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    _write_evidence(out_dir, evidence.files if evidence is not None else {})
     paths = (out_dir / "report.json", out_dir / "report.html")
     texts = (json.dumps(report, indent=1, sort_keys=True) + "\n", render_report_html(report))
-    for path, text in zip(paths, texts, strict=True):
-        replace_file(path, text.encode("utf-8"))
+    data = {path.name: text.encode("utf-8") for path, text in zip(paths, texts, strict=True)}
+    for path in paths:
+        replace_file(path, data[path.name])
+    if signer is not None:
+        replace_file(out_dir / SIGNATURE_FILE, sign_report(data, signer))
+    else:
+        (out_dir / SIGNATURE_FILE).unlink(missing_ok=True)  # never a stale signature
     return paths
+
+
+def _write_evidence(out_dir: Path, files: dict[str, bytes]) -> None:
+    """Write the package under ``evidence/``; files of an earlier package there go."""
+    root = out_dir / EVIDENCE_DIR
+    if root.is_dir():
+        for old in sorted(root.rglob("*"), reverse=True):
+            rel = old.relative_to(out_dir).as_posix()
+            if old.is_file() and rel not in files:
+                old.unlink()
+            elif old.is_dir() and not any(old.iterdir()):
+                old.rmdir()
+    for rel, content in files.items():
+        path = out_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        replace_file(path, content)
 
 
 def _summary(run: AuditRun, logs: list[dict[str, Any]], findings: list[dict[str, Any]],
@@ -149,6 +182,8 @@ def _log(r: LogRun) -> dict[str, Any]:
         "jurisdiction": r.audit.jurisdiction,
         "origin": check.origin if check is not None else None,
         "location": r.audit.location,
+        "vkey": r.audit.vkey,
+        "witness_keys": list(r.audit.witnesses),
         "verified": verified,
         "inspected_unverified": r.unverified,
         "error": r.error,
@@ -190,6 +225,7 @@ def _findings(logs: list[LogRun]) -> list[dict[str, Any]]:
                 doc["repeats"] = repeats.get(key, 0)
             doc["time"] = _iso(f.time)
             doc["proof"] = r.proofs.get(f.index) if f.index is not None else None
+            doc.update(finding_context(doc["proof"]))
             out.append(doc)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     out.sort(key=lambda d: (order.get(d["severity"], 9), d["jurisdiction"],

@@ -100,6 +100,9 @@ class LogRun:
         new_entries: entries inspected in this run.
         proofs: inclusion proof per finding index.
         checkpoint: the audited checkpoint note.
+        previous_checkpoint: the checkpoint note of the saved state this run resumed
+            from (None on a first audit): entries before its size were replayed by
+            earlier runs (the report's period says so).
         witnesses: what its witnesses showed (None if the log did not verify).
         log_findings: the log check's own findings.
         unverified: the log failed its check; the inspection's findings of this run
@@ -113,6 +116,7 @@ class LogRun:
     new_entries: int = 0
     proofs: dict[int, dict[str, Any]] = field(default_factory=dict)
     checkpoint: str | None = None
+    previous_checkpoint: str | None = None
     log_findings: list[Finding] = field(default_factory=list)
     witnesses: WitnessCheck | None = None
     unverified: bool = False
@@ -262,6 +266,7 @@ def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
             client = LogClient(source, verifier, cosigners=cosigners, quorum=0)
             log_store = _HeldStateStore(DirectoryStateStore(state_dir / "logs"))
             old_size = _saved_size(log_store, verifier)
+            run.previous_checkpoint = _audited_note(log_store, origin)
             if old_size is not None and state is not None and state.size < old_size:
                 raise ConfigError(
                     f"{state_dir}: the inspection state of {origin} ({state.size} entries) is "

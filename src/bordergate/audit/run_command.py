@@ -35,22 +35,29 @@ def run(
     reference: Annotated[bool, typer.Option(
         "--reference", help="Inspect entries with the plain reference inspector (slower, "
         "one process, no caches); the findings are the same.")] = False,
+    sign_key: Annotated[Path | None, typer.Option(
+        "--sign-key", help="The auditor's key (`audit keygen`): sign the report "
+        "(report.sig), checkable with `audit verify-report`.")] = None,
 ) -> None:
     """Verify each log, replay and check every new entry, write the report.
 
     For each logs.<jurisdiction> table of --config: the log-level check first (signature,
     witness quorum, consistency with the saved state, every tile rebuilt), then every
     new entry: decisions replayed with their policy bundles, approvals, releases,
-    data-flow rules, entry hygiene.  Writes report.json and report.html into --report.
+    data-flow rules, entry hygiene.  Writes report.json, report.html and the evidence
+    package (evidence/) into --report, and with --sign-key the signature report.sig.
     By default entries are inspected by the accelerated inspector; --reference selects
     the plain one (docs/audit.md), which must find exactly the same.
     """
     from bordergate.audit.auditor_config import load_auditor_config
+    from bordergate.audit.evidence_package import gather_evidence
     from bordergate.audit.report import build_report, write_report
     from bordergate.audit.run import run_audit
+    from bordergate.tlog.logdir import read_signer
 
     try:
         cfg = load_auditor_config(config)
+        signer = read_signer(sign_key) if sign_key is not None else None
         bar = None
         if progress or sys.stderr.isatty():
             from rich.console import Console
@@ -77,7 +84,8 @@ def run(
                                refresh=refresh)
                 result = run_audit(cfg, state, progress=show, reference=reference)
         doc = build_report(result)
-        json_path, html_path = write_report(doc, report)
+        package = gather_evidence(result, doc)
+        json_path, html_path = write_report(doc, report, evidence=package, signer=signer)
     except (BordergateError, OSError) as exc:
         code = exc.code if isinstance(exc, BordergateError) else "io_error"
         typer.echo(f"error [{code}]: {exc}", err=True)
@@ -94,6 +102,10 @@ def run(
         typer.echo(f"  {kind}: {count}")
     typer.echo(f"report: {html_path}")
     typer.echo(f"report: {json_path}")
+    if signer is not None:
+        typer.echo(f"signed: {json_path.parent / 'report.sig'} (check with `bordergate audit "
+                   f"verify-report {json_path.parent} --auditor-key "
+                   f"{signer.verifier().key_string}`)")
     # a checkpoint without a fresh witness quorum is not a verified current state
     if s["logs_failed"] or s["logs_unwitnessed"] or (s["findings"] and not exit_zero):
         raise typer.Exit(1)

@@ -1,0 +1,119 @@
+"""``bordergate audit keygen`` and ``bordergate audit verify-report``: the signed report.
+
+* ``keygen --key-file F --name N``: the auditor's Ed25519 signed-note key (mode
+  0600, never overwritten); prints its verifier key, which readers of the report
+  pass to ``verify-report --auditor-key``.  ``audit run --sign-key F`` signs.
+* ``verify-report DIR --auditor-key K``: checks a report directory offline
+  (:func:`bordergate.audit.signed_report.verify_report`): the signature, every
+  evidence file, the checkpoints, and every finding's proof.  It reads only the
+  files under DIR: no network, no gateway, no log.
+
+Exit codes of ``verify-report``: 0 verified, 1 verification failed (each problem
+printed with the file it concerns), 2 usage (a malformed key), 3 unavailable (DIR
+cannot be read).  This module must never hold checking logic.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bordergate.errors import BordergateError, VerificationError
+
+__all__ = ["MAX_REPORT_FILE_BYTES", "keygen", "read_report_dir", "verify_report_command"]
+
+MAX_REPORT_FILE_BYTES = 256 * 1024 * 1024
+"""The largest file of a report directory read (a report.json of very many findings)."""
+
+
+def keygen(key_file: Annotated[Path, typer.Option("--key-file", help="where to write the key")],
+           name: Annotated[str, typer.Option("--name", help="the auditor's key name")]
+           ) -> None:
+    """Make the auditor's signing key (mode 0600) and print its verifier key."""
+    from bordergate.tlog.logdir import write_key
+    from bordergate.tlog.note import Signer
+    try:
+        signer = Signer.generate(name)
+    except ValueError as e:
+        typer.echo(f"error [invalid_name]: {e}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        write_key(key_file, signer.key_string)
+    except BordergateError as e:
+        typer.echo(f"error [{e.code}]: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"auditor key written to {key_file}; sign reports with `bordergate audit run "
+               "--sign-key` and give readers this verifier key for `audit verify-report "
+               "--auditor-key`:")
+    typer.echo(signer.verifier().key_string)
+
+
+def read_report_dir(directory: Path) -> dict[str, bytes]:
+    """Every file under ``directory`` by its ``/``-separated relative path.
+
+    Raises:
+        OSError: the directory or a file cannot be read, or a file is too large.
+    """
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a directory")
+    files: dict[str, bytes] = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            if path.stat().st_size > MAX_REPORT_FILE_BYTES:
+                raise OSError(f"{path} is larger than {MAX_REPORT_FILE_BYTES} bytes")
+            files[path.relative_to(directory).as_posix()] = path.read_bytes()
+    return files
+
+
+def verify_report_command(
+    directory: Annotated[Path, typer.Argument(help="The report directory.")],
+    *,
+    auditor_key: Annotated[list[str], typer.Option(
+        "--auditor-key", help="A verifier key of the auditor (repeatable).")],
+    log_key: Annotated[list[str] | None, typer.Option(
+        "--log-key", help="Pin a log's verifier key (repeatable; default: the keys the "
+        "signed report states).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON result.")] = False,
+) -> None:
+    """Verify a signed audit report and its evidence package, offline.
+
+    Exit 0 if the signature, every evidence file and every finding's proof verify, 1 if
+    anything fails (each problem names its file), 2 for a malformed key, 3 if DIR cannot
+    be read.
+    """
+    from bordergate.audit.signed_report import verify_report
+    from bordergate.tlog.note import Ed25519Verifier
+
+    try:
+        verifiers = [Ed25519Verifier.from_key_string(k) for k in auditor_key]
+        for k in log_key or []:
+            Ed25519Verifier.from_key_string(k)
+    except VerificationError as e:
+        typer.echo(f"error [{e.code}]: {e}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        files = read_report_dir(directory)
+    except OSError as e:
+        typer.echo(f"error [unavailable]: cannot read {directory}: {e}", err=True)
+        raise typer.Exit(3) from None
+    result = verify_report(files, verifiers, log_keys=log_key or [])
+    if json_output:
+        typer.echo(json.dumps({"ok": result.ok, "signed_by": result.signed_by,
+                               "checked": result.checked, "notes": result.notes,
+                               "problems": [{"file": p.file, "code": p.code,
+                                             "reason": p.reason} for p in result.problems]},
+                              indent=2))
+    elif result.ok:
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(result.checked.items()))
+        typer.echo(f"VERIFIED: signed by {', '.join(result.signed_by)}; {counts}")
+        for note in result.notes:
+            typer.echo(f"note: {note}")
+    else:
+        typer.echo(f"FAILED: {len(result.problems)} problem(s)")
+        for problem in result.problems:
+            typer.echo(f"  {problem}")
+    if not result.ok:
+        raise typer.Exit(1)
