@@ -95,12 +95,14 @@ class ReportVerification:
         signed_by: the auditor key names whose signature verified.
         checked: counts of what was checked (files, checkpoints, entries, bundles...).
         notes: facts for people (entries withheld, findings without an entry).
+        verified_objects: bundle and roster files already checked (each once).
     """
 
     problems: list[ReportProblem] = field(default_factory=list)
     signed_by: list[str] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    verified_objects: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -343,6 +345,8 @@ def _check_objects(files: Mapping[str, bytes], path: str, record: dict[str, Any]
             out.notes.append(f"{path}: {kind} {named} not in the package "
                              f"({ref.get('reason')})")
             continue
+        if ref["file"] in out.verified_objects:
+            continue
         data = files.get(ref["file"], b"")
         try:
             if kind == "bundle":
@@ -351,6 +355,7 @@ def _check_objects(files: Mapping[str, bytes], path: str, record: dict[str, Any]
                 raise VerificationError("its digest is not the one the entry names",
                                         code="roster_digest_mismatch")
             out.count(f"{kind}s")
+            out.verified_objects.add(ref["file"])
         except VerificationError as exc:
             out.fail(ref["file"], f"{kind}_digest_mismatch", f"[{exc.code}] {exc}")
 
