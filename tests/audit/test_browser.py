@@ -5,6 +5,7 @@ the auditor: a report people can read; the dashboard for custodians and monitors
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -17,6 +18,7 @@ import pytest
 
 from bordergate.audit.auditor_config import load_auditor_config
 from bordergate.audit.controls import CONTROLS
+from bordergate.audit.evidence_package import gather_evidence
 from bordergate.audit.report import build_report, write_report
 from bordergate.audit.run import run_audit
 from bordergate.gateway.admin import ADMIN_COOKIE, create_admin_app
@@ -58,7 +60,8 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> tuple[GatewayScenario, 
     sc.forged_single_grant(approval)
     run = run_audit(load_auditor_config(sc.auditor_config(root / "auditor.toml")),
                     root / "state")
-    write_report(build_report(run), root / "report")
+    doc = build_report(run)
+    write_report(doc, root / "report", evidence=gather_evidence(run, doc))
     return sc, root / "report"
 
 
@@ -83,7 +86,7 @@ def test_report_renders_offline_with_charts(browser: Any,
     page.goto((report / "report.html").as_uri())
     assert page.locator("svg.sankey path.link").count() > 0
     assert page.locator("svg.bars rect.bar").count() > 0
-    assert page.locator("svg.hbars rect.bar").count() > 0
+    assert page.locator("svg.hbars rect.bar").count() > 0  # denials by reason
     assert page.locator("ol.findings li").count() == 2
     assert page.locator("table.controls tbody tr").count() == len(CONTROLS)
     box = page.locator("svg.sankey").bounding_box()
@@ -92,6 +95,73 @@ def test_report_renders_offline_with_charts(browser: Any,
     page.screenshot(path=str(ARTIFACTS / "audit-report.png"), full_page=True)
     assert problems == []
     assert all(u.startswith("file://") for u in requests)
+    context.close()
+
+
+def visible_findings(page: Any) -> int:
+    return int(page.locator("ol.findings li.finding:visible").count())
+
+
+def test_report_filters_and_csv_work_offline(browser: Any, audited: tuple[GatewayScenario, Path]
+                                             ) -> None:
+    """Issue 14 item 5, for people: in report.html opened from disk with no network, the
+    filters by severity, kind, jurisdiction and time range show exactly the matching
+    findings; the findings and flows CSV download and hold what the filters show; the
+    decisions-over-time chart has a panel of its own for the denial; printing hides the
+    controls; no console errors; screenshots saved (filtered, and as printed)."""
+    import csv
+
+    _, report = audited
+    doc = json.loads((report / "report.json").read_text())
+    context = browser.new_context(offline=True, accept_downloads=True)
+    page = context.new_page()
+    problems = watch(page)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto((report / "report.html").as_uri())
+    total = len(doc["findings"])
+    assert visible_findings(page) == total == 2
+    critical = [f for f in doc["findings"] if f["severity"] == "critical"]
+    page.select_option("#f-severity", "critical")
+    assert visible_findings(page) == len(critical)
+    page.select_option("#f-severity", "")
+    page.select_option("#f-kind", "covered_person_denied")
+    assert visible_findings(page) == 1
+    assert "bob" in page.locator("ol.findings li.finding:visible dl.who").inner_text()
+    page.select_option("#f-jurisdiction", "us")
+    assert visible_findings(page) == 1
+    with page.expect_download() as got:
+        page.click("#csv-findings")
+    findings_csv = ARTIFACTS / "report-findings.csv"
+    ARTIFACTS.mkdir(exist_ok=True)
+    got.value.save_as(findings_csv)
+    rows = list(csv.DictReader(findings_csv.read_text(encoding="utf-8").splitlines()))
+    assert [r["kind"] for r in rows] == ["covered_person_denied"]
+    assert rows[0]["principal"] == "bob" and rows[0]["purpose"] == "customer_support"
+    assert set(rows[0]["fields"].split()) == {"email", "government_id"}
+    page.screenshot(path=str(ARTIFACTS / "audit-report-filtered.png"), full_page=True)
+    page.fill("#f-from", "2999-01-01T00:00")
+    assert visible_findings(page) == 0
+    page.click("#f-reset")
+    assert visible_findings(page) == total
+    with page.expect_download() as got:
+        page.click("#csv-flows")
+    flows_csv = ARTIFACTS / "report-flows.csv"
+    got.value.save_as(flows_csv)
+    flows = list(csv.DictReader(flows_csv.read_text(encoding="utf-8").splitlines()))
+    assert len(flows) == len(doc["flows"]) + len(doc["withheld"]) > 0
+    assert {r["flow"] for r in flows} == {"released", "withheld"}
+    panels = page.locator("#time svg.bars")
+    assert panels.count() == 2  # allowed; partial and denied, each on its own scale
+    assert panels.nth(1).locator("rect.bar").count() > 0
+    assert page.locator("#scope").inner_text().count("sampled") >= 1
+    assert page.locator("pre.entry").count() >= 1  # entries shown decoded
+    page.emulate_media(media="print")
+    assert not page.locator("#filters").is_visible()
+    assert not page.locator("header nav").is_visible()
+    page.screenshot(path=str(ARTIFACTS / "audit-report-print.png"), full_page=True)
+    assert problems == []
+    assert all(u.startswith(("file://", "blob:")) for u in requests), requests
     context.close()
 
 
