@@ -440,7 +440,7 @@ def _scope(report: dict[str, Any]) -> str:
                       "references" for k, v in (evidence.get("stats") or {}).items())
     return ('<section id="scope"><h2>Scope, period and methodology</h2>'
             f"<p><b>Period:</b> {_e(period['from'])} \u2013 {_e(period['to'])} (audit run "
-            f"{_e(period['audit_time'])}). Covered: {_e(period['definition'])}.</p>"
+            f"{_e(report['generated'])}). Covered: {_e(period['definition'])}.</p>"
             + _table(["jurisdiction", "origin", "checkpoint sha256", "size", "root",
                       "cosigned by", "entries covered", "replayed this run", "entry times"],
                      rows)

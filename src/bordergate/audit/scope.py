@@ -43,7 +43,7 @@ def audit_scope(run: AuditRun, report: dict[str, Any]) -> dict[str, Any]:
         "logs": logs,
         "period": {
             "from": min(firsts, default=None), "to": max(lasts, default=None),
-            "audit_time": report["generated"], "resumed": resumed,
+            "resumed": resumed,
             "definition": (
                 "every entry of each audited log from index 0 to the audited checkpoint's "
                 "size; the times are those of the first and last entries"
