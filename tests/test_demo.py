@@ -77,6 +77,11 @@ def test_demo_runs_and_shows_the_arrangement(tmp_path: Path) -> None:
     assert sum(h["records_migrated"] for h in separation["homes"].values()) == 1500
     assert separation["verify"]["ok"] is True
     assert "Separation of the legacy business" in (data / "report" / "report.html").read_text()
+    # issue 14 item 5: the report is signed by the auditor's key and verifies offline
+    verified = subprocess.run([str(BIN), "audit", "verify-report", str(data / "report"),
+                               "--auditor-key", facts["auditor_vkey"]],
+                              capture_output=True, text=True, timeout=120, check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
     _reference_report_is_the_same(data, tmp_path)
 
 

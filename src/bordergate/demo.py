@@ -57,7 +57,8 @@ from bordergate.approval_statement import load_signing_key, sign_statement
 from bordergate.client import GatewayClient
 from bordergate.durable import replace_file
 from bordergate.errors import BordergateError
-from bordergate.tlog.logdir import read_signer
+from bordergate.tlog.logdir import read_signer, write_key
+from bordergate.tlog.note import Signer
 
 __all__ = ["Demo", "run_demo"]
 
@@ -690,13 +691,18 @@ class Demo:
             return None
         self._auditor_config(auditor)
         report = self.data / "report"
+        key = self.data / "auditor.key"  # the auditor's signing key (issue 14, item 5)
+        if not key.exists():
+            write_key(key, Signer.generate("demo-monitor").key_string)
         proc = subprocess.run([*_bordergate(), "audit", "run", "--config", str(auditor),
                                "--state", str(self.data / "audit-state"),
-                               "--report", str(report)],
+                               "--report", str(report), "--sign-key", str(key)],
                               capture_output=True, text=True, timeout=600, check=False)
         self.facts["audit_output"] = proc.stdout + proc.stderr
+        self.facts["auditor_vkey"] = read_signer(key).verifier().key_string
         self.say(f"[bold]6.[/] audit of all three logs written to {report}/report.html "
-                 f"(exit {proc.returncode})")
+                 f"(exit {proc.returncode}), signed: bordergate audit verify-report {report} "
+                 f"--auditor-key {self.facts['auditor_vkey']}")
         return report
 
     def _auditor_config(self, path: Path) -> None:
