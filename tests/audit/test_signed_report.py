@@ -293,3 +293,24 @@ def test_keygen_writes_an_owner_only_key(tmp_path: Path) -> None:
     assert vkey == Signer.from_key_string(key.read_text().strip()).verifier().key_string
     again = runner.invoke(app, ["audit", "keygen", "--key-file", str(key), "--name", "y"])
     assert again.exit_code == 2 and "key_file_exists" in again.output
+
+
+@pytest.mark.parametrize("doc", [
+    b'{"format": "bordergate/audit-report/v1", "findings": [{"evidence": 5}]}',
+    b'{"format": "bordergate/audit-report/v1", "logs": [{"checkpoint_file": 1}],'
+    b' "evidence": {"files": {"evidence/x": "sha256:00"}}}',
+    b'{"format": "bordergate/audit-report/v1", "evidence": []}',
+    b'[1, 2]',
+    b'{"format": "another/v9"}',
+], ids=["finding evidence not a path", "checkpoint path not a string", "evidence a list",
+        "not an object", "another format"])
+def test_a_signed_but_malformed_report_fails_with_a_code(doc: bytes) -> None:
+    """A report.json the auditor signed but whose structure is not a report's fails with a
+    stable code (report_malformed or a manifest problem), never an exception or a pass."""
+    from bordergate.audit.signed_report import sign_report
+
+    files = {"report.json": doc, "report.html": b"<html></html>"}
+    files[SIGNATURE_FILE] = sign_report(files, AUDITOR)
+    result = verify_report(files, [AUDITOR.verifier()])
+    assert not result.ok
+    assert {p.code for p in result.problems} <= {"report_malformed", "evidence_missing"}

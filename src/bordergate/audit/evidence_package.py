@@ -44,7 +44,7 @@ from typing import Any
 
 from bordergate.audit.run import AuditRun, LogRun
 from bordergate.errors import BordergateError, VerificationError
-from bordergate.policy.bundle import archive_files
+from bordergate.policy.bundle import archive_files, default_bundle
 from bordergate.releases.publication import MAX_BUNDLE_BYTES, bundle_path, open_published_bundle
 from bordergate.roster import MAX_ROSTER_BYTES, roster_path
 from bordergate.roster.document import roster_digest
@@ -232,7 +232,6 @@ class _ObjectSource:
                 archive = archive_files(read_tree(Path(directory)))
                 open_published_bundle(archive, digest)
                 return archive
-        from bordergate.policy.bundle import default_bundle
         shipped = default_bundle()
         if shipped.digest == digest:
             archive = archive_files(read_tree(Path(shipped.source)))

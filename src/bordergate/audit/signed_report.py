@@ -132,9 +132,13 @@ def verify_report(files: Mapping[str, bytes], auditor: Sequence[Verifier], *,
     report = _signed_report(files, auditor, out)
     if report is None:
         return out
-    _check_manifest(files, report, out)
-    checkpoints = _check_logs(files, report, out, log_keys)
-    _check_findings(files, report, checkpoints, out)
+    try:
+        _check_manifest(files, report, out)
+        checkpoints = _check_logs(files, report, out, log_keys)
+        _check_findings(files, report, checkpoints, out)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # signed, but not the shape this verifier knows: never a pass
+        out.fail("report.json", "report_malformed", f"unexpected structure: {exc!r}"[:300])
     return out
 
 
@@ -160,8 +164,13 @@ def _signed_report(files: Mapping[str, bytes], auditor: Sequence[Verifier],
     except ValueError as exc:
         out.fail("report.json", "report_malformed", f"not JSON: {exc}")
         return None
-    if not isinstance(report, dict) or report.get("format") != SIGNED_FORMAT:
-        out.fail("report.json", "report_malformed", f"not a {SIGNED_FORMAT} document")
+    if not isinstance(report, dict) or report.get("format") != SIGNED_FORMAT or \
+            not isinstance(report.get("logs"), list) or \
+            not isinstance(report.get("findings"), list) or \
+            not isinstance(report.get("evidence"), dict) or \
+            not isinstance(report["evidence"].get("files"), dict):
+        out.fail("report.json", "report_malformed", f"not a {SIGNED_FORMAT} document with "
+                 "logs, findings and an evidence manifest")
         return None
     return report
 
@@ -193,9 +202,15 @@ def _signed_digests(files: Mapping[str, bytes], auditor: Sequence[Verifier],
     return named
 
 
+def _manifest(report: dict[str, Any]) -> dict[str, str]:
+    """The evidence manifest of a report (``path -> sha256:<hex>``; empty if none)."""
+    found = (report.get("evidence") or {}).get("files") or {}
+    return found if isinstance(found, dict) else {}
+
+
 def _check_manifest(files: Mapping[str, bytes], report: dict[str, Any],
                     out: ReportVerification) -> None:
-    manifest = (report.get("evidence") or {}).get("files") or {}
+    manifest = _manifest(report)
     for path, digest in sorted(manifest.items()):
         data = files.get(path)
         if data is None:
@@ -219,7 +234,7 @@ def _check_logs(files: Mapping[str, bytes], report: dict[str, Any], out: ReportV
         for which in ("checkpoint_file", "previous_checkpoint_file"):
             path = log.get(which)
             if path is None or path not in files or file_digest(files[path]) != \
-                    report["evidence"]["files"].get(path):
+                    _manifest(report).get(path):
                 continue  # already reported by the manifest check (or none)
             if log_keys and vkey not in log_keys:
                 out.fail(path, "log_key_not_pinned",
@@ -257,7 +272,7 @@ def _check_claims(path: str, log: dict[str, Any], signed: SignedCheckpoint,
 
 def _check_findings(files: Mapping[str, bytes], report: dict[str, Any],
                     checkpoints: dict[str, SignedCheckpoint], out: ReportVerification) -> None:
-    manifest = report["evidence"]["files"]
+    manifest = _manifest(report)
     done: set[str] = set()
     for finding in report.get("findings", []):
         ref = finding.get("evidence")
