@@ -220,7 +220,8 @@ def test_scope_names_checkpoint_period_rules_and_methodology(
 
 def test_resumed_audit_defines_its_period(tmp_path: Path) -> None:
     """An audit resumed from saved state says which entries this run replayed and which
-    earlier runs did, stores the checkpoint it resumed from once by digest, and still
+    earlier runs did, stores the checkpoint it resumed from once by digest with the
+    consistency proof that the audited one extends it (checked offline), and still
     verifies; its findings keep proofs against the new checkpoint."""
     sc = GatewayScenario(tmp_path)
     sc.start()
@@ -244,6 +245,8 @@ def test_resumed_audit_defines_its_period(tmp_path: Path) -> None:
     assert previous == first["logs"][0]["checkpoint_file"]
     assert len([f for f in doc["findings"] if f["kind"] == "covered_person_denied"]) == 2
     assert verify_cli(tmp_path / "r2").exit_code == 0
+    result = verify_report(read_report_dir(tmp_path / "r2"), [AUDITOR.verifier()])
+    assert result.checked["checkpoints"] == 2 and result.checked["consistency proofs"] == 1
 
 
 def test_each_bundle_checkpoint_and_roster_is_stored_once(tmp_path: Path) -> None:

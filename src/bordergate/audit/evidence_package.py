@@ -13,7 +13,8 @@ items 5 and 7), under ``evidence/`` of the report directory:
   the proof is checked from that;
 * ``evidence/checkpoints/sha256-<hex>.txt``: each checkpoint note (with its
   witness cosignatures) the proofs are against, and the one an audit resumed
-  from, stored once by the SHA-256 of the note;
+  from, stored once by the SHA-256 of the note (the consistency proof between
+  the two goes on the report's log, ``consistency_proof``);
 * ``evidence/bundles/sha256-<hex>.tar``: each policy bundle an entry was
   replayed with, as its published deterministic archive, stored once by its
   bundle digest (the digest recomputed from the files must match);
@@ -48,7 +49,10 @@ from bordergate.policy.bundle import archive_files, default_bundle
 from bordergate.releases.publication import MAX_BUNDLE_BYTES, bundle_path, open_published_bundle
 from bordergate.roster import MAX_ROSTER_BYTES, roster_path
 from bordergate.roster.document import roster_digest
-from bordergate.tlog.client import LogSource, open_source
+from bordergate.tlog import merkle
+from bordergate.tlog.checkpoint import Checkpoint
+from bordergate.tlog.client import LogClient, LogSource, open_source
+from bordergate.tlog.note import Ed25519Verifier, note_signatures
 from bordergate.tree_digest import digest_directory, read_tree
 
 __all__ = ["ENTRY_FORMAT", "EVIDENCE_DIR", "EvidencePackage", "checkpoint_file",
@@ -123,6 +127,8 @@ def gather_evidence(run: AuditRun, report: dict[str, Any]) -> EvidencePackage:
         log["previous_checkpoint_file"] = package._refer(
             checkpoint_file(r.previous_checkpoint), r.previous_checkpoint.encode()) \
             if r.previous_checkpoint else None
+        log["consistency_proof"] = _consistency(package, r) \
+            if log["checkpoint_file"] and log["previous_checkpoint_file"] else []
         if log["origin"] is not None:
             by_origin[log["origin"]] = (r, _ObjectSource(r))
     for finding in report["findings"]:
@@ -143,6 +149,25 @@ def gather_evidence(run: AuditRun, report: dict[str, Any]) -> EvidencePackage:
     report["evidence"] = {"directory": EVIDENCE_DIR, "files": package.manifest(),
                           "stats": package.stats(), "missing": dict(package.missing)}
     return package
+
+
+def _consistency(package: EvidencePackage, r: LogRun) -> list[str]:
+    """The consistency proof from the checkpoint a resumed audit started from to the
+    audited one, verified (the log check proved it; kept so a reader can too)."""
+    assert r.checkpoint is not None and r.previous_checkpoint is not None
+    try:
+        old, new = (Checkpoint.parse(note_signatures(n.encode())[0])
+                    for n in (r.previous_checkpoint, r.checkpoint))
+        if old.size in (0, new.size):
+            return []
+        client = LogClient(open_source(r.audit.location),
+                           Ed25519Verifier.from_key_string(r.audit.vkey))
+        proof = client.consistency_proof(old.size, new.size)
+        merkle.verify_consistency(old.size, new.size, old.root, new.root, proof)
+    except BordergateError as exc:
+        package.missing[f"consistency:{r.audit.jurisdiction}"] = f"[{exc.code}] {exc}"
+        return []
+    return [base64.b64encode(h).decode() for h in proof]
 
 
 def _entry_record(package: EvidencePackage, objects: _ObjectSource, r: LogRun,

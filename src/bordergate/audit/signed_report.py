@@ -22,7 +22,8 @@ I/O, opens no socket and needs no gateway or log):
    file lies under ``evidence/``;
 3. each log's audited checkpoint is signed by the log key the report states (or
    one the caller pins), and the cosignatures the report claims verify with the
-   witness keys it states;
+   witness keys it states; an audit that resumed from saved state also has its
+   previous checkpoint, and a consistency proof that the audited one extends it;
 4. every finding that names an entry has an entry record whose leaf hash is
    SHA-256(0x00 || raw entry), whose decoded form is that entry, whose inclusion
    proof leads to the root of the stated checkpoint, and whose policy bundle
@@ -252,7 +253,26 @@ def _check_logs(files: Mapping[str, bytes], report: dict[str, Any], out: ReportV
             out.count("checkpoints")
             if which == "checkpoint_file":
                 _check_claims(path, log, signed, out)
+        _check_resumption(log, opened, out)
     return opened
+
+
+def _check_resumption(log: dict[str, Any], opened: dict[str, SignedCheckpoint],
+                      out: ReportVerification) -> None:
+    """A resumed audit's previous checkpoint is proven extended by the audited one."""
+    old = opened.get(str(log.get("previous_checkpoint_file")))
+    new = opened.get(str(log.get("checkpoint_file")))
+    if old is None or new is None or old.checkpoint.size in (0, new.checkpoint.size):
+        return
+    try:
+        proof = [base64.b64decode(h, validate=True) for h in log.get("consistency_proof", [])]
+        merkle.verify_consistency(old.checkpoint.size, new.checkpoint.size,
+                                  old.checkpoint.root, new.checkpoint.root, proof)
+        out.count("consistency proofs")
+    except (VerificationError, binascii.Error, ValueError) as exc:
+        out.fail(log["previous_checkpoint_file"], "consistency_proof_invalid",
+                 f"the audited checkpoint is not proven to extend the one this audit "
+                 f"resumed from: {exc}")
 
 
 def _check_claims(path: str, log: dict[str, Any], signed: SignedCheckpoint,
