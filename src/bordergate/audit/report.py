@@ -9,14 +9,20 @@ ends), class and purpose; decisions over
 time; denials by reason; approvals (who asked, who granted, how long, how
 often used); releases and review latency; entries by format version and the
 checks older entries could not get, with counts; the findings, each with its
-inclusion proof; and the control table (:mod:`bordergate.audit.controls`).
-:func:`write_report` writes ``report.json`` and the self-contained
-``report.html`` (:mod:`bordergate.audit.report_html`) atomically.
+inclusion proof, its entry decoded and who, for what purpose and which fields
+(:mod:`bordergate.audit.finding_context`); the control table
+(:mod:`bordergate.audit.controls`); and the scope, period and methodology
+(:mod:`bordergate.audit.scope`).  :func:`write_report` writes ``report.json``,
+the self-contained ``report.html`` (:mod:`bordergate.audit.report_html`), the
+evidence package (:mod:`bordergate.audit.evidence_package`) and, given the
+auditor's key, the signature ``report.sig`` (:mod:`bordergate.audit.signed_report`),
+each file atomically.
 
 Building is pure; only :func:`write_report` touches files.  This module must
-never copy an entry's string values into the report beyond the codes and names
-the entries are made of (classes, purposes, principal ids, approval ids), and
-the HTML renderer escapes even those.
+never copy an entry's string values into the report beyond the entries
+themselves as the log holds them (which carry no field value or raw id,
+promise 7; an entry suspected of holding one is withheld, only its leaf hash
+kept), and the HTML renderer escapes everything.
 """
 
 from __future__ import annotations
