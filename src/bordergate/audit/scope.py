@@ -105,8 +105,9 @@ def _methodology(run: AuditRun, report: dict[str, Any], resumed: bool) -> list[d
                    else "")},
         {"what": "log integrity",
          "how": "each checkpoint verified with the log key; every tile rebuilt from the "
-                "entries; consistency with the previous audited checkpoint proven; the "
-                "witness quorum and freshness judged with the auditor's own witness keys."},
+                "entries; consistency with the previous audited checkpoint proven (when "
+                "resuming); the witness quorum and freshness judged with the auditor's own "
+                "witness keys."},
         {"what": "sampled",
          "how": "nothing: no entry, decision or proof was sampled."},
         {"what": "inclusion proofs",
