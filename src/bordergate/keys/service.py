@@ -12,6 +12,11 @@ create a new subject's) with ``POST /v1/data-key``::
      "promise": the log operator's signed promise of inclusion of that entry,
      "wrapped": {"key_id": hex, "kek_version": N, "wrapped": base64} | null}
 
+or, instead of ``promise``, ``"proof": {"checkpoint": the signed checkpoint note
+with its witness cosignatures, "index": N, "path": [base64 hash, ...]}``: the
+entry's inclusion proof in a checkpoint cosigned by the log's witness quorum
+(the key service's ``trusted`` witnesses; none trusted: refused).
+
 authenticated with the gateway's credential to this service (``Authorization:
 Bearer ID.SECRET``, checked against a credential list as the sequencer service
 checks append credentials).  The justification is judged by
@@ -54,7 +59,12 @@ from bordergate.entries import Pseudonymizer, encode_entry
 from bordergate.errors import BordergateError, InvalidInput, VerificationError
 from bordergate.keys.backend import KeyBackend
 from bordergate.keys.envelope import DATA_KEY_BYTES, data_key_aad
-from bordergate.keys.justification import JustifiedAccess, check_justification
+from bordergate.keys.justification import (
+    CheckpointProof,
+    JustifiedAccess,
+    TrustedCheckpoints,
+    check_justification,
+)
 from bordergate.subjects import SubjectId, require_home
 from bordergate.tlog.credentials import CredentialList
 from bordergate.tlog.note import Verifier
@@ -74,11 +84,13 @@ class KeyService:
                  log_verifier: Verifier, record: Callable[[list[bytes]], Awaitable[int]],
                  window: float = 30.0, cache_seconds: float = 10.0,
                  sealed: Mapping[str, frozenset[str]] | None = None,
+                 trusted: TrustedCheckpoints | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         """Bind the backend, the log's pseudonym secret and verifier key, and
         ``record``, which appends ``key-access`` entries durably (index of the first);
         ``sealed`` names each collection's sealed fields (an entry that released
-        none justifies no key).
+        none justifies no key); ``trusted``, the witnesses whose checkpoints it
+        accepts inclusion proofs in (None: promises only).
 
         Raises:
             ValueError: the backend belongs to another jurisdiction.
@@ -93,6 +105,7 @@ class KeyService:
         self.window = window
         self.cache_seconds = cache_seconds
         self.sealed = sealed
+        self.trusted = trusted
         self.clock = clock
 
     async def release(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -105,10 +118,11 @@ class KeyService:
             Unavailable: the backend or the log cannot be reached.
         """
         operation, subject, entry, promise, wrapped = _parse_request(request, self.jurisdiction)
+        proof = _parse_proof(request.get("proof"))
         justified = check_justification(
             operation=operation, subject_pseudonym=self.pseudonyms.subject(str(subject)),
             entry=entry, promise=promise, verifier=self.log_verifier, now=self.clock(),
-            window=self.window, sealed=self.sealed)
+            window=self.window, sealed=self.sealed, proof=proof, trusted=self.trusted)
         if wrapped is None and operation == "read":
             raise InvalidInput("a read sends the subject's wrapped data key",
                                code="malformed_key_request")
@@ -144,8 +158,8 @@ class KeyService:
     def _key_access(self, justified: JustifiedAccess, operation: str) -> bytes:
         return encode_entry("key-access", self.clock(), {
             "jurisdiction": self.jurisdiction, "operation": operation,
-            "subject": justified.subject, "justified": justified.promise.index,
-            "leaf": _b64(justified.promise.leaf_hash), "by": "key-service"})
+            "subject": justified.subject, "justified": justified.index,
+            "leaf": _b64(justified.leaf_hash), "by": "key-service"})
 
 
 def _b64(data: bytes) -> str:
@@ -170,11 +184,12 @@ def _parse_request(body: dict[str, Any], jurisdiction: str
         InvalidInput: ``malformed_key_request``; ``WrongJurisdiction`` for a subject
             homed elsewhere.
     """
-    unknown = set(body) - {"operation", "subject", "entry", "promise", "wrapped"}
+    unknown = set(body) - {"operation", "subject", "entry", "promise", "proof", "wrapped"}
     operation = body.get("operation")
     if unknown or operation not in ("read", "write") or not isinstance(body.get("subject"),
                                                                         str):
-        raise InvalidInput("members: operation (read|write), subject, entry, promise, wrapped",
+        raise InvalidInput("members: operation (read|write), subject, entry, promise or "
+                           "proof, wrapped",
                            code="malformed_key_request")
     try:
         subject = require_home(SubjectId.parse(body["subject"]), jurisdiction)
@@ -199,6 +214,24 @@ def _parse_request(body: dict[str, Any], jurisdiction: str
         wrapped = (key_id, raw["kek_version"], _unb64(raw["wrapped"], "wrapped.wrapped"))
     return (str(operation), subject, entry,
             None if promise is None else promise.encode("utf-8"), wrapped)
+
+
+def _parse_proof(raw: object) -> CheckpointProof | None:
+    """A request's ``proof`` member, checked for form (not yet verified).
+
+    Raises:
+        InvalidInput: ``malformed_key_request``.
+    """
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != {"checkpoint", "index", "path"} or \
+            not isinstance(raw["checkpoint"], str) or type(raw["index"]) is not int or \
+            not 0 <= raw["index"] < 2**63 or not isinstance(raw["path"], list) or \
+            len(raw["path"]) > 64:
+        raise InvalidInput("proof: {checkpoint, index, path (at most 64 hashes)}",
+                           code="malformed_key_request")
+    path = tuple(_unb64(h, "proof.path") for h in raw["path"])
+    return CheckpointProof(raw["checkpoint"].encode("utf-8"), raw["index"], path)
 
 
 async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes | None:
