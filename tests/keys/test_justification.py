@@ -151,4 +151,4 @@ def test_an_inclusion_proof_in_a_witnessed_checkpoint_justifies_like_a_promise(
     trusted witness quorum justifies a key; fewer cosignatures or no trusted witness is
     key_justification_unwitnessed; a wrong path, another entry's proof or another log
     key's checkpoint is key_justification_unproven; freshness still applies."""
-    assert PROOF_CASES[case]() == case.split(" ")[0]
+    assert PROOF_CASES[case]() == case.split(" ", maxsplit=1)[0]
