@@ -67,7 +67,7 @@ SUBJECTS = 1000
 BIN = Path(sys.executable).parent
 # The gateway's data-key cache lifetimes in the key-service runs: the headline (a key
 # released for a logged read serves that subject's reads for at most this long; it is
-# renewed, in the background, by a read in the second half of its life) and the
+# renewed, in the background, by a read in the last quarter of its life) and the
 # configuration's default, printed for information, as is the cache off.
 KEY_CACHE_SECONDS = 60
 KEY_CACHE_DEFAULT = 10

@@ -9,13 +9,15 @@ memory only: within that lifetime a read of the same subject needs no new
 release (its own entry is still logged first; the cache bounds what a gateway
 that stops logging can still open).
 
-Renewal ahead of expiry: a read of a subject whose cached key is past half its
-lifetime is logged with the log's promise like a miss, served from the cached
-key, and its entry justifies a new release in the background
-(:meth:`KeyServiceClient.renewal_due`, :meth:`KeyServiceClient.start_renewal`),
-so a subject read at least once per half-lifetime never waits for the key
-service.  The bound is unchanged: every cached key was released for a logged,
-fresh decision at most ``cache_seconds`` ago.
+Renewal ahead of expiry: a read of a subject whose cached key has less than a
+quarter of its lifetime left (:data:`RENEW_WITHIN`) is logged with the log's
+promise like a miss, served from the cached key, and its entry justifies a new
+release in the background (:meth:`KeyServiceClient.renewal_due`,
+:meth:`KeyServiceClient.start_renewal`), so a subject read at least once per
+quarter-lifetime never waits for the key service (renewing later would release
+fewer keys but let more of them expire unrenewed; earlier, the reverse).  The
+bound is unchanged: every cached key was released for a logged, fresh decision
+at most ``cache_seconds`` ago.
 
 The service's refusals become :class:`~bordergate.errors.Unavailable` with code
 ``key_release_refused`` and the service's code in the message (nothing is
@@ -41,7 +43,10 @@ from bordergate.keepalive import KeepAlivePool
 from bordergate.keys.keyring import SubjectCipher, WrappedDataKey
 from bordergate.subjects import SubjectId
 
-__all__ = ["KeksHeldElsewhere", "KeyServiceClient"]
+__all__ = ["RENEW_WITHIN", "KeksHeldElsewhere", "KeyServiceClient"]
+
+#: A cached key is renewed by a read once less than this share of its lifetime is left.
+RENEW_WITHIN = 0.25
 
 
 class KeyServiceClient:
@@ -85,11 +90,12 @@ class KeyServiceClient:
         self._cache.pop(str(subject), None)
 
     def renewal_due(self, subject: SubjectId) -> bool:
-        """Whether the subject's cached key is past half its lifetime and no renewal
-        of it is under way (the read should then carry a promise and renew it)."""
+        """Whether the subject's cached key has less than :data:`RENEW_WITHIN` of its
+        lifetime left and no renewal of it is under way (the read should then carry
+        a promise and renew it)."""
         hit = self._cache.get(str(subject))
         return hit is not None and str(subject) not in self._renewing and \
-            hit[0] - self._clock() <= self.cache_seconds / 2
+            hit[0] - self._clock() <= self.cache_seconds * RENEW_WITHIN
 
     def start_renewal(self, subject: SubjectId, release: Awaitable[object]) -> None:
         """Run ``release`` (a :meth:`release` of ``subject`` for a logged decision) in
