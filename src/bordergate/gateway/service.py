@@ -809,7 +809,7 @@ class Gateway:
                 if the subject has no data key.
         """
         assert self.key_service is not None
-        stored = await self._off_loop(self.vault.store.get_data_key, subject)
+        stored = await self._point_read(self.vault.store.get_data_key, subject)
         if stored is None:
             raise Unavailable("the subject has no data key; nothing released",
                               code="record_unreadable")
