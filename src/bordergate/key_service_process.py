@@ -3,7 +3,8 @@
 The process opens the jurisdiction's KEK backend (file or PKCS#11, from its
 ``keys`` table: the only process of a deployment with a key service that does),
 the log's pseudonym secret (to recompute a subject's pseudonym) and verifier key
-(to check the log operator's promises), and its own append credential to the
+(to check the log operator's promises), the log's witnesses and quorum (whose
+cosigned checkpoints it accepts inclusion proofs in), and its own append credential to the
 log's sequencer service (``key_service.append_credential_file``, for its
 ``key-access`` entries), then serves :mod:`bordergate.keys.service` on
 ``key_service.listen`` to the gateways whose credentials are listed in
@@ -22,6 +23,7 @@ from bordergate.config import Jurisdiction, KeyServiceSettings, load_config
 from bordergate.entries import Pseudonymizer
 from bordergate.errors import ConfigError
 from bordergate.keys.backend import open_key_backend
+from bordergate.keys.justification import TrustedCheckpoints
 from bordergate.keys.service import KeyService, make_key_service_app
 from bordergate.log_access import log_verifier, read_pseudonym_secret, remote_appender
 from bordergate.residency.schema import load_schema
@@ -32,6 +34,7 @@ from bordergate.tlog.credentials import (
     read_credential_list,
 )
 from bordergate.tlog.logdir import write_key
+from bordergate.tlog.witnessing import witness_endpoint
 
 __all__ = ["provision_key_service", "serve_keys"]
 
@@ -69,12 +72,16 @@ def serve_keys(config: Path, jurisdiction: str, *, host: str | None = None,
     pseudonyms = Pseudonymizer(read_pseudonym_secret(j.log.pseudonym_secret_file))
     verifier = log_verifier(j)
     appender = remote_appender(j, ks.append_credential_file)
+    trusted = None if j.log.quorum < 1 else TrustedCheckpoints(
+        tuple(witness_endpoint(w.url, w.vkey).verifier for w in j.log.witnesses),
+        j.log.quorum)
     backend = open_key_backend(j.keys, jurisdiction=jurisdiction)
     try:
         service = KeyService(jurisdiction=jurisdiction, backend=backend, pseudonyms=pseudonyms,
                              log_verifier=verifier, record=appender.append_many,
                              window=float(ks.window_seconds),
-                             cache_seconds=float(ks.cache_seconds), sealed=sealed)
+                             cache_seconds=float(ks.cache_seconds), sealed=sealed,
+                             trusted=trusted)
         print(f"key service of {jurisdiction} ({backend.kind} backend) at "
               f"http://{host or ks.listen_host}:{port or ks.listen_port}/v1/data-key "
               f"({len(credentials.ids)} gateway credentials)", flush=True)

@@ -9,10 +9,15 @@ import pytest
 from bordergate.entries import encode_entry
 from bordergate.keys.justification import (
     REFUSAL_CODES,
+    CheckpointProof,
     JustificationRefused,
+    TrustedCheckpoints,
     check_justification,
 )
-from bordergate.tlog.note import Signer
+from bordergate.tlog import merkle
+from bordergate.tlog.checkpoint import Checkpoint
+from bordergate.tlog.cosignature import CosignatureSigner
+from bordergate.tlog.note import Signer, sign_note
 from bordergate.tlog.promise import promise_for
 
 LOG = Signer.from_seed("us.test/log", b"\x01" * 32)      # TEST-ONLY
@@ -78,4 +83,72 @@ def test_a_partial_write_is_denied_and_every_code_is_listed() -> None:
     """A write needs every field allowed; the codes tested are the module's list."""
     entry = _entry("write", outcome="partial")
     assert _judge(entry, _promised(entry), operation="write") == "key_justification_denied"
-    assert set(REFUSAL_CODES) == {c for c in CASES if c.startswith("key_")}
+    tested = {c for c in CASES if c.startswith("key_")} | \
+        {c.split(" ")[0] for c in PROOF_CASES if c.startswith("key_")}
+    assert set(REFUSAL_CODES) == tested
+
+
+# -- inclusion proofs in witnessed checkpoints (instead of a promise) -----------------
+WITNESSES = tuple(CosignatureSigner(f"witness.test/w{i}", bytes([40 + i]) * 32,
+                                    lambda: int(NOW)) for i in range(2))  # TEST-ONLY
+TRUSTED = TrustedCheckpoints(tuple(w.verifier() for w in WITNESSES), quorum=2)
+
+
+def _proof(entry: bytes, *, cosigners: int = 2, signer: Signer = LOG,
+           tamper: bool = False) -> CheckpointProof:
+    """``entry`` at index 2 of a 5-entry tree, in a checkpoint signed by ``signer`` and
+    cosigned by the first ``cosigners`` witnesses."""
+    leaves = [merkle.leaf_hash(e) for e in (b"a", b"b", entry, b"d", b"e")]
+    root = merkle.root_from_leaf_hashes(leaves)
+    path = merkle.inclusion_proof(2, 5, lambda level, index: _node(leaves, level, index))
+    if tamper:
+        path = [bytes(32), *path[1:]]
+    note = sign_note(Checkpoint(LOG.name, 5, root).to_text(),
+                     [signer, *WITNESSES[:cosigners]])
+    return CheckpointProof(note, 2, tuple(path))
+
+
+def _node(leaves: list[bytes], level: int, index: int) -> bytes:
+    width = 1 << level
+    return merkle.root_from_leaf_hashes(leaves[index * width:(index + 1) * width])
+
+
+def _judge_proof(entry: bytes, proof: CheckpointProof,
+                 trusted: TrustedCheckpoints | None = TRUSTED) -> str:
+    try:
+        justified = check_justification(
+            operation="read", subject_pseudonym=SUBJECT, entry=entry, promise=None,
+            verifier=LOG.verifier(), now=NOW, window=30, sealed=SEALED, proof=proof,
+            trusted=trusted)
+    except JustificationRefused as exc:
+        return exc.code
+    assert (justified.index, justified.evidence) == (2, "checkpoint")
+    assert justified.leaf_hash == merkle.leaf_hash(entry)
+    return "released"
+
+
+PROOF_CASES = {
+    "released": lambda: _judge_proof(_entry(), _proof(_entry())),
+    "key_justification_unwitnessed": lambda: _judge_proof(_entry(),
+                                                          _proof(_entry(), cosigners=1)),
+    "key_justification_unwitnessed (no witness trusted)": lambda: _judge_proof(
+        _entry(), _proof(_entry()), None),
+    "key_justification_unproven": lambda: _judge_proof(_entry(), _proof(_entry(),
+                                                                         tamper=True)),
+    "key_justification_unproven (another entry)": lambda: _judge_proof(
+        _entry(), _proof(_entry(outcome="partial"))),
+    "key_justification_unproven (another log key)": lambda: _judge_proof(
+        _entry(), _proof(_entry(), signer=OTHER)),
+    "key_justification_stale": lambda: _judge_proof(_entry(t=NOW - 31),
+                                                    _proof(_entry(t=NOW - 31))),
+}
+
+
+@pytest.mark.parametrize("case", list(PROOF_CASES), ids=list(PROOF_CASES))
+def test_an_inclusion_proof_in_a_witnessed_checkpoint_justifies_like_a_promise(
+        case: str) -> None:
+    """Item 4: an entry proven in a checkpoint signed by the log and cosigned by the
+    trusted witness quorum justifies a key; fewer cosignatures or no trusted witness is
+    key_justification_unwitnessed; a wrong path, another entry's proof or another log
+    key's checkpoint is key_justification_unproven; freshness still applies."""
+    assert PROOF_CASES[case]() == case.split(" ", maxsplit=1)[0]

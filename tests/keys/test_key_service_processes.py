@@ -262,6 +262,33 @@ def test_unproven_stale_mismatched_or_denied_entries_are_refused(
         store.close()
 
 
+def test_a_proof_in_an_unwitnessed_checkpoint_or_a_malformed_proof_is_refused(
+        keyed: KeyedDeployment) -> None:
+    """Item 4, against the real process: instead of a promise a request may carry an
+    inclusion proof in a checkpoint the key service trusts (cosigned by the log's
+    witness quorum).  This deployment's log has no witness (quorum 0), so the key
+    service trusts no checkpoint: a real, log-signed checkpoint with the entry's
+    real inclusion proof is refused key_justification_unwitnessed; a proof that is
+    not {checkpoint, index, path} is malformed_key_request (400)."""
+    p = keyed.pseudonyms()
+    entry, _ = _logged(keyed, {"subject": p.subject(keyed.subject), "outcome": "allow"})
+    entries = keyed.entries()
+    index = entries.index(entry) if entry in entries else len(entries) - 1
+    client = LogClient(DirectorySource(Path(keyed.us.log.storage)), log_verifier(keyed.us))
+    signed = client.checkpoint()
+    proof = {"checkpoint": signed.note.decode(), "index": index,
+             "path": [base64.b64encode(h).decode()
+                      for h in client.inclusion_proof(index, signed.checkpoint.size)]}
+    body = {"operation": "read", "subject": keyed.subject,
+            "entry": base64.b64encode(entry).decode(), "proof": proof,
+            "wrapped": keyed.wrapped(keyed.subject)}
+    r = httpx.post(keyed.key_url, headers=keyed.key_headers(), timeout=30, json=body)
+    assert (r.status_code, r.json()["code"]) == (403, "key_justification_unwitnessed"), r.text
+    r = httpx.post(keyed.key_url, headers=keyed.key_headers(), timeout=30,
+                   json={**body, "proof": {"checkpoint": proof["checkpoint"]}})
+    assert (r.status_code, r.json()["code"]) == (400, "malformed_key_request"), r.text
+
+
 def _no_kek_ring(store: object) -> object:
     from bordergate.keys.keyring import KeyRing
     from bordergate.keys.service_client import KeksHeldElsewhere

@@ -79,3 +79,57 @@ def test_a_refusal_is_a_503_naming_the_service_code() -> None:
         assert client.cached(SUBJECT) is None
         await client.aclose()
     asyncio.run(run())
+
+
+def test_a_key_in_the_last_quarter_of_its_lifetime_is_renewed_once_in_the_background(
+        ) -> None:
+    """Renewal ahead of expiry: before the last quarter of the lifetime no renewal is
+    due; in it one is, exactly once while it runs; the renewal is a new release (its own
+    justification) and the renewed key is cached for a whole new lifetime from its
+    answer."""
+    calls: list[dict[str, object]] = []
+    clock = Clock()
+
+    async def run() -> None:
+        client = KeyServiceClient("http://keys.test", "id.secret", cache_seconds=10.0,
+                                  clock=clock,
+                                  client=httpx.AsyncClient(transport=_service(calls)))
+        await _release(client)
+        clock.now += 7.4
+        assert not client.renewal_due(SUBJECT)
+        clock.now += 0.2
+        assert client.renewal_due(SUBJECT)
+        client.start_renewal(SUBJECT, _release(client))
+        assert not client.renewal_due(SUBJECT)  # one renewal at a time
+        await asyncio.sleep(0.05)
+        assert len(calls) == 2 and not client.renewal_due(SUBJECT)
+        clock.now += 9.9  # 17.5 s after the first release: the renewed key still serves
+        assert client.cached(SUBJECT) is not None
+        clock.now += 0.2
+        assert client.cached(SUBJECT) is None
+        await client.aclose()
+    asyncio.run(run())
+
+
+def test_a_failed_renewal_leaves_the_key_to_expire_on_time() -> None:
+    """A renewal the service refuses is dropped (no error escapes); the cached key is
+    not extended and expires at its release time plus the lifetime."""
+    calls: list[dict[str, object]] = []
+    clock = Clock()
+
+    async def run() -> None:
+        answers = [_service(calls), _service(calls, 403)]  # the service then refuses
+
+        def switching(request: httpx.Request) -> httpx.Response:
+            return answers[len(calls)].handle_request(request)
+        ok = KeyServiceClient("http://keys.test", "id.secret", cache_seconds=10.0, clock=clock,
+                              client=httpx.AsyncClient(transport=httpx.MockTransport(switching)))
+        await _release(ok)
+        clock.now += 8
+        ok.start_renewal(SUBJECT, _release(ok))
+        await asyncio.sleep(0.05)
+        assert len(calls) == 2 and ok.renewal_due(SUBJECT)  # may be tried again
+        clock.now += 2
+        assert ok.cached(SUBJECT) is None
+        await ok.aclose()
+    asyncio.run(run())

@@ -633,12 +633,21 @@ class Gateway:
                                token.jti, vouched)
         if presented is None:
             plan, fetched, entry = await self._decide_and_fetch(request, None, self.clock())
-            if self.key_service is None:
+            opened = fetched if self.key_service is None else self._open_cached(fetched)
+            renew = opened is not None and self.key_service is not None and \
+                fetched.needs_key and self.key_service.renewal_due(fetched.subject)
+            if opened is not None and not renew:
                 index = await self.log.append_many([entry])  # promise 3: durable before release
-                values = fetched
+                values = opened
             else:
                 index, promises = await self.log.append_promised([entry])
-                values = await self._open_justified(fetched, entry, promises[0])
+                if opened is None:
+                    values = await self._open_justified(fetched, entry, promises[0])
+                else:  # the cached key serves; this entry justifies its renewal
+                    assert self.key_service is not None
+                    values = opened
+                    self.key_service.start_renewal(fetched.subject, self._release(
+                        "read", fetched.subject, entry, promises[0]))
         else:
             plan, values, index, entry = await self._read_guarded(request, presented)
         allowed = plan.allowed
@@ -748,6 +757,24 @@ class Gateway:
             self._entry_time(now))
         return plan, fetched, entry
 
+    def _open_cached(self, record: SealedRecord) -> dict[str, Any] | None:
+        """A record fetched sealed, opened in memory with its subject's data key still
+        in the key-service client's cache (released for an earlier logged decision
+        less than its lifetime ago), or None: the read then needs a release, so its
+        entry is logged with the log's promise.  Nothing is returned to the caller
+        before the read's own entry is durable (promise 3)."""
+        assert self.key_service is not None
+        if not record.needs_key:
+            return dict(self.vault.open_sealed(record, None).values)
+        cipher = self.key_service.cached(record.subject)
+        if cipher is None:
+            return None
+        try:
+            return dict(self.vault.open_sealed(record, cipher).values)
+        except VerificationError:  # erased and re-created elsewhere: ask again
+            self.key_service.evict(record.subject)
+            return None
+
     async def _open_justified(self, record: SealedRecord, entry: bytes,
                               promise: bytes) -> dict[str, Any]:
         """Open a record fetched sealed, with its subject's data key released by the
@@ -782,7 +809,7 @@ class Gateway:
                 if the subject has no data key.
         """
         assert self.key_service is not None
-        stored = await self._off_loop(self.vault.store.get_data_key, subject)
+        stored = await self._point_read(self.vault.store.get_data_key, subject)
         if stored is None:
             raise Unavailable("the subject has no data key; nothing released",
                               code="record_unreadable")

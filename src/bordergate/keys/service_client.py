@@ -9,6 +9,16 @@ memory only: within that lifetime a read of the same subject needs no new
 release (its own entry is still logged first; the cache bounds what a gateway
 that stops logging can still open).
 
+Renewal ahead of expiry: a read of a subject whose cached key has less than a
+quarter of its lifetime left (:data:`RENEW_WITHIN`) is logged with the log's
+promise like a miss, served from the cached key, and its entry justifies a new
+release in the background (:meth:`KeyServiceClient.renewal_due`,
+:meth:`KeyServiceClient.start_renewal`), so a subject read at least once per
+quarter-lifetime never waits for the key service (renewing later would release
+fewer keys but let more of them expire unrenewed; earlier, the reverse).  The
+bound is unchanged: every cached key was released for a logged, fresh decision
+at most ``cache_seconds`` ago.
+
 The service's refusals become :class:`~bordergate.errors.Unavailable` with code
 ``key_release_refused`` and the service's code in the message (nothing is
 released, 503), its faults ``key_service_unavailable``.  This module must never
@@ -17,19 +27,26 @@ log key bytes.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from bordergate.errors import Unavailable
+from bordergate.keepalive import KeepAlivePool
 from bordergate.keys.keyring import SubjectCipher, WrappedDataKey
 from bordergate.subjects import SubjectId
 
-__all__ = ["KeksHeldElsewhere", "KeyServiceClient"]
+__all__ = ["RENEW_WITHIN", "KeksHeldElsewhere", "KeyServiceClient"]
+
+#: A cached key is renewed by a read once less than this share of its lifetime is left.
+RENEW_WITHIN = 0.25
 
 
 class KeyServiceClient:
@@ -39,13 +56,24 @@ class KeyServiceClient:
                  max_entries: int = 10_000, timeout: float = 10.0,
                  clock: Callable[[], float] = time.monotonic,
                  client: httpx.AsyncClient | None = None) -> None:
+        """Bind the service's ``url`` and this gateway's ``credential`` to it.
+        Requests go over plain keep-alive HTTP/1.1 connections
+        (:mod:`bordergate.keepalive`, a fraction of httpx's cost per request) unless
+        ``client`` is given or the URL is https."""
         self.url = url.rstrip("/")
         self.cache_seconds = cache_seconds
         self._headers = {"Authorization": f"Bearer {credential}"}
+        parts = urlsplit(self.url)
+        self._path = parts.path
+        self._raw = KeepAlivePool(parts.hostname or "", parts.port or 80,
+                                  headers=self._headers, timeout=timeout,
+                                  code="key_service_unavailable") \
+            if client is None and parts.scheme == "http" else None
         self._client = client or httpx.AsyncClient(timeout=timeout)
         self._clock = clock
         self._max = max_entries
         self._cache: OrderedDict[str, tuple[float, SubjectCipher]] = OrderedDict()
+        self._renewing: dict[str, asyncio.Future[object]] = {}
 
     def cached(self, subject: SubjectId) -> SubjectCipher | None:
         """The subject's released key if it was released less than ``cache_seconds`` ago."""
@@ -60,6 +88,29 @@ class KeyServiceClient:
     def evict(self, subject: SubjectId) -> None:
         """Forget one subject's key (erased, or it did not open a value)."""
         self._cache.pop(str(subject), None)
+
+    def renewal_due(self, subject: SubjectId) -> bool:
+        """Whether the subject's cached key has less than :data:`RENEW_WITHIN` of its
+        lifetime left and no renewal of it is under way (the read should then carry
+        a promise and renew it)."""
+        hit = self._cache.get(str(subject))
+        return hit is not None and str(subject) not in self._renewing and \
+            hit[0] - self._clock() <= self.cache_seconds * RENEW_WITHIN
+
+    def start_renewal(self, subject: SubjectId, release: Awaitable[object]) -> None:
+        """Run ``release`` (a :meth:`release` of ``subject`` for a logged decision) in
+        the background; the cached key stays in use until it answers.  A failed
+        renewal is dropped: the cached key then expires on time and the next read
+        asks again, waiting."""
+        key = str(subject)
+        task = asyncio.ensure_future(release)
+        self._renewing[key] = task
+
+        def done(finished: asyncio.Future[object]) -> None:
+            self._renewing.pop(key, None)
+            if not finished.cancelled():
+                finished.exception()  # retrieved: a failed renewal is not an error
+        task.add_done_callback(done)
 
     async def release(self, operation: str, subject: SubjectId, *, entry: bytes,
                       promise: bytes, wrapped: WrappedDataKey | None
@@ -98,24 +149,31 @@ class KeyServiceClient:
         return cipher, created
 
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            r = await self._client.post(f"{self.url}/v1/data-key", json=body,
-                                        headers=self._headers)
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"key service unreachable: {exc}",
-                              code="key_service_unavailable") from exc
-        if r.status_code != 200:
+        encoded = json.dumps(body, separators=(",", ":")).encode()
+        if self._raw is not None:
+            raw = await self._raw.request("POST", f"{self._path}/v1/data-key", encoded)
+            status, content = raw.status, raw.body
+        else:
             try:
-                code = str(r.json().get("code"))[:64]
-            except ValueError:
-                code = f"http_{r.status_code}"
-            if r.status_code >= 500:
+                r = await self._client.post(f"{self.url}/v1/data-key", content=encoded,
+                                            headers={**self._headers,
+                                                     "Content-Type": "application/json"})
+            except httpx.HTTPError as exc:
+                raise Unavailable(f"key service unreachable: {exc}",
+                                  code="key_service_unavailable") from exc
+            status, content = r.status_code, r.content
+        if status != 200:
+            try:
+                code = str(json.loads(content).get("code"))[:64]
+            except (ValueError, AttributeError):
+                code = f"http_{status}"
+            if status >= 500:
                 raise Unavailable(f"the key service failed ({code})",
                                   code="key_service_unavailable")
             raise Unavailable(f"the key service refused the key ({code})",
                               code="key_release_refused")
         try:
-            answer = r.json()
+            answer = json.loads(content)
         except ValueError as exc:
             raise Unavailable("the key service answered garbage",
                               code="key_service_unavailable") from exc
@@ -142,7 +200,11 @@ class KeyServiceClient:
         return version
 
     async def aclose(self) -> None:
-        """Close the HTTP client."""
+        """Stop renewals under way and close the HTTP connections."""
+        for task in list(self._renewing.values()):
+            task.cancel()
+        if self._raw is not None:
+            self._raw.close()
         await self._client.aclose()
 
 

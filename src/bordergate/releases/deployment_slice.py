@@ -20,7 +20,16 @@ to start naming the setting.  The slice of jurisdiction ``code``::
        "reviewers": [{"name": ..., "public_key": ...}], "required_approvals": n,
        "gateway_urls": {"eu": "https://...", ...},   the map clients trust
        "roster_authority_keys": ["us-identity-authority+..."] or null (no roster),
-       "countries_of_concern": ["CN", "CU", ...]}}   28 CFR 202.601, reviewed
+       "countries_of_concern": ["CN", "CU", ...],   28 CFR 202.601, reviewed
+       "key_service": {"url": ..., "cache_seconds": ..., "window_seconds": ...}}}
+                                                 only when the jurisdiction has one
+
+The key service's settings (issue 13) change what evidence means: its URL is
+who holds the KEKs, ``window_seconds`` how old a decision may justify a key
+and ``cache_seconds`` how long a gateway that stops logging can still open
+what it cached.  They are in the slice only when configured, so slices of
+deployments without a key service keep their digests; adding, removing or
+changing one is a difference naming ``key_service``.
 
 Only the jurisdiction's own settings and the deployment-wide ones (schema,
 policy, privacy, limits, URL map) are in its slice: changing another
@@ -54,6 +63,8 @@ __all__ = ["DeploymentSlice", "deployment_slice", "diff_settings", "parse_deploy
 ROSTER_AUTHORITY_KEYS = "roster_authority_keys"
 #: the countries of concern (28 CFR 202.601) as ISO codes: a reviewed setting
 COUNTRIES_OF_CONCERN = "countries_of_concern"
+#: the key service's URL, data-key cache lifetime and freshness window (issue 13)
+KEY_SERVICE = "key_service"
 MAX_SETTINGS_BYTES = 16 * 1024
 
 
@@ -129,6 +140,10 @@ def deployment_slice(deployment: Deployment, code: str,
         ROSTER_AUTHORITY_KEYS: _roster_authority_keys(j),
         COUNTRIES_OF_CONCERN: list(deployment.countries_of_concern),
     }
+    if j.key_service is not None:
+        ks = j.key_service
+        settings[KEY_SERVICE] = {"url": ks.url, "cache_seconds": ks.cache_seconds,
+                                 "window_seconds": ks.window_seconds}
     return DeploymentSlice(code, settings)
 
 
