@@ -20,7 +20,9 @@ to start naming the setting.  The slice of jurisdiction ``code``::
        "reviewers": [{"name": ..., "public_key": ...}], "required_approvals": n,
        "gateway_urls": {"eu": "https://...", ...},   the map clients trust
        "roster_authority_keys": ["us-identity-authority+..."] or null (no roster),
-       "countries_of_concern": ["CN", "CU", ...]}}   28 CFR 202.601, reviewed
+       "countries_of_concern": ["CN", "CU", ...],   28 CFR 202.601, reviewed
+       "bulk": {"thresholds": {...}, "actions": {...}, "devices_per_subject": 1,
+                "window_s": ..., "margin_s": ..., ...}}}   28 CFR 202.205, reviewed
 
 Only the jurisdiction's own settings and the deployment-wide ones (schema,
 policy, privacy, limits, URL map) are in its slice: changing another
@@ -54,6 +56,8 @@ __all__ = ["DeploymentSlice", "deployment_slice", "diff_settings", "parse_deploy
 ROSTER_AUTHORITY_KEYS = "roster_authority_keys"
 #: the countries of concern (28 CFR 202.601) as ISO codes: a reviewed setting
 COUNTRIES_OF_CONCERN = "countries_of_concern"
+#: the bulk thresholds and actions (28 CFR 202.205): a reviewed setting
+BULK = "bulk"
 MAX_SETTINGS_BYTES = 16 * 1024
 
 
@@ -128,6 +132,7 @@ def deployment_slice(deployment: Deployment, code: str,
         "gateway_urls": dict(sorted(deployment.gateway_urls().items())),
         ROSTER_AUTHORITY_KEYS: _roster_authority_keys(j),
         COUNTRIES_OF_CONCERN: list(deployment.countries_of_concern),
+        BULK: deployment.bulk.to_json(),
     }
     return DeploymentSlice(code, settings)
 
