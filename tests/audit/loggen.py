@@ -26,9 +26,9 @@ from typing import Any
 
 from bordergate.appender import stamp
 from bordergate.audit.bundlestore import BundleLookup
+from bordergate.audit.rosterstore import RosterLookup, RosterStore
 from bordergate.audit.rules.bulk import BulkRules
 from bordergate.dsp.bulk import FieldCategories, parse_bulk_settings
-from bordergate.audit.rosterstore import RosterLookup, RosterStore
 from bordergate.entries import ENTRY_VERSION, canonical_json, encode_entry, format_time
 from bordergate.gateway.decisions import access_outcome, decision_records
 from bordergate.policy.bundle import (

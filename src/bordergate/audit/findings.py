@@ -107,6 +107,9 @@ FINDING_KINDS: Mapping[str, FindingKind] = _kinds(
     ("bulk_threshold_near", "low", "process",
      "A covered person's (or its organisation's) bulk counter reached 80% of its "
      "threshold (28 CFR 202.205) in a rolling 12 months"),
+    ("bulk_threshold_refused", "low", "denied_attempt",
+     "The gateway refused a covered person's read that would cross a bulk threshold "
+     "(28 CFR 202.205), or let it cross under an approval, as its bulk-threshold entry says"),
     ("covered_person_denied", "low", "denied_attempt",
      "A parent-organisation principal abroad asked for protected or restricted data "
      "and was denied (nothing released)"),

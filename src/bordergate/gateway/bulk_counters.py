@@ -117,11 +117,12 @@ class BulkLedger(Protocol):
     """The subjects counted per counterparty and counter, shared by every worker."""
 
     def claim(self, claims: Sequence[BulkClaim], subject: str, now: float, since: float,
-              force: bool) -> list[int]:
-        """Atomically: the subjects each claim's counter holds with ``subject`` (a
-        pseudonym) seen after ``since``; record ``subject`` as seen at ``now`` in
-        every one unless one would then hold more than its ``limit`` (``force``:
-        record anyway, an approved crossing).
+              force: bool) -> list[tuple[int, bool]]:
+        """Atomically: for each claim, the subjects its counter holds with ``subject``
+        (a pseudonym) seen after ``since``, and whether ``subject`` is new to it;
+        record ``subject`` as seen at ``now`` in every one unless a new subject would
+        make one hold more than its ``limit`` (``force``: record anyway, an approved
+        crossing).
 
         Raises:
             Unavailable: ``store_unavailable``.
@@ -133,8 +134,10 @@ class BulkLedger(Protocol):
         ...
 
 
-def _over(claims: Sequence[BulkClaim], counts: Sequence[int]) -> bool:
-    return any(n > c.limit for c, n in zip(claims, counts, strict=True))
+def _over(claims: Sequence[BulkClaim], counts: Sequence[tuple[int, bool]]) -> bool:
+    """Whether the subject is new to a counter it would take over its limit (a
+    subject already counted adds nothing, whatever the count)."""
+    return any(new and n > c.limit for c, (n, new) in zip(claims, counts, strict=True))
 
 
 class MemoryBulkLedger:
@@ -145,7 +148,7 @@ class MemoryBulkLedger:
         self._lock = threading.Lock()
 
     def claim(self, claims: Sequence[BulkClaim], subject: str, now: float, since: float,
-              force: bool) -> list[int]:
+              force: bool) -> list[tuple[int, bool]]:
         with self._lock:
             sets = []
             counts = []
@@ -154,7 +157,7 @@ class MemoryBulkLedger:
                 for s in [s for s, t in seen.items() if t <= since]:
                     del seen[s]
                 sets.append(seen)
-                counts.append(len(seen) + (subject not in seen))
+                counts.append((len(seen) + (subject not in seen), subject not in seen))
             if force or not _over(claims, counts):
                 for seen in sets:
                     seen[subject] = max(now, seen.get(subject, now))
@@ -181,14 +184,15 @@ _UPSERT = ("INSERT INTO gateway_bulk_subjects VALUES ({0}, {0}, {0}, {0}) "
 
 
 def _claim_in(execute: Callable[..., Any], mark: str, claims: Sequence[BulkClaim],
-              subject: str, *, now: float, since: float, force: bool) -> list[int]:
+              subject: str, *, now: float, since: float, force: bool
+              ) -> list[tuple[int, bool]]:
     """The claim inside a transaction that serialises claims of its counterparties."""
     counts = []
     for c in claims:
         execute(_EXPIRE.format(mark), (c.counterparty, c.counter, since))
         n = int(execute(_COUNT.format(mark), (c.counterparty, c.counter)).fetchone()[0])
         has = execute(_HAS.format(mark), (c.counterparty, c.counter, subject)).fetchone()
-        counts.append(n + (has is None))
+        counts.append((n + (has is None), has is None))
     if force or not _over(claims, counts):
         for c in claims:
             execute(_UPSERT.format(mark), (c.counterparty, c.counter, subject, now))
@@ -208,8 +212,8 @@ class SqliteBulkLedger:
         self._conns.run(lambda conn: (conn.execute(_TABLE), conn.execute(_INDEX)))
 
     def claim(self, claims: Sequence[BulkClaim], subject: str, now: float, since: float,
-              force: bool) -> list[int]:
-        def work(conn: sqlite3.Connection) -> list[int]:
+              force: bool) -> list[tuple[int, bool]]:
+        def work(conn: sqlite3.Connection) -> list[tuple[int, bool]]:
             conn.execute("BEGIN IMMEDIATE")  # every worker's claims, one at a time
             try:
                 counts = _claim_in(conn.execute, "?", claims, subject, now=now, since=since,
@@ -219,7 +223,7 @@ class SqliteBulkLedger:
                 raise
             conn.execute("COMMIT")
             return counts
-        result: list[int] = self._conns.run(work)
+        result: list[tuple[int, bool]] = self._conns.run(work)
         return result
 
     def close(self) -> None:
@@ -247,7 +251,7 @@ class PostgresBulkLedger:
                               code="store_unavailable") from exc
 
     def claim(self, claims: Sequence[BulkClaim], subject: str, now: float, since: float,
-              force: bool) -> list[int]:
+              force: bool) -> list[tuple[int, bool]]:
         import psycopg
 
         try:
@@ -346,7 +350,7 @@ class BulkCounters:
         crossings = tuple(
             BulkCrossing(c.counterparty, c.counter, n, n * s.subject_weight(c.counter),
                          s.threshold(c.counter), s.action(c.counter))
-            for c, n in zip(claims, counts, strict=True) if n > c.limit)
+            for c, (n, new) in zip(claims, counts, strict=True) if new and n > c.limit)
         if not crossings:
             self._remember(claims, subject, now)
             return _NOTHING

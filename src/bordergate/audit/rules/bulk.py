@@ -14,7 +14,10 @@ of the thresholds, not from the gateway's ``bulk-threshold`` entries.
   threshold, reported at the entry that took it over (again if it fell back
   under the near-miss level and rose again);
 * ``bulk_threshold_near``: a counter reached ``near_miss_percent`` (80 %) of its
-  threshold (each time it rises to that level).
+  threshold (each time it rises to that level);
+* ``bulk_threshold_refused``: the gateway's own ``bulk-threshold`` entry (a read
+  it refused, or let cross under an approval): reported as the gateway says it,
+  a denied attempt, never used for the figures.
 
 :func:`bulk_counters` gives the figures per counterparty and counter (for the
 report and the dashboard).  Both inspectors call :func:`access_plan` once per
@@ -38,7 +41,7 @@ if TYPE_CHECKING:
     from bordergate.entries import Entry
 
 __all__ = ["BulkCount", "BulkCounterState", "BulkRules", "access_plan", "bulk_counters",
-           "count_access"]
+           "bulk_threshold_entry", "count_access"]
 
 _SEP = "\x1f"
 
@@ -168,6 +171,24 @@ def _judge(ctx: RuleContext, index: int, t: float, c: _Counter, state: BulkCount
                      f"{near_percent}% or more of the bulk threshold of {c.threshold}",
                      detail)
     state.level = level
+
+
+def bulk_threshold_entry(ctx: RuleContext, index: int, entry: Entry) -> None:
+    """The gateway's ``bulk-threshold`` entry: what it refused (or let cross under an
+    approval), reported with the counters it names (numbers and codes only)."""
+    body = entry.body
+    counters = body.get("counters")
+    named = [c for c in counters if isinstance(c, dict)] if isinstance(counters, list) else []
+    outcome = body.get("outcome")
+    what = "refused" if outcome == "refused" else "let through under an approval"
+    detail = {"outcome": outcome if outcome in ("refused", "approved") else None,
+              "counters": [{k: c.get(k) for k in ("count", "threshold")
+                            if isinstance(c.get(k), int)} |
+                           {k: str(c.get(k))[:80] for k in ("counterparty", "counter", "action")}
+                           for c in named[:20]]}
+    ctx.flag("bulk_threshold_refused", index, entry.time,
+             f"bulk-threshold entry {index}: the gateway {what} a read that would take "
+             f"{len(named)} bulk counter(s) over the threshold", detail)
 
 
 @dataclass(frozen=True)

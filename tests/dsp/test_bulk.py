@@ -1,0 +1,211 @@
+"""Bulk thresholds (issue 14 item 3): settings, counters, the shared table, prohibited data.
+
+The thresholds are checked against the committed text of 28 CFR 202.205; the
+workers' shared table (real SQLite) is driven by two workers' counters at once;
+human 'omic data can never be let across its threshold (§202.303).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from bordergate.config import load_config
+from bordergate.dsp.bulk import (
+    DEFAULT_THRESHOLDS,
+    BulkAction,
+    BulkSettings,
+    FieldCategories,
+    parse_bulk_settings,
+)
+from bordergate.errors import ConfigError
+from bordergate.gateway.bulk_counters import (
+    BulkCounters,
+    MemoryBulkLedger,
+    SqliteBulkLedger,
+)
+from bordergate.residency.schema import demo_schema_path, load_schema
+from tests.gateway.deployment import write_deployment
+
+REGULATIONS = Path(__file__).parent.parent / "data" / "regulations"
+PARENT = {"id": "bob", "org": "bytedance", "org_kind": "parent", "location": "cn",
+          "roles": ["engineer"]}
+LOCAL = {"id": "alice", "org": "ttus", "org_kind": "local", "location": "us", "roles": []}
+CATEGORIES = FieldCategories({"genomes": {"sequence": ("human_genomic", False)},
+                              "users": {"email": ("covered_personal_identifiers", False),
+                                        "where": ("precise_geolocation", False),
+                                        "agency_badge": (None, True)}})
+
+
+def counters(settings: BulkSettings, ledger: object | None = None) -> BulkCounters:
+    return BulkCounters(jurisdiction="us", settings=settings, categories=CATEGORIES,
+                        ledger=ledger or MemoryBulkLedger(),  # type: ignore[arg-type]
+                        countries=("CN",))
+
+
+def subject(n: int) -> str:
+    return f"subject:{n:064x}"
+
+
+def test_default_thresholds_are_the_texts() -> None:
+    """§202.205 (committed excerpt): genomic more than 100, other 'omic, biometric and
+    geolocation (devices) more than 1,000, health and financial more than 10,000,
+    covered personal identifiers more than 100,000; government-related data: any."""
+    text = (REGULATIONS / "28cfr202.205.txt").read_text(encoding="utf-8")
+    assert "more than 1,000 U.S. devices" in text  # (c): geolocation in devices
+    numbers = [int(n.replace(",", "")) for n in re.findall(r"more than ([0-9,]+) U\.S\.", text)]
+    assert sorted(set(numbers)) == [100, 1_000, 10_000, 100_000]
+    assert DEFAULT_THRESHOLDS == {
+        "human_genomic": 100, "human_omic": 1_000, "biometric_identifiers": 1_000,
+        "precise_geolocation": 1_000, "personal_health": 10_000,
+        "personal_financial": 10_000, "covered_personal_identifiers": 100_000,
+        "government_related": 0}
+    combined = BulkSettings().threshold("combined:personal_health+precise_geolocation")
+    assert combined == 1_000  # §202.205(g): the lowest threshold of its categories
+
+
+def test_thresholds_are_part_of_the_deployment_slice(tmp_path: Path) -> None:
+    """Promise 6: the thresholds and actions are reviewed settings: a changed
+    threshold changes the jurisdiction's deployment slice."""
+    from bordergate.releases.deployment_slice import deployment_slice
+
+    path = write_deployment(tmp_path)
+    plain = load_config(path)
+    with path.open("a") as f:
+        f.write("\n[dsp.bulk]\nthresholds = { personal_health = 500 }\n")
+    changed = load_config(path)
+    a, b = deployment_slice(plain, "us"), deployment_slice(changed, "us")
+    assert a.settings["bulk"]["thresholds"]["personal_health"] == 10_000
+    assert b.settings["bulk"]["thresholds"]["personal_health"] == 500
+    assert a.digest != b.digest
+
+
+@pytest.mark.parametrize("table, words", [
+    ({"actions": {"human_genomic": "require_approval"}}, "prohibited"),
+    ({"actions": {"human_omic": "require_approval"}}, "prohibited"),
+    ({"thresholds": {"personal_health": -1}}, "non-negative"),
+    ({"thresholds": {"gossip": 3}}, "unknown category"),
+    ({"actions": {"personal_health": "shrug"}}, "'deny' or 'require_approval'"),
+    ({"devices_per_subject": 0}, "devices_per_subject"),
+    ({"colour": "red"}, "unknown key"),
+], ids=["genomic-approvable", "omic-approvable", "negative", "unknown-category",
+        "unknown-action", "no-devices", "unknown-key"])
+def test_bad_bulk_settings_are_refused(table: dict[str, object], words: str) -> None:
+    """Bad input gets a stable code: ``[dsp.bulk]`` refuses what the text or the
+    product cannot do; human 'omic data is a prohibited transaction at bulk (§202.303)."""
+    with pytest.raises(ValueError, match=words):
+        parse_bulk_settings(table)
+
+
+def test_config_names_the_bad_bulk_key(tmp_path: Path) -> None:
+    """A deployment file whose ``[dsp.bulk]`` makes genomic data approvable does not
+    load (``config_invalid``, naming ``dsp.bulk``)."""
+    path = write_deployment(tmp_path)
+    with path.open("a") as f:
+        f.write('\n[dsp.bulk]\nactions = { human_genomic = "require_approval" }\n')
+    with pytest.raises(ConfigError, match=r"dsp\.bulk") as info:
+        load_config(path)
+    assert info.value.code == "config_invalid"
+
+
+def test_a_default_require_approval_never_reaches_omic_data() -> None:
+    """§202.303: with ``default_action = "require_approval"``, the 'omic categories
+    still deny; other categories take the default."""
+    s = parse_bulk_settings({"default_action": "require_approval"})
+    assert s.action("human_genomic") is BulkAction.DENY
+    assert s.action("personal_health") is BulkAction.REQUIRE_APPROVAL
+    assert s.action("combined:human_omic+personal_health") is BulkAction.DENY
+
+
+def test_prohibited_category_is_refused_even_with_an_approval() -> None:
+    """§202.303: a read that would take human genomic data over its threshold is
+    refused (``bulk_threshold_reached``) although the read presents a valid approval;
+    a ``require_approval`` category crossing goes ahead with one and is recorded."""
+    s = parse_bulk_settings({"thresholds": {"human_genomic": 1, "precise_geolocation": 1},
+                             "actions": {"precise_geolocation": "require_approval"}})
+    c = counters(s)
+    genomic = c.claims(PARENT, None, "genomes", ["sequence"])
+    assert c.check(genomic, subject(1), 1000.0, approved=True).refused is None
+    verdict = c.check(genomic, subject(2), 1001.0, approved=True)
+    assert verdict.refused == "bulk_threshold_reached"
+    assert {(x.counterparty, x.counter, x.count, x.threshold) for x in verdict.crossings} == {
+        ("principal:bob", "human_genomic", 2, 1), ("org:bytedance", "human_genomic", 2, 1)}
+    where = c.claims(PARENT, None, "users", ["where"])
+    assert c.check(where, subject(1), 1002.0, approved=False).refused is None
+    held = c.check(where, subject(2), 1003.0, approved=False)
+    assert held.refused == "bulk_approval_required"
+    passed = c.check(where, subject(2), 1004.0, approved=True)
+    assert passed.refused is None and passed.crossings
+    assert c.check(where, subject(2), 1005.0, approved=False).refused is None  # counted now
+
+
+def test_only_covered_persons_are_counted_and_government_data_is_any_volume() -> None:
+    """A local principal is not a counterparty; the roster's word overrides location;
+    one subject's government-related data crosses its threshold (§202.222: any)."""
+    c = counters(BulkSettings())
+    assert c.claims(LOCAL, None, "users", ["email"]) == []
+    assert c.claims(PARENT, False, "users", ["email"]) == []  # the roster says not covered
+    assert c.claims(LOCAL, True, "users", ["email"])  # the roster says covered
+    gov = c.claims(PARENT, None, "users", ["agency_badge"])
+    verdict = c.check(gov, subject(1), 10.0, approved=False)
+    assert verdict.refused == "bulk_threshold_reached"
+    assert {x.counter for x in verdict.crossings} == {"government_related"}
+
+
+def test_devices_per_subject_scales_precise_geolocation() -> None:
+    """§202.205(c) counts devices: with 3 devices per subject and a threshold of 7
+    devices, 2 subjects (6 devices) pass and the third (9) crosses."""
+    c = counters(parse_bulk_settings({"thresholds": {"precise_geolocation": 7},
+                                      "devices_per_subject": 3}))
+    claims = c.claims(PARENT, None, "users", ["where"])
+    assert c.check(claims, subject(1), 1.0, approved=False).refused is None
+    assert c.check(claims, subject(2), 2.0, approved=False).refused is None
+    verdict = c.check(claims, subject(3), 3.0, approved=False)
+    assert verdict.refused and {x.count for x in verdict.crossings} == {9}
+
+
+def test_workers_sharing_the_table_never_overshoot(tmp_path: Path) -> None:
+    """Counting stays cheap and safe: four workers (threads, each its own counters and
+    connection) read 60 distinct subjects between them against one SQLite table with a
+    threshold of 25: exactly 25 are let through, whoever asks; a subject a worker
+    counted is answered from its memory, without the table."""
+    db = tmp_path / "records.db"
+    s = parse_bulk_settings({"thresholds": {"covered_personal_identifiers": 25}})
+    workers = [counters(s, SqliteBulkLedger(db)) for _ in range(4)]
+    allowed: list[str] = []
+    lock = threading.Lock()
+
+    def work(w: BulkCounters, mine: list[int]) -> None:
+        claims = w.claims(PARENT, None, "users", ["email"])
+        for n in mine:
+            if w.check(claims, subject(n), 100.0 + n, approved=False).refused is None:
+                with lock:
+                    allowed.append(subject(n))
+
+    threads = [threading.Thread(target=work, args=(w, list(range(i, 60, 4))))
+               for i, w in enumerate(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(allowed) == 25
+    w = workers[0]
+    claims = w.claims(PARENT, None, "users", ["email"])
+    known = next(a for a in allowed if int(a[8:], 16) % 4 == 0)
+    assert w.remembered(claims, known, 200.0)
+    assert not w.remembered(claims, known, 200.0 + s.margin_s + 1)  # then the table again
+    for x in workers:
+        x.close()
+
+
+def test_demo_schema_categories_give_counters() -> None:
+    """The demo schema's annotations (item 1) give the counters: a payment row released
+    whole is personal financial data and covered personal identifiers, combined."""
+    cats = FieldCategories.from_schema(load_schema(demo_schema_path()))
+    assert cats.counters("payments", ["amount_minor", "tax_id", "currency"]) == (
+        "covered_personal_identifiers", "personal_financial",
+        "combined:covered_personal_identifiers+personal_financial")
+    assert cats.counters("messages", ["body"]) == ()
