@@ -96,6 +96,9 @@ def test_thresholds_are_part_of_the_deployment_slice(tmp_path: Path) -> None:
 def test_bad_bulk_settings_are_refused(table: dict[str, object], words: str) -> None:
     """Bad input gets a stable code: ``[dsp.bulk]`` refuses what the text or the
     product cannot do; human 'omic data is a prohibited transaction at bulk (§202.303)."""
+    text = (REGULATIONS / "28cfr202.303.txt").read_text(encoding="utf-8")
+    assert "access by that country of concern or covered person to bulk" in text
+    assert "bulk human `omic data" in text  # the prohibition PROHIBITED_AT_BULK encodes
     with pytest.raises(ValueError, match=words):
         parse_bulk_settings(table)
 
