@@ -402,6 +402,8 @@ class Gateway:
         self.jurisdiction = jurisdiction
         # bulk counters per counterparty and DSP category (gateway.bulk_counters)
         self.bulk = bulk if bulk is not None and bulk.active else None
+        # where the dashboard keeps what it read of the log (gateway.dashboard_state)
+        self.dashboard_state_path: str | None = None
         # the jurisdiction's key service (issue 13): when set, this gateway holds no KEK
         # and opens sealed values only with a key released against the logged entry
         self.key_service = key_service

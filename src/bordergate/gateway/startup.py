@@ -56,7 +56,7 @@ from bordergate.key_service_process import provision_key_service
 from bordergate.keys.backend import KeyFileSettings, open_key_backend
 from bordergate.keys.keyring import KeyRing, initialise
 from bordergate.keys.service_client import KeksHeldElsewhere, KeyServiceClient
-from bordergate.locations import parse_log_location
+from bordergate.locations import parse_log_location, parse_store_location
 from bordergate.log_access import (
     log_signer,
     log_verifier,
@@ -271,6 +271,10 @@ def open_gateway(deployment: Deployment, code: str, *,
         limits=deployment.limits, privacy=deployment.privacy,
         budgets=budgets, revocations=revocations, roster=rosters, key_service=key_service,
         bulk=_bulk_counters(deployment, code, schema, j.store))
+    location = parse_store_location(j.store)
+    if location.kind == "sqlite":  # the dashboard's state file, beside the records
+        gateway.dashboard_state_path = str(Path(location.target).with_name(
+            f"dashboard-{code}.json"))
     # every worker applies the log's token-revoke entries (gateway.revocations)
     gateway.revocation_follower = RevocationFollower(revocations, reader)
     gateway.revocation_follower.start()

@@ -76,6 +76,23 @@ class BulkCounterState:
         self.crossings = 0
         self.near_misses = 0
 
+    def add(self, subject: str, t: float, window_s: int) -> int:
+        """Drop the subjects last seen ``window_s`` or more before ``t``, add
+        ``subject`` as seen at ``t``; the subjects it holds now."""
+        seen = self.subjects
+        floor = t - window_s
+        while seen:
+            first = next(iter(seen.items()))
+            if first[1] > floor:
+                break
+            seen.popitem(last=False)
+        if subject in seen:
+            seen.move_to_end(subject)
+            seen[subject] = max(t, seen[subject])
+        else:
+            seen[subject] = t
+        return len(seen)
+
     def to_json(self) -> dict[str, Any]:
         return {"s": dict(self.subjects), "l": self.level, "p": self.peak,
                 "pi": self.peak_index, "c": self.crossings, "n": self.near_misses}
@@ -127,24 +144,12 @@ def count_access(ctx: RuleContext, index: int, t: float,
     rules = ctx.bulk
     assert rules is not None
     s = rules.settings
-    floor = t - s.window_s
     sets = ctx.state.bulk
     for c in plan:
         state = sets.get(c.key)
         if state is None:
             state = sets[c.key] = BulkCounterState()
-        seen = state.subjects
-        while seen:
-            first = next(iter(seen.items()))
-            if first[1] > floor:
-                break
-            seen.popitem(last=False)
-        if subject in seen:
-            seen.move_to_end(subject)
-            seen[subject] = max(t, seen[subject])
-        else:
-            seen[subject] = t
-        units = len(seen) * c.weight
+        units = state.add(subject, t, s.window_s) * c.weight
         if units > state.peak:
             state.peak, state.peak_index = units, index
         _judge(ctx, index, t, c, state, units=units, near_percent=s.near_miss_percent)
