@@ -22,11 +22,7 @@ from bordergate.dsp.bulk import (
     parse_bulk_settings,
 )
 from bordergate.errors import ConfigError
-from bordergate.gateway.bulk_counters import (
-    BulkCounters,
-    MemoryBulkLedger,
-    SqliteBulkLedger,
-)
+from bordergate.gateway.bulk_counters import BulkCounters, MemoryBulkLedger, open_bulk_ledger
 from bordergate.residency.schema import demo_schema_path, load_schema
 from tests.gateway.deployment import write_deployment
 
@@ -170,14 +166,21 @@ def test_devices_per_subject_scales_precise_geolocation() -> None:
     assert verdict.refused and {x.count for x in verdict.crossings} == {9}
 
 
-def test_workers_sharing_the_table_never_overshoot(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store URL of one jurisdiction, SQLite or PostgreSQL (real servers)."""
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'records.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def test_workers_sharing_the_table_never_overshoot(store_url: str) -> None:
     """Counting stays cheap and safe: four workers (threads, each its own counters and
-    connection) read 60 distinct subjects between them against one SQLite table with a
-    threshold of 25: exactly 25 are let through, whoever asks; a subject a worker
-    counted is answered from its memory, without the table."""
-    db = tmp_path / "records.db"
+    connection) read 60 distinct subjects between them against one shared table
+    (SQLite, PostgreSQL) with a threshold of 25: exactly 25 are let through, whoever
+    asks; a subject a worker counted is answered from its memory, without the table."""
     s = parse_bulk_settings({"thresholds": {"covered_personal_identifiers": 25}})
-    workers = [counters(s, SqliteBulkLedger(db)) for _ in range(4)]
+    workers = [counters(s, open_bulk_ledger(store_url)) for _ in range(4)]
     allowed: list[str] = []
     lock = threading.Lock()
 
