@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,13 @@ from bordergate.policy.entities import Principal
 from bordergate.residency.schema import demo_schema_path, load_schema
 from bordergate.tlog.storage.memory import MemoryStorage
 from bordergate.tlog.tiles import TILE_WIDTH, TileRef, decode_bundle
+from tests.approvers import keys_for, signed_body
 from tests.gateway.deployment import Tokens, write_deployment
 from tests.releases.keys import review_policy
 
 LOCAL = Principal("alice", "ttus", "local", "us", frozenset({"engineer"}))
+CAROL = Principal("carol", "oracle", "custodian", "us", frozenset({"approver"}))
+DAVE = Principal("dave", "oracle", "custodian", "us", frozenset({"approver"}))
 PARENT = Principal("bob", "bytedance", "parent", "cn", frozenset({"engineer"}))
 DAY = 86_400
 
@@ -80,6 +83,15 @@ class Bench:
             async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
                 await self._seed(c)
                 return [await self._read(c, n, when) for n, when in steps]
+        return asyncio.run(main())
+
+    def session(self, fn: Callable[[httpx.AsyncClient], Awaitable[Any]]) -> Any:
+        """Seed four subjects (now), then ``fn`` with a client, in one event loop."""
+        async def main() -> Any:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
+                await self._seed(c)
+                return await fn(c)
         return asyncio.run(main())
 
     def _auth(self, who: Principal) -> dict[str, str]:
@@ -223,3 +235,48 @@ def test_the_audit_reports_a_crossing_the_gateway_did_not_stop(not_counting: Ben
     assert ("bulk_threshold_near", indexes[1]) in kinds(ref)
     crossed = next(f for f in ref.findings if f.kind == "bulk_threshold_crossed")
     assert crossed.detail["count"] == 3 and crossed.detail["threshold"] == 2
+
+
+def test_require_approval_holds_the_crossing_until_two_approvers_grant(tmp_path: Path) -> None:
+    """Product policy ``require_approval`` (docs/compliance.md): the read that would
+    cross is refused with ``bulk_approval_required`` (logged); after the existing
+    approval flow (a request, two custodian approvers' signed grants) the same read
+    presenting the approval goes ahead, its ``bulk-threshold`` entry says ``approved``
+    and names the approval, and the audit still reports the crossing."""
+    b = Bench(tmp_path, 'thresholds = { precise_geolocation = 2 }\n'
+                        'actions = { precise_geolocation = "require_approval" }\n')
+    b.gateway.approver_keys = keys_for(["carol", "dave"])
+    read = {"purpose": "interoperability", "fields": "handle,country"}
+
+    async def go(c: httpx.AsyncClient) -> tuple[httpx.Response, httpx.Response, str]:
+        for n, when in [(0, "2030-12-01"), (1, "2030-12-20")]:
+            assert (await b._read(c, n, when)).status_code == 200
+        held = await b._read(c, 2, "2031-01-10")
+        r = await c.post("/v1/approvals", headers=b._auth(PARENT), json={
+            "purpose": "interoperability", "reason": "federation", "collections": ["users"],
+            "classes": ["protected"], "max_duration_s": 600})
+        assert r.status_code == 201, r.text
+        asked = r.json()
+        for who in (CAROL, DAVE):
+            g = await c.post(f"/v1/approvals/{asked['id']}/grant", headers=b._auth(who),
+                             json=signed_body(asked, "grant", who.id, b.gateway.origin))
+            assert g.status_code == 200, g.text
+        passed = await c.get(f"/v1/users/{b.subjects[2]}", params=read,
+                             headers={**b._auth(PARENT), "Bordergate-Approval": asked["id"]})
+        return held, passed, str(asked["id"])
+
+    try:
+        held, passed, approval = b.session(go)
+        assert held.status_code == 403 and held.json()["code"] == "bulk_approval_required"
+        assert passed.status_code == 200, passed.text
+        assert passed.json()["fields"]["country"] == "US"
+        entries = [parse_entry(e) for e in b.entries()]
+        marks = [e.body for e in entries if e.type == "bulk-threshold"]
+        assert [(m["outcome"], m["approval"]) for m in marks] == [
+            ("refused", None), ("approved", approval)]
+        index = int(passed.headers["Bordergate-Log-Index"])
+        ref = b.audit(2, reference=True)
+        assert ("bulk_threshold_crossed", index) in kinds(ref)
+        assert kinds(ref) == kinds(b.audit(2, reference=False))
+    finally:
+        b.gateway.close()
