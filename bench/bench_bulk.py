@@ -18,7 +18,7 @@ Two measurements, each against its baseline in the same run:
    two accelerated inspectors: with the auditor's bulk rules (the demo schema's
    categories) and without.  Prints entries/s of each and their ratio.
 
-Usage: python bench/bench_bulk.py [--entries N] [--reads N]
+Usage: python bench/bench_bulk.py [--entries N] [--reads N] [--only gateway|audit]
 """
 
 from __future__ import annotations
@@ -203,10 +203,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--reads", type=int, default=4000)
+    parser.add_argument("--only", choices=["gateway", "audit"], default=None)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-bulk-") as tmp:
-        gateway_bench(Path(tmp), args.reads)
-    audit_bench(args.entries)
+    if args.only != "audit":
+        with tempfile.TemporaryDirectory(prefix="bench-bulk-") as tmp:
+            gateway_bench(Path(tmp), args.reads)
+    if args.only != "gateway":
+        audit_bench(args.entries)
 
 
 if __name__ == "__main__":
