@@ -215,3 +215,30 @@ def test_demo_schema_categories_give_counters() -> None:
         "covered_personal_identifiers", "personal_financial",
         "combined:covered_personal_identifiers+personal_financial")
     assert cats.counters("messages", ["body"]) == ()
+
+
+def test_the_auditor_states_its_own_schema_thresholds_and_countries(tmp_path: Path) -> None:
+    """The audit's bulk rules come from the auditor's configuration (``schema``, ``bulk``,
+    ``countries_of_concern`` per log), checked like the deployment's: an approvable
+    'omic category is refused with ``config_invalid``; without ``schema`` no rules."""
+    from bordergate.audit.auditor_config import parse_auditor_config
+    from bordergate.audit.run import _bulk_rules
+    from bordergate.tlog.note import Signer
+
+    vkey = Signer.from_seed("us.test/log", bytes(32)).verifier().key_string
+    (tmp_path / "schema.toml").write_bytes(demo_schema_path().read_bytes())
+    base = f'[logs.us]\nlocation = "log"\nvkey = "{vkey}"\n'
+    plain = parse_auditor_config(base.encode(), base_dir=tmp_path).logs["us"]
+    assert _bulk_rules(plain) is None
+    stated = parse_auditor_config(
+        (base + 'schema = "schema.toml"\ncountries_of_concern = ["RU"]\n'
+                'bulk = { thresholds = { personal_financial = 50 } }\n').encode(),
+        base_dir=tmp_path).logs["us"]
+    rules = _bulk_rules(stated)
+    assert rules is not None and rules.countries == ("RU",)
+    assert rules.settings.threshold("personal_financial") == 50
+    assert rules.categories.counters("payments", ["amount_minor"]) == ("personal_financial",)
+    with pytest.raises(ConfigError) as info:
+        parse_auditor_config((base + 'bulk = { actions = { human_omic = "require_approval" } }\n'
+                              ).encode(), base_dir=tmp_path)
+    assert info.value.code == "config_invalid"
