@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bordergate.config_reader import ConfigReader, parse_toml, read_config_file
+from bordergate.dsp.bulk import BulkSettings, parse_bulk_settings
 from bordergate.dsp.countries import DEFAULT_COUNTRIES_OF_CONCERN, parse_countries
 from bordergate.errors import ConfigError, VerificationError
 from bordergate.keys.backend import KeyBackendSettings, parse_key_backend
@@ -298,6 +299,8 @@ class Deployment:
             period (``[privacy]``; docs/exports.md).
         countries_of_concern: ISO 3166-1 alpha-2 codes (``[dsp]``; a reviewed
             setting in every deployment slice; docs/compliance.md).
+        bulk: the bulk thresholds and actions (``[dsp.bulk]``; 28 CFR 202.205, a
+            reviewed setting in every deployment slice; docs/compliance.md).
     """
 
     path: Path
@@ -310,6 +313,7 @@ class Deployment:
     profile: Profile = Profile.PRODUCTION
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     countries_of_concern: tuple[str, ...] = DEFAULT_COUNTRIES_OF_CONCERN
+    bulk: BulkSettings = field(default_factory=BulkSettings)
 
     def jurisdiction(self, code: str) -> Jurisdiction:
         """The jurisdiction called ``code``.
@@ -419,17 +423,29 @@ class _Reader(ConfigReader):
             schema_path=schema, policy_bundle_path=bundle,
             limits=limits, jurisdictions=MappingProxyType(parsed), profile=profile,
             privacy=self.privacy(top_doc.get("privacy")),
-            countries_of_concern=self.countries_of_concern(top_doc.get("dsp")))
+            countries_of_concern=self.countries_of_concern(top_doc.get("dsp")),
+            bulk=self.bulk(top_doc.get("dsp")))
 
     def countries_of_concern(self, body: object) -> tuple[str, ...]:
         """``[dsp] countries_of_concern`` (default: the list of 28 CFR 202.601)."""
-        doc = self.table(body, "dsp", {"countries_of_concern"}, required=False)
+        doc = self.table(body, "dsp", {"countries_of_concern", "bulk"}, required=False)
         if "countries_of_concern" not in doc:
             return DEFAULT_COUNTRIES_OF_CONCERN
         try:
             return parse_countries(doc["countries_of_concern"])
         except ValueError as exc:
             raise self.fail("dsp.countries_of_concern", str(exc)) from None
+
+    def bulk(self, body: object) -> BulkSettings:
+        """``[dsp.bulk]`` (default: the thresholds of 28 CFR 202.205, action ``deny``)."""
+        doc = self.table(body, "dsp", {"countries_of_concern", "bulk"}, required=False)
+        bulk = doc.get("bulk", {})
+        if not isinstance(bulk, dict):
+            raise self.fail("dsp.bulk", "must be a table")
+        try:
+            return parse_bulk_settings(bulk)
+        except ValueError as exc:
+            raise self.fail("dsp.bulk", str(exc)) from None
 
     def privacy(self, body: object) -> PrivacySettings:
         """``[privacy]``: epsilon per export, budgets per period (defaults: PrivacySettings)."""

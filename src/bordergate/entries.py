@@ -96,6 +96,8 @@ ENTRY_TYPES: Mapping[str, frozenset[str]] = MappingProxyType({
     "gateway-start": frozenset({"gateway", "release", "reviewed"}),
     "token-revoke": frozenset({"jti", "by"}),
     "roster": frozenset({"roster", "serial", "key", "signature"}),
+    # a read that would cross a bulk threshold of 28 CFR 202.205 (gateway.bulk_counters)
+    "bulk-threshold": frozenset({"principal", "collection", "subject", "counters", "outcome"}),
 })
 
 #: Decision entries (promise 4), each with the Cedar action it records.

@@ -27,6 +27,8 @@ from typing import Any
 from bordergate.appender import stamp
 from bordergate.audit.bundlestore import BundleLookup
 from bordergate.audit.rosterstore import RosterLookup, RosterStore
+from bordergate.audit.rules.bulk import BulkRules
+from bordergate.dsp.bulk import FieldCategories, parse_bulk_settings
 from bordergate.entries import ENTRY_VERSION, canonical_json, encode_entry, format_time
 from bordergate.gateway.decisions import access_outcome, decision_records
 from bordergate.policy.bundle import (
@@ -88,6 +90,17 @@ PURPOSES = ("operations", "customer_support", "interoperability", "analytics_agg
 Move = Callable[[random.Random], list[bytes]]
 #: The append credentials the differential test's auditor expects (issue 12 item 2).
 APPENDERS = {"us-gw-1": "gateway", "us-release": "release", "us-custodian": "custodian"}
+#: the auditor's bulk rules for generated logs: small thresholds, a one-day window, two
+#: devices per subject, a government-related field (issue 14 item 3)
+BULK = BulkRules(
+    FieldCategories({"users": {
+        "email": ("covered_personal_identifiers", False),
+        "phone": ("covered_personal_identifiers", False),
+        "government_id": ("covered_personal_identifiers", True),
+        "country": ("precise_geolocation", False)}}),
+    parse_bulk_settings({"thresholds": {"covered_personal_identifiers": 5,
+                                        "precise_geolocation": 6},
+                         "devices_per_subject": 2, "window_days": 1}))
 
 
 class LogGenerator:
@@ -118,7 +131,8 @@ class LogGenerator:
             self.key_event, self.migration, self.malformed, self.approval_change_forged,
             self.approval_reach_story, self.approval_refused, self.approval_signature_story,
             self.token_story, self.roster_story, self.appender_story, self.downgraded,
-            self.pre_exports_bundle, self.key_access_story, self.key_access_story]
+            self.pre_exports_bundle, self.key_access_story, self.key_access_story,
+            self.bulk_story, self.bulk_story]
         # the identity authority of "us" (TEST-ONLY key) and its published versions
         self.authority_signer = Signer.from_seed("us-identity", b"\x07" * 32)
         self.rosters: list[tuple[Roster, RosterSignature]] = []
@@ -693,6 +707,29 @@ class LogGenerator:
             "jurisdiction": "us", "operation": "write" if how == "write" else "read",
             "subject": subject, "justified": justified, "leaf": "", "by": "key-service"})
         return [decision, access]
+
+    def bulk_story(self, rng: random.Random) -> list[bytes]:
+        """A covered person (the parent organisation in cn) reading categorised fields of
+        many subjects, some again, some after the one-day window (issue 14 item 3); and
+        the gateway's own ``bulk-threshold`` entry, which the audit does not rely on."""
+        fields = rng.sample(["email", "phone", "country", "government_id", "handle"],
+                            rng.randint(1, 3))
+        factory = rng.choice([self.permissive, self.permissive, self.strict])
+        subjects = [b"%064x" % rng.getrandbits(256) for _ in range(rng.randint(2, 9))]
+        out = []
+        for _ in range(rng.randint(3, 14)):
+            if rng.random() < 0.1:
+                self.t += 2 * 86_400  # past the window: earlier subjects drop out
+            entry = factory.access(PARENT, fields, t=self.tick(rng), purpose="operations")
+            out.append(entry.replace(b"ab" * 32, rng.choice(subjects)))
+        if rng.random() < 0.3:
+            out.append(encode_entry("bulk-threshold", self.tick(rng), {
+                "principal": PARENT.to_json(), "collection": "users",
+                "purpose": "operations", "subject": "subject:" + "ef" * 32,
+                "counters": [{"counterparty": "org:bytedance", "counter": "precise_geolocation",
+                              "subjects": 4, "count": 8, "threshold": 6, "action": "deny"}],
+                "outcome": "refused", "approval": None, "gateway": "us", "release": None}))
+        return out
 
     def key_event(self, rng: random.Random) -> list[bytes]:
         return [encode_entry("key-event", self.tick(rng), {

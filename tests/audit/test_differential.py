@@ -34,7 +34,7 @@ from bordergate.audit.inspection import ReferenceInspector, open_inspector
 from bordergate.audit.rules import keyaccess
 from bordergate.entries import ENTRY_TYPES
 from tests.approvers import keys_for
-from tests.audit.loggen import APPENDERS, ORIGIN, REVIEWERS, LogGenerator
+from tests.audit.loggen import APPENDERS, BULK, ORIGIN, REVIEWERS, LogGenerator
 from tests.releases.keys import review_policy
 
 LOGS = 1000
@@ -56,7 +56,7 @@ def inspector(generator: LogGenerator, *, reference: bool) -> ReferenceInspector
     return open_inspector(reference=reference, jurisdiction="us", origin=ORIGIN,
                           bundles=generator.lookup, reviewers=review_policy(REVIEWERS, 2),
                           approver_keys=keys_for(["carol", "dave"]), tolerance=5.0,
-                          rosters=generator.roster_lookup, appenders=APPENDERS)
+                          rosters=generator.roster_lookup, appenders=APPENDERS, bulk=BULK)
 
 
 def reference_run(generator: LogGenerator, entries: list[bytes]) -> ReferenceInspector:
@@ -125,7 +125,8 @@ def test_both_inspectors_find_the_same_on_generated_logs(generator: LogGenerator
 def _reporting_lines() -> dict[int, str]:
     """The lines of audit/_accelerated.py that report a finding (call a rule or flag)."""
     call = re.compile(r"\b(self\.flag|self\.check|wellformed\.\w+|decisions\.decision_\w+|"
-                      r"decisions\.decided_\w+|releases\.decision_\w+|approvals\.approval_use)\(")
+                      r"decisions\.decided_\w+|releases\.decision_\w+|approvals\.approval_use|"
+                      r"bulk\.count_access)\(")
     source = Path(_accelerated.__file__).read_text(encoding="utf-8").splitlines()
     return {n: line.strip() for n, line in enumerate(source, 1)
             if call.search(line) and not line.lstrip().startswith(("#", "def "))}

@@ -54,6 +54,7 @@ from bordergate.audit.inspection_state import InspectionState
 from bordergate.audit.personal_data import scan_entry
 from bordergate.audit.rules import (
     approvals,
+    bulk,
     decisions,
     privacy,
     releases,
@@ -128,7 +129,7 @@ class AcceleratedInspector(ReferenceInspector):
         self._groups: dict[tuple[str, bytes], DecisionList] = {}
         self._chunk: list[tuple[int, bytes | _RestScan, Entry | VerificationError,
                                 DecisionList | None, _ShapeKey | None]
-                          | tuple[int, float, _Shape]] = []
+                          | tuple[int, float, _Shape, bytes]] = []
         self._plans: dict[_ShapeKey, DecisionChecks] = {}
         self._now_templates: dict[tuple[str, bytes], DecisionList] = {}
         self._new_groups: list[DecisionList] = []
@@ -168,7 +169,7 @@ class AcceleratedInspector(ReferenceInspector):
                     t = (base + frac) / 10**6 if base is not None and frac is not None \
                         else window_time(when)  # as _window_time, inline
                     if t is not None:  # an entry of a known shape: parsed already
-                        chunk.append((index, t, hit))
+                        chunk.append((index, t, hit, m[4]))  # + the subject's hex
                         if len(chunk) >= _CHUNK:
                             self.flush()
                         index += 1
@@ -216,13 +217,13 @@ class AcceleratedInspector(ReferenceInspector):
         new: list[_Shape] = []
         items: list[Any] = []
         for item in part[1]:
-            if len(item) == 3:
+            if len(item) == 4:
                 number = sent.get(id(item[2]))
                 if number is None:
                     number = sent[id(item[2])] = len(self._sent)
                     self._sent.append(item[2])  # kept: ids stay unique
                     new.append(item[2])
-                items.append((item[0], item[1], number))
+                items.append((item[0], item[1], number, item[3]))
             else:
                 items.append(item)
         return new, items
@@ -241,7 +242,7 @@ class AcceleratedInspector(ReferenceInspector):
         if items[0][0] != self.state.size:
             raise ValueError(f"entry {items[0][0]} fed, expected {self.state.size}")
         shapes = self._received
-        self._chunk = [(i[0], i[1], shapes[i[2]]) if len(i) == 3 else i for i in items]
+        self._chunk = [(i[0], i[1], shapes[i[2]], i[3]) if len(i) == 4 else i for i in items]
         self.state.size = items[-1][0] + 1
         self.flush()
 
@@ -256,7 +257,7 @@ class AcceleratedInspector(ReferenceInspector):
             self._ahead.append(([], chunk))
             return
         for item in chunk:
-            if len(item) == 3:
+            if len(item) == 4:
                 self._check_shaped(*item)
                 continue
             index, data, entry, group, _ = item
@@ -436,7 +437,8 @@ class AcceleratedInspector(ReferenceInspector):
             self._release_ok.clear()
         super().check(index, entry, group, pii)
 
-    def _check_shaped(self, index: int, t: float, shape: _Shape) -> None:  # noqa: PLR0912
+    def _check_shaped(self, index: int, t: float, shape: _Shape,  # noqa: PLR0912
+                      subject: bytes) -> None:
         """:meth:`ReferenceInspector.check` of an entry of a known decision shape, at
         time ``t``: the same rules, in the same order, with what follows from the shape
         computed once."""
@@ -479,6 +481,8 @@ class AcceleratedInspector(ReferenceInspector):
                 self._minute, self._minute_row = minute, tally.minutes[str(minute)]
         if plan.budget is not None:
             privacy.budget_spent(self, index, t, plan.budget)
+        if plan.bulk is not None:  # the subject is the entry's own (a window of the shape)
+            bulk.count_access(self, index, t, plan.bulk, "subject:" + subject.decode("ascii"))
         if plan.trusted:
             if abs(group.now - t) > self.tolerance + 1:
                 decisions.decided_away_from_entry_time(self, index, t, shape.entry.type,

@@ -26,6 +26,10 @@ which keys it trusts.  One ``[logs.<jurisdiction>]`` table per log::
                                       # append credentials the log operator accepts, by role
     v1_k_min = 50                     # k_min of bundles without exports.toml (the
                                       # deployment's before issue 11; default 50)
+    schema = "schema.toml"            # the classified schema whose DSP categories the
+                                      # audit counts bulk volumes of (absent: not counted)
+    countries_of_concern = ["CN", ...] # default: 28 CFR 202.601 (dsp.countries)
+    bulk = { thresholds = { ... } }   # as the deployment's [dsp.bulk]; default: the text's
 
 A checkpoint counts as the log's current state only when ``quorum`` of the
 listed witnesses cosigned it within ``max_checkpoint_age_s`` seconds before the
@@ -60,6 +64,8 @@ from typing import Any
 from bordergate.audit.bundlestore import V1_K_MIN
 from bordergate.audit.witness_check import DEFAULT_MAX_AGE
 from bordergate.config_reader import ConfigReader, parse_toml, read_config_file
+from bordergate.dsp.bulk import BulkSettings, parse_bulk_settings
+from bordergate.dsp.countries import DEFAULT_COUNTRIES_OF_CONCERN, parse_countries
 from bordergate.errors import VerificationError
 from bordergate.subjects import JURISDICTION_PATTERN
 from bordergate.tlog.cosignature import CosignatureVerifier
@@ -91,6 +97,10 @@ class LogAudit:
             ``custodian``) the entries must name (empty: not judged).
         v1_k_min: the deployment's ``k_min`` when its bundles had no ``exports.toml``
             (releases before issue 11; entry version 1 bundle reading rules).
+        schema: the classified schema the audit counts bulk volumes by (None: it
+            does not count them; :mod:`bordergate.audit.rules.bulk`).
+        countries_of_concern: the auditor's list (28 CFR 202.601).
+        bulk: the thresholds the audit judges counters against (28 CFR 202.205).
     """
 
     jurisdiction: str
@@ -107,6 +117,9 @@ class LogAudit:
     roster_authority: tuple[str, ...] = ()
     appenders: Mapping[str, str] = field(default_factory=dict)
     v1_k_min: int = V1_K_MIN
+    schema: Path | None = None
+    countries_of_concern: tuple[str, ...] = DEFAULT_COUNTRIES_OF_CONCERN
+    bulk: BulkSettings = field(default_factory=BulkSettings)
 
 
 @dataclass(frozen=True)
@@ -183,7 +196,8 @@ class _Reader(ConfigReader):
         doc = self.table(body, key, {"location", "vkey", "witnesses", "quorum", "bundle_store",
                                      "bundle_dirs", "reviewers", "required_approvals",
                                      "approvers", "approver_keys", "k_min",
-                                     "roster_authority", "appenders", "v1_k_min"})
+                                     "roster_authority", "appenders", "v1_k_min",
+                                     "schema", "countries_of_concern", "bulk"})
         self.no_k_min(doc, key)
         vkey = self.text(doc, key, "vkey")
         try:
@@ -219,7 +233,22 @@ class _Reader(ConfigReader):
             required_approvals=required, approvers=self.texts(doc, key, "approvers"),
             approver_keys=self.approver_keys(doc, key), roster_authority=authority,
             appenders=self.appenders(doc, key),
-            v1_k_min=self.integer(doc, key, "v1_k_min", V1_K_MIN, low=1, high=1_000_000))
+            v1_k_min=self.integer(doc, key, "v1_k_min", V1_K_MIN, low=1, high=1_000_000),
+            schema=self.path(doc, key, "schema") if "schema" in doc else None,
+            **self.dsp(doc, key))
+
+    def dsp(self, doc: Mapping[str, Any], key: str) -> dict[str, Any]:
+        """``countries_of_concern`` and ``bulk``, checked as the deployment's."""
+        out: dict[str, Any] = {}
+        try:
+            if "countries_of_concern" in doc:
+                out["countries_of_concern"] = parse_countries(doc["countries_of_concern"])
+            if "bulk" in doc:
+                bulk = doc["bulk"]
+                out["bulk"] = parse_bulk_settings(bulk if isinstance(bulk, dict) else {"?": 0})
+        except ValueError as exc:
+            raise self.fail(f"{key}.bulk or countries_of_concern", str(exc)) from None
+        return out
 
     def approver_keys(self, doc: Mapping[str, Any], key: str
                       ) -> tuple[tuple[str, tuple[bytes, ...]], ...]:

@@ -100,6 +100,16 @@ FINDING_KINDS: Mapping[str, FindingKind] = _kinds(
      "An export was released without a record of its differential-privacy noise and budget"),
     ("privacy_budget_overspent", "critical", "violation",
      "More privacy budget (epsilon) was spent in a period than the limit recorded for it"),
+    ("bulk_threshold_crossed", "high", "violation",
+     "A covered person (or its organisation) was released data of more U.S. persons "
+     "(devices) of a DSP category in a rolling 12 months than the bulk threshold of "
+     "28 CFR 202.205"),
+    ("bulk_threshold_near", "low", "process",
+     "A covered person's (or its organisation's) bulk counter reached 80% of its "
+     "threshold (28 CFR 202.205) in a rolling 12 months"),
+    ("bulk_threshold_refused", "low", "denied_attempt",
+     "The gateway refused a covered person's read that would cross a bulk threshold "
+     "(28 CFR 202.205), or let it cross under an approval, as its bulk-threshold entry says"),
     ("covered_person_denied", "low", "denied_attempt",
      "A parent-organisation principal abroad asked for protected or restricted data "
      "and was denied (nothing released)"),

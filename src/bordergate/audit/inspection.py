@@ -45,6 +45,7 @@ from bordergate.audit.inspection_state import InspectionState
 from bordergate.audit.personal_data import scan_entry
 from bordergate.audit.rules import (
     approvals,
+    bulk,
     decisions,
     keyaccess,
     migration,
@@ -67,7 +68,7 @@ DECISION_TYPES = decisions.DECISION_TYPES
 _ENTRY_RULES: dict[str, Callable[[RuleContext, int, Entry], None]] = {
     "token-revoke": tokens.token_revoke, "migration": migration.migration,
     "legacy-deletion": migration.legacy_deletion, "roster": rosters.roster_entry,
-    "key-access": keyaccess.key_access}
+    "key-access": keyaccess.key_access, "bulk-threshold": bulk.bulk_threshold_entry}
 
 
 class ReferenceInspector(RuleContext):

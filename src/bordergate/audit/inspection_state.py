@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bordergate.audit.findings import Finding
+from bordergate.audit.rules.bulk import BulkCounterState
 from bordergate.audit.tally import ApprovalTrack, Tally
 
 __all__ = ["InspectionState"]
@@ -41,6 +42,8 @@ class InspectionState:
         key_claims: ``[index, justified, leaf, operation, subject]`` of each
             ``key-access`` entry not yet matched to its justification
             (``audit.rules.keyaccess``).
+        bulk: the subjects of each bulk counter, by counterparty and counter
+            (``audit.rules.bulk``).
     """
 
     size: int = 0
@@ -58,6 +61,7 @@ class InspectionState:
     migrated: dict[str, list[Any]] = field(default_factory=dict)
     max_version: int = 0
     key_claims: list[list[Any]] = field(default_factory=list)
+    bulk: dict[str, BulkCounterState] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"size": self.size, "max_time": self.max_time, "tally": self.tally.to_json(),
@@ -69,7 +73,8 @@ class InspectionState:
                 "roster_entries": {k: [i, t] for k, (i, t) in self.roster_entries.items()},
                 "roster_in_force": self.roster_in_force, "roster_serial": self.roster_serial,
                 "migrated": self.migrated, "max_version": self.max_version,
-                "key_claims": self.key_claims}
+                "key_claims": self.key_claims,
+                "bulk": {k: v.to_json() for k, v in self.bulk.items()}}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> InspectionState:
@@ -98,4 +103,6 @@ class InspectionState:
             else int(data["roster_serial"]),
             migrated={str(k): list(v) for k, v in dict(data.get("migrated", {})).items()},
             max_version=int(data.get("max_version", 0)),
-            key_claims=[list(c) for c in data.get("key_claims", [])])
+            key_claims=[list(c) for c in data.get("key_claims", [])],
+            bulk={str(k): BulkCounterState.from_json(v)
+                  for k, v in dict(data.get("bulk", {})).items()})

@@ -64,10 +64,13 @@ from bordergate.audit.logstate import AuditStateStore, decode_state
 from bordergate.audit.logstate_dir import DirectoryStateStore, state_file_name
 from bordergate.audit.rosterstore import RosterStore
 from bordergate.audit.rules import keyaccess
+from bordergate.audit.rules.bulk import BulkRules
 from bordergate.audit.witness_check import WitnessCheck, check_witnesses
+from bordergate.dsp.bulk import FieldCategories
 from bordergate.errors import BordergateError, ConfigError, VerificationError
 from bordergate.releases.ledger import ReleaseLedger
 from bordergate.releases.review import reviewers_from
+from bordergate.residency.schema import load_schema
 from bordergate.roster import RosterAuthority
 from bordergate.tlog import merkle
 from bordergate.tlog.checkpoint import open_checkpoint
@@ -377,7 +380,19 @@ def _inspector(config: AuditorConfig, audit: LogAudit, origin: str,
         if audit.reviewers else _no_reviewers(), approvers=audit.approvers,
         approver_keys=MappingApproverKeys(dict(audit.approver_keys)),
         tolerance=config.time_tolerance, state=state, rosters=rosters.lookup,
-        appenders=audit.appenders)
+        appenders=audit.appenders, bulk=_bulk_rules(audit))
+
+
+def _bulk_rules(audit: LogAudit) -> BulkRules | None:
+    """The bulk rules the auditor states for a log (None: it names no schema).
+
+    Raises:
+        ConfigError: the schema cannot be read or is invalid.
+    """
+    if audit.schema is None:
+        return None
+    return BulkRules(FieldCategories.from_schema(load_schema(audit.schema)),
+                     audit.bulk, audit.countries_of_concern)
 
 
 def _helper_inspector(config: AuditorConfig, audit: LogAudit, origin: str

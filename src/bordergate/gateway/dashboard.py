@@ -7,12 +7,23 @@ every two seconds and draws:
 
 * the log: size, checkpoint age, the cosignature lines on the checkpoint;
 * decisions per second over the last minute, by field class and destination
-  (where the principal works), read from the log's newest entries;
+  (where the principal works);
+* bulk counters per counterparty and DSP category (28 CFR 202.205), recomputed
+  from the ``access`` entries as the audit does, and the privacy budgets spent
+  per principal and collection (the latest each ``export`` entry records);
 * pending approvals (from the approvals store), latest releases and gateway
   starts (from the log's release entries);
 * the last audit's findings, from the ``report.json`` named by the
   ``BORDERGATE_AUDIT_REPORT`` environment variable (a file, or a directory
   holding ``report.json``) when it is set.
+
+The whole log is read, from entry 0, at most ``per_look`` entries each time the
+data is asked for (a long log is read over several polls): until it has caught
+up, the document's ``view`` says the view is **partial** (entries read of the
+log's size), and the page says so.  What was read is kept in a state file
+(:mod:`bordergate.gateway.dashboard_state`; ``BORDERGATE_DASHBOARD_STATE``, or
+beside a SQLite store), checked against the log's leaf hash when read back, so
+a restart continues where it stopped.
 
 The page holds no subject data and no field values (the log holds none);
 everything shown is escaped by the script (``textContent`` only).  This module
@@ -27,6 +38,7 @@ import os
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,8 +48,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from bordergate.audit.rules.bulk import BulkCounterState
+from bordergate.dsp.bulk import BulkSettings, FieldCategories, counterparties, is_covered
+from bordergate.dsp.countries import DEFAULT_COUNTRIES_OF_CONCERN
 from bordergate.entries import DECISION_ACTIONS, parse_entry
 from bordergate.errors import BordergateError
+from bordergate.gateway.dashboard_state import DashboardState, load_state, save_state
+from bordergate.tlog import merkle
 from bordergate.tlog.cosignature import cosignature_timestamp
 from bordergate.tlog.note import parse_signature_lines
 from bordergate.tlog.tiles import TILE_WIDTH
@@ -45,11 +62,14 @@ from bordergate.tlog.tiles import TILE_WIDTH
 if TYPE_CHECKING:
     from bordergate.gateway.service import Gateway
 
-__all__ = ["REPORT_ENV", "DashboardFeed", "dashboard_app"]
+__all__ = ["REPORT_ENV", "STATE_ENV", "DashboardFeed", "dashboard_app"]
 
 REPORT_ENV = "BORDERGATE_AUDIT_REPORT"
+STATE_ENV = "BORDERGATE_DASHBOARD_STATE"
 _WEB = Path(__file__).resolve().parents[1] / "web"
-_TAIL = 4096          # newest entries read when the dashboard starts on a long log
+_PER_LOOK = 65_536    # entries read each time the data is asked for (then: partial view)
+_SAVE_EVERY = 5.0     # seconds between state file writes while reading
+_SEP = "\x1f"
 _WINDOW = 60.0        # seconds of decisions in the rate
 _MAX_REPORT = 32 << 20
 _CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
@@ -65,31 +85,69 @@ class DashboardFeed:
     """What the dashboard shows, read incrementally from one gateway's log and stores."""
 
     def __init__(self, gateway: Gateway, *, report_path: str | None = None,
-                 clock: Any = time.time) -> None:
+                 state_path: str | Path | None = None, clock: Any = time.time,
+                 per_look: int = _PER_LOOK) -> None:
         self.gateway = gateway
         self.report_path = report_path if report_path is not None else os.environ.get(REPORT_ENV)
         self.clock = clock
-        self.seen = 0
+        self.per_look = per_look
+        found = state_path or os.environ.get(STATE_ENV) or \
+            getattr(gateway, "dashboard_state_path", None)
+        self.state_path = Path(found) if found else None
+        self.state = DashboardState(gateway.origin)
+        self.restored: DashboardState | None = None
+        self.note: str | None = None        # why the reading started over, if it did
+        self.restored_from = 0              # the entry the saved state let us start at
+        self.unreadable: str | None = None  # a bundle that could not be read
+        if self.state_path is not None:
+            self.restored, self.note = load_state(self.state_path)
+        self.saved_at = 0.0
         self.decisions: deque[tuple[float, str, str, int]] = deque()
-        self.types: Counter[str] = Counter()
-        self.releases: dict[str, dict[str, Any]] = {}
-        self.starts: deque[dict[str, Any]] = deque(maxlen=10)
         self.checkpoint_seen: tuple[int, bytes, float] | None = None
+        self._bulk_rules()
         self._lock = threading.Lock()
+
+    def _bulk_rules(self) -> None:
+        counters = self.gateway.bulk
+        if counters is not None:
+            self.bulk_settings, self.categories = counters.settings, counters.categories
+            self.countries: frozenset[str] = counters.countries
+        else:  # not counted at this gateway: shown against the text's thresholds
+            self.bulk_settings = BulkSettings()
+            self.categories = FieldCategories.from_schema(self.gateway.schema)
+            self.countries = frozenset(DEFAULT_COUNTRIES_OF_CONCERN)
 
     def data(self) -> dict[str, Any]:
         """The dashboard's JSON document, now."""
         with self._lock:
             now = float(self.clock())
             log = self._log(now)
+            st = self.state
             return {
                 "jurisdiction": self.gateway.jurisdiction, "now": now, "log": log,
-                "rates": self._rates(now), "entry_types": dict(self.types.most_common()),
+                "view": self._view(log["size"]),
+                "rates": self._rates(now), "entry_types": dict(st.types.most_common()),
                 "approvals": self._approvals(now),
-                "releases": sorted(self.releases.values(), key=lambda r: -r["index"])[:10],
-                "starts": list(self.starts)[::-1],
+                "releases": sorted(st.releases.values(), key=lambda r: -r["index"])[:10],
+                "starts": list(st.starts)[::-1],
+                "bulk": self._bulk(),
+                "budgets": sorted(st.budgets.values(),
+                                  key=lambda b: (-b["period"], b["scope"], b["name"]))[:50],
                 "audit": self._audit(),
             }
+
+    def _view(self, size: int) -> dict[str, Any]:
+        """How much of the log the view covers, and why it may not be all of it."""
+        seen = self.state.seen
+        partial = seen < size or self.unreadable is not None
+        reason = None
+        if self.unreadable is not None:
+            reason = f"a part of the log could not be read ({self.unreadable})"
+        elif seen < size:
+            reason = f"catching up: {seen:,} of {size:,} entries read so far"
+        return {"entries_read": seen, "log_size": size, "partial": partial, "reason": reason,
+                "restored_from": self.restored_from, "note": self.note,
+                "state_file": str(self.state_path) if self.state_path else None}
 
     # -- the log --------------------------------------------------------------------
     def _log(self, now: float) -> dict[str, Any]:
@@ -103,61 +161,167 @@ class DashboardFeed:
         cosigs = _cosignatures(signed.note, cp.origin)
         stamps = [c["time"] for c in cosigs if c["time"] is not None]
         since = max(stamps) if stamps else self.checkpoint_seen[2]
-        self._scan(cp.size)
+        self._restore(cp.size)
+        self._scan(cp.size, now)
         return {"origin": cp.origin, "size": cp.size, "root": cp.root.hex(),
                 "checkpoint_age_s": max(0.0, round(now - since, 1)),
                 "cosignatures": cosigs}
 
-    def _scan(self, size: int) -> None:
-        """Read the entries added since the last look (at most the newest ``_TAIL``)."""
-        start = max(self.seen, size - _TAIL)
+    def _restore(self, size: int) -> None:
+        """Take the saved state if it is of this log (its last entry's leaf hash is the
+        log's), once; else read from entry 0 and say why."""
+        saved, self.restored = self.restored, None
+        if saved is None:
+            return
+        if saved.matches(self.gateway.origin, size, self._leaf_at):
+            self.state, self.restored_from = saved, saved.seen
+        else:
+            self.note = (f"the saved state (entry {saved.seen:,}) does not match this log: "
+                         "read again from entry 0")
+
+    def _leaf_at(self, index: int) -> str | None:
+        bundle = index // TILE_WIDTH
+        try:
+            entries = self.gateway.log_reader.bundle(bundle, index % TILE_WIDTH + 1)
+        except BordergateError:
+            return None
+        return merkle.leaf_hash(entries[index % TILE_WIDTH]).hex()
+
+    def _scan(self, size: int, now: float) -> None:
+        """Read the entries added since the last look, at most ``per_look`` of them."""
+        st = self.state
         reader = self.gateway.log_reader
-        index = start
-        while index < size:
+        index = st.seen
+        stop = min(size, index + self.per_look)
+        self.unreadable = None
+        last = b""
+        while index < stop:
             bundle = index // TILE_WIDTH
             width = min(TILE_WIDTH, size - bundle * TILE_WIDTH)
             try:
                 entries = reader.bundle(bundle, width)
-            except BordergateError:
+            except BordergateError as exc:
+                self.unreadable = exc.code
                 break
-            for offset in range(index - bundle * TILE_WIDTH, width):
-                self._take(bundle * TILE_WIDTH + offset, entries[offset])
-            index = bundle * TILE_WIDTH + width
-        self.seen = index
+            end = min(width, stop - bundle * TILE_WIDTH)
+            for offset in range(index - bundle * TILE_WIDTH, end):
+                last = entries[offset]
+                self._take(bundle * TILE_WIDTH + offset, last, now)
+            index = bundle * TILE_WIDTH + end
+        if index != st.seen:
+            st.seen, st.last_leaf = index, merkle.leaf_hash(last).hex()
+            self._save(now, force=index >= size)
 
-    def _take(self, index: int, data: bytes) -> None:
+    def _save(self, now: float, *, force: bool) -> None:
+        if self.state_path is None or (not force and now - self.saved_at < _SAVE_EVERY):
+            return
+        try:
+            save_state(self.state_path, self.state)
+            self.saved_at = now
+        except OSError as exc:
+            self.note = f"the state file cannot be written ({exc.strerror}): kept in memory"
+
+    def _take(self, index: int, data: bytes, now: float) -> None:
+        st = self.state
         try:
             entry = parse_entry(data)
         except BordergateError:
-            self.types["malformed"] += 1
+            st.types["malformed"] += 1
             return
-        self.types[entry.type] += 1
+        st.types[entry.type] += 1
         body = entry.body
         if entry.type in DECISION_ACTIONS:
-            principal = body.get("principal")
-            where = principal.get("location") if isinstance(principal, dict) else None
-            per_class: Counter[str] = Counter()
-            for record in body.get("decisions") or []:
-                if isinstance(record, dict) and record.get("allowed") is True:
-                    per_class[str(record.get("class") or entry.type)[:24]] += 1
-            for cls, n in per_class.items():
-                self.decisions.append((entry.time, cls, str(where)[:16], n))
+            if entry.time >= now - 5 * _WINDOW:
+                self._rate(entry.time, entry.type, body)
+            if entry.type == "access":
+                self._count_bulk(body, entry.time)
+            elif entry.type == "export":
+                self._budget(index, body)
         elif entry.type == "release":
             manifest = body.get("manifest")
             if not isinstance(manifest, dict):
                 manifest = {}
-            self.releases[str(body.get("release"))] = {
+            st.releases[str(body.get("release"))] = {
                 "index": index, "id": str(body.get("release"))[:80], "time": entry.time,
                 "version": str(manifest.get("version"))[:40], "approvals": 0, "rejections": 0}
         elif entry.type == "release-review":
-            release = self.releases.get(str(body.get("release")))
+            release = st.releases.get(str(body.get("release")))
             if release is not None:
                 key = "approvals" if body.get("verdict") == "approve" else "rejections"
                 release[key] += 1
         elif entry.type == "gateway-start":
-            self.starts.append({"index": index, "time": entry.time,
-                                "release": str(body.get("release"))[:80],
-                                "reviewed": body.get("reviewed") is True})
+            st.starts = [*st.starts[-9:], {"index": index, "time": entry.time,
+                                           "release": str(body.get("release"))[:80],
+                                           "reviewed": body.get("reviewed") is True}]
+
+    def _rate(self, t: float, kind: str, body: Mapping[str, Any]) -> None:
+        principal = body.get("principal")
+        where = principal.get("location") if isinstance(principal, dict) else None
+        per_class: Counter[str] = Counter()
+        for record in body.get("decisions") or []:
+            if isinstance(record, dict) and record.get("allowed") is True:
+                per_class[str(record.get("class") or kind)[:24]] += 1
+        for cls, n in per_class.items():
+            self.decisions.append((t, cls, str(where)[:16], n))
+
+    def _count_bulk(self, body: Mapping[str, Any], t: float) -> None:
+        """As the audit counts (``audit.rules.bulk``), with the roster in force now."""
+        principal, released = body.get("principal"), body.get("released")
+        collection, subject = body.get("collection"), body.get("subject")
+        if not isinstance(principal, dict) or not isinstance(released, list) or \
+                not isinstance(collection, str) or not isinstance(subject, str) or \
+                body.get("outcome") not in ("allow", "partial"):
+            return
+        roster = self.gateway.roster.roster if self.gateway.roster is not None else None
+        listed = roster.principal(str(principal.get("id"))) if roster is not None else None
+        covered = None if roster is None else bool(listed and listed.covered_person)
+        if not is_covered(principal, covered, self.countries):
+            return
+        names = [n for n in released if isinstance(n, str)]
+        for counter in self.categories.counters(collection, names):
+            for party in counterparties(principal):
+                key = party[:120] + _SEP + counter
+                state = self.state.bulk.get(key)
+                if state is None:
+                    state = self.state.bulk[key] = BulkCounterState()
+                units = state.add(subject, t, self.bulk_settings.window_s) * \
+                    self.bulk_settings.subject_weight(counter)
+                state.peak = max(state.peak, units)
+
+    def _budget(self, index: int, body: Mapping[str, Any]) -> None:
+        """The budget an allowed export says it left: spent and limit right after it."""
+        budget, principal = body.get("budget"), body.get("principal")
+        if not isinstance(budget, dict) or not isinstance(principal, dict):
+            return
+        period, period_s = budget.get("period"), budget.get("period_s")
+        for scope, name in (("principal", principal.get("id")),
+                            ("dataset", body.get("collection"))):
+            part = budget.get(scope)
+            if not isinstance(part, dict) or not isinstance(period, int):
+                continue
+            spent, limit = part.get("spent_micro"), part.get("limit_micro")
+            if isinstance(spent, int) and isinstance(limit, int):
+                self.state.budgets[f"{scope}/{name}/{period}"] = {
+                    "scope": scope, "name": str(name)[:120], "period": period,
+                    "period_s": period_s if isinstance(period_s, int) else None,
+                    "spent_micro": spent, "limit_micro": limit, "index": index}
+
+    def _bulk(self) -> list[dict[str, Any]]:
+        """The bulk counters, largest share of their threshold first."""
+        s = self.bulk_settings
+        out: list[dict[str, Any]] = []
+        for key, state in self.state.bulk.items():
+            party, counter = key.split(_SEP, 1)
+            threshold = s.threshold(counter)
+            current = len(state.subjects) * s.subject_weight(counter)
+            out.append({"counterparty": party, "counter": counter, "current": current,
+                        "peak": state.peak, "threshold": threshold,
+                        "unit": "devices" if s.subject_weight(counter) > 1 or
+                        counter == "precise_geolocation" else "persons",
+                        "share": round(state.peak / threshold, 3) if threshold else None})
+        out.sort(key=lambda r: (-float(r["share"] if r["share"] is not None else 1e9),
+                                str(r["counterparty"]), str(r["counter"])))
+        return out[:100]
 
     def _rates(self, now: float) -> dict[str, Any]:
         while self.decisions and self.decisions[0][0] < now - 5 * _WINDOW:
@@ -232,9 +396,10 @@ def _cosignatures(note: bytes, origin: str) -> list[dict[str, Any]]:
     return out
 
 
-def dashboard_app(gateway: Gateway, *, report_path: str | None = None) -> Starlette:
+def dashboard_app(gateway: Gateway, *, report_path: str | None = None,
+                  state_path: str | None = None) -> Starlette:
     """The dashboard's Starlette app, to mount at ``/dashboard`` on the gateway."""
-    feed = DashboardFeed(gateway, report_path=report_path)
+    feed = DashboardFeed(gateway, report_path=report_path, state_path=state_path)
     headers = {"Content-Security-Policy": _CSP, "Cache-Control": "no-store",
                "X-Content-Type-Options": "nosniff"}
 

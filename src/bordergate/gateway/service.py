@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -87,6 +88,7 @@ from bordergate.errors import (
 from bordergate.gateway import approvals as appr
 from bordergate.gateway.approval_scope import MemorySubjectLedger, SubjectLedger, parse_scope
 from bordergate.gateway.auth import TokenVerifier, VerifiedTokenCache
+from bordergate.gateway.bulk_counters import BulkCounters
 from bordergate.gateway.decisions import (
     DecisionCache,
     access_outcome,
@@ -395,8 +397,13 @@ class Gateway:
         approver_keys: ApproverKeys | None = None,
         roster: RosterInForce | None = None,
         key_service: KeyServiceClient | None = None,
+        bulk: BulkCounters | None = None,
     ) -> None:
         self.jurisdiction = jurisdiction
+        # bulk counters per counterparty and DSP category (gateway.bulk_counters)
+        self.bulk = bulk if bulk is not None and bulk.active else None
+        # where the dashboard keeps what it read of the log (gateway.dashboard_state)
+        self.dashboard_state_path: str | None = None
         # the jurisdiction's key service (issue 13): when set, this gateway holds no KEK
         # and opens sealed values only with a key released against the logged entry
         self.key_service = key_service
@@ -591,6 +598,8 @@ class Gateway:
         self.approvals.close()
         self.budgets.close()
         self.subject_ledger.close()
+        if self.bulk is not None:
+            self.bulk.close()
         self.vault.store.close()
 
     # -- subjects and records ------------------------------------------------
@@ -749,6 +758,9 @@ class Gateway:
                               code="record_unreadable") from exc
         if hinted is not None and hinted != owner:
             raise NotFound("no such record of that subject", code="record_not_found")
+        if self.bulk is not None and allowed:
+            await self._bulk_check(request, presented, owner,
+                                   [n for n in allowed if n in values], now)
         released = (plan.released if len(values) == len(allowed)
                     else canonical_json(sorted(values)))
         entry = plan.entry.fill(
@@ -774,6 +786,46 @@ class Gateway:
         except VerificationError:  # erased and re-created elsewhere: ask again
             self.key_service.evict(record.subject)
             return None
+    async def _bulk_check(self, request: _ReadRequest, presented: appr.ApprovalRecord | None,
+                          owner: SubjectId, names: list[str], now: float) -> None:
+        """Refuse a read that would take a bulk counter over its threshold (28 CFR
+        202.205): the ``bulk-threshold`` entry is logged first, then
+        ``bulk_threshold_reached`` or ``bulk_approval_required`` (403); an approved
+        crossing is logged and goes ahead.  The shared table is asked only for a
+        subject this worker has not seen counted (gateway.bulk_counters).
+
+        Raises:
+            DeniedAfterLogging: refused (logged).
+            Unavailable: the shared counters or the log are down (nothing released).
+        """
+        assert self.bulk is not None
+        principal = request.principal.to_json()
+        roster = self.roster.roster if self.roster is not None else None
+        listed = roster.principal(request.principal.id) if roster is not None else None
+        covered = None if roster is None else bool(listed and listed.covered_person)
+        claims = self.bulk.claims(principal, covered, request.collection, names)
+        subject = self.pseudonyms.subject(str(owner))
+        if not claims or self.bulk.remembered(claims, subject, now):
+            return
+        approved = presented is not None and presented.valid(int(now))
+        verdict = await self._off_loop(
+            functools.partial(self.bulk.check, claims, subject, now, approved=approved))
+        if not verdict.crossings:
+            return
+        body = {"principal": principal, "collection": request.collection,
+                "purpose": request.purpose, "subject": subject, "gateway": self.jurisdiction,
+                "counters": [x.to_json() for x in verdict.crossings],
+                "outcome": "refused" if verdict.refused else "approved",
+                "approval": presented.id if presented is not None else None,
+                **request.vouched}
+        index, _ = await self._log_decision(self._entry("bulk-threshold", now, body))
+        if verdict.refused is not None:
+            raise DeniedAfterLogging(
+                "the read would take a bulk counter of 28 CFR 202.205 over its threshold",
+                log_index=index, code=verdict.refused,
+                members={"collection": request.collection, "purpose": request.purpose,
+                         "bulk": body["counters"],
+                         "log": {"origin": self.origin, "index": index}})
 
     async def _open_justified(self, record: SealedRecord, entry: bytes,
                               promise: bytes) -> dict[str, Any]:

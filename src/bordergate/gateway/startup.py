@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bordergate.config import Deployment, Jurisdiction, Limits
+from bordergate.dsp.bulk import FieldCategories
 from bordergate.entries import Entry, Pseudonymizer, parse_entry
 from bordergate.entry_state import state_keys
 from bordergate.errors import BordergateError, ConfigError
@@ -47,6 +48,7 @@ from bordergate.gateway.approvals import (
     reconcile_approvals,
 )
 from bordergate.gateway.auth import TokenVerifier, parse_public_key
+from bordergate.gateway.bulk_counters import BulkCounters, open_bulk_ledger
 from bordergate.gateway.revocations import RevocationFollower, TokenRevocations, follow_log
 from bordergate.gateway.roster_in_force import RosterFollower, RosterInForce, follow_rosters
 from bordergate.gateway.service import Gateway, LogAppender, SequencerLog
@@ -54,7 +56,7 @@ from bordergate.key_service_process import provision_key_service
 from bordergate.keys.backend import KeyFileSettings, open_key_backend
 from bordergate.keys.keyring import KeyRing, initialise
 from bordergate.keys.service_client import KeksHeldElsewhere, KeyServiceClient
-from bordergate.locations import parse_log_location
+from bordergate.locations import parse_log_location, parse_store_location
 from bordergate.log_access import (
     log_signer,
     log_verifier,
@@ -68,7 +70,7 @@ from bordergate.policy.engine import PolicyEngine
 from bordergate.privacy.budget import open_budget_store
 from bordergate.profile import Profile, refuse_unreviewed
 from bordergate.receipts import ReceiptSigner
-from bordergate.residency.schema import load_schema
+from bordergate.residency.schema import Schema, load_schema
 from bordergate.residency.stores import open_record_store
 from bordergate.residency.vault import Vault
 from bordergate.roster.publication import authority_for, create_development_authority_key
@@ -267,7 +269,12 @@ def open_gateway(deployment: Deployment, code: str, *,
         pseudonyms=pseudonyms, approvals=approvals, peers=deployment.gateway_urls(),
         subject_ledger=open_subject_ledger(j.store),
         limits=deployment.limits, privacy=deployment.privacy,
-        budgets=budgets, revocations=revocations, roster=rosters, key_service=key_service)
+        budgets=budgets, revocations=revocations, roster=rosters, key_service=key_service,
+        bulk=_bulk_counters(deployment, code, schema, j.store))
+    location = parse_store_location(j.store)
+    if location.kind == "sqlite":  # the dashboard's state file, beside the records
+        gateway.dashboard_state_path = str(Path(location.target).with_name(
+            f"dashboard-{code}.json"))
     # every worker applies the log's token-revoke entries (gateway.revocations)
     gateway.revocation_follower = RevocationFollower(revocations, reader)
     gateway.revocation_follower.start()
@@ -275,6 +282,19 @@ def open_gateway(deployment: Deployment, code: str, *,
         gateway.roster_follower = RosterFollower(rosters, reader)
         gateway.roster_follower.start()
     return gateway
+
+
+def _bulk_counters(deployment: Deployment, code: str, schema: Schema,
+                   store: str) -> BulkCounters | None:
+    """The worker's bulk counters (28 CFR 202.205), or None where none are kept
+    (disabled, or the jurisdiction's subjects are not U.S. persons)."""
+    settings = deployment.bulk
+    if not settings.enabled or code not in settings.jurisdictions:
+        return None
+    return BulkCounters(jurisdiction=code, settings=settings,
+                        categories=FieldCategories.from_schema(schema),
+                        ledger=open_bulk_ledger(store),
+                        countries=deployment.countries_of_concern)
 
 
 async def start_gateway(deployment: Deployment, code: str, *, unreviewed: bool,

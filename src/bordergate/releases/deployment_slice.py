@@ -21,6 +21,8 @@ to start naming the setting.  The slice of jurisdiction ``code``::
        "gateway_urls": {"eu": "https://...", ...},   the map clients trust
        "roster_authority_keys": ["us-identity-authority+..."] or null (no roster),
        "countries_of_concern": ["CN", "CU", ...],   28 CFR 202.601, reviewed
+       "bulk": {"thresholds": {...}, "actions": {...}, "devices_per_subject": 1,
+                "window_s": ..., "margin_s": ..., ...},   28 CFR 202.205, reviewed
        "key_service": {"url": ..., "cache_seconds": ..., "window_seconds": ...}}}
                                                  only when the jurisdiction has one
 
@@ -65,6 +67,8 @@ ROSTER_AUTHORITY_KEYS = "roster_authority_keys"
 COUNTRIES_OF_CONCERN = "countries_of_concern"
 #: the key service's URL, data-key cache lifetime and freshness window (issue 13)
 KEY_SERVICE = "key_service"
+#: the bulk thresholds and actions (28 CFR 202.205): a reviewed setting
+BULK = "bulk"
 MAX_SETTINGS_BYTES = 16 * 1024
 
 
@@ -139,6 +143,7 @@ def deployment_slice(deployment: Deployment, code: str,
         "gateway_urls": dict(sorted(deployment.gateway_urls().items())),
         ROSTER_AUTHORITY_KEYS: _roster_authority_keys(j),
         COUNTRIES_OF_CONCERN: list(deployment.countries_of_concern),
+        BULK: deployment.bulk.to_json(),
     }
     if j.key_service is not None:
         ks = j.key_service

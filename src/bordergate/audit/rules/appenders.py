@@ -32,7 +32,7 @@ __all__ = ["ROLE_TYPES", "appender_attribution"]
 #: The entry types each appender role may write.
 ROLE_TYPES: Mapping[str, frozenset[str]] = MappingProxyType({
     "gateway": frozenset({*DECISION_ACTIONS, *APPROVAL_CHANGE_TYPES, "approval-request",
-                          "approval-refused", "gateway-start", "key-event"}),
+                          "approval-refused", "gateway-start", "key-event", "bulk-threshold"}),
     "release": frozenset({"release", "release-review"}),
     "custodian": frozenset({"key-event", "token-revoke", "roster", "migration",
                             "legacy-deletion"}),

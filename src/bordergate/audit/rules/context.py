@@ -16,6 +16,7 @@ from bordergate.audit.bundlestore import BundleLookup
 from bordergate.audit.findings import Finding
 from bordergate.audit.inspection_state import InspectionState
 from bordergate.audit.rosterstore import RosterLookup
+from bordergate.audit.rules.bulk import BulkRules
 from bordergate.entries import parse_entry
 from bordergate.errors import VerificationError
 from bordergate.releases.ledger import ReleaseLedger
@@ -35,7 +36,8 @@ class RuleContext:
                  approvers: Iterable[str] = (), approver_keys: ApproverKeys | None = None,
                  tolerance: float = 5.0, state: InspectionState | None = None,
                  rosters: Callable[[RosterSignature], RosterLookup] | None = None,
-                 appenders: Mapping[str, str] | None = None) -> None:
+                 appenders: Mapping[str, str] | None = None,
+                 bulk: BulkRules | None = None) -> None:
         """Start (or continue from ``state``) the inspection of one log.
 
         Args:
@@ -55,6 +57,8 @@ class RuleContext:
                 authority configured; every roster entry is then unverifiable).
             appenders: append credential id -> role the auditor expects
                 (:mod:`~bordergate.audit.rules.appenders`; empty: not judged).
+            bulk: the schema's DSP categories and the bulk thresholds the auditor
+                states (:mod:`~bordergate.audit.rules.bulk`; None: not counted).
         """
         self.home = jurisdiction
         self.origin = origin
@@ -62,6 +66,7 @@ class RuleContext:
         self.approvers = frozenset(approvers)
         self.approver_keys: ApproverKeys = approver_keys or MappingApproverKeys({})
         self.appenders = dict(appenders or {})
+        self.bulk = bulk
         self.tolerance = tolerance
         self.state = state or InspectionState()
         self.ledger = ReleaseLedger(reviewers, log=origin)

@@ -22,7 +22,7 @@ from typing import Any
 
 from bordergate.audit.decision_lists import DecisionList
 from bordergate.audit.quoting import clean, short
-from bordergate.audit.rules import approvals, dataflows, privacy, releases
+from bordergate.audit.rules import approvals, bulk, dataflows, privacy, releases
 from bordergate.audit.rules.context import ENTRY_INDEX, RuleContext
 from bordergate.entries import DECISION_ACTIONS, Entry
 
@@ -70,6 +70,7 @@ class DecisionChecks:
     principal: dict[str, Any] = field(default_factory=dict)
     release: tuple[str, str] | None = None  # (release, bundle) when the entry names one
     budget: privacy.BudgetClaim | None = None
+    bulk: tuple[Any, ...] | None = None  # the bulk counters of an access (:mod:`.bulk`)
 
 
 def decision_checks(ctx: RuleContext, entry: Entry, group: DecisionList) -> DecisionChecks:
@@ -116,6 +117,9 @@ def decision_checks(ctx: RuleContext, entry: Entry, group: DecisionList) -> Deci
     if entry.type == "access":
         dataflows.access_checks(ctx, checks, entry, group, location=location,
                                 org_kind=org_kind)
+        released = entry.body.get("released")
+        checks.bulk = bulk.access_plan(ctx, entry, [
+            n for n in released if isinstance(n, str)] if isinstance(released, list) else [])
     elif entry.type == "export":
         dataflows.export_checks(ctx, checks, entry, group, location)
     else:
@@ -183,6 +187,8 @@ def apply_decision_checks(ctx: RuleContext, index: int, entry: Entry, *,
         tally.minute(t, checks.slot)
     if checks.budget is not None:  # what the entry says it spent, replayed or not
         privacy.budget_spent(ctx, index, t, checks.budget)
+    if checks.bulk is not None:  # what the entry released, replayed or not
+        bulk.count_access(ctx, index, t, checks.bulk, entry.body.get("subject"))
     if not checks.trusted:
         return
     if abs(group.now - t) > ctx.tolerance + 1:

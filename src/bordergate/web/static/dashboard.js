@@ -54,7 +54,7 @@
 
   function render(d) {
     var cards = el("div", null, "cards"), log = d.log, r = d.rates;
-    [["log size", log.size], ["checkpoint age", log.checkpoint_age_s === null ? "-" : log.checkpoint_age_s + " s"],
+    [["log size", log.size], ["entries read", d.view.entries_read], ["checkpoint age", log.checkpoint_age_s === null ? "-" : log.checkpoint_age_s + " s"],
      ["cosignatures", log.cosignatures.length], ["decisions/s (allowed fields)", r.total_per_s],
      ["pending approvals", d.approvals.length],
      ["last audit findings", d.audit && !d.audit.error ? d.audit.findings_total : "-"]].forEach(function (c) {
@@ -68,6 +68,22 @@
     fill("rates", bars(pairs, "/s"));
     fill("witnesses", table(["witness", "cosigned at"], log.cosignatures.map(function (c) { return [c.witness, when(c.time)]; })));
     fill("types", table(["type", "entries"], Object.keys(d.entry_types).map(function (k) { return [k, d.entry_types[k]]; })));
+    var v = d.view, banner = document.getElementById("view");
+    banner.textContent = v.partial
+      ? "Partial view: " + v.reason + ". Figures below cover entries 0 to " + (v.entries_read - 1) + " only."
+      : "Complete view: all " + v.log_size + " entries of the log read" +
+        (v.restored_from ? " (continued from entry " + v.restored_from + " of the saved state)" : "") + ".";
+    if (v.note) { banner.textContent += " " + v.note + "."; }
+    banner.className = v.partial ? "bad" : "ok";
+    fill("bulk", table(["counterparty", "counter", "now", "peak", "threshold (more than)", "of threshold"],
+      d.bulk.map(function (b) {
+        return [b.counterparty, b.counter, b.current + " " + b.unit, b.peak + " " + b.unit, b.threshold,
+                b.share === null ? "any volume" : Math.round(b.share * 1000) / 10 + "%"];
+      })));
+    fill("budgets", table(["scope", "principal or collection", "period", "spent", "limit", "entry"],
+      d.budgets.map(function (b) {
+        return [b.scope, b.name, when(b.period), b.spent_micro / 1e6, b.limit_micro / 1e6, b.index];
+      })));
     fill("approvals", table(["approval", "requester", "org", "located in", "purpose", "reason", "scope", "grants", "age s"],
       d.approvals.map(function (a) {
         return [a.id, a.requester, a.org, a.location, a.purpose, a.reason, a.collections.join(",") + ": " + a.classes.join(","), a.grants + "/2", a.age_s];
