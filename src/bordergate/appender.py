@@ -33,6 +33,7 @@ from bordergate.tlog.credentials import APPENDER, claimed_appender, require_appe
 __all__ = ["APPENDER", "AttributedLog", "claimed_appender", "logged_form", "require_appender",
            "stamp"]
 
+_APPENDER_KEY = APPENDER.encode()
 
 
 def stamp(entry: bytes, appender_id: str) -> bytes:
@@ -42,9 +43,13 @@ def stamp(entry: bytes, appender_id: str) -> bytes:
         ValueError: ``entry`` is not a canonical JSON object or names an
             appender already (programmer misuse: the caller encoded it).
     """
-    # canonical keys are sorted: when the first key starts after "a", so does
-    # every key, and the member goes first without a parse
-    if entry[:2] == b'{"' and entry[2] > 0x61:
+    # canonical keys are sorted (by code point, which UTF-8 bytes keep): when the
+    # first key sorts after "appender", so does every key, and the member goes
+    # first without a parse (a decision entry is kilobytes, and its first key,
+    # "approval", does); a key with an escape takes the parse
+    end = entry.find(b'"', 2)
+    if entry[:2] == b'{"' and end > 2 and entry[end + 1:end + 2] == b":" \
+            and b"\\" not in entry[2:end] and entry[2:end] > _APPENDER_KEY:
         return b'{"appender":' + json.dumps(appender_id).encode() + b"," + entry[1:]
     body = json.loads(entry)
     if not isinstance(body, dict) or APPENDER in body:
