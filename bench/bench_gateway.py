@@ -14,8 +14,9 @@ Measures, on loopback, against real uvicorn processes:
   shared machine the load drifts, and each ratio compares neighbours in time).
   Both servers run the same uvicorn configuration (``auto``: httptools and
   uvloop when installed, as they are with bordergate's dependencies; printed
-  as ``server``).  The gateway answers this route on its direct ASGI path (``gateway.app.GatewayApp``), not through
-  Starlette's route table, while the baseline is a plain Starlette route;
+  as ``server``).  The gateway answers this route on its direct ASGI path
+  (``gateway.app.GatewayApp``), not through Starlette's route table, while the
+  baseline is a plain Starlette route;
 * the p99 latency of the gateway read at a fixed 500 reads/s (open loop,
   latency measured from each request's scheduled time).
 
