@@ -28,9 +28,17 @@ with the key service holding the KEKs and the gateway's data-key cache on
 (``KEY_CACHE_SECONDS``), printed with the cache off too, and the key service's
 releases (unwraps) per second per core.
 
-Usage: .venv/bin/python bench/bench_gateway.py [--without-key-service]
-(the option skips the two key-service rows: the log operator's rows alone, in
-about half the time)
+Every answer carries a signed receipt (issue 12, item 5: one Ed25519 signature
+per read); the bench checks one and prints, measured in this run, how many
+receipts one core issues per second (``receipt_issues_per_s``: canonical
+encoding, salted digest, leaf hash, signature), bare Ed25519 signatures per
+second, and each row's ``receipt_share_of_gateway_time`` at its read rate.
+
+Usage: .venv/bin/python bench/bench_gateway.py [--without-key-service] [--compare-receipts]
+(``--without-key-service`` skips the two key-service rows: the log operator's
+rows alone, in about half the time; ``--compare-receipts`` adds the separate
+sequencer's row with receipts switched off from the outside,
+``bench/gateway_without_receipts.py``)
 """
 
 from __future__ import annotations
@@ -259,8 +267,37 @@ def throughput(base: str, paths: list[str], token: str | None) -> float:
     return measure(base, paths, token, DURATION)
 
 
-def start_gateway(config: Path, url: str) -> subprocess.Popen[bytes]:
-    gateway = subprocess.Popen([str(BIN / "bordergate"), "gateway", "serve", "--config",
+def receipt_rates() -> tuple[float, float]:
+    """Receipts issued (``ReceiptSigner.issue``: canonical encoding, salted digest,
+    leaf hash, signature) and bare Ed25519 signatures per second on one core, now."""
+    from bordergate.receipts import ReceiptSigner
+    from bordergate.tlog.note import Signer
+
+    signer = Signer.generate("us.bench-receipts")
+    receipts = ReceiptSigner(signer, "us")
+    values = {"handle": "benchy", "email": "bench@example.test", "phone": "+15550100",
+              "created_at": "2024-01-01T00:00:00Z", "government_id": "GOV-BENCH-1"}
+    entry = b"x" * 3000  # about a read's entry of five fields with their decision inputs
+    rates = []
+    for issue in (lambda i: receipts.issue(
+            origin="us.bench/log", index=i, entry=entry, action="read", collection="users",
+            fields=list(values), values={"fields": values}),
+                  lambda i: signer.sign(entry)):
+        n, started = 0, time.perf_counter()
+        while time.perf_counter() - started < 1.0:
+            issue(n)
+            n += 1
+        rates.append(n / (time.perf_counter() - started))
+    return rates[0], rates[1]
+
+
+def start_gateway(config: Path, url: str, *, receipts: bool = True
+                  ) -> subprocess.Popen[bytes]:
+    """``bordergate gateway serve``; with ``receipts=False`` through the bench-only
+    launcher that switches them off from the outside (``--compare-receipts``)."""
+    command = [str(BIN / "bordergate")] if receipts else [
+        sys.executable, str(Path(__file__).with_name("gateway_without_receipts.py"))]
+    gateway = subprocess.Popen([*command, "gateway", "serve", "--config",
                                 str(config), "--jurisdiction", "us", "--unreviewed"],
                                stdout=subprocess.DEVNULL)
     wait_up(url + "/healthz", gateway)
@@ -340,6 +377,7 @@ def main() -> None:
         paths = [f"/v1/users/{s}?fields={FIELDS}&purpose=operations" for s in subjects]
         check = httpx.get(us.public_url + paths[0], headers=auth).json()
         assert check["outcome"] == "allow" and len(check["fields"]) == 5, check
+        assert len(check["receipt"]["fields"]) == 5, check  # one signed receipt per read
 
         db = us.store.removeprefix("sqlite:")
         port = free_port()
@@ -368,6 +406,18 @@ def main() -> None:
         procs.append(gateway)
         rows.append(measure("separate process", us.public_url, paths, token, base_url,
                             {"gateway": gateway, "sequencer": sequencer}))
+        if "--compare-receipts" in sys.argv[1:]:
+            stop(gateway)
+            procs.remove(gateway)
+            gateway = start_gateway(operated, us.public_url, receipts=False)
+            procs.append(gateway)
+            assert "receipt" not in httpx.get(us.public_url + paths[0], headers=auth).json()
+            rows.append(measure("separate, no receipts", us.public_url, paths, token,
+                                base_url, {"gateway": gateway, "sequencer": sequencer}))
+            stop(gateway)
+            procs.remove(gateway)
+            gateway = start_gateway(operated, us.public_url)
+            procs.append(gateway)
         caches = () if "--without-key-service" in sys.argv[1:] else (KEY_CACHE_SECONDS, 0)
         for cache in caches:  # issue 13: the key service holds the KEKs
             stop(gateway)
@@ -394,9 +444,15 @@ def main() -> None:
     generator = f"wrk -t1 -c{CONNECTIONS}" if shutil.which("wrk") else "httpx"
     server = "uvicorn " + ("+".join(
         name for name in ("httptools", "uvloop") if importlib.util.find_spec(name)) or "h11")
+    issues_per_s, signs_per_s = receipt_rates()
+    for row in rows:  # the share of one core's time that signing receipts takes
+        if "no receipts" not in str(row["sequencer"]):
+            row["receipt_share_of_gateway_time"] = round(
+                float(row["gateway_reads_per_s"]) / issues_per_s, 3)  # type: ignore[arg-type]
     print(json.dumps({"load_generator": generator, "server": server, "cpus": os.cpu_count(),
                       "records": records, "subjects_read_uniformly": len(paths),
-                      "runs": rows}, indent=2))
+                      "receipt_issues_per_s": round(issues_per_s),
+                      "ed25519_signs_per_s": round(signs_per_s), "runs": rows}, indent=2))
     for row in rows:
         print(f"{row['sequencer']:>24}: {row['gateway_reads_per_s']:,}/s vs bare "
               f"{row['bare_reads_per_s']:,}/s -> ratio {row['ratio']:.2f} (targets: "
