@@ -22,6 +22,7 @@ I/O.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -34,6 +35,12 @@ __all__ = ["APPENDER", "AttributedLog", "claimed_appender", "logged_form", "requ
            "stamp"]
 
 _APPENDER_KEY = APPENDER.encode()
+
+
+@functools.lru_cache(maxsize=64)
+def _member(appender_id: str) -> bytes:
+    """``{"appender":ID,`` (a process stamps with one or two credentials, per entry)."""
+    return b'{"appender":' + json.dumps(appender_id).encode() + b","
 
 
 def stamp(entry: bytes, appender_id: str) -> bytes:
@@ -50,7 +57,7 @@ def stamp(entry: bytes, appender_id: str) -> bytes:
     end = entry.find(b'"', 2)
     if entry[:2] == b'{"' and end > 2 and entry[end + 1:end + 2] == b":" \
             and b"\\" not in entry[2:end] and entry[2:end] > _APPENDER_KEY:
-        return b'{"appender":' + json.dumps(appender_id).encode() + b"," + entry[1:]
+        return _member(appender_id) + entry[1:]
     body = json.loads(entry)
     if not isinstance(body, dict) or APPENDER in body:
         raise ValueError("not an entry without an appender")
