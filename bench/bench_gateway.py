@@ -10,18 +10,21 @@ Measures, on loopback, against real uvicorn processes:
   credential and holds no log key), on the same store and log;
 * the throughput of a bare Starlette endpoint on uvicorn reading the same
   record from the same SQLite file with no auth, policy, decryption or log
-  (the baseline, measured in the same run).  Both servers run the same uvicorn
-  configuration (``auto``: httptools and uvloop when installed, as they are
-  with bordergate's dependencies; printed as ``server``).  The gateway answers
-  this route on its direct ASGI path (``gateway.app.GatewayApp``), not through
-  Starlette's route table, while the baseline is a plain Starlette route;
+  (the baseline, measured in the same run, just before each gateway row: on a
+  shared machine the load drifts, and each ratio compares neighbours in time).
+  Both servers run the same uvicorn configuration (``auto``: httptools and
+  uvloop when installed, as they are with bordergate's dependencies; printed
+  as ``server``).  The gateway answers this route on its direct ASGI path
+  (``gateway.app.GatewayApp``), not through Starlette's route table, while the
+  baseline is a plain Starlette route;
 * the p99 latency of the gateway read at a fixed 500 reads/s (open loop,
   latency measured from each request's scheduled time).
 
 The load generator is ``wrk`` (Debian package) when installed, else a
 multi-connection httpx generator in a separate process.  Each run first reads
 every subject once (with a key service: each subject's data key is released
-once), then warms up, then measures: the steady state.  Bounded: about 2 min.
+once), then warms up, then measures: the steady state.  Bounded: about four
+minutes (two with ``--without-key-service``).
 Targets (issue 5): ratio >= 0.5, >= 2,000 reads/s, p99 at 500/s < 20 ms;
 (issue 12): ratio >= 0.45 with the separate sequencer; (issue 13): ratio >= 0.4
 with the key service holding the KEKs and the gateway's data-key cache on
@@ -31,7 +34,18 @@ service's releases (unwraps) per second per core (its CPU per read with the
 cache off, where every read is one release with its ``key-access`` entry).
 Gateway start-up with the runtime attestation: ``bench/bench_startup.py``.
 
-Usage: .venv/bin/python bench/bench_gateway.py
+Every answer carries a signed receipt (issue 12, item 5: one Ed25519 signature
+per read); the bench checks one and prints, measured in this run, how many
+receipts one CPU second issues (``receipt_issues_per_s``: canonical
+encoding, salted digest, leaf hash, signature), bare Ed25519 signatures per
+second, and each row's ``receipt_share_of_gateway_cpu`` (a receipt's CPU over the
+gateway's CPU per read).
+
+Usage: .venv/bin/python bench/bench_gateway.py [--without-key-service] [--compare-receipts]
+(``--without-key-service`` skips the two key-service rows: the log operator's
+rows alone, in about half the time; ``--compare-receipts`` adds the separate
+sequencer's row with receipts switched off from the outside,
+``bench/gateway_without_receipts.py``)
 """
 
 from __future__ import annotations
@@ -218,10 +232,13 @@ def run_httpx(base: str, paths: list[str], token: str | None, seconds: float) ->
     return done / (time.perf_counter() - started)
 
 
-async def _fixed_rate(base: str, paths: list[str], headers: dict[str, str]) -> list[float]:
+async def _fixed_rate(base: str, paths: list[str], headers: dict[str, str]
+                      ) -> tuple[list[float], dict[str, int]]:
     """Open loop: requests (paths drawn uniformly) scheduled at FIXED_RATE/s over
     keep-alive connections; latency counts from each request's scheduled time (no
-    coordinated omission)."""
+    coordinated omission).  The latencies of answered reads, and the failed ones
+    counted by status and problem code (a gateway that fails closed under load
+    answers 503: the row reports it instead of the run stopping)."""
     parts = httpx.URL(base)
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     rng = random.Random(11)
@@ -230,6 +247,7 @@ async def _fixed_rate(base: str, paths: list[str], headers: dict[str, str]) -> l
     total = int(FIXED_RATE * FIXED_SECONDS)
     queue: asyncio.Queue[float | None] = asyncio.Queue()
     latencies: list[float] = []
+    failed: dict[str, int] = {}
 
     async def connection() -> None:
         reader, writer = await asyncio.open_connection(parts.host, parts.port)
@@ -240,9 +258,16 @@ async def _fixed_rate(base: str, paths: list[str], headers: dict[str, str]) -> l
             while (line := await reader.readline()) not in (b"\r\n", b""):
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":")[1])
-            await reader.readexactly(length)
-            assert b" 200 " in status, status
-            latencies.append(time.perf_counter() - scheduled)
+            body = await reader.readexactly(length)
+            if b" 200 " in status:
+                latencies.append(time.perf_counter() - scheduled)
+                continue
+            try:
+                code = str(json.loads(body)["code"])
+            except (ValueError, KeyError, TypeError):
+                code = "?"
+            key = f"{status.split()[1].decode()} {code}"
+            failed[key] = failed.get(key, 0) + 1
         writer.close()
 
     workers = [asyncio.create_task(connection()) for _ in range(CONNECTIONS)]
@@ -256,7 +281,7 @@ async def _fixed_rate(base: str, paths: list[str], headers: dict[str, str]) -> l
     for _ in workers:
         queue.put_nowait(None)
     await asyncio.gather(*workers)
-    return latencies
+    return latencies, failed
 
 
 def throughput(base: str, paths: list[str], token: str | None) -> float:
@@ -265,8 +290,39 @@ def throughput(base: str, paths: list[str], token: str | None) -> float:
     return measure(base, paths, token, DURATION)
 
 
-def start_gateway(config: Path, url: str) -> subprocess.Popen[bytes]:
-    gateway = subprocess.Popen([str(BIN / "bordergate"), "gateway", "serve", "--config",
+def receipt_rates() -> tuple[float, float]:
+    """Receipts issued (``ReceiptSigner.issue``: canonical encoding, salted digest,
+    leaf hash, signature) and bare Ed25519 signatures per CPU second, now."""
+    from bordergate.receipts import ReceiptSigner
+    from bordergate.tlog.note import Signer
+
+    signer = Signer.generate("us.bench-receipts")
+    receipts = ReceiptSigner(signer, "us")
+    values = {"handle": "benchy", "email": "bench@example.test", "phone": "+15550100",
+              "created_at": "2024-01-01T00:00:00Z", "government_id": "GOV-BENCH-1"}
+    entry = b"x" * 3000  # about a read's entry of five fields with their decision inputs
+    rates = []
+    for issue in (lambda i: receipts.issue(
+            origin="us.bench/log", index=i, entry=entry, action="read", collection="users",
+            fields=list(values), values={"fields": values}),
+                  lambda i: signer.sign(entry)):
+        # per CPU second of this process, not per wall second: on a shared host
+        # the wall clock counts other processes' turns
+        n, started = 0, time.process_time()
+        while time.process_time() - started < 1.0:
+            issue(n)
+            n += 1
+        rates.append(n / (time.process_time() - started))
+    return rates[0], rates[1]
+
+
+def start_gateway(config: Path, url: str, *, receipts: bool = True
+                  ) -> subprocess.Popen[bytes]:
+    """``bordergate gateway serve``; with ``receipts=False`` through the bench-only
+    launcher that switches them off from the outside (``--compare-receipts``)."""
+    command = [str(BIN / "bordergate")] if receipts else [
+        sys.executable, str(Path(__file__).with_name("gateway_without_receipts.py"))]
+    gateway = subprocess.Popen([*command, "gateway", "serve", "--config",
                                 str(config), "--jurisdiction", "us", "--unreviewed"],
                                stdout=subprocess.DEVNULL)
     wait_up(url + "/healthz", gateway)
@@ -313,25 +369,30 @@ async def read_each(url: str, paths: list[str], auth: dict[str, str]) -> None:
             assert all(r.status_code == 200 for r in answers), answers[0].text
 
 
-def measure(label: str, url: str, paths: list[str], token: str, bare_rate: float,
+def measure(label: str, url: str, paths: list[str], token: str, base_url: str,
             procs: dict[str, subprocess.Popen[bytes]]) -> dict[str, object]:
-    """Steady-state throughput (after a pass over every subject and a warm-up), CPU
-    per read of each process (where the time goes), p50/p99 at the fixed rate."""
+    """Throughput, CPU per read of each process (where the time goes), p50/p99; the
+    ratio against the bare baseline measured just before (the machine's load
+    drifts over a run: each row is compared with its neighbour in time)."""
     auth = {"Authorization": f"Bearer {token}"}
     measure_rate = run_wrk if shutil.which("wrk") else run_httpx
     asyncio.run(read_each(url, paths, auth))
+    bare_rate = throughput(base_url, paths, None)
     measure_rate(url, paths, token, WARMUP)
     before = {name: cpu_seconds(p) for name, p in procs.items()}
     rate = measure_rate(url, paths, token, DURATION)
     reads = rate * DURATION
     cpu = {f"{name}_cpu_ms_per_read": round((cpu_seconds(p) - before[name]) * 1000 / reads, 3)
            for name, p in procs.items()}
-    latencies = sorted(asyncio.run(_fixed_rate(url, paths, auth)))
+    answered, failed = asyncio.run(_fixed_rate(url, paths, auth))
+    latencies = sorted(answered) or [float("nan")]
     p50 = latencies[len(latencies) // 2] * 1000
-    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+    p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000
     return {"sequencer": label, "gateway_reads_per_s": round(rate),
-            "ratio": round(rate / bare_rate, 3), **cpu, "p50_ms_at_500_per_s": round(p50, 2),
-            "p99_ms_at_500_per_s": round(p99, 2)}
+            "bare_reads_per_s": round(bare_rate), "ratio": round(rate / bare_rate, 3), **cpu,
+            "p50_ms_at_500_per_s": round(p50, 2),
+            "p99_ms_at_500_per_s": round(p99, 2),
+            **({"failed_at_500_per_s": failed} if failed else {})}
 
 
 def main() -> None:
@@ -355,6 +416,7 @@ def main() -> None:
         paths = [f"/v1/users/{s}?fields={FIELDS}&purpose=operations" for s in subjects]
         check = httpx.get(us.public_url + paths[0], headers=auth).json()
         assert check["outcome"] == "allow" and len(check["fields"]) == 5, check
+        assert len(check["receipt"]["fields"]) == 5, check  # one signed receipt per read
 
         db = us.store.removeprefix("sqlite:")
         port = free_port()
@@ -364,9 +426,8 @@ def main() -> None:
         base_url = f"http://127.0.0.1:{port}"
         wait_up(base_url + "/", baseline)
         assert len(httpx.get(base_url + paths[-1]).json()["fields"]) == 5
-        bare_rate = throughput(base_url, paths, None)
 
-        rows.append(measure("in-process", us.public_url, paths, token, bare_rate,
+        rows.append(measure("in-process", us.public_url, paths, token, base_url,
                             {"gateway": gateway}))
         stop(gateway)
         procs.remove(gateway)
@@ -385,9 +446,22 @@ def main() -> None:
         wait_up(f"http://127.0.0.1:{sequencer_port}/checkpoint", sequencer)
         gateway = start_gateway(operated, us.public_url)
         procs.append(gateway)
-        rows.append(measure("separate process", us.public_url, paths, token, bare_rate,
+        rows.append(measure("separate process", us.public_url, paths, token, base_url,
                             {"gateway": gateway, "sequencer": sequencer}))
-        for cache in lifetimes:  # issue 13: the key service holds the KEKs
+        if "--compare-receipts" in sys.argv[1:]:
+            stop(gateway)
+            procs.remove(gateway)
+            gateway = start_gateway(operated, us.public_url, receipts=False)
+            procs.append(gateway)
+            assert "receipt" not in httpx.get(us.public_url + paths[0], headers=auth).json()
+            rows.append(measure("separate, no receipts", us.public_url, paths, token,
+                                base_url, {"gateway": gateway, "sequencer": sequencer}))
+            stop(gateway)
+            procs.remove(gateway)
+            gateway = start_gateway(operated, us.public_url)
+            procs.append(gateway)
+        caches = () if "--without-key-service" in sys.argv[1:] else lifetimes
+        for cache in caches:  # issue 13: the key service holds the KEKs
             stop(gateway)
             procs.remove(gateway)
             ks_port, keyed = keyed_configs[cache]
@@ -399,7 +473,7 @@ def main() -> None:
             gateway = start_gateway(keyed, us.public_url)
             procs.append(gateway)
             label = f"key service, cache {cache} s" if cache else "key service, no cache"
-            rows.append(measure(label, us.public_url, paths, token, bare_rate,
+            rows.append(measure(label, us.public_url, paths, token, base_url,
                                 {"gateway": gateway, "sequencer": sequencer,
                                  "key_service": keys}))
             stop(keys)
@@ -412,18 +486,28 @@ def main() -> None:
     generator = f"wrk -t1 -c{CONNECTIONS}" if shutil.which("wrk") else "httpx"
     server = "uvicorn " + ("+".join(
         name for name in ("httptools", "uvloop") if importlib.util.find_spec(name)) or "h11")
+    issues_per_s, signs_per_s = receipt_rates()
+    for row in rows:  # the share of the gateway's CPU per read that its receipt takes
+        if "no receipts" not in str(row["sequencer"]):
+            row["receipt_share_of_gateway_cpu"] = round(
+                1000 / issues_per_s / float(row["gateway_cpu_ms_per_read"]),  # type: ignore[arg-type]
+                3)
     print(json.dumps({"load_generator": generator, "server": server, "cpus": os.cpu_count(),
                       "load_average_at_end": os.getloadavg()[0],
                       "key_cache_seconds": {"headline": KEY_CACHE_SECONDS,
                                             "default": KEY_CACHE_DEFAULT},
                       "records": records, "subjects_read_uniformly": len(paths),
-                      "bare_reads_per_s": round(bare_rate), "runs": rows}, indent=2))
+                      "receipt_issues_per_s": round(issues_per_s),
+                      "ed25519_signs_per_s": round(signs_per_s), "runs": rows}, indent=2))
     for row in rows:
         print(f"{row['sequencer']:>24}: {row['gateway_reads_per_s']:,}/s vs bare "
-              f"{bare_rate:,.0f}/s -> ratio {row['ratio']:.2f} (targets: >= 0.5 in process, "
+              f"{row['bare_reads_per_s']:,}/s -> ratio {row['ratio']:.2f} (targets: "
+              ">= 0.5 in process, "
               f">= 0.45 separate, >= 0.4 with the key service and its "
               f"{KEY_CACHE_SECONDS} s cache); p99 at "
-              f"{FIXED_RATE}/s: {row['p99_ms_at_500_per_s']} ms (target < 20 ms)")
+              f"{FIXED_RATE}/s: {row['p99_ms_at_500_per_s']} ms (target < 20 ms)"
+              + (f"; FAILED at {FIXED_RATE}/s: {row['failed_at_500_per_s']}"
+                 if "failed_at_500_per_s" in row else ""))
     uncached = next((r for r in rows if r["sequencer"] == "key service, no cache"), None)
     if uncached is not None and uncached.get("key_service_cpu_ms_per_read"):
         # with no cache every read is one release: key-access entry and unwrap

@@ -3,6 +3,8 @@ and the sequencer service's check that it names the authenticating credential.""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,6 +30,38 @@ def test_stamp_is_the_canonical_entry_with_the_member(entry: bytes, appender: st
     assert stamped == canonical_json({**parse_entry(entry).body, "appender": appender})
     assert parse_entry(stamped).body["appender"] == appender
     require_appender(appender, stamped)
+
+
+keys = st.one_of(st.sampled_from(["a", "action", "app", "appendeq", "appender_", "appenders",
+                                   "approval", "b", "z", "\u00e9", "a\"b", "\\", "\n"]),
+                 st.text(max_size=12)).filter(lambda k: k != "appender")
+values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
+                      lambda inner: st.lists(inner, max_size=3)
+                      | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+
+
+@given(st.dictionaries(keys, values, min_size=1, max_size=6), ids)
+def test_stamp_of_any_canonical_object_is_the_reference(body: dict[str, object],
+                                                        appender: str) -> None:
+    """The fast path (member put first when the first key sorts after it) and the
+    parse path give the reference encoding for any canonical object: keys before
+    and after "appender", prefixes of it, escaped and non-ASCII keys."""
+    try:
+        entry = canonical_json(body)
+    except UnicodeEncodeError:  # a lone surrogate: not an entry anyone can encode
+        return
+    assert stamp(entry, appender) == canonical_json({**body, "appender": appender})
+
+
+def test_a_decision_entry_is_stamped_as_the_reference() -> None:
+    """A read's entry (first key "approval", after "appender") is stamped as the
+    reference encodes it; an entry already naming an appender is refused."""
+    entry = canonical_json({"approval": None, "bundle": "sha256:00", "type": "access",
+                            "v": 2, "time": "2026-01-01T00:00:00.000Z"})
+    stamped = stamp(entry, "us-gw-1")
+    assert stamped == canonical_json({**json.loads(entry), "appender": "us-gw-1"})
+    with pytest.raises(ValueError):
+        stamp(stamped, "us-gw-1")
 
 
 def test_sequencer_check_refuses_other_or_missing_appenders() -> None:

@@ -22,6 +22,7 @@ I/O.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -33,6 +34,13 @@ from bordergate.tlog.credentials import APPENDER, claimed_appender, require_appe
 __all__ = ["APPENDER", "AttributedLog", "claimed_appender", "logged_form", "require_appender",
            "stamp"]
 
+_APPENDER_KEY = APPENDER.encode()
+
+
+@functools.lru_cache(maxsize=64)
+def _member(appender_id: str) -> bytes:
+    """``{"appender":ID,`` (a process stamps with one or two credentials, per entry)."""
+    return b'{"appender":' + json.dumps(appender_id).encode() + b","
 
 
 def stamp(entry: bytes, appender_id: str) -> bytes:
@@ -42,10 +50,14 @@ def stamp(entry: bytes, appender_id: str) -> bytes:
         ValueError: ``entry`` is not a canonical JSON object or names an
             appender already (programmer misuse: the caller encoded it).
     """
-    # canonical keys are sorted: when the first key starts after "a", so does
-    # every key, and the member goes first without a parse
-    if entry[:2] == b'{"' and entry[2] > 0x61:
-        return b'{"appender":' + json.dumps(appender_id).encode() + b"," + entry[1:]
+    # canonical keys are sorted (by code point, which UTF-8 bytes keep): when the
+    # first key sorts after "appender", so does every key, and the member goes
+    # first without a parse (a decision entry is kilobytes, and its first key,
+    # "approval", does); a key with an escape takes the parse
+    end = entry.find(b'"', 2)
+    if entry[:2] == b'{"' and end > 2 and entry[end + 1:end + 2] == b":" \
+            and b"\\" not in entry[2:end] and entry[2:end] > _APPENDER_KEY:
+        return _member(appender_id) + entry[1:]
     body = json.loads(entry)
     if not isinstance(body, dict) or APPENDER in body:
         raise ValueError("not an entry without an appender")
