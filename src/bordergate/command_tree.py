@@ -6,7 +6,8 @@ without importing it (:class:`DeferredCommand`), so ``bordergate --help`` and
 ``bordergate log checkpoint`` start without importing the gateway, the policy
 engine or the auditor.  Every command loaded through here gets the conventions
 of :mod:`bordergate.exit_codes`: the exit codes in its ``--help`` (epilog) and
-plain help text (Typer's rich help alone costs about 0.13 s to import), and the
+plain help text (Typer's rich help alone costs about 0.13 s to import), plain
+conversion of simple values (:mod:`bordergate.command_params`), and the
 root command (:class:`BordergateRoot`) reports every error in the common format
 with the common exit codes: usage errors (exit 2) as well as a
 :class:`~bordergate.errors.BordergateError` or ``OSError`` a command lets escape.
@@ -25,6 +26,7 @@ import typer
 from typer import _click
 from typer.core import TyperCommand, TyperGroup
 
+from bordergate.command_params import use_plain_conversion
 from bordergate.errors import BordergateError
 from bordergate.exit_codes import EXIT_CODES_HELP, ExitCode, error_text, exit_code_for, hint_for
 
@@ -82,8 +84,9 @@ class DeferredCommand(TyperCommand):
 
 
 def apply_conventions(command: _click.Command) -> None:
-    """Give ``command`` and everything loaded below it the exit codes in ``--help`` and
-    plain help text (idempotent; deferred commands get theirs when they load)."""
+    """Give ``command`` and everything loaded below it the exit codes in ``--help``,
+    plain help text and plain value conversion (idempotent; deferred commands get
+    theirs when they load)."""
     for _, found in _children(command, load=False):
         if isinstance(found, DeferredCommand):
             continue
@@ -91,6 +94,9 @@ def apply_conventions(command: _click.Command) -> None:
             found.epilog = EXIT_CODES_HELP
         if isinstance(found, (TyperCommand, TyperGroup)):
             found.rich_markup_mode = None
+        help_option = found.get_help_option(_click.Context(found))  # made once, cached
+        for param in (*found.params, *([help_option] if help_option else [])):
+            use_plain_conversion(param)
 
 
 def _children(command: _click.Command, *, load: bool, path: tuple[str, ...] = ()
@@ -135,6 +141,7 @@ class BordergateRoot(TyperGroup):
 
     def _run(self, args: Sequence[str] | None, prog_name: str, complete_var: str | None,
              windows_expand_args: bool, extra: dict[str, Any]) -> int:
+        apply_conventions(self)  # Typer adds the completion options after __init__
         try:
             result = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
                                   standalone_mode=False,
