@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bordergate.errors import BordergateError, ConfigError, Conflict, Unavailable
+from bordergate.errors import BordergateError, ConfigError, Unavailable
+from bordergate.exit_codes import fail
 from bordergate.keys.backend import (
     KeyBackend,
     KeyFileSettings,
@@ -71,9 +72,7 @@ def _failures() -> Iterator[None]:
     try:
         yield
     except BordergateError as exc:
-        typer.echo(f"error ({exc.code}): {exc}", err=True)
-        status = 1 if isinstance(exc, Conflict) else 3 if isinstance(exc, Unavailable) else 2
-        raise typer.Exit(status) from exc
+        raise fail(exc) from exc
 
 
 def _backend(jurisdiction: str, backend: str, *, key_file: Path | None, library: str,

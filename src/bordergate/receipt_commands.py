@@ -12,8 +12,9 @@ only the signature is checked.
 
 Exit codes: 0 consistent; 1 the receipt or the log fails verification, or the
 entry does not allow what the receipt says was released (a proof that the
-gateway lied, each discrepancy printed); 2 usage (bad option, unreadable
-file); 3 unavailable (the log cannot be read, or does not cover the entry yet).
+gateway lied, each discrepancy printed); 2 usage (bad option, malformed key);
+3 unavailable (the receipt file or the log cannot be read, or the log does not
+cover the entry yet) (:mod:`bordergate.exit_codes`).
 
 This module must never hold receipt or log logic: it parses options, calls
 ``bordergate.receipts`` and ``bordergate.receipt_log`` and prints.
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bordergate.errors import BordergateError, NotFound, Unavailable, VerificationError
+from bordergate.exit_codes import ExitCode, fail
 
 if TYPE_CHECKING:
     from bordergate.receipt_log import ReceiptVerdict
@@ -38,12 +40,6 @@ __all__ = ["app"]
 app = typer.Typer(help="Receipts: what a gateway signed that it released.",
                   no_args_is_help=True)
 
-EXIT_INCONSISTENT, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
-
-
-def _stop(exc: BordergateError, code: int, what: str) -> typer.Exit:
-    typer.echo(f"{what} [{exc.code}]: {exc}", err=True)
-    return typer.Exit(code)
 
 
 def _log_client(log: str | None, vkey: str | None, witness: list[str] | None,
@@ -91,7 +87,7 @@ def _show(verdict: ReceiptVerdict) -> None:
                    f"entry {receipt.index} contradicts:")
         for line in verdict.discrepancies:
             typer.echo(f"  - {line}")
-        raise typer.Exit(EXIT_INCONSISTENT)
+        raise typer.Exit(int(ExitCode.REFUSED))
     typer.echo("CONSISTENT: the entry allows what the receipt says was released")
 
 
@@ -120,20 +116,18 @@ def verify(  # noqa: PLR0917 (typer maps each parameter to an option)
     try:
         data = receipt_file.read_bytes()
     except OSError as exc:
-        typer.echo(f"error [receipt_unreadable]: cannot read {receipt_file}: {exc.strerror}",
-                   err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        raise fail(Unavailable(f"cannot read {receipt_file}: {exc.strerror}",
+                               code="receipt_unreadable")) from None
     try:
         client = _log_client(log, vkey, witness, quorum)
         trusted = [Ed25519Verifier.from_key_string(k).key_string for k in gateway_key or []]
-    except (BordergateError, typer.BadParameter) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+    except BordergateError as exc:  # the keys are the command line's: usage
+        raise fail(exc, exit_code=ExitCode.USAGE) from None
     try:
         receipt = parse_receipt(data)
         signer = verify_receipt_signature(receipt, trusted or None)
     except VerificationError as exc:
-        raise _stop(exc, EXIT_INCONSISTENT, "NOT VERIFIED") from None
+        raise fail(exc) from None
     typer.echo(f"receipt: gateway {receipt.gateway} signed with {signer.name}+"
                f"{signer.key_id:08x}: {receipt.action} of {receipt.collection} "
                f"{list(receipt.fields)} under {receipt.origin} entry {receipt.index}")
@@ -143,7 +137,8 @@ def verify(  # noqa: PLR0917 (typer maps each parameter to an option)
     try:
         verdict = verify_in_log(receipt, client, key_trusted=bool(trusted))
     except VerificationError as exc:
-        raise _stop(exc, EXIT_INCONSISTENT, "NOT VERIFIED") from None
-    except (Unavailable, NotFound) as exc:
-        raise _stop(exc, EXIT_UNAVAILABLE, "unavailable") from None
+        raise fail(exc) from None
+    except (Unavailable, NotFound) as exc:  # the log does not cover the entry yet
+        raise fail(exc, exit_code=ExitCode.UNAVAILABLE,
+                   hint="the log may not publish the entry yet: retry later") from None
     _show(verdict)

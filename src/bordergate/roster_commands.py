@@ -32,6 +32,7 @@ import typer
 
 from bordergate.entries import format_time
 from bordergate.errors import BordergateError, ConfigError, VerificationError
+from bordergate.exit_codes import fail
 
 __all__ = ["app", "publish_signed_roster"]
 
@@ -40,8 +41,7 @@ app = typer.Typer(help="The identity authority's signed roster of principals.",
 
 
 def _fail(e: BordergateError) -> typer.Exit:
-    typer.echo(f"error [{e.code}]: {e}", err=True)
-    return typer.Exit(2)
+    return fail(e)
 
 
 def _read(path: Path, what: str) -> bytes:

@@ -3,7 +3,8 @@
 Exit 0 when every log verified and nothing was found, 1 when a log failed
 verification, its checkpoint lacks a fresh witness quorum, or there are findings
 (``--exit-zero`` keeps 0 for other findings, for scripts that only want the
-report), 2 for a usage, configuration or I/O error.
+report), 2 for a usage or configuration error, 3 for an I/O error
+(:mod:`bordergate.exit_codes`).
 This module must never hold checking logic: it calls :mod:`bordergate.audit.run`.
 """
 
@@ -18,6 +19,7 @@ import typer
 
 from bordergate.audit.witness_check import witness_summary
 from bordergate.errors import BordergateError
+from bordergate.exit_codes import fail
 
 __all__ = ["run"]
 
@@ -79,9 +81,7 @@ def run(
         doc = build_report(result)
         json_path, html_path = write_report(doc, report)
     except (BordergateError, OSError) as exc:
-        code = exc.code if isinstance(exc, BordergateError) else "io_error"
-        typer.echo(f"error [{code}]: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise fail(exc) from exc
     s = doc["summary"]
     for log in doc["logs"]:
         state_text = "verified" if log["verified"] else \

@@ -24,6 +24,7 @@ import typer
 
 from bordergate.config import load_config, parse_listen
 from bordergate.errors import BordergateError
+from bordergate.exit_codes import fail
 
 __all__ = ["app"]
 
@@ -34,8 +35,7 @@ ConfigOption = Annotated[Path, typer.Option("--config", help="the deployment TOM
 
 
 def _fail(exc: BordergateError) -> typer.Exit:
-    typer.echo(f"error [{exc.code}]: {exc}", err=True)
-    return typer.Exit(2)
+    return fail(exc)
 
 
 @app.command()

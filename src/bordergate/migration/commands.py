@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bordergate.errors import BordergateError, Unavailable
+from bordergate.errors import BordergateError
+from bordergate.exit_codes import fail
 
 if TYPE_CHECKING:
     from bordergate.config import Deployment
@@ -39,8 +40,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except BordergateError as exc:
-        typer.echo(f"error [{exc.code}]: {exc}", err=True)
-        raise typer.Exit(2 if isinstance(exc, Unavailable) else 1) from None
+        raise fail(exc) from None
 
 
 def _load(config: Path, mapping: Path | None

@@ -32,6 +32,7 @@ from typing import Annotated, Any
 import typer
 
 from bordergate.errors import BordergateError, ConfigError, Conflict
+from bordergate.exit_codes import fail, usage_error
 from bordergate.tlog.note import Verifier
 from bordergate.tlog.storage import LogStorage
 
@@ -49,8 +50,7 @@ CredentialOpt = Annotated[Path | None, typer.Option(
 
 
 def _fail(e: BordergateError) -> typer.Exit:
-    typer.echo(f"error [{e.code}]: {e}", err=True)
-    return typer.Exit(2)
+    return fail(e)
 
 
 @dataclass
@@ -158,8 +158,7 @@ def keygen(key_file: Annotated[Path, typer.Option("--key-file", help="where to w
     try:
         signer = Signer.generate(name)
     except ValueError as e:
-        typer.echo(f"error [invalid_name]: {e}", err=True)
-        raise typer.Exit(2) from None
+        raise usage_error(str(e), code="invalid_name") from None
     try:
         write_key(key_file, signer.key_string)
     except BordergateError as e:
@@ -272,9 +271,8 @@ def review(release: Annotated[str, typer.Argument(help="entry index or release i
     from bordergate.releases.selfcheck import review_policy
     from bordergate.tlog.logdir import read_signer
     if verdict not in VERDICTS or len(note) > MAX_NOTE:
-        typer.echo(f"error [usage]: --verdict is approve or reject; --note at most {MAX_NOTE} "
-                   "characters", err=True)
-        raise typer.Exit(2)
+        raise usage_error(f"--verdict is approve or reject; --note at most {MAX_NOTE} "
+                          "characters")
     try:
         reviewer = read_signer(key_file)
         with _open(config, jurisdiction) as log:

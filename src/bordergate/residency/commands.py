@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from bordergate.errors import ConfigError
+from bordergate.exit_codes import ExitCode, fail
 
 __all__ = ["app"]
 
@@ -31,8 +32,9 @@ def check(
     try:
         schema = load_schema(file)
     except ConfigError as exc:
-        typer.echo(f"INVALID ({exc.code}): {exc}", err=True)
-        raise typer.Exit(2 if exc.code == "schema_unreadable" else 1) from exc
+        unreadable = exc.code == "schema_unreadable"
+        raise fail(exc, exit_code=ExitCode.UNAVAILABLE if unreadable else ExitCode.REFUSED,
+                   hint=None if unreadable else "correct the schema file") from exc
     for name, coll in schema.collections.items():
         classes = Counter(spec.field_class.value for spec in coll.fields.values())
         summary = ", ".join(f"{n} {c}" for c, n in sorted(classes.items()))

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from bordergate.errors import BordergateError, ConfigError
+from bordergate.exit_codes import fail
 from bordergate.tlog.cosignature import CosignatureSigner
 from bordergate.tlog.note import Ed25519Verifier, Verifier
 
@@ -66,8 +67,7 @@ def parse_log_option(value: str) -> tuple[str, Verifier]:
 
 
 def _fail(exc: BordergateError) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(2)
+    return fail(exc)
 
 
 @app.command()
