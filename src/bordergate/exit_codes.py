@@ -73,19 +73,18 @@ _HINTS = {
     ExitCode.REFUSED: "the input did not verify or the request was refused: the message "
                       "names the check; do not retry unchanged",
     ExitCode.USAGE: "correct the command line or the file it names (see --help)",
-    ExitCode.UNAVAILABLE: "check that the service, store, log or file is reachable and "
-                          "readable, then retry",
+    ExitCode.UNAVAILABLE: "check that the service, store, log or file exists and is "
+                          "reachable and readable, then retry",
 }
 
 
 def exit_code_for(exc: BaseException) -> ExitCode:
     """The exit code an error means, by who is at fault (see the module docstring)."""
-    if isinstance(exc, (Unavailable, OSError)):
+    if isinstance(exc, (Unavailable, NotFound, OSError)):  # a missing log, file or record
         return ExitCode.UNAVAILABLE
     if isinstance(exc, ConfigError):
         return ExitCode.USAGE
-    if isinstance(exc, InvalidInput) and not isinstance(
-            exc, (Unauthenticated, NotFound, WrongJurisdiction)):
+    if isinstance(exc, InvalidInput) and not isinstance(exc, (Unauthenticated, WrongJurisdiction)):
         return ExitCode.USAGE
     return ExitCode.REFUSED
 

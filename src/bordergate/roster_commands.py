@@ -32,7 +32,7 @@ import typer
 
 from bordergate.entries import format_time
 from bordergate.errors import BordergateError, ConfigError, VerificationError
-from bordergate.exit_codes import fail
+from bordergate.exit_codes import ExitCode, fail
 
 __all__ = ["app", "publish_signed_roster"]
 
@@ -102,8 +102,8 @@ def sign(source: Annotated[Path, typer.Argument(help="the roster file (TOML or J
     try:
         roster = roster_from_source(_source(source), issued=format_time(time.time()))
         signature = sign_roster(roster, read_signer(key))
-    except BordergateError as e:
-        raise _fail(e) from None
+    except BordergateError as e:  # the authority's own roster file: a usage error
+        raise fail(e, exit_code=ExitCode.USAGE) from None
     out.write_bytes(roster.document)
     Path(f"{out}.sig").write_text(json.dumps(signature.entry_body()) + "\n")
     typer.echo(json.dumps({"roster": roster.digest, "serial": roster.serial,
