@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bordergate.errors import BordergateError, ConfigError, VerificationError
+from bordergate.errors import BordergateError, ConfigError, NotFound, VerificationError
 from bordergate.exit_codes import fail, usage_error
 from bordergate.tlog.logdir import default_key_file, open_log_storage, read_signer
 from bordergate.tlog.storage import CHECKPOINT_PATH
@@ -147,9 +147,9 @@ def checkpoint(directory: Path, json_output: JsonOption = False) -> None:
     except BordergateError as e:
         raise fail(e, json_output=json_output) from None
     if data is None:
-        raise usage_error(f"no log in {directory}", code="checkpoint_missing",
-                          hint="name a log directory (bordergate log init creates one)",
-                          json_output=json_output)
+        raise fail(NotFound(f"no log in {directory}", code="checkpoint_missing"),
+                   hint="name a log directory (bordergate log init creates one)",
+                   json_output=json_output)
     text = data.decode("utf-8", "replace")
     if not json_output:
         sys.stdout.write(text)
@@ -182,7 +182,10 @@ def vkey(directory: Annotated[Path | None, typer.Argument(
     try:
         verifier = read_signer(path).verifier()
     except BordergateError as e:
-        raise fail(e, json_output=json_output) from None
+        raise fail(e, json_output=json_output, hint=None if key_file else (
+            "name the signing key with --key-file; a deployment's log key is its "
+            "sequencer's key_file, and `bordergate gateway public-keys --config F` lists "
+            "its verifier key")) from None
     if json_output:
         typer.echo(json.dumps({"origin": verifier.name, "vkey": verifier.key_string}))
     else:
@@ -199,7 +202,7 @@ def _published(source: LogSource) -> Checkpoint:
 
     data = source.fetch(CHECKPOINT_PATH, 1 << 20)
     if data is None:
-        raise VerificationError("the log has no checkpoint", code="checkpoint_missing")
+        raise NotFound("the log has no checkpoint", code="checkpoint_missing")
     text = data.decode("utf-8", "replace")
     return Checkpoint.parse(text[: text.find("\n\n") + 1])
 
