@@ -49,7 +49,7 @@ _GROUPS = (
     _deferred("gateway", "bordergate.gateway.commands:app",
               "Provision a deployment and serve a jurisdiction's gateway.",
               ("revoke-token", "bordergate.token_commands:revoke_token",
-               "Revoke a token before it expires (logged)."),
+               "Revoke a bearer token: a token-revoke entry in the log, applied by every worker."),
               ("public-keys", "bordergate.public_keys:public_keys",
                "List every public key a witness, auditor or client needs.")),
     _deferred("keys", "bordergate.custody_commands:app",

@@ -61,7 +61,7 @@ class DeferredCommand(TyperCommand):
             module_name, _, attribute = self.target.partition(":")
             found = getattr(importlib.import_module(module_name), attribute)
             if isinstance(found, typer.Typer):
-                command = typer.main.get_command(found)
+                command: _click.Command = typer.main.get_group(found)
             else:
                 single = typer.Typer()
                 single.command(self.name)(found)
