@@ -1,0 +1,82 @@
+"""CLI start-up (issue 16 item 5): what a command costs before it does any work.
+
+Measured in the same run, each the median of ``--repeat`` processes, the cases
+interleaved so that a busy machine slows them alike:
+
+  python -c pass             the interpreter alone (the baseline)
+  bordergate --help          the root: deferred groups listed by name, none imported
+  log checkpoint DIR         one small command on a real log (reads the checkpoint)
+  log checkpoint --help      one group loaded, its command's help
+  eager imports              every command module imported, as ``bordergate.cli``
+                             did before the tree was deferred (for comparison)
+
+Prints each case's time, its difference from ``python -c pass`` and the ratio;
+the target is a difference of at most 0.2 s for ``--help`` and ``log checkpoint``.
+Run: .venv/bin/python bench/bench_cli_startup.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BORDERGATE = str(Path(sys.executable).with_name("bordergate"))
+TARGET_S = 0.2
+EAGER = ("import bordergate.cli, bordergate.approval_commands, bordergate.log_operator, "
+         "bordergate.receipt_commands, bordergate.roster_commands, "
+         "bordergate.token_commands, bordergate.custody_commands, "
+         "bordergate.audit.commands, bordergate.audit.run_command, "
+         "bordergate.gateway.commands, bordergate.gateway.principal_commands, "
+         "bordergate.migration.commands, bordergate.releases.commands, "
+         "bordergate.residency.commands, bordergate.tlog.commands, "
+         "bordergate.tlog.witness_commands, typer.rich_utils")
+
+
+def _time(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    """Measure and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "log"
+        subprocess.run([BORDERGATE, "log", "init", str(log), "--origin", "bench.test/log"],
+                       stdout=subprocess.DEVNULL, check=True)
+        cases = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "bordergate --help": [BORDERGATE, "--help"],
+            "log checkpoint DIR": [BORDERGATE, "log", "checkpoint", str(log)],
+            "log checkpoint --help": [BORDERGATE, "log", "checkpoint", "--help"],
+            "eager imports (before)": [sys.executable, "-c", EAGER],
+        }
+        for argv in cases.values():  # warm the byte-code and file caches
+            _time(argv)
+        times: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(args.repeat):
+            for name, argv in cases.items():
+                times[name].append(_time(argv))
+    median = {name: statistics.median(t) for name, t in times.items()}
+    base = median["python -c pass"]
+    print(f"median of {args.repeat} runs each; baseline python -c pass = {base * 1000:.0f} ms")
+    print(f"{'case':<26}{'ms':>8}{'over pass':>12}{'ratio':>8}")
+    for name, value in median.items():
+        print(f"{name:<26}{value * 1000:>8.0f}{(value - base) * 1000:>+10.0f}ms"
+              f"{value / base:>8.1f}")
+    for name in ("bordergate --help", "log checkpoint DIR"):
+        over = median[name] - base
+        print(f"target {name}: {over * 1000:.0f} ms over pass "
+              f"({'met' if over <= TARGET_S else 'NOT met'}: <= {TARGET_S * 1000:.0f} ms)")
+
+
+if __name__ == "__main__":
+    main()
