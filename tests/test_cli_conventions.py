@@ -148,6 +148,15 @@ def test_errors_of_commands_follow_the_conventions(tmp_path: Path) -> None:
     assert wrong.exit_code == 1 and ERROR_FORMAT.fullmatch(wrong.stderr.strip())
 
 
+def test_a_jurisdiction_is_named_with_j_everywhere() -> None:
+    """Every option that names a jurisdiction answers to -j and --jurisdiction."""
+    named = [(path, p) for path, c in walk(typer.main.get_command(app)) for p in c.params
+             if p.name in ("jurisdiction", "home")]
+    assert len(named) >= 20
+    for path, param in named:
+        assert {"-j", "--jurisdiction"} <= set(param.opts), (path, param.opts)
+
+
 def test_version_option() -> None:
     """`bordergate --version` prints the name and version and exits 0."""
     proc = subprocess.run([BORDERGATE, "--version"], capture_output=True, text=True,

@@ -55,7 +55,8 @@ def init(config: ConfigOption) -> None:
 @app.command()
 def serve(  # noqa: PLR0917 (typer maps each parameter to an option)
     config: ConfigOption,
-    jurisdiction: Annotated[str, typer.Option(help="the jurisdiction code to serve")],
+    jurisdiction: Annotated[str, typer.Option("--jurisdiction", "-j",
+                                              help="the jurisdiction code to serve")],
     unreviewed: Annotated[bool, typer.Option(
         "--unreviewed", help="serve without an approved release (demo and development "
         "profiles only; logged)")] = False,

@@ -76,7 +76,8 @@ def generate(source: SourceOpt,
 def plan(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
          json_out: Annotated[Path | None, typer.Option("--json", help="write the plan here")]
          = None,
-         home: Annotated[str | None, typer.Option(help="print only this home's part")] = None,
+         home: Annotated[str | None, typer.Option(
+             "--home", "-j", "--jurisdiction", help="print only this home's part")] = None,
          batch_subjects: Annotated[int, typer.Option(help="subjects per batch")] = 500) -> None:
     """Classify every source column and row, and count what each home receives."""
     from bordergate.migration.plan import make_plan, plan_text
@@ -106,6 +107,7 @@ def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
         = 500,
         progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
         home: Annotated[str | None, typer.Option(
+            "--home", "-j", "--jurisdiction",
             help="run only this home's part (its custodian's run: only its files are "
                  "opened)")] = None,
         parallel: Annotated[bool, typer.Option(

@@ -43,7 +43,7 @@ app = typer.Typer(help="Reviewed code and policy only: release manifests, review
 
 ConfigOpt = Annotated[Path, typer.Option("--config", help="the deployment file (TOML)")]
 JurisdictionOpt = Annotated[str | None, typer.Option(
-    "--jurisdiction", help="which jurisdiction's log (default: the only one)")]
+    "--jurisdiction", "-j", help="which jurisdiction's log (default: the only one)")]
 CredentialOpt = Annotated[Path | None, typer.Option(
     "--credential-file", help="append credential for the log's sequencer service "
     "(default: log.sequencer.release_credential_file)")]
