@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import typer.main
 from typer import _click
+from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from bordergate import __version__
@@ -155,6 +156,33 @@ def test_a_jurisdiction_is_named_with_j_everywhere() -> None:
     assert len(named) >= 20
     for path, param in named:
         assert {"-j", "--jurisdiction"} <= set(param.opts), (path, param.opts)
+
+
+# commands without --json, by reason; a new command printing a result needs --json
+NO_JSON = {
+    "serves until stopped, prints no result": {
+        "log serve", "log sequencer", "witness serve", "gateway serve", "keys serve", "demo"},
+    "prints JSON always": {
+        "log prove", "gateway openapi", "gateway revoke-token", "keys init", "keys rotate",
+        "keys destroy", "approval grant", "approval deny", "approval revoke", "roster sign",
+        "roster publish", "principal keygen"},
+    "prints one value for pipes (a size, a token, a path, a key)": {
+        "log append", "principal issue", "schema demo-path", "approval keygen",
+        "release keygen", "roster keygen"},
+    "not yet (issue 16 item 5, open)": {
+        "release propose", "release review", "release diff", "release build-runtime",
+        "roster init", "receipt verify", "migrate generate", "migrate run"},
+}
+
+
+def test_every_command_that_prints_a_result_takes_json() -> None:
+    """`--json` on every command that prints a result, but those listed with a reason."""
+    exempt = set().union(*NO_JSON.values())
+    lacking = {" ".join(path) for path, c in walk(typer.main.get_command(app))
+               if not isinstance(c, TyperGroup)
+               and not any("--json" in getattr(p, "opts", []) for p in c.params)}
+    assert lacking - exempt == set()
+    assert exempt - lacking == set()  # the list stays true as commands gain --json
 
 
 def test_version_option() -> None:

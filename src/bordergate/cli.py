@@ -10,6 +10,7 @@ This module must never hold domain logic: commands call the rooms' APIs.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -99,9 +100,10 @@ def _root(
 
 
 @app.command()
-def version() -> None:
+def version(json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+            ) -> None:
     """Print the installed bordergate version."""
-    typer.echo(__version__)
+    typer.echo(json.dumps({"version": __version__}) if json_output else __version__)
 
 
 @app.command()

@@ -32,6 +32,7 @@ app = typer.Typer(help="Verify logs and evidence as an outside auditor.", no_arg
 @app.command()
 def evidence(
     file: Annotated[Path, typer.Argument(help="A split-view evidence file (JSON).")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON result.")] = False,
 ) -> None:
     """Check a split-view evidence file offline: two signed, inconsistent checkpoints.
 
@@ -43,12 +44,18 @@ def evidence(
     try:
         data = file.read_bytes()
     except OSError as exc:
-        raise fail(exc) from exc
+        raise fail(exc, json_output=json_output) from exc
     try:
         view = verify_evidence(data)
     except VerificationError as exc:
-        typer.echo(f"NOT EVIDENCE ({exc.code}): {exc}")
+        if json_output:
+            typer.echo(json.dumps({"proven": False, "error": exc.code, "reason": str(exc)}))
+        else:
+            typer.echo(f"NOT EVIDENCE ({exc.code}): {exc}")
         raise typer.Exit(1) from exc
+    if json_output:
+        typer.echo(json.dumps({"proven": True, "split_view": view.describe()}))
+        return
     typer.echo(f"SPLIT VIEW PROVEN: {view.describe()}")
 
 

@@ -10,6 +10,7 @@ This module must never hold checking logic: it calls :mod:`bordergate.audit.run`
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,8 @@ def run(
     reference: Annotated[bool, typer.Option(
         "--reference", help="Inspect entries with the plain reference inspector (slower, "
         "one process, no caches); the findings are the same.")] = False,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help="Print the summary and each log's state as JSON.")] = False,
 ) -> None:
     """Verify each log, replay and check every new entry, write the report.
 
@@ -81,8 +84,14 @@ def run(
         doc = build_report(result)
         json_path, html_path = write_report(doc, report)
     except (BordergateError, OSError) as exc:
-        raise fail(exc) from exc
+        raise fail(exc, json_output=json_output) from exc
     s = doc["summary"]
+    failed = bool(s["logs_failed"] or s["logs_unwitnessed"] or (s["findings"] and not exit_zero))
+    if json_output:
+        typer.echo(json.dumps({"ok": not failed, "summary": s, "logs": doc["logs"],
+                               "report": {"json": str(json_path), "html": str(html_path)}},
+                              indent=2, default=str))
+        raise typer.Exit(1 if failed else 0)
     for log in doc["logs"]:
         state_text = "verified" if log["verified"] else \
             f"FAILED [{log['code'] or 'unreachable'}] {log['reason'] or log['error']}"
@@ -95,5 +104,5 @@ def run(
     typer.echo(f"report: {html_path}")
     typer.echo(f"report: {json_path}")
     # a checkpoint without a fresh witness quorum is not a verified current state
-    if s["logs_failed"] or s["logs_unwitnessed"] or (s["findings"] and not exit_zero):
+    if failed:
         raise typer.Exit(1)

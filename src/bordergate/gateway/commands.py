@@ -39,14 +39,18 @@ def _fail(exc: BordergateError) -> typer.Exit:
 
 
 @app.command()
-def init(config: ConfigOption) -> None:
+def init(config: ConfigOption, json_output: Annotated[bool, typer.Option(
+        "--json", help="print JSON: the items created")] = False) -> None:
     """Create the keys, logs and stores of every jurisdiction (idempotent)."""
     from bordergate.gateway.startup import provision
 
     try:
         done = provision(load_config(config))
     except BordergateError as exc:
-        raise _fail(exc) from None
+        raise fail(exc, json_output=json_output) from None
+    if json_output:
+        typer.echo(json.dumps({"created": done}))
+        return
     for line in done:
         typer.echo(line)
     typer.echo(f"ready: {len(done)} item(s) created")

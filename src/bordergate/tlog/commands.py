@@ -53,6 +53,7 @@ def _fail(e: BordergateError) -> typer.Exit:
 def init(directory: Path, origin: Annotated[str, typer.Option(help="the log's origin line")],
          key_file: KeyFile = None,
          postgres: Annotated[str | None, typer.Option(help="PostgreSQL URL for the log")] = None,
+         json_output: JsonOption = False,
          ) -> None:
     """Create a log and print its verifier key (last line)."""
     from bordergate.locations import parse_log_location
@@ -82,7 +83,11 @@ def init(directory: Path, origin: Annotated[str, typer.Option(help="the log's or
         create_log(storage, signer)
         storage.close()
     except BordergateError as e:
-        raise _fail(e) from None
+        raise fail(e, json_output=json_output) from None
+    if json_output:
+        typer.echo(json.dumps({"directory": str(directory), "key_file": str(key_path),
+                               "origin": origin, "vkey": signer.verifier().key_string}))
+        return
     typer.echo(f"log created: {directory} (signing key: {key_path})")
     typer.echo(signer.verifier().key_string)
 
