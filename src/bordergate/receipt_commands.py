@@ -23,6 +23,7 @@ This module must never hold receipt or log logic: it parses options, calls
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -107,6 +108,7 @@ def verify(  # noqa: PLR0917 (typer maps each parameter to an option)
         help="a trusted witness's verifier key NAME+ID+KEY (repeatable)")] = None,
     quorum: Annotated[int | None, typer.Option(
         help="witness cosignatures required (default: every --witness)")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print a JSON result")] = False,
 ) -> None:
     """Check a receipt's signature and prove its entry against the (witnessed) log."""
     from bordergate.receipt_log import verify_in_log
@@ -117,28 +119,45 @@ def verify(  # noqa: PLR0917 (typer maps each parameter to an option)
         data = receipt_file.read_bytes()
     except OSError as exc:
         raise fail(Unavailable(f"cannot read {receipt_file}: {exc.strerror}",
-                               code="receipt_unreadable")) from None
+                               code="receipt_unreadable"), json_output=json_output) from None
     try:
         client = _log_client(log, vkey, witness, quorum)
         trusted = [Ed25519Verifier.from_key_string(k).key_string for k in gateway_key or []]
     except BordergateError as exc:  # the keys are the command line's: usage
-        raise fail(exc, exit_code=ExitCode.USAGE) from None
+        raise fail(exc, exit_code=ExitCode.USAGE, json_output=json_output) from None
     try:
         receipt = parse_receipt(data)
         signer = verify_receipt_signature(receipt, trusted or None)
     except VerificationError as exc:
-        raise fail(exc) from None
-    typer.echo(f"receipt: gateway {receipt.gateway} signed with {signer.name}+"
-               f"{signer.key_id:08x}: {receipt.action} of {receipt.collection} "
-               f"{list(receipt.fields)} under {receipt.origin} entry {receipt.index}")
+        raise fail(exc, json_output=json_output) from None
+    result: dict[str, object] = {
+        "receipt": {"gateway": receipt.gateway, "signer": f"{signer.name}+{signer.key_id:08x}",
+                    "action": receipt.action, "collection": receipt.collection,
+                    "fields": list(receipt.fields), "origin": receipt.origin,
+                    "index": receipt.index}, "signature_verified": True}
+    if json_output and client is None:
+        typer.echo(json.dumps({"ok": True, **result, "entry_checked": False}))
+        return
+    if not json_output:
+        typer.echo(f"receipt: gateway {receipt.gateway} signed with {signer.name}+"
+                   f"{signer.key_id:08x}: {receipt.action} of {receipt.collection} "
+                   f"{list(receipt.fields)} under {receipt.origin} entry {receipt.index}")
     if client is None:
         typer.echo("signature verified; entry not checked (no --log)")
         return
     try:
         verdict = verify_in_log(receipt, client, key_trusted=bool(trusted))
     except VerificationError as exc:
-        raise fail(exc) from None
+        raise fail(exc, json_output=json_output) from None
     except (Unavailable, NotFound) as exc:  # the log does not cover the entry yet
-        raise fail(exc, exit_code=ExitCode.UNAVAILABLE,
+        raise fail(exc, exit_code=ExitCode.UNAVAILABLE, json_output=json_output,
                    hint="the log may not publish the entry yet: retry later") from None
+    if json_output:
+        typer.echo(json.dumps({"ok": verdict.consistent, **result, "entry_checked": True,
+                               "checkpoint_size": verdict.checkpoint.checkpoint.size,
+                               "entry_type": verdict.entry.type if verdict.entry else None,
+                               "registered_at": verdict.registered_at,
+                               "consistent": verdict.consistent,
+                               "discrepancies": verdict.discrepancies}))
+        raise typer.Exit(int(ExitCode.OK if verdict.consistent else ExitCode.REFUSED))
     _show(verdict)
