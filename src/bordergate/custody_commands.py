@@ -17,7 +17,8 @@ reached before any key changes.  ``rotate`` logs its events too when given
 
 Exit 0 on success, 1 when the key ring's state forbids the operation
 (``Conflict``, including ``log_writer_busy``), 2 for configuration errors, 3
-when the backend, store or log is unavailable.  The PKCS#11 PIN is read from
+when the backend, store or log is unavailable (:mod:`bordergate.exit_codes`, the
+same for every command, listed in each command's ``--help``).  The PKCS#11 PIN is read from
 the environment variable named by ``--pin-env``, never from the command
 line.  This module must never print key bytes: it only calls
 :mod:`bordergate.keys`, handing it the jurisdiction's record store

@@ -14,7 +14,8 @@
   sequencer service, or the storage when no gateway holds it).  Every gateway
   worker then decides under it (``gateway.roster_in_force``).
 
-Exit codes: 0 done, 2 usage, config, signature or I/O errors (``error [code]``).
+Exit codes (:mod:`bordergate.exit_codes`): 0 done, 1 a signature that does not
+verify (``publish``), 2 usage, configuration or a malformed roster file, 3 I/O.
 It lives outside the ``roster`` room because it joins it with the custodian's
 log writer, which builds on the gateway's entry encoders.  This module must
 never publish a version whose signature does not verify.

@@ -6,8 +6,9 @@ and the policy bundle) to a jurisdiction's log and publishes the bundle as
 ``release-review``; ``status`` shows each release's state, what does not count
 and the review throughput; ``diff`` lists the files and dependencies reviewers
 must read; ``keygen`` makes a reviewer key.  Exit codes: 0 done, 1 a release is
-not in the state asked for (``status --require-approved``), 2 usage, config or
-I/O errors.
+not in the state asked for (``status --require-approved``) or the log refused
+(``log_writer_busy``), 2 usage or configuration errors, 3 I/O or an unavailable
+log (:mod:`bordergate.exit_codes`).
 
 When the deployment names the log's sequencer service (``log.sequencer``),
 ``propose`` and ``review`` append through it with the release tooling's own
