@@ -13,7 +13,7 @@ interleaved so that a busy machine slows them alike:
 Prints each case's wall-clock and CPU time (user + system: the fairer figure on
 a shared, busy machine), its difference from ``python -c pass`` and the ratio;
 the target is a difference of at most 0.2 s for ``--help`` and ``log checkpoint``.
-Run: .venv/bin/python bench/bench_cli_startup.py [--repeat N]
+Run: .venv/bin/python bench/bench_cli_startup.py [--repeat N] [--before OTHER/bin/bordergate]
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from pathlib import Path
 BORDERGATE = str(Path(sys.executable).with_name("bordergate"))
 TARGET_S = 0.2
 # as installed for a user: byte-code caches written once and read after (a shell with
-# PYTHONDONTWRITEBYTECODE would compile every bordergate module at every start)
+# PYTHONDONTWRITEBYTECODE would compile every bordergate module at every start); kept
+# under the run's temporary directory, not beside the sources
 _ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 EAGER = ("import bordergate.cli, bordergate.approval_commands, bordergate.log_operator, "
          "bordergate.receipt_commands, bordergate.roster_commands, "
@@ -60,8 +61,12 @@ def main() -> None:
     """Measure and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--before", metavar="BORDERGATE",
+                        help="another install's bordergate script (e.g. the main branch's) "
+                        "to measure beside this one")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        _ENV["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         log = Path(tmp) / "log"
         subprocess.run([BORDERGATE, "log", "init", str(log), "--origin", "bench.test/log"],
                        stdout=subprocess.DEVNULL, check=True)
@@ -72,6 +77,9 @@ def main() -> None:
             "log checkpoint --help": [BORDERGATE, "log", "checkpoint", "--help"],
             "eager imports (before)": [sys.executable, "-c", EAGER],
         }
+        if args.before:
+            cases["before: --help"] = [args.before, "--help"]
+            cases["before: log checkpoint"] = [args.before, "log", "checkpoint", str(log)]
         for argv in cases.values():  # warm the byte-code and file caches
             _time(argv)
         wall: dict[str, list[float]] = {name: [] for name in cases}
