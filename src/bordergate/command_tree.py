@@ -90,8 +90,10 @@ def apply_conventions(command: _click.Command) -> None:
     for _, found in _children(command, load=False):
         if isinstance(found, DeferredCommand):
             continue
-        if not found.epilog or "Exit codes" not in found.epilog:
+        if not found.epilog:
             found.epilog = EXIT_CODES_HELP
+        elif "Exit codes" not in found.epilog:  # a command's own epilog comes first
+            found.epilog = f"{found.epilog}\n\n{EXIT_CODES_HELP}"
         if isinstance(found, (TyperCommand, TyperGroup)):
             found.rich_markup_mode = None
         help_option = found.get_help_option(_click.Context(found))  # made once, cached
