@@ -171,7 +171,7 @@ NO_JSON = {
         "release keygen", "roster keygen"},
     "not yet (issue 16 item 5, open)": {
         "release propose", "release review", "release diff", "release build-runtime",
-        "roster init", "migrate generate", "migrate run"},
+        "migrate run"},
 }
 
 

@@ -70,14 +70,17 @@ def keygen(key_file: Annotated[Path, typer.Option("--key-file", help="where to w
 
 @app.command()
 def init(jurisdiction: Annotated[str, typer.Option("--jurisdiction", "-j")],
-         out: Annotated[Path, typer.Option("--out", help="the roster file to create")]) -> None:
+         out: Annotated[Path, typer.Option("--out", help="the roster file to create")],
+         json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+         ) -> None:
     """Write a starting roster file (TOML) to edit."""
     from bordergate.roster.source import source_template
     if out.exists():
-        raise _fail(ConfigError(f"{out} exists; refusing to overwrite it",
-                                code="roster_file_exists"))
+        raise fail(ConfigError(f"{out} exists; refusing to overwrite it",
+                               code="roster_file_exists"), json_output=json_output)
     out.write_text(source_template(jurisdiction))
-    typer.echo(f"roster file written to {out}")
+    typer.echo(json.dumps({"written": str(out), "jurisdiction": jurisdiction}) if json_output
+               else f"roster file written to {out}")
 
 
 def _source(path: Path) -> dict[str, Any]:

@@ -57,7 +57,9 @@ def _load(config: Path, mapping: Path | None
 @app.command()
 def generate(source: SourceOpt,
              users: Annotated[int, typer.Option(help="clean users (10 records each)")] = 1000,
-             seed: Annotated[int, typer.Option(help="Faker and random seed")] = 15) -> None:
+             seed: Annotated[int, typer.Option(help="Faker and random seed")] = 15,
+             json_output: Annotated[bool, typer.Option(
+                 "--json", help="print the counts as JSON")] = False) -> None:
     """Create a legacy "global platform" database (test and demo data)."""
     from bordergate.migration.legacy import generate_legacy
     from bordergate.migration.source import open_source
@@ -68,6 +70,11 @@ def generate(source: SourceOpt,
             made = generate_legacy(src, users=users, seed=seed)
         finally:
             src.close()
+    if json_output:
+        typer.echo(json.dumps({"records": made.total, "users": made.users,
+                               "dirty_accounts": len(made.dirty_accounts),
+                               "ownerless_rows": made.ownerless_rows}))
+        return
     typer.echo(f"{made.total} records ({made.users} clean users, "
                f"{len(made.dirty_accounts)} dirty accounts, {made.ownerless_rows} ownerless rows)")
 
