@@ -26,6 +26,7 @@ import typer
 from bordergate.approval_statement import key_text, load_signing_key, write_signing_key
 from bordergate.client import GatewayClient
 from bordergate.errors import BordergateError
+from bordergate.exit_codes import fail, usage_error
 
 __all__ = ["app"]
 
@@ -48,8 +49,7 @@ def keygen(
     try:
         public = write_signing_key(key_file)
     except BordergateError as exc:
-        typer.echo(f"error [{exc.code}]: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise fail(exc) from None
     typer.echo(key_text(public))
 
 
@@ -63,19 +63,14 @@ def _change(verdict: str, approval: str, key: Path | None, *, gateway: str,
             if verdict == "revoke":
                 out = client.revoke(approval, signer)
             elif signer is None:
-                typer.echo(f"error [approval_signature_missing]: {verdict} needs --key",
-                           err=True)
-                raise typer.Exit(2)
+                raise usage_error(f"{verdict} needs --key",
+                                  code="approval_signature_missing")
             elif verdict == "grant":
                 out = client.grant(approval, signer)
             else:
                 out = client.deny(approval, signer)
-    except OSError as exc:
-        typer.echo(f"error [token_unreadable]: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except BordergateError as exc:
-        typer.echo(f"error [{exc.code}]: {exc}", err=True)
-        raise typer.Exit(2) from None
+    except (BordergateError, OSError) as exc:
+        raise fail(exc) from None
     typer.echo(json.dumps(out, sort_keys=True))
 
 

@@ -17,7 +17,8 @@ reached before any key changes.  ``rotate`` logs its events too when given
 
 Exit 0 on success, 1 when the key ring's state forbids the operation
 (``Conflict``, including ``log_writer_busy``), 2 for configuration errors, 3
-when the backend, store or log is unavailable.  The PKCS#11 PIN is read from
+when the backend, store or log is unavailable (:mod:`bordergate.exit_codes`, the
+same for every command, listed in each command's ``--help``).  The PKCS#11 PIN is read from
 the environment variable named by ``--pin-env``, never from the command
 line.  This module must never print key bytes: it only calls
 :mod:`bordergate.keys`, handing it the jurisdiction's record store
@@ -36,7 +37,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bordergate.errors import BordergateError, ConfigError, Conflict, Unavailable
+from bordergate.errors import BordergateError, ConfigError, Unavailable
+from bordergate.exit_codes import fail
 from bordergate.keys.backend import (
     KeyBackend,
     KeyFileSettings,
@@ -71,9 +73,7 @@ def _failures() -> Iterator[None]:
     try:
         yield
     except BordergateError as exc:
-        typer.echo(f"error ({exc.code}): {exc}", err=True)
-        status = 1 if isinstance(exc, Conflict) else 3 if isinstance(exc, Unavailable) else 2
-        raise typer.Exit(status) from exc
+        raise fail(exc) from exc
 
 
 def _backend(jurisdiction: str, backend: str, *, key_file: Path | None, library: str,

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import importlib.util
 import json
 import os
 import random
@@ -806,13 +807,8 @@ def _jti(token: str) -> str:
 
 
 def _has_audit_run() -> bool:
-    try:
-        from bordergate.audit import commands
-    except ImportError:
-        return False
-    return any(getattr(c, "name", None) == "run" or
-               getattr(c.callback, "__name__", "") == "run"
-               for c in commands.app.registered_commands)
+    # `audit run` is a deferred command of bordergate.cli, registered by module name
+    return importlib.util.find_spec("bordergate.audit.run_command") is not None
 
 
 def _stop_group(procs: Sequence[subprocess.Popen[bytes]]) -> None:

@@ -25,6 +25,7 @@ from typing import Annotated
 import typer
 
 from bordergate.errors import BordergateError, ConfigError
+from bordergate.exit_codes import fail
 from bordergate.tlog.logdir import default_key_file, open_log_storage, read_signer
 from bordergate.tlog.sequencer import Sequencer
 from bordergate.tlog.storage import LogStorage
@@ -36,8 +37,7 @@ KeyFile = Annotated[Path | None, typer.Option("--key-file", help="signing key (d
 
 
 def _fail(e: BordergateError) -> typer.Exit:
-    typer.echo(f"error [{e.code}]: {e}", err=True)
-    return typer.Exit(2)
+    return fail(e)
 
 
 def _witnessing(witnesses: list[str], quorum: int | None) -> WitnessQuorum | None:
@@ -110,8 +110,7 @@ def sequencer(directory: Annotated[Path | None, typer.Argument(
                         witnessing=where.witnessing, state_keys=state_keys)
         seq.start()
     except OSError as e:
-        typer.echo(f"error [io]: {e}", err=True)
-        raise typer.Exit(2) from None
+        raise fail(e) from None
     except BordergateError as e:
         raise _fail(e) from None
     bind_host, bind_port = host or where.host, port or where.port

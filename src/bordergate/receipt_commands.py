@@ -12,8 +12,9 @@ only the signature is checked.
 
 Exit codes: 0 consistent; 1 the receipt or the log fails verification, or the
 entry does not allow what the receipt says was released (a proof that the
-gateway lied, each discrepancy printed); 2 usage (bad option, unreadable
-file); 3 unavailable (the log cannot be read, or does not cover the entry yet).
+gateway lied, each discrepancy printed); 2 usage (bad option, malformed key);
+3 unavailable (the receipt file or the log cannot be read, or the log does not
+cover the entry yet) (:mod:`bordergate.exit_codes`).
 
 This module must never hold receipt or log logic: it parses options, calls
 ``bordergate.receipts`` and ``bordergate.receipt_log`` and prints.
@@ -22,12 +23,14 @@ This module must never hold receipt or log logic: it parses options, calls
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bordergate.errors import BordergateError, NotFound, Unavailable, VerificationError
+from bordergate.exit_codes import ExitCode, fail
 
 if TYPE_CHECKING:
     from bordergate.receipt_log import ReceiptVerdict
@@ -38,12 +41,6 @@ __all__ = ["app"]
 app = typer.Typer(help="Receipts: what a gateway signed that it released.",
                   no_args_is_help=True)
 
-EXIT_INCONSISTENT, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
-
-
-def _stop(exc: BordergateError, code: int, what: str) -> typer.Exit:
-    typer.echo(f"{what} [{exc.code}]: {exc}", err=True)
-    return typer.Exit(code)
 
 
 def _log_client(log: str | None, vkey: str | None, witness: list[str] | None,
@@ -91,7 +88,7 @@ def _show(verdict: ReceiptVerdict) -> None:
                    f"entry {receipt.index} contradicts:")
         for line in verdict.discrepancies:
             typer.echo(f"  - {line}")
-        raise typer.Exit(EXIT_INCONSISTENT)
+        raise typer.Exit(int(ExitCode.REFUSED))
     typer.echo("CONSISTENT: the entry allows what the receipt says was released")
 
 
@@ -111,6 +108,7 @@ def verify(  # noqa: PLR0917 (typer maps each parameter to an option)
         help="a trusted witness's verifier key NAME+ID+KEY (repeatable)")] = None,
     quorum: Annotated[int | None, typer.Option(
         help="witness cosignatures required (default: every --witness)")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print a JSON result")] = False,
 ) -> None:
     """Check a receipt's signature and prove its entry against the (witnessed) log."""
     from bordergate.receipt_log import verify_in_log
@@ -120,30 +118,46 @@ def verify(  # noqa: PLR0917 (typer maps each parameter to an option)
     try:
         data = receipt_file.read_bytes()
     except OSError as exc:
-        typer.echo(f"error [receipt_unreadable]: cannot read {receipt_file}: {exc.strerror}",
-                   err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        raise fail(Unavailable(f"cannot read {receipt_file}: {exc.strerror}",
+                               code="receipt_unreadable"), json_output=json_output) from None
     try:
         client = _log_client(log, vkey, witness, quorum)
         trusted = [Ed25519Verifier.from_key_string(k).key_string for k in gateway_key or []]
-    except (BordergateError, typer.BadParameter) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+    except BordergateError as exc:  # the keys are the command line's: usage
+        raise fail(exc, exit_code=ExitCode.USAGE, json_output=json_output) from None
     try:
         receipt = parse_receipt(data)
         signer = verify_receipt_signature(receipt, trusted or None)
     except VerificationError as exc:
-        raise _stop(exc, EXIT_INCONSISTENT, "NOT VERIFIED") from None
-    typer.echo(f"receipt: gateway {receipt.gateway} signed with {signer.name}+"
-               f"{signer.key_id:08x}: {receipt.action} of {receipt.collection} "
-               f"{list(receipt.fields)} under {receipt.origin} entry {receipt.index}")
+        raise fail(exc, json_output=json_output) from None
+    result: dict[str, object] = {
+        "receipt": {"gateway": receipt.gateway, "signer": f"{signer.name}+{signer.key_id:08x}",
+                    "action": receipt.action, "collection": receipt.collection,
+                    "fields": list(receipt.fields), "origin": receipt.origin,
+                    "index": receipt.index}, "signature_verified": True}
+    if json_output and client is None:
+        typer.echo(json.dumps({"ok": True, **result, "entry_checked": False}))
+        return
+    if not json_output:
+        typer.echo(f"receipt: gateway {receipt.gateway} signed with {signer.name}+"
+                   f"{signer.key_id:08x}: {receipt.action} of {receipt.collection} "
+                   f"{list(receipt.fields)} under {receipt.origin} entry {receipt.index}")
     if client is None:
         typer.echo("signature verified; entry not checked (no --log)")
         return
     try:
         verdict = verify_in_log(receipt, client, key_trusted=bool(trusted))
     except VerificationError as exc:
-        raise _stop(exc, EXIT_INCONSISTENT, "NOT VERIFIED") from None
-    except (Unavailable, NotFound) as exc:
-        raise _stop(exc, EXIT_UNAVAILABLE, "unavailable") from None
+        raise fail(exc, json_output=json_output) from None
+    except (Unavailable, NotFound) as exc:  # the log does not cover the entry yet
+        raise fail(exc, exit_code=ExitCode.UNAVAILABLE, json_output=json_output,
+                   hint="the log may not publish the entry yet: retry later") from None
+    if json_output:
+        typer.echo(json.dumps({"ok": verdict.consistent, **result, "entry_checked": True,
+                               "checkpoint_size": verdict.checkpoint.checkpoint.size,
+                               "entry_type": verdict.entry.type if verdict.entry else None,
+                               "registered_at": verdict.registered_at,
+                               "consistent": verdict.consistent,
+                               "discrepancies": verdict.discrepancies}))
+        raise typer.Exit(int(ExitCode.OK if verdict.consistent else ExitCode.REFUSED))
     _show(verdict)

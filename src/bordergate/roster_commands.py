@@ -14,7 +14,8 @@
   sequencer service, or the storage when no gateway holds it).  Every gateway
   worker then decides under it (``gateway.roster_in_force``).
 
-Exit codes: 0 done, 2 usage, config, signature or I/O errors (``error [code]``).
+Exit codes (:mod:`bordergate.exit_codes`): 0 done, 1 a signature that does not
+verify (``publish``), 2 usage, configuration or a malformed roster file, 3 I/O.
 It lives outside the ``roster`` room because it joins it with the custodian's
 log writer, which builds on the gateway's entry encoders.  This module must
 never publish a version whose signature does not verify.
@@ -32,6 +33,7 @@ import typer
 
 from bordergate.entries import format_time
 from bordergate.errors import BordergateError, ConfigError, VerificationError
+from bordergate.exit_codes import ExitCode, fail
 
 __all__ = ["app", "publish_signed_roster"]
 
@@ -40,8 +42,7 @@ app = typer.Typer(help="The identity authority's signed roster of principals.",
 
 
 def _fail(e: BordergateError) -> typer.Exit:
-    typer.echo(f"error [{e.code}]: {e}", err=True)
-    return typer.Exit(2)
+    return fail(e)
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -69,14 +70,17 @@ def keygen(key_file: Annotated[Path, typer.Option("--key-file", help="where to w
 
 @app.command()
 def init(jurisdiction: Annotated[str, typer.Option("--jurisdiction", "-j")],
-         out: Annotated[Path, typer.Option("--out", help="the roster file to create")]) -> None:
+         out: Annotated[Path, typer.Option("--out", help="the roster file to create")],
+         json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+         ) -> None:
     """Write a starting roster file (TOML) to edit."""
     from bordergate.roster.source import source_template
     if out.exists():
-        raise _fail(ConfigError(f"{out} exists; refusing to overwrite it",
-                                code="roster_file_exists"))
+        raise fail(ConfigError(f"{out} exists; refusing to overwrite it",
+                               code="roster_file_exists"), json_output=json_output)
     out.write_text(source_template(jurisdiction))
-    typer.echo(f"roster file written to {out}")
+    typer.echo(json.dumps({"written": str(out), "jurisdiction": jurisdiction}) if json_output
+               else f"roster file written to {out}")
 
 
 def _source(path: Path) -> dict[str, Any]:
@@ -102,8 +106,8 @@ def sign(source: Annotated[Path, typer.Argument(help="the roster file (TOML or J
     try:
         roster = roster_from_source(_source(source), issued=format_time(time.time()))
         signature = sign_roster(roster, read_signer(key))
-    except BordergateError as e:
-        raise _fail(e) from None
+    except BordergateError as e:  # the authority's own roster file: a usage error
+        raise fail(e, exit_code=ExitCode.USAGE) from None
     out.write_bytes(roster.document)
     Path(f"{out}.sig").write_text(json.dumps(signature.entry_body()) + "\n")
     typer.echo(json.dumps({"roster": roster.digest, "serial": roster.serial,

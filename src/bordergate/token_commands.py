@@ -25,6 +25,7 @@ import typer
 from bordergate.config import load_config
 from bordergate.custody_log import open_custody_log
 from bordergate.errors import BordergateError
+from bordergate.exit_codes import fail
 from bordergate.gateway.revocations import token_revoke_entry
 
 __all__ = ["revoke_token"]
@@ -44,6 +45,5 @@ def revoke_token(
         with open_custody_log(j) as custody:
             index = custody.append([entry])
     except BordergateError as exc:
-        typer.echo(f"error [{exc.code}]: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise fail(exc) from None
     typer.echo(json.dumps({"revoked": jti, "log": {"origin": j.log.origin, "index": index}}))

@@ -186,15 +186,16 @@ def test_usage_errors_exit_2(tmp_path: Path, args: list[str]) -> None:
     assert proc.returncode == 2, proc.stdout
 
 
-def test_io_errors_exit_2(tmp_path: Path) -> None:
-    """A missing log, an unreachable URL or a damaged state file exit 2."""
+def test_io_errors_exit_3(tmp_path: Path) -> None:
+    """A missing log or an unreachable URL exit 3 (unavailable or I/O), a damaged state
+    file 2 (the auditor's own file is wrong): bordergate.exit_codes."""
     state = tmp_path / "state"
     proc = bordergate("audit", "log", str(tmp_path / "none"), "--vkey", VKEY, "--state",
                       str(state))
-    assert proc.returncode == 2 and b"checkpoint_missing" in proc.stderr
+    assert proc.returncode == 3 and b"checkpoint_missing" in proc.stderr
     proc = bordergate("audit", "log", f"http://127.0.0.1:{free_port()}", "--vkey", VKEY,
                       "--state", str(state))
-    assert proc.returncode == 2 and b"log_unavailable" in proc.stderr
+    assert proc.returncode == 3 and b"log_unavailable" in proc.stderr
     log = tmp_path / "log"
     make_log(log)
     state.mkdir(exist_ok=True)

@@ -381,7 +381,7 @@ def test_cli_keygen_and_issue(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
     public = parse_public_key(made.stdout)
     again = runner.invoke(app, ["principal", "keygen", "--key-file", str(key_file)])
-    assert again.exit_code == 1
+    assert again.exit_code == 2 and "key_file_exists" in again.output
     issued = runner.invoke(
         app,
         [
@@ -437,7 +437,8 @@ def test_cli_keygen_p256_pem(tmp_path: Path) -> None:
 
 
 def test_cli_issue_with_bad_key_file(tmp_path: Path) -> None:
-    """Behaviour: a missing or wrong key file is a clear error, exit 1."""
+    """Behaviour: a missing key file exits 3 (I/O), a wrong one 2 (usage), each with its
+    code in the common error format (bordergate.exit_codes)."""
     runner = CliRunner()
     (tmp_path / "bad.pem").write_text("nope")
     for path in (tmp_path / "missing.pem", tmp_path / "bad.pem"):
@@ -462,7 +463,9 @@ def test_cli_issue_with_bad_key_file(tmp_path: Path) -> None:
                 "us",
             ],
         )
-        assert result.exit_code == 1
+        missing = path.name == "missing.pem"
+        assert result.exit_code == (3 if missing else 2), result.output
+        assert "error [" in result.output and "what to do:" in result.output
 
 
 def test_unauthenticated_is_a_401_invalid_input() -> None:

@@ -178,8 +178,9 @@ def test_honest_read_receipt_verifies_end_to_end(running: RunningDeployment, tok
                                                  tmp_path: Path) -> None:
     """Issue 12, item 5: an honest gateway's read carries a receipt that the client
     checks and that ``receipt verify`` proves consistent with the published log
-    (exit 0); a receipt checked against another log, or under a key that is not the
-    gateway's, is not (exit 1), and bad options are usage errors (exit 2)."""
+    (exit 0, also as JSON with --json); a receipt checked against another log, or under a
+    key that is not the gateway's, is not (exit 1), and bad options are usage errors
+    (exit 2)."""
     url = running.urls["us"]
     with GatewayClient(url, tokens.token(LOCAL, "us"), gateways=running.urls,
                        receipt_keys={"us": receipt_signer("us").verifier().key_string},
@@ -193,6 +194,10 @@ def test_honest_read_receipt_verifies_end_to_end(running: RunningDeployment, tok
     done = _verify(receipt, url + "/v1/log", vkey)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "CONSISTENT" in done.stdout and "registered by the gateway-start entry" in done.stdout
+    as_json = _verify(receipt, url + "/v1/log", vkey, "--json")  # the same, for scripts
+    result = json.loads(as_json.stdout)
+    assert as_json.returncode == 0 and result["ok"] and result["consistent"], as_json.stdout
+    assert result["receipt"]["index"] == got.log_index and result["registered_at"] is not None
     other = _verify(receipt, running.urls["eu"] + "/v1/log", _log_vkey(running.path, "eu"))
     assert other.returncode == 1 and "receipt_wrong_log" in other.stderr
     wrong_key = subprocess.run(

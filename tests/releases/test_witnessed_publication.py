@@ -80,7 +80,7 @@ def test_release_and_custodian_writers_publish_only_cosigned_checkpoints(
     """Promise 5: each checkpoint published by `release propose`, `release review` and
     `gateway revoke-token` is cosigned by both witness processes; with one witness
     stopped, the review's entry is durable but no checkpoint covering it is published
-    (witness_quorum_unavailable) until the quorum is back."""
+    (witness_quorum_unavailable, exit 3: retry) until the quorum is back."""
     config, servers = witnessed
     code, out = cli("release", "propose", "--config", config, "--jurisdiction", "us")
     assert code == 0, out
@@ -101,7 +101,7 @@ def test_release_and_custodian_writers_publish_only_cosigned_checkpoints(
     code, out = cli("release", "review", index, "--config", config, "--jurisdiction", "us",
                     "--key-file", config.parent / "bob.key", "--verdict", "approve",
                     "--note", "read it too")
-    assert code == 2 and "witness_quorum_unavailable" in out, out
+    assert code == 3 and "witness_quorum_unavailable" in out, out
     assert published(config, servers) == reviewed  # nothing published short of the quorum
 
     servers[1].start(same_port=True)

@@ -32,7 +32,7 @@ def test_bad_schema_names_where_and_exits_1(tmp_path: Path) -> None:
     assert "'email'" in result.output
 
 
-def test_missing_schema_exits_2(tmp_path: Path) -> None:
-    """Behaviour: an unreadable schema file exits 2."""
+def test_missing_schema_exits_3(tmp_path: Path) -> None:
+    """Behaviour: an unreadable schema file is an I/O error: exit 3 (bordergate.exit_codes)."""
     result = runner.invoke(app, ["schema", "check", str(tmp_path / "none.toml")])
-    assert result.exit_code == 2 and "schema_unreadable" in result.output
+    assert result.exit_code == 3 and "schema_unreadable" in result.output

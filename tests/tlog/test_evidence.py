@@ -153,7 +153,7 @@ def _audit(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_audit_evidence_command(tmp_path: Path, log: MemoryLog) -> None:
-    """Promise 5: `bordergate audit evidence` exits 0 on proof, 1 on non-proof, 2 on no file."""
+    """Promise 5: `bordergate audit evidence` exits 0 on proof, 1 on non-proof, 3 on no file."""
     good = tmp_path / "good.json"
     good.write_bytes(json.dumps(_same_size_doc(log)).encode())
     bad = tmp_path / "bad.json"
@@ -164,4 +164,4 @@ def test_audit_evidence_command(tmp_path: Path, log: MemoryLog) -> None:
     refused = _audit(bad)
     assert refused.returncode == 1
     assert "NOT EVIDENCE" in refused.stdout
-    assert _audit(tmp_path / "missing.json").returncode == 2
+    assert _audit(tmp_path / "missing.json").returncode == 3

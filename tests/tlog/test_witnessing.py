@@ -222,14 +222,15 @@ def test_two_witness_processes_cosign_log_append(tmp_path: Path,
 
 def test_dead_witness_blocks_publication_at_quorum(tmp_path: Path,
                                                    witnesses: list[WitnessServer]) -> None:
-    """Promise 5: short of the quorum `log append` publishes nothing (exit 2); with the
+    """Promise 5: short of the quorum `log append` publishes nothing (exit 3, unavailable:
+    retry); with the
     quorum reachable the durable entries are published, cosigned."""
     log = tmp_path / "log"
     make_log(log)
     dead = f"http://127.0.0.1:{free_port()}={witness_signer(2).verifier().key_string}"
     code, out = append(log, [b"a", b"b"], "--witness", witnesses[0].option, "--witness", dead,
                        "--quorum", "2", "--publish-timeout", "3")
-    assert code == 2 and "witness.test/w2" in out, out
+    assert code == 3 and "witness.test/w2" in out, out
     before = open_checkpoint((log / "checkpoint").read_bytes(), log_signer().verifier())
     assert before.checkpoint.size == 0
     code, out = append(log, [b"c"], "--witness", witnesses[0].option, "--witness", dead,
@@ -259,7 +260,7 @@ def test_witness_that_saw_one_branch_refuses_the_fork(tmp_path: Path,
     cosigned_a = (a / "checkpoint").read_bytes()
     code, out = append(b, [b"b%d" % i for i in range(12)], "--witness", witness.option,
                        "--publish-timeout", "3")
-    assert code == 2 and "0 of 1 required" in out and "consistency_failed" in out, out
+    assert code == 3 and "0 of 1 required" in out and "consistency_failed" in out, out
     assert open_checkpoint((b / "checkpoint").read_bytes(),
                            log_signer().verifier()).checkpoint.size == 0
     # the witness still stands by branch A

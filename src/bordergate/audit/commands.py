@@ -2,7 +2,8 @@
 
 Each command re-checks published material offline or from a log and exits
 0 when it verified, 1 when verification failed (with the reason), 2 for a
-usage or I/O error.  This module must never hold verification logic itself:
+usage error (a malformed key included), 3 when a file or the log cannot be
+read (:mod:`bordergate.exit_codes`).  This module must never hold verification logic itself:
 it calls the checking functions of the rooms.
 """
 
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bordergate.errors import BordergateError, VerificationError
+from bordergate.errors import BordergateError, Unavailable, VerificationError
+from bordergate.exit_codes import ExitCode, fail
 
 if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
@@ -30,24 +32,30 @@ app = typer.Typer(help="Verify logs and evidence as an outside auditor.", no_arg
 @app.command()
 def evidence(
     file: Annotated[Path, typer.Argument(help="A split-view evidence file (JSON).")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON result.")] = False,
 ) -> None:
     """Check a split-view evidence file offline: two signed, inconsistent checkpoints.
 
     Exit 0 if the file proves that the log signed two checkpoints that cannot
-    both be true (promise 5), 1 if it does not, 2 if it cannot be read.
+    both be true (promise 5), 1 if it does not, 3 if it cannot be read.
     """
     from bordergate.tlog.evidence import verify_evidence
 
     try:
         data = file.read_bytes()
     except OSError as exc:
-        typer.echo(f"error: cannot read {file}: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise fail(exc, json_output=json_output) from exc
     try:
         view = verify_evidence(data)
     except VerificationError as exc:
-        typer.echo(f"NOT EVIDENCE ({exc.code}): {exc}")
+        if json_output:
+            typer.echo(json.dumps({"proven": False, "error": exc.code, "reason": str(exc)}))
+        else:
+            typer.echo(f"NOT EVIDENCE ({exc.code}): {exc}")
         raise typer.Exit(1) from exc
+    if json_output:
+        typer.echo(json.dumps({"proven": True, "split_view": view.describe()}))
+        return
     typer.echo(f"SPLIT VIEW PROVEN: {view.describe()}")
 
 
@@ -73,7 +81,8 @@ def log_(
 
     Exit 0 if the log verified (the state now holds its checkpoint), 1 if it
     failed verification (reason, index and tile path printed; split-view
-    evidence written into --state), 2 for a usage or I/O error.
+    evidence written into --state), 2 for a usage error (a malformed key
+    included), 3 when the log or the state cannot be read.
     """
     from bordergate.audit.logcheck import audit_log
     from bordergate.audit.logstate_dir import DirectoryStateStore
@@ -90,9 +99,9 @@ def log_(
         client = LogClient(open_source(location), verifier, cosigners=cosigners,
                            quorum=required)
         store = DirectoryStateStore(state)
-    except (BordergateError, typer.BadParameter) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    except BordergateError as exc:  # the keys and locations are the command line's
+        raise fail(exc, json_output=json_output,
+                   exit_code=None if isinstance(exc, Unavailable) else ExitCode.USAGE) from exc
     bar = _progress_bar(progress or sys.stderr.isatty())
     try:
         if bar is None:
@@ -102,9 +111,8 @@ def log_(
                 task = bar.add_task("verifying entries", total=None)
                 result = audit_log(client, store, progress=lambda done, total: bar.update(
                     task, completed=done, total=total))
-    except BordergateError as exc:
-        _print_error(exc, json_output)
-        raise typer.Exit(2) from exc
+    except (BordergateError, OSError) as exc:
+        raise fail(exc, json_output=json_output) from exc
     _print_result(result, json_output)
     if not result.ok:
         raise typer.Exit(1)
@@ -119,12 +127,6 @@ def _progress_bar(wanted: bool) -> RichProgress | None:
     return Progress("[progress.description]{task.description}", BarColumn(),
                     MofNCompleteColumn(), TimeRemainingColumn(),
                     console=Console(stderr=True), transient=True)
-
-
-def _print_error(exc: BordergateError, json_output: bool) -> None:
-    typer.echo(f"error [{exc.code}]: {exc}", err=True)
-    if json_output:
-        typer.echo(json.dumps({"ok": False, "error": exc.code, "reason": str(exc)}))
 
 
 def _print_result(result: AuditResult, json_output: bool) -> None:
@@ -145,14 +147,3 @@ def _print_result(result: AuditResult, json_output: bool) -> None:
     typer.echo(f"FAILED [{result.code}]: {result.reason}" + (f" ({where})" if where else ""))
     if result.evidence_file:
         typer.echo(f"evidence written: {result.evidence_file}")
-
-
-def _register_report_commands() -> None:
-    """``keygen`` and ``verify-report`` (the signed report) live in their own module."""
-    from bordergate.audit import report_commands
-
-    app.command("keygen")(report_commands.keygen)
-    app.command("verify-report")(report_commands.verify_report_command)
-
-
-_register_report_commands()

@@ -22,6 +22,7 @@ from typing import Annotated
 import typer
 
 from bordergate.errors import BordergateError, VerificationError
+from bordergate.exit_codes import fail, usage_error
 
 __all__ = ["MAX_REPORT_FILE_BYTES", "keygen", "read_report_dir", "verify_report_command"]
 
@@ -30,7 +31,9 @@ MAX_REPORT_FILE_BYTES = 256 * 1024 * 1024
 
 
 def keygen(key_file: Annotated[Path, typer.Option("--key-file", help="where to write the key")],
-           name: Annotated[str, typer.Option("--name", help="the auditor's key name")]
+           name: Annotated[str, typer.Option("--name", help="the auditor's key name")],
+           json_output: Annotated[bool, typer.Option(
+               "--json", help="Print the key file and verifier key as JSON.")] = False,
            ) -> None:
     """Make the auditor's signing key (mode 0600) and print its verifier key."""
     from bordergate.tlog.logdir import write_key
@@ -38,13 +41,15 @@ def keygen(key_file: Annotated[Path, typer.Option("--key-file", help="where to w
     try:
         signer = Signer.generate(name)
     except ValueError as e:
-        typer.echo(f"error [invalid_name]: {e}", err=True)
-        raise typer.Exit(2) from None
+        raise usage_error(str(e), code="invalid_name", json_output=json_output) from None
     try:
         write_key(key_file, signer.key_string)
-    except BordergateError as e:
-        typer.echo(f"error [{e.code}]: {e}", err=True)
-        raise typer.Exit(2) from None
+    except (BordergateError, OSError) as e:
+        raise fail(e, json_output=json_output) from None
+    if json_output:
+        typer.echo(json.dumps({"ok": True, "key_file": str(key_file),
+                               "verifier_key": signer.verifier().key_string}))
+        return
     typer.echo(f"auditor key written to {key_file}; sign reports with `bordergate audit run "
                "--sign-key` and give readers this verifier key for `audit verify-report "
                "--auditor-key`:")
@@ -92,13 +97,11 @@ def verify_report_command(
         for k in log_key or []:
             Ed25519Verifier.from_key_string(k)
     except VerificationError as e:
-        typer.echo(f"error [{e.code}]: {e}", err=True)
-        raise typer.Exit(2) from None
+        raise usage_error(str(e), code=e.code, json_output=json_output) from None
     try:
         files = read_report_dir(directory)
     except OSError as e:
-        typer.echo(f"error [unavailable]: cannot read {directory}: {e}", err=True)
-        raise typer.Exit(3) from None
+        raise fail(e, json_output=json_output) from None
     result = verify_report(files, verifiers, log_keys=log_key or [])
     if json_output:
         typer.echo(json.dumps({"ok": result.ok, "signed_by": result.signed_by,

@@ -3,12 +3,14 @@
 Exit 0 when every log verified and nothing was found, 1 when a log failed
 verification, its checkpoint lacks a fresh witness quorum, or there are findings
 (``--exit-zero`` keeps 0 for other findings, for scripts that only want the
-report), 2 for a usage, configuration or I/O error.
+report), 2 for a usage or configuration error, 3 for an I/O error
+(:mod:`bordergate.exit_codes`).
 This module must never hold checking logic: it calls :mod:`bordergate.audit.run`.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ import typer
 
 from bordergate.audit.witness_check import witness_summary
 from bordergate.errors import BordergateError
+from bordergate.exit_codes import fail
 
 __all__ = ["run"]
 
@@ -38,6 +41,8 @@ def run(
     sign_key: Annotated[Path | None, typer.Option(
         "--sign-key", help="The auditor's key (`audit keygen`): sign the report "
         "(report.sig), checkable with `audit verify-report`.")] = None,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help="Print the summary and each log's state as JSON.")] = False,
 ) -> None:
     """Verify each log, replay and check every new entry, write the report.
 
@@ -87,10 +92,14 @@ def run(
         package = gather_evidence(result, doc)
         json_path, html_path = write_report(doc, report, evidence=package, signer=signer)
     except (BordergateError, OSError) as exc:
-        code = exc.code if isinstance(exc, BordergateError) else "io_error"
-        typer.echo(f"error [{code}]: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise fail(exc, json_output=json_output) from exc
     s = doc["summary"]
+    failed = bool(s["logs_failed"] or s["logs_unwitnessed"] or (s["findings"] and not exit_zero))
+    if json_output:
+        typer.echo(json.dumps({"ok": not failed, "summary": s, "logs": doc["logs"],
+                               "report": {"json": str(json_path), "html": str(html_path)}},
+                              indent=2, default=str))
+        raise typer.Exit(1 if failed else 0)
     for log in doc["logs"]:
         state_text = "verified" if log["verified"] else \
             f"FAILED [{log['code'] or 'unreachable'}] {log['reason'] or log['error']}"
@@ -107,5 +116,5 @@ def run(
                    f"verify-report {json_path.parent} --auditor-key "
                    f"{signer.verifier().key_string}`)")
     # a checkpoint without a fresh witness quorum is not a verified current state
-    if s["logs_failed"] or s["logs_unwitnessed"] or (s["findings"] and not exit_zero):
+    if failed:
         raise typer.Exit(1)

@@ -24,6 +24,7 @@ import typer
 
 from bordergate.config import load_config, parse_listen
 from bordergate.errors import BordergateError
+from bordergate.exit_codes import fail
 
 __all__ = ["app"]
 
@@ -34,19 +35,22 @@ ConfigOption = Annotated[Path, typer.Option("--config", help="the deployment TOM
 
 
 def _fail(exc: BordergateError) -> typer.Exit:
-    typer.echo(f"error [{exc.code}]: {exc}", err=True)
-    return typer.Exit(2)
+    return fail(exc)
 
 
 @app.command()
-def init(config: ConfigOption) -> None:
+def init(config: ConfigOption, json_output: Annotated[bool, typer.Option(
+        "--json", help="print JSON: the items created")] = False) -> None:
     """Create the keys, logs and stores of every jurisdiction (idempotent)."""
     from bordergate.gateway.startup import provision
 
     try:
         done = provision(load_config(config))
     except BordergateError as exc:
-        raise _fail(exc) from None
+        raise fail(exc, json_output=json_output) from None
+    if json_output:
+        typer.echo(json.dumps({"created": done}))
+        return
     for line in done:
         typer.echo(line)
     typer.echo(f"ready: {len(done)} item(s) created")
@@ -55,7 +59,8 @@ def init(config: ConfigOption) -> None:
 @app.command()
 def serve(  # noqa: PLR0917 (typer maps each parameter to an option)
     config: ConfigOption,
-    jurisdiction: Annotated[str, typer.Option(help="the jurisdiction code to serve")],
+    jurisdiction: Annotated[str, typer.Option("--jurisdiction", "-j",
+                                              help="the jurisdiction code to serve")],
     unreviewed: Annotated[bool, typer.Option(
         "--unreviewed", help="serve without an approved release (demo and development "
         "profiles only; logged)")] = False,

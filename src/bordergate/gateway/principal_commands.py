@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from bordergate.errors import ConfigError
+from bordergate.exit_codes import fail, usage_error
 from bordergate.gateway.auth import (
     IssuerPrivateKey,
     Principal,
@@ -54,8 +55,8 @@ def keygen(
     try:
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        typer.echo(f"error: {key_file} exists; not overwriting", err=True)
-        raise typer.Exit(1) from None
+        raise usage_error(f"{key_file} exists; not overwriting", code="key_file_exists",
+                          hint="choose another --key-file") from None
     with os.fdopen(fd, "wb") as out:
         out.write(data)
     if pem:
@@ -84,11 +85,9 @@ def issue(
     try:
         key = load_private_key(key_file.read_bytes())
     except OSError as exc:
-        typer.echo(f"error: cannot read {key_file}: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise fail(exc) from None
     except ConfigError as exc:
-        typer.echo(f"error: {key_file}: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise fail(ConfigError(f"{key_file}: {exc}", code=exc.code)) from None
     if ttl <= 0:
         raise typer.BadParameter("ttl must be positive")
     try:

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bordergate.errors import BordergateError, Unavailable
+from bordergate.errors import BordergateError
+from bordergate.exit_codes import fail
 
 if TYPE_CHECKING:
     from bordergate.config import Deployment
@@ -39,8 +40,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except BordergateError as exc:
-        typer.echo(f"error [{exc.code}]: {exc}", err=True)
-        raise typer.Exit(2 if isinstance(exc, Unavailable) else 1) from None
+        raise fail(exc) from None
 
 
 def _load(config: Path, mapping: Path | None
@@ -57,7 +57,9 @@ def _load(config: Path, mapping: Path | None
 @app.command()
 def generate(source: SourceOpt,
              users: Annotated[int, typer.Option(help="clean users (10 records each)")] = 1000,
-             seed: Annotated[int, typer.Option(help="Faker and random seed")] = 15) -> None:
+             seed: Annotated[int, typer.Option(help="Faker and random seed")] = 15,
+             json_output: Annotated[bool, typer.Option(
+                 "--json", help="print the counts as JSON")] = False) -> None:
     """Create a legacy "global platform" database (test and demo data)."""
     from bordergate.migration.legacy import generate_legacy
     from bordergate.migration.source import open_source
@@ -68,6 +70,11 @@ def generate(source: SourceOpt,
             made = generate_legacy(src, users=users, seed=seed)
         finally:
             src.close()
+    if json_output:
+        typer.echo(json.dumps({"records": made.total, "users": made.users,
+                               "dirty_accounts": len(made.dirty_accounts),
+                               "ownerless_rows": made.ownerless_rows}))
+        return
     typer.echo(f"{made.total} records ({made.users} clean users, "
                f"{len(made.dirty_accounts)} dirty accounts, {made.ownerless_rows} ownerless rows)")
 
@@ -76,7 +83,8 @@ def generate(source: SourceOpt,
 def plan(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
          json_out: Annotated[Path | None, typer.Option("--json", help="write the plan here")]
          = None,
-         home: Annotated[str | None, typer.Option(help="print only this home's part")] = None,
+         home: Annotated[str | None, typer.Option(
+             "--home", "-j", "--jurisdiction", help="print only this home's part")] = None,
          batch_subjects: Annotated[int, typer.Option(help="subjects per batch")] = 500) -> None:
     """Classify every source column and row, and count what each home receives."""
     from bordergate.migration.plan import make_plan, plan_text
@@ -106,6 +114,7 @@ def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
         = 500,
         progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
         home: Annotated[str | None, typer.Option(
+            "--home", "-j", "--jurisdiction",
             help="run only this home's part (its custodian's run: only its files are "
                  "opened)")] = None,
         parallel: Annotated[bool, typer.Option(

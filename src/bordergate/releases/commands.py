@@ -6,8 +6,9 @@ and the policy bundle) to a jurisdiction's log and publishes the bundle as
 ``release-review``; ``status`` shows each release's state, what does not count
 and the review throughput; ``diff`` lists the files and dependencies reviewers
 must read; ``keygen`` makes a reviewer key.  Exit codes: 0 done, 1 a release is
-not in the state asked for (``status --require-approved``), 2 usage, config or
-I/O errors.
+not in the state asked for (``status --require-approved``) or the log refused
+(``log_writer_busy``), 2 usage or configuration errors, 3 I/O or an unavailable
+log (:mod:`bordergate.exit_codes`).
 
 When the deployment names the log's sequencer service (``log.sequencer``),
 ``propose`` and ``review`` append through it with the release tooling's own
@@ -32,6 +33,7 @@ from typing import Annotated, Any
 import typer
 
 from bordergate.errors import BordergateError, ConfigError, Conflict
+from bordergate.exit_codes import fail, usage_error
 from bordergate.tlog.note import Verifier
 from bordergate.tlog.storage import LogStorage
 
@@ -42,15 +44,14 @@ app = typer.Typer(help="Reviewed code and policy only: release manifests, review
 
 ConfigOpt = Annotated[Path, typer.Option("--config", help="the deployment file (TOML)")]
 JurisdictionOpt = Annotated[str | None, typer.Option(
-    "--jurisdiction", help="which jurisdiction's log (default: the only one)")]
+    "--jurisdiction", "-j", help="which jurisdiction's log (default: the only one)")]
 CredentialOpt = Annotated[Path | None, typer.Option(
     "--credential-file", help="append credential for the log's sequencer service "
     "(default: log.sequencer.release_credential_file)")]
 
 
 def _fail(e: BordergateError) -> typer.Exit:
-    typer.echo(f"error [{e.code}]: {e}", err=True)
-    return typer.Exit(2)
+    return fail(e)
 
 
 @dataclass
@@ -158,8 +159,7 @@ def keygen(key_file: Annotated[Path, typer.Option("--key-file", help="where to w
     try:
         signer = Signer.generate(name)
     except ValueError as e:
-        typer.echo(f"error [invalid_name]: {e}", err=True)
-        raise typer.Exit(2) from None
+        raise usage_error(str(e), code="invalid_name") from None
     try:
         write_key(key_file, signer.key_string)
     except BordergateError as e:
@@ -272,9 +272,8 @@ def review(release: Annotated[str, typer.Argument(help="entry index or release i
     from bordergate.releases.selfcheck import review_policy
     from bordergate.tlog.logdir import read_signer
     if verdict not in VERDICTS or len(note) > MAX_NOTE:
-        typer.echo(f"error [usage]: --verdict is approve or reject; --note at most {MAX_NOTE} "
-                   "characters", err=True)
-        raise typer.Exit(2)
+        raise usage_error(f"--verdict is approve or reject; --note at most {MAX_NOTE} "
+                          "characters")
     try:
         reviewer = read_signer(key_file)
         with _open(config, jurisdiction) as log:

@@ -7,6 +7,7 @@ module must never hold validation logic: it calls :mod:`bordergate.residency.sch
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,7 @@ from typing import Annotated
 import typer
 
 from bordergate.errors import ConfigError
+from bordergate.exit_codes import ExitCode, fail
 
 __all__ = ["app"]
 
@@ -23,6 +25,7 @@ app = typer.Typer(help="Check classified schema files.", no_args_is_help=True)
 @app.command()
 def check(
     file: Annotated[Path, typer.Argument(help="A schema TOML file.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Validate a schema file: every field classified, typed and well-formed (promise 1),
     DSP categories and government-related flags known (docs/compliance.md)."""
@@ -31,8 +34,16 @@ def check(
     try:
         schema = load_schema(file)
     except ConfigError as exc:
-        typer.echo(f"INVALID ({exc.code}): {exc}", err=True)
-        raise typer.Exit(2 if exc.code == "schema_unreadable" else 1) from exc
+        unreadable = exc.code == "schema_unreadable"
+        raise fail(exc, exit_code=ExitCode.UNAVAILABLE if unreadable else ExitCode.REFUSED,
+                   hint=None if unreadable else "correct the schema file",
+                   json_output=json_output) from exc
+    if json_output:
+        typer.echo(json.dumps({"ok": True, "collections": {
+            name: {"fields": len(coll.fields), "classes": dict(Counter(
+                spec.field_class.value for spec in coll.fields.values()))}
+            for name, coll in schema.collections.items()}}, sort_keys=True))
+        return
     for name, coll in schema.collections.items():
         classes = Counter(spec.field_class.value for spec in coll.fields.values())
         summary = ", ".join(f"{n} {c}" for c, n in sorted(classes.items()))

@@ -3,8 +3,12 @@
 This is a stable public contract that other tools drive: the verifier key is
 the last line of ``log init``; ``log append`` reads one entry per line of
 standard input (the newline is not part of the entry) and prints the new size;
-``log prove`` prints JSON with base64 hashes; ``log verify`` exits 0 only if
-everything verified, 1 if something did not, 2 for usage or I/O errors.
+``log prove`` prints JSON with base64 hashes; ``log vkey`` prints the verifier
+key of a log's signing key (what witnesses and auditors are given); ``log
+verify`` exits 0 only if everything verified, 1 if something did not, 2 for a
+usage error (a malformed key included), 3 when the log cannot be read
+(:mod:`bordergate.exit_codes`).  Heavy modules are imported inside the
+commands that need them, so ``log checkpoint`` starts fast.
 ``log sequencer`` (the log operator's service) lives in
 :mod:`bordergate.log_operator`, which reads deployment files (wired in by
 ``bordergate.cli``).
@@ -17,28 +21,19 @@ import base64
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bordergate.errors import BordergateError, ConfigError, VerificationError
-from bordergate.locations import parse_log_location, parse_log_source
-from bordergate.tlog import merkle
-from bordergate.tlog.checkpoint import Checkpoint
-from bordergate.tlog.client import HttpSource, LogClient, LogSource, StorageSource
-from bordergate.tlog.cosignature import CosignatureVerifier
-from bordergate.tlog.logdir import (
-    default_key_file,
-    open_log_storage,
-    read_signer,
-    record_key_file,
-    record_postgres,
-    write_key,
-)
-from bordergate.tlog.note import Ed25519Verifier, Signer
-from bordergate.tlog.sequencer import Sequencer, create_log
+from bordergate.errors import BordergateError, ConfigError, NotFound, VerificationError
+from bordergate.exit_codes import fail, usage_error
+from bordergate.tlog.logdir import default_key_file, open_log_storage, read_signer
 from bordergate.tlog.storage import CHECKPOINT_PATH
-from bordergate.tlog.witnessing import WitnessQuorum, parse_witness_option
+
+if TYPE_CHECKING:
+    from bordergate.tlog.checkpoint import Checkpoint
+    from bordergate.tlog.client import LogSource
+    from bordergate.tlog.witnessing import WitnessQuorum
 
 __all__ = ["app"]
 
@@ -46,26 +41,31 @@ app = typer.Typer(help="The verifiable log: RFC 9162 trees as C2SP tlog-tiles.",
                   no_args_is_help=True)
 
 KeyFile = Annotated[Path | None, typer.Option("--key-file", help="signing key (default DIR.key)")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
 _APPEND_CHUNK = 65_536
 
 
-def _fail(e: BordergateError, exit_code: int = 2) -> typer.Exit:
-    typer.echo(f"error [{e.code}]: {e}", err=True)
-    return typer.Exit(exit_code)
+def _fail(e: BordergateError) -> typer.Exit:
+    return fail(e)
 
 
 @app.command()
 def init(directory: Path, origin: Annotated[str, typer.Option(help="the log's origin line")],
          key_file: KeyFile = None,
          postgres: Annotated[str | None, typer.Option(help="PostgreSQL URL for the log")] = None,
+         json_output: JsonOption = False,
          ) -> None:
     """Create a log and print its verifier key (last line)."""
+    from bordergate.locations import parse_log_location
+    from bordergate.tlog.logdir import record_key_file, record_postgres, write_key
+    from bordergate.tlog.note import Signer
+    from bordergate.tlog.sequencer import create_log
+
     key_path = key_file or default_key_file(directory)
     try:
         signer = Signer.generate(origin)
     except ValueError as e:
-        typer.echo(f"error [invalid_origin]: {e}", err=True)
-        raise typer.Exit(2) from None
+        raise usage_error(str(e), code="invalid_origin") from None
     try:
         if postgres and parse_log_location(postgres).kind != "postgresql":
             raise ConfigError(f"--postgres {postgres!r}: a postgresql:// URL",
@@ -75,15 +75,19 @@ def init(directory: Path, origin: Annotated[str, typer.Option(help="the log's or
             record_postgres(directory, postgres)
         storage = open_log_storage(directory)
         if storage.read(CHECKPOINT_PATH) is not None:
-            typer.echo(f"error [log_exists]: a log already exists in {directory}", err=True)
-            raise typer.Exit(2)
+            raise usage_error(f"a log already exists in {directory}", code="log_exists",
+                              hint="choose another directory, or use the log that is there")
         write_key(key_path, signer.key_string)
         if key_file is not None:
             record_key_file(directory, key_file)
         create_log(storage, signer)
         storage.close()
     except BordergateError as e:
-        raise _fail(e) from None
+        raise fail(e, json_output=json_output) from None
+    if json_output:
+        typer.echo(json.dumps({"directory": str(directory), "key_file": str(key_path),
+                               "origin": origin, "vkey": signer.verifier().key_string}))
+        return
     typer.echo(f"log created: {directory} (signing key: {key_path})")
     typer.echo(signer.verifier().key_string)
 
@@ -102,6 +106,8 @@ def append(directory: Path, key_file: KeyFile = None,
     The quick start: without --witness the checkpoint is published uncosigned, with a
     warning (audits report it as checkpoint_unwitnessed).
     """
+    from bordergate.tlog.sequencer import Sequencer
+
     witnessing = None
     try:
         signer = read_signer(key_file or default_key_file(directory))
@@ -130,6 +136,8 @@ def append(directory: Path, key_file: KeyFile = None,
 
 def _witnessing(witnesses: list[str], quorum: int | None) -> WitnessQuorum | None:
     """The witness quorum asked for on the command line (None: no witnessing)."""
+    from bordergate.tlog.witnessing import WitnessQuorum, parse_witness_option
+
     if not witnesses and quorum is None:
         return None
     endpoints = [parse_witness_option(w) for w in witnesses]
@@ -137,16 +145,56 @@ def _witnessing(witnesses: list[str], quorum: int | None) -> WitnessQuorum | Non
 
 
 @app.command()
-def checkpoint(directory: Path) -> None:
-    """Print the current signed checkpoint."""
+def checkpoint(directory: Path, json_output: JsonOption = False) -> None:
+    """Print the current signed checkpoint (with --json: its size, root and origin too)."""
     try:
         data = open_log_storage(directory).read(CHECKPOINT_PATH)
     except BordergateError as e:
-        raise _fail(e) from None
+        raise fail(e, json_output=json_output) from None
     if data is None:
-        typer.echo(f"error [checkpoint_missing]: no log in {directory}", err=True)
-        raise typer.Exit(2)
-    sys.stdout.write(data.decode("utf-8", "replace"))
+        raise fail(NotFound(f"no log in {directory}", code="checkpoint_missing"),
+                   hint="name a log directory (bordergate log init creates one)",
+                   json_output=json_output)
+    text = data.decode("utf-8", "replace")
+    if not json_output:
+        sys.stdout.write(text)
+        return
+    from bordergate.tlog.checkpoint import Checkpoint
+
+    try:
+        body = Checkpoint.parse(text[: text.find("\n\n") + 1])
+    except BordergateError as e:
+        raise fail(e, json_output=True) from None
+    typer.echo(json.dumps({"origin": body.origin, "size": body.size,
+                           "root": _b64(body.root), "signed_note": text}, indent=2))
+
+
+@app.command()
+def vkey(directory: Annotated[Path | None, typer.Argument(
+            help="the log directory (its signing key: where log init recorded it, "
+            "else DIR.key)")] = None,
+         key_file: Annotated[Path | None, typer.Option(
+             "--key-file", help="the log's signing key file")] = None,
+         json_output: JsonOption = False) -> None:
+    """Print a log's verifier key: what its witnesses, auditors and clients are given.
+
+    Name the log (DIR) or its signing key (--key-file); the key file is read, and
+    only its public half is printed.
+    """
+    if (directory is None) == (key_file is None):
+        raise usage_error("give exactly one of DIR or --key-file", json_output=json_output)
+    path = key_file if key_file is not None else default_key_file(directory)  # type: ignore[arg-type]
+    try:
+        verifier = read_signer(path).verifier()
+    except BordergateError as e:
+        raise fail(e, json_output=json_output, hint=None if key_file else (
+            "name the signing key with --key-file; a deployment's log key is its "
+            "sequencer's key_file, and `bordergate gateway public-keys --config F` lists "
+            "its verifier key")) from None
+    if json_output:
+        typer.echo(json.dumps({"origin": verifier.name, "vkey": verifier.key_string}))
+    else:
+        typer.echo(verifier.key_string)
 
 
 def _b64(h: bytes) -> str:
@@ -155,9 +203,11 @@ def _b64(h: bytes) -> str:
 
 def _published(source: LogSource) -> Checkpoint:
     """The checkpoint body, unverified: the prover is not the verifier."""
+    from bordergate.tlog.checkpoint import Checkpoint
+
     data = source.fetch(CHECKPOINT_PATH, 1 << 20)
     if data is None:
-        raise VerificationError("the log has no checkpoint", code="checkpoint_missing")
+        raise NotFound("the log has no checkpoint", code="checkpoint_missing")
     text = data.decode("utf-8", "replace")
     return Checkpoint.parse(text[: text.find("\n\n") + 1])
 
@@ -169,16 +219,18 @@ def prove(directory: Path,
           size: Annotated[int | None, typer.Option(help="tree size (default: current)")] = None,
           ) -> None:
     """Print an inclusion (--index) or consistency (--old) proof as JSON."""
+    from bordergate.tlog import merkle
+    from bordergate.tlog.client import LogClient, StorageSource
+    from bordergate.tlog.note import Ed25519Verifier
+
     if (index is None) == (old is None):
-        typer.echo("error [usage]: give exactly one of --index or --old", err=True)
-        raise typer.Exit(2)
+        raise usage_error("give exactly one of --index or --old")
     try:
         source = StorageSource(open_log_storage(directory))
         cp = _published(source)
         n = cp.size if size is None else size
         if n > cp.size:
-            typer.echo(f"error [index_out_of_range]: size {n} > published {cp.size}", err=True)
-            raise typer.Exit(2)
+            raise usage_error(f"size {n} > published {cp.size}", code="index_out_of_range")
         client = LogClient(source, Ed25519Verifier(cp.origin, bytes(32)))
         root = client.root(n, cp.size)
         if index is not None:
@@ -189,8 +241,7 @@ def prove(directory: Path,
         else:
             assert old is not None
             if old > n:
-                typer.echo(f"error [index_out_of_range]: --old {old} > size {n}", err=True)
-                raise typer.Exit(2)
+                raise usage_error(f"--old {old} > size {n}", code="index_out_of_range")
             proof = client.consistency_proof(old, n, cp.size) if old else []
             out = {"old_size": old, "size": n, "old_root": _b64(client.root(old, cp.size)),
                    "root": _b64(root), "proof": [_b64(p) for p in proof]}
@@ -200,28 +251,33 @@ def prove(directory: Path,
 
 
 @app.command()
-def verify(location: str,
+def verify(location: str, *,
            vkey: Annotated[str, typer.Option(help="the log's verifier key")],
            old: Annotated[Path | None, typer.Option(help="an older signed checkpoint")] = None,
            witness: Annotated[list[str] | None, typer.Option(help="witness verifier key")] = None,
            quorum: Annotated[int, typer.Option(help="witness cosignatures required")] = 0,
+           json_output: JsonOption = False,
            ) -> None:
     """Verify signature, tiles and bundles against the root, and consistency with --old."""
+    from bordergate.locations import parse_log_source
+    from bordergate.tlog import merkle
+    from bordergate.tlog.client import HttpSource, LogClient, StorageSource
+    from bordergate.tlog.cosignature import CosignatureVerifier
+    from bordergate.tlog.note import Ed25519Verifier
+
+    try:  # the keys are the command line's: a malformed one is a usage error
+        verifier = Ed25519Verifier.from_key_string(vkey)
+        cosigners = [CosignatureVerifier.from_key_string(w) for w in witness or []]
+    except VerificationError as e:
+        raise usage_error(f"--vkey/--witness: {e}", code=e.code,
+                          json_output=json_output) from None
     try:
         where = parse_log_source(location)
         source: LogSource = HttpSource(where.target) if where.kind == "http" \
             else StorageSource(open_log_storage(Path(where.target)))
-        verifier = Ed25519Verifier.from_key_string(vkey)
-        cosigners = [CosignatureVerifier.from_key_string(w) for w in witness or []]
         client = LogClient(source, verifier, cosigners=cosigners, quorum=quorum)
         signed = client.checkpoint()
         old_cp = client.open(old.read_bytes()).checkpoint if old else None
-    except OSError as e:
-        typer.echo(f"error [io]: {e}", err=True)
-        raise typer.Exit(2) from None
-    except BordergateError as e:
-        raise _fail(e, 1 if isinstance(e, VerificationError) else 2) from None
-    try:
         if old_cp is not None and old_cp.size > signed.checkpoint.size:
             raise VerificationError(f"older checkpoint has size {old_cp.size} > current "
                                     f"{signed.checkpoint.size}", code="log_shrank")
@@ -230,8 +286,15 @@ def verify(location: str,
             proof = client.consistency_proof(old_cp.size, signed.checkpoint.size)
             merkle.verify_consistency(old_cp.size, signed.checkpoint.size, old_cp.root,
                                       result.root, proof)
-    except BordergateError as e:
-        raise _fail(e, 1 if isinstance(e, VerificationError) else 2) from None
+    except (BordergateError, OSError) as e:
+        raise fail(e, json_output=json_output) from None
+    if json_output:
+        typer.echo(json.dumps({
+            "ok": True, "origin": signed.checkpoint.origin, "size": signed.checkpoint.size,
+            "root": _b64(result.root),
+            "consistent_with": old_cp.size if old_cp is not None else None,
+            "cosignatures": len(signed.cosignatures)}, indent=2))
+        return
     typer.echo(f"verified: {signed.checkpoint.origin} size {signed.checkpoint.size} "
                f"root {_b64(result.root)}"
                + (f", consistent with size {old_cp.size}" if old_cp is not None else "")

@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bordergate.errors import ConfigError
-from bordergate.tlog.note import Signer
 from bordergate.tlog.storage import LogStorage
 from bordergate.tlog.storage.fs import FileStorage
+
+if TYPE_CHECKING:
+    from bordergate.tlog.note import Signer
 
 __all__ = [
     "default_key_file",
@@ -76,6 +79,7 @@ def read_signer(path: Path) -> Signer:
         raise ConfigError(f"cannot read key file {path}: {e.strerror}",
                           code="key_file_unreadable") from None
     from bordergate.errors import VerificationError
+    from bordergate.tlog.note import Signer  # here: reading a checkpoint needs no crypto
     try:
         return Signer.from_key_string(text)
     except VerificationError as e:

@@ -127,13 +127,18 @@ def decode_tile(data: bytes, width: int) -> list[bytes]:
     return [data[i:i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
 
 
-_LENGTHS = [n.to_bytes(2, "big") for n in range(ENTRY_MAX + 1)]
+_LENGTHS: list[bytes] = []  # every 2-byte length prefix, made on first use (not at import)
 
 
 def join_bundle(entries: Sequence[bytes]) -> bytes:
     """Entries in entry-bundle encoding (each at most 65535 bytes; unchecked)."""
-    lengths = _LENGTHS
+    lengths = _LENGTHS or _make_lengths()
     return b"".join([part for e in entries for part in (lengths[len(e)], e)])
+
+
+def _make_lengths() -> list[bytes]:
+    _LENGTHS.extend(n.to_bytes(2, "big") for n in range(ENTRY_MAX + 1))
+    return _LENGTHS
 
 
 def decode_bundle(data: bytes, width: int) -> list[bytes]:

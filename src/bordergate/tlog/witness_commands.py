@@ -9,6 +9,7 @@ its state in SQLite (promise 5: witnessed).  This module only wires options to
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Annotated
 import typer
 
 from bordergate.errors import BordergateError, ConfigError
+from bordergate.exit_codes import fail
 from bordergate.tlog.cosignature import CosignatureSigner
 from bordergate.tlog.note import Ed25519Verifier, Verifier
 
@@ -66,14 +68,14 @@ def parse_log_option(value: str) -> tuple[str, Verifier]:
 
 
 def _fail(exc: BordergateError) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(2)
+    return fail(exc)
 
 
 @app.command()
 def init(
     key_file: Annotated[Path, typer.Option("--key-file", help="Where to write the private key.")],
     name: Annotated[str, typer.Option("--name", help="The witness name, e.g. witness.example/w1.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a witness key (file mode 0600); print its verifier key as the last line."""
     try:
@@ -90,6 +92,10 @@ def init(
         handle.write(signer.key_string + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+    if json_output:
+        typer.echo(json.dumps({"key_file": str(key_file), "name": name,
+                               "vkey": signer.verifier().key_string}))
+        return
     typer.echo(f"witness key written to {key_file}")
     typer.echo(signer.verifier().key_string)
 

@@ -23,10 +23,9 @@ This module must never serve files or interpret entries.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import fcntl
+import functools
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -40,9 +39,14 @@ from bordergate.tlog.tiles import TileRef, parse_path
 
 __all__ = ["FileStorage"]
 
+@functools.cache
 def _load_syncfs() -> object | None:
     # Python has no os.syncfs; one syncfs(2) per checkpoint is far cheaper than
     # an fsync for each of the thousands of tile files written per second.
+    # Loaded on the first sync: finding libc runs ldconfig, which readers never need.
+    import ctypes
+    import ctypes.util
+
     name = ctypes.util.find_library("c")
     if not name:
         return None
@@ -55,7 +59,6 @@ def _load_syncfs() -> object | None:
     return fn
 
 
-_SYNCFS = _load_syncfs()
 _FSYNC_EACH_UP_TO = 8
 _SEGMENT_DIGITS = 20
 
@@ -246,10 +249,13 @@ class FileStorage:
             self._sync_wal()
             if not paths:
                 return
-            if _SYNCFS is not None and len(paths) > _FSYNC_EACH_UP_TO:
+            syncfs = _load_syncfs() if len(paths) > _FSYNC_EACH_UP_TO else None
+            if syncfs is not None:
                 fd = os.open(self.root, os.O_RDONLY)
                 try:
-                    if _SYNCFS(fd) != 0:  # type: ignore[operator]
+                    if syncfs(fd) != 0:  # type: ignore[operator]
+                        import ctypes
+
                         err = ctypes.get_errno()
                         raise OSError(err, os.strerror(err))
                 finally:
