@@ -75,12 +75,23 @@ def demo(
         "demo-data"),
     subjects: Annotated[int, typer.Option(help="subjects to seed, across the 3 homes")] = 3000,
     serve: Annotated[bool, typer.Option(help="keep the gateways running until Ctrl-C")] = True,
-    base_port: Annotated[int, typer.Option(help="first of 3 loopback ports")] = 8401,
+    base_port: Annotated[int, typer.Option(
+        envvar="BORDERGATE_DEMO_BASE_PORT",
+        help="N: the demo listens on N..N+2, N+10..N+12, N+20..N+21, N+30..N+32 and "
+             "N+1000..N+1002 (loopback)")] = 8401,
 ) -> None:
-    """Run the trusted-partner demo (us, eu, cn) on embedded defaults."""
+    """Run the trusted-partner demo (us, eu, cn) on embedded defaults.
+
+    Exit codes: 0 done, 1 the demo failed, 3 a port is taken (nothing started),
+    128+N stopped by signal N (SIGINT, SIGTERM, SIGHUP), every process it started stopped.
+    """
     from bordergate.demo import run_demo
+    from bordergate.errors import Unavailable
     try:
         run_demo(data, subjects=subjects, serve=serve, base_port=base_port)
+    except Unavailable as e:
+        typer.echo(f"error [{e.code}]: {e}", err=True)
+        raise typer.Exit(3) from None
     except (RuntimeError, OSError) as e:
         typer.echo(f"error [demo_failed]: {e}", err=True)
         raise typer.Exit(1) from None

@@ -21,12 +21,13 @@ from typing import Annotated
 
 import typer
 
-from bordergate.errors import BordergateError, ConfigError, VerificationError
+from bordergate.errors import BordergateError, ConfigError, Unavailable, VerificationError
 from bordergate.locations import parse_log_location, parse_log_source
 from bordergate.tlog import merkle
 from bordergate.tlog.checkpoint import Checkpoint
 from bordergate.tlog.client import HttpSource, LogClient, LogSource, StorageSource
 from bordergate.tlog.cosignature import CosignatureVerifier
+from bordergate.tlog.line_feed import feed_lines
 from bordergate.tlog.logdir import (
     default_key_file,
     open_log_storage,
@@ -46,7 +47,6 @@ app = typer.Typer(help="The verifiable log: RFC 9162 trees as C2SP tlog-tiles.",
                   no_args_is_help=True)
 
 KeyFile = Annotated[Path | None, typer.Option("--key-file", help="signing key (default DIR.key)")]
-_APPEND_CHUNK = 65_536
 
 
 def _fail(e: BordergateError, exit_code: int = 2) -> typer.Exit:
@@ -99,6 +99,10 @@ def append(directory: Path, key_file: KeyFile = None,
            ) -> None:
     """Append stdin lines as entries (one per line), publish, print the new size.
 
+    Pipelined (stdin read in large blocks, chunks submitted ahead of durability, one
+    wait at the end); exits non-zero if any entry was refused, after publishing what
+    was durable.
+
     The quick start: without --witness the checkpoint is published uncosigned, with a
     warning (audits report it as checkpoint_unwitnessed).
     """
@@ -111,15 +115,13 @@ def append(directory: Path, key_file: KeyFile = None,
                        "cosignatures (audits report it as checkpoint_unwitnessed)", err=True)
         storage = open_log_storage(directory)
         with Sequencer(storage, signer, witnessing=witnessing) as seq:
-            chunk: list[bytes] = []
-            for line in sys.stdin.buffer:
-                chunk.append(line[:-1] if line.endswith(b"\n") else line)
-                if len(chunk) >= _APPEND_CHUNK:
-                    seq.append_many(chunk)
-                    chunk = []
-            if chunk:
-                seq.append_many(chunk)
+            fed = feed_lines(seq, sys.stdin.buffer)  # pipelined: one wait, at the end
             size = seq.publish(publish_timeout).checkpoint.size
+        if fed.error is not None:  # what was durable is published; the rest is not there
+            typer.echo(f"error [{fed.error.code}]: {fed.error} ({fed.appended} entries "
+                       f"appended, {fed.failed} refused, the rest of stdin not read); "
+                       f"log size {size}", err=True)
+            raise typer.Exit(3 if isinstance(fed.error, Unavailable) else 2)
     except BordergateError as e:
         raise _fail(e) from None
     finally:
