@@ -9,6 +9,7 @@ services), checked by pid, and leave its ports free.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -180,17 +181,21 @@ def test_a_stop_signal_stops_every_process_the_demo_started(
         children = _descendants(proc.pid)
         commands = [Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
                     for p in children if Path(f"/proc/{p}/cmdline").exists()]
-        served = {tuple(c[i + 1:i + 3]) for c in commands for i, a in enumerate(c)
-                  if a.endswith(b"bordergate")}
-        assert {(b"gateway", b"serve"), (b"log", b"sequencer"), (b"witness", b"serve"),
-                (b"keys", b"serve")} <= served, served
+        kinds = {(b"gateway", b"serve"), (b"log", b"sequencer"), (b"witness", b"serve"),
+                 (b"keys", b"serve")}
+        served = [pair for c in commands for pair in itertools.pairwise(c)
+                  if pair in kinds]
+        assert sorted(served) == sorted([(b"gateway", b"serve")] * 3 + [(b"keys", b"serve")] * 3
+                                        + [(b"log", b"sequencer")] * 3
+                                        + [(b"witness", b"serve")] * 2), served
         assert not any(port_is_free(p) for p in ports.roles())  # all of them in use
         proc.send_signal(signum)
         rest, _ = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:  # a failed test: still stop what the demo started
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=120)
+        proc.stdout.close()
     assert proc.returncode == 128 + signum, "".join(seen[-20:]) + rest
     assert [p for p, t in children.items() if _alive(p, t)] == []
     deadline = time.monotonic() + 10  # a listener closes as its process ends

@@ -17,20 +17,19 @@ import base64
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bordergate.errors import BordergateError, ConfigError, Unavailable, VerificationError
-from bordergate.locations import parse_log_location, parse_log_source
+from bordergate.locations import is_postgres_url, parse_log_location
 from bordergate.tlog import merkle
 from bordergate.tlog.checkpoint import Checkpoint
-from bordergate.tlog.client import HttpSource, LogClient, LogSource, StorageSource
 from bordergate.tlog.cosignature import CosignatureVerifier
 from bordergate.tlog.line_feed import feed_lines
 from bordergate.tlog.logdir import (
-    default_key_file,
-    open_log_storage,
+    key_file_for,
+    open_log,
     read_signer,
     record_key_file,
     record_postgres,
@@ -39,7 +38,10 @@ from bordergate.tlog.logdir import (
 from bordergate.tlog.note import Ed25519Verifier, Signer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage import CHECKPOINT_PATH
-from bordergate.tlog.witnessing import WitnessQuorum, parse_witness_option
+
+if TYPE_CHECKING:  # httpx and the clients load only for the commands that use them
+    from bordergate.tlog.client import LogSource
+    from bordergate.tlog.witnessing import WitnessQuorum
 
 __all__ = ["app"]
 
@@ -54,42 +56,52 @@ def _fail(e: BordergateError, exit_code: int = 2) -> typer.Exit:
     return typer.Exit(exit_code)
 
 
+LogArg = Annotated[str, typer.Argument(
+    metavar="LOG", help="the log: a directory or a postgresql:// URL")]
+
+
 @app.command()
-def init(directory: Path, origin: Annotated[str, typer.Option(help="the log's origin line")],
+def init(location: LogArg, origin: Annotated[str, typer.Option(help="the log's origin line")],
          key_file: KeyFile = None,
-         postgres: Annotated[str | None, typer.Option(help="PostgreSQL URL for the log")] = None,
+         postgres: Annotated[str | None, typer.Option(
+             help="keep the log of directory LOG in this PostgreSQL database")] = None,
          ) -> None:
     """Create a log and print its verifier key (last line)."""
-    key_path = key_file or default_key_file(directory)
     try:
+        where = parse_log_location(location)
+        key_path = key_file_for(location, key_file)
         signer = Signer.generate(origin)
     except ValueError as e:
         typer.echo(f"error [invalid_origin]: {e}", err=True)
         raise typer.Exit(2) from None
+    except BordergateError as e:
+        raise _fail(e) from None
     try:
-        if postgres and parse_log_location(postgres).kind != "postgresql":
-            raise ConfigError(f"--postgres {postgres!r}: a postgresql:// URL",
-                              code="log_location")
-        directory.mkdir(parents=True, exist_ok=True)
-        if postgres:
-            record_postgres(directory, postgres)
-        storage = open_log_storage(directory)
+        if postgres and (where.kind != "directory" or not is_postgres_url(postgres)):
+            raise ConfigError(f"--postgres {postgres!r}: a postgresql:// URL, for a log "
+                              "named by a directory", code="log_location")
+        if where.kind == "directory":
+            directory = Path(where.target)
+            directory.mkdir(parents=True, exist_ok=True)
+            if postgres:
+                record_postgres(directory, postgres)
+        storage = open_log(location)
         if storage.read(CHECKPOINT_PATH) is not None:
-            typer.echo(f"error [log_exists]: a log already exists in {directory}", err=True)
+            typer.echo(f"error [log_exists]: a log already exists in {location}", err=True)
             raise typer.Exit(2)
         write_key(key_path, signer.key_string)
-        if key_file is not None:
-            record_key_file(directory, key_file)
+        if key_file is not None and where.kind == "directory":
+            record_key_file(Path(where.target), key_file)
         create_log(storage, signer)
         storage.close()
     except BordergateError as e:
         raise _fail(e) from None
-    typer.echo(f"log created: {directory} (signing key: {key_path})")
+    typer.echo(f"log created: {location} (signing key: {key_path})")
     typer.echo(signer.verifier().key_string)
 
 
 @app.command()
-def append(directory: Path, key_file: KeyFile = None,
+def append(location: LogArg, key_file: KeyFile = None,
            witness: Annotated[list[str] | None, typer.Option(
                help="a witness to cosign checkpoints, URL=VKEY (repeatable)")] = None,
            quorum: Annotated[int | None, typer.Option(
@@ -108,12 +120,12 @@ def append(directory: Path, key_file: KeyFile = None,
     """
     witnessing = None
     try:
-        signer = read_signer(key_file or default_key_file(directory))
+        signer = read_signer(key_file_for(location, key_file))
         witnessing = _witnessing(witness or [], quorum)
         if witnessing is None:
             typer.echo("warning: no --witness: the checkpoint is published without witness "
                        "cosignatures (audits report it as checkpoint_unwitnessed)", err=True)
-        storage = open_log_storage(directory)
+        storage = open_log(location)
         with Sequencer(storage, signer, witnessing=witnessing) as seq:
             fed = feed_lines(seq, sys.stdin.buffer)  # pipelined: one wait, at the end
             size = seq.publish(publish_timeout).checkpoint.size
@@ -134,19 +146,20 @@ def _witnessing(witnesses: list[str], quorum: int | None) -> WitnessQuorum | Non
     """The witness quorum asked for on the command line (None: no witnessing)."""
     if not witnesses and quorum is None:
         return None
+    from bordergate.tlog.witnessing import WitnessQuorum, parse_witness_option
     endpoints = [parse_witness_option(w) for w in witnesses]
     return WitnessQuorum(endpoints, len(endpoints) if quorum is None else quorum)
 
 
 @app.command()
-def checkpoint(directory: Path) -> None:
+def checkpoint(location: LogArg) -> None:
     """Print the current signed checkpoint."""
     try:
-        data = open_log_storage(directory).read(CHECKPOINT_PATH)
+        data = open_log(location).read(CHECKPOINT_PATH)
     except BordergateError as e:
         raise _fail(e) from None
     if data is None:
-        typer.echo(f"error [checkpoint_missing]: no log in {directory}", err=True)
+        typer.echo(f"error [checkpoint_missing]: no log in {location}", err=True)
         raise typer.Exit(2)
     sys.stdout.write(data.decode("utf-8", "replace"))
 
@@ -165,7 +178,7 @@ def _published(source: LogSource) -> Checkpoint:
 
 
 @app.command()
-def prove(directory: Path,
+def prove(location: LogArg,
           index: Annotated[int | None, typer.Option(help="prove inclusion of this index")] = None,
           old: Annotated[int | None, typer.Option(help="prove consistency from this size")] = None,
           size: Annotated[int | None, typer.Option(help="tree size (default: current)")] = None,
@@ -174,8 +187,9 @@ def prove(directory: Path,
     if (index is None) == (old is None):
         typer.echo("error [usage]: give exactly one of --index or --old", err=True)
         raise typer.Exit(2)
+    from bordergate.tlog.client import LogClient, StorageSource
     try:
-        source = StorageSource(open_log_storage(directory))
+        source = StorageSource(open_log(location))
         cp = _published(source)
         n = cp.size if size is None else size
         if n > cp.size:
@@ -202,17 +216,18 @@ def prove(directory: Path,
 
 
 @app.command()
-def verify(location: str,
+def verify(location: Annotated[str, typer.Argument(
+               metavar="LOG", help="the log: a directory, a postgresql:// URL or an "
+               "http(s):// base URL")],
            vkey: Annotated[str, typer.Option(help="the log's verifier key")],
            old: Annotated[Path | None, typer.Option(help="an older signed checkpoint")] = None,
            witness: Annotated[list[str] | None, typer.Option(help="witness verifier key")] = None,
            quorum: Annotated[int, typer.Option(help="witness cosignatures required")] = 0,
            ) -> None:
     """Verify signature, tiles and bundles against the root, and consistency with --old."""
+    from bordergate.tlog.client import LogClient, open_source
     try:
-        where = parse_log_source(location)
-        source: LogSource = HttpSource(where.target) if where.kind == "http" \
-            else StorageSource(open_log_storage(Path(where.target)))
+        source = open_source(location)
         verifier = Ed25519Verifier.from_key_string(vkey)
         cosigners = [CosignatureVerifier.from_key_string(w) for w in witness or []]
         client = LogClient(source, verifier, cosigners=cosigners, quorum=quorum)
@@ -241,12 +256,15 @@ def verify(location: str,
 
 
 @app.command()
-def serve(directory: Path, port: Annotated[int, typer.Option(help="TCP port")] = 8080,
+def serve(location: LogArg, port: Annotated[int, typer.Option(help="TCP port")] = 8080,
           host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1") -> None:
     """Serve the log read-only over HTTP (checkpoint, tiles and bundles only)."""
     import uvicorn
 
     from bordergate.tlog.server import make_log_app
-    storage = open_log_storage(directory)
-    typer.echo(f"serving {directory} at http://{host}:{port}/checkpoint")
+    try:
+        storage = open_log(location)
+    except BordergateError as e:
+        raise _fail(e) from None
+    typer.echo(f"serving {location} at http://{host}:{port}/checkpoint")
     uvicorn.run(make_log_app(storage), host=host, port=port, log_level="warning")
