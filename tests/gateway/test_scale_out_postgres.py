@@ -199,7 +199,7 @@ def test_two_workers_and_the_sequencer_on_postgresql_lose_nothing_acknowledged(
     acked = Acked()
     try:
         for url, worker in zip(urls, workers, strict=True):
-            wait_healthy(url, worker, timeout=90)
+            wait_healthy(url, worker, timeout=240)
         ops = iter(range(OPS))
         lock = threading.Lock()
 
@@ -221,7 +221,7 @@ def test_two_workers_and_the_sequencer_on_postgresql_lose_nothing_acknowledged(
         _wait_acks(acked, 40, threads)
         _kill(workers[1])  # and a worker
         workers[1] = _start_worker(config, ports[1], credentials[1])
-        wait_healthy(urls[1], workers[1], timeout=90)
+        wait_healthy(urls[1], workers[1], timeout=240)
         for t in threads:
             t.join(600)
         assert not any(t.is_alive() for t in threads)
