@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/bordergate demo --data ./demo-data
+	$(BIN)/bordergate demo --data ./demo-data  # other ports: BORDERGATE_DEMO_BASE_PORT=N make demo
 
 system-packages:
 	@missing=""; \

@@ -9,26 +9,20 @@ unreviewed gateway and the one-approver approval are what the audit reports.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from bordergate.demo_ports import DemoPorts, port_is_free
+
 BIN = Path(sys.executable).parent / "bordergate"
 
 
 def _free_base_port() -> int:
-    for base in range(18400, 19400, 10):
-        ok = True
-        for port in (*range(base, base + 3), base + 20, base + 21):  # gateways, witnesses
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-        if ok:
+    for base in range(18400, 19400, 40):
+        if all(port_is_free(p) for p in DemoPorts(base).roles()):
             return base
     raise AssertionError("no free ports")
 
@@ -106,25 +100,3 @@ def _port_of(data: Path, code: str) -> int:
     return int(text.split(f"[jurisdictions.{code}]")[1].split("listen = \"127.0.0.1:")[1][:5]
                .rstrip('"\n'))
 
-
-def test_demo_stops_what_it_started_on_sigterm() -> None:
-    """The demo's processes (gateways, witnesses) are stopped on SIGTERM (and SIGHUP)
-    as on Ctrl-C: the signal leaves the run through its `finally`, which stops them."""
-    import os
-    import signal
-    import time
-
-    from bordergate.demo import _running
-
-    class Stoppable:
-        stopped = False
-
-        def stop(self) -> None:
-            self.stopped = True
-
-    demo = Stoppable()
-    with pytest.raises(SystemExit), _running(demo):  # type: ignore[arg-type]
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(10)  # the handler raises SystemExit before this ends
-    assert demo.stopped
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

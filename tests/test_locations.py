@@ -42,13 +42,15 @@ def test_bad_store_locations(text: str) -> None:
 
 def test_log_locations_and_sources() -> None:
     """Locations: a log's storage is a directory or a PostgreSQL URL; a reader's
-    source is a directory or an http(s) URL; other schemes are ``log_location``."""
+    source is a directory, an http(s) URL or the PostgreSQL URL of the database that
+    keeps it (issue 16 item 3); other schemes are ``log_location``."""
     assert parse_log_location("us/log", base_dir=Path("/b")).target == "/b/us/log"
     assert parse_log_location("postgresql://h/db").kind == "postgresql"
     assert parse_log_source("https://log.example/us/").target == "https://log.example/us"
     assert parse_log_source("us/log", base_dir=Path("/b")).kind == "directory"
+    assert parse_log_source("postgresql://h/db").kind == "postgresql"
     for parse, text in ((parse_log_location, "https://x"), (parse_log_location, "s3://b"),
-                        (parse_log_source, "postgresql://h/db"), (parse_log_source, " ")):
+                        (parse_log_source, "s3://b"), (parse_log_source, " ")):
         with pytest.raises(ConfigError) as info:
             parse(text)
         assert info.value.code == "log_location"

@@ -18,7 +18,7 @@ import typer
 
 from bordergate import __version__
 from bordergate.command_tree import BordergateRoot, DeferredCommand
-from bordergate.exit_codes import EXIT_CODES_HELP, ExitCode, report
+from bordergate.exit_codes import EXIT_CODES_HELP, ExitCode, fail, report
 
 __all__ = ["app", "main"]
 
@@ -116,12 +116,23 @@ def demo(
         "demo-data"),
     subjects: Annotated[int, typer.Option(help="subjects to seed, across the 3 homes")] = 3000,
     serve: Annotated[bool, typer.Option(help="keep the gateways running until Ctrl-C")] = True,
-    base_port: Annotated[int, typer.Option(help="first of 3 loopback ports")] = 8401,
+    base_port: Annotated[int, typer.Option(
+        envvar="BORDERGATE_DEMO_BASE_PORT",
+        help="N: the demo listens on N..N+2, N+10..N+12, N+20..N+21, N+30..N+32 and "
+             "N+1000..N+1002 (loopback)")] = 8401,
 ) -> None:
-    """Run the trusted-partner demo (us, eu, cn) on embedded defaults."""
+    """Run the trusted-partner demo (us, eu, cn) on embedded defaults.
+
+    Exit codes: 0 done, 3 a port is taken (nothing started) or the demo failed,
+    128+N stopped by signal N (SIGINT, SIGTERM, SIGHUP), every process it started stopped.
+    """
     from bordergate.demo import run_demo
+    from bordergate.errors import Unavailable
     try:
         run_demo(data, subjects=subjects, serve=serve, base_port=base_port)
+    except Unavailable as e:
+        raise fail(e, hint="pass --base-port N (or set BORDERGATE_DEMO_BASE_PORT) to move "
+                   "every port the demo uses") from None
     except (RuntimeError, OSError) as e:
         report("demo_failed", str(e), "read the message above; with a port taken, pass "
                "--base-port to pick others")

@@ -155,11 +155,11 @@ class ConfigReader:
             raise self.fail(f"{key}.{name}", "a directory or a postgresql:// URL") from None
 
     def log_source(self, text: str, key: str) -> LogSourceLocation:
-        """Where a reader fetches a log: a directory or an http(s) URL."""
+        """Where a reader fetches a log: a directory, an http(s) URL or a postgresql:// URL."""
         try:
             return parse_log_source(text, base_dir=self.base)
         except ConfigError:
-            raise self.fail(key, "a directory or an http(s) URL") from None
+            raise self.fail(key, "a directory, an http(s) URL or a postgresql:// URL") from None
 
     def reviewers(self, doc: Mapping[str, Any], key: str, name: str
                   ) -> tuple[tuple[str, str], ...]:

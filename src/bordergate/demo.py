@@ -44,7 +44,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,10 +56,12 @@ from rich.table import Table
 
 from bordergate.approval_statement import load_signing_key, sign_statement
 from bordergate.client import GatewayClient
+from bordergate.demo_ports import DemoPorts
 from bordergate.durable import replace_file
-from bordergate.errors import BordergateError
+from bordergate.errors import BordergateError, Unavailable
+from bordergate.tlog.checkpoint import open_checkpoint
 from bordergate.tlog.logdir import read_signer, write_key
-from bordergate.tlog.note import Signer
+from bordergate.tlog.note import Ed25519Verifier, Signer
 
 __all__ = ["Demo", "run_demo"]
 
@@ -113,21 +115,25 @@ class Demo:
         self.data = data.resolve()
         self.runtime: Path | None = None  # the built gateway runtime (build_runtime)
         self.subjects = subjects
-        self.ports = {c: base_port + i for i, c in enumerate(CODES)}
+        self.plan = DemoPorts(base_port)  # every port, checked free by run_demo first
+        self.ports = self.plan.gateways
         self.urls = {c: f"http://127.0.0.1:{p}" for c, p in self.ports.items()}
         # the admin listeners (dashboard, /metrics): loopback, custodians and monitors only
-        self.admin_urls = {c: f"http://127.0.0.1:{p + 1000}" for c, p in self.ports.items()}
+        self.admin_urls = {c: f"http://127.0.0.1:{p}" for c, p in self.plan.admin.items()}
+        #: wraps each process start so a stopping signal cannot fall between the
+        #: start and its registration (``_running`` sets it; see ``_spawn``)
+        self.spawning: Callable[[], AbstractContextManager[None]] = nullcontext
         self.config = self.data / "deployment.toml"
         self.console = console or Console()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.witness_procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.witness_ports = {w: base_port + 20 + i for i, w in enumerate(WITNESSES)}
+        self.witness_ports = self.plan.witnesses
         self.witness_vkeys: dict[str, str] = {}
         self.sequencers: dict[str, subprocess.Popen[bytes]] = {}
-        self.sequencer_ports = {c: base_port + 10 + i for i, c in enumerate(CODES)}
+        self.sequencer_ports = self.plan.sequencers
         # one key service per jurisdiction, the only holder of its KEKs (issue 13)
         self.key_services: dict[str, subprocess.Popen[bytes]] = {}
-        self.key_service_ports = {c: base_port + 30 + i for i, c in enumerate(CODES)}
+        self.key_service_ports = self.plan.key_services
         self.principals: dict[str, Principal] = {}
         self.records: dict[str, list[tuple[str, str, str]]] = {c: [] for c in CODES}
         self.facts: dict[str, Any] = {}
@@ -143,6 +149,14 @@ class Demo:
         if check and proc.returncode != 0:
             raise RuntimeError(f"bordergate {' '.join(args)} failed:\n{proc.stderr}")
         return proc.stdout
+
+    def _spawn(self, registry: dict[str, subprocess.Popen[bytes]], name: str, logfile: Path,
+               argv: list[str], env: dict[str, str] | None = None) -> None:
+        """Start a long-lived demo process in its own session (its group is what
+        ``stop`` signals) and register it before a stopping signal may act."""
+        with self.spawning(), open(logfile, "wb") as out:
+            registry[name] = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                              start_new_session=True, env=env)
 
     # -- 1. provisioning --------------------------------------------------------
     def prepare(self) -> None:
@@ -230,13 +244,11 @@ class Demo:
             "--log", f"{code}.bordergate.example/log="
             + (self.data / "data" / code / "log.vkey").read_text().strip())]
         for name in WITNESSES:
-            out = open(logs / f"{name}.log", "wb")  # noqa: SIM115 (lives with the process)
-            self.witness_procs[name] = subprocess.Popen(
-                [*_bordergate(), "witness", "serve", "--key-file",
-                 str(self.data / "witnesses" / f"{name}.key"), "--state",
-                 str(self.data / "witnesses" / f"{name}.db"), "--port",
-                 str(self.witness_ports[name]), *trusted],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self._spawn(self.witness_procs, name, logs / f"{name}.log", [
+                *_bordergate(), "witness", "serve", "--key-file",
+                str(self.data / "witnesses" / f"{name}.key"), "--state",
+                str(self.data / "witnesses" / f"{name}.db"), "--port",
+                str(self.witness_ports[name]), *trusted])
         for name in WITNESSES:
             _wait_listening(self.witness_procs[name], self.witness_ports[name],
                             logs / f"{name}.log")
@@ -275,11 +287,9 @@ class Demo:
         logs = self.data / "gateway-logs"
         logs.mkdir(exist_ok=True)
         for code in CODES:
-            out = open(logs / f"{code}-sequencer.log", "wb")  # noqa: SIM115 (lives with it)
-            self.sequencers[code] = subprocess.Popen(
-                [*_bordergate(), "log", "sequencer", "--config", str(self.config),
-                 "--jurisdiction", code], stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+            self._spawn(self.sequencers, code, logs / f"{code}-sequencer.log", [
+                *_bordergate(), "log", "sequencer", "--config", str(self.config),
+                "--jurisdiction", code])
         for code in CODES:
             self._wait_sequencer(code, logs / f"{code}-sequencer.log")
         self.say("[bold]2.[/] log operators up (one sequencer process per log, the only "
@@ -291,12 +301,9 @@ class Demo:
         opens the KEKs, and releases a data key only against a logged decision."""
         logs = self.data / "gateway-logs"
         for code in CODES:
-            logfile = logs / f"{code}-keys.log"
-            out = open(logfile, "wb")  # noqa: SIM115 (lives with the process)
-            self.key_services[code] = subprocess.Popen(
-                [*_bordergate(), "keys", "serve", "--config", str(self.config),
-                 "--jurisdiction", code], stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+            self._spawn(self.key_services, code, logs / f"{code}-keys.log", [
+                *_bordergate(), "keys", "serve", "--config", str(self.config),
+                "--jurisdiction", code])
         for code in CODES:
             _wait_listening(self.key_services[code], self.key_service_ports[code],
                             logs / f"{code}-keys.log")
@@ -312,12 +319,31 @@ class Demo:
                 raise RuntimeError(f"the {code} sequencer exited:\n"
                                    f"{logfile.read_text()[-3000:]}")
             try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    return
+                r = httpx.get(url, timeout=1)
             except httpx.HTTPError:
-                pass
+                time.sleep(0.2)
+                continue
+            if r.status_code == 200:
+                self._check_ours(code, r.content, url)
+                return
             time.sleep(0.2)
         raise RuntimeError(f"the {code} sequencer did not start: see {logfile}")
+
+    def _check_ours(self, code: str, checkpoint: bytes, url: str) -> None:
+        """The server at ``url`` serves this run's ``code`` log: its checkpoint verifies
+        under the log key this run made (a stranger on the port cannot sign one).
+
+        Raises:
+            Unavailable: ``port_taken_by_stranger``, before anything is sent to it.
+        """
+        vkey = (self.data / "data" / code / "log.vkey").read_text().strip()
+        try:
+            open_checkpoint(checkpoint, Ed25519Verifier.from_key_string(vkey))
+        except BordergateError as e:
+            raise Unavailable(
+                f"{url} is not this demo's {code} log ({e.code}): another program answers "
+                f"on its port; stop it or move every port with --base-port N "
+                f"({self.plan.describe()})", code="port_taken_by_stranger") from None
 
     # -- 2. releases ---------------------------------------------------------------
     def build_runtime(self) -> None:
@@ -420,11 +446,9 @@ class Demo:
         logs.mkdir(exist_ok=True)
         for code in CODES:
             for_cn = ["--unreviewed"] if code == "cn" else []
-            out = open(logs / f"{code}.log", "wb")  # noqa: SIM115 (lives with the process)
-            self.procs[code] = subprocess.Popen(
-                [*self._serve_command(), "gateway", "serve", "--config", str(self.config),
-                 "--jurisdiction", code, *for_cn], stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, env=self._gateway_env())
+            self._spawn(self.procs, code, logs / f"{code}.log", [
+                *self._serve_command(), "gateway", "serve", "--config", str(self.config),
+                "--jurisdiction", code, *for_cn], env=self._gateway_env())
         for code in CODES:
             self._wait_healthy(code, logs / f"{code}.log")
         self.say("[bold]3.[/] gateways up: " + ", ".join(
@@ -442,7 +466,9 @@ class Demo:
                 raise RuntimeError(f"the {code} gateway exited:\n{logfile.read_text()[-3000:]}")
             try:
                 r = httpx.get(self.urls[code] + "/healthz", timeout=1)
-                if r.status_code == 200:
+                if r.status_code == 200:  # and it is our gateway: before any token goes
+                    url = self.urls[code] + "/v1/log/checkpoint"
+                    self._check_ours(code, httpx.get(url, timeout=5).content, url)
                     return
                 if r.status_code == 503:
                     raise RuntimeError(f"the {code} gateway refuses to serve: {r.text[:2000]}")
@@ -524,10 +550,11 @@ class Demo:
                 clients[code] = self.client(staff[code], code)
                 opened.append(clients[code])
             self._write_subject(clients[code], code, plan)
+        pool = concurrent.futures.ThreadPoolExecutor(12)
         try:
-            with concurrent.futures.ThreadPoolExecutor(12) as pool:
-                list(pool.map(write, plans))
-        finally:
+            list(pool.map(write, plans))
+        finally:  # a stop signal drops the writes not begun yet
+            pool.shutdown(wait=True, cancel_futures=True)
             for c in opened:
                 c.close()
         writes = sum(len(v) for v in self.records.values())
@@ -812,15 +839,23 @@ def _has_audit_run() -> bool:
 
 
 def _stop_group(procs: Sequence[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM each process group this demo started, then SIGKILL what is left."""
+    """SIGTERM each process group this demo started, then SIGKILL what is left.
+
+    The whole group, even when its leader already exited: a process it started
+    (a re-executed runtime) must not outlive it.
+    """
     for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+        _signal_group(proc, signal.SIGTERM)
     for proc in procs:
-        try:
+        with suppress(subprocess.TimeoutExpired):
             proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
+    with suppress(ProcessLookupError, PermissionError):  # empty: everything in it exited
+        os.killpg(proc.pid, signum)
 
 
 def _wait_listening(proc: subprocess.Popen[bytes], port: int, logfile: Path) -> None:
@@ -838,28 +873,71 @@ def _wait_listening(proc: subprocess.Popen[bytes], port: int, logfile: Path) -> 
     raise RuntimeError(f"a demo process did not listen on {port}: see {logfile}")
 
 
+#: The signals that stop a demo (and everything it started): Ctrl-C, ``kill``, a
+#: closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Stopping:
+    """Turns a stop signal into ``SystemExit(128 + signal)``, except while a process
+    is being started and registered (``deferred``): then the exit waits for it."""
+
+    def __init__(self) -> None:
+        self.deferring = 0
+        self.pending: int | None = None
+
+    def handler(self, signum: int, _frame: object) -> None:
+        if self.deferring:
+            self.pending = signum
+            return
+        raise SystemExit(128 + signum)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        self.deferring += 1
+        try:
+            yield
+        finally:
+            self.deferring -= 1
+            if not self.deferring and self.pending is not None:
+                raise SystemExit(128 + self.pending)
+
+
 @contextmanager
 def _running(demo: Demo) -> Iterator[Demo]:
-    """Stop every process the demo started on leaving, on Ctrl-C and on SIGTERM/SIGHUP."""
-    def leave(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-    previous = {s: signal.signal(s, leave) for s in (signal.SIGTERM, signal.SIGHUP)}
+    """Stop every process the demo started on leaving: on an error, on Ctrl-C (SIGINT),
+    SIGTERM and SIGHUP; a second signal does not interrupt the stopping."""
+    stopping = _Stopping()
+    previous = {s: signal.signal(s, stopping.handler) for s in STOP_SIGNALS}
+    demo.spawning = stopping.deferred
     try:
         yield demo
     finally:
-        demo.stop()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        for s in STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        try:
+            demo.stop()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
 
 def run_demo(data: Path, *, subjects: int = 3000, serve: bool = True,
              base_port: int = 8401, wait: Callable[[], None] | None = None) -> Demo:
-    """Run every step; keep serving until interrupted when ``serve``."""
+    """Run every step; keep serving until a stop signal when ``serve``.
+
+    Raises:
+        PortTaken: a port of the demo is in use (``port_in_use``); nothing started.
+        Unavailable: a stranger answers on a port once the demo started
+            (``port_taken_by_stranger``); what was started is stopped.
+        SystemExit: ``128 + signal`` on SIGINT, SIGTERM or SIGHUP, everything stopped.
+    """
     demo = Demo(data, subjects=subjects, base_port=base_port)
-    demo.prepare()
-    demo.write_vkeys()
-    demo.build_runtime()
+    demo.plan.check_free()
     with _running(demo):
+        demo.prepare()
+        demo.write_vkeys()
+        demo.build_runtime()
         demo.start_witnesses()
         demo.start_sequencers()
         demo.start_key_services()
@@ -878,10 +956,7 @@ def run_demo(data: Path, *, subjects: int = 3000, serve: bool = True,
             default=str))
         if serve:
             demo.say("[bold green]serving; press Ctrl-C to stop[/]")
-            try:
-                (wait or _forever)()
-            except KeyboardInterrupt:
-                demo.say("stopping")
+            (wait or _forever)()
     return demo
 
 

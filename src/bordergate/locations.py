@@ -9,8 +9,8 @@ this module, so that the accepted forms are written once:
   or ``memory:`` (tests and demos);
 * a **log's storage** (where the sequencer writes): a directory or a
   ``postgresql://`` URL;
-* a **log source** (where a reader fetches a published log): a directory or an
-  ``http(s)://`` base URL.
+* a **log source** (where a reader fetches a published log): a directory, an
+  ``http(s)://`` base URL, or the ``postgresql://`` URL of the database that keeps it.
 
 Relative paths resolve against ``base_dir`` when one is given.  This module
 only parses text: it must never open a file, a database or a connection.
@@ -107,9 +107,10 @@ def parse_log_location(text: str, *, base_dir: Path | None = None) -> LogLocatio
 
 @dataclass(frozen=True)
 class LogSourceLocation:
-    """A published log as a reader reaches it: a ``directory`` or an ``http`` base URL."""
+    """A published log as a reader reaches it: a ``directory``, an ``http`` base URL
+    or a ``postgresql`` URL."""
 
-    kind: Literal["directory", "http"]
+    kind: Literal["directory", "http", "postgresql"]
     target: str
 
 
@@ -121,6 +122,9 @@ def parse_log_source(text: str, *, base_dir: Path | None = None) -> LogSourceLoc
     """
     if text.startswith(_HTTP_SCHEMES):
         return LogSourceLocation("http", text.rstrip("/"))
+    if is_postgres_url(text):
+        return LogSourceLocation("postgresql", text)
     if "://" in text or not text.strip():
-        raise ConfigError(f"log {text!r}: a directory or an http(s) URL", code="log_location")
+        raise ConfigError(f"log {text!r}: a directory, an http(s) URL or a postgresql:// URL",
+                          code="log_location")
     return LogSourceLocation("directory", _resolve(text, base_dir))

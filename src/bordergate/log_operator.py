@@ -9,7 +9,8 @@ every entry to name the credential that sent it
 * ``--config F --jurisdiction X``: the deployment's
   ``[jurisdictions.X.sequencer]`` (listen address, log key, credential list)
   and the log's storage, witnesses and quorum;
-* ``DIR --credentials LIST [--key-file K] [--port P]``: a stand-alone log
+* ``LOG --credentials LIST [--key-file K] [--port P]``: a stand-alone log
+  (a directory, or a ``postgresql://`` URL with ``--key-file``)
   (``--any-entries`` drops the appender check, for logs of other entries).
 
 It lives outside the ``tlog`` room because it reads deployment files
@@ -26,7 +27,8 @@ import typer
 
 from bordergate.errors import BordergateError, ConfigError
 from bordergate.exit_codes import fail
-from bordergate.tlog.logdir import default_key_file, open_log_storage, read_signer
+from bordergate.locations import parse_log_location
+from bordergate.tlog.logdir import key_file_for, open_log_storage, read_signer
 from bordergate.tlog.sequencer import Sequencer
 from bordergate.tlog.storage import LogStorage
 from bordergate.tlog.witnessing import WitnessQuorum, parse_witness_option
@@ -47,8 +49,9 @@ def _witnessing(witnesses: list[str], quorum: int | None) -> WitnessQuorum | Non
     return WitnessQuorum(endpoints, len(endpoints) if quorum is None else quorum)
 
 
-def sequencer(directory: Annotated[Path | None, typer.Argument(
-                  help="the log directory (or use --config and --jurisdiction)")] = None, *,
+def sequencer(directory: Annotated[str | None, typer.Argument(
+                  metavar="[LOG]", help="the log: a directory or a postgresql:// URL (or "
+                  "use --config and --jurisdiction)")] = None, *,
               config: Annotated[Path | None, typer.Option(
                   help="a deployment file: run [jurisdictions.X.sequencer] of --jurisdiction")
               ] = None,
@@ -139,7 +142,7 @@ class _SequencerPlace:
         return open_storage(self.storage)
 
 
-def _sequencer_settings(directory: Path | None, config: Path | None,
+def _sequencer_settings(directory: str | None, config: Path | None,
                         jurisdiction: str | None, *, credentials: Path | None,
                         key_file: Path | None, witnesses: list[str],
                         quorum: int | None) -> _SequencerPlace:
@@ -154,7 +157,9 @@ def _sequencer_settings(directory: Path | None, config: Path | None,
         if directory is None or credentials is None:
             raise ConfigError("give DIR and --credentials, or --config and --jurisdiction",
                               code="usage")
-        return _SequencerPlace(directory, key_file or default_key_file(directory), credentials,
+        where = parse_log_location(directory)  # never a directory named like a URL
+        storage = where.target if where.kind == "postgresql" else Path(where.target)
+        return _SequencerPlace(storage, key_file_for(directory, key_file), credentials,
                                host="127.0.0.1", port=8090,
                                witnessing=_witnessing(witnesses, quorum))
     if directory is not None or jurisdiction is None:

@@ -142,3 +142,31 @@ def test_append_finds_a_key_file_given_at_init(tmp_path: Path) -> None:
     run("log", "init", str(d), "--origin", "cli.test/keyed", "--key-file", str(key))
     assert run("log", "append", str(d), stdin=b"one\ntwo\n").stdout.strip() == b"2"
     assert key.read_bytes() not in b"".join(p.read_bytes() for p in d.rglob("*") if p.is_file())
+
+
+@pytest.mark.postgres
+def test_every_log_command_takes_a_postgresql_url(tmp_path: Path, postgres_url: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16 item 3: a log kept in PostgreSQL is named by its URL in init, append,
+    checkpoint, prove, verify, audit log and sequencer alike, and no directory named
+    after the URL appears; without --key-file a signing command says key_file_required."""
+    monkeypatch.chdir(tmp_path)  # where a directory named like the URL would appear
+    key = tmp_path / "pg.key"
+    no_key = run("log", "init", postgres_url, "--origin", "cli.test/pg", check=False)
+    assert no_key.returncode == 2 and b"key_file_required" in no_key.stderr
+    vkey = run("log", "init", postgres_url, "--origin", "cli.test/pg", "--key-file", str(key)
+               ).stdout.decode().strip().splitlines()[-1]
+    assert run("log", "append", postgres_url, "--key-file", str(key),
+               stdin=b"a\nb\nc\n").stdout.strip() == b"3"
+    assert run("log", "checkpoint", postgres_url).stdout.splitlines()[1] == b"3"
+    proof = json.loads(run("log", "prove", postgres_url, "--index", "1").stdout)
+    merkle.verify_inclusion(merkle.leaf_hash(b"b"), 1, 3, [_d(p) for p in proof["proof"]],
+                            _d(proof["root"]))
+    assert b"verified" in run("log", "verify", postgres_url, "--vkey", vkey).stdout
+    audited = run("audit", "log", postgres_url, "--vkey", vkey, "--state",
+                  str(tmp_path / "state"), check=False)
+    assert audited.returncode == 0, audited.stderr
+    other = run("log", "sequencer", "ftp://elsewhere/log", "--credentials",
+                str(tmp_path / "none.txt"), check=False)
+    assert other.returncode == 2 and b"log_location" in other.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pg.key", "state"]

@@ -70,29 +70,42 @@ def serve(  # noqa: PLR0917 (typer maps each parameter to an option)
     admin_listen: Annotated[str | None, typer.Option(
         "--admin-listen", help="HOST:PORT of the admin listener (dashboard, /metrics); "
         "default: the deployment's admin_listen, else 127.0.0.1 and the port + 1000")] = None,
+    listen: Annotated[str | None, typer.Option(
+        "--listen", help="HOST:PORT this worker listens on (default: the deployment's "
+        "listen); with it the admin listener defaults to 127.0.0.1 and its port + 1000")
+    ] = None,
+    credential_file: Annotated[Path | None, typer.Option(
+        "--credential-file", help="this worker's append credential (ID.SECRET) for the "
+        "log's sequencer (default: the deployment's log.sequencer.credential_file)")
+    ] = None,
 ) -> None:
-    """Serve one jurisdiction's gateway until interrupted."""
+    """Serve one jurisdiction's gateway until interrupted.
+
+    Several workers of one jurisdiction share the deployment file and differ by
+    --listen and --credential-file (docs/scale-out.md).
+    """
     from bordergate.gateway.startup import serve_gateway
     from bordergate.profile import refuse_unreviewed
     from bordergate.releases.launcher import reexec_isolated
 
     reexec_isolated(sys.argv[1:])  # from a built runtime: verify it first (promise 6)
 
+    from bordergate.gateway.worker import worker_deployment
+    for option, value in (("--listen", listen), ("--admin-listen", admin_listen)):
+        if value is not None and parse_listen(value) is None:
+            raise typer.BadParameter(f"{option} must be HOST:PORT, e.g. 127.0.0.1:9401")
     try:
-        deployment = load_config(config)
-        deployment.jurisdiction(jurisdiction)
+        deployment = worker_deployment(
+            load_config(config), jurisdiction, listen=listen, admin_listen=admin_listen,
+            credential_file=credential_file.resolve() if credential_file else None)
         if unreviewed:
             refuse_unreviewed(deployment.profile)
     except BordergateError as exc:
         raise _fail(exc) from None
     if loop not in ("auto", "asyncio", "uvloop"):
         raise typer.BadParameter("--loop must be auto, asyncio or uvloop")
-    admin = parse_listen(admin_listen) if admin_listen is not None else None
-    if admin_listen is not None and admin is None:
-        raise typer.BadParameter("--admin-listen must be HOST:PORT, e.g. 127.0.0.1:9401")
     with asyncio.Runner(loop_factory=_loop_factory(loop)) as runner:
-        runner.run(serve_gateway(deployment, jurisdiction, unreviewed=unreviewed, http=http,
-                                 admin_listen=admin))
+        runner.run(serve_gateway(deployment, jurisdiction, unreviewed=unreviewed, http=http))
 
 
 def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -61,6 +61,7 @@ from bordergate.tlog.tiles import TILE_WIDTH
 
 if TYPE_CHECKING:
     from bordergate.gateway.service import Gateway
+    from bordergate.tlog.checkpoint import SignedCheckpoint
 
 __all__ = ["REPORT_ENV", "STATE_ENV", "DashboardFeed", "dashboard_app"]
 
@@ -151,7 +152,7 @@ class DashboardFeed:
 
     # -- the log --------------------------------------------------------------------
     def _log(self, now: float) -> dict[str, Any]:
-        signed = self.gateway.log.checkpoint()
+        signed = self._checkpoint()
         if signed is None:
             return {"origin": self.gateway.origin, "size": 0, "checkpoint_age_s": None,
                     "cosignatures": []}
@@ -166,6 +167,19 @@ class DashboardFeed:
         return {"origin": cp.origin, "size": cp.size, "root": cp.root.hex(),
                 "checkpoint_age_s": max(0.0, round(now - since, 1)),
                 "cosignatures": cosigs}
+
+    def _checkpoint(self) -> SignedCheckpoint | None:
+        """The newest checkpoint: the one the log's storage publishes (verified with the
+        log key), or the one this gateway's appender last saw if newer.  A worker that
+        appends through the sequencer service sees a checkpoint only when it asks for
+        one, so its appender alone would show an empty log (issue 16 item 3)."""
+        own = self.gateway.log.checkpoint()
+        try:
+            published: SignedCheckpoint | None = self.gateway.log_reader.checkpoint()
+        except BordergateError:
+            published = None
+        candidates = [c for c in (own, published) if c is not None]
+        return max(candidates, key=lambda c: c.checkpoint.size, default=None)
 
     def _restore(self, size: int) -> None:
         """Take the saved state if it is of this log (its last entry's leaf hash is the

@@ -92,11 +92,11 @@ class StorageSource:
 
 
 class DirectorySource(StorageSource):
-    """A log directory on disk."""
+    """A log directory on disk (or the database its ``log init --postgres`` pointer names)."""
 
     def __init__(self, root: str | Path) -> None:
-        from bordergate.tlog.storage.fs import FileStorage
-        super().__init__(FileStorage(root))
+        from bordergate.tlog.logdir import open_log_storage
+        super().__init__(open_log_storage(Path(root)))
 
 
 class HttpSource:
@@ -127,7 +127,8 @@ class HttpSource:
 
 
 def open_source(location: str) -> LogSource:
-    """A source for a directory path or an ``http(s)://`` base URL.
+    """A source for a directory path, an ``http(s)://`` base URL or the
+    ``postgresql://`` URL of the database keeping the log.
 
     Raises:
         ConfigError: ``log_location`` for another URL scheme
@@ -136,6 +137,9 @@ def open_source(location: str) -> LogSource:
     where = parse_log_source(location)
     if where.kind == "http":
         return HttpSource(where.target)
+    if where.kind == "postgresql":
+        from bordergate.tlog.storage.postgres import PostgresStorage
+        return StorageSource(PostgresStorage(where.target))
     return DirectorySource(where.target)
 
 

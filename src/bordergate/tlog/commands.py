@@ -27,7 +27,7 @@ import typer
 
 from bordergate.errors import BordergateError, ConfigError, NotFound, VerificationError
 from bordergate.exit_codes import fail, usage_error
-from bordergate.tlog.logdir import default_key_file, open_log_storage, read_signer
+from bordergate.tlog.logdir import default_key_file, key_file_for, open_log, read_signer
 from bordergate.tlog.storage import CHECKPOINT_PATH
 
 if TYPE_CHECKING:
@@ -42,7 +42,8 @@ app = typer.Typer(help="The verifiable log: RFC 9162 trees as C2SP tlog-tiles.",
 
 KeyFile = Annotated[Path | None, typer.Option("--key-file", help="signing key (default DIR.key)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
-_APPEND_CHUNK = 65_536
+LogArg = Annotated[str, typer.Argument(
+    metavar="LOG", help="the log: a directory or a postgresql:// URL")]
 
 
 def _fail(e: BordergateError) -> typer.Exit:
@@ -50,50 +51,56 @@ def _fail(e: BordergateError) -> typer.Exit:
 
 
 @app.command()
-def init(directory: Path, origin: Annotated[str, typer.Option(help="the log's origin line")],
+def init(location: LogArg, origin: Annotated[str, typer.Option(help="the log's origin line")],
          key_file: KeyFile = None,
-         postgres: Annotated[str | None, typer.Option(help="PostgreSQL URL for the log")] = None,
+         postgres: Annotated[str | None, typer.Option(
+             help="keep the log of directory LOG in this PostgreSQL database")] = None,
          json_output: JsonOption = False,
          ) -> None:
     """Create a log and print its verifier key (last line)."""
-    from bordergate.locations import parse_log_location
+    from bordergate.locations import is_postgres_url, parse_log_location
     from bordergate.tlog.logdir import record_key_file, record_postgres, write_key
     from bordergate.tlog.note import Signer
     from bordergate.tlog.sequencer import create_log
 
-    key_path = key_file or default_key_file(directory)
     try:
         signer = Signer.generate(origin)
     except ValueError as e:
-        raise usage_error(str(e), code="invalid_origin") from None
+        raise usage_error(str(e), code="invalid_origin", json_output=json_output) from None
     try:
-        if postgres and parse_log_location(postgres).kind != "postgresql":
-            raise ConfigError(f"--postgres {postgres!r}: a postgresql:// URL",
-                              code="log_location")
-        directory.mkdir(parents=True, exist_ok=True)
-        if postgres:
-            record_postgres(directory, postgres)
-        storage = open_log_storage(directory)
+        where = parse_log_location(location)
+        key_path = key_file_for(location, key_file)
+        if postgres and (where.kind != "directory" or not is_postgres_url(postgres)):
+            raise ConfigError(f"--postgres {postgres!r}: a postgresql:// URL, for a log "
+                              "named by a directory", code="log_location")
+        if where.kind == "directory":
+            directory = Path(where.target)
+            directory.mkdir(parents=True, exist_ok=True)
+            if postgres:
+                record_postgres(directory, postgres)
+        storage = open_log(location)
         if storage.read(CHECKPOINT_PATH) is not None:
-            raise usage_error(f"a log already exists in {directory}", code="log_exists",
-                              hint="choose another directory, or use the log that is there")
+            storage.close()
+            raise usage_error(f"a log already exists in {location}", code="log_exists",
+                              hint="choose another location, or use the log that is there",
+                              json_output=json_output)
         write_key(key_path, signer.key_string)
-        if key_file is not None:
-            record_key_file(directory, key_file)
+        if key_file is not None and where.kind == "directory":
+            record_key_file(Path(where.target), key_file)
         create_log(storage, signer)
         storage.close()
     except BordergateError as e:
         raise fail(e, json_output=json_output) from None
     if json_output:
-        typer.echo(json.dumps({"directory": str(directory), "key_file": str(key_path),
+        typer.echo(json.dumps({"log": location, "key_file": str(key_path),
                                "origin": origin, "vkey": signer.verifier().key_string}))
         return
-    typer.echo(f"log created: {directory} (signing key: {key_path})")
+    typer.echo(f"log created: {location} (signing key: {key_path})")
     typer.echo(signer.verifier().key_string)
 
 
 @app.command()
-def append(directory: Path, key_file: KeyFile = None,
+def append(location: LogArg, key_file: KeyFile = None,
            witness: Annotated[list[str] | None, typer.Option(
                help="a witness to cosign checkpoints, URL=VKEY (repeatable)")] = None,
            quorum: Annotated[int | None, typer.Option(
@@ -103,29 +110,33 @@ def append(directory: Path, key_file: KeyFile = None,
            ) -> None:
     """Append stdin lines as entries (one per line), publish, print the new size.
 
+    Pipelined (stdin read in large blocks, chunks submitted ahead of durability, one
+    wait at the end); exits non-zero if any entry was refused, after publishing what
+    was durable.
+
     The quick start: without --witness the checkpoint is published uncosigned, with a
     warning (audits report it as checkpoint_unwitnessed).
     """
+    from bordergate.exit_codes import exit_code_for, report
+    from bordergate.tlog.line_feed import feed_lines
     from bordergate.tlog.sequencer import Sequencer
 
     witnessing = None
     try:
-        signer = read_signer(key_file or default_key_file(directory))
+        signer = read_signer(key_file_for(location, key_file))
         witnessing = _witnessing(witness or [], quorum)
         if witnessing is None:
             typer.echo("warning: no --witness: the checkpoint is published without witness "
                        "cosignatures (audits report it as checkpoint_unwitnessed)", err=True)
-        storage = open_log_storage(directory)
+        storage = open_log(location)
         with Sequencer(storage, signer, witnessing=witnessing) as seq:
-            chunk: list[bytes] = []
-            for line in sys.stdin.buffer:
-                chunk.append(line[:-1] if line.endswith(b"\n") else line)
-                if len(chunk) >= _APPEND_CHUNK:
-                    seq.append_many(chunk)
-                    chunk = []
-            if chunk:
-                seq.append_many(chunk)
+            fed = feed_lines(seq, sys.stdin.buffer)  # pipelined: one wait, at the end
             size = seq.publish(publish_timeout).checkpoint.size
+        if fed.error is not None:  # what was durable is published; the rest is not there
+            report(fed.error.code, f"{fed.error} ({fed.appended} entries appended, "
+                   f"{fed.failed} refused, the rest of stdin not read); log size {size}",
+                   "fix the refused entry and append the rest again")
+            raise typer.Exit(int(exit_code_for(fed.error)))
     except BordergateError as e:
         raise _fail(e) from None
     finally:
@@ -145,14 +156,14 @@ def _witnessing(witnesses: list[str], quorum: int | None) -> WitnessQuorum | Non
 
 
 @app.command()
-def checkpoint(directory: Path, json_output: JsonOption = False) -> None:
+def checkpoint(location: LogArg, json_output: JsonOption = False) -> None:
     """Print the current signed checkpoint (with --json: its size, root and origin too)."""
     try:
-        data = open_log_storage(directory).read(CHECKPOINT_PATH)
+        data = open_log(location).read(CHECKPOINT_PATH)
     except BordergateError as e:
         raise fail(e, json_output=json_output) from None
     if data is None:
-        raise fail(NotFound(f"no log in {directory}", code="checkpoint_missing"),
+        raise fail(NotFound(f"no log in {location}", code="checkpoint_missing"),
                    hint="name a log directory (bordergate log init creates one)",
                    json_output=json_output)
     text = data.decode("utf-8", "replace")
@@ -213,7 +224,7 @@ def _published(source: LogSource) -> Checkpoint:
 
 
 @app.command()
-def prove(directory: Path,
+def prove(location: LogArg,
           index: Annotated[int | None, typer.Option(help="prove inclusion of this index")] = None,
           old: Annotated[int | None, typer.Option(help="prove consistency from this size")] = None,
           size: Annotated[int | None, typer.Option(help="tree size (default: current)")] = None,
@@ -226,7 +237,7 @@ def prove(directory: Path,
     if (index is None) == (old is None):
         raise usage_error("give exactly one of --index or --old")
     try:
-        source = StorageSource(open_log_storage(directory))
+        source = StorageSource(open_log(location))
         cp = _published(source)
         n = cp.size if size is None else size
         if n > cp.size:
@@ -251,7 +262,9 @@ def prove(directory: Path,
 
 
 @app.command()
-def verify(location: str, *,
+def verify(location: Annotated[str, typer.Argument(
+               metavar="LOG", help="the log: a directory, a postgresql:// URL or an "
+               "http(s):// base URL")], *,
            vkey: Annotated[str, typer.Option(help="the log's verifier key")],
            old: Annotated[Path | None, typer.Option(help="an older signed checkpoint")] = None,
            witness: Annotated[list[str] | None, typer.Option(help="witness verifier key")] = None,
@@ -259,9 +272,8 @@ def verify(location: str, *,
            json_output: JsonOption = False,
            ) -> None:
     """Verify signature, tiles and bundles against the root, and consistency with --old."""
-    from bordergate.locations import parse_log_source
     from bordergate.tlog import merkle
-    from bordergate.tlog.client import HttpSource, LogClient, StorageSource
+    from bordergate.tlog.client import LogClient, open_source
     from bordergate.tlog.cosignature import CosignatureVerifier
     from bordergate.tlog.note import Ed25519Verifier
 
@@ -272,9 +284,7 @@ def verify(location: str, *,
         raise usage_error(f"--vkey/--witness: {e}", code=e.code,
                           json_output=json_output) from None
     try:
-        where = parse_log_source(location)
-        source: LogSource = HttpSource(where.target) if where.kind == "http" \
-            else StorageSource(open_log_storage(Path(where.target)))
+        source = open_source(location)
         client = LogClient(source, verifier, cosigners=cosigners, quorum=quorum)
         signed = client.checkpoint()
         old_cp = client.open(old.read_bytes()).checkpoint if old else None
@@ -302,12 +312,15 @@ def verify(location: str, *,
 
 
 @app.command()
-def serve(directory: Path, port: Annotated[int, typer.Option(help="TCP port")] = 8080,
+def serve(location: LogArg, port: Annotated[int, typer.Option(help="TCP port")] = 8080,
           host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1") -> None:
     """Serve the log read-only over HTTP (checkpoint, tiles and bundles only)."""
     import uvicorn
 
     from bordergate.tlog.server import make_log_app
-    storage = open_log_storage(directory)
-    typer.echo(f"serving {directory} at http://{host}:{port}/checkpoint")
+    try:
+        storage = open_log(location)
+    except BordergateError as e:
+        raise fail(e) from None
+    typer.echo(f"serving {location} at http://{host}:{port}/checkpoint")
     uvicorn.run(make_log_app(storage), host=host, port=port, log_level="warning")

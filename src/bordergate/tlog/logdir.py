@@ -1,8 +1,12 @@
 """Opening a log named on the command line: its storage, key file and settings.
 
-A log is named by a directory ``DIR``.  With the files backend the tiles live
-in ``DIR`` itself; with PostgreSQL, ``DIR/.sequencer/storage.json`` records the
-database URL and log name, and ``DIR`` holds nothing else.  The signing key
+A log is named by a directory ``DIR`` or a ``postgresql://`` URL (the
+database's log, as a deployment's ``log.storage`` names it; parsed by
+:func:`bordergate.locations.parse_log_location`).  With the files backend the
+tiles live in ``DIR`` itself; ``DIR/.sequencer/storage.json`` may instead record
+a database URL and log name (``log init DIR --postgres URL``), and ``DIR`` then
+holds nothing else.  A log named by its URL has no ``DIR.key``: its commands
+that sign take ``--key-file``.  The signing key
 lives beside the served directory (``DIR.key``, mode 0600) or where
 ``--key-file`` says, never inside ``DIR``.
 
@@ -25,6 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "default_key_file",
+    "key_file_for",
+    "open_log",
     "open_log_storage",
     "read_signer",
     "record_key_file",
@@ -106,3 +112,34 @@ def open_log_storage(log_dir: Path) -> LogStorage:
         from bordergate.tlog.storage.postgres import PostgresStorage
         return PostgresStorage(url, log=name)
     return FileStorage(log_dir)
+
+
+def open_log(location: str) -> LogStorage:
+    """The storage of the log named on a command line: a directory (files, or the
+    database its pointer records) or a ``postgresql://`` URL.
+
+    Raises:
+        ConfigError: ``log_location`` for another URL scheme or an empty name.
+    """
+    from bordergate.locations import parse_log_location
+    where = parse_log_location(location)
+    if where.kind == "postgresql":
+        from bordergate.tlog.storage.postgres import PostgresStorage
+        return PostgresStorage(where.target)
+    return open_log_storage(Path(where.target))
+
+
+def key_file_for(location: str, key_file: Path | None) -> Path:
+    """The signing key of the log named ``location``: ``key_file`` if given, else the
+    directory's (:func:`default_key_file`).
+
+    Raises:
+        ConfigError: ``key_file_required`` for a log named by a URL without ``key_file``.
+    """
+    if key_file is not None:
+        return key_file
+    from bordergate.locations import is_postgres_url
+    if is_postgres_url(location):
+        raise ConfigError("a log named by its postgresql:// URL needs --key-file",
+                          code="key_file_required")
+    return default_key_file(Path(location))

@@ -2,7 +2,10 @@
 
 Several logs may share one database; every row is keyed by the log's name.
 The single-writer role is a session-level advisory lock held on a dedicated
-connection for as long as the writer lives.  ``put`` buffers; ``sync`` writes
+connection for as long as the writer lives.  The other connection is shared by
+the sequencer's threads (writer, publisher, readers): one lock serialises its
+use, so that no statement of one thread runs inside another's transaction and
+the buffer ``sync`` writes is swapped whole.  ``put`` buffers; ``sync`` writes
 the buffer in one committed transaction; the checkpoint is an upsert.  Any
 database failure surfaces as :class:`~bordergate.errors.Unavailable` (fail
 closed), never a raw driver error.
@@ -13,6 +16,7 @@ This module must never interpret entries or sign anything.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -48,6 +52,7 @@ class PostgresStorage:
         self._conn: psycopg.Connection[Any] | None = None
         self._pending: dict[str, bytes] = {}
         self._pending_wal: list[tuple[int, int, bytes]] = []
+        self._mutex = threading.RLock()  # guards _conn and the buffers (module docstring)
         self._lock_key = int.from_bytes(
             hashlib.sha256(f"bordergate.tlog:{log}".encode()).digest()[:8], "big", signed=True)
 
@@ -88,29 +93,33 @@ class PostgresStorage:
 
     def wal_append(self, first: int, count: int, encoded: bytes) -> None:
         """Buffer a small batch; it is written by :meth:`sync`."""
-        self._pending_wal.append((first, count, encoded))
+        with self._mutex:
+            self._pending_wal.append((first, count, encoded))
 
     def wal_replay(self, start: int) -> Iterator[WalBatch]:
         try:
-            rows = self._db().execute(
-                "SELECT first, count, data FROM tlog_wal WHERE log = %s AND first + count > %s "
-                "ORDER BY first", (self.log, start)).fetchall()
+            with self._mutex:
+                rows = self._db().execute(
+                    "SELECT first, count, data FROM tlog_wal WHERE log = %s AND first + count > %s "
+                    "ORDER BY first", (self.log, start)).fetchall()
         except psycopg.Error as e:
             raise Unavailable(f"log database unreachable: {e}", code="log_unavailable") from e
         for first, count, data in rows:
             yield int(first), decode_bundle(bytes(data), int(count))
 
     def wal_trim(self, below: int) -> None:
-        try:
-            self._db().execute("DELETE FROM tlog_wal WHERE log = %s AND first + count <= %s",
-                               (self.log, below))
-        except psycopg.Error as e:
-            raise Unavailable(f"log write-ahead trim failed: {e}", code="log_unwritable") from e
+        with self._mutex:
+            try:
+                self._db().execute("DELETE FROM tlog_wal WHERE log = %s AND first + count <= %s",
+                                   (self.log, below))
+            except psycopg.Error as e:
+                raise Unavailable(f"log write-ahead trim failed: {e}", code="log_unwritable") from e
 
     def put(self, items: Sequence[tuple[str, bytes]]) -> None:
         """Buffer tiles; they are written by :meth:`sync`."""
-        for path, data in items:
-            self._pending[path] = data
+        with self._mutex:
+            for path, data in items:
+                self._pending[path] = data
 
     def sync(self) -> None:
         """Write every buffered tile in one committed transaction.
@@ -118,31 +127,33 @@ class PostgresStorage:
         Raises:
             Unavailable: the database refused it.
         """
-        pending, self._pending = self._pending, {}  # puts may continue meanwhile
-        wal, self._pending_wal = self._pending_wal, []
-        if not pending and not wal:
-            return
-        self._check_writer()
-        rows = [(self.log, p, d) for p, d in pending.items()]
-        try:
-            conn = self._db()
-            with conn.transaction(), conn.cursor() as cur:
-                if rows:
-                    cur.executemany(
-                        "INSERT INTO tlog_object (log, path, data) VALUES (%s, %s, %s) "
-                        "ON CONFLICT (log, path) DO UPDATE SET data = EXCLUDED.data", rows)
-                if wal:
-                    cur.executemany(
-                        "INSERT INTO tlog_wal (log, first, count, data) VALUES (%s, %s, %s, %s)"
-                        " ON CONFLICT (log, first) DO UPDATE SET count = EXCLUDED.count, "
-                        "data = EXCLUDED.data", [(self.log, f, c, d) for f, c, d in wal])
-        except psycopg.Error as e:
-            raise Unavailable(f"log tile write failed: {e}", code="log_unwritable") from e
+        with self._mutex:
+            pending, self._pending = self._pending, {}
+            wal, self._pending_wal = self._pending_wal, []
+            if not pending and not wal:
+                return
+            self._check_writer()
+            rows = [(self.log, p, d) for p, d in pending.items()]
+            try:
+                conn = self._db()
+                with conn.transaction(), conn.cursor() as cur:
+                    if rows:
+                        cur.executemany(
+                            "INSERT INTO tlog_object (log, path, data) VALUES (%s, %s, %s) "
+                            "ON CONFLICT (log, path) DO UPDATE SET data = EXCLUDED.data", rows)
+                    if wal:
+                        cur.executemany(
+                            "INSERT INTO tlog_wal (log, first, count, data) VALUES (%s, %s, %s, %s)"
+                            " ON CONFLICT (log, first) DO UPDATE SET count = EXCLUDED.count, "
+                            "data = EXCLUDED.data", [(self.log, f, c, d) for f, c, d in wal])
+            except psycopg.Error as e:
+                raise Unavailable(f"log tile write failed: {e}", code="log_unwritable") from e
 
     def publish_checkpoint(self, note: bytes) -> None:
-        self._check_writer()
-        self.put([(CHECKPOINT_PATH, note)])
-        self.sync()
+        with self._mutex:  # committed by this sync, not swept into another thread's
+            self._check_writer()
+            self.put([(CHECKPOINT_PATH, note)])
+            self.sync()
 
     def read(self, path: str) -> bytes | None:
         """Read ``checkpoint`` or a tile path; None if absent.
@@ -151,14 +162,16 @@ class PostgresStorage:
             VerificationError: ``path`` is neither.
             Unavailable: the database is unreachable.
         """
-        if path != CHECKPOINT_PATH:
-            parse_path(path)
-        try:
-            row = self._db().execute("SELECT data FROM tlog_object WHERE log = %s AND path = %s",
-                                     (self.log, path)).fetchone()
-        except psycopg.Error as e:
-            raise Unavailable(f"log database unreachable: {e}", code="log_unavailable") from e
-        return bytes(row[0]) if row else None
+        with self._mutex:
+            if path != CHECKPOINT_PATH:
+                parse_path(path)
+            try:
+                row = self._db().execute(
+                    "SELECT data FROM tlog_object WHERE log = %s AND path = %s",
+                    (self.log, path)).fetchone()
+            except psycopg.Error as e:
+                raise Unavailable(f"log database unreachable: {e}", code="log_unavailable") from e
+            return bytes(row[0]) if row else None
 
     def write_object(self, path: str, data: bytes) -> None:
         """Store a content-addressed object (``bundles/sha256-<hex>.tar``) in its own table.
@@ -167,14 +180,15 @@ class PostgresStorage:
             VerificationError: any other path.
             Unavailable: the database refused it.
         """
-        check_object_path(path)
-        try:
-            self._db().execute(
-                "INSERT INTO tlog_content (log, path, data) VALUES (%s, %s, %s) "
-                "ON CONFLICT (log, path) DO UPDATE SET data = EXCLUDED.data",
-                (self.log, path, data))
-        except psycopg.Error as e:
-            raise Unavailable(f"object write failed: {e}", code="log_unwritable") from e
+        with self._mutex:
+            check_object_path(path)
+            try:
+                self._db().execute(
+                    "INSERT INTO tlog_content (log, path, data) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (log, path) DO UPDATE SET data = EXCLUDED.data",
+                    (self.log, path, data))
+            except psycopg.Error as e:
+                raise Unavailable(f"object write failed: {e}", code="log_unwritable") from e
 
     def read_object(self, path: str) -> bytes | None:
         """Read a content-addressed object; None if absent.
@@ -183,26 +197,30 @@ class PostgresStorage:
             VerificationError: any path but ``bundles/sha256-<hex>.tar``.
             Unavailable: the database is unreachable.
         """
-        check_object_path(path)
-        try:
-            row = self._db().execute("SELECT data FROM tlog_content WHERE log = %s AND path = %s",
-                                     (self.log, path)).fetchone()
-        except psycopg.Error as e:
-            raise Unavailable(f"log database unreachable: {e}", code="log_unavailable") from e
-        return bytes(row[0]) if row else None
+        with self._mutex:
+            check_object_path(path)
+            try:
+                row = self._db().execute(
+                    "SELECT data FROM tlog_content WHERE log = %s AND path = %s",
+                    (self.log, path)).fetchone()
+            except psycopg.Error as e:
+                raise Unavailable(f"log database unreachable: {e}", code="log_unavailable") from e
+            return bytes(row[0]) if row else None
 
     def partial_widths(self, ref: TileRef) -> list[int]:
-        prefix = TileRef(ref.level, ref.index).path + ".p/"
-        try:
-            rows = self._db().execute(
-                "SELECT substr(path, %s) FROM tlog_object WHERE log = %s AND path LIKE %s",
-                (len(prefix) + 1, self.log, prefix + "%")).fetchall()
-        except psycopg.Error as e:
-            raise Unavailable(f"log database unreachable: {e}", code="log_unavailable") from e
-        return sorted(int(r[0]) for r in rows if str(r[0]).isdigit())
+        with self._mutex:
+            prefix = TileRef(ref.level, ref.index).path + ".p/"
+            try:
+                rows = self._db().execute(
+                    "SELECT substr(path, %s) FROM tlog_object WHERE log = %s AND path LIKE %s",
+                    (len(prefix) + 1, self.log, prefix + "%")).fetchall()
+            except psycopg.Error as e:
+                raise Unavailable(f"log database unreachable: {e}", code="log_unavailable") from e
+            return sorted(int(r[0]) for r in rows if str(r[0]).isdigit())
 
     def close(self) -> None:
-        self.release_writer()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._mutex:
+            self.release_writer()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
