@@ -40,6 +40,7 @@ import typer
 from bordergate.errors import BordergateError, ConfigError, Unavailable
 from bordergate.exit_codes import fail
 from bordergate.keys.backend import (
+    DEFAULT_PIN_ENV,
     KeyBackend,
     KeyFileSettings,
     Pkcs11Settings,
@@ -172,7 +173,7 @@ def init(
     key_file: KeyFile = None,
     pkcs11_library: Library = "/usr/lib/softhsm/libsofthsm2.so",
     token: Token = None,
-    pin_env: PinEnv = "BORDERGATE_PKCS11_PIN",
+    pin_env: PinEnv = DEFAULT_PIN_ENV,
 ) -> None:
     """Create the jurisdiction's first key-encryption key (KEK version 1); with
     --config the backend is the deployment's and the kek-created event is logged
@@ -219,7 +220,7 @@ def rotate(
     key_file: KeyFile = None,
     pkcs11_library: Library = "/usr/lib/softhsm/libsofthsm2.so",
     token: Token = None,
-    pin_env: PinEnv = "BORDERGATE_PKCS11_PIN",
+    pin_env: PinEnv = DEFAULT_PIN_ENV,
 ) -> None:
     """Create a new KEK version and re-wrap every data key of the store under it."""
     with _failures():
@@ -252,20 +253,34 @@ def destroy(
 def status(
     *,
     jurisdiction: Jurisdiction,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="The deployment file: its store and key backend (read only; "
+                         "nothing is logged).")] = None,
     store: StoreUrl = None,
     backend: Backend = "file",
     key_file: KeyFile = None,
     pkcs11_library: Library = "/usr/lib/softhsm/libsofthsm2.so",
     token: Token = None,
-    pin_env: PinEnv = "BORDERGATE_PKCS11_PIN",
+    pin_env: PinEnv = DEFAULT_PIN_ENV,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show KEK versions (and, with --store, data keys per version); never key bytes."""
+    """Show KEK versions (and, with --store or --config, data keys per version); never
+    key bytes."""
     from bordergate.residency.stores import open_record_store
 
     with _failures():
-        keys = _backend(jurisdiction, backend, key_file=key_file, library=pkcs11_library,
-                        token=token, pin_env=pin_env)
+        if config is not None:
+            if store is not None or key_file is not None or backend != "file":
+                raise ConfigError("--config names the store and key backend: drop --store, "
+                                  "--key-file and --backend", code="keys_options_conflict")
+            from bordergate.config import load_config
+
+            j = load_config(config).jurisdiction(jurisdiction)
+            store = j.store
+            keys = open_key_backend(j.keys, jurisdiction=jurisdiction)
+        else:
+            keys = _backend(jurisdiction, backend, key_file=key_file, library=pkcs11_library,
+                            token=token, pin_env=pin_env)
         try:
             versions = keys.versions()
             counts: dict[int, int] | None = None

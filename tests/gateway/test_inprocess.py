@@ -403,7 +403,7 @@ def test_openapi_and_health_and_metrics(harness: Harness) -> None:
                 await c.get("/metrics")]
 
     doc, health, ready, public_metrics = harness.run(go)
-    assert doc.json()["openapi"] == "3.1.0" and "/v1/{collection}/{record_id}" in doc.json()[
+    assert doc.json()["openapi"] == "3.1.0" and "/v1/users/{record_id}" in doc.json()[
         "paths"]
     assert health.json()["origin"] == "us.bordergate.test/log"
     assert ready.status_code == 200 and ready.json()["status"] == "ready"

@@ -32,9 +32,22 @@ def test_pkcs11_backend_from_config(softhsm: SoftHsm, jurisdiction: str,
     backend.close()
 
 
+def test_pkcs11_pin_variable_defaults_to_the_cli_one() -> None:
+    """Configuration (issue 16 item 4): a pkcs11 table without pin_env reads the PIN
+    from BORDERGATE_PKCS11_PIN, the variable `bordergate keys --pin-env` defaults to
+    and docs/config.md names."""
+    from bordergate.keys.backend import DEFAULT_PIN_ENV, Pkcs11Settings
+
+    spec = parse_key_backend({"backend": "pkcs11", "library": SOFTHSM_LIBRARY,
+                              "token": TOKEN_LABEL})
+    assert isinstance(spec, Pkcs11Settings)
+    assert spec.pin_env == DEFAULT_PIN_ENV == "BORDERGATE_PKCS11_PIN"
+    assert DEFAULT_PIN_ENV in (Path(__file__).parents[2] / "docs/config.md").read_text()
+
+
 @pytest.mark.parametrize(("spec", "key"), [
     ({"backend": "vault"}, "keys.backend"), ({"backend": "file"}, "keys.path"),
-    ({"backend": "pkcs11", "library": "x"}, "keys.pin_env"),
+    ({"backend": "pkcs11", "library": "x"}, "keys.token"),
     ({"path": "k.kek", "token": "t"}, "keys.token")],
     ids=["unknown", "file-without-path", "pkcs11-incomplete", "pkcs11-key-on-file"])
 def test_bad_backend_config(spec: dict[str, object], key: str) -> None:

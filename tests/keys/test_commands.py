@@ -173,3 +173,20 @@ def test_init_with_config_logs_kek_created(tmp_path: Path) -> None:
     again = runner.invoke(app, ["keys", "init", "-j", "us", "--config", str(config)])
     assert again.exit_code == 1 and "keys_already_initialised" in again.output
     assert len(_key_events(Path(j.log.storage), j.log.key_file)) == 1
+
+
+def test_status_reads_the_deployment_file(tmp_path: Path) -> None:
+    """Configuration (issue 16 item 4): `keys status --config F -j us` reads the
+    jurisdiction's key backend and store from the deployment file (read only), and
+    refuses to be given them twice."""
+    from tests.gateway.deployment import write_deployment
+
+    config = write_deployment(tmp_path / "d")
+    status = runner.invoke(app, ["keys", "status", "--config", str(config), "-j", "us",
+                                 "--json"])
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.output) == {"jurisdiction": "us", "backend": "file",
+                                         "versions": [1], "current": 1, "data_keys": {}}
+    both = runner.invoke(app, ["keys", "status", "--config", str(config), "-j", "us",
+                               "--store", f"sqlite:{tmp_path / 'x.db'}"])
+    assert both.exit_code == 2 and "keys_options_conflict" in both.output

@@ -32,6 +32,7 @@ request to another jurisdiction.
 
 from __future__ import annotations
 
+import decimal
 import json
 import logging
 import time
@@ -46,7 +47,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp
 
 from bordergate.errors import (
@@ -58,7 +59,7 @@ from bordergate.errors import (
     WrongJurisdiction,
 )
 from bordergate.gateway.fifo_cache import BoundedFifoCache
-from bordergate.gateway.openapi import openapi_document
+from bordergate.gateway.openapi import INDEX_MAX, api_model, openapi_document
 from bordergate.gateway.readiness import Readiness
 from bordergate.gateway.service import DeniedAfterLogging, Gateway, Outcome
 from bordergate.tlog.server import log_routes
@@ -155,7 +156,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise InvalidInput("Content-Length is not a number", code="malformed_body")
         if int(declared) > limit:
             raise _too_large(limit)
@@ -175,6 +176,17 @@ def _too_large(limit: int) -> InvalidInput:
     return exc
 
 
+def _json_number(text: str) -> int | float:
+    """A JSON number written with a fraction or exponent: an ``int`` when its value is
+    integral (JSON Schema's ``integer`` is a value, not a spelling: ``25.0`` and
+    ``2.5e1`` are 25), else a float.  Exponents of 19 digits and more stay floats, so
+    a huge exponent costs nothing and still fails every integer check."""
+    number = decimal.Decimal(text)
+    if number.adjusted() < 19 and number == number.to_integral_value():
+        return int(number)
+    return float(text)
+
+
 async def read_json(request: Request, limit: int) -> object:
     """The body parsed as JSON (size-checked first).
 
@@ -183,7 +195,7 @@ async def read_json(request: Request, limit: int) -> object:
     """
     data = await read_body(request, limit)
     try:
-        return json.loads(data)
+        return json.loads(data, parse_float=_json_number)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise InvalidInput("the body is not valid JSON", code="malformed_json") from None
 
@@ -265,9 +277,12 @@ def _approval_change(verdict: str) -> Handler:
     async def change(request: Request, gw: Gateway) -> Outcome:
         data = await read_body(request, gw.limits.max_body_bytes)
         try:  # an empty body: a requester withdrawing their own request signs nothing
-            payload = json.loads(data) if data.strip() else None
+            payload = json.loads(data, parse_float=_json_number) if data.strip() else None
         except (UnicodeDecodeError, ValueError, RecursionError):
             raise InvalidInput("the body is not valid JSON", code="malformed_json") from None
+        if data.strip() and not isinstance(payload, dict):  # JSON null is not "no body"
+            raise InvalidInput("the body must be empty or {\"statement\": {...}}",
+                               code="malformed_body")
         return await gw.decide_approval(_auth(request), request.path_params["approval_id"],
                                         verdict, payload)
     return change
@@ -289,8 +304,9 @@ async def _approval_list(request: Request, gw: Gateway) -> Outcome:
 
 async def _proof(request: Request, gw: Gateway) -> Outcome:
     raw = request.path_params["index"]
-    if not raw.isdigit() or len(raw) > 19:
-        raise InvalidInput("the index must be a non-negative integer", code="malformed_index")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) > INDEX_MAX:
+        raise InvalidInput(f"the index must be an integer from 0 to {INDEX_MAX}",
+                           code="malformed_index")
     return await gw.inclusion_proof(int(raw))
 
 
@@ -338,21 +354,82 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     code = {404: "route_not_found", 405: "method_not_allowed"}.get(status, "http_error")
     detail = exc.detail if isinstance(exc, HTTPException) else "error"
-    return problem_response(status, code, str(detail))
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+    return problem_response(status, code, str(detail), headers=headers)
+
+
+def _method_not_allowed(allowed: set[str]) -> Response:
+    """405 with the ``Allow`` header RFC 9110 (section 15.5.6) requires."""
+    if "GET" in allowed:
+        allowed = allowed | {"HEAD"}
+    return problem_response(405, "method_not_allowed", "Method Not Allowed",
+                            headers={"Allow": ", ".join(sorted(allowed))})
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _dispatch(endpoints: dict[str, Endpoint]) -> Endpoint:
+    """One endpoint answering several methods of one path (HEAD as GET), so that a
+    405 on that path names all of them in ``Allow``."""
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        handler = endpoints.get(method)
+        if handler is None:
+            return _method_not_allowed(set(endpoints))
+        return await handler(request)
+    return endpoint
+
+
+def _collection_endpoint(collection: str, endpoints: dict[str, Endpoint]) -> Endpoint:
+    """The record endpoints of one schema collection (its own route, so that its
+    405 names its methods); the handlers read the collection as a path parameter."""
+    dispatch = _dispatch(endpoints)
+
+    async def endpoint(request: Request) -> Response:
+        request.scope["path_params"] = {**request.path_params, "collection": collection}
+        return await dispatch(request)
+    return endpoint
+
+
+def _record_fallback(record_endpoints: dict[str, Endpoint]) -> Endpoint:
+    """``/v1/{collection}/{record_id}`` for any first segment the schema does not name.
+
+    A path another route serves with other methods (``GET /v1/subjects/{id}``)
+    is answered 405 with that route's methods in ``Allow``, not read as a
+    collection; an unknown collection is read or written, to be refused with
+    ``unknown_collection``.
+    """
+    async def endpoint(request: Request) -> Response:
+        allowed: set[str] = set()
+        for route in request.app.router.routes:
+            if isinstance(route, Route) and route.endpoint is not endpoint:
+                match, _ = route.matches(request.scope)
+                if match is not Match.NONE:
+                    allowed |= set(route.methods or ())
+        if allowed:
+            return _method_not_allowed(allowed)
+        return await _dispatch(record_endpoints)(request)
+    return endpoint
+
+
+_RESERVED = frozenset({"subjects", "exports", "approvals", "log"})
 
 
 def _routes(gateway: Gateway) -> list[Route]:
     def r(path: str, name: str, handler: Handler, methods: list[str]) -> Route:
         return Route(path, _endpoint(name, handler), methods=methods)
 
+    read, write = _endpoint("read", _read), _endpoint("write", _write)
     routes = [
         *health_routes(),
         Route("/openapi.json", _openapi, methods=["GET"]),
         r("/v1/subjects", "mint_subject", _mint, ["POST"]),
         r("/v1/subjects/{subject_id}", "erase", _erase, ["DELETE"]),
         r("/v1/exports", "export", _export, ["POST"]),
-        r("/v1/approvals", "approval_request", _approval_request, ["POST"]),
-        r("/v1/approvals", "approval_list", _approval_list, ["GET"]),
+        Route("/v1/approvals", _dispatch({
+            "POST": _endpoint("approval_request", _approval_request),
+            "GET": _endpoint("approval_list", _approval_list)}), methods=["GET", "POST"]),
         r("/v1/approvals/{approval_id}", "approval_get", _approval_get, ["GET"]),
         r("/v1/approvals/{approval_id}/grant", "approval_grant", _approval_change("grant"),
           ["POST"]),
@@ -364,14 +441,14 @@ def _routes(gateway: Gateway) -> list[Route]:
         r("/v1/tokens/revoke", "token_revoke", _revoke_token, ["POST"]),
     ]
     routes += log_routes(gateway.log_storage, prefix="/v1/log")
-    routes += [
-        r("/v1/{collection}/{record_id}", "read", _read, ["GET"]),
-        r("/v1/{collection}/{record_id}", "write", _write, ["PUT"]),
-    ]
+    records = {"GET": read, "PUT": write}
+    routes += [Route(f"/v1/{name}/{{record_id}}", _collection_endpoint(name, records),
+                     methods=["GET", "PUT"])
+               for name in sorted(set(gateway.schema.collections) - _RESERVED)]
+    routes.append(Route("/v1/{collection}/{record_id}", _record_fallback(records)))
     return routes
 
 
-_RESERVED = frozenset({"subjects", "exports", "approvals", "log"})
 _JSON_BODY = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None,
                               separators=(",", ":")).encode  # as JSONResponse renders
 _MAX_QUERIES = 1024
@@ -508,9 +585,9 @@ def create_app(gateway: Gateway) -> Starlette:
     app.state.gateway = gateway
     app.state.metrics = metrics
     app.state.readiness = Readiness(gateway, max_backlog=gateway.limits.readiness_max_backlog)
-    app.state.openapi = openapi_document(
-        gateway.jurisdiction, purposes=sorted(gateway.engine.bundle.purposes),
-        collections=sorted(gateway.schema.collections))
+    app.state.openapi = openapi_document(api_model(
+        gateway.schema, gateway.engine.bundle, jurisdiction=gateway.jurisdiction,
+        limits=gateway.limits))
     return app
 
 

@@ -104,8 +104,12 @@ def parse_scope(payload: Mapping[str, object], *, home: str, collections: Sequen
     for text in _names(payload, "records"):
         collection, _, record_id = text.partition("/")
         if collection not in collections:
-            raise InvalidInput("body.records must be <collection>/<record id> of the "
-                               "approval's collections", code="invalid_scope")
+            # well-formed, but naming a collection the approval does not: 422 (the
+            # OpenAPI document can say each item's shape, not that cross-reference)
+            outside = InvalidInput("body.records must be <collection>/<record id> of the "
+                                   "approval's collections", code="invalid_scope")
+            outside.http_status = 422
+            raise outside
         try:
             parse_record_id(record_id)
         except InvalidInput as exc:

@@ -123,8 +123,39 @@ def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None
 
 
 @app.command()
-def openapi() -> None:
-    """Print the gateway's OpenAPI 3.1 document."""
-    from bordergate.gateway.openapi import openapi_document
+def openapi(
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="the deployment TOML file (default: the demo schema and the "
+                         "packaged policy bundle)")] = None,
+    jurisdiction: Annotated[str | None, typer.Option(
+        "--jurisdiction", "-j", help="the jurisdiction whose gateway it describes")] = None,
+) -> None:
+    """Print the gateway's OpenAPI 3.1 document (generated from the schema and bundle)."""
+    from bordergate.gateway.openapi import api_model, openapi_document
+    from bordergate.policy.bundle import PolicyBundle, default_bundle
+    from bordergate.residency.schema import demo_schema_path, load_schema
 
-    typer.echo(json.dumps(openapi_document(), indent=2, sort_keys=True))
+    try:
+        if config is None:
+            model = api_model(load_schema(demo_schema_path()), default_bundle(),
+                              jurisdiction=jurisdiction)
+        else:
+            deployment = load_config(config)
+            if jurisdiction is not None:
+                deployment.jurisdiction(jurisdiction)
+            model = api_model(load_schema(deployment.schema_path),
+                              PolicyBundle.load(deployment.policy_bundle_path),
+                              jurisdiction=jurisdiction, limits=deployment.limits)
+    except BordergateError as exc:
+        raise _fail(exc) from exc
+    typer.echo(json.dumps(openapi_document(model), indent=2, sort_keys=True))
+
+
+def _register_template_commands() -> None:
+    from bordergate.gateway.template_commands import receipt_keygen, template
+
+    app.command("template")(template)
+    app.command("receipt-keygen")(receipt_keygen)
+
+
+_register_template_commands()

@@ -1,85 +1,456 @@
-"""The gateway's OpenAPI 3.1 document, written by hand to match ``gateway.app``.
+"""The gateway's OpenAPI 3.1 document, generated from what the gateway enforces.
 
-Every operation lists every status it can answer (problem responses included),
-so that schemathesis can check status codes, content types and body shapes
-against it.  Keep it in step with ``gateway.app``; tests/gateway run
-schemathesis against a real gateway to catch drift.
+The document is built from an :class:`ApiModel`: the deployment's classified
+schema (one read and one write operation per collection, its field names as an
+enum, every value typed and bounded as the store checks it), the policy
+bundle (purposes and their reason codes as enums) and the limits (fields per
+read, the longest approval).  What the document admits, the gateway accepts
+unless a documented refusal applies; what it forbids, the gateway refuses with
+400 and a stable ``code`` (issue 16, item 8: ``make test`` runs schemathesis
+with every check against a real gateway to hold both to that).
+
+Every expected refusal is a documented response with the common problem body
+(RFC 9457, ``Problem``): policy denials, budgets, export thresholds and
+roster refusals (403), approvals not pending (409), approver statements that
+do not verify and scopes that name another collection (422), a subject homed
+elsewhere (421), an oversize body (413) and the log, store, roster or key
+service being unavailable (503, nothing released).  Responses link the
+operations that create something (a subject, a record, an approval) to those
+that use it, so that a stateful client reaches real records.
 
 This module is pure data: it must never import the app or touch I/O.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["openapi_document"]
+from bordergate.residency.schema import MAX_VALUE_BYTES, TIMESTAMP_REGEX
 
+if TYPE_CHECKING:
+    from bordergate.config import Limits
+    from bordergate.policy.bundle import PolicyBundle
+    from bordergate.residency.schema import Schema
+
+__all__ = ["INDEX_MAX", "ApiField", "ApiModel", "api_model", "openapi_document"]
+
+#: The largest log index a request may name (a signed 64-bit integer); larger is a 400.
+INDEX_MAX = (1 << 63) - 1
+_INT64 = {"minimum": -(1 << 63), "maximum": (1 << 63) - 1}
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _JSON = "application/json"
 _PROBLEM = "application/problem+json"
+_CLASSES = ["public", "protected", "restricted"]
+_STATES = ["pending", "granted", "denied", "revoked", "expired"]
+_RECORD_ID = "[A-Za-z0-9_-]{1,128}"
+_MAX_SCOPE_ITEMS = 100
+_K_MAX = 2**31 - 1
 _STATUS_TEXT = {
-    400: "Malformed request (stable `code`: unknown_collection, unknown_field, "
-         "malformed_record_id, malformed_subject_id, unknown_purpose, malformed_json, ...)",
-    401: "Missing, malformed, expired or untrusted bearer token",
-    403: "Policy denied; the denial is logged (log index in the body and headers)",
+    400: "Malformed request (stable `code`: unknown_collection, unknown_field, wrong_type, "
+         "missing_field, value_too_large, malformed_record_id, malformed_subject_id, "
+         "unknown_purpose, malformed_json, malformed_body, malformed_index, ...)",
+    401: "Missing, malformed, expired, revoked or untrusted bearer token",
+    403: "Refused by policy and logged (`policy_denied` and the deciding policy's code, "
+         "an export below the bundle's k_min, an approval that does not reach the record), "
+         "a privacy budget spent (`privacy_budget_exhausted`), a principal the roster does "
+         "not list (`principal_not_in_roster`) or not allowed to revoke tokens",
     404: "No such record, subject, approval or log index",
-    405: "Method not allowed",
-    409: "The state forbids it (approval not pending, record owned by another subject)",
+    409: "The state forbids it (approval not pending or expired, record owned by another "
+         "subject, an approval changed meanwhile)",
     413: "The request body exceeds the configured limit",
-    422: "The approver's signed statement is missing or does not verify (stable `code`: "
-         "approval_signature_missing, approval_signature_invalid, approver_key_unknown, "
-         "approval_request_mismatch, malformed_approval_signature); the refusal is logged",
     421: "Homed in another jurisdiction: ask the gateway named in `gateway`",
-    500: "Internal error (never a stack trace; nothing released)",
-    503: "Log, store or key backend unavailable: nothing released (Retry-After)",
+    422: "Well-formed but not acceptable: the approver's signed statement is missing or "
+         "does not verify (approval_signature_missing, approval_signature_invalid, "
+         "approver_key_unknown, approval_request_mismatch, malformed_approval_signature; "
+         "the refusal is logged), or an approval scope names a record of a collection the "
+         "approval does not (invalid_scope)",
+    503: "Log, sequencer, store, roster or key service unavailable: nothing released "
+         "(Retry-After)",
 }
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"},
+                                "description": "seconds to wait before retrying"}}
+
+
+@dataclass(frozen=True)
+class ApiField:
+    """One field of a collection as the API sees it.
+
+    Attributes:
+        name: the field name.
+        type: ``string``, ``integer``, ``boolean`` or ``timestamp``.
+        required: a write must give it (not null).
+        max_length: strings only, in characters.
+    """
+
+    name: str
+    type: str
+    required: bool = False
+    max_length: int = 4096
+
+
+@dataclass(frozen=True)
+class ApiModel:
+    """What the document describes: collections, purposes and limits.
+
+    Attributes:
+        jurisdiction: the gateway's jurisdiction (subject ids are homed there), or
+            None for a document of any gateway.
+        collections: collection name -> its fields.
+        purposes: purpose name -> its reason codes.
+        max_fields: most field names one read may ask for.
+        max_approval_seconds: the longest approval a request may ask for.
+    """
+
+    jurisdiction: str | None
+    collections: Mapping[str, tuple[ApiField, ...]]
+    purposes: Mapping[str, tuple[str, ...]]
+    max_fields: int = 64
+    max_approval_seconds: int = 8 * 3600
+
+
+def api_model(schema: Schema, bundle: PolicyBundle, *, jurisdiction: str | None,
+              limits: Limits | None = None) -> ApiModel:
+    """The model of a gateway serving ``schema`` under ``bundle`` with ``limits``."""
+    collections = {
+        name: tuple(ApiField(spec.name, spec.type.value, spec.required, spec.max_length)
+                    for spec in coll.fields.values())
+        for name, coll in sorted(schema.collections.items())}
+    purposes = {name: tuple(sorted(p.reason_codes)) for name, p in sorted(bundle.purposes.items())}
+    longest = bundle.approval_limits.max_duration_s
+    if limits is not None:
+        longest = min(longest, limits.max_approval_seconds)
+    return ApiModel(jurisdiction, collections, purposes,
+                    max_fields=limits.max_fields if limits is not None else 64,
+                    max_approval_seconds=longest)
 
 
 def _problems(*statuses: int) -> dict[str, Any]:
-    return {str(s): {"description": _STATUS_TEXT[s],
-                     "content": {_PROBLEM: {"schema": _PROBLEM_REF}}}
-            for s in statuses}
+    out: dict[str, Any] = {}
+    for s in statuses:
+        response: dict[str, Any] = {"description": _STATUS_TEXT[s],
+                                    "content": {_PROBLEM: {"schema": _PROBLEM_REF}}}
+        if s == 503:
+            response["headers"] = _RETRY_AFTER
+        out[str(s)] = response
+    return out
 
 
-def _ok(status: int, schema: str, description: str, *, logged: bool = False
-        ) -> dict[str, Any]:
-    ref = {"$ref": f"#/components/schemas/{schema}"}
-    out: dict[str, Any] = {"description": description, "content": {_JSON: {"schema": ref}}}
+def _ref(schema: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{schema}"}
+
+
+def _ok(status: int, schema: str | dict[str, Any], description: str, *, logged: bool = False,
+        links: dict[str, Any] | None = None) -> dict[str, Any]:
+    body = _ref(schema) if isinstance(schema, str) else schema
+    out: dict[str, Any] = {"description": description, "content": {_JSON: {"schema": body}}}
     if logged:
         out["headers"] = {
-            "Bordergate-Log-Origin": {"schema": {"type": "string"},
+            "Bordergate-Log-Origin": {"schema": {"type": "string"}, "required": True,
                                       "description": "origin of the log holding the entry"},
             "Bordergate-Log-Index": {"schema": {"type": "string", "pattern": "^[0-9]+$"},
+                                     "required": True,
                                      "description": "index of the entry recording it"},
         }
+    if links:
+        out["links"] = links
     return {str(status): out}
 
 
 def _param(name: str, where: str, schema: dict[str, Any], description: str,
-           *, required: bool = False) -> dict[str, Any]:
+           *, required: bool = False, **extra: Any) -> dict[str, Any]:
     return {"name": name, "in": where, "required": required or where == "path",
-            "schema": schema, "description": description}
+            "schema": schema, "description": description, **extra}
 
 
-_NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}
-_RECORD = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"}
-_SUBJECT = {"type": "string", "pattern": "^[a-z]{2,8}-[a-z2-7]{25}[aeimquy4]$"}
-_APPROVAL = {"type": "string", "pattern": "^apr-[a-z2-7]{26}$"}
-_COMMON = (400, 401, 503)
+def _camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
 
 
-def _schemas() -> dict[str, Any]:
+def _value_schema(f: ApiField) -> dict[str, Any]:
+    """A field's value as the store accepts it (``FieldSpec.normalize``)."""
+    schema: dict[str, Any]
+    if f.type == "integer":
+        schema = {"type": "integer", **_INT64}
+    elif f.type == "boolean":
+        schema = {"type": "boolean"}
+    elif f.type == "timestamp":
+        schema = {"type": "string", "pattern": TIMESTAMP_REGEX,
+                  "description": "RFC 3339 date-time with a UTC offset (years 0002-9998); "
+                                 "answered normalised to UTC (`Z`)"}
+    else:
+        schema = {"type": "string", "maxLength": min(f.max_length, MAX_VALUE_BYTES // 4)}
+    return schema
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+class _Document:
+    """Builds the paths and schemas of one model."""
+
+    def __init__(self, model: ApiModel) -> None:
+        self.model = model
+        home = model.jurisdiction
+        prefix = home if home else "[a-z]{2,8}"
+        self.subject = {"type": "string", "pattern": f"^{prefix}-[a-z2-7]{{25}}[aeimquy4]$"}
+        self.purpose = {"type": "string", "enum": sorted(model.purposes)}
+        self.record = {"type": "string", "pattern": f"^{_RECORD_ID}$"}
+        self.approval = {"type": "string", "pattern": "^apr-[a-z2-7]{26}$"}
+        self.schemas: dict[str, Any] = _common_schemas()
+
+    def purpose_query(self) -> dict[str, Any]:
+        return _param("purpose", "query", self.purpose,
+                      "declared purpose of the access (one of the policy bundle's)",
+                      required=True)
+
+    def paths(self) -> dict[str, Any]:
+        paths: dict[str, Any] = {
+            "/v1/subjects": {"post": self.mint()},
+            "/v1/subjects/{subject_id}": {"delete": self.erase()},
+        }
+        for name, fields in self.model.collections.items():
+            paths[f"/v1/{name}/{{record_id}}"] = self.collection(name, fields)
+        paths.update({
+            "/v1/exports": {"post": self.export()},
+            "/v1/approvals": {"post": self.request_approval(), "get": self.list_approvals()},
+            "/v1/approvals/{approval_id}": {"get": self.get_approval()},
+            **{f"/v1/approvals/{{approval_id}}/{verdict}": {"post": self.change(verdict)}
+               for verdict in ("grant", "deny", "revoke")},
+            "/v1/tokens/revoke": {"post": self.revoke_token()},
+            **_log_paths(),
+        })
+        return paths
+
+    def mint(self) -> dict[str, Any]:
+        links = {f"write{_camel(c)}": {
+            "operationId": f"write{_camel(c)}",
+            "requestBody": {"subject": "$response.body#/subject"},
+            "description": "write a record of the new subject"}
+            for c in self.model.collections}
+        links["eraseSubject"] = {"operationId": "eraseSubject",
+                                 "parameters": {"path.subject_id": "$response.body#/subject"}}
+        return {"summary": "Mint a subject id homed in this jurisdiction",
+                "operationId": "mintSubject", "security": [{"bearer": []}],
+                "responses": {**_ok(201, "Subject", "the new subject id", links=links),
+                              **_problems(400, 401, 413, 503)}}
+
+    def erase(self) -> dict[str, Any]:
+        return {
+            "summary": "Erase a subject (crypto-shredding); logged before it is done",
+            "operationId": "eraseSubject", "security": [{"bearer": []}],
+            "parameters": [_param("subject_id", "path", self.subject, "subject id"),
+                           self.purpose_query()],
+            "responses": {**_ok(200, "ErasureResult", "what was erased", logged=True),
+                          **_problems(400, 401, 403, 404, 421, 503)}}
+
+    def collection(self, name: str, fields: tuple[ApiField, ...]) -> dict[str, Any]:
+        camel = _camel(name)
+        names = [f.name for f in fields]
+        values: dict[str, Any] = {
+            "type": "object", "minProperties": 1, "additionalProperties": False,
+            "properties": {f.name: _value_schema(f) if f.required else
+                           _nullable(_value_schema(f)) for f in fields}}
+        required = [f.name for f in fields if f.required]
+        if required:
+            values["required"] = required
+        self.schemas[f"Write{camel}"] = {
+            "type": "object", "required": ["subject", "values"], "additionalProperties": False,
+            "properties": {"subject": self.subject, "values": values}}
+        self.schemas[f"Read{camel}"] = {
+            "allOf": [_ref("ReadResult"), {"type": "object", "properties": {
+                "collection": {"const": name},
+                "fields": {"type": "object", "additionalProperties": False,
+                           "properties": {f.name: _nullable(_value_schema(f))
+                                          for f in fields}}}}]}
+        record = _param("record_id", "path", self.record, "record id")
+        read_link = {"operationId": f"read{camel}",
+                     "parameters": {"path.record_id": "$response.body#/record",
+                                    "query.subject": "$request.body#/subject"}}
+        return {
+            "get": {
+                "summary": f"Read the fields of a {name} record that policy allows; logged "
+                           "before release",
+                "operationId": f"read{camel}", "security": [{"bearer": []}],
+                "parameters": [
+                    record, self.purpose_query(),
+                    _param("fields", "query",
+                           {"type": "array", "maxItems": self.model.max_fields,
+                            "items": {"type": "string", "enum": names}},
+                           "comma-separated field names (default: all; at most "
+                           f"{self.model.max_fields} names)", style="form", explode=False),
+                    _param("approval", "query", self.approval,
+                           "an approval id (or the Bordergate-Approval header)"),
+                    _param("subject", "query", self.subject,
+                           "the owning subject, when known (routes before any lookup)"),
+                ],
+                "responses": {**_ok(200, f"Read{camel}", "released and withheld fields",
+                                    logged=True),
+                              **_problems(400, 401, 403, 404, 421, 503)}},
+            "put": {
+                "summary": f"Create or replace a {name} record; logged before it is written",
+                "operationId": f"write{camel}", "security": [{"bearer": []}],
+                "parameters": [record, self.purpose_query()],
+                "requestBody": {"required": True,
+                                "content": {_JSON: {"schema": _ref(f"Write{camel}")}}},
+                "responses": {**_ok(200, "WriteResult", "written", logged=True,
+                                    links={f"read{camel}": read_link}),
+                              **_problems(400, 401, 403, 404, 409, 413, 421, 503)}},
+        }
+
+    def export(self) -> dict[str, Any]:
+        variants = [{
+            "type": "object", "required": ["collection", "group_by", "purpose"],
+            "additionalProperties": False,
+            "properties": {"collection": {"const": name},
+                           "group_by": {"type": "string", "enum": [f.name for f in fields]},
+                           "purpose": self.purpose,
+                           "min_subjects": {"type": "integer", "minimum": 1,
+                                            "maximum": _K_MAX}}}
+            for name, fields in self.model.collections.items()]
+        self.schemas["ExportRequest"] = {"oneOf": variants}
+        return {"summary": "A differentially private aggregate of one collection grouped by "
+                           "one field, over at least k subjects (docs/exports.md)",
+                "operationId": "export", "security": [{"bearer": []}],
+                "requestBody": {"required": True,
+                                "content": {_JSON: {"schema": _ref("ExportRequest")}}},
+                "responses": {**_ok(200, "ExportResult", "the groups", logged=True),
+                              **_problems(400, 401, 403, 413, 503)}}
+
+    def request_approval(self) -> dict[str, Any]:
+        collections = sorted(self.model.collections)
+        records = {"type": "string",
+                   "pattern": f"^(?:{'|'.join(collections)})/{_RECORD_ID}$"}
+        common = {
+            "collections": {"type": "array", "minItems": 1,
+                            "items": {"type": "string", "enum": collections}},
+            "classes": {"type": "array", "minItems": 1,
+                        "items": {"type": "string", "enum": _CLASSES}},
+            "max_duration_s": {"type": "integer", "minimum": 1,
+                               "maximum": self.model.max_approval_seconds},
+            "subjects": {"type": "array", "items": self.subject,
+                         "maxItems": _MAX_SCOPE_ITEMS,
+                         "description": "subject ids (homed here) it is narrowed to"},
+            "records": {"type": "array", "items": records, "maxItems": _MAX_SCOPE_ITEMS,
+                        "description": "<collection>/<record id> it is narrowed to, of "
+                                       "the approval's collections (else 422)"},
+            "ticket": _nullable({"type": "string",
+                                 "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$"}),
+        }
+        self.schemas["ApprovalRequest"] = {"oneOf": [{
+            "type": "object", "additionalProperties": False,
+            "required": ["purpose", "reason", "collections", "classes"],
+            "properties": {"purpose": {"const": purpose},
+                           "reason": {"type": "string", "enum": list(reasons)}, **common}}
+            for purpose, reasons in self.model.purposes.items() if reasons]}
+        by_id = {"path.approval_id": "$response.body#/id"}
+        links = {op: {"operationId": op, "parameters": by_id}
+                 for op in ("getApproval", "grantApproval", "denyApproval", "revokeApproval")}
+        return {"summary": "Request an approval (Lockbox style)",
+                "operationId": "requestApproval", "security": [{"bearer": []}],
+                "requestBody": {"required": True,
+                                "content": {_JSON: {"schema": _ref("ApprovalRequest")}}},
+                "responses": {**_ok(201, "Approval", "the pending approval", logged=True,
+                                    links=links),
+                              **_problems(400, 401, 403, 413, 422, 503)}}
+
+    def list_approvals(self) -> dict[str, Any]:
+        return {"summary": "List approvals by status",
+                "operationId": "listApprovals", "security": [{"bearer": []}],
+                "parameters": [_param("state", "query", {"type": "string", "enum": _STATES},
+                                      "status filter")],
+                "responses": {**_ok(200, "ApprovalList", "approvals, newest first"),
+                              **_problems(400, 401, 403, 503)}}
+
+    def get_approval(self) -> dict[str, Any]:
+        return {"summary": "One approval and its status",
+                "operationId": "getApproval", "security": [{"bearer": []}],
+                "parameters": [_param("approval_id", "path", self.approval, "approval id")],
+                "responses": {**_ok(200, "Approval", "the approval"),
+                              **_problems(400, 401, 403, 404, 503)}}
+
+    def change(self, verdict: str) -> dict[str, Any]:
+        summary = {"grant": "Grant (one of two custodian approvers, signed)",
+                   "deny": "Deny a pending approval (signed)",
+                   "revoke": "Revoke an approval (signed; its requester may withdraw "
+                             "it unsigned)"}[verdict]
+        return {
+            "summary": summary, "operationId": f"{verdict}Approval",
+            "security": [{"bearer": []}],
+            "parameters": [_param("approval_id", "path", self.approval, "approval id")],
+            "requestBody": {"required": False,
+                            "content": {_JSON: {"schema": _ref("ApprovalChange")}}},
+            "responses": {**_ok(200, "Approval", "the approval after the change", logged=True),
+                          **_problems(400, 401, 403, 404, 409, 413, 422, 503)}}
+
+    def revoke_token(self) -> dict[str, Any]:
+        body = {"type": "object", "required": ["jti"], "additionalProperties": False,
+                "properties": {"jti": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
+                               "reason": {"type": "string", "maxLength": 200}}}
+        return {"summary": "Revoke a bearer token (custodian principals of this jurisdiction)",
+                "operationId": "revokeToken", "security": [{"bearer": []}],
+                "requestBody": {"required": True, "content": {_JSON: {"schema": body}}},
+                "responses": {**_ok(200, "TokenRevocation", "the revocation's log entry",
+                                    logged=True),
+                              **_problems(400, 401, 403, 413, 503)}}
+
+
+def _log_paths() -> dict[str, Any]:
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    binary = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    return {
+        "/v1/log/checkpoint": {"get": {
+            "summary": "The log's current signed checkpoint (C2SP tlog-checkpoint)",
+            "operationId": "logCheckpoint",
+            "responses": {"200": {"description": "signed note", "content": text},
+                          "404": {"description": "no checkpoint", "content": text}}}},
+        "/v1/log/tile/{path}": {"get": {
+            "summary": "A C2SP tlog-tiles tile or entry bundle",
+            "operationId": "logTile",
+            "parameters": [_param("path", "path", {"type": "string"}, "tile path")],
+            "responses": {"200": {"description": "tile bytes", "content": binary},
+                          # a path the tile route cannot even match (a newline in it)
+                          # falls through to the app's problem+json 404
+                          "404": {"description": "no such tile", "content": {
+                              **text, _PROBLEM: {"schema": _PROBLEM_REF}}}}}},
+        "/v1/log/proof/{index}": {"get": {
+            "summary": "Inclusion proof of an entry against the current checkpoint",
+            "operationId": "logProof",
+            "parameters": [_param("index", "path",
+                                  {"type": "integer", "minimum": 0, "maximum": INDEX_MAX},
+                                  "entry index")],
+            "responses": {**_ok(200, "InclusionProof", "the proof"),
+                          **_problems(400, 404, 503)}}},
+        "/healthz": {"get": {
+            "summary": "Liveness", "operationId": "health",
+            "responses": {**_ok(200, "Health", "serving"), **_problems(503)}}},
+        "/readyz": {"get": {
+            "summary": "Readiness: log, sequencer, store and keys (docs/gateway.md)",
+            "operationId": "ready",
+            "responses": {"200": {"description": "ready or degraded",
+                                  "content": {_JSON: {"schema": {"type": "object"}}}},
+                          **_problems(503)}}},
+    }
+
+
+def _common_schemas() -> dict[str, Any]:
     str_list = {"type": "array", "items": {"type": "string"}}
-    log_ref = {"$ref": "#/components/schemas/LogRef"}
+    log_ref = _ref("LogRef")
+    salt = {"type": "string", "description": "32 random bytes (base64) of the receipt's "
+            "digest, for the requester only"}
     return {
         "Problem": {
             "type": "object", "required": ["type", "title", "status", "detail", "code"],
+            "description": "RFC 9457 problem details with bordergate's stable `code`; "
+                           "refusals after a logged decision add its `log` and members",
             "properties": {
                 "type": {"type": "string"}, "title": {"type": "string"},
                 "status": {"type": "integer"}, "detail": {"type": "string"},
                 "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
                 "home": {"type": "string"}, "gateway": {"type": ["string", "null"]},
-                "retry_after": {"type": "number"},
+                "retry_after": {"type": "number"}, "log": log_ref,
             },
         },
         "Receipt": {
@@ -106,7 +477,7 @@ def _schemas() -> dict[str, Any]:
             "type": "object", "required": ["field", "class", "reason", "policy_ids"],
             "properties": {
                 "field": {"type": "string"},
-                "class": {"enum": ["public", "protected", "restricted"]},
+                "class": {"enum": _CLASSES},
                 "reason": {"enum": ["policy_denied", "no_approval", "approval_not_valid",
                                     "not_permitted", "policy_error"]},
                 "policy_ids": str_list,
@@ -120,18 +491,10 @@ def _schemas() -> dict[str, Any]:
                 "collection": {"type": "string"}, "record": {"type": "string"},
                 "purpose": {"type": "string"},
                 "fields": {"type": "object", "description": "released values by field"},
-                "withheld": {"type": "array",
-                             "items": {"$ref": "#/components/schemas/Withheld"}},
+                "withheld": {"type": "array", "items": _ref("Withheld")},
                 "outcome": {"enum": ["allow", "partial", "deny"]}, "log": log_ref,
-                "receipt": {"$ref": "#/components/schemas/Receipt"},
-                "receipt_salt": {"type": "string", "description": "32 random bytes (base64) "
-                                 "of the receipt's digest, for the requester only"},
+                "receipt": _ref("Receipt"), "receipt_salt": salt,
             },
-        },
-        "WriteRequest": {
-            "type": "object", "required": ["subject", "values"],
-            "properties": {"subject": _SUBJECT,
-                           "values": {"type": "object", "minProperties": 1}},
         },
         "WriteResult": {
             "type": "object", "required": ["collection", "record", "written", "log"],
@@ -152,12 +515,6 @@ def _schemas() -> dict[str, Any]:
                            "residue_kek_version": {"type": ["integer", "null"]},
                            "log": log_ref},
         },
-        "ExportRequest": {
-            "type": "object", "required": ["collection", "group_by", "purpose"],
-            "properties": {"collection": _NAME, "group_by": _NAME,
-                           "purpose": {"type": "string"},
-                           "min_subjects": {"type": "integer", "minimum": 1}},
-        },
         "ExportResult": {
             "type": "object",
             "required": ["collection", "group_by", "k", "groups", "suppressed", "noise", "log"],
@@ -165,9 +522,7 @@ def _schemas() -> dict[str, Any]:
                 "collection": {"type": "string"}, "group_by": {"type": "string"},
                 "k": {"type": "integer"}, "suppressed": {"type": "integer"},
                 "truncated": {"type": "boolean"}, "log": log_ref,
-                "receipt": {"$ref": "#/components/schemas/Receipt"},
-                "receipt_salt": {"type": "string", "description": "32 random bytes (base64) "
-                                 "of the receipt's digest, for the requester only"},
+                "receipt": _ref("Receipt"), "receipt_salt": salt,
                 "noise": {"type": "object", "description": "the OpenDP mechanism, epsilon "
                           "(millionths), delta exponent, threshold, scale and the budget "
                           "state after this export (docs/exports.md)"},
@@ -175,22 +530,6 @@ def _schemas() -> dict[str, Any]:
                     "type": "object", "required": ["value", "records", "subjects"],
                     "properties": {"value": {}, "records": {"type": "integer"},
                                    "subjects": {"type": "integer"}}}},
-            },
-        },
-        "ApprovalRequest": {
-            "type": "object", "required": ["purpose", "reason", "collections", "classes"],
-            "properties": {
-                "purpose": {"type": "string"}, "reason": {"type": "string"},
-                "collections": {"type": "array", "items": _NAME, "minItems": 1},
-                "classes": {"type": "array", "minItems": 1,
-                            "items": {"enum": ["public", "protected", "restricted"]}},
-                "max_duration_s": {"type": "integer", "minimum": 1,
-                                   "description": "at most the bundle's approvals.max_duration_s"},
-                "subjects": {"type": "array", "items": {"type": "string"}, "maxItems": 100,
-                             "description": "subject ids (homed here) it is narrowed to"},
-                "records": {"type": "array", "items": {"type": "string"}, "maxItems": 100,
-                            "description": "<collection>/<record id> it is narrowed to"},
-                "ticket": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$"},
             },
         },
         "Approval": {
@@ -205,7 +544,7 @@ def _schemas() -> dict[str, Any]:
                 "collections": str_list, "classes": str_list, "home": {"type": "string"},
                 "requested_at": {"type": "integer"}, "expires": {"type": "integer"},
                 "state": {"enum": ["pending", "granted", "denied", "revoked"]},
-                "status": {"enum": ["pending", "granted", "denied", "revoked", "expired"]},
+                "status": {"enum": _STATES},
                 "valid": {"type": "boolean"}, "approvers": str_list,
                 "closed_by": {"type": ["string", "null"]}, "version": {"type": "integer"},
                 "changed_at": {"type": ["integer", "null"],
@@ -223,16 +562,22 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "ApprovalChange": {
-            "type": "object", "required": ["statement"],
-            "description": "the approver's Ed25519 signature of the change (absent only "
-                           "when a requester withdraws their own request)",
+            "type": "object", "additionalProperties": False,
+            "description": "the approver's Ed25519 signature of the change (absent, or an "
+                           "empty body, only when a requester withdraws their own request)",
             "properties": {"statement": {
                 "type": "object", "required": ["request", "key", "signature"],
-                "properties": {"request": {"type": "string"}, "key": {"type": "string"},
-                               "signature": {"type": "string"}}}}},
+                "additionalProperties": False,
+                "properties": {
+                    "request": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$",
+                                "description": "the request entry's leaf hash"},
+                    "key": {"type": "string", "pattern": "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$",
+                            "description": "the approver's Ed25519 public key (base64)"},
+                    "signature": {"type": "string", "pattern": "^[A-Za-z0-9+/]{85}[AQgw]==$",
+                                  "description": "Ed25519 signature (base64)"}}}}},
         "ApprovalList": {"type": "object", "required": ["approvals"],
                          "properties": {"approvals": {
-                             "type": "array", "items": {"$ref": "#/components/schemas/Approval"}}}},
+                             "type": "array", "items": _ref("Approval")}}},
         "InclusionProof": {
             "type": "object",
             "required": ["origin", "index", "size", "root", "leaf_hash", "proof", "checkpoint"],
@@ -250,163 +595,20 @@ def _schemas() -> dict[str, Any]:
     }
 
 
-def _body(schema: str) -> dict[str, Any]:
-    return {"required": True,
-            "content": {_JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
-
-
-def _paths(purposes: list[str] | None, collections: list[str] | None) -> dict[str, Any]:
-    purpose_schema: dict[str, Any] = ({"enum": purposes} if purposes
-                                      else {"type": "string", "minLength": 1})
-    _PURPOSE_Q = _param("purpose", "query", purpose_schema,  # noqa: N806
-                        "declared purpose of the access (one of the policy bundle's)",
-                        required=True)
-    collection = _param("collection", "path", {"enum": collections} if collections else _NAME,
-                        "collection name (from the schema)")
-    record = _param("record_id", "path", _RECORD, "record id")
-    approval_id = _param("approval_id", "path", _APPROVAL, "approval id")
-    change = {
-        "security": [{"bearer": []}],
-        "parameters": [approval_id],
-        "requestBody": {"required": False, "content": {_JSON: {"schema": {
-            "$ref": "#/components/schemas/ApprovalChange"}}}},
-        "responses": {**_ok(200, "Approval", "the approval after the change", logged=True),
-                      **_problems(*_COMMON, 403, 404, 409, 413, 422)},
-    }
-    text = {"text/plain": {"schema": {"type": "string"}}}
-    binary = {"application/octet-stream": {"schema": {"type": "string",
-                                                      "format": "binary"}}}
-    return {
-        "/v1/subjects": {"post": {
-            "summary": "Mint a subject id homed in this jurisdiction",
-            "operationId": "mintSubject", "security": [{"bearer": []}],
-            "responses": {**_ok(201, "Subject", "the new subject id"),
-                          **_problems(*_COMMON, 413)}}},
-        "/v1/subjects/{subject_id}": {"delete": {
-            "summary": "Erase a subject (crypto-shredding); logged before it is done",
-            "operationId": "eraseSubject", "security": [{"bearer": []}],
-            "parameters": [_param("subject_id", "path", _SUBJECT, "subject id"), _PURPOSE_Q],
-            "responses": {**_ok(200, "ErasureResult", "what was erased", logged=True),
-                          **_problems(*_COMMON, 403, 404, 421)}}},
-        "/v1/{collection}/{record_id}": {
-            "get": {
-                "summary": "Read the fields policy allows; logged before release",
-                "operationId": "readRecord", "security": [{"bearer": []}],
-                "parameters": [
-                    collection, record, _PURPOSE_Q,
-                    _param("fields", "query", {"type": "string"},
-                           "comma-separated field names (default: all)"),
-                    _param("approval", "query", _APPROVAL,
-                           "an approval id (or the Bordergate-Approval header)"),
-                    _param("subject", "query", _SUBJECT,
-                           "the owning subject, when known (routes before any lookup)"),
-                ],
-                "responses": {**_ok(200, "ReadResult", "released and withheld fields",
-                                    logged=True),
-                              **_problems(*_COMMON, 403, 404, 421)}},
-            "put": {
-                "summary": "Create or replace a record; logged before it is written",
-                "operationId": "writeRecord", "security": [{"bearer": []}],
-                "parameters": [collection, record, _PURPOSE_Q],
-                "requestBody": _body("WriteRequest"),
-                "responses": {**_ok(200, "WriteResult", "written", logged=True),
-                              **_problems(*_COMMON, 403, 404, 409, 413, 421)}},
-        },
-        "/v1/exports": {"post": {
-            "summary": "A k-anonymous aggregate of one collection grouped by one field",
-            "operationId": "export", "security": [{"bearer": []}],
-            "requestBody": _body("ExportRequest"),
-            "responses": {**_ok(200, "ExportResult", "the groups", logged=True),
-                          **_problems(*_COMMON, 403, 413)}}},
-        "/v1/approvals": {
-            "post": {
-                "summary": "Request an approval (Lockbox style)",
-                "operationId": "requestApproval", "security": [{"bearer": []}],
-                "requestBody": _body("ApprovalRequest"),
-                "responses": {**_ok(201, "Approval", "the pending approval", logged=True),
-                              **_problems(*_COMMON, 413)}},
-            "get": {
-                "summary": "List approvals by status",
-                "operationId": "listApprovals", "security": [{"bearer": []}],
-                "parameters": [_param("state", "query", {"enum": [
-                    "pending", "granted", "denied", "revoked", "expired"]}, "status filter")],
-                "responses": {**_ok(200, "ApprovalList", "approvals, newest first"),
-                              **_problems(*_COMMON)}},
-        },
-        "/v1/approvals/{approval_id}": {"get": {
-            "summary": "One approval and its status",
-            "operationId": "getApproval", "security": [{"bearer": []}],
-            "parameters": [approval_id],
-            "responses": {**_ok(200, "Approval", "the approval"),
-                          **_problems(*_COMMON, 404)}}},
-        "/v1/approvals/{approval_id}/grant": {"post": {
-            **change, "summary": "Grant (one of two custodian approvers)",
-            "operationId": "grantApproval"}},
-        "/v1/approvals/{approval_id}/deny": {"post": {
-            **change, "summary": "Deny a pending approval", "operationId": "denyApproval"}},
-        "/v1/approvals/{approval_id}/revoke": {"post": {
-            **change, "summary": "Revoke an approval", "operationId": "revokeApproval"}},
-        "/v1/tokens/revoke": {"post": {
-            "summary": "Revoke a bearer token (custodian principals of this jurisdiction)",
-            "operationId": "revokeToken", "security": [{"bearer": []}],
-            "requestBody": {"required": True, "content": {_JSON: {"schema": {
-                "type": "object", "required": ["jti"], "additionalProperties": False,
-                "properties": {"jti": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
-                               "reason": {"type": "string", "maxLength": 200}}}}}},
-            "responses": {**_ok(200, "TokenRevocation", "the revocation's log entry",
-                                logged=True),
-                          **_problems(*_COMMON, 403, 413)}}},
-        "/v1/log/checkpoint": {"get": {
-            "summary": "The log's current signed checkpoint (C2SP tlog-checkpoint)",
-            "operationId": "logCheckpoint",
-            "responses": {"200": {"description": "signed note", "content": text},
-                          "404": {"description": "no checkpoint", "content": text}}}},
-        "/v1/log/tile/{path}": {"get": {
-            "summary": "A C2SP tlog-tiles tile or entry bundle",
-            "operationId": "logTile",
-            "parameters": [_param("path", "path", {"type": "string"}, "tile path")],
-            "responses": {"200": {"description": "tile bytes", "content": binary},
-                          # a path the tile route cannot even match (a newline in it)
-                          # falls through to the app's problem+json 404
-                          "404": {"description": "no such tile", "content": {
-                              **text, _PROBLEM: {"schema": _PROBLEM_REF}}}}}},
-        "/v1/log/proof/{index}": {"get": {
-            "summary": "Inclusion proof of an entry against the current checkpoint",
-            "operationId": "logProof",
-            "parameters": [_param("index", "path", {"type": "integer", "minimum": 0},
-                                  "entry index")],
-            "responses": {**_ok(200, "InclusionProof", "the proof"),
-                          **_problems(400, 404, 503)}}},
-        "/healthz": {"get": {
-            "summary": "Liveness", "operationId": "health",
-            "responses": {**_ok(200, "Health", "serving"), **_problems(503)}}},
-        "/readyz": {"get": {
-            "summary": "Readiness: log, sequencer, store and keys (docs/gateway.md)",
-            "operationId": "ready",
-            "responses": {"200": {"description": "ready or degraded",
-                                  "content": {"application/json": {
-                                      "schema": {"type": "object"}}}},
-                          **_problems(503)}}},
-    }
-
-
-def openapi_document(jurisdiction: str | None = None, *,
-                     purposes: list[str] | None = None,
-                     collections: list[str] | None = None) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of a gateway (of ``jurisdiction`` if given).
-
-    With ``purposes`` and ``collections`` (the bundle's and the schema's) the
-    document lists them as enums, so generated requests reach policy decisions.
-    """
-    title = "bordergate gateway" + (f" ({jurisdiction})" if jurisdiction else "")
+def openapi_document(model: ApiModel) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of a gateway described by ``model``."""
+    document = _Document(model)
+    paths = document.paths()
+    title = "bordergate gateway" + (f" ({model.jurisdiction})" if model.jurisdiction else "")
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1",
                  "description": "Field-level, policy-governed, logged-before-release access "
-                                "to the subject data of one jurisdiction."},
-        "paths": _paths(purposes, collections),
+                                "to the subject data of one jurisdiction. Generated from the "
+                                "deployment's classified schema and policy bundle."},
+        "paths": paths,
         "components": {
-            "schemas": _schemas(),
+            "schemas": document.schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "bearerFormat": "JWT"}},
         },

@@ -357,12 +357,13 @@ def _require_purpose(purpose: str | None) -> str:
     return purpose
 
 
-def _requested_fields(raw: str | None) -> list[str] | None:
+def _requested_fields(raw: str | None, limit: int) -> list[str] | None:
     if raw is None or raw.strip() == "":
         return None
-    if len(raw) > _MAX_FIELDS_PARAM:
-        raise InvalidInput("the fields parameter is too long", code="too_many_fields")
-    names = list(dict.fromkeys(part.strip() for part in raw.split(",")))
+    parts = raw.split(",")
+    if len(raw) > _MAX_FIELDS_PARAM or len(parts) > limit:  # repeated names count
+        raise InvalidInput(f"at most {limit} field names per request", code="too_many_fields")
+    names = list(dict.fromkeys(part.strip() for part in parts))
     if "" in names:
         raise InvalidInput("empty field name in fields=", code="unknown_field")
     return names
@@ -943,7 +944,8 @@ class Gateway:
             return hit
         checked = _require_purpose(purpose)
         self.engine.bundle.purpose(checked)
-        shape = (checked, self._specs(collection, _requested_fields(fields)))
+        shape = (checked, self._specs(collection,
+                                        _requested_fields(fields, self.limits.max_fields)))
         self._shapes.put(key, shape)
         return shape
 

@@ -29,6 +29,7 @@ from typing import Protocol, runtime_checkable
 from bordergate.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_PIN_ENV",
     "KeyBackend",
     "KeyBackendSettings",
     "KeyFileSettings",
@@ -43,6 +44,11 @@ class KeyFileSettings:
     """The ``file`` backend: one 0600 KEK file."""
 
     path: Path
+
+
+#: The environment variable holding the PKCS#11 token PIN unless ``pin_env`` names another
+#: (the deployment file's ``keys.pin_env`` and ``bordergate keys --pin-env`` alike).
+DEFAULT_PIN_ENV = "BORDERGATE_PKCS11_PIN"
 
 
 @dataclass(frozen=True)
@@ -127,8 +133,9 @@ def parse_key_backend(spec: Mapping[str, object], *, where: str = "keys",
     ``{backend = "file", path = "keys/us.kek"}`` (path relative to ``base_dir``;
     ``file`` is the default backend), or ``{backend = "pkcs11", library =
     "/usr/lib/softhsm/libsofthsm2.so", token = "bordergate-us", pin_env =
-    "BORDERGATE_US_PIN"}`` (the PIN is read from that environment variable when
-    the backend is opened, never from the file).  ``where`` prefixes messages.
+    "BORDERGATE_PKCS11_PIN"}`` (the PIN is read from that environment variable when
+    the backend is opened, never from the file; ``pin_env`` defaults to
+    :data:`DEFAULT_PIN_ENV`, as ``bordergate keys --pin-env`` does).  ``where`` prefixes messages.
 
     Raises:
         ConfigError: ``key_backend_config`` for an unknown backend, an unknown
@@ -145,8 +152,9 @@ def parse_key_backend(spec: Mapping[str, object], *, where: str = "keys",
         raise ConfigError(f"{where}.{unknown[0]}: not a setting of the {kind} backend",
                           code="key_backend_config")
     values = {}
+    defaults = {"pin_env": DEFAULT_PIN_ENV} if kind == "pkcs11" else {}
     for name in sorted(allowed - {"backend"}):
-        value = spec.get(name)
+        value = spec.get(name, defaults.get(name))
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{where}.{name}: the {kind} backend needs {name} = \"...\"",
                               code="key_backend_config")

@@ -1,0 +1,76 @@
+"""``bordergate gateway template`` and ``gateway receipt-keygen``: start a production
+deployment (issue 16, item 4).
+
+``template --out DIR`` writes the packaged production template
+(``production_template.toml``, profile ``production``, one jurisdiction) as
+``DIR/bordergate.toml`` beside a copy of the packaged classified schema
+(``schema.toml``) and policy bundle (``policy/``) to edit; it refuses a
+non-empty ``DIR``.  ``receipt-keygen --key-file F -j us`` makes the gateway's
+receipt signing key (mode 0600) and prints its public key last: the production
+profile needs it registered in ``receipts.public_keys`` before ``gateway init``
+can even read the file.  README.md, "Deploying for real", uses both.
+
+This module must never hold gateway logic: it copies packaged files and writes
+one key.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bordergate.errors import BordergateError
+
+__all__ = ["receipt_keygen", "template"]
+
+
+def template(out: Annotated[Path, typer.Option(
+        "--out", help="the directory to create (must not exist or be empty)")]) -> None:
+    """Write a production deployment to start from: bordergate.toml (the production
+    template), schema.toml (the packaged schema) and policy/ (the packaged bundle)."""
+    from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
+    from bordergate.residency.schema import demo_schema_path
+
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        typer.echo(f"error [template_target_not_empty]: {out} exists and is not an empty "
+                   "directory", err=True)
+        raise typer.Exit(2)
+    out.mkdir(parents=True, exist_ok=True)
+    packaged = importlib.resources.files("bordergate") / "production_template.toml"
+    (out / "bordergate.toml").write_text(packaged.read_text(encoding="utf-8"),
+                                         encoding="utf-8")
+    shutil.copyfile(demo_schema_path(), out / "schema.toml")
+    shutil.copytree(DEFAULT_BUNDLE_PATH, out / "policy",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.py", "*.pyc"))
+    typer.echo(f"wrote {out / 'bordergate.toml'} (profile production), "
+               f"{out / 'schema.toml'} and {out / 'policy'}; fill in the UPPER_CASE keys")
+
+
+def receipt_keygen(
+    key_file: Annotated[Path, typer.Option("--key-file", help="where to write the key")],
+    jurisdiction: Annotated[str, typer.Option("--jurisdiction", "-j",
+                                              help="the gateway's jurisdiction")],
+) -> None:
+    """Make a gateway's receipt signing key (mode 0600) and print its public key (last
+    line) for receipts.public_keys."""
+    from bordergate.tlog.logdir import write_key
+    from bordergate.tlog.note import Signer
+
+    try:
+        signer = Signer.generate(f"{jurisdiction}.gateway-receipts")
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        write_key(key_file, signer.key_string)
+    except ValueError as exc:
+        typer.echo(f"error [invalid_name]: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except BordergateError as exc:
+        typer.echo(f"error [{exc.code}]: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"receipt key written to {key_file}; register it in the deployment file:")
+    typer.echo(f'jurisdictions.{jurisdiction}.receipts.public_keys = '
+               f'["{signer.verifier().key_string}"]')
+    typer.echo(signer.verifier().key_string)
