@@ -149,13 +149,3 @@ def openapi(
     except BordergateError as exc:
         raise _fail(exc) from exc
     typer.echo(json.dumps(openapi_document(model), indent=2, sort_keys=True))
-
-
-def _register_template_commands() -> None:
-    from bordergate.gateway.template_commands import receipt_keygen, template
-
-    app.command("template")(template)
-    app.command("receipt-keygen")(receipt_keygen)
-
-
-_register_template_commands()
