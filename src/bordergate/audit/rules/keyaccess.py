@@ -14,7 +14,13 @@ auditor checks, for every ``key-access`` entry, that
   subject (``access`` for a read, ``write`` for a write or a create; outcome
   ``allow``, or ``partial`` for a read) (else ``key_access_unjustified``);
 * the entry names an earlier index and a 32-byte leaf hash (else
-  ``key_access_malformed``).
+  ``key_access_malformed``);
+* for an ``export`` (a bulk release, :mod:`bordergate.keys.bulk`) the entry at
+  ``justified`` is an allowed ``export-intent``, and the distinct pseudonyms of
+  all ``key-access`` entries naming it are exactly the intent's subjects: as
+  many as its ``subjects`` count, with its Merkle ``root`` (else
+  ``key_access_unjustified``: a key released for a subject the intent did not
+  commit to, or for more subjects than it counted).
 
 :func:`key_access` records each claim as its entry is inspected (both inspectors
 call it); :func:`settle_key_claims` judges them once the run has read the log,
@@ -29,16 +35,19 @@ import base64
 import binascii
 from collections.abc import Callable
 
+from bordergate.audit.quoting import integer
 from bordergate.audit.rules.context import RuleContext
 from bordergate.entries import Entry, parse_entry
 from bordergate.errors import VerificationError
+from bordergate.keys.bulk import subjects_root
 from bordergate.tlog import merkle
 
 __all__ = ["key_access", "settle_key_claims"]
 
 _JUSTIFYING = {"read": ("access", frozenset({"allow", "partial"})),
                "write": ("write", frozenset({"allow"})),
-               "create": ("write", frozenset({"allow"}))}
+               "create": ("write", frozenset({"allow"})),
+               "export": ("export-intent", frozenset({"allow"}))}
 
 
 def key_access(ctx: RuleContext, index: int, entry: Entry) -> None:
@@ -66,6 +75,7 @@ def settle_key_claims(ctx: RuleContext, entry_at: Callable[[int], bytes]) -> Non
     Args:
         entry_at: the verified entry at an index (below the audited size).
     """
+    exported: dict[int, tuple[int, Entry | None, set[str]]] = {}
     for index, justified, leaf, operation, subject in ctx.state.key_claims:
         data = entry_at(justified)
         if base64.b64encode(merkle.leaf_hash(data)).decode() != leaf:
@@ -79,10 +89,21 @@ def settle_key_claims(ctx: RuleContext, entry_at: Callable[[int], bytes]) -> Non
             justifying = parse_entry(data)
         except VerificationError:
             justifying = None
+        if operation == "export" and justifying is not None:
+            _, _, named = exported.setdefault(justified, (index, justifying, set()))
+            named.add(str(subject))
         if justifying is None or justifying.type != kind or \
-                justifying.body.get("subject") != subject or \
+                (operation != "export" and justifying.body.get("subject") != subject) or \
                 justifying.body.get("outcome") not in outcomes:
             ctx.flag("key_access_unjustified", index, None,
                      f"key-access entry {index} ({operation}) is not justified by entry "
                      f"{justified}", {"justified": justified, "operation": operation})
+    for justified, (index, intent, named) in sorted(exported.items()):
+        if intent is not None and intent.type == "export-intent" and \
+                (len(named) != intent.body.get("subjects") or
+                 subjects_root(sorted(named)) != intent.body.get("root")):
+            ctx.flag("key_access_unjustified", index, None,
+                     f"keys of {len(named)} subjects were released for export intent "
+                     f"{justified}, not its {integer(intent.body.get('subjects'))} subjects",
+                     {"justified": justified, "operation": "export"})
     ctx.state.key_claims.clear()
