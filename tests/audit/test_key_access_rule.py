@@ -10,6 +10,7 @@ from bordergate.audit.findings import FINDING_KINDS
 from bordergate.audit.inspection import ReferenceInspector, open_inspector
 from bordergate.audit.rules import keyaccess
 from bordergate.entries import encode_entry
+from bordergate.keys.bulk import subjects_root
 from bordergate.tlog import merkle
 from tests.audit.scenario import LOCAL, PSEUDONYM, T0, EntryFactory
 from tests.releases.keys import review_policy
@@ -66,3 +67,32 @@ def test_keys_released_for_another_subject_or_operation_are_unjustified() -> Non
     assert _kinds(_audit([access, other])) == {"key_access_unjustified"}
     write = _key_access(0, access, operation="write")
     assert _kinds(_audit([access, write])) == {"key_access_unjustified"}
+
+
+def _intent(subjects: list[str], outcome: str = "allow") -> bytes:
+    return encode_entry("export-intent", T0, {
+        "principal": LOCAL.to_json(), "collection": "users", "group_by": "email",
+        "purpose": "analytics_aggregate", "outcome": outcome, "subjects": len(subjects),
+        "root": subjects_root(subjects), "gateway": "us"})
+
+
+def test_export_keys_are_matched_to_the_subjects_their_intent_commits_to() -> None:
+    """A bulk (export) release: key-access entries naming an allowed export-intent
+    raise nothing when their pseudonyms are exactly the intent's subjects (count and
+    root); a key of a subject outside the intent, fewer subjects than it counts, or
+    a denied intent is key_access_unjustified."""
+    subjects = ["subject:" + c * 64 for c in "abc"]
+    intent = _intent(subjects)
+    honest = [intent, *(_key_access(0, intent, subject=s, operation="export")
+                        for s in subjects)]
+    inspector = _audit(honest)
+    assert _kinds(inspector) == set()
+    assert inspector.tally.key_events["key-access:export"] == 3
+    outside = [*honest, _key_access(0, intent, subject="subject:" + "d" * 64,
+                                    operation="export")]
+    assert _kinds(_audit(outside)) == {"key_access_unjustified"}
+    assert _kinds(_audit(honest[:-1])) == {"key_access_unjustified"}
+    denied = _intent(subjects, outcome="deny")
+    assert _kinds(_audit([denied, _key_access(0, denied, subject=subjects[0],
+                                              operation="export")])) == \
+        {"key_access_unjustified"}
