@@ -40,8 +40,9 @@ checkpoint needs no such later check: the witnesses have already seen the
 tree that holds the entry, so a proof in one is the stronger evidence (and the
 slower: the entry must wait for a cosigned checkpoint).
 
-Erasures need no data key (the store destroys the wrapped key) and exports
-are not served through the key service (docs/design.md, "Known gaps").
+Erasures need no data key (the store destroys the wrapped key); an export's
+bulk release is judged by :mod:`bordergate.keys.bulk`, which reuses the proof
+checks here.
 
 This module is pure: bytes and the time in, a verdict out.  It never sees key
 material.
