@@ -47,8 +47,7 @@ from bordergate.keys.justification import (
     CheckpointProof,
     JustificationRefused,
     TrustedCheckpoints,
-    _promised,
-    _proven_in_checkpoint,
+    proven_entry,
 )
 from bordergate.tlog.merkle import leaf_hash, root_from_leaf_hashes
 from bordergate.tlog.note import Verifier
@@ -101,12 +100,7 @@ def check_export_justification(*, pseudonyms: Sequence[str], entry: bytes | None
         raise JustificationRefused("a bulk release needs its logged export-intent entry and "
                                    "the log's promise of inclusion (or an inclusion proof)",
                                    code="key_justification_missing")
-    promised_at: float | None = None
-    if promise:
-        index, leaf, promised_at = _promised(entry, promise, verifier)
-    else:
-        assert proof is not None
-        index, leaf = _proven_in_checkpoint(entry, proof, verifier, trusted)
+    index, leaf, promised_at = proven_entry(entry, promise, proof, verifier, trusted)
     try:
         parsed = parse_entry(entry)
     except VerificationError:
