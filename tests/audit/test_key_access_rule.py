@@ -96,3 +96,16 @@ def test_export_keys_are_matched_to_the_subjects_their_intent_commits_to() -> No
     assert _kinds(_audit([denied, _key_access(0, denied, subject=subjects[0],
                                               operation="export")])) == \
         {"key_access_unjustified"}
+
+
+def test_migration_keys_are_bounded_by_their_entry_subjects() -> None:
+    """Keys a key service created for a migration batch (operation migrate) naming
+    an allowed migration entry raise nothing up to the entry's subject count; one
+    more subject is key_access_unjustified."""
+    migration = encode_entry("migration", T0, {
+        "batch": 1, "collection": "users", "records": 2, "subjects": 2,
+        "records_root": "00" * 32, "outcome": "allow"})
+    keys = [_key_access(0, migration, subject="subject:" + c * 64, operation="migrate")
+            for c in "abc"]
+    assert _kinds(_audit([migration, *keys[:2]])) == set()
+    assert _kinds(_audit([migration, *keys])) == {"key_access_unjustified"}

@@ -21,7 +21,10 @@ entry's inclusion proof in a checkpoint cosigned by the log's witness quorum
 ``{"operation": "export", "entry": the export-intent entry, "promise" (or
 "proof"), "subjects": [{"subject": ID, "wrapped": {...}}, ...]}``, judged by
 :func:`bordergate.keys.bulk.check_export_justification` and answered
-``{"keys": [{"subject", "data_key", "key_id", "kek_version"}, ...]}``.
+``{"keys": [{"subject", "data_key", "key_id", "kek_version"}, ...]}``; with
+``{"operation": "migrate", "entry": a migration batch's entry, "promise",
+"records": [{"subject", "record"}, ...], "create": [ID, ...]}`` it creates the
+data keys of a migration batch's new subjects (answered wrapped too).
 
 Both are authenticated with the gateway's credential to this service (``Authorization:
 Bearer ID.SECRET``, checked against a credential list as the sequencer service
@@ -64,10 +67,16 @@ from typing import Any
 from bordergate.entries import Pseudonymizer, encode_entry
 from bordergate.errors import BordergateError, InvalidInput, VerificationError
 from bordergate.keys.backend import KeyBackend
-from bordergate.keys.bulk import MAX_EXPORT_SUBJECTS, JustifiedBulk, check_export_justification
+from bordergate.keys.bulk import (
+    MAX_EXPORT_SUBJECTS,
+    JustifiedBulk,
+    check_export_justification,
+    check_migration_justification,
+)
 from bordergate.keys.envelope import DATA_KEY_BYTES, data_key_aad
 from bordergate.keys.justification import (
     CheckpointProof,
+    JustificationRefused,
     JustifiedAccess,
     TrustedCheckpoints,
     check_justification,
@@ -175,9 +184,44 @@ class KeyService:
             if pseudonyms else None
         return {"keys": keys, "key_access": first, "lifetime": 0}
 
-    def _bulk_access(self, justified: JustifiedBulk, pseudonym: str) -> bytes:
+    async def create_for_migration(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Judge a migration batch's request (``POST /v1/data-keys``, operation
+        ``migrate``) and create a data key for each subject of ``create``, once the
+        ``key-access`` entries naming the batch's ``migration`` entry are durable
+        (:func:`bordergate.keys.bulk.check_migration_justification`).
+
+        Raises:
+            InvalidInput: ``malformed_key_request``.
+            JustificationRefused: a ``key_justification_*`` code or ``key_bulk_too_large``;
+                ``key_justification_subject_mismatch`` for a subject to create that
+                no listed record belongs to.
+            Unavailable: the backend or the log cannot be reached.
+        """
+        entry, promise, pairs, create = _parse_migration_request(
+            request, self.jurisdiction, self.max_bulk)
+        proof = _parse_proof(request.get("proof"))
+        justified = check_migration_justification(
+            collection_records=[record for _, record in pairs], subjects=len(create),
+            entry=entry, promise=promise, verifier=self.log_verifier, now=self.clock(),
+            window=self.window, record_pseudonym=self.pseudonyms.record,
+            maximum=self.max_bulk, proof=proof, trusted=self.trusted)
+        owners = {str(subject) for subject, _ in pairs}
+        if not {str(s) for s in create} <= owners:
+            raise JustificationRefused("a key to create is of a subject no listed record "
+                                       "belongs to",
+                                       code="key_justification_subject_mismatch")
+        keys = await asyncio.to_thread(
+            lambda: [{"subject": str(subject), **self._open_or_create(subject, None)}
+                     for subject in create])
+        first = await self.record([
+            self._bulk_access(justified, self.pseudonyms.subject(str(s)), "migrate")
+            for s in create]) if create else None
+        return {"keys": keys, "key_access": first, "lifetime": 0}
+
+    def _bulk_access(self, justified: JustifiedBulk, pseudonym: str,
+                     operation: str = "export") -> bytes:
         return encode_entry("key-access", self.clock(), {
-            "jurisdiction": self.jurisdiction, "operation": "export", "subject": pseudonym,
+            "jurisdiction": self.jurisdiction, "operation": operation, "subject": pseudonym,
             "justified": justified.index, "leaf": _b64(justified.leaf_hash),
             "by": "key-service"})
 
@@ -313,6 +357,46 @@ def _parse_bulk_request(body: dict[str, Any], jurisdiction: str, maximum: int
     return entry, None if promise is None else promise.encode("utf-8"), listed
 
 
+def _parse_migration_request(body: dict[str, Any], jurisdiction: str, maximum: int
+                             ) -> tuple[bytes | None, bytes | None,
+                                        list[tuple[SubjectId, str]], list[SubjectId]]:
+    """The members of a ``migrate`` request: ``entry``, ``promise`` or ``proof``,
+    ``records`` (``[{subject, record}]``: every record of the batch's table, with
+    its owner) and ``create`` (the subject ids to create keys for, each once); at
+    most ``maximum`` + 1 records are parsed.
+
+    Raises:
+        InvalidInput: ``malformed_key_request``.
+    """
+    unknown = set(body) - {"operation", "entry", "promise", "proof", "records", "create"}
+    raw, create = body.get("records"), body.get("create")
+    if unknown or body.get("operation") != "migrate" or not isinstance(raw, list) or \
+            not isinstance(create, list) or len(set(map(str, create))) != len(create):
+        raise InvalidInput("members: operation (migrate), entry, promise or proof, records, "
+                           "create (each subject once)", code="malformed_key_request")
+
+    def subject_of(value: object) -> SubjectId:
+        try:
+            return require_home(SubjectId.parse(str(value)), jurisdiction)
+        except InvalidInput:
+            raise InvalidInput("subject is not a subject id",
+                               code="malformed_key_request") from None
+    pairs: list[tuple[SubjectId, str]] = []
+    for item in raw[: maximum + 1]:
+        if not isinstance(item, dict) or set(item) != {"subject", "record"} or \
+                not isinstance(item["subject"], str) or not isinstance(item["record"], str):
+            raise InvalidInput("records: [{subject, record}]", code="malformed_key_request")
+        pairs.append((subject_of(item["subject"]), item["record"]))
+    subjects = [subject_of(s) for s in create[: maximum + 1] if isinstance(s, str)]
+    if len(subjects) != len(create[: maximum + 1]):
+        raise InvalidInput("create: [subject id]", code="malformed_key_request")
+    entry = None if body.get("entry") is None else _unb64(body["entry"], "entry")
+    promise = body.get("promise")
+    if promise is not None and not isinstance(promise, str):
+        raise InvalidInput("promise must be text", code="malformed_key_request")
+    return entry, None if promise is None else promise.encode("utf-8"), pairs, subjects
+
+
 def _parse_proof(raw: object) -> CheckpointProof | None:
     """A request's ``proof`` member, checked for form (not yet verified).
 
@@ -424,6 +508,8 @@ class KeyServiceApp:
         if not isinstance(parsed, dict):
             return 400, _problem("malformed_key_request", "the body is not a JSON object")
         try:
+            if bulk and parsed.get("operation") == "migrate":
+                return 200, await self.service.create_for_migration(parsed)
             if bulk:
                 return 200, await self.service.release_export(parsed)
             return 200, await self.service.release(parsed)

@@ -20,7 +20,11 @@ auditor checks, for every ``key-access`` entry, that
   all ``key-access`` entries naming it are exactly the intent's subjects: as
   many as its ``subjects`` count, with its Merkle ``root`` (else
   ``key_access_unjustified``: a key released for a subject the intent did not
-  commit to, or for more subjects than it counted).
+  commit to, or for more subjects than it counted);
+* for a ``migrate`` (a migration batch's new data keys) the entry at
+  ``justified`` is an allowed ``migration`` entry, and the distinct pseudonyms
+  of the ``key-access`` entries naming it are at most its ``subjects``
+  (else ``key_access_unjustified``).
 
 :func:`key_access` records each claim as its entry is inspected (both inspectors
 call it); :func:`settle_key_claims` judges them once the run has read the log,
@@ -47,7 +51,10 @@ __all__ = ["key_access", "settle_key_claims"]
 _JUSTIFYING = {"read": ("access", frozenset({"allow", "partial"})),
                "write": ("write", frozenset({"allow"})),
                "create": ("write", frozenset({"allow"})),
-               "export": ("export-intent", frozenset({"allow"}))}
+               "export": ("export-intent", frozenset({"allow"})),
+               "migrate": ("migration", frozenset({"allow"}))}
+#: Operations justified by one entry for many subjects (no ``subject`` member to match).
+_BULK = frozenset({"export", "migrate"})
 
 
 def key_access(ctx: RuleContext, index: int, entry: Entry) -> None:
@@ -75,7 +82,7 @@ def settle_key_claims(ctx: RuleContext, entry_at: Callable[[int], bytes]) -> Non
     Args:
         entry_at: the verified entry at an index (below the audited size).
     """
-    exported: dict[int, tuple[int, Entry | None, set[str]]] = {}
+    exported: dict[int, tuple[int, Entry | None, set[str]]] = {}  # bulk: by justifying index
     for index, justified, leaf, operation, subject in ctx.state.key_claims:
         data = entry_at(justified)
         if base64.b64encode(merkle.leaf_hash(data)).decode() != leaf:
@@ -89,18 +96,25 @@ def settle_key_claims(ctx: RuleContext, entry_at: Callable[[int], bytes]) -> Non
             justifying = parse_entry(data)
         except VerificationError:
             justifying = None
-        if operation == "export" and justifying is not None:
+        if operation in _BULK and justifying is not None:
             _, _, named = exported.setdefault(justified, (index, justifying, set()))
             named.add(str(subject))
         if justifying is None or justifying.type != kind or \
-                (operation != "export" and justifying.body.get("subject") != subject) or \
+                (operation not in _BULK and justifying.body.get("subject") != subject) or \
                 justifying.body.get("outcome") not in outcomes:
             ctx.flag("key_access_unjustified", index, None,
                      f"key-access entry {index} ({operation}) is not justified by entry "
                      f"{justified}", {"justified": justified, "operation": operation})
     for justified, (index, intent, named) in sorted(exported.items()):
+        counted = intent.body.get("subjects") if intent is not None else None
+        if intent is not None and intent.type == "migration" and \
+                (type(counted) is not int or len(named) > counted):
+            ctx.flag("key_access_unjustified", index, None,
+                     f"keys of {len(named)} subjects were created for migration entry "
+                     f"{justified}, which counts {integer(counted)}",
+                     {"justified": justified, "operation": "migrate"})
         if intent is not None and intent.type == "export-intent" and \
-                (len(named) != intent.body.get("subjects") or
+                (len(named) != counted or
                  subjects_root(sorted(named)) != intent.body.get("root")):
             ctx.flag("key_access_unjustified", index, None,
                      f"keys of {len(named)} subjects were released for export intent "

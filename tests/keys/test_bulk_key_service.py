@@ -1,11 +1,13 @@
-"""Exports through the key service (issue 13, item 3), against real processes.
+"""Exports and migration batches through the key service (issue 13, item 3), against
+real processes.
 
 The us sequencer, key service and gateway run as their own processes (the
 ``keyed`` deployment of :mod:`tests.keys.test_key_service_processes`); the gateway
 holds no KEK.  An export grouped by a sealed field logs an ``export-intent``
 entry (count and Merkle root of its subjects' pseudonyms) before asking for any
 key, and the key service releases exactly those subjects' keys in one request
-(``POST /v1/data-keys``, :mod:`bordergate.keys.bulk`).
+(``POST /v1/data-keys``, :mod:`bordergate.keys.bulk`).  A migration batch's new
+data keys are created the same way against its logged ``migration`` entry.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from bordergate.entries import encode_entry, parse_entry
 from bordergate.keys.bulk import subjects_root
 from bordergate.keys.keyring import SubjectCipher
 from bordergate.log_access import log_signer, remote_appender
+from bordergate.migration.evidence import MigrationFacts, migration_entry, records_root
 from bordergate.policy.entities import Principal
 from bordergate.residency.schema import load_schema
 from bordergate.residency.stores import open_record_store
@@ -175,3 +178,72 @@ def test_a_denied_export_logs_no_intent_and_releases_no_key(keyed: KeyedDeployme
     assert "export-intent" not in before
     assert not any(b'"type":"key-access"' in e and b'"operation":"export"' in e
                    and parse_entry(e).body["justified"] >= index - 1 for e in entries)
+
+
+def _migration_entry(keyed: KeyedDeployment, records: list[str], subjects: int
+                     ) -> tuple[bytes, bytes]:
+    """Log a migration batch's ``migration`` entry over ``records`` of ``users`` (the
+    test plays the custodian's migration run); the bytes the log holds and the
+    promise."""
+    p = keyed.pseudonyms()
+    facts = MigrationFacts(
+        batch=1, attempt=1, table="accounts", collection="users", source="sqlite",
+        legacy_keys="sha256:" + "0" * 64, records=len(records), subjects=subjects,
+        new_subjects=subjects, records_root=records_root(p.record("users", r) for r in records),
+        fields=("email",), dropped={})
+    entry = migration_entry(facts, home="us", time=time.time(),
+                            principal=ANALYST.to_json(), bundle="b", outcome="allow",
+                            decisions=[])
+
+    async def append() -> tuple[bytes, bytes]:
+        assert keyed.us.log.sequencer is not None
+        log: AttributedLog = remote_appender(keyed.us, keyed.us.log.sequencer.credential_file)
+        try:
+            _, promises = await log.append_promised([entry])
+        finally:
+            await log.aclose()
+        return log.logged(entry), promises[0]
+    return asyncio.run(append())
+
+
+def test_a_migration_batch_gets_keys_only_for_the_records_its_entry_commits_to(
+        keyed: KeyedDeployment) -> None:
+    """Issue 13.3 (migration): the key service creates the data keys of a batch's
+    new subjects against the batch's logged migration entry, recomputing the root
+    over the record pseudonyms of the (subject, record) pairs it is sent; a pair
+    list whose root does not match (one other record) is refused
+    key_justification_root_mismatch, more subjects than the entry counts
+    key_justification_count_mismatch, a key for a subject owning no listed record
+    key_justification_subject_mismatch; the matching request gets one new key per
+    subject, each logged as a key-access entry (operation migrate) naming the entry."""
+    new = [str(SubjectId.mint("us")) for _ in range(2)]
+    records = ["record:mig-1", "record:mig-2", "record:mig-3"]
+    pairs = [{"subject": new[0], "record": records[0]},
+             {"subject": new[0], "record": records[1]},
+             {"subject": new[1], "record": records[2]}]
+    entry, promise = _migration_entry(keyed, records, subjects=2)
+    assert keyed.us.key_service is not None
+    url = keyed.us.key_service.url + "/v1/data-keys"
+
+    def ask(pairs: list[dict[str, str]], create: list[str]) -> httpx.Response:
+        return httpx.post(url, headers=keyed.key_headers(), timeout=60, json={
+            "operation": "migrate", "entry": base64.b64encode(entry).decode(),
+            "promise": promise.decode(), "records": pairs, "create": create})
+    other = [*pairs[:2], {"subject": new[1], "record": "record:not-in-batch"}]
+    cases = {
+        "key_justification_root_mismatch": (other, new),
+        "key_justification_count_mismatch": (pairs, [*new, str(SubjectId.mint("us"))]),
+        "key_justification_subject_mismatch": ([*pairs[:2], {**pairs[2], "subject": new[0]}],
+                                               new),
+    }
+    for code, (listed, create) in cases.items():
+        r = ask(listed, create)
+        assert (r.status_code, r.json()["code"]) == (403, code), r.text
+    r = ask(pairs, new)
+    assert r.status_code == 200, r.text
+    assert sorted(k["subject"] for k in r.json()["keys"]) == sorted(new)
+    assert all(k["wrapped"] for k in r.json()["keys"])
+    first = r.json()["key_access"]
+    logged = [parse_entry(e) for e in keyed.entries(first + 1)[first:first + 2]]
+    assert {(a.type, a.body["operation"], a.body["subject"]) for a in logged} == \
+        {("key-access", "migrate", keyed.pseudonyms().subject(s)) for s in new}
