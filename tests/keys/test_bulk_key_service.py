@@ -16,6 +16,7 @@ import asyncio
 import base64
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -30,6 +31,12 @@ from bordergate.keys.bulk import subjects_root
 from bordergate.keys.keyring import SubjectCipher
 from bordergate.log_access import log_signer, remote_appender
 from bordergate.migration.evidence import MigrationFacts, migration_entry, records_root
+from bordergate.migration.homes import open_home
+from bordergate.migration.legacy import generate_legacy
+from bordergate.migration.mapping import demo_mapping_path, load_mapping
+from bordergate.migration.plan import make_plan
+from bordergate.migration.run import run_migration
+from bordergate.migration.source import open_source
 from bordergate.policy.entities import Principal
 from bordergate.residency.schema import load_schema
 from bordergate.residency.stores import open_record_store
@@ -39,6 +46,7 @@ from bordergate.tlog.promise import promise_for
 from tests.gateway.deployment import Tokens
 from tests.keys.test_key_service_processes import (
     EMAIL,
+    LOCAL,
     KeyedDeployment,
     _no_kek_ring,
     keyed_deployment,
@@ -247,3 +255,56 @@ def test_a_migration_batch_gets_keys_only_for_the_records_its_entry_commits_to(
     logged = [parse_entry(e) for e in keyed.entries(first + 1)[first:first + 2]]
     assert {(a.type, a.body["operation"], a.body["subject"]) for a in logged} == \
         {("key-access", "migrate", keyed.pseudonyms().subject(s)) for s in new}
+
+
+def test_a_migration_run_creates_its_keys_through_the_key_service(
+        keyed: KeyedDeployment, tmp_path: Path) -> None:
+    """Issue 13.3 (migration): ``run_migration`` for a home whose deployment names a
+    key service opens no KEK: each batch's migration entries are logged first, the
+    key service creates the new subjects' data keys against them (one key-access
+    entry, operation migrate, per new subject, naming a migration entry), and the
+    records sealed with those keys open with keys the key service releases; the
+    audit finds no unjustified key access."""
+    deployment = load_config(keyed.config)
+    source = open_source(f"sqlite:{tmp_path / 'legacy.db'}")
+    generate_legacy(source, users=40, seed=13)
+    schema = load_schema(deployment.schema_path)
+    mapping = load_mapping(demo_mapping_path(), schema)
+    plan = make_plan(source, mapping, schema, batch_subjects=20)
+    home = open_home(deployment, "us")
+    try:
+        assert home.key_service is not None
+        report = run_migration(source, mapping, plan, {"us": home}, schema=schema, only="us")
+    finally:
+        home.close()
+        source.close()
+    assert report.records > 0
+    store = open_record_store(keyed.us.store, jurisdiction="us")
+    try:
+        migrated = next(v.record_id for v in store.field_values("users", "email")
+                        if v.value is not None and str(v.subject) not in
+                        (keyed.subject, keyed.other))
+    finally:
+        store.close()
+    with httpx.Client(base_url=keyed.us.public_url, headers=Tokens().header(LOCAL, "us"),
+                      timeout=60) as http:
+        r = http.get(f"/v1/users/{migrated}", params={"purpose": "operations",
+                                                      "fields": "email"})
+    assert r.status_code == 200 and "@" in r.json()["fields"]["email"], r.text
+    entries = keyed.entries()
+    parsed = [parse_entry(e) for e in entries]
+    migrations = {i for i, e in enumerate(parsed) if e.type == "migration"}
+    created = [e for e in parsed if e.type == "key-access" and e.body["operation"] == "migrate"]
+    new = sum(e.body.get("new_subjects", 0) for e in parsed if e.type == "migration")
+    assert new > 0 and len(created) == new
+    assert {e.body["justified"] for e in created} <= migrations
+    inspector = open_inspector(
+        reference=True, jurisdiction="us", origin=keyed.us.log.origin,
+        bundles=lambda digest: BundleLookup(digest, None, "bundle_unavailable", "not here"),
+        reviewers=review_policy())
+    for i, data in enumerate(entries):
+        inspector.feed(i, data)
+    inspector.finish()
+    keyaccess.settle_key_claims(inspector, entries.__getitem__)
+    kinds = {f.kind for f in inspector.findings}
+    assert not kinds & {"key_promise_broken", "key_access_unjustified", "key_access_malformed"}
