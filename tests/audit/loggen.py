@@ -212,6 +212,11 @@ class LogGenerator:
                 body = None
             if isinstance(body, dict) and body.get("type") == "export-intent":
                 last_intent = index
+            if isinstance(body, dict) and body.get("type") == "export" and \
+                    body.get("intent") == JUSTIFY_INTENT and last_intent is not None:
+                body["intent"] = last_intent
+                out.append(canonical_json(body))
+                continue
             if isinstance(body, dict) and body.get("type") == "key-access" and \
                     body.get("justified") == JUSTIFY_INTENT and last_intent is not None:
                 body["justified"] = last_intent
@@ -722,10 +727,19 @@ class LogGenerator:
             "subjects": len(subjects), "root": subjects_root(subjects), "gateway": "us"})
         released = subjects[1:] if how == "fewer" else \
             [*subjects, "subject:" + "ff" * 32] if how == "outside" else subjects
-        return [intent, *(encode_entry("key-access", self.tick(rng), {
+        out = [intent, *(encode_entry("key-access", self.tick(rng), {
             "jurisdiction": "us", "operation": "export", "subject": s,
             "justified": JUSTIFY_INTENT, "leaf": "", "by": "key-service"})
             for s in released)]
+        # the export naming it (its index set by versions()): at random for another
+        # principal (export_intent_mismatch), or twice (the second one too)
+        named = rng.choice(["same", "same", "other", "twice", "none"])
+        if named != "none":
+            who = PARENT_HOME if named == "other" else LOCAL
+            export = json.loads(self.strict.export(who, "email", 50, t=self.tick(rng)))
+            export["intent"] = JUSTIFY_INTENT
+            out += [canonical_json(export)] * (2 if named == "twice" else 1)
+        return out
 
     def key_event(self, rng: random.Random) -> list[bytes]:
         return [encode_entry("key-event", self.tick(rng), {

@@ -5,14 +5,15 @@ operation about the subject is unjustified; honest releases raise nothing."""
 from __future__ import annotations
 
 import base64
+import json
 
 from bordergate.audit.findings import FINDING_KINDS
 from bordergate.audit.inspection import ReferenceInspector, open_inspector
 from bordergate.audit.rules import keyaccess
-from bordergate.entries import encode_entry
+from bordergate.entries import canonical_json, encode_entry
 from bordergate.keys.bulk import subjects_root
 from bordergate.tlog import merkle
-from tests.audit.scenario import LOCAL, PSEUDONYM, T0, EntryFactory
+from tests.audit.scenario import LOCAL, PARENT, PSEUDONYM, T0, EntryFactory
 from tests.releases.keys import review_policy
 
 FACTORY = EntryFactory()
@@ -36,8 +37,8 @@ def _key_access(justified: int, promised: bytes, *, subject: str = PSEUDONYM,
         "leaf": base64.b64encode(merkle.leaf_hash(promised)).decode()})
 
 
-def _kinds(inspector: ReferenceInspector) -> set[str]:
-    return {f.kind for f in inspector.findings if f.kind.startswith("key_")}
+def _kinds(inspector: ReferenceInspector, prefix: str = "key_") -> set[str]:
+    return {f.kind for f in inspector.findings if f.kind.startswith(prefix)}
 
 
 def test_honest_key_access_is_matched_to_its_decision() -> None:
@@ -109,3 +110,22 @@ def test_migration_keys_are_bounded_by_their_entry_subjects() -> None:
             for c in "abc"]
     assert _kinds(_audit([migration, *keys[:2]])) == set()
     assert _kinds(_audit([migration, *keys])) == {"key_access_unjustified"}
+
+
+def test_an_export_must_name_an_earlier_allowed_intent_of_its_own() -> None:
+    """An export entry naming its export-intent (principal, collection and grouping
+    field the same) raises nothing; one naming an intent of another principal, an
+    index that is no intent, or an intent another export already named is
+    export_intent_mismatch."""
+    subjects = ["subject:" + "a" * 64]
+    intent = _intent(subjects)
+    export = json.loads(FACTORY.export(LOCAL, "email", 50, t=T0))
+    named = canonical_json({**export, "intent": 0})
+    assert _kinds(_audit([intent, named]), "export_") == set()
+    assert _kinds(_audit([intent, named, named]), "export_") == {"export_intent_mismatch"}
+    elsewhere = canonical_json({**export, "intent": 1})
+    assert _kinds(_audit([intent, FACTORY.access(LOCAL, ["email"], t=T0), elsewhere]),
+                  "export_") == {"export_intent_mismatch"}
+    other = json.loads(FACTORY.export(PARENT, "email", 50, t=T0))
+    assert _kinds(_audit([intent, canonical_json({**other, "intent": 0})]), "export_") == \
+        {"export_intent_mismatch"}

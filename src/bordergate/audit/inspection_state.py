@@ -41,6 +41,9 @@ class InspectionState:
         key_claims: ``[index, justified, leaf, operation, subject]`` of each
             ``key-access`` entry not yet matched to its justification
             (``audit.rules.keyaccess``).
+        intent_claims: ``[index, intent, principal id, collection, group_by]`` of
+            each ``export`` entry naming an ``export-intent``, not yet matched to it
+            (``audit.rules.keyaccess``).
     """
 
     size: int = 0
@@ -58,6 +61,7 @@ class InspectionState:
     migrated: dict[str, list[Any]] = field(default_factory=dict)
     max_version: int = 0
     key_claims: list[list[Any]] = field(default_factory=list)
+    intent_claims: list[list[Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"size": self.size, "max_time": self.max_time, "tally": self.tally.to_json(),
@@ -69,7 +73,7 @@ class InspectionState:
                 "roster_entries": {k: [i, t] for k, (i, t) in self.roster_entries.items()},
                 "roster_in_force": self.roster_in_force, "roster_serial": self.roster_serial,
                 "migrated": self.migrated, "max_version": self.max_version,
-                "key_claims": self.key_claims}
+                "key_claims": self.key_claims, "intent_claims": self.intent_claims}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> InspectionState:
@@ -98,4 +102,5 @@ class InspectionState:
             else int(data["roster_serial"]),
             migrated={str(k): list(v) for k, v in dict(data.get("migrated", {})).items()},
             max_version=int(data.get("max_version", 0)),
-            key_claims=[list(c) for c in data.get("key_claims", [])])
+            key_claims=[list(c) for c in data.get("key_claims", [])],
+            intent_claims=[list(c) for c in data.get("intent_claims", [])])

@@ -46,7 +46,7 @@ from bordergate.errors import VerificationError
 from bordergate.keys.bulk import subjects_root
 from bordergate.tlog import merkle
 
-__all__ = ["key_access", "settle_key_claims"]
+__all__ = ["export_intent", "key_access", "settle_key_claims"]
 
 _JUSTIFYING = {"read": ("access", frozenset({"allow", "partial"})),
                "write": ("write", frozenset({"allow"})),
@@ -74,6 +74,16 @@ def key_access(ctx: RuleContext, index: int, entry: Entry) -> None:
                  "leaf hash and a known operation", {})
         return
     ctx.state.key_claims.append([index, justified, leaf, operation, body.get("subject")])
+
+
+def export_intent(ctx: RuleContext, index: int, entry: Entry) -> None:
+    """Keep the claim of an ``export`` entry that names its ``export-intent``."""
+    body = entry.body
+    principal = body.get("principal")
+    ctx.state.intent_claims.append([
+        index, body.get("intent"),
+        principal.get("id") if isinstance(principal, dict) else None,
+        body.get("collection"), body.get("group_by")])
 
 
 def settle_key_claims(ctx: RuleContext, entry_at: Callable[[int], bytes]) -> None:
@@ -121,3 +131,29 @@ def settle_key_claims(ctx: RuleContext, entry_at: Callable[[int], bytes]) -> Non
                      f"{justified}, not its {integer(intent.body.get('subjects'))} subjects",
                      {"justified": justified, "operation": "export"})
     ctx.state.key_claims.clear()
+    _settle_intent_claims(ctx, entry_at)
+
+
+def _settle_intent_claims(ctx: RuleContext, entry_at: Callable[[int], bytes]) -> None:
+    """Each export naming an intent: an earlier allowed ``export-intent`` of the same
+    principal, collection and grouping field, named by no other export."""
+    named: set[int] = set()
+    for index, intent, principal, collection, group_by in ctx.state.intent_claims:
+        found = None
+        if type(intent) is int and 0 <= intent < index and intent not in named:
+            try:
+                found = parse_entry(entry_at(intent))
+            except VerificationError:
+                found = None
+        body = found.body if found is not None else {}
+        own = body.get("principal")
+        if found is None or found.type != "export-intent" or body.get("outcome") != "allow" \
+                or (own.get("id") if isinstance(own, dict) else None) != principal \
+                or body.get("collection") != collection or body.get("group_by") != group_by:
+            ctx.flag("export_intent_mismatch", index, None,
+                     f"export entry {index} names {integer(intent)}, not an earlier allowed "
+                     "export-intent of its own principal, collection and field that no "
+                     "other export named", {"intent": integer(intent)})
+        if type(intent) is int:
+            named.add(intent)
+    ctx.state.intent_claims.clear()
