@@ -102,7 +102,8 @@ def test_export_by_a_sealed_field_through_the_key_service(keyed: KeyedDeployment
     that holds no KEK, answers 200; its export entry names the export-intent logged
     before it, whose count and root are over the subjects with an email; the key
     service logged one key-access entry per subject naming the intent, with its own
-    credential; the audit matches them to the intent (no key_access_unjustified)."""
+    credential; the audit matches them to the intent, and the export to its intent
+    (no key_access_unjustified, no export_intent_mismatch)."""
     with httpx.Client(base_url=keyed.us.public_url, headers=Tokens().header(ANALYST, "us"),
                       timeout=60) as http:
         r = http.post("/v1/exports", json=EXPORT)
@@ -131,7 +132,8 @@ def test_export_by_a_sealed_field_through_the_key_service(keyed: KeyedDeployment
     keyaccess.settle_key_claims(inspector, entries.__getitem__)
     assert inspector.tally.key_events["key-access:export"] == len(released)
     kinds = {f.kind for f in inspector.findings}
-    assert not kinds & {"key_promise_broken", "key_access_unjustified", "key_access_malformed"}
+    assert not kinds & {"key_promise_broken", "key_access_unjustified", "key_access_malformed",
+                        "export_intent_mismatch"}
 
 
 def test_bulk_releases_outside_the_logged_intent_are_refused(keyed: KeyedDeployment) -> None:
