@@ -7,7 +7,10 @@ custodian's credentials only.  It writes in batches, in process (not over
 HTTP), keeping the gateway's order (docs/log-entries.md, promise 3): decide
 every field written, log the ``migration`` entry and the ``key-event`` of
 every data key the batch creates, wait until they are durable, then write the
-store in one transaction.
+store in one transaction.  When the deployment names the home's key service
+the home opens no KEK: the ``migration`` entries are logged first and the key
+service creates the batch's new data keys against them (:meth:`Home.create_keys`,
+:mod:`bordergate.migration.key_service`) before anything is sealed.
 
 The legacy-id -> subject-id map lives only in the home's store, as one record
 per subject in the reserved collection ``_legacy`` (owned by the subject, so
