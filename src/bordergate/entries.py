@@ -91,6 +91,9 @@ ENTRY_TYPES: Mapping[str, frozenset[str]] = MappingProxyType({
     "key-event": frozenset({"kind", "kek_version"}),
     # a data key released by the key service against a logged decision (keys.justification)
     "key-access": frozenset({"jurisdiction", "operation", "subject", "justified", "leaf"}),
+    # an export's subjects, logged before their keys are asked for (keys.bulk)
+    "export-intent": frozenset({"principal", "collection", "group_by", "purpose", "outcome",
+                                "subjects", "root"}),
     "migration": frozenset({"batch"}),  # + members of docs/migration.md, checked when present
     "legacy-deletion": frozenset({"batch", "gateway", "source", "rows", "tables"}),
     "gateway-start": frozenset({"gateway", "release", "reviewed"}),

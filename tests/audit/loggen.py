@@ -31,6 +31,7 @@ from bordergate.audit.rules.bulk import BulkRules
 from bordergate.dsp.bulk import FieldCategories, parse_bulk_settings
 from bordergate.entries import ENTRY_VERSION, canonical_json, encode_entry, format_time
 from bordergate.gateway.decisions import access_outcome, decision_records
+from bordergate.keys.bulk import subjects_root
 from bordergate.policy.bundle import (
     DEFAULT_BUNDLE_PATH,
     EXPORTS_FILE,
@@ -84,6 +85,8 @@ CURRENT_VERSION, STALE_VERSION = -1000, -1001
 # a key-access entry's "justified" placeholder: the entry just before it (set by versions()),
 # with its true leaf hash or (BROKEN_PROMISE) another one
 JUSTIFY_PREVIOUS, BROKEN_PROMISE = -2000, -2001
+# a bulk (export) key-access entry's "justified" placeholder: the last export-intent before it
+JUSTIFY_INTENT = -2002
 TAMPERED_BUNDLE = "sha256:" + "d" * 64
 FIELDS = tuple(USERS)
 PURPOSES = ("operations", "customer_support", "interoperability", "analytics_aggregate")
@@ -132,7 +135,7 @@ class LogGenerator:
             self.approval_reach_story, self.approval_refused, self.approval_signature_story,
             self.token_story, self.roster_story, self.appender_story, self.downgraded,
             self.pre_exports_bundle, self.key_access_story, self.key_access_story,
-            self.bulk_story, self.bulk_story]
+            self.bulk_story, self.bulk_story, self.export_key_story]
         # the identity authority of "us" (TEST-ONLY key) and its published versions
         self.authority_signer = Signer.from_seed("us-identity", b"\x07" * 32)
         self.rosters: list[tuple[Roster, RosterSignature]] = []
@@ -214,11 +217,25 @@ class LogGenerator:
         (what the sequencer lets through), or one before that (a stale one)."""
         changes: dict[str, list[int]] = {}
         out = []
+        last_intent: int | None = None
         for index, entry in enumerate(entries):
             try:
                 body = json.loads(entry)
             except ValueError:
                 body = None
+            if isinstance(body, dict) and body.get("type") == "export-intent":
+                last_intent = index
+            if isinstance(body, dict) and body.get("type") == "export" and \
+                    body.get("intent") == JUSTIFY_INTENT and last_intent is not None:
+                body["intent"] = last_intent
+                out.append(canonical_json(body))
+                continue
+            if isinstance(body, dict) and body.get("type") == "key-access" and \
+                    body.get("justified") == JUSTIFY_INTENT and last_intent is not None:
+                body["justified"] = last_intent
+                body["leaf"] = base64.b64encode(merkle.leaf_hash(out[last_intent])).decode()
+                out.append(canonical_json(body))
+                continue
             if isinstance(body, dict) and body.get("type") == "key-access" and \
                     body.get("justified") in (JUSTIFY_PREVIOUS, BROKEN_PROMISE) and out:
                 broken = body["justified"] == BROKEN_PROMISE
@@ -729,6 +746,35 @@ class LogGenerator:
                 "counters": [{"counterparty": "org:bytedance", "counter": "precise_geolocation",
                               "subjects": 4, "count": 8, "threshold": 6, "action": "deny"}],
                 "outcome": "refused", "approval": None, "gateway": "us", "release": None}))
+        return out
+
+    def export_key_story(self, rng: random.Random) -> list[bytes]:
+        """An export's keys released in bulk by the key service (issue 13): an
+        ``export-intent`` over 1-4 subjects, then one ``key-access`` entry (operation
+        ``export``) per subject naming it; at random honest, one subject outside the
+        intent, one subject fewer than it counts, or a denied intent
+        (``key_access_unjustified``)."""
+        subjects = ["subject:" + f"{n:02x}" * 32 for n in rng.sample(range(1, 200),
+                                                                     rng.randint(1, 4))]
+        how = rng.choice(["honest", "honest", "outside", "fewer", "denied"])
+        intent = encode_entry("export-intent", self.tick(rng), {
+            "principal": LOCAL.to_json(), "collection": "users", "group_by": "email",
+            "purpose": "analytics_aggregate", "outcome": "deny" if how == "denied" else "allow",
+            "subjects": len(subjects), "root": subjects_root(subjects), "gateway": "us"})
+        released = subjects[1:] if how == "fewer" else \
+            [*subjects, "subject:" + "ff" * 32] if how == "outside" else subjects
+        out = [intent, *(encode_entry("key-access", self.tick(rng), {
+            "jurisdiction": "us", "operation": "export", "subject": s,
+            "justified": JUSTIFY_INTENT, "leaf": "", "by": "key-service"})
+            for s in released)]
+        # the export naming it (its index set by versions()): at random for another
+        # principal (export_intent_mismatch), or twice (the second one too)
+        named = rng.choice(["same", "same", "other", "twice", "none"])
+        if named != "none":
+            who = PARENT_HOME if named == "other" else LOCAL
+            export = json.loads(self.strict.export(who, "email", 50, t=self.tick(rng)))
+            export["intent"] = JUSTIFY_INTENT
+            out += [canonical_json(export)] * (2 if named == "twice" else 1)
         return out
 
     def key_event(self, rng: random.Random) -> list[bytes]:

@@ -137,7 +137,12 @@ def _write(http: httpx.Client, email: str) -> str:
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyedDeployment]:
     """A TEST-ONLY deployment: us with sequencer, key service and gateway processes."""
-    root = tmp_path_factory.mktemp("keyed")
+    yield from keyed_deployment(tmp_path_factory.mktemp("keyed"))
+
+
+def keyed_deployment(root: Path) -> Iterator[KeyedDeployment]:
+    """Run us's sequencer, key service and gateway under ``root`` while the caller
+    iterates (TEST-ONLY; the ``keyed`` fixture of this and other modules)."""
     config = write_deployment(root)
     use_sequencer_service(config, free_port())
     _add_key_service(config, free_port())

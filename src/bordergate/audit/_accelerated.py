@@ -284,7 +284,8 @@ class AcceleratedInspector(ReferenceInspector):
         """
         # an entry presenting an approval is checked by the reference rules: its
         # subject and record (which a shape leaves out) decide the approval's reach
-        shape = None if _PRESENTS_APPROVAL in data else _shape(m)
+        # so is an export naming its export-intent (which a shape leaves out)
+        shape = None if _PRESENTS_APPROVAL in data or _NAMES_INTENT in data else _shape(m)
         layout = _layout(data, m)
         if shape is not None and layout is not None:
             rest, decisions, rest_key = layout
@@ -632,6 +633,7 @@ def _fast_time(text: object) -> float | None:
 # -- shapes --------------------------------------------------------------------------------
 _TAIL_TIME = b'","time":"'
 _PRESENTS_APPROVAL = b'"approval":"'
+_NAMES_INTENT = b'"intent":'
 _RECORD_KEY = b',"record":"record:'
 # An entry's shape: everything but the hex of its record and subject pseudonyms (the
 # last such members before the end) and its time, which must end the entry but for its

@@ -171,6 +171,9 @@ FINDING_KINDS: Mapping[str, FindingKind] = _kinds(
      "operation about that subject"),
     ("key_access_malformed", "high", "integrity",
      "A key-access entry does not name a justifying index before it and a leaf hash"),
+    ("export_intent_mismatch", "high", "integrity",
+     "An export entry names an export-intent that is not an earlier allowed intent of "
+     "the same principal, collection and grouping field, or one another export named"),
     # bearer tokens
     ("token_revoked_use", "critical", "violation",
      "A read was decided for a bearer token after its token-revoke entry"),

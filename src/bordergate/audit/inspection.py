@@ -145,6 +145,8 @@ class ReferenceInspector(RuleContext):
             tokens.revoked_token_use(self, index, t, entry)
             releases.decision_without_start(self, index, t, entry)
             self.decision_entry(index, entry, group)
+            if "intent" in entry.body:  # an export whose keys a key service released
+                keyaccess.export_intent(self, index, entry)
         elif kind == "approval-request":
             approvals.approval_request(self, index, entry)
         elif kind in approvals.APPROVAL_CHANGES:

@@ -44,6 +44,9 @@ class InspectionState:
             (``audit.rules.keyaccess``).
         bulk: the subjects of each bulk counter, by counterparty and counter
             (``audit.rules.bulk``).
+        intent_claims: ``[index, intent, principal id, collection, group_by]`` of
+            each ``export`` entry naming an ``export-intent``, not yet matched to it
+            (``audit.rules.keyaccess``).
     """
 
     size: int = 0
@@ -62,6 +65,7 @@ class InspectionState:
     max_version: int = 0
     key_claims: list[list[Any]] = field(default_factory=list)
     bulk: dict[str, BulkCounterState] = field(default_factory=dict)
+    intent_claims: list[list[Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"size": self.size, "max_time": self.max_time, "tally": self.tally.to_json(),
@@ -73,7 +77,7 @@ class InspectionState:
                 "roster_entries": {k: [i, t] for k, (i, t) in self.roster_entries.items()},
                 "roster_in_force": self.roster_in_force, "roster_serial": self.roster_serial,
                 "migrated": self.migrated, "max_version": self.max_version,
-                "key_claims": self.key_claims,
+                "key_claims": self.key_claims, "intent_claims": self.intent_claims,
                 "bulk": {k: v.to_json() for k, v in self.bulk.items()}}
 
     @classmethod
@@ -104,5 +108,6 @@ class InspectionState:
             migrated={str(k): list(v) for k, v in dict(data.get("migrated", {})).items()},
             max_version=int(data.get("max_version", 0)),
             key_claims=[list(c) for c in data.get("key_claims", [])],
+            intent_claims=[list(c) for c in data.get("intent_claims", [])],
             bulk={str(k): BulkCounterState.from_json(v)
                   for k, v in dict(data.get("bulk", {})).items()})

@@ -97,6 +97,7 @@ from bordergate.gateway.decisions import (
     key_event_entry,
     withheld_reason,
 )
+from bordergate.gateway.export_keys import sealed_export_aggregate
 from bordergate.gateway.fifo_cache import BoundedFifoCache
 from bordergate.gateway.revocations import (
     RevocationFollower,
@@ -1177,7 +1178,12 @@ class Gateway:
         plan = self.mechanism.plan(self.privacy.epsilon_micro, self.privacy.delta_exponent, k)
         budget = await self._off_loop(self.budgets.spend, principal.id, collection, now,
                                       plan.epsilon_micro, self.privacy)
-        aggregate = await self._off_loop(lambda: self.vault.aggregate(collection, group_by))
+        if self.key_service is not None and specs[0].field_class.encrypted:
+            aggregate, body["intent"] = await sealed_export_aggregate(
+                self, principal, collection=collection, group_by=group_by, purpose=purpose,
+                now=now)
+        else:
+            aggregate = await self._off_loop(lambda: self.vault.aggregate(collection, group_by))
         noisy = await self._off_loop(self.mechanism.release, plan, [
             TrueGroup(g.value, g.records, g.subjects) for g in aggregate.groups])
         groups = noisy.groups[: self.limits.max_export_groups]

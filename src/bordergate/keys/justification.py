@@ -40,8 +40,9 @@ checkpoint needs no such later check: the witnesses have already seen the
 tree that holds the entry, so a proof in one is the stronger evidence (and the
 slower: the entry must wait for a cosigned checkpoint).
 
-Erasures need no data key (the store destroys the wrapped key) and exports
-are not served through the key service (docs/design.md, "Known gaps").
+Erasures need no data key (the store destroys the wrapped key); an export's
+bulk release is judged by :mod:`bordergate.keys.bulk`, which reuses the proof
+checks here.
 
 This module is pure: bytes and the time in, a verdict out.  It never sees key
 material.
@@ -62,7 +63,7 @@ from bordergate.tlog.note import Verifier
 from bordergate.tlog.promise import open_promise
 
 __all__ = ["OPERATION_ENTRY_TYPES", "REFUSAL_CODES", "CheckpointProof", "JustificationRefused",
-           "JustifiedAccess", "TrustedCheckpoints", "check_justification"]
+           "JustifiedAccess", "TrustedCheckpoints", "check_justification", "proven_entry"]
 
 #: The entry type that justifies each key operation.
 OPERATION_ENTRY_TYPES = MappingProxyType({"read": "access", "write": "write"})
@@ -146,12 +147,7 @@ def check_justification(*, operation: str, subject_pseudonym: str, entry: bytes 
                                    "send its entry and the log's promise of inclusion "
                                    "(or its inclusion proof in a witnessed checkpoint)",
                                    code="key_justification_missing")
-    promised_at: float | None = None
-    if promise:
-        index, leaf, promised_at = _promised(entry, promise, verifier)
-    else:
-        assert proof is not None
-        index, leaf = _proven_in_checkpoint(entry, proof, verifier, trusted)
+    index, leaf, promised_at = proven_entry(entry, promise, proof, verifier, trusted)
     try:
         parsed = parse_entry(entry)
     except VerificationError:
@@ -179,6 +175,22 @@ def check_justification(*, operation: str, subject_pseudonym: str, entry: bytes 
                                    code="key_justification_stale")
     return JustifiedAccess(operation, subject_pseudonym, index, leaf,
                            "promise" if promised_at is not None else "checkpoint")
+
+
+def proven_entry(entry: bytes, promise: bytes | None, proof: CheckpointProof | None,
+                 verifier: Verifier, trusted: TrustedCheckpoints | None
+                 ) -> tuple[int, bytes, float | None]:
+    """The entry's index and leaf hash, and the promise's time (None for a proof),
+    from the log operator's ``promise`` if given, else from ``proof`` (rule 2).
+
+    Raises:
+        JustificationRefused: ``key_justification_unproven`` or
+            ``key_justification_unwitnessed``.
+    """
+    if promise:
+        return _promised(entry, promise, verifier)
+    assert proof is not None
+    return (*_proven_in_checkpoint(entry, proof, verifier, trusted), None)
 
 
 def _promised(entry: bytes, promise: bytes, verifier: Verifier) -> tuple[int, bytes, float]:

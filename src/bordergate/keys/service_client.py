@@ -148,14 +148,47 @@ class KeyServiceClient:
                 self._cache.popitem(last=False)
         return cipher, created
 
-    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def release_export(self, *, entry: bytes, promise: bytes,
+                             wrapped: list[WrappedDataKey]) -> dict[str, SubjectCipher]:
+        """The data keys of an export's subjects (each listed once), released in one
+        request for their logged ``export-intent`` ``entry`` (as the log holds it)
+        and its ``promise`` (:mod:`bordergate.keys.bulk`); by subject id.  Not cached:
+        an export's keys serve that export only.
+
+        Raises:
+            Unavailable: ``key_release_refused`` (the service refused: its code is in
+                the message) or ``key_service_unavailable``.
+        """
+        body: dict[str, Any] = {
+            "operation": "export", "entry": base64.b64encode(entry).decode("ascii"),
+            "promise": promise.decode("utf-8"),
+            "subjects": [{"subject": str(w.subject), "wrapped": {
+                "key_id": w.key_id.hex(), "kek_version": w.kek_version,
+                "wrapped": base64.b64encode(w.wrapped).decode("ascii")}} for w in wrapped]}
+        answer = await self._post(body, "/v1/data-keys")
+        by_id = {str(w.subject): w.subject for w in wrapped}
+        try:
+            keys = {item["subject"]: SubjectCipher(
+                by_id[item["subject"]], bytes.fromhex(item["key_id"]),
+                int(item["kek_version"]), base64.b64decode(item["data_key"], validate=True))
+                for item in answer["keys"]}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise Unavailable("the key service answered garbage",
+                              code="key_service_unavailable") from exc
+        if set(keys) != set(by_id):
+            raise Unavailable("the key service answered other subjects' keys",
+                              code="key_service_unavailable")
+        return keys
+
+    async def _post(self, body: dict[str, Any], route: str = "/v1/data-key"
+                    ) -> dict[str, Any]:
         encoded = json.dumps(body, separators=(",", ":")).encode()
         if self._raw is not None:
-            raw = await self._raw.request("POST", f"{self._path}/v1/data-key", encoded)
+            raw = await self._raw.request("POST", f"{self._path}{route}", encoded)
             status, content = raw.status, raw.body
         else:
             try:
-                r = await self._client.post(f"{self.url}/v1/data-key", content=encoded,
+                r = await self._client.post(f"{self.url}{route}", content=encoded,
                                             headers={**self._headers,
                                                      "Content-Type": "application/json"})
             except httpx.HTTPError as exc:
@@ -211,8 +244,8 @@ class KeyServiceClient:
 class KeksHeldElsewhere:
     """The :class:`~bordergate.keys.backend.KeyBackend` of a gateway whose KEKs its key
     service holds: every KEK operation fails closed (``kek_held_by_key_service``,
-    503), so a code path that would unwrap locally (an export grouped by a sealed
-    field, a data-key rotation) is refused instead of silently needing the KEK."""
+    503), so a code path that would unwrap locally (a data-key rotation) is refused
+    instead of silently needing the KEK."""
 
     kind = "key-service"
     inline_unwraps = True  # it fails at once, without I/O

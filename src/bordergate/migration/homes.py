@@ -7,7 +7,10 @@ custodian's credentials only.  It writes in batches, in process (not over
 HTTP), keeping the gateway's order (docs/log-entries.md, promise 3): decide
 every field written, log the ``migration`` entry and the ``key-event`` of
 every data key the batch creates, wait until they are durable, then write the
-store in one transaction.
+store in one transaction.  When the deployment names the home's key service
+the home opens no KEK: the ``migration`` entries are logged first and the key
+service creates the batch's new data keys against them (:meth:`Home.create_keys`,
+:mod:`bordergate.migration.key_service`) before anything is sealed.
 
 The legacy-id -> subject-id map lives only in the home's store, as one record
 per subject in the reserved collection ``_legacy`` (owned by the subject, so
@@ -32,7 +35,7 @@ from typing import Any, Protocol
 from bordergate.config import Deployment, Jurisdiction
 from bordergate.entries import Pseudonymizer
 from bordergate.entry_state import state_keys
-from bordergate.errors import ConfigError, NotFound
+from bordergate.errors import ConfigError, NotFound, Unavailable
 from bordergate.gateway.decisions import (
     DecisionCache,
     access_outcome,
@@ -42,7 +45,10 @@ from bordergate.gateway.decisions import (
 from bordergate.gateway.startup import read_pseudonym_secret
 from bordergate.keys.backend import open_key_backend
 from bordergate.keys.envelope import field_aad_prefix, field_aad_suffix
+from bordergate.keys.events import KeyEvent, KeyEventKind
 from bordergate.keys.keyring import KeyRing, SubjectCipher, WrappedDataKey
+from bordergate.keys.service_client import KeksHeldElsewhere
+from bordergate.migration.key_service import MigrationKeys
 from bordergate.policy.bundle import PolicyBundle
 from bordergate.policy.engine import PolicyEngine
 from bordergate.policy.entities import Principal, RequestContext
@@ -69,6 +75,7 @@ class HomeBatch:
     keys: list[WrappedDataKey] = field(default_factory=list)
     key_entries: list[bytes] = field(default_factory=list)
     entries: list[bytes] = field(default_factory=list)
+    logged: bool = False  # the entries are durable already (keys from a key service)
 
 
 class Home:
@@ -76,7 +83,8 @@ class Home:
 
     def __init__(self, code: str, *, schema: Schema, engine: PolicyEngine,
                  pseudonyms: Pseudonymizer, store: RecordStore, keyring: KeyRing,
-                 sequencer: HomeLog | None) -> None:
+                 sequencer: HomeLog | None, key_service: MigrationKeys | None = None
+                 ) -> None:
         self.code = code
         self.schema = schema
         self.engine = engine
@@ -84,6 +92,7 @@ class Home:
         self.store = store
         self.keyring = keyring
         self.sequencer = sequencer
+        self.key_service = key_service
         self.principal = Principal(id="bordergate-migration", org=f"{code}-custodian",
                                    org_kind="local", location=code,
                                    roles=frozenset({"service"}))
@@ -207,6 +216,43 @@ class Home:
         sealed = self.cipher(subject, batch, minted=minted).seal(legacy_id.encode(), aad)
         batch.records.append((LEGACY_COLLECTION, lookup, subject, {_LEGACY_FIELD: sealed}))
 
+    def create_keys(self, batch: HomeBatch, tables: Sequence[Sequence[tuple[SubjectId, str]]],
+                    new: Sequence[SubjectId]) -> None:
+        """With a key service: log the batch's entries (one per table, in
+        ``batch.entries`` order, ``tables`` their (subject, record id) pairs) with
+        the log operator's promises, then have the key service create the data keys
+        of the ``new`` subjects, each against the first entry whose table it owns a
+        record of (:mod:`bordergate.migration.key_service`); the keys go into
+        ``batch`` with their ``key-event`` entries, as :meth:`cipher` would.
+
+        Raises:
+            Unavailable: the log or the key service; ``migration_subject_without_records``
+                for a new subject owning no record of the batch.
+        """
+        if not isinstance(self.sequencer, ServiceLog) or self.key_service is None:
+            raise ConfigError(f"home {self.code} has no key service and log operator",
+                              code="home_read_only")
+        promises = self.sequencer.append_promised(batch.entries)
+        batch.logged = True
+        remaining = {str(s): s for s in new}
+        for entry, pairs, promise in zip(batch.entries, tables, promises, strict=True):
+            owners = {str(s) for s, _ in pairs}
+            create = [remaining.pop(k) for k in sorted(remaining) if k in owners]
+            if not create:
+                continue
+            made = self.key_service.create(entry=self.sequencer.logged(entry),
+                                           promise=promise, pairs=pairs, create=create)
+            for subject in create:
+                cipher, wrapped = made[str(subject)]
+                self._ciphers[str(subject)] = cipher
+                batch.keys.append(wrapped)
+                batch.key_entries.append(_key_entry(KeyEvent(
+                    KeyEventKind.DATA_KEY_CREATED, self.code, wrapped.kek_version,
+                    time.time(), subject), self))
+        if remaining:
+            raise Unavailable(f"{len(remaining)} new subjects own no record of the batch",
+                              code="migration_subject_without_records")
+
     # -- writing --------------------------------------------------------------
     def commit(self, batch: HomeBatch) -> None:
         """Log the batch's entries and key events (durable), then write the store.
@@ -217,7 +263,9 @@ class Home:
         """
         if self.sequencer is None:
             raise ConfigError(f"home {self.code} was opened read-only", code="home_read_only")
-        self.sequencer.append_many(batch.entries + batch.key_entries)
+        logged = [] if batch.logged else batch.entries
+        if logged or batch.key_entries:
+            self.sequencer.append_many(logged + batch.key_entries)
         self.store.put_batch(batch.keys, batch.records)
         self._ciphers.clear()
         self._kek_version = None
@@ -242,6 +290,8 @@ class Home:
     def close(self) -> None:
         if self.sequencer is not None:
             self.sequencer.close()
+        if self.key_service is not None:
+            self.key_service.close()
         self.store.close()
 
 
@@ -272,6 +322,15 @@ class ServiceLog:
     def append_many(self, entries: list[bytes]) -> int:
         """Sequence ``entries``; returns once the service says they are durable."""
         return int(self._loop.run_until_complete(self._remote.append_many(entries)))
+
+    def append_promised(self, entries: list[bytes]) -> list[bytes]:
+        """Sequence ``entries`` durably; the log operator's promise of inclusion of each."""
+        _, promises = self._loop.run_until_complete(self._remote.append_promised(entries))
+        return list(promises)
+
+    def logged(self, entry: bytes) -> bytes:
+        """The bytes the log holds for ``entry`` (stamped with the credential's id)."""
+        return bytes(self._remote.logged(entry))
 
     def publish(self, timeout: float = 30.0) -> None:
         """Nothing to wait for here: the log operator's service publishes what it
@@ -322,7 +381,13 @@ def open_home(deployment: Deployment, code: str, *, write: bool = True) -> Home:
     engine = PolicyEngine(PolicyBundle.load(deployment.policy_bundle_path))
     pseudonyms = Pseudonymizer(read_pseudonym_secret(j.log.pseudonym_secret_file))
     store = open_record_store(j.store, jurisdiction=code)
-    keyring = KeyRing(open_key_backend(j.keys, jurisdiction=code), store)
+    key_service = None
+    if j.key_service is not None:  # the key service holds the KEKs: never opened here
+        keyring = KeyRing(KeksHeldElsewhere(code), store)
+        key_service = MigrationKeys(j.key_service.url,
+                                    j.key_service.credential_file.read_text().strip())
+    else:
+        keyring = KeyRing(open_key_backend(j.keys, jurisdiction=code), store)
     sequencer: HomeLog | None = None
     if write:
         try:
@@ -331,4 +396,4 @@ def open_home(deployment: Deployment, code: str, *, write: bool = True) -> Home:
             store.close()
             raise
     return Home(code, schema=schema, engine=engine, pseudonyms=pseudonyms, store=store,
-                keyring=keyring, sequencer=sequencer)
+                keyring=keyring, sequencer=sequencer, key_service=key_service)

@@ -8,7 +8,10 @@ reached durably:
 1. ``started``: the attempt is counted (a later attempt is a retry, and its
    entries say so);
 2. per home: ``migration`` entries and the ``key-event`` of each new data key
-   are durable in the home's log, *then* the records, the new data keys and
+   are durable in the home's log (with a key service the ``migration`` entries
+   first, then the key service creates the new data keys against them, then
+   the records are sealed: :mod:`bordergate.migration.key_service`), *then*
+   the records, the new data keys and
    the legacy-id map rows are written to the home's store in one
    transaction; then ``stored``, with the batch's manifest (record and subject
    pseudonyms, for ``verify``), in one source transaction;
@@ -30,6 +33,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from bordergate.errors import Conflict
@@ -161,16 +165,25 @@ class _Migration:
         batch = HomeBatch()
         subjects: dict[int, SubjectId] = {}
         pseudonymous: dict[int, str] = {}
-        new_subjects = 0
+        # with a key service, keys come only against the logged entries: every
+        # record is sealed after the batch's entries are durable (Home.create_keys)
+        later: list[Callable[[], None]] | None = None if home.key_service is None else []
+        minted: list[SubjectId] = []
         for key, legacy in mine.items():
             subject = home.subject_of(legacy)
             if subject is None:
                 subject = SubjectId.mint(code)
-                home.seal_legacy_id(legacy, subject, batch, minted=True)
-                new_subjects += 1
+                minted.append(subject)
+                if later is None:
+                    home.seal_legacy_id(legacy, subject, batch, minted=True)
+                else:
+                    later.append(partial(home.seal_legacy_id, legacy, subject, batch,
+                                         minted=True))
             subjects[key] = subject
             pseudonymous[key] = home.pseudonyms.subject(str(subject))
+        new_subjects = len(minted)
         manifest: list[tuple[str, str, str, str]] = []
+        pairs: list[list[tuple[SubjectId, str]]] = []
         now = self.clock()
         for t in self.mapping.tables:
             table_rows = rows.tables[t.table].get(code, [])
@@ -178,9 +191,15 @@ class _Migration:
                 continue
             pseudonyms: list[str] = []
             owners: set[int] = set()
+            pairs.append([])
             for key, owner, values in table_rows:
                 record_id = home.record_id(batch_no, t.table, key)
-                home.seal(t.collection, record_id, subjects[owner], values, batch)
+                if later is None:
+                    home.seal(t.collection, record_id, subjects[owner], values, batch)
+                else:
+                    later.append(partial(home.seal, t.collection, record_id, subjects[owner],
+                                         values, batch))
+                pairs[-1].append((subjects[owner], record_id))
                 record = home.pseudonyms.record(t.collection, record_id)
                 pseudonyms.append(record)
                 owners.add(owner)
@@ -194,6 +213,10 @@ class _Migration:
                 records_root=records_root(pseudonyms), fields=tuple(sorted(t.fields)),
                 dropped=dict(t.drop))
             batch.entries.append(self._entry(home, t, facts, now))
+        if later is not None:
+            home.create_keys(batch, pairs, minted)
+            for step in later:
+                step()
         home.commit(batch)
         return manifest
 

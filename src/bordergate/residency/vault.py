@@ -37,7 +37,7 @@ from bordergate.keys.envelope import field_aad_prefix, field_aad_suffix
 from bordergate.keys.events import KeyEvent
 from bordergate.keys.keyring import KeyRing, SubjectCipher
 from bordergate.residency.schema import FieldSpec, Schema
-from bordergate.residency.stores import RecordRef, RecordStore
+from bordergate.residency.stores import FieldValue, RecordRef, RecordStore
 from bordergate.subjects import SubjectId, parse_record_id, require_home
 
 __all__ = [
@@ -389,8 +389,15 @@ class Vault:
             events=(self.keyring.shredded(owner, version),))
 
     def aggregate(self, collection: str, group_by: str | None = None, *,
-                  min_subjects: int = 1) -> Aggregate:
+                  min_subjects: int = 1,
+                  sealed: tuple[Sequence[FieldValue], Mapping[str, SubjectCipher]] | None = None
+                  ) -> Aggregate:
         """Count records and distinct subjects, optionally grouped by one field.
+
+        ``sealed``: for a sealed ``group_by``, the stored values already read and
+        each subject's data key (by subject id), released by a key service for
+        exactly those values (:mod:`bordergate.gateway.export_keys`); else the
+        key ring opens them.
 
         Raises:
             InvalidInput: ``unknown_collection``, ``unknown_field``.
@@ -403,19 +410,23 @@ class Vault:
             groups = [AggregateGroup(_decoded(spec, g.value), g.records, g.subjects)
                       for g in self.store.group_count(collection, group_by)]
         else:
-            groups = self._grouped_in_process(collection, spec)
+            groups = self._grouped_in_process(collection, spec, sealed)
         kept = tuple(sorted((g for g in groups if g.subjects >= min_subjects),
                             key=lambda g: (g.value is None, repr(g.value))))
         return Aggregate(collection=collection, group_by=group_by, groups=kept,
                          suppressed=len(groups) - len(kept))
 
-    def _grouped_in_process(self, collection: str, spec: FieldSpec) -> list[AggregateGroup]:
+    def _grouped_in_process(self, collection: str, spec: FieldSpec,
+                            sealed: tuple[Sequence[FieldValue], Mapping[str, SubjectCipher]]
+                            | None) -> list[AggregateGroup]:
         records: Counter[object] = Counter()
         subjects: dict[object, set[SubjectId]] = {}
-        for item in self.store.field_values(collection, spec.name):
+        items = self.store.field_values(collection, spec.name) if sealed is None else sealed[0]
+        for item in items:
             value: object | None = None
             if item.value is not None:
-                cipher, _ = self.keyring.cipher_for(item.subject)
+                cipher = self.keyring.cipher_for(item.subject)[0] if sealed is None \
+                    else sealed[1][str(item.subject)]
                 aad = (field_aad_prefix(self.jurisdiction, str(item.subject), collection,
                                         item.record_id) + field_aad_suffix(spec.name))
                 value = spec.decode(self._open(cipher, item.value, aad)[0])
