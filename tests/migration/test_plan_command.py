@@ -28,7 +28,7 @@ def test_plan_is_split_per_home_and_counts_categories(tmp_path: Path,
     config = str(deployment.path)
     runner = CliRunner()
     out = runner.invoke(app, ["migrate", "plan", "--source", url, "--config", config,
-                              "--json", str(tmp_path / "plan.json")])
+                              "--out", str(tmp_path / "plan.json")])
     assert out.exit_code == 0, out.output
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert plan["records"] == 300 and set(plan["homes"]) <= {"us", "eu", "cn"}
