@@ -169,9 +169,6 @@ NO_JSON = {
     "prints one value for pipes (a size, a token, a path, a key)": {
         "log append", "principal issue", "schema demo-path", "approval keygen",
         "release keygen", "roster keygen"},
-    "not yet (issue 16 item 5, open)": {
-        "release propose", "release review", "release diff", "release build-runtime",
-        "migrate run"},
 }
 
 

@@ -429,10 +429,10 @@ class Demo:
         source = f"sqlite:{self.data / 'legacy-global.db'}"
         self.cli("migrate", "generate", "--source", source, "--users", str(users))
         cfg = ("--source", source, "--config", str(self.config))
-        self.cli("migrate", "plan", *cfg, "--json", str(self.data / "migration-plan.json"),
+        self.cli("migrate", "plan", *cfg, "--out", str(self.data / "migration-plan.json"),
                  check=False)  # exit 1 would mean unmapped columns: run refuses then
         self.cli("migrate", "run", *cfg, "--batch-subjects", "50", "--no-progress")
-        out = self.cli("migrate", "verify", *cfg, "--json",
+        out = self.cli("migrate", "verify", *cfg, "--out",
                        str(self.data / "migration-verify.json"))
         self.facts["migration"] = {"legacy_source": source, "verify": out.strip().splitlines()}
         self.say(f"[bold]2b.[/] legacy global database ({users * 10:,} records) migrated into "

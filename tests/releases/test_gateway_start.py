@@ -201,3 +201,68 @@ def _log_size(deployment: Deployment) -> int:
                          ).checkpoint().checkpoint.size
     finally:
         storage.close()
+
+
+def test_release_commands_print_json(deployment: Path) -> None:
+    """Issue 16 item 5 (docs/cli.md): `release propose`, `review` and `diff` with `--json`
+    (and `-j`) print one JSON document on stdout whose members agree with the log: the
+    release id and digests the ledger holds, the approvals it counts, the changed files;
+    a refusal with `--json` is the common JSON error with its stable code."""
+    root = deployment.parent
+    runner = CliRunner()
+
+    def run(*args: str | Path) -> tuple[int, str, str]:
+        result = runner.invoke(app, [str(a) for a in args])
+        return result.exit_code, result.stdout, result.stderr
+
+    code, out, err = run("release", "propose", "--config", deployment, "-j", "us", "--json")
+    assert code == 0, err
+    proposed = json.loads(out)
+    dep = load_config(deployment)
+    record = ledger(dep).find(str(proposed["index"]))
+    assert record is not None and proposed["ok"] is True
+    assert (proposed["release"], proposed["jurisdiction"], proposed["log"]) == \
+        (record.id, "us", dep.jurisdiction("us").log.origin)
+    assert (proposed["package"], proposed["policy"]) == \
+        (record.manifest.package_digest, record.manifest.policy_digest)
+    assert proposed["package_files"] == len(record.manifest.package_files)
+    assert proposed["required_approvals"] == 2 and proposed["runtime"] is None
+    assert proposed["bundle"].endswith(record.manifest.policy_digest.replace(":", "-") + ".tar")
+
+    review = ("release", "review", proposed["release"][:20], "--config", deployment, "-j", "us",
+              "--verdict", "approve", "--json")
+    code, out, err = run(*review, "--key-file", root / "alice.key", "--note", "read it")
+    assert code == 0, err
+    first = json.loads(out)
+    assert (first["release"], first["reviewer"], first["verdict"]) == \
+        (proposed["release"], "alice", "approve")
+    assert (first["approvals"], first["required"], first["state"]) == (["alice"], 2, "pending")
+    assert first["index"] == proposed["index"] + 1
+    code, out, err = run(*review, "--key-file", root / "mallory.key", "--note", "trust me")
+    refused = json.loads(out)
+    assert (code, refused["ok"], refused["error"]) == (2, False, "reviewer_not_configured")
+    assert "error [reviewer_not_configured]" in err
+    code, out, err = run(*review, "--key-file", root / "bob.key", "--note", "ok")
+    assert code == 0, err
+    second = json.loads(out)
+    assert (second["approvals"], second["state"]) == (["alice", "bob"], "approved")
+
+    cedar = root / "policy" / "policies.cedar"
+    cedar.write_bytes(cedar.read_bytes().replace(b"permit", b"permit ", 1))
+    code, out, err = run("release", "propose", "--config", deployment, "-j", "us", "--json")
+    assert code == 0, err
+    changed = json.loads(out)
+    assert changed["package"] == proposed["package"] and changed["policy"] != proposed["policy"]
+    code, out, err = run("release", "diff", str(proposed["index"]), str(changed["index"]),
+                         "--config", deployment, "-j", "us", "--json")
+    assert code == 0, err
+    diff = json.loads(out)
+    assert (diff["old"], diff["new"]) == (
+        {"release": proposed["release"], "index": proposed["index"]},
+        {"release": changed["release"], "index": changed["index"]})
+    assert diff["files"] == [{"change": "changed", "name": "policy/policies.cedar"}]
+    assert diff["dependencies"] == [] and diff["empty"] is False
+    code, out, err = run("release", "diff", "999", str(changed["index"]),
+                         "--config", deployment, "-j", "us", "--json")
+    missing = json.loads(out)
+    assert (code, missing["ok"], missing["error"]) == (2, False, "release_not_found")

@@ -33,7 +33,7 @@ from bordergate import runtime_boot
 from bordergate.cli import app
 from bordergate.config import load_config
 from bordergate.releases.launcher import isolated_command
-from bordergate.releases.runtime_build import BuiltRuntime, build_runtime, cached_runtime
+from bordergate.releases.runtime_build import BuiltRuntime, cached_runtime
 from tests.gateway.deployment import write_deployment
 from tests.releases.keys import reviewer_signer
 
@@ -279,8 +279,21 @@ def test_another_jurisdictions_reviewers_force_no_release_here(approved: Approve
 
 def test_two_runtime_builds_give_one_digest(built_runtime: BuiltRuntime,
                                             tmp_path: Path) -> None:
-    """Promise 6 (reproducible releases): a second build of the same tree and pins gives
-    the same runtime digest, so anyone can rebuild what reviewers approved."""
-    again = build_runtime(tmp_path / "again")
-    assert again.lock["digest"] == built_runtime.lock["digest"]
-    assert again.requirements.read_text() == built_runtime.requirements.read_text()
+    """Promise 6 (reproducible releases): a second build of the same tree and pins, by
+    `bordergate release build-runtime --out DIR --json` (issue 16 item 5: its result as
+    one JSON document), gives the same runtime digest, so anyone can rebuild what
+    reviewers approved; the document names the built directories and the lock's digest
+    and distributions."""
+    result = CliRunner().invoke(app, ["release", "build-runtime", "--out",
+                                      str(tmp_path / "again"), "--json"])
+    assert result.exit_code == 0, result.output
+    built = json.loads(result.stdout)
+    again = tmp_path / "again"
+    lock = json.loads((again / "env" / runtime_boot.LOCK_NAME).read_text())
+    assert built["ok"] is True and built["runtime"] == lock["digest"]
+    assert built["runtime"] == built_runtime.lock["digest"]
+    assert (built["out"], built["env"], built["requirements"]) == \
+        (str(again), str(again / "env"), str(again / "requirements.lock"))
+    assert built["distributions"] == len(built_runtime.lock["distributions"]) > 0
+    assert (again / "requirements.lock").read_text() == \
+        built_runtime.requirements.read_text()

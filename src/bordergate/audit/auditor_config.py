@@ -8,7 +8,7 @@ which keys it trusts.  One ``[logs.<jurisdiction>]`` table per log::
     time_tolerance_s = 5              # allowed clock disorder between entries
     max_checkpoint_age_s = 3600       # witness cosignatures older than this: checkpoint_stale
     report_title = "bordergate audit" # optional
-    separation = "verify.json"        # optional: `bordergate migrate verify --json` results
+    separation = "verify.json"        # optional: `bordergate migrate verify --out F` results
 
     [logs.us]
     location = "demo-data/us/log"     # a log directory or an http(s) base URL

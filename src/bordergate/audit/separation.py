@@ -5,7 +5,7 @@ and records migrated (the last attempt of each batch and table, as the
 inspection kept them), and the migration findings.  The store-side
 recomputation (per-home counts and Merkle roots against the stores, the
 source recounted) needs the custodians' stores and secrets, so the auditor
-cannot run it: ``bordergate migrate verify --json FILE`` does, and the
+cannot run it: ``bordergate migrate verify --out FILE`` does, and the
 auditor's ``separation = "FILE"`` puts its results here as given, marked as
 the custodians' statement, not the auditor's finding.
 

@@ -1,9 +1,12 @@
 """``bordergate migrate ...``: generate a legacy dataset, plan, run and verify a migration.
 
-Exit codes: 0 done (``verify``: everything matched), 1 refused or a check
-failed (the message has a stable code), 2 a file or service could not be
-reached.  This module holds no migration logic: it parses options, opens
-what the deployment names, and prints.
+Exit codes (:mod:`bordergate.exit_codes`): 0 done (``verify``: everything
+matched), 1 refused or a check failed (the message has a stable code), 2 a
+usage or configuration error, 3 a file or service could not be reached.
+``--json`` prints the result as one JSON document on standard output (errors
+too); ``plan --out F`` and ``verify --out F`` also write it to a file.  This
+module holds no migration logic: it parses options, opens what the deployment
+names, and prints.
 """
 
 from __future__ import annotations
@@ -35,12 +38,22 @@ MappingOpt = Annotated[Path | None, typer.Option(
 ConfigOpt = Annotated[Path, typer.Option("--config", help="the deployment file")]
 
 
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
+OutOpt = Annotated[Path | None, typer.Option(
+    "--out", help="also write the result as JSON to this file")]
+
+
 @contextmanager
-def _errors() -> Iterator[None]:
+def _errors(json_output: bool = False) -> Iterator[None]:
     try:
         yield
-    except BordergateError as exc:
-        raise fail(exc) from None
+    except (BordergateError, OSError) as exc:
+        raise fail(exc, json_output=json_output) from None
+
+
+def _write(out: Path | None, document: dict[str, object]) -> None:
+    if out is not None:
+        out.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
 def _load(config: Path, mapping: Path | None
@@ -64,7 +77,7 @@ def generate(source: SourceOpt,
     from bordergate.migration.legacy import generate_legacy
     from bordergate.migration.source import open_source
 
-    with _errors():
+    with _errors(json_output):
         src = open_source(source)
         try:
             made = generate_legacy(src, users=users, seed=seed)
@@ -81,8 +94,7 @@ def generate(source: SourceOpt,
 
 @app.command()
 def plan(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
-         json_out: Annotated[Path | None, typer.Option("--json", help="write the plan here")]
-         = None,
+         out: OutOpt = None, json_output: JsonOpt = False,
          home: Annotated[str | None, typer.Option(
              "--home", "-j", "--jurisdiction", help="print only this home's part")] = None,
          batch_subjects: Annotated[int, typer.Option(help="subjects per batch")] = 500) -> None:
@@ -90,20 +102,22 @@ def plan(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
     from bordergate.migration.plan import make_plan, plan_text
     from bordergate.migration.source import open_source
 
-    with _errors():
+    with _errors(json_output):
         _, schema, parsed = _load(config, mapping)
         src = open_source(source, base_dir=config.parent)
         try:
             made = make_plan(src, parsed, schema, batch_subjects=batch_subjects)
         finally:
             src.close()
+    with _errors(json_output):
+        _write(out, made.to_json())
     if home is not None:
         typer.echo(json.dumps(made.for_home(home), indent=2, sort_keys=True))
+    elif json_output:
+        typer.echo(json.dumps(made.to_json(), indent=2, sort_keys=True))
     else:
         for line in plan_text(made):
             typer.echo(line)
-    if json_out is not None:
-        json_out.write_text(json.dumps(made.to_json(), indent=2, sort_keys=True) + "\n")
     if made.unmapped:
         raise typer.Exit(1)
 
@@ -119,7 +133,8 @@ def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
                  "opened)")] = None,
         parallel: Annotated[bool, typer.Option(
             help="one worker process per home, each with only its home's files "
-                 "(Linux; without --home)")] = True) -> None:
+                 "(Linux; without --home)")] = True,
+        json_output: JsonOpt = False) -> None:
     """Migrate in resumable batches; safe to interrupt and run again."""
     from rich.progress import (
         BarColumn,
@@ -136,7 +151,7 @@ def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
     from bordergate.migration.run import homes_needed, run_migration
     from bordergate.migration.source import open_source
 
-    with _errors():
+    with _errors(json_output):
         deployment, schema, parsed = _load(config, mapping)
         src = open_source(source, base_dir=config.parent)
         homes = {}
@@ -149,7 +164,7 @@ def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
                 homes[code] = open_home(deployment, code)
             bar = Progress(TextColumn("migrating"), BarColumn(), MofNCompleteColumn(),
                            TaskProgressColumn(), TextColumn("{task.fields[rate]} records/s"),
-                           TimeRemainingColumn(), disable=not progress)
+                           TimeRemainingColumn(), disable=not progress or json_output)
             with bar:
                 total = made.homes[home].records if home in made.homes else made.records
                 task = bar.add_task("records", total=total if home else made.records,
@@ -171,6 +186,13 @@ def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
                 h.close()
             src.close()
     rate = report.records / report.seconds if report.seconds else 0.0
+    if json_output:
+        typer.echo(json.dumps({
+            "ok": True, "records": report.records, "batches": report.batches,
+            "batches_done_before": report.batches_done_before, "retried": report.retried,
+            "seconds": round(report.seconds, 3), "records_per_second": round(rate, 1),
+            "home": home}, indent=2))
+        return
     typer.echo(f"migrated {report.records} records in {report.batches} batch parts "
                f"({report.batches_done_before} done before, {report.retried} retried) "
                f"in {report.seconds:.1f} s ({rate:,.0f} records/s); source compacted")
@@ -178,14 +200,13 @@ def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
 
 @app.command()
 def verify(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
-           json_out: Annotated[Path | None, typer.Option("--json", help="write results here")]
-           = None) -> None:
+           out: OutOpt = None, json_output: JsonOpt = False) -> None:
     """Recount the source and recompute every home's evidence; exit 0 only if all match."""
     from bordergate.migration.homes import open_home
     from bordergate.migration.source import open_source
     from bordergate.migration.verify import verify_migration
 
-    with _errors():
+    with _errors(json_output):
         deployment, _, parsed = _load(config, mapping)
         src = open_source(source, base_dir=config.parent)
         homes = {}
@@ -198,14 +219,19 @@ def verify(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
             for h in homes.values():
                 h.close()
             src.close()
+    with _errors(json_output):
+        _write(out, result.to_json())
+    if json_output:
+        typer.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
+        if not result.ok:
+            raise typer.Exit(1)
+        return
     for failure in result.failures:
         typer.echo(f"FAIL {failure}")
     for what in result.unverifiable:
         typer.echo(f"not verifiable here: {what}")
     dirty = result.dirty_in_source
     typer.echo(f"dirty rows left in the source: {dirty.get('rows_left_in_place', 0)}")
-    if json_out is not None:
-        json_out.write_text(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
     if not result.ok:
         typer.echo("migration verify: FAILED")
         raise typer.Exit(1)

@@ -48,10 +48,15 @@ JurisdictionOpt = Annotated[str | None, typer.Option(
 CredentialOpt = Annotated[Path | None, typer.Option(
     "--credential-file", help="append credential for the log's sequencer service "
     "(default: log.sequencer.release_credential_file)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
 
 
-def _fail(e: BordergateError) -> typer.Exit:
-    return fail(e)
+def _fail(e: BordergateError, json_output: bool = False) -> typer.Exit:
+    return fail(e, json_output=json_output)
+
+
+def _print_json(result: dict[str, Any]) -> None:
+    typer.echo(json.dumps({"ok": True, **result}, indent=2))
 
 
 @dataclass
@@ -180,6 +185,7 @@ def propose(config: ConfigOpt, jurisdiction: JurisdictionOpt = None, *,
                 "--runtime", help="a runtime built by build-runtime (its --out directory): "
                 "record it and its package (default: the runtime this runs from, if any)")]
             = None,
+            as_json: JsonOpt = False,
             ) -> None:
     """Append a release entry for the package, policy bundle, runtime and deployment settings."""
     from bordergate.entries import encode_entry
@@ -213,7 +219,23 @@ def propose(config: ConfigOpt, jurisdiction: JurisdictionOpt = None, *,
             published = publish_bundle(log.storage, files)  # type: ignore[arg-type]
             index = _append(log, entry, credential_file)
     except BordergateError as e:
-        raise _fail(e) from None
+        raise _fail(e, as_json) from None
+    need = log.jurisdiction.required_approvals
+    if as_json:
+        _print_json({
+            "release": manifest.id, "index": index, "log": log.origin,
+            "jurisdiction": log.code, "package": manifest.package_digest,
+            "package_files": len(manifest.package_files), "policy": manifest.policy_digest,
+            "bundle": str(published), "version": manifest.version,
+            "revision": manifest.revision,
+            "runtime": None if manifest.runtime is None else {
+                "digest": manifest.runtime.digest,
+                "distributions": len(manifest.runtime.distributions)},
+            "deployment": None if manifest.deployment is None else {
+                "jurisdiction": manifest.deployment.jurisdiction,
+                "digest": manifest.deployment.digest},
+            "required_approvals": need})
+        return
     typer.echo(f"release {manifest.id} proposed at entry {index} of {log.origin}")
     typer.echo(f"  package {manifest.package_digest} ({len(manifest.package_files)} files)")
     typer.echo(f"  policy  {manifest.policy_digest} published as {published}")
@@ -227,7 +249,6 @@ def propose(config: ConfigOpt, jurisdiction: JurisdictionOpt = None, *,
     if manifest.deployment is not None:
         typer.echo(f"  deployment settings of {manifest.deployment.jurisdiction} "
                    f"{manifest.deployment.digest}")
-    need = log.jurisdiction.required_approvals
     typer.echo(f"needs {need} approval(s): bordergate release review {index} --config {config} "
                f"--jurisdiction {log.code} --key-file <reviewer key> --verdict approve "
                "--note '...'")
@@ -265,7 +286,8 @@ def review(release: Annotated[str, typer.Argument(help="entry index or release i
            key_file: Annotated[Path, typer.Option("--key-file", help="the reviewer's key")],
            verdict: Annotated[str, typer.Option("--verdict", help="approve or reject")],
            note: Annotated[str, typer.Option("--note", help="what was reviewed, why")],
-           jurisdiction: JurisdictionOpt = None, credential_file: CredentialOpt = None) -> None:
+           jurisdiction: JurisdictionOpt = None, credential_file: CredentialOpt = None,
+           as_json: JsonOpt = False) -> None:
     """Append a release-review entry signed with the reviewer's key."""
     from bordergate.entries import encode_entry
     from bordergate.releases.review import MAX_NOTE, VERDICTS, review_body
@@ -273,7 +295,7 @@ def review(release: Annotated[str, typer.Argument(help="entry index or release i
     from bordergate.tlog.logdir import read_signer
     if verdict not in VERDICTS or len(note) > MAX_NOTE:
         raise usage_error(f"--verdict is approve or reject; --note at most {MAX_NOTE} "
-                          "characters")
+                          "characters", json_output=as_json)
     try:
         reviewer = read_signer(key_file)
         with _open(config, jurisdiction) as log:
@@ -289,8 +311,17 @@ def review(release: Annotated[str, typer.Argument(help="entry index or release i
             body = review_body(reviewer, log=log.origin, release=record.id, verdict=verdict,
                                note=note, now=now)
             index = _append(log, encode_entry("release-review", now, body), credential_file)
+            after = _ledger(log).find(record.id) if as_json else None
     except BordergateError as e:
-        raise _fail(e) from None
+        raise _fail(e, as_json) from None
+    if as_json:
+        now_state = after if after is not None else record
+        _print_json({"release": record.id, "index": index, "log": log.origin,
+                     "jurisdiction": log.code, "reviewer": reviewer.name, "verdict": verdict,
+                     "state": now_state.state, "approvals": sorted(now_state.approvals),
+                     "rejections": sorted(now_state.rejections),
+                     "required": now_state.required})
+        return
     typer.echo(f"{verdict} of release {record.id} by {reviewer.name} recorded at entry {index}")
 
 
@@ -310,7 +341,7 @@ def status(config: ConfigOpt, jurisdiction: JurisdictionOpt = None,
         with _open(config, jurisdiction) as log:
             ledger = _ledger(log)
     except BordergateError as e:
-        raise _fail(e) from None
+        raise _fail(e, as_json) from None
     from bordergate.entries import format_time
     through = ledger.throughput(time.time(), period=period_days * 86400)
     rows = [{"id": r.id, "index": r.index, "time": format_time(r.time), "state": r.state,
@@ -347,7 +378,8 @@ def status(config: ConfigOpt, jurisdiction: JurisdictionOpt = None,
 @app.command()
 def diff(old: Annotated[str, typer.Argument(help="entry index or release id (prefix)")],
          new: Annotated[str, typer.Argument(help="entry index or release id (prefix)")],
-         config: ConfigOpt, jurisdiction: JurisdictionOpt = None) -> None:
+         config: ConfigOpt, jurisdiction: JurisdictionOpt = None,
+         as_json: JsonOpt = False) -> None:
     """Show which files and dependencies changed between two releases."""
     from bordergate.releases.manifest import diff_manifests
     try:
@@ -359,8 +391,19 @@ def diff(old: Annotated[str, typer.Argument(help="entry index or release id (pre
             raise ConfigError(f"no release {missing[0]!r} (or the prefix is ambiguous)",
                               code="release_not_found")
     except BordergateError as e:
-        raise _fail(e) from None
+        raise _fail(e, as_json) from None
     changes = diff_manifests(a.manifest, b.manifest)
+    if as_json:
+        _print_json({
+            "log": log.origin,
+            "old": {"release": a.id, "index": a.index},
+            "new": {"release": b.id, "index": b.index},
+            "files": [{"change": kind, "name": name} for kind, name in changes.files],
+            "dependencies": [{"change": kind, "name": name}
+                             for kind, name in changes.dependencies],
+            "settings": list(changes.settings), "runtime": list(changes.runtime),
+            "empty": changes.empty})
+        return
     typer.echo(f"{_short(a.id)} (#{a.index}) -> {_short(b.id)} (#{b.index})")
     for kind, name in changes.files:
         typer.echo(f"  {kind:<8} {name}")
@@ -380,14 +423,21 @@ def build_runtime_command(
                                           "requirements.lock and env/")],
         source: Annotated[Path | None, typer.Option(
             "--source", help="the source tree (default: the one this package comes from)")]
-        = None) -> None:
+        = None,
+        as_json: JsonOpt = False) -> None:
     """Build the release's wheel and its hash-locked runtime environment (OUT/env)."""
     from bordergate.releases.runtime_build import build_runtime
     started = time.monotonic()
     try:
         built = build_runtime(out, source=source)
     except BordergateError as e:
-        raise _fail(e) from None
+        raise _fail(e, as_json) from None
+    if as_json:
+        _print_json({"runtime": built.lock["digest"], "out": str(built.out),
+                     "env": str(built.env), "requirements": str(built.requirements),
+                     "distributions": len(built.lock["distributions"]),
+                     "seconds": round(time.monotonic() - started, 3)})
+        return
     typer.echo(f"runtime {built.lock['digest']} built in {built.env} "
                f"({time.monotonic() - started:.0f} s): {len(built.lock['distributions'])} "
                f"distributions, locked by {built.requirements}")
