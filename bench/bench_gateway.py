@@ -331,7 +331,13 @@ def start_gateway(config: Path, url: str, *, receipts: bool = True
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
-    proc.wait(20)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        print(f"{' '.join(map(str, proc.args[1:4]))} did not stop within 20 s of SIGTERM; "
+              "killed", file=sys.stderr)
+        proc.kill()
+        proc.wait(20)
 
 
 async def seed(url: str, auth: dict[str, str]) -> list[str]:
@@ -366,7 +372,13 @@ async def read_each(url: str, paths: list[str], auth: dict[str, str]) -> None:
         for start in range(0, len(paths), CONNECTIONS):
             answers = await asyncio.gather(*(client.get(url + p)
                                              for p in paths[start:start + CONNECTIONS]))
-            assert all(r.status_code == 200 for r in answers), answers[0].text
+            failed = [r for r in answers if r.status_code != 200]
+            for r in failed:  # once more, one at a time; a second failure is an error
+                again = await client.get(str(r.request.url))
+                assert again.status_code == 200, again.text
+            if failed:
+                print(f"warm-up: {len(failed)} read(s) answered {failed[0].status_code} "
+                      f"({failed[0].text[:120]}), then 200 when read again", file=sys.stderr)
 
 
 def measure(label: str, url: str, paths: list[str], token: str, base_url: str,
@@ -388,11 +400,13 @@ def measure(label: str, url: str, paths: list[str], token: str, base_url: str,
     latencies = sorted(answered) or [float("nan")]
     p50 = latencies[len(latencies) // 2] * 1000
     p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000
-    return {"sequencer": label, "gateway_reads_per_s": round(rate),
-            "bare_reads_per_s": round(bare_rate), "ratio": round(rate / bare_rate, 3), **cpu,
-            "p50_ms_at_500_per_s": round(p50, 2),
-            "p99_ms_at_500_per_s": round(p99, 2),
-            **({"failed_at_500_per_s": failed} if failed else {})}
+    row = {"sequencer": label, "gateway_reads_per_s": round(rate),
+           "bare_reads_per_s": round(bare_rate), "ratio": round(rate / bare_rate, 3), **cpu,
+           "p50_ms_at_500_per_s": round(p50, 2),
+           "p99_ms_at_500_per_s": round(p99, 2),
+           **({"failed_at_500_per_s": failed} if failed else {})}
+    print(json.dumps(row), file=sys.stderr, flush=True)  # each row as soon as it is measured
+    return row
 
 
 def main() -> None:
