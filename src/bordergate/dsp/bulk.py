@@ -42,12 +42,31 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from bordergate.dsp.categories import DspCategory
 
-if TYPE_CHECKING:
-    from bordergate.residency.schema import Schema
+
+class _SchemaField(Protocol):  # what a classified schema's field says (residency.schema)
+    @property
+    def name(self) -> str: ...
+    @property
+    def dsp_category(self) -> DspCategory | None: ...
+    @property
+    def government_related(self) -> bool: ...
+
+
+class _SchemaCollection(Protocol):
+    @property
+    def fields(self) -> Mapping[str, _SchemaField]: ...
+
+
+class _ClassifiedSchema(Protocol):
+    """The part of :class:`bordergate.residency.schema.Schema` read here (a protocol:
+    the schema names DSP categories, so this module must not import it back)."""
+
+    @property
+    def collections(self) -> Mapping[str, _SchemaCollection]: ...
 
 __all__ = [
     "COMBINED_PREFIX",
@@ -216,7 +235,7 @@ class FieldCategories:
     fields: Mapping[str, Mapping[str, tuple[str | None, bool]]]
 
     @classmethod
-    def from_schema(cls, schema: Schema) -> FieldCategories:
+    def from_schema(cls, schema: _ClassifiedSchema) -> FieldCategories:
         return cls({name: {f.name: (f.dsp_category.value if f.dsp_category else None,
                                     f.government_related)
                            for f in coll.fields.values()}
