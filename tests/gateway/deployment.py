@@ -49,10 +49,20 @@ def issuer_name(code: str) -> str:
     return f"https://issuer.{code}.test"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port free now and never handed out before in this test process (the
+    kernel may give the same ephemeral port to two binds in a row: two jurisdictions of
+    one deployment once got the same listen port)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def write_bundle(target: Path, *, k_min: int) -> Path:

@@ -57,10 +57,11 @@ def bordergate(*args: str, stdin: bytes = b"", timeout: float = 120
 
 
 def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port free on loopback right now, never handed out before in this process
+    (one set for every test helper: :func:`tests.gateway.deployment.free_port`)."""
+    from tests.gateway.deployment import free_port as distinct_free_port
+
+    return distinct_free_port()
 
 
 def wait_listening(proc: subprocess.Popen[bytes], port: int, err: Path) -> None:
