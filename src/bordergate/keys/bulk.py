@@ -48,13 +48,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from bordergate.entries import parse_entry
-from bordergate.errors import VerificationError
 from bordergate.keys.justification import (
     CheckpointProof,
     JustificationRefused,
     TrustedCheckpoints,
-    proven_entry,
+    logged_entry,
 )
 from bordergate.tlog.merkle import leaf_hash, root_from_leaf_hashes
 from bordergate.tlog.note import Verifier
@@ -103,20 +101,11 @@ def check_export_justification(*, pseudonyms: Sequence[str], entry: bytes | None
     if len(pseudonyms) > maximum:
         raise JustificationRefused(f"a bulk release lists at most {maximum} subjects",
                                    code="key_bulk_too_large")
-    if not entry or (not promise and proof is None):
-        raise JustificationRefused("a bulk release needs its logged export-intent entry and "
-                                   "the log's promise of inclusion (or an inclusion proof)",
-                                   code="key_justification_missing")
-    index, leaf, promised_at = proven_entry(entry, promise, proof, verifier, trusted)
-    try:
-        parsed = parse_entry(entry)
-    except VerificationError:
-        raise JustificationRefused("the justifying entry is not a well-formed entry",
-                                   code="key_justification_malformed") from None
-    if parsed.type != "export-intent":
-        raise JustificationRefused(f"an export needs an 'export-intent' entry, not a "
-                                   f"{parsed.type!r} entry",
-                                   code="key_justification_wrong_operation")
+    index, leaf, promised_at, parsed = logged_entry(
+        entry, promise, proof, verifier, trusted, expected="export-intent",
+        needs="an export needs an 'export-intent' entry",
+        missing="a bulk release needs its logged export-intent entry and the log's promise "
+                "of inclusion (or an inclusion proof)")
     body = parsed.body
     if body.get("outcome") != "allow":
         raise JustificationRefused("the export intent records a denied decision",
@@ -168,20 +157,11 @@ def check_migration_justification(*, collection_records: Sequence[str], subjects
     if len(collection_records) > maximum:
         raise JustificationRefused(f"a bulk release lists at most {maximum} records",
                                    code="key_bulk_too_large")
-    if not entry or (not promise and proof is None):
-        raise JustificationRefused("a migration's keys need its logged migration entry and "
-                                   "the log's promise of inclusion (or an inclusion proof)",
-                                   code="key_justification_missing")
-    index, leaf, promised_at = proven_entry(entry, promise, proof, verifier, trusted)
-    try:
-        parsed = parse_entry(entry)
-    except VerificationError:
-        raise JustificationRefused("the justifying entry is not a well-formed entry",
-                                   code="key_justification_malformed") from None
-    if parsed.type != "migration":
-        raise JustificationRefused(f"a migration needs a 'migration' entry, not a "
-                                   f"{parsed.type!r} entry",
-                                   code="key_justification_wrong_operation")
+    index, leaf, promised_at, parsed = logged_entry(
+        entry, promise, proof, verifier, trusted, expected="migration",
+        needs="a migration needs a 'migration' entry",
+        missing="a migration's keys need its logged migration entry and the log's promise "
+                "of inclusion (or an inclusion proof)")
     body = parsed.body
     if body.get("outcome") != "allow":
         raise JustificationRefused("the migration entry records a denied decision",

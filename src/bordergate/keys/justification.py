@@ -54,7 +54,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from bordergate.entries import parse_entry
+from bordergate.entries import Entry, parse_entry
 from bordergate.errors import PolicyDenied, VerificationError
 from bordergate.tlog import merkle
 from bordergate.tlog.checkpoint import open_checkpoint
@@ -142,21 +142,12 @@ def check_justification(*, operation: str, subject_pseudonym: str, entry: bytes 
     expected = OPERATION_ENTRY_TYPES.get(operation)
     if expected is None:
         raise ValueError(f"unknown key operation {operation!r}")
-    if not entry or (not promise and proof is None):
-        raise JustificationRefused("a data key is released only against a logged decision: "
-                                   "send its entry and the log's promise of inclusion "
-                                   "(or its inclusion proof in a witnessed checkpoint)",
-                                   code="key_justification_missing")
-    index, leaf, promised_at = proven_entry(entry, promise, proof, verifier, trusted)
-    try:
-        parsed = parse_entry(entry)
-    except VerificationError:
-        raise JustificationRefused("the justifying entry is not a well-formed entry",
-                                   code="key_justification_malformed") from None
-    if parsed.type != expected:
-        raise JustificationRefused(f"a {operation} needs an {expected!r} entry, not a "
-                                   f"{parsed.type!r} entry",
-                                   code="key_justification_wrong_operation")
+    index, leaf, promised_at, parsed = logged_entry(
+        entry, promise, proof, verifier, trusted, expected=expected,
+        needs=f"a {operation} needs an {expected!r} entry",
+        missing="a data key is released only against a logged decision: send its entry and "
+                "the log's promise of inclusion (or its inclusion proof in a witnessed "
+                "checkpoint)")
     if parsed.body.get("subject") != subject_pseudonym:
         raise JustificationRefused("the justifying entry is about another subject",
                                    code="key_justification_subject_mismatch")
@@ -175,6 +166,32 @@ def check_justification(*, operation: str, subject_pseudonym: str, entry: bytes 
                                    code="key_justification_stale")
     return JustifiedAccess(operation, subject_pseudonym, index, leaf,
                            "promise" if promised_at is not None else "checkpoint")
+
+
+def logged_entry(entry: bytes | None, promise: bytes | None, proof: CheckpointProof | None,
+                 verifier: Verifier, trusted: TrustedCheckpoints | None, *, expected: str,
+                 needs: str, missing: str) -> tuple[int, bytes, float | None, Entry]:
+    """What every justification starts with: the entry is sent with its promise or
+    proof (else ``missing``), is proven in the log (:func:`proven_entry`), parses, and
+    is of type ``expected`` (else ``needs`` + ", not a ... entry").  Returns its index,
+    leaf hash, promise time (None for a proof) and the parsed entry.
+
+    Raises:
+        JustificationRefused: ``key_justification_missing``, ``_unproven``,
+            ``_unwitnessed``, ``_malformed`` or ``_wrong_operation``.
+    """
+    if not entry or (not promise and proof is None):
+        raise JustificationRefused(missing, code="key_justification_missing")
+    index, leaf, promised_at = proven_entry(entry, promise, proof, verifier, trusted)
+    try:
+        parsed = parse_entry(entry)
+    except VerificationError:
+        raise JustificationRefused("the justifying entry is not a well-formed entry",
+                                   code="key_justification_malformed") from None
+    if parsed.type != expected:
+        raise JustificationRefused(f"{needs}, not a {parsed.type!r} entry",
+                                   code="key_justification_wrong_operation")
+    return index, leaf, promised_at, parsed
 
 
 def proven_entry(entry: bytes, promise: bytes | None, proof: CheckpointProof | None,
