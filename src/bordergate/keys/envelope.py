@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -50,6 +51,7 @@ __all__ = [
     "field_aad_suffix",
     "open_sealed",
     "seal",
+    "seal_many",
     "split_sealed",
 ]
 
@@ -98,6 +100,19 @@ def seal(aead: AESGCM, plaintext: bytes, aad: bytes) -> bytes:
     """Encrypt ``plaintext`` under ``aead`` with a fresh random nonce, format v1."""
     nonce = os.urandom(NONCE_BYTES)
     return bytes((FORMAT_V1,)) + nonce + aead.encrypt(nonce, plaintext, aad)
+
+
+def seal_many(aead: AESGCM, items: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
+    """:func:`seal` of each ``(plaintext, aad)``: the same format, each value under
+    its own random nonce, the nonces drawn from the OS in one call (one
+    ``getrandom`` per record instead of one per value)."""
+    nonces = os.urandom(NONCE_BYTES * len(items))
+    head = bytes((FORMAT_V1,))
+    out = []
+    for i, (plaintext, aad) in enumerate(items):
+        nonce = nonces[i * NONCE_BYTES:(i + 1) * NONCE_BYTES]
+        out.append(head + nonce + aead.encrypt(nonce, plaintext, aad))
+    return out
 
 
 def split_sealed(sealed: bytes) -> tuple[bytes, bytes]:

@@ -28,7 +28,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,6 +45,7 @@ from bordergate.keys.envelope import (
     data_key_aad,
     open_sealed,
     seal,
+    seal_many,
 )
 from bordergate.keys.events import KeyEvent, KeyEventKind
 from bordergate.subjects import SubjectId
@@ -141,6 +142,10 @@ class SubjectCipher:
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         """Encrypt one value (format of :mod:`bordergate.keys.envelope`)."""
         return seal(self._aead, plaintext, aad)
+
+    def seal_many(self, items: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
+        """Encrypt several ``(plaintext, aad)`` values (:func:`.envelope.seal_many`)."""
+        return seal_many(self._aead, items)
 
     def open(self, sealed: bytes, aad: bytes) -> bytes:
         """Decrypt one value.

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bordergate.config import Deployment, Jurisdiction
-from bordergate.entries import Pseudonymizer
+from bordergate.entries import EntryTemplate, EntryTime, Pseudonymizer
 from bordergate.entry_state import state_keys
 from bordergate.errors import ConfigError, NotFound, Unavailable
 from bordergate.gateway.decisions import (
@@ -59,7 +59,7 @@ from bordergate.subjects import SubjectId
 from bordergate.tlog.sequencer import Sequencer
 from bordergate.tlog.storage import open_storage
 
-__all__ = ["LEGACY_COLLECTION", "Home", "HomeBatch", "open_home"]
+__all__ = ["LEGACY_COLLECTION", "Home", "HomeBatch", "KeyEventEntries", "open_home"]
 
 #: The reserved collection of the legacy-id map (schema names start with a letter).
 LEGACY_COLLECTION = "_legacy"
@@ -97,6 +97,7 @@ class Home:
                                    org_kind="local", location=code,
                                    roles=frozenset({"service"}))
         self.vault = Vault(schema, store, keyring)
+        self.key_entries = KeyEventEntries(code, pseudonyms)
         self._decisions = DecisionCache(engine.decide_many)
         self._ciphers: dict[str, SubjectCipher] = {}
         self._plans: dict[str, dict[str, tuple[FieldSpec, bytes | None]]] = {}
@@ -175,9 +176,9 @@ class Home:
                 ``value_too_large``, ``missing_field``).
         """
         plan = self._plans.get(collection) or self._plan(collection)
-        prefix = field_aad_prefix(self.code, str(subject), collection, record_id)
         stored: dict[str, bytes] = {}
-        opened: SubjectCipher | None = None
+        sealing: list[str] = []
+        clear: list[tuple[bytes, bytes]] = []
         required = 0
         for name, value in values.items():
             step = plan.get(name)
@@ -188,13 +189,19 @@ class Home:
                 continue  # an absent optional field; required ones are caught below
             spec, suffix = step
             required += spec.required
-            raw = spec.encode(spec.normalize(value))
-            if suffix is not None:
-                opened = opened or self.cipher(subject, batch)
-                raw = opened.seal(raw, prefix + suffix)
-            stored[name] = raw
+            raw = spec.canonical_bytes(value)
+            if suffix is None:
+                stored[name] = raw
+            else:
+                sealing.append(name)
+                clear.append((raw, suffix))
         if required < self._required[collection]:
             self.schema.collection(collection).validate(values)  # raises missing_field
+        if sealing:
+            prefix = field_aad_prefix(self.code, str(subject), collection, record_id)
+            sealed = self.cipher(subject, batch).seal_many(
+                [(raw, prefix + suffix) for raw, suffix in clear])
+            stored.update(zip(sealing, sealed, strict=True))
         batch.records.append((collection, record_id, subject, stored))
 
     def _plan(self, collection: str) -> dict[str, tuple[FieldSpec, bytes | None]]:
@@ -363,9 +370,42 @@ def _home_log(j: Jurisdiction) -> HomeLog:
     return sequencer
 
 
-def _key_entry(event: Any, home: Home) -> bytes:
-    return key_event_entry(event, home.pseudonyms.subject, time.time(),
-                           {"gateway": home.code, "reason": "migration"})
+def _key_entry(event: KeyEvent, home: Home) -> bytes:
+    return home.key_entries.entry(event, time.time())
+
+
+class KeyEventEntries:
+    """The ``key-event`` entries of the data keys a migration creates.
+
+    Byte-for-byte :func:`~bordergate.gateway.decisions.key_event_entry` with
+    the migration's ``gateway`` and ``reason`` (property-tested in
+    tests/migration/test_key_event_entries.py), from one
+    :class:`~bordergate.entries.EntryTemplate` per event kind and KEK version:
+    only ``at``, ``subject`` and ``time`` are encoded per key (a batch creates
+    one key per new subject).
+    """
+
+    _SLOTS = ("at", "subject")
+
+    def __init__(self, code: str, pseudonyms: Pseudonymizer) -> None:
+        self._extra = {"gateway": code, "reason": "migration"}
+        self._pseudonyms = pseudonyms
+        self._templates: dict[tuple[str, str, int], EntryTemplate] = {}
+        self._time = EntryTime()
+
+    def entry(self, event: KeyEvent, now: float) -> bytes:
+        """The entry of ``event`` logged at ``now``."""
+        body = event.to_entry(self._pseudonyms.subject)
+        if body.keys() != {"event", "jurisdiction", "kek_version", "at", "subject"}:
+            return key_event_entry(event, self._pseudonyms.subject, now, self._extra)
+        shape = (event.kind.value, event.jurisdiction, event.kek_version)
+        template = self._templates.get(shape)
+        if template is None:
+            template = self._templates[shape] = EntryTemplate("key-event", {
+                "kind": event.kind.value, "jurisdiction": event.jurisdiction,
+                "kek_version": event.kek_version, **self._extra}, self._SLOTS)
+        return template.fill([json.dumps(body[name], ensure_ascii=False).encode()
+                              for name in self._SLOTS], self._time(now))
 
 
 def open_home(deployment: Deployment, code: str, *, write: bool = True) -> Home:

@@ -56,6 +56,10 @@ __all__ = ["BatchRows", "RunReport", "homes_needed", "read_batch", "run_migratio
 
 Progress = Callable[[int, int], None]  # (records done in this call, batch number)
 
+#: Owner keys named in one query of a batch part (well under SQLite's and
+#: PostgreSQL's limits on parameters).
+_OWNERS_PER_QUERY = 900
+
 
 @dataclass
 class BatchRows:
@@ -105,23 +109,35 @@ def read_batch(source: LegacySource, mapping: MigrationMapping, lo: int, hi: int
     ``home``, only the rows of that home's subjects (one part of the batch)."""
     found = subject_homes(source, mapping, f"WHERE {ident(mapping.subject_key)} BETWEEN ? AND ?",
                           (lo, hi))
-    subjects = {k: (legacy, home) for k, (legacy, home) in found.items() if home is not None}
+    subjects = {k: (legacy, h) for k, (legacy, h) in found.items()
+                if h is not None and (home is None or h == home)}
+    # with ``home``, the owners are named in the query (chunks of _OWNERS_PER_QUERY):
+    # a part reads its own home's rows only, not the whole batch's once per home
+    owners = sorted(subjects)
+    chunks = ([owners[i:i + _OWNERS_PER_QUERY] for i in range(0, len(owners), _OWNERS_PER_QUERY)]
+              if home is not None else [[]])
     tables: dict[str, dict[str, list[tuple[Any, int, dict[str, Any]]]]] = {}
     for t in mapping.tables:
         names = list(t.fields) if values else []
         cols = "".join(", " + ident(t.fields[n]) for n in names)
-        sql = (f"SELECT {ident(t.key)}, {ident(t.owner)}{cols} FROM {ident(t.table)} "  # noqa: S608
-               f"WHERE {ident(t.owner)} BETWEEN ? AND ? ORDER BY {ident(t.key)}")
+        converters = [(n, c) for n in names if (c := _converter(specs[t.table][n])) is not None]
         per_home: dict[str, list[tuple[Any, int, dict[str, Any]]]] = {}
-        converters = {n: c for n in names if (c := _converter(specs[t.table][n])) is not None}
-        for key, owner, *row in source.query(sql, (lo, hi)):
-            subject = subjects.get(int(owner))
-            if subject is None or (home is not None and subject[1] != home):
-                continue  # dirty (its owner has no home; left in place), or another part's
-            record = dict(zip(names, row, strict=True))
-            for n, c in converters.items():
-                record[n] = c(record[n])
-            per_home.setdefault(subject[1], []).append((key, int(owner), record))
+        for chunk in chunks:
+            named = f" AND {ident(t.owner)} IN ({','.join('?' * len(chunk))})" if chunk else ""
+            sql = (f"SELECT {ident(t.key)}, {ident(t.owner)}{cols} "  # noqa: S608
+                   f"FROM {ident(t.table)} WHERE {ident(t.owner)} BETWEEN ? AND ?{named} "
+                   f"ORDER BY {ident(t.key)}")
+            for key, owner, *row in source.query(sql, (lo, hi, *chunk)):
+                subject = subjects.get(int(owner))
+                if subject is None:
+                    continue  # dirty (its owner has no home; left in place)
+                record = dict(zip(names, row, strict=True))
+                for n, c in converters:
+                    record[n] = c(record[n])
+                per_home.setdefault(subject[1], []).append((key, int(owner), record))
+        if len(chunks) > 1:
+            for rows in per_home.values():
+                rows.sort(key=lambda r: r[0])
         tables[t.table] = per_home
     return BatchRows(subjects, tables)
 

@@ -201,24 +201,45 @@ class SqliteRecordStore:
             except sqlite3.IntegrityError:
                 raise Conflict("a subject already has a data key",
                                code="data_key_exists") from None
-            fresh: list[tuple[str, str, str]] = []
-            replaced: list[tuple[str, str]] = []
-            owner_sql = "SELECT subject_id FROM records WHERE collection = ? AND record_id = ?"
-            for collection, record_id, subject, _ in records:
-                row = conn.execute(owner_sql, (collection, record_id)).fetchone()
-                if row is None:
-                    fresh.append((collection, record_id, str(subject)))
-                elif row[0] != str(subject):
-                    raise Conflict("a record belongs to another subject",
-                                   code="record_owner_mismatch")
-                else:
-                    replaced.append((collection, record_id))
-            conn.executemany("INSERT INTO records VALUES (?, ?, ?)", fresh)
-            conn.executemany("DELETE FROM record_fields WHERE collection = ? AND record_id = ?",
-                             replaced)
-            conn.executemany("INSERT INTO record_fields VALUES (?, ?, ?, ?)",
-                             [(c, r, f, v) for c, r, _, fields in records
-                              for f, v in fields.items()])
+            # All new (a first import): one savepoint, no lookup per record.  A record
+            # that exists fails its insert; then the savepoint is undone and every
+            # record's owner is checked as below.
+            conn.execute("SAVEPOINT fresh_records")
+            try:
+                conn.executemany("INSERT INTO records VALUES (?, ?, ?)",
+                                 [(c, r, str(s)) for c, r, s, _ in records])
+            except sqlite3.IntegrityError:
+                conn.execute("ROLLBACK TO fresh_records")
+                conn.execute("RELEASE fresh_records")
+                self._put_checked(conn, records)
+            else:
+                conn.execute("RELEASE fresh_records")
+                conn.executemany("INSERT INTO record_fields VALUES (?, ?, ?, ?)",
+                                 [(c, r, f, v) for c, r, _, fields in records
+                                  for f, v in fields.items()])
+
+    @staticmethod
+    def _put_checked(conn: sqlite3.Connection,
+                     records: Sequence[tuple[str, str, SubjectId, Mapping[str, bytes]]]) -> None:
+        """Records some of which may exist: each one's owner checked, then written."""
+        fresh: list[tuple[str, str, str]] = []
+        replaced: list[tuple[str, str]] = []
+        owner_sql = "SELECT subject_id FROM records WHERE collection = ? AND record_id = ?"
+        for collection, record_id, subject, _ in records:
+            row = conn.execute(owner_sql, (collection, record_id)).fetchone()
+            if row is None:
+                fresh.append((collection, record_id, str(subject)))
+            elif row[0] != str(subject):
+                raise Conflict("a record belongs to another subject",
+                               code="record_owner_mismatch")
+            else:
+                replaced.append((collection, record_id))
+        conn.executemany("INSERT INTO records VALUES (?, ?, ?)", fresh)
+        conn.executemany("DELETE FROM record_fields WHERE collection = ? AND record_id = ?",
+                         replaced)
+        conn.executemany("INSERT INTO record_fields VALUES (?, ?, ?, ?)",
+                         [(c, r, f, v) for c, r, _, fields in records
+                          for f, v in fields.items()])
 
     def get_record(self, collection: str, record_id: str, fields: Sequence[str]) -> RawRecord:
         """Owner and selected stored fields (see :class:`RecordStore`)."""
