@@ -12,11 +12,16 @@ of the same rows from a copy of the same legacy file into a table of each
 home's store file (SELECT, INSERT, one transaction per table and home), then
 the same DELETE of the copied rows from the source and the same compaction.
 
-The migration runs twice, each time on its own copy of the legacy file and
-its own deployment: in one process (``run_migration``, ``migrate run
+The migration runs three times, each time on its own copy of the legacy file
+and its own deployment: in one process (``run_migration``, ``migrate run
 --no-parallel``) and with one worker process per home (``run_parallel``, the
-default of ``migrate run``).  The homes' logs are written by in-process
-sequencers (``in_process_logs``), as in tests/migration.
+default of ``migrate run``), the homes' logs written by in-process sequencers
+(``in_process_logs``, as in tests/migration: one writer per log); and in the
+recommended layout, the demo's, where each home's log is its log operator's
+sequencer service (a process per home, started before the clock) and the
+migration appends with the custodian's credential, so a home takes several
+workers (``worker_counts``: up to twice the cores, by records per worker).
+The services' CPU during the run is counted with the migration's.
 
 Target (issue 15): >= 20,000 records/s end to end.  Rates are printed per
 wall-clock second and per CPU-second of this process and its workers (a busy
@@ -31,11 +36,16 @@ import os
 import re
 import resource
 import shutil
+import socket
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from bordergate.config import demo_config_path, load_config
 from bordergate.gateway.startup import provision
@@ -48,6 +58,8 @@ from bordergate.migration.run import run_migration
 from bordergate.migration.source import open_source
 from bordergate.residency.schema import load_schema
 
+#: Subjects per batch (``migrate run --batch-subjects``).
+BATCH_SUBJECTS = 500
 TABLES = {"accounts": "id", "profiles": "account_id", "watch_history": "account_id",
           "payments": "account_id", "messages": "sender_id"}
 
@@ -69,6 +81,66 @@ def deployment_in(root: Path):  # type: ignore[no-untyped-def]
     deployment = load_config(root / "bordergate.toml")
     provision(deployment)
     return deployment
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def deployment_with_operators(root: Path) -> tuple[Any, list[subprocess.Popen[bytes]]]:
+    """The demo deployment (log operators' services) on free ports, provisioned,
+    with each home's ``bordergate log sequencer`` running (unwitnessed, as the
+    in-process rows: witnesses cosign checkpoints, not appends)."""
+    root.mkdir(parents=True)
+    config = demo_config_path().read_text()
+    for port in re.findall(r"127\.0\.0\.1:(84\d\d)", config):
+        config = config.replace(f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}")
+    (root / "bordergate.toml").write_text(config)
+    deployment = load_config(root / "bordergate.toml")
+    provision(deployment)
+    bordergate = Path(sys.executable).parent / "bordergate"
+    processes = []
+    for code in ("us", "eu", "cn"):
+        processes.append(subprocess.Popen(
+            [str(bordergate), "log", "sequencer", "--config", str(root / "bordergate.toml"),
+             "--jurisdiction", code, "--unwitnessed"], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL))
+        j = deployment.jurisdiction(code)
+        url = f"http://{j.sequencer.listen_host}:{j.sequencer.listen_port}/checkpoint"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or processes[-1].poll() is not None:
+                stop(processes)
+                raise SystemExit(f"the log operator of {code} did not start")
+            time.sleep(0.1)
+    return deployment, processes
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def process_cpu(processes: list[subprocess.Popen[bytes]]) -> float:
+    """CPU seconds the running ``processes`` used so far (/proc, Linux)."""
+    total = 0
+    for process in processes:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def plain_copy(source_path: Path, stores: dict[str, Path]) -> int:
@@ -114,26 +186,35 @@ def cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def migrate(root: Path, legacy: Path, *, workers: bool) -> tuple[int, float, float]:
+def migrate(root: Path, legacy: Path, *, workers: bool, operators: bool = False
+            ) -> tuple[int, float, float]:
     """One end-to-end migration of a copy of ``legacy``: records, wall s, CPU s."""
     shutil.copy(legacy, root.with_suffix(".db"))
     url = f"sqlite:{root.with_suffix('.db')}"
-    deployment = deployment_in(root)
-    schema = load_schema(deployment.schema_path)
-    mapping = load_mapping(demo_mapping_path(), schema)
-    wall, cpu = time.perf_counter(), cpu_seconds()
-    source = open_source(url)
-    plan = make_plan(source, mapping, schema, batch_subjects=2_000)
-    if workers:
-        source.close()
-        report = run_parallel(url, deployment, mapping, plan, schema=schema)
+    services: list[subprocess.Popen[bytes]] = []
+    if operators:
+        deployment, services = deployment_with_operators(root)
     else:
-        homes = {code: open_home(deployment, code) for code in plan.homes}
-        report = run_migration(source, mapping, plan, homes, schema=schema)
-        for home in homes.values():
-            home.close()
-        source.close()
-    return report.records, time.perf_counter() - wall, cpu_seconds() - cpu
+        deployment = deployment_in(root)
+    try:
+        schema = load_schema(deployment.schema_path)
+        mapping = load_mapping(demo_mapping_path(), schema)
+        wall, cpu = time.perf_counter(), cpu_seconds() + process_cpu(services)
+        source = open_source(url)
+        plan = make_plan(source, mapping, schema, batch_subjects=BATCH_SUBJECTS)
+        if workers:
+            source.close()
+            report = run_parallel(url, deployment, mapping, plan, schema=schema)
+        else:
+            homes = {code: open_home(deployment, code) for code in plan.homes}
+            report = run_migration(source, mapping, plan, homes, schema=schema)
+            for home in homes.values():
+                home.close()
+            source.close()
+        return (report.records, time.perf_counter() - wall,
+                cpu_seconds() + process_cpu(services) - cpu)
+    finally:
+        stop(services)
 
 
 def main() -> None:
@@ -158,12 +239,15 @@ def main() -> None:
         assert copied == n, (copied, n)
         n, par_wall, par_cpu = migrate(root / "parallel", legacy, workers=True)
         assert copied == n, (copied, n)
+        n, op_wall, op_cpu = migrate(root / "operators", legacy, workers=True, operators=True)
+        assert copied == n, (copied, n)
     print(f"records: {n} ({users} users) into 3 homes, on {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"plain copy           : {n / plain_wall:>8,.0f} records/s wall, "
           f"{n / plain_cpu:>8,.0f} records/CPU-s")
     for name, w, c in (("migration, 1 process", one_wall, one_cpu),
-                       ("migration, per home ", par_wall, par_cpu)):
+                       ("migration, per home ", par_wall, par_cpu),
+                       ("migration, operators", op_wall, op_cpu)):
         print(f"{name} : {n / w:>8,.0f} records/s wall, {n / c:>8,.0f} records/CPU-s, "
               f"ratio to plain copy {plain_wall / w:.3f} wall, {plain_cpu / c:.3f} CPU  "
               f"(target >= 20,000 records/s wall)")

@@ -1,4 +1,9 @@
-"""``bordergate migrate run`` on several cores: one worker process per home.
+"""``bordergate migrate run`` on several cores: worker processes per home.
+
+Every home gets one worker; a home whose log takes several writers (the log
+operator's service: the recommended layout, and the demo's) may get more, each
+on its own share of the home's batches (:func:`worker_counts`), so that a home
+holding most of the subjects does not leave the other cores idle.
 
 Each worker is exactly a custodian's run (``run_migration(only=HOME)``, what
 ``migrate run --home HOME`` does): it opens its own connection to the source,
@@ -45,7 +50,7 @@ from bordergate.migration.run import Progress, RunReport, homes_needed, run_migr
 from bordergate.migration.source import open_source
 from bordergate.residency.schema import Schema
 
-__all__ = ["parallel_available", "run_parallel"]
+__all__ = ["parallel_available", "run_parallel", "worker_counts"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -74,6 +79,7 @@ class _Job:
     plan: Plan
     schema: Schema
     code: str
+    share: tuple[int, int] = (0, 1)
 
 
 def _worker(conn: Connection, parent: int, job: _Job) -> None:
@@ -87,7 +93,7 @@ def _worker(conn: Connection, parent: int, job: _Job) -> None:
                 report = run_migration(
                     source, job.mapping, job.plan, {code: home}, schema=job.schema, only=code,
                     progress=lambda records, batch: conn.send(("progress", records)),
-                    compact=False)
+                    compact=False, share=job.share)
             finally:
                 home.close()
         finally:
@@ -101,6 +107,42 @@ def _worker(conn: Connection, parent: int, job: _Job) -> None:
                              f"{type(exc).__name__}: {exc}", "migration_worker_failed")))
     finally:
         conn.close()
+
+
+def worker_counts(deployment: Deployment, plan: Plan, codes: list[str],
+                  cores: int | None = None) -> dict[str, int]:
+    """Workers per home: one each; then, up to twice the cores in all, one more at a
+    time to the home with the most records per worker among those whose log takes
+    several writers (``log.sequencer``: the log operator's service; an in-process
+    sequencer has one writer) and that have more batches than workers."""
+    counts = dict.fromkeys(codes, 1)
+    batches = {code: sum(1 for _, home, _, _ in plan.units if home == code) for code in codes}
+    records = {code: plan.homes[code].records if code in plan.homes else 0 for code in codes}
+    limit = 2 * (cores or os.cpu_count() or 1)
+    while sum(counts.values()) < limit:
+        open_to_more = [code for code in codes
+                        if deployment.jurisdiction(code).log.sequencer is not None
+                        and batches[code] > counts[code]]
+        if not open_to_more:
+            break
+        busiest = max(open_to_more, key=lambda code: (records[code] / counts[code], code))
+        counts[busiest] += 1
+    return counts
+
+
+def _start_workers(jobs: list[_Job]) -> dict[Connection, tuple[str, Any]]:
+    """Fork one worker per job; its pipe -> (its name, its process)."""
+    ctx = get_context("fork")
+    workers: dict[Connection, tuple[str, Any]] = {}
+    for job in jobs:
+        mine, theirs = ctx.Pipe(duplex=False)
+        name = f"{job.code}-{job.share[0]}"
+        process = ctx.Process(target=_worker, name=f"migrate-{name}",
+                              args=(theirs, os.getpid(), job))
+        process.start()
+        theirs.close()
+        workers[mine] = (name, process)
+    return workers
 
 
 def _raise(name: str, message: str, code: str) -> None:
@@ -129,19 +171,13 @@ def run_parallel(source_url: str, deployment: Deployment, mapping: MigrationMapp
     try:
         source.start_journal(plan.units)  # once, before any worker reads it
         codes = sorted(homes_needed(source, plan))
-        ctx = get_context("fork")
-        workers: dict[Connection, tuple[str, Any]] = {}
-        for code in codes:
-            mine, theirs = ctx.Pipe(duplex=False)
-            process = ctx.Process(target=_worker, name=f"migrate-{code}", args=(
-                theirs, os.getpid(), _Job(source_url, base_dir, deployment, mapping, plan,
-                                          schema, code)))
-            process.start()
-            theirs.close()
-            workers[mine] = (code, process)
+        workers = _start_workers([
+            _Job(source_url, base_dir, deployment, mapping, plan, schema, code, (index, count))
+            for code, count in worker_counts(deployment, plan, codes).items()
+            for index in range(count)])
         done: dict[str, tuple[int, int, int, int]] = {}
         failed: tuple[str, str, str] | None = None
-        counted: dict[str, int] = dict.fromkeys(codes, 0)
+        counted: dict[str, int] = {name: 0 for name, _ in workers.values()}
         open_pipes = list(workers)
         while open_pipes:
             for ready in wait(open_pipes):
@@ -152,7 +188,7 @@ def run_parallel(source_url: str, deployment: Deployment, mapping: MigrationMapp
                 except EOFError:
                     open_pipes.remove(ready)
                     if code not in done and failed is None:
-                        failed = ("Unavailable", f"migration worker of {code} died",
+                        failed = ("Unavailable", f"migration worker {code} died",
                                   "migration_worker_failed")
                     continue
                 if kind == "progress":

@@ -161,6 +161,9 @@ class _Migration:
         self.homes = homes
         self.clock = clock
         self.specs = {t.table: schema.collection(t.collection).fields for t in mapping.tables}
+        # the source keys a part just stored, per table: what its deletion removes
+        # (read again from the source when a resumed run starts at ``stored``)
+        self._stored_keys: dict[tuple[int, str], dict[str, list[Any]]] = {}
 
     def import_part(self, row: JournalRow) -> int:
         attempt = row.attempts + 1
@@ -171,6 +174,9 @@ class _Migration:
         with self.source.transaction() as cur:
             self.source.set_manifest(cur, row.batch, row.home, manifest)
             self.source.set_state(cur, row, "stored", attempts=attempt)
+        self._stored_keys[(row.batch, row.home)] = {
+            table: [k for k, _, _ in per_home.get(row.home, [])]
+            for table, per_home in rows.tables.items()}
         return len(manifest)
 
     def _import_home(self, batch_no: int, attempt: int, rows: BatchRows, code: str,
@@ -248,18 +254,21 @@ class _Migration:
         return entry
 
     def delete_part(self, row: JournalRow) -> None:
-        rows = read_batch(self.source, self.mapping, row.lo, row.hi, self.specs, values=False,
-                          home=row.home)
+        stored = self._stored_keys.pop((row.batch, row.home), None)
+        if stored is None:
+            rows = read_batch(self.source, self.mapping, row.lo, row.hi, self.specs,
+                              values=False, home=row.home)
+            stored = {table: [k for k, _, _ in per_home.get(row.home, [])]
+                      for table, per_home in rows.tables.items()}
         facts: dict[str, tuple[int, str]] = {}
         for t in self.mapping.tables:
-            table_rows = rows.tables[t.table].get(row.home, [])
-            if table_rows:
-                facts[t.table] = (len(table_rows),
-                                  legacy_keys_digest(t.table, (k for k, _, _ in table_rows)))
+            if stored[t.table]:
+                facts[t.table] = (len(stored[t.table]),
+                                  legacy_keys_digest(t.table, stored[t.table]))
         with self.source.transaction() as cur:
             # children first: their owners' rows go last (foreign keys)
             for t in reversed(self.mapping.tables):
-                keys = [k for k, _, _ in rows.tables[t.table].get(row.home, [])]
+                keys = stored[t.table]
                 for i in range(0, len(keys), 500):
                     chunk = keys[i:i + 500]
                     cur.execute(self.source.sql(
@@ -281,10 +290,15 @@ class _Migration:
 def run_migration(source: LegacySource, mapping: MigrationMapping, plan: Plan,
                   homes: Mapping[str, Home], *, schema: Schema, only: str | None = None,
                   progress: Progress | None = None,
-                  clock: Callable[[], float] = time.time, compact: bool = True) -> RunReport:
+                  clock: Callable[[], float] = time.time, compact: bool = True,
+                  share: tuple[int, int] = (0, 1)) -> RunReport:
     """Migrate every batch part not done yet (``only`` one home's: that custodian's
     run), then compact the source (unless ``compact`` is false: a worker of
     :func:`~bordergate.migration.parallel.run_parallel`, whose parent compacts).
+
+    ``share`` ``(i, n)``: only the parts of batches numbered ``i`` modulo ``n``
+    (one of ``n`` workers of a home whose log takes several writers; each part
+    still goes through its journal states alone).
 
     ``homes`` must hold every home of :func:`homes_needed` (each opened with its
     own custodian's files); with nothing left to migrate it may be empty.
@@ -297,6 +311,10 @@ def run_migration(source: LegacySource, mapping: MigrationMapping, plan: Plan,
     """
     from bordergate.errors import ConfigError
 
+    index, count = share
+    if not 0 <= index < count:
+        raise ConfigError(f"share {index} of {count} does not exist",
+                          code="migration_share_invalid")
     plan.require_runnable()
     missing = sorted(homes_needed(source, plan, only) - set(homes))
     if missing:
@@ -304,7 +322,7 @@ def run_migration(source: LegacySource, mapping: MigrationMapping, plan: Plan,
                           code="migration_home_missing")
     started = clock()
     journal = {key: row for key, row in source.start_journal(plan.units).items()
-               if only is None or key[1] == only}
+               if (only is None or key[1] == only) and key[0] % count == index}
     work = _Migration(source, mapping, schema, homes, clock)
     done_before = sum(1 for r in journal.values() if r.state == "done")
     retried = records = 0

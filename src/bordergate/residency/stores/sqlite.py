@@ -67,7 +67,17 @@ _PRAGMAS = (
 )
 
 
+#: From this many records a ``put_batch`` is a bulk import (sorted, larger cache).
+_BULK_RECORDS = 1000
+#: The page cache of a connection that made a bulk import, in KiB (SQLite's
+#: default is 2 MiB); the cache grows to it only as pages are used.
+_BULK_CACHE_KIB = 65536
+
 _GET_SQL: dict[int, str] = {}
+
+
+def _record_key(record: tuple[str, str, SubjectId, Mapping[str, bytes]]) -> tuple[str, str]:
+    return record[0], record[1]
 
 
 def _get_sql(count: int) -> str:
@@ -193,6 +203,13 @@ class SqliteRecordStore:
             require_home(key.subject, self._jurisdiction)
         for record in records:
             require_home(record[2], self._jurisdiction)
+        if len(records) >= _BULK_RECORDS:
+            # A bulk import: rows in key order and a page cache that holds the
+            # transaction's pages (about a third less CPU per row than random-order
+            # inserts spilling a 2 MiB cache into the WAL; bench_migration).
+            records = sorted(records, key=_record_key)
+            with self._guard():
+                self._conn().execute(f"PRAGMA cache_size = -{_BULK_CACHE_KIB}")
         with self._write() as conn:
             try:
                 conn.executemany("INSERT INTO data_keys VALUES (?, ?, ?, ?)",
