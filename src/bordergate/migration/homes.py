@@ -408,8 +408,13 @@ class KeyEventEntries:
                               for name in self._SLOTS], self._time(now))
 
 
-def open_home(deployment: Deployment, code: str, *, write: bool = True) -> Home:
+def open_home(deployment: Deployment, code: str, *, write: bool = True,
+              engine: PolicyEngine | None = None) -> Home:
     """Open one home's store, keys, policy and (to write) its log's sequencer.
+
+    ``engine``: the deployment's policy engine, already loaded (workers forked
+    from a parent that loaded it once; the bundle is the deployment's, not a
+    home's secret).
 
     Raises:
         ConfigError: a file or key of the deployment is missing or wrong.
@@ -418,7 +423,8 @@ def open_home(deployment: Deployment, code: str, *, write: bool = True) -> Home:
     """
     j = deployment.jurisdiction(code)
     schema = load_schema(deployment.schema_path)
-    engine = PolicyEngine(PolicyBundle.load(deployment.policy_bundle_path))
+    if engine is None:
+        engine = PolicyEngine(PolicyBundle.load(deployment.policy_bundle_path))
     pseudonyms = Pseudonymizer(read_pseudonym_secret(j.log.pseudonym_secret_file))
     store = open_record_store(j.store, jurisdiction=code)
     key_service = None

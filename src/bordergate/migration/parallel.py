@@ -48,6 +48,8 @@ from bordergate.migration.mapping import MigrationMapping
 from bordergate.migration.plan import Plan
 from bordergate.migration.run import Progress, RunReport, homes_needed, run_migration
 from bordergate.migration.source import open_source
+from bordergate.policy.bundle import PolicyBundle
+from bordergate.policy.engine import PolicyEngine
 from bordergate.residency.schema import Schema
 
 __all__ = ["parallel_available", "run_parallel", "worker_counts"]
@@ -80,6 +82,7 @@ class _Job:
     schema: Schema
     code: str
     share: tuple[int, int] = (0, 1)
+    engine: PolicyEngine | None = None
 
 
 def _worker(conn: Connection, parent: int, job: _Job) -> None:
@@ -88,7 +91,7 @@ def _worker(conn: Connection, parent: int, job: _Job) -> None:
     try:
         source = open_source(job.source_url, base_dir=job.base_dir)
         try:
-            home = open_home(job.deployment, code)
+            home = open_home(job.deployment, code, engine=job.engine)
             try:
                 report = run_migration(
                     source, job.mapping, job.plan, {code: home}, schema=job.schema, only=code,
@@ -171,8 +174,13 @@ def run_parallel(source_url: str, deployment: Deployment, mapping: MigrationMapp
     try:
         source.start_journal(plan.units)  # once, before any worker reads it
         codes = sorted(homes_needed(source, plan))
+        # loaded once here and inherited through the fork, not once per worker
+        engine = PolicyEngine(PolicyBundle.load(deployment.policy_bundle_path))
+        import bordergate.log_access
+        import bordergate.log_witnessing  # noqa: F401
         workers = _start_workers([
-            _Job(source_url, base_dir, deployment, mapping, plan, schema, code, (index, count))
+            _Job(source_url, base_dir, deployment, mapping, plan, schema, code, (index, count),
+                 engine)
             for code, count in worker_counts(deployment, plan, codes).items()
             for index in range(count)])
         done: dict[str, tuple[int, int, int, int]] = {}

@@ -72,7 +72,9 @@ class RemoteSequencer:
                                   headers=self._headers, timeout=timeout,
                                   code="log_unavailable") \
             if client is None and parts.scheme == "http" else None
-        self._client = client or httpx.AsyncClient(timeout=timeout)
+        # plain http never uses TLS: no certificate store to load (~70 ms of CPU a client)
+        self._client = client or httpx.AsyncClient(timeout=timeout,
+                                                   verify=parts.scheme == "https")
         self._pending: list[tuple[list[bytes], asyncio.Future[int]]] = []
         self._senders: set[asyncio.Task[None]] = set()
         # promised appends (append_attested without a guard), batched the same way
