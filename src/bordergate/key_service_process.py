@@ -59,7 +59,7 @@ def serve_keys(config: Path, jurisdiction: str, *, host: str | None = None,
             secret or credential file is missing or malformed.
         Unavailable: the key backend cannot be opened.
     """
-    import uvicorn
+    from bordergate.serving import run_server
 
     deployment = load_config(config)
     j = deployment.jurisdiction(jurisdiction)
@@ -85,9 +85,8 @@ def serve_keys(config: Path, jurisdiction: str, *, host: str | None = None,
         print(f"key service of {jurisdiction} ({backend.kind} backend) at "
               f"http://{host or ks.listen_host}:{port or ks.listen_port}/v1/data-key "
               f"({len(credentials.ids)} gateway credentials)", flush=True)
-        uvicorn.run(make_key_service_app(service, credentials),
-                    host=host or ks.listen_host, port=port or ks.listen_port,
-                    log_level="warning")
+        run_server(make_key_service_app(service, credentials),
+                   host=host or ks.listen_host, port=port or ks.listen_port)
     finally:
         backend.close()
         asyncio.run(appender.aclose())

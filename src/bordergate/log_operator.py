@@ -85,9 +85,8 @@ def sequencer(directory: Annotated[str | None, typer.Argument(
     quorum it refuses to start (``witness_quorum_required``) unless
     ``--unwitnessed`` says that is intended.
     """
-    import uvicorn
-
     from bordergate.entry_state import state_keys
+    from bordergate.serving import run_server
     from bordergate.tlog.credentials import read_credential_list, require_appender
     from bordergate.tlog.sequencer import SequencerConfig
     from bordergate.tlog.sequencer_service import make_sequencer_app
@@ -121,8 +120,8 @@ def sequencer(directory: Annotated[str | None, typer.Argument(
                f"({len(allowed.ids)} append credentials)")
     try:
         check = None if any_entries else require_appender
-        uvicorn.run(make_sequencer_app(seq, allowed, check_entry=check),
-                    host=bind_host, port=bind_port, log_level="warning")
+        run_server(make_sequencer_app(seq, allowed, check_entry=check),
+                   host=bind_host, port=bind_port)
     finally:
         seq.close()
 

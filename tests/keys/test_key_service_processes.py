@@ -56,6 +56,8 @@ class KeyedDeployment:
     subject: str  # written through the gateway: it has a data key
     other: str    # written too
     key_service: subprocess.Popen[bytes]
+    #: sequencer, key service, gateway (stopped by the fixture in reverse order)
+    processes: tuple[subprocess.Popen[bytes], ...] = ()
 
     @property
     def key_url(self) -> str:
@@ -160,7 +162,7 @@ def keyed_deployment(root: Path) -> Iterator[KeyedDeployment]:
         with httpx.Client(base_url=us.public_url, headers=Tokens().header(LOCAL, "us"),
                           timeout=30) as http:
             subject, other = _write(http, EMAIL), _write(http, "other@example.test")
-        yield KeyedDeployment(config, us, subject, other, processes[1])
+        yield KeyedDeployment(config, us, subject, other, processes[1], tuple(processes))
     finally:
         for process in reversed(processes):
             stop_process(process)

@@ -395,9 +395,10 @@ async def serve_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
 def _server(app: Any, host: str, port: int, http: str) -> Any:
     import uvicorn
 
-    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, http=http,
-                                         log_level="warning", access_log=False,
-                                         lifespan="off"))
+    from bordergate.serving import server_config
+
+    return uvicorn.Server(server_config(app, host=host, port=port, http=http,
+                                        access_log=False, lifespan="off"))
 
 
 async def _serve_together(servers: list[Any]) -> None:

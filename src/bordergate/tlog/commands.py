@@ -315,12 +315,11 @@ def verify(location: Annotated[str, typer.Argument(
 def serve(location: LogArg, port: Annotated[int, typer.Option(help="TCP port")] = 8080,
           host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1") -> None:
     """Serve the log read-only over HTTP (checkpoint, tiles and bundles only)."""
-    import uvicorn
-
+    from bordergate.serving import run_server
     from bordergate.tlog.server import make_log_app
     try:
         storage = open_log(location)
     except BordergateError as e:
         raise fail(e) from None
     typer.echo(f"serving {location} at http://{host}:{port}/checkpoint")
-    uvicorn.run(make_log_app(storage), host=host, port=port, log_level="warning")
+    run_server(make_log_app(storage), host=host, port=port)

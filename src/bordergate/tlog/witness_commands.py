@@ -118,8 +118,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve POST /add-checkpoint for the given logs until interrupted."""
-    import uvicorn
-
+    from bordergate.serving import run_server
     from bordergate.tlog.witness import Witness
     from bordergate.tlog.witness_server import EvidenceDirectory, create_app
     from bordergate.tlog.witness_sqlite import SqliteWitnessState
@@ -137,4 +136,4 @@ def serve(
     witness = Witness(signer, logs, store, on_evidence=evidence)
     typer.echo(f"witness {signer.name} serving {len(logs)} log(s) on http://{host}:{port}")
     typer.echo(signer.verifier().key_string)
-    uvicorn.run(create_app(witness), host=host, port=port, log_level="warning", access_log=False)
+    run_server(create_app(witness), host=host, port=port, access_log=False)
