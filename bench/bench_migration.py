@@ -27,7 +27,8 @@ Target (issue 15): >= 20,000 records/s end to end.  Rates are printed per
 wall-clock second and per CPU-second of this process and its workers (a busy
 shared machine stretches the first, not the second), with the load average.
 
-Run: .venv/bin/python bench/bench_migration.py [users]   (default 3,000 users = 30,000 records)
+Run: .venv/bin/python bench/bench_migration.py [users]   (default 10,000 users = 100,000 records,
+the size of the issue's acceptance test)
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from bordergate.migration.source import open_source
 from bordergate.residency.schema import load_schema
 
 #: Subjects per batch (``migrate run --batch-subjects``).
-BATCH_SUBJECTS = 500
+BATCH_SUBJECTS = 1_000
 TABLES = {"accounts": "id", "profiles": "account_id", "watch_history": "account_id",
           "payments": "account_id", "messages": "sender_id"}
 
@@ -218,7 +219,7 @@ def migrate(root: Path, legacy: Path, *, workers: bool, operators: bool = False
 
 
 def main() -> None:
-    users = int(sys.argv[1]) if len(sys.argv) > 1 else 3_000
+    users = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         legacy = root / "legacy.db"

@@ -17,10 +17,11 @@ import pytest
 from bordergate.config import Deployment, demo_config_path, load_config
 from bordergate.gateway.startup import provision
 from bordergate.migration.homes import LEGACY_COLLECTION, Home, open_home
+from bordergate.migration.legacy import generate_legacy
 from bordergate.migration.mapping import MigrationMapping, demo_mapping_path, load_mapping
 from bordergate.migration.plan import Plan, make_plan
 from bordergate.migration.run import RunReport, homes_needed, run_migration
-from bordergate.migration.source import LegacySource
+from bordergate.migration.source import LegacySource, open_source
 from bordergate.residency.schema import load_schema
 from bordergate.residency.vault import Vault
 
@@ -109,3 +110,17 @@ def store_and_log_files(deployment: Deployment) -> list[Path]:
     """Every file a home keeps: stores (with WAL), logs, keys."""
     root = deployment.jurisdiction("us").log.key_file.parent.parent
     return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def one_process_run(directory: Path, *, users: int, seed: int, batch_subjects: int
+                    ) -> Deployment:
+    """A fresh legacy database of ``users`` (``seed``) migrated by one uninterrupted
+    in-process run into a fresh deployment under ``directory``: the reference a
+    parallel, resumed or shared run must equal (:func:`home_contents`)."""
+    directory.mkdir()
+    source = open_source(f"sqlite:{directory / 'legacy.db'}")
+    generate_legacy(source, users=users, seed=seed)
+    clean = make_deployment(directory / "deploy")
+    migrate(source, clean, batch_subjects=batch_subjects)
+    source.close()
+    return clean

@@ -19,8 +19,7 @@ from tests.migration.conftest import (
     HOMES,
     demo_mapping,
     home_contents,
-    make_deployment,
-    migrate,
+    one_process_run,
     plan_for,
 )
 
@@ -76,12 +75,7 @@ def test_a_failing_home_worker_fails_the_run_closed_and_a_new_run_finishes(
     run_parallel(url, deployment, demo_mapping(deployment), plan, schema=schema)
     assert set(_states(url).values()) == {"done"}
 
-    clean = tmp_path / "clean"
-    clean.mkdir()
-    source = open_source(f"sqlite:{clean / 'legacy.db'}")
-    generate_legacy(source, users=120, seed=4)
-    clean_deployment = make_deployment(clean / "deploy")
-    migrate(source, clean_deployment, batch_subjects=20)
-    source.close()
+    clean_deployment = one_process_run(tmp_path / "clean", users=120, seed=4,
+                                       batch_subjects=20)
     for code in HOMES:
         assert home_contents(deployment, code) == home_contents(clean_deployment, code)

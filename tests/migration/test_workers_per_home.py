@@ -29,8 +29,7 @@ from tests.migration.conftest import (
     HOMES,
     demo_mapping,
     home_contents,
-    make_deployment,
-    migrate,
+    one_process_run,
     plan_for,
 )
 
@@ -138,13 +137,8 @@ def test_several_workers_per_home_through_log_operators_equal_one_process(
     assert verified.ok, verified.failures
     assert {row.state for row in _journal(url)} == {"done"}
 
-    clean = tmp_path / "clean"
-    clean.mkdir()
-    source = open_source(f"sqlite:{clean / 'legacy.db'}")
-    generate_legacy(source, users=140, seed=9)
-    clean_deployment = make_deployment(clean / "deploy")
-    migrate(source, clean_deployment, batch_subjects=10)
-    source.close()
+    clean_deployment = one_process_run(tmp_path / "clean", users=140, seed=9,
+                                       batch_subjects=10)
     for code in HOMES:
         assert home_contents(operated, code) == home_contents(clean_deployment, code)
 

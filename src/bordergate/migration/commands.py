@@ -132,8 +132,9 @@ def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
             help="run only this home's part (its custodian's run: only its files are "
                  "opened)")] = None,
         parallel: Annotated[bool, typer.Option(
-            help="one worker process per home, each with only its home's files "
-                 "(Linux; without --home)")] = True,
+            help="worker processes per home, each with only its home's files; several "
+                 "for a home whose log is its log operator's service (Linux; without "
+                 "--home)")] = True,
         json_output: JsonOpt = False) -> None:
     """Migrate in resumable batches; safe to interrupt and run again."""
     from rich.progress import (

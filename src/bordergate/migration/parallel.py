@@ -159,7 +159,8 @@ def run_parallel(source_url: str, deployment: Deployment, mapping: MigrationMapp
                  plan: Plan, *, schema: Schema, base_dir: Any = None,
                  progress: Progress | None = None,
                  clock: Callable[[], float] | None = None) -> RunReport:
-    """Migrate every part not done yet, one worker process per home, then compact.
+    """Migrate every part not done yet with worker processes per home
+    (:func:`worker_counts`), then compact.
 
     Raises:
         as :func:`~bordergate.migration.run.run_migration` (a worker's error,

@@ -125,15 +125,7 @@ class FieldSpec:
             InvalidInput: ``wrong_type`` or ``value_too_large``.
         """
         if self.type is FieldType.STRING:
-            if not isinstance(value, str):
-                raise _wrong_type(self, value)
-            if len(value) > self.max_length or len(value) * 4 > MAX_VALUE_BYTES:
-                raise InvalidInput(
-                    f"field {self.name!r} is longer than {self.max_length} characters",
-                    code="value_too_large",
-                )
-            if _has_surrogates(value):
-                raise _wrong_type(self, value)
+            _string_bytes(self, value)
             return value
         if self.type is FieldType.INTEGER:
             if isinstance(value, bool) or not isinstance(value, int):
@@ -158,17 +150,7 @@ class FieldSpec:
             InvalidInput: ``wrong_type`` or ``value_too_large``, as :meth:`normalize`.
         """
         if self.type is FieldType.STRING:
-            if not isinstance(value, str):
-                raise _wrong_type(self, value)
-            if len(value) > self.max_length or len(value) * 4 > MAX_VALUE_BYTES:
-                raise InvalidInput(
-                    f"field {self.name!r} is longer than {self.max_length} characters",
-                    code="value_too_large",
-                )
-            try:
-                return value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise _wrong_type(self, value) from None
+            return _string_bytes(self, value)
         if self.type is FieldType.TIMESTAMP:
             return _normalize_timestamp(self, value).encode("ascii")
         return self.encode(self.normalize(value))
@@ -419,12 +401,20 @@ def _wrong_type(spec: FieldSpec, value: object) -> InvalidInput:
     )
 
 
-def _has_surrogates(text: str) -> bool:
+def _string_bytes(spec: FieldSpec, value: object) -> bytes:
+    """The UTF-8 bytes of a string field's value, checked: a string, not longer than
+    the field allows, no lone surrogates (``wrong_type``, ``value_too_large``)."""
+    if not isinstance(value, str):
+        raise _wrong_type(spec, value)
+    if len(value) > spec.max_length or len(value) * 4 > MAX_VALUE_BYTES:
+        raise InvalidInput(
+            f"field {spec.name!r} is longer than {spec.max_length} characters",
+            code="value_too_large",
+        )
     try:
-        text.encode("utf-8")
+        return value.encode("utf-8")
     except UnicodeEncodeError:
-        return True
-    return False
+        raise _wrong_type(spec, value) from None
 
 
 def _normalize_timestamp(spec: FieldSpec, value: object) -> str:
