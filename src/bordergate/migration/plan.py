@@ -191,9 +191,9 @@ def make_plan(source: LegacySource, mapping: MigrationMapping, schema: Schema, *
     homes: dict[str, HomePlan] = {}
     dirty_subjects = [(legacy, "no_home") for _, (legacy, home) in sorted(subjects.items())
                       if home is None]
-    for _, home in subjects.values():
+    for home, count in Counter(home for _, home in subjects.values()).items():
         if home is not None:
-            homes.setdefault(home, HomePlan()).subjects += 1
+            homes[home] = HomePlan(subjects=count)
     dirty_rows: list[tuple[str, str]] = []
     dirty_counts: Counter[str] = Counter()
     for t in mapping.tables:
@@ -202,17 +202,27 @@ def make_plan(source: LegacySource, mapping: MigrationMapping, schema: Schema, *
         counts = ", ".join(f"COUNT({ident(c)})" for _, c in fields)
         sql = (f"SELECT {ident(t.owner)}, COUNT(*), {counts} FROM {ident(t.table)} "  # noqa: S608
                f"GROUP BY {ident(t.owner)}")
+        # per home: [rows, values present per field], summed over its owners first,
+        # then classified once per field (not once per owner and field)
+        sums: dict[str, list[int]] = {}
         for owner, rows, *present in source.query(sql):
             found = subjects.get(int(owner)) if owner is not None else None
             if found is None or found[1] is None:
                 dirty_counts[t.table] += int(rows)
                 continue
-            plan = homes[found[1]]
-            plan.records += int(rows)
-            plan.collections[t.collection] += int(rows)
-            for (name, _), n in zip(fields, present, strict=True):
-                plan.field_classes[specs[name].field_class.value] += int(n)
-                plan.categories[field_category(specs[name])] += int(n)
+            acc = sums.get(found[1])
+            if acc is None:
+                acc = sums[found[1]] = [0] * (1 + len(fields))
+            acc[0] += int(rows)
+            for i, n in enumerate(present, 1):
+                acc[i] += int(n)
+        for home, acc in sums.items():
+            plan = homes[home]
+            plan.records += acc[0]
+            plan.collections[t.collection] += acc[0]
+            for (name, _), n in zip(fields, acc[1:], strict=True):
+                plan.field_classes[specs[name].field_class.value] += n
+                plan.categories[field_category(specs[name])] += n
         if t.table != mapping.subject_table:
             dirty_rows.extend(_orphans(source, mapping, t.table, t.key, t.owner))
     keys = sorted(subjects)
