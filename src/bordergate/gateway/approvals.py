@@ -38,6 +38,7 @@ from bordergate.errors import Conflict, InvalidInput, NotFound, Unavailable
 from bordergate.gateway.approval_scope import ApprovalScope
 from bordergate.locations import parse_store_location
 from bordergate.policy.entities import FIELD_CLASSES, Approval, ApprovalRequest, Principal
+from bordergate.postgres_tables import SharedConnection
 
 __all__ = [
     "APPROVALS_NEEDED",
@@ -547,28 +548,14 @@ class PostgresApprovalStore:
         Raises:
             Unavailable: ``store_unavailable``.
         """
-        import psycopg
-
         self._url = url
-        self._lock = threading.Lock()
-        try:
-            self._conn = psycopg.connect(url, autocommit=True)
-            self._conn.execute(_TABLE)
-        except psycopg.Error as exc:
-            raise Unavailable(f"approvals store unreachable: {type(exc).__name__}",
-                              code="store_unavailable") from exc
+        self._db = SharedConnection(url, ddl=[_TABLE], what="approvals store")
 
     def _run(self, sql: str, args: tuple[object, ...]) -> tuple[int, list[tuple[Any, ...]]]:
-        import psycopg
-
-        try:
-            with self._lock:
-                cur = self._conn.execute(sql, args)
-                rows = cur.fetchall() if cur.description else []
-                return cur.rowcount, rows
-        except psycopg.Error as exc:
-            raise Unavailable(f"approvals store failed: {type(exc).__name__}",
-                              code="store_unavailable") from exc
+        with self._db.using() as conn:
+            cur = conn.execute(sql, args)
+            rows = cur.fetchall() if cur.description else []
+            return cur.rowcount, rows
 
     def get(self, approval_id: str) -> ApprovalRecord:
         _, rows = self._run("SELECT body FROM gateway_approvals WHERE id = %s", (approval_id,))
@@ -596,7 +583,7 @@ class PostgresApprovalStore:
         return [r for r in items if state is None or r.status(now) == state][:limit]
 
     def close(self) -> None:
-        self._conn.close()
+        self._db.close()
 
 
 def open_approval_store(store_url: str) -> ApprovalStore:

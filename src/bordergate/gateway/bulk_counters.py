@@ -45,8 +45,8 @@ from bordergate.dsp.bulk import (
     counterparties,
     is_covered,
 )
-from bordergate.errors import Unavailable
 from bordergate.locations import parse_store_location
+from bordergate.postgres_tables import SharedConnection
 from bordergate.sqlite_connections import ThreadConnections
 
 __all__ = [
@@ -239,36 +239,20 @@ class PostgresBulkLedger:
         Raises:
             Unavailable: ``store_unavailable``.
         """
-        import psycopg
-
-        self._lock = threading.Lock()
-        try:
-            self._conn = psycopg.connect(url, autocommit=True)
-            self._conn.execute(_TABLE)
-            self._conn.execute(_INDEX)
-        except psycopg.Error as exc:
-            raise Unavailable(f"bulk counters unreachable: {type(exc).__name__}",
-                              code="store_unavailable") from exc
+        self._db = SharedConnection(url, ddl=[_TABLE, _INDEX], what="bulk counters")
 
     def claim(self, claims: Sequence[BulkClaim], subject: str, now: float, since: float,
               force: bool) -> list[tuple[int, bool]]:
-        import psycopg
-
-        try:
-            with self._lock, self._conn.transaction():
-                # claims of one counterparty serialised across every worker (sorted:
-                # two claims locking the same pair never wait for each other in turn)
-                for party in sorted({c.counterparty for c in claims}):
-                    self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
-                                       ("bulk:" + party,))
-                return _claim_in(self._conn.execute, "%s", claims, subject, now=now,
-                                 since=since, force=force)
-        except psycopg.Error as exc:
-            raise Unavailable(f"bulk counters failed: {type(exc).__name__}",
-                              code="store_unavailable") from exc
+        with self._db.using(transaction=True) as conn:
+            # claims of one counterparty serialised across every worker (sorted:
+            # two claims locking the same pair never wait for each other in turn)
+            for party in sorted({c.counterparty for c in claims}):
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("bulk:" + party,))
+            return _claim_in(conn.execute, "%s", claims, subject, now=now, since=since,
+                             force=force)
 
     def close(self) -> None:
-        self._conn.close()
+        self._db.close()
 
 
 def open_bulk_ledger(store_url: str) -> BulkLedger:

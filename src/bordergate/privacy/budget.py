@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from bordergate.errors import PolicyDenied, Unavailable
+from bordergate.errors import PolicyDenied
 from bordergate.locations import parse_store_location
+from bordergate.postgres_tables import SharedConnection
 from bordergate.sqlite_connections import ThreadConnections
 
 __all__ = [
@@ -200,41 +201,26 @@ class PostgresBudgetStore:
         Raises:
             Unavailable: ``store_unavailable``.
         """
-        import psycopg
-
-        self._lock = threading.Lock()
-        try:
-            self._conn = psycopg.connect(url, autocommit=True)
-            self._conn.execute(_TABLE)
-        except psycopg.Error as exc:
-            raise Unavailable(f"privacy budget store unreachable: {type(exc).__name__}",
-                              code="store_unavailable") from exc
+        self._db = SharedConnection(url, ddl=[_TABLE], what="privacy budget store")
 
     def spend(self, principal: str, dataset: str, now: float, epsilon_micro: int,
               settings: PrivacySettings) -> BudgetState:
-        import psycopg
-
         period = period_start(now, settings.period_s)
         keys = (("dataset", dataset, period), ("principal", principal, period))  # lock order
-        try:
-            with self._lock, self._conn.transaction():
-                spent = []
-                for key in keys:
-                    self._conn.execute("INSERT INTO privacy_budget VALUES (%s, %s, %s, 0) "
-                                       "ON CONFLICT DO NOTHING", key)
-                    row = self._conn.execute(_SELECT.format("%s") + " FOR UPDATE",
-                                             key).fetchone()
-                    spent.append(int(row[0]) if row else 0)
-                state = _decide((spent[1], spent[0]), epsilon_micro, settings, period)
-                self._conn.execute(_UPSERT.format("%s"), (*keys[0], state.dataset_spent))
-                self._conn.execute(_UPSERT.format("%s"), (*keys[1], state.principal_spent))
-        except psycopg.Error as exc:
-            raise Unavailable(f"privacy budget store failed: {type(exc).__name__}",
-                              code="store_unavailable") from exc
+        with self._db.using(transaction=True) as conn:
+            spent = []
+            for key in keys:
+                conn.execute("INSERT INTO privacy_budget VALUES (%s, %s, %s, 0) "
+                             "ON CONFLICT DO NOTHING", key)
+                row = conn.execute(_SELECT.format("%s") + " FOR UPDATE", key).fetchone()
+                spent.append(int(row[0]) if row else 0)
+            state = _decide((spent[1], spent[0]), epsilon_micro, settings, period)
+            conn.execute(_UPSERT.format("%s"), (*keys[0], state.dataset_spent))
+            conn.execute(_UPSERT.format("%s"), (*keys[1], state.principal_spent))
         return state
 
     def close(self) -> None:
-        self._conn.close()
+        self._db.close()
 
 
 def open_budget_store(store_url: str) -> BudgetStore:
