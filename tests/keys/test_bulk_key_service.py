@@ -22,9 +22,6 @@ import httpx
 import pytest
 
 from bordergate.appender import AttributedLog
-from bordergate.audit.bundlestore import BundleLookup
-from bordergate.audit.inspection import open_inspector
-from bordergate.audit.rules import keyaccess
 from bordergate.config import load_config
 from bordergate.entries import encode_entry, parse_entry
 from bordergate.keys.bulk import subjects_root
@@ -49,9 +46,9 @@ from tests.keys.test_key_service_processes import (
     LOCAL,
     KeyedDeployment,
     _no_kek_ring,
+    audited,
     keyed_deployment,
 )
-from tests.releases.keys import review_policy
 
 ANALYST = Principal("kx-analyst", "ttus", "local", "us", frozenset({"analyst"}))
 EXPORT = {"collection": "users", "group_by": "email", "purpose": "analytics_aggregate"}
@@ -122,14 +119,7 @@ def test_export_by_a_sealed_field_through_the_key_service(keyed: KeyedDeployment
     assert mine <= released and len(released) == intent.body["subjects"]
     assert intent.body["root"] == subjects_root(sorted(released))
     assert {a.body.get("appender") for a in accesses} == {"us-keys"}
-    inspector = open_inspector(
-        reference=True, jurisdiction="us", origin=keyed.us.log.origin,
-        bundles=lambda digest: BundleLookup(digest, None, "bundle_unavailable", "not here"),
-        reviewers=review_policy())
-    for i, data in enumerate(entries):
-        inspector.feed(i, data)
-    inspector.finish()
-    keyaccess.settle_key_claims(inspector, entries.__getitem__)
+    inspector = audited(keyed, entries)
     assert inspector.tally.key_events["key-access:export"] == len(released)
     kinds = {f.kind for f in inspector.findings}
     assert not kinds & {"key_promise_broken", "key_access_unjustified", "key_access_malformed",
@@ -302,13 +292,6 @@ def test_a_migration_run_creates_its_keys_through_the_key_service(
     new = sum(e.body.get("new_subjects", 0) for e in parsed if e.type == "migration")
     assert new > 0 and len(created) == new
     assert {e.body["justified"] for e in created} <= migrations
-    inspector = open_inspector(
-        reference=True, jurisdiction="us", origin=keyed.us.log.origin,
-        bundles=lambda digest: BundleLookup(digest, None, "bundle_unavailable", "not here"),
-        reviewers=review_policy())
-    for i, data in enumerate(entries):
-        inspector.feed(i, data)
-    inspector.finish()
-    keyaccess.settle_key_claims(inspector, entries.__getitem__)
+    inspector = audited(keyed, entries)
     kinds = {f.kind for f in inspector.findings}
     assert not kinds & {"key_promise_broken", "key_access_unjustified", "key_access_malformed"}

@@ -17,9 +17,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bordergate.audit.bundlestore import BundleLookup
-from bordergate.audit.inspection import open_inspector
-from bordergate.audit.rules import keyaccess
 from bordergate.config import load_config
 from bordergate.entries import parse_entry
 from tests.gateway.conftest import BORDERGATE, start_process, stop_process, wait_healthy
@@ -31,8 +28,8 @@ from tests.keys.test_key_service_processes import (
     _add_key_service,
     _start,
     _write,
+    audited,
 )
-from tests.releases.keys import review_policy
 
 CACHE_SECONDS = 12  # renewal is due once less than 3 s of it are left
 
@@ -101,14 +98,7 @@ def test_cached_reads_are_logged_without_a_release_and_a_late_read_renews(
     assert [op for op, _ in accesses].count("create") == 1
     entries = cached.entries(late)
     assert parse_entry(entries[first]).type == "access"  # logged all the same
-    inspector = open_inspector(
-        reference=True, jurisdiction="us", origin=cached.us.log.origin,
-        bundles=lambda digest: BundleLookup(digest, None, "bundle_unavailable", "not here"),
-        reviewers=review_policy())
-    for index, data in enumerate(entries):
-        inspector.feed(index, data)
-    inspector.finish()
-    keyaccess.settle_key_claims(inspector, entries.__getitem__)
+    inspector = audited(cached, entries)
     kinds = {f.kind for f in inspector.findings}
     assert not kinds & {"key_promise_broken", "key_access_unjustified", "key_access_malformed"}
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -134,6 +135,20 @@ def _write(http: httpx.Client, email: str) -> str:
                      "created_at": "2024-01-01T00:00:00Z"}})
     assert r.status_code == 200, r.text
     return subject
+
+
+def audited(keyed: KeyedDeployment, entries: list[bytes]) -> Any:
+    """The reference auditor's inspector after reading ``entries`` of us's log, with
+    the key-access claims settled (``inspector.findings``, ``inspector.tally``)."""
+    inspector = open_inspector(
+        reference=True, jurisdiction="us", origin=keyed.us.log.origin,
+        bundles=lambda digest: BundleLookup(digest, None, "bundle_unavailable", "not here"),
+        reviewers=review_policy())
+    for index, data in enumerate(entries):
+        inspector.feed(index, data)
+    inspector.finish()
+    keyaccess.settle_key_claims(inspector, entries.__getitem__)
+    return inspector
 
 
 @pytest.fixture(scope="module")
@@ -314,14 +329,7 @@ def test_audit_matches_every_key_access_entry_to_its_decision(keyed: KeyedDeploy
         index = r.json()["log"]["index"] if (r := http.get(
             f"/v1/users/{keyed.subject}", params={"purpose": "operations"})) else 0
     entries = keyed.entries(index + 1)
-    inspector = open_inspector(
-        reference=True, jurisdiction="us", origin=keyed.us.log.origin,
-        bundles=lambda digest: BundleLookup(digest, None, "bundle_unavailable", "not here"),
-        reviewers=review_policy())
-    for index, data in enumerate(entries):
-        inspector.feed(index, data)
-    inspector.finish()
-    keyaccess.settle_key_claims(inspector, entries.__getitem__)
+    inspector = audited(keyed, entries)
     counted = sum(n for k, n in inspector.tally.key_events.items() if k.startswith("key-access"))
     assert counted == sum(b'"type":"key-access"' in e for e in entries) > 0
     kinds = {f.kind for f in inspector.findings}
