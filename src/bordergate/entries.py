@@ -410,9 +410,14 @@ class Pseudonymizer:
 
     def pseudonym(self, kind: str, raw_id: str) -> str:
         """``<kind>:<hex HMAC-SHA256>`` of ``raw_id`` (kinds: subject, record, ...)."""
+        return f"{kind}:{self.digest_hex(kind, raw_id)}"
+
+    def digest_hex(self, kind: str, raw_id: str) -> str:
+        """The hex HMAC-SHA256 of ``raw_id`` under ``kind``: :meth:`pseudonym` without
+        its ``<kind>:`` prefix (keyed ids derived from a pseudonym)."""
         mac = self._keyed.copy()
         mac.update(kind.encode() + b"\x00" + raw_id.encode())
-        return f"{kind}:{mac.finalize().hex()}"
+        return mac.finalize().hex()
 
     def subject(self, subject_id: str) -> str:
         return self.pseudonym("subject", subject_id)

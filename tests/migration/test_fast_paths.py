@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 from bordergate.entries import Pseudonymizer
 from bordergate.errors import BordergateError, Conflict
 from bordergate.gateway.decisions import key_event_entry
-from bordergate.keys.envelope import open_sealed, seal_many
+from bordergate.keys.envelope import (
+    collection_aad_head,
+    field_aad_prefix,
+    open_sealed,
+    record_aad_prefix,
+    seal_many,
+)
 from bordergate.keys.events import KeyEvent, KeyEventKind
 from bordergate.migration.homes import KeyEventEntries
 from bordergate.residency.schema import FieldClass, FieldSpec, FieldType
@@ -73,6 +79,21 @@ def test_pseudonyms_are_hmac_sha256_under_the_secret(kind: str, raw: str) -> Non
     pseudonyms = Pseudonymizer(secret)
     assert pseudonyms.pseudonym(kind, raw) == f"{kind}:{expected}"
     assert pseudonyms.pseudonym(kind, raw) == f"{kind}:{expected}"  # the state is reusable
+    assert pseudonyms.digest_hex(kind, raw) == expected
+
+
+@given(parts=st.lists(st.text(max_size=40), min_size=4, max_size=4))
+def test_a_record_prefix_from_its_collection_head_is_the_field_aad_prefix(
+        parts: list[str]) -> None:
+    """Promise 2 with the AAD head computed once per subject and collection: the
+    prefix built from it is byte-for-byte ``field_aad_prefix``."""
+    jurisdiction, subject, collection, record_id = parts
+    try:
+        expected = field_aad_prefix(jurisdiction, subject, collection, record_id)
+    except UnicodeEncodeError:
+        return
+    head = collection_aad_head(jurisdiction, subject, collection)
+    assert record_aad_prefix(head, record_id) == expected
 
 
 @given(items=st.lists(st.tuples(st.binary(max_size=64), st.binary(max_size=64)), max_size=8))

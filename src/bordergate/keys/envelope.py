@@ -45,11 +45,13 @@ __all__ = [
     "FORMAT_V1",
     "NONCE_BYTES",
     "SEAL_OVERHEAD",
+    "collection_aad_head",
     "data_key_aad",
     "field_aad",
     "field_aad_prefix",
     "field_aad_suffix",
     "open_sealed",
+    "record_aad_prefix",
     "seal",
     "seal_many",
     "split_sealed",
@@ -77,6 +79,17 @@ def field_aad_prefix(jurisdiction: str, subject: str, collection: str, record_id
     """The AAD shared by all fields of one record; append :func:`field_aad_suffix`."""
     return (_FIELD_LABEL + _lp(jurisdiction) + _lp(subject) + _lp(collection)
             + _lp(record_id))
+
+
+def collection_aad_head(jurisdiction: str, subject: str, collection: str) -> bytes:
+    """The start of :func:`field_aad_prefix` shared by all of one subject's records in
+    one collection (a bulk import computes it once per subject and collection)."""
+    return _FIELD_LABEL + _lp(jurisdiction) + _lp(subject) + _lp(collection)
+
+
+def record_aad_prefix(head: bytes, record_id: str) -> bytes:
+    """:func:`field_aad_prefix` from its :func:`collection_aad_head`."""
+    return head + _lp(record_id)
 
 
 def field_aad(jurisdiction: str, subject: str, collection: str, record_id: str,

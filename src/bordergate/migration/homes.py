@@ -44,7 +44,12 @@ from bordergate.gateway.decisions import (
 )
 from bordergate.gateway.startup import read_pseudonym_secret
 from bordergate.keys.backend import open_key_backend
-from bordergate.keys.envelope import field_aad_prefix, field_aad_suffix
+from bordergate.keys.envelope import (
+    collection_aad_head,
+    field_aad_prefix,
+    field_aad_suffix,
+    record_aad_prefix,
+)
 from bordergate.keys.events import KeyEvent, KeyEventKind
 from bordergate.keys.keyring import KeyRing, SubjectCipher, WrappedDataKey
 from bordergate.keys.service_client import KeksHeldElsewhere
@@ -100,6 +105,7 @@ class Home:
         self.key_entries = KeyEventEntries(code, pseudonyms)
         self._decisions = DecisionCache(engine.decide_many)
         self._ciphers: dict[str, SubjectCipher] = {}
+        self._aad_heads: dict[tuple[str, str], bytes] = {}  # (subject, collection): per batch
         self._plans: dict[str, dict[str, tuple[FieldSpec, bytes | None]]] = {}
         self._required: dict[str, int] = {}
         self._kek_version: int | None = None  # asked of the backend once per batch
@@ -107,11 +113,11 @@ class Home:
     # -- ids ----------------------------------------------------------------
     def legacy_lookup_id(self, legacy_id: str) -> str:
         """The record id of a legacy id's map row: a keyed hash (no legacy id in clear)."""
-        return "s-" + self.pseudonyms.pseudonym("legacy-subject", legacy_id)[-48:]
+        return "s-" + self.pseudonyms.digest_hex("legacy-subject", legacy_id)[-48:]
 
     def record_id(self, batch: int, table: str, key: object) -> str:
         """The home record id of a source row: batch number and a keyed hash of the row."""
-        return f"m{batch}-" + self.pseudonyms.pseudonym("legacy-record", f"{table}/{key}")[-40:]
+        return f"m{batch}-" + self.pseudonyms.digest_hex("legacy-record", f"{table}/{key}")[-40:]
 
     def subject_of(self, legacy_id: str) -> SubjectId | None:
         """The subject a legacy id was migrated to, looked up in this home's store."""
@@ -198,7 +204,12 @@ class Home:
         if required < self._required[collection]:
             self.schema.collection(collection).validate(values)  # raises missing_field
         if sealing:
-            prefix = field_aad_prefix(self.code, str(subject), collection, record_id)
+            owner = str(subject)
+            head = self._aad_heads.get((owner, collection))
+            if head is None:
+                head = self._aad_heads[(owner, collection)] = collection_aad_head(
+                    self.code, owner, collection)
+            prefix = record_aad_prefix(head, record_id)
             sealed = self.cipher(subject, batch).seal_many(
                 [(raw, prefix + suffix) for raw, suffix in clear])
             stored.update(zip(sealing, sealed, strict=True))
@@ -275,6 +286,7 @@ class Home:
             self.sequencer.append_many(logged + batch.key_entries)
         self.store.put_batch(batch.keys, batch.records)
         self._ciphers.clear()
+        self._aad_heads.clear()
         self._kek_version = None
 
     def append(self, entries: Sequence[bytes], *, publish: bool = False) -> None:
