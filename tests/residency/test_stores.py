@@ -34,6 +34,23 @@ def test_put_get_selected_fields_owner_delete(store_factory: StoreFactory) -> No
         assert info.value.code == "record_not_found"
 
 
+def test_owners_of_many_records_in_one_round(store_factory: StoreFactory) -> None:
+    """Issue 15 (bulk lookups of the migration's legacy-id map): ``owners`` gives the
+    owner of each record that exists, across query chunks, in the asked collection
+    only, and leaves out the ids that do not exist."""
+    store = store_factory("us")
+    alice, bob = SubjectId.mint("us"), SubjectId.mint("us")
+    ids = [f"r{i:04d}" for i in range(2000)]
+    store.put_batch([], [("users", r, alice if i % 2 else bob, {"a": b"1"})
+                         for i, r in enumerate(ids)])
+    store.put_record("other", "r0001", bob, {"a": b"1"})
+    asked = [*ids[::3], "missing", "r9999"]
+    found = store.owners("users", asked)
+    assert found == {r: (alice if int(r[1:]) % 2 else bob) for r in ids[::3]}
+    assert store.owners("users", []) == {}
+    assert store.owners("other", ["r0001", "r0002"]) == {"r0001": bob}
+
+
 def test_foreign_subject_is_refused_and_nothing_written(store_factory: StoreFactory) -> None:
     """Promise 1: a US store refuses an EU subject's record and data key; nothing is written."""
     store = store_factory("us")

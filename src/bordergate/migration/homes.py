@@ -126,6 +126,13 @@ class Home:
         except NotFound:
             return None
 
+    def subjects_of(self, legacy_ids: Sequence[str]) -> dict[str, SubjectId]:
+        """:meth:`subject_of` of many legacy ids in one store round; ids never
+        migrated here are left out."""
+        lookups = {self.legacy_lookup_id(legacy): legacy for legacy in legacy_ids}
+        found = self.store.owners(LEGACY_COLLECTION, list(lookups))
+        return {lookups[lookup]: subject for lookup, subject in found.items()}
+
     def legacy_id_of(self, subject: SubjectId, lookup_id: str) -> str:
         """Open a map row (for checks by the custodian: verify, tests)."""
         raw = self.store.get_record(LEGACY_COLLECTION, lookup_id, [_LEGACY_FIELD])

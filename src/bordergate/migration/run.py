@@ -191,8 +191,9 @@ class _Migration:
         # record is sealed after the batch's entries are durable (Home.create_keys)
         later: list[Callable[[], None]] | None = None if home.key_service is None else []
         minted: list[SubjectId] = []
+        known = home.subjects_of(list(mine.values()))
         for key, legacy in mine.items():
-            subject = home.subject_of(legacy)
+            subject = known.get(legacy)
             if subject is None:
                 subject = SubjectId.mint(code)
                 minted.append(subject)

@@ -158,6 +158,15 @@ class RecordStore(Protocol):
         """
         ...
 
+    def owners(self, collection: str, record_ids: Sequence[str]) -> dict[str, SubjectId]:
+        """The subject of each of ``record_ids`` that exists (absent ones are left
+        out): :meth:`owner` of many in one round (a bulk import's lookups).
+
+        Raises:
+            Unavailable: ``store_unavailable``.
+        """
+        ...
+
     def delete_record(self, collection: str, record_id: str) -> None:
         """Delete one record.
 

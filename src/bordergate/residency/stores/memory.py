@@ -96,6 +96,12 @@ class MemoryRecordStore:
         with self._lock:
             return self._find(collection, record_id)[0]
 
+    def owners(self, collection: str, record_ids: Sequence[str]) -> dict[str, SubjectId]:
+        """Owners of the records that exist (see :class:`RecordStore`)."""
+        with self._lock:
+            found = {r: self._records.get((collection, r)) for r in record_ids}
+        return {r: item[0] for r, item in found.items() if item is not None}
+
     def delete_record(self, collection: str, record_id: str) -> None:
         """Delete one record (see :class:`RecordStore`)."""
         with self._lock:

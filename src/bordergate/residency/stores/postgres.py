@@ -181,6 +181,14 @@ class PostgresRecordStore:
             raise NotFound("no such record", code="record_not_found")
         return SubjectId.parse(row[0])
 
+    def owners(self, collection: str, record_ids: Sequence[str]) -> dict[str, SubjectId]:
+        """Owners of the records that exist (see :class:`RecordStore`)."""
+        with self._tx() as cur:
+            cur.execute("SELECT record_id, subject_id FROM records WHERE collection = %s "
+                        "AND record_id = ANY(%s)", (collection, list(record_ids)))
+            rows = cur.fetchall()
+        return {record_id: SubjectId.parse(subject) for record_id, subject in rows}
+
     def delete_record(self, collection: str, record_id: str) -> None:
         """Delete one record (see :class:`RecordStore`)."""
         with self._tx() as cur:

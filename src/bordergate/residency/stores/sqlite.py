@@ -67,6 +67,8 @@ _PRAGMAS = (
 )
 
 
+#: Record ids named in one ``owners`` query (well under SQLite's parameter limit).
+_IDS_PER_QUERY = 900
 #: From this many records a ``put_batch`` is a bulk import (sorted, larger cache).
 _BULK_RECORDS = 1000
 #: The page cache of a connection that made a bulk import, in KiB (SQLite's
@@ -281,6 +283,20 @@ class SqliteRecordStore:
         if row is None:
             raise NotFound("no such record", code="record_not_found")
         return SubjectId.parse(row[0])
+
+    def owners(self, collection: str, record_ids: Sequence[str]) -> dict[str, SubjectId]:
+        """Owners of the records that exist (see :class:`RecordStore`)."""
+        found: dict[str, SubjectId] = {}
+        with self._guard():
+            conn = self._conn()
+            for i in range(0, len(record_ids), _IDS_PER_QUERY):
+                chunk = list(record_ids[i:i + _IDS_PER_QUERY])
+                marks = ",".join("?" * len(chunk))
+                for record_id, subject in conn.execute(
+                        "SELECT record_id, subject_id FROM records WHERE collection = ? "  # noqa: S608
+                        f"AND record_id IN ({marks})", (collection, *chunk)):
+                    found[record_id] = SubjectId.parse(subject)
+        return found
 
     def delete_record(self, collection: str, record_id: str) -> None:
         """Delete one record (see :class:`RecordStore`)."""
