@@ -526,9 +526,9 @@ class Gateway:
                               approval=approval.policy_view(now, in_scope) if approval else None)
 
     async def _presented_approval(self, approval_id: str | None) -> appr.ApprovalRecord | None:
-        if approval_id is None or approval_id == "":
+        if approval_id is None:
             return None
-        appr.parse_approval_id(approval_id)
+        appr.parse_approval_id(approval_id)  # an empty one too: the document's pattern
         record: appr.ApprovalRecord = await self._off_loop(self.approvals.get, approval_id)
         return record
 
