@@ -122,7 +122,7 @@ def sequencer(directory: Annotated[str | None, typer.Argument(
     try:
         check = None if any_entries else require_appender
         uvicorn.run(make_sequencer_app(seq, allowed, check_entry=check),
-                    host=bind_host, port=bind_port, log_level="warning")
+                    host=bind_host, port=bind_port, log_level="warning", access_log=False)
     finally:
         seq.close()
 
