@@ -98,7 +98,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # JSON escapes can make them; UTF-8 
 
 
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return binascii.b2a_base64(data, newline=False).decode("ascii")  # base64.b64encode's bytes
 
 
 @dataclass(frozen=True)
