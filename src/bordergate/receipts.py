@@ -77,7 +77,6 @@ __all__ = [
     "released_digest",
     "released_values",
     "verify_receipt_signature",
-    "with_signature",
 ]
 
 #: The receipt format and version, the value of its ``format`` member.
@@ -328,23 +327,6 @@ class ReceiptSigner:
             ValueError: an unknown action (programmer misuse).
             VerificationError: as :func:`canonical_released`.
         """
-        statement, salt, message = self.prepare(
-            origin=origin, index=index, entry=entry, action=action, collection=collection,
-            fields=fields, values=values, groups=groups, suppressed=suppressed, salt=salt)
-        return with_signature(statement, self.signer.sign(message)), salt
-
-    def prepare(self, *, origin: str, index: int, entry: bytes, action: str,
-                collection: str, fields: Sequence[str], values: Mapping[str, Any],
-                groups: int | None = None, suppressed: int | None = None,
-                salt: bytes | None = None) -> tuple[dict[str, Any], bytes, bytes]:
-        """:meth:`issue` up to the signature: the statement (as JSON), the salt, and
-        the bytes this gateway's key must sign (``SIGNED_CONTEXT || JCS(statement)``);
-        :func:`with_signature` adds the signature made over them (a gateway signs on
-        a worker thread, ``bordergate.gateway.signing``).
-
-        Raises:
-            as :meth:`issue`.
-        """
         if action not in ACTIONS:
             raise ValueError(f"no receipt for action {action!r}")
         salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
@@ -358,14 +340,9 @@ class ReceiptSigner:
             encoded = _statement_bytes(self.key, self.gateway, statement)
         else:
             encoded = jcs(statement)  # the reference decides (outside I-JSON)
-        return statement, salt, SIGNED_CONTEXT + encoded
-
-
-def with_signature(statement: dict[str, Any], signature: bytes) -> dict[str, Any]:
-    """``statement`` (from :meth:`ReceiptSigner.prepare`) with its ``signature``
-    member: the receipt as JSON."""
-    statement["signature"] = _b64(signature)
-    return statement
+        signature = self.signer.sign(SIGNED_CONTEXT + encoded)
+        statement["signature"] = _b64(signature)
+        return statement, salt
 
 
 # -- parsing ---------------------------------------------------------------------

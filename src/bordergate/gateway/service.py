@@ -106,7 +106,6 @@ from bordergate.gateway.revocations import (
     token_revoke_entry,
 )
 from bordergate.gateway.roster_in_force import RosterFollower, RosterInForce
-from bordergate.gateway.signing import SigningThread
 from bordergate.keys.events import KeyEvent, KeyEventKind
 from bordergate.keys.keyring import SubjectCipher
 from bordergate.keys.service_client import KeyServiceClient
@@ -115,7 +114,7 @@ from bordergate.policy.entities import DecisionInput, Principal, RequestContext,
 from bordergate.policy.purpose_binding import denial_code
 from bordergate.privacy.budget import BudgetStore, MemoryBudgetStore, PrivacySettings
 from bordergate.privacy.mechanism import ExportMechanism, OpenDPMechanism, TrueGroup
-from bordergate.receipts import ReceiptSigner, released_values, with_signature
+from bordergate.receipts import ReceiptSigner, released_values
 from bordergate.residency.schema import FieldSpec, Schema
 from bordergate.residency.vault import SealedRecord, Vault
 from bordergate.subjects import SubjectId, parse_record_id
@@ -431,8 +430,6 @@ class Gateway:
         self.approver_keys: ApproverKeys = approver_keys or (
             roster if roster is not None else MappingApproverKeys({}))
         self.receipts = receipts  # signs what each answer released (bordergate.receipts)
-        # a read's receipt is signed beside the event loop (gateway.signing)
-        self._signing = SigningThread(receipts.signer.sign)
         self.subject_ledger = subject_ledger or MemorySubjectLedger()
         self.peers = dict(peers)
         self.k_min = engine.bundle.k_min  # the bundle's, which the auditor checks too
@@ -556,21 +553,6 @@ class Gateway:
         body["receipt"] = receipt
         body["receipt_salt"] = base64.b64encode(salt).decode("ascii")
 
-    async def _attach_read_receipt(self, body: dict[str, Any], index: int, entry: bytes, *,
-                                   fields: list[str]) -> None:
-        """As :meth:`_attach_receipt` for a read, signed on the signing thread while
-        the event loop serves other requests (the answer waits for its signature).
-
-        Raises:
-            Unavailable: ``receipt_signing_failed`` (nothing released).
-        """
-        statement, salt, message = self.receipts.prepare(
-            origin=self.origin, index=index, entry=logged_form(self.log, entry),
-            action="read", collection=body["collection"], fields=fields,
-            values=released_values("read", body))
-        body["receipt"] = with_signature(statement, await self._signing.sign(message))
-        body["receipt_salt"] = base64.b64encode(salt).decode("ascii")
-
     def _log_headers(self, index: int) -> dict[str, str]:
         return {"Bordergate-Log-Origin": self.origin, "Bordergate-Log-Index": str(index)}
 
@@ -621,7 +603,6 @@ class Gateway:
         if self.bulk is not None:
             self.bulk.close()
         self.vault.store.close()
-        self._signing.close()
 
     # -- subjects and records ------------------------------------------------
     async def mint_subject(self, authorization: str | None) -> Outcome:
@@ -689,8 +670,8 @@ class Gateway:
             raise DeniedAfterLogging("policy denied every field asked for",
                                      log_index=index, members=body,
                                      code=denial_code(w["policy_ids"] for w in plan.withheld))
-        await self._attach_read_receipt(
-            body, index, entry, fields=[name for name in allowed if values.get(name) is not None])
+        self._attach_receipt(body, "read", index, entry,
+                             fields=[name for name in allowed if values.get(name) is not None])
         return Outcome(body, index, headers=self._log_headers(index))
 
     async def _read_guarded(self, request: _ReadRequest, presented: appr.ApprovalRecord
