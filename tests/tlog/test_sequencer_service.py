@@ -251,3 +251,41 @@ def test_middleware_added_to_the_sequencer_app_must_be_applied_by_the_direct_rou
     declared = Declared(app._append, routes=app.routes)
     declared.add_middleware(GZipMiddleware)
     assert declared.build_middleware_stack() is not None
+
+
+def test_refusals_reach_the_appender_with_their_codes(tmp_path: Path) -> None:
+    """Fail closed (promise 3) and attribution (issue 12, item 2): over the keep-alive
+    client, a credential the log operator does not list fails the append with
+    ``sequencer_credential_refused``, an entry naming no appender or another one with
+    the sequencer's own code (``appender_missing``, ``appender_mismatch``), a
+    promised batch the same way; nothing of them is sequenced, and a stamped entry
+    then gets index 0 and a promise that covers it."""
+    service = Service(tmp_path, any_entries=False)
+    service.start()
+    good = RemoteSequencer(service.url, service.token, log_signer().verifier())
+    stranger = RemoteSequencer(service.url, AppendCredential.issue("worker-a").token,
+                               log_signer().verifier())
+
+    async def codes() -> list[str]:
+        found = []
+        for remote, entry in ((stranger, b'{"appender":"worker-a","x":1}'),
+                              (good, b'{"x":1}'), (good, b'{"appender":"worker-b","x":1}')):
+            with pytest.raises(Unavailable) as refused:
+                await remote.append(entry)
+            found.append(refused.value.code)
+            with pytest.raises(Unavailable) as refused:
+                await remote.append_attested([entry])
+            found.append(refused.value.code)
+        stamped = b'{"appender":"worker-a","x":2}'
+        first, promises = await good.append_promised([stamped])
+        assert first == 0 and promises[0].covers(stamped)
+        for remote in (good, stranger):
+            await remote.aclose()
+        return found
+
+    try:
+        assert asyncio.run(codes()) == [
+            "sequencer_credential_refused", "sequencer_credential_refused",
+            "appender_missing", "appender_missing", "appender_mismatch", "appender_mismatch"]
+    finally:
+        service.stop()
