@@ -19,12 +19,14 @@ from bordergate.entries import canonical_json
 from bordergate.errors import VerificationError
 from bordergate.receipts import (
     FORMAT,
+    SIGNED_CONTEXT,
     ReceiptSigner,
     canonical_released,
     check_answer,
     entry_discrepancies,
     jcs,
     parse_receipt,
+    released_digest,
     released_values,
     verify_receipt_signature,
 )
@@ -79,6 +81,48 @@ def test_fast_canonical_encoding_is_rfc8785(value: Any) -> None:
     except rfc8785.CanonicalizationError:
         return
     assert jcs(value) == expected
+
+
+counts = st.one_of(st.none(), st.integers(min_value=-(2**60), max_value=2**60))
+texts = st.one_of(st.text(max_size=12), st.text(st.characters(codec=None, categories=["Cs"]),
+                                                max_size=2))
+
+
+@given(texts, texts, texts, st.sampled_from(["read", "export"]), texts,
+       st.lists(st.text(max_size=8), max_size=5),
+       st.integers(min_value=-(2**60), max_value=2**60), counts, counts, st.binary(),
+       st.binary(max_size=40))
+def test_statement_template_equals_reference(
+        key: str, gateway: str, origin: str, action: str, collection: str,
+        fields: list[str], index: int, groups: int | None, suppressed: int | None,
+        entry: bytes, salt: bytes) -> None:
+    """Receipt format: the statement a gateway signs, written from the cached parts of
+    its answer's shape, is byte for byte ``rfc8785``'s encoding of the statement (or
+    refused where the reference refuses), for any members, so every signature is
+    over exactly the canonical statement a verifier rebuilds."""
+    signer = ReceiptSigner(SIGNER.signer, gateway)
+    signer.key = key
+    try:
+        expected: bytes | None = rfc8785.dumps({
+            "format": FORMAT, "key": key, "gateway": gateway, "origin": origin,
+            "index": index, "leaf_hash": base64.b64encode(merkle.leaf_hash(entry)).decode(),
+            "action": action, "collection": collection, "fields": sorted(fields),
+            "groups": groups, "suppressed": suppressed,
+            "digest": base64.b64encode(released_digest(salt, {"fields": {}})).decode()})
+    except rfc8785.CanonicalizationError:
+        expected = None
+    try:
+        statement, _ = signer.issue(origin=origin, index=index, entry=entry, action=action,
+                                    collection=collection, fields=fields,
+                                    values={"fields": {}}, groups=groups,
+                                    suppressed=suppressed, salt=salt)
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError):
+        assert expected is None
+        return
+    assert expected is not None
+    signed = base64.b64decode(statement.pop("signature"))
+    assert statement == json.loads(expected)
+    assert SIGNER.signer.verifier().verify(SIGNED_CONTEXT + expected, signed)
 
 
 @given(field_maps)

@@ -121,7 +121,7 @@ def sequencer(directory: Annotated[str | None, typer.Argument(
     try:
         check = None if any_entries else require_appender
         run_server(make_sequencer_app(seq, allowed, check_entry=check),
-                   host=bind_host, port=bind_port)
+                   host=bind_host, port=bind_port, access_log=False)
     finally:
         seq.close()
 

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 import json
 import re
@@ -97,7 +98,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # JSON escapes can make them; UTF-8 
 
 
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return binascii.b2a_base64(data, newline=False).decode("ascii")  # base64.b64encode's bytes
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,45 @@ def released_values(action: str, body: Mapping[str, Any]) -> dict[str, Any]:
     raise VerificationError(f"no receipt for action {action!r}", code="receipt_malformed")
 
 
+@functools.lru_cache(maxsize=256)
+def _statement_parts(key: str, gateway: str, origin: str, action: str, collection: str, *,
+                     fields: tuple[str, ...]) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """The fixed parts of a statement's RFC 8785 bytes for one answer shape, around
+    the members that vary per answer (digest, groups, index, leaf hash, suppressed).
+    JCS writes an object as its members in key order, each value written on its own,
+    so the statement is these parts with the varying values between them (the keys
+    below are in JCS order; ``test_statement_template_equals_reference`` holds the
+    concatenation to ``rfc8785``).
+
+    Raises:
+        rfc8785.CanonicalizationError: a string JCS refuses (a lone surrogate).
+    """
+    return (b'{"action":' + jcs(action) + b',"collection":' + jcs(collection)
+            + b',"digest":"',
+            b'","fields":' + jcs(list(fields)) + b',"format":' + jcs(FORMAT)
+            + b',"gateway":' + jcs(gateway) + b',"groups":',
+            b',"index":',
+            b',"key":' + jcs(key) + b',"leaf_hash":"',
+            b'","origin":' + jcs(origin) + b',"suppressed":')
+
+
+def _count_bytes(value: int | None) -> bytes:
+    return b"null" if value is None else b"%d" % value
+
+
+def _statement_bytes(key: str, gateway: str, statement: Mapping[str, Any]) -> bytes:
+    """``jcs(statement)`` for a statement of ``key`` and ``gateway`` whose counts are
+    within the I-JSON range, from the cached parts of its shape (the gateway signs
+    one statement per answer; only the digest, index, leaf hash and counts vary)."""
+    head, fields, index, leaf, origin = _statement_parts(
+        key, gateway, statement["origin"], statement["action"], statement["collection"],
+        fields=tuple(statement["fields"]))
+    return b"".join((head, statement["digest"].encode("ascii"), fields,
+                     _count_bytes(statement["groups"]), index,
+                     b"%d" % statement["index"], leaf, statement["leaf_hash"].encode("ascii"),
+                     origin, _count_bytes(statement["suppressed"]), b"}"))
+
+
 class ReceiptSigner:
     """Signs the receipts of one gateway (its registered key, its jurisdiction)."""
 
@@ -296,11 +336,10 @@ class ReceiptSigner:
             "collection": collection, "fields": sorted(fields), "groups": groups,
             "suppressed": suppressed, "digest": _b64(released_digest(salt, values))}
         counts = (index, groups or 0, suppressed or 0)
-        try:  # keys fixed and ASCII, values strings and these integers: no walk needed
-            encoded = (_DUMPS(statement).encode("utf-8") if max(counts) <= _SAFE_INT
-                       else jcs(statement))
-        except UnicodeEncodeError:
-            encoded = jcs(statement)
+        if min(counts) >= -_SAFE_INT and max(counts) <= _SAFE_INT:
+            encoded = _statement_bytes(self.key, self.gateway, statement)
+        else:
+            encoded = jcs(statement)  # the reference decides (outside I-JSON)
         signature = self.signer.sign(SIGNED_CONTEXT + encoded)
         statement["signature"] = _b64(signature)
         return statement, salt

@@ -14,18 +14,20 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from bordergate.errors import Unavailable
 from bordergate.tlog.client import DirectorySource, LogClient
-from bordergate.tlog.credentials import AppendCredential, CredentialList
+from bordergate.tlog.credentials import AppendCredential, CredentialList, require_appender
 from bordergate.tlog.logdir import write_key
 from bordergate.tlog.remote import RemoteSequencer
-from bordergate.tlog.sequencer import create_log
-from bordergate.tlog.sequencer_service import encode_entries
+from bordergate.tlog.sequencer import Sequencer, create_log
+from bordergate.tlog.sequencer_service import encode_entries, make_sequencer_app
 from bordergate.tlog.storage.fs import FileStorage
+from bordergate.tlog.storage.memory import MemoryStorage
 from tests.tlog.logkeys import log_signer
 
 BIN = Path(sys.executable).parent / "bordergate"
@@ -137,3 +139,153 @@ def test_bad_token_and_oversize_are_refused(service: Service) -> None:
     assert big.status_code == 413
     r = httpx.post(service.url + "/publish", headers=auth)
     assert r.status_code == 200 and b"\n0\n" in r.content
+
+
+def _in_process_service(credential: AppendCredential) -> tuple[Sequencer, Any]:
+    """A sequencer on a fresh in-memory log and its service app (1 KiB bodies)."""
+    storage = MemoryStorage()
+    create_log(storage, log_signer())
+    seq = Sequencer(storage, log_signer())
+    app = make_sequencer_app(seq, CredentialList.of([credential]),
+                             check_entry=require_appender, max_body=1024)
+    return seq, app
+
+
+def test_direct_append_path_answers_as_the_starlette_route() -> None:
+    """Promise 3 and the log operator's attribution (issue 12, item 2): the sequencer
+    app's direct path for POST /append gives the same status, body and headers as the
+    same Starlette route (on a log of its own in the same state) for accepted
+    batches with and without promises, an unauthenticated or wrongly authenticated
+    request, a truncated, empty or oversize body and an entry naming another
+    appender; every promise it returns verifies and covers its entry; a method or
+    path it does not take goes through Starlette as before."""
+    from starlette.applications import Starlette
+
+    from bordergate.tlog.promise import open_promise
+    from bordergate.tlog.sequencer_service import SequencerApp
+
+    def stamped(text: bytes) -> bytes:
+        return b'{"appender":"worker-a","x":"' + text + b'"}'
+
+    def cases(token: str) -> list[tuple[str, str, bytes, dict[str, str]]]:
+        auth = {"Authorization": f"Bearer {token}"}
+        return [
+            ("POST", "/append", encode_entries([stamped(b"1"), stamped(b"2")]), auth),
+            ("POST", "/append?promise=1", encode_entries([stamped(b"3")]), auth),
+            ("POST", "/append?promise=1&promise=0", encode_entries([stamped(b"4")]), auth),
+            ("POST", "/append", encode_entries([stamped(b"5")]), {"Authorization": "Bearer x"}),
+            ("POST", "/append", encode_entries([stamped(b"6")]), {}),
+            ("POST", "/append", b"\x00\x05ab", auth),
+            ("POST", "/append", b"", auth),
+            ("POST", "/append", b"\x00" * 2048, auth),
+            ("POST", "/append", encode_entries([b'{"appender":"worker-b","x":1}']), auth),
+            ("POST", "/append", encode_entries([b'{"x":1}']), auth),
+            ("GET", "/append", b"", auth),
+        ]
+
+    async def ask(app: Any, token: str) -> list[tuple[int, Any, dict[str, str]]]:
+        out = []
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://seq") as client:
+            for method, path, body, headers in cases(token):
+                r = await client.request(method, path, content=body, headers=headers)
+                answer: Any = r.json() if r.headers.get("content-type", "").endswith(
+                    "json") else r.text
+                if isinstance(answer, dict) and "promises" in answer:
+                    for i, text in enumerate(answer["promises"]):
+                        promise = open_promise(text.encode(), log_signer().verifier())
+                        assert promise.index == answer["first"] + i
+                    answer["promises"] = len(answer["promises"])
+                out.append((r.status_code, answer, dict(r.headers)))
+        return out
+
+    credential = AppendCredential.issue("worker-a")
+    direct_seq, direct_app = _in_process_service(credential)
+    routed_seq, routed = _in_process_service(credential)
+    assert isinstance(direct_app, SequencerApp)
+    plain = Starlette(routes=routed.routes)
+    with direct_seq, routed_seq:
+        direct = asyncio.run(ask(direct_app, credential.token))
+        by_route = asyncio.run(ask(plain, credential.token))
+        assert direct_seq.size == routed_seq.size == 4
+    assert [c[0] for c in direct] == [200, 200, 200, 401, 401, 400, 400, 413, 403, 403, 405]
+    assert direct[0][1] == {"first": 0, "count": 2, "appender": "worker-a"}
+    assert direct[1][1]["promises"] == 1 and "promises" not in direct[2][1]  # the last wins
+    assert [c[1]["code"] for c in direct[3:10]] == [
+        "unauthenticated", "unauthenticated", "malformed_entries", "no_entries",
+        "body_too_large", "appender_mismatch", "appender_missing"]
+    assert direct == by_route
+
+
+def test_middleware_added_to_the_sequencer_app_must_be_applied_by_the_direct_route() -> None:
+    """Promise 3: the direct append route bypasses Starlette's middleware stack, so a
+    middleware added to the sequencer app without being declared by the direct route
+    makes the app refuse to serve (``direct_route_middleware_mismatch``), on the
+    direct route and every other; declaring it lets the app build."""
+    from starlette.middleware.gzip import GZipMiddleware
+
+    from bordergate.errors import ConfigError
+    from bordergate.tlog.sequencer_service import SequencerApp
+
+    assert SequencerApp.DIRECT_ROUTE_MIDDLEWARE == ()
+    credential = AppendCredential.issue("worker-a")
+    seq, app = _in_process_service(credential)
+    with seq:
+        for method, path in (("POST", "/append"), ("GET", "/checkpoint")):
+            app = make_sequencer_app(seq, CredentialList.of([credential]))
+            app.add_middleware(GZipMiddleware)
+
+            async def main(app: Any = app, method: str = method, path: str = path) -> None:
+                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                             base_url="http://seq") as client:
+                    await client.request(method, path, content=encode_entries([b"{}"]),
+                                         headers={"Authorization": f"Bearer {credential.token}"})
+
+            with pytest.raises(ConfigError) as info:
+                asyncio.run(main())
+            assert info.value.code == "direct_route_middleware_mismatch"
+
+    class Declared(SequencerApp):
+        DIRECT_ROUTE_MIDDLEWARE = (GZipMiddleware,)
+
+    declared = Declared(app._append, routes=app.routes)
+    declared.add_middleware(GZipMiddleware)
+    assert declared.build_middleware_stack() is not None
+
+
+def test_refusals_reach_the_appender_with_their_codes(tmp_path: Path) -> None:
+    """Fail closed (promise 3) and attribution (issue 12, item 2): over the keep-alive
+    client, a credential the log operator does not list fails the append with
+    ``sequencer_credential_refused``, an entry naming no appender or another one with
+    the sequencer's own code (``appender_missing``, ``appender_mismatch``), a
+    promised batch the same way; nothing of them is sequenced, and a stamped entry
+    then gets index 0 and a promise that covers it."""
+    service = Service(tmp_path, any_entries=False)
+    service.start()
+    good = RemoteSequencer(service.url, service.token, log_signer().verifier())
+    stranger = RemoteSequencer(service.url, AppendCredential.issue("worker-a").token,
+                               log_signer().verifier())
+
+    async def codes() -> list[str]:
+        found = []
+        for remote, entry in ((stranger, b'{"appender":"worker-a","x":1}'),
+                              (good, b'{"x":1}'), (good, b'{"appender":"worker-b","x":1}')):
+            with pytest.raises(Unavailable) as refused:
+                await remote.append(entry)
+            found.append(refused.value.code)
+            with pytest.raises(Unavailable) as refused:
+                await remote.append_attested([entry])
+            found.append(refused.value.code)
+        stamped = b'{"appender":"worker-a","x":2}'
+        first, promises = await good.append_promised([stamped])
+        assert first == 0 and promises[0].covers(stamped)
+        for remote in (good, stranger):
+            await remote.aclose()
+        return found
+
+    try:
+        assert asyncio.run(codes()) == [
+            "sequencer_credential_refused", "sequencer_credential_refused",
+            "appender_missing", "appender_missing", "appender_mismatch", "appender_mismatch"]
+    finally:
+        service.stop()

@@ -449,7 +449,7 @@ class Gateway:
         self._shapes: BoundedFifoCache[tuple[str, str | None, str | None],
                                        tuple[str, list[FieldSpec]]] = BoundedFifoCache(_MAX_SHAPES)
         self._plans: BoundedFifoCache[tuple[Any, ...], _ReadPlan] = BoundedFifoCache(_MAX_PLANS)
-        self._subject_pseudonyms: BoundedFifoCache[str, bytes] = BoundedFifoCache(
+        self._subject_pseudonyms: BoundedFifoCache[str, tuple[str, bytes]] = BoundedFifoCache(
             _MAX_PSEUDONYMS)
         self._record_pseudonyms: BoundedFifoCache[tuple[str, str], bytes] = BoundedFifoCache(
             _MAX_PSEUDONYMS)
@@ -806,8 +806,10 @@ class Gateway:
         listed = roster.principal(request.principal.id) if roster is not None else None
         covered = None if roster is None else bool(listed and listed.covered_person)
         claims = self.bulk.claims(principal, covered, request.collection, names)
-        subject = self.pseudonyms.subject(str(owner))
-        if not claims or self.bulk.remembered(claims, subject, now):
+        if not claims:
+            return
+        subject = self._subject_pseudonym(owner)[0]
+        if self.bulk.remembered(claims, subject, now):
             return
         approved = presented is not None and presented.valid(int(now))
         verdict = await self._off_loop(
@@ -1009,14 +1011,20 @@ class Gateway:
         return bool(await self._off_loop(self.subject_ledger.claim, presented.id, subject,
                                          presented.max_subjects))
 
-    def _pseudonym_of_subject(self, subject: SubjectId) -> bytes:
-        """The subject's pseudonym as canonical JSON (bounded cache)."""
+    def _subject_pseudonym(self, subject: SubjectId) -> tuple[str, bytes]:
+        """The subject's pseudonym and its canonical JSON (bounded cache: a read's
+        bulk check and its entry both name it)."""
         key = str(subject)
         hit = self._subject_pseudonyms.get(key)
         if hit is None:
-            hit = canonical_json(self.pseudonyms.subject(key))
+            pseudonym = self.pseudonyms.subject(key)
+            hit = (pseudonym, canonical_json(pseudonym))
             self._subject_pseudonyms.put(key, hit)
         return hit
+
+    def _pseudonym_of_subject(self, subject: SubjectId) -> bytes:
+        """The subject's pseudonym as canonical JSON (bounded cache)."""
+        return self._subject_pseudonym(subject)[1]
 
     def _pseudonym_of_record(self, collection: str, record_id: str) -> bytes:
         """The record's pseudonym as canonical JSON (bounded cache)."""

@@ -26,6 +26,7 @@ whose log it cannot write.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import secrets
 from collections.abc import Iterator
@@ -397,7 +398,11 @@ def _server(app: Any, host: str, port: int, http: str) -> Any:
 
     from bordergate.serving import server_config
 
-    return uvicorn.Server(server_config(app, host=host, port=port, http=http,
+    protocol: Any = http
+    if http in ("auto", "httptools") and importlib.util.find_spec("httptools") is not None:
+        from bordergate.gateway.one_write import OneWriteProtocol
+        protocol = OneWriteProtocol  # uvicorn's httptools protocol, one write per answer
+    return uvicorn.Server(server_config(app, host=host, port=port, http=protocol,
                                         access_log=False, lifespan="off"))
 
 

@@ -27,13 +27,14 @@ This module must never interpret entries.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 import httpx
 
 from bordergate.errors import InvalidInput, PushBack, StaleState, Unavailable, VerificationError
-from bordergate.keepalive import KeepAlivePool
+from bordergate.keepalive import Answer, KeepAlivePool
 from bordergate.tlog.checkpoint import SignedCheckpoint, open_checkpoint
 from bordergate.tlog.note import Verifier
 from bordergate.tlog.promise import InclusionPromise, open_promise
@@ -46,12 +47,21 @@ _MAX_REQUEST_ENTRIES = 8192
 _MAX_IN_FLIGHT = 3
 
 
-def _problem_code(r: httpx.Response, default: str) -> str:
+def _problem_code(r: Answer, default: str) -> str:
     try:
-        code = r.json()["code"]
+        code = json.loads(r.body)["code"]
     except (ValueError, KeyError, TypeError):
         return default
     return code if isinstance(code, str) and code.isidentifier() else default
+
+
+def _answer(r: httpx.Response) -> Answer:
+    """An httpx response as the keep-alive pool's answer (lower-case header names)."""
+    return Answer(r.status_code, dict(r.headers.items()), r.content)
+
+
+def _text(r: Answer) -> str:
+    return r.body[:200].decode("utf-8", "replace")
 
 
 class RemoteSequencer:
@@ -122,7 +132,8 @@ class RemoteSequencer:
         batch = list(entries)
         if any(len(e) > ENTRY_MAX for e in batch):
             raise InvalidInput("log entry exceeds 65535 bytes", code="entry_too_large")
-        return self._first_of(await self._post_guarded("/append-guarded", batch, expect))
+        return self._first_of(_answer(await self._post_guarded("/append-guarded", batch,
+                                                               expect)))
 
     async def _post_guarded(self, path: str, batch: list[bytes],
                             expect: Mapping[str, int]) -> httpx.Response:
@@ -188,9 +199,9 @@ class RemoteSequencer:
                 sender.add_done_callback(self._promise_senders.discard)
             return await future
         r = await self._post_guarded("/append-guarded?promise=1", batch, expect)
-        return self._promised_answer(r, batch)
+        return self._promised_answer(_answer(r), batch)
 
-    def _promised_answer(self, r: httpx.Response, batch: list[bytes]
+    def _promised_answer(self, r: Answer, batch: list[bytes]
                          ) -> tuple[int, list[bytes]]:
         """The first index and each entry's checked promise from an ``?promise=1`` answer.
 
@@ -200,7 +211,7 @@ class RemoteSequencer:
         """
         first = self._first_of(r)
         try:
-            texts = [t.encode() for t in r.json()["promises"]]
+            texts = [t.encode() for t in json.loads(r.body)["promises"]]
             promises = [open_promise(t, self.verifier) for t in texts]
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise VerificationError("sequencer answered without promises",
@@ -226,8 +237,8 @@ class RemoteSequencer:
                 if self._raw is not None:
                     r = await self._raw_post("/append?promise=1", body)
                 else:
-                    r = await self._client.post(f"{self.url}/append?promise=1", content=body,
-                                                headers=self._headers)
+                    r = _answer(await self._client.post(f"{self.url}/append?promise=1",
+                                                        content=body, headers=self._headers))
                 first, texts = self._promised_answer(r, entries)
             except Exception as e:  # every waiter of this request gets the same failure
                 err = e if isinstance(e, Unavailable | InvalidInput | VerificationError) \
@@ -274,23 +285,30 @@ class RemoteSequencer:
         except httpx.HTTPError as e:
             raise Unavailable(f"sequencer service unreachable: {e}",
                               code="log_unavailable") from e
-        return self._first_of(r)
+        return self._first_of(_answer(r))
 
     @staticmethod
-    def _first_of(r: httpx.Response) -> int:
-        if r.status_code == 503 and "retry-after" in r.headers:
+    def _first_of(r: Answer) -> int:
+        """The index of the first entry of an ``/append`` answer (read from the
+        keep-alive pool's answer as it is: no httpx response per batch).
+
+        Raises:
+            PushBack: 503 with ``Retry-After``.
+            Unavailable: a refusal, another status, or a garbled answer.
+        """
+        if r.status == 503 and "retry-after" in r.headers:
             raise PushBack("sequencer service pushes back",
                            retry_after=float(r.headers["retry-after"]))
-        if r.status_code in (401, 403):  # this appender's credential or entries refused
-            code = "sequencer_credential_refused" if r.status_code == 401 else \
+        if r.status in (401, 403):  # this appender's credential or entries refused
+            code = "sequencer_credential_refused" if r.status == 401 else \
                 _problem_code(r, "appender_refused")
-            raise Unavailable(f"the log's sequencer refused the append: {r.text[:200]}",
+            raise Unavailable(f"the log's sequencer refused the append: {_text(r)}",
                               code=code)
-        if r.status_code != 200:
-            raise Unavailable(f"sequencer service answered {r.status_code}: {r.text[:200]}",
+        if r.status != 200:
+            raise Unavailable(f"sequencer service answered {r.status}: {_text(r)}",
                               code="log_unwritable")
         try:
-            return int(r.json()["first"])
+            return int(json.loads(r.body)["first"])
         except (ValueError, KeyError, TypeError) as e:
             raise Unavailable("sequencer service answered garbage", code="log_unavailable") \
                 from e
@@ -333,15 +351,13 @@ class RemoteSequencer:
                 waiter.set_exception(Unavailable("log client closed", code="log_unavailable"))
         self._promised.clear()
 
-    async def _raw_post(self, path: str, body: bytes) -> httpx.Response:
+    async def _raw_post(self, path: str, body: bytes) -> Answer:
         """``POST`` a batch over the keep-alive pool (a fraction of httpx's cost per
         request); any failure is :class:`Unavailable`, never retried (the batch may
         have been sequenced)."""
         assert self._raw is not None
-        answer = await self._raw.request("POST", self._base + path, body,
-                                         "application/octet-stream")
-        return httpx.Response(answer.status, headers=dict(answer.headers),
-                              content=answer.body)
+        return await self._raw.request("POST", self._base + path, body,
+                                       "application/octet-stream")
 
     async def aclose(self) -> None:
         self.close()

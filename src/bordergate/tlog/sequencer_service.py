@@ -38,22 +38,30 @@ import asyncio
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
-from bordergate.errors import BordergateError, PushBack, StaleState, VerificationError
+from bordergate.errors import (
+    BordergateError,
+    ConfigError,
+    PushBack,
+    StaleState,
+    VerificationError,
+)
 from bordergate.tlog.credentials import CredentialList
 from bordergate.tlog.sequencer import Sequencer
 from bordergate.tlog.server import log_routes
 from bordergate.tlog.tiles import ENTRY_MAX
 
-__all__ = ["EntryCheck", "decode_entries", "decode_guarded", "encode_entries", "encode_guarded",
-           "make_sequencer_app"]
+__all__ = ["EntryCheck", "SequencerApp", "decode_entries", "decode_guarded", "encode_entries",
+           "encode_guarded", "make_sequencer_app"]
 
 #: ``check(credential_id, entry)``: raises VerificationError to refuse the entry.
 EntryCheck = Callable[[str, bytes], None]
@@ -123,16 +131,44 @@ def _problem(e: BordergateError) -> Response:
 
 
 async def _read_body(request: Request, max_body: int) -> bytes:
-    declared = request.headers.get("content-length")
+    return await _read_stream(request.headers.get("content-length"), request.stream(),
+                              max_body)
+
+
+async def _read_stream(declared: str | None, stream: AsyncIterator[bytes],
+                       max_body: int) -> bytes:
+    """A request body of at most ``max_body`` bytes (by its declared length and by
+    counting the stream).
+
+    Raises:
+        VerificationError: ``body_too_large``.
+    """
     if declared is not None and (not declared.isdigit() or int(declared) > max_body):
         raise VerificationError("request body too large", code="body_too_large")
     chunks, total = [], 0
-    async for chunk in request.stream():
+    async for chunk in stream:
         total += len(chunk)
         if total > max_body:
             raise VerificationError("request body too large", code="body_too_large")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _receive_stream(receive: Any) -> AsyncIterator[bytes]:
+    """The body chunks of an ASGI request, as Starlette's ``Request.stream`` yields them.
+
+    Raises:
+        ClientDisconnect: the client went away before the body was complete.
+    """
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        body = message.get("body", b"")
+        if body:
+            yield body
+        if not message.get("more_body", False):
+            return
 
 
 def _refused(code: str, detail: str, status: int) -> Response:
@@ -169,12 +205,13 @@ def make_sequencer_app(sequencer: Sequencer, credentials: CredentialList, *,
             answer["promises"] = [p.decode() for p in sequencer.promises(first, entries)]
         return Response(json.dumps(answer), media_type="application/json")
 
-    async def append(request: Request) -> Response:
-        appender = authenticated(request)
+    async def append_direct(authorization: str, declared: str | None,
+                            stream: AsyncIterator[bytes], promise: bool) -> Response:
+        appender = credentials.authenticate(authorization)
         if appender is None:
             return _refused("unauthenticated", "bad or missing append credential", 401)
         try:
-            body = await read_body(request)
+            body = await _read_stream(declared, stream, max_body)
             entries = decode_entries(body)
             if not entries:
                 raise VerificationError("no entries in the request", code="no_entries")
@@ -187,8 +224,12 @@ def make_sequencer_app(sequencer: Sequencer, credentials: CredentialList, *,
             return _refused(e.code, str(e), status)
         except BordergateError as e:
             return _problem(e)
-        return acknowledged(appender, first, entries,
-                            request.query_params.get("promise") == "1")
+        return acknowledged(appender, first, entries, promise)
+
+    async def append(request: Request) -> Response:
+        return await append_direct(request.headers.get("authorization", ""),
+                                   request.headers.get("content-length"), request.stream(),
+                                   request.query_params.get("promise") == "1")
 
     async def append_guarded(request: Request) -> Response:
         appender = authenticated(request)
@@ -224,4 +265,92 @@ def make_sequencer_app(sequencer: Sequencer, credentials: CredentialList, *,
               Route("/append-guarded", append_guarded, methods=["POST"]),
               Route("/publish", publish, methods=["POST"]),
               *log_routes(sequencer.storage)]
-    return Starlette(routes=routes)
+    return SequencerApp(append_direct, routes=routes)
+
+
+#: ``append(authorization, content_length, body_stream, promise)``: the answer to one
+#: ``POST /append``.
+DirectAppend = Callable[[str, str | None, AsyncIterator[bytes], bool], Awaitable[Response]]
+
+
+class SequencerApp(Starlette):
+    """The sequencer service's Starlette app with a direct ASGI path for its hot route,
+    ``POST /append`` (every gateway batch), as :class:`bordergate.gateway.app.GatewayApp`
+    has for reads.
+
+    The direct path calls the same handler as the Starlette route (same answers,
+    problem bodies and headers; ``test_direct_append_path_answers_as_the_starlette_route``
+    holds both to that) without building a ``Request`` and without walking the
+    route table or Starlette's exception middleware.  What it skips, and why nothing
+    is lost:
+
+    * the route table: only the exact path ``/append`` with method ``POST`` and no
+      ``root_path`` mount is taken; everything else goes to Starlette;
+    * ``Request``: the ``Authorization`` and ``Content-Length`` headers are read as
+      Starlette reads them (the first of each), the query as its ``QueryParams``
+      (the last ``promise`` wins) and the body from ``receive`` as ``Request.stream``
+      does (a client that disconnects before its body is complete gets no answer
+      and nothing is sequenced, as on the route);
+    * ``ServerErrorMiddleware``: an unexpected exception answers 500 ``Internal
+      Server Error`` (plain text, as that middleware does) and is raised again
+      for the server to log;
+    * the app's user middleware: the direct path applies exactly
+      :attr:`DIRECT_ROUTE_MIDDLEWARE` (none), and :meth:`build_middleware_stack`
+      refuses to build an app whose middleware list differs, so a middleware
+      added later cannot be skipped silently on this route.
+    """
+
+    #: The user middleware (``Starlette.user_middleware`` classes, in order) that
+    #: the direct append route applies itself.  Add a middleware to the app and it
+    #: must be added here *and* applied in :meth:`__call__`, or the app refuses to
+    #: start.
+    DIRECT_ROUTE_MIDDLEWARE: tuple[type, ...] = ()
+
+    def __init__(self, append: DirectAppend, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._append = append
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """Starlette's stack, refused when its user middleware is not what the direct
+        route applies (built before the first request of either path).
+
+        Raises:
+            ConfigError: ``direct_route_middleware_mismatch``.
+        """
+        added: tuple[object, ...] = tuple(m.cls for m in self.user_middleware)
+        if added != self.DIRECT_ROUTE_MIDDLEWARE:
+            names = [getattr(cls, "__name__", repr(cls)) for cls in added]
+            raise ConfigError(
+                f"the app's middleware {names} differs from what the direct append route "
+                f"applies ({[c.__name__ for c in self.DIRECT_ROUTE_MIDDLEWARE]}): apply it "
+                "in SequencerApp.__call__ and declare it in DIRECT_ROUTE_MIDDLEWARE",
+                code="direct_route_middleware_mismatch")
+        return super().build_middleware_stack()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.middleware_stack is None:  # checks the middleware before any direct append
+            self.middleware_stack = self.build_middleware_stack()
+        if (scope["type"] == "http" and scope["method"] == "POST"
+                and scope["path"] == "/append" and not scope.get("root_path")):
+            authorization: str | None = None
+            declared: str | None = None
+            for name, value in scope["headers"]:  # as Starlette's Headers.get: the first
+                if name == b"authorization" and authorization is None:
+                    authorization = value.decode("latin-1")
+                elif name == b"content-length" and declared is None:
+                    declared = value.decode("latin-1")
+            query = scope["query_string"]
+            promise = bool(query) and dict(parse_qsl(
+                query.decode("latin-1"), keep_blank_values=True)).get("promise") == "1"
+            try:
+                response = await self._append(authorization or "", declared,
+                                               _receive_stream(receive), promise)
+            except ClientDisconnect:
+                return
+            except Exception:
+                await PlainTextResponse("Internal Server Error", status_code=500)(
+                    scope, receive, send)
+                raise
+            await response(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
