@@ -3,7 +3,8 @@ tables that live beside its records (approvals, privacy budgets, bulk counters):
 the PostgreSQL twin of :mod:`bordergate.sqlite_connections`.
 
 The connection is autocommit and used by one thread at a time (an in-process
-lock); the caller's DDL runs when it is opened; every ``psycopg`` error becomes
+lock); the caller's DDL runs when it is opened, under :data:`DDL_LOCK` (several
+workers start together); every ``psycopg`` error becomes
 :class:`~bordergate.errors.Unavailable` (``store_unavailable``) naming the table's
 owner, so a caller fails closed.  This module must never choose a database or a
 schema: callers pass both.
@@ -18,7 +19,12 @@ from typing import Any
 
 from bordergate.errors import Unavailable
 
-__all__ = ["SharedConnection"]
+__all__ = ["DDL_LOCK", "SharedConnection"]
+
+#: The advisory lock every first-time DDL of a jurisdiction's database holds:
+#: workers starting together would otherwise race on ``CREATE TABLE IF NOT
+#: EXISTS`` (PostgreSQL then fails one with ``UniqueViolation`` on its catalog).
+DDL_LOCK = 7193502
 
 
 class SharedConnection:
@@ -36,8 +42,10 @@ class SharedConnection:
         self._lock = threading.Lock()
         try:
             self._conn = psycopg.connect(url, autocommit=True)
-            for statement in ddl:
-                self._conn.execute(statement)
+            with self._conn.transaction():
+                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
+                for statement in ddl:
+                    self._conn.execute(statement)
         except psycopg.Error as exc:
             raise Unavailable(f"{what} unreachable: {type(exc).__name__}",
                               code="store_unavailable") from exc

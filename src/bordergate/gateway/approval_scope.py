@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bordergate.errors import InvalidInput, Unavailable
+from bordergate.errors import InvalidInput
 from bordergate.locations import parse_store_location
+from bordergate.postgres_tables import SharedConnection
 from bordergate.sqlite_connections import ThreadConnections
 from bordergate.subjects import SubjectId, parse_record_id
 
@@ -242,37 +243,22 @@ class PostgresSubjectLedger:
         Raises:
             Unavailable: ``store_unavailable``.
         """
-        import psycopg
-
-        self._lock = threading.Lock()
         self._claimed = _Claimed()
-        try:
-            self._conn = psycopg.connect(url, autocommit=True)
-            self._conn.execute(_TABLE)
-        except psycopg.Error as exc:
-            raise Unavailable(f"approval subject ledger unreachable: {type(exc).__name__}",
-                              code="store_unavailable") from exc
+        self._db = SharedConnection(url, ddl=[_TABLE], what="approval subject ledger")
 
     def claim(self, approval_id: str, subject: str, limit: int) -> bool:
-        import psycopg
-
         if (approval_id, subject) in self._claimed:
             return True
-        try:
-            with self._lock, self._conn.transaction():
-                # one claim per approval at a time, across every worker
-                self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
-                                   (approval_id,))
-                ok = _claim_in(self._conn.execute, "%s", approval_id, subject, limit)
-        except psycopg.Error as exc:
-            raise Unavailable(f"approval subject ledger failed: {type(exc).__name__}",
-                              code="store_unavailable") from exc
+        with self._db.using(transaction=True) as conn:
+            # one claim per approval at a time, across every worker
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (approval_id,))
+            ok = _claim_in(conn.execute, "%s", approval_id, subject, limit)
         if ok:
             self._claimed.add((approval_id, subject))
         return ok
 
     def close(self) -> None:
-        self._conn.close()
+        self._db.close()
 
 
 def open_subject_ledger(store_url: str) -> SubjectLedger:

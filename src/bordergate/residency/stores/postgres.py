@@ -29,6 +29,7 @@ import psycopg_pool
 
 from bordergate.errors import BordergateError, ConfigError, Conflict, NotFound, Unavailable
 from bordergate.keys.keyring import WrappedDataKey
+from bordergate.postgres_tables import DDL_LOCK
 from bordergate.residency.stores import (
     FieldValue,
     GroupCount,
@@ -79,7 +80,7 @@ class PostgresRecordStore:
             raise Unavailable(f"store database of {jurisdiction} unreachable: "
                               f"{type(exc).__name__}", code="store_unavailable") from exc
         with self._tx() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(7193502)")  # serialise first-time DDL
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))  # first-time DDL
             for ddl in _SCHEMA:
                 cur.execute(ddl)
             cur.execute("INSERT INTO meta VALUES ('jurisdiction', %s) ON CONFLICT DO NOTHING",

@@ -29,6 +29,10 @@ from bordergate.tlog.tiles import TileRef, decode_bundle, parse_path
 
 __all__ = ["PostgresStorage"]
 
+#: Held while the tables are created: several processes may open a new log at once,
+#: and PostgreSQL fails a racing ``CREATE TABLE IF NOT EXISTS`` with ``UniqueViolation``.
+_DDL_LOCK = 7193503
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tlog_object (
     log text NOT NULL, path text NOT NULL, data bytea NOT NULL,
@@ -60,7 +64,9 @@ class PostgresStorage:
         if self._conn is None or self._conn.closed:
             try:
                 self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
-                self._conn.execute(_SCHEMA)
+                with self._conn.transaction():  # processes opening a new log together
+                    self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
+                    self._conn.execute(_SCHEMA)
             except psycopg.Error as e:
                 self._conn = None
                 raise Unavailable(f"log database unreachable: {e}", code="log_unavailable") from e
