@@ -69,7 +69,9 @@ class KeyServiceClient:
                                   headers=self._headers, timeout=timeout,
                                   code="key_service_unavailable") \
             if client is None and parts.scheme == "http" else None
-        self._client = client or httpx.AsyncClient(timeout=timeout)
+        # plain http never uses TLS: no certificate store to load (~70 ms of CPU a client)
+        self._client = client or httpx.AsyncClient(timeout=timeout,
+                                                   verify=parts.scheme == "https")
         self._clock = clock
         self._max = max_entries
         self._cache: OrderedDict[str, tuple[float, SubjectCipher]] = OrderedDict()

@@ -36,7 +36,8 @@ class MigrationKeys:
     def __init__(self, url: str, credential: str, *, timeout: float = 60.0) -> None:
         self.url = url.rstrip("/")
         self._client = httpx.Client(timeout=timeout, headers={
-            "Authorization": f"Bearer {credential}"})
+            "Authorization": f"Bearer {credential}"},
+            verify=self.url.startswith("https://"))  # plain http: no certificate store
 
     def create(self, *, entry: bytes, promise: bytes,
                pairs: Sequence[tuple[SubjectId, str]], create: Sequence[SubjectId]

@@ -127,7 +127,9 @@ class WitnessQuorum:
         self.quorum = quorum
         self.timeout = timeout
         self.grace = grace
-        self._client = client or httpx.Client(timeout=timeout)
+        # plain http never uses TLS: no certificate store to load (~70 ms of CPU a client)
+        self._client = client or httpx.Client(
+            timeout=timeout, verify=any(w.url.startswith("https://") for w in witnesses))
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(witnesses)),
                                         thread_name_prefix="tlog-witness")
         self._sizes: dict[str, int] = {}  # witness URL -> size it last cosigned
