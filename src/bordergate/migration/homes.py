@@ -339,6 +339,8 @@ class ServiceLog:
 
     def __init__(self, j: Jurisdiction, credential_file: Path) -> None:
         from bordergate.log_access import remote_appender
+        self._j = j
+        self._end = 0  # one past the last index this run appended
         self._loop = asyncio.new_event_loop()
 
         async def make() -> Any:
@@ -347,11 +349,14 @@ class ServiceLog:
 
     def append_many(self, entries: list[bytes]) -> int:
         """Sequence ``entries``; returns once the service says they are durable."""
-        return int(self._loop.run_until_complete(self._remote.append_many(entries)))
+        first = int(self._loop.run_until_complete(self._remote.append_many(entries)))
+        self._end = max(self._end, first + len(entries))
+        return first
 
     def append_promised(self, entries: list[bytes]) -> list[bytes]:
         """Sequence ``entries`` durably; the log operator's promise of inclusion of each."""
-        _, promises = self._loop.run_until_complete(self._remote.append_promised(entries))
+        first, promises = self._loop.run_until_complete(self._remote.append_promised(entries))
+        self._end = max(self._end, int(first) + len(entries))
         return list(promises)
 
     def logged(self, entry: bytes) -> bytes:
@@ -359,9 +364,33 @@ class ServiceLog:
         return bytes(self._remote.logged(entry))
 
     def publish(self, timeout: float = 30.0) -> None:
-        """Nothing to wait for here: the log operator's service publishes what it
-        acknowledged, and recovers and publishes it after its own crash; it is not
-        killed with the migration."""
+        """Return once the log operator has published a checkpoint (verified with the
+        log's key) covering every entry this run appended: the service publishes on
+        its own interval, and ``migrate verify`` and the auditor read published
+        checkpoints only, so a part is ``done`` only when they can see it.
+
+        Raises:
+            Unavailable: ``checkpoint_not_published`` after ``timeout`` seconds (the
+                entries are durable; a later run or the service's next publication
+                covers them).
+        """
+        from bordergate.log_access import log_verifier
+        from bordergate.tlog.client import LogClient, StorageSource
+
+        if self._end == 0:
+            return
+        storage = open_storage(self._j.log.storage)
+        try:
+            client = LogClient(StorageSource(storage), log_verifier(self._j))
+            deadline = time.monotonic() + timeout
+            while client.checkpoint().checkpoint.size < self._end:
+                if time.monotonic() > deadline:
+                    raise Unavailable(f"the log operator of {self._j.code} has not published "
+                                      f"entry {self._end - 1} within {timeout:.0f} s",
+                                      code="checkpoint_not_published")
+                time.sleep(0.05)
+        finally:
+            storage.close()
 
     def close(self) -> None:
         try:
