@@ -29,6 +29,7 @@ from bordergate.tlog.credentials import (
     CredentialList,
     parse_credential_list,
 )
+from bordergate.tlog.logdir import write_key
 
 __all__ = ["credential"]
 
@@ -142,17 +143,13 @@ def issue_credential(listed: Path, credential_id: str, out: Path) -> AppendCrede
                        "choose another id", code="credential_id_taken")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+        write_key(out, issued.token)  # 0600, never overwritten
+    except ConfigError:
         raise ConfigError(f"{out} exists; a credential file is never overwritten",
-                       code="credential_file_exists") from None
+                          code="credential_file_exists") from None
     except OSError as e:
         raise ConfigError(f"cannot write {out}: {e.strerror}",
                           code="credential_unwritable") from None
-    with os.fdopen(fd, "w") as f:
-        f.write(issued.token + "\n")
-        f.flush()
-        os.fsync(f.fileno())
     if text and not text.endswith("\n"):
         text += "\n"
     _write_list(listed, text + issued.list_line + "\n")

@@ -50,9 +50,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp
 
+from bordergate.direct_route import require_declared_middleware
 from bordergate.errors import (
     BordergateError,
-    ConfigError,
     InvalidInput,
     PushBack,
     Unavailable,
@@ -502,14 +502,8 @@ class GatewayApp(Starlette):
         Raises:
             ConfigError: ``direct_route_middleware_mismatch``.
         """
-        added: tuple[object, ...] = tuple(m.cls for m in self.user_middleware)
-        if added != self.DIRECT_ROUTE_MIDDLEWARE:
-            names = [getattr(cls, "__name__", repr(cls)) for cls in added]
-            raise ConfigError(
-                f"the app's middleware {names} differs from what the direct read route "
-                f"applies ({[c.__name__ for c in self.DIRECT_ROUTE_MIDDLEWARE]}): apply it "
-                "in GatewayApp._read and declare it in DIRECT_ROUTE_MIDDLEWARE",
-                code="direct_route_middleware_mismatch")
+        require_declared_middleware(self, self.DIRECT_ROUTE_MIDDLEWARE, route="read",
+                                    applied_in="GatewayApp._read")
         return super().build_middleware_stack()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:

@@ -48,9 +48,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from bordergate.direct_route import require_declared_middleware
 from bordergate.errors import (
     BordergateError,
-    ConfigError,
     PushBack,
     StaleState,
     VerificationError,
@@ -317,14 +317,8 @@ class SequencerApp(Starlette):
         Raises:
             ConfigError: ``direct_route_middleware_mismatch``.
         """
-        added: tuple[object, ...] = tuple(m.cls for m in self.user_middleware)
-        if added != self.DIRECT_ROUTE_MIDDLEWARE:
-            names = [getattr(cls, "__name__", repr(cls)) for cls in added]
-            raise ConfigError(
-                f"the app's middleware {names} differs from what the direct append route "
-                f"applies ({[c.__name__ for c in self.DIRECT_ROUTE_MIDDLEWARE]}): apply it "
-                "in SequencerApp.__call__ and declare it in DIRECT_ROUTE_MIDDLEWARE",
-                code="direct_route_middleware_mismatch")
+        require_declared_middleware(self, self.DIRECT_ROUTE_MIDDLEWARE, route="append",
+                                    applied_in="SequencerApp.__call__")
         return super().build_middleware_stack()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
