@@ -296,9 +296,16 @@ class Home:
         self._aad_heads.clear()
         self._kek_version = None
 
-    def append(self, entries: Sequence[bytes], *, publish: bool = False) -> None:
-        """Log entries durably (``legacy-deletion``); with ``publish``, also wait until
-        a checkpoint covering every entry this run appended is published.
+    def append(self, entries: Sequence[bytes]) -> None:
+        """Log entries durably (``legacy-deletion``)."""
+        if self.sequencer is None:
+            raise ConfigError(f"home {self.code} was opened read-only", code="home_read_only")
+        if entries:
+            self.sequencer.append_many(list(entries))
+
+    def publish(self) -> None:
+        """Return once a published checkpoint of the home's log covers every entry it
+        sequenced so far (this run's, and those of a killed run before it).
 
         A part is marked ``done`` only after that: a later run opens only the homes
         with parts not done, so an entry that is durable but not yet in a published
@@ -308,10 +315,7 @@ class Home:
         """
         if self.sequencer is None:
             raise ConfigError(f"home {self.code} was opened read-only", code="home_read_only")
-        if entries:
-            self.sequencer.append_many(list(entries))
-        if publish:
-            self.sequencer.publish()
+        self.sequencer.publish()
 
     def close(self) -> None:
         if self.sequencer is not None:
@@ -364,33 +368,26 @@ class ServiceLog:
         return bytes(self._remote.logged(entry))
 
     def publish(self, timeout: float = 30.0) -> None:
-        """Return once the log operator has published a checkpoint (verified with the
-        log's key) covering every entry this run appended: the service publishes on
-        its own interval, and ``migrate verify`` and the auditor read published
-        checkpoints only, so a part is ``done`` only when they can see it.
+        """Return once the log operator has published a checkpoint (signed with the
+        log's key, checked here) covering everything it sequenced so far: this run's
+        entries and any a killed run left durable.  ``migrate verify`` and the auditor
+        read published checkpoints only, so a part is ``done`` only when they can see
+        it.  The service publishes at once when asked (with its witness quorum).
 
         Raises:
-            Unavailable: ``checkpoint_not_published`` after ``timeout`` seconds (the
-                entries are durable; a later run or the service's next publication
-                covers them).
+            Unavailable: ``checkpoint_not_published`` (not published in ``timeout``
+                seconds, or the service failed; the entries are durable and a later
+                run or the service's next publication covers them).
         """
-        from bordergate.log_access import log_verifier
-        from bordergate.tlog.client import LogClient, StorageSource
-
-        if self._end == 0:
-            return
-        storage = open_storage(self._j.log.storage)
         try:
-            client = LogClient(StorageSource(storage), log_verifier(self._j))
-            deadline = time.monotonic() + timeout
-            while client.checkpoint().checkpoint.size < self._end:
-                if time.monotonic() > deadline:
-                    raise Unavailable(f"the log operator of {self._j.code} has not published "
-                                      f"entry {self._end - 1} within {timeout:.0f} s",
-                                      code="checkpoint_not_published")
-                time.sleep(0.05)
-        finally:
-            storage.close()
+            signed = self._loop.run_until_complete(self._remote.publish(timeout))
+        except Unavailable as e:
+            raise Unavailable(f"the log operator of {self._j.code} has not published "
+                              f"a checkpoint: {e}", code="checkpoint_not_published") from e
+        if signed.checkpoint.size < self._end:
+            raise Unavailable(f"the log operator of {self._j.code} published size "
+                              f"{signed.checkpoint.size}, short of entry {self._end - 1} "
+                              "it acknowledged", code="checkpoint_not_published")
 
     def close(self) -> None:
         try:

@@ -2,7 +2,7 @@
 
 Each batch (a range of subject keys fixed by the first run, kept in the
 source's journal) has one part per home whose subjects it holds; each part
-(run by that home's custodian: ``only``) goes through four states, each
+(run by that home's custodian: ``only``) goes through five states, each
 reached durably:
 
 1. ``started``: the attempt is counted (a later attempt is a retry, and its
@@ -17,7 +17,9 @@ reached durably:
    pseudonyms, for ``verify``), in one source transaction;
 3. ``deleted``: the batch's migrated rows are deleted from the source in the
    same transaction that records the deletion's counts and key digests;
-4. ``done``: each home's ``legacy-deletion`` entry is durable.
+4. ``logged``: the home's ``legacy-deletion`` entry is durable;
+5. ``done``: after the run's last part, once per home, a published checkpoint
+   of the home's log covers everything it sequenced (``Home.publish``).
 
 A kill at any point leaves a state from which a new run finishes the job:
 a batch interrupted before ``stored`` is imported again under the same
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -283,9 +285,20 @@ class _Migration:
         self.homes[row.home].append([deletion_entry(DeletionFacts(
             batch=row.batch, attempt=row.attempts, source=self.source.kind,
             tables={t: (int(n), str(d)) for t, (n, d) in sorted(tables.items())}),
-            home=row.home, time=self.clock())] if tables else [], publish=True)
+            home=row.home, time=self.clock())] if tables else [])
         with self.source.transaction() as cur:
-            self.source.set_state(cur, row, "done", attempts=row.attempts)
+            self.source.set_state(cur, row, "logged", attempts=row.attempts)
+
+    def finish(self, logged: Sequence[JournalRow]) -> None:
+        """Mark ``logged`` parts ``done`` once each home's log has published a checkpoint
+        covering everything sequenced so far (theirs included): one publication per
+        home and run, not one per part (a log operator publishes on its own interval,
+        about a second; waiting for it after every part left the workers idle)."""
+        for code in sorted({row.home for row in logged}):
+            self.homes[code].publish()
+        with self.source.transaction() as cur:
+            for row in logged:
+                self.source.set_state(cur, row, "done", attempts=row.attempts)
 
 
 def run_migration(source: LegacySource, mapping: MigrationMapping, plan: Plan,
@@ -327,6 +340,7 @@ def run_migration(source: LegacySource, mapping: MigrationMapping, plan: Plan,
     work = _Migration(source, mapping, schema, homes, clock)
     done_before = sum(1 for r in journal.values() if r.state == "done")
     retried = records = 0
+    logged: list[JournalRow] = []
     for key in sorted(journal):
         row = journal[key]
         if row.state in ("planned", "started"):
@@ -338,8 +352,12 @@ def run_migration(source: LegacySource, mapping: MigrationMapping, plan: Plan,
             row = source.journal()[key]
         if row.state == "deleted":
             work.log_deletion(row)
+            row = source.journal()[key]
+        if row.state == "logged":
+            logged.append(row)
         if progress is not None:
             progress(records, key[0])
+    work.finish(logged)
     if compact:
         source.compact([t.table for t in mapping.tables])
     return RunReport(batches=len(journal), batches_done_before=done_before, retried=retried,
