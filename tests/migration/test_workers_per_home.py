@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from bordergate.config import Deployment, demo_config_path, load_config
-from bordergate.errors import ConfigError
+from bordergate.errors import ConfigError, Unavailable
 from bordergate.gateway.startup import provision
-from bordergate.migration.homes import open_home
+from bordergate.migration.homes import Home, open_home
 from bordergate.migration.legacy import generate_legacy
 from bordergate.migration.parallel import run_parallel, worker_counts
 from bordergate.migration.run import run_migration
 from bordergate.migration.source import open_source
-from bordergate.migration.verify import verify_migration
+from bordergate.migration.verify import log_entries, verify_migration
 from bordergate.residency.schema import load_schema
 from tests.gateway.conftest import stop_process
 from tests.gateway.deployment import free_port
@@ -144,3 +144,50 @@ def _journal(url: str):  # type: ignore[no-untyped-def]
         return list(source.journal().values())
     finally:
         source.close()
+
+
+def test_parts_logged_but_not_published_are_finished_by_the_next_run(
+        tmp_path: Path, operated: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15, kill -9 safety of the publication wait (one per home and run, after
+    its last part): a run stopped after its ``legacy-deletion`` entries were durable
+    but before its log operator published them leaves those parts ``logged`` (not
+    ``done``: ``migrate verify`` says so); the next run imports and deletes nothing
+    again, logs no second ``legacy-deletion``, asks the operator to publish, and
+    every part is ``done`` and verified."""
+    url = f"sqlite:{tmp_path / 'legacy.db'}"
+    source = open_source(url)
+    generate_legacy(source, users=60, seed=4)
+    plan = plan_for(source, operated, batch_subjects=10)
+    mapping, schema = demo_mapping(operated), load_schema(operated.schema_path)
+
+    def stopped(self: Home) -> None:
+        raise Unavailable("killed before the publication", code="test_stop")
+
+    homes = {code: open_home(operated, code) for code in HOMES}
+    with monkeypatch.context() as patched:
+        patched.setattr(Home, "publish", stopped)
+        with pytest.raises(Unavailable):
+            run_migration(source, mapping, plan, homes, schema=schema)
+    for home in homes.values():
+        home.close()
+    assert {row.state for row in source.journal().values()} == {"logged"}
+    readers = {code: open_home(operated, code, write=False) for code in HOMES}
+    unfinished = verify_migration(source, mapping, operated, readers)
+    assert not unfinished.ok
+    assert any("not finished (state logged)" in f for f in unfinished.failures)
+
+    homes = {code: open_home(operated, code) for code in HOMES}
+    report = run_migration(source, mapping, plan, homes, schema=schema)
+    for home in homes.values():
+        home.close()
+    assert report.records == 0 and report.retried == 0
+    assert {row.state for row in source.journal().values()} == {"done"}
+    verified = verify_migration(source, mapping, operated, readers)
+    assert verified.ok, verified.failures
+    for code in HOMES:
+        deletions = [entry.body["batch"] for _, entry in log_entries(operated, code)
+                     if entry.type == "legacy-deletion"]
+        assert sorted(deletions) == sorted({b for b, h in source.journal() if h == code})
+    for home in readers.values():
+        home.close()
+    source.close()
