@@ -24,7 +24,7 @@ from bordergate.keys.backends.memory import MemoryKeyBackend
 from bordergate.keys.keyring import KeyRing
 from bordergate.privacy.mechanism import OpenDPMechanism, TrueGroup
 from bordergate.residency.schema import parse_schema
-from bordergate.residency.stores.sqlite import SqliteRecordStore
+from bordergate.residency.stores.sqlite import SqliteRecordStore, pack_fields
 from bordergate.residency.vault import Vault
 from bordergate.subjects import SubjectId
 
@@ -43,17 +43,15 @@ def build(root: Path) -> Vault:
     store = SqliteRecordStore(root / "records.db", jurisdiction="us")
     ring = KeyRing(MemoryKeyBackend("us", seed=b"bench-only"), store)
     ring.init()
-    records, fields = [], []
+    records = []
     for i in range(SUBJECTS):
         sid = str(SubjectId.mint("us"))
-        records.append(("profiles", sid, sid))
-        fields += [("profiles", sid, "language", f"lang-{i % 20}".encode()),
-                   ("profiles", sid, "city", f"city-{i % 2000}".encode())]
+        records.append(("profiles", sid, sid, pack_fields(
+            {"language": f"lang-{i % 20}".encode(), "city": f"city-{i % 2000}".encode()})))
     conn = sqlite3.connect(store.path, isolation_level=None)
     try:
         conn.execute("BEGIN")
-        conn.executemany("INSERT INTO records VALUES (?, ?, ?)", records)
-        conn.executemany("INSERT INTO record_fields VALUES (?, ?, ?, ?)", fields)
+        conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?)", records)
         conn.execute("COMMIT")
     finally:
         conn.close()

@@ -171,15 +171,15 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 db, port = sys.argv[1], int(sys.argv[2])
+from bordergate.residency.stores.sqlite import unpack_fields  # the store's record format
 conn = sqlite3.connect(db, check_same_thread=False)
-SQL = ("SELECT r.subject_id, f.field, f.value FROM records r LEFT JOIN record_fields f "
-       "ON f.collection = r.collection AND f.record_id = r.record_id "
-       "AND f.field IN (?,?,?,?,?) WHERE r.collection = ? AND r.record_id = ?")
+SQL = "SELECT subject_id, fields FROM records WHERE collection = ? AND record_id = ?"
 async def read(request):
     names = request.query_params["fields"].split(",")
-    rows = conn.execute(SQL, (*names, request.path_params["collection"],
-                              request.path_params["record_id"])).fetchall()
-    return JSONResponse({"fields": {f: v.hex() for _, f, v in rows if f}})
+    row = conn.execute(SQL, (request.path_params["collection"],
+                             request.path_params["record_id"])).fetchone()
+    stored = unpack_fields(row[1])
+    return JSONResponse({"fields": {f: stored[f].hex() for f in names if f in stored}})
 app = Starlette(routes=[Route("/v1/{collection}/{record_id}", read)])
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
             http="auto", loop="auto")

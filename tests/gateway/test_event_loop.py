@@ -36,7 +36,7 @@ from bordergate.gateway.startup import open_gateway
 from bordergate.keys.envelope import data_key_aad, field_aad_prefix, field_aad_suffix
 from bordergate.keys.keyring import SubjectCipher
 from bordergate.policy.entities import Principal
-from bordergate.residency.stores.sqlite import SqliteRecordStore
+from bordergate.residency.stores.sqlite import SqliteRecordStore, pack_fields
 from bordergate.residency.vault import Vault
 from bordergate.subjects import SubjectId
 from bordergate.tlog.storage.memory import MemoryStorage
@@ -60,28 +60,26 @@ def _seed_profiles(vault: Vault, count: int, sealed: int) -> list[str]:
     backend = vault.keyring._backend  # the deployment's key-file KEK (TEST-ONLY)
     version = backend.versions()[-1]
     gender = vault.schema.collection("profiles").fields["gender"]
-    records, fields, keys, ids = [], [], [], []
+    records, keys, ids = [], [], []
     for i in range(count):
         subject = SubjectId.mint("us")
         sid = str(subject)
         ids.append(sid)
-        records.append(("profiles", sid, sid))
-        fields += [("profiles", sid, "language", LANGUAGES[i % len(LANGUAGES)].encode()),
-                   ("profiles", sid, "private_account", b"1" if i % 2 else b"0")]
+        fields = {"language": LANGUAGES[i % len(LANGUAGES)].encode(),
+                  "private_account": b"1" if i % 2 else b"0"}
         if i < sealed:
             data_key, key_id = os.urandom(32), os.urandom(16)
             wrapped = backend.wrap(data_key, data_key_aad("us", sid, version), version)
             keys.append((sid, key_id, version, wrapped))
-            fields.append(("profiles", sid, "gender", SubjectCipher(
-                subject, key_id, version, data_key).seal(
-                    gender.encode(f"g{i % 5}"),
-                    field_aad_prefix("us", sid, "profiles", sid) + field_aad_suffix("gender"))))
+            fields["gender"] = SubjectCipher(subject, key_id, version, data_key).seal(
+                gender.encode(f"g{i % 5}"),
+                field_aad_prefix("us", sid, "profiles", sid) + field_aad_suffix("gender"))
+        records.append(("profiles", sid, sid, pack_fields(fields)))
     conn = sqlite3.connect(store.path, isolation_level=None)
     try:
         conn.execute("BEGIN")
         conn.executemany("INSERT INTO data_keys VALUES (?, ?, ?, ?)", keys)
-        conn.executemany("INSERT INTO records VALUES (?, ?, ?)", records)
-        conn.executemany("INSERT INTO record_fields VALUES (?, ?, ?, ?)", fields)
+        conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?)", records)
         conn.execute("COMMIT")
     finally:
         conn.close()
