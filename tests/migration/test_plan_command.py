@@ -75,6 +75,7 @@ def test_plan_run_and_verify_print_json(tmp_path: Path, deployment: Deployment) 
     assert ran["ok"] is True and ran["records"] == migrated == 300
     assert ran["batches"] > 1 and (ran["batches_done_before"], ran["retried"]) == (0, 0)
     assert ran["home"] is None and ran["seconds"] >= 0
+    assert ran["workers"] == {}  # --no-parallel: one process
     again = json.loads(runner.invoke(app, ["migrate", "run", *common, "--json",
                                            "--no-parallel"]).stdout)
     assert (again["records"], again["batches_done_before"]) == (0, ran["batches"])

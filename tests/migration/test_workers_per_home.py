@@ -119,6 +119,7 @@ def test_several_workers_per_home_through_log_operators_equal_one_process(
     schema = load_schema(operated.schema_path)
     report = run_parallel(url, operated, demo_mapping(operated), plan, schema=schema)
     assert report.records == sum(p.records for p in plan.homes.values())
+    assert report.workers == worker_counts(operated, plan, sorted(HOMES))  # as reported
 
     # a part is done only once its log operator published it: verify sees it at once
     source = open_source(url)

@@ -192,11 +192,14 @@ def run(source: SourceOpt, config: ConfigOpt, *, mapping: MappingOpt = None,
             "ok": True, "records": report.records, "batches": report.batches,
             "batches_done_before": report.batches_done_before, "retried": report.retried,
             "seconds": round(report.seconds, 3), "records_per_second": round(rate, 1),
-            "home": home}, indent=2))
+            "home": home, "workers": report.workers}, indent=2))
         return
+    processes = ", ".join(f"{code} {n}" for code, n in sorted(report.workers.items()))
     typer.echo(f"migrated {report.records} records in {report.batches} batch parts "
                f"({report.batches_done_before} done before, {report.retried} retried) "
-               f"in {report.seconds:.1f} s ({rate:,.0f} records/s); source compacted")
+               f"in {report.seconds:.1f} s ({rate:,.0f} records/s; "
+               f"{'workers per home: ' + processes if processes else 'one process'}); "
+               "source compacted")
 
 
 @app.command()

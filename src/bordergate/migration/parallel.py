@@ -179,10 +179,11 @@ def run_parallel(source_url: str, deployment: Deployment, mapping: MigrationMapp
         engine = PolicyEngine(PolicyBundle.load(deployment.policy_bundle_path))
         import bordergate.log_access
         import bordergate.log_witnessing  # noqa: F401
+        counts = worker_counts(deployment, plan, codes)
         workers = _start_workers([
             _Job(source_url, base_dir, deployment, mapping, plan, schema, code, (index, count),
                  engine)
-            for code, count in worker_counts(deployment, plan, codes).items()
+            for code, count in counts.items()
             for index in range(count)])
         done: dict[str, tuple[int, int, int, int]] = {}
         failed: tuple[str, str, str] | None = None
@@ -217,4 +218,4 @@ def run_parallel(source_url: str, deployment: Deployment, mapping: MigrationMapp
         source.close()
     batches, before, retried, records = (sum(r[i] for r in done.values()) for i in range(4))
     return RunReport(batches=batches, batches_done_before=before, retried=retried,
-                     records=records, seconds=now() - started)
+                     records=records, seconds=now() - started, workers=counts)

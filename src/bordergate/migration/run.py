@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -85,6 +85,9 @@ class RunReport:
     retried: int
     records: int
     seconds: float
+    #: worker processes per home (:func:`~bordergate.migration.parallel.run_parallel`);
+    #: empty for a run in one process
+    workers: dict[str, int] = field(default_factory=dict)
 
 
 def _as_bool(value: Any) -> Any:
