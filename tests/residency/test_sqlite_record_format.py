@@ -17,7 +17,7 @@ from bordergate.residency.stores import GroupCount, RecordRef
 from bordergate.residency.stores.sqlite import SqliteRecordStore, pack_fields, unpack_fields
 from bordergate.subjects import SubjectId
 
-_names = st.text(min_size=1, max_size=40)
+_names = st.text(min_size=1, max_size=40).filter(lambda name: "\x00" not in name)
 _fields = st.dictionaries(_names, st.binary(max_size=300), max_size=12)
 
 
@@ -46,8 +46,16 @@ def test_a_truncated_or_extended_record_is_refused(fields: dict[str, bytes],
 def test_an_unknown_format_byte_is_refused() -> None:
     """Fail closed: a value of another format is not guessed at."""
     with pytest.raises(Unavailable) as raised:
-        unpack_fields(b"\x02" + pack_fields({"a": b"1"})[1:])
+        unpack_fields(b"\x01" + pack_fields({"a": b"1"})[1:])
     assert raised.value.code == "store_unavailable"
+
+
+@pytest.mark.parametrize("name", ["", "a\x00b"])
+def test_a_name_the_format_cannot_hold_is_refused_when_packing(name: str) -> None:
+    """Nothing is written that would not read back: an empty name or one holding NUL
+    (schema field names are identifiers, so neither reaches the store) is refused."""
+    with pytest.raises(ValueError):
+        pack_fields({name: b"1"})
 
 
 def _earlier_layout(path: Path, alice: str, bob: str) -> None:
