@@ -83,9 +83,11 @@ _BULK_CACHE_KIB = 65536
 
 #: The first byte of a record's packed fields.
 _FIELDS_FORMAT = 0x02
-#: Field names as packed, both ways (a schema has a few dozen field sets).
+#: Field names as packed, decoded (a schema has a few dozen field sets; bounded,
+#: since a damaged file could name any number of others).
 _NAME_SETS: dict[bytes, tuple[str, ...]] = {}
-#: The fixed head of a packed record, per field count.
+_NAME_SETS_MAX = 4096
+#: The fixed head of a packed record, per field count (counts up to 256 cached).
 _HEADS: dict[int, struct.Struct] = {}
 
 
@@ -93,7 +95,9 @@ def _head(count: int) -> struct.Struct:
     head = _HEADS.get(count)
     if head is None:
         # format byte, field count, names' length, then each value's length
-        head = _HEADS[count] = struct.Struct(f">BHI{count}I")
+        head = struct.Struct(f">BHI{count}I")
+        if count <= 256:
+            _HEADS[count] = head
     return head
 
 
@@ -134,8 +138,9 @@ def unpack_fields(packed: bytes) -> dict[str, bytes]:
         raw = packed[start:ends[0]]
         names = _NAME_SETS.get(raw)
         if names is None:
-            decoded = tuple(raw.decode("utf-8").split("\x00")) if raw else ()
-            names = _NAME_SETS[bytes(raw)] = decoded
+            names = tuple(raw.decode("utf-8").split("\x00")) if raw else ()
+            if len(_NAME_SETS) < _NAME_SETS_MAX:
+                _NAME_SETS[bytes(raw)] = names
         out = dict(zip(names, [packed[a:b] for a, b in pairwise(ends)], strict=True))
         if ends[-1] != len(packed) or len(out) != parts[1]:
             raise ValueError("damaged")
