@@ -14,7 +14,12 @@ from hypothesis import strategies as st
 
 from bordergate.errors import Unavailable
 from bordergate.residency.stores import GroupCount, RecordRef
-from bordergate.residency.stores.sqlite import SqliteRecordStore, pack_fields, unpack_fields
+from bordergate.residency.stores.sqlite import (
+    SqliteRecordStore,
+    field_of,
+    pack_fields,
+    unpack_fields,
+)
 from bordergate.subjects import SubjectId
 
 _names = st.text(min_size=1, max_size=40).filter(lambda name: "\x00" not in name)
@@ -118,3 +123,28 @@ def test_a_file_of_the_earlier_layout_is_converted_on_open(tmp_path: Path) -> No
             "language": b"it"}
     finally:
         reopened.close()
+
+
+@given(_fields, _names)
+def test_one_field_is_read_as_the_whole_record_reads_it(fields: dict[str, bytes],
+                                                        name: str) -> None:
+    """The aggregates' and exports' extractor (``bordergate_field``) gives exactly what
+    unpacking the record gives for that field, ``None`` for a field it lacks."""
+    packed = pack_fields(fields)
+    assert field_of(packed, name) == fields.get(name)
+    for present, value in fields.items():
+        assert field_of(packed, present) == value
+
+
+@given(_fields.filter(bool), st.data())
+def test_the_extractor_refuses_a_damaged_record(fields: dict[str, bytes],
+                                                data: st.DataObject) -> None:
+    """Fail closed in aggregates too: a record cut anywhere (head, names or any value)
+    is ``store_unavailable`` whichever field is asked for, never a shorter value nor
+    an absent field (a cut inside the names once read as "absent")."""
+    packed = pack_fields(fields)
+    name = data.draw(st.sampled_from(list(fields)))
+    cut = data.draw(st.integers(min_value=0, max_value=len(packed) - 1))
+    with pytest.raises(Unavailable) as raised:
+        field_of(packed[:cut], name)
+    assert raised.value.code == "store_unavailable"

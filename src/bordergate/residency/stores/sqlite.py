@@ -51,7 +51,7 @@ from bordergate.residency.stores import (
 )
 from bordergate.subjects import SubjectId, parse_jurisdiction, require_home
 
-__all__ = ["SqliteRecordStore", "pack_fields", "unpack_fields"]
+__all__ = ["SqliteRecordStore", "field_of", "pack_fields", "unpack_fields"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -135,12 +135,7 @@ def unpack_fields(packed: bytes) -> dict[str, bytes]:
         parts = head.unpack_from(packed)
         start = head.size
         ends = list(accumulate(parts[3:], initial=start + parts[2]))
-        raw = packed[start:ends[0]]
-        names = _NAME_SETS.get(raw)
-        if names is None:
-            names = tuple(raw.decode("utf-8").split("\x00")) if raw else ()
-            if len(_NAME_SETS) < _NAME_SETS_MAX:
-                _NAME_SETS[bytes(raw)] = names
+        names = unpack_names(packed[start:ends[0]], parts[1])
         out = dict(zip(names, [packed[a:b] for a, b in pairwise(ends)], strict=True))
         if ends[-1] != len(packed) or len(out) != parts[1]:
             raise ValueError("damaged")
@@ -150,9 +145,59 @@ def unpack_fields(packed: bytes) -> dict[str, bytes]:
     return out
 
 
-def _field_of(packed: bytes | None, name: str) -> bytes | None:
-    """SQL function ``bordergate_field(fields, name)``: one field's stored bytes."""
-    return None if packed is None else unpack_fields(packed).get(name)
+#: (packed names, name) -> the name's position among them (-1: absent); bounded.
+_POSITIONS: dict[tuple[bytes, str], int] = {}
+
+
+def field_of(packed: bytes | None, name: str) -> bytes | None:
+    """One field's stored bytes from a packed record (``None`` if absent), without
+    unpacking the others: the SQL function ``bordergate_field(fields, name)`` that
+    aggregates and exports group and scan by (called once per record).
+
+    Raises:
+        Unavailable: ``store_unavailable``, as :func:`unpack_fields`.
+    """
+    if packed is None:
+        return None
+    try:
+        if packed[0] != _FIELDS_FORMAT:
+            raise ValueError("unknown format")
+        head = _head((packed[1] << 8) | packed[2])
+        parts = head.unpack_from(packed)
+        start = head.size
+        names_end = start + parts[2]
+        if names_end + sum(parts[3:]) != len(packed):
+            raise ValueError("damaged")
+        key = (packed[start:names_end], name)
+        at = _POSITIONS.get(key)
+        if at is None:
+            names = unpack_names(key[0], parts[1])
+            at = names.index(name) if name in names else -1
+            if len(_POSITIONS) < _NAME_SETS_MAX:
+                _POSITIONS[key] = at
+        if at < 0:
+            return None
+        begin = names_end + sum(parts[3:3 + at])
+        return packed[begin:begin + parts[3 + at]]
+    except (IndexError, ValueError, struct.error):
+        raise Unavailable("a stored record is truncated, damaged or of an unknown format",
+                          code="store_unavailable") from None
+
+
+def unpack_names(raw: bytes, count: int) -> tuple[str, ...]:
+    """The field names of a packed record (``raw``: its names part), cached per set.
+
+    Raises:
+        ValueError: not ``count`` names, or not UTF-8.
+    """
+    names = _NAME_SETS.get(raw)
+    if names is None:
+        names = tuple(raw.decode("utf-8").split("\x00")) if raw else ()
+        if len(_NAME_SETS) < _NAME_SETS_MAX:
+            _NAME_SETS[bytes(raw)] = names
+    if len(names) != count:
+        raise ValueError("damaged")
+    return names
 
 
 def _record_key(record: tuple[str, str, SubjectId, Mapping[str, bytes]]) -> tuple[str, str]:
@@ -246,7 +291,7 @@ class SqliteRecordStore:
                                    cached_statements=256, check_same_thread=False)
             for pragma in _PRAGMAS:
                 conn.execute(pragma)
-            conn.create_function("bordergate_field", 2, _field_of, deterministic=True)
+            conn.create_function("bordergate_field", 2, field_of, deterministic=True)
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)
@@ -431,10 +476,9 @@ class SqliteRecordStore:
         """Every record's stored value of ``field`` (see :class:`RecordStore`)."""
         with self._guard():
             rows = self._conn().execute(
-                "SELECT subject_id, record_id, fields FROM records WHERE collection = ?",
-                (collection,)).fetchall()
-        return [FieldValue(SubjectId.parse(s), r, unpack_fields(f).get(field))
-                for s, r, f in rows]
+                "SELECT subject_id, record_id, bordergate_field(fields, ?) FROM records"
+                " WHERE collection = ?", (field, collection)).fetchall()
+        return [FieldValue(SubjectId.parse(s), r, v) for s, r, v in rows]
 
     def _read_key(self, conn: sqlite3.Connection, subject: SubjectId) -> WrappedDataKey | None:
         row = conn.execute("SELECT key_id, kek_version, wrapped FROM data_keys"
