@@ -121,6 +121,19 @@ def pack_fields(fields: Mapping[str, bytes]) -> bytes:
                      names, *values))
 
 
+def _read_head(packed: bytes) -> tuple[tuple[int, ...], int]:
+    """A packed record's head (format, count, names' length, value lengths) and where
+    its names start.
+
+    Raises:
+        ValueError, IndexError, struct.error: not a packed record of this format.
+    """
+    if packed[0] != _FIELDS_FORMAT:
+        raise ValueError("unknown format")
+    head = _head((packed[1] << 8) | packed[2])
+    return head.unpack_from(packed), head.size
+
+
 def unpack_fields(packed: bytes) -> dict[str, bytes]:
     """The fields :func:`pack_fields` packed.
 
@@ -129,11 +142,7 @@ def unpack_fields(packed: bytes) -> dict[str, bytes]:
             damaged or edited).
     """
     try:
-        if packed[0] != _FIELDS_FORMAT:
-            raise ValueError("unknown format")
-        head = _head((packed[1] << 8) | packed[2])
-        parts = head.unpack_from(packed)
-        start = head.size
+        parts, start = _read_head(packed)
         ends = list(accumulate(parts[3:], initial=start + parts[2]))
         names = unpack_names(packed[start:ends[0]], parts[1])
         out = dict(zip(names, [packed[a:b] for a, b in pairwise(ends)], strict=True))
@@ -160,11 +169,7 @@ def field_of(packed: bytes | None, name: str) -> bytes | None:
     if packed is None:
         return None
     try:
-        if packed[0] != _FIELDS_FORMAT:
-            raise ValueError("unknown format")
-        head = _head((packed[1] << 8) | packed[2])
-        parts = head.unpack_from(packed)
-        start = head.size
+        parts, start = _read_head(packed)
         names_end = start + parts[2]
         if names_end + sum(parts[3:]) != len(packed):
             raise ValueError("damaged")
