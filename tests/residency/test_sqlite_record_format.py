@@ -6,6 +6,7 @@ in place on first open with every record, owner and aggregate unchanged."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,40 @@ def test_the_extractor_refuses_a_damaged_record(fields: dict[str, bytes],
     with pytest.raises(Unavailable) as raised:
         field_of(packed[:cut], name)
     assert raised.value.code == "store_unavailable"
+
+
+def test_openers_of_a_file_of_the_earlier_layout_at_once_all_start(
+        tmp_path: Path) -> None:
+    """Upgrade without a race: eight openers of one file of the earlier layout at once
+    (gateway workers starting together) all open it, and every record is there once;
+    before, the ones that had seen the old layout but waited for the lock failed with
+    ``store_unavailable`` (``no such table: record_fields``) in 6 of 10 tries."""
+    for attempt in range(5):
+        alice, bob = SubjectId.mint("us"), SubjectId.mint("us")
+        path = tmp_path / f"records-{attempt}.db"
+        _earlier_layout(path, str(alice), str(bob))
+        start = threading.Barrier(8)
+        failures: list[BaseException] = []
+
+        def open_it(path: Path = path, start: threading.Barrier = start,
+                    failures: list[BaseException] = failures) -> None:
+            start.wait()
+            try:
+                SqliteRecordStore(path, jurisdiction="us").close()
+            except BaseException as exc:  # reported by the assertion below
+                failures.append(exc)
+
+        openers = [threading.Thread(target=open_it) for _ in range(8)]
+        for opener in openers:
+            opener.start()
+        for opener in openers:
+            opener.join()
+        assert failures == []
+        store = SqliteRecordStore(path, jurisdiction="us")
+        try:
+            assert store.subject_records(bob) == [RecordRef("profiles", "p2"),
+                                                  RecordRef("profiles", "p3")]
+            assert store.get_record("profiles", "p1", ["language"]).fields == {
+                "language": b"de"}
+        finally:
+            store.close()

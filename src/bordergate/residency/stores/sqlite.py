@@ -252,12 +252,22 @@ class SqliteRecordStore:
     @staticmethod
     def _upgrade(conn: sqlite3.Connection) -> None:
         """Convert a file of the earlier layout (one ``record_fields`` row per field)
-        to one row per record, in one transaction (a crash leaves the old layout)."""
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                        "name = 'record_fields'").fetchone() is None:
+        to one row per record, in one transaction (a crash leaves the old layout).
+
+        Several processes may open the file at once (gateway workers starting
+        together): the layout is looked at again under the write lock, so only the
+        first converts and the others find it done."""
+        def earlier_layout() -> bool:
+            return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                "name = 'record_fields'").fetchone() is not None
+
+        if not earlier_layout():
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if not earlier_layout():  # another opener converted it meanwhile
+                conn.execute("COMMIT")
+                return
             columns = {row[1] for row in conn.execute("PRAGMA table_info(records)")}
             if "fields" not in columns:
                 conn.execute("ALTER TABLE records ADD COLUMN fields BLOB NOT NULL "
