@@ -286,11 +286,10 @@ class Home:
             Unavailable: the log or the store cannot be written (nothing half-done
                 in the store: one transaction).
         """
-        if self.sequencer is None:
-            raise ConfigError(f"home {self.code} was opened read-only", code="home_read_only")
+        log = self._log()
         logged = [] if batch.logged else batch.entries
         if logged or batch.key_entries:
-            self.sequencer.append_many(logged + batch.key_entries)
+            log.append_many(logged + batch.key_entries)
         self.store.put_batch(batch.keys, batch.records)
         self._ciphers.clear()
         self._aad_heads.clear()
@@ -298,10 +297,9 @@ class Home:
 
     def append(self, entries: Sequence[bytes]) -> None:
         """Log entries durably (``legacy-deletion``)."""
-        if self.sequencer is None:
-            raise ConfigError(f"home {self.code} was opened read-only", code="home_read_only")
+        log = self._log()
         if entries:
-            self.sequencer.append_many(list(entries))
+            log.append_many(list(entries))
 
     def publish(self) -> None:
         """Return once a published checkpoint of the home's log covers every entry it
@@ -313,9 +311,17 @@ class Home:
         checkpoint (and out of ``verify``'s reading of the log) until some later
         writer of that log recovers it.
         """
+        self._log().publish()
+
+    def _log(self) -> HomeLog:
+        """The home's log, to write.
+
+        Raises:
+            ConfigError: ``home_read_only`` (opened to read only).
+        """
         if self.sequencer is None:
             raise ConfigError(f"home {self.code} was opened read-only", code="home_read_only")
-        self.sequencer.publish()
+        return self.sequencer
 
     def close(self) -> None:
         if self.sequencer is not None:

@@ -353,10 +353,9 @@ def run_migration(source: LegacySource, mapping: MigrationMapping, plan: Plan,
         if row.state == "stored":
             work.delete_part(row)
             row = source.journal()[key]
-        if row.state == "deleted":
-            work.log_deletion(row)
-            row = source.journal()[key]
-        if row.state == "logged":
+        if row.state in ("deleted", "logged"):
+            if row.state == "deleted":
+                work.log_deletion(row)  # now logged: same part, same attempt
             logged.append(row)
         if progress is not None:
             progress(records, key[0])

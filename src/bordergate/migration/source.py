@@ -86,6 +86,7 @@ class LegacySource:
         self.path = path
         self._conn = conn
         self._mark = "?" if kind == "sqlite" else "%s"
+        self._row_manifest: bool | None = None  # see _has_row_manifest
 
     def sql(self, text: str) -> str:
         """``text`` with ``?`` marks in this driver's style."""
@@ -191,10 +192,17 @@ class LegacySource:
                 for line in str(pairs).splitlines():
                     record, _, subject = line.partition(" ")
                     out.append((int(batch), str(home), str(table), record, subject))
-        if "batch" in self.columns(_ROW_MANIFEST):
+        if self._has_row_manifest():
             out += [(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in self.query(
                 f"SELECT batch, home, source_table, record, subject FROM {_ROW_MANIFEST}")]  # noqa: S608
         return out
+
+    def _has_row_manifest(self) -> bool:
+        """Whether the source holds the earlier per-record manifest (looked at once:
+        nothing creates it any more, and a part's manifest is set once per part)."""
+        if self._row_manifest is None:
+            self._row_manifest = "batch" in self.columns(_ROW_MANIFEST)
+        return self._row_manifest
 
     def set_manifest(self, cur: Any, batch: int, home: str,
                      rows: Sequence[tuple[str, str, str, str]]) -> None:
@@ -203,7 +211,7 @@ class LegacySource:
         ``rows`` are (home, table, record pseudonym, subject pseudonym)."""
         cur.execute(self.sql("DELETE FROM bordergate_migration_parts WHERE batch = ? "
                              "AND home = ?"), (batch, home))
-        if "batch" in self.columns(_ROW_MANIFEST):
+        if self._has_row_manifest():
             cur.execute(self.sql(f"DELETE FROM {_ROW_MANIFEST} WHERE batch = ? "  # noqa: S608
                                  "AND home = ?"), (batch, home))
         tables: dict[str, list[str]] = {}

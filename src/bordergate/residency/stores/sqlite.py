@@ -121,12 +121,22 @@ def pack_fields(fields: Mapping[str, bytes]) -> bytes:
                      names, *values))
 
 
+#: What reading bytes that are not a packed record of this format raises.
+_DAMAGE = (IndexError, ValueError, struct.error)  # UnicodeDecodeError is a ValueError
+
+
+def _damaged() -> Unavailable:
+    return Unavailable("a stored record is truncated, damaged or of an unknown format",
+                       code="store_unavailable")
+
+
 def _read_head(packed: bytes) -> tuple[tuple[int, ...], int]:
     """A packed record's head (format, count, names' length, value lengths) and where
-    its names start.
+    its names start; each reader checks the lengths against the record's as it walks
+    them (the point read's accumulated ends give the total for free).
 
     Raises:
-        ValueError, IndexError, struct.error: not a packed record of this format.
+        one of ``_DAMAGE``: not a packed record of this format.
     """
     if packed[0] != _FIELDS_FORMAT:
         raise ValueError("unknown format")
@@ -144,13 +154,12 @@ def unpack_fields(packed: bytes) -> dict[str, bytes]:
     try:
         parts, start = _read_head(packed)
         ends = list(accumulate(parts[3:], initial=start + parts[2]))
-        names = unpack_names(packed[start:ends[0]], parts[1])
+        names = _unpack_names(packed[start:ends[0]], parts[1])
         out = dict(zip(names, [packed[a:b] for a, b in pairwise(ends)], strict=True))
         if ends[-1] != len(packed) or len(out) != parts[1]:
             raise ValueError("damaged")
-    except (IndexError, ValueError, struct.error):  # UnicodeDecodeError is a ValueError
-        raise Unavailable("a stored record is truncated, damaged or of an unknown format",
-                          code="store_unavailable") from None
+    except _DAMAGE:
+        raise _damaged() from None
     return out
 
 
@@ -176,7 +185,7 @@ def field_of(packed: bytes | None, name: str) -> bytes | None:
         key = (packed[start:names_end], name)
         at = _POSITIONS.get(key)
         if at is None:
-            names = unpack_names(key[0], parts[1])
+            names = _unpack_names(key[0], parts[1])
             at = names.index(name) if name in names else -1
             if len(_POSITIONS) < _NAME_SETS_MAX:
                 _POSITIONS[key] = at
@@ -184,12 +193,11 @@ def field_of(packed: bytes | None, name: str) -> bytes | None:
             return None
         begin = names_end + sum(parts[3:3 + at])
         return packed[begin:begin + parts[3 + at]]
-    except (IndexError, ValueError, struct.error):
-        raise Unavailable("a stored record is truncated, damaged or of an unknown format",
-                          code="store_unavailable") from None
+    except _DAMAGE:
+        raise _damaged() from None
 
 
-def unpack_names(raw: bytes, count: int) -> tuple[str, ...]:
+def _unpack_names(raw: bytes, count: int) -> tuple[str, ...]:
     """The field names of a packed record (``raw``: its names part), cached per set.
 
     Raises:
