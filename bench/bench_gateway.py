@@ -39,7 +39,10 @@ per read); the bench checks one and prints, measured in this run, how many
 receipts one CPU second issues (``receipt_issues_per_s``: canonical
 encoding, salted digest, leaf hash, signature), bare Ed25519 signatures per
 second, and each row's ``receipt_share_of_gateway_cpu`` (a receipt's CPU over the
-gateway's CPU per read).
+gateway's CPU per read).  A serving gateway has its reads' signatures made by its
+receipt helper process (``gateway.signing``); each row prints that child's CPU
+per read apart (``receipt_helper_cpu_ms_per_read``), so the gateway's own and
+the helper's add up to what a read costs.
 
 Usage: .venv/bin/python bench/bench_gateway.py [--without-key-service] [--compare-receipts]
 (``--without-key-service`` skips the two key-service rows: the log operator's
@@ -51,6 +54,7 @@ sequencer's row with receipts switched off from the outside,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
@@ -358,10 +362,22 @@ async def seed(url: str, auth: dict[str, str]) -> list[str]:
     return subjects
 
 
-def cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
+def cpu_seconds(proc: subprocess.Popen[bytes] | int) -> float:
     """User + system CPU seconds a process used so far (Linux /proc)."""
-    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    pid = proc if isinstance(proc, int) else proc.pid
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def helpers_cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
+    """CPU seconds of a process's live children so far (the gateway's receipt
+    signing helper, ``gateway.signing``: its CPU is part of what a read costs)."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    total = 0.0
+    for child in children:
+        with contextlib.suppress(FileNotFoundError):  # exited meanwhile
+            total += cpu_seconds(int(child))
+    return total
 
 
 async def read_each(url: str, paths: list[str], auth: dict[str, str]) -> None:
@@ -392,10 +408,13 @@ def measure(label: str, url: str, paths: list[str], token: str, base_url: str,
     bare_rate = throughput(base_url, paths, None)
     measure_rate(url, paths, token, WARMUP)
     before = {name: cpu_seconds(p) for name, p in procs.items()}
+    helper_before = helpers_cpu_seconds(procs["gateway"])
     rate = measure_rate(url, paths, token, DURATION)
     reads = rate * DURATION
     cpu = {f"{name}_cpu_ms_per_read": round((cpu_seconds(p) - before[name]) * 1000 / reads, 3)
            for name, p in procs.items()}
+    cpu["receipt_helper_cpu_ms_per_read"] = round(
+        (helpers_cpu_seconds(procs["gateway"]) - helper_before) * 1000 / reads, 3)
     answered, failed = asyncio.run(_fixed_rate(url, paths, auth))
     latencies = sorted(answered) or [float("nan")]
     p50 = latencies[len(latencies) // 2] * 1000

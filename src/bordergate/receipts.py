@@ -69,6 +69,7 @@ __all__ = [
     "SIGNED_CONTEXT",
     "Receipt",
     "ReceiptSigner",
+    "UnsignedReceipt",
     "canonical_released",
     "check_answer",
     "entry_discrepancies",
@@ -307,6 +308,27 @@ def _statement_bytes(key: str, gateway: str, statement: Mapping[str, Any]) -> by
                      origin, _count_bytes(statement["suppressed"]), b"}"))
 
 
+@dataclass(frozen=True)
+class UnsignedReceipt:
+    """A receipt's statement before its signature: what :meth:`ReceiptSigner.prepare`
+    builds, so that the signature itself can be made elsewhere (the gateway signs
+    on a worker thread, :mod:`bordergate.gateway.signing`).
+
+    Attributes:
+        statement: the signed members as JSON values.
+        message: the bytes the signature covers (``SIGNED_CONTEXT || JCS(statement)``).
+        salt: the digest's salt, for the requester only.
+    """
+
+    statement: dict[str, Any]
+    message: bytes
+    salt: bytes
+
+    def signed(self, signature: bytes) -> dict[str, Any]:
+        """The receipt as JSON with ``signature`` (made over :attr:`message`)."""
+        return {**self.statement, "signature": _b64(signature)}
+
+
 class ReceiptSigner:
     """Signs the receipts of one gateway (its registered key, its jurisdiction)."""
 
@@ -315,13 +337,13 @@ class ReceiptSigner:
         self.gateway = gateway
         self.key = signer.verifier().key_string  # once: the hot path signs per answer
 
-    def issue(self, *, origin: str, index: int, entry: bytes, action: str,
-              collection: str, fields: Sequence[str], values: Mapping[str, Any],
-              groups: int | None = None, suppressed: int | None = None,
-              salt: bytes | None = None) -> tuple[dict[str, Any], bytes]:
-        """The signed receipt (as JSON) of an answer, and its salt (for the requester
-        only).  ``values`` is :func:`released_values` of the answer's body;
-        ``entry`` the bytes of the entry at ``index``.  One Ed25519 signature.
+    def prepare(self, *, origin: str, index: int, entry: bytes, action: str,
+                collection: str, fields: Sequence[str], values: Mapping[str, Any],
+                groups: int | None = None, suppressed: int | None = None,
+                salt: bytes | None = None) -> UnsignedReceipt:
+        """The statement of an answer's receipt and the bytes to sign, with its salt.
+        ``values`` is :func:`released_values` of the answer's body; ``entry`` the
+        bytes of the entry at ``index``.  No signature yet (see :meth:`issue`).
 
         Raises:
             ValueError: an unknown action (programmer misuse).
@@ -340,9 +362,23 @@ class ReceiptSigner:
             encoded = _statement_bytes(self.key, self.gateway, statement)
         else:
             encoded = jcs(statement)  # the reference decides (outside I-JSON)
-        signature = self.signer.sign(SIGNED_CONTEXT + encoded)
-        statement["signature"] = _b64(signature)
-        return statement, salt
+        return UnsignedReceipt(statement, SIGNED_CONTEXT + encoded, salt)
+
+    def issue(self, *, origin: str, index: int, entry: bytes, action: str,
+              collection: str, fields: Sequence[str], values: Mapping[str, Any],
+              groups: int | None = None, suppressed: int | None = None,
+              salt: bytes | None = None) -> tuple[dict[str, Any], bytes]:
+        """The signed receipt (as JSON) of an answer, and its salt (for the requester
+        only): :meth:`prepare` and one Ed25519 signature, here.
+
+        Raises:
+            ValueError: an unknown action (programmer misuse).
+            VerificationError: as :func:`canonical_released`.
+        """
+        unsigned = self.prepare(origin=origin, index=index, entry=entry, action=action,
+                                collection=collection, fields=fields, values=values,
+                                groups=groups, suppressed=suppressed, salt=salt)
+        return unsigned.signed(self.signer.sign(unsigned.message)), unsigned.salt
 
 
 # -- parsing ---------------------------------------------------------------------

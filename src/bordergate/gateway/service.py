@@ -106,6 +106,7 @@ from bordergate.gateway.revocations import (
     token_revoke_entry,
 )
 from bordergate.gateway.roster_in_force import RosterFollower, RosterInForce
+from bordergate.gateway.signing import SigningHelper
 from bordergate.keys.events import KeyEvent, KeyEventKind
 from bordergate.keys.keyring import SubjectCipher
 from bordergate.keys.service_client import KeyServiceClient
@@ -114,7 +115,7 @@ from bordergate.policy.entities import DecisionInput, Principal, RequestContext,
 from bordergate.policy.purpose_binding import denial_code
 from bordergate.privacy.budget import BudgetStore, MemoryBudgetStore, PrivacySettings
 from bordergate.privacy.mechanism import ExportMechanism, OpenDPMechanism, TrueGroup
-from bordergate.receipts import ReceiptSigner, released_values
+from bordergate.receipts import ReceiptSigner, UnsignedReceipt, released_values
 from bordergate.residency.schema import FieldSpec, Schema
 from bordergate.residency.vault import SealedRecord, Vault
 from bordergate.subjects import SubjectId, parse_record_id
@@ -430,6 +431,9 @@ class Gateway:
         self.approver_keys: ApproverKeys = approver_keys or (
             roster if roster is not None else MappingApproverKeys({}))
         self.receipts = receipts  # signs what each answer released (bordergate.receipts)
+        # a serving gateway's helper process signing reads' receipts (gateway.signing);
+        # without one (tests, tools), the event loop signs them itself
+        self.receipt_helper: SigningHelper | None = None
         self.subject_ledger = subject_ledger or MemorySubjectLedger()
         self.peers = dict(peers)
         self.k_min = engine.bundle.k_min  # the bundle's, which the auditor checks too
@@ -545,13 +549,36 @@ class Gateway:
                         fields: list[str], groups: int | None = None,
                         suppressed: int | None = None) -> None:
         """Add the signed receipt of an answer that releases data, and its salt (for
-        the requester only: it is in no log), to ``body`` (one Ed25519 signature)."""
-        receipt, salt = self.receipts.issue(
+        the requester only: it is in no log), to ``body`` (one Ed25519 signature,
+        made here)."""
+        unsigned = self._prepare_receipt(body, action, index, entry, fields=fields,
+                                         groups=groups, suppressed=suppressed)
+        self._signed_receipt(body, unsigned, self.receipts.signer.sign(unsigned.message))
+
+    async def _attach_read_receipt(self, body: dict[str, Any], index: int, entry: bytes, *,
+                                   fields: list[str]) -> None:
+        """:meth:`_attach_receipt` of a read, signed by the receipt helper when there is
+        one (the event loop goes on meanwhile; the same signature, Ed25519 is
+        deterministic)."""
+        if self.receipt_helper is None:
+            self._attach_receipt(body, "read", index, entry, fields=fields)
+            return
+        unsigned = self._prepare_receipt(body, "read", index, entry, fields=fields)
+        self._signed_receipt(body, unsigned, await self.receipt_helper.sign(unsigned.message))
+
+    def _prepare_receipt(self, body: dict[str, Any], action: str, index: int, entry: bytes,
+                         *, fields: list[str], groups: int | None = None,
+                         suppressed: int | None = None) -> UnsignedReceipt:
+        return self.receipts.prepare(
             origin=self.origin, index=index, entry=logged_form(self.log, entry), action=action,
             collection=body["collection"], fields=fields,
             values=released_values(action, body), groups=groups, suppressed=suppressed)
-        body["receipt"] = receipt
-        body["receipt_salt"] = base64.b64encode(salt).decode("ascii")
+
+    @staticmethod
+    def _signed_receipt(body: dict[str, Any], unsigned: UnsignedReceipt,
+                        signature: bytes) -> None:
+        body["receipt"] = unsigned.signed(signature)
+        body["receipt_salt"] = base64.b64encode(unsigned.salt).decode("ascii")
 
     def _log_headers(self, index: int) -> dict[str, str]:
         return {"Bordergate-Log-Origin": self.origin, "Bordergate-Log-Index": str(index)}
@@ -603,6 +630,8 @@ class Gateway:
         if self.bulk is not None:
             self.bulk.close()
         self.vault.store.close()
+        if self.receipt_helper is not None:
+            self.receipt_helper.close()
 
     # -- subjects and records ------------------------------------------------
     async def mint_subject(self, authorization: str | None) -> Outcome:
@@ -670,8 +699,8 @@ class Gateway:
             raise DeniedAfterLogging("policy denied every field asked for",
                                      log_index=index, members=body,
                                      code=denial_code(w["policy_ids"] for w in plan.withheld))
-        self._attach_receipt(body, "read", index, entry,
-                             fields=[name for name in allowed if values.get(name) is not None])
+        await self._attach_read_receipt(
+            body, index, entry, fields=[name for name in allowed if values.get(name) is not None])
         return Outcome(body, index, headers=self._log_headers(index))
 
     async def _read_guarded(self, request: _ReadRequest, presented: appr.ApprovalRecord

@@ -53,6 +53,7 @@ from bordergate.gateway.bulk_counters import BulkCounters, open_bulk_ledger
 from bordergate.gateway.revocations import RevocationFollower, TokenRevocations, follow_log
 from bordergate.gateway.roster_in_force import RosterFollower, RosterInForce, follow_rosters
 from bordergate.gateway.service import Gateway, LogAppender, SequencerLog
+from bordergate.gateway.signing import SigningHelper
 from bordergate.key_service_process import provision_key_service
 from bordergate.keys.backend import KeyFileSettings, open_key_backend
 from bordergate.keys.keyring import KeyRing, initialise
@@ -373,6 +374,8 @@ async def serve_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
     try:
         gateway = await start_gateway(deployment, code, unreviewed=unreviewed,
                                       log_storage=log_storage)
+        # reads' receipt signatures off the event loop (gateway.signing)
+        gateway.receipt_helper = SigningHelper(gateway.receipts.signer)
         app = create_app(gateway)
         admin = create_admin_app(gateway, app)
     except BordergateError as exc:
@@ -390,6 +393,9 @@ async def serve_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
         if recovery is not None:
             recovery.cancel()
         if gateway is not None:
+            if gateway.receipt_helper is not None:  # on its event loop, before the rest
+                gateway.receipt_helper.close()
+                gateway.receipt_helper = None
             await asyncio.to_thread(gateway.close)
 
 
