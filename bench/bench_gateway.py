@@ -10,8 +10,9 @@ Measures, on loopback, against real uvicorn processes:
   credential and holds no log key), on the same store and log;
 * the throughput of a bare Starlette endpoint on uvicorn reading the same
   record from the same SQLite file with no auth, policy, decryption or log
-  (the baseline, measured in the same run, just before each gateway row: on a
-  shared machine the load drifts, and each ratio compares neighbours in time).
+  (the baseline, measured in the same run, just before and just after each
+  gateway row: on a shared machine the load drifts, and each ratio compares
+  the gateway with the mean of its two neighbours in time).
   Both servers run the same uvicorn configuration (``auto``: httptools and
   uvloop when installed, as they are with bordergate's dependencies; printed
   as ``server``).  The gateway answers this route on its direct ASGI path
@@ -400,12 +401,13 @@ async def read_each(url: str, paths: list[str], auth: dict[str, str]) -> None:
 def measure(label: str, url: str, paths: list[str], token: str, base_url: str,
             procs: dict[str, subprocess.Popen[bytes]]) -> dict[str, object]:
     """Throughput, CPU per read of each process (where the time goes), p50/p99; the
-    ratio against the bare baseline measured just before (the machine's load
-    drifts over a run: each row is compared with its neighbour in time)."""
+    ratio against the bare baseline measured just before and just after (the
+    machine's load drifts over a run: each row is compared with the mean of its
+    two neighbours in time; both are printed)."""
     auth = {"Authorization": f"Bearer {token}"}
     measure_rate = run_wrk if shutil.which("wrk") else run_httpx
     asyncio.run(read_each(url, paths, auth))
-    bare_rate = throughput(base_url, paths, None)
+    bare_before = throughput(base_url, paths, None)
     measure_rate(url, paths, token, WARMUP)
     before = {name: cpu_seconds(p) for name, p in procs.items()}
     helper_before = helpers_cpu_seconds(procs["gateway"])
@@ -415,12 +417,16 @@ def measure(label: str, url: str, paths: list[str], token: str, base_url: str,
            for name, p in procs.items()}
     cpu["receipt_helper_cpu_ms_per_read"] = round(
         (helpers_cpu_seconds(procs["gateway"]) - helper_before) * 1000 / reads, 3)
+    bare_after = throughput(base_url, paths, None)
+    bare_rate = (bare_before + bare_after) / 2
     answered, failed = asyncio.run(_fixed_rate(url, paths, auth))
     latencies = sorted(answered) or [float("nan")]
     p50 = latencies[len(latencies) // 2] * 1000
     p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000
     row = {"sequencer": label, "gateway_reads_per_s": round(rate),
-           "bare_reads_per_s": round(bare_rate), "ratio": round(rate / bare_rate, 3), **cpu,
+           "bare_reads_per_s": round(bare_rate),
+           "bare_before_and_after": [round(bare_before), round(bare_after)],
+           "ratio": round(rate / bare_rate, 3), **cpu,
            "p50_ms_at_500_per_s": round(p50, 2),
            "p99_ms_at_500_per_s": round(p99, 2),
            **({"failed_at_500_per_s": failed} if failed else {})}

@@ -89,7 +89,7 @@ def sequencer(directory: Annotated[str | None, typer.Argument(
     from bordergate.serving import run_server
     from bordergate.tlog.credentials import read_credential_list, require_appender
     from bordergate.tlog.sequencer import SequencerConfig
-    from bordergate.tlog.sequencer_service import make_sequencer_app
+    from bordergate.tlog.sequencer_service import ServingSequencer, make_sequencer_app
     try:
         where = _sequencer_settings(directory, config, jurisdiction, credentials=credentials,
                                     key_file=key_file, witnesses=witness or [], quorum=quorum)
@@ -118,12 +118,13 @@ def sequencer(directory: Annotated[str | None, typer.Argument(
     bind_host, bind_port = host or where.host, port or where.port
     typer.echo(f"sequencer for {signer.name} at http://{bind_host}:{bind_port}/append "
                f"({len(allowed.ids)} append credentials)")
+    serving = ServingSequencer(seq)  # recovered while serving after a storage failure
     try:
         check = None if any_entries else require_appender
-        run_server(make_sequencer_app(seq, allowed, check_entry=check),
+        run_server(make_sequencer_app(serving, allowed, check_entry=check),
                    host=bind_host, port=bind_port, access_log=False)
     finally:
-        seq.close()
+        serving.close()
 
 
 class _SequencerPlace:

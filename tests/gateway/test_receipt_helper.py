@@ -164,7 +164,7 @@ def test_a_serving_gateway_whose_helper_is_killed_releases_nothing_then_serves_a
             assert first.status_code == 200, first.text
             _check_receipt(first.json())
             helpers = _children(process.pid)
-            assert len(helpers) == 1  # the helper started with the first read
+            assert len(helpers) == 1  # the helper, started with the gateway
             os.kill(helpers[0], signal.SIGSTOP)
 
             async def read_while_killed() -> httpx.Response:

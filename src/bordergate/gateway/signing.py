@@ -76,6 +76,16 @@ class SigningHelper:
         """The running helper's process id (None before the first signature)."""
         return None if self._process is None else self._process.pid
 
+    def start(self) -> None:
+        """Start the helper now, for the running event loop (else the first
+        signature starts it, and waits for its interpreter to come up).
+
+        Raises:
+            Unavailable: ``receipt_signer_unavailable`` (it could not start).
+            RuntimeError: no running event loop.
+        """
+        self._start(asyncio.get_running_loop())
+
     async def sign(self, message: bytes) -> bytes:
         """The 64-byte Ed25519 signature of ``message``.
 

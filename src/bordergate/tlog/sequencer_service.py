@@ -15,6 +15,13 @@ and offers, on loopback or a private network, next to the read-only log paths:
   returns it (``text/plain``);
 * ``GET /checkpoint`` and ``/tile/...``: as ``bordergate log serve``.
 
+A sequencer that failed (its storage refused a write: it fails closed, every
+append answers 503) is recovered while the service runs: once a second the
+service tries :meth:`Sequencer.reopen` (storage re-read and re-verified as
+after a crash, then a durable write proven) and, when that succeeds, appends go
+to the recovered sequencer; until then they keep failing closed
+(:class:`ServingSequencer`).
+
 Each writer authenticates with its own append credential
 (:mod:`bordergate.tlog.credentials`: ``Authorization: Bearer ID.SECRET``,
 checked against the sequencer's credential list in constant time); a request
@@ -37,7 +44,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -60,8 +69,10 @@ from bordergate.tlog.sequencer import Sequencer
 from bordergate.tlog.server import log_routes
 from bordergate.tlog.tiles import ENTRY_MAX
 
-__all__ = ["EntryCheck", "SequencerApp", "decode_entries", "decode_guarded", "encode_entries",
-           "encode_guarded", "make_sequencer_app"]
+__all__ = ["EntryCheck", "SequencerApp", "ServingSequencer", "decode_entries", "decode_guarded",
+           "encode_entries", "encode_guarded", "make_sequencer_app"]
+
+log = logging.getLogger(__name__)
 
 #: ``check(credential_id, entry)``: raises VerificationError to refuse the entry.
 EntryCheck = Callable[[str, bytes], None]
@@ -176,11 +187,68 @@ def _refused(code: str, detail: str, status: int) -> Response:
                         media_type="application/problem+json")
 
 
-def make_sequencer_app(sequencer: Sequencer, credentials: CredentialList, *,
+class ServingSequencer:
+    """The sequencer a service appends to now: the started one, or the one that
+    recovered it after a failure (:meth:`recover_while_serving`)."""
+
+    def __init__(self, sequencer: Sequencer) -> None:
+        self.sequencer = sequencer
+
+    async def recover(self) -> bool:
+        """If the sequencer failed, replace it by one recovered from storage;
+        whether it was replaced.
+
+        Raises:
+            Unavailable, VerificationError, Conflict: as :meth:`Sequencer.reopen`
+                (the failed sequencer stays in place, failing closed).
+        """
+        failed = self.sequencer
+        if failed.failure is None:
+            return False
+        self.sequencer = await asyncio.to_thread(failed.reopen)
+        return True
+
+    async def recover_while_serving(self, interval: float = 1.0) -> None:
+        """Until cancelled: :meth:`recover` once per ``interval`` seconds."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await self.recover():
+                    log.warning("sequencer of %s recovered: appending again",
+                                self.sequencer.signer.name)
+            except Exception as exc:  # still failing closed; the next turn tries again
+                log.info("sequencer still fails closed: [%s] %s",
+                         getattr(exc, "code", type(exc).__name__), exc)
+
+    def close(self) -> None:
+        self.sequencer.close()
+
+
+def _recovering(serving: ServingSequencer, every: float | None
+                ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    """The app's lifespan: :meth:`ServingSequencer.recover_while_serving` while it runs."""
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = None if every is None else \
+            asyncio.create_task(serving.recover_while_serving(every))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+    return lifespan
+
+
+def make_sequencer_app(sequencer: Sequencer | ServingSequencer, credentials: CredentialList, *,
                        check_entry: EntryCheck | None = None,
-                       max_body: int = DEFAULT_MAX_BODY) -> Starlette:
+                       max_body: int = DEFAULT_MAX_BODY,
+                       recover_every: float | None = 1.0) -> Starlette:
     """The sequencer service app over a started ``sequencer``, accepting appends
-    from ``credentials`` and checking each entry with ``check_entry``."""
+    from ``credentials`` and checking each entry with ``check_entry``; while the
+    app runs (its lifespan), a failed sequencer is recovered every
+    ``recover_every`` seconds (None: never, it fails closed until restarted)."""
+    serving = sequencer if isinstance(sequencer, ServingSequencer) else \
+        ServingSequencer(sequencer)
 
     def authenticated(request: Request) -> str | None:
         return credentials.authenticate(request.headers.get("authorization", ""))
@@ -202,7 +270,8 @@ def make_sequencer_app(sequencer: Sequencer, credentials: CredentialList, *,
                      promise: bool) -> Response:
         answer: dict[str, Any] = {"first": first, "count": len(entries), "appender": appender}
         if promise:
-            answer["promises"] = [p.decode() for p in sequencer.promises(first, entries)]
+            answer["promises"] = [p.decode()
+                                  for p in serving.sequencer.promises(first, entries)]
         return Response(json.dumps(answer), media_type="application/json")
 
     async def append_direct(authorization: str, declared: str | None,
@@ -218,7 +287,7 @@ def make_sequencer_app(sequencer: Sequencer, credentials: CredentialList, *,
             refusal = checked(appender, entries)
             if refusal is not None:
                 return refusal
-            first = await asyncio.wrap_future(sequencer.submit(entries))
+            first = await asyncio.wrap_future(serving.sequencer.submit(entries))
         except VerificationError as e:
             status = 413 if e.code == "body_too_large" else 400
             return _refused(e.code, str(e), status)
@@ -240,7 +309,8 @@ def make_sequencer_app(sequencer: Sequencer, credentials: CredentialList, *,
             refusal = checked(appender, entries)
             if refusal is not None:
                 return refusal
-            first = await asyncio.wrap_future(sequencer.submit(entries, expect=expect))
+            first = await asyncio.wrap_future(
+                serving.sequencer.submit(entries, expect=expect))
         except VerificationError as e:
             status = 413 if e.code == "body_too_large" else 400
             return _refused(e.code, str(e), status)
@@ -256,7 +326,7 @@ def make_sequencer_app(sequencer: Sequencer, credentials: CredentialList, *,
         if authenticated(request) is None:
             return _refused("unauthenticated", "bad or missing append credential", 401)
         try:
-            signed = await asyncio.to_thread(sequencer.publish, 30.0)
+            signed = await asyncio.to_thread(serving.sequencer.publish, 30.0)
         except BordergateError as e:
             return _problem(e)
         return PlainTextResponse(signed.note.decode(), headers={"Cache-Control": "no-store"})
@@ -264,8 +334,11 @@ def make_sequencer_app(sequencer: Sequencer, credentials: CredentialList, *,
     routes = [Route("/append", append, methods=["POST"]),
               Route("/append-guarded", append_guarded, methods=["POST"]),
               Route("/publish", publish, methods=["POST"]),
-              *log_routes(sequencer.storage)]
-    return SequencerApp(append_direct, routes=routes)
+              *log_routes(serving.sequencer.storage)]  # the same storage after recovery
+    app = SequencerApp(append_direct, routes=routes,
+                       lifespan=_recovering(serving, recover_every))
+    app.state.serving = serving
+    return app
 
 
 #: ``append(authorization, content_length, body_stream, promise)``: the answer to one
