@@ -188,3 +188,32 @@ def test_a_serving_gateway_whose_helper_is_killed_releases_nothing_then_serves_a
             assert _children(process.pid) not in ([], helpers)
     finally:
         stop_process(process)
+
+
+def test_a_hung_helper_is_replaced_and_its_readers_fail_closed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A helper that stops answering (stopped, not dead: no EOF) does not hold reads
+    forever: after ``ANSWER_TIMEOUT`` its readers fail ``receipt_signer_unavailable``,
+    it is killed, and the next read starts a new helper."""
+    from bordergate.gateway import signing
+    monkeypatch.setattr(signing, "ANSWER_TIMEOUT", 0.5)
+
+    async def main() -> None:
+        helper = SigningHelper(SIGNER)
+        try:
+            assert await helper.sign(b"first") == SIGNER.sign(b"first")
+            pid = helper.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGSTOP)
+            started = time.monotonic()
+            with pytest.raises(Unavailable) as err:
+                await asyncio.wait_for(helper.sign(b"held"), 10)
+            assert err.value.code == "receipt_signer_unavailable"
+            assert 0.4 < time.monotonic() - started < 5
+            _wait_dead(pid)  # killed, though stopped
+            assert await helper.sign(b"after") == SIGNER.sign(b"after")
+            assert helper.pid != pid
+        finally:
+            helper.close()
+
+    asyncio.run(main())

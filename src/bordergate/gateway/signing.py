@@ -19,13 +19,14 @@ signs whatever its gateway hands it, like the key in the gateway's own memory
 would; it is the gateway's, not a separate party, and runs as the gateway's
 user.
 
-Failure closes: if the helper dies or answers garbage, every read waiting on it
+Failure closes: if the helper dies, answers garbage or leaves a batch
+unanswered for :data:`ANSWER_TIMEOUT` seconds (hung), every read waiting on it
 fails ``receipt_signer_unavailable`` (503; the reads were logged, nothing is
-released without its receipt) and the next read starts a new helper.  A lane
-is bound to the event loop that first used it (a helper started under another,
-since closed, loop is replaced).  This module must never send the key anywhere
-but the helper's standard input (a pipe), and never give a caller a signature made for
-another caller's message.
+released without its receipt) and the next read starts a new helper.  A
+helper process serves one event loop (one started under another, since closed,
+loop is replaced).  This module must never send the key anywhere but the
+helper's standard input (a pipe), and never give a caller a signature made
+for another caller's message.
 
 Protocol on the socket (both ends in this module): a request is a 4-byte
 big-endian count ``n`` then ``n`` times (4-byte length, message); the answer
@@ -53,6 +54,8 @@ MAX_MESSAGE_BYTES = 1 << 20
 _MAX_BATCH = 4096
 _U32 = struct.Struct(">I")
 _CODE = "receipt_signer_unavailable"
+#: Seconds a batch may wait for its signatures before the helper is taken for hung.
+ANSWER_TIMEOUT = 5.0
 
 
 class SigningHelper:
@@ -68,7 +71,10 @@ class SigningHelper:
         self._waiting_to_write = False
         self._received = bytearray()
         self._turn: list[tuple[bytes, asyncio.Future[bytes]]] = []
-        self._in_flight: collections.deque[list[asyncio.Future[bytes]]] = collections.deque()
+        # per batch sent and not answered yet: its readers' futures and when it was sent
+        self._in_flight: collections.deque[tuple[list[asyncio.Future[bytes]], float]] = \
+            collections.deque()
+        self._watchdog: asyncio.TimerHandle | None = None
         self._closed = False
 
     @property
@@ -132,15 +138,18 @@ class SigningHelper:
     def _flush(self) -> None:
         """Send this loop turn's messages to the helper as one request (on the loop)."""
         turn, self._turn = self._turn, []
-        if self._sock is None:
+        if self._sock is None or self._loop is None:
             _fail([f for _, f in turn], Unavailable("the receipt signer is gone", code=_CODE))
             return
+        loop_time = self._loop.time()
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_later(ANSWER_TIMEOUT, self._check_answered)
         for start in range(0, len(turn), _MAX_BATCH):
             part = turn[start:start + _MAX_BATCH]
             frame = [_U32.pack(len(part))]
             for message, _ in part:
                 frame += (_U32.pack(len(message)), message)
-            self._in_flight.append([f for _, f in part])
+            self._in_flight.append(([f for _, f in part], loop_time))
             self._unsent += b"".join(frame)
         self._writable()
 
@@ -179,7 +188,7 @@ class SigningHelper:
         buffer = self._received
         buffer += data
         while self._in_flight:
-            futures = self._in_flight[0]
+            futures = self._in_flight[0][0]
             size = SIGNATURE_BYTES * len(futures)
             if len(buffer) < size:
                 return
@@ -192,10 +201,27 @@ class SigningHelper:
         if buffer:  # bytes nobody asked for: the helper is not to be trusted further
             self._stop_helper(Unavailable("the receipt signer answered garbage", code=_CODE))
 
+    def _check_answered(self) -> None:
+        """Take the helper for hung if its oldest batch waited :data:`ANSWER_TIMEOUT`
+        seconds (its readers fail closed; the next read starts a new helper)."""
+        self._watchdog = None
+        if not self._in_flight or self._loop is None:
+            return
+        waited = self._loop.time() - self._in_flight[0][1]
+        if waited >= ANSWER_TIMEOUT:
+            self._stop_helper(Unavailable(f"the receipt signer did not answer in "
+                                          f"{ANSWER_TIMEOUT:g} s", code=_CODE))
+        else:
+            self._watchdog = self._loop.call_later(ANSWER_TIMEOUT - waited,
+                                                   self._check_answered)
+
     def _stop_helper(self, reason: Unavailable) -> None:
         """Fail what waits on the current helper and stop it (the next read starts one)."""
-        waiting = [f for futures in self._in_flight for f in futures]
+        waiting = [f for futures, _ in self._in_flight for f in futures]
         self._in_flight.clear()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         self._unsent.clear()
         self._received.clear()
         self._waiting_to_write = False
