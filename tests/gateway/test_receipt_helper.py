@@ -217,3 +217,32 @@ def test_a_hung_helper_is_replaced_and_its_readers_fail_closed(
             helper.close()
 
     asyncio.run(main())
+
+
+def test_a_module_planted_on_the_path_is_never_imported_by_the_helper(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Promise 6 (the attack, as an operator with write access to the working
+    directory or the environment would try it): a ``bordergate`` package planted in
+    the gateway's working directory and on ``PYTHONPATH``, and a ``sitecustomize``
+    beside it, would run in the process that holds the receipt key if the helper
+    were an ordinary ``python -c``; it starts isolated (``-I -S``) on the gateway's
+    own module path instead, so none of them runs and the signatures are right."""
+    planted = tmp_path / "planted"
+    (planted / "bordergate" / "gateway").mkdir(parents=True)
+    marker = tmp_path / "planted-code-ran"
+    code = f"open({str(marker)!r}, 'w').write('ran')\n"
+    for module in ("bordergate/__init__.py", "bordergate/gateway/__init__.py",
+                   "bordergate/gateway/signing.py", "sitecustomize.py"):
+        (planted / module).write_text(code)
+    monkeypatch.chdir(planted)
+    monkeypatch.setenv("PYTHONPATH", str(planted))
+
+    async def main() -> bytes:
+        helper = SigningHelper(SIGNER)
+        try:
+            return await helper.sign(b"isolated")
+        finally:
+            helper.close()
+
+    assert asyncio.run(main()) == SIGNER.sign(b"isolated")
+    assert not marker.exists()

@@ -25,8 +25,9 @@ fails ``receipt_signer_unavailable`` (503; the reads were logged, nothing is
 released without its receipt) and the next read starts a new helper.  A
 helper process serves one event loop (one started under another, since closed,
 loop is replaced).  This module must never send the key anywhere but the
-helper's standard input (a pipe), and never give a caller a signature made
-for another caller's message.
+helper's standard input (a pipe), never start the helper outside isolated mode
+on the gateway's own module path (:func:`helper_command`), and never give a
+caller a signature made for another caller's message.
 
 Protocol on the socket (both ends in this module): a request is a 4-byte
 big-endian count ``n`` then ``n`` times (4-byte length, message); the answer
@@ -38,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import os
 import socket
 import struct
@@ -47,7 +49,7 @@ import sys
 from bordergate.errors import Unavailable
 from bordergate.tlog.note import Signer
 
-__all__ = ["SIGNATURE_BYTES", "SigningHelper", "helper_main"]
+__all__ = ["SIGNATURE_BYTES", "SigningHelper", "helper_command", "helper_main"]
 
 SIGNATURE_BYTES = 64
 MAX_MESSAGE_BYTES = 1 << 20
@@ -120,11 +122,10 @@ class SigningHelper:
         ours, theirs = socket.socketpair()
         try:
             process = subprocess.Popen(
-                [sys.executable, "-c", "from bordergate.gateway.signing import helper_main; "
-                 "helper_main()", str(theirs.fileno())],
-                stdin=subprocess.PIPE, pass_fds=(theirs.fileno(),), close_fds=True)
+                helper_command(theirs.fileno()), stdin=subprocess.PIPE,
+                pass_fds=(theirs.fileno(),), close_fds=True)
             assert process.stdin is not None
-            process.stdin.write(self._key)
+            process.stdin.write(json.dumps(sys.path).encode("utf-8") + b"\n" + self._key)
             process.stdin.close()
         except OSError as exc:
             ours.close()
@@ -264,9 +265,32 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
     return b"".join(parts)
 
 
+#: The helper's first code: the gateway's module path (the first line of its
+#: standard input), then this module; nothing else is imported before.
+_BOOT = ("import json, sys; sys.path[:] = json.loads(sys.stdin.buffer.readline()); "
+         "from bordergate.gateway.signing import helper_main; helper_main()")
+
+
+def helper_command(fd: int) -> list[str]:
+    """The helper's command line: the gateway's interpreter in isolated mode (``-I``:
+    no working directory, user site or ``PYTHON*`` variables on the path; ``-S``: no
+    ``site``, so no ``.pth`` runs), with the gateway's ``-B`` and ``pycache_prefix``,
+    and the gateway's own ``sys.path`` (sent on its standard input).  A gateway
+    started through ``runtime_boot`` thus runs its helper from exactly the verified
+    directories (promise 6), and a module planted in the working directory or on
+    ``PYTHONPATH`` is never imported by the process holding the receipt key."""
+    flags = ["-I", "-S"]
+    if sys.flags.dont_write_bytecode:
+        flags.append("-B")
+    if sys.pycache_prefix is not None:
+        flags += ["-X", f"pycache_prefix={sys.pycache_prefix}"]
+    return [sys.executable, *flags, "-c", _BOOT, str(fd)]
+
+
 def helper_main() -> None:
-    """The helper process: the seed on standard input, then requests on the socket
-    whose descriptor is the first argument, until the gateway closes it."""
+    """The helper process (:func:`helper_command`): the key on standard input (after
+    the module path line), then requests on the socket whose descriptor is the
+    first argument, until the gateway closes it."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C is for the gateway;
