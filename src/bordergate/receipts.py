@@ -311,8 +311,8 @@ def _statement_bytes(key: str, gateway: str, statement: Mapping[str, Any]) -> by
 @dataclass(frozen=True)
 class UnsignedReceipt:
     """A receipt's statement before its signature: what :meth:`ReceiptSigner.prepare`
-    builds, so that the signature itself can be made elsewhere (the gateway signs
-    on a worker thread, :mod:`bordergate.gateway.signing`).
+    builds, so that the signature itself can be made elsewhere (a serving gateway's
+    receipt helper process, :mod:`bordergate.gateway.signing`).
 
     Attributes:
         statement: the signed members as JSON values.

@@ -48,6 +48,16 @@ def _wait_dead(pid: int) -> None:
         time.sleep(0.02)
 
 
+async def _signing_then_stopped(helper: SigningHelper) -> int:
+    """Start ``helper`` with a first, right signature, then stop (SIGSTOP) its process;
+    its pid."""
+    assert await helper.sign(b"first") == SIGNER.sign(b"first")
+    pid = helper.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    return pid
+
+
 def test_every_caller_gets_the_keys_own_signature_of_its_message() -> None:
     """Batching keeps callers apart: 600 messages of random sizes (empty to 64 KiB),
     asked for by concurrent readers over many loop turns, each answered with the
@@ -79,10 +89,7 @@ def test_a_helper_killed_mid_batch_fails_its_readers_closed_and_the_next_starts_
     async def main() -> None:
         helper = SigningHelper(SIGNER)
         try:
-            assert await helper.sign(b"first") == SIGNER.sign(b"first")
-            pid = helper.pid
-            assert pid is not None
-            os.kill(pid, signal.SIGSTOP)  # the batch below stays in flight
+            pid = await _signing_then_stopped(helper)  # the batch below stays in flight
             waiting = [asyncio.ensure_future(helper.sign(b"m%d" % i)) for i in range(5)]
             await asyncio.sleep(0.1)
             assert not any(w.done() for w in waiting)
@@ -201,10 +208,7 @@ def test_a_hung_helper_is_replaced_and_its_readers_fail_closed(
     async def main() -> None:
         helper = SigningHelper(SIGNER)
         try:
-            assert await helper.sign(b"first") == SIGNER.sign(b"first")
-            pid = helper.pid
-            assert pid is not None
-            os.kill(pid, signal.SIGSTOP)
+            pid = await _signing_then_stopped(helper)
             started = time.monotonic()
             with pytest.raises(Unavailable) as err:
                 await asyncio.wait_for(helper.sign(b"held"), 10)

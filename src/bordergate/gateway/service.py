@@ -431,8 +431,9 @@ class Gateway:
         self.approver_keys: ApproverKeys = approver_keys or (
             roster if roster is not None else MappingApproverKeys({}))
         self.receipts = receipts  # signs what each answer released (bordergate.receipts)
-        # a serving gateway's helper process signing reads' receipts (gateway.signing);
-        # without one (tests, tools), the event loop signs them itself
+        # a serving gateway's helper process signing reads' receipts (gateway.signing),
+        # set and closed on the event loop by gateway.startup.serve_gateway; without
+        # one (tests, tools), the event loop signs them itself
         self.receipt_helper: SigningHelper | None = None
         self.subject_ledger = subject_ledger or MemorySubjectLedger()
         self.peers = dict(peers)
@@ -630,8 +631,6 @@ class Gateway:
         if self.bulk is not None:
             self.bulk.close()
         self.vault.store.close()
-        if self.receipt_helper is not None:
-            self.receipt_helper.close()
 
     # -- subjects and records ------------------------------------------------
     async def mint_subject(self, authorization: str | None) -> Outcome:

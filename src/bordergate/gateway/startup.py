@@ -394,7 +394,7 @@ async def serve_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
         if recovery is not None:
             recovery.cancel()
         if gateway is not None:
-            if gateway.receipt_helper is not None:  # on its event loop, before the rest
+            if gateway.receipt_helper is not None:  # on its event loop (not thread-safe)
                 gateway.receipt_helper.close()
                 gateway.receipt_helper = None
             await asyncio.to_thread(gateway.close)

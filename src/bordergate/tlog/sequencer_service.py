@@ -78,6 +78,8 @@ log = logging.getLogger(__name__)
 EntryCheck = Callable[[str, bytes], None]
 
 DEFAULT_MAX_BODY = 16 << 20
+#: Seconds between two attempts to recover a failed sequencer while serving.
+RECOVER_INTERVAL = 1.0
 
 
 def decode_entries(data: bytes) -> list[bytes]:
@@ -208,7 +210,7 @@ class ServingSequencer:
         self.sequencer = await asyncio.to_thread(failed.reopen)
         return True
 
-    async def recover_while_serving(self, interval: float = 1.0) -> None:
+    async def recover_while_serving(self, interval: float) -> None:
         """Until cancelled: :meth:`recover` once per ``interval`` seconds."""
         while True:
             await asyncio.sleep(interval)
@@ -224,29 +226,26 @@ class ServingSequencer:
         self.sequencer.close()
 
 
-def _recovering(serving: ServingSequencer, every: float | None
+def _recovering(serving: ServingSequencer
                 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
     """The app's lifespan: :meth:`ServingSequencer.recover_while_serving` while it runs."""
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = None if every is None else \
-            asyncio.create_task(serving.recover_while_serving(every))
+        task = asyncio.create_task(serving.recover_while_serving(RECOVER_INTERVAL))
         try:
             yield
         finally:
-            if task is not None:
-                task.cancel()
+            task.cancel()
     return lifespan
 
 
 def make_sequencer_app(sequencer: Sequencer | ServingSequencer, credentials: CredentialList, *,
                        check_entry: EntryCheck | None = None,
-                       max_body: int = DEFAULT_MAX_BODY,
-                       recover_every: float | None = 1.0) -> Starlette:
+                       max_body: int = DEFAULT_MAX_BODY) -> Starlette:
     """The sequencer service app over a started ``sequencer``, accepting appends
     from ``credentials`` and checking each entry with ``check_entry``; while the
     app runs (its lifespan), a failed sequencer is recovered every
-    ``recover_every`` seconds (None: never, it fails closed until restarted)."""
+    :data:`RECOVER_INTERVAL` seconds."""
     serving = sequencer if isinstance(sequencer, ServingSequencer) else \
         ServingSequencer(sequencer)
 
@@ -335,10 +334,7 @@ def make_sequencer_app(sequencer: Sequencer | ServingSequencer, credentials: Cre
               Route("/append-guarded", append_guarded, methods=["POST"]),
               Route("/publish", publish, methods=["POST"]),
               *log_routes(serving.sequencer.storage)]  # the same storage after recovery
-    app = SequencerApp(append_direct, routes=routes,
-                       lifespan=_recovering(serving, recover_every))
-    app.state.serving = serving
-    return app
+    return SequencerApp(append_direct, routes=routes, lifespan=_recovering(serving))
 
 
 #: ``append(authorization, content_length, body_stream, promise)``: the answer to one
