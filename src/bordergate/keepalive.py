@@ -55,8 +55,9 @@ class KeepAlivePool:
         self._idle: list[tuple[float, asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def request(self, method: str, path: str, body: bytes = b"",
-                      content_type: str = "application/json") -> Answer:
-        """The service's answer to one request.
+                      content_type: str = "application/json", extra: str = "") -> Answer:
+        """The service's answer to one request (``extra``: more header lines, each
+        ``Name: value\r\n``).
 
         Raises:
             Unavailable: connecting, sending or reading failed, timed out, or the
@@ -74,7 +75,7 @@ class KeepAlivePool:
                 try:
                     writer.write(
                         (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{self._head}"
-                         f"Content-Type: {content_type}\r\nContent-Length: {len(body)}"
+                         f"{extra}Content-Type: {content_type}\r\nContent-Length: {len(body)}"
                          "\r\n\r\n").encode("latin-1") + body)
                     answer = await self._answer(reader, writer)
                 except BaseException:

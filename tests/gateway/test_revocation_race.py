@@ -104,6 +104,21 @@ def released_after_revoke(entries: list[Entry], approval: str) -> list[int]:
             and e.body.get("approval") == approval and e.body["released"]]
 
 
+def roster_auditor(path: Path, log_dir: Path, j: Jurisdiction) -> Path:
+    """A TEST auditor's file for the log of ``j`` in ``log_dir``, trusting the TEST-ONLY
+    roster authority and no witness."""
+    path.write_text(f"""[auditor]
+name = "TEST auditor"
+time_tolerance_s = 5
+
+[logs.us]
+location = "{log_dir}"
+vkey = "{log_verifier(j).key_string}"
+roster_authority = ["{AUTHORITY.verifier().key_string}"]
+""")
+    return path
+
+
 def audit_findings(auditor_toml: Path, state: Path) -> list[str]:
     run = run_audit(load_auditor_config(auditor_toml), state, reference=True)
     assert all(r.error is None and r.check is not None and r.check.ok for r in run.logs)
@@ -184,17 +199,8 @@ def test_reads_racing_a_revoke_across_two_workers(tmp_path: Path) -> None:
     assert counts["released"] >= READS_BEFORE and counts["reads"] > counts["released"]
     entries = log_entries(log_dir, j)
     assert released_after_revoke(entries, approval) == []
-    auditor = tmp_path / "auditor.toml"
-    auditor.write_text(f"""[auditor]
-name = "TEST auditor"
-time_tolerance_s = 5
-
-[logs.us]
-location = "{log_dir}"
-vkey = "{log_verifier(j).key_string}"
-roster_authority = ["{AUTHORITY.verifier().key_string}"]
-""")
-    kinds = audit_findings(auditor, tmp_path / "state")
+    kinds = audit_findings(roster_auditor(tmp_path / "auditor.toml", log_dir, j),
+                           tmp_path / "state")
     assert [k for k in kinds if k.startswith("approval_")] == []
     # the workers run --unreviewed; the parent's reads after the revoke are denied; the
     # sequencer runs --unwitnessed and the auditor trusts no witness (issue 12)

@@ -167,3 +167,134 @@ def test_gateway_state_keys_name_each_approval_change() -> None:
     assert state_keys(f.access(PARENT, ["email"], approval=approval_view(a, PARENT))) == ()
     deep = b'{"type":"approval-grant",' + b"[" * 100_000
     assert state_keys(deep) == () and state_keys(b'"type":"approval-\xff') == ()
+
+
+def test_guarded_appends_batch_by_expectation_and_are_refused_whole() -> None:
+    """Docs/log-durability.md "State versions" over HTTP: concurrent guarded appends
+    expecting the same versions share one ``POST /append`` (``Bordergate-Expect``), are
+    admitted or refused whole; appends expecting other versions (or none) never share
+    their request, so one stale batch refuses none of the others."""
+    _, seq = _sequencer()
+    with seq:
+        credential = AppendCredential.issue("worker")
+        app = make_sequencer_app(seq, CredentialList.of([credential]))
+        requests: list[str | None] = []
+
+        async def count(request: httpx.Request) -> None:
+            requests.append(request.headers.get("bordergate-expect"))
+
+        async def go() -> None:
+            client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                       base_url="http://seq",
+                                       event_hooks={"request": [count]})
+            remote = RemoteSequencer("http://seq", credential.token, log_signer().verifier(),
+                                     client=client)
+            try:
+                changed = await remote.append_many([b"set:x"])
+                requests.clear()
+                current, stale = {"x": changed}, {"x": changed - 1}
+                outcomes = await asyncio.gather(
+                    *(remote.append_guarded([b"under current %d" % i], current)
+                      for i in range(20)),
+                    *(remote.append_guarded([b"under stale %d" % i], stale)
+                      for i in range(20)),
+                    *(remote.append_many([b"unguarded %d" % i]) for i in range(20)),
+                    return_exceptions=True)
+                admitted = outcomes[:20] + outcomes[40:]
+                assert all(isinstance(i, int) for i in admitted)
+                assert all(isinstance(e, StaleState) and e.current == {"x": changed}
+                           for e in outcomes[20:40])
+                assert sorted(admitted) == list(range(changed + 1, changed + 41))  # type: ignore[type-var]
+                # fewer requests than appends, and never two expectations in one
+                assert len(requests) < 60
+                assert {r for r in requests} <= {None, '{"x":0}', '{"x":-1}'}
+            finally:
+                await remote.aclose()
+
+        asyncio.run(go())
+
+
+def test_malformed_expect_header_is_refused_and_nothing_sequenced() -> None:
+    """Bad input, clear error: a ``Bordergate-Expect`` header that is not a JSON object of
+    integers is 400 ``malformed_expect``, and nothing of the request is sequenced."""
+    _, seq = _sequencer()
+    with seq:
+        credential = AppendCredential.issue("worker")
+        app = make_sequencer_app(seq, CredentialList.of([credential]))
+
+        async def go() -> None:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                         base_url="http://seq") as client:
+                for bad in ("[1]", "{}", '{"x": "1"}', '{"x": true}', "not json", "{" * 5000):
+                    r = await client.post("/append", content=b"\x00\x04read", headers={
+                        "Authorization": f"Bearer {credential.token}",
+                        "Bordergate-Expect": bad})
+                    assert (r.status_code, r.json()["code"]) == (400, "malformed_expect"), bad
+
+        asyncio.run(go())
+        assert seq.size == 0
+
+
+def test_gateway_state_keys_name_roster_and_revocation_changes() -> None:
+    """Docs/log-durability.md "State versions": every ``roster`` entry changes the
+    ``roster`` key and every ``token-revoke`` entry (a repeated one too) the
+    ``token-revocations`` key; decision entries and look-alikes change nothing."""
+    from bordergate.entries import canonical_json
+    from bordergate.entry_state import REVOCATIONS_KEY, ROSTER_KEY
+    from bordergate.gateway.revocations import token_revoke_entry
+
+    def entry(kind: str, **members: object) -> bytes:
+        return canonical_json({"v": 2, "type": kind, "time": "2026-01-01T00:00:00Z",
+                               **members})
+
+    roster = entry("roster", roster="sha256:" + "0" * 64, serial=2)
+    revoke = token_revoke_entry("a" * 16, 1.0)
+    assert state_keys(roster) == (ROSTER_KEY,) and state_keys(revoke) == (REVOCATIONS_KEY,)
+    assert state_keys(entry("rosterx")) == ()
+    assert state_keys(entry("access", note='"type":"roster"')) == ()
+    assert state_keys(entry("access", inner={"type": "roster"})) == ()
+    f = EntryFactory()
+    assert state_keys(f.access(PARENT, ["email"])) == ()
+
+
+@pytest.mark.parametrize("over", ["service", "in-process"])
+def test_a_change_never_shares_a_submission_with_reads_expecting_its_old_state(
+        over: str) -> None:
+    """Regression (found running tests/gateway/test_revocation_race.py on the first cut
+    of batched guards): an approval's revocation expects the same *values* as the reads
+    decided under the approval; batched with them, the sequencer would admit the reads
+    queued after the revocation in the same submission.  Appends share a submission only
+    when they pass the very same expectation object, so every read queued after the
+    change is refused as stale, over HTTP and in process alike."""
+    from bordergate.gateway.service import SequencerLog
+
+    _, seq = _sequencer()
+    with seq:
+        credential = AppendCredential.issue("worker")
+        app = make_sequencer_app(seq, CredentialList.of([credential]))
+
+        async def go() -> None:
+            client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                       base_url="http://seq")
+            remote = RemoteSequencer("http://seq", credential.token, log_signer().verifier(),
+                                     client=client)
+            log: RemoteSequencer | SequencerLog = remote if over == "service" \
+                else SequencerLog(seq)
+            try:
+                version = await log.append_many([b"set:x"])
+                state = {"x": version}  # one object: the reads under this state
+                outcomes = await asyncio.gather(
+                    *(log.append_guarded([b"read %d" % i], state) for i in range(10)),
+                    log.append_guarded([b"set:x"], dict(state)),  # equal, not the same
+                    *(log.append_guarded([b"read %d" % i], state) for i in range(10, 20)),
+                    return_exceptions=True)
+                change = outcomes[10]
+                assert isinstance(change, int)
+                reads = outcomes[:10] + outcomes[11:]
+                assert all(isinstance(r, StaleState) or (isinstance(r, int) and r < change)
+                           for r in reads), outcomes
+                assert all(isinstance(r, StaleState) for r in outcomes[11:])
+            finally:
+                await remote.aclose()
+
+        asyncio.run(go())

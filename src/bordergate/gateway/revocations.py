@@ -26,11 +26,14 @@ in docs/design.md.
 
 The one per-request check is :meth:`TokenRevocations.__contains__`, called by
 ``gateway.auth.VerifiedTokenCache`` for every request, cached token or not.
-It is the hook for the sequencer's state-version precondition (issue 11,
-item 2): when access entries carry the state version they were decided under,
-``TokenRevocations.version`` (the index of the last revoke entry applied) is
-that version for tokens, and the sequencer can refuse an access entry decided
-before a revocation it has already sequenced.
+Revocations are ordered with decisions: ``TokenRevocations.version`` (the
+index of the last ``token-revoke`` entry read, counted with
+``entry_state.state_keys`` as the sequencer counts it) is read before the
+token is checked, and every entry of the decision goes to the sequencer
+guarded by it (``gateway.decided_state``): a decision made before a
+revocation the sequencer has already sequenced is refused, and the gateway
+catches up and decides again.  So no entry after a ``token-revoke`` entry
+records a use of the revoked token.
 
 This module must never hold a token: only ``jti`` values, random ids that
 identify no person.
@@ -38,13 +41,15 @@ identify no person.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-import threading
 from collections.abc import Iterable
 
-from bordergate.entries import encode_entry, parse_entry
-from bordergate.errors import BordergateError, InvalidInput, PolicyDenied
+from bordergate.entries import encode_entry
+from bordergate.entry_state import REVOCATIONS_KEY, state_keys
+from bordergate.errors import InvalidInput, PolicyDenied
+from bordergate.gateway.log_poller import LogPoller
 from bordergate.policy.entities import Principal
 from bordergate.tlog.client import LogClient
 from bordergate.tlog.tiles import TILE_WIDTH
@@ -145,26 +150,30 @@ class TokenRevocations:
         still reads the log up to it: ``next_index`` does not move)."""
         if jti not in self._revoked:
             self._revoked[jti] = index
-            self.version = max(self.version, index)
+        self.version = max(self.version, index)
 
     def apply(self, first_index: int, entries: Iterable[bytes]) -> list[str]:
         """Apply the ``token-revoke`` entries among ``entries`` (the log's, from
         ``first_index`` on, contiguous); returns the ids newly revoked.
 
-        Raises:
-            VerificationError: a ``token-revoke`` entry is malformed.
+        Every entry the log's sequencer counts as a change of the revocations
+        (``entry_state.state_keys``) moves :attr:`version`, so the gateway's
+        version and the sequencer's agree on what the gateway has read.
         """
         added: list[str] = []
         index = first_index - 1
         for index, raw in enumerate(entries, first_index):
-            if _MARK not in raw:
+            if _MARK not in raw or REVOCATIONS_KEY not in state_keys(raw):
                 continue
-            entry = parse_entry(raw)
-            jti = entry["jti"]
-            if entry.type == "token-revoke" and isinstance(jti, str) and jti not in self._revoked:
+            # a JSON object of a known entry version (state_keys checked): its ``jti``
+            # is revoked even if another member is malformed (never stuck on one)
+            jti = json.loads(raw).get("jti")
+            if isinstance(jti, str) and jti not in self._revoked:
                 self._revoked[jti] = index
-                self.version = max(self.version, index)
                 added.append(jti)
+            # after the id (a request that reads this version finds it revoked), and
+            # for every entry the sequencer counts, a repeated revocation included
+            self.version = max(self.version, index)
         self.next_index = max(self.next_index, index + 1)
         return added
 
@@ -188,8 +197,9 @@ def follow_log(revocations: TokenRevocations, client: LogClient) -> list[str]:
     return added
 
 
-class RevocationFollower:
-    """A thread that applies new ``token-revoke`` entries every ``interval`` seconds.
+class RevocationFollower(LogPoller):
+    """A thread that applies new ``token-revoke`` entries every ``interval`` seconds
+    (at once when poked, :class:`~bordergate.gateway.log_poller.LogPoller`).
 
     A failed poll (log storage briefly unreadable) is logged and retried at
     the next interval; the set only ever grows.
@@ -197,32 +207,11 @@ class RevocationFollower:
 
     def __init__(self, revocations: TokenRevocations, client: LogClient,
                  interval: float = POLL_INTERVAL) -> None:
+        super().__init__("token-revocations", interval)
         self.revocations = revocations
         self.client = client
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="token-revocations",
-                                        daemon=True)
 
-    def start(self) -> None:
-        """Start polling."""
-        self._thread.start()
-
-    def close(self) -> None:
-        """Stop polling (waits for the thread)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(5.0)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                added = follow_log(self.revocations, self.client)
-            except BordergateError as exc:
-                log.warning("token revocations: cannot read the log: [%s] %s", exc.code, exc)
-                continue
-            except OSError as exc:
-                log.warning("token revocations: cannot read the log: %s", exc)
-                continue
-            if added:
-                log.info("token revocations applied: %d", len(added))
+    def poll(self) -> None:
+        added = follow_log(self.revocations, self.client)
+        if added:
+            log.info("token revocations applied: %d", len(added))

@@ -24,8 +24,12 @@ the authority key the deployment names.  :func:`follow_rosters` reads the log
 at start-up; a :class:`RosterFollower` thread polls it like the token
 revocations (``gateway.revocations``), so a newly logged version is in force on
 every worker within about 2 seconds.  ``RosterInForce.version`` is the log index
-of the version in force; the auditor reports a decision that names a version
-other than the one in force at its own index (``roster_superseded``).
+of the last ``roster`` entry read; the auditor reports a decision that names a
+version other than the one in force at its own index (``roster_superseded``),
+and the gateway never logs one: every decision's entry goes to the sequencer
+guarded by the version it was decided under (``gateway.decided_state``), so a
+decision made before a newer version was sequenced is refused, and the gateway
+catches up and decides again.
 
 This module must never take an attribute from a token when a roster is
 configured, and never use a roster document whose digest and signature it did
@@ -35,13 +39,14 @@ not check.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Protocol
 
 from bordergate.entries import parse_entry
+from bordergate.entry_state import ROSTER_KEY, state_keys
 from bordergate.errors import BordergateError, Unauthenticated, Unavailable, VerificationError
+from bordergate.gateway.log_poller import LogPoller
 from bordergate.policy.entities import Principal
 from bordergate.roster import Roster, RosterAuthority, RosterSignature, roster_path
 from bordergate.tlog.client import LogClient
@@ -71,7 +76,9 @@ class RosterInForce:
     Attributes:
         authority: the jurisdiction's identity authority (its verifier keys).
         next_index: the first log index not read yet.
-        version: the log index of the ``roster`` entry in force, or -1.
+        version: the log index of the last ``roster`` entry read (the one in
+            force, or the one that failed it closed), or -1: the version of the
+            sequencer's ``roster`` state key (``entry_state``).
     """
 
     def __init__(self, authority: RosterAuthority, objects: ObjectReader) -> None:
@@ -133,18 +140,19 @@ class RosterInForce:
         for index, raw in enumerate(entries, first_index):
             if _MARK not in raw:
                 continue
+            counted = ROSTER_KEY in state_keys(raw)  # as the log's sequencer counts it
             try:
                 entry = parse_entry(raw)
             except VerificationError as exc:  # the mark's bytes occur in no string
                 log.error("roster entry %d is malformed, failing closed: %s", index, exc)
                 self._state = (self._state[0], self._state[1], f"[{exc.code}] {exc}")
+                entry = None
+            if entry is not None and entry.type != "roster":
+                continue
+            if entry is not None:
+                self._state = self._verified(entry.body)
+            if counted:  # after the state: a request reading this version sees it
                 self.version = index
-                applied += 1
-                continue
-            if entry.type != "roster":
-                continue
-            self._state = self._verified(entry.body)
-            self.version = index
             applied += 1
         self.next_index = max(self.next_index, index + 1)
         return applied
@@ -190,8 +198,9 @@ def follow_rosters(rosters: RosterInForce, client: LogClient) -> int:
     return applied
 
 
-class RosterFollower:
-    """A thread that applies newly logged roster versions every ``interval`` seconds.
+class RosterFollower(LogPoller):
+    """A thread that applies newly logged roster versions every ``interval`` seconds
+    (at once when poked, :class:`~bordergate.gateway.log_poller.LogPoller`).
 
     A failed poll (log storage briefly unreadable) is logged and retried at
     the next interval.
@@ -199,25 +208,9 @@ class RosterFollower:
 
     def __init__(self, rosters: RosterInForce, client: LogClient,
                  interval: float = POLL_INTERVAL) -> None:
+        super().__init__("roster", interval)
         self.rosters = rosters
         self.client = client
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="roster", daemon=True)
 
-    def start(self) -> None:
-        """Start polling."""
-        self._thread.start()
-
-    def close(self) -> None:
-        """Stop polling (waits for the thread)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(5.0)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                follow_rosters(self.rosters, self.client)
-            except (BordergateError, OSError) as exc:
-                log.warning("roster: cannot read the log: %s", exc)
+    def poll(self) -> None:
+        follow_rosters(self.rosters, self.client)

@@ -49,11 +49,11 @@ import base64
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from bordergate import __version__
 from bordergate.appender import logged_form
@@ -89,6 +89,7 @@ from bordergate.gateway import approvals as appr
 from bordergate.gateway.approval_scope import MemorySubjectLedger, SubjectLedger, parse_scope
 from bordergate.gateway.auth import TokenVerifier, VerifiedTokenCache
 from bordergate.gateway.bulk_counters import BulkCounters
+from bordergate.gateway.decided_state import DecidedState
 from bordergate.gateway.decisions import (
     DecisionCache,
     access_outcome,
@@ -168,6 +169,7 @@ class _ReadRequest:
     hinted: SubjectId | None
     jti: str  # the bearer token's id, recorded in the entry (token_revoked_use)
     vouched: Mapping[str, str]  # {"roster": digest} of the version that vouched, or {}
+    decided: Mapping[str, int]  # the roster and revocation versions decided under
 
 
 class LogAppender(Protocol):
@@ -190,7 +192,9 @@ class LogAppender(Protocol):
     async def append_guarded(self, entries: Sequence[bytes],
                              expect: Mapping[str, int]) -> int:
         """As :meth:`append_many`, only if each state key's version is still the
-        one expected when the entries get their indexes.
+        one expected when the entries get their indexes.  Appends passing the very
+        same ``expect`` object may be submitted together (admitted or refused
+        whole): pass one object only for entries that change none of its keys.
 
         Raises:
             StaleState: a version changed; nothing was sequenced.
@@ -230,17 +234,26 @@ class SequencerLog:
     submission (one queue hand-off and one wake-up of the loop when it is
     durable, instead of one per request); each caller's entries stay
     contiguous and each caller still waits until its entries are durable.
+    Guarded appends join the turn too: consecutive ones passing the very same
+    ``expect`` object (a turn's decisions under one state, which change none of
+    its keys) form one guarded submission, admitted or refused whole; one passing
+    a mapping of its own (an approval's change) is a submission alone, so it is
+    never admitted together with entries decided under the state it changes.
     """
 
     def __init__(self, sequencer: Sequencer) -> None:
         self.sequencer = sequencer
-        self._turn: list[tuple[list[bytes], asyncio.Future[int]]] | None = None
+        self._turn: list[_TurnItem] | None = None
 
     @property
     def origin(self) -> str:
         return self.sequencer.origin
 
     async def append_many(self, entries: Sequence[bytes]) -> int:
+        return await self._join_turn(entries, None)
+
+    async def _join_turn(self, entries: Sequence[bytes],
+                         expect: Mapping[str, int] | None) -> int:
         batch = list(entries)
         for e in batch:  # refused alone, not with the rest of the turn's batch
             if len(e) > ENTRY_MAX:
@@ -251,30 +264,40 @@ class SequencerLog:
         if self._turn is None:
             self._turn = []
             loop.call_soon(self._submit_turn, loop)
-        self._turn.append((batch, waiter))
+        self._turn.append((batch, waiter, expect))
         return await waiter
 
     def _submit_turn(self, loop: asyncio.AbstractEventLoop) -> None:
         turn, self._turn = self._turn or [], None
+        while turn:
+            expect = turn[0][2]
+            run = 1
+            while run < len(turn) and turn[run][2] is expect:
+                run += 1
+            self._submit_run(loop, turn[:run], expect)
+            turn = turn[run:]
+
+    def _submit_run(self, loop: asyncio.AbstractEventLoop, run: list[_TurnItem],
+                    expect: Mapping[str, int] | None) -> None:
         try:
-            future: Future[int] = self.sequencer.submit([e for b, _ in turn for e in b])
+            future: Future[int] = self.sequencer.submit([e for b, _, _ in run for e in b],
+                                                        expect=expect)
         except Exception as exc:  # push back or fail closed: nobody is acknowledged
-            _settle(turn, None, exc)
+            _settle(run, None, exc)
             return
 
         def durable(done: Future[int]) -> None:  # on the sequencer's thread
             exc = done.exception()
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(_settle, turn, None if exc else done.result(), exc)
+                loop.call_soon_threadsafe(_settle, run, None if exc else done.result(), exc)
 
         future.add_done_callback(durable)
 
     async def append_guarded(self, entries: Sequence[bytes],
                              expect: Mapping[str, int]) -> int:
-        batch = list(entries)
-        if any(len(e) > ENTRY_MAX for e in batch):
-            raise InvalidInput("log entry exceeds 65535 bytes", code="entry_too_large")
-        return await asyncio.wrap_future(self.sequencer.submit(batch, expect=expect))
+        if not expect:
+            raise ValueError("a guarded append expects at least one state version")
+        return await self._join_turn(entries, expect)
 
     async def append_promised(self, entries: Sequence[bytes],
                               expect: Mapping[str, int] | None = None
@@ -319,11 +342,14 @@ class SequencerLog:
         self.sequencer.close()
 
 
-def _settle(turn: list[tuple[list[bytes], asyncio.Future[int]]], first: int | None,
-            exc: BaseException | None) -> None:
+#: One append of a :class:`SequencerLog` turn: entries, waiter, expected versions.
+_TurnItem = tuple[list[bytes], "asyncio.Future[int]", "Mapping[str, int] | None"]
+
+
+def _settle(turn: list[_TurnItem], first: int | None, exc: BaseException | None) -> None:
     """Give each waiter of a turn its first index, or the turn's error."""
     index = first or 0
-    for batch, waiter in turn:
+    for batch, waiter, _ in turn:
         if not waiter.done():
             if exc is not None or first is None:
                 waiter.set_exception(exc or Unavailable("log write failed",
@@ -369,6 +395,32 @@ def _requested_fields(raw: str | None, limit: int) -> list[str] | None:
     if "" in names:
         raise InvalidInput("empty field name in fields=", code="unknown_field")
     return names
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _decided_again(method: Callable[Concatenate[Gateway, _P], Awaitable[_T]]
+                   ) -> Callable[Concatenate[Gateway, _P], Awaitable[_T]]:
+    """Run a decision again when the log took a newer roster version or token
+    revocation while it was decided (``gateway.decided_state``): the sequencer
+    refused the decision's first entry, so nothing was logged or done yet; wait
+    until this worker has read the change, then decide again from the token on."""
+
+    @functools.wraps(method)
+    async def again(self: Gateway, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        for _ in range(_STATE_ATTEMPTS):
+            try:
+                return await method(self, *args, **kwargs)
+            except StaleState as exc:
+                if not self.decided.concerns(exc.current):
+                    raise
+                await self.decided.catch_up(exc.current, self._followers())
+        raise Unavailable("the log's roster or token revocations kept changing while "
+                          "the request was decided; retry", code="log_state_behind")
+
+    return again
 
 
 class Gateway:
@@ -420,6 +472,8 @@ class Gateway:
         # principal's attributes are the roster's, never the token's
         self.roster = roster
         self.roster_follower: RosterFollower | None = None  # set by gateway.startup
+        # the versions of both that a decision is made under (gateway.decided_state)
+        self.decided = DecidedState(self.revocations, roster)
         self.vault = vault
         self.log = log
         self.log_storage = log_storage
@@ -500,6 +554,10 @@ class Gateway:
             as :meth:`authenticate`.
         """
         return self._vouched(self.principals.authenticate(authorization, self.clock()))
+
+    def _followers(self) -> tuple[RevocationFollower | None, RosterFollower | None]:
+        """This worker's readers of the log's revocations and roster versions."""
+        return self.revocation_follower, self.roster_follower
 
     def _vouched(self, claimed: Principal) -> tuple[Principal, Mapping[str, str]]:
         if self.roster is None:
@@ -650,16 +708,25 @@ class Gateway:
                                code="too_many_fields")
         return specs
 
+    @_decided_again
     async def read(self, authorization: str | None, collection: str, record_id: str, *,
                    fields: str | None, purpose: str | None, approval: str | None = None,
                    subject: str | None = None) -> Outcome:
         """Read a record's fields as policy allows; logged before anything returns.
 
+        Decided again, from the token on, when the log took a newer roster version
+        or token revocation while it was decided (``gateway.decided_state``).
+
         Raises:
             Unauthenticated, InvalidInput, NotFound, WrongJurisdiction: bad requests.
             DeniedAfterLogging: every field denied (logged).
-            Unavailable: log, store or key backend down (nothing released).
+            Unavailable: log, store or key backend down (nothing released);
+                ``log_state_behind`` (this worker has not read the log's newer
+                roster or revocations within ``CATCH_UP_SECONDS``).
         """
+        # the state this read is decided under, read before the token and roster
+        # checks use it; its entry is sequenced only if the log is still there
+        decided = self.decided.versions()
         # the token's jti goes into the entry (the auditor's token_revoked_use); it is
         # URL-safe ASCII (checked by the verifier), so its JSON is itself in quotes
         token = self.principals.authenticate_token(authorization, self.clock())
@@ -669,17 +736,18 @@ class Gateway:
         hinted = self._subject(subject) if subject is not None else None
         presented = await self._presented_approval(approval)
         request = _ReadRequest(principal, collection, record_id, purpose, specs, hinted,
-                               token.jti, vouched)
+                               token.jti, vouched, decided)
         if presented is None:
             plan, fetched, entry = await self._decide_and_fetch(request, None, self.clock())
             opened = fetched if self.key_service is None else self._open_cached(fetched)
             renew = opened is not None and self.key_service is not None and \
                 fetched.needs_key and self.key_service.renewal_due(fetched.subject)
             if opened is not None and not renew:
-                index = await self.log.append_many([entry])  # promise 3: durable before release
+                # promise 3: durable before release
+                index = await self.log.append_guarded([entry], decided)
                 values = opened
             else:
-                index, promises = await self.log.append_promised([entry])
+                index, promises = await self.log.append_promised([entry], decided)
                 if opened is None:
                     values = await self._open_justified(fetched, entry, promises[0])
                 else:  # the cached key serves; this entry justifies its renewal
@@ -724,13 +792,15 @@ class Gateway:
                 plan, values, entry = await self._decide_and_fetch(request, presented, now)
                 promise = b""
                 try:
+                    expect = {key: version, **request.decided}
                     if self.key_service is None:
-                        index = await self.log.append_guarded([entry], {key: version})
+                        index = await self.log.append_guarded([entry], expect)
                     else:
-                        index, promises = await self.log.append_promised(
-                            [entry], {key: version})
+                        index, promises = await self.log.append_promised([entry], expect)
                         promise = promises[0]
                 except StaleState as exc:
+                    if self.decided.concerns(exc.current):
+                        raise  # the roster or revocations moved: read decides again
                     floor = exc.current.get(key, floor)
                 else:
                     if presented.valid(self.clock()) or not presented.valid(int(now)):
@@ -850,7 +920,9 @@ class Gateway:
                 "outcome": "refused" if verdict.refused else "approved",
                 "approval": presented.id if presented is not None else None,
                 **request.vouched}
-        index, _ = await self._log_decision(self._entry("bulk-threshold", now, body))
+        # not guarded: the counters moved already (a bulk-threshold entry names no
+        # token, and the auditor judges its principal by the read's entry)
+        index, _ = await self._log_decision(self._entry("bulk-threshold", now, body), None)
         if verdict.refused is not None:
             raise DeniedAfterLogging(
                 "the read would take a bulk counter of 28 CFR 202.205 over its threshold",
@@ -902,16 +974,21 @@ class Gateway:
             wrapped=stored)
         return cipher
 
-    async def _log_decision(self, entry: bytes) -> tuple[int, bytes]:
-        """Log a decision entry durably; its index and, with a key service, the log
-        operator's promise of inclusion (else empty).
+    async def _log_decision(self, entry: bytes, decided: Mapping[str, int] | None
+                            ) -> tuple[int, bytes]:
+        """Log a decision entry durably, guarded by the state it was ``decided``
+        under (None: an entry no roster or token rule judges); its index and, with
+        a key service, the log operator's promise of inclusion (else empty).
 
         Raises:
+            StaleState: the log holds a newer roster or revocation (nothing logged).
             Unavailable, PushBack: the log cannot be written.
         """
         if self.key_service is None:
-            return await self.log.append_many([entry]), b""
-        index, promises = await self.log.append_promised([entry])
+            index = await (self.log.append_many([entry]) if decided is None
+                           else self.log.append_guarded([entry], decided))
+            return index, b""
+        index, promises = await self.log.append_promised([entry], decided)
         return index, promises[0]
 
     async def _store_write(self, collection: str, record_id: str, subject: SubjectId,
@@ -1063,6 +1140,7 @@ class Gateway:
             self._record_pseudonyms.put(key, hit)
         return hit
 
+    @_decided_again
     async def write(self, authorization: str | None, collection: str, record_id: str,
                     payload: object, *, purpose: str | None) -> Outcome:
         """Create or replace a record if policy allows every field; logged first.
@@ -1073,6 +1151,7 @@ class Gateway:
             Conflict: ``record_owner_mismatch``.
             Unavailable: log, store or key backend down.
         """
+        decided = self.decided.versions()  # before the token is checked
         principal, vouched = self.authenticate_vouched(authorization)
         purpose = _require_purpose(purpose)
         self.engine.bundle.purpose(purpose)
@@ -1115,7 +1194,7 @@ class Gateway:
             "purpose": purpose, "bundle": self.bundle_digest, "outcome": outcome,
             "fields": sorted(s.name for s in specs), **vouched,
         }, recorded)
-        index, promise = await self._log_decision(entry)
+        index, promise = await self._log_decision(entry, decided)
         if outcome != "allow":
             refused = [{"field": s.name, "class": s.field_class.value,
                         **withheld_reason(s.field_class.value, d, None)}
@@ -1134,6 +1213,7 @@ class Gateway:
                 "log": {"origin": self.origin, "index": index}}
         return Outcome(body, index, headers=self._log_headers(index))
 
+    @_decided_again
     async def erase(self, authorization: str | None, subject_id: str, *,
                     purpose: str | None) -> Outcome:
         """Crypto-shred a subject if policy allows; logged before it is done.
@@ -1143,6 +1223,7 @@ class Gateway:
             DeniedAfterLogging: denied (logged).
             Unavailable: log, store or key backend down.
         """
+        decided = self.decided.versions()  # before the token is checked
         principal, vouched = self.authenticate_vouched(authorization)
         purpose = _require_purpose(purpose)
         self.engine.bundle.purpose(purpose)
@@ -1159,7 +1240,7 @@ class Gateway:
             "purpose": purpose, "bundle": self.bundle_digest,
             "outcome": "allow" if allowed else "deny", "records": records, **vouched,
         }, recorded)
-        index = await self.log.append_many([entry])
+        index = await self.log.append_guarded([entry], decided)
         if not allowed:
             raise DeniedAfterLogging(
                 "policy denied the erasure", log_index=index,
@@ -1177,6 +1258,7 @@ class Gateway:
                 "log": {"origin": self.origin, "index": index}}
         return Outcome(body, index, headers=self._log_headers(index))
 
+    @_decided_again
     async def export(self, authorization: str | None, payload: object) -> Outcome:
         """An aggregate over a collection, grouped by one field, differentially private.
 
@@ -1192,6 +1274,7 @@ class Gateway:
             PolicyDenied: ``privacy_budget_exhausted`` (nothing released).
             Unavailable: log, store or key backend down.
         """
+        decided = self.decided.versions()  # before the token is checked
         principal, vouched = self.authenticate_vouched(authorization)
         collection, group_by, purpose, k = self._export_request(payload)
         specs = self.schema.fields(collection, [group_by])
@@ -1204,8 +1287,8 @@ class Gateway:
             "principal": principal.to_json(), "collection": collection, "group_by": group_by,
             "purpose": purpose, "bundle": self.bundle_digest, "k": k, **vouched}
         if not decisions[0].allowed:
-            index = await self.log.append_many([self._decision_entry("export", now, {
-                **body, "outcome": "deny", "groups": 0, "suppressed": 0}, recorded)])
+            index = await self.log.append_guarded([self._decision_entry("export", now, {
+                **body, "outcome": "deny", "groups": 0, "suppressed": 0}, recorded)], decided)
             raise DeniedAfterLogging(
                 "policy denied the export", log_index=index,
                 code=denial_code([decisions[0].policy_ids]),
@@ -1227,7 +1310,9 @@ class Gateway:
         entry = self._decision_entry("export", now, {
             **body, "outcome": "allow", "groups": len(groups), "suppressed": noisy.suppressed,
             "dp": plan.to_json(), "budget": budget.to_json()}, recorded)
-        index = await self.log.append_many([entry])
+        # refused as stale, the export is decided again and its budget debited again
+        # (privacy accounting may over-count, never under-count)
+        index = await self.log.append_guarded([entry], decided)
         answer = {"collection": collection, "group_by": group_by, "k": k,
                   "groups": [{"value": g.value, "records": g.records, "subjects": g.subjects}
                              for g in groups],
@@ -1267,6 +1352,7 @@ class Gateway:
         return collection, group_by, purpose, k
 
     # -- approvals ---------------------------------------------------------
+    @_decided_again
     async def request_approval(self, authorization: str | None, payload: object) -> Outcome:
         """Open a Lockbox-style approval request for the authenticated principal.
 
@@ -1274,6 +1360,7 @@ class Gateway:
             Unauthenticated, InvalidInput: bad requests.
             Unavailable: log or store down.
         """
+        decided = self.decided.versions()  # before the token is checked
         principal, vouched = self.authenticate_vouched(authorization)
         if not isinstance(payload, dict):
             raise InvalidInput("the body must be a JSON object", code="malformed_body")
@@ -1324,7 +1411,7 @@ class Gateway:
             "max_subjects": record.max_subjects, **vouched,
         })
         async with self._approval_lock:
-            index = await self.log.append_many([entry])
+            index = await self.log.append_guarded([entry], decided)
             # the bytes the log holds (stamped with the append credential through the
             # log operator): approvers sign the digest of exactly those
             record = replace(record, changed_at=index,
@@ -1339,6 +1426,7 @@ class Gateway:
                              self._context(record.purpose, now))
         return item, self.engine.decide(item)
 
+    @_decided_again
     async def decide_approval(self, authorization: str | None, approval_id: str,
                               verdict: str, payload: object = None) -> Outcome:
         """``grant``, ``deny`` or ``revoke`` an approval; the change is logged first.
@@ -1356,6 +1444,7 @@ class Gateway:
                 (``approval_statement.verify_statement``'s codes).
             Unavailable: log or store down.
         """
+        state = self.decided.versions()  # before the token is checked
         principal, vouched = self.authenticate_vouched(authorization)
         appr.parse_approval_id(approval_id)
         signed = appr.change_signature(payload)
@@ -1370,7 +1459,7 @@ class Gateway:
                         principal, record, verdict, signed)
             except (PolicyDenied, Conflict, VerificationError) as exc:
                 await self._log_refused(principal, record, verdict, exc.code, now,
-                                        vouched=vouched)
+                                        vouched=vouched, decided=state)
                 raise
             entry = self._entry(kind, now, {
                 "approval": record.id, "state": updated.state, "bundle": self.bundle_digest,
@@ -1378,8 +1467,10 @@ class Gateway:
             version = _UNKNOWN_VERSION if record.changed_at is None else record.changed_at
             try:  # another worker may have changed it since it was read
                 index = await self.log.append_guarded(
-                    [entry], {approval_key(record.id): version})
-            except StaleState:
+                    [entry], {approval_key(record.id): version, **state})
+            except StaleState as exc:
+                if self.decided.concerns(exc.current):
+                    raise  # the roster or revocations moved: decided again
                 raise Conflict("the approval changed meanwhile; retry",
                                code="approval_changed") from None
             updated = replace(updated, changed_at=index)
@@ -1467,7 +1558,7 @@ class Gateway:
 
     async def _log_refused(self, principal: Principal, record: appr.ApprovalRecord,
                            verdict: str, code: str, now: float, *,
-                           vouched: Mapping[str, str] = _NO_ROSTER) -> None:
+                           vouched: Mapping[str, str], decided: Mapping[str, int]) -> None:
         """Log a refused grant, deny or revoke before the refusal is answered
         (promise 3); the entry names the actor, the action and the answer's code,
         never subject data.
@@ -1479,7 +1570,7 @@ class Gateway:
             "approval": record.id, "actor": principal.to_json(), "action": verdict,
             "code": code, "requester": principal.id == record.requester,
             "bundle": self.bundle_digest, **vouched})
-        await self.log.append_many([entry])
+        await self.log.append_guarded([entry], decided)
 
     async def get_approval(self, authorization: str | None, approval_id: str) -> Outcome:
         """One approval and its status now (no subject data; not logged), to its

@@ -11,9 +11,17 @@ caller must then release nothing (an entry may or may not have been
 sequenced; a logged decision whose data was never sent is harmless, the
 reverse never happens).
 
-A guarded submission (:meth:`RemoteSequencer.append_guarded`) goes alone in
-its own ``POST /append-guarded`` (it may be refused on its own); a refusal
-comes back as :class:`~bordergate.errors.StaleState`.
+A guarded submission (:meth:`RemoteSequencer.append_guarded`, or
+:meth:`RemoteSequencer.append_attested` with ``expect``) is batched the same
+way with the appends pending beside it that pass the very same ``expect``
+object (a gateway's decisions made under one roster and revocation state,
+which change none of its keys): one ``POST /append`` with the
+``Bordergate-Expect`` header, admitted or refused whole by the sequencer; a
+refusal comes back as :class:`~bordergate.errors.StaleState` to each of its
+callers.  Appends passing another object (equal or not) or none never share a
+request, so an entry that changes an expected key (an approval's revocation,
+passed with a mapping of its own) is never admitted together with the entries
+decided under the state it changes.
 
 The client authenticates with its append credential (``ID.SECRET``,
 :mod:`bordergate.tlog.credentials`).  :meth:`RemoteSequencer.append_promised`
@@ -29,6 +37,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,13 +48,40 @@ from bordergate.keepalive import Answer, KeepAlivePool
 from bordergate.tlog.checkpoint import SignedCheckpoint, open_checkpoint
 from bordergate.tlog.note import Verifier
 from bordergate.tlog.promise import InclusionPromise, open_promise
-from bordergate.tlog.sequencer_service import encode_entries, encode_guarded
+from bordergate.tlog.sequencer_service import EXPECT_HEADER, encode_entries, encode_expect
 from bordergate.tlog.tiles import ENTRY_MAX
 
 __all__ = ["RemoteSequencer"]
 
 _MAX_REQUEST_ENTRIES = 8192
 _MAX_IN_FLIGHT = 3
+
+
+@dataclass(frozen=True, slots=True)
+class _Expected:
+    """The versions one batch expects, with its header value (encoded once)."""
+
+    versions: tuple[tuple[str, int], ...]
+    header: str
+
+
+Expect = _Expected | None
+_MAX_SHARED = 64  # expectation objects remembered for batching (then forgotten)
+
+
+_Item = TypeVar("_Item", bound=tuple[Any, ...])
+
+
+def _take(queue: list[_Item]) -> tuple[list[_Item], list[_Item]]:
+    """The next request's items: the longest run from the head expecting the same
+    versions (item ``[2]``), within the entry bound; and the rest."""
+    expect = queue[0][2]
+    take, count = 0, 0
+    while take < len(queue) and queue[take][2] is expect and (
+            take == 0 or count + len(queue[take][0]) <= _MAX_REQUEST_ENTRIES):
+        count += len(queue[take][0])
+        take += 1
+    return queue[:take], queue[take:]
 
 
 def _problem_code(r: Answer, default: str) -> str:
@@ -85,12 +122,16 @@ class RemoteSequencer:
         # plain http never uses TLS: no certificate store to load (~70 ms of CPU a client)
         self._client = client or httpx.AsyncClient(timeout=timeout,
                                                    verify=parts.scheme == "https")
-        self._pending: list[tuple[list[bytes], asyncio.Future[int]]] = []
+        # (entries, waiter, expected versions or None), in the order appended
+        self._pending: list[tuple[list[bytes], asyncio.Future[int], Expect]] = []
         self._senders: set[asyncio.Task[None]] = set()
         # promised appends (append_attested without a guard), batched the same way
-        self._promised: list[tuple[list[bytes], asyncio.Future[tuple[int, list[bytes]]]]] = []
+        self._promised: list[tuple[list[bytes], asyncio.Future[tuple[int, list[bytes]]],
+                                   Expect]] = []
         self._promise_senders: set[asyncio.Task[None]] = set()
         self._checkpoint: SignedCheckpoint | None = None
+        # id(expectation mapping) -> (the mapping, kept alive; its batch key)
+        self._shared: dict[int, tuple[Mapping[str, int], _Expected]] = {}
 
     @property
     def origin(self) -> str:
@@ -104,11 +145,14 @@ class RemoteSequencer:
             PushBack: the service's queue is full.
             Unavailable: the service cannot be reached or cannot write.
         """
+        return await self._queue(entries, None)
+
+    async def _queue(self, entries: Sequence[bytes], expect: Expect) -> int:
         batch = list(entries)
         if any(len(e) > ENTRY_MAX for e in batch):
             raise InvalidInput("log entry exceeds 65535 bytes", code="entry_too_large")
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.append((batch, future))
+        self._pending.append((batch, future, expect))
         if len(self._senders) < _MAX_IN_FLIGHT:
             # up to _MAX_IN_FLIGHT batches in flight: an entry arriving while one is
             # on the wire need not wait a whole round trip before it is sent
@@ -125,40 +169,19 @@ class RemoteSequencer:
                              expect: Mapping[str, int]) -> int:
         """Sequence entries only if each state key still has the version expected.
 
+        Concurrent appends passing the very same ``expect`` object may share one
+        submission, admitted or refused whole: pass one object only for entries
+        that change none of its keys (a gateway's decisions under one state); an
+        append that changes an expected key (an approval's grant or revocation)
+        passes a mapping of its own, and goes alone.
+
         Raises:
             StaleState: a version changed; nothing was sequenced.
             InvalidInput, PushBack, Unavailable: as :meth:`append_many`.
         """
-        batch = list(entries)
-        if any(len(e) > ENTRY_MAX for e in batch):
-            raise InvalidInput("log entry exceeds 65535 bytes", code="entry_too_large")
-        return self._first_of(_answer(await self._post_guarded("/append-guarded", batch,
-                                                               expect)))
-
-    async def _post_guarded(self, path: str, batch: list[bytes],
-                            expect: Mapping[str, int]) -> httpx.Response:
-        """POST a guarded submission to ``path``; the answer, unless the service
-        refused it as stale.
-
-        Raises:
-            StaleState: a version changed; nothing was sequenced.
-            Unavailable: the service is unreachable or answered garbage.
-        """
-        try:
-            r = await self._client.post(f"{self.url}{path}",
-                                        content=encode_guarded(batch, dict(expect)),
-                                        headers=self._headers)
-        except httpx.HTTPError as e:
-            raise Unavailable(f"sequencer service unreachable: {e}",
-                              code="log_unavailable") from e
-        if r.status_code == 409:
-            try:
-                current = {str(k): int(v) for k, v in r.json()["current"].items()}
-            except (ValueError, KeyError, TypeError, AttributeError) as e:
-                raise Unavailable("sequencer service answered garbage",
-                                  code="log_unavailable") from e
-            raise StaleState("state changed since the decision", current=current)
-        return r
+        if not expect:
+            raise ValueError("a guarded append expects at least one state version")
+        return await self._queue(entries, self._expect(expect))
 
     async def append_promised(self, entries: Sequence[bytes]
                               ) -> tuple[int, list[InclusionPromise]]:
@@ -189,17 +212,15 @@ class RemoteSequencer:
         if not batch or any(len(e) > ENTRY_MAX for e in batch):
             raise InvalidInput("between 1 entry and entries of 65535 bytes",
                                code="entry_too_large")
-        if expect is None:  # concurrent callers share one request, as append_many's do
-            future: asyncio.Future[tuple[int, list[bytes]]] = \
-                asyncio.get_running_loop().create_future()
-            self._promised.append((batch, future))
-            if len(self._promise_senders) < _MAX_IN_FLIGHT:
-                sender = asyncio.create_task(self._send_promised())
-                self._promise_senders.add(sender)
-                sender.add_done_callback(self._promise_senders.discard)
-            return await future
-        r = await self._post_guarded("/append-guarded?promise=1", batch, expect)
-        return self._promised_answer(_answer(r), batch)
+        # concurrent callers expecting the same versions share one request
+        future: asyncio.Future[tuple[int, list[bytes]]] = \
+            asyncio.get_running_loop().create_future()
+        self._promised.append((batch, future, self._expect(expect) if expect else None))
+        if len(self._promise_senders) < _MAX_IN_FLIGHT:
+            sender = asyncio.create_task(self._send_promised())
+            self._promise_senders.add(sender)
+            sender.add_done_callback(self._promise_senders.discard)
+        return await future
 
     def _promised_answer(self, r: Answer, batch: list[bytes]
                          ) -> tuple[int, list[bytes]]:
@@ -223,69 +244,84 @@ class RemoteSequencer:
                                     code="promise_mismatch")
         return first, texts
 
+    def _expect(self, expect: Mapping[str, int]) -> _Expected:
+        """The batch key of ``expect``: one per mapping *object*, so that only appends
+        passing the very same object share a request (see :meth:`append_guarded`)."""
+        shared = self._shared.get(id(expect))
+        if shared is not None and shared[0] is expect:
+            return shared[1]
+        if len(self._shared) >= _MAX_SHARED:
+            self._shared.clear()
+        key = _Expected(tuple(sorted(expect.items())), encode_expect(expect))
+        self._shared[id(expect)] = (expect, key)
+        return key
+
     async def _send_promised(self) -> None:
         while self._promised:
-            take, count = 0, 0
-            while take < len(self._promised) and (take == 0 or count + len(
-                    self._promised[take][0]) <= _MAX_REQUEST_ENTRIES):
-                count += len(self._promised[take][0])
-                take += 1
-            group, self._promised = self._promised[:take], self._promised[take:]
-            entries = [e for batch, _ in group for e in batch]
-            body = encode_entries(entries)
+            group, self._promised = _take(self._promised)
+            entries = [e for batch, _, _ in group for e in batch]
             try:
-                if self._raw is not None:
-                    r = await self._raw_post("/append?promise=1", body)
-                else:
-                    r = _answer(await self._client.post(f"{self.url}/append?promise=1",
-                                                        content=body, headers=self._headers))
+                r = await self._post("/append?promise=1", encode_entries(entries), group[0][2])
                 first, texts = self._promised_answer(r, entries)
             except Exception as e:  # every waiter of this request gets the same failure
-                err = e if isinstance(e, Unavailable | InvalidInput | VerificationError) \
+                err = e if isinstance(e, Unavailable | InvalidInput | VerificationError
+                                      | StaleState) \
                     else Unavailable(f"sequencer service failed: {e}", code="log_unavailable")
-                for _, fut in group:
+                for _, fut, _ in group:
                     if not fut.done():
                         fut.set_exception(err)
                 continue
             offset = 0
-            for batch, fut in group:
+            for batch, fut, _ in group:
                 if not fut.done():
                     fut.set_result((first + offset, texts[offset:offset + len(batch)]))
                 offset += len(batch)
 
     async def _send_loop(self) -> None:
         while self._pending:
-            take, count = 0, 0
-            while take < len(self._pending) and (take == 0 or count + len(
-                    self._pending[take][0]) <= _MAX_REQUEST_ENTRIES):
-                count += len(self._pending[take][0])
-                take += 1
-            group, self._pending = self._pending[:take], self._pending[take:]
-            body = encode_entries([e for batch, _ in group for e in batch])
+            group, self._pending = _take(self._pending)
+            body = encode_entries([e for batch, _, _ in group for e in batch])
             try:
-                first = await self._post_append(body)
+                first = self._first_of(await self._post("/append", body, group[0][2]))
             except Exception as e:  # every waiter of this batch gets the same failure
-                err = e if isinstance(e, Unavailable | InvalidInput) else \
+                err = e if isinstance(e, Unavailable | InvalidInput | StaleState) else \
                     Unavailable(f"sequencer service failed: {e}", code="log_unavailable")
-                for _, fut in group:
+                for _, fut, _ in group:
                     if not fut.done():
                         fut.set_exception(err)
                 continue
-            for batch, fut in group:
+            for batch, fut, _ in group:
                 if not fut.done():
                     fut.set_result(first)
                 first += len(batch)
 
-    async def _post_append(self, body: bytes) -> int:
+    async def _post(self, path: str, body: bytes, expect: Expect) -> Answer:
+        """POST one batch (guarded by ``expect`` when not None); the answer.
+
+        Raises:
+            StaleState: the service refused the batch as stale (nothing sequenced).
+            Unavailable: the service is unreachable or answered garbage.
+        """
+        header = "" if expect is None else f"{EXPECT_HEADER}: {expect.header}\r\n"
         try:
             if self._raw is not None:
-                return self._first_of(await self._raw_post("/append", body))
-            r = await self._client.post(f"{self.url}/append", content=body,
-                                        headers=self._headers)
+                r = await self._raw_post(path, body, header)
+            else:
+                headers = self._headers if expect is None else \
+                    {**self._headers, EXPECT_HEADER: expect.header}
+                r = _answer(await self._client.post(f"{self.url}{path}", content=body,
+                                                    headers=headers))
         except httpx.HTTPError as e:
             raise Unavailable(f"sequencer service unreachable: {e}",
                               code="log_unavailable") from e
-        return self._first_of(_answer(r))
+        if r.status == 409 and expect is not None:
+            try:
+                current = {str(k): int(v) for k, v in json.loads(r.body)["current"].items()}
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise Unavailable("sequencer service answered garbage",
+                                  code="log_unavailable") from e
+            raise StaleState("state changed since the decision", current=current)
+        return r
 
     @staticmethod
     def _first_of(r: Answer) -> int:
@@ -342,22 +378,22 @@ class RemoteSequencer:
 
     def close(self) -> None:
         """Forget pending work (the service keeps what it acknowledged)."""
-        for _, fut in self._pending:
+        for _, fut, _ in self._pending:
             if not fut.done():
                 fut.set_exception(Unavailable("log client closed", code="log_unavailable"))
         self._pending.clear()
-        for _, waiter in self._promised:
+        for _, waiter, _ in self._promised:
             if not waiter.done():
                 waiter.set_exception(Unavailable("log client closed", code="log_unavailable"))
         self._promised.clear()
 
-    async def _raw_post(self, path: str, body: bytes) -> Answer:
+    async def _raw_post(self, path: str, body: bytes, extra: str = "") -> Answer:
         """``POST`` a batch over the keep-alive pool (a fraction of httpx's cost per
         request); any failure is :class:`Unavailable`, never retried (the batch may
         have been sequenced)."""
         assert self._raw is not None
         return await self._raw.request("POST", self._base + path, body,
-                                       "application/octet-stream")
+                                       "application/octet-stream", extra)
 
     async def aclose(self) -> None:
         self.close()

@@ -6,11 +6,15 @@ and offers, on loopback or a private network, next to the read-only log paths:
 * ``POST /append``: body = entries in entry-bundle encoding (big-endian uint16
   length, then bytes, repeated), at most ``max_body`` bytes; answers
   ``{"first": N, "count": C}`` once the entries are durable, 503 with
-  ``Retry-After`` on push back, 503 when the log cannot be written;
-* ``POST /append-guarded``: one guarded submission (docs/log-durability.md,
-  "State versions"), body = JSON ``{"entries": [base64 ...], "expect": {key:
-  version}}``; answers as ``/append``, or 409 ``{"code": "stale_state",
-  "current": {key: version}}`` when a version changed (nothing sequenced);
+  ``Retry-After`` on push back, 503 when the log cannot be written; with a
+  ``Bordergate-Expect: {key: version}`` header the request is one guarded
+  submission (docs/log-durability.md, "State versions"), answered 409
+  ``{"code": "stale_state", "current": {key: version}}`` when a version
+  changed (nothing sequenced), 400 ``malformed_expect`` when the header is
+  not a JSON object of integers;
+* ``POST /append-guarded``: the same guarded submission with a JSON body
+  ``{"entries": [base64 ...], "expect": {key: version}}`` (kept for clients of
+  the first format);
 * ``POST /publish``: waits for a checkpoint covering every entry so far and
   returns it (``text/plain``);
 * ``GET /checkpoint`` and ``/tile/...``: as ``bordergate log serve``.
@@ -47,7 +51,7 @@ import binascii
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -69,8 +73,9 @@ from bordergate.tlog.sequencer import Sequencer
 from bordergate.tlog.server import log_routes
 from bordergate.tlog.tiles import ENTRY_MAX
 
-__all__ = ["EntryCheck", "SequencerApp", "ServingSequencer", "decode_entries", "decode_guarded",
-           "encode_entries", "encode_guarded", "make_sequencer_app"]
+__all__ = ["EXPECT_HEADER", "EntryCheck", "SequencerApp", "ServingSequencer", "decode_entries",
+           "decode_expect", "decode_guarded", "encode_entries", "encode_expect",
+           "encode_guarded", "make_sequencer_app"]
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +121,34 @@ def encode_guarded(entries: list[bytes], expect: dict[str, int]) -> bytes:
                        "expect": expect}).encode()
 
 
+#: The request header of a guarded ``POST /append``: the expected state versions.
+EXPECT_HEADER = "Bordergate-Expect"
+_MAX_EXPECT = 4096
+
+
+def encode_expect(expect: Mapping[str, int]) -> str:
+    """The :data:`EXPECT_HEADER` value of ``expect`` (compact JSON, sorted keys)."""
+    return json.dumps(dict(expect), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=True)
+
+
+def decode_expect(text: str) -> dict[str, int]:
+    """The expected state versions of a :data:`EXPECT_HEADER` value.
+
+    Raises:
+        VerificationError: not a non-empty JSON object of integers (``malformed_expect``).
+    """
+    try:
+        expect: Any = json.loads(text) if len(text) <= _MAX_EXPECT else None
+    except ValueError:
+        expect = None
+    if not isinstance(expect, dict) or not expect or not all(
+            isinstance(k, str) and type(v) is int for k, v in expect.items()):
+        raise VerificationError(f"{EXPECT_HEADER} must be a JSON object of state versions",
+                                code="malformed_expect")
+    return expect
+
+
 def decode_guarded(data: bytes) -> tuple[list[bytes], dict[str, int]]:
     """The entries and expected versions of a ``POST /append-guarded`` body.
 
@@ -134,6 +167,12 @@ def decode_guarded(data: bytes) -> tuple[list[bytes], dict[str, int]]:
     if not ok or not entries or any(len(e) > ENTRY_MAX for e in entries):
         raise VerificationError("malformed guarded submission", code="malformed_entries")
     return entries, dict(expect)
+
+
+def _stale(e: StaleState) -> Response:
+    """409 ``stale_state`` with the current versions (nothing was sequenced)."""
+    return JSONResponse({"code": e.code, "detail": str(e), "current": e.current},
+                        status_code=409, media_type="application/problem+json")
 
 
 def _problem(e: BordergateError) -> Response:
@@ -274,11 +313,13 @@ def make_sequencer_app(sequencer: Sequencer | ServingSequencer, credentials: Cre
         return Response(json.dumps(answer), media_type="application/json")
 
     async def append_direct(authorization: str, declared: str | None,
-                            stream: AsyncIterator[bytes], promise: bool) -> Response:
+                            stream: AsyncIterator[bytes], promise: bool,
+                            expected: str | None = None) -> Response:
         appender = credentials.authenticate(authorization)
         if appender is None:
             return _refused("unauthenticated", "bad or missing append credential", 401)
         try:
+            expect = None if expected is None else decode_expect(expected)
             body = await _read_stream(declared, stream, max_body)
             entries = decode_entries(body)
             if not entries:
@@ -286,10 +327,12 @@ def make_sequencer_app(sequencer: Sequencer | ServingSequencer, credentials: Cre
             refusal = checked(appender, entries)
             if refusal is not None:
                 return refusal
-            first = await asyncio.wrap_future(serving.sequencer.submit(entries))
+            first = await asyncio.wrap_future(serving.sequencer.submit(entries, expect=expect))
         except VerificationError as e:
             status = 413 if e.code == "body_too_large" else 400
             return _refused(e.code, str(e), status)
+        except StaleState as e:
+            return _stale(e)
         except BordergateError as e:
             return _problem(e)
         return acknowledged(appender, first, entries, promise)
@@ -297,7 +340,8 @@ def make_sequencer_app(sequencer: Sequencer | ServingSequencer, credentials: Cre
     async def append(request: Request) -> Response:
         return await append_direct(request.headers.get("authorization", ""),
                                    request.headers.get("content-length"), request.stream(),
-                                   request.query_params.get("promise") == "1")
+                                   request.query_params.get("promise") == "1",
+                                   request.headers.get(EXPECT_HEADER))
 
     async def append_guarded(request: Request) -> Response:
         appender = authenticated(request)
@@ -314,8 +358,7 @@ def make_sequencer_app(sequencer: Sequencer | ServingSequencer, credentials: Cre
             status = 413 if e.code == "body_too_large" else 400
             return _refused(e.code, str(e), status)
         except StaleState as e:
-            return JSONResponse({"code": e.code, "detail": str(e), "current": e.current},
-                                status_code=409, media_type="application/problem+json")
+            return _stale(e)
         except BordergateError as e:
             return _problem(e)
         return acknowledged(appender, first, entries,
@@ -337,9 +380,11 @@ def make_sequencer_app(sequencer: Sequencer | ServingSequencer, credentials: Cre
     return SequencerApp(append_direct, routes=routes, lifespan=_recovering(serving))
 
 
-#: ``append(authorization, content_length, body_stream, promise)``: the answer to one
-#: ``POST /append``.
-DirectAppend = Callable[[str, str | None, AsyncIterator[bytes], bool], Awaitable[Response]]
+#: ``append(authorization, content_length, body_stream, promise, expect_header)``:
+#: the answer to one ``POST /append``.
+DirectAppend = Callable[[str, str | None, AsyncIterator[bytes], bool, str | None],
+                        Awaitable[Response]]
+_EXPECT_NAME = EXPECT_HEADER.lower().encode("latin-1")
 
 
 class SequencerApp(Starlette):
@@ -397,17 +442,20 @@ class SequencerApp(Starlette):
                 and scope["path"] == "/append" and not scope.get("root_path")):
             authorization: str | None = None
             declared: str | None = None
+            expected: str | None = None
             for name, value in scope["headers"]:  # as Starlette's Headers.get: the first
                 if name == b"authorization" and authorization is None:
                     authorization = value.decode("latin-1")
                 elif name == b"content-length" and declared is None:
                     declared = value.decode("latin-1")
+                elif name == _EXPECT_NAME and expected is None:
+                    expected = value.decode("latin-1")
             query = scope["query_string"]
             promise = bool(query) and dict(parse_qsl(
                 query.decode("latin-1"), keep_blank_values=True)).get("promise") == "1"
             try:
                 response = await self._append(authorization or "", declared,
-                                               _receive_stream(receive), promise)
+                                               _receive_stream(receive), promise, expected)
             except ClientDisconnect:
                 return
             except Exception:
