@@ -50,6 +50,12 @@ def test_versions_are_one_object_per_state_and_name_the_roster_only_when_configu
     assert state.versions() == {REVOCATIONS_KEY: 9, ROSTER_KEY: 7}
     assert DecidedState(revocations, None).versions() == {REVOCATIONS_KEY: 9}
     assert DecidedState.concerns({ROSTER_KEY: 8}) and not DecidedState.concerns({"approval/x": 1})
+    # the reads under one approval version share one object too; another version does not
+    under = state.versions()
+    merged = state.with_approval(under, "approval/x", 4)
+    assert merged == {**under, "approval/x": 4}
+    assert state.with_approval(under, "approval/x", 4) is merged
+    assert state.with_approval(under, "approval/x", 5) is not merged
 
 
 def test_catch_up_waits_for_the_followers_and_is_bounded(

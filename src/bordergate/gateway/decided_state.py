@@ -34,6 +34,7 @@ from typing import Protocol
 
 from bordergate.entry_state import REVOCATIONS_KEY, ROSTER_KEY
 from bordergate.errors import Unavailable
+from bordergate.gateway.fifo_cache import BoundedFifoCache
 
 __all__ = ["CATCH_UP_SECONDS", "DECIDED_KEYS", "DecidedState", "Followed", "Poked"]
 
@@ -43,6 +44,7 @@ CATCH_UP_SECONDS = 5.0
 #: The state keys every decision is guarded by.
 DECIDED_KEYS = frozenset({ROSTER_KEY, REVOCATIONS_KEY})
 _STEP = 0.01
+_MAX_APPROVAL_GUARDS = 1024
 
 
 class Followed(Protocol):
@@ -67,6 +69,10 @@ class DecidedState:
         self.revocations = revocations
         self.roster = roster
         self._last: tuple[tuple[int, int], Mapping[str, int]] | None = None
+        # (approval key, version, id(versions)) -> (versions, kept alive; the merge)
+        self._approvals: BoundedFifoCache[tuple[str, int, int],
+                                          tuple[Mapping[str, int], Mapping[str, int]]] = \
+            BoundedFifoCache(_MAX_APPROVAL_GUARDS)
 
     def versions(self) -> Mapping[str, int]:
         """The versions a decision starting now is made under (read them before
@@ -83,6 +89,20 @@ class DecidedState:
         frozen = MappingProxyType(versions)
         self._last = ((revoked, roster), frozen)
         return frozen
+
+    def with_approval(self, versions: Mapping[str, int], key: str, version: int
+                      ) -> Mapping[str, int]:
+        """``versions`` (from :meth:`versions`) with an approval's ``version`` under
+        ``key``: one object per approval version and state, so that the reads under
+        one approval batch too (they change none of its keys; the approval's own
+        changes pass a mapping of their own and go alone)."""
+        cache_key = (key, version, id(versions))
+        found = self._approvals.get(cache_key)
+        if found is not None and found[0] is versions:
+            return found[1]
+        merged = MappingProxyType({key: version, **versions})
+        self._approvals.put(cache_key, (versions, merged))
+        return merged
 
     @staticmethod
     def concerns(current: Mapping[str, int]) -> bool:

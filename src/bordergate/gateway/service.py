@@ -792,7 +792,7 @@ class Gateway:
                 plan, values, entry = await self._decide_and_fetch(request, presented, now)
                 promise = b""
                 try:
-                    expect = {key: version, **request.decided}
+                    expect = self.decided.with_approval(request.decided, key, version)
                     if self.key_service is None:
                         index = await self.log.append_guarded([entry], expect)
                     else:
@@ -1465,7 +1465,8 @@ class Gateway:
                 "approval": record.id, "state": updated.state, "bundle": self.bundle_digest,
                 "decision": decided, **body, **vouched})
             version = _UNKNOWN_VERSION if record.changed_at is None else record.changed_at
-            try:  # another worker may have changed it since it was read
+            try:  # another worker may have changed it since it was read; a mapping of its
+                # own (a change of the approval never shares a submission with its reads)
                 index = await self.log.append_guarded(
                     [entry], {approval_key(record.id): version, **state})
             except StaleState as exc:
