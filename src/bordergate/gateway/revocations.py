@@ -16,9 +16,10 @@ signature (and the witnesses' cosignatures) cover it.  Who may revoke:
 
 Every gateway worker keeps a :class:`TokenRevocations`, the revoked ``jti``
 values of its log with the index of their entry.  It is built by reading the
-whole log at start-up (:func:`follow_log`), then kept up to date by a
-:class:`RevocationFollower` thread that polls the log's checkpoint every
-:data:`POLL_INTERVAL` seconds and reads the entries it has not seen.  A worker
+whole log at start-up, then kept up to date by the worker's
+:class:`~bordergate.gateway.log_follower.LogFollower`, which polls the log's
+checkpoint every ``POLL_INTERVAL`` seconds and hands it the entries it has not
+seen.  A worker
 therefore refuses a revoked token (``token_revoked``, 401) at most
 ``POLL_INTERVAL`` plus the sequencer's checkpoint interval (1 s) after the
 revoke entry was sequenced: about 1.5 s, documented as "within 2 seconds"
@@ -49,16 +50,10 @@ from collections.abc import Iterable
 from bordergate.entries import encode_entry
 from bordergate.entry_state import REVOCATIONS_KEY, state_keys
 from bordergate.errors import InvalidInput, PolicyDenied
-from bordergate.gateway.log_poller import LogPoller
 from bordergate.policy.entities import Principal
-from bordergate.tlog.client import LogClient
-from bordergate.tlog.tiles import TILE_WIDTH
 
 __all__ = [
-    "POLL_INTERVAL",
-    "RevocationFollower",
     "TokenRevocations",
-    "follow_log",
     "parse_jti",
     "revocation_request",
     "token_revoke_entry",
@@ -66,8 +61,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two polls of the log by a running worker.
-POLL_INTERVAL = 0.5
 _MARK = b'"type":"token-revoke"'
 _JTI = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _MAX_REASON = 200
@@ -176,42 +169,3 @@ class TokenRevocations:
             self.version = max(self.version, index)
         self.next_index = max(self.next_index, index + 1)
         return added
-
-
-def follow_log(revocations: TokenRevocations, client: LogClient) -> list[str]:
-    """Read the log's entries from ``revocations.next_index`` up to its current
-    checkpoint and apply them; returns the ids newly revoked.
-
-    Raises:
-        VerificationError, NotFound: the log's checkpoint or bundles do not read.
-    """
-    size = client.checkpoint().checkpoint.size
-    added: list[str] = []
-    start = revocations.next_index
-    while start < size:
-        bundle, offset = divmod(start, TILE_WIDTH)
-        width = min(TILE_WIDTH, size - bundle * TILE_WIDTH)
-        entries = client.bundle(bundle, width)[offset:width]
-        added += revocations.apply(start, entries)
-        start = bundle * TILE_WIDTH + width
-    return added
-
-
-class RevocationFollower(LogPoller):
-    """A thread that applies new ``token-revoke`` entries every ``interval`` seconds
-    (at once when poked, :class:`~bordergate.gateway.log_poller.LogPoller`).
-
-    A failed poll (log storage briefly unreadable) is logged and retried at
-    the next interval; the set only ever grows.
-    """
-
-    def __init__(self, revocations: TokenRevocations, client: LogClient,
-                 interval: float = POLL_INTERVAL) -> None:
-        super().__init__("token-revocations", interval)
-        self.revocations = revocations
-        self.client = client
-
-    def poll(self) -> None:
-        added = follow_log(self.revocations, self.client)
-        if added:
-            log.info("token revocations applied: %d", len(added))

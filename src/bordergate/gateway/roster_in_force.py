@@ -20,16 +20,16 @@ constant mapping per version, so entries of one shape stay one shape).
 Versions come from the log: a ``roster`` entry names a version's digest, serial
 and the authority's signature; the document is read from the log storage's
 content-addressed ``rosters/sha256-<hex>.json``, checked against the digest and
-the authority key the deployment names.  :func:`follow_rosters` reads the log
-at start-up; a :class:`RosterFollower` thread polls it like the token
-revocations (``gateway.revocations``), so a newly logged version is in force on
-every worker within about 2 seconds.  ``RosterInForce.version`` is the log index
-of the last ``roster`` entry read; the auditor reports a decision that names a
-version other than the one in force at its own index (``roster_superseded``),
-and the gateway never logs one: every decision's entry goes to the sequencer
-guarded by the version it was decided under (``gateway.decided_state``), so a
-decision made before a newer version was sequenced is refused, and the gateway
-catches up and decides again.
+the authority key the deployment names.  The worker's
+:class:`~bordergate.gateway.log_follower.LogFollower` reads the log at start-up
+and then polls it (with the token revocations, ``gateway.revocations``), so a
+newly logged version is in force on every worker within about 2 seconds.
+``RosterInForce.version`` is the log index of the last ``roster`` entry read.
+The auditor reports a decision that names a version other than the one in force
+at its own index (``roster_superseded``), and the gateway never logs one: every
+decision's entry goes to the sequencer guarded by the version it was decided
+under (``gateway.decided_state``), so a decision made before a newer version was
+sequenced is refused, and the gateway catches up and decides again.
 
 This module must never take an attribute from a token when a roster is
 configured, and never use a roster document whose digest and signature it did
@@ -46,19 +46,13 @@ from typing import Protocol
 from bordergate.entries import parse_entry
 from bordergate.entry_state import ROSTER_KEY, state_keys
 from bordergate.errors import BordergateError, Unauthenticated, Unavailable, VerificationError
-from bordergate.gateway.log_poller import LogPoller
 from bordergate.policy.entities import Principal
 from bordergate.roster import Roster, RosterAuthority, RosterSignature, roster_path
-from bordergate.tlog.client import LogClient
-from bordergate.tlog.tiles import TILE_WIDTH
 
-__all__ = ["POLL_INTERVAL", "ObjectReader", "RosterFollower", "RosterInForce",
-           "follow_rosters"]
+__all__ = ["ObjectReader", "RosterInForce"]
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two polls of the log by a running worker.
-POLL_INTERVAL = 0.5
 _MARK = b'"type":"roster"'
 
 
@@ -178,39 +172,3 @@ class RosterInForce:
         log.info("roster %s serial %d in force (%d principals)", roster.digest,
                  roster.serial, len(roster.principals))
         return roster, MappingProxyType({"roster": roster.digest}), None
-
-
-def follow_rosters(rosters: RosterInForce, client: LogClient) -> int:
-    """Read the log's entries from ``rosters.next_index`` up to its current
-    checkpoint and apply them; returns how many versions were applied.
-
-    Raises:
-        VerificationError, NotFound: the log's checkpoint or bundles do not read.
-    """
-    size = client.checkpoint().checkpoint.size
-    applied = 0
-    start = rosters.next_index
-    while start < size:
-        bundle, offset = divmod(start, TILE_WIDTH)
-        width = min(TILE_WIDTH, size - bundle * TILE_WIDTH)
-        applied += rosters.apply(start, client.bundle(bundle, width)[offset:width])
-        start = bundle * TILE_WIDTH + width
-    return applied
-
-
-class RosterFollower(LogPoller):
-    """A thread that applies newly logged roster versions every ``interval`` seconds
-    (at once when poked, :class:`~bordergate.gateway.log_poller.LogPoller`).
-
-    A failed poll (log storage briefly unreadable) is logged and retried at
-    the next interval.
-    """
-
-    def __init__(self, rosters: RosterInForce, client: LogClient,
-                 interval: float = POLL_INTERVAL) -> None:
-        super().__init__("roster", interval)
-        self.rosters = rosters
-        self.client = client
-
-    def poll(self) -> None:
-        follow_rosters(self.rosters, self.client)

@@ -100,13 +100,13 @@ from bordergate.gateway.decisions import (
 )
 from bordergate.gateway.export_keys import sealed_export_aggregate
 from bordergate.gateway.fifo_cache import BoundedFifoCache
+from bordergate.gateway.log_follower import LogFollower
 from bordergate.gateway.revocations import (
-    RevocationFollower,
     TokenRevocations,
     revocation_request,
     token_revoke_entry,
 )
-from bordergate.gateway.roster_in_force import RosterFollower, RosterInForce
+from bordergate.gateway.roster_in_force import RosterInForce
 from bordergate.gateway.signing import SigningHelper
 from bordergate.keys.events import KeyEvent, KeyEventKind
 from bordergate.keys.keyring import SubjectCipher
@@ -466,12 +466,12 @@ class Gateway:
         self.engine = engine
         # token revocations of this log (gateway.revocations): checked on every request
         self.revocations = revocations if revocations is not None else TokenRevocations()
-        self.revocation_follower: RevocationFollower | None = None  # set by gateway.startup
+        # the worker's reader of the log for both (gateway.log_follower); set by startup
+        self.log_follower: LogFollower | None = None
         self.principals = VerifiedTokenCache(verifier, revoked=self.revocations)
         # the identity authority's roster (gateway.roster_in_force): when set, a
         # principal's attributes are the roster's, never the token's
         self.roster = roster
-        self.roster_follower: RosterFollower | None = None  # set by gateway.startup
         # the versions of both that a decision is made under (gateway.decided_state)
         self.decided = DecidedState(self.revocations, roster)
         self.vault = vault
@@ -555,9 +555,9 @@ class Gateway:
         """
         return self._vouched(self.principals.authenticate(authorization, self.clock()))
 
-    def _followers(self) -> tuple[RevocationFollower | None, RosterFollower | None]:
-        """This worker's readers of the log's revocations and roster versions."""
-        return self.revocation_follower, self.roster_follower
+    def _followers(self) -> tuple[LogFollower | None]:
+        """This worker's reader of the log's revocations and roster versions."""
+        return (self.log_follower,)
 
     def _vouched(self, claimed: Principal) -> tuple[Principal, Mapping[str, str]]:
         if self.roster is None:
@@ -678,10 +678,8 @@ class Gateway:
 
     def close(self) -> None:
         """Stop the log writer (draining it) and close the stores."""
-        if self.revocation_follower is not None:
-            self.revocation_follower.close()
-        if self.roster_follower is not None:
-            self.roster_follower.close()
+        if self.log_follower is not None:
+            self.log_follower.close()
         self.log.close()
         self.approvals.close()
         self.budgets.close()

@@ -50,8 +50,9 @@ from bordergate.gateway.approvals import (
 )
 from bordergate.gateway.auth import TokenVerifier, parse_public_key
 from bordergate.gateway.bulk_counters import BulkCounters, open_bulk_ledger
-from bordergate.gateway.revocations import RevocationFollower, TokenRevocations, follow_log
-from bordergate.gateway.roster_in_force import RosterFollower, RosterInForce, follow_rosters
+from bordergate.gateway.log_follower import FollowedState, LogFollower, follow
+from bordergate.gateway.revocations import TokenRevocations
+from bordergate.gateway.roster_in_force import RosterInForce
 from bordergate.gateway.service import Gateway, LogAppender, SequencerLog
 from bordergate.gateway.signing import SigningHelper
 from bordergate.key_service_process import provision_key_service
@@ -254,12 +255,12 @@ def open_gateway(deployment: Deployment, code: str, *,
         _reconcile_approvals(storage, log_vkey, approvals)
         revocations = TokenRevocations()
         reader = LogClient(StorageSource(storage), log_vkey)
-        follow_log(revocations, reader)
         authority = authority_for(j)
         rosters = None if authority is None else RosterInForce(
             authority, storage)  # type: ignore[arg-type]  # every backend has read_object
-        if rosters is not None:
-            follow_rosters(rosters, reader)
+        followed: list[FollowedState] = [revocations] if rosters is None \
+            else [revocations, rosters]
+        follow(followed, reader)  # the whole log, once, before serving
     except BaseException:
         appender.close()
         raise
@@ -277,12 +278,10 @@ def open_gateway(deployment: Deployment, code: str, *,
     if location.kind == "sqlite":  # the dashboard's state file, beside the records
         gateway.dashboard_state_path = str(Path(location.target).with_name(
             f"dashboard-{code}.json"))
-    # every worker applies the log's token-revoke entries (gateway.revocations)
-    gateway.revocation_follower = RevocationFollower(revocations, reader)
-    gateway.revocation_follower.start()
-    if rosters is not None:  # and its roster versions (gateway.roster_in_force)
-        gateway.roster_follower = RosterFollower(rosters, reader)
-        gateway.roster_follower.start()
+    # every worker applies the log's token-revoke entries (gateway.revocations) and
+    # roster versions (gateway.roster_in_force) as they are published
+    gateway.log_follower = LogFollower(followed, reader)
+    gateway.log_follower.start()
     return gateway
 
 
