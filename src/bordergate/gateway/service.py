@@ -405,7 +405,9 @@ def _decided_again(method: Callable[Concatenate[Gateway, _P], Awaitable[_T]]
                    ) -> Callable[Concatenate[Gateway, _P], Awaitable[_T]]:
     """Run a decision again when the log took a newer roster version or token
     revocation while it was decided (``gateway.decided_state``): the sequencer
-    refused the decision's first entry, so nothing was logged or done yet; wait
+    refused the decision's entry, so nothing of it was logged or released (what
+    ran before it is safe to run again: a bulk counter counts a subject once, an
+    export's budget is debited again, an export's intent is logged again); wait
     until this worker has read the change, then decide again from the token on."""
 
     @functools.wraps(method)
