@@ -79,13 +79,13 @@ def test_catch_up_waits_for_the_followers_and_is_bounded(
             await asyncio.sleep(0.05)
             revocations.version = 4
         task = asyncio.create_task(later())
-        await state.catch_up({REVOCATIONS_KEY: 4}, [Follower(), None])
+        await state.catch_up({REVOCATIONS_KEY: 4}, Follower())
         await task
         assert poked == ["poked"]
         monkeypatch.setattr(decided_state, "CATCH_UP_SECONDS", 0.1)
         started = time.monotonic()
         with pytest.raises(Unavailable) as behind:
-            await state.catch_up({ROSTER_KEY: 6}, [Follower()])
+            await state.catch_up({ROSTER_KEY: 6}, Follower())
         assert behind.value.code == "log_state_behind"
         assert time.monotonic() - started < 2
 

@@ -12,9 +12,11 @@ revoke sent to one of them.  Keys are TEST-ONLY (tests/gateway/deployment.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from bordergate.entries import Entry, parse_entry
 from bordergate.gateway.service import DeniedAfterLogging, SequencerLog
 from bordergate.log_access import log_verifier
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
+from bordergate.policy.entities import Principal
 from bordergate.releases.publication import publish_bundle
 from bordergate.tlog.client import LogClient, StorageSource
 from bordergate.tlog.storage.fs import FileStorage
@@ -104,6 +107,43 @@ def released_after_revoke(entries: list[Entry], approval: str) -> list[int]:
             and e.body.get("approval") == approval and e.body["released"]]
 
 
+@dataclass
+class Workers:
+    """Two gateway workers of ``us`` and their log operator's sequencer, running."""
+
+    j: Jurisdiction
+    urls: list[str]
+    log_dir: Path
+    root: Path
+
+
+@contextlib.contextmanager
+def running_workers(root: Path, principals: list[Principal]) -> Iterator[Workers]:
+    """Two ``gateway serve`` workers of ``us`` sharing one approvals database and one
+    ``log sequencer`` process (docs/scale-out.md), with the bundle published for the
+    audit's replay and a TEST roster listing ``principals``; all stopped at the end."""
+    config, second, port = two_workers_with_sequencer(root)
+    j = load_config(config).jurisdiction("us")
+    log_dir = Path(j.log.storage)
+    storage = FileStorage(log_dir)
+    publish_bundle(storage, read_tree(DEFAULT_BUNDLE_PATH))  # for the audit's replay
+    storage.close()
+    assert j.sequencer is not None
+    sequencer = start_sequencer_service(j, port)
+    with_roster([config, second], "us", principals)
+    j = load_config(config).jurisdiction("us")  # with its roster table
+    processes = [start_process(config, "us"), start_process(second, "us")]
+    urls = [j.public_url, load_config(second).jurisdiction("us").public_url]
+    try:
+        for url, process in zip(urls, processes, strict=True):
+            wait_healthy(url, process)
+        yield Workers(j, urls, log_dir, root)
+    finally:
+        for process in processes:
+            stop_process(process)
+        stop_process(sequencer)
+
+
 def roster_auditor(path: Path, log_dir: Path, j: Jurisdiction) -> Path:
     """A TEST auditor's file for the log of ``j`` in ``log_dir``, trusting the TEST-ONLY
     roster authority and no witness."""
@@ -175,27 +215,10 @@ def test_reads_racing_a_revoke_across_two_workers(tmp_path: Path) -> None:
     spread over two gateway workers that share one approvals database and one sequencer
     process race a revoke sent to one worker; nothing is released after the revoke
     entry under the approval, and the audit finds no approval_revoked."""
-    config, second, port = two_workers_with_sequencer(tmp_path)
-    j = load_config(config).jurisdiction("us")
-    log_dir = Path(j.log.storage)
-    storage = FileStorage(log_dir)
-    publish_bundle(storage, read_tree(DEFAULT_BUNDLE_PATH))  # for the audit's replay
-    storage.close()
-    assert j.sequencer is not None
-    sequencer = start_sequencer_service(j, port)
     # the roster whose approvers sign their grants and revocations (issue 12 items 3, 4)
-    with_roster([config, second], "us", [LOCAL, PARENT, APPROVER1, APPROVER2])
-    workers = [start_process(config, "us"), start_process(second, "us")]
-    urls = [j.public_url, load_config(second).jurisdiction("us").public_url]
-    tokens = Tokens()
-    try:
-        for url, worker in zip(urls, workers, strict=True):
-            wait_healthy(url, worker)
-        approval, counts = asyncio.run(_race_workers(urls, tokens))
-    finally:
-        for worker in workers:
-            stop_process(worker)
-        stop_process(sequencer)
+    with running_workers(tmp_path, [LOCAL, PARENT, APPROVER1, APPROVER2]) as w:
+        approval, counts = asyncio.run(_race_workers(w.urls, Tokens()))
+    j, log_dir = w.j, w.log_dir
     assert counts["released"] >= READS_BEFORE and counts["reads"] > counts["released"]
     entries = log_entries(log_dir, j)
     assert released_after_revoke(entries, approval) == []

@@ -24,40 +24,33 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from bordergate.config import Jurisdiction, load_config
 from bordergate.custody_log import open_custody_log
 from bordergate.entries import Entry
 from bordergate.gateway.auth import TokenIssuer
 from bordergate.gateway.revocations import token_revoke_entry
-from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
 from bordergate.policy.entities import Principal
-from bordergate.releases.publication import publish_bundle
 from bordergate.roster import sign_roster
 from bordergate.roster_commands import publish_signed_roster
-from bordergate.tlog.storage.fs import FileStorage
-from bordergate.tree_digest import read_tree
-from tests.approvers import AUTHORITY, roster_of, with_roster
+from tests.approvers import AUTHORITY, roster_of
 from tests.audit.scenario import APPROVER1, APPROVER2, LOCAL, PARENT
-from tests.gateway.conftest import (
-    start_process,
-    start_sequencer_service,
-    stop_process,
-    wait_healthy,
-)
 from tests.gateway.deployment import (
     Tokens,
     issuer_key,
     issuer_name,
-    two_workers_with_sequencer,
 )
-from tests.gateway.test_revocation_race import audit_findings, log_entries, roster_auditor
+from tests.gateway.test_revocation_race import (
+    Workers,
+    audit_findings,
+    log_entries,
+    roster_auditor,
+    running_workers,
+)
 
 READERS = 40  # concurrent readers over both workers
 READS_BEFORE = 100  # reads completed before the change is logged
@@ -69,37 +62,10 @@ READER = Principal("erin", "ttus", "local", "us", frozenset({"engineer"}))
 EVERYONE = [LOCAL, PARENT, APPROVER1, APPROVER2, READER]
 
 
-@dataclass
-class Workers:
-    """Two gateway workers of ``us`` and their log operator's sequencer, running."""
-
-    j: Jurisdiction
-    urls: list[str]
-    log_dir: Path
-    root: Path
-
-
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[Workers]:
-    config, second, port = two_workers_with_sequencer(tmp_path)
-    j = load_config(config).jurisdiction("us")
-    log_dir = Path(j.log.storage)
-    storage = FileStorage(log_dir)
-    publish_bundle(storage, read_tree(DEFAULT_BUNDLE_PATH))  # for the audit's replay
-    storage.close()
-    sequencer = start_sequencer_service(j, port)
-    with_roster([config, second], "us", EVERYONE)
-    j = load_config(config).jurisdiction("us")  # with its roster table
-    processes = [start_process(config, "us"), start_process(second, "us")]
-    urls = [j.public_url, load_config(second).jurisdiction("us").public_url]
-    try:
-        for url, process in zip(urls, processes, strict=True):
-            wait_healthy(url, process)
-        yield Workers(j, urls, log_dir, tmp_path)
-    finally:
-        for process in processes:
-            stop_process(process)
-        stop_process(sequencer)
+    with running_workers(tmp_path, EVERYONE) as running:
+        yield running
 
 
 def bearer(principal: Principal, *, jti: str | None = None) -> dict[str, str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from typing import Any
 
 import httpx
 import pytest
@@ -37,6 +38,19 @@ def _sequencer(storage: MemoryStorage | None = None) -> tuple[MemoryStorage, Seq
         storage = MemoryStorage()
         create_log(storage, log_signer())
     return storage, Sequencer(storage, log_signer(), state_keys=keys_of)
+
+
+def _remote(seq: Sequencer, **client_options: Any
+            ) -> tuple[RemoteSequencer, httpx.AsyncClient, AppendCredential]:
+    """A sequencer service app over ``seq`` (one TEST credential), reached in process
+    by an httpx client (``client_options``) and a RemoteSequencer over that client."""
+    credential = AppendCredential.issue("worker")
+    app = make_sequencer_app(seq, CredentialList.of([credential]))
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://seq",
+                               **client_options)
+    remote = RemoteSequencer("http://seq", credential.token, log_signer().verifier(),
+                             client=client)
+    return remote, client, credential
 
 
 def test_stale_guard_is_refused_and_nothing_sequenced() -> None:
@@ -130,14 +144,9 @@ def test_service_answers_stale_state_and_the_client_raises_it() -> None:
     answers 409 stale_state for a stale one, and RemoteSequencer raises StaleState."""
     _, seq = _sequencer()
     with seq:
-        credential = AppendCredential.issue("worker")
-        app = make_sequencer_app(seq, CredentialList.of([credential]))
 
         async def go() -> None:
-            client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                       base_url="http://seq")
-            remote = RemoteSequencer("http://seq", credential.token, log_signer().verifier(),
-                                     client=client)
+            remote, client, credential = _remote(seq)
             try:
                 changed = await remote.append_guarded([b"set:x"], {"x": -1})
                 assert await remote.append_guarded([b"read"], {"x": changed}) == changed + 1
@@ -176,19 +185,13 @@ def test_guarded_appends_batch_by_expectation_and_are_refused_whole() -> None:
     their request, so one stale batch refuses none of the others."""
     _, seq = _sequencer()
     with seq:
-        credential = AppendCredential.issue("worker")
-        app = make_sequencer_app(seq, CredentialList.of([credential]))
         requests: list[str | None] = []
 
         async def count(request: httpx.Request) -> None:
             requests.append(request.headers.get("bordergate-expect"))
 
         async def go() -> None:
-            client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                       base_url="http://seq",
-                                       event_hooks={"request": [count]})
-            remote = RemoteSequencer("http://seq", credential.token, log_signer().verifier(),
-                                     client=client)
+            remote, _, _ = _remote(seq, event_hooks={"request": [count]})
             try:
                 changed = await remote.append_many([b"set:x"])
                 requests.clear()
@@ -219,12 +222,10 @@ def test_malformed_expect_header_is_refused_and_nothing_sequenced() -> None:
     integers is 400 ``malformed_expect``, and nothing of the request is sequenced."""
     _, seq = _sequencer()
     with seq:
-        credential = AppendCredential.issue("worker")
-        app = make_sequencer_app(seq, CredentialList.of([credential]))
 
         async def go() -> None:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                         base_url="http://seq") as client:
+            _, client, credential = _remote(seq)
+            async with client:
                 for bad in ("[1]", "{}", '{"x": "1"}', '{"x": true}', "not json", "{" * 5000):
                     r = await client.post("/append", content=b"\x00\x04read", headers={
                         "Authorization": f"Bearer {credential.token}",
@@ -270,14 +271,9 @@ def test_a_change_never_shares_a_submission_with_reads_expecting_its_old_state(
 
     _, seq = _sequencer()
     with seq:
-        credential = AppendCredential.issue("worker")
-        app = make_sequencer_app(seq, CredentialList.of([credential]))
 
         async def go() -> None:
-            client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                       base_url="http://seq")
-            remote = RemoteSequencer("http://seq", credential.token, log_signer().verifier(),
-                                     client=client)
+            remote, _, _ = _remote(seq)
             log: RemoteSequencer | SequencerLog = remote if over == "service" \
                 else SequencerLog(seq)
             try:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Protocol
 
@@ -109,18 +109,16 @@ class DecidedState:
         """Whether a refusal's stale keys include one of the decision's keys."""
         return not DECIDED_KEYS.isdisjoint(current)
 
-    async def catch_up(self, current: Mapping[str, int],
-                       followers: Sequence[Poked | None]) -> None:
+    async def catch_up(self, current: Mapping[str, int], follower: Poked | None) -> None:
         """Wait until this worker has read every change the sequencer reported
-        (``current``: a ``StaleState``'s versions), poking ``followers`` to read now.
+        (``current``: a ``StaleState``'s versions), poking its ``follower`` to read now.
 
         Raises:
             Unavailable: ``log_state_behind`` after :data:`CATCH_UP_SECONDS`.
         """
         deadline = time.monotonic() + CATCH_UP_SECONDS
-        for follower in followers:
-            if follower is not None:
-                follower.poke()
+        if follower is not None:
+            follower.poke()
         while not self._reached(current):
             if time.monotonic() >= deadline:
                 raise Unavailable("this worker has not yet read the log's newer roster "

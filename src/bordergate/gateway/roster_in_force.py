@@ -134,18 +134,18 @@ class RosterInForce:
         for index, raw in enumerate(entries, first_index):
             if _MARK not in raw:
                 continue
-            counted = ROSTER_KEY in state_keys(raw)  # as the log's sequencer counts it
             try:
                 entry = parse_entry(raw)
             except VerificationError as exc:  # the mark's bytes occur in no string
                 log.error("roster entry %d is malformed, failing closed: %s", index, exc)
                 self._state = (self._state[0], self._state[1], f"[{exc.code}] {exc}")
-                entry = None
-            if entry is not None and entry.type != "roster":
-                continue
-            if entry is not None:
+            else:
+                if entry.type != "roster":
+                    continue
                 self._state = self._verified(entry.body)
-            if counted:  # after the state: a request reading this version sees it
+            # after the state (a request reading this version sees it), as the log's
+            # sequencer counts it
+            if ROSTER_KEY in state_keys(raw):
                 self.version = index
             applied += 1
         self.next_index = max(self.next_index, index + 1)

@@ -418,7 +418,7 @@ def _decided_again(method: Callable[Concatenate[Gateway, _P], Awaitable[_T]]
             except StaleState as exc:
                 if not self.decided.concerns(exc.current):
                     raise
-                await self.decided.catch_up(exc.current, self._followers())
+                await self.decided.catch_up(exc.current, self.log_follower)
         raise Unavailable("the log's roster or token revocations kept changing while "
                           "the request was decided; retry", code="log_state_behind")
 
@@ -556,10 +556,6 @@ class Gateway:
             as :meth:`authenticate`.
         """
         return self._vouched(self.principals.authenticate(authorization, self.clock()))
-
-    def _followers(self) -> tuple[LogFollower | None]:
-        """This worker's reader of the log's revocations and roster versions."""
-        return (self.log_follower,)
 
     def _vouched(self, claimed: Principal) -> tuple[Principal, Mapping[str, str]]:
         if self.roster is None:

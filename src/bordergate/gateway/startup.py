@@ -258,8 +258,7 @@ def open_gateway(deployment: Deployment, code: str, *,
         authority = authority_for(j)
         rosters = None if authority is None else RosterInForce(
             authority, storage)  # type: ignore[arg-type]  # every backend has read_object
-        followed: list[FollowedState] = [revocations] if rosters is None \
-            else [revocations, rosters]
+        followed: list[FollowedState] = [s for s in (revocations, rosters) if s is not None]
         follow(followed, reader)  # the whole log, once, before serving
     except BaseException:
         appender.close()

@@ -57,11 +57,11 @@ _MAX_REQUEST_ENTRIES = 8192
 _MAX_IN_FLIGHT = 3
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class _Expected:
-    """The versions one batch expects, with its header value (encoded once)."""
+    """The batch key of one expectation object: its header value (encoded once);
+    compared by identity."""
 
-    versions: tuple[tuple[str, int], ...]
     header: str
 
 
@@ -73,8 +73,8 @@ _Item = TypeVar("_Item", bound=tuple[Any, ...])
 
 
 def _take(queue: list[_Item]) -> tuple[list[_Item], list[_Item]]:
-    """The next request's items: the longest run from the head expecting the same
-    versions (item ``[2]``), within the entry bound; and the rest."""
+    """The next request's items: the longest run from the head with the very same
+    batch key (item ``[2]``, None: unguarded), within the entry bound; and the rest."""
     expect = queue[0][2]
     take, count = 0, 0
     while take < len(queue) and queue[take][2] is expect and (
@@ -252,7 +252,7 @@ class RemoteSequencer:
             return shared[1]
         if len(self._shared) >= _MAX_SHARED:
             self._shared.clear()
-        key = _Expected(tuple(sorted(expect.items())), encode_expect(expect))
+        key = _Expected(encode_expect(expect))
         self._shared[id(expect)] = (expect, key)
         return key
 

@@ -75,7 +75,7 @@ from bordergate.tlog.tiles import ENTRY_MAX
 
 __all__ = ["EXPECT_HEADER", "EntryCheck", "SequencerApp", "ServingSequencer", "decode_entries",
            "decode_expect", "decode_guarded", "encode_entries", "encode_expect",
-           "encode_guarded", "make_sequencer_app"]
+           "make_sequencer_app"]
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +113,6 @@ def encode_entries(entries: list[bytes]) -> bytes:
     return b"".join(len(e).to_bytes(2, "big") + e for e in entries)
 
 
-def encode_guarded(entries: list[bytes], expect: dict[str, int]) -> bytes:
-    """The request body for ``POST /append-guarded``."""
-    if any(len(e) > ENTRY_MAX for e in entries):
-        raise ValueError("entry longer than 65535 bytes")
-    return json.dumps({"entries": [base64.b64encode(e).decode("ascii") for e in entries],
-                       "expect": expect}).encode()
-
-
 #: The request header of a guarded ``POST /append``: the expected state versions.
 EXPECT_HEADER = "Bordergate-Expect"
 _MAX_EXPECT = 4096
@@ -142,11 +134,16 @@ def decode_expect(text: str) -> dict[str, int]:
         expect: Any = json.loads(text) if len(text) <= _MAX_EXPECT else None
     except ValueError:
         expect = None
-    if not isinstance(expect, dict) or not expect or not all(
-            isinstance(k, str) and type(v) is int for k, v in expect.items()):
+    if not _is_expect(expect):
         raise VerificationError(f"{EXPECT_HEADER} must be a JSON object of state versions",
                                 code="malformed_expect")
-    return expect
+    return dict(expect)
+
+
+def _is_expect(value: Any) -> bool:
+    """Whether ``value`` is a non-empty map of state keys to versions (integers)."""
+    return isinstance(value, dict) and bool(value) and all(
+        isinstance(k, str) and type(v) is int for k, v in value.items())
 
 
 def decode_guarded(data: bytes) -> tuple[list[bytes], dict[str, int]]:
@@ -159,9 +156,7 @@ def decode_guarded(data: bytes) -> tuple[list[bytes], dict[str, int]]:
         body: Any = json.loads(data)
         entries = [base64.b64decode(e, validate=True) for e in body["entries"]]
         expect = body["expect"]
-        ok = isinstance(expect, dict) and expect and all(
-            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
-            for k, v in expect.items())
+        ok = _is_expect(expect)
     except (ValueError, KeyError, TypeError, binascii.Error) as e:
         raise VerificationError("malformed guarded submission", code="malformed_entries") from e
     if not ok or not entries or any(len(e) > ENTRY_MAX for e in entries):
