@@ -426,10 +426,12 @@ def test_direct_read_path_answers_as_the_starlette_route(harness: Harness) -> No
     gives the same status, problem code, body and headers (up to the log index) as
     the same Starlette route, for allowed, partial, denied and malformed reads; both
     carry a receipt of the answer (issue 12, item 5) that verifies with the gateway's
-    registered key (its entry, salt and signature differ per answer)."""
+    registered key (its entry, salt and signature differ per answer), whether the
+    gateway makes it itself or has its receipt helper make it."""
     from starlette.applications import Starlette
 
     from bordergate.gateway.app import GatewayApp
+    from bordergate.gateway.signing import SigningHelper
 
     assert isinstance(harness.app, GatewayApp)
     plain = Starlette(routes=harness.app.routes, exception_handlers={
@@ -479,6 +481,17 @@ def test_direct_read_path_answers_as_the_starlette_route(harness: Harness) -> No
     assert [c[0] for c in direct] == [200, 200, 403, 400, 400, 400, 401, 401, 404, 421, 400, 400]
     assert [("receipt" in c[1]) for c in direct] == [True, True] + [False] * 10
     assert direct == routed
+    # as a serving gateway answers: the receipt made by its helper from the answer's
+    # JSON and spliced in (gateway.signing), on both paths, the same answers
+    helper = SigningHelper(harness.gateway.receipts, harness.gateway.origin)
+    harness.gateway.receipt_helper = helper
+    try:
+        assert asyncio.run(ask(harness.app)) == direct
+        assert asyncio.run(ask(plain)) == direct
+        assert helper.pid is not None  # the helper made them
+    finally:
+        harness.gateway.receipt_helper = None
+        helper.close()
 
 
 def test_middleware_added_to_the_app_must_be_applied_by_the_direct_read_route(

@@ -48,7 +48,6 @@ import asyncio
 import base64
 import contextlib
 import functools
-import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -366,8 +365,7 @@ class Outcome:
 
     ``encoded``, when set, is the answer's JSON as it is sent: ``body``'s members,
     then members only it holds (a read's receipt, spliced in by the receipt
-    helper; decoding it again would cost the event loop for nothing):
-    :meth:`answer` gives them all.
+    helper; decoding them into ``body`` would cost the event loop for nothing).
     """
 
     body: dict[str, Any]
@@ -375,13 +373,6 @@ class Outcome:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     encoded: bytes | None = None
-
-    def answer(self) -> dict[str, Any]:
-        """The answer as sent: ``body``, with what only ``encoded`` holds."""
-        if self.encoded is None:
-            return self.body
-        answer: dict[str, Any] = json.loads(self.encoded)
-        return answer
 
 
 class DeniedAfterLogging(PolicyDenied):
