@@ -427,7 +427,7 @@ def test_direct_read_path_answers_as_the_starlette_route(harness: Harness) -> No
     the same Starlette route, for allowed, partial, denied and malformed reads; both
     carry a receipt of the answer (issue 12, item 5) that verifies with the gateway's
     registered key (its entry, salt and signature differ per answer), whether the
-    gateway makes it itself or has its receipt helper make it."""
+    gateway signs it itself or has its receipt helper sign it."""
     from starlette.applications import Starlette
 
     from bordergate.gateway.app import GatewayApp
@@ -481,9 +481,9 @@ def test_direct_read_path_answers_as_the_starlette_route(harness: Harness) -> No
     assert [c[0] for c in direct] == [200, 200, 403, 400, 400, 400, 401, 401, 404, 421, 400, 400]
     assert [("receipt" in c[1]) for c in direct] == [True, True] + [False] * 10
     assert direct == routed
-    # as a serving gateway answers: the receipt made by its helper from the answer's
-    # JSON and spliced in (gateway.signing), on both paths, the same answers
-    helper = SigningHelper(harness.gateway.receipts, harness.gateway.origin)
+    # as a serving gateway answers: the receipt signed by its helper process
+    # (gateway.signing), on both paths, the same answers
+    helper = SigningHelper(harness.gateway.receipts.signer)
     harness.gateway.receipt_helper = helper
     try:
         assert asyncio.run(ask(harness.app)) == direct

@@ -14,9 +14,6 @@ Keys are TEST-ONLY (fixed seeds).
 from __future__ import annotations
 
 import asyncio
-import atexit
-import base64
-import json
 import os
 import random
 import signal
@@ -25,41 +22,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from bordergate.config import load_config
-from bordergate.errors import Unavailable, VerificationError
-from bordergate.gateway.signing import SigningHelper, encode_answer
+from bordergate.errors import Unavailable
+from bordergate.gateway.signing import SigningHelper
 from bordergate.policy.entities import Principal
-from bordergate.receipts import (
-    ReceiptSigner,
-    check_answer,
-    parse_receipt,
-    released_values,
-    verify_receipt_signature,
-)
+from bordergate.receipts import check_answer, parse_receipt, verify_receipt_signature
 from bordergate.tlog.note import Signer
 from tests.gateway.conftest import start_process, stop_process, wait_healthy
 from tests.gateway.deployment import Tokens, receipt_signer, write_deployment
 
 SIGNER = Signer.from_seed("helper.receipts-TEST-ONLY", bytes(range(32)))
-RECEIPTS = ReceiptSigner(SIGNER, "us")
-ORIGIN = "helper.test/log-TEST-ONLY"
 LOCAL = Principal("alice", "ttus", "local", "us", frozenset({"engineer"}))
 VALUES = {"handle": "helper", "email": "helper-secret@example.test",
           "created_at": "2024-01-01T00:00:00Z", "government_id": "GOV-HELPER-1"}
-
-
-def _helper() -> SigningHelper:
-    return SigningHelper(RECEIPTS, ORIGIN)
-
-
-# one event loop and helper for every example of the property test below
-_RUNNER = asyncio.Runner()
-_HELPER = _helper()
-atexit.register(_RUNNER.close)
-atexit.register(_HELPER.close)
 
 
 def _wait_dead(pid: int) -> None:
@@ -91,7 +67,7 @@ def test_every_caller_gets_the_keys_own_signature_of_its_message() -> None:
                 for _ in range(600)]
 
     async def main() -> list[bytes]:
-        helper = _helper()
+        helper = SigningHelper(SIGNER)
         try:
             async def one(i: int) -> bytes:
                 await asyncio.sleep(rng.random() / 200)  # spread over many loop turns
@@ -111,7 +87,7 @@ def test_a_helper_killed_mid_batch_fails_its_readers_closed_and_the_next_starts_
     ``receipt_signer_unavailable`` (never a signature of something else); the next
     read starts a new helper, which signs correctly."""
     async def main() -> None:
-        helper = _helper()
+        helper = SigningHelper(SIGNER)
         try:
             pid = await _signing_then_stopped(helper)  # the batch below stays in flight
             waiting = [asyncio.ensure_future(helper.sign(b"m%d" % i)) for i in range(5)]
@@ -133,7 +109,7 @@ def test_a_helper_killed_mid_batch_fails_its_readers_closed_and_the_next_starts_
 def test_a_closed_helper_signs_nothing_and_its_process_is_gone() -> None:
     """Closing stops the helper process; a signature asked for after is refused."""
     async def main() -> int:
-        helper = _helper()
+        helper = SigningHelper(SIGNER)
         await helper.sign(b"x")
         pid = helper.pid
         assert pid is not None
@@ -152,7 +128,7 @@ def test_a_closed_helper_signs_nothing_and_its_process_is_gone() -> None:
 def test_a_helper_serves_one_loop_after_another() -> None:
     """A gateway used under one event loop, then another (the first closed): the
     helper of the closed loop is replaced, and signatures stay right."""
-    helper = _helper()
+    helper = SigningHelper(SIGNER)
     try:
         assert asyncio.run(helper.sign(b"one")) == SIGNER.sign(b"one")
         first = helper.pid
@@ -230,7 +206,7 @@ def test_a_hung_helper_is_replaced_and_its_readers_fail_closed(
     monkeypatch.setattr(signing, "ANSWER_TIMEOUT", 0.5)
 
     async def main() -> None:
-        helper = _helper()
+        helper = SigningHelper(SIGNER)
         try:
             pid = await _signing_then_stopped(helper)
             started = time.monotonic()
@@ -266,7 +242,7 @@ def test_a_module_planted_on_the_path_is_never_imported_by_the_helper(
     monkeypatch.setenv("PYTHONPATH", str(planted))
 
     async def main() -> bytes:
-        helper = _helper()
+        helper = SigningHelper(SIGNER)
         try:
             return await helper.sign(b"isolated")
         finally:
@@ -276,67 +252,35 @@ def test_a_module_planted_on_the_path_is_never_imported_by_the_helper(
     assert not marker.exists()
 
 
-_JSON_VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**63 - 1),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40))
+def test_the_helper_reads_requests_however_the_socket_splits_them() -> None:
+    """The helper's side of the protocol: requests arriving in pieces of any size,
+    several in one read or one over many, are each read whole and in order, and
+    the stream ends at EOF."""
+    import socket
+    import struct
+    import threading
 
+    from bordergate.gateway.signing import _frames
 
-@settings(max_examples=150, deadline=None)
-@given(fields=st.dictionaries(st.text(min_size=1, max_size=12), _JSON_VALUES, max_size=8),
-       index=st.integers(min_value=0, max_value=2**53 - 1),  # receipts: I-JSON indexes
-       entry=st.binary(max_size=600), collection=st.text(min_size=1, max_size=12))
-def test_a_read_receipt_made_by_the_helper_is_the_one_the_gateway_makes_of_its_answer(
-        fields: dict[str, object], index: int, entry: bytes, collection: str) -> None:
-    """Issue 12 item 5, the helper's half: from the answer's JSON as sent, the helper
-    makes exactly the receipt the gateway's own key makes of that answer (same salt:
-    same statement and signature, Ed25519 is deterministic), spliced in as the
-    answer's last members; the client's checks (signature, digest of the values it
-    received) pass.  Property over JSON values: big integers, floats, non-ASCII
-    names and strings, nulls (withheld by having no value)."""
-    body = {"collection": collection, "record": "r1", "purpose": "operations",
-            "fields": fields, "withheld": [], "outcome": "allow",
-            "log": {"origin": ORIGIN, "index": index}}
-    encoded = encode_answer(body)
-    members = _RUNNER.run(_HELPER.read_receipt(index, entry, encoded))
-    sent = b"".join((encoded[:-1], b",", members, b"}"))
-    answer = json.loads(sent)
-    assert {k: answer[k] for k in body} == body
-    salt = base64.b64decode(answer["receipt_salt"])
-    receipt = parse_receipt(answer["receipt"])
-    verify_receipt_signature(receipt, [SIGNER.verifier().key_string])
-    check_answer(receipt, salt, answer, origin=ORIGIN, index=index)
-    expected = RECEIPTS.prepare(
-        origin=ORIGIN, index=index, entry=entry, action="read", collection=collection,
-        fields=[n for n, v in fields.items() if v is not None],
-        values=released_values("read", body), salt=salt)
-    assert answer["receipt"] == expected.signed(SIGNER.sign(expected.message))
-    assert sent == encode_answer({**body, "receipt": answer["receipt"],
-                                  "receipt_salt": answer["receipt_salt"]})
+    rng = random.Random(7)
+    requests = [[rng.randbytes(rng.choice((0, 1, 5, 300, 70_000)))
+                 for _ in range(rng.randint(1, 6))] for _ in range(40)]
+    stream = b"".join(struct.pack(">I", len(r)) + b"".join(
+        struct.pack(">I", len(m)) + m for m in r) for r in requests)
+    ours, theirs = socket.socketpair()
 
+    def write() -> None:
+        at = 0
+        while at < len(stream):
+            step = rng.choice((1, 3, 7, 4096, 100_000))
+            theirs.sendall(stream[at:at + step])
+            at += step
+        theirs.close()
 
-def test_an_answer_the_helper_cannot_canonicalize_fails_alone() -> None:
-    """Fail closed, for one read only: an answer whose values JCS refuses (a lone
-    surrogate, which JSON can write as an escape) is refused
-    ``receipt_values_not_json``; the read beside it in the same batch gets its
-    receipt, and the helper serves on (same process)."""
-    bad = b'{"collection":"users","fields":{"handle":"\\ud800"},"withheld":[]}'
-    good = encode_answer({"collection": "users", "fields": {"handle": "ok"}, "withheld": []})
-
-    async def main() -> None:
-        helper = _helper()
-        try:
-            helper.start()
-            pid = helper.pid
-            results = await asyncio.gather(helper.read_receipt(1, b"e1", bad),
-                                           helper.read_receipt(2, b"e2", good),
-                                           return_exceptions=True)
-            refused, members = results
-            assert isinstance(refused, VerificationError)
-            assert refused.code == "receipt_values_not_json"
-            assert isinstance(members, bytes) and members.startswith(b'"receipt":')
-            assert helper.pid == pid
-            assert await helper.sign(b"after") == SIGNER.sign(b"after")
-        finally:
-            helper.close()
-
-    asyncio.run(main())
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert list(_frames(ours)) == requests
+    finally:
+        writer.join()
+        ours.close()

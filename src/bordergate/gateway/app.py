@@ -62,7 +62,6 @@ from bordergate.gateway.fifo_cache import BoundedFifoCache
 from bordergate.gateway.openapi import INDEX_MAX, api_model, openapi_document
 from bordergate.gateway.readiness import Readiness
 from bordergate.gateway.service import DeniedAfterLogging, Gateway, Outcome
-from bordergate.gateway.signing import encode_answer
 from bordergate.tlog.server import log_routes
 
 __all__ = ["APPROVAL_HEADER", "GatewayApp", "GatewayMetrics", "create_app",
@@ -214,11 +213,8 @@ def _endpoint(route: str, handler: Handler) -> Callable[[Request], Awaitable[Res
             if gateway is None:
                 raise Unavailable("the gateway is not serving", code="gateway_not_started")
             outcome = await handler(request, gateway)
-            response: Response = (
-                JSONResponse(outcome.body, status_code=outcome.status, headers=outcome.headers)
-                if outcome.encoded is None else
-                Response(outcome.encoded, status_code=outcome.status, headers=outcome.headers,
-                         media_type="application/json"))
+            response: Response = JSONResponse(outcome.body, status_code=outcome.status,
+                                              headers=outcome.headers)
         except BordergateError as exc:
             response = _error_response(exc)
         except Exception:  # never a stack trace to the caller; the log keeps it
@@ -453,6 +449,8 @@ def _routes(gateway: Gateway) -> list[Route]:
     return routes
 
 
+_JSON_BODY = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None,
+                              separators=(",", ":")).encode  # as JSONResponse renders
 _MAX_QUERIES = 1024
 
 
@@ -474,8 +472,7 @@ class GatewayApp(Starlette):
       ``approvals`` and ``log`` and any ``root_path`` mount go to Starlette);
     * ``Request``/``JSONResponse``: headers and the query string are read as
       Starlette reads them (first header wins, last query value wins, blanks
-      kept) and the body is rendered with ``JSONResponse``'s encoding
-      (``encode_answer``, or the read's answer the receipt helper completed);
+      kept) and the body is rendered with ``JSONResponse``'s encoder;
     * ``ServerErrorMiddleware`` and ``ExceptionMiddleware``: the direct path
       catches every exception itself, as the routed ``_endpoint`` does
       (problem bodies, never a stack trace);
@@ -552,7 +549,7 @@ class GatewayApp(Starlette):
                 metrics.released.inc(released)
             if withheld:
                 metrics.withheld.inc(withheld)
-            body = encode_answer(outcome.body) if outcome.encoded is None else outcome.encoded
+            body = _JSON_BODY(outcome.body).encode("utf-8")
             headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
                        for k, v in outcome.headers.items()]
             headers += [(b"content-length", str(len(body)).encode()),

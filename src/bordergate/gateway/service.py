@@ -107,7 +107,7 @@ from bordergate.gateway.revocations import (
     token_revoke_entry,
 )
 from bordergate.gateway.roster_in_force import RosterInForce
-from bordergate.gateway.signing import SigningHelper, encode_answer
+from bordergate.gateway.signing import SigningHelper
 from bordergate.keys.events import KeyEvent, KeyEventKind
 from bordergate.keys.keyring import SubjectCipher
 from bordergate.keys.service_client import KeyServiceClient
@@ -361,18 +361,12 @@ def _settle(turn: list[_TurnItem], first: int | None, exc: BaseException | None)
 
 @dataclass
 class Outcome:
-    """What an operation returns: the JSON body, the log index, the HTTP status.
-
-    ``encoded``, when set, is the answer's JSON as it is sent: ``body``'s members,
-    then members only it holds (a read's receipt, spliced in by the receipt
-    helper; decoding them into ``body`` would cost the event loop for nothing).
-    """
+    """What an operation returns: the JSON body, the log index, the HTTP status."""
 
     body: dict[str, Any]
     index: int | None = None
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
-    encoded: bytes | None = None
 
 
 class DeniedAfterLogging(PolicyDenied):
@@ -618,25 +612,16 @@ class Gateway:
                                          groups=groups, suppressed=suppressed)
         self._signed_receipt(body, unsigned, self.receipts.signer.sign(unsigned.message))
 
-    async def _read_answer(self, body: dict[str, Any], index: int, entry: bytes, *,
-                           fields: list[str]) -> bytes | None:
-        """A read's answer with its receipt: encoded, with the receipt members the
-        receipt helper made from that very encoding spliced in, when there is a
-        helper (the event loop goes on meanwhile); else None, with the receipt
-        added to ``body`` here (:meth:`_attach_receipt`; also for an answer the
-        helper does not take: too large, or not JSON, which is refused there)."""
-        helper = self.receipt_helper
-        if helper is not None:
-            try:
-                encoded: bytes | None = encode_answer(body)
-            except (ValueError, TypeError):
-                encoded = None
-            logged = logged_form(self.log, entry)
-            if encoded is not None and helper.takes(logged, encoded):
-                members = await helper.read_receipt(index, logged, encoded)
-                return b"".join((encoded[:-1], b",", members, b"}"))
-        self._attach_receipt(body, "read", index, entry, fields=fields)
-        return None
+    async def _attach_read_receipt(self, body: dict[str, Any], index: int, entry: bytes, *,
+                                   fields: list[str]) -> None:
+        """:meth:`_attach_receipt` of a read, signed by the receipt helper when there is
+        one (the event loop goes on meanwhile; the same signature, Ed25519 is
+        deterministic)."""
+        if self.receipt_helper is None:
+            self._attach_receipt(body, "read", index, entry, fields=fields)
+            return
+        unsigned = self._prepare_receipt(body, "read", index, entry, fields=fields)
+        self._signed_receipt(body, unsigned, await self.receipt_helper.sign(unsigned.message))
 
     def _prepare_receipt(self, body: dict[str, Any], action: str, index: int, entry: bytes,
                          *, fields: list[str], groups: int | None = None,
@@ -777,9 +762,9 @@ class Gateway:
             raise DeniedAfterLogging("policy denied every field asked for",
                                      log_index=index, members=body,
                                      code=denial_code(w["policy_ids"] for w in plan.withheld))
-        encoded = await self._read_answer(
+        await self._attach_read_receipt(
             body, index, entry, fields=[name for name in allowed if values.get(name) is not None])
-        return Outcome(body, index, headers=self._log_headers(index), encoded=encoded)
+        return Outcome(body, index, headers=self._log_headers(index))
 
     async def _read_guarded(self, request: _ReadRequest, presented: appr.ApprovalRecord
                             ) -> tuple[_ReadPlan, dict[str, Any], int, bytes]:

@@ -1,59 +1,42 @@
-"""A serving gateway's read receipts, made by a helper process, a batch per loop turn.
+"""A serving gateway's receipt signatures, made by a helper process, a batch per loop turn.
 
 Every answer that releases data carries a receipt with one Ed25519 signature
-(:mod:`bordergate.receipts`).  Made on the event loop, a read's receipt was the
-largest single cost of a read: the signature (about a tenth of the gateway's
-CPU per read, docs/performance.md), then the statement (the salted digest of
-the values, the leaf hash, the canonical encoding: about 35 µs more); and the
-loop is the gateway's bottleneck: one thread on one core.  A thread cannot
-take it off the loop (the signing thread needs the GIL back after every
-signature and waits for it behind the busy loop: measured, the gateway's CPU
-per read went *up* by a fifth).  So a serving gateway hands its reads'
-receipts to a :class:`SigningHelper`: a child process holding the receipt key,
-which makes, in order, the receipts of the answers the loop collected during
-one turn (the reads woken together by one log acknowledgement).  The loop
-encodes the answer (which it must do to send it anyway), hands the helper that
-encoding with the entry's index and bytes, and splices the helper's receipt
-members into the encoding it sent (:meth:`SigningHelper.read_receipt`).  It
-pays one socket write and one read per batch (a non-blocking socket watched
-by the loop: a stopped helper never blocks it).
+(:mod:`bordergate.receipts`).  Made on the event loop, that signature is the
+largest single cost of a read (about a tenth of the gateway's CPU per read,
+docs/performance.md), and the loop is the gateway's bottleneck: one thread on
+one core.  A thread cannot take it off the loop (the signing thread needs the
+GIL back after every signature and waits for it behind the busy loop: measured,
+the gateway's CPU per read went *up* by a fifth).  So a serving gateway hands
+its signatures to a :class:`SigningHelper`: a child process holding the
+receipt key, which signs, in order, the messages the loop collected during
+one turn (the reads woken together by one log acknowledgement) and answers
+with their signatures.  The loop pays one socket write and one read per batch
+(a non-blocking socket watched by the loop: a stopped helper never blocks it).
 
-The helper computes the receipt from the very bytes the gateway sends: the
-digest covers exactly the values the requester receives, as the requester's
-own :func:`bordergate.receipts.check_answer` recomputes it (tested against the
-receipt the gateway itself would make of the same answer, same salt; Ed25519
-is deterministic).  The helper makes whatever its gateway hands it, like the
-key in the gateway's own memory would; it is the gateway's, not a separate
-party, and runs as the gateway's user.
+Ed25519 signatures are deterministic: the helper's signature of a message is
+the very signature the gateway would have made itself (tested).  The helper
+signs whatever its gateway hands it, like the key in the gateway's own memory
+would; it is the gateway's, not a separate party, and runs as the gateway's
+user.
 
-Failure closes: if the helper dies, answers garbage or leaves a request
+Failure closes: if the helper dies, answers garbage or leaves a batch
 unanswered for :data:`ANSWER_TIMEOUT` seconds (hung), every read waiting on it
 fails ``receipt_signer_unavailable`` (503; the reads were logged, nothing is
-released without its receipt) and the next read starts a new helper.  An
-answer whose values the helper cannot canonicalize fails that read alone,
-``receipt_values_not_json``.  A helper process serves one event loop (one
-started under another, since closed, loop is replaced).  This module must
-never send the key anywhere but the helper's standard input (a pipe), never
-start the helper outside isolated mode on the gateway's own module path
-(:func:`helper_command`), and never give a caller a receipt or signature made
-for another caller's answer or message.
+released without its receipt) and the next read starts a new helper.  A
+helper process serves one event loop (one started under another, since closed,
+loop is replaced).  This module must never send the key anywhere but the
+helper's standard input (a pipe), never start the helper outside isolated mode
+on the gateway's own module path (:func:`helper_command`), and never give a
+caller a signature made for another caller's message.
 
-Protocol on the socket (both ends in this module): the gateway writes each
-loop turn's requests in one write, each a 1-byte kind and a 4-byte big-endian
-length then that many bytes: kind ``S`` a message to sign; kind ``R`` a read's
-receipt: the entry's index (8 bytes) and length (4 bytes), the entry's bytes
-(as the log sequences them), then the answer's JSON.  The helper answers
-each request, in order, as soon as it is made (the first reads of a batch need
-not wait for the last: measured, a batch's receipts took about 5 ms in the
-bench): a 1-byte status (``0`` done, ``1`` refused) and a 4-byte length then
-that many bytes: the 64-byte signature, the receipt members
-(``"receipt":{...},"receipt_salt":"..."``), or the reason for a refusal.
+Protocol on the socket (both ends in this module): a request is a 4-byte
+big-endian count ``n`` then ``n`` times (4-byte length, message); the answer
+is ``n`` signatures of 64 bytes, in order.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import contextlib
 import json
@@ -64,67 +47,47 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-from bordergate.errors import Unavailable, VerificationError
-from bordergate.receipts import ReceiptSigner, released_values
+from bordergate.errors import Unavailable
 from bordergate.tlog.note import Signer
 
-__all__ = ["SIGNATURE_BYTES", "SigningHelper", "encode_answer", "helper_command", "helper_main"]
+__all__ = ["SIGNATURE_BYTES", "SigningHelper", "helper_command", "helper_main"]
 
 SIGNATURE_BYTES = 64
 MAX_MESSAGE_BYTES = 1 << 20
-_ITEM = struct.Struct(">BI")  # kind or status, length
-_READ = struct.Struct(">QI")  # a read receipt's entry index and entry length
-_SIGN, _READ_RECEIPT = b"S"[0], b"R"[0]
-_DONE, _REFUSED = 0, 1
-_RECEIPT_MEMBERS = b'"receipt":'
+_MAX_BATCH = 4096
+_U32 = struct.Struct(">I")
 _CODE = "receipt_signer_unavailable"
-#: Seconds a batch may wait for its answers before the helper is taken for hung.
+#: Seconds a batch may wait for its signatures before the helper is taken for hung.
 ANSWER_TIMEOUT = 5.0
-_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
-
-
-def encode_answer(body: object) -> bytes:
-    """An answer's JSON as the gateway sends it (``JSONResponse``'s encoding): what
-    :meth:`SigningHelper.read_receipt` takes and its members are spliced into.
-
-    Raises:
-        ValueError, TypeError: ``body`` is not JSON (NaN, a lone surrogate, other types).
-    """
-    return _JSON(body).encode("utf-8")
 
 
 class SigningHelper:
-    """Makes one gateway's read receipts (and signatures) in a child process,
-    batching a loop turn's requests."""
+    """Signs with one Ed25519 key in a child process, batching a loop turn's messages."""
 
-    def __init__(self, receipts: ReceiptSigner, origin: str) -> None:
-        """Bind the receipt key, the gateway and its log's ``origin`` (the helper
-        starts on first use)."""
-        self._key = receipts.signer.key_string.encode("ascii")
-        self._context = json.dumps({"gateway": receipts.gateway,
-                                    "origin": origin}).encode("utf-8")
+    def __init__(self, signer: Signer) -> None:
+        """Bind the receipt key (the helper starts on first use)."""
+        self._key = signer.key_string.encode("ascii")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._unsent = bytearray()  # what the socket did not take yet
         self._waiting_to_write = False
         self._received = bytearray()
-        self._turn: list[tuple[int, bytes, asyncio.Future[bytes]]] = []
-        # per request sent and not answered yet, in order: its caller's future and
-        # when it was sent
-        self._in_flight: collections.deque[tuple[asyncio.Future[bytes], float]] = \
+        self._turn: list[tuple[bytes, asyncio.Future[bytes]]] = []
+        # per batch sent and not answered yet: its readers' futures and when it was sent
+        self._in_flight: collections.deque[tuple[list[asyncio.Future[bytes]], float]] = \
             collections.deque()
         self._watchdog: asyncio.TimerHandle | None = None
         self._closed = False
 
     @property
     def pid(self) -> int | None:
-        """The running helper's process id (None before the first request)."""
+        """The running helper's process id (None before the first signature)."""
         return None if self._process is None else self._process.pid
 
     def start(self) -> None:
         """Start the helper now, for the running event loop (else the first
-        request starts it, and waits for its interpreter to come up).
+        signature starts it, and waits for its interpreter to come up).
 
         Raises:
             Unavailable: ``receipt_signer_unavailable`` (it could not start).
@@ -139,52 +102,22 @@ class SigningHelper:
             Unavailable: ``receipt_signer_unavailable`` (the helper could not
                 start, died or answered garbage; the helper was closed).
         """
-        if len(message) > MAX_MESSAGE_BYTES:
-            raise ValueError("message too large for the signing helper")
-        signature = await self._ask(_SIGN, message)
-        if len(signature) != SIGNATURE_BYTES:
-            raise Unavailable("the receipt signer answered garbage", code=_CODE)
-        return signature
-
-    def takes(self, entry: bytes, answer: bytes) -> bool:
-        """Whether a read's receipt for this entry and encoded answer fits one request."""
-        return _READ.size + len(entry) + len(answer) <= MAX_MESSAGE_BYTES
-
-    async def read_receipt(self, index: int, entry: bytes, answer: bytes) -> bytes:
-        """The receipt members of a read's ``answer`` (its JSON as sent: an
-        object), ``"receipt":{...},"receipt_salt":"..."``, for the entry at
-        ``index`` whose bytes, as the log sequences them, are ``entry``.  Splice
-        them in as the answer's last members.
-
-        Raises:
-            ValueError: a request :meth:`takes` refuses (programmer misuse).
-            VerificationError: ``receipt_values_not_json`` (as
-                :func:`bordergate.receipts.canonical_released`).
-            Unavailable: as :meth:`sign`.
-        """
-        if not self.takes(entry, answer):
-            raise ValueError("answer too large for the signing helper")
-        members = await self._ask(_READ_RECEIPT, b"".join(
-            (_READ.pack(index, len(entry)), entry, answer)))
-        if not members.startswith(_RECEIPT_MEMBERS):
-            raise Unavailable("the receipt signer answered garbage", code=_CODE)
-        return members
-
-    async def _ask(self, kind: int, payload: bytes) -> bytes:
         if self._closed:
             raise Unavailable("the receipt signer is closed", code=_CODE)
+        if len(message) > MAX_MESSAGE_BYTES:
+            raise ValueError("message too large for the signing helper")
         loop = asyncio.get_running_loop()
         if self._sock is None or self._loop is not loop:
             self._start(loop)
         future: asyncio.Future[bytes] = loop.create_future()
         if not self._turn:
             loop.call_soon(self._flush)
-        self._turn.append((kind, payload, future))
+        self._turn.append((message, future))
         return await future
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is not loop:  # a closed loop's turn never flushes: nobody awaits it
-            _fail([f for _, _, f in self._turn], Unavailable("loop replaced", code=_CODE))
+            _fail([f for _, f in self._turn], Unavailable("loop replaced", code=_CODE))
             self._turn = []
         self._stop_helper(Unavailable("the receipt signer was replaced", code=_CODE))
         ours, theirs = socket.socketpair()
@@ -193,8 +126,7 @@ class SigningHelper:
                 helper_command(theirs.fileno()), stdin=subprocess.PIPE,
                 pass_fds=(theirs.fileno(),), close_fds=True)
             assert process.stdin is not None
-            process.stdin.write(b"\n".join((json.dumps(sys.path).encode("utf-8"),
-                                            self._context, self._key)))
+            process.stdin.write(json.dumps(sys.path).encode("utf-8") + b"\n" + self._key)
             process.stdin.close()
         except OSError as exc:
             ours.close()
@@ -206,19 +138,21 @@ class SigningHelper:
         self._loop, self._process, self._sock = loop, process, ours
 
     def _flush(self) -> None:
-        """Send this loop turn's requests to the helper as one frame (on the loop)."""
+        """Send this loop turn's messages to the helper as one request (on the loop)."""
         turn, self._turn = self._turn, []
         if self._sock is None or self._loop is None:
-            _fail([f for _, _, f in turn], Unavailable("the receipt signer is gone", code=_CODE))
+            _fail([f for _, f in turn], Unavailable("the receipt signer is gone", code=_CODE))
             return
         loop_time = self._loop.time()
         if self._watchdog is None:
             self._watchdog = self._loop.call_later(ANSWER_TIMEOUT, self._check_answered)
-        frame: list[bytes] = []
-        for kind, payload, _ in turn:
-            frame += (_ITEM.pack(kind, len(payload)), payload)
-        self._in_flight.extend((f, loop_time) for _, _, f in turn)
-        self._unsent += b"".join(frame)
+        for start in range(0, len(turn), _MAX_BATCH):
+            part = turn[start:start + _MAX_BATCH]
+            frame = [_U32.pack(len(part))]
+            for message, _ in part:
+                frame += (_U32.pack(len(message)), message)
+            self._in_flight.append(([f for _, f in part], loop_time))
+            self._unsent += b"".join(frame)
         self._writable()
 
     def _writable(self) -> None:
@@ -255,34 +189,23 @@ class SigningHelper:
             return
         buffer = self._received
         buffer += data
-        waiting, at = self._in_flight, 0
-        while waiting:  # the answers come one by one, in order, as the helper makes them
-            if len(buffer) < at + _ITEM.size:
-                break
-            status, size = _ITEM.unpack_from(buffer, at)
-            if status not in (_DONE, _REFUSED) or size > MAX_MESSAGE_BYTES:
-                self._stop_helper(Unavailable("the receipt signer answered garbage",
-                                              code=_CODE))
+        while self._in_flight:
+            futures = self._in_flight[0][0]
+            size = SIGNATURE_BYTES * len(futures)
+            if len(buffer) < size:
                 return
-            if len(buffer) < at + _ITEM.size + size:
-                break
-            value = bytes(buffer[at + _ITEM.size:at + _ITEM.size + size])
-            at += _ITEM.size + size
-            future = waiting.popleft()[0]
-            if future.done():  # the caller went away meanwhile
-                continue
-            if status == _DONE:
-                future.set_result(value)
-            else:
-                future.set_exception(VerificationError(
-                    value.decode("utf-8", "replace"), code="receipt_values_not_json"))
-        del buffer[:at]
-        if buffer and not waiting:  # bytes nobody asked for: trust the helper no further
+            self._in_flight.popleft()
+            for i, future in enumerate(futures):
+                if not future.done():  # else: the reader went away meanwhile
+                    future.set_result(bytes(buffer[i * SIGNATURE_BYTES:
+                                                   (i + 1) * SIGNATURE_BYTES]))
+            del buffer[:size]
+        if buffer:  # bytes nobody asked for: the helper is not to be trusted further
             self._stop_helper(Unavailable("the receipt signer answered garbage", code=_CODE))
 
     def _check_answered(self) -> None:
-        """Take the helper for hung if its oldest request waited :data:`ANSWER_TIMEOUT`
-        seconds (its callers fail closed; the next request starts a new helper)."""
+        """Take the helper for hung if its oldest batch waited :data:`ANSWER_TIMEOUT`
+        seconds (its readers fail closed; the next read starts a new helper)."""
         self._watchdog = None
         if not self._in_flight or self._loop is None:
             return
@@ -295,8 +218,8 @@ class SigningHelper:
                                                    self._check_answered)
 
     def _stop_helper(self, reason: Unavailable) -> None:
-        """Fail what waits on the current helper and stop it (the next request starts one)."""
-        waiting = [f for f, _ in self._in_flight]
+        """Fail what waits on the current helper and stop it (the next read starts one)."""
+        waiting = [f for futures, _ in self._in_flight for f in futures]
         self._in_flight.clear()
         if self._watchdog is not None:
             self._watchdog.cancel()
@@ -320,8 +243,7 @@ class SigningHelper:
     def close(self) -> None:
         """Stop the helper; what still waits fails ``receipt_signer_unavailable``."""
         self._closed = True
-        _fail([f for _, _, f in self._turn],
-              Unavailable("the receipt signer closed", code=_CODE))
+        _fail([f for _, f in self._turn], Unavailable("the receipt signer closed", code=_CODE))
         self._turn = []
         self._stop_helper(Unavailable("the receipt signer closed", code=_CODE))
 
@@ -333,22 +255,33 @@ def _fail(futures: list[asyncio.Future[bytes]], reason: Unavailable) -> None:
                 future.set_exception(reason)
 
 
-def _requests(sock: socket.socket) -> Iterator[tuple[int, bytes]]:
-    """The helper's requests as they arrive on ``sock`` (kind, payload), read in
-    as few ``recv`` calls as the gateway's writes allow; ends at EOF.  A request
-    longer than :data:`MAX_MESSAGE_BYTES` ends the process."""
+def _frames(sock: socket.socket) -> Iterator[list[bytes]]:
+    """The messages of each request on ``sock``, read in as few ``recv`` calls as
+    the gateway's writes allow (a loop turn's request usually arrives in one);
+    ends at EOF.  A request that breaks the protocol ends the process."""
     buffer = bytearray()
     while True:
         at = 0
-        while len(buffer) - at >= _ITEM.size:
-            kind, size = _ITEM.unpack_from(buffer, at)
-            if size > MAX_MESSAGE_BYTES:
+        while len(buffer) - at >= _U32.size:  # every complete request in the buffer
+            count = _U32.unpack_from(buffer, at)[0]
+            if not 0 < count <= _MAX_BATCH:
                 os._exit(3)
-            start = at + _ITEM.size
-            if len(buffer) - start < size:
-                break
-            yield kind, bytes(buffer[start:start + size])
-            at = start + size
+            messages, end = [], at + _U32.size
+            for _ in range(count):
+                if len(buffer) - end < _U32.size:
+                    break
+                size = _U32.unpack_from(buffer, end)[0]
+                if size > MAX_MESSAGE_BYTES:
+                    os._exit(3)
+                end += _U32.size
+                if len(buffer) - end < size:
+                    break
+                messages.append(bytes(buffer[end:end + size]))
+                end += size
+            if len(messages) < count:
+                break  # the rest of this request is still to come
+            yield messages
+            at = end
         del buffer[:at]
         data = sock.recv(1 << 16)
         if not data:
@@ -378,51 +311,15 @@ def helper_command(fd: int) -> list[str]:
     return [sys.executable, *flags, "-c", _BOOT, str(fd)]
 
 
-def _read_receipt_members(receipts: ReceiptSigner, origin: str, payload: bytes) -> bytes:
-    """The receipt members for a kind ``R`` request (see the module's protocol).
-
-    Raises:
-        VerificationError: values that are not canonical JSON.
-        ValueError, KeyError, TypeError: a request that is not a read's answer.
-    """
-    index, size = _READ.unpack_from(payload)
-    entry = payload[_READ.size:_READ.size + size]
-    answer = json.loads(payload[_READ.size + size:])
-    fields = answer["fields"]
-    unsigned = receipts.prepare(
-        origin=origin, index=index, entry=entry, action="read",
-        collection=answer["collection"],
-        fields=[name for name, value in fields.items() if value is not None],
-        values=released_values("read", answer))
-    members = _JSON({"receipt": unsigned.signed(receipts.signer.sign(unsigned.message)),
-                            "receipt_salt": base64.b64encode(unsigned.salt).decode("ascii")})
-    return members[1:-1].encode("utf-8")
-
-
 def helper_main() -> None:
-    """The helper process (:func:`helper_command`): after the module path line, its
-    gateway and log origin (a JSON line) then the key on standard input; then
-    requests on the socket whose descriptor is the first argument, until the
-    gateway closes it.  A request it cannot serve ends it (the gateway fails
-    that batch closed and starts another helper)."""
+    """The helper process (:func:`helper_command`): the key on standard input (after
+    the module path line), then requests on the socket whose descriptor is the
+    first argument, until the gateway closes it."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C is for the gateway;
     # the helper ends when the gateway closes the socket (or dies: the same EOF)
-    context = json.loads(sys.stdin.buffer.readline())
     key = Signer.from_key_string(sys.stdin.buffer.read(4096).decode("ascii"))
-    receipts, origin = ReceiptSigner(key, str(context["gateway"])), str(context["origin"])
     sock = socket.socket(fileno=int(sys.argv[1]))
-    for kind, payload in _requests(sock):
-        status, value = _DONE, b""
-        if kind == _SIGN:
-            value = receipts.signer.sign(payload)
-        elif kind == _READ_RECEIPT:
-            try:
-                value = _read_receipt_members(receipts, origin, payload)
-            except VerificationError as exc:
-                status, value = _REFUSED, str(exc).encode("utf-8")
-        else:
-            os._exit(3)
-        # each answer as soon as it is made: a read need not wait for the whole batch
-        sock.sendall(_ITEM.pack(status, len(value)) + value)
+    for messages in _frames(sock):
+        sock.sendall(b"".join(key.sign(message) for message in messages))

@@ -373,7 +373,7 @@ async def serve_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
         gateway = await start_gateway(deployment, code, unreviewed=unreviewed,
                                       log_storage=log_storage)
         # reads' receipt signatures off the event loop (gateway.signing)
-        gateway.receipt_helper = SigningHelper(gateway.receipts, gateway.origin)
+        gateway.receipt_helper = SigningHelper(gateway.receipts.signer)
         gateway.receipt_helper.start()
         app = create_app(gateway)
         admin = create_admin_app(gateway, app)
