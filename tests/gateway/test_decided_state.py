@@ -7,6 +7,7 @@ entry once."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable
 from types import SimpleNamespace
@@ -28,10 +29,13 @@ class _Version:
         self.version = version
 
 
-def test_revocation_version_counts_every_revoke_entry_as_the_sequencer_does() -> None:
+def test_revocation_version_counts_every_revoke_entry_as_the_sequencer_does(
+        caplog: pytest.LogCaptureFixture) -> None:
     """A repeated revocation, and one whose other members are malformed, still moves the
     worker's version exactly as the sequencer's ``state_keys`` counts it (else every
-    later decision would be refused as stale for ever); the ids are revoked."""
+    later decision would be refused as stale for ever); the ids are revoked, and the
+    worker's log says how many it applied (once, not again for entries read again)."""
+    caplog.set_level(logging.INFO, logger="bordergate.gateway.revocations")
     revoked = TokenRevocations()
     odd = canonical_json({"v": 2, "type": "token-revoke", "time": "x", "jti": "b" * 16})
     entries = [b"filler", token_revoke_entry("a" * 16, 1.0), b"more",
@@ -40,6 +44,11 @@ def test_revocation_version_counts_every_revoke_entry_as_the_sequencer_does() ->
     counted = max(10 + i for i, e in enumerate(entries) if REVOCATIONS_KEY in state_keys(e))
     assert revoked.version == counted == 14
     assert "a" * 16 in revoked and "b" * 16 in revoked and revoked.revoked_at("a" * 16) == 11
+    applied = [r.getMessage() for r in caplog.records
+               if "revocations applied" in r.getMessage()]
+    assert applied == ["token revocations applied: 2 (log entries up to 14 read)"]
+    assert revoked.apply(10, entries) == []  # nothing new: nothing logged
+    assert len([r for r in caplog.records if "revocations applied" in r.getMessage()]) == 1
 
 
 def test_versions_are_one_object_per_state_and_name_the_roster_only_when_configured() -> None:

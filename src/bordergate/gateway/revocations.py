@@ -168,4 +168,7 @@ class TokenRevocations:
             # for every entry the sequencer counts, a repeated revocation included
             self.version = max(self.version, index)
         self.next_index = max(self.next_index, index + 1)
+        if added:  # the operator's record of when this worker started refusing them
+            log.info("token revocations applied: %d (log entries up to %d read)",
+                     len(added), index)
         return added
