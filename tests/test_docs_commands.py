@@ -30,12 +30,7 @@ _OPTION = re.compile(r"(?<![\w./=-])(--?[A-Za-z][\w-]*)")
 _WORD = re.compile(r"[a-z][a-z0-9-]*")
 
 
-def _commands() -> dict[tuple[str, ...], _click.Command]:
-    root = typer.main.get_command(app)
-    return {path: command for path, command in walk(root)} | {(): root}
-
-
-COMMANDS = _commands()
+COMMANDS: dict[tuple[str, ...], _click.Command] = dict(walk(typer.main.get_command(app)))
 
 
 def _mentions(text: str) -> list[tuple[int, str]]:

@@ -262,31 +262,38 @@ def _frames(sock: socket.socket) -> Iterator[list[bytes]]:
     buffer = bytearray()
     while True:
         at = 0
-        while len(buffer) - at >= _U32.size:  # every complete request in the buffer
-            count = _U32.unpack_from(buffer, at)[0]
-            if not 0 < count <= _MAX_BATCH:
-                os._exit(3)
-            messages, end = [], at + _U32.size
-            for _ in range(count):
-                if len(buffer) - end < _U32.size:
-                    break
-                size = _U32.unpack_from(buffer, end)[0]
-                if size > MAX_MESSAGE_BYTES:
-                    os._exit(3)
-                end += _U32.size
-                if len(buffer) - end < size:
-                    break
-                messages.append(bytes(buffer[end:end + size]))
-                end += size
-            if len(messages) < count:
-                break  # the rest of this request is still to come
+        while (frame := _frame_at(buffer, at)) is not None:  # every complete request
+            messages, at = frame
             yield messages
-            at = end
         del buffer[:at]
         data = sock.recv(1 << 16)
         if not data:
             return
         buffer += data
+
+
+def _frame_at(buffer: bytearray, at: int) -> tuple[list[bytes], int] | None:
+    """The messages of the request starting at ``at`` and where it ends; None while
+    it is incomplete.  A request that breaks the protocol ends the process."""
+    end = at + _U32.size
+    if len(buffer) < end:
+        return None
+    count = _U32.unpack_from(buffer, at)[0]
+    if not 0 < count <= _MAX_BATCH:
+        os._exit(3)
+    messages = []
+    for _ in range(count):
+        if len(buffer) < end + _U32.size:
+            return None
+        size = _U32.unpack_from(buffer, end)[0]
+        if size > MAX_MESSAGE_BYTES:
+            os._exit(3)
+        end += _U32.size
+        if len(buffer) < end + size:
+            return None
+        messages.append(bytes(buffer[end:end + size]))
+        end += size
+    return messages, end
 
 
 #: The helper's first code: the gateway's module path (the first line of its

@@ -29,7 +29,7 @@ import asyncio
 import importlib.util
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +80,9 @@ from bordergate.roster.publication import authority_for, create_development_auth
 from bordergate.tlog.client import LogClient, StorageSource
 from bordergate.tlog.credentials import read_credential
 from bordergate.tlog.logdir import read_signer, write_key
-from bordergate.tlog.note import Signer, Verifier
+from bordergate.tlog.note import Signer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage, open_storage
-from bordergate.tlog.tiles import TILE_WIDTH
 
 __all__ = [
     "open_gateway",
@@ -188,27 +187,37 @@ def receipt_signer(deployment: Deployment, code: str) -> ReceiptSigner:
     return ReceiptSigner(signer, code)
 
 
-def _reconcile_approvals(storage: LogStorage, verifier: Verifier, approvals: ApprovalStore
-                         ) -> None:
+class _ApprovalEntries:
+    """The log's ``approval-*`` entries, gathered by the start-up read of the log
+    (:func:`~bordergate.gateway.log_follower.follow`, with the worker's other states).
+    Only entries whose canonical encoding names an ``approval-`` type are parsed."""
+
+    def __init__(self) -> None:
+        self.next_index = 0
+        self.found: list[tuple[int, Entry]] = []
+
+    def apply(self, first_index: int, entries: Iterable[bytes]) -> None:
+        """Gather the approval entries among ``entries`` (from ``first_index`` on).
+
+        Raises:
+            VerificationError: an entry naming an approval type does not parse.
+        """
+        index = first_index - 1
+        for index, raw in enumerate(entries, first_index):
+            if _APPROVAL_MARK in raw:
+                entry = parse_entry(raw)
+                if entry.type.startswith("approval-"):
+                    self.found.append((index, entry))
+        self.next_index = max(self.next_index, index + 1)
+
+
+def _reconcile_approvals(approvals: ApprovalStore, replayed: _ApprovalEntries) -> None:
     """Replay the published log's ``approval-*`` entries into the approvals table.
 
     The sequencer has published what its recovery found, so the checkpoint
-    covers every entry written before a crash.  Only entries whose canonical
-    encoding names an ``approval-`` type are parsed.
+    covers every entry written before a crash.
     """
-    client = LogClient(StorageSource(storage), verifier)
-    size = client.checkpoint().checkpoint.size
-
-    def approval_entries() -> Iterator[tuple[int, Entry]]:
-        for n in range(-(-size // TILE_WIDTH)):
-            width = min(TILE_WIDTH, size - n * TILE_WIDTH)
-            for index, raw in enumerate(client.bundle(n, width), n * TILE_WIDTH):
-                if _APPROVAL_MARK in raw:
-                    entry = parse_entry(raw)
-                    if entry.type.startswith("approval-"):
-                        yield index, entry
-
-    repaired = reconcile_approvals(approvals, rebuild_approvals(approval_entries()))
+    repaired = reconcile_approvals(approvals, rebuild_approvals(replayed.found))
     if repaired:
         log.warning("approvals table behind the log (an earlier crash?): repaired %s",
                     ", ".join(repaired))
@@ -252,14 +261,15 @@ def open_gateway(deployment: Deployment, code: str, *,
         create_log(log_storage, log_signer(j))
     appender = _log_appender(j, storage)
     try:
-        _reconcile_approvals(storage, log_vkey, approvals)
         revocations = TokenRevocations()
         reader = LogClient(StorageSource(storage), log_vkey)
         authority = authority_for(j)
         rosters = None if authority is None else RosterInForce(
             authority, storage)  # type: ignore[arg-type]  # every backend has read_object
         followed: list[FollowedState] = [s for s in (revocations, rosters) if s is not None]
-        follow(followed, reader)  # the whole log, once, before serving
+        replayed = _ApprovalEntries()
+        follow([replayed, *followed], reader)  # the whole log, once, before serving
+        _reconcile_approvals(approvals, replayed)
     except BaseException:
         appender.close()
         raise
