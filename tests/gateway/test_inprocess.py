@@ -243,6 +243,31 @@ def test_bad_input_gets_a_stable_4xx_and_releases_nothing(harness: Harness,
     assert harness.size() == before + (1 if decided else 0)
 
 
+def test_a_timestamp_its_offset_moves_into_year_one_is_written_and_read_back(
+        harness: Harness) -> None:
+    """Behaviour (found by schemathesis, ST202): a schema-valid timestamp of year 0002
+    with an eastern offset is year 0001 in UTC; the gateway checks the values, the
+    vault checks their canonical form again, and that check refused it (400
+    wrong_type).  Now the write is stored and read back in UTC, as the OpenAPI
+    document's pattern admits."""
+    subject = harness.subject
+
+    async def go(c: httpx.AsyncClient) -> tuple[httpx.Response, httpx.Response]:
+        w = await c.put(f"/v1/users/{subject}", params={"purpose": "operations"},
+                        headers=harness.auth(LOCAL), json={"subject": subject, "values": {
+                            "handle": "inproc", "email": SECRET_EMAIL,
+                            "created_at": "0002-01-01T16:02:21.196+21:34"}})
+        r = await c.get(f"/v1/users/{subject}", params={"purpose": "operations",
+                                                        "fields": "created_at"},
+                        headers=harness.auth(LOCAL))
+        return w, r
+
+    written, read = harness.run(go)
+    assert written.status_code == 200, written.text
+    assert read.status_code == 200, read.text
+    assert read.json()["fields"]["created_at"] == "0001-12-31T18:28:21.196000Z"
+
+
 def test_oversize_streamed_body_is_refused_without_content_length(harness: Harness) -> None:
     """Size limits before parsing: a chunked body is counted as it streams (413)."""
     async def chunks() -> Any:

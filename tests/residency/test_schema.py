@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from bordergate.errors import ConfigError, InvalidInput, VerificationError
 from bordergate.residency.schema import (
+    TIMESTAMP_PATTERN,
     Collection,
     FieldClass,
     FieldSpec,
@@ -194,3 +195,41 @@ def test_corrupt_stored_integers_are_verification_errors(data: bytes) -> None:
     with pytest.raises(VerificationError) as info:
         spec.decode(data)
     assert info.value.code == "stored_value_corrupt"
+
+
+# Found by the schemathesis run of tests/gateway/test_openapi_conformance.py: the
+# gateway checks a write's values, then the vault checks the canonical values again; a
+# year-0002 value with an eastern offset is year 0001 in UTC, which the pattern refused,
+# so a schema-valid write answered 400 wrong_type.
+_TIMESTAMP = FieldSpec("t", FieldClass.PROTECTED, FieldType.TIMESTAMP)
+
+
+@pytest.mark.parametrize("value", ["0002-01-01T16:02:21.196+21:34", "9998-12-31T23:00:00-23:59",
+                                   "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999z"])
+def test_a_timestamps_canonical_form_is_admitted_again(value: str) -> None:
+    """Behaviour: timestamp normalisation is idempotent at the years' edges (a value
+    moved into year 0001 or 9999 by its offset is checked twice on a write)."""
+    clean = _TIMESTAMP.normalize(value)
+    assert isinstance(clean, str) and clean.endswith("Z")
+    assert _TIMESTAMP.normalize(clean) == clean
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-01:00",
+                                   "0000-01-01T00:00:00Z", "2023-02-29T00:00:00Z"])
+def test_timestamps_an_offset_could_move_out_of_the_years_are_refused(value: str) -> None:
+    """Behaviour: years 0001 and 9999 only in UTC (another offset could leave the
+    representable years); no such calendar day: ``wrong_type``."""
+    with pytest.raises(InvalidInput) as info:
+        _TIMESTAMP.normalize(value)
+    assert info.value.code == "wrong_type"
+
+
+@given(st.from_regex(TIMESTAMP_PATTERN, fullmatch=True))
+def test_every_admitted_timestamp_normalises_to_an_admitted_one(value: str) -> None:
+    """Behaviour: whatever the pattern (and the OpenAPI document) admits, the store
+    accepts, and its canonical form is admitted and fixed (checking twice is checking once)."""
+    clean = _TIMESTAMP.normalize(value)
+    assert isinstance(clean, str)
+    assert TIMESTAMP_PATTERN.fullmatch(clean) is not None
+    assert _TIMESTAMP.normalize(clean) == clean
+    assert _TIMESTAMP.decode(_TIMESTAMP.encode(clean)) == clean

@@ -177,7 +177,8 @@ def _value_schema(f: ApiField) -> dict[str, Any]:
         schema = {"type": "boolean"}
     elif f.type == "timestamp":
         schema = {"type": "string", "pattern": TIMESTAMP_REGEX,
-                  "description": "RFC 3339 date-time with a UTC offset (years 0002-9998); "
+                  "description": "RFC 3339 date-time with a UTC offset (years 0001-9999 in UTC, "
+                                 "0002-9998 with another offset); "
                                  "answered normalised to UTC (`Z`)"}
     else:
         schema = {"type": "string", "maxLength": min(f.max_length, MAX_VALUE_BYTES // 4)}

@@ -68,17 +68,23 @@ MAX_VALUE_BYTES = 65536
 _MAX_SCHEMA_BYTES = 1 << 20
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _INT64 = (-(1 << 63), (1 << 63) - 1)
-# RFC 3339 date-time (section 5.6), exactly: a real calendar date of the years 0002 to 9998
-# (so that no UTC offset can move it out of the representable years), seconds 00-59 (no
-# leap second), at most 9 fraction digits.  The same text is the pattern of timestamp
-# fields in the OpenAPI document (gateway.openapi): what it admits, the store accepts.
+# RFC 3339 date-time (section 5.6), exactly: a real calendar date, seconds 00-59 (no leap
+# second), at most 9 fraction digits; in UTC (``Z``, ``+00:00``, ``-00:00``) of the years 0001
+# to 9999, with another offset of the years 0002 to 9998 (so that no offset can move it out of
+# the representable years).  Every value's canonical form (UTC, ``Z``) is itself admitted, so
+# normalizing is idempotent: a value checked twice (the gateway, then the vault) passes twice.
+# The same text is the pattern of timestamp fields in the OpenAPI document (gateway.openapi):
+# what it admits, the store accepts.
+_YEAR_UTC = "(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
 _YEAR = ("(?:000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]"
          "|999[0-8])")
 _LEAP = ("(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)")
 _MONTH_DAY = ("(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)"
               "|(?:0[13578]|1[02])-31)")
-TIMESTAMP_REGEX = (f"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP}-02-29)[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]"
-                   ":[0-5][0-9](?:\\.[0-9]{1,9})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$")
+_TIME = "[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,9})?"
+TIMESTAMP_REGEX = (f"^(?:(?:{_YEAR_UTC}-{_MONTH_DAY}|{_LEAP}-02-29){_TIME}(?:[Zz]|[+-]00:00)"
+                   f"|(?:{_YEAR}-{_MONTH_DAY}|{_LEAP}-02-29){_TIME}"
+                   "[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$")
 TIMESTAMP_PATTERN = re.compile(TIMESTAMP_REGEX)
 _FIELD_KEYS = frozenset({"class", "type", "required", "max_length", "description",
                          "dsp_category", "government_related"})
@@ -420,8 +426,8 @@ def _string_bytes(spec: FieldSpec, value: object) -> bytes:
 def _normalize_timestamp(spec: FieldSpec, value: object) -> str:
     if not isinstance(value, str) or TIMESTAMP_PATTERN.fullmatch(value) is None:
         raise InvalidInput(
-            f"field {spec.name!r} must be an RFC 3339 timestamp (date, time and UTC offset, "
-            "years 0002 to 9998)", code="wrong_type"
+            f"field {spec.name!r} must be an RFC 3339 timestamp (date, time and UTC offset; "
+            "years 0001 to 9999 in UTC, 0002 to 9998 with another offset)", code="wrong_type"
         )
     if len(value) == 20 and value[10] == "T" and value[19] == "Z":
         return value  # whole seconds in UTC, already the canonical form below gives
