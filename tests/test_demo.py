@@ -9,6 +9,7 @@ unreviewed gateway and the one-approver approval are what the audit reports.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,9 @@ BIN = Path(sys.executable).parent / "bordergate"
 
 
 def _free_base_port() -> int:
-    for base in range(18400, 19400, 40):
+    """A base port whose every demo port is free now, searched from a point that
+    differs per process (two pytest-xdist workers do not race for one base)."""
+    for base in range(18400 + (os.getpid() % 20) * 40, 19400, 40):
         if all(port_is_free(p) for p in DemoPorts(base).roles()):
             return base
     raise AssertionError("no free ports")

@@ -105,6 +105,7 @@ def outcome(inspected: ReferenceInspector) -> dict[str, Any]:
                                   "starts": [repr(s) for s in inspected.ledger.starts]}))
 
 
+@pytest.mark.slow
 def test_both_inspectors_find_the_same_on_generated_logs(generator: LogGenerator,
                                                           logs: list[list[bytes]]) -> None:
     """Issue 10 item 1: on 1,000 generated logs, the accelerated inspector (fed whole, in

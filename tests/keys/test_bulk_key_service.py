@@ -94,6 +94,7 @@ def _ask(keyed: KeyedDeployment, entry: bytes, promise: bytes,
                                        for s in subjects]})
 
 
+@pytest.mark.slow
 def test_export_by_a_sealed_field_through_the_key_service(keyed: KeyedDeployment) -> None:
     """Issue 13.3 (exports): an export grouped by a protected field, through a gateway
     that holds no KEK, answers 200; its export entry names the export-intent logged

@@ -23,6 +23,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from bordergate.migration.legacy import MARKER, generate_legacy
 from bordergate.migration.source import open_source
 from bordergate.migration.verify import log_entries
@@ -79,6 +81,7 @@ def _states(directory: Path) -> Counter[str]:
         source.close()
 
 
+@pytest.mark.slow
 def test_sigkill_at_twenty_random_points_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     """Promises 1 and 3, issue 15: after 20 SIGKILLs at random points, each followed by a
     new run, nothing is duplicated, lost or deleted before it is durable and logged: each

@@ -53,6 +53,7 @@ def _source_legacy_ids(path: Path) -> set[int]:
     return {int(m) for m in _LEGACY_ID.findall(data)}
 
 
+@pytest.mark.slow
 def test_hundred_thousand_records_across_three_homes(tmp_path: Path,
                                                      deployment: Deployment) -> None:
     """Promises 1 and 8, issue 15: 100,000 records migrate completely into 3 homes; every

@@ -75,6 +75,7 @@ def published(config: Path, servers: list[WitnessServer]) -> SignedCheckpoint:
                            cosigners=[w.verifier for w in servers])
 
 
+@pytest.mark.slow
 def test_release_and_custodian_writers_publish_only_cosigned_checkpoints(
         witnessed: tuple[Path, list[WitnessServer]]) -> None:
     """Promise 5: each checkpoint published by `release propose`, `release review` and
