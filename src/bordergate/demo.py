@@ -663,7 +663,10 @@ class Demo:
                  f"{self.facts['forged_index']}")
 
     def _append_as_gateway(self, code: str, entry: bytes) -> int:
-        """Append ``entry`` with ``code``'s gateway credential; its index."""
+        """Append ``entry`` with ``code``'s gateway credential and wait until a published
+        checkpoint covers it (the audit that follows reads published checkpoints only:
+        without the wait, the log operator's next publication could come after the
+        audit had read the log, and the forged entry go unseen); its index."""
         import asyncio
 
         from bordergate.config import load_config
@@ -674,7 +677,13 @@ class Demo:
         async def send() -> int:
             log = remote_appender(j, j.log.sequencer.credential_file)  # type: ignore[union-attr]
             try:
-                return await log.append_many([entry])
+                index = int(await log.append_many([entry]))
+                signed = await log.publish(60.0)
+                if signed.checkpoint.size <= index:
+                    raise Unavailable(f"the log operator of {code} published size "
+                                      f"{signed.checkpoint.size}, short of entry {index}",
+                                      code="checkpoint_not_published")
+                return index
             finally:
                 await log.aclose()
         return asyncio.run(send())

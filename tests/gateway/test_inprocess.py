@@ -211,6 +211,9 @@ BAD_INPUT = [
      "approval": "apr-" + "a" * 26}, PARENT, {}, None, 404, "approval_not_found", False),
     ("malformed approval", "GET", "/v1/approvals/xyz", {}, PARENT, {}, None,
      400, "malformed_approval_id", False),
+    # found by schemathesis (ST201): an empty fields= was taken for all fields and read
+    ("empty fields", "GET", "/v1/users/{s}", {"purpose": "operations", "fields": ""}, LOCAL,
+     {}, None, 400, "unknown_field", False),
     # found by schemathesis (ST201): an empty approval was taken for none and read
     ("empty approval on a read", "GET", "/v1/users/{s}", {"purpose": "operations",
      "approval": ""}, LOCAL, {}, None, 400, "malformed_approval_id", False),

@@ -278,10 +278,12 @@ class _Document:
                 "parameters": [
                     record, self.purpose_query(),
                     _param("fields", "query",
-                           {"type": "array", "maxItems": self.model.max_fields,
+                           {"type": "array", "minItems": 1,
+                            "maxItems": self.model.max_fields,
                             "items": {"type": "string", "enum": names}},
-                           "comma-separated field names (default: all; at most "
-                           f"{self.model.max_fields} names)", style="form", explode=False),
+                           "comma-separated field names (absent: all; at least one and at "
+                           f"most {self.model.max_fields} names)", style="form",
+                           explode=False),
                     _param("approval", "query", self.approval,
                            "an approval id (or the Bordergate-Approval header)"),
                     _param("subject", "query", self.subject,

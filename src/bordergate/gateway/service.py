@@ -386,7 +386,13 @@ def _require_purpose(purpose: str | None) -> str:
 
 
 def _requested_fields(raw: str | None, limit: int) -> list[str] | None:
-    if raw is None or raw.strip() == "":
+    """The field names of ``fields=`` (None: the parameter is absent, all fields).
+
+    A present but empty ``fields=`` is refused, not taken for all fields: it is
+    how an array holding one empty name is written (found by schemathesis, ST201),
+    and the OpenAPI document asks for at least one name.
+    """
+    if raw is None:
         return None
     parts = raw.split(",")
     if len(raw) > _MAX_FIELDS_PARAM or len(parts) > limit:  # repeated names count

@@ -134,14 +134,39 @@ def build_runtime(out: Path, *, source: Path | None = None) -> BuiltRuntime:
 
 
 def runtime_key(package_dir: Path | None = None) -> str:
-    """sha256 hex of what determines the runtime's lock: the package, the pins, the Python.
+    """sha256 hex of what determines the runtime's lock: the package, the project's
+    metadata (``pyproject.toml`` and the readme it names: the wheel's METADATA holds
+    them, so a change to either changes the wheel's hash and the runtime's digest),
+    the pins, the Python.
 
     (The requirements lock itself needs the wheel built first; these are its inputs.)
     """
     from bordergate.tree_digest import digest_directory
-    pkg = digest_directory(package_dir or installed_package_dir()).digest
-    text = "\n".join([pkg, sys.version, *(f"{n}=={v}" for n, v in pins())])
-    return hashlib.sha256(text.encode()).hexdigest()
+    pkg = package_dir or installed_package_dir()
+    parts = [digest_directory(pkg).digest, *_metadata_digests(pkg), sys.version,
+             *(f"{n}=={v}" for n, v in pins())]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _metadata_digests(package_dir: Path) -> list[str]:
+    """``name sha256`` of the source tree's ``pyproject.toml`` and of the readme it
+    names; none for an installed (not checked-out) package, which cannot be built."""
+    import tomllib
+    try:
+        tree = source_tree(package_dir)
+    except ConfigError:
+        return []
+    pyproject = tree / "pyproject.toml"
+    files = [pyproject]
+    try:
+        readme = tomllib.loads(pyproject.read_text("utf-8")).get("project", {}).get("readme")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        readme = None  # pip's build refuses it too; the key still covers its bytes
+    if isinstance(readme, dict):
+        readme = readme.get("file")
+    if isinstance(readme, str) and (tree / readme).is_file():
+        files.append(tree / readme)
+    return [f"{f.name} {hashlib.sha256(f.read_bytes()).hexdigest()}" for f in files]
 
 
 def cached_runtime(cache_dir: Path) -> BuiltRuntime:
