@@ -32,6 +32,7 @@ stays sequential).
 from __future__ import annotations
 
 import ctypes
+import importlib
 import os
 import signal
 import sys
@@ -179,6 +180,10 @@ def run_parallel(source_url: str, deployment: Deployment, mapping: MigrationMapp
         engine = PolicyEngine(PolicyBundle.load(deployment.policy_bundle_path))
         import bordergate.log_access
         import bordergate.log_witnessing  # noqa: F401
+        if any(deployment.jurisdiction(code).log.sequencer is not None for code in codes):
+            # the log operator's client runs on anyio, which imports its asyncio backend
+            # on first use: 1.4 % of each worker's CPU when every worker imported it
+            importlib.import_module("anyio._backends._asyncio")
         counts = worker_counts(deployment, plan, codes)
         workers = _start_workers([
             _Job(source_url, base_dir, deployment, mapping, plan, schema, code, (index, count),
