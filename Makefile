@@ -38,7 +38,9 @@ unit: $(STAMP) system-packages
 
 test: lint unit
 
+# wrk: bench_gateway's load generator (its httpx fallback saturates first).
 bench: $(STAMP)
+	@dpkg -s wrk >/dev/null 2>&1 || { apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq wrk >/dev/null; }
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
