@@ -38,9 +38,11 @@ unit: $(STAMP) system-packages
 
 test: lint unit
 
-# wrk: bench_gateway's load generator (its httpx fallback saturates first).
-bench: $(STAMP)
-	@dpkg -s wrk >/dev/null 2>&1 || { apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq wrk >/dev/null; }
+# wrk: bench_gateway's load generator (its httpx fallback saturates first); installed
+# by system-packages, which sees this target's DEB_PACKAGES (GNU make passes a
+# target's variables on to its prerequisites).
+bench: DEB_PACKAGES = wrk
+bench: $(STAMP) system-packages
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
