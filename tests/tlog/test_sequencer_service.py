@@ -110,6 +110,42 @@ def test_workers_share_one_log(service: Service) -> None:
         assert client.entry(index, 600) == entry
 
 
+
+def test_a_checkpoint_short_of_acknowledged_entries_is_refused(service: Service) -> None:
+    """Promise 5 (published means seen): a log operator that answers ``/publish`` with
+    an older, honestly signed checkpoint, one that stops short of entries it
+    acknowledged, is refused by the appender (``checkpoint_not_published``), so a
+    migration part or the demo's injected entry is never taken for published while
+    readers of published checkpoints cannot see it.  The real service sequences;
+    the stale answer is put on the wire between it and the appender."""
+    stale = httpx.get(service.url + "/checkpoint").content  # size 0, before any append
+
+    async def lying(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/publish":
+            return httpx.Response(200, content=stale)
+        async with httpx.AsyncClient() as real:
+            answer = await real.request(request.method, service.url + request.url.raw_path.decode(),
+                                        headers=request.headers, content=request.content)
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+    async def run() -> tuple[int, Unavailable]:
+        client = httpx.AsyncClient(transport=httpx.MockTransport(lying))
+        remote = RemoteSequencer(service.url, service.token, log_signer().verifier(),
+                                 client=client)
+        try:
+            index = await remote.append(b"acknowledged entry")
+            with pytest.raises(Unavailable) as info:
+                await remote.publish()
+            return index, info.value
+        finally:
+            await remote.aclose()
+            await client.aclose()
+    index, refused = asyncio.run(run())
+    assert index == 0
+    assert refused.code == "checkpoint_not_published"
+    assert "short of entry 0" in str(refused)
+
+
 def test_dead_sequencer_fails_appends(service: Service) -> None:
     """Promise 3: with the sequencer gone, appends fail (fail closed), then recover."""
     async def one(entry: bytes) -> int:

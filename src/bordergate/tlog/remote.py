@@ -130,6 +130,7 @@ class RemoteSequencer:
                                    Expect]] = []
         self._promise_senders: set[asyncio.Task[None]] = set()
         self._checkpoint: SignedCheckpoint | None = None
+        self._acknowledged = 0  # one past the last index acknowledged to this appender
         # id(expectation mapping) -> (the mapping, kept alive; its batch key)
         self._shared: dict[int, tuple[Mapping[str, int], _Expected]] = {}
 
@@ -263,6 +264,7 @@ class RemoteSequencer:
             try:
                 r = await self._post("/append?promise=1", encode_entries(entries), group[0][2])
                 first, texts = self._promised_answer(r, entries)
+                self._acknowledged = max(self._acknowledged, first + len(entries))
             except Exception as e:  # every waiter of this request gets the same failure
                 err = e if isinstance(e, Unavailable | InvalidInput | VerificationError
                                       | StaleState) \
@@ -280,9 +282,11 @@ class RemoteSequencer:
     async def _send_loop(self) -> None:
         while self._pending:
             group, self._pending = _take(self._pending)
-            body = encode_entries([e for batch, _, _ in group for e in batch])
+            entries = [e for batch, _, _ in group for e in batch]
             try:
-                first = self._first_of(await self._post("/append", body, group[0][2]))
+                first = self._first_of(await self._post("/append", encode_entries(entries),
+                                                        group[0][2]))
+                self._acknowledged = max(self._acknowledged, first + len(entries))
             except Exception as e:  # every waiter of this batch gets the same failure
                 err = e if isinstance(e, Unavailable | InvalidInput | StaleState) else \
                     Unavailable(f"sequencer service failed: {e}", code="log_unavailable")
@@ -354,10 +358,14 @@ class RemoteSequencer:
         return self._checkpoint
 
     async def publish(self, timeout: float = 30.0) -> SignedCheckpoint:
-        """Ask the service for a checkpoint covering everything sequenced so far.
+        """Ask the service for a checkpoint covering everything sequenced so far,
+        checked to cover every entry it acknowledged to this appender.
 
         Raises:
-            Unavailable: not published in time, or the service failed.
+            Unavailable: not published in time, or the service failed;
+                ``checkpoint_not_published``: the checkpoint stops short of an entry
+                the service acknowledged (readers of published checkpoints would not
+                see it).
             VerificationError: the service returned a badly signed checkpoint.
         """
         try:
@@ -374,6 +382,10 @@ class RemoteSequencer:
                               code="checkpoint_timeout")
         signed = open_checkpoint(r.content, self.verifier)
         self._checkpoint = signed
+        if signed.checkpoint.size < self._acknowledged:
+            raise Unavailable(f"the sequencer service published size {signed.checkpoint.size}, "
+                              f"short of entry {self._acknowledged - 1} it acknowledged",
+                              code="checkpoint_not_published")
         return signed
 
     def close(self) -> None:
