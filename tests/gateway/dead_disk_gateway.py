@@ -49,6 +49,10 @@ class DeadDiskStorage:
         self._check()
         self._inner.sync()
 
+    def sync_wal(self) -> None:
+        self._check()
+        self._inner.sync_wal()
+
     def wal_append(self, first: int, count: int, encoded: bytes) -> None:
         self._check()
         self._inner.wal_append(first, count, encoded)

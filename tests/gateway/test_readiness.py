@@ -76,7 +76,7 @@ class RefusingStorage:
 
     def __getattr__(self, name: str) -> object:
         attr = getattr(self._inner, name)
-        if name in {"put", "sync", "wal_append", "wal_trim", "publish_checkpoint"}:
+        if name in {"put", "sync", "sync_wal", "wal_append", "wal_trim", "publish_checkpoint"}:
             def refusing(*args: object) -> object:
                 if self.dead:
                     raise Unavailable("disk refuses writes", code="log_unwritable")

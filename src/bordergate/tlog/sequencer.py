@@ -1,10 +1,16 @@
 """The single, durable, batching writer of one log.
 
 Callers submit entries and get their indexes once the entries are durable.
-The entry bundles are the log's own write-ahead record: a writer thread takes
-a batch from the queue, integrates it into the tree edge, writes the full
-bundles and tiles it completes plus the new partial bundle, syncs storage once
-(group commit) and only then acknowledges the batch.  A publisher thread, at
+A writer thread takes a batch from the queue, integrates it into the tree
+edge and writes the full bundles and tiles it completes; an acknowledger
+thread syncs storage once for every batch written meanwhile (group commit)
+and only then acknowledges them.  A large batch is made durable by its
+bundles (the new partial bundle written too) and acknowledged after a full
+sync; a small one, the usual case of a serving gateway, by one write-ahead
+record and acknowledged after the write-ahead log alone is synced: the full
+bundles and tiles it completed are made durable by the next checkpoint's sync
+(a full bundle of 3 KB entries is 768 KB; syncing it on the acknowledgement's
+path stalled every append behind it).  A publisher thread, at
 least every ``checkpoint_interval`` seconds, writes the partial hash tiles,
 syncs, signs a checkpoint, gathers witness cosignatures (when configured) and
 publishes it.  Recovery after a crash restores the tree edge from the last
@@ -173,7 +179,8 @@ class Sequencer:
         self._threads: list[threading.Thread] = []
         self._written_partials: set[TileRef] = set()
         self._ack_cond = threading.Condition()
-        self._to_ack: deque[tuple[list[_Submission], int]] = deque()
+        # (batch, its first index, whether it is in the write-ahead log)
+        self._to_ack: deque[tuple[list[_Submission], int, bool]] = deque()
         self._writer_done = False
         self._state_keys = state_keys
         self._versions: dict[str, int] = {}
@@ -526,14 +533,14 @@ class Sequencer:
                         continue
                 entries = [e for sub in taken for e in sub.entries]
                 try:
-                    self._integrate(entries, sync=False)
+                    ahead = self._integrate(entries, sync=False)
                 except Exception as e:
                     self._set_failure(e)
                     self._fail(taken, e)
                     continue
                 self._next = first + len(entries)
                 with self._ack_cond:
-                    self._to_ack.append((taken, first))
+                    self._to_ack.append((taken, first, ahead))
                     self._ack_cond.notify()
         finally:
             with self._ack_cond:
@@ -570,33 +577,39 @@ class Sequencer:
                 groups = list(self._to_ack)
                 self._to_ack.clear()
             try:
-                self.storage.sync()
+                if all(ahead for _, _, ahead in groups):  # every batch in the write-ahead log
+                    self.storage.sync_wal()
+                else:
+                    self.storage.sync()
             except Exception as e:
                 self._set_failure(e)
-                for taken, _ in groups:
+                for taken, _, _ in groups:
                     self._fail(taken, e)
                 continue
-            for taken, first in groups:
+            for taken, first, _ in groups:
                 index = first
                 for sub in taken:
                     sub.future.set_result(index)
                     index += len(sub.entries)
 
     def _integrate(self, entries: Sequence[bytes], *, sync: bool = True,
-                   recovering: bool = False) -> None:
-        """Add entries to the tree edge and write them down (and sync).
+                   recovering: bool = False) -> bool:
+        """Add entries to the tree edge and write them down (and sync); returns
+        whether the batch went to the write-ahead log.
 
-        A batch smaller than the partial bundle it would rewrite goes to the
-        write-ahead log as one record (the partial bundle is written at the next
-        checkpoint); a larger one writes its bundles directly.  Either way the
-        full bundles and tiles it completes are written.
+        A batch of fewer entries than a bundle holds goes to the write-ahead log
+        as one record (the partial bundle is written at the next checkpoint); a
+        larger one, or one replayed by recovery, writes its bundles directly.
+        Either way the full bundles and tiles it completes are written (durable
+        by the next sync: a small batch's acknowledgement syncs the write-ahead
+        log alone, so it never waits for a full bundle).
         """
         sha = _sha256
         hashes = [sha(b"\x00" + e).digest() for e in entries]
         with self._state_lock:
-            first, pending = self._frontier.size, len(self._frontier.bundle)
+            first = self._frontier.size
             done = self._frontier.append(entries, hashes)
-            small = len(entries) < pending and not recovering
+            small = len(entries) < TILE_WIDTH and not recovering
             if not small:
                 done += self._frontier.partial_bundle()
             try:
@@ -609,6 +622,7 @@ class Sequencer:
                 # under the state lock, so no checkpoint can cover the lost batch
                 self._set_failure(e)
                 raise
+        return small
 
     def _set_failure(self, e: Exception) -> None:
         with self._cond:

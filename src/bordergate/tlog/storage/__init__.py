@@ -7,10 +7,15 @@ directory any static web server can serve as-is) and ``postgres``.
 The sequencer's durability contract rests on these operations:
 
 * ``put`` and ``wal_append`` may be lazy; ``sync`` makes every earlier
-  ``put`` and ``wal_append`` durable.  A large batch is made durable by its
-  entry bundles (full ones and the new partial one); a small batch, which
-  would otherwise rewrite a partial bundle many times its size, by one
-  write-ahead record.  A batch is acknowledged once a later ``sync`` returned;
+  ``put`` and ``wal_append`` durable, ``sync_wal`` every earlier
+  ``wal_append`` only.  A large batch is made durable by its entry bundles
+  (full ones and the new partial one) and acknowledged after a ``sync``; a
+  small batch, which would otherwise rewrite a partial bundle many times its
+  size, by one write-ahead record, and acknowledged after a ``sync_wal``: the
+  full bundles and tiles it completes are made durable by the next
+  checkpoint's ``sync``, before the checkpoint that names them is published
+  (until then the write-ahead log holds their entries, and recovery writes
+  them again);
 * ``wal_replay`` yields the records holding entries at or after an index,
   ``wal_trim`` forgets those wholly below a published size;
 * ``publish_checkpoint`` atomically and durably replaces the checkpoint;
@@ -58,7 +63,11 @@ class LogStorage(Protocol):
         """Store tiles or bundles by path; durable only after :meth:`sync`."""
 
     def sync(self) -> None:
-        """Make every earlier :meth:`put` durable."""
+        """Make every earlier :meth:`put` and :meth:`wal_append` durable; a sync
+        running in another thread has finished its work when this one returns."""
+
+    def sync_wal(self) -> None:
+        """Make every earlier :meth:`wal_append` durable (puts may stay lazy)."""
 
     def publish_checkpoint(self, note: bytes) -> None:
         """Atomically and durably replace the signed checkpoint."""

@@ -57,6 +57,9 @@ class MemoryStorage:
     def sync(self) -> None:
         self._check()
 
+    def sync_wal(self) -> None:
+        self._check()
+
     def publish_checkpoint(self, note: bytes) -> None:
         self._check()
         self.objects[CHECKPOINT_PATH] = note

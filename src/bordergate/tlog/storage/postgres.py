@@ -128,7 +128,7 @@ class PostgresStorage:
                 self._pending[path] = data
 
     def sync(self) -> None:
-        """Write every buffered tile in one committed transaction.
+        """Write every buffered tile and write-ahead record in one committed transaction.
 
         Raises:
             Unavailable: the database refused it.
@@ -136,24 +136,39 @@ class PostgresStorage:
         with self._mutex:
             pending, self._pending = self._pending, {}
             wal, self._pending_wal = self._pending_wal, []
-            if not pending and not wal:
-                return
-            self._check_writer()
-            rows = [(self.log, p, d) for p, d in pending.items()]
-            try:
-                conn = self._db()
-                with conn.transaction(), conn.cursor() as cur:
-                    if rows:
-                        cur.executemany(
-                            "INSERT INTO tlog_object (log, path, data) VALUES (%s, %s, %s) "
-                            "ON CONFLICT (log, path) DO UPDATE SET data = EXCLUDED.data", rows)
-                    if wal:
-                        cur.executemany(
-                            "INSERT INTO tlog_wal (log, first, count, data) VALUES (%s, %s, %s, %s)"
-                            " ON CONFLICT (log, first) DO UPDATE SET count = EXCLUDED.count, "
-                            "data = EXCLUDED.data", [(self.log, f, c, d) for f, c, d in wal])
-            except psycopg.Error as e:
-                raise Unavailable(f"log tile write failed: {e}", code="log_unwritable") from e
+            self._commit(pending, wal)
+
+    def sync_wal(self) -> None:
+        """Write every buffered write-ahead record in one committed transaction
+        (buffered tiles wait for the next :meth:`sync`).
+
+        Raises:
+            Unavailable: the database refused it.
+        """
+        with self._mutex:
+            wal, self._pending_wal = self._pending_wal, []
+            self._commit({}, wal)
+
+    def _commit(self, pending: dict[str, bytes], wal: list[tuple[int, int, bytes]]) -> None:
+        """One transaction of ``pending`` tiles and ``wal`` records (under ``_mutex``)."""
+        if not pending and not wal:
+            return
+        self._check_writer()
+        rows = [(self.log, p, d) for p, d in pending.items()]
+        try:
+            conn = self._db()
+            with conn.transaction(), conn.cursor() as cur:
+                if rows:
+                    cur.executemany(
+                        "INSERT INTO tlog_object (log, path, data) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (log, path) DO UPDATE SET data = EXCLUDED.data", rows)
+                if wal:
+                    cur.executemany(
+                        "INSERT INTO tlog_wal (log, first, count, data) VALUES (%s, %s, %s, %s)"
+                        " ON CONFLICT (log, first) DO UPDATE SET count = EXCLUDED.count, "
+                        "data = EXCLUDED.data", [(self.log, f, c, d) for f, c, d in wal])
+        except psycopg.Error as e:
+            raise Unavailable(f"log tile write failed: {e}", code="log_unwritable") from e
 
     def publish_checkpoint(self, note: bytes) -> None:
         with self._mutex:  # committed by this sync, not swept into another thread's
