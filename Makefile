@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Debian packages the test suite needs; installed only when missing.
 DEB_PACKAGES := softhsm2 chromium
 
-.PHONY: demo test lint typecheck unit bench system-packages clean
+.PHONY: demo test lint typecheck unit bench fuzz system-packages clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH" >&2; exit 2; }
@@ -37,6 +37,13 @@ unit: $(STAMP) system-packages
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --maxprocesses 4 --dist loadfile
 
 test: lint unit
+
+# The schemathesis tests with a fresh random seed (make test runs them with a fixed
+# one, tests/gateway/conftest.py: FUZZ_SEED); `st run` prints the seed it drew, which
+# BORDERGATE_FUZZ_SEED=N replays, Hypothesis the example that failed.
+fuzz: $(STAMP)
+	BORDERGATE_FUZZ_SEED=random $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 \
+	  tests/gateway/test_openapi_conformance.py tests/gateway/test_processes.py -k schemathesis
 
 # wrk: bench_gateway's load generator (its httpx fallback saturates first); installed
 # by system-packages, which sees this target's DEB_PACKAGES (GNU make passes a

@@ -35,6 +35,18 @@ class RunningDeployment:
         return Path(self.deployment.jurisdiction(code).log.storage)
 
 
+#: The seed of the suite's schemathesis runs unless ``BORDERGATE_FUZZ_SEED`` names
+#: another (a number) or ``random`` (``make fuzz``): ``make test`` must give the
+#: same verdict on the same code, and a failure it reports must replay.
+FUZZ_SEED = 20261201
+
+
+def fuzz_seed() -> int | None:
+    """The schemathesis seed to run with; None for a fresh random one."""
+    chosen = os.environ.get("BORDERGATE_FUZZ_SEED", str(FUZZ_SEED))
+    return None if chosen == "random" else int(chosen)
+
+
 def start_process(config: Path, code: str, *, env: dict[str, str] | None = None
                   ) -> subprocess.Popen[bytes]:
     """Start ``bordergate gateway serve`` for ``code`` (development: --unreviewed)."""
