@@ -50,7 +50,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
@@ -147,6 +147,35 @@ class _Submission:
         self.entries = entries
         self.future = future
         self.expect = expect
+
+
+class _WriteAhead:
+    """The write-ahead records, in index order, read once a bundle's window at a time
+    (recovery's check of the bundles after the checkpoint; memory: one window)."""
+
+    def __init__(self, records: Iterator[tuple[int, list[bytes]]]) -> None:
+        self._records = records
+        self._held: list[tuple[int, list[bytes]]] = []
+        self._exhausted = False
+
+    def disagrees(self, first: int, entries: Sequence[bytes]) -> bool:
+        """Whether a record holds another entry at an index of ``first``,
+        ``first + 1``, ... than ``entries`` does (windows must not go backwards)."""
+        end = first + len(entries)
+        self._held = [(f, e) for f, e in self._held if f + len(e) > first]
+        while not self._exhausted and (not self._held or
+                                       self._held[-1][0] + len(self._held[-1][1]) < end):
+            record = next(self._records, None)
+            if record is None:
+                self._exhausted = True
+            elif record[0] + len(record[1]) > first:
+                self._held.append(record)
+        for held_first, held in self._held:
+            lo, hi = max(first, held_first), min(end, held_first + len(held))
+            if lo < hi and held[lo - held_first:hi - held_first] != \
+                    list(entries[lo - first:hi - first]):
+                return True
+        return False
 
 
 class Sequencer:
@@ -254,7 +283,7 @@ class Sequencer:
                 f"log storage does not reproduce the published root of size {cp.size}",
                 code="log_storage_damaged")
         self._frontier, self._published = frontier, signed
-        self._replay_bundles()
+        self._replay_bundles(_WriteAhead(self.storage.wal_replay(cp.size)))
         self._replay_wal()
         self._next = frontier.size
         self._rebuild_versions()
@@ -307,8 +336,14 @@ class Sequencer:
             if skip < len(entries):
                 self._integrate(entries[skip:], recovering=True)
 
-    def _replay_bundles(self) -> None:
-        """Integrate the durable entries found in bundles after the checkpoint."""
+    def _replay_bundles(self, write_ahead: _WriteAhead) -> None:
+        """Integrate the durable entries found in bundles after the checkpoint.
+
+        A bundle that disagrees with an entry the write-ahead log holds was not
+        synced when a power loss took part of it back (a small batch's bundles are
+        synced by the next checkpoint, its record at once): it is passed over like a
+        torn one, and the write-ahead records give those entries.
+        """
         frontier = self._frontier
         while True:
             index, have = divmod(frontier.size, TILE_WIDTH)
@@ -323,7 +358,9 @@ class Sequencer:
                 try:
                     entries = decode_bundle(data, width)
                 except VerificationError:
-                    continue  # torn by the crash: never acknowledged
+                    continue  # torn by the crash: never acknowledged, or in the WAL
+                if write_ahead.disagrees(frontier.size, entries[have:]):
+                    continue  # not synced, and torn so that it still decodes
                 if entries[:have] != frontier.bundle:
                     raise VerificationError(f"bundle {ref.path} disagrees with the log",
                                             code="log_storage_damaged")
