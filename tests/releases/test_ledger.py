@@ -87,7 +87,8 @@ def test_duplicate_reviewer_counts_once(manifest: Manifest) -> None:
     assert codes(ledger) == ["review_duplicate"]
 
 
-@pytest.mark.parametrize("field", ["note", "verdict", "release", "signature", "time"])
+@pytest.mark.parametrize("field", ["note", "verdict", "release", "signature", "time",
+                                   "signature-spelling"])
 def test_tampered_review_does_not_count(manifest: Manifest, field: str) -> None:
     """Promise 6: a review whose signed statement was altered does not verify or count."""
     good = json.loads(review("bob", manifest.id, verdict="reject"))
@@ -99,6 +100,12 @@ def test_tampered_review_does_not_count(manifest: Manifest, field: str) -> None:
         good["release"] = "sha256:" + "1" * 64
     elif field == "time":
         good["time"] = "2027-01-15T08:00:00.000Z"
+    elif field == "signature-spelling":  # the same 64 bytes, other unused low bits
+        text = good["signature"]
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        last = text[-3]
+        good["signature"] = text[:-3] + alphabet[alphabet.index(last) ^ 1] + text[-2:]
+        assert base64.b64decode(good["signature"]) == base64.b64decode(text)
     else:
         sig = bytearray(base64.b64decode(good["signature"]))
         sig[0] ^= 1

@@ -169,7 +169,9 @@ def test_signature_verifies_and_binds_digest_serial_and_jurisdiction() -> None:
     {}, {"roster": "sha256:00", "serial": "1", "key": "k", "signature": "AA=="},
     {"roster": "sha256:00", "serial": True, "key": "k", "signature": "AA=="},
     {"roster": "sha256:00", "serial": 1, "key": "k", "signature": "!!"},
-], ids=["empty", "serial-text", "serial-bool", "signature-not-base64"])
+    {"roster": "sha256:00", "serial": 1, "key": "k", "signature": "AB=="},
+], ids=["empty", "serial-text", "serial-bool", "signature-not-base64",
+        "signature-not-canonical-base64"])
 def test_malformed_signature_members(body: dict[str, object]) -> None:
     """A roster entry or .sig file with ill-typed members is ``roster_signature_malformed``."""
     with pytest.raises(VerificationError) as caught:

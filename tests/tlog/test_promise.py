@@ -37,6 +37,19 @@ def test_altered_promise_is_refused(entry: bytes, data: st.DataObject) -> None:
     assert e.value.code in ("malformed_promise", "promise_signature_invalid")
 
 
+def test_another_spelling_of_the_signature_is_refused() -> None:
+    """Bad input (found by the property above): the signature's last base64 character
+    respelled with other unused low bits decodes to the same 64 bytes; a promise has
+    one text, so it is ``malformed_promise``, not a second valid promise."""
+    text = promise_for(SIGNER, 7, b"entry", 1000).decode()
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    at = text.rindex("==") - 1
+    respelled = text[:at] + alphabet[alphabet.index(text[at]) ^ 1] + text[at + 1:]
+    with pytest.raises(VerificationError) as e:
+        open_promise(respelled.encode(), SIGNER.verifier())
+    assert e.value.code == "malformed_promise"
+
+
 def test_another_key_and_a_checkpoint_are_not_promises() -> None:
     """Domain separation: another log's key does not verify it, and a checkpoint
     signed by the same key is not a promise."""

@@ -20,14 +20,13 @@ files, clocks or logs.
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bordergate.entries import canonical_json, format_time
 from bordergate.errors import ConfigError, VerificationError
-from bordergate.tlog.note import Ed25519Verifier, Signer
+from bordergate.tlog.note import Ed25519Verifier, Signer, decode_base64
 
 __all__ = [
     "REVIEW_CONTEXT",
@@ -141,9 +140,10 @@ def verify_review(body: Mapping[str, Any], time: str, *, log: str,
         raise VerificationError(
             f"review by {str(fields['reviewer'])[:60]!r} with a key not configured for "
             "that reviewer", code="review_unknown_reviewer")
-    try:
-        signature = base64.b64decode(str(fields["signature"]), validate=True)
-    except (binascii.Error, ValueError):
+    try:  # canonical base64: one text per signature (another spelling does not verify)
+        signature = decode_base64(str(fields["signature"]), code="review_bad_signature",
+                                  what="a review's signature")
+    except VerificationError:
         signature = b""
     statement = review_statement(log=log, release=str(fields["release"]),
                                  reviewer=reviewer.name, verdict=str(fields["verdict"]),

@@ -25,7 +25,6 @@ Pure: values in, values out.  Codes: ``roster_signature_malformed``,
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +32,7 @@ from typing import Any
 from bordergate.entries import canonical_json
 from bordergate.errors import ConfigError, VerificationError
 from bordergate.roster.document import Roster, parse_roster
-from bordergate.tlog.note import Ed25519Verifier, Signer
+from bordergate.tlog.note import Ed25519Verifier, Signer, decode_base64
 
 __all__ = [
     "ROSTER_CONTEXT",
@@ -89,11 +88,8 @@ class RosterSignature:
                 not isinstance(serial, int):
             raise VerificationError("a roster signature has string roster, key and signature "
                                     "and an integer serial", code="roster_signature_malformed")
-        try:
-            raw = base64.b64decode(values["signature"], validate=True)
-        except (binascii.Error, ValueError):
-            raise VerificationError("the roster signature is not base64",
-                                    code="roster_signature_malformed") from None
+        raw = decode_base64(values["signature"], code="roster_signature_malformed",
+                            what="the roster signature")  # canonical: one text per signature
         return cls(values["roster"], serial, values["key"], raw)
 
 

@@ -25,13 +25,12 @@ This module is pure: bytes in, values out; the time is a parameter.
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from dataclasses import dataclass
 
 from bordergate.errors import VerificationError
 from bordergate.tlog import merkle
-from bordergate.tlog.note import Signer, Verifier
+from bordergate.tlog.note import Signer, Verifier, decode_base64
 
 __all__ = ["MAX_PROMISE", "InclusionPromise", "open_promise", "promise_for"]
 
@@ -95,11 +94,11 @@ def open_promise(data: bytes, verifier: Verifier) -> InclusionPromise:
     origin, index, leaf, time_ms = lines[:4]
     if not origin or _DECIMAL.match(index) is None or _DECIMAL.match(time_ms) is None:
         raise VerificationError("bad promise origin, index or time", code="malformed_promise")
-    try:
-        leaf_hash = base64.b64decode(leaf, validate=True)
-        signature = base64.b64decode(lines[4][len(_DASH):], validate=True)
-    except (binascii.Error, ValueError):
-        raise VerificationError("bad base64 in a promise", code="malformed_promise") from None
+    # canonical base64 only: another spelling of the same signature (other bits in
+    # the last character's unused low bits) would be a second valid promise text
+    leaf_hash = decode_base64(leaf, code="malformed_promise", what="a promise's leaf hash")
+    signature = decode_base64(lines[4][len(_DASH):], code="malformed_promise",
+                              what="a promise's signature")
     promise = InclusionPromise(origin, int(index), leaf_hash, int(time_ms))
     if len(leaf_hash) != 32 or promise.statement() != "\n".join(lines[:4]).encode() + b"\n":
         raise VerificationError("promise is not in canonical form", code="malformed_promise")
