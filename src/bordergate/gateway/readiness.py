@@ -30,7 +30,6 @@ without that durable re-check.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,10 +37,10 @@ from typing import Any
 
 from bordergate.errors import BordergateError, NotFound
 from bordergate.gateway.service import Gateway, SequencerLog
+from bordergate.tlog.recovery import keep_recovering
 
 __all__ = ["Check", "Readiness", "recover_while_serving"]
 
-log = logging.getLogger(__name__)
 
 _PROBE_RECORD = "readiness-probe"  # never a record id: the lookup must find nothing
 STALE_AFTER = 10.0                 # seconds with unpublished entries before "degraded"
@@ -159,14 +158,12 @@ async def recover_while_serving(gateway: Gateway, interval: float = 1.0) -> None
     appender = gateway.log
     if not isinstance(appender, SequencerLog):
         return  # a sequencer service recovers (or not) in its own process
-    while True:
-        await asyncio.sleep(interval)
-        if appender.failure() is None:
-            continue
-        try:
-            await appender.recover()
-        except Exception as exc:  # still failing closed; the next turn tries again
-            log.info("log of %s still fails closed: [%s] %s", gateway.jurisdiction,
-                     getattr(exc, "code", type(exc).__name__), exc)
-        else:
-            log.warning("log of %s recovered: serving again", gateway.jurisdiction)
+    log_of = appender
+
+    async def recover() -> bool:
+        if log_of.failure() is None:
+            return False
+        await log_of.recover()
+        return True
+
+    await keep_recovering(recover, interval, f"log of {gateway.jurisdiction}")

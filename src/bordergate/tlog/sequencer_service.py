@@ -50,7 +50,6 @@ import base64
 import binascii
 import contextlib
 import json
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -69,6 +68,7 @@ from bordergate.errors import (
     VerificationError,
 )
 from bordergate.tlog.credentials import CredentialList
+from bordergate.tlog.recovery import keep_recovering
 from bordergate.tlog.sequencer import Sequencer
 from bordergate.tlog.server import log_routes
 from bordergate.tlog.tiles import ENTRY_MAX
@@ -77,7 +77,6 @@ __all__ = ["EXPECT_HEADER", "EntryCheck", "SequencerApp", "ServingSequencer", "d
            "decode_expect", "decode_guarded", "encode_entries", "encode_expect",
            "make_sequencer_app"]
 
-log = logging.getLogger(__name__)
 
 #: ``check(credential_id, entry)``: raises VerificationError to refuse the entry.
 EntryCheck = Callable[[str, bytes], None]
@@ -246,15 +245,8 @@ class ServingSequencer:
 
     async def recover_while_serving(self, interval: float) -> None:
         """Until cancelled: :meth:`recover` once per ``interval`` seconds."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                if await self.recover():
-                    log.warning("sequencer of %s recovered: appending again",
-                                self.sequencer.signer.name)
-            except Exception as exc:  # still failing closed; the next turn tries again
-                log.info("sequencer still fails closed: [%s] %s",
-                         getattr(exc, "code", type(exc).__name__), exc)
+        await keep_recovering(self.recover, interval,
+                              f"sequencer of {self.sequencer.signer.name}")
 
     def close(self) -> None:
         self.sequencer.close()
