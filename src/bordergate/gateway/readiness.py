@@ -158,12 +158,4 @@ async def recover_while_serving(gateway: Gateway, interval: float = 1.0) -> None
     appender = gateway.log
     if not isinstance(appender, SequencerLog):
         return  # a sequencer service recovers (or not) in its own process
-    log_of = appender
-
-    async def recover() -> bool:
-        if log_of.failure() is None:
-            return False
-        await log_of.recover()
-        return True
-
-    await keep_recovering(recover, interval, f"log of {gateway.jurisdiction}")
+    await keep_recovering(appender.recover, interval, f"log of {gateway.jurisdiction}")

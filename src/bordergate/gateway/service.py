@@ -322,9 +322,10 @@ class SequencerLog:
         """Entries sequenced durably but not yet covered by a published checkpoint."""
         return self.sequencer.size - self.sequencer.published_size
 
-    async def recover(self) -> None:
+    async def recover(self) -> bool:
         """Replace a failed sequencer by one recovered from storage (fail closed
-        until then: appends meanwhile go to the failed one and get ``Unavailable``).
+        until then: appends meanwhile go to the failed one and get ``Unavailable``);
+        whether it was replaced (False: nothing had failed).
 
         Raises:
             Unavailable, VerificationError, Conflict: as ``Sequencer.reopen``;
@@ -332,8 +333,9 @@ class SequencerLog:
         """
         failed = self.sequencer
         if failed.failure is None:
-            return
+            return False
         self.sequencer = await asyncio.to_thread(failed.reopen)
+        return True
 
     async def publish(self, timeout: float) -> SignedCheckpoint:
         return await asyncio.to_thread(self.sequencer.publish, timeout)

@@ -150,8 +150,9 @@ class _Submission:
 
 
 class _WriteAhead:
-    """The write-ahead records, in index order, read once a bundle's window at a time
-    (recovery's check of the bundles after the checkpoint; memory: one window)."""
+    """The write-ahead records, in index order, read once: a bundle's window at a time
+    while recovery checks the bundles after the checkpoint (memory: one window), then
+    the rest for its replay (:meth:`rest`)."""
 
     def __init__(self, records: Iterator[tuple[int, list[bytes]]]) -> None:
         self._records = records
@@ -176,6 +177,12 @@ class _WriteAhead:
                     list(entries[lo - first:hi - first]):
                 return True
         return False
+
+    def rest(self) -> Iterator[tuple[int, list[bytes]]]:
+        """The records not yet passed over, in order: those held, then the unread."""
+        yield from self._held
+        self._held = []
+        yield from self._records
 
 
 class Sequencer:
@@ -283,8 +290,9 @@ class Sequencer:
                 f"log storage does not reproduce the published root of size {cp.size}",
                 code="log_storage_damaged")
         self._frontier, self._published = frontier, signed
-        self._replay_bundles(_WriteAhead(self.storage.wal_replay(cp.size)))
-        self._replay_wal()
+        write_ahead = _WriteAhead(self.storage.wal_replay(cp.size))
+        self._replay_bundles(write_ahead)
+        self._replay_wal(write_ahead.rest())
         self._next = frontier.size
         self._rebuild_versions()
         if frontier.size != cp.size:
@@ -325,9 +333,10 @@ class Sequencer:
         """The index of the last entry sequenced that changed ``key`` (-1: none)."""
         return self._versions.get(key, -1)
 
-    def _replay_wal(self) -> None:
-        """Integrate the durable write-ahead records after what the bundles held."""
-        for first, entries in self.storage.wal_replay(self._frontier.size):
+    def _replay_wal(self, records: Iterable[tuple[int, list[bytes]]]) -> None:
+        """Integrate the durable write-ahead ``records`` (in index order) after what
+        the bundles held; records wholly before it are passed over."""
+        for first, entries in records:
             skip = self._frontier.size - first
             if skip < 0:
                 raise VerificationError(
