@@ -38,10 +38,13 @@ unit: $(STAMP) system-packages
 
 test: lint unit
 
-# The schemathesis tests with a fresh random seed (make test runs them with a fixed
-# one, tests/gateway/conftest.py: FUZZ_SEED); `st run` prints the seed it drew, which
-# BORDERGATE_FUZZ_SEED=N replays, Hypothesis the example that failed.
-fuzz: $(STAMP)
+# The property tests (Hypothesis, schemathesis) with fresh random examples: make test
+# runs them on fixed seeds (tests/conftest.py, tests/gateway/conftest.py: FUZZ_SEED).
+# `st run` prints the seed it drew, which BORDERGATE_FUZZ_SEED=N replays; Hypothesis
+# prints the failing example and keeps it in .hypothesis/ for the next run.
+fuzz: $(STAMP) system-packages
+	BORDERGATE_FUZZ_SEED=random $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 \
+	  --dist loadfile -m hypothesis
 	BORDERGATE_FUZZ_SEED=random $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 \
 	  tests/gateway/test_openapi_conformance.py tests/gateway/test_processes.py -k schemathesis
 

@@ -1,11 +1,14 @@
-"""Fixtures shared by the whole suite: the real PostgreSQL server, vector paths."""
+"""Fixtures shared by the whole suite: the real PostgreSQL server, vector paths, and
+the Hypothesis profile every property test runs under."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from bordergate.tlog.storage import LogStorage
 from bordergate.tlog.storage.fs import FileStorage
@@ -14,6 +17,17 @@ from bordergate.tlog.storage.postgres import PostgresStorage
 from tests.postgres_server import PostgresServer
 
 VECTORS = Path(__file__).parent / "vectors"
+
+# ``make test`` must give the same verdict on the same code, and a failure it reports
+# must replay: every property test draws its examples from a seed fixed by the test
+# itself (``derandomize``), with no example database carried from run to run.
+# ``BORDERGATE_FUZZ_SEED=random`` (``make fuzz``) draws fresh examples instead, as
+# it does for the schemathesis runs (tests/gateway/conftest.py: FUZZ_SEED), and keeps
+# the failing ones in ``.hypothesis/`` to replay.
+settings.register_profile("suite", derandomize=True, database=None, print_blob=True)
+settings.register_profile("fuzz", print_blob=True)
+settings.load_profile("fuzz" if os.environ.get("BORDERGATE_FUZZ_SEED") == "random"
+                      else "suite")
 
 
 @pytest.fixture(scope="session")
