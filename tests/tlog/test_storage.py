@@ -106,6 +106,24 @@ def test_write_ahead_records_replay_and_trim(storage_factory: Factory) -> None:
     s.release_writer()
 
 
+def test_write_ahead_replay_reads_every_record_in_order_past_a_page(
+        storage_factory: Factory) -> None:
+    """Promise 3: a write-ahead log longer than one read of it (PostgreSQL reads 256
+    records per query) replays every record once, in order, from any start."""
+    from bordergate.tlog.tiles import join_bundle
+    s = storage_factory()
+    s.acquire_writer()
+    records = [(first, [f"e{first}".encode(), f"e{first + 1}".encode()])
+               for first in range(0, 1400, 2)]  # 700 records: three pages and a part
+    for first, entries in records:
+        s.wal_append(first, 2, join_bundle(entries))
+    s.sync()
+    assert list(s.wal_replay(0)) == records
+    assert list(s.wal_replay(513)) == records[256:]  # record 512 holds entry 513
+    assert list(s.wal_replay(1400)) == []
+    s.release_writer()
+
+
 def test_small_batches_recover_from_the_write_ahead_log(storage_factory: Factory) -> None:
     """Promise 3: entries acknowledged in small batches survive an abandoned writer."""
     signer = log_signer()

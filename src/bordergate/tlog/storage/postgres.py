@@ -45,6 +45,9 @@ CREATE TABLE IF NOT EXISTS tlog_content (
     PRIMARY KEY (log, path));
 """
 
+#: Write-ahead records read per query at recovery.
+_REPLAY_PAGE = 256
+
 
 class PostgresStorage:
     """A log kept in PostgreSQL tables (see the module docstring)."""
@@ -103,15 +106,24 @@ class PostgresStorage:
             self._pending_wal.append((first, count, encoded))
 
     def wal_replay(self, start: int) -> Iterator[WalBatch]:
-        try:
-            with self._mutex:
-                rows = self._db().execute(
-                    "SELECT first, count, data FROM tlog_wal WHERE log = %s AND first + count > %s "
-                    "ORDER BY first", (self.log, start)).fetchall()
-        except psycopg.Error as e:
-            raise Unavailable(f"log database unreachable: {e}", code="log_unavailable") from e
-        for first, count, data in rows:
-            yield int(first), decode_bundle(bytes(data), int(count))
+        """The records, read ``_REPLAY_PAGE`` at a time in ``first`` order (a log whose
+        checkpoints stalled may hold many): memory stays bounded by a page."""
+        after = -1
+        while True:
+            try:
+                with self._mutex:
+                    rows = self._db().execute(
+                        "SELECT first, count, data FROM tlog_wal WHERE log = %s "
+                        "AND first + count > %s AND first > %s ORDER BY first LIMIT %s",
+                        (self.log, start, after, _REPLAY_PAGE)).fetchall()
+            except psycopg.Error as e:
+                raise Unavailable(f"log database unreachable: {e}",
+                                  code="log_unavailable") from e
+            for first, count, data in rows:
+                yield int(first), decode_bundle(bytes(data), int(count))
+            if len(rows) < _REPLAY_PAGE:
+                return
+            after = int(rows[-1][0])
 
     def wal_trim(self, below: int) -> None:
         with self._mutex:
