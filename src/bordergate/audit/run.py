@@ -209,6 +209,11 @@ class _SpoolingSource:
             bundle += 1
         return end
 
+    def holds(self, index: int) -> bool:
+        """Whether a bundle the check read holds the entry at ``index``."""
+        found = self.bundles.get(index // TILE_WIDTH)
+        return found is not None and index % TILE_WIDTH < found[2]
+
     def entries(self, start: int, end: int) -> Iterator[list[bytes]]:
         """Yield the entries ``start <= index < end`` from the spooled bundles, in order,
         a list per bundle.
@@ -309,8 +314,9 @@ def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
                 _inspect(inspector, source, start, result.size,
                          lambda: _helper_inspector(config, audit, origin))
                 inspector.finish()
-                size = result.size  # key-access claims, once every entry is inspected
-                keyaccess.settle_key_claims(inspector, lambda i: client.entry(i, size))
+                # key-access claims, once every entry is inspected, on verified bytes
+                keyaccess.settle_key_claims(inspector, _proven_entries(
+                    source, client, result.size, result.root))
         except VerificationError as exc:
             run.error = f"[{exc.code}] {exc}"
             return run
@@ -557,6 +563,22 @@ def _save_inspection(store: DirectoryStateStore, origin: str, state: InspectionS
            "size": result.size, "root": result.root.hex() if result.root else None,
            "inspection": state.to_json()}
     store.write(origin, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
+
+
+def _proven_entries(source: _SpoolingSource, client: LogClient, size: int, root: bytes
+                    ) -> Callable[[int], bytes]:
+    """The log's entry at an index, as verified: from the bundles the check read
+    (spooled), else fetched again with an inclusion proof against the audited root.
+    Never an entry read again on trust: a log server may answer a second request for
+    a bundle with other bytes than the ones the check verified."""
+    def entry_at(index: int) -> bytes:
+        if source.holds(index):
+            return next(source.entries(index, index + 1))[0]
+        entry = client.entry(index, size)
+        merkle.verify_inclusion(merkle.leaf_hash(entry), index, size,
+                                client.inclusion_proof(index, size), root)
+        return entry
+    return entry_at
 
 
 def _check_inspected_prefix(client: LogClient, state_dir: Path, origin: str, size: int,
