@@ -318,9 +318,12 @@ class GatewayClient:
         raise WrongJurisdiction("too many 421 redirections", home="")
 
     # -- receipts ----------------------------------------------------------------
-    def _check_receipt(self, base: str, body: Mapping[str, Any],
-                       response: httpx.Response) -> Receipt:
-        """Check and keep the receipt of an answer that released data.
+    def _check_receipt(self, base: str, body: Mapping[str, Any], response: httpx.Response,
+                       *, action: str, collection: str, group_by: str | None = None
+                       ) -> Receipt:
+        """Check and keep the receipt of an answer that released data: a receipt of
+        ``action`` (what was asked: ``read`` or ``export``) about ``collection``
+        (an export's grouped by ``group_by``).
 
         Raises:
             VerificationError: ``receipt_missing``, ``receipt_malformed``,
@@ -346,7 +349,11 @@ class GatewayClient:
                                     f"gateway of {jurisdiction!r}", code="receipt_mismatch")
         index = response.headers.get("Bordergate-Log-Index", "")
         check_answer(receipt, salt, body, origin=response.headers.get("Bordergate-Log-Origin"),
-                     index=int(index) if index.isdigit() else -1)
+                     index=int(index) if index.isdigit() else -1, action=action,
+                     collection=collection)
+        if group_by is not None and list(receipt.fields) != [group_by]:
+            raise VerificationError(f"the export answered groups by {list(receipt.fields)}, "
+                                    f"not by {group_by!r} as asked", code="receipt_mismatch")
         self.receipts.append(KeptReceipt(receipt, salt, base))
         if self.receipt_dir is not None:
             self._store(receipt, salt)
@@ -384,7 +391,7 @@ class GatewayClient:
         base, r = self._call("GET", f"/v1/{collection}/{record_id}", params=params,
                              headers=headers)
         body = r.json()
-        receipt = self._check_receipt(base, body, r)
+        receipt = self._check_receipt(base, body, r, action="read", collection=collection)
         return ReadResult(fields=body["fields"], withheld=body["withheld"],
                           log_origin=r.headers["Bordergate-Log-Origin"],
                           log_index=int(r.headers["Bordergate-Log-Index"]), gateway=base,
@@ -412,7 +419,8 @@ class GatewayClient:
             payload["min_subjects"] = min_subjects
         base, r = self._call("POST", "/v1/exports", json=payload)
         body = dict(r.json())
-        self._check_receipt(base, body, r)
+        self._check_receipt(base, body, r, action="export", collection=collection,
+                            group_by=group_by)
         return body
 
     # -- approvals ---------------------------------------------------------------

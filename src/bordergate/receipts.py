@@ -509,17 +509,28 @@ def _names_with_values(fields: object) -> list[str]:
 
 
 def check_answer(receipt: Receipt, salt: bytes, body: Mapping[str, Any], *,
-                 origin: str | None = None, index: int | None = None) -> None:
+                 origin: str | None = None, index: int | None = None,
+                 action: str | None = None, collection: str | None = None) -> None:
     """Check that ``receipt`` describes the answer ``body`` exactly (the client's check).
 
     The digest must be that of the body's released values under ``salt``, the
     field names those with a value in the body (read) or the grouping field,
     group count and suppressed number of the export; ``origin``/``index``
-    (the answer's log headers), when given, must be the receipt's.
+    (the answer's log headers), when given, must be the receipt's.  ``action``
+    and ``collection`` are what the caller asked for: a client must give them,
+    since a receipt of another action covers other members of the body (an
+    export receipt on a read answer covers none of its ``fields``).
 
     Raises:
         VerificationError: ``receipt_mismatch`` or ``receipt_digest_mismatch``.
     """
+    if action is not None and receipt.action != action:
+        raise VerificationError(f"a receipt of an {receipt.action!r} on the answer of a "
+                                f"{action!r}", code="receipt_mismatch")
+    if collection is not None and (receipt.collection != collection
+                                   or body.get("collection") != collection):
+        raise VerificationError(f"the answer or its receipt is not about collection "
+                                f"{collection!r}, the one asked for", code="receipt_mismatch")
     values = released_values(receipt.action, body)
     if receipt.action == "read":
         named = _names_with_values(values["fields"])
