@@ -75,6 +75,7 @@ from bordergate.receipts import (
 __all__ = ["GatewayClient", "GatewayMap", "KeptReceipt", "ReadResult", "error_from_problem"]
 
 _MAX_HOPS = 2
+_DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() also takes '²'
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # scheme, host, port, path: what two spellings of one gateway URL share
@@ -347,9 +348,12 @@ class GatewayClient:
         if receipt.gateway != jurisdiction:
             raise VerificationError(f"a receipt of gateway {receipt.gateway!r} from the "
                                     f"gateway of {jurisdiction!r}", code="receipt_mismatch")
+        origin = response.headers.get("Bordergate-Log-Origin")
         index = response.headers.get("Bordergate-Log-Index", "")
-        check_answer(receipt, salt, body, origin=response.headers.get("Bordergate-Log-Origin"),
-                     index=int(index) if index.isdigit() else -1, action=action,
+        if origin is None or _DIGITS.fullmatch(index) is None:
+            raise VerificationError("the answer does not name its log entry (Bordergate-Log-"
+                                    "Origin and -Index headers)", code="receipt_mismatch")
+        check_answer(receipt, salt, body, origin=origin, index=int(index), action=action,
                      collection=collection)
         if group_by is not None and list(receipt.fields) != [group_by]:
             raise VerificationError(f"the export answered groups by {list(receipt.fields)}, "
@@ -392,9 +396,9 @@ class GatewayClient:
                              headers=headers)
         body = r.json()
         receipt = self._check_receipt(base, body, r, action="read", collection=collection)
+        # the log entry is the receipt's, checked equal to the answer's headers
         return ReadResult(fields=body["fields"], withheld=body["withheld"],
-                          log_origin=r.headers["Bordergate-Log-Origin"],
-                          log_index=int(r.headers["Bordergate-Log-Index"]), gateway=base,
+                          log_origin=receipt.origin, log_index=receipt.index, gateway=base,
                           outcome=body["outcome"], receipt=receipt)
 
     def write(self, collection: str, record_id: str, subject: str,

@@ -147,3 +147,38 @@ def test_an_honest_read_answer_is_accepted(hostile: Listener) -> None:
     with _client(hostile, token) as client:
         got = client.read("users", "r1", purpose="operations")
     assert got.fields == SECRET and got.log_index == 5 and len(client.receipts) == 1
+
+
+def _honest_read(token: str) -> dict[str, Any]:
+    read = {"collection": "users", "record": "r1", "purpose": "operations",
+            "withheld": [], "outcome": "allow", "fields": SECRET}
+    entry = _entry("access", _token_jti(token), collection="users", subject="subject:00",
+                   record="record:00", released=sorted(SECRET),
+                   decisions=[{"field": f, "allowed": True} for f in sorted(SECRET)])
+    return _with_receipt(read, "read", read, entry=entry, fields=sorted(SECRET))
+
+
+ODD_HEADERS = {
+    "index is a superscript digit": {"Bordergate-Log-Origin": ORIGIN,
+                                     "Bordergate-Log-Index": "\u00b2"},
+    "index is an Arabic-Indic digit": {"Bordergate-Log-Origin": ORIGIN,
+                                       "Bordergate-Log-Index": "\u0665"},
+    "no origin header": {"Bordergate-Log-Index": "5"},
+    "no index header": {"Bordergate-Log-Origin": ORIGIN},
+}
+
+
+@pytest.mark.parametrize("case", list(ODD_HEADERS), ids=list(ODD_HEADERS))
+def test_an_answer_whose_log_headers_do_not_parse_is_a_receipt_mismatch(
+        hostile: Listener, case: str) -> None:
+    """Receipts (issue 12 item 5), stable error codes: an answer whose log headers are
+    missing or not ASCII digits (``str.isdigit`` takes '²', which ``int`` refuses) is
+    ``receipt_mismatch``, never a ValueError or KeyError from the client."""
+    token = Tokens().token(LOCAL, "us")
+    headers = {name: value.encode("utf-8").decode("latin-1")
+               for name, value in ODD_HEADERS[case].items()}
+    hostile.answer = (200, _honest_read(token), headers)
+    with _client(hostile, token) as client, pytest.raises(VerificationError) as caught:
+        client.read("users", "r1", purpose="operations")
+    assert caught.value.code == "receipt_mismatch"
+    assert client.receipts == []
