@@ -12,6 +12,9 @@ grant each leave an ``approval-refused`` entry, logged before the answer
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +31,7 @@ from bordergate.audit.run import run_audit
 from bordergate.cli import app
 from bordergate.client import GatewayClient
 from bordergate.config import Deployment, load_config
-from bordergate.entries import parse_entry
+from bordergate.entries import encode_entry, parse_entry
 from bordergate.log_access import log_verifier
 from bordergate.policy import default_bundle
 from bordergate.policy.entities import Principal
@@ -312,3 +315,53 @@ def test_signed_grants_through_the_cli_and_client_end_to_end(gw: UsGateway,
     findings = _audit(gw)["findings"]
     kinds = {f["kind"] for f in findings}
     assert not kinds & {"approval_unsigned", "approval_signature_invalid"}, findings
+
+
+def test_grant_entries_forged_into_the_log_grant_nothing_after_a_restart(
+        tmp_path: Path) -> None:
+    """Promise 2 (found by a review): while the gateway is down, the log operator
+    appends two grant entries for a pending approval with ``bordergate log append``
+    and the log key, naming both roster approvers but signed by neither, the last
+    saying ``granted``.  The restarted gateway replays the log into its approvals
+    table, checking each change's signed statement against the roster as it checks
+    a live grant: the approval stays pending and the protected field is withheld.
+    Before, the replay copied the entries' ``state``, and the read released it."""
+    path = write_deployment(tmp_path)
+    with_roster([path], HOME, [*APPROVERS, WRITER, PARENT, NOT_APPROVER])
+    deployment = load_config(path)
+    j = deployment.jurisdiction(HOME)
+    url = j.public_url
+    tokens = Tokens()
+    with httpx.Client(timeout=30.0) as http:
+        process = start_process(path, HOME)
+        try:
+            wait_healthy(url, process)
+            gw = UsGateway(tmp_path, deployment, url, http, tokens)
+            subject = gw.subject("forged")
+            asked = gw.request()
+            assert asked.status_code == 201, asked.text
+            approval = str(asked.json()["id"])
+        finally:
+            stop_process(process)
+        forged = [encode_entry("approval-grant", time.time(), {
+            "approval": approval, "state": state, "approver": approver.to_json(),
+            "approvals": count, "bundle": default_bundle().digest, "gateway": HOME,
+            "release": None}).decode() + "\n"
+            for count, (approver, state) in enumerate(
+                zip(APPROVERS, ("pending", "granted"), strict=True), 1)]
+        appended = subprocess.run(
+            [str(Path(sys.executable).with_name("bordergate")), "log", "append",
+             str(j.log.storage), "--key-file", str(j.log.key_file)],
+            check=False, input="".join(forged).encode(), capture_output=True, timeout=60)
+        assert appended.returncode == 0, appended.stderr.decode()
+        process = start_process(path, HOME)
+        try:
+            wait_healthy(url, process)
+            shown = http.get(f"{url}/v1/approvals/{approval}",
+                             headers=tokens.header(PARENT, HOME)).json()
+            assert shown["state"] == "pending" and shown["approvers"] == [], shown
+            read = gw.read_email(subject, approval)
+            assert "forged@example.test" not in read.text
+            assert read.status_code in (403, 503), read.text
+        finally:
+            stop_process(process)

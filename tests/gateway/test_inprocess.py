@@ -353,7 +353,9 @@ def test_approval_lifecycle_two_distinct_custodians_logged(harness: Harness) -> 
     assert kinds.count("approval-grant") == 2 and kinds.count("approval-revoke") == 1
     from bordergate.gateway.approvals import rebuild_approvals
 
-    rebuilt = rebuild_approvals(parse_entry(e) for e in harness.entries())
+    rebuilt = rebuild_approvals((parse_entry(e) for e in harness.entries()),
+                                origin=harness.gateway.origin,
+                                approver_keys=harness.gateway.approver_keys)
     (record,) = rebuilt.values()
     stored = harness.gateway.approvals.get(record.id)
     assert record == stored

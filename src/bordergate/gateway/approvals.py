@@ -27,14 +27,27 @@ import json
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from bordergate.approval_statement import SignedStatement, request_digest
+from bordergate.approval_statement import (
+    ApprovalStatement,
+    ApproverKeys,
+    SignedStatement,
+    request_digest,
+    verify_statement,
+)
 from bordergate.entries import Entry, canonical_json
-from bordergate.errors import Conflict, InvalidInput, NotFound, Unavailable
+from bordergate.errors import (
+    BordergateError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+    VerificationError,
+)
 from bordergate.gateway.approval_scope import ApprovalScope
 from bordergate.locations import parse_store_location
 from bordergate.policy.entities import FIELD_CLASSES, Approval, ApprovalRequest, Principal
@@ -309,7 +322,9 @@ def change_signature(payload: object) -> SignedStatement | None:
     return SignedStatement.from_json(payload["statement"])
 
 
-def rebuild_approvals(entries: Iterable[Entry | tuple[int, Entry]]
+def rebuild_approvals(entries: Iterable[Entry | tuple[int, Entry]], *, origin: str,
+                      approver_keys: ApproverKeys,
+                      on_refused: Callable[[int, str, BordergateError], None] | None = None,
                       ) -> dict[str, ApprovalRecord]:
     """Replay ``approval-*`` entries of one log into the approvals they describe.
 
@@ -317,8 +332,18 @@ def rebuild_approvals(entries: Iterable[Entry | tuple[int, Entry]]
     from index 0 (their positions are their indexes); each record's
     ``changed_at`` is the index of its last change.  Other entry types are skipped.
 
+    Every change is replayed through the transition the serving gateway made
+    (:func:`grant`, :func:`deny`, :func:`revoke`: distinct approvers, never the
+    requester, not after expiry at the entry's time), and a grant, a denial, or a
+    revocation by anyone but the requester counts only with the approver's signed
+    statement verified against ``approver_keys`` (the roster in force) for the
+    log ``origin``: an entry's own ``state`` and ``approvals`` members are never
+    believed.  Whoever can append to the log (the log operator, another append
+    credential) cannot grant an approval by writing grant entries.  A change that
+    does not replay is skipped and handed to ``on_refused(index, approval id, error)``.
+
     Raises:
-        VerificationError: never; a grant for an unknown approval is skipped.
+        VerificationError: never; a change that does not replay is skipped.
     """
     book: dict[str, ApprovalRecord] = {}
     for position, item in enumerate(entries):
@@ -339,20 +364,50 @@ def rebuild_approvals(entries: Iterable[Entry | tuple[int, Entry]]
                 max_subjects=body.get("max_subjects"),
                 request_entry=canonical_json(dict(body)).decode("utf-8"))
             continue
-        record = book.get(body.get("approval", "")) if entry.type.startswith("approval-") else None
-        if record is None:
+        approval = body.get("approval") if entry.type.startswith("approval-") else None
+        record = book.get(approval) if isinstance(approval, str) else None
+        if record is None or entry.type not in _REPLAYED:
             continue
-        if entry.type == "approval-grant":
-            approvers = (*record.approvers, body["approver"]["id"])
-            book[record.id] = replace(record, approvers=approvers, state=body["state"],
-                                      version=record.version + 1, changed_at=index)
-        elif entry.type == "approval-deny":
-            book[record.id] = replace(record, state="denied", closed_by=body["approver"]["id"],
-                                      version=record.version + 1, changed_at=index)
-        elif entry.type == "approval-revoke":
-            book[record.id] = replace(record, state="revoked", closed_by=body["by"]["id"],
-                                      version=record.version + 1, changed_at=index)
+        try:
+            updated = _replayed_change(record, entry, origin, approver_keys)
+        except (Conflict, VerificationError, InvalidInput) as exc:
+            if on_refused is not None:
+                on_refused(index, record.id, exc)
+            continue
+        book[record.id] = replace(updated, changed_at=index)
     return book
+
+
+_REPLAYED = {"approval-grant": "grant", "approval-deny": "deny", "approval-revoke": "revoke"}
+
+
+def _replayed_change(record: ApprovalRecord, entry: Entry, origin: str,
+                     keys: ApproverKeys) -> ApprovalRecord:
+    """``record`` after the change ``entry`` records, checked as the gateway checked it.
+
+    Raises:
+        Conflict: the transition's codes (``self_approval``, ``approval_expired``, ...).
+        VerificationError: the signed statement is missing, malformed or does not
+            verify (``approval_statement.verify_statement``'s codes).
+        InvalidInput: ``malformed_entry``: the actor is not a principal.
+    """
+    verdict = _REPLAYED[entry.type]
+    actor_member = entry.body.get("by" if verdict == "revoke" else "approver")
+    actor = actor_member.get("id") if isinstance(actor_member, dict) else None
+    if not isinstance(actor, str):
+        raise InvalidInput("the change names no acting principal", code="malformed_entry")
+    statement = entry.body.get("statement")
+    if verdict != "revoke" or actor != record.requester or statement is not None:
+        signed = SignedStatement.from_json(statement) if statement is not None else None
+        digest = record.request_digest
+        assert digest is not None  # every replayed record has its request entry
+        verify_statement(ApprovalStatement(origin=origin, approval=record.id, request=digest,
+                                           verdict=verdict, approver=actor), signed, keys)
+    if verdict == "grant":
+        return grant(record, actor, entry.time)
+    if verdict == "deny":
+        return deny(record, actor, entry.time)
+    return revoke(record, actor)
 
 
 def reconcile_approvals(store: ApprovalStore, book: Mapping[str, ApprovalRecord]
@@ -361,9 +416,14 @@ def reconcile_approvals(store: ApprovalStore, book: Mapping[str, ApprovalRecord]
 
     Every state change is logged before the table is written, so after a crash
     the table can only lag behind the log (a revoke logged but not stored must
-    not leave the approval usable).  Each record the table lacks or holds at a
-    lower version, or holds without ``changed_at`` or ``request_entry`` (a table
-    written before they were recorded), is stored as the log has it.  Returns the ids repaired.
+    not leave the approval usable).  A record is stored as the log has it when
+    the table lacks it, holds it without ``changed_at`` or ``request_entry`` (a
+    table written before they were recorded), or holds it as of an earlier change
+    than the last one the replay accepted.  Records are compared by the log index
+    of their last change, not by counting changes: a change the replay refuses
+    (a grant whose approver the roster no longer lists) must not make the table
+    look ahead of the log, or a later revoke would go unrepaired.  What is stored
+    then holds at most the grants the replay could verify.  Returns the ids repaired.
 
     Raises:
         Conflict: ``approval_changed`` if another writer changes a record meanwhile.
@@ -374,10 +434,11 @@ def reconcile_approvals(store: ApprovalStore, book: Mapping[str, ApprovalRecord]
         try:
             found = store.get(record.id)
             stored = found.version
-            known = found.changed_at is not None and found.request_entry is not None
+            current = found.request_entry is not None and found.changed_at is not None \
+                and record.changed_at is not None and found.changed_at >= record.changed_at
         except NotFound:
-            stored, known = 0, False
-        if stored > record.version or (stored == record.version and known):
+            stored, current = 0, False
+        if current:
             continue
         for version in range(stored + 1, max(record.version, stored + 1) + 1):  # put: one on
             store.put(replace(record, version=version))

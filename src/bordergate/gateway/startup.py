@@ -36,6 +36,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from bordergate.approval_statement import ApproverKeys, MappingApproverKeys
 from bordergate.config import Deployment, Jurisdiction, Limits
 from bordergate.dsp.bulk import FieldCategories
 from bordergate.entries import Entry, Pseudonymizer, parse_entry
@@ -211,13 +212,20 @@ class _ApprovalEntries:
         self.next_index = max(self.next_index, index + 1)
 
 
-def _reconcile_approvals(approvals: ApprovalStore, replayed: _ApprovalEntries) -> None:
-    """Replay the published log's ``approval-*`` entries into the approvals table.
+def _reconcile_approvals(approvals: ApprovalStore, replayed: _ApprovalEntries, *,
+                         origin: str, approver_keys: ApproverKeys) -> None:
+    """Replay the published log's ``approval-*`` entries into the approvals table,
+    each change checked as the gateway checked it (signed statements against the
+    roster in force: ``approvals.rebuild_approvals``).
 
     The sequencer has published what its recovery found, so the checkpoint
     covers every entry written before a crash.
     """
-    repaired = reconcile_approvals(approvals, rebuild_approvals(replayed.found))
+    def refused(index: int, approval: str, error: BordergateError) -> None:
+        log.warning("approval %s: the change logged at index %d does not replay [%s]: %s; "
+                    "not applied", approval, index, error.code, error)
+    repaired = reconcile_approvals(approvals, rebuild_approvals(
+        replayed.found, origin=origin, approver_keys=approver_keys, on_refused=refused))
     if repaired:
         log.warning("approvals table behind the log (an earlier crash?): repaired %s",
                     ", ".join(repaired))
@@ -269,7 +277,8 @@ def open_gateway(deployment: Deployment, code: str, *,
         followed: list[FollowedState] = [s for s in (revocations, rosters) if s is not None]
         replayed = _ApprovalEntries()
         follow([replayed, *followed], reader)  # the whole log, once, before serving
-        _reconcile_approvals(approvals, replayed)
+        _reconcile_approvals(approvals, replayed, origin=j.log.origin, approver_keys=(
+            rosters if rosters is not None else MappingApproverKeys({})))
     except BaseException:
         appender.close()
         raise
