@@ -54,8 +54,21 @@ REPORT_FORMAT = "bordergate/audit-report/v1"
 _MAX_BUCKETS = 120
 
 
+_FIRST_RFC3339, _LAST_RFC3339 = -62_135_596_800, 253_402_300_799  # years 1 to 9999
+
+
 def _iso(t: float | None) -> str | None:
-    return None if t is None else format_time(t)
+    """RFC 3339 of ``t``; the number itself (as text) where no RFC 3339 time names it
+    (outside the years 1 to 9999: a time an entry states is untrusted, and one
+    time must never keep the report from being built)."""
+    if t is None:
+        return None
+    if _FIRST_RFC3339 <= t <= _LAST_RFC3339:
+        try:
+            return format_time(t)
+        except (OverflowError, OSError, ValueError):
+            pass
+    return str(t)
 
 
 def build_report(run: AuditRun) -> dict[str, Any]:

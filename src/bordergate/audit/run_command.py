@@ -4,7 +4,8 @@ Exit 0 when every log verified and nothing was found, 1 when a log failed
 verification, its checkpoint lacks a fresh witness quorum, or there are findings
 (``--exit-zero`` keeps 0 for other findings, for scripts that only want the
 report), 2 for a usage or configuration error, 3 for an I/O error
-(:mod:`bordergate.exit_codes`).
+(:mod:`bordergate.exit_codes`).  A report that cannot be built from what the logs
+say is exit 1 (``report_not_built``), never an I/O error: retrying cannot help.
 This module must never hold checking logic: it calls :mod:`bordergate.audit.run`.
 """
 
@@ -14,13 +15,17 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bordergate.audit.witness_check import witness_summary
-from bordergate.errors import BordergateError
+from bordergate.errors import BordergateError, VerificationError
 from bordergate.exit_codes import fail
+
+if TYPE_CHECKING:
+    from bordergate.audit.run import AuditRun
+    from bordergate.tlog.note import NoteSigner
 
 __all__ = ["run"]
 
@@ -55,8 +60,6 @@ def run(
     the plain one (docs/audit.md), which must find exactly the same.
     """
     from bordergate.audit.auditor_config import load_auditor_config
-    from bordergate.audit.evidence_package import gather_evidence
-    from bordergate.audit.report import build_report, write_report
     from bordergate.audit.run import run_audit
     from bordergate.tlog.logdir import read_signer
 
@@ -88,11 +91,10 @@ def run(
                     bar.update(tasks[code], completed=done, total=total,  # type: ignore[arg-type]
                                refresh=refresh)
                 result = run_audit(cfg, state, progress=show, reference=reference)
-        doc = build_report(result)
-        package = gather_evidence(result, doc)
-        json_path, html_path = write_report(doc, report, evidence=package, signer=signer)
     except (BordergateError, OSError) as exc:
         raise fail(exc, json_output=json_output) from exc
+    doc = _built(result, json_output=json_output)
+    json_path, html_path = _written(result, doc, report, signer, json_output=json_output)
     s = doc["summary"]
     failed = bool(s["logs_failed"] or s["logs_unwitnessed"] or (s["findings"] and not exit_zero))
     if json_output:
@@ -118,3 +120,31 @@ def run(
     # a checkpoint without a fresh witness quorum is not a verified current state
     if failed:
         raise typer.Exit(1)
+
+
+def _built(result: AuditRun, *, json_output: bool) -> dict[str, Any]:
+    """The report document of ``result``.  Whatever goes wrong building it from what
+    the logs say (an ``OSError`` of ``time.gmtime`` included) is ``report_not_built``
+    (exit 1), never an I/O error: retrying the same logs would fail the same way."""
+    from bordergate.audit.report import build_report
+
+    try:
+        return build_report(result)
+    except Exception as exc:
+        raise fail(VerificationError(
+            f"the report could not be built from what the logs say ({type(exc).__name__}); "
+            "the auditor's state is saved: report this as an auditor bug",
+            code="report_not_built"), json_output=json_output) from exc
+
+
+def _written(result: AuditRun, doc: dict[str, Any], out: Path, signer: NoteSigner | None, *,
+             json_output: bool) -> tuple[Path, Path]:
+    """Gather the evidence package and write the report (an I/O error is exit 3)."""
+    from bordergate.audit.evidence_package import gather_evidence
+    from bordergate.audit.report import write_report
+
+    try:
+        package = gather_evidence(result, doc)
+        return write_report(doc, out, evidence=package, signer=signer)
+    except (BordergateError, OSError) as exc:
+        raise fail(exc, json_output=json_output) from exc

@@ -27,13 +27,28 @@ from bordergate.audit.rules.statements import statement_problem
 from bordergate.audit.tally import ApprovalTrack
 from bordergate.entries import APPROVAL_CHANGE_TYPES, Entry, canonical_json
 
-__all__ = ["APPROVAL_CHANGES", "APPROVAL_REFUSED", "approval_change", "approval_refused",
-           "approval_request", "approval_state_stale", "approval_use", "grant_problem",
-           "request_limits", "scope_of_request", "use_problem"]
+__all__ = ["APPROVAL_CHANGES", "APPROVAL_REFUSED", "LAST_TIME", "approval_change",
+           "approval_refused", "approval_request", "approval_state_stale", "approval_use",
+           "grant_problem", "request_limits", "request_seconds", "scope_of_request",
+           "use_problem"]
 
 APPROVAL_CHANGES = APPROVAL_CHANGE_TYPES
 APPROVAL_REFUSED = "approval-refused"
 _ACTIONS = ("grant", "deny", "revoke")
+#: 9999-12-31T23:59:59Z: the last second an RFC 3339 time (the report's) can name
+LAST_TIME = 253_402_300_799
+
+
+def request_seconds(value: object) -> int:
+    """A request's ``requested_at`` or ``expires``: whole seconds no later than year 9999.
+
+    Raises:
+        ValueError: anything else (the request is then ``entry_malformed``).
+    """
+    seconds = whole_seconds(value)
+    if seconds > LAST_TIME:
+        raise ValueError("a time beyond the year 9999")
+    return seconds
 
 
 def approval_request(ctx: RuleContext, index: int, entry: Entry) -> None:
@@ -51,14 +66,15 @@ def approval_request(ctx: RuleContext, index: int, entry: Entry) -> None:
             collections=[str(c) for c in scope["collections"]],
             classes=[str(c) for c in scope["classes"]],
             home=str(body.get("gateway", ctx.home)),
-            requested_at=whole_seconds(body.get("requested_at", int(entry.time))),
-            expires=whole_seconds(body["expires"]), changed_at=index,
+            requested_at=request_seconds(body.get("requested_at", int(entry.time))),
+            expires=request_seconds(body["expires"]), changed_at=index,
             request=request_digest(canonical_json(dict(body))))
         scope_of_request(track, body)
     except (KeyError, TypeError, ValueError):
         ctx.flag("entry_malformed", index, entry.time,
-                 f"approval-request entry {index} lacks a well-formed approval, requester "
-                 "or scope", {"code": "malformed_approval"})
+                 f"approval-request entry {index} lacks a well-formed approval, requester, "
+                 "scope or times (whole seconds, at most year 9999)",
+                 {"code": "malformed_approval"})
         return
     if approval in ctx.state.approvals:
         ctx.state.approvals[approval].changed_at = index  # the log's sequencer counts it

@@ -1,0 +1,172 @@
+"""Entries written to crash or mislead the auditor (security review of the audit rules).
+
+Each test is a review finding: an entry a hostile gateway or log operator can write
+must give a finding naming it, never abort the audit or leave it unnamed, and never
+make the verdict cleaner (promise 4, decisions replayable: the auditor must be able to
+replay and judge every entry; docs/threat-model.md X1, the auditor reports "clean" on
+a bad log).  Rule-level tests run both inspectors (they must agree); the end-to-end
+ones run ``bordergate audit run`` on a witnessed log.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from bordergate.audit.inspection import open_inspector
+from bordergate.audit.rosterstore import RosterLookup, RosterStore
+from bordergate.cli import app
+from bordergate.entries import canonical_json
+from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
+from bordergate.releases.publication import publish_bundle
+from bordergate.releases.review import ReviewPolicy
+from bordergate.roster import Roster, RosterAuthority, RosterSignature, roster_path
+from bordergate.roster.publication import publish_roster
+from bordergate.tlog.sequencer import Sequencer, SequencerConfig, create_log
+from bordergate.tlog.storage.fs import FileStorage
+from bordergate.tree_digest import read_tree
+from tests.approvers import AUTHORITY
+from tests.audit.auditlogs import FixedCosigners
+from tests.audit.scenario import PARENT, T0, EntryFactory, apr
+from tests.tlog.witnessed import log_signer, witness_signer
+
+INSPECTORS = pytest.mark.parametrize("reference", [True, False], ids=["reference", "accelerated"])
+
+
+class PublishedRosters:
+    """The bundle store's roster documents (a ``LogSource``), checked with the TEST-ONLY
+    authority key, as the auditor's roster store does."""
+
+    def __init__(self, *rosters: Roster) -> None:
+        self.published = {roster_path(r.digest): r.document for r in rosters}
+        self.store = RosterStore(self, RosterAuthority.from_key_strings(
+            "us", [AUTHORITY.verifier().key_string]))
+
+    def fetch(self, path: str, limit: int) -> bytes | None:
+        return self.published.get(path)
+
+    def lookup(self, signature: RosterSignature) -> RosterLookup:
+        return self.store.lookup(signature)
+
+
+def inspect(entries: Sequence[bytes], *, reference: bool, factory: EntryFactory,
+            rosters: PublishedRosters | None = None) -> list[tuple[str, int | None]]:
+    """Every finding (kind, index) of ``entries`` by one inspector."""
+    inspector = open_inspector(reference=reference, jurisdiction="us",
+                               origin=factory.origin, bundles=factory.lookup,
+                               reviewers=ReviewPolicy((), 1),
+                               rosters=rosters.lookup if rosters is not None else None)
+    inspector.feed_all(0, entries)
+    return [(f.kind, f.index) for f in inspector.finish().findings]
+
+
+def with_member(entry: bytes, **members: Any) -> bytes:
+    return canonical_json({**json.loads(entry), **members})
+
+
+def witnessed_log(directory: Path, entries: Sequence[bytes], rosters: Sequence[Roster] = ()
+                  ) -> None:
+    """A log signed with the TEST-ONLY log key and cosigned by one witness."""
+    storage = FileStorage(directory)
+    create_log(storage, log_signer())
+    try:
+        publish_bundle(storage, read_tree(DEFAULT_BUNDLE_PATH))
+        for roster in rosters:
+            publish_roster(storage, roster)
+        with Sequencer(storage, log_signer(), config=SequencerConfig(checkpoint_interval=0.05),
+                       witnessing=FixedCosigners([witness_signer(0)])) as seq:
+            seq.append_many(list(entries))
+            seq.publish(timeout=30)
+    finally:
+        storage.close()
+
+
+def auditor_config(tmp: Path, log_dir: Path) -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
+    config = tmp / "auditor.toml"
+    config.write_text(f"""[auditor]
+name = "TEST auditor"
+
+[logs.us]
+location = "{log_dir}"
+vkey = "{log_signer().verifier().key_string}"
+witnesses = ["{witness_signer(0).verifier().key_string}"]
+quorum = 1
+roster_authority = ["{AUTHORITY.verifier().key_string}"]
+""")
+    return config
+
+
+def run_cli(config: Path, tmp: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["audit", "run", "--config", str(config), "--state",
+                                      str(tmp / "state"), "--report", str(tmp / "report")])
+    return result.exit_code, result.output
+
+
+# -- review finding 1 (HIGH): a time beyond year 9999 ---------------------------------------
+@INSPECTORS
+@pytest.mark.parametrize("member", ["expires", "requested_at"])
+def test_request_time_beyond_year_9999_is_malformed(reference: bool, member: str) -> None:
+    """Promise 4 (the auditor judges every entry): an approval-request whose `expires`
+    or `requested_at` is a whole number no RFC 3339 time names (2**62) is
+    `entry_malformed` at its index, in both inspectors; a request at year 9999 is not."""
+    f = EntryFactory()
+    huge = with_member(f.approval_request(apr(1), PARENT, t=T0), **{member: 2**62})
+    last = with_member(f.approval_request(apr(2), PARENT, t=T0 + 1), expires=253_402_300_799)
+    found = inspect([huge, last], reference=reference, factory=f)
+    assert ("entry_malformed", 0) in found
+    assert not [k for k, i in found if i == 1 and k == "entry_malformed"]
+
+
+def test_report_times_are_total() -> None:
+    """Promise 4 (every run ends in a report): a time the report cannot write in RFC 3339
+    (from an auditor state saved before requests were bounded) is written as the
+    number itself instead of ending the run."""
+    from bordergate.audit.report import _iso
+
+    assert _iso(2**62) == str(2**62)
+    assert _iso(-(2**62)) == str(-(2**62))
+    assert _iso(0) == "1970-01-01T00:00:00.000Z"
+    assert _iso(None) is None
+
+
+def test_huge_expires_gives_a_report_and_a_finding_on_every_run(tmp_path: Path) -> None:
+    """Promise 4 (availability of the audit): `audit run` over a witnessed log holding an
+    approval-request with `expires` 2**62 writes its report with `entry_malformed` at
+    that entry (exit 1), and so does the next run from the saved state; never an I/O
+    error (exit 3)."""
+    now = time.time()
+    f = EntryFactory(origin=log_signer().name)
+    huge = with_member(f.approval_request(apr(7), PARENT, t=now), expires=2**62)
+    witnessed_log(tmp_path / "log", [huge])
+    config = auditor_config(tmp_path / "audit", tmp_path / "log")
+    for _ in range(2):
+        code, output = run_cli(config, tmp_path / "audit")
+        assert code == 1, output
+        report = json.loads((tmp_path / "audit" / "report" / "report.json").read_text())
+        assert ("entry_malformed", 0) in {(x["kind"], x["index"]) for x in report["findings"]}
+
+
+def test_a_report_that_cannot_be_built_is_not_an_io_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Promise 4: whatever goes wrong building the report from what the logs say (here
+    an OSError, as `time.gmtime` raised for a huge time) is `report_not_built`, exit 1,
+    never `io_error` (exit 3, "retry later", which would never succeed)."""
+    now = time.time()
+    f = EntryFactory(origin=log_signer().name)
+    witnessed_log(tmp_path / "log", [f.approval_request(apr(8), PARENT, t=now)])
+    config = auditor_config(tmp_path / "audit", tmp_path / "log")
+
+    def broken(run: object) -> dict[str, Any]:
+        raise OSError(75, "Value too large for defined data type")
+
+    monkeypatch.setattr("bordergate.audit.report.build_report", broken)
+    code, output = run_cli(config, tmp_path / "audit")
+    assert code == 1, output
+    assert "report_not_built" in output and "io_error" not in output
