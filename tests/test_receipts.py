@@ -83,14 +83,16 @@ def test_fast_canonical_encoding_is_rfc8785(value: Any) -> None:
     assert jcs(value) == expected
 
 
-counts = st.one_of(st.none(), st.integers(min_value=-(2**60), max_value=2**60))
+counts = st.one_of(st.none(), st.integers(min_value=-(2**60), max_value=2**60),
+                   st.integers(min_value=0, max_value=2**53 - 1))
 texts = st.one_of(st.text(max_size=12), st.text(st.characters(codec=None, categories=["Cs"]),
                                                 max_size=2))
 
 
 @given(texts, texts, texts, st.sampled_from(["read", "export"]), texts,
        st.lists(st.text(max_size=8), max_size=5),
-       st.integers(min_value=-(2**60), max_value=2**60), counts, counts, st.binary(),
+       st.one_of(st.integers(min_value=0, max_value=2**53 - 1),
+                 st.integers(min_value=-(2**60), max_value=2**60)), counts, counts, st.binary(),
        st.binary(max_size=40))
 def test_statement_template_equals_reference(
         key: str, gateway: str, origin: str, action: str, collection: str,
@@ -99,9 +101,16 @@ def test_statement_template_equals_reference(
     """Receipt format: the statement a gateway signs, written from the cached parts of
     its answer's shape, is byte for byte ``rfc8785``'s encoding of the statement (or
     refused where the reference refuses), for any members, so every signature is
-    over exactly the canonical statement a verifier rebuilds."""
+    over exactly the canonical statement a verifier rebuilds.  An index or count outside
+    0..2^53 - 1 (which no verifier could canonicalize) is refused as misuse."""
     signer = ReceiptSigner(SIGNER.signer, gateway)
     signer.key = key
+    if not all(0 <= n <= 2**53 - 1 for n in (index, groups or 0, suppressed or 0)):
+        with pytest.raises(ValueError, match="2\\^53"):
+            signer.prepare(origin=origin, index=index, entry=entry, action=action,
+                           collection=collection, fields=fields, values={"fields": {}},
+                           groups=groups, suppressed=suppressed, salt=salt)
+        return
     try:
         expected: bytes | None = rfc8785.dumps({
             "format": FORMAT, "key": key, "gateway": gateway, "origin": origin,
@@ -289,3 +298,31 @@ def test_export_receipt_round_trip_and_under_reported_groups() -> None:
     assert caught.value.code == "receipt_mismatch"
     assert entry_discrepancies(receipt, {**entry, "groups": 1}) == [
         "released 2 groups, the entry records 1"]
+
+
+@pytest.mark.parametrize("member", ["index", "groups", "suppressed"])
+@pytest.mark.parametrize("value", [2**53, 2**60, 2**63 - 1], ids=["2^53", "2^60", "2^63-1"])
+def test_counts_past_the_json_integer_range_are_malformed(member: str, value: int) -> None:
+    """Parsers of untrusted bytes (receipts, issue 12 item 5): an index or count past
+    2^53 - 1, which RFC 8785 cannot encode, is ``receipt_malformed`` when parsed, never
+    an ``rfc8785`` error from the signature check (``receipt verify`` and the client
+    crashed with IntegerDomainError)."""
+    body = {"collection": "users", "group_by": "country", "suppressed": 0, "groups": []}
+    receipt_json, _ = SIGNER.issue(
+        origin="us.test/log", index=3, entry=b"{}", action="export", collection="users",
+        fields=["country"], values=released_values("export", body), groups=0, suppressed=0)
+    with pytest.raises(VerificationError) as caught:
+        verify_receipt_signature(parse_receipt(json.dumps({**receipt_json,
+                                                           member: value}).encode()))
+    assert caught.value.code == "receipt_malformed"
+
+
+def test_a_receipt_at_the_largest_json_integer_verifies() -> None:
+    """Receipt format: 2^53 - 1, the largest count RFC 8785 encodes, is issued, parsed
+    and verified like any other."""
+    top = 2**53 - 1
+    body = {"collection": "users", "group_by": "country", "suppressed": top, "groups": []}
+    receipt_json, _ = SIGNER.issue(
+        origin="us.test/log", index=top, entry=b"{}", action="export", collection="users",
+        fields=["country"], values=released_values("export", body), groups=0, suppressed=top)
+    verify_receipt_signature(parse_receipt(json.dumps(receipt_json).encode()), [SIGNER.key])

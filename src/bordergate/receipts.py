@@ -16,7 +16,9 @@ salt is 32 fresh random bytes sent to the requester only (``receipt_salt``
 in the answer, never in the log or the receipt).  Integers outside the
 I-JSON range (|n| > 2^53 - 1; the schema allows 64-bit integers) are encoded
 as their decimal string, as RFC 8785 section 6 advises; a field has one type,
-so the mapping stays one-to-one per field.  Without the salt, a receipt
+so the mapping stays one-to-one per field.  The receipt's own numbers (index,
+groups, suppressed) are integers from 0 to 2^53 - 1, so every receipt has an
+RFC 8785 form; the parser refuses others.  Without the salt, a receipt
 reveals nothing about low-entropy values (a birth year, a boolean), so it can
 be handed to a monitor; with the salt and the answer, the requester can prove
 the exact values.
@@ -346,22 +348,22 @@ class ReceiptSigner:
         bytes of the entry at ``index``.  No signature yet (see :meth:`issue`).
 
         Raises:
-            ValueError: an unknown action (programmer misuse).
+            ValueError: an unknown action, or an index or count outside 0..2^53 - 1
+                (programmer misuse).
             VerificationError: as :func:`canonical_released`.
         """
         if action not in ACTIONS:
             raise ValueError(f"no receipt for action {action!r}")
+        if not all(0 <= n <= _SAFE_INT for n in (index, groups or 0, suppressed or 0)):
+            # what parse_receipt refuses: no verifier could canonicalize it (RFC 8785)
+            raise ValueError("a receipt's index and counts are integers from 0 to 2^53 - 1")
         salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
         statement = {
             "format": FORMAT, "key": self.key, "gateway": self.gateway, "origin": origin,
             "index": index, "leaf_hash": _b64(merkle.leaf_hash(entry)), "action": action,
             "collection": collection, "fields": sorted(fields), "groups": groups,
             "suppressed": suppressed, "digest": _b64(released_digest(salt, values))}
-        counts = (index, groups or 0, suppressed or 0)
-        if min(counts) >= -_SAFE_INT and max(counts) <= _SAFE_INT:
-            encoded = _statement_bytes(self.key, self.gateway, statement)
-        else:
-            encoded = jcs(statement)  # the reference decides (outside I-JSON)
+        encoded = _statement_bytes(self.key, self.gateway, statement)
         return UnsignedReceipt(statement, SIGNED_CONTEXT + encoded, salt)
 
     def issue(self, *, origin: str, index: int, entry: bytes, action: str,
@@ -398,8 +400,9 @@ def _count(doc: Mapping[str, Any], name: str, *, optional: bool = False) -> int 
     value = doc[name]
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
-        raise _fail(f"{name} must be a non-negative integer")
+    # RFC 8785 (I-JSON) numbers: a larger count could not be canonicalized to check
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _SAFE_INT:
+        raise _fail(f"{name} must be an integer from 0 to 2^53 - 1")
     return value
 
 
@@ -487,16 +490,21 @@ def verify_receipt_signature(receipt: Receipt,
 
     Raises:
         VerificationError: ``receipt_key_untrusted`` (not a trusted key),
-            ``receipt_signature_invalid``, ``malformed_verifier_key``.
+            ``receipt_signature_invalid``, ``malformed_verifier_key``,
+            ``receipt_malformed`` (a statement RFC 8785 cannot encode).
     """
     verifier = Ed25519Verifier.from_key_string(receipt.key)
+    try:  # parse_receipt admits only what canonicalizes; a Receipt built otherwise may not
+        message = receipt.signed_bytes()
+    except (rfc8785.CanonicalizationError, TypeError, ValueError):
+        raise _fail("its statement has no RFC 8785 form") from None
     if trusted is not None:
         known = {Ed25519Verifier.from_key_string(k).key_string for k in trusted}
         if verifier.key_string not in known:
             raise VerificationError(
                 f"the receipt is signed by {verifier.name}+{verifier.key_id:08x}, which is "
                 "not a registered receipt key of this gateway", code="receipt_key_untrusted")
-    if not verifier.verify(receipt.signed_bytes(), receipt.signature):
+    if not verifier.verify(message, receipt.signature):
         raise VerificationError("the receipt's signature does not verify",
                                 code="receipt_signature_invalid")
     return verifier
