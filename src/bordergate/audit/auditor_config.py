@@ -14,7 +14,7 @@ which keys it trusts.  One ``[logs.<jurisdiction>]`` table per log::
     location = "demo-data/us/log"     # a log directory or an http(s) base URL
     vkey = "us.bordergate.example/log+1a2b3c4d+AY..."   # the custodian's log key
     witnesses = ["witness-a+5e6f7a8b+BA..."]             # trusted witness keys
-    quorum = 1                        # cosignatures required (default: all witnesses)
+    quorum = 1                        # distinct witnesses required (default: all)
     bundle_store = "https://..."      # where bundles/sha256-*.tar live (default: location)
     bundle_dirs = ["policy"]          # local bundle directories (digest-checked)
     reviewers = [{ name = "alice", public_key = "alice+..." }]
@@ -35,8 +35,12 @@ A checkpoint counts as the log's current state only when ``quorum`` of the
 listed witnesses cosigned it within ``max_checkpoint_age_s`` seconds before the
 audit (:mod:`bordergate.audit.witness_check`); ``quorum = 0`` (or no
 witnesses) is accepted here but gives a ``checkpoint_unwitnessed`` finding on
-every run.  Relative paths resolve against the file's directory.  When ``approvers`` is
-empty, any principal of a ``custodian`` organisation holding the ``approver``
+every run.  The quorum counts witnesses, not keys: keys listed under one name
+(a witness rotating its key) are one witness, and one public key listed twice
+(under two names it would let one cosignature count twice) is refused,
+``witness_key_repeated``; so is one approver key listed for two principals,
+``approver_key_shared``.  Relative paths resolve against the file's directory.
+When ``approvers`` is empty, any principal of a ``custodian`` organisation holding the ``approver``
 role counts.  ``approver_keys`` lists each approver's own Ed25519 public keys
 (``bordergate approval keygen`` prints one): every grant, denial and revocation
 must carry a statement signed by one of them (:mod:`bordergate.approval_statement`),
@@ -68,7 +72,7 @@ from bordergate.dsp.bulk import BulkSettings, parse_bulk_settings
 from bordergate.dsp.countries import DEFAULT_COUNTRIES_OF_CONCERN, parse_countries
 from bordergate.errors import VerificationError
 from bordergate.subjects import JURISDICTION_PATTERN
-from bordergate.tlog.cosignature import CosignatureVerifier
+from bordergate.tlog.cosignature import CosignatureVerifier, count_witnesses
 from bordergate.tlog.note import Ed25519Verifier
 
 __all__ = ["AuditorConfig", "LogAudit", "load_auditor_config", "parse_auditor_config"]
@@ -205,12 +209,8 @@ class _Reader(ConfigReader):
         except VerificationError as exc:
             raise self.fail(f"{key}.vkey", f"not a log verifier key: {exc}") from None
         witnesses = self.texts(doc, key, "witnesses")
-        for i, w in enumerate(witnesses):
-            try:
-                CosignatureVerifier.from_key_string(w)
-            except VerificationError as exc:
-                raise self.fail(f"{key}.witnesses[{i}]", f"not a witness key: {exc}") from None
-        quorum = self.integer(doc, key, "quorum", len(witnesses), low=0, high=len(witnesses))
+        distinct = self.witnesses(witnesses, f"{key}.witnesses")
+        quorum = self.integer(doc, key, "quorum", distinct, low=0, high=distinct)
         location = self.source_of(doc, key, "location")
         store = self.source_of(doc, key, "bundle_store", location)
         dirs = tuple(self.log_source(d, f"{key}.bundle_dirs[{i}]").target
@@ -250,14 +250,43 @@ class _Reader(ConfigReader):
             raise self.fail(f"{key}.bulk or countries_of_concern", str(exc)) from None
         return out
 
+    def witnesses(self, keys: tuple[str, ...], where: str) -> int:
+        """Check the witness keys; return how many distinct witnesses they are.
+
+        Several keys under one name (a rotation) are one witness.  One public key
+        listed twice is refused (``witness_key_repeated``): under two names it
+        would let one cosignature count as two witnesses, since cosignature/v1
+        does not sign the name (promise 5; the quorum counts it once anyway).
+        """
+        parsed: list[CosignatureVerifier] = []
+        holder: dict[bytes, str] = {}
+        for i, text in enumerate(keys):
+            try:
+                verifier = CosignatureVerifier.from_key_string(text)
+            except VerificationError as exc:
+                raise self.fail(f"{where}[{i}]", f"not a witness key: {exc}") from None
+            first = holder.get(verifier.public_key)
+            if first is not None:
+                raise self.fail(f"{where}[{i}]", f"the public key of {verifier.name!r} is "
+                                f"already listed (for {first!r}): one key is one witness, "
+                                "list it once", "witness_key_repeated")
+            holder[verifier.public_key] = verifier.name
+            parsed.append(verifier)
+        return count_witnesses(((v.name, v.key_id) for v in parsed), parsed)
+
     def approver_keys(self, doc: Mapping[str, Any], key: str
                       ) -> tuple[tuple[str, tuple[bytes, ...]], ...]:
-        """``approver_keys``: principal id -> base64 raw Ed25519 public keys."""
+        """``approver_keys``: principal id -> base64 raw Ed25519 public keys.
+
+        One key listed for two principals is refused (``approver_key_shared``):
+        its holder's one signature would count as two distinct approvers.
+        """
         value = doc.get("approver_keys", {})
         where = f"{key}.approver_keys"
         if not isinstance(value, dict):
             raise self.fail(where, "must be a table of principal id -> [public keys]")
         out = []
+        holder: dict[bytes, str] = {}
         for who in value:
             keys = []
             for i, text in enumerate(self.texts(value, where, who)):
@@ -267,6 +296,11 @@ class _Reader(ConfigReader):
                     raw = b""
                 if len(raw) != 32:
                     raise self.fail(f"{where}.{who}[{i}]", "not a base64 raw Ed25519 key")
+                first = holder.setdefault(raw, who)
+                if first != who:
+                    raise self.fail(f"{where}.{who}[{i}]", f"this key is also listed for "
+                                    f"{first!r}: one key holder would count as two approvers",
+                                    "approver_key_shared")
                 keys.append(raw)
             out.append((who, tuple(keys)))
         return tuple(out)

@@ -70,7 +70,8 @@ def log_(
     ] = None,
     quorum: Annotated[
         int | None,
-        typer.Option("--quorum", help="Cosignatures required (default: every --witness)."),
+        typer.Option("--quorum", help="Distinct witnesses required (default: all --witness; "
+                     "keys under one name are one witness)."),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON result.")] = False,
     progress: Annotated[
@@ -87,15 +88,18 @@ def log_(
     from bordergate.audit.logcheck import audit_log
     from bordergate.audit.logstate_dir import DirectoryStateStore
     from bordergate.tlog.client import LogClient, open_source
-    from bordergate.tlog.cosignature import CosignatureVerifier
+    from bordergate.tlog.cosignature import CosignatureVerifier, count_witnesses
     from bordergate.tlog.note import Ed25519Verifier
 
     try:
         verifier = Ed25519Verifier.from_key_string(vkey)
         cosigners = [CosignatureVerifier.from_key_string(w) for w in witness or []]
-        required = len(cosigners) if quorum is None else quorum
-        if not 0 <= required <= len(cosigners):
-            raise typer.BadParameter(f"--quorum {required} needs 0..{len(cosigners)} --witness")
+        # a quorum counts witnesses, not keys: keys under one name are one witness
+        witnesses = count_witnesses(((c.name, c.key_id) for c in cosigners), cosigners)
+        required = witnesses if quorum is None else quorum
+        if not 0 <= required <= witnesses:
+            raise typer.BadParameter(f"--quorum {required} needs 0..{witnesses} distinct "
+                                     "--witness")
         client = LogClient(open_source(location), verifier, cosigners=cosigners,
                            quorum=required)
         store = DirectoryStateStore(state)

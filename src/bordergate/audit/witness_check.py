@@ -11,9 +11,14 @@ current state only if
 
 1. at least the auditor's ``quorum`` of *distinct witnesses it trusts* (its own
    keys, never the log's word) validly cosigned it; otherwise the finding is
-   ``checkpoint_unwitnessed``.  An auditor whose quorum is 0 trusts no witness
-   and always gets this finding: it can check the log against its own saved
-   state only, never establish the log's only history on a first visit;
+   ``checkpoint_unwitnessed``.  Witnesses are counted, not keys: two keys under
+   one name (a rotation) are one witness, and so is one key under two names
+   (cosignature/v1 does not sign the name, so one real cosignature could be
+   copied under the other) (:func:`bordergate.tlog.cosignature.group_by_witness`,
+   the rule :class:`bordergate.tlog.client.LogClient` counts by too).  An
+   auditor whose quorum is 0 trusts no witness and always gets this finding:
+   it can check the log against its own saved state only, never establish the
+   log's only history on a first visit;
 2. at least ``quorum`` of those cosignatures are *fresh*: timestamped within
    ``max_age`` seconds before the audit's reference time (and at most
    :data:`FUTURE_SKEW` after it); otherwise the finding is
@@ -36,7 +41,7 @@ from typing import Any
 
 from bordergate.entries import format_time
 from bordergate.tlog.checkpoint import SignedCheckpoint
-from bordergate.tlog.cosignature import CosignatureVerifier
+from bordergate.tlog.cosignature import CosignatureVerifier, group_by_witness
 
 __all__ = ["DEFAULT_MAX_AGE", "FUTURE_SKEW", "SeenCosignature", "WitnessCheck",
            "check_witnesses", "witness_summary"]
@@ -117,10 +122,14 @@ def check_witnesses(signed: SignedCheckpoint, *, trusted: Sequence[CosignatureVe
         if (c.name, c.key_id) not in keys:
             continue
         fresh = now - max_age <= c.timestamp <= now + FUTURE_SKEW
+        candidate = SeenCosignature(c.name, c.key_id, c.timestamp, fresh)
         old = seen.get((c.name, c.key_id))
-        if old is None or (fresh and not old.fresh) or c.timestamp > old.timestamp:
-            seen[(c.name, c.key_id)] = SeenCosignature(c.name, c.key_id, c.timestamp, fresh)
-    cosigned = tuple(sorted(seen.values(), key=lambda s: (s.witness, s.key_id)))
+        seen[(c.name, c.key_id)] = candidate if old is None else max(old, candidate, key=_rank)
+    # one per witness, not per key: two keys of one witness, or one key under two
+    # names, are one cosigner (tlog.cosignature.group_by_witness, shared with LogClient)
+    cosigned = tuple(sorted((max((seen[k] for k in group), key=_rank)
+                             for group in group_by_witness(seen, trusted)),
+                            key=lambda s: (s.witness, s.key_id)))
     fresh_count = sum(1 for s in cosigned if s.fresh)
     size = signed.checkpoint.size
     names = ", ".join(f"{s.witness} at {_when(s.timestamp)}" for s in cosigned) or "none"
@@ -144,6 +153,11 @@ def check_witnesses(signed: SignedCheckpoint, *, trusted: Sequence[CosignatureVe
         why = (f"the checkpoint of size {size} is cosigned by {len(cosigned)} trusted "
                f"witness(es), {quorum} required within {max_age} s: {names}")
     return WitnessCheck(quorum, max_age, keys, cosigned, finding, why)
+
+
+def _rank(seen: SeenCosignature) -> tuple[bool, int]:
+    """Which of a witness's cosignatures speaks for it: a fresh one, then the latest."""
+    return seen.fresh, seen.timestamp
 
 
 def witness_summary(log: Mapping[str, Any]) -> str:

@@ -24,7 +24,7 @@ from bordergate.errors import NotFound, Unavailable, VerificationError
 from bordergate.locations import parse_log_source
 from bordergate.tlog import merkle
 from bordergate.tlog.checkpoint import SignedCheckpoint, open_checkpoint
-from bordergate.tlog.cosignature import CosignatureVerifier
+from bordergate.tlog.cosignature import CosignatureVerifier, count_witnesses
 from bordergate.tlog.note import Verifier
 from bordergate.tlog.storage import CHECKPOINT_PATH, OBJECT_PATH, LogStorage
 from bordergate.tlog.tiles import (
@@ -194,16 +194,19 @@ class LogClient:
     def open(self, data: bytes, *, covering: int = 0) -> SignedCheckpoint:
         """Verify a signed checkpoint given as bytes (see :meth:`checkpoint`)."""
         signed = open_checkpoint(data, self.verifier, cosigners=self.cosigners)
-        names = {c.name for c in signed.cosignatures}
-        if len(names) < self.quorum and signed.checkpoint.size < covering:
+        # distinct witnesses, not keys nor names (promise 5; tlog.cosignature.group_by_witness)
+        witnesses = count_witnesses(((c.name, c.key_id) for c in signed.cosignatures),
+                                    self.cosigners)
+        if witnesses < self.quorum and signed.checkpoint.size < covering:
             raise Unavailable(
                 f"the log's checkpoint of size {signed.checkpoint.size} is not witnessed and "
                 f"does not cover size {covering} yet; retry once it is published",
                 code="checkpoint_not_witnessed_yet")
-        if len(names) < self.quorum:
+        if witnesses < self.quorum:
             raise VerificationError(
-                f"checkpoint of size {signed.checkpoint.size} has {len(names)} valid witness "
-                f"cosignatures, {self.quorum} required", code="witness_quorum_not_met")
+                f"checkpoint of size {signed.checkpoint.size} is cosigned by {witnesses} "
+                f"distinct trusted witness(es), {self.quorum} required",
+                code="witness_quorum_not_met")
         return signed
 
     # -- tiles and entries -------------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import secrets
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 from cryptography.exceptions import InvalidSignature
 
@@ -37,6 +37,8 @@ __all__ = [
     "CosignatureVerifier",
     "cosignature_message",
     "cosignature_timestamp",
+    "count_witnesses",
+    "group_by_witness",
 ]
 
 COSIGNATURE_TYPE = 0x04
@@ -73,6 +75,58 @@ def cosignature_timestamp(signature: NoteSignature) -> int:
             "cosignature timestamp exceeds 2^63-1", code="malformed_cosignature"
         )
     return int(timestamp)
+
+
+def group_by_witness(keys: Iterable[tuple[str, int]], trusted: Sequence[CosignatureVerifier]
+                     ) -> list[tuple[tuple[str, int], ...]]:
+    """Group ``(name, key id)`` pairs of cosignatures by the witness that made them.
+
+    The one counting rule of a witness quorum (promise 5), used by
+    :class:`bordergate.tlog.client.LogClient` and
+    :func:`bordergate.audit.witness_check.check_witnesses` alike.  A quorum
+    counts witnesses, not keys:
+
+    * a witness is one name: several keys under one name (a key rotation)
+      are one witness, or one colluding witness would count twice;
+    * one public key is one witness whatever names it is listed under:
+      cosignature/v1 does not sign the key name, so whoever holds one real
+      cosignature can copy its line under every other name that key has.
+
+    So two pairs belong to the same witness when they share a name or a
+    public key (transitively).  Pairs that are no ``trusted`` key are dropped.
+
+    Args:
+        keys: the ``(name, key id)`` of verified cosignatures (or of trusted keys).
+        trusted: the witness keys the caller trusts.
+
+    Returns:
+        One tuple of ``(name, key id)`` pairs per distinct witness, each tuple
+        and the list sorted, repeated pairs once.
+    """
+    public = {(v.name, v.key_id): v.public_key for v in trusted}
+    parent: dict[object, object] = {}
+
+    def root(node: object) -> object:
+        while parent.setdefault(node, node) != node:
+            node = parent[node]
+        return node
+
+    members = sorted({k for k in keys if k in public})
+    for name, key_id in members:  # one set: the pair, its name and its public key
+        for other in (("name", name), ("key", public[name, key_id])):
+            parent[root(other)] = root(("pair", name, key_id))
+    groups: dict[object, list[tuple[str, int]]] = {}
+    for name, key_id in members:
+        groups.setdefault(root(("pair", name, key_id)), []).append((name, key_id))
+    return sorted(tuple(g) for g in groups.values())
+
+
+def count_witnesses(keys: Iterable[tuple[str, int]],
+                    trusted: Sequence[CosignatureVerifier]) -> int:
+    """How many distinct trusted witnesses the ``(name, key id)`` pairs stand for
+    (:func:`group_by_witness`); with ``keys`` the trusted keys themselves, how
+    many witnesses a quorum can count at most."""
+    return len(group_by_witness(keys, trusted))
 
 
 class CosignatureVerifier(Ed25519Verifier):
