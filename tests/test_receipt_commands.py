@@ -45,3 +45,23 @@ def test_an_index_past_the_json_integer_range_is_malformed_not_a_crash(tmp_path:
     code, out = _cli("--json", receipt)
     assert code == 1
     assert json.loads(out.strip().splitlines()[-1])["error"] == "receipt_malformed"
+
+
+def test_without_log_or_gateway_key_the_key_is_unverified(tmp_path: Path) -> None:
+    """Receipts (issue 12 item 5): a receipt signed by a key its maker named itself
+    proves nothing about the gateway; ``receipt verify --json`` without ``--log`` or
+    ``--gateway-key`` printed ``"ok": true`` for it.  Now: ``ok`` false, status
+    ``key_unverified``, exit 1 (text too); with the gateway's ``--gateway-key`` the
+    signature check alone succeeds (exit 0)."""
+    receipt = _export_receipt(tmp_path / "self-made.receipt.json")
+    code, out = _cli("--json", receipt)
+    result = json.loads(out)
+    assert code == 1 and result["ok"] is False and result["status"] == "key_unverified"
+    assert result["entry_checked"] is False
+    code, out = _cli(receipt)
+    assert code == 1 and "key_unverified" in out
+    code, out = _cli("--json", receipt, "--gateway-key", GATEWAY.key)
+    result = json.loads(out)
+    assert code == 0 and result["ok"] is True and result["status"] == "signature_verified"
+    code, out = _cli(receipt, "--gateway-key", GATEWAY.key)
+    assert code == 0 and "entry not checked" in out

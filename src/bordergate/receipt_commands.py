@@ -8,11 +8,15 @@ key, witness cosignatures: ``--quorum`` defaults to every ``--witness``),
 proves the receipt's entry included, checks that a ``gateway-start`` of the
 gateway registered the key, and shows whether the entry allowed the fields the
 receipt says were released (:mod:`bordergate.receipt_log`).  Without ``--log``
-only the signature is checked.
+only the signature is checked: with ``--gateway-key`` that is a success (the
+entry not checked); without it the receipt's key is only the one it names
+itself, which anyone can make, so the result is ``key_unverified`` (exit 1).
 
-Exit codes: 0 consistent; 1 the receipt or the log fails verification, or the
-entry does not allow what the receipt says was released (a proof that the
-gateway lied, each discrepancy printed); 2 usage (bad option, malformed key);
+Exit codes: 0 consistent (or, without ``--log``, signed by a ``--gateway-key``);
+1 the receipt or the log fails verification, the entry does not allow what the
+receipt says was released (a proof that the gateway lied, each discrepancy
+printed), or nothing ties the key to the gateway (``key_unverified``: neither
+``--log`` nor ``--gateway-key``); 2 usage (bad option, malformed key);
 3 unavailable (the receipt file or the log cannot be read, or the log does not
 cover the entry yet) (:mod:`bordergate.exit_codes`).
 
@@ -34,7 +38,9 @@ from bordergate.exit_codes import ExitCode, fail
 
 if TYPE_CHECKING:
     from bordergate.receipt_log import ReceiptVerdict
+    from bordergate.receipts import Receipt
     from bordergate.tlog.client import LogClient
+    from bordergate.tlog.note import Ed25519Verifier
 
 __all__ = ["app"]
 
@@ -65,6 +71,31 @@ def _log_client(log: str | None, vkey: str | None, witness: list[str] | None,
         raise typer.BadParameter(f"--quorum {required} needs 0..{len(cosigners)} --witness")
     return LogClient(open_source(log), Ed25519Verifier.from_key_string(vkey),
                      cosigners=cosigners, quorum=required)
+
+
+def _receipt_line(receipt: Receipt, signer: Ed25519Verifier) -> str:
+    return (f"receipt: gateway {receipt.gateway} signed with {signer.name}+"
+            f"{signer.key_id:08x}: {receipt.action} of {receipt.collection} "
+            f"{list(receipt.fields)} under {receipt.origin} entry {receipt.index}")
+
+
+def _signature_only(result: dict[str, object], *, key_trusted: bool,
+                    json_output: bool) -> None:
+    """Report a receipt checked without ``--log``: its signature verifies with a
+    ``--gateway-key`` (exit 0), or only with the key it names itself, which anyone
+    can make: nothing ties it to the gateway (``key_unverified``, exit 1)."""
+    status = "signature_verified" if key_trusted else "key_unverified"
+    if json_output:
+        typer.echo(json.dumps({"ok": key_trusted, "status": status, **result,
+                               "entry_checked": False}))
+    elif key_trusted:
+        typer.echo("signature verified with a --gateway-key; entry not checked (no --log)")
+    else:
+        typer.echo("key_unverified: the signature verifies with the key the receipt names, "
+                   "which nothing ties to the gateway (give --gateway-key or --log); entry "
+                   "not checked")
+    if not key_trusted:
+        raise typer.Exit(int(ExitCode.REFUSED))
 
 
 def _show(verdict: ReceiptVerdict) -> None:
@@ -110,7 +141,14 @@ def verify(  # noqa: PLR0917 (typer maps each parameter to an option)
         help="witness cosignatures required (default: every --witness)")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print a JSON result")] = False,
 ) -> None:
-    """Check a receipt's signature and prove its entry against the (witnessed) log."""
+    """Check a receipt's signature and prove its entry against the (witnessed) log.
+
+    Exit codes: 0 success (consistent; without --log, signed by a --gateway-key),
+    1 verification failed or refused (a discrepancy, a bad signature, or
+    key_unverified: neither --log nor --gateway-key ties the key to the gateway),
+    2 usage, 3 unavailable (the file or log cannot be read, or the log does not
+    cover the entry yet).
+    """
     from bordergate.receipt_log import verify_in_log
     from bordergate.receipts import parse_receipt, verify_receipt_signature
     from bordergate.tlog.note import Ed25519Verifier
@@ -135,16 +173,11 @@ def verify(  # noqa: PLR0917 (typer maps each parameter to an option)
                     "action": receipt.action, "collection": receipt.collection,
                     "fields": list(receipt.fields), "origin": receipt.origin,
                     "index": receipt.index}, "signature_verified": True}
-    if json_output and client is None:
-        typer.echo(json.dumps({"ok": True, **result, "entry_checked": False}))
+    if client is None:
+        _signature_only(result, key_trusted=bool(trusted), json_output=json_output)
         return
     if not json_output:
-        typer.echo(f"receipt: gateway {receipt.gateway} signed with {signer.name}+"
-                   f"{signer.key_id:08x}: {receipt.action} of {receipt.collection} "
-                   f"{list(receipt.fields)} under {receipt.origin} entry {receipt.index}")
-    if client is None:
-        typer.echo("signature verified; entry not checked (no --log)")
-        return
+        typer.echo(_receipt_line(receipt, signer))
     try:
         verdict = verify_in_log(receipt, client, key_trusted=bool(trusted))
     except VerificationError as exc:
