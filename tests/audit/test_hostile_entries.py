@@ -22,18 +22,18 @@ from typer.testing import CliRunner
 from bordergate.audit.inspection import open_inspector
 from bordergate.audit.rosterstore import RosterLookup, RosterStore
 from bordergate.cli import app
-from bordergate.entries import canonical_json
+from bordergate.entries import canonical_json, encode_entry
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
 from bordergate.releases.publication import publish_bundle
 from bordergate.releases.review import ReviewPolicy
-from bordergate.roster import Roster, RosterAuthority, RosterSignature, roster_path
+from bordergate.roster import Roster, RosterAuthority, RosterSignature, roster_path, sign_roster
 from bordergate.roster.publication import publish_roster
 from bordergate.tlog.sequencer import Sequencer, SequencerConfig, create_log
 from bordergate.tlog.storage.fs import FileStorage
 from bordergate.tree_digest import read_tree
-from tests.approvers import AUTHORITY
+from tests.approvers import AUTHORITY, roster_of
 from tests.audit.auditlogs import FixedCosigners
-from tests.audit.scenario import PARENT, T0, EntryFactory, apr
+from tests.audit.scenario import APPROVER1, APPROVER2, LOCAL, PARENT, T0, EntryFactory, apr
 from tests.tlog.witnessed import log_signer, witness_signer
 
 INSPECTORS = pytest.mark.parametrize("reference", [True, False], ids=["reference", "accelerated"])
@@ -170,3 +170,53 @@ def test_a_report_that_cannot_be_built_is_not_an_io_error(
     code, output = run_cli(config, tmp_path / "audit")
     assert code == 1, output
     assert "report_not_built" in output and "io_error" not in output
+
+
+# -- review finding 2 (MEDIUM): a principal id that is not a string ---------------------------
+@INSPECTORS
+@pytest.mark.parametrize("bad_id", [["carol"], {"id": "carol"}], ids=["list", "object"])
+def test_principal_id_that_is_not_a_string_is_unlisted(reference: bool, bad_id: object) -> None:
+    """Promise 4 (every recorded principal is judged against the roster): a grant or a
+    read naming a logged roster version whose recorded principal id is a list or an
+    object is `roster_principal_unlisted` at its index; the audit does not crash and
+    the entries after it are still checked."""
+    roster = roster_of("us", [APPROVER1, APPROVER2, LOCAL, PARENT])
+    f = EntryFactory()
+    a = apr(555)
+    grant = json.loads(f.approval_change("approval-grant", a, APPROVER1, t=T0 + 2))
+    grant["approver"]["id"] = bad_id
+    read = json.loads(f.access(LOCAL, ["handle"], t=T0 + 3))
+    read["principal"]["id"] = bad_id
+    entries = [encode_entry("roster", T0, sign_roster(roster, AUTHORITY).entry_body()),
+               f.requested(with_member(f.approval_request(a, PARENT, t=T0 + 1),
+                                       roster=roster.digest)),
+               canonical_json({**grant, "roster": roster.digest}),
+               canonical_json({**read, "roster": roster.digest}),
+               f.access(PARENT, ["handle"], t=T0 + 4, extra={"roster": "sha256:" + "9" * 64})]
+    found = inspect(entries, reference=reference, factory=f, rosters=PublishedRosters(roster))
+    assert ("roster_principal_unlisted", 2) in found
+    assert ("roster_principal_unlisted", 3) in found
+    assert ("roster_unknown", 4) in found  # checked after them
+
+
+@INSPECTORS
+def test_a_rule_failing_on_an_entry_is_that_entrys_finding(
+        reference: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Promise 4 (fail safe): a rule that raises on an entry (a shape nobody foresaw)
+    makes that entry `entry_malformed` (code `entry_not_checkable`, high: the verdict is
+    never clean by it) and the audit goes on with the next entry, in both inspectors
+    (the accelerated one on entries of a known shape too)."""
+    from bordergate.audit.rules import tokens
+
+    def boom(*args: object) -> None:
+        raise KeyError("unforeseen")
+
+    monkeypatch.setattr(tokens, "revoked_token_use", boom)
+    f = EntryFactory()
+    reads = [f.access(LOCAL, ["handle"], t=T0 + i) for i in range(3)]
+    inspector = open_inspector(reference=reference, jurisdiction="us", origin=f.origin,
+                               bundles=f.lookup, reviewers=ReviewPolicy((), 1))
+    inspector.feed_all(0, reads)
+    malformed = [(x.index, x.detail.get("code"), x.time) for x in inspector.finish().findings
+                 if x.kind == "entry_malformed"]
+    assert malformed == [(i, "entry_not_checkable", T0 + i) for i in range(3)]

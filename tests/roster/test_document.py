@@ -196,3 +196,12 @@ def test_roster_principal_rules() -> None:
         RosterPrincipal("a", "o", "local", "us", covered_person=True)
     assert base64.b64decode(json.loads(sample_roster().document)["principals"]["carol"]
                             ["approver_keys"][0]) == b"\x01" * 32
+
+
+def test_an_id_that_is_not_a_string_is_never_listed() -> None:
+    """Promise 4: a principal id an untrusted entry records as a list or an object is
+    not listed (and has no approver keys); looking it up never raises."""
+    roster = sample_roster()
+    for bad in (["carol"], {"id": "carol"}, None, 7):
+        assert roster.principal(bad) is None
+        assert roster.approver_keys(bad) == ()

@@ -49,7 +49,7 @@ from bordergate.audit.decision_lists import (
     parse_decision_list,
     replay,
 )
-from bordergate.audit.inspection import DECISION_TYPES, ReferenceInspector
+from bordergate.audit.inspection import DECISION_TYPES, ReferenceInspector, guarded
 from bordergate.audit.inspection_state import InspectionState
 from bordergate.audit.personal_data import scan_entry
 from bordergate.audit.rules import (
@@ -258,7 +258,7 @@ class AcceleratedInspector(ReferenceInspector):
             return
         for item in chunk:
             if len(item) == 4:
-                self._check_shaped(*item)
+                guarded(self, item[0], item[1], item[2].entry.type, self._check_shaped, *item)
                 continue
             index, data, entry, group, _ = item
             if isinstance(entry, VerificationError):

@@ -58,10 +58,10 @@ from bordergate.audit.rules import (
 from bordergate.audit.rules.context import RuleContext
 from bordergate.audit.tally import Tally
 from bordergate.entries import Entry, canonical_json, parse_entry
-from bordergate.errors import VerificationError
+from bordergate.errors import Unavailable, VerificationError
 from bordergate.releases.review import ReviewPolicy
 
-__all__ = ["DECISION_TYPES", "InspectionState", "ReferenceInspector", "open_inspector"]
+__all__ = ["DECISION_TYPES", "InspectionState", "ReferenceInspector", "guarded", "open_inspector"]
 
 DECISION_TYPES = decisions.DECISION_TYPES
 # Types checked by one rule each, with no decision list.
@@ -135,7 +135,13 @@ class ReferenceInspector(RuleContext):
     def check(self, index: int, entry: Entry, group: DecisionList | None,
               pii: list[tuple[str, str]]) -> None:
         """Every rule, for one parsed entry (its decision list replayed, ``pii`` its
-        personal-data scan)."""
+        personal-data scan); a rule that fails on it makes it ``entry_malformed``
+        (:func:`guarded`)."""
+        guarded(self, index, entry.time, entry.type, self.check_rules, index, entry, group, pii)
+
+    def check_rules(self, index: int, entry: Entry, group: DecisionList | None,
+                    pii: list[tuple[str, str]]) -> None:
+        """:meth:`check` without the guard."""
         version = self.entry_order(index, entry, pii)
         t = entry.time
         tally = self.state.tally
@@ -189,6 +195,23 @@ class ReferenceInspector(RuleContext):
         """The rules of an ``access``, ``write``, ``export`` or ``erase`` entry."""
         checks = decisions.decision_checks(self, entry, group)
         decisions.apply_decision_checks(self, index, entry, group=group, checks=checks)
+
+
+def guarded(ctx: RuleContext, index: int, t: float, kind: str,
+            rules: Callable[..., None], *args: Any) -> None:
+    """Run ``rules(*args)`` for the entry at ``index`` (``t``, ``kind``: its time and
+    type); an unexpected exception (a rule meeting an entry shape nobody foresaw: a
+    list where an id belongs) is the entry's
+    ``entry_malformed`` finding, code ``entry_not_checkable``, and the audit goes on.
+    Fail safe: the finding is high, so the verdict is never clean by it.  What the
+    auditor cannot reach (a bundle store, a file) still ends the run (retry later).
+    """
+    try:
+        rules(*args)
+    except (OSError, Unavailable, MemoryError):
+        raise
+    except Exception as exc:  # one entry must never end the audit
+        wellformed.entry_not_checkable(ctx, index, t, kind, exc)
 
 
 def open_inspector(*, reference: bool = False, jurisdiction: str, origin: str,

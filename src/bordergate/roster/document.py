@@ -211,14 +211,15 @@ class Roster:
         return cls(jurisdiction, serial, issued, MappingProxyType(by_id), document,
                    roster_digest(document))
 
-    def principal(self, principal_id: str) -> RosterPrincipal | None:
-        """The listed principal ``principal_id``, or None when not listed."""
-        return self.principals.get(principal_id)
+    def principal(self, principal_id: object) -> RosterPrincipal | None:
+        """The listed principal ``principal_id``, or None when not listed (an id that
+        is not a string, as an untrusted entry may record, is never listed)."""
+        return self.principals.get(principal_id) if isinstance(principal_id, str) else None
 
-    def approver_keys(self, principal_id: str) -> tuple[bytes, ...]:
+    def approver_keys(self, principal_id: object) -> tuple[bytes, ...]:
         """Raw 32-byte Ed25519 keys of approver ``principal_id``; ``()`` when the
         principal is not listed or is not an approver."""
-        found = self.principals.get(principal_id)
+        found = self.principal(principal_id)
         return found.approver_keys if found is not None else ()
 
     def __contains__(self, principal_id: object) -> bool:

@@ -119,7 +119,7 @@ class RuleContext:
         verdict = None
         roster = self.roster_named(digest)
         if roster is not None:
-            listed = roster.principal(recorded.get("id"))  # type: ignore[arg-type]
+            listed = roster.principal(recorded.get("id"))  # not a string: not listed
             verdict = principal_problem(None if listed is None else listed.attributes(),
                                         recorded)
         if len(self._roster_verdicts) > 65_536:

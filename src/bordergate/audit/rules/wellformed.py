@@ -14,8 +14,8 @@ from bordergate.audit.rules.context import RuleContext
 from bordergate.entries import Entry
 from bordergate.errors import VerificationError
 
-__all__ = ["decision_list_of", "entry_malformed", "entry_time_regression",
-           "personal_data_in_entry"]
+__all__ = ["decision_list_of", "entry_malformed", "entry_not_checkable",
+           "entry_time_regression", "personal_data_in_entry"]
 
 
 def entry_malformed(ctx: RuleContext, index: int, exc: VerificationError) -> None:
@@ -24,6 +24,17 @@ def entry_malformed(ctx: RuleContext, index: int, exc: VerificationError) -> Non
     ctx.flag("entry_malformed", index, None,
              f"entry {index} is not a well-formed log entry ({exc.code}): {describe(exc)}",
              {"code": exc.code})
+
+
+def entry_not_checkable(ctx: RuleContext, index: int, t: float, kind: str,
+                        exc: Exception) -> None:
+    """An entry the parser took but a rule failed on (a member of a shape no rule
+    foresaw): malformed, named by the exception's type only (its message may quote
+    the entry)."""
+    ctx.flag("entry_malformed", index, t,
+             f"{kind} entry {index} could not be checked: a rule failed on it "
+             f"({type(exc).__name__}); it is treated as malformed",
+             {"code": "entry_not_checkable"})
 
 
 def decision_list_of(entry: Entry) -> list[Any]:
