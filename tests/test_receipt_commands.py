@@ -65,3 +65,12 @@ def test_without_log_or_gateway_key_the_key_is_unverified(tmp_path: Path) -> Non
     assert code == 0 and result["ok"] is True and result["status"] == "signature_verified"
     code, out = _cli(receipt, "--gateway-key", GATEWAY.key)
     assert code == 0 and "entry not checked" in out
+
+
+def test_an_appender_option_that_is_not_id_equals_role_is_usage(tmp_path: Path) -> None:
+    """Receipts (issue 12 item 5): ``--appender`` takes the auditor's ``ID=ROLE`` with a
+    role of its appender rule; anything else is a usage error (exit 2)."""
+    receipt = _export_receipt(tmp_path / "r.receipt.json")
+    for bad in ("us-gw-1", "us-gw-1=admin", "=gateway"):
+        code, out = _cli(receipt, "--appender", bad)
+        assert code == 2, (bad, out)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bordergate.appender import stamp
 from bordergate.entries import encode_entry
 from bordergate.errors import VerificationError
 from bordergate.receipt_log import verify_in_log
@@ -110,3 +111,56 @@ def test_a_registered_receipt_key_is_not_taken_for_personal_data() -> None:
         "gateway": "us", "release": None, "reviewed": False,
         "receipt_key": "us.gateway-receipts+12345678+AWhk0nOb2XV5K3vk0tHLOKMCkOJRL0pXtiMhvlEjlbYx"})
     assert scan_entry(raw, parse_entry(raw).body) == []
+
+
+def _stamped_log(entries: list[bytes]) -> LogClient:
+    storage = MemoryStorage()
+    create_log(storage, LOG)
+    with Sequencer(storage, LOG) as sequencer:
+        sequencer.submit(entries).result()
+        sequencer.publish()
+    return LogClient(StorageSource(storage), LOG.verifier())
+
+
+def _start(key: str, appender: str) -> bytes:
+    return stamp(encode_entry("gateway-start", T, {
+        "gateway": "us", "release": None, "reviewed": False, "unreviewed": True,
+        "receipt_key": key}), appender)
+
+
+ROLES = {"us-gw-1": "gateway", "us-gw-2": "gateway", "us-keyservice": "key-service",
+         "us-custodian": "custodian"}
+
+
+@pytest.mark.parametrize("roles", [None, ROLES], ids=["no role table", "role table"])
+@pytest.mark.parametrize("foreign", ["us-keyservice", "us-custodian"])
+def test_a_gateway_start_of_another_credential_registers_no_key(
+        roles: dict[str, str] | None, foreign: str) -> None:
+    """Promise 3 / receipts (issue 12 item 5): the key service's or custodian's append
+    credential may not write a gateway-start (the auditor's appender roles); one that
+    does, naming its own key, must not make receipts under that key the gateway's
+    (a forged 'proof' that the gateway lied about its honest denial): the key is
+    unregistered, and the refused start is named."""
+    entries = [_start(GATEWAY.key, "us-gw-1"), stamp(_access(["email", "handle"]), "us-gw-1"),
+               _start(FORGER.key, foreign), stamp(_access([], "deny"), "us-gw-1")]
+    client = _stamped_log(entries)
+    with pytest.raises(VerificationError) as caught:
+        verify_in_log(_receipt(FORGER, 3, entries[3]), client, appenders=roles)
+    assert caught.value.code == "receipt_key_unregistered"
+    assert f"entry 2, a gateway-start of gateway 'us', was appended with credential " \
+        f"'{foreign}'" in str(caught.value)
+    verdict = verify_in_log(_receipt(GATEWAY, 1, entries[1]), client, appenders=roles)
+    assert verdict.consistent and verdict.registered_at == 0
+    assert verdict.registered_by == "us-gw-1"
+
+
+def test_with_a_role_table_any_gateway_worker_registers_and_several_keys_are_noted() -> None:
+    """Receipts (issue 12 item 5): with the auditor's appender roles, a start by
+    another gateway worker's credential registers its key; a gateway that registered
+    several receipt keys is noted (no contradiction: keys rotate)."""
+    entries = [_start(FORGER.key, "us-gw-1"), _start(GATEWAY.key, "us-gw-2"),
+               stamp(_access(["email", "handle"]), "us-gw-1")]
+    client = _stamped_log(entries)
+    verdict = verify_in_log(_receipt(GATEWAY, 2, entries[2]), client, appenders=ROLES)
+    assert verdict.consistent and verdict.registered_by == "us-gw-2"
+    assert any("registered 2 receipt keys" in note for note in verdict.notes)

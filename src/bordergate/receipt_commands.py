@@ -6,7 +6,9 @@ the ``--gateway-key`` registered keys when given, the deployment file's
 ``receipts.public_keys``), then fetches the log, verifies its checkpoint (log
 key, witness cosignatures: ``--quorum`` defaults to every ``--witness``),
 proves the receipt's entry included, checks that a ``gateway-start`` of the
-gateway registered the key, and shows whether the entry allowed the fields the
+gateway registered the key (a start appended with a gateway credential: by
+``--appender ID=ROLE`` roles, else the credential of the receipt's entry), and
+shows whether the entry allowed the fields the
 receipt says were released (:mod:`bordergate.receipt_log`).  Without ``--log``
 only the signature is checked: with ``--gateway-key`` that is a success (the
 entry not checked); without it the receipt's key is only the one it names
@@ -33,7 +35,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bordergate.errors import BordergateError, NotFound, Unavailable, VerificationError
+from bordergate.errors import (
+    BordergateError,
+    ConfigError,
+    NotFound,
+    Unavailable,
+    VerificationError,
+)
 from bordergate.exit_codes import ExitCode, fail
 
 if TYPE_CHECKING:
@@ -71,6 +79,24 @@ def _log_client(log: str | None, vkey: str | None, witness: list[str] | None,
         raise typer.BadParameter(f"--quorum {required} needs 0..{len(cosigners)} --witness")
     return LogClient(open_source(log), Ed25519Verifier.from_key_string(vkey),
                      cosigners=cosigners, quorum=required)
+
+
+def _appender_roles(given: list[str]) -> dict[str, str]:
+    """``--appender ID=ROLE`` options as a table (roles of the auditor's rule).
+
+    Raises:
+        ConfigError: not ``ID=ROLE``, or an unknown role.
+    """
+    from bordergate.audit.rules.appenders import ROLE_TYPES
+
+    roles: dict[str, str] = {}
+    for item in given:
+        name, _, role = item.partition("=")
+        if not name or role not in ROLE_TYPES:
+            raise ConfigError(f"--appender {item[:80]!r}: expected ID=ROLE with ROLE one "
+                              f"of {sorted(ROLE_TYPES)}", code="usage")
+        roles[name] = role
+    return roles
 
 
 def _receipt_line(receipt: Receipt, signer: Ed25519Verifier) -> str:
@@ -113,7 +139,11 @@ def _show(verdict: ReceiptVerdict) -> None:
                    + (f", groups {body.get('groups')}" if verdict.entry.type == "export"
                       else ""))
     if verdict.registered_at is not None:
-        typer.echo(f"key: registered by the gateway-start entry {verdict.registered_at}")
+        typer.echo(f"key: registered by the gateway-start entry {verdict.registered_at}"
+                   + (f" (appended with credential {verdict.registered_by})"
+                      if verdict.registered_by else ""))
+    for note in verdict.notes:
+        typer.echo(f"note: {note}")
     if not verdict.consistent:
         typer.echo(f"INCONSISTENT: gateway {receipt.gateway} signed a receipt that its log "
                    f"entry {receipt.index} contradicts:")
@@ -139,6 +169,11 @@ def verify(  # noqa: PLR0917 (typer maps each parameter to an option)
         help="a trusted witness's verifier key NAME+ID+KEY (repeatable)")] = None,
     quorum: Annotated[int | None, typer.Option(
         help="witness cosignatures required (default: every --witness)")] = None,
+    appender: Annotated[list[str] | None, typer.Option(
+        "--appender", help="an append credential's role, ID=ROLE as in the auditor's "
+        "appenders table (repeatable): a gateway-start registers a key only if appended "
+        "with a gateway credential (default: the credential of the receipt's entry)")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print a JSON result")] = False,
 ) -> None:
     """Check a receipt's signature and prove its entry against the (witnessed) log.
@@ -161,6 +196,7 @@ def verify(  # noqa: PLR0917 (typer maps each parameter to an option)
     try:
         client = _log_client(log, vkey, witness, quorum)
         trusted = [Ed25519Verifier.from_key_string(k).key_string for k in gateway_key or []]
+        roles = _appender_roles(appender or [])
     except BordergateError as exc:  # the keys are the command line's: usage
         raise fail(exc, exit_code=ExitCode.USAGE, json_output=json_output) from None
     try:
@@ -179,7 +215,8 @@ def verify(  # noqa: PLR0917 (typer maps each parameter to an option)
     if not json_output:
         typer.echo(_receipt_line(receipt, signer))
     try:
-        verdict = verify_in_log(receipt, client, key_trusted=bool(trusted))
+        verdict = verify_in_log(receipt, client, key_trusted=bool(trusted),
+                                appenders=roles or None)
     except VerificationError as exc:
         raise fail(exc, json_output=json_output) from None
     except (Unavailable, NotFound) as exc:  # the log does not cover the entry yet
@@ -190,6 +227,8 @@ def verify(  # noqa: PLR0917 (typer maps each parameter to an option)
                                "checkpoint_size": verdict.checkpoint.checkpoint.size,
                                "entry_type": verdict.entry.type if verdict.entry else None,
                                "registered_at": verdict.registered_at,
+                               "registered_by": verdict.registered_by,
+                               "notes": verdict.notes,
                                "consistent": verdict.consistent,
                                "discrepancies": verdict.discrepancies}))
         raise typer.Exit(int(ExitCode.OK if verdict.consistent else ExitCode.REFUSED))
