@@ -33,7 +33,16 @@ from bordergate.tlog.storage.fs import FileStorage
 from bordergate.tree_digest import read_tree
 from tests.approvers import AUTHORITY, roster_of
 from tests.audit.auditlogs import FixedCosigners
-from tests.audit.scenario import APPROVER1, APPROVER2, LOCAL, PARENT, T0, EntryFactory, apr
+from tests.audit.scenario import (
+    APPROVER1,
+    APPROVER2,
+    LOCAL,
+    PARENT,
+    T0,
+    EntryFactory,
+    approval_view,
+    apr,
+)
 from tests.tlog.witnessed import log_signer, witness_signer
 
 INSPECTORS = pytest.mark.parametrize("reference", [True, False], ids=["reference", "accelerated"])
@@ -220,3 +229,59 @@ def test_a_rule_failing_on_an_entry_is_that_entrys_finding(
     malformed = [(x.index, x.detail.get("code"), x.time) for x in inspector.finish().findings
                  if x.kind == "entry_malformed"]
     assert malformed == [(i, "entry_not_checkable", T0 + i) for i in range(3)]
+
+
+# -- review finding 4 (MEDIUM): a grant under a superseded or rolled-back roster version -------
+V1 = roster_of("us", [APPROVER1, APPROVER2, PARENT, LOCAL], serial=1)
+V2 = roster_of("us", [APPROVER1, PARENT, LOCAL], serial=2)  # dave is no approver any more
+
+
+def _approval_story(f: EntryFactory, a: str, t: float, grant_rosters: tuple[str, str],
+                    read_roster: str) -> list[bytes]:
+    """A request, grants by carol and dave naming the given versions, a read under it."""
+    return [
+        f.requested(with_member(f.approval_request(a, PARENT, t=t), roster=read_roster)),
+        with_member(f.approval_change("approval-grant", a, APPROVER1, t=t + 1),
+                    roster=grant_rosters[0]),
+        with_member(f.approval_change("approval-grant", a, APPROVER2, t=t + 2, state="granted"),
+                    roster=grant_rosters[1]),
+        f.access(PARENT, ["email"], t=t + 3, purpose="customer_support",
+                 approval=approval_view(a, PARENT, expires=t + 3600),
+                 extra={"roster": read_roster})]
+
+
+@INSPECTORS
+def test_a_grant_naming_a_superseded_roster_version_does_not_count(reference: bool) -> None:
+    """Promise 4 (approvals judged as the identity authority vouches at the time): once
+    version 2 removed dave, a grant by dave signed with his removed key and naming
+    version 1 is `approval_signature_invalid` at the grant's own index, even when an
+    earlier entry already took version 1's `roster_superseded`; it does not count, so
+    the read under the approval is not granted by two approvers."""
+    f = EntryFactory()
+    a = apr(888)
+    entries = [encode_entry("roster", T0, sign_roster(V1, AUTHORITY).entry_body()),
+               encode_entry("roster", T0 + 0.5, sign_roster(V2, AUTHORITY).entry_body()),
+               f.access(LOCAL, ["handle"], t=T0 + 0.7, extra={"roster": V1.digest}),
+               *_approval_story(f, a, T0 + 1, (V2.digest, V1.digest), V2.digest)]
+    found = inspect(entries, reference=reference, factory=f, rosters=PublishedRosters(V1, V2))
+    assert ("approval_signature_invalid", 5) in found
+    assert ("approval_single_approver", 6) in found
+
+
+@INSPECTORS
+def test_a_rolled_back_roster_version_never_comes_into_force(reference: bool) -> None:
+    """Promise 4: version 1 logged again after version 2 (its serial does not increase)
+    is `roster_invalid` and never in force: grants naming it do not count (each is
+    `approval_signature_invalid` at its index), entries naming it are
+    `roster_superseded`, and the read under the approval is not granted."""
+    f = EntryFactory()
+    a = apr(999)
+    s1 = sign_roster(V1, AUTHORITY).entry_body()
+    entries = [encode_entry("roster", T0, s1),
+               encode_entry("roster", T0 + 0.2, sign_roster(V2, AUTHORITY).entry_body()),
+               encode_entry("roster", T0 + 0.4, s1),
+               *_approval_story(f, a, T0 + 1, (V1.digest, V1.digest), V1.digest)]
+    found = inspect(entries, reference=reference, factory=f, rosters=PublishedRosters(V1, V2))
+    assert ("roster_invalid", 2) in found
+    assert {("approval_signature_invalid", 4), ("approval_signature_invalid", 5),
+            ("roster_superseded", 3), ("approval_not_granted", 6)} <= set(found)

@@ -99,6 +99,8 @@ class RuleContext:
                 parse_entry(logged[1].encode("utf-8")).body)
         except VerificationError:
             return None
+        if signature.roster != digest:  # a failed-closed key names no version
+            return None
         return self.roster_lookup(signature).roster
 
     def roster_verdict(self, digest: str, recorded: Mapping[str, Any]

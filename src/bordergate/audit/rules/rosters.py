@@ -36,8 +36,8 @@ from bordergate.entries import Entry, canonical_json
 from bordergate.errors import VerificationError
 from bordergate.roster import RosterSignature
 
-__all__ = ["PRINCIPAL_MEMBERS", "RECORDING_TYPES", "decision_roster", "principal_problem",
-           "roster_entry"]
+__all__ = ["FAILED_CLOSED", "PRINCIPAL_MEMBERS", "RECORDING_TYPES", "decision_roster",
+           "in_force_version", "principal_problem", "roster_entry"]
 
 #: The entry types that record a principal (decisions and approvals).
 RECORDING_TYPES = frozenset({"access", "write", "export", "erase", "approval-request",
@@ -46,35 +46,71 @@ RECORDING_TYPES = frozenset({"access", "write", "export", "erase", "approval-req
 #: The members of decision and approval entries that record a principal.
 PRINCIPAL_MEMBERS = ("principal", "requester", "approver", "by", "actor")
 _ATTRIBUTES = ("org", "org_kind", "location", "roles")
+#: The prefix of the state's ``roster_in_force`` after a ``roster`` entry that did not
+#: verify (then its index): no version is in force.  A NUL never starts a digest the
+#: rules accept as in force (:func:`in_force_version`).
+FAILED_CLOSED = "\x00failed-closed@"
 
 
 def roster_entry(ctx: RuleContext, index: int, entry: Entry) -> None:
-    """Verify a ``roster`` entry's version; from here on it is in force."""
+    """Verify a ``roster`` entry's version; from here on it is in force if it verifies
+    and its serial is above every earlier one.  One that does not (a bad signature, a
+    missing document, a rollback) is never in force: from it on no version is, until
+    a later one verifies (the gateway fails closed the same way)."""
     body = entry.body
-    digest = body.get("roster")
-    key = digest if isinstance(digest, str) else f"invalid@{index}"
-    ctx.state.roster_entries[key] = (index, canonical_json(dict(body)).decode("utf-8"))
-    ctx.state.roster_in_force = key
+    record = (index, canonical_json(dict(body)).decode("utf-8"))
     try:
         signature = RosterSignature.from_entry_body(body)
     except VerificationError as exc:
-        _invalid(ctx, index, entry, exc.code, str(exc))
+        _refused(ctx, index, entry, record, code=exc.code, reason=str(exc))
         return
     found = ctx.roster_lookup(signature)
+    if found.roster is None and found.code == "roster_authority_not_configured":
+        # the auditor cannot judge any version: as before, named but never verified
+        ctx.state.roster_entries[signature.roster] = record
+        ctx.state.roster_in_force = signature.roster
+        _invalid(ctx, index, entry, found.code, found.reason)
+        return
     if found.roster is None:
-        _invalid(ctx, index, entry, found.code or "roster_invalid", found.reason)
+        _refused(ctx, index, entry, record, code=found.code or "roster_invalid",
+                 reason=found.reason)
         return
     previous = ctx.state.roster_serial
     if previous is not None and found.roster.serial <= previous:
-        _invalid(ctx, index, entry, "roster_serial_not_increasing",
-                 f"serial {found.roster.serial} is not above the earlier {previous}")
-    ctx.state.roster_serial = max(found.roster.serial, previous or 0)
+        _refused(ctx, index, entry, record, code="roster_serial_not_increasing",
+                 reason=f"serial {found.roster.serial} is not above the earlier {previous}")
+        return
+    ctx.state.roster_serial = found.roster.serial
+    ctx.state.roster_entries[signature.roster] = record
+    ctx.state.roster_in_force = signature.roster
+
+
+def _refused(ctx: RuleContext, index: int, entry: Entry, record: tuple[int, str], *,
+             code: str, reason: str) -> None:
+    """A roster entry that does not verify: no version is in force from it on (the
+    state names it by a key no digest equals, :data:`FAILED_CLOSED`), and a version
+    it names that no earlier entry logged is known (not ``roster_unknown``) but never
+    verified for an entry naming it."""
+    key = f"{FAILED_CLOSED}{index}"
+    ctx.state.roster_entries[key] = record
+    digest = entry.body.get("roster")
+    if isinstance(digest, str) and digest not in ctx.state.roster_entries:
+        ctx.state.roster_entries[digest] = record
+    ctx.state.roster_in_force = key
+    _invalid(ctx, index, entry, code, reason)
 
 
 def _invalid(ctx: RuleContext, index: int, entry: Entry, code: str, reason: str) -> None:
     ctx.flag("roster_invalid", index, entry.time,
              f"roster entry {index} does not verify [{code}]: {reason[:200]}",
              {"code": code})
+
+
+def in_force_version(ctx: RuleContext) -> str | None:
+    """The digest of the roster version in force at the entry being checked, or None
+    (no ``roster`` entry yet, or the last one did not verify: failed closed)."""
+    in_force = ctx.state.roster_in_force
+    return None if in_force is None or in_force.startswith(FAILED_CLOSED) else in_force
 
 
 def decision_roster(ctx: RuleContext, index: int, t: float, entry: Entry) -> None:
@@ -94,13 +130,15 @@ def decision_roster(ctx: RuleContext, index: int, t: float, entry: Entry) -> Non
                           explanation=f"{entry.type} entry {index} names a roster version no "
                           "earlier roster entry logged")
         return
-    if digest != in_force:
+    if digest != in_force_version(ctx):
         key = f"roster:superseded:{digest}"
         if not ctx.repeat(key):
+            logged = ctx.state.roster_entries.get(in_force or "", (None,))[0]
+            what = "the one in force (logged at entry" if in_force_version(ctx) else \
+                "any in force (none is since the roster entry"
             ctx.flag_once("roster_superseded", key, index, t,
                           explanation=f"{entry.type} entry {index} was decided under a roster "
-                          f"version other than the one in force (logged at entry "
-                          f"{ctx.state.roster_entries[in_force or ''][0]})")
+                          f"version other than {what} {logged})")
     for member in PRINCIPAL_MEMBERS:
         recorded = entry.body.get(member)
         if isinstance(recorded, dict):

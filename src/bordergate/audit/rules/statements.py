@@ -12,8 +12,9 @@ cannot add a grant the approver never made:
   withdrawing their own request signs nothing);
 * ``approval_signature_invalid``: it carries one that is malformed, names
   another request, is made with a key not listed for the approver (in the roster
-  version the entry names: :func:`approver_keys_of`), or does not verify for
-  this log, approval, verdict and approver.
+  version in force at the entry's index: :func:`approver_keys_of`; an entry naming
+  another version, a superseded one, fails ``roster_not_in_force``), or does not
+  verify for this log, approval, verdict and approver.
 
 A grant with either finding never counts towards the two approvers
 (:func:`~.approvals.approval_change`); a denial or revocation with one is still
@@ -32,6 +33,7 @@ from bordergate.approval_statement import (
     verify_statement,
 )
 from bordergate.audit.rules.context import RuleContext
+from bordergate.audit.rules.rosters import in_force_version
 from bordergate.audit.tally import ApprovalTrack
 from bordergate.entries import Entry
 from bordergate.errors import VerificationError
@@ -56,14 +58,24 @@ def signature_required(entry: Entry, track: ApprovalTrack, actor_id: str,
 
 
 def approver_keys_of(ctx: RuleContext, entry: Entry) -> ApproverKeys:
-    """Whose keys may sign ``entry``'s statement: those of the roster version the
-    entry names (none when that version is unknown or does not verify: the roster
-    rules report it), or for an entry naming no version (a log without a roster)
-    the auditor's configured ``approver_keys``."""
+    """Whose keys may sign ``entry``'s statement: those of the roster version in force
+    at the entry's index (none when the last ``roster`` entry did not verify: failed
+    closed), whatever version the entry names; in a log without a ``roster`` entry, the
+    auditor's configured ``approver_keys`` (none for an entry naming a version no
+    roster entry logged: the roster rules report it).
+
+    Raises:
+        VerificationError: ``roster_not_in_force``: the entry names a version other
+            than the one in force (a superseded one whose keys may be removed ones).
+    """
     digest = entry.body.get("roster")
-    if digest is None:
-        return ctx.approver_keys
-    roster = ctx.roster_named(digest) if isinstance(digest, str) else None
+    if ctx.state.roster_in_force is None:
+        return ctx.approver_keys if digest is None else _NO_KEYS
+    in_force = in_force_version(ctx)
+    if digest is not None and digest != in_force:
+        raise VerificationError("the entry names a roster version other than the one in "
+                                "force at its index", code="roster_not_in_force")
+    roster = ctx.roster_named(in_force) if in_force is not None else None
     return roster if roster is not None else _NO_KEYS
 
 
