@@ -365,3 +365,39 @@ def test_grant_entries_forged_into_the_log_grant_nothing_after_a_restart(
             assert read.status_code in (403, 503), read.text
         finally:
             stop_process(process)
+
+
+def test_someone_elses_approval_spends_none_of_its_subject_cap(gw: UsGateway) -> None:
+    """Promise 2 (found by a review): a local engineer who may read ``email`` anyway
+    presents the parent engineer's granted approval on reads of as many subjects as
+    its cap allows.  Only the reads the approval serves (its requester's, in its
+    collections, for its purpose) claim a subject: the requester's own first read
+    under it still releases.  Before, every presented read spent a slot, and the
+    requester was refused ``approval_out_of_scope``."""
+    assert LIMITS.max_subjects is not None
+    subjects = [gw.subject(f"burn-{i}") for i in range(LIMITS.max_subjects + 1)]
+    approval = gw.granted()
+    headers = {**gw.tokens.header(NOT_APPROVER, HOME), "Bordergate-Approval": approval}
+    for subject in subjects[:-1]:
+        r = gw.http.get(f"{gw.url}/v1/users/{subject}", headers=headers,
+                        params={"purpose": "customer_support", "fields": "email"})
+        assert r.status_code == 200, r.text
+    own = gw.read_email(subjects[-1], approval)
+    assert own.status_code == 200, own.text
+    assert own.json()["fields"]["email"] == f"burn-{LIMITS.max_subjects}@example.test"
+
+
+def test_a_wrong_subject_hint_is_no_unlogged_ownership_oracle(gw: UsGateway) -> None:
+    """Promise 3 (found by a review): the parent engineer, who may read no field of a
+    record asked for, names a subject with ``?subject=``.  A wrong guess and the right
+    one get the same logged denial (403 ``policy_denied``); before, a wrong guess got
+    404 with nothing logged, so the owner of a record could be found by guessing."""
+    owner, other = gw.subject("hint-owner"), gw.subject("hint-other")
+    answers = []
+    for guess in (other, owner):
+        r = gw.http.get(f"{gw.url}/v1/users/{owner}", headers=gw.tokens.header(PARENT, HOME),
+                        params={"purpose": "customer_support", "fields": "email",
+                                "subject": guess})
+        answers.append((r.status_code, r.json()["code"]))
+        gw.wait_logged(int(r.json()["log"]["index"]))
+    assert answers == [(403, "policy_denied")] * 2

@@ -178,6 +178,14 @@ class ApprovalRecord:
             collections=frozenset(self.collections), classes=frozenset(self.classes),
             valid=self.valid(now), expires=self.expires, in_scope=in_scope)
 
+    def serves(self, principal_id: str, collection: str, purpose: str) -> bool:
+        """Whether a read by ``principal_id`` of ``collection`` for ``purpose`` is one
+        this approval was asked for: its requester's, in its collections, for its
+        purpose.  Only such a read may spend its subject cap or lift a hold (the
+        policy checks the same for the fields it permits)."""
+        return principal_id == self.requester and collection in self.collections and \
+            purpose == self.purpose
+
     def as_resource(self) -> ApprovalRequest:
         """The resource of the ``approve`` decision."""
         return ApprovalRequest(self.requester, self.purpose, frozenset(self.collections),

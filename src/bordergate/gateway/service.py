@@ -828,7 +828,7 @@ class Gateway:
         collection, record_id, hinted = request.collection, request.record_id, request.hinted
         in_scope = presented is None or not any(
             s.field_class.value == "protected" for s in request.specs) or \
-            await self._within_reach(presented, collection, record_id, now)
+            await self._within_reach(request, presented, now)
         plan = self._read_plan(request.principal, collection, request.purpose, request.specs,
                                now=int(now), presented=presented, in_scope=in_scope,
                                vouched=request.vouched)
@@ -860,7 +860,10 @@ class Gateway:
         except VerificationError as exc:
             raise Unavailable("a stored value does not open; nothing released",
                               code="record_unreadable") from exc
-        if hinted is not None and hinted != owner:
+        if hinted is not None and hinted != owner and allowed:
+            # only to a principal who may read some of it: a denied read is logged as
+            # one whatever subject it names, so a wrong guess is no cheaper, unlogged
+            # way to learn who owns a record (found by a review)
             raise NotFound("no such record of that subject", code="record_not_found")
         if self.bulk is not None and allowed:
             await self._bulk_check(request, presented, owner,
@@ -913,7 +916,10 @@ class Gateway:
         subject = self._subject_pseudonym(owner)[0]
         if self.bulk.remembered(claims, subject, now):
             return
-        approved = presented is not None and presented.valid(int(now))
+        # only the approval asked for this read lifts the hold, inside its reach
+        # (scope and subject cap): not any valid approval the caller names
+        approved = presented is not None and presented.valid(int(now)) and \
+            await self._within_reach(request, presented, now)
         verdict = await self._off_loop(
             functools.partial(self.bulk.check, claims, subject, now, approved=approved))
         if not verdict.crossings:
@@ -1098,12 +1104,18 @@ class Gateway:
         self._plans.put(key, plan)
         return plan
 
-    async def _within_reach(self, presented: appr.ApprovalRecord, collection: str,
-                            record_id: str, now: float) -> bool:
+    async def _within_reach(self, request: _ReadRequest, presented: appr.ApprovalRecord,
+                            now: float) -> bool:
         """Whether reading the record stays inside the approval's subject and record
         scope and its cap of distinct subjects (claiming the record's subject in the
         shared ledger; only for a valid approval and a read that asks for protected
-        fields, the only ones an approval permits, so other reads spend no slot)."""
+        fields, the only ones an approval permits, or that crosses a bulk threshold,
+        so other reads spend no slot).  A read the approval does not serve (another
+        principal's, another collection or purpose) is outside it and claims
+        nothing: presenting someone else's approval spends none of its slots."""
+        collection, record_id = request.collection, request.record_id
+        if not presented.serves(request.principal.id, collection, request.purpose):
+            return False
         limited = presented.scope.subjects or presented.scope.records or \
             presented.max_subjects is not None
         if not limited or not presented.valid(now):
