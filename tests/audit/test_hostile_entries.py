@@ -24,6 +24,7 @@ from bordergate.audit.rosterstore import RosterLookup, RosterStore
 from bordergate.cli import app
 from bordergate.entries import canonical_json, encode_entry
 from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
+from bordergate.policy.entities import Principal
 from bordergate.releases.publication import publish_bundle
 from bordergate.releases.review import ReviewPolicy
 from bordergate.roster import Roster, RosterAuthority, RosterSignature, roster_path, sign_roster
@@ -285,3 +286,30 @@ def test_a_rolled_back_roster_version_never_comes_into_force(reference: bool) ->
     assert ("roster_invalid", 2) in found
     assert {("approval_signature_invalid", 4), ("approval_signature_invalid", 5),
             ("roster_superseded", 3), ("approval_not_granted", 6)} <= set(found)
+
+
+# -- review finding 3 (MEDIUM): an entry that leaves its roster member out -------------------
+@INSPECTORS
+def test_an_entry_naming_no_roster_is_judged_by_the_version_in_force(reference: bool) -> None:
+    """Promise 4 (the principal is the roster's, G12): once a roster is logged, a read
+    that names no roster version is still checked against the version in force at its
+    index, so a relabelled principal (the parent's engineer recorded as local staff)
+    is `roster_principal_mismatch` at its own index even when an earlier, innocuous
+    entry already took the log's `roster_missing`; every such entry is counted in
+    that finding's repeats."""
+    roster = roster_of("us", [LOCAL, PARENT])
+    relabelled = Principal(PARENT.id, LOCAL.org, LOCAL.org_kind, LOCAL.location, LOCAL.roles)
+    f = EntryFactory()
+    entries = [encode_entry("roster", T0, sign_roster(roster, AUTHORITY).entry_body()),
+               f.access(LOCAL, ["handle"], t=T0 + 1),
+               f.access(relabelled, ["email", "handle"], t=T0 + 2),
+               f.access(relabelled, ["email", "handle"], t=T0 + 3)]  # a known shape
+    inspector = open_inspector(reference=reference, jurisdiction="us", origin=f.origin,
+                               bundles=f.lookup, reviewers=ReviewPolicy((), 1),
+                               rosters=PublishedRosters(roster).lookup)
+    inspector.feed_all(0, entries)
+    state = inspector.finish()
+    found = [(x.kind, x.index) for x in state.findings if x.kind.startswith("roster_")]
+    assert found == [("roster_missing", 1), ("roster_principal_mismatch", 2),
+                     ("roster_principal_mismatch", 3)]
+    assert state.flagged["roster:missing"] == 2

@@ -17,7 +17,9 @@ be exactly that version's for the principal's id:
 * ``roster_unknown``: no earlier ``roster`` entry logged the version named;
 * ``roster_superseded``: the version named is not the one in force at the
   entry's index (reported once per version, with a repeat count);
-* ``roster_missing``: an entry after the first ``roster`` entry names none.
+* ``roster_missing``: an entry after the first ``roster`` entry names none (once,
+  with a repeat count); its principals are checked all the same, against the
+  version in force at its index, so leaving the member out hides no relabelling.
 
 A log without ``roster`` entries (no roster configured, or written before
 issue 12) is not judged.  A decision under a version that did not verify is
@@ -114,14 +116,21 @@ def in_force_version(ctx: RuleContext) -> str | None:
 
 
 def decision_roster(ctx: RuleContext, index: int, t: float, entry: Entry) -> None:
-    """Check the principal attributes an entry records against the version it names."""
+    """Check the principal attributes an entry records against the version it names
+    (or, naming none, the version in force at its index)."""
     in_force = ctx.state.roster_in_force
     digest = entry.body.get("roster")
     if digest is None:
-        if in_force is not None and not ctx.repeat("roster:missing"):
+        if in_force is None:
+            return
+        if not ctx.repeat("roster:missing"):
             ctx.flag_once("roster_missing", "roster:missing", index, t,
                           explanation=f"{entry.type} entry {index} names no roster version "
                           "though a roster is logged")
+        current = in_force_version(ctx)
+        if current is not None:  # judged all the same, by the version in force here
+            _check_principals(ctx, index, t, entry, digest=current,
+                              which="in force at its index (it names none)")
         return
     if not isinstance(digest, str) or digest not in ctx.state.roster_entries:
         key = f"roster:unknown:{str(digest)[:80]}"
@@ -139,6 +148,13 @@ def decision_roster(ctx: RuleContext, index: int, t: float, entry: Entry) -> Non
             ctx.flag_once("roster_superseded", key, index, t,
                           explanation=f"{entry.type} entry {index} was decided under a roster "
                           f"version other than {what} {logged})")
+    _check_principals(ctx, index, t, entry, digest=digest, which="it names")
+
+
+def _check_principals(ctx: RuleContext, index: int, t: float, entry: Entry, *, digest: str,
+                      which: str) -> None:
+    """Each principal the entry records against roster version ``digest`` (``which``
+    says how it was chosen, for the explanation)."""
     for member in PRINCIPAL_MEMBERS:
         recorded = entry.body.get(member)
         if isinstance(recorded, dict):
@@ -149,7 +165,7 @@ def decision_roster(ctx: RuleContext, index: int, t: float, entry: Entry) -> Non
                     else "principal is not listed in"
                 ctx.flag(kind, index, t,
                          f"{entry.type} entry {index}: the recorded {member}'s {what} the "
-                         f"roster version it names ({digest[:19]}...)",
+                         f"roster version {which} ({digest[:19]}...)",
                          {"member": member, "attributes": list(differing),
                           "roster": digest})
 
