@@ -401,3 +401,35 @@ def test_a_wrong_subject_hint_is_no_unlogged_ownership_oracle(gw: UsGateway) -> 
         answers.append((r.status_code, r.json()["code"]))
         gw.wait_logged(int(r.json()["log"]["index"]))
     assert answers == [(403, "policy_denied")] * 2
+
+
+def test_a_malformed_approval_entry_does_not_stop_the_gateway_starting(
+        tmp_path: Path) -> None:
+    """Promise 3 and operability (found by a review): a party that can append to the
+    log (here the log operator with ``bordergate log append``; any append credential
+    can, through the sequencer) appends bytes that name an approval type but are not
+    an entry.  The gateway that restarts passes over them with a warning and serves;
+    before, every later start of every worker failed (503 ``malformed_entry``), for
+    ever, since the log is append-only."""
+    path = write_deployment(tmp_path)
+    with_roster([path], HOME, [*APPROVERS, WRITER, PARENT, NOT_APPROVER])
+    j = load_config(path).jurisdiction(HOME)
+    poison = b'{"appender":"us-release","type":"approval-grant"\n'
+    process = start_process(path, HOME)  # creates the log
+    try:
+        wait_healthy(j.public_url, process)
+    finally:
+        stop_process(process)
+    appended = subprocess.run(
+        [str(Path(sys.executable).with_name("bordergate")), "log", "append",
+         str(j.log.storage), "--key-file", str(j.log.key_file)],
+        check=False, input=poison, capture_output=True, timeout=60)
+    assert appended.returncode == 0, appended.stderr.decode()
+    process = start_process(path, HOME)
+    try:
+        wait_healthy(j.public_url, process)
+        with httpx.Client(timeout=30.0) as http:
+            ready = http.get(f"{j.public_url}/readyz")
+            assert ready.status_code == 200, ready.text
+    finally:
+        stop_process(process)

@@ -41,7 +41,7 @@ from bordergate.config import Deployment, Jurisdiction, Limits
 from bordergate.dsp.bulk import FieldCategories
 from bordergate.entries import Entry, Pseudonymizer, parse_entry
 from bordergate.entry_state import state_keys
-from bordergate.errors import BordergateError, ConfigError
+from bordergate.errors import BordergateError, ConfigError, VerificationError
 from bordergate.gateway.approval_scope import open_subject_ledger
 from bordergate.gateway.approvals import (
     ApprovalStore,
@@ -200,13 +200,20 @@ class _ApprovalEntries:
     def apply(self, first_index: int, entries: Iterable[bytes]) -> None:
         """Gather the approval entries among ``entries`` (from ``first_index`` on).
 
-        Raises:
-            VerificationError: an entry naming an approval type does not parse.
+        An entry that names an approval type but does not parse is named in a
+        warning and passed over: no gateway writes one, and an entry any append
+        credential can write must not stop every later start of every worker (the
+        log is append-only; the auditor reports it as ``entry_malformed``).
         """
         index = first_index - 1
         for index, raw in enumerate(entries, first_index):
             if _APPROVAL_MARK in raw:
-                entry = parse_entry(raw)
+                try:
+                    entry = parse_entry(raw)
+                except VerificationError as exc:
+                    log.warning("log entry %d names an approval type but does not parse "
+                                "[%s]: %s; passed over", index, exc.code, exc)
+                    continue
                 if entry.type.startswith("approval-"):
                     self.found.append((index, entry))
         self.next_index = max(self.next_index, index + 1)
