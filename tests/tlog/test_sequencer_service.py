@@ -8,6 +8,7 @@ dead sequencer makes appends fail (so nothing is released) instead of hanging.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import sys
@@ -323,5 +324,33 @@ def test_refusals_reach_the_appender_with_their_codes(tmp_path: Path) -> None:
         assert asyncio.run(codes()) == [
             "sequencer_credential_refused", "sequencer_credential_refused",
             "appender_missing", "appender_missing", "appender_mismatch", "appender_mismatch"]
+    finally:
+        service.stop()
+
+
+def test_an_escaped_second_appender_is_refused(tmp_path: Path) -> None:
+    """Attribution (issue 12, item 2; found by a review): a worker's entry that names
+    its own credential first and another one under an escaped key
+    (``"\\u0061ppender"``, the same key to any JSON reader) is refused by the real
+    service (``appender_malformed``) and nothing is sequenced; before, the check's
+    fast path saw one ``"appender"`` and accepted it."""
+    service = Service(tmp_path, any_entries=False)
+    service.start()
+    good = RemoteSequencer(service.url, service.token, log_signer().verifier())
+    spoofed = b'{"appender":"worker-a","\\u0061ppender":"worker-b","x":1}'
+    assert json.loads(spoofed)["appender"] == "worker-b"
+
+    async def attempt() -> str:
+        try:
+            with pytest.raises(Unavailable) as refused:
+                await good.append(spoofed)
+            return refused.value.code
+        finally:
+            await good.aclose()
+
+    try:
+        assert asyncio.run(attempt()) == "appender_malformed"
+        checkpoint = LogClient(DirectorySource(service.dir), log_signer().verifier())
+        assert checkpoint.checkpoint().checkpoint.size == 0
     finally:
         service.stop()
