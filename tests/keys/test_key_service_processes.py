@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -309,6 +310,35 @@ def test_a_proof_in_an_unwitnessed_checkpoint_or_a_malformed_proof_is_refused(
     r = httpx.post(keyed.key_url, headers=keyed.key_headers(), timeout=30,
                    json={**body, "proof": {"checkpoint": proof["checkpoint"]}})
     assert (r.status_code, r.json()["code"]) == (400, "malformed_key_request"), r.text
+
+
+def test_a_string_that_is_not_unicode_text_is_a_malformed_request(
+        keyed: KeyedDeployment) -> None:
+    """Bad input (found by a review): a lone surrogate escaped in JSON (``"\\ud800"``)
+    in the promise, a proof's checkpoint, the subject, the wrapped key's id, or an
+    export's promise is ``malformed_key_request`` (400), never a traceback and a
+    500, and the service still releases an honest key after them."""
+    p = keyed.pseudonyms()
+    entry, promise = _logged(keyed, {"subject": p.subject(keyed.subject), "outcome": "allow"})
+    good = {"operation": "read", "subject": keyed.subject,
+            "entry": base64.b64encode(entry).decode(), "promise": promise.decode(),
+            "wrapped": keyed.wrapped(keyed.subject)}
+    lone = '"\\ud800"'
+    bodies = [
+        json.dumps({**good, "promise": "X"}).replace('"X"', lone),
+        json.dumps({**good, "promise": None, "proof": {"checkpoint": "X", "index": 0,
+                                                        "path": []}}).replace('"X"', lone),
+        json.dumps({**good, "subject": "X"}).replace('"X"', lone),
+        json.dumps({**good, "wrapped": {**good["wrapped"], "key_id": "X"}}  # type: ignore[dict-item]
+                   ).replace('"X"', lone),
+    ]
+    bulk = json.dumps({"operation": "export", "entry": good["entry"], "promise": "X",
+                       "subjects": []}).replace('"X"', lone)
+    for url, body in [*((keyed.key_url, b) for b in bodies), (keyed.key_url + "s", bulk)]:
+        r = httpx.post(url, headers={**keyed.key_headers(), "content-type": "application/json"},
+                       content=body, timeout=30)
+        assert (r.status_code, r.json()["code"]) == (400, "malformed_key_request"), r.text
+    assert _ask(keyed, entry, promise).status_code == 200
 
 
 def _no_kek_ring(store: object) -> object:
