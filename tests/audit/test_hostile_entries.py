@@ -313,3 +313,59 @@ def test_an_entry_naming_no_roster_is_judged_by_the_version_in_force(reference: 
     assert found == [("roster_missing", 1), ("roster_principal_mismatch", 2),
                      ("roster_principal_mismatch", 3)]
     assert state.flagged["roster:missing"] == 2
+
+
+# -- review finding 5 (MEDIUM): one approver key under two principal ids ----------------------
+def test_a_roster_listing_one_key_for_two_principals_is_malformed() -> None:
+    """Promise 4 (two distinct approvers, A1): a roster version listing one approver key
+    under two principal ids is `roster_malformed` (built or parsed), so it never
+    verifies and never comes into force: one key-holder cannot be two approvers."""
+    from bordergate.errors import VerificationError
+    from bordergate.roster import RosterPrincipal, parse_roster
+    from tests.approvers import ISSUED, public_key
+
+    def listed(who: Principal, key: bytes) -> RosterPrincipal:
+        return RosterPrincipal(who.id, who.org, who.org_kind, who.location,
+                               frozenset(who.roles), approver_keys=(key,))
+
+    shared = public_key("carol")
+    with pytest.raises(ValueError, match="one approver key"):
+        Roster.build(jurisdiction="us", serial=1, issued=ISSUED,
+                     principals=[listed(APPROVER1, shared), listed(APPROVER2, shared)])
+    honest = Roster.build(jurisdiction="us", serial=1, issued=ISSUED, principals=[
+        listed(APPROVER1, shared), listed(APPROVER2, public_key("dave"))])
+    document = json.loads(honest.document)
+    document["principals"]["dave"]["approver_keys"] = \
+        document["principals"]["carol"]["approver_keys"]
+    with pytest.raises(VerificationError) as caught:
+        parse_roster(canonical_json(document))
+    assert caught.value.code == "roster_malformed"
+
+
+@INSPECTORS
+def test_one_key_signing_as_two_approvers_counts_once(reference: bool) -> None:
+    """Promise 4 (two distinct approvers, A1): where the approver keys come from the
+    auditor's configuration and one key is listed for carol and dave, grants "by"
+    carol and dave both signed with that key count as one approver: the second is
+    `approval_invalid_transition` at its index and the read under it is not granted
+    by two."""
+    from bordergate.approval_statement import MappingApproverKeys
+    from tests.approvers import public_key
+
+    f = EntryFactory()
+    a = apr(777)
+    entries = [f.approval_request(a, PARENT, t=T0),
+               f.approval_change("approval-grant", a, APPROVER1, t=T0 + 1, sign="carol"),
+               f.approval_change("approval-grant", a, APPROVER2, t=T0 + 2, sign="carol",
+                                 state="granted"),
+               f.access(PARENT, ["email"], t=T0 + 3, purpose="customer_support",
+                        approval=approval_view(a, PARENT, expires=T0 + 3600))]
+    keys = MappingApproverKeys({"carol": (public_key("carol"),),
+                                "dave": (public_key("carol"),)})
+    inspector = open_inspector(reference=reference, jurisdiction="us", origin=f.origin,
+                               bundles=f.lookup, reviewers=ReviewPolicy((), 1),
+                               approver_keys=keys)
+    inspector.feed_all(0, entries)
+    found = [(x.kind, x.index) for x in inspector.finish().findings]
+    assert ("approval_invalid_transition", 2) in found
+    assert ("approval_single_approver", 3) in found

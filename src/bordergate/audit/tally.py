@@ -31,7 +31,9 @@ class ApprovalTrack:
         collections, classes: its scope.
         home: the jurisdiction holding it.
         requested_at, expires: Unix seconds.
-        grants: ``[approver id, index, time, valid]`` per grant entry.
+        grants: ``[approver id, index, time, valid, key]`` per grant entry (``key``:
+            the base64 key its verified statement was signed with, or None; states
+            saved before it was recorded hold four members).
         state: ``pending``, ``granted`` (two valid distinct approvers), ``denied``, ``revoked``.
         granted: ``[index, time]`` of the grant that made it valid.
         closed: ``[index, time, by]`` of the denial or revocation.
@@ -80,8 +82,19 @@ class ApprovalTrack:
     request: str | None = None
 
     def valid_approvers(self) -> set[str]:
-        """Distinct approvers whose grant counted."""
-        return {str(g[0]) for g in self.grants if g[3]}
+        """Distinct approvers whose grant counted, by id and by signing key: a grant
+        signed with the key of an earlier counted grant adds nobody (one key-holder is
+        one approver, whatever ids it signs as)."""
+        ids: set[str] = set()
+        keys: set[str] = set()
+        for g in self.grants:
+            key = g[4] if len(g) > 4 else None
+            if not g[3] or (key is not None and key in keys):
+                continue
+            ids.add(str(g[0]))
+            if key is not None:
+                keys.add(key)
+        return ids
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -21,9 +21,11 @@ insignificant whitespace, no floats)::
 
 Rules: every member is present and no other is; ``approver_keys`` is
 non-empty exactly when ``roles`` holds ``approver`` (an approver is someone
-whose signature can be checked); ``covered_person_basis`` is a non-empty text
-when ``covered_person`` is true (which paragraph of 28 CFR 202.211 applies,
-e.g. ``"202.211(a)(4): ..."``), and may be a text or null when false.
+whose signature can be checked), and no key is listed for two principals (one
+key-holder would count as two approvers: ``roster_malformed``);
+``covered_person_basis`` is a non-empty text when ``covered_person`` is true
+(which paragraph of 28 CFR 202.211 applies, e.g. ``"202.211(a)(4): ..."``), and
+may be a text or null when false.
 
 The version's **digest** is ``sha256:<hex>`` of the canonical bytes; it is
 what the authority signs (:mod:`bordergate.roster.signing`), what a
@@ -190,13 +192,20 @@ class Roster:
         """A roster version of ``principals`` (ids distinct).
 
         Raises:
-            ValueError: duplicate ids, a bad serial, jurisdiction or time.
+            ValueError: duplicate ids, an approver key listed for two principals, a
+                bad serial, jurisdiction or time.
         """
         by_id: dict[str, RosterPrincipal] = {}
+        holders: dict[bytes, str] = {}
         for p in principals:
             if p.id in by_id:
                 raise ValueError(f"principal {p.id!r} is listed twice")
             by_id[p.id] = p
+            for key in p.approver_keys:
+                if key in holders:  # one key-holder would count as two approvers
+                    raise ValueError(f"one approver key is listed for {holders[key][:80]!r} "
+                                     f"and {p.id[:80]!r}")
+                holders[key] = p.id
         if isinstance(serial, bool) or not isinstance(serial, int) or not 0 < serial < 2**53:
             raise ValueError("serial must be a positive integer below 2**53")
         if not isinstance(jurisdiction, str) or not _CODE.fullmatch(jurisdiction):

@@ -183,8 +183,9 @@ def approval_change(ctx: RuleContext, index: int, entry: Entry) -> None:
         track.state = "revoked" if entry.type == "approval-revoke" else "denied"
         track.closed = [index, t, actor_id[:80]]
         return
-    problem = grant_problem(ctx, track, actor) or signature
-    track.grants.append([actor_id[:80], index, t, problem is None])
+    key = _statement_key(entry) if signature is None else None
+    problem = grant_problem(ctx, track, actor) or signature or _key_problem(track, key)
+    track.grants.append([actor_id[:80], index, t, problem is None, key])
     if problem is not None:
         kind, why = problem
         track.flagged = track.flagged or kind
@@ -198,6 +199,22 @@ def approval_change(ctx: RuleContext, index: int, entry: Entry) -> None:
                  f"approval-grant entry {index} declares the approval requested at entry "
                  f"{track.index} granted with {len(track.valid_approvers())} valid "
                  "custodian approver(s); two distinct ones are required")
+
+
+def _statement_key(entry: Entry) -> str | None:
+    """The key a (verified) statement names, or None (an unsigned older entry)."""
+    statement = entry.body.get("statement")
+    key = statement.get("key") if isinstance(statement, dict) else None
+    return key[:80] if isinstance(key, str) else None
+
+
+def _key_problem(track: ApprovalTrack, key: str | None) -> tuple[str, str] | None:
+    """A grant signed with the key of an earlier counted grant of the same approval
+    (one key-holder under two ids counts once)."""
+    if key is not None and any(len(g) > 4 and g[3] and g[4] == key for g in track.grants):
+        return ("approval_invalid_transition",
+                "it is signed with the key of an earlier grant (one key-holder counts once)")
+    return None
 
 
 def grant_problem(ctx: RuleContext, track: ApprovalTrack, actor: Mapping[str, Any]
