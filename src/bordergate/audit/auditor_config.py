@@ -73,7 +73,7 @@ from bordergate.dsp.countries import DEFAULT_COUNTRIES_OF_CONCERN, parse_countri
 from bordergate.errors import VerificationError
 from bordergate.subjects import JURISDICTION_PATTERN
 from bordergate.tlog.cosignature import CosignatureVerifier, count_witnesses
-from bordergate.tlog.note import Ed25519Verifier
+from bordergate.tlog.note import Ed25519Verifier, load_ed25519_public_key
 
 __all__ = ["AuditorConfig", "LogAudit", "load_auditor_config", "parse_auditor_config"]
 
@@ -294,8 +294,11 @@ class _Reader(ConfigReader):
                     raw = base64.b64decode(text, validate=True)
                 except (binascii.Error, ValueError):
                     raw = b""
-                if len(raw) != 32:
-                    raise self.fail(f"{where}.{who}[{i}]", "not a base64 raw Ed25519 key")
+                try:
+                    load_ed25519_public_key(raw)
+                except VerificationError as exc:  # a small-order key included
+                    raise self.fail(f"{where}.{who}[{i}]",
+                                    f"not a base64 raw Ed25519 key: {exc}") from None
                 first = holder.setdefault(raw, who)
                 if first != who:
                     raise self.fail(f"{where}.{who}[{i}]", f"this key is also listed for "

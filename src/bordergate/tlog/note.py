@@ -65,6 +65,7 @@ __all__ = [
     "ed25519_key",
     "is_valid_key_name",
     "key_id_for",
+    "load_ed25519_public_key",
     "note_signatures",
     "open_note",
     "parse_signature_lines",
@@ -210,13 +211,48 @@ class Verifier(ABC):
         return f"{type(self).__name__}({self.key_string!r})"
 
 
-def _ed25519_public_key(material: bytes) -> Ed25519PublicKey:
+# The y-coordinates (32 bytes little-endian, sign bit of x cleared) of every encoding of
+# an Ed25519 point of small order (order 1, 2, 4 or 8: the eight torsion points), as in
+# libsodium's blocklist (crypto_core/ed25519/ref10/ed25519_ref10.c, ge25519_has_small_order):
+# y = 0, 1, the two y of the order-8 points, p - 1, and the non-canonical y = p, p + 1
+# (RFC 8032 section 5.1.3 decoding, p = 2^255 - 19).  With the sign bit ignored this
+# also covers the "negative zero" x of y = 1 and y = p - 1.  Under such a key the
+# signature (R = identity, S = 0) and others verify for every message, so whoever
+# registers it can disown what it signed and anyone can sign as it.
+# tests/tlog/test_small_order_keys.py recomputes this set from the curve.
+_SMALL_ORDER_Y = frozenset(bytes.fromhex(h) for h in (
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+))
+
+
+def load_ed25519_public_key(material: bytes, *, code: str = "malformed_verifier_key"
+                            ) -> Ed25519PublicKey:
+    """Load a raw 32-byte Ed25519 public key to verify signatures with.
+
+    The one loader of every Ed25519 key bordergate verifies with (log, witness,
+    receipt, roster authority, reviewer and approver keys): it refuses the
+    encodings of the small-order points, under which a signature verifies for
+    every message (see ``_SMALL_ORDER_Y``).
+
+    Raises:
+        VerificationError: with ``code``, for a key that is not 32 bytes, not a
+            point, or of small order.
+    """
     if len(material) != 32:
-        raise VerificationError("an Ed25519 public key is 32 bytes", code="malformed_verifier_key")
+        raise VerificationError("an Ed25519 public key is 32 bytes", code=code)
+    if material[:31] + bytes([material[31] & 0x7F]) in _SMALL_ORDER_Y:
+        raise VerificationError("a small-order Ed25519 public key (any signature would "
+                                "verify under it) is refused", code=code)
     try:
         return Ed25519PublicKey.from_public_bytes(material)
     except ValueError as exc:
-        raise VerificationError("not an Ed25519 public key", code="malformed_verifier_key") from exc
+        raise VerificationError("not an Ed25519 public key", code=code) from exc
 
 
 class Ed25519Verifier(Verifier):
@@ -232,7 +268,7 @@ class Ed25519Verifier(Verifier):
         """
         if not is_valid_key_name(name):
             raise VerificationError("invalid key name", code="malformed_verifier_key")
-        self._public_key = _ed25519_public_key(public_key)
+        self._public_key = load_ed25519_public_key(public_key)
         self.public_key = public_key
         self.name = name
         self.key_id = key_id_for(name, self.key_type, public_key)
