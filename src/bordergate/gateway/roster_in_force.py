@@ -73,6 +73,9 @@ class RosterInForce:
         version: the log index of the last ``roster`` entry read (the one in
             force, or the one that failed it closed), or -1: the version of the
             sequencer's ``roster`` state key (``entry_state``).
+        highest_signed: the highest serial a ``roster`` entry logged with a valid
+            authority signature, its document published or not (0: none); a version
+            at or below it is refused (``roster_serial_not_increasing``).
     """
 
     def __init__(self, authority: RosterAuthority, objects: ObjectReader) -> None:
@@ -80,6 +83,7 @@ class RosterInForce:
         self.objects = objects
         self.next_index = 0
         self.version = -1
+        self.highest_signed = 0
         # one attribute, swapped whole: (roster, its entry member, why unusable)
         self._state: tuple[Roster | None, Mapping[str, str], str | None] = (
             None, MappingProxyType({}), "no roster version is logged yet")
@@ -125,9 +129,10 @@ class RosterInForce:
 
         A version that does not verify (bad signature, document missing or not
         the signed one) puts the gateway in the fail-closed state until a later
-        version verifies; one whose serial is not above the version in force
-        is refused the same way (a rollback to an older list), and so is a
-        ``roster`` entry that is not a well-formed entry.
+        version verifies; one whose serial is not above every serial the
+        authority signed in an earlier entry (verified or withheld) is refused
+        the same way (a rollback to an older list, or past a withheld newer one),
+        and so is a ``roster`` entry that is not a well-formed entry.
         """
         applied = 0
         index = first_index - 1
@@ -157,6 +162,13 @@ class RosterInForce:
         try:
             signature = RosterSignature.from_entry_body(body)
             self.authority.check_signature(signature)
+            # a version the authority signed counts even if its document is withheld:
+            # nothing at or below its serial may come back into force after it
+            if signature.serial <= self.highest_signed:
+                raise VerificationError(f"roster serial {signature.serial} is not above "
+                                        f"{self.highest_signed}, already logged",
+                                        code="roster_serial_not_increasing")
+            self.highest_signed = signature.serial
             document = self.objects.read_object(roster_path(signature.roster))
             if document is None:
                 raise VerificationError(f"{roster_path(signature.roster)} is not published",

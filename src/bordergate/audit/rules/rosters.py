@@ -48,6 +48,11 @@ RECORDING_TYPES = frozenset({"access", "write", "export", "erase", "approval-req
 #: The members of decision and approval entries that record a principal.
 PRINCIPAL_MEMBERS = ("principal", "requester", "approver", "by", "actor")
 _ATTRIBUTES = ("org", "org_kind", "location", "roles")
+#: Lookup codes of a version whose signature did not verify (any other failure came
+#: after it did: a withheld or wrong document still counts its serial).
+_UNSIGNED = frozenset({None, "roster_authority_not_configured", "roster_unknown_key",
+                       "roster_signature_invalid", "roster_signature_malformed",
+                       "roster_invalid"})
 #: The prefix of the state's ``roster_in_force`` after a ``roster`` entry that did not
 #: verify (then its index): no version is in force.  A NUL never starts a digest the
 #: rules accept as in force (:func:`in_force_version`).
@@ -56,7 +61,8 @@ FAILED_CLOSED = "\x00failed-closed@"
 
 def roster_entry(ctx: RuleContext, index: int, entry: Entry) -> None:
     """Verify a ``roster`` entry's version; from here on it is in force if it verifies
-    and its serial is above every earlier one.  One that does not (a bad signature, a
+    and its serial is above every earlier one the authority signed (a version whose
+    document was withheld included).  One that does not (a bad signature, a
     missing document, a rollback) is never in force: from it on no version is, until
     a later one verifies (the gateway fails closed the same way)."""
     body = entry.body
@@ -74,6 +80,9 @@ def roster_entry(ctx: RuleContext, index: int, entry: Entry) -> None:
         _invalid(ctx, index, entry, found.code, found.reason)
         return
     if found.roster is None:
+        if found.code not in _UNSIGNED:  # the authority signed this serial: none below
+            previous = ctx.state.roster_serial  # it may come into force after it
+            ctx.state.roster_serial = max(signature.serial, previous or 0)
         _refused(ctx, index, entry, record, code=found.code or "roster_invalid",
                  reason=found.reason)
         return
