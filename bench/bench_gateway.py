@@ -334,7 +334,11 @@ def receipt_rates() -> tuple[float, float]:
     receipts = ReceiptSigner(signer, "us")
     values = {"handle": "benchy", "email": "bench@example.test", "phone": "+15550100",
               "created_at": "2024-01-01T00:00:00Z", "government_id": "GOV-BENCH-1"}
-    entry = b"x" * 3000  # about a read's entry of five fields with their decision inputs
+    # about a read's entry of five fields with their decision inputs (the receipt
+    # copies its jti and time, so it is parsed as an entry)
+    entry = json.dumps({"decisions": [{"field": f, "inputs": "x" * 500} for f in values],
+                        "jti": "bench-token-id-0123", "time": "2026-01-01T00:00:00.000Z"},
+                       separators=(",", ":")).encode()
     rates = []
     for issue in (lambda i: receipts.issue(
             origin="us.bench/log", index=i, entry=entry, action="read", collection="users",

@@ -20,6 +20,9 @@ GATEWAY = ReceiptSigner(Signer.from_seed(
     "us.gateway-receipts-TEST-ONLY", hashlib.sha256(b"TEST-ONLY cli gateway").digest()), "us")
 
 
+ENTRY = b'{"time":"2026-11-29T00:00:00.000Z","type":"export"}'
+
+
 def _cli(*args: object) -> tuple[int, str]:
     result = CliRunner().invoke(app, ["receipt", "verify", *(str(a) for a in args)])
     return result.exit_code, result.output
@@ -27,7 +30,7 @@ def _cli(*args: object) -> tuple[int, str]:
 
 def _export_receipt(path: Path, **changed: object) -> Path:
     body = {"collection": "users", "group_by": "country", "suppressed": 0, "groups": []}
-    receipt, _ = GATEWAY.issue(origin="us.test/log", index=3, entry=b"{}", action="export",
+    receipt, _ = GATEWAY.issue(origin="us.test/log", index=3, entry=ENTRY, action="export",
                                collection="users", fields=["country"],
                                values=released_values("export", body), groups=0,
                                suppressed=0)

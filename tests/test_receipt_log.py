@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from bordergate.appender import stamp
-from bordergate.entries import encode_entry
+from bordergate.entries import encode_entry, format_time
 from bordergate.errors import VerificationError
 from bordergate.receipt_log import verify_in_log
-from bordergate.receipts import Receipt, ReceiptSigner, parse_receipt
+from bordergate.receipts import FORMAT_V1, Receipt, ReceiptSigner, parse_receipt
 from bordergate.tlog.client import LogClient, StorageSource
 from bordergate.tlog.note import Signer
 from bordergate.tlog.sequencer import Sequencer, create_log
@@ -164,3 +165,46 @@ def test_with_a_role_table_any_gateway_worker_registers_and_several_keys_are_not
     verdict = verify_in_log(_receipt(GATEWAY, 2, entries[2]), client, appenders=ROLES)
     assert verdict.consistent and verdict.registered_by == "us-gw-2"
     assert any("registered 2 receipt keys" in note for note in verdict.notes)
+
+
+def test_a_receipt_citing_another_requests_entry_is_a_discrepancy() -> None:
+    """Promise 3 / receipts, issue 12 item 5 (request binding): a gateway logs a denial
+    of request B, releases B's record anyway and answers with a receipt naming B's
+    token id and time but citing the earlier allowing entry of request A (same
+    collection and fields): the client cannot tell, but ``verify_in_log`` names the
+    token id and time the entry does not record (before, it said consistent)."""
+    def access(jti: str, when: float, outcome: str, released: list[str]) -> bytes:
+        return stamp(encode_entry("access", when, {
+            "principal": {}, "collection": "users", "subject": "subject:00",
+            "record": "record:00", "purpose": "operations", "bundle": "sha256:00",
+            "outcome": outcome, "gateway": "us", "released": released, "jti": jti,
+            "decisions": [{"field": f, "allowed": outcome != "deny"}
+                          for f in ("email", "handle")]}), "us-gw-1")
+    entries = [_start(GATEWAY.key, "us-gw-1"),
+               access("token-a-0123456789", T, "allow", ["email", "handle"]),
+               access("token-b-0123456789", T + 60, "deny", [])]
+    client = _stamped_log(entries)
+    honest = _receipt(GATEWAY, 1, entries[1])
+    assert honest.jti == "token-a-0123456789" and verify_in_log(honest, client).consistent
+    lie = replace(honest, jti="token-b-0123456789", time=format_time(T + 60))
+    lie = replace(lie, signature=GATEWAY.signer.sign(lie.signed_bytes()))
+    verdict = verify_in_log(lie, client)
+    assert not verdict.consistent
+    assert any("names token id 'token-b-0123456789', the entry 'token-a-0123456789'" in d
+               for d in verdict.discrepancies)
+    assert any("names time" in d for d in verdict.discrepancies)
+
+
+def test_an_old_format_receipt_verifies_but_its_request_binding_is_not_checked(
+        log: tuple[LogClient, list[bytes]]) -> None:
+    """Receipt format (versions): a v1 receipt, issued before receipts named their
+    request, is still held against the log (consistent here), with a note that its
+    request binding could not be checked."""
+    client, entries = log
+    new = _receipt(GATEWAY, 1, entries[1])
+    old = replace(new, format=FORMAT_V1, jti=None, time=None)
+    old = replace(old, signature=GATEWAY.signer.sign(old.signed_bytes()))
+    verdict = verify_in_log(parse_receipt(old.to_bytes()), client)
+    assert verdict.consistent
+    assert any("request binding could not be checked" in n for n in verdict.notes)
+    assert not any("request binding" in n for n in verify_in_log(new, client).notes)

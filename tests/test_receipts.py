@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,14 +16,17 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bordergate.entries import canonical_json
+from bordergate.entries import canonical_json, parse_time
 from bordergate.errors import VerificationError
 from bordergate.receipts import (
     FORMAT,
+    FORMAT_V1,
     SIGNED_CONTEXT,
+    Receipt,
     ReceiptSigner,
     canonical_released,
     check_answer,
+    check_binding,
     entry_discrepancies,
     jcs,
     parse_receipt,
@@ -50,6 +54,9 @@ json_values = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=4),
                             st.dictionaries(st.text(max_size=8), inner, max_size=4)),
     max_leaves=20)
+
+
+TIME = "2026-11-29T00:00:00.000Z"
 
 
 def _entry(fields: dict[str, Any], *, outcome: str = "allow",
@@ -93,16 +100,17 @@ texts = st.one_of(st.text(max_size=12), st.text(st.characters(codec=None, catego
        st.lists(st.text(max_size=8), max_size=5),
        st.one_of(st.integers(min_value=0, max_value=2**53 - 1),
                  st.integers(min_value=-(2**60), max_value=2**60)), counts, counts, st.binary(),
-       st.binary(max_size=40))
+       st.binary(max_size=40), st.one_of(st.none(), texts))
 def test_statement_template_equals_reference(
         key: str, gateway: str, origin: str, action: str, collection: str,
         fields: list[str], index: int, groups: int | None, suppressed: int | None,
-        entry: bytes, salt: bytes) -> None:
+        payload: bytes, salt: bytes, jti: str | None) -> None:
     """Receipt format: the statement a gateway signs, written from the cached parts of
     its answer's shape, is byte for byte ``rfc8785``'s encoding of the statement (or
     refused where the reference refuses), for any members, so every signature is
     over exactly the canonical statement a verifier rebuilds.  An index or count outside
     0..2^53 - 1 (which no verifier could canonicalize) is refused as misuse."""
+    entry = json.dumps({"jti": jti, "payload": payload.hex(), "time": TIME}).encode()
     signer = ReceiptSigner(SIGNER.signer, gateway)
     signer.key = key
     if not all(0 <= n <= 2**53 - 1 for n in (index, groups or 0, suppressed or 0)):
@@ -116,7 +124,7 @@ def test_statement_template_equals_reference(
             "format": FORMAT, "key": key, "gateway": gateway, "origin": origin,
             "index": index, "leaf_hash": base64.b64encode(merkle.leaf_hash(entry)).decode(),
             "action": action, "collection": collection, "fields": sorted(fields),
-            "groups": groups, "suppressed": suppressed,
+            "groups": groups, "suppressed": suppressed, "jti": jti, "time": TIME,
             "digest": base64.b64encode(released_digest(salt, {"fields": {}})).decode()})
     except rfc8785.CanonicalizationError:
         expected = None
@@ -271,9 +279,9 @@ def test_unknown_version_is_named() -> None:
     """Receipt format: a receipt of another version is refused as such."""
     receipt_json, _, _ = _read({"email": "a@example.com"}, _entry({"email": "x"}))
     with pytest.raises(VerificationError) as caught:
-        parse_receipt({**receipt_json, "format": "bordergate-receipt/v2"})
+        parse_receipt({**receipt_json, "format": "bordergate-receipt/v3"})
     assert caught.value.code == "receipt_unknown_format"
-    assert FORMAT == "bordergate-receipt/v1"
+    assert FORMAT == "bordergate-receipt/v2"
 
 
 def test_export_receipt_round_trip_and_under_reported_groups() -> None:
@@ -283,7 +291,8 @@ def test_export_receipt_round_trip_and_under_reported_groups() -> None:
     body = {"collection": "users", "group_by": "country", "suppressed": 2,
             "groups": [{"value": "US", "records": 40, "subjects": 38},
                        {"value": None, "records": 2**60, "subjects": 11}]}
-    entry = {"type": "export", "gateway": "us", "collection": "users", "group_by": "country",
+    entry = {"type": "export", "time": TIME, "gateway": "us", "collection": "users",
+             "group_by": "country",
              "outcome": "allow", "groups": 2, "suppressed": 2,
              "decisions": [{"field": "country", "allowed": True}]}
     receipt_json, salt = SIGNER.issue(
@@ -300,6 +309,9 @@ def test_export_receipt_round_trip_and_under_reported_groups() -> None:
         "released 2 groups, the entry records 1"]
 
 
+_EXPORT_ENTRY = canonical_json({"type": "export", "time": TIME})
+
+
 @pytest.mark.parametrize("member", ["index", "groups", "suppressed"])
 @pytest.mark.parametrize("value", [2**53, 2**60, 2**63 - 1], ids=["2^53", "2^60", "2^63-1"])
 def test_counts_past_the_json_integer_range_are_malformed(member: str, value: int) -> None:
@@ -309,7 +321,7 @@ def test_counts_past_the_json_integer_range_are_malformed(member: str, value: in
     crashed with IntegerDomainError)."""
     body = {"collection": "users", "group_by": "country", "suppressed": 0, "groups": []}
     receipt_json, _ = SIGNER.issue(
-        origin="us.test/log", index=3, entry=b"{}", action="export", collection="users",
+        origin="us.test/log", index=3, entry=_EXPORT_ENTRY, action="export", collection="users",
         fields=["country"], values=released_values("export", body), groups=0, suppressed=0)
     with pytest.raises(VerificationError) as caught:
         verify_receipt_signature(parse_receipt(json.dumps({**receipt_json,
@@ -323,6 +335,81 @@ def test_a_receipt_at_the_largest_json_integer_verifies() -> None:
     top = 2**53 - 1
     body = {"collection": "users", "group_by": "country", "suppressed": top, "groups": []}
     receipt_json, _ = SIGNER.issue(
-        origin="us.test/log", index=top, entry=b"{}", action="export", collection="users",
+        origin="us.test/log", index=top, entry=_EXPORT_ENTRY, action="export", collection="users",
         fields=["country"], values=released_values("export", body), groups=0, suppressed=top)
     verify_receipt_signature(parse_receipt(json.dumps(receipt_json).encode()), [SIGNER.key])
+
+
+def _signed(receipt: Receipt) -> Receipt:
+    """``receipt`` with the signature of SIGNER over its statement (what a lying
+    gateway, holding its own key, can make of any statement)."""
+    return replace(receipt, signature=SIGNER.signer.sign(receipt.signed_bytes()))
+
+
+def test_a_receipt_names_its_entrys_token_id_and_time() -> None:
+    """Promise 3 / receipts, issue 12 item 5 (request binding): the statement a gateway
+    signs copies the entry's ``jti`` and ``time``; a receipt naming another token id
+    or time than its entry (a gateway citing an earlier allowing entry of another
+    request) is a discrepancy, which it was not when receipts named neither."""
+    fields = {"email": "b@example.test"}
+    entry = json.loads(_entry(fields))
+    entry["jti"] = "token-of-request-a-0123"
+    raw = canonical_json(entry)
+    receipt_json, _, _ = _read(fields, raw)
+    receipt = parse_receipt(receipt_json)
+    assert (receipt.jti, receipt.time, receipt.bound) == ("token-of-request-a-0123", TIME, True)
+    assert entry_discrepancies(receipt, entry) == []
+    lie = _signed(replace(receipt, jti="token-of-request-b-4567",
+                          time="2026-11-29T01:00:00.000Z"))
+    verify_receipt_signature(lie, [SIGNER.key])
+    found = entry_discrepancies(lie, entry)
+    assert len(found) == 2 and all("another request's entry" in f for f in found)
+
+
+def test_the_client_refuses_a_receipt_of_another_request() -> None:
+    """Promise 3 / receipts, issue 12 item 5 (request binding): the client's check
+    refuses a receipt whose token id is not its token's, or whose entry time is
+    outside its request (give or take the tolerance), and an old-format receipt,
+    which names no request; an export entry records no token id (null passes)."""
+    fields = {"email": "b@example.test"}
+    entry = {**json.loads(_entry(fields)), "jti": "mine-0123456789ab"}
+    receipt = parse_receipt(_read(fields, canonical_json(entry))[0])
+    at = parse_time(TIME)
+    check_binding(receipt, jti="mine-0123456789ab", start=at - 1, end=at + 1, tolerance=0)
+    check_binding(receipt, jti="mine-0123456789ab", start=at + 29, end=at + 40, tolerance=30)
+    cases = [{"jti": "someone-else-0123"}, {"jti": None},
+             {"start": at + 31, "end": at + 40}, {"start": at - 90, "end": at - 31}]
+    for case in cases:
+        args: dict[str, Any] = {"jti": "mine-0123456789ab", "start": at - 1, "end": at + 1,
+                                "tolerance": 30.0, **case}
+        with pytest.raises(VerificationError) as caught:
+            check_binding(receipt, **args)
+        assert caught.value.code == "receipt_mismatch", case
+    old = replace(receipt, format=FORMAT_V1, jti=None, time=None)
+    with pytest.raises(VerificationError) as caught:
+        check_binding(old, jti="mine-0123456789ab", start=at - 1, end=at + 1, tolerance=30)
+    assert caught.value.code == "receipt_mismatch"
+    export = _signed(replace(receipt, action="export", fields=("country",), groups=0,
+                             suppressed=0, jti=None))
+    check_binding(export, jti="mine-0123456789ab", start=at - 1, end=at + 1, tolerance=0)
+
+
+def test_an_old_format_receipt_still_verifies() -> None:
+    """Receipt format (versions): a ``bordergate-receipt/v1`` receipt, issued before
+    receipts named their request, parses and its signature verifies (the v1 signing
+    context, no jti or time members); it is not bound, and its entry check is the
+    same as before."""
+    fields = {"email": "a@example.com"}
+    entry = _entry(fields)
+    new = parse_receipt(_read(fields, entry)[0])
+    old = _signed(replace(new, format=FORMAT_V1, jti=None, time=None))
+    wire = old.to_json()
+    assert wire["format"] == "bordergate-receipt/v1" and "jti" not in wire
+    assert old.signed_bytes().startswith(b"bordergate-receipt/v1 statement\n")
+    parsed = parse_receipt(json.dumps(wire).encode())
+    assert parsed == old and not parsed.bound
+    verify_receipt_signature(parsed, [SIGNER.key])
+    assert entry_discrepancies(parsed, json.loads(entry)) == []
+    with pytest.raises(VerificationError) as caught:  # v2 members in a v1 receipt
+        parse_receipt({**wire, "jti": None, "time": TIME})
+    assert caught.value.code == "receipt_malformed"

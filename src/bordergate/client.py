@@ -22,8 +22,10 @@ own key; only the signature is sent.
 Every answer that releases data (a read, an export) must carry the gateway's
 signed receipt (:mod:`bordergate.receipts`): the client checks its signature
 (against the jurisdiction's registered receipt keys when it is given them),
-that it names the answer's log entry, and that its salted digest is that of
-exactly the values received; an answer that fails is refused
+that it is a receipt of what was asked (action, collection), that it names the
+answer's log entry and the request made (the client's own token id, and an
+entry time within the request, give or take ``clock_tolerance``), and that its
+salted digest is that of exactly the values received; an answer that fails is refused
 (``receipt_*`` codes) and nothing of it is returned.  Checked receipts are
 kept in :attr:`GatewayClient.receipts` (and written to ``receipt_dir`` when
 given), for ``bordergate receipt verify`` to hold against the log.
@@ -40,7 +42,8 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +71,7 @@ from bordergate.receipts import (
     SALT_BYTES,
     Receipt,
     check_answer,
+    check_binding,
     parse_receipt,
     verify_receipt_signature,
 )
@@ -76,6 +80,9 @@ __all__ = ["GatewayClient", "GatewayMap", "KeptReceipt", "ReadResult", "error_fr
 
 _MAX_HOPS = 2
 _DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() also takes '²'
+#: Seconds of clock skew allowed between client and gateway on a receipt's time
+#: (the gateway's default token leeway, gateway.auth.DEFAULT_LEEWAY).
+CLOCK_TOLERANCE = 30.0
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # scheme, host, port, path: what two spellings of one gateway URL share
@@ -231,7 +238,8 @@ class GatewayClient:
                  gateways: GatewayMap | Mapping[str, str | Sequence[str]],
                  timeout: float = 10.0, transport: httpx.BaseTransport | None = None,
                  receipt_keys: Mapping[str, str | Sequence[str]] | None = None,
-                 receipt_dir: Path | None = None) -> None:
+                 receipt_dir: Path | None = None, clock: Callable[[], float] = time.time,
+                 clock_tolerance: float = CLOCK_TOLERANCE) -> None:
         """Bind a gateway, the gateways of every jurisdiction and the token(s) to present.
 
         Args:
@@ -252,6 +260,10 @@ class GatewayClient:
             receipt_dir: where to write each checked receipt
                 (``ORIGIN-INDEX.receipt.json``, shareable) and its salt
                 (``ORIGIN-INDEX.salt``, the requester's own).
+            clock: the client's clock (epoch seconds), read around each request
+                whose receipt is checked.
+            clock_tolerance: seconds a receipt's entry time may lie outside the
+                request (the two clocks' skew).
 
         Raises:
             ConfigError: ``gateways`` is malformed or does not list ``base_url``.
@@ -268,6 +280,8 @@ class GatewayClient:
                               for code, keys in (receipt_keys or {}).items()}
         self.receipt_dir = receipt_dir
         self.receipts: list[KeptReceipt] = []
+        self._clock = clock
+        self._clock_tolerance = clock_tolerance
 
     def close(self) -> None:
         """Close connections."""
@@ -320,11 +334,12 @@ class GatewayClient:
 
     # -- receipts ----------------------------------------------------------------
     def _check_receipt(self, base: str, body: Mapping[str, Any], response: httpx.Response,
-                       *, action: str, collection: str, group_by: str | None = None
-                       ) -> Receipt:
+                       *, action: str, collection: str, started: float,
+                       group_by: str | None = None) -> Receipt:
         """Check and keep the receipt of an answer that released data: a receipt of
         ``action`` (what was asked: ``read`` or ``export``) about ``collection``
-        (an export's grouped by ``group_by``).
+        (an export's grouped by ``group_by``), of an entry that records this
+        client's token and a time from ``started`` (the request's start) to now.
 
         Raises:
             VerificationError: ``receipt_missing``, ``receipt_malformed``,
@@ -358,6 +373,8 @@ class GatewayClient:
         if group_by is not None and list(receipt.fields) != [group_by]:
             raise VerificationError(f"the export answered groups by {list(receipt.fields)}, "
                                     f"not by {group_by!r} as asked", code="receipt_mismatch")
+        check_binding(receipt, jti=_token_claim(self._token(jurisdiction or ""), "jti"),
+                      start=started, end=self._clock(), tolerance=self._clock_tolerance)
         self.receipts.append(KeptReceipt(receipt, salt, base))
         if self.receipt_dir is not None:
             self._store(receipt, salt)
@@ -392,10 +409,12 @@ class GatewayClient:
         if subject:
             params["subject"] = subject
         headers = {"Bordergate-Approval": approval} if approval else None
+        started = self._clock()
         base, r = self._call("GET", f"/v1/{collection}/{record_id}", params=params,
                              headers=headers)
         body = r.json()
-        receipt = self._check_receipt(base, body, r, action="read", collection=collection)
+        receipt = self._check_receipt(base, body, r, action="read", collection=collection,
+                                      started=started)
         # the log entry is the receipt's, checked equal to the answer's headers
         return ReadResult(fields=body["fields"], withheld=body["withheld"],
                           log_origin=receipt.origin, log_index=receipt.index, gateway=base,
@@ -421,10 +440,11 @@ class GatewayClient:
                                    "purpose": purpose}
         if min_subjects is not None:
             payload["min_subjects"] = min_subjects
+        started = self._clock()
         base, r = self._call("POST", "/v1/exports", json=payload)
         body = dict(r.json())
         self._check_receipt(base, body, r, action="export", collection=collection,
-                            group_by=group_by)
+                            started=started, group_by=group_by)
         return body
 
     # -- approvals ---------------------------------------------------------------
@@ -513,20 +533,26 @@ class GatewayClient:
         return list(r.json()["approvals"])
 
 
+def _token_claim(token: str, name: str) -> str | None:
+    """A string claim of this client's own bearer token (read, not verified: the
+    client states who it is; the gateway verifies the token), or None."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        value = claims[name]
+    except (IndexError, ValueError, KeyError, TypeError, binascii.Error):
+        value = None
+    return value if isinstance(value, str) and value else None
+
+
 def _token_subject(token: str) -> str:
-    """The ``sub`` claim of this client's own bearer token (read, not verified:
-    the client states who it is; the gateway verifies the token).
+    """The ``sub`` claim of this client's own bearer token.
 
     Raises:
         VerificationError: ``malformed_token`` (not a JWT with a string ``sub``).
     """
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        subject = claims["sub"]
-    except (IndexError, ValueError, KeyError, TypeError, binascii.Error):
-        subject = None
-    if not isinstance(subject, str) or not subject:
+    subject = _token_claim(token, "sub")
+    if subject is None:
         raise VerificationError("the client's token has no subject", code="malformed_token")
     return subject
 

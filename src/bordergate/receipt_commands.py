@@ -102,7 +102,9 @@ def _appender_roles(given: list[str]) -> dict[str, str]:
 def _receipt_line(receipt: Receipt, signer: Ed25519Verifier) -> str:
     return (f"receipt: gateway {receipt.gateway} signed with {signer.name}+"
             f"{signer.key_id:08x}: {receipt.action} of {receipt.collection} "
-            f"{list(receipt.fields)} under {receipt.origin} entry {receipt.index}")
+            f"{list(receipt.fields)} under {receipt.origin} entry {receipt.index}"
+            + (f" (token id {receipt.jti}, logged at {receipt.time})" if receipt.bound
+               else f" ({receipt.format}: names no request)"))
 
 
 def _signature_only(result: dict[str, object], *, key_trusted: bool,
@@ -208,7 +210,8 @@ def verify(  # noqa: PLR0917 (typer maps each parameter to an option)
         "receipt": {"gateway": receipt.gateway, "signer": f"{signer.name}+{signer.key_id:08x}",
                     "action": receipt.action, "collection": receipt.collection,
                     "fields": list(receipt.fields), "origin": receipt.origin,
-                    "index": receipt.index}, "signature_verified": True}
+                    "index": receipt.index, "format": receipt.format, "jti": receipt.jti,
+                    "time": receipt.time}, "signature_verified": True}
     if client is None:
         _signature_only(result, key_trusted=bool(trusted), json_output=json_output)
         return
@@ -228,6 +231,7 @@ def verify(  # noqa: PLR0917 (typer maps each parameter to an option)
                                "entry_type": verdict.entry.type if verdict.entry else None,
                                "registered_at": verdict.registered_at,
                                "registered_by": verdict.registered_by,
+                               "request_bound": receipt.bound,
                                "notes": verdict.notes,
                                "consistent": verdict.consistent,
                                "discrepancies": verdict.discrepancies}))

@@ -8,7 +8,9 @@ client was built with), the entry at the receipt's index is included in it
 (an RFC 9162 inclusion proof), its leaf hash is the one the receipt signed,
 the receipt's key was registered by a ``gateway-start`` entry of that gateway
 before the entry, and the entry allows what the receipt says was released
-(:func:`bordergate.receipts.entry_discrepancies`).
+(:func:`bordergate.receipts.entry_discrepancies`), including (format v2) that
+the receipt names the entry's own token id and time, so that it cannot cite
+the entry of another request.
 
 Who may register a key: in a log written through a sequencer service every
 entry names the append credential the log operator accepted it from
@@ -139,6 +141,11 @@ def verify_in_log(receipt: Receipt, client: LogClient, *, key_trusted: bool = Fa
         verdict.discrepancies.append(
             f"no gateway-start entry of gateway {receipt.gateway!r} before entry "
             f"{receipt.index} registers the receipt key {receipt.key}")
+    if not receipt.bound:
+        verdict.notes.append(
+            f"an old-format receipt ({receipt.format}) names no token id or time: its "
+            "request binding could not be checked (the gateway could have cited another "
+            "request's entry with the same fields)")
     verdict.discrepancies += entry_discrepancies(receipt, verdict.entry.body)
     return verdict
 

@@ -4,7 +4,9 @@ Every answer that releases subject data (a read, an export) carries a
 **receipt** signed with the gateway's own registered Ed25519 key (issue 12,
 item 5; docs/gateway.md "Receipts").  The receipt names the log entry that
 recorded the decision (origin, index, and the RFC 9162 leaf hash of the
-entry's bytes), what kind of answer it was, the names of the fields whose
+entry's bytes), the request the entry recorded (the entry's token id ``jti``
+and its ``time``, copied from the entry), what kind of answer it was, the names
+of the fields whose
 values were released (export: the grouping field, the number of groups and the
 noisy number suppressed) and a **salted digest** of exactly the values
 released::
@@ -29,6 +31,17 @@ every other thing a bordergate key signs (checkpoints, reviews, tokens) and
 names the format version.  The key is written as a signed-note verifier key
 (``name+hexid+base64(0x01||key)``, :mod:`bordergate.tlog.note`), the form of
 every other key in a deployment.
+
+Format versions: ``bordergate-receipt/v2`` (:data:`FORMAT`, what gateways
+issue) binds the receipt to its request: the client refuses a receipt whose
+``jti`` is not its own token's or whose ``time`` is not within its request
+(:func:`check_binding`), and a monitor finds a ``jti`` or ``time`` that is not
+the entry's (:func:`entry_discrepancies`), so a gateway cannot release a
+record while citing an earlier allowing entry of another request.
+``bordergate-receipt/v1`` receipts (issued before) have no such members; they
+still parse and verify (their own signing context), but their tie to a request
+cannot be checked (:attr:`Receipt.bound` is false).  The digest's format is
+unchanged (:data:`DIGEST_CONTEXT`).
 
 Who could lie, and what catches it (docs/design.md, "Trust model"): a gateway
 that logs a denial, or an under-reported ``released`` list, and still releases
@@ -58,6 +71,7 @@ from typing import Any
 
 import rfc8785
 
+from bordergate.entries import parse_time
 from bordergate.errors import VerificationError
 from bordergate.tlog import merkle
 from bordergate.tlog.note import Ed25519Verifier, Signer
@@ -66,6 +80,7 @@ __all__ = [
     "ACTIONS",
     "DIGEST_CONTEXT",
     "FORMAT",
+    "FORMAT_V1",
     "MAX_RECEIPT_BYTES",
     "SALT_BYTES",
     "SIGNED_CONTEXT",
@@ -74,6 +89,7 @@ __all__ = [
     "UnsignedReceipt",
     "canonical_released",
     "check_answer",
+    "check_binding",
     "entry_discrepancies",
     "jcs",
     "parse_receipt",
@@ -82,19 +98,24 @@ __all__ = [
     "verify_receipt_signature",
 ]
 
-#: The receipt format and version, the value of its ``format`` member.
-FORMAT = "bordergate-receipt/v1"
+#: The receipt format and version gateways issue, the value of its ``format`` member.
+FORMAT = "bordergate-receipt/v2"
+#: The format before receipts named their request (still verified, not bound).
+FORMAT_V1 = "bordergate-receipt/v1"
 #: Prefix of the bytes the gateway signs (domain separation, version).
-SIGNED_CONTEXT = b"bordergate-receipt/v1 statement\n"
-#: Prefix of the bytes the salted digest covers.
+SIGNED_CONTEXT = b"bordergate-receipt/v2 statement\n"
+_SIGNED_CONTEXTS = {FORMAT: SIGNED_CONTEXT, FORMAT_V1: b"bordergate-receipt/v1 statement\n"}
+#: Prefix of the bytes the salted digest covers (unchanged since v1).
 DIGEST_CONTEXT = b"bordergate-receipt/v1 released values\n"
 SALT_BYTES = 32
 #: Answers that release subject data, and the entry type that records each.
 ACTIONS: Mapping[str, str] = {"read": "access", "export": "export"}
 MAX_RECEIPT_BYTES = 64 * 1024
 _SAFE_INT = 2**53 - 1
-_MEMBERS = frozenset({"format", "key", "gateway", "origin", "index", "leaf_hash", "action",
-                      "collection", "fields", "groups", "suppressed", "digest", "signature"})
+_MEMBERS_V1 = frozenset({"format", "key", "gateway", "origin", "index", "leaf_hash",
+                         "action", "collection", "fields", "groups", "suppressed", "digest",
+                         "signature"})
+_MEMBERS = {FORMAT: _MEMBERS_V1 | {"jti", "time"}, FORMAT_V1: _MEMBERS_V1}
 _MAX_FIELDS = 1024
 _NOT_PLAIN = re.compile("[\ud800-\udfff\U00010000-\U0010ffff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")  # JSON escapes can make them; UTF-8 cannot
@@ -121,7 +142,12 @@ class Receipt:
         groups: export only: groups released (None for a read).
         suppressed: export only: the noisy number of groups not released.
         digest: the salted digest of the released values.
-        signature: Ed25519 over ``SIGNED_CONTEXT || JCS(statement)``.
+        signature: Ed25519 over ``SIGNED_CONTEXT || JCS(statement)`` (the context
+            of the receipt's format).
+        jti: v2: the token id the entry records (None: the entry records none,
+            as an export's does).
+        time: v2: the entry's ``time`` (None for a v1 receipt).
+        format: :data:`FORMAT` or :data:`FORMAT_V1`.
     """
 
     key: str
@@ -136,19 +162,30 @@ class Receipt:
     suppressed: int | None
     digest: bytes
     signature: bytes
+    jti: str | None = None
+    time: str | None = None
+    format: str = FORMAT
+
+    @property
+    def bound(self) -> bool:
+        """Whether the receipt names its request (token id and time): v2 and later."""
+        return self.format != FORMAT_V1
 
     def statement(self) -> dict[str, Any]:
         """The signed members (everything but ``signature``) as JSON values."""
-        return {"format": FORMAT, "key": self.key, "gateway": self.gateway,
-                "origin": self.origin, "index": self.index,
-                "leaf_hash": _b64(self.leaf_hash), "action": self.action,
-                "collection": self.collection, "fields": list(self.fields),
-                "groups": self.groups, "suppressed": self.suppressed,
-                "digest": _b64(self.digest)}
+        statement = {"format": self.format, "key": self.key, "gateway": self.gateway,
+                     "origin": self.origin, "index": self.index,
+                     "leaf_hash": _b64(self.leaf_hash), "action": self.action,
+                     "collection": self.collection, "fields": list(self.fields),
+                     "groups": self.groups, "suppressed": self.suppressed,
+                     "digest": _b64(self.digest)}
+        if self.bound:
+            statement.update(jti=self.jti, time=self.time)
+        return statement
 
     def signed_bytes(self) -> bytes:
         """The bytes the signature covers."""
-        return SIGNED_CONTEXT + jcs(self.statement())
+        return _SIGNED_CONTEXTS[self.format] + jcs(self.statement())
 
     def to_json(self) -> dict[str, Any]:
         """The receipt as a JSON object (what answers carry and files hold)."""
@@ -275,7 +312,8 @@ def released_values(action: str, body: Mapping[str, Any]) -> dict[str, Any]:
 def _statement_parts(key: str, gateway: str, origin: str, action: str, collection: str, *,
                      fields: tuple[str, ...]) -> tuple[bytes, bytes, bytes, bytes, bytes]:
     """The fixed parts of a statement's RFC 8785 bytes for one answer shape, around
-    the members that vary per answer (digest, groups, index, leaf hash, suppressed).
+    the members that vary per answer (digest, groups, index, jti, leaf hash,
+    suppressed, time).
     JCS writes an object as its members in key order, each value written on its own,
     so the statement is these parts with the varying values between them (the keys
     below are in JCS order; ``test_statement_template_equals_reference`` holds the
@@ -300,14 +338,37 @@ def _count_bytes(value: int | None) -> bytes:
 def _statement_bytes(key: str, gateway: str, statement: Mapping[str, Any]) -> bytes:
     """``jcs(statement)`` for a statement of ``key`` and ``gateway`` whose counts are
     within the I-JSON range, from the cached parts of its shape (the gateway signs
-    one statement per answer; only the digest, index, leaf hash and counts vary)."""
+    one statement per answer; only the digest, index, token id, leaf hash, counts
+    and time vary).
+
+    Raises:
+        rfc8785.CanonicalizationError: a string JCS refuses (a lone surrogate).
+    """
     head, fields, index, leaf, origin = _statement_parts(
         key, gateway, statement["origin"], statement["action"], statement["collection"],
         fields=tuple(statement["fields"]))
     return b"".join((head, statement["digest"].encode("ascii"), fields,
                      _count_bytes(statement["groups"]), index,
-                     b"%d" % statement["index"], leaf, statement["leaf_hash"].encode("ascii"),
-                     origin, _count_bytes(statement["suppressed"]), b"}"))
+                     b"%d" % statement["index"], b',"jti":', jcs(statement["jti"]), leaf,
+                     statement["leaf_hash"].encode("ascii"), origin,
+                     _count_bytes(statement["suppressed"]), b',"time":',
+                     jcs(statement["time"]), b"}"))
+
+
+def _entry_request(entry: bytes) -> tuple[str | None, str]:
+    """The token id (None if it records none) and time of a log entry's bytes.
+
+    Raises:
+        ValueError: not a log entry with a string ``time`` (programmer misuse).
+    """
+    try:
+        body = json.loads(entry)
+    except (ValueError, RecursionError):
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("time"), str):
+        raise ValueError("a receipt is prepared from a log entry with its time")
+    jti = body.get("jti")
+    return (jti if isinstance(jti, str) else None), body["time"]
 
 
 @dataclass(frozen=True)
@@ -345,11 +406,12 @@ class ReceiptSigner:
                 salt: bytes | None = None) -> UnsignedReceipt:
         """The statement of an answer's receipt and the bytes to sign, with its salt.
         ``values`` is :func:`released_values` of the answer's body; ``entry`` the
-        bytes of the entry at ``index``.  No signature yet (see :meth:`issue`).
+        bytes of the entry at ``index`` (as logged), whose token id and time the
+        statement copies.  No signature yet (see :meth:`issue`).
 
         Raises:
-            ValueError: an unknown action, or an index or count outside 0..2^53 - 1
-                (programmer misuse).
+            ValueError: an unknown action, an index or count outside 0..2^53 - 1,
+                an ``entry`` that is not a log entry (programmer misuse).
             VerificationError: as :func:`canonical_released`.
         """
         if action not in ACTIONS:
@@ -357,12 +419,14 @@ class ReceiptSigner:
         if not all(0 <= n <= _SAFE_INT for n in (index, groups or 0, suppressed or 0)):
             # what parse_receipt refuses: no verifier could canonicalize it (RFC 8785)
             raise ValueError("a receipt's index and counts are integers from 0 to 2^53 - 1")
+        jti, time = _entry_request(entry)
         salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
         statement = {
             "format": FORMAT, "key": self.key, "gateway": self.gateway, "origin": origin,
             "index": index, "leaf_hash": _b64(merkle.leaf_hash(entry)), "action": action,
             "collection": collection, "fields": sorted(fields), "groups": groups,
-            "suppressed": suppressed, "digest": _b64(released_digest(salt, values))}
+            "suppressed": suppressed, "digest": _b64(released_digest(salt, values)),
+            "jti": jti, "time": time}
         encoded = _statement_bytes(self.key, self.gateway, statement)
         return UnsignedReceipt(statement, SIGNED_CONTEXT + encoded, salt)
 
@@ -431,8 +495,8 @@ def parse_receipt(data: bytes | Mapping[str, Any]) -> Receipt:
 
     Raises:
         VerificationError: ``receipt_malformed`` for anything but a receipt of
-            this format (members exactly those of :data:`FORMAT`),
-            ``receipt_unknown_format`` for another format or version.
+            :data:`FORMAT` or :data:`FORMAT_V1` (members exactly those of its
+            format), ``receipt_unknown_format`` for another format or version.
     """
     if isinstance(data, bytes | bytearray):
         if len(data) > MAX_RECEIPT_BYTES:
@@ -445,12 +509,14 @@ def parse_receipt(data: bytes | Mapping[str, Any]) -> Receipt:
         doc = data
     if not isinstance(doc, Mapping):
         raise _fail("not a JSON object")
-    if doc.get("format") != FORMAT:
-        raise VerificationError(f"unknown receipt format {str(doc.get('format'))[:60]!r} "
-                                f"(this verifier reads {FORMAT})",
+    form = doc.get("format")
+    members = _MEMBERS.get(form) if isinstance(form, str) else None
+    if members is None:
+        raise VerificationError(f"unknown receipt format {str(form)[:60]!r} "
+                                f"(this verifier reads {FORMAT} and {FORMAT_V1})",
                                 code="receipt_unknown_format")
-    if set(doc) != _MEMBERS:
-        odd = sorted(set(doc) ^ _MEMBERS)
+    if set(doc) != members:
+        odd = sorted(set(doc) ^ members)
         raise _fail(f"unexpected or missing members {odd[:5]}")
     action = _text(doc, "action")
     if action not in ACTIONS:
@@ -470,12 +536,24 @@ def parse_receipt(data: bytes | Mapping[str, Any]) -> Receipt:
         raise _fail("an export names one grouping field")
     index = _count(doc, "index")
     assert index is not None
+    jti, time = _request(doc) if form == FORMAT else (None, None)
     return Receipt(
         key=_text(doc, "key"), gateway=_text(doc, "gateway"), origin=_text(doc, "origin"),
         index=index, leaf_hash=_bytes(doc, "leaf_hash", merkle.HASH_SIZE), action=action,
         collection=_text(doc, "collection"), fields=tuple(fields), groups=groups,
         suppressed=suppressed, digest=_bytes(doc, "digest", 32),
-        signature=_bytes(doc, "signature", 64))
+        signature=_bytes(doc, "signature", 64), jti=jti, time=time, format=str(form))
+
+
+def _request(doc: Mapping[str, Any]) -> tuple[str | None, str]:
+    """The ``jti`` (a string, or null) and ``time`` (an entry time) of a v2 receipt."""
+    jti = None if doc["jti"] is None else _text(doc, "jti")
+    time = _text(doc, "time")
+    try:
+        parse_time(time)
+    except VerificationError:
+        raise _fail("time must be an entry time (YYYY-MM-DDTHH:MM:SS.mmmZ)") from None
+    return jti, time
 
 
 # -- checking ----------------------------------------------------------------------
@@ -569,11 +647,38 @@ def check_answer(receipt: Receipt, salt: bytes, body: Mapping[str, Any], *,
                                 code="receipt_digest_mismatch")
 
 
+def check_binding(receipt: Receipt, *, jti: str | None, start: float, end: float,
+                  tolerance: float) -> None:
+    """Check that ``receipt`` names the request the client made (the client's check):
+    its ``jti`` is the client's token's (or, for an export, whose entry records no
+    token id, null) and its ``time`` lies from ``start - tolerance`` to
+    ``end + tolerance`` (the request's start and end by the client's clock, the
+    tolerance for the two clocks' skew).  So a gateway cannot answer with the
+    receipt of an earlier entry that allowed another request (the residual: two
+    requests of one token within one window, docs/threat-model.md).
+
+    Raises:
+        VerificationError: ``receipt_mismatch`` (another token, another time, or a
+            v1 receipt, which names no request).
+    """
+    if not receipt.bound or receipt.time is None:
+        raise VerificationError(f"a {receipt.format} receipt names no request",
+                                code="receipt_mismatch")
+    if receipt.jti != jti and not (receipt.action == "export" and receipt.jti is None):
+        raise VerificationError("the receipt's entry records another token than this "
+                                "client's", code="receipt_mismatch")
+    moment = parse_time(receipt.time)
+    if not start - tolerance <= moment <= end + tolerance:
+        raise VerificationError(f"the receipt's entry was logged at {receipt.time}, not "
+                                "during this request", code="receipt_mismatch")
+
+
 def entry_discrepancies(receipt: Receipt, entry: Mapping[str, Any]) -> list[str]:
     """Where the (parsed) log entry does not allow what the receipt says was released.
 
     An empty list means the entry records this release: the entry type of the
-    action, the same gateway and collection, an outcome that is not a denial,
+    action, the same gateway and collection, (v2) the same token id and time,
+    an outcome that is not a denial,
     and (read) every released field in the entry's ``released`` list with an
     allowing decision, or (export) the same grouping field, number of groups and
     number suppressed.  Whether the decisions themselves were right is the
@@ -592,6 +697,8 @@ def entry_discrepancies(receipt: Receipt, entry: Mapping[str, Any]) -> list[str]
     if entry.get("collection") != receipt.collection:
         found.append(f"the entry is about collection {str(entry.get('collection'))[:60]!r}, "
                      f"the receipt {receipt.collection!r}")
+    if receipt.bound:
+        found += _request_discrepancies(receipt, entry)
     outcome = entry.get("outcome")
     if outcome not in ("allow", "partial"):
         found.append(f"the entry records outcome {str(outcome)[:20]!r} (a denial) but the "
@@ -600,6 +707,20 @@ def entry_discrepancies(receipt: Receipt, entry: Mapping[str, Any]) -> list[str]
         found += _read_discrepancies(receipt, entry)
     else:
         found += _export_discrepancies(receipt, entry)
+    return found
+
+
+def _request_discrepancies(receipt: Receipt, entry: Mapping[str, Any]) -> list[str]:
+    """Where a v2 receipt names another request than its entry records."""
+    found: list[str] = []
+    jti = entry.get("jti")
+    if receipt.jti != (jti if isinstance(jti, str) else None):
+        found.append(f"the receipt names token id {receipt.jti!r}, the entry "
+                     f"{str(jti)[:64]!r}: the gateway cited another request's entry")
+    if receipt.time != entry.get("time"):
+        found.append(f"the receipt names time {receipt.time!r}, the entry "
+                     f"{str(entry.get('time'))[:40]!r}: the gateway cited another "
+                     "request's entry")
     return found
 
 

@@ -182,3 +182,40 @@ def test_an_answer_whose_log_headers_do_not_parse_is_a_receipt_mismatch(
         client.read("users", "r1", purpose="operations")
     assert caught.value.code == "receipt_mismatch"
     assert client.receipts == []
+
+
+def _allowing_read_entry(jti: str, when: float) -> bytes:
+    return encode_entry("access", when, {
+        "principal": {"id": "alice"}, "purpose": "operations", "bundle": "sha256:00",
+        "outcome": "allow", "gateway": "us", "release": None, "collection": "users",
+        "subject": "subject:00", "record": "record:00", "released": sorted(SECRET),
+        "decisions": [{"field": f, "allowed": True} for f in sorted(SECRET)], "jti": jti})
+
+
+def test_a_receipt_citing_an_earlier_entry_of_another_request_is_refused(
+        hostile: Listener) -> None:
+    """Promise 3 / receipts, issue 12 item 5 (request binding): a gateway logs a denial
+    of this read, releases the record anyway and attaches the genuine receipt of an
+    earlier allowing read (same collection and fields) by another token, or by this
+    token an hour ago: before, the client accepted it (the receipt named no request);
+    now the receipt names its entry's token id and time, and the client refuses one
+    that is not its token's or not within its request (``receipt_mismatch``)."""
+    token = Tokens().token(LOCAL, "us")
+    other = Tokens().token(LOCAL, "us")
+    read = {"collection": "users", "record": "r2", "purpose": "operations",
+            "withheld": [], "outcome": "allow", "fields": SECRET}
+    for jti, when in ((_token_jti(other), time.time()),
+                      (_token_jti(token), time.time() - 3600)):
+        hostile.answer = (200, _with_receipt(read, "read", read,
+                                             entry=_allowing_read_entry(jti, when),
+                                             fields=sorted(SECRET)), HEADERS)
+        with _client(hostile, token) as client, pytest.raises(VerificationError) as caught:
+            client.read("users", "r2", purpose="operations")
+        assert caught.value.code == "receipt_mismatch"
+        assert client.receipts == []
+    # the same answer for this token's own entry, logged now, is accepted
+    hostile.answer = (200, _with_receipt(read, "read", read, fields=sorted(SECRET),
+                                         entry=_allowing_read_entry(_token_jti(token),
+                                                                    time.time())), HEADERS)
+    with _client(hostile, token) as client:
+        assert client.read("users", "r2", purpose="operations").fields == SECRET

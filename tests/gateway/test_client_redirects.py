@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from bordergate.client import GatewayClient, GatewayMap
+from bordergate.entries import encode_entry
 from bordergate.errors import ConfigError, UntrustedRedirect, WrongJurisdiction
 from bordergate.policy.entities import Principal
 from bordergate.receipts import ReceiptSigner
@@ -27,13 +29,27 @@ from tests.gateway.conftest import RunningDeployment
 from tests.gateway.deployment import Tokens, receipt_signer
 
 LOCAL_EU = Principal("local-eu-client", "tteu", "local", "eu", frozenset({"engineer"}))
-# a read answer of the eu gateway, with its receipt (TEST-ONLY key; the client checks it)
-_RECEIPT, _SALT = ReceiptSigner(receipt_signer("eu"), "eu").issue(
-    origin="eu.bordergate.test/log", index=7, entry=b"an entry", action="read",
-    collection="users", fields=["handle"], values={"fields": {"handle": "h"}})
-READ_OK = {"collection": "users", "fields": {"handle": "h"}, "withheld": [],
-           "outcome": "allow", "receipt": _RECEIPT,
-           "receipt_salt": base64.b64encode(_SALT).decode()}
+# the eu token (JWT-shaped, unsigned: only its jti is read, by the receipt check)
+_EU_JTI = "eu-token-id-for-redirect-tests"
+_EU_TOKEN = "e30." + base64.urlsafe_b64encode(json.dumps(
+    {"sub": "local-eu-client", "jti": _EU_JTI}).encode()).decode().rstrip("=") + ".sig"
+
+
+def read_ok() -> dict[str, Any]:
+    """A read answer of the eu gateway now, with its receipt (TEST-ONLY key; the client
+    checks it: of an entry recording the eu token's jti, logged now)."""
+    entry = encode_entry("access", time.time(), {
+        "principal": {}, "collection": "users", "subject": "subject:00",
+        "record": "record:00", "purpose": "operations", "bundle": "sha256:00",
+        "decisions": [], "jti": _EU_JTI})
+    receipt, salt = ReceiptSigner(receipt_signer("eu"), "eu").issue(
+        origin="eu.bordergate.test/log", index=7, entry=entry, action="read",
+        collection="users", fields=["handle"], values={"fields": {"handle": "h"}})
+    return {"collection": "users", "fields": {"handle": "h"}, "withheld": [],
+            "outcome": "allow", "receipt": receipt,
+            "receipt_salt": base64.b64encode(salt).decode()}
+
+
 READ_HEADERS = {"Bordergate-Log-Origin": "eu.bordergate.test/log", "Bordergate-Log-Index": "7"}
 
 
@@ -102,7 +118,7 @@ def gateway_map(listeners: dict[str, Listener]) -> dict[str, str]:
             "cn": listeners["cn"].url}
 
 
-TOKENS = {"us": "token-for-us", "eu": "token-for-eu", "cn": "token-for-cn"}
+TOKENS = {"us": "token-for-us", "eu": _EU_TOKEN, "cn": "token-for-cn"}
 
 OPERATIONS: dict[str, Callable[[GatewayClient], object]] = {
     "read": lambda c: c.read("users", "eu-record", purpose="operations"),
@@ -187,12 +203,12 @@ def test_421_to_a_configured_gateway_of_its_jurisdiction_is_followed_with_its_to
     URL with that jurisdiction's token, and only that one."""
     eu = listeners["eu"]
     listeners["hostile"].answer_421("eu", eu.url.replace("http://", "HTTP://") + "/")
-    eu.answer = (200, READ_OK, READ_HEADERS)
+    eu.answer = (200, read_ok(), READ_HEADERS)
     with GatewayClient(listeners["hostile"].url, TOKENS,
                        gateways=gateway_map(listeners)) as client:
         result = client.read("users", "eu-record", purpose="operations")
     assert result.gateway == eu.url and result.fields == {"handle": "h"}
-    assert eu.seen == ["Bearer token-for-eu"]
+    assert eu.seen == [f"Bearer {_EU_TOKEN}"]
     assert listeners["hostile"].seen == ["Bearer token-for-us"]
     assert listeners["attacker"].seen == [] and listeners["cn"].seen == []
 
