@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
 
     from bordergate.audit.logcheck import AuditResult
+    from bordergate.audit.logstate import AuditStateStore
+    from bordergate.tlog.client import LogClient, LogSource
 
 __all__ = ["app"]
 
@@ -73,12 +76,24 @@ def log_(
         typer.Option("--quorum", help="Distinct witnesses required (default: all --witness; "
                      "keys under one name are one witness)."),
     ] = None,
+    max_age: Annotated[
+        int | None,
+        typer.Option("--max-age", min=10, max=31 * 86400,
+                     help="First run: the quorum's cosignatures must be this fresh, in "
+                          "seconds (default: audit run's max_checkpoint_age_s, 3600)."),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON result.")] = False,
     progress: Annotated[
         bool, typer.Option("--progress", help="Show a progress bar even without a terminal.")
     ] = False,
 ) -> None:
     """Verify a log against the last verified state and save the new state (promise 5).
+
+    On a first run (no state saved for the log) the checkpoint becomes the
+    baseline later runs compare against, so, as in ``audit run``, the --quorum
+    witnesses must have cosigned it within --max-age seconds; an older one is
+    ``checkpoint_stale`` and nothing is saved.  With --quorum 0 a first run
+    saves an unwitnessed baseline, with a warning (development setting).
 
     Exit 0 if the log verified (the state now holds its checkpoint), 1 if it
     failed verification (reason, index and tile path printed; split-view
@@ -87,6 +102,7 @@ def log_(
     """
     from bordergate.audit.logcheck import audit_log
     from bordergate.audit.logstate_dir import DirectoryStateStore
+    from bordergate.audit.witness_check import DEFAULT_MAX_AGE
     from bordergate.tlog.client import LogClient, open_source
     from bordergate.tlog.cosignature import CosignatureVerifier, count_witnesses
     from bordergate.tlog.note import Ed25519Verifier
@@ -108,6 +124,10 @@ def log_(
                    exit_code=None if isinstance(exc, Unavailable) else ExitCode.USAGE) from exc
     bar = _progress_bar(progress or sys.stderr.isatty())
     try:
+        client, stale = _first_run_baseline(client, store, max_age or DEFAULT_MAX_AGE)
+        if stale is not None:
+            _print_result(stale, json_output)
+            raise typer.Exit(1)
         if bar is None:
             result = audit_log(client, store)
         else:
@@ -120,6 +140,60 @@ def log_(
     _print_result(result, json_output)
     if not result.ok:
         raise typer.Exit(1)
+
+
+class _PinnedCheckpoint:
+    """A log source answering one given checkpoint: the one judged fresh is the one
+    verified and saved (a log cannot show a fresh one, then a stale one)."""
+
+    def __init__(self, source: LogSource, checkpoint: bytes) -> None:
+        self._source, self._checkpoint = source, checkpoint
+
+    def fetch(self, path: str, limit: int) -> bytes | None:
+        from bordergate.tlog.storage import CHECKPOINT_PATH
+
+        return self._checkpoint if path == CHECKPOINT_PATH else self._source.fetch(path, limit)
+
+
+def _first_run_baseline(client: LogClient, store: AuditStateStore, max_age: int
+                        ) -> tuple[LogClient, AuditResult | None]:
+    """On a first run with a quorum: the client pinned to the checkpoint fetched now,
+    and a failed result if its quorum did not cosign it within ``max_age`` seconds
+    (the freshness rule of ``audit run``, :mod:`bordergate.audit.witness_check`).
+
+    Later runs compare against the saved state and need no window; a checkpoint that
+    does not verify, or lacks the quorum altogether, is left to ``audit_log`` to report.
+
+    Raises:
+        Unavailable: the log or the state cannot be read.
+    """
+    from bordergate.audit.logcheck import AuditResult
+    from bordergate.audit.witness_check import STALE, check_witnesses
+    from bordergate.tlog.checkpoint import open_checkpoint
+    from bordergate.tlog.client import LogClient
+    from bordergate.tlog.storage import CHECKPOINT_PATH
+
+    if client.quorum == 0 or store.read(client.verifier.name) is not None:
+        return client, None
+    data = client.source.fetch(CHECKPOINT_PATH, client.limits.checkpoint)
+    if data is None:
+        return client, None
+    pinned = LogClient(_PinnedCheckpoint(client.source, data), client.verifier,
+                       cosigners=client.cosigners, quorum=client.quorum, limits=client.limits)
+    try:
+        signed = open_checkpoint(data, client.verifier, cosigners=client.cosigners,
+                                 max_size=client.limits.checkpoint)
+    except VerificationError:
+        return pinned, None
+    check = check_witnesses(signed, trusted=client.cosigners, quorum=client.quorum,
+                            now=time.time(), max_age=max_age)
+    if check.finding != STALE:
+        return pinned, None
+    cp = signed.checkpoint
+    return pinned, AuditResult(
+        False, client.verifier.name, None, cp.size, cp.root,
+        tuple(sorted({c.name for c in signed.cosignatures})), STALE,
+        f"first run, nothing saved: {check.explanation} (--max-age {max_age})", note=data)
 
 
 def _progress_bar(wanted: bool) -> RichProgress | None:
