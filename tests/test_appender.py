@@ -9,8 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bordergate.appender import claimed_appender, require_appender, stamp
-from bordergate.entries import canonical_json, encode_entry, parse_entry
+from bordergate.appender import (
+    ROLE_TYPES,
+    claimed_appender,
+    require_appender,
+    require_role,
+    stamp,
+)
+from bordergate.entries import ENTRY_TYPES, canonical_json, encode_entry, parse_entry
 from bordergate.errors import VerificationError
 
 ids = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,20}", fullmatch=True)
@@ -84,3 +90,45 @@ def test_claimed_appender_never_leaks(data: bytes) -> None:
         claimed_appender(data)
     except VerificationError as e:
         assert e.code == "appender_malformed"
+
+
+TYPES = sorted({*ENTRY_TYPES, "not-a-type"})
+
+
+@given(st.sampled_from(sorted(ROLE_TYPES)), st.sampled_from(TYPES),
+       st.lists(st.sampled_from([*TYPES, "Field", "Subject"]), max_size=3),
+       st.booleans())
+def test_a_role_appends_exactly_its_entry_types(role: str, kind: str, nested: list[str],
+                                                escaped: bool) -> None:
+    """The sequencer's role check (issue 12 item 2) accepts an entry exactly when its
+    top-level type is one of the role's, whatever ``type`` members its nested objects
+    hold (the pattern-search path and the parse path agree), and with a key spelled
+    with an escape too."""
+    body = {"appender": "a", "type": kind, "v": 2,
+            "inner": [{"type": t, "x": 1} for t in nested]}
+    entry = canonical_json(body)
+    if escaped:
+        entry = entry.replace(b'"x":', b'"\\u0078":')
+    if kind in ROLE_TYPES[role]:
+        require_role(role, entry)
+    else:
+        with pytest.raises(VerificationError) as refused:
+            require_role(role, entry)
+        assert refused.value.code == "appender_role_refused"
+
+
+def test_an_unknown_role_or_bytes_that_are_not_json_are_refused() -> None:
+    """Fail closed: a role no table names refuses everything; bytes that name a type
+    the role may not write but do not parse are ``appender_malformed``."""
+    with pytest.raises(VerificationError) as refused:
+        require_role("auditor", ENTRIES[0])
+    assert refused.value.code == "appender_role_unknown"
+    with pytest.raises(VerificationError) as refused:
+        require_role("release", b'{"appender":"us-release","type":"approval-grant"')
+    assert refused.value.code == "appender_malformed"
+
+
+def test_every_role_the_auditor_knows_is_the_sequencers() -> None:
+    """One table: the auditor's appender rule judges with the sequencer's roles."""
+    from bordergate.audit.rules import appenders
+    assert appenders.ROLE_TYPES is ROLE_TYPES

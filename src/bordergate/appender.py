@@ -14,6 +14,13 @@ operator accepted it from, and a gateway cannot write as the release tool or
 the key custodian.  The auditor checks the member against the appenders it
 expects (``bordergate.audit.rules.appenders``).
 
+A credential listed with a role (``bordergate.tlog.credentials``) may append
+only the entry types of :data:`ROLE_TYPES` (:func:`entry_check`, which the log
+operator's sequencer service runs on every entry, and the auditor's
+``appender_not_allowed`` after the fact): the key custodian's key service
+cannot write a roster version or an approval, the release tooling a token
+revocation, a gateway a release review.
+
 The member is outside the entry vocabulary of :mod:`bordergate.entries`
 (every type may carry it; the version ``v`` is unchanged), so this module adds
 it to encoded entries without knowing their types.  This module must never do
@@ -24,17 +31,90 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
-from bordergate.entries import canonical_json
+from bordergate.entries import APPROVAL_CHANGE_TYPES, DECISION_ACTIONS, canonical_json
+from bordergate.errors import VerificationError
 from bordergate.tlog.checkpoint import SignedCheckpoint
-from bordergate.tlog.credentials import APPENDER, claimed_appender, require_appender
+from bordergate.tlog.credentials import (
+    APPENDER,
+    CredentialList,
+    claimed_appender,
+    require_appender,
+)
 
-__all__ = ["APPENDER", "AttributedLog", "claimed_appender", "logged_form", "require_appender",
-           "stamp"]
+__all__ = ["APPENDER", "ROLE_TYPES", "AttributedLog", "claimed_appender", "entry_check",
+           "logged_form", "require_appender", "require_role", "stamp"]
+
+#: The entry types each appender role may write.  A gateway writes its decisions
+#: (an export's intent before its keys), approvals, starts and key events, and the
+#: token revocations a custodian principal asks it for (``POST /v1/tokens/revoke``).
+ROLE_TYPES: Mapping[str, frozenset[str]] = MappingProxyType({
+    "gateway": frozenset({*DECISION_ACTIONS, *APPROVAL_CHANGE_TYPES, "approval-request",
+                          "approval-refused", "gateway-start", "key-event", "bulk-threshold",
+                          "export-intent", "token-revoke"}),
+    "release": frozenset({"release", "release-review"}),
+    "custodian": frozenset({"key-event", "token-revoke", "roster", "migration",
+                            "legacy-deletion"}),
+    # the key service (``bordergate keys serve``): each data key it released
+    "key-service": frozenset({"key-access"}),
+})
+
+# An entry type in canonical JSON: lower case, where every nested ``type`` of the
+# vocabulary (Cedar entity types: ``Field``, ``Subject``) is capitalised.
+_LOWER_TYPE = re.compile(rb'"type":"([a-z][a-z-]*)"')
 
 _APPENDER_KEY = APPENDER.encode()
+
+
+def require_role(role: str, entry: bytes) -> None:
+    """The sequencer service's role check: ``entry`` is of a type ``role`` may write.
+
+    One pattern search for an entry whose every lower-case ``type`` the role may
+    write; otherwise (or where a key may be spelled with an escape) the entry is
+    parsed and its top-level ``type`` decides.
+
+    Raises:
+        VerificationError: ``appender_role_refused`` (a type the role may not
+            write), ``appender_role_unknown``, ``appender_malformed`` (not JSON).
+    """
+    allowed = ROLE_TYPES.get(role)
+    if allowed is None:
+        raise VerificationError(f"unknown appender role {role[:40]!r}",
+                                code="appender_role_unknown")
+    if b"\\u" not in entry and all(
+            m[1].decode("ascii") in allowed for m in _LOWER_TYPE.finditer(entry)):
+        return
+    try:
+        body = json.loads(entry)
+    except (ValueError, RecursionError):
+        raise VerificationError("entry is not JSON", code="appender_malformed") from None
+    kind = body.get("type") if isinstance(body, dict) else None
+    if isinstance(kind, str) and kind in allowed:
+        return
+    shown = kind[:40] if isinstance(kind, str) else kind
+    raise VerificationError(f"a {role} credential may not append a {shown!r} entry",
+                            code="appender_role_refused")
+
+
+def entry_check(credentials: CredentialList) -> Callable[[str, bytes], None]:
+    """The sequencer service's check of each entry sent with a credential of
+    ``credentials``: it names that credential (:func:`require_appender`) and, for a
+    credential listed with a role, is of a type the role may write (:func:`require_role`).
+
+    Raises:
+        ConfigError: never; a role the list names that is not one of
+            :data:`ROLE_TYPES` refuses every entry of its credential.
+    """
+    def check(credential_id: str, entry: bytes) -> None:
+        require_appender(credential_id, entry)
+        role = credentials.role(credential_id)
+        if role is not None:
+            require_role(role, entry)
+    return check
 
 
 @functools.lru_cache(maxsize=64)

@@ -27,6 +27,7 @@ development profile read one.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from bordergate.appender import AttributedLog
@@ -174,23 +175,38 @@ def provision_sequencer(j: Jurisdiction) -> list[str]:
         return done
     listed = j.sequencer.credentials_file
     text = listed.read_text() if listed.exists() else ""
-    known = parse_credential_list(text).ids
-    # the key service appends its key-access entries with its own credential
-    service = () if j.key_service is None else (j.key_service.append_credential_file,)
-    for path in (*j.log.sequencer.credential_files(), *service):
+    parsed = parse_credential_list(text)
+    known = parsed.ids
+    for path, role in _appender_roles(j):
         credential = read_credential(path) if path.exists() else _issue(path)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             write_key(path, credential.token)
             done.append(f"{j.code}: append credential {credential.id} ({path})")
         if credential.id not in known:
-            text += credential.list_line + "\n"
+            text += credential.list_line_as(role) + "\n"
             known |= {credential.id}
+        elif parsed.role(credential.id) is None:  # a list written before roles
+            text = re.sub(rf"(?m)^({re.escape(credential.id)} sha256:[0-9a-f]{{64}})[ \t]*$",
+                          rf"\1 {role}", text)
+            done.append(f"{j.code}: append credential {credential.id} listed as {role}")
     listed.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(listed, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the operator's own
     with os.fdopen(fd, "w") as f:
         f.write(text)
     return done
+
+
+def _appender_roles(j: Jurisdiction) -> list[tuple[Path, str]]:
+    """Each append credential file the deployment names, with the role its appender
+    has in the log operator's list (``bordergate.appender.ROLE_TYPES``)."""
+    assert j.log.sequencer is not None
+    client = j.log.sequencer
+    named = [(client.credential_file, "gateway"), (client.release_credential_file, "release"),
+             (client.custodian_credential_file, "custodian")]
+    if j.key_service is not None:  # its key-access entries, with its own credential
+        named.append((j.key_service.append_credential_file, "key-service"))
+    return [(path, role) for path, role in named if path is not None]
 
 
 def _issue(path: Path) -> AppendCredential:

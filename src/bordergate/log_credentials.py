@@ -3,8 +3,10 @@ append credential.
 
 A new gateway worker (docs/scale-out.md), a second release host or a new key
 service needs its own credential: an ``ID.SECRET`` file of mode 0600 for the
-appender, and its ``ID sha256:HEX`` line in the sequencer's credential list
-(``[jurisdictions.X.sequencer].credentials_file``, or ``--credentials LIST``).
+appender, and its ``ID sha256:HEX ROLE`` line in the sequencer's credential
+list (``[jurisdictions.X.sequencer].credentials_file``, or ``--credentials
+LIST``); the role (``--role``, a gateway worker's by default) says which entry
+types the sequencer lets it append (``bordergate.appender.ROLE_TYPES``).
 The log operator, who owns the list, runs this and hands the file over; the
 sequencer reads the list when it starts, so a change takes effect at its next
 start.  Revoking removes the line (entries already appended with it stay
@@ -22,6 +24,7 @@ from typing import Annotated
 
 import typer
 
+from bordergate.appender import ROLE_TYPES
 from bordergate.errors import BordergateError, ConfigError, Conflict
 from bordergate.exit_codes import fail
 from bordergate.tlog.credentials import (
@@ -41,6 +44,9 @@ def credential(
         out: Annotated[Path | None, typer.Option(
             help="write the new credential to this file (mode 0600); required unless "
                  "--revoke")] = None,
+        role: Annotated[str, typer.Option(
+            help="the appender's role, which entry types it may append: gateway, release, "
+                 "custodian or key-service")] = "gateway",
         revoke: Annotated[bool, typer.Option(
             help="remove ID from the list instead (its appends are refused from the "
                  "sequencer's next start)")] = False,
@@ -64,8 +70,8 @@ def credential(
         else:
             if out is None:
                 raise ConfigError("give --out FILE for the new credential", code="usage")
-            issue_credential(listed, credential_id, out)
-            result = {"ok": True, "issued": credential_id, "file": str(out),
+            issue_credential(listed, credential_id, out, role=role)
+            result = {"ok": True, "issued": credential_id, "role": role, "file": str(out),
                       "list": str(listed), "takes_effect": "at the sequencer's next start"}
     except BordergateError as e:
         raise fail(e, json_output=json_output) from None
@@ -75,7 +81,7 @@ def credential(
     if revoke:
         typer.echo(f"revoked {credential_id} in {listed}; restart the sequencer")
     else:
-        typer.echo(f"issued {credential_id} into {out} (mode 0600) and listed it in "
+        typer.echo(f"issued {credential_id} ({role}) into {out} (mode 0600) and listed it in "
                    f"{listed}; restart the sequencer, then hand the file to the appender")
 
 
@@ -122,16 +128,21 @@ def _write_list(listed: Path, text: str) -> None:
     os.replace(part, listed)
 
 
-def issue_credential(listed: Path, credential_id: str, out: Path) -> AppendCredential:
+def issue_credential(listed: Path, credential_id: str, out: Path, *,
+                     role: str = "gateway") -> AppendCredential:
     """A new credential for ``credential_id``: its token written to ``out`` (0600,
     never overwritten), then its line added to the list ``listed``.
 
     Raises:
         ConfigError: ``credential_name_invalid`` (an id that is not
-            ``[a-z0-9][a-z0-9_-]*``), ``credential_file_exists`` (``out``
+            ``[a-z0-9][a-z0-9_-]*``), ``credential_role_unknown`` (``role`` is
+            not one of ``ROLE_TYPES``), ``credential_file_exists`` (``out``
             exists), or the list is unreadable or malformed.
         Conflict: ``credential_id_taken`` (the id is listed already).
     """
+    if role not in ROLE_TYPES:
+        raise ConfigError(f"unknown role {role[:40]!r} (roles: {', '.join(sorted(ROLE_TYPES))})",
+                          code="credential_role_unknown")
     try:
         issued = AppendCredential.issue(credential_id)
     except ValueError:
@@ -152,7 +163,7 @@ def issue_credential(listed: Path, credential_id: str, out: Path) -> AppendCrede
                           code="credential_unwritable") from None
     if text and not text.endswith("\n"):
         text += "\n"
-    _write_list(listed, text + issued.list_line + "\n")
+    _write_list(listed, text + issued.list_line_as(role) + "\n")
     return issued
 
 

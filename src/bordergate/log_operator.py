@@ -85,9 +85,10 @@ def sequencer(directory: Annotated[str | None, typer.Argument(
     quorum it refuses to start (``witness_quorum_required``) unless
     ``--unwitnessed`` says that is intended.
     """
+    from bordergate.appender import ROLE_TYPES, entry_check
     from bordergate.entry_state import state_keys
     from bordergate.serving import run_server
-    from bordergate.tlog.credentials import read_credential_list, require_appender
+    from bordergate.tlog.credentials import read_credential_list
     from bordergate.tlog.sequencer import SequencerConfig
     from bordergate.tlog.sequencer_service import ServingSequencer, make_sequencer_app
     try:
@@ -106,6 +107,18 @@ def sequencer(directory: Annotated[str | None, typer.Argument(
                        "(--unwitnessed, development only): every audit reports them as "
                        "checkpoint_unwitnessed", err=True)
         allowed = read_credential_list(where.credentials)
+        unknown = sorted({r for r in map(allowed.role, allowed.ids) if r is not None}
+                         - set(ROLE_TYPES))
+        if unknown:
+            raise ConfigError(f"{where.credentials}: unknown appender role {unknown[0]!r} "
+                              f"(roles: {', '.join(sorted(ROLE_TYPES))})",
+                              code="malformed_credential_list")
+        unroled = sorted(i for i in allowed.ids if allowed.role(i) is None)
+        if unroled and not any_entries:
+            typer.echo(f"warning: {len(unroled)} append credentials have no role in "
+                       f"{where.credentials} ({', '.join(unroled[:4])}): the entry types "
+                       "they append are not checked (bordergate log credential --role)",
+                       err=True)
         signer = read_signer(where.key_file)
         seq = Sequencer(where.open_storage(), signer,
                         config=SequencerConfig(checkpoint_interval=interval),
@@ -120,7 +133,9 @@ def sequencer(directory: Annotated[str | None, typer.Argument(
                f"({len(allowed.ids)} append credentials)")
     serving = ServingSequencer(seq)  # recovered while serving after a storage failure
     try:
-        check = None if any_entries else require_appender
+        # each entry names its credential; a credential listed with a role appends
+        # only the entry types of that role (bordergate.appender.ROLE_TYPES)
+        check = None if any_entries else entry_check(allowed)
         run_server(make_sequencer_app(serving, allowed, check_entry=check),
                    host=bind_host, port=bind_port, access_log=False)
     finally:

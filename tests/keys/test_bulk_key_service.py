@@ -198,7 +198,9 @@ def _migration_entry(keyed: KeyedDeployment, records: list[str], subjects: int
 
     async def append() -> tuple[bytes, bytes]:
         assert keyed.us.log.sequencer is not None
-        log: AttributedLog = remote_appender(keyed.us, keyed.us.log.sequencer.credential_file)
+        custodian = keyed.us.log.sequencer.custodian_credential_file
+        assert custodian is not None  # the migration run appends as the custodian
+        log: AttributedLog = remote_appender(keyed.us, custodian)
         try:
             _, promises = await log.append_promised([entry])
         finally:

@@ -354,3 +354,57 @@ def test_an_escaped_second_appender_is_refused(tmp_path: Path) -> None:
         assert checkpoint.checkpoint().checkpoint.size == 0
     finally:
         service.stop()
+
+
+def test_a_credential_appends_only_its_roles_entry_types(tmp_path: Path) -> None:
+    """Attribution (issue 12, item 2; found by a review): a credential listed with a
+    role appends only the entry types of that role.  The key service's credential
+    sending a token revocation or a roster version (which every gateway worker
+    would apply at once), and the release tool's sending bytes that name an approval
+    type, are refused by the real service (``appender_role_refused``,
+    ``appender_malformed``) and nothing is sequenced; its own ``key-access`` entry
+    is taken."""
+    from bordergate.entries import encode_entry
+    service = Service(tmp_path, any_entries=False)
+    keys, release = AppendCredential.issue("us-keys"), AppendCredential.issue("us-release")
+    service.list_file.write_text(CredentialList.of(
+        [*service.credentials.values(), keys, release],
+        {"worker-a": "gateway", "us-keys": "key-service", "us-release": "release"}).to_text())
+    service.start()
+
+    def stamped(kind: str, body: dict[str, object], appender: str) -> bytes:
+        entry = encode_entry(kind, 1_800_000_000.0, body)
+        return b'{"appender":"' + appender.encode() + b'",' + entry[1:]
+
+    revoke = stamped("token-revoke", {"jti": "victim-token-id", "by": {"id": "x"},
+                                      "reason": "r"}, "us-keys")
+    roster = stamped("roster", {"roster": "sha256:" + "0" * 64, "serial": 2, "key": "k",
+                                "signature": "AA=="}, "us-keys")
+    poison = b'{"appender":"us-release","type":"approval-grant"'
+    access = stamped("key-access", {"jurisdiction": "us", "operation": "read",
+                                    "subject": "s", "justified": 0, "by": "key-service",
+                                    "leaf": "AA=="}, "us-keys")
+
+    async def attempts() -> tuple[list[str], int]:
+        codes = []
+        for credential, entry in ((keys, revoke), (keys, roster), (release, poison)):
+            remote = RemoteSequencer(service.url, credential.token, log_signer().verifier())
+            try:
+                with pytest.raises(Unavailable) as refused:
+                    await remote.append(entry)
+                codes.append(refused.value.code)
+            finally:
+                await remote.aclose()
+        remote = RemoteSequencer(service.url, keys.token, log_signer().verifier())
+        try:
+            return codes, await remote.append(access)
+        finally:
+            await remote.aclose()
+
+    try:
+        codes, index = asyncio.run(attempts())
+        assert codes == ["appender_role_refused", "appender_role_refused",
+                         "appender_malformed"]
+        assert index == 0  # nothing refused was sequenced before it
+    finally:
+        service.stop()

@@ -6,8 +6,12 @@ append with its own credential.  A credential has an id (``us-gw-1``) and a
 secret; the appender keeps both in its *credential file* (one line,
 ``ID.SECRET``, mode 0600) and sends them as ``Authorization: Bearer ID.SECRET``.
 The sequencer keeps only the *credential list*: one line per appender,
-``ID sha256:HEX`` (the SHA-256 of the secret), so the list reveals no secret
-and a leaked list appends nothing.
+``ID sha256:HEX ROLE`` (the SHA-256 of the secret, and the appender's role:
+``gateway``, ``release``, ``custodian``, ``key-service``), so the list reveals
+no secret and a leaked list appends nothing.  The role says which entry types
+the credential may append (``bordergate.appender.ROLE_TYPES``, checked by the
+sequencer service the log operator runs); a line without one (a list written
+before roles) restricts nothing.
 
 Every entry sent with a credential must name it in a top-level member
 ``"appender": ID`` (:func:`require_appender`, the sequencer service's check:
@@ -44,7 +48,8 @@ _KEY = b'"appender"'
 
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}\Z")
 _SECRET = re.compile(r"[A-Za-z0-9_-]{32,128}\Z")
-_LIST_LINE = re.compile(r"([a-z0-9][a-z0-9._-]{0,62}) sha256:([0-9a-f]{64})\Z")
+_LIST_LINE = re.compile(
+    r"([a-z0-9][a-z0-9._-]{0,62}) sha256:([0-9a-f]{64})(?: ([a-z][a-z-]{0,30}))?\Z")
 
 
 def _is_id(text: str) -> bool:
@@ -76,8 +81,18 @@ class AppendCredential:
 
     @property
     def list_line(self) -> str:
-        """This credential's line in the sequencer's credential list."""
+        """This credential's line in the sequencer's credential list (no role)."""
         return f"{self.id} sha256:{_digest(self.secret)}"
+
+    def list_line_as(self, role: str) -> str:
+        """This credential's line in the list, with the appender's ``role``.
+
+        Raises:
+            ValueError: ``role`` is not a role word (programmer misuse).
+        """
+        if re.fullmatch(r"[a-z][a-z-]{0,30}", role) is None:
+            raise ValueError(f"invalid role {role!r}")
+        return f"{self.list_line} {role}"
 
     def __repr__(self) -> str:
         return f"AppendCredential(id={self.id!r})"
@@ -104,17 +119,24 @@ def parse_credential(text: str) -> AppendCredential:
 class CredentialList:
     """The credentials a sequencer accepts: id -> SHA-256 of the secret."""
 
-    def __init__(self, digests: Mapping[str, str]) -> None:
+    def __init__(self, digests: Mapping[str, str],
+                 roles: Mapping[str, str] | None = None) -> None:
         self._digests = {k: bytes.fromhex(v) for k, v in digests.items()}
+        self._roles = dict(roles or {})
 
     @classmethod
-    def of(cls, credentials: Iterable[AppendCredential]) -> CredentialList:
-        """The list that accepts exactly ``credentials``."""
-        return cls({c.id: _digest(c.secret) for c in credentials})
+    def of(cls, credentials: Iterable[AppendCredential],
+           roles: Mapping[str, str] | None = None) -> CredentialList:
+        """The list that accepts exactly ``credentials`` (with ``roles`` by id)."""
+        return cls({c.id: _digest(c.secret) for c in credentials}, roles)
 
     @property
     def ids(self) -> frozenset[str]:
         return frozenset(self._digests)
+
+    def role(self, credential_id: str) -> str | None:
+        """The role listed for ``credential_id``; None for a line without one."""
+        return self._roles.get(credential_id)
 
     def authenticate(self, authorization: str) -> str | None:
         """The id of the credential an ``Authorization`` header value presents,
@@ -135,26 +157,32 @@ class CredentialList:
 
     def to_text(self) -> str:
         """The list file's text (sorted by id)."""
-        return "".join(f"{k} sha256:{v.hex()}\n" for k, v in sorted(self._digests.items()))
+        return "".join(
+            f"{k} sha256:{v.hex()}" + (f" {self._roles[k]}" if k in self._roles else "") + "\n"
+            for k, v in sorted(self._digests.items()))
 
 
 def parse_credential_list(text: str) -> CredentialList:
-    """Parse a credential list: lines ``ID sha256:HEX``; blank lines and ``#`` comments.
+    """Parse a credential list: lines ``ID sha256:HEX [ROLE]``; blank lines and ``#``
+    comments.
 
     Raises:
         VerificationError: ``malformed_credential_list`` (a bad line, a repeated id).
     """
     digests: dict[str, str] = {}
+    roles: dict[str, str] = {}
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         m = _LIST_LINE.match(line)
         if m is None or not _is_id(m[1]) or "." in m[1] or m[1] in digests:
-            raise VerificationError(f"credential list line {n}: expected a new 'ID sha256:HEX'",
-                                    code="malformed_credential_list")
+            raise VerificationError(f"credential list line {n}: expected a new "
+                                    "'ID sha256:HEX [ROLE]'", code="malformed_credential_list")
         digests[m[1]] = m[2]
-    return CredentialList(digests)
+        if m[3] is not None:
+            roles[m[1]] = m[3]
+    return CredentialList(digests, roles)
 
 
 def read_credential(path: Path) -> AppendCredential:

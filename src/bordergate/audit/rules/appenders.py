@@ -21,24 +21,12 @@ log or a clock.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from types import MappingProxyType
 
+from bordergate.appender import ROLE_TYPES
 from bordergate.audit.rules.context import RuleContext
-from bordergate.entries import APPROVAL_CHANGE_TYPES, DECISION_ACTIONS, Entry
+from bordergate.entries import Entry
 
 __all__ = ["ROLE_TYPES", "appender_attribution"]
-
-#: The entry types each appender role may write.
-ROLE_TYPES: Mapping[str, frozenset[str]] = MappingProxyType({
-    "gateway": frozenset({*DECISION_ACTIONS, *APPROVAL_CHANGE_TYPES, "approval-request",
-                          "approval-refused", "gateway-start", "key-event", "bulk-threshold"}),
-    "release": frozenset({"release", "release-review"}),
-    "custodian": frozenset({"key-event", "token-revoke", "roster", "migration",
-                            "legacy-deletion"}),
-    # the key service (``bordergate keys serve``): each data key it released
-    "key-service": frozenset({"key-access"}),
-})
 
 
 def appender_attribution(ctx: RuleContext, index: int, t: float, entry: Entry) -> None:
