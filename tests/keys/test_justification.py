@@ -152,3 +152,21 @@ def test_an_inclusion_proof_in_a_witnessed_checkpoint_justifies_like_a_promise(
     key_justification_unwitnessed; a wrong path, another entry's proof or another log
     key's checkpoint is key_justification_unproven; freshness still applies."""
     assert PROOF_CASES[case]() == case.split(" ", maxsplit=1)[0]
+
+
+def test_one_witness_under_two_names_is_not_a_quorum_of_two() -> None:
+    """Promise 5 (found by a review, as for the auditor and the log client): the key
+    service trusts one witness key under two names (cosignature/v1 does not sign the
+    name, so whoever holds one real cosignature can copy its line under the other).
+    A checkpoint carrying that one cosignature twice is not a quorum of two:
+    ``key_justification_unwitnessed``; before, each (name, key id) counted."""
+    seed = bytes([40]) * 32  # the first witness's TEST-ONLY key, under a second name
+    alias = CosignatureSigner("witness.test/alias", seed, lambda: int(NOW))
+    trusted = TrustedCheckpoints((WITNESSES[0].verifier(), alias.verifier()), quorum=2)
+    entry = _entry()
+    leaves = [merkle.leaf_hash(e) for e in (b"a", b"b", entry, b"d", b"e")]
+    path = merkle.inclusion_proof(2, 5, lambda level, index: _node(leaves, level, index))
+    note = sign_note(Checkpoint(LOG.name, 5, merkle.root_from_leaf_hashes(leaves)).to_text(),
+                     [LOG, WITNESSES[0], alias])
+    assert _judge_proof(entry, CheckpointProof(note, 2, tuple(path)), trusted) == \
+        "key_justification_unwitnessed"

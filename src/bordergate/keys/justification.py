@@ -58,7 +58,7 @@ from bordergate.entries import Entry, parse_entry
 from bordergate.errors import PolicyDenied, VerificationError
 from bordergate.tlog import merkle
 from bordergate.tlog.checkpoint import open_checkpoint
-from bordergate.tlog.cosignature import CosignatureVerifier
+from bordergate.tlog.cosignature import CosignatureVerifier, count_witnesses
 from bordergate.tlog.note import Verifier
 from bordergate.tlog.promise import open_promise
 
@@ -245,9 +245,11 @@ def _proven_in_checkpoint(entry: bytes, proof: CheckpointProof, verifier: Verifi
     except VerificationError as exc:
         raise JustificationRefused(f"the checkpoint does not verify ({exc.code})",
                                    code="key_justification_unproven") from None
-    witnesses = {(c.name, c.key_id) for c in signed.cosignatures}
-    if len(witnesses) < trusted.quorum:
-        raise JustificationRefused(f"the checkpoint is cosigned by {len(witnesses)} of the "
+    # witnesses, not keys: one witness under two keys or two names counts once
+    witnesses = count_witnesses(((c.name, c.key_id) for c in signed.cosignatures),
+                                trusted.cosigners)
+    if witnesses < trusted.quorum:
+        raise JustificationRefused(f"the checkpoint is cosigned by {witnesses} of the "
                                    f"{trusted.quorum} trusted witnesses required",
                                    code="key_justification_unwitnessed")
     leaf = merkle.leaf_hash(entry)
