@@ -72,6 +72,17 @@ def demo_config_path() -> Path:
     return Path(__file__).parent / "demo_config.toml"
 
 
+def _witness_marks(vkey: str) -> tuple[object, ...]:
+    """A witness verifier key's name and public key, to find one witness listed twice
+    (none for a key that does not parse: its use refuses it)."""
+    from bordergate.tlog.cosignature import CosignatureVerifier
+    try:
+        verifier = CosignatureVerifier.from_key_string(vkey)
+    except (VerificationError, ValueError):
+        return ()
+    return (("name", verifier.name), ("key", verifier.public_key))
+
+
 @dataclass(frozen=True)
 class Witness:
     """A witness that cosigns this jurisdiction's checkpoints."""
@@ -636,10 +647,20 @@ class _Reader(ConfigReader):
         if not isinstance(witnesses, list):
             raise self.fail(f"{k}.witnesses", "must be an array of {url, vkey}")
         parsed = []
+        seen: dict[object, int] = {}  # name or public key -> the witness listing it first
         for i, item in enumerate(witnesses):
             wk = f"{k}.witnesses[{i}]"
             w = self.table(item, wk, {"url", "vkey"})
             parsed.append(Witness(self.text(w, wk, "url"), self.text(w, wk, "vkey")))
+            # a quorum counts witnesses: one name or one public key listed twice would
+            # let one witness stand for two (tlog.cosignature.group_by_witness)
+            for mark in _witness_marks(parsed[-1].vkey):
+                if mark in seen:
+                    raise self.fail(f"{wk}.vkey", f"names the witness of {k}.witnesses"
+                                    f"[{seen[mark]}] again (its name or its key): a "
+                                    "quorum counts witnesses, not entries",
+                                    "witness_key_repeated")
+                seen[mark] = i
         # witnesses on by default: listed witnesses all cosign unless a quorum says less
         quorum = self.integer(log, k, "quorum", len(parsed), low=0, high=64)
         if quorum > len(parsed):
