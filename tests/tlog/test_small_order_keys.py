@@ -140,3 +140,26 @@ def test_an_approver_small_order_key_never_grants(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as cerr:
         parse_auditor_config(config.encode(), base_dir=tmp_path)
     assert "approver_keys.carol[0]" in str(cerr.value)
+
+
+@pytest.mark.parametrize("form", ["pem", "jwk"])
+def test_a_small_order_token_issuer_key_is_refused(form: str) -> None:
+    """Authentication (promise 2): an identity authority's token key of small order
+    would verify a token signed ``R = identity, S = 0`` whatever its claims, so the
+    gateway's issuer key reader refuses it, PEM or JWK (``issuer_key_invalid``)."""
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from bordergate.gateway.auth import parse_public_key
+    if form == "pem":
+        text = Ed25519PublicKey.from_public_bytes(IDENTITY).public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+    else:
+        text = json.dumps({"kty": "OKP", "crv": "Ed25519",
+                           "x": base64.urlsafe_b64encode(IDENTITY).decode().rstrip("=")})
+    with pytest.raises(ConfigError) as err:
+        parse_public_key(text)
+    assert err.value.code == "issuer_key_invalid"

@@ -67,9 +67,10 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from bordergate.errors import ConfigError, Unauthenticated
+from bordergate.errors import ConfigError, Unauthenticated, VerificationError
 from bordergate.gateway.fifo_cache import BoundedFifoCache
 from bordergate.policy.entities import Principal
+from bordergate.tlog.note import load_ed25519_public_key
 
 __all__ = [
     "ALGORITHMS",
@@ -170,6 +171,14 @@ def parse_public_key(text: str) -> IssuerPublicKey:
         raise ConfigError(f"not an issuer public key: {exc}", code="issuer_key_invalid") from exc
     if not isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey):
         raise ConfigError("issuer keys must be Ed25519 or P-256", code="issuer_key_invalid")
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        # the one Ed25519 loader's checks (a small-order key verifies every token)
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        try:
+            load_ed25519_public_key(raw)
+        except VerificationError as exc:
+            raise ConfigError(f"not an issuer public key: {exc}",
+                              code="issuer_key_invalid") from None
     _algorithm(key)
     return key
 
