@@ -458,11 +458,14 @@ def _common_schemas() -> dict[str, Any]:
         },
         "Receipt": {
             "type": "object", "description": "the gateway's signed statement of what it "
-            "released under the entry (bordergate-receipt/v1, docs/gateway.md 'Receipts')",
+            "released under the entry (bordergate-receipt/v2, docs/gateway.md 'Receipts'): "
+            "jti and time are the entry's own, naming the request it answers",
             "required": ["format", "key", "gateway", "origin", "index", "leaf_hash", "action",
-                         "collection", "fields", "groups", "suppressed", "digest", "signature"],
+                         "collection", "fields", "groups", "suppressed", "digest", "jti",
+                         "time", "signature"],
             "properties": {
-                "format": {"const": "bordergate-receipt/v1"}, "key": {"type": "string"},
+                "format": {"const": "bordergate-receipt/v2"}, "key": {"type": "string"},
+                "jti": {"type": ["string", "null"]}, "time": {"type": "string"},
                 "gateway": {"type": "string"}, "origin": {"type": "string"},
                 "index": {"type": "integer", "minimum": 0}, "leaf_hash": {"type": "string"},
                 "action": {"enum": ["read", "export"]}, "collection": {"type": "string"},
