@@ -215,6 +215,9 @@ def test_a_hung_helper_is_replaced_and_its_readers_fail_closed(
             assert err.value.code == "receipt_signer_unavailable"
             assert 0.4 < time.monotonic() - started < 5
             _wait_dead(pid)  # killed, though stopped
+            # the new helper's start is not what is timed: on a loaded host starting
+            # a Python process can take longer than the shortened answer timeout
+            monkeypatch.setattr(signing, "ANSWER_TIMEOUT", 30.0)
             assert await helper.sign(b"after") == SIGNER.sign(b"after")
             assert helper.pid != pid
         finally:
