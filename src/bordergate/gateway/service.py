@@ -118,6 +118,7 @@ from bordergate.privacy.budget import BudgetStore, MemoryBudgetStore, PrivacySet
 from bordergate.privacy.mechanism import ExportMechanism, OpenDPMechanism, TrueGroup
 from bordergate.receipts import ReceiptSigner, UnsignedReceipt, released_values
 from bordergate.residency.schema import FieldSpec, Schema
+from bordergate.residency.stores import RawRecord
 from bordergate.residency.vault import SealedRecord, Vault
 from bordergate.subjects import SubjectId, parse_record_id
 from bordergate.tlog.checkpoint import SignedCheckpoint
@@ -1190,13 +1191,18 @@ class Gateway:
                                code="record_home_mismatch")
         coll = self.schema.collection(collection)
         clean = coll.validate(values)
-        specs = self._specs(collection, list(values))
-        try:
-            owner = await self._point_read(self.vault.owner, collection, record_id)
+        try:  # the stored record's owner, and the fields it holds (sealed, never opened)
+            stored: RawRecord = await self._point_read(
+                self.vault.store.get_record, collection, record_id, list(coll.fields))
+            owner, held = stored.subject, set(stored.fields)
         except NotFound:
-            owner = subject
+            owner, held = subject, set()
         if owner != subject:
             raise Conflict("the record belongs to another subject", code="record_owner_mismatch")
+        # a write replaces the whole record: a stored field the body leaves out is
+        # removed, so it is decided (and logged) as written like the others, or a
+        # principal allowed to write one field could delete every other
+        specs = self._specs(collection, [*values, *sorted(held - set(values))])
         now = self.clock()
         context = self._context(purpose, int(now))
         inputs = field_inputs(principal, "write", collection, specs,
