@@ -415,10 +415,14 @@ class GatewayClient:
         body = r.json()
         receipt = self._check_receipt(base, body, r, action="read", collection=collection,
                                       started=started)
+        withheld, outcome = body.get("withheld"), body.get("outcome")
+        if not isinstance(withheld, list) or outcome not in ("allow", "partial"):
+            raise VerificationError("the answer lacks its withheld list or outcome",
+                                    code="receipt_mismatch")
         # the log entry is the receipt's, checked equal to the answer's headers
-        return ReadResult(fields=body["fields"], withheld=body["withheld"],
+        return ReadResult(fields=body["fields"], withheld=withheld,
                           log_origin=receipt.origin, log_index=receipt.index, gateway=base,
-                          outcome=body["outcome"], receipt=receipt)
+                          outcome=outcome, receipt=receipt)
 
     def write(self, collection: str, record_id: str, subject: str,
               values: Mapping[str, object], *, purpose: str) -> dict[str, Any]:

@@ -219,3 +219,16 @@ def test_a_receipt_citing_an_earlier_entry_of_another_request_is_refused(
                                                                     time.time())), HEADERS)
     with _client(hostile, token) as client:
         assert client.read("users", "r2", purpose="operations").fields == SECRET
+
+
+@pytest.mark.parametrize("member", ["withheld", "outcome"])
+def test_a_read_answer_without_its_withheld_list_or_outcome_is_a_mismatch(
+        hostile: Listener, member: str) -> None:
+    """Stable error codes (found by the receipts' review): a lying answer that leaves
+    out ``withheld`` or ``outcome`` is ``receipt_mismatch``, not a KeyError."""
+    token = Tokens().token(LOCAL, "us")
+    answer = {k: v for k, v in _honest_read(token).items() if k != member}
+    hostile.answer = (200, answer, HEADERS)
+    with _client(hostile, token) as client, pytest.raises(VerificationError) as caught:
+        client.read("users", "r1", purpose="operations")
+    assert caught.value.code == "receipt_mismatch"
