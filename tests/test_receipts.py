@@ -370,7 +370,8 @@ def test_the_client_refuses_a_receipt_of_another_request() -> None:
     """Promise 3 / receipts, issue 12 item 5 (request binding): the client's check
     refuses a receipt whose token id is not its token's, or whose entry time is
     outside its request (give or take the tolerance), and an old-format receipt,
-    which names no request; an export entry records no token id (null passes)."""
+    which names no request; an export's receipt too names its token (a null one,
+    which an entry of no token gives, is refused: exports' entries record it)."""
     fields = {"email": "b@example.test"}
     entry = {**json.loads(_entry(fields)), "jti": "mine-0123456789ab"}
     receipt = parse_receipt(_read(fields, canonical_json(entry))[0])
@@ -390,8 +391,12 @@ def test_the_client_refuses_a_receipt_of_another_request() -> None:
         check_binding(old, jti="mine-0123456789ab", start=at - 1, end=at + 1, tolerance=30)
     assert caught.value.code == "receipt_mismatch"
     export = _signed(replace(receipt, action="export", fields=("country",), groups=0,
-                             suppressed=0, jti=None))
+                             suppressed=0))
     check_binding(export, jti="mine-0123456789ab", start=at - 1, end=at + 1, tolerance=0)
+    with pytest.raises(VerificationError) as caught:
+        check_binding(_signed(replace(export, jti=None)), jti="mine-0123456789ab",
+                      start=at - 1, end=at + 1, tolerance=0)
+    assert caught.value.code == "receipt_mismatch"
 
 
 def test_an_old_format_receipt_still_verifies() -> None:

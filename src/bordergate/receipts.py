@@ -650,8 +650,8 @@ def check_answer(receipt: Receipt, salt: bytes, body: Mapping[str, Any], *,
 def check_binding(receipt: Receipt, *, jti: str | None, start: float, end: float,
                   tolerance: float) -> None:
     """Check that ``receipt`` names the request the client made (the client's check):
-    its ``jti`` is the client's token's (or, for an export, whose entry records no
-    token id, null) and its ``time`` lies from ``start - tolerance`` to
+    its ``jti`` is the client's token's (reads and exports alike: both entries record
+    the token id) and its ``time`` lies from ``start - tolerance`` to
     ``end + tolerance`` (the request's start and end by the client's clock, the
     tolerance for the two clocks' skew).  So a gateway cannot answer with the
     receipt of an earlier entry that allowed another request (the residual: two
@@ -664,7 +664,7 @@ def check_binding(receipt: Receipt, *, jti: str | None, start: float, end: float
     if not receipt.bound or receipt.time is None:
         raise VerificationError(f"a {receipt.format} receipt names no request",
                                 code="receipt_mismatch")
-    if receipt.jti != jti and not (receipt.action == "export" and receipt.jti is None):
+    if receipt.jti is None or receipt.jti != jti:
         raise VerificationError("the receipt's entry records another token than this "
                                 "client's", code="receipt_mismatch")
     moment = parse_time(receipt.time)

@@ -1297,7 +1297,8 @@ class Gateway:
             Unavailable: log, store or key backend down.
         """
         decided = self.decided.versions()  # before the token is checked
-        principal, vouched = self.authenticate_vouched(authorization)
+        token = self.principals.authenticate_token(authorization, self.clock())
+        principal, vouched = self._vouched(token.principal)
         collection, group_by, purpose, k = self._export_request(payload)
         specs = self.schema.fields(collection, [group_by])
         now = self.clock()
@@ -1307,7 +1308,10 @@ class Gateway:
         decisions, recorded = self._decide(inputs)
         body: dict[str, Any] = {
             "principal": principal.to_json(), "collection": collection, "group_by": group_by,
-            "purpose": purpose, "bundle": self.bundle_digest, "k": k, **vouched}
+            "purpose": purpose, "bundle": self.bundle_digest, "k": k, **vouched,
+            # the token, as a read's entry names it: the auditor's token_revoked_use, and
+            # the receipt's binding to this request (receipts.check_binding)
+            "jti": token.jti}
         if not decisions[0].allowed:
             index = await self.log.append_guarded([self._decision_entry("export", now, {
                 **body, "outcome": "deny", "groups": 0, "suppressed": 0}, recorded)], decided)

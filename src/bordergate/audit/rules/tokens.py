@@ -1,9 +1,10 @@
 """Rules about bearer tokens: no read is decided for a token after its revocation.
 
 A ``token-revoke`` entry names a token's ``jti``; from its index on, an
-``access`` entry naming the same ``jti`` is a read the gateway should have
-refused (``token_revoked_use``, reported once per token with a repeat count).
-Entries without a ``jti`` (logs written before issue 11) are not judged.
+``access`` or ``export`` entry naming the same ``jti`` is a decision the gateway
+should have refused (``token_revoked_use``, reported once per token with a repeat
+count).  Entries without a ``jti`` (reads logged before issue 11, exports before
+their receipts named the request) are not judged.
 This module must never read a log or a clock.
 """
 
@@ -23,8 +24,8 @@ def token_revoke(ctx: RuleContext, index: int, entry: Entry) -> None:
 
 
 def revoked_token_use(ctx: RuleContext, index: int, t: float, entry: Entry) -> None:
-    """Flag an ``access`` entry for a token revoked at a lower index."""
-    if entry.type != "access":
+    """Flag an ``access`` or ``export`` entry for a token revoked at a lower index."""
+    if entry.type not in ("access", "export"):
         return
     jti = entry.body.get("jti")
     if not isinstance(jti, str):
@@ -35,6 +36,6 @@ def revoked_token_use(ctx: RuleContext, index: int, t: float, entry: Entry) -> N
     key = f"token:{jti}"
     if not ctx.repeat(key):
         ctx.flag_once("token_revoked_use", key, index, t,
-                      explanation=f"access entry {index} was decided for a bearer token "
+                      explanation=f"{entry.type} entry {index} was decided for a bearer token "
                       f"revoked by entry {revoked}",
                       detail={"revoked_at": revoked})
