@@ -418,3 +418,22 @@ def test_an_old_format_receipt_still_verifies() -> None:
     with pytest.raises(VerificationError) as caught:  # v2 members in a v1 receipt
         parse_receipt({**wire, "jti": None, "time": TIME})
     assert caught.value.code == "receipt_malformed"
+
+
+@given(st.sampled_from(["access", "export"]), st.floats(0, 4_000_000_000),
+       st.dictionaries(st.sampled_from(["collection", "purpose", "note", "vouched"]),
+                       st.one_of(st.text(max_size=12), st.integers(), st.none(),
+                                 st.fixed_dictionaries({"time": st.text(max_size=8)})),
+                       max_size=3),
+       st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=22))
+def test_the_entry_time_read_from_the_tail_is_the_parsed_one(
+        kind: str, when: float, members: dict[str, Any], jti: str) -> None:
+    """Receipts (request binding): the time a receipt copies, read from the entry's
+    last bytes without a parse (the read path's), is the time the parsed entry holds,
+    whatever nested members (a nested ``time`` too) come before it."""
+    from bordergate.entries import canonical_json, format_time
+    from bordergate.receipts import _entry_request
+    entry = canonical_json({**members, "jti": jti, "time": format_time(when), "type": kind,
+                            "v": 2})
+    parsed = json.loads(entry)
+    assert _entry_request(entry, jti) == (jti, parsed["time"]) == _entry_request(entry)

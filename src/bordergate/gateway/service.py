@@ -613,32 +613,36 @@ class Gateway:
 
     def _attach_receipt(self, body: dict[str, Any], action: str, index: int, entry: bytes, *,
                         fields: list[str], groups: int | None = None,
-                        suppressed: int | None = None) -> None:
+                        suppressed: int | None = None, token_id: str | None = None) -> None:
         """Add the signed receipt of an answer that releases data, and its salt (for
         the requester only: it is in no log), to ``body`` (one Ed25519 signature,
         made here)."""
         unsigned = self._prepare_receipt(body, action, index, entry, fields=fields,
-                                         groups=groups, suppressed=suppressed)
+                                         groups=groups, suppressed=suppressed,
+                                         token_id=token_id)
         self._signed_receipt(body, unsigned, self.receipts.signer.sign(unsigned.message))
 
     async def _attach_read_receipt(self, body: dict[str, Any], index: int, entry: bytes, *,
-                                   fields: list[str]) -> None:
-        """:meth:`_attach_receipt` of a read, signed by the receipt helper when there is
-        one (the event loop goes on meanwhile; the same signature, Ed25519 is
-        deterministic)."""
+                                   fields: list[str], token_id: str) -> None:
+        """:meth:`_attach_receipt` of a read (whose entry was filled with ``token_id``),
+        signed by the receipt helper when there is one (the event loop goes on
+        meanwhile; the same signature, Ed25519 is deterministic)."""
         if self.receipt_helper is None:
-            self._attach_receipt(body, "read", index, entry, fields=fields)
+            self._attach_receipt(body, "read", index, entry, fields=fields, token_id=token_id)
             return
-        unsigned = self._prepare_receipt(body, "read", index, entry, fields=fields)
+        unsigned = self._prepare_receipt(body, "read", index, entry, fields=fields,
+                                         token_id=token_id)
         self._signed_receipt(body, unsigned, await self.receipt_helper.sign(unsigned.message))
 
     def _prepare_receipt(self, body: dict[str, Any], action: str, index: int, entry: bytes,
                          *, fields: list[str], groups: int | None = None,
-                         suppressed: int | None = None) -> UnsignedReceipt:
+                         suppressed: int | None = None,
+                         token_id: str | None = None) -> UnsignedReceipt:
         return self.receipts.prepare(
             origin=self.origin, index=index, entry=logged_form(self.log, entry), action=action,
             collection=body["collection"], fields=fields,
-            values=released_values(action, body), groups=groups, suppressed=suppressed)
+            values=released_values(action, body), groups=groups, suppressed=suppressed,
+            token_id=token_id)
 
     @staticmethod
     def _signed_receipt(body: dict[str, Any], unsigned: UnsignedReceipt,
@@ -772,7 +776,8 @@ class Gateway:
                                      log_index=index, members=body,
                                      code=denial_code(w["policy_ids"] for w in plan.withheld))
         await self._attach_read_receipt(
-            body, index, entry, fields=[name for name in allowed if values.get(name) is not None])
+            body, index, entry, fields=[name for name in allowed if values.get(name) is not None],
+            token_id=token.jti)
         return Outcome(body, index, headers=self._log_headers(index))
 
     async def _read_guarded(self, request: _ReadRequest, presented: appr.ApprovalRecord
