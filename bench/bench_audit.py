@@ -18,11 +18,14 @@ Then, in the same run:
   cedarpy calls, one per distinct decision list), approvals, releases, data-flow
   rules, the personal-data scan, state and report written.
 
-Prints both rates in entries/s and their ratio (target: >= 50,000 entries/s end
-to end).  With ``--roster`` (issue 12 item 3) the log holds two signed roster
-versions of the identity authority (the second logged half-way) and every entry
-that records a principal names the version in force, as a gateway with a roster
-writes them: the roster member is one constant per version, so the audit's
+The log is what a deployment of issue 12 writes: its checkpoint is cosigned by a
+witness the auditor trusts (quorum 1), the gateway-start registers a receipt key,
+and every grant carries its approver's signed statement (bench-only keys, fixed
+seeds), so the audit finds nothing.  Prints both rates in entries/s and their ratio
+(target: >= 50,000 entries/s end to end).  With ``--roster`` (issue 12 item 3) the
+log holds two signed roster versions of the identity authority (the second logged
+half-way) and every entry that records a principal names the version in force, as
+a gateway with a roster writes them: the roster member is one constant per version, so the audit's
 caching by entry shape still holds.  Usage:
 python bench/bench_audit.py [--entries N] [--roster]
 """
@@ -38,6 +41,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bordergate.approval_statement import (
+    ApprovalStatement,
+    key_text,
+    request_digest,
+    sign_statement,
+)
 from bordergate.audit.auditor_config import parse_auditor_config
 from bordergate.audit.logcheck import audit_log
 from bordergate.audit.logstate import MemoryStateStore
@@ -50,8 +61,10 @@ from bordergate.policy.engine import PolicyEngine
 from bordergate.policy.entities import Approval, DecisionInput, Field, Principal, RequestContext
 from bordergate.releases.manifest import build_manifest
 from bordergate.releases.review import review_body
+from bordergate.tlog.checkpoint import Checkpoint
 from bordergate.tlog.client import DirectorySource, LogClient
-from bordergate.tlog.note import Signer
+from bordergate.tlog.cosignature import CosignatureSigner
+from bordergate.tlog.note import NoteSignature, Signer, add_signatures
 from bordergate.tlog.sequencer import Sequencer, SequencerConfig, create_log
 from bordergate.tlog.storage.fs import FileStorage
 
@@ -178,6 +191,40 @@ class Traffic:
         return out
 
 
+def approver_key(name: str) -> Ed25519PrivateKey:
+    """An approver's own signing key (bench-only, fixed seed)."""
+    return Ed25519PrivateKey.from_private_bytes(name.encode().ljust(32, b"."))
+
+
+def _public(name: str) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    return approver_key(name).public_key().public_bytes(serialization.Encoding.Raw,
+                                                        serialization.PublicFormat.Raw)
+
+
+def witness() -> CosignatureSigner:
+    """The witness the bench's auditor trusts (bench-only, fixed seed); it cosigns at
+    the audit's ``now`` less a minute, so the checkpoint is fresh."""
+    return CosignatureSigner("bench.witness/w0", b"witness".ljust(32, b"."),
+                             lambda: T0 + 3600 - 60)
+
+
+def receipt_key() -> str:
+    """The gateway's receipt verifier key its gateway-start registers (bench-only)."""
+    return Signer.from_seed("us.gateway-receipts", b"receipts".ljust(32, b".")
+                            ).verifier().key_string
+
+
+class _Witnessed:
+    """Cosigns every checkpoint the bench's sequencer publishes with :func:`witness`."""
+
+    def cosign(self, note: bytes, checkpoint: Checkpoint,
+               prove: Callable[[int], list[bytes]]) -> bytes:
+        w = witness()
+        return add_signatures(note, [NoteSignature(w.name, w.key_id,
+                                                   w.sign(checkpoint.to_text().encode()))])
+
+
 def authority() -> Signer:
     return Signer.from_seed("us-identity-authority", b"roster".ljust(32, b"."))  # bench-only
 
@@ -191,8 +238,8 @@ def bench_rosters(storage: FileStorage) -> list[Callable[[float], bytes]]:
     people = [RosterPrincipal(p.id, p.org, p.org_kind, p.location, p.roles)
               for p, _, _ in principals()]
     people += [RosterPrincipal(c, "oracle", "custodian", "us", frozenset({"approver"}),
-                               approver_keys=(bytes([i + 1]) * 32,))
-               for i, c in enumerate(("carol", "dave"))]
+                               approver_keys=(_public(c),))
+               for c in ("carol", "dave")]
     out = []
 
     def entry_of(signature: RosterSignature) -> Callable[[float], bytes]:
@@ -221,7 +268,8 @@ def build(folder: Path, n: int, *, with_roster: bool = False) -> tuple[float, st
             note="read it", now=T0 - 90)))
     head.append(encode_entry("gateway-start", T0 - 80, {
         "gateway": "us", "release": manifest.id, "reviewed": True, "unreviewed": False,
-        "bundle": default_bundle().digest, "origin": signer().name}))
+        "bundle": default_bundle().digest, "origin": signer().name,
+        "receipt_key": receipt_key()}))
     head += [r(T0 - 75) for r in rosters[:1]]
     custodians = [Principal(c, "oracle", "custodian", "us", frozenset({"approver"}))
                   for c in ("carol", "dave")]
@@ -231,20 +279,26 @@ def build(folder: Path, n: int, *, with_roster: bool = False) -> tuple[float, st
             continue
         aid = "apr-" + format(i, "026d").translate(str.maketrans("0123456789", "abcdefghij"))
         approvals[principal.id] = aid
-        head.append(encode_entry("approval-request", T0 - 70, {
+        request = encode_entry("approval-request", T0 - 70, {
             "approval": aid, "requester": principal.to_json(), "purpose": purpose,
             "reason": "ticket", "scope": {"collections": ["users"], "classes": ["protected"]},
             "requested_at": T0 - 70, "expires": T0 + 86400, "gateway": "us", "release": None,
-            **member}))
-        for j, c in enumerate(custodians):
+            **member})
+        head.append(request)
+        for j, c in enumerate(custodians):  # each signed on the approver's side
+            statement = ApprovalStatement(origin=signer().name, approval=aid,
+                                          request=request_digest(request), verdict="grant",
+                                          approver=c.id)
             head.append(encode_entry("approval-grant", T0 - 69 + j, {
                 "approval": aid, "approver": c.to_json(), "approvals": j + 1,
                 "state": "granted" if j else "pending", "gateway": "us", "release": None,
+                "statement": sign_statement(statement, approver_key(c.id)).to_json(),
                 **member}))
     traffic = Traffic(manifest.id, approvals)
     traffic.roster = member
     t = time.perf_counter()
-    with Sequencer(storage, signer(), config=SequencerConfig(checkpoint_interval=5.0)) as seq:
+    with Sequencer(storage, signer(), config=SequencerConfig(checkpoint_interval=5.0),
+                   witnessing=_Witnessed()) as seq:
         seq.append_many(head)
         done = len(head)
         futures = []
@@ -283,6 +337,7 @@ def main() -> None:
         baseline = time.perf_counter() - t
         assert check.ok and check.size == args.entries, check
 
+        keys = ", ".join(f'{c} = ["{key_text(_public(c))}"]' for c in ("carol", "dave"))
         config = parse_auditor_config(f"""
 [auditor]
 [logs.us]
@@ -291,7 +346,10 @@ vkey = "{signer().verifier().key_string}"
 reviewers = [{{ name = "rev-a", public_key = "{reviewer('rev-a').verifier().key_string}" }},
              {{ name = "rev-b", public_key = "{reviewer('rev-b').verifier().key_string}" }}]
 approvers = ["carol", "dave"]
+approver_keys = {{ {keys} }}
 roster_authority = ["{authority().verifier().key_string}"]
+witnesses = ["{witness().verifier().key_string}"]
+quorum = 1
 """.encode(), base_dir=root)
         t = time.perf_counter()
         run = run_audit(config, root / "state", now=T0 + 3600)
