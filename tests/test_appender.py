@@ -97,15 +97,17 @@ TYPES = sorted({*ENTRY_TYPES, "not-a-type"})
 
 @given(st.sampled_from(sorted(ROLE_TYPES)), st.sampled_from(TYPES),
        st.lists(st.sampled_from([*TYPES, "Field", "Subject"]), max_size=3),
-       st.booleans())
+       st.booleans(), st.booleans())
 def test_a_role_appends_exactly_its_entry_types(role: str, kind: str, nested: list[str],
-                                                escaped: bool) -> None:
+                                                escaped: bool, after_v: bool) -> None:
     """The sequencer's role check (issue 12 item 2) accepts an entry exactly when its
     top-level type is one of the role's, whatever ``type`` members its nested objects
-    hold (the pattern-search path and the parse path agree), and with a key spelled
-    with an escape too."""
-    body = {"appender": "a", "type": kind, "v": 2,
-            "inner": [{"type": t, "x": 1} for t in nested]}
+    hold (the path reading the entry's tail and the parse path agree: a member
+    sorting after ``v`` takes the parse), and with a key spelled with an escape too."""
+    body: dict[str, object] = {"appender": "a", "type": kind, "v": 2,
+                               "inner": [{"type": t, "x": 1, "v": 2} for t in nested]}
+    if after_v:
+        body["w"] = {"type": "access", "v": 2}
     entry = canonical_json(body)
     if escaped:
         entry = entry.replace(b'"x":', b'"\\u0078":')

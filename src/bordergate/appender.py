@@ -63,9 +63,11 @@ ROLE_TYPES: Mapping[str, frozenset[str]] = MappingProxyType({
     "key-service": frozenset({"key-access"}),
 })
 
-# An entry type in canonical JSON: lower case, where every nested ``type`` of the
-# vocabulary (Cedar entity types: ``Field``, ``Subject``) is capitalised.
-_LOWER_TYPE = re.compile(rb'"type":"([a-z][a-z-]*)"')
+# The end of a canonical entry: its last members, ``type`` and ``v``, and the brace
+# closing the object (in valid JSON nothing nested can end the entry's bytes, so
+# this ``type`` is the entry's own; a repeated key is read as its last, as by
+# every JSON reader here).
+_ENTRY_TAIL = re.compile(rb',"type":"([a-z][a-z-]*)","v":[0-9]{1,3}\}\Z')
 
 _APPENDER_KEY = APPENDER.encode()
 
@@ -73,9 +75,8 @@ _APPENDER_KEY = APPENDER.encode()
 def require_role(role: str, entry: bytes) -> None:
     """The sequencer service's role check: ``entry`` is of a type ``role`` may write.
 
-    One pattern search for an entry whose every lower-case ``type`` the role may
-    write; otherwise (or where a key may be spelled with an escape) the entry is
-    parsed and its top-level ``type`` decides.
+    For a canonical entry (no escape) the type is read from the entry's last
+    bytes; any other entry is parsed, and its top-level ``type`` decides.
 
     Raises:
         VerificationError: ``appender_role_refused`` (a type the role may not
@@ -85,9 +86,10 @@ def require_role(role: str, entry: bytes) -> None:
     if allowed is None:
         raise VerificationError(f"unknown appender role {role[:40]!r}",
                                 code="appender_role_unknown")
-    if b"\\u" not in entry and all(
-            m[1].decode("ascii") in allowed for m in _LOWER_TYPE.finditer(entry)):
-        return
+    if b"\\" not in entry:  # no key spelled with an escape: the tail names the type
+        tail = _ENTRY_TAIL.search(entry, max(0, len(entry) - 64))
+        if tail is not None and tail[1].decode("ascii") in allowed:
+            return
     try:
         body = json.loads(entry)
     except (ValueError, RecursionError):
