@@ -31,12 +31,16 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from bordergate.entries import APPROVAL_CHANGE_TYPES, DECISION_ACTIONS, canonical_json
+from bordergate.entries import (
+    APPROVAL_CHANGE_TYPES,
+    DECISION_ACTIONS,
+    canonical_json,
+    canonical_tail,
+)
 from bordergate.errors import VerificationError
 from bordergate.tlog.checkpoint import SignedCheckpoint
 from bordergate.tlog.credentials import (
@@ -63,12 +67,6 @@ ROLE_TYPES: Mapping[str, frozenset[str]] = MappingProxyType({
     "key-service": frozenset({"key-access"}),
 })
 
-# The end of a canonical entry: its last members, ``type`` and ``v``, and the brace
-# closing the object (in valid JSON nothing nested can end the entry's bytes, so
-# this ``type`` is the entry's own; a repeated key is read as its last, as by
-# every JSON reader here).
-_ENTRY_TAIL = re.compile(rb',"type":"([a-z][a-z-]*)","v":[0-9]{1,3}\}\Z')
-
 _APPENDER_KEY = APPENDER.encode()
 
 
@@ -87,8 +85,8 @@ def require_role(role: str, entry: bytes) -> None:
         raise VerificationError(f"unknown appender role {role[:40]!r}",
                                 code="appender_role_unknown")
     if b"\\" not in entry:  # no key spelled with an escape: the tail names the type
-        tail = _ENTRY_TAIL.search(entry, max(0, len(entry) - 64))
-        if tail is not None and tail[1].decode("ascii") in allowed:
+        tail = canonical_tail(entry)
+        if tail is not None and tail[1] in allowed:
             return
     try:
         body = json.loads(entry)

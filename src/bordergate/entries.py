@@ -57,6 +57,7 @@ __all__ = [
     "EntryTime",
     "Pseudonymizer",
     "canonical_json",
+    "canonical_tail",
     "encode_entry",
     "encode_entry_with",
     "format_time",
@@ -167,6 +168,25 @@ def format_time(epoch_seconds: float) -> str:
     t = time.gmtime(seconds)
     return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
             f"{t.tm_sec:02d}.{micro // 1000:03d}Z")
+
+
+# The end of a canonical entry: its last members, ``time``, ``type`` and ``v`` (keys
+# are sorted), and the brace closing the object.  In valid JSON nothing nested can
+# end the entry's bytes, so these are the entry's own (a repeated key read as its
+# last, as by every JSON reader here).
+_CANONICAL_TAIL = re.compile(
+    rb',"time":"([0-9T:.Z-]{20,40})","type":"([a-z][a-z-]*)","v":[0-9]{1,3}\}\Z')
+
+
+def canonical_tail(data: bytes) -> tuple[str, str] | None:
+    """The ``time`` and ``type`` of an entry's bytes, read from its last bytes without
+    a parse (the read path's entries are kilobytes: the sequencer's role check and a
+    read's receipt need only these), or None when it does not end as a canonical
+    entry does (then parse it).  What the bytes hold before is not checked."""
+    found = _CANONICAL_TAIL.search(data, max(0, len(data) - 120))
+    if found is None:
+        return None
+    return found[1].decode("ascii"), found[2].decode("ascii")
 
 
 def parse_time(text: str) -> float:

@@ -71,7 +71,7 @@ from typing import Any
 
 import rfc8785
 
-from bordergate.entries import parse_time
+from bordergate.entries import canonical_tail, parse_time
 from bordergate.errors import VerificationError
 from bordergate.tlog import merkle
 from bordergate.tlog.note import Ed25519Verifier, Signer
@@ -355,24 +355,6 @@ def _statement_bytes(key: str, gateway: str, statement: Mapping[str, Any]) -> by
                      jcs(statement["time"]), b"}"))
 
 
-# The end of every canonical entry: its last three members, ``time``, ``type`` and
-# ``v``, and the brace closing it (nothing nested can end the entry's bytes).
-_ENTRY_TAIL = re.compile(rb',"time":"([0-9T:.Z-]{20,40})","type":"[a-z-]+","v":[0-9]+\}\Z')
-
-
-def _entry_time(entry: bytes) -> str:
-    """The ``time`` of a canonical log entry's bytes, read from its tail (no parse:
-    a read's entry is kilobytes, and its receipt is prepared on the event loop).
-
-    Raises:
-        ValueError: the entry does not end as a canonical entry does.
-    """
-    found = _ENTRY_TAIL.search(entry, max(0, len(entry) - 120))
-    if found is None:
-        raise ValueError("not a canonical log entry")
-    return found[1].decode("ascii")
-
-
 def _entry_request(entry: bytes, token_id: str | None = None) -> tuple[str | None, str]:
     """The token id (None if it records none) and time of a log entry's bytes;
     ``token_id``: the token id the caller filled the entry with (then only the time
@@ -381,11 +363,9 @@ def _entry_request(entry: bytes, token_id: str | None = None) -> tuple[str | Non
     Raises:
         ValueError: not a log entry with a string ``time`` (programmer misuse).
     """
-    if token_id is not None:
-        try:
-            return token_id, _entry_time(entry)
-        except ValueError:
-            pass  # not canonical at its end: parse it
+    tail = canonical_tail(entry) if token_id is not None else None
+    if tail is not None:  # else not canonical at its end: parse it
+        return token_id, tail[0]
     try:
         body = json.loads(entry)
     except (ValueError, RecursionError):
