@@ -79,3 +79,21 @@ def grow(log: Path, count: int, tag: bytes = b"e",
             return seq.publish(timeout=30).note
     finally:
         storage.close()
+
+
+def roster_auditor_config(path: Path, log_dir: Path, authority_key: str) -> Path:
+    """Write an auditor's file for the us log in ``log_dir`` at ``path``, trusting the
+    first test witness (quorum 1) and the identity authority's ``authority_key``
+    (TEST-ONLY); returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"""[auditor]
+name = "TEST auditor"
+
+[logs.us]
+location = "{log_dir}"
+vkey = "{log_signer().verifier().key_string}"
+witnesses = ["{witness_signer(0).verifier().key_string}"]
+quorum = 1
+roster_authority = ["{authority_key}"]
+""")
+    return path

@@ -42,7 +42,7 @@ from bordergate.tlog.sequencer import Sequencer, SequencerConfig, create_log
 from bordergate.tlog.storage.fs import FileStorage
 from bordergate.tree_digest import read_tree
 from tests.approvers import AUTHORITY, roster_of
-from tests.audit.auditlogs import FixedCosigners
+from tests.audit.auditlogs import FixedCosigners, roster_auditor_config
 from tests.audit.scenario import (
     APPROVER1,
     APPROVER2,
@@ -184,18 +184,8 @@ def _roster_log(directory: Path, roster: Roster, sign: str | None, now: float) -
 
 
 def _roster_audit(tmp: Path, log_dir: Path) -> dict[str, Any]:
-    tmp.mkdir(exist_ok=True)
-    config = tmp / "auditor.toml"
-    config.write_text(f"""[auditor]
-name = "TEST auditor"
-
-[logs.us]
-location = "{log_dir}"
-vkey = "{log_signer().verifier().key_string}"
-witnesses = ["{witness_signer(0).verifier().key_string}"]
-quorum = 1
-roster_authority = ["{AUTHORITY.verifier().key_string}"]
-""")
+    config = roster_auditor_config(tmp / "auditor.toml", log_dir,
+                                   AUTHORITY.verifier().key_string)
     return build_report(run_audit(load_auditor_config(config), tmp / "state"))
 
 

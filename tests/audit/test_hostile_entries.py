@@ -33,7 +33,7 @@ from bordergate.tlog.sequencer import Sequencer, SequencerConfig, create_log
 from bordergate.tlog.storage.fs import FileStorage
 from bordergate.tree_digest import read_tree
 from tests.approvers import AUTHORITY, roster_of
-from tests.audit.auditlogs import FixedCosigners
+from tests.audit.auditlogs import FixedCosigners, roster_auditor_config
 from tests.audit.scenario import (
     APPROVER1,
     APPROVER2,
@@ -98,19 +98,8 @@ def witnessed_log(directory: Path, entries: Sequence[bytes], rosters: Sequence[R
 
 
 def auditor_config(tmp: Path, log_dir: Path) -> Path:
-    tmp.mkdir(parents=True, exist_ok=True)
-    config = tmp / "auditor.toml"
-    config.write_text(f"""[auditor]
-name = "TEST auditor"
-
-[logs.us]
-location = "{log_dir}"
-vkey = "{log_signer().verifier().key_string}"
-witnesses = ["{witness_signer(0).verifier().key_string}"]
-quorum = 1
-roster_authority = ["{AUTHORITY.verifier().key_string}"]
-""")
-    return config
+    return roster_auditor_config(tmp / "auditor.toml", log_dir,
+                                 AUTHORITY.verifier().key_string)
 
 
 def run_cli(config: Path, tmp: Path) -> tuple[int, str]:

@@ -28,9 +28,9 @@ from bordergate.audit.signed_report import SIGNATURE_FILE, verify_report
 from bordergate.cli import app
 from bordergate.tlog.note import Signer
 from tests.approvers import AUTHORITY, roster_of
+from tests.audit.auditlogs import roster_auditor_config
 from tests.audit.scenario import APPROVER1, APPROVER2, PARENT, GatewayScenario
 from tests.audit.test_forged_approval import _roster_log
-from tests.tlog.witnessed import log_signer, witness_signer
 
 # TEST-ONLY auditor key (fixed seed): never a real auditor's key.
 AUDITOR = Signer.from_seed("test-auditor", hashlib.sha256(b"bordergate TEST-ONLY auditor key")
@@ -255,17 +255,8 @@ def test_each_bundle_checkpoint_and_roster_is_stored_once(tmp_path: Path) -> Non
     objects stored); the package verifies, roster digest included."""
     log_dir = tmp_path / "log"
     _roster_log(log_dir, roster_of("us", [APPROVER1, APPROVER2, PARENT]), None, time.time())
-    config = tmp_path / "auditor.toml"
-    config.write_text(f"""[auditor]
-name = "TEST auditor"
-
-[logs.us]
-location = "{log_dir}"
-vkey = "{log_signer().verifier().key_string}"
-witnesses = ["{witness_signer(0).verifier().key_string}"]
-quorum = 1
-roster_authority = ["{AUTHORITY.verifier().key_string}"]
-""")
+    config = roster_auditor_config(tmp_path / "auditor.toml", log_dir,
+                                   AUTHORITY.verifier().key_string)
     key = tmp_path / "auditor.key"
     key.write_text(AUDITOR.key_string + "\n")
     report = tmp_path / "report"

@@ -115,18 +115,22 @@ def test_an_export_answered_with_a_read_receipt_is_refused(hostile: Listener) ->
     assert client.receipts == []
 
 
+def _honest_read(token: str, collection: str = "users") -> dict[str, Any]:
+    """A read answer of ``collection`` with its consistent receipt (the token's entry)."""
+    read = {"collection": collection, "record": "r1", "purpose": "operations",
+            "withheld": [], "outcome": "allow", "fields": SECRET}
+    entry = _entry("access", _token_jti(token), collection=collection, subject="subject:00",
+                   record="record:00", released=sorted(SECRET),
+                   decisions=[{"field": f, "allowed": True} for f in sorted(SECRET)])
+    return _with_receipt(read, "read", read, entry=entry, fields=sorted(SECRET))
+
+
 def test_a_read_answered_about_another_collection_is_refused(hostile: Listener) -> None:
     """Promise 3 / receipts (issue 12 item 5): a read of ``users`` answered with another
     collection's values and their consistent receipt is not the answer asked for:
     ``receipt_mismatch``."""
     token = Tokens().token(LOCAL, "us")
-    read = {"collection": "profiles", "record": "r1", "purpose": "operations",
-            "withheld": [], "outcome": "allow", "fields": SECRET}
-    entry = _entry("access", _token_jti(token), collection="profiles", subject="subject:00",
-                   record="record:00", released=sorted(SECRET),
-                   decisions=[{"field": f, "allowed": True} for f in sorted(SECRET)])
-    hostile.answer = (200, _with_receipt(read, "read", read, entry=entry,
-                                         fields=sorted(SECRET)), HEADERS)
+    hostile.answer = (200, _honest_read(token, "profiles"), HEADERS)
     with _client(hostile, token) as client, pytest.raises(VerificationError) as caught:
         client.read("users", "r1", purpose="operations")
     assert caught.value.code == "receipt_mismatch"
@@ -137,25 +141,10 @@ def test_an_honest_read_answer_is_accepted(hostile: Listener) -> None:
     """Receipts (issue 12 item 5): the same socket serving an honest answer (the control
     of the tests above) passes every check and keeps its receipt."""
     token = Tokens().token(LOCAL, "us")
-    read = {"collection": "users", "record": "r1", "purpose": "operations",
-            "withheld": [], "outcome": "allow", "fields": SECRET}
-    entry = _entry("access", _token_jti(token), collection="users", subject="subject:00",
-                   record="record:00", released=sorted(SECRET),
-                   decisions=[{"field": f, "allowed": True} for f in sorted(SECRET)])
-    hostile.answer = (200, _with_receipt(read, "read", read, entry=entry,
-                                         fields=sorted(SECRET)), HEADERS)
+    hostile.answer = (200, _honest_read(token), HEADERS)
     with _client(hostile, token) as client:
         got = client.read("users", "r1", purpose="operations")
     assert got.fields == SECRET and got.log_index == 5 and len(client.receipts) == 1
-
-
-def _honest_read(token: str) -> dict[str, Any]:
-    read = {"collection": "users", "record": "r1", "purpose": "operations",
-            "withheld": [], "outcome": "allow", "fields": SECRET}
-    entry = _entry("access", _token_jti(token), collection="users", subject="subject:00",
-                   record="record:00", released=sorted(SECRET),
-                   decisions=[{"field": f, "allowed": True} for f in sorted(SECRET)])
-    return _with_receipt(read, "read", read, entry=entry, fields=sorted(SECRET))
 
 
 ODD_HEADERS = {

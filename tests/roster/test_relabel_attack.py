@@ -28,7 +28,7 @@ from bordergate.roster.publication import publish_roster, roster_entry
 from bordergate.tlog.sequencer import Sequencer, SequencerConfig, create_log
 from bordergate.tlog.storage.fs import FileStorage
 from bordergate.tree_digest import read_tree
-from tests.audit.auditlogs import FixedCosigners
+from tests.audit.auditlogs import FixedCosigners, roster_auditor_config
 from tests.audit.scenario import LOCAL, PARENT, EntryFactory
 from tests.roster.test_document import authority_signer
 from tests.tlog.witnessed import log_signer, witness_signer
@@ -73,18 +73,8 @@ def write_log(directory: Path, roster: Roster, reader: Principal, now: float) ->
 
 
 def audit(tmp: Path, log_dir: Path) -> dict[str, object]:
-    tmp.mkdir(exist_ok=True)
-    config = tmp / "auditor.toml"
-    config.write_text(f"""[auditor]
-name = "TEST auditor"
-
-[logs.us]
-location = "{log_dir}"
-vkey = "{log_signer().verifier().key_string}"
-witnesses = ["{witness_signer(0).verifier().key_string}"]
-quorum = 1
-roster_authority = ["{authority_signer().verifier().key_string}"]
-""")
+    config = roster_auditor_config(tmp / "auditor.toml", log_dir,
+                                   authority_signer().verifier().key_string)
     return build_report(run_audit(load_auditor_config(config), tmp / "state"))
 
 
