@@ -925,7 +925,7 @@ class Gateway:
         # only the approval asked for this read lifts the hold, inside its reach
         # (scope and subject cap): not any valid approval the caller names
         approved = presented is not None and presented.valid(int(now)) and \
-            await self._within_reach(request, presented, now)
+            await self._within_reach(request, presented, now, owner)
         verdict = await self._off_loop(
             functools.partial(self.bulk.check, claims, subject, now, approved=approved))
         if not verdict.crossings:
@@ -1111,14 +1111,15 @@ class Gateway:
         return plan
 
     async def _within_reach(self, request: _ReadRequest, presented: appr.ApprovalRecord,
-                            now: float) -> bool:
+                            now: float, owner: SubjectId | None = None) -> bool:
         """Whether reading the record stays inside the approval's subject and record
         scope and its cap of distinct subjects (claiming the record's subject in the
         shared ledger; only for a valid approval and a read that asks for protected
         fields, the only ones an approval permits, or that crosses a bulk threshold,
         so other reads spend no slot).  A read the approval does not serve (another
         principal's, another collection or purpose) is outside it and claims
-        nothing: presenting someone else's approval spends none of its slots."""
+        nothing: presenting someone else's approval spends none of its slots.
+        ``owner``: the record's subject when the caller has fetched it already."""
         collection, record_id = request.collection, request.record_id
         if not presented.serves(request.principal.id, collection, request.purpose):
             return False
@@ -1126,10 +1127,11 @@ class Gateway:
             presented.max_subjects is not None
         if not limited or not presented.valid(now):
             return True
-        try:
-            owner = await self._point_read(self.vault.owner, collection, record_id)
-        except NotFound:
-            return True  # the fetch that follows answers it (404 or 421)
+        if owner is None:
+            try:
+                owner = await self._point_read(self.vault.owner, collection, record_id)
+            except NotFound:
+                return True  # the fetch that follows answers it (404 or 421)
         subject = self.pseudonyms.subject(str(owner))
         if not presented.scope.covers(subject, self.pseudonyms.record(collection, record_id)):
             return False
