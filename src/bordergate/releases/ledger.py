@@ -206,12 +206,14 @@ class ReleaseLedger:
                        f"review {index} by {reviewer.name!r} names no earlier release")
             return
         verdict = entry.body["verdict"]
-        if reviewer.name in record.approvals or reviewer.name in record.rejections:
+        who = self.policy.identity(reviewer)  # one key counts once, under any name
+        if who in record.approvals or who in record.rejections:
             self._flag(index, "review_duplicate",
-                       f"review {index}: {reviewer.name!r} already reviewed {record.id}")
+                       f"review {index}: {reviewer.name!r} already reviewed {record.id}"
+                       + (f" (as {who!r}, the same key)" if who != reviewer.name else ""))
         before = record.state
         target = record.approvals if verdict == "approve" else record.rejections
-        target.setdefault(reviewer.name, index)
+        target.setdefault(who, index)
         if record.state != before:
             record.decided = (index, entry.time)
 

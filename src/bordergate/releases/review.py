@@ -83,10 +83,22 @@ class ReviewPolicy:
         if len(set(names)) != len(names) or len(set(keys)) != len(keys):
             raise ConfigError("reviewers must have distinct names and keys",
                               code="reviewers_invalid")
+        # a key string names its key (its id hashes the name): one Ed25519 key under
+        # two names is two key strings but one reviewer, who could approve twice
+        raw = [r.verifier.public_key for r in self.reviewers]
+        if len(set(raw)) != len(raw):
+            raise ConfigError("one reviewer key is listed under two names: approvals "
+                              "count reviewers, not names", code="reviewer_key_repeated")
         if not 1 <= self.required <= max(1, len(self.reviewers)):
             raise ConfigError(f"required approvals {self.required} must be between 1 and "
                               f"the {len(self.reviewers)} configured reviewers",
                               code="reviewers_invalid")
+
+    def identity(self, reviewer: Reviewer) -> str:
+        """Who ``reviewer`` is for counting: the first configured name holding its
+        Ed25519 key (one key is one reviewer, whatever names it is listed under)."""
+        return next((r.name for r in self.reviewers
+                     if r.verifier.public_key == reviewer.verifier.public_key), reviewer.name)
 
     def by_key(self, key_string: str) -> Reviewer | None:
         """The configured reviewer holding ``key_string``, if any."""
