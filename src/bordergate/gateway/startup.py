@@ -74,7 +74,8 @@ from bordergate.policy.engine import PolicyEngine
 from bordergate.privacy.budget import open_budget_store
 from bordergate.profile import Profile, refuse_unreviewed
 from bordergate.receipts import ReceiptSigner
-from bordergate.residency.schema import Schema, load_schema
+from bordergate.releases.deployment_slice import SettingsFiles
+from bordergate.residency.schema import Schema, load_schema, parse_schema
 from bordergate.residency.stores import open_record_store
 from bordergate.residency.vault import Vault
 from bordergate.roster.publication import authority_for, create_development_authority_key
@@ -98,14 +99,21 @@ log = logging.getLogger(__name__)
 
 
 
-def _verifier(j: Jurisdiction, limits: Limits) -> TokenVerifier:
+def _verifier(j: Jurisdiction, limits: Limits,
+              checked: tuple[bytes, ...] | None = None) -> TokenVerifier:
+    """The token verifier of ``j``: from the issuer key bytes the release self-check
+    digested (``checked``), else (no self-check: embedding, tests) from the files."""
     keys = []
-    for path in j.issuer.public_key_files:
+    for i, path in enumerate(j.issuer.public_key_files):
         try:
-            text = path.read_text()
+            data = checked[i] if checked is not None else path.read_bytes()
+            text = data.decode("utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read issuer key {path}: {exc.strerror}",
                               code="issuer_key_unreadable") from exc
+        except UnicodeDecodeError:
+            raise ConfigError(f"issuer key {path} is not UTF-8 text",
+                              code="issuer_key_invalid") from None
         keys.append(parse_public_key(text))
     return TokenVerifier.for_keys(issuer=j.issuer.issuer, audience=j.issuer.audience,
                                   keys=keys, leeway=float(limits.token_leeway),
@@ -243,12 +251,15 @@ _APPROVAL_MARK = b'"type":"approval-'
 
 def open_gateway(deployment: Deployment, code: str, *,
                  bundle: PolicyBundle | None = None,
-                 log_storage: LogStorage | None = None) -> Gateway:
+                 log_storage: LogStorage | None = None,
+                 settings_files: SettingsFiles | None = None) -> Gateway:
     """Open everything a jurisdiction's gateway needs and start its sequencer.
 
     ``bundle`` and ``log_storage`` replace the configured ones (embedding, and
     tests that wrap the real storage to inject faults); an empty
-    ``log_storage`` gets a new log.
+    ``log_storage`` gets a new log.  ``settings_files`` are the schema and
+    issuer key bytes the release self-check digested: the gateway loads those,
+    never a second read of the files (which could give other bytes).
 
     Raises:
         ConfigError: a file or key is missing or wrong (the message says which).
@@ -256,9 +267,11 @@ def open_gateway(deployment: Deployment, code: str, *,
         Conflict: another process already writes this jurisdiction's log.
     """
     j = deployment.jurisdiction(code)
-    schema = load_schema(deployment.schema_path)
+    schema = load_schema(deployment.schema_path) if settings_files is None else \
+        parse_schema(settings_files.schema, source=str(deployment.schema_path))
     engine = PolicyEngine(bundle or PolicyBundle.load(deployment.policy_bundle_path))
-    verifier = _verifier(j, deployment.limits)
+    verifier = _verifier(j, deployment.limits,
+                         None if settings_files is None else settings_files.issuer_keys)
     pseudonyms = Pseudonymizer(read_pseudonym_secret(j.log.pseudonym_secret_file))
     refuse_gateway_log_key(deployment.profile, j)
     log_vkey = log_verifier(j)
@@ -359,7 +372,8 @@ async def start_gateway(deployment: Deployment, code: str, *, unreviewed: bool,
     check = await asyncio.to_thread(start_check, deployment, code, unreviewed=unreviewed)
     release, unreviewed = check.release_id, not check.reviewed
     gateway = await asyncio.to_thread(open_gateway, deployment, code,
-                                      bundle=check.policy_bundle(), log_storage=log_storage)
+                                      bundle=check.policy_bundle(), log_storage=log_storage,
+                                      settings_files=check.settings_files)
     # -- end of the releases self-check --
     try:
         await gateway.announce_start(unreviewed=unreviewed, release=release,

@@ -42,7 +42,11 @@ Facts that must change at once (roster versions, token revocations, budget
 spending) are not settings: they are live, signed entries of the log.
 
 :func:`deployment_slice` reads the files the settings name (schema, issuer
-keys, policy bundle); the rest is pure.  It must never write anything.
+keys, policy bundle) once, through :func:`read_settings_files`; the rest is
+pure.  The gateway loads its schema and issuer keys from those same bytes
+(:class:`SettingsFiles`), never from a second read of the files, which a
+custodian could answer with other bytes than the ones checked.  It must never
+write anything.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bordergate.entries import canonical_json
@@ -59,7 +64,8 @@ from bordergate.tree_digest import DIGEST_PREFIX, digest_files
 if TYPE_CHECKING:
     from bordergate.config import Deployment
 
-__all__ = ["DeploymentSlice", "deployment_slice", "diff_settings", "parse_deployment_slice"]
+__all__ = ["DeploymentSlice", "SettingsFiles", "deployment_slice", "diff_settings",
+           "parse_deployment_slice", "read_settings_files"]
 
 #: the identity authority's roster keys (null: the jurisdiction names no roster)
 ROSTER_AUTHORITY_KEYS = "roster_authority_keys"
@@ -89,23 +95,53 @@ class DeploymentSlice:
                 "settings": dict(self.settings)}
 
 
-def _file_digest(path: Any, what: str) -> str:
+@dataclass(frozen=True)
+class SettingsFiles:
+    """The bytes of the files a slice digests, read once (schema, issuer keys).
+
+    Attributes:
+        schema: the schema file's bytes.
+        issuer_keys: each issuer public key file's bytes, in the configured order.
+    """
+
+    schema: bytes
+    issuer_keys: tuple[bytes, ...]
+
+
+def _read(path: Path, what: str) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read {what} {path}: {e.strerror}",
                           code="deployment_file_unreadable") from None
+
+
+def _digest(data: bytes) -> str:
     return DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
 
 
+def read_settings_files(deployment: Deployment, code: str) -> SettingsFiles:
+    """Read, once, the schema and issuer key files jurisdiction ``code``'s slice digests.
+
+    Raises:
+        ConfigError: ``deployment_file_unreadable``.
+    """
+    j = deployment.jurisdiction(code)
+    return SettingsFiles(_read(deployment.schema_path, "schema"),
+                         tuple(_read(k, "issuer key") for k in j.issuer.public_key_files))
+
+
 def deployment_slice(deployment: Deployment, code: str,
-                     policy_files: tuple[tuple[str, bytes], ...] | None = None) -> DeploymentSlice:
+                     policy_files: tuple[tuple[str, bytes], ...] | None = None,
+                     files: SettingsFiles | None = None) -> DeploymentSlice:
     """The slice of jurisdiction ``code`` of ``deployment``.
 
     Args:
         deployment: the loaded deployment file.
         code: the jurisdiction.
         policy_files: the policy bundle bytes already read (default: read the directory).
+        files: the schema and issuer key bytes already read (default: read them);
+            whoever then runs with these settings must load exactly these bytes.
 
     Raises:
         ConfigError: a file the settings name cannot be read, or the bundle is invalid.
@@ -113,14 +149,18 @@ def deployment_slice(deployment: Deployment, code: str,
     from bordergate.policy.bundle import PolicyBundle
     from bordergate.tree_digest import read_tree
     j = deployment.jurisdiction(code)
-    files = policy_files if policy_files is not None else \
+    if files is None:
+        files = read_settings_files(deployment, code)
+    if len(files.issuer_keys) != len(j.issuer.public_key_files):
+        raise ValueError("files were read for another jurisdiction")  # programmer misuse
+    policy = policy_files if policy_files is not None else \
         tuple(read_tree(deployment.policy_bundle_path))
-    bundle = PolicyBundle(files, source=str(deployment.policy_bundle_path))
+    bundle = PolicyBundle(policy, source=str(deployment.policy_bundle_path))
     p, lim = deployment.privacy, deployment.limits
     settings: dict[str, Any] = {
         "profile": deployment.profile.value,
-        "schema": _file_digest(deployment.schema_path, "schema"),
-        "policy_bundle": digest_files(files).digest,
+        "schema": _digest(files.schema),
+        "policy_bundle": digest_files(policy).digest,
         "k_min": bundle.k_min,
         "purposes": sorted(bundle.purposes),
         "privacy": {"epsilon_micro": p.epsilon_micro, "delta_exponent": p.delta_exponent,
@@ -132,8 +172,7 @@ def deployment_slice(deployment: Deployment, code: str,
                    "token_leeway": lim.token_leeway,
                    "max_token_lifetime": lim.max_token_lifetime},
         "issuer": {"issuer": j.issuer.issuer, "audience": j.issuer.audience,
-                   "keys": sorted(_file_digest(k, "issuer key")
-                                  for k in j.issuer.public_key_files)},
+                   "keys": sorted(_digest(k) for k in files.issuer_keys)},
         "log": {"origin": j.log.origin, "quorum": j.log.quorum,
                 "witnesses": sorted(({"url": w.url, "vkey": w.vkey} for w in j.log.witnesses),
                                     key=lambda w: (w["url"], w["vkey"]))},

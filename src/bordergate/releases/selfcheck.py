@@ -22,6 +22,7 @@ This module must never write to the log itself: the gateway appends the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -31,7 +32,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bordergate.errors import ConfigError
-from bordergate.releases.deployment_slice import DeploymentSlice, deployment_slice, diff_settings
+from bordergate.releases.deployment_slice import (
+    DeploymentSlice,
+    SettingsFiles,
+    deployment_slice,
+    diff_settings,
+    read_settings_files,
+)
 from bordergate.releases.index import ReleaseIndex
 from bordergate.releases.ledger import ReleaseLedger, ReleaseRecord
 from bordergate.releases.manifest import installed_package_dir
@@ -65,6 +72,9 @@ class StartCheck:
         runtime_digest: the attested runtime's digest, None when the process
             was not started through ``runtime_boot`` (development).
         deployment_digest: the deployment slice's digest, when checked.
+        settings_files: the schema and issuer key bytes that slice digested
+            (:func:`gateway_self_check`); the gateway loads exactly these, never
+            the files again.
     """
 
     reviewed: bool
@@ -77,6 +87,7 @@ class StartCheck:
     log_size: int
     runtime_digest: str | None = None
     deployment_digest: str | None = None
+    settings_files: SettingsFiles | None = None
 
     def policy_bundle(self) -> PolicyBundle:
         """The policy bundle built from the checked bytes (load it once, never again).
@@ -301,7 +312,8 @@ def gateway_self_check(deployment: Deployment, code: str, storage: LogStorage, *
         package_dir: for tests: a package directory other than the imported one.
 
     Returns:
-        The check; build the policy bundle with :meth:`StartCheck.policy_bundle`
+        The check; build the policy bundle with :meth:`StartCheck.policy_bundle`,
+        load the schema and issuer keys from :attr:`StartCheck.settings_files`
         and append ``encode_entry("gateway-start", now, check.start_body(code))``
         before serving.
 
@@ -323,13 +335,15 @@ def gateway_self_check(deployment: Deployment, code: str, storage: LogStorage, *
             "gateway %s: runtime attestation OFF (not started from a built runtime; allowed "
             "by the %s profile): gateway-start records runtime: null", code,
             deployment.profile.value)
-    return check_release(client, review_policy(j), deployment.policy_bundle_path,
-                         package_dir=package_dir, unreviewed=unreviewed,
-                         index_file=index_file,
-                         config_hint=f"--config {deployment.path} --jurisdiction {code}",
-                         deployment=deployment_slice(deployment, code),
-                         runtime=runtime,
-                         require_runtime=deployment.profile.requires_attested_runtime)
+    files = read_settings_files(deployment, code)  # once: the gateway loads these bytes
+    check = check_release(client, review_policy(j), deployment.policy_bundle_path,
+                          package_dir=package_dir, unreviewed=unreviewed,
+                          index_file=index_file,
+                          config_hint=f"--config {deployment.path} --jurisdiction {code}",
+                          deployment=deployment_slice(deployment, code, files=files),
+                          runtime=runtime,
+                          require_runtime=deployment.profile.requires_attested_runtime)
+    return dataclasses.replace(check, settings_files=files)
 
 
 def default_index_file(jurisdiction: Jurisdiction) -> Path:
