@@ -82,7 +82,7 @@ from bordergate.roster.publication import authority_for, create_development_auth
 from bordergate.tlog.client import LogClient, StorageSource
 from bordergate.tlog.credentials import read_credential
 from bordergate.tlog.logdir import read_signer, write_key
-from bordergate.tlog.note import Signer
+from bordergate.tlog.note import Ed25519Verifier, Signer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage, open_storage
 
@@ -274,7 +274,10 @@ def open_gateway(deployment: Deployment, code: str, *,
                          None if settings_files is None else settings_files.issuer_keys)
     pseudonyms = Pseudonymizer(read_pseudonym_secret(j.log.pseudonym_secret_file))
     refuse_gateway_log_key(deployment.profile, j)
-    log_vkey = log_verifier(j)
+    # the log key the release self-check read its release entries under (and the
+    # slice names), not a second read of the file
+    log_vkey = log_verifier(j) if settings_files is None else \
+        Ed25519Verifier.from_key_string(settings_files.log_key)
     store = open_record_store(j.store, jurisdiction=code)
     key_service = _key_service_client(j)
     # with a key service the gateway never opens the KEK backend (issue 13): every

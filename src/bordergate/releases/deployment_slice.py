@@ -16,7 +16,8 @@ to start naming the setting.  The slice of jurisdiction ``code``::
        "limits": {"max_body_bytes": ..., "max_fields": ..., "max_approval_seconds": ...,
                   "max_export_groups": ..., "token_leeway": ..., "max_token_lifetime": ...},
        "issuer": {"issuer": ..., "audience": ..., "keys": ["sha256:<hex of a key file>", ...]},
-       "log": {"origin": ..., "witnesses": [{"url": ..., "vkey": ...}], "quorum": n},
+       "log": {"origin": ..., "key": "<the log's verifier key>",
+               "witnesses": [{"url": ..., "vkey": ...}], "quorum": n},
        "reviewers": [{"name": ..., "public_key": ...}], "required_approvals": n,
        "gateway_urls": {"eu": "https://...", ...},   the map clients trust
        "roster_authority_keys": ["us-identity-authority+..."] or null (no roster),
@@ -25,6 +26,12 @@ to start naming the setting.  The slice of jurisdiction ``code``::
                 "window_s": ..., "margin_s": ..., ...},   28 CFR 202.205, reviewed
        "key_service": {"url": ..., "cache_seconds": ..., "window_seconds": ...}}}
                                                  only when the jurisdiction has one
+
+The log's verifier key is who the log operator is: the gateway believes the
+release entries its self-check reads, and every entry it follows, under that
+key alone, so without it in the slice a custodian could sign a log of its own
+under the same origin, copy the real log's release and review entries into
+it, and start "reviewed" against it.
 
 The key service's settings (issue 13) change what evidence means: its URL is
 who holds the KEKs, ``window_seconds`` how old a decision may justify a key
@@ -97,15 +104,18 @@ class DeploymentSlice:
 
 @dataclass(frozen=True)
 class SettingsFiles:
-    """The bytes of the files a slice digests, read once (schema, issuer keys).
+    """The contents of the files a slice covers, read once (schema, issuer keys, log key).
 
     Attributes:
         schema: the schema file's bytes.
         issuer_keys: each issuer public key file's bytes, in the configured order.
+        log_key: the log's verifier key string (from ``vkey_file``, or the
+            development ``key_file``).
     """
 
     schema: bytes
     issuer_keys: tuple[bytes, ...]
+    log_key: str
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -121,14 +131,18 @@ def _digest(data: bytes) -> str:
 
 
 def read_settings_files(deployment: Deployment, code: str) -> SettingsFiles:
-    """Read, once, the schema and issuer key files jurisdiction ``code``'s slice digests.
+    """Read, once, the schema, issuer key and log key files jurisdiction ``code``'s
+    slice covers.
 
     Raises:
-        ConfigError: ``deployment_file_unreadable``.
+        ConfigError: ``deployment_file_unreadable``; ``log_vkey_unreadable``,
+            ``log_vkey_invalid`` or ``log_origin_mismatch`` (the log's key).
     """
+    from bordergate.log_access import log_verifier
     j = deployment.jurisdiction(code)
     return SettingsFiles(_read(deployment.schema_path, "schema"),
-                         tuple(_read(k, "issuer key") for k in j.issuer.public_key_files))
+                         tuple(_read(k, "issuer key") for k in j.issuer.public_key_files),
+                         log_verifier(j).key_string)
 
 
 def deployment_slice(deployment: Deployment, code: str,
@@ -173,7 +187,7 @@ def deployment_slice(deployment: Deployment, code: str,
                    "max_token_lifetime": lim.max_token_lifetime},
         "issuer": {"issuer": j.issuer.issuer, "audience": j.issuer.audience,
                    "keys": sorted(_digest(k) for k in files.issuer_keys)},
-        "log": {"origin": j.log.origin, "quorum": j.log.quorum,
+        "log": {"origin": j.log.origin, "key": files.log_key, "quorum": j.log.quorum,
                 "witnesses": sorted(({"url": w.url, "vkey": w.vkey} for w in j.log.witnesses),
                                     key=lambda w: (w["url"], w["vkey"]))},
         "reviewers": sorted(({"name": r.name, "public_key": r.public_key}

@@ -324,18 +324,18 @@ def gateway_self_check(deployment: Deployment, code: str, storage: LogStorage, *
         VerificationError: the log does not verify.
         Unavailable: the log cannot be read.
     """
-    from bordergate.log_access import log_verifier
     from bordergate.tlog.client import StorageSource
+    from bordergate.tlog.note import Ed25519Verifier
     j = deployment.jurisdiction(code)
-    verifier = log_verifier(j)
-    client = LogClient(StorageSource(storage), verifier)
+    files = read_settings_files(deployment, code)  # once: the gateway loads these
+    # the release entries are read under the log key the slice names, no other
+    client = LogClient(StorageSource(storage), Ed25519Verifier.from_key_string(files.log_key))
     runtime = current_runtime()
     if runtime is None and not deployment.profile.requires_attested_runtime:
         logging.getLogger(__name__).warning(
             "gateway %s: runtime attestation OFF (not started from a built runtime; allowed "
             "by the %s profile): gateway-start records runtime: null", code,
             deployment.profile.value)
-    files = read_settings_files(deployment, code)  # once: the gateway loads these bytes
     check = check_release(client, review_policy(j), deployment.policy_bundle_path,
                           package_dir=package_dir, unreviewed=unreviewed,
                           index_file=index_file,
