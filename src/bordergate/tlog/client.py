@@ -4,14 +4,18 @@ A :class:`LogSource` fetches raw objects (``checkpoint`` or tile paths) from a
 directory or an HTTP base URL; :class:`LogClient` verifies everything it hands
 out: the checkpoint's signature (and witness quorum, when asked), tile and
 bundle shapes, proofs, and, in :meth:`LogClient.rebuild`, that the published
-tiles are exactly what the entries produce.  Sizes are capped before parsing.
+tiles are exactly what the entries produce.  Sizes are capped before parsing,
+and an HTTP fetch is bounded in time as a whole (:data:`FETCH_DEADLINE_S`), not
+only between two reads: a server that answers one byte at a time (slowloris)
+ends the fetch as ``log_fetch_too_slow``, never holds an auditor for days.
 
-This module must never trust a byte it has not checked, and never write to a
-log.
+This module must never trust a byte it has not checked, never wait on a source
+without a bound, and never write to a log.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -41,6 +45,8 @@ from bordergate.tlog.tiles import (
 )
 
 __all__ = [
+    "FETCH_DEADLINE_S",
+    "READ_TIMEOUT_S",
     "DirectorySource",
     "HttpSource",
     "LogClient",
@@ -99,17 +105,70 @@ class DirectorySource(StorageSource):
         super().__init__(open_log_storage(Path(root)))
 
 
-class HttpSource:
-    """A log served over HTTP(S) at ``base_url``."""
+FETCH_DEADLINE_S = 120.0
+"""The longest one HTTP fetch may take, from the request to its last byte (a 16 MiB
+policy bundle at 140 KB/s): longer is ``log_fetch_too_slow``.  Read when an
+:class:`HttpSource` is made."""
 
-    def __init__(self, base_url: str, client: httpx.Client | None = None) -> None:
+READ_TIMEOUT_S = 30.0
+"""The longest wait for the connection or for the next bytes of an answer."""
+
+
+class HttpSource:
+    """A log served over HTTP(S) at ``base_url``.
+
+    Redirects are never followed (a 3xx is ``log_unavailable``: the objects are
+    where the auditor was told they are, not where the server points), and each
+    fetch ends within ``deadline`` seconds however slowly
+    the server answers.
+    """
+
+    def __init__(self, base_url: str, client: httpx.Client | None = None, *,
+                 deadline: float | None = None) -> None:
         self.base_url = base_url.rstrip("/") + "/"
+        self.deadline = FETCH_DEADLINE_S if deadline is None else deadline
         # plain http never uses TLS: no certificate store to load (~70 ms of CPU a client)
-        self._client = client or httpx.Client(timeout=30.0,
-                                              verify=self.base_url.startswith("https://"))
+        self._client = client or httpx.Client(timeout=min(READ_TIMEOUT_S, self.deadline),
+                                              verify=self.base_url.startswith("https://"),
+                                              follow_redirects=False)
 
     def fetch(self, path: str, limit: int) -> bytes | None:
+        """The object at ``path`` (see :class:`LogSource`), within the deadline.
+
+        The request runs in a daemon thread this call waits for at most
+        ``deadline`` seconds: a server that drips its status line, headers or
+        body never holds the caller longer (the thread stops at its next chunk,
+        or when the server gives up).
+
+        Raises:
+            VerificationError: ``object_too_large``.
+            Unavailable: ``log_unavailable`` (unreachable, an answer other than 200
+                or 404, a redirect), ``log_fetch_too_slow`` (past the deadline).
+        """
         url = self.base_url + path
+        outcome: list[bytes | BaseException | None] = []
+        stop = threading.Event()
+        worker = threading.Thread(target=self._fetch_into, args=(url, path, limit, stop, outcome),
+                                  name="bordergate-log-fetch", daemon=True)
+        worker.start()
+        worker.join(self.deadline)
+        if worker.is_alive() or not outcome:
+            stop.set()
+            raise Unavailable(f"GET {url} took longer than {self.deadline:g} s",
+                              code="log_fetch_too_slow")
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _fetch_into(self, url: str, path: str, limit: int, stop: threading.Event,
+                    outcome: list[bytes | BaseException | None]) -> None:
+        try:
+            outcome.append(self._get(url, path, limit, stop))
+        except Exception as exc:  # handed to the waiting caller, which raises it
+            outcome.append(exc)
+
+    def _get(self, url: str, path: str, limit: int, stop: threading.Event) -> bytes | None:
         try:
             with self._client.stream("GET", url) as r:
                 if r.status_code == 404:
@@ -122,6 +181,9 @@ class HttpSource:
                     if total > limit:
                         raise VerificationError(f"{path} is larger than {limit} bytes",
                                                 code="object_too_large")
+                    if stop.is_set():
+                        raise Unavailable(f"GET {url}: abandoned past the deadline",
+                                          code="log_fetch_too_slow")
                     chunks.append(chunk)
                 return b"".join(chunks)
         except httpx.HTTPError as e:
