@@ -10,14 +10,22 @@ the witness refusing the request is :class:`~bordergate.errors.InvalidInput`
 (or ``NotFound``/``Conflict``) with a code naming why; a malformed answer is a
 :class:`~bordergate.errors.VerificationError`.  This module must never decide
 which checkpoint to publish; it only talks to one witness.
+
+A witness is not trusted by the log either: an answer is read as a stream and
+refused past :data:`MAX_RESPONSE` bytes (``witness_response_too_large``), and
+with a ``deadline`` the whole answer must have arrived by it
+(``witness_too_slow``), so that one witness streaming an endless or trickling
+answer can neither exhaust the log's memory nor hold its thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 
 import httpx
+from httpx._client import UseClientDefault
 
 from bordergate.errors import (
     BordergateError,
@@ -32,6 +40,7 @@ from bordergate.tlog.note import NoteSignature, note_signatures, parse_signature
 from bordergate.tlog.witness import format_add_checkpoint
 
 __all__ = [
+    "MAX_RESPONSE",
     "CosignResult",
     "Cosigned",
     "StaleSize",
@@ -41,7 +50,8 @@ __all__ = [
     "request_cosignature_sync",
 ]
 
-_MAX_RESPONSE = 64 * 1024
+MAX_RESPONSE = 64 * 1024
+"""The largest witness answer read, in bytes (a cosignature line is about 130)."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +160,7 @@ async def request_cosignature(
     proof: Sequence[bytes],
     *,
     verifier: CosignatureVerifier | None = None,
+    deadline: float | None = None,
 ) -> CosignResult:
     """POST a checkpoint to a witness's add-checkpoint URL and read the answer.
 
@@ -160,25 +171,31 @@ async def request_cosignature(
         old_size: the size the witness last cosigned (0 if unknown).
         proof: the consistency proof from ``old_size`` to the checkpoint.
         verifier: the witness's key, to verify the cosignatures.
+        deadline: a :func:`time.monotonic` time by which the answer must be read
+            whole (None: only the client's own timeouts apply).
 
     Returns:
         :class:`Cosigned` or :class:`StaleSize` (re-send from that size).
 
     Raises:
-        Unavailable: the witness cannot be reached or answered 5xx.
+        Unavailable: the witness cannot be reached or answered 5xx;
+            ``witness_too_slow`` past ``deadline``.
+        VerificationError: ``witness_response_too_large`` past :data:`MAX_RESPONSE`.
         InvalidInput/NotFound/Conflict/VerificationError: see
             :func:`read_cosign_response`.
     """
     body = format_add_checkpoint(old_size, proof, signed_checkpoint)
     try:
-        response = await client.post(url, content=body)
-        data = await response.aread()
+        async with client.stream("POST", url, content=body,
+                                 timeout=_timeout(deadline)) as response:
+            _check_length(response, url)
+            data = await _read_async(response.aiter_bytes(), url, deadline)
     except httpx.HTTPError as exc:
         raise Unavailable(f"witness {url}: {exc}", code="witness_unavailable") from exc
     return read_cosign_response(
         response.status_code,
         response.headers.get("content-type", ""),
-        data[:_MAX_RESPONSE],
+        data,
         signed_checkpoint,
         verifier,
     )
@@ -192,17 +209,70 @@ def request_cosignature_sync(
     proof: Sequence[bytes],
     *,
     verifier: CosignatureVerifier | None = None,
+    deadline: float | None = None,
 ) -> CosignResult:
     """The blocking twin of :func:`request_cosignature` (same arguments and errors)."""
     body = format_add_checkpoint(old_size, proof, signed_checkpoint)
     try:
-        response = client.post(url, content=body)
+        with client.stream("POST", url, content=body, timeout=_timeout(deadline)) as response:
+            _check_length(response, url)
+            data = _read_sync(response.iter_bytes(), url, deadline)
     except httpx.HTTPError as exc:
         raise Unavailable(f"witness {url}: {exc}", code="witness_unavailable") from exc
     return read_cosign_response(
         response.status_code,
         response.headers.get("content-type", ""),
-        response.content[:_MAX_RESPONSE],
+        data,
         signed_checkpoint,
         verifier,
     )
+
+
+def _timeout(deadline: float | None) -> httpx.Timeout | UseClientDefault:
+    """The request's timeout: each wait at most the time left before ``deadline``."""
+    if deadline is None:
+        return httpx.USE_CLIENT_DEFAULT
+    return httpx.Timeout(max(0.001, deadline - time.monotonic()))
+
+
+def _check_length(response: httpx.Response, url: str) -> None:
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_RESPONSE:
+        raise _too_large(url)
+
+
+def _too_large(url: str) -> VerificationError:
+    return VerificationError(f"witness {url} answered more than {MAX_RESPONSE} bytes",
+                             code="witness_response_too_large")
+
+
+class _Capped:
+    """The chunks of one answer, refused past :data:`MAX_RESPONSE` or ``deadline``."""
+
+    def __init__(self, url: str, deadline: float | None) -> None:
+        self.url, self.deadline = url, deadline
+        self.chunks: list[bytes] = []
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if self.total > MAX_RESPONSE:
+            raise _too_large(self.url)
+        self.chunks.append(chunk)
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise Unavailable(f"witness {self.url} did not finish its answer in time",
+                              code="witness_too_slow")
+
+
+def _read_sync(stream: Iterator[bytes], url: str, deadline: float | None) -> bytes:
+    answer = _Capped(url, deadline)
+    for chunk in stream:
+        answer.add(chunk)
+    return b"".join(answer.chunks)
+
+
+async def _read_async(stream: AsyncIterator[bytes], url: str, deadline: float | None) -> bytes:
+    answer = _Capped(url, deadline)
+    async for chunk in stream:
+        answer.add(chunk)
+    return b"".join(answer.chunks)

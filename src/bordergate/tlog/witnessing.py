@@ -13,6 +13,13 @@ witnessed before anyone sees it).  A quorum of 0 is for development only: the
 checkpoint is published with whatever cosignatures arrived (maybe none), and a
 warning is logged; audits flag such checkpoints.
 
+No single witness can hold the others up: each witness has its own worker
+thread, a request must be answered whole within ``timeout`` (the answer is
+capped in size, :mod:`bordergate.tlog.witness_client`), and a witness still
+busy with an earlier request is not asked again until it is done (it counts as
+not cosigning).  So a witness that never finishes its answer, or trickles it,
+costs the log that witness's cosignature only, never the quorum of the others.
+
 This module must never sign checkpoints or decide what the log contains; it
 only carries checkpoints to witnesses and their cosignatures back.
 """
@@ -130,8 +137,11 @@ class WitnessQuorum:
         # plain http never uses TLS: no certificate store to load (~70 ms of CPU a client)
         self._client = client or httpx.Client(
             timeout=timeout, verify=any(w.url.startswith("https://") for w in witnesses))
-        self._pool = ThreadPoolExecutor(max_workers=max(1, len(witnesses)),
-                                        thread_name_prefix="tlog-witness")
+        # one worker per witness: a witness hanging on to its thread holds up no other
+        self._workers = {w.url: ThreadPoolExecutor(max_workers=1,
+                                                   thread_name_prefix="tlog-witness")
+                         for w in witnesses}
+        self._busy: dict[str, Future[tuple[NoteSignature, ...]]] = {}
         self._sizes: dict[str, int] = {}  # witness URL -> size it last cosigned
         self._prove_lock = threading.Lock()
         self._warned = False
@@ -139,7 +149,8 @@ class WitnessQuorum:
 
     def close(self) -> None:
         """Stop the worker threads and the HTTP client."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for worker in self._workers.values():
+            worker.shutdown(wait=False, cancel_futures=True)
         self._client.close()
 
     def cosigned_size(self, witness: WitnessEndpoint) -> int:
@@ -165,10 +176,20 @@ class WitnessQuorum:
             with self._prove_lock:
                 return prove(old_size)
 
-        futures: dict[Future[tuple[NoteSignature, ...]], WitnessEndpoint] = {
-            self._pool.submit(self._ask, w, note, checkpoint, locked_prove): w
-            for w in self.witnesses}
+        deadline = time.monotonic() + self.timeout
+        futures: dict[Future[tuple[NoteSignature, ...]], WitnessEndpoint] = {}
+        busy: dict[str, str] = {}
+        for w in self.witnesses:
+            earlier = self._busy.get(w.url)
+            if earlier is not None and not earlier.done():
+                busy[w.name] = "still answering an earlier request"
+                continue
+            future = self._workers[w.url].submit(self._ask, w, note, checkpoint,
+                                                 locked_prove, deadline)
+            self._busy[w.url] = future
+            futures[future] = w
         cosigned, failures = self._gather(futures)
+        failures.update(busy)
         self.last_failures = failures
         if len(cosigned) < self.quorum:
             detail = "; ".join(f"{name}: {why}" for name, why in failures.items()) or "timeout"
@@ -209,14 +230,16 @@ class WitnessQuorum:
         return cosigned, failures
 
     def _ask(self, witness: WitnessEndpoint, note: bytes, checkpoint: Checkpoint,
-             prove: Callable[[int], list[bytes]]) -> tuple[NoteSignature, ...]:
-        """Ask one witness, re-sending after 409 with its size."""
+             prove: Callable[[int], list[bytes]], deadline: float
+             ) -> tuple[NoteSignature, ...]:
+        """Ask one witness, re-sending after 409 with its size, all by ``deadline``."""
         old = self._sizes.get(witness.url, 0)
         if old > checkpoint.size:
             old = 0  # our memory is from another log run; let the witness say
         for _attempt in range(_MAX_RESENDS):
             result = request_cosignature_sync(self._client, witness.url, note, old,
-                                              prove(old), verifier=witness.verifier)
+                                              prove(old), verifier=witness.verifier,
+                                              deadline=deadline)
             if isinstance(result, Cosigned):
                 self._sizes[witness.url] = max(checkpoint.size, self._sizes.get(witness.url, 0))
                 return result.signatures
