@@ -54,6 +54,7 @@ __all__ = [
     "NoisyRelease",
     "OpenDPMechanism",
     "TrueGroup",
+    "scale_micro",
 ]
 
 MICRO = 1_000_000  # epsilon is carried as an integer number of millionths (entries hold no floats)
@@ -61,6 +62,12 @@ MECHANISM = "opendp:discrete_laplace+laplace_threshold"
 OPENDP_FEATURES = ("contrib",)
 _PARTS = 3  # subject counts with threshold, record counts, number of groups
 _MAX_COUNT = 2**31 - 1  # OpenDP's integer domain here is i32
+
+
+def scale_micro(epsilon_micro: int) -> int:
+    """The discrete Laplace scale, in millionths, of every count of an export of
+    ``epsilon_micro`` (the ``dp.scale_micro`` its entry records; the auditor checks it)."""
+    return round(_PARTS * MICRO / epsilon_micro * MICRO)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +122,7 @@ class ExportPlan:
         """The members an ``export`` entry records under ``dp``."""
         return {"mechanism": MECHANISM, "epsilon_micro": self.epsilon_micro,
                 "delta_exponent": self.delta_exponent, "threshold": self.threshold,
-                "scale_micro": round(self.scale * MICRO)}
+                "scale_micro": scale_micro(self.epsilon_micro)}
 
 
 class ExportMechanism(Protocol):
