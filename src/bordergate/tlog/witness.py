@@ -414,6 +414,8 @@ class GroupCommitWitness:
         if new is None:
             if pending is not None:
                 await asyncio.shield(pending)
+            else:
+                await self._still_latest(request, signed, stored)
             return self.witness.cosign(checkpoint)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.add_done_callback(_retrieve)
@@ -423,6 +425,31 @@ class GroupCommitWitness:
             self._writer = asyncio.get_running_loop().create_task(self._write())
         await asyncio.shield(done)
         return self.witness.cosign(checkpoint)
+
+    async def _still_latest(self, request: AddCheckpoint, signed: SignedCheckpoint,
+                            stored: LogState | None) -> None:
+        """Before re-cosigning the cached state, check that it is still the durable one.
+
+        A cosignature's timestamp says "at this time, this was the latest checkpoint I
+        cosigned" (an auditor takes a fresh one for the log's current state).  Another
+        process sharing the state file (a restart overlapping the old process) may have
+        cosigned a larger checkpoint since this one cached its state: the request is
+        then judged against the durable state (409 with its size, most likely) and
+        the cache is dropped.
+
+        Raises:
+            SizeMismatch, Conflict, VerificationError: as :meth:`Witness.decide`.
+            Unavailable: ``state_moved``: the durable state changed in a way that
+                would store something new; the caller retries.
+        """
+        origin = signed.checkpoint.origin
+        current = await asyncio.to_thread(self.witness.state.get, origin)
+        if current == stored:
+            return
+        if origin not in self._pending:
+            self._durable.pop(origin, None)
+        if self.witness.decide(request, signed, current) is not None:
+            raise Unavailable("witness state changed underneath; retry", code="state_moved")
 
     async def _write(self) -> None:
         while self._queue:
