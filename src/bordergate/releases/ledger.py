@@ -6,7 +6,11 @@ A :class:`ReleaseLedger` is fed the ``release``, ``release-review`` and
 * each release's state: **approved** when at least ``required`` distinct
   configured reviewers approved it with a valid signature and none of them
   rejected it; **rejected** when a configured reviewer rejected it (a later
-  approval never undoes a rejection); else **pending**;
+  approval never undoes a rejection); else **pending**.  A rejection holds for
+  the *content* it rejected (package, policy, runtime and deployment digests:
+  what a gateway's self-check matches), not only for one release id: the same
+  content proposed again (a new id, since the manifest holds its time) stays
+  rejected until every reviewer who rejected it approves that proposal;
 * which approved release names a given package digest and policy digest;
 * what an auditor must flag (:class:`Finding`): reviews by unknown keys, bad
   signatures, duplicate reviews, reviews of unknown releases, release entries
@@ -72,6 +76,9 @@ class ReleaseRecord:
         approvals: reviewer name -> index of their first valid approval.
         rejections: reviewer name -> index of their first valid rejection.
         decided: ``(index, time)`` of the review that approved or rejected it.
+        vetoes: reviewer name -> index of their first rejection of any release
+            with this content (shared by those releases): each blocks this
+            release until that reviewer approves it.
     """
 
     id: str
@@ -82,10 +89,11 @@ class ReleaseRecord:
     approvals: dict[str, int] = field(default_factory=dict)
     rejections: dict[str, int] = field(default_factory=dict)
     decided: tuple[int, float] | None = None
+    vetoes: dict[str, int] = field(default_factory=dict)
 
     @property
     def state(self) -> str:
-        if self.rejections:
+        if self.rejections or any(r not in self.approvals for r in self.vetoes):
             return REJECTED
         if len(self.approvals) >= self.required:
             return APPROVED
@@ -149,6 +157,8 @@ class ReleaseLedger:
         self.starts: list[GatewayStart] = []
         self.findings: list[Finding] = []
         self.size = 0
+        # content (package, policy, runtime, deployment digests) -> its rejections
+        self._vetoes: dict[tuple[str, str, str | None, str | None], dict[str, int]] = {}
 
     def add_all(self, entries: Iterable[tuple[int, Entry]]) -> None:
         """Feed ``(index, entry)`` pairs in index order (other types are ignored)."""
@@ -191,7 +201,8 @@ class ReleaseLedger:
                        f"release {rid} proposed again (first at {self.releases[rid].index})")
             return
         self.releases[rid] = ReleaseRecord(rid, index, entry.time, manifest,
-                                           self.policy.required)
+                                           self.policy.required,
+                                           vetoes=self._vetoes.setdefault(_content(manifest), {}))
 
     def _review(self, index: int, entry: Entry) -> None:
         try:
@@ -211,11 +222,15 @@ class ReleaseLedger:
             self._flag(index, "review_duplicate",
                        f"review {index}: {reviewer.name!r} already reviewed {record.id}"
                        + (f" (as {who!r}, the same key)" if who != reviewer.name else ""))
-        before = record.state
+        same = [r for r in self.releases.values() if r.vetoes is record.vetoes]
+        before = [r.state for r in same]
         target = record.approvals if verdict == "approve" else record.rejections
         target.setdefault(who, index)
-        if record.state != before:
-            record.decided = (index, entry.time)
+        if verdict != "approve":
+            record.vetoes.setdefault(who, index)  # for every release of this content
+        for r, was in zip(same, before, strict=True):
+            if r.state != was:
+                r.decided = (index, entry.time)
 
     def _start(self, index: int, entry: Entry) -> None:
         body = entry.body
@@ -287,3 +302,10 @@ class ReleaseLedger:
             oldest_pending_age=max((now - r.time for r in pending), default=None),
             median_latency=statistics.median(latencies) if latencies else None,
             periods=periods)
+
+
+def _content(m: Manifest) -> tuple[str, str, str | None, str | None]:
+    """What a release lets run: the digests a gateway's self-check matches."""
+    return (m.package_digest, m.policy_digest,
+            m.runtime.digest if m.runtime is not None else None,
+            m.deployment.digest if m.deployment is not None else None)

@@ -135,10 +135,12 @@ def _refusal(package: FileListDigest, policy: FileListDigest, package_dir: Path,
     lines.append(f"  policy digest  {policy.digest} ({policy_dir}): "
                  + ("in an approved release" if pol_ok else "MISSING from every approved release"))
     for r in both:
+        vetoed = sorted(set(r.rejections) | {v for v in r.vetoes if v not in r.approvals})
         lines.append(f"  release {r.id} (entry {r.index}) names both but is {r.state}: "
                      f"{len(r.approvals)}/{r.required} approvals"
-                     + (f", rejected by {', '.join(sorted(r.rejections))}" if r.rejections
-                        else ""))
+                     + (f", rejected by {', '.join(vetoed)}" if vetoed else "")
+                     + (" (in a rejection of the same content proposed before)"
+                        if any(v not in r.rejections for v in vetoed) else ""))
     if not both:
         lines.append(f"propose it: bordergate release propose {config_hint} --policy {policy_dir}")
     lines.append("then the reviewers run: bordergate release review <release id> "
