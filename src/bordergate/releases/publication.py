@@ -11,7 +11,10 @@ tar is the deterministic archive of ``policy.bundle.archive_files``.
 
 :func:`open_published_bundle` is pure (bytes in) and must never trust the tar:
 regular files only, clean names, no duplicates, bounded sizes, every failure a
-``VerificationError``.  :func:`publish_bundle` only writes through the
+``VerificationError``.  A sparse member (GNU or pax) is refused before it is read:
+its holes unpack to zeros the archive does not hold, so a 2 KiB archive could
+claim gigabytes (a decompression bomb); and the unpacked files together may not
+exceed :data:`MAX_BUNDLE_BYTES` either.  :func:`publish_bundle` only writes through the
 storage's ``write_object``.
 """
 
@@ -87,6 +90,7 @@ def open_published_bundle(data: bytes, digest: str) -> list[tuple[str, bytes]]:
     if len(data) > MAX_BUNDLE_BYTES:
         raise VerificationError("bundle archive too large", code="bundle_archive_malformed")
     files: list[tuple[str, bytes]] = []
+    unpacked = 0
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
             for member in tar:
@@ -95,6 +99,14 @@ def open_published_bundle(data: bytes, digest: str) -> list[tuple[str, bytes]]:
                                             "regular file", code="bundle_archive_malformed")
                 if len(files) >= MAX_BUNDLE_FILES:
                     raise VerificationError("too many files in bundle archive",
+                                            code="bundle_archive_malformed")
+                if member.sparse is not None or member.type == tarfile.GNUTYPE_SPARSE:
+                    raise VerificationError(f"bundle member {member.name[:80]!r} is sparse",
+                                            code="bundle_archive_malformed")
+                unpacked += member.size
+                if unpacked > MAX_BUNDLE_BYTES:
+                    raise VerificationError("bundle archive unpacks to more than "
+                                            f"{MAX_BUNDLE_BYTES} bytes",
                                             code="bundle_archive_malformed")
                 handle = tar.extractfile(member)
                 if handle is None:
