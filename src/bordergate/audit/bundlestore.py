@@ -18,7 +18,9 @@ lookup says ``legacy`` so that a version 2 entry naming it is reported (a versio
 2 gateway cannot load it).
 
 This module must never use a bundle whose recomputed digest differs from the
-digest an entry names.
+digest an entry names: the digest is recomputed over the very files the engine is
+built from (a local directory is digested when first scanned, and again when it
+is read for use, since it may have changed in between).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from bordergate.policy.bundle import EXPORTS_FILE, PolicyBundle, default_bundle
 from bordergate.policy.engine import PolicyEngine
 from bordergate.releases.publication import MAX_BUNDLE_BYTES, bundle_path, open_published_bundle
 from bordergate.tlog.client import LogSource
-from bordergate.tree_digest import digest_directory, read_tree
+from bordergate.tree_digest import digest_directory, digest_files, read_tree
 
 __all__ = ["V1_K_MIN", "BundleLookup", "BundleStore"]
 
@@ -119,7 +121,13 @@ class BundleStore:
         local = self._local_dir(digest)
         if local is not None:
             try:
+                # digested again as read: the directory may have changed since it was
+                # scanned (the engine is built from these very bytes)
                 return self._checked(digest, read_tree(local), local)
+            except VerificationError as exc:
+                mismatch = mismatch or BundleLookup(digest, None, exc.code or
+                                                    "bundle_digest_mismatch",
+                                                    f"local bundle {local}: {exc}", local)
             except (BordergateError, OSError):
                 pass
         if mismatch is not None:
@@ -150,8 +158,14 @@ class BundleStore:
         or (a bundle without ``exports.toml``) with those of entry version 1.
 
         Raises:
+            VerificationError: ``bundle_digest_mismatch``: the files do not hash to
+                ``digest`` (never an engine of other bytes than the ones checked).
             ConfigError: the bundle does not load with either.
         """
+        computed = digest_files(files).digest
+        if computed != digest:
+            raise VerificationError(f"its files have digest {computed}, not {digest}",
+                                    code="bundle_digest_mismatch")
         if EXPORTS_FILE not in dict(files):
             bundle = PolicyBundle(files, source=source, legacy_k_min=self.v1_k_min)
             return BundleLookup(digest, PolicyEngine(bundle), source=source, legacy=True)
