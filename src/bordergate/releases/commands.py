@@ -32,7 +32,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bordergate.errors import BordergateError, ConfigError, Conflict
+from bordergate.errors import BordergateError, ConfigError, Conflict, VerificationError
 from bordergate.exit_codes import fail, usage_error
 from bordergate.tlog.note import Verifier
 from bordergate.tlog.storage import LogStorage
@@ -131,6 +131,31 @@ def _append(log: _Log, entry: bytes, credential_file: Path | None) -> int:
     return index
 
 
+def _confirm_logged(log: _Log, index: int, entry: bytes) -> None:
+    """Check the log holds ``entry`` at ``index`` under a checkpoint signed by its key.
+
+    The sequencer service is the log operator's process, another party: its
+    answer (an index, a checkpoint long enough) is not proof that the entry was
+    logged.  A review or proposal is reported as recorded only once read back.
+
+    Raises:
+        VerificationError: ``release_entry_not_logged``: the log does not hold
+            the entry there (another entry, none, or a log that does not verify).
+    """
+    from bordergate.tlog.client import LogClient, StorageSource
+    client = LogClient(StorageSource(log.storage), log.verifier)
+    try:
+        found = client.prove_entry(index, client.checkpoint(covering=index + 1))
+    except BordergateError as e:
+        raise VerificationError(f"the log operator answered index {index}, but the log "
+                                f"{log.origin} does not show the entry there: [{e.code}] {e}",
+                                code="release_entry_not_logged") from None
+    if found != entry:
+        raise VerificationError(f"the log operator answered index {index}, but the log "
+                                f"{log.origin} holds another entry there: this one was not "
+                                "logged", code="release_entry_not_logged")
+
+
 def _append_through_service(log: _Log, entry: bytes, credential_file: Path | None) -> int:
     import asyncio
 
@@ -140,15 +165,17 @@ def _append_through_service(log: _Log, entry: bytes, credential_file: Path | Non
                           "release_credential_file (or pass --credential-file)",
                           code="release_credential_missing")
 
-    async def send() -> int:
+    async def send() -> tuple[int, bytes]:
         service = remote_appender(log.jurisdiction, credential_file)
         try:
             index = await service.append_many([entry])
             await service.publish(30.0)
-            return index
+            return index, service.logged(entry)  # the bytes stamped with its appender
         finally:
             await service.aclose()
-    return asyncio.run(send())
+    index, logged = asyncio.run(send())
+    _confirm_logged(log, index, logged)
+    return index
 
 
 def _short(release_id: str) -> str:
