@@ -22,12 +22,15 @@ I/O, opens no socket and needs no gateway or log):
    file lies under ``evidence/``;
 3. each log's audited checkpoint is signed by the log key the report states (or
    one the caller pins), and the cosignatures the report claims verify with the
-   witness keys it states; an audit that resumed from saved state also has its
-   previous checkpoint, and a consistency proof that the audited one extends it;
-4. every finding that names an entry has an entry record whose leaf hash is
-   SHA-256(0x00 || raw entry), whose decoded form is that entry, whose inclusion
-   proof leads to the root of the stated checkpoint, and whose policy bundle
-   and roster version hash to the digests the entry names.
+   witness keys it states; a log the report calls verified has that checkpoint;
+   an audit that resumed from saved state also has its previous checkpoint, and a
+   consistency proof that the audited one extends it (of the same size: the same
+   root);
+4. every finding that names an entry has an entry record of its own log's
+   audited checkpoint whose leaf hash is SHA-256(0x00 || raw entry), whose decoded
+   form is that entry (a record without the raw entry, withheld, states no
+   decoded form), whose inclusion proof leads to the root of that checkpoint, and
+   whose policy bundle and roster version hash to the digests the entry names.
 
 Who could lie here: the auditor (the signature says who; the proofs let anyone
 re-check every finding against checkpoints the log signed and witnesses
@@ -232,6 +235,10 @@ def _check_logs(files: Mapping[str, bytes], report: dict[str, Any], out: ReportV
     opened: dict[str, SignedCheckpoint] = {}
     for log in report.get("logs", []):
         vkey = log.get("vkey")
+        if log.get("verified") and log.get("checkpoint_file") is None:
+            out.fail("report.json", "checkpoint_missing",
+                     f"the report says {log.get('origin')} verified at size {log.get('size')} "
+                     "but holds no checkpoint it was verified against")
         for which in ("checkpoint_file", "previous_checkpoint_file"):
             path = log.get(which)
             if path is None or path not in files or file_digest(files[path]) != \
@@ -262,7 +269,13 @@ def _check_resumption(log: dict[str, Any], opened: dict[str, SignedCheckpoint],
     """A resumed audit's previous checkpoint is proven extended by the audited one."""
     old = opened.get(str(log.get("previous_checkpoint_file")))
     new = opened.get(str(log.get("checkpoint_file")))
-    if old is None or new is None or old.checkpoint.size in (0, new.checkpoint.size):
+    if old is None or new is None or old.checkpoint.size == 0:
+        return
+    if old.checkpoint.size == new.checkpoint.size:
+        if old.checkpoint.root != new.checkpoint.root:  # two trees of one size: a fork
+            out.fail(log["previous_checkpoint_file"], "consistency_proof_invalid",
+                     f"the audited checkpoint and the one this audit resumed from are both "
+                     f"of size {new.checkpoint.size} with other roots (a split view)")
         return
     try:
         proof = [base64.b64decode(h, validate=True) for h in log.get("consistency_proof", [])]
@@ -316,11 +329,12 @@ def _check_findings(files: Mapping[str, bytes], report: dict[str, Any],
             continue
         if ref not in done:
             done.add(ref)
-            _check_entry(files, ref, finding, checkpoints, out)
+            _check_entry(files, ref, finding, checkpoints, out, report_logs=report["logs"])
 
 
 def _check_entry(files: Mapping[str, bytes], path: str, finding: dict[str, Any],
-                 checkpoints: dict[str, SignedCheckpoint], out: ReportVerification) -> None:
+                 checkpoints: dict[str, SignedCheckpoint], out: ReportVerification, *,
+                 report_logs: list[dict[str, Any]]) -> None:
     try:
         record = json.loads(files[path])
         if record.get("format") != ENTRY_FORMAT or record.get("index") != finding["index"]:
@@ -331,12 +345,22 @@ def _check_entry(files: Mapping[str, bytes], path: str, finding: dict[str, Any],
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
         out.fail(path, "evidence_malformed", str(exc))
         return
+    log = next((x for x in report_logs if x.get("origin") == finding.get("origin")), None)
+    if record.get("jurisdiction") != finding.get("jurisdiction") or log is None or \
+            record.get("checkpoint") != log.get("checkpoint_file"):
+        out.fail(path, "evidence_malformed", f"not the record of an entry of "
+                 f"{finding.get('jurisdiction')}'s audited checkpoint, which the finding is about")
+        return
     signed = checkpoints.get(record.get("checkpoint"))
     if signed is None:
         out.fail(path, "checkpoint_invalid", "its checkpoint is not a verified checkpoint "
                  "of the report")
         return
     raw_path = record.get("raw")
+    if raw_path is None and record.get("entry") is not None:
+        out.fail(path, "entry_decoding_mismatch", "the record states a decoded entry but "
+                 "holds no raw entry it was decoded from")
+        return
     if raw_path is not None:
         raw = files.get(raw_path, b"")
         if merkle.leaf_hash(raw) != leaf:
