@@ -7,9 +7,10 @@
   forever if the cap were not there to spare the test machine);
 * ``trickle``: answers 200 with ``Content-Length: 100000``, then one byte every
   0.2 s, forever;
-* ``skewed OFFSET SEED ORIGIN=VKEY``: a real :class:`Witness` (in-memory state)
-  whose cosignatures carry the time ``now + OFFSET`` seconds, with the TEST-ONLY
-  witness key ``witness.test/skewed`` from the 32-byte hex ``SEED``.
+* ``witness NAME OFFSET DELAY SEED ORIGIN=VKEY``: a real :class:`Witness`
+  (in-memory state) with the TEST-ONLY key ``NAME`` from the 32-byte hex
+  ``SEED``, whose cosignatures carry the time ``now + OFFSET`` seconds and whose
+  every answer waits ``DELAY`` seconds first.
 
 Never use these outside tests.
 """
@@ -53,24 +54,35 @@ class _Liar(BaseHTTPRequestHandler):
         pass
 
 
-def _serve_skewed(port: int, offset: int, seed: bytes, log: str) -> None:
+def _serve_witness(port: int, name: str, offset: int, delay: float, seed: bytes,
+                   log: str) -> None:
+    import asyncio
+
+    from starlette.types import Receive, Scope, Send
+
     from bordergate.serving import run_server
     from bordergate.tlog.cosignature import CosignatureSigner
     from bordergate.tlog.witness import MemoryWitnessState, Witness
     from bordergate.tlog.witness_commands import parse_log_option
     from bordergate.tlog.witness_server import create_app
 
-    signer = CosignatureSigner("witness.test/skewed", seed,
-                               lambda: int(time.time()) + offset)
+    signer = CosignatureSigner(name, seed, lambda: int(time.time()) + offset)
     origin, verifier = parse_log_option(log)
-    witness = Witness(signer, {origin: [verifier]}, MemoryWitnessState())
-    run_server(create_app(witness), host="127.0.0.1", port=port, access_log=False)
+    inner = create_app(Witness(signer, {origin: [verifier]}, MemoryWitnessState()))
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await asyncio.sleep(delay)
+        await inner(scope, receive, send)
+
+    run_server(slow, host="127.0.0.1", port=port, access_log=False)
 
 
 def main() -> None:
     mode, port = sys.argv[1], int(sys.argv[2])
-    if mode == "skewed":
-        _serve_skewed(port, int(sys.argv[3]), bytes.fromhex(sys.argv[4]), sys.argv[5])
+    if mode == "witness":
+        name, offset, delay, seed, log = sys.argv[3:8]
+        _serve_witness(port, name, int(offset), float(delay), bytes.fromhex(seed), log)
         return
     _Liar.mode = mode
     ThreadingHTTPServer(("127.0.0.1", port), _Liar).serve_forever()

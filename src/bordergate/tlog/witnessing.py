@@ -19,6 +19,14 @@ capped in size, :mod:`bordergate.tlog.witness_client`), and a witness still
 busy with an earlier request is not asked again until it is done (it counts as
 not cosigning).  So a witness that never finishes its answer, or trickles it,
 costs the log that witness's cosignature only, never the quorum of the others.
+Nor is a witness's clock trusted: an auditor takes a checkpoint for the log's
+current state only if its quorum cosigned it recently (``audit.witness_check``),
+so a cosignature stamped more than :data:`MAX_CLOCK_SKEW` seconds away from the
+log's clock does not end the wait for the quorum: the log waits (up to
+``timeout``) for witnesses whose time is right.  Only when the witnesses that
+answered cannot make the quorum otherwise is such a cosignature counted, with
+a warning naming the witness (``witness_clock_skew``): the checkpoint is then
+witnessed but audits will find it stale, and the reason is in the log's output.
 
 This module must never sign checkpoints or decide what the log contains; it
 only carries checkpoints to witnesses and their cosignatures back.
@@ -37,7 +45,7 @@ import httpx
 
 from bordergate.errors import BordergateError, ConfigError, Unavailable, VerificationError
 from bordergate.tlog.checkpoint import Checkpoint
-from bordergate.tlog.cosignature import CosignatureVerifier
+from bordergate.tlog.cosignature import CosignatureVerifier, cosignature_timestamp
 from bordergate.tlog.note import NoteSignature, add_signatures
 from bordergate.tlog.witness_client import (
     Cosigned,
@@ -46,11 +54,19 @@ from bordergate.tlog.witness_client import (
     request_cosignature_sync,
 )
 
-__all__ = ["WitnessEndpoint", "WitnessQuorum", "parse_witness_option", "witness_endpoint"]
+__all__ = ["MAX_CLOCK_SKEW", "WitnessEndpoint", "WitnessQuorum", "parse_witness_option",
+           "witness_endpoint"]
 
 log = logging.getLogger(__name__)
 
 _MAX_RESENDS = 3
+
+MAX_CLOCK_SKEW = 120
+"""Seconds a cosignature's time may differ from the log's clock and still count.
+
+Well inside the auditor's window (``audit.witness_check``: up to 300 s ahead,
+``max_checkpoint_age_s`` behind), so a counted cosignature is fresh for an
+auditor whose clock is right to within a few minutes."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +127,8 @@ class WitnessQuorum:
 
     def __init__(self, witnesses: Sequence[WitnessEndpoint], quorum: int, *,
                  timeout: float = 10.0, grace: float = 0.5,
-                 client: httpx.Client | None = None) -> None:
+                 client: httpx.Client | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         """Configure the witnesses and how many must cosign.
 
         Args:
@@ -120,6 +137,7 @@ class WitnessQuorum:
             timeout: the longest wait for the witnesses of one checkpoint.
             grace: once the quorum is met, how long to wait for the others.
             client: the HTTP client to share (default: one with ``timeout``).
+            clock: the log's clock (POSIX seconds), to check cosignature times by.
 
         Raises:
             ConfigError: a quorum outside ``0..len(witnesses)`` or repeated keys.
@@ -134,6 +152,7 @@ class WitnessQuorum:
         self.quorum = quorum
         self.timeout = timeout
         self.grace = grace
+        self.clock = clock
         # plain http never uses TLS: no certificate store to load (~70 ms of CPU a client)
         self._client = client or httpx.Client(
             timeout=timeout, verify=any(w.url.startswith("https://") for w in witnesses))
@@ -188,8 +207,12 @@ class WitnessQuorum:
                                                  locked_prove, deadline)
             self._busy[w.url] = future
             futures[future] = w
-        cosigned, failures = self._gather(futures)
+        cosigned, failures, skewed = self._gather(futures)
         failures.update(busy)
+        if len(cosigned) - len(skewed) < self.quorum:
+            for name, why in skewed.items():  # counted, but said: audits will find it stale
+                log.warning("witness %s cosigned size %d, but %s", name, checkpoint.size, why)
+            failures.update(skewed)
         self.last_failures = failures
         if len(cosigned) < self.quorum:
             detail = "; ".join(f"{name}: {why}" for name, why in failures.items()) or "timeout"
@@ -198,14 +221,18 @@ class WitnessQuorum:
                 f"{self.quorum} required witness cosignatures ({detail})",
                 code="witness_quorum_unavailable")
         for name, why in failures.items():
-            log.warning("witness %s did not cosign size %d: %s", name, checkpoint.size, why)
+            if name not in skewed:
+                log.warning("witness %s did not cosign size %d: %s", name, checkpoint.size, why)
         ordered = [sig for w in self.witnesses for sig in cosigned.get(w.url, ())]
         return add_signatures(note, ordered)
 
     def _gather(self, futures: dict[Future[tuple[NoteSignature, ...]], WitnessEndpoint]
-                ) -> tuple[dict[str, tuple[NoteSignature, ...]], dict[str, str]]:
+                ) -> tuple[dict[str, tuple[NoteSignature, ...]], dict[str, str], dict[str, str]]:
+        """The cosignatures by witness URL, the failures and the clock-skewed cosigners
+        by witness name (see the module docstring)."""
         cosigned: dict[str, tuple[NoteSignature, ...]] = {}
         failures: dict[str, str] = {}
+        skewed: dict[str, str] = {}
         now = time.monotonic()
         # quorum 0 is met at once: reachable witnesses get the grace period, no more
         deadline = now + (self.timeout if self.quorum else min(self.timeout, self.grace))
@@ -221,13 +248,22 @@ class WitnessQuorum:
                     cosigned[witness.url] = fut.result()
                 except BordergateError as exc:
                     failures[witness.name] = f"[{exc.code}] {exc}"
+                    continue
                 except Exception as exc:  # a witness must never take the log down
                     failures[witness.name] = f"[{type(exc).__name__}] {exc}"
-            if len(cosigned) >= self.quorum:
+                    continue
+                skew = self._skew(cosigned[witness.url])
+                if skew > MAX_CLOCK_SKEW:
+                    skewed[witness.name] = (
+                        f"[witness_clock_skew] its cosignature is stamped {skew:.0f} s away "
+                        f"from the log's clock (at most {MAX_CLOCK_SKEW} s): audits will not "
+                        "take it as fresh")
+            # the quorum is met by cosignatures an auditor will take as fresh
+            if len(cosigned) - len(skewed) >= self.quorum:
                 deadline = min(deadline, time.monotonic() + self.grace)
         for fut in pending:
             failures[futures[fut].name] = "no answer in time"
-        return cosigned, failures
+        return cosigned, failures, skewed
 
     def _ask(self, witness: WitnessEndpoint, note: bytes, checkpoint: Checkpoint,
              prove: Callable[[int], list[bytes]], deadline: float
@@ -253,3 +289,9 @@ class WitnessQuorum:
             old = result.size
         raise Unavailable(f"witness {witness.name} kept changing its size",
                           code="witness_unavailable")
+
+    def _skew(self, signatures: Sequence[NoteSignature]) -> float:
+        """How far (seconds) the furthest of a witness's cosignature times is from the
+        log's clock."""
+        now = self.clock()
+        return max((abs(cosignature_timestamp(s) - now) for s in signatures), default=0.0)
