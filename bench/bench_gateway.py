@@ -315,7 +315,7 @@ def at_fixed_rate(url: str, paths: list[str], headers: dict[str, str]) -> dict[s
             "p99_ms_at_500_per_s": _percentile(latencies, 0.99),
             "p99_ms_at_500_per_s_outside_host_stalls": _percentile(kept, 0.99),
             "reads_outside_host_stalls": round(len(kept) / max(1, len(latencies)), 3),
-            **monitor.summary(windows), "failed": failed}
+            **monitor.summary(windows), "failed": failed, "answered": len(latencies)}
 
 
 def throughput(base: str, paths: list[str], token: str | None) -> float:
@@ -432,7 +432,8 @@ async def read_each(url: str, paths: list[str], auth: dict[str, str]) -> None:
 
 
 def measure(label: str, url: str, paths: list[str], token: str, base_url: str,
-            procs: dict[str, subprocess.Popen[bytes]]) -> dict[str, object]:
+            procs: dict[str, subprocess.Popen[bytes]],
+            baseline: subprocess.Popen[bytes]) -> dict[str, object]:
     """Throughput, CPU per read of each process (where the time goes), p50/p99; the
     ratio against the bare baseline measured just before and just after (the
     machine's load drifts over a run: each row is compared with the mean of its
@@ -452,8 +453,21 @@ def measure(label: str, url: str, paths: list[str], token: str, base_url: str,
         (helpers_cpu_seconds(procs["gateway"]) - helper_before) * 1000 / reads, 3)
     bare_after = throughput(base_url, paths, None)
     bare_rate = (bare_before + bare_after) / 2
+    before = {name: cpu_seconds(p) for name, p in procs.items()}
+    helper_before = helpers_cpu_seconds(procs["gateway"])
     fixed = at_fixed_rate(url, paths, auth)
+    # at a steady rate each read travels alone and wakes every process: its CPU
+    # per read (docs/performance.md, tenth pass), steadier than the p99
+    answered = max(1, fixed.pop("answered"))
+    cpu.update({f"{name}_cpu_ms_per_read_at_{FIXED_RATE}_per_s":
+                round((cpu_seconds(p) - before[name]) * 1000 / answered, 3)
+                for name, p in procs.items()})
+    cpu[f"receipt_helper_cpu_ms_per_read_at_{FIXED_RATE}_per_s"] = round(
+        (helpers_cpu_seconds(procs["gateway"]) - helper_before) * 1000 / answered, 3)
+    bare_cpu = cpu_seconds(baseline)
     bare_fixed = at_fixed_rate(base_url, paths, {})
+    cpu[f"bare_cpu_ms_per_read_at_{FIXED_RATE}_per_s"] = round(
+        (cpu_seconds(baseline) - bare_cpu) * 1000 / max(1, bare_fixed["answered"]), 3)
     row = {"sequencer": label, "gateway_reads_per_s": round(rate),
            "bare_reads_per_s": round(bare_rate),
            "bare_before_and_after": [round(bare_before), round(bare_after)],
@@ -499,7 +513,7 @@ def main() -> None:
         assert len(httpx.get(base_url + paths[-1]).json()["fields"]) == 5
 
         rows.append(measure("in-process", us.public_url, paths, token, base_url,
-                            {"gateway": gateway}))
+                            {"gateway": gateway}, baseline))
         stop(gateway)
         procs.remove(gateway)
         sequencer_port = free_port()
@@ -518,7 +532,7 @@ def main() -> None:
         gateway = start_gateway(operated, us.public_url)
         procs.append(gateway)
         rows.append(measure("separate process", us.public_url, paths, token, base_url,
-                            {"gateway": gateway, "sequencer": sequencer}))
+                            {"gateway": gateway, "sequencer": sequencer}, baseline))
         if "--compare-receipts" in sys.argv[1:]:
             stop(gateway)
             procs.remove(gateway)
@@ -526,7 +540,7 @@ def main() -> None:
             procs.append(gateway)
             assert "receipt" not in httpx.get(us.public_url + paths[0], headers=auth).json()
             rows.append(measure("separate, no receipts", us.public_url, paths, token,
-                                base_url, {"gateway": gateway, "sequencer": sequencer}))
+                                base_url, {"gateway": gateway, "sequencer": sequencer}, baseline))
             stop(gateway)
             procs.remove(gateway)
             gateway = start_gateway(operated, us.public_url)
@@ -546,7 +560,7 @@ def main() -> None:
             label = f"key service, cache {cache} s" if cache else "key service, no cache"
             rows.append(measure(label, us.public_url, paths, token, base_url,
                                 {"gateway": gateway, "sequencer": sequencer,
-                                 "key_service": keys}))
+                                 "key_service": keys}, baseline))
             stop(keys)
             procs.remove(keys)
         records = sqlite3.connect(db).execute("SELECT count(*) FROM records").fetchone()[0]
