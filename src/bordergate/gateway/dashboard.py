@@ -25,9 +25,25 @@ log's size), and the page says so.  What was read is kept in a state file
 beside a SQLite store), checked against the log's leaf hash when read back, so
 a restart continues where it stopped.
 
-The page holds no subject data and no field values (the log holds none);
-everything shown is escaped by the script (``textContent`` only).  This module
-must never change state, write to the log, or serve anything but these routes.
+Other parties write what the page shows, so none of it is believed:
+
+* a signature line on the checkpoint counts as a witness cosignature only if it
+  verifies with a witness key the gateway was given (``cosigners``, else the
+  gateway's ``witness_cosigners``); any other line is listed as *not verified*,
+  with no time, and the checkpoint's age is taken from verified cosignatures no
+  later than now (else from when this dashboard first saw the checkpoint), so
+  neither the log operator nor a witness with a lying clock makes a checkpoint
+  look witnessed or fresh;
+* an entry whose members are not of the shapes the dashboard reads is counted
+  as ``malformed`` and skipped (one entry must not make every load a 500), and
+  an audit report of another shape is "cannot be read", not a crash;
+* the script shows every value with ``textContent`` and draws each section on
+  its own, so a value it cannot show (a time out of range) costs that cell, not
+  the page.
+
+The page holds no subject data and no field values (the log holds none).  This
+module must never change state, write to the log, show an unverified signature
+line as a cosignature, or serve anything but these routes.
 """
 
 from __future__ import annotations
@@ -38,7 +54,7 @@ import os
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,8 +71,12 @@ from bordergate.entries import DECISION_ACTIONS, parse_entry
 from bordergate.errors import BordergateError
 from bordergate.gateway.dashboard_state import DashboardState, load_state, save_state
 from bordergate.tlog import merkle
-from bordergate.tlog.cosignature import cosignature_timestamp
-from bordergate.tlog.note import parse_signature_lines
+from bordergate.tlog.cosignature import (
+    CosignatureVerifier,
+    cosignature_timestamp,
+    count_witnesses,
+)
+from bordergate.tlog.note import note_signatures
 from bordergate.tlog.tiles import TILE_WIDTH
 
 if TYPE_CHECKING:
@@ -73,6 +93,9 @@ _SAVE_EVERY = 5.0     # seconds between state file writes while reading
 _SEP = "\x1f"
 _WINDOW = 60.0        # seconds of decisions in the rate
 _MAX_REPORT = 32 << 20
+_CLOCK_SKEW = 300.0   # seconds a verified cosignature's time may be ahead of ours
+# what a member of an entry of an unexpected shape raises while it is read
+_SHAPE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, OverflowError)
 _CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
         "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
@@ -87,8 +110,13 @@ class DashboardFeed:
 
     def __init__(self, gateway: Gateway, *, report_path: str | None = None,
                  state_path: str | Path | None = None, clock: Any = time.time,
-                 per_look: int = _PER_LOOK) -> None:
+                 per_look: int = _PER_LOOK,
+                 cosigners: Sequence[CosignatureVerifier] | None = None) -> None:
         self.gateway = gateway
+        # the witness keys a cosignature line must verify with to be shown as one
+        self.cosigners: tuple[CosignatureVerifier, ...] = tuple(
+            cosigners if cosigners is not None
+            else getattr(gateway, "witness_cosigners", None) or ())
         self.report_path = report_path if report_path is not None else os.environ.get(REPORT_ENV)
         self.clock = clock
         self.per_look = per_look
@@ -155,18 +183,18 @@ class DashboardFeed:
         signed = self._checkpoint()
         if signed is None:
             return {"origin": self.gateway.origin, "size": 0, "checkpoint_age_s": None,
-                    "cosignatures": []}
+                    "cosignatures": [], "witnessed": 0}
         cp = signed.checkpoint
         if self.checkpoint_seen is None or self.checkpoint_seen[:2] != (cp.size, cp.root):
             self.checkpoint_seen = (cp.size, cp.root, now)
-        cosigs = _cosignatures(signed.note, cp.origin)
+        cosigs, witnessed = _cosignatures(signed.note, cp.origin, self.cosigners, now)
         stamps = [c["time"] for c in cosigs if c["time"] is not None]
         since = max(stamps) if stamps else self.checkpoint_seen[2]
         self._restore(cp.size)
         self._scan(cp.size, now)
         return {"origin": cp.origin, "size": cp.size, "root": cp.root.hex(),
                 "checkpoint_age_s": max(0.0, round(now - since, 1)),
-                "cosignatures": cosigs}
+                "cosignatures": cosigs, "witnessed": witnessed}
 
     def _checkpoint(self) -> SignedCheckpoint | None:
         """The newest checkpoint: the one the log's storage publishes (verified with the
@@ -236,35 +264,47 @@ class DashboardFeed:
             self.note = f"the state file cannot be written ({exc.strerror}): kept in memory"
 
     def _take(self, index: int, data: bytes, now: float) -> None:
+        """Count one entry; one whose members are not of the shapes read here is
+        ``malformed`` (skipped: it must not stop the reading of the rest)."""
         st = self.state
         try:
             entry = parse_entry(data)
         except BordergateError:
             st.types["malformed"] += 1
             return
-        st.types[entry.type] += 1
-        body = entry.body
-        if entry.type in DECISION_ACTIONS:
-            if entry.time >= now - 5 * _WINDOW:
-                self._rate(entry.time, entry.type, body)
-            if entry.type == "access":
-                self._count_bulk(body, entry.time)
-            elif entry.type == "export":
+        try:
+            self._take_entry(index, entry.type, entry.time, entry.body, now)
+        except _SHAPE_ERRORS:
+            st.types["malformed"] += 1
+        else:
+            st.types[entry.type] += 1
+
+    def _take_entry(self, index: int, kind: str, t: float, body: Mapping[str, Any],
+                    now: float) -> None:
+        st = self.state
+        if kind in DECISION_ACTIONS:
+            if not isinstance(body.get("decisions"), list):
+                raise TypeError("decisions is not a list")
+            if t >= now - 5 * _WINDOW:
+                self._rate(t, kind, body)
+            if kind == "access":
+                self._count_bulk(body, t)
+            elif kind == "export":
                 self._budget(index, body)
-        elif entry.type == "release":
+        elif kind == "release":
             manifest = body.get("manifest")
             if not isinstance(manifest, dict):
                 manifest = {}
             st.releases[str(body.get("release"))] = {
-                "index": index, "id": str(body.get("release"))[:80], "time": entry.time,
+                "index": index, "id": str(body.get("release"))[:80], "time": t,
                 "version": str(manifest.get("version"))[:40], "approvals": 0, "rejections": 0}
-        elif entry.type == "release-review":
+        elif kind == "release-review":
             release = st.releases.get(str(body.get("release")))
             if release is not None:
                 key = "approvals" if body.get("verdict") == "approve" else "rejections"
                 release[key] += 1
-        elif entry.type == "gateway-start":
-            st.starts = [*st.starts[-9:], {"index": index, "time": entry.time,
+        elif kind == "gateway-start":
+            st.starts = [*st.starts[-9:], {"index": index, "time": t,
                                            "release": str(body.get("release"))[:80],
                                            "reviewed": body.get("reviewed") is True}]
 
@@ -376,44 +416,72 @@ class DashboardFeed:
             if path.stat().st_size > _MAX_REPORT:
                 return {"error": "report too large"}
             doc = json.loads(path.read_text(encoding="utf-8"))
-            summary = doc["summary"]
-            mine = [f for f in doc["findings"]
-                    if f.get("jurisdiction") == self.gateway.jurisdiction]
-            return {"generated": doc.get("generated"), "verdict": summary.get("verdict"),
-                    "findings_total": summary.get("findings"),
+            summary, findings = doc["summary"], doc["findings"]
+            if not isinstance(summary, dict) or not isinstance(findings, list) or \
+                    not all(isinstance(f, dict) for f in findings):
+                raise TypeError("the summary or a finding is not an object")
+            mine = [f for f in findings if f.get("jurisdiction") == self.gateway.jurisdiction]
+            return {"generated": _shown(doc.get("generated")),
+                    "verdict": _shown(summary.get("verdict")),
+                    "findings_total": _shown(summary.get("findings")),
                     "by_kind": summary.get("by_kind"),
-                    "findings": [{k: f.get(k) for k in ("kind", "severity", "category",
-                                                        "index", "time", "explanation")}
+                    "findings": [{k: _shown(f.get(k)) for k in (
+                        "kind", "severity", "category", "index", "time", "explanation")}
                                  for f in mine[:50]]}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, RecursionError, *_SHAPE_ERRORS) as exc:
             return {"error": f"cannot read the last audit report: {type(exc).__name__}"}
 
 
-def _cosignatures(note: bytes, origin: str) -> list[dict[str, Any]]:
-    """The signature lines of a checkpoint other than the log's own (not verified here)."""
-    _, sep, block = note.partition(b"\n\n")
-    if not sep:
-        return []
+def _shown(value: Any) -> Any:
+    """A value of someone else's document as the page may show it: a string (at most
+    400 characters), a number, a boolean or None; anything else as its JSON text."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:400]
+
+
+def _cosignatures(note: bytes, origin: str, cosigners: Sequence[CosignatureVerifier],
+                  now: float) -> tuple[list[dict[str, Any]], int]:
+    """The signature lines of a checkpoint other than the log's own, each marked
+    ``verified`` only if it is a valid cosignature by one of ``cosigners`` (a time
+    only then, and only if no later than ``now`` + skew), and how many distinct
+    witnesses verified."""
     try:
-        lines = parse_signature_lines(block)
+        text, lines = note_signatures(note)
     except BordergateError:
-        return []
-    out = []
+        return [], 0
+    message = text.encode("utf-8")
+    out: list[dict[str, Any]] = []
+    good: list[tuple[str, int]] = []
     for sig in lines:
         if sig.name == origin:
             continue
-        try:
-            stamp: float | None = float(cosignature_timestamp(sig))
-        except BordergateError:
-            stamp = None
-        out.append({"witness": sig.name[:120], "time": stamp})
-    return out
+        verified = any((key.name, key.key_id) == (sig.name, sig.key_id)
+                       and key.verify(message, sig.signature) for key in cosigners)
+        stamp: float | None = None
+        note_text = None if verified else "not verified: no configured witness key"
+        if verified:
+            good.append((sig.name, sig.key_id))
+            try:
+                stamp = float(cosignature_timestamp(sig))
+            except BordergateError:
+                stamp = None
+            if stamp is not None and stamp > now + _CLOCK_SKEW:
+                stamp, note_text = None, "cosigned at a time in the future"
+        out.append({"witness": sig.name[:120], "time": stamp, "verified": verified,
+                    "note": note_text})
+    return out, count_witnesses(good, cosigners) if good else 0
 
 
 def dashboard_app(gateway: Gateway, *, report_path: str | None = None,
-                  state_path: str | None = None) -> Starlette:
-    """The dashboard's Starlette app, to mount at ``/dashboard`` on the gateway."""
-    feed = DashboardFeed(gateway, report_path=report_path, state_path=state_path)
+                  state_path: str | None = None,
+                  cosigners: Sequence[CosignatureVerifier] | None = None) -> Starlette:
+    """The dashboard's Starlette app, to mount at ``/dashboard`` on the gateway
+    (``cosigners``: the witness keys of its log, else the gateway's
+    ``witness_cosigners``)."""
+    feed = DashboardFeed(gateway, report_path=report_path, state_path=state_path,
+                         cosigners=cosigners)
     headers = {"Content-Security-Policy": _CSP, "Cache-Control": "no-store",
                "X-Content-Type-Options": "nosniff"}
 

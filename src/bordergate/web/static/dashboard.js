@@ -50,12 +50,23 @@
     });
     return svg;
   }
-  function when(t) { return t ? new Date(t * 1000).toISOString().replace(".000", "") : "-"; }
+  // A time from an entry or a cosignature: other parties wrote it, so one that is not a
+  // number or is out of the Date range is shown as such, never thrown on.
+  function when(t) {
+    if (t === null || t === undefined || t === 0) { return "-"; }
+    var d = new Date(Number(t) * 1000);
+    return isNaN(d.getTime()) ? "(not a time)" : d.toISOString().replace(".000", "");
+  }
+  // Draw one section; a value it cannot draw costs that section, not the page.
+  function section(id, draw) {
+    try { fill(id, draw()); }
+    catch (err) { fill(id, el("p", "Cannot show this section: " + err.message, "bad")); }
+  }
 
   function render(d) {
     var cards = el("div", null, "cards"), log = d.log, r = d.rates;
     [["log size", log.size], ["entries read", d.view.entries_read], ["checkpoint age", log.checkpoint_age_s === null ? "-" : log.checkpoint_age_s + " s"],
-     ["cosignatures", log.cosignatures.length], ["decisions/s (allowed fields)", r.total_per_s],
+     ["cosignatures", log.witnessed], ["decisions/s (allowed fields)", r.total_per_s],
      ["pending approvals", d.approvals.length],
      ["last audit findings", d.audit && !d.audit.error ? d.audit.findings_total : "-"]].forEach(function (c) {
       var card = el("div", null, "card");
@@ -64,10 +75,18 @@
       cards.appendChild(card);
     });
     fill("cards", cards);
-    var pairs = Object.keys(r.by_class_and_destination).map(function (k) { return [k, r.by_class_and_destination[k]]; });
-    fill("rates", bars(pairs, "/s"));
-    fill("witnesses", table(["witness", "cosigned at"], log.cosignatures.map(function (c) { return [c.witness, when(c.time)]; })));
-    fill("types", table(["type", "entries"], Object.keys(d.entry_types).map(function (k) { return [k, d.entry_types[k]]; })));
+    section("rates", function () {
+      var pairs = Object.keys(r.by_class_and_destination).map(function (k) { return [k, r.by_class_and_destination[k]]; });
+      return bars(pairs, "/s");
+    });
+    section("witnesses", function () {
+      return table(["witness", "cosigned at"], log.cosignatures.map(function (c) {
+        return [c.witness, c.verified && c.time !== null ? when(c.time) : (c.note || "not verified")];
+      }));
+    });
+    section("types", function () {
+      return table(["type", "entries"], Object.keys(d.entry_types).map(function (k) { return [k, d.entry_types[k]]; }));
+    });
     var v = d.view, banner = document.getElementById("view");
     banner.textContent = v.partial
       ? "Partial view: " + v.reason + ". Figures below cover entries 0 to " + (v.entries_read - 1) + " only."
@@ -75,34 +94,44 @@
         (v.restored_from ? " (continued from entry " + v.restored_from + " of the saved state)" : "") + ".";
     if (v.note) { banner.textContent += " " + v.note + "."; }
     banner.className = v.partial ? "bad" : "ok";
-    fill("bulk", table(["counterparty", "counter", "now", "peak", "threshold (more than)", "of threshold"],
-      d.bulk.map(function (b) {
-        return [b.counterparty, b.counter, b.current + " " + b.unit, b.peak + " " + b.unit, b.threshold,
-                b.share === null ? "any volume" : Math.round(b.share * 1000) / 10 + "%"];
-      })));
-    fill("budgets", table(["scope", "principal or collection", "period", "spent", "limit", "entry"],
-      d.budgets.map(function (b) {
-        return [b.scope, b.name, when(b.period), b.spent_micro / 1e6, b.limit_micro / 1e6, b.index];
-      })));
-    fill("approvals", table(["approval", "requester", "org", "located in", "purpose", "reason", "scope", "grants", "age s"],
-      d.approvals.map(function (a) {
-        return [a.id, a.requester, a.org, a.location, a.purpose, a.reason, a.collections.join(",") + ": " + a.classes.join(","), a.grants + "/2", a.age_s];
-      })));
-    fill("releases", table(["entry", "release", "version", "approvals", "rejections", "proposed"],
-      d.releases.map(function (x) { return [x.index, x.id.slice(0, 23), x.version, x.approvals, x.rejections, when(x.time)]; })));
-    fill("starts", table(["entry", "time", "release", "reviewed"],
-      d.starts.map(function (s) { return [s.index, when(s.time), s.release.slice(0, 23), s.reviewed ? "yes" : "NO (unreviewed)"]; })));
-    var audit = d.audit;
-    if (!audit) { fill("audit", el("p", "No audit report configured (BORDERGATE_AUDIT_REPORT).", "muted")); }
-    else if (audit.error) { fill("audit", el("p", audit.error, "bad")); }
-    else {
+    section("bulk", function () {
+      return table(["counterparty", "counter", "now", "peak", "threshold (more than)", "of threshold"],
+        d.bulk.map(function (b) {
+          return [b.counterparty, b.counter, b.current + " " + b.unit, b.peak + " " + b.unit, b.threshold,
+                  b.share === null ? "any volume" : Math.round(b.share * 1000) / 10 + "%"];
+        }));
+    });
+    section("budgets", function () {
+      return table(["scope", "principal or collection", "period", "spent", "limit", "entry"],
+        d.budgets.map(function (b) {
+          return [b.scope, b.name, when(b.period), b.spent_micro / 1e6, b.limit_micro / 1e6, b.index];
+        }));
+    });
+    section("approvals", function () {
+      return table(["approval", "requester", "org", "located in", "purpose", "reason", "scope", "grants", "age s"],
+        d.approvals.map(function (a) {
+          return [a.id, a.requester, a.org, a.location, a.purpose, a.reason, a.collections.join(",") + ": " + a.classes.join(","), a.grants + "/2", a.age_s];
+        }));
+    });
+    section("releases", function () {
+      return table(["entry", "release", "version", "approvals", "rejections", "proposed"],
+        d.releases.map(function (x) { return [x.index, String(x.id).slice(0, 23), x.version, x.approvals, x.rejections, when(x.time)]; }));
+    });
+    section("starts", function () {
+      return table(["entry", "time", "release", "reviewed"],
+        d.starts.map(function (s) { return [s.index, when(s.time), String(s.release).slice(0, 23), s.reviewed ? "yes" : "NO (unreviewed)"]; }));
+    });
+    section("audit", function () {
+      var audit = d.audit;
+      if (!audit) { return el("p", "No audit report configured (BORDERGATE_AUDIT_REPORT).", "muted"); }
+      if (audit.error) { return el("p", audit.error, "bad"); }
       var box = el("div");
       box.appendChild(el("p", "Generated " + audit.generated + ": " + audit.verdict + " (" + audit.findings_total + " finding(s) in all logs)",
                          audit.findings_total ? "bad" : "ok"));
       box.appendChild(table(["severity", "kind", "entry", "explanation"],
         audit.findings.map(function (f) { return [f.severity, f.kind, f.index, f.explanation]; })));
-      fill("audit", box);
-    }
+      return box;
+    });
     document.getElementById("updated").textContent = "Updated " + when(d.now) + ".";
   }
 
@@ -114,6 +143,7 @@
       document.getElementById("updated").textContent = "Update failed: " + err.message;
     });
   }
-  render(JSON.parse(document.getElementById("initial").textContent));
-  setInterval(poll, 2000);
+  setInterval(poll, 2000);  // first: a page the initial data cannot draw still updates
+  try { render(JSON.parse(document.getElementById("initial").textContent)); }
+  catch (err) { document.getElementById("updated").textContent = "Cannot draw: " + err.message; }
 })();
