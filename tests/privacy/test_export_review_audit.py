@@ -48,7 +48,7 @@ def _inspect(entries: list[bytes], f: EntryFactory, reference: bool) -> list[tup
         reviewers=ReviewPolicy((), 1))
     inspector.feed_all(0, entries)
     inspector.finish()
-    return [(x.kind, x.index) for x in inspector.findings  # type: ignore[misc]
+    return [(x.kind, x.index or 0) for x in inspector.findings
             if x.kind in ("export_not_private", "privacy_budget_overspent")]
 
 
