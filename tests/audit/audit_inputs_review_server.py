@@ -7,6 +7,8 @@ answers requests for ``PATH`` (``*``: every path) the hostile way ``MODE`` names
 * ``drip``: a 200 whose body comes one byte every 0.2 s, for ever (slowloris);
 * ``drip-headers``: a status line, then header bytes one every 0.2 s, for ever;
 * ``endless``: a 200 without a length whose body never ends, as fast as it goes;
+* ``gzip-bomb``: a 200 of a few dozen KiB, ``Content-Encoding: gzip, gzip``, that
+  decodes to 4 GiB of zeros (:func:`gzip_bomb`), whatever the request accepts;
 * ``redirect-file``: a 302 to ``file:///etc/passwd``;
 * ``redirect-host``: a 302 to the same path on another loopback port (a second
   server of the same directory, honest: what a follower of redirects would trust).
@@ -16,6 +18,7 @@ Every other path is served from ``LOG_DIR`` as it is.  Stops on SIGTERM.
 
 from __future__ import annotations
 
+import gzip
 import signal
 import sys
 import threading
@@ -24,8 +27,43 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
+def _fixed_huffman(out: bytearray, state: list[int], code: int, bits: int) -> None:
+    """Append a Huffman code (most significant bit first) to a deflate bit stream."""
+    for shift in range(bits - 1, -1, -1):
+        state[0] |= ((code >> shift) & 1) << state[1]
+        state[1] += 1
+        if state[1] == 8:
+            out.append(state[0])
+            state[0] = state[1] = 0
+
+
+def gzip_bomb(unpacked: int = 4 << 30) -> bytes:
+    """Twice-gzipped zeros, about ``unpacked`` bytes once decoded: built by hand (one
+    fixed-Huffman deflate block: a zero, then matches of 258 at distance 1), so that
+    no test spends seconds compressing gigabytes.  The inner stream has no trailer:
+    a decoder runs out of memory long before it would look for one."""
+    head, unit, state = bytearray(), bytearray(), [0, 0]
+    # header bits are values, least significant first: BFINAL 1, BTYPE 01 -> 1, 1, 0
+    for bit in (1, 1, 0):
+        state[0] |= bit << state[1]
+        state[1] += 1
+    _fixed_huffman(head, state, 0x30, 8)         # literal 0
+    _fixed_huffman(head, state, 0b11000101, 8)   # length 258 (code 285)
+    _fixed_huffman(head, state, 0, 5)            # distance 1
+    assert state == [0, 0] and len(head) == 3
+    for _ in range(8):                           # 8 matches: 104 bits, 13 bytes
+        _fixed_huffman(unit, state, 0b11000101, 8)
+        _fixed_huffman(unit, state, 0, 5)
+    assert state == [0, 0] and len(unit) == 13
+    repeats = max(1, (unpacked // 258 - 1) // 8)
+    inner = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + bytes(head) + bytes(unit) * repeats
+    return gzip.compress(inner, 9)
+
+
 def _handler(log_dir: Path, mode: str, hostile: str, other_port: list[int]
              ) -> type[BaseHTTPRequestHandler]:
+    bomb = gzip_bomb() if mode == "gzip-bomb" else b""
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
             return
@@ -63,6 +101,12 @@ def _handler(log_dir: Path, mode: str, hostile: str, other_port: list[int]
                         self.wfile.write(b"x")
                         self.wfile.flush()
                         time.sleep(0.2)
+                elif mode == "gzip-bomb":
+                    self.send_response(200)
+                    self.send_header("Content-Encoding", "gzip, gzip")
+                    self.send_header("Content-Length", str(len(bomb)))
+                    self.end_headers()
+                    self.wfile.write(bomb)
                 elif mode == "endless":
                     self.send_response(200)
                     self.send_header("Connection", "close")

@@ -14,6 +14,7 @@ on 127.0.0.1; the deadline is shortened for the test.  Test-only keys.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -119,3 +120,36 @@ def test_an_endless_or_redirecting_answer_is_refused(
     else:
         assert log.error is not None and "log_unavailable" in log.error, log.error
     assert not run.ok
+
+
+_AUDIT_UNDER_LIMIT = """
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+from pathlib import Path
+from bordergate.audit.auditor_config import load_auditor_config
+from bordergate.audit.run import run_audit
+run = run_audit(load_auditor_config(Path(sys.argv[1])), Path(sys.argv[2]))
+(log,) = run.logs
+print(json.dumps({"ok": run.ok, "error": log.error,
+                  "findings": [[f.kind, (f.detail or {}).get("code")] for f in log.log_findings]}))
+"""
+
+
+def test_a_compressed_answer_is_never_decoded_into_memory(log_dir: Path, tmp_path: Path
+                                                          ) -> None:
+    """Promise 5 (the audit always ends with an answer, bounded in memory): a log server
+    answering the checkpoint with 52 KiB labelled ``Content-Encoding: gzip, gzip`` that
+    decode to 4 GiB of zeros.  The size cap counted decoded bytes after each decoded
+    chunk, so one chunk of 64 KiB became gigabytes first (``MemoryError`` with a trace
+    under this test's 2 GiB limit; the OOM killer without one).  The auditor asks for
+    ``identity`` and refuses an encoded answer (``object_encoding_refused``: the log
+    fails verification), in its own process under the limit."""
+    with hostile(log_dir, "gzip-bomb", "checkpoint") as url:
+        proc = subprocess.run(
+            [sys.executable, "-c", _AUDIT_UNDER_LIMIT,
+             str(auditor_file(tmp_path / "auditor.toml", url)), str(tmp_path / "state")],
+            capture_output=True, timeout=120, check=False, cwd=Path(__file__).parents[2])
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    out = json.loads(proc.stdout)
+    assert not out["ok"]
+    assert out["findings"] == [["log_verification_failed", "object_encoding_refused"]], out

@@ -7,7 +7,9 @@ bundle shapes, proofs, and, in :meth:`LogClient.rebuild`, that the published
 tiles are exactly what the entries produce.  Sizes are capped before parsing,
 and an HTTP fetch is bounded in time as a whole (:data:`FETCH_DEADLINE_S`), not
 only between two reads: a server that answers one byte at a time (slowloris)
-ends the fetch as ``log_fetch_too_slow``, never holds an auditor for days.
+ends the fetch as ``log_fetch_too_slow``, never holds an auditor for days.  An
+HTTP answer is never decompressed (``object_encoding_refused``): the caps count
+the bytes received, which are the bytes kept.
 
 This module must never trust a byte it has not checked, never wait on a source
 without a bound, and never write to a log.
@@ -118,9 +120,10 @@ class HttpSource:
     """A log served over HTTP(S) at ``base_url``.
 
     Redirects are never followed (a 3xx is ``log_unavailable``: the objects are
-    where the auditor was told they are, not where the server points), and each
-    fetch ends within ``deadline`` seconds however slowly
-    the server answers.
+    where the auditor was told they are, not where the server points), each fetch
+    ends within ``deadline`` seconds however slowly the server answers, and answers
+    are read as sent: ``identity`` is asked for and an encoded (compressed) answer
+    is ``object_encoding_refused``, since the size cap must count the bytes held.
     """
 
     def __init__(self, base_url: str, client: httpx.Client | None = None, *,
@@ -141,7 +144,7 @@ class HttpSource:
         or when the server gives up).
 
         Raises:
-            VerificationError: ``object_too_large``.
+            VerificationError: ``object_too_large``, ``object_encoding_refused``.
             Unavailable: ``log_unavailable`` (unreachable, an answer other than 200
                 or 404, a redirect), ``log_fetch_too_slow`` (past the deadline).
         """
@@ -170,13 +173,19 @@ class HttpSource:
 
     def _get(self, url: str, path: str, limit: int, stop: threading.Event) -> bytes | None:
         try:
-            with self._client.stream("GET", url) as r:
+            with self._client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as r:
                 if r.status_code == 404:
                     return None
                 if r.status_code != 200:
                     raise Unavailable(f"GET {url} answered {r.status_code}", code="log_unavailable")
+                encoding = r.headers.get("Content-Encoding", "identity").strip().lower()
+                if encoding not in ("", "identity"):
+                    # decoded, a few KiB could be gigabytes before any cap is checked
+                    raise VerificationError(f"{path} came with Content-Encoding "
+                                            f"{encoding[:40]!r}; only identity is read",
+                                            code="object_encoding_refused")
                 chunks, total = [], 0
-                for chunk in r.iter_bytes():
+                for chunk in r.iter_raw():
                     total += len(chunk)
                     if total > limit:
                         raise VerificationError(f"{path} is larger than {limit} bytes",
