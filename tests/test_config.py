@@ -74,6 +74,11 @@ BAD = [
     ("epsilon over a budget", GOOD + "[privacy]\nepsilon_per_export = 5\nprincipal_budget = 4\n",
      "config_invalid", "privacy.epsilon_per_export"),
     ("privacy typo", GOOD + "[privacy]\nepsilon = 1\n", "config_unknown_key", "privacy.epsilon"),
+    # TOML spells nan and inf: refused by name, not a ValueError from round() (review)
+    ("nan epsilon", GOOD + "[privacy]\nepsilon_per_export = nan\n", "config_invalid",
+     "privacy.epsilon_per_export"),
+    ("infinite budget", GOOD + "[privacy]\nprincipal_budget = inf\n", "config_invalid",
+     "privacy.principal_budget"),
     ("bad code", GOOD.replace("jurisdictions.us", "jurisdictions.US1"), "config_invalid",
      "jurisdictions.US1"),
     ("quorum above witnesses", GOOD + "quorum = 1\n",

@@ -24,6 +24,7 @@ logs, start servers or read the secrets the file points to.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -483,7 +484,8 @@ class _Reader(ConfigReader):
         value = doc.get(name)
         if value is None:
             return default_micro
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not math.isfinite(value):  # TOML spells nan and inf
             raise self.fail(f"privacy.{name}", "must be a number")
         micro = round(value * 1_000_000)
         high = 100_000_000 if name == "epsilon_per_export" else 10**12
