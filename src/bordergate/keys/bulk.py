@@ -1,7 +1,9 @@
 """Bulk key releases for an export: the ``export-intent`` entry that justifies them.
 
-An export grouped by a sealed field opens one value per record, so it needs the
-data key of every subject with a value.  Its ``export`` entry cannot justify
+An export grouped by a sealed field opens one value per record, so it needs
+data keys; it asks for the key of every subject with a record in the collection
+(not only those with a value: that list, in the public log, would name who has
+one).  Its ``export`` entry cannot justify
 that: it records the noisy groups, known only after the keys are opened (and
 receipts bind those).  So the gateway first logs an ``export-intent`` entry,
 after the export's decision and before asking for any key, carrying:
