@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bordergate.errors import ConfigError
+from bordergate.errors import ConfigError, VerificationError
 from bordergate.releases.deployment_slice import (
     DeploymentSlice,
     SettingsFiles,
@@ -45,11 +45,13 @@ from bordergate.releases.manifest import installed_package_dir
 from bordergate.releases.review import Reviewer, ReviewPolicy
 from bordergate.releases.runtime import RuntimeSlice, current_runtime, diff_slices
 from bordergate.tlog.client import LogClient
+from bordergate.tlog.cosignature import count_witnesses
 from bordergate.tree_digest import FileListDigest, digest_files, read_tree
 
 if TYPE_CHECKING:
     from bordergate.config import Deployment, Jurisdiction
     from bordergate.policy.bundle import PolicyBundle
+    from bordergate.tlog.checkpoint import SignedCheckpoint
     from bordergate.tlog.storage import LogStorage
 
 __all__ = ["StartCheck", "check_release", "default_index_file", "gateway_self_check",
@@ -211,7 +213,7 @@ def check_release(client: LogClient, policy: ReviewPolicy, policy_dir: str | os.
                   config_hint: str = "--config <deployment.toml>",
                   deployment: DeploymentSlice | None = None,
                   runtime: RuntimeSlice | None = None,
-                  require_runtime: bool = False) -> StartCheck:
+                  require_runtime: bool = False, witness_quorum: int = 0) -> StartCheck:
     """Check that an approved release names the installed code and the policy bundle.
 
     Args:
@@ -229,6 +231,9 @@ def check_release(client: LogClient, policy: ReviewPolicy, policy_dir: str | os.
         runtime: the attested runtime; the release must record exactly it
             (None: the process was not attested).
         require_runtime: refuse an unattested process (the production profile).
+        witness_quorum: distinct witnesses among ``client.cosigners`` that must
+            have cosigned the checkpoint the release entries are read under (the
+            log operator alone could sign a fork); an empty log's needs none.
 
     Returns:
         The check, with the policy bytes to load.
@@ -265,6 +270,7 @@ def check_release(client: LogClient, policy: ReviewPolicy, policy_dir: str | os.
     origin = client.verifier.name
     index = ReleaseIndex.load(index_file, origin)
     signed = index.update(client)
+    _require_witnessed(signed, client, witness_quorum)  # before the cache keeps its edge
     if index_file is not None:
         try:
             index.save(index_file)
@@ -287,6 +293,25 @@ def check_release(client: LogClient, policy: ReviewPolicy, policy_dir: str | os.
                       log_size=index.size,
                       runtime_digest=runtime.digest if runtime is not None else None,
                       deployment_digest=deployment.digest if deployment is not None else None)
+
+
+def _require_witnessed(signed: SignedCheckpoint, client: LogClient, quorum: int) -> None:
+    """Refuse release entries read under a checkpoint short of the witness quorum.
+
+    Raises:
+        VerificationError: ``witness_quorum_not_met`` (an empty log needs no
+            cosignature: it holds no release to start from).
+    """
+    if signed.checkpoint.size == 0 or quorum <= 0:
+        return
+    witnesses = count_witnesses(((c.name, c.key_id) for c in signed.cosignatures),
+                                client.cosigners)
+    if witnesses < quorum:
+        raise VerificationError(
+            f"the checkpoint of size {signed.checkpoint.size} the release entries were read "
+            f"under is cosigned by {witnesses} distinct trusted witness(es), {quorum} "
+            "required: a checkpoint the log operator alone signed may be a fork",
+            code="witness_quorum_not_met")
 
 
 def review_policy(jurisdiction: Jurisdiction) -> ReviewPolicy:
@@ -323,15 +348,25 @@ def gateway_self_check(deployment: Deployment, code: str, storage: LogStorage, *
         ConfigError: as :func:`check_release` (with this jurisdiction's
             deployment slice, the attested runtime, and, under the production
             profile, an attested runtime required), or the log's verifier key is unreadable.
-        VerificationError: the log does not verify.
+        VerificationError: the log does not verify, or its checkpoint lacks the
+            witness quorum (``witness_quorum_not_met``).
         Unavailable: the log cannot be read.
     """
     from bordergate.tlog.client import StorageSource
+    from bordergate.tlog.cosignature import CosignatureVerifier
     from bordergate.tlog.note import Ed25519Verifier
     j = deployment.jurisdiction(code)
     files = read_settings_files(deployment, code)  # once: the gateway loads these
-    # the release entries are read under the log key the slice names, no other
-    client = LogClient(StorageSource(storage), Ed25519Verifier.from_key_string(files.log_key))
+    # the release entries are read under the log key the slice names, and under a
+    # checkpoint its witnesses (also in the slice) cosigned: the log operator holds
+    # the key, so a checkpoint it alone signed may be a fork without a rejection
+    try:
+        cosigners = [CosignatureVerifier.from_key_string(w.vkey) for w in j.log.witnesses]
+    except (VerificationError, ValueError) as e:
+        raise ConfigError(f"jurisdictions.{code}.log.witnesses: {e}",
+                          code="witness_key_invalid") from None
+    client = LogClient(StorageSource(storage), Ed25519Verifier.from_key_string(files.log_key),
+                       cosigners=cosigners)
     runtime = current_runtime()
     if runtime is None and not deployment.profile.requires_attested_runtime:
         logging.getLogger(__name__).warning(
@@ -344,7 +379,8 @@ def gateway_self_check(deployment: Deployment, code: str, storage: LogStorage, *
                           config_hint=f"--config {deployment.path} --jurisdiction {code}",
                           deployment=deployment_slice(deployment, code, files=files),
                           runtime=runtime,
-                          require_runtime=deployment.profile.requires_attested_runtime)
+                          require_runtime=deployment.profile.requires_attested_runtime,
+                          witness_quorum=j.log.quorum)
     return dataclasses.replace(check, settings_files=files)
 
 

@@ -1,0 +1,119 @@
+"""The self-check reads release entries only under a witnessed checkpoint (promise 6, promise 5).
+
+A gateway's start-up self-check believed any checkpoint signed by the log key.
+The log operator holds that key, so it could show the gateway a fork of the log
+(here: the real entries with a reviewer's rejection left out, re-signed) in
+which the rejected release is approved; the custodian points the gateway's
+``log.storage`` at it (a location, outside the reviewed slice).  The gateway
+started on a release its witnessed log says was rejected.  The jurisdiction's
+witnesses and quorum are in the reviewed slice: a checkpoint they did not
+cosign is not a view of the log the gateway may start from.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bordergate.cli import app
+from bordergate.config import load_config
+from bordergate.entries import parse_entry
+from bordergate.errors import BordergateError, ConfigError
+from bordergate.log_access import log_verifier
+from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
+from bordergate.releases.selfcheck import default_index_file, start_check
+from bordergate.tlog.client import LogClient, StorageSource
+from bordergate.tlog.logdir import read_signer
+from bordergate.tlog.sequencer import Sequencer, create_log
+from bordergate.tlog.storage import open_storage
+from bordergate.tlog.storage.fs import FileStorage
+from tests.gateway.deployment import write_deployment
+from tests.releases.keys import reviewer_signer
+from tests.tlog.witnessed import WitnessServer
+
+REVIEWERS = ("alice", "bob", "carol")
+SECRET_LINE = 'pseudonym_secret_file = "us/pseudonym.secret"\n'
+
+
+@pytest.fixture
+def witnessed(tmp_path: Path) -> Iterator[Path]:
+    """A TEST-ONLY deployment whose us log names one witness process, quorum 1;
+    3 reviewers, 2 required."""
+    path = write_deployment(tmp_path)
+    shutil.copytree(DEFAULT_BUNDLE_PATH, tmp_path / "policy")
+    signer = read_signer(load_config(path).jurisdiction("us").log.key_file)
+    server = WitnessServer(tmp_path, 0, [signer]).start()
+    listed = ", ".join(f'{{ name = "{n}", public_key = '
+                       f'"{reviewer_signer(n).verifier().key_string}" }}' for n in REVIEWERS)
+    text = path.read_text().replace("[deployment]\n", '[deployment]\npolicy_bundle = "policy"\n')
+    text = text.replace("[jurisdictions.us]\n", f"[jurisdictions.us]\nreviewers = [{listed}]\n"
+                        "required_approvals = 2\n")
+    assert SECRET_LINE in text
+    text = text.replace(SECRET_LINE, f'{SECRET_LINE}witnesses = [{{ url = "{server.url}", '
+                        f'vkey = "{server.verifier.key_string}" }}]\nquorum = 1\n')
+    path.write_text(text)
+    for n in REVIEWERS:
+        (tmp_path / f"{n}.key").write_text(reviewer_signer(n).key_string + "\n")
+    try:
+        yield path
+    finally:
+        server.stop()
+
+
+def _cli(*args: str) -> str:
+    out = CliRunner().invoke(app, list(args))
+    assert out.exit_code == 0, out.output
+    return out.output
+
+
+def _review(config: Path, index: str, name: str, verdict: str) -> None:
+    _cli("release", "review", index, "--config", str(config), "--jurisdiction", "us",
+         "--key-file", str(config.parent / f"{name}.key"), "--verdict", verdict,
+         "--note", "read it")
+
+
+def test_a_fork_without_the_rejection_is_not_a_view_to_start_from(witnessed: Path) -> None:
+    """Promise 6 ("a rejection is final") and promise 5 (witnessed log): a gateway's
+    self-check refuses release entries read under a checkpoint its witnesses did not
+    cosign, so a log operator's fork that leaves out a rejection starts nothing."""
+    config = witnessed
+    out = _cli("release", "propose", "--config", str(config), "--jurisdiction", "us")
+    index = out.split("proposed at entry ")[1].split()[0]
+    _review(config, index, "alice", "reject")
+    _review(config, index, "bob", "approve")
+    _review(config, index, "carol", "approve")
+    deployment = load_config(config)
+    with pytest.raises(ConfigError):  # the witnessed log: rejected
+        start_check(deployment, "us", unreviewed=False)
+
+    # the log operator (it holds the log key) forks the log without alice's rejection
+    j = deployment.jurisdiction("us")
+    real = open_storage(j.log.storage)
+    try:
+        client = LogClient(StorageSource(real), log_verifier(j))
+        size = client.checkpoint().checkpoint.size
+        entries = [client.entry(i, size) for i in range(size)]
+    finally:
+        real.close()
+    kept = [e for e in entries if not (parse_entry(e).type == "release-review"
+                                       and parse_entry(e).body.get("verdict") == "reject")]
+    assert len(kept) == len(entries) - 1
+    assert j.log.key_file is not None
+    signer = read_signer(j.log.key_file)
+    fork = FileStorage(config.parent / "us" / "forked-log")
+    create_log(fork, signer)
+    with Sequencer(fork, signer) as seq:
+        seq.append_many(kept)
+        seq.publish()
+    fork.close()
+    config.write_text(config.read_text().replace('storage = "us/log"',
+                                                 'storage = "us/forked-log"', 1))
+    default_index_file(j).unlink(missing_ok=True)  # the custodian's file: a cache
+
+    with pytest.raises(BordergateError) as info:
+        start_check(load_config(config), "us", unreviewed=False)
+    assert info.value.code == "witness_quorum_not_met", info.value
