@@ -11,7 +11,10 @@ current checkpoint (promise 5: append-only and witnessed):
    from the log's new tiles.  Two signed checkpoints that cannot both be true
    are written as a self-proving evidence file
    (:mod:`bordergate.tlog.evidence`) into the store, and named in the result;
-3. requires the configured quorum of witness cosignatures;
+3. requires the configured quorum of witness cosignatures (and warns when that
+   quorum is at most half the trusted witnesses: the log operator alone could
+   then show another party a different history meeting it,
+   :func:`bordergate.audit.witness_check.fork_colluders`);
 4. rebuilds the tree from the saved edge, reading only the new entry bundles,
    and checks that every new tile and the root are what the entries produce;
 5. saves the new state only when everything verified.
@@ -29,10 +32,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bordergate.audit.logstate import AuditState, AuditStateStore, decode_state, encode_state
+from bordergate.audit.witness_check import fork_caveat, fork_colluders
 from bordergate.errors import ConfigError, NotFound, VerificationError
 from bordergate.tlog import merkle
 from bordergate.tlog.checkpoint import SignedCheckpoint, open_checkpoint
 from bordergate.tlog.client import LogClient
+from bordergate.tlog.cosignature import count_witnesses
 from bordergate.tlog.evidence import build_evidence
 from bordergate.tlog.storage import CHECKPOINT_PATH
 from bordergate.tlog.tiles import TILE_HEIGHT, TILE_WIDTH, parse_path
@@ -229,6 +234,9 @@ def _warnings(client: LogClient, signed: SignedCheckpoint) -> tuple[str, ...]:
                    "this auditor's own history (development setting)")
     if not signed.cosignatures:
         out.append("the checkpoint carries no valid witness cosignature")
+    witnesses = count_witnesses(((c.name, c.key_id) for c in client.cosigners), client.cosigners)
+    if client.quorum > 0 and fork_colluders(client.quorum, witnesses) == 0:
+        out.append(fork_caveat(client.quorum, witnesses) or "")
     return tuple(out)
 
 

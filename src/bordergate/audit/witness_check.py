@@ -27,7 +27,19 @@ current state only if
    checkpoint fresh while idle by having it cosigned again
    (``SequencerConfig.refresh_interval``).
 
-Both are high findings; neither is ever a warning.  Pure: the checkpoint's
+Both are high findings; neither is ever a warning.
+
+What a met quorum rules out depends on its size (:func:`fork_colluders`).  An
+honest witness refuses a second history only if it saw the first: a log
+operator that shows one history to some witnesses and another to the others
+(from the start, so no witness sees both) gets each cosigned.  Two quorums of
+``q`` among ``n`` trusted witnesses share at least ``2q - n`` of them, so
+another party trusting the same witnesses can be shown a different history
+meeting the same quorum by the log operator with ``max(0, 2q - n)`` of them
+colluding: with ``q <= n/2`` by the log operator alone, with ``q < n`` by
+fewer witnesses than the quorum.  A met quorum below ``n`` says so in its
+explanation (``fork_needs_colluding_witnesses`` in the report); it is not a
+finding (the auditor chose the quorum).  Pure: the checkpoint's
 cosignatures were verified by :func:`bordergate.tlog.checkpoint.open_checkpoint`
 against the auditor's witness keys; time is a parameter.  This module must
 never do I/O or read the clock.
@@ -41,10 +53,10 @@ from typing import Any
 
 from bordergate.entries import format_time
 from bordergate.tlog.checkpoint import SignedCheckpoint
-from bordergate.tlog.cosignature import CosignatureVerifier, group_by_witness
+from bordergate.tlog.cosignature import CosignatureVerifier, count_witnesses, group_by_witness
 
 __all__ = ["DEFAULT_MAX_AGE", "FUTURE_SKEW", "SeenCosignature", "WitnessCheck",
-           "check_witnesses", "witness_summary"]
+           "check_witnesses", "fork_caveat", "fork_colluders", "witness_summary"]
 
 DEFAULT_MAX_AGE = 3600
 """Seconds a first audit accepts a cosignature as fresh (``max_checkpoint_age_s``)."""
@@ -83,6 +95,9 @@ class WitnessCheck:
         cosigned: the valid cosignatures by trusted witnesses (one per witness).
         finding: ``checkpoint_unwitnessed``, ``checkpoint_stale`` or None.
         explanation: for people; says what was and was not there.
+        colluders: how many of the trusted witnesses, colluding with the log
+            operator, let it show another party with the same trust a different
+            history meeting this quorum (:func:`fork_colluders`).
     """
 
     required: int
@@ -91,6 +106,7 @@ class WitnessCheck:
     cosigned: tuple[SeenCosignature, ...]
     finding: str | None
     explanation: str
+    colluders: int = 0
 
     @property
     def status(self) -> str:
@@ -102,6 +118,7 @@ class WitnessCheck:
                 "max_checkpoint_age_s": self.max_age,
                 "trusted": [{"witness": n, "key_id": f"{k:08x}"} for n, k in self.trusted],
                 "cosigned_by": [c.to_json() for c in self.cosigned],
+                "fork_needs_colluding_witnesses": self.colluders,
                 "explanation": self.explanation}
 
 
@@ -152,7 +169,35 @@ def check_witnesses(signed: SignedCheckpoint, *, trusted: Sequence[CosignatureVe
         finding = None
         why = (f"the checkpoint of size {size} is cosigned by {len(cosigned)} trusted "
                f"witness(es), {quorum} required within {max_age} s: {names}")
-    return WitnessCheck(quorum, max_age, keys, cosigned, finding, why)
+        caveat = fork_caveat(quorum, count_witnesses(keys, trusted))
+        if caveat:
+            why += f"; but {caveat}"
+    return WitnessCheck(quorum, max_age, keys, cosigned, finding, why,
+                        fork_colluders(quorum, count_witnesses(keys, trusted)))
+
+
+def fork_colluders(quorum: int, witnesses: int) -> int:
+    """How many of ``witnesses`` trusted witnesses must collude with the log operator
+    for it to show two parties that both require ``quorum`` of them two different
+    histories, each meeting the quorum: two quorums share at least ``2 * quorum -
+    witnesses`` witnesses, and an honest witness cosigns one history only (0 with
+    quorum 0: nothing is ruled out)."""
+    return max(0, 2 * quorum - witnesses) if quorum > 0 else 0
+
+
+def fork_caveat(quorum: int, witnesses: int) -> str | None:
+    """For people: what a met quorum of ``quorum`` of ``witnesses`` does not rule out
+    (None when only all the witnesses of a quorum colluding could fork the log)."""
+    if quorum <= 0 or quorum >= witnesses:
+        return None
+    colluders = fork_colluders(quorum, witnesses)
+    who = "the log operator alone" if colluders == 0 else \
+        f"the log operator with {colluders} of these witnesses colluding"
+    return (f"a quorum of {quorum} of {witnesses} witnesses does not show that this is the "
+            f"log's only history: {who} can show another party trusting the same witnesses "
+            f"a different history meeting the same quorum (cosigned by witnesses that never "
+            f"saw this one); quorum {witnesses} of {witnesses} needs every witness of a "
+            "quorum to collude")
 
 
 def _rank(seen: SeenCosignature) -> tuple[bool, int]:
@@ -175,7 +220,14 @@ def witness_summary(log: Mapping[str, Any]) -> str:
             "required" if w.get("required") else "this auditor requires none (quorum 0)")
     verdict = {"witnessed": "quorum met", "unwitnessed": "QUORUM NOT MET",
                "stale": "STALE"}.get(status, status)
-    return f"{verdict}: {cosigned}; {need}"
+    colluders = w.get("fork_needs_colluding_witnesses")
+    caveat = ""
+    if status == "witnessed" and isinstance(colluders, int) and \
+            colluders < int(w.get("required") or 0):
+        caveat = ("; a different history meeting this quorum needs "
+                  + ("no colluding witness" if colluders == 0 else
+                     f"only {colluders} colluding witness(es)"))
+    return f"{verdict}: {cosigned}; {need}{caveat}"
 
 
 def _when(timestamp: int) -> str:
