@@ -53,7 +53,11 @@ Files = dict[str, bytes]
 def signed(tmp_path_factory: pytest.TempPathFactory) -> Files:
     """The files of a signed report of a witnessed 5-entry log (five findings, each
     with its entry record, raw entry and inclusion proof)."""
-    root = tmp_path_factory.mktemp("signed-report")
+    return signed_report_files(tmp_path_factory.mktemp("signed-report"))
+
+
+def signed_report_files(root: Path) -> Files:
+    """Audit a witnessed 5-entry log made under ``root``; the signed report's files."""
     log = root / "log"
     make_log(log)
     grow(log, 5)

@@ -9,13 +9,17 @@
   files under DIR: no network, no gateway, no log.
 
 Exit codes of ``verify-report``: 0 verified, 1 verification failed (each problem
-printed with the file it concerns), 2 usage (a malformed key), 3 unavailable (DIR
-cannot be read).  This module must never hold checking logic.
+printed with the file it concerns; a symbolic link or special file under DIR is
+``report_file_not_regular``: the package is read as it is, never through links),
+2 usage (a malformed key), 3 unavailable (DIR cannot be read).  This module must
+never hold checking logic, nor read a file outside DIR.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Annotated
 
@@ -59,18 +63,53 @@ def keygen(key_file: Annotated[Path, typer.Option("--key-file", help="where to w
 def read_report_dir(directory: Path) -> dict[str, bytes]:
     """Every file under ``directory`` by its ``/``-separated relative path.
 
+    Only what the directory itself holds is read: a symbolic link (to a file or a
+    directory) or a special file anywhere under it is refused, never followed or
+    opened -- a package from someone else could otherwise have the reader hash its
+    own files, or block for ever on one that never ends (``/proc/kmsg``).
+
     Raises:
+        VerificationError: ``report_file_not_regular`` (a symbolic link or special file).
         OSError: the directory or a file cannot be read, or a file is too large.
     """
-    if not directory.is_dir():
+    if directory.is_symlink() or not directory.is_dir():
         raise FileNotFoundError(f"{directory} is not a directory")
     files: dict[str, bytes] = {}
-    for path in sorted(directory.rglob("*")):
-        if path.is_file():
-            if path.stat().st_size > MAX_REPORT_FILE_BYTES:
-                raise OSError(f"{path} is larger than {MAX_REPORT_FILE_BYTES} bytes")
-            files[path.relative_to(directory).as_posix()] = path.read_bytes()
-    return files
+    _read_tree(directory, "", files)
+    return dict(sorted(files.items()))
+
+
+def _read_tree(root: Path, relative: str, files: dict[str, bytes]) -> None:
+    with os.scandir(root / relative if relative else root) as listing:
+        entries = sorted(listing, key=lambda e: e.name)
+    for entry in entries:
+        rel = f"{relative}/{entry.name}" if relative else entry.name
+        mode = entry.stat(follow_symlinks=False).st_mode
+        if stat.S_ISDIR(mode):
+            _read_tree(root, rel, files)
+        elif stat.S_ISREG(mode):
+            files[rel] = _read_regular(root / rel)
+        else:
+            kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+            raise VerificationError(f"{root / rel} is {kind}: a report directory is read "
+                                    "as it is, never through links",
+                                    code="report_file_not_regular")
+
+
+def _read_regular(path: Path) -> bytes:
+    """A regular file's bytes, opened without following a link swapped in meanwhile."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise VerificationError(f"{path} is not a regular file",
+                                    code="report_file_not_regular")
+        if info.st_size > MAX_REPORT_FILE_BYTES:
+            raise OSError(f"{path} is larger than {MAX_REPORT_FILE_BYTES} bytes")
+        data = handle.read(MAX_REPORT_FILE_BYTES + 1)
+    if len(data) > MAX_REPORT_FILE_BYTES:
+        raise OSError(f"{path} is larger than {MAX_REPORT_FILE_BYTES} bytes")
+    return data
 
 
 def verify_report_command(
@@ -100,7 +139,7 @@ def verify_report_command(
         raise usage_error(str(e), code=e.code, json_output=json_output) from None
     try:
         files = read_report_dir(directory)
-    except OSError as e:
+    except (OSError, VerificationError) as e:
         raise fail(e, json_output=json_output) from None
     result = verify_report(files, verifiers, log_keys=log_key or [])
     if json_output:
