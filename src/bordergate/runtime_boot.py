@@ -325,7 +325,10 @@ def attest(lock_path: str, *, cold: bool = False, isolated: bool = True) -> dict
         isolated: require the isolated start (False: only compare, for ``--check``).
 
     Returns:
-        ``{"lock": path, "digest": the lock's identity digest, "seconds": time taken}``.
+        ``{"lock": path, "digest": the lock's identity digest, "seconds": time taken,
+        "locked": the lock object verified}``: the release self-check derives the
+        runtime slice from ``locked``, never from a second read of the lock file
+        (which a custodian could put back once the boot has compared).
 
     Raises:
         RuntimeRefused: as described in the module docstring.
@@ -349,7 +352,7 @@ def attest(lock_path: str, *, cold: bool = False, isolated: bool = True) -> dict
             if path not in sys.path:
                 sys.path.append(path)
     return {"lock": os.path.abspath(lock_path), "digest": str(lock.get("digest")),
-            "seconds": time.perf_counter() - started}
+            "seconds": time.perf_counter() - started, "locked": lock}
 
 
 def boot_command(env: str, args: tuple[str, ...] = ()) -> list[str]:
@@ -389,6 +392,7 @@ def main(argv: list[str]) -> int:
         print(f"error [{e.code}]: {e}", file=sys.stderr)
         return 2
     if check:
+        result.pop("locked")
         print(json.dumps(result))
         return 0
     # the module as imported from the verified site-packages (this file ran as __main__)

@@ -116,15 +116,26 @@ def slice_of(lock: Mapping[str, Any]) -> RuntimeSlice:
     """The runtime slice of a lock object.
 
     Raises:
-        ConfigError: ``runtime_lock_invalid`` (a malformed lock).
+        ConfigError: ``runtime_lock_invalid`` (a malformed lock);
+            ``runtime_file_unrecorded`` (a site-packages file no distribution owns).
     """
     try:
         files = lock["files"]
         site = files["site"]
         dists = {}
+        owned: set[str] = set()
         for name, dist in lock["distributions"].items():
             listed = {p: site[p] for p in dist["files"] if not _install_specific(p)}
             dists[name] = f"{dist['version']} {_tree(listed)}"
+            owned.update(dist["files"])
+        # the boot lets every file of files.site run; the digest covers only the
+        # distributions' files: a file no distribution owns would run unnamed
+        stray = sorted(p for p in site if p not in owned and not _cached(p))
+        if stray:
+            raise ConfigError(f"the runtime lock lists {len(stray)} site-packages file(s) no "
+                              f"distribution owns, e.g. {', '.join(stray[:5])}: they would "
+                              "run without being in the runtime digest",
+                              code="runtime_file_unrecorded")
         return RuntimeSlice(
             python=f"{lock['implementation']}-{'.'.join(str(n) for n in lock['python'])}",
             interpreter={k: DIGEST_PREFIX + v for k, v in files["interpreter"].items()},
@@ -272,7 +283,10 @@ def current_runtime() -> RuntimeSlice | None:
     attested = runtime_boot.ATTESTED
     if attested is None:
         return None
-    return read_lock_slice(Path(attested["lock"]))
+    locked = attested.get("locked")
+    if not isinstance(locked, dict):  # the boot always records it: fail closed
+        raise ConfigError("the boot recorded no verified lock", code="runtime_lock_invalid")
+    return slice_of(locked)  # the lock the boot compared, not the file read again
 
 
 # -- the slice in a manifest read from a log (untrusted) --------------------------------
