@@ -4,10 +4,10 @@ The isolated boot (``runtime_boot``) compares site-packages with the lock's
 ``files``; the runtime slice (``releases.runtime.slice_of``), whose digest a
 release approves, hashed only the files some distribution's RECORD owns.  The
 lock sits in the runtime directory the custodian controls, so a custodian
-planted a module no distribution owns (``uvloop/__init__.py``: ``gateway
-serve --loop auto`` imports uvloop when it is there; many dependencies import
-optional modules the same way), added its hash to the lock's ``files``, and the
-boot accepted the runtime while its digest stayed the approved one.  Now a lock
+planted a module no distribution owns (``brotli.py``: httpx, which the gateway
+imports, runs ``import brotli`` when it can; many dependencies import optional
+modules the same way), added its hash to the lock's ``files``, and the boot
+accepted the runtime while its digest stayed the approved one.  Now a lock
 with a site-packages file no distribution owns has no runtime slice
 (``runtime_file_unrecorded``), and the slice is computed from the lock the
 boot verified, not from a second read of the file.
@@ -79,11 +79,9 @@ def test_a_planted_module_the_lock_lists_but_no_distribution_owns_is_not_approve
     assert _boot_check(env).returncode == 0
 
     planted = b"import os\nos.environ['BORDERGATE_PWNED'] = '1'\n"
-    target = env / SITE / "uvloop" / "__init__.py"
-    target.parent.mkdir()
-    target.write_bytes(planted)
+    (env / SITE / "brotli.py").write_bytes(planted)
     edited = json.loads(json.dumps(honest))
-    edited["files"]["site"]["uvloop/__init__.py"] = hashlib.sha256(planted).hexdigest()
+    edited["files"]["site"]["brotli.py"] = hashlib.sha256(planted).hexdigest()
     (env / runtime_boot.LOCK_NAME).write_text(json.dumps(edited, sort_keys=True))
 
     booted = _boot_check(env).returncode == 0
