@@ -11,11 +11,16 @@ never taken from a clock other than a verified witness's, up to now.  Keys TEST-
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
-from bordergate.gateway.dashboard import _cosignatures
+from bordergate.config import load_config
+from bordergate.gateway.dashboard import DashboardFeed, _cosignatures
+from bordergate.gateway.startup import open_gateway
 from bordergate.tlog.checkpoint import Checkpoint, sign_checkpoint
 from bordergate.tlog.cosignature import CosignatureSigner
 from bordergate.tlog.note import NoteSignature, Signer, add_signatures
+from bordergate.tlog.storage.memory import MemoryStorage
+from tests.gateway.deployment import write_deployment
 
 ORIGIN = "log.test/witnessed"
 NOW = 1_900_000_000
@@ -50,3 +55,23 @@ def test_only_cosignatures_by_the_configured_witness_keys_count() -> None:
 
     shown, witnessed = _cosignatures(add_signatures(note, [good]), ORIGIN, [], NOW)
     assert witnessed == 0 and shown[0]["verified"] is False and shown[0]["time"] is None
+
+
+def test_a_started_gateway_gives_its_dashboard_the_logs_witness_keys(tmp_path: Path) -> None:
+    """The dashboard checks lines against the keys of the witnesses the deployment
+    file names for the log (``open_gateway`` sets them); with none set, every real
+    cosignature on a deployed gateway would read "not verified"."""
+    config = write_deployment(tmp_path)
+    witness = _witness("TEST-ONLY deployed")
+    vkey = witness.verifier().key_string
+    text = config.read_text().replace(
+        'pseudonym_secret_file = "us/pseudonym.secret"\n',
+        'pseudonym_secret_file = "us/pseudonym.secret"\n'
+        f'witnesses = [{{ url = "http://127.0.0.1:9/w", vkey = "{vkey}" }}]\nquorum = 0\n', 1)
+    config.write_text(text)
+    gateway = open_gateway(load_config(config), "us", log_storage=MemoryStorage())
+    try:
+        assert [v.key_string for v in gateway.witness_cosigners] == [vkey]
+        assert DashboardFeed(gateway).cosigners == gateway.witness_cosigners
+    finally:
+        gateway.close()

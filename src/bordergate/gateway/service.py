@@ -123,6 +123,7 @@ from bordergate.residency.vault import SealedRecord, Vault
 from bordergate.subjects import SubjectId, parse_record_id
 from bordergate.tlog.checkpoint import SignedCheckpoint
 from bordergate.tlog.client import LogClient, StorageSource
+from bordergate.tlog.cosignature import CosignatureVerifier
 from bordergate.tlog.sequencer import Sequencer
 from bordergate.tlog.storage import LogStorage
 from bordergate.tlog.tiles import ENTRY_MAX
@@ -470,6 +471,9 @@ class Gateway:
         self.bulk = bulk if bulk is not None and bulk.active else None
         # where the dashboard keeps what it read of the log (gateway.dashboard_state)
         self.dashboard_state_path: str | None = None
+        # the log's witness keys: a checkpoint's signature line counts as a cosignature
+        # on the dashboard only if it verifies with one (gateway.dashboard)
+        self.witness_cosigners: tuple[CosignatureVerifier, ...] = ()
         # the jurisdiction's key service (issue 13): when set, this gateway holds no KEK
         # and opens sealed values only with a key released against the logged entry
         self.key_service = key_service

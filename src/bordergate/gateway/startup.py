@@ -85,6 +85,7 @@ from bordergate.tlog.logdir import read_signer, write_key
 from bordergate.tlog.note import Ed25519Verifier, Signer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage, open_storage
+from bordergate.tlog.witnessing import witness_endpoint
 
 __all__ = [
     "open_gateway",
@@ -315,6 +316,8 @@ def open_gateway(deployment: Deployment, code: str, *,
         limits=deployment.limits, privacy=deployment.privacy,
         budgets=budgets, revocations=revocations, roster=rosters, key_service=key_service,
         bulk=_bulk_counters(deployment, code, schema, j.store))
+    gateway.witness_cosigners = tuple(witness_endpoint(w.url, w.vkey).verifier
+                                      for w in j.log.witnesses)
     location = parse_store_location(j.store)
     if location.kind == "sqlite":  # the dashboard's state file, beside the records
         gateway.dashboard_state_path = str(Path(location.target).with_name(
