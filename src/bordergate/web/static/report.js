@@ -37,7 +37,8 @@
   function cell(value) {
     var text = value === null || value === undefined ? "" : String(value);
     if (/^[=+\-@\t\r]/.test(text)) { text = "'" + text; }  /* no formulas in spreadsheets */
-    return /[",\n\r]/.test(text) ? "\"" + text.replace(/"/g, "\"\"") + "\"" : text;
+    /* quoted with ";" too: a spreadsheet splitting on ";" must not start a cell mid-value */
+    return /[",;\n\r]/.test(text) ? "\"" + text.replace(/"/g, "\"\"") + "\"" : text;
   }
   function csv(rows, columns) {
     var lines = [columns.map(cell).join(",")];
