@@ -20,7 +20,10 @@ and plugs into :func:`open_note` through the same :class:`Verifier` base.
 Rules from the spec that :func:`open_note` enforces: signatures from unknown
 keys (name and key id not both matching a known verifier) are kept but never
 trusted; a signature from a known key that fails to verify rejects the whole
-note; a note without any verified signature is rejected.
+note; a note without any verified signature is rejected.  A line repeated
+verbatim is checked once: a note is untrusted input (a witness verifies every
+request's), and a public checkpoint's valid signature line copied a hundred
+times must not cost a hundred Ed25519 checks.
 
 This module is pure: it takes bytes and returns values.  It must never read
 files, the network or the clock, and must never let ``ValueError``,
@@ -566,7 +569,11 @@ def open_note(
     verified: list[NoteSignature] = []
     unverified: list[NoteSignature] = []
     seen: set[tuple[str, int]] = set()
+    checked: set[NoteSignature] = set()
     for sig in signatures:
+        if sig in checked:
+            continue  # the same line again: verified once (100 copies cost one check)
+        checked.add(sig)
         verifier = known.get((sig.name, sig.key_id))
         if verifier is not None and not verifier.verify(message, sig.signature):
             raise VerificationError(
