@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bordergate.audit.finding_context import decode_entry
 from bordergate.audit.run import AuditRun, LogRun
 from bordergate.errors import BordergateError, VerificationError
 from bordergate.policy.bundle import archive_files, default_bundle
@@ -200,12 +201,7 @@ def _entry_record(package: EvidencePackage, objects: _ObjectSource, r: LogRun,
 
 
 def _decoded(raw: bytes | None) -> Any:
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return {"not_json": base64.b64encode(raw).decode()}
+    return None if raw is None else decode_entry(raw)
 
 
 def _object(package: EvidencePackage, kind: str, digest: object,

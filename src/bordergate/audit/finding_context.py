@@ -24,7 +24,14 @@ import binascii
 import json
 from typing import Any
 
-__all__ = ["BULK_SECTION", "attach_bulk_counters", "counterparty_bulk", "finding_context"]
+__all__ = ["BULK_SECTION", "MAX_ENTRY_DEPTH", "attach_bulk_counters", "counterparty_bulk",
+           "decode_entry", "finding_context"]
+
+MAX_ENTRY_DEPTH = 32
+"""The deepest nesting of arrays and objects an entry is shown (and stored) decoded
+with; a deeper one is kept as base64 (``{"not_json": ...}``), like bytes that are
+not JSON.  Entries are shallow by design; a deep one (``[[[[...``) would make every
+recursive writer of the report (``json.dumps``, the page) fail."""
 
 BULK_SECTION = "bulk_counters"
 """The report section :func:`counterparty_bulk` reads (filled by the bulk counting)."""
@@ -83,6 +90,33 @@ def _decoded(proof: dict[str, Any] | None) -> Any:
     if proof is None or not isinstance(proof.get("entry"), str):
         return None
     try:
-        return json.loads(base64.b64decode(proof["entry"], validate=True))
+        raw = base64.b64decode(proof["entry"], validate=True)
     except (ValueError, binascii.Error):
         return None
+    return decode_entry(raw)
+
+
+def decode_entry(raw: bytes) -> Any:
+    """An entry's JSON value, or ``{"not_json": <base64>}`` for bytes that are not UTF-8
+    JSON or that nest deeper than :data:`MAX_ENTRY_DEPTH` (the one decoding of an entry
+    the report, its evidence package and ``verify-report`` share: never an exception)."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return {"not_json": base64.b64encode(raw).decode()}
+    return value if _depth_within(value, MAX_ENTRY_DEPTH) else \
+        {"not_json": base64.b64encode(raw).decode()}
+
+
+def _depth_within(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests arrays and objects at most ``limit`` deep (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else \
+            item if isinstance(item, list) else ()
+        if children and depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, (dict, list)))
+    return True

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bordergate.audit.evidence_package import ENTRY_FORMAT, EVIDENCE_DIR, file_digest
+from bordergate.audit.finding_context import decode_entry
 from bordergate.errors import VerificationError
 from bordergate.releases.publication import open_published_bundle
 from bordergate.roster.document import roster_digest
@@ -140,7 +141,7 @@ def verify_report(files: Mapping[str, bytes], auditor: Sequence[Verifier], *,
         _check_manifest(files, report, out)
         checkpoints = _check_logs(files, report, out, log_keys)
         _check_findings(files, report, checkpoints, out)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         # signed, but not the shape this verifier knows: never a pass
         out.fail("report.json", "report_malformed", f"unexpected structure: {exc!r}"[:300])
     return out
@@ -165,7 +166,7 @@ def _signed_report(files: Mapping[str, bytes], auditor: Sequence[Verifier],
         return None
     try:
         report = json.loads(files["report.json"])
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         out.fail("report.json", "report_malformed", f"not JSON: {exc}")
         return None
     if not isinstance(report, dict) or report.get("format") != SIGNED_FORMAT or \
@@ -342,8 +343,8 @@ def _check_entry(files: Mapping[str, bytes], path: str, finding: dict[str, Any],
         leaf = base64.b64decode(record["leaf_hash"], validate=True)
         hashes = [base64.b64decode(h, validate=True) for h in record["inclusion_proof"]]
         size, index = int(record["tree_size"]), int(record["index"])
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-        out.fail(path, "evidence_malformed", str(exc))
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError) as exc:
+        out.fail(path, "evidence_malformed", str(exc)[:300])
         return
     log = next((x for x in report_logs if x.get("origin") == finding.get("origin")), None)
     if record.get("jurisdiction") != finding.get("jurisdiction") or log is None or \
@@ -420,7 +421,5 @@ def _check_objects(files: Mapping[str, bytes], path: str, record: dict[str, Any]
 
 
 def _json_or_none(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return {"not_json": base64.b64encode(raw).decode()}
+    """The decoded form a raw entry has in a record (the evidence package's own)."""
+    return decode_entry(raw)
