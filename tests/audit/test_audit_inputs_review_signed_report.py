@@ -26,11 +26,13 @@ import copy
 import hashlib
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from bordergate.audit.auditor_config import load_auditor_config
 from bordergate.audit.evidence_package import checkpoint_file, file_digest, gather_evidence
@@ -38,9 +40,18 @@ from bordergate.audit.report import build_report, write_report
 from bordergate.audit.report_commands import read_report_dir
 from bordergate.audit.run import run_audit
 from bordergate.audit.signed_report import SIGNATURE_FILE, sign_report, verify_report
-from bordergate.tlog.note import Signer
+from bordergate.cli import app
+from bordergate.tlog.checkpoint import Checkpoint, sign_checkpoint
+from bordergate.tlog.cosignature import CosignatureSigner
+from bordergate.tlog.note import Signer, note_signatures
 from bordergate.tlog.storage import CHECKPOINT_PATH
-from tests.audit.auditlogs import auditor_witness_lines, grow, witness_current
+from tests.audit.auditlogs import (
+    FixedCosigners,
+    auditor_witness_lines,
+    grow,
+    scenario_witnesses,
+    witness_current,
+)
 from tests.tlog.witnessed import log_signer, make_log
 
 # TEST-ONLY auditor key (fixed seed): never a real auditor's key.
@@ -173,3 +184,43 @@ def test_an_honest_resigned_report_still_verifies(signed: Files) -> None:
     """The helper that signs again changes nothing by itself: the same report, signed
     again, verifies (so each failure above is the edit's)."""
     assert codes(resigned(signed, lambda doc, out: None)) == set()
+
+
+def test_witness_claims_count_only_under_the_witness_keys_the_reader_pins(
+        signed: Files, tmp_path: Path) -> None:
+    """Signed report (step 3; promise 5, witnessed): the auditor replaces the audited
+    checkpoint's cosignatures by ones of keys it made, under the real witnesses' names,
+    and states those keys.  Before, a reader could pin the log key but not the
+    witnesses', so "witnessed by w0 and w1" verified under keys the report names
+    itself; with ``witness_keys`` (``--witness-key``) pinned to the real witnesses it
+    fails ``witness_key_not_pinned``, and the honest report still verifies."""
+    now = int(time.time())
+    real = [w.verifier().key_string for w in scenario_witnesses()]
+    fakes = [CosignatureSigner(w.name, hashlib.sha256(b"TEST-ONLY forged " + w.name.encode())
+                               .digest(), lambda: now) for w in scenario_witnesses()]
+
+    def edit(doc: dict[str, Any], out: Files) -> None:
+        log = doc["logs"][0]
+        text, _ = note_signatures(out[log["checkpoint_file"]])
+        checkpoint = Checkpoint.parse(text)
+        out[log["checkpoint_file"]] = FixedCosigners(fakes).cosign(
+            sign_checkpoint(checkpoint, log_signer()), checkpoint, lambda _: [])
+        log["witness_keys"] = [f.verifier().key_string for f in fakes]
+        log["witnesses"]["cosigned_by"] = [
+            {**c, "key_id": f"{f.key_id:08x}", "timestamp": now}
+            for c, f in zip(log["witnesses"]["cosigned_by"], fakes, strict=True)]
+    forged = resigned(signed, edit)
+    pinned_log = [log_signer().verifier().key_string]
+    assert verify_report(forged, [AUDITOR.verifier()], log_keys=pinned_log).ok  # unpinned
+    found = verify_report(forged, [AUDITOR.verifier()], log_keys=pinned_log,
+                          witness_keys=real)
+    assert "witness_key_not_pinned" in {p.code for p in found.problems}
+    assert verify_report(signed, [AUDITOR.verifier()], log_keys=pinned_log,
+                         witness_keys=real).ok
+    for rel, data in forged.items():  # and through `bordergate audit verify-report`
+        (tmp_path / "forged" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "forged" / rel).write_bytes(data)
+    result = CliRunner().invoke(app, [
+        "audit", "verify-report", str(tmp_path / "forged"), "--auditor-key",
+        AUDITOR.verifier().key_string, *(a for w in real for a in ("--witness-key", w))])
+    assert result.exit_code == 1 and "witness_key_not_pinned" in result.output, result.output

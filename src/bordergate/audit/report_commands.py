@@ -3,8 +3,9 @@
 * ``keygen --key-file F --name N``: the auditor's Ed25519 signed-note key (mode
   0600, never overwritten); prints its verifier key, which readers of the report
   pass to ``verify-report --auditor-key``.  ``audit run --sign-key F`` signs.
-* ``verify-report DIR --auditor-key K``: checks a report directory offline
-  (:func:`bordergate.audit.signed_report.verify_report`): the signature, every
+* ``verify-report DIR --auditor-key K [--log-key L] [--witness-key W]``: checks a
+  report directory offline (:func:`bordergate.audit.signed_report.verify_report`),
+  with the log and witness keys pinned when given: the signature, every
   evidence file, the checkpoints, and every finding's proof.  It reads only the
   files under DIR: no network, no gateway, no log.
 
@@ -120,6 +121,10 @@ def verify_report_command(
     log_key: Annotated[list[str] | None, typer.Option(
         "--log-key", help="Pin a log's verifier key (repeatable; default: the keys the "
         "signed report states).")] = None,
+    witness_key: Annotated[list[str] | None, typer.Option(
+        "--witness-key", help="Pin a witness's cosignature key (repeatable; default: the "
+        "keys the signed report states, which then show only what its author claims).")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON result.")] = False,
 ) -> None:
     """Verify a signed audit report and its evidence package, offline.
@@ -129,19 +134,23 @@ def verify_report_command(
     be read.
     """
     from bordergate.audit.signed_report import verify_report
+    from bordergate.tlog.cosignature import CosignatureVerifier
     from bordergate.tlog.note import Ed25519Verifier
 
     try:
         verifiers = [Ed25519Verifier.from_key_string(k) for k in auditor_key]
         for k in log_key or []:
             Ed25519Verifier.from_key_string(k)
+        for k in witness_key or []:
+            CosignatureVerifier.from_key_string(k)
     except VerificationError as e:
         raise usage_error(str(e), code=e.code, json_output=json_output) from None
     try:
         files = read_report_dir(directory)
     except (OSError, VerificationError) as e:
         raise fail(e, json_output=json_output) from None
-    result = verify_report(files, verifiers, log_keys=log_key or [])
+    result = verify_report(files, verifiers, log_keys=log_key or [],
+                           witness_keys=witness_key or [])
     if json_output:
         typer.echo(json.dumps({"ok": result.ok, "signed_by": result.signed_by,
                                "checked": result.checked, "notes": result.notes,

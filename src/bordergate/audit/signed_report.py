@@ -22,10 +22,11 @@ I/O, opens no socket and needs no gateway or log):
    file lies under ``evidence/``;
 3. each log's audited checkpoint is signed by the log key the report states (or
    one the caller pins), and the cosignatures the report claims verify with the
-   witness keys it states; a log the report calls verified has that checkpoint;
-   an audit that resumed from saved state also has its previous checkpoint, and a
-   consistency proof that the audited one extends it (of the same size: the same
-   root);
+   witness keys it states (each one the caller pins, when it pins any: keys a
+   report names itself prove only that its author made them); a log the report
+   calls verified has that checkpoint; an audit that resumed from saved state
+   also has its previous checkpoint, and a consistency proof that the audited
+   one extends it (of the same size: the same root);
 4. every finding that names an entry has an entry record of its own log's
    audited checkpoint whose leaf hash is SHA-256(0x00 || raw entry), whose decoded
    form is that entry (a record without the raw entry, withheld, states no
@@ -121,12 +122,16 @@ class ReportVerification:
 
 
 def verify_report(files: Mapping[str, bytes], auditor: Sequence[Verifier], *,
-                  log_keys: Sequence[str] = ()) -> ReportVerification:
+                  log_keys: Sequence[str] = (),
+                  witness_keys: Sequence[str] = ()) -> ReportVerification:
     """Check a report directory (see the module docstring).
 
     Args:
         files: every file of the directory, by path relative to it (``/``-separated).
         auditor: the auditor keys the caller trusts.
+        witness_keys: witness keys the caller pins; when given, every witness key a
+            log states (so every cosignature the report claims) must be one of them,
+            else the "witnessed" claims rest on keys the report names itself.
         log_keys: log verifier keys the caller pins; when given, each log's stated
             key must be one of them.
 
@@ -139,7 +144,7 @@ def verify_report(files: Mapping[str, bytes], auditor: Sequence[Verifier], *,
         return out
     try:
         _check_manifest(files, report, out)
-        checkpoints = _check_logs(files, report, out, log_keys)
+        checkpoints = _check_logs(files, report, out, log_keys, witness_keys)
         _check_findings(files, report, checkpoints, out)
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         # signed, but not the shape this verifier knows: never a pass
@@ -231,11 +236,17 @@ def _check_manifest(files: Mapping[str, bytes], report: dict[str, Any],
 
 
 def _check_logs(files: Mapping[str, bytes], report: dict[str, Any], out: ReportVerification,
-                log_keys: Sequence[str]) -> dict[str, SignedCheckpoint]:
+                log_keys: Sequence[str], witness_keys: Sequence[str] = ()
+                ) -> dict[str, SignedCheckpoint]:
     """Open each log's audited and previous checkpoint; by path."""
     opened: dict[str, SignedCheckpoint] = {}
     for log in report.get("logs", []):
         vkey = log.get("vkey")
+        stated = log.get("witness_keys") or []
+        if witness_keys and any(w not in witness_keys for w in stated):
+            out.fail("report.json", "witness_key_not_pinned",
+                     f"the report states witness keys for {log.get('origin')} that are not "
+                     "a --witness-key given: its cosignatures prove nothing to this reader")
         if log.get("verified") and log.get("checkpoint_file") is None:
             out.fail("report.json", "checkpoint_missing",
                      f"the report says {log.get('origin')} verified at size {log.get('size')} "
