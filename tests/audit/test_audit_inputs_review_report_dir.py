@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,30 @@ def test_a_link_to_a_file_that_never_ends_does_not_hold_the_verifier(signed: Fil
     assert proc.returncode == 1, proc.stderr.decode()
     out = json.loads(proc.stdout or proc.stderr)
     assert "report_file_not_regular" in json.dumps(out)
+
+
+_CLI_UNDER_LIMIT = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+from bordergate.cli import app
+app(sys.argv[1:], prog_name="bordergate")
+"""
+
+
+def test_a_package_of_sparse_files_is_refused_before_it_is_read(signed: Files,
+                                                                tmp_path: Path) -> None:
+    """Evidence package: twenty sparse files of 255 MiB under ``evidence/`` (no disk
+    used, 5 GiB apparent) made ``verify-report`` read them all into memory, each under
+    the per-file cap: a ``MemoryError`` with a trace under this test's 2 GiB limit, the
+    OOM killer without one.  Their sizes are now added up before anything is read, and
+    the directory is ``report_too_large`` (exit 1)."""
+    report = written(signed, tmp_path / "report")
+    for n in range(20):
+        with (report / "evidence" / f"pad-{n:02d}").open("wb") as pad:
+            pad.truncate(255 << 20)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CLI_UNDER_LIMIT, "audit", "verify-report", str(report),
+         "--auditor-key", AUDITOR.verifier().key_string, "--json"], capture_output=True,
+        timeout=120, check=False)
+    assert proc.returncode == 1, proc.stderr.decode()[-2000:]
+    assert "report_too_large" in (proc.stdout + proc.stderr).decode()

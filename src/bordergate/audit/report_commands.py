@@ -11,7 +11,8 @@
 
 Exit codes of ``verify-report``: 0 verified, 1 verification failed (each problem
 printed with the file it concerns; a symbolic link or special file under DIR is
-``report_file_not_regular``: the package is read as it is, never through links),
+``report_file_not_regular``: the package is read as it is, never through links;
+files larger than the caps are ``report_too_large``, refused before reading),
 2 usage (a malformed key), 3 unavailable (DIR cannot be read).  This module must
 never hold checking logic, nor read a file outside DIR.
 """
@@ -29,10 +30,16 @@ import typer
 from bordergate.errors import BordergateError, VerificationError
 from bordergate.exit_codes import fail, usage_error
 
-__all__ = ["MAX_REPORT_FILE_BYTES", "keygen", "read_report_dir", "verify_report_command"]
+__all__ = ["MAX_REPORT_DIR_BYTES", "MAX_REPORT_FILE_BYTES", "keygen", "read_report_dir",
+           "verify_report_command"]
 
 MAX_REPORT_FILE_BYTES = 256 * 1024 * 1024
 """The largest file of a report directory read (a report.json of very many findings)."""
+
+MAX_REPORT_DIR_BYTES = 4 * 1024 * 1024 * 1024
+"""The most bytes a report directory's files may hold together, checked (from their
+sizes) before any is read: a package of sparse files costs no disk but would cost
+memory."""
 
 
 def keygen(key_file: Annotated[Path, typer.Option("--key-file", help="where to write the key")],
@@ -70,26 +77,40 @@ def read_report_dir(directory: Path) -> dict[str, bytes]:
     own files, or block for ever on one that never ends (``/proc/kmsg``).
 
     Raises:
-        VerificationError: ``report_file_not_regular`` (a symbolic link or special file).
-        OSError: the directory or a file cannot be read, or a file is too large.
+        VerificationError: ``report_file_not_regular`` (a symbolic link or special
+            file), ``report_too_large`` (a file larger than
+            :data:`MAX_REPORT_FILE_BYTES`, or all of them together larger than
+            :data:`MAX_REPORT_DIR_BYTES`, judged from their sizes before reading).
+        OSError: the directory or a file cannot be read.
     """
     if directory.is_symlink() or not directory.is_dir():
         raise FileNotFoundError(f"{directory} is not a directory")
+    sizes: dict[str, int] = {}
+    _list_tree(directory, "", sizes)
+    if sum(sizes.values()) > MAX_REPORT_DIR_BYTES:
+        raise _too_large(f"the files of {directory} hold more than {MAX_REPORT_DIR_BYTES} bytes")
     files: dict[str, bytes] = {}
-    _read_tree(directory, "", files)
-    return dict(sorted(files.items()))
+    for rel in sorted(sizes):
+        files[rel] = _read_regular(directory / rel)
+    if sum(len(d) for d in files.values()) > MAX_REPORT_DIR_BYTES:  # grown meanwhile
+        raise _too_large(f"the files of {directory} hold more than {MAX_REPORT_DIR_BYTES} bytes")
+    return files
 
 
-def _read_tree(root: Path, relative: str, files: dict[str, bytes]) -> None:
+def _list_tree(root: Path, relative: str, sizes: dict[str, int]) -> None:
+    """The regular files under ``root`` and their sizes (by ``lstat``: no link followed)."""
     with os.scandir(root / relative if relative else root) as listing:
         entries = sorted(listing, key=lambda e: e.name)
     for entry in entries:
         rel = f"{relative}/{entry.name}" if relative else entry.name
-        mode = entry.stat(follow_symlinks=False).st_mode
+        info = entry.stat(follow_symlinks=False)
+        mode = info.st_mode
         if stat.S_ISDIR(mode):
-            _read_tree(root, rel, files)
+            _list_tree(root, rel, sizes)
         elif stat.S_ISREG(mode):
-            files[rel] = _read_regular(root / rel)
+            if info.st_size > MAX_REPORT_FILE_BYTES:
+                raise _too_large(f"{root / rel} is larger than {MAX_REPORT_FILE_BYTES} bytes")
+            sizes[rel] = info.st_size
         else:
             kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
             raise VerificationError(f"{root / rel} is {kind}: a report directory is read "
@@ -106,11 +127,16 @@ def _read_regular(path: Path) -> bytes:
             raise VerificationError(f"{path} is not a regular file",
                                     code="report_file_not_regular")
         if info.st_size > MAX_REPORT_FILE_BYTES:
-            raise OSError(f"{path} is larger than {MAX_REPORT_FILE_BYTES} bytes")
+            raise _too_large(f"{path} is larger than {MAX_REPORT_FILE_BYTES} bytes")
         data = handle.read(MAX_REPORT_FILE_BYTES + 1)
     if len(data) > MAX_REPORT_FILE_BYTES:
-        raise OSError(f"{path} is larger than {MAX_REPORT_FILE_BYTES} bytes")
+        raise _too_large(f"{path} is larger than {MAX_REPORT_FILE_BYTES} bytes")
     return data
+
+
+def _too_large(message: str) -> VerificationError:
+    return VerificationError(f"{message}: not a report directory this verifier reads",
+                             code="report_too_large")
 
 
 def verify_report_command(
