@@ -30,7 +30,10 @@ Before anything outside the standard library is imported it:
    directories (an editable install) is refused (``runtime_pth_outside``);
 4. checks that every module already imported comes from the standard library,
    records the result for ``bordergate.releases`` (:data:`ATTESTED`) and runs
-   the command line.
+   the command line;
+5. from then on imports Python source only with the bytes the lock names,
+   hashed as it is read (a file changed after the comparison is refused at its
+   import, ``runtime_file_changed``), and never a byte-code cache.
 
 Byte-code caches are neutralised, not trusted: the absent ``pycache_prefix``
 makes Python compile every module from its (verified) source, and ``-B`` keeps
@@ -316,6 +319,51 @@ def _check_loaded(allowed: tuple[str, ...]) -> None:
                                  "attested standard library", code="runtime_module_outside")
 
 
+def _verify_imports(where: dict[str, str], files: dict[str, dict[str, str]]) -> None:
+    """From now on, import Python source only as the lock has it, and no byte-code cache.
+
+    The comparison above hashed the files; the imports come later (the whole
+    gateway is imported after it, much of it lazily), so a file changed in
+    between, or a byte-code prefix created since, would run unhashed.  A path
+    hook placed first hands every directory on ``sys.path`` to a finder whose
+    source loader hashes the bytes it reads and refuses (``ImportError`` naming
+    ``runtime_file_changed`` / ``runtime_file_unexpected``) any that are not
+    the locked ones, and never reads a cache (``OSError``: Python then
+    compiles the verified source).  Sourceless ``.pyc`` files are not
+    importable at all.  Extension modules (``.so``) are loaded by the dynamic
+    loader from the file, which this cannot check again: they are covered by
+    the comparison only.
+    """
+    from importlib import machinery
+
+    expected: dict[str, str] = {}
+    for root in ("stdlib", "site"):
+        for rel, hexdigest in files.get(root, {}).items():
+            expected[os.path.join(where[root], *rel.split("/"))] = hexdigest
+
+    class VerifiedSourceLoader(machinery.SourceFileLoader):
+        def get_data(self, path: str) -> bytes:
+            if path != self.path:  # a byte-code cache: only verified source runs
+                raise OSError("byte-code caches are not read in an attested runtime")
+            real = os.path.realpath(path)
+            want = expected.get(real)
+            if want is None:
+                raise ImportError(f"[runtime_file_unexpected] {real} is not in the "
+                                  "runtime's lock", path=path)
+            data = super().get_data(path)
+            if hashlib.sha256(data).hexdigest() != want:
+                raise ImportError(f"[runtime_file_changed] {real} differs from the "
+                                  "runtime's lock (changed after the start's check)",
+                                  path=path)
+            return data
+
+    hook = machinery.FileFinder.path_hook(
+        (VerifiedSourceLoader, machinery.SOURCE_SUFFIXES),
+        (machinery.ExtensionFileLoader, machinery.EXTENSION_SUFFIXES))
+    sys.path_hooks.insert(0, hook)
+    sys.path_importer_cache.clear()
+
+
 def attest(lock_path: str, *, cold: bool = False, isolated: bool = True) -> dict[str, Any]:
     """Verify the environment of ``lock_path`` and put its site-packages on ``sys.path``.
 
@@ -348,6 +396,7 @@ def attest(lock_path: str, *, cold: bool = False, isolated: bool = True) -> dict
     allowed = (where["stdlib"], where["site"])
     if isolated:
         _check_loaded(allowed)
+        _verify_imports(where, lock["files"])
         for path in [where["site"], *_pth_paths(where["site"], observed["site"], allowed)]:
             if path not in sys.path:
                 sys.path.append(path)
