@@ -272,3 +272,26 @@ def test_one_witness_listed_twice_is_refused(tmp_path: Path, repeat: str) -> Non
         parse_config(text, base_dir=tmp_path)
     assert err.value.code == "witness_key_repeated"
     assert "jurisdictions.us.log.witnesses[1].vkey" in str(err.value)
+
+
+@pytest.mark.parametrize(("listed", "quorum", "refused"), [
+    (2, 1, True), (2, 2, False), (3, 1, True), (3, 2, False), (4, 2, True), (4, 3, False)])
+def test_production_quorum_is_more_than_half_the_witnesses(
+        tmp_path: Path, listed: int, quorum: int, refused: bool) -> None:
+    """Witness review (threat model L10): with a quorum of half the witnesses or
+    fewer, the log operator alone could show two disjoint sets of witnesses two
+    histories, each cosigned by a quorum; production refuses such a quorum, naming
+    the key and the smallest quorum that holds."""
+    witnesses = ", ".join(f'{{ url = "http://127.0.0.1:{9101 + i}", vkey = "w{i}+1+x" }}'
+                          for i in range(listed))
+    text = PRODUCTION.replace(
+        'witnesses = [{ url = "http://127.0.0.1:9101", vkey = "w+1+x" }]\nquorum = 1\n',
+        f"witnesses = [{witnesses}]\nquorum = {quorum}\n")
+    if not refused:
+        assert parse_config(text, base_dir=tmp_path).jurisdiction("us").log.quorum == quorum
+        return
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, base_dir=tmp_path)
+    assert err.value.code == "config_invalid"
+    assert "jurisdictions.us.log.quorum" in str(err.value)
+    assert f"quorum >= {listed // 2 + 1}" in str(err.value)

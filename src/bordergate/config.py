@@ -670,6 +670,13 @@ class _Reader(ConfigReader):
         if quorum == 0 and not profile.allows_unwitnessed_log:
             raise self.fail(f"{k}.quorum", "the production profile needs at least one witness "
                             "cosignature (quorum >= 1)")
+        if 2 * quorum <= len(parsed) and not profile.allows_unwitnessed_log:
+            # disjoint sets of q witnesses could each be shown another history: the log
+            # operator alone could fork the log (docs/threat-model.md L10)
+            raise self.fail(f"{k}.quorum", f"the production profile needs more than half of "
+                            f"the {len(parsed)} witnesses (quorum >= {len(parsed) // 2 + 1}): "
+                            "with half or fewer, the log operator alone could show two "
+                            "histories, each cosigned by a quorum")
         sequencer = self.sequencer_client(log, k)
         key_file = self.path(log, k, "key_file") if "key_file" in log else None
         vkey_file = self.path(log, k, "vkey_file") if "vkey_file" in log else None
