@@ -117,7 +117,7 @@ class BundleStore:
                     return self._checked(digest, files, path)
                 except (VerificationError, ConfigError) as exc:
                     mismatch = BundleLookup(digest, None, "bundle_digest_mismatch",
-                                            f"published {path} refused: {exc}", path)
+                                            f"published {path} refused [{exc.code}]: {exc}", path)
         local = self._local_dir(digest)
         if local is not None:
             try:
@@ -127,7 +127,8 @@ class BundleStore:
             except VerificationError as exc:
                 mismatch = mismatch or BundleLookup(digest, None, exc.code or
                                                     "bundle_digest_mismatch",
-                                                    f"local bundle {local}: {exc}", local)
+                                                    f"local bundle {local} [{exc.code}]: {exc}",
+                                                    local)
             except (BordergateError, OSError):
                 pass
         if mismatch is not None:

@@ -61,7 +61,7 @@ def parse_approval_limits(source: str, data: bytes) -> ApprovalLimits:
     where = f"{source}/{APPROVALS_FILE}"
     try:
         doc = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
         raise ConfigError(f"{where}: {exc}", code="approval_limits_invalid") from exc
     table = doc.get("approvals")
     if set(doc) != {"approvals"} or not isinstance(table, dict) or \

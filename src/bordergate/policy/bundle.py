@@ -15,7 +15,11 @@ A bundle is a directory::
                             (see approval_limits; without it, the legacy limits)
 
 Loading validates everything, each failure a ``ConfigError`` naming the file:
-every policy parses, validates against the schema (cedarpy's validator), carries
+no policy or schema file nests brackets deeper than ``MAX_NESTING`` or holds a
+statement of more than ``MAX_STATEMENT_TOKENS`` tokens (``policy_too_complex``,
+checked before Cedar parses it: its parser recurses natively, and deeper text
+kills the process instead of raising); every policy parses, validates against
+the schema (cedarpy's validator), carries
 a unique, non-empty ``@id("...")`` annotation, is not a template and names no
 entity other than actions (decisions depend only on recorded attributes); the
 schema parses; at least one purpose is declared, each with a description and
@@ -32,7 +36,8 @@ parsed policies come from the same bytes, so the digest always names what is
 evaluated.  ``bundle_archive`` packs the same files as a deterministic tar.
 
 Pure apart from ``PolicyBundle.load``/``bundle_archive`` reading the directory:
-this module must never evaluate requests, write files or reach the network.
+this module must never evaluate requests, write files or reach the network, nor
+hand Cedar text it has not measured (an auditor loads bundles from outside).
 """
 
 from __future__ import annotations
@@ -104,6 +109,50 @@ class Purpose:
     binding: PurposeBinding | None = None
 
 
+MAX_NESTING = 64
+"""The deepest bracket nesting (``( [ {``, and ``<`` in a human-format schema) a policy
+or schema file may have.  Cedar's parser recurses natively: about 600 nested
+parentheses overflow its stack and kill the process (a segmentation fault, not an
+error), so text from outside (a published bundle) is measured before it is parsed."""
+
+MAX_STATEMENT_TOKENS = 4096
+"""The most tokens one policy statement (or schema declaration) may hold, for the
+same reason: a chain of about 15,000 ``&&`` (or ``+``, ``.``, nested ``if``) kills
+Cedar's parser too; real policies are a few dozen tokens."""
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|//[^\n]*|[A-Za-z_][A-Za-z0-9_]*|[0-9]+|\S')
+
+
+def _check_shape(where: str, text: str, *, angle: bool, statements: bool = True) -> None:
+    """Refuse text nesting deeper than :data:`MAX_NESTING` or (with ``statements``) with
+    a statement longer than :data:`MAX_STATEMENT_TOKENS` tokens, before Cedar parses it
+    (strings and ``//`` comments are skipped; ``angle``: ``<``/``>`` are brackets too;
+    a JSON schema has no statements, and its parser refuses depth itself).
+
+    Raises:
+        ConfigError: ``policy_too_complex``.
+    """
+    opening, closing = ("([{<", ")]}>") if angle else ("([{", ")]}")
+    depth = count = 0
+    for match in _TOKEN.finditer(text):
+        piece = match.group()
+        if piece.startswith("//"):
+            continue
+        count += 1
+        if piece in opening:
+            depth += 1
+            if depth > MAX_NESTING:
+                raise ConfigError(f"{where}: brackets nested deeper than {MAX_NESTING}",
+                                  code="policy_too_complex")
+        elif piece in closing:
+            depth = max(0, depth - 1)
+        elif piece == ";" and depth == 0:
+            count = 0
+        if statements and count > MAX_STATEMENT_TOKENS:
+            raise ConfigError(f"{where}: a statement of more than {MAX_STATEMENT_TOKENS} "
+                              "tokens", code="policy_too_complex")
+
+
 def _decode(source: str, name: str, data: bytes) -> str:
     try:
         return data.decode("utf-8")
@@ -115,7 +164,7 @@ def _parse_purposes(source: str, data: bytes) -> dict[str, Purpose]:
     where = f"{source}/{PURPOSES_FILE}"
     try:
         doc = tomllib.loads(_decode(source, PURPOSES_FILE, data))
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # nested arrays: RecursionError
         raise ConfigError(f"{where}: {exc}", code="purposes_invalid") from exc
     table = doc.get("purposes")
     if set(doc) != {"purposes"} or not isinstance(table, dict) or not table:
@@ -165,7 +214,7 @@ def _parse_exports(source: str, data: bytes | None) -> int:
                           "every export)", code="exports_invalid")
     try:
         doc = tomllib.loads(_decode(source, EXPORTS_FILE, data))
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise ConfigError(f"{where}: {exc}", code="exports_invalid") from exc
     k_min = doc.get("k_min")
     if set(doc) != {"k_min"} or isinstance(k_min, bool) or not isinstance(k_min, int) \
@@ -195,6 +244,8 @@ def _parse_schema(source: str, files: Mapping[str, bytes]) -> tuple[str, str, ce
         )
     name = present[0]
     text = _decode(source, name, files[name])
+    _check_shape(f"{source}/{name}", text, angle=name == SCHEMA_FILE,
+                 statements=name == SCHEMA_FILE)
     try:
         schema = (
             cedarpy.Schema.from_str(text)
@@ -209,6 +260,7 @@ def _parse_schema(source: str, files: Mapping[str, bytes]) -> tuple[str, str, ce
 def _check_policy_file(source: str, name: str, text: str, schema: cedarpy.Schema) -> list[str]:
     """Parse and validate one policy file; return its @ids in order."""
     where = f"{source}/{name}"
+    _check_shape(where, text, angle=False)
     try:
         est = json.loads(cedarpy.policies_to_json_str(text))
     except ValueError as exc:
