@@ -15,8 +15,8 @@ A bundle is a directory::
                             (see approval_limits; without it, the legacy limits)
 
 Loading validates everything, each failure a ``ConfigError`` naming the file:
-no policy or schema file nests brackets deeper than ``MAX_NESTING`` or holds a
-statement of more than ``MAX_STATEMENT_TOKENS`` tokens (``policy_too_complex``,
+no policy or schema file nests brackets deeper than ``MAX_NESTING``, nor a policy
+file holds a statement of more than ``MAX_STATEMENT_TOKENS`` tokens (``policy_too_complex``,
 checked before Cedar parses it: its parser recurses natively, and deeper text
 kills the process instead of raising); every policy parses, validates against
 the schema (cedarpy's validator), carries
@@ -116,18 +116,18 @@ parentheses overflow its stack and kill the process (a segmentation fault, not a
 error), so text from outside (a published bundle) is measured before it is parsed."""
 
 MAX_STATEMENT_TOKENS = 4096
-"""The most tokens one policy statement (or schema declaration) may hold, for the
-same reason: a chain of about 15,000 ``&&`` (or ``+``, ``.``, nested ``if``) kills
-Cedar's parser too; real policies are a few dozen tokens."""
+"""The most tokens one policy statement may hold, for the same reason: a chain of
+about 15,000 ``&&`` (or ``+``, ``.``, nested ``if``) kills Cedar's parser too; real
+policies are a few dozen tokens."""
 
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|//[^\n]*|[A-Za-z_][A-Za-z0-9_]*|[0-9]+|\S')
 
 
 def _check_shape(where: str, text: str, *, angle: bool, statements: bool = True) -> None:
-    """Refuse text nesting deeper than :data:`MAX_NESTING` or (with ``statements``) with
-    a statement longer than :data:`MAX_STATEMENT_TOKENS` tokens, before Cedar parses it
-    (strings and ``//`` comments are skipped; ``angle``: ``<``/``>`` are brackets too;
-    a JSON schema has no statements, and its parser refuses depth itself).
+    """Refuse text nesting deeper than :data:`MAX_NESTING` or (with ``statements``: a
+    policy file) with a statement longer than :data:`MAX_STATEMENT_TOKENS` tokens,
+    before Cedar parses it (strings and ``//`` comments are skipped; ``angle``:
+    ``<``/``>`` are brackets too, as in a human-format schema).
 
     Raises:
         ConfigError: ``policy_too_complex``.
@@ -244,8 +244,8 @@ def _parse_schema(source: str, files: Mapping[str, bytes]) -> tuple[str, str, ce
         )
     name = present[0]
     text = _decode(source, name, files[name])
-    _check_shape(f"{source}/{name}", text, angle=name == SCHEMA_FILE,
-                 statements=name == SCHEMA_FILE)
+    # a schema has no operator chains (only nesting): no statement budget
+    _check_shape(f"{source}/{name}", text, angle=name == SCHEMA_FILE, statements=False)
     try:
         schema = (
             cedarpy.Schema.from_str(text)
