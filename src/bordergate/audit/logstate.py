@@ -32,6 +32,7 @@ from bordergate.tlog.checkpoint import SignedCheckpoint, open_checkpoint
 from bordergate.tlog.merkle import HASH_SIZE
 from bordergate.tlog.note import Verifier
 from bordergate.tlog.tiles import (
+    ENTRY_MAX,
     TILE_HEIGHT,
     TILE_WIDTH,
     TileFrontier,
@@ -50,7 +51,12 @@ __all__ = [
 
 STATE_TYPE = "bordergate/audit-log-state/v1"
 _CODE = "audit_state_invalid"
-_MAX_STATE = 1 << 20
+_MAX_STATE = (TILE_WIDTH * (2 + ENTRY_MAX)) * 4 // 3 + (4 << 20)
+"""The largest state file read: what the largest state written holds (a partial entry
+bundle of 255 entries of up to 65,535 bytes, in base64, beside a checkpoint note of
+at most 1 MiB and the partial hash tiles), with room.  It was 1 MiB: a log whose
+last partial bundle held ~1 MB of entries (twenty large ones) left a state every
+later run refused (``audit_state_invalid``), so no audit of that log ran again."""
 
 
 @dataclass(frozen=True)
