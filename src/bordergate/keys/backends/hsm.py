@@ -2,7 +2,18 @@
 
 Each KEK version is an AES-256 secret-key object on the token, created with
 ``CKA_TOKEN``, ``CKA_SENSITIVE`` and not ``CKA_EXTRACTABLE``, labelled
-``bordergate-kek/<jurisdiction>/<version>``.  Data keys are wrapped with
+``bordergate-kek/<jurisdiction>/<version>``.  A secret-key object under that
+label is used only if the token says it was generated there and has never been
+readable: private (not usable without the PIN), sensitive and non-extractable
+since its creation (``CKA_ALWAYS_SENSITIVE``, ``CKA_NEVER_EXTRACTABLE``),
+generated on the token (``CKA_LOCAL``: its value was never known outside it), an
+AES-256 key, one object per version.  Any other object under a KEK label (a key
+imported with a value someone knows, a public object anyone could plant or use
+without the PIN, a second object for one version, a label that is not a
+version) makes every operation fail closed (``kek_object_invalid``, found by a
+review: a process that could open a public read-write session planted a public
+AES key of known value as the next version, and new data keys were wrapped
+under it).  Data keys are wrapped with
 ``CKM_AES_GCM`` inside the token, in the format of
 :mod:`bordergate.keys.envelope` (the caller's associated data goes into the
 GCM parameters), so wrapped keys from this backend and the file backend look
@@ -12,13 +23,16 @@ Tested against SoftHSM2 (Debian ``softhsm2``) through ``python-pkcs11``.  One
 session per backend, used under a lock.  Token or session failures surface
 as :class:`Unavailable` (code ``key_backend_unavailable``).
 
-This module must never ask the token for key bytes, and never log the PIN.
+This module must never ask the token for key bytes, never use a KEK object the
+token does not vouch for as generated there and never extractable, and never log
+the PIN.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from typing import Any
 
@@ -32,6 +46,14 @@ from bordergate.subjects import parse_jurisdiction
 __all__ = ["Pkcs11Backend"]
 
 _LABEL = "bordergate-kek/{jurisdiction}/"
+_VERSION = re.compile(r"[1-9][0-9]{0,8}\Z", re.ASCII)
+#: What a KEK object must say of itself: generated on the token, usable only after
+#: login, never readable, an AES-256 key (CKA_VALUE_LEN is in bytes).
+_KEK_ATTRIBUTES = {
+    Attribute.PRIVATE: True, Attribute.SENSITIVE: True, Attribute.ALWAYS_SENSITIVE: True,
+    Attribute.EXTRACTABLE: False, Attribute.NEVER_EXTRACTABLE: True, Attribute.LOCAL: True,
+    Attribute.KEY_TYPE: KeyType.AES, Attribute.VALUE_LEN: 32,
+}
 # One lock for every session of this process: PKCS#11 modules differ in how
 # thread-safe they are across sessions (SoftHSM2 is not, for object searches),
 # and KEK operations are rare behind the key ring's data-key cache.
@@ -189,14 +211,51 @@ class Pkcs11Backend:
         return key
 
     def _scan(self) -> dict[int, Any]:
+        """The KEK objects of this jurisdiction by version, each checked
+        (:data:`_KEK_ATTRIBUTES`).
+
+        Raises:
+            Unavailable: ``kek_object_invalid`` (an object under a KEK label the
+                token does not vouch for, or two for one version), or
+                ``key_backend_unavailable``.
+        """
         found: dict[int, Any] = {}
         try:
             for obj in self._session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY}):
                 label = str(obj[Attribute.LABEL] or "")
-                if label.startswith(self._prefix) and label[len(self._prefix):].isdigit():
-                    found[int(label[len(self._prefix):])] = obj
+                if not label.startswith(self._prefix):
+                    continue
+                suffix = label[len(self._prefix):]
+                if _VERSION.match(suffix) is None:
+                    raise _invalid(label, "its label names no KEK version")
+                version = int(suffix)
+                if version in found:
+                    raise _invalid(label, "two token objects carry this label")
+                _check_kek(obj, label)
+                found[version] = obj
         except pkcs11.PKCS11Error as exc:
             raise Unavailable(f"cannot list token objects: {type(exc).__name__}",
                               code="key_backend_unavailable") from exc
         self._handles = dict(found)
         return found
+
+
+def _invalid(label: str, why: str) -> Unavailable:
+    return Unavailable(f"token object {label[:80]!r} is not a KEK this backend made: {why}; "
+                       "no KEK is used until it is removed", code="kek_object_invalid")
+
+
+def _check_kek(obj: Any, label: str) -> None:
+    """Refuse a KEK object whose attributes are not all :data:`_KEK_ATTRIBUTES`.
+
+    Raises:
+        Unavailable: ``kek_object_invalid``.
+    """
+    try:
+        have = obj.get_attributes(list(_KEK_ATTRIBUTES))
+    except pkcs11.PKCS11Error as exc:
+        raise _invalid(label, f"the token does not state its attributes "
+                              f"({type(exc).__name__})") from exc
+    wrong = sorted(a.name for a, want in _KEK_ATTRIBUTES.items() if have.get(a) != want)
+    if wrong:
+        raise _invalid(label, f"wrong {', '.join(wrong)} (imported, public or extractable)")
