@@ -138,17 +138,29 @@ def _confirm_logged(log: _Log, index: int, entry: bytes) -> None:
     answer (an index, a checkpoint long enough) is not proof that the entry was
     logged.  A review or proposal is reported as recorded only once read back.
 
+    The checkpoint must carry the jurisdiction's witness quorum: the operator
+    holds the log key, so a checkpoint it alone signed may show the entry in a
+    history the witnesses (and the gateways, which start only from witnessed
+    checkpoints) never see.
+
     Raises:
         VerificationError: ``release_entry_not_logged``: the log does not hold
-            the entry there (another entry, none, or a log that does not verify).
+            the entry there (another entry, none, a log that does not verify,
+            or a checkpoint short of the witness quorum).
     """
     from bordergate.tlog.client import LogClient, StorageSource
-    client = LogClient(StorageSource(log.storage), log.verifier)
+    from bordergate.tlog.cosignature import CosignatureVerifier
+    settings = log.jurisdiction.log
     try:
+        cosigners = [CosignatureVerifier.from_key_string(w.vkey) for w in settings.witnesses]
+        client = LogClient(StorageSource(log.storage), log.verifier, cosigners=cosigners,
+                           quorum=settings.quorum)
         found = client.prove_entry(index, client.checkpoint(covering=index + 1))
-    except BordergateError as e:
+    except (BordergateError, ValueError) as e:
+        code = e.code if isinstance(e, BordergateError) else "witness_key_invalid"
         raise VerificationError(f"the log operator answered index {index}, but the log "
-                                f"{log.origin} does not show the entry there: [{e.code}] {e}",
+                                f"{log.origin} does not show the entry there under a "
+                                f"witnessed checkpoint: [{code}] {e}",
                                 code="release_entry_not_logged") from None
     if found != entry:
         raise VerificationError(f"the log operator answered index {index}, but the log "
