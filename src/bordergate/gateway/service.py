@@ -1013,30 +1013,35 @@ class Gateway:
 
     async def _store_write(self, collection: str, record_id: str, subject: SubjectId,
                            clean: Mapping[str, object], *, entry: bytes,
-                           promise: bytes) -> list[KeyEvent]:
-        """Write a record whose allowed write ``entry`` is durable; its key events.
+                           promise: bytes, logged_at: int) -> list[KeyEvent]:
+        """Write a record whose allowed write ``entry`` is durable at ``logged_at``;
+        its key events.  A subject whose erasure was logged after the entry is not
+        written again (promise 8: the store refuses, ``subject_erased``).
 
         Raises:
             Conflict, Unavailable: as ``Vault.put``; with a key service, as
                 :meth:`_write_cipher`.
         """
         if self.key_service is None:
-            events: list[KeyEvent] = await self._off_loop(self.vault.put, collection,
-                                                          record_id, subject, clean)
+            events: list[KeyEvent] = await self._off_loop(functools.partial(
+                self.vault.put, collection, record_id, subject, clean, logged_at=logged_at))
             return events
-        cipher, events = await self._write_cipher(subject, entry, promise) \
+        cipher, events = await self._write_cipher(subject, entry, promise, logged_at) \
             if self.vault.needs_key(collection, clean) else (None, [])
-        await self._off_loop(self.vault.put_sealed_with, collection, record_id, subject,
-                             clean, cipher)
+        await self._off_loop(functools.partial(
+            self.vault.put_sealed_with, collection, record_id, subject, clean, cipher,
+            logged_at=logged_at))
         return events
 
-    async def _write_cipher(self, subject: SubjectId, entry: bytes, promise: bytes
-                            ) -> tuple[SubjectCipher, list[KeyEvent]]:
+    async def _write_cipher(self, subject: SubjectId, entry: bytes, promise: bytes,
+                            logged_at: int) -> tuple[SubjectCipher, list[KeyEvent]]:
         """The data key a write seals under, released (or created) by the key service
-        for the logged write ``entry``; a created key is stored here, wrapped.
+        for the logged write ``entry``; a created key is stored here, wrapped, unless
+        the subject's erasure was logged after ``logged_at`` (``subject_erased``).
 
         Raises:
             Unavailable: as :meth:`KeyServiceClient.release`.
+            Conflict: ``subject_erased``.
         """
         assert self.key_service is not None
         logged = logged_form(self.log, entry)
@@ -1045,7 +1050,8 @@ class Gateway:
             cipher, created = await self.key_service.release(
                 "write", subject, entry=logged, promise=promise, wrapped=None)
             assert created is not None
-            kept = await self._off_loop(self.vault.store.add_data_key, created)
+            kept = await self._off_loop(functools.partial(
+                self.vault.store.add_data_key, created, logged_at=logged_at))
             if kept.key_id == created.key_id:
                 return cipher, [KeyEvent(kind=KeyEventKind.DATA_KEY_CREATED,
                                          jurisdiction=self.jurisdiction,
@@ -1176,7 +1182,8 @@ class Gateway:
         Raises:
             Unauthenticated, InvalidInput, WrongJurisdiction: bad requests.
             DeniedAfterLogging: a field was denied (logged, nothing written).
-            Conflict: ``record_owner_mismatch``.
+            Conflict: ``record_owner_mismatch``; ``subject_erased`` (the subject's
+                erasure was logged after this write's entry: nothing written).
             Unavailable: log, store or key backend down.
         """
         decided = self.decided.versions()  # before the token is checked
@@ -1238,7 +1245,7 @@ class Gateway:
                                      members={"refused": refused,
                                               "log": {"origin": self.origin, "index": index}})
         events = await self._store_write(collection, record_id, subject, clean, entry=entry,
-                                         promise=promise)
+                                         promise=promise, logged_at=index)
         if events:
             await self.log.append_many(self._key_entries(events, self.clock()))
         body = {"collection": collection, "record": record_id,
@@ -1280,7 +1287,8 @@ class Gateway:
                 code=denial_code([decisions[0].policy_ids]),
                 members={"policy_ids": list(decisions[0].policy_ids),
                          "log": {"origin": self.origin, "index": index}})
-        report = await self._off_loop(self.vault.erase, subject)
+        report = await self._off_loop(functools.partial(self.vault.erase, subject,
+                                                        logged_at=index))
         if self.key_service is not None:
             self.key_service.evict(subject)
         if report.events:

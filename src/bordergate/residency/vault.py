@@ -12,9 +12,13 @@ joins the classified :class:`~bordergate.residency.schema.Schema`, a
   values are stored in clear.  The raw store never sees a protected value.
 * ``get`` reads only the fields asked for and opens only those.
 * ``erase`` destroys the subject's data key and rows (crypto-shredding) and
-  evicts the cached key.  It answers ``until_kek_destroyed`` with the KEK
-  version: copies of the store taken before stay openable until that version
-  is destroyed (docs/gateway.md, "When an erasure is final").
+  evicts the cached key; given the erasure's log index, the store remembers
+  it, and a write given the index of an older entry
+  (``put``/``put_sealed_with`` with ``logged_at``: a write sequenced before
+  the erasure, carried out after it) is refused with ``subject_erased``
+  rather than bring the subject back. It answers ``until_kek_destroyed``
+  with the KEK version: copies of the store taken before stay openable until
+  that version is destroyed (docs/gateway.md, "When an erasure is final").
 * ``aggregate`` counts records and distinct subjects per group for
   k-anonymous exports: grouping by a ``public`` field (or none) runs in the
   store; grouping by a ``protected``/``restricted`` field opens each value in
@@ -165,17 +169,19 @@ class Vault:
         return SubjectId.mint(self.jurisdiction)
 
     def put(self, collection: str, record_id: str, subject: SubjectId | str,
-            values: Mapping[str, object]) -> list[KeyEvent]:
+            values: Mapping[str, object], *, logged_at: int | None = None) -> list[KeyEvent]:
         """Create or wholly replace a record; returns key events (a new data key).
 
-        Everything is checked before anything is written.
+        Everything is checked before anything is written.  ``logged_at``: the log
+        index of the entry that decided the write; it is refused if the subject's
+        erasure was logged after it (promise 8).
 
         Raises:
             InvalidInput: ``malformed_subject_id``, ``malformed_record_id``,
                 ``unknown_collection``, ``unknown_field``, ``wrong_type``,
                 ``value_too_large``, ``missing_field``.
             WrongJurisdiction: the subject is homed elsewhere.
-            Conflict: ``record_owner_mismatch``.
+            Conflict: ``record_owner_mismatch``, ``subject_erased``.
             Unavailable: store or key backend down.
         """
         owner = require_home(_subject(subject), self.jurisdiction)
@@ -192,13 +198,26 @@ class Vault:
         events: list[KeyEvent] = []
         cipher: SubjectCipher | None = None
         if sealed_needed:
-            cipher, event = self.keyring.cipher_for(owner, create=True)
+            cipher, event = self._write_cipher(owner, logged_at)
             if event is not None:
                 events.append(event)
         stored = self.seal_values(collection, record_id, owner, clean,
                                   lambda: _require(cipher))
-        self.store.put_record(collection, record_id, owner, stored)
+        self.store.put_record(collection, record_id, owner, stored, logged_at=logged_at)
         return events
+
+    def _write_cipher(self, owner: SubjectId, logged_at: int | None
+                      ) -> tuple[SubjectCipher, KeyEvent | None]:
+        """The cipher a write seals under, its data key created if the subject has
+        none; with ``logged_at`` a new key is stored only if the subject's erasure
+        was not logged after the write (``subject_erased``)."""
+        if logged_at is None or self.store.get_data_key(owner) is not None:
+            return self.keyring.cipher_for(owner, create=True)
+        cipher, wrapped, event = self.keyring.new_data_key(owner)
+        kept = self.store.add_data_key(wrapped, logged_at=logged_at)
+        if kept.key_id == wrapped.key_id:
+            return cipher, event
+        return self.keyring.cipher_for(owner, create=True)  # another writer's key
 
     def seal_values(self, collection: str, record_id: str, owner: SubjectId,
                     clean: Mapping[str, object],
@@ -293,7 +312,8 @@ class Vault:
         return any(coll.fields[n].field_class.encrypted for n in values if n in coll.fields)
 
     def put_sealed_with(self, collection: str, record_id: str, subject: SubjectId | str,
-                        values: Mapping[str, object], cipher: SubjectCipher | None) -> None:
+                        values: Mapping[str, object], cipher: SubjectCipher | None, *,
+                        logged_at: int | None = None) -> None:
         """:meth:`put` with the subject's data key given (the key-service write path:
         the gateway obtained it against the logged write decision).
 
@@ -315,7 +335,7 @@ class Vault:
                 raise ValueError("a sealed value needs the subject's data key")
             return cipher
         stored = self.seal_values(collection, record_id, owner, clean, given)
-        self.store.put_record(collection, record_id, owner, stored)
+        self.store.put_record(collection, record_id, owner, stored, logged_at=logged_at)
 
     def _open(self, cipher: SubjectCipher, data: bytes,
               aad: bytes) -> tuple[bytes, SubjectCipher]:
@@ -362,8 +382,11 @@ class Vault:
         """
         return self.store.subject_records(require_home(_subject(subject), self.jurisdiction))
 
-    def erase(self, subject: SubjectId | str) -> ErasureReport:
+    def erase(self, subject: SubjectId | str, *, logged_at: int | None = None
+              ) -> ErasureReport:
         """Crypto-shred a subject: destroy its data key, delete its rows (promise 8).
+        ``logged_at``: the erasure's log index, which the store remembers so that
+        no write logged before it lands after it.
 
         Returns:
             What was erased and what remains: ``until_kek_destroyed`` and the
@@ -375,7 +398,7 @@ class Vault:
             Unavailable: store down.
         """
         owner = require_home(_subject(subject), self.jurisdiction)
-        done = self.store.erase_subject(owner)
+        done = self.store.erase_subject(owner, logged_at=logged_at)
         if done.data_key is None:
             self.keyring.cache.evict(str(owner))
             return ErasureReport(subject=owner, records=done.records, data_key_destroyed=False,

@@ -11,6 +11,13 @@ ciphertext for them.  It also keeps the subject's wrapped data key (it is the
 erasing a subject destroys its key and its rows in one transaction
 (promise 8).
 
+An erasure decided by a logged entry also leaves, in the same transaction, the
+SHA-256 of the subject id and that entry's log index (never the id itself), so
+that a change decided by an *older* entry (a write sequenced before the
+erasure whose store change lands after it) is refused with
+:class:`~bordergate.errors.Conflict` ``subject_erased`` instead of bringing
+the subject back; a change logged after the erasure writes the subject again.
+
 Backends, one module each, chosen by URL (:func:`open_record_store`):
 ``sqlite:///path/us.db`` (embedded default, one file per jurisdiction),
 ``postgresql://.../bordergate_us`` (one database per jurisdiction), and
@@ -23,11 +30,13 @@ This package must never see a protected value in clear or log any value.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from bordergate.errors import Conflict
 from bordergate.keys.keyring import WrappedDataKey
 from bordergate.locations import parse_store_location
 from bordergate.subjects import SubjectId
@@ -39,8 +48,21 @@ __all__ = [
     "RecordRef",
     "RecordStore",
     "StoreErasure",
+    "erasure_digest",
     "open_record_store",
+    "subject_erased",
 ]
+
+
+def erasure_digest(subject: SubjectId) -> str:
+    """What a store keeps of an erased subject: the SHA-256 (hex) of its id."""
+    return hashlib.sha256(str(subject).encode("ascii")).hexdigest()
+
+
+def subject_erased() -> Conflict:
+    """The refusal of a change decided before the subject's erasure was logged."""
+    return Conflict("the subject was erased after this change was logged; nothing was "
+                    "written", code="subject_erased")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +139,14 @@ class RecordStore(Protocol):
     inline_point_reads: bool
 
     def put_record(self, collection: str, record_id: str, subject: SubjectId,
-                   fields: Mapping[str, bytes]) -> None:
-        """Create or wholly replace a record.
+                   fields: Mapping[str, bytes], *, logged_at: int | None = None) -> None:
+        """Create or wholly replace a record.  ``logged_at``: the log index of the
+        entry that decided the write (None: not checked against erasures).
 
         Raises:
             WrongJurisdiction: the subject is homed elsewhere.
-            Conflict: ``record_owner_mismatch`` if the record belongs to another subject.
+            Conflict: ``record_owner_mismatch`` if the record belongs to another subject;
+                ``subject_erased`` if its erasure was logged after ``logged_at``.
             Unavailable: ``store_unavailable``.
         """
         ...
@@ -185,8 +209,10 @@ class RecordStore(Protocol):
         """
         ...
 
-    def erase_subject(self, subject: SubjectId) -> StoreErasure:
-        """Destroy the subject's data key (overwrite, then delete) and all its rows.
+    def erase_subject(self, subject: SubjectId, *,
+                      logged_at: int | None = None) -> StoreErasure:
+        """Destroy the subject's data key (overwrite, then delete) and all its rows;
+        with ``logged_at`` (the erasure's log index), remember it (the id's digest).
 
         Raises:
             WrongJurisdiction: the subject is homed elsewhere.
@@ -214,11 +240,14 @@ class RecordStore(Protocol):
         """The subject's wrapped data key, or ``None``."""
         ...
 
-    def add_data_key(self, key: WrappedDataKey) -> WrappedDataKey:
+    def add_data_key(self, key: WrappedDataKey, *,
+                     logged_at: int | None = None) -> WrappedDataKey:
         """Store ``key`` unless the subject already has one; return the stored one.
+        ``logged_at``: as :meth:`put_record`.
 
         Raises:
             WrongJurisdiction: the subject is homed elsewhere.
+            Conflict: ``subject_erased`` as :meth:`put_record`.
         """
         ...
 

@@ -19,6 +19,8 @@ from bordergate.residency.stores import (
     RawRecord,
     RecordRef,
     StoreErasure,
+    erasure_digest,
+    subject_erased,
 )
 from bordergate.subjects import SubjectId, parse_jurisdiction, require_home
 
@@ -35,6 +37,7 @@ class MemoryRecordStore:
         self._jurisdiction = parse_jurisdiction(jurisdiction)
         self._records: dict[tuple[str, str], tuple[SubjectId, dict[str, bytes]]] = {}
         self._keys: dict[str, WrappedDataKey] = {}
+        self._erasures: dict[str, int] = {}  # erasure_digest -> the erasure's log index
         self._lock = threading.Lock()
 
     @property
@@ -42,11 +45,17 @@ class MemoryRecordStore:
         """The jurisdiction this store is bound to."""
         return self._jurisdiction
 
+    def _check_not_erased(self, subject: SubjectId, logged_at: int | None) -> None:
+        """Under the lock: refuse a change logged before the subject's erasure."""
+        if logged_at is not None and self._erasures.get(erasure_digest(subject), -1) > logged_at:
+            raise subject_erased()
+
     def put_record(self, collection: str, record_id: str, subject: SubjectId,
-                   fields: Mapping[str, bytes]) -> None:
+                   fields: Mapping[str, bytes], *, logged_at: int | None = None) -> None:
         """Create or replace a record (see :class:`RecordStore`)."""
         require_home(subject, self._jurisdiction)
         with self._lock:
+            self._check_not_erased(subject, logged_at)
             existing = self._records.get((collection, record_id))
             if existing is not None and existing[0] != subject:
                 raise Conflict("the record belongs to another subject",
@@ -113,10 +122,14 @@ class MemoryRecordStore:
         require_home(subject, self._jurisdiction)
         return sorted(RecordRef(c, r) for (c, r), (s, _) in self._snapshot() if s == subject)
 
-    def erase_subject(self, subject: SubjectId) -> StoreErasure:
+    def erase_subject(self, subject: SubjectId, *,
+                      logged_at: int | None = None) -> StoreErasure:
         """Destroy the data key and the rows (see :class:`RecordStore`)."""
         require_home(subject, self._jurisdiction)
         with self._lock:
+            if logged_at is not None:
+                digest = erasure_digest(subject)
+                self._erasures[digest] = max(logged_at, self._erasures.get(digest, -1))
             key = self._keys.pop(str(subject), None)
             doomed = [k for k, (s, _) in self._records.items() if s == subject]
             for k in doomed:
@@ -145,10 +158,12 @@ class MemoryRecordStore:
         with self._lock:
             return self._keys.get(str(subject))
 
-    def add_data_key(self, key: WrappedDataKey) -> WrappedDataKey:
+    def add_data_key(self, key: WrappedDataKey, *,
+                     logged_at: int | None = None) -> WrappedDataKey:
         """Store ``key`` unless one exists; return the stored one."""
         require_home(key.subject, self._jurisdiction)
         with self._lock:
+            self._check_not_erased(key.subject, logged_at)
             return self._keys.setdefault(str(key.subject), key)
 
     def rewrap_data_key(self, old: WrappedDataKey, new: WrappedDataKey) -> bool:

@@ -8,12 +8,15 @@ is one transaction.  Every driver or pool failure surfaces as
 :class:`Unavailable` (code ``store_unavailable``).
 
 Erasure overwrites, then deletes the subject's wrapped data key and deletes
-its rows in one transaction.  PostgreSQL keeps old row versions until VACUUM
-and in its WAL, so copies of the wrapped key may stay on disk for a while:
-they stay openable only until the KEK version that wrapped them is rotated
-away and destroyed (so do backups; the vault answers ``until_kek_destroyed``).  The
-field ciphertexts themselves can never be opened once the data key is gone
-from every live row.
+its rows in one transaction, holding the subject's advisory lock, which every
+write of a record or data key of that subject takes too: an erasure running
+beside a write would otherwise miss the write's uncommitted rows and leave
+them (``erasures`` remembers a logged erasure's index, see the package).
+PostgreSQL keeps old row versions until VACUUM and in its WAL, so copies of
+the wrapped key may stay on disk for a while: they stay openable only until
+the KEK version that wrapped them is rotated away and destroyed (so do
+backups; the vault answers ``until_kek_destroyed``). The field ciphertexts
+themselves can never be opened once the data key is gone from every live row.
 
 This module must never see a protected value in clear nor log values.
 """
@@ -36,6 +39,8 @@ from bordergate.residency.stores import (
     RawRecord,
     RecordRef,
     StoreErasure,
+    erasure_digest,
+    subject_erased,
 )
 from bordergate.subjects import SubjectId, parse_jurisdiction, require_home
 
@@ -52,7 +57,14 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS data_keys (subject_id text PRIMARY KEY, key_id bytea NOT NULL,"
     " kek_version integer NOT NULL, wrapped bytea NOT NULL)",
     "CREATE INDEX IF NOT EXISTS data_keys_by_version ON data_keys (kek_version)",
+    "CREATE TABLE IF NOT EXISTS erasures (subject_digest text PRIMARY KEY,"
+    " logged_at bigint NOT NULL)",
 )
+#: The advisory lock class of one subject's changes (the second key is a hash of
+#: the subject id): a record's write, a data key's creation and the subject's
+#: erasure take it, so that an erasure never runs beside a write of its subject
+#: (under READ COMMITTED it would miss the write's uncommitted rows).
+_SUBJECT_LOCK = 7193503
 
 
 class PostgresRecordStore:
@@ -111,11 +123,27 @@ class PostgresRecordStore:
             raise Unavailable(f"store of {self._jurisdiction} failed: {type(exc).__name__}",
                               code="store_unavailable") from exc
 
+    @staticmethod
+    def _lock_subject(cur: psycopg.Cursor[Any], subject: SubjectId,
+                      logged_at: int | None) -> None:
+        """In a transaction: take the subject's lock, then refuse a change logged
+        before its erasure."""
+        cur.execute("SELECT pg_advisory_xact_lock(%s::int4, hashtext(%s))",
+                    (_SUBJECT_LOCK, str(subject)))
+        if logged_at is None:
+            return
+        cur.execute("SELECT logged_at FROM erasures WHERE subject_digest = %s",
+                    (erasure_digest(subject),))
+        row = cur.fetchone()
+        if row is not None and int(row[0]) > logged_at:
+            raise subject_erased()
+
     def put_record(self, collection: str, record_id: str, subject: SubjectId,
-                   fields: Mapping[str, bytes]) -> None:
+                   fields: Mapping[str, bytes], *, logged_at: int | None = None) -> None:
         """Create or replace a record (see :class:`RecordStore`)."""
         require_home(subject, self._jurisdiction)
         with self._tx() as cur:
+            self._lock_subject(cur, subject, logged_at)
             cur.execute("INSERT INTO records VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                         (collection, record_id, str(subject)))
             cur.execute("SELECT subject_id FROM records WHERE collection = %s AND record_id = %s"
@@ -209,11 +237,17 @@ class PostgresRecordStore:
             rows = cur.fetchall()
         return [RecordRef(c, r) for c, r in rows]
 
-    def erase_subject(self, subject: SubjectId) -> StoreErasure:
+    def erase_subject(self, subject: SubjectId, *,
+                      logged_at: int | None = None) -> StoreErasure:
         """Destroy the data key (overwrite, delete) and the rows, in one transaction."""
         require_home(subject, self._jurisdiction)
         sid = str(subject)
         with self._tx() as cur:
+            self._lock_subject(cur, subject, None)
+            if logged_at is not None:
+                cur.execute("INSERT INTO erasures VALUES (%s, %s) ON CONFLICT (subject_digest)"
+                            " DO UPDATE SET logged_at = greatest(erasures.logged_at,"
+                            " excluded.logged_at)", (erasure_digest(subject), logged_at))
             key = self._read_key(cur, subject, lock=True)
             cur.execute("UPDATE data_keys SET wrapped = decode(repeat('00', length(wrapped)),"
                         " 'hex'), key_id = decode(repeat('00', length(key_id)), 'hex')"
@@ -273,10 +307,12 @@ class PostgresRecordStore:
         with self._tx() as cur:
             return self._read_key(cur, subject)
 
-    def add_data_key(self, key: WrappedDataKey) -> WrappedDataKey:
+    def add_data_key(self, key: WrappedDataKey, *,
+                     logged_at: int | None = None) -> WrappedDataKey:
         """Store ``key`` unless one exists; return the stored one."""
         require_home(key.subject, self._jurisdiction)
         with self._tx() as cur:
+            self._lock_subject(cur, key.subject, logged_at)
             cur.execute("INSERT INTO data_keys VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
                         (str(key.subject), key.key_id, key.kek_version, key.wrapped))
             stored = self._read_key(cur, key.subject)

@@ -5,6 +5,9 @@ for another jurisdiction is refused)::
 
     records(collection, record_id, subject_id, fields)    one row per record
     data_keys(subject_id, key_id, kek_version, wrapped)   wrapped data keys
+    erasures(subject_digest, logged_at)                   erased subjects (SHA-256 of
+                                                          the id) and their erasure's
+                                                          log index
 
 A record's ``fields`` is its stored bytes per field in one value
 (:func:`pack_fields`: a head with the field count and every length, the names,
@@ -48,6 +51,8 @@ from bordergate.residency.stores import (
     RawRecord,
     RecordRef,
     StoreErasure,
+    erasure_digest,
+    subject_erased,
 )
 from bordergate.subjects import SubjectId, parse_jurisdiction, require_home
 
@@ -63,6 +68,8 @@ CREATE TABLE IF NOT EXISTS data_keys (
     subject_id TEXT PRIMARY KEY, key_id BLOB NOT NULL, kek_version INTEGER NOT NULL,
     wrapped BLOB NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS data_keys_by_version ON data_keys (kek_version);
+CREATE TABLE IF NOT EXISTS erasures (
+    subject_digest TEXT PRIMARY KEY, logged_at INTEGER NOT NULL) WITHOUT ROWID;
 """
 _PRAGMAS = (
     "PRAGMA busy_timeout = 5000",
@@ -342,11 +349,23 @@ class SqliteRecordStore:
                 raise
             conn.execute("COMMIT")
 
+    @staticmethod
+    def _check_not_erased(conn: sqlite3.Connection, subject: SubjectId,
+                          logged_at: int | None) -> None:
+        """In a write transaction: refuse a change logged before the subject's erasure."""
+        if logged_at is None:
+            return
+        row = conn.execute("SELECT logged_at FROM erasures WHERE subject_digest = ?",
+                           (erasure_digest(subject),)).fetchone()
+        if row is not None and int(row[0]) > logged_at:
+            raise subject_erased()
+
     def put_record(self, collection: str, record_id: str, subject: SubjectId,
-                   fields: Mapping[str, bytes]) -> None:
+                   fields: Mapping[str, bytes], *, logged_at: int | None = None) -> None:
         """Create or replace a record (see :class:`RecordStore`)."""
         require_home(subject, self._jurisdiction)
         with self._write() as conn:
+            self._check_not_erased(conn, subject, logged_at)
             row = conn.execute(
                 "SELECT subject_id FROM records WHERE collection = ? AND record_id = ?",
                 (collection, record_id)).fetchone()
@@ -465,11 +484,16 @@ class SqliteRecordStore:
                 " ORDER BY collection, record_id", (str(subject),)).fetchall()
         return [RecordRef(c, r) for c, r in rows]
 
-    def erase_subject(self, subject: SubjectId) -> StoreErasure:
+    def erase_subject(self, subject: SubjectId, *,
+                      logged_at: int | None = None) -> StoreErasure:
         """Destroy the data key (overwrite, delete) and the rows; truncate the WAL."""
         require_home(subject, self._jurisdiction)
         sid = str(subject)
         with self._write() as conn:
+            if logged_at is not None:
+                conn.execute("INSERT INTO erasures VALUES (?, ?) ON CONFLICT (subject_digest)"
+                             " DO UPDATE SET logged_at = max(logged_at, excluded.logged_at)",
+                             (erasure_digest(subject), logged_at))
             key = self._read_key(conn, subject)
             conn.execute("UPDATE data_keys SET wrapped = zeroblob(length(wrapped)),"
                          " key_id = zeroblob(length(key_id)) WHERE subject_id = ?", (sid,))
@@ -515,10 +539,12 @@ class SqliteRecordStore:
         with self._guard():
             return self._read_key(self._conn(), subject)
 
-    def add_data_key(self, key: WrappedDataKey) -> WrappedDataKey:
+    def add_data_key(self, key: WrappedDataKey, *,
+                     logged_at: int | None = None) -> WrappedDataKey:
         """Store ``key`` unless one exists; return the stored one."""
         require_home(key.subject, self._jurisdiction)
         with self._write() as conn:
+            self._check_not_erased(conn, key.subject, logged_at)
             conn.execute("INSERT OR IGNORE INTO data_keys VALUES (?, ?, ?, ?)",
                          (str(key.subject), key.key_id, key.kek_version, key.wrapped))
             stored = self._read_key(conn, key.subject)
