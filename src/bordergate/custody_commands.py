@@ -193,17 +193,27 @@ def init(
 
 
 def _init_logged(jurisdiction: str, config: Path) -> None:
-    """``keys init --config``: the custody log first, then KEK version 1, then its entry."""
+    """``keys init --config``: the custody log first, then KEK version 1, then its entry;
+    refused (``kek_missing_for_stored_keys``) while the deployment's store holds data
+    keys: their KEK is missing, and a new one would open none of them."""
     from bordergate.config import load_config
     from bordergate.custody_log import open_custody_log
     from bordergate.keys.backend import open_key_backend
-    from bordergate.keys.keyring import initialise
+    from bordergate.keys.keyring import initialise, refuse_new_kek
+    from bordergate.residency.stores import open_record_store
 
     j = load_config(config).jurisdiction(jurisdiction)
+    records = open_record_store(j.store, jurisdiction=jurisdiction, pool_size=1)
+    try:  # a store whose data keys need a KEK the backend lacks gets no new KEK
+        stored = records.data_key_counts()
+    finally:
+        records.close()
+    if isinstance(j.keys, KeyFileSettings) and not j.keys.path.exists():
+        refuse_new_kek(jurisdiction, stored)  # before an empty key file is made
     with open_custody_log(j) as log:
         keys = open_key_backend(j.keys, jurisdiction=jurisdiction, create=True)
         try:
-            _emit(log, [initialise(keys)])
+            _emit(log, [initialise(keys, stored=stored)])
         finally:
             keys.close()
 

@@ -58,7 +58,7 @@ from bordergate.gateway.service import Gateway, LogAppender, SequencerLog
 from bordergate.gateway.signing import SigningHelper
 from bordergate.key_service_process import provision_key_service
 from bordergate.keys.backend import KeyFileSettings, open_key_backend
-from bordergate.keys.keyring import KeyRing, initialise
+from bordergate.keys.keyring import KeyRing, initialise, refuse_new_kek
 from bordergate.keys.service_client import KeksHeldElsewhere, KeyServiceClient
 from bordergate.locations import parse_log_location, parse_store_location
 from bordergate.log_access import (
@@ -490,6 +490,33 @@ def _receipt_key_name(code: str, profile: Profile) -> str:
     return f"{code}.gateway-receipts{suffix}"
 
 
+def _provision_kek(code: str, j: Jurisdiction) -> list[str]:
+    """KEK version 1 and the store, unless the backend has a KEK already.  A store
+    holding data keys whose backend has no KEK (a key file missing, another token)
+    gets none: a new KEK would open none of them (``kek_missing_for_stored_keys``).
+
+    Raises:
+        ConfigError, Unavailable: as the store and backend raise.
+    """
+    if isinstance(j.keys, KeyFileSettings):
+        j.keys.path.parent.mkdir(parents=True, exist_ok=True)
+    store = open_record_store(j.store, jurisdiction=code)
+    try:
+        stored = store.data_key_counts()
+    finally:
+        store.close()
+    if isinstance(j.keys, KeyFileSettings) and not j.keys.path.exists():
+        refuse_new_kek(code, stored)  # before an empty key file is made
+    backend = open_key_backend(j.keys, jurisdiction=code, create=True)
+    try:
+        if backend.versions():
+            return []
+        initialise(backend, stored=stored)
+        return [f"{code}: KEK version 1 ({backend.kind})"]
+    finally:
+        backend.close()
+
+
 def _provision_one(code: str, j: Jurisdiction, profile: Profile) -> list[str]:
     done: list[str] = []
     receipt_key = j.receipt_key_file()
@@ -519,17 +546,7 @@ def _provision_one(code: str, j: Jurisdiction, profile: Profile) -> list[str]:
             done.append(f"{code}: log {j.log.origin} at {j.log.storage}")
     finally:
         storage.close()
-    if isinstance(j.keys, KeyFileSettings):
-        j.keys.path.parent.mkdir(parents=True, exist_ok=True)
-    backend = open_key_backend(j.keys, jurisdiction=code, create=True)
-    try:
-        if not backend.versions():
-            initialise(backend)
-            done.append(f"{code}: KEK version 1 ({backend.kind})")
-    finally:
-        backend.close()
-    store = open_record_store(j.store, jurisdiction=code)
-    store.close()
+    done += _provision_kek(code, j)
     open_approval_store(j.store).close()
     private = j.issuer.private_key_file
     if private is not None and not private.exists():

@@ -28,7 +28,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,6 +59,7 @@ __all__ = [
     "SubjectCipher",
     "WrappedDataKey",
     "initialise",
+    "refuse_new_kek",
 ]
 
 #: Default bound of the per-process unwrapped-data-key cache.
@@ -66,18 +67,43 @@ DEFAULT_CACHE_ENTRIES = 10_000
 _REWRAP_BATCH = 500
 
 
-def initialise(backend: KeyBackend, *, clock: Callable[[], float] = time.time) -> KeyEvent:
+def initialise(backend: KeyBackend, *, clock: Callable[[], float] = time.time,
+               stored: Mapping[int, int] | None = None) -> KeyEvent:
     """Create KEK version 1 of a jurisdiction (``bordergate keys init``).
+
+    ``stored``: the jurisdiction's store's data keys per KEK version
+    (``DataKeyStore.data_key_counts``), when the caller knows the store.  A backend
+    without a KEK over a store holding data keys has lost the KEK they are wrapped
+    under (a key file missing, another token): a new version 1 would open none of
+    them and clash with the old one's return, so it is refused (found by the keys
+    review: ``gateway init`` silently made one).
 
     Raises:
         Conflict: ``keys_already_initialised`` if a KEK exists.
+        ConfigError: ``kek_missing_for_stored_keys``.
         Unavailable: the backend cannot be reached.
     """
     if backend.versions():
         raise Conflict(f"{backend.jurisdiction} already has a KEK",
                        code="keys_already_initialised")
+    refuse_new_kek(backend.jurisdiction, stored or {})
     return KeyEvent(kind=KeyEventKind.KEK_CREATED, jurisdiction=backend.jurisdiction,
                     kek_version=backend.create_version(), time=clock())
+
+
+def refuse_new_kek(jurisdiction: str, stored: Mapping[int, int]) -> None:
+    """Refuse to create a first KEK while the store holds data keys (:func:`initialise`).
+
+    Raises:
+        ConfigError: ``kek_missing_for_stored_keys``.
+    """
+    held = {v: n for v, n in stored.items() if n}
+    if held:
+        raise ConfigError(
+            f"the store of {jurisdiction} holds {sum(held.values())} data keys wrapped under "
+            f"KEK version(s) {', '.join(map(str, sorted(held)))}, but the key backend has no "
+            "KEK (a key file missing, another token?): a new KEK would open none of them; "
+            "restore the key backend", code="kek_missing_for_stored_keys")
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,8 +302,10 @@ class KeyRing:
 
         Raises:
             Conflict: ``keys_already_initialised`` if a KEK exists.
+            ConfigError: ``kek_missing_for_stored_keys`` if the store holds data keys.
         """
-        return initialise(self._backend, clock=self._clock)
+        return initialise(self._backend, clock=self._clock,
+                          stored=self._store.data_key_counts())
 
     def cipher_for(self, subject: SubjectId, *,
                    create: bool = False) -> tuple[SubjectCipher, KeyEvent | None]:
