@@ -9,6 +9,7 @@ answers requests for ``PATH`` (``*``: every path) the hostile way ``MODE`` names
 * ``endless``: a 200 without a length whose body never ends, as fast as it goes;
 * ``gzip-bomb``: a 200 of a few dozen KiB, ``Content-Encoding: gzip, gzip``, that
   decodes to 4 GiB of zeros (:func:`gzip_bomb`), whatever the request accepts;
+* ``status500``: a 500 (a bundle store that is down, or says it is);
 * ``redirect-file``: a 302 to ``file:///etc/passwd``;
 * ``redirect-host``: a 302 to the same path on another loopback port (a second
   server of the same directory, honest: what a follower of redirects would trust).
@@ -101,6 +102,10 @@ def _handler(log_dir: Path, mode: str, hostile: str, other_port: list[int]
                         self.wfile.write(b"x")
                         self.wfile.flush()
                         time.sleep(0.2)
+                elif mode == "status500":
+                    self.send_response(500)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                 elif mode == "gzip-bomb":
                     self.send_response(200)
                     self.send_header("Content-Encoding", "gzip, gzip")

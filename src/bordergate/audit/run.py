@@ -67,7 +67,7 @@ from bordergate.audit.rules import keyaccess
 from bordergate.audit.rules.bulk import BulkRules
 from bordergate.audit.witness_check import WitnessCheck, check_witnesses
 from bordergate.dsp.bulk import FieldCategories
-from bordergate.errors import BordergateError, ConfigError, VerificationError
+from bordergate.errors import BordergateError, ConfigError, Unavailable, VerificationError
 from bordergate.releases.ledger import ReleaseLedger
 from bordergate.releases.review import reviewers_from
 from bordergate.residency.schema import load_schema
@@ -167,7 +167,9 @@ def run_audit(config: AuditorConfig, state_dir: Path, *, now: float | None = Non
 
     Returns:
         The run; a log that failed verification carries a ``log_verification_failed``
-        finding, and one that could not be reached an ``error``.
+        finding, and one that could not be reached (its log, or its bundle store
+        while its entries were inspected) an ``error``: one log's store never stops
+        the audit of the others.
 
     Raises:
         ConfigError: the saved state is damaged or inconsistent.
@@ -317,14 +319,15 @@ def _audit_one(config: AuditorConfig, audit: LogAudit, state_dir: Path,
                 # key-access claims, once every entry is inspected, on verified bytes
                 keyaccess.settle_key_claims(inspector, _proven_entries(
                     source, client, result.size, result.root))
-        except VerificationError as exc:
+        except (VerificationError, Unavailable) as exc:
+            # this log only (its bundle store down or too slow): the others go on
             run.error = f"[{exc.code}] {exc}"
             return run
     run.inspector = inspector
     run.new_entries = result.size - start
     try:
         run.proofs = _proofs(client, run.findings, result.size, result.root)
-    except VerificationError as exc:
+    except (VerificationError, Unavailable) as exc:
         run.error = f"inclusion proofs failed [{exc.code}]: {exc}"
         return run
     if run.witnesses is not None and run.witnesses.finding is None:
@@ -363,7 +366,7 @@ def _inspect_unverified(run: LogRun, config: AuditorConfig, audit: LogAudit, ori
             _inspect(inspector, source, start, end,
                      lambda: _helper_inspector(config, audit, origin))
             inspector.finish()
-    except VerificationError as exc:
+    except (VerificationError, Unavailable) as exc:
         run.error = f"[{exc.code}] {exc}"
     findings = inspector.state.findings
     findings[before:] = [dataclasses.replace(f, unverified=True) for f in findings[before:]]
