@@ -224,3 +224,21 @@ def test_witness_claims_count_only_under_the_witness_keys_the_reader_pins(
         "audit", "verify-report", str(tmp_path / "forged"), "--auditor-key",
         AUDITOR.verifier().key_string, *(a for w in real for a in ("--witness-key", w))])
     assert result.exit_code == 1 and "witness_key_not_pinned" in result.output, result.output
+
+
+def test_a_checkpoint_finding_is_proven_only_by_its_own_logs_checkpoint(
+        signed: Files) -> None:
+    """Evidence package (step 4): a finding about another log's checkpoint (``eu``
+    unwitnessed) whose evidence is the ``us`` log's checkpoint fails
+    ``evidence_malformed``; a checkpoint proves something only about its own log."""
+    def edit(doc: dict[str, Any], out: Files) -> None:
+        us = doc["logs"][0]
+        eu = copy.deepcopy(us)
+        eu.update(jurisdiction="eu", origin="log.test/eu", verified=False,
+                  checkpoint_file=None, previous_checkpoint_file=None)
+        doc["logs"].append(eu)
+        doc["findings"].append({**doc["findings"][0], "jurisdiction": "eu",
+                                "origin": "log.test/eu", "index": None,
+                                "kind": "checkpoint_unwitnessed",
+                                "evidence": us["checkpoint_file"]})
+    assert "evidence_malformed" in codes(resigned(signed, edit))

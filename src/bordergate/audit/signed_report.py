@@ -31,7 +31,8 @@ I/O, opens no socket and needs no gateway or log):
    audited checkpoint whose leaf hash is SHA-256(0x00 || raw entry), whose decoded
    form is that entry (a record without the raw entry, withheld, states no
    decoded form), whose inclusion proof leads to the root of that checkpoint, and
-   whose policy bundle and roster version hash to the digests the entry names.
+   whose policy bundle and roster version hash to the digests the entry names; a
+   finding about a checkpoint names its own log's audited checkpoint.
 
 Who could lie here: the auditor (the signature says who; the proofs let anyone
 re-check every finding against checkpoints the log signed and witnesses
@@ -336,7 +337,12 @@ def _check_findings(files: Mapping[str, bytes], report: dict[str, Any],
                 out.fail(ref, "evidence_missing", "a finding names it; the manifest does not")
             continue
         if ref.startswith(f"{EVIDENCE_DIR}/checkpoints/"):
-            if ref not in checkpoints:
+            own = next((x.get("checkpoint_file") for x in report["logs"]
+                        if x.get("origin") == finding.get("origin")), None)
+            if ref != own:
+                out.fail(ref, "evidence_malformed", f"not the audited checkpoint of "
+                         f"{finding.get('jurisdiction')}, which the finding is about")
+            elif ref not in checkpoints:
                 out.fail(ref, "checkpoint_invalid", "the finding's checkpoint did not verify")
             continue
         if ref not in done:
