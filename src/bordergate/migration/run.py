@@ -147,6 +147,11 @@ def read_batch(source: LegacySource, mapping: MigrationMapping, lo: int, hi: int
     return BatchRows(subjects, tables)
 
 
+def _key_text(key: object) -> str:
+    """A source key as its record id reads it (``table/key``)."""
+    return str(key)
+
+
 def homes_needed(source: LegacySource, plan: Plan, only: str | None = None) -> set[str]:
     """The homes a run must open: those with parts not done (all parts of the plan
     before the first run), or only ``only``'s."""
@@ -262,10 +267,7 @@ class _Migration:
     def delete_part(self, row: JournalRow) -> None:
         stored = self._stored_keys.pop((row.batch, row.home), None)
         if stored is None:
-            rows = read_batch(self.source, self.mapping, row.lo, row.hi, self.specs,
-                              values=False, home=row.home)
-            stored = {table: [k for k, _, _ in per_home.get(row.home, [])]
-                      for table, per_home in rows.tables.items()}
+            stored = self._stored_rows(row)
         facts: dict[str, tuple[int, str]] = {}
         for t in self.mapping.tables:
             if stored[t.table]:
@@ -282,6 +284,46 @@ class _Migration:
                         f"IN ({','.join('?' * len(chunk))})"), chunk)
             self.source.set_state(cur, row, "deleted", attempts=row.attempts,
                                   deletion=json.dumps(facts, sort_keys=True))
+
+    def resumed_part_grew(self, row: JournalRow) -> bool:
+        """For a part found at ``stored`` (a run killed after its store write): whether
+        the source now holds rows of its subjects that the part did not store (the
+        legacy business still running).  Then the part is imported again (a retry,
+        logged as such) rather than deleted: its deletion may remove only rows its
+        home stored, and a subject's new rows would otherwise stay behind it (found by
+        a review: the resumed deletion read the part's rows again and deleted a row
+        added after the store write, and ``verify`` said OK).  Otherwise the stored
+        rows are kept for :meth:`delete_part`."""
+        if (row.batch, row.home) in self._stored_keys:
+            return False  # stored by this run: its keys are the ones it read
+        stored = self._stored_rows(row)
+        now = read_batch(self.source, self.mapping, row.lo, row.hi, self.specs,
+                         values=False, home=row.home)
+        for table, per_home in now.tables.items():
+            have = set(map(_key_text, stored[table]))
+            if any(_key_text(key) not in have for key, _, _ in per_home.get(row.home, [])):
+                return True
+        self._stored_keys[(row.batch, row.home)] = stored
+        return False
+
+    def _stored_rows(self, row: JournalRow) -> dict[str, list[Any]]:
+        """The source keys of the rows a part stored: the rows owned by the batch's
+        subject keys (whatever their home says now) whose record the part's manifest
+        names; never a row the source gained after the store write."""
+        home = self.homes[row.home]
+        manifest = self.source.part_manifest(row.batch, row.home)
+        stored: dict[str, list[Any]] = {}
+        for t in self.mapping.tables:
+            names = manifest.get(t.table, set())
+            keys = self.source.query(
+                f"SELECT {ident(t.key)} FROM {ident(t.table)} "  # noqa: S608
+                f"WHERE {ident(t.owner)} BETWEEN ? AND ? ORDER BY {ident(t.key)}",
+                (row.lo, row.hi)) if names else []
+            stored[t.table] = [
+                key for (key,) in keys
+                if home.pseudonyms.record(t.collection, home.record_id(row.batch, t.table, key))
+                in names]
+        return stored
 
     def log_deletion(self, row: JournalRow) -> None:
         tables: dict[str, list[Any]] = json.loads(row.deletion or "{}")
@@ -348,6 +390,10 @@ def run_migration(source: LegacySource, mapping: MigrationMapping, plan: Plan,
         row = journal[key]
         if row.state in ("planned", "started"):
             retried += row.state == "started"
+            records += work.import_part(row)
+            row = source.journal()[key]
+        if row.state == "stored" and work.resumed_part_grew(row):
+            retried += 1
             records += work.import_part(row)
             row = source.journal()[key]
         if row.state == "stored":

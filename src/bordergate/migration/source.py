@@ -197,6 +197,22 @@ class LegacySource:
                 f"SELECT batch, home, source_table, record, subject FROM {_ROW_MANIFEST}")]  # noqa: S608
         return out
 
+    def part_manifest(self, batch: int, home: str) -> dict[str, set[str]]:
+        """Per source table, the record pseudonyms one part stored (its manifest)."""
+        out: dict[str, set[str]] = {}
+        if "batch" in self.columns("bordergate_migration_parts"):
+            for table, pairs in self.query(
+                    "SELECT source_table, pairs FROM bordergate_migration_parts "
+                    "WHERE batch = ? AND home = ?", (batch, home)):
+                out.setdefault(str(table), set()).update(
+                    line.partition(" ")[0] for line in str(pairs).splitlines())
+        if self._has_row_manifest():
+            for table, record in self.query(
+                    f"SELECT source_table, record FROM {_ROW_MANIFEST} "  # noqa: S608
+                    "WHERE batch = ? AND home = ?", (batch, home)):
+                out.setdefault(str(table), set()).add(str(record))
+        return out
+
     def _has_row_manifest(self) -> bool:
         """Whether the source holds the earlier per-record manifest (looked at once:
         nothing creates it any more, and a part's manifest is set once per part)."""

@@ -86,9 +86,10 @@ def log_entries(deployment: Deployment, code: str) -> Iterator[tuple[int, Entry]
 
 
 def _logged(entries: Iterator[tuple[int, Entry]]
-            ) -> tuple[dict[tuple[int, str], Mapping[str, Any]], set[int], dict[str, int]]:
+            ) -> tuple[dict[tuple[int, str], Mapping[str, Any]],
+                       dict[int, list[tuple[int, Mapping[str, Any]]]], dict[str, int]]:
     migrations: dict[tuple[int, str], Mapping[str, Any]] = {}
-    deletions: set[int] = set()
+    deletions: dict[int, list[tuple[int, Mapping[str, Any]]]] = defaultdict(list)
     erased: dict[str, int] = {}
     for index, entry in entries:
         body = entry.body
@@ -98,7 +99,7 @@ def _logged(entries: Iterator[tuple[int, Entry]]
                     "attempt", 1):
                 migrations[key] = {**body, "_index": index}
         elif entry.type == "legacy-deletion":
-            deletions.add(int(body["batch"]))
+            deletions[int(body["batch"])].append((index, body))
         elif entry.type == "erase" and body.get("outcome", "allow") == "allow":
             erased[str(body.get("subject"))] = index
     return migrations, deletions, erased
@@ -177,6 +178,7 @@ def _verify_home(report: VerifyReport, code: str, home: Home, *, deployment: Dep
                                    f"(logged at index {entry['_index']})")
         if batch not in deletions:
             report.failures.append(f"{where}: no legacy-deletion entry in {code}'s log")
+    _verify_deletions(report, code, migrations, deletions)
     extra = set(stored) - named
     if extra:
         report.failures.append(f"{code}: {len(extra)} migrated-looking records in the store "
@@ -188,6 +190,32 @@ def _verify_home(report: VerifyReport, code: str, home: Home, *, deployment: Dep
                                    f"no migration entry in {code}'s log")
     report.checked[code] = {"migration_entries": len(migrations), "records_in_store": len(stored),
                             "reconciled_erasures": reconciled, "missing": missing_total}
+
+
+def _verify_deletions(report: VerifyReport, code: str,
+                      migrations: Mapping[tuple[int, str], Mapping[str, Any]],
+                      deletions: Mapping[int, list[tuple[int, Mapping[str, Any]]]]) -> None:
+    """Every ``legacy-deletion`` entry deleted, per table, exactly the rows the last
+    ``migration`` attempt of its batch and table logged (count and digest of the
+    legacy keys): a deletion of rows that were never migrated (or of fewer than were)
+    fails, naming the batch (found by a review: a resumed part deleted a row it never
+    migrated, the source no longer held it, and verify said OK)."""
+    for batch, logged in sorted(deletions.items()):
+        for index, body in logged:
+            tables = body.get("tables")
+            if not isinstance(tables, dict):
+                tables = {}
+            for table in sorted(set(tables) | {t for b, t in migrations if b == batch}):
+                facts = tables.get(table)
+                migrated = migrations.get((batch, table))
+                deleted = [facts.get("rows"), facts.get("legacy_keys")] \
+                    if isinstance(facts, dict) else None
+                if migrated is None or deleted != [migrated.get("records"),
+                                                   migrated.get("legacy_keys")]:
+                    report.failures.append(
+                        f"batch {batch} ({table} -> {code}): the legacy-deletion entry at "
+                        f"index {index} does not delete exactly the rows the last "
+                        "migration entry logged")
 
 
 def _verify_source(report: VerifyReport, source: LegacySource, mapping: MigrationMapping,
