@@ -33,7 +33,7 @@ from bordergate.tlog.credentials import (
     read_credential,
     read_credential_list,
 )
-from bordergate.tlog.logdir import write_key
+from bordergate.tlog.logdir import make_dirs, write_key
 from bordergate.tlog.witnessing import witness_endpoint
 
 __all__ = ["provision_key_service", "serve_keys"]
@@ -114,13 +114,13 @@ def provision_key_service(j: Jurisdiction) -> list[str]:
         except ValueError:
             raise ConfigError(f"{path}: a credential file is named after its id "
                               "(e.g. us-gw-1-keys.cred)", code="credential_name_invalid") from None
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
         write_key(path, credential.token)
         done.append(f"{j.code}: key service credential {credential.id} ({path})")
     listed = ks.credentials_file
     text = listed.read_text() if listed.exists() else ""
     if credential.id not in parse_credential_list(text).ids:
-        listed.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(listed.parent)
         fd = os.open(listed, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(text + credential.list_line + "\n")

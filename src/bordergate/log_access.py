@@ -39,7 +39,7 @@ from bordergate.tlog.credentials import (
     parse_credential_list,
     read_credential,
 )
-from bordergate.tlog.logdir import read_signer, write_key
+from bordergate.tlog.logdir import make_dirs, read_signer, write_key, write_public
 from bordergate.tlog.note import Ed25519Verifier, Signer
 
 __all__ = ["log_signer", "log_verifier", "provision_sequencer", "read_pseudonym_secret",
@@ -164,12 +164,11 @@ def provision_sequencer(j: Jurisdiction) -> list[str]:
     done: list[str] = []
     key_file = j.sequencer.key_file if j.sequencer is not None else j.log.key_file
     if key_file is not None and not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(key_file.parent)
         write_key(key_file, Signer.generate(j.log.origin).key_string)
         done.append(f"{j.code}: log signing key {key_file}")
     if j.log.vkey_file is not None and not j.log.vkey_file.exists() and key_file is not None:
-        j.log.vkey_file.parent.mkdir(parents=True, exist_ok=True)
-        j.log.vkey_file.write_text(log_signer(j, key_file).verifier().key_string + "\n")
+        write_public(j.log.vkey_file, log_signer(j, key_file).verifier().key_string + "\n")
         done.append(f"{j.code}: log verifier key {j.log.vkey_file}")
     if j.log.sequencer is None or j.sequencer is None:
         return done
@@ -180,7 +179,7 @@ def provision_sequencer(j: Jurisdiction) -> list[str]:
     for path, role in _appender_roles(j):
         credential = read_credential(path) if path.exists() else _issue(path)
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(path.parent)
             write_key(path, credential.token)
             done.append(f"{j.code}: append credential {credential.id} ({path})")
         if credential.id not in known:
@@ -190,7 +189,7 @@ def provision_sequencer(j: Jurisdiction) -> list[str]:
             text = re.sub(rf"(?m)^({re.escape(credential.id)} sha256:[0-9a-f]{{64}})[ \t]*$",
                           rf"\1 {role}", text)
             done.append(f"{j.code}: append credential {credential.id} listed as {role}")
-    listed.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(listed.parent)
     fd = os.open(listed, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the operator's own
     with os.fdopen(fd, "w") as f:
         f.write(text)

@@ -32,7 +32,7 @@ from bordergate.tlog.credentials import (
     CredentialList,
     parse_credential_list,
 )
-from bordergate.tlog.logdir import write_key
+from bordergate.tlog.logdir import make_dirs, write_key
 
 __all__ = ["credential"]
 
@@ -118,7 +118,7 @@ def _read_list(listed: Path) -> tuple[str, CredentialList]:
 
 def _write_list(listed: Path, text: str) -> None:
     """Replace the list atomically (a crash leaves the old list or the new one)."""
-    listed.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(listed.parent)
     part = listed.with_name(listed.name + ".part")
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -153,7 +153,7 @@ def issue_credential(listed: Path, credential_id: str, out: Path, *,
         raise Conflict(f"{credential_id} is listed in {listed} already; revoke it first or "
                        "choose another id", code="credential_id_taken")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(out.parent)
         write_key(out, issued.token)  # 0600, never overwritten
     except ConfigError:
         raise ConfigError(f"{out} exists; a credential file is never overwritten",

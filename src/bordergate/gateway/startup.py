@@ -81,7 +81,7 @@ from bordergate.residency.vault import Vault
 from bordergate.roster.publication import authority_for, create_development_authority_key
 from bordergate.tlog.client import LogClient, StorageSource
 from bordergate.tlog.credentials import read_credential
-from bordergate.tlog.logdir import read_signer, write_key
+from bordergate.tlog.logdir import make_dirs, read_signer, write_key, write_public
 from bordergate.tlog.note import Ed25519Verifier, Signer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage, open_storage
@@ -499,7 +499,7 @@ def _provision_kek(code: str, j: Jurisdiction) -> list[str]:
         ConfigError, Unavailable: as the store and backend raise.
     """
     if isinstance(j.keys, KeyFileSettings):
-        j.keys.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(j.keys.path.parent)
     store = open_record_store(j.store, jurisdiction=code)
     try:
         stored = store.data_key_counts()
@@ -520,7 +520,7 @@ def _provision_kek(code: str, j: Jurisdiction) -> list[str]:
 def _provision_one(code: str, j: Jurisdiction, profile: Profile) -> list[str]:
     done: list[str] = []
     receipt_key = j.receipt_key_file()
-    receipt_key.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(receipt_key.parent)
     if not receipt_key.exists():
         signer = Signer.generate(_receipt_key_name(code, profile))
         write_key(receipt_key, signer.key_string)
@@ -530,14 +530,14 @@ def _provision_one(code: str, j: Jurisdiction, profile: Profile) -> list[str]:
     for path in (j.log.pseudonym_secret_file,
                  *j.issuer.public_key_files, j.issuer.private_key_file):
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(path.parent)
     if not j.log.pseudonym_secret_file.exists():
         write_key(j.log.pseudonym_secret_file, secrets.token_hex(32))
         done.append(f"{code}: pseudonym secret {j.log.pseudonym_secret_file}")
     done += provision_sequencer(j) + provision_key_service(j)
     location = parse_log_location(j.log.storage)
     if location.kind == "directory":
-        Path(location.target).mkdir(parents=True, exist_ok=True)
+        make_dirs(Path(location.target))
     storage = open_storage(j.log.storage)
     try:
         if storage.read(CHECKPOINT_PATH) is None:
@@ -556,7 +556,7 @@ def _provision_one(code: str, j: Jurisdiction, profile: Profile) -> list[str]:
         write_key(private, pem.decode("ascii").strip())
         public = key.public_key().public_bytes(serialization.Encoding.PEM,
                                                serialization.PublicFormat.SubjectPublicKeyInfo)
-        j.issuer.public_key_files[0].write_bytes(public)
+        write_public(j.issuer.public_key_files[0], public.decode("ascii"))
         done.append(f"{code}: issuer key {private} (development only)")
     authority_key = j.roster.authority_key_file if j.roster is not None else None
     if authority_key is not None and not authority_key.exists():

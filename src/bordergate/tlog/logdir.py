@@ -10,7 +10,14 @@ that sign take ``--key-file``.  The signing key
 lives beside the served directory (``DIR.key``, mode 0600) or where
 ``--key-file`` says, never inside ``DIR``.
 
-This module must never sign, serve or interpret entries.
+Key files are created 0600 and the directories and public keys the provisioning
+commands create (:func:`make_dirs`, :func:`write_public`) are never writable by
+group or others, whatever the process's umask (found by the keys review: under
+umask 0 ``gateway init`` left every key directory 0777 and the log's verifier key
+0666, for any local user to replace).
+
+This module must never sign, serve or interpret entries, and never create a
+file or directory another user can write.
 """
 
 from __future__ import annotations
@@ -30,12 +37,14 @@ if TYPE_CHECKING:
 __all__ = [
     "default_key_file",
     "key_file_for",
+    "make_dirs",
     "open_log",
     "open_log_storage",
     "read_signer",
     "record_key_file",
     "record_postgres",
     "write_key",
+    "write_public",
 ]
 
 _POINTER = Path(".sequencer") / "storage.json"
@@ -56,6 +65,37 @@ def record_key_file(log_dir: Path, key_file: Path) -> None:
     pointer = log_dir / _KEY_POINTER
     pointer.parent.mkdir(parents=True, exist_ok=True)
     pointer.write_text(str(key_file.resolve()) + "\n")
+
+
+def make_dirs(path: Path) -> None:
+    """Create directory ``path`` and its missing parents, each at most 0755 whatever
+    the umask (never writable by group or others: a directory holding keys must not
+    let another user rename, replace or plant files in it).  Existing directories
+    are left as they are."""
+    missing: list[Path] = []
+    here = path
+    while not here.exists() and here != here.parent:
+        missing.append(here)
+        here = here.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o755)  # the umask can only take bits away
+        except FileExistsError:
+            continue
+
+
+def write_public(path: Path, text: str) -> None:
+    """Write a public key file (a verifier key, a public key), mode 0644 whatever the
+    umask, atomically (a crash leaves no half-written key); its directory is made
+    by :func:`make_dirs`.
+
+    Raises:
+        OSError: the write failed.
+    """
+    from bordergate.durable import replace_file
+
+    make_dirs(path.parent)
+    replace_file(path, text.encode("utf-8"), mode=0o644)
 
 
 def write_key(path: Path, secret: str) -> None:
