@@ -79,6 +79,7 @@ from bordergate.residency.schema import Schema, load_schema, parse_schema
 from bordergate.residency.stores import open_record_store
 from bordergate.residency.vault import Vault
 from bordergate.roster.publication import authority_for, create_development_authority_key
+from bordergate.tlog.checkpoint import Checkpoint
 from bordergate.tlog.client import LogClient, StorageSource
 from bordergate.tlog.credentials import read_credential
 from bordergate.tlog.logdir import make_dirs, read_signer, write_key, write_public
@@ -517,6 +518,51 @@ def _provision_kek(code: str, j: Jurisdiction) -> list[str]:
         backend.close()
 
 
+def _provision_pseudonym_secret(code: str, j: Jurisdiction) -> list[str]:
+    """The log's pseudonym secret, unless it exists.  A log that already holds
+    entries gets none: its entries' pseudonyms were keyed by the missing secret, and
+    a new one would cut every subject off from its past entries (its erasure and
+    key-access proofs, the auditor's matching) without a word
+    (``pseudonym_secret_missing``; found by the keys review).
+
+    Raises:
+        ConfigError: ``pseudonym_secret_missing``; as the log storage raises.
+    """
+    path = j.log.pseudonym_secret_file
+    if path.exists():
+        return []
+    held = _logged_entries(j)
+    if held:
+        raise ConfigError(
+            f"{code}: the pseudonym secret {path} is missing but the log {j.log.origin} "
+            f"holds {'entries' if held < 0 else f'{held} entries'} keyed by it: a new secret "
+            "would cut every subject off from its past entries; restore the file",
+            code="pseudonym_secret_missing")
+    write_key(path, secrets.token_hex(32))
+    return [f"{code}: pseudonym secret {path}"]
+
+
+def _logged_entries(j: Jurisdiction) -> int:
+    """How many entries the log's stored checkpoint counts (0 for no log yet, -1 for
+    a checkpoint that does not parse: it cannot say it is empty).  Read, not
+    verified: this only decides whether a secret may be created."""
+    location = parse_log_location(j.log.storage)
+    if location.kind == "directory" and not Path(location.target).is_dir():
+        return 0
+    storage = open_storage(j.log.storage)
+    try:
+        note = storage.read(CHECKPOINT_PATH)
+    finally:
+        storage.close()
+    if note is None:
+        return 0
+    try:
+        text = note.decode("utf-8").split("\n\n", 1)[0] + "\n"
+        return Checkpoint.parse(text).size
+    except (UnicodeDecodeError, VerificationError):
+        return -1
+
+
 def _provision_one(code: str, j: Jurisdiction, profile: Profile) -> list[str]:
     done: list[str] = []
     receipt_key = j.receipt_key_file()
@@ -531,9 +577,7 @@ def _provision_one(code: str, j: Jurisdiction, profile: Profile) -> list[str]:
                  *j.issuer.public_key_files, j.issuer.private_key_file):
         if path is not None:
             make_dirs(path.parent)
-    if not j.log.pseudonym_secret_file.exists():
-        write_key(j.log.pseudonym_secret_file, secrets.token_hex(32))
-        done.append(f"{code}: pseudonym secret {j.log.pseudonym_secret_file}")
+    done += _provision_pseudonym_secret(code, j)
     done += provision_sequencer(j) + provision_key_service(j)
     location = parse_log_location(j.log.storage)
     if location.kind == "directory":
