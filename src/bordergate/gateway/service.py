@@ -1013,10 +1013,13 @@ class Gateway:
 
     async def _store_write(self, collection: str, record_id: str, subject: SubjectId,
                            clean: Mapping[str, object], *, entry: bytes,
-                           promise: bytes, logged_at: int) -> list[KeyEvent]:
+                           promise: bytes, logged_at: int,
+                           decided: frozenset[str]) -> list[KeyEvent]:
         """Write a record whose allowed write ``entry`` is durable at ``logged_at``;
         its key events.  A subject whose erasure was logged after the entry is not
-        written again (promise 8: the store refuses, ``subject_erased``).
+        written again (promise 8: the store refuses, ``subject_erased``), nor is a
+        record that gained a field outside the ``decided`` names since it was read
+        (promise 2: the replacement would remove it undecided, ``record_changed``).
 
         Raises:
             Conflict, Unavailable: as ``Vault.put``; with a key service, as
@@ -1024,13 +1027,14 @@ class Gateway:
         """
         if self.key_service is None:
             events: list[KeyEvent] = await self._off_loop(functools.partial(
-                self.vault.put, collection, record_id, subject, clean, logged_at=logged_at))
+                self.vault.put, collection, record_id, subject, clean, logged_at=logged_at,
+                decided=decided))
             return events
         cipher, events = await self._write_cipher(subject, entry, promise, logged_at) \
             if self.vault.needs_key(collection, clean) else (None, [])
         await self._off_loop(functools.partial(
             self.vault.put_sealed_with, collection, record_id, subject, clean, cipher,
-            logged_at=logged_at))
+            logged_at=logged_at, decided=decided))
         return events
 
     async def _write_cipher(self, subject: SubjectId, entry: bytes, promise: bytes,
@@ -1183,7 +1187,9 @@ class Gateway:
             Unauthenticated, InvalidInput, WrongJurisdiction: bad requests.
             DeniedAfterLogging: a field was denied (logged, nothing written).
             Conflict: ``record_owner_mismatch``; ``subject_erased`` (the subject's
-                erasure was logged after this write's entry: nothing written).
+                erasure was logged after this write's entry: nothing written);
+                ``record_changed`` (the record gained a field this write did not
+                decide since it was read: nothing written, write again).
             Unavailable: log, store or key backend down.
         """
         decided = self.decided.versions()  # before the token is checked
@@ -1245,7 +1251,8 @@ class Gateway:
                                      members={"refused": refused,
                                               "log": {"origin": self.origin, "index": index}})
         events = await self._store_write(collection, record_id, subject, clean, entry=entry,
-                                         promise=promise, logged_at=index)
+                                         promise=promise, logged_at=index,
+                                         decided=frozenset(s.name for s in specs))
         if events:
             await self.log.append_many(self._key_entries(events, self.clock()))
         body = {"collection": collection, "record": record_id,

@@ -33,7 +33,7 @@ were not asked for.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from bordergate.errors import Conflict, NotFound, VerificationError
@@ -169,19 +169,22 @@ class Vault:
         return SubjectId.mint(self.jurisdiction)
 
     def put(self, collection: str, record_id: str, subject: SubjectId | str,
-            values: Mapping[str, object], *, logged_at: int | None = None) -> list[KeyEvent]:
+            values: Mapping[str, object], *, logged_at: int | None = None,
+            decided: Set[str] | None = None) -> list[KeyEvent]:
         """Create or wholly replace a record; returns key events (a new data key).
 
         Everything is checked before anything is written.  ``logged_at``: the log
         index of the entry that decided the write; it is refused if the subject's
-        erasure was logged after it (promise 8).
+        erasure was logged after it (promise 8).  ``decided``: the field names the
+        write decided; it is refused if the stored record holds another (which the
+        replacement would remove undecided, promise 2).
 
         Raises:
             InvalidInput: ``malformed_subject_id``, ``malformed_record_id``,
                 ``unknown_collection``, ``unknown_field``, ``wrong_type``,
                 ``value_too_large``, ``missing_field``.
             WrongJurisdiction: the subject is homed elsewhere.
-            Conflict: ``record_owner_mismatch``, ``subject_erased``.
+            Conflict: ``record_owner_mismatch``, ``subject_erased``, ``record_changed``.
             Unavailable: store or key backend down.
         """
         owner = require_home(_subject(subject), self.jurisdiction)
@@ -203,7 +206,8 @@ class Vault:
                 events.append(event)
         stored = self.seal_values(collection, record_id, owner, clean,
                                   lambda: _require(cipher))
-        self.store.put_record(collection, record_id, owner, stored, logged_at=logged_at)
+        self.store.put_record(collection, record_id, owner, stored, logged_at=logged_at,
+                              decided=decided)
         return events
 
     def _write_cipher(self, owner: SubjectId, logged_at: int | None
@@ -313,7 +317,8 @@ class Vault:
 
     def put_sealed_with(self, collection: str, record_id: str, subject: SubjectId | str,
                         values: Mapping[str, object], cipher: SubjectCipher | None, *,
-                        logged_at: int | None = None) -> None:
+                        logged_at: int | None = None, decided: Set[str] | None = None
+                        ) -> None:
         """:meth:`put` with the subject's data key given (the key-service write path:
         the gateway obtained it against the logged write decision).
 
@@ -335,7 +340,8 @@ class Vault:
                 raise ValueError("a sealed value needs the subject's data key")
             return cipher
         stored = self.seal_values(collection, record_id, owner, clean, given)
-        self.store.put_record(collection, record_id, owner, stored, logged_at=logged_at)
+        self.store.put_record(collection, record_id, owner, stored, logged_at=logged_at,
+                              decided=decided)
 
     def _open(self, cipher: SubjectCipher, data: bytes,
               aad: bytes) -> tuple[bytes, SubjectCipher]:

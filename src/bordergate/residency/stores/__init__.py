@@ -31,7 +31,7 @@ This package must never see a protected value in clear or log any value.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -50,6 +50,7 @@ __all__ = [
     "StoreErasure",
     "erasure_digest",
     "open_record_store",
+    "record_changed",
     "subject_erased",
 ]
 
@@ -57,6 +58,18 @@ __all__ = [
 def erasure_digest(subject: SubjectId) -> str:
     """What a store keeps of an erased subject: the SHA-256 (hex) of its id."""
     return hashlib.sha256(str(subject).encode("ascii")).hexdigest()
+
+
+def record_changed() -> Conflict:
+    """The refusal of a write that would remove a stored field it did not decide."""
+    return Conflict("the record gained a field this write was not decided for; nothing "
+                    "was written, write again", code="record_changed")
+
+
+def removes_undecided(stored: Set[str], decided: Set[str] | None) -> bool:
+    """Whether replacing a record holding ``stored`` fields by a write that decided
+    ``decided`` (None: not checked) would remove a field it did not decide."""
+    return decided is not None and not stored <= decided
 
 
 def subject_erased() -> Conflict:
@@ -139,14 +152,18 @@ class RecordStore(Protocol):
     inline_point_reads: bool
 
     def put_record(self, collection: str, record_id: str, subject: SubjectId,
-                   fields: Mapping[str, bytes], *, logged_at: int | None = None) -> None:
+                   fields: Mapping[str, bytes], *, logged_at: int | None = None,
+                   decided: Set[str] | None = None) -> None:
         """Create or wholly replace a record.  ``logged_at``: the log index of the
-        entry that decided the write (None: not checked against erasures).
+        entry that decided the write (None: not checked against erasures);
+        ``decided``: the field names it decided (None: not checked), which must
+        hold every field the stored record has (a replaced record loses the others).
 
         Raises:
             WrongJurisdiction: the subject is homed elsewhere.
             Conflict: ``record_owner_mismatch`` if the record belongs to another subject;
-                ``subject_erased`` if its erasure was logged after ``logged_at``.
+                ``subject_erased`` if its erasure was logged after ``logged_at``;
+                ``record_changed`` if it holds a field outside ``decided``.
             Unavailable: ``store_unavailable``.
         """
         ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 
 from bordergate.errors import Conflict, NotFound
 from bordergate.keys.keyring import WrappedDataKey
@@ -20,6 +20,8 @@ from bordergate.residency.stores import (
     RecordRef,
     StoreErasure,
     erasure_digest,
+    record_changed,
+    removes_undecided,
     subject_erased,
 )
 from bordergate.subjects import SubjectId, parse_jurisdiction, require_home
@@ -51,7 +53,8 @@ class MemoryRecordStore:
             raise subject_erased()
 
     def put_record(self, collection: str, record_id: str, subject: SubjectId,
-                   fields: Mapping[str, bytes], *, logged_at: int | None = None) -> None:
+                   fields: Mapping[str, bytes], *, logged_at: int | None = None,
+                   decided: Set[str] | None = None) -> None:
         """Create or replace a record (see :class:`RecordStore`)."""
         require_home(subject, self._jurisdiction)
         with self._lock:
@@ -60,6 +63,8 @@ class MemoryRecordStore:
             if existing is not None and existing[0] != subject:
                 raise Conflict("the record belongs to another subject",
                                code="record_owner_mismatch")
+            if existing is not None and removes_undecided(existing[1].keys(), decided):
+                raise record_changed()
             self._records[(collection, record_id)] = (subject, dict(fields))
 
     def put_batch(self, keys: Sequence[WrappedDataKey],

@@ -23,7 +23,7 @@ This module must never see a protected value in clear nor log values.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,6 +40,8 @@ from bordergate.residency.stores import (
     RecordRef,
     StoreErasure,
     erasure_digest,
+    record_changed,
+    removes_undecided,
     subject_erased,
 )
 from bordergate.subjects import SubjectId, parse_jurisdiction, require_home
@@ -139,7 +141,8 @@ class PostgresRecordStore:
             raise subject_erased()
 
     def put_record(self, collection: str, record_id: str, subject: SubjectId,
-                   fields: Mapping[str, bytes], *, logged_at: int | None = None) -> None:
+                   fields: Mapping[str, bytes], *, logged_at: int | None = None,
+                   decided: Set[str] | None = None) -> None:
         """Create or replace a record (see :class:`RecordStore`)."""
         require_home(subject, self._jurisdiction)
         with self._tx() as cur:
@@ -151,6 +154,11 @@ class PostgresRecordStore:
             if _one(cur)[0] != str(subject):
                 raise Conflict("the record belongs to another subject",
                                code="record_owner_mismatch")
+            if decided is not None:
+                cur.execute("SELECT field FROM record_fields WHERE collection = %s"
+                            " AND record_id = %s", (collection, record_id))
+                if removes_undecided({row[0] for row in cur.fetchall()}, decided):
+                    raise record_changed()
             cur.execute("DELETE FROM record_fields WHERE collection = %s AND record_id = %s",
                         (collection, record_id))
             cur.executemany("INSERT INTO record_fields VALUES (%s, %s, %s, %s)",

@@ -38,7 +38,7 @@ import os
 import sqlite3
 import struct
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from contextlib import contextmanager, suppress
 from itertools import accumulate, pairwise
 from pathlib import Path
@@ -52,6 +52,8 @@ from bordergate.residency.stores import (
     RecordRef,
     StoreErasure,
     erasure_digest,
+    record_changed,
+    removes_undecided,
     subject_erased,
 )
 from bordergate.subjects import SubjectId, parse_jurisdiction, require_home
@@ -361,17 +363,21 @@ class SqliteRecordStore:
             raise subject_erased()
 
     def put_record(self, collection: str, record_id: str, subject: SubjectId,
-                   fields: Mapping[str, bytes], *, logged_at: int | None = None) -> None:
+                   fields: Mapping[str, bytes], *, logged_at: int | None = None,
+                   decided: Set[str] | None = None) -> None:
         """Create or replace a record (see :class:`RecordStore`)."""
         require_home(subject, self._jurisdiction)
         with self._write() as conn:
             self._check_not_erased(conn, subject, logged_at)
             row = conn.execute(
-                "SELECT subject_id FROM records WHERE collection = ? AND record_id = ?",
+                "SELECT subject_id, fields FROM records WHERE collection = ? AND record_id = ?",
                 (collection, record_id)).fetchone()
             if row is not None and row[0] != str(subject):
                 raise Conflict("the record belongs to another subject",
                                code="record_owner_mismatch")
+            if row is not None and decided is not None and \
+                    removes_undecided(unpack_fields(row[1]).keys(), decided):
+                raise record_changed()
             if row is None:
                 conn.execute("INSERT INTO records VALUES (?, ?, ?, ?)",
                              (collection, record_id, str(subject), pack_fields(fields)))
