@@ -92,6 +92,8 @@ class Plan:
     dirty_counts: Counter[str]             # table -> rows left in place
     batches: list[tuple[int, int]]
     units: list[tuple[int, str, int, int]]  # (batch, home, lo, hi): one custodian's part
+    #: ("table/key" or "table.legacy_id/value", reason): keys that do not name one row
+    not_unique: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def unmapped(self) -> list[ColumnRole]:
@@ -102,11 +104,18 @@ class Plan:
         return sum(h.records for h in self.homes.values())
 
     def require_runnable(self) -> None:
-        """Raises ConfigError ``migration_unmapped_columns`` naming them, if any."""
+        """Raises ConfigError ``migration_unmapped_columns`` naming them, if any, or
+        ``migration_keys_not_unique`` naming a key that does not name one row."""
         if self.unmapped:
             names = ", ".join(f"{c.table}.{c.column}" for c in self.unmapped)
             raise ConfigError(f"unmapped source columns: {names}; map them or mark them "
                               "drop = \"reason\" in the mapping", code="migration_unmapped_columns")
+        if self.not_unique:
+            where, reason = self.not_unique[0]
+            raise ConfigError(f"{len(self.not_unique)} source keys do not name one row each "
+                              f"(first: {where}: {reason}); a row is deleted by its key, so "
+                              "make the mapping's keys and legacy ids unique and not null",
+                              code="migration_keys_not_unique")
 
     def for_home(self, home: str) -> dict[str, Any]:
         """The part of the plan one home's custodian runs (its counts, no other home's)."""
@@ -128,6 +137,7 @@ class Plan:
                 "rows": [{"row": i, "reason": r} for i, r in self.dirty_rows],
             },
             "batches": len(self.batches),
+            "keys_not_unique": [{"row": i, "reason": r} for i, r in self.not_unique],
         }
 
 
@@ -236,7 +246,42 @@ def make_plan(source: LegacySource, mapping: MigrationMapping, schema: Schema, *
     return Plan(source=source.kind, columns=columns, homes=homes,
                 dirty_subjects=dirty_subjects[:_LISTED_DIRTY],
                 dirty_rows=dirty_rows[:_LISTED_DIRTY], dirty_counts=dirty_counts,
-                batches=batches, units=units)
+                batches=batches, units=units,
+                not_unique=_not_unique(source, mapping)[:_LISTED_DIRTY])
+
+
+def _not_unique(source: LegacySource, mapping: MigrationMapping) -> list[tuple[str, str]]:
+    """Keys that do not name exactly one row: a table's key (as text: a record id is
+    ``m<batch>-<hash of "table/key">``, and SQLite can hold 7 and '7' in one column)
+    held by several rows or by none (NULL), and a legacy id held by several subjects
+    or missing.  A part deletes its rows by key, so a key two rows share deleted a
+    row of another subject (perhaps of another home, before its part ran) that was
+    never migrated, and two rows of one subject became one record; two subjects
+    with one legacy id were merged into one home subject, or split across homes
+    (found by a review)."""
+    found: list[tuple[str, str]] = []
+    checks: dict[tuple[str, str], str] = {}
+    for t in mapping.tables:
+        checks.setdefault((t.table, t.key), "key")
+    checks.setdefault((mapping.subject_table, mapping.subject_key), "subject key")
+    checks.setdefault((mapping.subject_table, mapping.legacy_id), "legacy id")
+    for (table, column), what in checks.items():
+        text = f"CAST({ident(column)} AS TEXT)"
+        shared = source.query(
+            f"SELECT {text}, COUNT(*) FROM {ident(table)} "  # noqa: S608
+            f"WHERE {ident(column)} IS NOT NULL GROUP BY {text} "
+            f"HAVING COUNT(*) > 1 ORDER BY {text} LIMIT {_LISTED_DIRTY}")
+        if what == "legacy id" and shared:  # a legacy id is personal: counted, not listed
+            found.append((f"{table}.{column}", f"{len(shared)} values each held by "
+                          "several subjects"))
+        else:
+            found += [(f"{table}/{value}", f"{what} of {int(rows)} rows")
+                      for value, rows in shared]
+        ((nulls,),) = source.query(
+            f"SELECT COUNT(*) FROM {ident(table)} WHERE {ident(column)} IS NULL")  # noqa: S608
+        if nulls:
+            found.append((f"{table}.{column}", f"{what} missing in {int(nulls)} rows"))
+    return found
 
 
 def _orphans(source: LegacySource, mapping: MigrationMapping, table: str, key: str,

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from bordergate.errors import Conflict
+from bordergate.errors import ConfigError, Conflict
 from bordergate.migration.evidence import (
     DeletionFacts,
     MigrationFacts,
@@ -143,8 +143,22 @@ def read_batch(source: LegacySource, mapping: MigrationMapping, lo: int, hi: int
         if len(chunks) > 1:
             for rows in per_home.values():
                 rows.sort(key=lambda r: r[0])
+        _require_unique(t.table, [key for rows in per_home.values() for key, _, _ in rows])
         tables[t.table] = per_home
     return BatchRows(subjects, tables)
+
+
+def _require_unique(table: str, keys: Sequence[Any]) -> None:
+    """Refuse a batch whose rows of ``table`` do not each have a key of their own (as
+    text: the record id hashes ``table/key``): rows the plan saw unique, changed since.
+
+    Raises:
+        ConfigError: ``migration_keys_not_unique``.
+    """
+    texts = [_key_text(k) for k in keys]
+    if None in keys or len(set(texts)) != len(texts):
+        raise ConfigError(f"rows of {table} share a key or have none; a row is deleted "
+                          "by its key", code="migration_keys_not_unique")
 
 
 def _key_text(key: object) -> str:
@@ -282,6 +296,13 @@ class _Migration:
                     cur.execute(self.source.sql(
                         f"DELETE FROM {ident(t.table)} WHERE {ident(t.key)} "  # noqa: S608
                         f"IN ({','.join('?' * len(chunk))})"), chunk)
+                    if cur.rowcount > len(chunk):
+                        # another row shares a key (of another subject, maybe another
+                        # home): nothing of the part is deleted (the transaction rolls back)
+                        raise ConfigError(
+                            f"deleting {len(chunk)} migrated rows of {t.table} would delete "
+                            f"{cur.rowcount}: a key names several rows",
+                            code="migration_keys_not_unique")
             self.source.set_state(cur, row, "deleted", attempts=row.attempts,
                                   deletion=json.dumps(facts, sort_keys=True))
 
@@ -368,8 +389,6 @@ def run_migration(source: LegacySource, mapping: MigrationMapping, plan: Plan,
         Conflict: ``migration_denied`` (a home's policy refused; logged).
         Unavailable: source, store, keys or log failed (run again to resume).
     """
-    from bordergate.errors import ConfigError
-
     index, count = share
     if not 0 <= index < count:
         raise ConfigError(f"share {index} of {count} does not exist",
