@@ -16,10 +16,10 @@ print key material.
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 from bordergate.config import Jurisdiction, KeyServiceSettings, load_config
+from bordergate.durable import replace_file
 from bordergate.entries import Pseudonymizer
 from bordergate.errors import ConfigError
 from bordergate.keys.backend import open_key_backend
@@ -121,8 +121,6 @@ def provision_key_service(j: Jurisdiction) -> list[str]:
     text = listed.read_text() if listed.exists() else ""
     if credential.id not in parse_credential_list(text).ids:
         make_dirs(listed.parent)
-        fd = os.open(listed, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text + credential.list_line + "\n")
+        replace_file(listed, (text + credential.list_line + "\n").encode("utf-8"), mode=0o600)
         done.append(f"{j.code}: key service credential list {listed}")
     return done

@@ -26,12 +26,12 @@ development profile read one.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from bordergate.appender import AttributedLog
 from bordergate.config import Jurisdiction
+from bordergate.durable import replace_file
 from bordergate.errors import ConfigError
 from bordergate.profile import Profile
 from bordergate.tlog.credentials import (
@@ -190,9 +190,9 @@ def provision_sequencer(j: Jurisdiction) -> list[str]:
                           rf"\1 {role}", text)
             done.append(f"{j.code}: append credential {credential.id} listed as {role}")
     make_dirs(listed.parent)
-    fd = os.open(listed, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the operator's own
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    if not listed.exists() or text != listed.read_text():
+        # the operator's own, replaced whole (a crash never leaves a cut list)
+        replace_file(listed, text.encode("utf-8"), mode=0o600)
     return done
 
 

@@ -18,13 +18,13 @@ This module must never print or log a secret: it goes only into the 0600 file.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from bordergate.appender import ROLE_TYPES
+from bordergate.durable import replace_file
 from bordergate.errors import BordergateError, ConfigError, Conflict
 from bordergate.exit_codes import fail
 from bordergate.tlog.credentials import (
@@ -117,15 +117,15 @@ def _read_list(listed: Path) -> tuple[str, CredentialList]:
 
 
 def _write_list(listed: Path, text: str) -> None:
-    """Replace the list atomically (a crash leaves the old list or the new one)."""
+    """Replace the list atomically (a crash leaves the old list or the new one) through
+    a fresh temporary file, never a fixed name a link could be planted at (found by
+    the keys review: a link at ``LIST.part`` had the list written over its target)."""
     make_dirs(listed.parent)
-    part = listed.with_name(listed.name + ".part")
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(part, listed)
+    try:
+        replace_file(listed, text.encode("utf-8"), mode=0o600)
+    except OSError as e:
+        raise ConfigError(f"cannot write credential list {listed}: {e.strerror}",
+                          code="credential_list_unwritable") from None
 
 
 def issue_credential(listed: Path, credential_id: str, out: Path, *,

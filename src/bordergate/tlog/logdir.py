@@ -22,8 +22,10 @@ file or directory another user can write.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,16 +103,44 @@ def write_public(path: Path, text: str) -> None:
 def write_key(path: Path, secret: str) -> None:
     """Create a key file readable only by its owner; refuse to overwrite.
 
+    The key is written whole to a fresh 0600 temporary file beside ``path``,
+    fsynced, then linked to ``path`` (which fails if anything, a symbolic link
+    included, is there) and the directory fsynced: a crash or a full disk leaves
+    no file or the whole key, never a truncated one that would be kept for ever
+    ("never overwrites") or a key lost after what it signed was made durable
+    (found by the keys review).
+
     Raises:
-        ConfigError: the file already exists.
+        ConfigError: ``key_file_exists``: the file already exists.
+        OSError: the key could not be written (nothing is left at ``path``).
     """
+    exists = ConfigError(f"key file {path} already exists; refusing to overwrite it",
+                         code="key_file_exists")
+    if os.path.lexists(path):
+        raise exists
+    data = (secret + "\n").encode("utf-8")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise ConfigError(f"key file {path} already exists; refusing to overwrite it",
-                          code="key_file_exists") from None
-    with os.fdopen(fd, "w") as f:
-        f.write(secret + "\n")
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)  # never replaces: EEXIST for a file or a link there
+        except FileExistsError:
+            raise exists from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def read_signer(path: Path) -> Signer:
