@@ -214,12 +214,15 @@ class Vault:
                       ) -> tuple[SubjectCipher, KeyEvent | None]:
         """The cipher a write seals under, its data key created if the subject has
         none; with ``logged_at`` a new key is stored only if the subject's erasure
-        was not logged after the write (``subject_erased``)."""
+        was not logged after the write (``subject_erased``).  An erasure landing
+        between the lookup and the key ring's own creation can still leave a fresh,
+        unused data key; the record itself is then refused by ``put_record``."""
         if logged_at is None or self.store.get_data_key(owner) is not None:
             return self.keyring.cipher_for(owner, create=True)
         cipher, wrapped, event = self.keyring.new_data_key(owner)
         kept = self.store.add_data_key(wrapped, logged_at=logged_at)
         if kept.key_id == wrapped.key_id:
+            self.keyring.cache.put(cipher)
             return cipher, event
         return self.keyring.cipher_for(owner, create=True)  # another writer's key
 
