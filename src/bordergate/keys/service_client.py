@@ -19,10 +19,17 @@ fewer keys but let more of them expire unrenewed; earlier, the reverse).  The
 bound is unchanged: every cached key was released for a logged, fresh decision
 at most ``cache_seconds`` ago.
 
+A key past its lifetime is also dropped from memory when it expires (a timer on
+the event loop, the oldest first), not only when the subject is next read: the
+lifetime is the bound on what a memory dump of the gateway (a custodian who
+stops it logging, then reads its memory) can open, so keys of subjects not read
+again must not stay for hours in the LRU (found by the keys review).  Closing
+the client forgets every key.
+
 The service's refusals become :class:`~bordergate.errors.Unavailable` with code
 ``key_release_refused`` and the service's code in the message (nothing is
 released, 503), its faults ``key_service_unavailable``.  This module must never
-log key bytes.
+log key bytes, nor keep a released key in memory past its lifetime.
 """
 
 from __future__ import annotations
@@ -76,6 +83,8 @@ class KeyServiceClient:
         self._max = max_entries
         self._cache: OrderedDict[str, tuple[float, SubjectCipher]] = OrderedDict()
         self._renewing: dict[str, asyncio.Future[object]] = {}
+        self._purge_at: asyncio.TimerHandle | None = None
+        self._purge_loop: asyncio.AbstractEventLoop | None = None
 
     def cached(self, subject: SubjectId) -> SubjectCipher | None:
         """The subject's released key if it was released less than ``cache_seconds`` ago."""
@@ -148,7 +157,41 @@ class KeyServiceClient:
             self._cache.move_to_end(str(subject))
             while len(self._cache) > self._max:
                 self._cache.popitem(last=False)
+            self._purge_later()
         return cipher, created
+
+    def _purge(self) -> None:
+        """Drop every cached key past its lifetime.  Keys enter at the end with the
+        latest expiry, so the expired ones are at the front."""
+        now = self._clock()
+        while self._cache:
+            subject, (expires, _) = next(iter(self._cache.items()))
+            if expires > now:
+                break
+            del self._cache[subject]
+
+    def _purge_later(self) -> None:
+        """Have the running loop drop the oldest key when its lifetime ends (one
+        timer at a time, re-armed for the next oldest)."""
+        loop = asyncio.get_running_loop()
+        if self._purge_at is not None and self._purge_loop is loop \
+                and not self._purge_at.cancelled():
+            return
+        self._purge_loop = loop
+        self._arm(loop)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._cache:
+            self._purge_at = None
+            return
+        expires = next(iter(self._cache.values()))[0]
+        self._purge_at = loop.call_later(max(0.0, expires - self._clock()) + 0.01,
+                                         self._purge_due)
+
+    def _purge_due(self) -> None:
+        self._purge()
+        if self._purge_loop is not None and not self._purge_loop.is_closed():
+            self._arm(self._purge_loop)
 
     async def release_export(self, *, entry: bytes, promise: bytes,
                              wrapped: list[WrappedDataKey]) -> dict[str, SubjectCipher]:
@@ -235,9 +278,14 @@ class KeyServiceClient:
         return version
 
     async def aclose(self) -> None:
-        """Stop renewals under way and close the HTTP connections."""
+        """Stop renewals under way, forget every cached key and close the HTTP
+        connections."""
         for task in list(self._renewing.values()):
             task.cancel()
+        if self._purge_at is not None:
+            self._purge_at.cancel()
+            self._purge_at = None
+        self._cache.clear()
         if self._raw is not None:
             self._raw.close()
         await self._client.aclose()
