@@ -33,8 +33,8 @@ from bordergate.migration.mapping import MigrationMapping
 from bordergate.migration.source import LegacySource, ident
 from bordergate.residency.schema import FieldSpec, Schema
 
-__all__ = ["ColumnRole", "HomePlan", "Plan", "field_category", "make_plan", "plan_text",
-           "subject_homes"]
+__all__ = ["ColumnRole", "HomePlan", "Plan", "field_category", "integer_key", "make_plan",
+           "plan_text", "subject_homes"]
 
 _LISTED_DIRTY = 1000  # dirty rows listed by id; beyond that only counted
 
@@ -113,8 +113,9 @@ class Plan:
         if self.not_unique:
             where, reason = self.not_unique[0]
             raise ConfigError(f"{len(self.not_unique)} source keys do not name one row each "
-                              f"(first: {where}: {reason}); a row is deleted by its key, so "
-                              "make the mapping's keys and legacy ids unique and not null",
+                              f"(first: {where}: {reason}); a row is deleted by its key and "
+                              "routed by its owner's, so make the mapping's keys and legacy "
+                              "ids unique and not null, and subject keys integers",
                               code="migration_keys_not_unique")
 
     def for_home(self, home: str) -> dict[str, Any]:
@@ -174,17 +175,32 @@ def _classify(source: LegacySource, mapping: MigrationMapping, schema: Schema
     return roles
 
 
+def integer_key(value: object) -> int | None:
+    """A subject key (or an owner column's value) as the batches read it: an integer,
+    or None for anything else.  ``int()`` of a value made 1.5 (or '1') subject 1, so
+    the rows of one person were routed to the home of another row, under its legacy
+    id (found by a review)."""
+    return value if type(value) is int else None
+
+
 def subject_homes(source: LegacySource, mapping: MigrationMapping,
-                  where: str = "", params: tuple[Any, ...] = ()
+                  where: str = "", params: tuple[Any, ...] = (),
+                  not_integer: list[object] | None = None
                   ) -> dict[int, tuple[str, str | None]]:
-    """Subject key -> (legacy id, home or None) for the subjects selected by ``where``."""
+    """Subject key -> (legacy id, home or None) for the subjects selected by ``where``;
+    a subject whose key is not an integer is left out (and added to ``not_integer``)."""
     cols = [mapping.subject_key, mapping.legacy_id, *mapping.home.columns]
     sql = (f"SELECT {', '.join(ident(c) for c in cols)} "  # noqa: S608
            f"FROM {ident(mapping.subject_table)} {where}")
     out: dict[int, tuple[str, str | None]] = {}
     for row in source.query(sql, params):
+        key = integer_key(row[0])
+        if key is None:
+            if not_integer is not None and row[0] is not None:
+                not_integer.append(row[0])
+            continue
         values = dict(zip(mapping.home.columns, row[2:], strict=True))
-        out[int(row[0])] = (str(row[1]), mapping.home.home(values))
+        out[key] = (str(row[1]), mapping.home.home(values))
     return out
 
 
@@ -197,7 +213,8 @@ def make_plan(source: LegacySource, mapping: MigrationMapping, schema: Schema, *
         Unavailable: ``source_unavailable``.
     """
     columns = _classify(source, mapping, schema)
-    subjects = subject_homes(source, mapping)
+    not_integer: list[object] = []
+    subjects = subject_homes(source, mapping, not_integer=not_integer)
     homes: dict[str, HomePlan] = {}
     dirty_subjects = [(legacy, "no_home") for _, (legacy, home) in sorted(subjects.items())
                       if home is None]
@@ -216,7 +233,8 @@ def make_plan(source: LegacySource, mapping: MigrationMapping, schema: Schema, *
         # then classified once per field (not once per owner and field)
         sums: dict[str, list[int]] = {}
         for owner, rows, *present in source.query(sql):
-            found = subjects.get(int(owner)) if owner is not None else None
+            key = integer_key(owner)
+            found = subjects.get(key) if key is not None else None
             if found is None or found[1] is None:
                 dirty_counts[t.table] += int(rows)
                 continue
@@ -247,7 +265,9 @@ def make_plan(source: LegacySource, mapping: MigrationMapping, schema: Schema, *
                 dirty_subjects=dirty_subjects[:_LISTED_DIRTY],
                 dirty_rows=dirty_rows[:_LISTED_DIRTY], dirty_counts=dirty_counts,
                 batches=batches, units=units,
-                not_unique=_not_unique(source, mapping)[:_LISTED_DIRTY])
+                not_unique=(_not_unique(source, mapping) + [
+                    (f"{mapping.subject_table}/{k}", "subject key not an integer")
+                    for k in not_integer])[:_LISTED_DIRTY])
 
 
 def _not_unique(source: LegacySource, mapping: MigrationMapping) -> list[tuple[str, str]]:

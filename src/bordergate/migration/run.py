@@ -49,7 +49,7 @@ from bordergate.migration.evidence import (
 )
 from bordergate.migration.homes import Home, HomeBatch
 from bordergate.migration.mapping import MigrationMapping, TableMapping
-from bordergate.migration.plan import Plan, subject_homes
+from bordergate.migration.plan import Plan, integer_key, subject_homes
 from bordergate.migration.source import JournalRow, LegacySource, ident
 from bordergate.residency.schema import FieldSpec, FieldType, Schema
 from bordergate.subjects import SubjectId
@@ -133,13 +133,14 @@ def read_batch(source: LegacySource, mapping: MigrationMapping, lo: int, hi: int
                    f"FROM {ident(t.table)} WHERE {ident(t.owner)} BETWEEN ? AND ?{named} "
                    f"ORDER BY {ident(t.key)}")
             for key, owner, *row in source.query(sql, (lo, hi, *chunk)):
-                subject = subjects.get(int(owner))
-                if subject is None:
-                    continue  # dirty (its owner has no home; left in place)
+                owner_key = integer_key(owner)
+                subject = subjects.get(owner_key) if owner_key is not None else None
+                if owner_key is None or subject is None:
+                    continue  # dirty (its owner is not a subject with a home; left in place)
                 record = dict(zip(names, row, strict=True))
                 for n, c in converters:
                     record[n] = c(record[n])
-                per_home.setdefault(subject[1], []).append((key, int(owner), record))
+                per_home.setdefault(subject[1], []).append((key, owner_key, record))
         if len(chunks) > 1:
             for rows in per_home.values():
                 rows.sort(key=lambda r: r[0])
