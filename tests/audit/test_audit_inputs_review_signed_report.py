@@ -39,6 +39,7 @@ from bordergate.audit.evidence_package import checkpoint_file, file_digest, gath
 from bordergate.audit.report import build_report, write_report
 from bordergate.audit.report_commands import read_report_dir
 from bordergate.audit.run import run_audit
+from bordergate.audit.report_html import render_report_html
 from bordergate.audit.signed_report import SIGNATURE_FILE, sign_report, verify_report
 from bordergate.cli import app
 from bordergate.tlog.checkpoint import Checkpoint, sign_checkpoint
@@ -107,6 +108,8 @@ def resigned(files: Files, edit: Callable[[dict[str, Any], Files], None]) -> Fil
     doc["evidence"]["files"] = {p: file_digest(d) for p, d in sorted(out.items())
                                 if p.startswith("evidence/")}
     out["report.json"] = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
+    # and its page, rendered again from the edited document, as write_report does
+    out["report.html"] = render_report_html(json.loads(out["report.json"])).encode()
     out[SIGNATURE_FILE] = sign_report(out, AUDITOR)
     return out
 
@@ -242,3 +245,18 @@ def test_a_checkpoint_finding_is_proven_only_by_its_own_logs_checkpoint(
                                 "kind": "checkpoint_unwitnessed",
                                 "evidence": us["checkpoint_file"]})
     assert "evidence_malformed" in codes(resigned(signed, edit))
+
+
+def test_a_page_that_says_other_than_its_signed_document_fails(signed: Files) -> None:
+    """The auditor (HTML review): a signed report whose report.html leaves a finding
+    out (or says "clean") while report.json keeps it verified before, since the
+    signature covers both files as they are; the page must be the rendering of the
+    document (``report_html_mismatch``), and the honest page still verifies."""
+    assert codes(signed) == set()
+    out = dict(signed)
+    page = out["report.html"].decode()
+    first = json.loads(out["report.json"])["findings"][0]["kind"]
+    assert first in page
+    out["report.html"] = page.replace(first, "nothing").encode()
+    out[SIGNATURE_FILE] = sign_report(out, AUDITOR)
+    assert codes(out) == {"report_html_mismatch"}

@@ -138,7 +138,10 @@ def write_report(report: dict[str, Any], out_dir: Path, *,
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_evidence(out_dir, evidence.files if evidence is not None else {})
     paths = (out_dir / "report.json", out_dir / "report.html")
-    texts = (json.dumps(report, indent=1, sort_keys=True) + "\n", render_report_html(report))
+    document = json.dumps(report, indent=1, sort_keys=True) + "\n"
+    # the page is a function of report.json alone, so that a reader can render it
+    # again and compare (audit verify-report: report_html_mismatch)
+    texts = (document, render_report_html(json.loads(document)))
     data = {path.name: text.encode("utf-8") for path, text in zip(paths, texts, strict=True)}
     for path in paths:
         replace_file(path, data[path.name])

@@ -32,7 +32,9 @@ I/O, opens no socket and needs no gateway or log):
    form is that entry (a record without the raw entry, withheld, states no
    decoded form), whose inclusion proof leads to the root of that checkpoint, and
    whose policy bundle and roster version hash to the digests the entry names; a
-   finding about a checkpoint names its own log's audited checkpoint.
+   finding about a checkpoint names its own log's audited checkpoint;
+5. ``report.html`` is the rendering of ``report.json`` (:mod:`bordergate.audit.report_html`,
+   this version's): the page people read cannot say other than what was checked.
 
 Who could lie here: the auditor (the signature says who; the proofs let anyone
 re-check every finding against checkpoints the log signed and witnesses
@@ -147,10 +149,27 @@ def verify_report(files: Mapping[str, bytes], auditor: Sequence[Verifier], *,
         _check_manifest(files, report, out)
         checkpoints = _check_logs(files, report, out, log_keys, witness_keys)
         _check_findings(files, report, checkpoints, out)
+        if not out.problems:
+            _check_page(files, report, out)
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         # signed, but not the shape this verifier knows: never a pass
         out.fail("report.json", "report_malformed", f"unexpected structure: {exc!r}"[:300])
     return out
+
+
+def _check_page(files: Mapping[str, bytes], report: dict[str, Any],
+                out: ReportVerification) -> None:
+    """``report.html`` is this version's rendering of ``report.json``: an auditor that
+    signed a page saying other than its checked document (a finding left out of the
+    page, a verdict changed) is caught here."""
+    from bordergate.audit.report_html import render_report_html
+
+    if files["report.html"] != render_report_html(report).encode("utf-8"):
+        out.fail("report.html", "report_html_mismatch",
+                 "report.html is not the rendering of report.json (a report made by "
+                 "another version of bordergate: verify it with that version)")
+    else:
+        out.count("report page")
 
 
 def _signed_report(files: Mapping[str, bytes], auditor: Sequence[Verifier],
