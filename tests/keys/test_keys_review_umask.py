@@ -98,3 +98,26 @@ def test_gateway_init_under_umask_0_leaves_nothing_writable_by_others(
         kept += attack.stdout.splitlines()
         assert vkey.read_bytes() == before or "vkey rewritten" in kept
     assert not kept, "; ".join(kept)
+
+
+def test_log_init_under_umask_0_keeps_its_key_directory_private(shared_root: Path) -> None:
+    """Key files stay the owner's: ``log init`` under umask 0 creates the directory
+    holding the log signing key (``DIR.key``, or ``--key-file``'s) and the log
+    directory writable by nobody else, so no other user can replace the key or
+    plant one where the log operator reads it."""
+    for args in (["logs/one"], ["logs2/two", "--key-file", "logs2/two.key"]):
+        done = subprocess.run([sys.executable, "-m", "bordergate", "log", "init", *args,
+                               "--origin", "example.test/log"], cwd=shared_root, check=False,
+                              capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ), preexec_fn=lambda: os.umask(0))
+        assert done.returncode == 0, done.stdout + done.stderr
+    kept = [f"{d} is {stat.S_IMODE((shared_root / d).stat().st_mode):04o}"
+            for d in ("logs", "logs/one", "logs2", "logs2/two")
+            if (shared_root / d).stat().st_mode & 0o022]
+    kept += [f"{k} is {stat.S_IMODE((shared_root / k).stat().st_mode):04o}"
+             for k in ("logs/one.key", "logs2/two.key")
+             if (shared_root / k).stat().st_mode & 0o077]
+    pointer = shared_root / "logs2" / "two" / ".sequencer" / "key-path"
+    if pointer.stat().st_mode & 0o022:
+        kept.append(f"the key pointer is {stat.S_IMODE(pointer.stat().st_mode):04o}")
+    assert not kept, "; ".join(kept)

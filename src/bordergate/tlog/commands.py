@@ -59,7 +59,7 @@ def init(location: LogArg, origin: Annotated[str, typer.Option(help="the log's o
          ) -> None:
     """Create a log and print its verifier key (last line)."""
     from bordergate.locations import is_postgres_url, parse_log_location
-    from bordergate.tlog.logdir import record_key_file, record_postgres, write_key
+    from bordergate.tlog.logdir import make_dirs, record_key_file, record_postgres, write_key
     from bordergate.tlog.note import Signer
     from bordergate.tlog.sequencer import create_log
 
@@ -75,7 +75,7 @@ def init(location: LogArg, origin: Annotated[str, typer.Option(help="the log's o
                               "named by a directory", code="log_location")
         if where.kind == "directory":
             directory = Path(where.target)
-            directory.mkdir(parents=True, exist_ok=True)
+            make_dirs(directory)  # never writable by others, whatever the umask
             if postgres:
                 record_postgres(directory, postgres)
         storage = open_log(location)
@@ -84,6 +84,7 @@ def init(location: LogArg, origin: Annotated[str, typer.Option(help="the log's o
             raise usage_error(f"a log already exists in {location}", code="log_exists",
                               hint="choose another location, or use the log that is there",
                               json_output=json_output)
+        make_dirs(key_path.parent)
         write_key(key_path, signer.key_string)
         if key_file is not None and where.kind == "directory":
             record_key_file(Path(where.target), key_file)

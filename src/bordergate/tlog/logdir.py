@@ -64,9 +64,7 @@ def default_key_file(log_dir: Path) -> Path:
 
 def record_key_file(log_dir: Path, key_file: Path) -> None:
     """Remember where the signing key lives (its path only: the key stays outside)."""
-    pointer = log_dir / _KEY_POINTER
-    pointer.parent.mkdir(parents=True, exist_ok=True)
-    pointer.write_text(str(key_file.resolve()) + "\n")
+    write_public(log_dir / _KEY_POINTER, str(key_file.resolve()) + "\n")
 
 
 def make_dirs(path: Path) -> None:
@@ -87,9 +85,10 @@ def make_dirs(path: Path) -> None:
 
 
 def write_public(path: Path, text: str) -> None:
-    """Write a public key file (a verifier key, a public key), mode 0644 whatever the
-    umask, atomically (a crash leaves no half-written key); its directory is made
-    by :func:`make_dirs`.
+    """Write a file anyone may read and only its owner change (a verifier key, a
+    public key, the pointer to a log's key), mode 0644 whatever the umask,
+    atomically (a crash leaves no half-written file); its directory is made by
+    :func:`make_dirs`.
 
     Raises:
         OSError: the write failed.
@@ -165,9 +164,7 @@ def read_signer(path: Path) -> Signer:
 
 def record_postgres(log_dir: Path, url: str) -> None:
     """Remember that the log named by ``log_dir`` lives in PostgreSQL."""
-    pointer = log_dir / _POINTER
-    pointer.parent.mkdir(parents=True, exist_ok=True)
-    pointer.write_text(json.dumps({"postgres": url, "log": log_dir.resolve().name}))
+    write_public(log_dir / _POINTER, json.dumps({"postgres": url, "log": log_dir.resolve().name}))
 
 
 def open_log_storage(log_dir: Path) -> LogStorage:
