@@ -121,3 +121,24 @@ def test_log_init_under_umask_0_keeps_its_key_directory_private(shared_root: Pat
     if pointer.stat().st_mode & 0o022:
         kept.append(f"the key pointer is {stat.S_IMODE(pointer.stat().st_mode):04o}")
     assert not kept, "; ".join(kept)
+
+
+def test_keygen_commands_under_umask_0_keep_their_key_directories_private(
+        shared_root: Path) -> None:
+    """Key files stay the owner's: ``roster keygen`` (the identity authority's roster
+    signing key) and ``gateway receipt-keygen`` under umask 0 create the directories
+    they write their key into writable by nobody else, and ``gateway template``
+    writes the deployment file 0644 in such a directory."""
+    for args in (["roster", "keygen", "--key-file", "authority/us/roster.key", "-j", "us"],
+                 ["gateway", "receipt-keygen", "--key-file", "receipts/us/receipt.key",
+                  "-j", "us"],
+                 ["gateway", "template", "--out", "deploy"]):
+        done = subprocess.run([sys.executable, "-m", "bordergate", *args], cwd=shared_root,
+                              check=False, capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ), preexec_fn=lambda: os.umask(0))
+        assert done.returncode == 0, done.stdout + done.stderr
+    kept = [f"{d} is {stat.S_IMODE((shared_root / d).stat().st_mode):04o}"
+            for d in ("authority", "authority/us", "receipts", "receipts/us", "deploy",
+                      "deploy/bordergate.toml")
+            if (shared_root / d).stat().st_mode & 0o022]
+    assert not kept, "; ".join(kept)

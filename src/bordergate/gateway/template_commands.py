@@ -46,10 +46,11 @@ def template(out: Annotated[Path, typer.Option(
                           code="template_target_not_empty",
                           hint="name a new or empty directory with --out",
                           json_output=json_output)
-    out.mkdir(parents=True, exist_ok=True)
+    from bordergate.tlog.logdir import make_dirs, write_public
+
+    make_dirs(out)  # the deployment file: never writable by others, whatever the umask
     packaged = importlib.resources.files("bordergate") / "production_template.toml"
-    (out / "bordergate.toml").write_text(packaged.read_text(encoding="utf-8"),
-                                         encoding="utf-8")
+    write_public(out / "bordergate.toml", packaged.read_text(encoding="utf-8"))
     shutil.copyfile(demo_schema_path(), out / "schema.toml")
     shutil.copytree(DEFAULT_BUNDLE_PATH, out / "policy",
                     ignore=shutil.ignore_patterns("__pycache__", "*.py", "*.pyc"))
@@ -73,12 +74,12 @@ def receipt_keygen(
 
     The key file gets mode 0600; the public key (last line) goes into
     receipts.public_keys."""
-    from bordergate.tlog.logdir import write_key
+    from bordergate.tlog.logdir import make_dirs, write_key
     from bordergate.tlog.note import Signer
 
     try:
         signer = Signer.generate(f"{jurisdiction}.gateway-receipts")
-        key_file.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(key_file.parent)  # never writable by others, whatever the umask
         write_key(key_file, signer.key_string)
     except ValueError as exc:
         raise usage_error(str(exc), code="invalid_name", json_output=json_output) from None

@@ -27,7 +27,7 @@ from bordergate.config import Jurisdiction
 from bordergate.entries import encode_entry
 from bordergate.roster.document import Roster, roster_path
 from bordergate.roster.signing import RosterAuthority, RosterSignature
-from bordergate.tlog.logdir import read_signer, write_key
+from bordergate.tlog.logdir import make_dirs, read_signer, write_key
 from bordergate.tlog.note import Signer
 
 __all__ = ["ObjectWriter", "authority_for", "create_development_authority_key",
@@ -65,7 +65,7 @@ def create_development_authority_key(path: Path, jurisdiction: str) -> Signer:
         ConfigError: ``key_file_exists``.
     """
     signer = Signer.generate(f"{jurisdiction}-identity-authority")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)  # never writable by others, whatever the umask
     write_key(path, signer.key_string)
     return signer
 
