@@ -17,6 +17,9 @@ that a change decided by an *older* entry (a write sequenced before the
 erasure whose store change lands after it) is refused with
 :class:`~bordergate.errors.Conflict` ``subject_erased`` instead of bringing
 the subject back; a change logged after the erasure writes the subject again.
+A write also names the fields it decided, and a record holding another (added
+by a concurrent write after this one was decided) is not replaced
+(``record_changed``): the replacement would remove that field undecided.
 
 Backends, one module each, chosen by URL (:func:`open_record_store`):
 ``sqlite:///path/us.db`` (embedded default, one file per jurisdiction),
@@ -51,6 +54,7 @@ __all__ = [
     "erasure_digest",
     "open_record_store",
     "record_changed",
+    "removes_undecided",
     "subject_erased",
 ]
 
