@@ -92,8 +92,11 @@ class Plan:
     dirty_counts: Counter[str]             # table -> rows left in place
     batches: list[tuple[int, int]]
     units: list[tuple[int, str, int, int]]  # (batch, home, lo, hi): one custodian's part
-    #: ("table/key" or "table.legacy_id/value", reason): keys that do not name one row
+    #: ("table/key" or "table.column", reason): keys that do not name one row
     not_unique: list[tuple[str, str]] = field(default_factory=list)
+    #: the subject keys of ``dirty_subjects``, in the same order (listed by ``verify``,
+    #: whose results go to the auditor, instead of the legacy ids)
+    dirty_subject_keys: list[int] = field(default_factory=list)
 
     @property
     def unmapped(self) -> list[ColumnRole]:
@@ -216,8 +219,8 @@ def make_plan(source: LegacySource, mapping: MigrationMapping, schema: Schema, *
     not_integer: list[object] = []
     subjects = subject_homes(source, mapping, not_integer=not_integer)
     homes: dict[str, HomePlan] = {}
-    dirty_subjects = [(legacy, "no_home") for _, (legacy, home) in sorted(subjects.items())
-                      if home is None]
+    dirty_keys = [key for key, (_, home) in sorted(subjects.items()) if home is None]
+    dirty_subjects = [(subjects[key][0], "no_home") for key in dirty_keys]
     for home, count in Counter(home for _, home in subjects.values()).items():
         if home is not None:
             homes[home] = HomePlan(subjects=count)
@@ -263,6 +266,7 @@ def make_plan(source: LegacySource, mapping: MigrationMapping, schema: Schema, *
         units.extend((number, home, lo, hi) for home in sorted(h for h in homes_of if h))
     return Plan(source=source.kind, columns=columns, homes=homes,
                 dirty_subjects=dirty_subjects[:_LISTED_DIRTY],
+                dirty_subject_keys=dirty_keys[:_LISTED_DIRTY],
                 dirty_rows=dirty_rows[:_LISTED_DIRTY], dirty_counts=dirty_counts,
                 batches=batches, units=units,
                 not_unique=(_not_unique(source, mapping) + [

@@ -95,7 +95,11 @@ def _as_bool(value: Any) -> Any:
 
 
 def _as_str(value: Any) -> Any:
-    return value if value is None or isinstance(value, str) else str(value)
+    """A number in a string field as its text; bytes are left for the schema to refuse
+    (``wrong_type``): ``str()`` made a BLOB its Python repr, stored as the value while
+    the source's bytes were deleted (found by a review)."""
+    return value if value is None or isinstance(value, (str, bytes, bytearray, memoryview)) \
+        else str(value)
 
 
 def _converter(spec: FieldSpec) -> Callable[[Any], Any] | None:

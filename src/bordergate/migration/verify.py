@@ -226,6 +226,11 @@ def _verify_source(report: VerifyReport, source: LegacySource, mapping: Migratio
         report.failures.append(f"the source still holds {left} rows whose home is decided "
                                "(migrated rows not deleted, or rows never migrated)")
     report.dirty_in_source = plan.to_json()["dirty"]
+    # the results go to the auditor (``[auditor] separation``): the dirty subjects are
+    # named by their source row, never by legacy id (personal: found by a review)
+    report.dirty_in_source["subjects"] = [
+        {"row": f"{mapping.subject_table}/{key}", "reason": reason}
+        for key, (_, reason) in zip(plan.dirty_subject_keys, plan.dirty_subjects, strict=True)]
     report.checked["source"] = {"kind": source.kind, "migratable_rows_left": left}
     if source.kind == "sqlite":
         free = source.query("PRAGMA freelist_count")[0][0]
