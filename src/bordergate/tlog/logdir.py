@@ -23,6 +23,7 @@ file or directory another user can write.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -49,6 +50,10 @@ __all__ = [
     "write_public",
 ]
 
+#: link(2) failures meaning the file system has no hard links (write_key then
+#: creates the file in place with O_EXCL, removing it if the write fails).
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
+                            errno.ENOSYS, errno.EMLINK})
 _POINTER = Path(".sequencer") / "storage.json"
 _KEY_POINTER = Path(".sequencer") / "key-path"
 
@@ -132,6 +137,10 @@ def write_key(path: Path, secret: str) -> None:
             os.link(tmp, path)  # never replaces: EEXIST for a file or a link there
         except FileExistsError:
             raise exists from None
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            _write_in_place(path, data, exists)  # a file system without hard links
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -140,6 +149,27 @@ def write_key(path: Path, secret: str) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _write_in_place(path: Path, data: bytes, exists: ConfigError) -> None:
+    """Create ``path`` (never following or replacing anything there) and write
+    ``data``; removed again if the write fails, so no cut key stays."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise exists from None
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
 
 
 def read_signer(path: Path) -> Signer:
