@@ -137,16 +137,16 @@ class Pkcs11Backend:
             Unavailable: ``key_backend_unavailable``.
         """
         nonce = os.urandom(NONCE_BYTES)
+        params = pkcs11.GCMParams(nonce, aad, 128)
         with self._lock:
             try:
-                body = self._key(version).encrypt(
-                    data_key, mechanism=Mechanism.AES_GCM,
-                    mechanism_param=pkcs11.GCMParams(nonce, aad, 128))
-            except _STALE_HANDLE:
-                body = self._key(version, rescan=True).encrypt(
-                    data_key, mechanism=Mechanism.AES_GCM,
-                    mechanism_param=pkcs11.GCMParams(nonce, aad, 128))
-            except pkcs11.PKCS11Error as exc:
+                try:
+                    body = self._key(version).encrypt(
+                        data_key, mechanism=Mechanism.AES_GCM, mechanism_param=params)
+                except _STALE_HANDLE:  # destroyed through another session: look again
+                    body = self._key(version, rescan=True).encrypt(
+                        data_key, mechanism=Mechanism.AES_GCM, mechanism_param=params)
+            except pkcs11.PKCS11Error as exc:  # the retry's faults too (found by a review)
                 raise Unavailable(f"token failed to wrap: {type(exc).__name__}",
                                   code="key_backend_unavailable") from exc
         return bytes((FORMAT_V1,)) + nonce + bytes(body)
