@@ -44,7 +44,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +54,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bordergate.entries import canonical_json
-from bordergate.errors import ConfigError, VerificationError
+from bordergate.errors import ConfigError, Unavailable, VerificationError
 from bordergate.tlog.note import load_ed25519_public_key
 
 __all__ = [
@@ -288,16 +287,20 @@ def write_signing_key(path: Path) -> bytes:
 
     Raises:
         ConfigError: ``approver_key_exists`` if ``path`` exists.
+        Unavailable: ``key_file_unwritable`` (nothing is left at ``path``).
     """
     key = ed25519.Ed25519PrivateKey.generate()
     data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    from bordergate.tlog.logdir import write_key
+
+    try:  # whole or not at all, never overwriting
+        write_key(path, data.decode("ascii").strip())
+    except ConfigError:
         raise ConfigError(f"{path} exists; not overwriting",
                           code="approver_key_exists") from None
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
+    except OSError as exc:
+        raise Unavailable(f"cannot write {path}: {exc.strerror}",
+                          code="key_file_unwritable") from None
     return key.public_key().public_bytes(serialization.Encoding.Raw,
                                          serialization.PublicFormat.Raw)

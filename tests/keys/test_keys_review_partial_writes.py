@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bordergate.tlog.credentials import read_credential, read_credential_list
 
 
@@ -63,3 +65,32 @@ def test_a_link_planted_at_the_list_part_name_is_not_written_through(tmp_path: P
     assert log_key.read_text() == "PRIVATE+KEY+TEST-ONLY-stand-in\n"
     assert not (tmp_path / "appenders.txt").is_symlink()
     assert "us-gw-2" in read_credential_list(tmp_path / "appenders.txt").ids
+
+
+@pytest.mark.parametrize("command", [
+    ["witness", "init", "--name", "witness.test/w1"],
+    ["approval", "keygen"],
+    ["principal", "keygen"],
+], ids=["witness-init", "approval-keygen", "principal-keygen"])
+def test_a_private_key_write_cut_short_leaves_no_file(tmp_path: Path,
+                                                      command: list[str]) -> None:
+    """Key files are whole or absent, and faults fail with a stable code: a key
+    command whose write fails part way exits with an error (no traceback) and
+    leaves no key file, so the next run writes the key."""
+    key = tmp_path / "private.key"
+
+    def run(limit: int | None) -> subprocess.CompletedProcess[str]:
+        def cap() -> None:
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        return subprocess.run([sys.executable, "-B", "-m", "bordergate", *command,
+                               "--key-file", str(key)], check=False, capture_output=True,
+                              text=True, timeout=120, env=dict(os.environ), preexec_fn=cap)
+
+    cut = run(30)
+    assert cut.returncode != 0
+    assert "Traceback" not in cut.stderr, cut.stderr[-2000:]
+    assert not key.exists(), f"a cut key was left: {key.read_bytes()!r}"
+    again = run(None)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert oct(key.stat().st_mode & 0o777) == "0o600"

@@ -9,7 +9,6 @@ never be needed to run a gateway and never print a private key.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -18,7 +17,7 @@ import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from bordergate.errors import ConfigError
+from bordergate.errors import ConfigError, Unavailable
 from bordergate.exit_codes import fail, usage_error
 from bordergate.gateway.auth import (
     IssuerPrivateKey,
@@ -27,6 +26,7 @@ from bordergate.gateway.auth import (
     load_private_key,
     public_jwk,
 )
+from bordergate.tlog.logdir import write_key
 
 __all__ = ["app"]
 
@@ -52,13 +52,14 @@ def keygen(
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    try:
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    try:  # whole or not at all, never overwriting (tlog.logdir.write_key)
+        write_key(key_file, data.decode("ascii").strip())
+    except ConfigError:
         raise usage_error(f"{key_file} exists; not overwriting", code="key_file_exists",
                           hint="choose another --key-file") from None
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
+    except OSError as exc:
+        raise fail(Unavailable(f"cannot write {key_file}: {exc.strerror}",
+                               code="key_file_unwritable")) from None
     if pem:
         public = key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -10,7 +10,6 @@ its state in SQLite (promise 5: witnessed).  This module only wires options to
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +19,7 @@ import typer
 from bordergate.errors import BordergateError, ConfigError
 from bordergate.exit_codes import fail
 from bordergate.tlog.cosignature import CosignatureSigner
+from bordergate.tlog.logdir import write_key
 from bordergate.tlog.note import Ed25519Verifier, Verifier
 
 __all__ = ["app", "load_witness_key", "parse_log_option"]
@@ -82,16 +82,12 @@ def init(
         signer = CosignatureSigner.generate(name, _clock)
     except ValueError as exc:
         raise _fail(ConfigError(f"invalid witness name {name!r}")) from exc
-    try:
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as exc:
+    try:  # whole or not at all, never overwriting (tlog.logdir.write_key)
+        write_key(key_file, signer.key_string)
+    except ConfigError as exc:
         raise _fail(ConfigError(f"{key_file} already exists; not overwriting a key")) from exc
     except OSError as exc:
         raise _fail(ConfigError(f"cannot create {key_file}: {exc}")) from exc
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(signer.key_string + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
     if json_output:
         typer.echo(json.dumps({"key_file": str(key_file), "name": name,
                                "vkey": signer.verifier().key_string}))
