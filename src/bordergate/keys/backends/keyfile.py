@@ -18,7 +18,8 @@ may still hold the old bytes: a deployment that needs guaranteed physical
 destruction of a KEK uses the PKCS#11 backend.
 
 This module must never log, print or copy key bytes anywhere but the key
-file, and never put them in an exception message or ``repr``.
+file, never put them in an exception message or ``repr``, and never open its
+lock through a symbolic link.
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ class LocalKeyFile(SoftwareKeks):
     @contextmanager
     def _locked(self) -> Iterator[None]:
         try:
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            # never through a link planted there (it would create the link's target)
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
             raise Unavailable(f"cannot lock key file {self._path}: {exc.strerror}",
                               code="key_backend_unavailable") from exc
