@@ -61,6 +61,10 @@ Progress = Callable[[int, int], None]  # (records done in this call, batch numbe
 #: Owner keys named in one query of a batch part (well under SQLite's and
 #: PostgreSQL's limits on parameters).
 _OWNERS_PER_QUERY = 900
+#: Source rows one batch part reads at most, over all its tables (each row is held
+#: in memory with its values, then sealed, until the part's store write): about
+#: 200 MB of Python objects for rows of the generated dataset's size.
+MAX_PART_ROWS = 250_000
 
 
 @dataclass
@@ -126,6 +130,7 @@ def read_batch(source: LegacySource, mapping: MigrationMapping, lo: int, hi: int
     chunks = ([owners[i:i + _OWNERS_PER_QUERY] for i in range(0, len(owners), _OWNERS_PER_QUERY)]
               if home is not None else [[]])
     tables: dict[str, dict[str, list[tuple[Any, int, dict[str, Any]]]]] = {}
+    left = MAX_PART_ROWS
     for t in mapping.tables:
         names = list(t.fields) if values else []
         cols = "".join(", " + ident(t.fields[n]) for n in names)
@@ -135,8 +140,17 @@ def read_batch(source: LegacySource, mapping: MigrationMapping, lo: int, hi: int
             named = f" AND {ident(t.owner)} IN ({','.join('?' * len(chunk))})" if chunk else ""
             sql = (f"SELECT {ident(t.key)}, {ident(t.owner)}{cols} "  # noqa: S608
                    f"FROM {ident(t.table)} WHERE {ident(t.owner)} BETWEEN ? AND ?{named} "
-                   f"ORDER BY {ident(t.key)}")
-            for key, owner, *row in source.query(sql, (lo, hi, *chunk)):
+                   f"ORDER BY {ident(t.key)} LIMIT {left + 1}")
+            read = source.query(sql, (lo, hi, *chunk))
+            left -= len(read)
+            if left < 0:
+                # found by a review: one account owning 1.5 million rows made the part
+                # read them all at once (MemoryError with a trace under a 1 GB limit)
+                raise ConfigError(
+                    f"the batch of subject keys {lo}-{hi} holds more than {MAX_PART_ROWS} "
+                    "rows; run with a smaller --batch-subjects (a subject owning more "
+                    "rows than that cannot be migrated)", code="migration_part_too_large")
+            for key, owner, *row in read:
                 owner_key = integer_key(owner)
                 subject = subjects.get(owner_key) if owner_key is not None else None
                 if owner_key is None or subject is None:
