@@ -61,11 +61,41 @@ def _public_half(path: Path) -> str:
 
 
 def _read_public(path: Path, what: str) -> str:
+    """The text of a public key file the deployment names, refused if it holds private
+    key material (found by the keys review: a deployment naming the log key as
+    ``vkey_file``, or the issuer's private PEM among ``public_keys``, had this
+    command print the private key for publication).
+
+    Raises:
+        ConfigError: ``public_key_unreadable`` or ``public_key_file_private``.
+    """
     try:
-        return path.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror} (run bordergate "
+        text = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"cannot read {what} {path}: {why} (run bordergate "
                           "gateway init first?)", code="public_key_unreadable") from None
+    if _holds_private_key(text):
+        raise ConfigError(f"{path}, named as the {what}, holds a private key: name the "
+                          "public key file instead (nothing of it is printed)",
+                          code="public_key_file_private")
+    return text
+
+
+def _holds_private_key(text: str) -> bool:
+    """Whether ``text`` holds private key material: a signer key string
+    (``PRIVATE+KEY+...``), a PEM private key of any kind, or a JWK (or JWK set) with
+    a private member (``d``, or RSA's ``p``, ``q``, ``dp``, ``dq``, ``qi``)."""
+    if "PRIVATE+KEY+" in text or "PRIVATE KEY-----" in text:
+        return True
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return False
+    keys = doc.get("keys") if isinstance(doc, dict) and "keys" in doc else [doc]
+    private = {"d", "p", "q", "dp", "dq", "qi"}
+    return isinstance(keys, list) and any(
+        isinstance(k, dict) and bool(private & set(k)) for k in keys)
 
 
 def log_vkey(j: Jurisdiction) -> str:
@@ -73,8 +103,8 @@ def log_vkey(j: Jurisdiction) -> str:
     the log key (the sequencer's, or the in-process one's).
 
     Raises:
-        ConfigError: ``public_key_unreadable`` (no file yet), or as
-            :func:`bordergate.tlog.logdir.read_signer`.
+        ConfigError: ``public_key_unreadable`` (no file yet),
+            ``public_key_file_private``, or as :func:`bordergate.tlog.logdir.read_signer`.
     """
     if j.log.vkey_file is not None and j.log.vkey_file.exists():
         return _read_public(j.log.vkey_file, "log verifier key")
@@ -123,8 +153,8 @@ def deployment_public_keys(deployment: Deployment, codes: list[str] | None = Non
     """Every public key of the jurisdictions ``codes`` (default: all), in file order.
 
     Raises:
-        ConfigError: ``unknown_jurisdiction``, ``public_key_unreadable``, or a key
-            file that is not a key.
+        ConfigError: ``unknown_jurisdiction``, ``public_key_unreadable``,
+            ``public_key_file_private``, or a key file that is not a key.
     """
     chosen = codes or list(deployment.jurisdictions)
     return [k for code in chosen for k in _jurisdiction_keys(deployment.jurisdiction(code))]
