@@ -5,9 +5,12 @@ before the batch's records are written to its store (promise 3), and per
 batch one ``legacy-deletion`` entry after the source rows were deleted.
 Both carry digests and pseudonyms only (promise 7):
 
-* ``legacy_keys``: ``sha256:`` of the canonical JSON of the sorted
-  ``"table/key"`` strings of the rows: the source side can recompute it, the
-  log never shows a legacy key;
+* ``legacy_keys``: ``sha256:`` and the HMAC-SHA256, under the home's pseudonym
+  secret, of the canonical JSON of the sorted ``"table/key"`` strings of the
+  rows: the home's custodian can recompute it from the source, the log never
+  shows a legacy key, and its reader cannot test guesses (found by a review:
+  unkeyed, the legacy accounts of a part of a few subjects were found from the
+  log alone by trying every set of that many keys of the batch's range);
 * ``records_root``: the RFC 9162 Merkle root (hex) over the sorted record
   pseudonyms the batch wrote (``Pseudonymizer.record``), recomputable from the
   home's store by its custodian (``bordergate migrate verify``).
@@ -19,8 +22,7 @@ This module does no I/O and reads no clock.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,10 +39,13 @@ __all__ = [
 ]
 
 
-def legacy_keys_digest(table: str, keys: Iterable[object]) -> str:
-    """``sha256:<hex>`` of the sorted ``table/key`` strings (never the keys themselves)."""
+def legacy_keys_digest(table: str, keys: Iterable[object],
+                       keyed: Callable[[str, str], str]) -> str:
+    """``sha256:<hex>``: ``keyed("legacy-keys", ...)`` (the home's
+    :meth:`~bordergate.entries.Pseudonymizer.digest_hex`, an HMAC-SHA256) of the
+    canonical JSON of the sorted ``table/key`` strings (never the keys themselves)."""
     items = sorted(f"{table}/{k}" for k in keys)
-    return "sha256:" + hashlib.sha256(canonical_json(items)).hexdigest()
+    return "sha256:" + keyed("legacy-keys", canonical_json(items).decode("utf-8"))
 
 
 def records_root(pseudonyms: Iterable[str]) -> str:

@@ -273,7 +273,8 @@ class _Migration:
             facts = MigrationFacts(
                 batch=batch_no, attempt=attempt, table=t.table, collection=t.collection,
                 source=self.source.kind,
-                legacy_keys=legacy_keys_digest(t.table, (k for k, _, _ in table_rows)),
+                legacy_keys=legacy_keys_digest(t.table, (k for k, _, _ in table_rows),
+                                               home.pseudonyms.digest_hex),
                 records=len(table_rows), subjects=len(owners),
                 new_subjects=new_subjects if t.table == self.mapping.subject_table else 0,
                 records_root=records_root(pseudonyms), fields=tuple(sorted(t.fields)),
@@ -304,8 +305,8 @@ class _Migration:
         facts: dict[str, tuple[int, str]] = {}
         for t in self.mapping.tables:
             if stored[t.table]:
-                facts[t.table] = (len(stored[t.table]),
-                                  legacy_keys_digest(t.table, stored[t.table]))
+                facts[t.table] = (len(stored[t.table]), legacy_keys_digest(
+                    t.table, stored[t.table], self.homes[row.home].pseudonyms.digest_hex))
         with self.source.transaction() as cur:
             # children first: their owners' rows go last (foreign keys)
             for t in reversed(self.mapping.tables):
