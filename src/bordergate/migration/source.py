@@ -20,7 +20,9 @@ disk); the WAL, replicas and backups still hold the deleted rows, and no tool
 here can reach them (docs/migration.md).
 
 Driver failures surface as :class:`~bordergate.errors.Unavailable` (code
-``source_unavailable``).  This module must never log a row's values.
+``source_unavailable``); a SQLite text value that is not UTF-8 as
+:class:`~bordergate.errors.InvalidInput` (``source_text_not_utf8``, naming the
+column, never the value).  This module must never log a row's values.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bordergate.errors import ConfigError, Unavailable
+from bordergate.errors import ConfigError, InvalidInput, Unavailable
 
 __all__ = ["JournalRow", "LegacySource", "open_source"]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+#: sqlite3's error for a TEXT value that is not UTF-8, which quotes the value.
+_UNDECODABLE = re.compile(r"Could not decode to UTF-8 column '(.*?)' with text ", re.DOTALL)
 _JOURNAL = ("CREATE TABLE IF NOT EXISTS bordergate_migration (batch INTEGER NOT NULL, "
             "home TEXT NOT NULL, lo BIGINT NOT NULL, hi BIGINT NOT NULL, state TEXT NOT NULL, "
             "attempts INTEGER NOT NULL, deletion TEXT, PRIMARY KEY (batch, home))")
@@ -100,6 +104,13 @@ class LegacySource:
         try:
             yield
         except (sqlite3.Error, OSError) as exc:
+            undecodable = _UNDECODABLE.match(str(exc))
+            if undecodable is not None:
+                # sqlite3's message quotes the value (found by a review: a protected
+                # value of the source printed by `migrate run`, as a retryable error)
+                raise InvalidInput(f"a text value in column {undecodable.group(1)[:64]!r} "
+                                   "of the legacy source is not UTF-8",
+                                   code="source_text_not_utf8") from None
             raise Unavailable(f"legacy source failed: {type(exc).__name__}: {exc}",
                               code="source_unavailable") from exc
         except Exception as exc:
