@@ -58,7 +58,9 @@ _STATUS_TEXT = {
          "not list (`principal_not_in_roster`) or not allowed to revoke tokens",
     404: "No such record, subject, approval or log index",
     409: "The state forbids it (approval not pending or expired, record owned by another "
-         "subject, an approval changed meanwhile)",
+         "subject, an approval changed meanwhile, `subject_erased`: a write logged before "
+         "the subject's erasure, `record_changed`: the record gained a field the write did "
+         "not decide)",
     413: "The request body exceeds the configured limit",
     421: "Homed in another jurisdiction: ask the gateway named in `gateway`",
     422: "Well-formed but not acceptable: the approver's signed statement is missing or "
