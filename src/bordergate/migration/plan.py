@@ -97,6 +97,8 @@ class Plan:
     #: the subject keys of ``dirty_subjects``, in the same order (listed by ``verify``,
     #: whose results go to the auditor, instead of the legacy ids)
     dirty_subject_keys: list[int] = field(default_factory=list)
+    #: ``table: name`` of the triggers (PostgreSQL: and rules) on mapped tables
+    triggers: list[str] = field(default_factory=list)
 
     @property
     def unmapped(self) -> list[ColumnRole]:
@@ -113,6 +115,12 @@ class Plan:
             names = ", ".join(f"{c.table}.{c.column}" for c in self.unmapped)
             raise ConfigError(f"unmapped source columns: {names}; map them or mark them "
                               "drop = \"reason\" in the mapping", code="migration_unmapped_columns")
+        if self.triggers:
+            raise ConfigError(f"the source runs code on its mapped tables ({self.triggers[0]}"
+                              f"{' and more' if len(self.triggers) > 1 else ''}): a trigger or "
+                              "rule can copy the rows a part deletes into another table, or "
+                              "skip their deletion; drop them before the migration",
+                              code="migration_source_triggers")
         if self.not_unique:
             where, reason = self.not_unique[0]
             raise ConfigError(f"{len(self.not_unique)} source keys do not name one row each "
@@ -142,6 +150,7 @@ class Plan:
             },
             "batches": len(self.batches),
             "keys_not_unique": [{"row": i, "reason": r} for i, r in self.not_unique],
+            "triggers": list(self.triggers),
         }
 
 
@@ -267,6 +276,7 @@ def make_plan(source: LegacySource, mapping: MigrationMapping, schema: Schema, *
     return Plan(source=source.kind, columns=columns, homes=homes,
                 dirty_subjects=dirty_subjects[:_LISTED_DIRTY],
                 dirty_subject_keys=dirty_keys[:_LISTED_DIRTY],
+                triggers=source.triggers([t.table for t in mapping.tables]),
                 dirty_rows=dirty_rows[:_LISTED_DIRTY], dirty_counts=dirty_counts,
                 batches=batches, units=units,
                 not_unique=(_not_unique(source, mapping) + [

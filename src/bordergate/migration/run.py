@@ -302,6 +302,11 @@ class _Migration:
         stored = self._stored_keys.pop((row.batch, row.home), None)
         if stored is None:
             stored = self._stored_rows(row)
+        triggers = self.source.triggers([t.table for t in self.mapping.tables])
+        if triggers:  # added since the plan: checked before every deletion
+            raise ConfigError(f"the source runs code on its mapped tables ({triggers[0]}): "
+                              "a trigger or rule can copy the rows a part deletes",
+                              code="migration_source_triggers")
         facts: dict[str, tuple[int, str]] = {}
         for t in self.mapping.tables:
             if stored[t.table]:

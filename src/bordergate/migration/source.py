@@ -158,6 +158,29 @@ class LegacySource:
             "SELECT column_name FROM information_schema.columns WHERE table_schema = "
             "current_schema() AND table_name = ? ORDER BY ordinal_position", (table,))]
 
+    def tables(self) -> list[str]:
+        """The names of the database's tables (its current schema's, for PostgreSQL)."""
+        if self.kind == "sqlite":
+            return [str(r[0]) for r in self.query(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        return [str(r[0]) for r in self.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+            "current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name")]
+
+    def triggers(self, tables: Sequence[str]) -> list[str]:
+        """``table: trigger`` of every trigger (and, for PostgreSQL, rule) on ``tables``:
+        code the database runs on a deletion, which can copy the deleted rows elsewhere."""
+        if self.kind == "sqlite":
+            found = self.query("SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'")
+        else:
+            found = self.query(
+                "SELECT event_object_table, trigger_name FROM information_schema.triggers "
+                "WHERE event_object_schema = current_schema() UNION SELECT tablename, rulename "
+                "FROM pg_rules WHERE schemaname = current_schema()")
+        wanted = set(tables)
+        return sorted({f"{t}: {n}" for t, n in found if str(t) in wanted})
+
     # -- the batch journal ------------------------------------------------
     def start_journal(self, units: Sequence[tuple[int, str, int, int]]
                       ) -> dict[tuple[int, str], JournalRow]:
