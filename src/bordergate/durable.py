@@ -14,7 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["replace_file"]
+__all__ = ["replace_file", "sync_directory", "write_whole"]
 
 
 def replace_file(path: Path, data: bytes, *, mode: int = 0o644) -> None:
@@ -27,10 +27,7 @@ def replace_file(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     try:
         try:
             os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            write_whole(fd, data)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -38,7 +35,25 @@ def replace_file(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    sync_directory(path.parent)
+
+
+def write_whole(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to the open file ``fd`` and fsync it.
+
+    Raises:
+        OSError: the write or the sync failed (the file may hold part of ``data``).
+    """
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
+
+
+def sync_directory(directory: Path) -> None:
+    """Make the names in ``directory`` durable (after a file was created, renamed or
+    linked there)."""
+    dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:

@@ -122,15 +122,14 @@ def write_key(path: Path, secret: str) -> None:
                          code="key_file_exists")
     if os.path.lexists(path):
         raise exists
+    from bordergate.durable import sync_directory, write_whole
+
     data = (secret + "\n").encode("utf-8")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         try:
             os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            write_whole(fd, data)
         finally:
             os.close(fd)
         try:
@@ -144,11 +143,7 @@ def write_key(path: Path, secret: str) -> None:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    sync_directory(path.parent)
 
 
 def _write_in_place(path: Path, data: bytes, exists: ConfigError) -> None:
@@ -158,12 +153,11 @@ def _write_in_place(path: Path, data: bytes, exists: ConfigError) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
         raise exists from None
+    from bordergate.durable import write_whole
+
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            write_whole(fd, data)
         finally:
             os.close(fd)
     except BaseException:
