@@ -97,7 +97,8 @@ class Plan:
     #: the subject keys of ``dirty_subjects``, in the same order (listed by ``verify``,
     #: whose results go to the auditor, instead of the legacy ids)
     dirty_subject_keys: list[int] = field(default_factory=list)
-    #: ``table: name`` of the triggers (PostgreSQL: and rules) on mapped tables
+    #: ``table: name`` of the triggers (PostgreSQL: and rules) on mapped tables, and
+    #: the foreign keys referencing one whose deletion action changes another row
     triggers: list[str] = field(default_factory=list)
 
     @property
@@ -116,10 +117,12 @@ class Plan:
             raise ConfigError(f"unmapped source columns: {names}; map them or mark them "
                               "drop = \"reason\" in the mapping", code="migration_unmapped_columns")
         if self.triggers:
-            raise ConfigError(f"the source runs code on its mapped tables ({self.triggers[0]}"
+            raise ConfigError(f"the source acts on deletions from its mapped tables "
+                              f"({self.triggers[0]}"
                               f"{' and more' if len(self.triggers) > 1 else ''}): a trigger or "
                               "rule can copy the rows a part deletes into another table, or "
-                              "skip their deletion; drop them before the migration",
+                              "skip their deletion, and a cascading foreign key deletes rows "
+                              "never migrated; drop them before the migration",
                               code="migration_source_triggers")
         if self.not_unique:
             where, reason = self.not_unique[0]

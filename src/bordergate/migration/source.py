@@ -40,6 +40,8 @@ from bordergate.errors import ConfigError, InvalidInput, Unavailable
 __all__ = ["JournalRow", "LegacySource", "open_source"]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+#: Deletion actions of a foreign key that change the referring row.
+_CHANGING = frozenset({"CASCADE", "SET NULL", "SET DEFAULT"})
 #: sqlite3's error for a TEXT value that is not UTF-8, which quotes the value.
 _UNDECODABLE = re.compile(r"Could not decode to UTF-8 column '(.*?)' with text ", re.DOTALL)
 _JOURNAL = ("CREATE TABLE IF NOT EXISTS bordergate_migration (batch INTEGER NOT NULL, "
@@ -169,8 +171,12 @@ class LegacySource:
             "current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name")]
 
     def triggers(self, tables: Sequence[str]) -> list[str]:
-        """``table: trigger`` of every trigger (and, for PostgreSQL, rule) on ``tables``:
-        code the database runs on a deletion, which can copy the deleted rows elsewhere."""
+        """``table: trigger`` of every trigger (and, for PostgreSQL, rule) on ``tables``,
+        and ``table: foreign key ... ON DELETE ...`` of every foreign key referencing
+        one of them whose deletion action changes the referring row (``CASCADE``,
+        ``SET NULL``, ``SET DEFAULT``): what the database does on a deletion beyond
+        deleting the rows named, which can copy them elsewhere or delete rows never
+        migrated."""
         if self.kind == "sqlite":
             found = self.query("SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'")
         else:
@@ -179,7 +185,23 @@ class LegacySource:
                 "WHERE event_object_schema = current_schema() UNION SELECT tablename, rulename "
                 "FROM pg_rules WHERE schemaname = current_schema()")
         wanted = set(tables)
-        return sorted({f"{t}: {n}" for t, n in found if str(t) in wanted})
+        out = {f"{t}: {n}" for t, n in found if str(t) in wanted}
+        # a foreign key whose deletion action changes another row: deleting a migrated
+        # row would delete (or rewrite) a row of another subject, maybe never migrated
+        if self.kind == "sqlite":
+            for table in self.tables():
+                for fk in self.query(f"PRAGMA foreign_key_list({ident(table)})"):
+                    if str(fk[2]) in wanted and str(fk[6]).upper() in _CHANGING:
+                        out.add(f"{table}: foreign key {fk[3]} ON DELETE {str(fk[6]).upper()}")
+        else:
+            for table, referenced, action in self.query(
+                    "SELECT c.conrelid::regclass::text, c.confrelid::regclass::text, "
+                    "c.confdeltype::text FROM pg_constraint c WHERE c.contype = 'f' "
+                    "AND c.confdeltype IN ('c', 'n', 'd')"):
+                if str(referenced) in wanted:
+                    name = {"c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}[str(action)]
+                    out.add(f"{table}: foreign key to {referenced} ON DELETE {name}")
+        return sorted(out)
 
     # -- the batch journal ------------------------------------------------
     def start_journal(self, units: Sequence[tuple[int, str, int, int]]
