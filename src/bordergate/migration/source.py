@@ -161,14 +161,16 @@ class LegacySource:
             "current_schema() AND table_name = ? ORDER BY ordinal_position", (table,))]
 
     def tables(self) -> list[str]:
-        """The names of the database's tables (its current schema's, for PostgreSQL)."""
+        """The names of the database's tables (its current schema's tables and
+        materialized views, for PostgreSQL)."""
         if self.kind == "sqlite":
             return [str(r[0]) for r in self.query(
                 "SELECT name FROM sqlite_master WHERE type = 'table' "
                 "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-        return [str(r[0]) for r in self.query(
+        return [str(r[0]) for r in self.query(  # materialized views hold copies too
             "SELECT table_name FROM information_schema.tables WHERE table_schema = "
-            "current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name")]
+            "current_schema() AND table_type = 'BASE TABLE' UNION SELECT matviewname "
+            "FROM pg_matviews WHERE schemaname = current_schema() ORDER BY 1")]
 
     def triggers(self, tables: Sequence[str]) -> list[str]:
         """``table: trigger`` of every trigger (and, for PostgreSQL, rule) on ``tables``,
