@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,60 +21,18 @@ from bordergate.config import Deployment, load_config
 from bordergate.errors import ConfigError
 from bordergate.gateway.startup import start_gateway
 from bordergate.log_access import log_verifier
-from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
-from bordergate.releases.index import ReleaseIndex
-from bordergate.releases.ledger import ReleaseLedger
-from bordergate.releases.selfcheck import default_index_file, review_policy
+from bordergate.releases.selfcheck import default_index_file
 from bordergate.tlog.client import LogClient, StorageSource
 from bordergate.tlog.logdir import read_signer
 from bordergate.tlog.storage import open_storage
-from tests.gateway.deployment import write_deployment
 from tests.releases.keys import reviewer_signer
-
-REVIEWERS = ("alice", "bob", "carol")
+from tests.releases.reviewed_deployment import cli, ledger, reviewed_deployment, start
 
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Path:
     """A provisioned TEST-ONLY deployment; us has 3 reviewers, 2 required."""
-    path = write_deployment(tmp_path)
-    shutil.copytree(DEFAULT_BUNDLE_PATH, tmp_path / "policy")
-    keys = {n: reviewer_signer(n).verifier().key_string for n in REVIEWERS}
-    listed = ", ".join(f'{{ name = "{n}", public_key = "{k}" }}' for n, k in keys.items())
-    text = path.read_text().replace("[deployment]\n", '[deployment]\npolicy_bundle = "policy"\n')
-    text = text.replace("[jurisdictions.us]\n", f"[jurisdictions.us]\nreviewers = [{listed}]\n"
-                        "required_approvals = 2\n")
-    path.write_text(text)
-    for n in (*REVIEWERS, "mallory"):
-        (tmp_path / f"{n}.key").write_text(reviewer_signer(n).key_string + "\n")
-    return path
-
-
-def cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
-
-
-def start(config: Path, *, unreviewed: bool = False) -> str | None:
-    """Start and stop the us gateway exactly as ``gateway serve`` does; its release id."""
-    async def run() -> str | None:
-        gateway = await start_gateway(load_config(config), "us", unreviewed=unreviewed)
-        gateway.close()
-        return gateway.release
-    return asyncio.run(run())
-
-
-def ledger(dep: Deployment) -> ReleaseLedger:
-    j = dep.jurisdiction("us")
-    storage = open_storage(j.log.storage)
-    try:
-        index = ReleaseIndex(j.log.origin)
-        index.update(LogClient(StorageSource(storage), log_verifier(j)))
-    finally:
-        storage.close()
-    out = ReleaseLedger(review_policy(j), log=j.log.origin)
-    out.add_all(index.parsed())
-    return out
+    return reviewed_deployment(tmp_path, extra_keys=("mallory",))
 
 
 def test_gateway_starts_only_after_propose_and_reviews(deployment: Path) -> None:

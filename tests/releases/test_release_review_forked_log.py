@@ -12,68 +12,47 @@ cosign is not a view of the log the gateway may start from.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from bordergate.cli import app
 from bordergate.config import load_config
 from bordergate.entries import parse_entry
 from bordergate.errors import BordergateError, ConfigError
 from bordergate.log_access import log_verifier
-from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
 from bordergate.releases.selfcheck import default_index_file, start_check
 from bordergate.tlog.client import LogClient, StorageSource
 from bordergate.tlog.logdir import read_signer
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage import open_storage
 from bordergate.tlog.storage.fs import FileStorage
-from tests.gateway.deployment import write_deployment
-from tests.releases.keys import reviewer_signer
-from tests.tlog.witnessed import WitnessServer
-
-REVIEWERS = ("alice", "bob", "carol")
-SECRET_LINE = 'pseudonym_secret_file = "us/pseudonym.secret"\n'
+from tests.releases.reviewed_deployment import (
+    cli,
+    propose_args,
+    review_args,
+    reviewed_deployment,
+    us_witness,
+)
 
 
 @pytest.fixture
 def witnessed(tmp_path: Path) -> Iterator[Path]:
     """A TEST-ONLY deployment whose us log names one witness process, quorum 1;
     3 reviewers, 2 required."""
-    path = write_deployment(tmp_path)
-    shutil.copytree(DEFAULT_BUNDLE_PATH, tmp_path / "policy")
-    signer = read_signer(load_config(path).jurisdiction("us").log.key_file)
-    server = WitnessServer(tmp_path, 0, [signer]).start()
-    listed = ", ".join(f'{{ name = "{n}", public_key = '
-                       f'"{reviewer_signer(n).verifier().key_string}" }}' for n in REVIEWERS)
-    text = path.read_text().replace("[deployment]\n", '[deployment]\npolicy_bundle = "policy"\n')
-    text = text.replace("[jurisdictions.us]\n", f"[jurisdictions.us]\nreviewers = [{listed}]\n"
-                        "required_approvals = 2\n")
-    assert SECRET_LINE in text
-    text = text.replace(SECRET_LINE, f'{SECRET_LINE}witnesses = [{{ url = "{server.url}", '
-                        f'vkey = "{server.verifier.key_string}" }}]\nquorum = 1\n')
-    path.write_text(text)
-    for n in REVIEWERS:
-        (tmp_path / f"{n}.key").write_text(reviewer_signer(n).key_string + "\n")
-    try:
+    path = reviewed_deployment(tmp_path)
+    with us_witness(path):
         yield path
-    finally:
-        server.stop()
 
 
 def _cli(*args: str) -> str:
-    out = CliRunner().invoke(app, list(args))
-    assert out.exit_code == 0, out.output
-    return out.output
+    code, out = cli(*args)
+    assert code == 0, out
+    return out
 
 
 def _review(config: Path, index: str, name: str, verdict: str) -> None:
-    _cli("release", "review", index, "--config", str(config), "--jurisdiction", "us",
-         "--key-file", str(config.parent / f"{name}.key"), "--verdict", verdict,
-         "--note", "read it")
+    _cli(*review_args(config, index, name, verdict))
 
 
 def test_a_fork_without_the_rejection_is_not_a_view_to_start_from(witnessed: Path) -> None:
@@ -81,7 +60,7 @@ def test_a_fork_without_the_rejection_is_not_a_view_to_start_from(witnessed: Pat
     self-check refuses release entries read under a checkpoint its witnesses did not
     cosign, so a log operator's fork that leaves out a rejection starts nothing."""
     config = witnessed
-    out = _cli("release", "propose", "--config", str(config), "--jurisdiction", "us")
+    out = _cli(*propose_args(config))
     index = out.split("proposed at entry ")[1].split()[0]
     _review(config, index, "alice", "reject")
     _review(config, index, "bob", "approve")

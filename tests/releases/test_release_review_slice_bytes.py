@@ -13,7 +13,6 @@ with an unreviewed schema or trusted an unreviewed token issuer key.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -25,18 +24,14 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from typer.testing import CliRunner
 
-from bordergate.cli import app
 from bordergate.config import load_config
 from bordergate.errors import Unauthenticated
 from bordergate.gateway.auth import TokenIssuer
-from bordergate.gateway.startup import start_gateway
-from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
 from bordergate.policy.entities import Principal
 from bordergate.residency.schema import demo_schema_path, parse_schema
-from tests.gateway.deployment import Tokens, issuer_name, write_deployment
-from tests.releases.keys import reviewer_signer
+from tests.gateway.deployment import Tokens, issuer_name
+from tests.releases.reviewed_deployment import approve, reviewed_deployment, started
 
 REVIEWERS = ("alice", "bob")
 
@@ -57,33 +52,9 @@ _FEEDER = textwrap.dedent("""
 @pytest.fixture
 def deployment(tmp_path: Path) -> Path:
     """A TEST-ONLY deployment; us has 2 reviewers, 2 required, its own schema file."""
-    path = write_deployment(tmp_path)
-    shutil.copytree(DEFAULT_BUNDLE_PATH, tmp_path / "policy")
     shutil.copy(demo_schema_path(), tmp_path / "schema.toml")
-    keys = {n: reviewer_signer(n).verifier().key_string for n in REVIEWERS}
-    listed = ", ".join(f'{{ name = "{n}", public_key = "{k}" }}' for n, k in keys.items())
-    text = path.read_text().replace(
-        "[deployment]\n", '[deployment]\npolicy_bundle = "policy"\nschema = "schema.toml"\n')
-    text = text.replace("[jurisdictions.us]\n", f"[jurisdictions.us]\nreviewers = [{listed}]\n"
-                        "required_approvals = 2\n")
-    path.write_text(text)
-    for n in REVIEWERS:
-        (tmp_path / f"{n}.key").write_text(reviewer_signer(n).key_string + "\n")
-    return path
-
-
-def _approve(config: Path) -> None:
-    runner = CliRunner()
-    out = runner.invoke(app, ["release", "propose", "--config", str(config),
-                              "--jurisdiction", "us"])
-    assert out.exit_code == 0, out.output
-    index = out.output.split("proposed at entry ")[1].split()[0]
-    for n in REVIEWERS:
-        out = runner.invoke(app, ["release", "review", index, "--config", str(config),
-                                  "--jurisdiction", "us", "--key-file",
-                                  str(config.parent / f"{n}.key"), "--verdict", "approve",
-                                  "--note", "read it"])
-        assert out.exit_code == 0, out.output
+    return reviewed_deployment(tmp_path, reviewers=REVIEWERS,
+                               settings='schema = "schema.toml"\n')
 
 
 def _fed_pipe(path: Path, first: bytes, second: bytes) -> subprocess.Popen[bytes]:
@@ -100,7 +71,7 @@ def test_the_schema_loaded_is_the_schema_checked(deployment: Path) -> None:
     """Promise 6 ("every line ... that runs there was reviewed"; the schema is in the
     slice): a schema file that gives the check the reviewed bytes and the load
     others never becomes the gateway's schema."""
-    _approve(deployment)
+    approve(deployment, REVIEWERS)
     schema = deployment.parent / "schema.toml"
     reviewed = schema.read_bytes()
     marker = b'dsp_category = "covered_personal_identifiers"\nclass = "restricted"'
@@ -109,12 +80,8 @@ def test_the_schema_loaded_is_the_schema_checked(deployment: Path) -> None:
     config = load_config(deployment)  # the deployment file itself is read before the swap
     attacker = _fed_pipe(schema, reviewed, opened)
     try:
-        async def run() -> object:
-            gateway = await start_gateway(config, "us", unreviewed=False)
-            gateway.close()
-            return gateway
-        gateway = asyncio.run(run())  # the reviewed bytes were checked: it serves
-        loaded = gateway.schema  # type: ignore[attr-defined]
+        gateway = started(config)  # the reviewed bytes were checked: it serves
+        loaded = gateway.schema
         field = loaded.collection("users").field("government_id")
         assert field.field_class.value == "restricted", field
         assert loaded.collections == parse_schema(reviewed).collections
@@ -127,7 +94,7 @@ def test_the_issuer_key_trusted_is_the_issuer_key_checked(deployment: Path) -> N
     """Promise 6 (issuer keys are in the slice): an issuer key file that gives the
     check the reviewed key and the load the custodian's own key never makes the
     gateway accept a token the custodian signed with its own key."""
-    _approve(deployment)
+    approve(deployment, REVIEWERS)
     config = load_config(deployment)
     key_file = config.jurisdiction("us").issuer.public_key_files[0]
     reviewed = key_file.read_bytes()
@@ -136,12 +103,8 @@ def test_the_issuer_key_trusted_is_the_issuer_key_checked(deployment: Path) -> N
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     attacker = _fed_pipe(key_file, reviewed, rogue_pem)
     try:
-        async def run() -> object:
-            gateway = await start_gateway(config, "us", unreviewed=False)
-            gateway.close()
-            return gateway
-        gateway = asyncio.run(run())
-        verifier = gateway.principals.verifier  # type: ignore[attr-defined]
+        gateway = started(config)
+        verifier = gateway.principals.verifier
         now = time.time()
         custodian = Principal("custodian-ops", "ttus", "local", "us", frozenset({"approver"}))
         forged = TokenIssuer(rogue, issuer_name("us")).issue(custodian, audience="us", now=now)

@@ -13,9 +13,7 @@ and deployment settings, until that reviewer approves one of them.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -23,30 +21,19 @@ import pytest
 from typer.testing import CliRunner
 
 from bordergate.cli import app
-from bordergate.config import load_config
 from bordergate.errors import ConfigError
-from bordergate.gateway.startup import start_gateway
-from bordergate.policy.bundle import DEFAULT_BUNDLE_PATH
-from tests.gateway.deployment import write_deployment
-from tests.releases.keys import reviewer_signer
-
-REVIEWERS = ("alice", "bob", "carol")
+from tests.releases.reviewed_deployment import (
+    propose_args,
+    review_args,
+    reviewed_deployment,
+    start,
+)
 
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Path:
     """A TEST-ONLY deployment; us has 3 reviewers, 2 required."""
-    path = write_deployment(tmp_path)
-    shutil.copytree(DEFAULT_BUNDLE_PATH, tmp_path / "policy")
-    keys = {n: reviewer_signer(n).verifier().key_string for n in REVIEWERS}
-    listed = ", ".join(f'{{ name = "{n}", public_key = "{k}" }}' for n, k in keys.items())
-    text = path.read_text().replace("[deployment]\n", '[deployment]\npolicy_bundle = "policy"\n')
-    text = text.replace("[jurisdictions.us]\n", f"[jurisdictions.us]\nreviewers = [{listed}]\n"
-                        "required_approvals = 2\n")
-    path.write_text(text)
-    for n in REVIEWERS:
-        (tmp_path / f"{n}.key").write_text(reviewer_signer(n).key_string + "\n")
-    return path
+    return reviewed_deployment(tmp_path)
 
 
 def _cli(*args: str) -> dict[str, object]:
@@ -58,22 +45,11 @@ def _cli(*args: str) -> dict[str, object]:
 
 
 def _propose(config: Path) -> str:
-    return str(_cli("release", "propose", "--config", str(config), "--jurisdiction", "us")
-               ["release"])
+    return str(_cli(*propose_args(config))["release"])
 
 
 def _review(config: Path, release: str, name: str, verdict: str) -> dict[str, object]:
-    return _cli("release", "review", release, "--config", str(config), "--jurisdiction", "us",
-                "--key-file", str(config.parent / f"{name}.key"), "--verdict", verdict,
-                "--note", "read it")
-
-
-def _start(config: Path) -> str | None:
-    async def run() -> str | None:
-        gateway = await start_gateway(load_config(config), "us", unreviewed=False)
-        gateway.close()
-        return gateway.release
-    return asyncio.run(run())
+    return _cli(*review_args(config, release, name, verdict))
 
 
 def test_proposing_rejected_code_again_does_not_lift_the_rejection(deployment: Path) -> None:
@@ -88,10 +64,10 @@ def test_proposing_rejected_code_again_does_not_lift_the_rejection(deployment: P
     _review(deployment, second, "bob", "approve")
     _review(deployment, second, "carol", "approve")
     with pytest.raises(ConfigError) as info:
-        _start(deployment)
+        start(deployment)
     assert info.value.code.startswith("release_") and \
         info.value.code.endswith("_not_approved"), info.value.code
     assert "rejected by alice" in str(info.value)
     # the rejecting reviewer can lift its own rejection by approving a proposal
     _review(deployment, second, "alice", "approve")
-    assert _start(deployment) == second
+    assert start(deployment) == second
