@@ -27,7 +27,7 @@ import httpx
 from typer.testing import CliRunner
 
 from bordergate.cli import app
-from bordergate.config import Deployment, load_config
+from bordergate.config import Deployment, Jurisdiction, load_config
 from bordergate.gateway.service import Gateway
 from bordergate.gateway.startup import start_gateway
 from bordergate.log_access import log_verifier
@@ -186,6 +186,17 @@ def started(dep: Deployment, *, unreviewed: bool = False) -> Gateway:
 def start(config: Path, *, unreviewed: bool = False) -> str | None:
     """Start and stop the us gateway exactly as ``gateway serve`` does; its release id."""
     return started(load_config(config), unreviewed=unreviewed).release
+
+
+def log_entries(j: Jurisdiction) -> list[bytes]:
+    """Every entry of ``j``'s log, as its current checkpoint holds them."""
+    storage = open_storage(j.log.storage)
+    try:
+        client = LogClient(StorageSource(storage), log_verifier(j))
+        size = client.checkpoint().checkpoint.size
+        return [client.entry(i, size) for i in range(size)]
+    finally:
+        storage.close()
 
 
 def ledger(dep: Deployment) -> ReleaseLedger:

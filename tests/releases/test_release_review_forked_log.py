@@ -20,15 +20,13 @@ import pytest
 from bordergate.config import load_config
 from bordergate.entries import parse_entry
 from bordergate.errors import BordergateError, ConfigError
-from bordergate.log_access import log_verifier
 from bordergate.releases.selfcheck import default_index_file, start_check
-from bordergate.tlog.client import LogClient, StorageSource
 from bordergate.tlog.logdir import read_signer
 from bordergate.tlog.sequencer import Sequencer, create_log
-from bordergate.tlog.storage import open_storage
 from bordergate.tlog.storage.fs import FileStorage
 from tests.releases.reviewed_deployment import (
     cli,
+    log_entries,
     propose_args,
     review_args,
     reviewed_deployment,
@@ -71,13 +69,7 @@ def test_a_fork_without_the_rejection_is_not_a_view_to_start_from(witnessed: Pat
 
     # the log operator (it holds the log key) forks the log without alice's rejection
     j = deployment.jurisdiction("us")
-    real = open_storage(j.log.storage)
-    try:
-        client = LogClient(StorageSource(real), log_verifier(j))
-        size = client.checkpoint().checkpoint.size
-        entries = [client.entry(i, size) for i in range(size)]
-    finally:
-        real.close()
+    entries = log_entries(j)
     kept = [e for e in entries if not (parse_entry(e).type == "release-review"
                                        and parse_entry(e).body.get("verdict") == "reject")]
     assert len(kept) == len(entries) - 1

@@ -21,13 +21,15 @@ import pytest
 
 from bordergate.config import load_config
 from bordergate.errors import ConfigError
-from bordergate.log_access import log_verifier
-from bordergate.tlog.client import LogClient, StorageSource
 from bordergate.tlog.note import Signer
 from bordergate.tlog.sequencer import Sequencer, create_log
-from bordergate.tlog.storage import open_storage
 from bordergate.tlog.storage.fs import FileStorage
-from tests.releases.reviewed_deployment import approve, reviewed_deployment, start
+from tests.releases.reviewed_deployment import (
+    approve,
+    log_entries,
+    reviewed_deployment,
+    start,
+)
 
 REVIEWERS = ("alice", "bob")
 
@@ -47,13 +49,7 @@ def test_a_shadow_log_under_the_custodians_own_key_is_not_a_reviewed_setting(
     root = deployment.parent
     assert start(deployment) is not None  # the honest deployment starts reviewed
     j = load_config(deployment).jurisdiction("us")
-    real = open_storage(j.log.storage)
-    try:
-        client = LogClient(StorageSource(real), log_verifier(j))
-        size = client.checkpoint().checkpoint.size
-        entries = [client.entry(i, size) for i in range(size)]
-    finally:
-        real.close()
+    entries = log_entries(j)
 
     # the custodian's own log operator: same origin, its own key, the same entries
     custodian = Signer.from_seed(j.log.origin, os.urandom(32))
