@@ -15,15 +15,19 @@ answers requests for ``PATH`` (``*``: every path) the hostile way ``MODE`` names
   server of the same directory, honest: what a follower of redirects would trust).
 
 Every other path is served from ``LOG_DIR`` as it is.  Stops on SIGTERM.
+:func:`hostile_server` runs it for a test.
 """
 
 from __future__ import annotations
 
 import gzip
 import signal
+import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -157,6 +161,21 @@ def main(log_dir: Path, mode: str, hostile: str) -> None:
         pass
     finally:
         server.server_close()
+
+
+@contextmanager
+def hostile_server(log_dir: Path, mode: str, path: str) -> Iterator[str]:
+    """This server of ``log_dir``, hostile for ``path`` the way ``mode`` names, in its
+    own process: its base URL while the block runs."""
+    with subprocess.Popen([sys.executable, "-m", "tests.audit.audit_inputs_review_server",
+                           str(log_dir), mode, path], stdout=subprocess.PIPE,
+                          cwd=Path(__file__).parents[2]) as server:
+        try:
+            assert server.stdout is not None
+            yield f"http://127.0.0.1:{int(server.stdout.readline())}"
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
 
 
 if __name__ == "__main__":

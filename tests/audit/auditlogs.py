@@ -81,6 +81,34 @@ def grow(log: Path, count: int, tag: bytes = b"e",
         storage.close()
 
 
+def append_witnessed(log: Path, entries: Sequence[bytes]) -> None:
+    """Append ``entries`` (any bytes) to the log in ``log``, publish, and have the test
+    witnesses cosign its checkpoint now (:func:`witness_current`)."""
+    storage = FileStorage(log)
+    try:
+        with Sequencer(storage, log_signer(), config=SequencerConfig(checkpoint_interval=0.05)
+                       ) as seq:
+            seq.append_many(list(entries))
+            seq.publish(timeout=30)
+    finally:
+        storage.close()
+    witness_current(log)
+
+
+def us_auditor_config(path: Path, location: Path | str) -> Path:
+    """Write an auditor's file at ``path`` for the us log at ``location`` (a directory
+    or a URL), trusting the test witnesses (:func:`auditor_witness_lines`, quorum 2);
+    returns ``path``."""
+    path.write_text(f"""[auditor]
+name = "TEST auditor"
+
+[logs.us]
+location = "{location}"
+vkey = "{log_signer().verifier().key_string}"
+{auditor_witness_lines()}""")
+    return path
+
+
 def roster_auditor_config(path: Path, log_dir: Path, authority_key: str) -> Path:
     """Write an auditor's file for the us log in ``log_dir`` at ``path``, trusting the
     first test witness (quorum 1) and the identity authority's ``authority_key``

@@ -14,10 +14,6 @@ its own process on 127.0.0.1; test-only keys.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from bordergate.audit.auditor_config import load_auditor_config
@@ -28,26 +24,13 @@ from bordergate.policy.bundle import default_bundle
 from bordergate.releases.publication import bundle_path
 from bordergate.tlog.sequencer import Sequencer, SequencerConfig
 from bordergate.tlog.storage.fs import FileStorage
+from tests.audit.audit_inputs_review_server import hostile_server
 from tests.audit.auditlogs import FixedCosigners
 from tests.audit.scenario import LOCAL, EntryFactory
 from tests.audit.test_hostile_entries import witnessed_log
 from tests.tlog.witnessed import log_signer, make_log, witness_signer
 
 EU = log_signer("log.test/eu")
-
-
-@contextmanager
-def failing_store(log: Path, path: str) -> Iterator[str]:
-    """``log`` served over HTTP, answering 500 for ``path`` (its own process)."""
-    with subprocess.Popen([sys.executable, "-m", "tests.audit.audit_inputs_review_server",
-                           str(log), "status500", path], stdout=subprocess.PIPE,
-                          cwd=Path(__file__).parents[2]) as server:
-        try:
-            assert server.stdout is not None
-            yield f"http://127.0.0.1:{int(server.stdout.readline())}"
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
 
 
 def eu_log(directory: Path) -> Path:
@@ -72,7 +55,7 @@ def test_a_failing_bundle_store_stops_only_its_own_log(tmp_path: Path) -> None:
     us = tmp_path / "us"
     witnessed_log(us, [EntryFactory().access(LOCAL, ["handle"])])
     eu = eu_log(tmp_path / "eu")
-    with failing_store(us, bundle_path(default_bundle().digest)) as url:
+    with hostile_server(us, "status500", bundle_path(default_bundle().digest)) as url:
         config = tmp_path / "auditor.toml"
         w0 = witness_signer(0).verifier().key_string
         config.write_text(f"""[auditor]

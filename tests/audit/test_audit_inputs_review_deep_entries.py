@@ -27,10 +27,8 @@ from typer.testing import CliRunner
 
 from bordergate.cli import app
 from bordergate.tlog.note import Signer
-from bordergate.tlog.sequencer import Sequencer, SequencerConfig
-from bordergate.tlog.storage.fs import FileStorage
-from tests.audit.auditlogs import auditor_witness_lines, witness_current
-from tests.tlog.witnessed import log_signer, make_log
+from tests.audit.auditlogs import append_witnessed, us_auditor_config
+from tests.tlog.witnessed import make_log
 
 # TEST-ONLY auditor key (fixed seed): never a real auditor's key.
 AUDITOR = Signer.from_seed("test-auditor", hashlib.sha256(
@@ -41,30 +39,14 @@ runner = CliRunner()
 def witnessed(log: Path, entries: list[bytes]) -> Path:
     """A log holding ``entries``, its checkpoint cosigned now by the test witnesses."""
     make_log(log)
-    storage = FileStorage(log)
-    try:
-        with Sequencer(storage, log_signer(), config=SequencerConfig(checkpoint_interval=0.05)
-                       ) as seq:
-            seq.append_many(entries)
-            seq.publish(timeout=30)
-    finally:
-        storage.close()
-    witness_current(log)
+    append_witnessed(log, entries)
     return log
 
 
 def auditor(root: Path, log: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "auditor.key").write_text(AUDITOR.key_string + "\n")
-    path = root / "auditor.toml"
-    path.write_text(f"""[auditor]
-name = "TEST auditor"
-
-[logs.us]
-location = "{log}"
-vkey = "{log_signer().verifier().key_string}"
-{auditor_witness_lines()}""")
-    return path
+    return us_auditor_config(root / "auditor.toml", log)
 
 
 def audit_run(config: Path, root: Path, report: str = "report") -> tuple[int, str]:

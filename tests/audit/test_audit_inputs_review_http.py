@@ -18,8 +18,6 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,8 +25,9 @@ import pytest
 from bordergate.audit.auditor_config import load_auditor_config
 from bordergate.audit.run import AuditRun, run_audit
 from bordergate.tlog import client
-from tests.audit.auditlogs import auditor_witness_lines, grow, witness_current
-from tests.tlog.witnessed import log_signer, make_log
+from tests.audit.audit_inputs_review_server import hostile_server
+from tests.audit.auditlogs import grow, us_auditor_config, witness_current
+from tests.tlog.witnessed import make_log
 
 DEADLINE = 2.0
 WAIT = 45.0
@@ -43,31 +42,6 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     grow(log, 5)
     witness_current(log)
     return log
-
-
-@contextmanager
-def hostile(log: Path, mode: str, path: str) -> Iterator[str]:
-    """The hostile server's base URL while it runs (its own process)."""
-    with subprocess.Popen([sys.executable, "-m", "tests.audit.audit_inputs_review_server",
-                           str(log), mode, path], stdout=subprocess.PIPE,
-                          cwd=Path(__file__).parents[2]) as server:
-        try:
-            assert server.stdout is not None
-            yield f"http://127.0.0.1:{int(server.stdout.readline())}"
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
-
-
-def auditor_file(path: Path, url: str) -> Path:
-    path.write_text(f"""[auditor]
-name = "TEST auditor"
-
-[logs.us]
-location = "{url}"
-vkey = "{log_signer().verifier().key_string}"
-{auditor_witness_lines()}""")
-    return path
 
 
 def audit_within(config: Path, state: Path, seconds: float) -> AuditRun | None:
@@ -93,9 +67,9 @@ def test_a_slow_log_server_ends_the_fetch_with_a_code(
     ends that log's audit within the fetch deadline as ``log_fetch_too_slow``; nothing
     is saved and the audit does not pass."""
     monkeypatch.setattr(client, "FETCH_DEADLINE_S", DEADLINE, raising=False)
-    with hostile(log_dir, mode, path) as url:
-        run = audit_within(auditor_file(tmp_path / "auditor.toml", url), tmp_path / "state",
-                           WAIT)
+    with hostile_server(log_dir, mode, path) as url:
+        config = us_auditor_config(tmp_path / "auditor.toml", url)
+        run = audit_within(config, tmp_path / "state", WAIT)
     assert run is not None, f"the audit still waits on a {mode} server after {WAIT} s"
     (log,) = run.logs
     assert log.error is not None and "log_fetch_too_slow" in log.error, log.error
@@ -109,9 +83,9 @@ def test_an_endless_or_redirecting_answer_is_refused(
     """Promise 5: an endless checkpoint is cut at its size cap (``object_too_large``),
     and a redirect (to ``file://`` or to another host serving the same log) is never
     followed (``log_unavailable``): the auditor reads the log where it was told to."""
-    with hostile(log_dir, mode, "checkpoint") as url:
-        run = audit_within(auditor_file(tmp_path / "auditor.toml", url), tmp_path / "state",
-                           WAIT)
+    with hostile_server(log_dir, mode, "checkpoint") as url:
+        config = us_auditor_config(tmp_path / "auditor.toml", url)
+        run = audit_within(config, tmp_path / "state", WAIT)
     assert run is not None
     (log,) = run.logs
     if mode == "endless":  # a verification failure: log_verification_failed names it
@@ -144,10 +118,10 @@ def test_a_compressed_answer_is_never_decoded_into_memory(log_dir: Path, tmp_pat
     under this test's 2 GiB limit; the OOM killer without one).  The auditor asks for
     ``identity`` and refuses an encoded answer (``object_encoding_refused``: the log
     fails verification), in its own process under the limit."""
-    with hostile(log_dir, "gzip-bomb", "checkpoint") as url:
+    with hostile_server(log_dir, "gzip-bomb", "checkpoint") as url:
+        config = us_auditor_config(tmp_path / "auditor.toml", url)
         proc = subprocess.run(
-            [sys.executable, "-c", _AUDIT_UNDER_LIMIT,
-             str(auditor_file(tmp_path / "auditor.toml", url)), str(tmp_path / "state")],
+            [sys.executable, "-c", _AUDIT_UNDER_LIMIT, str(config), str(tmp_path / "state")],
             capture_output=True, timeout=120, check=False, cwd=Path(__file__).parents[2])
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     out = json.loads(proc.stdout)

@@ -38,8 +38,8 @@ from bordergate.audit.auditor_config import load_auditor_config
 from bordergate.audit.evidence_package import checkpoint_file, file_digest, gather_evidence
 from bordergate.audit.report import build_report, write_report
 from bordergate.audit.report_commands import read_report_dir
-from bordergate.audit.run import run_audit
 from bordergate.audit.report_html import render_report_html
+from bordergate.audit.run import run_audit
 from bordergate.audit.signed_report import SIGNATURE_FILE, sign_report, verify_report
 from bordergate.cli import app
 from bordergate.tlog.checkpoint import Checkpoint, sign_checkpoint
@@ -48,9 +48,9 @@ from bordergate.tlog.note import Signer, note_signatures
 from bordergate.tlog.storage import CHECKPOINT_PATH
 from tests.audit.auditlogs import (
     FixedCosigners,
-    auditor_witness_lines,
     grow,
     scenario_witnesses,
+    us_auditor_config,
     witness_current,
 )
 from tests.tlog.witnessed import log_signer, make_log
@@ -74,14 +74,7 @@ def signed_report_files(root: Path) -> Files:
     make_log(log)
     grow(log, 5)
     witness_current(log)
-    config = root / "auditor.toml"
-    config.write_text(f"""[auditor]
-name = "TEST auditor"
-
-[logs.us]
-location = "{log}"
-vkey = "{log_signer().verifier().key_string}"
-{auditor_witness_lines()}""")
+    config = us_auditor_config(root / "auditor.toml", log)
     run = run_audit(load_auditor_config(config), root / "state")
     doc = build_report(run)
     write_report(doc, root / "report", evidence=gather_evidence(run, doc), signer=AUDITOR)

@@ -17,10 +17,8 @@ from pathlib import Path
 
 from bordergate.audit.auditor_config import load_auditor_config
 from bordergate.audit.run import run_audit
-from bordergate.tlog.sequencer import Sequencer, SequencerConfig
-from bordergate.tlog.storage.fs import FileStorage
-from tests.audit.auditlogs import auditor_witness_lines, witness_current
-from tests.tlog.witnessed import log_signer, make_log
+from tests.audit.auditlogs import append_witnessed, us_auditor_config
+from tests.tlog.witnessed import make_log
 
 BIG = 60_000
 
@@ -34,26 +32,11 @@ def test_a_state_holding_large_entries_is_read_back(tmp_path: Path) -> None:
     make_log(log)
 
     def append(first: int) -> None:
-        storage = FileStorage(log)
-        try:
-            with Sequencer(storage, log_signer(),
-                           config=SequencerConfig(checkpoint_interval=0.05)) as seq:
-                seq.append_many([b'{"pad":"%d' % i + b"x" * BIG + b'"}'
-                                 for i in range(first, first + 20)])
-                seq.publish(timeout=30)
-        finally:
-            storage.close()
-        witness_current(log)
+        append_witnessed(log, [b'{"pad":"%d' % i + b"x" * BIG + b'"}'
+                               for i in range(first, first + 20)])
 
     append(0)
-    config = tmp_path / "auditor.toml"
-    config.write_text(f"""[auditor]
-name = "TEST auditor"
-
-[logs.us]
-location = "{log}"
-vkey = "{log_signer().verifier().key_string}"
-{auditor_witness_lines()}""")
+    config = us_auditor_config(tmp_path / "auditor.toml", log)
     state = tmp_path / "state"
     first = run_audit(load_auditor_config(config), state)
     assert first.logs[0].error is None and first.logs[0].new_entries == 20
