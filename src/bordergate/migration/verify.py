@@ -31,6 +31,7 @@ from typing import Any
 
 from bordergate.config import Deployment
 from bordergate.entries import Entry, parse_entry
+from bordergate.errors import ConfigError, VerificationError
 from bordergate.log_access import log_verifier
 from bordergate.migration.evidence import records_root
 from bordergate.migration.homes import Home
@@ -38,6 +39,7 @@ from bordergate.migration.mapping import MigrationMapping
 from bordergate.migration.plan import make_plan
 from bordergate.migration.source import LegacySource, ident
 from bordergate.tlog.client import LogClient, StorageSource
+from bordergate.tlog.cosignature import CosignatureVerifier
 from bordergate.tlog.storage import open_storage
 from bordergate.tlog.tiles import TILE_WIDTH
 
@@ -66,15 +68,28 @@ class VerifyReport:
 
 def log_entries(deployment: Deployment, code: str) -> Iterator[tuple[int, Entry]]:
     """The ``migration``, ``legacy-deletion`` and ``erase`` entries of a home's
-    log, read from its published tiles and verified against its key.
+    log, read from its published tiles and verified against its key, under a
+    checkpoint its witness quorum (``log.witnesses``, ``log.quorum``) cosigned.
 
     Raises:
-        VerificationError: the checkpoint or a tile does not verify.
+        VerificationError: the checkpoint or a tile does not verify, or the
+            checkpoint lacks the witness quorum.
+        ConfigError: ``witness_key_invalid``.
     """
     j = deployment.jurisdiction(code)
+    try:
+        cosigners = [CosignatureVerifier.from_key_string(w.vkey) for w in j.log.witnesses]
+    except (VerificationError, ValueError) as e:
+        raise ConfigError(f"jurisdictions.{code}.log.witnesses: {e}",
+                          code="witness_key_invalid") from None
     storage = open_storage(j.log.storage)
     try:
-        client = LogClient(StorageSource(storage), log_verifier(j))
+        # under a checkpoint the log's witness quorum cosigned, as the auditor reads it:
+        # the log operator holds the log key, so a checkpoint it alone signed may be a
+        # fork whose migration entries match a store and manifest that lost a batch
+        # (found by a review)
+        client = LogClient(StorageSource(storage), log_verifier(j), cosigners=cosigners,
+                           quorum=j.log.quorum)
         size = client.checkpoint().checkpoint.size
         for n in range(-(-size // TILE_WIDTH)):
             width = min(TILE_WIDTH, size - n * TILE_WIDTH)
