@@ -128,8 +128,17 @@ def test_two_subjects_with_one_legacy_id_are_not_merged(
     url = f"sqlite:{tmp_path / 'legacy.db'}"
     source = open_source(url)
     generate_legacy(source, users=20, seed=3, dirty=0)
-    _without_primary_key(tmp_path / "legacy.db", "accounts")
     homes = {k: HOME_COUNTRIES[c] for k, c in source.query("SELECT id, country FROM accounts")}
+    source.close()
+    with sqlite3.connect(tmp_path / "legacy.db") as raw:  # legacy_id without UNIQUE
+        (ddl,) = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'accounts'").fetchone()
+        raw.execute(ddl.replace("accounts", "bare", 1).replace(
+            "legacy_id TEXT NOT NULL UNIQUE", "legacy_id TEXT NOT NULL"))
+        raw.execute("INSERT INTO bare SELECT * FROM accounts")
+        raw.execute("DROP TABLE accounts")
+        raw.execute("ALTER TABLE bare RENAME TO accounts")
+    raw.close()
+    source = open_source(url)
     first = min(homes)
     twin = max(k for k, h in homes.items() if h == homes[first])
     ((legacy,),) = source.query("SELECT legacy_id FROM accounts WHERE id = ?", (first,))
