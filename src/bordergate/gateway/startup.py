@@ -83,7 +83,7 @@ from bordergate.tlog.checkpoint import Checkpoint
 from bordergate.tlog.client import LogClient, StorageSource
 from bordergate.tlog.credentials import read_credential
 from bordergate.tlog.logdir import make_dirs, read_signer, write_key, write_public
-from bordergate.tlog.note import Ed25519Verifier, Signer
+from bordergate.tlog.note import Ed25519Verifier, Signer, note_signatures
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage, open_storage
 from bordergate.tlog.witnessing import witness_endpoint
@@ -557,9 +557,8 @@ def _logged_entries(j: Jurisdiction) -> int:
     if note is None:
         return 0
     try:
-        text = note.decode("utf-8").split("\n\n", 1)[0] + "\n"
-        return Checkpoint.parse(text).size
-    except (UnicodeDecodeError, VerificationError):
+        return Checkpoint.parse(note_signatures(note)[0]).size
+    except VerificationError:
         return -1
 
 

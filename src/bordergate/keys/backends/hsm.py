@@ -34,6 +34,7 @@ import contextlib
 import os
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pkcs11
@@ -140,12 +141,8 @@ class Pkcs11Backend:
         params = pkcs11.GCMParams(nonce, aad, 128)
         with self._lock:
             try:
-                try:
-                    body = self._key(version).encrypt(
-                        data_key, mechanism=Mechanism.AES_GCM, mechanism_param=params)
-                except _STALE_HANDLE:  # destroyed through another session: look again
-                    body = self._key(version, rescan=True).encrypt(
-                        data_key, mechanism=Mechanism.AES_GCM, mechanism_param=params)
+                body = self._with_key(version, lambda key: key.encrypt(
+                    data_key, mechanism=Mechanism.AES_GCM, mechanism_param=params))
             except pkcs11.PKCS11Error as exc:  # the retry's faults too (found by a review)
                 raise Unavailable(f"token failed to wrap: {type(exc).__name__}",
                                   code="key_backend_unavailable") from exc
@@ -163,12 +160,8 @@ class Pkcs11Backend:
         params = pkcs11.GCMParams(nonce, aad, 128)
         with self._lock:
             try:
-                try:
-                    plain = self._key(version).decrypt(
-                        body, mechanism=Mechanism.AES_GCM, mechanism_param=params)
-                except _STALE_HANDLE:  # destroyed through another session: look again
-                    plain = self._key(version, rescan=True).decrypt(
-                        body, mechanism=Mechanism.AES_GCM, mechanism_param=params)
+                plain = self._with_key(version, lambda key: key.decrypt(
+                    body, mechanism=Mechanism.AES_GCM, mechanism_param=params))
             except _UNAVAILABLE as exc:
                 raise Unavailable(f"token failed to unwrap: {type(exc).__name__}",
                                   code="key_backend_unavailable") from exc
@@ -199,6 +192,15 @@ class Pkcs11Backend:
             self._handles.clear()
             with contextlib.suppress(pkcs11.PKCS11Error):
                 self._session.close()
+
+    def _with_key(self, version: int, use: Callable[[Any], Any]) -> Any:
+        """``use`` of KEK ``version``'s handle, looked up again once if the handle went
+        stale (the key destroyed through another session): what that lookup raises
+        (``kek_version_not_found``) is the answer then.  Under ``self._lock``."""
+        try:
+            return use(self._key(version))
+        except _STALE_HANDLE:
+            return use(self._key(version, rescan=True))
 
     def _key(self, version: int, *, rescan: bool = False) -> Any:
         key = None if rescan else self._handles.get(version)
