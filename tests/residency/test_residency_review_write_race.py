@@ -35,21 +35,12 @@ from bordergate.errors import Conflict
 from bordergate.gateway.app import create_app
 from bordergate.gateway.service import Gateway
 from bordergate.gateway.startup import open_gateway
-from bordergate.policy.entities import Principal
 from bordergate.residency.schema import Schema
 from bordergate.subjects import SubjectId
 from bordergate.tlog.storage.memory import MemoryStorage
 from tests.gateway.deployment import Tokens, write_deployment
+from tests.gateway.test_write_replaces import LOCAL, PUBLIC_WRITES, SERVICE
 from tests.residency.conftest import StoreFactory, make_vault
-
-LOCAL = Principal("local-us", "ttus", "local", "us", frozenset({"engineer"}))
-SERVICE = Principal("profile-service", "ttus", "service", "us", frozenset({"service"}))
-PUBLIC_WRITES = '''
-@id("service-writes-public")
-permit (principal, action == Action::"write", resource is Field)
-when { principal.org_kind == "service" && resource.class == "public" &&
-       principal.location == resource.home };
-'''
 
 
 @pytest.fixture
