@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -14,6 +15,7 @@ from bordergate.tlog.storage import LogStorage
 from bordergate.tlog.storage.fs import FileStorage
 from bordergate.tlog.storage.memory import MemoryStorage
 from bordergate.tlog.storage.postgres import PostgresStorage
+from tests.chromium import launched
 from tests.postgres_server import PostgresServer
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -28,6 +30,12 @@ settings.register_profile("suite", derandomize=True, database=None, print_blob=T
 settings.register_profile("fuzz", print_blob=True)
 settings.load_profile("fuzz" if os.environ.get("BORDERGATE_FUZZ_SEED") == "random"
                       else "suite")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium, once per module of browser tests (tests/chromium.py)."""
+    yield from launched()
 
 
 @pytest.fixture(scope="session")

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 from bordergate.gateway.dashboard import DashboardFeed, dashboard_app
+from tests.chromium import ARGS, CHROMIUM
 from tests.dsp.test_bulk_gateway import LOCAL, Bench
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_dashboard_page_shows_partial_view_bulk_counters_and_budgets(
     from starlette.responses import PlainTextResponse
     from starlette.routing import Mount, Route
 
-    from tests.audit.test_browser import ARGS, Server, watch
+    from tests.audit.test_browser import Server, watch
 
     dash = dashboard_app(bench.gateway, state_path=str(tmp_path / "dash.json"))
     dash.state.feed.per_look = 2

@@ -47,22 +47,7 @@ from tests.gateway.deployment import Tokens, free_port, use_sequencer_service, w
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 CUSTODIAN = Principal("carol-ops", "oracle", "custodian", "us", frozenset({"approver"}))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("needs /usr/bin/chromium (make system-packages installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def admin_url(j: Jurisdiction) -> str:
