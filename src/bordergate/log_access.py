@@ -32,8 +32,9 @@ from pathlib import Path
 from bordergate.appender import AttributedLog
 from bordergate.config import Jurisdiction
 from bordergate.durable import replace_file
-from bordergate.errors import ConfigError
+from bordergate.errors import ConfigError, VerificationError
 from bordergate.profile import Profile
+from bordergate.tlog.cosignature import CosignatureVerifier
 from bordergate.tlog.credentials import (
     AppendCredential,
     parse_credential_list,
@@ -42,8 +43,15 @@ from bordergate.tlog.credentials import (
 from bordergate.tlog.logdir import make_dirs, read_signer, write_key, write_public
 from bordergate.tlog.note import Ed25519Verifier, Signer
 
-__all__ = ["log_signer", "log_verifier", "provision_sequencer", "read_pseudonym_secret",
-           "refuse_gateway_log_key", "remote_appender"]
+__all__ = [
+    "log_signer",
+    "log_verifier",
+    "provision_sequencer",
+    "read_pseudonym_secret",
+    "refuse_gateway_log_key",
+    "remote_appender",
+    "witness_cosigners",
+]
 
 
 def read_pseudonym_secret(path: Path) -> bytes:
@@ -91,6 +99,20 @@ def log_verifier(j: Jurisdiction) -> Ed25519Verifier:
         raise ConfigError(f"{log.vkey_file} verifies {verifier.name!r}, not the configured "
                           f"origin {log.origin!r}", code="log_origin_mismatch")
     return verifier
+
+
+def witness_cosigners(j: Jurisdiction) -> list[CosignatureVerifier]:
+    """The cosignature keys of the witnesses the deployment file names for ``j``'s log
+    (what a reader counts its quorum of cosignatures with).
+
+    Raises:
+        ConfigError: ``witness_key_invalid``.
+    """
+    try:
+        return [CosignatureVerifier.from_key_string(w.vkey) for w in j.log.witnesses]
+    except (VerificationError, ValueError) as e:
+        raise ConfigError(f"jurisdictions.{j.code}.log.witnesses: {e}",
+                          code="witness_key_invalid") from None
 
 
 def log_signer(j: Jurisdiction, key_file: Path | None = None) -> Signer:

@@ -67,6 +67,7 @@ from bordergate.log_access import (
     provision_sequencer,
     read_pseudonym_secret,
     refuse_gateway_log_key,
+    witness_cosigners,
 )
 from bordergate.log_witnessing import log_witnessing
 from bordergate.policy.bundle import PolicyBundle
@@ -86,7 +87,6 @@ from bordergate.tlog.logdir import make_dirs, read_signer, write_key, write_publ
 from bordergate.tlog.note import Ed25519Verifier, Signer, note_signatures
 from bordergate.tlog.sequencer import Sequencer, create_log
 from bordergate.tlog.storage import CHECKPOINT_PATH, LogStorage, open_storage
-from bordergate.tlog.witnessing import witness_endpoint
 
 __all__ = [
     "open_gateway",
@@ -317,8 +317,7 @@ def open_gateway(deployment: Deployment, code: str, *,
         limits=deployment.limits, privacy=deployment.privacy,
         budgets=budgets, revocations=revocations, roster=rosters, key_service=key_service,
         bulk=_bulk_counters(deployment, code, schema, j.store))
-    gateway.witness_cosigners = tuple(witness_endpoint(w.url, w.vkey).verifier
-                                      for w in j.log.witnesses)
+    gateway.witness_cosigners = tuple(witness_cosigners(j))
     location = parse_store_location(j.store)
     if location.kind == "sqlite":  # the dashboard's state file, beside the records
         gateway.dashboard_state_path = str(Path(location.target).with_name(

@@ -31,15 +31,13 @@ from typing import Any
 
 from bordergate.config import Deployment
 from bordergate.entries import Entry, parse_entry
-from bordergate.errors import ConfigError, VerificationError
-from bordergate.log_access import log_verifier
+from bordergate.log_access import log_verifier, witness_cosigners
 from bordergate.migration.evidence import records_root
 from bordergate.migration.homes import Home
 from bordergate.migration.mapping import MigrationMapping
 from bordergate.migration.plan import make_plan
 from bordergate.migration.source import LegacySource, ident
 from bordergate.tlog.client import LogClient, StorageSource
-from bordergate.tlog.cosignature import CosignatureVerifier
 from bordergate.tlog.storage import open_storage
 from bordergate.tlog.tiles import TILE_WIDTH
 
@@ -77,11 +75,7 @@ def log_entries(deployment: Deployment, code: str) -> Iterator[tuple[int, Entry]
         ConfigError: ``witness_key_invalid``.
     """
     j = deployment.jurisdiction(code)
-    try:
-        cosigners = [CosignatureVerifier.from_key_string(w.vkey) for w in j.log.witnesses]
-    except (VerificationError, ValueError) as e:
-        raise ConfigError(f"jurisdictions.{code}.log.witnesses: {e}",
-                          code="witness_key_invalid") from None
+    cosigners = witness_cosigners(j)
     storage = open_storage(j.log.storage)
     try:
         # under a checkpoint the log's witness quorum cosigned, as the auditor reads it:

@@ -148,12 +148,12 @@ def _confirm_logged(log: _Log, index: int, entry: bytes) -> None:
             the entry there (another entry, none, a log that does not verify,
             or a checkpoint short of the witness quorum).
     """
+    from bordergate.log_access import witness_cosigners
     from bordergate.tlog.client import LogClient, StorageSource
-    from bordergate.tlog.cosignature import CosignatureVerifier
     settings = log.jurisdiction.log
     try:
-        cosigners = [CosignatureVerifier.from_key_string(w.vkey) for w in settings.witnesses]
-        client = LogClient(StorageSource(log.storage), log.verifier, cosigners=cosigners,
+        client = LogClient(StorageSource(log.storage), log.verifier,
+                           cosigners=witness_cosigners(log.jurisdiction),
                            quorum=settings.quorum)
         found = client.prove_entry(index, client.checkpoint(covering=index + 1))
     except (BordergateError, ValueError) as e:

@@ -352,21 +352,16 @@ def gateway_self_check(deployment: Deployment, code: str, storage: LogStorage, *
             witness quorum (``witness_quorum_not_met``).
         Unavailable: the log cannot be read.
     """
+    from bordergate.log_access import witness_cosigners
     from bordergate.tlog.client import StorageSource
-    from bordergate.tlog.cosignature import CosignatureVerifier
     from bordergate.tlog.note import Ed25519Verifier
     j = deployment.jurisdiction(code)
     files = read_settings_files(deployment, code)  # once: the gateway loads these
     # the release entries are read under the log key the slice names, and under a
     # checkpoint its witnesses (also in the slice) cosigned: the log operator holds
     # the key, so a checkpoint it alone signed may be a fork without a rejection
-    try:
-        cosigners = [CosignatureVerifier.from_key_string(w.vkey) for w in j.log.witnesses]
-    except (VerificationError, ValueError) as e:
-        raise ConfigError(f"jurisdictions.{code}.log.witnesses: {e}",
-                          code="witness_key_invalid") from None
     client = LogClient(StorageSource(storage), Ed25519Verifier.from_key_string(files.log_key),
-                       cosigners=cosigners)
+                       cosigners=witness_cosigners(j))
     runtime = current_runtime()
     if runtime is None and not deployment.profile.requires_attested_runtime:
         logging.getLogger(__name__).warning(
