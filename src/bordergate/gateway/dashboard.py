@@ -115,8 +115,7 @@ class DashboardFeed:
         self.gateway = gateway
         # the witness keys a cosignature line must verify with to be shown as one
         self.cosigners: tuple[CosignatureVerifier, ...] = tuple(
-            cosigners if cosigners is not None
-            else getattr(gateway, "witness_cosigners", None) or ())
+            cosigners if cosigners is not None else gateway.witness_cosigners)
         self.report_path = report_path if report_path is not None else os.environ.get(REPORT_ENV)
         self.clock = clock
         self.per_look = per_look
